@@ -1,0 +1,58 @@
+/*
+ * The committer: the only thread inside tokend that writes to LMDB.
+ *
+ * Workers submit requests (up to TK_OPS_PER_REQ ops each) through a bounded
+ * queue; the committer takes everything queued (up to TK_COMMIT_BATCH_MAX),
+ * applies it in one write txn, commits with fsync (group commit), and only
+ * then posts each request's result to its worker: a completion list per
+ * worker plus an eventfd the worker's ring watches. So a 2xx sent for a
+ * completion is always sent after the commit is durable.
+ */
+#ifndef TOKEND_COMMITTER_H
+#define TOKEND_COMMITTER_H
+
+#include "tokend/common.h"
+#include "tokend/record.h"
+#include "tokend/store.h"
+
+typedef struct tk_committer tk_committer;
+
+typedef struct tk_commit_req {
+    unsigned worker; /* which worker to notify */
+    uint64_t cookie; /* opaque to the committer: returned with the result */
+    unsigned nops;
+    tk_op ops[TK_OPS_PER_REQ];
+} tk_commit_req;
+
+typedef struct tk_commit_done {
+    uint64_t cookie;
+    int result;       /* 0 (durable), TK_E_FULL, TK_E_STORE */
+    unsigned changed; /* how many ops changed something */
+} tk_commit_done;
+
+/* Start the thread. queue_cap in [1, TK_COMMIT_QUEUE_MAX]. Returns 0, -errno. */
+int tk_committer_start(tk_store *st, unsigned nworkers, unsigned queue_cap, tk_committer **out);
+
+/* Copy req into the queue. Never blocks: TK_E_QUEUEFULL when full. Thread-safe. */
+int tk_committer_submit(tk_committer *c, const tk_commit_req *req);
+
+/* The eventfd worker w polls; readable when completions are waiting. */
+int tk_committer_event_fd(const tk_committer *c, unsigned worker);
+
+/* Move up to max completions for worker w into out; returns how many. Call
+ * after the eventfd fired (read it first), and again while it returns max. */
+size_t tk_committer_drain(tk_committer *c, unsigned worker, tk_commit_done *out, size_t max);
+
+/* Statistics for /metrics (relaxed reads; approximate while running). */
+typedef struct tk_committer_stats {
+    uint64_t batches, requests, ops_changed, failures, queue_full;
+    uint64_t batch_hist[8]; /* batch sizes: 1, 2-3, 4-7, 8-15, 16-63, 64-255, 256-1023, 1024+ */
+    uint64_t commit_ns_total;
+} tk_committer_stats;
+void tk_committer_stats_get(const tk_committer *c, tk_committer_stats *out);
+
+/* Apply everything queued, stop the thread, free. Completions not yet
+ * drained are dropped (their connections are gone by then). */
+void tk_committer_stop(tk_committer *c);
+
+#endif

@@ -1,0 +1,105 @@
+/*
+ * Token decisions: the cascade rule, client authentication, what a
+ * revocation must write, and issuance. Pure logic over a store transaction:
+ * no sockets, no threads, no clocks (callers pass now).
+ *
+ * The cascade rule (DESIGN.md §3): a token is active iff its record exists, it
+ * is not revoked, nbf <= now < exp, and every ancestor is good: each token on
+ * its delegation chain (bounded by max_depth) is itself not revoked and in
+ * time, and its client is approved; the grant is active; the session is
+ * active (not suspended, not terminated, not past its expiry).
+ */
+#ifndef TOKEND_CORE_H
+#define TOKEND_CORE_H
+
+#include "tokend/common.h"
+#include "tokend/record.h"
+#include "tokend/store.h"
+#include "tokend/committer.h"
+
+typedef struct tk_core_cfg {
+    unsigned max_depth; /* delegation links allowed, <= TK_DEPTH_MAX */
+} tk_core_cfg;
+
+/* The result of an introspection. Slices point into the read txn's map. */
+typedef struct tk_introspection {
+    bool active;
+    tk_token_rec tok;   /* the token itself (valid when active) */
+    tk_slice sub;       /* the user (from the session / root token) */
+    unsigned nactors;   /* delegation: actors[0] is the current actor (the */
+    tk_slice actors[TK_DEPTH_MAX + 1]; /* token's client), then prior actors */
+} tk_introspection;
+
+/*
+ * Decide whether the token with this hash is active at now.
+ * caller: the authenticated client asking; a resource server with a
+ * `resource` set only sees tokens whose audience is that resource (others are
+ * inactive for it). NULL = no audience restriction (admin tools).
+ * Returns 0 (out->active says the answer) or TK_E_STORE. A record that fails
+ * to decode counts as inactive (and was logged by the store).
+ */
+int tk_core_introspect(tk_txn *txn, const tk_core_cfg *cfg, const uint8_t hash[TK_HASH_LEN],
+                       int64_t now, const tk_client_rec *caller, tk_introspection *out);
+
+/*
+ * Authenticate a client by id and secret (constant-time hash comparison).
+ * Returns 0 with *out filled (slices into the txn), TK_E_AUTH (unknown id,
+ * wrong secret, or client not approved: indistinguishable to the caller),
+ * or TK_E_STORE.
+ */
+int tk_core_authenticate(tk_txn *txn, tk_slice client_id, tk_slice secret, tk_client_rec *out);
+
+/* May this client call introspection? (role resource_server or admin) */
+bool tk_core_may_introspect(const tk_client_rec *client);
+
+/*
+ * Plan an RFC 7009 revocation by caller for the token with this hash.
+ * Fills req->ops / req->nops (0 ops: unknown token or nothing to do, answer
+ * 200 at once). A refresh token's revocation also revokes its grant.
+ * Returns 0, TK_E_FORBIDDEN (the token belongs to another client and the
+ * caller is not admin: answer 400 unauthorized_client), or TK_E_STORE.
+ */
+int tk_core_plan_revoke(tk_txn *txn, tk_slice caller_id, const tk_client_rec *caller,
+                        const uint8_t hash[TK_HASH_LEN], int64_t now, tk_commit_req *req);
+
+/* ---- Issuance (tokenctl now; the /token endpoint later) ------------------ */
+
+typedef struct tk_issue_req {
+    tk_slice sid;       /* required: the session (must be active) */
+    tk_slice client_id; /* required: the client receiving the token (approved) */
+    tk_slice scope;     /* requested scope; subset of the client's allowed scope */
+    tk_slice aud;       /* audience / resource; may be empty (delegated: inherits) */
+    const char *parent_token; /* delegation: the parent token string, or NULL */
+    int64_t ttl;        /* seconds, > 0 */
+    int64_t not_before; /* seconds after now before the token becomes valid (>= 0) */
+    bool refresh;       /* also issue a refresh token (non-delegated only) */
+    int64_t refresh_ttl;
+} tk_issue_req;
+
+typedef struct tk_issued {
+    char access_token[TK_TOKEN_LEN + 1];
+    char refresh_token[TK_TOKEN_LEN + 1]; /* "" unless requested */
+    char grant_id[TK_ID_MAX + 1];
+    int64_t expires_in;
+    int64_t exp;
+} tk_issued;
+
+/*
+ * Issue in a write txn. Non-delegated: creates a grant (client, sub, sid,
+ * scope) and the token(s). Delegated (parent_token set): the parent must be
+ * active; the new token's scope must be a subset of the parent's, its expiry
+ * is clamped to the parent's, its grant/sub/sid are the parent's, and the
+ * chain must stay within max_depth.
+ * Returns 0, TK_E_NOTFOUND (no such session/client/parent), TK_E_INVALID
+ * (inactive parent or session, client not approved, scope not a subset or
+ * not allowed, depth exceeded, bad ttl; *why gets a static message),
+ * TK_E_FULL or TK_E_STORE.
+ */
+int tk_core_issue(tk_txn *wtxn, const tk_core_cfg *cfg, const tk_issue_req *req, int64_t now,
+                  tk_issued *out, const char **why);
+
+/* True when every space-separated scope in sub also appears in super. An
+ * empty sub is a subset of anything. */
+bool tk_core_scope_subset(tk_slice sub, tk_slice super);
+
+#endif

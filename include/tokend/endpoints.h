@@ -1,0 +1,34 @@
+/*
+ * The application: routes requests to endpoints (introspect, revoke,
+ * metadata, health, metrics) and implements the server's hooks. Each worker
+ * gets a context holding its read transaction (renewed once per batch), its
+ * scratch buffers and its metrics; nothing here allocates per request.
+ */
+#ifndef TOKEND_ENDPOINTS_H
+#define TOKEND_ENDPOINTS_H
+
+#include "tokend/common.h"
+#include "tokend/config.h"
+#include "tokend/store.h"
+#include "tokend/committer.h"
+#include "tokend/server.h"
+
+typedef struct tk_app tk_app;
+
+typedef struct tk_app_cfg {
+    const tk_config *cfg; /* must outlive the app */
+    tk_store *store;
+    tk_committer *committer;
+    unsigned workers;
+    /* Connection counters for /metrics, or NULL. */
+    void (*server_stats)(void *arg, tk_server_stats *out);
+    void *server_stats_arg;
+} tk_app_cfg;
+
+/* Returns 0 or -ENOMEM. */
+int tk_app_create(const tk_app_cfg *cfg, tk_app **out);
+/* Fill the hooks the server calls (hooks->app = app). */
+void tk_app_hooks(tk_app *app, tk_server_hooks *hooks);
+void tk_app_destroy(tk_app *app);
+
+#endif

@@ -1,0 +1,119 @@
+/*
+ * Every fixed limit of tokend, in one place, each with the reason for its
+ * value. Run-time settings (config.h) may lower some of them, never raise
+ * them: buffers are sized from these at start-up.
+ */
+#ifndef TOKEND_LIMITS_H
+#define TOKEND_LIMITS_H
+
+/* ---- Identifiers and record fields ------------------------------------- */
+
+/* SHA-256 output: tokens and client secrets are stored only as this hash. */
+#define TK_HASH_LEN 32
+/* Random bytes in a token or secret: 256 bits (DESIGN.md §2). */
+#define TK_SECRET_BYTES 32
+/* base64url without padding of TK_SECRET_BYTES: ceil(32 * 4 / 3). */
+#define TK_SECRET_B64_LEN 43
+/* Readable prefix of a token or secret, e.g. "tkd_at_" (always 7 bytes). */
+#define TK_TOKEN_PREFIX_LEN 7
+/* A token we issue is exactly prefix + base64url(32 bytes). */
+#define TK_TOKEN_LEN (TK_TOKEN_PREFIX_LEN + TK_SECRET_B64_LEN)
+/* Longest token string accepted from the network before we even hash it.
+ * Longer input cannot be ours, so it is answered as unknown. */
+#define TK_TOKEN_IN_MAX 512
+
+/* client_id, sid, grant id: ours are short; foreign ones (IdP sids) fit. */
+#define TK_ID_MAX 128
+/* Subject identifiers: OIDC allows 255 ASCII characters. */
+#define TK_SUB_MAX 255
+/* Space-separated scope string. */
+#define TK_SCOPE_MAX 1024
+/* One audience / resource identifier (an absolute URI). */
+#define TK_AUD_MAX 512
+/* Client display name. */
+#define TK_NAME_MAX 128
+/* Issuer URL and other URLs we print. */
+#define TK_URL_MAX 512
+/* Free-text reason stored with a terminated session. */
+#define TK_REASON_MAX 128
+/* Largest encoded record of any kind: bounds every msgpack buffer. */
+#define TK_RECORD_MAX 4096
+
+/* ---- Delegation --------------------------------------------------------- */
+
+/* Hard ceiling on the delegation chain walked per introspection; the
+ * configured depth (default TK_DEPTH_DEFAULT) may be lower. */
+#define TK_DEPTH_MAX     8
+#define TK_DEPTH_DEFAULT 4
+
+/* ---- HTTP --------------------------------------------------------------- */
+
+/* Request line (method, target, version). */
+#define TK_HTTP_LINE_MAX 8192
+/* Header fields per request; proxies add a handful, clients a dozen. */
+#define TK_HTTP_HEADERS_MAX 64
+/* Everything from the request line to the blank line. */
+#define TK_HTTP_HEAD_MAX 16384
+/* Request body: our requests are small forms and signed events. */
+#define TK_HTTP_BODY_MAX 65536
+/* Bytes buffered per connection: one whole request (head + body). */
+#define TK_CONN_IN_MAX (TK_HTTP_HEAD_MAX + TK_HTTP_BODY_MAX)
+/* Response bytes buffered per connection (pipelined answers included); a
+ * connection stops parsing while this cannot hold one more response. */
+#define TK_CONN_OUT_MAX 16384
+/* Largest single response (head + body). */
+#define TK_RESPONSE_MAX 8192
+
+/* ---- Form bodies -------------------------------------------------------- */
+
+/* name=value pairs looked at in one form body. */
+#define TK_FORM_PAIRS_MAX 64
+
+/* ---- Server ------------------------------------------------------------- */
+
+#define TK_WORKERS_MAX 64
+/* Connections per worker: the table is allocated at start-up. */
+#define TK_CONNS_MAX     65536
+#define TK_CONNS_DEFAULT 4096
+/* Provided receive buffers per worker ring, and their size. */
+#define TK_RECV_BUFS     1024
+#define TK_RECV_BUF_SIZE 4096
+/* Completions harvested per loop turn (one read txn renewal per batch). */
+#define TK_CQE_BATCH 256
+/* Timeouts (milliseconds), defaults. */
+#define TK_IDLE_TIMEOUT_MS   60000
+#define TK_HEADER_TIMEOUT_MS 10000
+#define TK_BODY_TIMEOUT_MS   10000
+/* How long a graceful shutdown waits for in-flight requests. */
+#define TK_DRAIN_TIMEOUT_MS 10000
+
+/* ---- Committer ---------------------------------------------------------- */
+
+/* Pending write requests (each up to TK_OPS_PER_REQ ops); full → 503. */
+#define TK_COMMIT_QUEUE_MAX     65536
+#define TK_COMMIT_QUEUE_DEFAULT 8192
+/* Requests applied in one write transaction (one fsync). */
+#define TK_COMMIT_BATCH_MAX 4096
+/* Ops one request may ask for (e.g. revoke token + revoke its grant). */
+#define TK_OPS_PER_REQ 4
+
+/* ---- Store -------------------------------------------------------------- */
+
+/* Address space only: the data file grows as records are written. 64 GiB
+ * holds well over 100 million tokens. */
+#define TK_MAP_SIZE_DEFAULT (1ULL << 36)
+#define TK_MAP_SIZE_MAX     (1ULL << 40)  /* 1 TiB of address space */
+/* Reader slots: one per worker, plus tokenctl processes and slack. */
+#define TK_MAX_READERS 126
+
+_Static_assert(TK_TOKEN_LEN < TK_TOKEN_IN_MAX, "our own tokens must be accepted");
+_Static_assert(TK_HTTP_LINE_MAX <= TK_HTTP_HEAD_MAX, "the request line is part of the head");
+_Static_assert(TK_RESPONSE_MAX <= TK_CONN_OUT_MAX, "one response must fit the out buffer");
+_Static_assert(TK_SUB_MAX + TK_SCOPE_MAX + TK_AUD_MAX + 4 * TK_ID_MAX + 128 <= TK_RECORD_MAX,
+               "a token record with every field at its limit must encode");
+_Static_assert(TK_DEPTH_DEFAULT <= TK_DEPTH_MAX, "default depth within the ceiling");
+_Static_assert(TK_COMMIT_BATCH_MAX <= TK_COMMIT_QUEUE_MAX, "a batch drains part of the queue");
+_Static_assert(TK_WORKERS_MAX + 16 <= TK_MAX_READERS, "every worker needs a reader slot");
+_Static_assert(TK_CONNS_DEFAULT <= TK_CONNS_MAX, "default within the ceiling");
+
+#endif

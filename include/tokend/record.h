@@ -1,0 +1,138 @@
+/*
+ * The records tokend keeps, as plain structs, and their strict codec.
+ *
+ * On disk every record is a msgpack map with small integer keys; key 0 is the
+ * record version. Encoding uses msgpack-c's packer; decoding is our own strict
+ * reader (types, sizes and ranges checked, unknown keys skipped only when the
+ * version is newer, nothing allocated). Decoded slices point into the encoded
+ * bytes: when those live in the LMDB map, they die with the read transaction,
+ * so use or copy them before it is reset.
+ */
+#ifndef TOKEND_RECORD_H
+#define TOKEND_RECORD_H
+
+#include "tokend/common.h"
+#include "tokend/limits.h"
+
+#define TK_RECORD_VERSION 1
+
+enum tk_token_kind { TK_TOKEN_ACCESS = 1, TK_TOKEN_REFRESH = 2 };
+
+/* tokens DBI: key SHA-256(token) → this. */
+typedef struct tk_token_rec {
+    uint8_t kind;      /* enum tk_token_kind */
+    tk_slice client_id; /* the client (agent) the token was issued to */
+    tk_slice sub;       /* the user on whose behalf it acts */
+    tk_slice sid;       /* the session it is bound to */
+    tk_slice grant_id;  /* the grant it belongs to (delegated tokens: the root's) */
+    tk_slice scope;     /* space-separated */
+    tk_slice aud;       /* audience / resource, may be empty */
+    bool has_parent;    /* delegated (RFC 8693): parent token hash below */
+    uint8_t parent[TK_HASH_LEN];
+    int64_t iat, nbf, exp; /* Unix seconds */
+    int64_t revoked_at;    /* 0 = not revoked */
+} tk_token_rec;
+
+enum tk_session_state {
+    TK_SESSION_ACTIVE = 1,
+    TK_SESSION_SUSPENDED = 2,  /* reversible (e.g. device not compliant) */
+    TK_SESSION_TERMINATED = 3, /* final */
+};
+
+/* sessions DBI: key sid → this. */
+typedef struct tk_session_rec {
+    tk_slice sub;
+    tk_slice issuer; /* the IdP that owns the session; may be empty */
+    tk_slice reason; /* why it was terminated/suspended; may be empty */
+    uint8_t state;   /* enum tk_session_state */
+    int64_t created, expires; /* expires 0 = no expiry */
+    int64_t ended_at;         /* terminated or suspended at; 0 when active */
+} tk_session_rec;
+
+enum tk_grant_state { TK_GRANT_ACTIVE = 1, TK_GRANT_REVOKED = 2 };
+
+/* grants DBI: key grant id → this. */
+typedef struct tk_grant_rec {
+    tk_slice client_id;
+    tk_slice sub;
+    tk_slice sid;
+    tk_slice scope;
+    uint8_t state; /* enum tk_grant_state */
+    int64_t created;
+    int64_t revoked_at;
+} tk_grant_rec;
+
+enum tk_client_role { TK_ROLE_AGENT = 1, TK_ROLE_RESOURCE_SERVER = 2, TK_ROLE_ADMIN = 3 };
+enum tk_client_status { TK_CLIENT_PENDING = 1, TK_CLIENT_APPROVED = 2, TK_CLIENT_DISABLED = 3 };
+
+/* clients DBI: key client_id → this. */
+typedef struct tk_client_rec {
+    uint8_t secret_hash[TK_HASH_LEN]; /* SHA-256 of the client secret */
+    tk_slice name;
+    tk_slice scope;    /* scopes the client may hold; empty = any */
+    tk_slice resource; /* resource servers: the audience they answer for; may be empty */
+    uint8_t role;      /* enum tk_client_role */
+    uint8_t status;    /* enum tk_client_status */
+    int64_t created;
+} tk_client_rec;
+
+/*
+ * Encoders: write the msgpack form of rec into buf. Every slice must be within
+ * its limit (limits.h) and every enum in range; otherwise TK_E_INVALID.
+ * Returns 0 with *len set, or TK_E_TOOBIG when cap is too small.
+ */
+int tk_record_encode_token(const tk_token_rec *rec, uint8_t *buf, size_t cap, size_t *len);
+int tk_record_encode_session(const tk_session_rec *rec, uint8_t *buf, size_t cap, size_t *len);
+int tk_record_encode_grant(const tk_grant_rec *rec, uint8_t *buf, size_t cap, size_t *len);
+int tk_record_encode_client(const tk_client_rec *rec, uint8_t *buf, size_t cap, size_t *len);
+
+/*
+ * Strict decoders: 0, or TK_E_CORRUPT for anything unexpected (wrong type,
+ * out-of-range value, oversized string, missing required key, trailing
+ * bytes, truncation). Never reads outside buf[0..len). Slices in *rec point
+ * into buf.
+ */
+int tk_record_decode_token(const uint8_t *buf, size_t len, tk_token_rec *rec);
+int tk_record_decode_session(const uint8_t *buf, size_t len, tk_session_rec *rec);
+int tk_record_decode_grant(const uint8_t *buf, size_t len, tk_grant_rec *rec);
+int tk_record_decode_client(const uint8_t *buf, size_t len, tk_client_rec *rec);
+
+/* Names ↔ enums, for the CLI and JSON ("agent", "resource_server", "admin";
+ * "pending", "approved", "disabled"; "active", "suspended", "terminated";
+ * "access_token", "refresh_token"). Parsers return 0 or TK_E_BADINPUT. */
+const char *tk_role_name(uint8_t role);
+int tk_role_parse(const char *s, uint8_t *out);
+const char *tk_client_status_name(uint8_t status);
+int tk_client_status_parse(const char *s, uint8_t *out);
+const char *tk_session_state_name(uint8_t state);
+const char *tk_token_kind_name(uint8_t kind);
+
+/*
+ * Mutations, the unit the committer applies and (later) replicates. Each op is
+ * idempotent: applying it twice leaves the same state, so replaying a log is
+ * safe. Ops only ever move state toward "less access", except resuming a
+ * suspended session.
+ */
+enum tk_op_type {
+    TK_OP_REVOKE_TOKEN = 1, /* hash: set revoked_at if not set */
+    TK_OP_REVOKE_GRANT = 2, /* id = grant id: state revoked */
+    TK_OP_SESSION_STATE = 3, /* id = sid, state: terminate / suspend / resume */
+    TK_OP_CLIENT_STATUS = 4, /* id = client id, state: approve / disable */
+};
+
+typedef struct tk_op {
+    uint8_t type;  /* enum tk_op_type */
+    uint8_t state; /* TK_OP_SESSION_STATE: tk_session_state; TK_OP_CLIENT_STATUS: tk_client_status */
+    uint8_t hash[TK_HASH_LEN];
+    uint16_t id_len;
+    char id[TK_ID_MAX];
+    uint8_t reason_len;
+    char reason[TK_REASON_MAX];
+    int64_t at; /* when the op was decided (Unix seconds) */
+} tk_op;
+
+/* Encode / strictly decode one op as msgpack (the replication unit). */
+int tk_op_encode(const tk_op *op, uint8_t *buf, size_t cap, size_t *len);
+int tk_op_decode(const uint8_t *buf, size_t len, tk_op *op);
+
+#endif

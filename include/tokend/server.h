@@ -1,0 +1,90 @@
+/*
+ * The io_uring HTTP server. Knows nothing of OAuth: it accepts connections,
+ * parses requests (http.h), hands each complete request to the application's
+ * hooks, and sends what they write. N workers, each a thread with its own
+ * ring, SO_REUSEPORT listener, provided-buffer ring and fixed connection
+ * table; no locks and no allocation once running.
+ *
+ * A hook may answer at once (TK_SERVER_DONE) or later (TK_SERVER_DEFERRED):
+ * then the connection parses nothing more (pipelined requests are answered in
+ * order) until the application reports the request finished through the
+ * wake hook (its wake fd became readable); the server then calls respond()
+ * with the connection's out buffer, if the connection is still there.
+ */
+#ifndef TOKEND_SERVER_H
+#define TOKEND_SERVER_H
+
+#include "tokend/common.h"
+#include "tokend/http.h"
+
+typedef struct tk_server tk_server;
+
+enum tk_server_verdict {
+    TK_SERVER_DONE = 0,     /* the response is in out */
+    TK_SERVER_DEFERRED = 1, /* answered later via tk_server_resume(cookie) */
+};
+
+/* A deferred request that finished: its cookie and the application's result. */
+typedef struct tk_server_done {
+    uint64_t cookie;
+    int64_t result;
+    uint64_t aux;
+} tk_server_done;
+
+typedef struct tk_server_hooks {
+    void *app; /* passed to worker_init */
+    /* Per-worker state, created on the worker thread before it serves.
+     * Return NULL to fail start-up. */
+    void *(*worker_init)(void *app, unsigned worker_id);
+    void (*worker_fini)(void *wctx);
+    /* An fd the worker polls (e.g. the committer's eventfd), or -1. When it
+     * is readable the server reads 8 bytes from it and calls wake() until it
+     * returns fewer than max items. */
+    int (*wake_fd)(void *wctx);
+    size_t (*wake)(void *wctx, tk_server_done *done, size_t max);
+    /* Write the response of a finished deferred request. tag is what
+     * request() stored; out->close is already set. */
+    void (*respond)(void *wctx, uint32_t tag, const tk_server_done *done, tk_outbuf *out);
+    /* Called once per batch of completions, after they are harvested and
+     * before any is handled: the place to renew a read transaction. */
+    void (*batch_begin)(void *wctx);
+    /* A complete request. out->close is already set. Returns a verdict; with
+     * TK_SERVER_DEFERRED, *tag is kept for respond(). */
+    int (*request)(void *wctx, const tk_http_request *req, tk_outbuf *out, uint64_t cookie,
+                   uint32_t *tag);
+} tk_server_hooks;
+
+typedef struct tk_server_cfg {
+    const char *host; /* numeric IPv4/IPv6 address */
+    uint16_t port;    /* 0 = ephemeral (the same port for every worker) */
+    unsigned workers;
+    unsigned max_conns; /* per worker */
+    unsigned idle_timeout_ms;
+    unsigned header_timeout_ms;
+    unsigned body_timeout_ms;
+    size_t max_body;
+    bool pin_cpus; /* pin worker i to CPU i % ncpu */
+} tk_server_cfg;
+
+/* Bind and start the workers. Returns 0, -errno (bind/listen/io_uring
+ * failures, logged), or TK_E_INVALID for a bad cfg. */
+int tk_server_start(const tk_server_cfg *cfg, const tk_server_hooks *hooks, tk_server **out);
+
+/* The port actually bound (useful with port 0). */
+uint16_t tk_server_port(const tk_server *s);
+
+/* Begin a graceful stop: close the listeners, finish in-flight requests,
+ * close idle connections. Async-signal-safe is not required: call it from
+ * the main thread. */
+void tk_server_stop(tk_server *s);
+
+/* Wait for every worker to finish (after stop, or a fatal error), free. */
+int tk_server_join(tk_server *s);
+
+/* Per-worker counters for /metrics. */
+typedef struct tk_server_stats {
+    uint64_t accepted, closed, active, refused, timeouts, bad_requests;
+} tk_server_stats;
+void tk_server_stats_get(const tk_server *s, tk_server_stats *out);
+
+#endif

@@ -1,0 +1,101 @@
+/*
+ * The LMDB store: one environment, named DBIs (DESIGN.md §2), records encoded
+ * by record.h. This module (with record.c) is the only code that includes
+ * lmdb.h or msgpack.h.
+ *
+ * DBIs: tokens (hash → token), sessions (sid → session), grants (id → grant),
+ * clients (id → client), and DUPSORT indices session_tokens (sid → token
+ * hash), token_children (parent hash → child hash), client_grants (client id →
+ * grant id); meta (schema version).
+ *
+ * Transactions: a read txn belongs to one thread; workers keep one each and
+ * renew it once per batch (tk_store_read_renew). One write txn at a time per
+ * environment (LMDB's rule, across processes too: tokenctl may write while
+ * tokend runs). Records returned by getters point into the map and are valid
+ * until the txn is reset, renewed, committed or aborted.
+ */
+#ifndef TOKEND_STORE_H
+#define TOKEND_STORE_H
+
+#include "tokend/common.h"
+#include "tokend/record.h"
+
+typedef struct tk_store tk_store;
+typedef struct tk_txn tk_txn;
+
+typedef struct tk_store_opts {
+    const char *dir;   /* created (0700) if missing */
+    uint64_t map_size; /* 0 = TK_MAP_SIZE_DEFAULT */
+    bool read_only;    /* tokenctl show/list/stats */
+} tk_store_opts;
+
+/* Open (creating the DBIs if needed) and clear stale reader slots left by
+ * dead processes (mdb_reader_check). Returns 0, -errno, TK_E_STORE (logged),
+ * or TK_E_CORRUPT when the schema version is unknown. */
+int tk_store_open(const tk_store_opts *opts, tk_store **out);
+void tk_store_close(tk_store *st);
+
+/* Read transactions. begin: 0, TK_E_READERS, TK_E_STORE. renew = reset +
+ * renew, so the next reads see every commit made before the call. */
+int tk_store_read_begin(tk_store *st, tk_txn **out);
+int tk_store_read_renew(tk_txn *txn);
+void tk_store_read_reset(tk_txn *txn);
+void tk_store_txn_end(tk_txn *txn); /* read: abort; write: abort if not committed */
+
+/* Write transactions. commit makes the changes durable (fsync) before
+ * returning 0; TK_E_FULL when the map is full (the txn is gone either way). */
+int tk_store_write_begin(tk_store *st, tk_txn **out);
+int tk_store_commit(tk_txn *txn);
+
+/* ---- Point reads: 0, TK_E_NOTFOUND, TK_E_CORRUPT (logged), TK_E_STORE ---- */
+
+int tk_store_get_token(tk_txn *txn, const uint8_t hash[TK_HASH_LEN], tk_token_rec *out);
+int tk_store_get_session(tk_txn *txn, tk_slice sid, tk_session_rec *out);
+int tk_store_get_grant(tk_txn *txn, tk_slice grant_id, tk_grant_rec *out);
+int tk_store_get_client(tk_txn *txn, tk_slice client_id, tk_client_rec *out);
+
+/* ---- Writes (write txn only): 0, TK_E_INVALID, TK_E_FULL, TK_E_STORE ---- */
+
+enum tk_put_flags {
+    TK_PUT_NEW = 1,      /* fail with TK_E_EXISTS if the key exists */
+    TK_PUT_APPEND = 2,   /* keys arrive in ascending order (bulk load) */
+    TK_PUT_NO_INDEX = 4, /* tokens: skip the session/children indices */
+};
+
+/* Put a token and (unless TK_PUT_NO_INDEX) its index entries. */
+int tk_store_put_token(tk_txn *txn, const uint8_t hash[TK_HASH_LEN], const tk_token_rec *rec,
+                       unsigned flags);
+/* Index entry session_tokens sid → hash; TK_PUT_APPEND for sorted bulk load. */
+int tk_store_index_session_token(tk_txn *txn, tk_slice sid, const uint8_t hash[TK_HASH_LEN],
+                                 unsigned flags);
+int tk_store_put_session(tk_txn *txn, tk_slice sid, const tk_session_rec *rec, unsigned flags);
+int tk_store_put_grant(tk_txn *txn, tk_slice grant_id, const tk_grant_rec *rec, unsigned flags);
+int tk_store_put_client(tk_txn *txn, tk_slice client_id, const tk_client_rec *rec,
+                        unsigned flags);
+
+/* Apply one idempotent op (record.h). A missing target is not an error (0):
+ * revoking an unknown token is a no-op. *changed (may be NULL) says whether
+ * anything was written. */
+int tk_store_apply(tk_txn *txn, const tk_op *op, bool *changed);
+
+/* ---- Iteration (any txn). The callback returns 0 to go on, non-zero to stop
+ * (that value is returned). Bounded by the DBI's size. ---- */
+
+typedef int (*tk_session_fn)(void *arg, tk_slice sid, const tk_session_rec *rec);
+typedef int (*tk_client_fn)(void *arg, tk_slice client_id, const tk_client_rec *rec);
+typedef int (*tk_hash_fn)(void *arg, const uint8_t hash[TK_HASH_LEN]);
+
+int tk_store_each_session(tk_txn *txn, tk_session_fn fn, void *arg);
+int tk_store_each_client(tk_txn *txn, tk_client_fn fn, void *arg);
+int tk_store_each_session_token(tk_txn *txn, tk_slice sid, tk_hash_fn fn, void *arg);
+int tk_store_each_child(tk_txn *txn, const uint8_t parent[TK_HASH_LEN], tk_hash_fn fn, void *arg);
+
+typedef struct tk_store_stats {
+    uint64_t tokens, sessions, grants, clients, session_tokens, token_children;
+    uint64_t map_size, map_used; /* bytes */
+    unsigned readers_used, readers_max;
+} tk_store_stats;
+
+int tk_store_stats_get(tk_txn *txn, tk_store_stats *out);
+
+#endif
