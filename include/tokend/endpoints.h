@@ -12,6 +12,8 @@
 #include "tokend/store.h"
 #include "tokend/committer.h"
 #include "tokend/server.h"
+#include "tokend/core.h"
+#include "tokend/json.h"
 
 typedef struct tk_app tk_app;
 
@@ -30,5 +32,15 @@ int tk_app_create(const tk_app_cfg *cfg, tk_app **out);
 /* Fill the hooks the server calls (hooks->app = app). */
 void tk_app_hooks(tk_app *app, tk_server_hooks *hooks);
 void tk_app_destroy(tk_app *app);
+
+/*
+ * Render an RFC 7662 introspection answer into j: exactly {"active":false}
+ * when inactive; otherwise active, scope, client_id, sub, sid, token_type
+ * ("Bearer" for access tokens, "refresh_token" for refresh tokens), exp, iat,
+ * nbf, iss (when issuer is non-empty), aud (when set), and for delegated
+ * tokens act (RFC 8693 §4.1: {"sub":current actor,"act":{"sub":prior,…}}).
+ * Shared by POST /introspect and `tokenctl token show`.
+ */
+void tk_introspect_json(const tk_introspection *r, tk_slice issuer, tk_json *j);
 
 #endif
