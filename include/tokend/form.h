@@ -24,12 +24,21 @@ typedef struct tk_form_field {
  * TK_E_BADINPUT (bad %-escape, NUL byte in a value, or more than
  * TK_FORM_PAIRS_MAX pairs), TK_E_DUPLICATE (a wanted field repeated), or
  * TK_E_TOOBIG (a wanted value does not fit its buffer).
+ * Strict: a bad %-escape or a NUL byte (raw or %00) anywhere in the body,
+ * in names and in values of fields not wanted, is TK_E_BADINPUT. Names are
+ * percent-decoded before matching. Empty pairs ("a&&b", a trailing '&')
+ * are skipped and not counted; a pair without '=' has an empty value. The
+ * first error in body order wins, and on any error every field is reset
+ * (present = false, len = 0, buf = ""). Wanted names must be shorter than
+ * 64 bytes. Thread-safe: touches only its arguments.
  */
 int tk_form_parse(const char *body, size_t len, tk_form_field *fields, size_t nfields);
 
 /* Percent-decode in[0..n) into out (cap includes the NUL); '+' becomes a
  * space. Used for client credentials in HTTP Basic (RFC 6749 §2.3.1).
- * Returns 0, TK_E_BADINPUT or TK_E_TOOBIG; *out_len receives the length. */
+ * Returns 0, TK_E_BADINPUT (bad escape, NUL byte) or TK_E_TOOBIG (cap too
+ * small, including cap == 0); *out_len receives the length. On error out is
+ * "" (when cap >= 1) and *out_len is 0. */
 int tk_form_unescape(const char *in, size_t n, char *out, size_t cap, size_t *out_len);
 
 #endif

@@ -3,6 +3,9 @@
  * snprintf. Writes that would overflow set a sticky flag instead, so a
  * caller writes a whole document and checks once at the end.
  * Commas between members and elements are inserted automatically.
+ * The buffer always holds a NUL after the text, so at most cap - 1 bytes of
+ * JSON fit; j->len is the text length. Nesting deeper than
+ * TK_JSON_DEPTH_MAX counts as an overflow. Not thread-safe per writer.
  */
 #ifndef TOKEND_JSON_H
 #define TOKEND_JSON_H
@@ -30,7 +33,7 @@ void tk_json_key(tk_json *j, const char *key);
 /* Values. Strings are escaped per RFC 8259 (control characters as \u00XX);
  * invalid UTF-8 is written as U+FFFD so output is always valid JSON. */
 void tk_json_str(tk_json *j, tk_slice s);
-void tk_json_cstr(tk_json *j, const char *s);
+void tk_json_cstr(tk_json *j, const char *s); /* NULL writes null */
 void tk_json_int(tk_json *j, int64_t v);
 void tk_json_bool(tk_json *j, bool v);
 void tk_json_null(tk_json *j);
@@ -39,7 +42,8 @@ void tk_json_kv_str(tk_json *j, const char *key, tk_slice s);
 void tk_json_kv_cstr(tk_json *j, const char *key, const char *s);
 void tk_json_kv_int(tk_json *j, const char *key, int64_t v);
 void tk_json_kv_bool(tk_json *j, const char *key, bool v);
-/* 0 when the document fit and is closed, TK_E_TOOBIG on overflow. */
+/* 0 when the document fit and is closed, TK_E_TOOBIG on overflow,
+ * TK_E_INVALID when an object or array was left open. */
 int tk_json_finish(const tk_json *j);
 
 /* Decimal digits of v into out (no NUL); returns the count (<= 20). */

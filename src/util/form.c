@@ -1,0 +1,183 @@
+/*
+ * application/x-www-form-urlencoded decoding in one pass over the body,
+ * without allocation. Each pair's name is decoded into a small stack buffer
+ * and matched against the wanted fields; a wanted value is decoded straight
+ * into its field's buffer, any other value is only validated.
+ *
+ * Strictness, decided here and relied on by the endpoints:
+ *  - a malformed %-escape ("%", "%4", "%zz") anywhere in the body, in a name
+ *    or in any value, wanted or not, fails the whole body (TK_E_BADINPUT);
+ *  - so does a NUL byte, raw or as %00, anywhere in the body;
+ *  - names are percent-decoded before matching ("tok%65n" is "token");
+ *  - empty pairs ("a=1&&b=2", a trailing '&') are skipped and not counted;
+ *    every other pair counts toward TK_FORM_PAIRS_MAX, wanted or not;
+ *  - a pair without '=' has an empty value;
+ *  - the first error in body order is returned, and on any error every
+ *    field is reset (present = false, len = 0, buf = "").
+ */
+#include "tokend/form.h"
+
+#include "tokend/limits.h"
+
+#include <string.h>
+
+/* Decoded names longer than this cannot be wanted (asserted on entry). */
+#define NAME_BUF 64
+
+enum { STOP_AMP = 1, STOP_EQ = 2 };
+
+static int hex_digit(unsigned char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+/* Decode from p up to end or a stop byte. Keeps the first cap - 1 decoded
+ * bytes in out (out may be NULL: validate only) and counts all of them in
+ * *len. Returns where it stopped; *err is set on a bad escape or a NUL. */
+static const char *decode_run(const char *p, const char *end, int stops, char *out, size_t cap,
+                              size_t *len, int *err)
+{
+    size_t n = 0;
+    while (p < end) { /* advances at least one byte per turn */
+        unsigned char c = (unsigned char)*p;
+        if (((stops & STOP_AMP) && c == '&') || ((stops & STOP_EQ) && c == '=')) {
+            break;
+        }
+        if (c == '%') {
+            int hi = end - p >= 3 ? hex_digit((unsigned char)p[1]) : -1;
+            int lo = hi >= 0 ? hex_digit((unsigned char)p[2]) : -1;
+            if (lo < 0) {
+                *err = TK_E_BADINPUT;
+                return p;
+            }
+            c = (unsigned char)(hi << 4 | lo);
+            p += 3;
+        } else {
+            c = c == '+' ? ' ' : c;
+            p++;
+        }
+        if (c == '\0') {
+            *err = TK_E_BADINPUT;
+            return p;
+        }
+        if (out != NULL && n + 1 < cap) {
+            out[n] = (char)c;
+        }
+        n++;
+    }
+    *len = n;
+    return p;
+}
+
+static void reset_fields(tk_form_field *fields, size_t nfields)
+{
+    for (size_t i = 0; i < nfields; i++) {
+        TK_ASSERT(fields[i].buf != NULL && fields[i].cap >= 1);
+        fields[i].buf[0] = '\0';
+        fields[i].len = 0;
+        fields[i].present = false;
+    }
+}
+
+static tk_form_field *find_field(tk_form_field *fields, size_t nfields, const char *name,
+                                 size_t len)
+{
+    for (size_t i = 0; i < nfields; i++) {
+        if (strlen(fields[i].name) == len && memcmp(fields[i].name, name, len) == 0) {
+            return &fields[i];
+        }
+    }
+    return NULL;
+}
+
+/* One name[=value] pair starting at *pp; advances *pp to the '&' or end. */
+static int parse_pair(const char **pp, const char *end, tk_form_field *fields, size_t nfields)
+{
+    char name[NAME_BUF];
+    size_t nlen = 0;
+    size_t vlen = 0;
+    int err = 0;
+    const char *p = decode_run(*pp, end, STOP_AMP | STOP_EQ, name, sizeof(name), &nlen, &err);
+    if (err != 0) {
+        return err;
+    }
+    tk_form_field *f = nlen < sizeof(name) ? find_field(fields, nfields, name, nlen) : NULL;
+    if (f != NULL && f->present) {
+        return TK_E_DUPLICATE;
+    }
+    if (p < end && *p == '=') {
+        p++;
+    }
+    p = decode_run(p, end, STOP_AMP, f ? f->buf : NULL, f ? f->cap : 0, &vlen, &err);
+    if (err != 0) {
+        return err;
+    }
+    if (f != NULL) {
+        if (vlen >= f->cap) {
+            return TK_E_TOOBIG;
+        }
+        f->buf[vlen] = '\0';
+        f->len = vlen;
+        f->present = true;
+    }
+    *pp = p;
+    return 0;
+}
+
+int tk_form_parse(const char *body, size_t len, tk_form_field *fields, size_t nfields)
+{
+    reset_fields(fields, nfields);
+    for (size_t i = 0; i < nfields; i++) {
+        TK_ASSERT(strlen(fields[i].name) < NAME_BUF);
+    }
+    if (len == 0) {
+        return 0; /* body may be NULL */
+    }
+    const char *p = body;
+    const char *end = body + len;
+    size_t pairs = 0;
+    while (p < end) { /* every turn consumes at least one byte */
+        if (*p == '&') {
+            p++;
+            continue;
+        }
+        int rc = ++pairs > TK_FORM_PAIRS_MAX ? TK_E_BADINPUT : parse_pair(&p, end, fields, nfields);
+        if (rc != 0) {
+            reset_fields(fields, nfields);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int tk_form_unescape(const char *in, size_t n, char *out, size_t cap, size_t *out_len)
+{
+    *out_len = 0;
+    if (cap == 0) {
+        return TK_E_TOOBIG;
+    }
+    size_t len = 0;
+    int err = 0;
+    if (n > 0) {
+        decode_run(in, in + n, 0, out, cap, &len, &err);
+    }
+    if (err == 0 && len >= cap) {
+        err = TK_E_TOOBIG;
+    }
+    if (err != 0) {
+        out[0] = '\0';
+        return err;
+    }
+    out[len] = '\0';
+    *out_len = len;
+    return 0;
+}

@@ -1,0 +1,323 @@
+/*
+ * A JSON writer into a fixed, caller-owned buffer. Every append checks the
+ * room first; a write that does not fit sets the sticky overflow flag and
+ * nothing more is written, so callers write a whole document and check once
+ * with tk_json_finish(). The buffer always holds a NUL after the text
+ * (cap - 1 bytes of content), so it can be printed as a C string.
+ *
+ * Strings are escaped per RFC 8259 §7 and validated as UTF-8 (RFC 3629):
+ * each maximal ill-formed subsequence becomes one U+FFFD, the practice the
+ * Unicode standard recommends, so the output is always valid JSON.
+ */
+#include "tokend/json.h"
+
+#include <string.h>
+
+static const char replacement[] = "\xef\xbf\xbd"; /* U+FFFD */
+
+/* ---- Buffer ---------------------------------------------------------------- */
+
+static void append(tk_json *j, const char *p, size_t n)
+{
+    if (j->overflow) {
+        return;
+    }
+    if (n >= j->cap - j->len) { /* keep one byte for the NUL */
+        j->overflow = true;
+        return;
+    }
+    memcpy(j->buf + j->len, p, n);
+    j->len += n;
+    j->buf[j->len] = '\0';
+}
+
+static void append_byte(tk_json *j, char c)
+{
+    append(j, &c, 1);
+}
+
+void tk_json_init(tk_json *j, char *buf, size_t cap)
+{
+    TK_ASSERT(buf != NULL && cap >= 1);
+    memset(j, 0, sizeof(*j));
+    j->buf = buf;
+    j->cap = cap;
+    buf[0] = '\0';
+}
+
+/* ---- Structure ------------------------------------------------------------ */
+
+/* need_comma slot of the current level. Nesting deeper than the array is
+ * recorded as an overflow (the depth still counts, so ends stay paired). */
+static bool *comma_slot(tk_json *j)
+{
+    if (j->depth >= TK_JSON_DEPTH_MAX) {
+        j->overflow = true;
+        return &j->need_comma[TK_JSON_DEPTH_MAX - 1];
+    }
+    return &j->need_comma[j->depth];
+}
+
+/* Called before every value: the comma between siblings. After a key the
+ * slot is false, so the value follows the colon directly. */
+static void before_value(tk_json *j)
+{
+    bool *slot = comma_slot(j);
+    if (*slot) {
+        append_byte(j, ',');
+    }
+    *slot = true;
+}
+
+static void open_container(tk_json *j, char c)
+{
+    before_value(j);
+    append_byte(j, c);
+    j->depth++;
+    *comma_slot(j) = false;
+}
+
+static void close_container(tk_json *j, char c)
+{
+    TK_ASSERT(j->depth > 0);
+    j->depth--;
+    append_byte(j, c);
+}
+
+void tk_json_obj_begin(tk_json *j)
+{
+    open_container(j, '{');
+}
+
+void tk_json_obj_end(tk_json *j)
+{
+    close_container(j, '}');
+}
+
+void tk_json_arr_begin(tk_json *j)
+{
+    open_container(j, '[');
+}
+
+void tk_json_arr_end(tk_json *j)
+{
+    close_container(j, ']');
+}
+
+/* ---- Strings -------------------------------------------------------------- */
+
+static void append_escape(tk_json *j, unsigned char c)
+{
+    static const char hex[] = "0123456789abcdef";
+    char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xf]};
+    switch (c) {
+    case '"':
+        append(j, "\\\"", 2);
+        return;
+    case '\\':
+        append(j, "\\\\", 2);
+        return;
+    case '\b':
+        append(j, "\\b", 2);
+        return;
+    case '\f':
+        append(j, "\\f", 2);
+        return;
+    case '\n':
+        append(j, "\\n", 2);
+        return;
+    case '\r':
+        append(j, "\\r", 2);
+        return;
+    case '\t':
+        append(j, "\\t", 2);
+        return;
+    default:
+        append(j, esc, sizeof(esc));
+        return;
+    }
+}
+
+/* Length of the well-formed UTF-8 sequence at p[0..n) (lead byte >= 0x80),
+ * or 0 when ill-formed; *bad then receives the length of the maximal
+ * ill-formed subpart to replace (at least 1). Ranges per RFC 3629 §4. */
+static size_t utf8_seq(const unsigned char *p, size_t n, size_t *bad)
+{
+    unsigned char c = p[0];
+    size_t need;
+    unsigned char lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
+    if (c >= 0xc2 && c <= 0xdf) {
+        need = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        need = 3;
+        lo = c == 0xe0 ? 0xa0 : 0x80; /* no overlongs */
+        hi = c == 0xed ? 0x9f : 0xbf; /* no surrogates */
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        need = 4;
+        lo = c == 0xf0 ? 0x90 : 0x80; /* no overlongs */
+        hi = c == 0xf4 ? 0x8f : 0xbf; /* nothing above U+10FFFF */
+    } else {
+        *bad = 1;
+        return 0;
+    }
+    size_t i = 1;
+    for (; i < need && i < n; i++) {
+        unsigned char min = i == 1 ? lo : 0x80, max = i == 1 ? hi : 0xbf;
+        if (p[i] < min || p[i] > max) {
+            break;
+        }
+    }
+    if (i == need) {
+        return need;
+    }
+    *bad = i;
+    return 0;
+}
+
+/* Bytes from p that need no escaping and are plain ASCII. */
+static size_t plain_run(const unsigned char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n && p[i] >= 0x20 && p[i] < 0x80 && p[i] != '"' && p[i] != '\\') {
+        i++;
+    }
+    return i;
+}
+
+static void append_string(tk_json *j, const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    append_byte(j, '"');
+    size_t i = 0;
+    while (i < n && !j->overflow) { /* every turn consumes at least one byte */
+        size_t run = plain_run(p + i, n - i);
+        if (run > 0) {
+            append(j, s + i, run);
+            i += run;
+            continue;
+        }
+        if (p[i] < 0x80) {
+            append_escape(j, p[i]);
+            i++;
+            continue;
+        }
+        size_t bad = 0;
+        size_t ok = utf8_seq(p + i, n - i, &bad);
+        if (ok > 0) {
+            append(j, s + i, ok);
+            i += ok;
+        } else {
+            append(j, replacement, sizeof(replacement) - 1);
+            i += bad;
+        }
+    }
+    append_byte(j, '"');
+}
+
+/* ---- Keys and values ------------------------------------------------------ */
+
+void tk_json_key(tk_json *j, const char *key)
+{
+    before_value(j);
+    append_string(j, key, strlen(key));
+    append_byte(j, ':');
+    *comma_slot(j) = false; /* the value follows the colon */
+}
+
+void tk_json_str(tk_json *j, tk_slice s)
+{
+    before_value(j);
+    append_string(j, s.len > 0 ? s.p : "", s.len);
+}
+
+void tk_json_cstr(tk_json *j, const char *s)
+{
+    if (s == NULL) {
+        tk_json_null(j);
+        return;
+    }
+    before_value(j);
+    append_string(j, s, strlen(s));
+}
+
+void tk_json_int(tk_json *j, int64_t v)
+{
+    char digits[24];
+    size_t n = tk_fmt_i64(v, digits);
+    before_value(j);
+    append(j, digits, n);
+}
+
+void tk_json_bool(tk_json *j, bool v)
+{
+    before_value(j);
+    if (v) {
+        append(j, "true", 4);
+    } else {
+        append(j, "false", 5);
+    }
+}
+
+void tk_json_null(tk_json *j)
+{
+    before_value(j);
+    append(j, "null", 4);
+}
+
+void tk_json_kv_str(tk_json *j, const char *key, tk_slice s)
+{
+    tk_json_key(j, key);
+    tk_json_str(j, s);
+}
+
+void tk_json_kv_cstr(tk_json *j, const char *key, const char *s)
+{
+    tk_json_key(j, key);
+    tk_json_cstr(j, s);
+}
+
+void tk_json_kv_int(tk_json *j, const char *key, int64_t v)
+{
+    tk_json_key(j, key);
+    tk_json_int(j, v);
+}
+
+void tk_json_kv_bool(tk_json *j, const char *key, bool v)
+{
+    tk_json_key(j, key);
+    tk_json_bool(j, v);
+}
+
+int tk_json_finish(const tk_json *j)
+{
+    if (j->overflow) {
+        return TK_E_TOOBIG;
+    }
+    return j->depth == 0 ? 0 : TK_E_INVALID;
+}
+
+/* ---- Integers ------------------------------------------------------------- */
+
+size_t tk_fmt_u64(uint64_t v, char *out)
+{
+    char tmp[20];
+    size_t n = 0;
+    do { /* at most 20 digits */
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0 && n < sizeof(tmp));
+    for (size_t i = 0; i < n; i++) {
+        out[i] = tmp[n - 1 - i];
+    }
+    return n;
+}
+
+size_t tk_fmt_i64(int64_t v, char *out)
+{
+    if (v >= 0) {
+        return tk_fmt_u64((uint64_t)v, out);
+    }
+    out[0] = '-';
+    /* Negate in unsigned arithmetic: exact for INT64_MIN too. */
+    return 1 + tk_fmt_u64((uint64_t)0 - (uint64_t)v, out + 1);
+}
