@@ -1,0 +1,284 @@
+/*
+ * Configuration: defaults, then "key = value" lines from a file, then
+ * command-line flags. File keys and flag names are the same words, so one
+ * setter (tk_config_set) serves both and every value is range-checked in one
+ * place.
+ */
+#include "tokend/config.h"
+#include "tokend/log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CONFIG_LINE_MAX  1024
+#define CONFIG_LINES_MAX 10000
+
+void tk_config_defaults(tk_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    strcpy(cfg->host, "127.0.0.1");
+    cfg->port = 7662;
+    cfg->workers = 0;
+    strcpy(cfg->data_dir, "./tokend-data");
+    cfg->map_size = TK_MAP_SIZE_DEFAULT;
+    cfg->access_ttl = 3600;
+    cfg->refresh_ttl = 30 * 86400;
+    cfg->session_ttl = 12 * 3600;
+    cfg->max_depth = TK_DEPTH_DEFAULT;
+    cfg->max_conns = TK_CONNS_DEFAULT;
+    cfg->idle_timeout_ms = TK_IDLE_TIMEOUT_MS;
+    cfg->header_timeout_ms = TK_HEADER_TIMEOUT_MS;
+    cfg->body_timeout_ms = TK_BODY_TIMEOUT_MS;
+    cfg->max_body = 16384;
+    cfg->commit_queue = TK_COMMIT_QUEUE_DEFAULT;
+    cfg->log_level = TK_LOG_INFO;
+    cfg->pin_cpus = false;
+}
+
+static int fail(char *err, size_t errcap, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errcap, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+/* A whole decimal number in [lo, hi]; no sign, no trailing bytes. */
+static int parse_u64(const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    if (*v < '0' || *v > '9') {
+        return TK_E_BADINPUT;
+    }
+    errno = 0;
+    char *end;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (errno != 0 || *end != '\0' || n < lo || n > hi) {
+        return TK_E_BADINPUT;
+    }
+    *out = n;
+    return 0;
+}
+
+static bool parse_bool(const char *v, bool *out)
+{
+    if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "1") || !strcmp(v, "on")) {
+        *out = true;
+        return true;
+    }
+    if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "0") || !strcmp(v, "off")) {
+        *out = false;
+        return true;
+    }
+    return false;
+}
+
+/* "HOST:PORT" or "[IPv6]:PORT" with a numeric address. */
+static int parse_listen(tk_config *cfg, const char *v)
+{
+    const char *colon = strrchr(v, ':');
+    if (!colon) {
+        return TK_E_BADINPUT;
+    }
+    size_t hl = (size_t)(colon - v);
+    const char *h = v;
+    if (hl >= 2 && v[0] == '[' && v[hl - 1] == ']') {
+        h++;
+        hl -= 2;
+    }
+    if (hl == 0 || hl >= sizeof(cfg->host)) {
+        return TK_E_BADINPUT;
+    }
+    char host[sizeof(cfg->host)];
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    unsigned char probe[16];
+    if (inet_pton(AF_INET, host, probe) != 1 && inet_pton(AF_INET6, host, probe) != 1) {
+        return TK_E_BADINPUT;
+    }
+    uint64_t port;
+    if (parse_u64(colon + 1, 0, 65535, &port) != 0) {
+        return TK_E_BADINPUT;
+    }
+    memcpy(cfg->host, host, hl + 1);
+    cfg->port = (uint16_t)port;
+    return 0;
+}
+
+/* Numeric keys: where the value goes and its allowed range. */
+struct num_key {
+    const char *key;
+    size_t offset;
+    unsigned width; /* 4 = unsigned, 8 = int64_t/uint64_t/size_t */
+    uint64_t lo, hi;
+};
+
+#define NUM(k, field, lo, hi)                                                                      \
+    {                                                                                              \
+        k, offsetof(tk_config, field), (unsigned)sizeof(((tk_config *)0)->field), lo, hi           \
+    }
+
+static const struct num_key num_keys[] = {
+    NUM("workers", workers, 0, TK_WORKERS_MAX),
+    NUM("map-size", map_size, 1u << 20, TK_MAP_SIZE_MAX),
+    NUM("access-ttl", access_ttl, 1, 366 * 86400),
+    NUM("refresh-ttl", refresh_ttl, 1, 3660 * 86400),
+    NUM("session-ttl", session_ttl, 1, 366 * 86400),
+    NUM("max-depth", max_depth, 0, TK_DEPTH_MAX),
+    NUM("max-conns", max_conns, 1, TK_CONNS_MAX),
+    NUM("idle-timeout", idle_timeout_ms, 100, 3600 * 1000),
+    NUM("header-timeout", header_timeout_ms, 100, 3600 * 1000),
+    NUM("body-timeout", body_timeout_ms, 100, 3600 * 1000),
+    NUM("max-body", max_body, 256, TK_HTTP_BODY_MAX),
+    NUM("commit-queue", commit_queue, 1, TK_COMMIT_QUEUE_MAX),
+};
+
+static int set_num(tk_config *cfg, const struct num_key *k, const char *value, char *err,
+                   size_t errcap)
+{
+    uint64_t n;
+    if (parse_u64(value, k->lo, k->hi, &n) != 0) {
+        return fail(err, errcap, TK_E_BADINPUT,
+                    "%s: expected a whole number in [%llu, %llu], got \"%s\"", k->key,
+                    (unsigned long long)k->lo, (unsigned long long)k->hi, value);
+    }
+    char *field = (char *)cfg + k->offset;
+    if (k->width == 4) {
+        uint32_t v = (uint32_t)n;
+        memcpy(field, &v, 4);
+    } else {
+        TK_ASSERT(k->width == 8);
+        memcpy(field, &n, 8);
+    }
+    return 0;
+}
+
+static int set_string(char *dst, size_t cap, const char *key, const char *value, char *err,
+                      size_t errcap)
+{
+    size_t n = strlen(value);
+    if (n == 0 || n >= cap) {
+        return fail(err, errcap, TK_E_BADINPUT, "%s: must be 1 to %zu bytes", key, cap - 1);
+    }
+    memcpy(dst, value, n + 1);
+    return 0;
+}
+
+int tk_config_set(tk_config *cfg, const char *key, const char *value, char *err, size_t errcap)
+{
+    for (size_t i = 0; i < TK_ARRAY_LEN(num_keys); i++) {
+        if (!strcmp(key, num_keys[i].key)) {
+            return set_num(cfg, &num_keys[i], value, err, errcap);
+        }
+    }
+    if (!strcmp(key, "listen")) {
+        if (parse_listen(cfg, value) != 0) {
+            return fail(
+                err, errcap, TK_E_BADINPUT,
+                "listen: expected NUMERIC-ADDRESS:PORT (e.g. 127.0.0.1:7662 or [::1]:7662), "
+                "got \"%s\"",
+                value);
+        }
+        return 0;
+    }
+    if (!strcmp(key, "data")) {
+        return set_string(cfg->data_dir, sizeof(cfg->data_dir), key, value, err, errcap);
+    }
+    if (!strcmp(key, "issuer")) {
+        return set_string(cfg->issuer, sizeof(cfg->issuer), key, value, err, errcap);
+    }
+    if (!strcmp(key, "log-level")) {
+        enum tk_log_level l;
+        if (tk_log_level_parse(value, &l) != 0) {
+            return fail(err, errcap, TK_E_BADINPUT,
+                        "log-level: expected debug, info, warn or error, got \"%s\"", value);
+        }
+        cfg->log_level = (int)l;
+        return 0;
+    }
+    if (!strcmp(key, "pin-cpus")) {
+        if (!parse_bool(value, &cfg->pin_cpus)) {
+            return fail(err, errcap, TK_E_BADINPUT, "pin-cpus: expected true or false");
+        }
+        return 0;
+    }
+    return fail(err, errcap, TK_E_BADINPUT, "unknown setting \"%s\"", key);
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t') {
+        s++;
+    }
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n')) {
+        s[--n] = '\0';
+    }
+    return s;
+}
+
+int tk_config_load_file(tk_config *cfg, const char *path, char *err, size_t errcap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        int e = errno;
+        return fail(err, errcap, -e, "%s: %s", path, strerror(e));
+    }
+    char line[CONFIG_LINE_MAX];
+    int r = 0;
+    for (unsigned no = 1; no <= CONFIG_LINES_MAX && r == 0; no++) {
+        if (!fgets(line, sizeof(line), f)) {
+            break;
+        }
+        if (strlen(line) == sizeof(line) - 1 && line[sizeof(line) - 2] != '\n') {
+            r = fail(err, errcap, TK_E_BADINPUT, "%s:%u: line longer than %d bytes", path, no,
+                     CONFIG_LINE_MAX - 2);
+            break;
+        }
+        char *hash = strchr(line, '#');
+        if (hash) {
+            *hash = '\0';
+        }
+        char *s = trim(line);
+        if (*s == '\0') {
+            continue;
+        }
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            r = fail(err, errcap, TK_E_BADINPUT, "%s:%u: expected \"key = value\"", path, no);
+            break;
+        }
+        *eq = '\0';
+        char msg[256];
+        r = tk_config_set(cfg, trim(s), trim(eq + 1), msg, sizeof(msg));
+        if (r != 0) {
+            fail(err, errcap, r, "%s:%u: %s", path, no, msg);
+        }
+    }
+    fclose(f);
+    return r;
+}
+
+int tk_config_validate(const tk_config *cfg, char *err, size_t errcap)
+{
+    if (cfg->issuer[0] != '\0') {
+        const char *i = cfg->issuer;
+        bool https = !strncmp(i, "https://", 8), http = !strncmp(i, "http://", 7);
+        if ((!https && !http) || strpbrk(i, "?#") || strlen(i) <= (https ? 8u : 7u)) {
+            return fail(err, errcap, TK_E_INVALID,
+                        "issuer: must be an http(s) URL without query or fragment (RFC 8414 §2)");
+        }
+        if (i[strlen(i) - 1] == '/') {
+            return fail(err, errcap, TK_E_INVALID,
+                        "issuer: must not end with '/' (endpoint URLs are issuer + path)");
+        }
+    }
+    if (cfg->refresh_ttl < cfg->access_ttl) {
+        return fail(err, errcap, TK_E_INVALID, "refresh-ttl must be at least access-ttl");
+    }
+    return 0;
+}

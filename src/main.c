@@ -1,0 +1,270 @@
+/*
+ * tokend: wires the modules together and owns the process. Reads the
+ * configuration, opens the store, starts the committer, the application and
+ * the server, then waits for a signal; SIGTERM/SIGINT stop it gracefully
+ * (stop accepting, finish in-flight requests, exit 0).
+ */
+#include "tokend/clock.h"
+#include "tokend/committer.h"
+#include "tokend/config.h"
+#include "tokend/endpoints.h"
+#include "tokend/log.h"
+#include "tokend/server.h"
+#include "tokend/store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char usage[] =
+    "usage: tokend [--config FILE] [--listen ADDR:PORT] [--workers N] [--data DIR]\n"
+    "              [--map-size BYTES] [--issuer URL] [--access-ttl S] [--refresh-ttl S]\n"
+    "              [--session-ttl S] [--max-depth N] [--max-conns N] [--idle-timeout MS]\n"
+    "              [--header-timeout MS] [--body-timeout MS] [--max-body BYTES]\n"
+    "              [--commit-queue N] [--log-level debug|info|warn|error] [--pin-cpus]\n"
+    "              [--port-file FILE]\n"
+    "\n"
+    "Token introspection (RFC 7662) and revocation (RFC 7009) with cascading\n"
+    "revocation. Defaults: listen 127.0.0.1:7662, data ./tokend-data, one worker\n"
+    "per CPU. A config file holds the same settings as \"key = value\" lines;\n"
+    "flags override it.\n";
+
+struct options {
+    tk_config cfg;
+    const char *port_file;
+};
+
+static int die_usage(const char *msg)
+{
+    fprintf(stderr, "tokend: %s\n%s", msg, usage);
+    return 2;
+}
+
+/* --config is applied first wherever it appears, so flags always win. */
+static int parse_args(int argc, char **argv, struct options *o)
+{
+    char err[512];
+    tk_config_defaults(&o->cfg);
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--config")) {
+            if (i + 1 >= argc) {
+                return die_usage("--config needs a file");
+            }
+            if (tk_config_load_file(&o->cfg, argv[i + 1], err, sizeof(err)) != 0) {
+                fprintf(stderr, "tokend: config: %s\n", err);
+                return 2;
+            }
+        }
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage, stdout);
+            exit(0);
+        }
+        if (!strcmp(a, "--pin-cpus")) {
+            o->cfg.pin_cpus = true;
+            continue;
+        }
+        if (strncmp(a, "--", 2) != 0 || i + 1 >= argc) {
+            char msg[300];
+            snprintf(msg, sizeof(msg), "unexpected argument \"%s\"", a);
+            return die_usage(msg);
+        }
+        const char *v = argv[++i];
+        if (!strcmp(a, "--config")) {
+            continue;
+        }
+        if (!strcmp(a, "--port-file")) {
+            o->port_file = v;
+            continue;
+        }
+        if (tk_config_set(&o->cfg, a + 2, v, err, sizeof(err)) != 0) {
+            fprintf(stderr, "tokend: %s\n", err);
+            return 2;
+        }
+    }
+    if (tk_config_validate(&o->cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "tokend: %s\n", err);
+        return 2;
+    }
+    return 0;
+}
+
+/* The port file appears whole or not at all: readers poll for it. */
+static int write_port_file(const char *path, uint16_t port)
+{
+    char tmp[4096];
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp)) {
+        return -ENAMETOOLONG;
+    }
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        return -errno;
+    }
+    fprintf(f, "%u\n", (unsigned)port);
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        return -errno;
+    }
+    return 0;
+}
+
+static void derive_issuer(tk_config *cfg, uint16_t port)
+{
+    if (cfg->issuer[0] != '\0') {
+        return;
+    }
+    bool v6 = strchr(cfg->host, ':') != NULL;
+    snprintf(cfg->issuer, sizeof(cfg->issuer), v6 ? "http://[%s]:%u" : "http://%s:%u", cfg->host,
+             (unsigned)port);
+}
+
+/* The server exists only after the application it calls into, so /metrics
+ * reaches the server's counters through this pointer, set once it runs. */
+static tk_server *running_server;
+
+static void server_stats(void *arg, tk_server_stats *out)
+{
+    (void)arg;
+    tk_server *s = __atomic_load_n(&running_server, __ATOMIC_ACQUIRE);
+    if (s) {
+        tk_server_stats_get(s, out);
+    } else {
+        memset(out, 0, sizeof(*out));
+    }
+}
+
+static unsigned online_cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1u : n > TK_WORKERS_MAX ? TK_WORKERS_MAX : (unsigned)n;
+}
+
+/* Block the signals we handle in every thread; main waits for them. */
+static void block_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static int wait_for_stop(const sigset_t *set)
+{
+    for (;;) { /* until a stop signal: SIGHUP alone does not stop */
+        int sig = 0;
+        if (sigwait(set, &sig) != 0) {
+            return -1;
+        }
+        if (sig == SIGHUP) {
+            tk_log_info("sighup", "note=\"configuration reload is not supported yet\"");
+            continue;
+        }
+        return sig;
+    }
+}
+
+static int run(struct options *o)
+{
+    tk_config *cfg = &o->cfg;
+    sigset_t set;
+    block_signals(&set);
+    if (cfg->workers == 0) {
+        cfg->workers = online_cpus();
+    }
+
+    tk_store *store = NULL;
+    tk_store_opts so = {.dir = cfg->data_dir, .map_size = cfg->map_size, .read_only = false};
+    int r = tk_store_open(&so, &store);
+    if (r != 0) {
+        tk_log_error("store_open_failed", "data=\"%s\" error=\"%s\"", cfg->data_dir,
+                     tk_strerror(r));
+        return 1;
+    }
+    tk_committer *committer = NULL;
+    r = tk_committer_start(store, cfg->workers, cfg->commit_queue, &committer);
+    if (r != 0) {
+        tk_log_error("committer_start_failed", "error=\"%s\"", tk_strerror(r));
+        tk_store_close(store);
+        return 1;
+    }
+    tk_app *app = NULL;
+    tk_app_cfg acfg = {.cfg = cfg,
+                       .store = store,
+                       .committer = committer,
+                       .workers = cfg->workers,
+                       .server_stats = server_stats,
+                       .server_stats_arg = NULL};
+    r = tk_app_create(&acfg, &app);
+    tk_server *srv = NULL;
+    tk_server_hooks hooks;
+    if (r == 0) {
+        tk_app_hooks(app, &hooks);
+        tk_server_cfg scfg = {
+            .host = cfg->host,
+            .port = cfg->port,
+            .workers = cfg->workers,
+            .max_conns = cfg->max_conns,
+            .idle_timeout_ms = cfg->idle_timeout_ms,
+            .header_timeout_ms = cfg->header_timeout_ms,
+            .body_timeout_ms = cfg->body_timeout_ms,
+            .max_body = cfg->max_body,
+            .pin_cpus = cfg->pin_cpus,
+        };
+        /* The issuer is derived before any request can be answered when the
+         * port is known; with port 0 it is filled in right after binding,
+         * before the port file tells anyone where to connect. */
+        if (cfg->port != 0) {
+            derive_issuer(cfg, cfg->port);
+        }
+        r = tk_server_start(&scfg, &hooks, &srv);
+    }
+    if (r == 0) {
+        __atomic_store_n(&running_server, srv, __ATOMIC_RELEASE);
+        derive_issuer(cfg, tk_server_port(srv));
+        tk_log_info("listening", "addr=%s port=%u workers=%u data=\"%s\" issuer=\"%s\"", cfg->host,
+                    (unsigned)tk_server_port(srv), cfg->workers, cfg->data_dir, cfg->issuer);
+        if (o->port_file) {
+            r = write_port_file(o->port_file, tk_server_port(srv));
+            if (r != 0) {
+                tk_log_error("port_file_failed", "path=\"%s\" error=\"%s\"", o->port_file,
+                             tk_strerror(r));
+            }
+        }
+    }
+    int exit_code = r == 0 ? 0 : 1;
+    if (r == 0) {
+        int sig = wait_for_stop(&set);
+        tk_log_info("stopping", "signal=%d", sig);
+        tk_server_stop(srv);
+    }
+    if (srv) {
+        tk_server_join(srv);
+        __atomic_store_n(&running_server, NULL, __ATOMIC_RELEASE);
+    }
+    tk_committer_stop(committer); /* applies and commits anything still queued */
+    if (app) {
+        tk_app_destroy(app);
+    }
+    tk_store_close(store);
+    tk_log_info("stopped", "exit=%d", exit_code);
+    return exit_code;
+}
+
+int main(int argc, char **argv)
+{
+    struct options o;
+    memset(&o, 0, sizeof(o));
+    int r = parse_args(argc, argv, &o);
+    if (r != 0) {
+        return r;
+    }
+    tk_log_set_level((enum tk_log_level)o.cfg.log_level);
+    return run(&o);
+}
