@@ -1,0 +1,57 @@
+/*
+ * Scope strings (RFC 6749 §3.3): space-separated, case-sensitive names. The
+ * one question the core asks of them is "is every name in A also in B?";
+ * names are compared whole, so "read" is not satisfied by "read:all".
+ * Both strings are bounded by TK_SCOPE_MAX, so the quadratic scan is at most
+ * a few thousand byte comparisons and needs no allocation.
+ */
+#include "tokend/core.h"
+
+#include <string.h>
+
+/* The next name in s starting at *pos (runs of spaces skipped); an empty
+ * slice at the end. *pos moves past the name. */
+static tk_slice next_name(tk_slice s, size_t *pos)
+{
+    size_t i = *pos;
+    while (i < s.len && s.p[i] == ' ') {
+        i++;
+    }
+    size_t start = i;
+    while (i < s.len && s.p[i] != ' ') {
+        i++;
+    }
+    *pos = i;
+    return (tk_slice){s.p + start, i - start};
+}
+
+static bool contains_name(tk_slice set, tk_slice name)
+{
+    size_t pos = 0;
+    while (pos < set.len) { /* bounded: pos advances at least one byte per turn */
+        size_t before = pos;
+        tk_slice n = next_name(set, &pos);
+        if (n.len == name.len && n.len > 0 && memcmp(n.p, name.p, n.len) == 0) {
+            return true;
+        }
+        TK_ASSERT(pos > before);
+    }
+    return false;
+}
+
+bool tk_core_scope_subset(tk_slice sub, tk_slice super)
+{
+    if (sub.len > TK_SCOPE_MAX || super.len > TK_SCOPE_MAX) {
+        return false; /* not ours: refuse rather than scan unbounded input */
+    }
+    size_t pos = 0;
+    while (pos < sub.len) {
+        size_t before = pos;
+        tk_slice name = next_name(sub, &pos);
+        if (name.len > 0 && !contains_name(super, name)) {
+            return false;
+        }
+        TK_ASSERT(pos > before);
+    }
+    return true;
+}

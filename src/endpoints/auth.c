@@ -1,0 +1,159 @@
+/*
+ * Caller authentication for /introspect and /revoke (RFC 6749 §2.3.1):
+ * client_secret_basic (Authorization: Basic, id and secret form-encoded
+ * before base64) or client_secret_post (client_id + client_secret in the
+ * form). Using both at once is a 400; anything missing or wrong is a 401
+ * with a Basic challenge, and the log names the client id, never the secret.
+ *
+ * The form is decoded into the worker's fixed buffers. A token longer than
+ * TK_TOKEN_IN_MAX cannot be one of ours: it is remembered as "oversize" and
+ * answered like an unknown token, not as a malformed request.
+ */
+#include "endpoints_int.h"
+
+#include "tokend/crypto.h"
+#include "tokend/log.h"
+
+#include <string.h>
+
+#define FORM_TYPE "application/x-www-form-urlencoded"
+
+/* The media type (before any ';' parameters) is the form type. */
+static bool is_form(tk_slice ct)
+{
+    size_t n = 0;
+    while (n < ct.len && ct.p[n] != ';' && ct.p[n] != ' ' && ct.p[n] != '\t') {
+        n++;
+    }
+    return tk_slice_eq_nocase((tk_slice){ct.p, n}, FORM_TYPE);
+}
+
+static void fill_fields(ep_worker *w, tk_form_field *f)
+{
+    f[0] = (tk_form_field){.name = "client_id", .buf = w->client_id, .cap = sizeof w->client_id};
+    f[1] = (tk_form_field){.name = "client_secret", .buf = w->secret, .cap = sizeof w->secret};
+    f[2] = (tk_form_field){.name = "token", .buf = w->token, .cap = sizeof w->token};
+}
+
+int ep_parse_form(ep_req *r, ep_form *f)
+{
+    memset(f, 0, sizeof *f);
+    if (!is_form(r->http->content_type)) {
+        ep_reply_error(r, 400, "invalid_request", NULL);
+        return -1;
+    }
+    tk_form_field fields[3];
+    fill_fields(r->w, fields);
+    tk_slice body = r->http->body;
+    int rc = tk_form_parse(body.p, body.len, fields, 3);
+    if (rc == TK_E_TOOBIG) {
+        /* Which value did not fit? Decode again without the token. */
+        fill_fields(r->w, fields);
+        rc = tk_form_parse(body.p, body.len, fields, 2);
+        if (rc == 0) {
+            f->token_present = true;
+            f->token_oversize = true;
+        } else if (rc == TK_E_TOOBIG) {
+            f->creds_oversize = true;
+            rc = 0;
+        }
+    } else if (rc == 0) {
+        f->token_present = fields[2].present;
+        f->token_len = fields[2].len;
+    }
+    if (rc != 0) {
+        ep_reply_error(r, 400, "invalid_request", NULL);
+        return -1;
+    }
+    f->id_present = fields[0].present || f->creds_oversize;
+    f->secret_present = fields[1].present;
+    f->id_len = fields[0].len;
+    f->secret_len = fields[1].len;
+    return 0;
+}
+
+void ep_reply_invalid_client(ep_req *r)
+{
+    ep_reply_error(r, 401, "invalid_client", "WWW-Authenticate: Basic realm=\"tokend\"\r\n");
+}
+
+void ep_log_id(tk_slice id, char out[65])
+{
+    size_t n = id.len < 64 ? id.len : 64;
+    for (size_t i = 0; i < n; i++) {
+        char c = id.p[i];
+        bool plain = c > ' ' && c < 0x7f && c != '"' && c != '=' && c != '\\';
+        out[i] = plain ? c : '?';
+    }
+    out[n] = '\0';
+}
+
+static void log_failure(ep_req *r, tk_slice id, const char *why)
+{
+    char safe[65];
+    ep_log_id(id, safe);
+    tk_log_info("auth_failed", "endpoint=%s client=%s reason=%s",
+                r->endpoint == EP_REVOKE ? "revoke" : "introspect", safe[0] ? safe : "-", why);
+}
+
+/* Where the credentials come from: 0 (id/secret in the worker's buffers,
+ * lengths in *id_len and *secret_len), or -1 after answering. */
+static int credentials(ep_req *r, const ep_form *f, size_t *id_len, size_t *secret_len)
+{
+    ep_worker *w = r->w;
+    tk_slice authz = r->http->authorization;
+    int rc = TK_E_NOTFOUND;
+    if (authz.len > 0) {
+        rc = tk_http_basic_auth(authz, w->client_id, sizeof w->client_id, w->secret,
+                                sizeof w->secret);
+    }
+    if (rc != TK_E_NOTFOUND && (f->id_present || f->secret_present)) {
+        ep_reply_error(r, 400, "invalid_request", NULL); /* two methods at once */
+        return -1;
+    }
+    if (rc == 0) {
+        *id_len = strlen(w->client_id);
+        *secret_len = strlen(w->secret);
+        return 0;
+    }
+    if (rc != TK_E_NOTFOUND) {
+        log_failure(r, TK_SLICE_NULL, "bad_basic_header");
+        ep_reply_invalid_client(r);
+        return -1;
+    }
+    if (!f->id_present || !f->secret_present || f->creds_oversize) {
+        tk_slice id = f->id_present && !f->creds_oversize ? (tk_slice){w->client_id, f->id_len}
+                                                          : TK_SLICE_NULL;
+        log_failure(r, id, f->id_present ? "bad_credentials" : "no_credentials");
+        ep_reply_invalid_client(r);
+        return -1;
+    }
+    *id_len = f->id_len;
+    *secret_len = f->secret_len;
+    return 0;
+}
+
+int ep_authenticate(ep_req *r, const ep_form *f, tk_txn *txn, tk_client_rec *client,
+                    tk_slice *client_id)
+{
+    ep_worker *w = r->w;
+    size_t id_len = 0, secret_len = 0;
+    if (credentials(r, f, &id_len, &secret_len) != 0) {
+        tk_cleanse(w->secret, sizeof w->secret);
+        return -1;
+    }
+    *client_id = (tk_slice){w->client_id, id_len};
+    int rc = tk_core_authenticate(txn, *client_id, (tk_slice){w->secret, secret_len}, client);
+    tk_cleanse(w->secret, secret_len + 1);
+    if (rc == TK_E_AUTH) {
+        log_failure(r, *client_id, "bad_credentials");
+        ep_reply_invalid_client(r);
+        return -1;
+    }
+    if (rc != 0) {
+        tk_log_error("store_read", "endpoint=auth err=%s", tk_strerror(rc));
+        ep_reply_unavailable(r);
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,61 @@
+/*
+ * GET /.well-known/oauth-authorization-server (RFC 8414) and GET /healthz.
+ *
+ * The metadata is rendered per request from the configured issuer, because
+ * main may only learn the issuer (http://HOST:PORT of the bound address)
+ * after the app was created. Endpoint URLs are the issuer plus the path,
+ * without doubling a trailing '/'. Members we have nothing for are omitted
+ * rather than sent as empty arrays (§3.2).
+ */
+#include "endpoints_int.h"
+
+#include <string.h>
+
+#define AUTH_PATH_MAX 32
+
+/* url = issuer (without a trailing '/') + path. */
+static tk_slice join(tk_slice issuer, const char *path, char *url, size_t cap)
+{
+    size_t n = issuer.len;
+    if (n > 0 && issuer.p[n - 1] == '/') {
+        n--;
+    }
+    size_t plen = strlen(path);
+    TK_ASSERT(n + plen <= cap);
+    memcpy(url, issuer.p, n);
+    memcpy(url + n, path, plen);
+    return (tk_slice){url, n + plen};
+}
+
+static void auth_methods(tk_json *j, const char *key)
+{
+    tk_json_key(j, key);
+    tk_json_arr_begin(j);
+    tk_json_cstr(j, "client_secret_basic");
+    tk_json_cstr(j, "client_secret_post");
+    tk_json_arr_end(j);
+}
+
+void ep_metadata(ep_req *r)
+{
+    ep_worker *w = r->w;
+    const char *iss = w->app->cfg.cfg->issuer;
+    tk_slice issuer = {iss, strnlen(iss, TK_URL_MAX)};
+    char url[TK_URL_MAX + AUTH_PATH_MAX];
+    tk_json j;
+    tk_json_init(&j, w->scratch, sizeof w->scratch);
+    tk_json_obj_begin(&j);
+    tk_json_kv_str(&j, "issuer", issuer);
+    tk_json_kv_str(&j, "introspection_endpoint", join(issuer, "/introspect", url, sizeof url));
+    tk_json_kv_str(&j, "revocation_endpoint", join(issuer, "/revoke", url, sizeof url));
+    auth_methods(&j, "introspection_endpoint_auth_methods_supported");
+    auth_methods(&j, "revocation_endpoint_auth_methods_supported");
+    tk_json_obj_end(&j);
+    ep_reply_json(r, 200, &j);
+}
+
+void ep_healthz(ep_req *r)
+{
+    static const char body[] = "{\"status\":\"ok\"}";
+    ep_reply(r, 200, "application/json", NULL, body, sizeof body - 1);
+}

@@ -1,0 +1,106 @@
+/*
+ * POST /introspect (RFC 7662) and the JSON rendering of its answer, shared
+ * with `tokenctl token show`.
+ *
+ * The hot path of tokend: decode the form into fixed buffers, authenticate
+ * the resource server, hash the token once, let the core walk the cascade in
+ * the worker's read txn, and write the JSON straight into the worker's
+ * scratch buffer. Every inactive answer is exactly {"active":false}: the
+ * caller never learns why (§2.2).
+ */
+#include "endpoints_int.h"
+
+#include "tokend/crypto.h"
+#include "tokend/log.h"
+
+/* RFC 8693 §4.1: the current actor outermost, prior actors nested inside. */
+static void write_act(const tk_introspection *r, tk_json *j)
+{
+    TK_ASSERT(r->nactors <= TK_DEPTH_MAX + 1);
+    for (unsigned i = 0; i < r->nactors; i++) {
+        tk_json_key(j, "act");
+        tk_json_obj_begin(j);
+        tk_json_kv_str(j, "sub", r->actors[i]);
+    }
+    for (unsigned i = 0; i < r->nactors; i++) {
+        tk_json_obj_end(j);
+    }
+}
+
+void tk_introspect_json(const tk_introspection *r, tk_slice issuer, tk_json *j)
+{
+    tk_json_obj_begin(j);
+    tk_json_kv_bool(j, "active", r->active);
+    if (r->active) {
+        const tk_token_rec *t = &r->tok;
+        tk_json_kv_str(j, "scope", t->scope);
+        tk_json_kv_str(j, "client_id", t->client_id);
+        tk_json_kv_str(j, "sub", r->sub);
+        tk_json_kv_str(j, "sid", t->sid);
+        tk_json_kv_cstr(j, "token_type", t->kind == TK_TOKEN_REFRESH ? "refresh_token" : "Bearer");
+        tk_json_kv_int(j, "exp", t->exp);
+        tk_json_kv_int(j, "iat", t->iat);
+        tk_json_kv_int(j, "nbf", t->nbf);
+        if (issuer.len > 0) {
+            tk_json_kv_str(j, "iss", issuer);
+        }
+        if (t->aud.len > 0) {
+            tk_json_kv_str(j, "aud", t->aud);
+        }
+        write_act(r, j);
+    }
+    tk_json_obj_end(j);
+}
+
+static tk_slice issuer_of(const ep_worker *w)
+{
+    return tk_slice_from_str(w->app->cfg.cfg->issuer);
+}
+
+void ep_introspect(ep_req *r)
+{
+    ep_worker *w = r->w;
+    ep_form f;
+    if (ep_parse_form(r, &f) != 0) {
+        return;
+    }
+    tk_txn *txn = ep_txn(w);
+    if (txn == NULL) {
+        ep_reply_unavailable(r);
+        return;
+    }
+    tk_client_rec caller;
+    tk_slice caller_id;
+    if (ep_authenticate(r, &f, txn, &caller, &caller_id) != 0) {
+        return;
+    }
+    if (!tk_core_may_introspect(&caller)) {
+        char safe[65];
+        ep_log_id(caller_id, safe);
+        tk_log_info("auth_failed", "endpoint=introspect client=%s reason=role", safe);
+        ep_reply_invalid_client(r);
+        return;
+    }
+    if (!f.token_present) {
+        ep_reply_error(r, 400, "invalid_request", NULL);
+        return;
+    }
+    tk_introspection res;
+    res.active = false;
+    res.nactors = 0;
+    if (!f.token_oversize) {
+        uint8_t hash[TK_HASH_LEN];
+        tk_sha256(w->token, f.token_len, hash);
+        int rc = tk_core_introspect(txn, &w->app->core, hash, w->now, &caller, &res);
+        if (rc != 0) {
+            tk_log_error("store_read", "endpoint=introspect err=%s", tk_strerror(rc));
+            ep_reply_unavailable(r);
+            return;
+        }
+    }
+    ep_add(res.active ? &w->m.introspect_active : &w->m.introspect_inactive, 1);
+    tk_json j;
+    tk_json_init(&j, w->scratch, sizeof w->scratch);
+    tk_introspect_json(&res, issuer_of(w), &j);
+    ep_reply_json(r, 200, &j);
+}

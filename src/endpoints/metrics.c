@@ -1,0 +1,252 @@
+/*
+ * GET /metrics in the Prometheus text format (version 0.0.4), and the
+ * counting that feeds it.
+ *
+ * Each worker counts into its own context with a relaxed load and store (it
+ * is the only writer), so the hot path has no locked instruction and no
+ * shared cache line; serving /metrics sums every worker's counters with
+ * relaxed loads, which is exact enough for monotonic counters. The text is
+ * built with plain appends (no snprintf) into the worker's scratch buffer;
+ * zero request counters are left out to keep the page within one response.
+ */
+#include "endpoints_int.h"
+
+#include "tokend/log.h"
+
+#include <string.h>
+
+static const int counted_status[EP_STATUSES - 1] = {200, 400, 401, 404, 405, 413, 500, 503};
+
+static const char *const endpoint_name[EP_ENDPOINTS] = {
+    "introspect", "revoke", "metadata", "healthz", "metrics", "other",
+};
+
+/* Upper bounds of the duration buckets, in ns, and their labels. */
+static const uint64_t dur_bound_ns[EP_DUR_BUCKETS] = {
+    50000,    100000,   250000,   500000,    1000000,   2500000,   5000000,
+    10000000, 25000000, 50000000, 100000000, 250000000, 500000000, 1000000000,
+};
+static const char *const dur_label[EP_DUR_BUCKETS] = {
+    "0.00005", "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005",
+    "0.01",    "0.025",  "0.05",    "0.1",    "0.25",  "0.5",    "1",
+};
+
+_Static_assert(sizeof(ep_metrics) % sizeof(uint64_t) == 0, "counters only");
+
+static size_t status_index(int status)
+{
+    for (size_t i = 0; i < TK_ARRAY_LEN(counted_status); i++) {
+        if (counted_status[i] == status) {
+            return i;
+        }
+    }
+    return EP_STATUSES - 1;
+}
+
+void ep_metrics_request(ep_worker *w, int endpoint, int status, uint64_t dur_ns)
+{
+    TK_ASSERT(endpoint >= 0 && endpoint < EP_ENDPOINTS);
+    ep_add(&w->m.requests[endpoint][status_index(status)], 1);
+    size_t b = 0;
+    while (b < EP_DUR_BUCKETS && dur_ns > dur_bound_ns[b]) {
+        b++;
+    }
+    ep_add(&w->m.dur[b], 1);
+    ep_add(&w->m.dur_count, 1);
+    ep_add(&w->m.dur_sum_ns, dur_ns);
+}
+
+/* ---- Text building ------------------------------------------------------------ */
+
+typedef struct text {
+    char *buf;
+    size_t cap, len;
+    bool overflow;
+} text;
+
+static void put_n(text *t, const char *s, size_t n)
+{
+    if (t->overflow || n > t->cap - t->len) {
+        t->overflow = true;
+        return;
+    }
+    memcpy(t->buf + t->len, s, n);
+    t->len += n;
+}
+
+static void put(text *t, const char *s)
+{
+    put_n(t, s, strlen(s));
+}
+
+static void put_u64(text *t, uint64_t v)
+{
+    char d[24];
+    put_n(t, d, tk_fmt_u64(v, d));
+}
+
+/* name + " " + value + "\n" */
+static void line(text *t, const char *name, uint64_t v)
+{
+    put(t, name);
+    put(t, " ");
+    put_u64(t, v);
+    put(t, "\n");
+}
+
+static void type(text *t, const char *name, const char *kind)
+{
+    put(t, "# TYPE ");
+    put(t, name);
+    put(t, " ");
+    put(t, kind);
+    put(t, "\n");
+}
+
+/* Nanoseconds as decimal seconds with nine fractional digits. */
+static void put_seconds(text *t, uint64_t ns)
+{
+    char frac[24];
+    put_u64(t, ns / 1000000000u);
+    put(t, ".");
+    size_t n = tk_fmt_u64(ns % 1000000000u, frac);
+    for (size_t i = n; i < 9; i++) {
+        put(t, "0");
+    }
+    put_n(t, frac, n);
+}
+
+/* ---- Sections ------------------------------------------------------------------- */
+
+static void sum_workers(const tk_app *app, ep_metrics *tot)
+{
+    memset(tot, 0, sizeof *tot);
+    uint64_t *dst = (uint64_t *)tot;
+    size_t n = sizeof *tot / sizeof(uint64_t);
+    for (unsigned wi = 0; wi < app->nworkers; wi++) {
+        const uint64_t *src = (const uint64_t *)&app->w[wi].m;
+        for (size_t i = 0; i < n; i++) {
+            dst[i] += ep_read(&src[i]);
+        }
+    }
+}
+
+static void requests_section(text *t, const ep_metrics *m)
+{
+    type(t, "tokend_requests_total", "counter");
+    for (size_t e = 0; e < EP_ENDPOINTS; e++) {
+        for (size_t s = 0; s < EP_STATUSES; s++) {
+            if (m->requests[e][s] == 0) {
+                continue;
+            }
+            put(t, "tokend_requests_total{endpoint=\"");
+            put(t, endpoint_name[e]);
+            put(t, "\",status=\"");
+            if (s < EP_STATUSES - 1) {
+                put_u64(t, (uint64_t)counted_status[s]);
+            } else {
+                put(t, "other");
+            }
+            line(t, "\"}", m->requests[e][s]);
+        }
+    }
+    type(t, "tokend_introspections_total", "counter");
+    line(t, "tokend_introspections_total{result=\"active\"}", m->introspect_active);
+    line(t, "tokend_introspections_total{result=\"inactive\"}", m->introspect_inactive);
+    type(t, "tokend_revocations_total", "counter");
+    line(t, "tokend_revocations_total{result=\"revoked\"}", m->revoke_revoked);
+    line(t, "tokend_revocations_total{result=\"noop\"}", m->revoke_noop);
+    line(t, "tokend_revocations_total{result=\"forbidden\"}", m->revoke_forbidden);
+    line(t, "tokend_revocations_total{result=\"unavailable\"}", m->revoke_unavailable);
+}
+
+static void duration_section(text *t, const ep_metrics *m)
+{
+    type(t, "tokend_request_duration_seconds", "histogram");
+    uint64_t cum = 0;
+    for (size_t b = 0; b < EP_DUR_BUCKETS; b++) {
+        cum += m->dur[b];
+        put(t, "tokend_request_duration_seconds_bucket{le=\"");
+        put(t, dur_label[b]);
+        line(t, "\"}", cum);
+    }
+    cum += m->dur[EP_DUR_BUCKETS];
+    line(t, "tokend_request_duration_seconds_bucket{le=\"+Inf\"}", cum);
+    put(t, "tokend_request_duration_seconds_sum ");
+    put_seconds(t, m->dur_sum_ns);
+    put(t, "\n");
+    line(t, "tokend_request_duration_seconds_count", m->dur_count);
+}
+
+static void committer_section(text *t, const tk_committer *c)
+{
+    static const char *const le[8] = {"1", "3", "7", "15", "63", "255", "1023", "+Inf"};
+    tk_committer_stats s;
+    tk_committer_stats_get(c, &s);
+    type(t, "tokend_commit_batches_total", "counter");
+    line(t, "tokend_commit_batches_total", s.batches);
+    type(t, "tokend_commit_requests_total", "counter");
+    line(t, "tokend_commit_requests_total", s.requests);
+    type(t, "tokend_commit_batch_size", "histogram");
+    uint64_t cum = 0;
+    for (size_t b = 0; b < 8; b++) {
+        cum += s.batch_hist[b];
+        put(t, "tokend_commit_batch_size_bucket{le=\"");
+        put(t, le[b]);
+        line(t, "\"}", cum);
+    }
+    line(t, "tokend_commit_batch_size_sum", s.requests); /* each request is one batch slot */
+    line(t, "tokend_commit_batch_size_count", s.batches);
+    type(t, "tokend_commit_ops_changed_total", "counter");
+    line(t, "tokend_commit_ops_changed_total", s.ops_changed);
+    type(t, "tokend_commit_failures_total", "counter");
+    line(t, "tokend_commit_failures_total", s.failures);
+    type(t, "tokend_commit_queue_full_total", "counter");
+    line(t, "tokend_commit_queue_full_total", s.queue_full);
+    type(t, "tokend_commit_seconds_total", "counter");
+    put(t, "tokend_commit_seconds_total ");
+    put_seconds(t, s.commit_ns_total);
+    put(t, "\n");
+}
+
+static void server_section(text *t, const tk_app_cfg *cfg)
+{
+    tk_server_stats s;
+    memset(&s, 0, sizeof s);
+    cfg->server_stats(cfg->server_stats_arg, &s);
+    type(t, "tokend_connections_accepted_total", "counter");
+    line(t, "tokend_connections_accepted_total", s.accepted);
+    type(t, "tokend_connections_closed_total", "counter");
+    line(t, "tokend_connections_closed_total", s.closed);
+    type(t, "tokend_connections_active", "gauge");
+    line(t, "tokend_connections_active", s.active);
+    type(t, "tokend_connections_refused_total", "counter");
+    line(t, "tokend_connections_refused_total", s.refused);
+    type(t, "tokend_connection_timeouts_total", "counter");
+    line(t, "tokend_connection_timeouts_total", s.timeouts);
+    type(t, "tokend_bad_requests_total", "counter");
+    line(t, "tokend_bad_requests_total", s.bad_requests);
+}
+
+void ep_metrics_serve(ep_req *r)
+{
+    ep_worker *w = r->w;
+    const tk_app *app = w->app;
+    ep_metrics tot;
+    sum_workers(app, &tot);
+    text t = {.buf = w->scratch, .cap = sizeof w->scratch};
+    requests_section(&t, &tot);
+    duration_section(&t, &tot);
+    if (app->cfg.committer != NULL) {
+        committer_section(&t, app->cfg.committer);
+    }
+    if (app->cfg.server_stats != NULL) {
+        server_section(&t, &app->cfg);
+    }
+    if (t.overflow) {
+        tk_log_error("response_too_big", "endpoint=metrics");
+        ep_reply_error(r, 500, "server_error", NULL);
+        return;
+    }
+    ep_reply(r, 200, "text/plain; version=0.0.4", NULL, t.buf, t.len);
+}
