@@ -1,0 +1,232 @@
+/*
+ * tokenctl client commands: add (mints the client secret, stores only its
+ * hash and prints the secret this one time), approve / disable (the store's
+ * idempotent TK_OP_CLIENT_STATUS op, the same one the daemon would apply) and
+ * list.
+ */
+#include "ctl.h"
+
+#include "tokend/clock.h"
+#include "tokend/crypto.h"
+#include "tokend/limits.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* ==== client add ========================================================= */
+
+typedef struct client_args {
+    const char *name, *role_s, *scope, *resource;
+    uint8_t role;
+    bool pending;
+} client_args;
+
+static int client_add_args(const ctl *c, client_args *a)
+{
+    int rc = ctl_need_str(c, "name", TK_NAME_MAX, &a->name);
+    if (rc == CTL_OK) {
+        rc = ctl_need_str(c, "role", 32, &a->role_s);
+    }
+    if (rc == CTL_OK && tk_role_parse(a->role_s, &a->role) != 0) {
+        rc = ctl_usage(c, "--role must be agent, resource_server or admin, not \"%s\"", a->role_s);
+    }
+    a->scope = ctl_opt_str(c, "scope");
+    if (rc == CTL_OK && a->scope != NULL) {
+        rc = ctl_check_scope(c, "--scope", a->scope);
+    }
+    a->resource = ctl_opt_str(c, "resource");
+    if (rc == CTL_OK && a->resource != NULL) {
+        rc = ctl_check_uri(c, "--resource", a->resource);
+    }
+    if (rc == CTL_OK && a->resource != NULL && a->role != TK_ROLE_RESOURCE_SERVER) {
+        rc = ctl_usage(c, "--resource is only for --role resource_server");
+    }
+    a->pending = ctl_opt_flag(c, "pending");
+    return rc;
+}
+
+static int client_store(ctl *c, const char *id, const tk_client_rec *rec)
+{
+    tk_txn *txn = NULL;
+    int rc = tk_store_write_begin(c->store, &txn);
+    if (rc != 0) {
+        return ctl_fail_err(c, "write transaction", rc);
+    }
+    rc = tk_store_put_client(txn, tk_slice_from_str(id), rec, TK_PUT_NEW);
+    if (rc != 0) {
+        tk_store_txn_end(txn);
+        return ctl_fail_err(c, "storing the client", rc);
+    }
+    rc = tk_store_commit(txn);
+    if (rc != 0) {
+        return ctl_fail_err(c, "commit", rc);
+    }
+    return CTL_OK;
+}
+
+int ctl_cmd_client_add(ctl *c)
+{
+    client_args a = {0};
+    int rc = client_add_args(c, &a);
+    if (rc != CTL_OK) {
+        return rc;
+    }
+    char id[TK_ID_MAX + 1], secret[TK_TOKEN_LEN + 1];
+    tk_client_rec rec = {.name = tk_slice_from_str(a.name),
+                         .scope = tk_slice_from_str(a.scope ? a.scope : ""),
+                         .resource = tk_slice_from_str(a.resource ? a.resource : ""),
+                         .role = a.role,
+                         .status = a.pending ? TK_CLIENT_PENDING : TK_CLIENT_APPROVED,
+                         .created = tk_now()};
+    rc = tk_id_new("tkc_", id, sizeof id);
+    if (rc == 0) {
+        rc = tk_secret_new(TK_SECRET_CLIENT, secret, sizeof secret, rec.secret_hash);
+    }
+    if (rc != 0) {
+        return ctl_fail_err(c, "random generator", rc);
+    }
+    rc = ctl_open(c, false);
+    if (rc == CTL_OK) {
+        rc = client_store(c, id, &rec);
+    }
+    if (rc == CTL_OK) {
+        char buf[CTL_JSON_MAX];
+        tk_json j;
+        tk_json_init(&j, buf, sizeof buf);
+        tk_json_obj_begin(&j);
+        tk_json_kv_cstr(&j, "client_id", id);
+        tk_json_kv_cstr(&j, "client_secret", secret);
+        tk_json_kv_cstr(&j, "name", a.name);
+        tk_json_kv_cstr(&j, "role", tk_role_name(rec.role));
+        tk_json_kv_cstr(&j, "status", tk_client_status_name(rec.status));
+        tk_json_obj_end(&j);
+        rc = ctl_print_json(c, &j);
+        tk_cleanse(buf, sizeof buf);
+    }
+    tk_cleanse(secret, sizeof secret);
+    return rc;
+}
+
+/* ==== client approve / disable =========================================== */
+
+/* Apply TK_OP_CLIENT_STATUS in one write txn; *now_status is the status the
+ * client has afterwards (an op never re-enables a disabled client). */
+static int client_set_status(ctl *c, const char *id, uint8_t status, uint8_t *now_status)
+{
+    tk_txn *txn = NULL;
+    tk_client_rec rec;
+    tk_op op;
+    ctl_op_init(&op, TK_OP_CLIENT_STATUS, status, id);
+    int rc = tk_store_write_begin(c->store, &txn);
+    if (rc != 0) {
+        return ctl_fail_err(c, "write transaction", rc);
+    }
+    rc = tk_store_get_client(txn, tk_slice_from_str(id), &rec);
+    if (rc == 0) {
+        rc = tk_store_apply(txn, &op, NULL);
+    }
+    if (rc == 0) {
+        rc = tk_store_get_client(txn, tk_slice_from_str(id), &rec);
+    }
+    if (rc != 0) {
+        tk_store_txn_end(txn);
+        if (rc == TK_E_NOTFOUND) {
+            return ctl_fail(c, "no client %s", id);
+        }
+        return ctl_fail_err(c, "updating the client", rc);
+    }
+    *now_status = rec.status;
+    rc = tk_store_commit(txn);
+    return rc == 0 ? CTL_OK : ctl_fail_err(c, "commit", rc);
+}
+
+static int client_status_cmd(ctl *c, uint8_t status)
+{
+    const char *id = c->pos[0];
+    uint8_t now_status = 0;
+    int rc = ctl_check_str(c, "CLIENT_ID", id, TK_ID_MAX);
+    if (rc == CTL_OK) {
+        rc = ctl_open(c, false);
+    }
+    if (rc == CTL_OK) {
+        rc = client_set_status(c, id, status, &now_status);
+    }
+    if (rc != CTL_OK) {
+        return rc;
+    }
+    if (now_status != status) {
+        return ctl_fail(c, "client %s is %s and stays so", id, tk_client_status_name(now_status));
+    }
+    char buf[CTL_JSON_MAX];
+    tk_json j;
+    tk_json_init(&j, buf, sizeof buf);
+    tk_json_obj_begin(&j);
+    tk_json_kv_cstr(&j, "client_id", id);
+    tk_json_kv_cstr(&j, "status", tk_client_status_name(now_status));
+    tk_json_obj_end(&j);
+    return ctl_print_json(c, &j);
+}
+
+int ctl_cmd_client_disable(ctl *c)
+{
+    return client_status_cmd(c, TK_CLIENT_DISABLED);
+}
+
+int ctl_cmd_client_approve(ctl *c)
+{
+    return client_status_cmd(c, TK_CLIENT_APPROVED);
+}
+
+/* ==== client list ======================================================== */
+
+typedef struct list_state {
+    const ctl *c;
+    uint64_t n;
+} list_state;
+
+static int list_one(void *arg, tk_slice id, const tk_client_rec *rec)
+{
+    list_state *ls = arg;
+    char buf[CTL_JSON_MAX];
+    tk_json j;
+    tk_json_init(&j, buf, sizeof buf);
+    tk_json_obj_begin(&j);
+    tk_json_kv_str(&j, "client_id", id);
+    tk_json_kv_str(&j, "name", rec->name);
+    tk_json_kv_cstr(&j, "role", tk_role_name(rec->role));
+    tk_json_kv_cstr(&j, "status", tk_client_status_name(rec->status));
+    tk_json_kv_str(&j, "scope", rec->scope);
+    if (rec->resource.len > 0) {
+        tk_json_kv_str(&j, "resource", rec->resource);
+    }
+    tk_json_kv_int(&j, "created", rec->created);
+    tk_json_obj_end(&j);
+    if (tk_json_finish(&j) != 0) {
+        return TK_E_TOOBIG;
+    }
+    fputs(ls->n++ == 0 ? "\n  " : ",\n  ", stdout);
+    fwrite(buf, 1, j.len, stdout);
+    return 0;
+}
+
+int ctl_cmd_client_list(ctl *c)
+{
+    tk_txn *txn = NULL;
+    int rc = ctl_open(c, true);
+    if (rc != CTL_OK) {
+        return rc;
+    }
+    rc = tk_store_read_begin(c->store, &txn);
+    if (rc != 0) {
+        return ctl_fail_err(c, "read transaction", rc);
+    }
+    list_state ls = {c, 0};
+    fputc('[', stdout);
+    rc = tk_store_each_client(txn, list_one, &ls);
+    tk_store_txn_end(txn);
+    fputs(ls.n > 0 ? "\n]\n" : "]\n", stdout);
+    if (rc != 0) {
+        return ctl_fail_err(c, "listing clients", rc);
+    }
+    return fflush(stdout) == 0 ? CTL_OK : ctl_fail(c, "writing stdout failed");
+}

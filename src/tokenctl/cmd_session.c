@@ -1,0 +1,271 @@
+/*
+ * tokenctl session commands. create writes a new session record; terminate,
+ * suspend and resume go through the store's idempotent TK_OP_SESSION_STATE
+ * op, so every token bound to the session changes state with that one write
+ * (the cascade rule); list and show only read.
+ */
+#include "ctl.h"
+
+#include "tokend/clock.h"
+#include "tokend/crypto.h"
+#include "tokend/limits.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* ==== session create ===================================================== */
+
+static int session_put(ctl *c, const char *sid, const tk_session_rec *rec)
+{
+    tk_txn *txn = NULL;
+    int rc = tk_store_write_begin(c->store, &txn);
+    if (rc != 0) {
+        return ctl_fail_err(c, "write transaction", rc);
+    }
+    rc = tk_store_put_session(txn, tk_slice_from_str(sid), rec, TK_PUT_NEW);
+    if (rc != 0) {
+        tk_store_txn_end(txn);
+        return ctl_fail_err(c, "storing the session", rc);
+    }
+    rc = tk_store_commit(txn);
+    return rc == 0 ? CTL_OK : ctl_fail_err(c, "commit", rc);
+}
+
+int ctl_cmd_session_create(ctl *c)
+{
+    const char *sub = NULL, *issuer = NULL;
+    int64_t ttl = 0;
+    int rc = ctl_need_str(c, "sub", TK_SUB_MAX, &sub);
+    if (rc == CTL_OK) {
+        rc = ctl_want_i64(c, "ttl", 0, CTL_TTL_MAX, CTL_SESSION_TTL_DEFAULT, &ttl);
+    }
+    issuer = ctl_opt_str(c, "issuer");
+    if (rc == CTL_OK && issuer != NULL) {
+        rc = ctl_check_uri(c, "--issuer", issuer);
+    }
+    if (rc != CTL_OK) {
+        return rc;
+    }
+    int64_t now = tk_now();
+    tk_session_rec rec = {.sub = tk_slice_from_str(sub),
+                          .issuer = tk_slice_from_str(issuer ? issuer : ""),
+                          .reason = TK_SLICE_LIT(""),
+                          .state = TK_SESSION_ACTIVE,
+                          .created = now,
+                          .expires = ttl > 0 ? now + ttl : 0};
+    char sid[TK_ID_MAX + 1];
+    rc = tk_id_new("tks_", sid, sizeof sid);
+    if (rc != 0) {
+        return ctl_fail_err(c, "random generator", rc);
+    }
+    rc = ctl_open(c, false);
+    if (rc == CTL_OK) {
+        rc = session_put(c, sid, &rec);
+    }
+    if (rc != CTL_OK) {
+        return rc;
+    }
+    char buf[CTL_JSON_MAX];
+    tk_json j;
+    tk_json_init(&j, buf, sizeof buf);
+    tk_json_obj_begin(&j);
+    tk_json_kv_cstr(&j, "sid", sid);
+    tk_json_kv_cstr(&j, "sub", sub);
+    tk_json_kv_int(&j, "expires", rec.expires);
+    tk_json_obj_end(&j);
+    return ctl_print_json(c, &j);
+}
+
+/* ==== session terminate / suspend / resume =============================== */
+
+/* Apply the op in one write txn; *state_out is the state afterwards. */
+static int session_apply(ctl *c, const tk_op *op, const char *sid, uint8_t *state_out)
+{
+    tk_txn *txn = NULL;
+    tk_session_rec rec;
+    int rc = tk_store_write_begin(c->store, &txn);
+    if (rc != 0) {
+        return ctl_fail_err(c, "write transaction", rc);
+    }
+    rc = tk_store_get_session(txn, tk_slice_from_str(sid), &rec);
+    if (rc == 0) {
+        rc = tk_store_apply(txn, op, NULL);
+    }
+    if (rc == 0) {
+        rc = tk_store_get_session(txn, tk_slice_from_str(sid), &rec);
+    }
+    if (rc != 0) {
+        tk_store_txn_end(txn);
+        if (rc == TK_E_NOTFOUND) {
+            return ctl_fail(c, "no session %s", sid);
+        }
+        return ctl_fail_err(c, "updating the session", rc);
+    }
+    *state_out = rec.state;
+    rc = tk_store_commit(txn);
+    return rc == 0 ? CTL_OK : ctl_fail_err(c, "commit", rc);
+}
+
+static int session_state_cmd(ctl *c, uint8_t state, bool with_reason)
+{
+    const char *sid = c->pos[0], *reason = NULL;
+    int rc = ctl_check_str(c, "SID", sid, TK_ID_MAX);
+    if (rc == CTL_OK && with_reason) {
+        rc = ctl_want_str(c, "reason", TK_REASON_MAX, &reason);
+    }
+    if (rc != CTL_OK) {
+        return rc;
+    }
+    tk_op op;
+    ctl_op_init(&op, TK_OP_SESSION_STATE, state, sid);
+    if (reason != NULL) {
+        size_t n = strlen(reason);
+        memcpy(op.reason, reason, n);
+        op.reason_len = (uint8_t)n;
+    }
+    uint8_t now_state = 0;
+    rc = ctl_open(c, false);
+    if (rc == CTL_OK) {
+        rc = session_apply(c, &op, sid, &now_state);
+    }
+    if (rc != CTL_OK) {
+        return rc;
+    }
+    if (now_state != state) {
+        return ctl_fail(c, "session %s is %s and stays so", sid, tk_session_state_name(now_state));
+    }
+    char buf[CTL_JSON_MAX];
+    tk_json j;
+    tk_json_init(&j, buf, sizeof buf);
+    tk_json_obj_begin(&j);
+    tk_json_kv_cstr(&j, "sid", sid);
+    tk_json_kv_cstr(&j, "state", tk_session_state_name(now_state));
+    tk_json_obj_end(&j);
+    return ctl_print_json(c, &j);
+}
+
+int ctl_cmd_session_terminate(ctl *c)
+{
+    return session_state_cmd(c, TK_SESSION_TERMINATED, true);
+}
+
+int ctl_cmd_session_suspend(ctl *c)
+{
+    return session_state_cmd(c, TK_SESSION_SUSPENDED, true);
+}
+
+int ctl_cmd_session_resume(ctl *c)
+{
+    return session_state_cmd(c, TK_SESSION_ACTIVE, false);
+}
+
+/* ==== session list / show ================================================ */
+
+static void session_fields(tk_json *j, tk_slice sid, const tk_session_rec *rec)
+{
+    tk_json_kv_str(j, "sid", sid);
+    tk_json_kv_str(j, "sub", rec->sub);
+    tk_json_kv_cstr(j, "state", tk_session_state_name(rec->state));
+    tk_json_kv_int(j, "created", rec->created);
+    tk_json_kv_int(j, "expires", rec->expires);
+}
+
+static int list_one(void *arg, tk_slice sid, const tk_session_rec *rec)
+{
+    uint64_t *n = arg;
+    char buf[CTL_JSON_MAX];
+    tk_json j;
+    tk_json_init(&j, buf, sizeof buf);
+    tk_json_obj_begin(&j);
+    session_fields(&j, sid, rec);
+    tk_json_obj_end(&j);
+    if (tk_json_finish(&j) != 0) {
+        return TK_E_TOOBIG;
+    }
+    fputs((*n)++ == 0 ? "\n  " : ",\n  ", stdout);
+    fwrite(buf, 1, j.len, stdout);
+    return 0;
+}
+
+int ctl_cmd_session_list(ctl *c)
+{
+    tk_txn *txn = NULL;
+    int rc = ctl_open(c, true);
+    if (rc != CTL_OK) {
+        return rc;
+    }
+    rc = tk_store_read_begin(c->store, &txn);
+    if (rc != 0) {
+        return ctl_fail_err(c, "read transaction", rc);
+    }
+    uint64_t n = 0;
+    fputc('[', stdout);
+    rc = tk_store_each_session(txn, list_one, &n);
+    tk_store_txn_end(txn);
+    fputs(n > 0 ? "\n]\n" : "]\n", stdout);
+    if (rc != 0) {
+        return ctl_fail_err(c, "listing sessions", rc);
+    }
+    return fflush(stdout) == 0 ? CTL_OK : ctl_fail(c, "writing stdout failed");
+}
+
+static int count_one(void *arg, const uint8_t hash[TK_HASH_LEN])
+{
+    (void)hash;
+    (*(uint64_t *)arg)++;
+    return 0;
+}
+
+static void session_show_json(tk_json *j, tk_slice sid, const tk_session_rec *rec, uint64_t tokens)
+{
+    tk_json_obj_begin(j);
+    session_fields(j, sid, rec);
+    if (rec->issuer.len > 0) {
+        tk_json_kv_str(j, "issuer", rec->issuer);
+    }
+    if (rec->ended_at != 0) {
+        tk_json_kv_int(j, "ended_at", rec->ended_at);
+    }
+    if (rec->reason.len > 0) {
+        tk_json_kv_str(j, "reason", rec->reason);
+    }
+    tk_json_kv_int(j, "tokens", (int64_t)tokens);
+    tk_json_obj_end(j);
+}
+
+int ctl_cmd_session_show(ctl *c)
+{
+    const char *sid = c->pos[0];
+    int rc = ctl_check_str(c, "SID", sid, TK_ID_MAX);
+    if (rc == CTL_OK) {
+        rc = ctl_open(c, true);
+    }
+    if (rc != CTL_OK) {
+        return rc;
+    }
+    tk_txn *txn = NULL;
+    rc = tk_store_read_begin(c->store, &txn);
+    if (rc != 0) {
+        return ctl_fail_err(c, "read transaction", rc);
+    }
+    tk_session_rec rec;
+    uint64_t tokens = 0;
+    rc = tk_store_get_session(txn, tk_slice_from_str(sid), &rec);
+    if (rc == 0) {
+        rc = tk_store_each_session_token(txn, tk_slice_from_str(sid), count_one, &tokens);
+    }
+    char buf[CTL_JSON_MAX];
+    tk_json j;
+    tk_json_init(&j, buf, sizeof buf);
+    if (rc == 0) {
+        session_show_json(&j, tk_slice_from_str(sid), &rec, tokens);
+    }
+    tk_store_txn_end(txn);
+    if (rc == TK_E_NOTFOUND) {
+        return ctl_fail(c, "no session %s", sid);
+    }
+    if (rc != 0) {
+        return ctl_fail_err(c, "reading the session", rc);
+    }
+    return ctl_print_json(c, &j);
+}
