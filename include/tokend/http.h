@@ -59,7 +59,25 @@ typedef struct tk_http_request {
  *        The caller answers with that status and closes the connection.
  * A bad request is reported as soon as it can be known, even when more bytes
  * would follow (e.g. an oversized head is -431 without waiting for the end).
- * Slices in *req point into buf and are valid while buf is.
+ * Slices in *req point into buf and are valid while buf is; *req is only
+ * meaningful when the result is > 0.
+ *
+ * Strictness choices, beyond the list above (all -400 unless noted):
+ *   - the verdict of a prefix is 0 or the verdict of the whole input: the
+ *     first problem met in one forward scan wins (so a Content-Length over
+ *     max_body is -413 even if a later line is malformed);
+ *   - no empty lines before the request line (RFC 9112 §2.2 "SHOULD ignore"
+ *     is not followed: requests start exactly at buf);
+ *   - request-target: "/" followed by RFC 3986 pchar, '/', '?' only; '%'
+ *     must start a valid %XX; "*" only with OPTIONS; no absolute-form;
+ *   - any repeated Content-Length, even with an identical value; a
+ *     Content-Length that is not 1*DIGIT or does not fit size_t;
+ *   - a repeated Host, Authorization or Content-Type (singleton fields whose
+ *     duplicates are ambiguous); a Host with bytes outside RFC 3986 authority;
+ *   - field values may hold SP, HTAB, VCHAR and obs-text (0x80-0xFF) only.
+ * max_body above TK_HTTP_BODY_MAX is treated as TK_HTTP_BODY_MAX. A request
+ * without Content-Length has an empty body (RFC 9112 §6.3).
+ * Thread-safety: pure; any thread.
  */
 int tk_http_parse(const char *buf, size_t len, size_t max_body, tk_http_request *req);
 
@@ -67,12 +85,21 @@ int tk_http_parse(const char *buf, size_t len, size_t max_body, tk_http_request 
  * value, or an empty slice with p == NULL when absent. */
 tk_slice tk_http_header_get(const tk_http_request *req, const char *name);
 
+/* Longest base64 credential string of a Basic header we decode (id and
+ * secret, form-encoded, then base64): far above our ids and secrets. */
+#define TK_HTTP_CREDENTIALS_MAX 1024
+
 /*
  * HTTP Basic credentials (RFC 7617) with RFC 6749 §2.3.1 form-decoding of the
  * id and secret. value is the Authorization header value.
  * Returns 0 (id and secret NUL-terminated in the caller's buffers),
  * TK_E_NOTFOUND (not a Basic header), TK_E_BADINPUT (bad base64, no ':',
- * bad escapes) or TK_E_TOOBIG (a part exceeds its buffer).
+ * empty id, bad escapes, a control character before or after decoding, not
+ * exactly one SP after "Basic") or TK_E_TOOBIG (a part exceeds its buffer,
+ * or the base64 exceeds TK_HTTP_CREDENTIALS_MAX). The split is at the first
+ * ':' of the decoded credentials, before form-decoding, so a ':' inside an
+ * id or secret arrives as %3A. On failure id and secret are cleansed and
+ * empty. id_cap and secret_cap must be > 0.
  */
 int tk_http_basic_auth(tk_slice value, char *id, size_t id_cap, char *secret, size_t secret_cap);
 
