@@ -16,6 +16,10 @@
 
 #define TK_RECORD_VERSION 1
 
+/* Every time field (Unix seconds) lies in [0, TK_TIME_MAX] (9999-12-31T23:59:59Z);
+ * 0 means "not set" where a field is optional (nbf, revoked_at, expires, ...). */
+#define TK_TIME_MAX 253402300799LL
+
 enum tk_token_kind { TK_TOKEN_ACCESS = 1, TK_TOKEN_REFRESH = 2 };
 
 /* tokens DBI: key SHA-256(token) → this. */
@@ -131,7 +135,22 @@ typedef struct tk_op {
     int64_t at; /* when the op was decided (Unix seconds) */
 } tk_op;
 
-/* Encode / strictly decode one op as msgpack (the replication unit). */
+/*
+ * Which fields each op uses (the others must be zero / empty, except hash,
+ * which is ignored by every op but REVOKE_TOKEN):
+ *   REVOKE_TOKEN  hash;                     state 0, id_len 0
+ *   REVOKE_GRANT  id;                       state 0
+ *   SESSION_STATE id, state (active = resume, suspended, terminated)
+ *   CLIENT_STATUS id, state (approved or disabled; never back to pending)
+ * Every op: reason_len <= TK_REASON_MAX (optional), at in [1, TK_TIME_MAX].
+ * Returns 0 or TK_E_INVALID. Pure; used by the encoder and tk_store_apply.
+ */
+int tk_op_validate(const tk_op *op);
+
+/* Encode / strictly decode one op as msgpack (the replication unit).
+ * encode: 0, TK_E_INVALID (tk_op_validate), TK_E_TOOBIG. decode: 0 or
+ * TK_E_CORRUPT (including ops that fail tk_op_validate); unused fields of
+ * *op are zero. */
 int tk_op_encode(const tk_op *op, uint8_t *buf, size_t cap, size_t *len);
 int tk_op_decode(const uint8_t *buf, size_t len, tk_op *op);
 

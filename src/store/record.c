@@ -1,0 +1,657 @@
+/*
+ * Record codec: msgpack maps with small integer keys, key 0 the version.
+ *
+ * Each record kind is described once, by a table of fields (key, type,
+ * whether required, size or range limits, where it lives in the struct); one
+ * generic encoder and one generic strict decoder walk that table. Encoding
+ * goes through msgpack-c's packer writing into the caller's buffer; decoding
+ * is our own reader, which accepts only what the encoder emits: a fixmap or
+ * map16, integer keys in ascending-free order with no duplicates, ints of any
+ * width (range-checked), str up to str16, bin8 of exactly 32 bytes.
+ *
+ * Records stay compact because the hot path touches them among millions:
+ * optional strings that are empty and optional ints that are zero are not
+ * written at all, so the decoder rejects an optional field that is present
+ * but empty or zero (there is exactly one encoding of each record).
+ * Versions other than TK_RECORD_VERSION are rejected until a newer one exists.
+ */
+#include <msgpack.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "tokend/record.h"
+
+/* ---- Field tables -------------------------------------------------------- */
+
+enum ftype { F_STR = 1, F_INT = 2, F_HASH = 3 };
+
+#define NO_FLAG SIZE_MAX
+
+typedef struct field {
+    uint8_t key;    /* 1..31 (0 is the version) */
+    uint8_t type;   /* enum ftype */
+    bool required;  /* always written; strings must be non-empty */
+    uint16_t max;   /* F_STR: longest length */
+    uint8_t size;   /* F_INT: sizeof the struct member (1 or 8) */
+    int64_t lo, hi; /* F_INT: accepted range (optional ints: 0 = absent) */
+    size_t off;     /* member offset */
+    size_t flag;    /* F_HASH optional: offset of the bool saying it is set */
+} field;
+
+#define KEY_MAX 31
+
+#define STR(k, req, m, T, mem)                                                                     \
+    {                                                                                              \
+        .key = (k), .type = F_STR, .required = (req), .max = (m), .off = offsetof(T, mem)          \
+    }
+#define TIME(k, req, T, mem)                                                                       \
+    {                                                                                              \
+        .key = (k), .type = F_INT, .required = (req), .size = 8, .lo = (req) ? 0 : 1,              \
+        .hi = TK_TIME_MAX, .off = offsetof(T, mem)                                                 \
+    }
+#define ENUM(k, req, l, h, T, mem)                                                                 \
+    {                                                                                              \
+        .key = (k), .type = F_INT, .required = (req), .size = 1, .lo = (l), .hi = (h),             \
+        .off = offsetof(T, mem)                                                                    \
+    }
+#define HASH(k, req, T, mem, fl)                                                                   \
+    {                                                                                              \
+        .key = (k), .type = F_HASH, .required = (req), .off = offsetof(T, mem), .flag = (fl)       \
+    }
+
+static const field token_fields[] = {
+    ENUM(1, true, TK_TOKEN_ACCESS, TK_TOKEN_REFRESH, tk_token_rec, kind),
+    STR(2, true, TK_ID_MAX, tk_token_rec, client_id),
+    STR(3, false, TK_SUB_MAX, tk_token_rec, sub),
+    STR(4, false, TK_ID_MAX, tk_token_rec, sid),
+    STR(5, false, TK_ID_MAX, tk_token_rec, grant_id),
+    STR(6, false, TK_SCOPE_MAX, tk_token_rec, scope),
+    STR(7, false, TK_AUD_MAX, tk_token_rec, aud),
+    HASH(8, false, tk_token_rec, parent, offsetof(tk_token_rec, has_parent)),
+    TIME(9, true, tk_token_rec, iat),
+    TIME(10, false, tk_token_rec, nbf),
+    TIME(11, true, tk_token_rec, exp),
+    TIME(12, false, tk_token_rec, revoked_at),
+};
+
+static const field session_fields[] = {
+    STR(1, true, TK_SUB_MAX, tk_session_rec, sub),
+    STR(2, false, TK_URL_MAX, tk_session_rec, issuer),
+    STR(3, false, TK_REASON_MAX, tk_session_rec, reason),
+    ENUM(4, true, TK_SESSION_ACTIVE, TK_SESSION_TERMINATED, tk_session_rec, state),
+    TIME(5, true, tk_session_rec, created),
+    TIME(6, false, tk_session_rec, expires),
+    TIME(7, false, tk_session_rec, ended_at),
+};
+
+static const field grant_fields[] = {
+    STR(1, true, TK_ID_MAX, tk_grant_rec, client_id),
+    STR(2, false, TK_SUB_MAX, tk_grant_rec, sub),
+    STR(3, false, TK_ID_MAX, tk_grant_rec, sid),
+    STR(4, false, TK_SCOPE_MAX, tk_grant_rec, scope),
+    ENUM(5, true, TK_GRANT_ACTIVE, TK_GRANT_REVOKED, tk_grant_rec, state),
+    TIME(6, true, tk_grant_rec, created),
+    TIME(7, false, tk_grant_rec, revoked_at),
+};
+
+static const field client_fields[] = {
+    HASH(1, true, tk_client_rec, secret_hash, NO_FLAG),
+    STR(2, false, TK_NAME_MAX, tk_client_rec, name),
+    STR(3, false, TK_SCOPE_MAX, tk_client_rec, scope),
+    STR(4, false, TK_AUD_MAX, tk_client_rec, resource),
+    ENUM(5, true, TK_ROLE_AGENT, TK_ROLE_ADMIN, tk_client_rec, role),
+    ENUM(6, true, TK_CLIENT_PENDING, TK_CLIENT_DISABLED, tk_client_rec, status),
+    TIME(7, true, tk_client_rec, created),
+};
+
+/* The wire form of an op: slices instead of the fixed arrays of tk_op. */
+typedef struct op_wire {
+    uint8_t type, state;
+    bool has_hash;
+    uint8_t hash[TK_HASH_LEN];
+    tk_slice id, reason;
+    int64_t at;
+} op_wire;
+
+static const field op_fields[] = {
+    ENUM(1, true, TK_OP_REVOKE_TOKEN, TK_OP_CLIENT_STATUS, op_wire, type),
+    ENUM(2, false, 1, 3, op_wire, state),
+    HASH(3, false, op_wire, hash, offsetof(op_wire, has_hash)),
+    STR(4, false, TK_ID_MAX, op_wire, id),
+    STR(5, false, TK_REASON_MAX, op_wire, reason),
+    {.key = 6,
+     .type = F_INT,
+     .required = true,
+     .size = 8,
+     .lo = 1,
+     .hi = TK_TIME_MAX,
+     .off = offsetof(op_wire, at)},
+};
+
+/* Worst case of one record: map16 header, version, and per field a key (1
+ * byte), a str16 header or bin8 header, or an int64. Keeps TK_RECORD_MAX honest. */
+#define WORST_STR(n) (1 + 3 + (n))
+#define WORST_INT    (1 + 9)
+#define WORST_HASH   (1 + 2 + TK_HASH_LEN)
+_Static_assert(3 + 2 + WORST_INT + 4 * WORST_STR(TK_ID_MAX) + WORST_STR(TK_SUB_MAX) +
+                       WORST_STR(TK_SCOPE_MAX) + WORST_STR(TK_AUD_MAX) + WORST_HASH +
+                       4 * WORST_INT <=
+                   TK_RECORD_MAX,
+               "a token record at its limits fits TK_RECORD_MAX");
+_Static_assert(3 + 2 + WORST_STR(TK_SUB_MAX) + WORST_STR(TK_URL_MAX) + WORST_STR(TK_REASON_MAX) +
+                       4 * WORST_INT <=
+                   TK_RECORD_MAX,
+               "a session record at its limits fits TK_RECORD_MAX");
+_Static_assert(3 + 2 + WORST_HASH + WORST_STR(TK_NAME_MAX) + WORST_STR(TK_SCOPE_MAX) +
+                       WORST_STR(TK_AUD_MAX) + 3 * WORST_INT <=
+                   TK_RECORD_MAX,
+               "a client record at its limits fits TK_RECORD_MAX");
+_Static_assert(TK_REASON_MAX <= UINT8_MAX && TK_ID_MAX <= UINT16_MAX, "tk_op length fields");
+
+/* ---- Field access ---------------------------------------------------------- */
+
+static int64_t get_int(const field *f, const void *rec)
+{
+    const uint8_t *m = (const uint8_t *)rec + f->off;
+    if (f->size == 1) {
+        return *m;
+    }
+    int64_t v;
+    memcpy(&v, m, sizeof(v));
+    return v;
+}
+
+static void set_int(const field *f, void *rec, int64_t v)
+{
+    uint8_t *m = (uint8_t *)rec + f->off;
+    if (f->size == 1) {
+        TK_ASSERT(v >= 0 && v <= UINT8_MAX);
+        *m = (uint8_t)v;
+    } else {
+        memcpy(m, &v, sizeof(v));
+    }
+}
+
+static tk_slice get_str(const field *f, const void *rec)
+{
+    tk_slice s;
+    memcpy(&s, (const uint8_t *)rec + f->off, sizeof(s));
+    return s;
+}
+
+static bool hash_set(const field *f, const void *rec)
+{
+    if (f->flag == NO_FLAG) {
+        return true;
+    }
+    return *((const bool *)((const uint8_t *)rec + f->flag));
+}
+
+/* Whether an optional field carries a value (required fields always do). */
+static bool present(const field *f, const void *rec)
+{
+    switch (f->type) {
+    case F_STR:
+        return get_str(f, rec).len > 0;
+    case F_INT:
+        return get_int(f, rec) != 0;
+    default:
+        return hash_set(f, rec);
+    }
+}
+
+/* ---- Encoding ------------------------------------------------------------- */
+
+static int check_fields(const field *fs, size_t nf, const void *rec)
+{
+    for (size_t i = 0; i < nf; i++) {
+        const field *f = &fs[i];
+        if (f->type == F_STR) {
+            tk_slice s = get_str(f, rec);
+            if (s.len > f->max || (s.len > 0 && s.p == NULL) || (f->required && s.len == 0)) {
+                return TK_E_INVALID;
+            }
+        } else if (f->type == F_INT) {
+            int64_t v = get_int(f, rec);
+            bool absent_ok = !f->required && v == 0;
+            if (!absent_ok && (v < f->lo || v > f->hi)) {
+                return TK_E_INVALID;
+            }
+        }
+    }
+    return 0;
+}
+
+typedef struct wbuf {
+    uint8_t *p;
+    size_t cap, len;
+} wbuf;
+
+/* The packer's write callback: append to the fixed buffer or fail. */
+static int wbuf_write(void *data, const char *b, size_t n)
+{
+    wbuf *w = data;
+    if (n > w->cap - w->len) {
+        return -1;
+    }
+    if (n > 0) {
+        memcpy(w->p + w->len, b, n);
+    }
+    w->len += n;
+    return 0;
+}
+
+static int pack_field(msgpack_packer *pk, const field *f, const void *rec)
+{
+    int rc = msgpack_pack_uint8(pk, f->key);
+    if (rc == 0 && f->type == F_STR) {
+        tk_slice s = get_str(f, rec);
+        rc = msgpack_pack_str_with_body(pk, s.p, s.len);
+    } else if (rc == 0 && f->type == F_INT) {
+        rc = msgpack_pack_int64(pk, get_int(f, rec));
+    } else if (rc == 0) {
+        rc = msgpack_pack_bin_with_body(pk, (const uint8_t *)rec + f->off, TK_HASH_LEN);
+    }
+    return rc;
+}
+
+static int encode_fields(const field *fs, size_t nf, const void *rec, uint8_t *buf, size_t cap,
+                         size_t *len)
+{
+    TK_ASSERT(buf != NULL || cap == 0);
+    int rc = check_fields(fs, nf, rec);
+    if (rc != 0) {
+        return rc;
+    }
+    size_t n = 1;
+    for (size_t i = 0; i < nf; i++) {
+        n += (fs[i].required || present(&fs[i], rec)) ? 1 : 0;
+    }
+    wbuf w = {.p = buf, .cap = cap, .len = 0};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &w, wbuf_write);
+    rc = msgpack_pack_map(&pk, n);
+    rc = rc != 0 ? rc : msgpack_pack_uint8(&pk, 0);
+    rc = rc != 0 ? rc : msgpack_pack_uint8(&pk, TK_RECORD_VERSION);
+    for (size_t i = 0; i < nf && rc == 0; i++) {
+        if (fs[i].required || present(&fs[i], rec)) {
+            rc = pack_field(&pk, &fs[i], rec);
+        }
+    }
+    if (rc != 0) {
+        return TK_E_TOOBIG;
+    }
+    *len = w.len;
+    return 0;
+}
+
+/* ---- Strict reader ---------------------------------------------------------- */
+
+typedef struct rd {
+    const uint8_t *p, *end;
+} rd;
+
+static bool rd_take(rd *r, size_t n, const uint8_t **out)
+{
+    if ((size_t)(r->end - r->p) < n) {
+        return false;
+    }
+    *out = r->p;
+    r->p += n;
+    return true;
+}
+
+/* Big-endian unsigned of n bytes (1, 2, 4 or 8). */
+static bool rd_be(rd *r, size_t n, uint64_t *out)
+{
+    const uint8_t *b;
+    if (!rd_take(r, n, &b)) {
+        return false;
+    }
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        v = (v << 8) | b[i];
+    }
+    *out = v;
+    return true;
+}
+
+/* Sign-extend an n-byte two's complement value. */
+static int64_t sext(uint64_t v, size_t n)
+{
+    if (n == 8) {
+        return (int64_t)v;
+    }
+    uint64_t sign = 1ULL << (n * 8 - 1);
+    return (int64_t)(v ^ sign) - (int64_t)sign;
+}
+
+/* Any msgpack integer that fits int64. */
+static bool rd_int(rd *r, int64_t *out)
+{
+    const uint8_t *t;
+    if (!rd_take(r, 1, &t)) {
+        return false;
+    }
+    uint8_t c = *t;
+    if (c <= 0x7f || c >= 0xe0) {
+        *out = (int8_t)c;
+        return true;
+    }
+    uint64_t v;
+    if (c >= 0xcc && c <= 0xcf) {
+        size_t n = (size_t)1 << (c - 0xcc);
+        if (!rd_be(r, n, &v) || v > (uint64_t)INT64_MAX) {
+            return false;
+        }
+        *out = (int64_t)v;
+        return true;
+    }
+    if (c >= 0xd0 && c <= 0xd3) {
+        size_t n = (size_t)1 << (c - 0xd0);
+        if (!rd_be(r, n, &v)) {
+            return false;
+        }
+        *out = sext(v, n);
+        return true;
+    }
+    return false;
+}
+
+static bool rd_str(rd *r, size_t max, tk_slice *out)
+{
+    const uint8_t *t;
+    if (!rd_take(r, 1, &t)) {
+        return false;
+    }
+    uint64_t n;
+    if ((*t & 0xe0) == 0xa0) {
+        n = *t & 0x1fu;
+    } else if (*t == 0xd9 || *t == 0xda) {
+        if (!rd_be(r, *t == 0xd9 ? 1 : 2, &n)) {
+            return false;
+        }
+    } else {
+        return false;
+    }
+    const uint8_t *b;
+    if (n > max || !rd_take(r, (size_t)n, &b)) {
+        return false;
+    }
+    *out = (tk_slice){(const char *)b, (size_t)n};
+    return true;
+}
+
+static bool rd_hash(rd *r, uint8_t out[TK_HASH_LEN])
+{
+    const uint8_t *b;
+    if (!rd_take(r, 2, &b) || b[0] != 0xc4 || b[1] != TK_HASH_LEN) {
+        return false;
+    }
+    if (!rd_take(r, TK_HASH_LEN, &b)) {
+        return false;
+    }
+    memcpy(out, b, TK_HASH_LEN);
+    return true;
+}
+
+static bool rd_map(rd *r, uint64_t *n)
+{
+    const uint8_t *t;
+    if (!rd_take(r, 1, &t)) {
+        return false;
+    }
+    if ((*t & 0xf0) == 0x80) {
+        *n = *t & 0x0fu;
+        return true;
+    }
+    return *t == 0xde && rd_be(r, 2, n);
+}
+
+/* ---- Decoding ------------------------------------------------------------- */
+
+static const field *find_field(const field *fs, size_t nf, int64_t key)
+{
+    for (size_t i = 0; i < nf; i++) {
+        if (fs[i].key == key) {
+            return &fs[i];
+        }
+    }
+    return NULL;
+}
+
+static bool decode_value(rd *r, const field *f, void *rec)
+{
+    if (f->type == F_STR) {
+        tk_slice s;
+        if (!rd_str(r, f->max, &s) || s.len == 0) {
+            return false;
+        }
+        memcpy((uint8_t *)rec + f->off, &s, sizeof(s));
+        return true;
+    }
+    if (f->type == F_INT) {
+        int64_t v;
+        if (!rd_int(r, &v) || v < f->lo || v > f->hi || (!f->required && v == 0)) {
+            return false;
+        }
+        set_int(f, rec, v);
+        return true;
+    }
+    if (!rd_hash(r, (uint8_t *)rec + f->off)) {
+        return false;
+    }
+    if (f->flag != NO_FLAG) {
+        *((bool *)((uint8_t *)rec + f->flag)) = true;
+    }
+    return true;
+}
+
+/* Decode into rec (zeroed first, size bytes). */
+static int decode_fields(const field *fs, size_t nf, const uint8_t *buf, size_t len, void *rec,
+                         size_t size)
+{
+    memset(rec, 0, size);
+    rd r = {buf, buf + len};
+    uint64_t n;
+    int64_t key, version;
+    if (buf == NULL || !rd_map(&r, &n) || n < 1 || n > nf + 1) {
+        return TK_E_CORRUPT;
+    }
+    /* The version comes first: it says how to read the rest. */
+    if (!rd_int(&r, &key) || key != 0 || !rd_int(&r, &version) || version != TK_RECORD_VERSION) {
+        return TK_E_CORRUPT;
+    }
+    uint32_t seen = 1;
+    for (uint64_t i = 1; i < n; i++) {
+        if (!rd_int(&r, &key) || key < 1 || key > KEY_MAX || (seen & (1u << key))) {
+            return TK_E_CORRUPT;
+        }
+        seen |= 1u << key;
+        const field *f = find_field(fs, nf, key);
+        if (f == NULL || !decode_value(&r, f, rec)) {
+            return TK_E_CORRUPT;
+        }
+    }
+    if (r.p != r.end) {
+        return TK_E_CORRUPT;
+    }
+    for (size_t i = 0; i < nf; i++) {
+        if (fs[i].required && !(seen & (1u << fs[i].key))) {
+            return TK_E_CORRUPT;
+        }
+    }
+    /* What we accept we must be able to write back. */
+    TK_ASSERT(check_fields(fs, nf, rec) == 0);
+    return 0;
+}
+
+/* ---- Records ---------------------------------------------------------------- */
+
+#define NF(t) TK_ARRAY_LEN(t)
+
+int tk_record_encode_token(const tk_token_rec *rec, uint8_t *buf, size_t cap, size_t *len)
+{
+    return encode_fields(token_fields, NF(token_fields), rec, buf, cap, len);
+}
+
+int tk_record_encode_session(const tk_session_rec *rec, uint8_t *buf, size_t cap, size_t *len)
+{
+    return encode_fields(session_fields, NF(session_fields), rec, buf, cap, len);
+}
+
+int tk_record_encode_grant(const tk_grant_rec *rec, uint8_t *buf, size_t cap, size_t *len)
+{
+    return encode_fields(grant_fields, NF(grant_fields), rec, buf, cap, len);
+}
+
+int tk_record_encode_client(const tk_client_rec *rec, uint8_t *buf, size_t cap, size_t *len)
+{
+    return encode_fields(client_fields, NF(client_fields), rec, buf, cap, len);
+}
+
+int tk_record_decode_token(const uint8_t *buf, size_t len, tk_token_rec *rec)
+{
+    return decode_fields(token_fields, NF(token_fields), buf, len, rec, sizeof(*rec));
+}
+
+int tk_record_decode_session(const uint8_t *buf, size_t len, tk_session_rec *rec)
+{
+    return decode_fields(session_fields, NF(session_fields), buf, len, rec, sizeof(*rec));
+}
+
+int tk_record_decode_grant(const uint8_t *buf, size_t len, tk_grant_rec *rec)
+{
+    return decode_fields(grant_fields, NF(grant_fields), buf, len, rec, sizeof(*rec));
+}
+
+int tk_record_decode_client(const uint8_t *buf, size_t len, tk_client_rec *rec)
+{
+    return decode_fields(client_fields, NF(client_fields), buf, len, rec, sizeof(*rec));
+}
+
+/* ---- Ops --------------------------------------------------------------------- */
+
+static bool op_state_ok(const tk_op *op)
+{
+    switch (op->type) {
+    case TK_OP_REVOKE_TOKEN:
+        return op->state == 0 && op->id_len == 0;
+    case TK_OP_REVOKE_GRANT:
+        return op->state == 0 && op->id_len > 0;
+    case TK_OP_SESSION_STATE:
+        return op->id_len > 0 && op->state >= TK_SESSION_ACTIVE &&
+               op->state <= TK_SESSION_TERMINATED;
+    case TK_OP_CLIENT_STATUS:
+        return op->id_len > 0 &&
+               (op->state == TK_CLIENT_APPROVED || op->state == TK_CLIENT_DISABLED);
+    default:
+        return false;
+    }
+}
+
+int tk_op_validate(const tk_op *op)
+{
+    if (!op_state_ok(op) || op->id_len > TK_ID_MAX || op->reason_len > TK_REASON_MAX ||
+        op->at < 1 || op->at > TK_TIME_MAX) {
+        return TK_E_INVALID;
+    }
+    return 0;
+}
+
+int tk_op_encode(const tk_op *op, uint8_t *buf, size_t cap, size_t *len)
+{
+    int rc = tk_op_validate(op);
+    if (rc != 0) {
+        return rc;
+    }
+    op_wire w = {
+        .type = op->type,
+        .state = op->state,
+        .has_hash = op->type == TK_OP_REVOKE_TOKEN,
+        .id = {op->id, op->id_len},
+        .reason = {op->reason, op->reason_len},
+        .at = op->at,
+    };
+    memcpy(w.hash, op->hash, TK_HASH_LEN);
+    return encode_fields(op_fields, NF(op_fields), &w, buf, cap, len);
+}
+
+int tk_op_decode(const uint8_t *buf, size_t len, tk_op *op)
+{
+    op_wire w;
+    memset(op, 0, sizeof(*op));
+    int rc = decode_fields(op_fields, NF(op_fields), buf, len, &w, sizeof(w));
+    if (rc != 0) {
+        return rc;
+    }
+    if (w.has_hash != (w.type == TK_OP_REVOKE_TOKEN)) {
+        return TK_E_CORRUPT;
+    }
+    op->type = w.type;
+    op->state = w.state;
+    memcpy(op->hash, w.hash, TK_HASH_LEN);
+    op->id_len = (uint16_t)w.id.len;
+    memcpy(op->id, w.id.p ? w.id.p : "", w.id.len);
+    op->reason_len = (uint8_t)w.reason.len;
+    memcpy(op->reason, w.reason.p ? w.reason.p : "", w.reason.len);
+    op->at = w.at;
+    if (tk_op_validate(op) != 0) {
+        memset(op, 0, sizeof(*op));
+        return TK_E_CORRUPT;
+    }
+    return 0;
+}
+
+/* ---- Enum names ------------------------------------------------------------- */
+
+static const char *const role_names[] = {NULL, "agent", "resource_server", "admin"};
+static const char *const status_names[] = {NULL, "pending", "approved", "disabled"};
+static const char *const state_names[] = {NULL, "active", "suspended", "terminated"};
+static const char *const kind_names[] = {NULL, "access_token", "refresh_token"};
+
+static const char *name_of(const char *const *names, size_t n, uint8_t v)
+{
+    return (v > 0 && v < n) ? names[v] : "unknown";
+}
+
+static int parse_name(const char *const *names, size_t n, const char *s, uint8_t *out)
+{
+    for (size_t i = 1; s != NULL && i < n; i++) {
+        if (strcmp(s, names[i]) == 0) {
+            *out = (uint8_t)i;
+            return 0;
+        }
+    }
+    return TK_E_BADINPUT;
+}
+
+const char *tk_role_name(uint8_t role)
+{
+    return name_of(role_names, NF(role_names), role);
+}
+
+int tk_role_parse(const char *s, uint8_t *out)
+{
+    return parse_name(role_names, NF(role_names), s, out);
+}
+
+const char *tk_client_status_name(uint8_t status)
+{
+    return name_of(status_names, NF(status_names), status);
+}
+
+int tk_client_status_parse(const char *s, uint8_t *out)
+{
+    return parse_name(status_names, NF(status_names), s, out);
+}
+
+const char *tk_session_state_name(uint8_t state)
+{
+    return name_of(state_names, NF(state_names), state);
+}
+
+const char *tk_token_kind_name(uint8_t kind)
+{
+    return name_of(kind_names, NF(kind_names), kind);
+}

@@ -1,0 +1,780 @@
+/*
+ * Record codec tests: round trips at the limits, compact typical records, and
+ * the negative space of the strict decoder (every truncation, a wrong type at
+ * every type tag, oversized strings, bad enums, duplicates, trailing bytes,
+ * wrong versions), built with a tiny hand-rolled msgpack writer.
+ */
+#include <stdlib.h>
+
+#include "check.h"
+#include "tokend/record.h"
+
+/* ---- A minimal msgpack writer for hand-made inputs ---------------------------- */
+
+typedef struct mw {
+    uint8_t b[8192];
+    size_t n;
+} mw;
+
+static void mw_byte(mw *w, uint8_t c)
+{
+    w->b[w->n++] = c;
+}
+
+static void mw_be(mw *w, uint64_t v, size_t bytes)
+{
+    for (size_t i = bytes; i > 0; i--) {
+        mw_byte(w, (uint8_t)(v >> ((i - 1) * 8)));
+    }
+}
+
+static void mw_map(mw *w, unsigned n)
+{
+    mw_byte(w, (uint8_t)(0x80 | n));
+}
+
+static void mw_uint(mw *w, uint64_t v)
+{
+    if (v < 128) {
+        mw_byte(w, (uint8_t)v);
+    } else if (v < 65536) {
+        mw_byte(w, 0xcd);
+        mw_be(w, v, 2);
+    } else {
+        mw_byte(w, 0xcf);
+        mw_be(w, v, 8);
+    }
+}
+
+static void mw_str(mw *w, const char *s, size_t len)
+{
+    if (len < 32) {
+        mw_byte(w, (uint8_t)(0xa0 | len));
+    } else if (len < 256) {
+        mw_byte(w, 0xd9);
+        mw_byte(w, (uint8_t)len);
+    } else {
+        mw_byte(w, 0xda);
+        mw_be(w, len, 2);
+    }
+    memcpy(w->b + w->n, s, len);
+    w->n += len;
+}
+
+static void mw_kv(mw *w, unsigned key, uint64_t v)
+{
+    mw_uint(w, key);
+    mw_uint(w, v);
+}
+
+static void mw_ks(mw *w, unsigned key, const char *s)
+{
+    mw_uint(w, key);
+    mw_str(w, s, strlen(s));
+}
+
+/* ---- Fixtures --------------------------------------------------------------------- */
+
+static char big[8][TK_RECORD_MAX];
+
+/* A string of n bytes, distinct per slot. */
+static tk_slice fill(int slot, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        big[slot][i] = (char)('a' + (slot * 7 + (int)i) % 26);
+    }
+    return (tk_slice){big[slot], n};
+}
+
+static bool slice_eq(tk_slice a, tk_slice b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
+}
+
+static tk_token_rec typical_token(void)
+{
+    tk_token_rec t = {
+        .kind = TK_TOKEN_ACCESS,
+        .client_id = TK_SLICE_LIT("tkc_q2W9xZr4TtY7uP0aBcDeFg"),
+        .sub = TK_SLICE_LIT("alice@example.com"),
+        .sid = TK_SLICE_LIT("tks_Hk3LmN8pQr5sTu1vWx2yZa"),
+        .grant_id = TK_SLICE_LIT("tkg_Ab4Cd6Ef8Gh0Ij2Kl4Mn6O"),
+        .scope = TK_SLICE_LIT("files:read files:write"),
+        .aud = TK_SLICE_LIT("https://files.example.com"),
+        .iat = 1795000000,
+        .nbf = 1795000000,
+        .exp = 1795003600,
+    };
+    return t;
+}
+
+static tk_token_rec limit_token(void)
+{
+    tk_token_rec t = {
+        .kind = TK_TOKEN_REFRESH,
+        .client_id = fill(0, TK_ID_MAX),
+        .sub = fill(1, TK_SUB_MAX),
+        .sid = fill(2, TK_ID_MAX),
+        .grant_id = fill(3, TK_ID_MAX),
+        .scope = fill(4, TK_SCOPE_MAX),
+        .aud = fill(5, TK_AUD_MAX),
+        .has_parent = true,
+        .iat = TK_TIME_MAX,
+        .nbf = TK_TIME_MAX,
+        .exp = TK_TIME_MAX,
+        .revoked_at = TK_TIME_MAX,
+    };
+    memset(t.parent, 0xff, TK_HASH_LEN);
+    return t;
+}
+
+static void check_token_eq(const tk_token_rec *a, const tk_token_rec *b)
+{
+    CHECK_EQ_INT(a->kind, b->kind);
+    CHECK(slice_eq(a->client_id, b->client_id));
+    CHECK(slice_eq(a->sub, b->sub));
+    CHECK(slice_eq(a->sid, b->sid));
+    CHECK(slice_eq(a->grant_id, b->grant_id));
+    CHECK(slice_eq(a->scope, b->scope));
+    CHECK(slice_eq(a->aud, b->aud));
+    CHECK_EQ_INT(a->has_parent, b->has_parent);
+    CHECK(!a->has_parent || memcmp(a->parent, b->parent, TK_HASH_LEN) == 0);
+    CHECK_EQ_INT(a->iat, b->iat);
+    CHECK_EQ_INT(a->nbf, b->nbf);
+    CHECK_EQ_INT(a->exp, b->exp);
+    CHECK_EQ_INT(a->revoked_at, b->revoked_at);
+}
+
+/* ---- Round trips -------------------------------------------------------------------- */
+
+static void test_token_roundtrip(void)
+{
+    uint8_t buf[TK_RECORD_MAX];
+    size_t len = 0;
+    tk_token_rec in = typical_token(), out;
+    CHECK_EQ_INT(tk_record_encode_token(&in, buf, sizeof(buf), &len), 0);
+    printf("typical token record: %zu bytes\n", len);
+    CHECK(len <= 200);
+    CHECK_EQ_INT(tk_record_decode_token(buf, len, &out), 0);
+    check_token_eq(&in, &out);
+
+    in = limit_token();
+    CHECK_EQ_INT(tk_record_encode_token(&in, buf, sizeof(buf), &len), 0);
+    printf("token record at every limit: %zu bytes\n", len);
+    CHECK_EQ_INT(tk_record_decode_token(buf, len, &out), 0);
+    check_token_eq(&in, &out);
+    /* Decoded slices point into the encoded bytes. */
+    CHECK((const uint8_t *)out.scope.p > buf && (const uint8_t *)out.scope.p < buf + len);
+
+    /* Minimal: only the required fields. */
+    tk_token_rec m = {.kind = TK_TOKEN_ACCESS, .client_id = TK_SLICE_LIT("c"), .exp = 5};
+    CHECK_EQ_INT(tk_record_encode_token(&m, buf, sizeof(buf), &len), 0);
+    CHECK_EQ_INT(len, 12); /* map, 0:1, 1:1, 2:"c", 9:0, 11:5 */
+    CHECK_EQ_INT(tk_record_decode_token(buf, len, &out), 0);
+    check_token_eq(&m, &out);
+}
+
+static void test_session_roundtrip(void)
+{
+    uint8_t buf[TK_RECORD_MAX];
+    size_t len = 0;
+    tk_session_rec in = {
+        .sub = fill(0, TK_SUB_MAX),
+        .issuer = fill(1, TK_URL_MAX),
+        .reason = fill(2, TK_REASON_MAX),
+        .state = TK_SESSION_TERMINATED,
+        .created = 0,
+        .expires = TK_TIME_MAX,
+        .ended_at = 1,
+    };
+    tk_session_rec out;
+    CHECK_EQ_INT(tk_record_encode_session(&in, buf, sizeof(buf), &len), 0);
+    CHECK_EQ_INT(tk_record_decode_session(buf, len, &out), 0);
+    CHECK(slice_eq(in.sub, out.sub) && slice_eq(in.issuer, out.issuer));
+    CHECK(slice_eq(in.reason, out.reason));
+    CHECK_EQ_INT(out.state, TK_SESSION_TERMINATED);
+    CHECK_EQ_INT(out.created, 0);
+    CHECK_EQ_INT(out.expires, TK_TIME_MAX);
+    CHECK_EQ_INT(out.ended_at, 1);
+
+    tk_session_rec s = {.sub = TK_SLICE_LIT("bob"), .state = TK_SESSION_ACTIVE, .created = 7};
+    CHECK_EQ_INT(tk_record_encode_session(&s, buf, sizeof(buf), &len), 0);
+    CHECK_EQ_INT(tk_record_decode_session(buf, len, &out), 0);
+    CHECK_EQ_INT(out.issuer.len + out.reason.len, 0);
+    CHECK_EQ_INT(out.expires + out.ended_at, 0);
+    CHECK_EQ_INT(out.created, 7);
+}
+
+static void test_grant_roundtrip(void)
+{
+    uint8_t buf[TK_RECORD_MAX];
+    size_t len = 0;
+    tk_grant_rec in = {
+        .client_id = fill(0, TK_ID_MAX),
+        .sub = fill(1, TK_SUB_MAX),
+        .sid = fill(2, TK_ID_MAX),
+        .scope = fill(3, TK_SCOPE_MAX),
+        .state = TK_GRANT_REVOKED,
+        .created = TK_TIME_MAX,
+        .revoked_at = TK_TIME_MAX,
+    };
+    tk_grant_rec out;
+    CHECK_EQ_INT(tk_record_encode_grant(&in, buf, sizeof(buf), &len), 0);
+    CHECK_EQ_INT(tk_record_decode_grant(buf, len, &out), 0);
+    CHECK(slice_eq(in.client_id, out.client_id) && slice_eq(in.sub, out.sub));
+    CHECK(slice_eq(in.sid, out.sid) && slice_eq(in.scope, out.scope));
+    CHECK_EQ_INT(out.state, TK_GRANT_REVOKED);
+    CHECK_EQ_INT(out.created, TK_TIME_MAX);
+    CHECK_EQ_INT(out.revoked_at, TK_TIME_MAX);
+}
+
+static void test_client_roundtrip(void)
+{
+    uint8_t buf[TK_RECORD_MAX];
+    size_t len = 0;
+    tk_client_rec in = {
+        .name = fill(0, TK_NAME_MAX),
+        .scope = fill(1, TK_SCOPE_MAX),
+        .resource = fill(2, TK_AUD_MAX),
+        .role = TK_ROLE_ADMIN,
+        .status = TK_CLIENT_DISABLED,
+        .created = TK_TIME_MAX,
+    };
+    for (int i = 0; i < TK_HASH_LEN; i++) {
+        in.secret_hash[i] = (uint8_t)(i * 9);
+    }
+    tk_client_rec out;
+    CHECK_EQ_INT(tk_record_encode_client(&in, buf, sizeof(buf), &len), 0);
+    CHECK_EQ_INT(tk_record_decode_client(buf, len, &out), 0);
+    CHECK(memcmp(in.secret_hash, out.secret_hash, TK_HASH_LEN) == 0);
+    CHECK(slice_eq(in.name, out.name) && slice_eq(in.scope, out.scope));
+    CHECK(slice_eq(in.resource, out.resource));
+    CHECK_EQ_INT(out.role, TK_ROLE_ADMIN);
+    CHECK_EQ_INT(out.status, TK_CLIENT_DISABLED);
+    CHECK_EQ_INT(out.created, TK_TIME_MAX);
+}
+
+/* ---- Encoder validation ------------------------------------------------------------------ */
+
+static void test_encode_rejects(void)
+{
+    uint8_t buf[TK_RECORD_MAX];
+    size_t len = 0;
+    tk_token_rec t = typical_token();
+    CHECK_EQ_INT(tk_record_encode_token(&t, buf, sizeof(buf), &len), 0);
+    size_t full = len;
+    for (size_t cap = 0; cap < full; cap++) {
+        CHECK_EQ_INT(tk_record_encode_token(&t, buf, cap, &len), TK_E_TOOBIG);
+    }
+    t.scope = fill(0, TK_SCOPE_MAX + 1);
+    CHECK_EQ_INT(tk_record_encode_token(&t, buf, sizeof(buf), &len), TK_E_INVALID);
+    t = typical_token();
+    t.kind = 3;
+    CHECK_EQ_INT(tk_record_encode_token(&t, buf, sizeof(buf), &len), TK_E_INVALID);
+    t.kind = 0;
+    CHECK_EQ_INT(tk_record_encode_token(&t, buf, sizeof(buf), &len), TK_E_INVALID);
+    t = typical_token();
+    t.exp = -1;
+    CHECK_EQ_INT(tk_record_encode_token(&t, buf, sizeof(buf), &len), TK_E_INVALID);
+    t.exp = TK_TIME_MAX + 1;
+    CHECK_EQ_INT(tk_record_encode_token(&t, buf, sizeof(buf), &len), TK_E_INVALID);
+    t = typical_token();
+    t.client_id = TK_SLICE_NULL;
+    CHECK_EQ_INT(tk_record_encode_token(&t, buf, sizeof(buf), &len), TK_E_INVALID);
+
+    tk_session_rec s = {.sub = TK_SLICE_LIT("u"), .state = 4, .created = 1};
+    CHECK_EQ_INT(tk_record_encode_session(&s, buf, sizeof(buf), &len), TK_E_INVALID);
+    s.state = TK_SESSION_ACTIVE;
+    s.reason = fill(1, TK_REASON_MAX + 1);
+    CHECK_EQ_INT(tk_record_encode_session(&s, buf, sizeof(buf), &len), TK_E_INVALID);
+    tk_grant_rec g = {.client_id = TK_SLICE_LIT("c"), .state = 0};
+    CHECK_EQ_INT(tk_record_encode_grant(&g, buf, sizeof(buf), &len), TK_E_INVALID);
+    tk_client_rec c = {.role = TK_ROLE_AGENT, .status = 0};
+    CHECK_EQ_INT(tk_record_encode_client(&c, buf, sizeof(buf), &len), TK_E_INVALID);
+    c.status = TK_CLIENT_PENDING;
+    c.role = 4;
+    CHECK_EQ_INT(tk_record_encode_client(&c, buf, sizeof(buf), &len), TK_E_INVALID);
+    c.role = TK_ROLE_AGENT;
+    c.name = fill(2, TK_NAME_MAX + 1);
+    CHECK_EQ_INT(tk_record_encode_client(&c, buf, sizeof(buf), &len), TK_E_INVALID);
+}
+
+/* ---- Decoder negative space ---------------------------------------------------------------- */
+
+typedef int (*decode_fn)(const uint8_t *buf, size_t len, void *out);
+
+static int dec_token(const uint8_t *b, size_t n, void *o)
+{
+    return tk_record_decode_token(b, n, o);
+}
+static int dec_session(const uint8_t *b, size_t n, void *o)
+{
+    return tk_record_decode_session(b, n, o);
+}
+static int dec_grant(const uint8_t *b, size_t n, void *o)
+{
+    return tk_record_decode_grant(b, n, o);
+}
+static int dec_client(const uint8_t *b, size_t n, void *o)
+{
+    return tk_record_decode_client(b, n, o);
+}
+static int dec_op(const uint8_t *b, size_t n, void *o)
+{
+    return tk_op_decode(b, n, o);
+}
+
+/* Every proper prefix fails; each is copied to an exact-size heap block so
+ * ASan catches any read past its end. */
+static void check_truncations(const uint8_t *buf, size_t len, decode_fn dec)
+{
+    union {
+        tk_token_rec t;
+        tk_session_rec s;
+        tk_grant_rec g;
+        tk_client_rec c;
+        tk_op op;
+    } out;
+    for (size_t n = 0; n < len; n++) {
+        uint8_t *copy = malloc(n ? n : 1);
+        memcpy(copy, buf, n);
+        int rc = dec(copy, n, &out);
+        if (rc != TK_E_CORRUPT) {
+            fprintf(stderr, "prefix of %zu/%zu bytes decoded\n", n, len);
+        }
+        CHECK_EQ_INT(rc, TK_E_CORRUPT);
+        free(copy);
+    }
+    uint8_t *copy = malloc(len);
+    memcpy(copy, buf, len);
+    CHECK_EQ_INT(dec(copy, len, &out), 0);
+    free(copy);
+}
+
+enum tclass { C_INT, C_STR, C_BIN, C_MAP, C_OTHER };
+
+static enum tclass class_of(uint8_t c)
+{
+    if (c <= 0x7f || c >= 0xe0 || (c >= 0xcc && c <= 0xd3)) {
+        return C_INT;
+    }
+    if ((c & 0xe0) == 0xa0 || (c >= 0xd9 && c <= 0xdb)) {
+        return C_STR;
+    }
+    if (c >= 0xc4 && c <= 0xc6) {
+        return C_BIN;
+    }
+    if ((c & 0xf0) == 0x80 || c == 0xde || c == 0xdf) {
+        return C_MAP;
+    }
+    return C_OTHER;
+}
+
+/* Size of the object starting at b (the subset the encoder emits). */
+static size_t obj_size(const uint8_t *b)
+{
+    uint8_t c = b[0];
+    if (c <= 0x7f || c >= 0xe0) {
+        return 1;
+    }
+    if (c >= 0xcc && c <= 0xcf) {
+        return 1 + ((size_t)1 << (c - 0xcc));
+    }
+    if (c >= 0xd0 && c <= 0xd3) {
+        return 1 + ((size_t)1 << (c - 0xd0));
+    }
+    if ((c & 0xe0) == 0xa0) {
+        return 1 + (c & 0x1fu);
+    }
+    if (c == 0xd9 || c == 0xc4) {
+        return 2 + b[1];
+    }
+    if (c == 0xda) {
+        return 3 + ((size_t)b[1] << 8 | b[2]);
+    }
+    return 0;
+}
+
+/* At each type tag of a valid encoding, every byte of another type class
+ * makes the decoder fail. */
+static void check_type_flips(const uint8_t *buf, size_t len, decode_fn dec)
+{
+    static const uint8_t wrong[] = {0x05, 0xcc, 0xd3, 0xe0, 0xa1, 0xd9, 0xc4, 0x81,
+                                    0xde, 0xc0, 0xc1, 0xc2, 0xc3, 0xca, 0xcb, 0x91,
+                                    0xdc, 0xd4, 0xc7, 0xdb, 0xc5, 0xdf};
+    uint8_t copy[TK_RECORD_MAX];
+    union {
+        tk_token_rec t;
+        tk_op op;
+        tk_client_rec c;
+    } out;
+    size_t tags[64], ntags = 0;
+    TK_ASSERT(class_of(buf[0]) == C_MAP && buf[0] < 0x90);
+    tags[ntags++] = 0;
+    for (size_t pos = 1; pos < len && ntags < 64;) {
+        tags[ntags++] = pos;
+        size_t sz = obj_size(buf + pos);
+        TK_ASSERT(sz > 0);
+        pos += sz;
+    }
+    for (size_t t = 0; t < ntags; t++) {
+        for (size_t w = 0; w < TK_ARRAY_LEN(wrong); w++) {
+            if (class_of(wrong[w]) == class_of(buf[tags[t]])) {
+                continue;
+            }
+            memcpy(copy, buf, len);
+            copy[tags[t]] = wrong[w];
+            int rc = dec(copy, len, &out);
+            if (rc != TK_E_CORRUPT) {
+                fprintf(stderr, "tag at %zu -> 0x%02x decoded\n", tags[t], wrong[w]);
+            }
+            CHECK_EQ_INT(rc, TK_E_CORRUPT);
+        }
+    }
+}
+
+static void test_truncations_and_flips(void)
+{
+    uint8_t buf[TK_RECORD_MAX];
+    size_t len = 0;
+    tk_token_rec t = typical_token();
+    t.has_parent = true;
+    t.revoked_at = 1795001000;
+    memset(t.parent, 0xc0, TK_HASH_LEN);
+    CHECK_EQ_INT(tk_record_encode_token(&t, buf, sizeof(buf), &len), 0);
+    check_truncations(buf, len, dec_token);
+    check_type_flips(buf, len, dec_token);
+    t = limit_token();
+    CHECK_EQ_INT(tk_record_encode_token(&t, buf, sizeof(buf), &len), 0);
+    check_truncations(buf, len, dec_token);
+    check_type_flips(buf, len, dec_token);
+
+    tk_session_rec s = {.sub = TK_SLICE_LIT("u"),
+                        .issuer = TK_SLICE_LIT("https://idp"),
+                        .reason = TK_SLICE_LIT("logout"),
+                        .state = TK_SESSION_SUSPENDED,
+                        .created = 10,
+                        .expires = 99999,
+                        .ended_at = 70000};
+    CHECK_EQ_INT(tk_record_encode_session(&s, buf, sizeof(buf), &len), 0);
+    check_truncations(buf, len, dec_session);
+    check_type_flips(buf, len, dec_session);
+
+    tk_grant_rec g = {.client_id = TK_SLICE_LIT("tkc_1"),
+                      .sub = TK_SLICE_LIT("u"),
+                      .sid = TK_SLICE_LIT("tks_1"),
+                      .scope = TK_SLICE_LIT("a b"),
+                      .state = TK_GRANT_ACTIVE,
+                      .created = 1000000};
+    CHECK_EQ_INT(tk_record_encode_grant(&g, buf, sizeof(buf), &len), 0);
+    check_truncations(buf, len, dec_grant);
+    check_type_flips(buf, len, dec_grant);
+
+    tk_client_rec c = {.name = TK_SLICE_LIT("n"),
+                       .resource = TK_SLICE_LIT("https://r"),
+                       .role = TK_ROLE_RESOURCE_SERVER,
+                       .status = TK_CLIENT_APPROVED,
+                       .created = 1};
+    CHECK_EQ_INT(tk_record_encode_client(&c, buf, sizeof(buf), &len), 0);
+    check_truncations(buf, len, dec_client);
+    check_type_flips(buf, len, dec_client);
+}
+
+/* A valid session: map(4) {0:1, 1:"u", 4:1, 5:5}, then variants. */
+static void session_base(mw *w, unsigned extra)
+{
+    w->n = 0;
+    mw_map(w, 4 + extra);
+    mw_kv(w, 0, 1);
+    mw_ks(w, 1, "u");
+    mw_kv(w, 4, 1);
+    mw_kv(w, 5, 5);
+}
+
+static int dec_s(const mw *w)
+{
+    tk_session_rec s;
+    return tk_record_decode_session(w->b, w->n, &s);
+}
+
+static void test_handmade_inputs(void)
+{
+    mw w;
+    tk_session_rec s;
+    session_base(&w, 0);
+    CHECK_EQ_INT(dec_s(&w), 0);
+
+    /* Wider encodings of the same values are accepted: ints of every width, map16. */
+    w.n = 0;
+    mw_byte(&w, 0xde);
+    mw_be(&w, 4, 2);
+    mw_kv(&w, 0, 1);
+    mw_byte(&w, 0xd3); /* key 1 as int64 */
+    mw_be(&w, 1, 8);
+    mw_byte(&w, 0xd9); /* "u" as str8 */
+    mw_byte(&w, 1);
+    mw_byte(&w, 'u');
+    mw_kv(&w, 4, 1);
+    mw_uint(&w, 5);
+    mw_byte(&w, 0xd2); /* created as int32 */
+    mw_be(&w, 123456, 4);
+    CHECK_EQ_INT(tk_record_decode_session(w.b, w.n, &s), 0);
+    CHECK_EQ_INT(s.created, 123456);
+
+    session_base(&w, 0);
+    mw_byte(&w, 0xc0); /* trailing byte */
+    CHECK_EQ_INT(dec_s(&w), TK_E_CORRUPT);
+
+    session_base(&w, 1);
+    mw_kv(&w, 4, 2); /* duplicate key */
+    CHECK_EQ_INT(dec_s(&w), TK_E_CORRUPT);
+
+    session_base(&w, 1);
+    mw_kv(&w, 9, 1); /* unknown key */
+    CHECK_EQ_INT(dec_s(&w), TK_E_CORRUPT);
+
+    session_base(&w, 1);
+    mw_kv(&w, 40, 1); /* key beyond the key space */
+    CHECK_EQ_INT(dec_s(&w), TK_E_CORRUPT);
+
+    session_base(&w, 1);
+    mw_ks(&w, 2, ""); /* optional string present but empty */
+    CHECK_EQ_INT(dec_s(&w), TK_E_CORRUPT);
+
+    session_base(&w, 1);
+    mw_kv(&w, 6, 0); /* optional int present but zero */
+    CHECK_EQ_INT(dec_s(&w), TK_E_CORRUPT);
+
+    session_base(&w, 1);
+    mw_uint(&w, 3); /* reason one byte over its limit */
+    mw_str(&w, big[0], TK_REASON_MAX + 1);
+    CHECK_EQ_INT(dec_s(&w), TK_E_CORRUPT);
+
+    session_base(&w, 1);
+    mw_uint(&w, 3); /* reason exactly at its limit */
+    mw_str(&w, big[0], TK_REASON_MAX);
+    CHECK_EQ_INT(dec_s(&w), 0);
+
+    for (uint64_t bad = 0; bad < 8; bad += 4) { /* state 0 and 4: out of range */
+        w.n = 0;
+        mw_map(&w, 4);
+        mw_kv(&w, 0, 1);
+        mw_ks(&w, 1, "u");
+        mw_kv(&w, 4, bad);
+        mw_kv(&w, 5, 5);
+        CHECK_EQ_INT(dec_s(&w), TK_E_CORRUPT);
+    }
+
+    w.n = 0; /* missing required key 5 */
+    mw_map(&w, 3);
+    mw_kv(&w, 0, 1);
+    mw_ks(&w, 1, "u");
+    mw_kv(&w, 4, 1);
+    CHECK_EQ_INT(dec_s(&w), TK_E_CORRUPT);
+
+    for (uint64_t v = 0; v < 4; v += 2) { /* version 0 and 2 */
+        w.n = 0;
+        mw_map(&w, 4);
+        mw_kv(&w, 0, v);
+        mw_ks(&w, 1, "u");
+        mw_kv(&w, 4, 1);
+        mw_kv(&w, 5, 5);
+        CHECK_EQ_INT(dec_s(&w), TK_E_CORRUPT);
+    }
+
+    w.n = 0; /* version not first */
+    mw_map(&w, 4);
+    mw_ks(&w, 1, "u");
+    mw_kv(&w, 0, 1);
+    mw_kv(&w, 4, 1);
+    mw_kv(&w, 5, 5);
+    CHECK_EQ_INT(dec_s(&w), TK_E_CORRUPT);
+
+    w.n = 0; /* map count larger than the pairs present */
+    mw_map(&w, 5);
+    mw_kv(&w, 0, 1);
+    mw_ks(&w, 1, "u");
+    mw_kv(&w, 4, 1);
+    mw_kv(&w, 5, 5);
+    CHECK_EQ_INT(dec_s(&w), TK_E_CORRUPT);
+
+    w.n = 0; /* negative and oversized times */
+    mw_map(&w, 4);
+    mw_kv(&w, 0, 1);
+    mw_ks(&w, 1, "u");
+    mw_kv(&w, 4, 1);
+    mw_uint(&w, 5);
+    mw_byte(&w, 0xff); /* -1 */
+    CHECK_EQ_INT(dec_s(&w), TK_E_CORRUPT);
+    w.n--;
+    mw_uint(&w, (uint64_t)TK_TIME_MAX + 1);
+    CHECK_EQ_INT(dec_s(&w), TK_E_CORRUPT);
+    w.n -= 9;
+    mw_byte(&w, 0xcf); /* uint64 above INT64_MAX */
+    mw_be(&w, UINT64_MAX, 8);
+    CHECK_EQ_INT(dec_s(&w), TK_E_CORRUPT);
+
+    CHECK_EQ_INT(tk_record_decode_session(NULL, 0, &s), TK_E_CORRUPT);
+}
+
+static void test_handmade_hashes(void)
+{
+    mw w;
+    tk_client_rec c;
+    uint8_t h[TK_HASH_LEN + 1] = {0};
+    for (size_t n = TK_HASH_LEN - 1; n <= TK_HASH_LEN + 1; n++) {
+        w.n = 0;
+        mw_map(&w, 5);
+        mw_kv(&w, 0, 1);
+        mw_uint(&w, 1);
+        mw_byte(&w, 0xc4);
+        mw_byte(&w, (uint8_t)n);
+        memcpy(w.b + w.n, h, n);
+        w.n += n;
+        mw_kv(&w, 5, TK_ROLE_AGENT);
+        mw_kv(&w, 6, TK_CLIENT_PENDING);
+        mw_kv(&w, 7, 1);
+        CHECK_EQ_INT(tk_record_decode_client(w.b, w.n, &c), n == TK_HASH_LEN ? 0 : TK_E_CORRUPT);
+    }
+}
+
+/* ---- Ops
+ * ------------------------------------------------------------------------------------------ */
+
+static tk_op make_op(uint8_t type, uint8_t state, const char *id)
+{
+    tk_op op;
+    memset(&op, 0, sizeof(op));
+    op.type = type;
+    op.state = state;
+    op.at = 1795000000;
+    if (id != NULL) {
+        op.id_len = (uint16_t)strlen(id);
+        memcpy(op.id, id, op.id_len);
+    }
+    return op;
+}
+
+static void check_op_roundtrip(const tk_op *in)
+{
+    uint8_t buf[TK_RECORD_MAX];
+    size_t len = 0;
+    tk_op out;
+    CHECK_EQ_INT(tk_op_encode(in, buf, sizeof(buf), &len), 0);
+    CHECK_EQ_INT(tk_op_decode(buf, len, &out), 0);
+    CHECK_EQ_INT(out.type, in->type);
+    CHECK_EQ_INT(out.state, in->state);
+    CHECK_EQ_INT(out.id_len, in->id_len);
+    CHECK(memcmp(out.id, in->id, in->id_len) == 0);
+    CHECK_EQ_INT(out.reason_len, in->reason_len);
+    CHECK(memcmp(out.reason, in->reason, in->reason_len) == 0);
+    CHECK_EQ_INT(out.at, in->at);
+    if (in->type == TK_OP_REVOKE_TOKEN) {
+        CHECK(memcmp(out.hash, in->hash, TK_HASH_LEN) == 0);
+    }
+    check_truncations(buf, len, dec_op);
+    check_type_flips(buf, len, dec_op);
+}
+
+static void test_ops(void)
+{
+    tk_op op = make_op(TK_OP_REVOKE_TOKEN, 0, NULL);
+    memset(op.hash, 0xab, TK_HASH_LEN);
+    check_op_roundtrip(&op);
+    op = make_op(TK_OP_REVOKE_GRANT, 0, "tkg_x");
+    check_op_roundtrip(&op);
+    op = make_op(TK_OP_SESSION_STATE, TK_SESSION_TERMINATED, NULL);
+    op.id_len = TK_ID_MAX;
+    memcpy(op.id, fill(0, TK_ID_MAX).p, TK_ID_MAX);
+    op.reason_len = TK_REASON_MAX;
+    memcpy(op.reason, fill(1, TK_REASON_MAX).p, TK_REASON_MAX);
+    op.at = TK_TIME_MAX;
+    check_op_roundtrip(&op);
+    op = make_op(TK_OP_CLIENT_STATUS, TK_CLIENT_DISABLED, "tkc_x");
+    check_op_roundtrip(&op);
+
+    /* Validation. */
+    uint8_t buf[TK_RECORD_MAX];
+    size_t len;
+    tk_op bad[] = {
+        make_op(0, 0, "x"),
+        make_op(5, 0, "x"),
+        make_op(TK_OP_REVOKE_TOKEN, 0, "x"),
+        make_op(TK_OP_REVOKE_GRANT, 0, NULL),
+        make_op(TK_OP_REVOKE_GRANT, 1, "g"),
+        make_op(TK_OP_SESSION_STATE, 0, "s"),
+        make_op(TK_OP_SESSION_STATE, 4, "s"),
+        make_op(TK_OP_CLIENT_STATUS, TK_CLIENT_PENDING, "c"),
+        make_op(TK_OP_CLIENT_STATUS, 4, "c"),
+    };
+    for (size_t i = 0; i < TK_ARRAY_LEN(bad); i++) {
+        CHECK_EQ_INT(tk_op_validate(&bad[i]), TK_E_INVALID);
+        CHECK_EQ_INT(tk_op_encode(&bad[i], buf, sizeof(buf), &len), TK_E_INVALID);
+    }
+    op = make_op(TK_OP_REVOKE_GRANT, 0, "g");
+    op.at = 0;
+    CHECK_EQ_INT(tk_op_validate(&op), TK_E_INVALID);
+    op.at = 1;
+    op.reason_len = TK_REASON_MAX + 1;
+    CHECK_EQ_INT(tk_op_validate(&op), TK_E_INVALID);
+
+    /* Decoder: a hash on a grant op, or a token op without one. */
+    mw w;
+    tk_op out;
+    w.n = 0;
+    mw_map(&w, 4);
+    mw_kv(&w, 0, 1);
+    mw_kv(&w, 1, TK_OP_REVOKE_GRANT);
+    mw_ks(&w, 4, "g");
+    mw_kv(&w, 6, 5);
+    CHECK_EQ_INT(tk_op_decode(w.b, w.n, &out), 0);
+    CHECK_SLICE(((tk_slice){out.id, out.id_len}), "g");
+    mw_uint(&w, 3);
+    mw_byte(&w, 0xc4);
+    mw_byte(&w, TK_HASH_LEN);
+    memset(w.b + w.n, 1, TK_HASH_LEN);
+    w.n += TK_HASH_LEN;
+    w.b[0] = 0x85;
+    CHECK_EQ_INT(tk_op_decode(w.b, w.n, &out), TK_E_CORRUPT);
+    w.n = 0;
+    mw_map(&w, 3);
+    mw_kv(&w, 0, 1);
+    mw_kv(&w, 1, TK_OP_REVOKE_TOKEN);
+    mw_kv(&w, 6, 5);
+    CHECK_EQ_INT(tk_op_decode(w.b, w.n, &out), TK_E_CORRUPT);
+}
+
+static void test_names(void)
+{
+    uint8_t v = 0;
+    CHECK_EQ_STR(tk_role_name(TK_ROLE_RESOURCE_SERVER), "resource_server");
+    CHECK_EQ_STR(tk_role_name(0), "unknown");
+    CHECK_EQ_STR(tk_role_name(9), "unknown");
+    CHECK_EQ_INT(tk_role_parse("admin", &v), 0);
+    CHECK_EQ_INT(v, TK_ROLE_ADMIN);
+    CHECK_EQ_INT(tk_role_parse("Admin", &v), TK_E_BADINPUT);
+    CHECK_EQ_INT(tk_role_parse("", &v), TK_E_BADINPUT);
+    CHECK_EQ_STR(tk_client_status_name(TK_CLIENT_PENDING), "pending");
+    CHECK_EQ_INT(tk_client_status_parse("disabled", &v), 0);
+    CHECK_EQ_INT(v, TK_CLIENT_DISABLED);
+    CHECK_EQ_INT(tk_client_status_parse("unknown", &v), TK_E_BADINPUT);
+    CHECK_EQ_STR(tk_session_state_name(TK_SESSION_SUSPENDED), "suspended");
+    CHECK_EQ_STR(tk_session_state_name(TK_SESSION_TERMINATED), "terminated");
+    CHECK_EQ_STR(tk_token_kind_name(TK_TOKEN_ACCESS), "access_token");
+    CHECK_EQ_STR(tk_token_kind_name(TK_TOKEN_REFRESH), "refresh_token");
+}
+
+int main(void)
+{
+    RUN(test_token_roundtrip);
+    RUN(test_session_roundtrip);
+    RUN(test_grant_roundtrip);
+    RUN(test_client_roundtrip);
+    RUN(test_encode_rejects);
+    RUN(test_truncations_and_flips);
+    RUN(test_handmade_inputs);
+    RUN(test_handmade_hashes);
+    RUN(test_ops);
+    RUN(test_names);
+    return check_report();
+}
