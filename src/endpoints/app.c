@@ -122,6 +122,7 @@ static const route routes[] = {
 static void dispatch(ep_req *r)
 {
     const tk_http_request *h = r->http;
+    r->head = h->method == TK_HTTP_HEAD; /* no body on any answer to HEAD */
     for (size_t i = 0; i < TK_ARRAY_LEN(routes); i++) {
         const route *rt = &routes[i];
         if (!tk_slice_eq_str(h->path, rt->path)) {
@@ -131,7 +132,6 @@ static void dispatch(ep_req *r)
         if (rt->post && h->method == TK_HTTP_POST) {
             rt->handler(r);
         } else if (!rt->post && (h->method == TK_HTTP_GET || h->method == TK_HTTP_HEAD)) {
-            r->head = h->method == TK_HTTP_HEAD;
             rt->handler(r);
         } else {
             ep_reply_error(r, 405, "method_not_allowed",
