@@ -42,8 +42,13 @@ int tk_store_read_renew(tk_txn *txn);
 void tk_store_read_reset(tk_txn *txn);
 void tk_store_txn_end(tk_txn *txn); /* read: abort; write: abort if not committed */
 
-/* Write transactions. commit makes the changes durable (fsync) before
- * returning 0; TK_E_FULL when the map is full (the txn is gone either way). */
+/* Write transactions. begin: 0, TK_E_STORE, -EROFS (read-only store); a map
+ * grown by another process (MDB_MAP_RESIZED) is adopted and begin retried once.
+ * commit makes the changes durable (fsync) before returning 0; TK_E_FULL when
+ * the map is full, TK_E_STORE otherwise. The txn handle is freed by commit
+ * either way: do not call tk_store_txn_end after it. Once a write in the txn
+ * failed with TK_E_FULL / TK_E_STORE, every later call on it (commit included)
+ * returns that error: abort it with tk_store_txn_end. */
 int tk_store_write_begin(tk_store *st, tk_txn **out);
 int tk_store_commit(tk_txn *txn);
 
@@ -54,7 +59,10 @@ int tk_store_get_session(tk_txn *txn, tk_slice sid, tk_session_rec *out);
 int tk_store_get_grant(tk_txn *txn, tk_slice grant_id, tk_grant_rec *out);
 int tk_store_get_client(tk_txn *txn, tk_slice client_id, tk_client_rec *out);
 
-/* ---- Writes (write txn only): 0, TK_E_INVALID, TK_E_FULL, TK_E_STORE ---- */
+/* ---- Writes (write txn only): 0, TK_E_INVALID, TK_E_FULL, TK_E_STORE;
+ * TK_E_EXISTS with TK_PUT_NEW. Ids must be 1..TK_ID_MAX bytes (TK_E_INVALID).
+ * With TK_PUT_APPEND a key that does not sort after the last one gives
+ * TK_E_INVALID (logged). ---- */
 
 enum tk_put_flags {
     TK_PUT_NEW = 1,      /* fail with TK_E_EXISTS if the key exists */
@@ -62,20 +70,28 @@ enum tk_put_flags {
     TK_PUT_NO_INDEX = 4, /* tokens: skip the session/children indices */
 };
 
-/* Put a token and (unless TK_PUT_NO_INDEX) its index entries. */
+/* Put a token and (unless TK_PUT_NO_INDEX) its index entries: session_tokens
+ * sid → hash when sid is set, token_children parent → hash when delegated.
+ * TK_PUT_APPEND applies to the tokens DBI only (index entries of tokens sorted
+ * by hash are not sorted by sid: bulk loads use TK_PUT_NO_INDEX and then
+ * tk_store_index_session_token in sid order). */
 int tk_store_put_token(tk_txn *txn, const uint8_t hash[TK_HASH_LEN], const tk_token_rec *rec,
                        unsigned flags);
 /* Index entry session_tokens sid → hash; TK_PUT_APPEND for sorted bulk load. */
 int tk_store_index_session_token(tk_txn *txn, tk_slice sid, const uint8_t hash[TK_HASH_LEN],
                                  unsigned flags);
 int tk_store_put_session(tk_txn *txn, tk_slice sid, const tk_session_rec *rec, unsigned flags);
+/* Also indexes client_grants client_id → grant id (unless TK_PUT_NO_INDEX). */
 int tk_store_put_grant(tk_txn *txn, tk_slice grant_id, const tk_grant_rec *rec, unsigned flags);
 int tk_store_put_client(tk_txn *txn, tk_slice client_id, const tk_client_rec *rec,
                         unsigned flags);
 
 /* Apply one idempotent op (record.h). A missing target is not an error (0):
  * revoking an unknown token is a no-op. *changed (may be NULL) says whether
- * anything was written. */
+ * anything was written. Transitions that do not apply (resuming a terminated
+ * or active session, suspending a terminated one, revoking twice) are no-ops
+ * too (0, *changed false). Returns 0, TK_E_INVALID (tk_op_validate),
+ * TK_E_CORRUPT (target record undecodable), TK_E_FULL, TK_E_STORE. */
 int tk_store_apply(tk_txn *txn, const tk_op *op, bool *changed);
 
 /* ---- Iteration (any txn). The callback returns 0 to go on, non-zero to stop

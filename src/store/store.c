@@ -1,0 +1,784 @@
+/*
+ * The LMDB store: one environment, a fixed set of named DBIs, records encoded
+ * by record.c.
+ *
+ * The idea to keep in mind: LMDB returns pointers into the map, so every
+ * record handed out here is decoded in place and valid only while its
+ * transaction lives; every record going in is encoded (and so validated) into
+ * a stack buffer first, then copied by mdb_put. Write failures that leave the
+ * LMDB txn unusable (map full, I/O) are remembered in the handle, so a caller
+ * that goes on gets the same error back instead of a confusing MDB_BAD_TXN.
+ */
+#include <errno.h>
+#include <lmdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "tokend/crypto.h"
+#include "tokend/log.h"
+#include "tokend/store.h"
+
+/* ---- Environment layout ------------------------------------------------------ */
+
+enum db_index {
+    DB_TOKENS,
+    DB_SESSIONS,
+    DB_GRANTS,
+    DB_CLIENTS,
+    DB_SESSION_TOKENS,
+    DB_TOKEN_CHILDREN,
+    DB_CLIENT_GRANTS,
+    DB_META,
+    DB_COUNT
+};
+
+static const struct {
+    const char *name;
+    unsigned flags;
+} db_specs[DB_COUNT] = {
+    [DB_TOKENS] = {"tokens", 0},
+    [DB_SESSIONS] = {"sessions", 0},
+    [DB_GRANTS] = {"grants", 0},
+    [DB_CLIENTS] = {"clients", 0},
+    [DB_SESSION_TOKENS] = {"session_tokens", MDB_DUPSORT | MDB_DUPFIXED},
+    [DB_TOKEN_CHILDREN] = {"token_children", MDB_DUPSORT | MDB_DUPFIXED},
+    [DB_CLIENT_GRANTS] = {"client_grants", MDB_DUPSORT},
+    [DB_META] = {"meta", 0},
+};
+
+/* Room for the DBIs above plus those later modules add (seen_jti, ...). */
+#define STORE_MAX_DBS 16
+_Static_assert(DB_COUNT <= STORE_MAX_DBS, "maxdbs covers our DBIs");
+
+/* meta DBI: "schema" → this, as 4 bytes little-endian. */
+#define SCHEMA_KEY     "schema"
+#define SCHEMA_VERSION 1u
+
+/* LMDB's default maximum key size; our ids and hashes stay far below it. */
+_Static_assert(TK_ID_MAX <= 511 && TK_HASH_LEN <= 511, "keys fit LMDB's key size");
+
+struct tk_store {
+    MDB_env *env;
+    MDB_dbi dbi[DB_COUNT];
+    bool read_only;
+};
+
+struct tk_txn {
+    tk_store *st;
+    MDB_txn *txn;
+    bool write;
+    bool reset; /* read txn: reset, not yet renewed */
+    int failed; /* write txn: first error that made it unusable */
+};
+
+/* ---- Errors ------------------------------------------------------------------ */
+
+/* Map an LMDB error to our error space, logging what went wrong. */
+static int store_err(int rc, const char *op)
+{
+    TK_ASSERT(rc != 0);
+    switch (rc) {
+    case MDB_MAP_FULL:
+        tk_log_error("store_full", "op=%s hint=\"raise --map-size\"", op);
+        return TK_E_FULL;
+    case MDB_READERS_FULL:
+        tk_log_error("store_readers_full", "op=%s max=%d", op, TK_MAX_READERS);
+        return TK_E_READERS;
+    default:
+        tk_log_error("store_error", "op=%s error=\"%s\"", op, mdb_strerror(rc));
+        return TK_E_STORE;
+    }
+}
+
+static void log_corrupt_hash(const char *db, const uint8_t hash[TK_HASH_LEN])
+{
+    char ref[16];
+    tk_hash_ref(hash, ref);
+    tk_log_error("store_corrupt", "dbi=%s key=%s", db, ref);
+}
+
+static void log_corrupt_id(const char *db, tk_slice id)
+{
+    tk_log_error("store_corrupt", "dbi=%s key=%.*s", db, (int)id.len, id.p);
+}
+
+static bool id_ok(tk_slice id)
+{
+    return id.len > 0 && id.len <= TK_ID_MAX && id.p != NULL;
+}
+
+static MDB_val val_of(const void *p, size_t n)
+{
+    return (MDB_val){.mv_size = n, .mv_data = (void *)p};
+}
+
+/* ---- Open / close -------------------------------------------------------------- */
+
+static int env_setup(const tk_store_opts *opts, MDB_env *env)
+{
+    int rc = mdb_env_set_maxreaders(env, TK_MAX_READERS);
+    if (rc == 0) {
+        rc = mdb_env_set_maxdbs(env, STORE_MAX_DBS);
+    }
+    if (rc == 0) {
+        rc = mdb_env_set_mapsize(env, opts->map_size ? opts->map_size : TK_MAP_SIZE_DEFAULT);
+    }
+    if (rc == 0) {
+        unsigned flags = MDB_NOTLS | MDB_NORDAHEAD | (opts->read_only ? MDB_RDONLY : 0);
+        rc = mdb_env_open(env, opts->dir, flags, 0600);
+    }
+    if (rc > 0) {
+        tk_log_error("store_open", "dir=%s error=\"%s\"", opts->dir, mdb_strerror(rc));
+        return -rc;
+    }
+    return rc == 0 ? 0 : store_err(rc, "env_open");
+}
+
+/* Write the schema version into a new store, or check an existing one. */
+static int check_schema(tk_store *st, MDB_txn *txn)
+{
+    MDB_val k = val_of(SCHEMA_KEY, strlen(SCHEMA_KEY)), v;
+    int rc = mdb_get(txn, st->dbi[DB_META], &k, &v);
+    if (rc == MDB_NOTFOUND && !st->read_only) {
+        uint8_t b[4] = {SCHEMA_VERSION & 0xff, 0, 0, 0};
+        v = val_of(b, sizeof(b));
+        rc = mdb_put(txn, st->dbi[DB_META], &k, &v, 0);
+        return rc == 0 ? 0 : store_err(rc, "meta_put");
+    }
+    if (rc != 0) {
+        return rc == MDB_NOTFOUND ? TK_E_CORRUPT : store_err(rc, "meta_get");
+    }
+    const uint8_t *b = v.mv_data;
+    uint32_t ver = v.mv_size == 4 ? (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
+                                        (uint32_t)b[3] << 24
+                                  : 0;
+    if (ver != SCHEMA_VERSION) {
+        tk_log_error("store_schema", "found=%u want=%u", ver, SCHEMA_VERSION);
+        return TK_E_CORRUPT;
+    }
+    return 0;
+}
+
+static int open_dbis(tk_store *st)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(st->env, NULL, st->read_only ? MDB_RDONLY : 0, &txn);
+    if (rc != 0) {
+        return store_err(rc, "open_txn");
+    }
+    for (size_t i = 0; i < DB_COUNT && rc == 0; i++) {
+        unsigned f = db_specs[i].flags | (st->read_only ? 0 : MDB_CREATE);
+        rc = mdb_dbi_open(txn, db_specs[i].name, f, &st->dbi[i]);
+        if (rc == MDB_NOTFOUND) {
+            tk_log_error("store_open", "error=\"no DBI %s: not a tokend store\"", db_specs[i].name);
+            rc = TK_E_CORRUPT;
+        } else if (rc != 0) {
+            rc = store_err(rc, "dbi_open");
+        }
+    }
+    rc = rc != 0 ? rc : check_schema(st, txn);
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    rc = mdb_txn_commit(txn);
+    return rc == 0 ? 0 : store_err(rc, "open_commit");
+}
+
+int tk_store_open(const tk_store_opts *opts, tk_store **out)
+{
+    if (opts == NULL || opts->dir == NULL || opts->map_size > TK_MAP_SIZE_MAX) {
+        return -EINVAL;
+    }
+    if (!opts->read_only && mkdir(opts->dir, 0700) != 0 && errno != EEXIST) {
+        int e = errno;
+        tk_log_error("store_open", "dir=%s error=\"mkdir: %s\"", opts->dir, strerror(e));
+        return -e;
+    }
+    tk_store *st = calloc(1, sizeof(*st));
+    if (st == NULL) {
+        return -ENOMEM;
+    }
+    st->read_only = opts->read_only;
+    int rc = mdb_env_create(&st->env);
+    if (rc != 0) {
+        free(st);
+        return store_err(rc, "env_create");
+    }
+    rc = env_setup(opts, st->env);
+    if (rc == 0) {
+        int dead = 0;
+        if (mdb_reader_check(st->env, &dead) == 0 && dead > 0) {
+            tk_log_info("store_readers", "stale_cleared=%d", dead);
+        }
+        rc = open_dbis(st);
+    }
+    if (rc != 0) {
+        mdb_env_close(st->env);
+        free(st);
+        return rc;
+    }
+    *out = st;
+    return 0;
+}
+
+void tk_store_close(tk_store *st)
+{
+    if (st != NULL) {
+        mdb_env_close(st->env);
+        free(st);
+    }
+}
+
+/* ---- Transactions ---------------------------------------------------------------- */
+
+int tk_store_read_begin(tk_store *st, tk_txn **out)
+{
+    tk_txn *t = calloc(1, sizeof(*t));
+    if (t == NULL) {
+        return -ENOMEM;
+    }
+    int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &t->txn);
+    if (rc != 0) {
+        free(t);
+        return store_err(rc, "read_begin");
+    }
+    t->st = st;
+    *out = t;
+    return 0;
+}
+
+int tk_store_read_renew(tk_txn *txn)
+{
+    TK_ASSERT(!txn->write);
+    if (!txn->reset) {
+        mdb_txn_reset(txn->txn);
+        txn->reset = true;
+    }
+    int rc = mdb_txn_renew(txn->txn);
+    if (rc != 0) {
+        return store_err(rc, "read_renew");
+    }
+    txn->reset = false;
+    return 0;
+}
+
+void tk_store_read_reset(tk_txn *txn)
+{
+    TK_ASSERT(!txn->write);
+    if (!txn->reset) {
+        mdb_txn_reset(txn->txn);
+        txn->reset = true;
+    }
+}
+
+void tk_store_txn_end(tk_txn *txn)
+{
+    if (txn != NULL) {
+        mdb_txn_abort(txn->txn);
+        free(txn);
+    }
+}
+
+int tk_store_write_begin(tk_store *st, tk_txn **out)
+{
+    if (st->read_only) {
+        return -EROFS;
+    }
+    tk_txn *t = calloc(1, sizeof(*t));
+    if (t == NULL) {
+        return -ENOMEM;
+    }
+    int rc = mdb_txn_begin(st->env, NULL, 0, &t->txn);
+    if (rc == MDB_MAP_RESIZED) {
+        /* Another process grew the map: adopt its size, then try once more. */
+        tk_log_info("store_map_resized", "action=adopt");
+        rc = mdb_env_set_mapsize(st->env, 0);
+        rc = rc != 0 ? rc : mdb_txn_begin(st->env, NULL, 0, &t->txn);
+    }
+    if (rc != 0) {
+        free(t);
+        return store_err(rc, "write_begin");
+    }
+    t->st = st;
+    t->write = true;
+    *out = t;
+    return 0;
+}
+
+int tk_store_commit(tk_txn *txn)
+{
+    TK_ASSERT(txn->write);
+    int rc = txn->failed;
+    if (rc != 0) {
+        mdb_txn_abort(txn->txn);
+    } else {
+        rc = mdb_txn_commit(txn->txn);
+        rc = rc == 0 ? 0 : store_err(rc, "commit");
+    }
+    free(txn);
+    return rc;
+}
+
+/* ---- Point reads -------------------------------------------------------------------- */
+
+static int get_raw(tk_txn *t, enum db_index db, MDB_val *k, MDB_val *v)
+{
+    TK_ASSERT(!t->reset);
+    if (t->failed != 0) {
+        return t->failed;
+    }
+    int rc = mdb_get(t->txn, t->st->dbi[db], k, v);
+    if (rc == MDB_NOTFOUND) {
+        return TK_E_NOTFOUND;
+    }
+    return rc == 0 ? 0 : store_err(rc, "get");
+}
+
+int tk_store_get_token(tk_txn *txn, const uint8_t hash[TK_HASH_LEN], tk_token_rec *out)
+{
+    MDB_val k = val_of(hash, TK_HASH_LEN), v;
+    int rc = get_raw(txn, DB_TOKENS, &k, &v);
+    if (rc == 0 && tk_record_decode_token(v.mv_data, v.mv_size, out) != 0) {
+        log_corrupt_hash("tokens", hash);
+        return TK_E_CORRUPT;
+    }
+    TK_ASSERT(rc != 0 || out->kind == TK_TOKEN_ACCESS || out->kind == TK_TOKEN_REFRESH);
+    return rc;
+}
+
+int tk_store_get_session(tk_txn *txn, tk_slice sid, tk_session_rec *out)
+{
+    if (!id_ok(sid)) {
+        return TK_E_NOTFOUND;
+    }
+    MDB_val k = val_of(sid.p, sid.len), v;
+    int rc = get_raw(txn, DB_SESSIONS, &k, &v);
+    if (rc == 0 && tk_record_decode_session(v.mv_data, v.mv_size, out) != 0) {
+        log_corrupt_id("sessions", sid);
+        return TK_E_CORRUPT;
+    }
+    TK_ASSERT(rc != 0 || (out->state >= TK_SESSION_ACTIVE && out->state <= TK_SESSION_TERMINATED));
+    return rc;
+}
+
+int tk_store_get_grant(tk_txn *txn, tk_slice grant_id, tk_grant_rec *out)
+{
+    if (!id_ok(grant_id)) {
+        return TK_E_NOTFOUND;
+    }
+    MDB_val k = val_of(grant_id.p, grant_id.len), v;
+    int rc = get_raw(txn, DB_GRANTS, &k, &v);
+    if (rc == 0 && tk_record_decode_grant(v.mv_data, v.mv_size, out) != 0) {
+        log_corrupt_id("grants", grant_id);
+        return TK_E_CORRUPT;
+    }
+    TK_ASSERT(rc != 0 || out->state == TK_GRANT_ACTIVE || out->state == TK_GRANT_REVOKED);
+    return rc;
+}
+
+int tk_store_get_client(tk_txn *txn, tk_slice client_id, tk_client_rec *out)
+{
+    if (!id_ok(client_id)) {
+        return TK_E_NOTFOUND;
+    }
+    MDB_val k = val_of(client_id.p, client_id.len), v;
+    int rc = get_raw(txn, DB_CLIENTS, &k, &v);
+    if (rc == 0 && tk_record_decode_client(v.mv_data, v.mv_size, out) != 0) {
+        log_corrupt_id("clients", client_id);
+        return TK_E_CORRUPT;
+    }
+    TK_ASSERT(rc != 0 || (out->role >= TK_ROLE_AGENT && out->role <= TK_ROLE_ADMIN));
+    return rc;
+}
+
+/* ---- Writes ----------------------------------------------------------------------------- */
+
+static unsigned mdb_flags(unsigned flags, bool dup)
+{
+    unsigned f = (flags & TK_PUT_NEW) ? MDB_NOOVERWRITE : 0;
+    if (flags & TK_PUT_APPEND) {
+        f |= dup ? MDB_APPENDDUP : MDB_APPEND;
+    }
+    return f;
+}
+
+/* mdb_put, mapping errors; failures that poison the txn are remembered. */
+static int put_raw(tk_txn *t, enum db_index db, tk_slice key, const void *val, size_t len,
+                   unsigned flags)
+{
+    TK_ASSERT(t->write);
+    if (t->failed != 0) {
+        return t->failed;
+    }
+    bool dup = (db_specs[db].flags & MDB_DUPSORT) != 0;
+    MDB_val k = val_of(key.p, key.len), v = val_of(val, len);
+    int rc = mdb_put(t->txn, t->st->dbi[db], &k, &v, mdb_flags(flags, dup));
+    if (rc == 0) {
+        return 0;
+    }
+    if (rc == MDB_KEYEXIST && (flags & TK_PUT_NEW)) {
+        return TK_E_EXISTS;
+    }
+    if (rc == MDB_KEYEXIST) {
+        tk_log_error("store_append", "dbi=%s error=\"key out of order\"", db_specs[db].name);
+        return TK_E_INVALID;
+    }
+    t->failed = store_err(rc, db_specs[db].name);
+    return t->failed;
+}
+
+static tk_slice hash_key(const uint8_t hash[TK_HASH_LEN])
+{
+    return (tk_slice){(const char *)hash, TK_HASH_LEN};
+}
+
+int tk_store_put_token(tk_txn *txn, const uint8_t hash[TK_HASH_LEN], const tk_token_rec *rec,
+                       unsigned flags)
+{
+    uint8_t buf[TK_RECORD_MAX];
+    size_t len;
+    int rc = tk_record_encode_token(rec, buf, sizeof(buf), &len);
+    if (rc != 0) {
+        return rc == TK_E_TOOBIG ? TK_E_INVALID : rc;
+    }
+    rc = put_raw(txn, DB_TOKENS, hash_key(hash), buf, len, flags);
+    if (rc != 0 || (flags & TK_PUT_NO_INDEX)) {
+        return rc;
+    }
+    if (rec->sid.len > 0) {
+        rc = put_raw(txn, DB_SESSION_TOKENS, rec->sid, hash, TK_HASH_LEN, 0);
+    }
+    if (rc == 0 && rec->has_parent) {
+        rc = put_raw(txn, DB_TOKEN_CHILDREN, hash_key(rec->parent), hash, TK_HASH_LEN, 0);
+    }
+    return rc;
+}
+
+int tk_store_index_session_token(tk_txn *txn, tk_slice sid, const uint8_t hash[TK_HASH_LEN],
+                                 unsigned flags)
+{
+    if (!id_ok(sid)) {
+        return TK_E_INVALID;
+    }
+    return put_raw(txn, DB_SESSION_TOKENS, sid, hash, TK_HASH_LEN, flags & TK_PUT_APPEND);
+}
+
+int tk_store_put_session(tk_txn *txn, tk_slice sid, const tk_session_rec *rec, unsigned flags)
+{
+    uint8_t buf[TK_RECORD_MAX];
+    size_t len;
+    int rc = tk_record_encode_session(rec, buf, sizeof(buf), &len);
+    if (rc != 0 || !id_ok(sid)) {
+        return TK_E_INVALID;
+    }
+    return put_raw(txn, DB_SESSIONS, sid, buf, len, flags);
+}
+
+int tk_store_put_grant(tk_txn *txn, tk_slice grant_id, const tk_grant_rec *rec, unsigned flags)
+{
+    uint8_t buf[TK_RECORD_MAX];
+    size_t len;
+    int rc = tk_record_encode_grant(rec, buf, sizeof(buf), &len);
+    if (rc != 0 || !id_ok(grant_id)) {
+        return TK_E_INVALID;
+    }
+    rc = put_raw(txn, DB_GRANTS, grant_id, buf, len, flags);
+    if (rc == 0 && !(flags & TK_PUT_NO_INDEX)) {
+        rc = put_raw(txn, DB_CLIENT_GRANTS, rec->client_id, grant_id.p, grant_id.len, 0);
+    }
+    return rc;
+}
+
+int tk_store_put_client(tk_txn *txn, tk_slice client_id, const tk_client_rec *rec, unsigned flags)
+{
+    uint8_t buf[TK_RECORD_MAX];
+    size_t len;
+    int rc = tk_record_encode_client(rec, buf, sizeof(buf), &len);
+    if (rc != 0 || !id_ok(client_id)) {
+        return TK_E_INVALID;
+    }
+    return put_raw(txn, DB_CLIENTS, client_id, buf, len, flags);
+}
+
+/* ---- Ops ---------------------------------------------------------------------------------- */
+
+/* Each apply_* reads the target (missing → no-op), decides, and writes back
+ * only when the state moves. Decoded slices point into the map; the put
+ * re-encodes them into a stack buffer before mdb_put touches any page. */
+
+static int apply_revoke_token(tk_txn *txn, const tk_op *op, bool *changed)
+{
+    tk_token_rec t;
+    int rc = tk_store_get_token(txn, op->hash, &t);
+    if (rc != 0 || t.revoked_at != 0) {
+        return rc == TK_E_NOTFOUND ? 0 : rc;
+    }
+    t.revoked_at = op->at;
+    rc = tk_store_put_token(txn, op->hash, &t, TK_PUT_NO_INDEX);
+    *changed = rc == 0;
+    return rc;
+}
+
+static int apply_revoke_grant(tk_txn *txn, const tk_op *op, bool *changed)
+{
+    tk_slice id = {op->id, op->id_len};
+    tk_grant_rec g;
+    int rc = tk_store_get_grant(txn, id, &g);
+    if (rc != 0 || g.state == TK_GRANT_REVOKED) {
+        return rc == TK_E_NOTFOUND ? 0 : rc;
+    }
+    g.state = TK_GRANT_REVOKED;
+    g.revoked_at = op->at;
+    rc = tk_store_put_grant(txn, id, &g, TK_PUT_NO_INDEX);
+    *changed = rc == 0;
+    return rc;
+}
+
+/* The session state machine: terminated is final; suspend only an active
+ * session, resume only a suspended one. Returns whether s changed. */
+static bool session_move(tk_session_rec *s, const tk_op *op)
+{
+    if (op->state == TK_SESSION_ACTIVE) {
+        if (s->state != TK_SESSION_SUSPENDED) {
+            return false;
+        }
+        s->state = TK_SESSION_ACTIVE;
+        s->ended_at = 0;
+        s->reason = TK_SLICE_NULL;
+        return true;
+    }
+    if (s->state == TK_SESSION_TERMINATED ||
+        (op->state == TK_SESSION_SUSPENDED && s->state != TK_SESSION_ACTIVE)) {
+        return false;
+    }
+    s->state = op->state;
+    s->ended_at = op->at;
+    if (op->reason_len > 0) {
+        s->reason = (tk_slice){op->reason, op->reason_len};
+    }
+    return true;
+}
+
+static int apply_session_state(tk_txn *txn, const tk_op *op, bool *changed)
+{
+    tk_slice sid = {op->id, op->id_len};
+    tk_session_rec s;
+    int rc = tk_store_get_session(txn, sid, &s);
+    if (rc != 0 || !session_move(&s, op)) {
+        return rc == TK_E_NOTFOUND ? 0 : rc;
+    }
+    rc = tk_store_put_session(txn, sid, &s, 0);
+    *changed = rc == 0;
+    return rc;
+}
+
+static int apply_client_status(tk_txn *txn, const tk_op *op, bool *changed)
+{
+    tk_slice id = {op->id, op->id_len};
+    tk_client_rec c;
+    int rc = tk_store_get_client(txn, id, &c);
+    if (rc != 0 || c.status == op->state) {
+        return rc == TK_E_NOTFOUND ? 0 : rc;
+    }
+    c.status = op->state;
+    rc = tk_store_put_client(txn, id, &c, 0);
+    *changed = rc == 0;
+    return rc;
+}
+
+int tk_store_apply(tk_txn *txn, const tk_op *op, bool *changed)
+{
+    bool ch = false;
+    int rc = tk_op_validate(op);
+    if (rc == 0) {
+        TK_ASSERT(txn->write);
+        switch (op->type) {
+        case TK_OP_REVOKE_TOKEN:
+            rc = apply_revoke_token(txn, op, &ch);
+            break;
+        case TK_OP_REVOKE_GRANT:
+            rc = apply_revoke_grant(txn, op, &ch);
+            break;
+        case TK_OP_SESSION_STATE:
+            rc = apply_session_state(txn, op, &ch);
+            break;
+        default:
+            TK_ASSERT(op->type == TK_OP_CLIENT_STATUS);
+            rc = apply_client_status(txn, op, &ch);
+            break;
+        }
+    }
+    if (changed != NULL) {
+        *changed = ch;
+    }
+    return rc;
+}
+
+/* ---- Iteration ------------------------------------------------------------------------------ */
+
+static int open_cursor(tk_txn *t, enum db_index db, MDB_cursor **cur, size_t *entries)
+{
+    TK_ASSERT(!t->reset);
+    if (t->failed != 0) {
+        return t->failed;
+    }
+    MDB_stat ms;
+    int rc = mdb_stat(t->txn, t->st->dbi[db], &ms);
+    if (rc == 0) {
+        *entries = ms.ms_entries;
+        rc = mdb_cursor_open(t->txn, t->st->dbi[db], cur);
+    }
+    return rc == 0 ? 0 : store_err(rc, "cursor_open");
+}
+
+/* Walk a whole main DBI: decode each value with dec and call fn. */
+typedef int (*visit_fn)(void *ctx, tk_slice key, const MDB_val *v);
+
+static int walk(tk_txn *t, enum db_index db, visit_fn visit, void *ctx)
+{
+    MDB_cursor *cur;
+    size_t entries;
+    int rc = open_cursor(t, db, &cur, &entries);
+    if (rc != 0) {
+        return rc;
+    }
+    MDB_val k, v;
+    for (size_t i = 0; i < entries && rc == 0; i++) {
+        int mrc = mdb_cursor_get(cur, &k, &v, i == 0 ? MDB_FIRST : MDB_NEXT);
+        if (mrc == MDB_NOTFOUND) {
+            break;
+        }
+        if (mrc != 0) {
+            rc = store_err(mrc, "cursor_get");
+            break;
+        }
+        rc = visit(ctx, (tk_slice){k.mv_data, k.mv_size}, &v);
+    }
+    mdb_cursor_close(cur);
+    return rc;
+}
+
+typedef struct walk_ctx {
+    void *fn;
+    void *arg;
+} walk_ctx;
+
+static int visit_session(void *ctx, tk_slice key, const MDB_val *v)
+{
+    walk_ctx *w = ctx;
+    tk_session_rec rec;
+    if (tk_record_decode_session(v->mv_data, v->mv_size, &rec) != 0) {
+        log_corrupt_id("sessions", key);
+        return TK_E_CORRUPT;
+    }
+    return ((tk_session_fn)w->fn)(w->arg, key, &rec);
+}
+
+static int visit_client(void *ctx, tk_slice key, const MDB_val *v)
+{
+    walk_ctx *w = ctx;
+    tk_client_rec rec;
+    if (tk_record_decode_client(v->mv_data, v->mv_size, &rec) != 0) {
+        log_corrupt_id("clients", key);
+        return TK_E_CORRUPT;
+    }
+    return ((tk_client_fn)w->fn)(w->arg, key, &rec);
+}
+
+int tk_store_each_session(tk_txn *txn, tk_session_fn fn, void *arg)
+{
+    walk_ctx w = {(void *)fn, arg};
+    return walk(txn, DB_SESSIONS, visit_session, &w);
+}
+
+int tk_store_each_client(tk_txn *txn, tk_client_fn fn, void *arg)
+{
+    walk_ctx w = {(void *)fn, arg};
+    return walk(txn, DB_CLIENTS, visit_client, &w);
+}
+
+/* Every 32-byte duplicate under one key of a DUPFIXED index. */
+static int each_dup_hash(tk_txn *t, enum db_index db, tk_slice key, tk_hash_fn fn, void *arg)
+{
+    MDB_cursor *cur;
+    size_t entries;
+    int rc = open_cursor(t, db, &cur, &entries);
+    if (rc != 0) {
+        return rc;
+    }
+    MDB_val k = val_of(key.p, key.len), v;
+    int mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
+    size_t count = 0;
+    if (mrc == 0) {
+        mrc = mdb_cursor_count(cur, &count);
+    }
+    for (size_t i = 0; mrc == 0 && rc == 0 && i < count && i < entries; i++) {
+        if (i > 0) {
+            mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP);
+        }
+        if (mrc == 0 && v.mv_size != TK_HASH_LEN) {
+            tk_log_error("store_corrupt", "dbi=%s error=\"index value size\"", db_specs[db].name);
+            rc = TK_E_CORRUPT;
+        } else if (mrc == 0) {
+            rc = fn(arg, v.mv_data);
+        }
+    }
+    mdb_cursor_close(cur);
+    if (rc == 0 && mrc != 0 && mrc != MDB_NOTFOUND) {
+        rc = store_err(mrc, "index_get");
+    }
+    return rc;
+}
+
+int tk_store_each_session_token(tk_txn *txn, tk_slice sid, tk_hash_fn fn, void *arg)
+{
+    if (!id_ok(sid)) {
+        return 0;
+    }
+    return each_dup_hash(txn, DB_SESSION_TOKENS, sid, fn, arg);
+}
+
+int tk_store_each_child(tk_txn *txn, const uint8_t parent[TK_HASH_LEN], tk_hash_fn fn, void *arg)
+{
+    return each_dup_hash(txn, DB_TOKEN_CHILDREN, hash_key(parent), fn, arg);
+}
+
+/* ---- Statistics ---------------------------------------------------------------------------------
+ */
+
+static uint64_t entries_of(tk_txn *t, enum db_index db, int *rc)
+{
+    MDB_stat ms;
+    int r = mdb_stat(t->txn, t->st->dbi[db], &ms);
+    if (r != 0 && *rc == 0) {
+        *rc = store_err(r, "stat");
+    }
+    return r == 0 ? ms.ms_entries : 0;
+}
+
+int tk_store_stats_get(tk_txn *txn, tk_store_stats *out)
+{
+    TK_ASSERT(!txn->reset);
+    memset(out, 0, sizeof(*out));
+    int rc = 0;
+    out->tokens = entries_of(txn, DB_TOKENS, &rc);
+    out->sessions = entries_of(txn, DB_SESSIONS, &rc);
+    out->grants = entries_of(txn, DB_GRANTS, &rc);
+    out->clients = entries_of(txn, DB_CLIENTS, &rc);
+    out->session_tokens = entries_of(txn, DB_SESSION_TOKENS, &rc);
+    out->token_children = entries_of(txn, DB_TOKEN_CHILDREN, &rc);
+    MDB_envinfo info;
+    MDB_stat es;
+    int r = mdb_env_info(txn->st->env, &info);
+    r = r != 0 ? r : mdb_env_stat(txn->st->env, &es);
+    if (r != 0) {
+        return rc != 0 ? rc : store_err(r, "env_info");
+    }
+    out->map_size = info.me_mapsize;
+    out->map_used = ((uint64_t)info.me_last_pgno + 1) * es.ms_psize;
+    out->readers_used = info.me_numreaders;
+    out->readers_max = info.me_maxreaders;
+    return rc;
+}

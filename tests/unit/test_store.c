@@ -1,0 +1,565 @@
+/*
+ * Store tests against a real LMDB environment in a fresh temporary folder:
+ * every record kind, the indices, each op applied twice, the session state
+ * machine, TK_PUT_NEW, a map that really fills up (MDB_MAP_FULL), read txn
+ * renewal, schema checks, and reopening.
+ */
+#include <lmdb.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "tokend/store.h"
+
+static char dir[64];
+
+static void make_dir(void)
+{
+    strcpy(dir, "/tmp/tk_store_XXXXXX");
+    TK_ASSERT(mkdtemp(dir) != NULL);
+}
+
+static void remove_dir(void)
+{
+    char p[128];
+    snprintf(p, sizeof(p), "%s/data.mdb", dir);
+    unlink(p);
+    snprintf(p, sizeof(p), "%s/lock.mdb", dir);
+    unlink(p);
+    rmdir(dir);
+}
+
+static tk_store *open_store(uint64_t map_size)
+{
+    tk_store_opts o = {.dir = dir, .map_size = map_size};
+    tk_store *st = NULL;
+    int rc = tk_store_open(&o, &st);
+    CHECK_EQ_INT(rc, 0);
+    TK_ASSERT(rc == 0);
+    return st;
+}
+
+static void hash_of(unsigned n, uint8_t h[TK_HASH_LEN])
+{
+    memset(h, 0, TK_HASH_LEN);
+    for (int i = 0; i < 4; i++) {
+        h[i] = (uint8_t)(n >> (24 - 8 * i)); /* ascending n → ascending keys */
+    }
+    h[31] = 0x5a;
+}
+
+static tk_token_rec token(const char *sid)
+{
+    tk_token_rec t = {
+        .kind = TK_TOKEN_ACCESS,
+        .client_id = TK_SLICE_LIT("tkc_agent"),
+        .sub = TK_SLICE_LIT("alice"),
+        .sid = tk_slice_from_str(sid),
+        .grant_id = TK_SLICE_LIT("tkg_1"),
+        .scope = TK_SLICE_LIT("read write"),
+        .aud = TK_SLICE_LIT("https://api.example"),
+        .iat = 1000,
+        .exp = 5000,
+    };
+    return t;
+}
+
+static tk_op op_of(uint8_t type, uint8_t state, const char *id, int64_t at)
+{
+    tk_op op;
+    memset(&op, 0, sizeof(op));
+    op.type = type;
+    op.state = state;
+    op.at = at;
+    if (id != NULL) {
+        op.id_len = (uint16_t)strlen(id);
+        memcpy(op.id, id, op.id_len);
+    }
+    return op;
+}
+
+/* Apply one op in its own write txn; returns the changed flag. */
+static bool apply1(tk_store *st, const tk_op *op)
+{
+    tk_txn *w;
+    bool changed = true;
+    CHECK_EQ_INT(tk_store_write_begin(st, &w), 0);
+    CHECK_EQ_INT(tk_store_apply(w, op, &changed), 0);
+    CHECK_EQ_INT(tk_store_commit(w), 0);
+    return changed;
+}
+
+/* ---- Records and indices --------------------------------------------------------- */
+
+static int collect_hash(void *arg, const uint8_t hash[TK_HASH_LEN])
+{
+    unsigned *n = arg;
+    CHECK_EQ_INT(hash[31], 0x5a);
+    (*n)++;
+    return 0;
+}
+
+static int count_session(void *arg, tk_slice sid, const tk_session_rec *rec)
+{
+    (void)rec;
+    CHECK(sid.len > 0);
+    (*(unsigned *)arg)++;
+    return 0;
+}
+
+static int stop_client(void *arg, tk_slice id, const tk_client_rec *rec)
+{
+    (void)id;
+    CHECK_EQ_INT(rec->role, TK_ROLE_AGENT);
+    (*(unsigned *)arg)++;
+    return 42;
+}
+
+static void put_fixtures(tk_store *st)
+{
+    tk_txn *w;
+    CHECK_EQ_INT(tk_store_write_begin(st, &w), 0);
+    tk_session_rec s = {.sub = TK_SLICE_LIT("alice"),
+                        .issuer = TK_SLICE_LIT("https://idp"),
+                        .state = TK_SESSION_ACTIVE,
+                        .created = 100,
+                        .expires = 9000};
+    CHECK_EQ_INT(tk_store_put_session(w, TK_SLICE_LIT("tks_1"), &s, TK_PUT_NEW), 0);
+    CHECK_EQ_INT(tk_store_put_session(w, TK_SLICE_LIT("tks_2"), &s, TK_PUT_NEW), 0);
+    tk_grant_rec g = {.client_id = TK_SLICE_LIT("tkc_agent"),
+                      .sub = TK_SLICE_LIT("alice"),
+                      .sid = TK_SLICE_LIT("tks_1"),
+                      .scope = TK_SLICE_LIT("read"),
+                      .state = TK_GRANT_ACTIVE,
+                      .created = 100};
+    CHECK_EQ_INT(tk_store_put_grant(w, TK_SLICE_LIT("tkg_1"), &g, TK_PUT_NEW), 0);
+    tk_client_rec c = {.name = TK_SLICE_LIT("agent"),
+                       .role = TK_ROLE_AGENT,
+                       .status = TK_CLIENT_APPROVED,
+                       .created = 100};
+    memset(c.secret_hash, 7, TK_HASH_LEN);
+    CHECK_EQ_INT(tk_store_put_client(w, TK_SLICE_LIT("tkc_agent"), &c, TK_PUT_NEW), 0);
+    uint8_t h[TK_HASH_LEN];
+    for (unsigned i = 0; i < 10; i++) { /* 10 tokens in tks_1, 3 in tks_2 */
+        tk_token_rec t = token(i < 7 ? "tks_1" : "tks_2");
+        hash_of(i, h);
+        if (i >= 4 && i < 7) { /* tokens 4..6 are children of token 0 */
+            t.has_parent = true;
+            hash_of(0, t.parent);
+        }
+        CHECK_EQ_INT(tk_store_put_token(w, h, &t, TK_PUT_NEW), 0);
+    }
+    for (unsigned i = 10; i < 13; i++) {
+        hash_of(i, h);
+        tk_token_rec t = token("tks_2");
+        CHECK_EQ_INT(tk_store_put_token(w, h, &t, TK_PUT_NEW), 0);
+    }
+    CHECK_EQ_INT(tk_store_commit(w), 0);
+}
+
+static void test_records_and_indices(void)
+{
+    make_dir();
+    tk_store *st = open_store(1 << 20);
+    put_fixtures(st);
+    tk_txn *r;
+    CHECK_EQ_INT(tk_store_read_begin(st, &r), 0);
+    uint8_t h[TK_HASH_LEN];
+    hash_of(5, h);
+    tk_token_rec t;
+    CHECK_EQ_INT(tk_store_get_token(r, h, &t), 0);
+    CHECK_SLICE(t.sid, "tks_1");
+    CHECK_SLICE(t.aud, "https://api.example");
+    CHECK(t.has_parent && t.parent[3] == 0);
+    CHECK_EQ_INT(t.exp, 5000);
+    hash_of(99, h);
+    CHECK_EQ_INT(tk_store_get_token(r, h, &t), TK_E_NOTFOUND);
+    tk_session_rec s;
+    CHECK_EQ_INT(tk_store_get_session(r, TK_SLICE_LIT("tks_1"), &s), 0);
+    CHECK_SLICE(s.issuer, "https://idp");
+    CHECK_EQ_INT(s.state, TK_SESSION_ACTIVE);
+    CHECK_EQ_INT(tk_store_get_session(r, TK_SLICE_LIT("tks_9"), &s), TK_E_NOTFOUND);
+    CHECK_EQ_INT(tk_store_get_session(r, TK_SLICE_NULL, &s), TK_E_NOTFOUND);
+    tk_grant_rec g;
+    CHECK_EQ_INT(tk_store_get_grant(r, TK_SLICE_LIT("tkg_1"), &g), 0);
+    CHECK_SLICE(g.scope, "read");
+    tk_client_rec c;
+    CHECK_EQ_INT(tk_store_get_client(r, TK_SLICE_LIT("tkc_agent"), &c), 0);
+    CHECK_SLICE(c.name, "agent");
+    CHECK_EQ_INT(c.secret_hash[31], 7);
+
+    unsigned n = 0;
+    CHECK_EQ_INT(tk_store_each_session_token(r, TK_SLICE_LIT("tks_1"), collect_hash, &n), 0);
+    CHECK_EQ_INT(n, 7);
+    n = 0;
+    CHECK_EQ_INT(tk_store_each_session_token(r, TK_SLICE_LIT("tks_2"), collect_hash, &n), 0);
+    CHECK_EQ_INT(n, 6);
+    n = 0;
+    CHECK_EQ_INT(tk_store_each_session_token(r, TK_SLICE_LIT("tks_none"), collect_hash, &n), 0);
+    CHECK_EQ_INT(n, 0);
+    hash_of(0, h);
+    CHECK_EQ_INT(tk_store_each_child(r, h, collect_hash, &n), 0);
+    CHECK_EQ_INT(n, 3);
+    n = 0;
+    hash_of(1, h);
+    CHECK_EQ_INT(tk_store_each_child(r, h, collect_hash, &n), 0);
+    CHECK_EQ_INT(n, 0);
+    CHECK_EQ_INT(tk_store_each_session(r, count_session, &n), 0);
+    CHECK_EQ_INT(n, 2);
+    n = 0;
+    CHECK_EQ_INT(tk_store_each_client(r, stop_client, &n), 42);
+    CHECK_EQ_INT(n, 1);
+
+    tk_store_stats stats;
+    CHECK_EQ_INT(tk_store_stats_get(r, &stats), 0);
+    CHECK_EQ_INT(stats.tokens, 13);
+    CHECK_EQ_INT(stats.sessions, 2);
+    CHECK_EQ_INT(stats.grants, 1);
+    CHECK_EQ_INT(stats.clients, 1);
+    CHECK_EQ_INT(stats.session_tokens, 13);
+    CHECK_EQ_INT(stats.token_children, 3);
+    CHECK_EQ_INT(stats.map_size, 1 << 20);
+    CHECK(stats.map_used > 0 && stats.map_used < stats.map_size);
+    CHECK_EQ_INT(stats.readers_max, TK_MAX_READERS);
+    CHECK(stats.readers_used >= 1);
+    tk_store_txn_end(r);
+    tk_store_close(st);
+    remove_dir();
+}
+
+static void test_put_flags(void)
+{
+    make_dir();
+    tk_store *st = open_store(1 << 20);
+    put_fixtures(st);
+    tk_txn *w;
+    CHECK_EQ_INT(tk_store_write_begin(st, &w), 0);
+    uint8_t h[TK_HASH_LEN];
+    hash_of(3, h);
+    tk_token_rec t = token("tks_1");
+    CHECK_EQ_INT(tk_store_put_token(w, h, &t, TK_PUT_NEW), TK_E_EXISTS);
+    tk_session_rec s = {.sub = TK_SLICE_LIT("x"), .state = TK_SESSION_ACTIVE};
+    CHECK_EQ_INT(tk_store_put_session(w, TK_SLICE_LIT("tks_1"), &s, TK_PUT_NEW), TK_E_EXISTS);
+    /* Overwrite without TK_PUT_NEW works; the txn is still usable after EXISTS. */
+    t.scope = TK_SLICE_LIT("other");
+    CHECK_EQ_INT(tk_store_put_token(w, h, &t, 0), 0);
+    /* Append: keys above the last one go in, a lower one is refused. */
+    hash_of(100, h);
+    CHECK_EQ_INT(tk_store_put_token(w, h, &t, TK_PUT_APPEND | TK_PUT_NO_INDEX), 0);
+    hash_of(50, h);
+    CHECK_EQ_INT(tk_store_put_token(w, h, &t, TK_PUT_APPEND | TK_PUT_NO_INDEX), TK_E_INVALID);
+    /* Sorted index load for a new session. */
+    for (unsigned i = 200; i < 205; i++) {
+        hash_of(i, h);
+        CHECK_EQ_INT(tk_store_index_session_token(w, TK_SLICE_LIT("tks_bulk"), h, TK_PUT_APPEND),
+                     0);
+    }
+    hash_of(201, h);
+    CHECK_EQ_INT(tk_store_index_session_token(w, TK_SLICE_LIT("tks_bulk"), h, TK_PUT_APPEND),
+                 TK_E_INVALID);
+    /* Invalid records and ids never reach LMDB. */
+    t.kind = 7;
+    CHECK_EQ_INT(tk_store_put_token(w, h, &t, 0), TK_E_INVALID);
+    CHECK_EQ_INT(tk_store_put_session(w, TK_SLICE_NULL, &s, 0), TK_E_INVALID);
+    CHECK_EQ_INT(tk_store_index_session_token(w, TK_SLICE_NULL, h, 0), TK_E_INVALID);
+    CHECK_EQ_INT(tk_store_commit(w), 0);
+
+    tk_txn *r;
+    CHECK_EQ_INT(tk_store_read_begin(st, &r), 0);
+    hash_of(3, h);
+    CHECK_EQ_INT(tk_store_get_token(r, h, &t), 0);
+    CHECK_SLICE(t.scope, "other");
+    unsigned n = 0;
+    CHECK_EQ_INT(tk_store_each_session_token(r, TK_SLICE_LIT("tks_bulk"), collect_hash, &n), 0);
+    CHECK_EQ_INT(n, 5);
+    tk_store_txn_end(r);
+    tk_store_close(st);
+    remove_dir();
+}
+
+/* ---- Ops ----------------------------------------------------------------------------- */
+
+static void test_apply_ops(void)
+{
+    make_dir();
+    tk_store *st = open_store(1 << 20);
+    put_fixtures(st);
+    tk_op op = op_of(TK_OP_REVOKE_TOKEN, 0, NULL, 2000);
+    hash_of(2, op.hash);
+    CHECK(apply1(st, &op));
+    op.at = 3000;
+    CHECK(!apply1(st, &op)); /* already revoked: revoked_at stays 2000 */
+    hash_of(77, op.hash);
+    CHECK(!apply1(st, &op)); /* unknown token: no-op */
+
+    tk_op g = op_of(TK_OP_REVOKE_GRANT, 0, "tkg_1", 2100);
+    CHECK(apply1(st, &g));
+    CHECK(!apply1(st, &g));
+    tk_op g2 = op_of(TK_OP_REVOKE_GRANT, 0, "tkg_missing", 2100);
+    CHECK(!apply1(st, &g2));
+
+    tk_op c = op_of(TK_OP_CLIENT_STATUS, TK_CLIENT_DISABLED, "tkc_agent", 2200);
+    CHECK(apply1(st, &c));
+    CHECK(!apply1(st, &c));
+    c.state = TK_CLIENT_APPROVED;
+    CHECK(apply1(st, &c)); /* disabled → approved */
+    CHECK(!apply1(st, &c));
+
+    tk_txn *r;
+    CHECK_EQ_INT(tk_store_read_begin(st, &r), 0);
+    tk_token_rec t;
+    hash_of(2, op.hash);
+    CHECK_EQ_INT(tk_store_get_token(r, op.hash, &t), 0);
+    CHECK_EQ_INT(t.revoked_at, 2000);
+    CHECK_SLICE(t.scope, "read write"); /* the rest of the record is intact */
+    tk_grant_rec gr;
+    CHECK_EQ_INT(tk_store_get_grant(r, TK_SLICE_LIT("tkg_1"), &gr), 0);
+    CHECK_EQ_INT(gr.state, TK_GRANT_REVOKED);
+    CHECK_EQ_INT(gr.revoked_at, 2100);
+    tk_client_rec cl;
+    CHECK_EQ_INT(tk_store_get_client(r, TK_SLICE_LIT("tkc_agent"), &cl), 0);
+    CHECK_EQ_INT(cl.status, TK_CLIENT_APPROVED);
+    tk_store_txn_end(r);
+
+    /* Invalid ops are refused before touching anything. */
+    tk_txn *w;
+    bool changed = true;
+    CHECK_EQ_INT(tk_store_write_begin(st, &w), 0);
+    tk_op bad = op_of(TK_OP_SESSION_STATE, 9, "tks_1", 1);
+    CHECK_EQ_INT(tk_store_apply(w, &bad, &changed), TK_E_INVALID);
+    CHECK(!changed);
+    tk_store_txn_end(w);
+    tk_store_close(st);
+    remove_dir();
+}
+
+static uint8_t session_state(tk_store *st, const char *sid, tk_session_rec *s, tk_txn **r)
+{
+    CHECK_EQ_INT(tk_store_read_begin(st, r), 0);
+    CHECK_EQ_INT(tk_store_get_session(*r, tk_slice_from_str(sid), s), 0);
+    return s->state;
+}
+
+static void test_session_machine(void)
+{
+    make_dir();
+    tk_store *st = open_store(1 << 20);
+    put_fixtures(st);
+    tk_session_rec s;
+    tk_txn *r;
+    tk_op resume = op_of(TK_OP_SESSION_STATE, TK_SESSION_ACTIVE, "tks_1", 300);
+    tk_op suspend = op_of(TK_OP_SESSION_STATE, TK_SESSION_SUSPENDED, "tks_1", 310);
+    tk_op term = op_of(TK_OP_SESSION_STATE, TK_SESSION_TERMINATED, "tks_1", 320);
+    memcpy(suspend.reason, "device", 6);
+    suspend.reason_len = 6;
+    memcpy(term.reason, "logout", 6);
+    term.reason_len = 6;
+
+    CHECK(!apply1(st, &resume)); /* active: nothing to resume */
+    CHECK(apply1(st, &suspend));
+    CHECK(!apply1(st, &suspend));
+    CHECK_EQ_INT(session_state(st, "tks_1", &s, &r), TK_SESSION_SUSPENDED);
+    CHECK_SLICE(s.reason, "device");
+    CHECK_EQ_INT(s.ended_at, 310);
+    tk_store_txn_end(r);
+    CHECK(apply1(st, &resume));
+    CHECK(!apply1(st, &resume));
+    CHECK_EQ_INT(session_state(st, "tks_1", &s, &r), TK_SESSION_ACTIVE);
+    CHECK_EQ_INT(s.ended_at, 0);
+    CHECK_EQ_INT(s.reason.len, 0);
+    tk_store_txn_end(r);
+    CHECK(apply1(st, &suspend));
+    CHECK(apply1(st, &term)); /* suspended → terminated */
+    CHECK(!apply1(st, &term));
+    CHECK(!apply1(st, &resume)); /* terminated is final */
+    CHECK(!apply1(st, &suspend));
+    CHECK_EQ_INT(session_state(st, "tks_1", &s, &r), TK_SESSION_TERMINATED);
+    CHECK_SLICE(s.reason, "logout");
+    CHECK_EQ_INT(s.ended_at, 320);
+    CHECK_SLICE(s.issuer, "https://idp");
+    CHECK_EQ_INT(s.expires, 9000);
+    tk_store_txn_end(r);
+
+    term.id_len = 5;
+    memcpy(term.id, "tks_2", 5); /* active → terminated directly */
+    CHECK(apply1(st, &term));
+    tk_op missing = op_of(TK_OP_SESSION_STATE, TK_SESSION_TERMINATED, "tks_404", 1);
+    CHECK(!apply1(st, &missing));
+    tk_store_close(st);
+    remove_dir();
+}
+
+/* ---- Transactions ---------------------------------------------------------------------- */
+
+static void test_renew_visibility(void)
+{
+    make_dir();
+    tk_store *st = open_store(1 << 20);
+    tk_txn *r, *w;
+    uint8_t h[TK_HASH_LEN];
+    tk_token_rec t = token("tks_1");
+    hash_of(1, h);
+    CHECK_EQ_INT(tk_store_read_begin(st, &r), 0);
+    CHECK_EQ_INT(tk_store_get_token(r, h, &t), TK_E_NOTFOUND);
+    tk_store_read_reset(r);
+    CHECK_EQ_INT(tk_store_read_renew(r), 0);
+
+    t = token("tks_1");
+    CHECK_EQ_INT(tk_store_write_begin(st, &w), 0);
+    CHECK_EQ_INT(tk_store_put_token(w, h, &t, 0), 0);
+    CHECK_EQ_INT(tk_store_commit(w), 0);
+    /* Committed after the last renew: not visible yet (snapshot). */
+    CHECK_EQ_INT(tk_store_get_token(r, h, &t), TK_E_NOTFOUND);
+    CHECK_EQ_INT(tk_store_read_renew(r), 0);
+    CHECK_EQ_INT(tk_store_get_token(r, h, &t), 0);
+
+    /* And once more: a revocation after this renew shows after the next. */
+    tk_op op = op_of(TK_OP_REVOKE_TOKEN, 0, NULL, 4242);
+    memcpy(op.hash, h, TK_HASH_LEN);
+    CHECK(apply1(st, &op));
+    CHECK_EQ_INT(tk_store_get_token(r, h, &t), 0);
+    CHECK_EQ_INT(t.revoked_at, 0);
+    CHECK_EQ_INT(tk_store_read_renew(r), 0);
+    CHECK_EQ_INT(tk_store_get_token(r, h, &t), 0);
+    CHECK_EQ_INT(t.revoked_at, 4242);
+
+    /* A write txn that is ended without commit leaves nothing behind. */
+    hash_of(2, h);
+    t = token("tks_1");
+    CHECK_EQ_INT(tk_store_write_begin(st, &w), 0);
+    CHECK_EQ_INT(tk_store_put_token(w, h, &t, 0), 0);
+    tk_store_txn_end(w);
+    CHECK_EQ_INT(tk_store_read_renew(r), 0);
+    CHECK_EQ_INT(tk_store_get_token(r, h, &t), TK_E_NOTFOUND);
+    tk_store_txn_end(r);
+    tk_store_close(st);
+    remove_dir();
+}
+
+/* ---- Map full, reopening, schema ---------------------------------------------------------- */
+
+static void test_map_full(void)
+{
+    make_dir();
+    tk_store *st = open_store(64 * 1024);
+    tk_token_rec full = token("tks_full");
+    unsigned stored = 0, i = 0;
+    int rc = 0;
+    uint8_t h[TK_HASH_LEN];
+    /* Batches of 8 tokens until the map refuses; bounded well above 64 KiB. */
+    for (unsigned batch = 0; batch < 1000 && rc == 0; batch++) {
+        tk_txn *w;
+        CHECK_EQ_INT(tk_store_write_begin(st, &w), 0);
+        for (unsigned k = 0; k < 8 && rc == 0; k++, i++) {
+            hash_of(i * 7919u, h);
+            rc = tk_store_put_token(w, h, &full, 0);
+        }
+        if (rc != 0) {
+            CHECK_EQ_INT(tk_store_commit(w), rc); /* the failure sticks to the txn */
+            break;
+        }
+        rc = tk_store_commit(w);
+        if (rc == 0) {
+            stored = i;
+        }
+    }
+    CHECK_EQ_INT(rc, TK_E_FULL);
+    printf("64 KiB map full after %u tokens\n", stored);
+    CHECK(stored > 8);
+
+    /* Reads still work on everything committed. */
+    tk_txn *r;
+    tk_token_rec t;
+    CHECK_EQ_INT(tk_store_read_begin(st, &r), 0);
+    for (unsigned j = 0; j < stored; j++) {
+        hash_of(j * 7919u, h);
+        CHECK_EQ_INT(tk_store_get_token(r, h, &t), 0);
+    }
+    tk_store_txn_end(r);
+    /* An aborted txn after a failure is fine too. */
+    tk_txn *w;
+    CHECK_EQ_INT(tk_store_write_begin(st, &w), 0);
+    for (unsigned k = 0; k < 64 && rc == TK_E_FULL; k++) {
+        hash_of(900000 + k, h);
+        rc = tk_store_put_token(w, h, &full, 0);
+    }
+    tk_store_txn_end(w);
+    tk_store_close(st);
+
+    /* Reopen with a bigger map: old data there, new writes go in. */
+    st = open_store(4 << 20);
+    CHECK_EQ_INT(tk_store_write_begin(st, &w), 0);
+    for (unsigned k = 0; k < 64; k++) {
+        hash_of(900000 + k, h);
+        CHECK_EQ_INT(tk_store_put_token(w, h, &full, 0), 0);
+    }
+    CHECK_EQ_INT(tk_store_commit(w), 0);
+    CHECK_EQ_INT(tk_store_read_begin(st, &r), 0);
+    tk_store_stats stats;
+    CHECK_EQ_INT(tk_store_stats_get(r, &stats), 0);
+    CHECK_EQ_INT(stats.tokens, stored + 64);
+    CHECK_EQ_INT(stats.map_size, 4 << 20);
+    for (unsigned j = 0; j < stored; j++) {
+        hash_of(j * 7919u, h);
+        CHECK_EQ_INT(tk_store_get_token(r, h, &t), 0);
+    }
+    tk_store_txn_end(r);
+    tk_store_close(st);
+    remove_dir();
+}
+
+static void test_reopen_read_only(void)
+{
+    make_dir();
+    tk_store *st = open_store(1 << 20);
+    put_fixtures(st);
+    tk_store_close(st);
+    tk_store_opts o = {.dir = dir, .read_only = true};
+    CHECK_EQ_INT(tk_store_open(&o, &st), 0);
+    tk_txn *r, *w;
+    CHECK_EQ_INT(tk_store_read_begin(st, &r), 0);
+    tk_session_rec s;
+    CHECK_EQ_INT(tk_store_get_session(r, TK_SLICE_LIT("tks_2"), &s), 0);
+    tk_store_txn_end(r);
+    CHECK(tk_store_write_begin(st, &w) != 0);
+    tk_store_close(st);
+
+    /* An unknown schema version is refused. */
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    CHECK_EQ_INT(mdb_env_create(&env), 0);
+    CHECK_EQ_INT(mdb_env_set_maxdbs(env, 16), 0);
+    CHECK_EQ_INT(mdb_env_open(env, dir, 0, 0600), 0);
+    CHECK_EQ_INT(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    CHECK_EQ_INT(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+    uint8_t two[4] = {2, 0, 0, 0};
+    MDB_val k = {6, "schema"}, v = {4, two};
+    CHECK_EQ_INT(mdb_put(txn, dbi, &k, &v, 0), 0);
+    CHECK_EQ_INT(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    o.read_only = false;
+    st = NULL;
+    CHECK_EQ_INT(tk_store_open(&o, &st), TK_E_CORRUPT);
+    CHECK(st == NULL);
+    remove_dir();
+
+    /* A read-only open of a folder that does not exist fails cleanly. */
+    o.dir = "/tmp/tk_store_does_not_exist/x";
+    o.read_only = true;
+    CHECK(tk_store_open(&o, &st) < 0);
+    o.map_size = TK_MAP_SIZE_MAX + 1;
+    CHECK(tk_store_open(&o, &st) < 0);
+}
+
+int main(void)
+{
+    RUN(test_records_and_indices);
+    RUN(test_put_flags);
+    RUN(test_apply_ops);
+    RUN(test_session_machine);
+    RUN(test_renew_visibility);
+    RUN(test_map_full);
+    RUN(test_reopen_read_only);
+    return check_report();
+}
