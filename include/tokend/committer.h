@@ -26,7 +26,11 @@ typedef struct tk_commit_req {
 
 typedef struct tk_commit_done {
     uint64_t cookie;
-    int result;       /* 0 (durable), TK_E_FULL, TK_E_STORE */
+    int result;       /* 0 (durable), TK_E_FULL, TK_E_STORE (the whole batch failed,
+                         nothing of it is durable); TK_E_INVALID (an op failed
+                         tk_op_validate: none of the request was applied) or
+                         TK_E_CORRUPT (a target record is undecodable: earlier ops
+                         of the request may have been applied) for this request only */
     unsigned changed; /* how many ops changed something */
 } tk_commit_done;
 

@@ -1,0 +1,323 @@
+/*
+ * The committer thread: group commit of the ops workers submit.
+ *
+ * Requests wait in a ring of queue_cap slots. Producers hold the mutex only
+ * to copy one request into a free slot; the committer takes the slots
+ * [head, head + n) as one batch and works on them in place without the lock,
+ * because producers never write to a slot before head has moved past it.
+ * After the batch's write txn is durable, each result is appended to its
+ * worker's completion ring and the worker's eventfd is written once.
+ *
+ * Back-pressure: at most queue_cap requests are in flight (queued, being
+ * applied, or completed but not drained), so neither the request ring nor a
+ * completion ring (each queue_cap long) can overflow.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "tokend/clock.h"
+#include "tokend/committer.h"
+#include "tokend/log.h"
+
+typedef struct done_ring {
+    pthread_mutex_t mu;
+    tk_commit_done *slots; /* queue_cap */
+    size_t head, count;
+    int efd;
+} done_ring;
+
+struct tk_committer {
+    tk_store *st;
+    unsigned nworkers, cap;
+
+    pthread_mutex_t mu; /* guards head, count, stopping */
+    pthread_cond_t cv;
+    tk_commit_req *ring; /* cap slots */
+    size_t head, count;
+    bool stopping;
+    size_t inflight; /* atomic: submitted and not yet drained */
+
+    tk_commit_done *results; /* per batch slot, TK_COMMIT_BATCH_MAX */
+    unsigned *workers;       /* per batch slot: whom to notify */
+    done_ring *done;         /* nworkers */
+    pthread_t thread;
+
+    tk_committer_stats stats; /* atomic, relaxed */
+};
+
+#define STAT_ADD(c, field, n) __atomic_fetch_add(&(c)->stats.field, (n), __ATOMIC_RELAXED)
+
+/* ---- Batch ----------------------------------------------------------------------- */
+
+/* Apply the ops of one request; per-request errors (bad op, corrupt record)
+ * stay with that request, store failures end the whole batch. */
+static int apply_req(tk_txn *txn, const tk_commit_req *req, unsigned *changed)
+{
+    *changed = 0;
+    if (req->nops > TK_OPS_PER_REQ) {
+        return TK_E_INVALID;
+    }
+    for (unsigned i = 0; i < req->nops; i++) {
+        if (tk_op_validate(&req->ops[i]) != 0) {
+            return TK_E_INVALID;
+        }
+    }
+    for (unsigned i = 0; i < req->nops; i++) {
+        bool ch = false;
+        int rc = tk_store_apply(txn, &req->ops[i], &ch);
+        if (rc != 0) {
+            return rc;
+        }
+        *changed += ch ? 1u : 0u;
+    }
+    return 0;
+}
+
+static bool fatal(int rc)
+{
+    return rc != 0 && rc != TK_E_INVALID && rc != TK_E_CORRUPT;
+}
+
+/* One write txn for requests ring[head .. head+n); results into c->results. */
+static void run_batch(tk_committer *c, size_t head, size_t n)
+{
+    uint64_t t0 = tk_mono_ns();
+    tk_txn *txn = NULL;
+    int rc = tk_store_write_begin(c->st, &txn);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const tk_commit_req *req = &c->ring[(head + i) % c->cap];
+        tk_commit_done *d = &c->results[i];
+        d->cookie = req->cookie;
+        d->result = apply_req(txn, req, &d->changed);
+        rc = fatal(d->result) ? d->result : 0;
+    }
+    if (rc == 0) {
+        rc = tk_store_commit(txn);
+    } else if (txn != NULL) {
+        tk_store_txn_end(txn);
+    }
+    uint64_t changed = 0;
+    for (size_t i = 0; i < n; i++) {
+        tk_commit_done *d = &c->results[i];
+        d->cookie = c->ring[(head + i) % c->cap].cookie;
+        c->workers[i] = c->ring[(head + i) % c->cap].worker;
+        if (rc != 0) {
+            /* Nothing of the batch is durable: nobody gets a 0. */
+            d->result = rc;
+            d->changed = 0;
+        }
+        changed += d->changed;
+    }
+    STAT_ADD(c, commit_ns_total, tk_mono_ns() - t0);
+    STAT_ADD(c, ops_changed, changed);
+    STAT_ADD(c, failures, rc != 0 ? 1u : 0u);
+}
+
+static unsigned hist_bucket(size_t n)
+{
+    static const size_t upper[7] = {1, 3, 7, 15, 63, 255, 1023};
+    for (unsigned b = 0; b < 7; b++) {
+        if (n <= upper[b]) {
+            return b;
+        }
+    }
+    return 7;
+}
+
+/* Hand each result to its worker, then wake each worker that got one. Runs
+ * after the batch's ring slots were released: a drained completion lets its
+ * worker submit again at once, so the slot must already be free. */
+static void post_results(tk_committer *c, size_t n)
+{
+    bool wake[TK_WORKERS_MAX] = {false};
+    for (size_t i = 0; i < n; i++) {
+        unsigned w = c->workers[i];
+        TK_ASSERT(w < c->nworkers);
+        done_ring *dr = &c->done[w];
+        pthread_mutex_lock(&dr->mu);
+        TK_ASSERT(dr->count < c->cap);
+        dr->slots[(dr->head + dr->count) % c->cap] = c->results[i];
+        dr->count++;
+        pthread_mutex_unlock(&dr->mu);
+        wake[w] = true;
+    }
+    for (unsigned w = 0; w < c->nworkers; w++) {
+        uint64_t one = 1;
+        if (wake[w] && write(c->done[w].efd, &one, sizeof(one)) != (ssize_t)sizeof(one)) {
+            /* EAGAIN only when the counter is near 2^64: the worker is already woken. */
+            TK_ASSERT(errno == EAGAIN);
+        }
+    }
+    STAT_ADD(c, batches, 1);
+    STAT_ADD(c, requests, n);
+    STAT_ADD(c, batch_hist[hist_bucket(n)], 1);
+}
+
+/* ---- Thread ------------------------------------------------------------------------ */
+
+static void *committer_main(void *arg)
+{
+    tk_committer *c = arg;
+    /* Event loop: runs until stop is asked and the queue is empty. */
+    for (;;) {
+        pthread_mutex_lock(&c->mu);
+        while (c->count == 0 && !c->stopping) {
+            pthread_cond_wait(&c->cv, &c->mu);
+        }
+        size_t head = c->head;
+        size_t n = c->count < TK_COMMIT_BATCH_MAX ? c->count : TK_COMMIT_BATCH_MAX;
+        bool stop = c->stopping && n == 0;
+        pthread_mutex_unlock(&c->mu);
+        if (stop) {
+            return NULL;
+        }
+        run_batch(c, head, n);
+        /* Results are copied out: producers may reuse the slots. */
+        pthread_mutex_lock(&c->mu);
+        c->head = (c->head + n) % c->cap;
+        c->count -= n;
+        pthread_mutex_unlock(&c->mu);
+        post_results(c, n);
+    }
+}
+
+/* ---- Public API ----------------------------------------------------------------------- */
+
+static void free_committer(tk_committer *c)
+{
+    for (unsigned w = 0; c->done != NULL && w < c->nworkers; w++) {
+        if (c->done[w].efd >= 0) {
+            close(c->done[w].efd);
+        }
+        pthread_mutex_destroy(&c->done[w].mu);
+        free(c->done[w].slots);
+    }
+    free(c->done);
+    free(c->results);
+    free(c->workers);
+    free(c->ring);
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+static int init_done(tk_committer *c)
+{
+    c->done = calloc(c->nworkers, sizeof(*c->done));
+    if (c->done == NULL) {
+        return -ENOMEM;
+    }
+    for (unsigned w = 0; w < c->nworkers; w++) {
+        c->done[w].efd = -1;
+        pthread_mutex_init(&c->done[w].mu, NULL);
+    }
+    for (unsigned w = 0; w < c->nworkers; w++) {
+        c->done[w].slots = calloc(c->cap, sizeof(tk_commit_done));
+        if (c->done[w].slots == NULL) {
+            return -ENOMEM;
+        }
+        c->done[w].efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (c->done[w].efd < 0) {
+            return -errno;
+        }
+    }
+    return 0;
+}
+
+int tk_committer_start(tk_store *st, unsigned nworkers, unsigned queue_cap, tk_committer **out)
+{
+    if (st == NULL || nworkers == 0 || nworkers > TK_WORKERS_MAX || queue_cap == 0 ||
+        queue_cap > TK_COMMIT_QUEUE_MAX) {
+        return -EINVAL;
+    }
+    tk_committer *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return -ENOMEM;
+    }
+    c->st = st;
+    c->nworkers = nworkers;
+    c->cap = queue_cap;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    c->ring = calloc(queue_cap, sizeof(*c->ring));
+    c->results = calloc(TK_COMMIT_BATCH_MAX, sizeof(*c->results));
+    c->workers = calloc(TK_COMMIT_BATCH_MAX, sizeof(*c->workers));
+    bool oom = c->ring == NULL || c->results == NULL || c->workers == NULL;
+    int rc = oom ? -ENOMEM : init_done(c);
+    if (rc == 0) {
+        rc = -pthread_create(&c->thread, NULL, committer_main, c);
+    }
+    if (rc != 0) {
+        free_committer(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+int tk_committer_submit(tk_committer *c, const tk_commit_req *req)
+{
+    TK_ASSERT(req->worker < c->nworkers && req->nops <= TK_OPS_PER_REQ);
+    pthread_mutex_lock(&c->mu);
+    if (c->stopping || __atomic_load_n(&c->inflight, __ATOMIC_ACQUIRE) >= c->cap) {
+        pthread_mutex_unlock(&c->mu);
+        STAT_ADD(c, queue_full, 1);
+        return TK_E_QUEUEFULL;
+    }
+    TK_ASSERT(c->count < c->cap);
+    memcpy(&c->ring[(c->head + c->count) % c->cap], req, sizeof(*req));
+    c->count++;
+    __atomic_fetch_add(&c->inflight, 1, __ATOMIC_RELAXED);
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    return 0;
+}
+
+int tk_committer_event_fd(const tk_committer *c, unsigned worker)
+{
+    TK_ASSERT(worker < c->nworkers);
+    return c->done[worker].efd;
+}
+
+size_t tk_committer_drain(tk_committer *c, unsigned worker, tk_commit_done *out, size_t max)
+{
+    TK_ASSERT(worker < c->nworkers);
+    done_ring *dr = &c->done[worker];
+    pthread_mutex_lock(&dr->mu);
+    size_t n = dr->count < max ? dr->count : max;
+    for (size_t i = 0; i < n; i++) {
+        out[i] = dr->slots[(dr->head + i) % c->cap];
+    }
+    dr->head = (dr->head + n) % c->cap;
+    dr->count -= n;
+    pthread_mutex_unlock(&dr->mu);
+    __atomic_fetch_sub(&c->inflight, n, __ATOMIC_RELEASE);
+    return n;
+}
+
+void tk_committer_stats_get(const tk_committer *c, tk_committer_stats *out)
+{
+    const uint64_t *src = (const uint64_t *)&c->stats;
+    uint64_t *dst = (uint64_t *)out;
+    _Static_assert(sizeof(tk_committer_stats) % sizeof(uint64_t) == 0, "stats are all u64");
+    for (size_t i = 0; i < sizeof(*out) / sizeof(uint64_t); i++) {
+        dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+    }
+}
+
+void tk_committer_stop(tk_committer *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&c->mu);
+    c->stopping = true;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    pthread_join(c->thread, NULL);
+    free_committer(c);
+}
