@@ -82,6 +82,17 @@ static bool fatal(int rc)
     return rc != 0 && rc != TK_E_INVALID && rc != TK_E_CORRUPT;
 }
 
+static unsigned hist_bucket(size_t n)
+{
+    static const size_t upper[7] = {1, 3, 7, 15, 63, 255, 1023};
+    for (unsigned b = 0; b < 7; b++) {
+        if (n <= upper[b]) {
+            return b;
+        }
+    }
+    return 7;
+}
+
 /* One write txn for requests ring[head .. head+n); results into c->results. */
 static void run_batch(tk_committer *c, size_t head, size_t n)
 {
@@ -112,20 +123,14 @@ static void run_batch(tk_committer *c, size_t head, size_t n)
         }
         changed += d->changed;
     }
+    /* Counted before any completion is visible, so a worker that got its
+     * result also sees it in the statistics. */
+    STAT_ADD(c, batches, 1);
+    STAT_ADD(c, requests, n);
+    STAT_ADD(c, batch_hist[hist_bucket(n)], 1);
     STAT_ADD(c, commit_ns_total, tk_mono_ns() - t0);
     STAT_ADD(c, ops_changed, changed);
     STAT_ADD(c, failures, rc != 0 ? 1u : 0u);
-}
-
-static unsigned hist_bucket(size_t n)
-{
-    static const size_t upper[7] = {1, 3, 7, 15, 63, 255, 1023};
-    for (unsigned b = 0; b < 7; b++) {
-        if (n <= upper[b]) {
-            return b;
-        }
-    }
-    return 7;
 }
 
 /* Hand each result to its worker, then wake each worker that got one. Runs
@@ -152,9 +157,6 @@ static void post_results(tk_committer *c, size_t n)
             TK_ASSERT(errno == EAGAIN);
         }
     }
-    STAT_ADD(c, batches, 1);
-    STAT_ADD(c, requests, n);
-    STAT_ADD(c, batch_hist[hist_bucket(n)], 1);
 }
 
 /* ---- Thread ------------------------------------------------------------------------ */
