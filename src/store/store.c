@@ -36,15 +36,16 @@ enum db_index {
 static const struct {
     const char *name;
     unsigned flags;
+    const char *put_op; /* names a failed write in the log */
 } db_specs[DB_COUNT] = {
-    [DB_TOKENS] = {"tokens", 0},
-    [DB_SESSIONS] = {"sessions", 0},
-    [DB_GRANTS] = {"grants", 0},
-    [DB_CLIENTS] = {"clients", 0},
-    [DB_SESSION_TOKENS] = {"session_tokens", MDB_DUPSORT | MDB_DUPFIXED},
-    [DB_TOKEN_CHILDREN] = {"token_children", MDB_DUPSORT | MDB_DUPFIXED},
-    [DB_CLIENT_GRANTS] = {"client_grants", MDB_DUPSORT},
-    [DB_META] = {"meta", 0},
+    [DB_TOKENS] = {"tokens", 0, "put_token"},
+    [DB_SESSIONS] = {"sessions", 0, "put_session"},
+    [DB_GRANTS] = {"grants", 0, "put_grant"},
+    [DB_CLIENTS] = {"clients", 0, "put_client"},
+    [DB_SESSION_TOKENS] = {"session_tokens", MDB_DUPSORT | MDB_DUPFIXED, "index_session_token"},
+    [DB_TOKEN_CHILDREN] = {"token_children", MDB_DUPSORT | MDB_DUPFIXED, "index_token_child"},
+    [DB_CLIENT_GRANTS] = {"client_grants", MDB_DUPSORT, "index_client_grant"},
+    [DB_META] = {"meta", 0, "put_meta"},
 };
 
 /* Room for the DBIs above plus those later modules add (seen_jti, ...). */
@@ -425,7 +426,7 @@ static int put_raw(tk_txn *t, enum db_index db, tk_slice key, const void *val, s
         tk_log_error("store_append", "dbi=%s error=\"key out of order\"", db_specs[db].name);
         return TK_E_INVALID;
     }
-    t->failed = store_err(rc, db_specs[db].name);
+    t->failed = store_err(rc, db_specs[db].put_op);
     return t->failed;
 }
 
