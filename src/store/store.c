@@ -1,6 +1,6 @@
 /*
  * The LMDB store: one environment, a fixed set of named DBIs, records encoded
- * by record.c.
+ * by record.c; the op semantics live in apply.c.
  *
  * The idea to keep in mind: LMDB returns pointers into the map, so every
  * record handed out here is decoded in place and valid only while its
@@ -501,120 +501,6 @@ int tk_store_put_client(tk_txn *txn, tk_slice client_id, const tk_client_rec *re
         return TK_E_INVALID;
     }
     return put_raw(txn, DB_CLIENTS, client_id, buf, len, flags);
-}
-
-/* ---- Ops ---------------------------------------------------------------------------------- */
-
-/* Each apply_* reads the target (missing → no-op), decides, and writes back
- * only when the state moves. Decoded slices point into the map; the put
- * re-encodes them into a stack buffer before mdb_put touches any page. */
-
-static int apply_revoke_token(tk_txn *txn, const tk_op *op, bool *changed)
-{
-    tk_token_rec t;
-    int rc = tk_store_get_token(txn, op->hash, &t);
-    if (rc != 0 || t.revoked_at != 0) {
-        return rc == TK_E_NOTFOUND ? 0 : rc;
-    }
-    t.revoked_at = op->at;
-    rc = tk_store_put_token(txn, op->hash, &t, TK_PUT_NO_INDEX);
-    *changed = rc == 0;
-    return rc;
-}
-
-static int apply_revoke_grant(tk_txn *txn, const tk_op *op, bool *changed)
-{
-    tk_slice id = {op->id, op->id_len};
-    tk_grant_rec g;
-    int rc = tk_store_get_grant(txn, id, &g);
-    if (rc != 0 || g.state == TK_GRANT_REVOKED) {
-        return rc == TK_E_NOTFOUND ? 0 : rc;
-    }
-    g.state = TK_GRANT_REVOKED;
-    g.revoked_at = op->at;
-    rc = tk_store_put_grant(txn, id, &g, TK_PUT_NO_INDEX);
-    *changed = rc == 0;
-    return rc;
-}
-
-/* The session state machine: terminated is final; suspend only an active
- * session, resume only a suspended one. Returns whether s changed. */
-static bool session_move(tk_session_rec *s, const tk_op *op)
-{
-    if (op->state == TK_SESSION_ACTIVE) {
-        if (s->state != TK_SESSION_SUSPENDED) {
-            return false;
-        }
-        s->state = TK_SESSION_ACTIVE;
-        s->ended_at = 0;
-        s->reason = TK_SLICE_NULL;
-        return true;
-    }
-    if (s->state == TK_SESSION_TERMINATED ||
-        (op->state == TK_SESSION_SUSPENDED && s->state != TK_SESSION_ACTIVE)) {
-        return false;
-    }
-    s->state = op->state;
-    s->ended_at = op->at;
-    if (op->reason_len > 0) {
-        s->reason = (tk_slice){op->reason, op->reason_len};
-    }
-    return true;
-}
-
-static int apply_session_state(tk_txn *txn, const tk_op *op, bool *changed)
-{
-    tk_slice sid = {op->id, op->id_len};
-    tk_session_rec s;
-    int rc = tk_store_get_session(txn, sid, &s);
-    if (rc != 0 || !session_move(&s, op)) {
-        return rc == TK_E_NOTFOUND ? 0 : rc;
-    }
-    rc = tk_store_put_session(txn, sid, &s, 0);
-    *changed = rc == 0;
-    return rc;
-}
-
-static int apply_client_status(tk_txn *txn, const tk_op *op, bool *changed)
-{
-    tk_slice id = {op->id, op->id_len};
-    tk_client_rec c;
-    int rc = tk_store_get_client(txn, id, &c);
-    if (rc != 0 || c.status == op->state) {
-        return rc == TK_E_NOTFOUND ? 0 : rc;
-    }
-    c.status = op->state;
-    rc = tk_store_put_client(txn, id, &c, 0);
-    *changed = rc == 0;
-    return rc;
-}
-
-int tk_store_apply(tk_txn *txn, const tk_op *op, bool *changed)
-{
-    bool ch = false;
-    int rc = tk_op_validate(op);
-    if (rc == 0) {
-        TK_ASSERT(txn->write);
-        switch (op->type) {
-        case TK_OP_REVOKE_TOKEN:
-            rc = apply_revoke_token(txn, op, &ch);
-            break;
-        case TK_OP_REVOKE_GRANT:
-            rc = apply_revoke_grant(txn, op, &ch);
-            break;
-        case TK_OP_SESSION_STATE:
-            rc = apply_session_state(txn, op, &ch);
-            break;
-        default:
-            TK_ASSERT(op->type == TK_OP_CLIENT_STATUS);
-            rc = apply_client_status(txn, op, &ch);
-            break;
-        }
-    }
-    if (changed != NULL) {
-        *changed = ch;
-    }
-    return rc;
 }
 
 /* ---- Iteration ------------------------------------------------------------------------------ */
