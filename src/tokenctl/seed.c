@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,10 +50,12 @@ typedef struct seed {
     ctl *c;
     int64_t nsessions, per_session, ntokens, ttl, now;
     const char *out_path, *scope;
+    int out_fd; /* the token file, opened before anything is written */
     char client_id[TK_ID_MAX + 1];
     char client_secret[TK_TOKEN_LEN + 1]; /* "" when an existing client was used */
     char (*sids)[SEED_ID_SLOT];           /* sorted */
     char (*gids)[SEED_ID_SLOT];           /* sorted; grant k belongs to session k */
+    size_t sid_len, gid_len;              /* every generated id has the same length */
     seed_entry *entries;                  /* sorted by hash after phase "sort" */
     bool append_tokens, append_sessions, append_grants, append_index;
     uint64_t t0, last_progress;
@@ -65,6 +68,12 @@ static double elapsed(const seed *s)
     return (double)(tk_mono_ns() - s->t0) / 1e9;
 }
 
+/* A phase begins: its first progress line comes a second later. */
+static void phase_begin(seed *s)
+{
+    s->last_progress = tk_mono_ns();
+}
+
 /* At most one line per second per phase, plus the final one. */
 static void progress(seed *s, const char *what, int64_t done, int64_t total)
 {
@@ -75,6 +84,14 @@ static void progress(seed *s, const char *what, int64_t done, int64_t total)
     s->last_progress = now;
     fprintf(stderr, "seed: %lld/%lld %s (%.1f s)\n", (long long)done, (long long)total, what,
             elapsed(s));
+}
+
+/* progress() from a hot loop: looks at the clock only every 65536 items. */
+static void progress_tick(seed *s, const char *what, int64_t done, int64_t total)
+{
+    if (done == total || (done & 0xffff) == 0) {
+        progress(s, what, done, total);
+    }
 }
 
 /* ==== Arguments ========================================================== */
@@ -233,7 +250,7 @@ static int cmp_slot(const void *a, const void *b)
     return memcmp(a, b, SEED_ID_SLOT);
 }
 
-static int make_ids(char (*ids)[SEED_ID_SLOT], int64_t n, const char *prefix)
+static int make_ids(char (*ids)[SEED_ID_SLOT], int64_t n, const char *prefix, size_t *len)
 {
     for (int64_t i = 0; i < n; i++) {
         memset(ids[i], 0, SEED_ID_SLOT);
@@ -241,9 +258,21 @@ static int make_ids(char (*ids)[SEED_ID_SLOT], int64_t n, const char *prefix)
         if (rc != 0) {
             return rc;
         }
+        *len = i == 0 ? strlen(ids[0]) : *len;
+        TK_ASSERT(strlen(ids[i]) == *len);
     }
     qsort(ids, (size_t)n, SEED_ID_SLOT, cmp_slot);
     return 0;
+}
+
+static tk_slice sid_of(const seed *s, int64_t k)
+{
+    return (tk_slice){s->sids[k], s->sid_len};
+}
+
+static tk_slice gid_of(const seed *s, int64_t k)
+{
+    return (tk_slice){s->gids[k], s->gid_len};
 }
 
 /* The subject of session k: "seed-user-<k>". out holds 32 bytes. */
@@ -256,6 +285,7 @@ static tk_slice seed_sub(int64_t k, char *out)
 
 static int put_sessions(seed *s)
 {
+    phase_begin(s);
     chunk ch = {s, NULL, 0};
     int rc = 0;
     unsigned flags = s->append_sessions ? TK_PUT_APPEND : TK_PUT_NEW;
@@ -269,15 +299,16 @@ static int put_sessions(seed *s)
                               .expires = s->now + s->ttl};
         rc = chunk_tick(&ch);
         if (rc == 0) {
-            rc = tk_store_put_session(ch.txn, tk_slice_from_str(s->sids[k]), &rec, flags);
+            rc = tk_store_put_session(ch.txn, sid_of(s, k), &rec, flags);
         }
-        progress(s, "sessions written", k + 1, s->nsessions);
+        progress_tick(s, "sessions written", k + 1, s->nsessions);
     }
     return chunk_done(&ch, rc);
 }
 
 static int put_grants(seed *s)
 {
+    phase_begin(s);
     chunk ch = {s, NULL, 0};
     int rc = 0;
     unsigned flags = s->append_grants ? TK_PUT_APPEND : TK_PUT_NEW;
@@ -285,109 +316,232 @@ static int put_grants(seed *s)
         char sub[32];
         tk_grant_rec rec = {.client_id = tk_slice_from_str(s->client_id),
                             .sub = seed_sub(k, sub),
-                            .sid = tk_slice_from_str(s->sids[k]),
+                            .sid = sid_of(s, k),
                             .scope = tk_slice_from_str(s->scope),
                             .state = TK_GRANT_ACTIVE,
                             .created = s->now};
         rc = chunk_tick(&ch);
         if (rc == 0) {
-            rc = tk_store_put_grant(ch.txn, tk_slice_from_str(s->gids[k]), &rec, flags);
+            rc = tk_store_put_grant(ch.txn, gid_of(s, k), &rec, flags);
         }
-        progress(s, "grants written", k + 1, s->nsessions);
+        progress_tick(s, "grants written", k + 1, s->nsessions);
     }
     return chunk_done(&ch, rc);
 }
 
-/* ==== Token generation =================================================== */
+/* ==== Token generation ================================================== */
 
-/* Generate every token: its string to f, its hash and number to entries. */
-static int generate(seed *s, FILE *f)
+/*
+ * Generation is CPU-bound (CSPRNG, base64url, SHA-256), so SEED_GEN_THREADS
+ * workers each take a contiguous range of token numbers and write their lines
+ * straight to their own region of the output file (every line is
+ * TK_TOKEN_LEN + 1 bytes, so token i starts at byte i * (TK_TOKEN_LEN + 1)).
+ */
+#define SEED_GEN_THREADS 2
+#define SEED_LINE        (TK_TOKEN_LEN + 1)
+/* Lines buffered per worker before one pwrite (about 1 MiB). */
+#define SEED_LINES_PER_WRITE 20000
+
+typedef struct gen_worker {
+    seed *s;
+    int fd;
+    int64_t from, to;
+    int64_t done; /* atomic: tokens generated so far */
+    int rc;
+} gen_worker;
+
+static int write_all(int fd, const char *buf, size_t len, off_t off)
 {
-    static uint8_t rnd[SEED_RAND_BATCH][TK_SECRET_BYTES];
-    char line[TK_TOKEN_LEN + 2];
-    memcpy(line, "tkd_at_", TK_TOKEN_PREFIX_LEN);
-    line[TK_TOKEN_LEN] = '\n';
+    for (int tries = 0; len > 0 && tries < 1000; tries++) {
+        ssize_t n = pwrite(fd, buf, len, off);
+        if (n < 0 && errno != EINTR) {
+            return -errno;
+        }
+        n = n < 0 ? 0 : n;
+        buf += n;
+        len -= (size_t)n;
+        off += n;
+    }
+    return len == 0 ? 0 : -EIO;
+}
+
+/* Tokens [from, from + n): lines into buf, hashes into entries. */
+static int gen_batch(seed *s, int64_t from, int64_t n, char *buf)
+{
+    uint8_t rnd[SEED_RAND_BATCH][TK_SECRET_BYTES];
     int rc = 0;
-    for (int64_t i = 0; rc == 0 && i < s->ntokens; i++) {
+    for (int64_t i = 0; rc == 0 && i < n; i++) {
         size_t r = (size_t)(i % SEED_RAND_BATCH);
         if (r == 0) {
-            rc = tk_random_bytes(rnd, sizeof rnd);
+            int64_t want = n - i < SEED_RAND_BATCH ? n - i : SEED_RAND_BATCH;
+            rc = tk_random_bytes(rnd, (size_t)want * TK_SECRET_BYTES);
         }
-        if (rc == 0) {
+        char *line = buf + i * SEED_LINE;
+        memcpy(line, "tkd_at_", TK_TOKEN_PREFIX_LEN);
+        if (rc == 0) { /* writes the NUL where the newline goes */
             rc = tk_b64url_encode(rnd[r], TK_SECRET_BYTES, line + TK_TOKEN_PREFIX_LEN,
                                   TK_SECRET_B64_LEN + 1);
         }
         line[TK_TOKEN_LEN] = '\n';
-        tk_sha256(line, TK_TOKEN_LEN, s->entries[i].hash);
-        s->entries[i].idx = (uint32_t)i;
-        if (rc == 0 && fwrite(line, 1, TK_TOKEN_LEN + 1, f) != TK_TOKEN_LEN + 1) {
-            rc = -errno;
-        }
-        progress(s, "tokens generated", i + 1, s->ntokens);
+        seed_entry *e = &s->entries[from + i];
+        tk_sha256(line, TK_TOKEN_LEN, e->hash);
+        e->idx = (uint32_t)(from + i);
     }
     tk_cleanse(rnd, sizeof rnd);
-    tk_cleanse(line, sizeof line);
+    return rc;
+}
+
+static void *gen_run(void *arg)
+{
+    gen_worker *w = arg;
+    char *buf = malloc(SEED_LINES_PER_WRITE * SEED_LINE);
+    int rc = buf == NULL ? -ENOMEM : 0;
+    for (int64_t i = w->from; rc == 0 && i < w->to; i += SEED_LINES_PER_WRITE) {
+        int64_t n = w->to - i < SEED_LINES_PER_WRITE ? w->to - i : SEED_LINES_PER_WRITE;
+        rc = gen_batch(w->s, i, n, buf);
+        if (rc == 0) {
+            rc = write_all(w->fd, buf, (size_t)(n * SEED_LINE), (off_t)(i * SEED_LINE));
+        }
+        __atomic_store_n(&w->done, i + n - w->from, __ATOMIC_RELAXED);
+    }
+    if (buf != NULL) {
+        tk_cleanse(buf, SEED_LINES_PER_WRITE * SEED_LINE);
+        free(buf);
+    }
+    w->rc = rc;
+    return NULL;
+}
+
+/* Run the workers; this thread reports their progress. */
+static int generate(seed *s, int fd)
+{
+    gen_worker w[SEED_GEN_THREADS];
+    pthread_t tid[SEED_GEN_THREADS];
+    bool threaded[SEED_GEN_THREADS];
+    unsigned nw = s->ntokens >= 100000 ? SEED_GEN_THREADS : 1;
+    phase_begin(s);
+    for (unsigned k = 0; k < nw; k++) {
+        w[k] = (gen_worker){s, fd, s->ntokens * k / nw, s->ntokens * (k + 1) / nw, 0, 0};
+        threaded[k] = pthread_create(&tid[k], NULL, gen_run, &w[k]) == 0;
+        if (!threaded[k]) {
+            gen_run(&w[k]); /* no thread: do the work here */
+        }
+    }
+    for (int spin = 0; spin < 1000000; spin++) { /* 10 ms steps: ~3 hours at most */
+        int64_t done = 0;
+        for (unsigned k = 0; k < nw; k++) {
+            done += __atomic_load_n(&w[k].done, __ATOMIC_RELAXED);
+        }
+        if (done == s->ntokens) {
+            break;
+        }
+        progress(s, "tokens generated", done, s->ntokens);
+        usleep(10000);
+    }
+    int rc = 0;
+    for (unsigned k = 0; k < nw; k++) {
+        if (threaded[k]) {
+            pthread_join(tid[k], NULL);
+        }
+        rc = rc != 0 ? rc : w[k].rc;
+    }
+    progress(s, "tokens generated", s->ntokens, s->ntokens);
     return rc;
 }
 
 static int write_token_file(seed *s)
 {
-    int fd = open(s->out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        return ctl_fail(s->c, "cannot create %s: %s", s->out_path, strerror(errno));
-    }
-    FILE *f = fdopen(fd, "w");
-    if (f == NULL) {
-        close(fd);
-        return ctl_fail(s->c, "fdopen: %s", strerror(errno));
-    }
-    setvbuf(f, NULL, _IOFBF, 1 << 20);
-    int rc = generate(s, f);
-    if (fclose(f) != 0 && rc == 0) {
+    int rc = generate(s, s->out_fd);
+    if (close(s->out_fd) != 0 && rc == 0) {
         rc = -errno;
     }
+    s->out_fd = -1;
     return rc == 0 ? CTL_OK : ctl_fail(s->c, "writing %s: %s", s->out_path, tk_strerror(rc));
 }
 
 /* ==== Sort =============================================================== */
 
-static int cmp_entry(const void *a, const void *b)
+static size_t top16(const seed_entry *e)
 {
-    return memcmp(a, b, TK_HASH_LEN);
+    return (size_t)e->hash[0] << 8 | e->hash[1];
+}
+
+static void insertion_sort(seed_entry *a, size_t n)
+{
+    for (size_t i = 1; i < n; i++) {
+        seed_entry x = a[i];
+        size_t j = i;
+        for (; j > 0 && memcmp(a[j - 1].hash, x.hash, TK_HASH_LEN) > 0; j--) {
+            a[j] = a[j - 1];
+        }
+        a[j] = x;
+    }
+}
+
+/* Sort one bucket (equal first two bytes) from src into dst: a counting sort
+ * on the third byte, then insertion sort of the (tiny) runs left. */
+static void sort_bucket(const seed_entry *src, seed_entry *dst, size_t n)
+{
+    if (n <= 32) {
+        memcpy(dst, src, n * sizeof *dst);
+        insertion_sort(dst, n);
+        return;
+    }
+    size_t start[257] = {0};
+    for (size_t i = 0; i < n; i++) {
+        start[src[i].hash[2] + 1]++;
+    }
+    for (size_t b = 0; b < 256; b++) {
+        start[b + 1] += start[b];
+    }
+    size_t end[256];
+    memcpy(end, start, sizeof end);
+    for (size_t i = 0; i < n; i++) {
+        dst[end[src[i].hash[2]]++] = src[i];
+    }
+    for (size_t b = 0; b < 256; b++) {
+        insertion_sort(dst + start[b], start[b + 1] - start[b]);
+    }
 }
 
 /*
- * Sort entries by hash: one counting-sort pass on the first 16 bits into a
- * second array (hashes are uniform, so each of the 65536 buckets holds about
- * n / 65536 entries), then qsort inside each bucket.
+ * Sort entries by hash, MSD radix: one counting-sort pass on the first 16
+ * bits into a second array (hashes are uniform: ~n / 65536 per bucket), then
+ * each bucket back into place by its third byte. Two passes over memory
+ * instead of the n log n callback comparisons of qsort.
  */
 static int sort_entries(seed *s)
 {
     size_t n = (size_t)s->ntokens;
-    seed_entry *out = malloc(n * sizeof *out);
-    uint64_t *start = calloc(65537, sizeof *start);
-    if (out == NULL || start == NULL) {
-        free(out);
+    seed_entry *tmp = malloc(n * sizeof *tmp);
+    size_t *start = calloc(65537, sizeof *start);
+    if (tmp == NULL || start == NULL) {
+        free(tmp);
         free(start);
         return -ENOMEM;
     }
     for (size_t i = 0; i < n; i++) {
-        start[((size_t)s->entries[i].hash[0] << 8 | s->entries[i].hash[1]) + 1]++;
+        start[top16(&s->entries[i]) + 1]++;
     }
     for (size_t b = 0; b < 65536; b++) {
         start[b + 1] += start[b];
     }
+    size_t *end = malloc(65536 * sizeof *end);
+    if (end == NULL) {
+        free(tmp);
+        free(start);
+        return -ENOMEM;
+    }
+    memcpy(end, start, 65536 * sizeof *end);
     for (size_t i = 0; i < n; i++) {
-        size_t b = (size_t)s->entries[i].hash[0] << 8 | s->entries[i].hash[1];
-        out[start[b]++] = s->entries[i];
+        tmp[end[top16(&s->entries[i])]++] = s->entries[i];
     }
-    for (size_t b = 0, lo = 0; b < 65536; b++) { /* start[b] is now bucket b's end */
-        qsort(out + lo, start[b] - lo, sizeof *out, cmp_entry);
-        lo = start[b];
+    for (size_t b = 0; b < 65536; b++) {
+        sort_bucket(tmp + start[b], s->entries + start[b], start[b + 1] - start[b]);
     }
+    free(end);
     free(start);
-    free(s->entries);
-    s->entries = out;
+    free(tmp);
     return 0;
 }
 
@@ -395,6 +549,7 @@ static int sort_entries(seed *s)
 
 static int put_tokens(seed *s)
 {
+    phase_begin(s);
     chunk ch = {s, NULL, 0};
     int rc = 0;
     unsigned flags = TK_PUT_NO_INDEX | (s->append_tokens ? TK_PUT_APPEND : 0);
@@ -407,16 +562,17 @@ static int put_tokens(seed *s)
                         .exp = s->now + s->ttl};
     for (int64_t i = 0; rc == 0 && i < s->ntokens; i++) {
         const seed_entry *e = &s->entries[i];
+        TK_ASSERT(i == 0 || memcmp(e[-1].hash, e->hash, TK_HASH_LEN) < 0);
         int64_t k = e->idx / s->per_session;
         char sub[32];
         rec.sub = seed_sub(k, sub);
-        rec.sid = tk_slice_from_str(s->sids[k]);
-        rec.grant_id = tk_slice_from_str(s->gids[k]);
+        rec.sid = sid_of(s, k);
+        rec.grant_id = gid_of(s, k);
         rc = chunk_tick(&ch);
         if (rc == 0) {
             rc = tk_store_put_token(ch.txn, e->hash, &rec, flags);
         }
-        progress(s, "tokens written", i + 1, s->ntokens);
+        progress_tick(s, "tokens written", i + 1, s->ntokens);
     }
     return chunk_done(&ch, rc);
 }
@@ -440,16 +596,17 @@ static int put_index(seed *s)
         pos[k * s->per_session + fill[k]++] = (uint32_t)i;
     }
     free(fill);
+    phase_begin(s);
     chunk ch = {s, NULL, 0};
     int rc = 0;
     unsigned flags = s->append_index ? TK_PUT_APPEND : 0;
     for (int64_t i = 0; rc == 0 && i < s->ntokens; i++) {
         rc = chunk_tick(&ch);
         if (rc == 0) {
-            tk_slice sid = tk_slice_from_str(s->sids[i / s->per_session]);
+            tk_slice sid = sid_of(s, i / s->per_session);
             rc = tk_store_index_session_token(ch.txn, sid, s->entries[pos[i]].hash, flags);
         }
-        progress(s, "index entries written", i + 1, s->ntokens);
+        progress_tick(s, "index entries written", i + 1, s->ntokens);
     }
     free(pos);
     return chunk_done(&ch, rc);
@@ -487,9 +644,9 @@ static int seed_parents(seed *s)
         return rc;
     }
     fprintf(stderr, "seed: client %s\n", s->client_id);
-    rc = make_ids(s->sids, s->nsessions, "tks_");
+    rc = make_ids(s->sids, s->nsessions, "tks_", &s->sid_len);
     if (rc == 0) {
-        rc = make_ids(s->gids, s->nsessions, "tkg_");
+        rc = make_ids(s->gids, s->nsessions, "tkg_", &s->gid_len);
     }
     if (rc == 0) {
         rc = put_sessions(s);
@@ -532,16 +689,19 @@ int ctl_cmd_seed(ctl *c)
     if (rc != CTL_OK) {
         return rc;
     }
+    s.out_fd = open(s.out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (s.out_fd < 0) {
+        return ctl_fail(c, "cannot create %s: %s", s.out_path, strerror(errno));
+    }
     s.t0 = tk_mono_ns();
     s.now = tk_now();
     rc = seed_plan_append(&s);
-    if (rc != 0) {
-        return ctl_fail_err(c, "reading statistics", rc);
-    }
     s.sids = calloc((size_t)s.nsessions, SEED_ID_SLOT);
     s.gids = calloc((size_t)s.nsessions, SEED_ID_SLOT);
     s.entries = malloc((size_t)s.ntokens * sizeof *s.entries);
-    if (s.sids == NULL || s.gids == NULL || s.entries == NULL) {
+    if (rc != 0) {
+        rc = ctl_fail_err(c, "reading statistics", rc);
+    } else if (s.sids == NULL || s.gids == NULL || s.entries == NULL) {
         rc = ctl_fail(c, "out of memory for %lld tokens", (long long)s.ntokens);
     } else {
         rc = seed_run(&s);
@@ -549,6 +709,9 @@ int ctl_cmd_seed(ctl *c)
     free(s.sids);
     free(s.gids);
     free(s.entries);
+    if (s.out_fd >= 0) {
+        close(s.out_fd);
+    }
     tk_cleanse(s.client_secret, sizeof s.client_secret);
     return rc;
 }

@@ -88,7 +88,8 @@ static void print_help(FILE *f)
           f);
     for (size_t i = 0; i < TK_ARRAY_LEN(commands); i++) {
         const ctl_command *k = &commands[i];
-        fprintf(f, "  %s%s%s %s\n", k->group, k->verb ? " " : "", k->verb ? k->verb : "", k->usage);
+        fprintf(f, "  %s%s%s%s%s\n", k->group, k->verb ? " " : "", k->verb ? k->verb : "",
+                k->usage[0] ? " " : "", k->usage);
     }
 }
 
