@@ -18,18 +18,18 @@
 enum {
     FV = 1 << 0, /* field value byte: VCHAR, obs-text, SP, HTAB (RFC 9110 §5.5) */
     TC = 1 << 1, /* tchar: a token byte (RFC 9110 §5.6.2) */
-    PC = 1 << 2, /* origin-form byte: pchar, '/', '?', '%' (RFC 3986 §3.3, §3.4) */
+    PC = 1 << 2, /* plain origin-form byte: pchar and '/', but not '%' or '?' */
     HC = 1 << 3, /* Host byte: reg-name, IP-literal, ':' port (RFC 3986 §3.2) */
     AN = FV | TC | PC | HC,
 };
 
 static const uint8_t cclass[256] = {
     ['\t'] = FV,        [' '] = FV,           ['!'] = AN,           ['"'] = FV,
-    ['#'] = FV | TC,    ['$'] = AN,           ['%'] = AN,           ['&'] = AN,
+    ['#'] = FV | TC,    ['$'] = AN,           ['%'] = FV | TC | HC, ['&'] = AN,
     ['\''] = AN,        ['('] = FV | PC | HC, [')'] = FV | PC | HC, ['*'] = AN,
     ['+'] = AN,         [','] = FV | PC | HC, ['-'] = AN,           ['.'] = AN,
     ['/'] = FV | PC,    ['0' ... '9'] = AN,   [':'] = FV | PC | HC, [';'] = FV | PC | HC,
-    ['<'] = FV,         ['='] = FV | PC | HC, ['>'] = FV,           ['?'] = FV | PC,
+    ['<'] = FV,         ['='] = FV | PC | HC, ['>'] = FV,           ['?'] = FV,
     ['@'] = FV | PC,    ['A' ... 'Z'] = AN,   ['['] = FV | HC,      ['\\'] = FV,
     [']'] = FV | HC,    ['^'] = FV | TC,      ['_'] = AN,           ['`'] = FV | TC,
     ['a' ... 'z'] = AN, ['{'] = FV,           ['|'] = FV | TC,      ['}'] = FV,
@@ -39,6 +39,21 @@ static const uint8_t cclass[256] = {
 static inline bool is(char c, int cls)
 {
     return (cclass[(unsigned char)c] & cls) != 0;
+}
+
+/* Length of the run of class-cls bytes at p[0..n); four at a time first,
+ * so the bound is checked once per four bytes. */
+static inline size_t span(const char *p, size_t n, int cls)
+{
+    size_t i = 0;
+    while (i + 4 <= n && is(p[i], cls) && is(p[i + 1], cls) && is(p[i + 2], cls) &&
+           is(p[i + 3], cls)) {
+        i += 4;
+    }
+    while (i < n && is(p[i], cls)) {
+        i++;
+    }
+    return i;
 }
 
 static inline bool is_ows(char c)
@@ -56,17 +71,55 @@ static inline char lower(char c)
     return (c >= 'A' && c <= 'Z') ? (char)(c | 0x20) : c;
 }
 
-/* ASCII case-insensitive equality with a lower-case literal. Only used on
- * tokens and field values, where folding with 0x20 cannot alias a CTL. */
-static bool eq_lower(const char *p, size_t n, const char *lower)
+#define ONES  0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+/*
+ * p[0..n) equals the literal `lower` (of length n) ignoring ASCII case.
+ * Folding sets bit 0x20 of every byte, so each byte of the literal must have
+ * it (lower-case letters, digits, '-': true of every literal used here).
+ * Other bytes that fold onto one of those ('\t' to ')', '^' to '~', '_' to
+ * DEL) never do so onto a letter, digit or '-', so they cannot match.
+ */
+static inline uint64_t load8(const char *p)
 {
-    size_t i = 0;
-    for (; i < n; i++) {
-        if (lower[i] == '\0' || (char)(p[i] | 0x20) != lower[i]) {
-            return false;
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return w;
+}
+
+static inline uint32_t load4(const char *p)
+{
+    uint32_t w;
+    memcpy(&w, p, 4);
+    return w;
+}
+
+static inline bool eq_fold(const char *p, size_t n, const char *lower)
+{
+    if (n >= 8) {
+        /* words at 0, 8, …, and the last 8 bytes (overlapping is harmless) */
+        uint64_t diff = (load8(p + n - 8) | ONES * 0x20) ^ load8(lower + n - 8);
+        for (size_t i = 0; i + 8 < n; i += 8) {
+            diff |= (load8(p + i) | ONES * 0x20) ^ load8(lower + i);
         }
+        return diff == 0;
     }
-    return lower[i] == '\0';
+    if (n >= 4) {
+        uint32_t diff = (load4(p) | 0x20202020u) ^ load4(lower);
+        diff |= (load4(p + n - 4) | 0x20202020u) ^ load4(lower + n - 4);
+        return diff == 0;
+    }
+    unsigned diff = 0;
+    for (size_t i = 0; i < n; i++) {
+        diff |= (unsigned char)((p[i] | 0x20) ^ lower[i]);
+    }
+    return diff == 0;
+}
+
+static inline bool is_lit(const char *p, size_t n, const char *lower)
+{
+    return n == strlen(lower) && eq_fold(p, n, lower);
 }
 
 /* ---- Scan state ---------------------------------------------------------------- */
@@ -141,9 +194,7 @@ static enum tk_http_method method_of(tk_slice m)
 static int parse_method(scan *s, size_t cend, tk_http_request *req)
 {
     size_t start = s->pos;
-    while (s->pos < cend && is(s->buf[s->pos], TC)) {
-        s->pos++;
-    }
+    s->pos += span(s->buf + s->pos, cend - s->pos, TC);
     if (s->pos == cend) {
         return line_need(s, cend);
     }
@@ -162,10 +213,7 @@ static int parse_method(scan *s, size_t cend, tk_http_request *req)
 static int scan_origin_form(scan *s, size_t cend, size_t *qmark)
 {
     for (size_t guard = 0; guard <= TK_HTTP_LINE_MAX; guard++) {
-        while (s->pos < cend && is(s->buf[s->pos], PC) && s->buf[s->pos] != '%' &&
-               s->buf[s->pos] != '?') {
-            s->pos++;
-        }
+        s->pos += span(s->buf + s->pos, cend - s->pos, PC);
         if (s->pos == cend) {
             return line_need(s, cend);
         }
@@ -318,9 +366,9 @@ static void connection_options(scan *s, tk_slice v)
         while (i < v.len && v.p[i] != ',' && !is_ows(v.p[i])) {
             i++;
         }
-        if (eq_lower(v.p + start, i - start, "close")) {
+        if (is_lit(v.p + start, i - start, "close")) {
             s->conn_close = true;
-        } else if (eq_lower(v.p + start, i - start, "keep-alive")) {
+        } else if (is_lit(v.p + start, i - start, "keep-alive")) {
             s->conn_keep_alive = true;
         }
     }
@@ -357,24 +405,23 @@ static int well_known(scan *s, tk_slice n, tk_slice v, tk_http_request *req)
 {
     switch (n.len) {
     case 4:
-        return eq_lower(n.p, n.len, "host") ? host(s, v, req) : 0;
+        return is_lit(n.p, n.len, "host") ? host(s, v, req) : 0;
     case 10:
-        if (eq_lower(n.p, n.len, "connection")) {
+        if (is_lit(n.p, n.len, "connection")) {
             connection_options(s, v);
         }
         return 0;
     case 12:
-        return eq_lower(n.p, n.len, "content-type")
-                   ? singleton(&s->seen_ctype, v, &req->content_type)
-                   : 0;
+        return is_lit(n.p, n.len, "content-type") ? singleton(&s->seen_ctype, v, &req->content_type)
+                                                  : 0;
     case 13:
-        return eq_lower(n.p, n.len, "authorization")
+        return is_lit(n.p, n.len, "authorization")
                    ? singleton(&s->seen_auth, v, &req->authorization)
                    : 0;
     case 14:
-        return eq_lower(n.p, n.len, "content-length") ? content_length(s, v, req) : 0;
+        return is_lit(n.p, n.len, "content-length") ? content_length(s, v, req) : 0;
     case 17:
-        if (!eq_lower(n.p, n.len, "transfer-encoding")) {
+        if (!is_lit(n.p, n.len, "transfer-encoding")) {
             return 0;
         }
         /* RFC 9112 §6.1: TE with CL is a smuggling signal; 1.0 has no TE. */
@@ -388,13 +435,77 @@ static int well_known(scan *s, tk_slice n, tk_slice v, tk_http_request *req)
     }
 }
 
+static bool value_byte_ok(unsigned char c)
+{
+    return (c >= 0x20 && c != 0x7f) || c == '\t';
+}
+
+/* Some byte of x is below 0x20 or is 0x7f (exact as a yes/no: the borrow
+ * trick can only mis-flag lanes after a lane that truly matched). */
+static inline bool word_suspect(uint64_t x)
+{
+    uint64_t low = (x - ONES * 0x20) & ~x & HIGHS;
+    uint64_t y = x ^ (ONES * 0x7f);
+    uint64_t del = (y - ONES) & ~y & HIGHS;
+    return (low | del) != 0;
+}
+
+static inline bool word_ok(const char *p)
+{
+    if (TK_LIKELY(!word_suspect(load8(p)))) {
+        return true;
+    }
+    for (size_t k = 0; k < 8; k++) {
+        if (!value_byte_ok((unsigned char)p[k])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* True when p[0..n) holds only field-value bytes. Eight bytes at a time:
+ * values (credentials) are most of a head; a suspect word (often just a
+ * HTAB) is checked byte by byte. */
+static bool value_clean(const char *p, size_t n)
+{
+    if (n < 8) {
+        for (size_t i = 0; i < n; i++) {
+            if (!value_byte_ok((unsigned char)p[i])) {
+                return false;
+            }
+        }
+        return true;
+    }
+    size_t i = 0;
+    for (; i + 8 < n; i += 8) {
+        if (!word_ok(p + i)) {
+            return false;
+        }
+    }
+    return word_ok(p + n - 8); /* the last word, overlapping the previous one */
+}
+
+/* Advance to the CR ending a field value. memchr finds it; the bytes before
+ * it are then validated, which gives the same verdict as checking byte by
+ * byte: an invalid byte before the CR is -400 with or without the CR. */
+static int scan_value(scan *s)
+{
+    const char *p = s->buf + s->pos;
+    size_t n = s->end - s->pos;
+    const char *cr = memchr(p, '\r', n);
+    size_t upto = cr ? (size_t)(cr - p) : n;
+    if (!value_clean(p, upto)) {
+        return -400;
+    }
+    s->pos += upto;
+    return cr ? 0 : NEED;
+}
+
 /* field-line = field-name ":" OWS field-value OWS CRLF */
 static int parse_field(scan *s, tk_http_request *req)
 {
     size_t start = s->pos;
-    while (s->pos < s->end && is(s->buf[s->pos], TC)) {
-        s->pos++;
-    }
+    s->pos += span(s->buf + s->pos, s->end - s->pos, TC);
     if (s->pos == s->end) {
         return NEED;
     }
@@ -407,11 +518,12 @@ static int parse_field(scan *s, tk_http_request *req)
         s->pos++;
     }
     size_t vstart = s->pos;
-    while (s->pos < s->end && is(s->buf[s->pos], FV)) {
-        s->pos++;
+    int rc = scan_value(s);
+    if (rc != 0) {
+        return rc;
     }
     size_t vend = s->pos;
-    int rc = expect_crlf(s);
+    rc = expect_crlf(s);
     if (rc != 0) {
         return rc;
     }
