@@ -74,13 +74,6 @@ static inline char lower(char c)
 #define ONES  0x0101010101010101ull
 #define HIGHS 0x8080808080808080ull
 
-/*
- * p[0..n) equals the literal `lower` (of length n) ignoring ASCII case.
- * Folding sets bit 0x20 of every byte, so each byte of the literal must have
- * it (lower-case letters, digits, '-': true of every literal used here).
- * Other bytes that fold onto one of those ('\t' to ')', '^' to '~', '_' to
- * DEL) never do so onto a letter, digit or '-', so they cannot match.
- */
 static inline uint64_t load8(const char *p)
 {
     uint64_t w;
@@ -95,31 +88,39 @@ static inline uint32_t load4(const char *p)
     return w;
 }
 
-static inline bool eq_fold(const char *p, size_t n, const char *lower)
+/*
+ * p[0..n) equals the literal `lit` (of length n) ignoring ASCII case.
+ * Folding sets bit 0x20 of every byte, so each byte of the literal must have
+ * it (lower-case letters, digits, '-': true of every literal used here). The
+ * only other bytes that fold onto a letter, digit or '-' are CTLs (0x10-0x19
+ * onto digits, CR onto '-'), and p is always a token or a validated field
+ * value, which holds none of them.
+ */
+static inline bool eq_fold(const char *p, size_t n, const char *lit)
 {
     if (n >= 8) {
         /* words at 0, 8, …, and the last 8 bytes (overlapping is harmless) */
-        uint64_t diff = (load8(p + n - 8) | ONES * 0x20) ^ load8(lower + n - 8);
+        uint64_t diff = (load8(p + n - 8) | ONES * 0x20) ^ load8(lit + n - 8);
         for (size_t i = 0; i + 8 < n; i += 8) {
-            diff |= (load8(p + i) | ONES * 0x20) ^ load8(lower + i);
+            diff |= (load8(p + i) | ONES * 0x20) ^ load8(lit + i);
         }
         return diff == 0;
     }
     if (n >= 4) {
-        uint32_t diff = (load4(p) | 0x20202020u) ^ load4(lower);
-        diff |= (load4(p + n - 4) | 0x20202020u) ^ load4(lower + n - 4);
+        uint32_t diff = (load4(p) | 0x20202020u) ^ load4(lit);
+        diff |= (load4(p + n - 4) | 0x20202020u) ^ load4(lit + n - 4);
         return diff == 0;
     }
     unsigned diff = 0;
     for (size_t i = 0; i < n; i++) {
-        diff |= (unsigned char)((p[i] | 0x20) ^ lower[i]);
+        diff |= (unsigned char)((p[i] | 0x20) ^ lit[i]);
     }
     return diff == 0;
 }
 
-static inline bool is_lit(const char *p, size_t n, const char *lower)
+static inline bool is_lit(const char *p, size_t n, const char *lit)
 {
-    return n == strlen(lower) && eq_fold(p, n, lower);
+    return n == strlen(lit) && eq_fold(p, n, lit);
 }
 
 /* ---- Scan state ---------------------------------------------------------------- */
