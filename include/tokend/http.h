@@ -60,7 +60,10 @@ typedef struct tk_http_request {
  * A bad request is reported as soon as it can be known, even when more bytes
  * would follow (e.g. an oversized head is -431 without waiting for the end).
  * Slices in *req point into buf and are valid while buf is; *req is only
- * meaningful when the result is > 0.
+ * meaningful when the result is > 0, with one exception: when the head is
+ * complete and only body bytes are missing, 0 is returned with
+ * req->content_length set and req->body.p at the first body byte (len 0), so
+ * the caller knows the request needs (body.p - buf) + content_length bytes.
  *
  * Strictness choices, beyond the list above (all -400 unless noted):
  *   - the verdict of a prefix is 0 or the verdict of the whole input: the

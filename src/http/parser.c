@@ -615,6 +615,9 @@ int tk_http_parse(const char *buf, size_t len, size_t max_body, tk_http_request 
     }
     TK_ASSERT(s.pos <= len && req->content_length <= s.max_body);
     if (len - s.pos < req->content_length) {
+        /* Tell the caller how much it waits for, so it need not reparse
+         * the head for every piece of the body. */
+        req->body = slice(&s, s.pos, s.pos);
         return 0;
     }
     req->body = slice(&s, s.pos, s.pos + req->content_length);

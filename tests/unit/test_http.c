@@ -118,8 +118,12 @@ static void test_post_body(void)
     CHECK_EQ_INT(req.content_length, 15);
     CHECK_SLICE(req.body, "token=tkd_at_xy");
     CHECK(req.body.p + req.body.len == arena + ARENA_SIZE);
-    /* A body shorter than Content-Length needs more. */
+    /* A body shorter than Content-Length needs more, and says how much:
+     * the server waits for all of it instead of reparsing the head. */
     CHECK_EQ_INT(parse_n(post_req, len - 1, TK_HTTP_BODY_MAX), 0);
+    CHECK_EQ_INT(req.content_length, 15);
+    CHECK(req.body.p != NULL && req.body.len == 0);
+    CHECK_EQ_INT((size_t)(req.body.p - (arena + ARENA_SIZE - (len - 1))) + req.content_length, len);
     /* Content-Length: 0 and absent Content-Length both mean an empty body. */
     CHECK_EQ_INT(parse("POST /revoke HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"), 53);
     CHECK_EQ_INT(req.body.len, 0);
