@@ -41,6 +41,17 @@ def require_binaries():
             sys.exit(77)
 
 
+def _die_with_parent():
+    """In the child before exec: SIGKILL it when the test process dies, so a
+    test killed by ctest's timeout leaves no daemon behind (Linux only)."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _env():
     env = dict(os.environ)
     env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
@@ -358,7 +369,8 @@ class Tokend:
                 "--port-file", self.port_file, "--workers", str(self.workers)] + self.args
         self._err = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._err,
-                                     stderr=self._err, env=_env())
+                                     stderr=self._err, env=_env(),
+                                     preexec_fn=_die_with_parent)
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             port = self._read_port()

@@ -189,9 +189,9 @@ class IntrospectInactive(h.DaemonCase):
         tok = self.fresh(ttl=1)
         short_sid = self.d.new_session("shortlived", ttl=1)
         in_short = self.d.issue(short_sid, self.w.a, "read", ttl=600)["access_token"]
-        later = self.fresh(nbf_in=1)
+        later = self.fresh(nbf_in=2)  # checked within 1 s: still before its nbf
         self.assertInactive(later, msg="before its nbf")
-        time.sleep(2.2)
+        time.sleep(3.2)
         self.assertInactive(tok, msg="past its exp")
         self.assertInactive(in_short, msg="its session expired")
         j = self.assertActive(later, msg="its nbf has passed")
