@@ -15,13 +15,16 @@ typedef struct tk_form_field {
     size_t cap;       /* in: size of buf, including room for the NUL */
     size_t len;       /* out: decoded length */
     bool present;     /* out: the field appeared */
+    bool binary;      /* in: the value may hold NUL bytes (%00): it is used by
+                         length only, never as a C string (e.g. a token that is
+                         hashed: garbage must be answered as unknown, not 400) */
 } tk_form_field;
 
 /*
  * Decode body (len bytes, not NUL-terminated) into the wanted fields.
  * '+' decodes to space, %XX to the byte (hex digits of either case).
  * Returns 0 (fields filled, absent ones have present = false),
- * TK_E_BADINPUT (bad %-escape, NUL byte in a value, or more than
+ * TK_E_BADINPUT (bad %-escape, NUL byte in a name or a non-binary value, or more than
  * TK_FORM_PAIRS_MAX pairs), TK_E_DUPLICATE (a wanted field repeated), or
  * TK_E_TOOBIG (a wanted value does not fit its buffer).
  * Strict: a bad %-escape or a NUL byte (raw or %00) anywhere in the body,

@@ -32,7 +32,9 @@ static void fill_fields(ep_worker *w, tk_form_field *f)
 {
     f[0] = (tk_form_field){.name = "client_id", .buf = w->client_id, .cap = sizeof w->client_id};
     f[1] = (tk_form_field){.name = "client_secret", .buf = w->secret, .cap = sizeof w->secret};
-    f[2] = (tk_form_field){.name = "token", .buf = w->token, .cap = sizeof w->token};
+    /* The token is hashed by length: any bytes are just an unknown token. */
+    f[2] =
+        (tk_form_field){.name = "token", .buf = w->token, .cap = sizeof w->token, .binary = true};
 }
 
 int ep_parse_form(ep_req *r, ep_form *f)

@@ -7,7 +7,9 @@
  * Strictness, decided here and relied on by the endpoints:
  *  - a malformed %-escape ("%", "%4", "%zz") anywhere in the body, in a name
  *    or in any value, wanted or not, fails the whole body (TK_E_BADINPUT);
- *  - so does a NUL byte, raw or as %00, anywhere in the body;
+ *  - so does a NUL byte, raw or as %00, anywhere in the body, except in the
+ *    value of a wanted field marked binary (used by length, never as a C
+ *    string);
  *  - names are percent-decoded before matching ("tok%65n" is "token");
  *  - empty pairs ("a=1&&b=2", a trailing '&') are skipped and not counted;
  *    every other pair counts toward TK_FORM_PAIRS_MAX, wanted or not;
@@ -24,7 +26,7 @@
 /* Decoded names longer than this cannot be wanted (asserted on entry). */
 #define NAME_BUF 64
 
-enum { STOP_AMP = 1, STOP_EQ = 2 };
+enum { STOP_AMP = 1, STOP_EQ = 2, STOP_NUL_OK = 4 };
 
 static int hex_digit(unsigned char c)
 {
@@ -42,7 +44,8 @@ static int hex_digit(unsigned char c)
 
 /* Decode from p up to end or a stop byte. Keeps the first cap - 1 decoded
  * bytes in out (out may be NULL: validate only) and counts all of them in
- * *len. Returns where it stopped; *err is set on a bad escape or a NUL. */
+ * *len. Returns where it stopped; *err is set on a bad escape, or on a NUL
+ * unless STOP_NUL_OK is among the flags. */
 static const char *decode_run(const char *p, const char *end, int stops, char *out, size_t cap,
                               size_t *len, int *err)
 {
@@ -65,7 +68,7 @@ static const char *decode_run(const char *p, const char *end, int stops, char *o
             c = c == '+' ? ' ' : c;
             p++;
         }
-        if (c == '\0') {
+        if (c == '\0' && !(stops & STOP_NUL_OK)) {
             *err = TK_E_BADINPUT;
             return p;
         }
@@ -117,7 +120,8 @@ static int parse_pair(const char **pp, const char *end, tk_form_field *fields, s
     if (p < end && *p == '=') {
         p++;
     }
-    p = decode_run(p, end, STOP_AMP, f ? f->buf : NULL, f ? f->cap : 0, &vlen, &err);
+    int stops = STOP_AMP | (f != NULL && f->binary ? STOP_NUL_OK : 0);
+    p = decode_run(p, end, stops, f ? f->buf : NULL, f ? f->cap : 0, &vlen, &err);
     if (err != 0) {
         return err;
     }

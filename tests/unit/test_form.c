@@ -221,6 +221,30 @@ static size_t pairs_body(char *out, size_t n)
     return len + 7;
 }
 
+/* A field marked binary takes NUL bytes (used by length); names and other
+ * fields still refuse them. */
+static void test_binary_field(void)
+{
+    tk_form_field f[F_NFIELDS];
+    setup(f);
+    f[F_TOKEN].binary = true;
+    const char body[] = "token=a%00b&client_id=c";
+    CHECK_EQ_INT(tk_form_parse(body, strlen(body), f, F_NFIELDS), 0);
+    CHECK(f[F_TOKEN].present);
+    CHECK_EQ_INT(f[F_TOKEN].len, 3);
+    CHECK(memcmp(f[F_TOKEN].buf, "a\0b", 3) == 0);
+    CHECK_EQ_STR(f[F_ID].buf, "c");
+    setup(f);
+    f[F_TOKEN].binary = true;
+    const char bad_other[] = "token=a%00b&client_id=c%00";
+    CHECK_EQ_INT(tk_form_parse(bad_other, strlen(bad_other), f, F_NFIELDS), TK_E_BADINPUT);
+    check_reset(f);
+    setup(f);
+    f[F_TOKEN].binary = true;
+    const char bad_name[] = "tok%00en=a";
+    CHECK_EQ_INT(tk_form_parse(bad_name, strlen(bad_name), f, F_NFIELDS), TK_E_BADINPUT);
+}
+
 static void test_pair_limit(void)
 {
     tk_form_field f[F_NFIELDS];
@@ -294,6 +318,7 @@ int main(void)
     RUN(test_raw_nul);
     RUN(test_duplicates);
     RUN(test_too_long);
+    RUN(test_binary_field);
     RUN(test_pair_limit);
     RUN(test_unescape);
     return check_report();
