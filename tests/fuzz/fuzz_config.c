@@ -1,0 +1,110 @@
+/*
+ * libFuzzer target for the configuration reader. A config file is not
+ * network input, but it is cheap to fuzz and a crash there would stop the
+ * daemon from starting. The input is written to a memfd and read back with
+ * tk_config_load_file, then validated; it is also split at the first '='
+ * and at the first NUL into a key and a value for tk_config_set. Checks:
+ * only documented results, an error message always NUL-terminated within
+ * its buffer, and every accepted configuration inside the documented ranges.
+ */
+#include "tokend/common.h"
+#include "tokend/config.h"
+#include "tokend/limits.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static _Noreturn void fail(const char *what, int line)
+{
+    fprintf(stderr, "fuzz_config: invariant failed at line %d: %s\n", line, what);
+    abort();
+}
+
+#define EXPECT(c)                                                                                  \
+    do {                                                                                           \
+        if (!(c)) {                                                                                \
+            fail(#c, __LINE__);                                                                    \
+        }                                                                                          \
+    } while (0)
+
+static int memfd = -1;
+
+static void check_ranges(const tk_config *c)
+{
+    EXPECT(c->workers <= TK_WORKERS_MAX);
+    EXPECT(c->max_conns >= 1 && c->max_conns <= TK_CONNS_MAX);
+    EXPECT(c->max_depth <= TK_DEPTH_MAX);
+    EXPECT(c->max_body <= TK_HTTP_BODY_MAX);
+    EXPECT(c->commit_queue >= 1 && c->commit_queue <= TK_COMMIT_QUEUE_MAX);
+    EXPECT(c->map_size <= TK_MAP_SIZE_MAX);
+    EXPECT(memchr(c->host, '\0', sizeof c->host) != NULL);
+    EXPECT(memchr(c->data_dir, '\0', sizeof c->data_dir) != NULL);
+    EXPECT(memchr(c->issuer, '\0', sizeof c->issuer) != NULL);
+}
+
+static void check_file(const uint8_t *data, size_t size)
+{
+    if (ftruncate(memfd, 0) != 0 || pwrite(memfd, data, size, 0) != (ssize_t)size) {
+        return;
+    }
+    char path[64], err[128];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", memfd);
+    tk_config cfg;
+    tk_config_defaults(&cfg);
+    memset(err, 'x', sizeof err);
+    int rc = tk_config_load_file(&cfg, path, err, sizeof err);
+    EXPECT(rc == 0 || rc == TK_E_BADINPUT || rc < 0);
+    if (rc != 0) {
+        EXPECT(memchr(err, '\0', sizeof err) != NULL);
+        return;
+    }
+    check_ranges(&cfg);
+    memset(err, 'x', sizeof err);
+    rc = tk_config_validate(&cfg, err, sizeof err);
+    EXPECT(rc == 0 || rc == TK_E_INVALID);
+    EXPECT(rc == 0 || memchr(err, '\0', sizeof err) != NULL);
+}
+
+static void check_set(const uint8_t *data, size_t size)
+{
+    char buf[2048];
+    size_t n = size < sizeof buf - 1 ? size : sizeof buf - 1;
+    memcpy(buf, data, n);
+    buf[n] = '\0';
+    char *eq = strchr(buf, '=');
+    const char *value = "";
+    if (eq != NULL) {
+        *eq = '\0';
+        value = eq + 1;
+    }
+    tk_config cfg;
+    tk_config_defaults(&cfg);
+    char err[64];
+    int rc = tk_config_set(&cfg, buf, value, err, sizeof err);
+    EXPECT(rc == 0 || rc == TK_E_BADINPUT);
+    EXPECT(rc == 0 || memchr(err, '\0', sizeof err) != NULL);
+    if (rc == 0) {
+        check_ranges(&cfg);
+    }
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    memfd = memfd_create("fuzz_config", MFD_CLOEXEC);
+    return memfd < 0 ? 1 : 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    check_file(data, size);
+    check_set(data, size);
+    return 0;
+}
