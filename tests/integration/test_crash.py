@@ -1,0 +1,189 @@
+"""Crash safety of acknowledged revocations (kill -9 at random moments).
+
+A store is seeded with SESSIONS x PER_SESSION tokens. Each round starts
+tokend, fires revocations over HTTP from several keep-alive connections and
+session terminations with `tokenctl session terminate` (separate processes,
+writing the same store), then SIGKILLs tokend after a random delay. After
+every kill tokend is restarted on the same folder and must open it cleanly,
+and:
+  - every token whose revocation got its 200 is inactive;
+  - every token of a session whose `tokenctl session terminate` exited 0 is
+    inactive;
+  - every token nobody touched is still active (nothing unasked was revoked);
+  - a token once seen inactive never comes back.
+On every other round the test holds a shared lock on the store's lock file
+while tokend restarts, as a live LMDB process would; then LMDB keeps its
+reader table and tokend must report the dead daemon's reader slots as
+cleared (mdb_reader_check at start-up). Bounded: ROUNDS kills.
+"""
+
+import fcntl
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+import unittest
+
+import harness as h
+import hardening as hd
+
+h.require_binaries()
+
+ROUNDS = int(os.environ.get("TOKEND_CRASH_ROUNDS", "24"))
+SESSIONS = 60
+PER_SESSION = 30
+REVOKERS = 4
+KILL_DELAY = (0.02, 0.35)  # seconds of load before SIGKILL
+SAMPLE_UNTOUCHED = 150  # untouched tokens checked per round (all at the end)
+
+
+class Revoker(threading.Thread):
+    """Revokes tokens from a shared pool on one keep-alive connection until
+    the daemon dies; records which revocations got their 200."""
+
+    def __init__(self, port, auth, pool, lock, acked, sent):
+        super().__init__(daemon=True)
+        self.port, self.auth, self.pool, self.lock = port, auth, pool, lock
+        self.acked, self.sent = acked, sent
+
+    def run(self):
+        try:
+            c = h.Conn(self.port, timeout=5)
+        except OSError:
+            return
+        try:
+            while True:
+                with self.lock:
+                    if not self.pool:
+                        return
+                    tok = self.pool.pop()
+                    self.sent.add(tok)
+                c.send(h.auth_request("/revoke", tok, self.auth))
+                r = c.read_response()
+                if r.status == 200:
+                    with self.lock:
+                        self.acked.add(tok)
+                elif r.status != 503:
+                    raise AssertionError("revoke -> %r" % r)
+        except (OSError, AssertionError):
+            return  # the daemon was killed mid-request: that token is unknown
+        finally:
+            c.close()
+
+
+class Crash(h.FreshCase):
+    def setUp(self):
+        self.dir = self.tmpdir()
+        self.d = self.daemon(data_dir=self.dir)
+        self.agent = self.d.add_client("agent", "agent", scope="read write")
+        self.rs = self.d.add_client("resource_server", "rs")
+        self.tokens = hd.seed(self.d, self.agent, SESSIONS, PER_SESSION)
+        sids = {}
+        with self.d.conn() as c:
+            for t in self.tokens:
+                c.send(h.auth_request("/introspect", t, self.rs))
+                j = c.read_response().json()
+                self.assertIs(j["active"], True)
+                sids[t] = j["sid"]
+        self.sid_of = sids
+        self.by_sid = {}
+        for t, s in sids.items():
+            self.by_sid.setdefault(s, []).append(t)
+
+    def hold_reader_lock(self):
+        """Take LMDB's 'another process is using the environment' lock (a
+        shared fcntl lock on byte 0 of lock.mdb)."""
+        fd = os.open(os.path.join(self.dir, "lock.mdb"), os.O_RDWR)
+        fcntl.lockf(fd, fcntl.LOCK_SH, 1, 0, os.SEEK_SET)
+        return fd
+
+    def test_kill9_keeps_acknowledged_revocations(self):
+        rng = random.Random(int(os.environ.get("TOKEND_CRASH_SEED", "0")) or None)
+        d = self.d
+        acked, sent = set(), set()
+        terminated = set()  # sids whose tokenctl exited 0
+        tried_sids = set()
+        dead = set()  # tokens observed inactive: must stay so
+        free_sids = list(self.by_sid)
+        rng.shuffle(free_sids)
+        revocable = set(free_sids[len(free_sids) // 3:])
+        pool = [t for t in self.tokens if self.sid_of[t] in revocable]
+        rng.shuffle(pool)
+        term_candidates = free_sids[:len(free_sids) // 3]
+        lock = threading.Lock()
+        cleared_rounds = 0
+        stats = {"kills": 0, "acked": 0, "terminated": 0}
+
+        for rnd in range(ROUNDS):
+            if d.proc is None:
+                hold = self.hold_reader_lock() if rnd % 2 == 1 else None
+                try:
+                    d.start()
+                finally:
+                    if hold is not None:
+                        os.close(hold)
+                if hold is not None:
+                    lines = hd.log_lines(d, "store_readers")
+                    self.assertTrue(lines, "no stale reader slots cleared after kill -9:\n"
+                                    + d.stderr())
+                    cleared_rounds += 1
+                self.check(d, acked, terminated, sent, tried_sids, dead, rng)
+            workers = [Revoker(d.port, self.agent, pool, lock, acked, sent)
+                       for _ in range(REVOKERS)]
+            for w in workers:
+                w.start()
+            ends = []
+            for sid in term_candidates[:2]:
+                tried_sids.add(sid)
+                ends.append((sid, subprocess.Popen(
+                    [h.TOKENCTL_BIN, "--data", self.dir, "session", "terminate", sid],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    env=h._env())))
+            del term_candidates[:2]
+            time.sleep(rng.uniform(*KILL_DELAY))
+            d.proc.send_signal(signal.SIGKILL)
+            d.proc.wait(10)
+            d._reap()
+            stats["kills"] += 1
+            for w in workers:
+                w.join(10)
+                self.assertFalse(w.is_alive(), "a revoker hung after the kill")
+            for sid, p in ends:
+                out, err = p.communicate(timeout=60)
+                self.assertEqual(p.returncode, 0, "tokenctl session terminate: %s" % err)
+                terminated.add(sid)
+        stats["acked"] = len(acked)
+        stats["terminated"] = len(terminated)
+
+        d.start()
+        self.check(d, acked, terminated, sent, tried_sids, dead, rng, full=True)
+        self.assertGreaterEqual(cleared_rounds, ROUNDS // 2 - 1)
+        self.assertGreater(len(acked), 0, "no revocation was ever acknowledged")
+        print("\ncrash: %(kills)d kills, %(acked)d acknowledged revocations and "
+              "%(terminated)d terminated sessions, none lost" % stats)
+
+    def check(self, d, acked, terminated, sent, tried_sids, dead, rng, full=False):
+        """Store invariants after a restart."""
+        must_dead = set(acked) | set(dead)
+        for sid in terminated:
+            must_dead.update(self.by_sid[sid])
+        untouched = [t for t in self.tokens
+                     if t not in sent and self.sid_of[t] not in tried_sids]
+        if not full and len(untouched) > SAMPLE_UNTOUCHED:
+            untouched = rng.sample(untouched, SAMPLE_UNTOUCHED)
+        unknown = [t for t in sent if t not in must_dead]
+        state = hd.introspect_many(d, list(must_dead) + untouched + unknown, self.rs)
+        lost = [t for t in must_dead if state[t]]
+        self.assertEqual(lost, [], "%d acknowledged revocations lost after kill -9" % len(lost))
+        wrong = [t for t in untouched if not state[t]]
+        self.assertEqual(wrong, [], "%d tokens nobody revoked are inactive" % len(wrong))
+        dead.update(t for t in unknown if not state[t])
+        dead.update(must_dead)
+        stats = d.ctl("stats")
+        self.assertEqual(stats["tokens"], len(self.tokens))
+
+
+if __name__ == "__main__":
+    unittest.main()
