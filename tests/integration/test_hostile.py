@@ -104,5 +104,154 @@ class Corpus(h.DaemonCase):
         self.assertIsNone(self.d.proc.poll(), "tokend died")
 
 
+# ---- Slow clients ---------------------------------------------------------------
+
+HEAD_TIMEOUT_MS = 1500
+IDLE_TIMEOUT_MS = 2000
+N_TRICKLE = int(os.environ.get("TOKEND_SLOW_TRICKLE", "1200"))  # heads, a byte at a time
+N_BODY = int(os.environ.get("TOKEND_SLOW_BODY", "1200"))  # heads done, bodies stalled
+N_IDLE = 400  # connected, never a byte
+N_NODRAIN = 40  # pipelined requests, answers never read
+MAX_CONNS = 2500  # per worker (2 workers)
+
+
+def open_raw(port, rcvbuf=None):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.settimeout(5)
+    s.connect(("127.0.0.1", port))
+    s.setblocking(False)
+    return s
+
+
+def send_some(s, data):
+    """Non-blocking send; returns bytes sent (0 when the peer is gone or full)."""
+    try:
+        return s.send(data)
+    except (BlockingIOError, InterruptedError):
+        return 0
+    except OSError:
+        return 0
+
+
+def closed_by_peer(s, max_bytes=4 << 20):
+    """Drain what is readable; True on EOF or reset, False if still open."""
+    got = 0
+    while got < max_bytes:
+        try:
+            chunk = s.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            return True
+        if not chunk:
+            return True
+        got += len(chunk)
+    return False
+
+
+class SlowClients(h.DaemonCase):
+    daemon_args = ("--max-conns", MAX_CONNS, "--header-timeout", HEAD_TIMEOUT_MS,
+                   "--body-timeout", HEAD_TIMEOUT_MS, "--idle-timeout", IDLE_TIMEOUT_MS)
+
+    @classmethod
+    def setUpClass(cls):
+        total = N_TRICKLE + N_BODY + N_IDLE + N_NODRAIN
+        have = hd.raise_nofile(2 * total + 512)
+        if have < total + 256:
+            raise unittest.SkipTest("RLIMIT_NOFILE %d is too low for %d connections"
+                                    % (have, total))
+        super().setUpClass()
+        sid = cls.d.new_session("alice")
+        cls.tok = cls.d.issue(sid, cls.w.a, "read")["access_token"]
+
+    def good_request(self):
+        t0 = time.monotonic()
+        r = self.d.introspect(self.tok)
+        dt = time.monotonic() - t0
+        self.assertEqual(r.status, 200)
+        self.assertIs(r.json()["active"], True)
+        return dt
+
+    def test_slowloris_does_not_starve_good_clients(self):
+        port = self.d.port
+        baseline = sorted(self.good_request() for _ in range(20))
+        head = h.build_request("POST", "/introspect", h.form({"token": self.tok}),
+                               {"Authorization": self.w.rs.basic()}, h.FORM)
+        cut = head.index(b"\r\n\r\n") + 4
+        trickle = [open_raw(port) for _ in range(N_TRICKLE)]
+        body = [open_raw(port) for _ in range(N_BODY)]
+        idle = [open_raw(port) for _ in range(N_IDLE)]
+        nodrain = [open_raw(port, rcvbuf=4096) for _ in range(N_NODRAIN)]
+        for s in body:
+            send_some(s, head[:cut] + head[cut:cut + 3])  # head done, body stalls
+        pipeline = h.build_request("GET", "/healthz") * 3000
+        for s in nodrain:
+            send_some(s, pipeline)
+        opened = time.monotonic()
+        # Trickle one head byte per connection every 100 ms while good
+        # requests go on; each trickler's head never completes in time.
+        lat = []
+        pos = 0
+        while time.monotonic() - opened < 3.0:
+            if pos < cut - 4:
+                for s in trickle:
+                    send_some(s, head[pos:pos + 1])
+                pos += 1
+            lat.append(self.good_request())
+            time.sleep(0.1)
+        everything = trickle + body + idle + nodrain
+        deadline = opened + (HEAD_TIMEOUT_MS + IDLE_TIMEOUT_MS) / 1000 + 6.0
+        pending = list(everything)
+        while pending and time.monotonic() < deadline:
+            pending = [s for s in pending if not closed_by_peer(s)]
+            if pending:
+                time.sleep(0.2)
+        for s in everything:
+            s.close()
+        lat.sort()
+        p50 = lat[len(lat) // 2]
+        print("\nslow clients: %d connections held; good client p50 %.1f ms, max %.1f ms "
+              "(idle server p50 %.1f ms); %d still open at the deadline"
+              % (len(everything), p50 * 1e3, lat[-1] * 1e3, baseline[10] * 1e3, len(pending)))
+        self.assertEqual(len(pending), 0, "slow connections the timeouts did not close")
+        self.assertLess(p50, 0.5, "good client slowed down: %r" % lat)
+        self.assertLess(lat[-1], 3.0, "good client stalled: %r" % lat)
+        self.assertIsNone(self.d.proc.poll(), "tokend died")
+        self.good_request()
+
+
+class ConnLimit(h.FreshCase):
+    def test_beyond_max_conns_refused_cleanly(self):
+        d = self.daemon(("--workers", 1, "--max-conns", 8))
+        d.workers = 1
+        held = [d.conn() for _ in range(8)]
+        for c in held:
+            self.assertEqual(c.request("GET", "/healthz").status, 200)
+        extra = d.conn()
+        extra.send_tolerant(h.build_request("GET", "/healthz"))
+        self.assertTrue(extra.wait_closed(3.0), "connection beyond --max-conns not closed")
+        self.assertEqual(extra.buf, b"", "a refused connection got an answer")
+        extra.close()
+        for c in held:  # the existing ones are unaffected
+            self.assertEqual(c.request("GET", "/healthz").status, 200)
+        held.pop().close()
+
+        def served():
+            try:
+                with d.conn() as c:
+                    return c.request("GET", "/healthz").status == 200
+            except (OSError, AssertionError):
+                return False
+        self.assertTrue(hd.wait_for(served, 5.0), "a freed slot was not reused")
+        for c in held:
+            c.close()
+        r = hd.wait_for(lambda: d.request("GET", "/metrics"), 5.0)
+        m = dict(re.findall(r"^(tokend_connections_refused_total) (\d+)$",
+                            r.body.decode(), re.M))
+        self.assertGreaterEqual(int(m.get("tokend_connections_refused_total", 0)), 1)
+
+
 if __name__ == "__main__":
     unittest.main()
