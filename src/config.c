@@ -35,6 +35,7 @@ void tk_config_defaults(tk_config *cfg)
     cfg->body_timeout_ms = TK_BODY_TIMEOUT_MS;
     cfg->max_body = 16384;
     cfg->commit_queue = TK_COMMIT_QUEUE_DEFAULT;
+    cfg->auth_fail_burst = TK_RL_BURST;
     cfg->log_level = TK_LOG_INFO;
     cfg->pin_cpus = false;
 }
@@ -135,6 +136,7 @@ static const struct num_key num_keys[] = {
     NUM("body-timeout", body_timeout_ms, 100, 3600 * 1000),
     NUM("max-body", max_body, 256, TK_HTTP_BODY_MAX),
     NUM("commit-queue", commit_queue, 1, TK_COMMIT_QUEUE_MAX),
+    NUM("auth-fail-burst", auth_fail_burst, 0, TK_RL_BURST_MAX),
 };
 
 static int set_num(tk_config *cfg, const struct num_key *k, const char *value, char *err,

@@ -26,6 +26,7 @@ static const char usage[] =
     "              [--session-ttl S] [--max-depth N] [--max-conns N] [--idle-timeout MS]\n"
     "              [--header-timeout MS] [--body-timeout MS] [--max-body BYTES]\n"
     "              [--commit-queue N] [--log-level debug|info|warn|error] [--pin-cpus]\n"
+    "              [--auth-fail-burst N]\n"
     "              [--port-file FILE]\n"
     "\n"
     "Token introspection (RFC 7662) and revocation (RFC 7009) with cascading\n"

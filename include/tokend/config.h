@@ -5,7 +5,8 @@
  * File format: one "key = value" per line; '#' starts a comment; keys are the
  * long flag names without "--" (listen, workers, data, map-size, issuer,
  * access-ttl, refresh-ttl, session-ttl, max-depth, max-conns, idle-timeout,
- * header-timeout, body-timeout, max-body, commit-queue, log-level, pin-cpus).
+ * header-timeout, body-timeout, max-body, commit-queue, log-level, pin-cpus,
+ * auth-fail-burst).
  */
 #ifndef TOKEND_CONFIG_H
 #define TOKEND_CONFIG_H
@@ -27,6 +28,7 @@ typedef struct tk_config {
     unsigned idle_timeout_ms, header_timeout_ms, body_timeout_ms;
     size_t max_body;
     unsigned commit_queue;
+    unsigned auth_fail_burst; /* failed authentications per address/client id; 0 = no limit */
     int log_level;
     bool pin_cpus;
 } tk_config;

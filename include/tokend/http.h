@@ -41,6 +41,10 @@ typedef struct tk_http_request {
     tk_slice host;
     size_t content_length; /* 0 when absent */
     tk_slice body;         /* content_length bytes following the head */
+    /* Not set by the parser: the server fills in the client's address
+     * (IPv6, or IPv4-mapped ::ffff:a.b.c.d; all zeros when unknown) before
+     * the request reaches the application. */
+    uint8_t peer[16];
 } tk_http_request;
 
 /*

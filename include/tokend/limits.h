@@ -87,6 +87,21 @@
 /* How long a graceful shutdown waits for in-flight requests. */
 #define TK_DRAIN_TIMEOUT_MS 10000
 
+/* ---- Failed client authentication (per worker, src/endpoints/ratelimit.c) -- */
+
+/* Token buckets of failures, keyed by source address (IPv6 /64) and by
+ * client id. Each failure takes one token; one comes back per
+ * TK_RL_REFILL_MS; an empty bucket answers 429 before any credential is
+ * checked. Our secrets are 256-bit, so this limits wasted work and noise
+ * more than it protects the secrets. */
+#define TK_RL_BURST     20 /* default of --auth-fail-burst (0 turns it off) */
+#define TK_RL_BURST_MAX 100000
+#define TK_RL_REFILL_MS 1000
+/* Table entries per worker (a set-associative cache: TK_RL_WAYS per set,
+ * the fullest bucket is evicted); 16 bytes each. */
+#define TK_RL_SLOTS 4096
+#define TK_RL_WAYS  4
+
 /* ---- Committer ---------------------------------------------------------- */
 
 /* Pending write requests (each up to TK_OPS_PER_REQ ops); full → 503. */
@@ -115,5 +130,7 @@ _Static_assert(TK_DEPTH_DEFAULT <= TK_DEPTH_MAX, "default depth within the ceili
 _Static_assert(TK_COMMIT_BATCH_MAX <= TK_COMMIT_QUEUE_MAX, "a batch drains part of the queue");
 _Static_assert(TK_WORKERS_MAX + 16 <= TK_MAX_READERS, "every worker needs a reader slot");
 _Static_assert(TK_CONNS_DEFAULT <= TK_CONNS_MAX, "default within the ceiling");
+_Static_assert(TK_RL_SLOTS % TK_RL_WAYS == 0 && (TK_RL_SLOTS & (TK_RL_SLOTS - 1)) == 0,
+               "rate-limit table: a power of two made of whole sets");
 
 #endif

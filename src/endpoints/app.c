@@ -18,6 +18,7 @@
 #include "endpoints_int.h"
 
 #include "tokend/clock.h"
+#include "tokend/crypto.h"
 #include "tokend/log.h"
 
 #include <errno.h>
@@ -272,6 +273,11 @@ int tk_app_create(const tk_app_cfg *cfg, tk_app **out)
     for (unsigned i = 0; i < n; i++) {
         app->w[i].app = app;
         app->w[i].id = i;
+        uint64_t seed = 0;
+        if (tk_random_bytes(&seed, sizeof seed) != 0) {
+            seed = tk_mono_ns(); /* the CSPRNG failed: still a per-process seed */
+        }
+        ep_rl_init(&app->w[i].rl, seed, cfg->cfg->auth_fail_burst);
     }
     *out = app;
     return 0;

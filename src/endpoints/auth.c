@@ -11,9 +11,11 @@
  */
 #include "endpoints_int.h"
 
+#include "tokend/clock.h"
 #include "tokend/crypto.h"
 #include "tokend/log.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #define FORM_TYPE "application/x-www-form-urlencoded"
@@ -135,20 +137,54 @@ static int credentials(ep_req *r, const ep_form *f, size_t *id_len, size_t *secr
     return 0;
 }
 
+/* Too many recent failures from this address (or for this client id from
+ * an address that failed too): 429 with Retry-After, before any secret is
+ * compared (ratelimit.c). */
+static bool rate_limited(ep_req *r, tk_slice id)
+{
+    ep_worker *w = r->w;
+    unsigned wait = ep_rl_check(&w->rl, r->http->peer, id, w->now, tk_mono_ms);
+    if (TK_LIKELY(wait == 0)) {
+        return false;
+    }
+    if (w->rl_logged_s != w->now) { /* at most one line per second per worker */
+        char safe[65];
+        ep_log_id(id, safe);
+        tk_log_warn("auth_rate_limited", "endpoint=%s client=%s retry_after=%u",
+                    r->endpoint == EP_REVOKE ? "revoke" : "introspect", safe[0] ? safe : "-", wait);
+        w->rl_logged_s = w->now;
+    }
+    char hdr[40];
+    snprintf(hdr, sizeof hdr, "Retry-After: %u\r\n", wait);
+    ep_reply_error(r, 429, "too_many_requests", hdr);
+    return true;
+}
+
 int ep_authenticate(ep_req *r, const ep_form *f, tk_txn *txn, tk_client_rec *client,
                     tk_slice *client_id)
 {
     ep_worker *w = r->w;
     size_t id_len = 0, secret_len = 0;
+    if (rate_limited(r, TK_SLICE_NULL)) {
+        return -1;
+    }
     if (credentials(r, f, &id_len, &secret_len) != 0) {
         tk_cleanse(w->secret, sizeof w->secret);
+        if (r->status == 401) {
+            ep_rl_fail(&w->rl, r->http->peer, TK_SLICE_NULL, w->now, tk_mono_ms);
+        }
         return -1;
     }
     *client_id = (tk_slice){w->client_id, id_len};
+    if (rate_limited(r, *client_id)) {
+        tk_cleanse(w->secret, sizeof w->secret);
+        return -1;
+    }
     int rc = tk_core_authenticate(txn, *client_id, (tk_slice){w->secret, secret_len}, client);
     tk_cleanse(w->secret, secret_len + 1);
     if (rc == TK_E_AUTH) {
         log_failure(r, *client_id, "bad_credentials");
+        ep_rl_fail(&w->rl, r->http->peer, *client_id, w->now, tk_mono_ms);
         ep_reply_invalid_client(r);
         return -1;
     }

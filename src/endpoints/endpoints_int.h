@@ -47,6 +47,32 @@ static inline uint64_t ep_read(const uint64_t *c)
     return __atomic_load_n(c, __ATOMIC_RELAXED);
 }
 
+/* ---- ratelimit.c: failed client authentications ---------------------------------- */
+
+typedef struct ep_rl_entry {
+    uint64_t key;      /* seeded hash of an address or a client id; 0 = empty */
+    uint32_t level_mt; /* bucket level in milli-tokens at stamp_ms */
+    uint32_t stamp_ms; /* monotonic milliseconds, wrapping */
+} ep_rl_entry;
+
+typedef struct ep_ratelimit {
+    uint64_t seed;
+    uint32_t full_mt;    /* a full bucket: burst x 1000 milli-tokens; 0 = no limit */
+    int64_t quiet_s;     /* seconds after which every bucket is full again */
+    int64_t last_fail_s; /* Unix seconds of the latest failure: the fast path */
+    ep_rl_entry e[TK_RL_SLOTS];
+} ep_ratelimit;
+
+/* burst: failures before 429 (0 = no limit), at most TK_RL_BURST_MAX. */
+void ep_rl_init(ep_ratelimit *rl, uint64_t seed, unsigned burst);
+/* 0 when the request may authenticate; otherwise the seconds to wait
+ * (Retry-After). now_ms_fn is called only when a failure is recent. */
+unsigned ep_rl_check(ep_ratelimit *rl, const uint8_t peer[16], tk_slice client_id, int64_t now_s,
+                     uint64_t (*now_ms_fn)(void));
+/* Record one failed authentication from peer (and client_id, if any). */
+void ep_rl_fail(ep_ratelimit *rl, const uint8_t peer[16], tk_slice client_id, int64_t now_s,
+                uint64_t (*now_ms_fn)(void));
+
 /* ---- Contexts ------------------------------------------------------------------ */
 
 /* Deferred completions moved from the committer per drain call. */
@@ -66,6 +92,8 @@ typedef struct ep_worker {
     char secret[EP_SECRET_MAX + 1];
     tk_commit_done done[EP_DRAIN_CHUNK];
     char scratch[TK_RESPONSE_MAX]; /* response bodies */
+    ep_ratelimit rl;               /* failed authentications (ratelimit.c) */
+    int64_t rl_logged_s;           /* last auth_rate_limited log line */
 } __attribute__((aligned(64))) ep_worker;
 
 struct tk_app {

@@ -67,6 +67,7 @@ struct conn {
     size_t need; /* bytes a partial request needs before reparsing; 0 = unknown */
     tk_outbuf out;
     size_t out_sent;
+    uint8_t peer[16]; /* client address, IPv4-mapped when v4 (tk_http_request.peer) */
 };
 
 struct tk_worker_stats {
@@ -95,7 +96,8 @@ typedef struct tk_worker {
     uint32_t active;
     uint32_t high_water; /* slots below this may be in use */
     bool accept_armed;
-    bool accept_paused; /* fd exhaustion: re-armed on the next timer tick */
+    bool accept_paused;  /* fd exhaustion: re-armed on the next timer tick */
+    bool backoff_logged; /* one log line per exhaustion episode, not per tick */
     bool draining;
     bool listen_closed;
     uint64_t drain_deadline_ms;

@@ -14,6 +14,7 @@
 #include "tokend/log.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,6 +161,24 @@ static uint32_t conn_alloc(tk_worker *w, int fd)
     return slot;
 }
 
+/* The client's address as 16 bytes (IPv4 mapped into IPv6), for the
+ * application's per-address decisions. One getpeername per connection. */
+static void conn_peer(struct conn *c)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    memset(c->peer, 0, sizeof(c->peer));
+    if (getpeername(c->fd, (struct sockaddr *)&ss, &sl) != 0) {
+        return;
+    }
+    if (ss.ss_family == AF_INET6) {
+        memcpy(c->peer, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+    } else if (ss.ss_family == AF_INET) {
+        c->peer[10] = c->peer[11] = 0xff;
+        memcpy(c->peer + 12, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+    }
+}
+
 /* Release the slot once nothing is in flight on it. A deferred request may
  * still be with the application: its completion will carry the old
  * generation and be ignored. */
@@ -279,6 +298,7 @@ static size_t serve_buffered(tk_worker *w, uint32_t slot)
         c->need = 0;
         c->phase = PH_IDLE;
         c->out.close = !req.keep_alive || w->draining;
+        memcpy(req.peer, c->peer, sizeof(req.peer));
         uint64_t cookie = ((uint64_t)c->gen << 32) | slot;
         uint32_t tag = 0;
         int v = w->srv->hooks.request(w->wctx, &req, &c->out, cookie, &tag);
@@ -345,9 +365,10 @@ static void on_accept(tk_worker *w, const struct io_uring_cqe *cqe)
             cqe->res == -ENOMEM) {
             /* Out of descriptors or memory: stop accepting until the next
              * tick instead of spinning; existing connections keep going. */
-            if (!w->accept_paused) {
-                tk_log_warn("accept_backoff", "worker=%u error=\"%s\"", w->id,
-                            tk_strerror(cqe->res));
+            if (!w->backoff_logged) {
+                tk_log_warn("accept_backoff", "worker=%u error=\"%s\" retry_ms=%d", w->id,
+                            tk_strerror(cqe->res), TICK_MS);
+                w->backoff_logged = true;
             }
             w->accept_paused = true;
         } else if (cqe->res != -ECANCELED && cqe->res != -EINVAL) {
@@ -356,6 +377,10 @@ static void on_accept(tk_worker *w, const struct io_uring_cqe *cqe)
         return;
     }
     int fd = cqe->res;
+    if (w->backoff_logged) {
+        tk_log_info("accept_resumed", "worker=%u", w->id);
+        w->backoff_logged = false;
+    }
     if (w->draining) {
         close(fd);
         return;
@@ -368,6 +393,7 @@ static void on_accept(tk_worker *w, const struct io_uring_cqe *cqe)
         return;
     }
     STAT_INC(w, accepted);
+    conn_peer(&w->conns[slot]);
     arm_recv(w, slot);
 }
 

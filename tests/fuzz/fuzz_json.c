@@ -134,8 +134,7 @@ static void check_program(const uint8_t *d, size_t n, size_t cap)
         json_error_t err;
         json_t *v = json_loadb(j.buf, j.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
         if (v == NULL) {
-            fprintf(stderr, "jansson: %s at %d: %.*s\n", err.text, err.position, (int)j.len,
-                    j.buf);
+            fprintf(stderr, "jansson: %s at %d: %.*s\n", err.text, err.position, (int)j.len, j.buf);
         }
         EXPECT(v != NULL);
         json_decref(v);

@@ -4,6 +4,7 @@ limit, and log scanning. Built on harness.py; standard library only."""
 
 import os
 import resource
+import socket
 import time
 
 import harness as h
@@ -59,3 +60,15 @@ def wait_for(pred, timeout, step=0.02):
         if v or time.monotonic() > deadline:
             return v
         time.sleep(step)
+
+
+def conn_from(port, src, timeout=h.IO_TIMEOUT):
+    """A harness Conn to 127.0.0.1:port whose source address is `src`
+    (any 127.0.0.0/8 address works on loopback)."""
+    c = h.Conn.__new__(h.Conn)
+    c.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                      source_address=(src, 0))
+    c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    c.buf = b""
+    c.eof = False
+    return c
