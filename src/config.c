@@ -36,6 +36,7 @@ void tk_config_defaults(tk_config *cfg)
     cfg->max_body = 16384;
     cfg->commit_queue = TK_COMMIT_QUEUE_DEFAULT;
     cfg->auth_fail_burst = TK_RL_BURST;
+    cfg->map_size_max = TK_MAP_SIZE_MAX;
     cfg->log_level = TK_LOG_INFO;
     cfg->pin_cpus = false;
 }
@@ -137,6 +138,7 @@ static const struct num_key num_keys[] = {
     NUM("max-body", max_body, 256, TK_HTTP_BODY_MAX),
     NUM("commit-queue", commit_queue, 1, TK_COMMIT_QUEUE_MAX),
     NUM("auth-fail-burst", auth_fail_burst, 0, TK_RL_BURST_MAX),
+    NUM("map-size-max", map_size_max, 0, TK_MAP_SIZE_MAX),
 };
 
 static int set_num(tk_config *cfg, const struct num_key *k, const char *value, char *err,

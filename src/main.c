@@ -26,7 +26,7 @@ static const char usage[] =
     "              [--session-ttl S] [--max-depth N] [--max-conns N] [--idle-timeout MS]\n"
     "              [--header-timeout MS] [--body-timeout MS] [--max-body BYTES]\n"
     "              [--commit-queue N] [--log-level debug|info|warn|error] [--pin-cpus]\n"
-    "              [--auth-fail-burst N]\n"
+    "              [--auth-fail-burst N] [--map-size-max BYTES]\n"
     "              [--port-file FILE]\n"
     "\n"
     "Token introspection (RFC 7662) and revocation (RFC 7009) with cascading\n"
@@ -181,7 +181,10 @@ static int run(struct options *o)
     }
 
     tk_store *store = NULL;
-    tk_store_opts so = {.dir = cfg->data_dir, .map_size = cfg->map_size, .read_only = false};
+    tk_store_opts so = {.dir = cfg->data_dir,
+                        .map_size = cfg->map_size,
+                        .read_only = false,
+                        .threaded_readers = true};
     int r = tk_store_open(&so, &store);
     if (r != 0) {
         tk_log_error("store_open_failed", "data=\"%s\" error=\"%s\"", cfg->data_dir,
@@ -195,6 +198,7 @@ static int run(struct options *o)
         tk_store_close(store);
         return 1;
     }
+    tk_committer_set_map_max(committer, cfg->map_size_max);
     tk_app *app = NULL;
     tk_app_cfg acfg = {.cfg = cfg,
                        .store = store,

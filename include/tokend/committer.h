@@ -55,6 +55,28 @@ typedef struct tk_committer_stats {
 } tk_committer_stats;
 void tk_committer_stats_get(const tk_committer *c, tk_committer_stats *out);
 
+/* ---- Map growth ------------------------------------------------------------
+ * When a batch fails with TK_E_FULL (the map is full, or another process grew
+ * it: MDB_MAP_RESIZED), the committer grows the map (tk_store_grow, doubling
+ * up to max) and runs the batch again. LMDB allows that only while no txn of
+ * the process is active, so it first pauses every worker: each one, between
+ * two batches, resets its read txn and waits at tk_committer_pause_point
+ * until the map is grown. A worker that does not arrive within
+ * TK_PAUSE_TIMEOUT_MS (shutting down, say) cancels the growth: the batch then
+ * fails with TK_E_FULL (503), nothing is remapped under a reader. */
+
+/* Largest map the committer may grow to; 0 (the default) never grows. Call
+ * before the first submit. */
+void tk_committer_set_map_max(tk_committer *c, uint64_t max);
+/* True while the committer waits for workers to pause. Any thread; cheap. */
+bool tk_committer_pause_wanted(const tk_committer *c);
+/* Called by a worker between batches with its read txn reset: if a pause is
+ * wanted, wait until the committer resumes (bounded by its timeout). */
+void tk_committer_pause_point(tk_committer *c);
+/* A worker's read txn saw MDB_MAP_RESIZED (TK_E_FULL): grow (adopt the
+ * other process's size) even if no write is queued. Thread-safe. */
+void tk_committer_ask_grow(tk_committer *c);
+
 /* Apply everything queued, stop the thread, free. Completions not yet
  * drained are dropped (their connections are gone by then). */
 void tk_committer_stop(tk_committer *c);

@@ -6,7 +6,7 @@
  * long flag names without "--" (listen, workers, data, map-size, issuer,
  * access-ttl, refresh-ttl, session-ttl, max-depth, max-conns, idle-timeout,
  * header-timeout, body-timeout, max-body, commit-queue, log-level, pin-cpus,
- * auth-fail-burst).
+ * auth-fail-burst, map-size-max).
  */
 #ifndef TOKEND_CONFIG_H
 #define TOKEND_CONFIG_H
@@ -29,6 +29,7 @@ typedef struct tk_config {
     size_t max_body;
     unsigned commit_queue;
     unsigned auth_fail_burst; /* failed authentications per address/client id; 0 = no limit */
+    uint64_t map_size_max;    /* the committer grows a full map up to this; 0 = never */
     int log_level;
     bool pin_cpus;
 } tk_config;

@@ -111,6 +111,11 @@
 #define TK_COMMIT_BATCH_MAX 4096
 /* Ops one request may ask for (e.g. revoke token + revoke its grant). */
 #define TK_OPS_PER_REQ 4
+/* Map growth: how long the committer waits for every worker to pause (they
+ * are woken at once; only a worker that is shutting down takes longer), and
+ * how many doublings one batch may ask for. */
+#define TK_PAUSE_TIMEOUT_MS 2000
+#define TK_GROW_TRIES       8
 
 /* ---- Store -------------------------------------------------------------- */
 

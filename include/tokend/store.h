@@ -27,6 +27,12 @@ typedef struct tk_store_opts {
     const char *dir;   /* created (0700) if missing */
     uint64_t map_size; /* 0 = TK_MAP_SIZE_DEFAULT */
     bool read_only;    /* tokenctl show/list/stats */
+    /* Other threads of this process hold read txns (tokend's workers): the
+     * map is never remapped behind their back. A map grown by another
+     * process (MDB_MAP_RESIZED) is then reported as TK_E_FULL by
+     * tk_store_write_begin and tk_store_read_renew, and the caller adopts
+     * it with tk_store_grow once every reader is paused. */
+    bool threaded_readers;
 } tk_store_opts;
 
 /* Open (creating the DBIs if needed) and clear stale reader slots left by
@@ -51,6 +57,13 @@ void tk_store_txn_end(tk_txn *txn); /* read: abort; write: abort if not committe
  * returns that error: abort it with tk_store_txn_end. */
 int tk_store_write_begin(tk_store *st, tk_txn **out);
 int tk_store_commit(tk_txn *txn);
+
+/* Grow the map: to twice its size (at least what another process already
+ * uses), at most max. The caller guarantees that no transaction of this
+ * process is active: every read txn reset, no write txn (LMDB's rule for
+ * mdb_env_set_mapsize). Returns 0 (logged with the old and new sizes),
+ * TK_E_FULL when the map is already max or larger, TK_E_STORE. */
+int tk_store_grow(tk_store *st, uint64_t max);
 
 /* ---- Point reads: 0, TK_E_NOTFOUND, TK_E_CORRUPT (logged), TK_E_STORE ---- */
 

@@ -176,10 +176,19 @@ static void app_worker_fini(void *wctx)
 static void app_batch_begin(void *wctx)
 {
     ep_worker *w = wctx;
+    tk_committer *c = w->app->cfg.committer;
+    if (c != NULL && TK_UNLIKELY(tk_committer_pause_wanted(c))) {
+        /* The committer grows the map: no txn may be active meanwhile. */
+        tk_store_read_reset(w->txn);
+        tk_committer_pause_point(c);
+    }
     int rc = tk_store_read_renew(w->txn);
     w->txn_ok = rc == 0;
     if (rc != 0) {
         tk_log_warn("store_read", "worker=%u err=%s", w->id, tk_strerror(rc));
+        if (rc == TK_E_FULL && c != NULL) {
+            tk_committer_ask_grow(c); /* another process grew the map: adopt it */
+        }
     }
     w->now = tk_now();
 }

@@ -11,12 +11,17 @@
  * Back-pressure: at most queue_cap requests are in flight (queued, being
  * applied, or completed but not drained), so neither the request ring nor a
  * completion ring (each queue_cap long) can overflow.
+ *
+ * A full map is grown in place (committer.h, "Map growth"): the committer
+ * pauses every worker outside its read txn, grows, resumes, and runs the
+ * failed batch again.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tokend/clock.h"
@@ -47,6 +52,15 @@ struct tk_committer {
     pthread_t thread;
 
     tk_committer_stats stats; /* atomic, relaxed */
+
+    /* Map growth: the pause protocol (grow_map, tk_committer_pause_point). */
+    uint64_t map_max;     /* 0 = never grow */
+    bool grow_asked;      /* guarded by mu: a reader saw MDB_MAP_RESIZED */
+    pthread_mutex_t pmu;  /* guards paused, pause_epoch */
+    pthread_cond_t pcv;   /* both directions: "one more paused", "resumed" */
+    bool pause_wanted;    /* atomic: workers poll it once per batch */
+    unsigned paused;      /* workers waiting at the pause point */
+    uint64_t pause_epoch; /* bumped at every resume */
 };
 
 #define STAT_ADD(c, field, n) __atomic_fetch_add(&(c)->stats.field, (n), __ATOMIC_RELAXED)
@@ -93,10 +107,100 @@ static unsigned hist_bucket(size_t n)
     return 7;
 }
 
-/* One write txn for requests ring[head .. head+n); results into c->results. */
-static void run_batch(tk_committer *c, size_t head, size_t n)
+/* ---- Map growth ---------------------------------------------------------------- */
+
+/* Wake every worker (its eventfd) so each reaches its pause point soon. */
+static void wake_all(tk_committer *c)
 {
+    for (unsigned w = 0; w < c->nworkers; w++) {
+        uint64_t one = 1;
+        if (write(c->done[w].efd, &one, sizeof(one)) != (ssize_t)sizeof(one)) {
+            TK_ASSERT(errno == EAGAIN); /* counter near 2^64: already awake */
+        }
+    }
+}
+
+/* Pause every worker outside its read txn, grow the map, resume. True when
+ * the map grew. Nothing is remapped unless every worker has paused. */
+static bool grow_map(tk_committer *c)
+{
+    if (c->map_max == 0) {
+        return false;
+    }
+    pthread_mutex_lock(&c->pmu);
+    c->paused = 0;
+    __atomic_store_n(&c->pause_wanted, true, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&c->pmu);
+    wake_all(c);
+
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += TK_PAUSE_TIMEOUT_MS / 1000;
+    until.tv_nsec += (long)(TK_PAUSE_TIMEOUT_MS % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
     uint64_t t0 = tk_mono_ns();
+    pthread_mutex_lock(&c->pmu);
+    int wr = 0;
+    while (c->paused < c->nworkers && wr != ETIMEDOUT) { /* bounded by the deadline */
+        wr = pthread_cond_timedwait(&c->pcv, &c->pmu, &until);
+    }
+    bool all = c->paused == c->nworkers;
+    int rc = all ? tk_store_grow(c->st, c->map_max) : TK_E_FULL;
+    __atomic_store_n(&c->pause_wanted, false, __ATOMIC_RELEASE);
+    c->pause_epoch++;
+    unsigned paused = c->paused;
+    pthread_cond_broadcast(&c->pcv);
+    pthread_mutex_unlock(&c->pmu);
+    if (!all) {
+        tk_log_warn("store_grow_skipped", "paused=%u workers=%u", paused, c->nworkers);
+    } else {
+        tk_log_info("store_pause", "workers=%u us=%llu", paused,
+                    (unsigned long long)((tk_mono_ns() - t0) / 1000));
+    }
+    return rc == 0;
+}
+
+void tk_committer_set_map_max(tk_committer *c, uint64_t max)
+{
+    c->map_max = max;
+}
+
+bool tk_committer_pause_wanted(const tk_committer *c)
+{
+    return __atomic_load_n(&c->pause_wanted, __ATOMIC_ACQUIRE);
+}
+
+void tk_committer_pause_point(tk_committer *c)
+{
+    pthread_mutex_lock(&c->pmu);
+    if (__atomic_load_n(&c->pause_wanted, __ATOMIC_RELAXED)) {
+        uint64_t epoch = c->pause_epoch;
+        c->paused++;
+        pthread_cond_broadcast(&c->pcv);
+        while (c->pause_epoch == epoch) { /* the committer always resumes (it times out) */
+            pthread_cond_wait(&c->pcv, &c->pmu);
+        }
+    }
+    pthread_mutex_unlock(&c->pmu);
+}
+
+void tk_committer_ask_grow(tk_committer *c)
+{
+    pthread_mutex_lock(&c->mu);
+    c->grow_asked = true;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* ---- Batches ---------------------------------------------------------------------- */
+
+/* Apply requests ring[head .. head+n) in one write txn and commit; per-request
+ * results into c->results. Returns the whole batch's error (0: durable). */
+static int apply_batch(tk_committer *c, size_t head, size_t n)
+{
     tk_txn *txn = NULL;
     int rc = tk_store_write_begin(c->st, &txn);
     for (size_t i = 0; i < n && rc == 0; i++) {
@@ -110,6 +214,17 @@ static void run_batch(tk_committer *c, size_t head, size_t n)
         rc = tk_store_commit(txn);
     } else if (txn != NULL) {
         tk_store_txn_end(txn);
+    }
+    return rc;
+}
+
+/* One batch; a full map is grown and the batch run again. */
+static void run_batch(tk_committer *c, size_t head, size_t n)
+{
+    uint64_t t0 = tk_mono_ns();
+    int rc = apply_batch(c, head, n);
+    for (unsigned g = 0; rc == TK_E_FULL && g < TK_GROW_TRIES && grow_map(c); g++) {
+        rc = apply_batch(c, head, n);
     }
     uint64_t changed = 0;
     for (size_t i = 0; i < n; i++) {
@@ -167,15 +282,21 @@ static void *committer_main(void *arg)
     /* Event loop: runs until stop is asked and the queue is empty. */
     for (;;) {
         pthread_mutex_lock(&c->mu);
-        while (c->count == 0 && !c->stopping) {
+        while (c->count == 0 && !c->stopping && !c->grow_asked) {
             pthread_cond_wait(&c->cv, &c->mu);
         }
         size_t head = c->head;
         size_t n = c->count < TK_COMMIT_BATCH_MAX ? c->count : TK_COMMIT_BATCH_MAX;
         bool stop = c->stopping && n == 0;
+        bool grow = c->grow_asked && n == 0;
+        c->grow_asked = false;
         pthread_mutex_unlock(&c->mu);
         if (stop) {
             return NULL;
+        }
+        if (grow) {
+            grow_map(c); /* adopt a map another process grew; readers retry */
+            continue;
         }
         run_batch(c, head, n);
         /* Results are copied out: producers may reuse the slots. */
@@ -204,6 +325,8 @@ static void free_committer(tk_committer *c)
     free(c->ring);
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->pcv);
+    pthread_mutex_destroy(&c->pmu);
     free(c);
 }
 
@@ -245,6 +368,12 @@ int tk_committer_start(tk_store *st, unsigned nworkers, unsigned queue_cap, tk_c
     c->cap = queue_cap;
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
+    pthread_mutex_init(&c->pmu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the pause deadline */
+    pthread_cond_init(&c->pcv, &ca);
+    pthread_condattr_destroy(&ca);
     c->ring = calloc(queue_cap, sizeof(*c->ring));
     c->results = calloc(TK_COMMIT_BATCH_MAX, sizeof(*c->results));
     c->workers = calloc(TK_COMMIT_BATCH_MAX, sizeof(*c->workers));

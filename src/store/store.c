@@ -63,6 +63,7 @@ struct tk_store {
     MDB_env *env;
     MDB_dbi dbi[DB_COUNT];
     bool read_only;
+    bool threaded_readers;
 };
 
 struct tk_txn {
@@ -81,11 +82,14 @@ static int store_err(int rc, const char *op)
     TK_ASSERT(rc != 0);
     switch (rc) {
     case MDB_MAP_FULL:
-        tk_log_error("store_full", "op=%s hint=\"raise --map-size\"", op);
+        tk_log_error("store_full", "op=%s hint=\"raise --map-size or --map-size-max\"", op);
         return TK_E_FULL;
     case MDB_READERS_FULL:
         tk_log_error("store_readers_full", "op=%s max=%d", op, TK_MAX_READERS);
         return TK_E_READERS;
+    case MDB_MAP_RESIZED:
+        tk_log_warn("store_map_resized", "op=%s note=\"another process grew the map\"", op);
+        return TK_E_FULL;
     default:
         tk_log_error("store_error", "op=%s error=\"%s\"", op, mdb_strerror(rc));
         return TK_E_STORE;
@@ -202,6 +206,7 @@ int tk_store_open(const tk_store_opts *opts, tk_store **out)
         return -ENOMEM;
     }
     st->read_only = opts->read_only;
+    st->threaded_readers = opts->threaded_readers;
     int rc = mdb_env_create(&st->env);
     if (rc != 0) {
         free(st);
@@ -292,7 +297,7 @@ int tk_store_write_begin(tk_store *st, tk_txn **out)
         return -ENOMEM;
     }
     int rc = mdb_txn_begin(st->env, NULL, 0, &t->txn);
-    if (rc == MDB_MAP_RESIZED) {
+    if (rc == MDB_MAP_RESIZED && !st->threaded_readers) {
         /* Another process grew the map: adopt its size, then try once more. */
         tk_log_info("store_map_resized", "action=adopt");
         rc = mdb_env_set_mapsize(st->env, 0);
@@ -320,6 +325,41 @@ int tk_store_commit(tk_txn *txn)
     }
     free(txn);
     return rc;
+}
+
+int tk_store_grow(tk_store *st, uint64_t max)
+{
+    MDB_envinfo info;
+    MDB_stat es;
+    int rc = mdb_env_info(st->env, &info);
+    rc = rc != 0 ? rc : mdb_env_stat(st->env, &es);
+    if (rc != 0) {
+        return store_err(rc, "grow_info");
+    }
+    uint64_t cur = info.me_mapsize;
+    uint64_t used = ((uint64_t)info.me_last_pgno + 1) * es.ms_psize;
+    if (max > TK_MAP_SIZE_MAX) {
+        max = TK_MAP_SIZE_MAX;
+    }
+    uint64_t want = 0; /* 0: adopt the size another process grew the map to */
+    if (used <= cur) {
+        if (cur >= max) {
+            tk_log_error("store_full", "map_size=%llu max=%llu hint=\"raise --map-size-max\"",
+                         (unsigned long long)cur, (unsigned long long)max);
+            return TK_E_FULL;
+        }
+        want = cur < max / 2 ? cur * 2 : max;
+        want -= want % es.ms_psize;
+    }
+    rc = mdb_env_set_mapsize(st->env, (size_t)want);
+    if (rc != 0) {
+        return store_err(rc, "grow");
+    }
+    rc = mdb_env_info(st->env, &info);
+    tk_log_warn("store_grown", "old=%llu new=%llu max=%llu", (unsigned long long)cur,
+                rc == 0 ? (unsigned long long)info.me_mapsize : (unsigned long long)want,
+                (unsigned long long)max);
+    return 0;
 }
 
 /* ---- Point reads -------------------------------------------------------------------- */
