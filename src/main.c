@@ -139,6 +139,12 @@ static void server_stats(void *arg, tk_server_stats *out)
     }
 }
 
+/* tk_server_cfg.bound: the issuer exists before any worker starts. */
+static void issuer_bound(void *arg, uint16_t port)
+{
+    derive_issuer(arg, port);
+}
+
 static unsigned online_cpus(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -221,18 +227,15 @@ static int run(struct options *o)
             .body_timeout_ms = cfg->body_timeout_ms,
             .max_body = cfg->max_body,
             .pin_cpus = cfg->pin_cpus,
+            .bound = issuer_bound,
+            .bound_arg = cfg,
         };
-        /* The issuer is derived before any request can be answered when the
-         * port is known; with port 0 it is filled in right after binding,
-         * before the port file tells anyone where to connect. */
-        if (cfg->port != 0) {
-            derive_issuer(cfg, cfg->port);
-        }
+        /* The issuer is derived from the bound port (port 0: ephemeral) by
+         * issuer_bound, before any worker can read it. */
         r = tk_server_start(&scfg, &hooks, &srv);
     }
     if (r == 0) {
         __atomic_store_n(&running_server, srv, __ATOMIC_RELEASE);
-        derive_issuer(cfg, tk_server_port(srv));
         tk_log_info("listening", "addr=%s port=%u workers=%u data=\"%s\" issuer=\"%s\"", cfg->host,
                     (unsigned)tk_server_port(srv), cfg->workers, cfg->data_dir, cfg->issuer);
         if (o->port_file) {

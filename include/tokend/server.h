@@ -64,6 +64,11 @@ typedef struct tk_server_cfg {
     unsigned body_timeout_ms;
     size_t max_body;
     bool pin_cpus; /* pin worker i to CPU i % ncpu */
+    /* Optional: called once with the bound port after every listener is
+     * bound and before any worker thread starts, so what it writes is seen
+     * by every request (e.g. an issuer derived from an ephemeral port). */
+    void (*bound)(void *arg, uint16_t port);
+    void *bound_arg;
 } tk_server_cfg;
 
 /* Bind and start the workers. Returns 0, -errno (bind/listen/io_uring

@@ -737,6 +737,9 @@ int tk_server_start(const tk_server_cfg *cfg, const tk_server_hooks *hooks, tk_s
         }
         s->nalloc = n + 1;
     }
+    if (cfg->bound != NULL) {
+        cfg->bound(cfg->bound_arg, s->port); /* before any worker runs */
+    }
     unsigned spawned = 0;
     for (; spawned < n; spawned++) {
         r = -pthread_create(&s->workers[spawned].thread, NULL, worker_main, &s->workers[spawned]);
