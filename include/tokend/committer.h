@@ -65,8 +65,9 @@ void tk_committer_stats_get(const tk_committer *c, tk_committer_stats *out);
  * TK_PAUSE_TIMEOUT_MS (shutting down, say) cancels the growth: the batch then
  * fails with TK_E_FULL (503), nothing is remapped under a reader. */
 
-/* Largest map the committer may grow to; 0 (the default) never grows. Call
- * before the first submit. */
+/* Largest map the committer may grow to; 0 (the default) never grows, but a
+ * map grown by another process is still adopted. Call before the first
+ * submit. */
 void tk_committer_set_map_max(tk_committer *c, uint64_t max);
 /* True while the committer waits for workers to pause. Any thread; cheap. */
 bool tk_committer_pause_wanted(const tk_committer *c);

@@ -64,6 +64,9 @@ int tk_store_commit(tk_txn *txn);
  * mdb_env_set_mapsize). Returns 0 (logged with the old and new sizes),
  * TK_E_FULL when the map is already max or larger, TK_E_STORE. */
 int tk_store_grow(tk_store *st, uint64_t max);
+/* Whether tk_store_grow(st, max) would do anything: another process grew
+ * the map past ours, or ours is below max. Safe with txns active. */
+bool tk_store_growable(tk_store *st, uint64_t max);
 
 /* ---- Point reads: 0, TK_E_NOTFOUND, TK_E_CORRUPT (logged), TK_E_STORE ---- */
 

@@ -124,8 +124,8 @@ static void wake_all(tk_committer *c)
  * the map grew. Nothing is remapped unless every worker has paused. */
 static bool grow_map(tk_committer *c)
 {
-    if (c->map_max == 0) {
-        return false;
+    if (!tk_store_growable(c->st, c->map_max)) {
+        return false; /* at its maximum: no pause for nothing (the batch gets 503) */
     }
     pthread_mutex_lock(&c->pmu);
     c->paused = 0;

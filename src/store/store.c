@@ -327,6 +327,17 @@ int tk_store_commit(tk_txn *txn)
     return rc;
 }
 
+bool tk_store_growable(tk_store *st, uint64_t max)
+{
+    MDB_envinfo info;
+    MDB_stat es;
+    if (mdb_env_info(st->env, &info) != 0 || mdb_env_stat(st->env, &es) != 0) {
+        return false;
+    }
+    uint64_t used = ((uint64_t)info.me_last_pgno + 1) * es.ms_psize;
+    return used > info.me_mapsize || info.me_mapsize < (max < TK_MAP_SIZE_MAX ? max : TK_MAP_SIZE_MAX);
+}
+
 int tk_store_grow(tk_store *st, uint64_t max)
 {
     MDB_envinfo info;
