@@ -1,6 +1,6 @@
 """Crash safety of acknowledged revocations (kill -9 at random moments).
 
-A store is seeded with SESSIONS x PER_SESSION tokens. Each round starts
+A store is seeded with SESSIONS x PER_SESSION tokens (scaled with ROUNDS). Each round starts
 tokend, fires revocations over HTTP from several keep-alive connections and
 session terminations with `tokenctl session terminate` (separate processes,
 writing the same store), then SIGKILLs tokend after a random delay. After
@@ -32,8 +32,8 @@ import hardening as hd
 h.require_binaries()
 
 ROUNDS = int(os.environ.get("TOKEND_CRASH_ROUNDS", "24"))
-SESSIONS = 60
-PER_SESSION = 30
+SESSIONS = 6 * ROUNDS  # a third are ended by tokenctl, two per round
+PER_SESSION = 15
 REVOKERS = 4
 KILL_DELAY = (0.02, 0.35)  # seconds of load before SIGKILL
 SAMPLE_UNTOUCHED = 150  # untouched tokens checked per round (all at the end)
