@@ -71,16 +71,23 @@ static void seed_store(void)
     }
     tk_session_rec s = {.sub = TK_SLICE_LIT("alice"), .state = TK_SESSION_ACTIVE, .created = 1};
     SEED_OK(tk_store_put_session(t, TK_SLICE_LIT("tks_s1"), &s, 0));
-    tk_grant_rec g = {.client_id = TK_SLICE_LIT("tkc_agent"), .sub = TK_SLICE_LIT("alice"),
-                      .sid = TK_SLICE_LIT("tks_s1"), .scope = TK_SLICE_LIT("read write"),
-                      .state = TK_GRANT_ACTIVE, .created = 1};
+    tk_grant_rec g = {.client_id = TK_SLICE_LIT("tkc_agent"),
+                      .sub = TK_SLICE_LIT("alice"),
+                      .sid = TK_SLICE_LIT("tks_s1"),
+                      .scope = TK_SLICE_LIT("read write"),
+                      .state = TK_GRANT_ACTIVE,
+                      .created = 1};
     SEED_OK(tk_store_put_grant(t, TK_SLICE_LIT("tkg_g1"), &g, 0));
     uint8_t parent[TK_HASH_LEN];
     for (int i = 0; i < 3; i++) {
         tk_token_rec r = {.kind = i == 2 ? TK_TOKEN_REFRESH : TK_TOKEN_ACCESS,
-                          .client_id = TK_SLICE_LIT("tkc_agent"), .sub = TK_SLICE_LIT("alice"),
-                          .sid = TK_SLICE_LIT("tks_s1"), .grant_id = TK_SLICE_LIT("tkg_g1"),
-                          .scope = TK_SLICE_LIT("read"), .iat = 1, .exp = TK_TIME_MAX};
+                          .client_id = TK_SLICE_LIT("tkc_agent"),
+                          .sub = TK_SLICE_LIT("alice"),
+                          .sid = TK_SLICE_LIT("tks_s1"),
+                          .grant_id = TK_SLICE_LIT("tkg_g1"),
+                          .scope = TK_SLICE_LIT("read"),
+                          .iat = 1,
+                          .exp = TK_TIME_MAX};
         if (i == 1) {
             r.has_parent = true;
             memcpy(r.parent, parent, TK_HASH_LEN);
