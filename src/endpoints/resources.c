@@ -416,7 +416,9 @@ static int keep(loader *ld, tk_slice s, tk_slice *out)
     if (p == NULL) {
         return -ENOMEM;
     }
-    memcpy(p, s.p, s.len);
+    if (s.len > 0) {
+        memcpy(p, s.p, s.len);
+    }
     p[s.len] = '\0';
     *out = (tk_slice){p, s.len};
     return 0;
