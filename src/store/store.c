@@ -38,8 +38,6 @@ static const struct {
     const char *name;
     unsigned flags;
     const char *put_op; /* names a failed write in the log */
-    bool late;          /* added after schema 1: a read-only open of an older
-                           store finds it missing and sees it empty */
 } db_specs[DB_COUNT] = {
     [DB_TOKENS] = {"tokens", 0, "put_token"},
     [DB_SESSIONS] = {"sessions", 0, "put_session"},
@@ -49,8 +47,12 @@ static const struct {
     [DB_TOKEN_CHILDREN] = {"token_children", MDB_DUPSORT | MDB_DUPFIXED, "index_token_child"},
     [DB_CLIENT_GRANTS] = {"client_grants", MDB_DUPSORT, "index_client_grant"},
     [DB_META] = {"meta", 0, "put_meta"},
-    [DB_AGENT_ACCESS] = {"agent_access", 0, "put_agent_access", true},
+    [DB_AGENT_ACCESS] = {"agent_access", 0, "put_agent_access"},
 };
+
+/* DBIs added after schema 1: a read-only open of an older store (tokenctl
+ * beside an older tokend) finds them missing and sees them empty. */
+static const bool db_late[DB_COUNT] = {[DB_AGENT_ACCESS] = true};
 
 /* Room for the DBIs above plus those later modules add (seen_jti, ...). */
 #define STORE_MAX_DBS 16
@@ -176,7 +178,7 @@ static int open_dbis(tk_store *st)
     for (size_t i = 0; i < DB_COUNT && rc == 0; i++) {
         unsigned f = db_specs[i].flags | (st->read_only ? 0 : MDB_CREATE);
         rc = mdb_dbi_open(txn, db_specs[i].name, f, &st->dbi[i]);
-        if (rc == MDB_NOTFOUND && st->read_only && db_specs[i].late) {
+        if (rc == MDB_NOTFOUND && st->read_only && db_late[i]) {
             st->absent[i] = true; /* written by an older tokend: nothing in it yet */
             rc = 0;
         } else if (rc == MDB_NOTFOUND) {
