@@ -594,9 +594,9 @@ static void test_agent_access(void)
     tk_txn *r;
     CHECK_EQ_INT(tk_store_read_begin(st, &r), 0);
     tk_agent_access_rec rec;
-    CHECK_EQ_INT(
-        tk_store_get_agent_access(r, TK_SLICE_LIT("tkc_a"), TK_SLICE_LIT("https://wiki.test/"), &rec),
-        0);
+    CHECK_EQ_INT(tk_store_get_agent_access(r, TK_SLICE_LIT("tkc_a"),
+                                           TK_SLICE_LIT("https://wiki.test/"), &rec),
+                 0);
     CHECK_EQ_INT(rec.allowed, 5);
     CHECK_EQ_INT(rec.denied, 1);
     CHECK_EQ_INT(rec.first_seen, 1990);
@@ -615,7 +615,8 @@ static void test_agent_access(void)
     /* Counts saturate instead of wrapping. */
     tk_txn *w;
     CHECK_EQ_INT(tk_store_write_begin(st, &w), 0);
-    tk_agent_access_rec big = {.allowed = INT64_MAX - 1, .denied = 0, .first_seen = 1, .last_seen = 1};
+    tk_agent_access_rec big = {
+        .allowed = INT64_MAX - 1, .denied = 0, .first_seen = 1, .last_seen = 1};
     CHECK_EQ_INT(tk_store_put_agent_access(w, TK_SLICE_LIT("tkc_a"), TK_SLICE_LIT("r"), &big), 0);
     CHECK_EQ_INT(tk_store_commit(w), 0);
     a = access_op("tkc_a", "r", 10, 0, 5);
