@@ -192,6 +192,10 @@ int tk_config_set(tk_config *cfg, const char *key, const char *value, char *err,
     if (!strcmp(key, "data")) {
         return set_string(cfg->data_dir, sizeof(cfg->data_dir), key, value, err, errcap);
     }
+    if (!strcmp(key, "resources")) {
+        return set_string(cfg->resources_file, sizeof(cfg->resources_file), key, value, err,
+                          errcap);
+    }
     if (!strcmp(key, "issuer")) {
         return set_string(cfg->issuer, sizeof(cfg->issuer), key, value, err, errcap);
     }

@@ -6,7 +6,7 @@
  * long flag names without "--" (listen, workers, data, map-size, issuer,
  * access-ttl, refresh-ttl, session-ttl, max-depth, max-conns, idle-timeout,
  * header-timeout, body-timeout, max-body, commit-queue, log-level, pin-cpus,
- * auth-fail-burst, map-size-max).
+ * auth-fail-burst, map-size-max, resources).
  */
 #ifndef TOKEND_CONFIG_H
 #define TOKEND_CONFIG_H
@@ -32,6 +32,7 @@ typedef struct tk_config {
     uint64_t map_size_max;    /* the committer grows a full map up to this; 0 = never */
     int log_level;
     bool pin_cpus;
+    char resources_file[PATH_MAX]; /* protected resources (JSON; resources.h); "" = none */
 } tk_config;
 
 void tk_config_defaults(tk_config *cfg);

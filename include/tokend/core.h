@@ -102,4 +102,9 @@ int tk_core_issue(tk_txn *wtxn, const tk_core_cfg *cfg, const tk_issue_req *req,
  * empty sub is a subset of anything. */
 bool tk_core_scope_subset(tk_slice sub, tk_slice super);
 
+/* True when the token audience aud (one URI, or several separated by
+ * spaces) names resource exactly (RFC 8707: compared as strings). An empty
+ * aud or resource never matches. */
+bool tk_core_audience_includes(tk_slice aud, tk_slice resource);
+
 #endif

@@ -27,8 +27,16 @@ typedef struct tk_app_cfg {
     void *server_stats_arg;
 } tk_app_cfg;
 
-/* Returns 0 or -ENOMEM. */
+/* Returns 0, -ENOMEM, or the error of loading cfg->resources_file (logged:
+ * -errno, TK_E_INVALID). */
 int tk_app_create(const tk_app_cfg *cfg, tk_app **out);
+
+/* Reload the protected resources file (SIGHUP); call from one thread at a
+ * time (main). Workers switch to the new table at their next batch; the old
+ * one is kept until tk_app_destroy (audit entries and in-flight batches may
+ * point into it). On error (logged) the current table stays. Returns 0,
+ * -errno, -ENOMEM or TK_E_INVALID. */
+int tk_app_reload_resources(tk_app *app);
 /* Fill the hooks the server calls (hooks->app = app). */
 void tk_app_hooks(tk_app *app, tk_server_hooks *hooks);
 void tk_app_destroy(tk_app *app);

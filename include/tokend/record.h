@@ -80,6 +80,15 @@ typedef struct tk_client_rec {
     int64_t created;
 } tk_client_rec;
 
+/* agent_access DBI: key (agent client id, protected resource identifier) →
+ * this. What forward-auth saw of one agent at one resource: requests it let
+ * through and requests it refused (wrong audience, insufficient scope), and
+ * when the pair was first and last seen. Written only by TK_OP_AGENT_ACCESS. */
+typedef struct tk_agent_access_rec {
+    int64_t allowed, denied;       /* counts, >= 0 */
+    int64_t first_seen, last_seen; /* Unix seconds */
+} tk_agent_access_rec;
+
 /*
  * Encoders: write the msgpack form of rec into buf. Every slice must be within
  * its limit (limits.h) and every enum in range; otherwise TK_E_INVALID.
@@ -100,6 +109,9 @@ int tk_record_decode_token(const uint8_t *buf, size_t len, tk_token_rec *rec);
 int tk_record_decode_session(const uint8_t *buf, size_t len, tk_session_rec *rec);
 int tk_record_decode_grant(const uint8_t *buf, size_t len, tk_grant_rec *rec);
 int tk_record_decode_client(const uint8_t *buf, size_t len, tk_client_rec *rec);
+int tk_record_encode_agent_access(const tk_agent_access_rec *rec, uint8_t *buf, size_t cap,
+                                  size_t *len);
+int tk_record_decode_agent_access(const uint8_t *buf, size_t len, tk_agent_access_rec *rec);
 
 /* Names ↔ enums, for the CLI and JSON ("agent", "resource_server", "admin";
  * "pending", "approved", "disabled"; "active", "suspended", "terminated";
@@ -114,14 +126,16 @@ const char *tk_token_kind_name(uint8_t kind);
 /*
  * Mutations, the unit the committer applies and (later) replicates. Each op is
  * idempotent: applying it twice leaves the same state, so replaying a log is
- * safe. Ops only ever move state toward "less access", except resuming a
- * suspended session.
+ * safe (AGENT_ACCESS, an audit counter, is the exception: see below). Ops
+ * only ever move state toward "less access", except resuming a suspended
+ * session; AGENT_ACCESS does not touch access at all.
  */
 enum tk_op_type {
     TK_OP_REVOKE_TOKEN = 1, /* hash: set revoked_at if not set */
     TK_OP_REVOKE_GRANT = 2, /* id = grant id: state revoked */
     TK_OP_SESSION_STATE = 3, /* id = sid, state: terminate / suspend / resume */
     TK_OP_CLIENT_STATUS = 4, /* id = client id, state: approve / disable */
+    TK_OP_AGENT_ACCESS = 5,  /* id = agent client id, reason = resource: add counts */
 };
 
 typedef struct tk_op {
@@ -132,7 +146,8 @@ typedef struct tk_op {
     char id[TK_ID_MAX];
     uint8_t reason_len;
     char reason[TK_REASON_MAX];
-    int64_t at; /* when the op was decided (Unix seconds) */
+    int64_t at;               /* when the op was decided (Unix seconds) */
+    uint32_t allowed, denied; /* TK_OP_AGENT_ACCESS: counts to add */
 } tk_op;
 
 /*
@@ -142,6 +157,12 @@ typedef struct tk_op {
  *   REVOKE_GRANT  id;                       state 0
  *   SESSION_STATE id, state (active = resume, suspended, terminated)
  *   CLIENT_STATUS id, state (approved or disabled; never back to pending)
+ *   AGENT_ACCESS  id (the agent), reason (the resource identifier, at most
+ *                 TK_REASON_MAX bytes), allowed + denied > 0; state 0.
+ *                 at = last seen. The one op that is not idempotent: it adds
+ *                 counts, so a replayed log counts twice (at-least-once
+ *                 audit; access decisions never depend on these records).
+ * Every op but AGENT_ACCESS: allowed = denied = 0.
  * Every op: reason_len <= TK_REASON_MAX (optional), at in [1, TK_TIME_MAX].
  * Returns 0 or TK_E_INVALID. Pure; used by the encoder and tk_store_apply.
  */

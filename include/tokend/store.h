@@ -6,7 +6,8 @@
  * DBIs: tokens (hash → token), sessions (sid → session), grants (id → grant),
  * clients (id → client), and DUPSORT indices session_tokens (sid → token
  * hash), token_children (parent hash → child hash), client_grants (client id →
- * grant id); meta (schema version).
+ * grant id); meta (schema version); agent_access ((agent, resource) → audit
+ * counts, see record.h).
  *
  * Transactions: a read txn belongs to one thread; workers keep one each and
  * renew it once per batch (tk_store_read_renew). One write txn at a time per
@@ -120,6 +121,18 @@ typedef int (*tk_hash_fn)(void *arg, const uint8_t hash[TK_HASH_LEN]);
 int tk_store_each_session(tk_txn *txn, tk_session_fn fn, void *arg);
 int tk_store_each_client(tk_txn *txn, tk_client_fn fn, void *arg);
 int tk_store_each_session_token(tk_txn *txn, tk_slice sid, tk_hash_fn fn, void *arg);
+
+/* ---- Agent access audit: key (agent client id, resource identifier); the
+ * resource is at most TK_REASON_MAX bytes (it travels in an op's reason).
+ * get: 0, TK_E_NOTFOUND, TK_E_CORRUPT, TK_E_STORE. put: as the other writes.
+ * each: in key order (grouped by agent). ---- */
+typedef int (*tk_agent_access_fn)(void *arg, tk_slice client, tk_slice resource,
+                                  const tk_agent_access_rec *rec);
+int tk_store_get_agent_access(tk_txn *txn, tk_slice client, tk_slice resource,
+                              tk_agent_access_rec *out);
+int tk_store_put_agent_access(tk_txn *txn, tk_slice client, tk_slice resource,
+                              const tk_agent_access_rec *rec);
+int tk_store_each_agent_access(tk_txn *txn, tk_agent_access_fn fn, void *arg);
 int tk_store_each_child(tk_txn *txn, const uint8_t parent[TK_HASH_LEN], tk_hash_fn fn, void *arg);
 
 typedef struct tk_store_stats {

@@ -55,3 +55,11 @@ bool tk_core_scope_subset(tk_slice sub, tk_slice super)
     }
     return true;
 }
+
+bool tk_core_audience_includes(tk_slice aud, tk_slice resource)
+{
+    if (resource.len == 0 || aud.len > TK_AUD_MAX) {
+        return false;
+    }
+    return contains_name(aud, resource);
+}

@@ -120,6 +120,49 @@ static const route routes[] = {
     {"/metrics", EP_METRICS, false, ep_metrics_serve},
 };
 
+/* Routes that cover a path and everything below it ("/auth/…": the original
+ * path, Envoy style; the RFC 9728 metadata of each resource path). */
+typedef struct prefix_route {
+    const char *path;
+    int endpoint;
+    bool any; /* any method: forward-auth answers for the original request's */
+    void (*handler)(ep_req *r);
+} prefix_route;
+
+static const prefix_route prefix_routes[] = {
+    {"/auth", EP_FORWARD_AUTH, true, ep_forward_auth},
+    {"/.well-known/oauth-protected-resource", EP_RESOURCE_METADATA, false, ep_resource_metadata},
+};
+
+static bool under(tk_slice path, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    if (path.len < n || memcmp(path.p, prefix, n) != 0) {
+        return false;
+    }
+    return path.len == n || path.p[n] == '/';
+}
+
+/* 0 when no prefix route covers the request, else 1 (answered). */
+static int dispatch_prefix(ep_req *r)
+{
+    const tk_http_request *h = r->http;
+    for (size_t i = 0; i < TK_ARRAY_LEN(prefix_routes); i++) {
+        const prefix_route *pr = &prefix_routes[i];
+        if (!under(h->path, pr->path)) {
+            continue;
+        }
+        r->endpoint = pr->endpoint;
+        if (pr->any || h->method == TK_HTTP_GET || h->method == TK_HTTP_HEAD) {
+            pr->handler(r);
+        } else {
+            ep_reply_error(r, 405, "method_not_allowed", "Allow: GET, HEAD\r\n");
+        }
+        return 1;
+    }
+    return 0;
+}
+
 static void dispatch(ep_req *r)
 {
     const tk_http_request *h = r->http;
@@ -138,6 +181,9 @@ static void dispatch(ep_req *r)
             ep_reply_error(r, 405, "method_not_allowed",
                            rt->post ? "Allow: POST\r\n" : "Allow: GET, HEAD\r\n");
         }
+        return;
+    }
+    if (dispatch_prefix(r)) {
         return;
     }
     r->endpoint = EP_OTHER;
@@ -161,6 +207,8 @@ static void *app_worker_init(void *app_, unsigned worker_id)
     }
     w->txn_ok = true;
     w->now = tk_now();
+    w->res = __atomic_load_n(&app->res, __ATOMIC_ACQUIRE);
+    w->audit.folded_at = w->now;
     return w;
 }
 
@@ -168,6 +216,7 @@ static void app_worker_fini(void *wctx)
 {
     ep_worker *w = wctx;
     if (w->txn != NULL) {
+        ep_audit_fold(w, true); /* on the worker thread, while the committer runs */
         tk_store_txn_end(w->txn);
         w->txn = NULL;
     }
@@ -191,6 +240,8 @@ static void app_batch_begin(void *wctx)
         }
     }
     w->now = tk_now();
+    w->res = __atomic_load_n(&w->app->res, __ATOMIC_ACQUIRE);
+    ep_audit_fold(w, false);
 }
 
 static int app_wake_fd(void *wctx)
@@ -205,18 +256,23 @@ static size_t app_wake(void *wctx, tk_server_done *done, size_t max)
     ep_worker *w = wctx;
     tk_committer *c = w->app->cfg.committer;
     size_t n = 0;
-    while (c != NULL && n < max) { /* bounded: n grows by a full chunk or the loop ends */
+    /* Bounded: each turn drains a full chunk or ends the loop, and the
+     * committer holds at most queue_cap completions for us. */
+    while (c != NULL && n < max) {
         size_t want = max - n < EP_DRAIN_CHUNK ? max - n : EP_DRAIN_CHUNK;
         size_t got = tk_committer_drain(c, w->id, w->done, want);
         TK_ASSERT(got <= want);
         for (size_t i = 0; i < got; i++) {
-            done[n + i] = (tk_server_done){
+            if (w->done[i].cookie == EP_AUDIT_COOKIE) {
+                ep_audit_done(w, w->done[i].result); /* no connection waits for it */
+                continue;
+            }
+            done[n++] = (tk_server_done){
                 .cookie = w->done[i].cookie,
                 .result = w->done[i].result,
                 .aux = w->done[i].changed,
             };
         }
-        n += got;
         if (got < want) {
             break;
         }
@@ -257,6 +313,19 @@ static int app_request(void *wctx, const tk_http_request *req, tk_outbuf *out, u
 
 /* ---- Life cycle ----------------------------------------------------------------------- */
 
+static int load_resources(const tk_app *app, tk_resources **out)
+{
+    const char *path = app->cfg.cfg->resources_file;
+    char err[512];
+    int rc = tk_resources_load(path, out, err, sizeof err);
+    if (rc != 0) {
+        tk_log_error("resources_invalid", "error=\"%s\"", err);
+        return rc;
+    }
+    tk_log_info("resources_loaded", "path=\"%s\" resources=%zu", path, tk_resources_count(*out));
+    return 0;
+}
+
 int tk_app_create(const tk_app_cfg *cfg, tk_app **out)
 {
     TK_ASSERT(cfg->cfg != NULL && cfg->store != NULL);
@@ -288,7 +357,33 @@ int tk_app_create(const tk_app_cfg *cfg, tk_app **out)
         }
         ep_rl_init(&app->w[i].rl, seed, cfg->cfg->auth_fail_burst);
     }
+    if (cfg->cfg->resources_file[0] != '\0') {
+        int rc = load_resources(app, &app->res);
+        if (rc != 0) {
+            free(app->w);
+            free(app);
+            return rc;
+        }
+    }
     *out = app;
+    return 0;
+}
+
+int tk_app_reload_resources(tk_app *app)
+{
+    if (app->cfg.cfg->resources_file[0] == '\0') {
+        return 0;
+    }
+    tk_resources *fresh = NULL;
+    ep_retired *old = calloc(1, sizeof *old);
+    int rc = old == NULL ? -ENOMEM : load_resources(app, &fresh);
+    if (rc != 0) {
+        free(old);
+        return rc; /* the table in use stays */
+    }
+    old->res = __atomic_exchange_n(&app->res, fresh, __ATOMIC_ACQ_REL);
+    old->next = app->retired;
+    app->retired = old;
     return 0;
 }
 
@@ -314,6 +409,13 @@ void tk_app_destroy(tk_app *app)
     for (unsigned i = 0; i < app->nworkers; i++) {
         app_worker_fini(&app->w[i]);
     }
+    while (app->retired != NULL) { /* bounded by the reloads done */
+        ep_retired *next = app->retired->next;
+        tk_resources_free(app->retired->res);
+        free(app->retired);
+        app->retired = next;
+    }
+    tk_resources_free(app->res);
     free(app->w);
     free(app);
 }

@@ -1,5 +1,7 @@
 /*
- * GET /.well-known/oauth-authorization-server (RFC 8414) and GET /healthz.
+ * GET /.well-known/oauth-authorization-server (RFC 8414), the RFC 9728
+ * protected-resource metadata (GET /.well-known/oauth-protected-resource
+ * followed by the resource identifier's path) and GET /healthz.
  *
  * The metadata is rendered per request from the configured issuer, because
  * main may only learn the issuer (http://HOST:PORT of the bound address)
@@ -50,6 +52,70 @@ void ep_metadata(ep_req *r)
     tk_json_kv_str(&j, "revocation_endpoint", join(issuer, "/revoke", url, sizeof url));
     auth_methods(&j, "introspection_endpoint_auth_methods_supported");
     auth_methods(&j, "revocation_endpoint_auth_methods_supported");
+    size_t nres = tk_resources_count(w->res);
+    if (nres > 0) { /* RFC 9728 §4 */
+        tk_json_key(&j, "protected_resources");
+        tk_json_arr_begin(&j);
+        for (size_t i = 0; i < nres; i++) {
+            tk_slice id = tk_resources_at(w->res, i)->id;
+            if (j.len + id.len + 64 > j.cap) {
+                break; /* the page has one buffer: list what fits (ids are plain ASCII) */
+            }
+            tk_json_str(&j, id);
+        }
+        tk_json_arr_end(&j);
+    }
+    tk_json_obj_end(&j);
+    ep_reply_json(r, 200, &j);
+}
+
+/* The host a metadata request was made for: X-Forwarded-Host when trusted
+ * (tokend usually sits behind the resource's proxy), else Host. */
+static tk_slice request_host(const ep_req *r)
+{
+    if (tk_resources_trusted(r->w->res) & TK_TRUST_FWD_HOST) {
+        tk_slice h = tk_http_header_get(r->http, "X-Forwarded-Host");
+        if (h.p != NULL) {
+            return h;
+        }
+    }
+    return r->http->host;
+}
+
+/* RFC 9728 §3.2: resource (exactly the identifier), authorization_servers,
+ * scopes_supported, bearer_methods_supported, resource_name. */
+void ep_resource_metadata(ep_req *r)
+{
+    ep_worker *w = r->w;
+    const tk_resource *res = tk_resources_by_metadata_path(w->res, r->http->path, request_host(r));
+    if (res == NULL) {
+        ep_reply_error(r, 404, "not_found", NULL);
+        return;
+    }
+    const char *iss = w->app->cfg.cfg->issuer;
+    tk_json j;
+    tk_json_init(&j, w->scratch, sizeof w->scratch);
+    tk_json_obj_begin(&j);
+    tk_json_kv_str(&j, "resource", res->id);
+    tk_json_key(&j, "authorization_servers");
+    tk_json_arr_begin(&j);
+    tk_json_str(&j, (tk_slice){iss, strnlen(iss, TK_URL_MAX)});
+    tk_json_arr_end(&j);
+    if (res->nscopes > 0) {
+        tk_json_key(&j, "scopes_supported");
+        tk_json_arr_begin(&j);
+        for (unsigned i = 0; i < res->nscopes; i++) {
+            tk_json_str(&j, res->scopes[i]);
+        }
+        tk_json_arr_end(&j);
+    }
+    tk_json_key(&j, "bearer_methods_supported");
+    tk_json_arr_begin(&j);
+    tk_json_cstr(&j, "header");
+    tk_json_arr_end(&j);
+    if (res->name.len > 0) {
+        tk_json_kv_str(&j, "resource_name", res->name);
+    }
     tk_json_obj_end(&j);
     ep_reply_json(r, 200, &j);
 }

@@ -10,6 +10,7 @@
 #include "tokend/endpoints.h"
 #include "tokend/form.h"
 #include "tokend/http.h"
+#include "tokend/resources.h"
 
 /* ---- Metrics ----------------------------------------------------------------- */
 
@@ -19,14 +20,29 @@ enum ep_endpoint {
     EP_METADATA,
     EP_HEALTHZ,
     EP_METRICS,
+    EP_FORWARD_AUTH,
+    EP_RESOURCE_METADATA,
     EP_OTHER,
     EP_ENDPOINTS,
 };
 
 /* Statuses counted individually; anything else is "other". */
-#define EP_STATUSES 9
+#define EP_STATUSES 10
 /* Duration histogram buckets (upper bounds 50 µs … 1 s) plus +Inf. */
 #define EP_DUR_BUCKETS 14
+
+/* Forward-auth outcomes (tokend_forward_auth_total{result}). */
+enum ep_fa_result {
+    EP_FA_ALLOWED = 0,
+    EP_FA_NO_TOKEN,
+    EP_FA_INVALID_TOKEN,
+    EP_FA_WRONG_AUDIENCE,
+    EP_FA_INSUFFICIENT_SCOPE,
+    EP_FA_UNKNOWN_RESOURCE,
+    EP_FA_BAD_REQUEST,
+    EP_FA_UNAVAILABLE,
+    EP_FA_RESULTS,
+};
 
 typedef struct ep_metrics {
     uint64_t requests[EP_ENDPOINTS][EP_STATUSES];
@@ -34,6 +50,10 @@ typedef struct ep_metrics {
     uint64_t revoke_revoked, revoke_noop, revoke_forbidden, revoke_unavailable;
     uint64_t dur[EP_DUR_BUCKETS + 1]; /* per bucket, not cumulative; last = +Inf */
     uint64_t dur_count, dur_sum_ns;
+    uint64_t forward_auth[EP_FA_RESULTS];
+    /* Agent access audit: decisions not recorded (table full), fold requests
+     * queued, fold requests whose commit failed, folds put off (queue full). */
+    uint64_t audit_overflow, audit_submitted, audit_lost, audit_deferred;
 } ep_metrics;
 
 /* Written only by the owning worker: a relaxed load and store, no locked
@@ -72,11 +92,42 @@ unsigned ep_rl_check(ep_ratelimit *rl, const uint8_t peer[16], tk_slice client_i
 /* Record one failed authentication from peer (and client_id, if any). */
 void ep_rl_fail(ep_ratelimit *rl, const uint8_t peer[16], tk_slice client_id, int64_t now_s,
                 uint64_t (*now_ms_fn)(void));
+/* ---- Agent access audit (audit.c) ------------------------------------------------ */
+
+/* Distinct (agent, resource) pairs one worker counts between two folds (a
+ * fold runs about once a second); more are counted as overflow. */
+#define EP_AUDIT_ENTRIES 256
+/* Open-addressing index over the entries: a power of two, at most half full. */
+#define EP_AUDIT_SLOTS 512
+_Static_assert((EP_AUDIT_SLOTS & (EP_AUDIT_SLOTS - 1)) == 0, "slots: a power of two");
+_Static_assert(EP_AUDIT_ENTRIES * 2 <= EP_AUDIT_SLOTS, "index at most half full");
+_Static_assert(EP_AUDIT_ENTRIES < UINT16_MAX, "entry indices fit the index");
+
+typedef struct ep_audit_entry {
+    const tk_resource *res; /* tables are kept until exit: the pointer stays valid */
+    uint32_t hash;
+    uint32_t allowed, denied;
+    uint8_t client_len;
+    int64_t last_seen;
+    char client[TK_ID_MAX];
+} ep_audit_entry;
+
+typedef struct ep_audit {
+    unsigned n;
+    int64_t folded_at;             /* the second of the last fold */
+    uint16_t slot[EP_AUDIT_SLOTS]; /* 0 = empty, else entry index + 1 */
+    ep_audit_entry e[EP_AUDIT_ENTRIES];
+} ep_audit;
+
+/* The cookie of a fold request: no connection waits for it. */
+#define EP_AUDIT_COOKIE UINT64_MAX
 
 /* ---- Contexts ------------------------------------------------------------------ */
 
 /* Deferred completions moved from the committer per drain call. */
 #define EP_DRAIN_CHUNK 64
+/* The /metrics page: what one fresh connection's out buffer holds. */
+#define EP_METRICS_MAX (TK_CONN_OUT_MAX - 512)
 /* Room for a token_type_hint-free form: token, client_id, client_secret. */
 #define EP_SECRET_MAX TK_TOKEN_IN_MAX
 
@@ -94,13 +145,26 @@ typedef struct ep_worker {
     char scratch[TK_RESPONSE_MAX]; /* response bodies */
     ep_ratelimit rl;               /* failed authentications (ratelimit.c) */
     int64_t rl_logged_s;           /* last auth_rate_limited log line */
+    const tk_resources *res;       /* the table this batch uses (may be NULL) */
+    char path[TK_HTTP_HEAD_MAX];   /* forward-auth: the normalised original path */
+    ep_audit audit;
+    char metrics[EP_METRICS_MAX]; /* the /metrics page */
 } __attribute__((aligned(64))) ep_worker;
+
+/* A resources table replaced by a reload: kept until exit, because a worker
+ * may still be using it and audit entries point into it. */
+typedef struct ep_retired {
+    struct ep_retired *next;
+    tk_resources *res;
+} ep_retired;
 
 struct tk_app {
     tk_app_cfg cfg;
     tk_core_cfg core;
     unsigned nworkers;
-    ep_worker *w; /* nworkers contexts */
+    ep_worker *w;      /* nworkers contexts */
+    tk_resources *res; /* current table; atomic (release on reload, acquire per batch) */
+    ep_retired *retired;
 };
 
 /* One request being handled. */
@@ -170,6 +234,18 @@ void ep_revoke_respond(ep_req *r, const tk_server_done *done);
 void ep_metadata(ep_req *r);
 void ep_healthz(ep_req *r);
 void ep_metrics_serve(ep_req *r);
+void ep_forward_auth(ep_req *r);
+void ep_resource_metadata(ep_req *r);
+
+/* ---- audit.c --------------------------------------------------------------------------- */
+
+/* Count one forward-auth decision about an agent at a resource. */
+void ep_audit_record(ep_worker *w, tk_slice client, const tk_resource *res, bool allowed);
+/* Hand the counts gathered so far to the committer (once a second from
+ * batch_begin; force: at worker exit). */
+void ep_audit_fold(ep_worker *w, bool force);
+/* A fold request's completion came back. */
+void ep_audit_done(ep_worker *w, int64_t result);
 
 /* ---- metrics.c ----------------------------------------------------------------------- */
 

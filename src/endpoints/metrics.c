@@ -6,8 +6,14 @@
  * is the only writer), so the hot path has no locked instruction and no
  * shared cache line; serving /metrics sums every worker's counters with
  * relaxed loads, which is exact enough for monotonic counters. The text is
- * built with plain appends (no snprintf) into the worker's scratch buffer;
+ * built with plain appends (no snprintf) into the worker's page buffer;
  * zero request counters are left out to keep the page within one response.
+ *
+ * Agent access (tokend_agent_requests_total{client,resource,result}) comes
+ * from the agent_access DBI, i.e. what the workers folded into the store (at
+ * most about a second behind). Its cardinality is bounded: at most
+ * EP_AGENT_SERIES pairs are listed, and never more than the page has room
+ * for; tokend_agent_pairs says how many pairs exist in all.
  */
 #include "endpoints_int.h"
 
@@ -15,11 +21,23 @@
 
 #include <string.h>
 
-static const int counted_status[EP_STATUSES - 1] = {200, 400, 401, 404, 405, 413, 500, 503};
+static const int counted_status[EP_STATUSES - 1] = {200, 400, 401, 403, 404, 405, 413, 500, 503};
 
 static const char *const endpoint_name[EP_ENDPOINTS] = {
-    "introspect", "revoke", "metadata", "healthz", "metrics", "other",
+    "introspect", "revoke",       "metadata",          "healthz",
+    "metrics",    "forward_auth", "resource_metadata", "other",
 };
+
+static const char *const fa_result_name[EP_FA_RESULTS] = {
+    "allowed",          "no_token",    "invalid_token", "wrong_audience", "insufficient_scope",
+    "unknown_resource", "bad_request", "unavailable",
+};
+
+/* (agent, resource) pairs listed on the page at most. */
+#define EP_AGENT_SERIES 32
+/* Room one pair's lines may take at most (two lines, labels at their limits,
+ * escaped): a pair is listed only when this much is left. */
+#define AGENT_PAIR_ROOM (2 * (64 + 2 * TK_ID_MAX + 2 * TK_REASON_MAX + 24))
 
 /* Upper bounds of the duration buckets, in ns, and their labels. */
 static const uint64_t dur_bound_ns[EP_DUR_BUCKETS] = {
@@ -160,6 +178,82 @@ static void requests_section(text *t, const ep_metrics *m)
     line(t, "tokend_revocations_total{result=\"unavailable\"}", m->revoke_unavailable);
 }
 
+static void forward_auth_section(text *t, const ep_metrics *m)
+{
+    type(t, "tokend_forward_auth_total", "counter");
+    for (size_t i = 0; i < EP_FA_RESULTS; i++) {
+        put(t, "tokend_forward_auth_total{result=\"");
+        put(t, fa_result_name[i]);
+        line(t, "\"}", m->forward_auth[i]);
+    }
+    type(t, "tokend_agent_audit_overflow_total", "counter");
+    line(t, "tokend_agent_audit_overflow_total", m->audit_overflow);
+    type(t, "tokend_agent_audit_folds_total", "counter");
+    line(t, "tokend_agent_audit_folds_total", m->audit_submitted);
+    type(t, "tokend_agent_audit_deferred_total", "counter");
+    line(t, "tokend_agent_audit_deferred_total", m->audit_deferred);
+    type(t, "tokend_agent_audit_lost_total", "counter");
+    line(t, "tokend_agent_audit_lost_total", m->audit_lost);
+}
+
+/* A label value: '\\', '"' and newlines escaped (Prometheus text format). */
+static void put_label(text *t, tk_slice v)
+{
+    for (size_t i = 0; i < v.len; i++) {
+        char c = v.p[i];
+        if (c == '\\' || c == '"') {
+            put_n(t, "\\", 1);
+            put_n(t, &c, 1);
+        } else if (c == '\n') {
+            put_n(t, "\\n", 2);
+        } else {
+            put_n(t, &c, 1);
+        }
+    }
+}
+
+typedef struct agent_walk {
+    text *t;
+    uint64_t pairs, listed;
+} agent_walk;
+
+static void agent_line(text *t, tk_slice client, tk_slice resource, const char *result, int64_t v)
+{
+    put(t, "tokend_agent_requests_total{client=\"");
+    put_label(t, client);
+    put(t, "\",resource=\"");
+    put_label(t, resource);
+    put(t, "\",result=\"");
+    put(t, result);
+    line(t, "\"}", (uint64_t)v);
+}
+
+static int agent_one(void *arg, tk_slice client, tk_slice resource, const tk_agent_access_rec *rec)
+{
+    agent_walk *a = arg;
+    a->pairs++;
+    if (a->listed >= EP_AGENT_SERIES || a->t->cap - a->t->len < AGENT_PAIR_ROOM + 1024) {
+        return 0; /* keep counting; the page keeps room for what follows */
+    }
+    a->listed++;
+    agent_line(a->t, client, resource, "allowed", rec->allowed);
+    agent_line(a->t, client, resource, "denied", rec->denied);
+    return 0;
+}
+
+static void agent_section(text *t, ep_worker *w)
+{
+    tk_txn *txn = ep_txn(w);
+    agent_walk a = {.t = t};
+    type(t, "tokend_agent_requests_total", "counter");
+    int rc = txn != NULL ? tk_store_each_agent_access(txn, agent_one, &a) : TK_E_STORE;
+    if (rc != 0) {
+        tk_log_warn("metrics_agents", "err=%s", tk_strerror(rc));
+    }
+    type(t, "tokend_agent_pairs", "gauge");
+    line(t, "tokend_agent_pairs", a.pairs);
+}
+
 static void duration_section(text *t, const ep_metrics *m)
 {
     type(t, "tokend_request_duration_seconds", "histogram");
@@ -234,8 +328,9 @@ void ep_metrics_serve(ep_req *r)
     const tk_app *app = w->app;
     ep_metrics tot;
     sum_workers(app, &tot);
-    text t = {.buf = w->scratch, .cap = sizeof w->scratch};
+    text t = {.buf = w->metrics, .cap = sizeof w->metrics};
     requests_section(&t, &tot);
+    forward_auth_section(&t, &tot);
     duration_section(&t, &tot);
     if (app->cfg.committer != NULL) {
         committer_section(&t, app->cfg.committer);
@@ -243,6 +338,7 @@ void ep_metrics_serve(ep_req *r)
     if (app->cfg.server_stats != NULL) {
         server_section(&t, &app->cfg);
     }
+    agent_section(&t, w);
     if (t.overflow) {
         tk_log_error("response_too_big", "endpoint=metrics");
         ep_reply_error(r, 500, "server_error", NULL);

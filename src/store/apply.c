@@ -3,6 +3,8 @@
  * stored records. Built only on the public store API: read the target in the
  * write txn, decide with a pure state-machine step, write back only when the
  * state moves. A missing target is a no-op, so replaying a log is safe.
+ * The audit op (agent access counts) is the exception: it creates its record
+ * and adds to it (at-least-once under replay; see record.h).
  */
 #include "tokend/store.h"
 
@@ -91,6 +93,26 @@ static int apply_client_status(tk_txn *txn, const tk_op *op, bool *changed)
     return rc;
 }
 
+/* Counts saturate rather than wrap; first_seen keeps the earliest second. */
+static int apply_agent_access(tk_txn *txn, const tk_op *op, bool *changed)
+{
+    tk_slice client = {op->id, op->id_len}, resource = {op->reason, op->reason_len};
+    tk_agent_access_rec a;
+    int rc = tk_store_get_agent_access(txn, client, resource, &a);
+    if (rc == TK_E_NOTFOUND) {
+        a = (tk_agent_access_rec){.first_seen = op->at, .last_seen = op->at};
+    } else if (rc != 0) {
+        return rc;
+    }
+    a.allowed = a.allowed > INT64_MAX - op->allowed ? INT64_MAX : a.allowed + op->allowed;
+    a.denied = a.denied > INT64_MAX - op->denied ? INT64_MAX : a.denied + op->denied;
+    a.first_seen = op->at < a.first_seen ? op->at : a.first_seen;
+    a.last_seen = op->at > a.last_seen ? op->at : a.last_seen;
+    rc = tk_store_put_agent_access(txn, client, resource, &a);
+    *changed = rc == 0;
+    return rc;
+}
+
 int tk_store_apply(tk_txn *txn, const tk_op *op, bool *changed)
 {
     bool ch = false;
@@ -105,6 +127,9 @@ int tk_store_apply(tk_txn *txn, const tk_op *op, bool *changed)
             break;
         case TK_OP_SESSION_STATE:
             rc = apply_session_state(txn, op, &ch);
+            break;
+        case TK_OP_AGENT_ACCESS:
+            rc = apply_agent_access(txn, op, &ch);
             break;
         default:
             TK_ASSERT(op->type == TK_OP_CLIENT_STATUS);

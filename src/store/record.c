@@ -104,6 +104,19 @@ static const field client_fields[] = {
     TIME(7, true, tk_client_rec, created),
 };
 
+#define COUNT(k, T, mem)                                                                           \
+    {                                                                                              \
+        .key = (k), .type = F_INT, .required = true, .size = 8, .lo = 0, .hi = INT64_MAX,          \
+        .off = offsetof(T, mem)                                                                    \
+    }
+
+static const field agent_access_fields[] = {
+    COUNT(1, tk_agent_access_rec, allowed),
+    COUNT(2, tk_agent_access_rec, denied),
+    TIME(3, true, tk_agent_access_rec, first_seen),
+    TIME(4, true, tk_agent_access_rec, last_seen),
+};
+
 /* The wire form of an op: slices instead of the fixed arrays of tk_op. */
 typedef struct op_wire {
     uint8_t type, state;
@@ -111,10 +124,11 @@ typedef struct op_wire {
     uint8_t hash[TK_HASH_LEN];
     tk_slice id, reason;
     int64_t at;
+    int64_t allowed, denied;
 } op_wire;
 
 static const field op_fields[] = {
-    ENUM(1, true, TK_OP_REVOKE_TOKEN, TK_OP_CLIENT_STATUS, op_wire, type),
+    ENUM(1, true, TK_OP_REVOKE_TOKEN, TK_OP_AGENT_ACCESS, op_wire, type),
     ENUM(2, false, 1, 3, op_wire, state),
     HASH(3, false, op_wire, hash, offsetof(op_wire, has_hash)),
     STR(4, false, TK_ID_MAX, op_wire, id),
@@ -126,6 +140,18 @@ static const field op_fields[] = {
      .lo = 1,
      .hi = TK_TIME_MAX,
      .off = offsetof(op_wire, at)},
+    {.key = 7,
+     .type = F_INT,
+     .size = 8,
+     .lo = 1,
+     .hi = UINT32_MAX,
+     .off = offsetof(op_wire, allowed)},
+    {.key = 8,
+     .type = F_INT,
+     .size = 8,
+     .lo = 1,
+     .hi = UINT32_MAX,
+     .off = offsetof(op_wire, denied)},
 };
 
 /* Worst case of one record: map16 header, version, and per field a key (1
@@ -530,6 +556,17 @@ int tk_record_decode_client(const uint8_t *buf, size_t len, tk_client_rec *rec)
     return decode_fields(client_fields, NF(client_fields), buf, len, rec, sizeof(*rec));
 }
 
+int tk_record_encode_agent_access(const tk_agent_access_rec *rec, uint8_t *buf, size_t cap,
+                                  size_t *len)
+{
+    return encode_fields(agent_access_fields, NF(agent_access_fields), rec, buf, cap, len);
+}
+
+int tk_record_decode_agent_access(const uint8_t *buf, size_t len, tk_agent_access_rec *rec)
+{
+    return decode_fields(agent_access_fields, NF(agent_access_fields), buf, len, rec, sizeof(*rec));
+}
+
 /* ---- Ops --------------------------------------------------------------------- */
 
 static bool op_state_ok(const tk_op *op)
@@ -545,6 +582,9 @@ static bool op_state_ok(const tk_op *op)
     case TK_OP_CLIENT_STATUS:
         return op->id_len > 0 &&
                (op->state == TK_CLIENT_APPROVED || op->state == TK_CLIENT_DISABLED);
+    case TK_OP_AGENT_ACCESS:
+        return op->state == 0 && op->id_len > 0 && op->reason_len > 0 &&
+               (op->allowed > 0 || op->denied > 0);
     default:
         return false;
     }
@@ -552,8 +592,9 @@ static bool op_state_ok(const tk_op *op)
 
 int tk_op_validate(const tk_op *op)
 {
+    bool counts = op->allowed > 0 || op->denied > 0;
     if (!op_state_ok(op) || op->id_len > TK_ID_MAX || op->reason_len > TK_REASON_MAX ||
-        op->at < 1 || op->at > TK_TIME_MAX) {
+        op->at < 1 || op->at > TK_TIME_MAX || (counts && op->type != TK_OP_AGENT_ACCESS)) {
         return TK_E_INVALID;
     }
     return 0;
@@ -572,6 +613,8 @@ int tk_op_encode(const tk_op *op, uint8_t *buf, size_t cap, size_t *len)
         .id = {op->id, op->id_len},
         .reason = {op->reason, op->reason_len},
         .at = op->at,
+        .allowed = op->allowed,
+        .denied = op->denied,
     };
     memcpy(w.hash, op->hash, TK_HASH_LEN);
     return encode_fields(op_fields, NF(op_fields), &w, buf, cap, len);
@@ -596,6 +639,8 @@ int tk_op_decode(const uint8_t *buf, size_t len, tk_op *op)
     op->reason_len = (uint8_t)w.reason.len;
     memcpy(op->reason, w.reason.p ? w.reason.p : "", w.reason.len);
     op->at = w.at;
+    op->allowed = (uint32_t)w.allowed; /* range-checked by the field table */
+    op->denied = (uint32_t)w.denied;
     if (tk_op_validate(op) != 0) {
         memset(op, 0, sizeof(*op));
         return TK_E_CORRUPT;

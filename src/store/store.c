@@ -30,6 +30,7 @@ enum db_index {
     DB_TOKEN_CHILDREN,
     DB_CLIENT_GRANTS,
     DB_META,
+    DB_AGENT_ACCESS,
     DB_COUNT
 };
 
@@ -46,7 +47,12 @@ static const struct {
     [DB_TOKEN_CHILDREN] = {"token_children", MDB_DUPSORT | MDB_DUPFIXED, "index_token_child"},
     [DB_CLIENT_GRANTS] = {"client_grants", MDB_DUPSORT, "index_client_grant"},
     [DB_META] = {"meta", 0, "put_meta"},
+    [DB_AGENT_ACCESS] = {"agent_access", 0, "put_agent_access"},
 };
+
+/* DBIs added after schema 1: a read-only open of an older store (tokenctl
+ * beside an older tokend) finds them missing and sees them empty. */
+static const bool db_late[DB_COUNT] = {[DB_AGENT_ACCESS] = true};
 
 /* Room for the DBIs above plus those later modules add (seen_jti, ...). */
 #define STORE_MAX_DBS 16
@@ -62,6 +68,7 @@ _Static_assert(TK_ID_MAX <= 511 && TK_HASH_LEN <= 511, "keys fit LMDB's key size
 struct tk_store {
     MDB_env *env;
     MDB_dbi dbi[DB_COUNT];
+    bool absent[DB_COUNT]; /* a late DBI missing from a read-only store */
     bool read_only;
     bool threaded_readers;
 };
@@ -175,7 +182,10 @@ static int open_dbis(tk_store *st)
     for (size_t i = 0; i < DB_COUNT && rc == 0; i++) {
         unsigned f = db_specs[i].flags | (st->read_only ? 0 : MDB_CREATE);
         rc = mdb_dbi_open(txn, db_specs[i].name, f, &st->dbi[i]);
-        if (rc == MDB_NOTFOUND) {
+        if (rc == MDB_NOTFOUND && st->read_only && db_late[i]) {
+            st->absent[i] = true; /* written by an older tokend: nothing in it yet */
+            rc = 0;
+        } else if (rc == MDB_NOTFOUND) {
             tk_log_error("store_open", "error=\"no DBI %s: not a tokend store\"", db_specs[i].name);
             rc = TK_E_CORRUPT;
         } else if (rc != 0) {
@@ -381,6 +391,9 @@ static int get_raw(tk_txn *t, enum db_index db, MDB_val *k, MDB_val *v)
     if (t->failed != 0) {
         return t->failed;
     }
+    if (t->st->absent[db]) {
+        return TK_E_NOTFOUND;
+    }
     int rc = mdb_get(t->txn, t->st->dbi[db], k, v);
     if (rc == MDB_NOTFOUND) {
         return TK_E_NOTFOUND;
@@ -562,6 +575,9 @@ static int open_cursor(tk_txn *t, enum db_index db, MDB_cursor **cur, size_t *en
     if (t->failed != 0) {
         return t->failed;
     }
+    if (t->st->absent[db]) {
+        return TK_E_NOTFOUND; /* callers treat it as an empty DBI */
+    }
     MDB_stat ms;
     int rc = mdb_stat(t->txn, t->st->dbi[db], &ms);
     if (rc == 0) {
@@ -580,7 +596,7 @@ static int walk(tk_txn *t, enum db_index db, visit_fn visit, void *ctx)
     size_t entries;
     int rc = open_cursor(t, db, &cur, &entries);
     if (rc != 0) {
-        return rc;
+        return rc == TK_E_NOTFOUND ? 0 : rc;
     }
     MDB_val k, v;
     for (size_t i = 0; i < entries && rc == 0; i++) {
@@ -635,6 +651,89 @@ int tk_store_each_client(tk_txn *txn, tk_client_fn fn, void *arg)
 {
     walk_ctx w = {(void *)fn, arg};
     return walk(txn, DB_CLIENTS, visit_client, &w);
+}
+
+/* agent_access keys: one byte of client id length, the client id, then the
+ * resource identifier; so the pair splits back without ambiguity and the
+ * listing groups by agent. */
+#define ACCESS_KEY_MAX (1 + TK_ID_MAX + TK_REASON_MAX)
+_Static_assert(ACCESS_KEY_MAX <= 511, "agent_access keys fit LMDB's key size");
+_Static_assert(TK_ID_MAX <= UINT8_MAX, "client id length fits one byte");
+
+static int access_key(tk_slice client, tk_slice resource, char key[ACCESS_KEY_MAX], tk_slice *out)
+{
+    if (!id_ok(client) || resource.len == 0 || resource.len > TK_REASON_MAX) {
+        return TK_E_INVALID;
+    }
+    key[0] = (char)(uint8_t)client.len;
+    memcpy(key + 1, client.p, client.len);
+    memcpy(key + 1 + client.len, resource.p, resource.len);
+    *out = (tk_slice){key, 1 + client.len + resource.len};
+    return 0;
+}
+
+static bool access_split(tk_slice key, tk_slice *client, tk_slice *resource)
+{
+    if (key.len < 2) {
+        return false;
+    }
+    size_t n = (uint8_t)key.p[0];
+    if (n == 0 || 1 + n >= key.len) {
+        return false;
+    }
+    *client = (tk_slice){key.p + 1, n};
+    *resource = (tk_slice){key.p + 1 + n, key.len - 1 - n};
+    return true;
+}
+
+int tk_store_get_agent_access(tk_txn *txn, tk_slice client, tk_slice resource,
+                              tk_agent_access_rec *out)
+{
+    char kb[ACCESS_KEY_MAX];
+    tk_slice key;
+    if (access_key(client, resource, kb, &key) != 0) {
+        return TK_E_NOTFOUND;
+    }
+    MDB_val k = val_of(key.p, key.len), v;
+    int rc = get_raw(txn, DB_AGENT_ACCESS, &k, &v);
+    if (rc == 0 && tk_record_decode_agent_access(v.mv_data, v.mv_size, out) != 0) {
+        log_corrupt_id("agent_access", client);
+        return TK_E_CORRUPT;
+    }
+    return rc;
+}
+
+int tk_store_put_agent_access(tk_txn *txn, tk_slice client, tk_slice resource,
+                              const tk_agent_access_rec *rec)
+{
+    uint8_t buf[TK_RECORD_MAX];
+    size_t len;
+    char kb[ACCESS_KEY_MAX];
+    tk_slice key;
+    if (tk_record_encode_agent_access(rec, buf, sizeof(buf), &len) != 0 ||
+        access_key(client, resource, kb, &key) != 0) {
+        return TK_E_INVALID;
+    }
+    return put_raw(txn, DB_AGENT_ACCESS, key, buf, len, 0);
+}
+
+static int visit_agent_access(void *ctx, tk_slice key, const MDB_val *v)
+{
+    walk_ctx *w = ctx;
+    tk_slice client, resource;
+    tk_agent_access_rec rec;
+    if (!access_split(key, &client, &resource) ||
+        tk_record_decode_agent_access(v->mv_data, v->mv_size, &rec) != 0) {
+        tk_log_error("store_corrupt", "dbi=agent_access");
+        return TK_E_CORRUPT;
+    }
+    return ((tk_agent_access_fn)w->fn)(w->arg, client, resource, &rec);
+}
+
+int tk_store_each_agent_access(tk_txn *txn, tk_agent_access_fn fn, void *arg)
+{
+    walk_ctx w = {(void *)fn, arg};
+    return walk(txn, DB_AGENT_ACCESS, visit_agent_access, &w);
 }
 
 /* Every 32-byte duplicate under one key of a DUPFIXED index. */

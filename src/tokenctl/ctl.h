@@ -95,6 +95,8 @@ int ctl_cmd_token_issue(ctl *c);
 int ctl_cmd_token_revoke(ctl *c);
 int ctl_cmd_token_show(ctl *c);
 int ctl_cmd_stats(ctl *c);
+/* cmd_audit.c */
+int ctl_cmd_audit_agents(ctl *c);
 
 /* seed.c */
 int ctl_cmd_seed(ctl *c);

@@ -45,6 +45,7 @@ static const ctl_opt opts_token_issue[] = {
     {"ttl", false}, {"nbf-in", false}, {"refresh", true}, {"refresh-ttl", false}, {NULL, false},
 };
 static const ctl_opt opts_token_show[] = {{"issuer", false}, {NULL, false}};
+static const ctl_opt opts_audit_agents[] = {{"client", false}, {NULL, false}};
 static const ctl_opt opts_seed[] = {
     {"sessions", false}, {"tokens-per-session", false},
     {"out", false},      {"client", false},
@@ -72,6 +73,7 @@ static const ctl_command commands[] = {
     {"token", "revoke", ctl_cmd_token_revoke, 1, opts_none, "TOKEN|-"},
     {"token", "show", ctl_cmd_token_show, 1, opts_token_show, "TOKEN|- [--issuer URL]"},
     {"stats", NULL, ctl_cmd_stats, 0, opts_none, ""},
+    {"audit", "agents", ctl_cmd_audit_agents, 0, opts_audit_agents, "[--client ID]"},
     {"seed", NULL, ctl_cmd_seed, 0, opts_seed,
      "--sessions N --tokens-per-session M --out FILE [--client ID] [--scope S] [--ttl S]"},
 };
@@ -375,18 +377,24 @@ static int parse_command_args(ctl *c, const ctl_command *k, int argc, char **arg
     return CTL_OK;
 }
 
+/* A group may have both a bare command and subcommands ("audit" and
+ * "audit agents"): an exact verb wins, whatever the table order. */
 static const ctl_command *find_command(const char *group, const char *verb)
 {
+    const ctl_command *bare = NULL;
     for (size_t i = 0; i < TK_ARRAY_LEN(commands); i++) {
         const ctl_command *k = &commands[i];
         if (strcmp(k->group, group) != 0) {
             continue;
         }
-        if (k->verb == NULL || (verb != NULL && strcmp(k->verb, verb) == 0)) {
+        if (k->verb != NULL && verb != NULL && strcmp(k->verb, verb) == 0) {
             return k;
         }
+        if (k->verb == NULL && bare == NULL) {
+            bare = k;
+        }
     }
-    return NULL;
+    return bare;
 }
 
 static bool is_group(const char *s)

@@ -84,6 +84,20 @@ static void client(const uint8_t *d, size_t n)
     FUZZ_ASSERT(l1 == l2 && memcmp(enc1, enc2, l1) == 0 && l1 <= n);
 }
 
+static void agent_access(const uint8_t *d, size_t n)
+{
+    tk_agent_access_rec a, b;
+    size_t l1, l2;
+    if (tk_record_decode_agent_access(d, n, &a) != 0) {
+        return;
+    }
+    FUZZ_ASSERT(tk_record_encode_agent_access(&a, enc1, sizeof(enc1), &l1) == 0);
+    FUZZ_ASSERT(tk_record_decode_agent_access(enc1, l1, &b) == 0);
+    FUZZ_ASSERT(memcmp(&a, &b, sizeof(a)) == 0);
+    FUZZ_ASSERT(tk_record_encode_agent_access(&b, enc2, sizeof(enc2), &l2) == 0);
+    FUZZ_ASSERT(l1 == l2 && memcmp(enc1, enc2, l1) == 0 && l1 <= n);
+}
+
 static void op(const uint8_t *d, size_t n)
 {
     tk_op a, b;
@@ -108,6 +122,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     session(data, size);
     grant(data, size);
     client(data, size);
+    agent_access(data, size);
     op(data, size);
     return 0;
 }

@@ -734,6 +734,17 @@ static void cleanup(void)
     }
 }
 
+static void test_audience_includes(void)
+{
+    tk_slice r = TK_SLICE_LIT("https://wiki.test/");
+    CHECK(tk_core_audience_includes(r, r));
+    CHECK(tk_core_audience_includes(TK_SLICE_LIT("https://a.test https://wiki.test/"), r));
+    CHECK(!tk_core_audience_includes(TK_SLICE_LIT("https://wiki.test"), r));
+    CHECK(!tk_core_audience_includes(TK_SLICE_LIT("https://wiki.test/x"), r));
+    CHECK(!tk_core_audience_includes(TK_SLICE_NULL, r));
+    CHECK(!tk_core_audience_includes(r, TK_SLICE_NULL));
+}
+
 int main(void)
 {
     tk_log_set_level(TK_LOG_WARN);
@@ -749,6 +760,7 @@ int main(void)
         return 1;
     }
     RUN(test_active_token);
+    RUN(test_audience_includes);
     RUN(test_expired_and_not_yet_valid);
     RUN(test_revoked);
     RUN(test_chain_revoke_middle);

@@ -764,6 +764,58 @@ static void test_names(void)
     CHECK_EQ_STR(tk_token_kind_name(TK_TOKEN_REFRESH), "refresh_token");
 }
 
+/* ---- Agent access: the record and the op -------------------------------------------------- */
+
+static int dec_access(const uint8_t *b, size_t n, void *o)
+{
+    return tk_record_decode_agent_access(b, n, o);
+}
+
+static void test_agent_access(void)
+{
+    uint8_t buf[TK_RECORD_MAX];
+    size_t len = 0;
+    tk_agent_access_rec in = {.allowed = 0, .denied = INT64_MAX, .first_seen = 1, .last_seen = 2},
+                        out;
+    CHECK_EQ_INT(tk_record_encode_agent_access(&in, buf, sizeof buf, &len), 0);
+    CHECK_EQ_INT(tk_record_decode_agent_access(buf, len, &out), 0);
+    CHECK(memcmp(&in, &out, sizeof in) == 0);
+    check_truncations(buf, len, dec_access);
+    in.allowed = -1;
+    CHECK_EQ_INT(tk_record_encode_agent_access(&in, buf, sizeof buf, &len), TK_E_INVALID);
+
+    tk_op op = make_op(TK_OP_AGENT_ACCESS, 0, "tkc_agent");
+    op.reason_len = TK_REASON_MAX;
+    memcpy(op.reason, fill(2, TK_REASON_MAX).p, TK_REASON_MAX);
+    op.allowed = UINT32_MAX;
+    op.denied = 0;
+    check_op_roundtrip(&op);
+    tk_op back;
+    CHECK_EQ_INT(tk_op_encode(&op, buf, sizeof buf, &len), 0);
+    CHECK_EQ_INT(tk_op_decode(buf, len, &back), 0);
+    CHECK(back.allowed == UINT32_MAX && back.denied == 0);
+    op.allowed = 0;
+    op.denied = 7;
+    CHECK_EQ_INT(tk_op_encode(&op, buf, sizeof buf, &len), 0);
+    CHECK_EQ_INT(tk_op_decode(buf, len, &back), 0);
+    CHECK(back.allowed == 0 && back.denied == 7);
+
+    tk_op bad = op;
+    bad.allowed = bad.denied = 0; /* nothing to add */
+    CHECK_EQ_INT(tk_op_validate(&bad), TK_E_INVALID);
+    bad = op;
+    bad.reason_len = 0; /* no resource */
+    CHECK_EQ_INT(tk_op_validate(&bad), TK_E_INVALID);
+    bad = op;
+    bad.state = 1;
+    CHECK_EQ_INT(tk_op_validate(&bad), TK_E_INVALID);
+    bad = make_op(TK_OP_REVOKE_GRANT, 0, "g");
+    bad.allowed = 1; /* counts only on the audit op */
+    CHECK_EQ_INT(tk_op_validate(&bad), TK_E_INVALID);
+    bad = make_op(6, 0, "x");
+    CHECK_EQ_INT(tk_op_validate(&bad), TK_E_INVALID);
+}
+
 int main(void)
 {
     RUN(test_token_roundtrip);
@@ -775,6 +827,7 @@ int main(void)
     RUN(test_handmade_inputs);
     RUN(test_handmade_hashes);
     RUN(test_ops);
+    RUN(test_agent_access);
     RUN(test_names);
     return check_report();
 }

@@ -552,6 +552,136 @@ static void test_reopen_read_only(void)
     CHECK(tk_store_open(&o, &st) < 0);
 }
 
+/* ---- Agent access audit ---------------------------------------------------------------- */
+
+static tk_op access_op(const char *client, const char *res, uint32_t allowed, uint32_t denied,
+                       int64_t at)
+{
+    tk_op op = op_of(TK_OP_AGENT_ACCESS, 0, client, at);
+    op.reason_len = (uint8_t)strlen(res);
+    memcpy(op.reason, res, op.reason_len);
+    op.allowed = allowed;
+    op.denied = denied;
+    return op;
+}
+
+typedef struct access_seen {
+    unsigned n;
+    tk_agent_access_rec last;
+    char client[TK_ID_MAX + 1], res[TK_REASON_MAX + 1];
+} access_seen;
+
+static int collect_access(void *arg, tk_slice client, tk_slice res, const tk_agent_access_rec *rec)
+{
+    access_seen *a = arg;
+    a->n++;
+    a->last = *rec;
+    snprintf(a->client, sizeof a->client, "%.*s", (int)client.len, client.p);
+    snprintf(a->res, sizeof a->res, "%.*s", (int)res.len, res.p);
+    return 0;
+}
+
+static void test_agent_access(void)
+{
+    make_dir();
+    tk_store *st = open_store(1 << 20);
+    tk_op a = access_op("tkc_a", "https://wiki.test/", 3, 1, 2000);
+    CHECK(apply1(st, &a));
+    a = access_op("tkc_a", "https://wiki.test/", 2, 0, 1990); /* older: last_seen stays */
+    CHECK(apply1(st, &a));
+    tk_op b = access_op("tkc_ab", "https://x.test/", 0, 5, 2100); /* key "ab"+"https" ≠ "a"+"b…" */
+    CHECK(apply1(st, &b));
+    tk_txn *r;
+    CHECK_EQ_INT(tk_store_read_begin(st, &r), 0);
+    tk_agent_access_rec rec;
+    CHECK_EQ_INT(tk_store_get_agent_access(r, TK_SLICE_LIT("tkc_a"),
+                                           TK_SLICE_LIT("https://wiki.test/"), &rec),
+                 0);
+    CHECK_EQ_INT(rec.allowed, 5);
+    CHECK_EQ_INT(rec.denied, 1);
+    CHECK_EQ_INT(rec.first_seen, 1990);
+    CHECK_EQ_INT(rec.last_seen, 2000);
+    CHECK_EQ_INT(
+        tk_store_get_agent_access(r, TK_SLICE_LIT("tkc_a"), TK_SLICE_LIT("https://x.test/"), &rec),
+        TK_E_NOTFOUND);
+    access_seen seen = {0};
+    CHECK_EQ_INT(tk_store_each_agent_access(r, collect_access, &seen), 0);
+    CHECK_EQ_INT(seen.n, 2);
+    CHECK_EQ_STR(seen.client, "tkc_ab");
+    CHECK_EQ_STR(seen.res, "https://x.test/");
+    CHECK_EQ_INT(seen.last.denied, 5);
+    tk_store_txn_end(r);
+
+    /* Counts saturate instead of wrapping. */
+    tk_txn *w;
+    CHECK_EQ_INT(tk_store_write_begin(st, &w), 0);
+    tk_agent_access_rec big = {
+        .allowed = INT64_MAX - 1, .denied = 0, .first_seen = 1, .last_seen = 1};
+    CHECK_EQ_INT(tk_store_put_agent_access(w, TK_SLICE_LIT("tkc_a"), TK_SLICE_LIT("r"), &big), 0);
+    CHECK_EQ_INT(tk_store_commit(w), 0);
+    a = access_op("tkc_a", "r", 10, 0, 5);
+    CHECK(apply1(st, &a));
+    CHECK_EQ_INT(tk_store_read_begin(st, &r), 0);
+    CHECK_EQ_INT(tk_store_get_agent_access(r, TK_SLICE_LIT("tkc_a"), TK_SLICE_LIT("r"), &rec), 0);
+    CHECK(rec.allowed == INT64_MAX);
+    tk_store_txn_end(r);
+    tk_store_close(st);
+    remove_dir();
+}
+
+/* A store written before agent_access existed opens read-only (tokenctl while
+ * an older tokend runs) and shows the DBI as empty. */
+static void test_agent_access_old_store(void)
+{
+    make_dir();
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    static const struct {
+        const char *name;
+        unsigned flags;
+    } old_dbis[] = {
+        {"tokens", 0},
+        {"sessions", 0},
+        {"grants", 0},
+        {"clients", 0},
+        {"session_tokens", MDB_DUPSORT | MDB_DUPFIXED},
+        {"token_children", MDB_DUPSORT | MDB_DUPFIXED},
+        {"client_grants", MDB_DUPSORT},
+        {"meta", 0},
+    };
+    CHECK_EQ_INT(mdb_env_create(&env), 0);
+    CHECK_EQ_INT(mdb_env_set_maxdbs(env, 16), 0);
+    CHECK_EQ_INT(mdb_env_open(env, dir, 0, 0600), 0);
+    CHECK_EQ_INT(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    for (size_t i = 0; i < TK_ARRAY_LEN(old_dbis); i++) {
+        CHECK_EQ_INT(mdb_dbi_open(txn, old_dbis[i].name, MDB_CREATE | old_dbis[i].flags, &dbi), 0);
+    }
+    uint8_t one[4] = {1, 0, 0, 0};
+    MDB_val k = {6, "schema"}, v = {4, one};
+    CHECK_EQ_INT(mdb_put(txn, dbi, &k, &v, 0), 0); /* dbi is meta, the last one */
+    CHECK_EQ_INT(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    tk_store_opts o = {.dir = dir, .read_only = true};
+    tk_store *st = NULL;
+    CHECK_EQ_INT(tk_store_open(&o, &st), 0);
+    tk_txn *r;
+    CHECK_EQ_INT(tk_store_read_begin(st, &r), 0);
+    access_seen seen = {0};
+    CHECK_EQ_INT(tk_store_each_agent_access(r, collect_access, &seen), 0);
+    CHECK_EQ_INT(seen.n, 0);
+    tk_agent_access_rec rec;
+    CHECK_EQ_INT(tk_store_get_agent_access(r, TK_SLICE_LIT("a"), TK_SLICE_LIT("b"), &rec),
+                 TK_E_NOTFOUND);
+    tk_store_txn_end(r);
+    tk_store_close(st);
+    /* A writable open creates it. */
+    st = open_store(1 << 20);
+    tk_store_close(st);
+    remove_dir();
+}
+
 int main(void)
 {
     RUN(test_records_and_indices);
@@ -561,5 +691,7 @@ int main(void)
     RUN(test_renew_visibility);
     RUN(test_map_full);
     RUN(test_reopen_read_only);
+    RUN(test_agent_access);
+    RUN(test_agent_access_old_store);
     return check_report();
 }

@@ -1,0 +1,338 @@
+/*
+ * Forward-auth for edge proxies: /auth (any method; /auth/<original path>
+ * for proxies such as Envoy that append the original path).
+ *
+ * A proxy asks with the agent's Authorization header and the original
+ * request (method, host, URI) in headers it sets itself. tokend finds the
+ * protected resource, decides with the same core as introspection, and adds
+ * two checks: the token's audience must name the resource (RFC 8707) and its
+ * scopes must cover what the method requires. Answers:
+ *   200  identity headers for the upstream (values percent-encoded where a
+ *        byte is not printable ASCII, so nothing can split a header);
+ *   401  WWW-Authenticate: Bearer realm, resource_metadata (RFC 9728 §5.1),
+ *        with error="invalid_token" unless the token was missing;
+ *   403  error="insufficient_scope", scope="…" (RFC 6750 §3.1);
+ *   403  {"error":"unknown_resource"} when no resource covers the request;
+ *   400  when the original request cannot be known without ambiguity.
+ * A token is only ever taken from the Authorization header (never the query
+ * or a body). Like introspection this is a hot path: every string it writes
+ * was prepared when the resources were loaded; no allocation, no snprintf.
+ */
+#include "endpoints_int.h"
+
+#include "tokend/crypto.h"
+#include "tokend/log.h"
+
+#include <string.h>
+
+/* ---- The original request ------------------------------------------------------ */
+
+typedef struct orig {
+    tk_slice method, host, uri;
+    tk_slice path; /* normalised, in the worker's path buffer */
+} orig;
+
+static const struct {
+    const char *name;
+    size_t len;
+    unsigned bit;
+} known[] = {
+    {"x-forwarded-method", 18, TK_TRUST_FWD_METHOD},
+    {"x-original-method", 17, TK_TRUST_ORIG_METHOD},
+    {"x-forwarded-host", 16, TK_TRUST_FWD_HOST},
+    {"x-forwarded-uri", 15, TK_TRUST_FWD_URI},
+    {"x-original-uri", 14, TK_TRUST_ORIG_URI},
+    {"x-original-url", 14, TK_TRUST_ORIG_URL},
+};
+#define NKNOWN 6
+_Static_assert(TK_ARRAY_LEN(known) == NKNOWN, "one slot per known header");
+
+/* Collect the trusted headers; a repeated one is ambiguous (-1). */
+static int collect(const tk_http_request *h, unsigned trusted, tk_slice v[NKNOWN])
+{
+    for (size_t k = 0; k < NKNOWN; k++) {
+        v[k] = TK_SLICE_NULL;
+    }
+    TK_ASSERT(h->nheaders <= TK_HTTP_HEADERS_MAX);
+    for (size_t i = 0; i < h->nheaders; i++) {
+        tk_slice n = h->headers[i].name;
+        if (n.len < 14 || n.len > 18 || (n.p[0] | 0x20) != 'x' || n.p[1] != '-') {
+            continue; /* cheap reject: every known name is x-…, 14 to 18 bytes */
+        }
+        for (size_t k = 0; k < NKNOWN; k++) {
+            if (n.len != known[k].len || !(trusted & known[k].bit) ||
+                !tk_slice_eq_nocase(n, known[k].name)) {
+                continue;
+            }
+            if (v[k].p != NULL) {
+                return -1;
+            }
+            v[k] = h->headers[i].value;
+        }
+    }
+    return 0;
+}
+
+static char lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c + ('a' - 'A')) : c;
+}
+
+static bool same_value(tk_slice a, tk_slice b, bool nocase)
+{
+    if (a.len != b.len) {
+        return false;
+    }
+    for (size_t i = 0; i < a.len; i++) {
+        if (a.p[i] != b.p[i] && (!nocase || lower(a.p[i]) != lower(b.p[i]))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Pick one value among candidates: every present one must agree. */
+static int agree(const tk_slice *c, size_t n, bool nocase, tk_slice *out)
+{
+    *out = TK_SLICE_NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (c[i].p == NULL) {
+            continue;
+        }
+        if (out->p != NULL && !same_value(c[i], *out, nocase)) {
+            return -1;
+        }
+        *out = c[i];
+    }
+    return 0;
+}
+
+/* "http(s)://authority/path…" → authority and path (empty path → "/"). */
+static int split_url(tk_slice url, tk_slice *host, tk_slice *path)
+{
+    size_t i = 0;
+    while (i < url.len && url.p[i] != ':') {
+        i++;
+    }
+    if (i + 3 > url.len || url.p[i + 1] != '/' || url.p[i + 2] != '/') {
+        return -1;
+    }
+    size_t a = i + 3, e = a;
+    while (e < url.len && url.p[e] != '/' && url.p[e] != '?' && url.p[e] != '#') {
+        e++;
+    }
+    *host = (tk_slice){url.p + a, e - a};
+    *path = e < url.len && url.p[e] == '/' ? (tk_slice){url.p + e, url.len - e} : TK_SLICE_LIT("/");
+    return host->len > 0 ? 0 : -1;
+}
+
+static bool has_comma(tk_slice s)
+{
+    return memchr(s.p, ',', s.len) != NULL;
+}
+
+/* Method, host and URI of the original request; the path normalised. */
+static int original(ep_req *r, unsigned trusted, orig *o)
+{
+    const tk_http_request *h = r->http;
+    tk_slice v[NKNOWN], url_host = TK_SLICE_NULL, url_path = TK_SLICE_NULL;
+    if (collect(h, trusted, v) != 0) {
+        return -1;
+    }
+    if (v[5].p != NULL && split_url(v[5], &url_host, &url_path) != 0) {
+        return -1;
+    }
+    tk_slice methods[2] = {v[0], v[1]}, hosts[2] = {v[2], url_host};
+    tk_slice uris[3] = {v[3], v[4], url_path};
+    if (agree(methods, 2, false, &o->method) != 0 || agree(hosts, 2, true, &o->host) != 0 ||
+        agree(uris, 3, false, &o->uri) != 0) {
+        return -1;
+    }
+    if (o->method.p == NULL) {
+        o->method = h->method_str;
+    }
+    if (o->host.p == NULL) {
+        o->host = h->host;
+    }
+    if (o->uri.p == NULL) {
+        /* Envoy style: /auth/<original path>. */
+        if (h->path.len <= 5 || h->path.p[5] != '/') {
+            return -1;
+        }
+        o->uri = (tk_slice){h->target.p + 5, h->target.len - 5};
+    }
+    if (o->method.len == 0 || o->host.len == 0 || has_comma(o->host)) {
+        return -1;
+    }
+    size_t n;
+    if (tk_resources_normalize_path(o->uri, r->w->path, sizeof r->w->path, &n) != 0) {
+        return -1;
+    }
+    o->path = (tk_slice){r->w->path, n};
+    return 0;
+}
+
+/* ---- Identity headers ----------------------------------------------------------- */
+
+typedef struct hbuf {
+    char *p;
+    size_t cap, len;
+    bool overflow;
+} hbuf;
+
+static void hb_put(hbuf *b, const char *s, size_t n)
+{
+    if (b->overflow || n > b->cap - 1 - b->len) {
+        b->overflow = true;
+        return;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+/* A value byte that must be percent-encoded: controls, DEL, non-ASCII, '%',
+ * and a space at either end (it would be trimmed). */
+static bool escape(unsigned char c, bool edge)
+{
+    return c < 0x20 || c >= 0x7f || c == '%' || (c == ' ' && edge);
+}
+
+static void hb_value(hbuf *b, tk_slice v)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t run = 0; /* bytes copied as they are, pending */
+    for (size_t i = 0; i < v.len; i++) {
+        unsigned char c = (unsigned char)v.p[i];
+        if (!escape(c, i == 0 || i + 1 == v.len)) {
+            run++;
+            continue;
+        }
+        hb_put(b, v.p + i - run, run);
+        run = 0;
+        char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+        hb_put(b, e, 3);
+    }
+    hb_put(b, v.p + v.len - run, run);
+}
+
+static void hb_header(hbuf *b, tk_slice prefix, tk_slice v)
+{
+    hb_put(b, prefix.p, prefix.len);
+    hb_value(b, v);
+    hb_put(b, "\r\n", 2);
+}
+
+/* Subject, agent client, scope, session, actor chain (current actor first,
+ * space-separated; empty unless delegated, and always sent so a proxy that
+ * copies it overwrites whatever the agent sent). */
+static void identity(ep_req *r, const tk_resource *res, const tk_introspection *in)
+{
+    hbuf b = {.p = r->w->scratch, .cap = sizeof r->w->scratch};
+    hb_header(&b, res->ident[TK_IDENT_SUBJECT], in->sub);
+    hb_header(&b, res->ident[TK_IDENT_CLIENT], in->tok.client_id);
+    hb_header(&b, res->ident[TK_IDENT_SCOPE], in->tok.scope);
+    hb_header(&b, res->ident[TK_IDENT_SESSION], in->tok.sid);
+    hb_put(&b, res->ident[TK_IDENT_ACTOR].p, res->ident[TK_IDENT_ACTOR].len);
+    TK_ASSERT(in->nactors <= TK_DEPTH_MAX + 1);
+    for (unsigned i = 0; i < in->nactors; i++) {
+        if (i > 0) {
+            hb_put(&b, " ", 1);
+        }
+        hb_value(&b, in->actors[i]);
+    }
+    hb_put(&b, "\r\n", 2);
+    if (b.overflow) {
+        tk_log_error("response_too_big", "endpoint=auth what=identity_headers");
+        ep_reply_error(r, 500, "server_error", NULL);
+        return;
+    }
+    b.p[b.len] = '\0';
+    ep_reply(r, 200, NULL, b.p, "", 0);
+}
+
+/* ---- Decision ---------------------------------------------------------------------- */
+
+static void count(ep_worker *w, enum ep_fa_result res)
+{
+    ep_add(&w->m.forward_auth[res], 1);
+}
+
+static void challenge(ep_req *r, int status, const char *header, enum ep_fa_result why)
+{
+    count(r->w, why);
+    ep_reply(r, status, NULL, header, "", 0);
+}
+
+/* The token from Authorization: Bearer; 0, 1 (none: no error code) or -1
+ * (malformed or oversize: answered like an unknown token). */
+static int bearer(const tk_http_request *h, tk_slice *tok)
+{
+    if (h->authorization.len == 0) {
+        return 1;
+    }
+    int rc = tk_http_bearer(h->authorization, tok);
+    if (rc == TK_E_NOTFOUND) {
+        return 1; /* another scheme: RFC 6750 §3.1, no error code */
+    }
+    return rc == 0 && tok->len <= TK_TOKEN_IN_MAX ? 0 : -1;
+}
+
+static void decide(ep_req *r, const orig *o, const tk_resource *res)
+{
+    ep_worker *w = r->w;
+    tk_slice tok;
+    int b = bearer(r->http, &tok);
+    if (b != 0) {
+        challenge(r, 401, b > 0 ? res->challenge_missing : res->challenge_invalid,
+                  b > 0 ? EP_FA_NO_TOKEN : EP_FA_INVALID_TOKEN);
+        return;
+    }
+    tk_txn *txn = ep_txn(w);
+    tk_introspection in;
+    uint8_t hash[TK_HASH_LEN];
+    tk_sha256(tok.p, tok.len, hash);
+    int rc =
+        txn == NULL ? TK_E_STORE : tk_core_introspect(txn, &w->app->core, hash, w->now, NULL, &in);
+    if (rc != 0) {
+        tk_log_error("store_read", "endpoint=auth err=%s", tk_strerror(rc));
+        count(w, EP_FA_UNAVAILABLE);
+        ep_reply_unavailable(r);
+        return;
+    }
+    if (!in.active || in.tok.kind != TK_TOKEN_ACCESS) {
+        challenge(r, 401, res->challenge_invalid, EP_FA_INVALID_TOKEN);
+        return;
+    }
+    if (!tk_core_audience_includes(in.tok.aud, res->id)) {
+        ep_audit_record(w, in.tok.client_id, res, false);
+        challenge(r, 401, res->challenge_invalid, EP_FA_WRONG_AUDIENCE);
+        return;
+    }
+    const tk_scope_rule *rule = tk_resource_rule(res, o->method);
+    if (rule != NULL && !tk_core_scope_subset(rule->scope, in.tok.scope)) {
+        ep_audit_record(w, in.tok.client_id, res, false);
+        challenge(r, 403, rule->challenge, EP_FA_INSUFFICIENT_SCOPE);
+        return;
+    }
+    ep_audit_record(w, in.tok.client_id, res, true);
+    count(w, EP_FA_ALLOWED);
+    identity(r, res, &in);
+}
+
+void ep_forward_auth(ep_req *r)
+{
+    ep_worker *w = r->w;
+    orig o;
+    if (original(r, tk_resources_trusted(w->res), &o) != 0) {
+        count(w, EP_FA_BAD_REQUEST);
+        ep_reply_error(r, 400, "invalid_request", NULL);
+        return;
+    }
+    const tk_resource *res = tk_resources_match(w->res, o.host, o.path);
+    if (res == NULL) {
+        count(w, EP_FA_UNKNOWN_RESOURCE);
+        ep_reply_error(r, 403, "unknown_resource", NULL);
+        return;
+    }
+    decide(r, &o, res);
+}

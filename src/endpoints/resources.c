@@ -1,0 +1,946 @@
+/*
+ * Protected resources: loading the JSON file into an immutable table, and
+ * the pure matching that forward-auth and the RFC 9728 metadata use.
+ *
+ * The idea: do every bit of string work once, at load. The table keeps each
+ * resource's challenges, header prefixes and metadata URL ready to copy, and
+ * an order array sorted by specificity (host:port, host, "*"; then longer
+ * prefixes first), so the first covering resource in that order is the
+ * answer. Strings live in a small arena freed with the table.
+ */
+#include "tokend/resources.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- Arena ------------------------------------------------------------------ */
+
+typedef struct block {
+    struct block *next;
+    size_t cap, len;
+    char data[];
+} block;
+
+#define BLOCK_SIZE 65536
+
+struct tk_resources {
+    block *arena;
+    unsigned trusted;
+    size_t n;
+    tk_resource *r;                   /* file order */
+    uint16_t order[TK_RESOURCES_MAX]; /* match order */
+};
+
+_Static_assert(TK_RESOURCES_MAX <= UINT16_MAX, "order indices fit uint16_t");
+
+static char *arena_alloc(tk_resources *rs, size_t n)
+{
+    block *b = rs->arena;
+    if (b == NULL || b->cap - b->len < n) {
+        size_t cap = n > BLOCK_SIZE ? n : BLOCK_SIZE;
+        b = malloc(sizeof(block) + cap);
+        if (b == NULL) {
+            return NULL;
+        }
+        b->cap = cap;
+        b->len = 0;
+        b->next = rs->arena;
+        rs->arena = b;
+    }
+    char *p = b->data + b->len;
+    b->len += n;
+    return p;
+}
+
+/* A string builder over a bounded stack buffer; the result is copied into
+ * the arena by sb_done. Overflow is sticky. */
+typedef struct sb {
+    char buf[4096];
+    size_t len;
+    bool overflow;
+} sb;
+
+static void sb_put(sb *s, const char *p, size_t n)
+{
+    if (s->overflow || n > sizeof s->buf - 1 - s->len) {
+        s->overflow = true;
+        return;
+    }
+    memcpy(s->buf + s->len, p, n);
+    s->len += n;
+}
+
+static void sb_str(sb *s, const char *p)
+{
+    sb_put(s, p, strlen(p));
+}
+
+static void sb_slice(sb *s, tk_slice v)
+{
+    sb_put(s, v.p, v.len);
+}
+
+/* Copy into the arena, NUL-terminated; NULL on overflow or no memory. */
+static const char *sb_done(tk_resources *rs, const sb *s, tk_slice *out)
+{
+    if (s->overflow) {
+        return NULL;
+    }
+    char *p = arena_alloc(rs, s->len + 1);
+    if (p == NULL) {
+        return NULL;
+    }
+    memcpy(p, s->buf, s->len);
+    p[s->len] = '\0';
+    if (out != NULL) {
+        *out = (tk_slice){p, s->len};
+    }
+    return p;
+}
+
+void tk_resources_free(tk_resources *rs)
+{
+    if (rs == NULL) {
+        return;
+    }
+    block *b = rs->arena;
+    while (b != NULL) { /* bounded by the blocks allocated at load */
+        block *next = b->next;
+        free(b);
+        b = next;
+    }
+    free(rs->r);
+    free(rs);
+}
+
+/* ---- Character classes ---------------------------------------------------------- */
+
+static bool is_alnum(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/* RFC 9110 tchar. */
+static bool is_tchar(char c)
+{
+    return is_alnum(c) || (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+/* RFC 6749 §3.3 scope-token character: also safe inside a quoted-string. */
+static bool is_scope_char(char c)
+{
+    return c == 0x21 || (c >= 0x23 && c <= 0x5b) || (c >= 0x5d && c <= 0x7e);
+}
+
+/* Printable ASCII without '"' and '\': safe inside a quoted-string as is. */
+static bool is_qtext(char c)
+{
+    return c == ' ' || is_scope_char(c);
+}
+
+/* Characters of a host[:port] or [v6]:port authority we accept. */
+static bool is_authority_char(char c)
+{
+    return is_alnum(c) || c == '.' || c == '-' || c == ':' || c == '[' || c == ']' || c == '_';
+}
+
+static bool all_of(tk_slice s, bool (*ok)(char))
+{
+    for (size_t i = 0; i < s.len; i++) {
+        if (!ok(s.p[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static char lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c + ('a' - 'A')) : c;
+}
+
+static bool eq_nocase(tk_slice a, tk_slice b)
+{
+    if (a.len != b.len) {
+        return false;
+    }
+    for (size_t i = 0; i < a.len; i++) {
+        if (lower(a.p[i]) != lower(b.p[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* ---- Path normalisation ------------------------------------------------------------ */
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    c = lower(c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Percent-decode raw into out (same length or shorter). */
+static int pct_decode(tk_slice raw, char *out, size_t *len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < raw.len; i++) {
+        char c = raw.p[i];
+        if (c == '%') {
+            int hi = i + 2 < raw.len ? hexval(raw.p[i + 1]) : -1;
+            int lo = i + 2 < raw.len ? hexval(raw.p[i + 2]) : -1;
+            if (hi < 0 || lo < 0) {
+                return TK_E_BADINPUT;
+            }
+            c = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        if ((unsigned char)c < 0x20 || c == 0x7f) {
+            return TK_E_BADINPUT;
+        }
+        out[n++] = c;
+    }
+    *len = n;
+    return 0;
+}
+
+int tk_resources_normalize_path(tk_slice raw, char *out, size_t cap, size_t *len)
+{
+    size_t end = 0;
+    while (end < raw.len && raw.p[end] != '?' && raw.p[end] != '#') {
+        end++;
+    }
+    if (end == 0 || raw.p[0] != '/') {
+        return TK_E_BADINPUT;
+    }
+    if (cap < end) {
+        return TK_E_TOOBIG;
+    }
+    size_t dn;
+    int rc = pct_decode((tk_slice){raw.p, end}, out, &dn);
+    if (rc != 0) {
+        return rc;
+    }
+    /* Segments are rewritten in place: the write position never passes the
+     * read position, because every output byte comes from an input byte. */
+    size_t w = 0, i = 0;
+    bool trailing = false;
+    while (i < dn) { /* bounded: i advances by at least one per turn */
+        while (i < dn && out[i] == '/') {
+            i++;
+        }
+        size_t s = i;
+        while (i < dn && out[i] != '/') {
+            i++;
+        }
+        size_t sl = i - s;
+        trailing = i == dn && sl == 0;
+        if (sl == 0 || (sl == 1 && out[s] == '.')) {
+            trailing = true;
+            continue;
+        }
+        if (sl == 2 && out[s] == '.' && out[s + 1] == '.') {
+            if (w == 0) {
+                return TK_E_BADINPUT; /* above the root */
+            }
+            while (w > 0 && out[w - 1] != '/') {
+                w--;
+            }
+            w--; /* the '/' before the dropped segment */
+            trailing = true;
+            continue;
+        }
+        out[w++] = '/';
+        memmove(out + w, out + s, sl);
+        w += sl;
+        trailing = false;
+    }
+    if (w == 0 || trailing) {
+        out[w++] = '/';
+    }
+    *len = w;
+    return 0;
+}
+
+/* ---- Matching ------------------------------------------------------------------------ */
+
+/* hostname and port of a host[:port] / [v6][:port] value. */
+static void split_host(tk_slice h, tk_slice *name, bool *has_port)
+{
+    size_t end = h.len;
+    if (h.len > 0 && h.p[0] == '[') {
+        size_t i = 0;
+        while (i < h.len && h.p[i] != ']') {
+            i++;
+        }
+        end = i < h.len ? i + 1 : h.len;
+    } else {
+        for (size_t i = 0; i < h.len; i++) {
+            if (h.p[i] == ':') {
+                end = i;
+                break;
+            }
+        }
+    }
+    *name = (tk_slice){h.p, end};
+    *has_port = end < h.len;
+}
+
+static bool host_covers(const tk_resource *r, tk_slice host)
+{
+    if (r->host.len == 1 && r->host.p[0] == '*') {
+        return true;
+    }
+    if (r->host_port) {
+        return eq_nocase(r->host, host);
+    }
+    tk_slice name;
+    bool port;
+    split_host(host, &name, &port);
+    return eq_nocase(r->host, name);
+}
+
+static bool prefix_covers(tk_slice prefix, tk_slice path)
+{
+    if (path.len < prefix.len || memcmp(path.p, prefix.p, prefix.len) != 0) {
+        return false;
+    }
+    return path.len == prefix.len || prefix.p[prefix.len - 1] == '/' || path.p[prefix.len] == '/';
+}
+
+const tk_resource *tk_resources_match(const tk_resources *rs, tk_slice host, tk_slice path)
+{
+    if (rs == NULL) {
+        return NULL;
+    }
+    TK_ASSERT(rs->n <= TK_RESOURCES_MAX);
+    for (size_t i = 0; i < rs->n; i++) {
+        const tk_resource *r = &rs->r[rs->order[i]];
+        if (prefix_covers(r->prefix, path) && host_covers(r, host)) {
+            return r;
+        }
+    }
+    return NULL;
+}
+
+const tk_resource *tk_resources_by_metadata_path(const tk_resources *rs, tk_slice path,
+                                                 tk_slice host)
+{
+    const tk_resource *only = NULL, *on_host = NULL;
+    unsigned hits = 0;
+    for (size_t i = 0; rs != NULL && i < rs->n; i++) {
+        const tk_resource *r = &rs->r[i];
+        if (!tk_slice_eq(r->metadata_path, path)) {
+            continue;
+        }
+        hits++;
+        only = r;
+        if (on_host == NULL && eq_nocase(r->id_authority, host)) {
+            on_host = r; /* unique: metadata URLs are unique (checked at load) */
+        }
+    }
+    return hits == 1 ? only : on_host;
+}
+
+const tk_scope_rule *tk_resource_rule(const tk_resource *r, tk_slice method)
+{
+    const tk_scope_rule *get = NULL, *any = NULL;
+    TK_ASSERT(r->nrules <= TK_RESOURCE_RULES_MAX);
+    for (unsigned i = 0; i < r->nrules; i++) {
+        const tk_scope_rule *u = &r->rules[i];
+        if (tk_slice_eq(u->method, method)) {
+            return u;
+        }
+        if (tk_slice_eq_str(u->method, "GET")) {
+            get = u;
+        } else if (tk_slice_eq_str(u->method, "*")) {
+            any = u;
+        }
+    }
+    if (get != NULL && tk_slice_eq_str(method, "HEAD")) {
+        return get;
+    }
+    return any;
+}
+
+size_t tk_resources_count(const tk_resources *rs)
+{
+    return rs == NULL ? 0 : rs->n;
+}
+
+const tk_resource *tk_resources_at(const tk_resources *rs, size_t i)
+{
+    TK_ASSERT(rs != NULL && i < rs->n);
+    return &rs->r[i];
+}
+
+unsigned tk_resources_trusted(const tk_resources *rs)
+{
+    return rs == NULL ? 0 : rs->trusted;
+}
+
+/* ---- Loading: helpers ------------------------------------------------------------------- */
+
+typedef struct loader {
+    tk_resources *rs;
+    char *err;
+    size_t errcap;
+    tk_slice ident[TK_IDENT_COUNT]; /* global names (no suffix) */
+} loader;
+
+__attribute__((format(printf, 2, 3))) static int bad(loader *ld, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ld->err, ld->errcap, fmt, ap);
+    va_end(ap);
+    return TK_E_INVALID;
+}
+
+static tk_slice jstr(const json_t *v)
+{
+    return (tk_slice){json_string_value(v), json_string_length(v)};
+}
+
+/* Copy a slice into the arena (NUL-terminated). */
+static int keep(loader *ld, tk_slice s, tk_slice *out)
+{
+    char *p = arena_alloc(ld->rs, s.len + 1);
+    if (p == NULL) {
+        return -ENOMEM;
+    }
+    if (s.len > 0) {
+        memcpy(p, s.p, s.len);
+    }
+    p[s.len] = '\0';
+    *out = (tk_slice){p, s.len};
+    return 0;
+}
+
+/* Only these members are allowed in obj. */
+static int only_members(loader *ld, const json_t *obj, const char *where, const char *const *names)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)obj, k, v)
+    {
+        bool ok = false;
+        for (size_t i = 0; names[i] != NULL && !ok; i++) {
+            ok = strcmp(names[i], k) == 0;
+        }
+        if (!ok) {
+            return bad(ld, "%s: unknown member \"%s\"", where, k);
+        }
+    }
+    return 0;
+}
+
+/* A string member: required or optional (*out empty when absent). */
+static int get_string(loader *ld, const json_t *obj, const char *key, const char *where,
+                      bool required, size_t max, tk_slice *out)
+{
+    json_t *v = json_object_get(obj, key);
+    *out = TK_SLICE_NULL;
+    if (v == NULL) {
+        return required ? bad(ld, "%s: \"%s\" is required", where, key) : 0;
+    }
+    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > max) {
+        return bad(ld, "%s: \"%s\" must be a string of 1 to %zu bytes", where, key, max);
+    }
+    *out = jstr(v);
+    return 0;
+}
+
+/* An array of scope tokens joined by single spaces into the arena. */
+static int scope_list(loader *ld, const json_t *arr, const char *where, tk_slice *joined,
+                      tk_slice *each, unsigned *n)
+{
+    if (!json_is_array(arr) || json_array_size(arr) > TK_RESOURCE_SCOPES_MAX) {
+        return bad(ld, "%s: expected an array of at most %d scopes", where, TK_RESOURCE_SCOPES_MAX);
+    }
+    sb s = {.len = 0};
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v)
+    {
+        tk_slice t = json_is_string(v) ? jstr(v) : TK_SLICE_NULL;
+        if (t.len == 0 || !all_of(t, is_scope_char)) {
+            return bad(ld, "%s: scope %zu is not a scope token (RFC 6749 §3.3)", where, i);
+        }
+        if (each != NULL && keep(ld, t, &each[i]) != 0) {
+            return -ENOMEM;
+        }
+        if (i > 0) {
+            sb_put(&s, " ", 1);
+        }
+        sb_slice(&s, t);
+    }
+    if (n != NULL) {
+        *n = (unsigned)json_array_size(arr);
+    }
+    if (s.len > TK_SCOPE_MAX || sb_done(ld->rs, &s, joined) == NULL) {
+        return bad(ld, "%s: scopes longer than %d bytes", where, TK_SCOPE_MAX);
+    }
+    return 0;
+}
+
+/* ---- Loading: one resource ------------------------------------------------------------------- */
+
+/* "https://" authority [path]; no query, no fragment. */
+static int parse_identifier(loader *ld, tk_resource *r, const char *where)
+{
+    tk_slice id = r->id;
+    static const char https[] = "https://";
+    if (id.len <= sizeof https - 1 || memcmp(id.p, https, sizeof https - 1) != 0) {
+        return bad(ld, "%s: \"resource\" must be an https URL (RFC 9728 §1.2)", where);
+    }
+    for (size_t i = 0; i < id.len; i++) {
+        char c = id.p[i];
+        if (c == '?' || c == '#' || (unsigned char)c <= 0x20 || (unsigned char)c >= 0x7f ||
+            c == '"' || c == '\\') {
+            return bad(ld,
+                       "%s: \"resource\" must have no query, fragment, space, quote or "
+                       "control character",
+                       where);
+        }
+    }
+    size_t a = sizeof https - 1, e = a;
+    while (e < id.len && id.p[e] != '/') {
+        e++;
+    }
+    tk_slice auth = {id.p + a, e - a};
+    if (auth.len == 0 || !all_of(auth, is_authority_char)) {
+        return bad(ld, "%s: \"resource\" has a bad host", where);
+    }
+    sb s = {.len = 0};
+    for (size_t i = 0; i < auth.len; i++) {
+        char c = lower(auth.p[i]);
+        sb_put(&s, &c, 1);
+    }
+    if (sb_done(ld->rs, &s, &r->id_authority) == NULL) {
+        return -ENOMEM;
+    }
+    /* RFC 9728 §3.1: the well-known segment goes between host and path; a
+     * path of just "/" is dropped. */
+    tk_slice path = {id.p + e, id.len - e};
+    s.len = 0;
+    sb_str(&s, "/.well-known/oauth-protected-resource");
+    if (!(path.len == 1 && path.p[0] == '/')) {
+        sb_slice(&s, path);
+    }
+    if (sb_done(ld->rs, &s, &r->metadata_path) == NULL) {
+        return -ENOMEM;
+    }
+    s.len = 0;
+    sb_str(&s, https);
+    sb_slice(&s, auth);
+    sb_slice(&s, r->metadata_path);
+    return sb_done(ld->rs, &s, &r->metadata_url) == NULL ? -ENOMEM : 0;
+}
+
+static int parse_host(loader *ld, tk_resource *r, const json_t *o, const char *where)
+{
+    tk_slice h;
+    int rc = get_string(ld, o, "host", where, false, 255, &h);
+    if (rc != 0) {
+        return rc;
+    }
+    if (h.len == 0) {
+        h = r->id_authority;
+    }
+    if (!(h.len == 1 && h.p[0] == '*') && !all_of(h, is_authority_char)) {
+        return bad(ld, "%s: \"host\" must be \"*\" or host[:port]", where);
+    }
+    sb s = {.len = 0};
+    for (size_t i = 0; i < h.len; i++) {
+        char c = lower(h.p[i]);
+        sb_put(&s, &c, 1);
+    }
+    if (sb_done(ld->rs, &s, &r->host) == NULL) {
+        return -ENOMEM;
+    }
+    tk_slice name;
+    split_host(r->host, &name, &r->host_port);
+    return 0;
+}
+
+static int parse_prefix(loader *ld, tk_resource *r, const json_t *o, const char *where)
+{
+    tk_slice p;
+    int rc = get_string(ld, o, "path_prefix", where, false, 1024, &p);
+    if (rc != 0) {
+        return rc;
+    }
+    if (p.len == 0) {
+        p = TK_SLICE_LIT("/");
+    }
+    char buf[1024];
+    size_t n;
+    if (p.p[0] != '/' || tk_resources_normalize_path(p, buf, sizeof buf, &n) != 0 || n != p.len ||
+        memcmp(buf, p.p, n) != 0) {
+        return bad(ld,
+                   "%s: \"path_prefix\" must be a normalised path starting with '/' (no "
+                   "%%-escapes, '//', '.', '..', '?' or '#')",
+                   where);
+    }
+    return keep(ld, p, &r->prefix);
+}
+
+/* realm="R", [error=…, scope="S", ] resource_metadata="URL" */
+static const char *challenge(loader *ld, const tk_resource *r, const char *error, tk_slice scope)
+{
+    sb s = {.len = 0};
+    sb_str(&s, "WWW-Authenticate: Bearer realm=\"");
+    sb_slice(&s, r->realm);
+    sb_str(&s, "\"");
+    if (error != NULL) {
+        sb_str(&s, ", error=\"");
+        sb_str(&s, error);
+        sb_str(&s, "\"");
+    }
+    if (scope.p != NULL) {
+        sb_str(&s, ", scope=\"");
+        sb_slice(&s, scope);
+        sb_str(&s, "\"");
+    }
+    sb_str(&s, ", resource_metadata=\"");
+    sb_slice(&s, r->metadata_url);
+    sb_str(&s, "\"\r\n");
+    return sb_done(ld->rs, &s, NULL);
+}
+
+static int parse_rules(loader *ld, tk_resource *r, const json_t *o, const char *where)
+{
+    json_t *rules = json_object_get(o, "required_scopes");
+    if (rules == NULL) {
+        return 0;
+    }
+    if (!json_is_object(rules) || json_object_size(rules) > TK_RESOURCE_RULES_MAX) {
+        return bad(ld, "%s: \"required_scopes\" must be an object of at most %d methods", where,
+                   TK_RESOURCE_RULES_MAX);
+    }
+    const char *m;
+    json_t *v;
+    json_object_foreach(rules, m, v)
+    {
+        tk_slice method = tk_slice_from_str(m);
+        bool any = method.len == 1 && m[0] == '*';
+        if (method.len == 0 || method.len > TK_METHOD_MAX || (!any && !all_of(method, is_tchar))) {
+            return bad(ld, "%s: required_scopes: \"%s\" is not a method", where, m);
+        }
+        tk_scope_rule *u = &r->rules[r->nrules];
+        char w[300];
+        snprintf(w, sizeof w, "%s: required_scopes.%s", where, m);
+        int rc = keep(ld, method, &u->method);
+        rc = rc != 0 ? rc : scope_list(ld, v, w, &u->scope, NULL, NULL);
+        if (rc != 0) {
+            return rc;
+        }
+        u->challenge = challenge(ld, r, "insufficient_scope", u->scope);
+        if (u->challenge == NULL) {
+            return bad(ld, "%s: challenge too long", w);
+        }
+        r->nrules++;
+    }
+    return 0;
+}
+
+static const char *const ident_keys[TK_IDENT_COUNT] = {"subject", "client", "scope", "session",
+                                                       "actor"};
+static const char *const ident_defaults[TK_IDENT_COUNT] = {
+    "X-Auth-Subject", "X-Auth-Client", "X-Auth-Scope", "X-Auth-Session", "X-Auth-Actor"};
+
+/* An identity_headers object onto names (missing keys keep their value). */
+static int parse_ident(loader *ld, const json_t *o, const char *where, tk_slice names[])
+{
+    if (o == NULL) {
+        return 0;
+    }
+    static const char *const allowed[] = {"subject", "client", "scope", "session", "actor", NULL};
+    if (!json_is_object(o)) {
+        return bad(ld, "%s: \"identity_headers\" must be an object", where);
+    }
+    int rc = only_members(ld, o, where, allowed);
+    for (size_t i = 0; i < TK_IDENT_COUNT && rc == 0; i++) {
+        tk_slice n;
+        rc = get_string(ld, o, ident_keys[i], where, false, TK_HEADER_NAME_MAX, &n);
+        if (rc == 0 && n.len > 0 && !all_of(n, is_tchar)) {
+            rc = bad(ld, "%s: identity header \"%s\" is not a header name", where, n.p);
+        }
+        if (rc == 0 && n.len > 0) {
+            rc = keep(ld, n, &names[i]);
+        }
+    }
+    return rc;
+}
+
+static int ident_prefixes(loader *ld, tk_resource *r, const tk_slice names[])
+{
+    for (size_t i = 0; i < TK_IDENT_COUNT; i++) {
+        sb s = {.len = 0};
+        sb_slice(&s, names[i]);
+        sb_str(&s, ": ");
+        if (sb_done(ld->rs, &s, &r->ident[i]) == NULL) {
+            return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
+static uint32_t fnv1a(tk_slice s)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < s.len; i++) {
+        h = (h ^ (uint8_t)s.p[i]) * 16777619u;
+    }
+    return h;
+}
+
+static int parse_resource(loader *ld, const json_t *o, size_t idx, tk_resource *r)
+{
+    static const char *const allowed[] = {"resource",
+                                          "host",
+                                          "path_prefix",
+                                          "name",
+                                          "realm",
+                                          "scopes_supported",
+                                          "required_scopes",
+                                          "identity_headers",
+                                          NULL};
+    char where[64];
+    snprintf(where, sizeof where, "resources[%zu]", idx);
+    if (!json_is_object(o)) {
+        return bad(ld, "%s: expected an object", where);
+    }
+    int rc = only_members(ld, o, where, allowed);
+    tk_slice id, name, realm;
+    rc = rc != 0 ? rc : get_string(ld, o, "resource", where, true, TK_RESOURCE_ID_MAX, &id);
+    rc = rc != 0 ? rc : get_string(ld, o, "name", where, false, TK_NAME_MAX, &name);
+    rc = rc != 0 ? rc : get_string(ld, o, "realm", where, false, TK_NAME_MAX, &realm);
+    rc = rc != 0 ? rc : keep(ld, id, &r->id);
+    rc = rc != 0 ? rc : keep(ld, name, &r->name);
+    if (rc == 0 && realm.len > 0 && !all_of(realm, is_qtext)) {
+        rc = bad(ld, "%s: \"realm\" must be printable ASCII without '\"' or '\\'", where);
+    }
+    rc = rc != 0 ? rc : keep(ld, realm.len > 0 ? realm : TK_SLICE_LIT("tokend"), &r->realm);
+    rc = rc != 0 ? rc : parse_identifier(ld, r, where);
+    rc = rc != 0 ? rc : parse_host(ld, r, o, where);
+    rc = rc != 0 ? rc : parse_prefix(ld, r, o, where);
+    json_t *ss = json_object_get(o, "scopes_supported");
+    if (rc == 0 && ss != NULL) {
+        tk_slice joined;
+        rc = scope_list(ld, ss, where, &joined, r->scopes, &r->nscopes);
+    }
+    rc = rc != 0 ? rc : parse_rules(ld, r, o, where);
+    tk_slice names[TK_IDENT_COUNT];
+    memcpy(names, ld->ident, sizeof names);
+    rc = rc != 0 ? rc : parse_ident(ld, json_object_get(o, "identity_headers"), where, names);
+    rc = rc != 0 ? rc : ident_prefixes(ld, r, names);
+    if (rc == 0) {
+        r->challenge_missing = challenge(ld, r, NULL, TK_SLICE_NULL);
+        r->challenge_invalid = challenge(ld, r, "invalid_token", TK_SLICE_NULL);
+        if (r->challenge_missing == NULL || r->challenge_invalid == NULL) {
+            rc = -ENOMEM;
+        }
+        r->id_hash = fnv1a(r->id);
+    }
+    return rc;
+}
+
+/* ---- Loading: the file ---------------------------------------------------------------------- */
+
+static const struct {
+    const char *name;
+    unsigned bit;
+} trusted_names[] = {
+    {"X-Forwarded-Method", TK_TRUST_FWD_METHOD}, {"X-Original-Method", TK_TRUST_ORIG_METHOD},
+    {"X-Forwarded-Host", TK_TRUST_FWD_HOST},     {"X-Forwarded-Uri", TK_TRUST_FWD_URI},
+    {"X-Original-URI", TK_TRUST_ORIG_URI},       {"X-Original-URL", TK_TRUST_ORIG_URL},
+};
+
+static int parse_trusted(loader *ld, const json_t *arr)
+{
+    if (arr == NULL) {
+        ld->rs->trusted = TK_TRUST_ALL;
+        return 0;
+    }
+    if (!json_is_array(arr)) {
+        return bad(ld, "\"trusted_headers\" must be an array of header names");
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v)
+    {
+        tk_slice n = json_is_string(v) ? jstr(v) : TK_SLICE_NULL;
+        unsigned bit = 0;
+        for (size_t k = 0; k < TK_ARRAY_LEN(trusted_names) && bit == 0; k++) {
+            bit = eq_nocase(n, tk_slice_from_str(trusted_names[k].name)) ? trusted_names[k].bit : 0;
+        }
+        if (bit == 0) {
+            return bad(ld,
+                       "trusted_headers[%zu]: not one of X-Forwarded-Method, X-Original-Method, "
+                       "X-Forwarded-Host, X-Forwarded-Uri, X-Original-URI, X-Original-URL",
+                       i);
+        }
+        ld->rs->trusted |= bit;
+    }
+    return 0;
+}
+
+static unsigned specificity(const tk_resource *r)
+{
+    if (r->host.len == 1 && r->host.p[0] == '*') {
+        return 0;
+    }
+    return r->host_port ? 2 : 1;
+}
+
+/* Sort the match order (insertion sort: n <= TK_RESOURCES_MAX, once). */
+static void sort_order(tk_resources *rs)
+{
+    for (size_t i = 0; i < rs->n; i++) {
+        rs->order[i] = (uint16_t)i;
+    }
+    for (size_t i = 1; i < rs->n; i++) {
+        uint16_t x = rs->order[i];
+        const tk_resource *a = &rs->r[x];
+        size_t j = i;
+        while (j > 0) {
+            const tk_resource *b = &rs->r[rs->order[j - 1]];
+            bool before = specificity(a) > specificity(b) ||
+                          (specificity(a) == specificity(b) && a->prefix.len > b->prefix.len);
+            if (!before) {
+                break;
+            }
+            rs->order[j] = rs->order[j - 1];
+            j--;
+        }
+        rs->order[j] = x;
+    }
+}
+
+static int check_unique(loader *ld)
+{
+    tk_resources *rs = ld->rs;
+    for (size_t i = 0; i < rs->n; i++) {
+        for (size_t j = 0; j < i; j++) {
+            const tk_resource *a = &rs->r[i], *b = &rs->r[j];
+            if (tk_slice_eq(a->id, b->id)) {
+                return bad(ld, "resources[%zu] and [%zu]: same \"resource\" identifier", j, i);
+            }
+            if (tk_slice_eq(a->metadata_url, b->metadata_url)) {
+                return bad(ld,
+                           "resources[%zu] and [%zu]: same metadata URL (identifiers differ "
+                           "only by a trailing '/')",
+                           j, i);
+            }
+            if (tk_slice_eq(a->host, b->host) && tk_slice_eq(a->prefix, b->prefix)) {
+                return bad(ld, "resources[%zu] and [%zu]: same host and path_prefix", j, i);
+            }
+        }
+    }
+    return 0;
+}
+
+static int parse_root(loader *ld, const json_t *root)
+{
+    static const char *const allowed[] = {"trusted_headers", "identity_headers", "resources", NULL};
+    if (!json_is_object(root)) {
+        return bad(ld, "the file must hold a JSON object");
+    }
+    int rc = only_members(ld, root, "file", allowed);
+    rc = rc != 0 ? rc : parse_trusted(ld, json_object_get(root, "trusted_headers"));
+    for (size_t i = 0; i < TK_IDENT_COUNT; i++) {
+        ld->ident[i] = tk_slice_from_str(ident_defaults[i]);
+    }
+    rc = rc != 0 ? rc
+                 : parse_ident(ld, json_object_get(root, "identity_headers"), "file", ld->ident);
+    json_t *arr = json_object_get(root, "resources");
+    if (rc == 0 && (!json_is_array(arr) || json_array_size(arr) > TK_RESOURCES_MAX)) {
+        rc = bad(ld, "\"resources\" must be an array of at most %d resources", TK_RESOURCES_MAX);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    size_t n = json_array_size(arr);
+    ld->rs->r = calloc(n > 0 ? n : 1, sizeof(tk_resource));
+    if (ld->rs->r == NULL) {
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = parse_resource(ld, json_array_get(arr, i), i, &ld->rs->r[i]);
+        ld->rs->n = rc == 0 ? i + 1 : ld->rs->n;
+    }
+    rc = rc != 0 ? rc : check_unique(ld);
+    if (rc == 0) {
+        sort_order(ld->rs);
+    }
+    return rc;
+}
+
+int tk_resources_parse(const char *json, size_t len, tk_resources **out, char *err, size_t errcap)
+{
+    TK_ASSERT(err != NULL && errcap > 0);
+    err[0] = '\0';
+    json_error_t je;
+    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
+    if (root == NULL) {
+        snprintf(err, errcap, "line %d: %s", je.line, je.text);
+        return TK_E_INVALID;
+    }
+    tk_resources *rs = calloc(1, sizeof *rs);
+    if (rs == NULL) {
+        json_decref(root);
+        return -ENOMEM;
+    }
+    loader ld = {.rs = rs, .err = err, .errcap = errcap};
+    int rc = parse_root(&ld, root);
+    json_decref(root);
+    if (rc != 0) {
+        if (rc == -ENOMEM && err[0] == '\0') {
+            snprintf(err, errcap, "out of memory");
+        }
+        tk_resources_free(rs);
+        return rc;
+    }
+    *out = rs;
+    return 0;
+}
+
+int tk_resources_load(const char *path, tk_resources **out, char *err, size_t errcap)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        int e = errno;
+        snprintf(err, errcap, "%s: %s", path, strerror(e));
+        return -e;
+    }
+    char *buf = malloc(TK_RESOURCES_FILE_MAX + 1);
+    size_t n = buf != NULL ? fread(buf, 1, TK_RESOURCES_FILE_MAX + 1, f) : 0;
+    bool read_err = ferror(f) != 0;
+    fclose(f);
+    if (buf == NULL) {
+        return -ENOMEM;
+    }
+    int rc = 0;
+    if (read_err || n > TK_RESOURCES_FILE_MAX) {
+        snprintf(err, errcap, "%s: %s", path,
+                 read_err ? "read error" : "larger than the 1 MiB limit");
+        rc = read_err ? -EIO : TK_E_INVALID;
+    } else {
+        char msg[256];
+        rc = tk_resources_parse(buf, n, out, msg, sizeof msg);
+        if (rc != 0) {
+            snprintf(err, errcap, "%s: %s", path, msg);
+        }
+    }
+    free(buf);
+    return rc;
+}

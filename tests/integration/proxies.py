@@ -1,0 +1,327 @@
+"""Interop fixtures: a real edge proxy (Debian's nginx or Caddy) between a test
+client and a small upstream, asking the real tokend through forward-auth.
+
+The proxy configurations are the ones shipped in tools/proxy/, with only the
+addresses rewritten to ephemeral ports, so the tests prove the documented
+configs. Every process runs from a temporary folder on 127.0.0.1 and is
+stopped by the test (never the system service). The upstream is a Python
+http.server thread that answers every request with what it received.
+"""
+
+import http.server
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+import harness as h
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+PROXY_DIR = os.path.join(ROOT, "tools", "proxy")
+RESOURCES = os.path.join(PROXY_DIR, "resources.example.json")
+SITE = "wiki.example.com"
+RESOURCE = "https://wiki.example.com/"
+MD_URL = "https://wiki.example.com/.well-known/oauth-protected-resource"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, what, log_path, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError("%s exited %s:\n%s" % (what, proc.returncode, read(log_path)))
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("%s did not listen on %d:\n%s" % (what, port, read(log_path)))
+
+
+def read(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read()[-8000:].decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+# ---- The upstream application ---------------------------------------------------
+
+
+class Upstream:
+    """Echoes each request (method, path, headers) as JSON and keeps a log."""
+
+    def __init__(self):
+        seen = self.seen = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def answer(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                if n:
+                    self.rfile.read(n)
+                rec = {"method": self.command, "path": self.path,
+                       "headers": [[k.lower(), v] for k, v in self.headers.items()]}
+                seen.append(rec)
+                body = json.dumps(rec).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = answer
+
+            def log_message(self, *a):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def headers_of(rec):
+    out = {}
+    for k, v in rec["headers"]:
+        out.setdefault(k, []).append(v)
+    return out
+
+
+# ---- Proxies ---------------------------------------------------------------------------
+
+
+class Proxy:
+    """A proxy process in its own temporary folder."""
+
+    def __init__(self, argv, tmp, port, log_path, env=None, name="proxy"):
+        self.tmp, self.port, self.log_path, self.name = tmp, port, log_path, name
+        self._log = open(log_path, "ab")
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log,
+                                     stderr=self._log, env=env, cwd=tmp,
+                                     preexec_fn=h._die_with_parent)
+        try:
+            wait_port(port, self.proc, name, log_path)
+        except BaseException:
+            self.stop()
+            raise
+
+    def log(self):
+        return read(self.log_path)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._log.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def shipped(name):
+    with open(os.path.join(PROXY_DIR, name)) as f:
+        return f.read()
+
+
+def render(text, listen_port, tokend_port, app_port):
+    """The shipped config with the addresses replaced."""
+    text = text.replace("127.0.0.1:7662", "127.0.0.1:%d" % tokend_port)
+    text = text.replace("127.0.0.1:8080", "127.0.0.1:%d" % app_port)
+    return text.replace("@LISTEN@", str(listen_port))
+
+
+def start_nginx(tokend_port, app_port):
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    tmp = tempfile.mkdtemp(prefix="tokend-nginx-")
+    port = free_port()
+    snippet = shipped("nginx.conf").replace("listen 80;", "listen 127.0.0.1:@LISTEN@;")
+    snippet = render(snippet, port, tokend_port, app_port)
+    conf = """
+daemon off;
+master_process off;
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log info;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+{snippet}
+}}
+""".format(tmp=tmp, snippet=snippet)
+    path = os.path.join(tmp, "nginx.conf")
+    with open(path, "w") as f:
+        f.write(conf)
+    log = os.path.join(tmp, "stderr.log")
+    return Proxy([nginx, "-p", tmp, "-c", path, "-e", os.path.join(tmp, "error.log")],
+                 tmp, port, log, name="nginx")
+
+
+def start_caddy(tokend_port, app_port):
+    caddy = shutil.which("caddy")
+    tmp = tempfile.mkdtemp(prefix="tokend-caddy-")
+    port = free_port()
+    site = shipped("Caddyfile").replace(SITE + " {", "http://%s:@LISTEN@ {" % SITE)
+    site = render(site, port, tokend_port, app_port)
+    conf = "{\n\tadmin off\n\tauto_https off\n\tdefault_bind 127.0.0.1\n}\n\n" + site
+    path = os.path.join(tmp, "Caddyfile")
+    with open(path, "w") as f:
+        f.write(conf)
+    env = dict(os.environ, HOME=tmp, XDG_DATA_HOME=tmp, XDG_CONFIG_HOME=tmp)
+    log = os.path.join(tmp, "stderr.log")
+    return Proxy([caddy, "run", "--config", path, "--adapter", "caddyfile"], tmp, port, log,
+                 env=env, name="caddy")
+
+
+# ---- The shared test ----------------------------------------------------------------------
+
+
+class ProxyFlow(h.TokenAsserts):
+    """Mixed into a unittest.TestCase with start_proxy(tokend_port, app_port)."""
+
+    start_proxy = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.d = h.start_daemon(("--resources", RESOURCES))
+        cls.addClassCleanup(h.destroy_daemon, cls.d)
+        cls.app = Upstream()
+        cls.addClassCleanup(cls.app.stop)
+        cls.proxy = cls.start_proxy(cls.d.port, cls.app.port)
+        cls.addClassCleanup(cls.proxy.stop)
+        d = cls.d
+        cls.agent = d.add_client("agent", "interop-agent", scope="wiki:read wiki:write")
+        cls.sid = d.new_session("alice@example.com")
+        cls.token = d.issue(cls.sid, cls.agent, "wiki:read", aud=RESOURCE)["access_token"]
+
+    def send(self, method, path, token=None, headers=None):
+        hdrs = {"Host": "%s:%d" % (SITE, self.proxy.port)}
+        if token:
+            hdrs["Authorization"] = "Bearer " + token
+        hdrs.update(headers or {})
+        lines = ["%s %s HTTP/1.1" % (method, path)] + ["%s: %s" % kv for kv in hdrs.items()]
+        if method in ("POST", "PUT"):
+            lines.append("Content-Length: 0")
+        data = ("\r\n".join(lines) + "\r\n\r\n").encode()
+        with h.Conn(self.proxy.port) as c:
+            c.send(data)
+            return c.read_response(head_request=(method == "HEAD"))
+
+    def challenge(self, error=None, scope=None):
+        parts = ['Bearer realm="wiki"']
+        if error:
+            parts.append('error="%s"' % error)
+        if scope:
+            parts.append('scope="%s"' % scope)
+        parts.append('resource_metadata="%s"' % MD_URL)
+        return ", ".join(parts)
+
+    def assertDenied(self, r, status, **kw):
+        msg = "%r\nproxy log:\n%s" % (r, self.proxy.log())
+        self.assertEqual(r.status, status, msg)
+        self.assertEqual(r.header_all("www-authenticate"), [self.challenge(**kw)], msg)
+
+    def test_1_no_token_gets_tokend_challenge(self):
+        before = len(self.app.seen)
+        self.assertDenied(self.send("GET", "/"), 401)
+        self.assertDenied(self.send("GET", "/page", headers={"X-Auth-Subject": "mallory"}), 401)
+        self.assertEqual(len(self.app.seen), before, "the app must not be reached")
+
+    def test_2_good_token_reaches_upstream_with_identity(self):
+        r = self.send("GET", "/page?x=1", self.token,
+                      headers={"X-Auth-Subject": "mallory", "X-Auth-Actor": "tkc_evil"})
+        self.assertEqual(r.status, 200, "%r\n%s" % (r, self.proxy.log()))
+        self.assertIsNone(r.header("www-authenticate"))
+        rec = r.json()
+        self.assertEqual(rec["path"], "/page?x=1")
+        hd = headers_of(rec)
+        self.assertEqual(hd.get("x-auth-subject"), ["alice@example.com"], rec)
+        self.assertEqual(hd.get("x-auth-client"), [self.agent.id], rec)
+        self.assertEqual(hd.get("x-auth-scope"), ["wiki:read"], rec)
+        self.assertEqual(hd.get("x-auth-session"), [self.sid], rec)
+        # Not delegated: no actor, and the agent's forged one never arrives.
+        self.assertIn(hd.get("x-auth-actor"), (None, [""]), rec)
+        self.assertNotIn("authorization", hd.get("x-auth-subject", [""])[0])
+
+    def test_3_insufficient_scope(self):
+        before = len(self.app.seen)
+        self.assertDenied(self.send("POST", "/page", self.token), 403,
+                          error="insufficient_scope", scope="wiki:write")
+        self.assertEqual(len(self.app.seen), before)
+
+    def test_4_metadata_through_the_proxy(self):
+        r = self.send("GET", "/.well-known/oauth-protected-resource")
+        self.assertEqual(r.status, 200, "%r\n%s" % (r, self.proxy.log()))
+        j = r.json()
+        self.assertEqual(j["resource"], RESOURCE)
+        self.assertEqual(j["bearer_methods_supported"], ["header"])
+        self.assertEqual(j["scopes_supported"], ["wiki:read", "wiki:write"])
+
+    def test_5_session_end_denies_the_very_next_request(self):
+        sid = self.d.new_session("bob@example.com")
+        t = self.d.issue(sid, self.agent, "wiki:read", aud=RESOURCE)["access_token"]
+        self.assertEqual(self.send("GET", "/", t).status, 200)
+        self.d.ctl("session", "terminate", sid, "--reason", "idp logout")
+        self.assertDenied(self.send("GET", "/", t), 401, error="invalid_token")
+        self.assertEqual(self.send("GET", "/", self.token).status, 200)  # alice is untouched
+
+    def test_6_audit_sees_the_agent(self):
+        self.assertEqual(self.send("GET", "/audit", self.token).status, 200)
+        deadline = time.monotonic() + 10
+        rows = []
+        while time.monotonic() < deadline:
+            rows = self.d.ctl("audit", "agents", "--client", self.agent.id)
+            if rows and rows[0]["allowed"] >= 1:
+                break
+            time.sleep(0.2)
+        self.assertEqual([r["resource"] for r in rows], [RESOURCE], rows)
+        self.assertGreaterEqual(rows[0]["allowed"], 1)
+
+
+    def test_7_agent_cannot_choose_the_original_request(self):
+        # A token for another resource, and headers naming that resource: the
+        # proxy sets (or blanks) every original-request header itself.
+        mcp = self.d.issue(self.sid, self.agent, "wiki:read",
+                           aud="https://tools.example.com/mcp")["access_token"]
+        forged = {"X-Forwarded-Host": "tools.example.com", "X-Forwarded-Uri": "/mcp",
+                  "X-Original-URI": "/mcp", "X-Original-URL": "https://tools.example.com/mcp",
+                  "X-Forwarded-Method": "GET"}
+        before = len(self.app.seen)
+        r = self.send("GET", "/page", mcp, headers=forged)
+        self.assertEqual(r.status, 401, "%r\n%s" % (r, self.proxy.log()))
+        self.assertEqual(len(self.app.seen), before)
+
+    def test_8_delegated_token_actor_chain(self):
+        helper = self.d.add_client("agent", "interop-helper", scope="wiki:read")
+        child = self.d.issue(self.sid, helper, "wiki:read", parent=self.token)["access_token"]
+        r = self.send("GET", "/delegated", child)
+        self.assertEqual(r.status, 200, "%r\n%s" % (r, self.proxy.log()))
+        hd = headers_of(r.json())
+        self.assertEqual(hd.get("x-auth-client"), [helper.id])
+        self.assertEqual(hd.get("x-auth-actor"), ["%s %s" % (helper.id, self.agent.id)])
+

@@ -1,0 +1,432 @@
+"""Forward-auth (/auth) against the real daemon: every answer an edge proxy can
+get (missing, inactive, wrong audience, insufficient scope, good token), the
+identity headers, how the original request is read from proxy headers, the
+resource match order, and the agent access audit (tokenctl + /metrics)."""
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+import unittest
+
+import harness as h
+
+h.require_binaries()
+
+WIKI = "https://wiki.test/"
+ADMIN = "https://wiki.test/admin"
+MCP = "https://api.test/mcp"
+ANY = "https://any.test/"
+
+RESOURCES = {
+    "resources": [
+        {"resource": WIKI, "name": "Wiki", "realm": "wiki",
+         "scopes_supported": ["wiki:read", "wiki:write"],
+         "required_scopes": {"GET": ["wiki:read"], "*": ["wiki:write"]}},
+        {"resource": ADMIN, "path_prefix": "/admin",
+         "required_scopes": {"*": ["wiki:admin"]}},
+        {"resource": MCP, "path_prefix": "/mcp", "name": "MCP server",
+         "identity_headers": {"subject": "X-User"}},
+        {"resource": ANY, "host": "*", "path_prefix": "/shared"},
+    ]
+}
+
+
+def md_url(resource):
+    """RFC 9728 §3.1: the well-known segment between host and path."""
+    m = re.match(r"^(https://[^/]+)(/.*)?$", resource)
+    path = m.group(2) or ""
+    if path == "/":
+        path = ""
+    return m.group(1) + "/.well-known/oauth-protected-resource" + path
+
+
+def challenge(resource, realm="tokend", error=None, scope=None):
+    parts = ['Bearer realm="%s"' % realm]
+    if error:
+        parts.append('error="%s"' % error)
+    if scope:
+        parts.append('scope="%s"' % scope)
+    parts.append('resource_metadata="%s"' % md_url(resource))
+    return ", ".join(parts)
+
+
+def write_resources(obj):
+    d = tempfile.mkdtemp(prefix="tokend-res-")
+    path = os.path.join(d, "resources.json")
+    with open(path, "w") as f:
+        json.dump(obj, f)
+    return d, path
+
+
+class ForwardAuthBase(h.TokenAsserts, unittest.TestCase):
+    resources = RESOURCES
+
+    @classmethod
+    def setUpClass(cls):
+        cls.res_dir, path = write_resources(cls.resources)
+        cls.addClassCleanup(shutil.rmtree, cls.res_dir, True)
+        cls.d = h.start_daemon(("--resources", path, "--issuer", "https://as.test"))
+        cls.addClassCleanup(h.destroy_daemon, cls.d)
+        cls.w = h.World(cls.d)
+        d = cls.d
+        cls.agent = d.add_client("agent", "wiki-agent",
+                                 scope="wiki:read wiki:write wiki:admin read write")
+        cls.sid = d.new_session("alice")
+        cls.read = d.issue(cls.sid, cls.agent, "wiki:read", aud=WIKI)["access_token"]
+        cls.write = d.issue(cls.sid, cls.agent, "wiki:read wiki:write", aud=WIKI)["access_token"]
+
+    def auth(self, token=None, host="wiki.test", uri="/page", method=None, path="/auth",
+             http_method="GET", extra=None, authorization=None):
+        hdrs = {}
+        if host is not None:
+            hdrs["X-Forwarded-Host"] = host
+        if uri is not None:
+            hdrs["X-Forwarded-Uri"] = uri
+        if method is not None:
+            hdrs["X-Forwarded-Method"] = method
+        if token is not None:
+            hdrs["Authorization"] = "Bearer " + token
+        if authorization is not None:
+            hdrs["Authorization"] = authorization
+        hdrs.update(extra or {})
+        return self.d.request(http_method, path, headers=hdrs)
+
+    def assertAdmin(self, r):
+        """Matched to the admin resource: a wiki token has the wrong audience there."""
+        self.assertChallenge(r, 401, ADMIN, error="invalid_token")
+
+    def assertChallenge(self, r, status, resource, **kw):
+        self.assertEqual(r.status, status, r)
+        self.assertEqual(r.header("www-authenticate"), challenge(resource, **kw), r)
+        self.assertEqual(r.header("cache-control"), "no-store")
+        self.assertIsNone(r.header("x-auth-subject"))
+
+
+class Decisions(ForwardAuthBase):
+
+    def test_missing_token_has_no_error_code(self):
+        r = self.auth()
+        self.assertChallenge(r, 401, WIKI, realm="wiki")
+        self.assertEqual(r.body, b"")
+
+    def test_other_scheme_counts_as_missing(self):
+        r = self.auth(authorization=self.w.rs.basic())
+        self.assertChallenge(r, 401, WIKI, realm="wiki")
+
+    def test_unknown_and_malformed_tokens_are_invalid(self):
+        for tok in ("tkd_at_" + "A" * 43, "x", "a" * 600):
+            self.assertChallenge(self.auth(tok), 401, WIKI, realm="wiki", error="invalid_token")
+        for bad in ("Bearer a b", "Bearer ", "Bearer  tok", "Bearer t\u00e9"):
+            r = self.auth(authorization=bad)
+            self.assertChallenge(r, 401, WIKI, realm="wiki", error="invalid_token")
+
+    def test_good_token_identity_headers(self):
+        r = self.auth(self.read)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.body, b"")
+        self.assertEqual(r.header("cache-control"), "no-store")
+        self.assertIsNone(r.header("www-authenticate"))
+        self.assertEqual(r.header("x-auth-subject"), "alice")
+        self.assertEqual(r.header("x-auth-client"), self.agent.id)
+        self.assertEqual(r.header("x-auth-scope"), "wiki:read")
+        self.assertEqual(r.header("x-auth-session"), self.sid)
+        self.assertEqual(r.header_all("x-auth-actor"), [""])  # sent empty: overwrites a forged one
+
+    def test_insufficient_scope(self):
+        r = self.auth(self.read, method="POST")
+        self.assertChallenge(r, 403, WIKI, realm="wiki", error="insufficient_scope",
+                             scope="wiki:write")
+        self.assertEqual(self.auth(self.write, method="POST").status, 200)
+        # HEAD has no rule of its own: the GET rule applies.
+        self.assertEqual(self.auth(self.read, method="HEAD").status, 200)
+        # Methods are case-sensitive: "get" falls to the "*" rule.
+        self.assertEqual(self.auth(self.read, method="get").status, 403)
+
+    def test_method_defaults_to_the_request_method(self):
+        # nginx's auth_request subrequest keeps the original method.
+        r = self.auth(self.read, http_method="DELETE")
+        self.assertEqual(r.status, 403, r)
+        r = self.auth(self.write, http_method="POST")
+        self.assertEqual(r.status, 200, r)
+
+    def test_wrong_audience(self):
+        other = self.d.issue(self.sid, self.agent, "wiki:read", aud=MCP)["access_token"]
+        self.assertChallenge(self.auth(other), 401, WIKI, realm="wiki", error="invalid_token")
+        r = self.auth(other, host="api.test", uri="/mcp")
+        self.assertEqual(r.status, 200, r)
+        none = self.d.issue(self.sid, self.agent, "wiki:read")["access_token"]
+        self.assertChallenge(self.auth(none), 401, WIKI, realm="wiki", error="invalid_token")
+        # The token works for /introspect all the same (no audience restriction there).
+        self.assertActive(none)
+
+    def test_refresh_token_is_not_a_bearer_token(self):
+        t = self.d.issue(self.sid, self.agent, "wiki:read", aud=WIKI, refresh=True)
+        self.assertEqual(self.auth(t["access_token"]).status, 200)
+        self.assertChallenge(self.auth(t["refresh_token"]), 401, WIKI, realm="wiki",
+                             error="invalid_token")
+
+    def test_revoked_expired_and_not_yet_valid(self):
+        t = self.d.issue(self.sid, self.agent, "wiki:read", aud=WIKI)["access_token"]
+        self.assertEqual(self.auth(t).status, 200)
+        self.assertEqual(self.d.revoke(t, auth=self.agent).status, 200)
+        self.assertChallenge(self.auth(t), 401, WIKI, realm="wiki", error="invalid_token")
+        later = self.d.issue(self.sid, self.agent, "wiki:read", aud=WIKI, nbf_in=600)
+        self.assertChallenge(self.auth(later["access_token"]), 401, WIKI, realm="wiki",
+                             error="invalid_token")
+
+    def test_session_end_is_seen_by_the_next_request(self):
+        sid = self.d.new_session("bob")
+        t = self.d.issue(sid, self.agent, "wiki:read", aud=WIKI)["access_token"]
+        with self.d.conn() as c:
+            hdrs = {"X-Forwarded-Host": "wiki.test", "X-Forwarded-Uri": "/",
+                    "Authorization": "Bearer " + t}
+            self.assertEqual(c.request("GET", "/auth", headers=hdrs).status, 200)
+            self.d.ctl("session", "terminate", sid)
+            r = c.request("GET", "/auth", headers=hdrs)
+            self.assertEqual(r.status, 401, r)
+            self.assertIn('error="invalid_token"', r.header("www-authenticate"))
+
+    def test_delegated_token_actor_chain(self):
+        helper = self.d.add_client("agent", "helper", scope="wiki:read")
+        child = self.d.issue(self.sid, helper, "wiki:read", parent=self.read)["access_token"]
+        r = self.auth(child)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.header("x-auth-client"), helper.id)
+        self.assertEqual(r.header("x-auth-actor"), "%s %s" % (helper.id, self.agent.id))
+        self.assertEqual(r.header("x-auth-subject"), "alice")
+
+    def test_identity_values_are_percent_encoded(self):
+        sid = self.d.new_session("jos\u00e9 100%")
+        t = self.d.issue(sid, self.agent, "wiki:read", aud=WIKI)["access_token"]
+        r = self.auth(t)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.header("x-auth-subject"), "jos%C3%A9 100%25")
+
+    def test_per_resource_header_names(self):
+        t = self.d.issue(self.sid, self.agent, "read", aud=MCP)["access_token"]
+        r = self.auth(t, host="api.test", uri="/mcp/tools")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.header("x-user"), "alice")
+        self.assertIsNone(r.header("x-auth-subject"))
+        self.assertEqual(r.header("x-auth-client"), self.agent.id)
+
+    def test_token_only_from_the_authorization_header(self):
+        r = self.auth(uri="/page?access_token=" + self.read)
+        self.assertChallenge(r, 401, WIKI, realm="wiki")
+        r = self.d.request("POST", "/auth", body=h.form({"access_token": self.read}),
+                           headers={"X-Forwarded-Host": "wiki.test", "X-Forwarded-Uri": "/"},
+                           content_type=h.FORM)
+        self.assertChallenge(r, 401, WIKI, realm="wiki")
+
+
+class OriginalRequest(ForwardAuthBase):
+
+    def test_nginx_style_original_uri(self):
+        r = self.auth(self.read, uri=None, extra={"X-Original-URI": "/page?x=1"})
+        self.assertEqual(r.status, 200, r)
+        r = self.auth(self.read, uri=None, extra={"X-Original-URI": "/admin/x"})
+        self.assertAdmin(r)
+
+    def test_original_url_gives_host_and_path(self):
+        r = self.auth(self.read, host=None, uri=None,
+                      extra={"X-Original-URL": "https://wiki.test/admin/users?q"})
+        self.assertAdmin(r)
+        r = self.auth(self.read, host="WIKI.test", uri=None,
+                      extra={"X-Original-URL": "https://wiki.test"})
+        self.assertEqual(r.status, 200, r)
+
+    def test_envoy_style_path_suffix_and_host(self):
+        hdrs = {"Authorization": "Bearer " + self.read}
+        r = self.d.raw(("GET /auth/page?q=1 HTTP/1.1\r\nHost: wiki.test\r\n"
+                        "Authorization: Bearer %s\r\n\r\n" % self.read).encode())
+        self.assertEqual(r.status, 200, r)
+        r = self.d.raw(("POST /auth/admin/x HTTP/1.1\r\nHost: wiki.test\r\n"
+                        "Content-Length: 0\r\nAuthorization: Bearer %s\r\n\r\n"
+                        % self.read).encode())
+        self.assertAdmin(r)
+        del hdrs
+
+    def test_ambiguous_or_missing_original_request_is_400(self):
+        cases = [
+            dict(uri=None),                                            # no URI at all
+            dict(extra={"X-Original-URI": "/other"}),                  # disagrees with X-Forwarded-Uri
+            dict(host="a.test, wiki.test"),                            # a list of hosts
+            dict(method="GET", extra={"X-Original-Method": "POST"}),   # methods disagree
+            dict(host=None, uri=None, extra={"X-Original-URL": "wiki.test/x"}),
+            dict(uri="page"),                                          # not origin-form
+            dict(uri="/%zz"),
+            dict(uri="/%00"),
+            dict(uri="/../etc"),
+        ]
+        for kw in cases:
+            r = self.auth(self.read, **kw)
+            self.assertEqual(r.status, 400, (kw, r))
+            self.assertEqual(r.json(), {"error": "invalid_request"})
+        raw = ("GET /auth HTTP/1.1\r\nHost: x\r\nX-Forwarded-Host: wiki.test\r\n"
+               "X-Forwarded-Host: wiki.test\r\nX-Forwarded-Uri: /\r\n\r\n")
+        self.assertEqual(self.d.raw(raw.encode()).status, 400)
+
+    def test_agreeing_headers_are_fine(self):
+        r = self.auth(self.read, extra={"X-Original-URI": "/page",
+                                        "X-Original-URL": "https://WIKI.TEST/page"})
+        self.assertEqual(r.status, 200, r)
+
+    def test_path_is_normalised_before_matching(self):
+        for uri in ("/public/../admin", "/public/%2e%2e/admin/x", "//admin", "/%61dmin",
+                    "/admin/./x", "/a/b/../../admin"):
+            r = self.auth(self.read, uri=uri)
+            self.assertAdmin(r)
+
+
+class Matching(ForwardAuthBase):
+
+    def test_prefix_on_segment_boundary(self):
+        self.assertEqual(self.auth(self.read, uri="/administrator").status, 200)
+        self.assertAdmin(self.auth(self.read, uri="/admin"))
+        self.assertAdmin(self.auth(self.read, uri="/admin/"))
+        # With a token for the admin resource the "*" rule applies there.
+        t = self.d.issue(self.sid, self.agent, "wiki:read", aud=ADMIN)["access_token"]
+        self.assertChallenge(self.auth(t, uri="/admin/x"), 403, ADMIN,
+                             error="insufficient_scope", scope="wiki:admin")
+        t = self.d.issue(self.sid, self.agent, "wiki:admin", aud=ADMIN)["access_token"]
+        self.assertEqual(self.auth(t, uri="/admin/x", method="DELETE").status, 200)
+
+    def test_host_with_port_and_case(self):
+        self.assertEqual(self.auth(self.read, host="Wiki.Test:8080").status, 200)
+        r = self.auth(self.read, host="[::1]:80")
+        self.assertEqual(r.status, 403, r)
+        self.assertEqual(r.json(), {"error": "unknown_resource"})
+
+    def test_unknown_resource(self):
+        r = self.auth(self.read, host="api.test", uri="/other")
+        self.assertEqual(r.status, 403, r)
+        self.assertEqual(r.json(), {"error": "unknown_resource"})
+        self.assertIsNone(r.header("www-authenticate"))
+        r = self.auth(self.read, host="api.test", uri="/mcpx")
+        self.assertEqual(r.status, 403, r)
+
+    def test_wildcard_host(self):
+        t = self.d.issue(self.sid, self.agent, "read", aud=ANY)["access_token"]
+        for host in ("one.test", "two.test:9"):
+            self.assertEqual(self.auth(t, host=host, uri="/shared/x").status, 200)
+        # An exact host beats "*" (wiki.test has "/" which covers /shared).
+        self.assertChallenge(self.auth(t, uri="/shared/x"), 401, WIKI, realm="wiki",
+                             error="invalid_token")
+
+    def test_every_method_is_routed(self):
+        for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
+            r = self.d.request(m, "/auth", headers={"X-Forwarded-Host": "wiki.test",
+                                                    "X-Forwarded-Uri": "/"})
+            self.assertEqual(r.status, 401, (m, r))
+
+
+class TrustedHeaders(ForwardAuthBase):
+    resources = dict(RESOURCES, trusted_headers=["X-Original-URI"])
+
+    def test_untrusted_headers_are_ignored(self):
+        # X-Forwarded-Uri and -Host are not trusted: the URI comes from
+        # X-Original-URI and the host from Host.
+        raw = ("GET /auth HTTP/1.1\r\nHost: wiki.test\r\nX-Forwarded-Host: api.test\r\n"
+               "X-Forwarded-Uri: /mcp\r\nX-Original-URI: /admin\r\n"
+               "Authorization: Bearer %s\r\n\r\n" % self.read)
+        r = self.d.raw(raw.encode())
+        self.assertAdmin(r)
+        raw = ("GET /auth HTTP/1.1\r\nHost: wiki.test\r\nX-Forwarded-Uri: /admin\r\n"
+               "X-Forwarded-Uri: /x\r\n\r\n")
+        r = self.d.raw(raw.encode())  # untrusted duplicates do not matter; no URI → 400
+        self.assertEqual(r.status, 400, r)
+
+
+class Audit(ForwardAuthBase):
+
+    def wait_audit(self, client, resource, want, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = self.d.ctl("audit", "agents", "--client", client)
+            row = [x for x in rows if x["resource"] == resource]
+            got = (row[0]["allowed"], row[0]["denied"]) if row else (0, 0)
+            if got == want or time.monotonic() > deadline:
+                return got, row
+            time.sleep(0.2)
+
+    def test_counts_reach_tokenctl_and_metrics(self):
+        a = self.d.add_client("agent", "audited-agent", scope="wiki:read")
+        t = self.d.issue(self.sid, a, "wiki:read", aud=WIKI)["access_token"]
+        before = int(time.time())
+        for _ in range(5):
+            self.assertEqual(self.auth(t).status, 200)
+        for _ in range(2):
+            self.assertEqual(self.auth(t, method="PUT").status, 403)
+        self.assertEqual(self.auth(t, host="api.test", uri="/mcp").status, 401)  # wrong audience
+        self.assertEqual(self.auth("tkd_at_" + "B" * 43).status, 401)  # no agent to count
+        got, row = self.wait_audit(a.id, WIKI, (5, 2))
+        self.assertEqual(got, (5, 2), row)
+        r = row[0]
+        self.assertEqual(r["client_name"], "audited-agent")
+        self.assertGreaterEqual(r["first_seen"], before - 1)
+        self.assertGreaterEqual(r["last_seen"], r["first_seen"])
+        got, _ = self.wait_audit(a.id, MCP, (0, 1))
+        self.assertEqual(got, (0, 1))
+        text = self.d.request("GET", "/metrics").body.decode()
+        self.assertIn('tokend_agent_requests_total{client="%s",resource="%s",result="allowed"} 5'
+                      % (a.id, WIKI), text)
+        self.assertIn('tokend_agent_requests_total{client="%s",resource="%s",result="denied"} 2'
+                      % (a.id, WIKI), text)
+        self.assertRegex(text, r'tokend_forward_auth_total\{result="allowed"\} [1-9]')
+        self.assertRegex(text, r'tokend_forward_auth_total\{result="wrong_audience"\} [1-9]')
+        self.assertRegex(text, r"tokend_agent_pairs [1-9]")
+        self.assertIn('tokend_requests_total{endpoint="forward_auth",status="403"}', text)
+
+    def test_counts_survive_a_restart(self):
+        a = self.d.add_client("agent", "restart-agent", scope="wiki:read")
+        t = self.d.issue(self.sid, a, "wiki:read", aud=WIKI)["access_token"]
+        for _ in range(3):
+            self.assertEqual(self.auth(t).status, 200)
+        self.d.restart()  # the stop folds what the workers still hold
+        rows = self.d.ctl("audit", "agents", "--client", a.id)
+        self.assertEqual([(x["resource"], x["allowed"], x["denied"]) for x in rows],
+                         [(WIKI, 3, 0)])
+        self.assertEqual(self.auth(t).status, 200)
+        got, _ = self.wait_audit(a.id, WIKI, (4, 0))
+        self.assertEqual(got, (4, 0))
+
+
+class Config(h.FreshCase):
+
+    def test_bad_resources_file_stops_start_up(self):
+        d, path = write_resources({"resources": [{"resource": "http://plain.test/"}]})
+        self.addCleanup(shutil.rmtree, d, True)
+        with self.assertRaises(AssertionError) as cm:
+            self.daemon(("--resources", path))
+        self.assertIn("resources_invalid", str(cm.exception))
+        self.assertIn("https", str(cm.exception))
+        with self.assertRaises(AssertionError):
+            self.daemon(("--resources", os.path.join(d, "missing.json")))
+
+    def test_no_resources_configured(self):
+        d = self.daemon()
+        r = d.request("GET", "/auth", headers={"X-Forwarded-Host": "wiki.test",
+                                               "X-Forwarded-Uri": "/"})
+        self.assertIn(r.status, (400, 403), r)  # nothing is trusted, nothing is covered
+        r = d.raw(b"GET /auth/x HTTP/1.1\r\nHost: wiki.test\r\n\r\n")
+        self.assertEqual(r.status, 403, r)
+        self.assertEqual(r.json(), {"error": "unknown_resource"})
+
+    def test_config_file_key(self):
+        d, path = write_resources(RESOURCES)
+        self.addCleanup(shutil.rmtree, d, True)
+        conf = os.path.join(d, "tokend.conf")
+        with open(conf, "w") as f:
+            f.write("resources = %s\n" % path)
+        t = self.daemon(("--config", conf))
+        r = t.request("GET", "/auth", headers={"X-Forwarded-Host": "wiki.test",
+                                               "X-Forwarded-Uri": "/"})
+        self.assertEqual(r.status, 401, r)
+        self.assertEqual(r.header("www-authenticate"), challenge(WIKI, realm="wiki"))
+
+
+if __name__ == "__main__":
+    unittest.main()
