@@ -2,8 +2,9 @@
  * libFuzzer target for the request path behind the parser: the router, the
  * form and credential handling, caller authentication with its rate
  * limiter, introspection and revocation planning, metadata, health and
- * metrics, run against a real LMDB store seeded once with clients, a
- * session, a grant and tokens (their ids and secrets are in app.dict).
+ * metrics, forward-auth (with a protected-resources file), run against a
+ * real LMDB store seeded once with clients, a session, a grant and tokens
+ * (their ids and secrets are in app.dict).
  * There is no committer, so a revocation that would write answers 503.
  *
  * Byte 0 picks the application (bit 7: rate limiting on or off) and the
@@ -59,6 +60,21 @@ static const char *const tokens[3] = {"tkd_at_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA
                                       "tkd_at_BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB",
                                       "tkd_rt_CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC"};
 
+static const char resources_json[] =
+    "{\"trusted_headers\": [\"X-Forwarded-Method\", \"X-Forwarded-Host\", \"X-Forwarded-Uri\"],"
+    " \"resources\": [{\"resource\": \"https://wiki.test/\", \"scopes_supported\": [\"read\"],"
+    " \"required_scopes\": {\"GET\": [\"read\"], \"*\": [\"write\"]}},"
+    " {\"resource\": \"https://wiki.test/admin\", \"path_prefix\": \"/admin\"}]}";
+
+static void write_resources(const char *dir, char *path, size_t cap)
+{
+    snprintf(path, cap, "%s/resources.json", dir);
+    FILE *f = fopen(path, "w");
+    EXPECT(f != NULL);
+    EXPECT(fwrite(resources_json, 1, sizeof resources_json - 1, f) == sizeof resources_json - 1);
+    EXPECT(fclose(f) == 0);
+}
+
 static void seed_store(void)
 {
     tk_txn *t;
@@ -88,6 +104,9 @@ static void seed_store(void)
                           .scope = TK_SLICE_LIT("read"),
                           .iat = 1,
                           .exp = TK_TIME_MAX};
+        if (i == 0) {
+            r.aud = TK_SLICE_LIT("https://wiki.test/");
+        }
         if (i == 1) {
             r.has_parent = true;
             memcpy(r.parent, parent, TK_HASH_LEN);
@@ -120,6 +139,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         tk_config_defaults(&cfg[i]);
         snprintf(cfg[i].issuer, sizeof cfg[i].issuer, "http://127.0.0.1:7662");
         cfg[i].auth_fail_burst = i == 0 ? 0 : 3;
+        write_resources(dir, cfg[i].resources_file, sizeof cfg[i].resources_file);
         tk_app_cfg ac = {.cfg = &cfg[i], .store = store, .committer = NULL, .workers = 1};
         SEED_OK(tk_app_create(&ac, &app[i]));
         tk_app_hooks(app[i], &hooks[i]);
@@ -131,7 +151,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 static bool status_ok(int s)
 {
-    static const int ok[] = {200, 400, 401, 404, 405, 429, 500, 503};
+    static const int ok[] = {200, 400, 401, 403, 404, 405, 429, 500, 503};
     for (size_t i = 0; i < TK_ARRAY_LEN(ok); i++) {
         if (s == ok[i]) {
             return true;
