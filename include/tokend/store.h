@@ -6,7 +6,10 @@
  * DBIs: tokens (hash → token), sessions (sid → session), grants (id → grant),
  * clients (id → client), and DUPSORT indices session_tokens (sid → token
  * hash), token_children (parent hash → child hash), client_grants (client id →
- * grant id); meta (schema version).
+ * grant id); idp_index (DUPSORT: match key → sid, for IdP events), seen_jti
+ * (replay records of IdP events), audit (time-ordered event records); meta
+ * (schema version). A read-only open of a store written before idp_index,
+ * seen_jti and audit existed sees them empty.
  *
  * Transactions: a read txn belongs to one thread; workers keep one each and
  * renew it once per batch (tk_store_read_renew). One write txn at a time per
@@ -105,6 +108,43 @@ int tk_store_each_session(tk_txn *txn, tk_session_fn fn, void *arg);
 int tk_store_each_client(tk_txn *txn, tk_client_fn fn, void *arg);
 int tk_store_each_session_token(tk_txn *txn, tk_slice sid, tk_hash_fn fn, void *arg);
 int tk_store_each_child(tk_txn *txn, const uint8_t parent[TK_HASH_LEN], tk_hash_fn fn, void *arg);
+
+/* ---- IdP events ---------------------------------------------------------------
+ *
+ * Sessions with an issuer are indexed by tk_store_put_session (unless
+ * TK_PUT_NO_INDEX) under two match keys in idp_index: (issuer, sub) and, when
+ * idp_sid is set, (issuer, idp_sid). Keys are SHA-256 of a tagged,
+ * length-prefixed encoding, so any bytes are safe and every key is 32 bytes.
+ */
+enum tk_idp_key_kind { TK_IDP_KEY_SUB = 'u', TK_IDP_KEY_SID = 's' };
+
+/* Pure: the match key of (issuer, value); issuer and value at most
+ * TK_URL_MAX bytes each. */
+void tk_store_idp_key(uint8_t kind, tk_slice issuer, tk_slice value, uint8_t out[TK_HASH_LEN]);
+/* Pure: the replay key of an event (source, issuer, jti or webhook-id). */
+void tk_store_replay_key(uint8_t source, tk_slice issuer, tk_slice event_id,
+                         uint8_t out[TK_HASH_LEN]);
+
+/* Every sid indexed under key (at most the index's size). fn's slice points
+ * into the map. Returns 0, fn's non-zero value, TK_E_CORRUPT, TK_E_STORE. */
+typedef int (*tk_id_fn)(void *arg, tk_slice id);
+int tk_store_each_idp_session(tk_txn *txn, const uint8_t key[TK_HASH_LEN], tk_id_fn fn, void *arg);
+
+/* Replay records. get: 0 with *until, TK_E_NOTFOUND, TK_E_CORRUPT, TK_E_STORE.
+ * put (write txn): TK_E_EXISTS when the key is known, TK_E_INVALID for an
+ * until outside [1, TK_TIME_MAX]. prune deletes up to max records whose
+ * until is before now, oldest first; *removed says how many. */
+int tk_store_seen_get(tk_txn *txn, const uint8_t key[TK_HASH_LEN], int64_t *until);
+int tk_store_seen_put(tk_txn *txn, const uint8_t key[TK_HASH_LEN], int64_t until);
+int tk_store_seen_prune(tk_txn *txn, int64_t now, unsigned max, unsigned *removed);
+
+/* Append an audit record under (rec->at, event_key): event_key makes the key
+ * unique (the replay key of an event; random for admin actions) and the
+ * same on every node that applies the same op. Write txn: 0, TK_E_INVALID,
+ * TK_E_FULL, TK_E_STORE. each_audit walks them oldest first. */
+int tk_store_audit_put(tk_txn *txn, const uint8_t event_key[TK_HASH_LEN], const tk_audit_rec *rec);
+typedef int (*tk_audit_fn)(void *arg, const tk_audit_rec *rec);
+int tk_store_each_audit(tk_txn *txn, tk_audit_fn fn, void *arg);
 
 typedef struct tk_store_stats {
     uint64_t tokens, sessions, grants, clients, session_tokens, token_children;

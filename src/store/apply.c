@@ -4,7 +4,7 @@
  * write txn, decide with a pure state-machine step, write back only when the
  * state moves. A missing target is a no-op, so replaying a log is safe.
  */
-#include "tokend/store.h"
+#include "store_int.h"
 
 /* Each apply_* reads the target (missing → no-op), decides, and writes back
  * only when the state moves. Decoded slices point into the map; the put
@@ -72,7 +72,7 @@ static int apply_session_state(tk_txn *txn, const tk_op *op, bool *changed)
     if (rc != 0 || !session_move(&s, op)) {
         return rc == TK_E_NOTFOUND ? 0 : rc;
     }
-    rc = tk_store_put_session(txn, sid, &s, 0);
+    rc = tk_store_put_session(txn, sid, &s, TK_PUT_NO_INDEX); /* keys never change */
     *changed = rc == 0;
     return rc;
 }
@@ -105,6 +105,9 @@ int tk_store_apply(tk_txn *txn, const tk_op *op, bool *changed)
             break;
         case TK_OP_SESSION_STATE:
             rc = apply_session_state(txn, op, &ch);
+            break;
+        case TK_OP_IDP_EVENT:
+            rc = tk_store_apply_idp(txn, op, &ch);
             break;
         default:
             TK_ASSERT(op->type == TK_OP_CLIENT_STATUS);
