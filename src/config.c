@@ -188,6 +188,9 @@ int tk_config_set(tk_config *cfg, const char *key, const char *value, char *err,
     if (!strcmp(key, "data")) {
         return set_string(cfg->data_dir, sizeof(cfg->data_dir), key, value, err, errcap);
     }
+    if (!strcmp(key, "idp-config")) {
+        return set_string(cfg->idp_config, sizeof(cfg->idp_config), key, value, err, errcap);
+    }
     if (!strcmp(key, "issuer")) {
         return set_string(cfg->issuer, sizeof(cfg->issuer), key, value, err, errcap);
     }

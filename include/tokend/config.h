@@ -5,7 +5,8 @@
  * File format: one "key = value" per line; '#' starts a comment; keys are the
  * long flag names without "--" (listen, workers, data, map-size, issuer,
  * access-ttl, refresh-ttl, session-ttl, max-depth, max-conns, idle-timeout,
- * header-timeout, body-timeout, max-body, commit-queue, log-level, pin-cpus).
+ * header-timeout, body-timeout, max-body, commit-queue, log-level, pin-cpus,
+ * idp-config).
  */
 #ifndef TOKEND_CONFIG_H
 #define TOKEND_CONFIG_H
@@ -29,6 +30,7 @@ typedef struct tk_config {
     unsigned commit_queue;
     int log_level;
     bool pin_cpus;
+    char idp_config[PATH_MAX]; /* IdP trust file (idp.h); empty = no IdP events */
 } tk_config;
 
 void tk_config_defaults(tk_config *cfg);

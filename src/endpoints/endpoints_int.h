@@ -19,6 +19,9 @@ enum ep_endpoint {
     EP_METADATA,
     EP_HEALTHZ,
     EP_METRICS,
+    EP_BACKCHANNEL, /* POST /backchannel-logout */
+    EP_SSF,         /* POST /ssf/events */
+    EP_WEBHOOK,     /* POST /webhooks/session-terminated */
     EP_OTHER,
     EP_ENDPOINTS,
 };
@@ -65,6 +68,8 @@ typedef struct ep_worker {
     char client_id[TK_ID_MAX + 1];
     char secret[EP_SECRET_MAX + 1];
     tk_commit_done done[EP_DRAIN_CHUNK];
+    struct tk_idp_trust *idp; /* IdP trust snapshot (events.c), renewed per batch */
+    uint64_t idp_gen;
     char scratch[TK_RESPONSE_MAX]; /* response bodies */
 } __attribute__((aligned(64))) ep_worker;
 
@@ -142,6 +147,17 @@ void ep_revoke_respond(ep_req *r, const tk_server_done *done);
 void ep_metadata(ep_req *r);
 void ep_healthz(ep_req *r);
 void ep_metrics_serve(ep_req *r);
+
+/* ---- events.c, bcl.c, ssf.c, webhook.c: IdP events -------------------------------- */
+
+void ep_backchannel_logout(ep_req *r);
+void ep_ssf_events(ep_req *r);
+void ep_webhook(ep_req *r);
+/* The answer of a deferred event, once its op is durable (or failed). */
+void ep_event_respond(ep_req *r, const tk_server_done *done);
+/* Take the current IdP trust snapshot when it changed (batch start); drop it. */
+void ep_events_batch_begin(ep_worker *w);
+void ep_events_fini(ep_worker *w);
 
 /* ---- metrics.c ----------------------------------------------------------------------- */
 

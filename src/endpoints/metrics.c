@@ -18,7 +18,8 @@
 static const int counted_status[EP_STATUSES - 1] = {200, 400, 401, 404, 405, 413, 500, 503};
 
 static const char *const endpoint_name[EP_ENDPOINTS] = {
-    "introspect", "revoke", "metadata", "healthz", "metrics", "other",
+    "introspect", "revoke",      "metadata", "healthz", "metrics", "backchannel_logout",
+    "ssf_events", "webhook", "other",
 };
 
 /* Upper bounds of the duration buckets, in ns, and their labels. */
