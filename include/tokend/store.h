@@ -138,11 +138,10 @@ int tk_store_seen_get(tk_txn *txn, const uint8_t key[TK_HASH_LEN], int64_t *unti
 int tk_store_seen_put(tk_txn *txn, const uint8_t key[TK_HASH_LEN], int64_t until);
 int tk_store_seen_prune(tk_txn *txn, int64_t now, unsigned max, unsigned *removed);
 
-/* Append an audit record under (rec->at, event_key): event_key makes the key
- * unique (the replay key of an event; random for admin actions) and the
- * same on every node that applies the same op. Write txn: 0, TK_E_INVALID,
- * TK_E_FULL, TK_E_STORE. each_audit walks them oldest first. */
-int tk_store_audit_put(tk_txn *txn, const uint8_t event_key[TK_HASH_LEN], const tk_audit_rec *rec);
+/* Append an audit record, keyed by (rec->at, a sequence one above the last
+ * record's): time order, and apply order within a second. Write txn: 0,
+ * TK_E_INVALID, TK_E_FULL, TK_E_STORE. each_audit walks them in key order. */
+int tk_store_audit_put(tk_txn *txn, const tk_audit_rec *rec);
 typedef int (*tk_audit_fn)(void *arg, const tk_audit_rec *rec);
 int tk_store_each_audit(tk_txn *txn, tk_audit_fn fn, void *arg);
 

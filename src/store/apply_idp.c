@@ -96,7 +96,7 @@ static int each_sid(void *arg, tk_slice sid_in_map)
     return 0;
 }
 
-static int write_audit(expand *e, const uint8_t replay[TK_HASH_LEN])
+static int write_audit(expand *e)
 {
     const tk_op *op = e->op;
     tk_audit_rec a = {
@@ -110,7 +110,7 @@ static int write_audit(expand *e, const uint8_t replay[TK_HASH_LEN])
         .matched = e->matched,
         .changed = e->changed,
     };
-    return tk_store_audit_put(e->txn, replay, &a);
+    return tk_store_audit_put(e->txn, &a);
 }
 
 int tk_store_apply_idp(tk_txn *txn, const tk_op *op, bool *changed)
@@ -141,7 +141,7 @@ int tk_store_apply_idp(tk_txn *txn, const tk_op *op, bool *changed)
     if (e.matched >= TK_IDP_MATCH_MAX) {
         tk_log_warn("idp_match_limit", "sessions=%u limit=%d", e.matched, TK_IDP_MATCH_MAX);
     }
-    rc = write_audit(&e, replay);
+    rc = write_audit(&e);
     *changed = rc == 0;
     return rc;
 }

@@ -880,9 +880,33 @@ int tk_store_seen_prune(tk_txn *txn, int64_t now, unsigned max, unsigned *remove
     return rc;
 }
 
-#define AUDIT_KEY_LEN (8 + TK_HASH_LEN)
+/* audit keys: 8-byte big-endian time, then an 8-byte big-endian sequence
+ * one above the last record's, so records sort by time and, within a
+ * second, by the order they were applied; the same on every node that
+ * applies the same ops in the same order. */
+#define AUDIT_KEY_LEN 16
 
-int tk_store_audit_put(tk_txn *txn, const uint8_t event_key[TK_HASH_LEN], const tk_audit_rec *rec)
+static int audit_next_seq(tk_txn *t, uint64_t *seq)
+{
+    MDB_cursor *cur;
+    size_t entries;
+    int rc = open_cursor(t, DB_AUDIT, &cur, &entries);
+    if (rc != 0) {
+        return rc;
+    }
+    MDB_val k, v;
+    int mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    mdb_cursor_close(cur);
+    *seq = 1;
+    if (mrc == 0 && k.mv_size == AUDIT_KEY_LEN) {
+        *seq = (uint64_t)get_be64((const uint8_t *)k.mv_data + 8) + 1;
+    } else if (mrc != 0 && mrc != MDB_NOTFOUND) {
+        return store_err(mrc, "audit_last");
+    }
+    return 0;
+}
+
+int tk_store_audit_put(tk_txn *txn, const tk_audit_rec *rec)
 {
     uint8_t buf[TK_RECORD_MAX], k[AUDIT_KEY_LEN];
     size_t len;
@@ -890,8 +914,13 @@ int tk_store_audit_put(tk_txn *txn, const uint8_t event_key[TK_HASH_LEN], const 
     if (rc != 0) {
         return TK_E_INVALID;
     }
+    uint64_t seq = 0;
+    rc = audit_next_seq(txn, &seq);
+    if (rc != 0) {
+        return rc;
+    }
     be64(k, rec->at);
-    memcpy(k + 8, event_key, TK_HASH_LEN);
+    be64(k + 8, (int64_t)seq);
     return put_raw(txn, DB_AUDIT, (tk_slice){(const char *)k, sizeof k}, buf, len, 0);
 }
 

@@ -8,8 +8,6 @@
  */
 #include "ctl.h"
 
-#include "tokend/crypto.h"
-
 #include <stdio.h>
 #include <string.h>
 
@@ -22,11 +20,6 @@ static const char *action_name(uint8_t state)
 
 int ctl_audit_admin(tk_txn *txn, const tk_op *op)
 {
-    uint8_t key[TK_HASH_LEN];
-    int rc = tk_random_bytes(key, sizeof key); /* unique key; admin actions have no id */
-    if (rc != 0) {
-        return rc;
-    }
     tk_audit_rec a = {.source = TK_SOURCE_ADMIN,
                       .state = op->state,
                       .reason = {op->reason, op->reason_len},
@@ -34,7 +27,7 @@ int ctl_audit_admin(tk_txn *txn, const tk_op *op)
                       .at = op->at,
                       .matched = 1,
                       .changed = 1};
-    return tk_store_audit_put(txn, key, &a);
+    return tk_store_audit_put(txn, &a);
 }
 
 static void sids_json(tk_json *j, tk_slice sids)
