@@ -40,8 +40,6 @@ static const struct {
     const char *name;
     unsigned flags;
     const char *put_op; /* names a failed write in the log */
-    bool later;         /* added after the first release: a read-only open of
-                           an older store treats it as empty */
 } db_specs[DB_COUNT] = {
     [DB_TOKENS] = {"tokens", 0, "put_token"},
     [DB_SESSIONS] = {"sessions", 0, "put_session"},
@@ -50,10 +48,18 @@ static const struct {
     [DB_SESSION_TOKENS] = {"session_tokens", MDB_DUPSORT | MDB_DUPFIXED, "index_session_token"},
     [DB_TOKEN_CHILDREN] = {"token_children", MDB_DUPSORT | MDB_DUPFIXED, "index_token_child"},
     [DB_CLIENT_GRANTS] = {"client_grants", MDB_DUPSORT, "index_client_grant"},
-    [DB_IDP_INDEX] = {"idp_index", MDB_DUPSORT, "index_idp_session", true},
-    [DB_SEEN_JTI] = {"seen_jti", 0, "put_seen", true},
-    [DB_AUDIT] = {"audit", 0, "put_audit", true},
+    [DB_IDP_INDEX] = {"idp_index", MDB_DUPSORT, "index_idp_session"},
+    [DB_SEEN_JTI] = {"seen_jti", 0, "put_seen"},
+    [DB_AUDIT] = {"audit", 0, "put_audit"},
     [DB_META] = {"meta", 0, "put_meta"},
+};
+
+/* DBIs added after the first release: a read-only open of an older store
+ * (tokenctl) treats them as empty instead of refusing the store. */
+static const bool db_later[DB_COUNT] = {
+    [DB_IDP_INDEX] = true,
+    [DB_SEEN_JTI] = true,
+    [DB_AUDIT] = true,
 };
 
 /* Room for the DBIs above plus those later modules add (seen_jti, ...). */
@@ -180,7 +186,7 @@ static int open_dbis(tk_store *st)
     for (size_t i = 0; i < DB_COUNT && rc == 0; i++) {
         unsigned f = db_specs[i].flags | (st->read_only ? 0 : MDB_CREATE);
         rc = mdb_dbi_open(txn, db_specs[i].name, f, &st->dbi[i]);
-        if (rc == MDB_NOTFOUND && db_specs[i].later) {
+        if (rc == MDB_NOTFOUND && db_later[i]) {
             st->missing[i] = true; /* read-only: empty until tokend opens it */
             rc = 0;
         } else if (rc == MDB_NOTFOUND) {
