@@ -27,7 +27,7 @@ enum ep_endpoint {
 };
 
 /* Statuses counted individually; anything else is "other". */
-#define EP_STATUSES 9
+#define EP_STATUSES 11
 /* Duration histogram buckets (upper bounds 50 µs … 1 s) plus +Inf. */
 #define EP_DUR_BUCKETS 14
 

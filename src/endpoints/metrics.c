@@ -15,7 +15,8 @@
 
 #include <string.h>
 
-static const int counted_status[EP_STATUSES - 1] = {200, 400, 401, 404, 405, 413, 500, 503};
+static const int counted_status[EP_STATUSES - 1] = {200, 202, 400, 401, 404,
+                                                    405, 409, 413, 500, 503};
 
 static const char *const endpoint_name[EP_ENDPOINTS] = {
     "introspect", "revoke",      "metadata", "healthz", "metrics", "backchannel_logout",

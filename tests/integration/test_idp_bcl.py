@@ -95,6 +95,48 @@ class BackChannelLogout(u.IdpCase):
         self.assertEqual(r.status, 200, r)
 
 
+class Concurrency(u.IdpCase):
+    """DESIGN.md §4 under load: while 4 connections introspect delegated tokens
+    of a session in a loop, a logout token ends it; every introspection sent
+    after the 200 was received answers inactive."""
+
+    def test_no_active_answer_after_the_200(self):
+        import threading
+        sid = u.session(self.d, "zed", idp_sid="z-1")
+        toks = self.chain(sid)
+        stop = time.monotonic() + 8.0  # hard bound on the loop
+        acked = threading.Event()
+        results = []  # (sent after the 200?, active?)
+        lock = threading.Lock()
+
+        def hammer(i):
+            with self.d.conn() as c:
+                while time.monotonic() < stop:
+                    after = acked.is_set()  # read before sending
+                    r = self.d.introspect(toks[i % 3], conn=c)
+                    with lock:
+                        results.append((after, r.json().get("active") is True))
+                    if after and time.monotonic() > ack_time[0] + 0.5:
+                        return
+
+        ack_time = [float("inf")]
+        threads = [threading.Thread(target=hammer, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(0.3)
+        r = u.post_logout(self.d, self.logout_token(u.logout_claims(sid="z-1")))
+        ack_time[0] = time.monotonic()
+        acked.set()
+        for t in threads:
+            t.join(timeout=15)
+        self.assertEqual(r.status, 200, r)
+        before = [a for after, a in results if not after]
+        after = [a for after, a in results if after]
+        self.assertTrue(any(before), "no active answer before the logout")
+        self.assertGreater(len(after), 20)
+        self.assertFalse(any(after), "an active answer after the 200")
+
+
 class Negative(u.IdpCase):
     """Each bad token: 400 with a JSON error, and the session stays active."""
 
