@@ -283,7 +283,11 @@ static unsigned algs_of(loader *l, EVP_PKEY *pkey, int *rc)
 }
 
 /* The key's allowed algorithms: its type's, narrowed by the issuer's list
- * (or the type's default), narrowed by the key's own "alg". */
+ * (or the type's default), narrowed by the key's own "alg". Returns 0, an
+ * error, or UNUSABLE when the key can verify nothing allowed (the caller
+ * decides: a JWKS member is skipped, a configured PEM key is an error). */
+#define UNUSABLE 1
+
 static int pin_algs(loader *l, tk_idp_key *k, unsigned issuer_algs, json_t *alg)
 {
     int rc;
@@ -294,19 +298,11 @@ static int pin_algs(loader *l, tk_idp_key *k, unsigned issuer_algs, json_t *alg)
     unsigned dflt = (can & RSA_ALGS) ? TK_ALG_BIT(TK_ALG_RS256) : can;
     k->algs = can & (issuer_algs != 0 ? issuer_algs : dflt);
     if (alg != NULL) {
-        uint8_t a =
-            json_is_string(alg) ? tk_jws_alg_parse(tk_slice_from_str(json_string_value(alg))) : 0;
-        if (a == 0 || !(can & TK_ALG_BIT(a))) {
-            return fail(l, TK_E_BADINPUT, "key \"%s\": \"alg\" unsupported or unfit for the key",
-                        k->kid);
-        }
-        k->algs &= TK_ALG_BIT(a);
+        const char *name = json_is_string(alg) ? json_string_value(alg) : "";
+        uint8_t a = tk_jws_alg_parse(tk_slice_from_str(name));
+        k->algs &= a != 0 ? TK_ALG_BIT(a) : 0;
     }
-    if (k->algs == 0) {
-        return fail(l, TK_E_BADINPUT, "key \"%s\" can verify none of the allowed algorithms",
-                    k->kid);
-    }
-    return 0;
+    return k->algs == 0 ? UNUSABLE : 0;
 }
 
 static int set_kid(loader *l, tk_idp_issuer *is, tk_idp_key *k, json_t *obj)
@@ -337,6 +333,10 @@ static tk_idp_key *next_key(loader *l, tk_idp_issuer *is, int *rc)
     return &is->keys[is->nkeys];
 }
 
+/* A JWKS comes as the IdP publishes it: members we cannot use (another kty
+ * or curve, use "enc", an alg we do not verify or do not allow) are skipped;
+ * malformed or unsafe ones (private members, short RSA keys, duplicate
+ * kids, bad coordinates) fail the load. */
 static int add_jwk(loader *l, tk_idp_issuer *is, json_t *jwk, unsigned issuer_algs)
 {
     int rc;
@@ -347,22 +347,18 @@ static int add_jwk(loader *l, tk_idp_issuer *is, json_t *jwk, unsigned issuer_al
     if (!json_is_object(jwk) || json_object_get(jwk, "d") != NULL) {
         return fail(l, TK_E_BADINPUT, "a JWK must be a public key object (no \"d\")");
     }
-    /* Unknown JWK members are ignored (RFC 7517 §4): JWKS files come from IdPs. */
-    const char *kty = NULL, *use = NULL;
+    const char *kty = NULL, *use = NULL, *crv = NULL;
     size_t n;
     rc = get_str(l, jwk, "kty", 8, true, &kty, &n);
     rc = rc != 0 ? rc : get_str(l, jwk, "use", 8, false, &use, &n);
-    if (rc == 0 && use != NULL && strcmp(use, "sig") != 0) {
-        return 0; /* an encryption key in a published JWKS: not ours to use */
+    rc = rc != 0 ? rc : get_str(l, jwk, "crv", 16, false, &crv, &n);
+    bool ec = rc == 0 && strcmp(kty, "EC") == 0;
+    bool ours = rc == 0 && (strcmp(kty, "RSA") == 0 || ec) && (use == NULL || !strcmp(use, "sig"));
+    if (rc != 0 || !ours || (ec && crv != NULL && strcmp(crv, "P-256") && strcmp(crv, "P-384"))) {
+        return rc; /* 0: not a key we could use, skipped */
     }
-    rc = rc != 0 ? rc : set_kid(l, is, k, jwk);
-    if (rc == 0 && strcmp(kty, "RSA") == 0) {
-        rc = jwk_rsa(l, jwk, &k->pkey);
-    } else if (rc == 0 && strcmp(kty, "EC") == 0) {
-        rc = jwk_ec(l, jwk, &k->pkey);
-    } else if (rc == 0) {
-        rc = fail(l, TK_E_BADINPUT, "JWK kty \"%.8s\": only RSA and EC", kty);
-    }
+    rc = set_kid(l, is, k, jwk);
+    rc = rc != 0 ? rc : ec ? jwk_ec(l, jwk, &k->pkey) : jwk_rsa(l, jwk, &k->pkey);
     rc = rc != 0 ? rc : pin_algs(l, k, issuer_algs, json_object_get(jwk, "alg"));
     if (rc == 0) {
         is->nkeys++;
@@ -370,7 +366,7 @@ static int add_jwk(loader *l, tk_idp_issuer *is, json_t *jwk, unsigned issuer_al
         EVP_PKEY_free(k->pkey);
         memset(k, 0, sizeof *k);
     }
-    return rc;
+    return rc == UNUSABLE ? 0 : rc;
 }
 
 static int add_jwks(loader *l, tk_idp_issuer *is, json_t *jwks, unsigned issuer_algs)
@@ -416,6 +412,9 @@ static int add_pem(loader *l, tk_idp_issuer *is, json_t *spec, unsigned issuer_a
     fclose(f);
     rc = k->pkey != NULL ? 0 : fail(l, TK_E_BADINPUT, "%s: no PEM public key", path);
     rc = rc != 0 ? rc : pin_algs(l, k, issuer_algs, json_object_get(spec, "alg"));
+    if (rc == UNUSABLE) {
+        rc = fail(l, TK_E_BADINPUT, "%s: the key can verify none of the allowed algorithms", path);
+    }
     if (rc == 0) {
         is->nkeys++;
     } else {
