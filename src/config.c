@@ -196,6 +196,9 @@ int tk_config_set(tk_config *cfg, const char *key, const char *value, char *err,
         return set_string(cfg->resources_file, sizeof(cfg->resources_file), key, value, err,
                           errcap);
     }
+    if (!strcmp(key, "idp-config")) {
+        return set_string(cfg->idp_config, sizeof(cfg->idp_config), key, value, err, errcap);
+    }
     if (!strcmp(key, "issuer")) {
         return set_string(cfg->issuer, sizeof(cfg->issuer), key, value, err, errcap);
     }

@@ -8,6 +8,7 @@
 #include "tokend/committer.h"
 #include "tokend/config.h"
 #include "tokend/endpoints.h"
+#include "tokend/idp.h"
 #include "tokend/log.h"
 #include "tokend/server.h"
 #include "tokend/store.h"
@@ -26,8 +27,8 @@ static const char usage[] =
     "              [--session-ttl S] [--max-depth N] [--max-conns N] [--idle-timeout MS]\n"
     "              [--header-timeout MS] [--body-timeout MS] [--max-body BYTES]\n"
     "              [--commit-queue N] [--log-level debug|info|warn|error] [--pin-cpus]\n"
+    "              [--resources FILE] [--idp-config FILE] [--port-file FILE]\n"
     "              [--auth-fail-burst N] [--map-size-max BYTES]\n"
-    "              [--port-file FILE]\n"
     "\n"
     "Token introspection (RFC 7662) and revocation (RFC 7009) with cascading\n"
     "revocation. Defaults: listen 127.0.0.1:7662, data ./tokend-data, one worker\n"
@@ -162,7 +163,50 @@ static void block_signals(sigset_t *set)
     signal(SIGPIPE, SIG_IGN);
 }
 
-static int wait_for_stop(const sigset_t *set)
+/* Load the IdP trust file; a NULL *out (and 0) when none is configured. */
+static int load_idp(const tk_config *cfg, tk_idp_trust **out)
+{
+    *out = NULL;
+    if (cfg->idp_config[0] == '\0') {
+        return 0;
+    }
+    char err[512];
+    int rc = tk_idp_load(cfg->idp_config, out, err, sizeof(err));
+    if (rc != 0) {
+        tk_log_error("idp_config", "file=\"%s\" error=\"%s\"", cfg->idp_config, err);
+        return rc;
+    }
+    tk_log_info("idp_config", "file=\"%s\" issuers=%u", cfg->idp_config, (*out)->n);
+    return 0;
+}
+
+/* SIGHUP: reload the protected resources and the IdP trust file; a bad
+ * file keeps the one in use. */
+static void reload(const tk_config *cfg, tk_idp_holder *idp, tk_app *app)
+{
+    if (cfg->resources_file[0] != '\0') {
+        int rc = tk_app_reload_resources(app);
+        if (rc == 0) {
+            tk_log_info("sighup", "note=\"protected resources reloaded\"");
+        } else {
+            tk_log_warn("sighup", "note=\"protected resources unchanged\" error=\"%s\"",
+                        tk_strerror(rc));
+        }
+    }
+    if (cfg->idp_config[0] == '\0') {
+        tk_log_info("sighup", "note=\"no idp-config: nothing to reload\"");
+        return;
+    }
+    tk_idp_trust *t = NULL;
+    if (load_idp(cfg, &t) != 0) {
+        tk_log_warn("sighup", "note=\"IdP configuration unchanged\"");
+        return;
+    }
+    tk_idp_holder_swap(idp, t);
+    tk_log_info("sighup", "note=\"IdP configuration reloaded\"");
+}
+
+static int wait_for_stop(const sigset_t *set, const tk_config *cfg, tk_idp_holder *idp, tk_app *app)
 {
     for (;;) { /* until a stop signal: SIGHUP alone does not stop */
         int sig = 0;
@@ -170,7 +214,7 @@ static int wait_for_stop(const sigset_t *set)
             return -1;
         }
         if (sig == SIGHUP) {
-            tk_log_info("sighup", "note=\"configuration reload is not supported yet\"");
+            reload(cfg, idp, app);
             continue;
         }
         return sig;
@@ -197,10 +241,18 @@ static int run(struct options *o)
                      tk_strerror(r));
         return 1;
     }
+    tk_idp_trust *trust = NULL;
+    tk_idp_holder *idp = NULL;
+    if (load_idp(cfg, &trust) != 0 || tk_idp_holder_new(trust, &idp) != 0) {
+        tk_idp_unref(trust);
+        tk_store_close(store);
+        return 1;
+    }
     tk_committer *committer = NULL;
     r = tk_committer_start(store, cfg->workers, cfg->commit_queue, &committer);
     if (r != 0) {
         tk_log_error("committer_start_failed", "error=\"%s\"", tk_strerror(r));
+        tk_idp_holder_free(idp);
         tk_store_close(store);
         return 1;
     }
@@ -209,6 +261,7 @@ static int run(struct options *o)
     tk_app_cfg acfg = {.cfg = cfg,
                        .store = store,
                        .committer = committer,
+                       .idp = idp,
                        .workers = cfg->workers,
                        .server_stats = server_stats,
                        .server_stats_arg = NULL};
@@ -248,7 +301,7 @@ static int run(struct options *o)
     }
     int exit_code = r == 0 ? 0 : 1;
     if (r == 0) {
-        int sig = wait_for_stop(&set);
+        int sig = wait_for_stop(&set, cfg, idp, app);
         tk_log_info("stopping", "signal=%d", sig);
         tk_server_stop(srv);
     }
@@ -260,6 +313,7 @@ static int run(struct options *o)
     if (app) {
         tk_app_destroy(app);
     }
+    tk_idp_holder_free(idp); /* after the workers dropped their snapshots */
     tk_store_close(store);
     tk_log_info("stopped", "exit=%d", exit_code);
     return exit_code;

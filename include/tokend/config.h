@@ -6,7 +6,7 @@
  * long flag names without "--" (listen, workers, data, map-size, issuer,
  * access-ttl, refresh-ttl, session-ttl, max-depth, max-conns, idle-timeout,
  * header-timeout, body-timeout, max-body, commit-queue, log-level, pin-cpus,
- * auth-fail-burst, map-size-max, resources).
+ * resources, idp-config, auth-fail-burst, map-size-max).
  */
 #ifndef TOKEND_CONFIG_H
 #define TOKEND_CONFIG_H
@@ -33,6 +33,7 @@ typedef struct tk_config {
     int log_level;
     bool pin_cpus;
     char resources_file[PATH_MAX]; /* protected resources (JSON; resources.h); "" = none */
+    char idp_config[PATH_MAX]; /* IdP trust file (idp.h); empty = no IdP events */
 } tk_config;
 
 void tk_config_defaults(tk_config *cfg);

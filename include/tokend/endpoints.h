@@ -14,6 +14,7 @@
 #include "tokend/server.h"
 #include "tokend/core.h"
 #include "tokend/json.h"
+#include "tokend/idp.h"
 
 typedef struct tk_app tk_app;
 
@@ -21,6 +22,7 @@ typedef struct tk_app_cfg {
     const tk_config *cfg; /* must outlive the app */
     tk_store *store;
     tk_committer *committer;
+    tk_idp_holder *idp; /* trusted IdPs (POST /backchannel-logout, …); NULL = none */
     unsigned workers;
     /* Connection counters for /metrics, or NULL. */
     void (*server_stats)(void *arg, tk_server_stats *out);

@@ -126,6 +126,40 @@
 /* Reader slots: one per worker, plus tokenctl processes and slack. */
 #define TK_MAX_READERS 126
 
+/* ---- IdP events (back-channel logout, SSF/CAEP, webhooks) ---------------- */
+
+/* Issuer URL of a trusted IdP (config); longer ones are refused at load. */
+#define TK_IDP_ISS_MAX 256
+/* Trusted issuers in one IdP config file, keys per issuer, webhook secrets
+ * per issuer (two or three during a rotation). */
+#define TK_IDP_MAX         32
+#define TK_IDP_KEYS_MAX    16
+#define TK_IDP_SECRETS_MAX 8
+/* The IdP config file itself (JSON) and a JWKS file. */
+#define TK_IDP_FILE_MAX (256 * 1024)
+/* A compact JWS (logout token, SET): bigger ones are not events we expect. */
+#define TK_JWT_MAX 16384
+/* Decoded JOSE header and claims of one JWS. */
+#define TK_JWT_HEADER_MAX  1024
+#define TK_JWT_PAYLOAD_MAX 8192
+/* jti / webhook-id: stored in ops and audit records. */
+#define TK_EVENT_ID_MAX TK_ID_MAX
+/* Sessions one event may change: all are changed in one write txn, so this
+ * bounds the work of one op (the rest would need another event). */
+#define TK_IDP_MATCH_MAX 4096
+/* Session ids listed by one audit record (all of them are counted). */
+#define TK_AUDIT_SIDS_MAX 16
+/* Clock leeway for iat/exp/nbf (seconds), default. */
+#define TK_IDP_LEEWAY_DEFAULT 60
+/* Oldest iat accepted when an event has no exp (SETs; logout tokens of
+ * OPs that omit exp): the replay record must outlive every acceptable copy. */
+#define TK_IDP_MAX_AGE_DEFAULT 86400
+/* Standard Webhooks timestamp tolerance (seconds). */
+#define TK_WEBHOOK_TOLERANCE 300
+/* Expired replay records dropped per event (keeps the seen_jti DBI bounded
+ * by the event rate, not by history). */
+#define TK_SEEN_PRUNE_MAX 16
+
 _Static_assert(TK_TOKEN_LEN < TK_TOKEN_IN_MAX, "our own tokens must be accepted");
 _Static_assert(TK_HTTP_LINE_MAX <= TK_HTTP_HEAD_MAX, "the request line is part of the head");
 _Static_assert(TK_RESPONSE_MAX <= TK_CONN_OUT_MAX, "one response must fit the out buffer");
@@ -137,5 +171,8 @@ _Static_assert(TK_WORKERS_MAX + 16 <= TK_MAX_READERS, "every worker needs a read
 _Static_assert(TK_CONNS_DEFAULT <= TK_CONNS_MAX, "default within the ceiling");
 _Static_assert(TK_RL_SLOTS % TK_RL_WAYS == 0 && (TK_RL_SLOTS & (TK_RL_SLOTS - 1)) == 0,
                "rate-limit table: a power of two made of whole sets");
+_Static_assert(TK_IDP_ISS_MAX <= TK_URL_MAX, "an IdP issuer fits a session's issuer field");
+_Static_assert(TK_JWT_MAX <= TK_HTTP_BODY_MAX, "an event fits a request body");
+_Static_assert(TK_JWT_HEADER_MAX + TK_JWT_PAYLOAD_MAX < TK_JWT_MAX, "segments within the JWS");
 
 #endif

@@ -6,8 +6,11 @@
  * DBIs: tokens (hash → token), sessions (sid → session), grants (id → grant),
  * clients (id → client), and DUPSORT indices session_tokens (sid → token
  * hash), token_children (parent hash → child hash), client_grants (client id →
- * grant id); meta (schema version); agent_access ((agent, resource) → audit
- * counts, see record.h).
+ * grant id); idp_index (DUPSORT: match key → sid, for IdP events), seen_jti
+ * (replay records of IdP events), audit (time-ordered event records),
+ * agent_access ((agent, resource) → audit counts, see record.h); meta (schema
+ * version). A read-only open of a store written before idp_index,
+ * seen_jti, audit and agent_access existed sees them empty.
  *
  * Transactions: a read txn belongs to one thread; workers keep one each and
  * renew it once per batch (tk_store_read_renew). One write txn at a time per
@@ -134,6 +137,42 @@ int tk_store_put_agent_access(tk_txn *txn, tk_slice client, tk_slice resource,
                               const tk_agent_access_rec *rec);
 int tk_store_each_agent_access(tk_txn *txn, tk_agent_access_fn fn, void *arg);
 int tk_store_each_child(tk_txn *txn, const uint8_t parent[TK_HASH_LEN], tk_hash_fn fn, void *arg);
+
+/* ---- IdP events ---------------------------------------------------------------
+ *
+ * Sessions with an issuer are indexed by tk_store_put_session (unless
+ * TK_PUT_NO_INDEX) under two match keys in idp_index: (issuer, sub) and, when
+ * idp_sid is set, (issuer, idp_sid). Keys are SHA-256 of a tagged,
+ * length-prefixed encoding, so any bytes are safe and every key is 32 bytes.
+ */
+enum tk_idp_key_kind { TK_IDP_KEY_SUB = 'u', TK_IDP_KEY_SID = 's' };
+
+/* Pure: the match key of (issuer, value); issuer and value at most
+ * TK_URL_MAX bytes each. */
+void tk_store_idp_key(uint8_t kind, tk_slice issuer, tk_slice value, uint8_t out[TK_HASH_LEN]);
+/* Pure: the replay key of an event (source, issuer, jti or webhook-id). */
+void tk_store_replay_key(uint8_t source, tk_slice issuer, tk_slice event_id,
+                         uint8_t out[TK_HASH_LEN]);
+
+/* Every sid indexed under key (at most the index's size). fn's slice points
+ * into the map. Returns 0, fn's non-zero value, TK_E_CORRUPT, TK_E_STORE. */
+typedef int (*tk_id_fn)(void *arg, tk_slice id);
+int tk_store_each_idp_session(tk_txn *txn, const uint8_t key[TK_HASH_LEN], tk_id_fn fn, void *arg);
+
+/* Replay records. get: 0 with *until, TK_E_NOTFOUND, TK_E_CORRUPT, TK_E_STORE.
+ * put (write txn): TK_E_EXISTS when the key is known, TK_E_INVALID for an
+ * until outside [1, TK_TIME_MAX]. prune deletes up to max records whose
+ * until is before now, oldest first; *removed says how many. */
+int tk_store_seen_get(tk_txn *txn, const uint8_t key[TK_HASH_LEN], int64_t *until);
+int tk_store_seen_put(tk_txn *txn, const uint8_t key[TK_HASH_LEN], int64_t until);
+int tk_store_seen_prune(tk_txn *txn, int64_t now, unsigned max, unsigned *removed);
+
+/* Append an audit record, keyed by (rec->at, a sequence one above the last
+ * record's): time order, and apply order within a second. Write txn: 0,
+ * TK_E_INVALID, TK_E_FULL, TK_E_STORE. each_audit walks them in key order. */
+int tk_store_audit_put(tk_txn *txn, const tk_audit_rec *rec);
+typedef int (*tk_audit_fn)(void *arg, const tk_audit_rec *rec);
+int tk_store_each_audit(tk_txn *txn, tk_audit_fn fn, void *arg);
 
 typedef struct tk_store_stats {
     uint64_t tokens, sessions, grants, clients, session_tokens, token_children;

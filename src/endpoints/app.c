@@ -27,7 +27,7 @@
 
 #define TAG_KIND_SHIFT 28
 #define TAG_TIME_MASK  ((1u << TAG_KIND_SHIFT) - 1)
-enum { TAG_REVOKE = 1 };
+enum { TAG_REVOKE = 1, TAG_EVENT_BASE = 2 }; /* events: TAG_EVENT_BASE + 0, 1, 2 */
 
 static uint32_t make_tag(unsigned kind, uint64_t start_ns)
 {
@@ -118,6 +118,9 @@ static const route routes[] = {
     {"/.well-known/oauth-authorization-server", EP_METADATA, false, ep_metadata},
     {"/healthz", EP_HEALTHZ, false, ep_healthz},
     {"/metrics", EP_METRICS, false, ep_metrics_serve},
+    {"/backchannel-logout", EP_BACKCHANNEL, true, ep_backchannel_logout},
+    {"/ssf/events", EP_SSF, true, ep_ssf_events},
+    {"/webhooks/session-terminated", EP_WEBHOOK, true, ep_webhook},
 };
 
 /* Routes that cover a path and everything below it ("/auth/…": the original
@@ -209,6 +212,7 @@ static void *app_worker_init(void *app_, unsigned worker_id)
     w->now = tk_now();
     w->res = __atomic_load_n(&app->res, __ATOMIC_ACQUIRE);
     w->audit.folded_at = w->now;
+    ep_events_batch_begin(w);
     return w;
 }
 
@@ -220,6 +224,7 @@ static void app_worker_fini(void *wctx)
         tk_store_txn_end(w->txn);
         w->txn = NULL;
     }
+    ep_events_fini(w);
 }
 
 static void app_batch_begin(void *wctx)
@@ -242,6 +247,7 @@ static void app_batch_begin(void *wctx)
     w->now = tk_now();
     w->res = __atomic_load_n(&w->app->res, __ATOMIC_ACQUIRE);
     ep_audit_fold(w, false);
+    ep_events_batch_begin(w);
 }
 
 static int app_wake_fd(void *wctx)
@@ -285,9 +291,14 @@ static void app_respond(void *wctx, uint32_t tag, const tk_server_done *done, tk
     ep_worker *w = wctx;
     ep_req r = {.w = w, .out = out, .cookie = done->cookie, .tag = tag};
     unsigned kind = tag >> TAG_KIND_SHIFT;
-    TK_ASSERT(kind == TAG_REVOKE);
-    r.endpoint = EP_REVOKE;
-    ep_revoke_respond(&r, done);
+    if (kind == TAG_REVOKE) {
+        r.endpoint = EP_REVOKE;
+        ep_revoke_respond(&r, done);
+    } else {
+        TK_ASSERT(kind >= TAG_EVENT_BASE && kind <= TAG_EVENT_BASE + 2);
+        r.endpoint = EP_BACKCHANNEL + (int)(kind - TAG_EVENT_BASE);
+        ep_event_respond(&r, done);
+    }
     ep_metrics_request(w, r.endpoint, r.status, tag_elapsed_ns(tag, tk_mono_ns()));
 }
 
@@ -304,7 +315,10 @@ static int app_request(void *wctx, const tk_http_request *req, tk_outbuf *out, u
     };
     dispatch(&r);
     if (r.deferred) {
-        *tag = make_tag(TAG_REVOKE, r.start_ns);
+        bool event = r.endpoint >= EP_BACKCHANNEL && r.endpoint <= EP_WEBHOOK;
+        unsigned kind =
+            event ? TAG_EVENT_BASE + (unsigned)(r.endpoint - EP_BACKCHANNEL) : TAG_REVOKE;
+        *tag = make_tag(kind, r.start_ns);
         return TK_SERVER_DEFERRED;
     }
     ep_metrics_request(w, r.endpoint, r.status, tk_mono_ns() - r.start_ns);

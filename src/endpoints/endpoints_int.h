@@ -22,12 +22,15 @@ enum ep_endpoint {
     EP_METRICS,
     EP_FORWARD_AUTH,
     EP_RESOURCE_METADATA,
+    EP_BACKCHANNEL, /* POST /backchannel-logout */
+    EP_SSF,         /* POST /ssf/events */
+    EP_WEBHOOK,     /* POST /webhooks/session-terminated */
     EP_OTHER,
     EP_ENDPOINTS,
 };
 
 /* Statuses counted individually; anything else is "other". */
-#define EP_STATUSES 10
+#define EP_STATUSES 12
 /* Duration histogram buckets (upper bounds 50 µs … 1 s) plus +Inf. */
 #define EP_DUR_BUCKETS 14
 
@@ -142,6 +145,8 @@ typedef struct ep_worker {
     char client_id[TK_ID_MAX + 1];
     char secret[EP_SECRET_MAX + 1];
     tk_commit_done done[EP_DRAIN_CHUNK];
+    struct tk_idp_trust *idp; /* IdP trust snapshot (events.c), renewed per batch */
+    uint64_t idp_gen;
     char scratch[TK_RESPONSE_MAX]; /* response bodies */
     ep_ratelimit rl;               /* failed authentications (ratelimit.c) */
     int64_t rl_logged_s;           /* last auth_rate_limited log line */
@@ -246,6 +251,17 @@ void ep_audit_record(ep_worker *w, tk_slice client, const tk_resource *res, bool
 void ep_audit_fold(ep_worker *w, bool force);
 /* A fold request's completion came back. */
 void ep_audit_done(ep_worker *w, int64_t result);
+
+/* ---- events.c, bcl.c, ssf.c, webhook.c: IdP events -------------------------------- */
+
+void ep_backchannel_logout(ep_req *r);
+void ep_ssf_events(ep_req *r);
+void ep_webhook(ep_req *r);
+/* The answer of a deferred event, once its op is durable (or failed). */
+void ep_event_respond(ep_req *r, const tk_server_done *done);
+/* Take the current IdP trust snapshot when it changed (batch start); drop it. */
+void ep_events_batch_begin(ep_worker *w);
+void ep_events_fini(ep_worker *w);
 
 /* ---- metrics.c ----------------------------------------------------------------------- */
 

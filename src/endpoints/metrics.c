@@ -21,11 +21,21 @@
 
 #include <string.h>
 
-static const int counted_status[EP_STATUSES - 1] = {200, 400, 401, 403, 404, 405, 413, 500, 503};
+static const int counted_status[EP_STATUSES - 1] = {200, 202, 400, 401, 403, 404,
+                                                    405, 409, 413, 500, 503};
 
 static const char *const endpoint_name[EP_ENDPOINTS] = {
-    "introspect", "revoke",       "metadata",          "healthz",
-    "metrics",    "forward_auth", "resource_metadata", "other",
+    "introspect",
+    "revoke",
+    "metadata",
+    "healthz",
+    "metrics",
+    "forward_auth",
+    "resource_metadata",
+    "backchannel_logout",
+    "ssf_events",
+    "webhook",
+    "other",
 };
 
 static const char *const fa_result_name[EP_FA_RESULTS] = {

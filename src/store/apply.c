@@ -6,7 +6,7 @@
  * The audit op (agent access counts) is the exception: it creates its record
  * and adds to it (at-least-once under replay; see record.h).
  */
-#include "tokend/store.h"
+#include "store_int.h"
 
 /* Each apply_* reads the target (missing → no-op), decides, and writes back
  * only when the state moves. Decoded slices point into the map; the put
@@ -74,7 +74,7 @@ static int apply_session_state(tk_txn *txn, const tk_op *op, bool *changed)
     if (rc != 0 || !session_move(&s, op)) {
         return rc == TK_E_NOTFOUND ? 0 : rc;
     }
-    rc = tk_store_put_session(txn, sid, &s, 0);
+    rc = tk_store_put_session(txn, sid, &s, TK_PUT_NO_INDEX); /* keys never change */
     *changed = rc == 0;
     return rc;
 }
@@ -130,6 +130,9 @@ int tk_store_apply(tk_txn *txn, const tk_op *op, bool *changed)
             break;
         case TK_OP_AGENT_ACCESS:
             rc = apply_agent_access(txn, op, &ch);
+            break;
+        case TK_OP_IDP_EVENT:
+            rc = tk_store_apply_idp(txn, op, &ch);
             break;
         default:
             TK_ASSERT(op->type == TK_OP_CLIENT_STATUS);

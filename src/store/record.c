@@ -82,6 +82,7 @@ static const field session_fields[] = {
     TIME(5, true, tk_session_rec, created),
     TIME(6, false, tk_session_rec, expires),
     TIME(7, false, tk_session_rec, ended_at),
+    STR(8, false, TK_ID_MAX, tk_session_rec, idp_sid),
 };
 
 static const field grant_fields[] = {
@@ -104,17 +105,37 @@ static const field client_fields[] = {
     TIME(7, true, tk_client_rec, created),
 };
 
-#define COUNT(k, T, mem)                                                                           \
+/* Running totals (agent access records): required, may be 0. */
+#define TOTAL(k, T, mem)                                                                           \
     {                                                                                              \
         .key = (k), .type = F_INT, .required = true, .size = 8, .lo = 0, .hi = INT64_MAX,          \
         .off = offsetof(T, mem)                                                                    \
     }
 
 static const field agent_access_fields[] = {
-    COUNT(1, tk_agent_access_rec, allowed),
-    COUNT(2, tk_agent_access_rec, denied),
+    TOTAL(1, tk_agent_access_rec, allowed),
+    TOTAL(2, tk_agent_access_rec, denied),
     TIME(3, true, tk_agent_access_rec, first_seen),
     TIME(4, true, tk_agent_access_rec, last_seen),
+};
+
+/* Counts (audit records): optional, 0 = absent. */
+#define COUNT(k, T, mem)                                                                           \
+    {                                                                                              \
+        .key = (k), .type = F_INT, .required = false, .size = 8, .lo = 1, .hi = UINT32_MAX,        \
+        .off = offsetof(T, mem)                                                                    \
+    }
+
+static const field audit_fields[] = {
+    ENUM(1, true, TK_SOURCE_BACKCHANNEL, TK_SOURCE_ADMIN, tk_audit_rec, source),
+    ENUM(2, true, TK_SESSION_ACTIVE, TK_SESSION_TERMINATED, tk_audit_rec, state),
+    STR(3, false, TK_URL_MAX, tk_audit_rec, issuer),
+    STR(4, false, TK_EVENT_ID_MAX, tk_audit_rec, event_id),
+    STR(5, false, TK_REASON_MAX, tk_audit_rec, reason),
+    STR(6, false, TK_AUDIT_SIDS_BYTES, tk_audit_rec, sids),
+    TIME(7, true, tk_audit_rec, at),
+    COUNT(8, tk_audit_rec, matched),
+    COUNT(9, tk_audit_rec, changed),
 };
 
 /* The wire form of an op: slices instead of the fixed arrays of tk_op. */
@@ -125,10 +146,15 @@ typedef struct op_wire {
     tk_slice id, reason;
     int64_t at;
     int64_t allowed, denied;
+    uint8_t source;
+    bool has_filter;
+    uint8_t filter[TK_HASH_LEN];
+    int64_t until;
+    tk_slice iss;
 } op_wire;
 
 static const field op_fields[] = {
-    ENUM(1, true, TK_OP_REVOKE_TOKEN, TK_OP_AGENT_ACCESS, op_wire, type),
+    ENUM(1, true, TK_OP_REVOKE_TOKEN, TK_OP_IDP_EVENT, op_wire, type),
     ENUM(2, false, 1, 3, op_wire, state),
     HASH(3, false, op_wire, hash, offsetof(op_wire, has_hash)),
     STR(4, false, TK_ID_MAX, op_wire, id),
@@ -140,13 +166,17 @@ static const field op_fields[] = {
      .lo = 1,
      .hi = TK_TIME_MAX,
      .off = offsetof(op_wire, at)},
-    {.key = 7,
+    ENUM(7, false, TK_SOURCE_BACKCHANNEL, TK_SOURCE_WEBHOOK, op_wire, source),
+    HASH(8, false, op_wire, filter, offsetof(op_wire, has_filter)),
+    TIME(9, false, op_wire, until),
+    STR(10, false, TK_IDP_ISS_MAX, op_wire, iss),
+    {.key = 11,
      .type = F_INT,
      .size = 8,
      .lo = 1,
      .hi = UINT32_MAX,
      .off = offsetof(op_wire, allowed)},
-    {.key = 8,
+    {.key = 12,
      .type = F_INT,
      .size = 8,
      .lo = 1,
@@ -165,13 +195,17 @@ _Static_assert(3 + 2 + WORST_INT + 4 * WORST_STR(TK_ID_MAX) + WORST_STR(TK_SUB_M
                    TK_RECORD_MAX,
                "a token record at its limits fits TK_RECORD_MAX");
 _Static_assert(3 + 2 + WORST_STR(TK_SUB_MAX) + WORST_STR(TK_URL_MAX) + WORST_STR(TK_REASON_MAX) +
-                       4 * WORST_INT <=
+                       WORST_STR(TK_ID_MAX) + 4 * WORST_INT <=
                    TK_RECORD_MAX,
                "a session record at its limits fits TK_RECORD_MAX");
 _Static_assert(3 + 2 + WORST_HASH + WORST_STR(TK_NAME_MAX) + WORST_STR(TK_SCOPE_MAX) +
                        WORST_STR(TK_AUD_MAX) + 3 * WORST_INT <=
                    TK_RECORD_MAX,
                "a client record at its limits fits TK_RECORD_MAX");
+_Static_assert(3 + 2 + 2 * WORST_INT + WORST_STR(TK_URL_MAX) + WORST_STR(TK_EVENT_ID_MAX) +
+                       WORST_STR(TK_REASON_MAX) + WORST_STR(TK_AUDIT_SIDS_BYTES) + 3 * WORST_INT <=
+                   TK_RECORD_MAX,
+               "an audit record at its limits fits TK_RECORD_MAX");
 _Static_assert(TK_REASON_MAX <= UINT8_MAX && TK_ID_MAX <= UINT16_MAX, "tk_op length fields");
 
 /* ---- Field access ---------------------------------------------------------- */
@@ -536,6 +570,11 @@ int tk_record_encode_client(const tk_client_rec *rec, uint8_t *buf, size_t cap, 
     return encode_fields(client_fields, NF(client_fields), rec, buf, cap, len);
 }
 
+int tk_record_encode_audit(const tk_audit_rec *rec, uint8_t *buf, size_t cap, size_t *len)
+{
+    return encode_fields(audit_fields, NF(audit_fields), rec, buf, cap, len);
+}
+
 int tk_record_decode_token(const uint8_t *buf, size_t len, tk_token_rec *rec)
 {
     return decode_fields(token_fields, NF(token_fields), buf, len, rec, sizeof(*rec));
@@ -567,6 +606,11 @@ int tk_record_decode_agent_access(const uint8_t *buf, size_t len, tk_agent_acces
     return decode_fields(agent_access_fields, NF(agent_access_fields), buf, len, rec, sizeof(*rec));
 }
 
+int tk_record_decode_audit(const uint8_t *buf, size_t len, tk_audit_rec *rec)
+{
+    return decode_fields(audit_fields, NF(audit_fields), buf, len, rec, sizeof(*rec));
+}
+
 /* ---- Ops --------------------------------------------------------------------- */
 
 static bool op_state_ok(const tk_op *op)
@@ -585,19 +629,39 @@ static bool op_state_ok(const tk_op *op)
     case TK_OP_AGENT_ACCESS:
         return op->state == 0 && op->id_len > 0 && op->reason_len > 0 &&
                (op->allowed > 0 || op->denied > 0);
+    case TK_OP_IDP_EVENT:
+        return op->id_len > 0 && op->state >= TK_SESSION_ACTIVE &&
+               op->state <= TK_SESSION_TERMINATED;
     default:
         return false;
     }
 }
 
+/* The IdP-event fields: all set for TK_OP_IDP_EVENT, all zero otherwise. */
+static bool op_idp_ok(const tk_op *op)
+{
+    if (op->type != TK_OP_IDP_EVENT) {
+        return op->source == 0 && !op->has_filter && op->until == 0 && op->iss_len == 0;
+    }
+    return op->source >= TK_SOURCE_BACKCHANNEL && op->source <= TK_SOURCE_WEBHOOK &&
+           op->iss_len > 0 && op->iss_len <= TK_IDP_ISS_MAX && op->until >= op->at &&
+           op->until <= TK_TIME_MAX;
+}
+
 int tk_op_validate(const tk_op *op)
 {
     bool counts = op->allowed > 0 || op->denied > 0;
-    if (!op_state_ok(op) || op->id_len > TK_ID_MAX || op->reason_len > TK_REASON_MAX ||
-        op->at < 1 || op->at > TK_TIME_MAX || (counts && op->type != TK_OP_AGENT_ACCESS)) {
+    if (!op_state_ok(op) || !op_idp_ok(op) || op->id_len > TK_ID_MAX ||
+        op->reason_len > TK_REASON_MAX || op->at < 1 || op->at > TK_TIME_MAX ||
+        (counts && op->type != TK_OP_AGENT_ACCESS)) {
         return TK_E_INVALID;
     }
     return 0;
+}
+
+static bool op_has_hash(uint8_t type)
+{
+    return type == TK_OP_REVOKE_TOKEN || type == TK_OP_IDP_EVENT;
 }
 
 int tk_op_encode(const tk_op *op, uint8_t *buf, size_t cap, size_t *len)
@@ -609,14 +673,19 @@ int tk_op_encode(const tk_op *op, uint8_t *buf, size_t cap, size_t *len)
     op_wire w = {
         .type = op->type,
         .state = op->state,
-        .has_hash = op->type == TK_OP_REVOKE_TOKEN,
+        .has_hash = op_has_hash(op->type),
         .id = {op->id, op->id_len},
         .reason = {op->reason, op->reason_len},
         .at = op->at,
         .allowed = op->allowed,
         .denied = op->denied,
+        .source = op->source,
+        .has_filter = op->has_filter,
+        .until = op->until,
+        .iss = {op->iss, op->iss_len},
     };
     memcpy(w.hash, op->hash, TK_HASH_LEN);
+    memcpy(w.filter, op->filter, TK_HASH_LEN);
     return encode_fields(op_fields, NF(op_fields), &w, buf, cap, len);
 }
 
@@ -628,7 +697,7 @@ int tk_op_decode(const uint8_t *buf, size_t len, tk_op *op)
     if (rc != 0) {
         return rc;
     }
-    if (w.has_hash != (w.type == TK_OP_REVOKE_TOKEN)) {
+    if (w.has_hash != op_has_hash(w.type)) {
         return TK_E_CORRUPT;
     }
     op->type = w.type;
@@ -641,6 +710,12 @@ int tk_op_decode(const uint8_t *buf, size_t len, tk_op *op)
     op->at = w.at;
     op->allowed = (uint32_t)w.allowed; /* range-checked by the field table */
     op->denied = (uint32_t)w.denied;
+    op->source = w.source;
+    op->has_filter = w.has_filter;
+    memcpy(op->filter, w.filter, TK_HASH_LEN);
+    op->until = w.until;
+    op->iss_len = (uint16_t)w.iss.len;
+    memcpy(op->iss, w.iss.p ? w.iss.p : "", w.iss.len);
     if (tk_op_validate(op) != 0) {
         memset(op, 0, sizeof(*op));
         return TK_E_CORRUPT;
@@ -654,6 +729,7 @@ static const char *const role_names[] = {NULL, "agent", "resource_server", "admi
 static const char *const status_names[] = {NULL, "pending", "approved", "disabled"};
 static const char *const state_names[] = {NULL, "active", "suspended", "terminated"};
 static const char *const kind_names[] = {NULL, "access_token", "refresh_token"};
+static const char *const source_names[] = {NULL, "backchannel_logout", "ssf", "webhook", "admin"};
 
 static const char *name_of(const char *const *names, size_t n, uint8_t v)
 {
@@ -699,4 +775,9 @@ const char *tk_session_state_name(uint8_t state)
 const char *tk_token_kind_name(uint8_t kind)
 {
     return name_of(kind_names, NF(kind_names), kind);
+}
+
+const char *tk_event_source_name(uint8_t source)
+{
+    return name_of(source_names, NF(source_names), source);
 }

@@ -1,69 +1,119 @@
 /*
- * tokenctl audit agents: which agents used which protected resources through
- * forward-auth, as tokend folded it into the agent_access DBI (about once a
- * second per worker): allowed and denied counts, first and last seen, and
- * the agent's registered name. One JSON array, grouped by agent.
+ * tokenctl audit: the trail of session ends, suspensions and resumptions,
+ * oldest first, as a JSON array. Each IdP event (back-channel logout, SSF
+ * SET, webhook) and each tokenctl session command that changed a session
+ * left one record: where it came from, the issuer and event id, the reason,
+ * when, how many sessions it matched and changed, and which (the first
+ * TK_AUDIT_SIDS_MAX). Other audit views may be added as "audit VERB".
  */
 #include "ctl.h"
 
 #include <stdio.h>
 #include <string.h>
 
-typedef struct audit_state {
-    tk_txn *txn;
-    const char *only_client; /* --client filter, or NULL */
-    uint64_t n;
-} audit_state;
-
-static int audit_one(void *arg, tk_slice client, tk_slice resource, const tk_agent_access_rec *rec)
+static const char *action_name(uint8_t state)
 {
-    audit_state *st = arg;
-    if (st->only_client != NULL && !tk_slice_eq_str(client, st->only_client)) {
+    return state == TK_SESSION_TERMINATED  ? "terminate"
+           : state == TK_SESSION_SUSPENDED ? "suspend"
+                                           : "resume";
+}
+
+int ctl_audit_admin(tk_txn *txn, const tk_op *op)
+{
+    tk_audit_rec a = {.source = TK_SOURCE_ADMIN,
+                      .state = op->state,
+                      .reason = {op->reason, op->reason_len},
+                      .sids = {op->id, op->id_len},
+                      .at = op->at,
+                      .matched = 1,
+                      .changed = 1};
+    return tk_store_audit_put(txn, &a);
+}
+
+static void sids_json(tk_json *j, tk_slice sids)
+{
+    tk_json_key(j, "sids");
+    tk_json_arr_begin(j);
+    size_t i = 0;
+    while (i < sids.len) { /* bounded: i grows every turn */
+        size_t start = i;
+        while (i < sids.len && sids.p[i] != ' ') {
+            i++;
+        }
+        tk_json_str(j, (tk_slice){sids.p + start, i - start});
+        i++;
+    }
+    tk_json_arr_end(j);
+}
+
+typedef struct walk {
+    uint64_t seen, skip, printed;
+} walk;
+
+static int print_one(void *arg, const tk_audit_rec *a)
+{
+    walk *w = arg;
+    if (w->seen++ < w->skip) {
         return 0;
     }
-    tk_client_rec c;
-    bool known = tk_store_get_client(st->txn, client, &c) == 0;
     char buf[CTL_JSON_MAX];
     tk_json j;
     tk_json_init(&j, buf, sizeof buf);
     tk_json_obj_begin(&j);
-    tk_json_kv_str(&j, "client_id", client);
-    if (known && c.name.len > 0) {
-        tk_json_kv_str(&j, "client_name", c.name);
+    tk_json_kv_int(&j, "time", a->at);
+    tk_json_kv_cstr(&j, "source", tk_event_source_name(a->source));
+    tk_json_kv_cstr(&j, "action", action_name(a->state));
+    if (a->issuer.len > 0) {
+        tk_json_kv_str(&j, "issuer", a->issuer);
     }
-    tk_json_kv_str(&j, "resource", resource);
-    tk_json_kv_int(&j, "allowed", rec->allowed);
-    tk_json_kv_int(&j, "denied", rec->denied);
-    tk_json_kv_int(&j, "first_seen", rec->first_seen);
-    tk_json_kv_int(&j, "last_seen", rec->last_seen);
+    if (a->event_id.len > 0) {
+        tk_json_kv_str(&j, "event_id", a->event_id);
+    }
+    if (a->reason.len > 0) {
+        tk_json_kv_str(&j, "reason", a->reason);
+    }
+    tk_json_kv_int(&j, "sessions_matched", a->matched);
+    tk_json_kv_int(&j, "sessions_changed", a->changed);
+    sids_json(&j, a->sids);
     tk_json_obj_end(&j);
     if (tk_json_finish(&j) != 0) {
         return TK_E_TOOBIG;
     }
-    fputs(st->n++ == 0 ? "\n  " : ",\n  ", stdout);
+    fputs(w->printed++ == 0 ? "\n  " : ",\n  ", stdout);
     fwrite(buf, 1, j.len, stdout);
     return 0;
 }
 
-int ctl_cmd_audit_agents(ctl *c)
+static int count_one(void *arg, const tk_audit_rec *a)
 {
-    const char *client = NULL;
-    int rc = ctl_want_str(c, "client", TK_ID_MAX, &client);
-    rc = rc != CTL_OK ? rc : ctl_open(c, true);
+    (void)a;
+    (*(uint64_t *)arg)++;
+    return 0;
+}
+
+int ctl_cmd_audit(ctl *c)
+{
+    int64_t limit = 0;
+    int rc = ctl_want_i64(c, "limit", 1, INT32_MAX, 0, &limit);
+    rc = rc == CTL_OK ? ctl_open(c, true) : rc;
     if (rc != CTL_OK) {
         return rc;
     }
-    audit_state st = {.only_client = client};
-    rc = tk_store_read_begin(c->store, &st.txn);
+    tk_txn *txn = NULL;
+    rc = tk_store_read_begin(c->store, &txn);
     if (rc != 0) {
         return ctl_fail_err(c, "read transaction", rc);
     }
+    walk w = {0};
+    uint64_t total = 0;
+    rc = limit > 0 ? tk_store_each_audit(txn, count_one, &total) : 0;
+    w.skip = limit > 0 && total > (uint64_t)limit ? total - (uint64_t)limit : 0;
     fputc('[', stdout);
-    rc = tk_store_each_agent_access(st.txn, audit_one, &st);
-    tk_store_txn_end(st.txn);
-    fputs(st.n > 0 ? "\n]\n" : "]\n", stdout);
+    rc = rc != 0 ? rc : tk_store_each_audit(txn, print_one, &w);
+    tk_store_txn_end(txn);
+    fputs(w.printed > 0 ? "\n]\n" : "]\n", stdout);
     if (rc != 0) {
-        return ctl_fail_err(c, "listing agent access", rc);
+        return ctl_fail_err(c, "reading the audit trail", rc);
     }
     return fflush(stdout) == 0 ? CTL_OK : ctl_fail(c, "writing stdout failed");
 }

@@ -31,17 +31,35 @@ static int session_put(ctl *c, const char *sid, const tk_session_rec *rec)
     return rc == 0 ? CTL_OK : ctl_fail_err(c, "commit", rc);
 }
 
+/* --idp-iss is --issuer under the name the IdP options share; --idp-sid
+ * (the IdP's session id, what back-channel logout names) needs an issuer. */
+static int idp_options(ctl *c, const char **issuer, const char **idp_sid)
+{
+    const char *a = ctl_opt_str(c, "issuer"), *b = ctl_opt_str(c, "idp-iss");
+    if (a != NULL && b != NULL && strcmp(a, b) != 0) {
+        return ctl_usage(c, "--issuer and --idp-iss differ (they name the same thing)");
+    }
+    *issuer = a != NULL ? a : b;
+    int rc = *issuer != NULL ? ctl_check_uri(c, b ? "--idp-iss" : "--issuer", *issuer) : CTL_OK;
+    if (rc == CTL_OK) {
+        rc = ctl_want_str(c, "idp-sid", TK_ID_MAX, idp_sid);
+    }
+    if (rc == CTL_OK && *idp_sid != NULL && *issuer == NULL) {
+        return ctl_usage(c, "--idp-sid needs --idp-iss");
+    }
+    return rc;
+}
+
 int ctl_cmd_session_create(ctl *c)
 {
-    const char *sub = NULL, *issuer = NULL;
+    const char *sub = NULL, *issuer = NULL, *idp_sid = NULL;
     int64_t ttl = 0;
     int rc = ctl_need_str(c, "sub", TK_SUB_MAX, &sub);
     if (rc == CTL_OK) {
         rc = ctl_want_i64(c, "ttl", 0, CTL_TTL_MAX, CTL_SESSION_TTL_DEFAULT, &ttl);
     }
-    issuer = ctl_opt_str(c, "issuer");
-    if (rc == CTL_OK && issuer != NULL) {
-        rc = ctl_check_uri(c, "--issuer", issuer);
+    if (rc == CTL_OK) {
+        rc = idp_options(c, &issuer, &idp_sid);
     }
     if (rc != CTL_OK) {
         return rc;
@@ -52,7 +70,8 @@ int ctl_cmd_session_create(ctl *c)
                           .reason = TK_SLICE_LIT(""),
                           .state = TK_SESSION_ACTIVE,
                           .created = now,
-                          .expires = ttl > 0 ? now + ttl : 0};
+                          .expires = ttl > 0 ? now + ttl : 0,
+                          .idp_sid = tk_slice_from_str(idp_sid ? idp_sid : "")};
     char sid[TK_ID_MAX + 1];
     rc = tk_id_new("tks_", sid, sizeof sid);
     if (rc != 0) {
@@ -72,6 +91,12 @@ int ctl_cmd_session_create(ctl *c)
     tk_json_kv_cstr(&j, "sid", sid);
     tk_json_kv_cstr(&j, "sub", sub);
     tk_json_kv_int(&j, "expires", rec.expires);
+    if (issuer != NULL) {
+        tk_json_kv_cstr(&j, "idp_iss", issuer);
+    }
+    if (idp_sid != NULL) {
+        tk_json_kv_cstr(&j, "idp_sid", idp_sid);
+    }
     tk_json_obj_end(&j);
     return ctl_print_json(c, &j);
 }
@@ -87,9 +112,13 @@ static int session_apply(ctl *c, const tk_op *op, const char *sid, uint8_t *stat
     if (rc != 0) {
         return ctl_fail_err(c, "write transaction", rc);
     }
+    bool changed = false;
     rc = tk_store_get_session(txn, tk_slice_from_str(sid), &rec);
     if (rc == 0) {
-        rc = tk_store_apply(txn, op, NULL);
+        rc = tk_store_apply(txn, op, &changed);
+    }
+    if (rc == 0 && changed) {
+        rc = ctl_audit_admin(txn, op);
     }
     if (rc == 0) {
         rc = tk_store_get_session(txn, tk_slice_from_str(sid), &rec);
@@ -222,6 +251,9 @@ static void session_show_json(tk_json *j, tk_slice sid, const tk_session_rec *re
     session_fields(j, sid, rec);
     if (rec->issuer.len > 0) {
         tk_json_kv_str(j, "issuer", rec->issuer);
+    }
+    if (rec->idp_sid.len > 0) {
+        tk_json_kv_str(j, "idp_sid", rec->idp_sid);
     }
     if (rec->ended_at != 0) {
         tk_json_kv_int(j, "ended_at", rec->ended_at);

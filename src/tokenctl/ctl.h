@@ -98,6 +98,11 @@ int ctl_cmd_stats(ctl *c);
 /* cmd_audit.c */
 int ctl_cmd_audit_agents(ctl *c);
 
+/* cmd_audit.c */
+int ctl_cmd_audit(ctl *c);
+/* Append an admin audit record for a session state change (in txn). */
+int ctl_audit_admin(tk_txn *txn, const tk_op *op);
+
 /* seed.c */
 int ctl_cmd_seed(ctl *c);
 

@@ -38,7 +38,9 @@ static const ctl_opt opts_client_add[] = {
     {"resource", false}, {"pending", true}, {NULL, false},
 };
 static const ctl_opt opts_session_create[] = {
-    {"sub", false}, {"ttl", false}, {"issuer", false}, {NULL, false}};
+    {"sub", false},     {"ttl", false},     {"issuer", false},
+    {"idp-iss", false}, {"idp-sid", false}, {NULL, false}};
+static const ctl_opt opts_audit[] = {{"limit", false}, {NULL, false}};
 static const ctl_opt opts_reason[] = {{"reason", false}, {NULL, false}};
 static const ctl_opt opts_token_issue[] = {
     {"sid", false}, {"client", false}, {"scope", false},  {"aud", false},         {"parent", false},
@@ -61,7 +63,7 @@ static const ctl_command commands[] = {
     {"client", "approve", ctl_cmd_client_approve, 1, opts_none, "CLIENT_ID"},
     {"client", "list", ctl_cmd_client_list, 0, opts_none, ""},
     {"session", "create", ctl_cmd_session_create, 0, opts_session_create,
-     "--sub SUBJECT [--ttl SECONDS (0 = no expiry)] [--issuer ISS]"},
+     "--sub SUBJECT [--ttl SECONDS (0 = no expiry)] [--idp-iss ISS [--idp-sid SID]]"},
     {"session", "terminate", ctl_cmd_session_terminate, 1, opts_reason, "SID [--reason TEXT]"},
     {"session", "suspend", ctl_cmd_session_suspend, 1, opts_reason, "SID [--reason TEXT]"},
     {"session", "resume", ctl_cmd_session_resume, 1, opts_none, "SID"},
@@ -76,6 +78,9 @@ static const ctl_command commands[] = {
     {"audit", "agents", ctl_cmd_audit_agents, 0, opts_audit_agents, "[--client ID]"},
     {"seed", NULL, ctl_cmd_seed, 0, opts_seed,
      "--sessions N --tokens-per-session M --out FILE [--client ID] [--scope S] [--ttl S]"},
+    /* Keep bare "audit" after any "audit VERB" entry: find_command takes the
+     * first entry of a group whose verb is NULL or equal. */
+    {"audit", NULL, ctl_cmd_audit, 0, opts_audit, "[--limit N]   session ends and suspensions"},
 };
 
 static void print_help(FILE *f)

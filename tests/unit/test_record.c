@@ -669,9 +669,15 @@ static void check_op_roundtrip(const tk_op *in)
     CHECK_EQ_INT(out.reason_len, in->reason_len);
     CHECK(memcmp(out.reason, in->reason, in->reason_len) == 0);
     CHECK_EQ_INT(out.at, in->at);
-    if (in->type == TK_OP_REVOKE_TOKEN) {
+    if (in->type == TK_OP_REVOKE_TOKEN || in->type == TK_OP_IDP_EVENT) {
         CHECK(memcmp(out.hash, in->hash, TK_HASH_LEN) == 0);
     }
+    CHECK_EQ_INT(out.source, in->source);
+    CHECK_EQ_INT(out.has_filter, in->has_filter);
+    CHECK(!in->has_filter || memcmp(out.filter, in->filter, TK_HASH_LEN) == 0);
+    CHECK_EQ_INT(out.until, in->until);
+    CHECK_EQ_INT(out.iss_len, in->iss_len);
+    CHECK(memcmp(out.iss, in->iss, in->iss_len) == 0);
     check_truncations(buf, len, dec_op);
     check_type_flips(buf, len, dec_op);
 }
@@ -698,7 +704,8 @@ static void test_ops(void)
     size_t len;
     tk_op bad[] = {
         make_op(0, 0, "x"),
-        make_op(5, 0, "x"),
+        make_op(6, 0, "x"),
+        make_op(TK_OP_IDP_EVENT, TK_SESSION_TERMINATED, "jti"), /* no iss/source/until */
         make_op(TK_OP_REVOKE_TOKEN, 0, "x"),
         make_op(TK_OP_REVOKE_GRANT, 0, NULL),
         make_op(TK_OP_REVOKE_GRANT, 1, "g"),
@@ -742,6 +749,96 @@ static void test_ops(void)
     mw_kv(&w, 1, TK_OP_REVOKE_TOKEN);
     mw_kv(&w, 6, 5);
     CHECK_EQ_INT(tk_op_decode(w.b, w.n, &out), TK_E_CORRUPT);
+}
+
+/* Sessions gained idp_sid (key 8) within version 1: a record written before
+ * (no key 8) still decodes, one with it round-trips, an empty one is refused. */
+static void test_session_idp_sid(void)
+{
+    uint8_t buf[TK_RECORD_MAX];
+    size_t len = 0;
+    tk_session_rec out;
+    /* Version 1 as written before idp_sid existed: {0:1, 1:"bob", 4:1, 5:7}. */
+    static const uint8_t old[] = {0x84, 0x00, 0x01, 0x01, 0xa3, 'b', 'o', 'b',
+                                  0x04, 0x01, 0x05, 0x07};
+    CHECK_EQ_INT(tk_record_decode_session(old, sizeof old, &out), 0);
+    CHECK_SLICE(out.sub, "bob");
+    CHECK_EQ_INT(out.idp_sid.len, 0);
+    tk_session_rec in = {.sub = TK_SLICE_LIT("bob"),
+                         .issuer = TK_SLICE_LIT("https://idp.example"),
+                         .idp_sid = fill(3, TK_ID_MAX),
+                         .state = TK_SESSION_ACTIVE,
+                         .created = 7};
+    CHECK_EQ_INT(tk_record_encode_session(&in, buf, sizeof(buf), &len), 0);
+    CHECK_EQ_INT(tk_record_decode_session(buf, len, &out), 0);
+    CHECK(slice_eq(out.idp_sid, in.idp_sid) && slice_eq(out.issuer, in.issuer));
+    check_truncations(buf, len, dec_session);
+    in.idp_sid = fill(3, TK_ID_MAX + 1);
+    CHECK_EQ_INT(tk_record_encode_session(&in, buf, sizeof(buf), &len), TK_E_INVALID);
+    /* {0:1, 1:"bob", 4:1, 5:7, 8:""}: an optional string present but empty. */
+    static const uint8_t empty[] = {0x85, 0x00, 0x01, 0x01, 0xa3, 'b', 'o', 'b',
+                                    0x04, 0x01, 0x05, 0x07, 0x08, 0xa0};
+    CHECK_EQ_INT(tk_record_decode_session(empty, sizeof empty, &out), TK_E_CORRUPT);
+}
+
+static void test_audit(void)
+{
+    uint8_t buf[TK_RECORD_MAX];
+    size_t len = 0;
+    tk_audit_rec in = {.source = TK_SOURCE_SSF,
+                       .state = TK_SESSION_SUSPENDED,
+                       .issuer = fill(0, TK_URL_MAX),
+                       .event_id = fill(1, TK_EVENT_ID_MAX),
+                       .reason = fill(2, TK_REASON_MAX),
+                       .sids = fill(3, TK_AUDIT_SIDS_BYTES),
+                       .at = TK_TIME_MAX,
+                       .matched = UINT32_MAX,
+                       .changed = 1};
+    tk_audit_rec out;
+    CHECK_EQ_INT(tk_record_encode_audit(&in, buf, sizeof(buf), &len), 0);
+    CHECK_EQ_INT(tk_record_decode_audit(buf, len, &out), 0);
+    CHECK_EQ_INT(out.source, TK_SOURCE_SSF);
+    CHECK_EQ_INT(out.state, TK_SESSION_SUSPENDED);
+    CHECK(slice_eq(out.issuer, in.issuer) && slice_eq(out.event_id, in.event_id));
+    CHECK(slice_eq(out.reason, in.reason) && slice_eq(out.sids, in.sids));
+    CHECK_EQ_INT(out.at, TK_TIME_MAX);
+    CHECK_EQ_INT(out.matched, UINT32_MAX);
+    CHECK_EQ_INT(out.changed, 1);
+    tk_audit_rec min = {.source = TK_SOURCE_ADMIN, .state = TK_SESSION_ACTIVE, .at = 1};
+    CHECK_EQ_INT(tk_record_encode_audit(&min, buf, sizeof(buf), &len), 0);
+    CHECK_EQ_INT(tk_record_decode_audit(buf, len, &out), 0);
+    CHECK_EQ_INT(out.matched + out.changed + (int64_t)out.sids.len, 0);
+    min.source = 5;
+    CHECK_EQ_INT(tk_record_encode_audit(&min, buf, sizeof(buf), &len), TK_E_INVALID);
+    CHECK_EQ_STR(tk_event_source_name(TK_SOURCE_BACKCHANNEL), "backchannel_logout");
+    CHECK_EQ_STR(tk_event_source_name(9), "unknown");
+}
+
+static void test_idp_op(void)
+{
+    tk_op op = make_op(TK_OP_IDP_EVENT, TK_SESSION_TERMINATED, "jti-1");
+    memset(op.hash, 0x11, TK_HASH_LEN);
+    op.source = TK_SOURCE_BACKCHANNEL;
+    op.until = op.at + 60;
+    op.iss_len = TK_IDP_ISS_MAX;
+    memcpy(op.iss, fill(4, TK_IDP_ISS_MAX).p, TK_IDP_ISS_MAX);
+    check_op_roundtrip(&op);
+    op.has_filter = true;
+    memset(op.filter, 0x22, TK_HASH_LEN);
+    op.state = TK_SESSION_ACTIVE;
+    check_op_roundtrip(&op);
+    tk_op bad = op;
+    bad.until = op.at - 1; /* the replay record must outlive the op */
+    CHECK_EQ_INT(tk_op_validate(&bad), TK_E_INVALID);
+    bad = op;
+    bad.source = TK_SOURCE_ADMIN;
+    CHECK_EQ_INT(tk_op_validate(&bad), TK_E_INVALID);
+    bad = op;
+    bad.iss_len = 0;
+    CHECK_EQ_INT(tk_op_validate(&bad), TK_E_INVALID);
+    bad = make_op(TK_OP_SESSION_STATE, TK_SESSION_TERMINATED, "tks_1");
+    bad.until = 5; /* IdP fields on another op */
+    CHECK_EQ_INT(tk_op_validate(&bad), TK_E_INVALID);
 }
 
 static void test_names(void)
@@ -829,5 +926,8 @@ int main(void)
     RUN(test_ops);
     RUN(test_agent_access);
     RUN(test_names);
+    RUN(test_session_idp_sid);
+    RUN(test_audit);
+    RUN(test_idp_op);
     return check_report();
 }

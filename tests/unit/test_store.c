@@ -682,6 +682,137 @@ static void test_agent_access_old_store(void)
     remove_dir();
 }
 
+/* ---- IdP events ------------------------------------------------------------------ */
+
+static int count_id(void *arg, tk_slice id)
+{
+    CHECK(id.len > 0);
+    (*(unsigned *)arg)++;
+    return 0;
+}
+
+static unsigned idp_count(tk_store *st, uint8_t kind, const char *iss, const char *v)
+{
+    uint8_t key[TK_HASH_LEN];
+    tk_store_idp_key(kind, tk_slice_from_str(iss), tk_slice_from_str(v), key);
+    tk_txn *r;
+    unsigned n = 0;
+    CHECK_EQ_INT(tk_store_read_begin(st, &r), 0);
+    CHECK_EQ_INT(tk_store_each_idp_session(r, key, count_id, &n), 0);
+    tk_store_txn_end(r);
+    return n;
+}
+
+static tk_op idp_op(uint8_t kind, const char *iss, const char *v, const char *jti, uint8_t state,
+                    int64_t at)
+{
+    tk_op op = op_of(TK_OP_IDP_EVENT, state, jti, at);
+    tk_store_idp_key(kind, tk_slice_from_str(iss), tk_slice_from_str(v), op.hash);
+    op.source = TK_SOURCE_BACKCHANNEL;
+    op.until = at + 100;
+    op.iss_len = (uint16_t)strlen(iss);
+    memcpy(op.iss, iss, op.iss_len);
+    memcpy(op.reason, "logout", 6);
+    op.reason_len = 6;
+    return op;
+}
+
+static int collect_audit(void *arg, const tk_audit_rec *a)
+{
+    tk_audit_rec *last = arg;
+    *last = *a; /* slices die with the txn: the test reads counts only */
+    last->issuer = last->event_id = last->reason = last->sids = TK_SLICE_NULL;
+    return 0;
+}
+
+static void put_idp_session(tk_store *st, const char *sid, const char *iss, const char *sub,
+                            const char *idp_sid)
+{
+    tk_txn *w;
+    CHECK_EQ_INT(tk_store_write_begin(st, &w), 0);
+    tk_session_rec s = {.sub = tk_slice_from_str(sub),
+                        .issuer = tk_slice_from_str(iss),
+                        .idp_sid = idp_sid ? tk_slice_from_str(idp_sid) : TK_SLICE_NULL,
+                        .state = TK_SESSION_ACTIVE,
+                        .created = 100};
+    CHECK_EQ_INT(tk_store_put_session(w, tk_slice_from_str(sid), &s, TK_PUT_NEW), 0);
+    CHECK_EQ_INT(tk_store_commit(w), 0);
+}
+
+static void test_idp_events(void)
+{
+    make_dir();
+    tk_store *st = open_store(0);
+    const char *iss = "https://idp.example", *other = "https://other.example";
+    put_idp_session(st, "tks_a", iss, "alice", "idp-sid-1");
+    put_idp_session(st, "tks_b", iss, "alice", "idp-sid-2");
+    put_idp_session(st, "tks_c", iss, "bob", "idp-sid-1"); /* same IdP sid, other user */
+    put_idp_session(st, "tks_d", other, "alice", NULL);
+    CHECK_EQ_INT(idp_count(st, TK_IDP_KEY_SUB, iss, "alice"), 2);
+    CHECK_EQ_INT(idp_count(st, TK_IDP_KEY_SID, iss, "idp-sid-1"), 2);
+    CHECK_EQ_INT(idp_count(st, TK_IDP_KEY_SUB, other, "alice"), 1);
+    CHECK_EQ_INT(idp_count(st, TK_IDP_KEY_SID, other, "idp-sid-1"), 0);
+
+    /* An IdP sid without an issuer cannot be indexed: refused. */
+    tk_txn *w;
+    CHECK_EQ_INT(tk_store_write_begin(st, &w), 0);
+    tk_session_rec bad = {.sub = TK_SLICE_LIT("x"),
+                          .idp_sid = TK_SLICE_LIT("s"),
+                          .state = TK_SESSION_ACTIVE,
+                          .created = 1};
+    CHECK_EQ_INT(tk_store_put_session(w, TK_SLICE_LIT("tks_x"), &bad, 0), TK_E_INVALID);
+    tk_store_txn_end(w);
+
+    /* sid idp-sid-1 filtered to alice: only tks_a ends; applying again is a no-op. */
+    tk_op op = idp_op(TK_IDP_KEY_SID, iss, "idp-sid-1", "jti-1", TK_SESSION_TERMINATED, 1000);
+    op.has_filter = true;
+    tk_store_idp_key(TK_IDP_KEY_SUB, tk_slice_from_str(iss), TK_SLICE_LIT("alice"), op.filter);
+    CHECK(apply1(st, &op));
+    CHECK(!apply1(st, &op));
+    tk_session_rec s;
+    tk_txn *r;
+    CHECK_EQ_INT(session_state(st, "tks_a", &s, &r), TK_SESSION_TERMINATED);
+    CHECK_SLICE(s.reason, "logout");
+    tk_store_txn_end(r);
+    CHECK_EQ_INT(session_state(st, "tks_c", &s, &r), TK_SESSION_ACTIVE);
+    tk_store_txn_end(r);
+
+    /* sub alice: tks_b suspends (tks_a stays terminated); the audit says so. */
+    op = idp_op(TK_IDP_KEY_SUB, iss, "alice", "jti-2", TK_SESSION_SUSPENDED, 1001);
+    CHECK(apply1(st, &op));
+    CHECK_EQ_INT(session_state(st, "tks_b", &s, &r), TK_SESSION_SUSPENDED);
+    tk_store_txn_end(r);
+    CHECK_EQ_INT(session_state(st, "tks_d", &s, &r), TK_SESSION_ACTIVE);
+    tk_audit_rec last;
+    CHECK_EQ_INT(tk_store_each_audit(r, collect_audit, &last), 0);
+    tk_store_txn_end(r);
+    CHECK_EQ_INT(last.matched, 2);
+    CHECK_EQ_INT(last.changed, 1);
+    CHECK_EQ_INT(last.state, TK_SESSION_SUSPENDED);
+
+    /* Replay records: known until `until`, pruned after it, oldest first. */
+    uint8_t key[TK_HASH_LEN];
+    int64_t until = 0;
+    tk_store_replay_key(TK_SOURCE_BACKCHANNEL, tk_slice_from_str(iss), TK_SLICE_LIT("jti-1"), key);
+    CHECK_EQ_INT(tk_store_read_begin(st, &r), 0);
+    CHECK_EQ_INT(tk_store_seen_get(r, key, &until), 0);
+    CHECK_EQ_INT(until, 1100);
+    tk_store_txn_end(r);
+    unsigned removed = 0;
+    CHECK_EQ_INT(tk_store_write_begin(st, &w), 0);
+    CHECK_EQ_INT(tk_store_seen_put(w, key, 5), TK_E_EXISTS);
+    tk_store_txn_end(w);
+    CHECK_EQ_INT(tk_store_write_begin(st, &w), 0);
+    CHECK_EQ_INT(tk_store_seen_prune(w, 1101, 16, &removed), 0);
+    CHECK_EQ_INT(removed, 1); /* jti-1 (until 1100), not jti-2 (until 1101) */
+    CHECK_EQ_INT(tk_store_seen_get(w, key, &until), TK_E_NOTFOUND);
+    CHECK_EQ_INT(tk_store_seen_prune(w, 5000, 16, &removed), 0);
+    CHECK_EQ_INT(removed, 1);
+    CHECK_EQ_INT(tk_store_commit(w), 0);
+    tk_store_close(st);
+    remove_dir();
+}
+
 int main(void)
 {
     RUN(test_records_and_indices);
@@ -693,5 +824,6 @@ int main(void)
     RUN(test_reopen_read_only);
     RUN(test_agent_access);
     RUN(test_agent_access_old_store);
+    RUN(test_idp_events);
     return check_report();
 }

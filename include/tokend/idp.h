@@ -1,0 +1,124 @@
+/*
+ * IdP trust: which identity providers may end sessions, and how their events
+ * are verified. Loaded from a JSON file (config key idp-config), reloaded on
+ * SIGHUP.
+ *
+ * The one idea: a loaded configuration is an immutable, reference-counted
+ * snapshot. The holder points at the current one; workers take a reference
+ * at the start of a batch when the holder's generation moved, and drop their
+ * old one. A reload builds a whole new snapshot first and swaps it in only
+ * when every part of it loaded; a bad file leaves the old one in place.
+ *
+ * File format:
+ *   {"issuers": [{
+ *      "issuer": "https://idp.example/realms/acme",   exact "iss" of events
+ *      "audience": "tokend",            tokend's client id at that IdP ("aud")
+ *      "jwks_file": "acme.jwks.json",   and/or "jwks": {...} and/or
+ *      "keys": [{"pem_file": "k.pem", "kid": "k1", "alg": "RS256"}],
+ *      "algorithms": ["RS256", "ES256"],  allow-list (default per key type:
+ *                                         RS256, ES256 (P-256), ES384 (P-384))
+ *      "leeway": 60, "max_age": 86400, "allow_missing_exp": false,
+ *      "ssf_bearer": "…",               optional bearer for POST /ssf/events
+ *      "webhook_secrets": ["whsec_…"],  Standard Webhooks secrets (rotation)
+ *      "credential_change": "terminate" | "suspend" | "ignore"
+ *   }]}
+ * Relative file names are relative to the config file's folder. Unknown
+ * members are errors (typos must not silently weaken checks). Keys: RSA
+ * (at least 2048 bits) and EC P-256/P-384, from JWKS (n/e, crv/x/y) or PEM
+ * public keys; private members in a JWK are refused.
+ */
+#ifndef TOKEND_IDP_H
+#define TOKEND_IDP_H
+
+#include "tokend/common.h"
+#include "tokend/limits.h"
+
+struct evp_pkey_st; /* OpenSSL's EVP_PKEY */
+
+/* JWS algorithms we verify (asymmetric only: never none, never HMAC). */
+enum tk_jws_alg {
+    TK_ALG_RS256 = 1,
+    TK_ALG_RS384,
+    TK_ALG_RS512,
+    TK_ALG_PS256,
+    TK_ALG_PS384,
+    TK_ALG_PS512,
+    TK_ALG_ES256,
+    TK_ALG_ES384,
+    TK_ALG_COUNT
+};
+#define TK_ALG_BIT(a) (1u << (a))
+
+/* "RS256" → TK_ALG_RS256; 0 for anything else (none, HS256, …). */
+uint8_t tk_jws_alg_parse(tk_slice name);
+const char *tk_jws_alg_name(uint8_t alg);
+
+#define TK_IDP_KID_MAX    128
+#define TK_IDP_SECRET_MAX 128 /* decoded webhook secret bytes */
+#define TK_IDP_BEARER_MAX 512
+
+typedef struct tk_idp_key {
+    char kid[TK_IDP_KID_MAX + 1];
+    size_t kid_len; /* 0: the key has no kid */
+    struct evp_pkey_st *pkey;
+    unsigned algs; /* TK_ALG_BIT set of what this key may verify */
+} tk_idp_key;
+
+enum tk_idp_action { TK_IDP_TERMINATE = 1, TK_IDP_SUSPEND = 2, TK_IDP_IGNORE = 3 };
+
+typedef struct tk_idp_issuer {
+    char issuer[TK_IDP_ISS_MAX + 1];
+    size_t issuer_len;
+    char audience[TK_URL_MAX + 1];
+    size_t audience_len;
+    int64_t leeway;  /* seconds */
+    int64_t max_age; /* oldest iat accepted when there is no exp */
+    bool allow_missing_exp;
+    char ssf_bearer[TK_IDP_BEARER_MAX + 1];
+    size_t ssf_bearer_len;     /* 0: no bearer required */
+    uint8_t credential_change; /* enum tk_idp_action */
+    unsigned nsecrets;
+    uint8_t secret[TK_IDP_SECRETS_MAX][TK_IDP_SECRET_MAX];
+    size_t secret_len[TK_IDP_SECRETS_MAX];
+    unsigned nkeys;
+    tk_idp_key keys[TK_IDP_KEYS_MAX];
+} tk_idp_issuer;
+
+/* An immutable snapshot. Fields are read-only once loaded. */
+typedef struct tk_idp_trust {
+    unsigned refs; /* atomic */
+    unsigned n;
+    tk_idp_issuer *issuers; /* n of them */
+} tk_idp_trust;
+
+/* Load path. Returns 0 with *out (one reference), or -errno / TK_E_BADINPUT /
+ * TK_E_TOOBIG with a message naming the file and the problem in err. */
+int tk_idp_load(const char *path, tk_idp_trust **out, char *err, size_t errcap);
+
+/* References: thread-safe. The last unref frees keys and cleanses secrets. */
+void tk_idp_ref(tk_idp_trust *t);
+void tk_idp_unref(tk_idp_trust *t);
+
+/* The issuer whose "issuer" equals iss exactly, or NULL. t may be NULL. */
+const tk_idp_issuer *tk_idp_find(const tk_idp_trust *t, tk_slice iss);
+
+/* The key for a token's kid (exact match), or the only key when the token
+ * has no kid and exactly one is configured; NULL otherwise. */
+const tk_idp_key *tk_idp_key_for(const tk_idp_issuer *iss, tk_slice kid, bool has_kid);
+
+/* ---- Holder: the current snapshot, swapped on reload ---------------------- */
+
+typedef struct tk_idp_holder tk_idp_holder;
+
+/* initial may be NULL (no IdP configured yet); the holder takes its
+ * reference. Returns 0 or -ENOMEM. */
+int tk_idp_holder_new(tk_idp_trust *initial, tk_idp_holder **out);
+void tk_idp_holder_free(tk_idp_holder *h);
+/* Install t (taking its reference) and drop the holder's old one. */
+void tk_idp_holder_swap(tk_idp_holder *h, tk_idp_trust *t);
+/* Cheap (one atomic load): changes on every swap. */
+uint64_t tk_idp_holder_gen(const tk_idp_holder *h);
+/* A new reference to the current snapshot (NULL when none) and its gen. */
+tk_idp_trust *tk_idp_holder_get(tk_idp_holder *h, uint64_t *gen);
+
+#endif

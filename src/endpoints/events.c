@@ -1,0 +1,164 @@
+/*
+ * What the three IdP-event endpoints share: the worker's trust snapshot,
+ * the replay pre-check, the one op that carries a verified event to the
+ * committer, and the deferred answer.
+ *
+ * The one idea: a verified event is acknowledged (2xx) only after its op is
+ * durable, exactly like a revocation. The op (TK_OP_IDP_EVENT) carries the
+ * match key, and the committer expands it to sessions inside the write txn,
+ * records the replay key and appends the audit record in the same txn. The
+ * read-txn replay check here only answers the common replay early; two
+ * copies racing each other are settled by the committer (the second one
+ * changes nothing and is answered as a replay).
+ */
+#include "events_int.h"
+
+#include "tokend/log.h"
+
+#include <string.h>
+
+/* ---- Trust snapshot ---------------------------------------------------------------- */
+
+void ep_events_batch_begin(ep_worker *w)
+{
+    tk_idp_holder *h = w->app->cfg.idp;
+    if (h == NULL || tk_idp_holder_gen(h) == w->idp_gen) {
+        return; /* the common case: one atomic load */
+    }
+    tk_idp_unref(w->idp);
+    w->idp = tk_idp_holder_get(h, &w->idp_gen);
+}
+
+void ep_events_fini(ep_worker *w)
+{
+    tk_idp_unref(w->idp);
+    w->idp = NULL;
+    w->idp_gen = 0;
+}
+
+const tk_idp_trust *ev_trust(ep_worker *w)
+{
+    return w->idp;
+}
+
+/* ---- Logging ------------------------------------------------------------------------- */
+
+static const char *endpoint_word(int endpoint)
+{
+    return endpoint == EP_BACKCHANNEL ? "backchannel_logout"
+           : endpoint == EP_SSF       ? "ssf"
+                                      : "webhook";
+}
+
+void ev_note_set(ev_note *n, const tk_idp_issuer *is, tk_slice id)
+{
+    ep_log_id(is != NULL ? (tk_slice){is->issuer, is->issuer_len} : TK_SLICE_NULL, n->iss);
+    ep_log_id(id, n->id);
+}
+
+void ev_log(ep_req *r, const char *outcome, const ev_note *n, const char *why)
+{
+    tk_log_info("idp_event", "endpoint=%s outcome=%s iss=%s id=%s why=\"%s\"",
+                endpoint_word(r->endpoint), outcome, n->iss[0] ? n->iss : "-",
+                n->id[0] ? n->id : "-", why ? why : "");
+}
+
+bool ev_media_is(tk_slice ct, const char *type)
+{
+    size_t n = 0;
+    while (n < ct.len && ct.p[n] != ';' && ct.p[n] != ' ' && ct.p[n] != '\t') {
+        n++;
+    }
+    return tk_slice_eq_nocase((tk_slice){ct.p, n}, type);
+}
+
+/* ---- Submit -------------------------------------------------------------------------- */
+
+static void fill_op(tk_op *op, const ev_action *a, int64_t now)
+{
+    tk_slice iss = {a->is->issuer, a->is->issuer_len};
+    op->type = TK_OP_IDP_EVENT;
+    op->state = a->state;
+    op->at = now;
+    op->source = a->source;
+    op->until = a->until >= now ? a->until : now;
+    TK_ASSERT(a->event_id.len > 0 && a->event_id.len <= TK_EVENT_ID_MAX);
+    memcpy(op->id, a->event_id.p, a->event_id.len);
+    op->id_len = (uint16_t)a->event_id.len;
+    size_t rl = strlen(a->reason);
+    TK_ASSERT(rl <= TK_REASON_MAX);
+    memcpy(op->reason, a->reason, rl);
+    op->reason_len = (uint8_t)rl;
+    memcpy(op->iss, iss.p, iss.len);
+    op->iss_len = (uint16_t)iss.len;
+    tk_store_idp_key(a->match.kind, iss, a->match.value, op->hash);
+    if (a->match.has_filter) {
+        op->has_filter = true;
+        tk_store_idp_key(TK_IDP_KEY_SUB, iss, a->match.filter_sub, op->filter);
+    }
+}
+
+int ev_submit(ep_req *r, const ev_action *a)
+{
+    ep_worker *w = r->w;
+    tk_txn *txn = ep_txn(w);
+    if (txn == NULL) {
+        return EV_UNAVAILABLE;
+    }
+    uint8_t replay[TK_HASH_LEN];
+    int64_t until = 0;
+    tk_store_replay_key(a->source, (tk_slice){a->is->issuer, a->is->issuer_len}, a->event_id,
+                        replay);
+    int rc = tk_store_seen_get(txn, replay, &until);
+    if (rc == 0) {
+        return EV_REPLAY;
+    }
+    if (rc != TK_E_NOTFOUND) {
+        return EV_UNAVAILABLE;
+    }
+    tk_commit_req creq = {.worker = w->id, .cookie = r->cookie, .nops = 1};
+    fill_op(&creq.ops[0], a, w->now);
+    TK_ASSERT(tk_op_validate(&creq.ops[0]) == 0);
+    tk_committer *c = w->app->cfg.committer;
+    rc = c != NULL ? tk_committer_submit(c, &creq) : TK_E_STORE;
+    if (rc != 0) {
+        tk_log_warn("idp_event_unavailable", "err=%s", tk_strerror(rc));
+        return EV_UNAVAILABLE;
+    }
+    r->deferred = true;
+    return EV_OK;
+}
+
+/* ---- Answers ------------------------------------------------------------------------ */
+
+static void answer(ep_req *r, int err, const char *why)
+{
+    switch (r->endpoint) {
+    case EP_BACKCHANNEL:
+        ev_bcl_answer(r, err, why);
+        break;
+    case EP_SSF:
+        ev_ssf_answer(r, err, why);
+        break;
+    default:
+        TK_ASSERT(r->endpoint == EP_WEBHOOK);
+        ev_webhook_answer(r, err, why);
+        break;
+    }
+}
+
+void ep_event_respond(ep_req *r, const tk_server_done *done)
+{
+    if (done->result != 0) {
+        tk_log_error("idp_event_failed", "endpoint=%s err=%s", endpoint_word(r->endpoint),
+                     tk_strerror((int)done->result));
+        answer(r, EV_UNAVAILABLE, "store unavailable");
+        return;
+    }
+    /* The op changes nothing only when its replay key was already known:
+     * another copy of the event won the race to the committer. */
+    bool fresh = done->aux > 0;
+    tk_log_info("idp_event_done", "endpoint=%s applied=%s", endpoint_word(r->endpoint),
+                fresh ? "yes" : "replay");
+    answer(r, fresh ? EV_OK : EV_REPLAY, fresh ? NULL : "event id replayed");
+}

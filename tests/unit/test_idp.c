@@ -1,0 +1,252 @@
+/*
+ * IdP trust file tests: keys made here with OpenSSL and written as JWKS
+ * members (n/e, crv/x/y) and PEM files load and verify only what they
+ * should; every refusal the loader promises (HMAC or none in algorithms,
+ * private JWK members, short RSA keys, duplicate kids, unknown members, bad
+ * webhook secrets, duplicate issuers) keeps the whole file out; kid
+ * selection is exact; the holder swaps snapshots by generation.
+ */
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "tokend/crypto.h"
+#include "tokend/idp.h"
+
+static char dir[64], path[128];
+
+static void b64_param(EVP_PKEY *k, const char *name, char *out, size_t cap)
+{
+    BIGNUM *bn = NULL;
+    TK_ASSERT(EVP_PKEY_get_bn_param(k, name, &bn) == 1);
+    uint8_t buf[512];
+    int n = BN_bn2bin(bn, buf);
+    BN_free(bn);
+    TK_ASSERT(n > 0 && tk_b64url_encode(buf, (size_t)n, out, cap) == 0);
+}
+
+static void rsa_jwk(EVP_PKEY *k, const char *kid, char *out, size_t cap)
+{
+    char n[700], e[16];
+    b64_param(k, OSSL_PKEY_PARAM_RSA_N, n, sizeof n);
+    b64_param(k, OSSL_PKEY_PARAM_RSA_E, e, sizeof e);
+    snprintf(out, cap, "{\"kty\":\"RSA\",\"kid\":\"%s\",\"n\":\"%s\",\"e\":\"%s\"}", kid, n, e);
+}
+
+static void ec_jwk(EVP_PKEY *k, const char *kid, const char *crv, size_t size, char *out,
+                   size_t cap)
+{
+    uint8_t pt[1 + 2 * 48];
+    size_t len = 0;
+    TK_ASSERT(EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof pt, &len));
+    TK_ASSERT(len == 1 + 2 * size && pt[0] == 4);
+    char x[80], y[80];
+    TK_ASSERT(tk_b64url_encode(pt + 1, size, x, sizeof x) == 0);
+    TK_ASSERT(tk_b64url_encode(pt + 1 + size, size, y, sizeof y) == 0);
+    snprintf(out, cap, "{\"kty\":\"EC\",\"kid\":\"%s\",\"crv\":\"%s\",\"x\":\"%s\",\"y\":\"%s\"}",
+             kid, crv, x, y);
+}
+
+static void write_file(const char *name, const char *text)
+{
+    char p[160];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = fopen(p, "w");
+    TK_ASSERT(f != NULL);
+    fputs(text, f);
+    fclose(f);
+}
+
+static int load(const char *text, tk_idp_trust **t, char *err)
+{
+    write_file("idp.json", text);
+    *t = NULL;
+    return tk_idp_load(path, t, err, 512);
+}
+
+static EVP_PKEY *rsa2048, *rsa1024, *p256, *p384;
+static char jwk_rsa[1024], jwk_p256[256], jwk_p384[300], jwk_small[700];
+
+static void make_keys(void)
+{
+    rsa2048 = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+    rsa1024 = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)1024);
+    p256 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    p384 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
+    TK_ASSERT(rsa2048 && rsa1024 && p256 && p384);
+    rsa_jwk(rsa2048, "r1", jwk_rsa, sizeof jwk_rsa);
+    rsa_jwk(rsa1024, "small", jwk_small, sizeof jwk_small);
+    ec_jwk(p256, "e1", "P-256", 32, jwk_p256, sizeof jwk_p256);
+    ec_jwk(p384, "e2", "P-384", 48, jwk_p384, sizeof jwk_p384);
+    char p[160];
+    snprintf(p, sizeof p, "%s/ec.pem", dir);
+    FILE *f = fopen(p, "w");
+    TK_ASSERT(f != NULL && PEM_write_PUBKEY(f, p256) == 1);
+    fclose(f);
+}
+
+static void test_load_keys(void)
+{
+    char text[4096], err[512];
+    tk_idp_trust *t;
+    snprintf(text, sizeof text,
+             "{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"tokend\","
+             "\"jwks\":{\"keys\":[%s,%s,%s,{\"kty\":\"RSA\",\"use\":\"enc\"}]},"
+             "\"algorithms\":[\"RS256\",\"PS256\",\"ES256\"],\"leeway\":5,"
+             "\"webhook_secrets\":[\"whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"]},"
+             "{\"issuer\":\"https://b\",\"audience\":\"x\",\"keys\":[{\"pem_file\":\"ec.pem\"}],"
+             "\"allow_missing_exp\":true,\"credential_change\":\"suspend\"}]}",
+             jwk_rsa, jwk_p256, jwk_p384);
+    CHECK_EQ_INT(load(text, &t, err), 0);
+    if (t == NULL) {
+        fprintf(stderr, "load: %s\n", err);
+        return;
+    }
+    CHECK_EQ_INT(t->n, 2);
+    const tk_idp_issuer *a = tk_idp_find(t, TK_SLICE_LIT("https://a"));
+    const tk_idp_issuer *b = tk_idp_find(t, TK_SLICE_LIT("https://b"));
+    CHECK(a != NULL && b != NULL && tk_idp_find(t, TK_SLICE_LIT("https://a/")) == NULL);
+    if (a == NULL || b == NULL) {
+        tk_idp_unref(t);
+        return;
+    }
+    /* The P-384 key fits none of RS256/PS256/ES256 and the "enc" key is not
+     * for signatures: a published JWKS may hold both, they are skipped. */
+    CHECK_EQ_INT(a->nkeys, 2);
+    CHECK(tk_idp_key_for(a, TK_SLICE_LIT("e2"), true) == NULL);
+    CHECK_EQ_INT(a->leeway, 5);
+    CHECK_EQ_INT(a->nsecrets, 1);
+    CHECK_EQ_INT(a->secret_len[0], 24);
+    const tk_idp_key *k = tk_idp_key_for(a, TK_SLICE_LIT("r1"), true);
+    CHECK(k != NULL && k->algs == (TK_ALG_BIT(TK_ALG_RS256) | TK_ALG_BIT(TK_ALG_PS256)));
+    k = tk_idp_key_for(a, TK_SLICE_LIT("e1"), true);
+    CHECK(k != NULL && k->algs == TK_ALG_BIT(TK_ALG_ES256));
+    CHECK(tk_idp_key_for(a, TK_SLICE_LIT("R1"), true) == NULL);
+    CHECK(tk_idp_key_for(a, TK_SLICE_NULL, false) == NULL); /* no kid, two keys */
+    CHECK(tk_idp_key_for(b, TK_SLICE_NULL, false) == &b->keys[0]);
+    CHECK(tk_idp_key_for(b, TK_SLICE_LIT("x"), true) == NULL);
+    CHECK_EQ_INT(b->keys[0].algs, TK_ALG_BIT(TK_ALG_ES256)); /* default for P-256 */
+    CHECK(b->allow_missing_exp && !a->allow_missing_exp);
+    CHECK_EQ_INT(b->credential_change, TK_IDP_SUSPEND);
+    CHECK_EQ_INT(a->credential_change, TK_IDP_TERMINATE);
+    CHECK_EQ_INT(b->leeway, TK_IDP_LEEWAY_DEFAULT);
+    tk_idp_unref(t);
+}
+
+static void test_refusals(void)
+{
+    char err[512], text[4096];
+    tk_idp_trust *t;
+    const char *bad[] = {
+        "[]",
+        "{\"issuers\":[],\"x\":1}",
+        "{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"x\"}]}", /* nothing to verify */
+        "{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"x\",\"typo\":1,"
+        "\"webhook_secrets\":[\"whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"]}]}",
+        "{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"x\","
+        "\"webhook_secrets\":[\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"]}]}",
+        "{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"x\","
+        "\"webhook_secrets\":[\"whsec_AAAA\"]}]}", /* too short */
+        "{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"x\",\"leeway\":-1,"
+        "\"webhook_secrets\":[\"whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"]}]}",
+        "{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"x\",\"algorithms\":[\"HS256\"],"
+        "\"webhook_secrets\":[\"whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"]}]}",
+        "{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"x\",\"algorithms\":[\"none\"],"
+        "\"webhook_secrets\":[\"whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"]}]}",
+        "{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"x\","
+        "\"jwks\":{\"keys\":[{\"kty\":\"oct\",\"k\":\"AAAA\"}]}}]}", /* skipped: none left */
+        "{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"x\","
+        "\"jwks\":{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AAAA\",\"y\":\"AAAA\"}]}}]}",
+        "{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"x\","
+        "\"keys\":[{\"pem_file\":\"missing.pem\"}]}]}",
+    };
+    for (size_t i = 0; i < TK_ARRAY_LEN(bad); i++) {
+        int rc = load(bad[i], &t, err);
+        CHECK(rc != 0 && t == NULL && err[0] != '\0');
+        if (rc == 0) {
+            fprintf(stderr, "accepted bad config %zu\n", i);
+            tk_idp_unref(t);
+        }
+    }
+    /* Keys that must be refused: private, short RSA, duplicate kid, alg unfit. */
+    const char *fmt[] = {
+        "{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"x\",\"jwks\":{\"keys\":[%s]}}]}",
+        "{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"x\",\"jwks\":{\"keys\":[%s,%s]}}]}",
+    };
+    snprintf(text, sizeof text, fmt[0], jwk_small);
+    CHECK(load(text, &t, err) != 0 && strstr(err, "2048") != NULL);
+    snprintf(text, sizeof text, fmt[1], jwk_rsa, jwk_rsa);
+    CHECK(load(text, &t, err) != 0 && strstr(err, "two keys") != NULL);
+    char priv[1200];
+    snprintf(priv, sizeof priv, "%.*s,\"d\":\"AAAA\"}", (int)strlen(jwk_rsa) - 1, jwk_rsa);
+    snprintf(text, sizeof text, fmt[0], priv);
+    CHECK(load(text, &t, err) != 0);
+    snprintf(text, sizeof text,
+             "{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"x\",\"algorithms\":"
+             "[\"ES384\"],\"keys\":[{\"pem_file\":\"ec.pem\"}]}]}");
+    CHECK(load(text, &t, err) != 0 && strstr(err, "none of the allowed") != NULL);
+    /* A JWKS whose only key is unusable leaves nothing to verify with. */
+    snprintf(text, sizeof text,
+             "{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"x\",\"algorithms\":"
+             "[\"ES256\"],\"jwks\":{\"keys\":[%s]}}]}",
+             jwk_rsa);
+    CHECK(load(text, &t, err) != 0 && strstr(err, "nothing could be verified") != NULL);
+    snprintf(text, sizeof text,
+             "{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"x\",\"jwks\":{\"keys\":[%s]}},"
+             "{\"issuer\":\"https://a\",\"audience\":\"y\",\"jwks\":{\"keys\":[%s]}}]}",
+             jwk_p256, jwk_p256);
+    CHECK(load(text, &t, err) != 0 && strstr(err, "listed twice") != NULL);
+}
+
+static void test_holder(void)
+{
+    char text[1024], err[512];
+    snprintf(
+        text, sizeof text,
+        "{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"x\",\"jwks\":{\"keys\":[%s]}}]}",
+        jwk_p256);
+    tk_idp_trust *t1, *t2;
+    CHECK_EQ_INT(load(text, &t1, err), 0);
+    CHECK_EQ_INT(load("{\"issuers\":[]}", &t2, err), 0);
+    tk_idp_holder *h;
+    CHECK_EQ_INT(tk_idp_holder_new(t1, &h), 0);
+    uint64_t g1 = 0, g2 = 0;
+    tk_idp_trust *mine = tk_idp_holder_get(h, &g1);
+    CHECK(mine == t1 && g1 == tk_idp_holder_gen(h));
+    tk_idp_holder_swap(h, t2);
+    CHECK(tk_idp_holder_gen(h) != g1);
+    /* The worker still holds t1 (refs 1 after the swap): it stays usable. */
+    CHECK(tk_idp_find(mine, TK_SLICE_LIT("https://a")) != NULL);
+    tk_idp_unref(mine); /* frees t1 */
+    mine = tk_idp_holder_get(h, &g2);
+    CHECK(mine == t2 && mine->n == 0 && g2 != g1);
+    tk_idp_unref(mine);
+    tk_idp_holder_free(h);
+}
+
+int main(void)
+{
+    strcpy(dir, "/tmp/tk_idp_XXXXXX");
+    TK_ASSERT(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/idp.json", dir);
+    make_keys();
+    RUN(test_load_keys);
+    RUN(test_refusals);
+    RUN(test_holder);
+    EVP_PKEY_free(rsa2048);
+    EVP_PKEY_free(rsa1024);
+    EVP_PKEY_free(p256);
+    EVP_PKEY_free(p384);
+    char p[160];
+    const char *files[] = {"idp.json", "ec.pem"};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        unlink(p);
+    }
+    rmdir(dir);
+    return check_report();
+}
