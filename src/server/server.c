@@ -586,7 +586,7 @@ static void dispatch(tk_worker *w, const struct io_uring_cqe *cqe)
     case OP_CANCEL:
         break;
     default:
-        TK_ASSERT(!"unknown operation in user_data");
+        tk_assert_fail("unknown operation in user_data", __FILE__, __LINE__);
     }
 }
 

@@ -151,7 +151,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 static bool status_ok(int s)
 {
-    static const int ok[] = {200, 400, 401, 403, 404, 405, 429, 500, 503};
+    static const int ok[] = {200, 202, 400, 401, 403, 404, 405, 409, 429, 500, 503};
     for (size_t i = 0; i < TK_ARRAY_LEN(ok); i++) {
         if (s == ok[i]) {
             return true;
