@@ -96,6 +96,9 @@ int ctl_cmd_token_revoke(ctl *c);
 int ctl_cmd_token_show(ctl *c);
 int ctl_cmd_stats(ctl *c);
 
+/* cmd_fanout.c: a root token and K children delegated from it (benchmarks). */
+int ctl_cmd_token_fanout(ctl *c);
+
 /* seed.c */
 int ctl_cmd_seed(ctl *c);
 
