@@ -90,7 +90,7 @@ static pid_t spawn(char *const argv[], int out_fd, const char *err_path, int cpu
         }
     }
     bench_pin(cpu);
-    execv(argv[0], argv);
+    execvp(argv[0], argv);
     fprintf(stderr, "tokend-bench: cannot run %s: %s\n", argv[0], strerror(errno));
     _exit(127);
 }
@@ -145,6 +145,18 @@ static void sleep_ms(unsigned ms)
     nanosleep(&ts, NULL);
 }
 
+/* The first 4 KiB of a log file on stderr. */
+static void dump_file(const char *path)
+{
+    char buf[4096];
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf, f) : 0;
+    fwrite(buf, 1, n, stderr);
+    if (f != NULL) {
+        fclose(f);
+    }
+}
+
 static bool port_open(uint16_t port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -168,9 +180,30 @@ int tokend_start(const char *tokend, const char *data_dir, int cpu, server_proc 
     char port_file[300], log[300];
     snprintf(port_file, sizeof port_file, "%s/port", sp->dir);
     snprintf(log, sizeof log, "%s/tokend.log", sp->dir);
-    char *argv[] = {
+    char *args[] = {
         (char *)tokend,   "--listen",  "127.0.0.1:0", "--port-file", port_file, "--data",
         (char *)data_dir, "--workers", "1",           "--log-level", "warn",    NULL};
+    /* TOKEND_BENCH_WRAP="valgrind --tool=callgrind ...": run tokend under a tool. */
+    char *argv[40], wrap[512];
+    size_t n = 0;
+    const char *w = getenv("TOKEND_BENCH_WRAP");
+    snprintf(wrap, sizeof wrap, "%s", w ? w : "");
+    for (char *save = NULL, *t = strtok_r(wrap, " ", &save); t && n < 24;
+         t = strtok_r(NULL, " ", &save)) {
+        argv[n++] = t;
+    }
+    for (size_t k = 0; k + 1 < sizeof args / sizeof args[0]; k++) {
+        argv[n++] = args[k];
+    }
+    /* TOKEND_BENCH_ARGS: more tokend options (e.g. a smaller --map-size for valgrind). */
+    char extra[512];
+    const char *x = getenv("TOKEND_BENCH_ARGS");
+    snprintf(extra, sizeof extra, "%s", x ? x : "");
+    for (char *save = NULL, *t = strtok_r(extra, " ", &save); t && n < 38;
+         t = strtok_r(NULL, " ", &save)) {
+        argv[n++] = t;
+    }
+    argv[n] = NULL;
     sp->pid = spawn(argv, -1, log, cpu);
     for (int i = 0; sp->pid > 0 && i < 600; i++) { /* 60 s */
         FILE *f = fopen(port_file, "r");
@@ -189,7 +222,8 @@ int tokend_start(const char *tokend, const char *data_dir, int cpu, server_proc 
         }
         sleep_ms(100);
     }
-    bench_log("tokend did not start (log: %s)", log);
+    bench_log("tokend did not start; its log:");
+    dump_file(log);
     server_stop(sp);
     return -1;
 }
@@ -268,7 +302,8 @@ int nginx_start(const char *body, size_t body_len, int cpu, server_proc *sp)
         }
         sleep_ms(100);
     }
-    bench_log("nginx did not start (log: %s)", log);
+    bench_log("nginx did not start; its log:");
+    dump_file(log);
     server_stop(sp);
     return -1;
 }
