@@ -11,7 +11,8 @@
  *     low 32 bits, the slot's generation above) must match, so another
  *     connection, or a later one in the same slot, does not see it;
  *   - the header must be byte-for-byte the one that was verified (compared
- *     in constant time), so the id and the secret are the same;
+ *     in constant time, a word at a time), so the id and the secret are the
+ *     same;
  *   - every request still reads the client record: it must exist, be
  *     approved, and its secret hash must still equal the verified one, so a
  *     disabled client or a changed secret falls back to the full path (and
@@ -26,6 +27,26 @@
 #include "tokend/crypto.h"
 
 #include <string.h>
+
+/* Constant-time equality, eight bytes at a time: no branch depends on the
+ * contents. CRYPTO_memcmp walks byte by byte, which made this compare a
+ * twentieth of an introspection's instructions. */
+static bool same_bytes(const void *a, const void *b, size_t n)
+{
+    const unsigned char *x = a, *y = b;
+    uint64_t acc = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t u, v;
+        memcpy(&u, x + i, 8);
+        memcpy(&v, y + i, 8);
+        acc |= u ^ v;
+    }
+    for (; i < n; i++) {
+        acc |= (uint64_t)(x[i] ^ y[i]);
+    }
+    return acc == 0;
+}
 
 static ep_auth_entry *entry_of(ep_worker *w, uint64_t cookie)
 {
@@ -51,14 +72,14 @@ bool ep_auth_cache_get(ep_req *r, const ep_form *f, tk_txn *txn, tk_client_rec *
     ep_auth_entry *e = entry_of(w, r->cookie);
     tk_slice authz = r->http->authorization;
     if (!e->used || e->cookie != r->cookie || f->id_present || f->secret_present ||
-        authz.len != e->hdr_len || !tk_ct_equal(authz.p, e->hdr, authz.len)) {
+        authz.len != e->hdr_len || !same_bytes(authz.p, e->hdr, authz.len)) {
         return false;
     }
     TK_ASSERT(e->id_len > 0 && e->id_len <= EP_AUTH_ID_MAX);
     tk_slice id = {e->id, e->id_len};
     int rc = tk_store_get_client(txn, id, client);
     if (rc != 0 || client->status != TK_CLIENT_APPROVED ||
-        !tk_ct_equal(client->secret_hash, e->secret_hash, TK_HASH_LEN)) {
+        !same_bytes(client->secret_hash, e->secret_hash, TK_HASH_LEN)) {
         drop(e); /* the full path decides, and logs */
         return false;
     }

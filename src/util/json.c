@@ -333,15 +333,29 @@ int tk_json_finish(const tk_json *j)
 
 size_t tk_fmt_u64(uint64_t v, char *out)
 {
-    char tmp[20];
-    size_t n = 0;
-    do { /* at most 20 digits */
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0 && n < sizeof(tmp));
-    for (size_t i = 0; i < n; i++) {
-        out[i] = tmp[n - 1 - i];
+    static const char pairs[] = "00010203040506070809101112131415161718192021222324"
+                                "25262728293031323334353637383940414243444546474849"
+                                "50515253545556575859606162636465666768697071727374"
+                                "75767778798081828384858687888990919293949596979899";
+    size_t n = 1;
+    for (uint64_t t = v; t >= 10 && n < 20; t /= 10) {
+        n++;
     }
+    /* Two digits per division, from the end. */
+    size_t i = n;
+    while (v >= 100) { /* at most 10 turns */
+        unsigned d = (unsigned)(v % 100) * 2;
+        v /= 100;
+        out[--i] = pairs[d + 1];
+        out[--i] = pairs[d];
+    }
+    if (v >= 10) {
+        out[--i] = pairs[v * 2 + 1];
+        out[--i] = pairs[v * 2];
+    } else {
+        out[--i] = (char)('0' + v);
+    }
+    TK_ASSERT(i == 0);
     return n;
 }
 
