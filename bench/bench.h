@@ -178,6 +178,7 @@ size_t form_request(char *buf, size_t cap, const char *path, const char *authz, 
 typedef struct bench_opts {
     const char *scenario;
     const char *tokend, *tokenctl;
+    const char *baseline; /* introspect: a second tokend binary loaded in turn */
     const char *json_path, *html_path;
     unsigned conns;
     double duration_s, warmup_s, rate;

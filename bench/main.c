@@ -34,6 +34,7 @@ static const char usage[] =
     "  --tokend PATH       default: tokend next to this program\n"
     "  --tokenctl PATH     default: tokenctl next to this program\n"
     "  --no-nginx          introspect: no nginx baseline\n"
+    "  --baseline PATH     introspect: also load this tokend binary in turn (before/after)\n"
     "  --json FILE         the report as JSON (schema tokend-bench/1, see README)\n"
     "  --html FILE         the report as a self-contained HTML page\n"
     "  --progress          a progress line on stderr while loading\n"
@@ -60,30 +61,21 @@ enum {
     O_PROGRESS,
     O_KEEP,
     O_HELP,
+    O_BASELINE,
 };
 
 static const struct option longopts[] = {
-    {"tokens", 1, 0, O_TOKENS},
-    {"k", 1, 0, O_K},
-    {"repeat", 1, 0, O_REPEAT},
-    {"connections", 1, 0, O_CONNS},
-    {"duration", 1, 0, O_DURATION},
-    {"warmup", 1, 0, O_WARMUP},
-    {"rounds", 1, 0, O_ROUNDS},
-    {"rate", 1, 0, O_RATE},
-    {"unknown", 1, 0, O_UNKNOWN},
-    {"revoked", 1, 0, O_REVOKED},
-    {"cpu", 1, 0, O_CPU},
-    {"server-cpu", 1, 0, O_SERVER_CPU},
-    {"tokend", 1, 0, O_TOKEND},
-    {"tokenctl", 1, 0, O_TOKENCTL},
-    {"no-nginx", 0, 0, O_NO_NGINX},
-    {"json", 1, 0, O_JSON},
-    {"html", 1, 0, O_HTML},
-    {"progress", 0, 0, O_PROGRESS},
-    {"keep", 0, 0, O_KEEP},
-    {"help", 0, 0, O_HELP},
-    {0, 0, 0, 0},
+    {"tokens", 1, 0, O_TOKENS},     {"k", 1, 0, O_K},
+    {"repeat", 1, 0, O_REPEAT},     {"connections", 1, 0, O_CONNS},
+    {"duration", 1, 0, O_DURATION}, {"warmup", 1, 0, O_WARMUP},
+    {"rounds", 1, 0, O_ROUNDS},     {"rate", 1, 0, O_RATE},
+    {"unknown", 1, 0, O_UNKNOWN},   {"revoked", 1, 0, O_REVOKED},
+    {"cpu", 1, 0, O_CPU},           {"server-cpu", 1, 0, O_SERVER_CPU},
+    {"tokend", 1, 0, O_TOKEND},     {"tokenctl", 1, 0, O_TOKENCTL},
+    {"no-nginx", 0, 0, O_NO_NGINX}, {"json", 1, 0, O_JSON},
+    {"html", 1, 0, O_HTML},         {"progress", 0, 0, O_PROGRESS},
+    {"keep", 0, 0, O_KEEP},         {"baseline", 1, 0, O_BASELINE},
+    {"help", 0, 0, O_HELP},         {0, 0, 0, 0},
 };
 
 static int num(const char *s, double min, double max, double *out)
@@ -148,6 +140,9 @@ static int set_opt(bench_opts *o, int c, const char *a)
         return 0;
     case O_KEEP:
         o->keep = true;
+        return 0;
+    case O_BASELINE:
+        o->baseline = a;
         return 0;
     default:
         return -1;

@@ -256,18 +256,22 @@ static int nginx_same_body(size_t len, int cpu, server_proc *ng)
     return nginx_start(body, len, cpu, ng);
 }
 
-static void ab_rounds(const bench_opts *o, mix *m, const server_proc *ng, bench_series *st,
-                      bench_series *sn)
+/* The servers loaded in turn, in a rotated order each round (A B C, B C A,
+ * …) so drift on a shared machine spreads evenly. check: tokend's answers
+ * are checked, nginx's are not. */
+typedef struct ab_target {
+    const server_proc *srv;
+    bench_series *se;
+    bool check;
+} ab_target;
+
+static void ab_rounds(const bench_opts *o, mix *m, const ab_target *t, unsigned n)
 {
     for (unsigned r = 0; r < o->rounds; r++) {
-        bool tokend_first = r % 2 == 0;
-        for (int k = 0; k < 2; k++) {
-            bool t = (k == 0) == tokend_first;
-            if (!t && ng == NULL) {
-                continue;
-            }
-            m->check = t;
-            run_one(o, m, t ? &m->s->srv : ng, t ? st : sn);
+        for (unsigned k = 0; k < n; k++) {
+            const ab_target *x = &t[(k + r) % n];
+            m->check = x->check;
+            run_one(o, m, x->srv, x->se);
         }
     }
 }
@@ -296,9 +300,28 @@ int scen_introspect(const bench_opts *o, bench_report *rp)
     server_proc ng = {0};
     bool have_ng =
         !o->no_nginx && nginx_available() && nginx_same_body(len, o->server_cpu, &ng) == 0;
+    server_proc base = {0};
+    bool have_base = o->baseline && tokend_start(o->baseline, s->data, o->server_cpu, &base) == 0;
+    ab_target t[3];
+    unsigned nt = 0;
     bench_series *st = report_series(rp, "tokend");
     bench_series *sn = have_ng ? report_series(rp, "nginx return 200") : NULL;
-    ab_rounds(o, m, have_ng ? &ng : NULL, st, sn);
+    bench_series *sb = have_base ? report_series(rp, "tokend (baseline)") : NULL;
+    t[nt++] = (ab_target){&s->srv, st, true};
+    if (have_ng) {
+        t[nt++] = (ab_target){&ng, sn, false};
+    }
+    if (have_base) {
+        t[nt++] = (ab_target){&base, sb, true};
+    }
+    ab_rounds(o, m, t, nt);
+    if (have_base) {
+        report_metric(rp, "baseline_rps", series_rps(sb));
+        report_metric(rp, "baseline_server_us_per_req", series_cpu_us(sb));
+        report_metric(rp, "ratio_throughput_vs_baseline", series_rps(st) / series_rps(sb));
+        report_metric(rp, "ratio_server_cpu_vs_baseline", series_cpu_us(sb) / series_cpu_us(st));
+    }
+    server_stop(&base);
     report_metric(rp, "tokens", (double)s->tf.n);
     report_metric(rp, "revoked_tokens", (double)m->nrev);
     report_metric(rp, "answer_bytes", (double)len);
