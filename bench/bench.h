@@ -281,6 +281,8 @@ void series_window(bench_series *s, pid_t pid, bool start, proc_cpu *mark);
 void series_add_run(bench_series *s, const load_result *r, const proc_cpu *cpu);
 /* "10000,10k,10M" into out; returns the count or -1. */
 int parse_sizes(const char *s, size_t *out, int max);
+/* The first size of a --tokens list (0 when empty). */
+size_t first_size(const char *list);
 /* Sorts v. */
 double median(double *v, unsigned n);
 /* scen_introspect.c: revoke tokens [0, n) of s's file over HTTP; then check

@@ -136,7 +136,10 @@ static int make_tree(const bench_opts *o, const char *data, const char *agent, l
                   "--out",
                   path,
                   NULL};
-    return bench_run(a2, NULL) == 0 ? 0 : -1;
+    out = NULL;
+    rc = bench_run(a2, &out); /* its summary is not ours to print */
+    free(out);
+    return rc == 0 ? 0 : -1;
 }
 
 static int run_trial(const bench_opts *o, const seeded *s, trial *t, bench_series *se)
@@ -209,11 +212,13 @@ int scen_cascade(const bench_opts *o, bench_report *rp)
     double lat[KS_MAX][REPEAT_MAX];
     uint64_t stale = 0;
     bool sane = true;
-    for (int i = 0; rc == 0 && i < nk; i++) {
-        char name[48];
-        snprintf(name, sizeof name, "probes K=%zu", ks[i]);
-        bench_series *se = report_series(rp, name);
-        for (unsigned r = 0; rc == 0 && r < rep; r++) {
+    /* Trials interleaved (K1, K2, K3, K1, …): disk and machine noise spreads
+     * over every K instead of landing on one. */
+    for (unsigned r = 0; rc == 0 && r < rep; r++) {
+        for (int i = 0; rc == 0 && i < nk; i++) {
+            char name[48];
+            snprintf(name, sizeof name, "probes K=%zu", ks[i]);
+            bench_series *se = report_series(rp, name);
             trial *t = calloc(1, sizeof *t);
             rc = t ? token_file_open(paths[i][r], &t->tf) : -1;
             if (rc == 0) {
@@ -243,11 +248,13 @@ int scen_cascade(const bench_opts *o, bench_report *rp)
             }
             free(t);
         }
+    }
+    for (int i = 0; rc == 0 && i < nk; i++) {
         double med[REPEAT_MAX];
         memcpy(med, lat[i], sizeof(double) * rep);
         char mname[48];
         snprintf(mname, sizeof mname, "end_latency_us_k%zu", ks[i]);
-        report_metric(rp, mname, rc == 0 ? median(med, rep) : -1);
+        report_metric(rp, mname, median(med, rep));
     }
     if (rc == 0) {
         double first = rp->metrics[rp->nmetrics - (unsigned)nk].value;
@@ -258,6 +265,11 @@ int scen_cascade(const bench_opts *o, bench_report *rp)
                       "median end latency at the largest K / at the smallest");
         report_target(rp, "stale_answers", (double)stale, 0, true,
                       "active:true answers to probes sent after the 200");
+        if (stale > 0) {
+            bench_log("cascade: %llu active:true answers after an end request's 200",
+                      (unsigned long long)stale);
+            rc = 1;
+        }
         if (!sane) {
             bench_log("cascade: a trial had no active answers before the end, no probes "
                       "after it, or the end request failed");
@@ -304,7 +316,7 @@ static bool rv_done(void *arg, unsigned conn, uint32_t tag, int status, const ch
 
 int scen_revoke(const bench_opts *o, bench_report *rp)
 {
-    size_t n = (size_t)strtoull(o->tokens_list, NULL, 10);
+    size_t n = first_size(o->tokens_list);
     seeded *s = calloc(1, sizeof *s);
     rv *v = calloc(1, sizeof *v);
     int rc = s && v ? seeded_start(o, n ? n : 1000000, s) : -1;

@@ -275,3 +275,9 @@ double median(double *v, unsigned n)
     qsort(v, n, sizeof *v, cmp_double);
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
+
+size_t first_size(const char *list)
+{
+    size_t v[4];
+    return list[0] != '\0' && parse_sizes(list, v, 4) > 0 ? v[0] : 0;
+}

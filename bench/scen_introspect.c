@@ -278,7 +278,7 @@ static void ab_rounds(const bench_opts *o, mix *m, const ab_target *t, unsigned 
 
 int scen_introspect(const bench_opts *o, bench_report *rp)
 {
-    size_t n = (size_t)strtoull(o->tokens_list, NULL, 10);
+    size_t n = first_size(o->tokens_list);
     seeded *s = calloc(1, sizeof *s);
     mix *m = calloc(1, sizeof *m);
     int rc = s && m ? seeded_start(o, n ? n : 10000000, s) : -1;
