@@ -46,6 +46,10 @@ void tk_json_kv_bool(tk_json *j, const char *key, bool v);
  * TK_E_INVALID when an object or array was left open. */
 int tk_json_finish(const tk_json *j);
 
+/* True when s[0..n) can be written between quotes as it is: printable
+ * ASCII with no '"' and no '\\' (fast writers check this, then memcpy). */
+bool tk_json_is_plain(const char *s, size_t n);
+
 /* Decimal digits of v into out (no NUL); returns the count (<= 20). */
 size_t tk_fmt_u64(uint64_t v, char *out);
 size_t tk_fmt_i64(int64_t v, char *out);

@@ -219,6 +219,7 @@ static void *app_worker_init(void *app_, unsigned worker_id)
 static void app_worker_fini(void *wctx)
 {
     ep_worker *w = wctx;
+    ep_auth_cache_clear(w);
     if (w->txn != NULL) {
         ep_audit_fold(w, true); /* on the worker thread, while the committer runs */
         tk_store_txn_end(w->txn);

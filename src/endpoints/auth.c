@@ -164,6 +164,9 @@ int ep_authenticate(ep_req *r, const ep_form *f, tk_txn *txn, tk_client_rec *cli
                     tk_slice *client_id)
 {
     ep_worker *w = r->w;
+    if (ep_auth_cache_get(r, f, txn, client, client_id)) {
+        return 0;
+    }
     size_t id_len = 0, secret_len = 0;
     if (rate_limited(r, TK_SLICE_NULL)) {
         return -1;
@@ -173,6 +176,7 @@ int ep_authenticate(ep_req *r, const ep_form *f, tk_txn *txn, tk_client_rec *cli
         if (r->status == 401) {
             ep_rl_fail(&w->rl, r->http->peer, TK_SLICE_NULL, w->now, tk_mono_ms);
         }
+        ep_auth_cache_forget(r);
         return -1;
     }
     *client_id = (tk_slice){w->client_id, id_len};
@@ -182,6 +186,11 @@ int ep_authenticate(ep_req *r, const ep_form *f, tk_txn *txn, tk_client_rec *cli
     }
     int rc = tk_core_authenticate(txn, *client_id, (tk_slice){w->secret, secret_len}, client);
     tk_cleanse(w->secret, secret_len + 1);
+    if (rc == 0) {
+        ep_auth_cache_put(r, client, *client_id);
+        return 0;
+    }
+    ep_auth_cache_forget(r);
     if (rc == TK_E_AUTH) {
         log_failure(r, *client_id, "bad_credentials");
         ep_rl_fail(&w->rl, r->http->peer, *client_id, w->now, tk_mono_ms);

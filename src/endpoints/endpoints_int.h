@@ -134,6 +134,25 @@ typedef struct ep_audit {
 /* Room for a token_type_hint-free form: token, client_id, client_secret. */
 #define EP_SECRET_MAX TK_TOKEN_IN_MAX
 
+/* Per-connection caller authentication (auth_cache.c): direct-mapped by the
+ * connection slot; headers or ids longer than these are never cached. */
+#define EP_AUTH_CACHE_SLOTS 1024
+#define EP_AUTH_HDR_MAX     160
+#define EP_AUTH_ID_MAX      64
+
+typedef struct ep_auth_entry {
+    uint64_t cookie; /* the connection: slot | generation << 32 */
+    uint8_t secret_hash[TK_HASH_LEN];
+    bool used;
+    uint8_t id_len;
+    uint16_t hdr_len;
+    char hdr[EP_AUTH_HDR_MAX]; /* the exact Authorization value verified */
+    char id[EP_AUTH_ID_MAX];
+} ep_auth_entry;
+
+_Static_assert(EP_AUTH_ID_MAX <= UINT8_MAX && EP_AUTH_HDR_MAX <= UINT16_MAX, "lengths fit");
+_Static_assert(EP_AUTH_ID_MAX <= TK_ID_MAX, "a cached id fits the worker's buffer");
+
 typedef struct ep_worker {
     tk_app *app;
     unsigned id;
@@ -154,6 +173,7 @@ typedef struct ep_worker {
     char path[TK_HTTP_HEAD_MAX];   /* forward-auth: the normalised original path */
     ep_audit audit;
     char metrics[EP_METRICS_MAX]; /* the /metrics page */
+    ep_auth_entry auth_cache[EP_AUTH_CACHE_SLOTS];
 } __attribute__((aligned(64))) ep_worker;
 
 /* A resources table replaced by a reload: kept until exit, because a worker
@@ -223,6 +243,18 @@ int ep_parse_form(ep_req *r, ep_form *f);
  * (the worker's buffer), or -1 after writing 400 / 401 / 503. */
 int ep_authenticate(ep_req *r, const ep_form *f, tk_txn *txn, tk_client_rec *client,
                     tk_slice *client_id);
+
+/* auth_cache.c: true (with *client and *client_id as ep_authenticate gives
+ * them) when this connection's last successful Basic authentication used the
+ * exact same header and the client is still approved with the same secret. */
+bool ep_auth_cache_get(ep_req *r, const ep_form *f, tk_txn *txn, tk_client_rec *client,
+                       tk_slice *client_id);
+/* Remember a successful authentication (only Basic ones are kept). */
+void ep_auth_cache_put(ep_req *r, const tk_client_rec *client, tk_slice client_id);
+/* Drop this connection's entry (after a failed authentication). */
+void ep_auth_cache_forget(ep_req *r);
+/* Cleanse every entry (worker stop). */
+void ep_auth_cache_clear(ep_worker *w);
 
 /* Answer 401 invalid_client with the Basic challenge. */
 void ep_reply_invalid_client(ep_req *r);

@@ -103,6 +103,9 @@ int ctl_cmd_audit(ctl *c);
 /* Append an admin audit record for a session state change (in txn). */
 int ctl_audit_admin(tk_txn *txn, const tk_op *op);
 
+/* cmd_fanout.c: a root token and K children delegated from it (benchmarks). */
+int ctl_cmd_token_fanout(ctl *c);
+
 /* seed.c */
 int ctl_cmd_seed(ctl *c);
 

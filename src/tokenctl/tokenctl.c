@@ -48,6 +48,10 @@ static const ctl_opt opts_token_issue[] = {
 };
 static const ctl_opt opts_token_show[] = {{"issuer", false}, {NULL, false}};
 static const ctl_opt opts_audit_agents[] = {{"client", false}, {NULL, false}};
+static const ctl_opt opts_token_fanout[] = {
+    {"sid", false}, {"client", false}, {"scope", false}, {"children", false},
+    {"out", false}, {"ttl", false},    {NULL, false},
+};
 static const ctl_opt opts_seed[] = {
     {"sessions", false}, {"tokens-per-session", false},
     {"out", false},      {"client", false},
@@ -74,6 +78,8 @@ static const ctl_command commands[] = {
      "[--ttl S] [--nbf-in S] [--refresh [--refresh-ttl S]]"},
     {"token", "revoke", ctl_cmd_token_revoke, 1, opts_none, "TOKEN|-"},
     {"token", "show", ctl_cmd_token_show, 1, opts_token_show, "TOKEN|- [--issuer URL]"},
+    {"token", "fanout", ctl_cmd_token_fanout, 0, opts_token_fanout,
+     "--sid SID --client CLIENT_ID --scope S --children K --out FILE [--ttl S]"},
     {"stats", NULL, ctl_cmd_stats, 0, opts_none, ""},
     {"audit", "agents", ctl_cmd_audit_agents, 0, opts_audit_agents, "[--client ID]"},
     {"seed", NULL, ctl_cmd_seed, 0, opts_seed,

@@ -174,14 +174,47 @@ static size_t utf8_seq(const unsigned char *p, size_t n, size_t *bad)
     return 0;
 }
 
-/* Bytes from p that need no escaping and are plain ASCII. */
+static bool plain_byte(unsigned char c)
+{
+    return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+}
+
+/* Non-zero when some byte of v is below 0x20, above 0x7f, '"' or '\\'.
+ * Word-at-a-time: ((x - 0x01..) & ~x & 0x80..) flags a zero byte of x
+ * (exactly for the lowest one; borrows may also flag bytes above it, which
+ * only sends the caller to the byte loop early). */
+static uint64_t special_bytes(uint64_t v)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    uint64_t quote = v ^ (ones * '"'), bslash = v ^ (ones * '\\');
+    uint64_t ctl = (v - ones * 0x20) & ~v;
+    quote = (quote - ones) & ~quote;
+    bslash = (bslash - ones) & ~bslash;
+    return (v | ctl | quote | bslash) & high;
+}
+
+/* Bytes from p that need no escaping and are plain ASCII: eight at a time,
+ * then byte by byte from the first word that holds a special byte. */
 static size_t plain_run(const unsigned char *p, size_t n)
 {
     size_t i = 0;
-    while (i < n && p[i] >= 0x20 && p[i] < 0x80 && p[i] != '"' && p[i] != '\\') {
+    while (i + 8 <= n) {
+        uint64_t v;
+        memcpy(&v, p + i, 8);
+        if (special_bytes(v) != 0) {
+            break;
+        }
+        i += 8;
+    }
+    while (i < n && plain_byte(p[i])) {
         i++;
     }
     return i;
+}
+
+bool tk_json_is_plain(const char *s, size_t n)
+{
+    return n == 0 || plain_run((const unsigned char *)s, n) == n;
 }
 
 static void append_string(tk_json *j, const char *s, size_t n)
@@ -300,15 +333,29 @@ int tk_json_finish(const tk_json *j)
 
 size_t tk_fmt_u64(uint64_t v, char *out)
 {
-    char tmp[20];
-    size_t n = 0;
-    do { /* at most 20 digits */
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0 && n < sizeof(tmp));
-    for (size_t i = 0; i < n; i++) {
-        out[i] = tmp[n - 1 - i];
+    static const char pairs[] = "00010203040506070809101112131415161718192021222324"
+                                "25262728293031323334353637383940414243444546474849"
+                                "50515253545556575859606162636465666768697071727374"
+                                "75767778798081828384858687888990919293949596979899";
+    size_t n = 1;
+    for (uint64_t t = v; t >= 10 && n < 20; t /= 10) {
+        n++;
     }
+    /* Two digits per division, from the end. */
+    size_t i = n;
+    while (v >= 100) { /* at most 10 turns */
+        unsigned d = (unsigned)(v % 100) * 2;
+        v /= 100;
+        out[--i] = pairs[d + 1];
+        out[--i] = pairs[d];
+    }
+    if (v >= 10) {
+        out[--i] = pairs[v * 2 + 1];
+        out[--i] = pairs[v * 2];
+    } else {
+        out[--i] = (char)('0' + v);
+    }
+    TK_ASSERT(i == 0);
     return n;
 }
 

@@ -187,7 +187,8 @@ class IntrospectInactive(h.DaemonCase):
 
     def test_expired_and_not_before_passing(self):
         tok = self.fresh(ttl=1)
-        short_sid = self.d.new_session("shortlived", ttl=1)
+        # 2 s, not 1: issuing on it must not race a second boundary on a busy machine.
+        short_sid = self.d.new_session("shortlived", ttl=2)
         in_short = self.d.issue(short_sid, self.w.a, "read", ttl=600)["access_token"]
         later = self.fresh(nbf_in=2)  # checked within 1 s: still before its nbf
         self.assertInactive(later, msg="before its nbf")

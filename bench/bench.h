@@ -1,0 +1,294 @@
+/*
+ * tokend-bench: the load generator and scenarios that measure tokend against
+ * its performance budget (DESIGN.md §7). One thread, one io_uring ring, one
+ * request in flight per keep-alive connection: the client must never be the
+ * bottleneck it measures, so it does no allocation and no syscalls per request
+ * beyond the ring's enter.
+ *
+ * Modules: hist.c (latency histogram), client.c (the load loop), proc.c (the
+ * servers and tokenctl it starts, /proc readings), scenarios in scen_*.c,
+ * report.c (table and JSON), html.c (the self-contained page), main.c.
+ */
+#ifndef TOKEND_BENCH_H
+#define TOKEND_BENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+/* ---- Histogram (hist.c) -------------------------------------------------------------------
+ * Log-linear, HDR-style: values below 2^HIST_SUB_BITS ns are exact, above
+ * that every power of two is split into 2^HIST_SUB_BITS buckets, so each
+ * recorded value is known within 1/128 (< 0.8 %). Covers up to 2^40 ns. */
+#define HIST_SUB_BITS 7
+#define HIST_MAX_LOG2 40
+#define HIST_BUCKETS  ((HIST_MAX_LOG2 - HIST_SUB_BITS + 2) << HIST_SUB_BITS)
+
+typedef struct hist {
+    uint64_t count;
+    uint64_t max;
+    uint64_t min;
+    double sum;
+    uint64_t b[HIST_BUCKETS];
+} hist;
+
+void hist_reset(hist *h);
+void hist_add(hist *h, uint64_t v_ns);
+void hist_merge(hist *into, const hist *from);
+/* The value at quantile q in [0, 1] (bucket midpoint; max for q = 1). */
+uint64_t hist_quantile(const hist *h, double q);
+double hist_mean(const hist *h);
+/* Bucket i: its lowest value and width (for reports). */
+uint64_t hist_bucket_low(size_t i);
+uint64_t hist_bucket_width(size_t i);
+
+/* ---- Load loop (client.c) ------------------------------------------------------------------ */
+
+enum bench_err {
+    ERR_CONNECT = 0, /* connect failed */
+    ERR_CLOSED,      /* peer closed or reset mid-request */
+    ERR_IO,          /* send/recv error */
+    ERR_PARSE,       /* response not HTTP/1.1 we understand */
+    ERR_STATUS_4XX,
+    ERR_STATUS_5XX,
+    ERR_STATUS_OTHER, /* 1xx/3xx */
+    ERR_UNEXPECTED,   /* the scenario rejected a 2xx answer */
+    ERR_KINDS,
+};
+extern const char *const bench_err_names[ERR_KINDS];
+
+/* Bits of a request tag the loop understands; the rest belong to the scenario. */
+#define TAG_SIDE 0x80000000u /* not counted in requests, latency or errors */
+
+typedef struct load_cfg load_cfg;
+
+struct load_cfg {
+    uint16_t port;
+    unsigned conns;        /* request connections, plus nside side connections */
+    unsigned nside;        /* parked until load_wake(); e.g. cascade's end request */
+    double duration_s;     /* measured window */
+    double warmup_s;       /* before the window, not counted */
+    double rate;           /* requests/s over all conns; 0 = closed loop */
+    uint64_t max_requests; /* stop after this many (0 = no limit) */
+    const char *label;     /* progress line */
+    bool progress;
+    void *arg;
+    /* Write the next request for conn into buf; return its length, or 0 to
+     * park the connection (a side connection until load_wake, a request
+     * connection for good). */
+    size_t (*make)(void *arg, unsigned conn, char *buf, size_t cap, uint32_t *tag);
+    /* A complete response. sent_ns is the intended send time (open loop) or
+     * the actual one. Return false to count it as ERR_UNEXPECTED. */
+    bool (*done)(void *arg, unsigned conn, uint32_t tag, int status, const char *body, size_t len,
+                 uint64_t sent_ns, uint64_t now_ns);
+    /* Called about every millisecond; return false to end the run early. */
+    bool (*tick)(void *arg, uint64_t now_ns);
+    /* The measured window starts (start = true) or ends: sample /proc here. */
+    void (*window)(void *arg, bool start);
+};
+
+typedef struct load_result {
+    hist lat;
+    uint64_t requests; /* answered within the window (including errors by status) */
+    uint64_t ok;       /* 2xx accepted by done() */
+    uint64_t errors[ERR_KINDS];
+    double seconds;       /* the window's length */
+    double client_cpu_ns; /* this process's CPU time in the window */
+} load_result;
+
+typedef struct load_run load_run;
+int load_run_once(const load_cfg *cfg, load_result *res);
+/* From tick(): let side connection i (0-based among the side ones) make a request. */
+void load_wake(load_run *ld, unsigned side);
+load_run *load_current(void);
+uint64_t bench_now_ns(void);
+
+/* ---- Processes and /proc (proc.c) ---------------------------------------------------------- */
+
+typedef struct server_proc {
+    pid_t pid;
+    uint16_t port;
+    char dir[256]; /* its temporary folder (data, logs) */
+    char name[32];
+} server_proc;
+
+typedef struct proc_cpu {
+    uint64_t total_ns; /* sum of every thread's run time (schedstat) */
+    uint64_t user_ticks, sys_ticks;
+} proc_cpu;
+
+typedef struct proc_mem {
+    uint64_t rss_kb, private_clean_kb, private_dirty_kb, anon_kb;
+} proc_mem;
+
+int bench_mkdtemp(const char *what, char *out, size_t cap);
+void bench_rmtree(const char *dir);
+/* Run argv (stdout captured into a malloc'd NUL-terminated *out when out is
+ * not NULL); returns the exit status or -1. */
+int bench_run(char *const argv[], char **out);
+int tokend_start(const char *tokend, const char *data_dir, int cpu, server_proc *sp);
+bool nginx_available(void);
+int nginx_start(const char *body, size_t body_len, int cpu, server_proc *sp);
+void server_stop(server_proc *sp);
+int proc_cpu_read(pid_t pid, proc_cpu *out);
+int proc_mem_read(pid_t pid, proc_mem *out);
+int bench_pin(int cpu);
+/* A string member "key":"…" of a flat JSON document; 0 or -1. */
+int json_get_str(const char *doc, const char *key, char *out, size_t cap);
+
+/* ---- Tokens (scen_common.c) ------------------------------------------------------------------ */
+
+#define TOKEN_LEN 50
+
+typedef struct token_file {
+    char *map;
+    size_t bytes;
+    size_t n; /* tokens; token i is at map + i * (TOKEN_LEN + 1) */
+} token_file;
+
+int token_file_open(const char *path, token_file *tf);
+void token_file_close(token_file *tf);
+static inline const char *token_at(const token_file *tf, size_t i)
+{
+    return tf->map + i * (TOKEN_LEN + 1);
+}
+
+/* xorshift64* */
+static inline uint64_t rng_next(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+/* "Authorization: Basic …\r\n" for id:secret (form-encoding is not needed:
+ * our ids and secrets are base64url). */
+int basic_header(const char *id, const char *secret, char *out, size_t cap);
+/* A POST with a form body "token=<tok>" to path; returns its length or 0. */
+size_t form_request(char *buf, size_t cap, const char *path, const char *authz, const char *tok,
+                    size_t tok_len);
+
+/* ---- Options and report (main.c, report.c, html.c) ------------------------------------------- */
+
+typedef struct bench_opts {
+    const char *scenario;
+    const char *tokend, *tokenctl;
+    const char *baseline; /* introspect: a second tokend binary loaded in turn */
+    const char *json_path, *html_path;
+    unsigned conns;
+    double duration_s, warmup_s, rate;
+    unsigned rounds;
+    int cpu, server_cpu;
+    char tokens_list[128]; /* "10000,10000000" */
+    char k_list[128];      /* cascade sizes */
+    unsigned repeat;
+    double unknown_share, revoked_share;
+    bool no_nginx, progress, keep;
+} bench_opts;
+
+#define SERIES_MAX  8
+#define ROUNDS_MAX  32
+#define METRICS_MAX 32
+#define TARGETS_MAX 8
+#define TABLE_COLS  10
+#define TABLE_ROWS  64
+
+typedef struct bench_round {
+    double rps, p99_us, cpu_us_per_req;
+} bench_round;
+
+typedef struct bench_series {
+    char name[48];
+    load_result r; /* merged over rounds */
+    proc_cpu cpu;  /* server CPU summed over the windows */
+    bool have_cpu;
+    bench_round rounds[ROUNDS_MAX];
+    unsigned nrounds;
+} bench_series;
+
+typedef struct bench_target {
+    char name[48];
+    double value, threshold;
+    bool at_most; /* value <= threshold, otherwise >= */
+    bool met;
+    char note[96];
+} bench_target;
+
+typedef struct bench_report {
+    const bench_opts *o;
+    char scenario[16];
+    long started;
+    double load_before[3];
+    bench_series series[SERIES_MAX];
+    unsigned nseries;
+    struct {
+        char name[48];
+        double value;
+    } metrics[METRICS_MAX];
+    unsigned nmetrics;
+    bench_target targets[TARGETS_MAX];
+    unsigned ntargets;
+    /* One scenario-specific table (cascade trials, scale sizes). */
+    char table_name[32];
+    char cols[TABLE_COLS][32];
+    unsigned ncols;
+    double rows[TABLE_ROWS][TABLE_COLS];
+    unsigned nrows;
+} bench_report;
+
+bench_series *report_series(bench_report *rp, const char *name);
+void report_metric(bench_report *rp, const char *name, double v);
+void report_target(bench_report *rp, const char *name, double v, double threshold, bool at_most,
+                   const char *note);
+double series_rps(const bench_series *s);
+double series_cpu_us(const bench_series *s); /* server CPU µs per request, or -1 */
+void report_table(const bench_report *rp, FILE *f);
+int report_json(const bench_report *rp, const char *path);
+int report_html(const bench_report *rp, const char *path);
+
+/* ---- Scenarios ------------------------------------------------------------------------------ */
+
+int scen_introspect(const bench_opts *o, bench_report *rp);
+int scen_scale(const bench_opts *o, bench_report *rp);
+int scen_cascade(const bench_opts *o, bench_report *rp);
+int scen_revoke(const bench_opts *o, bench_report *rp);
+
+/* Shared by the scenarios (scen_common.c). */
+typedef struct seeded {
+    server_proc srv;
+    char data[256];
+    char token_path[300];
+    token_file tf;
+    char agent_id[160], agent_secret[160]; /* the seed agent (owns every token) */
+    char rs_id[160], rs_secret[160];       /* a resource server, for introspection */
+    char agent_authz[512], rs_authz[512];
+} seeded;
+
+/* A fresh data folder seeded with n tokens (sessions of 100), a resource
+ * server client, and tokend started on it. */
+int seeded_start(const bench_opts *o, size_t n, seeded *s);
+void seeded_stop(const bench_opts *o, seeded *s);
+int ctl_client_add(const bench_opts *o, const char *data, const char *role, char *id, size_t id_cap,
+                   char *secret, size_t secret_cap);
+/* Sample the server's CPU (window hook helper). */
+void series_window(bench_series *s, pid_t pid, bool start, proc_cpu *mark);
+/* Fold one run into a series (and a round entry). */
+void series_add_run(bench_series *s, const load_result *r, const proc_cpu *cpu);
+/* "10000,10k,10M" into out; returns the count or -1. */
+int parse_sizes(const char *s, size_t *out, int max);
+/* The first size of a --tokens list (0 when empty). */
+size_t first_size(const char *list);
+/* Sorts v. */
+double median(double *v, unsigned n);
+/* scen_introspect.c: revoke tokens [0, n) of s's file over HTTP; then check
+ * that n of them introspect as inactive. 0 or -1. */
+int revoke_first(const bench_opts *o, const seeded *s, size_t n);
+int check_revoked(const bench_opts *o, const seeded *s, size_t n);
+void bench_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

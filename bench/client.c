@@ -1,0 +1,549 @@
+/*
+ * The load loop: one io_uring ring, N keep-alive connections, one request in
+ * flight per connection. A request's send and the receive of its answer are
+ * queued together, so a whole batch of connections costs one io_uring_enter.
+ *
+ * Closed loop (default): a connection sends its next request as soon as its
+ * answer is in. Open loop (--rate): connection c's k-th request is due at a
+ * fixed schedule and its latency is measured from that due time, so a slow
+ * answer delays (and is charged to) every request queued behind it: no
+ * coordinated omission.
+ *
+ * user_data packs op (8 bits), the connection's generation (24 bits) and its
+ * index; a completion for a connection that was since re-opened is ignored.
+ */
+#include "bench.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <liburing.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *const bench_err_names[ERR_KINDS] = {
+    "connect", "closed", "io", "parse", "status_4xx", "status_5xx", "status_other", "unexpected",
+};
+
+#define REQ_CAP   2048
+#define IN_CAP    16384
+#define RETRY_NS  100000000ull /* reconnect attempts per connection: 10/s at most */
+#define TICK_NS   1000000ull
+#define CONNS_MAX 65536
+
+enum { OP_SEND = 1, OP_RECV = 2 };
+
+typedef struct lconn {
+    int fd;
+    uint32_t gen;
+    bool side, parked, inflight, waiting_due, dead;
+    uint32_t tag;
+    size_t req_len, req_sent, in_len;
+    uint64_t sent_ns, due_ns, retry_ns;
+    char *req, *in;
+} lconn;
+
+struct load_run {
+    const load_cfg *cfg;
+    load_result *res;
+    struct io_uring ring;
+    lconn *c;
+    unsigned n;
+    char *mem;
+    uint64_t interval_ns; /* open loop: per-connection period */
+    uint64_t issued;
+    uint64_t w_start;
+    bool in_window, stopping;
+};
+
+static load_run *current;
+
+load_run *load_current(void)
+{
+    return current;
+}
+
+uint64_t bench_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static double cpu_self_ns(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ((double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec) * 1e9 +
+           ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) * 1e3;
+}
+
+static uint64_t ud(unsigned op, const lconn *c, unsigned i)
+{
+    return ((uint64_t)op << 56) | ((uint64_t)(c->gen & 0xffffffu) << 32) | i;
+}
+
+static struct io_uring_sqe *sqe_get(load_run *ld)
+{
+    struct io_uring_sqe *s = io_uring_get_sqe(&ld->ring);
+    if (s == NULL) { /* full: flush what is queued and try once more */
+        io_uring_submit(&ld->ring);
+        s = io_uring_get_sqe(&ld->ring);
+    }
+    return s;
+}
+
+/* ---- Connections ------------------------------------------------------------------------- */
+
+static int conn_open(load_run *ld, lconn *c)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return -errno;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(ld->cfg->port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    c->fd = fd;
+    c->dead = false;
+    c->in_len = 0;
+    c->inflight = false;
+    return 0;
+}
+
+static void count_err(load_run *ld, const lconn *c, enum bench_err e)
+{
+    if (ld->in_window && !(c->tag & TAG_SIDE)) {
+        ld->res->errors[e]++;
+    }
+}
+
+/* Drop the connection (pending ops complete with a stale generation) and
+ * reconnect; a failed connect is retried from the tick. */
+static void conn_reset(lconn *c)
+{
+    if (c->fd >= 0) {
+        shutdown(c->fd, SHUT_RDWR);
+        close(c->fd);
+        c->fd = -1;
+    }
+    c->gen++;
+    c->inflight = false;
+    c->dead = true;
+    c->retry_ns = 0;
+}
+
+static void arm_recv(load_run *ld, lconn *c, unsigned i)
+{
+    struct io_uring_sqe *s = sqe_get(ld);
+    io_uring_prep_recv(s, c->fd, c->in + c->in_len, IN_CAP - c->in_len, 0);
+    io_uring_sqe_set_data64(s, ud(OP_RECV, c, i));
+}
+
+static void arm_send(load_run *ld, lconn *c, unsigned i)
+{
+    struct io_uring_sqe *s = sqe_get(ld);
+    io_uring_prep_send(s, c->fd, c->req + c->req_sent, c->req_len - c->req_sent, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(s, ud(OP_SEND, c, i));
+}
+
+/* Make and queue the next request; a connection the scenario has nothing for
+ * is parked. sent_ns is the time the latency is measured from. */
+static void start_request(load_run *ld, unsigned i, uint64_t sent_ns)
+{
+    lconn *c = &ld->c[i];
+    const load_cfg *cfg = ld->cfg;
+    c->waiting_due = false;
+    if (c->dead || ld->stopping ||
+        (!c->side && cfg->max_requests != 0 && ld->issued >= cfg->max_requests)) {
+        c->parked = !c->dead;
+        return;
+    }
+    c->tag = 0;
+    c->req_len = cfg->make(cfg->arg, i, c->req, REQ_CAP, &c->tag);
+    if (c->req_len == 0) {
+        c->parked = true;
+        return;
+    }
+    if (!c->side) {
+        ld->issued++;
+    }
+    c->parked = false;
+    c->inflight = true;
+    c->req_sent = 0;
+    c->in_len = 0;
+    c->sent_ns = sent_ns;
+    arm_send(ld, c, i);
+    arm_recv(ld, c, i);
+}
+
+/* After an answer: the next request now, or at its due time (open loop). */
+static void next_request(load_run *ld, unsigned i, uint64_t now)
+{
+    lconn *c = &ld->c[i];
+    if (ld->interval_ns == 0 || c->side) {
+        start_request(ld, i, now);
+        return;
+    }
+    c->due_ns += ld->interval_ns;
+    if (c->due_ns <= now) {
+        start_request(ld, i, c->due_ns);
+    } else {
+        c->waiting_due = true;
+    }
+}
+
+/* ---- Responses ----------------------------------------------------------------------------- */
+
+/* Returns the total length of the response at in[0..n) when complete, 0 when
+ * more is needed, -1 when it is not a response we understand. */
+static long parse_response(const char *in, size_t n, int *status, size_t *body_off, bool *close)
+{
+    const char *end = memmem(in, n, "\r\n\r\n", 4);
+    if (end == NULL) {
+        return n >= IN_CAP ? -1 : 0;
+    }
+    if (n < 12 || memcmp(in, "HTTP/1.", 7) != 0 || in[8] != ' ') {
+        return -1;
+    }
+    *status = (in[9] - '0') * 100 + (in[10] - '0') * 10 + (in[11] - '0');
+    size_t head = (size_t)(end - in) + 4;
+    size_t cl = 0;
+    *close = false;
+    for (const char *p = in; p < end;) { /* bounded by the head */
+        const char *eol = memmem(p, (size_t)(end - p) + 2, "\r\n", 2);
+        size_t len = (size_t)(eol - p);
+        if (len > 15 && strncasecmp(p, "content-length:", 15) == 0) {
+            cl = (size_t)strtoul(p + 15, NULL, 10);
+        } else if (len >= 17 && strncasecmp(p, "connection: close", 17) == 0) {
+            *close = true;
+        }
+        p = eol + 2;
+    }
+    *body_off = head;
+    if (head + cl > IN_CAP) {
+        return -1;
+    }
+    return n >= head + cl ? (long)(head + cl) : 0;
+}
+
+static void on_answer(load_run *ld, unsigned i, int status, const char *body, size_t len,
+                      uint64_t now)
+{
+    lconn *c = &ld->c[i];
+    const load_cfg *cfg = ld->cfg;
+    bool accepted = cfg->done(cfg->arg, i, c->tag, status, body, len, c->sent_ns, now);
+    if (!ld->in_window || (c->tag & TAG_SIDE)) {
+        return;
+    }
+    load_result *r = ld->res;
+    r->requests++;
+    hist_add(&r->lat, now - c->sent_ns);
+    if (status >= 200 && status < 300) {
+        if (accepted) {
+            r->ok++;
+        } else {
+            r->errors[ERR_UNEXPECTED]++;
+        }
+    } else if (status >= 400 && status < 500) {
+        r->errors[ERR_STATUS_4XX]++;
+    } else if (status >= 500) {
+        r->errors[ERR_STATUS_5XX]++;
+    } else {
+        r->errors[ERR_STATUS_OTHER]++;
+    }
+}
+
+static void on_recv(load_run *ld, unsigned i, int res, uint64_t now)
+{
+    lconn *c = &ld->c[i];
+    if (res <= 0) {
+        count_err(ld, c, res == 0 || res == -ECONNRESET ? ERR_CLOSED : ERR_IO);
+        conn_reset(c);
+        return;
+    }
+    c->in_len += (size_t)res;
+    int status = 0;
+    size_t off = 0;
+    bool close_after = false;
+    long total = parse_response(c->in, c->in_len, &status, &off, &close_after);
+    if (total == 0) {
+        arm_recv(ld, c, i);
+        return;
+    }
+    if (total < 0 || (size_t)total != c->in_len) { /* garbage, or bytes nobody asked for */
+        count_err(ld, c, ERR_PARSE);
+        conn_reset(c);
+        return;
+    }
+    c->inflight = false;
+    on_answer(ld, i, status, c->in + off, (size_t)total - off, now);
+    if (close_after) {
+        conn_reset(c);
+        return;
+    }
+    next_request(ld, i, now);
+}
+
+static void on_send(load_run *ld, unsigned i, int res)
+{
+    lconn *c = &ld->c[i];
+    if (res < 0) {
+        count_err(ld, c, ERR_IO);
+        conn_reset(c);
+        return;
+    }
+    c->req_sent += (size_t)res;
+    if (c->req_sent < c->req_len) {
+        arm_send(ld, c, i); /* short send: the rest */
+    }
+}
+
+static void handle(load_run *ld, const struct io_uring_cqe *cqe, uint64_t now)
+{
+    uint64_t u = cqe->user_data;
+    unsigned i = (unsigned)u;
+    if (i >= ld->n) {
+        return;
+    }
+    lconn *c = &ld->c[i];
+    if (((u >> 32) & 0xffffffu) != (c->gen & 0xffffffu) || c->fd < 0) {
+        return; /* for a connection since closed */
+    }
+    if ((u >> 56) == OP_SEND) {
+        on_send(ld, i, cqe->res);
+    } else {
+        on_recv(ld, i, cqe->res, now);
+    }
+}
+
+/* ---- The loop ------------------------------------------------------------------------------ */
+
+static void retry_dead(load_run *ld, uint64_t now)
+{
+    for (unsigned i = 0; i < ld->n; i++) {
+        lconn *c = &ld->c[i];
+        if (!c->dead || c->retry_ns > now) {
+            continue;
+        }
+        if (conn_open(ld, c) != 0) {
+            count_err(ld, c, ERR_CONNECT);
+            c->retry_ns = now + RETRY_NS;
+            continue;
+        }
+        if (!c->side || !c->parked) {
+            start_request(ld, i, now);
+        }
+    }
+}
+
+static void release_due(load_run *ld, uint64_t now)
+{
+    for (unsigned i = 0; i < ld->n; i++) {
+        if (ld->c[i].waiting_due && ld->c[i].due_ns <= now) {
+            start_request(ld, i, ld->c[i].due_ns);
+        }
+    }
+}
+
+void load_wake(load_run *ld, unsigned side)
+{
+    unsigned i = ld->cfg->conns + side;
+    if (i < ld->n && ld->c[i].parked && !ld->c[i].dead) {
+        start_request(ld, i, bench_now_ns());
+    }
+}
+
+static void progress(load_run *ld, uint64_t now, uint64_t w0, uint64_t *last, uint64_t *last_n)
+{
+    if (!ld->cfg->progress || now - *last < 1000000000ull || !ld->in_window) {
+        return;
+    }
+    const load_result *r = ld->res;
+    double secs = (double)(now - *last) / 1e9;
+    uint64_t errs = 0;
+    for (int e = 0; e < ERR_KINDS; e++) {
+        errs += r->errors[e];
+    }
+    fprintf(stderr, "\r%-24s %5.1fs %9.0f req/s  p99 %7.1f us  errors %-8llu", ld->cfg->label,
+            (double)(now - w0) / 1e9, (double)(r->requests - *last_n) / secs,
+            (double)hist_quantile(&r->lat, 0.99) / 1e3, (unsigned long long)errs);
+    *last = now;
+    *last_n = r->requests;
+}
+
+static int setup(load_run *ld)
+{
+    const load_cfg *cfg = ld->cfg;
+    ld->n = cfg->conns + cfg->nside;
+    if (ld->n == 0 || ld->n > CONNS_MAX) {
+        return -EINVAL;
+    }
+    ld->c = calloc(ld->n, sizeof *ld->c);
+    ld->mem = malloc((size_t)ld->n * (REQ_CAP + IN_CAP));
+    if (ld->c == NULL || ld->mem == NULL) {
+        return -ENOMEM;
+    }
+    unsigned entries = 256;
+    while (entries < 2 * ld->n + 16 && entries < 32768) {
+        entries *= 2;
+    }
+    struct io_uring_params p = {.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN};
+    int rc = io_uring_queue_init_params(entries, &ld->ring, &p);
+    if (rc == -EINVAL) {
+        memset(&p, 0, sizeof p);
+        rc = io_uring_queue_init_params(entries, &ld->ring, &p);
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    io_uring_register_ring_fd(&ld->ring);
+    for (unsigned i = 0; i < ld->n; i++) {
+        lconn *c = &ld->c[i];
+        c->fd = -1;
+        c->side = i >= cfg->conns;
+        c->req = ld->mem + (size_t)i * (REQ_CAP + IN_CAP);
+        c->in = c->req + REQ_CAP;
+        rc = conn_open(ld, c);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    if (cfg->rate > 0) {
+        ld->interval_ns = (uint64_t)((double)cfg->conns * 1e9 / cfg->rate);
+    }
+    return 0;
+}
+
+static void teardown(load_run *ld)
+{
+    for (unsigned i = 0; ld->c != NULL && i < ld->n; i++) {
+        if (ld->c[i].fd >= 0) {
+            close(ld->c[i].fd);
+        }
+    }
+    if (ld->ring.ring_fd > 0) {
+        io_uring_queue_exit(&ld->ring);
+    }
+    free(ld->c);
+    free(ld->mem);
+}
+
+static bool all_answered(const load_run *ld)
+{
+    for (unsigned i = 0; i < ld->n; i++) {
+        if (ld->c[i].inflight && !ld->c[i].side) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void window_begin(load_run *ld, uint64_t now, double *cpu0)
+{
+    load_result *r = ld->res;
+    hist_reset(&r->lat);
+    r->requests = r->ok = 0;
+    memset(r->errors, 0, sizeof r->errors);
+    ld->in_window = true;
+    *cpu0 = cpu_self_ns();
+    ld->w_start = now;
+    if (ld->cfg->window) {
+        ld->cfg->window(ld->cfg->arg, true);
+    }
+}
+
+static void first_requests(load_run *ld, uint64_t now)
+{
+    for (unsigned i = 0; i < ld->n; i++) {
+        lconn *c = &ld->c[i];
+        if (c->side) {
+            c->parked = true;
+        } else if (ld->interval_ns) {
+            c->due_ns = now + ld->interval_ns * i / ld->cfg->conns;
+            c->waiting_due = true;
+        } else {
+            start_request(ld, i, now);
+        }
+    }
+}
+
+int load_run_once(const load_cfg *cfg, load_result *res)
+{
+    load_run ld = {.cfg = cfg, .res = res};
+    memset(res, 0, sizeof *res);
+    hist_reset(&res->lat);
+    int rc = setup(&ld);
+    if (rc != 0) {
+        teardown(&ld);
+        return rc;
+    }
+    current = &ld;
+    uint64_t t0 = bench_now_ns();
+    uint64_t w0 = t0 + (uint64_t)(cfg->warmup_s * 1e9);
+    uint64_t end = w0 + (uint64_t)(cfg->duration_s * 1e9);
+    uint64_t next_tick = t0, last_prog = w0, last_n = 0, now = t0, w_end = end;
+    double cpu0 = 0;
+    first_requests(&ld, t0);
+    for (;;) { /* the event loop: ends at the deadline or when tick() says so */
+        if (!ld.in_window && now >= w0) {
+            window_begin(&ld, now, &cpu0);
+        }
+        if (now >= end) {
+            w_end = now;
+            break;
+        }
+        if (now >= next_tick) {
+            next_tick = now + TICK_NS;
+            retry_dead(&ld, now);
+            if (cfg->tick && !cfg->tick(cfg->arg, now)) {
+                w_end = now;
+                break;
+            }
+            progress(&ld, now, w0, &last_prog, &last_n);
+        }
+        if (ld.interval_ns) {
+            release_due(&ld, now);
+        }
+        if (cfg->max_requests && ld.issued >= cfg->max_requests && all_answered(&ld)) {
+            w_end = now;
+            break;
+        }
+        struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = (long long)TICK_NS};
+        struct io_uring_cqe *cqe = NULL;
+        io_uring_submit_and_wait_timeout(&ld.ring, &cqe, 1, &ts, NULL);
+        now = bench_now_ns();
+        unsigned head, seen = 0;
+        io_uring_for_each_cqe(&ld.ring, head, cqe)
+        {
+            handle(&ld, cqe, now);
+            seen++;
+        }
+        io_uring_cq_advance(&ld.ring, seen);
+    }
+    if (!ld.in_window) {
+        window_begin(&ld, now, &cpu0);
+    }
+    res->seconds = w_end > ld.w_start ? (double)(w_end - ld.w_start) / 1e9 : 0.0;
+    res->client_cpu_ns = cpu_self_ns() - cpu0;
+    if (cfg->window) {
+        cfg->window(cfg->arg, false);
+    }
+    if (cfg->progress) {
+        fputc('\n', stderr);
+    }
+    current = NULL;
+    teardown(&ld);
+    return 0;
+}

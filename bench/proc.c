@@ -1,0 +1,421 @@
+/*
+ * The processes the harness starts and what it reads about them: tokend on a
+ * temporary data folder, nginx with a generated configuration (one process,
+ * master_process off, so its CPU time is one /proc entry), tokenctl runs
+ * with their stdout captured, and the /proc files that give a server's CPU
+ * time (schedstat: nanoseconds, summed over threads) and its memory
+ * (smaps_rollup). Every child is pinned before exec when a CPU is given and
+ * dies with the harness (PR_SET_PDEATHSIG).
+ */
+#include "bench.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+void bench_log(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("tokend-bench: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+int bench_pin(int cpu)
+{
+    if (cpu < 0) {
+        return 0;
+    }
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return sched_setaffinity(0, sizeof set, &set) == 0 ? 0 : -errno;
+}
+
+int bench_mkdtemp(const char *what, char *out, size_t cap)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(out, cap, "%s/tokend-bench-%s-XXXXXX", tmp && tmp[0] ? tmp : "/tmp", what);
+    return mkdtemp(out) != NULL ? 0 : -errno;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+void bench_rmtree(const char *dir)
+{
+    if (dir[0] != '\0' && strncmp(dir, "/", 1) == 0 && strstr(dir, "tokend-bench-") != NULL) {
+        nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    }
+}
+
+/* fork + exec with stdout to out_fd (-1: inherit) and stderr to err_path
+ * (NULL: inherit), pinned to cpu. */
+static pid_t spawn(char *const argv[], int out_fd, const char *err_path, int cpu)
+{
+    pid_t pid = fork();
+    if (pid != 0) {
+        return pid;
+    }
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (out_fd >= 0) {
+        dup2(out_fd, 1);
+    }
+    if (err_path != NULL) {
+        int fd = open(err_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            dup2(fd, 2);
+        }
+    }
+    bench_pin(cpu);
+    execvp(argv[0], argv);
+    fprintf(stderr, "tokend-bench: cannot run %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+}
+
+int bench_run(char *const argv[], char **out)
+{
+    int p[2] = {-1, -1};
+    if (out != NULL && pipe2(p, O_CLOEXEC) != 0) {
+        return -1;
+    }
+    pid_t pid = spawn(argv, p[1], NULL, -1);
+    if (p[1] >= 0) {
+        close(p[1]);
+    }
+    size_t len = 0, cap = 4096;
+    char *buf = out ? malloc(cap) : NULL;
+    while (out != NULL && buf != NULL) { /* until EOF; grows geometrically */
+        if (cap - len < 1024) {
+            char *nb = realloc(buf, cap * 2);
+            if (nb == NULL) {
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        ssize_t n = read(p[0], buf + len, cap - len - 1);
+        if (n <= 0 && !(n < 0 && errno == EINTR)) {
+            break;
+        }
+        len += n > 0 ? (size_t)n : 0;
+    }
+    if (p[0] >= 0) {
+        close(p[0]);
+    }
+    int st = 0;
+    if (pid < 0 || waitpid(pid, &st, 0) < 0) {
+        free(buf);
+        return -1;
+    }
+    if (out != NULL) {
+        if (buf != NULL) {
+            buf[len] = '\0';
+        }
+        *out = buf;
+    }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* The first 4 KiB of a log file on stderr. */
+static void dump_file(const char *path)
+{
+    char buf[4096];
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf, f) : 0;
+    fwrite(buf, 1, n, stderr);
+    if (f != NULL) {
+        fclose(f);
+    }
+}
+
+static bool port_open(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    if (fd >= 0) {
+        close(fd);
+    }
+    return ok;
+}
+
+int tokend_start(const char *tokend, const char *data_dir, int cpu, server_proc *sp)
+{
+    memset(sp, 0, sizeof *sp);
+    snprintf(sp->name, sizeof sp->name, "tokend");
+    int rc = bench_mkdtemp("run", sp->dir, sizeof sp->dir);
+    if (rc != 0) {
+        return rc;
+    }
+    char port_file[300], log[300];
+    snprintf(port_file, sizeof port_file, "%s/port", sp->dir);
+    snprintf(log, sizeof log, "%s/tokend.log", sp->dir);
+    char *args[] = {
+        (char *)tokend,   "--listen",  "127.0.0.1:0", "--port-file", port_file, "--data",
+        (char *)data_dir, "--workers", "1",           "--log-level", "warn",    NULL};
+    /* TOKEND_BENCH_WRAP="valgrind --tool=callgrind ...": run tokend under a tool. */
+    char *argv[40], wrap[512];
+    size_t n = 0;
+    const char *w = getenv("TOKEND_BENCH_WRAP");
+    snprintf(wrap, sizeof wrap, "%s", w ? w : "");
+    for (char *save = NULL, *t = strtok_r(wrap, " ", &save); t && n < 24;
+         t = strtok_r(NULL, " ", &save)) {
+        argv[n++] = t;
+    }
+    for (size_t k = 0; k + 1 < sizeof args / sizeof args[0]; k++) {
+        argv[n++] = args[k];
+    }
+    /* TOKEND_BENCH_ARGS: more tokend options (e.g. a smaller --map-size for valgrind). */
+    char extra[512];
+    const char *x = getenv("TOKEND_BENCH_ARGS");
+    snprintf(extra, sizeof extra, "%s", x ? x : "");
+    for (char *save = NULL, *t = strtok_r(extra, " ", &save); t && n < 38;
+         t = strtok_r(NULL, " ", &save)) {
+        argv[n++] = t;
+    }
+    argv[n] = NULL;
+    sp->pid = spawn(argv, -1, log, cpu);
+    for (int i = 0; sp->pid > 0 && i < 600; i++) { /* 60 s */
+        FILE *f = fopen(port_file, "r");
+        unsigned port = 0;
+        if (f != NULL && fscanf(f, "%u", &port) == 1 && port > 0 && port < 65536) {
+            fclose(f);
+            sp->port = (uint16_t)port;
+            return 0;
+        }
+        if (f != NULL) {
+            fclose(f);
+        }
+        if (waitpid(sp->pid, NULL, WNOHANG) == sp->pid) {
+            sp->pid = 0;
+            break;
+        }
+        sleep_ms(100);
+    }
+    bench_log("tokend did not start; its log:");
+    dump_file(log);
+    server_stop(sp);
+    return -1;
+}
+
+bool nginx_available(void)
+{
+    return access("/usr/sbin/nginx", X_OK) == 0;
+}
+
+static uint16_t free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    uint16_t port = 0;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0) {
+        port = ntohs(a.sin_port);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    return port;
+}
+
+static int nginx_conf(const server_proc *sp, const char *body, size_t body_len, const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+        return -errno;
+    }
+    fprintf(f,
+            "daemon off;\nmaster_process off;\nworker_processes 1;\npid %s/nginx.pid;\n"
+            "error_log %s/error.log warn;\nevents { worker_connections 8192; }\n"
+            "http {\n  access_log off;\n  keepalive_requests 1000000000;\n"
+            "  client_body_temp_path %s/body;\n  proxy_temp_path %s/proxy;\n"
+            "  fastcgi_temp_path %s/fcgi;\n  uwsgi_temp_path %s/uwsgi;\n"
+            "  scgi_temp_path %s/scgi;\n"
+            "  server {\n    listen 127.0.0.1:%u;\n    location / {\n"
+            "      default_type application/json;\n      add_header Cache-Control no-store;\n"
+            "      return 200 '%.*s';\n    }\n  }\n}\n",
+            sp->dir, sp->dir, sp->dir, sp->dir, sp->dir, sp->dir, sp->dir, sp->port, (int)body_len,
+            body);
+    return fclose(f) == 0 ? 0 : -EIO;
+}
+
+int nginx_start(const char *body, size_t body_len, int cpu, server_proc *sp)
+{
+    memset(sp, 0, sizeof *sp);
+    snprintf(sp->name, sizeof sp->name, "nginx");
+    if (memchr(body, '\'', body_len) || memchr(body, '\\', body_len) ||
+        memchr(body, '$', body_len)) {
+        return -EINVAL; /* would need escaping in the config */
+    }
+    int rc = bench_mkdtemp("nginx", sp->dir, sizeof sp->dir);
+    sp->port = free_port();
+    char conf[300], log[300];
+    snprintf(conf, sizeof conf, "%s/nginx.conf", sp->dir);
+    snprintf(log, sizeof log, "%s/error.log", sp->dir);
+    if (rc == 0) {
+        rc = nginx_conf(sp, body, body_len, conf);
+    }
+    if (rc != 0 || sp->port == 0) {
+        return rc ? rc : -EADDRNOTAVAIL;
+    }
+    char *argv[] = {"/usr/sbin/nginx", "-p", sp->dir, "-c", conf, "-e", log, NULL};
+    sp->pid = spawn(argv, -1, log, cpu);
+    for (int i = 0; sp->pid > 0 && i < 100; i++) { /* 10 s */
+        if (port_open(sp->port)) {
+            return 0;
+        }
+        if (waitpid(sp->pid, NULL, WNOHANG) == sp->pid) {
+            sp->pid = 0;
+            break;
+        }
+        sleep_ms(100);
+    }
+    bench_log("nginx did not start; its log:");
+    dump_file(log);
+    server_stop(sp);
+    return -1;
+}
+
+void server_stop(server_proc *sp)
+{
+    if (sp->pid > 0) {
+        kill(sp->pid, SIGTERM);
+        int i = 0;
+        for (; i < 150 && waitpid(sp->pid, NULL, WNOHANG) != sp->pid; i++) { /* 15 s */
+            sleep_ms(100);
+        }
+        if (i == 150) {
+            kill(sp->pid, SIGKILL);
+            waitpid(sp->pid, NULL, 0);
+        }
+        sp->pid = 0;
+    }
+    if (sp->dir[0] != '\0') {
+        bench_rmtree(sp->dir);
+        sp->dir[0] = '\0';
+    }
+}
+
+/* ---- /proc -------------------------------------------------------------------------------- */
+
+int proc_cpu_read(pid_t pid, proc_cpu *out)
+{
+    memset(out, 0, sizeof *out);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    char line[1024];
+    if (f == NULL || fgets(line, sizeof line, f) == NULL) {
+        if (f != NULL) {
+            fclose(f);
+        }
+        return -1;
+    }
+    fclose(f);
+    const char *p = strrchr(line, ')');
+    unsigned long ut = 0, st = 0;
+    /* after ")": state(3) ... utime is field 14, stime 15 */
+    if (p == NULL ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2) {
+        return -1;
+    }
+    out->user_ticks = ut;
+    out->sys_ticks = st;
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    struct dirent *e;
+    for (int n = 0; d != NULL && n < 4096 && (e = readdir(d)) != NULL; n++) {
+        if (e->d_name[0] == '.') {
+            continue;
+        }
+        char sp[300];
+        snprintf(sp, sizeof sp, "/proc/%d/task/%s/schedstat", (int)pid, e->d_name);
+        FILE *sf = fopen(sp, "r");
+        unsigned long long ns = 0;
+        if (sf != NULL && fscanf(sf, "%llu", &ns) == 1) {
+            out->total_ns += ns;
+        }
+        if (sf != NULL) {
+            fclose(sf);
+        }
+    }
+    if (d != NULL) {
+        closedir(d);
+    }
+    return 0;
+}
+
+int proc_mem_read(pid_t pid, proc_mem *out)
+{
+    memset(out, 0, sizeof *out);
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/smaps_rollup", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return -1;
+    }
+    for (int n = 0; n < 64 && fgets(line, sizeof line, f) != NULL; n++) {
+        unsigned long long kb = 0;
+        if (sscanf(line, "Rss: %llu", &kb) == 1) {
+            out->rss_kb = kb;
+        } else if (sscanf(line, "Private_Clean: %llu", &kb) == 1) {
+            out->private_clean_kb = kb;
+        } else if (sscanf(line, "Private_Dirty: %llu", &kb) == 1) {
+            out->private_dirty_kb = kb;
+        } else if (sscanf(line, "Anonymous: %llu", &kb) == 1) {
+            out->anon_kb = kb;
+        }
+    }
+    fclose(f);
+    return 0;
+}
+
+int json_get_str(const char *doc, const char *key, char *out, size_t cap)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":\"", key);
+    const char *p = doc ? strstr(doc, pat) : NULL;
+    if (p == NULL) {
+        return -1;
+    }
+    p += strlen(pat);
+    const char *q = strchr(p, '"');
+    if (q == NULL || (size_t)(q - p) >= cap) {
+        return -1;
+    }
+    memcpy(out, p, (size_t)(q - p));
+    out[q - p] = '\0';
+    return 0;
+}

@@ -1,0 +1,423 @@
+/*
+ * Scenarios `introspect` and `scale`: introspection throughput and latency,
+ * measured as ratios in one run so a noisy machine cancels out.
+ *
+ * introspect: tokend seeded with --tokens tokens; requests draw a random
+ * token: mostly active ones from the seed file, a share of unknown ones and a
+ * share revoked over HTTP before the run. If nginx is installed it serves
+ * `return 200` with a body as long as tokend's active answer, on the same CPU,
+ * and the two are loaded alternately (A/B/B/A...) under identical settings.
+ * Every answer is checked: an active token must come back active, the others
+ * exactly {"active":false}.
+ *
+ * scale: one tokend per store size (e.g. 10 k and 10 M tokens), all pinned to
+ * the same CPU and loaded alternately; throughput and private memory of each.
+ */
+#include "bench.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define UNKNOWN_N  1024
+#define PREFIX_CAP 1024
+
+enum { KIND_ACTIVE = 0, KIND_UNKNOWN = 1, KIND_REVOKED = 2 };
+
+typedef struct mix {
+    const seeded *s;
+    size_t nrev; /* tokens [0, nrev) of the file were revoked */
+    double p_unknown, p_revoked;
+    bool check; /* tokend answers are checked; nginx's are not */
+    uint64_t rng;
+    char prefix[PREFIX_CAP]; /* request up to "token=" */
+    size_t prefix_len;
+    char unknown[UNKNOWN_N][TOKEN_LEN];
+    size_t body_len; /* last active answer's length */
+    /* the run in progress */
+    bench_series *cur;
+    pid_t pid;
+    proc_cpu mark;
+} mix;
+
+static void mix_init(mix *m, const seeded *s, const char *path, const char *authz, uint64_t seed)
+{
+    memset(m, 0, sizeof *m);
+    m->s = s;
+    m->rng = seed | 1;
+    m->check = true;
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    for (size_t i = 0; i < UNKNOWN_N; i++) {
+        memcpy(m->unknown[i], "tkd_at_", 7);
+        for (size_t k = 7; k < TOKEN_LEN; k++) {
+            m->unknown[i][k] = b64[rng_next(&m->rng) & 63];
+        }
+    }
+    char dummy[TOKEN_LEN];
+    memset(dummy, 'x', sizeof dummy);
+    size_t n = form_request(m->prefix, sizeof m->prefix, path, authz, dummy, TOKEN_LEN);
+    m->prefix_len = n - TOKEN_LEN;
+}
+
+static size_t mix_make(void *arg, unsigned conn, char *buf, size_t cap, uint32_t *tag)
+{
+    (void)conn;
+    mix *m = arg;
+    const token_file *tf = &m->s->tf;
+    double u = (double)(rng_next(&m->rng) >> 11) * 0x1p-53;
+    uint64_t r = rng_next(&m->rng);
+    const char *tok;
+    if (u < m->p_unknown) {
+        *tag = KIND_UNKNOWN;
+        tok = m->unknown[r % UNKNOWN_N];
+    } else if (m->nrev > 0 && u < m->p_unknown + m->p_revoked) {
+        *tag = KIND_REVOKED;
+        tok = token_at(tf, r % m->nrev);
+    } else {
+        *tag = KIND_ACTIVE;
+        tok = token_at(tf, m->nrev + r % (tf->n - m->nrev));
+    }
+    if (m->prefix_len + TOKEN_LEN > cap) {
+        return 0;
+    }
+    memcpy(buf, m->prefix, m->prefix_len);
+    memcpy(buf + m->prefix_len, tok, TOKEN_LEN);
+    return m->prefix_len + TOKEN_LEN;
+}
+
+static bool mix_done(void *arg, unsigned conn, uint32_t tag, int status, const char *body,
+                     size_t len, uint64_t sent_ns, uint64_t now_ns)
+{
+    (void)conn, (void)sent_ns, (void)now_ns;
+    mix *m = arg;
+    if (status != 200 || !m->check) {
+        return true;
+    }
+    if (tag == KIND_ACTIVE) {
+        m->body_len = len;
+        return len > 14 && memcmp(body, "{\"active\":true,", 15) == 0;
+    }
+    return len == 16 && memcmp(body, "{\"active\":false}", 16) == 0;
+}
+
+static void mix_window(void *arg, bool start)
+{
+    mix *m = arg;
+    series_window(m->cur, m->pid, start, &m->mark);
+}
+
+static int run_one(const bench_opts *o, mix *m, const server_proc *sp, bench_series *se)
+{
+    load_cfg cfg = {
+        .port = sp->port,
+        .conns = o->conns,
+        .duration_s = o->duration_s,
+        .warmup_s = o->warmup_s,
+        .rate = o->rate,
+        .label = se->name,
+        .progress = o->progress,
+        .arg = m,
+        .make = mix_make,
+        .done = mix_done,
+        .window = mix_window,
+    };
+    m->cur = se;
+    m->pid = sp->pid;
+    se->have_cpu = true;
+    bool had_cpu = se->nrounds == 0 || se->have_cpu;
+    load_result *res = malloc(sizeof *res);
+    int rc = res ? load_run_once(&cfg, res) : -1;
+    if (rc == 0) {
+        series_add_run(se, res, had_cpu && se->have_cpu ? &m->mark : NULL);
+        bench_log("%-22s %9.0f req/s  p99 %8.1f us  server %6.2f us/req", se->name,
+                  se->rounds[se->nrounds - 1].rps, se->rounds[se->nrounds - 1].p99_us,
+                  se->rounds[se->nrounds - 1].cpu_us_per_req);
+    }
+    free(res);
+    return rc;
+}
+
+/* ---- Revoked tokens, prepared over HTTP -------------------------------------------------- */
+
+typedef struct prep {
+    const seeded *s;
+    size_t next, n;
+} prep;
+
+static size_t prep_make(void *arg, unsigned conn, char *buf, size_t cap, uint32_t *tag)
+{
+    (void)conn;
+    prep *p = arg;
+    *tag = 0;
+    if (p->next >= p->n) {
+        return 0;
+    }
+    const char *tok = token_at(&p->s->tf, p->next++);
+    return form_request(buf, cap, "/revoke", p->s->agent_authz, tok, TOKEN_LEN);
+}
+
+static bool prep_done(void *arg, unsigned conn, uint32_t tag, int status, const char *body,
+                      size_t len, uint64_t sent_ns, uint64_t now_ns)
+{
+    (void)arg, (void)conn, (void)tag, (void)status, (void)body, (void)len, (void)sent_ns;
+    (void)now_ns;
+    return true;
+}
+
+/* Revoke tokens [0, n) of the file over HTTP; 0 when every one got 200. */
+int revoke_first(const bench_opts *o, const seeded *s, size_t n)
+{
+    prep p = {.s = s, .n = n};
+    load_cfg cfg = {.port = s->srv.port,
+                    .conns = n < 16 ? (unsigned)n : 16,
+                    .duration_s = 120,
+                    .max_requests = n,
+                    .label = "revoke (prepare)",
+                    .arg = &p,
+                    .make = prep_make,
+                    .done = prep_done};
+    (void)o;
+    load_result *res = malloc(sizeof *res);
+    int rc = res ? load_run_once(&cfg, res) : -1;
+    if (rc == 0 && res->ok != n) {
+        bench_log("preparing revoked tokens: %llu of %zu answered 200", (unsigned long long)res->ok,
+                  n);
+        rc = -1;
+    }
+    free(res);
+    return rc;
+}
+
+int check_revoked(const bench_opts *o, const seeded *s, size_t n)
+{
+    mix *m = calloc(1, sizeof *m);
+    load_result *res = malloc(sizeof *res);
+    int rc = m && res ? 0 : -1;
+    if (rc == 0 && n > 0) {
+        mix_init(m, s, "/introspect", s->rs_authz, bench_now_ns());
+        m->nrev = n;
+        m->p_revoked = 1.0;
+        load_cfg cfg = {.port = s->srv.port,
+                        .conns = n < 16 ? (unsigned)n : 16,
+                        .duration_s = 60,
+                        .max_requests = n,
+                        .label = "check",
+                        .arg = m,
+                        .make = mix_make,
+                        .done = mix_done};
+        rc = load_run_once(&cfg, res);
+        if (rc == 0 && (res->ok != n || res->errors[ERR_UNEXPECTED] != 0)) {
+            bench_log("revoked tokens checked: %llu of %zu inactive", (unsigned long long)res->ok,
+                      n);
+            rc = -1;
+        }
+    }
+    (void)o;
+    free(m);
+    free(res);
+    return rc;
+}
+
+/* ---- introspect ----------------------------------------------------------------------------- */
+
+/* The length of tokend's answer for an active token (one request). */
+static size_t answer_len(mix *m, uint16_t port)
+{
+    double pu = m->p_unknown, pr = m->p_revoked;
+    m->p_unknown = m->p_revoked = 0;
+    load_cfg cfg = {.port = port,
+                    .conns = 1,
+                    .duration_s = 10,
+                    .max_requests = 1,
+                    .label = "probe",
+                    .arg = m,
+                    .make = mix_make,
+                    .done = mix_done};
+    load_result *res = malloc(sizeof *res);
+    if (res != NULL) {
+        load_run_once(&cfg, res);
+    }
+    free(res);
+    m->p_unknown = pu;
+    m->p_revoked = pr;
+    return m->body_len;
+}
+
+static int nginx_same_body(size_t len, int cpu, server_proc *ng)
+{
+    char body[4096];
+    static const char head[] = "{\"active\":true,\"pad\":\"";
+    size_t h = sizeof head - 1;
+    if (len < h + 2 || len > sizeof body) {
+        len = h + 2;
+    }
+    memcpy(body, head, h);
+    memset(body + h, 'x', len - h - 2);
+    memcpy(body + len - 2, "\"}", 2);
+    return nginx_start(body, len, cpu, ng);
+}
+
+/* The servers loaded in turn, in a rotated order each round (A B C, B C A,
+ * …) so drift on a shared machine spreads evenly. check: tokend's answers
+ * are checked, nginx's are not. */
+typedef struct ab_target {
+    const server_proc *srv;
+    bench_series *se;
+    bool check;
+} ab_target;
+
+static void ab_rounds(const bench_opts *o, mix *m, const ab_target *t, unsigned n)
+{
+    for (unsigned r = 0; r < o->rounds; r++) {
+        for (unsigned k = 0; k < n; k++) {
+            const ab_target *x = &t[(k + r) % n];
+            m->check = x->check;
+            run_one(o, m, x->srv, x->se);
+        }
+    }
+}
+
+int scen_introspect(const bench_opts *o, bench_report *rp)
+{
+    size_t n = first_size(o->tokens_list);
+    seeded *s = calloc(1, sizeof *s);
+    mix *m = calloc(1, sizeof *m);
+    int rc = s && m ? seeded_start(o, n ? n : 10000000, s) : -1;
+    if (rc != 0) {
+        free(s);
+        free(m);
+        return -1;
+    }
+    mix_init(m, s, "/introspect", s->rs_authz, bench_now_ns());
+    m->p_unknown = o->unknown_share;
+    m->p_revoked = o->revoked_share;
+    size_t nrev = (size_t)(o->revoked_share * (double)s->tf.n);
+    nrev = nrev > 100000 ? 100000 : nrev;
+    nrev = nrev >= s->tf.n ? s->tf.n - 1 : nrev;
+    if (nrev > 0 && revoke_first(o, s, nrev) == 0) {
+        m->nrev = nrev;
+    }
+    size_t len = answer_len(m, s->srv.port);
+    server_proc ng = {0};
+    bool have_ng =
+        !o->no_nginx && nginx_available() && nginx_same_body(len, o->server_cpu, &ng) == 0;
+    server_proc base = {0};
+    bool have_base = o->baseline && tokend_start(o->baseline, s->data, o->server_cpu, &base) == 0;
+    ab_target t[3];
+    unsigned nt = 0;
+    bench_series *st = report_series(rp, "tokend");
+    bench_series *sn = have_ng ? report_series(rp, "nginx return 200") : NULL;
+    bench_series *sb = have_base ? report_series(rp, "tokend (baseline)") : NULL;
+    t[nt++] = (ab_target){&s->srv, st, true};
+    if (have_ng) {
+        t[nt++] = (ab_target){&ng, sn, false};
+    }
+    if (have_base) {
+        t[nt++] = (ab_target){&base, sb, true};
+    }
+    ab_rounds(o, m, t, nt);
+    if (have_base) {
+        report_metric(rp, "baseline_rps", series_rps(sb));
+        report_metric(rp, "baseline_server_us_per_req", series_cpu_us(sb));
+        report_metric(rp, "ratio_throughput_vs_baseline", series_rps(st) / series_rps(sb));
+        report_metric(rp, "ratio_server_cpu_vs_baseline", series_cpu_us(sb) / series_cpu_us(st));
+    }
+    server_stop(&base);
+    report_metric(rp, "tokens", (double)s->tf.n);
+    report_metric(rp, "revoked_tokens", (double)m->nrev);
+    report_metric(rp, "answer_bytes", (double)len);
+    report_metric(rp, "tokend_rps", series_rps(st));
+    report_metric(rp, "tokend_p99_us", (double)hist_quantile(&st->r.lat, 0.99) / 1e3);
+    report_metric(rp, "tokend_server_us_per_req", series_cpu_us(st));
+    if (have_ng) {
+        double ratio = series_rps(st) / series_rps(sn);
+        double cpu = series_cpu_us(sn) / series_cpu_us(st);
+        report_metric(rp, "nginx_rps", series_rps(sn));
+        report_metric(rp, "nginx_server_us_per_req", series_cpu_us(sn));
+        report_metric(rp, "ratio_throughput", ratio);
+        report_metric(rp, "ratio_server_cpu", cpu);
+        report_target(rp, "throughput_vs_nginx", ratio, 0.9, false, "tokend / nginx req/s");
+        report_target(rp, "server_cpu_vs_nginx", cpu, 0.9, false,
+                      "nginx / tokend server CPU per request");
+    }
+    report_target(rp, "p99_us", (double)hist_quantile(&st->r.lat, 0.99) / 1e3, 1000, true,
+                  "tokend p99 latency, microseconds");
+    server_stop(&ng);
+    seeded_stop(o, s);
+    free(s);
+    free(m);
+    return 0;
+}
+
+/* ---- scale ---------------------------------------------------------------------------------- */
+
+#define SCALE_MAX 4
+
+int scen_scale(const bench_opts *o, bench_report *rp)
+{
+    size_t sizes[SCALE_MAX];
+    int ns = parse_sizes(o->tokens_list[0] ? o->tokens_list : "10000,10000000", sizes, SCALE_MAX);
+    if (ns < 1) {
+        bench_log("scale: --tokens wants a list such as 10000,10000000");
+        return -1;
+    }
+    seeded *s = calloc((size_t)ns, sizeof *s);
+    mix *m = calloc((size_t)ns, sizeof *m);
+    bench_series *se[SCALE_MAX];
+    int started = 0, rc = s && m ? 0 : -1;
+    for (; rc == 0 && started < ns; started++) {
+        rc = seeded_start(o, sizes[started], &s[started]);
+        if (rc == 0) {
+            char name[48];
+            snprintf(name, sizeof name, "tokend %zu tokens", s[started].tf.n);
+            se[started] = report_series(rp, name);
+            mix_init(&m[started], &s[started], "/introspect", s[started].rs_authz,
+                     bench_now_ns() + (uint64_t)started);
+        }
+    }
+    if (rc != 0) {
+        started--;
+    }
+    for (unsigned r = 0; rc == 0 && r < o->rounds; r++) {
+        for (int k = 0; k < ns; k++) { /* rotate the order every round */
+            int i = (k + (int)r) % ns;
+            run_one(o, &m[i], &s[i].srv, se[i]);
+        }
+    }
+    snprintf(rp->table_name, sizeof rp->table_name, "sizes");
+    const char *cols[] = {"tokens",           "rps",     "server_us_per_req", "p99_us",
+                          "private_dirty_kb", "anon_kb", "private_clean_kb",  "rss_kb"};
+    for (size_t c = 0; c < (sizeof cols / sizeof cols[0]); c++) {
+        snprintf(rp->cols[c], sizeof rp->cols[c], "%s", cols[c]);
+    }
+    rp->ncols = (unsigned)(sizeof cols / sizeof cols[0]);
+    for (int i = 0; rc == 0 && i < ns && rp->nrows < TABLE_ROWS; i++) {
+        proc_mem pm;
+        proc_mem_read(s[i].srv.pid, &pm);
+        double *row = rp->rows[rp->nrows++];
+        row[0] = (double)s[i].tf.n;
+        row[1] = series_rps(se[i]);
+        row[2] = series_cpu_us(se[i]);
+        row[3] = (double)hist_quantile(&se[i]->r.lat, 0.99) / 1e3;
+        row[4] = (double)pm.private_dirty_kb;
+        row[5] = (double)pm.anon_kb;
+        row[6] = (double)pm.private_clean_kb;
+        row[7] = (double)pm.rss_kb;
+    }
+    if (rc == 0 && ns >= 2) {
+        double *a = rp->rows[0], *b = rp->rows[ns - 1];
+        report_metric(rp, "ratio_throughput_large_small", b[1] / a[1]);
+        report_metric(rp, "ratio_server_cpu_small_large", a[2] / b[2]);
+        report_metric(rp, "private_dirty_kb_small", a[4]);
+        report_metric(rp, "private_dirty_kb_large", b[4]);
+        report_target(rp, "scale_throughput", b[1] / a[1], 0.9, false,
+                      "req/s at the largest store / at the smallest");
+        report_target(rp, "private_dirty_growth", b[4] / a[4], 1.1, true,
+                      "Private_Dirty at the largest store / at the smallest");
+    }
+    for (int i = 0; i < started; i++) {
+        seeded_stop(o, &s[i]);
+    }
+    free(s);
+    free(m);
+    return rc;
+}

@@ -1,0 +1,95 @@
+"""Bench smoke test: every tokend-bench scenario with tiny sizes for about a
+second, so the harness cannot rot. Checks that each run exits 0, writes a
+well-formed JSON report (schema tokend-bench/1) and an HTML page with inline
+SVG, that requests were answered without errors, and that the cascade saw no
+stale active:true answer after an end request's 200. Timings are not checked.
+
+Usage: smoke.py PATH/TO/tokend-bench   (tokend and tokenctl beside it)
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+SCHEMA = "tokend-bench/1"
+COMMON = ["--cpu", "-1", "--server-cpu", "-1", "--warmup", "0.1", "--connections", "8"]
+RUNS = {
+    "introspect": ["--tokens", "2000", "--duration", "0.5", "--rounds", "1"],
+    "cascade": ["--k", "1,200", "--repeat", "1", "--duration", "0.6"],
+    "revoke": ["--tokens", "2000", "--duration", "0.5"],
+    "scale": ["--tokens", "500,2000", "--duration", "0.4", "--rounds", "1"],
+}
+
+
+def fail(msg):
+    sys.stderr.write("FAIL: %s\n" % msg)
+    sys.exit(1)
+
+
+def check_report(name, doc):
+    for key in ("schema", "scenario", "time", "machine", "config", "series", "metrics",
+                "targets", "table"):
+        if key not in doc:
+            fail("%s: JSON lacks %r" % (name, key))
+    if doc["schema"] != SCHEMA or doc["scenario"] != name:
+        fail("%s: schema/scenario %r/%r" % (name, doc["schema"], doc["scenario"]))
+    if not doc["series"]:
+        fail("%s: no series" % name)
+    for s in doc["series"]:
+        if s["requests"] <= 0 or s["rps"] <= 0:
+            fail("%s: series %r answered nothing" % (name, s["name"]))
+        errors = {k: v for k, v in s["errors"].items() if v}
+        if errors:
+            fail("%s: series %r had errors %r" % (name, s["name"], errors))
+        lat = s["latency_us"]
+        if not 0 < lat["p50"] <= lat["p99"] <= lat["max"] * 1.01:
+            fail("%s: series %r latency out of order %r" % (name, s["name"], lat))
+        if sum(c for _, c in s["histogram_us"]) != s["requests"]:
+            fail("%s: histogram counts differ from requests" % name)
+    for t in doc["targets"]:
+        if set(t) != {"name", "value", "op", "threshold", "met", "note"}:
+            fail("%s: target fields %r" % (name, sorted(t)))
+
+
+def check_cascade(doc):
+    m = doc["metrics"]
+    if m.get("stale_answers") != 0:
+        fail("cascade: stale answers %r" % m.get("stale_answers"))
+    cols = doc["table"]["columns"]
+    for row in doc["table"]["rows"]:
+        r = dict(zip(cols, row))
+        if r["end_status"] != 200 or r["probes_after_ack"] <= 0 or r["active_before"] <= 0:
+            fail("cascade: trial %r" % r)
+
+
+def main():
+    if len(sys.argv) != 2 or not os.access(sys.argv[1], os.X_OK):
+        sys.stderr.write("skipped: no tokend-bench binary\n")
+        sys.exit(77)
+    bench = sys.argv[1]
+    with tempfile.TemporaryDirectory(prefix="bench-smoke-") as tmp:
+        for name, args in RUNS.items():
+            js, page = os.path.join(tmp, name + ".json"), os.path.join(tmp, name + ".html")
+            cmd = [bench, name] + COMMON + args + ["--json", js, "--html", page]
+            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  timeout=120, text=True)
+            if proc.returncode != 0:
+                fail("%s exited %d:\n%s\n%s" % (cmd, proc.returncode, proc.stdout, proc.stderr))
+            with open(js) as f:
+                doc = json.load(f)
+            check_report(name, doc)
+            if name == "cascade":
+                check_cascade(doc)
+            with open(page) as f:
+                html = f.read()
+            if "<svg" not in html or "http://" in html.replace("http://www.w3.org", ""):
+                fail("%s: HTML page lacks SVG or refers to the network" % name)
+            print("ok %s: %s" % (name, ", ".join("%s %.0f req/s" % (s["name"], s["rps"])
+                                                for s in doc["series"])))
+    print("bench smoke: ok")
+
+
+if __name__ == "__main__":
+    main()
