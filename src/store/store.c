@@ -17,25 +17,9 @@
 
 #include "tokend/crypto.h"
 #include "tokend/log.h"
-#include "tokend/store.h"
+#include "store_int.h"
 
 /* ---- Environment layout ------------------------------------------------------ */
-
-enum db_index {
-    DB_TOKENS,
-    DB_SESSIONS,
-    DB_GRANTS,
-    DB_CLIENTS,
-    DB_SESSION_TOKENS,
-    DB_TOKEN_CHILDREN,
-    DB_CLIENT_GRANTS,
-    DB_IDP_INDEX,
-    DB_SEEN_JTI,
-    DB_AUDIT,
-    DB_META,
-    DB_AGENT_ACCESS,
-    DB_COUNT
-};
 
 static const struct {
     const char *name;
@@ -76,26 +60,10 @@ _Static_assert(DB_COUNT <= STORE_MAX_DBS, "maxdbs covers our DBIs");
 /* LMDB's default maximum key size; our ids and hashes stay far below it. */
 _Static_assert(TK_ID_MAX <= 511 && TK_HASH_LEN <= 511, "keys fit LMDB's key size");
 
-struct tk_store {
-    MDB_env *env;
-    MDB_dbi dbi[DB_COUNT];
-    bool absent[DB_COUNT]; /* a late DBI missing from a read-only store */
-    bool read_only;
-    bool threaded_readers;
-};
-
-struct tk_txn {
-    tk_store *st;
-    MDB_txn *txn;
-    bool write;
-    bool reset; /* read txn: reset, not yet renewed */
-    int failed; /* write txn: first error that made it unusable */
-};
-
 /* ---- Errors ------------------------------------------------------------------ */
 
 /* Map an LMDB error to our error space, logging what went wrong. */
-static int store_err(int rc, const char *op)
+int tk_store_err(int rc, const char *op)
 {
     TK_ASSERT(rc != 0);
     switch (rc) {
@@ -121,19 +89,9 @@ static void log_corrupt_hash(const char *db, const uint8_t hash[TK_HASH_LEN])
     tk_log_error("store_corrupt", "dbi=%s key=%s", db, ref);
 }
 
-static void log_corrupt_id(const char *db, tk_slice id)
+void tk_store_log_corrupt_id(const char *db, tk_slice id)
 {
     tk_log_error("store_corrupt", "dbi=%s key=%.*s", db, (int)id.len, id.p);
-}
-
-static bool id_ok(tk_slice id)
-{
-    return id.len > 0 && id.len <= TK_ID_MAX && id.p != NULL;
-}
-
-static MDB_val val_of(const void *p, size_t n)
-{
-    return (MDB_val){.mv_size = n, .mv_data = (void *)p};
 }
 
 /* ---- Open / close -------------------------------------------------------------- */
@@ -155,7 +113,7 @@ static int env_setup(const tk_store_opts *opts, MDB_env *env)
         tk_log_error("store_open", "dir=%s error=\"%s\"", opts->dir, mdb_strerror(rc));
         return -rc;
     }
-    return rc == 0 ? 0 : store_err(rc, "env_open");
+    return rc == 0 ? 0 : tk_store_err(rc, "env_open");
 }
 
 /* Write the schema version into a new store, or check an existing one. */
@@ -167,10 +125,10 @@ static int check_schema(tk_store *st, MDB_txn *txn)
         uint8_t b[4] = {SCHEMA_VERSION & 0xff, 0, 0, 0};
         v = val_of(b, sizeof(b));
         rc = mdb_put(txn, st->dbi[DB_META], &k, &v, 0);
-        return rc == 0 ? 0 : store_err(rc, "meta_put");
+        return rc == 0 ? 0 : tk_store_err(rc, "meta_put");
     }
     if (rc != 0) {
-        return rc == MDB_NOTFOUND ? TK_E_CORRUPT : store_err(rc, "meta_get");
+        return rc == MDB_NOTFOUND ? TK_E_CORRUPT : tk_store_err(rc, "meta_get");
     }
     const uint8_t *b = v.mv_data;
     uint32_t ver = v.mv_size == 4 ? (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
@@ -188,7 +146,7 @@ static int open_dbis(tk_store *st)
     MDB_txn *txn;
     int rc = mdb_txn_begin(st->env, NULL, st->read_only ? MDB_RDONLY : 0, &txn);
     if (rc != 0) {
-        return store_err(rc, "open_txn");
+        return tk_store_err(rc, "open_txn");
     }
     for (size_t i = 0; i < DB_COUNT && rc == 0; i++) {
         unsigned f = db_specs[i].flags | (st->read_only ? 0 : MDB_CREATE);
@@ -200,7 +158,7 @@ static int open_dbis(tk_store *st)
             tk_log_error("store_open", "error=\"no DBI %s: not a tokend store\"", db_specs[i].name);
             rc = TK_E_CORRUPT;
         } else if (rc != 0) {
-            rc = store_err(rc, "dbi_open");
+            rc = tk_store_err(rc, "dbi_open");
         }
     }
     rc = rc != 0 ? rc : check_schema(st, txn);
@@ -209,7 +167,7 @@ static int open_dbis(tk_store *st)
         return rc;
     }
     rc = mdb_txn_commit(txn);
-    return rc == 0 ? 0 : store_err(rc, "open_commit");
+    return rc == 0 ? 0 : tk_store_err(rc, "open_commit");
 }
 
 int tk_store_open(const tk_store_opts *opts, tk_store **out)
@@ -231,7 +189,7 @@ int tk_store_open(const tk_store_opts *opts, tk_store **out)
     int rc = mdb_env_create(&st->env);
     if (rc != 0) {
         free(st);
-        return store_err(rc, "env_create");
+        return tk_store_err(rc, "env_create");
     }
     rc = env_setup(opts, st->env);
     if (rc == 0) {
@@ -269,7 +227,7 @@ int tk_store_read_begin(tk_store *st, tk_txn **out)
     int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &t->txn);
     if (rc != 0) {
         free(t);
-        return store_err(rc, "read_begin");
+        return tk_store_err(rc, "read_begin");
     }
     t->st = st;
     *out = t;
@@ -285,7 +243,7 @@ int tk_store_read_renew(tk_txn *txn)
     }
     int rc = mdb_txn_renew(txn->txn);
     if (rc != 0) {
-        return store_err(rc, "read_renew");
+        return tk_store_err(rc, "read_renew");
     }
     txn->reset = false;
     return 0;
@@ -326,7 +284,7 @@ int tk_store_write_begin(tk_store *st, tk_txn **out)
     }
     if (rc != 0) {
         free(t);
-        return store_err(rc, "write_begin");
+        return tk_store_err(rc, "write_begin");
     }
     t->st = st;
     t->write = true;
@@ -342,7 +300,7 @@ int tk_store_commit(tk_txn *txn)
         mdb_txn_abort(txn->txn);
     } else {
         rc = mdb_txn_commit(txn->txn);
-        rc = rc == 0 ? 0 : store_err(rc, "commit");
+        rc = rc == 0 ? 0 : tk_store_err(rc, "commit");
     }
     free(txn);
     return rc;
@@ -356,7 +314,8 @@ bool tk_store_growable(tk_store *st, uint64_t max)
         return false;
     }
     uint64_t used = ((uint64_t)info.me_last_pgno + 1) * es.ms_psize;
-    return used > info.me_mapsize || info.me_mapsize < (max < TK_MAP_SIZE_MAX ? max : TK_MAP_SIZE_MAX);
+    return used > info.me_mapsize ||
+           info.me_mapsize < (max < TK_MAP_SIZE_MAX ? max : TK_MAP_SIZE_MAX);
 }
 
 int tk_store_grow(tk_store *st, uint64_t max)
@@ -366,7 +325,7 @@ int tk_store_grow(tk_store *st, uint64_t max)
     int rc = mdb_env_info(st->env, &info);
     rc = rc != 0 ? rc : mdb_env_stat(st->env, &es);
     if (rc != 0) {
-        return store_err(rc, "grow_info");
+        return tk_store_err(rc, "grow_info");
     }
     uint64_t cur = info.me_mapsize;
     uint64_t used = ((uint64_t)info.me_last_pgno + 1) * es.ms_psize;
@@ -385,7 +344,7 @@ int tk_store_grow(tk_store *st, uint64_t max)
     }
     rc = mdb_env_set_mapsize(st->env, (size_t)want);
     if (rc != 0) {
-        return store_err(rc, "grow");
+        return tk_store_err(rc, "grow");
     }
     rc = mdb_env_info(st->env, &info);
     tk_log_warn("store_grown", "old=%llu new=%llu max=%llu", (unsigned long long)cur,
@@ -396,7 +355,7 @@ int tk_store_grow(tk_store *st, uint64_t max)
 
 /* ---- Point reads -------------------------------------------------------------------- */
 
-static int get_raw(tk_txn *t, enum db_index db, MDB_val *k, MDB_val *v)
+int tk_store_raw_get(tk_txn *t, enum db_index db, MDB_val *k, MDB_val *v)
 {
     TK_ASSERT(!t->reset);
     if (t->failed != 0) {
@@ -409,13 +368,13 @@ static int get_raw(tk_txn *t, enum db_index db, MDB_val *k, MDB_val *v)
     if (rc == MDB_NOTFOUND) {
         return TK_E_NOTFOUND;
     }
-    return rc == 0 ? 0 : store_err(rc, "get");
+    return rc == 0 ? 0 : tk_store_err(rc, "get");
 }
 
 int tk_store_get_token(tk_txn *txn, const uint8_t hash[TK_HASH_LEN], tk_token_rec *out)
 {
     MDB_val k = val_of(hash, TK_HASH_LEN), v;
-    int rc = get_raw(txn, DB_TOKENS, &k, &v);
+    int rc = tk_store_raw_get(txn, DB_TOKENS, &k, &v);
     if (rc == 0 && tk_record_decode_token(v.mv_data, v.mv_size, out) != 0) {
         log_corrupt_hash("tokens", hash);
         return TK_E_CORRUPT;
@@ -430,9 +389,9 @@ int tk_store_get_session(tk_txn *txn, tk_slice sid, tk_session_rec *out)
         return TK_E_NOTFOUND;
     }
     MDB_val k = val_of(sid.p, sid.len), v;
-    int rc = get_raw(txn, DB_SESSIONS, &k, &v);
+    int rc = tk_store_raw_get(txn, DB_SESSIONS, &k, &v);
     if (rc == 0 && tk_record_decode_session(v.mv_data, v.mv_size, out) != 0) {
-        log_corrupt_id("sessions", sid);
+        tk_store_log_corrupt_id("sessions", sid);
         return TK_E_CORRUPT;
     }
     TK_ASSERT(rc != 0 || (out->state >= TK_SESSION_ACTIVE && out->state <= TK_SESSION_TERMINATED));
@@ -445,9 +404,9 @@ int tk_store_get_grant(tk_txn *txn, tk_slice grant_id, tk_grant_rec *out)
         return TK_E_NOTFOUND;
     }
     MDB_val k = val_of(grant_id.p, grant_id.len), v;
-    int rc = get_raw(txn, DB_GRANTS, &k, &v);
+    int rc = tk_store_raw_get(txn, DB_GRANTS, &k, &v);
     if (rc == 0 && tk_record_decode_grant(v.mv_data, v.mv_size, out) != 0) {
-        log_corrupt_id("grants", grant_id);
+        tk_store_log_corrupt_id("grants", grant_id);
         return TK_E_CORRUPT;
     }
     TK_ASSERT(rc != 0 || out->state == TK_GRANT_ACTIVE || out->state == TK_GRANT_REVOKED);
@@ -460,9 +419,9 @@ int tk_store_get_client(tk_txn *txn, tk_slice client_id, tk_client_rec *out)
         return TK_E_NOTFOUND;
     }
     MDB_val k = val_of(client_id.p, client_id.len), v;
-    int rc = get_raw(txn, DB_CLIENTS, &k, &v);
+    int rc = tk_store_raw_get(txn, DB_CLIENTS, &k, &v);
     if (rc == 0 && tk_record_decode_client(v.mv_data, v.mv_size, out) != 0) {
-        log_corrupt_id("clients", client_id);
+        tk_store_log_corrupt_id("clients", client_id);
         return TK_E_CORRUPT;
     }
     TK_ASSERT(rc != 0 || (out->role >= TK_ROLE_AGENT && out->role <= TK_ROLE_ADMIN));
@@ -481,8 +440,8 @@ static unsigned mdb_flags(unsigned flags, bool dup)
 }
 
 /* mdb_put, mapping errors; failures that poison the txn are remembered. */
-static int put_raw(tk_txn *t, enum db_index db, tk_slice key, const void *val, size_t len,
-                   unsigned flags)
+int tk_store_raw_put(tk_txn *t, enum db_index db, tk_slice key, const void *val, size_t len,
+                     unsigned flags)
 {
     TK_ASSERT(t->write);
     if (t->failed != 0) {
@@ -501,13 +460,8 @@ static int put_raw(tk_txn *t, enum db_index db, tk_slice key, const void *val, s
         tk_log_error("store_append", "dbi=%s error=\"key out of order\"", db_specs[db].name);
         return TK_E_INVALID;
     }
-    t->failed = store_err(rc, db_specs[db].put_op);
+    t->failed = tk_store_err(rc, db_specs[db].put_op);
     return t->failed;
-}
-
-static tk_slice hash_key(const uint8_t hash[TK_HASH_LEN])
-{
-    return (tk_slice){(const char *)hash, TK_HASH_LEN};
 }
 
 int tk_store_put_token(tk_txn *txn, const uint8_t hash[TK_HASH_LEN], const tk_token_rec *rec,
@@ -519,15 +473,15 @@ int tk_store_put_token(tk_txn *txn, const uint8_t hash[TK_HASH_LEN], const tk_to
     if (rc != 0) {
         return rc == TK_E_TOOBIG ? TK_E_INVALID : rc;
     }
-    rc = put_raw(txn, DB_TOKENS, hash_key(hash), buf, len, flags);
+    rc = tk_store_raw_put(txn, DB_TOKENS, hash_key(hash), buf, len, flags);
     if (rc != 0 || (flags & TK_PUT_NO_INDEX)) {
         return rc;
     }
     if (rec->sid.len > 0) {
-        rc = put_raw(txn, DB_SESSION_TOKENS, rec->sid, hash, TK_HASH_LEN, 0);
+        rc = tk_store_raw_put(txn, DB_SESSION_TOKENS, rec->sid, hash, TK_HASH_LEN, 0);
     }
     if (rc == 0 && rec->has_parent) {
-        rc = put_raw(txn, DB_TOKEN_CHILDREN, hash_key(rec->parent), hash, TK_HASH_LEN, 0);
+        rc = tk_store_raw_put(txn, DB_TOKEN_CHILDREN, hash_key(rec->parent), hash, TK_HASH_LEN, 0);
     }
     return rc;
 }
@@ -538,7 +492,7 @@ int tk_store_index_session_token(tk_txn *txn, tk_slice sid, const uint8_t hash[T
     if (!id_ok(sid)) {
         return TK_E_INVALID;
     }
-    return put_raw(txn, DB_SESSION_TOKENS, sid, hash, TK_HASH_LEN, flags & TK_PUT_APPEND);
+    return tk_store_raw_put(txn, DB_SESSION_TOKENS, sid, hash, TK_HASH_LEN, flags & TK_PUT_APPEND);
 }
 
 int tk_store_put_session(tk_txn *txn, tk_slice sid, const tk_session_rec *rec, unsigned flags)
@@ -549,17 +503,17 @@ int tk_store_put_session(tk_txn *txn, tk_slice sid, const tk_session_rec *rec, u
     if (rc != 0 || !id_ok(sid) || (rec->idp_sid.len > 0 && rec->issuer.len == 0)) {
         return TK_E_INVALID;
     }
-    rc = put_raw(txn, DB_SESSIONS, sid, buf, len, flags);
+    rc = tk_store_raw_put(txn, DB_SESSIONS, sid, buf, len, flags);
     if (rc != 0 || (flags & TK_PUT_NO_INDEX) || rec->issuer.len == 0) {
         return rc;
     }
     /* (issuer, sub) and (issuer, idp sid) → sid: what IdP events look up. */
     uint8_t key[TK_HASH_LEN];
     tk_store_idp_key(TK_IDP_KEY_SUB, rec->issuer, rec->sub, key);
-    rc = put_raw(txn, DB_IDP_INDEX, hash_key(key), sid.p, sid.len, 0);
+    rc = tk_store_raw_put(txn, DB_IDP_INDEX, hash_key(key), sid.p, sid.len, 0);
     if (rc == 0 && rec->idp_sid.len > 0) {
         tk_store_idp_key(TK_IDP_KEY_SID, rec->issuer, rec->idp_sid, key);
-        rc = put_raw(txn, DB_IDP_INDEX, hash_key(key), sid.p, sid.len, 0);
+        rc = tk_store_raw_put(txn, DB_IDP_INDEX, hash_key(key), sid.p, sid.len, 0);
     }
     return rc;
 }
@@ -572,9 +526,9 @@ int tk_store_put_grant(tk_txn *txn, tk_slice grant_id, const tk_grant_rec *rec, 
     if (rc != 0 || !id_ok(grant_id)) {
         return TK_E_INVALID;
     }
-    rc = put_raw(txn, DB_GRANTS, grant_id, buf, len, flags);
+    rc = tk_store_raw_put(txn, DB_GRANTS, grant_id, buf, len, flags);
     if (rc == 0 && !(flags & TK_PUT_NO_INDEX)) {
-        rc = put_raw(txn, DB_CLIENT_GRANTS, rec->client_id, grant_id.p, grant_id.len, 0);
+        rc = tk_store_raw_put(txn, DB_CLIENT_GRANTS, rec->client_id, grant_id.p, grant_id.len, 0);
     }
     return rc;
 }
@@ -587,12 +541,12 @@ int tk_store_put_client(tk_txn *txn, tk_slice client_id, const tk_client_rec *re
     if (rc != 0 || !id_ok(client_id)) {
         return TK_E_INVALID;
     }
-    return put_raw(txn, DB_CLIENTS, client_id, buf, len, flags);
+    return tk_store_raw_put(txn, DB_CLIENTS, client_id, buf, len, flags);
 }
 
 /* ---- Iteration ------------------------------------------------------------------------------ */
 
-static int open_cursor(tk_txn *t, enum db_index db, MDB_cursor **cur, size_t *entries)
+int tk_store_raw_cursor(tk_txn *t, enum db_index db, MDB_cursor **cur, size_t *entries)
 {
     TK_ASSERT(!t->reset);
     if (t->failed != 0) {
@@ -607,17 +561,16 @@ static int open_cursor(tk_txn *t, enum db_index db, MDB_cursor **cur, size_t *en
         *entries = ms.ms_entries;
         rc = mdb_cursor_open(t->txn, t->st->dbi[db], cur);
     }
-    return rc == 0 ? 0 : store_err(rc, "cursor_open");
+    return rc == 0 ? 0 : tk_store_err(rc, "cursor_open");
 }
 
-/* Walk a whole main DBI: decode each value with dec and call fn. */
 typedef int (*visit_fn)(void *ctx, tk_slice key, const MDB_val *v);
 
-static int walk(tk_txn *t, enum db_index db, visit_fn visit, void *ctx)
+int tk_store_raw_walk(tk_txn *t, enum db_index db, tk_store_visit_fn visit, void *ctx)
 {
     MDB_cursor *cur;
     size_t entries;
-    int rc = open_cursor(t, db, &cur, &entries);
+    int rc = tk_store_raw_cursor(t, db, &cur, &entries);
     if (rc != 0) {
         return rc == TK_E_NOTFOUND ? 0 : rc;
     }
@@ -628,7 +581,7 @@ static int walk(tk_txn *t, enum db_index db, visit_fn visit, void *ctx)
             break;
         }
         if (mrc != 0) {
-            rc = store_err(mrc, "cursor_get");
+            rc = tk_store_err(mrc, "cursor_get");
             break;
         }
         rc = visit(ctx, (tk_slice){k.mv_data, k.mv_size}, &v);
@@ -637,17 +590,12 @@ static int walk(tk_txn *t, enum db_index db, visit_fn visit, void *ctx)
     return rc;
 }
 
-typedef struct walk_ctx {
-    void *fn;
-    void *arg;
-} walk_ctx;
-
 static int visit_session(void *ctx, tk_slice key, const MDB_val *v)
 {
     walk_ctx *w = ctx;
     tk_session_rec rec;
     if (tk_record_decode_session(v->mv_data, v->mv_size, &rec) != 0) {
-        log_corrupt_id("sessions", key);
+        tk_store_log_corrupt_id("sessions", key);
         return TK_E_CORRUPT;
     }
     return ((tk_session_fn)w->fn)(w->arg, key, &rec);
@@ -658,7 +606,7 @@ static int visit_client(void *ctx, tk_slice key, const MDB_val *v)
     walk_ctx *w = ctx;
     tk_client_rec rec;
     if (tk_record_decode_client(v->mv_data, v->mv_size, &rec) != 0) {
-        log_corrupt_id("clients", key);
+        tk_store_log_corrupt_id("clients", key);
         return TK_E_CORRUPT;
     }
     return ((tk_client_fn)w->fn)(w->arg, key, &rec);
@@ -667,96 +615,13 @@ static int visit_client(void *ctx, tk_slice key, const MDB_val *v)
 int tk_store_each_session(tk_txn *txn, tk_session_fn fn, void *arg)
 {
     walk_ctx w = {(void *)fn, arg};
-    return walk(txn, DB_SESSIONS, visit_session, &w);
+    return tk_store_raw_walk(txn, DB_SESSIONS, visit_session, &w);
 }
 
 int tk_store_each_client(tk_txn *txn, tk_client_fn fn, void *arg)
 {
     walk_ctx w = {(void *)fn, arg};
-    return walk(txn, DB_CLIENTS, visit_client, &w);
-}
-
-/* agent_access keys: one byte of client id length, the client id, then the
- * resource identifier; so the pair splits back without ambiguity and the
- * listing groups by agent. */
-#define ACCESS_KEY_MAX (1 + TK_ID_MAX + TK_REASON_MAX)
-_Static_assert(ACCESS_KEY_MAX <= 511, "agent_access keys fit LMDB's key size");
-_Static_assert(TK_ID_MAX <= UINT8_MAX, "client id length fits one byte");
-
-static int access_key(tk_slice client, tk_slice resource, char key[ACCESS_KEY_MAX], tk_slice *out)
-{
-    if (!id_ok(client) || resource.len == 0 || resource.len > TK_REASON_MAX) {
-        return TK_E_INVALID;
-    }
-    key[0] = (char)(uint8_t)client.len;
-    memcpy(key + 1, client.p, client.len);
-    memcpy(key + 1 + client.len, resource.p, resource.len);
-    *out = (tk_slice){key, 1 + client.len + resource.len};
-    return 0;
-}
-
-static bool access_split(tk_slice key, tk_slice *client, tk_slice *resource)
-{
-    if (key.len < 2) {
-        return false;
-    }
-    size_t n = (uint8_t)key.p[0];
-    if (n == 0 || 1 + n >= key.len) {
-        return false;
-    }
-    *client = (tk_slice){key.p + 1, n};
-    *resource = (tk_slice){key.p + 1 + n, key.len - 1 - n};
-    return true;
-}
-
-int tk_store_get_agent_access(tk_txn *txn, tk_slice client, tk_slice resource,
-                              tk_agent_access_rec *out)
-{
-    char kb[ACCESS_KEY_MAX];
-    tk_slice key;
-    if (access_key(client, resource, kb, &key) != 0) {
-        return TK_E_NOTFOUND;
-    }
-    MDB_val k = val_of(key.p, key.len), v;
-    int rc = get_raw(txn, DB_AGENT_ACCESS, &k, &v);
-    if (rc == 0 && tk_record_decode_agent_access(v.mv_data, v.mv_size, out) != 0) {
-        log_corrupt_id("agent_access", client);
-        return TK_E_CORRUPT;
-    }
-    return rc;
-}
-
-int tk_store_put_agent_access(tk_txn *txn, tk_slice client, tk_slice resource,
-                              const tk_agent_access_rec *rec)
-{
-    uint8_t buf[TK_RECORD_MAX];
-    size_t len;
-    char kb[ACCESS_KEY_MAX];
-    tk_slice key;
-    if (tk_record_encode_agent_access(rec, buf, sizeof(buf), &len) != 0 ||
-        access_key(client, resource, kb, &key) != 0) {
-        return TK_E_INVALID;
-    }
-    return put_raw(txn, DB_AGENT_ACCESS, key, buf, len, 0);
-}
-
-static int visit_agent_access(void *ctx, tk_slice key, const MDB_val *v)
-{
-    walk_ctx *w = ctx;
-    tk_slice client, resource;
-    tk_agent_access_rec rec;
-    if (!access_split(key, &client, &resource) ||
-        tk_record_decode_agent_access(v->mv_data, v->mv_size, &rec) != 0) {
-        tk_log_error("store_corrupt", "dbi=agent_access");
-        return TK_E_CORRUPT;
-    }
-    return ((tk_agent_access_fn)w->fn)(w->arg, client, resource, &rec);
-}
-
-int tk_store_each_agent_access(tk_txn *txn, tk_agent_access_fn fn, void *arg)
-{
-    walk_ctx w = {(void *)fn, arg};
-    return walk(txn, DB_AGENT_ACCESS, visit_agent_access, &w);
+    return tk_store_raw_walk(txn, DB_CLIENTS, visit_client, &w);
 }
 
 /* Every 32-byte duplicate under one key of a DUPFIXED index. */
@@ -764,7 +629,7 @@ static int each_dup_hash(tk_txn *t, enum db_index db, tk_slice key, tk_hash_fn f
 {
     MDB_cursor *cur;
     size_t entries;
-    int rc = open_cursor(t, db, &cur, &entries);
+    int rc = tk_store_raw_cursor(t, db, &cur, &entries);
     if (rc != 0) {
         return rc;
     }
@@ -787,7 +652,7 @@ static int each_dup_hash(tk_txn *t, enum db_index db, tk_slice key, tk_hash_fn f
     }
     mdb_cursor_close(cur);
     if (rc == 0 && mrc != 0 && mrc != MDB_NOTFOUND) {
-        rc = store_err(mrc, "index_get");
+        rc = tk_store_err(mrc, "index_get");
     }
     return rc;
 }
@@ -813,7 +678,7 @@ static uint64_t entries_of(tk_txn *t, enum db_index db, int *rc)
     MDB_stat ms;
     int r = mdb_stat(t->txn, t->st->dbi[db], &ms);
     if (r != 0 && *rc == 0) {
-        *rc = store_err(r, "stat");
+        *rc = tk_store_err(r, "stat");
     }
     return r == 0 ? ms.ms_entries : 0;
 }
@@ -834,257 +699,11 @@ int tk_store_stats_get(tk_txn *txn, tk_store_stats *out)
     int r = mdb_env_info(txn->st->env, &info);
     r = r != 0 ? r : mdb_env_stat(txn->st->env, &es);
     if (r != 0) {
-        return rc != 0 ? rc : store_err(r, "env_info");
+        return rc != 0 ? rc : tk_store_err(r, "env_info");
     }
     out->map_size = info.me_mapsize;
     out->map_used = ((uint64_t)info.me_last_pgno + 1) * es.ms_psize;
     out->readers_used = info.me_numreaders;
     out->readers_max = info.me_maxreaders;
     return rc;
-}
-
-/* ---- IdP events: match keys, replay records, audit ------------------------------------------- */
-
-/* SHA-256 over kind, a 2-byte length of a, a, then b: unambiguous without
- * any separator byte (issuers and ids may hold any byte). */
-static void key_hash(uint8_t kind, tk_slice a, tk_slice b, uint8_t out[TK_HASH_LEN])
-{
-    uint8_t buf[3 + TK_URL_MAX + TK_URL_MAX];
-    TK_ASSERT(a.len <= TK_URL_MAX && b.len <= TK_URL_MAX);
-    buf[0] = kind;
-    buf[1] = (uint8_t)(a.len >> 8);
-    buf[2] = (uint8_t)a.len;
-    if (a.len > 0) {
-        memcpy(buf + 3, a.p, a.len);
-    }
-    if (b.len > 0) {
-        memcpy(buf + 3 + a.len, b.p, b.len);
-    }
-    tk_sha256(buf, 3 + a.len + b.len, out);
-}
-
-void tk_store_idp_key(uint8_t kind, tk_slice issuer, tk_slice value, uint8_t out[TK_HASH_LEN])
-{
-    TK_ASSERT(kind == TK_IDP_KEY_SUB || kind == TK_IDP_KEY_SID);
-    key_hash(kind, issuer, value, out);
-}
-
-void tk_store_replay_key(uint8_t source, tk_slice issuer, tk_slice event_id,
-                         uint8_t out[TK_HASH_LEN])
-{
-    TK_ASSERT(source >= TK_SOURCE_BACKCHANNEL && source <= TK_SOURCE_ADMIN);
-    key_hash((uint8_t)('0' + source), issuer, event_id, out);
-}
-
-int tk_store_each_idp_session(tk_txn *txn, const uint8_t key[TK_HASH_LEN], tk_id_fn fn, void *arg)
-{
-    if (txn->st->absent[DB_IDP_INDEX]) {
-        return 0;
-    }
-    MDB_cursor *cur;
-    size_t entries;
-    int rc = open_cursor(txn, DB_IDP_INDEX, &cur, &entries);
-    if (rc != 0) {
-        return rc;
-    }
-    MDB_val k = val_of(key, TK_HASH_LEN), v;
-    int mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
-    size_t count = 0;
-    if (mrc == 0) {
-        mrc = mdb_cursor_count(cur, &count);
-    }
-    for (size_t i = 0; mrc == 0 && rc == 0 && i < count && i < entries; i++) {
-        if (i > 0) {
-            mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP);
-        }
-        if (mrc == 0 && (v.mv_size == 0 || v.mv_size > TK_ID_MAX)) {
-            tk_log_error("store_corrupt", "dbi=idp_index error=\"value size\"");
-            rc = TK_E_CORRUPT;
-        } else if (mrc == 0) {
-            rc = fn(arg, (tk_slice){v.mv_data, v.mv_size});
-        }
-    }
-    mdb_cursor_close(cur);
-    if (rc == 0 && mrc != 0 && mrc != MDB_NOTFOUND) {
-        rc = store_err(mrc, "idp_index_get");
-    }
-    return rc;
-}
-
-/* seen_jti holds two kinds of keys: 'J' + replay key → until (8 bytes LE),
- * and 'X' + until (8 bytes BE) + replay key → empty, the expiry order that
- * lets pruning find the oldest records without a scan. */
-#define SEEN_J_LEN (1 + TK_HASH_LEN)
-#define SEEN_X_LEN (1 + 8 + TK_HASH_LEN)
-
-static void be64(uint8_t *p, int64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (uint8_t)v;
-        v = (int64_t)((uint64_t)v >> 8);
-    }
-}
-
-static int64_t get_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) {
-        v = (v << 8) | p[i];
-    }
-    return (int64_t)v;
-}
-
-int tk_store_seen_get(tk_txn *txn, const uint8_t key[TK_HASH_LEN], int64_t *until)
-{
-    uint8_t k[SEEN_J_LEN] = {'J'};
-    memcpy(k + 1, key, TK_HASH_LEN);
-    MDB_val mk = val_of(k, sizeof k), v;
-    int rc = get_raw(txn, DB_SEEN_JTI, &mk, &v);
-    if (rc != 0) {
-        return rc;
-    }
-    if (v.mv_size != 8) {
-        tk_log_error("store_corrupt", "dbi=seen_jti error=\"value size\"");
-        return TK_E_CORRUPT;
-    }
-    uint64_t u = 0;
-    for (int i = 7; i >= 0; i--) {
-        u = (u << 8) | ((const uint8_t *)v.mv_data)[i];
-    }
-    *until = (int64_t)u;
-    return 0;
-}
-
-int tk_store_seen_put(tk_txn *txn, const uint8_t key[TK_HASH_LEN], int64_t until)
-{
-    if (until < 1 || until > TK_TIME_MAX) {
-        return TK_E_INVALID;
-    }
-    uint8_t k[SEEN_J_LEN] = {'J'}, x[SEEN_X_LEN] = {'X'}, v[8];
-    memcpy(k + 1, key, TK_HASH_LEN);
-    for (int i = 0; i < 8; i++) {
-        v[i] = (uint8_t)((uint64_t)until >> (8 * i));
-    }
-    be64(x + 1, until);
-    memcpy(x + 9, key, TK_HASH_LEN);
-    int rc = put_raw(txn, DB_SEEN_JTI, (tk_slice){(const char *)k, sizeof k}, v, 8, TK_PUT_NEW);
-    if (rc == 0) {
-        rc = put_raw(txn, DB_SEEN_JTI, (tk_slice){(const char *)x, sizeof x}, "", 0, 0);
-    }
-    return rc;
-}
-
-/* Delete one expired pair: the 'J' record first, then the 'X' record under
- * the cursor (LMDB moves tracked cursors when another key is deleted; after
- * its own delete the cursor rests on the next item, which MDB_NEXT returns). */
-static int seen_drop(tk_txn *t, MDB_cursor *cur, const uint8_t *xkey)
-{
-    uint8_t k[SEEN_J_LEN] = {'J'};
-    memcpy(k + 1, xkey + 9, TK_HASH_LEN);
-    MDB_val mk = val_of(k, sizeof k);
-    int rc = mdb_del(t->txn, t->st->dbi[DB_SEEN_JTI], &mk, NULL);
-    rc = rc == MDB_NOTFOUND ? 0 : rc;
-    if (rc == 0) {
-        rc = mdb_cursor_del(cur, 0);
-    }
-    if (rc != 0) {
-        t->failed = store_err(rc, "seen_prune");
-        return t->failed;
-    }
-    return 0;
-}
-
-int tk_store_seen_prune(tk_txn *txn, int64_t now, unsigned max, unsigned *removed)
-{
-    TK_ASSERT(txn->write);
-    *removed = 0;
-    MDB_cursor *cur;
-    size_t entries;
-    int rc = open_cursor(txn, DB_SEEN_JTI, &cur, &entries);
-    if (rc != 0) {
-        return rc;
-    }
-    uint8_t first = 'X';
-    MDB_val k = val_of(&first, 1), v;
-    int mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    for (unsigned i = 0; i < max && mrc == 0 && rc == 0; i++) {
-        const uint8_t *kp = k.mv_data;
-        if (k.mv_size != SEEN_X_LEN || kp[0] != 'X' || get_be64(kp + 1) >= now) {
-            break;
-        }
-        uint8_t xkey[SEEN_X_LEN];
-        memcpy(xkey, kp, SEEN_X_LEN); /* the cursor's key dies with the delete */
-        rc = seen_drop(txn, cur, xkey);
-        *removed += rc == 0 ? 1u : 0u;
-        mrc = rc == 0 ? mdb_cursor_get(cur, &k, &v, MDB_NEXT) : mrc;
-    }
-    mdb_cursor_close(cur);
-    if (rc == 0 && mrc != 0 && mrc != MDB_NOTFOUND) {
-        rc = store_err(mrc, "seen_prune");
-    }
-    return rc;
-}
-
-/* audit keys: 8-byte big-endian time, then an 8-byte big-endian sequence
- * one above the last record's, so records sort by time and, within a
- * second, by the order they were applied; the same on every node that
- * applies the same ops in the same order. */
-#define AUDIT_KEY_LEN 16
-
-static int audit_next_seq(tk_txn *t, uint64_t *seq)
-{
-    MDB_cursor *cur;
-    size_t entries;
-    int rc = open_cursor(t, DB_AUDIT, &cur, &entries);
-    if (rc != 0) {
-        return rc;
-    }
-    MDB_val k, v;
-    int mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-    mdb_cursor_close(cur);
-    *seq = 1;
-    if (mrc == 0 && k.mv_size == AUDIT_KEY_LEN) {
-        *seq = (uint64_t)get_be64((const uint8_t *)k.mv_data + 8) + 1;
-    } else if (mrc != 0 && mrc != MDB_NOTFOUND) {
-        return store_err(mrc, "audit_last");
-    }
-    return 0;
-}
-
-int tk_store_audit_put(tk_txn *txn, const tk_audit_rec *rec)
-{
-    uint8_t buf[TK_RECORD_MAX], k[AUDIT_KEY_LEN];
-    size_t len;
-    int rc = tk_record_encode_audit(rec, buf, sizeof(buf), &len);
-    if (rc != 0) {
-        return TK_E_INVALID;
-    }
-    uint64_t seq = 0;
-    rc = audit_next_seq(txn, &seq);
-    if (rc != 0) {
-        return rc;
-    }
-    be64(k, rec->at);
-    be64(k + 8, (int64_t)seq);
-    return put_raw(txn, DB_AUDIT, (tk_slice){(const char *)k, sizeof k}, buf, len, 0);
-}
-
-static int visit_audit(void *ctx, tk_slice key, const MDB_val *v)
-{
-    walk_ctx *w = ctx;
-    tk_audit_rec rec;
-    if (key.len != AUDIT_KEY_LEN || tk_record_decode_audit(v->mv_data, v->mv_size, &rec) != 0) {
-        tk_log_error("store_corrupt", "dbi=audit");
-        return TK_E_CORRUPT;
-    }
-    return ((tk_audit_fn)w->fn)(w->arg, &rec);
-}
-
-int tk_store_each_audit(tk_txn *txn, tk_audit_fn fn, void *arg)
-{
-    if (txn->st->absent[DB_AUDIT]) {
-        return 0;
-    }
-    walk_ctx w = {(void *)fn, arg};
-    return walk(txn, DB_AUDIT, visit_audit, &w);
 }

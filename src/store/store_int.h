@@ -1,11 +1,82 @@
 /*
- * Private to src/store: how apply.c reaches the op semantics that live in
- * their own files.
+ * Private to the store: the environment layout (DBI indices), the handle
+ * structs, the raw LMDB helpers that store.c and store_events.c share, and
+ * how apply.c reaches the op semantics that live in their own files.
+ * Nothing outside src/store includes this (it includes lmdb.h).
  */
 #ifndef TOKEND_STORE_INT_H
 #define TOKEND_STORE_INT_H
 
+#include <lmdb.h>
+
 #include "tokend/store.h"
+
+enum db_index {
+    DB_TOKENS,
+    DB_SESSIONS,
+    DB_GRANTS,
+    DB_CLIENTS,
+    DB_SESSION_TOKENS,
+    DB_TOKEN_CHILDREN,
+    DB_CLIENT_GRANTS,
+    DB_IDP_INDEX,
+    DB_SEEN_JTI,
+    DB_AUDIT,
+    DB_META,
+    DB_AGENT_ACCESS,
+    DB_COUNT
+};
+
+struct tk_store {
+    MDB_env *env;
+    MDB_dbi dbi[DB_COUNT];
+    bool absent[DB_COUNT]; /* a late DBI missing from a read-only store */
+    bool read_only;
+    bool threaded_readers;
+};
+
+struct tk_txn {
+    tk_store *st;
+    MDB_txn *txn;
+    bool write;
+    bool reset; /* read txn: reset, not yet renewed */
+    int failed; /* write txn: first error that made it unusable */
+};
+
+static inline bool id_ok(tk_slice id)
+{
+    return id.len > 0 && id.len <= TK_ID_MAX && id.p != NULL;
+}
+
+static inline MDB_val val_of(const void *p, size_t n)
+{
+    return (MDB_val){.mv_size = n, .mv_data = (void *)p};
+}
+
+static inline tk_slice hash_key(const uint8_t hash[TK_HASH_LEN])
+{
+    return (tk_slice){(const char *)hash, TK_HASH_LEN};
+}
+
+/* Map an LMDB error to our error space, logging what went wrong (op names it). */
+int tk_store_err(int rc, const char *op);
+void tk_store_log_corrupt_id(const char *db, tk_slice id);
+
+/* mdb_get / mdb_put / a cursor over one DBI, with the txn's sticky failure and
+ * the absent-late-DBI rule applied (get: TK_E_NOTFOUND; cursor: TK_E_NOTFOUND,
+ * which callers treat as an empty DBI). put maps TK_PUT_* flags. */
+int tk_store_raw_get(tk_txn *t, enum db_index db, MDB_val *k, MDB_val *v);
+int tk_store_raw_put(tk_txn *t, enum db_index db, tk_slice key, const void *val, size_t len,
+                     unsigned flags);
+int tk_store_raw_cursor(tk_txn *t, enum db_index db, MDB_cursor **cur, size_t *entries);
+
+/* Walk a whole main DBI: decode each value in visit, which calls w->fn. */
+typedef struct walk_ctx {
+    void *fn;
+    void *arg;
+} walk_ctx;
+typedef int (*tk_store_visit_fn)(void *ctx, tk_slice key, const MDB_val *v);
+int tk_store_raw_walk(tk_txn *t, enum db_index db, tk_store_visit_fn visit, void *ctx);
 
 /* TK_OP_IDP_EVENT (record.h): replay check, replay record, the matching
  * sessions' state, one audit record; all in txn. Same contract as
