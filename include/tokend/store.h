@@ -45,6 +45,18 @@ typedef struct tk_store_opts {
 int tk_store_open(const tk_store_opts *opts, tk_store **out);
 void tk_store_close(tk_store *st);
 
+/*
+ * Map the used part of the data file into this process's page tables
+ * (MADV_POPULATE_READ, or read-ahead on kernels without it), 64 MiB at a
+ * time, so the first lookups after start-up do not each take a page fault
+ * (measured at 10 M tokens: the fault per first-touched page dominates).
+ * Advisory: correctness never depends on it. Run it on its own thread while
+ * serving; *stop (may be NULL) is polled between chunks. *bytes_out (may be
+ * NULL) gets the bytes populated. Returns 0, -errno (e.g. the map moved
+ * while growing: harmless) or TK_E_STORE.
+ */
+int tk_store_prefault(tk_store *st, const int *stop, uint64_t *bytes_out);
+
 /* Read transactions. begin: 0, TK_E_READERS, TK_E_STORE. renew = reset +
  * renew, so the next reads see every commit made before the call. */
 int tk_store_read_begin(tk_store *st, tk_txn **out);
@@ -103,8 +115,7 @@ int tk_store_index_session_token(tk_txn *txn, tk_slice sid, const uint8_t hash[T
 int tk_store_put_session(tk_txn *txn, tk_slice sid, const tk_session_rec *rec, unsigned flags);
 /* Also indexes client_grants client_id → grant id (unless TK_PUT_NO_INDEX). */
 int tk_store_put_grant(tk_txn *txn, tk_slice grant_id, const tk_grant_rec *rec, unsigned flags);
-int tk_store_put_client(tk_txn *txn, tk_slice client_id, const tk_client_rec *rec,
-                        unsigned flags);
+int tk_store_put_client(tk_txn *txn, tk_slice client_id, const tk_client_rec *rec, unsigned flags);
 
 /* Apply one idempotent op (record.h). A missing target is not an error (0):
  * revoking an unknown token is a no-op. *changed (may be NULL) says whether

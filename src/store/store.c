@@ -10,10 +10,14 @@
  * that goes on gets the same error back instead of a confusing MDB_BAD_TXN.
  */
 #include <errno.h>
+#include <limits.h>
+#include <stdio.h>
 #include <lmdb.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "tokend/crypto.h"
 #include "tokend/log.h"
@@ -205,6 +209,82 @@ int tk_store_open(const tk_store_opts *opts, tk_store **out)
         return rc;
     }
     *out = st;
+    return 0;
+}
+
+/* Bytes populated per madvise call: small enough that a stop request or a
+ * map growth (which remaps) is noticed within milliseconds. */
+#define PREFAULT_CHUNK (64u << 20)
+
+/* LMDB does not say where it mapped the data file (me_mapaddr is only set
+ * with MDB_FIXEDMAP), so find <dir>/data.mdb at offset 0 in /proc/self/maps. */
+static int find_map(tk_store *st, uintptr_t *base)
+{
+    const char *dir = NULL;
+    char want[PATH_MAX], real[PATH_MAX], line[PATH_MAX + 128], name[PATH_MAX + 1];
+    if (mdb_env_get_path(st->env, &dir) != 0 || realpath(dir, real) == NULL ||
+        (size_t)snprintf(want, sizeof(want), "%s/data.mdb", real) >= sizeof(want)) {
+        return -ENOENT;
+    }
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (f == NULL) {
+        return -errno;
+    }
+    int rc = -ENOENT;
+    for (unsigned i = 0; i < 1000000 && fgets(line, sizeof(line), f) != NULL; i++) {
+        unsigned long start, end, off;
+        char perms[8];
+        if (sscanf(line, "%lx-%lx %7s %lx %*s %*s %4096s", &start, &end, perms, &off, name) == 5 &&
+            off == 0 && strcmp(name, want) == 0) {
+            *base = (uintptr_t)start;
+            rc = 0;
+            break;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+int tk_store_prefault(tk_store *st, const int *stop, uint64_t *bytes_out)
+{
+    MDB_envinfo info;
+    MDB_stat es;
+    int rc = mdb_env_info(st->env, &info);
+    if (rc == 0) {
+        rc = mdb_env_stat(st->env, &es);
+    }
+    if (rc != 0) {
+        return tk_store_err(rc, "prefault_info");
+    }
+    uintptr_t base = 0;
+    rc = find_map(st, &base);
+    if (rc != 0) {
+        return rc;
+    }
+    uint64_t used = ((uint64_t)info.me_last_pgno + 1) * es.ms_psize;
+    if (used > info.me_mapsize) {
+        used = info.me_mapsize;
+    }
+    int advice = MADV_POPULATE_READ;
+    uint64_t done = 0;
+    for (uint64_t off = 0; off < used; off += PREFAULT_CHUNK) { /* bounded by the map */
+        if (stop != NULL && __atomic_load_n(stop, __ATOMIC_RELAXED)) {
+            break;
+        }
+        size_t n = (size_t)(used - off < PREFAULT_CHUNK ? used - off : PREFAULT_CHUNK);
+        int r = madvise((void *)(base + off), n, advice);
+        if (r != 0 && errno == EINVAL && advice == MADV_POPULATE_READ) {
+            advice = MADV_WILLNEED; /* kernel older than 5.14: read-ahead only */
+            r = madvise((void *)(base + off), n, advice);
+        }
+        if (r != 0) {
+            return -errno; /* e.g. the map was grown and moved: stop, harmlessly */
+        }
+        done += n;
+    }
+    if (bytes_out != NULL) {
+        *bytes_out = done;
+    }
     return 0;
 }
 
