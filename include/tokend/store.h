@@ -52,8 +52,9 @@ void tk_store_close(tk_store *st);
  * (measured at 10 M tokens: the fault per first-touched page dominates).
  * Advisory: correctness never depends on it. Run it on its own thread while
  * serving; *stop (may be NULL) is polled between chunks. *bytes_out (may be
- * NULL) gets the bytes populated. Returns 0, -errno (e.g. the map moved
- * while growing: harmless) or TK_E_STORE.
+ * NULL) gets the bytes populated. Uses the map address found at open (it
+ * opens no file itself). Returns 0, -ENOENT (address unknown), -errno (e.g.
+ * the map moved while growing: harmless) or TK_E_STORE.
  */
 int tk_store_prefault(tk_store *st, const int *stop, uint64_t *bytes_out);
 

@@ -174,6 +174,8 @@ static int open_dbis(tk_store *st)
     return rc == 0 ? 0 : tk_store_err(rc, "open_commit");
 }
 
+static int find_map(tk_store *st, uintptr_t *base);
+
 int tk_store_open(const tk_store_opts *opts, tk_store **out)
 {
     if (opts == NULL || opts->dir == NULL || opts->map_size > TK_MAP_SIZE_MAX) {
@@ -207,6 +209,11 @@ int tk_store_open(const tk_store_opts *opts, tk_store **out)
         mdb_env_close(st->env);
         free(st);
         return rc;
+    }
+    /* Looked up now, while nothing else runs: it needs a descriptor, and a
+     * serving process may have none to spare. */
+    if (find_map(st, &st->map_base) != 0) {
+        st->map_base = 0;
     }
     *out = st;
     return 0;
@@ -256,10 +263,9 @@ int tk_store_prefault(tk_store *st, const int *stop, uint64_t *bytes_out)
     if (rc != 0) {
         return tk_store_err(rc, "prefault_info");
     }
-    uintptr_t base = 0;
-    rc = find_map(st, &base);
-    if (rc != 0) {
-        return rc;
+    uintptr_t base = st->map_base;
+    if (base == 0) {
+        return -ENOENT;
     }
     uint64_t used = ((uint64_t)info.me_last_pgno + 1) * es.ms_psize;
     if (used > info.me_mapsize) {

@@ -33,6 +33,7 @@ struct tk_store {
     bool absent[DB_COUNT]; /* a late DBI missing from a read-only store */
     bool read_only;
     bool threaded_readers;
+    uintptr_t map_base; /* where the data file was mapped at open (0: unknown) */
 };
 
 struct tk_txn {
