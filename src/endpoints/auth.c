@@ -204,3 +204,16 @@ int ep_authenticate(ep_req *r, const ep_form *f, tk_txn *txn, tk_client_rec *cli
     }
     return 0;
 }
+
+int ep_begin_client_call(ep_req *r, ep_form *f, tk_txn **txn, tk_client_rec *caller,
+                         tk_slice *caller_id)
+{
+    if (ep_parse_form(r, f) != 0) {
+        return -1;
+    }
+    *txn = ep_txn(r->w);
+    if (*txn == NULL) {
+        return EP_NO_STORE;
+    }
+    return ep_authenticate(r, f, *txn, caller, caller_id) != 0 ? -1 : 0;
+}

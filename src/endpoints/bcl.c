@@ -69,18 +69,9 @@ static int subject_of(json_t *claims, ev_action *a, const char **why)
 static int check_claims(ep_req *r, ev_jws *j, ev_action *a, const char **why)
 {
     json_t *c = j->claims;
-    int rc = ev_check_aud(c, a->is);
-    if (rc != EV_OK) {
-        *why = "aud does not hold our audience";
-        return rc;
-    }
-    rc = ev_check_times(c, a->is, r->w->now, true, &a->until, why);
+    int rc = ev_check_common(c, a, r->w->now, true, EV_BAD_CLAIMS, why);
     if (rc != EV_OK) {
         return rc;
-    }
-    if (ev_claim_str(c, "jti", TK_EVENT_ID_MAX, &a->event_id) != EV_OK || a->event_id.p == NULL) {
-        *why = "jti missing or longer than 128 bytes";
-        return EV_BAD_CLAIMS;
     }
     if (!has_bcl_event(c)) {
         *why = "events lacks the back-channel-logout event";

@@ -244,6 +244,15 @@ int ep_parse_form(ep_req *r, ep_form *f);
 int ep_authenticate(ep_req *r, const ep_form *f, tk_txn *txn, tk_client_rec *client,
                     tk_slice *client_id);
 
+/* What /introspect and /revoke both start with: decode the form, take the
+ * worker's read txn, authenticate the caller. Returns 0 with every output
+ * set; -1 when the request was already answered (bad form, failed auth);
+ * EP_NO_STORE when there is no read txn: not answered, so the caller can
+ * count it before answering 503. */
+#define EP_NO_STORE (-2)
+int ep_begin_client_call(ep_req *r, ep_form *f, tk_txn **txn, tk_client_rec *caller,
+                         tk_slice *caller_id);
+
 /* auth_cache.c: true (with *client and *client_id as ep_authenticate gives
  * them) when this connection's last successful Basic authentication used the
  * exact same header and the client is still approved with the same secret. */

@@ -162,3 +162,23 @@ void ep_event_respond(ep_req *r, const tk_server_done *done)
                 fresh ? "yes" : "replay");
     answer(r, fresh ? EV_OK : EV_REPLAY, fresh ? NULL : "event id replayed");
 }
+
+int ev_check_common(json_t *claims, ev_action *a, int64_t now, bool require_exp, int missing_jti,
+                    const char **why)
+{
+    int rc = ev_check_aud(claims, a->is);
+    if (rc != EV_OK) {
+        *why = "aud does not hold our audience";
+        return rc;
+    }
+    rc = ev_check_times(claims, a->is, now, require_exp, &a->until, why);
+    if (rc != EV_OK) {
+        return rc;
+    }
+    if (ev_claim_str(claims, "jti", TK_EVENT_ID_MAX, &a->event_id) != EV_OK ||
+        a->event_id.p == NULL) {
+        *why = "jti missing or longer than 128 bytes";
+        return missing_jti;
+    }
+    return EV_OK;
+}

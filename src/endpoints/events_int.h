@@ -113,6 +113,14 @@ typedef struct ev_action {
     const char *reason; /* event type, short */
 } ev_action;
 
+/* The claim checks logout tokens and SETs share: aud holds a->is's
+ * audience, iat/exp/nbf within its leeway (exp required when require_exp;
+ * a->until set), and a jti of at most TK_EVENT_ID_MAX bytes (a->event_id).
+ * Returns EV_OK, the error of the failed check, or missing_jti; *why says
+ * which. */
+int ev_check_common(json_t *claims, ev_action *a, int64_t now, bool require_exp, int missing_jti,
+                    const char **why);
+
 /* The worker's trust snapshot (taken at batch start); NULL when none. */
 const tk_idp_trust *ev_trust(ep_worker *w);
 

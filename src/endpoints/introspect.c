@@ -160,17 +160,14 @@ void ep_introspect(ep_req *r)
 {
     ep_worker *w = r->w;
     ep_form f;
-    if (ep_parse_form(r, &f) != 0) {
-        return;
-    }
-    tk_txn *txn = ep_txn(w);
-    if (txn == NULL) {
-        ep_reply_unavailable(r);
-        return;
-    }
+    tk_txn *txn;
     tk_client_rec caller;
     tk_slice caller_id;
-    if (ep_authenticate(r, &f, txn, &caller, &caller_id) != 0) {
+    int rc = ep_begin_client_call(r, &f, &txn, &caller, &caller_id);
+    if (rc != 0) {
+        if (rc == EP_NO_STORE) {
+            ep_reply_unavailable(r);
+        }
         return;
     }
     if (!tk_core_may_introspect(&caller)) {
@@ -190,7 +187,7 @@ void ep_introspect(ep_req *r)
     if (!f.token_oversize) {
         uint8_t hash[TK_HASH_LEN];
         tk_sha256(w->token, f.token_len, hash);
-        int rc = tk_core_introspect(txn, &w->app->core, hash, w->now, &caller, &res);
+        rc = tk_core_introspect(txn, &w->app->core, hash, w->now, &caller, &res);
         if (rc != 0) {
             tk_log_error("store_read", "endpoint=introspect err=%s", tk_strerror(rc));
             ep_reply_unavailable(r);

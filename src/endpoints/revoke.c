@@ -52,17 +52,14 @@ void ep_revoke(ep_req *r)
 {
     ep_worker *w = r->w;
     ep_form f;
-    if (ep_parse_form(r, &f) != 0) {
-        return;
-    }
-    tk_txn *txn = ep_txn(w);
-    if (txn == NULL) {
-        reply_unavailable(r);
-        return;
-    }
+    tk_txn *txn;
     tk_client_rec caller;
     tk_slice caller_id;
-    if (ep_authenticate(r, &f, txn, &caller, &caller_id) != 0) {
+    int begun = ep_begin_client_call(r, &f, &txn, &caller, &caller_id);
+    if (begun != 0) {
+        if (begun == EP_NO_STORE) {
+            reply_unavailable(r);
+        }
         return;
     }
     if (!f.token_present) {

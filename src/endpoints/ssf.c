@@ -185,18 +185,9 @@ static int event_state(const tk_idp_issuer *is, const char *type, json_t *ev, ev
 static int check_set(ep_req *r, ev_jws *j, ev_action *a, const char **why)
 {
     json_t *c = j->claims;
-    int rc = ev_check_aud(c, a->is);
-    if (rc != EV_OK) {
-        *why = "aud does not hold our audience";
-        return rc;
-    }
-    rc = ev_check_times(c, a->is, r->w->now, false, &a->until, why);
+    int rc = ev_check_common(c, a, r->w->now, false, EV_MALFORMED, why);
     if (rc != EV_OK) {
         return rc;
-    }
-    if (ev_claim_str(c, "jti", TK_EVENT_ID_MAX, &a->event_id) != EV_OK || a->event_id.p == NULL) {
-        *why = "jti missing or longer than 128 bytes";
-        return EV_MALFORMED;
     }
     if (json_object_get(c, "sub") != NULL) {
         *why = "sub claim present (SSF: the subject is sub_id)";

@@ -37,9 +37,9 @@ static const ctl_opt opts_client_add[] = {
     {"name", false},     {"role", false},   {"scope", false},
     {"resource", false}, {"pending", true}, {NULL, false},
 };
-static const ctl_opt opts_session_create[] = {
-    {"sub", false},     {"ttl", false},     {"issuer", false},
-    {"idp-iss", false}, {"idp-sid", false}, {NULL, false}};
+static const ctl_opt opts_session_create[] = {{"sub", false},     {"ttl", false},
+                                              {"issuer", false},  {"idp-iss", false},
+                                              {"idp-sid", false}, {NULL, false}};
 static const ctl_opt opts_audit[] = {{"limit", false}, {NULL, false}};
 static const ctl_opt opts_reason[] = {{"reason", false}, {NULL, false}};
 static const ctl_opt opts_token_issue[] = {
