@@ -710,14 +710,14 @@ int tk_store_each_client(tk_txn *txn, tk_client_fn fn, void *arg)
     return tk_store_raw_walk(txn, DB_CLIENTS, visit_client, &w);
 }
 
-/* Every 32-byte duplicate under one key of a DUPFIXED index. */
-static int each_dup_hash(tk_txn *t, enum db_index db, tk_slice key, tk_hash_fn fn, void *arg)
+int tk_store_raw_each_dup(tk_txn *t, enum db_index db, tk_slice key, size_t min_len, size_t max_len,
+                          tk_id_fn visit, void *ctx)
 {
     MDB_cursor *cur;
     size_t entries;
     int rc = tk_store_raw_cursor(t, db, &cur, &entries);
     if (rc != 0) {
-        return rc;
+        return rc == TK_E_NOTFOUND ? 0 : rc; /* an absent late DBI is empty */
     }
     MDB_val k = val_of(key.p, key.len), v;
     int mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
@@ -729,11 +729,11 @@ static int each_dup_hash(tk_txn *t, enum db_index db, tk_slice key, tk_hash_fn f
         if (i > 0) {
             mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP);
         }
-        if (mrc == 0 && v.mv_size != TK_HASH_LEN) {
+        if (mrc == 0 && (v.mv_size < min_len || v.mv_size > max_len)) {
             tk_log_error("store_corrupt", "dbi=%s error=\"index value size\"", db_specs[db].name);
             rc = TK_E_CORRUPT;
         } else if (mrc == 0) {
-            rc = fn(arg, v.mv_data);
+            rc = visit(ctx, (tk_slice){v.mv_data, v.mv_size});
         }
     }
     mdb_cursor_close(cur);
@@ -741,6 +741,19 @@ static int each_dup_hash(tk_txn *t, enum db_index db, tk_slice key, tk_hash_fn f
         rc = tk_store_err(mrc, "index_get");
     }
     return rc;
+}
+
+/* Adapts a hash callback to the 32-byte duplicates of a DUPFIXED index. */
+static int visit_hash(void *ctx, tk_slice value)
+{
+    walk_ctx *w = ctx;
+    return ((tk_hash_fn)w->fn)(w->arg, (const uint8_t *)value.p);
+}
+
+static int each_dup_hash(tk_txn *t, enum db_index db, tk_slice key, tk_hash_fn fn, void *arg)
+{
+    walk_ctx w = {(void *)fn, arg};
+    return tk_store_raw_each_dup(t, db, key, TK_HASH_LEN, TK_HASH_LEN, visit_hash, &w);
 }
 
 int tk_store_each_session_token(tk_txn *txn, tk_slice sid, tk_hash_fn fn, void *arg)

@@ -130,37 +130,7 @@ void tk_store_replay_key(uint8_t source, tk_slice issuer, tk_slice event_id,
 
 int tk_store_each_idp_session(tk_txn *txn, const uint8_t key[TK_HASH_LEN], tk_id_fn fn, void *arg)
 {
-    if (txn->st->absent[DB_IDP_INDEX]) {
-        return 0;
-    }
-    MDB_cursor *cur;
-    size_t entries;
-    int rc = tk_store_raw_cursor(txn, DB_IDP_INDEX, &cur, &entries);
-    if (rc != 0) {
-        return rc;
-    }
-    MDB_val k = val_of(key, TK_HASH_LEN), v;
-    int mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
-    size_t count = 0;
-    if (mrc == 0) {
-        mrc = mdb_cursor_count(cur, &count);
-    }
-    for (size_t i = 0; mrc == 0 && rc == 0 && i < count && i < entries; i++) {
-        if (i > 0) {
-            mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP);
-        }
-        if (mrc == 0 && (v.mv_size == 0 || v.mv_size > TK_ID_MAX)) {
-            tk_log_error("store_corrupt", "dbi=idp_index error=\"value size\"");
-            rc = TK_E_CORRUPT;
-        } else if (mrc == 0) {
-            rc = fn(arg, (tk_slice){v.mv_data, v.mv_size});
-        }
-    }
-    mdb_cursor_close(cur);
-    if (rc == 0 && mrc != 0 && mrc != MDB_NOTFOUND) {
-        rc = tk_store_err(mrc, "idp_index_get");
-    }
-    return rc;
+    return tk_store_raw_each_dup(txn, DB_IDP_INDEX, hash_key(key), 1, TK_ID_MAX, fn, arg);
 }
 
 /* seen_jti holds two kinds of keys: 'J' + replay key → until (8 bytes LE),

@@ -71,6 +71,12 @@ int tk_store_raw_put(tk_txn *t, enum db_index db, tk_slice key, const void *val,
                      unsigned flags);
 int tk_store_raw_cursor(tk_txn *t, enum db_index db, MDB_cursor **cur, size_t *entries);
 
+/* Every duplicate under key in a DUPSORT index, each checked to be
+ * min_len..max_len bytes (else TK_E_CORRUPT, logged) and passed to visit
+ * until it returns non-zero. Bounded by the DBI's entry count. */
+int tk_store_raw_each_dup(tk_txn *t, enum db_index db, tk_slice key, size_t min_len, size_t max_len,
+                          tk_id_fn visit, void *ctx);
+
 /* Walk a whole main DBI: decode each value in visit, which calls w->fn. */
 typedef struct walk_ctx {
     void *fn;
