@@ -76,6 +76,9 @@
 /* ---- Server ------------------------------------------------------------- */
 
 #define TK_WORKERS_MAX 64
+/* Listening addresses every worker serves: the API, the metrics listener,
+ * and room for one more kind (each is one multishot accept per worker). */
+#define TK_LISTENERS_MAX 4
 /* Connections per worker: the table is allocated at start-up. */
 #define TK_CONNS_MAX     65536
 #define TK_CONNS_DEFAULT 4096
