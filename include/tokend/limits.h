@@ -193,6 +193,12 @@
  * by the event rate, not by history). */
 #define TK_SEEN_PRUNE_MAX 16
 
+/* ---- Metrics listener ---------------------------------------------------- */
+
+/* metrics-token: a bearer credential from the config (long enough for a
+ * base64 256-bit secret and then some; compared as SHA-256 hashes). */
+#define TK_METRICS_TOKEN_MAX 256
+
 /* ---- JSON config files (jcfg.h) ----------------------------------------- */
 
 /* The "where" label of a message (an issuer URL, cut to 200 bytes, and its
