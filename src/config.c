@@ -39,6 +39,8 @@ void tk_config_defaults(tk_config *cfg)
     cfg->map_size_max = TK_MAP_SIZE_MAX;
     cfg->log_level = TK_LOG_INFO;
     cfg->pin_cpus = false;
+    strcpy(cfg->metrics_host, "127.0.0.1"); /* loopback only unless configured */
+    cfg->metrics_port = -1;
 }
 
 static int fail(char *err, size_t errcap, int code, const char *fmt, ...)
@@ -79,8 +81,9 @@ static bool parse_bool(const char *v, bool *out)
     return false;
 }
 
-/* "HOST:PORT" or "[IPv6]:PORT" with a numeric address. */
-static int parse_listen(tk_config *cfg, const char *v)
+/* "HOST:PORT" or "[IPv6]:PORT" with a numeric address, into host (cap
+ * bytes) and port. */
+static int parse_addr(const char *v, char *host_out, size_t cap, uint16_t *port_out)
 {
     const char *colon = strrchr(v, ':');
     if (!colon) {
@@ -92,10 +95,10 @@ static int parse_listen(tk_config *cfg, const char *v)
         h++;
         hl -= 2;
     }
-    if (hl == 0 || hl >= sizeof(cfg->host)) {
+    char host[64];
+    if (hl == 0 || hl >= sizeof(host) || hl >= cap) {
         return TK_E_BADINPUT;
     }
-    char host[sizeof(cfg->host)];
     memcpy(host, h, hl);
     host[hl] = '\0';
     unsigned char probe[16];
@@ -106,9 +109,58 @@ static int parse_listen(tk_config *cfg, const char *v)
     if (parse_u64(colon + 1, 0, 65535, &port) != 0) {
         return TK_E_BADINPUT;
     }
-    memcpy(cfg->host, host, hl + 1);
-    cfg->port = (uint16_t)port;
+    memcpy(host_out, host, hl + 1);
+    *port_out = (uint16_t)port;
     return 0;
+}
+
+static int parse_listen(tk_config *cfg, const char *v)
+{
+    return parse_addr(v, cfg->host, sizeof(cfg->host), &cfg->port);
+}
+
+/* "off", or an address as for listen. */
+static int parse_metrics_listen(tk_config *cfg, const char *v)
+{
+    if (!strcmp(v, "off")) {
+        cfg->metrics_host[0] = '\0';
+        cfg->metrics_port = -1;
+        return 0;
+    }
+    uint16_t port;
+    char host[sizeof(cfg->metrics_host)];
+    if (parse_addr(v, host, sizeof(host), &port) != 0) {
+        return TK_E_BADINPUT;
+    }
+    memcpy(cfg->metrics_host, host, sizeof(host));
+    cfg->metrics_port = port;
+    return 0;
+}
+
+/* A bearer credential: visible ASCII without '#', which would start a
+ * comment in the config file (RFC 6750's b64token is a subset). */
+static int set_token(tk_config *cfg, const char *v, char *err, size_t errcap)
+{
+    size_t n = strlen(v);
+    bool ok = n >= 16 && n <= TK_METRICS_TOKEN_MAX;
+    for (size_t i = 0; ok && i < n; i++) {
+        ok = v[i] > 0x20 && v[i] < 0x7f && v[i] != '#';
+    }
+    if (!ok) {
+        return fail(err, errcap, TK_E_BADINPUT,
+                    "metrics-token: expected 16 to %d visible ASCII characters (no space, no #)",
+                    TK_METRICS_TOKEN_MAX);
+    }
+    memcpy(cfg->metrics_token, v, n + 1);
+    return 0;
+}
+
+uint16_t tk_config_metrics_port(const tk_config *cfg)
+{
+    if (cfg->metrics_port >= 0) {
+        return (uint16_t)cfg->metrics_port;
+    }
+    return cfg->port == 0 ? 0 : (uint16_t)(cfg->port + 1);
 }
 
 /* Numeric keys: where the value goes and its allowed range. */
@@ -188,6 +240,18 @@ int tk_config_set(tk_config *cfg, const char *key, const char *value, char *err,
                 value);
         }
         return 0;
+    }
+    if (!strcmp(key, "metrics-listen")) {
+        if (parse_metrics_listen(cfg, value) != 0) {
+            return fail(err, errcap, TK_E_BADINPUT,
+                        "metrics-listen: expected off or NUMERIC-ADDRESS:PORT (e.g. "
+                        "127.0.0.1:7663 or [::1]:7663), got \"%s\"",
+                        value);
+        }
+        return 0;
+    }
+    if (!strcmp(key, "metrics-token")) {
+        return set_token(cfg, value, err, errcap);
     }
     if (!strcmp(key, "data")) {
         return set_string(cfg->data_dir, sizeof(cfg->data_dir), key, value, err, errcap);
@@ -290,6 +354,18 @@ int tk_config_validate(const tk_config *cfg, char *err, size_t errcap)
     }
     if (cfg->refresh_ttl < cfg->access_ttl) {
         return fail(err, errcap, TK_E_INVALID, "refresh-ttl must be at least access-ttl");
+    }
+    if (cfg->metrics_host[0] != '\0' && cfg->metrics_port < 0 && cfg->port == 65535) {
+        return fail(err, errcap, TK_E_INVALID,
+                    "metrics-listen: no port after listen's 65535; set metrics-listen");
+    }
+    if (cfg->metrics_host[0] != '\0' && cfg->port != 0 &&
+        tk_config_metrics_port(cfg) == cfg->port) {
+        return fail(err, errcap, TK_E_INVALID,
+                    "metrics-listen: must not use the listen port (/metrics has its own)");
+    }
+    if (cfg->metrics_host[0] == '\0' && cfg->metrics_token[0] != '\0') {
+        return fail(err, errcap, TK_E_INVALID, "metrics-token: set, but metrics-listen is off");
     }
     return 0;
 }

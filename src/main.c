@@ -29,15 +29,18 @@ static const char usage[] =
     "              [--commit-queue N] [--log-level debug|info|warn|error] [--pin-cpus]\n"
     "              [--resources FILE] [--idp-config FILE] [--port-file FILE]\n"
     "              [--auth-fail-burst N] [--map-size-max BYTES]\n"
+    "              [--metrics-listen ADDR:PORT|off] [--metrics-token TOKEN]\n"
+    "              [--metrics-port-file FILE]\n"
     "\n"
     "Token introspection (RFC 7662) and revocation (RFC 7009) with cascading\n"
     "revocation. Defaults: listen 127.0.0.1:7662, data ./tokend-data, one worker\n"
-    "per CPU. A config file holds the same settings as \"key = value\" lines;\n"
-    "flags override it.\n";
+    "per CPU, /metrics only on 127.0.0.1 at the listen port + 1. A config file\n"
+    "holds the same settings as \"key = value\" lines; flags override it.\n";
 
 struct options {
     tk_config cfg;
     const char *port_file;
+    const char *metrics_port_file;
 };
 
 static int die_usage(const char *msg)
@@ -85,6 +88,10 @@ static int parse_args(int argc, char **argv, struct options *o)
             o->port_file = v;
             continue;
         }
+        if (!strcmp(a, "--metrics-port-file")) {
+            o->metrics_port_file = v;
+            continue;
+        }
         if (tk_config_set(&o->cfg, a + 2, v, err, sizeof(err)) != 0) {
             fprintf(stderr, "tokend: %s\n", err);
             return 2;
@@ -111,6 +118,24 @@ static int write_port_file(const char *path, uint16_t port)
     fprintf(f, "%u\n", (unsigned)port);
     if (fclose(f) != 0 || rename(tmp, path) != 0) {
         return -errno;
+    }
+    return 0;
+}
+
+/* The metrics port file first: a reader that sees the main one can rely on
+ * both (it stays absent when the metrics listener is off). */
+static int write_port_files(const struct options *o, tk_server *srv)
+{
+    const char *path[2] = {o->metrics_port_file, o->port_file};
+    uint16_t port[2] = {tk_server_listener_port(srv, TK_APP_LISTENER_METRICS), tk_server_port(srv)};
+    bool want[2] = {o->metrics_port_file != NULL && o->cfg.metrics_host[0] != '\0',
+                    o->port_file != NULL};
+    for (int i = 0; i < 2; i++) {
+        int r = want[i] ? write_port_file(path[i], port[i]) : 0;
+        if (r != 0) {
+            tk_log_error("port_file_failed", "path=\"%s\" error=\"%s\"", path[i], tk_strerror(r));
+            return r;
+        }
     }
     return 0;
 }
@@ -305,6 +330,10 @@ static int run(struct options *o)
             .bound = issuer_bound,
             .bound_arg = cfg,
         };
+        if (cfg->metrics_host[0] != '\0') { /* listener TK_APP_LISTENER_METRICS */
+            scfg.extra[0] = (tk_server_listener){cfg->metrics_host, tk_config_metrics_port(cfg)};
+            scfg.nextra = 1;
+        }
         /* The issuer is derived from the bound port (port 0: ephemeral) by
          * issuer_bound, before any worker can read it. */
         r = tk_server_start(&scfg, &hooks, &srv);
@@ -313,13 +342,12 @@ static int run(struct options *o)
         __atomic_store_n(&running_server, srv, __ATOMIC_RELEASE);
         tk_log_info("listening", "addr=%s port=%u workers=%u data=\"%s\" issuer=\"%s\"", cfg->host,
                     (unsigned)tk_server_port(srv), cfg->workers, cfg->data_dir, cfg->issuer);
-        if (o->port_file) {
-            r = write_port_file(o->port_file, tk_server_port(srv));
-            if (r != 0) {
-                tk_log_error("port_file_failed", "path=\"%s\" error=\"%s\"", o->port_file,
-                             tk_strerror(r));
-            }
+        if (cfg->metrics_host[0] != '\0') {
+            tk_log_info("metrics_listening", "addr=%s port=%u bearer=%s", cfg->metrics_host,
+                        (unsigned)tk_server_listener_port(srv, TK_APP_LISTENER_METRICS),
+                        cfg->metrics_token[0] != '\0' ? "required" : "none");
         }
+        r = write_port_files(o, srv);
     }
     int exit_code = r == 0 ? 0 : 1;
     struct prefault pf = {.store = store};

@@ -6,7 +6,13 @@
  * long flag names without "--" (listen, workers, data, map-size, issuer,
  * access-ttl, refresh-ttl, session-ttl, max-depth, max-conns, idle-timeout,
  * header-timeout, body-timeout, max-body, commit-queue, log-level, pin-cpus,
- * resources, idp-config, auth-fail-burst, map-size-max).
+ * resources, idp-config, auth-fail-burst, map-size-max, metrics-listen,
+ * metrics-token).
+ *
+ * /metrics is served only on its own listener (metrics-listen ADDR:PORT or
+ * "off"), by default 127.0.0.1 on the port after the main one (an ephemeral
+ * port when the main one is 0), so it is reachable from the host alone; with
+ * metrics-token set it also requires "Authorization: Bearer <token>".
  */
 #ifndef TOKEND_CONFIG_H
 #define TOKEND_CONFIG_H
@@ -33,7 +39,10 @@ typedef struct tk_config {
     int log_level;
     bool pin_cpus;
     char resources_file[PATH_MAX]; /* protected resources (JSON; resources.h); "" = none */
-    char idp_config[PATH_MAX]; /* IdP trust file (idp.h); empty = no IdP events */
+    char idp_config[PATH_MAX];     /* IdP trust file (idp.h); empty = no IdP events */
+    char metrics_host[64];         /* metrics listener address; "" = off */
+    int32_t metrics_port;          /* -1: the main port + 1 (see tk_config_metrics_port) */
+    char metrics_token[TK_METRICS_TOKEN_MAX + 1]; /* "" = no bearer required */
 } tk_config;
 
 void tk_config_defaults(tk_config *cfg);
@@ -48,5 +57,10 @@ int tk_config_set(tk_config *cfg, const char *key, const char *value, char *err,
 /* Check relations between values (ranges, issuer is an http(s) URL without
  * query or fragment). Returns 0 or TK_E_INVALID with a message. */
 int tk_config_validate(const tk_config *cfg, char *err, size_t errcap);
+
+/* The port the metrics listener binds: metrics-listen's, or by default the
+ * main port + 1 (0, i.e. ephemeral, when the main port is 0). Only
+ * meaningful when cfg->metrics_host is not empty and cfg validated. */
+uint16_t tk_config_metrics_port(const tk_config *cfg);
 
 #endif

@@ -18,6 +18,15 @@
 
 typedef struct tk_app tk_app;
 
+/* The server listeners the application serves (tk_http_request.listener;
+ * main.c configures them in this order). /metrics is served only on the
+ * metrics listener (bearer-checked when cfg->metrics_token is set) and
+ * every other route only on the main one: anything else answers 404. */
+enum tk_app_listener {
+    TK_APP_LISTENER_MAIN = 0,
+    TK_APP_LISTENER_METRICS = 1,
+};
+
 typedef struct tk_app_cfg {
     const tk_config *cfg; /* must outlive the app */
     tk_store *store;

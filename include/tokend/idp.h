@@ -1,7 +1,8 @@
 /*
  * IdP trust: which identity providers may end sessions, and how their events
  * are verified. Loaded from a JSON file (config key idp-config), reloaded on
- * SIGHUP.
+ * SIGHUP. Implemented in src/idp: trust.c (file, issuers, holder) and keys.c
+ * (keys, algorithms); the JWS checks that use them are jose.h's.
  *
  * The one idea: a loaded configuration is an immutable, reference-counted
  * snapshot. The holder points at the current one; workers take a reference
@@ -52,10 +53,6 @@ enum tk_jws_alg {
 /* "RS256" → TK_ALG_RS256; 0 for anything else (none, HS256, …). */
 uint8_t tk_jws_alg_parse(tk_slice name);
 const char *tk_jws_alg_name(uint8_t alg);
-
-#define TK_IDP_KID_MAX    128
-#define TK_IDP_SECRET_MAX 128 /* decoded webhook secret bytes */
-#define TK_IDP_BEARER_MAX 512
 
 typedef struct tk_idp_key {
     char kid[TK_IDP_KID_MAX + 1];

@@ -39,6 +39,10 @@
 /* Largest encoded record of any kind: bounds every msgpack buffer. */
 #define TK_RECORD_MAX 4096
 
+/* Latest time (Unix seconds) in a record or a claim we accept:
+ * 9999-12-31T23:59:59Z, the last second RFC 3339 can write. */
+#define TK_TIME_MAX 253402300799LL
+
 /* ---- Delegation --------------------------------------------------------- */
 
 /* Hard ceiling on the delegation chain walked per introspection; the
@@ -72,6 +76,9 @@
 /* ---- Server ------------------------------------------------------------- */
 
 #define TK_WORKERS_MAX 64
+/* Listening addresses every worker serves: the API, the metrics listener,
+ * and room for one more kind (each is one multishot accept per worker). */
+#define TK_LISTENERS_MAX 4
 /* Connections per worker: the table is allocated at start-up. */
 #define TK_CONNS_MAX     65536
 #define TK_CONNS_DEFAULT 4096
@@ -122,7 +129,7 @@
 /* Address space only: the data file grows as records are written. 64 GiB
  * holds well over 100 million tokens. */
 #define TK_MAP_SIZE_DEFAULT (1ULL << 36)
-#define TK_MAP_SIZE_MAX     (1ULL << 40)  /* 1 TiB of address space */
+#define TK_MAP_SIZE_MAX     (1ULL << 40) /* 1 TiB of address space */
 /* Reader slots: one per worker, plus tokenctl processes and slack. */
 #define TK_MAX_READERS 126
 
@@ -149,16 +156,55 @@
 #define TK_IDP_MATCH_MAX 4096
 /* Session ids listed by one audit record (all of them are counted). */
 #define TK_AUDIT_SIDS_MAX 16
-/* Clock leeway for iat/exp/nbf (seconds), default. */
+/* Clock leeway for iat/exp/nbf (seconds), default and the most a trust
+ * file may set (beyond ten minutes a clock is broken, not skewed). */
 #define TK_IDP_LEEWAY_DEFAULT 60
+#define TK_IDP_LEEWAY_MAX     600
 /* Oldest iat accepted when an event has no exp (SETs; logout tokens of
- * OPs that omit exp): the replay record must outlive every acceptable copy. */
+ * OPs that omit exp): the replay record must outlive every acceptable copy.
+ * A trust file may set 1 minute to 30 days (replay records live that long). */
 #define TK_IDP_MAX_AGE_DEFAULT 86400
+#define TK_IDP_MAX_AGE_MIN     60
+#define TK_IDP_MAX_AGE_MAX     (30 * 86400)
+/* Key id of an IdP key (JWK "kid", JWS header "kid"). */
+#define TK_IDP_KID_MAX 128
+/* Decoded Standard Webhooks secret: at least 128 bits, at most 1024. */
+#define TK_IDP_SECRET_MIN 16
+#define TK_IDP_SECRET_MAX 128
+/* SSF bearer credential an issuer's transmitter sends. */
+#define TK_IDP_BEARER_MAX 512
+/* A JWS signature: RSA-4096 (ECDSA P-384 r||s is 96 bytes). */
+#define TK_JWS_SIG_MAX 512
+/* The same ECDSA signature as DER (SEQUENCE of two INTEGERs: at most 104
+ * bytes for P-384), with room to spare. */
+#define TK_ECDSA_DER_MAX 160
+/* JWS header "typ" ("logout+jwt", "secevent+jwt", with "application/"). */
+#define TK_JWT_TYP_MAX 64
+/* RSA keys: at least 2048 bits (NIST SP 800-57); modulus of at most 8192
+ * bits, public exponent of at most 16 bytes, as decoded from a JWK. */
+#define TK_RSA_BITS_MIN  2048
+#define TK_JWK_RSA_N_MAX 1024
+#define TK_JWK_RSA_E_MAX 16
+/* base64url text of one JWK member (holds TK_JWK_RSA_N_MAX bytes). */
+#define TK_JWK_MEMBER_MAX 2048
 /* Standard Webhooks timestamp tolerance (seconds). */
 #define TK_WEBHOOK_TOLERANCE 300
 /* Expired replay records dropped per event (keeps the seen_jti DBI bounded
  * by the event rate, not by history). */
 #define TK_SEEN_PRUNE_MAX 16
+
+/* ---- Metrics listener ---------------------------------------------------- */
+
+/* metrics-token: a bearer credential from the config (long enough for a
+ * base64 256-bit secret and then some; compared as SHA-256 hashes). */
+#define TK_METRICS_TOKEN_MAX 256
+
+/* ---- JSON config files (jcfg.h) ----------------------------------------- */
+
+/* The "where" label of a message (an issuer URL, cut to 200 bytes, and its
+ * quotes fit), and one message before its label. */
+#define TK_JCFG_WHERE_MAX 256
+#define TK_JCFG_MSG_MAX   384
 
 _Static_assert(TK_TOKEN_LEN < TK_TOKEN_IN_MAX, "our own tokens must be accepted");
 _Static_assert(TK_HTTP_LINE_MAX <= TK_HTTP_HEAD_MAX, "the request line is part of the head");
@@ -174,5 +220,12 @@ _Static_assert(TK_RL_SLOTS % TK_RL_WAYS == 0 && (TK_RL_SLOTS & (TK_RL_SLOTS - 1)
 _Static_assert(TK_IDP_ISS_MAX <= TK_URL_MAX, "an IdP issuer fits a session's issuer field");
 _Static_assert(TK_JWT_MAX <= TK_HTTP_BODY_MAX, "an event fits a request body");
 _Static_assert(TK_JWT_HEADER_MAX + TK_JWT_PAYLOAD_MAX < TK_JWT_MAX, "segments within the JWS");
+_Static_assert(TK_JWS_SIG_MAX * 4 / 3 + 2 < TK_JWT_MAX, "a signature fits the JWS");
+_Static_assert((TK_JWK_RSA_N_MAX * 4 + 2) / 3 <= TK_JWK_MEMBER_MAX, "a modulus fits a JWK member");
+_Static_assert(TK_RSA_BITS_MIN / 8 <= TK_JWK_RSA_N_MAX, "the smallest RSA key decodes");
+_Static_assert(TK_IDP_LEEWAY_DEFAULT <= TK_IDP_LEEWAY_MAX, "default within the ceiling");
+_Static_assert(TK_IDP_MAX_AGE_MIN <= TK_IDP_MAX_AGE_DEFAULT &&
+                   TK_IDP_MAX_AGE_DEFAULT <= TK_IDP_MAX_AGE_MAX,
+               "default within the bounds");
 
 #endif

@@ -16,9 +16,8 @@
 
 #define TK_RECORD_VERSION 1
 
-/* Every time field (Unix seconds) lies in [0, TK_TIME_MAX] (9999-12-31T23:59:59Z);
- * 0 means "not set" where a field is optional (nbf, revoked_at, expires, ...). */
-#define TK_TIME_MAX 253402300799LL
+/* Every time field (Unix seconds) lies in [0, TK_TIME_MAX] (limits.h); 0 means
+ * "not set" where a field is optional (nbf, revoked_at, expires, ...). */
 
 enum tk_token_kind { TK_TOKEN_ACCESS = 1, TK_TOKEN_REFRESH = 2 };
 

@@ -2,8 +2,14 @@
  * The io_uring HTTP server. Knows nothing of OAuth: it accepts connections,
  * parses requests (http.h), hands each complete request to the application's
  * hooks, and sends what they write. N workers, each a thread with its own
- * ring, SO_REUSEPORT listener, provided-buffer ring and fixed connection
+ * ring, SO_REUSEPORT listeners, provided-buffer ring and fixed connection
  * table; no locks and no allocation once running.
+ *
+ * A server may listen on several addresses (e.g. the API and a metrics
+ * port): every worker accepts on all of them in the same ring, and each
+ * request tells the application which one it came in on
+ * (tk_http_request.listener); what a listener may serve is the
+ * application's business.
  *
  * A hook may answer at once (TK_SERVER_DONE) or later (TK_SERVER_DEFERRED):
  * then the connection parses nothing more (pipelined requests are answered in
@@ -16,6 +22,7 @@
 
 #include "tokend/common.h"
 #include "tokend/http.h"
+#include "tokend/limits.h"
 
 typedef struct tk_server tk_server;
 
@@ -54,9 +61,19 @@ typedef struct tk_server_hooks {
                    uint32_t *tag);
 } tk_server_hooks;
 
-typedef struct tk_server_cfg {
+/* One further listening address (tk_server_cfg.extra). */
+typedef struct tk_server_listener {
     const char *host; /* numeric IPv4/IPv6 address */
     uint16_t port;    /* 0 = ephemeral (the same port for every worker) */
+} tk_server_listener;
+
+typedef struct tk_server_cfg {
+    const char *host; /* numeric IPv4/IPv6 address: listener 0 */
+    uint16_t port;    /* 0 = ephemeral (the same port for every worker) */
+    /* Listeners 1..nextra: extra[i - 1]; requests on them carry
+     * tk_http_request.listener == i. */
+    tk_server_listener extra[TK_LISTENERS_MAX - 1];
+    unsigned nextra;
     unsigned workers;
     unsigned max_conns; /* per worker */
     unsigned idle_timeout_ms;
@@ -64,7 +81,7 @@ typedef struct tk_server_cfg {
     unsigned body_timeout_ms;
     size_t max_body;
     bool pin_cpus; /* pin worker i to CPU i % ncpu */
-    /* Optional: called once with the bound port after every listener is
+    /* Optional: called once with listener 0's bound port after every listener is
      * bound and before any worker thread starts, so what it writes is seen
      * by every request (e.g. an issuer derived from an ephemeral port). */
     void (*bound)(void *arg, uint16_t port);
@@ -75,8 +92,10 @@ typedef struct tk_server_cfg {
  * failures, logged), or TK_E_INVALID for a bad cfg. */
 int tk_server_start(const tk_server_cfg *cfg, const tk_server_hooks *hooks, tk_server **out);
 
-/* The port actually bound (useful with port 0). */
+/* The port actually bound (useful with port 0): of listener 0 / of listener
+ * i (0 when i is not a listener). */
 uint16_t tk_server_port(const tk_server *s);
+uint16_t tk_server_listener_port(const tk_server *s, unsigned i);
 
 /* Begin a graceful stop: close the listeners, finish in-flight requests,
  * close idle connections. Async-signal-safe is not required: call it from

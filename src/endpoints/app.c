@@ -137,6 +137,15 @@ static const prefix_route prefix_routes[] = {
     {"/.well-known/oauth-protected-resource", EP_RESOURCE_METADATA, false, ep_resource_metadata},
 };
 
+/* Which listener may serve a route: /metrics the metrics listener only,
+ * every other endpoint the main listener only (endpoints.h). A route the
+ * request's listener may not serve is answered as unknown (404). */
+static bool served_here(const tk_http_request *h, int endpoint)
+{
+    bool metrics_listener = h->listener == TK_APP_LISTENER_METRICS;
+    return (endpoint == EP_METRICS) == metrics_listener;
+}
+
 static bool under(tk_slice path, const char *prefix)
 {
     size_t n = strlen(prefix);
@@ -152,7 +161,7 @@ static int dispatch_prefix(ep_req *r)
     const tk_http_request *h = r->http;
     for (size_t i = 0; i < TK_ARRAY_LEN(prefix_routes); i++) {
         const prefix_route *pr = &prefix_routes[i];
-        if (!under(h->path, pr->path)) {
+        if (!under(h->path, pr->path) || !served_here(h, pr->endpoint)) {
             continue;
         }
         r->endpoint = pr->endpoint;
@@ -172,7 +181,7 @@ static void dispatch(ep_req *r)
     r->head = h->method == TK_HTTP_HEAD; /* no body on any answer to HEAD */
     for (size_t i = 0; i < TK_ARRAY_LEN(routes); i++) {
         const route *rt = &routes[i];
-        if (!tk_slice_eq_str(h->path, rt->path)) {
+        if (!tk_slice_eq_str(h->path, rt->path) || !served_here(h, rt->endpoint)) {
             continue;
         }
         r->endpoint = rt->endpoint;

@@ -1,8 +1,8 @@
 /*
  * Private to the IdP-event endpoints (POST /backchannel-logout, /ssf/events,
- * /webhooks/session-terminated): the JWS checks (jose.c), the parsers the
- * fuzz targets drive, and the shared "verify, then commit one op, then
- * answer" machinery (events.c).
+ * /webhooks/session-terminated): the parsers the fuzz targets drive and the
+ * shared "verify, then commit one op, then answer" machinery (events.c).
+ * The JWS and claim checks they call live below, in src/idp (jose.h).
  *
  * Everything here runs on a worker, off the introspection hot path: events
  * are rare, so jansson (which allocates) parses their JSON, bounded by the
@@ -13,70 +13,9 @@
 
 #include "endpoints_int.h"
 #include "tokend/idp.h"
+#include "tokend/jose.h"
 
 #include <jansson.h>
-
-/* Why an event was refused; each endpoint maps these to its own answer. */
-enum ev_err {
-    EV_OK = 0,
-    EV_MALFORMED,      /* not a well-formed event (segments, JSON, members) */
-    EV_UNKNOWN_ISSUER, /* no trusted issuer of that name */
-    EV_BAD_AUDIENCE,   /* aud does not name us */
-    EV_BAD_KEY,        /* alg refused, or no key for kid */
-    EV_BAD_SIGNATURE,  /* signature (or webhook MAC) does not verify */
-    EV_BAD_CLAIMS,     /* time, events, nonce, typ, subject… */
-    EV_AUTH,           /* SSF bearer missing or wrong */
-    EV_REPLAY,         /* jti / webhook-id seen before */
-    EV_UNAVAILABLE,    /* store or queue: 503 */
-};
-
-/* ---- jose.c: compact JWS ------------------------------------------------------ */
-
-#define EV_SIG_MAX 512 /* RSA-4096 */
-
-typedef struct ev_jws {
-    tk_slice signing_input; /* "header.payload", into the caller's input */
-    uint8_t sig[EV_SIG_MAX];
-    size_t sig_len;
-    json_t *header, *claims; /* owned: ev_jws_free */
-    uint8_t alg;             /* enum tk_jws_alg */
-    tk_slice kid, typ;       /* into header; p == NULL when absent */
-} ev_jws;
-
-/*
- * Split and decode a compact JWS without trusting it: at most TK_JWT_MAX
- * bytes, three strict base64url segments, header and claims JSON objects
- * (no duplicate members), header alg one of ours (none and HMAC refused),
- * no crit, kid and typ strings when present. Returns EV_OK or an ev_err with
- * *why a static explanation; on error nothing needs freeing.
- */
-int ev_jws_parse(tk_slice compact, ev_jws *j, const char **why);
-void ev_jws_free(ev_jws *j);
-
-/* Verify the signature with the issuer's key for the token's kid, the alg
- * pinned to that key. EV_OK, EV_BAD_KEY or EV_BAD_SIGNATURE. */
-int ev_jws_verify(const ev_jws *j, const tk_idp_issuer *is, const char **why);
-
-/* typ equals want, ASCII case-insensitively, with or without the
- * "application/" prefix (RFC 7515 §4.1.9). */
-bool ev_typ_is(tk_slice typ, const char *want);
-
-/* ---- Claims (jose.c) ---------------------------------------------------------------- */
-
-/* A string member: printable (no control characters), 1..max bytes.
- * EV_OK with *out (p NULL when absent), or EV_BAD_CLAIMS. */
-int ev_claim_str(json_t *obj, const char *name, size_t max, tk_slice *out);
-/* A NumericDate in [0, TK_TIME_MAX] (fractions dropped). *present false and
- * EV_OK when absent. */
-int ev_claim_time(json_t *obj, const char *name, int64_t *out, bool *present);
-/* aud is the issuer's audience or an array of strings holding it. */
-int ev_check_aud(json_t *claims, const tk_idp_issuer *is);
-
-/* iat, exp, nbf against now with the issuer's leeway. require_exp: exp
- * must be present unless allow_missing_exp; without exp, iat must be
- * within max_age. *until: how long the jti must be remembered. */
-int ev_check_times(json_t *claims, const tk_idp_issuer *is, int64_t now, bool require_exp,
-                   int64_t *until, const char **why);
 
 /* ---- Subjects (ssf.c): SSF sub_id → session match ------------------------------------ */
 

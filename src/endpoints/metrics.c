@@ -1,6 +1,8 @@
 /*
  * GET /metrics in the Prometheus text format (version 0.0.4), and the
- * counting that feeds it.
+ * counting that feeds it. Served on the metrics listener only (app.c); when
+ * the config holds a metrics-token, a scrape must carry it as a bearer
+ * credential (compared as SHA-256 hashes, in constant time).
  *
  * Each worker counts into its own context with a relaxed load and store (it
  * is the only writer), so the hot path has no locked instruction and no
@@ -17,6 +19,8 @@
  */
 #include "endpoints_int.h"
 
+#include "tokend/crypto.h"
+#include "tokend/http.h"
 #include "tokend/log.h"
 
 #include <string.h>
@@ -332,10 +336,34 @@ static void server_section(text *t, const tk_app_cfg *cfg)
     line(t, "tokend_bad_requests_total", s.bad_requests);
 }
 
+/* The scrape carries "Authorization: Bearer <metrics-token>", or none is
+ * configured. Both sides are hashed first, so the comparison takes the same
+ * time whatever the lengths. */
+static bool scrape_allowed(const ep_req *r, const char *token)
+{
+    if (token[0] == '\0') {
+        return true;
+    }
+    tk_slice got;
+    bool ok = r->http->authorization.len > 0 && tk_http_bearer(r->http->authorization, &got) == 0;
+    uint8_t a[TK_HASH_LEN], b[TK_HASH_LEN];
+    tk_sha256(ok ? got.p : "", ok ? got.len : 0, a);
+    tk_sha256(token, strlen(token), b);
+    return tk_ct_equal(a, b, TK_HASH_LEN) && ok;
+}
+
 void ep_metrics_serve(ep_req *r)
 {
     ep_worker *w = r->w;
     const tk_app *app = w->app;
+    if (!scrape_allowed(r, app->cfg.cfg->metrics_token)) {
+        bool sent = r->http->authorization.len > 0;
+        ep_reply_error(r, 401, "invalid_token",
+                       sent ? "WWW-Authenticate: Bearer realm=\"metrics\", "
+                              "error=\"invalid_token\"\r\n"
+                            : "WWW-Authenticate: Bearer realm=\"metrics\"\r\n");
+        return;
+    }
     ep_metrics tot;
     sum_workers(app, &tot);
     text t = {.buf = w->metrics, .cap = sizeof w->metrics};

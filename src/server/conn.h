@@ -22,7 +22,8 @@ enum op {
     OP_CANCEL = 7, /* result of a cancel request; nothing to do */
 };
 
-/* user_data: op in bits 60..63, generation in 32..59, slot in 0..31. */
+/* user_data: op in bits 60..63, generation in 32..59, slot in 0..31 (for
+ * OP_ACCEPT: the listener index). */
 static inline uint64_t ud_pack(enum op op, uint32_t slot, uint32_t gen)
 {
     return ((uint64_t)op << 60) | ((uint64_t)(gen & 0x0fffffffu) << 32) | slot;
@@ -68,6 +69,7 @@ struct conn {
     tk_outbuf out;
     size_t out_sent;
     uint8_t peer[16]; /* client address, IPv4-mapped when v4 (tk_http_request.peer) */
+    uint8_t listener; /* accepted on (tk_http_request.listener) */
 };
 
 struct tk_worker_stats {
@@ -79,7 +81,8 @@ typedef struct tk_worker {
     unsigned id;
     pthread_t thread;
     struct io_uring ring;
-    int listen_fd;
+    unsigned nlisteners;
+    int listen_fd[TK_LISTENERS_MAX];
     int stop_fd;
     int wake_fd;
     uint64_t wake_buf;
@@ -95,7 +98,7 @@ typedef struct tk_worker {
     uint32_t free_head;
     uint32_t active;
     uint32_t high_water; /* slots below this may be in use */
-    bool accept_armed;
+    bool accept_armed[TK_LISTENERS_MAX];
     bool accept_paused;  /* fd exhaustion: re-armed on the next timer tick */
     bool backoff_logged; /* one log line per exhaustion episode, not per tick */
     bool draining;
@@ -118,8 +121,8 @@ int tk_worker_alloc(tk_worker *w, const tk_server_cfg *cfg);
 void tk_worker_free(tk_worker *w, const tk_server_cfg *cfg);
 /* Ring (newest flags the kernel accepts) and its provided-buffer ring. */
 int tk_worker_setup_ring(tk_worker *w);
-/* A SO_REUSEPORT listener on cfg->host:port; *bound gets the port. */
-int tk_worker_listen(const tk_server_cfg *cfg, uint16_t port, int *fd_out, uint16_t *bound);
+/* A SO_REUSEPORT listener on host:port; *bound gets the port. */
+int tk_worker_listen(const char *host, uint16_t port, int *fd_out, uint16_t *bound);
 void tk_worker_pin(unsigned id);
 
 #endif

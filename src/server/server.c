@@ -27,7 +27,10 @@
 struct tk_server {
     tk_server_cfg cfg;
     tk_server_hooks hooks;
-    uint16_t port;
+    uint16_t port;                    /* listener 0's */
+    unsigned nlisteners;              /* 1 + cfg.nextra */
+    uint16_t ports[TK_LISTENERS_MAX]; /* bound port of each listener */
+    const char *hosts[TK_LISTENERS_MAX];
     unsigned nworkers; /* threads started */
     unsigned nalloc;   /* workers with memory and a listener */
     tk_worker *workers;
@@ -61,6 +64,11 @@ uint16_t tk_server_port(const tk_server *s)
     return s->port;
 }
 
+uint16_t tk_server_listener_port(const tk_server *s, unsigned i)
+{
+    return i < s->nlisteners ? s->ports[i] : 0;
+}
+
 /* ---- Submission helpers -------------------------------------------------- */
 
 /* A submission entry, flushing the queue when it is full. The ring has room
@@ -80,12 +88,23 @@ static struct io_uring_sqe *get_sqe(tk_worker *w)
     return sqe;
 }
 
-static void arm_accept(tk_worker *w)
+/* One multishot accept per listener; its index travels in the slot bits. */
+static void arm_accept(tk_worker *w, unsigned listener)
 {
+    TK_ASSERT(listener < w->nlisteners);
     struct io_uring_sqe *sqe = get_sqe(w);
-    io_uring_prep_multishot_accept(sqe, w->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-    io_uring_sqe_set_data64(sqe, ud_pack(OP_ACCEPT, 0, 0));
-    w->accept_armed = true;
+    io_uring_prep_multishot_accept(sqe, w->listen_fd[listener], NULL, NULL, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, ud_pack(OP_ACCEPT, listener, 0));
+    w->accept_armed[listener] = true;
+}
+
+static void arm_accepts(tk_worker *w)
+{
+    for (unsigned i = 0; i < w->nlisteners; i++) {
+        if (!w->accept_armed[i]) {
+            arm_accept(w, i);
+        }
+    }
 }
 
 static void arm_read8(tk_worker *w, int fd, uint64_t *buf, enum op op)
@@ -299,6 +318,7 @@ static size_t serve_buffered(tk_worker *w, uint32_t slot)
         c->phase = PH_IDLE;
         c->out.close = !req.keep_alive || w->draining;
         memcpy(req.peer, c->peer, sizeof(req.peer));
+        req.listener = c->listener;
         uint64_t cookie = ((uint64_t)c->gen << 32) | slot;
         uint32_t tag = 0;
         int v = w->srv->hooks.request(w->wctx, &req, &c->out, cookie, &tag);
@@ -357,8 +377,10 @@ static void conn_advance(tk_worker *w, uint32_t slot)
 
 static void on_accept(tk_worker *w, const struct io_uring_cqe *cqe)
 {
+    uint32_t listener = ud_slot(cqe->user_data);
+    TK_ASSERT(listener < w->nlisteners);
     if (!(cqe->flags & IORING_CQE_F_MORE)) {
-        w->accept_armed = false;
+        w->accept_armed[listener] = false;
     }
     if (cqe->res < 0) {
         if (cqe->res == -EMFILE || cqe->res == -ENFILE || cqe->res == -ENOBUFS ||
@@ -393,6 +415,7 @@ static void on_accept(tk_worker *w, const struct io_uring_cqe *cqe)
         return;
     }
     STAT_INC(w, accepted);
+    w->conns[slot].listener = (uint8_t)listener;
     conn_peer(&w->conns[slot]);
     arm_recv(w, slot);
 }
@@ -509,10 +532,12 @@ static void close_listener(tk_worker *w)
 {
     if (!w->listen_closed) {
         w->listen_closed = true;
-        if (w->accept_armed) {
-            struct io_uring_sqe *sqe = get_sqe(w);
-            io_uring_prep_cancel64(sqe, ud_pack(OP_ACCEPT, 0, 0), 0);
-            io_uring_sqe_set_data64(sqe, ud_pack(OP_CANCEL, 0, 0));
+        for (unsigned i = 0; i < w->nlisteners; i++) {
+            if (w->accept_armed[i]) {
+                struct io_uring_sqe *sqe = get_sqe(w);
+                io_uring_prep_cancel64(sqe, ud_pack(OP_ACCEPT, i, 0), 0);
+                io_uring_sqe_set_data64(sqe, ud_pack(OP_CANCEL, 0, 0));
+            }
         }
     }
 }
@@ -537,9 +562,7 @@ static void on_timer(tk_worker *w)
 {
     if (w->accept_paused && !w->draining) {
         w->accept_paused = false;
-        if (!w->accept_armed) {
-            arm_accept(w);
-        }
+        arm_accepts(w);
     }
     bool force = w->draining && w->now_ms >= w->drain_deadline_ms;
     for (uint32_t i = 0; i < w->high_water; i++) {
@@ -657,7 +680,7 @@ static void *worker_main(void *arg)
         return NULL;
     }
     w->wake_fd = s->hooks.wake_fd(w->wctx);
-    arm_accept(w);
+    arm_accepts(w);
     arm_read8(w, w->stop_fd, &w->stop_buf, OP_STOP);
     if (w->wake_fd >= 0) {
         arm_read8(w, w->wake_fd, &w->wake_buf, OP_WAKE);
@@ -676,9 +699,14 @@ static int check_cfg(const tk_server_cfg *cfg, const tk_server_hooks *h)
 {
     if (cfg->workers == 0 || cfg->workers > TK_WORKERS_MAX || cfg->max_conns == 0 ||
         cfg->max_conns > TK_CONNS_MAX || cfg->max_body > TK_HTTP_BODY_MAX || !cfg->host ||
-        !h->request || !h->worker_init || !h->worker_fini || !h->wake_fd || !h->wake ||
-        !h->respond || !h->batch_begin) {
+        cfg->nextra > TK_LISTENERS_MAX - 1 || !h->request || !h->worker_init || !h->worker_fini ||
+        !h->wake_fd || !h->wake || !h->respond || !h->batch_begin) {
         return TK_E_INVALID;
+    }
+    for (unsigned i = 0; i < cfg->nextra; i++) {
+        if (cfg->extra[i].host == NULL) {
+            return TK_E_INVALID;
+        }
     }
     return 0;
 }
@@ -694,6 +722,25 @@ static void free_server(tk_server *s, unsigned nalloc)
     free(s);
 }
 
+/* Open every listener of one worker. The first worker binds the configured
+ * ports (0: ephemeral) and records what it got; the others bind the same. */
+static int listen_all(tk_server *s, tk_worker *w, bool first)
+{
+    for (unsigned i = 0; i < s->nlisteners; i++) {
+        uint16_t bound = 0;
+        int r = tk_worker_listen(s->hosts[i], s->ports[i], &w->listen_fd[i], &bound);
+        if (r != 0) {
+            tk_log_error("listen_failed", "host=%s port=%u error=\"%s\"", s->hosts[i],
+                         (unsigned)s->ports[i], tk_strerror(r));
+            return r;
+        }
+        if (first) {
+            s->ports[i] = bound;
+        }
+    }
+    return 0;
+}
+
 int tk_server_start(const tk_server_cfg *cfg, const tk_server_hooks *hooks, tk_server **out)
 {
     int r = check_cfg(cfg, hooks);
@@ -707,6 +754,13 @@ int tk_server_start(const tk_server_cfg *cfg, const tk_server_hooks *hooks, tk_s
     s->cfg = *cfg;
     s->hooks = *hooks;
     s->nworkers = cfg->workers;
+    s->nlisteners = 1 + cfg->nextra;
+    s->hosts[0] = cfg->host;
+    s->ports[0] = cfg->port;
+    for (unsigned i = 0; i < cfg->nextra; i++) {
+        s->hosts[i + 1] = cfg->extra[i].host;
+        s->ports[i + 1] = cfg->extra[i].port;
+    }
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->cond, NULL);
     s->workers = calloc(cfg->workers, sizeof(*s->workers));
@@ -719,22 +773,18 @@ int tk_server_start(const tk_server_cfg *cfg, const tk_server_hooks *hooks, tk_s
         tk_worker *w = &s->workers[n];
         w->srv = s;
         w->id = n;
-        w->listen_fd = w->stop_fd = w->wake_fd = -1;
-        uint16_t bound = 0;
-        r = tk_worker_alloc(w, cfg);
-        if (r == 0) {
-            /* Every worker listens on the port the first one got. */
-            r = tk_worker_listen(cfg, n == 0 ? cfg->port : s->port, &w->listen_fd, &bound);
+        w->stop_fd = w->wake_fd = -1;
+        w->nlisteners = s->nlisteners;
+        for (unsigned i = 0; i < TK_LISTENERS_MAX; i++) {
+            w->listen_fd[i] = -1;
         }
+        r = tk_worker_alloc(w, cfg);
+        r = r != 0 ? r : listen_all(s, w, n == 0);
         if (r != 0) {
-            tk_log_error("listen_failed", "host=%s port=%u error=\"%s\"", cfg->host,
-                         (unsigned)cfg->port, tk_strerror(r));
             free_server(s, n + 1);
             return r;
         }
-        if (n == 0) {
-            s->port = bound;
-        }
+        s->port = s->ports[0];
         s->nalloc = n + 1;
     }
     if (cfg->bound != NULL) {

@@ -74,18 +74,18 @@ void tk_worker_pin(unsigned id)
     }
 }
 
-int tk_worker_listen(const tk_server_cfg *cfg, uint16_t port, int *fd_out, uint16_t *bound)
+int tk_worker_listen(const char *host, uint16_t port, int *fd_out, uint16_t *bound)
 {
     struct sockaddr_storage ss;
     socklen_t sl;
     memset(&ss, 0, sizeof(ss));
     struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, cfg->host, &a4->sin_addr) == 1) {
+    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
         a4->sin_family = AF_INET;
         a4->sin_port = htons(port);
         sl = sizeof(*a4);
-    } else if (inet_pton(AF_INET6, cfg->host, &a6->sin6_addr) == 1) {
+    } else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
         a6->sin6_family = AF_INET6;
         a6->sin6_port = htons(port);
         sl = sizeof(*a6);
@@ -146,8 +146,10 @@ int tk_worker_alloc(tk_worker *w, const tk_server_cfg *cfg)
 
 void tk_worker_free(tk_worker *w, const tk_server_cfg *cfg)
 {
-    if (w->listen_fd >= 0) {
-        close(w->listen_fd);
+    for (unsigned i = 0; i < w->nlisteners; i++) {
+        if (w->listen_fd[i] >= 0) {
+            close(w->listen_fd[i]);
+        }
     }
     if (w->stop_fd >= 0) {
         close(w->stop_fd);

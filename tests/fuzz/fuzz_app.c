@@ -7,8 +7,9 @@
  * (their ids and secrets are in app.dict).
  * There is no committer, so a revocation that would write answers 503.
  *
- * Byte 0 picks the application (bit 7: rate limiting on or off) and the
- * peer address (low bits); the rest is parsed as pipelined requests, each
+ * Byte 0 picks the application (bit 7: rate limiting on or off), the
+ * listener the requests arrive on (bit 3: the API or the metrics listener)
+ * and the peer address (low bits); the rest is parsed as pipelined requests, each
  * handed to the application's hooks as the server would. Checks: every
  * request gets exactly one well-formed response (status line, headers,
  * Content-Length equal to the body, except for HEAD) with a status from
@@ -139,6 +140,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         tk_config_defaults(&cfg[i]);
         snprintf(cfg[i].issuer, sizeof cfg[i].issuer, "http://127.0.0.1:7662");
         cfg[i].auth_fail_burst = i == 0 ? 0 : 3;
+        if (i == 1) { /* the metrics listener asks this one for a bearer */
+            snprintf(cfg[i].metrics_token, sizeof cfg[i].metrics_token, "fuzz-metrics-token-0123");
+        }
         write_resources(dir, cfg[i].resources_file, sizeof cfg[i].resources_file);
         tk_app_cfg ac = {.cfg = &cfg[i], .store = store, .committer = NULL, .workers = 1};
         SEED_OK(tk_app_create(&ac, &app[i]));
@@ -193,6 +197,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memset(req.peer, 0, sizeof req.peer);
         req.peer[10] = req.peer[11] = 0xff;
         req.peer[15] = (uint8_t)(data[0] & 0x07);
+        req.listener = (data[0] & 0x08) ? TK_APP_LISTENER_METRICS : TK_APP_LISTENER_MAIN;
         tk_outbuf out = {.buf = outbuf, .cap = sizeof outbuf, .len = 0, .close = !req.keep_alive};
         uint32_t tag = 0;
         int v = hooks[a].request(wctx[a], &req, &out, k, &tag);

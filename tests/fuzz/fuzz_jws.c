@@ -12,7 +12,7 @@
  * has an accepted alg and both JSON objects; the signing input is a prefix
  * of the input; a time check that passes yields an until in range.
  */
-#include "../../src/endpoints/events_int.h"
+#include "tokend/jose.h"
 
 #include "tokend/crypto.h"
 
@@ -81,7 +81,7 @@ static void one(const char *p, size_t size)
     FUZZ_ASSERT(j.alg > 0 && j.alg < TK_ALG_COUNT);
     FUZZ_ASSERT(json_is_object(j.header) && json_is_object(j.claims));
     FUZZ_ASSERT(j.signing_input.p == in.p && j.signing_input.len < size);
-    FUZZ_ASSERT(j.sig_len > 0 && j.sig_len <= EV_SIG_MAX);
+    FUZZ_ASSERT(j.sig_len > 0 && j.sig_len <= TK_JWS_SIG_MAX);
     rc = ev_jws_verify(&j, &issuer, &why);
     FUZZ_ASSERT(rc == EV_BAD_KEY || rc == EV_BAD_SIGNATURE || rc == EV_OK);
     claims(&j);

@@ -343,14 +343,18 @@ def auth_request(path, token=None, auth=None, extra=None, method="post"):
 
 
 class Tokend:
-    """One tokend process on an ephemeral port."""
+    """One tokend process on an ephemeral port. /metrics is served on its own
+    listener: by default an ephemeral loopback port (metrics_port), or what
+    metrics_listen says (None: tokend's own default, "off": none)."""
 
-    def __init__(self, data_dir, args=(), workers=2):
+    def __init__(self, data_dir, args=(), workers=2, metrics_listen="127.0.0.1:0"):
         self.data_dir = data_dir
         self.args = [str(a) for a in args]
         self.workers = workers
+        self.metrics_listen = metrics_listen
         self.proc = None
         self.port = None
+        self.metrics_port = None
         self.default_auth = None  # a Client used by introspect/revoke
         self._n = 0
 
@@ -364,9 +368,14 @@ class Tokend:
         run = tempfile.mkdtemp(prefix="tokend-run-")
         self.run_dir = run
         self.port_file = os.path.join(run, "port")
+        self.metrics_port_file = os.path.join(run, "metrics-port")
         self.stderr_path = os.path.join(run, "stderr.log")
         argv = [TOKEND_BIN, "--data", self.data_dir, "--listen", "127.0.0.1:0",
-                "--port-file", self.port_file, "--workers", str(self.workers)] + self.args
+                "--port-file", self.port_file, "--metrics-port-file", self.metrics_port_file,
+                "--workers", str(self.workers)]
+        if self.metrics_listen is not None:
+            argv += ["--metrics-listen", self.metrics_listen]
+        argv += self.args
         self._err = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._err,
                                      stderr=self._err, env=_env(),
@@ -376,6 +385,8 @@ class Tokend:
             port = self._read_port()
             if port:
                 self.port = port
+                # Written before the main port file; absent when metrics are off.
+                self.metrics_port = self._read_port(self.metrics_port_file)
                 return self
             if self.proc.poll() is not None:
                 rc = self.proc.returncode
@@ -388,9 +399,9 @@ class Tokend:
                                      % (START_TIMEOUT, self.stderr()))
             time.sleep(0.02)
 
-    def _read_port(self):
+    def _read_port(self, path=None):
         try:
-            with open(self.port_file) as f:
+            with open(path or self.port_file) as f:
                 s = f.read()
         except FileNotFoundError:
             return None
@@ -486,6 +497,20 @@ class Tokend:
         with self.conn() as c:
             return c.request(method, path, body, headers, content_type)
 
+    def metrics_request(self, method="GET", path="/metrics", headers=None):
+        """One request to the metrics listener on a fresh connection."""
+        if not self.metrics_port:
+            raise AssertionError("this tokend has no metrics listener")
+        with Conn(self.metrics_port) as c:
+            return c.request(method, path, b"", headers)
+
+    def metrics_text(self, headers=None):
+        """The /metrics page from the metrics listener, asserting 200."""
+        r = self.metrics_request(headers=headers)
+        if r.status != 200:
+            raise AssertionError("/metrics -> %d %r" % (r.status, r.body))
+        return r.body.decode()
+
     def raw(self, data):
         """Send exact bytes on a fresh connection; return the first response."""
         with self.conn() as c:
@@ -567,12 +592,12 @@ class World:
         d.default_auth = self.rs
 
 
-def start_daemon(args=(), data_dir=None, workers=2):
+def start_daemon(args=(), data_dir=None, workers=2, metrics_listen="127.0.0.1:0"):
     """Start tokend on a new (or given) folder. Caller must call cleanup()."""
     own = data_dir is None
     if own:
         data_dir = tempfile.mkdtemp(prefix="tokend-itest-")
-    d = Tokend(data_dir, args, workers)
+    d = Tokend(data_dir, args, workers, metrics_listen)
     d.own_dir = own
     try:
         d.start()
@@ -622,8 +647,8 @@ class DaemonCase(TokenAsserts, unittest.TestCase):
 class FreshCase(TokenAsserts, unittest.TestCase):
     """Tests that each start (and stop) their own daemon(s)."""
 
-    def daemon(self, args=(), data_dir=None):
-        d = start_daemon(args, data_dir)
+    def daemon(self, args=(), data_dir=None, metrics_listen="127.0.0.1:0"):
+        d = start_daemon(args, data_dir, metrics_listen=metrics_listen)
         self.addCleanup(destroy_daemon, d)
         return d
 

@@ -370,7 +370,7 @@ class Audit(ForwardAuthBase):
         self.assertGreaterEqual(r["last_seen"], r["first_seen"])
         got, _ = self.wait_audit(a.id, MCP, (0, 1))
         self.assertEqual(got, (0, 1))
-        text = self.d.request("GET", "/metrics").body.decode()
+        text = self.d.metrics_text()
         self.assertIn('tokend_agent_requests_total{client="%s",resource="%s",result="allowed"} 5'
                       % (a.id, WIKI), text)
         self.assertIn('tokend_agent_requests_total{client="%s",resource="%s",result="denied"} 2'

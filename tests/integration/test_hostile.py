@@ -246,7 +246,7 @@ class ConnLimit(h.FreshCase):
         self.assertTrue(hd.wait_for(served, 5.0), "a freed slot was not reused")
         for c in held:
             c.close()
-        r = hd.wait_for(lambda: d.request("GET", "/metrics"), 5.0)
+        r = hd.wait_for(lambda: d.metrics_request(), 5.0)
         m = dict(re.findall(r"^(tokend_connections_refused_total) (\d+)$",
                             r.body.decode(), re.M))
         self.assertGreaterEqual(int(m.get("tokend_connections_refused_total", 0)), 1)

@@ -263,7 +263,7 @@ class Http(h.DaemonCase):
         self.assertEqual(self.d.request("GET", "/healthz?probe=1").status, 200)
 
     def metrics(self):
-        r = self.d.request("GET", "/metrics")
+        r = self.d.metrics_request()
         self.assertEqual(r.status, 200)
         return r, parse_metrics(r.body.decode())
 

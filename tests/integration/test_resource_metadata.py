@@ -99,7 +99,7 @@ class Metadata(h.TokenAsserts, unittest.TestCase):
 
     def test_metrics_count_the_endpoint(self):
         self.get(WK + "/mcp")
-        text = self.d.request("GET", "/metrics").body.decode()
+        text = self.d.metrics_text()
         self.assertIn('tokend_requests_total{endpoint="resource_metadata",status="200"}', text)
 
 

@@ -117,6 +117,98 @@ static void test_file(void)
     CHECK(tk_config_load_file(&c, path, err, sizeof(err)) < 0);
 }
 
+/* metrics-listen / metrics-token: parsing, "off", the default (loopback,
+ * the port after the main one) and the relations validate refuses. */
+static void test_metrics(void)
+{
+    tk_config c;
+    tk_config_defaults(&c);
+    CHECK_EQ_STR(c.metrics_host, "127.0.0.1"); /* loopback only by default */
+    CHECK_EQ_INT(tk_config_metrics_port(&c), 7663);
+    CHECK_EQ_STR(c.metrics_token, "");
+    CHECK_EQ_INT(tk_config_set(&c, "listen", "0.0.0.0:8000", err, sizeof(err)), 0);
+    CHECK_EQ_STR(c.metrics_host, "127.0.0.1"); /* a public API does not widen it */
+    CHECK_EQ_INT(tk_config_metrics_port(&c), 8001);
+    CHECK_EQ_INT(tk_config_set(&c, "listen", "127.0.0.1:0", err, sizeof(err)), 0);
+    CHECK_EQ_INT(tk_config_metrics_port(&c), 0); /* ephemeral follows ephemeral */
+    CHECK_EQ_INT(tk_config_validate(&c, err, sizeof(err)), 0);
+
+    CHECK_EQ_INT(tk_config_set(&c, "metrics-listen", "[::1]:9100", err, sizeof(err)), 0);
+    CHECK_EQ_STR(c.metrics_host, "::1");
+    CHECK_EQ_INT(tk_config_metrics_port(&c), 9100);
+    CHECK_EQ_INT(tk_config_set(&c, "metrics-listen", "10.0.0.5:0", err, sizeof(err)), 0);
+    CHECK_EQ_STR(c.metrics_host, "10.0.0.5");
+    CHECK_EQ_INT(tk_config_metrics_port(&c), 0);
+    const char *bad[] = {
+        "localhost:9100", "127.0.0.1", "127.0.0.1:65536", ":9100", "127.0.0.1:-1", "OFF", "", "no",
+        "[::1]9100",      "1.2.3.4:9x"};
+    for (size_t i = 0; i < TK_ARRAY_LEN(bad); i++) {
+        CHECK(tk_config_set(&c, "metrics-listen", bad[i], err, sizeof(err)) == TK_E_BADINPUT);
+        CHECK(strstr(err, "metrics-listen") != NULL);
+        CHECK_EQ_STR(c.metrics_host, "10.0.0.5"); /* failures leave the value alone */
+    }
+    CHECK_EQ_INT(tk_config_set(&c, "metrics-listen", "off", err, sizeof(err)), 0);
+    CHECK_EQ_STR(c.metrics_host, "");
+    CHECK_EQ_INT(tk_config_validate(&c, err, sizeof(err)), 0);
+
+    /* metrics-token: 16..TK_METRICS_TOKEN_MAX visible characters, no '#'. */
+    tk_config_defaults(&c);
+    CHECK_EQ_INT(tk_config_set(&c, "metrics-token", "0123456789abcdef", err, sizeof(err)), 0);
+    CHECK_EQ_STR(c.metrics_token, "0123456789abcdef");
+    char longest[TK_METRICS_TOKEN_MAX + 2];
+    memset(longest, 'a', sizeof longest);
+    longest[TK_METRICS_TOKEN_MAX] = '\0';
+    CHECK_EQ_INT(tk_config_set(&c, "metrics-token", longest, err, sizeof(err)), 0);
+    longest[TK_METRICS_TOKEN_MAX] = 'a';
+    longest[TK_METRICS_TOKEN_MAX + 1] = '\0';
+    const char *bad_tokens[] = {"",
+                                "0123456789abcde",
+                                "0123456789 abcdef",
+                                "0123456789abcdef\t",
+                                "0123456789#abcdef",
+                                "0123456789abcdef\x7f",
+                                "0123456789\xc3\xa9"
+                                "bcdef",
+                                longest};
+    for (size_t i = 0; i < TK_ARRAY_LEN(bad_tokens); i++) {
+        CHECK(tk_config_set(&c, "metrics-token", bad_tokens[i], err, sizeof(err)) == TK_E_BADINPUT);
+        CHECK(strstr(err, "metrics-token") != NULL);
+        CHECK(strlen(c.metrics_token) == TK_METRICS_TOKEN_MAX); /* unchanged */
+    }
+    CHECK_EQ_INT(tk_config_validate(&c, err, sizeof(err)), 0);
+
+    /* Relations: a token needs a listener; the default needs a port after
+     * listen's; the metrics listener never shares the API port. */
+    CHECK_EQ_INT(tk_config_set(&c, "metrics-listen", "off", err, sizeof(err)), 0);
+    CHECK_EQ_INT(tk_config_validate(&c, err, sizeof(err)), TK_E_INVALID);
+    CHECK(strstr(err, "metrics-token") != NULL);
+    tk_config_defaults(&c);
+    CHECK_EQ_INT(tk_config_set(&c, "listen", "127.0.0.1:65535", err, sizeof(err)), 0);
+    CHECK_EQ_INT(tk_config_validate(&c, err, sizeof(err)), TK_E_INVALID);
+    CHECK_EQ_INT(tk_config_set(&c, "metrics-listen", "127.0.0.1:9100", err, sizeof(err)), 0);
+    CHECK_EQ_INT(tk_config_validate(&c, err, sizeof(err)), 0);
+    CHECK_EQ_INT(tk_config_set(&c, "metrics-listen", "0.0.0.0:65535", err, sizeof(err)), 0);
+    CHECK_EQ_INT(tk_config_validate(&c, err, sizeof(err)), TK_E_INVALID);
+    CHECK_EQ_INT(tk_config_set(&c, "metrics-listen", "off", err, sizeof(err)), 0);
+    CHECK_EQ_INT(tk_config_validate(&c, err, sizeof(err)), 0);
+
+    /* From a file, like every key. */
+    char path[] = "/tmp/tokend-config-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    tk_config_defaults(&c);
+    write_file(path, "metrics-listen = [::1]:9200\nmetrics-token = s3cret-s3cret-s3cret # why\n");
+    CHECK_EQ_INT(tk_config_load_file(&c, path, err, sizeof(err)), 0);
+    CHECK_EQ_STR(c.metrics_host, "::1");
+    CHECK_EQ_INT(tk_config_metrics_port(&c), 9200);
+    CHECK_EQ_STR(c.metrics_token, "s3cret-s3cret-s3cret");
+    write_file(path, "metrics-listen = off\n");
+    CHECK_EQ_INT(tk_config_load_file(&c, path, err, sizeof(err)), 0);
+    CHECK_EQ_STR(c.metrics_host, "");
+    unlink(path);
+}
+
 int main(void)
 {
     RUN(test_defaults);
@@ -124,5 +216,6 @@ int main(void)
     RUN(test_numbers);
     RUN(test_issuer);
     RUN(test_file);
+    RUN(test_metrics);
     return check_report();
 }

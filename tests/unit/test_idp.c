@@ -6,6 +6,7 @@
  * webhook secrets, duplicate issuers) keeps the whole file out; kid
  * selection is exact; the holder swaps snapshots by generation.
  */
+#include <errno.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -202,6 +203,54 @@ static void test_refusals(void)
     CHECK(load(text, &t, err) != 0 && strstr(err, "listed twice") != NULL);
 }
 
+/* Messages name the issuer they belong to (jcfg's where label), and only
+ * that issuer; relative key files resolve under the trust file's folder. */
+static void test_messages(void)
+{
+    char err[512], text[4096];
+    tk_idp_trust *t;
+    CHECK(load("{\"issuers\":[],\"x\":1}", &t, err) == TK_E_BADINPUT);
+    CHECK_EQ_STR(err, "unknown member \"x\" in the top level");
+    CHECK(load("{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"x\",\"typo\":1}]}", &t,
+               err) == TK_E_BADINPUT);
+    CHECK_EQ_STR(err, "issuer \"https://a\": unknown member \"typo\" in an issuer");
+    /* The second issuer's problem carries its own name, not the first's. */
+    snprintf(text, sizeof text,
+             "{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"x\",\"jwks\":{\"keys\":[%s]}},"
+             "{\"issuer\":\"https://b\",\"audience\":\"\"}]}",
+             jwk_p256);
+    CHECK(load(text, &t, err) == TK_E_BADINPUT);
+    CHECK_EQ_STR(err, "issuer \"https://b\": \"audience\" must be 1 to 512 bytes");
+    /* An issuer that is not an object comes after a named one: no stale label. */
+    snprintf(text, sizeof text,
+             "{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"x\",\"jwks\":{\"keys\":[%s]}},"
+             "7]}",
+             jwk_p256);
+    CHECK(load(text, &t, err) == TK_E_BADINPUT);
+    CHECK_EQ_STR(err, "each of \"issuers\" must be an object");
+    /* jwks_file and pem_file are read relative to the trust file's folder. */
+    snprintf(text, sizeof text, "{\"keys\":[%s]}", jwk_p256);
+    write_file("a.jwks.json", text);
+    CHECK(
+        load("{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"x\","
+             "\"jwks_file\":\"a.jwks.json\",\"keys\":[{\"pem_file\":\"ec.pem\",\"kid\":\"p\"}]}]}",
+             &t, err) == 0);
+    CHECK(t != NULL && t->n == 1 && t->issuers[0].nkeys == 2);
+    tk_idp_unref(t);
+    CHECK(load("{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"x\","
+               "\"jwks_file\":\"nope.json\"}]}",
+               &t, err) == -ENOENT);
+    char want[256];
+    snprintf(want, sizeof want, "issuer \"https://a\": %s/nope.json: No such file or directory",
+             dir);
+    CHECK_EQ_STR(err, want);
+    /* A JWKS file with a duplicate member is refused like the trust file. */
+    write_file("dup.jwks.json", "{\"keys\":[],\"keys\":[]}");
+    CHECK(load("{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"x\","
+               "\"jwks_file\":\"dup.jwks.json\"}]}",
+               &t, err) == TK_E_BADINPUT);
+}
+
 static void test_holder(void)
 {
     char text[1024], err[512];
@@ -236,14 +285,15 @@ int main(void)
     make_keys();
     RUN(test_load_keys);
     RUN(test_refusals);
+    RUN(test_messages);
     RUN(test_holder);
     EVP_PKEY_free(rsa2048);
     EVP_PKEY_free(rsa1024);
     EVP_PKEY_free(p256);
     EVP_PKEY_free(p384);
     char p[160];
-    const char *files[] = {"idp.json", "ec.pem"};
-    for (size_t i = 0; i < 2; i++) {
+    const char *files[] = {"idp.json", "ec.pem", "a.jwks.json", "dup.jwks.json"};
+    for (size_t i = 0; i < TK_ARRAY_LEN(files); i++) {
         snprintf(p, sizeof p, "%s/%s", dir, files[i]);
         unlink(p);
     }

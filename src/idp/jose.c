@@ -1,6 +1,6 @@
 /*
- * Compact JWS for IdP events (logout tokens, SETs): parse without trust,
- * then verify with OpenSSL EVP, then check claims one by one.
+ * Compact JWS for IdP events (jose.h: logout tokens, SETs): parse without
+ * trust, then verify with OpenSSL EVP, then check claims one by one.
  *
  * Why not libjwt 1.10's jwt_decode: it takes the algorithm from the token
  * header (an HS256 token MACed with an RSA public key's PEM text passes),
@@ -9,7 +9,7 @@
  * be pinned to the key chosen by exact kid, and the (alg → digest, padding,
  * key type) mapping is ours, so the confusion cannot be expressed at all.
  */
-#include "events_int.h"
+#include "tokend/jose.h"
 
 #include "tokend/crypto.h"
 
@@ -74,7 +74,7 @@ static int header_fields(ev_jws *j, const char **why)
         return EV_MALFORMED;
     }
     if (ev_claim_str(h, "kid", TK_IDP_KID_MAX, &j->kid) != EV_OK ||
-        ev_claim_str(h, "typ", 64, &j->typ) != EV_OK) {
+        ev_claim_str(h, "typ", TK_JWT_TYP_MAX, &j->typ) != EV_OK) {
         *why = "kid or typ is not a short printable string";
         return EV_MALFORMED;
     }
@@ -171,7 +171,7 @@ static bool verify_evp(const ev_jws *j, const tk_idp_key *k)
 {
     const uint8_t *sig = j->sig;
     size_t sig_len = j->sig_len;
-    uint8_t der[160];
+    uint8_t der[TK_ECDSA_DER_MAX];
     bool es = j->alg == TK_ALG_ES256 || j->alg == TK_ALG_ES384;
     if (es && ecdsa_der(j->sig, j->sig_len, j->alg == TK_ALG_ES256 ? 32 : 48, der, sizeof der,
                         &sig_len) != 0) {

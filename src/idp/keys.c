@@ -1,7 +1,10 @@
 /*
  * IdP keys (idp.h): JWKS members (RSA n/e, EC crv/x/y) and PEM public keys
  * turned into OpenSSL EVP_PKEYs once, at load, so verifying an event never
- * parses a key; each key pinned to the algorithms it may verify.
+ * parses a key; each key pinned to the algorithms it may verify. Also the
+ * JWS algorithm names and the lookup of a key by kid, which the JWS checks
+ * (jose.c) use. The trust file loader (trust.c) calls in here, never the
+ * reverse.
  */
 #include "idp_int.h"
 
@@ -20,17 +23,37 @@
     (TK_ALG_BIT(TK_ALG_RS256) | TK_ALG_BIT(TK_ALG_RS384) | TK_ALG_BIT(TK_ALG_RS512) |              \
      TK_ALG_BIT(TK_ALG_PS256) | TK_ALG_BIT(TK_ALG_PS384) | TK_ALG_BIT(TK_ALG_PS512))
 
+/* ---- Algorithms ------------------------------------------------------------------ */
+
+static const char *const alg_names[TK_ALG_COUNT] = {
+    NULL, "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384",
+};
+
+uint8_t tk_jws_alg_parse(tk_slice name)
+{
+    for (uint8_t a = 1; a < TK_ALG_COUNT; a++) {
+        if (tk_slice_eq_str(name, alg_names[a])) {
+            return a;
+        }
+    }
+    return 0;
+}
+
+const char *tk_jws_alg_name(uint8_t alg)
+{
+    return alg > 0 && alg < TK_ALG_COUNT ? alg_names[alg] : "unknown";
+}
+
 /* ---- Keys --------------------------------------------------------------------------- */
 
 /* A base64url member decoded into buf. */
-static int get_b64(loader *l, json_t *jwk, const char *name, uint8_t *buf, size_t cap, size_t *len)
+static int get_b64(tk_jcfg *l, json_t *jwk, const char *name, uint8_t *buf, size_t cap, size_t *len)
 {
-    const char *s;
-    size_t n;
-    int rc = tk_idp_get_str(l, jwk, name, 2048, true, &s, &n);
-    if (rc == 0 && tk_b64url_decode(s, n, buf, cap, len) != 0) {
-        rc = tk_idp_fail(l, TK_E_BADINPUT, "JWK member \"%s\" is not base64url of a valid size",
-                         name);
+    tk_slice s;
+    int rc = tk_jcfg_get_str(l, jwk, name, TK_JWK_MEMBER_MAX, true, &s);
+    if (rc == 0 && tk_b64url_decode(s.p, s.len, buf, cap, len) != 0) {
+        rc = tk_jcfg_fail(l, TK_E_BADINPUT, "JWK member \"%s\" is not base64url of a valid size",
+                          name);
     }
     return rc;
 }
@@ -49,9 +72,9 @@ static EVP_PKEY *from_params(const char *type, OSSL_PARAM_BLD *bld)
     return pkey;
 }
 
-static int jwk_rsa(loader *l, json_t *jwk, EVP_PKEY **out)
+static int jwk_rsa(tk_jcfg *l, json_t *jwk, EVP_PKEY **out)
 {
-    uint8_t n[1024], e[16];
+    uint8_t n[TK_JWK_RSA_N_MAX], e[TK_JWK_RSA_E_MAX];
     size_t nl, el;
     int rc = get_b64(l, jwk, "n", n, sizeof n, &nl);
     rc = rc != 0 ? rc : get_b64(l, jwk, "e", e, sizeof e, &el);
@@ -68,27 +91,27 @@ static int jwk_rsa(loader *l, json_t *jwk, EVP_PKEY **out)
     OSSL_PARAM_BLD_free(bld);
     BN_free(bn);
     BN_free(be);
-    return *out != NULL ? 0 : tk_idp_fail(l, TK_E_BADINPUT, "RSA JWK is not a valid public key");
+    return *out != NULL ? 0 : tk_jcfg_fail(l, TK_E_BADINPUT, "RSA JWK is not a valid public key");
 }
 
-static int jwk_ec(loader *l, json_t *jwk, EVP_PKEY **out)
+static int jwk_ec(tk_jcfg *l, json_t *jwk, EVP_PKEY **out)
 {
-    const char *crv;
-    size_t crvl;
-    int rc = tk_idp_get_str(l, jwk, "crv", 16, true, &crv, &crvl);
+    tk_slice c;
+    int rc = tk_jcfg_get_str(l, jwk, "crv", 16, true, &c);
     if (rc != 0) {
         return rc;
     }
+    const char *crv = c.p; /* NUL-terminated by jansson */
     bool p256 = strcmp(crv, "P-256") == 0, p384 = strcmp(crv, "P-384") == 0;
     if (!p256 && !p384) {
-        return tk_idp_fail(l, TK_E_BADINPUT, "EC JWK curve \"%.16s\": only P-256 and P-384", crv);
+        return tk_jcfg_fail(l, TK_E_BADINPUT, "EC JWK curve \"%.16s\": only P-256 and P-384", crv);
     }
     size_t size = p256 ? 32 : 48, xl, yl;
     uint8_t pt[1 + 2 * 48] = {0x04}; /* uncompressed point: 04 || x || y */
     rc = get_b64(l, jwk, "x", pt + 1, 48, &xl);
     rc = rc != 0 ? rc : get_b64(l, jwk, "y", pt + 1 + size, 48, &yl);
     if (rc == 0 && (xl != size || yl != size)) {
-        rc = tk_idp_fail(l, TK_E_BADINPUT, "EC JWK coordinates must be %zu bytes", size);
+        rc = tk_jcfg_fail(l, TK_E_BADINPUT, "EC JWK coordinates must be %zu bytes", size);
     }
     if (rc != 0) {
         return rc;
@@ -101,17 +124,17 @@ static int jwk_ec(loader *l, json_t *jwk, EVP_PKEY **out)
         *out = from_params("EC", bld);
     }
     OSSL_PARAM_BLD_free(bld);
-    return *out != NULL ? 0 : tk_idp_fail(l, TK_E_BADINPUT, "EC JWK is not a point on %s", crv);
+    return *out != NULL ? 0 : tk_jcfg_fail(l, TK_E_BADINPUT, "EC JWK is not a point on %s", crv);
 }
 
 /* Which algorithms a key can verify, by type and size; 0 if unsupported. */
-static unsigned algs_of(loader *l, EVP_PKEY *pkey, int *rc)
+static unsigned algs_of(tk_jcfg *l, EVP_PKEY *pkey, int *rc)
 {
     *rc = 0;
     if (EVP_PKEY_is_a(pkey, "RSA")) {
-        if (EVP_PKEY_get_bits(pkey) < 2048) {
-            *rc = tk_idp_fail(l, TK_E_BADINPUT, "RSA key of %d bits: at least 2048 required",
-                              EVP_PKEY_get_bits(pkey));
+        if (EVP_PKEY_get_bits(pkey) < TK_RSA_BITS_MIN) {
+            *rc = tk_jcfg_fail(l, TK_E_BADINPUT, "RSA key of %d bits: at least %d required",
+                               EVP_PKEY_get_bits(pkey), TK_RSA_BITS_MIN);
             return 0;
         }
         return RSA_ALGS;
@@ -128,7 +151,7 @@ static unsigned algs_of(loader *l, EVP_PKEY *pkey, int *rc)
             return TK_ALG_BIT(TK_ALG_ES384);
         }
     }
-    *rc = tk_idp_fail(l, TK_E_BADINPUT, "unsupported key type (RSA, EC P-256 or P-384 only)");
+    *rc = tk_jcfg_fail(l, TK_E_BADINPUT, "unsupported key type (RSA, EC P-256 or P-384 only)");
     return 0;
 }
 
@@ -138,7 +161,7 @@ static unsigned algs_of(loader *l, EVP_PKEY *pkey, int *rc)
  * decides: a JWKS member is skipped, a configured PEM key is an error). */
 #define UNUSABLE 1
 
-static int pin_algs(loader *l, tk_idp_key *k, unsigned issuer_algs, json_t *alg)
+static int pin_algs(tk_jcfg *l, tk_idp_key *k, unsigned issuer_algs, json_t *alg)
 {
     int rc;
     unsigned can = algs_of(l, k->pkey, &rc);
@@ -155,28 +178,27 @@ static int pin_algs(loader *l, tk_idp_key *k, unsigned issuer_algs, json_t *alg)
     return k->algs == 0 ? UNUSABLE : 0;
 }
 
-static int set_kid(loader *l, tk_idp_issuer *is, tk_idp_key *k, json_t *obj)
+static int set_kid(tk_jcfg *l, tk_idp_issuer *is, tk_idp_key *k, json_t *obj)
 {
-    const char *kid;
-    size_t n;
-    int rc = tk_idp_get_str(l, obj, "kid", TK_IDP_KID_MAX, false, &kid, &n);
-    if (rc != 0 || kid == NULL) {
+    tk_slice kid;
+    int rc = tk_jcfg_get_str(l, obj, "kid", TK_IDP_KID_MAX, false, &kid);
+    if (rc != 0 || kid.p == NULL) {
         return rc;
     }
     for (unsigned i = 0; i < is->nkeys; i++) {
-        if (is->keys[i].kid_len == n && memcmp(is->keys[i].kid, kid, n) == 0) {
-            return tk_idp_fail(l, TK_E_BADINPUT, "two keys with kid \"%s\"", kid);
+        if (is->keys[i].kid_len == kid.len && memcmp(is->keys[i].kid, kid.p, kid.len) == 0) {
+            return tk_jcfg_fail(l, TK_E_BADINPUT, "two keys with kid \"%s\"", kid.p);
         }
     }
-    memcpy(k->kid, kid, n + 1);
-    k->kid_len = n;
+    memcpy(k->kid, kid.p, kid.len + 1);
+    k->kid_len = kid.len;
     return 0;
 }
 
-static tk_idp_key *next_key(loader *l, tk_idp_issuer *is, int *rc)
+static tk_idp_key *next_key(tk_jcfg *l, tk_idp_issuer *is, int *rc)
 {
     if (is->nkeys >= TK_IDP_KEYS_MAX) {
-        *rc = tk_idp_fail(l, TK_E_TOOBIG, "more than %d keys", TK_IDP_KEYS_MAX);
+        *rc = tk_jcfg_fail(l, TK_E_TOOBIG, "more than %d keys", TK_IDP_KEYS_MAX);
         return NULL;
     }
     *rc = 0;
@@ -187,7 +209,7 @@ static tk_idp_key *next_key(loader *l, tk_idp_issuer *is, int *rc)
  * or curve, use "enc", an alg we do not verify or do not allow) are skipped;
  * malformed or unsafe ones (private members, short RSA keys, duplicate
  * kids, bad coordinates) fail the load. */
-static int add_jwk(loader *l, tk_idp_issuer *is, json_t *jwk, unsigned issuer_algs)
+static int add_jwk(tk_jcfg *l, tk_idp_issuer *is, json_t *jwk, unsigned issuer_algs)
 {
     int rc;
     tk_idp_key *k = next_key(l, is, &rc);
@@ -195,13 +217,13 @@ static int add_jwk(loader *l, tk_idp_issuer *is, json_t *jwk, unsigned issuer_al
         return rc;
     }
     if (!json_is_object(jwk) || json_object_get(jwk, "d") != NULL) {
-        return tk_idp_fail(l, TK_E_BADINPUT, "a JWK must be a public key object (no \"d\")");
+        return tk_jcfg_fail(l, TK_E_BADINPUT, "a JWK must be a public key object (no \"d\")");
     }
-    const char *kty = NULL, *use = NULL, *crv = NULL;
-    size_t n;
-    rc = tk_idp_get_str(l, jwk, "kty", 8, true, &kty, &n);
-    rc = rc != 0 ? rc : tk_idp_get_str(l, jwk, "use", 8, false, &use, &n);
-    rc = rc != 0 ? rc : tk_idp_get_str(l, jwk, "crv", 16, false, &crv, &n);
+    tk_slice kty_s, use_s, crv_s;
+    rc = tk_jcfg_get_str(l, jwk, "kty", 8, true, &kty_s);
+    rc = rc != 0 ? rc : tk_jcfg_get_str(l, jwk, "use", 8, false, &use_s);
+    rc = rc != 0 ? rc : tk_jcfg_get_str(l, jwk, "crv", 16, false, &crv_s);
+    const char *kty = kty_s.p, *use = use_s.p, *crv = crv_s.p; /* NUL-terminated */
     bool ec = rc == 0 && strcmp(kty, "EC") == 0;
     bool ours = rc == 0 && (strcmp(kty, "RSA") == 0 || ec) && (use == NULL || !strcmp(use, "sig"));
     if (rc != 0 || !ours || (ec && crv != NULL && strcmp(crv, "P-256") && strcmp(crv, "P-384"))) {
@@ -219,11 +241,11 @@ static int add_jwk(loader *l, tk_idp_issuer *is, json_t *jwk, unsigned issuer_al
     return rc == UNUSABLE ? 0 : rc;
 }
 
-int tk_idp_add_jwks(loader *l, tk_idp_issuer *is, json_t *jwks, unsigned issuer_algs)
+int tk_idp_add_jwks(tk_jcfg *l, tk_idp_issuer *is, json_t *jwks, unsigned issuer_algs)
 {
     json_t *keys = json_is_object(jwks) ? json_object_get(jwks, "keys") : NULL;
     if (!json_is_array(keys)) {
-        return tk_idp_fail(l, TK_E_BADINPUT, "a JWKS must be an object with a \"keys\" array");
+        return tk_jcfg_fail(l, TK_E_BADINPUT, "a JWKS must be an object with a \"keys\" array");
     }
     size_t i;
     json_t *jwk;
@@ -237,19 +259,19 @@ int tk_idp_add_jwks(loader *l, tk_idp_issuer *is, json_t *jwks, unsigned issuer_
     return 0;
 }
 
-int tk_idp_add_pem(loader *l, tk_idp_issuer *is, json_t *spec, unsigned issuer_algs)
+int tk_idp_add_pem(tk_jcfg *l, tk_idp_issuer *is, json_t *spec, unsigned issuer_algs)
 {
     static const char *const members[] = {"pem_file", "kid", "alg", NULL};
     int rc;
     tk_idp_key *k = next_key(l, is, &rc);
-    const char *file;
-    size_t n;
+    tk_slice file;
     char path[PATH_MAX];
-    rc = rc != 0 ? rc
-                 : (json_is_object(spec) ? 0 : tk_idp_fail(l, TK_E_BADINPUT, "bad \"keys\" entry"));
-    rc = rc != 0 ? rc : tk_idp_only_members(l, spec, members, "a \"keys\" entry");
-    rc = rc != 0 ? rc : tk_idp_get_str(l, spec, "pem_file", PATH_MAX - 1, true, &file, &n);
-    rc = rc != 0 ? rc : tk_idp_resolve(l, file, path, sizeof path);
+    rc = rc != 0
+             ? rc
+             : (json_is_object(spec) ? 0 : tk_jcfg_fail(l, TK_E_BADINPUT, "bad \"keys\" entry"));
+    rc = rc != 0 ? rc : tk_jcfg_only_members(l, spec, members, "a \"keys\" entry");
+    rc = rc != 0 ? rc : tk_jcfg_get_str(l, spec, "pem_file", PATH_MAX - 1, true, &file);
+    rc = rc != 0 ? rc : tk_jcfg_resolve(l, file.p, path, sizeof path);
     rc = rc != 0 ? rc : set_kid(l, is, k, spec);
     if (rc != 0) {
         return rc;
@@ -257,15 +279,15 @@ int tk_idp_add_pem(loader *l, tk_idp_issuer *is, json_t *spec, unsigned issuer_a
     FILE *f = fopen(path, "r");
     if (f == NULL) {
         int e = errno;
-        return tk_idp_fail(l, -e, "%s: %s", path, strerror(e));
+        return tk_jcfg_fail(l, -e, "%s: %s", path, strerror(e));
     }
     k->pkey = PEM_read_PUBKEY(f, NULL, NULL, NULL);
     fclose(f);
-    rc = k->pkey != NULL ? 0 : tk_idp_fail(l, TK_E_BADINPUT, "%s: no PEM public key", path);
+    rc = k->pkey != NULL ? 0 : tk_jcfg_fail(l, TK_E_BADINPUT, "%s: no PEM public key", path);
     rc = rc != 0 ? rc : pin_algs(l, k, issuer_algs, json_object_get(spec, "alg"));
     if (rc == UNUSABLE) {
-        rc = tk_idp_fail(l, TK_E_BADINPUT, "%s: the key can verify none of the allowed algorithms",
-                         path);
+        rc = tk_jcfg_fail(l, TK_E_BADINPUT, "%s: the key can verify none of the allowed algorithms",
+                          path);
     }
     if (rc == 0) {
         is->nkeys++;
@@ -274,4 +296,20 @@ int tk_idp_add_pem(loader *l, tk_idp_issuer *is, json_t *spec, unsigned issuer_a
         memset(k, 0, sizeof *k);
     }
     return rc;
+}
+
+/* ---- Lookup ------------------------------------------------------------------------------ */
+
+const tk_idp_key *tk_idp_key_for(const tk_idp_issuer *iss, tk_slice kid, bool has_kid)
+{
+    if (!has_kid) {
+        return iss->nkeys == 1 ? &iss->keys[0] : NULL;
+    }
+    for (unsigned i = 0; i < iss->nkeys; i++) {
+        const tk_idp_key *k = &iss->keys[i];
+        if (k->kid_len > 0 && k->kid_len == kid.len && memcmp(k->kid, kid.p, kid.len) == 0) {
+            return k;
+        }
+    }
+    return NULL;
 }

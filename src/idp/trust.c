@@ -1,0 +1,344 @@
+/*
+ * Loading the IdP trust file (idp.h): JSON read with jansson, issuers
+ * checked member by member (their keys are keys.c's), and the snapshot
+ * holder. Every member is checked strictly and every problem is reported with
+ * the issuer (or file) it belongs to; nothing partial is ever returned.
+ *
+ * The snapshot holder is a mutex-protected pointer plus a generation
+ * counter: workers read the counter (one relaxed atomic load per batch) and
+ * only take the mutex when it moved, i.e. after a reload.
+ */
+#include "idp_int.h"
+
+#include "tokend/crypto.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- Small readers ------------------------------------------------------------------ */
+
+static int get_int(tk_jcfg *l, json_t *obj, const char *name, int64_t lo, int64_t hi, int64_t *out)
+{
+    json_t *v = json_object_get(obj, name);
+    if (v == NULL) {
+        return 0; /* keeps the default */
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
+        return tk_jcfg_fail(l, TK_E_BADINPUT, "\"%s\" must be a whole number in [%lld, %lld]", name,
+                            (long long)lo, (long long)hi);
+    }
+    *out = (int64_t)json_integer_value(v);
+    return 0;
+}
+
+/* ---- One issuer ------------------------------------------------------------------------ */
+
+static int get_algs(tk_jcfg *l, json_t *obj, unsigned *out)
+{
+    json_t *arr = json_object_get(obj, "algorithms");
+    *out = 0;
+    if (arr == NULL) {
+        return 0;
+    }
+    if (!json_is_array(arr) || json_array_size(arr) == 0) {
+        return tk_jcfg_fail(l, TK_E_BADINPUT, "\"algorithms\" must be a non-empty array");
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v)
+    {
+        const char *s = json_is_string(v) ? json_string_value(v) : "";
+        uint8_t a = tk_jws_alg_parse(tk_slice_from_str(s));
+        if (a == 0) {
+            return tk_jcfg_fail(
+                l, TK_E_BADINPUT,
+                "algorithm \"%.16s\" refused (asymmetric RS/PS/ES only, never none or HS)", s);
+        }
+        *out |= TK_ALG_BIT(a);
+    }
+    return 0;
+}
+
+static int get_secrets(tk_jcfg *l, json_t *obj, tk_idp_issuer *is)
+{
+    json_t *arr = json_object_get(obj, "webhook_secrets");
+    if (arr == NULL) {
+        return 0;
+    }
+    if (!json_is_array(arr) || json_array_size(arr) > TK_IDP_SECRETS_MAX) {
+        return tk_jcfg_fail(l, TK_E_BADINPUT, "\"webhook_secrets\" must be an array of at most %d",
+                            TK_IDP_SECRETS_MAX);
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v)
+    {
+        const char *s = json_is_string(v) ? json_string_value(v) : "";
+        size_t n = strlen(s), len = 0;
+        if (strncmp(s, "whsec_", 6) != 0 ||
+            tk_b64_decode(s + 6, n - 6, is->secret[i], TK_IDP_SECRET_MAX, &len) != 0 ||
+            len < TK_IDP_SECRET_MIN) {
+            return tk_jcfg_fail(l, TK_E_BADINPUT,
+                                "webhook secret %zu: expected whsec_ + base64 of %d to %d bytes", i,
+                                TK_IDP_SECRET_MIN, TK_IDP_SECRET_MAX);
+        }
+        is->secret_len[i] = len;
+        is->nsecrets++;
+    }
+    return 0;
+}
+
+static int get_action(tk_jcfg *l, json_t *obj, uint8_t *out)
+{
+    tk_slice v;
+    *out = TK_IDP_TERMINATE;
+    int rc = tk_jcfg_get_str(l, obj, "credential_change", 16, false, &v);
+    if (rc != 0 || v.p == NULL) {
+        return rc;
+    }
+    const char *s = v.p; /* NUL-terminated by jansson */
+    if (strcmp(s, "terminate") == 0 || strcmp(s, "suspend") == 0 || strcmp(s, "ignore") == 0) {
+        *out = s[0] == 't' ? TK_IDP_TERMINATE : s[0] == 's' ? TK_IDP_SUSPEND : TK_IDP_IGNORE;
+        return 0;
+    }
+    return tk_jcfg_fail(l, TK_E_BADINPUT,
+                        "\"credential_change\" must be terminate, suspend or ignore");
+}
+
+static int issuer_basics(tk_jcfg *l, json_t *obj, tk_idp_issuer *is)
+{
+    tk_slice s;
+    int rc = tk_jcfg_get_str(l, obj, "audience", TK_URL_MAX, true, &s);
+    if (rc == 0) {
+        memcpy(is->audience, s.p, s.len + 1);
+        is->audience_len = s.len;
+    }
+    is->leeway = TK_IDP_LEEWAY_DEFAULT;
+    is->max_age = TK_IDP_MAX_AGE_DEFAULT;
+    rc = rc != 0 ? rc : get_int(l, obj, "leeway", 0, TK_IDP_LEEWAY_MAX, &is->leeway);
+    rc = rc != 0 ? rc
+                 : get_int(l, obj, "max_age", TK_IDP_MAX_AGE_MIN, TK_IDP_MAX_AGE_MAX, &is->max_age);
+    json_t *ame = json_object_get(obj, "allow_missing_exp");
+    if (rc == 0 && ame != NULL && !json_is_boolean(ame)) {
+        rc = tk_jcfg_fail(l, TK_E_BADINPUT, "\"allow_missing_exp\" must be true or false");
+    }
+    is->allow_missing_exp = json_is_true(ame);
+    rc = rc != 0 ? rc : tk_jcfg_get_str(l, obj, "ssf_bearer", TK_IDP_BEARER_MAX, false, &s);
+    if (rc == 0 && s.p != NULL) {
+        memcpy(is->ssf_bearer, s.p, s.len + 1);
+        is->ssf_bearer_len = s.len;
+    }
+    rc = rc != 0 ? rc : get_action(l, obj, &is->credential_change);
+    return rc != 0 ? rc : get_secrets(l, obj, is);
+}
+
+static int issuer_keys(tk_jcfg *l, json_t *obj, tk_idp_issuer *is)
+{
+    unsigned algs;
+    int rc = get_algs(l, obj, &algs);
+    tk_slice file;
+    rc = rc != 0 ? rc : tk_jcfg_get_str(l, obj, "jwks_file", PATH_MAX - 1, false, &file);
+    if (rc == 0 && file.p != NULL) {
+        char path[PATH_MAX];
+        json_t *jwks = NULL;
+        rc = tk_jcfg_resolve(l, file.p, path, sizeof path);
+        rc = rc != 0 ? rc : tk_jcfg_load(l, path, TK_IDP_FILE_MAX, &jwks);
+        rc = rc != 0 ? rc : tk_idp_add_jwks(l, is, jwks, algs);
+        json_decref(jwks);
+    }
+    json_t *inline_jwks = json_object_get(obj, "jwks");
+    if (rc == 0 && inline_jwks != NULL) {
+        rc = tk_idp_add_jwks(l, is, inline_jwks, algs);
+    }
+    json_t *keys = json_object_get(obj, "keys");
+    if (rc == 0 && keys != NULL && !json_is_array(keys)) {
+        rc = tk_jcfg_fail(l, TK_E_BADINPUT, "\"keys\" must be an array");
+    }
+    size_t i;
+    json_t *spec;
+    json_array_foreach(keys, i, spec)
+    {
+        rc = rc != 0 ? rc : tk_idp_add_pem(l, is, spec, algs);
+    }
+    if (rc == 0 && is->nkeys == 0 && is->nsecrets == 0) {
+        rc = tk_jcfg_fail(l, TK_E_BADINPUT,
+                          "no keys and no webhook secrets: nothing could be verified");
+    }
+    return rc;
+}
+
+static const char *const issuer_members[] = {"issuer",
+                                             "audience",
+                                             "jwks_file",
+                                             "jwks",
+                                             "keys",
+                                             "algorithms",
+                                             "leeway",
+                                             "max_age",
+                                             "allow_missing_exp",
+                                             "ssf_bearer",
+                                             "webhook_secrets",
+                                             "credential_change",
+                                             NULL};
+
+static int load_issuer(tk_jcfg *l, json_t *obj, tk_idp_trust *t)
+{
+    tk_jcfg_where(l, NULL);
+    if (!json_is_object(obj)) {
+        return tk_jcfg_fail(l, TK_E_BADINPUT, "each of \"issuers\" must be an object");
+    }
+    tk_slice iss;
+    int rc = tk_jcfg_get_str(l, obj, "issuer", TK_IDP_ISS_MAX, true, &iss);
+    if (rc != 0) {
+        return rc;
+    }
+    tk_jcfg_where(l, "issuer \"%.200s\"", iss.p);
+    if (tk_idp_find(t, iss) != NULL) {
+        return tk_jcfg_fail(l, TK_E_BADINPUT, "listed twice");
+    }
+    tk_idp_issuer *is = &t->issuers[t->n];
+    memcpy(is->issuer, iss.p, iss.len + 1);
+    is->issuer_len = iss.len;
+    t->n++; /* counted now, so a failure below frees its keys */
+    rc = tk_jcfg_only_members(l, obj, issuer_members, "an issuer");
+    rc = rc != 0 ? rc : issuer_basics(l, obj, is);
+    return rc != 0 ? rc : issuer_keys(l, obj, is);
+}
+
+/* ---- Load / free ------------------------------------------------------------------------- */
+
+static void trust_free(tk_idp_trust *t)
+{
+    for (unsigned i = 0; t->issuers != NULL && i < t->n; i++) {
+        tk_idp_issuer *is = &t->issuers[i];
+        for (unsigned k = 0; k < is->nkeys; k++) {
+            EVP_PKEY_free(is->keys[k].pkey);
+        }
+        tk_cleanse(is, sizeof *is);
+    }
+    free(t->issuers);
+    free(t);
+}
+
+int tk_idp_load(const char *path, tk_idp_trust **out, char *err, size_t errcap)
+{
+    tk_jcfg l;
+    json_t *root = NULL;
+    int rc = tk_jcfg_init(&l, path, err, errcap);
+    rc = rc != 0 ? rc : tk_jcfg_load(&l, path, TK_IDP_FILE_MAX, &root);
+    json_t *arr = rc == 0 ? json_object_get(root, "issuers") : NULL;
+    static const char *const top[] = {"issuers", NULL};
+    rc = rc != 0 ? rc : tk_jcfg_only_members(&l, root, top, "the top level");
+    if (rc == 0 && (!json_is_array(arr) || json_array_size(arr) > TK_IDP_MAX)) {
+        rc = tk_jcfg_fail(&l, TK_E_BADINPUT, "\"issuers\" must be an array of at most %d",
+                          TK_IDP_MAX);
+    }
+    tk_idp_trust *t = calloc(1, sizeof *t);
+    if (t != NULL) {
+        t->issuers = calloc(TK_IDP_MAX, sizeof *t->issuers);
+    }
+    if (rc == 0 && (t == NULL || t->issuers == NULL)) {
+        rc = -ENOMEM;
+    }
+    size_t i;
+    json_t *obj;
+    json_array_foreach(arr, i, obj)
+    {
+        rc = rc != 0 ? rc : load_issuer(&l, obj, t);
+    }
+    json_decref(root);
+    if (rc != 0) {
+        if (t != NULL) {
+            trust_free(t);
+        }
+        return rc;
+    }
+    t->refs = 1;
+    *out = t;
+    return 0;
+}
+
+void tk_idp_ref(tk_idp_trust *t)
+{
+    if (t != NULL) {
+        __atomic_fetch_add(&t->refs, 1, __ATOMIC_RELAXED);
+    }
+}
+
+void tk_idp_unref(tk_idp_trust *t)
+{
+    if (t != NULL && __atomic_sub_fetch(&t->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        trust_free(t);
+    }
+}
+
+const tk_idp_issuer *tk_idp_find(const tk_idp_trust *t, tk_slice iss)
+{
+    for (unsigned i = 0; t != NULL && i < t->n; i++) {
+        const tk_idp_issuer *is = &t->issuers[i];
+        if (is->issuer_len == iss.len && memcmp(is->issuer, iss.p, iss.len) == 0) {
+            return is;
+        }
+    }
+    return NULL;
+}
+
+/* ---- Holder ------------------------------------------------------------------------------- */
+
+struct tk_idp_holder {
+    pthread_mutex_t mu;
+    tk_idp_trust *cur;
+    uint64_t gen; /* atomic */
+};
+
+int tk_idp_holder_new(tk_idp_trust *initial, tk_idp_holder **out)
+{
+    tk_idp_holder *h = calloc(1, sizeof *h);
+    if (h == NULL) {
+        return -ENOMEM;
+    }
+    pthread_mutex_init(&h->mu, NULL);
+    h->cur = initial;
+    h->gen = 1;
+    *out = h;
+    return 0;
+}
+
+void tk_idp_holder_free(tk_idp_holder *h)
+{
+    if (h != NULL) {
+        tk_idp_unref(h->cur);
+        pthread_mutex_destroy(&h->mu);
+        free(h);
+    }
+}
+
+void tk_idp_holder_swap(tk_idp_holder *h, tk_idp_trust *t)
+{
+    pthread_mutex_lock(&h->mu);
+    tk_idp_trust *old = h->cur;
+    h->cur = t;
+    __atomic_add_fetch(&h->gen, 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&h->mu);
+    tk_idp_unref(old); /* freed here or by the last worker still holding it */
+}
+
+uint64_t tk_idp_holder_gen(const tk_idp_holder *h)
+{
+    return __atomic_load_n(&h->gen, __ATOMIC_ACQUIRE);
+}
+
+tk_idp_trust *tk_idp_holder_get(tk_idp_holder *h, uint64_t *gen)
+{
+    pthread_mutex_lock(&h->mu);
+    tk_idp_trust *t = h->cur;
+    tk_idp_ref(t);
+    *gen = __atomic_load_n(&h->gen, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&h->mu);
+    return t;
+}
