@@ -39,6 +39,7 @@
 #define TOKEND_RESOURCES_H
 
 #include "tokend/common.h"
+#include "tokend/http_uri.h"
 #include "tokend/limits.h"
 
 /* Resources in one file: the match is a linear scan of at most this many. */
@@ -124,7 +125,7 @@ const tk_resource *tk_resources_at(const tk_resources *rs, size_t i);
 unsigned tk_resources_trusted(const tk_resources *rs);
 
 /* The resource covering (host, path), or NULL. host as sent (any case, with
- * or without a port); path normalised (tk_resources_normalize_path). Pure,
+ * or without a port); path normalised (tk_http_path_normalize). Pure,
  * no allocation; any thread. */
 const tk_resource *tk_resources_match(const tk_resources *rs, tk_slice host, tk_slice path);
 
@@ -137,15 +138,5 @@ const tk_resource *tk_resources_by_metadata_path(const tk_resources *rs, tk_slic
 /* The scope rule for a method: its own, for HEAD the GET rule, else "*";
  * NULL when none applies (no scope required). */
 const tk_scope_rule *tk_resource_rule(const tk_resource *r, tk_slice method);
-
-/*
- * Normalise the path of a request target the way proxies route on it:
- * cut at '?' or '#', percent-decode, merge repeated '/', resolve "." and
- * ".." segments. Returns 0 with out[0..*len), TK_E_BADINPUT (not starting
- * with '/', a bad %-escape, a decoded control character or NUL, ".." above
- * the root) or TK_E_TOOBIG (cap too small; cap >= raw length always fits).
- * Pure; no allocation.
- */
-int tk_resources_normalize_path(tk_slice raw, char *out, size_t cap, size_t *len);
 
 #endif

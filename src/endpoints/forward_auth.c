@@ -165,7 +165,7 @@ static int original(ep_req *r, unsigned trusted, orig *o)
         return -1;
     }
     size_t n;
-    if (tk_resources_normalize_path(o->uri, r->w->path, sizeof r->w->path, &n) != 0) {
+    if (tk_http_path_normalize(o->uri, r->w->path, sizeof r->w->path, &n) != 0) {
         return -1;
     }
     o->path = (tk_slice){r->w->path, n};

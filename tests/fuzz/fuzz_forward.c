@@ -58,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     char *out = malloc(raw.len ? raw.len : 1); /* exact size: ASan sees an overrun */
     size_t n = 0;
-    int rc = tk_resources_normalize_path(raw, out, raw.len, &n);
+    int rc = tk_http_path_normalize(raw, out, raw.len, &n);
     TK_ASSERT(rc == 0 || rc == TK_E_BADINPUT);
     if (rc == 0) {
         TK_ASSERT(n <= raw.len);
@@ -70,7 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char *again = malloc(n);
         size_t n2 = 0;
         if (plain) {
-            TK_ASSERT(tk_resources_normalize_path((tk_slice){out, n}, again, n, &n2) == 0);
+            TK_ASSERT(tk_http_path_normalize((tk_slice){out, n}, again, n, &n2) == 0);
             TK_ASSERT(n2 == n && memcmp(again, out, n) == 0);
         }
         free(again);

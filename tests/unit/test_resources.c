@@ -183,7 +183,7 @@ static const char *norm(const char *in)
 {
     static char out[256];
     size_t n = 0;
-    int rc = tk_resources_normalize_path(tk_slice_from_str(in), out, sizeof out - 1, &n);
+    int rc = tk_http_path_normalize(tk_slice_from_str(in), out, sizeof out - 1, &n);
     if (rc != 0) {
         return rc == TK_E_BADINPUT ? "BAD" : "BIG";
     }
@@ -224,7 +224,7 @@ static void test_normalize(void)
     CHECK_EQ_STR(norm("/%7f"), "BAD");
     char out[4];
     size_t n;
-    CHECK_EQ_INT(tk_resources_normalize_path(TK_SLICE_LIT("/abcdef"), out, sizeof out, &n),
+    CHECK_EQ_INT(tk_http_path_normalize(TK_SLICE_LIT("/abcdef"), out, sizeof out, &n),
                  TK_E_TOOBIG);
     /* Every prefix of a tricky path: never more output than input, never a crash. */
     static const char tricky[] = "/a/%2e%2e/b/./c//%2F../d%41?q=1";
@@ -232,7 +232,7 @@ static void test_normalize(void)
         char *in = malloc(i ? i : 1); /* exact size: ASan catches an over-read */
         memcpy(in, tricky, i);
         char o[64];
-        int rc = tk_resources_normalize_path((tk_slice){in, i}, o, i, &n);
+        int rc = tk_http_path_normalize((tk_slice){in, i}, o, i, &n);
         CHECK(rc != 0 || n <= i);
         free(in);
     }

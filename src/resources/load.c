@@ -1,6 +1,6 @@
 /*
- * Protected resources: loading the JSON file into an immutable table, and
- * the pure matching that forward-auth and the RFC 9728 metadata use.
+ * Protected resources, the cold half: reading the JSON file into the
+ * immutable table that match.c scans.
  *
  * The idea: do every bit of string work once, at load. The table keeps each
  * resource's challenges, header prefixes and metadata URL ready to copy, and
@@ -8,7 +8,9 @@
  * prefixes first), so the first covering resource in that order is the
  * answer. Strings live in a small arena freed with the table.
  */
-#include "tokend/resources.h"
+#include "resources_int.h"
+
+#include "tokend/http_uri.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -19,23 +21,7 @@
 
 /* ---- Arena ------------------------------------------------------------------ */
 
-typedef struct block {
-    struct block *next;
-    size_t cap, len;
-    char data[];
-} block;
-
 #define BLOCK_SIZE 65536
-
-struct tk_resources {
-    block *arena;
-    unsigned trusted;
-    size_t n;
-    tk_resource *r;                   /* file order */
-    uint16_t order[TK_RESOURCES_MAX]; /* match order */
-};
-
-_Static_assert(TK_RESOURCES_MAX <= UINT16_MAX, "order indices fit uint16_t");
 
 static char *arena_alloc(tk_resources *rs, size_t n)
 {
@@ -156,234 +142,6 @@ static bool all_of(tk_slice s, bool (*ok)(char))
         }
     }
     return true;
-}
-
-static char lower(char c)
-{
-    return c >= 'A' && c <= 'Z' ? (char)(c + ('a' - 'A')) : c;
-}
-
-static bool eq_nocase(tk_slice a, tk_slice b)
-{
-    if (a.len != b.len) {
-        return false;
-    }
-    for (size_t i = 0; i < a.len; i++) {
-        if (lower(a.p[i]) != lower(b.p[i])) {
-            return false;
-        }
-    }
-    return true;
-}
-
-/* ---- Path normalisation ------------------------------------------------------------ */
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    c = lower(c);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* Percent-decode raw into out (same length or shorter). */
-static int pct_decode(tk_slice raw, char *out, size_t *len)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < raw.len; i++) {
-        char c = raw.p[i];
-        if (c == '%') {
-            int hi = i + 2 < raw.len ? hexval(raw.p[i + 1]) : -1;
-            int lo = i + 2 < raw.len ? hexval(raw.p[i + 2]) : -1;
-            if (hi < 0 || lo < 0) {
-                return TK_E_BADINPUT;
-            }
-            c = (char)(hi * 16 + lo);
-            i += 2;
-        }
-        if ((unsigned char)c < 0x20 || c == 0x7f) {
-            return TK_E_BADINPUT;
-        }
-        out[n++] = c;
-    }
-    *len = n;
-    return 0;
-}
-
-int tk_resources_normalize_path(tk_slice raw, char *out, size_t cap, size_t *len)
-{
-    size_t end = 0;
-    while (end < raw.len && raw.p[end] != '?' && raw.p[end] != '#') {
-        end++;
-    }
-    if (end == 0 || raw.p[0] != '/') {
-        return TK_E_BADINPUT;
-    }
-    if (cap < end) {
-        return TK_E_TOOBIG;
-    }
-    size_t dn;
-    int rc = pct_decode((tk_slice){raw.p, end}, out, &dn);
-    if (rc != 0) {
-        return rc;
-    }
-    /* Segments are rewritten in place: the write position never passes the
-     * read position, because every output byte comes from an input byte. */
-    size_t w = 0, i = 0;
-    bool trailing = false;
-    while (i < dn) { /* bounded: i advances by at least one per turn */
-        while (i < dn && out[i] == '/') {
-            i++;
-        }
-        size_t s = i;
-        while (i < dn && out[i] != '/') {
-            i++;
-        }
-        size_t sl = i - s;
-        trailing = i == dn && sl == 0;
-        if (sl == 0 || (sl == 1 && out[s] == '.')) {
-            trailing = true;
-            continue;
-        }
-        if (sl == 2 && out[s] == '.' && out[s + 1] == '.') {
-            if (w == 0) {
-                return TK_E_BADINPUT; /* above the root */
-            }
-            while (w > 0 && out[w - 1] != '/') {
-                w--;
-            }
-            w--; /* the '/' before the dropped segment */
-            trailing = true;
-            continue;
-        }
-        out[w++] = '/';
-        memmove(out + w, out + s, sl);
-        w += sl;
-        trailing = false;
-    }
-    if (w == 0 || trailing) {
-        out[w++] = '/';
-    }
-    *len = w;
-    return 0;
-}
-
-/* ---- Matching ------------------------------------------------------------------------ */
-
-/* hostname and port of a host[:port] / [v6][:port] value. */
-static void split_host(tk_slice h, tk_slice *name, bool *has_port)
-{
-    size_t end = h.len;
-    if (h.len > 0 && h.p[0] == '[') {
-        size_t i = 0;
-        while (i < h.len && h.p[i] != ']') {
-            i++;
-        }
-        end = i < h.len ? i + 1 : h.len;
-    } else {
-        for (size_t i = 0; i < h.len; i++) {
-            if (h.p[i] == ':') {
-                end = i;
-                break;
-            }
-        }
-    }
-    *name = (tk_slice){h.p, end};
-    *has_port = end < h.len;
-}
-
-static bool host_covers(const tk_resource *r, tk_slice host)
-{
-    if (r->host.len == 1 && r->host.p[0] == '*') {
-        return true;
-    }
-    if (r->host_port) {
-        return eq_nocase(r->host, host);
-    }
-    tk_slice name;
-    bool port;
-    split_host(host, &name, &port);
-    return eq_nocase(r->host, name);
-}
-
-static bool prefix_covers(tk_slice prefix, tk_slice path)
-{
-    if (path.len < prefix.len || memcmp(path.p, prefix.p, prefix.len) != 0) {
-        return false;
-    }
-    return path.len == prefix.len || prefix.p[prefix.len - 1] == '/' || path.p[prefix.len] == '/';
-}
-
-const tk_resource *tk_resources_match(const tk_resources *rs, tk_slice host, tk_slice path)
-{
-    if (rs == NULL) {
-        return NULL;
-    }
-    TK_ASSERT(rs->n <= TK_RESOURCES_MAX);
-    for (size_t i = 0; i < rs->n; i++) {
-        const tk_resource *r = &rs->r[rs->order[i]];
-        if (prefix_covers(r->prefix, path) && host_covers(r, host)) {
-            return r;
-        }
-    }
-    return NULL;
-}
-
-const tk_resource *tk_resources_by_metadata_path(const tk_resources *rs, tk_slice path,
-                                                 tk_slice host)
-{
-    const tk_resource *only = NULL, *on_host = NULL;
-    unsigned hits = 0;
-    for (size_t i = 0; rs != NULL && i < rs->n; i++) {
-        const tk_resource *r = &rs->r[i];
-        if (!tk_slice_eq(r->metadata_path, path)) {
-            continue;
-        }
-        hits++;
-        only = r;
-        if (on_host == NULL && eq_nocase(r->id_authority, host)) {
-            on_host = r; /* unique: metadata URLs are unique (checked at load) */
-        }
-    }
-    return hits == 1 ? only : on_host;
-}
-
-const tk_scope_rule *tk_resource_rule(const tk_resource *r, tk_slice method)
-{
-    const tk_scope_rule *get = NULL, *any = NULL;
-    TK_ASSERT(r->nrules <= TK_RESOURCE_RULES_MAX);
-    for (unsigned i = 0; i < r->nrules; i++) {
-        const tk_scope_rule *u = &r->rules[i];
-        if (tk_slice_eq(u->method, method)) {
-            return u;
-        }
-        if (tk_slice_eq_str(u->method, "GET")) {
-            get = u;
-        } else if (tk_slice_eq_str(u->method, "*")) {
-            any = u;
-        }
-    }
-    if (get != NULL && tk_slice_eq_str(method, "HEAD")) {
-        return get;
-    }
-    return any;
-}
-
-size_t tk_resources_count(const tk_resources *rs)
-{
-    return rs == NULL ? 0 : rs->n;
-}
-
-const tk_resource *tk_resources_at(const tk_resources *rs, size_t i)
-{
-    TK_ASSERT(rs != NULL && i < rs->n);
-    return &rs->r[i];
-}
-
-unsigned tk_resources_trusted(const tk_resources *rs)
-{
-    return rs == NULL ? 0 : rs->trusted;
 }
 
 /* ---- Loading: helpers ------------------------------------------------------------------- */
@@ -521,7 +279,7 @@ static int parse_identifier(loader *ld, tk_resource *r, const char *where)
     }
     sb s = {.len = 0};
     for (size_t i = 0; i < auth.len; i++) {
-        char c = lower(auth.p[i]);
+        char c = res_lower(auth.p[i]);
         sb_put(&s, &c, 1);
     }
     if (sb_done(ld->rs, &s, &r->id_authority) == NULL) {
@@ -560,14 +318,14 @@ static int parse_host(loader *ld, tk_resource *r, const json_t *o, const char *w
     }
     sb s = {.len = 0};
     for (size_t i = 0; i < h.len; i++) {
-        char c = lower(h.p[i]);
+        char c = res_lower(h.p[i]);
         sb_put(&s, &c, 1);
     }
     if (sb_done(ld->rs, &s, &r->host) == NULL) {
         return -ENOMEM;
     }
     tk_slice name;
-    split_host(r->host, &name, &r->host_port);
+    res_split_host(r->host, &name, &r->host_port);
     return 0;
 }
 
@@ -583,7 +341,7 @@ static int parse_prefix(loader *ld, tk_resource *r, const json_t *o, const char 
     }
     char buf[1024];
     size_t n;
-    if (p.p[0] != '/' || tk_resources_normalize_path(p, buf, sizeof buf, &n) != 0 || n != p.len ||
+    if (p.p[0] != '/' || tk_http_path_normalize(p, buf, sizeof buf, &n) != 0 || n != p.len ||
         memcmp(buf, p.p, n) != 0) {
         return bad(ld,
                    "%s: \"path_prefix\" must be a normalised path starting with '/' (no "
@@ -781,7 +539,8 @@ static int parse_trusted(loader *ld, const json_t *arr)
         tk_slice n = json_is_string(v) ? jstr(v) : TK_SLICE_NULL;
         unsigned bit = 0;
         for (size_t k = 0; k < TK_ARRAY_LEN(trusted_names) && bit == 0; k++) {
-            bit = eq_nocase(n, tk_slice_from_str(trusted_names[k].name)) ? trusted_names[k].bit : 0;
+            bit = res_eq_nocase(n, tk_slice_from_str(trusted_names[k].name)) ? trusted_names[k].bit
+                                                                             : 0;
         }
         if (bit == 0) {
             return bad(ld,
