@@ -128,12 +128,6 @@ static bool is_qtext(char c)
     return c == ' ' || is_scope_char(c);
 }
 
-/* Characters of a host[:port] or [v6]:port authority we accept. */
-static bool is_authority_char(char c)
-{
-    return is_alnum(c) || c == '.' || c == '-' || c == ':' || c == '[' || c == ']' || c == '_';
-}
-
 static bool all_of(tk_slice s, bool (*ok)(char))
 {
     for (size_t i = 0; i < s.len; i++) {
@@ -251,6 +245,20 @@ static int scope_list(loader *ld, const json_t *arr, const char *where, tk_slice
 
 /* ---- Loading: one resource ------------------------------------------------------------------- */
 
+/* A normalised host: its name copied into the arena. */
+static int keep_host(loader *ld, tk_slice raw, tk_http_host *out)
+{
+    char buf[TK_HTTP_HOST_MAX + 1];
+    tk_http_host h;
+    int rc = tk_http_host_normalize(raw, buf, sizeof buf, &h);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = keep(ld, h.name, &h.name);
+    *out = h;
+    return rc;
+}
+
 /* "https://" authority [path]; no query, no fragment. */
 static int parse_identifier(loader *ld, tk_resource *r, const char *where)
 {
@@ -274,8 +282,15 @@ static int parse_identifier(loader *ld, tk_resource *r, const char *where)
         e++;
     }
     tk_slice auth = {id.p + a, e - a};
-    if (auth.len == 0 || !all_of(auth, is_authority_char)) {
-        return bad(ld, "%s: \"resource\" has a bad host", where);
+    int rc = keep_host(ld, auth, &r->id_host);
+    if (rc == TK_E_BADINPUT) {
+        return bad(ld,
+                   "%s: \"resource\" has a bad host (letters, digits, '-', '_', '.' or an "
+                   "IPv6 literal, then an optional port)",
+                   where);
+    }
+    if (rc != 0) {
+        return rc;
     }
     sb s = {.len = 0};
     for (size_t i = 0; i < auth.len; i++) {
@@ -303,6 +318,7 @@ static int parse_identifier(loader *ld, tk_resource *r, const char *where)
     return sb_done(ld->rs, &s, &r->metadata_url) == NULL ? -ENOMEM : 0;
 }
 
+/* "*", or host[:port] normalised (tk_http_host_normalize). */
 static int parse_host(loader *ld, tk_resource *r, const json_t *o, const char *where)
 {
     tk_slice h;
@@ -310,25 +326,37 @@ static int parse_host(loader *ld, tk_resource *r, const json_t *o, const char *w
     if (rc != 0) {
         return rc;
     }
+    if (h.len == 1 && h.p[0] == '*') {
+        r->host_any = true;
+        return keep(ld, h, &r->host);
+    }
     if (h.len == 0) {
         h = r->id_authority;
     }
-    if (!(h.len == 1 && h.p[0] == '*') && !all_of(h, is_authority_char)) {
-        return bad(ld, "%s: \"host\" must be \"*\" or host[:port]", where);
+    rc = keep_host(ld, h, &r->vhost);
+    if (rc == TK_E_BADINPUT) {
+        return bad(ld,
+                   "%s: \"host\" must be \"*\" or host[:port] (letters, digits, '-', '_', "
+                   "'.' or an IPv6 literal; a port of 1 to 65535)",
+                   where);
     }
+    if (rc != 0) {
+        return rc;
+    }
+    r->host_port = r->vhost.port != 0;
     sb s = {.len = 0};
-    for (size_t i = 0; i < h.len; i++) {
-        char c = res_lower(h.p[i]);
-        sb_put(&s, &c, 1);
+    sb_slice(&s, r->vhost.name);
+    if (r->host_port) {
+        char port[8];
+        int n = snprintf(port, sizeof port, ":%u", (unsigned)r->vhost.port);
+        sb_put(&s, port, (size_t)n);
     }
-    if (sb_done(ld->rs, &s, &r->host) == NULL) {
-        return -ENOMEM;
-    }
-    tk_slice name;
-    res_split_host(r->host, &name, &r->host_port);
-    return 0;
+    return sb_done(ld->rs, &s, &r->host) == NULL ? -ENOMEM : 0;
 }
 
+/* A prefix is a path that normalises to itself (so a request path can be
+ * compared to it byte for byte). Default: the identifier's path, without a
+ * trailing '/' ("https://api.example.com/v1/" covers /v1 and /v1/…). */
 static int parse_prefix(loader *ld, tk_resource *r, const json_t *o, const char *where)
 {
     tk_slice p;
@@ -337,15 +365,30 @@ static int parse_prefix(loader *ld, tk_resource *r, const json_t *o, const char 
         return rc;
     }
     if (p.len == 0) {
-        p = TK_SLICE_LIT("/");
+        r->prefix_default = true;
+        size_t at = sizeof "https://" - 1 + r->id_authority.len;
+        p = (tk_slice){r->id.p + at, r->id.len - at};
+        if (p.len > 1 && p.p[p.len - 1] == '/') {
+            p.len--;
+        }
+        if (p.len == 0) {
+            p = TK_SLICE_LIT("/");
+        }
     }
     char buf[1024];
     size_t n;
-    if (p.p[0] != '/' || tk_http_path_normalize(p, buf, sizeof buf, &n) != 0 || n != p.len ||
-        memcmp(buf, p.p, n) != 0) {
+    if (p.len > sizeof buf || p.p[0] != '/' ||
+        tk_http_path_normalize(p, TK_HTTP_PARAMS_REFUSE, buf, sizeof buf, &n, NULL) != 0 ||
+        n != p.len || memcmp(buf, p.p, n) != 0) {
+        if (r->prefix_default) {
+            return bad(ld,
+                       "%s: the identifier's path \"%.*s\" is not a normalised path; give "
+                       "\"path_prefix\" (the path it covers, e.g. \"/\")",
+                       where, (int)p.len, p.p);
+        }
         return bad(ld,
                    "%s: \"path_prefix\" must be a normalised path starting with '/' (no "
-                   "%%-escapes, '//', '.', '..', '?' or '#')",
+                   "%%-escapes, ';', '\\', '//', '.', '..', '?' or '#')",
                    where);
     }
     return keep(ld, p, &r->prefix);
@@ -553,9 +596,25 @@ static int parse_trusted(loader *ld, const json_t *arr)
     return 0;
 }
 
+/* "path_parameters": what ';' in a request path means (enum tk_http_params). */
+static int parse_params(loader *ld, const json_t *root)
+{
+    tk_slice v;
+    int rc = get_string(ld, root, "path_parameters", "file", false, 16, &v);
+    if (rc != 0 || v.len == 0 || tk_slice_eq_str(v, "refuse")) {
+        ld->rs->params = TK_HTTP_PARAMS_REFUSE;
+        return rc;
+    }
+    if (tk_slice_eq_str(v, "strip")) {
+        ld->rs->params = TK_HTTP_PARAMS_STRIP;
+        return 0;
+    }
+    return bad(ld, "\"path_parameters\" must be \"refuse\" (the default) or \"strip\"");
+}
+
 static unsigned specificity(const tk_resource *r)
 {
-    if (r->host.len == 1 && r->host.p[0] == '*') {
+    if (r->host_any) {
         return 0;
     }
     return r->host_port ? 2 : 1;
@@ -601,7 +660,14 @@ static int check_unique(loader *ld)
                            j, i);
             }
             if (tk_slice_eq(a->host, b->host) && tk_slice_eq(a->prefix, b->prefix)) {
-                return bad(ld, "resources[%zu] and [%zu]: same host and path_prefix", j, i);
+                return bad(ld,
+                           "resources[%zu] and [%zu]: both cover host \"%s\" and path prefix "
+                           "\"%s\"%s; give one of them a \"path_prefix\" (or \"host\") of "
+                           "its own",
+                           j, i, a->host.p, a->prefix.p,
+                           a->prefix_default && b->prefix_default
+                               ? " (the default: each identifier's path)"
+                               : "");
             }
         }
     }
@@ -610,11 +676,13 @@ static int check_unique(loader *ld)
 
 static int parse_root(loader *ld, const json_t *root)
 {
-    static const char *const allowed[] = {"trusted_headers", "identity_headers", "resources", NULL};
+    static const char *const allowed[] = {"trusted_headers", "identity_headers", "path_parameters",
+                                          "resources", NULL};
     if (!json_is_object(root)) {
         return bad(ld, "the file must hold a JSON object");
     }
     int rc = only_members(ld, root, "file", allowed);
+    rc = rc != 0 ? rc : parse_params(ld, root);
     rc = rc != 0 ? rc : parse_trusted(ld, json_object_get(root, "trusted_headers"));
     for (size_t i = 0; i < TK_IDENT_COUNT; i++) {
         ld->ident[i] = tk_slice_from_str(ident_defaults[i]);

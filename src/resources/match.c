@@ -9,18 +9,15 @@
 
 /* ---- Matching ------------------------------------------------------------------------ */
 
-static bool host_covers(const tk_resource *r, tk_slice host)
+static bool host_covers(const tk_resource *r, const tk_http_host *host)
 {
-    if (r->host.len == 1 && r->host.p[0] == '*') {
+    if (r->host_any) {
         return true;
     }
-    if (r->host_port) {
-        return res_eq_nocase(r->host, host);
+    if (!tk_slice_eq(r->vhost.name, host->name)) {
+        return false;
     }
-    tk_slice name;
-    bool port;
-    res_split_host(host, &name, &port);
-    return res_eq_nocase(r->host, name);
+    return r->vhost.port == 0 || tk_http_host_eq(&r->vhost, host);
 }
 
 static bool prefix_covers(tk_slice prefix, tk_slice path)
@@ -31,7 +28,8 @@ static bool prefix_covers(tk_slice prefix, tk_slice path)
     return path.len == prefix.len || prefix.p[prefix.len - 1] == '/' || path.p[prefix.len] == '/';
 }
 
-const tk_resource *tk_resources_match(const tk_resources *rs, tk_slice host, tk_slice path)
+const tk_resource *tk_resources_match(const tk_resources *rs, const tk_http_host *host,
+                                      tk_slice path)
 {
     if (rs == NULL) {
         return NULL;
@@ -49,6 +47,9 @@ const tk_resource *tk_resources_match(const tk_resources *rs, tk_slice host, tk_
 const tk_resource *tk_resources_by_metadata_path(const tk_resources *rs, tk_slice path,
                                                  tk_slice host)
 {
+    char buf[TK_HTTP_HOST_MAX + 1];
+    tk_http_host h;
+    bool valid = tk_http_host_normalize(host, buf, sizeof buf, &h) == 0;
     const tk_resource *only = NULL, *on_host = NULL;
     unsigned hits = 0;
     for (size_t i = 0; rs != NULL && i < rs->n; i++) {
@@ -58,7 +59,7 @@ const tk_resource *tk_resources_by_metadata_path(const tk_resources *rs, tk_slic
         }
         hits++;
         only = r;
-        if (on_host == NULL && res_eq_nocase(r->id_authority, host)) {
+        if (on_host == NULL && valid && tk_http_host_eq(&r->id_host, &h)) {
             on_host = r; /* unique: metadata URLs are unique (checked at load) */
         }
     }
@@ -100,4 +101,9 @@ const tk_resource *tk_resources_at(const tk_resources *rs, size_t i)
 unsigned tk_resources_trusted(const tk_resources *rs)
 {
     return rs == NULL ? 0 : rs->trusted;
+}
+
+enum tk_http_params tk_resources_path_params(const tk_resources *rs)
+{
+    return rs == NULL ? TK_HTTP_PARAMS_REFUSE : rs->params;
 }

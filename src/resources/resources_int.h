@@ -18,6 +18,7 @@ typedef struct block {
 struct tk_resources {
     block *arena;
     unsigned trusted;
+    enum tk_http_params params;
     size_t n;
     tk_resource *r;                   /* file order */
     uint16_t order[TK_RESOURCES_MAX]; /* match order */
@@ -41,28 +42,6 @@ static inline bool res_eq_nocase(tk_slice a, tk_slice b)
         }
     }
     return true;
-}
-
-/* hostname and port of a host[:port] / [v6][:port] value. */
-static inline void res_split_host(tk_slice h, tk_slice *name, bool *has_port)
-{
-    size_t end = h.len;
-    if (h.len > 0 && h.p[0] == '[') {
-        size_t i = 0;
-        while (i < h.len && h.p[i] != ']') {
-            i++;
-        }
-        end = i < h.len ? i + 1 : h.len;
-    } else {
-        for (size_t i = 0; i < h.len; i++) {
-            if (h.p[i] == ':') {
-                end = i;
-                break;
-            }
-        }
-    }
-    *name = (tk_slice){h.p, end};
-    *has_port = end < h.len;
 }
 
 #endif
