@@ -127,7 +127,7 @@
 /* Address space only: the data file grows as records are written. 64 GiB
  * holds well over 100 million tokens. */
 #define TK_MAP_SIZE_DEFAULT (1ULL << 36)
-#define TK_MAP_SIZE_MAX     (1ULL << 40)  /* 1 TiB of address space */
+#define TK_MAP_SIZE_MAX     (1ULL << 40) /* 1 TiB of address space */
 /* Reader slots: one per worker, plus tokenctl processes and slack. */
 #define TK_MAX_READERS 126
 
