@@ -67,6 +67,11 @@
 #define TK_CONN_OUT_MAX 16384
 /* Largest single response (head + body). */
 #define TK_RESPONSE_MAX 8192
+/* A host name: DNS names are at most 253 bytes without the trailing dot
+ * (RFC 1035 §2.3.4); an IPv6 literal in brackets is shorter. */
+#define TK_HTTP_HOST_MAX 253
+/* One label of a host name (RFC 1035 §2.3.4). */
+#define TK_HTTP_HOST_LABEL_MAX 63
 
 /* ---- Form bodies -------------------------------------------------------- */
 

@@ -8,9 +8,12 @@
  * the identity header prefixes, the metadata path. Matching a request is a
  * scan of that table with no allocation.
  *
- * Matching (deterministic): a resource covers (host, path) when its host
- * matches (case-insensitive; a host with a port matches only that port, one
- * without a port matches any port, "*" matches every host) and its path
+ * Matching (deterministic): hosts and paths are first normalised the way
+ * the upstream routes on them (tokend/http_uri.h; what servers read
+ * differently is refused before matching). A resource covers (host, path)
+ * when its host matches (same name after normalisation; a host with a port
+ * matches only that port, a request without a port counting as 443; one
+ * without a port matches any port; "*" matches every host) and its path
  * prefix covers the path on a segment boundary ("/wiki" covers "/wiki" and
  * "/wiki/x", not "/wikis"; "/" covers everything). Among the resources that
  * cover a request the most specific host wins (host:port, then host, then
@@ -22,10 +25,12 @@
  *   "trusted_headers": ["X-Forwarded-Method", "X-Forwarded-Host", ...],
  *   "identity_headers": {"subject": "X-Auth-Subject", "client": ...,
  *                        "scope": ..., "session": ..., "actor": ...},
+ *   "path_parameters": "refuse",                 (or "strip": enum tk_http_params)
  *   "resources": [{
  *     "resource": "https://wiki.example.com/",   (https, no query/fragment)
  *     "host": "wiki.example.com",                (default: the identifier's)
- *     "path_prefix": "/",                        (default "/")
+ *     "path_prefix": "/",                        (default: the identifier's path,
+ *                                                 without a trailing '/')
  *     "name": "Company wiki",
  *     "realm": "wiki",                           (default "tokend")
  *     "scopes_supported": ["wiki:read", "wiki:write"],
@@ -39,6 +44,7 @@
 #define TOKEND_RESOURCES_H
 
 #include "tokend/common.h"
+#include "tokend/http_uri.h"
 #include "tokend/limits.h"
 
 /* Resources in one file: the match is a linear scan of at most this many. */
@@ -88,10 +94,14 @@ typedef struct tk_scope_rule {
 
 typedef struct tk_resource {
     tk_slice id;           /* the identifier exactly as configured */
-    tk_slice id_authority; /* host[:port] of the identifier */
-    tk_slice host;         /* lower-case host[:port] to match; "*" = any */
+    tk_slice id_authority; /* host[:port] of the identifier, lower case */
+    tk_http_host id_host;  /* the same, normalised (metadata lookup) */
+    tk_slice host;         /* normalised host[:port] to match; "*" = any */
+    bool host_any;         /* host is "*" */
     bool host_port;        /* host carries a port */
+    tk_http_host vhost;    /* host normalised: name and port (0 = any port) */
     tk_slice prefix;       /* normalised path prefix, starts with '/' */
+    bool prefix_default;   /* prefix taken from the identifier's path */
     tk_slice name, realm;
     tk_slice metadata_url;  /* absolute RFC 9728 metadata URL */
     tk_slice metadata_path; /* its path: /.well-known/oauth-protected-resource… */
@@ -122,30 +132,24 @@ size_t tk_resources_count(const tk_resources *rs);
 const tk_resource *tk_resources_at(const tk_resources *rs, size_t i);
 /* Which original-request headers are trusted (enum tk_trusted bits). */
 unsigned tk_resources_trusted(const tk_resources *rs);
+/* How request paths treat ';' parameters (file member "path_parameters";
+ * TK_HTTP_PARAMS_REFUSE by default and without a table). */
+enum tk_http_params tk_resources_path_params(const tk_resources *rs);
 
-/* The resource covering (host, path), or NULL. host as sent (any case, with
- * or without a port); path normalised (tk_resources_normalize_path). Pure,
- * no allocation; any thread. */
-const tk_resource *tk_resources_match(const tk_resources *rs, tk_slice host, tk_slice path);
+/* The resource covering (host, path), or NULL. host normalised
+ * (tk_http_host_normalize), path normalised (tk_http_path_normalize with
+ * tk_resources_path_params). Pure, no allocation; any thread. */
+const tk_resource *tk_resources_match(const tk_resources *rs, const tk_http_host *host,
+                                      tk_slice path);
 
 /* The resource whose RFC 9728 metadata path is path; when several share it
- * (same path on different hosts), the one whose identifier authority equals
- * host (case-insensitive). NULL when none. */
+ * (same path on different hosts), the one whose identifier authority is
+ * host (as sent; compared normalised, tk_http_host_eq). NULL when none. */
 const tk_resource *tk_resources_by_metadata_path(const tk_resources *rs, tk_slice path,
                                                  tk_slice host);
 
 /* The scope rule for a method: its own, for HEAD the GET rule, else "*";
  * NULL when none applies (no scope required). */
 const tk_scope_rule *tk_resource_rule(const tk_resource *r, tk_slice method);
-
-/*
- * Normalise the path of a request target the way proxies route on it:
- * cut at '?' or '#', percent-decode, merge repeated '/', resolve "." and
- * ".." segments. Returns 0 with out[0..*len), TK_E_BADINPUT (not starting
- * with '/', a bad %-escape, a decoded control character or NUL, ".." above
- * the root) or TK_E_TOOBIG (cap too small; cap >= raw length always fits).
- * Pure; no allocation.
- */
-int tk_resources_normalize_path(tk_slice raw, char *out, size_t cap, size_t *len);
 
 #endif

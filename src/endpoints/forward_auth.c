@@ -13,7 +13,8 @@
  *        with error="invalid_token" unless the token was missing;
  *   403  error="insufficient_scope", scope="…" (RFC 6750 §3.1);
  *   403  {"error":"unknown_resource"} when no resource covers the request;
- *   400  when the original request cannot be known without ambiguity.
+ *   400  when the original request cannot be known without ambiguity
+ *        (headers that disagree, a host or path servers read differently).
  * A token is only ever taken from the Authorization header (never the query
  * or a body). Like introspection this is a hot path: every string it writes
  * was prepared when the resources were loaded; no allocation, no snprintf.
@@ -29,7 +30,9 @@
 
 typedef struct orig {
     tk_slice method, host, uri;
-    tk_slice path; /* normalised, in the worker's path buffer */
+    tk_slice path;      /* normalised, in the worker's path buffer */
+    tk_http_host vhost; /* host normalised, in hostbuf */
+    char hostbuf[TK_HTTP_HOST_MAX + 1];
 } orig;
 
 static const struct {
@@ -126,14 +129,12 @@ static int split_url(tk_slice url, tk_slice *host, tk_slice *path)
     return host->len > 0 ? 0 : -1;
 }
 
-static bool has_comma(tk_slice s)
+/* Method, host and URI of the original request; host and path normalised
+ * as the upstream routes on them (tokend/http_uri.h): a host or path that
+ * servers could read differently is refused (-1: 400, fail closed). */
+static int original(ep_req *r, const tk_resources *rs, orig *o)
 {
-    return memchr(s.p, ',', s.len) != NULL;
-}
-
-/* Method, host and URI of the original request; the path normalised. */
-static int original(ep_req *r, unsigned trusted, orig *o)
-{
+    unsigned trusted = tk_resources_trusted(rs);
     const tk_http_request *h = r->http;
     tk_slice v[NKNOWN], url_host = TK_SLICE_NULL, url_path = TK_SLICE_NULL;
     if (collect(h, trusted, v) != 0) {
@@ -161,11 +162,16 @@ static int original(ep_req *r, unsigned trusted, orig *o)
         }
         o->uri = (tk_slice){h->target.p + 5, h->target.len - 5};
     }
-    if (o->method.len == 0 || o->host.len == 0 || has_comma(o->host)) {
+    if (o->method.len == 0 ||
+        tk_http_host_normalize(o->host, o->hostbuf, sizeof o->hostbuf, &o->vhost) != 0) {
+        tk_log_debug("forward_auth_refused", "why=bad_host");
         return -1;
     }
     size_t n;
-    if (tk_resources_normalize_path(o->uri, r->w->path, sizeof r->w->path, &n) != 0) {
+    enum tk_http_path_flaw flaw;
+    if (tk_http_path_normalize(o->uri, tk_resources_path_params(rs), r->w->path, sizeof r->w->path,
+                               &n, &flaw) != 0) {
+        tk_log_debug("forward_auth_refused", "why=%s", tk_http_path_flaw_name(flaw));
         return -1;
     }
     o->path = (tk_slice){r->w->path, n};
@@ -323,12 +329,12 @@ void ep_forward_auth(ep_req *r)
 {
     ep_worker *w = r->w;
     orig o;
-    if (original(r, tk_resources_trusted(w->res), &o) != 0) {
+    if (original(r, w->res, &o) != 0) {
         count(w, EP_FA_BAD_REQUEST);
         ep_reply_error(r, 400, "invalid_request", NULL);
         return;
     }
-    const tk_resource *res = tk_resources_match(w->res, o.host, o.path);
+    const tk_resource *res = tk_resources_match(w->res, &o.vhost, o.path);
     if (res == NULL) {
         count(w, EP_FA_UNKNOWN_RESOURCE);
         ep_reply_error(r, 403, "unknown_resource", NULL);

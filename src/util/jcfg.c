@@ -10,8 +10,8 @@
 #include <libgen.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 int tk_jcfg_init(tk_jcfg *c, const char *path, char *err, size_t errcap)
 {
@@ -58,16 +58,28 @@ int tk_jcfg_fail(tk_jcfg *c, int code, const char *fmt, ...)
 int tk_jcfg_load(tk_jcfg *c, const char *path, size_t max, json_t **out)
 {
     *out = NULL;
-    struct stat sb;
-    if (stat(path, &sb) != 0) {
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
         int e = errno;
         return tk_jcfg_fail(c, -e, "%s: %s", path, strerror(e));
     }
-    if (sb.st_size < 0 || (uint64_t)sb.st_size > max) {
-        return tk_jcfg_fail(c, TK_E_TOOBIG, "%s: larger than %zu bytes", path, max);
+    /* Read at most max + 1 bytes: the size is judged on what was read, so a
+     * file that grows after a stat cannot slip a larger document through. */
+    char *buf = malloc(max + 1);
+    size_t n = buf != NULL ? fread(buf, 1, max + 1, f) : 0;
+    bool read_err = ferror(f) != 0;
+    fclose(f);
+    if (buf == NULL) {
+        return tk_jcfg_fail(c, -ENOMEM, "%s: out of memory", path);
+    }
+    if (read_err || n > max) {
+        free(buf);
+        return read_err ? tk_jcfg_fail(c, -EIO, "%s: read error", path)
+                        : tk_jcfg_fail(c, TK_E_TOOBIG, "%s: larger than %zu bytes", path, max);
     }
     json_error_t je;
-    *out = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    *out = json_loadb(buf, n, JSON_REJECT_DUPLICATES, &je);
+    free(buf);
     if (*out == NULL) {
         return tk_jcfg_fail(c, TK_E_BADINPUT, "%s:%d: %s", path, je.line, je.text);
     }

@@ -1,16 +1,23 @@
 /*
  * libFuzzer target for what forward-auth reads from the network besides the
- * HTTP head: the original request's path (normalised as a proxy routes on
- * it) and host (matched against a fixed resources table).
+ * HTTP head: the original request's path and host, normalised as the
+ * upstream routes on them (tokend/http_uri.h), and matched against a fixed
+ * resources table.
  *
- * Input: "host\npath" (no newline: the whole input is the path). Checks, on
- * top of the sanitizers: the output never exceeds the input; a normalised
- * path starts with '/', has no empty, "." or ".." segment and no control
- * byte; normalising it again gives it back unchanged when it holds no
- * '%', '?' or '#' (decoding is done once, as proxies do); the match is stable under host case
- * changes and whatever matches covers the path on a segment boundary.
+ * Input: "host\npath" (no newline: the whole input is the path, host
+ * wiki.test). Checks, on top of the sanitizers: only documented results; the
+ * output never exceeds the input; an accepted path starts with '/', has no
+ * empty, "." or ".." segment, no ';', '\\', control byte (C0, C1, DEL),
+ * '%' that starts an escape, and is valid UTF-8; an input that holds no ';'
+ * gives the same answer in both parameter modes, and refuse mode accepts
+ * nothing strip mode refuses; normalising an output again gives it back
+ * unchanged when it holds no '%', '?', '#' or space (decoding is done
+ * once, as servers do; a raw space is refused); an accepted host is lower case without a trailing
+ * dot and normalises to itself; the match is stable under host case changes and a trailing dot, and
+ * whatever matches covers the path on a segment boundary.
  */
 #include "tokend/common.h"
+#include "tokend/http_uri.h"
 #include "tokend/resources.h"
 
 #include <stdlib.h>
@@ -25,6 +32,40 @@ static const char table[] =
     "]}";
 
 static tk_resources *rs;
+
+static bool valid_utf8_no_c1(const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned char c = p[i];
+        size_t k = c < 0x80                 ? 0
+                   : c >= 0xc2 && c <= 0xdf ? 1
+                   : c >= 0xe0 && c <= 0xef ? 2
+                   : c >= 0xf0 && c <= 0xf4 ? 3
+                                            : 9;
+        if (k == 9 || n - i - 1 < k) {
+            return false;
+        }
+        uint32_t cp = k == 0 ? c : (uint32_t)(c & (0x3f >> k));
+        for (size_t j = 1; j <= k; j++) {
+            if ((p[i + j] & 0xc0) != 0x80) {
+                return false;
+            }
+            cp = cp << 6 | (p[i + j] & 0x3fu);
+        }
+        static const uint32_t min[] = {0, 0x80, 0x800, 0x10000};
+        if (cp < min[k] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ||
+            (cp >= 0x80 && cp <= 0x9f)) {
+            return false;
+        }
+        i += k + 1;
+    }
+    return true;
+}
+
+static bool hex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
 
 static void check_normal(const char *p, size_t n)
 {
@@ -43,7 +84,50 @@ static void check_normal(const char *p, size_t n)
         TK_ASSERT(!(seg == 1 && p[i + 1] == '.')); /* no "/./" */
         TK_ASSERT(!(seg == 2 && p[i + 1] == '.' && p[i + 2] == '.'));
     }
+    TK_ASSERT(memchr(p, ';', n) == NULL && memchr(p, '\\', n) == NULL);
+    for (size_t i = 0; i + 2 < n; i++) {
+        TK_ASSERT(!(p[i] == '%' && hex(p[i + 1]) && hex(p[i + 2])));
+    }
+    TK_ASSERT(valid_utf8_no_c1((const unsigned char *)p, n));
 }
+
+/* Host: normalised once, the result is a fixed point; the match does not
+ * depend on case or a trailing dot. */
+static void check_host(tk_slice raw, tk_slice path)
+{
+    char buf[TK_HTTP_HOST_MAX + 1], again[TK_HTTP_HOST_MAX + 1];
+    tk_http_host h, h2;
+    int rc = tk_http_host_normalize(raw, buf, sizeof buf, &h);
+    TK_ASSERT(rc == 0 || rc == TK_E_BADINPUT);
+    if (rc != 0) {
+        return;
+    }
+    TK_ASSERT(h.name.len >= 1 && h.name.len <= TK_HTTP_HOST_MAX && h.name.len <= raw.len + 16);
+    for (size_t i = 0; i < h.name.len; i++) {
+        TK_ASSERT(!(h.name.p[i] >= 'A' && h.name.p[i] <= 'Z'));
+    }
+    TK_ASSERT(h.name.p[h.name.len - 1] != '.');
+    TK_ASSERT(tk_http_host_normalize(h.name, again, sizeof again, &h2) == 0);
+    TK_ASSERT(tk_slice_eq(h.name, h2.name) && h2.port == 0);
+    const tk_resource *r = tk_resources_match(rs, &h, path);
+    char up[TK_HTTP_HOST_MAX + 2];
+    if (raw.len < sizeof up) {
+        bool dot = raw.len > 0 && raw.p[0] != '[' && memchr(raw.p, ':', raw.len) == NULL &&
+                   raw.p[raw.len - 1] != '.';
+        for (size_t i = 0; i < raw.len; i++) {
+            char c = raw.p[i];
+            up[i] = c >= 'a' && c <= 'z' ? (char)(c - 32) : c;
+        }
+        size_t n = raw.len;
+        if (dot) {
+            up[n++] = '.';
+        }
+        TK_ASSERT(tk_http_host_normalize((tk_slice){up, n}, again, sizeof again, &h2) == 0);
+        TK_ASSERT(tk_resources_match(rs, &h2, path) == r);
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -57,38 +141,54 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     tk_slice raw = nl ? (tk_slice){nl + 1, size - (size_t)(nl - in) - 1} : (tk_slice){in, size};
 
     char *out = malloc(raw.len ? raw.len : 1); /* exact size: ASan sees an overrun */
-    size_t n = 0;
-    int rc = tk_resources_normalize_path(raw, out, raw.len, &n);
+    char *out2 = malloc(raw.len ? raw.len : 1);
+    size_t n = 0, n2 = 0;
+    enum tk_http_path_flaw flaw, flaw2;
+    int rc = tk_http_path_normalize(raw, TK_HTTP_PARAMS_REFUSE, out, raw.len, &n, &flaw);
+    int rc2 = tk_http_path_normalize(raw, TK_HTTP_PARAMS_STRIP, out2, raw.len, &n2, &flaw2);
     TK_ASSERT(rc == 0 || rc == TK_E_BADINPUT);
+    TK_ASSERT(rc2 == 0 || rc2 == TK_E_BADINPUT);
+    TK_ASSERT((rc == 0) == (flaw == TK_HTTP_PATH_OK) && (rc2 == 0) == (flaw2 == TK_HTTP_PATH_OK));
+    if (rc == 0) { /* refuse mode accepts only what strip mode reads the same */
+        TK_ASSERT(rc2 == 0 && n2 == n && memcmp(out, out2, n) == 0);
+    }
+    const char *q = memchr(raw.p, '?', raw.len);
+    size_t plen = q != NULL ? (size_t)(q - raw.p) : raw.len;
+    if (memchr(raw.p, ';', plen) == NULL) {
+        TK_ASSERT(rc == rc2 && flaw == flaw2);
+    }
+    if (rc2 == 0) {
+        TK_ASSERT(n2 <= raw.len);
+        check_normal(out2, n2);
+    }
     if (rc == 0) {
         TK_ASSERT(n <= raw.len);
         check_normal(out, n);
-        /* A second pass would decode again what the first decoded to '%',
-         * or cut at a decoded '?' or '#': the fixed point holds without them. */
+        /* A second pass would cut at a decoded '?' or '#', or refuse a
+         * decoded '%' or space: the fixed point holds without them. */
         bool plain = memchr(out, '%', n) == NULL && memchr(out, '?', n) == NULL &&
-                     memchr(out, '#', n) == NULL;
+                     memchr(out, '#', n) == NULL && memchr(out, ' ', n) == NULL;
         char *again = malloc(n);
-        size_t n2 = 0;
+        size_t na = 0;
         if (plain) {
-            TK_ASSERT(tk_resources_normalize_path((tk_slice){out, n}, again, n, &n2) == 0);
-            TK_ASSERT(n2 == n && memcmp(again, out, n) == 0);
+            TK_ASSERT(tk_http_path_normalize((tk_slice){out, n}, TK_HTTP_PARAMS_REFUSE, again, n,
+                                             &na, NULL) == 0);
+            TK_ASSERT(na == n && memcmp(again, out, n) == 0);
         }
         free(again);
 
         tk_slice path = {out, n};
-        const tk_resource *r = tk_resources_match(rs, host, path);
-        char up[256];
-        if (host.len <= sizeof up) {
-            for (size_t i = 0; i < host.len; i++) {
-                char c = host.p[i];
-                up[i] = c >= 'a' && c <= 'z' ? (char)(c - 32) : c;
+        check_host(host, path);
+        char hb[TK_HTTP_HOST_MAX + 1];
+        tk_http_host h;
+        if (tk_http_host_normalize(host, hb, sizeof hb, &h) == 0) {
+            const tk_resource *r = tk_resources_match(rs, &h, path);
+            if (r != NULL) {
+                TK_ASSERT(n >= r->prefix.len && memcmp(out, r->prefix.p, r->prefix.len) == 0);
             }
-            TK_ASSERT(tk_resources_match(rs, (tk_slice){up, host.len}, path) == r);
-        }
-        if (r != NULL) {
-            TK_ASSERT(n >= r->prefix.len && memcmp(out, r->prefix.p, r->prefix.len) == 0);
         }
     }
+    free(out2);
     free(out);
     return 0;
 }

@@ -5,9 +5,11 @@
  * tk_resources_parse; an accepted table is walked whole and asked to match
  * a few hosts and paths (derived from the input too) and metadata paths.
  * Checks: only documented results, an error message NUL-terminated within
- * its buffer, every entry reachable, matches inside the table.
+ * its buffer, every entry reachable, every host and prefix already in normal
+ * form, matches inside the table and covering the path.
  */
 #include "tokend/common.h"
+#include "tokend/http_uri.h"
 #include "tokend/resources.h"
 
 #include <errno.h>
@@ -38,12 +40,21 @@ static bool in_table(const tk_resources *rs, const tk_resource *r)
     return false;
 }
 
+/* Host and path as a request sends them: normalised (when they can be) the
+ * way forward-auth does before matching. */
 static void probe(const tk_resources *rs, tk_slice host, tk_slice path)
 {
-    const tk_resource *r = tk_resources_match(rs, host, path);
-    EXPECT(r == NULL || in_table(rs, r));
-    r = tk_resources_by_metadata_path(rs, path, host);
-    EXPECT(r == NULL || in_table(rs, r));
+    char hb[TK_HTTP_HOST_MAX + 1], pb[128];
+    tk_http_host h;
+    size_t n;
+    if (tk_http_host_normalize(host, hb, sizeof hb, &h) == 0 &&
+        tk_http_path_normalize(path, tk_resources_path_params(rs), pb, sizeof pb, &n, NULL) == 0) {
+        const tk_resource *r = tk_resources_match(rs, &h, (tk_slice){pb, n});
+        EXPECT(r == NULL || in_table(rs, r));
+        EXPECT(r == NULL || (n >= r->prefix.len && memcmp(pb, r->prefix.p, r->prefix.len) == 0));
+    }
+    const tk_resource *m = tk_resources_by_metadata_path(rs, path, host);
+    EXPECT(m == NULL || in_table(rs, m));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -63,8 +74,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     EXPECT(rs != NULL);
     size_t n = tk_resources_count(rs);
     for (size_t i = 0; i < n; i++) {
-        EXPECT(tk_resources_at(rs, i) != NULL);
+        /* Every loaded host and prefix is already in normal form. */
+        const tk_resource *r = tk_resources_at(rs, i);
+        EXPECT(r != NULL && r->prefix.len >= 1 && r->prefix.p[0] == '/');
+        EXPECT(r->host_any || (r->vhost.name.len >= 1 && r->host_port == (r->vhost.port != 0)));
+        char pb[1024];
+        size_t pn;
+        EXPECT(tk_http_path_normalize(r->prefix, TK_HTTP_PARAMS_REFUSE, pb, sizeof pb, &pn, NULL) ==
+                   0 &&
+               pn == r->prefix.len && memcmp(pb, r->prefix.p, pn) == 0);
     }
+    enum tk_http_params pp = tk_resources_path_params(rs);
+    EXPECT(pp == TK_HTTP_PARAMS_REFUSE || pp == TK_HTTP_PARAMS_STRIP);
     (void)tk_resources_trusted(rs);
     probe(rs, TK_SLICE_LIT("wiki.example.com"), TK_SLICE_LIT("/"));
     probe(rs, TK_SLICE_LIT("TOOLS.example.com:443"), TK_SLICE_LIT("/mcp/x"));

@@ -325,3 +325,42 @@ class ProxyFlow(h.TokenAsserts):
         self.assertEqual(hd.get("x-auth-client"), [helper.id])
         self.assertEqual(hd.get("x-auth-actor"), ["%s %s" % (helper.id, self.agent.id)])
 
+    def test_9_client_identity_headers_never_reach_the_app(self):
+        # Every spelling an app may read as an identity header: case, and '_'
+        # for '-' (CGI/PHP/WSGI/Rack map both to HTTP_X_AUTH_SUBJECT).
+        forged = {}
+        for name in ("Subject", "Client", "Scope", "Session", "Actor"):
+            for spelling in ("X_Auth_%s", "x-auth-%s", "X-AUTH-%s", "X_Auth-%s", "X-Auth_%s",
+                             "x_auth_%s"):
+                forged[spelling % (name.lower() if spelling[0] == "x" else name)] = "mallory"
+        r = self.send("GET", "/forged", self.token, headers=forged)
+        self.assertEqual(r.status, 200, "%r\n%s" % (r, self.proxy.log()))
+        rec = r.json()
+        seen = {}
+        for k, v in rec["headers"]:
+            norm = k.lower().replace("_", "-")
+            if norm.startswith("x-auth-"):
+                seen.setdefault(norm, []).append(v)
+        self.assertNotIn("mallory", json.dumps(seen), rec)
+        self.assertEqual(seen.get("x-auth-subject"), ["alice@example.com"], rec)
+        self.assertEqual(seen.get("x-auth-client"), [self.agent.id], rec)
+        self.assertEqual(seen.get("x-auth-scope"), ["wiki:read"], rec)
+        self.assertEqual(seen.get("x-auth-session"), [self.sid], rec)
+        self.assertIn(seen.get("x-auth-actor"), (None, [""]), rec)
+        self.assertEqual(set(seen) - {"x-auth-subject", "x-auth-client", "x-auth-scope",
+                                      "x-auth-session", "x-auth-actor"}, set(), rec)
+        # Without a token nothing reaches the app at all.
+        before = len(self.app.seen)
+        self.assertDenied(self.send("GET", "/forged", headers=forged), 401)
+        self.assertEqual(len(self.app.seen), before)
+
+    def test_10_ambiguous_paths_never_reach_the_app(self):
+        # tokend answers 400; Caddy passes it on, nginx's auth_request turns
+        # any status but 2xx/401/403 into 500. Either way the app never sees it.
+        before = len(self.app.seen)
+        for uri in ("/page;jsessionid=x", "/x;y/../page", "/page%3bx", "/x%2F..%2Fpage",
+                    "/x%5C..%5Cpage", "/%252e%252e/page", "/%C0%AE%C0%AE/page"):
+            r = self.send("GET", uri, self.token)
+            self.assertIn(r.status, (400, 500), "%s %r\n%s" % (uri, r, self.proxy.log()))
+        self.assertEqual(len(self.app.seen), before)
+        self.assertEqual(self.send("GET", "/page", self.token).status, 200)

@@ -260,6 +260,8 @@ class OriginalRequest(ForwardAuthBase):
             dict(uri="/%zz"),
             dict(uri="/%00"),
             dict(uri="/../etc"),
+            dict(uri="/admin;x/users"),                                # see PathAmbiguity
+            dict(host="wiki%2etest"),                                  # see Hosts
         ]
         for kw in cases:
             r = self.auth(self.read, **kw)
@@ -279,6 +281,205 @@ class OriginalRequest(ForwardAuthBase):
                     "/admin/./x", "/a/b/../../admin"):
             r = self.auth(self.read, uri=uri)
             self.assertAdmin(r)
+
+
+# ---- Paths the upstream could route differently (issue 9 item 3) ----------------
+#
+# A path tokend reads one way and the upstream another is refused (400, fail
+# closed). With a wiki token, /admin/users is refused (wrong audience at the
+# admin resource): none of these spellings of it, or of any other path, may
+# be let through.
+
+# ';' path parameters, raw: Tomcat, Jetty and Spring drop ";…" from each
+# segment. (variant, the path a Tomcat-style upstream routes it as)
+PARAMS = [
+    ("/admin;jsessionid=x/users", "/admin/users"),
+    ("/admin;/users", "/admin/users"),
+    ("/admin;", "/admin"),
+    ("/admin;x", "/admin"),
+    ("/;x/admin/users", "/admin/users"),
+    ("/admin;a=1;b=2/x", "/admin/x"),
+    ("/public/..;/admin", "/admin"),
+    ("/public;x/..;y/admin;z/users", "/admin/users"),
+    ("/ad;x/min", "/ad/min"),
+    ("/page;jsessionid=0123", "/page"),
+    ("/page;x/sub;y?q=;z", "/page/sub"),
+]
+# Refused whatever path_parameters says.
+AMBIGUOUS = [
+    # encoded ';' (servers disagree on whether it separates)
+    "/admin%3bx/secret", "/admin%3Bx/secret", "/admin%3B/users", "/page%3b",
+    # encoded slash
+    "/admin%2Fusers", "/admin%2fusers", "/public%2F..%2Fadmin", "/%2Fadmin", "/page%2F",
+    # backslash, raw and encoded (a separator on Windows servers and some routers)
+    "/admin%5Cusers", "/admin%5cusers", "/public%5C..%5Cadmin", "/public\\..\\admin",
+    "/admin\\users", "/page\\",
+    # '%' followed by non-hex or truncated
+    "/admin%", "/admin%4", "/admin%zz", "/admin%g1", "/admin%1g", "/%u0061dmin", "/%%61dmin",
+    # encoded NUL and control characters (C0, DEL, C1)
+    "/admin%00", "/admin%00.html", "/page%0d%0aX-Auth-Subject:%20root", "/page%09",
+    "/page%1f", "/page%7f", "/page%c2%85", "/page%C2%9F",
+    # invalid or overlong UTF-8 after decoding
+    "/%C0%AE%C0%AE/admin", "/public/%C0%AE%C0%AE/admin", "/%C0%AFadmin", "/%E0%80%AE%E0%80%AE/admin",
+    "/%C1%9Cadmin", "/page%C3", "/page%C3(", "/page%80", "/page%ED%A0%80", "/page%F4%90%80%80",
+    "/page%FF", "/caf\xe9", "/\xc0\xae\xc0\xae/admin",
+    # double encoding that a second decoding would turn into a dot-segment or separator
+    "/%252e%252e/admin", "/public/%252e%252e/admin", "/public/%252E%252E/admin",
+    "/admin%252fusers", "/admin%255cusers", "/admin%253bx/users", "/%25%32%65%25%32%65/admin",
+    # a fragment (never part of a request target)
+    "/admin#x", "/page#/../admin", "/page#", "/page?q#f",
+    # dot-segments above the root
+    "/..", "/../admin", "/public/../../admin", "/%2e%2e/admin", "/./../admin",
+]
+
+
+class PathAmbiguity(ForwardAuthBase):
+
+    def bad_requests(self):
+        text = self.d.metrics_text()
+        m = re.search(r'tokend_forward_auth_total\{result="bad_request"\} (\d+)', text)
+        return int(m.group(1)) if m else 0
+
+    def assertRefused(self, r, what):
+        self.assertEqual(r.status, 400, (what, r))
+        self.assertEqual(r.json(), {"error": "invalid_request"}, what)
+        self.assertIsNone(r.header("x-auth-subject"), what)
+        self.assertIsNone(r.header("www-authenticate"), what)
+
+    def test_the_plain_paths(self):
+        # What the variants must not be confused with: admin refused, page allowed.
+        self.assertAdmin(self.auth(self.read, uri="/admin/users"))
+        self.assertEqual(self.auth(self.read, uri="/page").status, 200)
+
+    def test_parameters_and_every_ambiguity_class_are_400(self):
+        before = self.bad_requests()
+        variants = [v for v, _ in PARAMS] + AMBIGUOUS
+        for uri in variants:
+            self.assertRefused(self.auth(self.read, uri=uri), uri)
+        # Counted as bad_request in forward-auth's metrics, one per request.
+        self.assertEqual(self.bad_requests() - before, len(variants))
+
+    def test_every_header_that_carries_the_uri(self):
+        for uri in ("/admin;x/users", "/admin%3bx/secret", "/admin%2Fx", "/admin%5Cx",
+                    "/%252e%252e/admin", "/%C0%AE%C0%AE/admin", "/admin#x"):
+            self.assertRefused(self.auth(self.read, uri=None, extra={"X-Original-URI": uri}), uri)
+            self.assertRefused(self.auth(self.read, host=None, uri=None,
+                                         extra={"X-Original-URL": "https://wiki.test" + uri}), uri)
+        # Envoy style: the original path after /auth, through the request-line parser.
+        for uri in ("/admin;x/users", "/admin%3bx/secret", "/admin%2Fx", "/admin%5Cx",
+                    "/%252e%252e/admin", "/%C0%AE%C0%AE/admin"):
+            r = self.d.raw(("GET /auth%s HTTP/1.1\r\nHost: wiki.test\r\n"
+                            "Authorization: Bearer %s\r\n\r\n" % (uri, self.read)).encode())
+            self.assertRefused(r, uri)
+
+    def test_query_is_not_the_path(self):
+        # Only the path is routed on: a query may hold any of these.
+        for q in ("?a=;b", "?x=%2F", "?x=%5C", "?x=%252e", "?x=%C0%AE", "?x=/../.."):
+            self.assertEqual(self.auth(self.read, uri="/page" + q).status, 200, q)
+            self.assertAdmin(self.auth(self.read, uri="/admin/users" + q))
+
+    def test_ordinary_escapes_still_decode(self):
+        self.assertAdmin(self.auth(self.read, uri="/%61dmin/users"))
+        self.assertAdmin(self.auth(self.read, uri="/public/%2e%2E/admin"))
+        self.assertEqual(self.auth(self.read, uri="/caf%C3%A9%20100%25").status, 200)
+
+
+class PathParametersStrip(PathAmbiguity):
+    """"path_parameters": "strip": the Tomcat reading, every variant decided
+    as the path the upstream routes it as; the other classes stay 400."""
+    resources = dict(RESOURCES, path_parameters="strip")
+
+    def decision(self, r):
+        return (r.status, r.header("www-authenticate"), r.header("x-auth-subject"))
+
+    def test_parameters_and_every_ambiguity_class_are_400(self):
+        before = self.bad_requests()
+        for uri in AMBIGUOUS:
+            self.assertRefused(self.auth(self.read, uri=uri), uri)
+        self.assertEqual(self.bad_requests() - before, len(AMBIGUOUS))
+
+    def test_parameters_are_stripped(self):
+        for variant, plain in PARAMS:
+            want = self.decision(self.auth(self.read, uri=plain))
+            self.assertEqual(self.decision(self.auth(self.read, uri=variant)), want, variant)
+        self.assertAdmin(self.auth(self.read, uri="/admin;jsessionid=x/users"))
+        admin = self.d.issue(self.sid, self.agent, "wiki:admin", aud=ADMIN)["access_token"]
+        self.assertEqual(self.auth(admin, uri="/admin;jsessionid=x/users").status, 200)
+
+    def test_every_header_that_carries_the_uri(self):
+        self.assertAdmin(self.auth(self.read, uri=None, extra={"X-Original-URI": "/admin;x/y"}))
+        self.assertAdmin(self.auth(self.read, host=None, uri=None,
+                                   extra={"X-Original-URL": "https://wiki.test/admin;x/y"}))
+        r = self.d.raw(("GET /auth/admin;x/users HTTP/1.1\r\nHost: wiki.test\r\n"
+                        "Authorization: Bearer %s\r\n\r\n" % self.read).encode())
+        self.assertAdmin(r)
+        self.assertRefused(self.auth(self.read, uri=None, extra={"X-Original-URI": "/a%3bx"}),
+                           "encoded ;")
+
+
+# ---- Hosts (issue 9 item 4) --------------------------------------------------------
+
+# wiki.test covers "/", the "*" resource covers /shared: a spelling of
+# wiki.test that tokend did not recognise fell through to "*".
+SAME_HOST = ["wiki.test", "WIKI.TEST", "Wiki.Test", "wiki.test.", "WIKI.test.",
+             "wiki.test:443", "wiki.test.:443", "wiki.test:0443", "wiki.test:8080",
+             "wiki.test.:8080", "wiki.test:"]
+BAD_HOSTS = ["wiki%2etest", "wiki%2Etest", "%77iki.test", "wiki.test%2e", "wiki.test..",
+             "wiki..test", ".wiki.test", ".", "wiki.test:x", "wiki.test:0", "wiki.test:65536",
+             "wiki.test:443:443", "wiki.test: 443", "user@wiki.test", "wiki.test/x",
+             "wiki.test\\", "wi ki.test", "wiki.test,other.test", "w\xc3\xafki.test",
+             "[::1", "[::1]x", "[v1.x]", "[fe80::1%25eth0]", "[127.0.0.1]", "*",
+             "a" * 64 + ".test", ("a" * 63 + ".") * 4 + "test"]
+
+
+class Hosts(ForwardAuthBase):
+    resources = {
+        "resources": RESOURCES["resources"] + [
+            {"resource": "https://secure.test/", "host": "secure.test:443"},
+            {"resource": "https://ports.test:8443/", "host": "Ports.Test.:8443"},
+            {"resource": "https://[::1]:8443/"},
+        ]
+    }
+
+    def test_every_spelling_of_a_host_is_that_host(self):
+        any_token = self.d.issue(self.sid, self.agent, "read", aud=ANY)["access_token"]
+        for host in SAME_HOST:
+            r = self.auth(self.read, host=host, uri="/shared/x")
+            self.assertEqual(r.status, 200, (host, r))  # wiki.test's "/", not "*"
+            r = self.auth(any_token, host=host, uri="/shared/x")
+            self.assertChallenge(r, 401, WIKI, realm="wiki", error="invalid_token")
+        # And X-Original-URL's authority the same way.
+        r = self.auth(self.read, host=None, uri=None,
+                      extra={"X-Original-URL": "https://WIKI.test.:443/shared/x"})
+        self.assertEqual(r.status, 200, r)
+
+    def test_invalid_hosts_are_400(self):
+        for host in BAD_HOSTS:
+            r = self.auth(self.read, host=host, uri="/shared/x")
+            self.assertEqual(r.status, 400, (host, r))
+            self.assertEqual(r.json(), {"error": "invalid_request"}, host)
+        raw = ("GET /auth HTTP/1.1\r\nHost: wiki%%2etest\r\nX-Forwarded-Uri: /\r\n"
+               "Authorization: Bearer %s\r\n\r\n" % self.read)
+        self.assertEqual(self.d.raw(raw.encode()).status, 400)
+
+    def test_ports_compared_as_the_resource_requires(self):
+        sec = self.d.issue(self.sid, self.agent, "read", aud="https://secure.test/")
+        sec = sec["access_token"]
+        for host in ("secure.test", "SECURE.test.", "secure.test:443", "secure.test:00443"):
+            self.assertEqual(self.auth(sec, host=host, uri="/x").status, 200, host)
+        for host in ("secure.test:8443", "secure.test:80"):
+            r = self.auth(sec, host=host, uri="/x")
+            self.assertEqual(r.status, 403, (host, r))  # only "*" /shared could cover it
+            self.assertEqual(r.json(), {"error": "unknown_resource"})
+        ports = self.d.issue(self.sid, self.agent, "read",
+                             aud="https://ports.test:8443/")["access_token"]
+        for host in ("ports.test:8443", "PORTS.TEST.:8443", "ports.test:08443"):
+            self.assertEqual(self.auth(ports, host=host, uri="/x").status, 200, host)
+        for host in ("ports.test", "ports.test:443", "ports.test:80"):
+            self.assertEqual(self.auth(ports, host=host, uri="/x").status, 403, host)
+        v6 = self.d.issue(self.sid, self.agent, "read", aud="https://[::1]:8443/")["access_token"]
+        for host in ("[::1]:8443", "[0:0:0:0:0:0:0:1]:8443", "[0::1]:08443"):
+            self.assertEqual(self.auth(v6, host=host, uri="/x").status, 200, host)
 
 
 class Matching(ForwardAuthBase):
@@ -405,6 +606,40 @@ class Config(h.FreshCase):
         self.assertIn("https", str(cm.exception))
         with self.assertRaises(AssertionError):
             self.daemon(("--resources", os.path.join(d, "missing.json")))
+
+    def test_identifiers_that_differ_by_path_need_no_path_prefix(self):
+        # The default path_prefix is the identifier's path (no trailing '/').
+        res = {"resources": [{"resource": "https://apps.test/a"},
+                             {"resource": "https://apps.test/b/"},
+                             {"resource": "https://apps.test"}]}
+        d, path = write_resources(res)
+        self.addCleanup(shutil.rmtree, d, True)
+        t = self.daemon(("--resources", path))
+        for uri, want in (("/a", "https://apps.test/a"), ("/a/x", "https://apps.test/a"),
+                          ("/b", "https://apps.test/b/"), ("/b/x/y", "https://apps.test/b/"),
+                          ("/ab", "https://apps.test"), ("/", "https://apps.test")):
+            r = t.request("GET", "/auth", headers={"X-Forwarded-Host": "apps.test",
+                                                   "X-Forwarded-Uri": uri})
+            self.assertEqual(r.header("www-authenticate"), challenge(want), uri)
+
+    def test_a_remaining_conflict_says_what_to_add(self):
+        res = {"resources": [{"resource": "https://apps.test/a"},
+                             {"resource": "https://apps.test/a/"}]}
+        d, path = write_resources(res)
+        self.addCleanup(shutil.rmtree, d, True)
+        with self.assertRaises(AssertionError) as cm:
+            self.daemon(("--resources", path))
+        msg = str(cm.exception)
+        self.assertIn("resources_invalid", msg)
+        self.assertIn('both cover host "apps.test" and path prefix "/a"', msg)
+        self.assertIn('give one of them a "path_prefix"', msg)
+
+    def test_path_parameters_member_is_checked(self):
+        d, path = write_resources(dict(RESOURCES, path_parameters="keep"))
+        self.addCleanup(shutil.rmtree, d, True)
+        with self.assertRaises(AssertionError) as cm:
+            self.daemon(("--resources", path))
+        self.assertIn("path_parameters", str(cm.exception))
 
     def test_no_resources_configured(self):
         d = self.daemon()

@@ -72,6 +72,13 @@ class Metadata(h.TokenAsserts, unittest.TestCase):
         self.assertEqual(self.get(WK).status, 404)  # Host 127.0.0.1: ambiguous
         self.assertEqual(self.get(WK, host="other.test").status, 404)
 
+    def test_host_is_compared_normalised(self):
+        # Case, one trailing dot and the https default port name the same host.
+        for host in ("API.test.", "api.test:443", "Api.Test.:0443"):
+            self.assertEqual(self.get(WK, host=host).json()["resource"], "https://api.test", host)
+        for host in ("api.test:8443", "api%2etest", "api.test..", "api..test"):
+            self.assertEqual(self.get(WK, host=host).status, 404, host)
+
     def test_challenge_points_at_the_served_document(self):
         r = self.d.request("GET", "/auth", headers={"X-Forwarded-Host": "api.test",
                                                     "X-Forwarded-Uri": "/mcp/x"})

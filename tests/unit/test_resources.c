@@ -37,9 +37,19 @@ static tk_resources *load(const char *json)
     return rs;
 }
 
+/* The id of the resource matching host and path as a request sends them
+ * (both normalised first), "none", or "BAD" when either is refused. */
 static const char *match_id(const tk_resources *rs, const char *host, const char *path)
 {
-    const tk_resource *r = tk_resources_match(rs, tk_slice_from_str(host), tk_slice_from_str(path));
+    char hb[TK_HTTP_HOST_MAX + 1], pb[512];
+    tk_http_host h;
+    size_t n;
+    if (tk_http_host_normalize(tk_slice_from_str(host), hb, sizeof hb, &h) != 0 ||
+        tk_http_path_normalize(tk_slice_from_str(path), tk_resources_path_params(rs), pb, sizeof pb,
+                               &n, NULL) != 0) {
+        return "BAD";
+    }
+    const tk_resource *r = tk_resources_match(rs, &h, (tk_slice){pb, n});
     static char id[256];
     snprintf(id, sizeof id, "%.*s", r ? (int)r->id.len : 4, r ? r->id.p : "none");
     return id;
@@ -100,7 +110,8 @@ static void test_match_order(void)
     CHECK_EQ_STR(match_id(rs, "nowhere.test", "/api"), "https://any.test/api/v1");
     CHECK_EQ_STR(match_id(rs, "nowhere.test", "/apix"), "none");
     CHECK_EQ_STR(match_id(rs, "[::1]:80", "/"), "none");
-    CHECK(tk_resources_match(NULL, TK_SLICE_LIT("a"), TK_SLICE_LIT("/")) == NULL);
+    tk_http_host a = {TK_SLICE_LIT("a"), 0};
+    CHECK(tk_resources_match(NULL, &a, TK_SLICE_LIT("/")) == NULL);
 
     const tk_resource *m = tk_resources_by_metadata_path(
         rs, TK_SLICE_LIT("/.well-known/oauth-protected-resource/admin"), TK_SLICE_LIT("x"));
@@ -114,6 +125,103 @@ static void test_match_order(void)
     CHECK(tk_resources_by_metadata_path(rs, root, TK_SLICE_LIT("elsewhere")) == NULL);
     CHECK(tk_resources_by_metadata_path(rs, TK_SLICE_LIT("/.well-known/oauth-protected-resource/x"),
                                         TK_SLICE_LIT("wiki.test")) == NULL);
+    tk_resources_free(rs);
+}
+
+static void test_hosts_normalised(void)
+{
+    tk_resources *rs = load(good);
+    TK_ASSERT(rs != NULL);
+    /* One host, many spellings: never the "*" resource's /api or none. */
+    static const char *const wiki[] = {"wiki.test",     "WIKI.TEST",      "wiki.test.",
+                                       "Wiki.Test.:80", "wiki.test:0443", "wiki.test:"};
+    for (size_t i = 0; i < TK_ARRAY_LEN(wiki); i++) {
+        CHECK_EQ_STR(match_id(rs, wiki[i], "/api"), "https://wiki.test/");
+    }
+    /* host:port: only that port; no port counts as 443. */
+    CHECK_EQ_STR(match_id(rs, "wiki.test.:08443", "/admin"), "https://wiki.test:8443/");
+    CHECK_EQ_STR(match_id(rs, "other.test.", "/api/v1/x"), "https://other.test/api/v1");
+    static const char *const bad[] = {"wiki%2etest", "wiki.test..",          "wiki..test",
+                                      "wiki.test:x", "wiki.test,other.test", "%77iki.test",
+                                      "wiki.test:0"};
+    for (size_t i = 0; i < TK_ARRAY_LEN(bad); i++) {
+        CHECK_EQ_STR(match_id(rs, bad[i], "/api"), "BAD");
+    }
+    /* A resource whose host names port 443 takes a request without a port. */
+    tk_resources *p = load("{\"resources\": [{\"resource\": \"https://w.test/\", \"host\": "
+                           "\"W.test.:443\"}, {\"resource\": \"https://any.test/\", \"host\": "
+                           "\"*\"}]}");
+    CHECK_SLICE(tk_resources_at(p, 0)->host, "w.test:443");
+    CHECK_EQ_STR(match_id(p, "w.test", "/"), "https://w.test/");
+    CHECK_EQ_STR(match_id(p, "w.test:443", "/"), "https://w.test/");
+    CHECK_EQ_STR(match_id(p, "w.test:8443", "/"), "https://any.test/");
+    /* Metadata lookup compares the identifier's host the same way. */
+    tk_slice root = TK_SLICE_LIT("/.well-known/oauth-protected-resource");
+    CHECK(tk_resources_by_metadata_path(p, root, TK_SLICE_LIT("W.TEST.:443")) ==
+          tk_resources_at(p, 0));
+    CHECK(tk_resources_by_metadata_path(p, root, TK_SLICE_LIT("any.test.")) ==
+          tk_resources_at(p, 1));
+    CHECK(tk_resources_by_metadata_path(p, root, TK_SLICE_LIT("any%2etest")) == NULL);
+    tk_resources_free(p);
+    tk_resources_free(rs);
+}
+
+/* Identifiers that differ only by path load without path_prefix: each
+ * covers its own path. A remaining conflict names what to add. */
+static void test_default_prefix(void)
+{
+    tk_resources *rs = load("{\"resources\": ["
+                            " {\"resource\": \"https://w.test\"},"
+                            " {\"resource\": \"https://w.test/a\"},"
+                            " {\"resource\": \"https://w.test/b/\"},"
+                            " {\"resource\": \"https://w.test/b/c\"}]}");
+    TK_ASSERT(rs != NULL);
+    CHECK_SLICE(tk_resources_at(rs, 0)->prefix, "/");
+    CHECK_SLICE(tk_resources_at(rs, 1)->prefix, "/a");
+    CHECK_SLICE(tk_resources_at(rs, 2)->prefix, "/b");
+    CHECK_SLICE(tk_resources_at(rs, 3)->prefix, "/b/c");
+    CHECK_EQ_STR(match_id(rs, "w.test", "/"), "https://w.test");
+    CHECK_EQ_STR(match_id(rs, "w.test", "/a"), "https://w.test/a");
+    CHECK_EQ_STR(match_id(rs, "w.test", "/a/x"), "https://w.test/a");
+    CHECK_EQ_STR(match_id(rs, "w.test", "/ab"), "https://w.test");
+    CHECK_EQ_STR(match_id(rs, "w.test", "/b"), "https://w.test/b/");
+    CHECK_EQ_STR(match_id(rs, "w.test", "/b/x"), "https://w.test/b/");
+    CHECK_EQ_STR(match_id(rs, "w.test", "/b/c/d"), "https://w.test/b/c");
+    tk_resources_free(rs);
+
+    static const char conflict[] = "{\"resources\": [{\"resource\": \"https://w.test/a\"}, "
+                                   "{\"resource\": \"https://w.test/a/\"}]}";
+    char err[512];
+    rs = NULL;
+    CHECK_EQ_INT(tk_resources_parse(conflict, sizeof conflict - 1, &rs, err, sizeof err),
+                 TK_E_INVALID);
+    CHECK_EQ_STR(err, "resources[0] and [1]: both cover host \"w.test\" and path prefix \"/a\" "
+                      "(the default: each identifier's path); give one of them a "
+                      "\"path_prefix\" (or \"host\") of its own");
+    static const char unnormal[] = "{\"resources\": [{\"resource\": \"https://w.test/a;x\"}]}";
+    CHECK_EQ_INT(tk_resources_parse(unnormal, sizeof unnormal - 1, &rs, err, sizeof err),
+                 TK_E_INVALID);
+    CHECK(strstr(err, "give \"path_prefix\"") != NULL);
+    /* ...and an explicit prefix resolves it. */
+    tk_resources_free(load("{\"resources\": [{\"resource\": \"https://w.test/a;x\", "
+                           "\"path_prefix\": \"/a\"}]}"));
+}
+
+static void test_path_parameters_option(void)
+{
+    tk_resources *rs = load("{\"resources\": []}");
+    CHECK_EQ_INT(tk_resources_path_params(rs), TK_HTTP_PARAMS_REFUSE);
+    tk_resources_free(rs);
+    CHECK_EQ_INT(tk_resources_path_params(NULL), TK_HTTP_PARAMS_REFUSE);
+    rs = load("{\"path_parameters\": \"refuse\", \"resources\": []}");
+    CHECK_EQ_INT(tk_resources_path_params(rs), TK_HTTP_PARAMS_REFUSE);
+    tk_resources_free(rs);
+    rs = load("{\"path_parameters\": \"strip\", \"resources\": ["
+              " {\"resource\": \"https://w.test/\"},"
+              " {\"resource\": \"https://w.test/admin\"}]}");
+    CHECK_EQ_INT(tk_resources_path_params(rs), TK_HTTP_PARAMS_STRIP);
+    CHECK_EQ_STR(match_id(rs, "w.test", "/admin;jsessionid=x/users"), "https://w.test/admin");
+    CHECK_EQ_STR(match_id(rs, "w.test", "/admin%3bx/users"), "BAD");
     tk_resources_free(rs);
 }
 
@@ -151,7 +259,25 @@ static void test_rejects(void)
         "{\"resources\": [{\"resource\": \"https://w.test/\"}, {\"resource\": "
         "\"https://w.test\"}]}",
         "{\"resources\": [{\"resource\": \"https://w.test/a\"}, {\"resource\": "
-        "\"https://w.test/b\"}]}",
+        "\"https://w.test/a/\"}]}",
+        "{\"resources\": [{\"resource\": \"https://w.test/a\"}, {\"resource\": "
+        "\"https://W.Test./b\", \"path_prefix\": \"/a\"}]}",
+        "{\"resources\": [{\"resource\": \"https://w.test/a;x\"}]}",
+        "{\"resources\": [{\"resource\": \"https://w.test/a%2Fb\"}]}",
+        "{\"resources\": [{\"resource\": \"https://w.test/a/../b\"}]}",
+        "{\"resources\": [{\"resource\": \"https://w.test//a\"}]}",
+        "{\"resources\": [{\"resource\": \"https://w%2etest/\"}]}",
+        "{\"resources\": [{\"resource\": \"https://w..test/\"}]}",
+        "{\"resources\": [{\"resource\": \"https://u@w.test/\"}]}",
+        "{\"resources\": [{\"resource\": \"https://w.test:0/\"}]}",
+        "{\"resources\": [{\"resource\": \"https://w.test:99999/\"}]}",
+        "{\"resources\": [{\"resource\": \"https://w.test/\", \"host\": \"w%2etest\"}]}",
+        "{\"resources\": [{\"resource\": \"https://w.test/\", \"host\": \"w.test..\"}]}",
+        "{\"resources\": [{\"resource\": \"https://w.test/\", \"host\": \"*.test\"}]}",
+        "{\"resources\": [{\"resource\": \"https://w.test/\", \"path_prefix\": \"/a;b\"}]}",
+        "{\"resources\": [{\"resource\": \"https://w.test/\", \"path_prefix\": \"/a\\\\b\"}]}",
+        "{\"path_parameters\": \"keep\", \"resources\": []}",
+        "{\"path_parameters\": true, \"resources\": []}",
         "{\"resources\": [{\"resource\": \"https://w.test/\"}], \"resources\": []}",
     };
     for (size_t i = 0; i < TK_ARRAY_LEN(bad); i++) {
@@ -179,70 +305,13 @@ static void test_rejects(void)
     CHECK(tk_resources_load("/nonexistent/res.json", &rs, err, sizeof err) == -ENOENT);
 }
 
-static const char *norm(const char *in)
-{
-    static char out[256];
-    size_t n = 0;
-    int rc = tk_resources_normalize_path(tk_slice_from_str(in), out, sizeof out - 1, &n);
-    if (rc != 0) {
-        return rc == TK_E_BADINPUT ? "BAD" : "BIG";
-    }
-    out[n] = '\0';
-    return out;
-}
-
-static void test_normalize(void)
-{
-    CHECK_EQ_STR(norm("/"), "/");
-    CHECK_EQ_STR(norm("/a/b"), "/a/b");
-    CHECK_EQ_STR(norm("/a/b/"), "/a/b/");
-    CHECK_EQ_STR(norm("/a//b"), "/a/b");
-    CHECK_EQ_STR(norm("//"), "/");
-    CHECK_EQ_STR(norm("/a/./b"), "/a/b");
-    CHECK_EQ_STR(norm("/a/."), "/a/");
-    CHECK_EQ_STR(norm("/a/b/../c"), "/a/c");
-    CHECK_EQ_STR(norm("/a/.."), "/");
-    CHECK_EQ_STR(norm("/a/b/.."), "/a/");
-    CHECK_EQ_STR(norm("/public/../admin"), "/admin");
-    CHECK_EQ_STR(norm("/public/%2e%2E/admin"), "/admin");
-    CHECK_EQ_STR(norm("/a%2Fb"), "/a/b");
-    CHECK_EQ_STR(norm("/%61dmin"), "/admin");
-    CHECK_EQ_STR(norm("/a?x=/../b"), "/a");
-    CHECK_EQ_STR(norm("/a#../b"), "/a");
-    CHECK_EQ_STR(norm("/a/...b"), "/a/...b");
-    CHECK_EQ_STR(norm("/caf%C3%A9"), "/caf\xc3\xa9");
-    CHECK_EQ_STR(norm("/.."), "BAD");
-    CHECK_EQ_STR(norm("/a/../.."), "BAD");
-    CHECK_EQ_STR(norm("a/b"), "BAD");
-    CHECK_EQ_STR(norm(""), "BAD");
-    CHECK_EQ_STR(norm("?x"), "BAD");
-    CHECK_EQ_STR(norm("/%"), "BAD");
-    CHECK_EQ_STR(norm("/%4"), "BAD");
-    CHECK_EQ_STR(norm("/%zz"), "BAD");
-    CHECK_EQ_STR(norm("/%00"), "BAD");
-    CHECK_EQ_STR(norm("/%0d%0a"), "BAD");
-    CHECK_EQ_STR(norm("/%7f"), "BAD");
-    char out[4];
-    size_t n;
-    CHECK_EQ_INT(tk_resources_normalize_path(TK_SLICE_LIT("/abcdef"), out, sizeof out, &n),
-                 TK_E_TOOBIG);
-    /* Every prefix of a tricky path: never more output than input, never a crash. */
-    static const char tricky[] = "/a/%2e%2e/b/./c//%2F../d%41?q=1";
-    for (size_t i = 0; i <= sizeof tricky - 1; i++) {
-        char *in = malloc(i ? i : 1); /* exact size: ASan catches an over-read */
-        memcpy(in, tricky, i);
-        char o[64];
-        int rc = tk_resources_normalize_path((tk_slice){in, i}, o, i, &n);
-        CHECK(rc != 0 || n <= i);
-        free(in);
-    }
-}
-
 int main(void)
 {
     RUN(test_load_and_precompute);
     RUN(test_match_order);
     RUN(test_rejects);
-    RUN(test_normalize);
+    RUN(test_hosts_normalised);
+    RUN(test_default_prefix);
+    RUN(test_path_parameters_option);
     return check_report();
 }

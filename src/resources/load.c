@@ -1,6 +1,6 @@
 /*
- * Protected resources: loading the JSON file into an immutable table, and
- * the pure matching that forward-auth and the RFC 9728 metadata use.
+ * Protected resources, the cold half: reading the JSON file into the
+ * immutable table that match.c scans.
  *
  * The idea: do every bit of string work once, at load. The table keeps each
  * resource's challenges, header prefixes and metadata URL ready to copy, and
@@ -8,7 +8,10 @@
  * prefixes first), so the first covering resource in that order is the
  * answer. Strings live in a small arena freed with the table.
  */
-#include "tokend/resources.h"
+#include "resources_int.h"
+
+#include "tokend/http_uri.h"
+#include "tokend/jcfg.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -19,23 +22,7 @@
 
 /* ---- Arena ------------------------------------------------------------------ */
 
-typedef struct block {
-    struct block *next;
-    size_t cap, len;
-    char data[];
-} block;
-
 #define BLOCK_SIZE 65536
-
-struct tk_resources {
-    block *arena;
-    unsigned trusted;
-    size_t n;
-    tk_resource *r;                   /* file order */
-    uint16_t order[TK_RESOURCES_MAX]; /* match order */
-};
-
-_Static_assert(TK_RESOURCES_MAX <= UINT16_MAX, "order indices fit uint16_t");
 
 static char *arena_alloc(tk_resources *rs, size_t n)
 {
@@ -142,12 +129,6 @@ static bool is_qtext(char c)
     return c == ' ' || is_scope_char(c);
 }
 
-/* Characters of a host[:port] or [v6]:port authority we accept. */
-static bool is_authority_char(char c)
-{
-    return is_alnum(c) || c == '.' || c == '-' || c == ':' || c == '[' || c == ']' || c == '_';
-}
-
 static bool all_of(tk_slice s, bool (*ok)(char))
 {
     for (size_t i = 0; i < s.len; i++) {
@@ -158,250 +139,30 @@ static bool all_of(tk_slice s, bool (*ok)(char))
     return true;
 }
 
-static char lower(char c)
-{
-    return c >= 'A' && c <= 'Z' ? (char)(c + ('a' - 'A')) : c;
-}
-
-static bool eq_nocase(tk_slice a, tk_slice b)
-{
-    if (a.len != b.len) {
-        return false;
-    }
-    for (size_t i = 0; i < a.len; i++) {
-        if (lower(a.p[i]) != lower(b.p[i])) {
-            return false;
-        }
-    }
-    return true;
-}
-
-/* ---- Path normalisation ------------------------------------------------------------ */
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    c = lower(c);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* Percent-decode raw into out (same length or shorter). */
-static int pct_decode(tk_slice raw, char *out, size_t *len)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < raw.len; i++) {
-        char c = raw.p[i];
-        if (c == '%') {
-            int hi = i + 2 < raw.len ? hexval(raw.p[i + 1]) : -1;
-            int lo = i + 2 < raw.len ? hexval(raw.p[i + 2]) : -1;
-            if (hi < 0 || lo < 0) {
-                return TK_E_BADINPUT;
-            }
-            c = (char)(hi * 16 + lo);
-            i += 2;
-        }
-        if ((unsigned char)c < 0x20 || c == 0x7f) {
-            return TK_E_BADINPUT;
-        }
-        out[n++] = c;
-    }
-    *len = n;
-    return 0;
-}
-
-int tk_resources_normalize_path(tk_slice raw, char *out, size_t cap, size_t *len)
-{
-    size_t end = 0;
-    while (end < raw.len && raw.p[end] != '?' && raw.p[end] != '#') {
-        end++;
-    }
-    if (end == 0 || raw.p[0] != '/') {
-        return TK_E_BADINPUT;
-    }
-    if (cap < end) {
-        return TK_E_TOOBIG;
-    }
-    size_t dn;
-    int rc = pct_decode((tk_slice){raw.p, end}, out, &dn);
-    if (rc != 0) {
-        return rc;
-    }
-    /* Segments are rewritten in place: the write position never passes the
-     * read position, because every output byte comes from an input byte. */
-    size_t w = 0, i = 0;
-    bool trailing = false;
-    while (i < dn) { /* bounded: i advances by at least one per turn */
-        while (i < dn && out[i] == '/') {
-            i++;
-        }
-        size_t s = i;
-        while (i < dn && out[i] != '/') {
-            i++;
-        }
-        size_t sl = i - s;
-        trailing = i == dn && sl == 0;
-        if (sl == 0 || (sl == 1 && out[s] == '.')) {
-            trailing = true;
-            continue;
-        }
-        if (sl == 2 && out[s] == '.' && out[s + 1] == '.') {
-            if (w == 0) {
-                return TK_E_BADINPUT; /* above the root */
-            }
-            while (w > 0 && out[w - 1] != '/') {
-                w--;
-            }
-            w--; /* the '/' before the dropped segment */
-            trailing = true;
-            continue;
-        }
-        out[w++] = '/';
-        memmove(out + w, out + s, sl);
-        w += sl;
-        trailing = false;
-    }
-    if (w == 0 || trailing) {
-        out[w++] = '/';
-    }
-    *len = w;
-    return 0;
-}
-
-/* ---- Matching ------------------------------------------------------------------------ */
-
-/* hostname and port of a host[:port] / [v6][:port] value. */
-static void split_host(tk_slice h, tk_slice *name, bool *has_port)
-{
-    size_t end = h.len;
-    if (h.len > 0 && h.p[0] == '[') {
-        size_t i = 0;
-        while (i < h.len && h.p[i] != ']') {
-            i++;
-        }
-        end = i < h.len ? i + 1 : h.len;
-    } else {
-        for (size_t i = 0; i < h.len; i++) {
-            if (h.p[i] == ':') {
-                end = i;
-                break;
-            }
-        }
-    }
-    *name = (tk_slice){h.p, end};
-    *has_port = end < h.len;
-}
-
-static bool host_covers(const tk_resource *r, tk_slice host)
-{
-    if (r->host.len == 1 && r->host.p[0] == '*') {
-        return true;
-    }
-    if (r->host_port) {
-        return eq_nocase(r->host, host);
-    }
-    tk_slice name;
-    bool port;
-    split_host(host, &name, &port);
-    return eq_nocase(r->host, name);
-}
-
-static bool prefix_covers(tk_slice prefix, tk_slice path)
-{
-    if (path.len < prefix.len || memcmp(path.p, prefix.p, prefix.len) != 0) {
-        return false;
-    }
-    return path.len == prefix.len || prefix.p[prefix.len - 1] == '/' || path.p[prefix.len] == '/';
-}
-
-const tk_resource *tk_resources_match(const tk_resources *rs, tk_slice host, tk_slice path)
-{
-    if (rs == NULL) {
-        return NULL;
-    }
-    TK_ASSERT(rs->n <= TK_RESOURCES_MAX);
-    for (size_t i = 0; i < rs->n; i++) {
-        const tk_resource *r = &rs->r[rs->order[i]];
-        if (prefix_covers(r->prefix, path) && host_covers(r, host)) {
-            return r;
-        }
-    }
-    return NULL;
-}
-
-const tk_resource *tk_resources_by_metadata_path(const tk_resources *rs, tk_slice path,
-                                                 tk_slice host)
-{
-    const tk_resource *only = NULL, *on_host = NULL;
-    unsigned hits = 0;
-    for (size_t i = 0; rs != NULL && i < rs->n; i++) {
-        const tk_resource *r = &rs->r[i];
-        if (!tk_slice_eq(r->metadata_path, path)) {
-            continue;
-        }
-        hits++;
-        only = r;
-        if (on_host == NULL && eq_nocase(r->id_authority, host)) {
-            on_host = r; /* unique: metadata URLs are unique (checked at load) */
-        }
-    }
-    return hits == 1 ? only : on_host;
-}
-
-const tk_scope_rule *tk_resource_rule(const tk_resource *r, tk_slice method)
-{
-    const tk_scope_rule *get = NULL, *any = NULL;
-    TK_ASSERT(r->nrules <= TK_RESOURCE_RULES_MAX);
-    for (unsigned i = 0; i < r->nrules; i++) {
-        const tk_scope_rule *u = &r->rules[i];
-        if (tk_slice_eq(u->method, method)) {
-            return u;
-        }
-        if (tk_slice_eq_str(u->method, "GET")) {
-            get = u;
-        } else if (tk_slice_eq_str(u->method, "*")) {
-            any = u;
-        }
-    }
-    if (get != NULL && tk_slice_eq_str(method, "HEAD")) {
-        return get;
-    }
-    return any;
-}
-
-size_t tk_resources_count(const tk_resources *rs)
-{
-    return rs == NULL ? 0 : rs->n;
-}
-
-const tk_resource *tk_resources_at(const tk_resources *rs, size_t i)
-{
-    TK_ASSERT(rs != NULL && i < rs->n);
-    return &rs->r[i];
-}
-
-unsigned tk_resources_trusted(const tk_resources *rs)
-{
-    return rs == NULL ? 0 : rs->trusted;
-}
-
 /* ---- Loading: helpers ------------------------------------------------------------------- */
 
 typedef struct loader {
     tk_resources *rs;
-    char *err;
-    size_t errcap;
+    tk_jcfg jc; /* the shared strict-JSON checks (util/jcfg.c) write the message */
     tk_slice ident[TK_IDENT_COUNT]; /* global names (no suffix) */
 } loader;
 
+/* Every refusal of this file is TK_E_INVALID (resources.h): the jcfg checks
+ * answer TK_E_BADINPUT, mapped here at the one place they are called. */
+static int refused(int rc)
+{
+    return rc == TK_E_BADINPUT ? TK_E_INVALID : rc;
+}
+
 __attribute__((format(printf, 2, 3))) static int bad(loader *ld, const char *fmt, ...)
 {
+    char msg[TK_JCFG_MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(ld->err, ld->errcap, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return TK_E_INVALID;
+    tk_jcfg_where(&ld->jc, NULL);
+    return tk_jcfg_fail(&ld->jc, TK_E_INVALID, "%s", msg);
 }
 
 static tk_slice jstr(const json_t *v)
@@ -424,38 +185,20 @@ static int keep(loader *ld, tk_slice s, tk_slice *out)
     return 0;
 }
 
-/* Only these members are allowed in obj. */
+/* Only these members are allowed in obj (where names it in the message). */
 static int only_members(loader *ld, const json_t *obj, const char *where, const char *const *names)
 {
-    const char *k;
-    json_t *v;
-    json_object_foreach((json_t *)obj, k, v)
-    {
-        bool ok = false;
-        for (size_t i = 0; names[i] != NULL && !ok; i++) {
-            ok = strcmp(names[i], k) == 0;
-        }
-        if (!ok) {
-            return bad(ld, "%s: unknown member \"%s\"", where, k);
-        }
-    }
-    return 0;
+    tk_jcfg_where(&ld->jc, NULL); /* "unknown member "x" in <where>" */
+    return refused(tk_jcfg_only_members(&ld->jc, (json_t *)obj, names, where));
 }
 
-/* A string member: required or optional (*out empty when absent). */
+/* A printable string member of 1..max bytes: required or optional (*out
+ * empty when absent). */
 static int get_string(loader *ld, const json_t *obj, const char *key, const char *where,
                       bool required, size_t max, tk_slice *out)
 {
-    json_t *v = json_object_get(obj, key);
-    *out = TK_SLICE_NULL;
-    if (v == NULL) {
-        return required ? bad(ld, "%s: \"%s\" is required", where, key) : 0;
-    }
-    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > max) {
-        return bad(ld, "%s: \"%s\" must be a string of 1 to %zu bytes", where, key, max);
-    }
-    *out = jstr(v);
-    return 0;
+    tk_jcfg_where(&ld->jc, "%s", where);
+    return refused(tk_jcfg_get_str(&ld->jc, (json_t *)obj, key, max, required, out));
 }
 
 /* An array of scope tokens joined by single spaces into the arena. */
@@ -493,6 +236,20 @@ static int scope_list(loader *ld, const json_t *arr, const char *where, tk_slice
 
 /* ---- Loading: one resource ------------------------------------------------------------------- */
 
+/* A normalised host: its name copied into the arena. */
+static int keep_host(loader *ld, tk_slice raw, tk_http_host *out)
+{
+    char buf[TK_HTTP_HOST_MAX + 1];
+    tk_http_host h;
+    int rc = tk_http_host_normalize(raw, buf, sizeof buf, &h);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = keep(ld, h.name, &h.name);
+    *out = h;
+    return rc;
+}
+
 /* "https://" authority [path]; no query, no fragment. */
 static int parse_identifier(loader *ld, tk_resource *r, const char *where)
 {
@@ -516,12 +273,19 @@ static int parse_identifier(loader *ld, tk_resource *r, const char *where)
         e++;
     }
     tk_slice auth = {id.p + a, e - a};
-    if (auth.len == 0 || !all_of(auth, is_authority_char)) {
-        return bad(ld, "%s: \"resource\" has a bad host", where);
+    int rc = keep_host(ld, auth, &r->id_host);
+    if (rc == TK_E_BADINPUT) {
+        return bad(ld,
+                   "%s: \"resource\" has a bad host (letters, digits, '-', '_', '.' or an "
+                   "IPv6 literal, then an optional port)",
+                   where);
+    }
+    if (rc != 0) {
+        return rc;
     }
     sb s = {.len = 0};
     for (size_t i = 0; i < auth.len; i++) {
-        char c = lower(auth.p[i]);
+        char c = res_lower(auth.p[i]);
         sb_put(&s, &c, 1);
     }
     if (sb_done(ld->rs, &s, &r->id_authority) == NULL) {
@@ -545,6 +309,7 @@ static int parse_identifier(loader *ld, tk_resource *r, const char *where)
     return sb_done(ld->rs, &s, &r->metadata_url) == NULL ? -ENOMEM : 0;
 }
 
+/* "*", or host[:port] normalised (tk_http_host_normalize). */
 static int parse_host(loader *ld, tk_resource *r, const json_t *o, const char *where)
 {
     tk_slice h;
@@ -552,25 +317,37 @@ static int parse_host(loader *ld, tk_resource *r, const json_t *o, const char *w
     if (rc != 0) {
         return rc;
     }
+    if (h.len == 1 && h.p[0] == '*') {
+        r->host_any = true;
+        return keep(ld, h, &r->host);
+    }
     if (h.len == 0) {
         h = r->id_authority;
     }
-    if (!(h.len == 1 && h.p[0] == '*') && !all_of(h, is_authority_char)) {
-        return bad(ld, "%s: \"host\" must be \"*\" or host[:port]", where);
+    rc = keep_host(ld, h, &r->vhost);
+    if (rc == TK_E_BADINPUT) {
+        return bad(ld,
+                   "%s: \"host\" must be \"*\" or host[:port] (letters, digits, '-', '_', "
+                   "'.' or an IPv6 literal; a port of 1 to 65535)",
+                   where);
     }
+    if (rc != 0) {
+        return rc;
+    }
+    r->host_port = r->vhost.port != 0;
     sb s = {.len = 0};
-    for (size_t i = 0; i < h.len; i++) {
-        char c = lower(h.p[i]);
-        sb_put(&s, &c, 1);
+    sb_slice(&s, r->vhost.name);
+    if (r->host_port) {
+        char port[8];
+        int n = snprintf(port, sizeof port, ":%u", (unsigned)r->vhost.port);
+        sb_put(&s, port, (size_t)n);
     }
-    if (sb_done(ld->rs, &s, &r->host) == NULL) {
-        return -ENOMEM;
-    }
-    tk_slice name;
-    split_host(r->host, &name, &r->host_port);
-    return 0;
+    return sb_done(ld->rs, &s, &r->host) == NULL ? -ENOMEM : 0;
 }
 
+/* A prefix is a path that normalises to itself (so a request path can be
+ * compared to it byte for byte). Default: the identifier's path, without a
+ * trailing '/' ("https://api.example.com/v1/" covers /v1 and /v1/…). */
 static int parse_prefix(loader *ld, tk_resource *r, const json_t *o, const char *where)
 {
     tk_slice p;
@@ -579,15 +356,30 @@ static int parse_prefix(loader *ld, tk_resource *r, const json_t *o, const char 
         return rc;
     }
     if (p.len == 0) {
-        p = TK_SLICE_LIT("/");
+        r->prefix_default = true;
+        size_t at = sizeof "https://" - 1 + r->id_authority.len;
+        p = (tk_slice){r->id.p + at, r->id.len - at};
+        if (p.len > 1 && p.p[p.len - 1] == '/') {
+            p.len--;
+        }
+        if (p.len == 0) {
+            p = TK_SLICE_LIT("/");
+        }
     }
     char buf[1024];
     size_t n;
-    if (p.p[0] != '/' || tk_resources_normalize_path(p, buf, sizeof buf, &n) != 0 || n != p.len ||
-        memcmp(buf, p.p, n) != 0) {
+    if (p.len > sizeof buf || p.p[0] != '/' ||
+        tk_http_path_normalize(p, TK_HTTP_PARAMS_REFUSE, buf, sizeof buf, &n, NULL) != 0 ||
+        n != p.len || memcmp(buf, p.p, n) != 0) {
+        if (r->prefix_default) {
+            return bad(ld,
+                       "%s: the identifier's path \"%.*s\" is not a normalised path; give "
+                       "\"path_prefix\" (the path it covers, e.g. \"/\")",
+                       where, (int)p.len, p.p);
+        }
         return bad(ld,
                    "%s: \"path_prefix\" must be a normalised path starting with '/' (no "
-                   "%%-escapes, '//', '.', '..', '?' or '#')",
+                   "%%-escapes, ';', '\\', '//', '.', '..', '?' or '#')",
                    where);
     }
     return keep(ld, p, &r->prefix);
@@ -781,7 +573,8 @@ static int parse_trusted(loader *ld, const json_t *arr)
         tk_slice n = json_is_string(v) ? jstr(v) : TK_SLICE_NULL;
         unsigned bit = 0;
         for (size_t k = 0; k < TK_ARRAY_LEN(trusted_names) && bit == 0; k++) {
-            bit = eq_nocase(n, tk_slice_from_str(trusted_names[k].name)) ? trusted_names[k].bit : 0;
+            bit = res_eq_nocase(n, tk_slice_from_str(trusted_names[k].name)) ? trusted_names[k].bit
+                                                                             : 0;
         }
         if (bit == 0) {
             return bad(ld,
@@ -794,9 +587,25 @@ static int parse_trusted(loader *ld, const json_t *arr)
     return 0;
 }
 
+/* "path_parameters": what ';' in a request path means (enum tk_http_params). */
+static int parse_params(loader *ld, const json_t *root)
+{
+    tk_slice v;
+    int rc = get_string(ld, root, "path_parameters", "file", false, 16, &v);
+    if (rc != 0 || v.len == 0 || tk_slice_eq_str(v, "refuse")) {
+        ld->rs->params = TK_HTTP_PARAMS_REFUSE;
+        return rc;
+    }
+    if (tk_slice_eq_str(v, "strip")) {
+        ld->rs->params = TK_HTTP_PARAMS_STRIP;
+        return 0;
+    }
+    return bad(ld, "\"path_parameters\" must be \"refuse\" (the default) or \"strip\"");
+}
+
 static unsigned specificity(const tk_resource *r)
 {
-    if (r->host.len == 1 && r->host.p[0] == '*') {
+    if (r->host_any) {
         return 0;
     }
     return r->host_port ? 2 : 1;
@@ -842,7 +651,14 @@ static int check_unique(loader *ld)
                            j, i);
             }
             if (tk_slice_eq(a->host, b->host) && tk_slice_eq(a->prefix, b->prefix)) {
-                return bad(ld, "resources[%zu] and [%zu]: same host and path_prefix", j, i);
+                return bad(ld,
+                           "resources[%zu] and [%zu]: both cover host \"%s\" and path prefix "
+                           "\"%s\"%s; give one of them a \"path_prefix\" (or \"host\") of "
+                           "its own",
+                           j, i, a->host.p, a->prefix.p,
+                           a->prefix_default && b->prefix_default
+                               ? " (the default: each identifier's path)"
+                               : "");
             }
         }
     }
@@ -851,11 +667,13 @@ static int check_unique(loader *ld)
 
 static int parse_root(loader *ld, const json_t *root)
 {
-    static const char *const allowed[] = {"trusted_headers", "identity_headers", "resources", NULL};
+    static const char *const allowed[] = {"trusted_headers", "identity_headers", "path_parameters",
+                                          "resources", NULL};
     if (!json_is_object(root)) {
         return bad(ld, "the file must hold a JSON object");
     }
     int rc = only_members(ld, root, "file", allowed);
+    rc = rc != 0 ? rc : parse_params(ld, root);
     rc = rc != 0 ? rc : parse_trusted(ld, json_object_get(root, "trusted_headers"));
     for (size_t i = 0; i < TK_IDENT_COUNT; i++) {
         ld->ident[i] = tk_slice_from_str(ident_defaults[i]);
@@ -885,6 +703,26 @@ static int parse_root(loader *ld, const json_t *root)
     return rc;
 }
 
+/* The table of a parsed document; root stays the caller's. */
+static int build(json_t *root, tk_jcfg *jc, tk_resources **out)
+{
+    tk_resources *rs = calloc(1, sizeof *rs);
+    if (rs == NULL) {
+        return tk_jcfg_fail(jc, -ENOMEM, "out of memory");
+    }
+    loader ld = {.rs = rs, .jc = *jc};
+    int rc = parse_root(&ld, root);
+    if (rc != 0) {
+        if (rc == -ENOMEM && ld.jc.err[0] == '\0') {
+            snprintf(ld.jc.err, ld.jc.errcap, "out of memory");
+        }
+        tk_resources_free(rs);
+        return rc;
+    }
+    *out = rs;
+    return 0;
+}
+
 int tk_resources_parse(const char *json, size_t len, tk_resources **out, char *err, size_t errcap)
 {
     TK_ASSERT(err != NULL && errcap > 0);
@@ -895,52 +733,29 @@ int tk_resources_parse(const char *json, size_t len, tk_resources **out, char *e
         snprintf(err, errcap, "line %d: %s", je.line, je.text);
         return TK_E_INVALID;
     }
-    tk_resources *rs = calloc(1, sizeof *rs);
-    if (rs == NULL) {
-        json_decref(root);
-        return -ENOMEM;
-    }
-    loader ld = {.rs = rs, .err = err, .errcap = errcap};
-    int rc = parse_root(&ld, root);
+    tk_jcfg jc;
+    int rc = tk_jcfg_init(&jc, ".", err, errcap);
+    rc = rc != 0 ? rc : build(root, &jc, out);
     json_decref(root);
-    if (rc != 0) {
-        if (rc == -ENOMEM && err[0] == '\0') {
-            snprintf(err, errcap, "out of memory");
-        }
-        tk_resources_free(rs);
-        return rc;
-    }
-    *out = rs;
-    return 0;
+    return refused(rc);
 }
 
 int tk_resources_load(const char *path, tk_resources **out, char *err, size_t errcap)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        int e = errno;
-        snprintf(err, errcap, "%s: %s", path, strerror(e));
-        return -e;
+    TK_ASSERT(err != NULL && errcap > 0);
+    char msg[256];
+    tk_jcfg jc;
+    json_t *root = NULL;
+    int rc = tk_jcfg_init(&jc, path, msg, sizeof msg);
+    rc = rc != 0 ? rc : tk_jcfg_load(&jc, path, TK_RESOURCES_FILE_MAX, &root);
+    if (rc != 0) {
+        snprintf(err, errcap, "%s", msg); /* jcfg's load messages name the file */
+        return refused(rc == TK_E_TOOBIG ? TK_E_INVALID : rc);
     }
-    char *buf = malloc(TK_RESOURCES_FILE_MAX + 1);
-    size_t n = buf != NULL ? fread(buf, 1, TK_RESOURCES_FILE_MAX + 1, f) : 0;
-    bool read_err = ferror(f) != 0;
-    fclose(f);
-    if (buf == NULL) {
-        return -ENOMEM;
+    rc = build(root, &jc, out);
+    json_decref(root);
+    if (rc != 0) {
+        snprintf(err, errcap, "%s: %s", path, msg);
     }
-    int rc = 0;
-    if (read_err || n > TK_RESOURCES_FILE_MAX) {
-        snprintf(err, errcap, "%s: %s", path,
-                 read_err ? "read error" : "larger than the 1 MiB limit");
-        rc = read_err ? -EIO : TK_E_INVALID;
-    } else {
-        char msg[256];
-        rc = tk_resources_parse(buf, n, out, msg, sizeof msg);
-        if (rc != 0) {
-            snprintf(err, errcap, "%s: %s", path, msg);
-        }
-    }
-    free(buf);
-    return rc;
+    return refused(rc);
 }
