@@ -26,9 +26,9 @@ void ep_introspect(ep_req *r)
     tk_txn *txn;
     tk_client_rec caller;
     tk_slice caller_id;
-    int rc = ep_begin_client_call(r, &f, &txn, &caller, &caller_id);
-    if (rc != 0) {
-        if (rc == EP_NO_STORE) {
+    ep_step begun = ep_begin_client_call(r, &f, &txn, &caller, &caller_id);
+    if (begun != EP_STEP_ON) {
+        if (begun == EP_STEP_NO_STORE) {
             ep_reply_unavailable(r);
         }
         return;
@@ -50,7 +50,7 @@ void ep_introspect(ep_req *r)
     if (!f.token_oversize) {
         uint8_t hash[TK_HASH_LEN];
         tk_sha256(w->token, f.token_len, hash);
-        rc = tk_core_introspect(txn, &w->app->core, hash, w->now, &caller, &res);
+        int rc = tk_core_introspect(txn, &w->app->core, hash, w->now, &caller, &res);
         if (rc != 0) {
             tk_log_error("store_read", "endpoint=introspect err=%s", tk_strerror(rc));
             ep_reply_unavailable(r);
