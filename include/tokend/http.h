@@ -108,8 +108,9 @@ tk_slice tk_http_header_get(const tk_http_request *req, const char *name);
  * exactly one SP after "Basic") or TK_E_TOOBIG (a part exceeds its buffer,
  * or the base64 exceeds TK_HTTP_CREDENTIALS_MAX). The split is at the first
  * ':' of the decoded credentials, before form-decoding, so a ':' inside an
- * id or secret arrives as %3A. On failure id and secret are cleansed and
- * empty. id_cap and secret_cap must be > 0.
+ * id or secret arrives as %3A. On TK_E_NOTFOUND id and secret are left
+ * untouched (they may hold credentials from the form); on the other
+ * failures they are cleansed and empty. id_cap and secret_cap must be > 0.
  */
 int tk_http_basic_auth(tk_slice value, char *id, size_t id_cap, char *secret, size_t secret_cap);
 

@@ -20,8 +20,10 @@
 
 #include <jansson.h>
 
-/* Why an event was refused; each endpoint maps these to its own answer. */
-enum ev_err {
+/* Why an event was refused; each endpoint maps these to its own answer. A
+ * typed vocabulary of its own (not TK_E_*): every value is an outcome some
+ * endpoint answers, not an error of the program. */
+typedef enum ev_err {
     EV_OK = 0,
     EV_MALFORMED,      /* not a well-formed event (segments, JSON, members) */
     EV_UNKNOWN_ISSUER, /* no trusted issuer of that name */
@@ -32,7 +34,7 @@ enum ev_err {
     EV_AUTH,           /* SSF bearer missing or wrong */
     EV_REPLAY,         /* jti / webhook-id seen before */
     EV_UNAVAILABLE,    /* store or queue: 503 */
-};
+} ev_err;
 
 /* ---- Compact JWS ---------------------------------------------------------------- */
 
@@ -52,12 +54,12 @@ typedef struct ev_jws {
  * no crit, kid and typ strings when present. Returns EV_OK or an ev_err with
  * *why a static explanation; on error nothing needs freeing.
  */
-int ev_jws_parse(tk_slice compact, ev_jws *j, const char **why);
+ev_err ev_jws_parse(tk_slice compact, ev_jws *j, const char **why);
 void ev_jws_free(ev_jws *j);
 
 /* Verify the signature with the issuer's key for the token's kid, the alg
  * pinned to that key. EV_OK, EV_BAD_KEY or EV_BAD_SIGNATURE. */
-int ev_jws_verify(const ev_jws *j, const tk_idp_issuer *is, const char **why);
+ev_err ev_jws_verify(const ev_jws *j, const tk_idp_issuer *is, const char **why);
 
 /* typ equals want, ASCII case-insensitively, with or without the
  * "application/" prefix (RFC 7515 §4.1.9). */
@@ -67,17 +69,17 @@ bool ev_typ_is(tk_slice typ, const char *want);
 
 /* A string member: printable (no control characters), 1..max bytes.
  * EV_OK with *out (p NULL when absent), or EV_BAD_CLAIMS. */
-int ev_claim_str(json_t *obj, const char *name, size_t max, tk_slice *out);
+ev_err ev_claim_str(json_t *obj, const char *name, size_t max, tk_slice *out);
 /* A NumericDate in [0, TK_TIME_MAX] (fractions dropped). *present false and
  * EV_OK when absent. */
-int ev_claim_time(json_t *obj, const char *name, int64_t *out, bool *present);
+ev_err ev_claim_time(json_t *obj, const char *name, int64_t *out, bool *present);
 /* aud is the issuer's audience or an array of strings holding it. */
-int ev_check_aud(json_t *claims, const tk_idp_issuer *is);
+ev_err ev_check_aud(json_t *claims, const tk_idp_issuer *is);
 
 /* iat, exp, nbf against now with the issuer's leeway. require_exp: exp
  * must be present unless allow_missing_exp; without exp, iat must be
  * within max_age. *until: how long the jti must be remembered. */
-int ev_check_times(json_t *claims, const tk_idp_issuer *is, int64_t now, bool require_exp,
-                   int64_t *until, const char **why);
+ev_err ev_check_times(json_t *claims, const tk_idp_issuer *is, int64_t now, bool require_exp,
+                      int64_t *until, const char **why);
 
 #endif

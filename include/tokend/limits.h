@@ -210,6 +210,38 @@
  * quotes fit), and one message before its label. */
 #define TK_JCFG_WHERE_MAX 256
 #define TK_JCFG_MSG_MAX   384
+/* ---- Endpoints (src/endpoints) --------------------------------------------- */
+
+/* Rows of the endpoint table (routes.c): sizes the per-worker request
+ * counters and must fit the deferred-request tag (EP_TAG_ROW_BITS). */
+#define TK_ROUTES_MAX 32
+/* Longest endpoint path appended to the issuer in the RFC 8414 metadata. */
+#define TK_ENDPOINT_PATH_MAX 32
+/* Deferred completions moved from the committer per drain call (a fixed
+ * array in each worker's context). */
+#define TK_DRAIN_CHUNK 64
+/* The /metrics page: what one fresh connection's out buffer holds. */
+#define TK_METRICS_PAGE_MAX (TK_CONN_OUT_MAX - 512)
+/* (agent, resource) pairs listed on the /metrics page at most: bounds the
+ * series a scraper stores (tokend_agent_pairs counts them all). */
+#define TK_METRICS_AGENT_SERIES 32
+/* client_secret taken from a form: as long as any token we accept (ours
+ * are TK_TOKEN_LEN); longer cannot be ours and fails authentication. */
+#define TK_CLIENT_SECRET_IN_MAX TK_TOKEN_IN_MAX
+/* Per-connection cache of Basic authentications (auth_cache.c): slots,
+ * direct-mapped by connection slot; longer headers or ids are never cached
+ * (ours fit with room to spare). */
+#define TK_AUTH_CACHE_SLOTS   1024
+#define TK_AUTH_CACHE_HDR_MAX 160
+#define TK_AUTH_CACHE_ID_MAX  64
+/* Distinct (agent, resource) pairs one worker counts between two folds (a
+ * fold runs about once a second); more are counted as overflow. */
+#define TK_AGENT_AUDIT_ENTRIES 256
+/* Open-addressing index over those entries: a power of two, at most half full. */
+#define TK_AGENT_AUDIT_SLOTS 512
+/* v1 signatures looked at in one webhook-signature header (rotation sends
+ * two or three). */
+#define TK_WEBHOOK_SIGS_MAX 8
 
 _Static_assert(TK_TOKEN_LEN < TK_TOKEN_IN_MAX, "our own tokens must be accepted");
 _Static_assert(TK_HTTP_LINE_MAX <= TK_HTTP_HEAD_MAX, "the request line is part of the head");
@@ -232,5 +264,9 @@ _Static_assert(TK_IDP_LEEWAY_DEFAULT <= TK_IDP_LEEWAY_MAX, "default within the c
 _Static_assert(TK_IDP_MAX_AGE_MIN <= TK_IDP_MAX_AGE_DEFAULT &&
                    TK_IDP_MAX_AGE_DEFAULT <= TK_IDP_MAX_AGE_MAX,
                "default within the bounds");
+_Static_assert((TK_AGENT_AUDIT_SLOTS & (TK_AGENT_AUDIT_SLOTS - 1)) == 0, "a power of two");
+_Static_assert(TK_AGENT_AUDIT_ENTRIES * 2 <= TK_AGENT_AUDIT_SLOTS, "audit index at most half full");
+_Static_assert(TK_AUTH_CACHE_ID_MAX <= 255 && TK_AUTH_CACHE_HDR_MAX <= 65535, "lengths fit");
+_Static_assert(TK_AUTH_CACHE_ID_MAX <= TK_ID_MAX, "a cached id fits the worker's buffer");
 
 #endif

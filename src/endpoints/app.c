@@ -1,6 +1,7 @@
 /*
  * The application side of the server: per-worker contexts, the hooks the
- * io_uring loop calls, the router and the response helpers.
+ * io_uring loop calls and the router over the endpoint table (routes.c).
+ * Handlers answer through reply.c; nothing here is called back by them.
  *
  * The one idea (DESIGN.md §4): each worker keeps one long-lived LMDB read
  * transaction and renews it exactly once per batch of completions, after the
@@ -8,9 +9,9 @@
  * any request that arrives after that 200 is in a later batch, whose renewed
  * transaction sees the commit. Skipping the renewal would break that.
  *
- * Deferred requests (revocations waiting for their commit) carry their kind
- * and start time in the 32-bit tag the server keeps for us: 4 bits of kind,
- * 28 bits of microseconds (wraps after ~268 s, far beyond any commit).
+ * Deferred requests (revocations and IdP events waiting for their commit)
+ * carry their table row and start time in the 32-bit tag the server keeps
+ * for us (ep_tag_make); the row's completion writes the answer.
  *
  * HEAD on the GET endpoints is answered as GET without the body (the
  * Content-Length of the GET answer is kept, as RFC 9110 §9.3.2 allows).
@@ -25,126 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TAG_KIND_SHIFT 28
-#define TAG_TIME_MASK  ((1u << TAG_KIND_SHIFT) - 1)
-enum { TAG_REVOKE = 1, TAG_EVENT_BASE = 2 }; /* events: TAG_EVENT_BASE + 0, 1, 2 */
-
-static uint32_t make_tag(unsigned kind, uint64_t start_ns)
-{
-    return (uint32_t)(kind << TAG_KIND_SHIFT) | (uint32_t)((start_ns / 1000) & TAG_TIME_MASK);
-}
-
-static uint64_t tag_elapsed_ns(uint32_t tag, uint64_t now_ns)
-{
-    uint32_t now_us = (uint32_t)((now_ns / 1000) & TAG_TIME_MASK);
-    return (uint64_t)((now_us - (tag & TAG_TIME_MASK)) & TAG_TIME_MASK) * 1000;
-}
-
-/* ---- Responses ---------------------------------------------------------------- */
-
-void ep_reply(ep_req *r, int status, const char *ctype, const char *extra, const char *body,
-              size_t len)
-{
-    size_t before = r->out->len;
-    int rc = tk_http_respond(r->out, status, ctype, extra, body, len);
-    if (rc != 0) {
-        tk_log_error("response_too_big", "status=%d len=%zu", status, len);
-        status = 500;
-        len = 0;
-        rc = tk_http_respond(r->out, status, NULL, NULL, "", 0);
-        TK_ASSERT(rc == 0); /* the server keeps room for one response */
-    }
-    if (r->head) {
-        TK_ASSERT(r->out->len >= before + len);
-        r->out->len -= len; /* the body is last: drop it, keep Content-Length */
-    }
-    r->status = status;
-}
-
-void ep_reply_error(ep_req *r, int status, const char *code, const char *extra)
-{
-    tk_json j;
-    char buf[96];
-    tk_json_init(&j, buf, sizeof buf);
-    tk_json_obj_begin(&j);
-    tk_json_kv_cstr(&j, "error", code);
-    tk_json_obj_end(&j);
-    TK_ASSERT(tk_json_finish(&j) == 0);
-    ep_reply(r, status, "application/json", extra, j.buf, j.len);
-}
-
-void ep_reply_json(ep_req *r, int status, const tk_json *j)
-{
-    if (tk_json_finish(j) != 0) {
-        tk_log_error("response_too_big", "endpoint=%d", r->endpoint);
-        ep_reply_error(r, 500, "server_error", NULL);
-        return;
-    }
-    ep_reply(r, status, "application/json", NULL, j->buf, j->len);
-}
-
-void ep_reply_unavailable(ep_req *r)
-{
-    ep_reply_error(r, 503, "temporarily_unavailable", "Retry-After: 1\r\n");
-}
-
-tk_txn *ep_txn(ep_worker *w)
-{
-    if (TK_LIKELY(w->txn_ok)) {
-        return w->txn;
-    }
-    int rc = tk_store_read_renew(w->txn);
-    if (rc != 0) {
-        tk_log_error("store_read", "worker=%u err=%s", w->id, tk_strerror(rc));
-        return NULL;
-    }
-    w->txn_ok = true;
-    w->now = tk_now();
-    return w->txn;
-}
-
 /* ---- Router ------------------------------------------------------------------------ */
-
-typedef struct route {
-    const char *path;
-    int endpoint;
-    bool post; /* POST only; otherwise GET (and HEAD) */
-    void (*handler)(ep_req *r);
-} route;
-
-static const route routes[] = {
-    {"/introspect", EP_INTROSPECT, true, ep_introspect},
-    {"/revoke", EP_REVOKE, true, ep_revoke},
-    {"/.well-known/oauth-authorization-server", EP_METADATA, false, ep_metadata},
-    {"/healthz", EP_HEALTHZ, false, ep_healthz},
-    {"/metrics", EP_METRICS, false, ep_metrics_serve},
-    {"/backchannel-logout", EP_BACKCHANNEL, true, ep_backchannel_logout},
-    {"/ssf/events", EP_SSF, true, ep_ssf_events},
-    {"/webhooks/session-terminated", EP_WEBHOOK, true, ep_webhook},
-};
-
-/* Routes that cover a path and everything below it ("/auth/…": the original
- * path, Envoy style; the RFC 9728 metadata of each resource path). */
-typedef struct prefix_route {
-    const char *path;
-    int endpoint;
-    bool any; /* any method: forward-auth answers for the original request's */
-    void (*handler)(ep_req *r);
-} prefix_route;
-
-static const prefix_route prefix_routes[] = {
-    {"/auth", EP_FORWARD_AUTH, true, ep_forward_auth},
-    {"/.well-known/oauth-protected-resource", EP_RESOURCE_METADATA, false, ep_resource_metadata},
-};
-
-/* Which listener may serve a route: /metrics the metrics listener only,
- * every other endpoint the main listener only (endpoints.h). A route the
- * request's listener may not serve is answered as unknown (404). */
-static bool served_here(const tk_http_request *h, int endpoint)
-{
-    bool metrics_listener = h->listener == TK_APP_LISTENER_METRICS;
-    return (endpoint == EP_METRICS) == metrics_listener;
-}
 
 static bool under(tk_slice path, const char *prefix)
 {
@@ -155,51 +37,67 @@ static bool under(tk_slice path, const char *prefix)
     return path.len == n || path.p[n] == '/';
 }
 
-/* 0 when no prefix route covers the request, else 1 (answered). */
-static int dispatch_prefix(ep_req *r)
+/* The row for a path on a listener: an exact row, else the first prefix row
+ * covering it, else the last row (every other path). Rows of another
+ * listener do not exist here: their paths answer 404 like any unknown one. */
+static unsigned route_of(tk_slice path, uint8_t listener)
 {
-    const tk_http_request *h = r->http;
-    for (size_t i = 0; i < TK_ARRAY_LEN(prefix_routes); i++) {
-        const prefix_route *pr = &prefix_routes[i];
-        if (!under(h->path, pr->path) || !served_here(h, pr->endpoint)) {
+    unsigned prefix = ep_nroutes - 1;
+    for (unsigned i = 0; i + 1 < ep_nroutes; i++) {
+        const ep_route *rt = &ep_routes[i];
+        if (rt->listener != listener) {
             continue;
         }
-        r->endpoint = pr->endpoint;
-        if (pr->any || h->method == TK_HTTP_GET || h->method == TK_HTTP_HEAD) {
-            pr->handler(r);
-        } else {
-            ep_reply_error(r, 405, "method_not_allowed", "Allow: GET, HEAD\r\n");
+        if (!rt->prefix && tk_slice_eq_str(path, rt->path)) {
+            return i;
         }
-        return 1;
+        if (rt->prefix && prefix == ep_nroutes - 1 && under(path, rt->path)) {
+            prefix = i;
+        }
     }
-    return 0;
+    return prefix;
 }
 
-static void dispatch(ep_req *r)
+static size_t append(char *out, size_t n, size_t cap, const char *s)
+{
+    size_t l = strlen(s);
+    TK_ASSERT(n + l < cap);
+    memcpy(out + n, s, l + 1);
+    return n + l;
+}
+
+/* "Allow: GET, HEAD\r\n" and the like, from a row's method bits. */
+static void allow_header(uint16_t methods, char *out, size_t cap)
+{
+    static const char *const names[] = {
+        [TK_HTTP_GET] = "GET",    [TK_HTTP_HEAD] = "HEAD",     [TK_HTTP_POST] = "POST",
+        [TK_HTTP_PUT] = "PUT",    [TK_HTTP_DELETE] = "DELETE", [TK_HTTP_OPTIONS] = "OPTIONS",
+        [TK_HTTP_PATCH] = "PATCH"};
+    const char *sep = "Allow: ";
+    size_t n = 0;
+    for (size_t m = 0; m < TK_ARRAY_LEN(names); m++) {
+        if (names[m] != NULL && (methods & EP_METHOD(m))) {
+            n = append(out, n, cap, sep);
+            n = append(out, n, cap, names[m]);
+            sep = ", ";
+        }
+    }
+    append(out, n, cap, "\r\n");
+}
+
+static void dispatch(ep_req *r, unsigned row)
 {
     const tk_http_request *h = r->http;
+    const ep_route *rt = &ep_routes[row];
+    r->route = rt;
     r->head = h->method == TK_HTTP_HEAD; /* no body on any answer to HEAD */
-    for (size_t i = 0; i < TK_ARRAY_LEN(routes); i++) {
-        const route *rt = &routes[i];
-        if (!tk_slice_eq_str(h->path, rt->path) || !served_here(h, rt->endpoint)) {
-            continue;
-        }
-        r->endpoint = rt->endpoint;
-        if (rt->post && h->method == TK_HTTP_POST) {
-            rt->handler(r);
-        } else if (!rt->post && (h->method == TK_HTTP_GET || h->method == TK_HTTP_HEAD)) {
-            rt->handler(r);
-        } else {
-            ep_reply_error(r, 405, "method_not_allowed",
-                           rt->post ? "Allow: POST\r\n" : "Allow: GET, HEAD\r\n");
-        }
+    if (rt->methods & EP_METHOD(h->method)) {
+        rt->handle(r);
         return;
     }
-    if (dispatch_prefix(r)) {
-        return;
-    }
-    r->endpoint = EP_OTHER;
-    ep_reply_error(r, 404, "not_found", NULL);
+    char allow[64];
+    allow_header(rt->methods, allow, sizeof allow);
+    ep_reply_error(r, 405, "method_not_allowed", allow);
 }
 
 /* ---- Hooks ---------------------------------------------------------------------------- */
@@ -275,7 +173,7 @@ static size_t app_wake(void *wctx, tk_server_done *done, size_t max)
     /* Bounded: each turn drains a full chunk or ends the loop, and the
      * committer holds at most queue_cap completions for us. */
     while (c != NULL && n < max) {
-        size_t want = max - n < EP_DRAIN_CHUNK ? max - n : EP_DRAIN_CHUNK;
+        size_t want = max - n < TK_DRAIN_CHUNK ? max - n : TK_DRAIN_CHUNK;
         size_t got = tk_committer_drain(c, w->id, w->done, want);
         TK_ASSERT(got <= want);
         for (size_t i = 0; i < got; i++) {
@@ -299,17 +197,11 @@ static size_t app_wake(void *wctx, tk_server_done *done, size_t max)
 static void app_respond(void *wctx, uint32_t tag, const tk_server_done *done, tk_outbuf *out)
 {
     ep_worker *w = wctx;
-    ep_req r = {.w = w, .out = out, .cookie = done->cookie, .tag = tag};
-    unsigned kind = tag >> TAG_KIND_SHIFT;
-    if (kind == TAG_REVOKE) {
-        r.endpoint = EP_REVOKE;
-        ep_revoke_respond(&r, done);
-    } else {
-        TK_ASSERT(kind >= TAG_EVENT_BASE && kind <= TAG_EVENT_BASE + 2);
-        r.endpoint = EP_BACKCHANNEL + (int)(kind - TAG_EVENT_BASE);
-        ep_event_respond(&r, done);
-    }
-    ep_metrics_request(w, r.endpoint, r.status, tag_elapsed_ns(tag, tk_mono_ns()));
+    unsigned row = ep_tag_row(tag);
+    TK_ASSERT(row < ep_nroutes && ep_routes[row].complete != NULL);
+    ep_req r = {.w = w, .out = out, .cookie = done->cookie, .route = &ep_routes[row]};
+    r.route->complete(&r, done);
+    ep_metrics_request(w, row, r.status, ep_tag_elapsed_ns(tag, tk_mono_ns()));
 }
 
 static int app_request(void *wctx, const tk_http_request *req, tk_outbuf *out, uint64_t cookie,
@@ -323,15 +215,14 @@ static int app_request(void *wctx, const tk_http_request *req, tk_outbuf *out, u
         .cookie = cookie,
         .start_ns = tk_mono_ns(),
     };
-    dispatch(&r);
+    unsigned row = route_of(req->path, req->listener);
+    dispatch(&r, row);
     if (r.deferred) {
-        bool event = r.endpoint >= EP_BACKCHANNEL && r.endpoint <= EP_WEBHOOK;
-        unsigned kind =
-            event ? TAG_EVENT_BASE + (unsigned)(r.endpoint - EP_BACKCHANNEL) : TAG_REVOKE;
-        *tag = make_tag(kind, r.start_ns);
+        TK_ASSERT(r.route->complete != NULL); /* a row that defers has a completion */
+        *tag = ep_tag_make(row, r.start_ns);
         return TK_SERVER_DEFERRED;
     }
-    ep_metrics_request(w, r.endpoint, r.status, tk_mono_ns() - r.start_ns);
+    ep_metrics_request(w, row, r.status, tk_mono_ns() - r.start_ns);
     return TK_SERVER_DONE;
 }
 
@@ -370,6 +261,8 @@ int tk_app_create(const tk_app_cfg *cfg, tk_app **out)
     memset(app->w, 0, bytes);
     app->cfg = *cfg;
     app->nworkers = n;
+    app->routes = ep_routes;
+    app->nroutes = ep_nroutes;
     unsigned depth = cfg->cfg->max_depth;
     app->core.max_depth = depth < TK_DEPTH_MAX ? depth : TK_DEPTH_MAX;
     for (unsigned i = 0; i < n; i++) {

@@ -3,7 +3,7 @@
  * refused, at which protected resource, and when.
  *
  * The hot path only bumps a counter in the worker's own fixed table (an
- * open-addressing index over at most EP_AUDIT_ENTRIES pairs; no allocation,
+ * open-addressing index over at most TK_AGENT_AUDIT_ENTRIES pairs; no allocation,
  * no lock). About once a second, from batch_begin, the worker folds the
  * table into the store: one TK_OP_AGENT_ACCESS op per pair, TK_OPS_PER_REQ
  * ops per committer request, then starts over with an empty table. The
@@ -39,11 +39,11 @@ static bool same_pair(const ep_audit_entry *e, uint32_t h, tk_slice client, cons
 static ep_audit_entry *find(ep_audit *a, tk_slice client, const tk_resource *res)
 {
     uint32_t h = hash_pair(client, res);
-    for (uint32_t k = 0; k < EP_AUDIT_SLOTS; k++) {
-        uint32_t s = (h + k) & (EP_AUDIT_SLOTS - 1);
+    for (uint32_t k = 0; k < TK_AGENT_AUDIT_SLOTS; k++) {
+        uint32_t s = (h + k) & (TK_AGENT_AUDIT_SLOTS - 1);
         uint16_t idx = a->slot[s];
         if (idx == 0) {
-            if (a->n >= EP_AUDIT_ENTRIES) {
+            if (a->n >= TK_AGENT_AUDIT_ENTRIES) {
                 return NULL;
             }
             ep_audit_entry *e = &a->e[a->n];
@@ -84,8 +84,8 @@ static void reindex(ep_audit *a)
     memset(a->slot, 0, sizeof a->slot);
     for (unsigned i = 0; i < a->n; i++) {
         uint32_t h = a->e[i].hash;
-        for (uint32_t k = 0; k < EP_AUDIT_SLOTS; k++) {
-            uint32_t s = (h + k) & (EP_AUDIT_SLOTS - 1);
+        for (uint32_t k = 0; k < TK_AGENT_AUDIT_SLOTS; k++) {
+            uint32_t s = (h + k) & (TK_AGENT_AUDIT_SLOTS - 1);
             if (a->slot[s] == 0) {
                 a->slot[s] = (uint16_t)(i + 1);
                 break;

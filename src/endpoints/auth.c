@@ -2,8 +2,15 @@
  * Caller authentication for /introspect and /revoke (RFC 6749 §2.3.1):
  * client_secret_basic (Authorization: Basic, id and secret form-encoded
  * before base64) or client_secret_post (client_id + client_secret in the
- * form). Using both at once is a 400; anything missing or wrong is a 401
- * with a Basic challenge, and the log names the client id, never the secret.
+ * form). Using both at once is a 400 (§2.3: one method per request); an
+ * Authorization header of another scheme (a Bearer token, say) is not client
+ * authentication and is ignored. Anything missing or wrong is a 401
+ * (reply.c: with the Basic challenge unless the client used the form), and
+ * the log names the client id, never the secret.
+ *
+ * Failures are charged to the rate limiter (ratelimit.c): to the source
+ * address always, and to the client id only when a secret was actually
+ * compared for it and did not match.
  *
  * The form is decoded into the worker's fixed buffers. A token longer than
  * TK_TOKEN_IN_MAX cannot be one of ours: it is remembered as "oversize" and
@@ -39,12 +46,12 @@ static void fill_fields(ep_worker *w, tk_form_field *f)
         (tk_form_field){.name = "token", .buf = w->token, .cap = sizeof w->token, .binary = true};
 }
 
-int ep_parse_form(ep_req *r, ep_form *f)
+ep_step ep_parse_form(ep_req *r, ep_form *f)
 {
     memset(f, 0, sizeof *f);
     if (!is_form(r->http->content_type)) {
         ep_reply_error(r, 400, "invalid_request", NULL);
-        return -1;
+        return EP_STEP_ANSWERED;
     }
     tk_form_field fields[3];
     fill_fields(r->w, fields);
@@ -67,74 +74,68 @@ int ep_parse_form(ep_req *r, ep_form *f)
     }
     if (rc != 0) {
         ep_reply_error(r, 400, "invalid_request", NULL);
-        return -1;
+        return EP_STEP_ANSWERED;
     }
     f->id_present = fields[0].present || f->creds_oversize;
     f->secret_present = fields[1].present;
     f->id_len = fields[0].len;
     f->secret_len = fields[1].len;
-    return 0;
-}
-
-void ep_reply_invalid_client(ep_req *r)
-{
-    ep_reply_error(r, 401, "invalid_client", "WWW-Authenticate: Basic realm=\"tokend\"\r\n");
-}
-
-void ep_log_id(tk_slice id, char out[65])
-{
-    size_t n = id.len < 64 ? id.len : 64;
-    for (size_t i = 0; i < n; i++) {
-        char c = id.p[i];
-        bool plain = c > ' ' && c < 0x7f && c != '"' && c != '=' && c != '\\';
-        out[i] = plain ? c : '?';
-    }
-    out[n] = '\0';
+    return EP_STEP_ON;
 }
 
 static void log_failure(ep_req *r, tk_slice id, const char *why)
 {
     char safe[65];
     ep_log_id(id, safe);
-    tk_log_info("auth_failed", "endpoint=%s client=%s reason=%s",
-                r->endpoint == EP_REVOKE ? "revoke" : "introspect", safe[0] ? safe : "-", why);
+    tk_log_info("auth_failed", "endpoint=%s client=%s reason=%s", r->route->label,
+                safe[0] ? safe : "-", why);
 }
 
-/* Where the credentials come from: 0 (id/secret in the worker's buffers,
- * lengths in *id_len and *secret_len), or -1 after answering. */
-static int credentials(ep_req *r, const ep_form *f, size_t *id_len, size_t *secret_len)
+/* Where the credentials come from: EP_STEP_ON (id/secret in the worker's
+ * buffers, lengths in *id_len and *secret_len), or EP_STEP_ANSWERED. Sets
+ * r->auth_via. The form was decoded first; tk_http_basic_auth writes the
+ * buffers only for a header of the Basic scheme, and then any form
+ * credential makes the request a 400 before either is used. */
+static ep_step credentials(ep_req *r, const ep_form *f, size_t *id_len, size_t *secret_len)
 {
     ep_worker *w = r->w;
     tk_slice authz = r->http->authorization;
-    int rc = TK_E_NOTFOUND;
+    bool in_form = f->id_present || f->secret_present;
+    int rc = TK_E_NOTFOUND; /* no header, or not the Basic scheme */
     if (authz.len > 0) {
         rc = tk_http_basic_auth(authz, w->client_id, sizeof w->client_id, w->secret,
                                 sizeof w->secret);
     }
-    if (rc != TK_E_NOTFOUND && (f->id_present || f->secret_present)) {
+    r->auth_via = rc != TK_E_NOTFOUND ? EP_VIA_HEADER
+                  : in_form           ? EP_VIA_FORM
+                  : authz.len > 0     ? EP_VIA_HEADER
+                                      : EP_VIA_NONE;
+    if (rc != TK_E_NOTFOUND && in_form) {
         ep_reply_error(r, 400, "invalid_request", NULL); /* two methods at once */
-        return -1;
+        return EP_STEP_ANSWERED;
     }
     if (rc == 0) {
         *id_len = strlen(w->client_id);
         *secret_len = strlen(w->secret);
-        return 0;
+        return EP_STEP_ON;
     }
     if (rc != TK_E_NOTFOUND) {
         log_failure(r, TK_SLICE_NULL, "bad_basic_header");
         ep_reply_invalid_client(r);
-        return -1;
+        return EP_STEP_ANSWERED;
     }
     if (!f->id_present || !f->secret_present || f->creds_oversize) {
-        tk_slice id = f->id_present && !f->creds_oversize ? (tk_slice){w->client_id, f->id_len}
-                                                          : TK_SLICE_NULL;
-        log_failure(r, id, f->id_present ? "bad_credentials" : "no_credentials");
+        bool id_ok = f->id_present && !f->creds_oversize;
+        log_failure(r, id_ok ? (tk_slice){w->client_id, f->id_len} : TK_SLICE_NULL,
+                    !f->id_present ? "no_credentials"
+                    : id_ok        ? "no_secret"
+                                   : "bad_credentials");
         ep_reply_invalid_client(r);
-        return -1;
+        return EP_STEP_ANSWERED;
     }
     *id_len = f->id_len;
     *secret_len = f->secret_len;
-    return 0;
+    return EP_STEP_ON;
 }
 
 /* Too many recent failures from this address (or for this client id from
@@ -150,8 +151,8 @@ static bool rate_limited(ep_req *r, tk_slice id)
     if (w->rl_logged_s != w->now) { /* at most one line per second per worker */
         char safe[65];
         ep_log_id(id, safe);
-        tk_log_warn("auth_rate_limited", "endpoint=%s client=%s retry_after=%u",
-                    r->endpoint == EP_REVOKE ? "revoke" : "introspect", safe[0] ? safe : "-", wait);
+        tk_log_warn("auth_rate_limited", "endpoint=%s client=%s retry_after=%u", r->route->label,
+                    safe[0] ? safe : "-", wait);
         w->rl_logged_s = w->now;
     }
     char hdr[40];
@@ -160,60 +161,58 @@ static bool rate_limited(ep_req *r, tk_slice id)
     return true;
 }
 
-int ep_authenticate(ep_req *r, const ep_form *f, tk_txn *txn, tk_client_rec *client,
-                    tk_slice *client_id)
+ep_step ep_authenticate(ep_req *r, const ep_form *f, tk_txn *txn, tk_client_rec *client,
+                        tk_slice *client_id)
 {
     ep_worker *w = r->w;
     if (ep_auth_cache_get(r, f, txn, client, client_id)) {
-        return 0;
+        r->auth_via = EP_VIA_HEADER; /* only Basic authentications are cached */
+        return EP_STEP_ON;
     }
     size_t id_len = 0, secret_len = 0;
     if (rate_limited(r, TK_SLICE_NULL)) {
-        return -1;
+        return EP_STEP_ANSWERED;
     }
-    if (credentials(r, f, &id_len, &secret_len) != 0) {
+    if (credentials(r, f, &id_len, &secret_len) != EP_STEP_ON) {
         tk_cleanse(w->secret, sizeof w->secret);
-        if (r->status == 401) {
+        if (r->status == 401) { /* no secret was compared: the address pays */
             ep_rl_fail(&w->rl, r->http->peer, TK_SLICE_NULL, w->now, tk_mono_ms);
         }
         ep_auth_cache_forget(r);
-        return -1;
+        return EP_STEP_ANSWERED;
     }
     *client_id = (tk_slice){w->client_id, id_len};
     if (rate_limited(r, *client_id)) {
         tk_cleanse(w->secret, sizeof w->secret);
-        return -1;
+        return EP_STEP_ANSWERED;
     }
     int rc = tk_core_authenticate(txn, *client_id, (tk_slice){w->secret, secret_len}, client);
     tk_cleanse(w->secret, secret_len + 1);
     if (rc == 0) {
         ep_auth_cache_put(r, client, *client_id);
-        return 0;
+        return EP_STEP_ON;
     }
     ep_auth_cache_forget(r);
     if (rc == TK_E_AUTH) {
         log_failure(r, *client_id, "bad_credentials");
         ep_rl_fail(&w->rl, r->http->peer, *client_id, w->now, tk_mono_ms);
         ep_reply_invalid_client(r);
-        return -1;
+        return EP_STEP_ANSWERED;
     }
-    if (rc != 0) {
-        tk_log_error("store_read", "endpoint=auth err=%s", tk_strerror(rc));
-        ep_reply_unavailable(r);
-        return -1;
-    }
-    return 0;
+    tk_log_error("store_read", "endpoint=auth err=%s", tk_strerror(rc));
+    ep_reply_unavailable(r);
+    return EP_STEP_ANSWERED;
 }
 
-int ep_begin_client_call(ep_req *r, ep_form *f, tk_txn **txn, tk_client_rec *caller,
-                         tk_slice *caller_id)
+ep_step ep_begin_client_call(ep_req *r, ep_form *f, tk_txn **txn, tk_client_rec *caller,
+                             tk_slice *caller_id)
 {
-    if (ep_parse_form(r, f) != 0) {
-        return -1;
+    if (ep_parse_form(r, f) != EP_STEP_ON) {
+        return EP_STEP_ANSWERED;
     }
     *txn = ep_txn(r->w);
     if (*txn == NULL) {
-        return EP_NO_STORE;
+        return EP_STEP_NO_STORE;
     }
-    return ep_authenticate(r, f, *txn, caller, caller_id) != 0 ? -1 : 0;
+    return ep_authenticate(r, f, *txn, caller, caller_id);
 }

@@ -50,7 +50,7 @@ static bool same_bytes(const void *a, const void *b, size_t n)
 
 static ep_auth_entry *entry_of(ep_worker *w, uint64_t cookie)
 {
-    return &w->auth_cache[(uint32_t)cookie % EP_AUTH_CACHE_SLOTS];
+    return &w->auth_cache[(uint32_t)cookie % TK_AUTH_CACHE_SLOTS];
 }
 
 static void drop(ep_auth_entry *e)
@@ -75,7 +75,7 @@ bool ep_auth_cache_get(ep_req *r, const ep_form *f, tk_txn *txn, tk_client_rec *
         authz.len != e->hdr_len || !same_bytes(authz.p, e->hdr, authz.len)) {
         return false;
     }
-    TK_ASSERT(e->id_len > 0 && e->id_len <= EP_AUTH_ID_MAX);
+    TK_ASSERT(e->id_len > 0 && e->id_len <= TK_AUTH_CACHE_ID_MAX);
     tk_slice id = {e->id, e->id_len};
     int rc = tk_store_get_client(txn, id, client);
     if (rc != 0 || client->status != TK_CLIENT_APPROVED ||
@@ -96,8 +96,8 @@ void ep_auth_cache_put(ep_req *r, const tk_client_rec *client, tk_slice client_i
     if (e->used) {
         drop(e);
     }
-    if (!is_basic(authz) || authz.len > EP_AUTH_HDR_MAX || client_id.len == 0 ||
-        client_id.len > EP_AUTH_ID_MAX) {
+    if (!is_basic(authz) || authz.len > TK_AUTH_CACHE_HDR_MAX || client_id.len == 0 ||
+        client_id.len > TK_AUTH_CACHE_ID_MAX) {
         return;
     }
     e->cookie = r->cookie;

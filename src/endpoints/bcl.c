@@ -21,7 +21,7 @@
 #define BCL_EVENT "http://schemas.openid.net/event/backchannel-logout"
 #define FORM_TYPE "application/x-www-form-urlencoded"
 
-void ev_bcl_answer(ep_req *r, int err, const char *why)
+static void answer(ep_req *r, ev_err err, const char *why)
 {
     if (err == EV_OK) {
         ep_reply(r, 200, NULL, NULL, "", 0);
@@ -48,7 +48,7 @@ static bool has_bcl_event(json_t *claims)
     return json_is_object(events) && json_is_object(json_object_get(events, BCL_EVENT));
 }
 
-static int subject_of(json_t *claims, ev_action *a, const char **why)
+static ev_err subject_of(json_t *claims, ev_action *a, const char **why)
 {
     tk_slice sid, sub;
     if (ev_claim_str(claims, "sid", TK_ID_MAX, &sid) != EV_OK ||
@@ -66,10 +66,10 @@ static int subject_of(json_t *claims, ev_action *a, const char **why)
     return EV_OK;
 }
 
-static int check_claims(ep_req *r, ev_jws *j, ev_action *a, const char **why)
+static ev_err check_claims(ep_req *r, ev_jws *j, ev_action *a, const char **why)
 {
     json_t *c = j->claims;
-    int rc = ev_check_common(c, a, r->w->now, true, EV_BAD_CLAIMS, why);
+    ev_err rc = ev_check_common(c, a, r->w->now, true, EV_BAD_CLAIMS, why);
     if (rc != EV_OK) {
         return rc;
     }
@@ -85,10 +85,10 @@ static int check_claims(ep_req *r, ev_jws *j, ev_action *a, const char **why)
 }
 
 /* Verify the token and, when it holds, queue its op. */
-static int handle(ep_req *r, tk_slice token, const char **why, ev_note *note)
+static ev_err handle(ep_req *r, tk_slice token, const char **why, ev_note *note)
 {
     ev_jws j;
-    int rc = ev_jws_parse(token, &j, why);
+    ev_err rc = ev_jws_parse(token, &j, why);
     if (rc != EV_OK) {
         return rc;
     }
@@ -121,7 +121,7 @@ void ep_backchannel_logout(ep_req *r)
     char token[TK_JWT_MAX + 1];
     tk_form_field f = {.name = "logout_token", .buf = token, .cap = sizeof token};
     const char *why = "logout_token missing";
-    int rc = EV_MALFORMED;
+    ev_err rc = EV_MALFORMED;
     ev_note note = {"", ""};
     if (!ev_media_is(r->http->content_type, FORM_TYPE)) {
         why = "not a form (application/x-www-form-urlencoded)";
@@ -134,6 +134,13 @@ void ep_backchannel_logout(ep_req *r)
     }
     ev_log(r, rc == EV_OK ? "queued" : "refused", &note, rc == EV_OK ? NULL : why);
     if (rc != EV_OK) {
-        ev_bcl_answer(r, rc, why);
+        answer(r, rc, why);
     }
+}
+
+void ep_backchannel_logout_done(ep_req *r, const tk_server_done *done)
+{
+    const char *why = NULL;
+    ev_err rc = ev_completed(r, done, &why);
+    answer(r, rc, why);
 }

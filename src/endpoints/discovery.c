@@ -13,8 +13,6 @@
 
 #include <string.h>
 
-#define AUTH_PATH_MAX 32
-
 /* url = issuer (without a trailing '/') + path. */
 static tk_slice join(tk_slice issuer, const char *path, char *url, size_t cap)
 {
@@ -43,7 +41,7 @@ void ep_metadata(ep_req *r)
     ep_worker *w = r->w;
     const char *iss = w->app->cfg.cfg->issuer;
     tk_slice issuer = {iss, strnlen(iss, TK_URL_MAX)};
-    char url[TK_URL_MAX + AUTH_PATH_MAX];
+    char url[TK_URL_MAX + TK_ENDPOINT_PATH_MAX];
     tk_json j;
     tk_json_init(&j, w->scratch, sizeof w->scratch);
     tk_json_obj_begin(&j);

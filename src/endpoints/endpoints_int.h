@@ -12,22 +12,68 @@
 #include "tokend/http.h"
 #include "tokend/resources.h"
 
-/* ---- Metrics ----------------------------------------------------------------- */
+typedef struct ep_req ep_req;
 
-enum ep_endpoint {
-    EP_INTROSPECT = 0,
-    EP_REVOKE,
-    EP_METADATA,
-    EP_HEALTHZ,
-    EP_METRICS,
-    EP_FORWARD_AUTH,
-    EP_RESOURCE_METADATA,
-    EP_BACKCHANNEL, /* POST /backchannel-logout */
-    EP_SSF,         /* POST /ssf/events */
-    EP_WEBHOOK,     /* POST /webhooks/session-terminated */
-    EP_OTHER,
-    EP_ENDPOINTS,
-};
+/* ---- routes.c: the endpoint table ---------------------------------------------- */
+
+/* The methods a row answers: bits of enum tk_http_method. GET includes HEAD
+ * (answered as GET without the body); any other method gets 405 + Allow. */
+#define EP_METHOD(m) (1u << (m))
+#define EP_GET       (EP_METHOD(TK_HTTP_GET) | EP_METHOD(TK_HTTP_HEAD))
+#define EP_POST      EP_METHOD(TK_HTTP_POST)
+#define EP_ANY       0xffffu
+
+/*
+ * One endpoint: everything the dispatcher, the metrics and the logs know of
+ * it. Adding an endpoint is one row in routes.c plus its handler file; the
+ * label reaches /metrics and the log lines from the row, and a deferred
+ * request finds its completion through the row index in its tag.
+ */
+typedef struct ep_route {
+    /* Exact path; with prefix, the path and everything below "path/". NULL
+     * only in the last row, which answers every path no other row takes. An
+     * exact row wins over a prefix row covering the same path. */
+    const char *path;
+    bool prefix;
+    bool body;         /* the handler reads the request body */
+    uint16_t methods;  /* EP_GET, EP_POST, EP_ANY or other EP_METHOD bits */
+    const char *label; /* endpoint="<label>" in /metrics, endpoint=<label> in logs */
+    /* The listener that serves the row (enum tk_app_listener: 0 = the main
+     * one); on any other listener the path is unknown (the last row). */
+    uint8_t listener;
+    void (*handle)(ep_req *r);
+    /* Writes the answer of a deferred request once its commit completed
+     * (after handle set r->deferred); NULL for rows that never defer. */
+    void (*complete)(ep_req *r, const tk_server_done *done);
+} ep_route;
+
+/* The table (routes.c) and its length, at most TK_ROUTES_MAX rows. */
+extern const ep_route ep_routes[];
+extern const unsigned ep_nroutes;
+
+/* The 32-bit tag the server keeps for a deferred request: the row index in
+ * the top EP_TAG_ROW_BITS, the start time in microseconds below (wraps after
+ * 2^27 us, about 134 s, far beyond any commit). */
+#define EP_TAG_ROW_BITS  5
+#define EP_TAG_TIME_BITS (32 - EP_TAG_ROW_BITS)
+#define EP_TAG_TIME_MASK ((1u << EP_TAG_TIME_BITS) - 1)
+_Static_assert(TK_ROUTES_MAX <= (1u << EP_TAG_ROW_BITS), "every row index fits the tag");
+
+static inline uint32_t ep_tag_make(unsigned row, uint64_t start_ns)
+{
+    return (uint32_t)(row << EP_TAG_TIME_BITS) | (uint32_t)((start_ns / 1000) & EP_TAG_TIME_MASK);
+}
+static inline unsigned ep_tag_row(uint32_t tag)
+{
+    return tag >> EP_TAG_TIME_BITS;
+}
+static inline uint64_t ep_tag_elapsed_ns(uint32_t tag, uint64_t now_ns)
+{
+    uint32_t now_us = (uint32_t)((now_ns / 1000) & EP_TAG_TIME_MASK);
+    return (uint64_t)((now_us - (tag & EP_TAG_TIME_MASK)) & EP_TAG_TIME_MASK) * 1000;
+}
+
+/* ---- Metrics ----------------------------------------------------------------- */
 
 /* Statuses counted individually; anything else is "other". */
 #define EP_STATUSES 12
@@ -48,7 +94,7 @@ enum ep_fa_result {
 };
 
 typedef struct ep_metrics {
-    uint64_t requests[EP_ENDPOINTS][EP_STATUSES];
+    uint64_t requests[TK_ROUTES_MAX][EP_STATUSES]; /* per table row */
     uint64_t introspect_active, introspect_inactive;
     uint64_t revoke_revoked, revoke_noop, revoke_forbidden, revoke_unavailable;
     uint64_t dur[EP_DUR_BUCKETS + 1]; /* per bucket, not cumulative; last = +Inf */
@@ -97,14 +143,7 @@ void ep_rl_fail(ep_ratelimit *rl, const uint8_t peer[16], tk_slice client_id, in
                 uint64_t (*now_ms_fn)(void));
 /* ---- Agent access audit (audit.c) ------------------------------------------------ */
 
-/* Distinct (agent, resource) pairs one worker counts between two folds (a
- * fold runs about once a second); more are counted as overflow. */
-#define EP_AUDIT_ENTRIES 256
-/* Open-addressing index over the entries: a power of two, at most half full. */
-#define EP_AUDIT_SLOTS 512
-_Static_assert((EP_AUDIT_SLOTS & (EP_AUDIT_SLOTS - 1)) == 0, "slots: a power of two");
-_Static_assert(EP_AUDIT_ENTRIES * 2 <= EP_AUDIT_SLOTS, "index at most half full");
-_Static_assert(EP_AUDIT_ENTRIES < UINT16_MAX, "entry indices fit the index");
+_Static_assert(TK_AGENT_AUDIT_ENTRIES < UINT16_MAX, "entry indices fit the index");
 
 typedef struct ep_audit_entry {
     const tk_resource *res; /* tables are kept until exit: the pointer stays valid */
@@ -117,9 +156,9 @@ typedef struct ep_audit_entry {
 
 typedef struct ep_audit {
     unsigned n;
-    int64_t folded_at;             /* the second of the last fold */
-    uint16_t slot[EP_AUDIT_SLOTS]; /* 0 = empty, else entry index + 1 */
-    ep_audit_entry e[EP_AUDIT_ENTRIES];
+    int64_t folded_at;                   /* the second of the last fold */
+    uint16_t slot[TK_AGENT_AUDIT_SLOTS]; /* 0 = empty, else entry index + 1 */
+    ep_audit_entry e[TK_AGENT_AUDIT_ENTRIES];
 } ep_audit;
 
 /* The cookie of a fold request: no connection waits for it. */
@@ -127,31 +166,17 @@ typedef struct ep_audit {
 
 /* ---- Contexts ------------------------------------------------------------------ */
 
-/* Deferred completions moved from the committer per drain call. */
-#define EP_DRAIN_CHUNK 64
-/* The /metrics page: what one fresh connection's out buffer holds. */
-#define EP_METRICS_MAX (TK_CONN_OUT_MAX - 512)
-/* Room for a token_type_hint-free form: token, client_id, client_secret. */
-#define EP_SECRET_MAX TK_TOKEN_IN_MAX
-
 /* Per-connection caller authentication (auth_cache.c): direct-mapped by the
- * connection slot; headers or ids longer than these are never cached. */
-#define EP_AUTH_CACHE_SLOTS 1024
-#define EP_AUTH_HDR_MAX     160
-#define EP_AUTH_ID_MAX      64
-
+ * connection slot (sizes in limits.h). */
 typedef struct ep_auth_entry {
     uint64_t cookie; /* the connection: slot | generation << 32 */
     uint8_t secret_hash[TK_HASH_LEN];
     bool used;
     uint8_t id_len;
     uint16_t hdr_len;
-    char hdr[EP_AUTH_HDR_MAX]; /* the exact Authorization value verified */
-    char id[EP_AUTH_ID_MAX];
+    char hdr[TK_AUTH_CACHE_HDR_MAX]; /* the exact Authorization value verified */
+    char id[TK_AUTH_CACHE_ID_MAX];
 } ep_auth_entry;
-
-_Static_assert(EP_AUTH_ID_MAX <= UINT8_MAX && EP_AUTH_HDR_MAX <= UINT16_MAX, "lengths fit");
-_Static_assert(EP_AUTH_ID_MAX <= TK_ID_MAX, "a cached id fits the worker's buffer");
 
 typedef struct ep_worker {
     tk_app *app;
@@ -162,8 +187,8 @@ typedef struct ep_worker {
     ep_metrics m;
     char token[TK_TOKEN_IN_MAX + 1];
     char client_id[TK_ID_MAX + 1];
-    char secret[EP_SECRET_MAX + 1];
-    tk_commit_done done[EP_DRAIN_CHUNK];
+    char secret[TK_CLIENT_SECRET_IN_MAX + 1];
+    tk_commit_done done[TK_DRAIN_CHUNK];
     struct tk_idp_trust *idp; /* IdP trust snapshot (events.c), renewed per batch */
     uint64_t idp_gen;
     char scratch[TK_RESPONSE_MAX]; /* response bodies */
@@ -172,8 +197,8 @@ typedef struct ep_worker {
     const tk_resources *res;       /* the table this batch uses (may be NULL) */
     char path[TK_HTTP_HEAD_MAX];   /* forward-auth: the normalised original path */
     ep_audit audit;
-    char metrics[EP_METRICS_MAX]; /* the /metrics page */
-    ep_auth_entry auth_cache[EP_AUTH_CACHE_SLOTS];
+    char metrics[TK_METRICS_PAGE_MAX]; /* the /metrics page */
+    ep_auth_entry auth_cache[TK_AUTH_CACHE_SLOTS];
 } __attribute__((aligned(64))) ep_worker;
 
 /* A resources table replaced by a reload: kept until exit, because a worker
@@ -190,23 +215,46 @@ struct tk_app {
     ep_worker *w;      /* nworkers contexts */
     tk_resources *res; /* current table; atomic (release on reload, acquire per batch) */
     ep_retired *retired;
+    /* The endpoint table (ep_routes), reached through the app so that the
+     * /metrics handler, itself a row, lists the labels without a cycle. */
+    const ep_route *routes;
+    unsigned nroutes;
+};
+
+/* How the caller presented client credentials (RFC 6749 §2.3.1): decides
+ * whether a 401 carries the Basic challenge. */
+enum ep_auth_via {
+    EP_VIA_NONE = 0, /* no client credentials at all */
+    EP_VIA_HEADER,   /* an Authorization header (the Basic scheme, or another one) */
+    EP_VIA_FORM,     /* client_id (and client_secret) in the form */
 };
 
 /* One request being handled. */
-typedef struct ep_req {
+struct ep_req {
     ep_worker *w;
-    const tk_http_request *http;
+    const tk_http_request *http; /* NULL in a completion */
     tk_outbuf *out;
+    const ep_route *route; /* the row answering: label, completion */
     uint64_t cookie;
     uint64_t start_ns;
-    int endpoint;  /* enum ep_endpoint */
-    int status;    /* what was written, for metrics */
-    bool head;     /* HEAD: send the GET head without its body */
-    bool deferred; /* answered later by respond() */
-    uint32_t tag;
-} ep_req;
+    int status;       /* what was written, for metrics */
+    bool head;        /* HEAD: send the GET head without its body */
+    bool deferred;    /* answered later by route->complete */
+    uint8_t auth_via; /* enum ep_auth_via, set by ep_authenticate */
+};
 
-/* ---- app.c: responses ------------------------------------------------------------ */
+/*
+ * What a shared step of a handler (form decoding, caller authentication)
+ * left to its caller. The one vocabulary of the endpoints next to TK_E_*:
+ * TK_E_* says what failed, an ep_step says whether the request is answered.
+ */
+typedef enum ep_step {
+    EP_STEP_ON = 0,   /* nothing answered: go on */
+    EP_STEP_ANSWERED, /* the request was answered (an error reply) */
+    EP_STEP_NO_STORE, /* no read txn: not answered, so the caller can count it, then 503 */
+} ep_step;
+
+/* ---- reply.c: responses and the per-request store txn ----------------------------- */
 
 /* Append a response (and remember its status). A response that does not fit
  * becomes a 500 without a body. */
@@ -218,9 +266,18 @@ void ep_reply_error(ep_req *r, int status, const char *code, const char *extra);
 void ep_reply_json(ep_req *r, int status, const tk_json *j);
 /* 503 temporarily_unavailable + Retry-After, for store and queue failures. */
 void ep_reply_unavailable(ep_req *r);
+/* 401 {"error":"invalid_client"} (RFC 6749 §5.2). The Basic challenge
+ * (realm = the issuer, error="invalid_client") goes with it unless the
+ * caller authenticated in the form (r->auth_via == EP_VIA_FORM): form-based
+ * clients read the JSON body, and a challenge makes them report a challenge
+ * instead of the error code. */
+void ep_reply_invalid_client(ep_req *r);
 /* The worker's read txn, renewed when the batch's renewal failed; NULL
  * (after a log line) when the store cannot give one. */
 tk_txn *ep_txn(ep_worker *w);
+/* Copy an untrusted id for a log line: at most 64 bytes, anything outside
+ * printable ASCII (and spaces, quotes, '=') replaced by '?'. */
+void ep_log_id(tk_slice id, char out[65]);
 
 /* ---- auth.c: caller authentication ----------------------------------------------- */
 
@@ -234,24 +291,24 @@ typedef struct ep_form {
 } ep_form;
 
 /* Check the content type and decode the form (token, client_id,
- * client_secret into the worker's buffers). Returns 0, or -1 after writing
- * 400 invalid_request. */
-int ep_parse_form(ep_req *r, ep_form *f);
+ * client_secret into the worker's buffers). EP_STEP_ON, or EP_STEP_ANSWERED
+ * after writing 400 invalid_request. */
+ep_step ep_parse_form(ep_req *r, ep_form *f);
 
 /* Authenticate the caller from HTTP Basic or the form's client_id and
- * client_secret. Returns 0 with *client (slices into the txn) and *client_id
- * (the worker's buffer), or -1 after writing 400 / 401 / 503. */
-int ep_authenticate(ep_req *r, const ep_form *f, tk_txn *txn, tk_client_rec *client,
-                    tk_slice *client_id);
+ * client_secret; an Authorization header of another scheme is not client
+ * authentication and is ignored. EP_STEP_ON with *client (slices into the
+ * txn) and *client_id (the worker's buffer), or EP_STEP_ANSWERED after
+ * writing 400 (two methods at once) / 401 / 429 / 503. Sets r->auth_via. */
+ep_step ep_authenticate(ep_req *r, const ep_form *f, tk_txn *txn, tk_client_rec *client,
+                        tk_slice *client_id);
 
 /* What /introspect and /revoke both start with: decode the form, take the
- * worker's read txn, authenticate the caller. Returns 0 with every output
- * set; -1 when the request was already answered (bad form, failed auth);
- * EP_NO_STORE when there is no read txn: not answered, so the caller can
- * count it before answering 503. */
-#define EP_NO_STORE (-2)
-int ep_begin_client_call(ep_req *r, ep_form *f, tk_txn **txn, tk_client_rec *caller,
-                         tk_slice *caller_id);
+ * worker's read txn, authenticate the caller. EP_STEP_ON with every output
+ * set; EP_STEP_ANSWERED (bad form, failed auth); EP_STEP_NO_STORE when there
+ * is no read txn. */
+ep_step ep_begin_client_call(ep_req *r, ep_form *f, tk_txn **txn, tk_client_rec *caller,
+                             tk_slice *caller_id);
 
 /* auth_cache.c: true (with *client and *client_id as ep_authenticate gives
  * them) when this connection's last successful Basic authentication used the
@@ -265,23 +322,23 @@ void ep_auth_cache_forget(ep_req *r);
 /* Cleanse every entry (worker stop). */
 void ep_auth_cache_clear(ep_worker *w);
 
-/* Answer 401 invalid_client with the Basic challenge. */
-void ep_reply_invalid_client(ep_req *r);
-
-/* Copy an untrusted id for a log line: at most 64 bytes, anything outside
- * printable ASCII (and spaces, quotes, '=') replaced by '?'. */
-void ep_log_id(tk_slice id, char out[65]);
-
-/* ---- handlers --------------------------------------------------------------------- */
+/* ---- Handlers (one row each in routes.c) ------------------------------------------ */
 
 void ep_introspect(ep_req *r);
 void ep_revoke(ep_req *r);
-void ep_revoke_respond(ep_req *r, const tk_server_done *done);
+void ep_revoke_done(ep_req *r, const tk_server_done *done);
 void ep_metadata(ep_req *r);
 void ep_healthz(ep_req *r);
 void ep_metrics_serve(ep_req *r);
 void ep_forward_auth(ep_req *r);
 void ep_resource_metadata(ep_req *r);
+/* bcl.c, ssf.c, webhook.c: IdP events (shared plumbing in events.c). */
+void ep_backchannel_logout(ep_req *r);
+void ep_backchannel_logout_done(ep_req *r, const tk_server_done *done);
+void ep_ssf_events(ep_req *r);
+void ep_ssf_events_done(ep_req *r, const tk_server_done *done);
+void ep_webhook(ep_req *r);
+void ep_webhook_done(ep_req *r, const tk_server_done *done);
 
 /* ---- audit.c --------------------------------------------------------------------------- */
 
@@ -293,20 +350,15 @@ void ep_audit_fold(ep_worker *w, bool force);
 /* A fold request's completion came back. */
 void ep_audit_done(ep_worker *w, int64_t result);
 
-/* ---- events.c, bcl.c, ssf.c, webhook.c: IdP events -------------------------------- */
+/* ---- events.c: the IdP trust snapshot ----------------------------------------------- */
 
-void ep_backchannel_logout(ep_req *r);
-void ep_ssf_events(ep_req *r);
-void ep_webhook(ep_req *r);
-/* The answer of a deferred event, once its op is durable (or failed). */
-void ep_event_respond(ep_req *r, const tk_server_done *done);
 /* Take the current IdP trust snapshot when it changed (batch start); drop it. */
 void ep_events_batch_begin(ep_worker *w);
 void ep_events_fini(ep_worker *w);
 
 /* ---- metrics.c ----------------------------------------------------------------------- */
 
-/* Count one finished request: endpoint, status and its duration. */
-void ep_metrics_request(ep_worker *w, int endpoint, int status, uint64_t dur_ns);
+/* Count one finished request: its table row, status and duration. */
+void ep_metrics_request(ep_worker *w, unsigned row, int status, uint64_t dur_ns);
 
 #endif

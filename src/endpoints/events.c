@@ -1,7 +1,9 @@
 /*
  * What the three IdP-event endpoints share: the worker's trust snapshot,
  * the replay pre-check, the one op that carries a verified event to the
- * committer, and the deferred answer.
+ * committer, and the outcome of its commit. The handlers (bcl.c, ssf.c,
+ * webhook.c) call down into this file; it never calls back into them: each
+ * writes its own answer, in its own completion (its row in routes.c).
  *
  * The one idea: a verified event is acknowledged (2xx) only after its op is
  * durable, exactly like a revocation. The op (TK_OP_IDP_EVENT) carries the
@@ -43,13 +45,6 @@ const tk_idp_trust *ev_trust(ep_worker *w)
 
 /* ---- Logging ------------------------------------------------------------------------- */
 
-static const char *endpoint_word(int endpoint)
-{
-    return endpoint == EP_BACKCHANNEL ? "backchannel_logout"
-           : endpoint == EP_SSF       ? "ssf"
-                                      : "webhook";
-}
-
 void ev_note_set(ev_note *n, const tk_idp_issuer *is, tk_slice id)
 {
     ep_log_id(is != NULL ? (tk_slice){is->issuer, is->issuer_len} : TK_SLICE_NULL, n->iss);
@@ -58,9 +53,8 @@ void ev_note_set(ev_note *n, const tk_idp_issuer *is, tk_slice id)
 
 void ev_log(ep_req *r, const char *outcome, const ev_note *n, const char *why)
 {
-    tk_log_info("idp_event", "endpoint=%s outcome=%s iss=%s id=%s why=\"%s\"",
-                endpoint_word(r->endpoint), outcome, n->iss[0] ? n->iss : "-",
-                n->id[0] ? n->id : "-", why ? why : "");
+    tk_log_info("idp_event", "endpoint=%s outcome=%s iss=%s id=%s why=\"%s\"", r->route->label,
+                outcome, n->iss[0] ? n->iss : "-", n->id[0] ? n->id : "-", why ? why : "");
 }
 
 bool ev_media_is(tk_slice ct, const char *type)
@@ -98,7 +92,7 @@ static void fill_op(tk_op *op, const ev_action *a, int64_t now)
     }
 }
 
-int ev_submit(ep_req *r, const ev_action *a)
+ev_err ev_submit(ep_req *r, const ev_action *a)
 {
     ep_worker *w = r->w;
     tk_txn *txn = ep_txn(w);
@@ -129,44 +123,29 @@ int ev_submit(ep_req *r, const ev_action *a)
     return EV_OK;
 }
 
-/* ---- Answers ------------------------------------------------------------------------ */
+/* ---- Completion ---------------------------------------------------------------------- */
 
-static void answer(ep_req *r, int err, const char *why)
-{
-    switch (r->endpoint) {
-    case EP_BACKCHANNEL:
-        ev_bcl_answer(r, err, why);
-        break;
-    case EP_SSF:
-        ev_ssf_answer(r, err, why);
-        break;
-    default:
-        TK_ASSERT(r->endpoint == EP_WEBHOOK);
-        ev_webhook_answer(r, err, why);
-        break;
-    }
-}
-
-void ep_event_respond(ep_req *r, const tk_server_done *done)
+ev_err ev_completed(ep_req *r, const tk_server_done *done, const char **why)
 {
     if (done->result != 0) {
-        tk_log_error("idp_event_failed", "endpoint=%s err=%s", endpoint_word(r->endpoint),
+        tk_log_error("idp_event_failed", "endpoint=%s err=%s", r->route->label,
                      tk_strerror((int)done->result));
-        answer(r, EV_UNAVAILABLE, "store unavailable");
-        return;
+        *why = "store unavailable";
+        return EV_UNAVAILABLE;
     }
     /* The op changes nothing only when its replay key was already known:
      * another copy of the event won the race to the committer. */
     bool fresh = done->aux > 0;
-    tk_log_info("idp_event_done", "endpoint=%s applied=%s", endpoint_word(r->endpoint),
+    tk_log_info("idp_event_done", "endpoint=%s applied=%s", r->route->label,
                 fresh ? "yes" : "replay");
-    answer(r, fresh ? EV_OK : EV_REPLAY, fresh ? NULL : "event id replayed");
+    *why = fresh ? NULL : "event id replayed";
+    return fresh ? EV_OK : EV_REPLAY;
 }
 
-int ev_check_common(json_t *claims, ev_action *a, int64_t now, bool require_exp, int missing_jti,
-                    const char **why)
+ev_err ev_check_common(json_t *claims, ev_action *a, int64_t now, bool require_exp,
+                       ev_err missing_jti, const char **why)
 {
-    int rc = ev_check_aud(claims, a->is);
+    ev_err rc = ev_check_aud(claims, a->is);
     if (rc != EV_OK) {
         *why = "aud does not hold our audience";
         return rc;

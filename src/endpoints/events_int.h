@@ -29,11 +29,9 @@ typedef struct ev_match {
 /* Parse an SSF subject identifier (iss_sub, email, opaque, complex with
  * user/session) for events from set_iss. EV_OK or EV_MALFORMED /
  * EV_BAD_CLAIMS with *why. Slices point into sub_id. */
-int ev_parse_subject(json_t *sub_id, tk_slice set_iss, ev_match *m, const char **why);
+ev_err ev_parse_subject(json_t *sub_id, tk_slice set_iss, ev_match *m, const char **why);
 
 /* ---- Webhooks (webhook.c) ------------------------------------------------------------ */
-
-#define EV_WEBHOOK_SIGS_MAX 8
 
 /* The v1 MACs of a webhook-signature header ("v1,<base64> v1,<base64>"):
  * entries of other versions and malformed v1 entries are skipped. Returns
@@ -57,20 +55,20 @@ typedef struct ev_action {
  * a->until set), and a jti of at most TK_EVENT_ID_MAX bytes (a->event_id).
  * Returns EV_OK, the error of the failed check, or missing_jti; *why says
  * which. */
-int ev_check_common(json_t *claims, ev_action *a, int64_t now, bool require_exp, int missing_jti,
-                    const char **why);
+ev_err ev_check_common(json_t *claims, ev_action *a, int64_t now, bool require_exp,
+                       ev_err missing_jti, const char **why);
 
 /* The worker's trust snapshot (taken at batch start); NULL when none. */
 const tk_idp_trust *ev_trust(ep_worker *w);
 
 /* Refuse a replay seen in the read txn (EV_REPLAY), else queue the op and
  * defer the request (EV_OK); EV_UNAVAILABLE when the queue or store fails. */
-int ev_submit(ep_req *r, const ev_action *a);
+ev_err ev_submit(ep_req *r, const ev_action *a);
 
-/* Per endpoint: the answer for an outcome (success, or a refusal). */
-void ev_bcl_answer(ep_req *r, int err, const char *why);
-void ev_ssf_answer(ep_req *r, int err, const char *why);
-void ev_webhook_answer(ep_req *r, int err, const char *why);
+/* The outcome of a deferred event once its commit completed: EV_OK,
+ * EV_REPLAY (another copy won the race) or EV_UNAVAILABLE, with *why; logs
+ * it. Each endpoint's completion turns it into its own answer. */
+ev_err ev_completed(ep_req *r, const tk_server_done *done, const char **why);
 
 /* What a log line says about an event: its issuer and id, made safe for a
  * log line and copied out before the parsed claims are freed. */

@@ -14,7 +14,7 @@
  * Agent access (tokend_agent_requests_total{client,resource,result}) comes
  * from the agent_access DBI, i.e. what the workers folded into the store (at
  * most about a second behind). Its cardinality is bounded: at most
- * EP_AGENT_SERIES pairs are listed, and never more than the page has room
+ * TK_METRICS_AGENT_SERIES pairs are listed, and never more than the page has room
  * for; tokend_agent_pairs says how many pairs exist in all.
  */
 #include "endpoints_int.h"
@@ -28,27 +28,11 @@
 static const int counted_status[EP_STATUSES - 1] = {200, 202, 400, 401, 403, 404,
                                                     405, 409, 413, 500, 503};
 
-static const char *const endpoint_name[EP_ENDPOINTS] = {
-    "introspect",
-    "revoke",
-    "metadata",
-    "healthz",
-    "metrics",
-    "forward_auth",
-    "resource_metadata",
-    "backchannel_logout",
-    "ssf_events",
-    "webhook",
-    "other",
-};
-
 static const char *const fa_result_name[EP_FA_RESULTS] = {
     "allowed",          "no_token",    "invalid_token", "wrong_audience", "insufficient_scope",
     "unknown_resource", "bad_request", "unavailable",
 };
 
-/* (agent, resource) pairs listed on the page at most. */
-#define EP_AGENT_SERIES 32
 /* Room one pair's lines may take at most (two lines, labels at their limits,
  * escaped): a pair is listed only when this much is left. */
 #define AGENT_PAIR_ROOM (2 * (64 + 2 * TK_ID_MAX + 2 * TK_REASON_MAX + 24))
@@ -75,10 +59,10 @@ static size_t status_index(int status)
     return EP_STATUSES - 1;
 }
 
-void ep_metrics_request(ep_worker *w, int endpoint, int status, uint64_t dur_ns)
+void ep_metrics_request(ep_worker *w, unsigned row, int status, uint64_t dur_ns)
 {
-    TK_ASSERT(endpoint >= 0 && endpoint < EP_ENDPOINTS);
-    ep_add(&w->m.requests[endpoint][status_index(status)], 1);
+    TK_ASSERT(row < w->app->nroutes && row < TK_ROUTES_MAX);
+    ep_add(&w->m.requests[row][status_index(status)], 1);
     size_t b = 0;
     while (b < EP_DUR_BUCKETS && dur_ns > dur_bound_ns[b]) {
         b++;
@@ -163,16 +147,17 @@ static void sum_workers(const tk_app *app, ep_metrics *tot)
     }
 }
 
-static void requests_section(text *t, const ep_metrics *m)
+/* One series per table row and status, labelled by the row (routes.c). */
+static void requests_section(text *t, const tk_app *app, const ep_metrics *m)
 {
     type(t, "tokend_requests_total", "counter");
-    for (size_t e = 0; e < EP_ENDPOINTS; e++) {
+    for (size_t e = 0; e < app->nroutes; e++) {
         for (size_t s = 0; s < EP_STATUSES; s++) {
             if (m->requests[e][s] == 0) {
                 continue;
             }
             put(t, "tokend_requests_total{endpoint=\"");
-            put(t, endpoint_name[e]);
+            put(t, app->routes[e].label);
             put(t, "\",status=\"");
             if (s < EP_STATUSES - 1) {
                 put_u64(t, (uint64_t)counted_status[s]);
@@ -246,7 +231,7 @@ static int agent_one(void *arg, tk_slice client, tk_slice resource, const tk_age
 {
     agent_walk *a = arg;
     a->pairs++;
-    if (a->listed >= EP_AGENT_SERIES || a->t->cap - a->t->len < AGENT_PAIR_ROOM + 1024) {
+    if (a->listed >= TK_METRICS_AGENT_SERIES || a->t->cap - a->t->len < AGENT_PAIR_ROOM + 1024) {
         return 0; /* keep counting; the page keeps room for what follows */
     }
     a->listed++;
@@ -367,7 +352,7 @@ void ep_metrics_serve(ep_req *r)
     ep_metrics tot;
     sum_workers(app, &tot);
     text t = {.buf = w->metrics, .cap = sizeof w->metrics};
-    requests_section(&t, &tot);
+    requests_section(&t, app, &tot);
     forward_auth_section(&t, &tot);
     duration_section(&t, &tot);
     if (app->cfg.committer != NULL) {

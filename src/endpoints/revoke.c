@@ -4,7 +4,7 @@
  * "immediately", and a 503 means the token must be assumed alive: §2.2.1).
  *
  * So a revocation that changes something is answered in two steps: here it
- * is planned and queued and the request deferred; ep_revoke_respond writes
+ * is planned and queued and the request deferred; ep_revoke_done writes
  * the answer when the committer's completion comes back on this worker.
  * Unknown, oversize or already revoked tokens get their 200 at once.
  */
@@ -55,9 +55,9 @@ void ep_revoke(ep_req *r)
     tk_txn *txn;
     tk_client_rec caller;
     tk_slice caller_id;
-    int begun = ep_begin_client_call(r, &f, &txn, &caller, &caller_id);
-    if (begun != 0) {
-        if (begun == EP_NO_STORE) {
+    ep_step begun = ep_begin_client_call(r, &f, &txn, &caller, &caller_id);
+    if (begun != EP_STEP_ON) {
+        if (begun == EP_STEP_NO_STORE) {
             reply_unavailable(r);
         }
         return;
@@ -97,7 +97,7 @@ void ep_revoke(ep_req *r)
     submit(r, &creq, hash, caller_id);
 }
 
-void ep_revoke_respond(ep_req *r, const tk_server_done *done)
+void ep_revoke_done(ep_req *r, const tk_server_done *done)
 {
     if (done->result != 0) {
         tk_log_error("revoke_failed", "worker=%u err=%s", r->w->id, tk_strerror((int)done->result));

@@ -27,8 +27,8 @@
 
 /* ---- Subjects ---------------------------------------------------------------------- */
 
-static int simple_subject(json_t *s, tk_slice set_iss, bool session, tk_slice *out,
-                          const char **why)
+static ev_err simple_subject(json_t *s, tk_slice set_iss, bool session, tk_slice *out,
+                             const char **why)
 {
     tk_slice fmt, v, iss;
     *why = "subject: unsupported or malformed identifier";
@@ -58,7 +58,7 @@ static int simple_subject(json_t *s, tk_slice set_iss, bool session, tk_slice *o
     return EV_OK;
 }
 
-int ev_parse_subject(json_t *sub_id, tk_slice set_iss, ev_match *m, const char **why)
+ev_err ev_parse_subject(json_t *sub_id, tk_slice set_iss, ev_match *m, const char **why)
 {
     memset(m, 0, sizeof *m);
     tk_slice fmt;
@@ -75,7 +75,7 @@ int ev_parse_subject(json_t *sub_id, tk_slice set_iss, ev_match *m, const char *
      * (tenant, device, … are not known to tokend and do not narrow). */
     json_t *user = json_object_get(sub_id, "user"), *session = json_object_get(sub_id, "session");
     tk_slice u = TK_SLICE_NULL, s = TK_SLICE_NULL;
-    int rc = user ? simple_subject(user, set_iss, false, &u, why) : EV_OK;
+    ev_err rc = user ? simple_subject(user, set_iss, false, &u, why) : EV_OK;
     rc = rc != EV_OK ? rc : session ? simple_subject(session, set_iss, true, &s, why) : EV_OK;
     if (rc != EV_OK) {
         return rc;
@@ -93,7 +93,7 @@ int ev_parse_subject(json_t *sub_id, tk_slice set_iss, ev_match *m, const char *
 
 /* ---- Answers ------------------------------------------------------------------------- */
 
-static const char *err_code(int err)
+static const char *err_code(ev_err err)
 {
     switch (err) {
     case EV_UNKNOWN_ISSUER:
@@ -110,7 +110,7 @@ static const char *err_code(int err)
     }
 }
 
-void ev_ssf_answer(ep_req *r, int err, const char *why)
+static void answer(ep_req *r, ev_err err, const char *why)
 {
     if (err == EV_OK || err == EV_REPLAY) {
         ep_reply(r, 202, NULL, NULL, "", 0);
@@ -133,7 +133,7 @@ void ev_ssf_answer(ep_req *r, int err, const char *why)
 /* ---- Events ---------------------------------------------------------------------------- */
 
 /* The single event of the SET: its type and payload. */
-static int the_event(json_t *claims, const char **type, json_t **payload, const char **why)
+static ev_err the_event(json_t *claims, const char **type, json_t **payload, const char **why)
 {
     json_t *events = json_object_get(claims, "events");
     if (!json_is_object(events) || json_object_size(events) != 1) {
@@ -151,8 +151,8 @@ static int the_event(json_t *claims, const char **type, json_t **payload, const 
 }
 
 /* What the event does to sessions: a state, or 0 (accept, change nothing). */
-static int event_state(const tk_idp_issuer *is, const char *type, json_t *ev, ev_action *a,
-                       const char **why)
+static ev_err event_state(const tk_idp_issuer *is, const char *type, json_t *ev, ev_action *a,
+                          const char **why)
 {
     uint8_t *state = &a->state;
     *state = 0;
@@ -182,10 +182,10 @@ static int event_state(const tk_idp_issuer *is, const char *type, json_t *ev, ev
     return EV_OK;
 }
 
-static int check_set(ep_req *r, ev_jws *j, ev_action *a, const char **why)
+static ev_err check_set(ep_req *r, ev_jws *j, ev_action *a, const char **why)
 {
     json_t *c = j->claims;
-    int rc = ev_check_common(c, a, r->w->now, false, EV_MALFORMED, why);
+    ev_err rc = ev_check_common(c, a, r->w->now, false, EV_MALFORMED, why);
     if (rc != EV_OK) {
         return rc;
     }
@@ -197,7 +197,7 @@ static int check_set(ep_req *r, ev_jws *j, ev_action *a, const char **why)
 }
 
 /* Bearer check when the issuer has one: constant time, length included. */
-static int check_bearer(ep_req *r, const tk_idp_issuer *is, const char **why)
+static ev_err check_bearer(ep_req *r, const tk_idp_issuer *is, const char **why)
 {
     if (is->ssf_bearer_len == 0) {
         return EV_OK;
@@ -215,11 +215,11 @@ static int check_bearer(ep_req *r, const tk_idp_issuer *is, const char **why)
 }
 
 /* Act on the verified SET: queue its op, or accept an event we ignore. */
-static int act(ep_req *r, ev_jws *j, ev_action *a, const char **why)
+static ev_err act(ep_req *r, ev_jws *j, ev_action *a, const char **why)
 {
     const char *type;
     json_t *ev;
-    int rc = the_event(j->claims, &type, &ev, why);
+    ev_err rc = the_event(j->claims, &type, &ev, why);
     rc = rc != EV_OK ? rc : event_state(a->is, type, ev, a, why);
     if (rc != EV_OK || a->state == 0) {
         *why = rc == EV_OK ? "event type ignored" : *why;
@@ -232,10 +232,10 @@ static int act(ep_req *r, ev_jws *j, ev_action *a, const char **why)
     return rc != EV_OK ? rc : ev_submit(r, a);
 }
 
-static int handle(ep_req *r, tk_slice body, const char **why, ev_note *note)
+static ev_err handle(ep_req *r, tk_slice body, const char **why, ev_note *note)
 {
     ev_jws j;
-    int rc = ev_jws_parse(body, &j, why);
+    ev_err rc = ev_jws_parse(body, &j, why);
     if (rc != EV_OK) {
         return rc;
     }
@@ -266,7 +266,7 @@ void ep_ssf_events(ep_req *r)
 {
     const char *why = "not application/secevent+jwt";
     ev_note note = {"", ""};
-    int rc = EV_MALFORMED;
+    ev_err rc = EV_MALFORMED;
     if (ev_media_is(r->http->content_type, "application/secevent+jwt")) {
         tk_slice body = r->http->body;
         while (body.len > 0 && (body.p[body.len - 1] == '\n' || body.p[body.len - 1] == '\r')) {
@@ -281,6 +281,13 @@ void ep_ssf_events(ep_req *r)
                        : "refused",
            &note, rc == EV_OK && r->deferred ? NULL : why);
     if (!r->deferred) {
-        ev_ssf_answer(r, rc, why);
+        answer(r, rc, why);
     }
+}
+
+void ep_ssf_events_done(ep_req *r, const tk_server_done *done)
+{
+    const char *why = NULL;
+    ev_err rc = ev_completed(r, done, &why);
+    answer(r, rc, why);
 }

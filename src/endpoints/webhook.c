@@ -97,7 +97,7 @@ static uint64_t signers(const tk_idp_trust *t, tk_slice id, tk_slice ts, tk_slic
 
 /* ---- Answers --------------------------------------------------------------------------- */
 
-void ev_webhook_answer(ep_req *r, int err, const char *why)
+static void answer(ep_req *r, ev_err err, const char *why)
 {
     int status = 400;
     const char *code = "invalid_request";
@@ -167,7 +167,7 @@ static bool parse_ts(tk_slice ts, int64_t *out)
 }
 
 /* Headers, MAC and freshness: everything before the body is trusted. */
-static int authenticate(ep_req *r, hook *h, const char **why)
+static ev_err authenticate(ep_req *r, hook *h, const char **why)
 {
     const tk_http_request *q = r->http;
     h->id = tk_http_header_get(q, "webhook-id");
@@ -182,8 +182,8 @@ static int authenticate(ep_req *r, hook *h, const char **why)
         *why = "webhook-id, webhook-timestamp or webhook-signature missing or malformed";
         return EV_MALFORMED;
     }
-    uint8_t sigs[EV_WEBHOOK_SIGS_MAX][32];
-    unsigned n = ev_webhook_sigs(sig, sigs, EV_WEBHOOK_SIGS_MAX);
+    uint8_t sigs[TK_WEBHOOK_SIGS_MAX][32];
+    unsigned n = ev_webhook_sigs(sig, sigs, TK_WEBHOOK_SIGS_MAX);
     h->signers = n > 0 ? signers(ev_trust(r->w), h->id, h->ts, h->body, sigs, n) : 0;
     if (h->signers == 0) {
         *why = n > 0 ? "no signature verifies" : "no v1 signature";
@@ -215,7 +215,7 @@ static const tk_idp_issuer *issuer_of(const tk_idp_trust *t, const hook *h, tk_s
     return iss.p == NULL && count != 1 ? NULL : found;
 }
 
-static int act(ep_req *r, const hook *h, json_t *body, ev_action *a, const char **why)
+static ev_err act(ep_req *r, const hook *h, json_t *body, ev_action *a, const char **why)
 {
     tk_slice type, iss, sid, sub;
     if (ev_claim_str(body, "type", 64, &type) != EV_OK || type.p == NULL ||
@@ -252,7 +252,7 @@ void ep_webhook(ep_req *r)
     ev_action a = {.source = TK_SOURCE_WEBHOOK,
                    .state = TK_SESSION_TERMINATED,
                    .reason = "webhook:session.terminated"};
-    int rc = authenticate(r, &h, &why);
+    ev_err rc = authenticate(r, &h, &why);
     json_t *body = NULL;
     if (rc == EV_OK) {
         json_error_t je;
@@ -272,6 +272,13 @@ void ep_webhook(ep_req *r)
                          : "ignored",
            &note, r->deferred ? NULL : why);
     if (!r->deferred) {
-        ev_webhook_answer(r, rc, why);
+        answer(r, rc, why);
     }
+}
+
+void ep_webhook_done(ep_req *r, const tk_server_done *done)
+{
+    const char *why = NULL;
+    ev_err rc = ev_completed(r, done, &why);
+    answer(r, rc, why);
 }

@@ -4,7 +4,8 @@
  * form-urlencoded before base64, so either may contain ':'), and Bearer
  * tokens (RFC 6750 §2.1). The decoded Basic credentials are secrets: the
  * scratch buffer is cleansed on every path, and so are the caller's buffers
- * when decoding fails.
+ * when decoding fails. A value of another scheme leaves the caller's buffers
+ * as they were: they may hold credentials from elsewhere (the form).
  */
 #include "tokend/http.h"
 
@@ -98,10 +99,13 @@ static int decode_basic(tk_slice b64, uint8_t *raw, size_t raw_cap, char *id, si
 int tk_http_basic_auth(tk_slice value, char *id, size_t id_cap, char *secret, size_t secret_cap)
 {
     TK_ASSERT(id != NULL && secret != NULL && id_cap > 0 && secret_cap > 0);
-    id[0] = '\0';
-    secret[0] = '\0';
     tk_slice b64;
     int rc = split_scheme(value, "basic", &b64);
+    if (rc == TK_E_NOTFOUND) {
+        return rc; /* another scheme: not ours to touch the caller's buffers */
+    }
+    id[0] = '\0';
+    secret[0] = '\0';
     if (rc != 0) {
         return rc;
     }

@@ -81,7 +81,7 @@ static int header_fields(ev_jws *j, const char **why)
     return EV_OK;
 }
 
-int ev_jws_parse(tk_slice compact, ev_jws *j, const char **why)
+ev_err ev_jws_parse(tk_slice compact, ev_jws *j, const char **why)
 {
     memset(j, 0, sizeof *j);
     tk_slice seg[3];
@@ -193,7 +193,7 @@ static bool verify_evp(const ev_jws *j, const tk_idp_key *k)
     return ok;
 }
 
-int ev_jws_verify(const ev_jws *j, const tk_idp_issuer *is, const char **why)
+ev_err ev_jws_verify(const ev_jws *j, const tk_idp_issuer *is, const char **why)
 {
     const tk_idp_key *k = tk_idp_key_for(is, j->kid, j->kid.p != NULL);
     if (k == NULL) {
@@ -213,7 +213,7 @@ int ev_jws_verify(const ev_jws *j, const tk_idp_issuer *is, const char **why)
 
 /* ---- Claims ------------------------------------------------------------------------------ */
 
-int ev_claim_str(json_t *obj, const char *name, size_t max, tk_slice *out)
+ev_err ev_claim_str(json_t *obj, const char *name, size_t max, tk_slice *out)
 {
     json_t *v = json_object_get(obj, name);
     *out = TK_SLICE_NULL;
@@ -237,7 +237,7 @@ int ev_claim_str(json_t *obj, const char *name, size_t max, tk_slice *out)
     return EV_OK;
 }
 
-int ev_claim_time(json_t *obj, const char *name, int64_t *out, bool *present)
+ev_err ev_claim_time(json_t *obj, const char *name, int64_t *out, bool *present)
 {
     json_t *v = json_object_get(obj, name);
     *present = v != NULL;
@@ -261,7 +261,7 @@ static bool aud_is(json_t *v, const tk_idp_issuer *is)
            memcmp(json_string_value(v), is->audience, is->audience_len) == 0;
 }
 
-int ev_check_aud(json_t *claims, const tk_idp_issuer *is)
+ev_err ev_check_aud(json_t *claims, const tk_idp_issuer *is)
 {
     json_t *aud = json_object_get(claims, "aud");
     if (json_is_string(aud)) {
@@ -283,8 +283,8 @@ int ev_check_aud(json_t *claims, const tk_idp_issuer *is)
     return found ? EV_OK : EV_BAD_AUDIENCE;
 }
 
-int ev_check_times(json_t *claims, const tk_idp_issuer *is, int64_t now, bool require_exp,
-                   int64_t *until, const char **why)
+ev_err ev_check_times(json_t *claims, const tk_idp_issuer *is, int64_t now, bool require_exp,
+                      int64_t *until, const char **why)
 {
     int64_t iat, exp, nbf;
     bool has_iat, has_exp, has_nbf;

@@ -12,7 +12,7 @@
 
 #include "tokend/clock.h"
 #include "tokend/crypto.h"
-#include "tokend/endpoints.h"
+#include "tokend/introspect_json.h"
 #include "tokend/limits.h"
 
 #include <stdio.h>

@@ -4,9 +4,9 @@
  * as is, and, so the fuzzer reaches the decoding paths, also as
  * "Basic " + base64(input). Byte 0 picks the id/secret buffer sizes. Checks:
  * only documented results; on success a non-empty id, NUL-terminated parts
- * without control characters that fit their buffers; on failure empty
- * parts; a Bearer token is the whole remainder of the value, from the b64token
- * alphabet.
+ * without control characters that fit their buffers; for another scheme
+ * the caller's buffers untouched; on other failures empty parts; a Bearer token is the whole
+ * remainder of the value, from the b64token alphabet.
  */
 #include "tokend/common.h"
 #include "tokend/http.h"
@@ -46,12 +46,18 @@ static bool clean(const char *s, size_t cap)
 static void check_basic(const char *p, size_t n, size_t id_cap, size_t secret_cap)
 {
     char id[300], secret[300];
+    memset(id, '#', sizeof id); /* what the caller's buffers held before (the form's) */
+    memset(secret, '#', sizeof secret);
     int rc = tk_http_basic_auth((tk_slice){p, n}, id, id_cap, secret, secret_cap);
     EXPECT(rc == 0 || rc == TK_E_NOTFOUND || rc == TK_E_BADINPUT || rc == TK_E_TOOBIG);
     if (rc == 0) {
         EXPECT(clean(id, id_cap) && clean(secret, secret_cap));
         EXPECT(id[0] != '\0');
         EXPECT(n > 6 && (p[0] | 0x20) == 'b' && p[5] == ' ');
+    } else if (rc == TK_E_NOTFOUND) { /* another scheme: the buffers are not touched */
+        for (size_t i = 0; i < sizeof id; i++) {
+            EXPECT(id[i] == '#' && secret[i] == '#');
+        }
     } else {
         EXPECT(id[0] == '\0' && secret[0] == '\0');
     }

@@ -44,12 +44,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *p = (const char *)data;
     const char *nl = memchr(p, '\n', size);
     size_t hlen = nl ? (size_t)(nl - p) : size;
-    uint8_t sigs[EV_WEBHOOK_SIGS_MAX + 1][32];
-    memset(sigs[EV_WEBHOOK_SIGS_MAX], 0xa5, 32); /* canary past the array we pass */
-    unsigned n = ev_webhook_sigs((tk_slice){p, hlen}, sigs, EV_WEBHOOK_SIGS_MAX);
-    FUZZ_ASSERT(n == ref_count(p, hlen, EV_WEBHOOK_SIGS_MAX));
+    uint8_t sigs[TK_WEBHOOK_SIGS_MAX + 1][32];
+    memset(sigs[TK_WEBHOOK_SIGS_MAX], 0xa5, 32); /* canary past the array we pass */
+    unsigned n = ev_webhook_sigs((tk_slice){p, hlen}, sigs, TK_WEBHOOK_SIGS_MAX);
+    FUZZ_ASSERT(n == ref_count(p, hlen, TK_WEBHOOK_SIGS_MAX));
     for (int i = 0; i < 32; i++) {
-        FUZZ_ASSERT(sigs[EV_WEBHOOK_SIGS_MAX][i] == 0xa5);
+        FUZZ_ASSERT(sigs[TK_WEBHOOK_SIGS_MAX][i] == 0xa5);
     }
     if (nl == NULL) {
         return 0;

@@ -258,12 +258,17 @@ class IntrospectCaller(h.DaemonCase):
         self.assertIsNotNone(r.header("content-type"), r)
         self.assertTrue(r.header("content-type").startswith("application/json"), r)
 
-    def assert401(self, r):
+    def assert401(self, r, form=False):
+        """401 invalid_client; the Basic challenge (realm = the issuer) only
+        when the client did not authenticate in the form (issue 9 item 6)."""
         self.assertEqual(r.status, 401, r)
         self.assertEqual(r.json(), {"error": "invalid_client"})
-        www = r.header("www-authenticate") or ""
-        self.assertTrue(www.lower().startswith("basic"), www)
-        self.assertIn('realm="tokend"', www)
+        www = r.header_all("www-authenticate")
+        if form:
+            self.assertEqual(www, [], r)
+        else:
+            self.assertEqual(www, ['Basic realm="http://127.0.0.1:%d", error="invalid_client"'
+                                   % self.d.port], r)
         self.assertJsonHeaders(r)
 
     def test_no_auth_401(self):
@@ -275,7 +280,7 @@ class IntrospectCaller(h.DaemonCase):
 
     def test_wrong_secret_post_401(self):
         bad = h.Client({"client_id": self.w.rs.id, "client_secret": "nope"})
-        self.assert401(self.d.introspect(self.tok, auth=("post", bad)))
+        self.assert401(self.d.introspect(self.tok, auth=("post", bad)), form=True)
 
     def test_unknown_client_401(self):
         bad = h.Client({"client_id": "tkc_nosuchclient", "client_secret": self.w.rs.secret})
@@ -283,6 +288,7 @@ class IntrospectCaller(h.DaemonCase):
 
     def test_agent_role_401(self):
         self.assert401(self.d.introspect(self.tok, auth=self.w.a))
+        self.assert401(self.d.introspect(self.tok, auth=("post", self.w.a)), form=True)
 
     def test_pending_client_401(self):
         rs = self.d.add_client("resource_server", "rs-pending", pending=True)

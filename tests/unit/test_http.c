@@ -587,6 +587,29 @@ static void test_basic_auth(void)
     CHECK_EQ_INT(tk_http_basic_auth(TK_SLICE_NULL, id, sizeof(id), secret, sizeof(secret)),
                  TK_E_NOTFOUND);
 
+    /* Another scheme leaves the caller's buffers as they were: they may hold
+     * client_id and client_secret from the form (issue 9 item 5). */
+    static const char *const other[] = {"Bearer abc",
+                                        "bearer tkd_at_x",
+                                        "Digest username=\"a\"",
+                                        "Basicx Y2xpZW50OnNlY3JldA==",
+                                        "Bas",
+                                        "",
+                                        "Negotiate YII=",
+                                        "DPoP abc",
+                                        "Bearer",
+                                        "B",
+                                        "Basi c2VjcmV0",
+                                        "Token Basic Y2xpZW50OnM="};
+    for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
+        char fid[16] = "tkc_form", fsecret[16] = "form_secret";
+        CHECK_EQ_INT(tk_http_basic_auth(tk_slice_from_str(other[i]), fid, sizeof fid, fsecret,
+                                        sizeof fsecret),
+                     TK_E_NOTFOUND);
+        CHECK_EQ_STR(fid, "tkc_form");
+        CHECK_EQ_STR(fsecret, "form_secret");
+    }
+
     /* A part that does not fit its buffer. */
     char small[4];
     CHECK_EQ_INT(tk_http_basic_auth(tk_slice_from_str("Basic Y2xpZW50OnNlY3JldA=="), small,

@@ -9,7 +9,7 @@
  */
 #include "check.h"
 
-#include "tokend/endpoints.h"
+#include "tokend/introspect_json.h"
 #include "tokend/json.h"
 
 #include <stdlib.h>
