@@ -68,8 +68,8 @@ int ctl_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
  * CTL_OK or CTL_FAIL (message printed). */
 int ctl_open(ctl *c, bool read_only);
 
-/* Fill an op's id (checked against TK_ID_MAX by the caller) and time. */
-void ctl_op_init(tk_op *op, uint8_t type, uint8_t state, const char *id);
+/* A zeroed op of this type decided now (fill its member next). */
+tk_op ctl_op(uint8_t type);
 
 /* Print a finished JSON document and a newline on stdout. */
 int ctl_print_json(const ctl *c, const tk_json *j);
@@ -85,6 +85,7 @@ int ctl_cmd_client_add(ctl *c);
 int ctl_cmd_client_disable(ctl *c);
 int ctl_cmd_client_approve(ctl *c);
 int ctl_cmd_client_list(ctl *c);
+int ctl_cmd_client_rotate_secret(ctl *c);
 int ctl_cmd_session_create(ctl *c);
 int ctl_cmd_session_terminate(ctl *c);
 int ctl_cmd_session_suspend(ctl *c);
