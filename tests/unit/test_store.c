@@ -11,6 +11,9 @@
 #include "check.h"
 #include "tokend/store.h"
 
+/* The private layout, to put raw bytes the public API would not write. */
+#include "../../src/store/store_int.h"
+
 static char dir[64];
 
 static void make_dir(void)
@@ -978,6 +981,47 @@ static void test_client_secret_op(void)
     remove_dir();
 }
 
+/* A suspended session written before holds existed, put as raw bytes into
+ * a real store: it reads as one admin hold, the device cannot lift it, the
+ * admin can, and the record is written back in the new form. */
+static void test_legacy_suspended_session(void)
+{
+    make_dir();
+    tk_store *st = open_store(1 << 20);
+    /* {0:1, 1:"bob", 4:2 (suspended), 5:7, 7:8}: version 1 without key 9. */
+    static const uint8_t old[] = {0x85, 0x00, 0x01, 0x01, 0xa3, 'b',  'o',
+                                  'b',  0x04, 0x02, 0x05, 0x07, 0x07, 0x08};
+    tk_txn *w;
+    CHECK_EQ_INT(tk_store_write_begin(st, &w), 0);
+    CHECK_EQ_INT(tk_store_raw_put(w, DB_SESSIONS, TK_SLICE_LIT("tks_old"), old, sizeof old, 0), 0);
+    CHECK_EQ_INT(tk_store_commit(w), 0);
+    uint8_t state;
+    CHECK_EQ_INT(holds_of(st, "tks_old", &state), TK_HOLD_BIT(TK_HOLD_ADMIN));
+    CHECK_EQ_INT(state, TK_SESSION_SUSPENDED);
+    tk_op dev = op_of(TK_OP_SESSION_STATE, TK_SESSION_ACTIVE, "tks_old", 20);
+    dev.session.hold = TK_HOLD_DEVICE;
+    CHECK(!apply1(st, &dev)); /* not the device's hold */
+    CHECK_EQ_INT(holds_of(st, "tks_old", &state), TK_HOLD_BIT(TK_HOLD_ADMIN));
+    dev.session.state = TK_SESSION_SUSPENDED; /* the device adds its own */
+    CHECK(apply1(st, &dev));
+    CHECK_EQ_INT(holds_of(st, "tks_old", &state),
+                 TK_HOLD_BIT(TK_HOLD_ADMIN) | TK_HOLD_BIT(TK_HOLD_DEVICE));
+    tk_session_rec s;
+    tk_txn *r;
+    session_state(st, "tks_old", &s, &r);
+    CHECK_EQ_INT(s.ended_at, 8); /* suspended since the old record said */
+    CHECK_SLICE(s.sub, "bob");
+    tk_store_txn_end(r);
+    tk_op adm = op_of(TK_OP_SESSION_STATE, TK_SESSION_ACTIVE, "tks_old", 21);
+    CHECK(apply1(st, &adm));
+    dev.session.state = TK_SESSION_ACTIVE;
+    CHECK(apply1(st, &dev));
+    CHECK_EQ_INT(holds_of(st, "tks_old", &state), 0);
+    CHECK_EQ_INT(state, TK_SESSION_ACTIVE);
+    tk_store_close(st);
+    remove_dir();
+}
+
 int main(void)
 {
     RUN(test_records_and_indices);
@@ -993,5 +1037,6 @@ int main(void)
     RUN(test_idp_events);
     RUN(test_idp_holds);
     RUN(test_client_secret_op);
+    RUN(test_legacy_suspended_session);
     return check_report();
 }
