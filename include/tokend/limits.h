@@ -134,6 +134,17 @@
  * cheap, small enough that a stop request is seen within milliseconds. */
 #define TK_PREFAULT_CHUNK (64u << 20)
 
+/* ---- tokenctl ------------------------------------------------------------ */
+
+/* Positional arguments and options of one command (the longest, token
+ * issue, takes 9 options). */
+#define TK_CTL_POS_MAX  4
+#define TK_CTL_OPTS_MAX 12
+/* One JSON object printed by a command: a record at its limits, escaped. */
+#define TK_CTL_JSON_MAX 16384
+/* One message line on stderr (longer ones are cut). */
+#define TK_CTL_MSG_MAX 1024
+
 /* ---- IdP events (back-channel logout, SSF/CAEP, webhooks) ---------------- */
 
 /* Issuer URL of a trusted IdP (config); longer ones are refused at load. */

@@ -164,7 +164,7 @@ typedef struct tk_audit_rec {
                           TK_AUDIT_SIDS_MAX of them; may be empty */
     int64_t at;        /* when it was applied */
     int64_t matched;   /* sessions the event matched */
-    int64_t changed;   /* sessions whose state changed */
+    int64_t changed;   /* sessions whose state or holds changed */
     uint8_t hold;      /* suspend / resume: the hold set or lifted (enum
                           tk_hold); 0 for terminations. Key 10, optional. */
 } tk_audit_rec;

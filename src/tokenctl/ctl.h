@@ -11,12 +11,10 @@
 #include "tokend/common.h"
 #include "tokend/core.h"
 #include "tokend/json.h"
+#include "tokend/limits.h"
 #include "tokend/store.h"
 
 enum { CTL_OK = 0, CTL_FAIL = 1, CTL_USAGE = 2 };
-
-#define CTL_POS_MAX  4
-#define CTL_OPTS_MAX 12
 
 typedef struct ctl_opt {
     const char *name; /* without "--" */
@@ -31,9 +29,9 @@ typedef struct ctl {
     /* The command being run, for messages ("session create"). */
     char cmd[32];
     const ctl_opt *opts; /* the command's allowed options, NULL-terminated */
-    const char *pos[CTL_POS_MAX];
+    const char *pos[TK_CTL_POS_MAX];
     unsigned npos;
-    const char *vals[CTL_OPTS_MAX]; /* value per option (flags: "" when set) */
+    const char *vals[TK_CTL_OPTS_MAX]; /* value per option (flags: "" when set) */
 } ctl;
 
 /* Messages: "tokenctl: <cmd>: <text>" on stderr; return CTL_FAIL / CTL_USAGE. */
@@ -77,8 +75,8 @@ int ctl_print_json(const ctl *c, const tk_json *j);
 /* One command's handler; returns the exit code. */
 typedef int (*ctl_fn)(ctl *c);
 
-/* JSON buffer for one object (records at their limits, escaped). */
-#define CTL_JSON_MAX 16384
+/* JSON buffer for one object (limits.h). */
+#define CTL_JSON_MAX TK_CTL_JSON_MAX
 
 /* Commands (cmd_client.c, cmd_session.c, cmd_token.c). */
 int ctl_cmd_client_add(ctl *c);

@@ -116,7 +116,7 @@ static void print_help(FILE *f)
 
 static void vmessage(const ctl *c, const char *fmt, va_list ap)
 {
-    char line[1024];
+    char line[TK_CTL_MSG_MAX];
     vsnprintf(line, sizeof line, fmt, ap);
     if (c != NULL && c->cmd[0] != '\0') {
         fprintf(stderr, "tokenctl: %s: %s\n", c->cmd, line);
@@ -152,7 +152,7 @@ int ctl_fail_err(const ctl *c, const char *what, int err)
 
 static int opt_index(const ctl *c, const char *name)
 {
-    for (int i = 0; i < CTL_OPTS_MAX && c->opts[i].name != NULL; i++) {
+    for (int i = 0; i < TK_CTL_OPTS_MAX && c->opts[i].name != NULL; i++) {
         if (strcmp(c->opts[i].name, name) == 0) {
             return i;
         }
@@ -339,7 +339,7 @@ static int parse_option(ctl *c, int argc, char **argv, int *i)
     }
     const char *eq = strchr(arg, '=');
     size_t nlen = eq ? (size_t)(eq - arg) : strlen(arg);
-    for (int k = 0; k < CTL_OPTS_MAX && c->opts[k].name != NULL; k++) {
+    for (int k = 0; k < TK_CTL_OPTS_MAX && c->opts[k].name != NULL; k++) {
         if (strlen(c->opts[k].name) != nlen || strncmp(c->opts[k].name, arg, nlen) != 0) {
             continue;
         }
@@ -374,7 +374,7 @@ static int parse_command_args(ctl *c, const ctl_command *k, int argc, char **arg
             if (rc != CTL_OK) {
                 return rc;
             }
-        } else if (c->npos < CTL_POS_MAX) {
+        } else if (c->npos < TK_CTL_POS_MAX) {
             c->pos[c->npos++] = a;
         } else {
             return ctl_usage(c, "too many arguments");
