@@ -6,8 +6,10 @@
  * The cascade rule (DESIGN.md §3): a token is active iff its record exists, it
  * is not revoked, nbf <= now < exp, and every ancestor is good: each token on
  * its delegation chain (bounded by max_depth) is itself not revoked and in
- * time, and its client is approved; the grant is active; the session is
- * active (not suspended, not terminated, not past its expiry).
+ * time, and its client is approved and still at the generation the token
+ * was issued under (disabling a client is final for every token it had,
+ * even after re-approval); the grant is active; the session is active (not
+ * terminated, not past its expiry, carrying no hold).
  */
 #ifndef TOKEND_CORE_H
 #define TOKEND_CORE_H
@@ -24,22 +26,34 @@ typedef struct tk_core_cfg {
 /* The result of an introspection. Slices point into the read txn's map. */
 typedef struct tk_introspection {
     bool active;
-    tk_token_rec tok;   /* the token itself (valid when active) */
-    tk_slice sub;       /* the user (from the session / root token) */
-    unsigned nactors;   /* delegation: actors[0] is the current actor (the */
+    tk_token_rec tok;                  /* the token itself (valid when active) */
+    tk_slice sub;                      /* the user (from the session / root token) */
+    unsigned nactors;                  /* delegation: actors[0] is the current actor (the */
     tk_slice actors[TK_DEPTH_MAX + 1]; /* token's client), then prior actors */
 } tk_introspection;
 
 /*
  * Decide whether the token with this hash is active at now.
- * caller: the authenticated client asking; a resource server with a
- * `resource` set only sees tokens whose audience is that resource (others are
- * inactive for it). NULL = no audience restriction (admin tools).
+ * caller: the authenticated client asking. A caller that is not an admin
+ * (a resource server) never sees a refresh token as active: a refresh token
+ * is for the authorization server, not a bearer credential. A resource server
+ * with a `resource` set only sees tokens whose audience is that resource
+ * (others are inactive for it). NULL = admin tools: every kind, no audience
+ * restriction.
  * Returns 0 (out->active says the answer) or TK_E_STORE. A record that fails
  * to decode counts as inactive (and was logged by the store).
  */
 int tk_core_introspect(tk_txn *txn, const tk_core_cfg *cfg, const uint8_t hash[TK_HASH_LEN],
                        int64_t now, const tk_client_rec *caller, tk_introspection *out);
+
+/*
+ * The same decision for a token presented as a bearer credential at a
+ * protected resource (forward-auth): only an access token can be active; no
+ * audience restriction here (the caller matches the resource itself).
+ * Returns 0 or TK_E_STORE, as tk_core_introspect.
+ */
+int tk_core_introspect_bearer(tk_txn *txn, const tk_core_cfg *cfg, const uint8_t hash[TK_HASH_LEN],
+                              int64_t now, tk_introspection *out);
 
 /*
  * Authenticate a client by id and secret (constant-time hash comparison).
@@ -65,14 +79,14 @@ int tk_core_plan_revoke(tk_txn *txn, tk_slice caller_id, const tk_client_rec *ca
 /* ---- Issuance (tokenctl now; the /token endpoint later) ------------------ */
 
 typedef struct tk_issue_req {
-    tk_slice sid;       /* required: the session (must be active) */
-    tk_slice client_id; /* required: the client receiving the token (approved) */
-    tk_slice scope;     /* requested scope; subset of the client's allowed scope */
-    tk_slice aud;       /* audience / resource; may be empty (delegated: inherits) */
+    tk_slice sid;             /* required: the session (must be active) */
+    tk_slice client_id;       /* required: the client receiving the token (approved) */
+    tk_slice scope;           /* requested scope; subset of the client's allowed scope */
+    tk_slice aud;             /* audience / resource; may be empty (delegated: inherits) */
     const char *parent_token; /* delegation: the parent token string, or NULL */
-    int64_t ttl;        /* seconds, > 0 */
-    int64_t not_before; /* seconds after now before the token becomes valid (>= 0) */
-    bool refresh;       /* also issue a refresh token (non-delegated only) */
+    int64_t ttl;              /* seconds, > 0 */
+    int64_t not_before;       /* seconds after now before the token becomes valid (>= 0) */
+    bool refresh;             /* also issue a refresh token (non-delegated only) */
     int64_t refresh_ttl;
 } tk_issue_req;
 
@@ -89,7 +103,8 @@ typedef struct tk_issued {
  * scope) and the token(s). Delegated (parent_token set): the parent must be
  * active; the new token's scope must be a subset of the parent's, its expiry
  * is clamped to the parent's, its grant/sub/sid are the parent's, and the
- * chain must stay within max_depth.
+ * chain must stay within max_depth. Every token is stamped with its client's
+ * current generation (tk_client_rec.generation).
  * Returns 0, TK_E_NOTFOUND (no such session/client/parent), TK_E_INVALID
  * (inactive parent or session, client not approved, scope not a subset or
  * not allowed, depth exceeded, bad ttl; *why gets a static message),

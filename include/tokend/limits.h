@@ -36,6 +36,9 @@
 #define TK_URL_MAX 512
 /* Free-text reason stored with a terminated session. */
 #define TK_REASON_MAX 128
+/* A protected resource's identifier as agent-access records and ops keep it
+ * (the agent_access key, client id + this, stays within LMDB's 511 bytes). */
+#define TK_ACCESS_RESOURCE_MAX 128
 /* Largest encoded record of any kind: bounds every msgpack buffer. */
 #define TK_RECORD_MAX 4096
 
@@ -137,6 +140,22 @@
 #define TK_MAP_SIZE_MAX     (1ULL << 40) /* 1 TiB of address space */
 /* Reader slots: one per worker, plus tokenctl processes and slack. */
 #define TK_MAX_READERS 126
+/* Named DBIs the environment may hold: today's dozen plus room to grow. */
+#define TK_STORE_MAX_DBS 16
+/* Bytes touched per step of the start-up prefault: large enough to be
+ * cheap, small enough that a stop request is seen within milliseconds. */
+#define TK_PREFAULT_CHUNK (64u << 20)
+
+/* ---- tokenctl ------------------------------------------------------------ */
+
+/* Positional arguments and options of one command (the longest, token
+ * issue, takes 9 options). */
+#define TK_CTL_POS_MAX  4
+#define TK_CTL_OPTS_MAX 12
+/* One JSON object printed by a command: a record at its limits, escaped. */
+#define TK_CTL_JSON_MAX 16384
+/* One message line on stderr (longer ones are cut). */
+#define TK_CTL_MSG_MAX 1024
 
 /* ---- IdP events (back-channel logout, SSF/CAEP, webhooks) ---------------- */
 
@@ -254,6 +273,7 @@ _Static_assert(TK_WORKERS_MAX + 16 <= TK_MAX_READERS, "every worker needs a read
 _Static_assert(TK_CONNS_DEFAULT <= TK_CONNS_MAX, "default within the ceiling");
 _Static_assert(TK_RL_SLOTS % TK_RL_WAYS == 0 && (TK_RL_SLOTS & (TK_RL_SLOTS - 1)) == 0,
                "rate-limit table: a power of two made of whole sets");
+_Static_assert(1 + TK_ID_MAX + TK_ACCESS_RESOURCE_MAX <= 511, "agent_access keys fit LMDB keys");
 _Static_assert(TK_IDP_ISS_MAX <= TK_URL_MAX, "an IdP issuer fits a session's issuer field");
 _Static_assert(TK_JWT_MAX <= TK_HTTP_BODY_MAX, "an event fits a request body");
 _Static_assert(TK_JWT_HEADER_MAX + TK_JWT_PAYLOAD_MAX < TK_JWT_MAX, "segments within the JWS");

@@ -120,9 +120,11 @@ int tk_store_put_client(tk_txn *txn, tk_slice client_id, const tk_client_rec *re
 
 /* Apply one idempotent op (record.h). A missing target is not an error (0):
  * revoking an unknown token is a no-op. *changed (may be NULL) says whether
- * anything was written. Transitions that do not apply (resuming a terminated
- * or active session, suspending a terminated one, revoking twice) are no-ops
- * too (0, *changed false). Returns 0, TK_E_INVALID (tk_op_validate),
+ * anything was written. Transitions that do not apply (anything on a
+ * terminated session, setting a hold the session already carries, lifting
+ * one it does not, disabling a disabled client, revoking twice) are no-ops
+ * too (0, *changed false). Disabling a client bumps its generation, which
+ * kills every token issued before for good. Returns 0, TK_E_INVALID (tk_op_validate),
  * TK_E_CORRUPT (target record undecodable), TK_E_FULL, TK_E_STORE. */
 int tk_store_apply(tk_txn *txn, const tk_op *op, bool *changed);
 
@@ -138,7 +140,7 @@ int tk_store_each_client(tk_txn *txn, tk_client_fn fn, void *arg);
 int tk_store_each_session_token(tk_txn *txn, tk_slice sid, tk_hash_fn fn, void *arg);
 
 /* ---- Agent access audit: key (agent client id, resource identifier); the
- * resource is at most TK_REASON_MAX bytes (it travels in an op's reason).
+ * resource is at most TK_ACCESS_RESOURCE_MAX bytes.
  * get: 0, TK_E_NOTFOUND, TK_E_CORRUPT, TK_E_STORE. put: as the other writes.
  * each: in key order (grouped by agent). ---- */
 typedef int (*tk_agent_access_fn)(void *arg, tk_slice client, tk_slice resource,

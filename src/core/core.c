@@ -14,22 +14,16 @@
 
 #include <string.h>
 
-/* Outcome of one check: the link is good, it makes the token inactive, or
- * (negative) the store failed. */
-enum { LINK_GOOD = 0, LINK_BAD = 1 };
-
-/* A lookup result mapped onto the tri-state: a missing or undecodable record
- * is simply a bad link (the store logged corruption); anything else is an
- * operating error. */
-static int lookup_outcome(int rc)
+/* Each check below answers "is this link good?" as a bool. A missing or
+ * undecodable record is simply a bad link (the store logged corruption); any
+ * other failure is an operating error, kept in *err (TK_E_STORE) and also
+ * answered false, so the walk stops at the first one. */
+static bool read_ok(int rc, int *err)
 {
-    if (rc == 0) {
-        return LINK_GOOD;
+    if (rc != 0 && rc != TK_E_NOTFOUND && rc != TK_E_CORRUPT) {
+        *err = TK_E_STORE;
     }
-    if (rc == TK_E_NOTFOUND || rc == TK_E_CORRUPT) {
-        return LINK_BAD;
-    }
-    return TK_E_STORE;
+    return rc == 0;
 }
 
 static bool token_in_time(const tk_token_rec *t, int64_t now)
@@ -37,114 +31,125 @@ static bool token_in_time(const tk_token_rec *t, int64_t now)
     return t->revoked_at == 0 && t->nbf <= now && now < t->exp;
 }
 
-static int client_good(tk_txn *txn, tk_slice client_id)
+/* The client is approved, and the token was issued under its current
+ * generation: a client that was ever disabled after the token was issued
+ * has moved on, so the token stays dead whatever its status is now. Read
+ * from the client record the walk fetches anyway: O(1) per link. */
+static bool client_good(tk_txn *txn, const tk_token_rec *t, int *err)
 {
     tk_client_rec c;
-    int rc = lookup_outcome(tk_store_get_client(txn, client_id, &c));
-    if (rc != LINK_GOOD) {
-        return rc;
+    if (!read_ok(tk_store_get_client(txn, t->client_id, &c), err)) {
+        return false;
     }
-    return c.status == TK_CLIENT_APPROVED ? LINK_GOOD : LINK_BAD;
+    return c.status == TK_CLIENT_APPROVED && c.generation == t->client_gen;
 }
 
 /*
  * Walk from out->tok up the parent chain: every token in time and not
- * revoked, every token's client approved, at most max_depth links. Collects
- * the actors (client ids, current first) for delegated tokens.
+ * revoked, every token's client approved at the token's generation, at most
+ * max_depth links. Collects the actors (client ids, current first) for
+ * delegated tokens.
  */
-static int check_chain(tk_txn *txn, unsigned max_depth, int64_t now, tk_introspection *out)
+static bool check_chain(tk_txn *txn, unsigned max_depth, int64_t now, tk_introspection *out,
+                        int *err)
 {
     TK_ASSERT(max_depth <= TK_DEPTH_MAX);
     tk_token_rec cur = out->tok;
     for (unsigned i = 0; i <= max_depth; i++) {
-        if (!token_in_time(&cur, now)) {
-            return LINK_BAD;
-        }
-        int rc = client_good(txn, cur.client_id);
-        if (rc != LINK_GOOD) {
-            return rc;
+        if (!token_in_time(&cur, now) || !client_good(txn, &cur, err)) {
+            return false;
         }
         out->actors[i] = cur.client_id;
         if (!cur.has_parent) {
             out->nactors = out->tok.has_parent ? i + 1 : 0;
-            return LINK_GOOD;
+            return true;
         }
         if (i == max_depth) {
             break; /* one link more than allowed */
         }
-        rc = lookup_outcome(tk_store_get_token(txn, cur.parent, &cur));
-        if (rc != LINK_GOOD) {
-            return rc;
+        if (!read_ok(tk_store_get_token(txn, cur.parent, &cur), err)) {
+            return false;
         }
     }
-    return LINK_BAD;
+    return false;
 }
 
-static int check_grant(tk_txn *txn, tk_slice grant_id)
+static bool check_grant(tk_txn *txn, tk_slice grant_id, int *err)
 {
     tk_grant_rec g;
-    int rc = lookup_outcome(tk_store_get_grant(txn, grant_id, &g));
-    if (rc != LINK_GOOD) {
-        return rc;
-    }
-    return g.state == TK_GRANT_ACTIVE ? LINK_GOOD : LINK_BAD;
+    return read_ok(tk_store_get_grant(txn, grant_id, &g), err) && g.state == TK_GRANT_ACTIVE;
 }
 
-static int check_session(tk_txn *txn, tk_slice sid, int64_t now, tk_slice *sub)
+/* Active: not terminated, not past its expiry, and carrying no hold. */
+static bool check_session(tk_txn *txn, tk_slice sid, int64_t now, tk_slice *sub, int *err)
 {
     tk_session_rec s;
-    int rc = lookup_outcome(tk_store_get_session(txn, sid, &s));
-    if (rc != LINK_GOOD) {
-        return rc;
+    if (!read_ok(tk_store_get_session(txn, sid, &s), err)) {
+        return false;
     }
-    if (s.state != TK_SESSION_ACTIVE || (s.expires != 0 && now >= s.expires)) {
-        return LINK_BAD;
+    if (s.state != TK_SESSION_ACTIVE || s.holds != 0 || (s.expires != 0 && now >= s.expires)) {
+        return false;
     }
     if (s.sub.len > 0) {
         *sub = s.sub;
     }
-    return LINK_GOOD;
+    return true;
 }
 
-static int decide(tk_txn *txn, const tk_core_cfg *cfg, const uint8_t hash[TK_HASH_LEN], int64_t now,
-                  const tk_client_rec *caller, tk_introspection *out)
+/* Who may see the token at all, before any ancestor is read. A refresh
+ * token is for the authorization server: it is never a bearer credential
+ * and is inactive to resource servers (admins and admin tools see it). A
+ * resource server with a resource set sees only tokens for that resource. */
+static bool visible(const tk_token_rec *t, const tk_client_rec *caller, bool bearer)
 {
-    int rc = lookup_outcome(tk_store_get_token(txn, hash, &out->tok));
-    if (rc != LINK_GOOD) {
-        return rc;
+    if (t->kind != TK_TOKEN_ACCESS &&
+        (bearer || (caller != NULL && caller->role != TK_ROLE_ADMIN))) {
+        return false;
     }
-    if (caller != NULL && caller->resource.len > 0 &&
-        !tk_slice_eq(out->tok.aud, caller->resource)) {
-        return LINK_BAD; /* not meant for this resource server */
-    }
-    rc = check_chain(txn, cfg->max_depth, now, out);
-    if (rc != LINK_GOOD) {
-        return rc;
-    }
-    rc = check_grant(txn, out->tok.grant_id);
-    if (rc != LINK_GOOD) {
-        return rc;
+    return caller == NULL || caller->resource.len == 0 || tk_slice_eq(t->aud, caller->resource);
+}
+
+static bool decide(tk_txn *txn, const tk_core_cfg *cfg, const uint8_t hash[TK_HASH_LEN],
+                   int64_t now, const tk_client_rec *caller, bool bearer, tk_introspection *out,
+                   int *err)
+{
+    if (!read_ok(tk_store_get_token(txn, hash, &out->tok), err) ||
+        !visible(&out->tok, caller, bearer) || !check_chain(txn, cfg->max_depth, now, out, err) ||
+        !check_grant(txn, out->tok.grant_id, err)) {
+        return false;
     }
     out->sub = out->tok.sub;
-    return check_session(txn, out->tok.sid, now, &out->sub);
+    return check_session(txn, out->tok.sid, now, &out->sub, err);
+}
+
+static int introspect(tk_txn *txn, const tk_core_cfg *cfg, const uint8_t hash[TK_HASH_LEN],
+                      int64_t now, const tk_client_rec *caller, bool bearer, tk_introspection *out)
+{
+    out->active = false;
+    out->nactors = 0;
+    out->sub = TK_SLICE_NULL;
+    int err = 0;
+    out->active = decide(txn, cfg, hash, now, caller, bearer, out, &err);
+    if (!out->active) {
+        out->nactors = 0;
+    }
+    if (err != 0) {
+        out->active = false;
+        return TK_E_STORE;
+    }
+    return 0;
 }
 
 int tk_core_introspect(tk_txn *txn, const tk_core_cfg *cfg, const uint8_t hash[TK_HASH_LEN],
                        int64_t now, const tk_client_rec *caller, tk_introspection *out)
 {
-    out->active = false;
-    out->nactors = 0;
-    out->sub = TK_SLICE_NULL;
-    int rc = decide(txn, cfg, hash, now, caller, out);
-    if (rc < 0) {
-        out->nactors = 0;
-        return TK_E_STORE;
-    }
-    out->active = rc == LINK_GOOD;
-    if (!out->active) {
-        out->nactors = 0;
-    }
-    return 0;
+    return introspect(txn, cfg, hash, now, caller, false, out);
+}
+
+int tk_core_introspect_bearer(tk_txn *txn, const tk_core_cfg *cfg, const uint8_t hash[TK_HASH_LEN],
+                              int64_t now, tk_introspection *out)
+{
+    return introspect(txn, cfg, hash, now, NULL, true, out);
 }
 
 /* ---- Client authentication ---------------------------------------------- */
@@ -184,45 +189,41 @@ bool tk_core_may_introspect(const tk_client_rec *client)
 
 /* ---- Revocation ------------------------------------------------------------ */
 
-static void add_op(tk_commit_req *req, uint8_t type, int64_t now)
+static tk_op *add_op(tk_commit_req *req, uint8_t type, int64_t now)
 {
     TK_ASSERT(req->nops < TK_OPS_PER_REQ);
     tk_op *op = &req->ops[req->nops++];
-    memset(op, 0, sizeof *op);
-    op->type = type;
-    op->at = now;
+    *op = tk_op_make(type, now);
+    return op;
 }
 
 int tk_core_plan_revoke(tk_txn *txn, tk_slice caller_id, const tk_client_rec *caller,
                         const uint8_t hash[TK_HASH_LEN], int64_t now, tk_commit_req *req)
 {
     req->nops = 0;
+    int err = 0;
     tk_token_rec tok;
-    int rc = lookup_outcome(tk_store_get_token(txn, hash, &tok));
-    if (rc != LINK_GOOD) {
-        return rc < 0 ? rc : 0; /* unknown: nothing to do (RFC 7009 §2.2) */
+    if (!read_ok(tk_store_get_token(txn, hash, &tok), &err)) {
+        return err; /* unknown: nothing to do (RFC 7009 §2.2), or TK_E_STORE */
     }
     if (caller->role != TK_ROLE_ADMIN && !tk_slice_eq(tok.client_id, caller_id)) {
         return TK_E_FORBIDDEN;
     }
     if (tok.revoked_at == 0) {
-        add_op(req, TK_OP_REVOKE_TOKEN, now);
-        memcpy(req->ops[req->nops - 1].hash, hash, TK_HASH_LEN);
+        memcpy(add_op(req, TK_OP_REVOKE_TOKEN, now)->revoke_token.hash, hash, TK_HASH_LEN);
     }
     if (tok.kind != TK_TOKEN_REFRESH || tok.grant_id.len == 0 || tok.grant_id.len > TK_ID_MAX) {
         return 0;
     }
     tk_grant_rec g;
-    rc = lookup_outcome(tk_store_get_grant(txn, tok.grant_id, &g));
-    if (rc < 0) {
+    bool found = read_ok(tk_store_get_grant(txn, tok.grant_id, &g), &err);
+    if (err != 0) {
         req->nops = 0;
-        return rc;
+        return err;
     }
-    if (rc == LINK_GOOD && g.state == TK_GRANT_ACTIVE) {
-        add_op(req, TK_OP_REVOKE_GRANT, now);
-        tk_op *op = &req->ops[req->nops - 1];
-        memcpy(op->id, tok.grant_id.p, tok.grant_id.len);
-        op->id_len = (uint16_t)tok.grant_id.len;
+    if (found && g.state == TK_GRANT_ACTIVE) {
+        tk_op *op = add_op(req, TK_OP_REVOKE_GRANT, now);
+        TK_ASSERT(tk_op_id_set(&op->revoke_grant.grant, tok.grant_id) == 0);
     }
     return 0;
 }

@@ -25,6 +25,7 @@ typedef struct plan {
     bool has_parent;
     uint8_t parent[TK_HASH_LEN];
     int64_t exp;
+    uint32_t client_gen; /* the receiving client's generation, stamped on the tokens */
 } plan;
 
 /* Copy s into a fixed field; TK_E_INVALID when it does not fit. */
@@ -56,8 +57,10 @@ static int read_rc(int rc)
     return (rc == 0 || rc == TK_E_NOTFOUND) ? rc : TK_E_STORE;
 }
 
-/* The receiving client: exists, approved, and allowed the scope. */
-static int check_client(tk_txn *txn, tk_slice client_id, tk_slice scope, const char **why)
+/* The receiving client: exists, approved, and allowed the scope; *gen gets
+ * its generation. */
+static int check_client(tk_txn *txn, tk_slice client_id, tk_slice scope, uint32_t *gen,
+                        const char **why)
 {
     tk_client_rec c;
     int rc = read_rc(tk_store_get_client(txn, client_id, &c));
@@ -73,6 +76,7 @@ static int check_client(tk_txn *txn, tk_slice client_id, tk_slice scope, const c
     if (c.scope.len > 0 && !tk_core_scope_subset(scope, c.scope)) {
         return fail(why, TK_E_INVALID, "scope not allowed for this client");
     }
+    *gen = c.generation;
     return 0;
 }
 
@@ -84,7 +88,7 @@ static int plan_root(tk_txn *txn, const tk_issue_req *req, int64_t now, plan *p,
     if (rc != 0) {
         return fail(why, rc, rc == TK_E_NOTFOUND ? "no such session" : "store error");
     }
-    if (s.state != TK_SESSION_ACTIVE || (s.expires != 0 && now >= s.expires)) {
+    if (s.state != TK_SESSION_ACTIVE || s.holds != 0 || (s.expires != 0 && now >= s.expires)) {
         return fail(why, TK_E_INVALID, "session is not active");
     }
     if (copy_field(p->sub, sizeof p->sub, &p->sub_len, s.sub) != 0 ||
@@ -93,7 +97,7 @@ static int plan_root(tk_txn *txn, const tk_issue_req *req, int64_t now, plan *p,
         copy_field(p->aud, sizeof p->aud, &p->aud_len, req->aud) != 0) {
         return fail(why, TK_E_INVALID, "a field exceeds its limit");
     }
-    rc = check_client(txn, req->client_id, req->scope, why);
+    rc = check_client(txn, req->client_id, req->scope, &p->client_gen, why);
     if (rc != 0) {
         return rc;
     }
@@ -166,7 +170,7 @@ static int plan_delegated(tk_txn *txn, const tk_core_cfg *cfg, const tk_issue_re
     }
     p->exp = now + req->ttl < pi.tok.exp ? now + req->ttl : pi.tok.exp;
     tk_slice scope = {p->scope, p->scope_len};
-    return check_client(txn, req->client_id, scope, why);
+    return check_client(txn, req->client_id, scope, &p->client_gen, why);
 }
 
 /* Mint one token of the plan and put it (must be new). */
@@ -190,6 +194,7 @@ static int put_token(tk_txn *txn, const plan *p, tk_slice client_id, uint8_t kin
         .iat = iat,
         .nbf = nbf,
         .exp = exp,
+        .client_gen = p->client_gen,
     };
     memcpy(t.parent, p->parent, TK_HASH_LEN);
     int rc = tk_store_put_token(txn, hash, &t, TK_PUT_NEW);

@@ -94,18 +94,16 @@ static void reindex(ep_audit *a)
     }
 }
 
+_Static_assert(TK_RESOURCE_ID_MAX <= TK_ACCESS_RESOURCE_MAX, "an access op holds a resource id");
+
 static void fill_op(tk_op *op, const ep_audit_entry *e, int64_t now)
 {
-    memset(op, 0, sizeof *op);
-    op->type = TK_OP_AGENT_ACCESS;
-    op->id_len = e->client_len;
-    memcpy(op->id, e->client, e->client_len);
-    TK_ASSERT(e->res->id.len <= TK_REASON_MAX);
-    op->reason_len = (uint8_t)e->res->id.len;
-    memcpy(op->reason, e->res->id.p, e->res->id.len);
-    op->allowed = e->allowed;
-    op->denied = e->denied;
-    op->at = e->last_seen > 0 ? e->last_seen : now;
+    *op = tk_op_make(TK_OP_AGENT_ACCESS, e->last_seen > 0 ? e->last_seen : now);
+    tk_op_agent_access *x = &op->agent_access;
+    TK_ASSERT(tk_op_id_set(&x->client, (tk_slice){e->client, e->client_len}) == 0);
+    TK_ASSERT(tk_op_resource_set(&x->resource, e->res->id) == 0);
+    x->allowed = e->allowed;
+    x->denied = e->denied;
 }
 
 void ep_audit_fold(ep_worker *w, bool force)

@@ -71,24 +71,20 @@ bool ev_media_is(tk_slice ct, const char *type)
 static void fill_op(tk_op *op, const ev_action *a, int64_t now)
 {
     tk_slice iss = {a->is->issuer, a->is->issuer_len};
-    op->type = TK_OP_IDP_EVENT;
-    op->state = a->state;
-    op->at = now;
-    op->source = a->source;
-    op->until = a->until >= now ? a->until : now;
+    *op = tk_op_make(TK_OP_IDP_EVENT, now);
+    tk_op_idp_event *e = &op->idp_event;
+    e->state = a->state;
+    e->hold = a->state == TK_SESSION_TERMINATED ? 0 : a->hold;
+    e->source = a->source;
+    e->until = a->until >= now ? a->until : now;
     TK_ASSERT(a->event_id.len > 0 && a->event_id.len <= TK_EVENT_ID_MAX);
-    memcpy(op->id, a->event_id.p, a->event_id.len);
-    op->id_len = (uint16_t)a->event_id.len;
-    size_t rl = strlen(a->reason);
-    TK_ASSERT(rl <= TK_REASON_MAX);
-    memcpy(op->reason, a->reason, rl);
-    op->reason_len = (uint8_t)rl;
-    memcpy(op->iss, iss.p, iss.len);
-    op->iss_len = (uint16_t)iss.len;
-    tk_store_idp_key(a->match.kind, iss, a->match.value, op->hash);
+    TK_ASSERT(tk_op_id_set(&e->event_id, a->event_id) == 0);
+    TK_ASSERT(tk_op_reason_set(&e->reason, tk_slice_from_str(a->reason)) == 0);
+    TK_ASSERT(tk_op_iss_set(&e->iss, iss) == 0);
+    tk_store_idp_key(a->match.kind, iss, a->match.value, e->match);
     if (a->match.has_filter) {
-        op->has_filter = true;
-        tk_store_idp_key(TK_IDP_KEY_SUB, iss, a->match.filter_sub, op->filter);
+        e->has_filter = true;
+        tk_store_idp_key(TK_IDP_KEY_SUB, iss, a->match.filter_sub, e->filter);
     }
 }
 

@@ -43,6 +43,7 @@ unsigned ev_webhook_sigs(tk_slice header, uint8_t sigs[][32], unsigned max);
 typedef struct ev_action {
     uint8_t source; /* enum tk_event_source */
     uint8_t state;  /* the sessions' new state */
+    uint8_t hold;   /* suspend / resume: whose hold (enum tk_hold) */
     const tk_idp_issuer *is;
     ev_match match;
     tk_slice event_id; /* jti / webhook-id */

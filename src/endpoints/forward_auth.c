@@ -298,14 +298,14 @@ static void decide(ep_req *r, const orig *o, const tk_resource *res)
     uint8_t hash[TK_HASH_LEN];
     tk_sha256(tok.p, tok.len, hash);
     int rc =
-        txn == NULL ? TK_E_STORE : tk_core_introspect(txn, &w->app->core, hash, w->now, NULL, &in);
+        txn == NULL ? TK_E_STORE : tk_core_introspect_bearer(txn, &w->app->core, hash, w->now, &in);
     if (rc != 0) {
         tk_log_error("store_read", "endpoint=auth err=%s", tk_strerror(rc));
         count(w, EP_FA_UNAVAILABLE);
         ep_reply_unavailable(r);
         return;
     }
-    if (!in.active || in.tok.kind != TK_TOKEN_ACCESS) {
+    if (!in.active) { /* refresh tokens are never bearer credentials (core) */
         challenge(r, 401, res->challenge_invalid, EP_FA_INVALID_TOKEN);
         return;
     }

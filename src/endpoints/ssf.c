@@ -164,6 +164,7 @@ static ev_err event_state(const tk_idp_issuer *is, const char *type, json_t *ev,
         *state = is->credential_change == TK_IDP_TERMINATE ? TK_SESSION_TERMINATED
                  : is->credential_change == TK_IDP_SUSPEND ? TK_SESSION_SUSPENDED
                                                            : 0;
+        a->hold = TK_HOLD_CREDENTIAL;
     } else if (strcmp(type, EV_COMPLIANCE) == 0) {
         tk_slice cur, prev;
         bool ok = ev_claim_str(ev, "current_status", 16, &cur) == EV_OK &&
@@ -177,6 +178,7 @@ static ev_err event_state(const tk_idp_issuer *is, const char *type, json_t *ev,
             return EV_MALFORMED;
         }
         *state = cur.len == 9 ? TK_SESSION_ACTIVE : TK_SESSION_SUSPENDED;
+        a->hold = TK_HOLD_DEVICE; /* compliant lifts only the device hold */
         a->reason = cur.len == 9 ? "caep:device-compliant" : "caep:device-not-compliant";
     }
     return EV_OK;

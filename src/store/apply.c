@@ -1,11 +1,15 @@
 /*
- * The op semantics: how each idempotent mutation (record.h) changes the
+ * The op dispatcher: how each idempotent mutation (record.h) changes the
  * stored records. Built only on the public store API: read the target in the
- * write txn, decide with a pure state-machine step, write back only when the
- * state moves. A missing target is a no-op, so replaying a log is safe.
- * The audit op (agent access counts) is the exception: it creates its record
- * and adds to it (at-least-once under replay; see record.h).
+ * write txn, decide with a pure step, write back only when the state moves.
+ * A missing target is a no-op, so replaying a log is safe. The audit op
+ * (agent access counts) is the exception: it creates its record and adds to
+ * it (at-least-once under replay; see record.h). Session changes and IdP
+ * events have files of their own (apply_session.c, apply_idp.c), which never
+ * call back into this dispatcher.
  */
+#include <string.h>
+
 #include "store_int.h"
 
 /* Each apply_* reads the target (missing → no-op), decides, and writes back
@@ -15,20 +19,21 @@
 
 static int apply_revoke_token(tk_txn *txn, const tk_op *op, bool *changed)
 {
+    const uint8_t *hash = op->revoke_token.hash;
     tk_token_rec t;
-    int rc = tk_store_get_token(txn, op->hash, &t);
+    int rc = tk_store_get_token(txn, hash, &t);
     if (rc != 0 || t.revoked_at != 0) {
         return rc == TK_E_NOTFOUND ? 0 : rc;
     }
     t.revoked_at = op->at;
-    rc = tk_store_put_token(txn, op->hash, &t, TK_PUT_NO_INDEX);
+    rc = tk_store_put_token(txn, hash, &t, TK_PUT_NO_INDEX);
     *changed = rc == 0;
     return rc;
 }
 
 static int apply_revoke_grant(tk_txn *txn, const tk_op *op, bool *changed)
 {
-    tk_slice id = {op->id, op->id_len};
+    tk_slice id = tk_op_id_get(&op->revoke_grant.grant);
     tk_grant_rec g;
     int rc = tk_store_get_grant(txn, id, &g);
     if (rc != 0 || g.state == TK_GRANT_REVOKED) {
@@ -41,53 +46,54 @@ static int apply_revoke_grant(tk_txn *txn, const tk_op *op, bool *changed)
     return rc;
 }
 
-/* The session state machine: terminated is final; suspend only an active
- * session, resume only a suspended one. Returns whether s changed. */
-static bool session_move(tk_session_rec *s, const tk_op *op)
-{
-    if (op->state == TK_SESSION_ACTIVE) {
-        if (s->state != TK_SESSION_SUSPENDED) {
-            return false;
-        }
-        s->state = TK_SESSION_ACTIVE;
-        s->ended_at = 0;
-        s->reason = TK_SLICE_NULL;
-        return true;
-    }
-    if (s->state == TK_SESSION_TERMINATED ||
-        (op->state == TK_SESSION_SUSPENDED && s->state != TK_SESSION_ACTIVE)) {
-        return false;
-    }
-    s->state = op->state;
-    s->ended_at = op->at;
-    if (op->reason_len > 0) {
-        s->reason = (tk_slice){op->reason, op->reason_len};
-    }
-    return true;
-}
-
 static int apply_session_state(tk_txn *txn, const tk_op *op, bool *changed)
 {
-    tk_slice sid = {op->id, op->id_len};
-    tk_session_rec s;
-    int rc = tk_store_get_session(txn, sid, &s);
-    if (rc != 0 || !session_move(&s, op)) {
-        return rc == TK_E_NOTFOUND ? 0 : rc;
+    const tk_op_session *s = &op->session;
+    tk_session_change ch = {
+        .state = s->state, .hold = s->hold, .reason = tk_op_reason_get(&s->reason), .at = op->at};
+    return tk_store_session_change(txn, tk_op_id_get(&s->sid), &ch, changed);
+}
+
+/* Disabling is final for every token that exists: the move to disabled bumps
+ * the client's generation, and a token lives only while its stamped
+ * generation equals the client's (core.c). A client whose generation cannot
+ * grow any more stays disabled rather than bring its tokens back. */
+static bool client_move(tk_client_rec *c, uint8_t status)
+{
+    if (c->status == status) {
+        return false;
     }
-    rc = tk_store_put_session(txn, sid, &s, TK_PUT_NO_INDEX); /* keys never change */
-    *changed = rc == 0;
-    return rc;
+    if (status == TK_CLIENT_DISABLED) {
+        c->generation += c->generation < UINT32_MAX ? 1u : 0u;
+    } else if (c->status == TK_CLIENT_DISABLED && c->generation == UINT32_MAX) {
+        return false;
+    }
+    c->status = status;
+    return true;
 }
 
 static int apply_client_status(tk_txn *txn, const tk_op *op, bool *changed)
 {
-    tk_slice id = {op->id, op->id_len};
+    tk_slice id = tk_op_id_get(&op->client_status.client);
     tk_client_rec c;
     int rc = tk_store_get_client(txn, id, &c);
-    if (rc != 0 || c.status == op->state) {
+    if (rc != 0 || !client_move(&c, op->client_status.status)) {
         return rc == TK_E_NOTFOUND ? 0 : rc;
     }
-    c.status = op->state;
+    rc = tk_store_put_client(txn, id, &c, 0);
+    *changed = rc == 0;
+    return rc;
+}
+
+static int apply_client_secret(tk_txn *txn, const tk_op *op, bool *changed)
+{
+    tk_slice id = tk_op_id_get(&op->client_secret.client);
+    tk_client_rec c;
+    int rc = tk_store_get_client(txn, id, &c);
+    if (rc != 0 || memcmp(c.secret_hash, op->client_secret.secret_hash, TK_HASH_LEN) == 0) {
+        return rc == TK_E_NOTFOUND ? 0 : rc;
+    }
+    memcpy(c.secret_hash, op->client_secret.secret_hash, TK_HASH_LEN);
     rc = tk_store_put_client(txn, id, &c, 0);
     *changed = rc == 0;
     return rc;
@@ -96,7 +102,8 @@ static int apply_client_status(tk_txn *txn, const tk_op *op, bool *changed)
 /* Counts saturate rather than wrap; first_seen keeps the earliest second. */
 static int apply_agent_access(tk_txn *txn, const tk_op *op, bool *changed)
 {
-    tk_slice client = {op->id, op->id_len}, resource = {op->reason, op->reason_len};
+    const tk_op_agent_access *x = &op->agent_access;
+    tk_slice client = tk_op_id_get(&x->client), resource = tk_op_resource_get(&x->resource);
     tk_agent_access_rec a;
     int rc = tk_store_get_agent_access(txn, client, resource, &a);
     if (rc == TK_E_NOTFOUND) {
@@ -104,8 +111,8 @@ static int apply_agent_access(tk_txn *txn, const tk_op *op, bool *changed)
     } else if (rc != 0) {
         return rc;
     }
-    a.allowed = a.allowed > INT64_MAX - op->allowed ? INT64_MAX : a.allowed + op->allowed;
-    a.denied = a.denied > INT64_MAX - op->denied ? INT64_MAX : a.denied + op->denied;
+    a.allowed = a.allowed > INT64_MAX - x->allowed ? INT64_MAX : a.allowed + x->allowed;
+    a.denied = a.denied > INT64_MAX - x->denied ? INT64_MAX : a.denied + x->denied;
     a.first_seen = op->at < a.first_seen ? op->at : a.first_seen;
     a.last_seen = op->at > a.last_seen ? op->at : a.last_seen;
     rc = tk_store_put_agent_access(txn, client, resource, &a);
@@ -128,15 +135,18 @@ int tk_store_apply(tk_txn *txn, const tk_op *op, bool *changed)
         case TK_OP_SESSION_STATE:
             rc = apply_session_state(txn, op, &ch);
             break;
+        case TK_OP_CLIENT_STATUS:
+            rc = apply_client_status(txn, op, &ch);
+            break;
+        case TK_OP_CLIENT_SECRET:
+            rc = apply_client_secret(txn, op, &ch);
+            break;
         case TK_OP_AGENT_ACCESS:
             rc = apply_agent_access(txn, op, &ch);
             break;
-        case TK_OP_IDP_EVENT:
-            rc = tk_store_apply_idp(txn, op, &ch);
-            break;
         default:
-            TK_ASSERT(op->type == TK_OP_CLIENT_STATUS);
-            rc = apply_client_status(txn, op, &ch);
+            TK_ASSERT(op->type == TK_OP_IDP_EVENT);
+            rc = tk_store_apply_idp(txn, op, &ch);
             break;
         }
     }

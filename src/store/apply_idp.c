@@ -17,6 +17,8 @@
 typedef struct expand {
     tk_txn *txn;
     const tk_op *op;
+    const tk_op_idp_event *ev;
+    tk_session_change ch; /* what every matching session gets */
     unsigned matched, changed;
     int err;
     size_t sids_len;
@@ -28,7 +30,7 @@ typedef struct expand {
 static int fits(expand *e, tk_slice sid, bool *ok)
 {
     *ok = true;
-    if (!e->op->has_filter) {
+    if (!e->ev->has_filter) {
         return 0;
     }
     tk_session_rec s;
@@ -42,7 +44,7 @@ static int fits(expand *e, tk_slice sid, bool *ok)
     }
     uint8_t key[TK_HASH_LEN];
     tk_store_idp_key(TK_IDP_KEY_SUB, s.issuer, s.sub, key);
-    *ok = memcmp(key, e->op->filter, TK_HASH_LEN) == 0;
+    *ok = memcmp(key, e->ev->filter, TK_HASH_LEN) == 0;
     return 0;
 }
 
@@ -61,8 +63,8 @@ static void list_sid(expand *e, tk_slice sid)
     e->listed++;
 }
 
-/* One sid under the match key: move its session (the same op tokenctl and
- * /revoke use, so the state machine stays in one place). */
+/* One sid under the match key: move its session with the state machine the
+ * session op uses (apply_session.c), so it stays in one place. */
 static int each_sid(void *arg, tk_slice sid_in_map)
 {
     expand *e = arg;
@@ -79,13 +81,8 @@ static int each_sid(void *arg, tk_slice sid_in_map)
         return e->err != 0 ? 1 : 0;
     }
     e->matched++;
-    tk_op st = {.type = TK_OP_SESSION_STATE, .state = e->op->state, .at = e->op->at};
-    memcpy(st.id, sid, s.len);
-    st.id_len = (uint16_t)s.len;
-    memcpy(st.reason, e->op->reason, e->op->reason_len);
-    st.reason_len = e->op->reason_len;
     bool ch = false;
-    e->err = tk_store_apply(e->txn, &st, &ch);
+    e->err = tk_store_session_change(e->txn, s, &e->ch, &ch);
     if (e->err != 0) {
         return 1;
     }
@@ -98,17 +95,18 @@ static int each_sid(void *arg, tk_slice sid_in_map)
 
 static int write_audit(expand *e)
 {
-    const tk_op *op = e->op;
+    const tk_op_idp_event *ev = e->ev;
     tk_audit_rec a = {
-        .source = op->source,
-        .state = op->state,
-        .issuer = {op->iss, op->iss_len},
-        .event_id = {op->id, op->id_len},
-        .reason = {op->reason, op->reason_len},
+        .source = ev->source,
+        .state = ev->state,
+        .issuer = tk_op_iss_get(&ev->iss),
+        .event_id = tk_op_id_get(&ev->event_id),
+        .reason = tk_op_reason_get(&ev->reason),
         .sids = {e->sids, e->sids_len},
-        .at = op->at,
+        .at = e->op->at,
         .matched = e->matched,
         .changed = e->changed,
+        .hold = ev->hold,
     };
     return tk_store_audit_put(e->txn, &a);
 }
@@ -116,15 +114,15 @@ static int write_audit(expand *e)
 int tk_store_apply_idp(tk_txn *txn, const tk_op *op, bool *changed)
 {
     TK_ASSERT(op->type == TK_OP_IDP_EVENT);
+    const tk_op_idp_event *ev = &op->idp_event;
     uint8_t replay[TK_HASH_LEN];
-    tk_slice iss = {op->iss, op->iss_len};
-    tk_store_replay_key(op->source, iss, (tk_slice){op->id, op->id_len}, replay);
+    tk_store_replay_key(ev->source, tk_op_iss_get(&ev->iss), tk_op_id_get(&ev->event_id), replay);
     int64_t until = 0;
     int rc = tk_store_seen_get(txn, replay, &until);
     if (rc != TK_E_NOTFOUND) {
         return rc; /* 0: already applied (a replay or a retry), nothing to do */
     }
-    rc = tk_store_seen_put(txn, replay, op->until);
+    rc = tk_store_seen_put(txn, replay, ev->until);
     unsigned pruned = 0;
     if (rc == 0) {
         rc = tk_store_seen_prune(txn, op->at, TK_SEEN_PRUNE_MAX, &pruned);
@@ -132,8 +130,14 @@ int tk_store_apply_idp(tk_txn *txn, const tk_op *op, bool *changed)
     if (rc != 0) {
         return rc;
     }
-    expand e = {.txn = txn, .op = op};
-    rc = tk_store_each_idp_session(txn, op->hash, each_sid, &e);
+    expand e = {.txn = txn,
+                .op = op,
+                .ev = ev,
+                .ch = {.state = ev->state,
+                       .hold = ev->hold,
+                       .reason = tk_op_reason_get(&ev->reason),
+                       .at = op->at}};
+    rc = tk_store_each_idp_session(txn, ev->match, each_sid, &e);
     rc = e.err != 0 ? e.err : rc;
     if (rc < 0) {
         return rc;

@@ -32,7 +32,7 @@ typedef struct field {
     uint8_t type;   /* enum ftype */
     bool required;  /* always written; strings must be non-empty */
     uint16_t max;   /* F_STR: longest length */
-    uint8_t size;   /* F_INT: sizeof the struct member (1 or 8) */
+    uint8_t size;   /* F_INT: sizeof the struct member (1, 4 or 8; 4 is unsigned) */
     int64_t lo, hi; /* F_INT: accepted range (optional ints: 0 = absent) */
     size_t off;     /* member offset */
     size_t flag;    /* F_HASH optional: offset of the bool saying it is set */
@@ -54,6 +54,12 @@ typedef struct field {
         .key = (k), .type = F_INT, .required = (req), .size = 1, .lo = (l), .hi = (h),             \
         .off = offsetof(T, mem)                                                                    \
     }
+/* A counter that starts absent (0): optional, 1..UINT32_MAX, a uint32_t member. */
+#define GEN(k, T, mem)                                                                             \
+    {                                                                                              \
+        .key = (k), .type = F_INT, .required = false, .size = 4, .lo = 1, .hi = UINT32_MAX,        \
+        .off = offsetof(T, mem)                                                                    \
+    }
 #define HASH(k, req, T, mem, fl)                                                                   \
     {                                                                                              \
         .key = (k), .type = F_HASH, .required = (req), .off = offsetof(T, mem), .flag = (fl)       \
@@ -72,6 +78,7 @@ static const field token_fields[] = {
     TIME(10, false, tk_token_rec, nbf),
     TIME(11, true, tk_token_rec, exp),
     TIME(12, false, tk_token_rec, revoked_at),
+    GEN(13, tk_token_rec, client_gen),
 };
 
 static const field session_fields[] = {
@@ -83,6 +90,7 @@ static const field session_fields[] = {
     TIME(6, false, tk_session_rec, expires),
     TIME(7, false, tk_session_rec, ended_at),
     STR(8, false, TK_ID_MAX, tk_session_rec, idp_sid),
+    ENUM(9, false, 1, TK_HOLDS_ALL, tk_session_rec, holds),
 };
 
 static const field grant_fields[] = {
@@ -103,6 +111,7 @@ static const field client_fields[] = {
     ENUM(5, true, TK_ROLE_AGENT, TK_ROLE_ADMIN, tk_client_rec, role),
     ENUM(6, true, TK_CLIENT_PENDING, TK_CLIENT_DISABLED, tk_client_rec, status),
     TIME(7, true, tk_client_rec, created),
+    GEN(8, tk_client_rec, generation),
 };
 
 /* Running totals (agent access records): required, may be 0. */
@@ -136,25 +145,22 @@ static const field audit_fields[] = {
     TIME(7, true, tk_audit_rec, at),
     COUNT(8, tk_audit_rec, matched),
     COUNT(9, tk_audit_rec, changed),
+    ENUM(10, false, TK_HOLD_ADMIN, TK_HOLD_LAST, tk_audit_rec, hold),
 };
 
-/* The wire form of an op: slices instead of the fixed arrays of tk_op. */
+/* The wire form of an op: one flat struct of slices, one key per field; each
+ * op kind uses its own subset of the keys (op_keys below). */
 typedef struct op_wire {
-    uint8_t type, state;
-    bool has_hash;
-    uint8_t hash[TK_HASH_LEN];
-    tk_slice id, reason;
-    int64_t at;
+    uint8_t type, state, source, hold;
+    bool has_hash, has_filter, has_secret;
+    uint8_t hash[TK_HASH_LEN], filter[TK_HASH_LEN], secret[TK_HASH_LEN];
+    tk_slice id, reason, iss, resource;
+    int64_t at, until;
     int64_t allowed, denied;
-    uint8_t source;
-    bool has_filter;
-    uint8_t filter[TK_HASH_LEN];
-    int64_t until;
-    tk_slice iss;
 } op_wire;
 
 static const field op_fields[] = {
-    ENUM(1, true, TK_OP_REVOKE_TOKEN, TK_OP_IDP_EVENT, op_wire, type),
+    ENUM(1, true, TK_OP_REVOKE_TOKEN, TK_OP_TYPE_LAST, op_wire, type),
     ENUM(2, false, 1, 3, op_wire, state),
     HASH(3, false, op_wire, hash, offsetof(op_wire, has_hash)),
     STR(4, false, TK_ID_MAX, op_wire, id),
@@ -182,6 +188,9 @@ static const field op_fields[] = {
      .lo = 1,
      .hi = UINT32_MAX,
      .off = offsetof(op_wire, denied)},
+    STR(13, false, TK_ACCESS_RESOURCE_MAX, op_wire, resource),
+    ENUM(14, false, TK_HOLD_ADMIN, TK_HOLD_LAST, op_wire, hold),
+    HASH(15, false, op_wire, secret, offsetof(op_wire, has_secret)),
 };
 
 /* Worst case of one record: map16 header, version, and per field a key (1
@@ -191,22 +200,21 @@ static const field op_fields[] = {
 #define WORST_HASH   (1 + 2 + TK_HASH_LEN)
 _Static_assert(3 + 2 + WORST_INT + 4 * WORST_STR(TK_ID_MAX) + WORST_STR(TK_SUB_MAX) +
                        WORST_STR(TK_SCOPE_MAX) + WORST_STR(TK_AUD_MAX) + WORST_HASH +
-                       4 * WORST_INT <=
+                       5 * WORST_INT <=
                    TK_RECORD_MAX,
                "a token record at its limits fits TK_RECORD_MAX");
 _Static_assert(3 + 2 + WORST_STR(TK_SUB_MAX) + WORST_STR(TK_URL_MAX) + WORST_STR(TK_REASON_MAX) +
-                       WORST_STR(TK_ID_MAX) + 4 * WORST_INT <=
+                       WORST_STR(TK_ID_MAX) + 5 * WORST_INT <=
                    TK_RECORD_MAX,
                "a session record at its limits fits TK_RECORD_MAX");
 _Static_assert(3 + 2 + WORST_HASH + WORST_STR(TK_NAME_MAX) + WORST_STR(TK_SCOPE_MAX) +
-                       WORST_STR(TK_AUD_MAX) + 3 * WORST_INT <=
+                       WORST_STR(TK_AUD_MAX) + 4 * WORST_INT <=
                    TK_RECORD_MAX,
                "a client record at its limits fits TK_RECORD_MAX");
 _Static_assert(3 + 2 + 2 * WORST_INT + WORST_STR(TK_URL_MAX) + WORST_STR(TK_EVENT_ID_MAX) +
-                       WORST_STR(TK_REASON_MAX) + WORST_STR(TK_AUDIT_SIDS_BYTES) + 3 * WORST_INT <=
+                       WORST_STR(TK_REASON_MAX) + WORST_STR(TK_AUDIT_SIDS_BYTES) + 4 * WORST_INT <=
                    TK_RECORD_MAX,
                "an audit record at its limits fits TK_RECORD_MAX");
-_Static_assert(TK_REASON_MAX <= UINT8_MAX && TK_ID_MAX <= UINT16_MAX, "tk_op length fields");
 
 /* ---- Field access ---------------------------------------------------------- */
 
@@ -215,6 +223,11 @@ static int64_t get_int(const field *f, const void *rec)
     const uint8_t *m = (const uint8_t *)rec + f->off;
     if (f->size == 1) {
         return *m;
+    }
+    if (f->size == 4) {
+        uint32_t u;
+        memcpy(&u, m, sizeof(u));
+        return u;
     }
     int64_t v;
     memcpy(&v, m, sizeof(v));
@@ -227,6 +240,10 @@ static void set_int(const field *f, void *rec, int64_t v)
     if (f->size == 1) {
         TK_ASSERT(v >= 0 && v <= UINT8_MAX);
         *m = (uint8_t)v;
+    } else if (f->size == 4) {
+        TK_ASSERT(v >= 0 && v <= UINT32_MAX);
+        uint32_t u = (uint32_t)v;
+        memcpy(m, &u, sizeof(u));
     } else {
         memcpy(m, &v, sizeof(v));
     }
@@ -555,8 +572,20 @@ int tk_record_encode_token(const tk_token_rec *rec, uint8_t *buf, size_t cap, si
     return encode_fields(token_fields, NF(token_fields), rec, buf, cap, len);
 }
 
+/* The holds invariant (record.h): active <=> no hold, suspended <=> some. */
+static bool session_holds_ok(const tk_session_rec *rec)
+{
+    if (rec->state == TK_SESSION_ACTIVE) {
+        return rec->holds == 0;
+    }
+    return rec->state != TK_SESSION_SUSPENDED || rec->holds != 0;
+}
+
 int tk_record_encode_session(const tk_session_rec *rec, uint8_t *buf, size_t cap, size_t *len)
 {
+    if (!session_holds_ok(rec)) {
+        return TK_E_INVALID;
+    }
     return encode_fields(session_fields, NF(session_fields), rec, buf, cap, len);
 }
 
@@ -582,7 +611,15 @@ int tk_record_decode_token(const uint8_t *buf, size_t len, tk_token_rec *rec)
 
 int tk_record_decode_session(const uint8_t *buf, size_t len, tk_session_rec *rec)
 {
-    return decode_fields(session_fields, NF(session_fields), buf, len, rec, sizeof(*rec));
+    int rc = decode_fields(session_fields, NF(session_fields), buf, len, rec, sizeof(*rec));
+    if (rc == 0 && rec->state == TK_SESSION_SUSPENDED && rec->holds == 0) {
+        rec->holds = TK_HOLD_BIT(TK_HOLD_ADMIN); /* written before holds existed */
+    }
+    if (rc == 0 && !session_holds_ok(rec)) {
+        memset(rec, 0, sizeof(*rec));
+        return TK_E_CORRUPT;
+    }
+    return rc;
 }
 
 int tk_record_decode_grant(const uint8_t *buf, size_t len, tk_grant_rec *rec)
@@ -613,55 +650,203 @@ int tk_record_decode_audit(const uint8_t *buf, size_t len, tk_audit_rec *rec)
 
 /* ---- Ops --------------------------------------------------------------------- */
 
-static bool op_state_ok(const tk_op *op)
+static bool id_ok(tk_slice s, size_t max)
 {
-    switch (op->type) {
-    case TK_OP_REVOKE_TOKEN:
-        return op->state == 0 && op->id_len == 0;
-    case TK_OP_REVOKE_GRANT:
-        return op->state == 0 && op->id_len > 0;
-    case TK_OP_SESSION_STATE:
-        return op->id_len > 0 && op->state >= TK_SESSION_ACTIVE &&
-               op->state <= TK_SESSION_TERMINATED;
-    case TK_OP_CLIENT_STATUS:
-        return op->id_len > 0 &&
-               (op->state == TK_CLIENT_APPROVED || op->state == TK_CLIENT_DISABLED);
-    case TK_OP_AGENT_ACCESS:
-        return op->state == 0 && op->id_len > 0 && op->reason_len > 0 &&
-               (op->allowed > 0 || op->denied > 0);
-    case TK_OP_IDP_EVENT:
-        return op->id_len > 0 && op->state >= TK_SESSION_ACTIVE &&
-               op->state <= TK_SESSION_TERMINATED;
-    default:
-        return false;
-    }
+    return s.len > 0 && s.len <= max;
 }
 
-/* The IdP-event fields: all set for TK_OP_IDP_EVENT, all zero otherwise. */
-static bool op_idp_ok(const tk_op *op)
+/* A session change {state, hold}: terminate carries no hold, suspend and
+ * resume name the owner whose hold they set or lift. */
+static bool state_hold_ok(uint8_t state, uint8_t hold)
 {
-    if (op->type != TK_OP_IDP_EVENT) {
-        return op->source == 0 && !op->has_filter && op->until == 0 && op->iss_len == 0;
+    if (state == TK_SESSION_TERMINATED) {
+        return hold == 0;
     }
-    return op->source >= TK_SOURCE_BACKCHANNEL && op->source <= TK_SOURCE_WEBHOOK &&
-           op->iss_len > 0 && op->iss_len <= TK_IDP_ISS_MAX && op->until >= op->at &&
-           op->until <= TK_TIME_MAX;
+    return (state == TK_SESSION_ACTIVE || state == TK_SESSION_SUSPENDED) && hold >= TK_HOLD_ADMIN &&
+           hold <= TK_HOLD_LAST;
+}
+
+static bool idp_event_ok(const tk_op *op)
+{
+    const tk_op_idp_event *e = &op->idp_event;
+    return state_hold_ok(e->state, e->hold) && e->source >= TK_SOURCE_BACKCHANNEL &&
+           e->source <= TK_SOURCE_WEBHOOK && id_ok(tk_op_id_get(&e->event_id), TK_EVENT_ID_MAX) &&
+           id_ok(tk_op_iss_get(&e->iss), TK_IDP_ISS_MAX) && e->reason.len <= TK_REASON_MAX &&
+           e->until >= op->at && e->until <= TK_TIME_MAX;
 }
 
 int tk_op_validate(const tk_op *op)
 {
-    bool counts = op->allowed > 0 || op->denied > 0;
-    if (!op_state_ok(op) || !op_idp_ok(op) || op->id_len > TK_ID_MAX ||
-        op->reason_len > TK_REASON_MAX || op->at < 1 || op->at > TK_TIME_MAX ||
-        (counts && op->type != TK_OP_AGENT_ACCESS)) {
-        return TK_E_INVALID;
+    bool ok = op->at >= 1 && op->at <= TK_TIME_MAX;
+    switch (op->type) {
+    case TK_OP_REVOKE_TOKEN:
+        break;
+    case TK_OP_REVOKE_GRANT:
+        ok = ok && id_ok(tk_op_id_get(&op->revoke_grant.grant), TK_ID_MAX);
+        break;
+    case TK_OP_SESSION_STATE:
+        ok = ok && id_ok(tk_op_id_get(&op->session.sid), TK_ID_MAX) &&
+             state_hold_ok(op->session.state, op->session.hold) &&
+             op->session.reason.len <= TK_REASON_MAX;
+        break;
+    case TK_OP_CLIENT_STATUS:
+        ok = ok && id_ok(tk_op_id_get(&op->client_status.client), TK_ID_MAX) &&
+             (op->client_status.status == TK_CLIENT_APPROVED ||
+              op->client_status.status == TK_CLIENT_DISABLED);
+        break;
+    case TK_OP_CLIENT_SECRET:
+        ok = ok && id_ok(tk_op_id_get(&op->client_secret.client), TK_ID_MAX);
+        break;
+    case TK_OP_AGENT_ACCESS:
+        ok = ok && id_ok(tk_op_id_get(&op->agent_access.client), TK_ID_MAX) &&
+             id_ok(tk_op_resource_get(&op->agent_access.resource), TK_ACCESS_RESOURCE_MAX) &&
+             (op->agent_access.allowed > 0 || op->agent_access.denied > 0);
+        break;
+    case TK_OP_IDP_EVENT:
+        ok = ok && idp_event_ok(op);
+        break;
+    default:
+        ok = false;
+        break;
     }
-    return 0;
+    return ok ? 0 : TK_E_INVALID;
 }
 
-static bool op_has_hash(uint8_t type)
+/* Wire keys each op kind may carry (bit k = key k), beside 0, 1 and 6; and
+ * the hash keys it must carry (the encoder always writes them). */
+#define K(k) (1u << (k))
+static const struct {
+    uint32_t allowed, hashes;
+} op_keys[TK_OP_TYPE_LAST + 1] = {
+    [TK_OP_REVOKE_TOKEN] = {K(3), K(3)},
+    [TK_OP_REVOKE_GRANT] = {K(4), 0},
+    [TK_OP_SESSION_STATE] = {K(2) | K(4) | K(5) | K(14), 0},
+    [TK_OP_CLIENT_STATUS] = {K(2) | K(4), 0},
+    [TK_OP_AGENT_ACCESS] = {K(4) | K(11) | K(12) | K(13), 0},
+    [TK_OP_IDP_EVENT] = {K(2) | K(3) | K(4) | K(5) | K(7) | K(8) | K(9) | K(10) | K(14), K(3)},
+    [TK_OP_CLIENT_SECRET] = {K(4) | K(15), K(15)},
+};
+#define OP_COMMON_KEYS (K(0) | K(1) | K(6))
+
+/* The keys present in w (what the encoder writes: required ones, and
+ * optional ones that are set). */
+static uint32_t wire_keys(const op_wire *w)
 {
-    return type == TK_OP_REVOKE_TOKEN || type == TK_OP_IDP_EVENT;
+    uint32_t m = 0;
+    for (size_t i = 0; i < NF(op_fields); i++) {
+        if (op_fields[i].required || present(&op_fields[i], w)) {
+            m |= K(op_fields[i].key);
+        }
+    }
+    return m | K(0);
+}
+
+static void to_wire(const tk_op *op, op_wire *w)
+{
+    memset(w, 0, sizeof(*w));
+    w->type = op->type;
+    w->at = op->at;
+    switch (op->type) {
+    case TK_OP_REVOKE_TOKEN:
+        w->has_hash = true;
+        memcpy(w->hash, op->revoke_token.hash, TK_HASH_LEN);
+        break;
+    case TK_OP_REVOKE_GRANT:
+        w->id = tk_op_id_get(&op->revoke_grant.grant);
+        break;
+    case TK_OP_SESSION_STATE:
+        w->id = tk_op_id_get(&op->session.sid);
+        w->state = op->session.state;
+        w->hold = op->session.hold;
+        w->reason = tk_op_reason_get(&op->session.reason);
+        break;
+    case TK_OP_CLIENT_STATUS:
+        w->id = tk_op_id_get(&op->client_status.client);
+        w->state = op->client_status.status;
+        break;
+    case TK_OP_CLIENT_SECRET:
+        w->id = tk_op_id_get(&op->client_secret.client);
+        w->has_secret = true;
+        memcpy(w->secret, op->client_secret.secret_hash, TK_HASH_LEN);
+        break;
+    case TK_OP_AGENT_ACCESS:
+        w->id = tk_op_id_get(&op->agent_access.client);
+        w->resource = tk_op_resource_get(&op->agent_access.resource);
+        w->allowed = op->agent_access.allowed;
+        w->denied = op->agent_access.denied;
+        break;
+    default: {
+        TK_ASSERT(op->type == TK_OP_IDP_EVENT);
+        const tk_op_idp_event *e = &op->idp_event;
+        w->has_hash = true;
+        memcpy(w->hash, e->match, TK_HASH_LEN);
+        w->state = e->state;
+        w->hold = e->hold;
+        w->source = e->source;
+        w->has_filter = e->has_filter;
+        memcpy(w->filter, e->filter, TK_HASH_LEN);
+        w->id = tk_op_id_get(&e->event_id);
+        w->iss = tk_op_iss_get(&e->iss);
+        w->reason = tk_op_reason_get(&e->reason);
+        w->until = e->until;
+        break;
+    }
+    }
+}
+
+/* Slices in w were checked against the field limits, which equal the op
+ * members' capacities, so the set calls cannot fail. */
+static void set_checked(int rc)
+{
+    TK_ASSERT(rc == 0);
+}
+
+static void from_wire(const op_wire *w, tk_op *op)
+{
+    *op = tk_op_make(w->type, w->at);
+    switch (w->type) {
+    case TK_OP_REVOKE_TOKEN:
+        memcpy(op->revoke_token.hash, w->hash, TK_HASH_LEN);
+        break;
+    case TK_OP_REVOKE_GRANT:
+        set_checked(tk_op_id_set(&op->revoke_grant.grant, w->id));
+        break;
+    case TK_OP_SESSION_STATE:
+        set_checked(tk_op_id_set(&op->session.sid, w->id));
+        op->session.state = w->state;
+        op->session.hold = w->hold;
+        set_checked(tk_op_reason_set(&op->session.reason, w->reason));
+        break;
+    case TK_OP_CLIENT_STATUS:
+        set_checked(tk_op_id_set(&op->client_status.client, w->id));
+        op->client_status.status = w->state;
+        break;
+    case TK_OP_CLIENT_SECRET:
+        set_checked(tk_op_id_set(&op->client_secret.client, w->id));
+        memcpy(op->client_secret.secret_hash, w->secret, TK_HASH_LEN);
+        break;
+    case TK_OP_AGENT_ACCESS:
+        set_checked(tk_op_id_set(&op->agent_access.client, w->id));
+        set_checked(tk_op_resource_set(&op->agent_access.resource, w->resource));
+        op->agent_access.allowed = (uint32_t)w->allowed; /* range-checked by the field table */
+        op->agent_access.denied = (uint32_t)w->denied;
+        break;
+    default: {
+        TK_ASSERT(w->type == TK_OP_IDP_EVENT);
+        tk_op_idp_event *e = &op->idp_event;
+        memcpy(e->match, w->hash, TK_HASH_LEN);
+        e->state = w->state;
+        e->hold = w->hold;
+        e->source = w->source;
+        e->has_filter = w->has_filter;
+        memcpy(e->filter, w->filter, TK_HASH_LEN);
+        set_checked(tk_op_id_set(&e->event_id, w->id));
+        set_checked(tk_op_iss_set(&e->iss, w->iss));
+        set_checked(tk_op_reason_set(&e->reason, w->reason));
+        e->until = w->until;
+        break;
+    }
+    }
 }
 
 int tk_op_encode(const tk_op *op, uint8_t *buf, size_t cap, size_t *len)
@@ -670,22 +855,9 @@ int tk_op_encode(const tk_op *op, uint8_t *buf, size_t cap, size_t *len)
     if (rc != 0) {
         return rc;
     }
-    op_wire w = {
-        .type = op->type,
-        .state = op->state,
-        .has_hash = op_has_hash(op->type),
-        .id = {op->id, op->id_len},
-        .reason = {op->reason, op->reason_len},
-        .at = op->at,
-        .allowed = op->allowed,
-        .denied = op->denied,
-        .source = op->source,
-        .has_filter = op->has_filter,
-        .until = op->until,
-        .iss = {op->iss, op->iss_len},
-    };
-    memcpy(w.hash, op->hash, TK_HASH_LEN);
-    memcpy(w.filter, op->filter, TK_HASH_LEN);
+    op_wire w;
+    to_wire(op, &w);
+    TK_ASSERT((wire_keys(&w) & ~(op_keys[op->type].allowed | OP_COMMON_KEYS)) == 0);
     return encode_fields(op_fields, NF(op_fields), &w, buf, cap, len);
 }
 
@@ -697,25 +869,12 @@ int tk_op_decode(const uint8_t *buf, size_t len, tk_op *op)
     if (rc != 0) {
         return rc;
     }
-    if (w.has_hash != op_has_hash(w.type)) {
-        return TK_E_CORRUPT;
+    uint32_t keys = wire_keys(&w), allowed = op_keys[w.type].allowed | OP_COMMON_KEYS;
+    uint32_t hashes = op_keys[w.type].hashes;
+    if ((keys & ~allowed) != 0 || (keys & hashes) != hashes) {
+        return TK_E_CORRUPT; /* a key of another kind, or a missing hash */
     }
-    op->type = w.type;
-    op->state = w.state;
-    memcpy(op->hash, w.hash, TK_HASH_LEN);
-    op->id_len = (uint16_t)w.id.len;
-    memcpy(op->id, w.id.p ? w.id.p : "", w.id.len);
-    op->reason_len = (uint8_t)w.reason.len;
-    memcpy(op->reason, w.reason.p ? w.reason.p : "", w.reason.len);
-    op->at = w.at;
-    op->allowed = (uint32_t)w.allowed; /* range-checked by the field table */
-    op->denied = (uint32_t)w.denied;
-    op->source = w.source;
-    op->has_filter = w.has_filter;
-    memcpy(op->filter, w.filter, TK_HASH_LEN);
-    op->until = w.until;
-    op->iss_len = (uint16_t)w.iss.len;
-    memcpy(op->iss, w.iss.p ? w.iss.p : "", w.iss.len);
+    from_wire(&w, op);
     if (tk_op_validate(op) != 0) {
         memset(op, 0, sizeof(*op));
         return TK_E_CORRUPT;
@@ -730,6 +889,8 @@ static const char *const status_names[] = {NULL, "pending", "approved", "disable
 static const char *const state_names[] = {NULL, "active", "suspended", "terminated"};
 static const char *const kind_names[] = {NULL, "access_token", "refresh_token"};
 static const char *const source_names[] = {NULL, "backchannel_logout", "ssf", "webhook", "admin"};
+static const char *const hold_names[] = {NULL, "admin", "device", "credential"};
+_Static_assert(TK_ARRAY_LEN(hold_names) == TK_HOLD_LAST + 1, "a name for every hold");
 
 static const char *name_of(const char *const *names, size_t n, uint8_t v)
 {
@@ -780,4 +941,14 @@ const char *tk_token_kind_name(uint8_t kind)
 const char *tk_event_source_name(uint8_t source)
 {
     return name_of(source_names, NF(source_names), source);
+}
+
+const char *tk_hold_name(uint8_t hold)
+{
+    return name_of(hold_names, NF(hold_names), hold);
+}
+
+int tk_hold_parse(const char *s, uint8_t *out)
+{
+    return parse_name(hold_names, NF(hold_names), s, out);
 }

@@ -53,9 +53,7 @@ static const bool db_late[DB_COUNT] = {
     [DB_AGENT_ACCESS] = true,
 };
 
-/* Room for the DBIs above plus those later modules add (seen_jti, ...). */
-#define STORE_MAX_DBS 16
-_Static_assert(DB_COUNT <= STORE_MAX_DBS, "maxdbs covers our DBIs");
+_Static_assert(DB_COUNT <= TK_STORE_MAX_DBS, "maxdbs covers our DBIs");
 
 /* meta DBI: "schema" → this, as 4 bytes little-endian. */
 #define SCHEMA_KEY     "schema"
@@ -104,7 +102,7 @@ static int env_setup(const tk_store_opts *opts, MDB_env *env)
 {
     int rc = mdb_env_set_maxreaders(env, TK_MAX_READERS);
     if (rc == 0) {
-        rc = mdb_env_set_maxdbs(env, STORE_MAX_DBS);
+        rc = mdb_env_set_maxdbs(env, TK_STORE_MAX_DBS);
     }
     if (rc == 0) {
         rc = mdb_env_set_mapsize(env, opts->map_size ? opts->map_size : TK_MAP_SIZE_DEFAULT);
@@ -219,10 +217,6 @@ int tk_store_open(const tk_store_opts *opts, tk_store **out)
     return 0;
 }
 
-/* Bytes populated per madvise call: small enough that a stop request or a
- * map growth (which remaps) is noticed within milliseconds. */
-#define PREFAULT_CHUNK (64u << 20)
-
 /* LMDB does not say where it mapped the data file (me_mapaddr is only set
  * with MDB_FIXEDMAP), so find <dir>/data.mdb at offset 0 in /proc/self/maps. */
 static int find_map(tk_store *st, uintptr_t *base)
@@ -273,11 +267,11 @@ int tk_store_prefault(tk_store *st, const int *stop, uint64_t *bytes_out)
     }
     int advice = MADV_POPULATE_READ;
     uint64_t done = 0;
-    for (uint64_t off = 0; off < used; off += PREFAULT_CHUNK) { /* bounded by the map */
+    for (uint64_t off = 0; off < used; off += TK_PREFAULT_CHUNK) { /* bounded by the map */
         if (stop != NULL && __atomic_load_n(stop, __ATOMIC_RELAXED)) {
             break;
         }
-        size_t n = (size_t)(used - off < PREFAULT_CHUNK ? used - off : PREFAULT_CHUNK);
+        size_t n = (size_t)(used - off < TK_PREFAULT_CHUNK ? used - off : TK_PREFAULT_CHUNK);
         int r = madvise((void *)(base + off), n, advice);
         if (r != 0 && errno == EINVAL && advice == MADV_POPULATE_READ) {
             advice = MADV_WILLNEED; /* kernel older than 5.14: read-ahead only */
@@ -579,6 +573,31 @@ int tk_store_index_session_token(tk_txn *txn, tk_slice sid, const uint8_t hash[T
         return TK_E_INVALID;
     }
     return tk_store_raw_put(txn, DB_SESSION_TOKENS, sid, hash, TK_HASH_LEN, flags & TK_PUT_APPEND);
+}
+
+/* ---- IdP match keys ---------------------------------------------------------- */
+
+/* Unambiguous without any separator byte (issuers and ids may hold any byte). */
+void tk_store_key_hash(uint8_t kind, tk_slice a, tk_slice b, uint8_t out[TK_HASH_LEN])
+{
+    uint8_t buf[3 + TK_URL_MAX + TK_URL_MAX];
+    TK_ASSERT(a.len <= TK_URL_MAX && b.len <= TK_URL_MAX);
+    buf[0] = kind;
+    buf[1] = (uint8_t)(a.len >> 8);
+    buf[2] = (uint8_t)a.len;
+    if (a.len > 0) {
+        memcpy(buf + 3, a.p, a.len);
+    }
+    if (b.len > 0) {
+        memcpy(buf + 3 + a.len, b.p, b.len);
+    }
+    tk_sha256(buf, 3 + a.len + b.len, out);
+}
+
+void tk_store_idp_key(uint8_t kind, tk_slice issuer, tk_slice value, uint8_t out[TK_HASH_LEN])
+{
+    TK_ASSERT(kind == TK_IDP_KEY_SUB || kind == TK_IDP_KEY_SID);
+    tk_store_key_hash(kind, issuer, value, out);
 }
 
 int tk_store_put_session(tk_txn *txn, tk_slice sid, const tk_session_rec *rec, unsigned flags)

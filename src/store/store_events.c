@@ -2,7 +2,8 @@
  * Records of what happened, kept beside the token data: per (agent, resource)
  * access counts folded in by forward-auth, and for IdP events the match index
  * (issuer + sid / sub → sessions), the replay records and the audit trail.
- * Shares the raw helpers of store.c through store_int.h.
+ * Built on the raw helpers of store.c (store_int.h); store.c needs nothing
+ * from here (the match keys it indexes sessions under live there).
  */
 #include <string.h>
 
@@ -15,13 +16,13 @@
 /* agent_access keys: one byte of client id length, the client id, then the
  * resource identifier; so the pair splits back without ambiguity and the
  * listing groups by agent. */
-#define ACCESS_KEY_MAX (1 + TK_ID_MAX + TK_REASON_MAX)
+#define ACCESS_KEY_MAX (1 + TK_ID_MAX + TK_ACCESS_RESOURCE_MAX)
 _Static_assert(ACCESS_KEY_MAX <= 511, "agent_access keys fit LMDB's key size");
 _Static_assert(TK_ID_MAX <= UINT8_MAX, "client id length fits one byte");
 
 static int access_key(tk_slice client, tk_slice resource, char key[ACCESS_KEY_MAX], tk_slice *out)
 {
-    if (!id_ok(client) || resource.len == 0 || resource.len > TK_REASON_MAX) {
+    if (!id_ok(client) || resource.len == 0 || resource.len > TK_ACCESS_RESOURCE_MAX) {
         return TK_E_INVALID;
     }
     key[0] = (char)(uint8_t)client.len;
@@ -97,35 +98,11 @@ int tk_store_each_agent_access(tk_txn *txn, tk_agent_access_fn fn, void *arg)
 
 /* ---- IdP events: match keys, replay records, audit ------------------------------------------- */
 
-/* SHA-256 over kind, a 2-byte length of a, a, then b: unambiguous without
- * any separator byte (issuers and ids may hold any byte). */
-static void key_hash(uint8_t kind, tk_slice a, tk_slice b, uint8_t out[TK_HASH_LEN])
-{
-    uint8_t buf[3 + TK_URL_MAX + TK_URL_MAX];
-    TK_ASSERT(a.len <= TK_URL_MAX && b.len <= TK_URL_MAX);
-    buf[0] = kind;
-    buf[1] = (uint8_t)(a.len >> 8);
-    buf[2] = (uint8_t)a.len;
-    if (a.len > 0) {
-        memcpy(buf + 3, a.p, a.len);
-    }
-    if (b.len > 0) {
-        memcpy(buf + 3 + a.len, b.p, b.len);
-    }
-    tk_sha256(buf, 3 + a.len + b.len, out);
-}
-
-void tk_store_idp_key(uint8_t kind, tk_slice issuer, tk_slice value, uint8_t out[TK_HASH_LEN])
-{
-    TK_ASSERT(kind == TK_IDP_KEY_SUB || kind == TK_IDP_KEY_SID);
-    key_hash(kind, issuer, value, out);
-}
-
 void tk_store_replay_key(uint8_t source, tk_slice issuer, tk_slice event_id,
                          uint8_t out[TK_HASH_LEN])
 {
     TK_ASSERT(source >= TK_SOURCE_BACKCHANNEL && source <= TK_SOURCE_ADMIN);
-    key_hash((uint8_t)('0' + source), issuer, event_id, out);
+    tk_store_key_hash((uint8_t)('0' + source), issuer, event_id, out);
 }
 
 int tk_store_each_idp_session(tk_txn *txn, const uint8_t key[TK_HASH_LEN], tk_id_fn fn, void *arg)

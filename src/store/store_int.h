@@ -87,7 +87,28 @@ int tk_store_raw_walk(tk_txn *t, enum db_index db, tk_store_visit_fn visit, void
 
 /* TK_OP_IDP_EVENT (record.h): replay check, replay record, the matching
  * sessions' state, one audit record; all in txn. Same contract as
- * tk_store_apply (op already validated). */
+ * tk_store_apply (op already validated). apply_idp.c */
 int tk_store_apply_idp(tk_txn *txn, const tk_op *op, bool *changed);
+
+/* One session change: terminate (hold 0), or set (SUSPENDED) / lift (ACTIVE)
+ * one owner's hold. reason is kept on the session (terminate, suspend) when
+ * non-empty; it may point anywhere but into the map. */
+typedef struct tk_session_change {
+    uint8_t state; /* enum tk_session_state */
+    uint8_t hold;  /* enum tk_hold; 0 with TERMINATED */
+    tk_slice reason;
+    int64_t at;
+} tk_session_change;
+
+/* Apply ch to the session sid (apply_session.c): terminated stays so; the
+ * session is active only with no hold left. A missing session is a no-op.
+ * *changed says whether the record was written. Returns 0, TK_E_CORRUPT,
+ * TK_E_FULL, TK_E_STORE. */
+int tk_store_session_change(tk_txn *txn, tk_slice sid, const tk_session_change *ch, bool *changed);
+
+/* The match key hash of store.c (tk_store_idp_key), also used for the
+ * replay keys of store_events.c: SHA-256 over kind, a 2-byte length of a,
+ * a, then b (a and b at most TK_URL_MAX bytes). */
+void tk_store_key_hash(uint8_t kind, tk_slice a, tk_slice b, uint8_t out[TK_HASH_LEN]);
 
 #endif

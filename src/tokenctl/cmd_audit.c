@@ -3,8 +3,9 @@
  * oldest first, as a JSON array. Each IdP event (back-channel logout, SSF
  * SET, webhook) and each tokenctl session command that changed a session
  * left one record: where it came from, the issuer and event id, the reason,
- * when, how many sessions it matched and changed, and which (the first
- * TK_AUDIT_SIDS_MAX). Other audit views may be added as "audit VERB".
+ * which hold a suspension set or a resumption lifted, when, how many sessions
+ * it matched and changed, and which (the first TK_AUDIT_SIDS_MAX). Other audit views may be added
+ * as "audit VERB".
  */
 #include "ctl.h"
 
@@ -20,13 +21,16 @@ static const char *action_name(uint8_t state)
 
 int ctl_audit_admin(tk_txn *txn, const tk_op *op)
 {
+    TK_ASSERT(op->type == TK_OP_SESSION_STATE);
+    const tk_op_session *s = &op->session;
     tk_audit_rec a = {.source = TK_SOURCE_ADMIN,
-                      .state = op->state,
-                      .reason = {op->reason, op->reason_len},
-                      .sids = {op->id, op->id_len},
+                      .state = s->state,
+                      .reason = tk_op_reason_get(&s->reason),
+                      .sids = tk_op_id_get(&s->sid),
                       .at = op->at,
                       .matched = 1,
-                      .changed = 1};
+                      .changed = 1,
+                      .hold = s->hold};
     return tk_store_audit_put(txn, &a);
 }
 
@@ -63,6 +67,9 @@ static int print_one(void *arg, const tk_audit_rec *a)
     tk_json_kv_int(&j, "time", a->at);
     tk_json_kv_cstr(&j, "source", tk_event_source_name(a->source));
     tk_json_kv_cstr(&j, "action", action_name(a->state));
+    if (a->hold != 0) {
+        tk_json_kv_cstr(&j, "hold", tk_hold_name(a->hold));
+    }
     if (a->issuer.len > 0) {
         tk_json_kv_str(&j, "issuer", a->issuer);
     }

@@ -1,8 +1,14 @@
 /*
  * tokenctl client commands: add (mints the client secret, stores only its
  * hash and prints the secret this one time), approve / disable (the store's
- * idempotent TK_OP_CLIENT_STATUS op, the same one the daemon would apply) and
- * list.
+ * idempotent TK_OP_CLIENT_STATUS op, the same one the daemon would apply),
+ * rotate-secret (TK_OP_CLIENT_SECRET, the same write path) and list.
+ *
+ * Disabling is final for every token the client has: it bumps the client's
+ * generation, and approving it again brings none of them back (the client
+ * starts with no live token and must obtain new ones). rotate-secret is the
+ * other half of letting a compromised client back in: the old secret stops
+ * working with the commit.
  */
 #include "ctl.h"
 
@@ -109,21 +115,19 @@ int ctl_cmd_client_add(ctl *c)
 
 /* ==== client approve / disable =========================================== */
 
-/* Apply TK_OP_CLIENT_STATUS in one write txn; *now_status is the status the
- * client has afterwards (an op never re-enables a disabled client). */
-static int client_set_status(ctl *c, const char *id, uint8_t status, uint8_t *now_status)
+/* Apply a client op in one write txn; *out gets the client record
+ * afterwards (only its scalar fields are used: the slices die with the txn). */
+static int client_apply(ctl *c, const char *id, const tk_op *op, tk_client_rec *out)
 {
     tk_txn *txn = NULL;
     tk_client_rec rec;
-    tk_op op;
-    ctl_op_init(&op, TK_OP_CLIENT_STATUS, status, id);
     int rc = tk_store_write_begin(c->store, &txn);
     if (rc != 0) {
         return ctl_fail_err(c, "write transaction", rc);
     }
     rc = tk_store_get_client(txn, tk_slice_from_str(id), &rec);
     if (rc == 0) {
-        rc = tk_store_apply(txn, &op, NULL);
+        rc = tk_store_apply(txn, op, NULL);
     }
     if (rc == 0) {
         rc = tk_store_get_client(txn, tk_slice_from_str(id), &rec);
@@ -135,7 +139,8 @@ static int client_set_status(ctl *c, const char *id, uint8_t status, uint8_t *no
         }
         return ctl_fail_err(c, "updating the client", rc);
     }
-    *now_status = rec.status;
+    *out = rec;
+    out->name = out->scope = out->resource = TK_SLICE_NULL;
     rc = tk_store_commit(txn);
     return rc == 0 ? CTL_OK : ctl_fail_err(c, "commit", rc);
 }
@@ -148,8 +153,15 @@ static int client_status_cmd(ctl *c, uint8_t status)
     if (rc == CTL_OK) {
         rc = ctl_open(c, false);
     }
+    tk_op op = ctl_op(TK_OP_CLIENT_STATUS);
+    op.client_status.status = status;
+    tk_client_rec rec;
+    if (rc == CTL_OK && tk_op_id_set(&op.client_status.client, tk_slice_from_str(id)) != 0) {
+        rc = ctl_usage(c, "CLIENT_ID too long");
+    }
     if (rc == CTL_OK) {
-        rc = client_set_status(c, id, status, &now_status);
+        rc = client_apply(c, id, &op, &rec);
+        now_status = rec.status;
     }
     if (rc != CTL_OK) {
         return rc;
@@ -177,6 +189,44 @@ int ctl_cmd_client_approve(ctl *c)
     return client_status_cmd(c, TK_CLIENT_APPROVED);
 }
 
+/* ==== client rotate-secret =============================================== */
+
+int ctl_cmd_client_rotate_secret(ctl *c)
+{
+    const char *id = c->pos[0];
+    int rc = ctl_check_str(c, "CLIENT_ID", id, TK_ID_MAX);
+    if (rc != CTL_OK) {
+        return rc;
+    }
+    tk_op op = ctl_op(TK_OP_CLIENT_SECRET);
+    TK_ASSERT(tk_op_id_set(&op.client_secret.client, tk_slice_from_str(id)) == 0);
+    char secret[TK_TOKEN_LEN + 1];
+    rc = tk_secret_new(TK_SECRET_CLIENT, secret, sizeof secret, op.client_secret.secret_hash);
+    if (rc != 0) {
+        return ctl_fail_err(c, "random generator", rc);
+    }
+    tk_client_rec rec;
+    rc = ctl_open(c, false);
+    if (rc == CTL_OK) {
+        rc = client_apply(c, id, &op, &rec);
+    }
+    if (rc == CTL_OK) {
+        char buf[CTL_JSON_MAX];
+        tk_json j;
+        tk_json_init(&j, buf, sizeof buf);
+        tk_json_obj_begin(&j);
+        tk_json_kv_cstr(&j, "client_id", id);
+        tk_json_kv_cstr(&j, "client_secret", secret);
+        tk_json_kv_cstr(&j, "status", tk_client_status_name(rec.status));
+        tk_json_obj_end(&j);
+        rc = ctl_print_json(c, &j);
+        tk_cleanse(buf, sizeof buf);
+    }
+    tk_cleanse(secret, sizeof secret);
+    tk_cleanse(&op, sizeof op);
+    return rc;
+}
+
 /* ==== client list ======================================================== */
 
 typedef struct list_state {
@@ -200,6 +250,7 @@ static int list_one(void *arg, tk_slice id, const tk_client_rec *rec)
         tk_json_kv_str(&j, "resource", rec->resource);
     }
     tk_json_kv_int(&j, "created", rec->created);
+    tk_json_kv_int(&j, "generation", rec->generation);
     tk_json_obj_end(&j);
     if (tk_json_finish(&j) != 0) {
         return TK_E_TOOBIG;

@@ -3,6 +3,11 @@
  * suspend and resume go through the store's idempotent TK_OP_SESSION_STATE
  * op, so every token bound to the session changes state with that one write
  * (the cascade rule); list and show only read.
+ *
+ * Suspensions are holds with an owner: suspend sets the admin hold, resume
+ * lifts the admin hold only (a device or credential hold set by an IdP event
+ * stays), unless --hold names another owner an administrator deliberately
+ * lifts. The session is active again only when no hold is left.
  */
 #include "ctl.h"
 
@@ -103,8 +108,10 @@ int ctl_cmd_session_create(ctl *c)
 
 /* ==== session terminate / suspend / resume =============================== */
 
-/* Apply the op in one write txn; *state_out is the state afterwards. */
-static int session_apply(ctl *c, const tk_op *op, const char *sid, uint8_t *state_out)
+/* Apply the op in one write txn; *state_out / *holds_out are the state and
+ * holds afterwards. */
+static int session_apply(ctl *c, const tk_op *op, const char *sid, uint8_t *state_out,
+                         uint8_t *holds_out)
 {
     tk_txn *txn = NULL;
     tk_session_rec rec;
@@ -131,36 +138,70 @@ static int session_apply(ctl *c, const tk_op *op, const char *sid, uint8_t *stat
         return ctl_fail_err(c, "updating the session", rc);
     }
     *state_out = rec.state;
+    *holds_out = rec.holds;
     rc = tk_store_commit(txn);
     return rc == 0 ? CTL_OK : ctl_fail_err(c, "commit", rc);
 }
 
-static int session_state_cmd(ctl *c, uint8_t state, bool with_reason)
+/* "holds": ["admin", ...] in owner order. */
+static void holds_json(tk_json *j, uint8_t holds)
 {
-    const char *sid = c->pos[0], *reason = NULL;
-    int rc = ctl_check_str(c, "SID", sid, TK_ID_MAX);
-    if (rc == CTL_OK && with_reason) {
+    tk_json_key(j, "holds");
+    tk_json_arr_begin(j);
+    for (uint8_t h = TK_HOLD_ADMIN; h <= TK_HOLD_LAST; h++) {
+        if (holds & TK_HOLD_BIT(h)) {
+            tk_json_str(j, tk_slice_from_str(tk_hold_name(h)));
+        }
+    }
+    tk_json_arr_end(j);
+}
+
+/* The options of a state command: the reason (terminate, suspend) or the
+ * hold to lift (resume: --hold, default admin). */
+static int state_options(ctl *c, tk_op_session *s)
+{
+    const char *reason = NULL, *hold = NULL;
+    int rc = CTL_OK;
+    if (s->state != TK_SESSION_ACTIVE) {
         rc = ctl_want_str(c, "reason", TK_REASON_MAX, &reason);
+        if (rc == CTL_OK && reason != NULL) { /* length checked above */
+            TK_ASSERT(tk_op_reason_set(&s->reason, tk_slice_from_str(reason)) == 0);
+        }
+    } else {
+        rc = ctl_want_str(c, "hold", 32, &hold);
+    }
+    if (rc == CTL_OK && hold != NULL && tk_hold_parse(hold, &s->hold) != 0) {
+        rc = ctl_usage(c, "--hold must be admin, device or credential, not \"%s\"", hold);
+    }
+    return rc;
+}
+
+static int session_state_cmd(ctl *c, uint8_t state)
+{
+    const char *sid = c->pos[0];
+    int rc = ctl_check_str(c, "SID", sid, TK_ID_MAX);
+    tk_op op = ctl_op(TK_OP_SESSION_STATE);
+    tk_op_session *s = &op.session;
+    s->state = state;
+    s->hold = state == TK_SESSION_TERMINATED ? 0 : TK_HOLD_ADMIN;
+    if (rc == CTL_OK) {
+        TK_ASSERT(tk_op_id_set(&s->sid, tk_slice_from_str(sid)) == 0);
+        rc = state_options(c, s);
     }
     if (rc != CTL_OK) {
         return rc;
     }
-    tk_op op;
-    ctl_op_init(&op, TK_OP_SESSION_STATE, state, sid);
-    if (reason != NULL) {
-        size_t n = strlen(reason);
-        memcpy(op.reason, reason, n);
-        op.reason_len = (uint8_t)n;
-    }
-    uint8_t now_state = 0;
+    uint8_t now_state = 0, holds = 0;
     rc = ctl_open(c, false);
     if (rc == CTL_OK) {
-        rc = session_apply(c, &op, sid, &now_state);
+        rc = session_apply(c, &op, sid, &now_state, &holds);
     }
     if (rc != CTL_OK) {
         return rc;
     }
-    if (now_state != state) {
+    /* Lifting one hold while another owner's stays is a success: say so. */
+    bool others = state == TK_SESSION_ACTIVE && now_state == TK_SESSION_SUSPENDED;
+    if (now_state != state && !others) {
         return ctl_fail(c, "session %s is %s and stays so", sid, tk_session_state_name(now_state));
     }
     char buf[CTL_JSON_MAX];
@@ -169,23 +210,26 @@ static int session_state_cmd(ctl *c, uint8_t state, bool with_reason)
     tk_json_obj_begin(&j);
     tk_json_kv_cstr(&j, "sid", sid);
     tk_json_kv_cstr(&j, "state", tk_session_state_name(now_state));
+    if (others) {
+        holds_json(&j, holds);
+    }
     tk_json_obj_end(&j);
     return ctl_print_json(c, &j);
 }
 
 int ctl_cmd_session_terminate(ctl *c)
 {
-    return session_state_cmd(c, TK_SESSION_TERMINATED, true);
+    return session_state_cmd(c, TK_SESSION_TERMINATED);
 }
 
 int ctl_cmd_session_suspend(ctl *c)
 {
-    return session_state_cmd(c, TK_SESSION_SUSPENDED, true);
+    return session_state_cmd(c, TK_SESSION_SUSPENDED);
 }
 
 int ctl_cmd_session_resume(ctl *c)
 {
-    return session_state_cmd(c, TK_SESSION_ACTIVE, false);
+    return session_state_cmd(c, TK_SESSION_ACTIVE);
 }
 
 /* ==== session list / show ================================================ */
@@ -197,6 +241,7 @@ static void session_fields(tk_json *j, tk_slice sid, const tk_session_rec *rec)
     tk_json_kv_cstr(j, "state", tk_session_state_name(rec->state));
     tk_json_kv_int(j, "created", rec->created);
     tk_json_kv_int(j, "expires", rec->expires);
+    holds_json(j, rec->holds);
 }
 
 static int list_one(void *arg, tk_slice sid, const tk_session_rec *rec)

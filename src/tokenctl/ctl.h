@@ -11,12 +11,10 @@
 #include "tokend/common.h"
 #include "tokend/core.h"
 #include "tokend/json.h"
+#include "tokend/limits.h"
 #include "tokend/store.h"
 
 enum { CTL_OK = 0, CTL_FAIL = 1, CTL_USAGE = 2 };
-
-#define CTL_POS_MAX  4
-#define CTL_OPTS_MAX 12
 
 typedef struct ctl_opt {
     const char *name; /* without "--" */
@@ -31,9 +29,9 @@ typedef struct ctl {
     /* The command being run, for messages ("session create"). */
     char cmd[32];
     const ctl_opt *opts; /* the command's allowed options, NULL-terminated */
-    const char *pos[CTL_POS_MAX];
+    const char *pos[TK_CTL_POS_MAX];
     unsigned npos;
-    const char *vals[CTL_OPTS_MAX]; /* value per option (flags: "" when set) */
+    const char *vals[TK_CTL_OPTS_MAX]; /* value per option (flags: "" when set) */
 } ctl;
 
 /* Messages: "tokenctl: <cmd>: <text>" on stderr; return CTL_FAIL / CTL_USAGE. */
@@ -68,8 +66,8 @@ int ctl_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
  * CTL_OK or CTL_FAIL (message printed). */
 int ctl_open(ctl *c, bool read_only);
 
-/* Fill an op's id (checked against TK_ID_MAX by the caller) and time. */
-void ctl_op_init(tk_op *op, uint8_t type, uint8_t state, const char *id);
+/* A zeroed op of this type decided now (fill its member next). */
+tk_op ctl_op(uint8_t type);
 
 /* Print a finished JSON document and a newline on stdout. */
 int ctl_print_json(const ctl *c, const tk_json *j);
@@ -77,14 +75,15 @@ int ctl_print_json(const ctl *c, const tk_json *j);
 /* One command's handler; returns the exit code. */
 typedef int (*ctl_fn)(ctl *c);
 
-/* JSON buffer for one object (records at their limits, escaped). */
-#define CTL_JSON_MAX 16384
+/* JSON buffer for one object (limits.h). */
+#define CTL_JSON_MAX TK_CTL_JSON_MAX
 
 /* Commands (cmd_client.c, cmd_session.c, cmd_token.c). */
 int ctl_cmd_client_add(ctl *c);
 int ctl_cmd_client_disable(ctl *c);
 int ctl_cmd_client_approve(ctl *c);
 int ctl_cmd_client_list(ctl *c);
+int ctl_cmd_client_rotate_secret(ctl *c);
 int ctl_cmd_session_create(ctl *c);
 int ctl_cmd_session_terminate(ctl *c);
 int ctl_cmd_session_suspend(ctl *c);

@@ -42,6 +42,7 @@ static const ctl_opt opts_session_create[] = {{"sub", false},     {"ttl", false}
                                               {"idp-sid", false}, {NULL, false}};
 static const ctl_opt opts_audit[] = {{"limit", false}, {NULL, false}};
 static const ctl_opt opts_reason[] = {{"reason", false}, {NULL, false}};
+static const ctl_opt opts_hold[] = {{"hold", false}, {NULL, false}};
 static const ctl_opt opts_token_issue[] = {
     {"sid", false}, {"client", false}, {"scope", false},  {"aud", false},         {"parent", false},
     {"ttl", false}, {"nbf-in", false}, {"refresh", true}, {"refresh-ttl", false}, {NULL, false},
@@ -64,13 +65,18 @@ static const ctl_command commands[] = {
      "--name NAME --role agent|resource_server|admin [--scope \"a b\"] [--resource URL] "
      "[--pending]"},
     {"client", "disable", ctl_cmd_client_disable, 1, opts_none, "CLIENT_ID"},
-    {"client", "approve", ctl_cmd_client_approve, 1, opts_none, "CLIENT_ID"},
+    {"client", "approve", ctl_cmd_client_approve, 1, opts_none,
+     "CLIENT_ID   (tokens from before a disable stay dead)"},
+    {"client", "rotate-secret", ctl_cmd_client_rotate_secret, 1, opts_none,
+     "CLIENT_ID   (prints the new secret once; the old one stops working)"},
     {"client", "list", ctl_cmd_client_list, 0, opts_none, ""},
     {"session", "create", ctl_cmd_session_create, 0, opts_session_create,
      "--sub SUBJECT [--ttl SECONDS (0 = no expiry)] [--idp-iss ISS [--idp-sid SID]]"},
     {"session", "terminate", ctl_cmd_session_terminate, 1, opts_reason, "SID [--reason TEXT]"},
-    {"session", "suspend", ctl_cmd_session_suspend, 1, opts_reason, "SID [--reason TEXT]"},
-    {"session", "resume", ctl_cmd_session_resume, 1, opts_none, "SID"},
+    {"session", "suspend", ctl_cmd_session_suspend, 1, opts_reason,
+     "SID [--reason TEXT]   (sets the admin hold)"},
+    {"session", "resume", ctl_cmd_session_resume, 1, opts_hold,
+     "SID [--hold admin|device|credential]   (lifts that hold only; default admin)"},
     {"session", "list", ctl_cmd_session_list, 0, opts_none, ""},
     {"session", "show", ctl_cmd_session_show, 1, opts_none, "SID"},
     {"token", "issue", ctl_cmd_token_issue, 0, opts_token_issue,
@@ -110,7 +116,7 @@ static void print_help(FILE *f)
 
 static void vmessage(const ctl *c, const char *fmt, va_list ap)
 {
-    char line[1024];
+    char line[TK_CTL_MSG_MAX];
     vsnprintf(line, sizeof line, fmt, ap);
     if (c != NULL && c->cmd[0] != '\0') {
         fprintf(stderr, "tokenctl: %s: %s\n", c->cmd, line);
@@ -146,7 +152,7 @@ int ctl_fail_err(const ctl *c, const char *what, int err)
 
 static int opt_index(const ctl *c, const char *name)
 {
-    for (int i = 0; i < CTL_OPTS_MAX && c->opts[i].name != NULL; i++) {
+    for (int i = 0; i < TK_CTL_OPTS_MAX && c->opts[i].name != NULL; i++) {
         if (strcmp(c->opts[i].name, name) == 0) {
             return i;
         }
@@ -293,16 +299,9 @@ int ctl_open(ctl *c, bool read_only)
     return CTL_OK;
 }
 
-void ctl_op_init(tk_op *op, uint8_t type, uint8_t state, const char *id)
+tk_op ctl_op(uint8_t type)
 {
-    memset(op, 0, sizeof *op);
-    op->type = type;
-    op->state = state;
-    size_t n = strlen(id);
-    TK_ASSERT(n <= sizeof op->id);
-    memcpy(op->id, id, n);
-    op->id_len = (uint16_t)n;
-    op->at = tk_now();
+    return tk_op_make(type, tk_now());
 }
 
 int ctl_print_json(const ctl *c, const tk_json *j)
@@ -340,7 +339,7 @@ static int parse_option(ctl *c, int argc, char **argv, int *i)
     }
     const char *eq = strchr(arg, '=');
     size_t nlen = eq ? (size_t)(eq - arg) : strlen(arg);
-    for (int k = 0; k < CTL_OPTS_MAX && c->opts[k].name != NULL; k++) {
+    for (int k = 0; k < TK_CTL_OPTS_MAX && c->opts[k].name != NULL; k++) {
         if (strlen(c->opts[k].name) != nlen || strncmp(c->opts[k].name, arg, nlen) != 0) {
             continue;
         }
@@ -375,7 +374,7 @@ static int parse_command_args(ctl *c, const ctl_command *k, int argc, char **arg
             if (rc != CTL_OK) {
                 return rc;
             }
-        } else if (c->npos < CTL_POS_MAX) {
+        } else if (c->npos < TK_CTL_POS_MAX) {
             c->pos[c->npos++] = a;
         } else {
             return ctl_usage(c, "too many arguments");

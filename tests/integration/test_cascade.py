@@ -91,6 +91,10 @@ class Cascade(h.DaemonCase):
         self.d.ctl("client", "disable", a.id)
         for t in (root, child, grand):
             self.assertInactive(t)
+        # Disabling is final: approving the client again brings none back.
+        self.d.ctl("client", "approve", a.id)
+        for t in (root, child, grand):
+            self.assertInactive(t)
 
     def test_disable_middle_client(self):
         b = self.d.add_client("agent", "casc-b", scope="read write")
@@ -99,6 +103,10 @@ class Cascade(h.DaemonCase):
         child = self.d.issue(sid, b, "read", parent=root)["access_token"]
         grand = self.d.issue(sid, self.w.c, "read", parent=child)["access_token"]
         self.d.ctl("client", "disable", b.id)
+        self.assertInactive(child)
+        self.assertInactive(grand)
+        self.assertActive(root)
+        self.d.ctl("client", "approve", b.id)
         self.assertInactive(child)
         self.assertInactive(grand)
         self.assertActive(root)

@@ -73,7 +73,9 @@ class IntrospectAnswer(h.DaemonCase):
         t = self.d.issue(self.sid, self.w.a, "read", refresh=True)
         self.assertTrue(t["refresh_token"].startswith("tkd_rt_"))
         self.assertEqual(len(t["refresh_token"]), h.TOKEN_LEN)
-        j = self.assertActive(t["refresh_token"])
+        # Refresh tokens are visible to admins only (resource servers: inactive).
+        self.assertInactive(t["refresh_token"])
+        j = self.assertActive(t["refresh_token"], auth=self.w.admin)
         self.assertEqual(j["token_type"], "refresh_token")
         self.assertEqual(j["client_id"], self.w.a.id)
 

@@ -69,7 +69,7 @@ class Revoke(h.DaemonCase):
         t = self.issue(refresh=True)
         self.assertActive(t["access_token"])
         self.assertRevoked200(self.d.revoke(t["refresh_token"], auth=self.w.a))
-        self.assertInactive(t["refresh_token"])
+        self.assertInactive(t["refresh_token"], auth=self.w.admin)  # admins see refresh tokens
         self.assertInactive(t["access_token"])
 
     def test_refresh_revoke_spares_other_grants(self):
@@ -77,7 +77,7 @@ class Revoke(h.DaemonCase):
         t2 = self.issue(refresh=True)
         self.assertRevoked200(self.d.revoke(t1["refresh_token"], auth=self.w.a))
         self.assertActive(t2["access_token"])
-        self.assertActive(t2["refresh_token"])
+        self.assertActive(t2["refresh_token"], auth=self.w.admin)
 
     def test_revoke_delegated_descendants(self):
         root = self.issue()["access_token"]

@@ -70,6 +70,7 @@ class Tokenctl(h.DaemonCase):
     def test_client_errors(self):
         self.ctl_fails(1, "client", "disable", "tkc_" + "N" * 22)
         self.ctl_fails(1, "client", "approve", "tkc_" + "N" * 22)
+        self.ctl_fails(1, "client", "rotate-secret", "tkc_" + "N" * 22)
         self.ctl_fails(2, "client", "add", "--name", "x")  # no --role
         self.ctl_fails(2, "client", "add", "--name", "x", "--role", "emperor")
 
@@ -108,9 +109,12 @@ class Tokenctl(h.DaemonCase):
 
     def test_session_state_changes(self):
         sid = self.d.new_session("states")
+        self.assertEqual(self.d.ctl("session", "show", sid)["holds"], [])
         self.assertEqual(self.d.ctl("session", "suspend", sid), {"sid": sid, "state": "suspended"})
         self.assertEqual(self.d.ctl("session", "show", sid)["state"], "suspended")
+        self.assertEqual(self.d.ctl("session", "show", sid)["holds"], ["admin"])
         self.assertEqual(self.d.ctl("session", "resume", sid), {"sid": sid, "state": "active"})
+        self.assertEqual(self.d.ctl("session", "show", sid)["holds"], [])
         self.assertEqual(self.d.ctl("session", "terminate", sid, "--reason", "admin"),
                          {"sid": sid, "state": "terminated"})
         self.assertEqual(self.d.ctl("session", "show", sid)["state"], "terminated")

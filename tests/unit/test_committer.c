@@ -78,9 +78,8 @@ static tk_commit_req revoke_req(unsigned worker, unsigned token, uint64_t cookie
     r.worker = worker;
     r.cookie = cookie;
     r.nops = 1;
-    r.ops[0].type = TK_OP_REVOKE_TOKEN;
-    r.ops[0].at = 1000 + token;
-    hash_of(token, r.ops[0].hash);
+    r.ops[0] = tk_op_make(TK_OP_REVOKE_TOKEN, 1000 + token);
+    hash_of(token, r.ops[0].revoke_token.hash);
     return r;
 }
 
@@ -281,7 +280,7 @@ static void test_bad_request_alone(void)
     tk_commit_req good = revoke_req(1, 0, 10), bad = revoke_req(0, 1, 11);
     bad.nops = 2;
     bad.ops[1] = bad.ops[0];
-    bad.ops[1].state = 9; /* invalid: nothing of this request may apply */
+    bad.ops[1].type = TK_OP_TYPE_LAST + 1; /* invalid: nothing of this request may apply */
     tk_commit_req twice = revoke_req(1, 2, 12);
     twice.nops = 2;
     twice.ops[1] = twice.ops[0]; /* the second op finds it already revoked */

@@ -150,35 +150,44 @@ static void apply(tk_op *op)
 
 static void revoke_token(const char *token)
 {
-    tk_op op = {.type = TK_OP_REVOKE_TOKEN};
-    hash_of(token, op.hash);
+    tk_op op = tk_op_make(TK_OP_REVOKE_TOKEN, NOW);
+    hash_of(token, op.revoke_token.hash);
     apply(&op);
 }
 
-static void set_id(tk_op *op, const char *id)
+static void set_id(tk_op_id *d, const char *id)
 {
-    op->id_len = (uint16_t)strlen(id);
-    memcpy(op->id, id, op->id_len);
+    TK_ASSERT(tk_op_id_set(d, tk_slice_from_str(id)) == 0);
 }
 
+/* Set (SUSPENDED) or lift (ACTIVE) one owner's hold, or terminate (hold 0). */
+static void session_hold(const char *sid, uint8_t state, uint8_t hold)
+{
+    tk_op op = tk_op_make(TK_OP_SESSION_STATE, NOW);
+    set_id(&op.session.sid, sid);
+    op.session.state = state;
+    op.session.hold = hold;
+    apply(&op);
+}
+
+/* The admin's view: suspend / resume with the admin hold. */
 static void session_state(const char *sid, uint8_t state)
 {
-    tk_op op = {.type = TK_OP_SESSION_STATE, .state = state};
-    set_id(&op, sid);
-    apply(&op);
+    session_hold(sid, state, state == TK_SESSION_TERMINATED ? 0 : TK_HOLD_ADMIN);
 }
 
 static void client_status(const char *id, uint8_t status)
 {
-    tk_op op = {.type = TK_OP_CLIENT_STATUS, .state = status};
-    set_id(&op, id);
+    tk_op op = tk_op_make(TK_OP_CLIENT_STATUS, NOW);
+    set_id(&op.client_status.client, id);
+    op.client_status.status = status;
     apply(&op);
 }
 
 static void revoke_grant(const char *grant)
 {
-    tk_op op = {.type = TK_OP_REVOKE_GRANT};
-    set_id(&op, grant);
+    tk_op op = tk_op_make(TK_OP_REVOKE_GRANT, NOW);
+    set_id(&op.revoke_grant.grant, grant);
     apply(&op);
 }
 
@@ -390,22 +399,272 @@ static void test_grant_revoked(void)
     CHECK(active(other.access_token)); /* its own grant */
 }
 
+/* The client's generation as stored (0 when absent). */
+static uint32_t generation_of(const char *id)
+{
+    tk_txn *t = NULL;
+    TK_ASSERT(tk_store_read_begin(st, &t) == 0);
+    tk_client_rec c;
+    TK_ASSERT(tk_store_get_client(t, tk_slice_from_str(id), &c) == 0);
+    tk_store_txn_end(t);
+    return c.generation;
+}
+
+/* Disabling is final for every token that existed when it happened:
+ * whichever link's client it was (the token's own, an ancestor's, a
+ * delegate's), whatever the kind (access, refresh), re-approval brings none
+ * back; tokens issued after re-approval live. */
 static void test_client_disabled(void)
 {
     chain c;
     make_chain("cd1", &c);
-    client_status("tkc_cd1_c", TK_CLIENT_DISABLED); /* the token's own client */
+    tk_issued rt; /* a refresh token of the root's client */
+    must_issue(&(issue_args){.sid = "tks_cd1", .client = "tkc_cd1_a", .refresh = true}, &rt);
+    CHECK(active(rt.refresh_token));
+
+    /* The grandchild's own client: only the grandchild dies. */
+    client_status("tkc_cd1_c", TK_CLIENT_DISABLED);
     CHECK(!active(c.grand.access_token));
     CHECK(active(c.child.access_token));
     client_status("tkc_cd1_c", TK_CLIENT_APPROVED);
+    CHECK(!active(c.grand.access_token)); /* re-approval resurrects nothing */
+    CHECK(active(c.child.access_token));
+    tk_issued g2; /* the re-approved client starts afresh */
+    must_issue(
+        &(issue_args){.client = "tkc_cd1_c", .scope = "read", .parent = c.child.access_token}, &g2);
+    CHECK(active(g2.access_token));
+
+    /* A middle client (tokens delegated *to* it, and theirs below). */
+    client_status("tkc_cd1_b", TK_CLIENT_DISABLED);
+    client_status("tkc_cd1_b", TK_CLIENT_APPROVED);
+    CHECK(!active(c.child.access_token));
+    CHECK(!active(g2.access_token)); /* delegated from a token of the disabled client */
+    CHECK(active(c.root.access_token));
+
+    /* The root's client: its access and refresh tokens, and every token
+     * delegated from them, stay dead after re-approval. */
+    client_status("tkc_cd1_a", TK_CLIENT_DISABLED);
+    CHECK(!active(c.root.access_token));
+    CHECK(!active(rt.access_token));
+    CHECK(!active(rt.refresh_token));
+    client_status("tkc_cd1_a", TK_CLIENT_APPROVED);
+    CHECK(!active(c.root.access_token));
+    CHECK(!active(rt.access_token));
+    CHECK(!active(rt.refresh_token));
+    CHECK(!active(c.grand.access_token));
+    /* No delegation from a dead parent either. */
+    tk_issued d;
+    CHECK_EQ_INT(
+        issue(&(issue_args){.client = "tkc_cd1_b", .parent = c.root.access_token}, &d, NULL),
+        TK_E_INVALID);
+    /* New tokens after re-approval: root, refresh, a whole new chain. */
+    chain n;
+    must_issue(
+        &(issue_args){
+            .sid = "tks_cd1", .client = "tkc_cd1_a", .scope = "read write mail", .refresh = true},
+        &n.root);
+    must_issue(&(issue_args){.client = "tkc_cd1_b", .scope = "read", .parent = n.root.access_token},
+               &n.child);
+    must_issue(
+        &(issue_args){.client = "tkc_cd1_c", .scope = "read", .parent = n.child.access_token},
+        &n.grand);
+    CHECK(active(n.root.access_token));
+    CHECK(active(n.root.refresh_token));
+    CHECK(active(n.child.access_token));
+    CHECK(active(n.grand.access_token));
+}
+
+/* One bump per move to disabled: disabling a disabled client changes
+ * nothing; approving does not bump; a pending client disabled bumps too. */
+static void test_client_generation(void)
+{
+    add_agent("tkc_gen");
+    CHECK_EQ_INT(generation_of("tkc_gen"), 0);
+    client_status("tkc_gen", TK_CLIENT_DISABLED);
+    CHECK_EQ_INT(generation_of("tkc_gen"), 1);
+    client_status("tkc_gen", TK_CLIENT_DISABLED);
+    CHECK_EQ_INT(generation_of("tkc_gen"), 1);
+    client_status("tkc_gen", TK_CLIENT_APPROVED);
+    CHECK_EQ_INT(generation_of("tkc_gen"), 1);
+    client_status("tkc_gen", TK_CLIENT_APPROVED);
+    CHECK_EQ_INT(generation_of("tkc_gen"), 1);
+
+    /* Issuance stamps the current generation; a second disable kills it. */
+    add_session("tks_gen", "gus", 0);
+    tk_issued is;
+    must_issue(&(issue_args){.sid = "tks_gen", .client = "tkc_gen"}, &is);
+    uint8_t h[TK_HASH_LEN];
+    hash_of(is.access_token, h);
+    tk_txn *t = NULL;
+    TK_ASSERT(tk_store_read_begin(st, &t) == 0);
+    tk_token_rec rec;
+    CHECK_EQ_INT(tk_store_get_token(t, h, &rec), 0);
+    CHECK_EQ_INT(rec.client_gen, 1);
+    tk_store_txn_end(t);
+    CHECK(active(is.access_token));
+    client_status("tkc_gen", TK_CLIENT_DISABLED);
+    client_status("tkc_gen", TK_CLIENT_APPROVED);
+    CHECK_EQ_INT(generation_of("tkc_gen"), 2);
+    CHECK(!active(is.access_token));
+
+    add_client("tkc_gen_p", TK_ROLE_AGENT, TK_CLIENT_PENDING, "", "", NULL);
+    client_status("tkc_gen_p", TK_CLIENT_APPROVED);
+    CHECK_EQ_INT(generation_of("tkc_gen_p"), 0);
+    add_client("tkc_gen_q", TK_ROLE_AGENT, TK_CLIENT_PENDING, "", "", NULL);
+    client_status("tkc_gen_q", TK_CLIENT_DISABLED);
+    CHECK_EQ_INT(generation_of("tkc_gen_q"), 1);
+
+    /* A token record written before generations (no key: 0) lives while its
+     * client has never been disabled, and dies for good at the first. */
+    add_agent("tkc_old");
+    char tok[TK_TOKEN_LEN + 1];
+    TK_ASSERT(tk_secret_new(TK_SECRET_ACCESS, tok, sizeof tok, h) == 0);
+    tk_token_rec old = {.kind = TK_TOKEN_ACCESS,
+                        .client_id = TK_SLICE_LIT("tkc_old"),
+                        .sid = TK_SLICE_LIT("tks_gen"),
+                        .grant_id = tk_slice_from_str(is.grant_id),
+                        .iat = NOW,
+                        .exp = NOW + 60};
+    t = wbegin();
+    CHECK_EQ_INT(tk_store_put_token(t, h, &old, TK_PUT_NEW), 0);
+    commit(t);
+    CHECK(active(tok));
+    client_status("tkc_old", TK_CLIENT_DISABLED);
+    client_status("tkc_old", TK_CLIENT_APPROVED);
+    CHECK(!active(tok));
+
+    /* A client whose generation cannot grow stays disabled (approval would
+     * bring back the tokens stamped with the last generation). */
+    add_client("tkc_max", TK_ROLE_AGENT, TK_CLIENT_APPROVED, "", "", NULL);
+    t = wbegin();
+    tk_client_rec c;
+    CHECK_EQ_INT(tk_store_get_client(t, TK_SLICE_LIT("tkc_max"), &c), 0);
+    c.generation = UINT32_MAX - 1;
+    CHECK_EQ_INT(tk_store_put_client(t, TK_SLICE_LIT("tkc_max"), &c, 0), 0);
+    commit(t);
+    client_status("tkc_max", TK_CLIENT_DISABLED);
+    CHECK_EQ_INT(generation_of("tkc_max"), UINT32_MAX);
+    client_status("tkc_max", TK_CLIENT_APPROVED);
+    t = wbegin();
+    CHECK_EQ_INT(tk_store_get_client(t, TK_SLICE_LIT("tkc_max"), &c), 0);
+    CHECK_EQ_INT(c.status, TK_CLIENT_DISABLED);
+    tk_store_txn_end(t);
+}
+
+/* Suspensions are holds with an owner: each lifts only its own; the session
+ * (and every token under it) is active only with no hold left. */
+static void test_session_holds(void)
+{
+    chain c;
+    make_chain("ho1", &c);
+    const char *sid = "tks_ho1";
+    /* An admin hold survives a device "compliant" and a credential lift. */
+    session_hold(sid, TK_SESSION_SUSPENDED, TK_HOLD_ADMIN);
+    session_hold(sid, TK_SESSION_ACTIVE, TK_HOLD_DEVICE);
+    session_hold(sid, TK_SESSION_ACTIVE, TK_HOLD_CREDENTIAL);
+    CHECK(!active(c.root.access_token));
+    CHECK(!active(c.grand.access_token));
+    session_hold(sid, TK_SESSION_ACTIVE, TK_HOLD_ADMIN);
+    CHECK(active(c.root.access_token));
     CHECK(active(c.grand.access_token));
 
-    client_status("tkc_cd1_a", TK_CLIENT_DISABLED); /* an ancestor's client */
+    /* A credential hold survives a device "compliant". */
+    session_hold(sid, TK_SESSION_SUSPENDED, TK_HOLD_CREDENTIAL);
+    session_hold(sid, TK_SESSION_ACTIVE, TK_HOLD_DEVICE);
     CHECK(!active(c.root.access_token));
+    session_hold(sid, TK_SESSION_ACTIVE, TK_HOLD_CREDENTIAL);
+    CHECK(active(c.root.access_token));
+
+    /* A device hold is lifted by the device. */
+    session_hold(sid, TK_SESSION_SUSPENDED, TK_HOLD_DEVICE);
     CHECK(!active(c.child.access_token));
+    session_hold(sid, TK_SESSION_ACTIVE, TK_HOLD_DEVICE);
+    CHECK(active(c.child.access_token));
+
+    /* Two holds need both lifts, in either order; setting one twice is one. */
+    session_hold(sid, TK_SESSION_SUSPENDED, TK_HOLD_DEVICE);
+    session_hold(sid, TK_SESSION_SUSPENDED, TK_HOLD_ADMIN);
+    session_hold(sid, TK_SESSION_SUSPENDED, TK_HOLD_ADMIN);
+    session_hold(sid, TK_SESSION_ACTIVE, TK_HOLD_ADMIN);
+    CHECK(!active(c.root.access_token));
+    tk_issued is; /* nothing is issued under a held session */
+    CHECK_EQ_INT(issue(&(issue_args){.sid = sid, .client = "tkc_ho1_a"}, &is, NULL), TK_E_INVALID);
+    session_hold(sid, TK_SESSION_ACTIVE, TK_HOLD_DEVICE);
+    CHECK(active(c.root.access_token));
+
+    /* Terminating a held session is final: lifting its holds changes nothing. */
+    session_hold(sid, TK_SESSION_SUSPENDED, TK_HOLD_DEVICE);
+    session_hold(sid, TK_SESSION_SUSPENDED, TK_HOLD_CREDENTIAL);
+    session_state(sid, TK_SESSION_TERMINATED);
+    session_hold(sid, TK_SESSION_ACTIVE, TK_HOLD_DEVICE);
+    session_hold(sid, TK_SESSION_ACTIVE, TK_HOLD_CREDENTIAL);
+    CHECK(!active(c.root.access_token));
     CHECK(!active(c.grand.access_token));
-    client_status("tkc_cd1_a", TK_CLIENT_APPROVED);
-    CHECK(active(c.grand.access_token));
+
+    /* A suspended record of before holds: the admin's to lift. */
+    add_agent("tkc_ho2");
+    add_session("tks_ho2", "hal", 0);
+    must_issue(&(issue_args){.sid = "tks_ho2", .client = "tkc_ho2"}, &is);
+    tk_txn *t = wbegin();
+    tk_session_rec s;
+    CHECK_EQ_INT(tk_store_get_session(t, TK_SLICE_LIT("tks_ho2"), &s), 0);
+    s.state = TK_SESSION_SUSPENDED;
+    s.holds = TK_HOLD_BIT(TK_HOLD_ADMIN); /* what an old record decodes to */
+    CHECK_EQ_INT(tk_store_put_session(t, TK_SLICE_LIT("tks_ho2"), &s, TK_PUT_NO_INDEX), 0);
+    commit(t);
+    session_hold("tks_ho2", TK_SESSION_ACTIVE, TK_HOLD_DEVICE);
+    CHECK(!active(is.access_token));
+    session_hold("tks_ho2", TK_SESSION_ACTIVE, TK_HOLD_ADMIN);
+    CHECK(active(is.access_token));
+}
+
+/* Refresh tokens are for the authorization server: inactive to resource
+ * servers and as bearer credentials; admins (and admin tools) see them. */
+static void test_refresh_visibility(void)
+{
+    add_agent("tkc_rv");
+    add_session("tks_rv", "rita", 0);
+    tk_issued is;
+    must_issue(
+        &(issue_args){
+            .sid = "tks_rv", .client = "tkc_rv", .aud = "https://api.rv", .refresh = true},
+        &is);
+    tk_client_rec rs = {.role = TK_ROLE_RESOURCE_SERVER, .status = TK_CLIENT_APPROVED};
+    tk_client_rec rs_aud = rs;
+    rs_aud.resource = TK_SLICE_LIT("https://api.rv");
+    tk_client_rec admin = {.role = TK_ROLE_ADMIN, .status = TK_CLIENT_APPROVED};
+    CHECK(!active_at(is.refresh_token, NOW, &rs));
+    CHECK(!active_at(is.refresh_token, NOW, &rs_aud));
+    CHECK(active_at(is.refresh_token, NOW, &admin));
+    CHECK(active_at(is.refresh_token, NOW, NULL));
+    CHECK(active_at(is.access_token, NOW, &rs));
+    CHECK(active_at(is.access_token, NOW, &rs_aud));
+    CHECK(active_at(is.access_token, NOW, &admin));
+
+    uint8_t h[TK_HASH_LEN];
+    tk_txn *t = NULL;
+    TK_ASSERT(tk_store_read_begin(st, &t) == 0);
+    tk_introspection r;
+    hash_of(is.refresh_token, h);
+    CHECK_EQ_INT(tk_core_introspect_bearer(t, &cfg, h, NOW, &r), 0);
+    CHECK(!r.active);
+    CHECK_EQ_INT(r.nactors, 0);
+    hash_of(is.access_token, h);
+    CHECK_EQ_INT(tk_core_introspect_bearer(t, &cfg, h, NOW, &r), 0);
+    CHECK(r.active);
+    CHECK_SLICE(r.sub, "rita");
+    memset(h, 0x77, sizeof h);
+    CHECK_EQ_INT(tk_core_introspect_bearer(t, &cfg, h, NOW, &r), 0);
+    CHECK(!r.active);
+    tk_store_txn_end(t);
+    /* The bearer rule still applies the cascade. */
+    revoke_token(is.access_token);
+    TK_ASSERT(tk_store_read_begin(st, &t) == 0);
+    CHECK_EQ_INT(tk_core_introspect_bearer(t, &cfg, h, NOW, &r), 0);
+    hash_of(is.access_token, h);
+    CHECK_EQ_INT(tk_core_introspect_bearer(t, &cfg, h, NOW, &r), 0);
+    CHECK(!r.active);
+    tk_store_txn_end(t);
 }
 
 static void test_depth_limit(void)
@@ -636,15 +895,15 @@ static void test_revoke_plan(void)
     CHECK_EQ_INT(req.ops[0].type, TK_OP_REVOKE_TOKEN);
     CHECK_EQ_INT(req.ops[0].at, NOW);
     hash_of(is.access_token, h);
-    CHECK(memcmp(req.ops[0].hash, h, TK_HASH_LEN) == 0);
+    CHECK(memcmp(req.ops[0].revoke_token.hash, h, TK_HASH_LEN) == 0);
 
     CHECK_EQ_INT(plan(is.refresh_token, "tkc_rp", TK_ROLE_AGENT, &req), 0);
     CHECK_EQ_INT(req.nops, 2);
     CHECK_EQ_INT(req.ops[0].type, TK_OP_REVOKE_TOKEN);
     hash_of(is.refresh_token, h);
-    CHECK(memcmp(req.ops[0].hash, h, TK_HASH_LEN) == 0);
+    CHECK(memcmp(req.ops[0].revoke_token.hash, h, TK_HASH_LEN) == 0);
     CHECK_EQ_INT(req.ops[1].type, TK_OP_REVOKE_GRANT);
-    CHECK_SLICE(((tk_slice){req.ops[1].id, req.ops[1].id_len}), is.grant_id);
+    CHECK_SLICE(tk_op_id_get(&req.ops[1].revoke_grant.grant), is.grant_id);
 
     /* Applying the plan revokes the whole grant. */
     tk_txn *t = wbegin();
@@ -768,6 +1027,9 @@ int main(void)
     RUN(test_session_states);
     RUN(test_grant_revoked);
     RUN(test_client_disabled);
+    RUN(test_client_generation);
+    RUN(test_session_holds);
+    RUN(test_refresh_visibility);
     RUN(test_depth_limit);
     RUN(test_audience);
     RUN(test_scope_subset);

@@ -104,6 +104,7 @@ static tk_token_rec typical_token(void)
         .iat = 1795000000,
         .nbf = 1795000000,
         .exp = 1795003600,
+        .client_gen = 3,
     };
     return t;
 }
@@ -123,6 +124,7 @@ static tk_token_rec limit_token(void)
         .nbf = TK_TIME_MAX,
         .exp = TK_TIME_MAX,
         .revoked_at = TK_TIME_MAX,
+        .client_gen = UINT32_MAX,
     };
     memset(t.parent, 0xff, TK_HASH_LEN);
     return t;
@@ -143,6 +145,7 @@ static void check_token_eq(const tk_token_rec *a, const tk_token_rec *b)
     CHECK_EQ_INT(a->nbf, b->nbf);
     CHECK_EQ_INT(a->exp, b->exp);
     CHECK_EQ_INT(a->revoked_at, b->revoked_at);
+    CHECK_EQ_INT(a->client_gen, b->client_gen);
 }
 
 /* ---- Round trips -------------------------------------------------------------------- */
@@ -453,6 +456,7 @@ static void test_truncations_and_flips(void)
                         .issuer = TK_SLICE_LIT("https://idp"),
                         .reason = TK_SLICE_LIT("logout"),
                         .state = TK_SESSION_SUSPENDED,
+                        .holds = TK_HOLD_BIT(TK_HOLD_ADMIN) | TK_HOLD_BIT(TK_HOLD_DEVICE),
                         .created = 10,
                         .expires = 99999,
                         .ended_at = 70000};
@@ -641,20 +645,35 @@ static void test_handmade_hashes(void)
 /* ---- Ops
  * ------------------------------------------------------------------------------------------ */
 
-static tk_op make_op(uint8_t type, uint8_t state, const char *id)
+static tk_op make_op(uint8_t type)
 {
-    tk_op op;
-    memset(&op, 0, sizeof(op));
-    op.type = type;
-    op.state = state;
-    op.at = 1795000000;
-    if (id != NULL) {
-        op.id_len = (uint16_t)strlen(id);
-        memcpy(op.id, id, op.id_len);
-    }
+    return tk_op_make(type, 1795000000);
+}
+
+static void set_id(tk_op_id *d, const char *s)
+{
+    TK_ASSERT(tk_op_id_set(d, tk_slice_from_str(s)) == 0);
+}
+
+static tk_op session_op(uint8_t state, uint8_t hold, const char *sid)
+{
+    tk_op op = make_op(TK_OP_SESSION_STATE);
+    op.session.state = state;
+    op.session.hold = hold;
+    set_id(&op.session.sid, sid);
     return op;
 }
 
+static tk_op client_op(uint8_t status, const char *id)
+{
+    tk_op op = make_op(TK_OP_CLIENT_STATUS);
+    op.client_status.status = status;
+    set_id(&op.client_status.client, id);
+    return op;
+}
+
+/* Decoding zeroes the bytes the op's kind does not use, so a decoded op
+ * compares whole with an op built by tk_op_make and filled. */
 static void check_op_roundtrip(const tk_op *in)
 {
     uint8_t buf[TK_RECORD_MAX];
@@ -662,68 +681,71 @@ static void check_op_roundtrip(const tk_op *in)
     tk_op out;
     CHECK_EQ_INT(tk_op_encode(in, buf, sizeof(buf), &len), 0);
     CHECK_EQ_INT(tk_op_decode(buf, len, &out), 0);
-    CHECK_EQ_INT(out.type, in->type);
-    CHECK_EQ_INT(out.state, in->state);
-    CHECK_EQ_INT(out.id_len, in->id_len);
-    CHECK(memcmp(out.id, in->id, in->id_len) == 0);
-    CHECK_EQ_INT(out.reason_len, in->reason_len);
-    CHECK(memcmp(out.reason, in->reason, in->reason_len) == 0);
-    CHECK_EQ_INT(out.at, in->at);
-    if (in->type == TK_OP_REVOKE_TOKEN || in->type == TK_OP_IDP_EVENT) {
-        CHECK(memcmp(out.hash, in->hash, TK_HASH_LEN) == 0);
-    }
-    CHECK_EQ_INT(out.source, in->source);
-    CHECK_EQ_INT(out.has_filter, in->has_filter);
-    CHECK(!in->has_filter || memcmp(out.filter, in->filter, TK_HASH_LEN) == 0);
-    CHECK_EQ_INT(out.until, in->until);
-    CHECK_EQ_INT(out.iss_len, in->iss_len);
-    CHECK(memcmp(out.iss, in->iss, in->iss_len) == 0);
+    CHECK(memcmp(&out, in, sizeof out) == 0);
     check_truncations(buf, len, dec_op);
     check_type_flips(buf, len, dec_op);
 }
 
 static void test_ops(void)
 {
-    tk_op op = make_op(TK_OP_REVOKE_TOKEN, 0, NULL);
-    memset(op.hash, 0xab, TK_HASH_LEN);
+    tk_op op = make_op(TK_OP_REVOKE_TOKEN);
+    memset(op.revoke_token.hash, 0xab, TK_HASH_LEN);
     check_op_roundtrip(&op);
-    op = make_op(TK_OP_REVOKE_GRANT, 0, "tkg_x");
+    op = make_op(TK_OP_REVOKE_GRANT);
+    set_id(&op.revoke_grant.grant, "tkg_x");
     check_op_roundtrip(&op);
-    op = make_op(TK_OP_SESSION_STATE, TK_SESSION_TERMINATED, NULL);
-    op.id_len = TK_ID_MAX;
-    memcpy(op.id, fill(0, TK_ID_MAX).p, TK_ID_MAX);
-    op.reason_len = TK_REASON_MAX;
-    memcpy(op.reason, fill(1, TK_REASON_MAX).p, TK_REASON_MAX);
+    op = session_op(TK_SESSION_TERMINATED, 0, "s");
+    TK_ASSERT(tk_op_id_set(&op.session.sid, fill(0, TK_ID_MAX)) == 0);
+    TK_ASSERT(tk_op_reason_set(&op.session.reason, fill(1, TK_REASON_MAX)) == 0);
     op.at = TK_TIME_MAX;
     check_op_roundtrip(&op);
-    op = make_op(TK_OP_CLIENT_STATUS, TK_CLIENT_DISABLED, "tkc_x");
+    for (uint8_t h = TK_HOLD_ADMIN; h <= TK_HOLD_LAST; h++) {
+        op = session_op(TK_SESSION_SUSPENDED, h, "tks_1");
+        check_op_roundtrip(&op);
+        op.session.state = TK_SESSION_ACTIVE;
+        check_op_roundtrip(&op);
+    }
+    op = client_op(TK_CLIENT_DISABLED, "tkc_x");
+    check_op_roundtrip(&op);
+    op = make_op(TK_OP_CLIENT_SECRET);
+    set_id(&op.client_secret.client, "tkc_x");
+    memset(op.client_secret.secret_hash, 0x5c, TK_HASH_LEN);
     check_op_roundtrip(&op);
 
     /* Validation. */
     uint8_t buf[TK_RECORD_MAX];
     size_t len;
     tk_op bad[] = {
-        make_op(0, 0, "x"),
-        make_op(6, 0, "x"),
-        make_op(TK_OP_IDP_EVENT, TK_SESSION_TERMINATED, "jti"), /* no iss/source/until */
-        make_op(TK_OP_REVOKE_TOKEN, 0, "x"),
-        make_op(TK_OP_REVOKE_GRANT, 0, NULL),
-        make_op(TK_OP_REVOKE_GRANT, 1, "g"),
-        make_op(TK_OP_SESSION_STATE, 0, "s"),
-        make_op(TK_OP_SESSION_STATE, 4, "s"),
-        make_op(TK_OP_CLIENT_STATUS, TK_CLIENT_PENDING, "c"),
-        make_op(TK_OP_CLIENT_STATUS, 4, "c"),
+        make_op(0),
+        make_op(TK_OP_TYPE_LAST + 1),
+        make_op(TK_OP_IDP_EVENT), /* no iss/source/until/event id */
+        make_op(TK_OP_REVOKE_GRANT),
+        session_op(0, 0, "s"),
+        session_op(4, 0, "s"),
+        session_op(TK_SESSION_SUSPENDED, 0, "s"), /* a hold needs an owner */
+        session_op(TK_SESSION_ACTIVE, 0, "s"),    /* so does lifting one */
+        session_op(TK_SESSION_SUSPENDED, TK_HOLD_LAST + 1, "s"),
+        session_op(TK_SESSION_TERMINATED, TK_HOLD_ADMIN, "s"), /* termination has no owner */
+        client_op(TK_CLIENT_PENDING, "c"),
+        client_op(4, "c"),
+        make_op(TK_OP_CLIENT_SECRET), /* no client */
     };
     for (size_t i = 0; i < TK_ARRAY_LEN(bad); i++) {
         CHECK_EQ_INT(tk_op_validate(&bad[i]), TK_E_INVALID);
         CHECK_EQ_INT(tk_op_encode(&bad[i], buf, sizeof(buf), &len), TK_E_INVALID);
     }
-    op = make_op(TK_OP_REVOKE_GRANT, 0, "g");
+    op = make_op(TK_OP_REVOKE_GRANT);
+    set_id(&op.revoke_grant.grant, "g");
     op.at = 0;
     CHECK_EQ_INT(tk_op_validate(&op), TK_E_INVALID);
     op.at = 1;
-    op.reason_len = TK_REASON_MAX + 1;
+    op.revoke_grant.grant.len = TK_ID_MAX + 1; /* past the member's capacity */
     CHECK_EQ_INT(tk_op_validate(&op), TK_E_INVALID);
+    op = session_op(TK_SESSION_TERMINATED, 0, "s");
+    op.session.reason.len = TK_REASON_MAX + 1;
+    CHECK_EQ_INT(tk_op_validate(&op), TK_E_INVALID);
+    tk_op_reason r;
+    CHECK_EQ_INT(tk_op_reason_set(&r, fill(1, TK_REASON_MAX + 1)), TK_E_INVALID);
 
     /* Decoder: a hash on a grant op, or a token op without one. */
     mw w;
@@ -735,7 +757,7 @@ static void test_ops(void)
     mw_ks(&w, 4, "g");
     mw_kv(&w, 6, 5);
     CHECK_EQ_INT(tk_op_decode(w.b, w.n, &out), 0);
-    CHECK_SLICE(((tk_slice){out.id, out.id_len}), "g");
+    CHECK_SLICE(tk_op_id_get(&out.revoke_grant.grant), "g");
     mw_uint(&w, 3);
     mw_byte(&w, 0xc4);
     mw_byte(&w, TK_HASH_LEN);
@@ -749,6 +771,54 @@ static void test_ops(void)
     mw_kv(&w, 1, TK_OP_REVOKE_TOKEN);
     mw_kv(&w, 6, 5);
     CHECK_EQ_INT(tk_op_decode(w.b, w.n, &out), TK_E_CORRUPT);
+
+    /* A key of another kind is refused, even when its value is valid: a
+     * hold on a client op, a resource on a session op, a secret hash on a
+     * revoke-token op. */
+    w.n = 0;
+    mw_map(&w, 5);
+    mw_kv(&w, 0, 1);
+    mw_kv(&w, 1, TK_OP_CLIENT_STATUS);
+    mw_kv(&w, 2, TK_CLIENT_DISABLED);
+    mw_ks(&w, 4, "c");
+    mw_kv(&w, 6, 5);
+    CHECK_EQ_INT(tk_op_decode(w.b, w.n, &out), 0);
+    mw_kv(&w, 14, TK_HOLD_ADMIN);
+    w.b[0] = 0x86;
+    CHECK_EQ_INT(tk_op_decode(w.b, w.n, &out), TK_E_CORRUPT);
+    w.n = 0;
+    mw_map(&w, 6);
+    mw_kv(&w, 0, 1);
+    mw_kv(&w, 1, TK_OP_SESSION_STATE);
+    mw_kv(&w, 2, TK_SESSION_SUSPENDED);
+    mw_ks(&w, 4, "s");
+    mw_kv(&w, 6, 5);
+    mw_kv(&w, 14, TK_HOLD_DEVICE);
+    CHECK_EQ_INT(tk_op_decode(w.b, w.n, &out), 0);
+    CHECK_EQ_INT(out.session.hold, TK_HOLD_DEVICE);
+    mw_ks(&w, 13, "https://r");
+    w.b[0] = 0x87;
+    CHECK_EQ_INT(tk_op_decode(w.b, w.n, &out), TK_E_CORRUPT);
+    w.n = 0;
+    mw_map(&w, 4);
+    mw_kv(&w, 0, 1);
+    mw_kv(&w, 1, TK_OP_REVOKE_TOKEN);
+    mw_kv(&w, 6, 5);
+    mw_uint(&w, 15);
+    mw_byte(&w, 0xc4);
+    mw_byte(&w, TK_HASH_LEN);
+    memset(w.b + w.n, 1, TK_HASH_LEN);
+    w.n += TK_HASH_LEN;
+    CHECK_EQ_INT(tk_op_decode(w.b, w.n, &out), TK_E_CORRUPT);
+    /* A session suspend without its hold (the form before holds) is refused. */
+    w.n = 0;
+    mw_map(&w, 5);
+    mw_kv(&w, 0, 1);
+    mw_kv(&w, 1, TK_OP_SESSION_STATE);
+    mw_kv(&w, 2, TK_SESSION_SUSPENDED);
+    mw_ks(&w, 4, "s");
+    mw_kv(&w, 6, 5);
+    CHECK_EQ_INT(tk_op_decode(w.b, w.n, &out), TK_E_CORRUPT);
 }
 
 /* Sessions gained idp_sid (key 8) within version 1: a record written before
@@ -759,8 +829,8 @@ static void test_session_idp_sid(void)
     size_t len = 0;
     tk_session_rec out;
     /* Version 1 as written before idp_sid existed: {0:1, 1:"bob", 4:1, 5:7}. */
-    static const uint8_t old[] = {0x84, 0x00, 0x01, 0x01, 0xa3, 'b', 'o', 'b',
-                                  0x04, 0x01, 0x05, 0x07};
+    static const uint8_t old[] = {0x84, 0x00, 0x01, 0x01, 0xa3, 'b',
+                                  'o',  'b',  0x04, 0x01, 0x05, 0x07};
     CHECK_EQ_INT(tk_record_decode_session(old, sizeof old, &out), 0);
     CHECK_SLICE(out.sub, "bob");
     CHECK_EQ_INT(out.idp_sid.len, 0);
@@ -776,8 +846,8 @@ static void test_session_idp_sid(void)
     in.idp_sid = fill(3, TK_ID_MAX + 1);
     CHECK_EQ_INT(tk_record_encode_session(&in, buf, sizeof(buf), &len), TK_E_INVALID);
     /* {0:1, 1:"bob", 4:1, 5:7, 8:""}: an optional string present but empty. */
-    static const uint8_t empty[] = {0x85, 0x00, 0x01, 0x01, 0xa3, 'b', 'o', 'b',
-                                    0x04, 0x01, 0x05, 0x07, 0x08, 0xa0};
+    static const uint8_t empty[] = {0x85, 0x00, 0x01, 0x01, 0xa3, 'b',  'o',
+                                    'b',  0x04, 0x01, 0x05, 0x07, 0x08, 0xa0};
     CHECK_EQ_INT(tk_record_decode_session(empty, sizeof empty, &out), TK_E_CORRUPT);
 }
 
@@ -814,30 +884,46 @@ static void test_audit(void)
     CHECK_EQ_STR(tk_event_source_name(9), "unknown");
 }
 
+static tk_op idp_event_op(uint8_t state, uint8_t hold)
+{
+    tk_op op = make_op(TK_OP_IDP_EVENT);
+    tk_op_idp_event *e = &op.idp_event;
+    memset(e->match, 0x11, TK_HASH_LEN);
+    e->state = state;
+    e->hold = hold;
+    e->source = TK_SOURCE_BACKCHANNEL;
+    e->until = op.at + 60;
+    set_id(&e->event_id, "jti-1");
+    TK_ASSERT(tk_op_iss_set(&e->iss, fill(4, TK_IDP_ISS_MAX)) == 0);
+    return op;
+}
+
 static void test_idp_op(void)
 {
-    tk_op op = make_op(TK_OP_IDP_EVENT, TK_SESSION_TERMINATED, "jti-1");
-    memset(op.hash, 0x11, TK_HASH_LEN);
-    op.source = TK_SOURCE_BACKCHANNEL;
-    op.until = op.at + 60;
-    op.iss_len = TK_IDP_ISS_MAX;
-    memcpy(op.iss, fill(4, TK_IDP_ISS_MAX).p, TK_IDP_ISS_MAX);
+    tk_op op = idp_event_op(TK_SESSION_TERMINATED, 0);
     check_op_roundtrip(&op);
-    op.has_filter = true;
-    memset(op.filter, 0x22, TK_HASH_LEN);
-    op.state = TK_SESSION_ACTIVE;
+    op = idp_event_op(TK_SESSION_ACTIVE, TK_HOLD_DEVICE);
+    op.idp_event.source = TK_SOURCE_SSF;
+    op.idp_event.has_filter = true;
+    memset(op.idp_event.filter, 0x22, TK_HASH_LEN);
+    TK_ASSERT(tk_op_reason_set(&op.idp_event.reason, TK_SLICE_LIT("caep:device-compliant")) == 0);
     check_op_roundtrip(&op);
     tk_op bad = op;
-    bad.until = op.at - 1; /* the replay record must outlive the op */
+    bad.idp_event.until = op.at - 1; /* the replay record must outlive the op */
     CHECK_EQ_INT(tk_op_validate(&bad), TK_E_INVALID);
     bad = op;
-    bad.source = TK_SOURCE_ADMIN;
+    bad.idp_event.source = TK_SOURCE_ADMIN;
     CHECK_EQ_INT(tk_op_validate(&bad), TK_E_INVALID);
     bad = op;
-    bad.iss_len = 0;
+    bad.idp_event.iss.len = 0;
     CHECK_EQ_INT(tk_op_validate(&bad), TK_E_INVALID);
-    bad = make_op(TK_OP_SESSION_STATE, TK_SESSION_TERMINATED, "tks_1");
-    bad.until = 5; /* IdP fields on another op */
+    bad = op;
+    bad.idp_event.hold = 0; /* a resume must say whose hold it lifts */
+    CHECK_EQ_INT(tk_op_validate(&bad), TK_E_INVALID);
+    bad = idp_event_op(TK_SESSION_TERMINATED, TK_HOLD_DEVICE);
+    CHECK_EQ_INT(tk_op_validate(&bad), TK_E_INVALID);
+    bad = op;
+    bad.idp_event.event_id.len = 0;
     CHECK_EQ_INT(tk_op_validate(&bad), TK_E_INVALID);
 }
 
@@ -881,36 +967,185 @@ static void test_agent_access(void)
     in.allowed = -1;
     CHECK_EQ_INT(tk_record_encode_agent_access(&in, buf, sizeof buf, &len), TK_E_INVALID);
 
-    tk_op op = make_op(TK_OP_AGENT_ACCESS, 0, "tkc_agent");
-    op.reason_len = TK_REASON_MAX;
-    memcpy(op.reason, fill(2, TK_REASON_MAX).p, TK_REASON_MAX);
-    op.allowed = UINT32_MAX;
-    op.denied = 0;
+    tk_op op = make_op(TK_OP_AGENT_ACCESS);
+    set_id(&op.agent_access.client, "tkc_agent");
+    TK_ASSERT(tk_op_resource_set(&op.agent_access.resource, fill(2, TK_ACCESS_RESOURCE_MAX)) == 0);
+    op.agent_access.allowed = UINT32_MAX;
+    op.agent_access.denied = 0;
     check_op_roundtrip(&op);
-    tk_op back;
-    CHECK_EQ_INT(tk_op_encode(&op, buf, sizeof buf, &len), 0);
-    CHECK_EQ_INT(tk_op_decode(buf, len, &back), 0);
-    CHECK(back.allowed == UINT32_MAX && back.denied == 0);
-    op.allowed = 0;
-    op.denied = 7;
-    CHECK_EQ_INT(tk_op_encode(&op, buf, sizeof buf, &len), 0);
-    CHECK_EQ_INT(tk_op_decode(buf, len, &back), 0);
-    CHECK(back.allowed == 0 && back.denied == 7);
+    op.agent_access.allowed = 0;
+    op.agent_access.denied = 7;
+    check_op_roundtrip(&op);
 
     tk_op bad = op;
-    bad.allowed = bad.denied = 0; /* nothing to add */
+    bad.agent_access.allowed = bad.agent_access.denied = 0; /* nothing to add */
     CHECK_EQ_INT(tk_op_validate(&bad), TK_E_INVALID);
     bad = op;
-    bad.reason_len = 0; /* no resource */
+    bad.agent_access.resource.len = 0; /* no resource */
     CHECK_EQ_INT(tk_op_validate(&bad), TK_E_INVALID);
     bad = op;
-    bad.state = 1;
+    bad.agent_access.resource.len = TK_ACCESS_RESOURCE_MAX + 1;
     CHECK_EQ_INT(tk_op_validate(&bad), TK_E_INVALID);
-    bad = make_op(TK_OP_REVOKE_GRANT, 0, "g");
-    bad.allowed = 1; /* counts only on the audit op */
+    bad = op;
+    bad.agent_access.client.len = 0;
     CHECK_EQ_INT(tk_op_validate(&bad), TK_E_INVALID);
-    bad = make_op(6, 0, "x");
-    CHECK_EQ_INT(tk_op_validate(&bad), TK_E_INVALID);
+}
+
+/* ---- Client generations and session holds (optional keys of version 1) ---------------- */
+
+static void test_generations(void)
+{
+    uint8_t buf[TK_RECORD_MAX];
+    size_t len = 0;
+    /* A token written before generations: {0:1, 1:1, 2:"c", 9:0, 11:5}. */
+    static const uint8_t old_tok[] = {0x85, 0x00, 0x01, 0x01, 0x01, 0x02,
+                                      0xa1, 'c',  0x09, 0x00, 0x0b, 0x05};
+    tk_token_rec t;
+    CHECK_EQ_INT(tk_record_decode_token(old_tok, sizeof old_tok, &t), 0);
+    CHECK_EQ_INT(t.client_gen, 0);
+    /* Generation 0 is not written: the encoding is the old one, byte for byte. */
+    CHECK_EQ_INT(tk_record_encode_token(&t, buf, sizeof buf, &len), 0);
+    CHECK(len == sizeof old_tok && memcmp(buf, old_tok, len) == 0);
+    uint32_t gens[] = {1, 127, 128, 65536, UINT32_MAX};
+    for (size_t i = 0; i < TK_ARRAY_LEN(gens); i++) {
+        t.client_gen = gens[i];
+        tk_token_rec back;
+        CHECK_EQ_INT(tk_record_encode_token(&t, buf, sizeof buf, &len), 0);
+        CHECK_EQ_INT(tk_record_decode_token(buf, len, &back), 0);
+        CHECK_EQ_INT(back.client_gen, gens[i]);
+        check_truncations(buf, len, dec_token);
+    }
+    /* Key 13 present but 0, negative, or past 32 bits: refused. */
+    mw w = {.n = 0};
+    memcpy(w.b, old_tok, sizeof old_tok);
+    w.n = sizeof old_tok;
+    w.b[0] = 0x86;
+    size_t base = w.n;
+    mw_kv(&w, 13, 0);
+    CHECK_EQ_INT(tk_record_decode_token(w.b, w.n, &t), TK_E_CORRUPT);
+    w.n = base;
+    mw_kv(&w, 13, (uint64_t)UINT32_MAX + 1);
+    CHECK_EQ_INT(tk_record_decode_token(w.b, w.n, &t), TK_E_CORRUPT);
+    w.n = base;
+    mw_uint(&w, 13);
+    mw_byte(&w, 0xff); /* -1 */
+    CHECK_EQ_INT(tk_record_decode_token(w.b, w.n, &t), TK_E_CORRUPT);
+
+    /* Clients: absent = 0, and the generation round-trips. */
+    tk_client_rec c = {.role = TK_ROLE_AGENT, .status = TK_CLIENT_APPROVED, .created = 1};
+    tk_client_rec back;
+    CHECK_EQ_INT(tk_record_encode_client(&c, buf, sizeof buf, &len), 0);
+    CHECK_EQ_INT(tk_record_decode_client(buf, len, &back), 0);
+    CHECK_EQ_INT(back.generation, 0);
+    size_t old_len = len;
+    c.generation = UINT32_MAX;
+    CHECK_EQ_INT(tk_record_encode_client(&c, buf, sizeof buf, &len), 0);
+    CHECK_EQ_INT(len, old_len + 1 + 5); /* key 8, uint32 */
+    CHECK_EQ_INT(tk_record_decode_client(buf, len, &back), 0);
+    CHECK_EQ_INT(back.generation, UINT32_MAX);
+    check_truncations(buf, len, dec_client);
+    check_type_flips(buf, len, dec_client);
+}
+
+static void test_holds(void)
+{
+    uint8_t buf[TK_RECORD_MAX];
+    size_t len = 0;
+    tk_session_rec s;
+    /* A suspended session written before holds ({0:1, 1:"bob", 4:2, 5:7})
+     * decodes as one admin hold, so stores migrate on read. */
+    static const uint8_t old_susp[] = {0x84, 0x00, 0x01, 0x01, 0xa3, 'b',
+                                       'o',  'b',  0x04, 0x02, 0x05, 0x07};
+    CHECK_EQ_INT(tk_record_decode_session(old_susp, sizeof old_susp, &s), 0);
+    CHECK_EQ_INT(s.state, TK_SESSION_SUSPENDED);
+    CHECK_EQ_INT(s.holds, TK_HOLD_BIT(TK_HOLD_ADMIN));
+    /* ...and is written back with the hold explicit. */
+    CHECK_EQ_INT(tk_record_encode_session(&s, buf, sizeof buf, &len), 0);
+    CHECK_EQ_INT(len, sizeof old_susp + 2);
+    tk_session_rec back;
+    CHECK_EQ_INT(tk_record_decode_session(buf, len, &back), 0);
+    CHECK_EQ_INT(back.holds, TK_HOLD_BIT(TK_HOLD_ADMIN));
+    /* Active and terminated records of before decode with no hold. */
+    static const uint8_t old_act[] = {0x84, 0x00, 0x01, 0x01, 0xa3, 'b',
+                                      'o',  'b',  0x04, 0x01, 0x05, 0x07};
+    CHECK_EQ_INT(tk_record_decode_session(old_act, sizeof old_act, &s), 0);
+    CHECK_EQ_INT(s.holds, 0);
+    static const uint8_t old_term[] = {0x84, 0x00, 0x01, 0x01, 0xa3, 'b',
+                                       'o',  'b',  0x04, 0x03, 0x05, 0x07};
+    CHECK_EQ_INT(tk_record_decode_session(old_term, sizeof old_term, &s), 0);
+    CHECK_EQ_INT(s.holds, 0);
+
+    /* Every set of holds round-trips on a suspended session. */
+    for (unsigned h = 1; h <= TK_HOLDS_ALL; h++) {
+        tk_session_rec in = {.sub = TK_SLICE_LIT("u"),
+                             .state = TK_SESSION_SUSPENDED,
+                             .holds = (uint8_t)h,
+                             .created = 1,
+                             .ended_at = 2};
+        CHECK_EQ_INT(tk_record_encode_session(&in, buf, sizeof buf, &len), 0);
+        CHECK_EQ_INT(tk_record_decode_session(buf, len, &back), 0);
+        CHECK_EQ_INT(back.holds, h);
+    }
+    /* Hand-made: an active session with a hold, an unknown hold bit, and a
+     * present-but-empty set are refused; a terminated one keeps its holds. */
+    mw w = {.n = 0};
+    memcpy(w.b, old_act, sizeof old_act);
+    w.n = sizeof old_act;
+    w.b[0] = 0x85;
+    size_t base = w.n;
+    mw_kv(&w, 9, TK_HOLD_BIT(TK_HOLD_DEVICE));
+    CHECK_EQ_INT(tk_record_decode_session(w.b, w.n, &s), TK_E_CORRUPT);
+    memcpy(w.b, old_susp, sizeof old_susp);
+    w.b[0] = 0x85;
+    w.n = base;
+    mw_kv(&w, 9, TK_HOLDS_ALL + 1u);
+    CHECK_EQ_INT(tk_record_decode_session(w.b, w.n, &s), TK_E_CORRUPT);
+    w.n = base;
+    mw_kv(&w, 9, 0);
+    CHECK_EQ_INT(tk_record_decode_session(w.b, w.n, &s), TK_E_CORRUPT);
+    w.n = base;
+    mw_kv(&w, 9, TK_HOLD_BIT(TK_HOLD_CREDENTIAL));
+    CHECK_EQ_INT(tk_record_decode_session(w.b, w.n, &s), 0);
+    CHECK_EQ_INT(s.holds, TK_HOLD_BIT(TK_HOLD_CREDENTIAL));
+    memcpy(w.b, old_term, sizeof old_term);
+    w.b[0] = 0x85;
+    CHECK_EQ_INT(tk_record_decode_session(w.b, w.n, &s), 0);
+    CHECK_EQ_INT(s.state, TK_SESSION_TERMINATED);
+    CHECK_EQ_INT(s.holds, TK_HOLD_BIT(TK_HOLD_CREDENTIAL));
+
+    /* The encoder keeps the invariant too. */
+    tk_session_rec bad = {.sub = TK_SLICE_LIT("u"), .state = TK_SESSION_ACTIVE, .holds = 1};
+    CHECK_EQ_INT(tk_record_encode_session(&bad, buf, sizeof buf, &len), TK_E_INVALID);
+    bad.state = TK_SESSION_SUSPENDED;
+    bad.holds = 0;
+    CHECK_EQ_INT(tk_record_encode_session(&bad, buf, sizeof buf, &len), TK_E_INVALID);
+    bad.holds = TK_HOLDS_ALL + 1;
+    CHECK_EQ_INT(tk_record_encode_session(&bad, buf, sizeof buf, &len), TK_E_INVALID);
+
+    /* Audit records name the hold (optional key 10). */
+    tk_audit_rec a = {
+        .source = TK_SOURCE_SSF, .state = TK_SESSION_ACTIVE, .at = 5, .hold = TK_HOLD_DEVICE};
+    tk_audit_rec ab;
+    CHECK_EQ_INT(tk_record_encode_audit(&a, buf, sizeof buf, &len), 0);
+    CHECK_EQ_INT(tk_record_decode_audit(buf, len, &ab), 0);
+    CHECK_EQ_INT(ab.hold, TK_HOLD_DEVICE);
+    a.hold = 0;
+    CHECK_EQ_INT(tk_record_encode_audit(&a, buf, sizeof buf, &len), 0);
+    CHECK_EQ_INT(tk_record_decode_audit(buf, len, &ab), 0);
+    CHECK_EQ_INT(ab.hold, 0);
+    a.hold = TK_HOLD_LAST + 1;
+    CHECK_EQ_INT(tk_record_encode_audit(&a, buf, sizeof buf, &len), TK_E_INVALID);
+
+    uint8_t v = 0;
+    CHECK_EQ_STR(tk_hold_name(TK_HOLD_ADMIN), "admin");
+    CHECK_EQ_STR(tk_hold_name(TK_HOLD_DEVICE), "device");
+    CHECK_EQ_STR(tk_hold_name(TK_HOLD_CREDENTIAL), "credential");
+    CHECK_EQ_STR(tk_hold_name(0), "unknown");
+    CHECK_EQ_STR(tk_hold_name(TK_HOLD_LAST + 1), "unknown");
+    CHECK_EQ_INT(tk_hold_parse("device", &v), 0);
+    CHECK_EQ_INT(v, TK_HOLD_DEVICE);
+    CHECK_EQ_INT(tk_hold_parse("Device", &v), TK_E_BADINPUT);
+    CHECK_EQ_INT(tk_hold_parse("", &v), TK_E_BADINPUT);
 }
 
 int main(void)
@@ -929,5 +1164,7 @@ int main(void)
     RUN(test_session_idp_sid);
     RUN(test_audit);
     RUN(test_idp_op);
+    RUN(test_generations);
+    RUN(test_holds);
     return check_report();
 }

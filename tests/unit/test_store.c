@@ -11,6 +11,9 @@
 #include "check.h"
 #include "tokend/store.h"
 
+/* The private layout, to put raw bytes the public API would not write. */
+#include "../../src/store/store_int.h"
+
 static char dir[64];
 
 static void make_dir(void)
@@ -64,16 +67,37 @@ static tk_token_rec token(const char *sid)
     return t;
 }
 
+/* An op of type with its id (grant, sid, client, event id) and its state
+ * (session state or client status); session changes other than terminate
+ * carry the admin hold. */
 static tk_op op_of(uint8_t type, uint8_t state, const char *id, int64_t at)
 {
-    tk_op op;
-    memset(&op, 0, sizeof(op));
-    op.type = type;
-    op.state = state;
-    op.at = at;
-    if (id != NULL) {
-        op.id_len = (uint16_t)strlen(id);
-        memcpy(op.id, id, op.id_len);
+    tk_op op = tk_op_make(type, at);
+    tk_slice s = tk_slice_from_str(id ? id : "");
+    uint8_t hold = state == TK_SESSION_TERMINATED ? 0 : TK_HOLD_ADMIN;
+    switch (type) {
+    case TK_OP_REVOKE_GRANT:
+        TK_ASSERT(tk_op_id_set(&op.revoke_grant.grant, s) == 0);
+        break;
+    case TK_OP_SESSION_STATE:
+        TK_ASSERT(tk_op_id_set(&op.session.sid, s) == 0);
+        op.session.state = state;
+        op.session.hold = hold;
+        break;
+    case TK_OP_CLIENT_STATUS:
+        TK_ASSERT(tk_op_id_set(&op.client_status.client, s) == 0);
+        op.client_status.status = state;
+        break;
+    case TK_OP_AGENT_ACCESS:
+        TK_ASSERT(tk_op_id_set(&op.agent_access.client, s) == 0);
+        break;
+    case TK_OP_IDP_EVENT:
+        TK_ASSERT(tk_op_id_set(&op.idp_event.event_id, s) == 0);
+        op.idp_event.state = state;
+        op.idp_event.hold = hold;
+        break;
+    default:
+        break;
     }
     return op;
 }
@@ -285,11 +309,11 @@ static void test_apply_ops(void)
     tk_store *st = open_store(1 << 20);
     put_fixtures(st);
     tk_op op = op_of(TK_OP_REVOKE_TOKEN, 0, NULL, 2000);
-    hash_of(2, op.hash);
+    hash_of(2, op.revoke_token.hash);
     CHECK(apply1(st, &op));
     op.at = 3000;
     CHECK(!apply1(st, &op)); /* already revoked: revoked_at stays 2000 */
-    hash_of(77, op.hash);
+    hash_of(77, op.revoke_token.hash);
     CHECK(!apply1(st, &op)); /* unknown token: no-op */
 
     tk_op g = op_of(TK_OP_REVOKE_GRANT, 0, "tkg_1", 2100);
@@ -301,15 +325,15 @@ static void test_apply_ops(void)
     tk_op c = op_of(TK_OP_CLIENT_STATUS, TK_CLIENT_DISABLED, "tkc_agent", 2200);
     CHECK(apply1(st, &c));
     CHECK(!apply1(st, &c));
-    c.state = TK_CLIENT_APPROVED;
+    c.client_status.status = TK_CLIENT_APPROVED;
     CHECK(apply1(st, &c)); /* disabled → approved */
     CHECK(!apply1(st, &c));
 
     tk_txn *r;
     CHECK_EQ_INT(tk_store_read_begin(st, &r), 0);
     tk_token_rec t;
-    hash_of(2, op.hash);
-    CHECK_EQ_INT(tk_store_get_token(r, op.hash, &t), 0);
+    hash_of(2, op.revoke_token.hash);
+    CHECK_EQ_INT(tk_store_get_token(r, op.revoke_token.hash, &t), 0);
     CHECK_EQ_INT(t.revoked_at, 2000);
     CHECK_SLICE(t.scope, "read write"); /* the rest of the record is intact */
     tk_grant_rec gr;
@@ -319,6 +343,7 @@ static void test_apply_ops(void)
     tk_client_rec cl;
     CHECK_EQ_INT(tk_store_get_client(r, TK_SLICE_LIT("tkc_agent"), &cl), 0);
     CHECK_EQ_INT(cl.status, TK_CLIENT_APPROVED);
+    CHECK_EQ_INT(cl.generation, 1); /* one move to disabled, one bump */
     tk_store_txn_end(r);
 
     /* Invalid ops are refused before touching anything. */
@@ -350,10 +375,8 @@ static void test_session_machine(void)
     tk_op resume = op_of(TK_OP_SESSION_STATE, TK_SESSION_ACTIVE, "tks_1", 300);
     tk_op suspend = op_of(TK_OP_SESSION_STATE, TK_SESSION_SUSPENDED, "tks_1", 310);
     tk_op term = op_of(TK_OP_SESSION_STATE, TK_SESSION_TERMINATED, "tks_1", 320);
-    memcpy(suspend.reason, "device", 6);
-    suspend.reason_len = 6;
-    memcpy(term.reason, "logout", 6);
-    term.reason_len = 6;
+    TK_ASSERT(tk_op_reason_set(&suspend.session.reason, TK_SLICE_LIT("device")) == 0);
+    TK_ASSERT(tk_op_reason_set(&term.session.reason, TK_SLICE_LIT("logout")) == 0);
 
     CHECK(!apply1(st, &resume)); /* active: nothing to resume */
     CHECK(apply1(st, &suspend));
@@ -380,8 +403,8 @@ static void test_session_machine(void)
     CHECK_EQ_INT(s.expires, 9000);
     tk_store_txn_end(r);
 
-    term.id_len = 5;
-    memcpy(term.id, "tks_2", 5); /* active → terminated directly */
+    TK_ASSERT(tk_op_id_set(&term.session.sid, TK_SLICE_LIT("tks_2")) ==
+              0); /* active → terminated */
     CHECK(apply1(st, &term));
     tk_op missing = op_of(TK_OP_SESSION_STATE, TK_SESSION_TERMINATED, "tks_404", 1);
     CHECK(!apply1(st, &missing));
@@ -447,7 +470,7 @@ static void test_renew_visibility(void)
 
     /* And once more: a revocation after this renew shows after the next. */
     tk_op op = op_of(TK_OP_REVOKE_TOKEN, 0, NULL, 4242);
-    memcpy(op.hash, h, TK_HASH_LEN);
+    memcpy(op.revoke_token.hash, h, TK_HASH_LEN);
     CHECK(apply1(st, &op));
     CHECK_EQ_INT(tk_store_get_token(r, h, &t), 0);
     CHECK_EQ_INT(t.revoked_at, 0);
@@ -590,10 +613,9 @@ static tk_op access_op(const char *client, const char *res, uint32_t allowed, ui
                        int64_t at)
 {
     tk_op op = op_of(TK_OP_AGENT_ACCESS, 0, client, at);
-    op.reason_len = (uint8_t)strlen(res);
-    memcpy(op.reason, res, op.reason_len);
-    op.allowed = allowed;
-    op.denied = denied;
+    TK_ASSERT(tk_op_resource_set(&op.agent_access.resource, tk_slice_from_str(res)) == 0);
+    op.agent_access.allowed = allowed;
+    op.agent_access.denied = denied;
     return op;
 }
 
@@ -739,13 +761,12 @@ static tk_op idp_op(uint8_t kind, const char *iss, const char *v, const char *jt
                     int64_t at)
 {
     tk_op op = op_of(TK_OP_IDP_EVENT, state, jti, at);
-    tk_store_idp_key(kind, tk_slice_from_str(iss), tk_slice_from_str(v), op.hash);
-    op.source = TK_SOURCE_BACKCHANNEL;
-    op.until = at + 100;
-    op.iss_len = (uint16_t)strlen(iss);
-    memcpy(op.iss, iss, op.iss_len);
-    memcpy(op.reason, "logout", 6);
-    op.reason_len = 6;
+    tk_op_idp_event *e = &op.idp_event;
+    tk_store_idp_key(kind, tk_slice_from_str(iss), tk_slice_from_str(v), e->match);
+    e->source = TK_SOURCE_BACKCHANNEL;
+    e->until = at + 100;
+    TK_ASSERT(tk_op_iss_set(&e->iss, tk_slice_from_str(iss)) == 0);
+    TK_ASSERT(tk_op_reason_set(&e->reason, TK_SLICE_LIT("logout")) == 0);
     return op;
 }
 
@@ -797,8 +818,9 @@ static void test_idp_events(void)
 
     /* sid idp-sid-1 filtered to alice: only tks_a ends; applying again is a no-op. */
     tk_op op = idp_op(TK_IDP_KEY_SID, iss, "idp-sid-1", "jti-1", TK_SESSION_TERMINATED, 1000);
-    op.has_filter = true;
-    tk_store_idp_key(TK_IDP_KEY_SUB, tk_slice_from_str(iss), TK_SLICE_LIT("alice"), op.filter);
+    op.idp_event.has_filter = true;
+    tk_store_idp_key(TK_IDP_KEY_SUB, tk_slice_from_str(iss), TK_SLICE_LIT("alice"),
+                     op.idp_event.filter);
     CHECK(apply1(st, &op));
     CHECK(!apply1(st, &op));
     tk_session_rec s;
@@ -821,6 +843,7 @@ static void test_idp_events(void)
     CHECK_EQ_INT(last.matched, 2);
     CHECK_EQ_INT(last.changed, 1);
     CHECK_EQ_INT(last.state, TK_SESSION_SUSPENDED);
+    CHECK_EQ_INT(last.hold, TK_HOLD_ADMIN);
 
     /* Replay records: known until `until`, pruned after it, oldest first. */
     uint8_t key[TK_HASH_LEN];
@@ -845,6 +868,160 @@ static void test_idp_events(void)
     remove_dir();
 }
 
+static uint8_t holds_of(tk_store *st, const char *sid, uint8_t *state)
+{
+    tk_session_rec s;
+    tk_txn *r;
+    *state = session_state(st, sid, &s, &r);
+    uint8_t h = s.holds;
+    tk_store_txn_end(r);
+    return h;
+}
+
+static tk_op ssf_op(const char *iss, const char *sub, const char *jti, uint8_t state, uint8_t hold,
+                    int64_t at)
+{
+    tk_op op = idp_op(TK_IDP_KEY_SUB, iss, sub, jti, state, at);
+    op.idp_event.source = TK_SOURCE_SSF;
+    op.idp_event.hold = hold;
+    return op;
+}
+
+/* A subject-keyed IdP event sets or lifts only its own owner's hold on
+ * every session of the user; the audit record names that hold. */
+static void test_idp_holds(void)
+{
+    make_dir();
+    tk_store *st = open_store(0);
+    const char *iss = "https://idp.example";
+    put_idp_session(st, "tks_h1", iss, "alice", NULL);
+    put_idp_session(st, "tks_h2", iss, "alice", NULL);
+    put_idp_session(st, "tks_h3", iss, "alice", NULL);
+    put_idp_session(st, "tks_h4", iss, "alice", NULL);
+    tk_op a = op_of(TK_OP_SESSION_STATE, TK_SESSION_SUSPENDED, "tks_h1", 900);
+    CHECK(apply1(st, &a)); /* an administrator's hold */
+    tk_op cr = op_of(TK_OP_SESSION_STATE, TK_SESSION_SUSPENDED, "tks_h3", 900);
+    cr.session.hold = TK_HOLD_CREDENTIAL;
+    CHECK(apply1(st, &cr));
+
+    /* not-compliant: every session of alice gets the device hold. */
+    tk_op dev = ssf_op(iss, "alice", "set-1", TK_SESSION_SUSPENDED, TK_HOLD_DEVICE, 1000);
+    CHECK(apply1(st, &dev));
+    uint8_t state;
+    CHECK_EQ_INT(holds_of(st, "tks_h1", &state),
+                 TK_HOLD_BIT(TK_HOLD_ADMIN) | TK_HOLD_BIT(TK_HOLD_DEVICE));
+    CHECK_EQ_INT(holds_of(st, "tks_h2", &state), TK_HOLD_BIT(TK_HOLD_DEVICE));
+    CHECK_EQ_INT(state, TK_SESSION_SUSPENDED);
+    CHECK_EQ_INT(holds_of(st, "tks_h3", &state),
+                 TK_HOLD_BIT(TK_HOLD_CREDENTIAL) | TK_HOLD_BIT(TK_HOLD_DEVICE));
+    tk_op term = op_of(TK_OP_SESSION_STATE, TK_SESSION_TERMINATED, "tks_h4", 1001);
+    CHECK(apply1(st, &term)); /* terminated while held */
+
+    /* compliant: only the device holds go; the others stay suspended. */
+    tk_op ok = ssf_op(iss, "alice", "set-2", TK_SESSION_ACTIVE, TK_HOLD_DEVICE, 1002);
+    CHECK(apply1(st, &ok));
+    CHECK(!apply1(st, &ok)); /* a replay changes nothing */
+    CHECK_EQ_INT(holds_of(st, "tks_h1", &state), TK_HOLD_BIT(TK_HOLD_ADMIN));
+    CHECK_EQ_INT(state, TK_SESSION_SUSPENDED);
+    CHECK_EQ_INT(holds_of(st, "tks_h2", &state), 0);
+    CHECK_EQ_INT(state, TK_SESSION_ACTIVE);
+    CHECK_EQ_INT(holds_of(st, "tks_h3", &state), TK_HOLD_BIT(TK_HOLD_CREDENTIAL));
+    CHECK_EQ_INT(state, TK_SESSION_SUSPENDED);
+    holds_of(st, "tks_h4", &state);
+    CHECK_EQ_INT(state, TK_SESSION_TERMINATED); /* final */
+
+    tk_session_rec s;
+    tk_txn *r;
+    session_state(st, "tks_h2", &s, &r);
+    CHECK_EQ_INT(s.ended_at, 0);
+    tk_audit_rec last;
+    CHECK_EQ_INT(tk_store_each_audit(r, collect_audit, &last), 0);
+    tk_store_txn_end(r);
+    CHECK_EQ_INT(last.state, TK_SESSION_ACTIVE);
+    CHECK_EQ_INT(last.hold, TK_HOLD_DEVICE);
+    CHECK_EQ_INT(last.matched, 4);
+    CHECK_EQ_INT(last.changed, 3); /* h1, h2, h3 lost their device hold */
+
+    /* The credential owner lifts its own; then the admin lifts the last. */
+    tk_op lift = ssf_op(iss, "alice", "set-3", TK_SESSION_ACTIVE, TK_HOLD_CREDENTIAL, 1003);
+    CHECK(apply1(st, &lift));
+    CHECK_EQ_INT(holds_of(st, "tks_h3", &state), 0);
+    CHECK_EQ_INT(state, TK_SESSION_ACTIVE);
+    CHECK_EQ_INT(holds_of(st, "tks_h1", &state), TK_HOLD_BIT(TK_HOLD_ADMIN));
+    a.session.state = TK_SESSION_ACTIVE;
+    CHECK(apply1(st, &a));
+    CHECK_EQ_INT(holds_of(st, "tks_h1", &state), 0);
+    CHECK_EQ_INT(state, TK_SESSION_ACTIVE);
+    tk_store_close(st);
+    remove_dir();
+}
+
+/* rotate-secret's op: replaces the hash; the same hash again, or an
+ * unknown client, changes nothing. */
+static void test_client_secret_op(void)
+{
+    make_dir();
+    tk_store *st = open_store(1 << 20);
+    put_fixtures(st);
+    tk_op op = tk_op_make(TK_OP_CLIENT_SECRET, 500);
+    TK_ASSERT(tk_op_id_set(&op.client_secret.client, TK_SLICE_LIT("tkc_agent")) == 0);
+    memset(op.client_secret.secret_hash, 0x42, TK_HASH_LEN);
+    CHECK(apply1(st, &op));
+    CHECK(!apply1(st, &op));
+    tk_txn *r;
+    CHECK_EQ_INT(tk_store_read_begin(st, &r), 0);
+    tk_client_rec c;
+    CHECK_EQ_INT(tk_store_get_client(r, TK_SLICE_LIT("tkc_agent"), &c), 0);
+    CHECK(memcmp(c.secret_hash, op.client_secret.secret_hash, TK_HASH_LEN) == 0);
+    CHECK_EQ_INT(c.status, TK_CLIENT_APPROVED); /* nothing else moved */
+    tk_store_txn_end(r);
+    TK_ASSERT(tk_op_id_set(&op.client_secret.client, TK_SLICE_LIT("tkc_nobody")) == 0);
+    CHECK(!apply1(st, &op));
+    tk_store_close(st);
+    remove_dir();
+}
+
+/* A suspended session written before holds existed, put as raw bytes into
+ * a real store: it reads as one admin hold, the device cannot lift it, the
+ * admin can, and the record is written back in the new form. */
+static void test_legacy_suspended_session(void)
+{
+    make_dir();
+    tk_store *st = open_store(1 << 20);
+    /* {0:1, 1:"bob", 4:2 (suspended), 5:7, 7:8}: version 1 without key 9. */
+    static const uint8_t old[] = {0x85, 0x00, 0x01, 0x01, 0xa3, 'b',  'o',
+                                  'b',  0x04, 0x02, 0x05, 0x07, 0x07, 0x08};
+    tk_txn *w;
+    CHECK_EQ_INT(tk_store_write_begin(st, &w), 0);
+    CHECK_EQ_INT(tk_store_raw_put(w, DB_SESSIONS, TK_SLICE_LIT("tks_old"), old, sizeof old, 0), 0);
+    CHECK_EQ_INT(tk_store_commit(w), 0);
+    uint8_t state;
+    CHECK_EQ_INT(holds_of(st, "tks_old", &state), TK_HOLD_BIT(TK_HOLD_ADMIN));
+    CHECK_EQ_INT(state, TK_SESSION_SUSPENDED);
+    tk_op dev = op_of(TK_OP_SESSION_STATE, TK_SESSION_ACTIVE, "tks_old", 20);
+    dev.session.hold = TK_HOLD_DEVICE;
+    CHECK(!apply1(st, &dev)); /* not the device's hold */
+    CHECK_EQ_INT(holds_of(st, "tks_old", &state), TK_HOLD_BIT(TK_HOLD_ADMIN));
+    dev.session.state = TK_SESSION_SUSPENDED; /* the device adds its own */
+    CHECK(apply1(st, &dev));
+    CHECK_EQ_INT(holds_of(st, "tks_old", &state),
+                 TK_HOLD_BIT(TK_HOLD_ADMIN) | TK_HOLD_BIT(TK_HOLD_DEVICE));
+    tk_session_rec s;
+    tk_txn *r;
+    session_state(st, "tks_old", &s, &r);
+    CHECK_EQ_INT(s.ended_at, 8); /* suspended since the old record said */
+    CHECK_SLICE(s.sub, "bob");
+    tk_store_txn_end(r);
+    tk_op adm = op_of(TK_OP_SESSION_STATE, TK_SESSION_ACTIVE, "tks_old", 21);
+    CHECK(apply1(st, &adm));
+    dev.session.state = TK_SESSION_ACTIVE;
+    CHECK(apply1(st, &dev));
+    CHECK_EQ_INT(holds_of(st, "tks_old", &state), 0);
+    CHECK_EQ_INT(state, TK_SESSION_ACTIVE);
+    tk_store_close(st);
+    remove_dir();
+}
+
 int main(void)
 {
     RUN(test_records_and_indices);
@@ -858,5 +1035,8 @@ int main(void)
     RUN(test_agent_access);
     RUN(test_agent_access_old_store);
     RUN(test_idp_events);
+    RUN(test_idp_holds);
+    RUN(test_client_secret_op);
+    RUN(test_legacy_suspended_session);
     return check_report();
 }
