@@ -17,6 +17,8 @@
  * input that crashes only after others exhausted a bucket may need them to
  * reproduce; the bucket code itself is small and fixed-size.
  */
+#include "fuzz_common.h"
+
 #include "tokend/common.h"
 #include "tokend/config.h"
 #include "tokend/crypto.h"
@@ -28,19 +30,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static _Noreturn void fail(const char *what, int line)
-{
-    fprintf(stderr, "fuzz_app: invariant failed at line %d: %s\n", line, what);
-    abort();
-}
-
-#define EXPECT(c)                                                                                  \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fail(#c, __LINE__);                                                                    \
-        }                                                                                          \
-    } while (0)
 
 #define SEED_OK(e) EXPECT((e) == 0)
 
@@ -120,9 +109,6 @@ static void seed_store(void)
     }
     SEED_OK(tk_store_commit(t));
 }
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
