@@ -2,7 +2,7 @@
  * The application side of the server: per-worker contexts, the hooks the
  * io_uring loop calls, the router and the response helpers.
  *
- * The one idea (DESIGN.md §4): each worker keeps one long-lived LMDB read
+ * The one idea (docs/ARCHITECTURE.md §4): each worker keeps one long-lived LMDB read
  * transaction and renews it exactly once per batch of completions, after the
  * batch was harvested. A revocation's 200 is sent only after its commit, so
  * any request that arrives after that 200 is in a later batch, whose renewed
