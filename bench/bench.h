@@ -1,6 +1,6 @@
 /*
  * tokend-bench: the load generator and scenarios that measure tokend against
- * its performance budget (DESIGN.md §7). One thread, one io_uring ring, one
+ * its performance budget (docs/ARCHITECTURE.md §7). One thread, one io_uring ring, one
  * request in flight per keep-alive connection: the client must never be the
  * bottleneck it measures, so it does no allocation and no syscalls per request
  * beyond the ring's enter.

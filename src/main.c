@@ -305,7 +305,11 @@ static int run(struct options *o)
     }
     tk_committer_set_map_max(committer, cfg->map_size_max);
     tk_app *app = NULL;
-    tk_app_cfg acfg = {.cfg = cfg,
+    tk_app_cfg acfg = {.issuer = cfg->issuer,
+                       .resources_file = cfg->resources_file,
+                       .metrics_token = cfg->metrics_token,
+                       .max_depth = cfg->max_depth,
+                       .auth_fail_burst = cfg->auth_fail_burst,
                        .store = store,
                        .committer = committer,
                        .idp = idp,

@@ -184,7 +184,12 @@ int main(int argc, char **argv)
     tk_store *store = NULL;
     tk_store_opts so = {.dir = r.data, .map_size = r.map_size};
     tk_app *app = NULL;
-    tk_app_cfg acfg = {.cfg = &cfg, .workers = 1};
+    tk_app_cfg acfg = {.issuer = cfg.issuer,
+                       .resources_file = cfg.resources_file,
+                       .metrics_token = cfg.metrics_token,
+                       .max_depth = cfg.max_depth,
+                       .auth_fail_burst = cfg.auth_fail_burst,
+                       .workers = 1};
     if (tk_store_open(&so, &store) != 0 || (acfg.store = store, tk_app_create(&acfg, &app)) != 0) {
         fprintf(stderr, "tokend-replay: cannot open %s\n", r.data);
         return 1;

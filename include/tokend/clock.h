@@ -7,8 +7,8 @@
 
 #include <stdint.h>
 
-int64_t tk_now(void);          /* Unix seconds */
-uint64_t tk_mono_ns(void);     /* monotonic nanoseconds */
-uint64_t tk_mono_ms(void);     /* monotonic milliseconds */
+int64_t tk_now(void);      /* Unix seconds */
+uint64_t tk_mono_ns(void); /* monotonic nanoseconds */
+uint64_t tk_mono_ms(void); /* monotonic milliseconds */
 
 #endif

@@ -3,7 +3,7 @@
  * revocation must write, and issuance. Pure logic over a store transaction:
  * no sockets, no threads, no clocks (callers pass now).
  *
- * The cascade rule (DESIGN.md §3): a token is active iff its record exists, it
+ * The cascade rule (docs/ARCHITECTURE.md §3): a token is active iff its record exists, it
  * is not revoked, nbf <= now < exp, and every ancestor is good: each token on
  * its delegation chain (bounded by max_depth) is itself not revoked and in
  * time, and its client is approved and still at the generation the token

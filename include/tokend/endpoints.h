@@ -8,7 +8,6 @@
 #define TOKEND_ENDPOINTS_H
 
 #include "tokend/common.h"
-#include "tokend/config.h"
 #include "tokend/store.h"
 #include "tokend/committer.h"
 #include "tokend/server.h"
@@ -27,8 +26,15 @@ enum tk_app_listener {
     TK_APP_LISTENER_METRICS = 1,
 };
 
+/* What the application takes from the configuration (main.c copies it from
+ * tk_config: the endpoints sit below the configuration layer). The strings
+ * must outlive the app. */
 typedef struct tk_app_cfg {
-    const tk_config *cfg; /* must outlive the app */
+    const char *issuer;         /* the RFC 8414 issuer: metadata, realms, iss */
+    const char *resources_file; /* protected resources (JSON); "" = none */
+    const char *metrics_token;  /* bearer the metrics listener requires; "" = none */
+    unsigned max_depth;         /* delegation links allowed */
+    unsigned auth_fail_burst;   /* failed authentications before 429; 0 = no limit */
     tk_store *store;
     tk_committer *committer;
     tk_idp_holder *idp; /* trusted IdPs (POST /backchannel-logout, …); NULL = none */

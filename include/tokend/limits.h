@@ -10,7 +10,7 @@
 
 /* SHA-256 output: tokens and client secrets are stored only as this hash. */
 #define TK_HASH_LEN 32
-/* Random bytes in a token or secret: 256 bits (DESIGN.md §2). */
+/* Random bytes in a token or secret: 256 bits (docs/ARCHITECTURE.md §2). */
 #define TK_SECRET_BYTES 32
 /* base64url without padding of TK_SECRET_BYTES: ceil(32 * 4 / 3). */
 #define TK_SECRET_B64_LEN 43

@@ -1,5 +1,5 @@
 /*
- * The LMDB store: one environment, named DBIs (DESIGN.md §2), records encoded
+ * The LMDB store: one environment, named DBIs (docs/ARCHITECTURE.md §2), records encoded
  * by record.h. This module (with record.c) is the only code that includes
  * lmdb.h or msgpack.h.
  *

@@ -1,5 +1,5 @@
 /*
- * Token decisions over a store transaction: the cascade rule (DESIGN.md §3),
+ * Token decisions over a store transaction: the cascade rule (docs/ARCHITECTURE.md §3),
  * client authentication and the plan of an RFC 7009 revocation.
  *
  * The one idea: a token is only as good as everything above it. Deciding

@@ -3,7 +3,7 @@
  * io_uring loop calls and the router over the endpoint table (routes.c).
  * Handlers answer through reply.c; nothing here is called back by them.
  *
- * The one idea (DESIGN.md §4): each worker keeps one long-lived LMDB read
+ * The one idea (docs/ARCHITECTURE.md §4): each worker keeps one long-lived LMDB read
  * transaction and renews it exactly once per batch of completions, after the
  * batch was harvested. A revocation's 200 is sent only after its commit, so
  * any request that arrives after that 200 is in a later batch, whose renewed
@@ -230,7 +230,7 @@ static int app_request(void *wctx, const tk_http_request *req, tk_outbuf *out, u
 
 static int load_resources(const tk_app *app, tk_resources **out)
 {
-    const char *path = app->cfg.cfg->resources_file;
+    const char *path = app->cfg.resources_file;
     char err[512];
     int rc = tk_resources_load(path, out, err, sizeof err);
     if (rc != 0) {
@@ -243,7 +243,8 @@ static int load_resources(const tk_app *app, tk_resources **out)
 
 int tk_app_create(const tk_app_cfg *cfg, tk_app **out)
 {
-    TK_ASSERT(cfg->cfg != NULL && cfg->store != NULL);
+    TK_ASSERT(cfg->issuer != NULL && cfg->resources_file != NULL && cfg->metrics_token != NULL);
+    TK_ASSERT(cfg->store != NULL);
     unsigned n = cfg->workers;
     if (n == 0 || n > TK_WORKERS_MAX) {
         n = TK_WORKERS_MAX;
@@ -263,7 +264,7 @@ int tk_app_create(const tk_app_cfg *cfg, tk_app **out)
     app->nworkers = n;
     app->routes = ep_routes;
     app->nroutes = ep_nroutes;
-    unsigned depth = cfg->cfg->max_depth;
+    unsigned depth = cfg->max_depth;
     app->core.max_depth = depth < TK_DEPTH_MAX ? depth : TK_DEPTH_MAX;
     for (unsigned i = 0; i < n; i++) {
         app->w[i].app = app;
@@ -272,9 +273,9 @@ int tk_app_create(const tk_app_cfg *cfg, tk_app **out)
         if (tk_random_bytes(&seed, sizeof seed) != 0) {
             seed = tk_mono_ns(); /* the CSPRNG failed: still a per-process seed */
         }
-        ep_rl_init(&app->w[i].rl, seed, cfg->cfg->auth_fail_burst);
+        ep_rl_init(&app->w[i].rl, seed, cfg->auth_fail_burst);
     }
-    if (cfg->cfg->resources_file[0] != '\0') {
+    if (cfg->resources_file[0] != '\0') {
         int rc = load_resources(app, &app->res);
         if (rc != 0) {
             free(app->w);
@@ -288,7 +289,7 @@ int tk_app_create(const tk_app_cfg *cfg, tk_app **out)
 
 int tk_app_reload_resources(tk_app *app)
 {
-    if (app->cfg.cfg->resources_file[0] == '\0') {
+    if (app->cfg.resources_file[0] == '\0') {
         return 0;
     }
     tk_resources *fresh = NULL;

@@ -39,7 +39,7 @@ static void auth_methods(tk_json *j, const char *key)
 void ep_metadata(ep_req *r)
 {
     ep_worker *w = r->w;
-    const char *iss = w->app->cfg.cfg->issuer;
+    const char *iss = w->app->cfg.issuer;
     tk_slice issuer = {iss, strnlen(iss, TK_URL_MAX)};
     char url[TK_URL_MAX + TK_ENDPOINT_PATH_MAX];
     tk_json j;
@@ -90,7 +90,7 @@ void ep_resource_metadata(ep_req *r)
         ep_reply_error(r, 404, "not_found", NULL);
         return;
     }
-    const char *iss = w->app->cfg.cfg->issuer;
+    const char *iss = w->app->cfg.issuer;
     tk_json j;
     tk_json_init(&j, w->scratch, sizeof w->scratch);
     tk_json_obj_begin(&j);

@@ -16,7 +16,7 @@
 
 static tk_slice issuer_of(const ep_worker *w)
 {
-    return tk_slice_from_str(w->app->cfg.cfg->issuer);
+    return tk_slice_from_str(w->app->cfg.issuer);
 }
 
 void ep_introspect(ep_req *r)

@@ -341,7 +341,7 @@ void ep_metrics_serve(ep_req *r)
 {
     ep_worker *w = r->w;
     const tk_app *app = w->app;
-    if (!scrape_allowed(r, app->cfg.cfg->metrics_token)) {
+    if (!scrape_allowed(r, app->cfg.metrics_token)) {
         bool sent = r->http->authorization.len > 0;
         ep_reply_error(r, 401, "invalid_token",
                        sent ? "WWW-Authenticate: Bearer realm=\"metrics\", "

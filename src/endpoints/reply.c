@@ -88,7 +88,7 @@ void ep_reply_invalid_client(ep_req *r)
         return;
     }
     char hdr[2 * TK_URL_MAX + 96];
-    basic_challenge(r->w->app->cfg.cfg->issuer, hdr, sizeof hdr);
+    basic_challenge(r->w->app->cfg.issuer, hdr, sizeof hdr);
     ep_reply_error(r, 401, "invalid_client", hdr);
 }
 

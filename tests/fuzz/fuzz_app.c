@@ -18,6 +18,8 @@
  * input that crashes only after others exhausted a bucket may need them to
  * reproduce; the bucket code itself is small and fixed-size.
  */
+#include "fuzz_common.h"
+
 #include "tokend/common.h"
 #include "tokend/config.h"
 #include "tokend/crypto.h"
@@ -29,19 +31,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static _Noreturn void fail(const char *what, int line)
-{
-    fprintf(stderr, "fuzz_app: invariant failed at line %d: %s\n", line, what);
-    abort();
-}
-
-#define EXPECT(c)                                                                                  \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fail(#c, __LINE__);                                                                    \
-        }                                                                                          \
-    } while (0)
 
 #define SEED_OK(e) EXPECT((e) == 0)
 
@@ -122,9 +111,6 @@ static void seed_store(void)
     SEED_OK(tk_store_commit(t));
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
@@ -144,7 +130,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
             snprintf(cfg[i].metrics_token, sizeof cfg[i].metrics_token, "fuzz-metrics-token-0123");
         }
         write_resources(dir, cfg[i].resources_file, sizeof cfg[i].resources_file);
-        tk_app_cfg ac = {.cfg = &cfg[i], .store = store, .committer = NULL, .workers = 1};
+        tk_app_cfg ac = {.issuer = cfg[i].issuer,
+                         .resources_file = cfg[i].resources_file,
+                         .metrics_token = cfg[i].metrics_token,
+                         .max_depth = cfg[i].max_depth,
+                         .auth_fail_burst = cfg[i].auth_fail_burst,
+                         .store = store,
+                         .committer = NULL,
+                         .workers = 1};
         SEED_OK(tk_app_create(&ac, &app[i]));
         tk_app_hooks(app[i], &hooks[i]);
         wctx[i] = hooks[i].worker_init(hooks[i].app, 0);

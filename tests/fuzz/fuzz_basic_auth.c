@@ -8,25 +8,14 @@
  * the caller's buffers untouched; on other failures empty parts; a Bearer token is the whole
  * remainder of the value, from the b64token alphabet.
  */
+#include "fuzz_common.h"
+
 #include "tokend/common.h"
 #include "tokend/http.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static _Noreturn void fail(const char *what, int line)
-{
-    fprintf(stderr, "fuzz_basic_auth: invariant failed at line %d: %s\n", line, what);
-    abort();
-}
-
-#define EXPECT(c)                                                                                  \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fail(#c, __LINE__);                                                                    \
-        }                                                                                          \
-    } while (0)
 
 static bool clean(const char *s, size_t cap)
 {
@@ -103,8 +92,6 @@ static size_t b64(const uint8_t *in, size_t n, char *out)
     }
     return o;
 }
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -7,6 +7,8 @@
  * only documented results, an error message always NUL-terminated within
  * its buffer, and every accepted configuration inside the documented ranges.
  */
+#include "fuzz_common.h"
+
 #include "tokend/common.h"
 #include "tokend/config.h"
 #include "tokend/limits.h"
@@ -16,19 +18,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
-
-static _Noreturn void fail(const char *what, int line)
-{
-    fprintf(stderr, "fuzz_config: invariant failed at line %d: %s\n", line, what);
-    abort();
-}
-
-#define EXPECT(c)                                                                                  \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fail(#c, __LINE__);                                                                    \
-        }                                                                                          \
-    } while (0)
 
 static int memfd = -1;
 
@@ -90,9 +79,6 @@ static void check_set(const uint8_t *data, size_t size)
         check_ranges(&cfg);
     }
 }
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

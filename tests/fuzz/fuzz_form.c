@@ -5,6 +5,8 @@
  * it checks the contract's invariants and compares every result with a
  * deliberately naive reference decoder written from form.h alone.
  */
+#include "fuzz_common.h"
+
 #include "tokend/common.h"
 #include "tokend/form.h"
 #include "tokend/limits.h"
@@ -182,8 +184,6 @@ static void check_unescape(const char *data, size_t size)
     }
     free(big);
 }
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

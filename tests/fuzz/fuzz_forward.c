@@ -16,6 +16,8 @@
  * dot and normalises to itself; the match is stable under host case changes and a trailing dot, and
  * whatever matches covers the path on a segment boundary.
  */
+#include "fuzz_common.h"
+
 #include "tokend/common.h"
 #include "tokend/http_uri.h"
 #include "tokend/resources.h"
@@ -69,9 +71,9 @@ static bool hex(char c)
 
 static void check_normal(const char *p, size_t n)
 {
-    TK_ASSERT(n >= 1 && p[0] == '/');
+    EXPECT(n >= 1 && p[0] == '/');
     for (size_t i = 0; i < n; i++) {
-        TK_ASSERT((unsigned char)p[i] >= 0x20 && p[i] != 0x7f);
+        EXPECT((unsigned char)p[i] >= 0x20 && p[i] != 0x7f);
         if (p[i] != '/') {
             continue;
         }
@@ -80,15 +82,15 @@ static void check_normal(const char *p, size_t n)
             j++;
         }
         size_t seg = j - i - 1;
-        TK_ASSERT(seg > 0 || j == n);              /* no "//" */
-        TK_ASSERT(!(seg == 1 && p[i + 1] == '.')); /* no "/./" */
-        TK_ASSERT(!(seg == 2 && p[i + 1] == '.' && p[i + 2] == '.'));
+        EXPECT(seg > 0 || j == n);              /* no "//" */
+        EXPECT(!(seg == 1 && p[i + 1] == '.')); /* no "/./" */
+        EXPECT(!(seg == 2 && p[i + 1] == '.' && p[i + 2] == '.'));
     }
-    TK_ASSERT(memchr(p, ';', n) == NULL && memchr(p, '\\', n) == NULL);
+    EXPECT(memchr(p, ';', n) == NULL && memchr(p, '\\', n) == NULL);
     for (size_t i = 0; i + 2 < n; i++) {
-        TK_ASSERT(!(p[i] == '%' && hex(p[i + 1]) && hex(p[i + 2])));
+        EXPECT(!(p[i] == '%' && hex(p[i + 1]) && hex(p[i + 2])));
     }
-    TK_ASSERT(valid_utf8_no_c1((const unsigned char *)p, n));
+    EXPECT(valid_utf8_no_c1((const unsigned char *)p, n));
 }
 
 /* Host: normalised once, the result is a fixed point; the match does not
@@ -98,17 +100,17 @@ static void check_host(tk_slice raw, tk_slice path)
     char buf[TK_HTTP_HOST_MAX + 1], again[TK_HTTP_HOST_MAX + 1];
     tk_http_host h, h2;
     int rc = tk_http_host_normalize(raw, buf, sizeof buf, &h);
-    TK_ASSERT(rc == 0 || rc == TK_E_BADINPUT);
+    EXPECT(rc == 0 || rc == TK_E_BADINPUT);
     if (rc != 0) {
         return;
     }
-    TK_ASSERT(h.name.len >= 1 && h.name.len <= TK_HTTP_HOST_MAX && h.name.len <= raw.len + 16);
+    EXPECT(h.name.len >= 1 && h.name.len <= TK_HTTP_HOST_MAX && h.name.len <= raw.len + 16);
     for (size_t i = 0; i < h.name.len; i++) {
-        TK_ASSERT(!(h.name.p[i] >= 'A' && h.name.p[i] <= 'Z'));
+        EXPECT(!(h.name.p[i] >= 'A' && h.name.p[i] <= 'Z'));
     }
-    TK_ASSERT(h.name.p[h.name.len - 1] != '.');
-    TK_ASSERT(tk_http_host_normalize(h.name, again, sizeof again, &h2) == 0);
-    TK_ASSERT(tk_slice_eq(h.name, h2.name) && h2.port == 0);
+    EXPECT(h.name.p[h.name.len - 1] != '.');
+    EXPECT(tk_http_host_normalize(h.name, again, sizeof again, &h2) == 0);
+    EXPECT(tk_slice_eq(h.name, h2.name) && h2.port == 0);
     const tk_resource *r = tk_resources_match(rs, &h, path);
     char up[TK_HTTP_HOST_MAX + 2];
     if (raw.len < sizeof up) {
@@ -122,18 +124,16 @@ static void check_host(tk_slice raw, tk_slice path)
         if (dot) {
             up[n++] = '.';
         }
-        TK_ASSERT(tk_http_host_normalize((tk_slice){up, n}, again, sizeof again, &h2) == 0);
-        TK_ASSERT(tk_resources_match(rs, &h2, path) == r);
+        EXPECT(tk_http_host_normalize((tk_slice){up, n}, again, sizeof again, &h2) == 0);
+        EXPECT(tk_resources_match(rs, &h2, path) == r);
     }
 }
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (rs == NULL) {
         char err[256];
-        TK_ASSERT(tk_resources_parse(table, sizeof table - 1, &rs, err, sizeof err) == 0);
+        EXPECT(tk_resources_parse(table, sizeof table - 1, &rs, err, sizeof err) == 0);
     }
     const char *in = (const char *)data;
     const char *nl = memchr(in, '\n', size);
@@ -146,23 +146,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     enum tk_http_path_flaw flaw, flaw2;
     int rc = tk_http_path_normalize(raw, TK_HTTP_PARAMS_REFUSE, out, raw.len, &n, &flaw);
     int rc2 = tk_http_path_normalize(raw, TK_HTTP_PARAMS_STRIP, out2, raw.len, &n2, &flaw2);
-    TK_ASSERT(rc == 0 || rc == TK_E_BADINPUT);
-    TK_ASSERT(rc2 == 0 || rc2 == TK_E_BADINPUT);
-    TK_ASSERT((rc == 0) == (flaw == TK_HTTP_PATH_OK) && (rc2 == 0) == (flaw2 == TK_HTTP_PATH_OK));
+    EXPECT(rc == 0 || rc == TK_E_BADINPUT);
+    EXPECT(rc2 == 0 || rc2 == TK_E_BADINPUT);
+    EXPECT((rc == 0) == (flaw == TK_HTTP_PATH_OK) && (rc2 == 0) == (flaw2 == TK_HTTP_PATH_OK));
     if (rc == 0) { /* refuse mode accepts only what strip mode reads the same */
-        TK_ASSERT(rc2 == 0 && n2 == n && memcmp(out, out2, n) == 0);
+        EXPECT(rc2 == 0 && n2 == n && memcmp(out, out2, n) == 0);
     }
     const char *q = memchr(raw.p, '?', raw.len);
     size_t plen = q != NULL ? (size_t)(q - raw.p) : raw.len;
     if (memchr(raw.p, ';', plen) == NULL) {
-        TK_ASSERT(rc == rc2 && flaw == flaw2);
+        EXPECT(rc == rc2 && flaw == flaw2);
     }
     if (rc2 == 0) {
-        TK_ASSERT(n2 <= raw.len);
+        EXPECT(n2 <= raw.len);
         check_normal(out2, n2);
     }
     if (rc == 0) {
-        TK_ASSERT(n <= raw.len);
+        EXPECT(n <= raw.len);
         check_normal(out, n);
         /* A second pass would cut at a decoded '?' or '#', or refuse a
          * decoded '%' or space: the fixed point holds without them. */
@@ -171,9 +171,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char *again = malloc(n);
         size_t na = 0;
         if (plain) {
-            TK_ASSERT(tk_http_path_normalize((tk_slice){out, n}, TK_HTTP_PARAMS_REFUSE, again, n,
-                                             &na, NULL) == 0);
-            TK_ASSERT(na == n && memcmp(again, out, n) == 0);
+            EXPECT(tk_http_path_normalize((tk_slice){out, n}, TK_HTTP_PARAMS_REFUSE, again, n, &na,
+                                          NULL) == 0);
+            EXPECT(na == n && memcmp(again, out, n) == 0);
         }
         free(again);
 
@@ -184,7 +184,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (tk_http_host_normalize(host, hb, sizeof hb, &h) == 0) {
             const tk_resource *r = tk_resources_match(rs, &h, path);
             if (r != NULL) {
-                TK_ASSERT(n >= r->prefix.len && memcmp(out, r->prefix.p, r->prefix.len) == 0);
+                EXPECT(n >= r->prefix.len && memcmp(out, r->prefix.p, r->prefix.len) == 0);
             }
         }
     }

@@ -9,6 +9,8 @@
  * the same bytes: CRLF-only lines, the request-line shape, the field count,
  * the limits, no Transfer-Encoding, Host on 1.1, slices inside the buffer.
  */
+#include "fuzz_common.h"
+
 #include "tokend/common.h"
 #include "tokend/http.h"
 #include "tokend/limits.h"
@@ -20,20 +22,6 @@
 #define SPLITS_MAX 48
 
 static tk_http_request whole_req, part_req;
-
-/* libFuzzer reports the abort as a crash and saves the input. */
-static _Noreturn void fail(const char *what, int line)
-{
-    fprintf(stderr, "fuzz_http: invariant failed at line %d: %s\n", line, what);
-    abort();
-}
-
-#define EXPECT(c)                                                                                  \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fail(#c, __LINE__);                                                                    \
-        }                                                                                          \
-    } while (0)
 
 static bool inside(tk_slice s, const char *buf, size_t n)
 {
@@ -165,8 +153,6 @@ static void check_prefix(const char *buf, size_t p, size_t max_body, int whole)
     }
     free(copy);
 }
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

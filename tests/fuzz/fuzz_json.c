@@ -9,6 +9,8 @@
  * (jansson's own check) and otherwise parses as valid UTF-8; an overflowed
  * writer stays NUL-terminated inside its buffer.
  */
+#include "fuzz_common.h"
+
 #include "tokend/common.h"
 #include "tokend/json.h"
 
@@ -16,19 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static _Noreturn void fail(const char *what, int line)
-{
-    fprintf(stderr, "fuzz_json: invariant failed at line %d: %s\n", line, what);
-    abort();
-}
-
-#define EXPECT(c)                                                                                  \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fail(#c, __LINE__);                                                                    \
-        }                                                                                          \
-    } while (0)
 
 #define BUF_MAX 8192
 
@@ -140,8 +129,6 @@ static void check_program(const uint8_t *d, size_t n, size_t cap)
         json_decref(v);
     }
 }
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -12,6 +12,8 @@
  * has an accepted alg and both JSON objects; the signing input is a prefix
  * of the input; a time check that passes yields an until in range.
  */
+#include "fuzz_common.h"
+
 #include "tokend/jose.h"
 
 #include "tokend/crypto.h"
@@ -19,8 +21,6 @@
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define FUZZ_ASSERT(e) ((e) ? (void)0 : abort())
 
 static tk_idp_issuer issuer;
 
@@ -41,7 +41,7 @@ static void init_issuer(void)
     issuer.keys[1].algs = TK_ALG_BIT(TK_ALG_RS256) | TK_ALG_BIT(TK_ALG_PS256);
     strcpy(issuer.keys[1].kid, "rsa");
     issuer.keys[1].kid_len = 3;
-    FUZZ_ASSERT(issuer.keys[0].pkey != NULL && issuer.keys[1].pkey != NULL);
+    EXPECT(issuer.keys[0].pkey != NULL && issuer.keys[1].pkey != NULL);
 }
 
 static void claims(const ev_jws *j)
@@ -50,16 +50,16 @@ static void claims(const ev_jws *j)
     int64_t until = 0;
     if (ev_check_times(j->claims, &issuer, 1700000000, j->alg == TK_ALG_RS256, &until, &why) ==
         EV_OK) {
-        FUZZ_ASSERT(until >= 1700000000 && until <= TK_TIME_MAX);
+        EXPECT(until >= 1700000000 && until <= TK_TIME_MAX);
     } else {
-        FUZZ_ASSERT(why != NULL);
+        EXPECT(why != NULL);
     }
     (void)ev_check_aud(j->claims, &issuer);
     static const char *const names[] = {"iss", "sub", "sid", "jti", "nonce"};
     for (size_t i = 0; i < TK_ARRAY_LEN(names); i++) {
         tk_slice s;
         if (ev_claim_str(j->claims, names[i], TK_SUB_MAX, &s) == EV_OK && s.p != NULL) {
-            FUZZ_ASSERT(s.len > 0 && s.len <= TK_SUB_MAX);
+            EXPECT(s.len > 0 && s.len <= TK_SUB_MAX);
         }
     }
     if (j->typ.p != NULL) {
@@ -75,15 +75,15 @@ static void one(const char *p, size_t size)
     tk_slice in = {p, size};
     int rc = ev_jws_parse(in, &j, &why);
     if (rc != EV_OK) {
-        FUZZ_ASSERT(why != NULL && j.header == NULL && j.claims == NULL);
+        EXPECT(why != NULL && j.header == NULL && j.claims == NULL);
         return;
     }
-    FUZZ_ASSERT(j.alg > 0 && j.alg < TK_ALG_COUNT);
-    FUZZ_ASSERT(json_is_object(j.header) && json_is_object(j.claims));
-    FUZZ_ASSERT(j.signing_input.p == in.p && j.signing_input.len < size);
-    FUZZ_ASSERT(j.sig_len > 0 && j.sig_len <= TK_JWS_SIG_MAX);
+    EXPECT(j.alg > 0 && j.alg < TK_ALG_COUNT);
+    EXPECT(json_is_object(j.header) && json_is_object(j.claims));
+    EXPECT(j.signing_input.p == in.p && j.signing_input.len < size);
+    EXPECT(j.sig_len > 0 && j.sig_len <= TK_JWS_SIG_MAX);
     rc = ev_jws_verify(&j, &issuer, &why);
-    FUZZ_ASSERT(rc == EV_BAD_KEY || rc == EV_BAD_SIGNATURE || rc == EV_OK);
+    EXPECT(rc == EV_BAD_KEY || rc == EV_BAD_SIGNATURE || rc == EV_OK);
     claims(&j);
     ev_jws_free(&j);
 }
@@ -110,8 +110,6 @@ static size_t assemble(const uint8_t *d, size_t n, char *out, size_t cap)
     }
     return o;
 }
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

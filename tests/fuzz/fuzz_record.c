@@ -4,12 +4,12 @@
  * accepts nothing the encoder would refuse) and decode again to the same
  * fields (round trip stable), and the second encoding must equal the first.
  */
+#include "fuzz_common.h"
+
 #include <stdlib.h>
 #include <string.h>
 
 #include "tokend/record.h"
-
-#define FUZZ_ASSERT(e) ((e) ? (void)0 : abort())
 
 static bool same(tk_slice a, tk_slice b)
 {
@@ -25,16 +25,16 @@ static void token(const uint8_t *d, size_t n)
     if (tk_record_decode_token(d, n, &a) != 0) {
         return;
     }
-    FUZZ_ASSERT(tk_record_encode_token(&a, enc1, sizeof(enc1), &l1) == 0);
-    FUZZ_ASSERT(tk_record_decode_token(enc1, l1, &b) == 0);
-    FUZZ_ASSERT(a.kind == b.kind && a.iat == b.iat && a.nbf == b.nbf && a.exp == b.exp);
-    FUZZ_ASSERT(a.revoked_at == b.revoked_at && a.has_parent == b.has_parent);
-    FUZZ_ASSERT(a.client_gen == b.client_gen);
-    FUZZ_ASSERT(!a.has_parent || memcmp(a.parent, b.parent, TK_HASH_LEN) == 0);
-    FUZZ_ASSERT(same(a.client_id, b.client_id) && same(a.sub, b.sub) && same(a.sid, b.sid));
-    FUZZ_ASSERT(same(a.grant_id, b.grant_id) && same(a.scope, b.scope) && same(a.aud, b.aud));
-    FUZZ_ASSERT(tk_record_encode_token(&b, enc2, sizeof(enc2), &l2) == 0);
-    FUZZ_ASSERT(l1 == l2 && memcmp(enc1, enc2, l1) == 0 && l1 <= n);
+    EXPECT(tk_record_encode_token(&a, enc1, sizeof(enc1), &l1) == 0);
+    EXPECT(tk_record_decode_token(enc1, l1, &b) == 0);
+    EXPECT(a.kind == b.kind && a.iat == b.iat && a.nbf == b.nbf && a.exp == b.exp);
+    EXPECT(a.revoked_at == b.revoked_at && a.has_parent == b.has_parent);
+    EXPECT(a.client_gen == b.client_gen);
+    EXPECT(!a.has_parent || memcmp(a.parent, b.parent, TK_HASH_LEN) == 0);
+    EXPECT(same(a.client_id, b.client_id) && same(a.sub, b.sub) && same(a.sid, b.sid));
+    EXPECT(same(a.grant_id, b.grant_id) && same(a.scope, b.scope) && same(a.aud, b.aud));
+    EXPECT(tk_record_encode_token(&b, enc2, sizeof(enc2), &l2) == 0);
+    EXPECT(l1 == l2 && memcmp(enc1, enc2, l1) == 0 && l1 <= n);
 }
 
 static void session(const uint8_t *d, size_t n)
@@ -44,17 +44,17 @@ static void session(const uint8_t *d, size_t n)
     if (tk_record_decode_session(d, n, &a) != 0) {
         return;
     }
-    FUZZ_ASSERT(tk_record_encode_session(&a, enc1, sizeof(enc1), &l1) == 0);
-    FUZZ_ASSERT(tk_record_decode_session(enc1, l1, &b) == 0);
-    FUZZ_ASSERT(same(a.sub, b.sub) && same(a.issuer, b.issuer) && same(a.reason, b.reason));
-    FUZZ_ASSERT(a.state == b.state && a.created == b.created && a.expires == b.expires);
-    FUZZ_ASSERT(a.ended_at == b.ended_at && same(a.idp_sid, b.idp_sid));
+    EXPECT(tk_record_encode_session(&a, enc1, sizeof(enc1), &l1) == 0);
+    EXPECT(tk_record_decode_session(enc1, l1, &b) == 0);
+    EXPECT(same(a.sub, b.sub) && same(a.issuer, b.issuer) && same(a.reason, b.reason));
+    EXPECT(a.state == b.state && a.created == b.created && a.expires == b.expires);
+    EXPECT(a.ended_at == b.ended_at && same(a.idp_sid, b.idp_sid));
     /* The holds invariant; a suspended record of before holds (no key 9)
      * decodes as an admin hold and is written back with it (2 bytes more). */
-    FUZZ_ASSERT(a.holds == b.holds && (a.state != TK_SESSION_ACTIVE || a.holds == 0));
-    FUZZ_ASSERT(a.state != TK_SESSION_SUSPENDED || a.holds != 0);
-    FUZZ_ASSERT(tk_record_encode_session(&b, enc2, sizeof(enc2), &l2) == 0);
-    FUZZ_ASSERT(l1 == l2 && memcmp(enc1, enc2, l1) == 0 && l1 <= n + 2);
+    EXPECT(a.holds == b.holds && (a.state != TK_SESSION_ACTIVE || a.holds == 0));
+    EXPECT(a.state != TK_SESSION_SUSPENDED || a.holds != 0);
+    EXPECT(tk_record_encode_session(&b, enc2, sizeof(enc2), &l2) == 0);
+    EXPECT(l1 == l2 && memcmp(enc1, enc2, l1) == 0 && l1 <= n + 2);
 }
 
 static void grant(const uint8_t *d, size_t n)
@@ -64,13 +64,13 @@ static void grant(const uint8_t *d, size_t n)
     if (tk_record_decode_grant(d, n, &a) != 0) {
         return;
     }
-    FUZZ_ASSERT(tk_record_encode_grant(&a, enc1, sizeof(enc1), &l1) == 0);
-    FUZZ_ASSERT(tk_record_decode_grant(enc1, l1, &b) == 0);
-    FUZZ_ASSERT(same(a.client_id, b.client_id) && same(a.sub, b.sub) && same(a.sid, b.sid));
-    FUZZ_ASSERT(same(a.scope, b.scope) && a.state == b.state && a.created == b.created);
-    FUZZ_ASSERT(a.revoked_at == b.revoked_at);
-    FUZZ_ASSERT(tk_record_encode_grant(&b, enc2, sizeof(enc2), &l2) == 0);
-    FUZZ_ASSERT(l1 == l2 && memcmp(enc1, enc2, l1) == 0 && l1 <= n);
+    EXPECT(tk_record_encode_grant(&a, enc1, sizeof(enc1), &l1) == 0);
+    EXPECT(tk_record_decode_grant(enc1, l1, &b) == 0);
+    EXPECT(same(a.client_id, b.client_id) && same(a.sub, b.sub) && same(a.sid, b.sid));
+    EXPECT(same(a.scope, b.scope) && a.state == b.state && a.created == b.created);
+    EXPECT(a.revoked_at == b.revoked_at);
+    EXPECT(tk_record_encode_grant(&b, enc2, sizeof(enc2), &l2) == 0);
+    EXPECT(l1 == l2 && memcmp(enc1, enc2, l1) == 0 && l1 <= n);
 }
 
 static void client(const uint8_t *d, size_t n)
@@ -80,14 +80,14 @@ static void client(const uint8_t *d, size_t n)
     if (tk_record_decode_client(d, n, &a) != 0) {
         return;
     }
-    FUZZ_ASSERT(tk_record_encode_client(&a, enc1, sizeof(enc1), &l1) == 0);
-    FUZZ_ASSERT(tk_record_decode_client(enc1, l1, &b) == 0);
-    FUZZ_ASSERT(memcmp(a.secret_hash, b.secret_hash, TK_HASH_LEN) == 0);
-    FUZZ_ASSERT(same(a.name, b.name) && same(a.scope, b.scope) && same(a.resource, b.resource));
-    FUZZ_ASSERT(a.role == b.role && a.status == b.status && a.created == b.created);
-    FUZZ_ASSERT(a.generation == b.generation);
-    FUZZ_ASSERT(tk_record_encode_client(&b, enc2, sizeof(enc2), &l2) == 0);
-    FUZZ_ASSERT(l1 == l2 && memcmp(enc1, enc2, l1) == 0 && l1 <= n);
+    EXPECT(tk_record_encode_client(&a, enc1, sizeof(enc1), &l1) == 0);
+    EXPECT(tk_record_decode_client(enc1, l1, &b) == 0);
+    EXPECT(memcmp(a.secret_hash, b.secret_hash, TK_HASH_LEN) == 0);
+    EXPECT(same(a.name, b.name) && same(a.scope, b.scope) && same(a.resource, b.resource));
+    EXPECT(a.role == b.role && a.status == b.status && a.created == b.created);
+    EXPECT(a.generation == b.generation);
+    EXPECT(tk_record_encode_client(&b, enc2, sizeof(enc2), &l2) == 0);
+    EXPECT(l1 == l2 && memcmp(enc1, enc2, l1) == 0 && l1 <= n);
 }
 
 static void agent_access(const uint8_t *d, size_t n)
@@ -97,11 +97,11 @@ static void agent_access(const uint8_t *d, size_t n)
     if (tk_record_decode_agent_access(d, n, &a) != 0) {
         return;
     }
-    FUZZ_ASSERT(tk_record_encode_agent_access(&a, enc1, sizeof(enc1), &l1) == 0);
-    FUZZ_ASSERT(tk_record_decode_agent_access(enc1, l1, &b) == 0);
-    FUZZ_ASSERT(memcmp(&a, &b, sizeof(a)) == 0);
-    FUZZ_ASSERT(tk_record_encode_agent_access(&b, enc2, sizeof(enc2), &l2) == 0);
-    FUZZ_ASSERT(l1 == l2 && memcmp(enc1, enc2, l1) == 0 && l1 <= n);
+    EXPECT(tk_record_encode_agent_access(&a, enc1, sizeof(enc1), &l1) == 0);
+    EXPECT(tk_record_decode_agent_access(enc1, l1, &b) == 0);
+    EXPECT(memcmp(&a, &b, sizeof(a)) == 0);
+    EXPECT(tk_record_encode_agent_access(&b, enc2, sizeof(enc2), &l2) == 0);
+    EXPECT(l1 == l2 && memcmp(enc1, enc2, l1) == 0 && l1 <= n);
 }
 
 static void audit(const uint8_t *d, size_t n)
@@ -111,14 +111,14 @@ static void audit(const uint8_t *d, size_t n)
     if (tk_record_decode_audit(d, n, &a) != 0) {
         return;
     }
-    FUZZ_ASSERT(tk_record_encode_audit(&a, enc1, sizeof(enc1), &l1) == 0);
-    FUZZ_ASSERT(tk_record_decode_audit(enc1, l1, &b) == 0);
-    FUZZ_ASSERT(a.source == b.source && a.state == b.state && a.hold == b.hold);
-    FUZZ_ASSERT(same(a.issuer, b.issuer) && same(a.event_id, b.event_id));
-    FUZZ_ASSERT(same(a.reason, b.reason) && same(a.sids, b.sids));
-    FUZZ_ASSERT(a.at == b.at && a.matched == b.matched && a.changed == b.changed);
-    FUZZ_ASSERT(tk_record_encode_audit(&b, enc2, sizeof(enc2), &l2) == 0);
-    FUZZ_ASSERT(l1 == l2 && memcmp(enc1, enc2, l1) == 0 && l1 <= n);
+    EXPECT(tk_record_encode_audit(&a, enc1, sizeof(enc1), &l1) == 0);
+    EXPECT(tk_record_decode_audit(enc1, l1, &b) == 0);
+    EXPECT(a.source == b.source && a.state == b.state && a.hold == b.hold);
+    EXPECT(same(a.issuer, b.issuer) && same(a.event_id, b.event_id));
+    EXPECT(same(a.reason, b.reason) && same(a.sids, b.sids));
+    EXPECT(a.at == b.at && a.matched == b.matched && a.changed == b.changed);
+    EXPECT(tk_record_encode_audit(&b, enc2, sizeof(enc2), &l2) == 0);
+    EXPECT(l1 == l2 && memcmp(enc1, enc2, l1) == 0 && l1 <= n);
 }
 
 static void op(const uint8_t *d, size_t n)
@@ -128,17 +128,15 @@ static void op(const uint8_t *d, size_t n)
     if (tk_op_decode(d, n, &a) != 0) {
         return;
     }
-    FUZZ_ASSERT(tk_op_validate(&a) == 0);
-    FUZZ_ASSERT(tk_op_encode(&a, enc1, sizeof(enc1), &l1) == 0);
-    FUZZ_ASSERT(tk_op_decode(enc1, l1, &b) == 0);
+    EXPECT(tk_op_validate(&a) == 0);
+    EXPECT(tk_op_encode(&a, enc1, sizeof(enc1), &l1) == 0);
+    EXPECT(tk_op_decode(enc1, l1, &b) == 0);
     /* Decoding zeroes the whole op, then fills only the member its type
      * names (a tagged union), so the structs compare whole. */
-    FUZZ_ASSERT(memcmp(&a, &b, sizeof(a)) == 0);
-    FUZZ_ASSERT(tk_op_encode(&b, enc2, sizeof(enc2), &l2) == 0);
-    FUZZ_ASSERT(l1 == l2 && memcmp(enc1, enc2, l1) == 0 && l1 <= n);
+    EXPECT(memcmp(&a, &b, sizeof(a)) == 0);
+    EXPECT(tk_op_encode(&b, enc2, sizeof(enc2), &l2) == 0);
+    EXPECT(l1 == l2 && memcmp(enc1, enc2, l1) == 0 && l1 <= n);
 }
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

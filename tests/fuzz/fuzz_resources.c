@@ -8,6 +8,8 @@
  * its buffer, every entry reachable, every host and prefix already in normal
  * form, matches inside the table and covering the path.
  */
+#include "fuzz_common.h"
+
 #include "tokend/common.h"
 #include "tokend/http_uri.h"
 #include "tokend/resources.h"
@@ -16,19 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static _Noreturn void fail(const char *what, int line)
-{
-    fprintf(stderr, "fuzz_resources: invariant failed at line %d: %s\n", line, what);
-    abort();
-}
-
-#define EXPECT(c)                                                                                  \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fail(#c, __LINE__);                                                                    \
-        }                                                                                          \
-    } while (0)
 
 static bool in_table(const tk_resources *rs, const tk_resource *r)
 {
@@ -56,8 +45,6 @@ static void probe(const tk_resources *rs, tk_slice host, tk_slice path)
     const tk_resource *m = tk_resources_by_metadata_path(rs, path, host);
     EXPECT(m == NULL || in_table(rs, m));
 }
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

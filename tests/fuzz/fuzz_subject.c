@@ -5,13 +5,11 @@
  * the store indexes, and a filter only for complex subjects with both a user
  * and a session.
  */
+#include "fuzz_common.h"
+
 #include "../../src/endpoints/events_int.h"
 
 #include <stdlib.h>
-
-#define FUZZ_ASSERT(e) ((e) ? (void)0 : abort())
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -27,14 +25,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *why = NULL;
     int rc = ev_parse_subject(v, TK_SLICE_LIT("https://idp.test"), &m, &why);
     if (rc == EV_OK) {
-        FUZZ_ASSERT(m.kind == TK_IDP_KEY_SID || m.kind == TK_IDP_KEY_SUB);
-        FUZZ_ASSERT(m.value.len > 0 && m.value.len <= TK_SUB_MAX);
-        FUZZ_ASSERT(m.kind == TK_IDP_KEY_SUB || m.value.len <= TK_ID_MAX);
-        FUZZ_ASSERT(!m.has_filter || (m.kind == TK_IDP_KEY_SID && m.filter_sub.len > 0));
+        EXPECT(m.kind == TK_IDP_KEY_SID || m.kind == TK_IDP_KEY_SUB);
+        EXPECT(m.value.len > 0 && m.value.len <= TK_SUB_MAX);
+        EXPECT(m.kind == TK_IDP_KEY_SUB || m.value.len <= TK_ID_MAX);
+        EXPECT(!m.has_filter || (m.kind == TK_IDP_KEY_SID && m.filter_sub.len > 0));
         uint8_t key[TK_HASH_LEN];
         tk_store_idp_key(m.kind, TK_SLICE_LIT("https://idp.test"), m.value, key);
     } else {
-        FUZZ_ASSERT(why != NULL && (rc == EV_MALFORMED || rc == EV_BAD_CLAIMS));
+        EXPECT(why != NULL && (rc == EV_MALFORMED || rc == EV_BAD_CLAIMS));
     }
     json_decref(v);
     return 0;

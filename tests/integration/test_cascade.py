@@ -1,4 +1,4 @@
-"""The cascade rule (DESIGN.md §3) at delegation depth 3: revoking a token,
+"""The cascade rule (docs/ARCHITECTURE.md §3) at delegation depth 3: revoking a token,
 ending a session or disabling a client makes everything under it inactive,
 and nothing above it."""
 

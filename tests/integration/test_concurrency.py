@@ -1,4 +1,4 @@
-"""The visibility invariant (DESIGN.md §4) under concurrency, and durability.
+"""The visibility invariant (docs/ARCHITECTURE.md §4) under concurrency, and durability.
 
 Eight threads, each on its own keep-alive connection, introspect the tokens
 of one session in a tight loop and record when each request was *sent*.

@@ -96,7 +96,7 @@ class BackChannelLogout(u.IdpCase):
 
 
 class Concurrency(u.IdpCase):
-    """DESIGN.md §4 under load: while 4 connections introspect delegated tokens
+    """docs/ARCHITECTURE.md §4 under load: while 4 connections introspect delegated tokens
     of a session in a loop, a logout token ends it; every introspection sent
     after the 200 was received answers inactive."""
 

@@ -102,7 +102,14 @@ static inline void fx_open(unsigned burst, bool committer)
     tk_config_defaults(&fx_cfg);
     snprintf(fx_cfg.issuer, sizeof fx_cfg.issuer, "%s", FX_ISSUER);
     fx_cfg.auth_fail_burst = burst;
-    tk_app_cfg ac = {.cfg = &fx_cfg, .store = fx_store, .committer = fx_committer, .workers = 1};
+    tk_app_cfg ac = {.issuer = fx_cfg.issuer,
+                     .resources_file = fx_cfg.resources_file,
+                     .metrics_token = fx_cfg.metrics_token,
+                     .max_depth = fx_cfg.max_depth,
+                     .auth_fail_burst = fx_cfg.auth_fail_burst,
+                     .store = fx_store,
+                     .committer = fx_committer,
+                     .workers = 1};
     FX_OK(tk_app_create(&ac, &fx_app));
     tk_app_hooks(fx_app, &fx_hooks);
     fx_w = fx_hooks.worker_init(fx_hooks.app, 0);

@@ -36,7 +36,7 @@ static int check_failed_tests;
     do {                                                                                           \
         const char *check_a_ = (a), *check_b_ = (b);                                               \
         if (strcmp(check_a_, check_b_) != 0) {                                                     \
-            fprintf(stderr, "%s:%d: CHECK failed: %s == %s (\"%s\" != \"%s\")\n", __FILE__,       \
+            fprintf(stderr, "%s:%d: CHECK failed: %s == %s (\"%s\" != \"%s\")\n", __FILE__,        \
                     __LINE__, #a, #b, check_a_, check_b_);                                         \
             check_failures++;                                                                      \
         }                                                                                          \
@@ -46,7 +46,7 @@ static int check_failed_tests;
 #define CHECK_SLICE(s, str)                                                                        \
     do {                                                                                           \
         const char *check_b_ = (str);                                                              \
-        if ((s).len != strlen(check_b_) || memcmp((s).p, check_b_, (s).len) != 0) {               \
+        if ((s).len != strlen(check_b_) || memcmp((s).p, check_b_, (s).len) != 0) {                \
             fprintf(stderr, "%s:%d: CHECK failed: %s == \"%s\" (got \"%.*s\")\n", __FILE__,        \
                     __LINE__, #s, check_b_, (int)(s).len, (s).p ? (s).p : "");                     \
             check_failures++;                                                                      \
