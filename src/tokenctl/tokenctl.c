@@ -157,8 +157,7 @@ static int opt_index(const ctl *c, const char *name)
             return i;
         }
     }
-    TK_ASSERT(!"option not in the command's table");
-    return -1;
+    tk_assert_fail("option not in the command's table", __FILE__, __LINE__);
 }
 
 const char *ctl_opt_str(const ctl *c, const char *name)
