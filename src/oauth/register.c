@@ -158,8 +158,9 @@ static int parse_redirects(json_t *root, tk_oauth_client_meta *m, tk_oauth_err *
 {
     json_t *v = json_object_get(root, "redirect_uris");
     bool needed = (m->grant_types & TK_OAUTH_GRANT_AUTHORIZATION_CODE) != 0;
-    if ((v == NULL || json_is_null(v)) && !needed) {
-        return 0;
+    if ((v == NULL || json_is_null(v) || (json_is_array(v) && json_array_size(v) == 0)) &&
+        !needed) {
+        return 0; /* a client that only exchanges tokens is never redirected to */
     }
     if (!json_is_array(v) || json_array_size(v) == 0 ||
         json_array_size(v) > TK_OAUTH_REDIRECTS_MAX) {

@@ -466,6 +466,28 @@ static void test_answer_at_every_limit(void)
     CHECK_EQ_INT(tk_oauth_register_answer(&j, &m, &iss), TK_E_TOOBIG);
 }
 
+static void test_answer_exchange_only_round_trip(void)
+{
+    /* no redirect URIs and no response types: echoed as [], read back the same */
+    CHECK_EQ_INT(reg("{\"grant_types\":[\"urn:ietf:params:oauth:grant-type:token-exchange\"],"
+                     "\"token_endpoint_auth_method\":\"client_secret_post\"}"),
+                 0);
+    tk_oauth_client_meta first = m;
+    tk_oauth_client_issued iss = {.client_id = TK_SLICE_LIT("tkc_sub"),
+                                  .issued_at = 7,
+                                  .client_secret = TK_SLICE_LIT("tkd_cs_s")};
+    char buf[TK_RESPONSE_MAX];
+    json_t *r = answer(&iss, buf, sizeof buf);
+    CHECK_EQ_INT(json_array_size(json_object_get(r, "redirect_uris")), 0);
+    CHECK_EQ_INT(json_array_size(json_object_get(r, "response_types")), 0);
+    json_decref(r);
+    CHECK_EQ_INT(reg(buf), 0);
+    first.native_inferred = false;
+    CHECK(memcmp(&first, &m, sizeof m) == 0);
+    /* but an empty list with authorization_code is still refused */
+    REFUSED("{\"redirect_uris\":[],\"grant_types\":[\"authorization_code\"]}", REDIR);
+}
+
 static void test_members_writer(void)
 {
     CHECK_EQ_INT(reg("{\"redirect_uris\":[\"https://a/cb\"]}"), 0);
@@ -496,6 +518,7 @@ int main(void)
     RUN(test_answer_public);
     RUN(test_answer_confidential_round_trip);
     RUN(test_answer_at_every_limit);
+    RUN(test_answer_exchange_only_round_trip);
     RUN(test_members_writer);
     return check_report();
 }
