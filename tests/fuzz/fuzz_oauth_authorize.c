@@ -1,0 +1,74 @@
+/*
+ * libFuzzer target for the /authorize query parser: every answer is a
+ * known RFC code with a clean description; an error is redirectable only
+ * when client_id and redirect_uri are well-formed; an accepted request
+ * holds only values that pass the checks they were parsed with.
+ */
+#include "tokend/common.h"
+#include "tokend/oauth_request.h"
+#include "tokend/oauth_uri.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void check_desc(const tk_oauth_err *e)
+{
+    TK_ASSERT(e->description != NULL && e->description[0] != '\0');
+    for (const char *p = e->description; *p != '\0'; p++) {
+        TK_ASSERT(*p >= 0x20 && *p <= 0x7e && *p != '"' && *p != '\\');
+    }
+}
+
+static void check_accepted(const tk_oauth_authz_req *r)
+{
+    TK_ASSERT(r->redirectable);
+    TK_ASSERT(tk_oauth_vschar_valid(tk_slice_from_str(r->client_id), TK_ID_MAX));
+    tk_slice ru = tk_slice_from_str(r->redirect_uri);
+    TK_ASSERT(r->has_redirect_uri || ru.len == 0);
+    if (r->has_redirect_uri) {
+        tk_oauth_uri u;
+        TK_ASSERT(tk_oauth_uri_parse(ru, &u) == 0 && !u.has_fragment);
+        tk_slice out;
+        /* the request's URI, registered as it is, is selected as it is */
+        bool self = tk_oauth_redirect_select(&ru, 1, false, ru, &out, NULL) == 0;
+        TK_ASSERT(self == !u.has_userinfo);
+    }
+    TK_ASSERT(!r->has_state ||
+              tk_oauth_vschar_valid(tk_slice_from_str(r->state), TK_OAUTH_STATE_MAX));
+    TK_ASSERT(!r->has_scope || tk_oauth_scope_valid(tk_slice_from_str(r->scope)));
+    TK_ASSERT(!r->has_resource ||
+              tk_oauth_resource_check(tk_slice_from_str(r->resource), NULL) == 0);
+    TK_ASSERT((r->prompt & ~7u) == 0);
+    TK_ASSERT((r->prompt & TK_OAUTH_PROMPT_NONE) == 0 || r->prompt == TK_OAUTH_PROMPT_NONE);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char *copy = malloc(size > 0 ? size : 1);
+    if (size > 0) {
+        memcpy(copy, data, size);
+    }
+    static tk_oauth_authz_req r;
+    tk_oauth_err e = {0};
+    int rc = tk_oauth_authz_parse(copy, size, &r, &e);
+    free(copy);
+    if (rc == 0) {
+        check_accepted(&r);
+        return 0;
+    }
+    TK_ASSERT(rc == TK_E_INVALID);
+    check_desc(&e);
+    TK_ASSERT(e.code == TK_OAUTH_INVALID_REQUEST || e.code == TK_OAUTH_INVALID_SCOPE ||
+              e.code == TK_OAUTH_INVALID_TARGET || e.code == TK_OAUTH_UNSUPPORTED_RESPONSE_TYPE);
+    if (r.redirectable) {
+        TK_ASSERT(tk_oauth_vschar_valid(tk_slice_from_str(r.client_id), TK_ID_MAX));
+    } else {
+        /* only the form and the client's own parameters make an error page */
+        TK_ASSERT(e.code == TK_OAUTH_INVALID_REQUEST || e.code == TK_OAUTH_INVALID_TARGET);
+    }
+    TK_ASSERT(!r.has_state ||
+              tk_oauth_vschar_valid(tk_slice_from_str(r.state), TK_OAUTH_STATE_MAX));
+    return 0;
+}
