@@ -113,6 +113,8 @@ static int check_pkce(const tk_form_field *f, tk_oauth_authz_req *r, tk_oauth_er
 static int check_rest(const tk_form_field *f, bool resource_repeated, tk_oauth_authz_req *r,
                       tk_oauth_err *err)
 {
+    /* Known first, so that every redirected error can carry it. */
+    r->has_state = tk_oauth_vschar_valid(val(&f[A_STATE]), TK_OAUTH_STATE_MAX);
     if (!f[A_RESPONSE_TYPE].present) {
         return tk_oauth_refuse(err, TK_OAUTH_INVALID_REQUEST, "response_type is required");
     }
@@ -120,7 +122,6 @@ static int check_rest(const tk_form_field *f, bool resource_repeated, tk_oauth_a
         return tk_oauth_refuse(err, TK_OAUTH_UNSUPPORTED_RESPONSE_TYPE,
                                "response_type must be code");
     }
-    r->has_state = tk_oauth_vschar_valid(val(&f[A_STATE]), TK_OAUTH_STATE_MAX);
     if (f[A_STATE].present && !r->has_state) {
         return tk_oauth_refuse(err, TK_OAUTH_INVALID_REQUEST,
                                "state must be 1 to 512 printable ASCII characters");

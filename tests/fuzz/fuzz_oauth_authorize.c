@@ -64,6 +64,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
               e.code == TK_OAUTH_INVALID_TARGET || e.code == TK_OAUTH_UNSUPPORTED_RESPONSE_TYPE);
     if (r.redirectable) {
         TK_ASSERT(tk_oauth_vschar_valid(tk_slice_from_str(r.client_id), TK_ID_MAX));
+        /* every redirected error carries a valid state */
+        TK_ASSERT(r.has_state ==
+                  tk_oauth_vschar_valid(tk_slice_from_str(r.state), TK_OAUTH_STATE_MAX));
     } else {
         /* only the form and the client's own parameters make an error page */
         TK_ASSERT(e.code == TK_OAUTH_INVALID_REQUEST || e.code == TK_OAUTH_INVALID_TARGET);

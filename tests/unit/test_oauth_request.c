@@ -188,7 +188,19 @@ static void test_authz_redirect_errors(void)
     A_REFUSED(BASE PKCE "&state=a%0Db", TK_OAUTH_INVALID_REQUEST, true);
     CHECK(!a.has_state);
     A_REFUSED(BASE PKCE "&state=%C3%A9", TK_OAUTH_INVALID_REQUEST, true);
-    /* state is kept for the redirect when a later check fails */
+    /* state is kept for the redirect whichever later check fails */
+    A_REFUSED("client_id=c&state=s0&response_type=token" PKCE, TK_OAUTH_UNSUPPORTED_RESPONSE_TYPE,
+              true);
+    CHECK(a.has_state);
+    CHECK_EQ_STR(a.state, "s0");
+    A_REFUSED("client_id=c&state=s0" PKCE, TK_OAUTH_INVALID_REQUEST, true);
+    CHECK(a.has_state);
+    A_REFUSED(BASE PKCE "&state=s0&resource=x", TK_OAUTH_INVALID_TARGET, true);
+    CHECK(a.has_state);
+    A_REFUSED(BASE PKCE "&state=s0&scope=+", TK_OAUTH_INVALID_SCOPE, true);
+    CHECK(a.has_state);
+    A_REFUSED(BASE PKCE "&state=s0&prompt=x", TK_OAUTH_INVALID_REQUEST, true);
+    CHECK(a.has_state);
     A_REFUSED(BASE "&state=s1&code_challenge_method=plain&code_challenge=" VER,
               TK_OAUTH_INVALID_REQUEST, true);
     CHECK(a.has_state);
