@@ -12,6 +12,7 @@
 #define TOKEND_OAUTH_H
 
 #include "tokend/common.h"
+#include "tokend/json.h"
 #include "tokend/limits.h"
 
 /* Error codes of RFC 6749 §4.1.2.1 and §5.2, RFC 7591 §3.2.2, RFC 8707 §2,
@@ -90,5 +91,10 @@ int tk_oauth_grant_parse(tk_slice name, enum tk_oauth_code refusal, enum tk_oaut
 
 /* The wire name of one grant bit; asserts g is exactly one known bit. */
 const char *tk_oauth_grant_name(enum tk_oauth_grant g);
+
+/* Write a refusal as the JSON error object of RFC 6749 §5.2 and RFC 7591
+ * §3.2.2 ({"error":…,"error_description":…}) into j, freshly initialised
+ * over the caller's buffer. Returns tk_json_finish(j). */
+int tk_oauth_error_json(tk_json *j, const tk_oauth_err *err);
 
 #endif

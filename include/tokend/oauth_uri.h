@@ -102,4 +102,39 @@ int tk_oauth_redirect_select(const tk_slice *registered, size_t n, bool native, 
  */
 int tk_oauth_resource_check(tk_slice resource, tk_oauth_err *err);
 
+/* ---- Building the redirect back to the client ------------------------------ */
+
+/* A URL being built in a caller-owned buffer, the way tk_json builds a
+ * document: overflow is sticky and checked once at the end. */
+typedef struct tk_oauth_url {
+    char *buf;
+    size_t cap;
+    size_t len;
+    bool overflow;
+    bool has_query; /* the next parameter is joined with '&', else '?' */
+} tk_oauth_url;
+
+/* Start from the selected redirect URI (tk_oauth_redirect_select), whose
+ * query is kept (RFC 6749 §3.1.2); it must have no fragment (asserted). */
+void tk_oauth_url_init(tk_oauth_url *u, char *buf, size_t cap, tk_slice redirect_uri);
+
+/* Append name=value, the value percent-encoded (every byte but the
+ * unreserved ones of RFC 3986 §2.3); name must be unreserved characters. */
+void tk_oauth_url_param(tk_oauth_url *u, const char *name, tk_slice value);
+
+/* 0 when the URL fit (buf holds it NUL-terminated, u->len its length), or
+ * TK_E_TOOBIG. */
+int tk_oauth_url_finish(const tk_oauth_url *u);
+
+/*
+ * The two answers of /authorize (RFC 6749 §4.1.2 and §4.1.2.1, RFC 9207):
+ * the redirect URI with code, state (when state.p != NULL) and iss; or with
+ * error, error_description, state and iss. Written into buf (cap bytes,
+ * NUL-terminated), *len_out its length. Returns 0 or TK_E_TOOBIG.
+ */
+int tk_oauth_authz_success_url(char *buf, size_t cap, tk_slice redirect_uri, tk_slice code,
+                               tk_slice state, tk_slice iss, size_t *len_out);
+int tk_oauth_authz_error_url(char *buf, size_t cap, tk_slice redirect_uri, const tk_oauth_err *err,
+                             tk_slice state, tk_slice iss, size_t *len_out);
+
 #endif

@@ -134,3 +134,13 @@ const char *tk_oauth_grant_name(enum tk_oauth_grant g)
     }
     tk_assert_fail("g is a single known grant bit", __FILE__, __LINE__);
 }
+
+int tk_oauth_error_json(tk_json *j, const tk_oauth_err *err)
+{
+    TK_ASSERT(err != NULL && err->code != TK_OAUTH_OK && err->description != NULL);
+    tk_json_obj_begin(j);
+    tk_json_kv_cstr(j, "error", tk_oauth_code_name(err->code));
+    tk_json_kv_cstr(j, "error_description", err->description);
+    tk_json_obj_end(j);
+    return tk_json_finish(j);
+}

@@ -5,6 +5,7 @@
  * holds only values that pass the checks they were parsed with.
  */
 #include "tokend/common.h"
+#include "tokend/form.h"
 #include "tokend/oauth_request.h"
 #include "tokend/oauth_uri.h"
 
@@ -42,6 +43,33 @@ static void check_accepted(const tk_oauth_authz_req *r)
     TK_ASSERT((r->prompt & TK_OAUTH_PROMPT_NONE) == 0 || r->prompt == TK_OAUTH_PROMPT_NONE);
 }
 
+/* The redirect we would send carries state back exactly as it came. */
+static void check_url(const tk_oauth_authz_req *r, const tk_oauth_err *e)
+{
+    if (!r->has_redirect_uri) {
+        return;
+    }
+    static char url[TK_OAUTH_URI_MAX + 3 * TK_OAUTH_STATE_MAX + 512];
+    tk_slice ru = tk_slice_from_str(r->redirect_uri);
+    tk_slice st = r->has_state ? tk_slice_from_str(r->state) : TK_SLICE_NULL;
+    tk_slice iss = TK_SLICE_LIT("https://as.example");
+    size_t len;
+    int rc = e != NULL ? tk_oauth_authz_error_url(url, sizeof url, ru, e, st, iss, &len)
+                       : tk_oauth_authz_success_url(url, sizeof url, ru, TK_SLICE_LIT("c"), st, iss,
+                                                    &len);
+    TK_ASSERT(rc == 0 && len == strlen(url));
+    TK_ASSERT(strncmp(url, r->redirect_uri, ru.len) == 0);
+    char back[TK_OAUTH_STATE_MAX + 1];
+    tk_form_field f = {.name = "state", .buf = back, .cap = sizeof back};
+    const char *q = strchr(url, '?');
+    TK_ASSERT(q != NULL);
+    if (tk_form_parse(q + 1, strlen(q + 1), &f, 1) == 0) { /* the URI's own query may not be */
+        TK_ASSERT(f.present == r->has_state || strstr(r->redirect_uri, "state") != NULL);
+        TK_ASSERT(!r->has_state || strstr(r->redirect_uri, "state") != NULL ||
+                  strcmp(back, r->state) == 0);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -56,6 +84,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(copy);
     if (rc == 0) {
         check_accepted(&r);
+        check_url(&r, NULL);
         return 0;
     }
     TK_ASSERT(rc == TK_E_INVALID);
@@ -67,6 +96,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* every redirected error carries a valid state */
         TK_ASSERT(r.has_state ==
                   tk_oauth_vschar_valid(tk_slice_from_str(r.state), TK_OAUTH_STATE_MAX));
+        check_url(&r, &e);
     } else {
         /* only the form and the client's own parameters make an error page */
         TK_ASSERT(e.code == TK_OAUTH_INVALID_REQUEST || e.code == TK_OAUTH_INVALID_TARGET);

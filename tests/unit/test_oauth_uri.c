@@ -6,6 +6,8 @@
  */
 #include "check.h"
 
+#include "tokend/form.h"
+#include "tokend/json.h"
 #include "tokend/oauth.h"
 #include "tokend/oauth_uri.h"
 
@@ -372,6 +374,76 @@ static void test_grants_and_names(void)
     CHECK_EQ_INT(tk_oauth_refuse(NULL, TK_OAUTH_ACCESS_DENIED, "x"), TK_E_INVALID);
 }
 
+static void test_redirect_urls(void)
+{
+    char buf[256];
+    size_t len = 99;
+    tk_slice iss = S("https://auth.example");
+    CHECK_EQ_INT(tk_oauth_authz_success_url(buf, sizeof buf, S("http://127.0.0.1:5/cb"),
+                                            S("tkd_ac_A-b_c.d~"), S("x y&z=1#%/?"), iss, &len),
+                 0);
+    CHECK_EQ_STR(buf, "http://127.0.0.1:5/cb?code=tkd_ac_A-b_c.d~&state=x%20y%26z%3D1%23%25%2F%3F"
+                      "&iss=https%3A%2F%2Fauth.example");
+    CHECK_EQ_INT(len, strlen(buf));
+    /* the client's own query is kept; no state when there was none */
+    CHECK_EQ_INT(tk_oauth_authz_success_url(buf, sizeof buf, S("https://a/cb?tenant=1"), S("c"),
+                                            TK_SLICE_NULL, iss, &len),
+                 0);
+    CHECK_EQ_STR(buf, "https://a/cb?tenant=1&code=c&iss=https%3A%2F%2Fauth.example");
+    CHECK_EQ_INT(tk_oauth_authz_success_url(buf, sizeof buf, S("https://a/cb?"), S("c"),
+                                            TK_SLICE_NULL, iss, &len),
+                 0);
+    CHECK_EQ_STR(buf, "https://a/cb?code=c&iss=https%3A%2F%2Fauth.example");
+    CHECK_EQ_INT(tk_oauth_authz_success_url(buf, sizeof buf, S("https://a/cb?x&"), S("c"),
+                                            TK_SLICE_NULL, iss, &len),
+                 0);
+    CHECK_EQ_STR(buf, "https://a/cb?x&code=c&iss=https%3A%2F%2Fauth.example");
+    /* an error, with every byte class of state encoded */
+    tk_oauth_err e = {TK_OAUTH_ACCESS_DENIED, "the agent awaits approval"};
+    CHECK_EQ_INT(tk_oauth_authz_error_url(buf, sizeof buf, S("com.example.app:/cb"), &e,
+                                          (tk_slice){"\0\xff\n+", 4}, iss, &len),
+                 0);
+    CHECK_EQ_STR(buf, "com.example.app:/cb?error=access_denied&error_description=the%20agent"
+                      "%20awaits%20approval&state=%00%FF%0A%2B&iss=https%3A%2F%2Fauth.example");
+    /* the form decoder reads back what was written */
+    char st[16] = {0}, er[32] = {0};
+    tk_form_field f[2] = {{.name = "state", .buf = st, .cap = sizeof st, .binary = true},
+                          {.name = "error", .buf = er, .cap = sizeof er}};
+    const char *q = strchr(buf, '?') + 1;
+    CHECK_EQ_INT(tk_form_parse(q, strlen(q), f, 2), 0);
+    CHECK_EQ_INT(f[0].len, 4);
+    CHECK(memcmp(st, "\0\xff\n+", 4) == 0);
+    CHECK_EQ_STR(er, "access_denied");
+    /* too small: reported, nothing half-written */
+    CHECK_EQ_INT(tk_oauth_authz_success_url(buf, 20, S("http://127.0.0.1:5/cb"), S("code"),
+                                            TK_SLICE_NULL, iss, &len),
+                 TK_E_TOOBIG);
+    CHECK_EQ_INT(len, 0);
+    CHECK_EQ_STR(buf, "");
+    /* exactly enough */
+    const char *want = "https://a/cb?code=c&iss=i";
+    CHECK_EQ_INT(tk_oauth_authz_success_url(buf, strlen(want) + 1, S("https://a/cb"), S("c"),
+                                            TK_SLICE_NULL, S("i"), &len),
+                 0);
+    CHECK_EQ_STR(buf, want);
+    CHECK_EQ_INT(tk_oauth_authz_success_url(buf, strlen(want), S("https://a/cb"), S("c"),
+                                            TK_SLICE_NULL, S("i"), &len),
+                 TK_E_TOOBIG);
+}
+
+static void test_error_json(void)
+{
+    char buf[256];
+    tk_json j;
+    tk_json_init(&j, buf, sizeof buf);
+    tk_oauth_err e = {TK_OAUTH_INVALID_GRANT, "code_verifier does not match"};
+    CHECK_EQ_INT(tk_oauth_error_json(&j, &e), 0);
+    CHECK_EQ_STR(buf, "{\"error\":\"invalid_grant\",\"error_description\":"
+                      "\"code_verifier does not match\"}");
+    tk_json_init(&j, buf, 10);
+    CHECK_EQ_INT(tk_oauth_error_json(&j, &e), TK_E_TOOBIG);
+}
+
 int main(void)
 {
     RUN(test_uri_parse);
@@ -382,5 +454,7 @@ int main(void)
     RUN(test_resource);
     RUN(test_scope_syntax);
     RUN(test_grants_and_names);
+    RUN(test_redirect_urls);
+    RUN(test_error_json);
     return check_report();
 }
