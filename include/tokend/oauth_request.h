@@ -50,11 +50,6 @@ typedef struct tk_oauth_authz_req {
      * tk_oauth_redirect_select and, once both are verified, send an error
      * to it. When false, every error is an HTML page (RFC 6749 §4.1.2.1). */
     bool redirectable;
-    /* scratch for parameters only checked, not kept */
-    char response_type_[TK_OAUTH_WORD_MAX + 1];
-    char code_challenge_[TK_OAUTH_VERIFIER_MAX + 1];
-    char code_challenge_method_[TK_OAUTH_WORD_MAX + 1];
-    char prompt_[TK_OAUTH_WORD_MAX + 1];
 } tk_oauth_authz_req;
 
 /*
@@ -108,11 +103,6 @@ typedef struct tk_oauth_token_req {
     bool has_scope;
     char resource[TK_AUD_MAX + 1];
     bool has_resource;
-    /* scratch for parameters only checked, not kept */
-    char grant_type_[TK_OAUTH_WORD_MAX + 1];
-    char subject_token_type_[TK_OAUTH_WORD_MAX + 1];
-    char actor_token_type_[TK_OAUTH_WORD_MAX + 1];
-    char requested_token_type_[TK_OAUTH_WORD_MAX + 1];
 } tk_oauth_token_req;
 
 /*

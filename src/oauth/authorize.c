@@ -28,18 +28,26 @@ enum {
 
 #define FIELD(n, b) ((tk_form_field){.name = (n), .buf = (b), .cap = sizeof(b)})
 
-static int read_query(const char *q, size_t len, tk_oauth_authz_req *r, tk_form_field *f,
-                      bool *resource_repeated, tk_oauth_err *err)
+/* Parameters that are only checked, not kept in the request. */
+struct scratch {
+    char response_type[TK_OAUTH_WORD_MAX + 1];
+    char code_challenge[TK_OAUTH_VERIFIER_MAX + 1]; /* room for a plain one, to say why */
+    char code_challenge_method[TK_OAUTH_WORD_MAX + 1];
+    char prompt[TK_OAUTH_WORD_MAX + 1];
+};
+
+static int read_query(const char *q, size_t len, tk_oauth_authz_req *r, struct scratch *x,
+                      tk_form_field *f, bool *resource_repeated, tk_oauth_err *err)
 {
-    f[A_RESPONSE_TYPE] = FIELD("response_type", r->response_type_);
+    f[A_RESPONSE_TYPE] = FIELD("response_type", x->response_type);
     f[A_CLIENT_ID] = FIELD("client_id", r->client_id);
     f[A_REDIRECT_URI] = FIELD("redirect_uri", r->redirect_uri);
     f[A_STATE] = FIELD("state", r->state);
     f[A_SCOPE] = FIELD("scope", r->scope);
     f[A_RESOURCE] = FIELD("resource", r->resource);
-    f[A_CHALLENGE] = FIELD("code_challenge", r->code_challenge_);
-    f[A_METHOD] = FIELD("code_challenge_method", r->code_challenge_method_);
-    f[A_PROMPT] = FIELD("prompt", r->prompt_);
+    f[A_CHALLENGE] = FIELD("code_challenge", x->code_challenge);
+    f[A_METHOD] = FIELD("code_challenge_method", x->code_challenge_method);
+    f[A_PROMPT] = FIELD("prompt", x->prompt);
     const bool target[A_COUNT] = {[A_RESOURCE] = true};
     return oauth_form_read(q, len, f, A_COUNT, target, resource_repeated, err);
 }
@@ -151,8 +159,9 @@ int tk_oauth_authz_parse(const char *query, size_t len, tk_oauth_authz_req *req,
     TK_ASSERT(req != NULL && (query != NULL || len == 0));
     memset(req, 0, sizeof *req);
     tk_form_field f[A_COUNT];
+    struct scratch x;
     bool resource_repeated;
-    int rc = read_query(query, len, req, f, &resource_repeated, err);
+    int rc = read_query(query, len, req, &x, f, &resource_repeated, err);
     rc = rc != 0 ? rc : check_client(f, req, err);
     rc = rc != 0 ? rc : check_rest(f, resource_repeated, req, err);
     TK_ASSERT(rc == 0 || rc == TK_E_INVALID);

@@ -33,20 +33,28 @@ enum {
 #define FIELD(n, b) ((tk_form_field){.name = (n), .buf = (b), .cap = sizeof(b)})
 #define TOKEN(n, b) ((tk_form_field){.name = (n), .buf = (b), .cap = sizeof(b), .binary = true})
 
-static int read_form(const char *body, size_t len, tk_oauth_token_req *r, tk_form_field *f,
-                     bool *target_repeated, tk_oauth_err *err)
+/* Parameters that are only checked, not kept in the request. */
+struct scratch {
+    char grant_type[TK_OAUTH_WORD_MAX + 1];
+    char subject_token_type[TK_OAUTH_WORD_MAX + 1];
+    char actor_token_type[TK_OAUTH_WORD_MAX + 1];
+    char requested_token_type[TK_OAUTH_WORD_MAX + 1];
+};
+
+static int read_form(const char *body, size_t len, tk_oauth_token_req *r, struct scratch *x,
+                     tk_form_field *f, bool *target_repeated, tk_oauth_err *err)
 {
-    f[T_GRANT_TYPE] = FIELD("grant_type", r->grant_type_);
+    f[T_GRANT_TYPE] = FIELD("grant_type", x->grant_type);
     f[T_CODE] = TOKEN("code", r->code);
     f[T_REDIRECT_URI] = FIELD("redirect_uri", r->redirect_uri);
     f[T_VERIFIER] = FIELD("code_verifier", r->code_verifier);
     f[T_CLIENT_ID] = FIELD("client_id", r->client_id);
     f[T_REFRESH_TOKEN] = TOKEN("refresh_token", r->refresh_token);
     f[T_SUBJECT_TOKEN] = TOKEN("subject_token", r->subject_token);
-    f[T_SUBJECT_TYPE] = FIELD("subject_token_type", r->subject_token_type_);
+    f[T_SUBJECT_TYPE] = FIELD("subject_token_type", x->subject_token_type);
     f[T_ACTOR_TOKEN] = TOKEN("actor_token", r->actor_token);
-    f[T_ACTOR_TYPE] = FIELD("actor_token_type", r->actor_token_type_);
-    f[T_REQUESTED_TYPE] = FIELD("requested_token_type", r->requested_token_type_);
+    f[T_ACTOR_TYPE] = FIELD("actor_token_type", x->actor_token_type);
+    f[T_REQUESTED_TYPE] = FIELD("requested_token_type", x->requested_token_type);
     f[T_AUDIENCE] = FIELD("audience", r->audience);
     f[T_SCOPE] = FIELD("scope", r->scope);
     f[T_RESOURCE] = FIELD("resource", r->resource);
@@ -167,8 +175,9 @@ int tk_oauth_token_parse(const char *body, size_t len, tk_oauth_token_req *req, 
     TK_ASSERT(req != NULL && (body != NULL || len == 0));
     memset(req, 0, sizeof *req);
     tk_form_field f[T_COUNT];
+    struct scratch x;
     bool target_repeated;
-    int rc = read_form(body, len, req, f, &target_repeated, err);
+    int rc = read_form(body, len, req, &x, f, &target_repeated, err);
     rc = rc != 0 ? rc : check_grant(f, req, err);
     if (rc == 0) {
         switch (req->grant) {
