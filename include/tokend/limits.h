@@ -261,6 +261,33 @@
 /* v1 signatures looked at in one webhook-signature header (rotation sends
  * two or three). */
 #define TK_WEBHOOK_SIGS_MAX 8
+/* ---- Authorization server (src/oauth) ------------------------------------ */
+
+/* A registration document (RFC 7591): every member we keep at its limit is
+ * about 7 KiB; the rest is room for members we ignore (logo_uri, contacts). */
+#define TK_OAUTH_REGISTER_BODY_MAX 16384
+/* Redirect URIs per client: an agent registers one or two loopback ones. */
+#define TK_OAUTH_REDIRECTS_MAX 8
+/* One redirect URI, and client_uri: the longest URL we print. */
+#define TK_OAUTH_URI_MAX TK_URL_MAX
+/* software_id (often a UUID) and software_version, as registered. */
+#define TK_OAUTH_SOFTWARE_MAX 128
+/* state is echoed in the redirect; clients send ~43 random characters. */
+#define TK_OAUTH_STATE_MAX 512
+/* Keyword parameters (response_type, grant_type, code_challenge_method,
+ * prompt, *_token_type): the longest value we accept is 51 characters. */
+#define TK_OAUTH_WORD_MAX 64
+/* RFC 7636 §4.1: a code_verifier has 43 to 128 characters. */
+#define TK_OAUTH_VERIFIER_MIN 43
+#define TK_OAUTH_VERIFIER_MAX 128
+/* RFC 7636 §4.2: an S256 code_challenge is base64url(SHA-256), 43 chars. */
+#define TK_OAUTH_CHALLENGE_LEN 43
+/* A Cookie header we scan: browsers keep each cookie under 4 KiB. */
+#define TK_OAUTH_COOKIE_HEADER_MAX 8192
+/* Our browser-session cookie value: base64url of 32 random bytes. */
+#define TK_OAUTH_COOKIE_VALUE_LEN TK_SECRET_B64_LEN
+/* A Set-Cookie value we build: name, value and fixed attributes. */
+#define TK_OAUTH_SET_COOKIE_MAX 160
 
 _Static_assert(TK_TOKEN_LEN < TK_TOKEN_IN_MAX, "our own tokens must be accepted");
 _Static_assert(TK_HTTP_LINE_MAX <= TK_HTTP_HEAD_MAX, "the request line is part of the head");
@@ -288,5 +315,13 @@ _Static_assert((TK_AGENT_AUDIT_SLOTS & (TK_AGENT_AUDIT_SLOTS - 1)) == 0, "a powe
 _Static_assert(TK_AGENT_AUDIT_ENTRIES * 2 <= TK_AGENT_AUDIT_SLOTS, "audit index at most half full");
 _Static_assert(TK_AUTH_CACHE_ID_MAX <= 255 && TK_AUTH_CACHE_HDR_MAX <= 65535, "lengths fit");
 _Static_assert(TK_AUTH_CACHE_ID_MAX <= TK_ID_MAX, "a cached id fits the worker's buffer");
+
+_Static_assert(TK_OAUTH_REDIRECTS_MAX *(TK_OAUTH_URI_MAX + 3) + TK_SCOPE_MAX + 2 * TK_NAME_MAX +
+                       2 * TK_OAUTH_SOFTWARE_MAX + TK_OAUTH_URI_MAX + TK_ID_MAX + TK_TOKEN_LEN +
+                       640 <=
+                   TK_RESPONSE_MAX - 1024,
+               "a registration answer with every member at its limit fits one response");
+_Static_assert(TK_OAUTH_URI_MAX <= TK_AUD_MAX, "a redirect URI fits where a resource fits");
+_Static_assert(TK_OAUTH_COOKIE_VALUE_LEN + 100 <= TK_OAUTH_SET_COOKIE_MAX, "Set-Cookie fits");
 
 #endif
