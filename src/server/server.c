@@ -218,8 +218,8 @@ static void conn_peer(struct conn *c)
 static void conn_maybe_free(tk_worker *w, uint32_t slot)
 {
     struct conn *c = &w->conns[slot];
-    if (!c->shut || c->recv_armed || c->send_armed) {
-        return;
+    if (c->fd < 0 || !c->shut || c->recv_armed || c->send_armed) {
+        return; /* fd < 0: freed already (on_send closes, then frees again) */
     }
     if (c->ssl != NULL) {
         tk_tls_conn_end(c);
