@@ -101,7 +101,10 @@ static int set_ticket_ctx(const struct ticket_key *k, const unsigned char *iv, E
 }
 
 /* OpenSSL's ticket callback: 1 = key set, 2 = key set and renew the ticket,
- * 0 = no such key (full handshake), -1 = error. */
+ * 0 = no such key (full handshake), -1 = error. A ticket that decrypts is
+ * always renewed: OpenSSL clients use a TLS 1.3 ticket once (RFC 8446
+ * §C.4), so without a new one every other reconnection would be a full
+ * handshake; and a ticket under the previous key moves to the current. */
 static int ticket_cb(SSL *s, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CTX *cctx,
                      EVP_MAC_CTX *hctx, int enc)
 {
@@ -114,6 +117,7 @@ static int ticket_cb(SSL *s, unsigned char name[16], unsigned char *iv, EVP_CIPH
         k = t->keys[0];
     } else if (CRYPTO_memcmp(name, t->keys[0].name, 16) == 0) {
         k = t->keys[0];
+        ret = 2;
     } else if (t->have_prev && CRYPTO_memcmp(name, t->keys[1].name, 16) == 0) {
         k = t->keys[1];
         ret = 2;
