@@ -18,6 +18,7 @@ import shutil
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import time
 import unittest
@@ -241,10 +242,14 @@ class TLSClients(h.DaemonCase):
                 session = c.sock.session
                 self.assertFalse(c.sock.session_reused)
             self.assertIsNotNone(session)
-            for _ in range(2):
+            for _ in range(3):  # each resumption brings a new ticket for the next
                 with self.d.tls_conn(ctx, session=session) as c:
                     self.assertEqual(c.request("GET", "/healthz").status, 200)
                     self.assertTrue(c.sock.session_reused, version)
+                    self.assertNotEqual(c.sock.session.id, session.id,
+                                        "%s: a resumed connection got no new ticket "
+                                        "(OpenSSL clients use a TLS 1.3 ticket once)" % version)
+                    session = c.sock.session
 
     def test_session_resumption_s_client(self):
         sess = os.path.join(self.m["dir"], "s_client.sess")
@@ -255,11 +260,16 @@ class TLSClients(h.DaemonCase):
         for proto in ("-tls1_2", "-tls1_3"):
             first = subprocess.run(base + [proto, "-sess_out", sess], input=req,
                                    capture_output=True, timeout=30)
-            again = subprocess.run(base + [proto, "-sess_in", sess], input=req,
-                                   capture_output=True, timeout=30)
-            self.assertIn(b'{"status":"ok"}', again.stdout)
             self.assertIn(b"\nNew, TLSv1.", first.stdout, first.stdout[-2000:])
-            self.assertIn(b"\nReused, TLSv1.", again.stdout, again.stdout[-2000:])
+            # A chain: each connection resumes with the ticket the one before
+            # got (an OpenSSL client uses a TLS 1.3 ticket once, so each
+            # resumption must bring a new ticket).
+            for i in range(3):
+                again = subprocess.run(base + [proto, "-sess_in", sess, "-sess_out", sess],
+                                       input=req, capture_output=True, timeout=30)
+                self.assertIn(b'{"status":"ok"}', again.stdout)
+                self.assertIn(b"\nReused, TLSv1.", again.stdout,
+                              "%s resumption %d: %r" % (proto, i, again.stdout[-2000:]))
 
     def test_record_splits_give_identical_answers(self):
         """The glue between the ring and OpenSSL: the same conversation with
@@ -356,6 +366,22 @@ class TLSBadInput(h.DaemonCase):
             t = closes_within(mc.sock, 3.0)
             mc.close()
             self.assertIsNotNone(t, junk[:5])
+        self.assertServing()
+
+    def test_close_notify_then_reset(self):
+        """A client that says close_notify and leaves (unread tickets make
+        its close a reset) while tokend still sends: the failed send and the
+        close must release the slot once (this once freed it twice)."""
+        for _ in range(30):
+            mc = MemoryClient(self.d.tls_port, whole)
+            mc.handshake()
+            try:
+                mc.obj.unwrap()
+            except ssl.SSLWantReadError:
+                pass
+            mc.flush()
+            mc.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            mc.close()
         self.assertServing()
 
     def test_renegotiation_closes(self):
