@@ -437,17 +437,20 @@ class Tokend:
         self.port_file = os.path.join(run, "port")
         self.metrics_port_file = os.path.join(run, "metrics-port")
         self.stderr_path = os.path.join(run, "stderr.log")
-        argv = [TOKEND_BIN, "--data", self.data_dir, "--listen", "127.0.0.1:0",
+        # listen adds addresses when repeated: the default only when the test
+        # names none (its first --listen is listener 0, the port file's).
+        plain = [] if "--listen" in self.args else ["--listen", "127.0.0.1:0"]
+        argv = [TOKEND_BIN, "--data", self.data_dir] + plain + [
                 "--port-file", self.port_file, "--metrics-port-file", self.metrics_port_file,
                 "--workers", str(self.workers)]
         if self.metrics_listen is not None:
             argv += ["--metrics-listen", self.metrics_listen]
         self.tls_port_file = os.path.join(run, "tls-port")
-        if self.tls:
+        argv += self.args
+        if self.tls:  # after the test's own addresses
             m = tls_material()
             argv += ["--listen", "127.0.0.1:0 tls", "--tls-cert", m["cert"], "--tls-key", m["key"],
                      "--tls-port-file", self.tls_port_file]
-        argv += self.args
         self._err = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._err,
                                      stderr=self._err, env=_env(),

@@ -122,7 +122,8 @@ class ClientLibrariesTLS(ClientLibraries):
     NODE_EXTRA_CA_CERTS; and Node's own https module."""
 
     https = True
-    daemon_args = ("--auth-fail-burst", 0, "--listen", "127.0.0.1:%d tls" % TLS_PORT,
+    daemon_args = ("--auth-fail-burst", 0, "--listen", "127.0.0.1:0",
+                   "--listen", "127.0.0.1:%d tls" % TLS_PORT,
                    "--issuer", "https://localhost:%d" % TLS_PORT,
                    "--tls-cert", h.tls_material()["cert"], "--tls-key", h.tls_material()["key"])
 

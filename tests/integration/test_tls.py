@@ -449,7 +449,8 @@ class TLSReload(h.FreshCase):
         cert, key = os.path.join(folder, "cert.pem"), os.path.join(folder, "key.pem")
         shutil.copy(m["cert"], cert)
         shutil.copy(m["key"], key)
-        d = self.daemon(("--tls-cert", cert, "--tls-key", key, "--listen", "127.0.0.1:0 tls"))
+        d = self.daemon(("--tls-cert", cert, "--tls-key", key, "--listen", "127.0.0.1:0",
+                         "--listen", "127.0.0.1:0 tls"))
         self.assertIsNone(d.tls_port)  # no --tls-port-file: the harness's tls=False
         d.tls = True
         d.tls_port = tk_tls_port(d)
