@@ -63,6 +63,7 @@ extern const char *const bench_err_names[ERR_KINDS];
 #define TAG_SIDE 0x80000000u /* not counted in requests, latency or errors */
 
 typedef struct load_cfg load_cfg;
+struct ssl_ctx_st;
 
 struct load_cfg {
     uint16_t port;
@@ -73,6 +74,10 @@ struct load_cfg {
     double rate;           /* requests/s over all conns; 0 = closed loop */
     uint64_t max_requests; /* stop after this many (0 = no limit) */
     const char *label;     /* progress line */
+    /* TLS: every connection does a blocking handshake at connect, then runs
+     * over memory BIOs in the same ring (the request is encrypted before its
+     * send, the answer decrypted after its receive). NULL = plain HTTP. */
+    struct ssl_ctx_st *tls;
     bool progress;
     void *arg;
     /* Write the next request for conn into buf; return its length, or 0 to
@@ -110,7 +115,8 @@ uint64_t bench_now_ns(void);
 typedef struct server_proc {
     pid_t pid;
     uint16_t port;
-    char dir[256]; /* its temporary folder (data, logs) */
+    uint16_t tls_port; /* its TLS listener after bench_tls_servers (0: none) */
+    char dir[256];     /* its temporary folder (data, logs) */
     char name[32];
 } server_proc;
 
@@ -128,6 +134,9 @@ void bench_rmtree(const char *dir);
 /* Run argv (stdout captured into a malloc'd NUL-terminated *out when out is
  * not NULL); returns the exit status or -1. */
 int bench_run(char *const argv[], char **out);
+/* From now on, tokend_start adds a TLS listener and nginx_start listens with
+ * TLS only, both with this certificate and key (PEM files). */
+void bench_tls_servers(const char *cert, const char *key);
 int tokend_start(const char *tokend, const char *data_dir, int cpu, server_proc *sp);
 bool nginx_available(void);
 int nginx_start(const char *body, size_t body_len, int cpu, server_proc *sp);
@@ -257,6 +266,16 @@ int scen_introspect(const bench_opts *o, bench_report *rp);
 int scen_scale(const bench_opts *o, bench_report *rp);
 int scen_cascade(const bench_opts *o, bench_report *rp);
 int scen_revoke(const bench_opts *o, bench_report *rp);
+int scen_introspect_tls(const bench_opts *o, bench_report *rp);
+
+/* scen_introspect.c: introspect against tokend and nginx over TLS when tls
+ * is a client context (TLS servers set up by the caller), and the handshake
+ * rates when hs_seconds > 0. */
+int introspect_run(const bench_opts *o, bench_report *rp, struct ssl_ctx_st *tls);
+/* scen_tls.c: handshakes per second (full, or resumed from one session)
+ * against port for seconds, and the server's CPU per handshake. */
+int tls_handshake_rate(struct ssl_ctx_st *ctx, uint16_t port, pid_t pid, bool resume,
+                       double seconds, double *per_s, double *cpu_us);
 
 /* Shared by the scenarios (scen_common.c). */
 typedef struct seeded {

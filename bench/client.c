@@ -11,6 +11,11 @@
  *
  * user_data packs op (8 bits), the connection's generation (24 bits) and its
  * index; a completion for a connection that was since re-opened is ignored.
+ *
+ * TLS (cfg->tls): the handshake is done blocking at connect (it is not what
+ * the keep-alive runs measure); then the SSL object is moved onto memory
+ * BIOs, each request is encrypted into a send buffer and each received run of
+ * ciphertext decrypted into the input buffer, so the ring stays the only I/O.
  */
 #include "bench.h"
 
@@ -19,6 +24,8 @@
 #include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -35,10 +42,16 @@ const char *const bench_err_names[ERR_KINDS] = {
 #define RETRY_NS  100000000ull /* reconnect attempts per connection: 10/s at most */
 #define TICK_NS   1000000ull
 #define CONNS_MAX 65536
+/* Per connection: request, input, and for TLS the request's ciphertext and a
+ * receive buffer of ciphertext. */
+#define CONN_MEM (REQ_CAP + IN_CAP + 2 * REQ_CAP + IN_CAP)
 
 enum { OP_SEND = 1, OP_RECV = 2 };
 
 typedef struct lconn {
+    SSL *ssl;         /* TLS: over rb/wb after the handshake */
+    BIO *rb, *wb;     /* ciphertext in (we write), out (we read) */
+    char *creq, *cin; /* TLS: the encrypted request, received ciphertext */
     int fd;
     uint32_t gen;
     bool side, parked, inflight, waiting_due, dead;
@@ -100,6 +113,41 @@ static struct io_uring_sqe *sqe_get(load_run *ld)
 
 /* ---- Connections ------------------------------------------------------------------------- */
 
+static void tls_drop(lconn *c)
+{
+    SSL_free(c->ssl); /* frees rb and wb */
+    c->ssl = NULL;
+    c->rb = c->wb = NULL;
+}
+
+/* A blocking handshake on the socket, then memory BIOs for the ring. */
+static int tls_open(load_run *ld, lconn *c)
+{
+    c->ssl = SSL_new(ld->cfg->tls);
+    if (c->ssl == NULL || SSL_set1_host(c->ssl, "localhost") != 1 ||
+        SSL_set_fd(c->ssl, c->fd) != 1 || SSL_connect(c->ssl) != 1) {
+        ERR_clear_error();
+        tls_drop(c);
+        close(c->fd);
+        c->fd = -1;
+        return -EPROTO;
+    }
+    c->rb = BIO_new(BIO_s_mem());
+    c->wb = BIO_new(BIO_s_mem());
+    if (c->rb == NULL || c->wb == NULL) {
+        BIO_free(c->rb);
+        BIO_free(c->wb);
+        c->rb = c->wb = NULL;
+        tls_drop(c);
+        close(c->fd);
+        c->fd = -1;
+        return -ENOMEM;
+    }
+    BIO_set_mem_eof_return(c->rb, -1);
+    SSL_set_bio(c->ssl, c->rb, c->wb); /* the socket BIO goes; the fd stays ours */
+    return 0;
+}
+
 static int conn_open(load_run *ld, lconn *c)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -119,7 +167,7 @@ static int conn_open(load_run *ld, lconn *c)
     c->dead = false;
     c->in_len = 0;
     c->inflight = false;
-    return 0;
+    return ld->cfg->tls ? tls_open(ld, c) : 0;
 }
 
 static void count_err(load_run *ld, const lconn *c, enum bench_err e)
@@ -138,6 +186,9 @@ static void conn_reset(lconn *c)
         close(c->fd);
         c->fd = -1;
     }
+    if (c->ssl != NULL) {
+        tls_drop(c);
+    }
     c->gen++;
     c->inflight = false;
     c->dead = true;
@@ -147,15 +198,54 @@ static void conn_reset(lconn *c)
 static void arm_recv(load_run *ld, lconn *c, unsigned i)
 {
     struct io_uring_sqe *s = sqe_get(ld);
-    io_uring_prep_recv(s, c->fd, c->in + c->in_len, IN_CAP - c->in_len, 0);
+    if (c->ssl != NULL) {
+        io_uring_prep_recv(s, c->fd, c->cin, IN_CAP, 0);
+    } else {
+        io_uring_prep_recv(s, c->fd, c->in + c->in_len, IN_CAP - c->in_len, 0);
+    }
     io_uring_sqe_set_data64(s, ud(OP_RECV, c, i));
 }
 
 static void arm_send(load_run *ld, lconn *c, unsigned i)
 {
     struct io_uring_sqe *s = sqe_get(ld);
-    io_uring_prep_send(s, c->fd, c->req + c->req_sent, c->req_len - c->req_sent, MSG_NOSIGNAL);
+    const char *buf = c->ssl != NULL ? c->creq : c->req;
+    io_uring_prep_send(s, c->fd, buf + c->req_sent, c->req_len - c->req_sent, MSG_NOSIGNAL);
     io_uring_sqe_set_data64(s, ud(OP_SEND, c, i));
+}
+
+/* TLS: replace the request by its ciphertext (req_len becomes its length). */
+static bool tls_encrypt(lconn *c)
+{
+    if (SSL_write(c->ssl, c->req, (int)c->req_len) != (int)c->req_len) {
+        ERR_clear_error();
+        return false;
+    }
+    int n = BIO_read(c->wb, c->creq, REQ_CAP * 2);
+    if (n <= 0 || BIO_ctrl_pending(c->wb) != 0) {
+        return false;
+    }
+    c->req_len = (size_t)n;
+    return true;
+}
+
+/* TLS: ciphertext in, plaintext appended to c->in; false on a TLS error. */
+static bool tls_decrypt(lconn *c, size_t n)
+{
+    if (BIO_write(c->rb, c->cin, (int)n) != (int)n) {
+        return false;
+    }
+    for (int k = 0; k < 64 && c->in_len < IN_CAP; k++) { /* records per receive */
+        int r = SSL_read(c->ssl, c->in + c->in_len, (int)(IN_CAP - c->in_len));
+        if (r > 0) {
+            c->in_len += (size_t)r;
+            continue;
+        }
+        int e = SSL_get_error(c->ssl, r);
+        ERR_clear_error();
+        return e == SSL_ERROR_WANT_READ;
+    }
+    return true;
 }
 
 /* Make and queue the next request; a connection the scenario has nothing for
@@ -184,6 +274,11 @@ static void start_request(load_run *ld, unsigned i, uint64_t sent_ns)
     c->req_sent = 0;
     c->in_len = 0;
     c->sent_ns = sent_ns;
+    if (c->ssl != NULL && !tls_encrypt(c)) {
+        count_err(ld, c, ERR_IO);
+        conn_reset(c);
+        return;
+    }
     arm_send(ld, c, i);
     arm_recv(ld, c, i);
 }
@@ -273,7 +368,15 @@ static void on_recv(load_run *ld, unsigned i, int res, uint64_t now)
         conn_reset(c);
         return;
     }
-    c->in_len += (size_t)res;
+    if (c->ssl != NULL) {
+        if (!tls_decrypt(c, (size_t)res)) {
+            count_err(ld, c, ERR_IO);
+            conn_reset(c);
+            return;
+        }
+    } else {
+        c->in_len += (size_t)res;
+    }
     int status = 0;
     size_t off = 0;
     bool close_after = false;
@@ -391,7 +494,7 @@ static int setup(load_run *ld)
         return -EINVAL;
     }
     ld->c = calloc(ld->n, sizeof *ld->c);
-    ld->mem = malloc((size_t)ld->n * (REQ_CAP + IN_CAP));
+    ld->mem = malloc((size_t)ld->n * CONN_MEM);
     if (ld->c == NULL || ld->mem == NULL) {
         return -ENOMEM;
     }
@@ -413,8 +516,10 @@ static int setup(load_run *ld)
         lconn *c = &ld->c[i];
         c->fd = -1;
         c->side = i >= cfg->conns;
-        c->req = ld->mem + (size_t)i * (REQ_CAP + IN_CAP);
+        c->req = ld->mem + (size_t)i * CONN_MEM;
         c->in = c->req + REQ_CAP;
+        c->creq = c->in + IN_CAP;
+        c->cin = c->creq + 2 * REQ_CAP;
         rc = conn_open(ld, c);
         if (rc != 0) {
             return rc;
@@ -431,6 +536,9 @@ static void teardown(load_run *ld)
     for (unsigned i = 0; ld->c != NULL && i < ld->n; i++) {
         if (ld->c[i].fd >= 0) {
             close(ld->c[i].fd);
+        }
+        if (ld->c[i].ssl != NULL) {
+            tls_drop(&ld->c[i]);
         }
     }
     if (ld->ring.ring_fd > 0) {

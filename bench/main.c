@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 static const char usage[] =
-    "usage: tokend-bench introspect|cascade|revoke|scale [options]\n"
+    "usage: tokend-bench introspect|introspect-tls|cascade|revoke|scale [options]\n"
     "  --tokens N[,N...]   tokens seeded (introspect/revoke: one size, default 10000000 /\n"
     "                      1000000; scale: sizes, default 10000,10000000; suffixes k, M)\n"
     "  --k K[,K...]        cascade: tokens delegated from each root (default 1,1000,100000)\n"
@@ -224,6 +224,8 @@ int main(int argc, char **argv)
     int rc;
     if (strcmp(o.scenario, "introspect") == 0) {
         rc = scen_introspect(&o, &rp);
+    } else if (strcmp(o.scenario, "introspect-tls") == 0) {
+        rc = scen_introspect_tls(&o, &rp);
     } else if (strcmp(o.scenario, "cascade") == 0) {
         rc = scen_cascade(&o, &rp);
     } else if (strcmp(o.scenario, "revoke") == 0) {

@@ -169,6 +169,27 @@ static bool port_open(uint16_t port)
     return ok;
 }
 
+static char tls_cert[256], tls_key[256]; /* bench_tls_servers; "" = plain */
+
+void bench_tls_servers(const char *cert, const char *key)
+{
+    snprintf(tls_cert, sizeof tls_cert, "%s", cert);
+    snprintf(tls_key, sizeof tls_key, "%s", key);
+}
+
+static uint16_t read_port(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    unsigned port = 0;
+    if (f != NULL) {
+        if (fscanf(f, "%u", &port) != 1 || port >= 65536) {
+            port = 0;
+        }
+        fclose(f);
+    }
+    return (uint16_t)port;
+}
+
 int tokend_start(const char *tokend, const char *data_dir, int cpu, server_proc *sp)
 {
     memset(sp, 0, sizeof *sp);
@@ -177,12 +198,15 @@ int tokend_start(const char *tokend, const char *data_dir, int cpu, server_proc 
     if (rc != 0) {
         return rc;
     }
-    char port_file[300], log[300];
+    char port_file[300], tls_port_file[300], log[300];
     snprintf(port_file, sizeof port_file, "%s/port", sp->dir);
+    snprintf(tls_port_file, sizeof tls_port_file, "%s/tls-port", sp->dir);
     snprintf(log, sizeof log, "%s/tokend.log", sp->dir);
-    char *args[] = {
-        (char *)tokend,   "--listen",  "127.0.0.1:0", "--port-file", port_file, "--data",
-        (char *)data_dir, "--workers", "1",           "--log-level", "warn",    NULL};
+    char *args[] = {(char *)tokend, "--listen", "127.0.0.1:0", "--port-file", port_file, "--data",
+                    (char *)data_dir, "--workers", "1", "--log-level", "warn",
+                    /* with bench_tls_servers: a TLS listener beside the plain one */
+                    tls_cert[0] ? "--listen" : NULL, "127.0.0.1:0 tls", "--tls-cert", tls_cert,
+                    "--tls-key", tls_key, "--tls-port-file", tls_port_file, NULL};
     /* TOKEND_BENCH_WRAP="valgrind --tool=callgrind ...": run tokend under a tool. */
     char *argv[40], wrap[512];
     size_t n = 0;
@@ -192,7 +216,7 @@ int tokend_start(const char *tokend, const char *data_dir, int cpu, server_proc 
          t = strtok_r(NULL, " ", &save)) {
         argv[n++] = t;
     }
-    for (size_t k = 0; k + 1 < sizeof args / sizeof args[0]; k++) {
+    for (size_t k = 0; k + 1 < sizeof args / sizeof args[0] && args[k] != NULL; k++) {
         argv[n++] = args[k];
     }
     /* TOKEND_BENCH_ARGS: more tokend options (e.g. a smaller --map-size for valgrind). */
@@ -211,6 +235,7 @@ int tokend_start(const char *tokend, const char *data_dir, int cpu, server_proc 
         if (f != NULL && fscanf(f, "%u", &port) == 1 && port > 0 && port < 65536) {
             fclose(f);
             sp->port = (uint16_t)port;
+            sp->tls_port = tls_cert[0] ? read_port(tls_port_file) : 0; /* written before */
             return 0;
         }
         if (f != NULL) {
@@ -263,11 +288,20 @@ static int nginx_conf(const server_proc *sp, const char *body, size_t body_len, 
             "  client_body_temp_path %s/body;\n  proxy_temp_path %s/proxy;\n"
             "  fastcgi_temp_path %s/fcgi;\n  uwsgi_temp_path %s/uwsgi;\n"
             "  scgi_temp_path %s/scgi;\n"
-            "  server {\n    listen 127.0.0.1:%u;\n    location / {\n"
+            "  server {\n    listen 127.0.0.1:%u%s;\n",
+            sp->dir, sp->dir, sp->dir, sp->dir, sp->dir, sp->dir, sp->dir, sp->port,
+            tls_cert[0] ? " ssl" : "");
+    if (tls_cert[0]) { /* nginx's defaults otherwise: tickets on, TLS 1.2 and 1.3 */
+        fprintf(f,
+                "    ssl_certificate %s;\n    ssl_certificate_key %s;\n"
+                "    ssl_protocols TLSv1.2 TLSv1.3;\n",
+                tls_cert, tls_key);
+    }
+    fprintf(f,
+            "    location / {\n"
             "      default_type application/json;\n      add_header Cache-Control no-store;\n"
             "      return 200 '%.*s';\n    }\n  }\n}\n",
-            sp->dir, sp->dir, sp->dir, sp->dir, sp->dir, sp->dir, sp->dir, sp->port, (int)body_len,
-            body);
+            (int)body_len, body);
     return fclose(f) == 0 ? 0 : -EIO;
 }
 
@@ -281,6 +315,7 @@ int nginx_start(const char *body, size_t body_len, int cpu, server_proc *sp)
     }
     int rc = bench_mkdtemp("nginx", sp->dir, sizeof sp->dir);
     sp->port = free_port();
+    sp->tls_port = tls_cert[0] ? sp->port : 0;
     char conf[300], log[300];
     snprintf(conf, sizeof conf, "%s/nginx.conf", sp->dir);
     snprintf(log, sizeof log, "%s/error.log", sp->dir);

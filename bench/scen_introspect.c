@@ -10,6 +10,10 @@
  * Every answer is checked: an active token must come back active, the others
  * exactly {"active":false}.
  *
+ * introspect-tls (scen_tls.c sets up the certificate): the same over TLS
+ * with keep-alive, tokend's TLS listener against nginx's `ssl` listener with
+ * the same certificate and cipher suite; then the handshake rates.
+ *
  * scale: one tokend per store size (e.g. 10 k and 10 M tokens), all pinned to
  * the same CPU and loaded alternately; throughput and private memory of each.
  */
@@ -32,7 +36,8 @@ typedef struct mix {
     char prefix[PREFIX_CAP]; /* request up to "token=" */
     size_t prefix_len;
     char unknown[UNKNOWN_N][TOKEN_LEN];
-    size_t body_len; /* last active answer's length */
+    size_t body_len;        /* last active answer's length */
+    struct ssl_ctx_st *tls; /* load over TLS (the servers' tls_port) */
     /* the run in progress */
     bench_series *cur;
     pid_t pid;
@@ -108,7 +113,8 @@ static void mix_window(void *arg, bool start)
 static int run_one(const bench_opts *o, mix *m, const server_proc *sp, bench_series *se)
 {
     load_cfg cfg = {
-        .port = sp->port,
+        .port = m->tls ? sp->tls_port : sp->port,
+        .tls = m->tls,
         .conns = o->conns,
         .duration_s = o->duration_s,
         .warmup_s = o->warmup_s,
@@ -276,7 +282,55 @@ static void ab_rounds(const bench_opts *o, mix *m, const ab_target *t, unsigned 
     }
 }
 
+/* Full and resumed handshakes per second against each server, in turn. */
+static void handshake_rounds(const bench_opts *o, bench_report *rp, struct ssl_ctx_st *tls,
+                             const ab_target *t, unsigned n)
+{
+    static const char *const what[2] = {"full", "resumed"};
+    double rate[3][2] = {{0}}, cpu[3][2] = {{0}};
+    unsigned got[3][2] = {{0}};
+    for (unsigned r = 0; r < o->rounds; r++) {
+        for (unsigned k = 0; k < n; k++) {
+            unsigned x = (k + r) % n;
+            for (int res = 0; res < 2; res++) {
+                double ps = 0, us = 0;
+                if (tls_handshake_rate(tls, t[x].srv->tls_port, t[x].srv->pid, res == 1,
+                                       o->duration_s / 2, &ps, &us) == 0) {
+                    rate[x][res] += ps;
+                    cpu[x][res] += us;
+                    got[x][res]++;
+                    bench_log("%-22s %s handshakes %8.0f /s  server %7.1f us each", t[x].se->name,
+                              what[res], ps, us);
+                }
+            }
+        }
+    }
+    for (unsigned x = 0; x < n; x++) {
+        for (int res = 0; res < 2; res++) {
+            char name[48];
+            unsigned g = got[x][res] ? got[x][res] : 1;
+            const char *who = x == 0 ? "tokend" : "nginx";
+            snprintf(name, sizeof name, "%s_%s_handshakes_per_s", who, what[res]);
+            report_metric(rp, name, rate[x][res] / g);
+            snprintf(name, sizeof name, "%s_%s_handshake_server_us", who, what[res]);
+            report_metric(rp, name, cpu[x][res] / g);
+        }
+    }
+    if (n >= 2 && got[0][0] && got[1][0] && got[0][1] && got[1][1]) {
+        for (int res = 0; res < 2; res++) {
+            char name[48];
+            snprintf(name, sizeof name, "ratio_%s_handshakes", what[res]);
+            report_metric(rp, name, (rate[0][res] / got[0][res]) / (rate[1][res] / got[1][res]));
+        }
+    }
+}
+
 int scen_introspect(const bench_opts *o, bench_report *rp)
+{
+    return introspect_run(o, rp, NULL);
+}
+
+int introspect_run(const bench_opts *o, bench_report *rp, struct ssl_ctx_st *tls)
 {
     size_t n = first_size(o->tokens_list);
     seeded *s = calloc(1, sizeof *s);
@@ -297,11 +351,13 @@ int scen_introspect(const bench_opts *o, bench_report *rp)
         m->nrev = nrev;
     }
     size_t len = answer_len(m, s->srv.port);
+    m->tls = tls;
     server_proc ng = {0};
     bool have_ng =
         !o->no_nginx && nginx_available() && nginx_same_body(len, o->server_cpu, &ng) == 0;
     server_proc base = {0};
-    bool have_base = o->baseline && tokend_start(o->baseline, s->data, o->server_cpu, &base) == 0;
+    bool have_base =
+        !tls && o->baseline && tokend_start(o->baseline, s->data, o->server_cpu, &base) == 0;
     ab_target t[3];
     unsigned nt = 0;
     bench_series *st = report_series(rp, "tokend");
@@ -315,6 +371,9 @@ int scen_introspect(const bench_opts *o, bench_report *rp)
         t[nt++] = (ab_target){&base, sb, true};
     }
     ab_rounds(o, m, t, nt);
+    if (tls != NULL) {
+        handshake_rounds(o, rp, tls, t, have_base ? 1 : nt);
+    }
     if (have_base) {
         report_metric(rp, "baseline_rps", series_rps(sb));
         report_metric(rp, "baseline_server_us_per_req", series_cpu_us(sb));

@@ -41,6 +41,7 @@ void tk_config_defaults(tk_config *cfg)
     cfg->pin_cpus = false;
     strcpy(cfg->metrics_host, "127.0.0.1"); /* loopback only unless configured */
     cfg->metrics_port = -1;
+    cfg->listen_fresh = true;
 }
 
 static int fail(char *err, size_t errcap, int code, const char *fmt, ...)
@@ -114,9 +115,46 @@ static int parse_addr(const char *v, char *host_out, size_t cap, uint16_t *port_
     return 0;
 }
 
+/* "ADDR:PORT" or "ADDR:PORT tls": replaces the list after a new source
+ * began (listen_fresh), else adds to it. */
 static int parse_listen(tk_config *cfg, const char *v)
 {
-    return parse_addr(v, cfg->host, sizeof(cfg->host), &cfg->port);
+    char addr[96];
+    const char *sp = strchr(v, ' ');
+    size_t n = sp != NULL ? (size_t)(sp - v) : strlen(v);
+    bool tls = false;
+    if (sp != NULL) {
+        while (*sp == ' ') {
+            sp++;
+        }
+        if (strcmp(sp, "tls") != 0) {
+            return TK_E_BADINPUT;
+        }
+        tls = true;
+    }
+    if (n >= sizeof(addr)) {
+        return TK_E_BADINPUT;
+    }
+    memcpy(addr, v, n);
+    addr[n] = '\0';
+    tk_config_listen l;
+    if (parse_addr(addr, l.host, sizeof(l.host), &l.port) != 0) {
+        return TK_E_BADINPUT;
+    }
+    l.tls = tls;
+    if (cfg->listen_fresh) {
+        cfg->listen_fresh = false;
+        cfg->nmore = 0;
+        memcpy(cfg->host, l.host, sizeof(cfg->host));
+        cfg->port = l.port;
+        cfg->tls = l.tls;
+        return 0;
+    }
+    if (cfg->nmore >= TK_API_LISTEN_MAX - 1) {
+        return TK_E_TOOBIG;
+    }
+    cfg->more[cfg->nmore++] = l;
+    return 0;
 }
 
 /* "off", or an address as for listen. */
@@ -232,12 +270,16 @@ int tk_config_set(tk_config *cfg, const char *key, const char *value, char *err,
         }
     }
     if (!strcmp(key, "listen")) {
-        if (parse_listen(cfg, value) != 0) {
-            return fail(
-                err, errcap, TK_E_BADINPUT,
-                "listen: expected NUMERIC-ADDRESS:PORT (e.g. 127.0.0.1:7662 or [::1]:7662), "
-                "got \"%s\"",
-                value);
+        int r = parse_listen(cfg, value);
+        if (r == TK_E_TOOBIG) {
+            return fail(err, errcap, TK_E_BADINPUT, "listen: at most %d addresses",
+                        TK_API_LISTEN_MAX);
+        }
+        if (r != 0) {
+            return fail(err, errcap, TK_E_BADINPUT,
+                        "listen: expected NUMERIC-ADDRESS:PORT, optionally followed by \" tls\" "
+                        "(e.g. 127.0.0.1:7662 or [::1]:7662 or 0.0.0.0:8443 tls), got \"%s\"",
+                        value);
         }
         return 0;
     }
@@ -252,6 +294,12 @@ int tk_config_set(tk_config *cfg, const char *key, const char *value, char *err,
     }
     if (!strcmp(key, "metrics-token")) {
         return set_token(cfg, value, err, errcap);
+    }
+    if (!strcmp(key, "tls-cert")) {
+        return set_string(cfg->tls_cert, sizeof(cfg->tls_cert), key, value, err, errcap);
+    }
+    if (!strcmp(key, "tls-key")) {
+        return set_string(cfg->tls_key, sizeof(cfg->tls_key), key, value, err, errcap);
     }
     if (!strcmp(key, "data")) {
         return set_string(cfg->data_dir, sizeof(cfg->data_dir), key, value, err, errcap);
@@ -305,6 +353,7 @@ int tk_config_load_file(tk_config *cfg, const char *path, char *err, size_t errc
     }
     char line[CONFIG_LINE_MAX];
     int r = 0;
+    cfg->listen_fresh = true; /* the file's first listen replaces the default */
     for (unsigned no = 1; no <= CONFIG_LINES_MAX && r == 0; no++) {
         if (!fgets(line, sizeof(line), f)) {
             break;
@@ -338,6 +387,30 @@ int tk_config_load_file(tk_config *cfg, const char *path, char *err, size_t errc
     return r;
 }
 
+/* TLS listeners need a certificate and key, and a certificate needs a TLS
+ * listener (a forgotten " tls" would otherwise serve secrets in clear). */
+static int validate_tls(const tk_config *cfg, char *err, size_t errcap)
+{
+    bool tls = cfg->tls;
+    for (unsigned i = 0; i < cfg->nmore; i++) {
+        tls = tls || cfg->more[i].tls;
+        if (cfg->more[i].port != 0 && cfg->metrics_host[0] != '\0' &&
+            cfg->more[i].port == tk_config_metrics_port(cfg)) {
+            return fail(err, errcap, TK_E_INVALID,
+                        "listen: port %u is the metrics port (/metrics has its own)",
+                        (unsigned)cfg->more[i].port);
+        }
+    }
+    if (tls && (cfg->tls_cert[0] == '\0' || cfg->tls_key[0] == '\0')) {
+        return fail(err, errcap, TK_E_INVALID, "listen ... tls: needs tls-cert and tls-key");
+    }
+    if (!tls && (cfg->tls_cert[0] != '\0' || cfg->tls_key[0] != '\0')) {
+        return fail(err, errcap, TK_E_INVALID,
+                    "tls-cert/tls-key: set, but no listen address has \" tls\"");
+    }
+    return 0;
+}
+
 int tk_config_validate(const tk_config *cfg, char *err, size_t errcap)
 {
     if (cfg->issuer[0] != '\0') {
@@ -367,5 +440,5 @@ int tk_config_validate(const tk_config *cfg, char *err, size_t errcap)
     if (cfg->metrics_host[0] == '\0' && cfg->metrics_token[0] != '\0') {
         return fail(err, errcap, TK_E_INVALID, "metrics-token: set, but metrics-listen is off");
     }
-    return 0;
+    return validate_tls(cfg, err, errcap);
 }

@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 static const char usage[] =
-    "usage: tokend [--config FILE] [--listen ADDR:PORT] [--workers N] [--data DIR]\n"
+    "usage: tokend [--config FILE] [--listen 'ADDR:PORT[ tls]']... [--workers N] [--data DIR]\n"
     "              [--map-size BYTES] [--issuer URL] [--access-ttl S] [--refresh-ttl S]\n"
     "              [--session-ttl S] [--max-depth N] [--max-conns N] [--idle-timeout MS]\n"
     "              [--header-timeout MS] [--body-timeout MS] [--max-body BYTES]\n"
@@ -30,17 +30,21 @@ static const char usage[] =
     "              [--resources FILE] [--idp-config FILE] [--port-file FILE]\n"
     "              [--auth-fail-burst N] [--map-size-max BYTES]\n"
     "              [--metrics-listen ADDR:PORT|off] [--metrics-token TOKEN]\n"
-    "              [--metrics-port-file FILE]\n"
+    "              [--metrics-port-file FILE] [--tls-cert FILE] [--tls-key FILE]\n"
+    "              [--tls-port-file FILE]\n"
     "\n"
     "Token introspection (RFC 7662) and revocation (RFC 7009) with cascading\n"
     "revocation. Defaults: listen 127.0.0.1:7662, data ./tokend-data, one worker\n"
-    "per CPU, /metrics only on 127.0.0.1 at the listen port + 1. A config file\n"
-    "holds the same settings as \"key = value\" lines; flags override it.\n";
+    "per CPU, /metrics only on 127.0.0.1 at the listen port + 1. listen may be\n"
+    "given up to 3 times; \" tls\" after an address serves it over TLS (tls-cert,\n"
+    "tls-key; reloaded on SIGHUP). A config file holds the same settings as\n"
+    "\"key = value\" lines; flags override it.\n";
 
 struct options {
     tk_config cfg;
     const char *port_file;
     const char *metrics_port_file;
+    const char *tls_port_file; /* the port of the first TLS listener */
 };
 
 static int die_usage(const char *msg)
@@ -65,6 +69,7 @@ static int parse_args(int argc, char **argv, struct options *o)
             }
         }
     }
+    o->cfg.listen_fresh = true; /* the first --listen replaces the file's addresses */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -90,6 +95,10 @@ static int parse_args(int argc, char **argv, struct options *o)
         }
         if (!strcmp(a, "--metrics-port-file")) {
             o->metrics_port_file = v;
+            continue;
+        }
+        if (!strcmp(a, "--tls-port-file")) {
+            o->tls_port_file = v;
             continue;
         }
         if (tk_config_set(&o->cfg, a + 2, v, err, sizeof(err)) != 0) {
@@ -122,15 +131,36 @@ static int write_port_file(const char *path, uint16_t port)
     return 0;
 }
 
-/* The metrics port file first: a reader that sees the main one can rely on
- * both (it stays absent when the metrics listener is off). */
+/* The server listener index of the first TLS address, or 0 if none. */
+static unsigned first_tls_listener(const tk_config *cfg)
+{
+    if (cfg->tls) {
+        return 0;
+    }
+    unsigned base = cfg->metrics_host[0] != '\0' ? 2 : 1; /* after the metrics one */
+    for (unsigned i = 0; i < cfg->nmore; i++) {
+        if (cfg->more[i].tls) {
+            return base + i;
+        }
+    }
+    return 0;
+}
+
+/* The metrics and TLS port files first: a reader that sees the main one can
+ * rely on all (each stays absent when its listener is off). */
 static int write_port_files(const struct options *o, tk_server *srv)
 {
-    const char *path[2] = {o->metrics_port_file, o->port_file};
-    uint16_t port[2] = {tk_server_listener_port(srv, TK_APP_LISTENER_METRICS), tk_server_port(srv)};
-    bool want[2] = {o->metrics_port_file != NULL && o->cfg.metrics_host[0] != '\0',
-                    o->port_file != NULL};
-    for (int i = 0; i < 2; i++) {
+    const tk_config *cfg = &o->cfg;
+    bool tls = cfg->tls;
+    for (unsigned i = 0; i < cfg->nmore; i++) {
+        tls = tls || cfg->more[i].tls;
+    }
+    const char *path[3] = {o->metrics_port_file, o->tls_port_file, o->port_file};
+    uint16_t port[3] = {tk_server_listener_port(srv, TK_APP_LISTENER_METRICS),
+                        tk_server_listener_port(srv, first_tls_listener(cfg)), tk_server_port(srv)};
+    bool want[3] = {o->metrics_port_file != NULL && cfg->metrics_host[0] != '\0',
+                    o->tls_port_file != NULL && tls, o->port_file != NULL};
+    for (int i = 0; i < 3; i++) {
         int r = want[i] ? write_port_file(path[i], port[i]) : 0;
         if (r != 0) {
             tk_log_error("port_file_failed", "path=\"%s\" error=\"%s\"", path[i], tk_strerror(r));
@@ -146,8 +176,8 @@ static void derive_issuer(tk_config *cfg, uint16_t port)
         return;
     }
     bool v6 = strchr(cfg->host, ':') != NULL;
-    snprintf(cfg->issuer, sizeof(cfg->issuer), v6 ? "http://[%s]:%u" : "http://%s:%u", cfg->host,
-             (unsigned)port);
+    snprintf(cfg->issuer, sizeof(cfg->issuer), v6 ? "%s://[%s]:%u" : "%s://%s:%u",
+             cfg->tls ? "https" : "http", cfg->host, (unsigned)port);
 }
 
 /* The server exists only after the application it calls into, so /metrics
@@ -205,10 +235,19 @@ static int load_idp(const tk_config *cfg, tk_idp_trust **out)
     return 0;
 }
 
-/* SIGHUP: reload the protected resources and the IdP trust file; a bad
- * file keeps the one in use. */
+/* SIGHUP: reload the TLS certificate and key, the protected resources and
+ * the IdP trust file; a bad file keeps the one in use. */
 static void reload(const tk_config *cfg, tk_idp_holder *idp, tk_app *app)
 {
+    tk_server *srv = __atomic_load_n(&running_server, __ATOMIC_ACQUIRE);
+    if (srv != NULL && cfg->tls_cert[0] != '\0') {
+        int rc = tk_server_tls_reload(srv); /* a failure was logged with its reason */
+        if (rc == 0) {
+            tk_log_info("sighup", "note=\"TLS certificate and key reloaded\"");
+        } else {
+            tk_log_warn("sighup", "note=\"TLS certificate and key unchanged\"");
+        }
+    }
     if (cfg->resources_file[0] != '\0') {
         int rc = tk_app_reload_resources(app);
         if (rc == 0) {
@@ -331,12 +370,23 @@ static int run(struct options *o)
             .body_timeout_ms = cfg->body_timeout_ms,
             .max_body = cfg->max_body,
             .pin_cpus = cfg->pin_cpus,
+            .tls = cfg->tls,
+            .tls_cert = cfg->tls_cert,
+            .tls_key = cfg->tls_key,
             .bound = issuer_bound,
             .bound_arg = cfg,
         };
         if (cfg->metrics_host[0] != '\0') { /* listener TK_APP_LISTENER_METRICS */
-            scfg.extra[0] = (tk_server_listener){cfg->metrics_host, tk_config_metrics_port(cfg)};
+            scfg.extra[0] = (tk_server_listener){.host = cfg->metrics_host,
+                                                 .port = tk_config_metrics_port(cfg),
+                                                 .label = TK_APP_LISTENER_METRICS};
             scfg.nextra = 1;
+        }
+        for (unsigned i = 0; i < cfg->nmore; i++) { /* further API addresses */
+            scfg.extra[scfg.nextra++] = (tk_server_listener){.host = cfg->more[i].host,
+                                                             .port = cfg->more[i].port,
+                                                             .tls = cfg->more[i].tls,
+                                                             .label = TK_APP_LISTENER_MAIN};
         }
         /* The issuer is derived from the bound port (port 0: ephemeral) by
          * issuer_bound, before any worker can read it. */
@@ -350,6 +400,12 @@ static int run(struct options *o)
             tk_log_info("metrics_listening", "addr=%s port=%u bearer=%s", cfg->metrics_host,
                         (unsigned)tk_server_listener_port(srv, TK_APP_LISTENER_METRICS),
                         cfg->metrics_token[0] != '\0' ? "required" : "none");
+        }
+        for (unsigned i = 0; i < cfg->nmore; i++) {
+            unsigned li = (cfg->metrics_host[0] != '\0' ? 2 : 1) + i;
+            tk_log_info("listening", "addr=%s port=%u tls=%s", cfg->more[i].host,
+                        (unsigned)tk_server_listener_port(srv, li),
+                        cfg->more[i].tls ? "on" : "off");
         }
         r = write_port_files(o, srv);
     }

@@ -7,7 +7,12 @@
  * access-ttl, refresh-ttl, session-ttl, max-depth, max-conns, idle-timeout,
  * header-timeout, body-timeout, max-body, commit-queue, log-level, pin-cpus,
  * resources, idp-config, auth-fail-burst, map-size-max, metrics-listen,
- * metrics-token).
+ * metrics-token, tls-cert, tls-key).
+ *
+ * listen may be given up to TK_API_LISTEN_MAX times, each "ADDR:PORT" or
+ * "ADDR:PORT tls": every address serves the API, the ones marked tls over
+ * TLS with tls-cert and tls-key. The first listen of the file, and again the
+ * first of the command line, replaces the list; later ones add to it.
  *
  * /metrics is served only on its own listener (metrics-listen ADDR:PORT or
  * "off"), by default 127.0.0.1 on the port after the main one (an ephemeral
@@ -21,10 +26,23 @@
 #include "tokend/limits.h"
 #include <limits.h>
 
-typedef struct tk_config {
+/* One more API listening address (listen given again). */
+typedef struct tk_config_listen {
     char host[64];
     uint16_t port;
-    unsigned workers; /* 0 = one per online CPU */
+    bool tls;
+} tk_config_listen;
+
+typedef struct tk_config {
+    char host[64]; /* the first listen */
+    uint16_t port;
+    bool tls;
+    tk_config_listen more[TK_API_LISTEN_MAX - 1]; /* the further ones, in order */
+    unsigned nmore;
+    bool listen_fresh;       /* the next listen replaces the list (a new source begins) */
+    char tls_cert[PATH_MAX]; /* PEM chain, leaf first; "" = none */
+    char tls_key[PATH_MAX];  /* PEM private key, unencrypted */
+    unsigned workers;        /* 0 = one per online CPU */
     char data_dir[PATH_MAX];
     uint64_t map_size;
     char issuer[TK_URL_MAX];
@@ -51,7 +69,9 @@ void tk_config_defaults(tk_config *cfg);
  * with a message naming file, line and key in err (errcap bytes). */
 int tk_config_load_file(tk_config *cfg, const char *path, char *err, size_t errcap);
 
-/* Set one key from a string (shared by file and flags). */
+/* Set one key from a string (shared by file and flags). A caller that
+ * starts a new source of settings (main.c before the flags) sets
+ * cfg->listen_fresh so that its first listen replaces the list. */
 int tk_config_set(tk_config *cfg, const char *key, const char *value, char *err, size_t errcap);
 
 /* Check relations between values (ranges, issuer is an http(s) URL without

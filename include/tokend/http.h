@@ -45,8 +45,9 @@ typedef struct tk_http_request {
      * (IPv6, or IPv4-mapped ::ffff:a.b.c.d; all zeros when unknown) before
      * the request reaches the application. */
     uint8_t peer[16];
-    /* Not set by the parser either: the index of the server listener the
-     * connection was accepted on (tk_server_cfg: 0 = host/port, i = extra[i - 1]). */
+    /* Not set by the parser either: the label of the server listener the
+     * connection was accepted on (tk_server_cfg: 0 for host/port, extra[i].label
+     * for the others; several listeners may share a label). */
     uint8_t listener;
 } tk_http_request;
 

@@ -87,6 +87,9 @@
 /* Listening addresses every worker serves: the API, the metrics listener,
  * and room for one more kind (each is one multishot accept per worker). */
 #define TK_LISTENERS_MAX 4
+/* API addresses (listen given several times, e.g. a plain loopback port and
+ * a TLS port): the listeners left beside the metrics one. */
+#define TK_API_LISTEN_MAX (TK_LISTENERS_MAX - 1)
 /* Connections per worker: the table is allocated at start-up. */
 #define TK_CONNS_MAX     65536
 #define TK_CONNS_DEFAULT 4096
@@ -101,6 +104,25 @@
 #define TK_BODY_TIMEOUT_MS   10000
 /* How long a graceful shutdown waits for in-flight requests. */
 #define TK_DRAIN_TIMEOUT_MS 10000
+
+/* ---- TLS on the listener (src/server/tls.c) ------------------------------ */
+
+/* Ciphertext held per TLS connection between the ring and OpenSSL, one fixed
+ * buffer per direction (a BIO pair): incoming holds two receive buffers, so a
+ * receive is armed only when one whole buffer fits; outgoing holds one full
+ * record (16 KiB plaintext + header, MAC, padding). A peer that sends faster
+ * than we decrypt, or reads slower than we answer, waits on these, never
+ * grows them. */
+#define TK_TLS_NET_IN  (2 * TK_RECV_BUF_SIZE)
+#define TK_TLS_NET_OUT 17408
+/* Session tickets: lifetime, and how often the ticket key rotates (the
+ * previous key still decrypts, so a ticket is good for at most two periods
+ * and never past its lifetime). */
+#define TK_TLS_TICKET_LIFETIME_S 7200
+#define TK_TLS_TICKET_ROTATE_S   3600
+/* TLS records decrypted or written per connection per turn (each at most
+ * 16 KiB; bounds a loop, the buffers bound the bytes). */
+#define TK_TLS_RECORDS_PER_TURN 64
 
 /* ---- Failed client authentication (per worker, src/endpoints/ratelimit.c) -- */
 
@@ -298,6 +320,8 @@ _Static_assert(TK_DEPTH_DEFAULT <= TK_DEPTH_MAX, "default depth within the ceili
 _Static_assert(TK_COMMIT_BATCH_MAX <= TK_COMMIT_QUEUE_MAX, "a batch drains part of the queue");
 _Static_assert(TK_WORKERS_MAX + 16 <= TK_MAX_READERS, "every worker needs a reader slot");
 _Static_assert(TK_CONNS_DEFAULT <= TK_CONNS_MAX, "default within the ceiling");
+_Static_assert(TK_TLS_NET_IN >= TK_RECV_BUF_SIZE, "a receive is armed only when it fits whole");
+_Static_assert(TK_TLS_TICKET_ROTATE_S <= TK_TLS_TICKET_LIFETIME_S, "a key outlives a period");
 _Static_assert(TK_RL_SLOTS % TK_RL_WAYS == 0 && (TK_RL_SLOTS & (TK_RL_SLOTS - 1)) == 0,
                "rate-limit table: a power of two made of whole sets");
 _Static_assert(1 + TK_ID_MAX + TK_ACCESS_RESOURCE_MAX <= 511, "agent_access keys fit LMDB keys");

@@ -65,15 +65,25 @@ typedef struct tk_server_hooks {
 typedef struct tk_server_listener {
     const char *host; /* numeric IPv4/IPv6 address */
     uint16_t port;    /* 0 = ephemeral (the same port for every worker) */
+    bool tls;         /* TLS on this listener (tk_server_cfg.tls_cert/tls_key) */
+    /* What tk_http_request.listener says for its requests, so that several
+     * listeners can serve the same routes (e.g. a plain loopback port and a
+     * TLS port both serve the API: the same label). */
+    uint8_t label;
 } tk_server_listener;
 
 typedef struct tk_server_cfg {
     const char *host; /* numeric IPv4/IPv6 address: listener 0 */
     uint16_t port;    /* 0 = ephemeral (the same port for every worker) */
+    bool tls;         /* TLS on listener 0; its requests carry tk_http_request.listener 0 */
     /* Listeners 1..nextra: extra[i - 1]; requests on them carry
-     * tk_http_request.listener == i. */
+     * tk_http_request.listener == extra[i - 1].label. */
     tk_server_listener extra[TK_LISTENERS_MAX - 1];
     unsigned nextra;
+    /* PEM certificate chain (leaf first) and unencrypted PEM key for the TLS
+     * listeners; required when any listener has tls. */
+    const char *tls_cert;
+    const char *tls_key;
     unsigned workers;
     unsigned max_conns; /* per worker */
     unsigned idle_timeout_ms;
@@ -104,6 +114,12 @@ void tk_server_stop(tk_server *s);
 
 /* Wait for every worker to finish (after stop, or a fatal error), free. */
 int tk_server_join(tk_server *s);
+
+/* Load the TLS certificate and key again (the same paths) for connections
+ * accepted from now on; open connections keep theirs. Returns 0,
+ * TK_E_INVALID when the new pair does not load (logged; the pair in use
+ * stays), or TK_E_NOTFOUND when no listener has TLS. Main thread. */
+int tk_server_tls_reload(tk_server *s);
 
 /* Per-worker counters for /metrics. */
 typedef struct tk_server_stats {

@@ -68,8 +68,13 @@ struct conn {
     size_t need; /* bytes a partial request needs before reparsing; 0 = unknown */
     tk_outbuf out;
     size_t out_sent;
-    uint8_t peer[16]; /* client address, IPv4-mapped when v4 (tk_http_request.peer) */
-    uint8_t listener; /* accepted on (tk_http_request.listener) */
+    uint8_t peer[16];  /* client address, IPv4-mapped when v4 (tk_http_request.peer) */
+    uint8_t listener;  /* its listener's label (tk_http_request.listener) */
+    uint8_t tls_flags; /* tls.c's */
+    /* TLS listeners only (tls.h); NULL on a plain connection, whose path
+     * tests nothing else. */
+    struct ssl_st *ssl;
+    struct bio_st *net; /* our half of the BIO pair: ciphertext in and out */
 };
 
 struct tk_worker_stats {
@@ -99,8 +104,10 @@ typedef struct tk_worker {
     uint32_t active;
     uint32_t high_water; /* slots below this may be in use */
     bool accept_armed[TK_LISTENERS_MAX];
-    bool accept_paused;  /* fd exhaustion: re-armed on the next timer tick */
-    bool backoff_logged; /* one log line per exhaustion episode, not per tick */
+    bool listen_tls[TK_LISTENERS_MAX];
+    uint8_t listen_label[TK_LISTENERS_MAX]; /* tk_http_request.listener of each */
+    bool accept_paused;                     /* fd exhaustion: re-armed on the next timer tick */
+    bool backoff_logged;                    /* one log line per exhaustion episode, not per tick */
     bool draining;
     bool listen_closed;
     uint64_t drain_deadline_ms;

@@ -10,6 +10,7 @@
  * to the ring, so the ring never runs dry while a connection waits.
  */
 #include "conn.h"
+#include "tls.h"
 #include "tokend/clock.h"
 #include "tokend/log.h"
 
@@ -31,8 +32,11 @@ struct tk_server {
     unsigned nlisteners;              /* 1 + cfg.nextra */
     uint16_t ports[TK_LISTENERS_MAX]; /* bound port of each listener */
     const char *hosts[TK_LISTENERS_MAX];
-    unsigned nworkers; /* threads started */
-    unsigned nalloc;   /* workers with memory and a listener */
+    bool tls[TK_LISTENERS_MAX];       /* listener i speaks TLS */
+    uint8_t labels[TK_LISTENERS_MAX]; /* tk_http_request.listener of listener i */
+    tk_tls *tlsctx;                   /* NULL when no listener speaks TLS */
+    unsigned nworkers;                /* threads started */
+    unsigned nalloc;                  /* workers with memory and a listener */
     tk_worker *workers;
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -145,6 +149,16 @@ static void arm_send(tk_worker *w, uint32_t slot)
     c->send_armed = true;
 }
 
+/* TLS: send the next run of ciphertext straight from the BIO pair. */
+static void arm_send_tls(tk_worker *w, uint32_t slot, const char *p, size_t n)
+{
+    struct conn *c = &w->conns[slot];
+    struct io_uring_sqe *sqe = get_sqe(w);
+    io_uring_prep_send(sqe, c->fd, p, n, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, ud_pack(OP_SEND, slot, c->gen));
+    c->send_armed = true;
+}
+
 static void return_buffer(tk_worker *w, unsigned bid)
 {
     TK_ASSERT(bid < TK_RECV_BUFS);
@@ -204,8 +218,11 @@ static void conn_peer(struct conn *c)
 static void conn_maybe_free(tk_worker *w, uint32_t slot)
 {
     struct conn *c = &w->conns[slot];
-    if (!c->shut || c->recv_armed || c->send_armed) {
-        return;
+    if (c->fd < 0 || !c->shut || c->recv_armed || c->send_armed) {
+        return; /* fd < 0: freed already (on_send closes, then frees again) */
+    }
+    if (c->ssl != NULL) {
+        tk_tls_conn_end(c);
     }
     close(c->fd);
     c->fd = -1;
@@ -333,6 +350,8 @@ static size_t serve_buffered(tk_worker *w, uint32_t slot)
     return off;
 }
 
+static void conn_advance_tls(tk_worker *w, uint32_t slot);
+
 /* Everything that follows new input or a finished send: answer what can be
  * answered, send, decide whether to read more or close. */
 static void conn_advance(tk_worker *w, uint32_t slot)
@@ -343,6 +362,10 @@ static void conn_advance(tk_worker *w, uint32_t slot)
         return;
     }
     if (c->lingering) {
+        return;
+    }
+    if (c->ssl != NULL) {
+        conn_advance_tls(w, slot);
         return;
     }
     size_t used = serve_buffered(w, slot);
@@ -369,6 +392,80 @@ static void conn_advance(tk_worker *w, uint32_t slot)
     }
     /* Read more only while a whole receive buffer fits. */
     if (!c->recv_armed && w->in_cap - c->in_len >= TK_RECV_BUF_SIZE) {
+        arm_recv(w, slot);
+    }
+}
+
+/* conn_advance for a TLS connection: decrypt what arrived (finishing the
+ * handshake first), answer, encrypt the answers, send the ciphertext; the
+ * same rules as the plain path for closing and timeouts. The handshake runs
+ * under the header timeout set at accept. */
+static void conn_advance_tls(tk_worker *w, uint32_t slot)
+{
+    struct conn *c = &w->conns[slot];
+    const tk_server_cfg *cfg = &w->srv->cfg;
+    bool failed = false;
+    if (!c->closing) {
+        enum tk_tls_event ev = tk_tls_pump_in(c, w->in_cap);
+        if (ev == TK_TLS_HANDSHAKE) {
+            c->phase = PH_IDLE;
+            c->deadline_ms = w->now_ms + cfg->idle_timeout_ms;
+        } else if (ev == TK_TLS_EOF) {
+            c->closing = true;
+        } else if (ev == TK_TLS_FAILED) {
+            c->closing = failed = true;
+            STAT_INC(w, bad_requests);
+        }
+    }
+    if (!failed && tk_tls_ready(c)) {
+        size_t used = serve_buffered(w, slot);
+        if (used > 0) {
+            memmove(c->in, c->in + used, c->in_len - used);
+            c->in_len -= used;
+        }
+        failed = !tk_tls_pump_out(c);
+        if (c->out_sent == c->out.len) {
+            c->out.len = c->out_sent = 0;
+        } else if (c->out_sent > c->out.cap / 2) {
+            memmove(c->out.buf, c->out.buf + c->out_sent, c->out.len - c->out_sent);
+            c->out.len -= c->out_sent;
+            c->out_sent = 0;
+        }
+        if (failed) {
+            c->closing = true;
+            c->out.len = c->out_sent = 0;
+        }
+    }
+    bool answered = c->out.len == 0 && !c->deferred;
+    if (c->closing && answered && !failed && tk_tls_ready(c)) {
+        tk_tls_close_notify(c);
+    }
+    const char *p;
+    size_t n = c->send_armed ? 0 : tk_tls_pending(c, &p);
+    if (n > 0) {
+        arm_send_tls(w, slot, p, n);
+        if (tk_tls_ready(c)) {
+            c->deadline_ms = w->now_ms + cfg->idle_timeout_ms; /* a reader that never drains */
+        }
+    }
+    if (c->closing) {
+        if (!c->send_armed && answered) {
+            conn_finish(w, slot);
+        }
+        return;
+    }
+    if (!tk_tls_ready(c) && w->draining) {
+        conn_close(w, slot); /* a handshake in progress is not a request in flight */
+        return;
+    }
+    if (tk_tls_ready(c) && c->in_len == 0 && answered && c->phase == PH_IDLE) {
+        if (w->draining) {
+            conn_close(w, slot);
+            return;
+        }
+        c->deadline_ms = w->now_ms + cfg->idle_timeout_ms;
+    }
+    if (!c->recv_armed && tk_tls_room(c) >= TK_RECV_BUF_SIZE) {
         arm_recv(w, slot);
     }
 }
@@ -415,8 +512,17 @@ static void on_accept(tk_worker *w, const struct io_uring_cqe *cqe)
         return;
     }
     STAT_INC(w, accepted);
-    w->conns[slot].listener = (uint8_t)listener;
-    conn_peer(&w->conns[slot]);
+    struct conn *c = &w->conns[slot];
+    c->listener = w->listen_label[listener];
+    conn_peer(c);
+    if (w->listen_tls[listener]) {
+        if (tk_tls_conn_start(w->srv->tlsctx, c) != 0) {
+            conn_close(w, slot);
+            return;
+        }
+        c->phase = PH_HEAD; /* the handshake must finish within the header timeout */
+        c->deadline_ms = w->now_ms + w->srv->cfg.header_timeout_ms;
+    }
     arm_recv(w, slot);
 }
 
@@ -442,9 +548,14 @@ static void on_recv(tk_worker *w, const struct io_uring_cqe *cqe)
     }
     if (cqe->res > 0 && has_buf && !c->shut) {
         size_t n = (size_t)cqe->res;
-        TK_ASSERT(n <= TK_RECV_BUF_SIZE && c->in_len + n <= w->in_cap);
-        memcpy(c->in + c->in_len, w->recv_bufs + (size_t)bid * TK_RECV_BUF_SIZE, n);
-        c->in_len += n;
+        const char *p = w->recv_bufs + (size_t)bid * TK_RECV_BUF_SIZE;
+        if (c->ssl != NULL) {
+            tk_tls_feed(c, p, n); /* room was checked when the receive was armed */
+        } else {
+            TK_ASSERT(n <= TK_RECV_BUF_SIZE && c->in_len + n <= w->in_cap);
+            memcpy(c->in + c->in_len, p, n);
+            c->in_len += n;
+        }
     }
     if (has_buf) {
         return_buffer(w, bid);
@@ -477,6 +588,11 @@ static void on_send(tk_worker *w, const struct io_uring_cqe *cqe)
         c->closing = true;
         conn_close(w, slot);
         conn_maybe_free(w, slot);
+        return;
+    }
+    if (c->ssl != NULL) {
+        tk_tls_sent(c, (size_t)cqe->res); /* the answer's plaintext was accounted at encryption */
+        conn_advance(w, slot);
         return;
     }
     c->out_sent += (size_t)cqe->res;
@@ -703,10 +819,15 @@ static int check_cfg(const tk_server_cfg *cfg, const tk_server_hooks *h)
         !h->wake_fd || !h->wake || !h->respond || !h->batch_begin) {
         return TK_E_INVALID;
     }
+    bool tls = cfg->tls;
     for (unsigned i = 0; i < cfg->nextra; i++) {
         if (cfg->extra[i].host == NULL) {
             return TK_E_INVALID;
         }
+        tls = tls || cfg->extra[i].tls;
+    }
+    if (tls && (cfg->tls_cert == NULL || cfg->tls_key == NULL)) {
+        return TK_E_INVALID;
     }
     return 0;
 }
@@ -718,6 +839,7 @@ static void free_server(tk_server *s, unsigned nalloc)
     }
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->cond);
+    tk_tls_free(s->tlsctx);
     free(s->workers);
     free(s);
 }
@@ -757,12 +879,24 @@ int tk_server_start(const tk_server_cfg *cfg, const tk_server_hooks *hooks, tk_s
     s->nlisteners = 1 + cfg->nextra;
     s->hosts[0] = cfg->host;
     s->ports[0] = cfg->port;
+    s->tls[0] = cfg->tls;
+    bool any_tls = cfg->tls;
     for (unsigned i = 0; i < cfg->nextra; i++) {
         s->hosts[i + 1] = cfg->extra[i].host;
         s->ports[i + 1] = cfg->extra[i].port;
+        s->tls[i + 1] = cfg->extra[i].tls;
+        s->labels[i + 1] = cfg->extra[i].label;
+        any_tls = any_tls || cfg->extra[i].tls;
     }
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->cond, NULL);
+    if (any_tls) {
+        r = tk_tls_new(cfg->tls_cert, cfg->tls_key, &s->tlsctx);
+        if (r != 0) {
+            free_server(s, 0);
+            return r;
+        }
+    }
     s->workers = calloc(cfg->workers, sizeof(*s->workers));
     if (!s->workers) {
         free_server(s, 0);
@@ -777,6 +911,8 @@ int tk_server_start(const tk_server_cfg *cfg, const tk_server_hooks *hooks, tk_s
         w->nlisteners = s->nlisteners;
         for (unsigned i = 0; i < TK_LISTENERS_MAX; i++) {
             w->listen_fd[i] = -1;
+            w->listen_tls[i] = s->tls[i];
+            w->listen_label[i] = s->labels[i];
         }
         r = tk_worker_alloc(w, cfg);
         r = r != 0 ? r : listen_all(s, w, n == 0);
@@ -813,6 +949,11 @@ int tk_server_start(const tk_server_cfg *cfg, const tk_server_hooks *hooks, tk_s
     }
     *out = s;
     return 0;
+}
+
+int tk_server_tls_reload(tk_server *s)
+{
+    return s->tlsctx != NULL ? tk_tls_reload(s->tlsctx) : TK_E_NOTFOUND;
 }
 
 void tk_server_stop(tk_server *s)

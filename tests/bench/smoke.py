@@ -2,7 +2,8 @@
 second, so the harness cannot rot. Checks that each run exits 0, writes a
 well-formed JSON report (schema tokend-bench/1) and an HTML page with inline
 SVG, that requests were answered without errors, and that the cascade saw no
-stale active:true answer after an end request's 200. Timings are not checked.
+stale active:true answer after an end request's 200, and that over TLS both
+full and resumed handshakes were made. Timings are not checked.
 
 Usage: smoke.py PATH/TO/tokend-bench   (tokend and tokenctl beside it)
 """
@@ -17,6 +18,7 @@ SCHEMA = "tokend-bench/1"
 COMMON = ["--cpu", "-1", "--server-cpu", "-1", "--warmup", "0.1", "--connections", "8"]
 RUNS = {
     "introspect": ["--tokens", "2000", "--duration", "0.5", "--rounds", "1"],
+    "introspect-tls": ["--tokens", "2000", "--duration", "0.5", "--rounds", "1"],
     "cascade": ["--k", "1,200", "--repeat", "1", "--duration", "0.6"],
     "revoke": ["--tokens", "2000", "--duration", "0.5"],
     "scale": ["--tokens", "500,2000", "--duration", "0.4", "--rounds", "1"],
@@ -64,6 +66,18 @@ def check_cascade(doc):
             fail("cascade: trial %r" % r)
 
 
+def check_tls(doc):
+    """Every server that ran did full and resumed handshakes."""
+    m = doc["metrics"]
+    for who in ("tokend", "nginx"):
+        if who == "nginx" and "nginx_rps" not in m:
+            continue
+        for kind in ("full", "resumed"):
+            v = m.get("%s_%s_handshakes_per_s" % (who, kind), 0)
+            if not v > 0:
+                fail("introspect-tls: %s %s handshakes %r" % (who, kind, v))
+
+
 def main():
     if len(sys.argv) != 2 or not os.access(sys.argv[1], os.X_OK):
         sys.stderr.write("skipped: no tokend-bench binary\n")
@@ -82,6 +96,8 @@ def main():
             check_report(name, doc)
             if name == "cascade":
                 check_cascade(doc)
+            if name == "introspect-tls":
+                check_tls(doc)
             with open(page) as f:
                 html = f.read()
             if "<svg" not in html or "http://" in html.replace("http://www.w3.org", ""):

@@ -32,6 +32,12 @@ static void check_ranges(const tk_config *c)
     EXPECT(memchr(c->host, '\0', sizeof c->host) != NULL);
     EXPECT(memchr(c->data_dir, '\0', sizeof c->data_dir) != NULL);
     EXPECT(memchr(c->issuer, '\0', sizeof c->issuer) != NULL);
+    EXPECT(c->nmore <= TK_API_LISTEN_MAX - 1);
+    for (unsigned i = 0; i < c->nmore; i++) {
+        EXPECT(memchr(c->more[i].host, '\0', sizeof c->more[i].host) != NULL);
+    }
+    EXPECT(memchr(c->tls_cert, '\0', sizeof c->tls_cert) != NULL);
+    EXPECT(memchr(c->tls_key, '\0', sizeof c->tls_key) != NULL);
 }
 
 static void check_file(const uint8_t *data, size_t size)

@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -127,12 +128,71 @@ class Response:
         return "<Response %d %r %r>" % (self.status, self.headers, self.body[:200])
 
 
-class Conn:
-    """A client connection that sends exact bytes and parses responses."""
+# ---- TLS test material -------------------------------------------------------
 
-    def __init__(self, port, host="127.0.0.1", timeout=IO_TIMEOUT):
+_TLS = {}
+
+
+def openssl_run(*args):
+    subprocess.run(["openssl"] + [str(a) for a in args], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def make_cert(folder, name, ca, cn="localhost", san="DNS:localhost,IP:127.0.0.1"):
+    """A P-256 server certificate for cn/san signed by ca (paths of a
+    make_ca result); returns (cert, key) paths in folder."""
+    key = os.path.join(folder, name + ".key")
+    csr = os.path.join(folder, name + ".csr")
+    crt = os.path.join(folder, name + ".pem")
+    ext = os.path.join(folder, name + ".ext")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=%s\nbasicConstraints=CA:FALSE\n"
+                "extendedKeyUsage=serverAuth\n" % san)
+    openssl_run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", key, "-out", csr, "-subj", "/CN=" + cn)
+    openssl_run("x509", "-req", "-in", csr, "-CA", ca[0], "-CAkey", ca[1], "-CAcreateserial",
+                "-out", crt, "-days", "2", "-extfile", ext)
+    return crt, key
+
+
+def make_ca(folder, name="ca"):
+    crt = os.path.join(folder, name + ".pem")
+    key = os.path.join(folder, name + ".key")
+    openssl_run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                "-nodes", "-keyout", key, "-out", crt, "-days", "2",
+                "-subj", "/CN=tokend test CA " + name)
+    return crt, key
+
+
+def tls_material():
+    """A CA and a server certificate for localhost/127.0.0.1, made once per
+    test process with the openssl CLI: {"ca", "cert", "key", "dir"}."""
+    if not _TLS:
+        folder = tempfile.mkdtemp(prefix="tokend-tls-")
+        import atexit
+        atexit.register(shutil.rmtree, folder, True)
+        ca = make_ca(folder)
+        cert, key = make_cert(folder, "server", ca)
+        _TLS.update(ca=ca[0], ca_key=ca[1], cert=cert, key=key, dir=folder)
+    return dict(_TLS)
+
+
+def client_context(cafile=None):
+    """What a careful client uses: verification on, hostname checked."""
+    ctx = ssl.create_default_context(cafile=cafile or tls_material()["ca"])
+    return ctx
+
+
+class Conn:
+    """A client connection that sends exact bytes and parses responses;
+    over TLS (verified against ctx, as localhost) when ctx is given."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=IO_TIMEOUT, ctx=None, session=None):
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if ctx is not None:
+            self.sock = ctx.wrap_socket(self.sock, server_hostname="localhost",
+                                        session=session)
         self.buf = b""
         self.eof = False
 
@@ -151,13 +211,16 @@ class Conn:
     def send(self, data):
         if isinstance(data, str):
             data = data.encode("latin-1")
-        self.sock.sendall(data)
+        try:
+            self.sock.sendall(data)
+        except ssl.SSLEOFError as e:  # the peer closed: as a plain socket says it
+            raise BrokenPipeError(str(e))
 
     def send_tolerant(self, data):
         """Send, ignoring a peer that already closed (it may answer early)."""
         try:
             self.send(data)
-        except (BrokenPipeError, ConnectionResetError):
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
             pass
 
     def _fill(self):
@@ -165,7 +228,7 @@ class Conn:
             return False
         try:
             chunk = self.sock.recv(65536)
-        except ConnectionResetError:
+        except (ConnectionResetError, ssl.SSLError):
             chunk = b""
         if not chunk:
             self.eof = True
@@ -223,7 +286,7 @@ class Conn:
                 self.sock.settimeout(left)
                 try:
                     chunk = self.sock.recv(65536)
-                except ConnectionResetError:
+                except (ConnectionResetError, ssl.SSLError):
                     return True
                 except socket.timeout:
                     return False
@@ -247,7 +310,7 @@ class Conn:
         self.sock.settimeout(timeout)
         try:
             chunk = self.sock.recv(1)
-        except ConnectionResetError:
+        except (ConnectionResetError, ssl.SSLError):
             return True
         except socket.timeout:
             return False
@@ -347,7 +410,11 @@ class Tokend:
     listener: by default an ephemeral loopback port (metrics_port), or what
     metrics_listen says (None: tokend's own default, "off": none)."""
 
-    def __init__(self, data_dir, args=(), workers=2, metrics_listen="127.0.0.1:0"):
+    def __init__(self, data_dir, args=(), workers=2, metrics_listen="127.0.0.1:0", tls=False):
+        """tls: also listen with TLS (tls_port, test certificates from
+        tls_material) and make conn() and everything built on it speak TLS."""
+        self.tls = tls
+        self.tls_port = None
         self.data_dir = data_dir
         self.args = [str(a) for a in args]
         self.workers = workers
@@ -370,12 +437,20 @@ class Tokend:
         self.port_file = os.path.join(run, "port")
         self.metrics_port_file = os.path.join(run, "metrics-port")
         self.stderr_path = os.path.join(run, "stderr.log")
-        argv = [TOKEND_BIN, "--data", self.data_dir, "--listen", "127.0.0.1:0",
+        # listen adds addresses when repeated: the default only when the test
+        # names none (its first --listen is listener 0, the port file's).
+        plain = [] if "--listen" in self.args else ["--listen", "127.0.0.1:0"]
+        argv = [TOKEND_BIN, "--data", self.data_dir] + plain + [
                 "--port-file", self.port_file, "--metrics-port-file", self.metrics_port_file,
                 "--workers", str(self.workers)]
         if self.metrics_listen is not None:
             argv += ["--metrics-listen", self.metrics_listen]
+        self.tls_port_file = os.path.join(run, "tls-port")
         argv += self.args
+        if self.tls:  # after the test's own addresses
+            m = tls_material()
+            argv += ["--listen", "127.0.0.1:0 tls", "--tls-cert", m["cert"], "--tls-key", m["key"],
+                     "--tls-port-file", self.tls_port_file]
         self._err = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._err,
                                      stderr=self._err, env=_env(),
@@ -387,6 +462,7 @@ class Tokend:
                 self.port = port
                 # Written before the main port file; absent when metrics are off.
                 self.metrics_port = self._read_port(self.metrics_port_file)
+                self.tls_port = self._read_port(self.tls_port_file)
                 return self
             if self.proc.poll() is not None:
                 rc = self.proc.returncode
@@ -490,7 +566,16 @@ class Tokend:
     # -- HTTP --
 
     def conn(self):
+        """A connection to the API: over TLS when this tokend was started with tls."""
+        return self.tls_conn() if self.tls else Conn(self.port)
+
+    def plain_conn(self):
         return Conn(self.port)
+
+    def tls_conn(self, ctx=None, session=None):
+        if not self.tls_port:
+            raise AssertionError("this tokend has no TLS listener")
+        return Conn(self.tls_port, ctx=ctx or client_context(), session=session)
 
     def request(self, method, path, body=b"", headers=None, content_type=None):
         """One request on a fresh connection."""
@@ -592,12 +677,12 @@ class World:
         d.default_auth = self.rs
 
 
-def start_daemon(args=(), data_dir=None, workers=2, metrics_listen="127.0.0.1:0"):
+def start_daemon(args=(), data_dir=None, workers=2, metrics_listen="127.0.0.1:0", tls=False):
     """Start tokend on a new (or given) folder. Caller must call cleanup()."""
     own = data_dir is None
     if own:
         data_dir = tempfile.mkdtemp(prefix="tokend-itest-")
-    d = Tokend(data_dir, args, workers, metrics_listen)
+    d = Tokend(data_dir, args, workers, metrics_listen, tls)
     d.own_dir = own
     try:
         d.start()
@@ -636,10 +721,11 @@ class DaemonCase(TokenAsserts, unittest.TestCase):
 
     daemon_args = ()
     with_world = True
+    tls = False  # conn(), request(), introspect() … over TLS
 
     @classmethod
     def setUpClass(cls):
-        cls.d = start_daemon(cls.daemon_args)
+        cls.d = start_daemon(cls.daemon_args, tls=cls.tls)
         cls.addClassCleanup(destroy_daemon, cls.d)
         cls.w = World(cls.d) if cls.with_world else None
 
@@ -647,8 +733,8 @@ class DaemonCase(TokenAsserts, unittest.TestCase):
 class FreshCase(TokenAsserts, unittest.TestCase):
     """Tests that each start (and stop) their own daemon(s)."""
 
-    def daemon(self, args=(), data_dir=None, metrics_listen="127.0.0.1:0"):
-        d = start_daemon(args, data_dir, metrics_listen=metrics_listen)
+    def daemon(self, args=(), data_dir=None, metrics_listen="127.0.0.1:0", tls=False):
+        d = start_daemon(args, data_dir, metrics_listen=metrics_listen, tls=tls)
         self.addCleanup(destroy_daemon, d)
         return d
 

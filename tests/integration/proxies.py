@@ -151,12 +151,25 @@ def render(text, listen_port, tokend_port, app_port):
     return text.replace("@LISTEN@", str(listen_port))
 
 
-def start_nginx(tokend_port, app_port):
+def start_nginx(tokend_port, app_port, tls_ca=None):
+    """tls_ca: tokend_port is a TLS listener; nginx talks https to it and
+    verifies its certificate against tls_ca (proxy_ssl_verify on)."""
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     tmp = tempfile.mkdtemp(prefix="tokend-nginx-")
     port = free_port()
     snippet = shipped("nginx.conf").replace("listen 80;", "listen 127.0.0.1:@LISTEN@;")
     snippet = render(snippet, port, tokend_port, app_port)
+    if tls_ca is not None:
+        snippet = snippet.replace("proxy_pass http://tokend", "proxy_pass https://tokend")
+        snippet = snippet.replace("    server_name wiki.example.com;\n", """    server_name wiki.example.com;
+    proxy_ssl_verify on;
+    proxy_ssl_trusted_certificate %s;
+    proxy_ssl_name localhost;
+    proxy_ssl_server_name on;
+    proxy_ssl_session_reuse on;
+    proxy_ssl_protocols TLSv1.2 TLSv1.3;
+""" % tls_ca)
+        assert snippet.count("https://tokend") == 2 and "proxy_ssl_verify on" in snippet
     conf = """
 daemon off;
 master_process off;
@@ -205,14 +218,19 @@ class ProxyFlow(h.TokenAsserts):
     """Mixed into a unittest.TestCase with start_proxy(tokend_port, app_port)."""
 
     start_proxy = None
+    tls = False  # the proxy reaches tokend over TLS, verifying its certificate
 
     @classmethod
     def setUpClass(cls):
-        cls.d = h.start_daemon(("--resources", RESOURCES))
+        cls.d = h.start_daemon(("--resources", RESOURCES), tls=cls.tls)
         cls.addClassCleanup(h.destroy_daemon, cls.d)
         cls.app = Upstream()
         cls.addClassCleanup(cls.app.stop)
-        cls.proxy = cls.start_proxy(cls.d.port, cls.app.port)
+        if cls.tls:
+            cls.proxy = cls.start_proxy(cls.d.tls_port, cls.app.port,
+                                        tls_ca=h.tls_material()["ca"])
+        else:
+            cls.proxy = cls.start_proxy(cls.d.port, cls.app.port)
         cls.addClassCleanup(cls.proxy.stop)
         d = cls.d
         cls.agent = d.add_client("agent", "interop-agent", scope="wiki:read wiki:write")

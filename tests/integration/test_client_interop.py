@@ -15,6 +15,7 @@ skipped (exit 77) with a message when they are missing."""
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import unittest
@@ -38,14 +39,21 @@ WRONG = "tkd_cs_" + "W" * 43
 
 class ClientLibraries(h.DaemonCase):
     daemon_args = ("--auth-fail-burst", 0)
+    https = False
+
+    def issuer(self):
+        return "http://127.0.0.1:%d" % self.d.port
 
     def run_client(self, lib, method, endpoint, client_id, secret, token):
-        spec = {"issuer": "http://127.0.0.1:%d" % self.d.port, "lib": lib, "method": method,
+        spec = {"issuer": self.issuer(), "lib": lib, "method": method,
                 "endpoint": endpoint, "client_id": client_id, "client_secret": secret,
-                "token": token}
+                "token": token, "https": self.https, "ca": h.tls_material()["ca"]}
+        env = dict(os.environ)
+        if self.https:
+            env["NODE_EXTRA_CA_CERTS"] = h.tls_material()["ca"]
         p = subprocess.run([NODE, os.path.join(INTEROP, "client_auth.mjs")],
                            input=json.dumps(spec), capture_output=True, text=True,
-                           timeout=120, cwd=INTEROP)
+                           timeout=120, cwd=INTEROP, env=env)
         if p.returncode != 0:
             raise AssertionError("client_auth.mjs failed: %s" % p.stderr)
         return json.loads(p.stdout)
@@ -68,7 +76,7 @@ class ClientLibraries(h.DaemonCase):
 
     def test_basic_wrong_secret_surfaces_the_challenge(self):
         tok = self.token()
-        issuer = "http://127.0.0.1:%d" % self.d.port
+        issuer = self.issuer()
         for lib in LIBS:
             for endpoint, cid in (("introspect", self.w.rs.id), ("revoke", self.w.a.id)):
                 with self.subTest(lib=lib, endpoint=endpoint):
@@ -97,6 +105,42 @@ class ClientLibraries(h.DaemonCase):
                                           self.w.a.secret, tok)
                     self.assertTrue(out["ok"], out)
                     self.assertInactive(tok)
+
+
+def _tls_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+TLS_PORT = _tls_port()
+
+
+class ClientLibrariesTLS(ClientLibraries):
+    """The same over https: the issuer is https://localhost:PORT (a TLS
+    listener), no insecure-request option, the test CA trusted through
+    NODE_EXTRA_CA_CERTS; and Node's own https module."""
+
+    https = True
+    daemon_args = ("--auth-fail-burst", 0, "--listen", "127.0.0.1:0",
+                   "--listen", "127.0.0.1:%d tls" % TLS_PORT,
+                   "--issuer", "https://localhost:%d" % TLS_PORT,
+                   "--tls-cert", h.tls_material()["cert"], "--tls-key", h.tls_material()["key"])
+
+    def issuer(self):
+        return "https://localhost:%d" % TLS_PORT
+
+    def test_node_https_introspects(self):
+        tok = self.token()
+        out = self.run_client("node-https", "client_secret_basic", "introspect", self.w.rs.id,
+                              self.w.rs.secret, tok)
+        self.assertTrue(out["ok"], out)
+        self.assertIs(out["result"]["active"], True, out)
+        self.assertIn(out["result"]["_tls"], ("TLSv1.2", "TLSv1.3"), out)
+        out = self.run_client("node-https", "client_secret_basic", "introspect", self.w.rs.id,
+                              WRONG, tok)
+        self.assertFalse(out["ok"], out)
+        self.assertEqual(out["status"], 401, out)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,9 @@
    only loose bounds are asserted, machines are noisy).
 3. The connection limit: beyond --max-conns a new connection is closed at
    once, the existing ones are unaffected, and a freed slot is reused.
+
+The corpus and the slow clients run twice: over plain HTTP and over TLS (the
+*TLS classes: the same tests with every connection on the TLS listener).
 """
 
 import glob
@@ -17,6 +20,7 @@ import os
 import re
 import selectors
 import socket
+import ssl
 import time
 import unittest
 
@@ -82,6 +86,7 @@ def load_corpus():
 
 class Corpus(h.DaemonCase):
     with_world = False
+    tls = False
 
     def test_corpus(self):
         cases = load_corpus()
@@ -114,12 +119,15 @@ N_NODRAIN = 40  # pipelined requests, answers never read
 MAX_CONNS = 2500  # per worker (2 workers)
 
 
-def open_raw(port, rcvbuf=None):
+def open_raw(port, rcvbuf=None, ctx=None):
+    """A non-blocking connection; with ctx, after a completed TLS handshake."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     if rcvbuf:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     s.settimeout(5)
     s.connect(("127.0.0.1", port))
+    if ctx is not None:
+        s = ctx.wrap_socket(s, server_hostname="localhost")
     s.setblocking(False)
     return s
 
@@ -140,7 +148,7 @@ def closed_by_peer(s, max_bytes=4 << 20):
     while got < max_bytes:
         try:
             chunk = s.recv(65536)
-        except (BlockingIOError, InterruptedError):
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             return False
         except OSError:
             return True
@@ -153,6 +161,8 @@ def closed_by_peer(s, max_bytes=4 << 20):
 class SlowClients(h.DaemonCase):
     daemon_args = ("--max-conns", MAX_CONNS, "--header-timeout", HEAD_TIMEOUT_MS,
                    "--body-timeout", HEAD_TIMEOUT_MS, "--idle-timeout", IDLE_TIMEOUT_MS)
+    tls = False
+    share = 1  # the TLS run opens 1/share as many (each costs a handshake in Python)
 
     @classmethod
     def setUpClass(cls):
@@ -174,15 +184,17 @@ class SlowClients(h.DaemonCase):
         return dt
 
     def test_slowloris_does_not_starve_good_clients(self):
-        port = self.d.port
+        port = self.d.tls_port if self.tls else self.d.port
+        ctx = h.client_context() if self.tls else None
+        k = self.share
         baseline = sorted(self.good_request() for _ in range(20))
         head = h.build_request("POST", "/introspect", h.form({"token": self.tok}),
                                {"Authorization": self.w.rs.basic()}, h.FORM)
         cut = head.index(b"\r\n\r\n") + 4
-        trickle = [open_raw(port) for _ in range(N_TRICKLE)]
-        body = [open_raw(port) for _ in range(N_BODY)]
-        idle = [open_raw(port) for _ in range(N_IDLE)]
-        nodrain = [open_raw(port, rcvbuf=4096) for _ in range(N_NODRAIN)]
+        trickle = [open_raw(port, ctx=ctx) for _ in range(N_TRICKLE // k)]
+        body = [open_raw(port, ctx=ctx) for _ in range(N_BODY // k)]
+        idle = [open_raw(port, ctx=ctx) for _ in range(N_IDLE // k)]
+        nodrain = [open_raw(port, rcvbuf=4096, ctx=ctx) for _ in range(N_NODRAIN)]
         for s in body:
             send_some(s, head[:cut] + head[cut:cut + 3])  # head done, body stalls
         pipeline = h.build_request("GET", "/healthz") * 3000
@@ -219,6 +231,18 @@ class SlowClients(h.DaemonCase):
         self.assertLess(lat[-1], 3.0, "good client stalled: %r" % lat)
         self.assertIsNone(self.d.proc.poll(), "tokend died")
         self.good_request()
+
+
+class CorpusTLS(Corpus):
+    """The corpus over TLS: the same statuses, then a closed connection."""
+    tls = True
+
+
+class SlowClientsTLS(SlowClients):
+    """Slow clients that completed a TLS handshake; the pre-handshake ones are
+    in test_tls.py."""
+    tls = True
+    share = 4
 
 
 class ConnLimit(h.FreshCase):

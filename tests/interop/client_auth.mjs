@@ -11,9 +11,15 @@
 // output: {"ok": true, "result"} or
 //         {"ok": false, "name", "code", "error", "status", "challenges"}
 // The issuer is plain http on loopback: both libraries refuse that unless
-// told to allow insecure requests, which only a test may do.
+// told to allow insecure requests, which only a test may do. With an https
+// issuer ("https": true) no such option is given: the test CA is trusted the
+// way any Node process trusts a private CA (NODE_EXTRA_CA_CERTS), and "lib":
+// "node-https" posts the introspection with Node's own https module
+// (verification on, the CA from "ca").
 import * as client from "openid-client";
 import * as oauth from "oauth4webapi";
+import * as https from "node:https";
+import * as fs from "node:fs";
 
 async function readStdin() {
   const chunks = [];
@@ -28,7 +34,7 @@ async function withOpenidClient(spec) {
       : client.ClientSecretPost(spec.client_secret);
   const config = await client.discovery(new URL(spec.issuer), spec.client_id, undefined, auth, {
     algorithm: "oauth2",
-    execute: [client.allowInsecureRequests],
+    execute: spec.https ? [] : [client.allowInsecureRequests],
   });
   if (spec.endpoint === "revoke") {
     await client.tokenRevocation(config, spec.token);
@@ -39,7 +45,7 @@ async function withOpenidClient(spec) {
 
 async function withOauth4webapi(spec) {
   const issuer = new URL(spec.issuer);
-  const opts = { [oauth.allowInsecureRequests]: true };
+  const opts = spec.https ? {} : { [oauth.allowInsecureRequests]: true };
   const as = await oauth.processDiscoveryResponse(
     issuer,
     await oauth.discoveryRequest(issuer, { ...opts, algorithm: "oauth2" }),
@@ -58,10 +64,53 @@ async function withOauth4webapi(spec) {
   return await oauth.processIntrospectionResponse(as, c, resp);
 }
 
+// Node's https: POST /introspect, client_secret_basic, the answer's JSON.
+function withNodeHttps(spec) {
+  const body = new URLSearchParams({ token: spec.token }).toString();
+  const basic = Buffer.from(
+    encodeURIComponent(spec.client_id) + ":" + encodeURIComponent(spec.client_secret),
+  ).toString("base64");
+  const url = new URL(spec.issuer + "/introspect");
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      url,
+      {
+        method: "POST",
+        ca: fs.readFileSync(spec.ca),
+        headers: {
+          authorization: "Basic " + basic,
+          "content-type": "application/x-www-form-urlencoded",
+          "content-length": Buffer.byteLength(body),
+        },
+      },
+      (res) => {
+        const proto = res.socket.getProtocol();
+        const chunks = [];
+        res.on("data", (c) => chunks.push(c));
+        res.on("end", () => {
+          const text = Buffer.concat(chunks).toString("utf8");
+          if (res.statusCode !== 200) {
+            reject(Object.assign(new Error(text), { status: res.statusCode }));
+            return;
+          }
+          resolve({ ...JSON.parse(text), _tls: proto });
+        });
+      },
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
 const spec = await readStdin();
 let out;
 try {
-  const run = spec.lib === "oauth4webapi" ? withOauth4webapi : withOpenidClient;
+  const run =
+    spec.lib === "oauth4webapi"
+      ? withOauth4webapi
+      : spec.lib === "node-https"
+        ? withNodeHttps
+        : withOpenidClient;
   out = { ok: true, result: await run(spec) };
 } catch (e) {
   out = {

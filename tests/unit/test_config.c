@@ -27,6 +27,7 @@ static void test_listen(void)
     CHECK_EQ_INT(tk_config_set(&c, "listen", "0.0.0.0:80", err, sizeof(err)), 0);
     CHECK_EQ_STR(c.host, "0.0.0.0");
     CHECK_EQ_INT(c.port, 80);
+    c.listen_fresh = true; /* a new source: its first listen replaces */
     CHECK_EQ_INT(tk_config_set(&c, "listen", "[::1]:0", err, sizeof(err)), 0);
     CHECK_EQ_STR(c.host, "::1");
     CHECK_EQ_INT(c.port, 0);
@@ -36,6 +37,54 @@ static void test_listen(void)
     CHECK(tk_config_set(&c, "listen", "127.0.0.1:-1", err, sizeof(err)) != 0);
     CHECK(tk_config_set(&c, "listen", ":80", err, sizeof(err)) != 0);
     CHECK_EQ_STR(c.host, "::1"); /* failures leave the value alone */
+}
+
+/* listen given several times, " tls", and what validate asks of TLS. */
+static void test_listen_tls(void)
+{
+    tk_config c;
+    tk_config_defaults(&c);
+    CHECK_EQ_INT(tk_config_set(&c, "listen", "127.0.0.1:7662", err, sizeof(err)), 0);
+    CHECK_EQ_INT(tk_config_set(&c, "listen", "0.0.0.0:8443 tls", err, sizeof(err)), 0);
+    CHECK_EQ_INT(tk_config_set(&c, "listen", "[::]:8444  tls", err, sizeof(err)), 0);
+    CHECK_EQ_STR(c.host, "127.0.0.1");
+    CHECK(!c.tls);
+    CHECK_EQ_INT(c.nmore, 2);
+    CHECK_EQ_STR(c.more[0].host, "0.0.0.0");
+    CHECK_EQ_INT(c.more[0].port, 8443);
+    CHECK(c.more[0].tls);
+    CHECK_EQ_STR(c.more[1].host, "::");
+    CHECK(c.more[1].tls);
+    CHECK(tk_config_set(&c, "listen", "127.0.0.1:1", err, sizeof(err)) != 0);
+    CHECK(strstr(err, "at most") != NULL);
+    CHECK_EQ_INT(c.nmore, 2);
+    /* A TLS address needs a certificate and key; a certificate a TLS address. */
+    CHECK(tk_config_validate(&c, err, sizeof(err)) != 0);
+    CHECK(strstr(err, "tls-cert") != NULL);
+    CHECK_EQ_INT(tk_config_set(&c, "tls-cert", "/x/cert.pem", err, sizeof(err)), 0);
+    CHECK(tk_config_validate(&c, err, sizeof(err)) != 0);
+    CHECK_EQ_INT(tk_config_set(&c, "tls-key", "/x/key.pem", err, sizeof(err)), 0);
+    CHECK_EQ_INT(tk_config_validate(&c, err, sizeof(err)), 0);
+    c.listen_fresh = true; /* e.g. the command line: replaces the file's list */
+    CHECK_EQ_INT(tk_config_set(&c, "listen", "127.0.0.1:9000 tls", err, sizeof(err)), 0);
+    CHECK_EQ_INT(c.nmore, 0);
+    CHECK(c.tls);
+    CHECK_EQ_INT(c.port, 9000);
+    CHECK_EQ_INT(tk_config_validate(&c, err, sizeof(err)), 0);
+    CHECK_EQ_INT(tk_config_set(&c, "listen", "127.0.0.1:9001", err, sizeof(err)), 0);
+    c.more[0].port = 9001;
+    CHECK(tk_config_validate(&c, err, sizeof(err)) != 0); /* 9001: the metrics port */
+    c.listen_fresh = true;
+    CHECK_EQ_INT(tk_config_set(&c, "listen", "127.0.0.1:9000", err, sizeof(err)), 0);
+    CHECK(tk_config_validate(&c, err, sizeof(err)) != 0); /* a cert but no TLS address */
+    CHECK(strstr(err, "no listen address") != NULL);
+    const char *bad[] = {"127.0.0.1:1 tsl", "127.0.0.1:1 tls x", "127.0.0.1:1 TLS", "127.0.0.1:1 ",
+                         "tls 127.0.0.1:1"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        CHECK(tk_config_set(&c, "listen", bad[i], err, sizeof(err)) == TK_E_BADINPUT);
+    }
+    CHECK_EQ_INT(c.nmore, 0); /* failures change nothing */
+    CHECK(!c.tls);
 }
 
 static void test_numbers(void)
@@ -129,6 +178,7 @@ static void test_metrics(void)
     CHECK_EQ_INT(tk_config_set(&c, "listen", "0.0.0.0:8000", err, sizeof(err)), 0);
     CHECK_EQ_STR(c.metrics_host, "127.0.0.1"); /* a public API does not widen it */
     CHECK_EQ_INT(tk_config_metrics_port(&c), 8001);
+    c.listen_fresh = true;
     CHECK_EQ_INT(tk_config_set(&c, "listen", "127.0.0.1:0", err, sizeof(err)), 0);
     CHECK_EQ_INT(tk_config_metrics_port(&c), 0); /* ephemeral follows ephemeral */
     CHECK_EQ_INT(tk_config_validate(&c, err, sizeof(err)), 0);
@@ -213,6 +263,7 @@ int main(void)
 {
     RUN(test_defaults);
     RUN(test_listen);
+    RUN(test_listen_tls);
     RUN(test_numbers);
     RUN(test_issuer);
     RUN(test_file);
