@@ -184,7 +184,7 @@ static size_t app_wake(void *wctx, tk_server_done *done, size_t max)
             done[n++] = (tk_server_done){
                 .cookie = w->done[i].cookie,
                 .result = w->done[i].result,
-                .aux = w->done[i].changed,
+                .aux = w->done[i].changed | (uint64_t)w->done[i].outcome << 32,
             };
         }
         if (got < want) {
