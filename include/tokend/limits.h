@@ -293,9 +293,13 @@
 /* A client's delegate_to list: space-separated client ids, or "*". */
 #define TK_DELEGATE_MAX 512
 /* Deferred AS answers a worker holds while their commit runs; full → 503. */
-#define TK_AS_PENDING_SLOTS 256
-/* One deferred AS answer: a token JSON or a redirect with its Set-Cookie. */
-#define TK_AS_PENDING_MAX 3072
+#define TK_AS_PENDING_SLOTS 64
+/* One deferred AS answer: headers (a redirect, a Set-Cookie) and a body (a
+ * token or registration JSON). */
+#define TK_AS_PENDING_MAX 8192
+/* A deferred AS answer whose connection went away is reclaimed after this
+ * long (seconds; no commit takes it). */
+#define TK_AS_PENDING_STALE 120
 /* Registrations per source address per minute before 429 (default). */
 #define TK_REGISTER_BURST_DEFAULT 20
 /* Lifetimes (seconds): authorization codes (default, max), pending

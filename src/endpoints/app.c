@@ -326,6 +326,7 @@ void tk_app_destroy(tk_app *app)
     }
     for (unsigned i = 0; i < app->nworkers; i++) {
         app_worker_fini(&app->w[i]);
+        free(app->w[i].as_slots); /* allocated at the worker's first deferred AS answer */
     }
     while (app->retired != NULL) { /* bounded by the reloads done */
         ep_retired *next = app->retired->next;
