@@ -30,6 +30,11 @@ typedef struct tk_introspection {
     tk_slice sub;                      /* the user (from the session / root token) */
     unsigned nactors;                  /* delegation: actors[0] is the current actor (the */
     tk_slice actors[TK_DEPTH_MAX + 1]; /* token's client), then prior actors */
+    /* RFC 8693 §4.4: the one client the token's client lets receive a token
+     * exchanged from this one (its delegate_to, when that names exactly one
+     * client; empty for "*", several or none). From the client record the
+     * cascade reads anyway: no extra lookup. */
+    tk_slice may_act;
 } tk_introspection;
 
 /*

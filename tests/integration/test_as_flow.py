@@ -230,7 +230,10 @@ class ASFlow(h.TokenAsserts, unittest.TestCase):
                     ("scope", "mcp:read"), ("client_id", sub["client_id"])]
         r = self.token(exchange)
         self.assertEqual((r.status, r.json()["error"]), (400, "unauthorized_client"), r)
+        self.assertNotIn("may_act", self.assertActive(t["access_token"]))
         self.d.ctl("client", "set", cid, "--delegate-to", sub["client_id"])
+        self.assertEqual(self.assertActive(t["access_token"])["may_act"],
+                         {"sub": sub["client_id"]})
         r = self.token(exchange)
         self.assertEqual(r.status, 200, r)
         x = r.json()
@@ -251,6 +254,35 @@ class ASFlow(h.TokenAsserts, unittest.TestCase):
         self.assertInactive(t["access_token"])
         r = self.refresh(cid, t["refresh_token"])
         self.assertEqual((r.status, r.json()["error"]), (400, "invalid_grant"), r)
+
+    def test_auth_challenge_names_scopes(self):
+        r = self.d.request("GET", "/auth", headers={"X-Forwarded-Host": "mcp.test",
+                                                    "X-Forwarded-Uri": "/mcp"})
+        self.assertEqual(r.status, 401, r)
+        self.assertIn('scope="mcp:read mcp:write"', r.header("WWW-Authenticate"))
+
+    def test_grant_list_and_revoke(self):
+        cid = self.register()["client_id"]
+        code, verifier, _ = self.authorize(cid, subject="gina")
+        t = self.redeem(cid, code, verifier).json()
+        grants = self.d.ctl("grant", "list", "--sub", "gina")
+        self.assertEqual(len(grants), 1, grants)
+        g = grants[0]
+        self.assertEqual((g["client_id"], g["resource"], g["state"]), (cid, RESOURCE, "active"))
+        self.d.ctl("grant", "revoke", g["grant_id"])
+        self.assertInactive(t["access_token"])
+        r = self.refresh(cid, t["refresh_token"])
+        self.assertEqual((r.status, r.json()["error"]), (400, "invalid_grant"), r)
+        self.assertEqual(self.d.ctl("grant", "list", "--sub", "gina")[0]["state"], "revoked")
+
+    def test_tokenctl_public_agent(self):
+        a = self.d.ctl("client", "add", "--name", "cli agent", "--role", "agent", "--public",
+                       "--redirect-uri", REDIRECT, "--redirect-uri", "http://127.0.0.1/other")
+        self.assertNotIn("client_secret", a)
+        code, verifier, _ = self.authorize(a["client_id"], subject="hank")
+        r = self.redeem(a["client_id"], code, verifier)
+        self.assertEqual(r.status, 200, r)
+        self.assertIn("refresh_token", r.json())
 
     def test_code_twice_revokes(self):
         cid = self.register()["client_id"]
