@@ -472,6 +472,55 @@ class Policies(h.FreshCase):
         self.assertNotIn(second["client_id"], pending)
 
 
+class Resources(h.FreshCase):
+    """RFC 8707 at /authorize with two resources, and the RFC 8252 loopback port rule."""
+
+    def test_resource_rules_and_loopback_port(self):
+        d_dir = self.tmpdir()
+        path = os.path.join(d_dir, "resources.json")
+        with open(path, "w") as f:
+            json.dump({"resources": [
+                {"resource": "https://a.test/mcp", "scopes_supported": ["a:read"]},
+                {"resource": "https://b.test/mcp", "scopes_supported": ["b:read"]}]}, f)
+        d = self.daemon(("--resources", path, "--login", "dev", "--registration", "open"))
+        doc = {"redirect_uris": ["http://localhost/cb"], "token_endpoint_auth_method": "none"}
+        r = d.request("POST", "/register", json.dumps(doc).encode(),
+                      content_type="application/json")
+        self.assertEqual(r.status, 201, r)
+        self.assertEqual(r.json()["application_type"], "native")
+        cid = r.json()["client_id"]
+        _, challenge = pkce()
+
+        def go(**extra):
+            q = {"response_type": "code", "client_id": cid, "code_challenge": challenge,
+                 "code_challenge_method": "S256", "state": "s"}
+            q.update(extra)
+            return d.request("GET", "/authorize?" + urllib.parse.urlencode(q))
+
+        # Another port on the registered loopback host: accepted (RFC 8252 §7.3).
+        r = go(redirect_uri="http://localhost:53117/cb")
+        self.assertEqual(r.status, 303, r)
+        loc = r.header("Location")
+        self.assertIn("error=invalid_target", loc)  # two resources, none named
+        self.assertTrue(loc.startswith("http://localhost:53117/cb?"), loc)
+        # Another host or path: never a redirect.
+        for bad in ("http://127.0.0.1:53117/cb", "http://localhost:53117/cb2"):
+            r = go(redirect_uri=bad)
+            self.assertEqual(r.status, 400, r)
+            self.assertIsNone(r.header("Location"))
+        r = go(redirect_uri="http://localhost:1/cb", resource="https://c.test/mcp")
+        self.assertIn("error=invalid_target", r.header("Location"))
+        r = go(redirect_uri="http://localhost:1/cb", resource="https://b.test/mcp",
+               scope="a:read")
+        self.assertIn("error=invalid_scope", r.header("Location"))
+        r = go(redirect_uri="http://localhost:1/cb", resource="https://b.test/mcp")
+        self.assertEqual(r.status, 303, r)
+        self.assertTrue(r.header("Location").startswith("/login?request=tka_"), r)
+        r = go(redirect_uri="http://localhost:1/cb", resource="https://b.test/mcp",
+               code_challenge_method="plain")
+        self.assertIn("error=invalid_request", r.header("Location"))
+
+
 class PendingClient(h.FreshCase):
 
     def test_pending_client_gets_a_page(self):
