@@ -193,6 +193,8 @@ class ASFlow(ASBase):
         r = self.redeem(cid, code, verifier)
         self.assertEqual(r.status, 200, r)
         t = r.json()
+        self.assertEqual(r.header("Cache-Control"), "no-store")
+        self.assertEqual(r.header("Pragma"), "no-cache")
         self.assertEqual(t["token_type"], "Bearer")
         self.assertEqual(t["scope"], "mcp:read mcp:write")
         j = self.assertActive(t["access_token"])
