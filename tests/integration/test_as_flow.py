@@ -378,6 +378,29 @@ class Refusals(ASBase):
                                          ("decision", "approve")])  # reused
         self.assertEqual(r.status, 400, r)
 
+    def test_confidential_client(self):
+        reg = self.register(token_endpoint_auth_method="client_secret_basic")
+        cid, secret = reg["client_id"], reg["client_secret"]
+        self.assertEqual(reg["client_secret_expires_at"], 0)
+        code, verifier, _ = self.authorize(cid, subject="conf")
+        pairs = [("grant_type", "authorization_code"), ("code", code),
+                 ("redirect_uri", REDIRECT), ("code_verifier", verifier)]
+        before = self.stats()
+        r = self.d.request("POST", "/token", h.form(pairs),
+                           headers={"Authorization": h.basic(cid, "wrong")},
+                           content_type="application/x-www-form-urlencoded")
+        self.assertEqual((r.status, r.json()["error"]), (401, "invalid_client"), r)
+        self.assertIn("Basic", r.header("WWW-Authenticate"))
+        r = self.token(pairs + [("client_id", cid)])  # a confidential client without its secret
+        self.assertEqual((r.status, r.json()["error"]), (401, "invalid_client"), r)
+        self.assertIsNone(r.header("WWW-Authenticate"))
+        self.assertEqual(self.stats(), before)
+        r = self.d.request("POST", "/token", h.form(pairs),
+                           headers={"Authorization": h.basic(cid, secret)},
+                           content_type="application/x-www-form-urlencoded")
+        self.assertEqual(r.status, 200, r)
+        self.assertActive(r.json()["access_token"])
+
     def test_code_of_another_client(self):
         a = self.register()["client_id"]
         b = self.register()["client_id"]
