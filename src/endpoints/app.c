@@ -184,7 +184,7 @@ static size_t app_wake(void *wctx, tk_server_done *done, size_t max)
             done[n++] = (tk_server_done){
                 .cookie = w->done[i].cookie,
                 .result = w->done[i].result,
-                .aux = w->done[i].changed,
+                .aux = w->done[i].changed | (uint64_t)w->done[i].outcome << 32,
             };
         }
         if (got < want) {
@@ -264,6 +264,7 @@ int tk_app_create(const tk_app_cfg *cfg, tk_app **out)
     app->nworkers = n;
     app->routes = ep_routes;
     app->nroutes = ep_nroutes;
+    pthread_mutex_init(&app->reg_mu, NULL);
     unsigned depth = cfg->max_depth;
     app->core.max_depth = depth < TK_DEPTH_MAX ? depth : TK_DEPTH_MAX;
     for (unsigned i = 0; i < n; i++) {
@@ -278,6 +279,7 @@ int tk_app_create(const tk_app_cfg *cfg, tk_app **out)
     if (cfg->resources_file[0] != '\0') {
         int rc = load_resources(app, &app->res);
         if (rc != 0) {
+            pthread_mutex_destroy(&app->reg_mu);
             free(app->w);
             free(app);
             return rc;
@@ -326,6 +328,7 @@ void tk_app_destroy(tk_app *app)
     }
     for (unsigned i = 0; i < app->nworkers; i++) {
         app_worker_fini(&app->w[i]);
+        free(app->w[i].as_slots); /* allocated at the worker's first deferred AS answer */
     }
     while (app->retired != NULL) { /* bounded by the reloads done */
         ep_retired *next = app->retired->next;
@@ -334,6 +337,7 @@ void tk_app_destroy(tk_app *app)
         app->retired = next;
     }
     tk_resources_free(app->res);
+    pthread_mutex_destroy(&app->reg_mu);
     free(app->w);
     free(app);
 }
