@@ -10,6 +10,8 @@ import html.parser
 import json
 import os
 import secrets
+import shutil
+import subprocess
 import tempfile
 import urllib.parse
 
@@ -39,6 +41,20 @@ def as_daemon_args(folder, registration="open", extra=()):
     given registration policy, the two-resource file above."""
     return ["--login", "dev", "--registration", registration,
             "--resources", write_resources(folder)] + [str(a) for a in extra]
+
+
+def engine_present():
+    """True when this tokend has the authorization server (issue 11): it
+    knows the `login` setting (the unknown --zz-probe makes it exit 2 either
+    way, before it opens anything)."""
+    folder = tempfile.mkdtemp(prefix="tokend-probe-")
+    try:
+        p = subprocess.run([h.TOKEND_BIN, "--data", folder, "--listen", "127.0.0.1:0",
+                            "--login", "dev", "--zz-probe", "1"], capture_output=True, text=True,
+                           timeout=30, env=h._env())
+        return 'unknown setting "login"' not in p.stderr
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 # ---- PKCE ---------------------------------------------------------------------

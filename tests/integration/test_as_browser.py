@@ -237,26 +237,12 @@ class BrowserSelf(BrowserCase):
             self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
 
 
-def engine_present():
-    """True when this tokend has the authorization server (issue 11): it
-    knows the `login` setting (the unknown --zz-probe makes it exit 2 either
-    way, before it opens anything)."""
-    folder = tempfile.mkdtemp(prefix="tokend-probe-")
-    try:
-        p = subprocess.run([h.TOKEND_BIN, "--data", folder, "--listen", "127.0.0.1:0",
-                            "--login", "dev", "--zz-probe", "1"], capture_output=True, text=True,
-                           timeout=30, env=h._env())
-        return 'unknown setting "login"' not in p.stderr
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 class BrowserFlow(BrowserCase):
     """The whole flow in chromium against the real tokend."""
 
     @classmethod
     def setUpClass(cls):
-        if not engine_present():
+        if not a.engine_present():
             raise unittest.SkipTest("tokend has no authorization server yet (no `login` setting)")
         cls.folder = tempfile.mkdtemp(prefix="tokend-as-browser-")
         cls.addClassCleanup(shutil.rmtree, cls.folder, True)
