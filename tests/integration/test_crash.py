@@ -17,6 +17,11 @@ reader table and tokend must report the dead daemon's reader slots as
 cleared (mdb_reader_check at start-up; the rounds before those let their
 tokenctl processes finish before the kill, as tokenctl would clear the slots
 first). Bounded: ROUNDS kills.
+
+CrashTokens does the same to the authorization server (issue 11): agents
+redeem codes and rotate refresh tokens while tokend is killed; after every
+restart each token and code that got its answer works (unless its refresh was
+rotated away since) and no refresh token answered as rotated away works.
 """
 
 import fcntl
@@ -28,6 +33,7 @@ import threading
 import time
 import unittest
 
+import as_http as a
 import harness as h
 import hardening as hd
 
@@ -194,6 +200,170 @@ class Crash(h.FreshCase):
         dead.update(must_dead)
         stats = d.ctl("stats")
         self.assertEqual(stats["tokens"], len(self.tokens))
+
+
+# ---- The authorization server: code redemption and refresh rotation ----------
+
+AS_ROUNDS = int(os.environ.get("TOKEND_CRASH_AS_ROUNDS", "8"))
+AS_AGENTS = 4  # concurrent agents, each its own client, user and browser
+AS_KILL_DELAY = (0.3, 1.2)  # seconds of load before SIGKILL
+AS_ROTATIONS = 3  # refreshes per family before the agent starts a new authorization
+
+
+class Agent(threading.Thread):
+    """One agent and its user's browser: authorize (dev login, consent),
+    redeem the code, rotate the refresh token a few times, start over —
+    until tokend dies. Records only what got its answer:
+      live:    family id -> {"access": [...], "refresh": current refresh}
+               (every access token answered whose refresh was never rotated
+               away, and the refresh token last answered);
+      rotated: refresh tokens whose rotation got 200 (must stay dead);
+      codes:   codes answered (303 with code) and kept unredeemed, to redeem
+               after the restart.
+    Anything sent without an answer is forgotten, never presented again (a
+    replay would, rightly, revoke its family)."""
+
+    def __init__(self, test, d, cid, subject, killing, keep_code):
+        super().__init__(daemon=True)
+        self.t, self.d, self.cid, self.subject = test, d, cid, subject
+        self.killing, self.keep_code = killing, keep_code
+        self.browser = test.browsers[subject]
+        self.unexpected = []
+
+    def run(self):
+        st = self.t.as_state
+        try:
+            while not self.killing.is_set():
+                code, verifier = a.authorize_code(self.d, self.browser, self.cid,
+                                                  subject=self.subject)
+                if self.keep_code():
+                    with self.t.lock:
+                        st["codes"].append((self.cid, code, verifier))
+                    continue
+                r = a.redeem(self.d, self.cid, code, verifier)
+                if r.status != 200:
+                    self.note(r)
+                    return
+                j = r.json()
+                fam = j["refresh_token"]
+                with self.t.lock:
+                    st["live"][fam] = {"access": [j["access_token"]], "refresh": fam}
+                rt = fam
+                for _ in range(AS_ROTATIONS):
+                    # Until the answer, the family is unknown: a kill now may
+                    # or may not have rotated rt durably.
+                    with self.t.lock:
+                        st["live"].pop(fam)
+                    r = a.refresh(self.d, self.cid, rt)
+                    if r.status != 200:
+                        self.note(r)
+                        return
+                    j = r.json()
+                    with self.t.lock:
+                        st["rotated"].add(rt)
+                        # The rotated-away refresh's access tokens may live on or
+                        # not: only the new pair is promised.
+                        st["live"][fam] = {"access": [j["access_token"]],
+                                           "refresh": j["refresh_token"]}
+                    rt = j["refresh_token"]
+        except (OSError, AssertionError, ValueError, KeyError) as e:
+            if not self.killing.is_set():
+                self.unexpected.append("%s: %s" % (type(e).__name__, e))
+
+    def note(self, r):
+        if self.killing.is_set() or r.status == 503:
+            return
+        self.unexpected.append(repr(r))
+
+
+@unittest.skipUnless(a.engine_present(), "tokend has no authorization server yet")
+class CrashTokens(h.FreshCase):
+    """kill -9 while agents redeem codes and rotate refresh tokens: after
+    every restart, every token answered works unless its refresh was rotated
+    away since, every refresh token answered as rotated away is dead, and
+    every code answered is redeemable — nothing was answered before it was
+    durable."""
+
+    def test_kill9_keeps_answered_codes_and_rotations(self):
+        rng = random.Random(int(os.environ.get("TOKEND_CRASH_SEED", "0")) or None)
+        folder = self.tmpdir()
+        data = self.tmpdir()
+        # Strict rotation: a rotated-away refresh token is dead at once.
+        d = self.daemon(a.as_daemon_args(folder, "open", ("--code-ttl", 600,
+                                                         "--refresh-reuse-window", 0)),
+                        data_dir=data)
+        admin = d.add_client("admin", "admin")
+        cids = [a.public_client(d, name="crash-agent-%d" % i)["client_id"]
+                for i in range(AS_AGENTS)]
+        subjects = ["user%d" % i for i in range(AS_AGENTS)]
+        self.browsers = {s: a.Browser(d) for s in subjects}
+        self.lock = threading.Lock()
+        self.as_state = {"live": {}, "rotated": set(), "codes": []}
+        stats = {"kills": 0, "redeemed_after": 0}
+        lock_rng = threading.Lock()
+
+        def keep_code():
+            with lock_rng:
+                return rng.random() < 0.1
+
+        for rnd in range(AS_ROUNDS):
+            if d.proc is None:
+                d.start()
+                self.check_as(d, admin, stats)
+            killing = threading.Event()
+            agents = [Agent(self, d, cid, s, killing, keep_code)
+                      for cid, s in zip(cids, subjects)]
+            for ag in agents:
+                ag.start()
+            time.sleep(rng.uniform(*AS_KILL_DELAY))
+            killing.set()
+            d.proc.send_signal(signal.SIGKILL)
+            d.proc.wait(10)
+            d._reap()
+            stats["kills"] += 1
+            for ag in agents:
+                ag.join(15)
+                self.assertFalse(ag.is_alive(), "an agent hung after the kill")
+                self.assertEqual(ag.unexpected, [], "unexpected answers before the kill")
+        d.start()
+        self.check_as(d, admin, stats)
+        st = self.as_state
+        self.assertGreater(len(st["rotated"]), 0, "no rotation was ever answered")
+        print("\ncrash (authorization server): %d kills, %d families, %d rotations answered, "
+              "%d codes redeemed after a restart, none lost"
+              % (stats["kills"], len(st["live"]), len(st["rotated"]), stats["redeemed_after"]))
+
+    def check_as(self, d, admin, stats):
+        st = self.as_state
+        live_access = [t for f in st["live"].values() for t in f["access"]]
+        live_refresh = [f["refresh"] for f in st["live"].values()]
+        state = hd.introspect_many(d, live_access + live_refresh + sorted(st["rotated"]), admin)
+        lost = [t for t in live_access + live_refresh if not state[t]]
+        self.assertEqual(lost, [], "%d answered tokens lost after kill -9" % len(lost))
+        back = [t for t in st["rotated"] if state[t]]
+        self.assertEqual(back, [], "%d rotated-away refresh tokens work after kill -9"
+                         % len(back))
+        # Answered codes were durable: each redeems now (once).
+        codes, st["codes"] = st["codes"], []
+        for cid, code, verifier in codes:
+            r = a.redeem(d, cid, code, verifier)
+            self.assertEqual(r.status, 200, "an answered code was lost: %r" % r)
+            j = r.json()
+            st["live"][j["refresh_token"]] = {"access": [j["access_token"]],
+                                              "refresh": j["refresh_token"]}
+            stats["redeemed_after"] += 1
+        # The live refresh tokens still rotate (checked by use, one per
+        # family, then recorded like any rotation).
+        for fam, f in list(st["live"].items()):
+            cid = self.cid_of(d, f["refresh"], admin)
+            r = a.refresh(d, cid, f["refresh"])
+            self.assertEqual(r.status, 200, "a live refresh token failed after restart: %r" % r)
+            j = r.json()
+            st["rotated"].add(f["refresh"])
+            st["live"][fam] = {"access": [j["access_token"]], "refresh": j["refresh_token"]}
+
+    def cid_of(self, d, token, admin):
+        return d.active(token, auth=admin)["client_id"]
 
 
 if __name__ == "__main__":
