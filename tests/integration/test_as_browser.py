@@ -107,6 +107,7 @@ class Pages:
     def __init__(self, host="127.0.0.1"):
         self.routes = {}
         self.seen = []
+        self.posts = []
         pages = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -125,6 +126,12 @@ class Pages:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                pages.posts.append((self.path, self.rfile.read(n).decode("latin-1"),
+                                    self.headers.get("Cookie")))
+                self.do_GET()
 
             def log_message(self, *args):
                 pass
@@ -159,6 +166,12 @@ def shot_dir():
         os.makedirs(d, exist_ok=True)
         return d
     return tempfile.mkdtemp(prefix="tokend-shots-")
+
+
+def framing_refused(ev):
+    """Chromium's console messages that refused to display a framed page."""
+    return [m for m in ev["console"] if "frame" in m["text"].lower()
+            and ("refused" in m["text"].lower() or "blocked" in m["text"].lower())]
 
 
 def child_frames(ans):
@@ -204,15 +217,17 @@ class BrowserSelf(BrowserCase):
                                          ("<!doctype html><p>%s</p>" % EVIL).encode())
 
     def test_framing_detector(self):
+        self.events()
         frames = self.frame(self.target.origin + "/open")
         self.assertEqual(len(frames), 1, frames)
         self.assertTrue(frames[0]["approve"], frames)  # the control shows
+        self.assertEqual(framing_refused(self.events()), [])
         for path in ("/deny", "/fa"):
             frames = self.frame(self.target.origin + path)
             self.assertEqual(len(frames), 1, frames)
             self.assertFalse(frames[0]["approve"], (path, frames))
             self.assertFalse((frames[0]["text"] or "").strip().startswith("Approve"), frames)
-        self.events()
+            self.assertTrue(framing_refused(self.events()), path)
 
     def test_dialog_detector(self):
         self.events()
@@ -227,6 +242,41 @@ class BrowserSelf(BrowserCase):
         self.assertEqual(self.events()["dialogs"], [])
         n = self.br("eval", expr="document.querySelectorAll('img').length")["value"]
         self.assertEqual(n, 1)
+
+    def test_form_flow(self):
+        """The steps BrowserFlow takes, on a stand-in: a 303 chain to a login
+        form, fill + click, a Secure __Host- cookie on http://127.0.0.1 (a
+        potentially trustworthy origin), a consent form, and the landing on
+        another origin's listener, with the redirect chain reported."""
+        t = self.target
+        cookie = "__Host-tokend-session=abc; Path=/; Max-Age=60; Secure; HttpOnly; SameSite=Lax"
+        cb = self.pages.origin + "/cb?code=c1&state=s1&iss=x"
+        t.routes["/authorize"] = (303, {"Location": "/login?request=r1"}, b"")
+        t.routes["/login"] = lambda path: (
+            (303, {"Location": "/consent?request=r1", "Set-Cookie": cookie}, b"")
+            if t.posts and t.posts[-1][0] == "/login" and path == "/login" and
+            len(t.posts) == 1 else
+            (200, {}, b'<form method="post" action="/login"><input name="subject">'
+                      b'<input type="hidden" name="request" value="r1">'
+                      b'<button id="signin">Sign in</button></form>'))
+        t.routes["/consent"] = lambda path: (
+            (303, {"Location": cb}, b"") if path == "/consent" else
+            (200, {}, b'<form method="post" action="/consent"><button id="approve" '
+                      b'name="decision" value="approve">Approve</button></form>'))
+        ans = self.br("goto", url=t.origin + "/authorize?x=1")
+        self.assertEqual(ans["url"], t.origin + "/login?request=r1")
+        self.assertEqual(ans["chain"], [{"url": t.origin + "/authorize?x=1", "status": 303,
+                                         "location": "/login?request=r1"}])
+        self.br("fill", selector='input[name="subject"]', value="alice")
+        ans = self.br("click", selector="#signin")
+        self.assertEqual(ans["url"], t.origin + "/consent?request=r1", ans)
+        self.assertEqual(t.posts[-1][1], "subject=alice&request=r1")
+        ans = self.br("click", selector="#approve")
+        self.assertEqual(ans["url"], cb, ans)
+        self.assertEqual(ans["chain"][-1]["status"], 303, ans)
+        self.assertEqual(t.posts[-1], ("/consent", "decision=approve",
+                                       "__Host-tokend-session=abc"))
+        self.assertEqual(self.br("eval", expr="document.cookie")["value"], "")  # HttpOnly
 
     def test_screenshot(self):
         d = shot_dir()
@@ -386,9 +436,8 @@ class BrowserFlow(BrowserCase):
                          % frames)
         self.assertNotIn("Framed agent", frames[0]["text"] or "", frames)
         ev = self.events()
-        refused = [m for m in ev["console"] if "frame" in m["text"].lower()
-                   and ("refused" in m["text"].lower() or "blocked" in m["text"].lower())]
-        self.assertTrue(refused, "chromium logged no framing refusal: %r" % ev["console"])
+        self.assertTrue(framing_refused(ev), "chromium logged no framing refusal: %r"
+                        % ev["console"])
         # The same URL at the top level still works: the block is the frame.
         ans = self.br("goto", url=consent_url)
         self.assertTrue(self.br("eval", expr="!!document.querySelector('#approve')")["value"])

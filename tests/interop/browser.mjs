@@ -147,9 +147,14 @@ async function main() {
   }
 }
 
+let rc = 0;
 try {
   await main();
+} catch (e) {
+  process.stderr.write(String(e && e.stack ? e.stack : e) + '\n');
+  rc = 1;
 } finally {
   if (ctx) await ctx.close().catch(() => {});
   rmSync(profile, { recursive: true, force: true });
 }
+process.exit(rc); // stdin may still be open: do not wait for it
