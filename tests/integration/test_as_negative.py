@@ -8,7 +8,8 @@ page before the client and redirect URI are verified, an error redirect
 after), Tokens (/token: PKCE, code binding and reuse, refresh rotation, scope
 and resource narrowing, token exchange), Timing (short code-ttl and reuse
 window), Consent (the CSRF token and the browser session), Approval (pending
-clients, registration rate limit), Registration (refused metadata)."""
+clients, registration rate limit), Registration (refused metadata), Strict
+(reuse window 0)."""
 
 import json
 import shutil
@@ -493,6 +494,23 @@ class Timing(ASCase):
         self.assertJsonError(a.refresh(self.d, cid, t1["refresh_token"]), "invalid_grant")
         self.assertActive(other["access_token"])
         self.assertActive(other["refresh_token"])
+
+
+class Strict(ASCase):
+    """refresh-reuse-window 0 means strict (AS_CONTRACT.md): a rotated-away
+    refresh token presented again at once — in the same second — is a
+    replay, not a parallel refresh."""
+    extra = ("--register-burst", 1000, "--refresh-reuse-window", 0)
+
+    def test_immediate_replay_revokes_the_family(self):
+        cid = self.client()
+        t0 = self.tokens(cid)
+        r = a.refresh(self.d, cid, t0["refresh_token"])
+        self.assertEqual(r.status, 200, r)
+        t1 = r.json()
+        self.assertJsonError(a.refresh(self.d, cid, t0["refresh_token"]), "invalid_grant")
+        for tok in (t1["access_token"], t1["refresh_token"]):
+            self.assertInactive(tok)
 
 
 class Consent(ASCase):

@@ -206,22 +206,22 @@ class Crash(h.FreshCase):
 
 AS_ROUNDS = int(os.environ.get("TOKEND_CRASH_AS_ROUNDS", "8"))
 AS_AGENTS = 4  # concurrent agents, each its own client, user and browser
-AS_KILL_DELAY = (0.3, 1.2)  # seconds of load before SIGKILL
+AS_KILL_DELAY = (0.3, 1.2)  # seconds of load before SIGKILL (an ASan tokend)
 AS_ROTATIONS = 3  # refreshes per family before the agent starts a new authorization
 
 
 class Agent(threading.Thread):
     """One agent and its user's browser: authorize (dev login, consent),
     redeem the code, rotate the refresh token a few times, start over —
-    until tokend dies. Records only what got its answer:
-      live:    family id -> {"access": [...], "refresh": current refresh}
-               (every access token answered whose refresh was never rotated
-               away, and the refresh token last answered);
-      rotated: refresh tokens whose rotation got 200 (must stay dead);
-      codes:   codes answered (303 with code) and kept unredeemed, to redeem
-               after the restart.
-    Anything sent without an answer is forgotten, never presented again (a
-    replay would, rightly, revoke its family)."""
+    until tokend dies. Records only what got its answer (in test.as_state):
+      live:    family -> {"cid", "access", "refresh"}: the pair last answered
+               (an access token whose refresh was rotated since may live on
+               or not: only the newest pair is promised);
+      rotated: family -> (cid, [refresh tokens whose rotation got 200]);
+      codes:   codes answered (303 with code), kept to redeem after restart.
+    A family whose rotation got no answer leaves `live`: its newest state is
+    unknown, so it is never presented again (a replay would, rightly,
+    revoke it)."""
 
     def __init__(self, test, d, cid, subject, killing, keep_code):
         super().__init__(daemon=True)
@@ -245,26 +245,23 @@ class Agent(threading.Thread):
                     self.note(r)
                     return
                 j = r.json()
-                fam = j["refresh_token"]
+                fam = rt = j["refresh_token"]
                 with self.t.lock:
-                    st["live"][fam] = {"access": [j["access_token"]], "refresh": fam}
-                rt = fam
+                    st["live"][fam] = {"cid": self.cid, "access": j["access_token"],
+                                       "refresh": rt}
                 for _ in range(AS_ROTATIONS):
-                    # Until the answer, the family is unknown: a kill now may
-                    # or may not have rotated rt durably.
                     with self.t.lock:
-                        st["live"].pop(fam)
+                        st["live"].pop(fam)  # unknown until the answer
                     r = a.refresh(self.d, self.cid, rt)
                     if r.status != 200:
                         self.note(r)
                         return
                     j = r.json()
                     with self.t.lock:
-                        st["rotated"].add(rt)
-                        # The rotated-away refresh's access tokens may live on or
-                        # not: only the new pair is promised.
-                        st["live"][fam] = {"access": [j["access_token"]],
+                        st["rotated"].setdefault(fam, (self.cid, []))[1].append(rt)
+                        st["live"][fam] = {"cid": self.cid, "access": j["access_token"],
                                            "refresh": j["refresh_token"]}
+                        st["last_rotation"] = time.time()
                     rt = j["refresh_token"]
         except (OSError, AssertionError, ValueError, KeyError) as e:
             if not self.killing.is_set():
@@ -280,15 +277,15 @@ class Agent(threading.Thread):
 class CrashTokens(h.FreshCase):
     """kill -9 while agents redeem codes and rotate refresh tokens: after
     every restart, every token answered works unless its refresh was rotated
-    away since, every refresh token answered as rotated away is dead, and
-    every code answered is redeemable — nothing was answered before it was
-    durable."""
+    away since, every code answered redeems, and no refresh token answered as
+    rotated away works (presenting it revokes its family, as a replay must) —
+    nothing was answered before it was durable."""
 
     def test_kill9_keeps_answered_codes_and_rotations(self):
         rng = random.Random(int(os.environ.get("TOKEND_CRASH_SEED", "0")) or None)
         folder = self.tmpdir()
         data = self.tmpdir()
-        # Strict rotation: a rotated-away refresh token is dead at once.
+        # Strict rotation: a rotated-away refresh token is never good again.
         d = self.daemon(a.as_daemon_args(folder, "open", ("--code-ttl", 600,
                                                          "--refresh-reuse-window", 0)),
                         data_dir=data)
@@ -298,8 +295,8 @@ class CrashTokens(h.FreshCase):
         subjects = ["user%d" % i for i in range(AS_AGENTS)]
         self.browsers = {s: a.Browser(d) for s in subjects}
         self.lock = threading.Lock()
-        self.as_state = {"live": {}, "rotated": set(), "codes": []}
-        stats = {"kills": 0, "redeemed_after": 0}
+        self.as_state = {"live": {}, "rotated": {}, "codes": [], "last_rotation": 0.0}
+        stats = {"kills": 0, "codes": 0, "families": 0, "rotations": 0, "replays": 0}
         lock_rng = threading.Lock()
 
         def keep_code():
@@ -327,43 +324,51 @@ class CrashTokens(h.FreshCase):
                 self.assertEqual(ag.unexpected, [], "unexpected answers before the kill")
         d.start()
         self.check_as(d, admin, stats)
-        st = self.as_state
-        self.assertGreater(len(st["rotated"]), 0, "no rotation was ever answered")
-        print("\ncrash (authorization server): %d kills, %d families, %d rotations answered, "
-              "%d codes redeemed after a restart, none lost"
-              % (stats["kills"], len(st["live"]), len(st["rotated"]), stats["redeemed_after"]))
+        self.assertGreater(stats["rotations"], 0, "no rotation was ever answered")
+        self.assertGreater(stats["replays"], 0, "no rotated-away refresh token was checked")
+        print("\ncrash (authorization server): %(kills)d kills; %(families)d families, "
+              "%(rotations)d rotations and %(codes)d codes answered before a kill, all kept; "
+              "%(replays)d rotated-away refresh tokens refused after restart" % stats)
 
     def check_as(self, d, admin, stats):
         st = self.as_state
-        live_access = [t for f in st["live"].values() for t in f["access"]]
-        live_refresh = [f["refresh"] for f in st["live"].values()]
-        state = hd.introspect_many(d, live_access + live_refresh + sorted(st["rotated"]), admin)
-        lost = [t for t in live_access + live_refresh if not state[t]]
+        live = st["live"]
+        toks = [f["access"] for f in live.values()] + [f["refresh"] for f in live.values()]
+        state = hd.introspect_many(d, toks, admin)
+        lost = [t for t in toks if not state[t]]
         self.assertEqual(lost, [], "%d answered tokens lost after kill -9" % len(lost))
-        back = [t for t in st["rotated"] if state[t]]
-        self.assertEqual(back, [], "%d rotated-away refresh tokens work after kill -9"
-                         % len(back))
-        # Answered codes were durable: each redeems now (once).
+        stats["families"] += len(live)
+        stats["rotations"] += sum(len(v[1]) for v in st["rotated"].values())
+        # Answered codes were durable: each redeems now.
         codes, st["codes"] = st["codes"], []
         for cid, code, verifier in codes:
             r = a.redeem(d, cid, code, verifier)
             self.assertEqual(r.status, 200, "an answered code was lost: %r" % r)
-            j = r.json()
-            st["live"][j["refresh_token"]] = {"access": [j["access_token"]],
-                                              "refresh": j["refresh_token"]}
-            stats["redeemed_after"] += 1
-        # The live refresh tokens still rotate (checked by use, one per
-        # family, then recorded like any rotation).
-        for fam, f in list(st["live"].items()):
-            cid = self.cid_of(d, f["refresh"], admin)
-            r = a.refresh(d, cid, f["refresh"])
+            stats["codes"] += 1
+        # Rotated-away refresh tokens: refused (the reuse window is 0; wait
+        # out the second of the last rotation, as the store counts seconds),
+        # and the replay takes the family down with it.
+        wait = st["last_rotation"] + 1.05 - time.time()
+        if wait > 0:
+            time.sleep(wait)
+        for fam, (cid, olds) in st["rotated"].items():
+            for rt in olds:
+                r = a.refresh(d, cid, rt)
+                self.assertNotEqual(r.status, 200, "a rotated-away refresh token works after "
+                                    "kill -9: %r" % r)
+                self.assertEqual(r.json().get("error"), "invalid_grant", r)
+                stats["replays"] += 1
+            f = live.pop(fam, None)
+            if f is not None:
+                state = hd.introspect_many(d, [f["access"], f["refresh"]], admin)
+                self.assertEqual(state, {f["access"]: False, f["refresh"]: False},
+                                 "a replay after restart left its family alive")
+        st["rotated"] = {}
+        # Families never rotated: their refresh token still rotates.
+        for fam, f in list(live.items()):
+            r = a.refresh(d, f["cid"], f["refresh"])
             self.assertEqual(r.status, 200, "a live refresh token failed after restart: %r" % r)
-            j = r.json()
-            st["rotated"].add(f["refresh"])
-            st["live"][fam] = {"access": [j["access_token"]], "refresh": j["refresh_token"]}
-
-    def cid_of(self, d, token, admin):
-        return d.active(token, auth=admin)["client_id"]
+        live.clear()
 
 
 if __name__ == "__main__":
