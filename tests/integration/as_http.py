@@ -20,8 +20,8 @@ import harness as h
 MCP = "https://mcp.test/mcp"
 API = "https://api.test/v1"
 RESOURCES = {"resources": [
-    {"resource": MCP, "name": "MCP test server", "scopes_supported": ["mcp:read", "mcp:write"],
-     "scope_descriptions": {"mcp:read": "Read your notes", "mcp:write": "Change your notes"}},
+    # No scope_descriptions: not in the resources file yet (AS_CONTRACT.md deviation 2).
+    {"resource": MCP, "name": "MCP test server", "scopes_supported": ["mcp:read", "mcp:write"]},
     {"resource": API, "name": "Other API", "path_prefix": "/v1", "scopes_supported": ["api:read"]},
 ]}
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -202,8 +202,9 @@ def register(d, meta, source=None):
 def public_client(d, name=None, redirect=REDIRECT, grants=("authorization_code", "refresh_token"),
                   **extra):
     meta = {"client_name": name or "agent-%s" % secrets.token_hex(4),
-            "redirect_uris": [redirect], "token_endpoint_auth_method": "none",
-            "grant_types": list(grants)}
+            "token_endpoint_auth_method": "none", "grant_types": list(grants)}
+    if redirect is not None:
+        meta["redirect_uris"] = [redirect]
     meta.update(extra)
     r = register(d, meta)
     if r.status != 201:

@@ -364,7 +364,7 @@ class BrowserFlow(BrowserCase):
         self.assertNotIn("tokend-session", cookies)
         text = self.br("eval", expr="document.body.innerText")["value"]
         for want in ("Notes agent", client["client_id"], "MCP test server", "mcp:read",
-                     "mcp:write", "Read your notes", "Change your notes",
+                     "mcp:write",
                      "alice@example.test", "127.0.0.1"):
             self.assertIn(want, text, "consent page lacks %r:\n%s" % (want, text))
         self.assertRegex(text.lower(), "self-declared|self declared", text)

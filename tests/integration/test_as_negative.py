@@ -192,14 +192,24 @@ class Authorize(ASCase):
         for i, (k, v) in enumerate(base):
             with self.subTest(k):
                 pairs = base[:i + 1] + [(k, v)] + base[i + 1:]  # the same value twice
-                r = b.request("GET", "/authorize?" + h.form(pairs))
-                self.assertHtmlPage(r)
-                r = b.request("POST", "/authorize", h.form(pairs), h.FORM)
-                self.assertHtmlPage(r)
+                for r in (b.request("GET", "/authorize?" + h.form(pairs)),
+                          b.request("POST", "/authorize", h.form(pairs), h.FORM)):
+                    self.assertRefusedDuplicate(r, k)
         # A second resource is a different value: still refused, never a code.
         r = b.request("GET", "/authorize?" + h.form(base + [("resource", a.API)]))
-        self.assertHtmlPage(r)
+        self.assertRefusedDuplicate(r, "resource")
         self.assertUnchanged(before)
+
+    def assertRefusedDuplicate(self, r, name):
+        """A repeated client_id or redirect_uri is a page (neither is
+        verified); any other repeated parameter is a page too, or — the
+        client and redirect URI being verified — an error redirect (RFC 6749
+        §4.1.2.1): invalid_target for resource, invalid_request otherwise."""
+        if name in ("client_id", "redirect_uri") or r.status != 303:
+            self.assertHtmlPage(r)
+        else:
+            self.assertErrorRedirect(r, "invalid_target" if name == "resource"
+                                     else "invalid_request")
 
     def test_oversized_parameters(self):
         cid = self.client()
@@ -211,21 +221,36 @@ class Authorize(ASCase):
                   a.authorize_query(cid, redirect="http://127.0.0.1:8765/" + "p" * 600,
                                     challenge=ch)):
             self.assertHtmlPage(b.request("GET", q))
-        # After: an error redirect, without the state that was too long.
+        # After: an error redirect without the state that was too long, or
+        # (tokend's choice: a state it cannot echo) a page.
         q = a.authorize_query(cid, challenge=ch, state="s" * 513)
-        qs = self.assertErrorRedirect(b.request("GET", q), "invalid_request")
-        self.assertNotIn("state", qs)
+        r = b.request("GET", q)
+        if r.status == 303:
+            self.assertNotIn("state", self.assertErrorRedirect(r, "invalid_request"))
+        else:
+            self.assertHtmlPage(r, code="invalid_request")
         q = a.authorize_query(cid, challenge=ch, state="s7", scope=" ".join(["mcp:read"] * 120))
-        self.assertErrorRedirect(b.request("GET", q), "invalid_scope", state="s7")
+        self.assertOversized(b.request("GET", q), "invalid_scope")
         q = a.authorize_query(cid, challenge=ch, state="s7",
                               resource="https://mcp.test/" + "r" * 600)
-        self.assertErrorRedirect(b.request("GET", q), "invalid_target", state="s7")
+        self.assertOversized(b.request("GET", q), "invalid_target")
+        q = a.authorize_query(cid, challenge=ch + "A" * 200, state="s7")
+        self.assertOversized(b.request("GET", q), "invalid_request")
         # A request line beyond the HTTP limit never reaches /authorize.
         r = b.request("GET", a.authorize_query(cid, challenge=ch, state="s7",
                                                extra=[("nonce", "n" * 9000)]))
         self.assertIn(r.status, (400, 414), r)
         self.assertIsNone(r.header("location"), r)
         self.assertUnchanged(before)
+
+    def assertOversized(self, r, code):
+        """A value beyond its limit: the error redirect with its code, or —
+        refused by the form reader before any field was looked at — the page
+        with invalid_request. Never a code."""
+        if r.status == 303:
+            self.assertErrorRedirect(r, code, state="s7")
+        else:
+            self.assertHtmlPage(r, code="invalid_request")
 
     def test_scope_and_resource_outside_the_configured_ones(self):
         cid = self.client()
@@ -302,10 +327,6 @@ class Tokens(ASCase):
         code, verifier = self.fresh_code(a_id)
         before = self.snapshot()
         self.assertJsonError(a.redeem(self.d, b_id, code, verifier), "invalid_grant")
-        # A code is not a way to learn whether a client exists either.
-        r = a.redeem(self.d, "tkc_nosuchclient0000000000", code, verifier)
-        self.assertIn(r.status, (400, 401), r)
-        self.assertIn(r.json().get("error"), ("invalid_client", "invalid_grant"), r)
         self.assertUnchanged(before)
 
     def test_unknown_and_oversized_codes(self):
@@ -465,6 +486,45 @@ class Tokens(ASCase):
         self.assertInactive(j["access_token"])
 
 
+class ClientAuthAtToken(ASCase):
+    """Client authentication failures at /token: 401 invalid_client (Basic
+    challenge only when the Authorization header was used), nothing issued.
+
+    ENGINE BUG (h-as bfbd146, reported to the lead): src/endpoints/token.c
+    calls ep_rl_fail(..., NULL) — a NULL clock function — on every failed
+    client authentication, so the first one kills tokend (SEGV under ASan):
+    any unauthenticated POST /token with an unknown client_id is a remote
+    crash. This class has a tokend of its own so the crash takes no other
+    test with it; it fails until the engine is fixed."""
+
+    def test_failed_client_authentication(self):
+        cid = self.client()
+        r = a.register(self.d, {"client_name": "confidential", "redirect_uris":
+                                ["https://app.test/cb"], "token_endpoint_auth_method":
+                                "client_secret_post"})
+        self.assertEqual(r.status, 201, r)
+        conf = r.json()
+        code, verifier = a.authorize_code(self.d, self.browser(), cid)
+        before = self.snapshot()
+        # An unknown client, a public client sending a secret, a wrong secret.
+        for extra, client_id in (([], "tkc_nosuchclient0000000000"),
+                                 ([("client_secret", "s" * 43)], cid),
+                                 ([("client_secret", "s" * 43)], conf["client_id"])):
+            if True:  # no subTest: after a crash the rest would only repeat it
+                r = a.token(self.d, [("grant_type", "authorization_code"), ("code", code),
+                                     ("redirect_uri", a.REDIRECT), ("code_verifier", verifier),
+                                     ("client_id", client_id)] + extra)
+                self.assertJsonError(r, "invalid_client", 401)
+                self.assertIsNone(r.header("www-authenticate"), r)
+        r = a.token(self.d, [("grant_type", "authorization_code"), ("code", code),
+                             ("redirect_uri", a.REDIRECT), ("code_verifier", verifier)],
+                    auth=h.basic(conf["client_id"], "wrong"))
+        self.assertJsonError(r, "invalid_client", 401)
+        self.assertIn("Basic", r.header("www-authenticate") or "", r)
+        self.assertUnchanged(before)
+        self.assertEqual(a.redeem(self.d, cid, code, verifier).status, 200)
+
+
 class Timing(ASCase):
     """Short code-ttl and reuse window (one tokend for both)."""
     extra = ("--register-burst", 1000, "--code-ttl", 2, "--refresh-reuse-window", 1)
@@ -502,6 +562,9 @@ class Strict(ASCase):
     replay, not a parallel refresh."""
     extra = ("--register-burst", 1000, "--refresh-reuse-window", 0)
 
+    # ENGINE BUG (h-as bfbd146, reported to the lead): apply_refresh treats a
+    # replay as one only when `now - rotated_at > window` in whole seconds,
+    # so with window 0 a replay within the same second gets a sibling pair.
     def test_immediate_replay_revokes_the_family(self):
         cid = self.client()
         t0 = self.tokens(cid)
@@ -701,7 +764,15 @@ class Approval(ASCase):
         self.assertEqual(r.status, 201, r)
         self.assertEqual(self.status_of(r.json()["client_id"]), "pending")
 
+    # ENGINE BUG (h-as bfbd146, reported to the lead): the per-address count
+    # lives in each worker (ep_worker.reg), so an address gets register-burst
+    # registrations per worker — 2x here (harness: 2 workers), Nx with one
+    # worker per CPU. Fails until the count is shared.
     def test_registration_rate_limit(self):
+        # Counted per minute: keep the burst inside one (a count that restarts
+        # at the minute would let a burst straddling it through twice).
+        if time.time() % 60 > 50:
+            time.sleep(61 - time.time() % 60)
         n0 = len(self.d.ctl("client", "list"))
         for i in range(3):
             r = a.register(self.d, self.meta("burst %d" % i), source="127.0.0.9")
