@@ -367,7 +367,8 @@ class BrowserFlow(BrowserCase):
                      "mcp:write",
                      "alice@example.test", "127.0.0.1"):
             self.assertIn(want, text, "consent page lacks %r:\n%s" % (want, text))
-        self.assertRegex(text.lower(), "self-declared|self declared", text)
+        # The name is marked as the agent's own claim (wording is the page's).
+        self.assertRegex(text.lower(), "self-declared|declared by the agent|not verified", text)
         # Readable: a screenshot at desktop size and at a phone's 375 px, where
         # nothing may overflow sideways and both buttons stay reachable.
         self.br("screenshot", path=os.path.join(self.shots, "consent-1024.png"), full=True)
