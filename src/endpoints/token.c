@@ -17,12 +17,14 @@
  */
 #include "endpoints_int.h"
 
+#include "tokend/clock.h"
 #include "tokend/core.h"
 #include "tokend/crypto.h"
 #include "tokend/log.h"
 #include "tokend/oauth_pkce.h"
 #include "tokend/oauth_request.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static _Thread_local tk_oauth_token_req treq;
@@ -81,13 +83,21 @@ static bool authenticate(ep_req *r, tk_txn *txn, tk_client_rec *c, tk_slice *cli
             return false;
         }
     }
+    unsigned wait = ep_rl_check(&w->rl, r->http->peer, *client_id, w->now, tk_mono_ms);
+    if (wait > 0) { /* too many failed authentications (ratelimit.c) */
+        tk_cleanse(w->secret, sizeof w->secret);
+        char hdr[40];
+        snprintf(hdr, sizeof hdr, "Retry-After: %u\r\n", wait);
+        ep_reply_error(r, 429, "too_many_requests", hdr);
+        return false;
+    }
     int rc = tk_core_as_client(txn, *client_id, secret, has_secret, c);
     tk_cleanse(w->secret, sizeof w->secret);
     if (rc == TK_E_AUTH) {
         char safe[65];
         ep_log_id(*client_id, safe);
         tk_log_info("auth_failed", "endpoint=token client=%s", safe);
-        ep_rl_fail(&w->rl, r->http->peer, *client_id, w->now, NULL);
+        ep_rl_fail(&w->rl, r->http->peer, *client_id, w->now, tk_mono_ms);
         ep_reply_invalid_client(r);
         return false;
     }
