@@ -488,14 +488,10 @@ class Tokens(ASCase):
 
 class ClientAuthAtToken(ASCase):
     """Client authentication failures at /token: 401 invalid_client (Basic
-    challenge only when the Authorization header was used), nothing issued.
-
-    ENGINE BUG (h-as bfbd146, reported to the lead): src/endpoints/token.c
-    calls ep_rl_fail(..., NULL) — a NULL clock function — on every failed
-    client authentication, so the first one kills tokend (SEGV under ASan):
-    any unauthenticated POST /token with an unknown client_id is a remote
-    crash. This class has a tokend of its own so the crash takes no other
-    test with it; it fails until the engine is fixed."""
+    challenge only when the Authorization header was used), nothing issued,
+    the code still good for its client. Its own tokend: the first version of
+    the engine (h-as bfbd146) crashed on the first failure here (a NULL clock
+    function passed to the failed-authentication limiter; fixed in fcbc050)."""
 
     def test_failed_client_authentication(self):
         cid = self.client()
