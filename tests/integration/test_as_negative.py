@@ -458,12 +458,13 @@ class Tokens(ASCase):
                              "invalid_target")
         self.assertJsonError(a.exchange(self.d, sub, at, [("audience", a.API)]),
                              "invalid_target")
-        # Not listed in the parent's delegate_to; the parent itself neither.
+        # Not listed in the parent's delegate_to; the parent itself neither
+        # (AS_CONTRACT.md deviation 4: unauthorized_client).
         for caller in (stranger, parent):
-            r = a.exchange(self.d, caller, at)
-            self.assertEqual(r.status, 400, r)
-            self.assertIn(r.json().get("error"),
-                          ("unauthorized_client", "invalid_grant", "access_denied"), r)
+            self.assertJsonError(a.exchange(self.d, caller, at), "unauthorized_client")
+        # The caller is the actor: an actor_token is refused.
+        self.assertJsonError(a.exchange(self.d, sub, at, [("actor_token", at), (
+            "actor_token_type", a.AT_TYPE)]), "invalid_request")
         # A refresh token is not a subject token; neither is garbage.
         self.assertJsonError(a.exchange(self.d, sub, t["refresh_token"]), "invalid_grant")
         self.assertJsonError(a.exchange(self.d, sub, "tkd_at_" + "A" * 43), "invalid_grant")
