@@ -5,8 +5,8 @@ agent's loopback redirect with code, state and iss. Also: a client name full
 of HTML is shown as text; the consent page cannot be framed from another
 loopback origin (X-Frame-Options: DENY, CSP frame-ancestors 'none'); the CSP
 allows no inline script; the page renders on a 375 px wide viewport.
-Screenshots go to $TOKEND_SCREENSHOT_DIR (default: a temporary folder,
-printed; never the source tree).
+Screenshots go to $TOKEND_SCREENSHOT_DIR when set (kept, to look at), else to
+a temporary folder removed afterwards; never the source tree.
 
 BrowserSelf checks the driver and the detectors on static pages this test
 serves (no tokend needed): a framed page with XFO/CSP stays blank while one
@@ -160,12 +160,17 @@ def framer_route(path):
     return frame_page(q["src"][0])
 
 
-def shot_dir():
+def shot_dir(case):
+    """$TOKEND_SCREENSHOT_DIR (kept, for a person to look at), else a
+    temporary folder removed with the class."""
     d = os.environ.get("TOKEND_SCREENSHOT_DIR")
     if d:
         os.makedirs(d, exist_ok=True)
+        print("\nscreenshots in %s" % d)
         return d
-    return tempfile.mkdtemp(prefix="tokend-shots-")
+    d = tempfile.mkdtemp(prefix="tokend-shots-")
+    case.addClassCleanup(shutil.rmtree, d, True)
+    return d
 
 
 def framing_refused(ev):
@@ -279,7 +284,7 @@ class BrowserSelf(BrowserCase):
         self.assertEqual(self.br("eval", expr="document.cookie")["value"], "")  # HttpOnly
 
     def test_screenshot(self):
-        d = shot_dir()
+        d = shot_dir(type(self))
         path = os.path.join(d, "self.png")
         self.br("goto", url=self.target.origin + "/open")
         self.br("screenshot", path=path, full=True)
@@ -304,8 +309,7 @@ class BrowserFlow(BrowserCase):
         cls.addClassCleanup(cls.cb.close)
         cls.cb.routes["/cb"] = (200, {}, b"<!doctype html><title>agent</title><p>done")
         cls.redirect = cls.cb.origin + "/cb"
-        cls.shots = shot_dir()
-        print("\nscreenshots in %s" % cls.shots)
+        cls.shots = shot_dir(cls)
 
     def register(self, name):
         r = a.register(self.d, {"client_name": name, "redirect_uris": [self.redirect],
