@@ -8,8 +8,9 @@ page before the client and redirect URI are verified, an error redirect
 after), Tokens (/token: PKCE, code binding and reuse, refresh rotation, scope
 and resource narrowing, token exchange), Timing (short code-ttl and reuse
 window), Consent (the CSRF token and the browser session), Approval (pending
-clients, registration rate limit), Registration (refused metadata), Strict
-(reuse window 0)."""
+clients, registration rate limit), Registration (refused metadata), Closed
+(registration = closed), Strict (reuse window 0), ClientAuthAtToken (failed
+client authentication)."""
 
 import json
 import shutil
@@ -266,6 +267,36 @@ class Authorize(ASCase):
         # Two resources are configured: none named is ambiguous.
         q = a.authorize_query(cid, challenge=ch, state="s8", resource=None)
         self.assertErrorRedirect(b.request("GET", q), "invalid_target", state="s8")
+        self.assertUnchanged(before)
+
+
+    def test_prompt_none_never_shows_a_page(self):
+        cid = self.client()
+        before = self.snapshot()
+        q = a.authorize_query(cid, challenge=a.s256(a.new_verifier()), state="s9",
+                              extra=[("prompt", "none")])
+        self.assertErrorRedirect(self.get(q), "login_required", state="s9")
+        self.assertUnchanged(before)
+        # Signed in, but no grant covers the request: consent_required.
+        b = self.browser()
+        a.authorize_code(self.d, b, self.client())  # signs alice in (another client)
+        before = self.snapshot()
+        self.assertErrorRedirect(self.get(q, b), "consent_required", state="s9")
+        # prompt=none with another prompt value is malformed.
+        q2 = a.authorize_query(cid, challenge=a.s256(a.new_verifier()), state="s9",
+                               extra=[("prompt", "none consent")])
+        self.assertErrorRedirect(self.get(q2, b), "invalid_request", state="s9")
+        self.assertUnchanged(before)
+
+
+class Closed(ASCase):
+    """registration = closed: 403 access_denied, nothing stored."""
+    registration = "closed"
+
+    def test_registration_closed(self):
+        before = self.snapshot()
+        r = a.register(self.d, {"client_name": "x", "redirect_uris": [a.REDIRECT]})
+        self.assertJsonError(r, "access_denied", 403)
         self.assertUnchanged(before)
 
 
