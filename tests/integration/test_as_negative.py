@@ -726,6 +726,36 @@ class Consent(ASCase):
         self.assertUnchanged(before)
         self.approve_works(f, {k: v for k, v in fields.items() if k != "decision"})
 
+    def test_session_cookie_attributes(self):
+        b = self.browser()
+        f = a.Flow(b, self.client())
+        r = b.get(f.query)
+        self.assertTrue(b.last_path.startswith("/login"), b.last_path)
+        fields = dict(a.Page(r.body).hidden(), subject=ALICE)
+        r = b.post_form("/login", list(fields.items()), follow=False)
+        self.assertEqual(r.status, 303, r)
+        cookies = r.header_all("set-cookie")
+        self.assertEqual(len(cookies), 1, cookies)
+        name, _, rest = cookies[0].partition("=")
+        self.assertEqual(name, "__Host-tokend-session")
+        value, *attrs = [x.strip() for x in rest.split(";")]
+        self.assertRegex(value, r"^[A-Za-z0-9_-]{43}$")  # 256 bits, base64url
+        attrs = {x.split("=")[0].lower(): x for x in attrs}
+        self.assertEqual(attrs.get("path"), "Path=/", cookies)
+        for flag in ("secure", "httponly"):
+            self.assertIn(flag, attrs, cookies)
+        self.assertEqual(attrs.get("samesite", "").lower(), "samesite=lax", cookies)
+        self.assertNotIn("domain", attrs, cookies)  # __Host-: never a Domain
+        self.assertGreater(int(attrs["max-age"].split("=")[1]), 0, cookies)
+        # A login form posted without its CSRF token signs nobody in.
+        other = self.browser()
+        r = other.get(a.Flow(other, self.client()).query)
+        fields = {k: v for k, v in a.Page(r.body).hidden().items() if k != "csrf"}
+        fields["subject"] = ALICE
+        r = other.post_form("/login", list(fields.items()), follow=False)
+        self.assertEqual(r.status, 400, r)
+        self.assertEqual(r.header_all("set-cookie"), [], r)
+
     def test_terminated_session_signs_the_browser_out(self):
         b = self.browser()
         cid = self.client()
