@@ -464,6 +464,25 @@ class BrowserFlow(BrowserCase):
         self.assertEqual(q.get("iss"), [self.d.issuer()], q)
         self.assertNotIn("code", q)
 
+    def test_5_remembered_consent_and_prompt_consent(self):
+        client = self.register("Returning agent")
+        self.consent_in_browser(client["client_id"])
+        ans = self.br("click", selector="#approve")
+        self.assertIn("code", urllib.parse.parse_qs(urllib.parse.urlsplit(ans["url"]).query))
+        # The same request again: the grant covers it, straight to the agent.
+        state, verifier = secrets.token_urlsafe(16), a.new_verifier()
+        ans = self.br("goto", url=self.authorize_url(client["client_id"], state, verifier))
+        url = urllib.parse.urlsplit(ans["url"])
+        self.assertEqual("%s://%s%s" % (url.scheme, url.netloc, url.path), self.redirect, ans)
+        q = urllib.parse.parse_qs(url.query)
+        self.assertEqual(q.get("state"), [state], q)
+        self.assertEqual(q.get("iss"), [self.d.issuer()], q)
+        r = a.redeem(self.d, client["client_id"], q["code"][0], verifier, self.redirect)
+        self.assertEqual(r.status, 200, r)
+        # prompt=consent asks again.
+        ans = self.consent_in_browser(client["client_id"], extra=[("prompt", "consent")])
+        self.assertTrue(self.br("eval", expr="!!document.querySelector('#approve')")["value"])
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
