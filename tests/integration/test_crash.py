@@ -17,6 +17,11 @@ reader table and tokend must report the dead daemon's reader slots as
 cleared (mdb_reader_check at start-up; the rounds before those let their
 tokenctl processes finish before the kill, as tokenctl would clear the slots
 first). Bounded: ROUNDS kills.
+
+CrashTokens does the same to the authorization server (issue 11): agents
+redeem codes and rotate refresh tokens while tokend is killed; after every
+restart each token and code that got its answer works (unless its refresh was
+rotated away since) and no refresh token answered as rotated away works.
 """
 
 import fcntl
@@ -28,6 +33,7 @@ import threading
 import time
 import unittest
 
+import as_http as a
 import harness as h
 import hardening as hd
 
@@ -194,6 +200,180 @@ class Crash(h.FreshCase):
         dead.update(must_dead)
         stats = d.ctl("stats")
         self.assertEqual(stats["tokens"], len(self.tokens))
+
+
+# ---- The authorization server: code redemption and refresh rotation ----------
+
+AS_ROUNDS = int(os.environ.get("TOKEND_CRASH_AS_ROUNDS", "8"))
+AS_AGENTS = 4  # concurrent agents, each its own client, user and browser
+AS_KILL_DELAY = (0.3, 1.2)  # seconds of load before SIGKILL (an ASan tokend)
+AS_ROTATIONS = 3  # refreshes per family before the agent starts a new authorization
+
+
+class Agent(threading.Thread):
+    """One agent and its user's browser: authorize (dev login, consent),
+    redeem the code, rotate the refresh token a few times, start over —
+    until tokend dies. Records only what got its answer (in test.as_state):
+      live:    family -> {"cid", "access", "refresh"}: the pair last answered
+               (an access token whose refresh was rotated since may live on
+               or not: only the newest pair is promised);
+      rotated: family -> (cid, [refresh tokens whose rotation got 200]);
+      codes:   codes answered (303 with code), kept to redeem after restart.
+    A family whose rotation got no answer leaves `live`: its newest state is
+    unknown, so it is never presented again (a replay would, rightly,
+    revoke it)."""
+
+    def __init__(self, test, d, cid, subject, killing, keep_code):
+        super().__init__(daemon=True)
+        self.t, self.d, self.cid, self.subject = test, d, cid, subject
+        self.killing, self.keep_code = killing, keep_code
+        self.browser = test.browsers[subject]
+        self.unexpected = []
+
+    def run(self):
+        st = self.t.as_state
+        try:
+            while not self.killing.is_set():
+                code, verifier = a.authorize_code(self.d, self.browser, self.cid,
+                                                  subject=self.subject)
+                if self.keep_code():
+                    with self.t.lock:
+                        st["codes"].append((self.cid, code, verifier))
+                    continue
+                r = a.redeem(self.d, self.cid, code, verifier)
+                if r.status != 200:
+                    self.note(r)
+                    return
+                j = r.json()
+                fam = rt = j["refresh_token"]
+                with self.t.lock:
+                    st["live"][fam] = {"cid": self.cid, "access": j["access_token"],
+                                       "refresh": rt}
+                for _ in range(AS_ROTATIONS):
+                    with self.t.lock:
+                        st["live"].pop(fam)  # unknown until the answer
+                    r = a.refresh(self.d, self.cid, rt)
+                    if r.status != 200:
+                        self.note(r)
+                        return
+                    j = r.json()
+                    with self.t.lock:
+                        st["rotated"].setdefault(fam, (self.cid, []))[1].append(rt)
+                        st["live"][fam] = {"cid": self.cid, "access": j["access_token"],
+                                           "refresh": j["refresh_token"]}
+                        st["last_rotation"] = time.time()
+                    rt = j["refresh_token"]
+        except (OSError, AssertionError, ValueError, KeyError) as e:
+            if not self.killing.is_set():
+                self.unexpected.append("%s: %s" % (type(e).__name__, e))
+
+    def note(self, r):
+        if self.killing.is_set() or r.status == 503:
+            return
+        self.unexpected.append(repr(r))
+
+
+@unittest.skipUnless(a.engine_present(), "tokend has no authorization server yet")
+class CrashTokens(h.FreshCase):
+    """kill -9 while agents redeem codes and rotate refresh tokens: after
+    every restart, every token answered works unless its refresh was rotated
+    away since, every code answered redeems, and no refresh token answered as
+    rotated away works (presenting it revokes its family, as a replay must) —
+    nothing was answered before it was durable."""
+
+    def test_kill9_keeps_answered_codes_and_rotations(self):
+        rng = random.Random(int(os.environ.get("TOKEND_CRASH_SEED", "0")) or None)
+        folder = self.tmpdir()
+        data = self.tmpdir()
+        # Strict rotation: a rotated-away refresh token is never good again.
+        d = self.daemon(a.as_daemon_args(folder, "open", ("--code-ttl", 600,
+                                                         "--refresh-reuse-window", 0)),
+                        data_dir=data)
+        admin = d.add_client("admin", "admin")
+        cids = [a.public_client(d, name="crash-agent-%d" % i)["client_id"]
+                for i in range(AS_AGENTS)]
+        subjects = ["user%d" % i for i in range(AS_AGENTS)]
+        self.browsers = {s: a.Browser(d) for s in subjects}
+        self.lock = threading.Lock()
+        self.as_state = {"live": {}, "rotated": {}, "codes": [], "last_rotation": 0.0}
+        stats = {"kills": 0, "codes": 0, "families": 0, "rotations": 0, "replays": 0}
+        lock_rng = threading.Lock()
+
+        def keep_code():
+            with lock_rng:
+                return rng.random() < 0.1
+
+        for rnd in range(AS_ROUNDS):
+            if d.proc is None:
+                d.start()
+                self.check_as(d, admin, stats)
+            killing = threading.Event()
+            agents = [Agent(self, d, cid, s, killing, keep_code)
+                      for cid, s in zip(cids, subjects)]
+            for ag in agents:
+                ag.start()
+            time.sleep(rng.uniform(*AS_KILL_DELAY))
+            killing.set()
+            d.proc.send_signal(signal.SIGKILL)
+            d.proc.wait(10)
+            d._reap()
+            stats["kills"] += 1
+            for ag in agents:
+                ag.join(15)
+                self.assertFalse(ag.is_alive(), "an agent hung after the kill")
+                self.assertEqual(ag.unexpected, [], "unexpected answers before the kill")
+        d.start()
+        self.check_as(d, admin, stats)
+        self.assertGreater(stats["rotations"], 0, "no rotation was ever answered")
+        self.assertGreater(stats["replays"], 0, "no rotated-away refresh token was checked")
+        print("\ncrash (authorization server): %(kills)d kills; %(families)d families, "
+              "%(rotations)d rotations and %(codes)d codes answered before a kill, all kept; "
+              "%(replays)d rotated-away refresh tokens refused after restart" % stats)
+
+    def check_as(self, d, admin, stats):
+        st = self.as_state
+        live = st["live"]
+        toks = [f["access"] for f in live.values()] + [f["refresh"] for f in live.values()]
+        state = hd.introspect_many(d, toks, admin)
+        lost = [t for t in toks if not state[t]]
+        self.assertEqual(lost, [], "%d answered tokens lost after kill -9" % len(lost))
+        stats["families"] += len(live)
+        stats["rotations"] += sum(len(v[1]) for v in st["rotated"].values())
+        # Answered codes were durable: each redeems now.
+        codes, st["codes"] = st["codes"], []
+        for cid, code, verifier in codes:
+            r = a.redeem(d, cid, code, verifier)
+            self.assertEqual(r.status, 200, "an answered code was lost: %r" % r)
+            stats["codes"] += 1
+        # Rotated-away refresh tokens: refused (the reuse window is 0; wait
+        # out the second of the last rotation, as the store counts seconds).
+        # The replay revokes the grant — the user's consent for this client
+        # and resource (AS_CONTRACT.md deviation 6) — so every family of that
+        # agent dies with it; an agent with nothing to replay still refreshes.
+        wait = st["last_rotation"] + 1.05 - time.time()
+        if wait > 0:
+            time.sleep(wait)
+        replayed = set()
+        for fam, (cid, olds) in st["rotated"].items():
+            for rt in olds:
+                r = a.refresh(d, cid, rt)
+                self.assertNotEqual(r.status, 200, "a rotated-away refresh token works after "
+                                    "kill -9: %r" % r)
+                self.assertEqual(r.json().get("error"), "invalid_grant", r)
+                stats["replays"] += 1
+            replayed.add(cid)
+        st["rotated"] = {}
+        dead = [t for f in live.values() if f["cid"] in replayed
+                for t in (f["access"], f["refresh"])]
+        state = hd.introspect_many(d, dead, admin)
+        self.assertEqual([t for t in dead if state[t]], [],
+                         "a replay after restart left its grant's tokens alive")
+        for f in live.values():
+            if f["cid"] not in replayed:
+                r = a.refresh(d, f["cid"], f["refresh"])
+                self.assertEqual(r.status, 200, "a live refresh token failed after restart: %r"
+                                 % r)
+        live.clear()
 
 
 if __name__ == "__main__":
