@@ -537,7 +537,10 @@ static int apply_refresh(tk_txn *txn, const tk_op *op, bool *changed, uint8_t *o
     }
     int64_t rotated = t.rotated_at;
     uint32_t tok_gen = t.client_gen;
-    if (rotated != 0 && op->at - rotated > (int64_t)x->window) {
+    /* Reuse is allowed while fewer than window whole seconds have passed
+     * since the rotation, so never longer than configured; window 0 is
+     * strict: any reuse of a rotated-away token is a replay. */
+    if (rotated != 0 && op->at - rotated >= (int64_t)x->window) {
         *outcome = TK_OUT_REPLAYED; /* theft: the whole family goes */
         return revoke_grant(txn, SL(f.gid), op->at, changed);
     }

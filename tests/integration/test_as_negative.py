@@ -594,10 +594,9 @@ class Strict(ASCase):
     replay, not a parallel refresh."""
     extra = ("--register-burst", 1000, "--refresh-reuse-window", 0)
 
-    # ENGINE BUG (h-as bfbd146, still in 64edf89; reported to the lead):
-    # apply_refresh treats a replay as one only when `now - rotated_at >
-    # window` in whole seconds, so with window 0 a replay within the same
-    # second gets a sibling pair. Fails until the engine is fixed.
+    # Regression: the committer once took a replay for one only when
+    # `now - rotated_at > window` in whole seconds, so with window 0 a replay
+    # within the same second got a sibling pair.
     def test_immediate_replay_revokes_the_family(self):
         cid = self.client()
         t0 = self.tokens(cid)
