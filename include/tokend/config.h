@@ -7,7 +7,9 @@
  * access-ttl, refresh-ttl, session-ttl, max-depth, max-conns, idle-timeout,
  * header-timeout, body-timeout, max-body, commit-queue, log-level, pin-cpus,
  * resources, idp-config, auth-fail-burst, map-size-max, metrics-listen,
- * metrics-token).
+ * metrics-token, outbound-ca-file, outbound-connect-timeout, outbound-timeout,
+ * outbound-max-bytes, outbound-queue, outbound-transfers, jwks-refresh-min,
+ * jwks-refresh-max, jwks-kid-interval).
  *
  * /metrics is served only on its own listener (metrics-listen ADDR:PORT or
  * "off"), by default 127.0.0.1 on the port after the main one (an ephemeral
@@ -43,6 +45,13 @@ typedef struct tk_config {
     char metrics_host[64];         /* metrics listener address; "" = off */
     int32_t metrics_port;          /* -1: the main port + 1 (see tk_config_metrics_port) */
     char metrics_token[TK_METRICS_TOKEN_MAX + 1]; /* "" = no bearer required */
+    /* The outbound thread (outbound.h). */
+    char outbound_ca_file[PATH_MAX]; /* further trusted CAs (PEM); "" = system store only */
+    unsigned outbound_connect_timeout_ms, outbound_timeout_ms;
+    uint64_t outbound_max_bytes; /* response body cap */
+    unsigned outbound_queue, outbound_transfers;
+    /* Fetched IdP keys (idp_jwks.h), seconds. */
+    int64_t jwks_refresh_min, jwks_refresh_max, jwks_kid_interval;
 } tk_config;
 
 void tk_config_defaults(tk_config *cfg);

@@ -81,6 +81,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         for k, v in route.headers.items():
             self.send_header(k, v)
         self.send_header("Content-Length", str(len(body)))
+        # One request per connection: a server closed by a test is down at
+        # once, not still answering on a kept-alive connection.
+        self.send_header("Connection", "close")
+        self.close_connection = True
         self.end_headers()
         self.wfile.write(body)
 
