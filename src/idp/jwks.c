@@ -178,19 +178,20 @@ static bool fetch(tk_idp_jwks *j, src *s, uint64_t now, const char *why)
     return true;
 }
 
-/* Parse a fetched key set into tmp (keys pinned to the issuer's algorithms). */
-static int parse_keys(const src *s, const tk_outbound_resp *resp, tk_idp_issuer *tmp, char *err,
-                      size_t errcap)
+/* Parse a fetched key set into tmp (keys pinned to algs). Outside the
+ * mutex: JSON and key import take a while, and workers may be waiting. */
+static int parse_keys(const char *uri, unsigned algs, const tk_outbound_resp *resp,
+                      tk_idp_issuer *tmp, char *err, size_t errcap)
 {
     tk_jcfg l;
-    int rc = tk_jcfg_init(&l, s->uri, err, errcap);
+    int rc = tk_jcfg_init(&l, uri, err, errcap);
     json_error_t jerr;
     json_t *root =
         rc == 0 ? json_loadb(resp->body, resp->body_len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
     if (rc == 0 && root == NULL) {
         rc = tk_jcfg_fail(&l, TK_E_BADINPUT, "not JSON: %.80s", jerr.text);
     }
-    rc = rc != 0 ? rc : tk_idp_add_jwks(&l, tmp, root, s->algs);
+    rc = rc != 0 ? rc : tk_idp_add_jwks(&l, tmp, root, algs);
     if (rc == 0 && tmp->nkeys == 0) {
         rc = tk_jcfg_fail(&l, TK_E_BADINPUT, "no key we can use");
     }
@@ -224,40 +225,67 @@ static void install(tk_idp_jwks *j, src *s, tk_idp_issuer *tmp, const tk_outboun
     publish(j);
 }
 
-/* On the outbound thread. */
+/* The source a completion belongs to, or NULL when it is stale (the entry
+ * changed or left at a SIGHUP meanwhile, or tokend is stopping). Under mu. */
+static src *current(tk_idp_jwks *j, uint64_t cookie)
+{
+    unsigned idx = (unsigned)(cookie & 0xff);
+    TK_ASSERT(idx < TK_IDP_MAX);
+    src *s = &j->srcs[idx];
+    return s->used && s->gen == cookie >> 8 && !j->stopping ? s : NULL;
+}
+
+static void free_tmp(tk_idp_issuer *tmp)
+{
+    for (unsigned k = 0; tmp != NULL && k < tmp->nkeys; k++) {
+        EVP_PKEY_free(tmp->keys[k].pkey);
+    }
+    free(tmp);
+}
+
+/* On the outbound thread: parse outside the mutex, then install (or keep
+ * the old set) under it, if the source is still the one fetched. */
 static void on_fetched(void *arg, const tk_outbound_resp *resp)
 {
     tk_idp_jwks *j = arg;
-    unsigned idx = (unsigned)(resp->cookie & 0xff);
-    TK_ASSERT(idx < TK_IDP_MAX);
-    tk_idp_issuer *tmp = calloc(1, sizeof *tmp);
-    char err[256] = "";
+    char uri[TK_URL_MAX + 1], err[256] = "";
+    unsigned algs = 0;
     pthread_mutex_lock(&j->mu);
-    src *s = &j->srcs[idx];
-    if (!s->used || s->gen != resp->cookie >> 8 || j->stopping) {
-        pthread_mutex_unlock(&j->mu); /* the entry changed meanwhile: stale */
-        free(tmp);
+    src *s = current(j, resp->cookie);
+    if (s != NULL) {
+        memcpy(uri, s->uri, sizeof uri);
+        algs = s->algs;
+    }
+    pthread_mutex_unlock(&j->mu);
+    if (s == NULL) {
         return;
     }
-    s->inflight = false;
+    tk_idp_issuer *tmp = resp->result == TK_OB_OK ? calloc(1, sizeof *tmp) : NULL;
     int rc = resp->result != TK_OB_OK ? TK_E_STORE : tmp == NULL ? -ENOMEM : 0;
-    rc = rc != 0 ? rc : parse_keys(s, resp, tmp, err, sizeof err);
-    if (rc == 0) {
-        install(j, s, tmp, resp);
-    } else {
+    rc = rc != 0 ? rc : parse_keys(uri, algs, resp, tmp, err, sizeof err);
+    for (size_t i = 0; err[i] != '\0'; i++) { /* a quoted log value: no '"' inside */
+        err[i] = err[i] == '"' ? '\'' : err[i];
+    }
+    pthread_mutex_lock(&j->mu);
+    s = current(j, resp->cookie);
+    if (s != NULL && rc == 0) {
+        s->inflight = false;
+        install(j, s, tmp, resp); /* the key references move to s */
+        tmp->nkeys = 0;
+    } else if (s != NULL) {
+        s->inflight = false;
         s->due_ms = tk_mono_ms() + retry_ms(j);
-        for (unsigned k = 0; tmp != NULL && k < tmp->nkeys; k++) {
-            EVP_PKEY_free(tmp->keys[k].pkey);
-        }
         tk_log_warn("jwks_fetch_failed",
                     "iss=\"%s\" result=%s status=%d why=\"%s\" keeping=%u retry_s=%llu", s->issuer,
                     tk_outbound_result_name(resp->result), resp->status,
-                    resp->result != TK_OB_OK ? resp->error : err, s->nkeys,
-                    (unsigned long long)(retry_ms(j) / 1000));
+                    resp->result != TK_OB_OK ? resp->error
+                    : rc == -ENOMEM          ? "out of memory"
+                                             : err,
+                    s->nkeys, (unsigned long long)(retry_ms(j) / 1000));
     }
     pthread_cond_signal(&j->cv); /* the timer's next due time moved */
     pthread_mutex_unlock(&j->mu);
-    free(tmp);
+    free_tmp(tmp);
 }
 
 /* ---- Timer thread ---------------------------------------------------------------------------- */
