@@ -290,6 +290,32 @@ class TestSchedule(JwksCase):
         self.assertInactive(tok)
 
 
+class TestTls(JwksCase):
+    """An https jwks_uri signed by a private CA: fetched only with
+    outbound-ca-file naming that CA; without it, a tls failure (logged,
+    counted) and the file keys alone."""
+
+    def test_private_ca(self):
+        ca = fx.TestCA(self.keydir, "idp-ca")
+        tls = fx.FixtureServer(ca.context("idp"))
+        self.addCleanup(tls.close)
+        tls.set("/certs", jwks_route(self.k1))
+        self.start("--outbound-ca-file", ca.cert, uri=tls.url("/certs"))
+        self.fetched()
+        tok = self.session_with_token("sid-tls")
+        _, r = self.logout(self.k1, "sid-tls")
+        self.assertEqual(r.status, 200, r)
+        self.assertInactive(tok)
+        self.start("--jwks-refresh-min", 1, uri=tls.url("/certs"))  # no CA file
+        self.fails_again(r"result=tls .*keeping=0 ", 0)
+        self.assertGreaterEqual(
+            self.metric('tokend_outbound_requests_total{purpose="jwks",result="tls"}'), 1)
+        tok = self.session_with_token("sid-tls-2")
+        _, r = self.logout(self.k1, "sid-tls-2")
+        self.assertEqual(r.status, 400, r)
+        self.assertActive(tok)
+
+
 class TestTrustFile(h.FreshCase):
     def test_jwks_uri_must_be_https_except_on_loopback(self):
         d = self.tmpdir()
