@@ -49,6 +49,14 @@ void tk_config_defaults(tk_config *cfg)
     cfg->authorize_ttl = TK_AUTHORIZE_TTL_DEFAULT;
     cfg->refresh_reuse_window = TK_REFRESH_REUSE_DEFAULT;
     cfg->register_burst = TK_REGISTER_BURST_DEFAULT;
+    cfg->outbound_connect_timeout_ms = TK_OUTBOUND_CONNECT_MS_DEFAULT;
+    cfg->outbound_timeout_ms = TK_OUTBOUND_TIMEOUT_MS_DEFAULT;
+    cfg->outbound_max_bytes = TK_OUTBOUND_BODY_DEFAULT;
+    cfg->outbound_queue = TK_OUTBOUND_QUEUE_DEFAULT;
+    cfg->outbound_transfers = TK_OUTBOUND_TRANSFERS_DEFAULT;
+    cfg->jwks_refresh_min = TK_JWKS_REFRESH_MIN_DEFAULT;
+    cfg->jwks_refresh_max = TK_JWKS_REFRESH_MAX_DEFAULT;
+    cfg->jwks_kid_interval = TK_JWKS_KID_INTERVAL_DEFAULT;
 }
 
 static int fail(char *err, size_t errcap, int code, const char *fmt, ...)
@@ -240,6 +248,14 @@ static const struct num_key num_keys[] = {
     NUM("authorize-ttl", authorize_ttl, 30, 3600),
     NUM("refresh-reuse-window", refresh_reuse_window, 0, TK_REFRESH_REUSE_MAX),
     NUM("register-burst", register_burst, 0, TK_RL_BURST_MAX),
+    NUM("outbound-connect-timeout", outbound_connect_timeout_ms, 100, TK_OUTBOUND_TIMEOUT_MS_MAX),
+    NUM("outbound-timeout", outbound_timeout_ms, 100, TK_OUTBOUND_TIMEOUT_MS_MAX),
+    NUM("outbound-max-bytes", outbound_max_bytes, 1024, TK_OUTBOUND_BODY_MAX),
+    NUM("outbound-queue", outbound_queue, 1, TK_OUTBOUND_QUEUE_MAX),
+    NUM("outbound-transfers", outbound_transfers, 1, TK_OUTBOUND_TRANSFERS_MAX),
+    NUM("jwks-refresh-min", jwks_refresh_min, 1, TK_JWKS_REFRESH_CEILING),
+    NUM("jwks-refresh-max", jwks_refresh_max, 1, TK_JWKS_REFRESH_CEILING),
+    NUM("jwks-kid-interval", jwks_kid_interval, 1, TK_JWKS_KID_INTERVAL_MAX),
 };
 
 static int set_num(tk_config *cfg, const struct num_key *k, const char *value, char *err,
@@ -321,6 +337,10 @@ int tk_config_set(tk_config *cfg, const char *key, const char *value, char *err,
     }
     if (!strcmp(key, "idp-config")) {
         return set_string(cfg->idp_config, sizeof(cfg->idp_config), key, value, err, errcap);
+    }
+    if (!strcmp(key, "outbound-ca-file")) {
+        return set_string(cfg->outbound_ca_file, sizeof(cfg->outbound_ca_file), key, value, err,
+                          errcap);
     }
     if (!strcmp(key, "issuer")) {
         return set_string(cfg->issuer, sizeof(cfg->issuer), key, value, err, errcap);
@@ -471,6 +491,13 @@ int tk_config_validate(const tk_config *cfg, char *err, size_t errcap)
         tk_config_metrics_port(cfg) == cfg->port) {
         return fail(err, errcap, TK_E_INVALID,
                     "metrics-listen: must not use the listen port (/metrics has its own)");
+    }
+    if (cfg->outbound_connect_timeout_ms > cfg->outbound_timeout_ms) {
+        return fail(err, errcap, TK_E_INVALID,
+                    "outbound-connect-timeout must not exceed outbound-timeout");
+    }
+    if (cfg->jwks_refresh_min > cfg->jwks_refresh_max) {
+        return fail(err, errcap, TK_E_INVALID, "jwks-refresh-min must not exceed jwks-refresh-max");
     }
     if (cfg->metrics_host[0] == '\0' && cfg->metrics_token[0] != '\0') {
         return fail(err, errcap, TK_E_INVALID, "metrics-token: set, but metrics-listen is off");

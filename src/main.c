@@ -9,7 +9,9 @@
 #include "tokend/config.h"
 #include "tokend/endpoints.h"
 #include "tokend/idp.h"
+#include "tokend/idp_jwks.h"
 #include "tokend/log.h"
+#include "tokend/outbound.h"
 #include "tokend/server.h"
 #include "tokend/store.h"
 
@@ -34,6 +36,10 @@ static const char usage[] =
     "              [--tls-port-file FILE] [--registration open|approval|closed]\n"
     "              [--login off|dev] [--code-ttl S] [--authorize-ttl S]\n"
     "              [--refresh-reuse-window S] [--register-burst N]\n"
+    "              [--outbound-ca-file FILE] [--outbound-connect-timeout MS]\n"
+    "              [--outbound-timeout MS] [--outbound-max-bytes BYTES]\n"
+    "              [--outbound-queue N] [--outbound-transfers N]\n"
+    "              [--jwks-refresh-min S] [--jwks-refresh-max S] [--jwks-kid-interval S]\n"
     "\n"
     "Token introspection (RFC 7662) and revocation (RFC 7009) with cascading\n"
     "revocation. Defaults: listen 127.0.0.1:7662, data ./tokend-data, one worker\n"
@@ -238,8 +244,9 @@ static int load_idp(const tk_config *cfg, tk_idp_trust **out)
 }
 
 /* SIGHUP: reload the TLS certificate and key, the protected resources and
- * the IdP trust file; a bad file keeps the one in use. */
-static void reload(const tk_config *cfg, tk_idp_holder *idp, tk_app *app)
+ * the IdP trust file; a bad file keeps the one in use. The key refresher
+ * merges its fetched keys into the new trust file's snapshot and swaps it in. */
+static void reload(const tk_config *cfg, tk_idp_jwks *jwks, tk_app *app)
 {
     tk_server *srv = __atomic_load_n(&running_server, __ATOMIC_ACQUIRE);
     if (srv != NULL && cfg->tls_cert[0] != '\0') {
@@ -268,11 +275,11 @@ static void reload(const tk_config *cfg, tk_idp_holder *idp, tk_app *app)
         tk_log_warn("sighup", "note=\"IdP configuration unchanged\"");
         return;
     }
-    tk_idp_holder_swap(idp, t);
+    tk_idp_jwks_set_base(jwks, t);
     tk_log_info("sighup", "note=\"IdP configuration reloaded\"");
 }
 
-static int wait_for_stop(const sigset_t *set, const tk_config *cfg, tk_idp_holder *idp, tk_app *app)
+static int wait_for_stop(const sigset_t *set, const tk_config *cfg, tk_idp_jwks *jwks, tk_app *app)
 {
     for (;;) { /* until a stop signal: SIGHUP alone does not stop */
         int sig = 0;
@@ -280,7 +287,7 @@ static int wait_for_stop(const sigset_t *set, const tk_config *cfg, tk_idp_holde
             return -1;
         }
         if (sig == SIGHUP) {
-            reload(cfg, idp, app);
+            reload(cfg, jwks, app);
             continue;
         }
         return sig;
@@ -307,6 +314,35 @@ static void *prefault_main(void *arg)
         tk_log_info("map_prefault_stopped", "error=\"%s\"", tk_strerror(r));
     }
     return NULL;
+}
+
+/* The outbound thread and the IdP key refresher, which installs the trust
+ * file's snapshot (trust: the caller's reference, given away) in the holder
+ * merged with whatever it fetches. */
+static int start_outbound(const tk_config *cfg, tk_idp_holder *idp, tk_idp_trust *trust,
+                          tk_outbound **ob_out, tk_idp_jwks **jwks_out)
+{
+    tk_outbound_cfg ocfg = {.nworkers = cfg->workers,
+                            .queue_cap = cfg->outbound_queue,
+                            .max_transfers = cfg->outbound_transfers,
+                            .connect_timeout_ms = cfg->outbound_connect_timeout_ms,
+                            .timeout_ms = cfg->outbound_timeout_ms,
+                            .max_bytes = (size_t)cfg->outbound_max_bytes,
+                            .ca_file = cfg->outbound_ca_file};
+    tk_idp_jwks_cfg jcfg = {.refresh_min_s = cfg->jwks_refresh_min,
+                            .refresh_max_s = cfg->jwks_refresh_max,
+                            .kid_interval_s = cfg->jwks_kid_interval};
+    int r = tk_outbound_start(&ocfg, ob_out);
+    r = r != 0 ? r : tk_idp_jwks_start(&jcfg, *ob_out, idp, jwks_out);
+    if (r != 0) {
+        tk_log_error("outbound_start_failed", "error=\"%s\"", tk_strerror(r));
+        tk_idp_unref(trust);
+        return r;
+    }
+    if (trust != NULL) {
+        tk_idp_jwks_set_base(*jwks_out, trust);
+    }
+    return 0;
 }
 
 static int run(struct options *o)
@@ -336,10 +372,18 @@ static int run(struct options *o)
         tk_store_close(store);
         return 1;
     }
+    tk_idp_ref(trust); /* the holder has one; the key refresher gets this one */
+    tk_outbound *outbound = NULL;
+    tk_idp_jwks *jwks = NULL;
     tk_committer *committer = NULL;
-    r = tk_committer_start(store, cfg->workers, cfg->commit_queue, &committer);
-    if (r != 0) {
+    r = start_outbound(cfg, idp, trust, &outbound, &jwks);
+    if (r == 0 && (r = tk_committer_start(store, cfg->workers, cfg->commit_queue, &committer))) {
         tk_log_error("committer_start_failed", "error=\"%s\"", tk_strerror(r));
+    }
+    if (r != 0) {
+        tk_idp_jwks_stop(jwks);
+        tk_outbound_stop(outbound);
+        tk_idp_jwks_free(jwks);
         tk_idp_holder_free(idp);
         tk_store_close(store);
         return 1;
@@ -363,6 +407,8 @@ static int run(struct options *o)
                        .store = store,
                        .committer = committer,
                        .idp = idp,
+                       .jwks = jwks,
+                       .outbound = outbound,
                        .workers = cfg->workers,
                        .server_stats = server_stats,
                        .server_stats_arg = NULL};
@@ -430,7 +476,7 @@ static int run(struct options *o)
     struct prefault pf = {.store = store};
     if (r == 0) {
         pf.started = pthread_create(&pf.thread, NULL, prefault_main, &pf) == 0;
-        int sig = wait_for_stop(&set, cfg, idp, app);
+        int sig = wait_for_stop(&set, cfg, jwks, app);
         tk_log_info("stopping", "signal=%d", sig);
         tk_server_stop(srv);
     }
@@ -443,6 +489,9 @@ static int run(struct options *o)
         __atomic_store_n(&running_server, NULL, __ATOMIC_RELEASE);
     }
     tk_committer_stop(committer); /* applies and commits anything still queued */
+    tk_idp_jwks_stop(jwks);       /* no new fetch */
+    tk_outbound_stop(outbound);   /* cancels what is in flight */
+    tk_idp_jwks_free(jwks);
     if (app) {
         tk_app_destroy(app);
     }
@@ -461,5 +510,11 @@ int main(int argc, char **argv)
         return r;
     }
     tk_log_set_level((enum tk_log_level)o.cfg.log_level);
-    return run(&o);
+    if (tk_outbound_global_init() != 0) { /* before any thread starts */
+        tk_log_error("outbound_init_failed", "note=\"libcurl lacks TLS or async DNS\"");
+        return 1;
+    }
+    r = run(&o);
+    tk_outbound_global_cleanup();
+    return r;
 }

@@ -7,7 +7,9 @@
  * access-ttl, refresh-ttl, session-ttl, max-depth, max-conns, idle-timeout,
  * header-timeout, body-timeout, max-body, commit-queue, log-level, pin-cpus,
  * resources, idp-config, auth-fail-burst, map-size-max, metrics-listen,
- * metrics-token, tls-cert, tls-key).
+ * metrics-token, tls-cert, tls-key, outbound-ca-file, outbound-connect-timeout,
+ * outbound-timeout, outbound-max-bytes, outbound-queue, outbound-transfers,
+ * jwks-refresh-min, jwks-refresh-max, jwks-kid-interval).
  *
  * listen may be given up to TK_API_LISTEN_MAX times, each "ADDR:PORT" or
  * "ADDR:PORT tls": every address serves the API, the ones marked tls over
@@ -68,6 +70,13 @@ typedef struct tk_config {
     int64_t authorize_ttl;         /* pending authorization request / CSRF lifetime */
     unsigned refresh_reuse_window; /* seconds a rotated refresh token still works; 0 = strict */
     unsigned register_burst;       /* registrations per source address per minute */
+    /* The outbound thread (outbound.h). */
+    char outbound_ca_file[PATH_MAX]; /* further trusted CAs (PEM); "" = system store only */
+    unsigned outbound_connect_timeout_ms, outbound_timeout_ms;
+    uint64_t outbound_max_bytes; /* response body cap */
+    unsigned outbound_queue, outbound_transfers;
+    /* Fetched IdP keys (idp_jwks.h), seconds. */
+    int64_t jwks_refresh_min, jwks_refresh_max, jwks_kid_interval;
 } tk_config;
 
 void tk_config_defaults(tk_config *cfg);

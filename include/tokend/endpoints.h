@@ -14,6 +14,8 @@
 #include "tokend/core.h"
 #include "tokend/json.h"
 #include "tokend/idp.h"
+#include "tokend/idp_jwks.h"
+#include "tokend/outbound.h"
 
 typedef struct tk_app tk_app;
 
@@ -54,7 +56,9 @@ typedef struct tk_app_cfg {
     unsigned register_burst; /* registrations per address per minute; 0 = no limit */
     tk_store *store;
     tk_committer *committer;
-    tk_idp_holder *idp; /* trusted IdPs (POST /backchannel-logout, …); NULL = none */
+    tk_idp_holder *idp;    /* trusted IdPs (POST /backchannel-logout, …); NULL = none */
+    tk_idp_jwks *jwks;     /* fetched IdP keys: unknown kids ask it for a fetch; NULL = none */
+    tk_outbound *outbound; /* the outbound thread (its counters reach /metrics); or NULL */
     unsigned workers;
     /* Connection counters for /metrics, or NULL. */
     void (*server_stats)(void *arg, tk_server_stats *out);

@@ -16,6 +16,9 @@
  *      "audience": "tokend",            tokend's client id at that IdP ("aud")
  *      "jwks_file": "acme.jwks.json",   and/or "jwks": {...} and/or
  *      "keys": [{"pem_file": "k.pem", "kid": "k1", "alg": "RS256"}],
+ *      "jwks_uri": "https://idp.example/…/certs",  fetched and refreshed
+ *                                       (idp_jwks.h); https only, http
+ *                                       only to a loopback host (tests)
  *      "algorithms": ["RS256", "ES256"],  allow-list (default per key type:
  *                                         RS256, ES256 (P-256), ES384 (P-384))
  *      "leeway": 60, "max_age": 86400, "allow_missing_exp": false,
@@ -77,6 +80,11 @@ typedef struct tk_idp_issuer {
     unsigned nsecrets;
     uint8_t secret[TK_IDP_SECRETS_MAX][TK_IDP_SECRET_MAX];
     size_t secret_len[TK_IDP_SECRETS_MAX];
+    unsigned algs; /* the issuer's "algorithms" (TK_ALG_BIT set); 0 = per key type */
+    /* jwks_uri: where the key set is fetched (idp_jwks.h); "" when the keys
+     * are only the file's. Fetched keys follow the file's in keys[]. */
+    char jwks_uri[TK_URL_MAX + 1];
+    size_t jwks_uri_len;
     unsigned nkeys;
     tk_idp_key keys[TK_IDP_KEYS_MAX];
 } tk_idp_issuer;

@@ -334,6 +334,49 @@
 /* An HTML page tokend renders (login, consent, errors). */
 #define TK_PAGE_MAX 6144
 
+/* ---- Outbound HTTP (src/outbound) ----------------------------------------- */
+
+/* Requests queued, transferring or completed but not yet taken: each holds
+ * a slot (URL, request body, response buffers). Fetches are rare (keys,
+ * discovery, code redemption), so a small pool suffices; full = error now. */
+#define TK_OUTBOUND_QUEUE_MAX     1024
+#define TK_OUTBOUND_QUEUE_DEFAULT 64
+/* Transfers running at once on the outbound thread; the rest wait queued. */
+#define TK_OUTBOUND_TRANSFERS_MAX     64
+#define TK_OUTBOUND_TRANSFERS_DEFAULT 8
+/* Response body cap: a JWKS, a discovery or a client metadata document is a
+ * few KiB; anything past the cap is aborted as too big. */
+#define TK_OUTBOUND_BODY_MAX     (4 * 1024 * 1024)
+#define TK_OUTBOUND_BODY_DEFAULT (256 * 1024)
+/* Response header bytes kept (Cache-Control, Content-Type, Location…). */
+#define TK_OUTBOUND_HEADERS_MAX 16384
+/* A request body we send: a token request with a PKCE verifier and a
+ * private_key_jwt assertion is about 2 KiB. */
+#define TK_OUTBOUND_REQ_BODY_MAX 8192
+/* An Authorization header value we send (client_secret_basic). */
+#define TK_OUTBOUND_AUTH_MAX 1024
+/* Timeouts in milliseconds: connect (TCP + TLS) and the whole transfer. */
+#define TK_OUTBOUND_CONNECT_MS_DEFAULT 5000
+#define TK_OUTBOUND_TIMEOUT_MS_DEFAULT 10000
+#define TK_OUTBOUND_TIMEOUT_MS_MAX     120000
+/* Redirects followed when a request asks for them at all. */
+#define TK_OUTBOUND_REDIRECTS_MAX 3
+/* The outbound thread wakes at least this often (stop, timers). */
+#define TK_OUTBOUND_POLL_MS 1000
+
+/* ---- Fetched IdP keys (jwks_uri) ------------------------------------------ */
+
+/* Refresh bounds (seconds): a JWKS's Cache-Control max-age is clamped into
+ * [min, max]; without one the min applies (the IdP promised nothing, and a
+ * refresh is how a withdrawn key leaves). */
+#define TK_JWKS_REFRESH_MIN_DEFAULT 300
+#define TK_JWKS_REFRESH_MAX_DEFAULT 86400
+#define TK_JWKS_REFRESH_CEILING     (7 * 86400)
+/* An unknown kid causes at most one fetch per issuer per this many seconds,
+ * so a flood of bogus kids cannot make tokend hammer the IdP. */
+#define TK_JWKS_KID_INTERVAL_DEFAULT 60
+#define TK_JWKS_KID_INTERVAL_MAX     3600
+
 _Static_assert(TK_TOKEN_LEN < TK_TOKEN_IN_MAX, "our own tokens must be accepted");
 _Static_assert(TK_HTTP_LINE_MAX <= TK_HTTP_HEAD_MAX, "the request line is part of the head");
 _Static_assert(TK_RESPONSE_MAX <= TK_CONN_OUT_MAX, "one response must fit the out buffer");
@@ -368,6 +411,16 @@ _Static_assert(TK_OAUTH_REDIRECTS_MAX *(TK_OAUTH_URI_MAX + 3) + TK_SCOPE_MAX + 2
                        640 <=
                    TK_RESPONSE_MAX - 1024,
                "a registration answer with every member at its limit fits one response");
+_Static_assert(TK_OUTBOUND_QUEUE_DEFAULT <= TK_OUTBOUND_QUEUE_MAX &&
+                   TK_OUTBOUND_TRANSFERS_DEFAULT <= TK_OUTBOUND_TRANSFERS_MAX &&
+                   TK_OUTBOUND_BODY_DEFAULT <= TK_OUTBOUND_BODY_MAX,
+               "outbound defaults within their ceilings");
+_Static_assert(TK_OUTBOUND_CONNECT_MS_DEFAULT <= TK_OUTBOUND_TIMEOUT_MS_DEFAULT &&
+                   TK_OUTBOUND_TIMEOUT_MS_DEFAULT <= TK_OUTBOUND_TIMEOUT_MS_MAX,
+               "connecting is part of the transfer");
+_Static_assert(TK_JWKS_REFRESH_MIN_DEFAULT <= TK_JWKS_REFRESH_MAX_DEFAULT &&
+                   TK_JWKS_REFRESH_MAX_DEFAULT <= TK_JWKS_REFRESH_CEILING,
+               "refresh bounds ordered");
 _Static_assert(TK_OAUTH_URI_MAX <= TK_AUD_MAX, "a redirect URI fits where a resource fits");
 _Static_assert(TK_OAUTH_COOKIE_VALUE_LEN + 100 <= TK_OAUTH_SET_COOKIE_MAX, "Set-Cookie fits");
 

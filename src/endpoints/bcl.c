@@ -104,7 +104,7 @@ static ev_err handle(ep_req *r, tk_slice token, const char **why, ev_note *note)
         *why = "iss is not a trusted issuer";
         rc = EV_UNKNOWN_ISSUER;
     } else {
-        rc = ev_jws_verify(&j, a.is, why);
+        rc = ev_verify(r, &j, a.is, why);
     }
     rc = rc != EV_OK ? rc : check_claims(r, &j, &a, why);
     rc = rc != EV_OK ? rc : ev_submit(r, &a);

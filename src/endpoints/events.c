@@ -15,6 +15,7 @@
  */
 #include "events_int.h"
 
+#include "tokend/idp_jwks.h"
 #include "tokend/log.h"
 
 #include <string.h>
@@ -41,6 +42,20 @@ void ep_events_fini(ep_worker *w)
 const tk_idp_trust *ev_trust(ep_worker *w)
 {
     return w->idp;
+}
+
+ev_err ev_verify(ep_req *r, const ev_jws *j, const tk_idp_issuer *is, const char **why)
+{
+    ev_err rc = ev_jws_verify(j, is, why);
+    if (rc == EV_BAD_KEY && is->jwks_uri_len > 0 &&
+        tk_idp_key_for(is, j->kid, j->kid.p != NULL) == NULL) {
+        bool fetching =
+            tk_idp_jwks_kid_miss(r->w->app->cfg.jwks, (tk_slice){is->issuer, is->issuer_len});
+        if (fetching) {
+            *why = "no key with that kid; the issuer's key set is being fetched, retry";
+        }
+    }
+    return rc;
 }
 
 /* ---- Logging ------------------------------------------------------------------------- */

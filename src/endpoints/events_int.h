@@ -62,6 +62,12 @@ ev_err ev_check_common(json_t *claims, ev_action *a, int64_t now, bool require_e
 /* The worker's trust snapshot (taken at batch start); NULL when none. */
 const tk_idp_trust *ev_trust(ep_worker *w);
 
+/* ev_jws_verify, and when the issuer has no key for the token (an unknown
+ * kid) and fetches its keys from a jwks_uri, ask for a fetch (at most one
+ * per kid interval: idp_jwks.h). The token is refused either way; a retry
+ * after the fetch finds the key. */
+ev_err ev_verify(ep_req *r, const ev_jws *j, const tk_idp_issuer *is, const char **why);
+
 /* Refuse a replay seen in the read txn (EV_REPLAY), else queue the op and
  * defer the request (EV_OK); EV_UNAVAILABLE when the queue or store fails. */
 ev_err ev_submit(ep_req *r, const ev_action *a);

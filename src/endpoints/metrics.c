@@ -302,6 +302,55 @@ static void committer_section(text *t, const tk_committer *c)
     put(t, "\n");
 }
 
+/* tokend_outbound_requests_total{purpose,result} and the latency histogram
+ * per purpose; purposes and results that never happened are left out. */
+static void outbound_section(text *t, const tk_outbound *ob)
+{
+    tk_outbound_stats s;
+    tk_outbound_stats_get(ob, &s);
+    type(t, "tokend_outbound_requests_total", "counter");
+    for (unsigned p = 0; p < TK_OB_PURPOSES; p++) {
+        for (unsigned r = 0; r < TK_OB_RESULTS; r++) {
+            if (s.requests[p][r] == 0) {
+                continue;
+            }
+            put(t, "tokend_outbound_requests_total{purpose=\"");
+            put(t, tk_outbound_purpose_name(p));
+            put(t, "\",result=\"");
+            put(t, tk_outbound_result_name(r));
+            line(t, "\"}", s.requests[p][r]);
+        }
+    }
+    type(t, "tokend_outbound_request_duration_seconds", "histogram");
+    for (unsigned p = 0; p < TK_OB_PURPOSES; p++) {
+        uint64_t cum = 0;
+        for (size_t b = 0; b <= TK_OB_DUR_BUCKETS; b++) {
+            cum += s.dur[p][b];
+        }
+        if (cum == 0) {
+            continue;
+        }
+        const char *name = tk_outbound_purpose_name(p);
+        cum = 0;
+        for (size_t b = 0; b <= TK_OB_DUR_BUCKETS; b++) {
+            cum += s.dur[p][b];
+            put(t, "tokend_outbound_request_duration_seconds_bucket{purpose=\"");
+            put(t, name);
+            put(t, "\",le=\"");
+            put(t, b < TK_OB_DUR_BUCKETS ? tk_outbound_dur_label[b] : "+Inf");
+            line(t, "\"}", cum);
+        }
+        put(t, "tokend_outbound_request_duration_seconds_sum{purpose=\"");
+        put(t, name);
+        put(t, "\"} ");
+        put_seconds(t, s.dur_sum_ns[p]);
+        put(t, "\n");
+        put(t, "tokend_outbound_request_duration_seconds_count{purpose=\"");
+        put(t, name);
+        line(t, "\"}", cum);
+    }
+}
+
 static void server_section(text *t, const tk_app_cfg *cfg)
 {
     tk_server_stats s;
@@ -357,6 +406,9 @@ void ep_metrics_serve(ep_req *r)
     duration_section(&t, &tot);
     if (app->cfg.committer != NULL) {
         committer_section(&t, app->cfg.committer);
+    }
+    if (app->cfg.outbound != NULL) {
+        outbound_section(&t, app->cfg.outbound);
     }
     if (app->cfg.server_stats != NULL) {
         server_section(&t, &app->cfg);

@@ -253,7 +253,7 @@ static ev_err handle(ep_req *r, tk_slice body, const char **why, ev_note *note)
     } else {
         rc = check_bearer(r, a.is, why);
     }
-    rc = rc != EV_OK ? rc : ev_jws_verify(&j, a.is, why);
+    rc = rc != EV_OK ? rc : ev_verify(r, &j, a.is, why);
     rc = rc != EV_OK ? rc : check_set(r, &j, &a, why);
     rc = rc != EV_OK ? rc : act(r, &j, &a, why);
     if (rc == EV_REPLAY) {

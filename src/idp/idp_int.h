@@ -16,4 +16,9 @@
 int tk_idp_add_jwks(tk_jcfg *c, tk_idp_issuer *is, json_t *jwks, unsigned issuer_algs);
 int tk_idp_add_pem(tk_jcfg *c, tk_idp_issuer *is, json_t *spec, unsigned issuer_algs);
 
+/* An empty snapshot (no issuer, one reference) with room for TK_IDP_MAX
+ * issuers, freed by tk_idp_unref like a loaded one: the key refresher
+ * (jwks.c) builds its merged snapshots in it. NULL when out of memory. */
+tk_idp_trust *tk_idp_trust_alloc(void);
+
 #endif

@@ -137,10 +137,52 @@ static int issuer_basics(tk_jcfg *l, json_t *obj, tk_idp_issuer *is)
     return rc != 0 ? rc : get_secrets(l, obj, is);
 }
 
+/* The host of an http(s) URL after the scheme: up to '/', '?', '#' or the end. */
+static tk_slice url_host(const char *rest)
+{
+    size_t n = strcspn(rest, "/?#");
+    tk_slice host = {rest, n};
+    if (n > 0 && rest[0] == '[') { /* [v6]:port */
+        const char *close = memchr(rest, ']', n);
+        return close != NULL ? (tk_slice){rest, (size_t)(close - rest) + 1} : host;
+    }
+    const char *colon = memchr(rest, ':', n);
+    return colon != NULL ? (tk_slice){rest, (size_t)(colon - rest)} : host;
+}
+
+/* jwks_uri: https with a host, no fragment, no user info; http only to a
+ * loopback host, which only a test IdP is. */
+static int get_jwks_uri(tk_jcfg *l, json_t *obj, tk_idp_issuer *is)
+{
+    tk_slice u;
+    int rc = tk_jcfg_get_str(l, obj, "jwks_uri", TK_URL_MAX, false, &u);
+    if (rc != 0 || u.p == NULL) {
+        return rc;
+    }
+    bool https = strncmp(u.p, "https://", 8) == 0, http = strncmp(u.p, "http://", 7) == 0;
+    tk_slice host = url_host(u.p + (https ? 8 : 7));
+    bool loopback = tk_slice_eq_str(host, "127.0.0.1") || tk_slice_eq_str(host, "[::1]") ||
+                    tk_slice_eq_str(host, "localhost");
+    if ((!https && !http) || host.len == 0 || strpbrk(u.p, "# @\\") != NULL) {
+        return tk_jcfg_fail(l, TK_E_BADINPUT,
+                            "\"jwks_uri\" must be an https URL with a host (no fragment, no "
+                            "user info)");
+    }
+    if (http && !loopback) {
+        return tk_jcfg_fail(l, TK_E_BADINPUT,
+                            "\"jwks_uri\" must be https (plain http only to a loopback host)");
+    }
+    memcpy(is->jwks_uri, u.p, u.len + 1);
+    is->jwks_uri_len = u.len;
+    return 0;
+}
+
 static int issuer_keys(tk_jcfg *l, json_t *obj, tk_idp_issuer *is)
 {
     unsigned algs;
     int rc = get_algs(l, obj, &algs);
+    is->algs = algs;
+    rc = rc != 0 ? rc : get_jwks_uri(l, obj, is);
     tk_slice file;
     rc = rc != 0 ? rc : tk_jcfg_get_str(l, obj, "jwks_file", PATH_MAX - 1, false, &file);
     if (rc == 0 && file.p != NULL) {
@@ -165,9 +207,9 @@ static int issuer_keys(tk_jcfg *l, json_t *obj, tk_idp_issuer *is)
     {
         rc = rc != 0 ? rc : tk_idp_add_pem(l, is, spec, algs);
     }
-    if (rc == 0 && is->nkeys == 0 && is->nsecrets == 0) {
+    if (rc == 0 && is->nkeys == 0 && is->nsecrets == 0 && is->jwks_uri_len == 0) {
         rc = tk_jcfg_fail(l, TK_E_BADINPUT,
-                          "no keys and no webhook secrets: nothing could be verified");
+                          "no keys, no jwks_uri and no webhook secrets: nothing could be verified");
     }
     return rc;
 }
@@ -176,6 +218,7 @@ static const char *const issuer_members[] = {"issuer",
                                              "audience",
                                              "jwks_file",
                                              "jwks",
+                                             "jwks_uri",
                                              "keys",
                                              "algorithms",
                                              "leeway",
@@ -223,6 +266,20 @@ static void trust_free(tk_idp_trust *t)
     }
     free(t->issuers);
     free(t);
+}
+
+tk_idp_trust *tk_idp_trust_alloc(void)
+{
+    tk_idp_trust *t = calloc(1, sizeof *t);
+    if (t != NULL) {
+        t->issuers = calloc(TK_IDP_MAX, sizeof *t->issuers);
+        if (t->issuers == NULL) {
+            free(t);
+            return NULL;
+        }
+        t->refs = 1;
+    }
+    return t;
 }
 
 int tk_idp_load(const char *path, tk_idp_trust **out, char *err, size_t errcap)

@@ -38,6 +38,14 @@ static void check_ranges(const tk_config *c)
     }
     EXPECT(memchr(c->tls_cert, '\0', sizeof c->tls_cert) != NULL);
     EXPECT(memchr(c->tls_key, '\0', sizeof c->tls_key) != NULL);
+    EXPECT(memchr(c->outbound_ca_file, '\0', sizeof c->outbound_ca_file) != NULL);
+    EXPECT(c->outbound_queue >= 1 && c->outbound_queue <= TK_OUTBOUND_QUEUE_MAX);
+    EXPECT(c->outbound_transfers >= 1 && c->outbound_transfers <= TK_OUTBOUND_TRANSFERS_MAX);
+    EXPECT(c->outbound_timeout_ms <= TK_OUTBOUND_TIMEOUT_MS_MAX);
+    EXPECT(c->outbound_connect_timeout_ms <= TK_OUTBOUND_TIMEOUT_MS_MAX);
+    EXPECT(c->outbound_max_bytes >= 1024 && c->outbound_max_bytes <= TK_OUTBOUND_BODY_MAX);
+    EXPECT(c->jwks_refresh_min >= 1 && c->jwks_refresh_max <= TK_JWKS_REFRESH_CEILING);
+    EXPECT(c->jwks_kid_interval >= 1 && c->jwks_kid_interval <= TK_JWKS_KID_INTERVAL_MAX);
 }
 
 static void check_file(const uint8_t *data, size_t size)

@@ -141,6 +141,41 @@ static void write_file(const char *path, const char *text)
     }
 }
 
+/* The outbound thread's and the key refresher's settings: defaults, ranges,
+ * and the relations validate checks. */
+static void test_outbound(void)
+{
+    tk_config c;
+    tk_config_defaults(&c);
+    CHECK_EQ_INT(c.outbound_timeout_ms, TK_OUTBOUND_TIMEOUT_MS_DEFAULT);
+    CHECK_EQ_INT(c.outbound_connect_timeout_ms, TK_OUTBOUND_CONNECT_MS_DEFAULT);
+    CHECK_EQ_INT(c.outbound_max_bytes, TK_OUTBOUND_BODY_DEFAULT);
+    CHECK_EQ_INT(c.jwks_refresh_min, TK_JWKS_REFRESH_MIN_DEFAULT);
+    CHECK_EQ_INT(c.jwks_refresh_max, TK_JWKS_REFRESH_MAX_DEFAULT);
+    CHECK_EQ_INT(c.jwks_kid_interval, TK_JWKS_KID_INTERVAL_DEFAULT);
+    CHECK_EQ_STR(c.outbound_ca_file, "");
+    CHECK_EQ_INT(tk_config_set(&c, "outbound-ca-file", "/etc/tokend/idp-ca.pem", err, sizeof err),
+                 0);
+    CHECK_EQ_STR(c.outbound_ca_file, "/etc/tokend/idp-ca.pem");
+    CHECK_EQ_INT(tk_config_set(&c, "outbound-queue", "1", err, sizeof err), 0);
+    CHECK(tk_config_set(&c, "outbound-queue", "0", err, sizeof err) != 0);
+    CHECK(tk_config_set(&c, "outbound-queue", "1025", err, sizeof err) != 0);
+    CHECK(tk_config_set(&c, "outbound-transfers", "65", err, sizeof err) != 0);
+    CHECK(tk_config_set(&c, "outbound-timeout", "120001", err, sizeof err) != 0);
+    CHECK(tk_config_set(&c, "outbound-max-bytes", "4194305", err, sizeof err) != 0);
+    CHECK(tk_config_set(&c, "jwks-kid-interval", "0", err, sizeof err) != 0);
+    CHECK(tk_config_set(&c, "jwks-refresh-max", "604801", err, sizeof err) != 0);
+    CHECK_EQ_INT(tk_config_validate(&c, err, sizeof err), 0);
+    CHECK_EQ_INT(tk_config_set(&c, "outbound-connect-timeout", "3000", err, sizeof err), 0);
+    CHECK_EQ_INT(tk_config_set(&c, "outbound-timeout", "2000", err, sizeof err), 0);
+    CHECK(tk_config_validate(&c, err, sizeof err) != 0 && strstr(err, "outbound-connect") != NULL);
+    CHECK_EQ_INT(tk_config_set(&c, "outbound-timeout", "3000", err, sizeof err), 0);
+    CHECK_EQ_INT(tk_config_validate(&c, err, sizeof err), 0);
+    CHECK_EQ_INT(tk_config_set(&c, "jwks-refresh-min", "600", err, sizeof err), 0);
+    CHECK_EQ_INT(tk_config_set(&c, "jwks-refresh-max", "300", err, sizeof err), 0);
+    CHECK(tk_config_validate(&c, err, sizeof err) != 0 && strstr(err, "jwks-refresh-min") != NULL);
+}
+
 static void test_file(void)
 {
     char path[] = "/tmp/tokend-config-XXXXXX";
@@ -316,6 +351,7 @@ int main(void)
     RUN(test_listen_tls);
     RUN(test_numbers);
     RUN(test_issuer);
+    RUN(test_outbound);
     RUN(test_file);
     RUN(test_metrics);
     RUN(test_authorization_server);

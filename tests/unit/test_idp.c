@@ -277,6 +277,61 @@ static void test_holder(void)
     tk_idp_holder_free(h);
 }
 
+/* jwks_uri: https, or http to a loopback host only; the issuer may then
+ * have no key in the file at all (the key set is fetched: idp_jwks.h). */
+static void test_jwks_uri(void)
+{
+    static const char *const good[] = {
+        "https://idp.example/realms/a/protocol/openid-connect/certs",
+        "https://idp.example:8443/keys",
+        "http://127.0.0.1:8080/certs",
+        "http://[::1]:8080/certs",
+        "http://localhost/certs",
+    };
+    static const char *const bad[] = {
+        "http://idp.example/certs",    /* plain http off loopback */
+        "http://127.0.0.1.evil/certs", /* not the loopback host */
+        "http://localhost.evil/certs", /* idem */
+        "ftp://idp.example/certs",     /* not http(s) */
+        "https://user@idp.example/x",  /* user info */
+        "https://idp.example/certs#k", /* fragment */
+        "https:///certs",              /* no host */
+        "https://idp.example/a b",     /* a space */
+        "idp.example/certs",           /* not a URL */
+    };
+    char text[512], err[512];
+    tk_idp_trust *t = NULL;
+    for (size_t i = 0; i < TK_ARRAY_LEN(good); i++) {
+        snprintf(text, sizeof text,
+                 "{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"x\","
+                 "\"algorithms\":[\"ES256\"],\"jwks_uri\":\"%s\"}]}",
+                 good[i]);
+        int rc = load(text, &t, err);
+        CHECK_EQ_INT(rc, 0);
+        if (rc != 0) {
+            fprintf(stderr, "refused %s: %s\n", good[i], err);
+            continue;
+        }
+        CHECK_EQ_STR(t->issuers[0].jwks_uri, good[i]);
+        CHECK_EQ_INT(t->issuers[0].jwks_uri_len, strlen(good[i]));
+        CHECK_EQ_INT(t->issuers[0].nkeys, 0);
+        CHECK_EQ_INT(t->issuers[0].algs, TK_ALG_BIT(TK_ALG_ES256));
+        tk_idp_unref(t);
+    }
+    for (size_t i = 0; i < TK_ARRAY_LEN(bad); i++) {
+        snprintf(text, sizeof text,
+                 "{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"x\","
+                 "\"jwks_uri\":\"%s\"}]}",
+                 bad[i]);
+        t = NULL;
+        if (load(text, &t, err) == 0 || strstr(err, "jwks_uri") == NULL) {
+            fprintf(stderr, "accepted %s (%s)\n", bad[i], err);
+            CHECK(0);
+            tk_idp_unref(t);
+        }
+    }
+}
+
 int main(void)
 {
     strcpy(dir, "/tmp/tk_idp_XXXXXX");
@@ -287,6 +342,7 @@ int main(void)
     RUN(test_refusals);
     RUN(test_messages);
     RUN(test_holder);
+    RUN(test_jwks_uri);
     EVP_PKEY_free(rsa2048);
     EVP_PKEY_free(rsa1024);
     EVP_PKEY_free(p256);
