@@ -151,11 +151,14 @@ def render(text, listen_port, tokend_port, app_port):
     return text.replace("@LISTEN@", str(listen_port))
 
 
-def start_nginx(tokend_port, app_port):
+def start_nginx(tokend_port, app_port, port=None, conf_text=None):
+    """nginx with the shipped config (or conf_text, a variant of it) on
+    port (default: a free one)."""
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     tmp = tempfile.mkdtemp(prefix="tokend-nginx-")
-    port = free_port()
-    snippet = shipped("nginx.conf").replace("listen 80;", "listen 127.0.0.1:@LISTEN@;")
+    port = port or free_port()
+    snippet = (conf_text or shipped("nginx.conf")).replace("listen 80;",
+                                                          "listen 127.0.0.1:@LISTEN@;")
     snippet = render(snippet, port, tokend_port, app_port)
     conf = """
 daemon off;
