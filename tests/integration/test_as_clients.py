@@ -22,6 +22,11 @@ session end) and then checks the store itself over /introspect.
   OAuthClientProvider: tools/list succeeds; `tokenctl session terminate`
   -> the next call gets 401, the SDK's refresh is refused, and the
   browser is signed out.
+- MCP SDK, parallel refreshes (issue 11 §7; its own tokend with 5 s access
+  tokens and a 5 s refresh-reuse-window): three tool calls meet the expired
+  token at once, the SDK refreshes with the same refresh token more than
+  once, every refresh is answered and every call succeeds; after the window
+  the rotated-away token is refused and its family revoked.
 
 Needs node, tests/interop/node_modules (tools/test runs `npm ci` there) and
 nginx; skipped (exit 77) with a message when they are missing."""
@@ -129,35 +134,50 @@ def run_node(script, spec, on_event, timeout=FLOW_TIMEOUT):
     return final
 
 
+def write_resources(cls):
+    """Pick the nginx and MCP ports, write the resources file naming them,
+    return its path (in cls.tmp, removed by the class cleanup)."""
+    cls.nginx_port = proxies.free_port()
+    cls.mcp_port = proxies.free_port()
+    while cls.mcp_port == cls.nginx_port:
+        cls.mcp_port = proxies.free_port()
+    cls.app_resource = "https://127.0.0.1:%d/" % cls.nginx_port
+    cls.mcp_resource = "https://127.0.0.1:%d/mcp" % cls.mcp_port
+    res = {
+        "trusted_headers": ["X-Forwarded-Method", "X-Forwarded-Host", "X-Forwarded-Uri",
+                            "X-Original-URI"],
+        "identity_headers": {"subject": "X-Auth-Subject", "client": "X-Auth-Client",
+                             "scope": "X-Auth-Scope", "session": "X-Auth-Session",
+                             "actor": "X-Auth-Actor"},
+        "resources": [
+            {"resource": cls.app_resource, "name": "Echo app behind nginx", "realm": "app",
+             "scopes_supported": APP_SCOPES,
+             "required_scopes": {"GET": ["app:read"], "*": ["app:write"]}},
+            {"resource": cls.mcp_resource, "name": "Echo MCP server",
+             "scopes_supported": MCP_SCOPES, "required_scopes": {"*": ["mcp:read"]}},
+        ],
+    }
+    cls.tmp = tempfile.mkdtemp(prefix="tokend-as-clients-")
+    cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
+    path = os.path.join(cls.tmp, "resources.json")
+    with open(path, "w") as f:
+        json.dump(res, f)
+    return path
+
+
+def mcp_spec(cls, subject, **extra):
+    return dict({"issuer": cls.issuer, "mcp_port": cls.mcp_port, "resource": cls.mcp_resource,
+                 "scopes": MCP_SCOPES, "subject": subject,
+                 "rs": {"id": cls.rs.id, "secret": cls.rs.secret}}, **extra)
+
+
 class AuthorizationServerClients(h.TokenAsserts, unittest.TestCase):
+    """Strict rotation (refresh-reuse-window 0): the library flows replay the
+    rotated-away refresh token and expect its family revoked at once."""
 
     @classmethod
     def setUpClass(cls):
-        cls.nginx_port = proxies.free_port()
-        cls.mcp_port = proxies.free_port()
-        while cls.mcp_port == cls.nginx_port:
-            cls.mcp_port = proxies.free_port()
-        cls.app_resource = "https://127.0.0.1:%d/" % cls.nginx_port
-        cls.mcp_resource = "https://127.0.0.1:%d/mcp" % cls.mcp_port
-        res = {
-            "trusted_headers": ["X-Forwarded-Method", "X-Forwarded-Host", "X-Forwarded-Uri",
-                                "X-Original-URI"],
-            "identity_headers": {"subject": "X-Auth-Subject", "client": "X-Auth-Client",
-                                 "scope": "X-Auth-Scope", "session": "X-Auth-Session",
-                                 "actor": "X-Auth-Actor"},
-            "resources": [
-                {"resource": cls.app_resource, "name": "Echo app behind nginx", "realm": "app",
-                 "scopes_supported": APP_SCOPES,
-                 "required_scopes": {"GET": ["app:read"], "*": ["app:write"]}},
-                {"resource": cls.mcp_resource, "name": "Echo MCP server",
-                 "scopes_supported": MCP_SCOPES, "required_scopes": {"*": ["mcp:read"]}},
-            ],
-        }
-        cls.tmp = tempfile.mkdtemp(prefix="tokend-as-clients-")
-        cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
-        path = os.path.join(cls.tmp, "resources.json")
-        with open(path, "w") as f:
-            json.dump(res, f)
+        path = write_resources(cls)
         cls.d = h.start_daemon(("--resources", path, "--login", "dev", "--registration", "open",
                                 "--refresh-reuse-window", 0))
         cls.addClassCleanup(h.destroy_daemon, cls.d)
@@ -222,10 +242,7 @@ class AuthorizationServerClients(h.TokenAsserts, unittest.TestCase):
     # ---- MCP TypeScript SDK --------------------------------------------------------
 
     def test_mcp_sdk_client_and_server(self):
-        subject = "mcp-user@example.com"
-        spec = {"issuer": self.issuer, "mcp_port": self.mcp_port, "resource": self.mcp_resource,
-                "scopes": MCP_SCOPES, "subject": subject,
-                "rs": {"id": self.rs.id, "secret": self.rs.secret}}
+        spec = mcp_spec(self, "mcp-user@example.com")
         seen = {}
 
         def on_event(ev):
@@ -240,6 +257,43 @@ class AuthorizationServerClients(h.TokenAsserts, unittest.TestCase):
         self.assertEqual(out["sid"], seen["sid"])
         self.assertInactive(out["tokens"]["access"])
         self.assertInactive(out["tokens"]["refresh"], auth=self.admin)
+
+
+
+class McpParallelRefresh(h.TokenAsserts, unittest.TestCase):
+    """Issue 11 §7: short access tokens and the reuse window, so the MCP SDK's
+    unserialised refreshes meet it (its own tokend: the window is the point)."""
+
+    ACCESS_TTL = 5
+    REUSE_WINDOW = 5
+
+    @classmethod
+    def setUpClass(cls):
+        path = write_resources(cls)
+        cls.d = h.start_daemon(("--resources", path, "--login", "dev", "--registration", "open",
+                                "--access-ttl", cls.ACCESS_TTL,
+                                "--refresh-reuse-window", cls.REUSE_WINDOW))
+        cls.addClassCleanup(h.destroy_daemon, cls.d)
+        cls.issuer = "http://127.0.0.1:%d" % cls.d.port
+        cls.rs = cls.d.add_client("resource_server", "as-clients-rs")
+        cls.admin = cls.d.add_client("admin", "as-clients-admin")
+        cls.d.default_auth = cls.rs
+
+    def test_mcp_sdk_parallel_refreshes_keep_the_agent_signed_in(self):
+        spec = mcp_spec(self, "mcp-parallel@example.com", mode="parallel",
+                        access_ttl=self.ACCESS_TTL, reuse_window=self.REUSE_WINDOW)
+
+        def on_event(ev):
+            raise AssertionError("unexpected event %r" % ev)
+
+        try:
+            out = run_node("as_mcp.mjs", spec, on_event)
+        except NodeFailed as e:
+            raise NodeFailed(str(e) + "\ntokend log:\n" + self.d.stderr(6000)) from None
+        p = out["parallel"]
+        self.assertGreaterEqual(p["reused"], 1, p)
+        self.assertTrue(all(r[1] == 200 for r in p["refreshes"]), p)
+        self.assertInactive(out["tokens"]["access"])
 
 
 if __name__ == "__main__":

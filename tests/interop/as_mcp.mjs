@@ -29,8 +29,13 @@
 // provider's validateResourceURL (the SDK's hook for exactly this) accepts
 // the configured identifier and nothing else.
 //
+// With spec.mode "parallel" the second half is issue 11 §7 instead: the
+// access token expires, three tool calls meet it at once and the SDK
+// refreshes three times with the same refresh token (see parallelRefresh).
+//
 // spec (first stdin line): {"issuer", "mcp_port", "resource", "scopes": [...],
-//   "subject", "rs": {id, secret}}
+//   "subject", "rs": {id, secret}, "mode"?: "parallel", "access_ttl"?,
+//   "reuse_window"?}
 // Lines out: {"event":"authorized","sid","client_id"} (the driver answers
 // {"ok":true} once the session is terminated), then {"event":"done",...}
 // or {"event":"failed",...} with exit code 1.
@@ -45,6 +50,20 @@ import { z } from "zod";
 import { Browser, FlowError, ask, check, eq, loopbackListener, runFlow } from "./as_browser.mjs";
 
 const WK = "/.well-known/oauth-protected-resource";
+
+// RFC 7662 introspection at tokend as the resource server (client_secret_basic).
+async function introspect(spec, token) {
+  const auth = "Basic " + Buffer.from(`${encodeURIComponent(spec.rs.id)}:${encodeURIComponent(spec.rs.secret)}`).toString("base64");
+  const resp = await fetch(`${spec.issuer}/introspect`, {
+    method: "POST",
+    headers: { authorization: auth, "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ token }).toString(),
+  });
+  if (resp.status !== 200) throw new FlowError("introspect", `tokend answered ${resp.status}`);
+  return await resp.json();
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // ---- The MCP server --------------------------------------------------------------------
 
@@ -63,7 +82,6 @@ function echoServer() {
 async function startMcpServer(spec) {
   const origin = `http://127.0.0.1:${spec.mcp_port}`;
   const prmUrl = `${origin}${WK}/mcp`;
-  const rsAuth = "Basic " + Buffer.from(`${encodeURIComponent(spec.rs.id)}:${encodeURIComponent(spec.rs.secret)}`).toString("base64");
   const stats = { unauthorized: [], served: [], introspections: 0 };
 
   const deny = (res, error) => {
@@ -76,13 +94,7 @@ async function startMcpServer(spec) {
   // The bearer check: tokend's introspection (RFC 7662) as a resource server.
   const verify = async (token) => {
     stats.introspections++;
-    const resp = await fetch(`${spec.issuer}/introspect`, {
-      method: "POST",
-      headers: { authorization: rsAuth, "content-type": "application/x-www-form-urlencoded" },
-      body: new URLSearchParams({ token }).toString(),
-    });
-    if (resp.status !== 200) throw new Error(`introspect answered ${resp.status}`);
-    const j = await resp.json();
+    const j = await introspect(spec, token);
     const aud = Array.isArray(j.aud) ? j.aud : [j.aud];
     if (j.active !== true || !aud.includes(spec.resource) || !(j.exp > Date.now() / 1000)) return null;
     return {
@@ -240,7 +252,7 @@ async function flow(spec) {
         const body = new URLSearchParams(String(init?.body ?? ""));
         let error = null;
         if (resp.status !== 200) error = (await resp.clone().json().catch(() => ({}))).error ?? null;
-        tokenCalls.push({ grant_type: body.get("grant_type"), status: resp.status, error });
+        tokenCalls.push({ grant_type: body.get("grant_type"), status: resp.status, error, presented: body.get("refresh_token") });
       }
       return resp;
     };
@@ -295,17 +307,17 @@ async function flow(spec) {
     eq(r.content?.[0]?.text, `${spec.subject}: hello`, "mcp tools/call", "echo answer");
     eq([...new Set(mcp.stats.served)], [reg.client_id], "mcp tools/call", "clients the server served");
 
-    const rsAuth = "Basic " + Buffer.from(`${spec.rs.id}:${spec.rs.secret}`).toString("base64");
-    const ij = await (
-      await fetch(`${issuer}/introspect`, {
-        method: "POST",
-        headers: { authorization: rsAuth, "content-type": "application/x-www-form-urlencoded" },
-        body: new URLSearchParams({ token: tokens.access_token }).toString(),
-      })
-    ).json();
+    const ij = await introspect(spec, tokens.access_token);
     eq([ij.active, ij.client_id, ij.sub, ij.aud], [true, reg.client_id, spec.subject, spec.resource], "mcp introspect", "active, client_id, sub, aud");
     out.sid = ij.sid;
     out.tokens = { access: tokens.access_token, refresh: tokens.refresh_token };
+
+    if (spec.mode === "parallel") {
+      out.parallel = await parallelRefresh(spec, { client, provider, tokenCalls, mcp });
+      await client.close().catch(() => {});
+      out.trail = browser.trail;
+      return out;
+    }
 
     // The driver ends the user's session.
     await ask({ event: "authorized", sid: ij.sid, client_id: reg.client_id });
@@ -327,7 +339,12 @@ async function flow(spec) {
       failure = e;
     }
     check(failure !== null, "mcp after terminate", "tools/list succeeded after the session ended");
-    eq(tokenCalls.slice(callsBefore), [{ grant_type: "refresh_token", status: 400, error: "invalid_grant" }], "mcp after terminate", "token endpoint calls (the SDK's refresh)");
+    eq(
+      tokenCalls.slice(callsBefore).map((c) => [c.grant_type, c.status, c.error]),
+      [["refresh_token", 400, "invalid_grant"]],
+      "mcp after terminate",
+      "token endpoint calls (the SDK's refresh)",
+    );
     check(
       failure instanceof UnauthorizedError || /unauthori/i.test(String(failure?.message)),
       "mcp after terminate",
@@ -343,6 +360,55 @@ async function flow(spec) {
     await listener.close();
     await mcp.close();
   }
+}
+
+// Issue 11 §7: the SDK does not serialise refreshes. Three tool calls that
+// meet an expired access token at once each get 401 and each refresh, most
+// of them with the same refresh token: within refresh-reuse-window tokend
+// must answer every one (a sibling pair), so all three calls succeed and
+// the agent stays signed in. After the window, the rotated-away token is a
+// replay: invalid_grant, and its family (the tokens in use) dies with it.
+async function parallelRefresh(spec, { client, provider, tokenCalls, mcp }) {
+  const step = "mcp parallel";
+  const first = provider.tokens();
+  const deadline = Date.now() + (spec.access_ttl + 10) * 1000;
+  while ((await introspect(spec, first.access_token)).active) {
+    check(Date.now() < deadline, step, `the access token is still active after ${spec.access_ttl + 10} s`);
+    await sleep(200);
+  }
+  const callsBefore = tokenCalls.length;
+  const results = await Promise.allSettled(
+    [1, 2, 3].map((i) => client.callTool({ name: "echo", arguments: { text: `call ${i}` } })),
+  );
+  const refreshes = tokenCalls.slice(callsBefore);
+  const presented = refreshes.map((c) => c.presented);
+  const reused = presented.length - new Set(presented).size;
+  const summary = refreshes.map((c) => [c.grant_type, c.status, c.error, presented.indexOf(c.presented)]);
+  eq(refreshes.filter((c) => c.status !== 200).map((c) => c.error), [], step, `refused refreshes ${JSON.stringify(summary)}`);
+  results.forEach((r, i) => {
+    check(r.status === "fulfilled", step, `call ${i + 1} failed: ${r.reason?.message} (refreshes ${JSON.stringify(summary)})`);
+    eq(r.value.content?.[0]?.text, `${spec.subject}: call ${i + 1}`, step, `call ${i + 1} answer`);
+  });
+  check(refreshes.length >= 1 && refreshes.every((c) => c.grant_type === "refresh_token"), step, `token calls ${JSON.stringify(summary)}`);
+  check(reused >= 1, step, `the SDK presented no refresh token twice (${JSON.stringify(summary)}): nothing was tested`);
+  eq(provider.invalidated, [], step, "credentials the SDK threw away");
+  // Still signed in: the tokens the SDK kept work.
+  const after = await client.callTool({ name: "echo", arguments: { text: "after" } });
+  eq(after.content?.[0]?.text, `${spec.subject}: after`, step, "a call after the storm");
+  const kept = provider.tokens();
+  eq((await introspect(spec, kept.access_token)).active, true, step, "the kept access token");
+  // After the window the first refresh token is a replay: refused, and its
+  // family with it (the access token in use is no longer active).
+  await sleep((spec.reuse_window + 1) * 1000);
+  const resp = await fetch(`${spec.issuer}/token`, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ grant_type: "refresh_token", refresh_token: first.refresh_token, client_id: provider.clientInformation().client_id }).toString(),
+  });
+  const j = await resp.json().catch(() => ({}));
+  eq([resp.status, j.error], [400, "invalid_grant"], step, "replay after the window");
+  eq((await introspect(spec, kept.access_token)).active, false, step, "the family after the replay");
+  return { refreshes: summary, reused, unauthorized: mcp.stats.unauthorized.length };
 }
 
 await runFlow(flow);
