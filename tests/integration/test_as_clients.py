@@ -27,6 +27,11 @@ session end) and then checks the store itself over /introspect.
   token at once, the SDK refreshes with the same refresh token more than
   once, every refresh is answered and every call succeeds; after the window
   the rotated-away token is refused and its family revoked.
+- A pending agent (registration = approval; oauth4webapi): the user is
+  shown the awaits-approval page and sent back to the agent with
+  error=access_denied, state and iss; approved by tokenctl, the agent gets
+  tokens; the same identity registered again is approved at once, another
+  redirect URI is pending.
 
 Needs node, tests/interop/node_modules (tools/test runs `npm ci` there) and
 nginx; skipped (exit 77) with a message when they are missing."""
@@ -258,6 +263,47 @@ class AuthorizationServerClients(h.TokenAsserts, unittest.TestCase):
         self.assertInactive(out["tokens"]["access"])
         self.assertInactive(out["tokens"]["refresh"], auth=self.admin)
 
+
+
+class PendingClients(h.TokenAsserts, unittest.TestCase):
+    """registration = approval (the default policy), with oauth4webapi."""
+
+    @classmethod
+    def setUpClass(cls):
+        path = write_resources(cls)
+        cls.d = h.start_daemon(("--resources", path, "--login", "dev",
+                                "--registration", "approval"))
+        cls.addClassCleanup(h.destroy_daemon, cls.d)
+        cls.issuer = "http://127.0.0.1:%d" % cls.d.port
+        cls.rs = cls.d.add_client("resource_server", "as-clients-rs")
+        cls.d.default_auth = cls.rs
+
+    def pending_ids(self):
+        return json.dumps(self.d.ctl("client", "list", "--pending"))
+
+    def test_pending_agent_is_sent_back_then_approved(self):
+        spec = {"issuer": self.issuer, "resource": self.app_resource,
+                "scope": " ".join(APP_SCOPES), "subject": "pending-user@example.com"}
+        seen = {}
+
+        def on_event(ev):
+            self.assertEqual(ev["event"], "pending", ev)
+            seen.update(ev)
+            self.assertIn(ev["client_id"], self.pending_ids())
+            self.d.ctl("client", "approve", ev["client_id"])
+            self.assertNotIn(ev["client_id"], self.pending_ids())
+            return {}
+
+        try:
+            out = run_node("as_pending.mjs", spec, on_event)
+        except NodeFailed as e:
+            raise NodeFailed(str(e) + "\ntokend log:\n" + self.d.stderr(6000)) from None
+        self.assertEqual(out["approved"], seen["client_id"])
+        pending = self.pending_ids()
+        self.assertIn(out["other_identity"], pending)
+        self.assertNotIn(out["same_identity"], pending)
+        self.assertNotIn(out["approved"], pending)
+        self.assertActive(out["access_token"])
 
 
 class McpParallelRefresh(h.TokenAsserts, unittest.TestCase):

@@ -207,7 +207,8 @@ export class Browser {
    * Play the user from the authorization URL to the client's redirect URI:
    * sign in (dev login) as subject when asked, approve the consent page.
    * Returns {callback: URL the browser was sent to, sawLogin, sawConsent,
-   * consentHtml}. The redirect to the client is a 303 (contract); the
+   * consentHtml, sawPending}. A page with the contract's
+   * `<a id="return">` (the agent awaits approval) is followed like a click. The redirect to the client is a 303 (contract); the
    * browser then GETs it, which is what the loopback listener receives.
    * stopAtLogin: return {login: URL} at the first /login instead of
    * signing in (a browser whose session ended is asked to sign in again).
@@ -216,7 +217,7 @@ export class Browser {
     let url = new URL(authUrl);
     let method = "GET";
     let body;
-    const seen = { sawLogin: false, sawConsent: false, consentHtml: null };
+    const seen = { sawLogin: false, sawConsent: false, consentHtml: null, sawPending: false };
     for (let hop = 0; hop < MAX_HOPS; hop++) {
       if (url.href.startsWith(redirectUri)) {
         // The client's redirect URI: deliver it as a browser would (a
@@ -282,6 +283,19 @@ export class Browser {
         url = new URL(f.action, url);
         method = "POST";
         body = p.toString();
+        continue;
+      }
+      const back = [...html.matchAll(/<a\b[^>]*>/gi)].map((t) => attrs(t[0])).find((a) => a.id === "return");
+      if (back && !seen.sawPending) {
+        // The agent awaits approval (contract): the user follows the page's
+        // link back to the agent, which carries error=access_denied.
+        seen.sawPending = true;
+        seen.pendingHtml = html;
+        check(back.href, step, "the return link has no href");
+        url = new URL(back.href, url);
+        check(url.href.startsWith(redirectUri), step, `the return link leaves for ${url.href}`);
+        method = "GET";
+        body = undefined;
         continue;
       }
       throw new FlowError(step, `unexpected page ${url.href}: ${html.slice(0, 400)}`, this.trail);
