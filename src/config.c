@@ -5,6 +5,7 @@
  * place.
  */
 #include "tokend/config.h"
+#include "tokend/endpoints.h"
 #include "tokend/log.h"
 
 #include <arpa/inet.h>
@@ -41,6 +42,12 @@ void tk_config_defaults(tk_config *cfg)
     cfg->pin_cpus = false;
     strcpy(cfg->metrics_host, "127.0.0.1"); /* loopback only unless configured */
     cfg->metrics_port = -1;
+    cfg->registration = TK_REGISTRATION_APPROVAL;
+    cfg->login = TK_LOGIN_OFF;
+    cfg->code_ttl = TK_CODE_TTL_DEFAULT;
+    cfg->authorize_ttl = TK_AUTHORIZE_TTL_DEFAULT;
+    cfg->refresh_reuse_window = TK_REFRESH_REUSE_DEFAULT;
+    cfg->register_burst = TK_REGISTER_BURST_DEFAULT;
 }
 
 static int fail(char *err, size_t errcap, int code, const char *fmt, ...)
@@ -191,6 +198,10 @@ static const struct num_key num_keys[] = {
     NUM("commit-queue", commit_queue, 1, TK_COMMIT_QUEUE_MAX),
     NUM("auth-fail-burst", auth_fail_burst, 0, TK_RL_BURST_MAX),
     NUM("map-size-max", map_size_max, 0, TK_MAP_SIZE_MAX),
+    NUM("code-ttl", code_ttl, 1, TK_CODE_TTL_MAX),
+    NUM("authorize-ttl", authorize_ttl, 30, 3600),
+    NUM("refresh-reuse-window", refresh_reuse_window, 0, TK_REFRESH_REUSE_MAX),
+    NUM("register-burst", register_burst, 0, TK_RL_BURST_MAX),
 };
 
 static int set_num(tk_config *cfg, const struct num_key *k, const char *value, char *err,
@@ -275,6 +286,24 @@ int tk_config_set(tk_config *cfg, const char *key, const char *value, char *err,
         cfg->log_level = (int)l;
         return 0;
     }
+    if (!strcmp(key, "registration")) {
+        static const char *const names[] = {NULL, "open", "approval", "closed"};
+        for (int i = 1; i <= TK_REGISTRATION_CLOSED; i++) {
+            if (!strcmp(value, names[i])) {
+                cfg->registration = i;
+                return 0;
+            }
+        }
+        return fail(err, errcap, TK_E_BADINPUT,
+                    "registration: expected open, approval or closed, got \"%s\"", value);
+    }
+    if (!strcmp(key, "login")) {
+        if (!strcmp(value, "off") || !strcmp(value, "dev")) {
+            cfg->login = value[0] == 'd' ? TK_LOGIN_DEV : TK_LOGIN_OFF;
+            return 0;
+        }
+        return fail(err, errcap, TK_E_BADINPUT, "login: expected off or dev, got \"%s\"", value);
+    }
     if (!strcmp(key, "pin-cpus")) {
         if (!parse_bool(value, &cfg->pin_cpus)) {
             return fail(err, errcap, TK_E_BADINPUT, "pin-cpus: expected true or false");
@@ -338,6 +367,12 @@ int tk_config_load_file(tk_config *cfg, const char *path, char *err, size_t errc
     return r;
 }
 
+/* 127.0.0.0/8 or ::1, as listen and metrics-listen write them. */
+static bool loopback(const char *host)
+{
+    return !strncmp(host, "127.", 4) || !strcmp(host, "::1") || !strcmp(host, "[::1]");
+}
+
 int tk_config_validate(const tk_config *cfg, char *err, size_t errcap)
 {
     if (cfg->issuer[0] != '\0') {
@@ -366,6 +401,12 @@ int tk_config_validate(const tk_config *cfg, char *err, size_t errcap)
     }
     if (cfg->metrics_host[0] == '\0' && cfg->metrics_token[0] != '\0') {
         return fail(err, errcap, TK_E_INVALID, "metrics-token: set, but metrics-listen is off");
+    }
+    if (cfg->login == TK_LOGIN_DEV &&
+        (!loopback(cfg->host) || (cfg->metrics_host[0] != '\0' && !loopback(cfg->metrics_host)))) {
+        return fail(err, errcap, TK_E_INVALID,
+                    "login = dev: anyone reaching tokend could sign in as anyone; refused unless "
+                    "every listen address is loopback (127.0.0.0/8 or ::1)");
     }
     return 0;
 }

@@ -30,7 +30,9 @@ static const char usage[] =
     "              [--resources FILE] [--idp-config FILE] [--port-file FILE]\n"
     "              [--auth-fail-burst N] [--map-size-max BYTES]\n"
     "              [--metrics-listen ADDR:PORT|off] [--metrics-token TOKEN]\n"
-    "              [--metrics-port-file FILE]\n"
+    "              [--metrics-port-file FILE] [--registration open|approval|closed]\n"
+    "              [--login off|dev] [--code-ttl S] [--authorize-ttl S]\n"
+    "              [--refresh-reuse-window S] [--register-burst N]\n"
     "\n"
     "Token introspection (RFC 7662) and revocation (RFC 7009) with cascading\n"
     "revocation. Defaults: listen 127.0.0.1:7662, data ./tokend-data, one worker\n"
@@ -310,6 +312,15 @@ static int run(struct options *o)
                        .metrics_token = cfg->metrics_token,
                        .max_depth = cfg->max_depth,
                        .auth_fail_burst = cfg->auth_fail_burst,
+                       .registration = cfg->registration,
+                       .login = cfg->login,
+                       .access_ttl = cfg->access_ttl,
+                       .refresh_ttl = cfg->refresh_ttl,
+                       .session_ttl = cfg->session_ttl,
+                       .code_ttl = cfg->code_ttl,
+                       .authorize_ttl = cfg->authorize_ttl,
+                       .refresh_reuse_window = cfg->refresh_reuse_window,
+                       .register_burst = cfg->register_burst,
                        .store = store,
                        .committer = committer,
                        .idp = idp,
@@ -350,6 +361,12 @@ static int run(struct options *o)
             tk_log_info("metrics_listening", "addr=%s port=%u bearer=%s", cfg->metrics_host,
                         (unsigned)tk_server_listener_port(srv, TK_APP_LISTENER_METRICS),
                         cfg->metrics_token[0] != '\0' ? "required" : "none");
+        }
+        if (cfg->login == TK_LOGIN_DEV) {
+            tk_log_warn("dev_login_enabled",
+                        "addr=%s note=\"anyone who reaches this loopback address can sign in as "
+                        "any user: development only\"",
+                        cfg->host);
         }
         r = write_port_files(o, srv);
     }

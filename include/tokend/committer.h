@@ -32,7 +32,13 @@ typedef struct tk_commit_done {
                          TK_E_CORRUPT (a target record is undecodable: earlier ops
                          of the request may have been applied) for this request only */
     unsigned changed; /* how many ops changed something */
+    uint8_t outcome;  /* the last authorization-server op's enum tk_op_outcome (TK_OUT_NONE
+                         for other requests, and when result != 0) */
 } tk_commit_done;
+
+/* Free what the request's TK_OP_PUT_NEW ops point to. The committer calls
+ * it after applying a request; a worker whose submit failed calls it too. */
+void tk_commit_req_release(tk_commit_req *req);
 
 /* Start the thread. queue_cap in [1, TK_COMMIT_QUEUE_MAX]. Returns 0, -errno. */
 int tk_committer_start(tk_store *st, unsigned nworkers, unsigned queue_cap, tk_committer **out);

@@ -43,6 +43,13 @@ typedef struct tk_config {
     char metrics_host[64];         /* metrics listener address; "" = off */
     int32_t metrics_port;          /* -1: the main port + 1 (see tk_config_metrics_port) */
     char metrics_token[TK_METRICS_TOKEN_MAX + 1]; /* "" = no bearer required */
+    /* The authorization server (issue 11). */
+    int registration;              /* enum tk_registration_policy (endpoints.h) */
+    int login;                     /* enum tk_login_method */
+    int64_t code_ttl;              /* authorization code lifetime, seconds */
+    int64_t authorize_ttl;         /* pending authorization request / CSRF lifetime */
+    unsigned refresh_reuse_window; /* seconds a rotated refresh token still works; 0 = strict */
+    unsigned register_burst;       /* registrations per source address per minute */
 } tk_config;
 
 void tk_config_defaults(tk_config *cfg);

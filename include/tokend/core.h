@@ -30,6 +30,11 @@ typedef struct tk_introspection {
     tk_slice sub;                      /* the user (from the session / root token) */
     unsigned nactors;                  /* delegation: actors[0] is the current actor (the */
     tk_slice actors[TK_DEPTH_MAX + 1]; /* token's client), then prior actors */
+    /* RFC 8693 §4.4: the one client the token's client lets receive a token
+     * exchanged from this one (its delegate_to, when that names exactly one
+     * client; empty for "*", several or none). From the client record the
+     * cascade reads anyway: no extra lookup. */
+    tk_slice may_act;
 } tk_introspection;
 
 /*
@@ -121,5 +126,55 @@ bool tk_core_scope_subset(tk_slice sub, tk_slice super);
  * spaces) names resource exactly (RFC 8707: compared as strings). An empty
  * aud or resource never matches. */
 bool tk_core_audience_includes(tk_slice aud, tk_slice resource);
+
+/* ---- Authorization server decisions (as.c) -------------------------------- */
+
+/*
+ * The scope an authorization request gets: the requested one when every
+ * token of it is in supported (n scopes), or — requested empty — all of
+ * supported, space-separated, into out (cap bytes). Returns 0 with
+ * *out_len, or TK_E_INVALID (invalid_scope: a token not supported, or the
+ * result longer than cap).
+ */
+int tk_core_scope_resolve(tk_slice requested, const tk_slice *supported, unsigned n, char *out,
+                          size_t cap, size_t *out_len);
+
+/*
+ * Narrowing for refresh and exchange, which may never widen: the mask of
+ * the tokens of have (bit i = i-th token) that appear in want (RFC 6749
+ * §6: want ⊆ have). want empty → UINT64_MAX (keep all). Returns 0 or
+ * TK_E_INVALID (a token of want is not in have, or have has more than 64
+ * tokens and want narrows it).
+ */
+int tk_core_scope_mask(tk_slice want, tk_slice have, uint64_t *mask);
+
+/* True when a token of client from (its client record's delegate_to list:
+ * client ids separated by spaces, or "*") may be exchanged for a token of
+ * client to (RFC 8693 delegation permission). */
+bool tk_core_may_delegate(tk_slice delegate_to, tk_slice to);
+
+/* The redirect URIs of a client record (space-separated in the record)
+ * into out (at most max); returns how many. */
+size_t tk_core_client_redirects(const tk_client_rec *c, tk_slice *out, size_t max);
+
+/*
+ * Client authentication at /token: a confidential client (a secret hash,
+ * not TK_CLIENT_F_PUBLIC) must present its secret; a public client
+ * (TK_CLIENT_F_PUBLIC) must present none — only its client_id. The client
+ * must be approved. Returns 0 with *out, TK_E_AUTH (unknown, wrong or
+ * missing secret, a secret for a public client, not approved), TK_E_STORE.
+ */
+int tk_core_as_client(tk_txn *txn, tk_slice client_id, tk_slice secret, bool has_secret,
+                      tk_client_rec *out);
+
+/*
+ * A refresh token presented at /token: known, a refresh token, issued to
+ * client_id (RFC 6749 §6: bound to its client). Returns 0 with *out
+ * (slices into the txn), TK_E_NOTFOUND (invalid_grant), TK_E_STORE. The
+ * rotation itself (current, reused within the window, replayed) is
+ * decided in the write txn (TK_OP_REFRESH).
+ */
+int tk_core_refresh_check(tk_txn *txn, const uint8_t hash[TK_HASH_LEN], tk_slice client_id,
+                          int64_t now, tk_token_rec *out);
 
 #endif

@@ -29,12 +29,29 @@ enum tk_app_listener {
 /* What the application takes from the configuration (main.c copies it from
  * tk_config: the endpoints sit below the configuration layer). The strings
  * must outlive the app. */
+/* registration = open | approval | closed */
+enum tk_registration_policy {
+    TK_REGISTRATION_OPEN = 1,
+    TK_REGISTRATION_APPROVAL = 2,
+    TK_REGISTRATION_CLOSED = 3,
+};
+
+/* login = off | dev */
+enum tk_login_method { TK_LOGIN_OFF = 0, TK_LOGIN_DEV = 1 };
+
 typedef struct tk_app_cfg {
     const char *issuer;         /* the RFC 8414 issuer: metadata, realms, iss */
     const char *resources_file; /* protected resources (JSON); "" = none */
     const char *metrics_token;  /* bearer the metrics listener requires; "" = none */
     unsigned max_depth;         /* delegation links allowed */
     unsigned auth_fail_burst;   /* failed authentications before 429; 0 = no limit */
+    /* The authorization server (config.h: registration, login, …). */
+    int registration; /* enum tk_registration_policy (0 = approval) */
+    int login;        /* enum tk_login_method */
+    int64_t access_ttl, refresh_ttl, session_ttl;
+    int64_t code_ttl, authorize_ttl;
+    unsigned refresh_reuse_window;
+    unsigned register_burst; /* registrations per address per minute; 0 = no limit */
     tk_store *store;
     tk_committer *committer;
     tk_idp_holder *idp; /* trusted IdPs (POST /backchannel-logout, …); NULL = none */

@@ -40,7 +40,7 @@
  * (the agent_access key, client id + this, stays within LMDB's 511 bytes). */
 #define TK_ACCESS_RESOURCE_MAX 128
 /* Largest encoded record of any kind: bounds every msgpack buffer. */
-#define TK_RECORD_MAX 4096
+#define TK_RECORD_MAX 8192
 
 /* Latest time (Unix seconds) in a record or a claim we accept:
  * 9999-12-31T23:59:59Z, the last second RFC 3339 can write. */
@@ -288,6 +288,29 @@
 #define TK_OAUTH_COOKIE_VALUE_LEN TK_SECRET_B64_LEN
 /* A Set-Cookie value we build: name, value and fixed attributes. */
 #define TK_OAUTH_SET_COOKIE_MAX 160
+/* A client record's redirect URIs, space-separated: every URI at its limit. */
+#define TK_CLIENT_REDIRECTS_MAX (TK_OAUTH_REDIRECTS_MAX * (TK_OAUTH_URI_MAX + 1))
+/* A client's delegate_to list: space-separated client ids, or "*". */
+#define TK_DELEGATE_MAX 512
+/* Deferred AS answers a worker holds while their commit runs; full → 503. */
+#define TK_AS_PENDING_SLOTS 64
+/* One deferred AS answer: headers (a redirect, a Set-Cookie) and a body (a
+ * token or registration JSON). */
+#define TK_AS_PENDING_MAX 8192
+/* A deferred AS answer whose connection went away is reclaimed after this
+ * long (seconds; no commit takes it). */
+#define TK_AS_PENDING_STALE 120
+/* Registrations per source address per minute before 429 (default). */
+#define TK_REGISTER_BURST_DEFAULT 20
+/* Lifetimes (seconds): authorization codes (default, max), pending
+ * authorization requests, and the refresh-token reuse window. */
+#define TK_CODE_TTL_DEFAULT      60
+#define TK_CODE_TTL_MAX          600
+#define TK_AUTHORIZE_TTL_DEFAULT 600
+#define TK_REFRESH_REUSE_DEFAULT 5
+#define TK_REFRESH_REUSE_MAX     300
+/* An HTML page tokend renders (login, consent, errors). */
+#define TK_PAGE_MAX 6144
 
 _Static_assert(TK_TOKEN_LEN < TK_TOKEN_IN_MAX, "our own tokens must be accepted");
 _Static_assert(TK_HTTP_LINE_MAX <= TK_HTTP_HEAD_MAX, "the request line is part of the head");

@@ -40,6 +40,13 @@ typedef struct tk_token_rec {
                               issued (tk_client_rec.generation); the token is
                               live only while the client still has it. Key 13,
                               optional: records written before it decode as 0. */
+    /* Refresh tokens (/token rotation): when this token was rotated away
+     * (key 14, optional, 0 = current) and its successor (key 15, optional).
+     * A rotated token presented again within the reuse window gets a
+     * sibling pair; after it, its grant (the family) is revoked. */
+    int64_t rotated_at;
+    bool has_successor;
+    uint8_t successor[TK_HASH_LEN];
 } tk_token_rec;
 
 enum tk_session_state {
@@ -90,6 +97,12 @@ typedef struct tk_grant_rec {
     uint8_t state; /* enum tk_grant_state */
     int64_t created;
     int64_t revoked_at;
+    tk_slice resource; /* the protected resource the user consented to (key 8,
+                          optional; empty for grants made by tokenctl). A grant
+                          with a resource is the user's consent for (sub,
+                          client, resource): one per triple, found through
+                          tk_store_consent_key, and the family every token
+                          issued under it belongs to. */
 } tk_grant_rec;
 
 enum tk_client_role { TK_ROLE_AGENT = 1, TK_ROLE_RESOURCE_SERVER = 2, TK_ROLE_ADMIN = 3 };
@@ -107,7 +120,71 @@ typedef struct tk_client_rec {
     uint32_t generation; /* bumped each time the client becomes disabled: every
                             token stamped with an older generation is dead for
                             good (disabling is final). Key 8, optional (0). */
+    /* Registration metadata (keys 9..15, all optional: clients added before
+     * the authorization server decode with them empty). */
+    tk_slice redirect_uris;        /* space-separated, exact strings (key 9) */
+    uint8_t auth_method;           /* enum tk_oauth_auth_method + 1; 0 = not set (key 10) */
+    uint8_t grant_types;           /* enum tk_oauth_grant bits; 0 = none (key 11) */
+    uint8_t flags;                 /* TK_CLIENT_F_* (key 12) */
+    tk_slice software_id;          /* key 13 */
+    bool has_identity;             /* key 14: SHA-256 over name, sorted redirect URIs and */
+    uint8_t identity[TK_HASH_LEN]; /* software_id: approval per client identity */
+    tk_slice delegate_to;          /* key 15: client ids (space-separated) or "*" that may
+                                      receive a token exchanged from this client's */
 } tk_client_rec;
+
+#define TK_CLIENT_F_PUBLIC  1u /* token_endpoint_auth_method none: no secret */
+#define TK_CLIENT_F_NATIVE  2u /* application_type native (RFC 8252 loopback rule) */
+#define TK_CLIENT_F_DYNAMIC 4u /* registered at /register (its name is self-declared) */
+#define TK_CLIENT_F_ALL     7u
+
+/* codes DBI: key SHA-256(authorization code) → this. Everything the code is
+ * bound to (RFC 6749 §4.1.3, RFC 7636 §4.6, RFC 8707). */
+typedef struct tk_code_rec {
+    tk_slice client_id;             /* key 1 */
+    tk_slice redirect_uri;          /* key 2: the one used at /authorize */
+    uint8_t challenge[TK_HASH_LEN]; /* key 3: the S256 challenge, decoded */
+    tk_slice resource;              /* key 4: the token's audience */
+    tk_slice scope;                 /* key 5 */
+    tk_slice sid;                   /* key 6: the session that signed in */
+    tk_slice sub;                   /* key 7 */
+    tk_slice grant_id;              /* key 8: the consent grant it issues under */
+    int64_t exp, created;           /* keys 9, 10 */
+    int64_t used_at;                /* key 11: 0 = unused */
+} tk_code_rec;
+
+/* authreqs DBI: key request id ("tka_…") → this. A pending /authorize
+ * request, resolved (redirect URI selected, resource and scope decided),
+ * waiting for sign-in or consent. */
+typedef struct tk_authreq_rec {
+    tk_slice client_id;             /* key 1 */
+    tk_slice redirect_uri;          /* key 2 */
+    tk_slice state;                 /* key 3, optional */
+    uint8_t challenge[TK_HASH_LEN]; /* key 4 */
+    tk_slice scope;                 /* key 5 */
+    tk_slice resource;              /* key 6 */
+    uint8_t prompt;                 /* key 7: TK_OAUTH_PROMPT_* bits, optional */
+    uint8_t csrf_key[TK_HASH_LEN];  /* key 8: random; the login form's CSRF derives from it */
+    bool has_browser;               /* key 9: the browser session (cookie hash) */
+    uint8_t browser[TK_HASH_LEN];   /*   it is bound to, once signed in */
+    int64_t exp, created;           /* keys 10, 12 */
+    int64_t used_at;                /* key 11: consumed (consent decided, code made) */
+} tk_authreq_rec;
+
+/* browsers DBI: key SHA-256(session cookie value) → this. A signed-in
+ * browser, bound to one tokend session: it lives only while that does. */
+typedef struct tk_browser_rec {
+    tk_slice sid;                  /* key 1 */
+    uint8_t csrf_key[TK_HASH_LEN]; /* key 2: consent CSRF tokens derive from it */
+    int64_t created, exp;          /* keys 3, 4 */
+} tk_browser_rec;
+
+int tk_record_encode_code(const tk_code_rec *rec, uint8_t *buf, size_t cap, size_t *len);
+int tk_record_decode_code(const uint8_t *buf, size_t len, tk_code_rec *rec);
+int tk_record_encode_authreq(const tk_authreq_rec *rec, uint8_t *buf, size_t cap, size_t *len);
+int tk_record_decode_authreq(const uint8_t *buf, size_t len, tk_authreq_rec *rec);
+int tk_record_encode_browser(const tk_browser_rec *rec, uint8_t *buf, size_t cap, size_t *len);
+int tk_record_decode_browser(const uint8_t *buf, size_t len, tk_browser_rec *rec);
 
 /* agent_access DBI: key (agent client id, protected resource identifier) →
  * this. What forward-auth saw of one agent at one resource: requests it let
@@ -208,8 +285,29 @@ enum tk_op_type {
     TK_OP_AGENT_ACCESS = 5,  /* add forward-auth counts for (agent, resource) */
     TK_OP_IDP_EVENT = 6,     /* an IdP event: see below */
     TK_OP_CLIENT_SECRET = 7, /* replace the client's secret hash */
+    /* The authorization server's ops (apply_oauth.c). Each is decided in
+     * the write txn from the state it finds there, and reports an outcome
+     * (enum tk_op_outcome) the worker answers with. */
+    TK_OP_PUT_NEW = 8,      /* a new client (registration) or pending authorization request */
+    TK_OP_SIGN_IN = 9,      /* a tokend session + a browser session bound to it */
+    TK_OP_CODE_ISSUE = 10,  /* consume a pending request: consent, grant, code (or deny) */
+    TK_OP_CODE_REDEEM = 11, /* authorization code → tokens; a used code revokes its grant */
+    TK_OP_REFRESH = 12,     /* rotate a refresh token (reuse window, family revocation) */
+    TK_OP_EXCHANGE = 13,    /* RFC 8693: a delegated child of an access token */
 };
-#define TK_OP_TYPE_LAST TK_OP_CLIENT_SECRET
+#define TK_OP_TYPE_LAST TK_OP_EXCHANGE
+/* The last op kind with a wire form (tk_op_encode); the AS ops are not
+ * replicated yet (TK_OP_PUT_NEW carries a pointer). */
+#define TK_OP_WIRE_LAST TK_OP_CLIENT_SECRET
+
+/* What an AS op found in the write txn (tk_commit_done.outcome). */
+enum tk_op_outcome {
+    TK_OUT_NONE = 0,     /* not an AS op */
+    TK_OUT_OK = 1,       /* applied */
+    TK_OUT_INVALID = 2,  /* unknown, used, expired, bound elsewhere or inactive: nothing written */
+    TK_OUT_REPLAYED = 3, /* a used code or a rotated refresh token outside the window: its
+                            grant was revoked */
+};
 
 /* Fixed-capacity strings inside an op (ops are copied through the committer
  * queue by value, so they own their bytes). set: 0 or TK_E_INVALID when s
@@ -239,6 +337,7 @@ TK_OP_STR(tk_op_id, TK_ID_MAX, uint16_t)
 TK_OP_STR(tk_op_reason, TK_REASON_MAX, uint8_t)
 TK_OP_STR(tk_op_iss, TK_IDP_ISS_MAX, uint16_t)
 TK_OP_STR(tk_op_resource, TK_ACCESS_RESOURCE_MAX, uint16_t)
+TK_OP_STR(tk_op_sub, TK_SUB_MAX, uint16_t)
 _Static_assert(TK_REASON_MAX <= UINT8_MAX && TK_ID_MAX <= UINT16_MAX, "tk_op length fields");
 
 typedef struct tk_op_revoke_token {
@@ -297,6 +396,91 @@ typedef struct tk_op_idp_event {
     int64_t until;       /* keep the replay record until then, >= at */
 } tk_op_idp_event;
 
+/* The DBI a TK_OP_PUT_NEW writes. */
+enum tk_op_db { TK_OP_DB_CLIENT = 1, TK_OP_DB_AUTHREQ = 2 };
+
+/* Put an encoded record under a new key; an existing key is a no-op
+ * (outcome INVALID), so replaying is safe. rec is not owned by the op: the
+ * committer frees it after the batch (tk_committer_submit takes ownership
+ * of the rec of every PUT_NEW op it accepts); a direct tk_store_apply
+ * caller keeps it. The record must decode as its DBI's kind. */
+typedef struct tk_op_put_new {
+    uint8_t db;   /* enum tk_op_db */
+    tk_op_id key; /* client id / request id */
+    uint16_t len; /* 1..TK_RECORD_MAX */
+    uint8_t *rec; /* heap (malloc) */
+} tk_op_put_new;
+
+/* A user signed in: session sid (sub, active, expires) and the browser
+ * session (cookie hash → sid, csrf key, exp); request, when set, is the
+ * pending authorization request the browser is now bound to (if it is
+ * unbound and unused). Existing keys are left as they are. */
+typedef struct tk_op_sign_in {
+    tk_op_id sid;
+    tk_op_sub sub;
+    int64_t session_exp;
+    uint8_t browser[TK_HASH_LEN];
+    uint8_t csrf_key[TK_HASH_LEN];
+    int64_t browser_exp;
+    tk_op_id request; /* optional */
+} tk_op_sign_in;
+
+enum tk_code_decision {
+    TK_DECIDE_APPROVE = 1, /* record / extend the consent grant, issue a code */
+    TK_DECIDE_GRANTED = 2, /* issue a code only if the consent grant covers the scope */
+    TK_DECIDE_DENY = 3,    /* consume the request, nothing else */
+};
+
+/* Consume pending request `request` of the browser `browser`: it must be
+ * unused, unexpired and bound to that browser, whose session must be
+ * active; then per decision. A new consent grant takes the id `grant`. The
+ * code (hash) expires at code_exp. */
+typedef struct tk_op_code_issue {
+    tk_op_id request;
+    uint8_t browser[TK_HASH_LEN];
+    uint8_t decision; /* enum tk_code_decision */
+    uint8_t code[TK_HASH_LEN];
+    int64_t code_exp;
+    tk_op_id grant;
+} tk_op_code_issue;
+
+/* Redeem code: unused, unexpired, its grant and session active, its client
+ * approved → mark used, put the access token (and the refresh token when
+ * has_refresh) under the code's grant. Used → revoke the grant (REPLAYED). */
+typedef struct tk_op_code_redeem {
+    uint8_t code[TK_HASH_LEN];
+    uint8_t access[TK_HASH_LEN];
+    uint8_t refresh[TK_HASH_LEN];
+    bool has_refresh;
+    int64_t access_exp, refresh_exp;
+} tk_op_code_redeem;
+
+/* Rotate refresh token old: current → rotated (successor = refresh) and a
+ * new pair; rotated at most `window` seconds ago → a sibling pair; rotated
+ * earlier → its grant revoked (REPLAYED). The new tokens keep the scope
+ * tokens of old's scope whose bit is set in scope_mask (bit i = i-th scope
+ * token; UINT64_MAX = all) and old's audience, grant, session and client;
+ * the new refresh token never outlives old's session. */
+typedef struct tk_op_refresh {
+    uint8_t old[TK_HASH_LEN];
+    uint8_t access[TK_HASH_LEN];
+    uint8_t refresh[TK_HASH_LEN];
+    int64_t access_exp, refresh_exp;
+    uint32_t window;
+    uint64_t scope_mask;
+} tk_op_refresh;
+
+/* A delegated child of access token parent for client: parent's sub,
+ * session, grant and audience, scope masked as in TK_OP_REFRESH, expiry
+ * at most the parent's. */
+typedef struct tk_op_exchange {
+    uint8_t parent[TK_HASH_LEN];
+    uint8_t child[TK_HASH_LEN];
+    tk_op_id client;
+    int64_t exp;
+    uint64_t scope_mask;
+} tk_op_exchange;
+
 typedef struct tk_op {
     uint8_t type; /* enum tk_op_type: names the member below */
     int64_t at;   /* when the op was decided (Unix seconds), in [1, TK_TIME_MAX] */
@@ -308,6 +492,12 @@ typedef struct tk_op {
         tk_op_client_secret client_secret;
         tk_op_agent_access agent_access;
         tk_op_idp_event idp_event;
+        tk_op_put_new put_new;
+        tk_op_sign_in sign_in;
+        tk_op_code_issue code_issue;
+        tk_op_code_redeem code_redeem;
+        tk_op_refresh refresh;
+        tk_op_exchange exchange;
     };
 } tk_op;
 

@@ -127,6 +127,33 @@ int tk_store_put_client(tk_txn *txn, tk_slice client_id, const tk_client_rec *re
  * kills every token issued before for good. Returns 0, TK_E_INVALID (tk_op_validate),
  * TK_E_CORRUPT (target record undecodable), TK_E_FULL, TK_E_STORE. */
 int tk_store_apply(tk_txn *txn, const tk_op *op, bool *changed);
+/* The same, with the op's outcome (enum tk_op_outcome; TK_OUT_NONE for
+ * ops that are not the authorization server's) in *outcome (may be NULL). */
+int tk_store_apply_outcome(tk_txn *txn, const tk_op *op, bool *changed, uint8_t *outcome);
+
+/* ---- Authorization server records (store_oauth.c) -------------------------------
+ * codes: SHA-256(code) → tk_code_rec; authreqs: request id → tk_authreq_rec;
+ * browsers: SHA-256(cookie) → tk_browser_rec; consents: consent key →
+ * grant id. Getters as the others (0, TK_E_NOTFOUND, TK_E_CORRUPT,
+ * TK_E_STORE); puts as the other writes. */
+int tk_store_get_code(tk_txn *txn, const uint8_t hash[TK_HASH_LEN], tk_code_rec *out);
+int tk_store_put_code(tk_txn *txn, const uint8_t hash[TK_HASH_LEN], const tk_code_rec *rec,
+                      unsigned flags);
+int tk_store_get_authreq(tk_txn *txn, tk_slice id, tk_authreq_rec *out);
+int tk_store_put_authreq(tk_txn *txn, tk_slice id, const tk_authreq_rec *rec, unsigned flags);
+int tk_store_get_browser(tk_txn *txn, const uint8_t hash[TK_HASH_LEN], tk_browser_rec *out);
+int tk_store_put_browser(tk_txn *txn, const uint8_t hash[TK_HASH_LEN], const tk_browser_rec *rec,
+                         unsigned flags);
+/* Pure: the consent key of (sub, client, resource), each at most
+ * TK_AUD_MAX bytes. */
+void tk_store_consent_key(tk_slice sub, tk_slice client, tk_slice resource,
+                          uint8_t out[TK_HASH_LEN]);
+/* *grant_id points into the map. */
+int tk_store_get_consent(tk_txn *txn, const uint8_t key[TK_HASH_LEN], tk_slice *grant_id);
+int tk_store_put_consent(tk_txn *txn, const uint8_t key[TK_HASH_LEN], tk_slice grant_id);
+
+typedef int (*tk_grant_fn)(void *arg, tk_slice grant_id, const tk_grant_rec *rec);
+int tk_store_each_grant(tk_txn *txn, tk_grant_fn fn, void *arg);
 
 /* ---- Iteration (any txn). The callback returns 0 to go on, non-zero to stop
  * (that value is returned). Bounded by the DBI's size. ---- */

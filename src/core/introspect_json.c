@@ -47,6 +47,12 @@ void tk_introspect_json(const tk_introspection *r, tk_slice issuer, tk_json *j)
             tk_json_kv_str(j, "aud", t->aud);
         }
         write_act(r, j);
+        if (r->may_act.len > 0) {
+            tk_json_key(j, "may_act");
+            tk_json_obj_begin(j);
+            tk_json_kv_str(j, "sub", r->may_act);
+            tk_json_obj_end(j);
+        }
     }
     tk_json_obj_end(j);
 }
@@ -96,7 +102,7 @@ static bool all_plain(const tk_introspection *r, tk_slice issuer)
     for (unsigned i = 0; plain && i < r->nactors; i++) {
         plain = tk_json_is_plain(r->actors[i].p, r->actors[i].len);
     }
-    return plain;
+    return plain && tk_json_is_plain(r->may_act.p, r->may_act.len);
 }
 
 size_t tk_introspect_json_fast(const tk_introspection *r, tk_slice issuer, char *buf, size_t cap)
@@ -141,9 +147,15 @@ size_t tk_introspect_json_fast(const tk_introspection *r, tk_slice issuer, char 
         PUT_LIT(&c, ",\"act\":{\"sub\":\"");
         put_str(&c, r->actors[i]);
     }
-    for (unsigned i = 0; i <= r->nactors; i++) {
+    for (unsigned i = 0; i < r->nactors; i++) {
         PUT_LIT(&c, "}");
     }
+    if (r->may_act.len > 0) {
+        PUT_LIT(&c, ",\"may_act\":{\"sub\":\"");
+        put_str(&c, r->may_act);
+        PUT_LIT(&c, "}");
+    }
+    PUT_LIT(&c, "}");
     /* tk_json keeps cap - 1 bytes of text; the fast writer promises the same. */
     return c.ok && c.p < c.end ? (size_t)(c.p - buf) : 0;
 }

@@ -184,7 +184,7 @@ static size_t app_wake(void *wctx, tk_server_done *done, size_t max)
             done[n++] = (tk_server_done){
                 .cookie = w->done[i].cookie,
                 .result = w->done[i].result,
-                .aux = w->done[i].changed,
+                .aux = w->done[i].changed | (uint64_t)w->done[i].outcome << 32,
             };
         }
         if (got < want) {
@@ -326,6 +326,7 @@ void tk_app_destroy(tk_app *app)
     }
     for (unsigned i = 0; i < app->nworkers; i++) {
         app_worker_fini(&app->w[i]);
+        free(app->w[i].as_slots); /* allocated at the worker's first deferred AS answer */
     }
     while (app->retired != NULL) { /* bounded by the reloads done */
         ep_retired *next = app->retired->next;

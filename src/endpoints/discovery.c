@@ -11,6 +11,8 @@
  */
 #include "endpoints_int.h"
 
+#include "tokend/oauth.h"
+
 #include <string.h>
 
 /* url = issuer (without a trailing '/') + path. */
@@ -36,6 +38,38 @@ static void auth_methods(tk_json *j, const char *key)
     tk_json_arr_end(j);
 }
 
+/* scopes_supported: every resource's scopes, each once (bounded by the
+ * resources table: at most count x TK_RESOURCE_SCOPES_MAX comparisons each). */
+static void scopes_union(tk_json *j, const tk_resources *rs, size_t nres)
+{
+    bool any = false;
+    for (size_t i = 0; i < nres && !any; i++) {
+        any = tk_resources_at(rs, i)->nscopes > 0;
+    }
+    if (!any) {
+        return;
+    }
+    tk_json_key(j, "scopes_supported");
+    tk_json_arr_begin(j);
+    for (size_t i = 0; i < nres; i++) {
+        const tk_resource *res = tk_resources_at(rs, i);
+        for (unsigned k = 0; k < res->nscopes; k++) {
+            bool seen = false;
+            for (size_t pi = 0; pi <= i && !seen; pi++) {
+                const tk_resource *p = tk_resources_at(rs, pi);
+                unsigned lim = pi == i ? k : p->nscopes;
+                for (unsigned pk = 0; pk < lim && !seen; pk++) {
+                    seen = tk_slice_eq(p->scopes[pk], res->scopes[k]);
+                }
+            }
+            if (!seen && j->len + res->scopes[k].len + 64 <= j->cap) {
+                tk_json_str(j, res->scopes[k]);
+            }
+        }
+    }
+    tk_json_arr_end(j);
+}
+
 void ep_metadata(ep_req *r)
 {
     ep_worker *w = r->w;
@@ -50,7 +84,33 @@ void ep_metadata(ep_req *r)
     tk_json_kv_str(&j, "revocation_endpoint", join(issuer, "/revoke", url, sizeof url));
     auth_methods(&j, "introspection_endpoint_auth_methods_supported");
     auth_methods(&j, "revocation_endpoint_auth_methods_supported");
+    /* The authorization server (RFC 8414 §2; RFC 9207). */
+    tk_json_kv_str(&j, "authorization_endpoint", join(issuer, "/authorize", url, sizeof url));
+    tk_json_kv_str(&j, "token_endpoint", join(issuer, "/token", url, sizeof url));
+    tk_json_kv_str(&j, "registration_endpoint", join(issuer, "/register", url, sizeof url));
+    tk_json_key(&j, "response_types_supported");
+    tk_json_arr_begin(&j);
+    tk_json_cstr(&j, "code");
+    tk_json_arr_end(&j);
+    tk_json_key(&j, "grant_types_supported");
+    tk_json_arr_begin(&j);
+    tk_json_cstr(&j, "authorization_code");
+    tk_json_cstr(&j, "refresh_token");
+    tk_json_cstr(&j, TK_OAUTH_GRANT_TOKEN_EXCHANGE_NAME);
+    tk_json_arr_end(&j);
+    tk_json_key(&j, "code_challenge_methods_supported");
+    tk_json_arr_begin(&j);
+    tk_json_cstr(&j, "S256");
+    tk_json_arr_end(&j);
+    tk_json_key(&j, "token_endpoint_auth_methods_supported");
+    tk_json_arr_begin(&j);
+    tk_json_cstr(&j, "client_secret_basic");
+    tk_json_cstr(&j, "client_secret_post");
+    tk_json_cstr(&j, "none");
+    tk_json_arr_end(&j);
+    tk_json_kv_bool(&j, "authorization_response_iss_parameter_supported", true);
     size_t nres = tk_resources_count(w->res);
+    scopes_union(&j, w->res, nres);
     if (nres > 0) { /* RFC 9728 §4 */
         tk_json_key(&j, "protected_resources");
         tk_json_arr_begin(&j);

@@ -178,6 +178,26 @@ typedef struct ep_auth_entry {
     char id[TK_AUTH_CACHE_ID_MAX];
 } ep_auth_entry;
 
+/* A deferred authorization-server answer (as.c): what to send once the
+ * commit is durable and its outcome is OK. */
+typedef struct ep_as_slot {
+    uint64_t cookie;
+    int64_t at; /* 0 = free; else when taken (stale ones are reclaimed) */
+    int status;
+    const char *ctype;
+    uint16_t extra_len, body_len;
+    char buf[TK_AS_PENDING_MAX]; /* extra headers, then the body */
+} ep_as_slot;
+
+/* Registrations per source address (register.c): a small direct-mapped
+ * table of (address hash, minute, count). */
+typedef struct ep_reg_entry {
+    uint64_t key;
+    int64_t minute;
+    uint32_t count;
+} ep_reg_entry;
+#define EP_REG_SLOTS 256
+
 typedef struct ep_worker {
     tk_app *app;
     unsigned id;
@@ -199,6 +219,8 @@ typedef struct ep_worker {
     ep_audit audit;
     char metrics[TK_METRICS_PAGE_MAX]; /* the /metrics page */
     ep_auth_entry auth_cache[TK_AUTH_CACHE_SLOTS];
+    ep_as_slot *as_slots; /* TK_AS_PENDING_SLOTS, allocated with the worker */
+    ep_reg_entry reg[EP_REG_SLOTS];
 } __attribute__((aligned(64))) ep_worker;
 
 /* A resources table replaced by a reload: kept until exit, because a worker
@@ -339,6 +361,105 @@ void ep_ssf_events(ep_req *r);
 void ep_ssf_events_done(ep_req *r, const tk_server_done *done);
 void ep_webhook(ep_req *r);
 void ep_webhook_done(ep_req *r, const tk_server_done *done);
+
+/* The authorization server (issue 11): register.c, authorize.c, login.c,
+ * consent.c, token.c; shared helpers in as.c, HTML in page.c. */
+void ep_register(ep_req *r);
+void ep_register_done(ep_req *r, const tk_server_done *done);
+void ep_authorize(ep_req *r);
+void ep_authorize_done(ep_req *r, const tk_server_done *done);
+void ep_login(ep_req *r);
+void ep_login_done(ep_req *r, const tk_server_done *done);
+void ep_consent(ep_req *r);
+void ep_consent_done(ep_req *r, const tk_server_done *done);
+void ep_token(ep_req *r);
+void ep_token_done(ep_req *r, const tk_server_done *done);
+
+/* ---- page.c: server-rendered HTML -------------------------------------------------- */
+
+/* A page being built in a caller-owned buffer; overflow is sticky. */
+typedef struct ep_html {
+    char *buf;
+    size_t cap, len;
+    bool overflow;
+} ep_html;
+
+/* Start a page: doctype, charset, viewport, a small stylesheet, <title>. */
+void ep_html_begin(ep_html *h, char *buf, size_t cap, const char *title);
+/* Trusted markup (string literals only). */
+void ep_html_raw(ep_html *h, const char *s);
+/* Untrusted text, escaped (& < > " ' become entities): safe in element
+ * content and in double-quoted attribute values. */
+void ep_html_text(ep_html *h, tk_slice s);
+void ep_html_end(ep_html *h);
+/* Send the page with the security headers (CSP without script,
+ * frame-ancestors 'none', X-Frame-Options DENY, Referrer-Policy
+ * no-referrer; the response writer adds Cache-Control: no-store).
+ * form_target, when not empty, is a redirect URI whose origin the page's
+ * forms may end at (CSP form-action also governs the redirect after a
+ * POST). extra: more header lines (Set-Cookie), may be NULL. */
+void ep_reply_page(ep_req *r, int status, const ep_html *h, tk_slice form_target,
+                   const char *extra);
+/* A page saying what went wrong (an OAuth error code and its static
+ * description), never a redirect. */
+void ep_reply_error_page(ep_req *r, int status, const char *code, const char *description);
+
+/* ---- as.c: shared by the authorization-server handlers ------------------------------ */
+
+/* The outcome (enum tk_op_outcome) a completion carries. */
+static inline uint8_t ep_as_outcome(const tk_server_done *d)
+{
+    return (uint8_t)(d->aux >> 32);
+}
+/* Submit creq and keep the answer to send when it is durable and OK (the
+ * completion calls ep_as_answer). On failure (no free slot, queue full)
+ * the request's blobs are released and a 503 (JSON, or an HTML page when
+ * html) is written; returns false. */
+bool ep_as_defer(ep_req *r, tk_commit_req *creq, int status, const char *ctype, tk_slice extra,
+                 tk_slice body, bool html);
+/* The completion's slot (NULL when none: then 500 was written). The caller
+ * answers from it or otherwise, then frees it with ep_as_free. */
+ep_as_slot *ep_as_slot_of(ep_req *r);
+void ep_as_answer(ep_req *r, ep_as_slot *s);
+void ep_as_free(ep_as_slot *s);
+/* The signed-in browser of this request: 0 with *cookie_hash, *browser
+ * and the session's sub (slices into the txn) when the cookie names a
+ * live browser session whose tokend session is active; TK_E_NOTFOUND
+ * otherwise; TK_E_STORE. */
+int ep_as_browser(ep_req *r, tk_txn *txn, uint8_t cookie_hash[TK_HASH_LEN], tk_browser_rec *browser,
+                  tk_slice *sub);
+/* The consent CSRF token of (browser csrf key, request id), base64url of
+ * 32 bytes, into out (TK_SECRET_B64_LEN + 1). */
+void ep_as_csrf(const uint8_t key[TK_HASH_LEN], tk_slice request, const char *purpose, char *out);
+/* Constant-time check of a presented CSRF token. */
+bool ep_as_csrf_ok(const uint8_t key[TK_HASH_LEN], tk_slice request, const char *purpose,
+                   tk_slice presented);
+/* A 303 to location (JSON-free, empty body), with extra header lines. */
+void ep_as_see_other(ep_req *r, tk_slice location, const char *extra);
+/* Build "Location: <url>\r\n" + extra into out; returns its length or 0
+ * when it does not fit. */
+size_t ep_as_location(char *out, size_t cap, tk_slice url, const char *extra);
+
+/* 32 random bytes as base64url (codes, cookies) and the SHA-256 of that
+ * string (what the store keeps). 0 or a CSPRNG error. */
+int ep_as_secret(char out[TK_SECRET_B64_LEN + 1], uint8_t hash[TK_HASH_LEN]);
+/* The configured protected resource with exactly this identifier, or NULL. */
+const tk_resource *ep_as_resource(const ep_worker *w, tk_slice id);
+/* Whether the user's active consent grant for (client, resource) covers
+ * scope: 0 with *covers, or TK_E_STORE. */
+int ep_as_grant_covers(tk_txn *txn, tk_slice sub, tk_slice client, tk_slice resource,
+                       tk_slice scope, bool *covers);
+/* Append a TK_OP_CODE_ISSUE for request (its code into code, a fresh grant
+ * id for a new consent). 0 or a CSPRNG / size error. */
+int ep_as_code_op(tk_commit_req *creq, tk_slice request, const uint8_t browser[TK_HASH_LEN],
+                  uint8_t decision, int64_t now, int64_t code_ttl,
+                  char code[TK_SECRET_B64_LEN + 1]);
+
+/* The media type is application/x-www-form-urlencoded (parameters ignored). */
+bool ep_as_is_form(tk_slice ct);
+/* A pending authorization request that is unused and unexpired: 0,
+ * TK_E_NOTFOUND, TK_E_STORE. */
+int ep_as_pending(ep_req *r, tk_txn *txn, tk_slice id, tk_authreq_rec *a);
 
 /* ---- audit.c --------------------------------------------------------------------------- */
 

@@ -526,8 +526,8 @@ static int parse_resource(loader *ld, const json_t *o, size_t idx, tk_resource *
     rc = rc != 0 ? rc : parse_host(ld, r, o, where);
     rc = rc != 0 ? rc : parse_prefix(ld, r, o, where);
     json_t *ss = json_object_get(o, "scopes_supported");
+    tk_slice joined = TK_SLICE_NULL;
     if (rc == 0 && ss != NULL) {
-        tk_slice joined;
         rc = scope_list(ld, ss, where, &joined, r->scopes, &r->nscopes);
     }
     rc = rc != 0 ? rc : parse_rules(ld, r, o, where);
@@ -536,8 +536,11 @@ static int parse_resource(loader *ld, const json_t *o, size_t idx, tk_resource *
     rc = rc != 0 ? rc : parse_ident(ld, json_object_get(o, "identity_headers"), where, names);
     rc = rc != 0 ? rc : ident_prefixes(ld, r, names);
     if (rc == 0) {
-        r->challenge_missing = challenge(ld, r, NULL, TK_SLICE_NULL);
-        r->challenge_invalid = challenge(ld, r, "invalid_token", TK_SLICE_NULL);
+        /* The 401s name the scopes the resource offers (scope="…", RFC 6750
+         * §3): what an MCP client asks for at /authorize. */
+        tk_slice hint = joined.len > 0 ? joined : TK_SLICE_NULL;
+        r->challenge_missing = challenge(ld, r, NULL, hint);
+        r->challenge_invalid = challenge(ld, r, "invalid_token", hint);
         if (r->challenge_missing == NULL || r->challenge_invalid == NULL) {
             rc = -ENOMEM;
         }

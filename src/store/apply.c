@@ -122,7 +122,13 @@ static int apply_agent_access(tk_txn *txn, const tk_op *op, bool *changed)
 
 int tk_store_apply(tk_txn *txn, const tk_op *op, bool *changed)
 {
+    return tk_store_apply_outcome(txn, op, changed, NULL);
+}
+
+int tk_store_apply_outcome(tk_txn *txn, const tk_op *op, bool *changed, uint8_t *outcome)
+{
     bool ch = false;
+    uint8_t out = TK_OUT_NONE;
     int rc = tk_op_validate(op);
     if (rc == 0) {
         switch (op->type) {
@@ -144,14 +150,19 @@ int tk_store_apply(tk_txn *txn, const tk_op *op, bool *changed)
         case TK_OP_AGENT_ACCESS:
             rc = apply_agent_access(txn, op, &ch);
             break;
-        default:
-            TK_ASSERT(op->type == TK_OP_IDP_EVENT);
+        case TK_OP_IDP_EVENT:
             rc = tk_store_apply_idp(txn, op, &ch);
+            break;
+        default:
+            rc = tk_store_apply_oauth(txn, op, &ch, &out);
             break;
         }
     }
     if (changed != NULL) {
         *changed = ch;
+    }
+    if (outcome != NULL) {
+        *outcome = out;
     }
     return rc;
 }

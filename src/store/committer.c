@@ -69,9 +69,10 @@ struct tk_committer {
 
 /* Apply the ops of one request; per-request errors (bad op, corrupt record)
  * stay with that request, store failures end the whole batch. */
-static int apply_req(tk_txn *txn, const tk_commit_req *req, unsigned *changed)
+static int apply_req(tk_txn *txn, const tk_commit_req *req, unsigned *changed, uint8_t *outcome)
 {
     *changed = 0;
+    *outcome = TK_OUT_NONE;
     if (req->nops > TK_OPS_PER_REQ) {
         return TK_E_INVALID;
     }
@@ -82,11 +83,13 @@ static int apply_req(tk_txn *txn, const tk_commit_req *req, unsigned *changed)
     }
     for (unsigned i = 0; i < req->nops; i++) {
         bool ch = false;
-        int rc = tk_store_apply(txn, &req->ops[i], &ch);
+        uint8_t out = TK_OUT_NONE;
+        int rc = tk_store_apply_outcome(txn, &req->ops[i], &ch, &out);
         if (rc != 0) {
             return rc;
         }
         *changed += ch ? 1u : 0u;
+        *outcome = out != TK_OUT_NONE ? out : *outcome; /* the last AS op's */
     }
     return 0;
 }
@@ -207,7 +210,7 @@ static int apply_batch(tk_committer *c, size_t head, size_t n)
         const tk_commit_req *req = &c->ring[(head + i) % c->cap];
         tk_commit_done *d = &c->results[i];
         d->cookie = req->cookie;
-        d->result = apply_req(txn, req, &d->changed);
+        d->result = apply_req(txn, req, &d->changed, &d->outcome);
         rc = fatal(d->result) ? d->result : 0;
     }
     if (rc == 0) {
@@ -235,6 +238,7 @@ static void run_batch(tk_committer *c, size_t head, size_t n)
             /* Nothing of the batch is durable: nobody gets a 0. */
             d->result = rc;
             d->changed = 0;
+            d->outcome = TK_OUT_NONE;
         }
         changed += d->changed;
     }
@@ -299,6 +303,9 @@ static void *committer_main(void *arg)
             continue;
         }
         run_batch(c, head, n);
+        for (size_t i = 0; i < n; i++) {
+            tk_commit_req_release(&c->ring[(head + i) % c->cap]);
+        }
         /* Results are copied out: producers may reuse the slots. */
         pthread_mutex_lock(&c->mu);
         c->head = (c->head + n) % c->cap;
@@ -309,6 +316,16 @@ static void *committer_main(void *arg)
 }
 
 /* ---- Public API ----------------------------------------------------------------------- */
+
+void tk_commit_req_release(tk_commit_req *req)
+{
+    for (unsigned i = 0; i < req->nops && i < TK_OPS_PER_REQ; i++) {
+        if (req->ops[i].type == TK_OP_PUT_NEW) {
+            free(req->ops[i].put_new.rec);
+            req->ops[i].put_new.rec = NULL;
+        }
+    }
+}
 
 static void free_committer(tk_committer *c)
 {

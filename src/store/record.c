@@ -79,6 +79,8 @@ static const field token_fields[] = {
     TIME(11, true, tk_token_rec, exp),
     TIME(12, false, tk_token_rec, revoked_at),
     GEN(13, tk_token_rec, client_gen),
+    TIME(14, false, tk_token_rec, rotated_at),
+    HASH(15, false, tk_token_rec, successor, offsetof(tk_token_rec, has_successor)),
 };
 
 static const field session_fields[] = {
@@ -101,6 +103,7 @@ static const field grant_fields[] = {
     ENUM(5, true, TK_GRANT_ACTIVE, TK_GRANT_REVOKED, tk_grant_rec, state),
     TIME(6, true, tk_grant_rec, created),
     TIME(7, false, tk_grant_rec, revoked_at),
+    STR(8, false, TK_AUD_MAX, tk_grant_rec, resource),
 };
 
 static const field client_fields[] = {
@@ -112,6 +115,49 @@ static const field client_fields[] = {
     ENUM(6, true, TK_CLIENT_PENDING, TK_CLIENT_DISABLED, tk_client_rec, status),
     TIME(7, true, tk_client_rec, created),
     GEN(8, tk_client_rec, generation),
+    STR(9, false, TK_CLIENT_REDIRECTS_MAX, tk_client_rec, redirect_uris),
+    ENUM(10, false, 1, 3, tk_client_rec, auth_method),
+    ENUM(11, false, 1, 7, tk_client_rec, grant_types),
+    ENUM(12, false, 1, TK_CLIENT_F_ALL, tk_client_rec, flags),
+    STR(13, false, TK_OAUTH_SOFTWARE_MAX, tk_client_rec, software_id),
+    HASH(14, false, tk_client_rec, identity, offsetof(tk_client_rec, has_identity)),
+    STR(15, false, TK_DELEGATE_MAX, tk_client_rec, delegate_to),
+};
+
+static const field code_fields[] = {
+    STR(1, true, TK_ID_MAX, tk_code_rec, client_id),
+    STR(2, true, TK_OAUTH_URI_MAX, tk_code_rec, redirect_uri),
+    HASH(3, true, tk_code_rec, challenge, NO_FLAG),
+    STR(4, true, TK_AUD_MAX, tk_code_rec, resource),
+    STR(5, false, TK_SCOPE_MAX, tk_code_rec, scope),
+    STR(6, true, TK_ID_MAX, tk_code_rec, sid),
+    STR(7, false, TK_SUB_MAX, tk_code_rec, sub),
+    STR(8, true, TK_ID_MAX, tk_code_rec, grant_id),
+    TIME(9, true, tk_code_rec, exp),
+    TIME(10, true, tk_code_rec, created),
+    TIME(11, false, tk_code_rec, used_at),
+};
+
+static const field authreq_fields[] = {
+    STR(1, true, TK_ID_MAX, tk_authreq_rec, client_id),
+    STR(2, true, TK_OAUTH_URI_MAX, tk_authreq_rec, redirect_uri),
+    STR(3, false, TK_OAUTH_STATE_MAX, tk_authreq_rec, state),
+    HASH(4, true, tk_authreq_rec, challenge, NO_FLAG),
+    STR(5, false, TK_SCOPE_MAX, tk_authreq_rec, scope),
+    STR(6, true, TK_AUD_MAX, tk_authreq_rec, resource),
+    ENUM(7, false, 1, 7, tk_authreq_rec, prompt),
+    HASH(8, true, tk_authreq_rec, csrf_key, NO_FLAG),
+    HASH(9, false, tk_authreq_rec, browser, offsetof(tk_authreq_rec, has_browser)),
+    TIME(10, true, tk_authreq_rec, exp),
+    TIME(11, false, tk_authreq_rec, used_at),
+    TIME(12, true, tk_authreq_rec, created),
+};
+
+static const field browser_fields[] = {
+    STR(1, true, TK_ID_MAX, tk_browser_rec, sid),
+    HASH(2, true, tk_browser_rec, csrf_key, NO_FLAG),
+    TIME(3, true, tk_browser_rec, created),
+    TIME(4, true, tk_browser_rec, exp),
 };
 
 /* Running totals (agent access records): required, may be 0. */
@@ -160,7 +206,7 @@ typedef struct op_wire {
 } op_wire;
 
 static const field op_fields[] = {
-    ENUM(1, true, TK_OP_REVOKE_TOKEN, TK_OP_TYPE_LAST, op_wire, type),
+    ENUM(1, true, TK_OP_REVOKE_TOKEN, TK_OP_WIRE_LAST, op_wire, type),
     ENUM(2, false, 1, 3, op_wire, state),
     HASH(3, false, op_wire, hash, offsetof(op_wire, has_hash)),
     STR(4, false, TK_ID_MAX, op_wire, id),
@@ -648,6 +694,36 @@ int tk_record_decode_audit(const uint8_t *buf, size_t len, tk_audit_rec *rec)
     return decode_fields(audit_fields, NF(audit_fields), buf, len, rec, sizeof(*rec));
 }
 
+int tk_record_encode_code(const tk_code_rec *rec, uint8_t *buf, size_t cap, size_t *len)
+{
+    return encode_fields(code_fields, NF(code_fields), rec, buf, cap, len);
+}
+
+int tk_record_decode_code(const uint8_t *buf, size_t len, tk_code_rec *rec)
+{
+    return decode_fields(code_fields, NF(code_fields), buf, len, rec, sizeof(*rec));
+}
+
+int tk_record_encode_authreq(const tk_authreq_rec *rec, uint8_t *buf, size_t cap, size_t *len)
+{
+    return encode_fields(authreq_fields, NF(authreq_fields), rec, buf, cap, len);
+}
+
+int tk_record_decode_authreq(const uint8_t *buf, size_t len, tk_authreq_rec *rec)
+{
+    return decode_fields(authreq_fields, NF(authreq_fields), buf, len, rec, sizeof(*rec));
+}
+
+int tk_record_encode_browser(const tk_browser_rec *rec, uint8_t *buf, size_t cap, size_t *len)
+{
+    return encode_fields(browser_fields, NF(browser_fields), rec, buf, cap, len);
+}
+
+int tk_record_decode_browser(const uint8_t *buf, size_t len, tk_browser_rec *rec)
+{
+    return decode_fields(browser_fields, NF(browser_fields), buf, len, rec, sizeof(*rec));
+}
+
 /* ---- Ops --------------------------------------------------------------------- */
 
 static bool id_ok(tk_slice s, size_t max)
@@ -705,6 +781,41 @@ int tk_op_validate(const tk_op *op)
     case TK_OP_IDP_EVENT:
         ok = ok && idp_event_ok(op);
         break;
+    case TK_OP_PUT_NEW:
+        ok = ok && (op->put_new.db == TK_OP_DB_CLIENT || op->put_new.db == TK_OP_DB_AUTHREQ) &&
+             id_ok(tk_op_id_get(&op->put_new.key), TK_ID_MAX) && op->put_new.rec != NULL &&
+             op->put_new.len > 0 && op->put_new.len <= TK_RECORD_MAX;
+        break;
+    case TK_OP_SIGN_IN:
+        ok = ok && id_ok(tk_op_id_get(&op->sign_in.sid), TK_ID_MAX) &&
+             id_ok(tk_op_sub_get(&op->sign_in.sub), TK_SUB_MAX) &&
+             op->sign_in.session_exp > op->at && op->sign_in.session_exp <= TK_TIME_MAX &&
+             op->sign_in.browser_exp > op->at && op->sign_in.browser_exp <= TK_TIME_MAX;
+        break;
+    case TK_OP_CODE_ISSUE:
+        ok = ok && id_ok(tk_op_id_get(&op->code_issue.request), TK_ID_MAX) &&
+             op->code_issue.decision >= TK_DECIDE_APPROVE &&
+             op->code_issue.decision <= TK_DECIDE_DENY &&
+             (op->code_issue.decision == TK_DECIDE_DENY ||
+              (id_ok(tk_op_id_get(&op->code_issue.grant), TK_ID_MAX) &&
+               op->code_issue.code_exp > op->at && op->code_issue.code_exp <= TK_TIME_MAX));
+        break;
+    case TK_OP_CODE_REDEEM:
+        ok = ok && op->code_redeem.access_exp > op->at &&
+             op->code_redeem.access_exp <= TK_TIME_MAX &&
+             (!op->code_redeem.has_refresh ||
+              (op->code_redeem.refresh_exp > op->at && op->code_redeem.refresh_exp <= TK_TIME_MAX));
+        break;
+    case TK_OP_REFRESH:
+        ok = ok && op->refresh.access_exp > op->at && op->refresh.access_exp <= TK_TIME_MAX &&
+             op->refresh.refresh_exp > op->at && op->refresh.refresh_exp <= TK_TIME_MAX &&
+             op->refresh.scope_mask != 0;
+        break;
+    case TK_OP_EXCHANGE:
+        ok = ok && id_ok(tk_op_id_get(&op->exchange.client), TK_ID_MAX) &&
+             op->exchange.exp > op->at && op->exchange.exp <= TK_TIME_MAX &&
+             op->exchange.scope_mask != 0;
+        break;
     default:
         ok = false;
         break;
@@ -717,7 +828,7 @@ int tk_op_validate(const tk_op *op)
 #define K(k) (1u << (k))
 static const struct {
     uint32_t allowed, hashes;
-} op_keys[TK_OP_TYPE_LAST + 1] = {
+} op_keys[TK_OP_WIRE_LAST + 1] = {
     [TK_OP_REVOKE_TOKEN] = {K(3), K(3)},
     [TK_OP_REVOKE_GRANT] = {K(4), 0},
     [TK_OP_SESSION_STATE] = {K(2) | K(4) | K(5) | K(14), 0},
@@ -852,8 +963,8 @@ static void from_wire(const op_wire *w, tk_op *op)
 int tk_op_encode(const tk_op *op, uint8_t *buf, size_t cap, size_t *len)
 {
     int rc = tk_op_validate(op);
-    if (rc != 0) {
-        return rc;
+    if (rc != 0 || op->type > TK_OP_WIRE_LAST) {
+        return TK_E_INVALID; /* the AS ops have no wire form yet */
     }
     op_wire w;
     to_wire(op, &w);

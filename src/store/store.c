@@ -42,15 +42,17 @@ static const struct {
     [DB_AUDIT] = {"audit", 0, "put_audit"},
     [DB_META] = {"meta", 0, "put_meta"},
     [DB_AGENT_ACCESS] = {"agent_access", 0, "put_agent_access"},
+    [DB_CODES] = {"codes", 0, "put_code"},
+    [DB_AUTHREQS] = {"authreqs", 0, "put_authreq"},
+    [DB_BROWSERS] = {"browsers", 0, "put_browser"},
+    [DB_CONSENTS] = {"consents", 0, "put_consent"},
 };
 
 /* DBIs added after schema 1: a read-only open of an older store (tokenctl
  * beside an older tokend) finds them missing and sees them empty. */
 static const bool db_late[DB_COUNT] = {
-    [DB_IDP_INDEX] = true,
-    [DB_SEEN_JTI] = true,
-    [DB_AUDIT] = true,
-    [DB_AGENT_ACCESS] = true,
+    [DB_IDP_INDEX] = true, [DB_SEEN_JTI] = true, [DB_AUDIT] = true,    [DB_AGENT_ACCESS] = true,
+    [DB_CODES] = true,     [DB_AUTHREQS] = true, [DB_BROWSERS] = true, [DB_CONSENTS] = true,
 };
 
 _Static_assert(DB_COUNT <= TK_STORE_MAX_DBS, "maxdbs covers our DBIs");

@@ -24,6 +24,10 @@ enum db_index {
     DB_AUDIT,
     DB_META,
     DB_AGENT_ACCESS,
+    DB_CODES,
+    DB_AUTHREQS,
+    DB_BROWSERS,
+    DB_CONSENTS,
     DB_COUNT
 };
 
@@ -89,6 +93,10 @@ int tk_store_raw_walk(tk_txn *t, enum db_index db, tk_store_visit_fn visit, void
  * sessions' state, one audit record; all in txn. Same contract as
  * tk_store_apply (op already validated). apply_idp.c */
 int tk_store_apply_idp(tk_txn *txn, const tk_op *op, bool *changed);
+
+/* The authorization server's ops (apply_oauth.c): same contract, plus the
+ * op's outcome (enum tk_op_outcome) in *outcome. */
+int tk_store_apply_oauth(tk_txn *txn, const tk_op *op, bool *changed, uint8_t *outcome);
 
 /* One session change: terminate (hold 0), or set (SUSPENDED) / lift (ACTIVE)
  * one owner's hold. reason is kept on the session (terminate, suspend) when

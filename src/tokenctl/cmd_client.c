@@ -15,6 +15,8 @@
 #include "tokend/clock.h"
 #include "tokend/crypto.h"
 #include "tokend/limits.h"
+#include "tokend/oauth_register.h"
+#include "tokend/oauth_uri.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -22,10 +24,75 @@
 /* ==== client add ========================================================= */
 
 typedef struct client_args {
-    const char *name, *role_s, *scope, *resource;
+    const char *name, *role_s, *scope, *resource, *delegate_to;
     uint8_t role;
-    bool pending;
+    bool pending, public, native;
+    char redirects[TK_CLIENT_REDIRECTS_MAX + 1];
 } client_args;
+
+/* "*", or space-separated client ids. */
+static int check_delegate(const ctl *c, const char *v)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n > TK_DELEGATE_MAX) {
+        return ctl_usage(c, "--delegate-to must be * or client ids (at most %d bytes)",
+                         TK_DELEGATE_MAX);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] < 0x21 && !(v[i] == ' ' && i > 0 && i + 1 < n && v[i - 1] != ' ')) {
+            return ctl_usage(c, "--delegate-to: ids separated by single spaces");
+        }
+        if (v[i] == 0x7f) {
+            return ctl_usage(c, "--delegate-to: no control characters");
+        }
+    }
+    return CTL_OK;
+}
+
+/* The registration side of client add: redirect URIs (checked as /register
+ * checks them), public, native, delegate-to. */
+static int client_oauth_args(const ctl *c, client_args *a)
+{
+    a->public = ctl_opt_flag(c, "public");
+    a->native = ctl_opt_flag(c, "native");
+    a->delegate_to = ctl_opt_str(c, "delegate-to");
+    if (a->delegate_to != NULL && check_delegate(c, a->delegate_to) != CTL_OK) {
+        return CTL_USAGE;
+    }
+    size_t n = 0;
+    bool all_native = true;
+    for (unsigned i = 0; i < c->nredirects; i++) {
+        tk_oauth_err err;
+        enum tk_oauth_redirect_kind kind;
+        tk_slice u = tk_slice_from_str(c->redirects[i]);
+        if (tk_oauth_redirect_check(u, &kind, &err) != 0) {
+            return ctl_usage(c, "--redirect-uri %s: %s", c->redirects[i], err.description);
+        }
+        all_native = all_native && kind != TK_OAUTH_REDIRECT_HTTPS;
+        if (n + u.len + 1 > sizeof a->redirects) {
+            return ctl_usage(c, "--redirect-uri: too many bytes");
+        }
+        if (n > 0) {
+            a->redirects[n++] = ' ';
+        }
+        memcpy(a->redirects + n, u.p, u.len);
+        n += u.len;
+    }
+    a->redirects[n] = '\0';
+    a->native = a->native || (c->nredirects > 0 && all_native);
+    if ((c->nredirects > 0 || a->public) && a->role != TK_ROLE_AGENT) {
+        return ctl_usage(c, "--redirect-uri and --public are for --role agent");
+    }
+    for (unsigned i = 0; i < c->nredirects; i++) {
+        enum tk_oauth_redirect_kind kind;
+        TK_ASSERT(tk_oauth_redirect_check(tk_slice_from_str(c->redirects[i]), &kind, NULL) == 0);
+        if (!tk_oauth_redirect_allowed(kind, a->native)) {
+            return ctl_usage(c, "--redirect-uri %s is only for native clients (--native)",
+                             c->redirects[i]);
+        }
+    }
+    return CTL_OK;
+}
 
 static int client_add_args(const ctl *c, client_args *a)
 {
@@ -48,6 +115,9 @@ static int client_add_args(const ctl *c, client_args *a)
         rc = ctl_usage(c, "--resource is only for --role resource_server");
     }
     a->pending = ctl_opt_flag(c, "pending");
+    if (rc == CTL_OK) {
+        rc = client_oauth_args(c, a);
+    }
     return rc;
 }
 
@@ -77,15 +147,26 @@ int ctl_cmd_client_add(ctl *c)
     if (rc != CTL_OK) {
         return rc;
     }
-    char id[TK_ID_MAX + 1], secret[TK_TOKEN_LEN + 1];
+    char id[TK_ID_MAX + 1], secret[TK_TOKEN_LEN + 1] = "";
     tk_client_rec rec = {.name = tk_slice_from_str(a.name),
                          .scope = tk_slice_from_str(a.scope ? a.scope : ""),
                          .resource = tk_slice_from_str(a.resource ? a.resource : ""),
                          .role = a.role,
                          .status = a.pending ? TK_CLIENT_PENDING : TK_CLIENT_APPROVED,
-                         .created = tk_now()};
+                         .created = tk_now(),
+                         .redirect_uris = tk_slice_from_str(a.redirects),
+                         .delegate_to = tk_slice_from_str(a.delegate_to ? a.delegate_to : "")};
+    if (c->nredirects > 0 || a.public) { /* an agent of the authorization server */
+        rec.grant_types = TK_OAUTH_GRANTS_ALL;
+        rec.auth_method =
+            (uint8_t)((a.public ? TK_OAUTH_AUTH_NONE : TK_OAUTH_AUTH_CLIENT_SECRET_BASIC) + 1);
+        rec.flags =
+            (uint8_t)((a.public ? TK_CLIENT_F_PUBLIC : 0) | (a.native ? TK_CLIENT_F_NATIVE : 0));
+    }
     rc = tk_id_new("tkc_", id, sizeof id);
-    if (rc == 0) {
+    if (rc == 0 && a.public) {
+        rc = tk_random_bytes(rec.secret_hash, TK_HASH_LEN); /* no secret anyone knows */
+    } else if (rc == 0) {
         rc = tk_secret_new(TK_SECRET_CLIENT, secret, sizeof secret, rec.secret_hash);
     }
     if (rc != 0) {
@@ -101,7 +182,9 @@ int ctl_cmd_client_add(ctl *c)
         tk_json_init(&j, buf, sizeof buf);
         tk_json_obj_begin(&j);
         tk_json_kv_cstr(&j, "client_id", id);
-        tk_json_kv_cstr(&j, "client_secret", secret);
+        if (!a.public) {
+            tk_json_kv_cstr(&j, "client_secret", secret);
+        }
         tk_json_kv_cstr(&j, "name", a.name);
         tk_json_kv_cstr(&j, "role", tk_role_name(rec.role));
         tk_json_kv_cstr(&j, "status", tk_client_status_name(rec.status));
@@ -232,12 +315,32 @@ int ctl_cmd_client_rotate_secret(ctl *c)
 typedef struct list_state {
     const ctl *c;
     uint64_t n;
+    bool pending_only;
 } list_state;
+
+static void redirects_json(tk_json *j, tk_slice all)
+{
+    tk_json_key(j, "redirect_uris");
+    tk_json_arr_begin(j);
+    size_t i = 0;
+    while (i < all.len) {
+        size_t k = i;
+        while (k < all.len && all.p[k] != ' ') {
+            k++;
+        }
+        tk_json_str(j, (tk_slice){all.p + i, k - i});
+        i = k + 1;
+    }
+    tk_json_arr_end(j);
+}
 
 static int list_one(void *arg, tk_slice id, const tk_client_rec *rec)
 {
     list_state *ls = arg;
-    char buf[CTL_JSON_MAX];
+    if (ls->pending_only && rec->status != TK_CLIENT_PENDING) {
+        return 0;
+    }
+    char buf[CTL_JSON_MAX + TK_CLIENT_REDIRECTS_MAX];
     tk_json j;
     tk_json_init(&j, buf, sizeof buf);
     tk_json_obj_begin(&j);
@@ -251,6 +354,19 @@ static int list_one(void *arg, tk_slice id, const tk_client_rec *rec)
     }
     tk_json_kv_int(&j, "created", rec->created);
     tk_json_kv_int(&j, "generation", rec->generation);
+    if (rec->redirect_uris.len > 0) {
+        redirects_json(&j, rec->redirect_uris);
+    }
+    if (rec->auth_method > 0) {
+        tk_json_kv_bool(&j, "public", (rec->flags & TK_CLIENT_F_PUBLIC) != 0);
+        tk_json_kv_bool(&j, "registered", (rec->flags & TK_CLIENT_F_DYNAMIC) != 0);
+    }
+    if (rec->software_id.len > 0) {
+        tk_json_kv_str(&j, "software_id", rec->software_id);
+    }
+    if (rec->delegate_to.len > 0) {
+        tk_json_kv_str(&j, "delegate_to", rec->delegate_to);
+    }
     tk_json_obj_end(&j);
     if (tk_json_finish(&j) != 0) {
         return TK_E_TOOBIG;
@@ -271,7 +387,7 @@ int ctl_cmd_client_list(ctl *c)
     if (rc != 0) {
         return ctl_fail_err(c, "read transaction", rc);
     }
-    list_state ls = {c, 0};
+    list_state ls = {c, 0, ctl_opt_flag(c, "pending")};
     fputc('[', stdout);
     rc = tk_store_each_client(txn, list_one, &ls);
     tk_store_txn_end(txn);
@@ -280,4 +396,54 @@ int ctl_cmd_client_list(ctl *c)
         return ctl_fail_err(c, "listing clients", rc);
     }
     return fflush(stdout) == 0 ? CTL_OK : ctl_fail(c, "writing stdout failed");
+}
+
+/* ==== client set ========================================================= */
+
+/* Replace the client's delegate_to list ("-" clears it) in one write txn. */
+int ctl_cmd_client_set(ctl *c)
+{
+    const char *id = c->pos[0];
+    const char *dt = NULL;
+    int rc = ctl_check_str(c, "CLIENT_ID", id, TK_ID_MAX);
+    if (rc == CTL_OK) {
+        rc = ctl_need_str(c, "delegate-to", TK_DELEGATE_MAX, &dt);
+    }
+    if (rc == CTL_OK && strcmp(dt, "-") != 0) {
+        rc = check_delegate(c, dt);
+    }
+    if (rc == CTL_OK) {
+        rc = ctl_open(c, false);
+    }
+    if (rc != CTL_OK) {
+        return rc;
+    }
+    tk_txn *txn = NULL;
+    tk_client_rec rec;
+    rc = tk_store_write_begin(c->store, &txn);
+    if (rc != 0) {
+        return ctl_fail_err(c, "write transaction", rc);
+    }
+    rc = tk_store_get_client(txn, tk_slice_from_str(id), &rec);
+    if (rc == 0) {
+        rec.delegate_to = tk_slice_from_str(strcmp(dt, "-") == 0 ? "" : dt);
+        rc = tk_store_put_client(txn, tk_slice_from_str(id), &rec, 0);
+    }
+    if (rc != 0) {
+        tk_store_txn_end(txn);
+        return rc == TK_E_NOTFOUND ? ctl_fail(c, "no client %s", id)
+                                   : ctl_fail_err(c, "updating the client", rc);
+    }
+    rc = tk_store_commit(txn);
+    if (rc != 0) {
+        return ctl_fail_err(c, "commit", rc);
+    }
+    char buf[CTL_JSON_MAX];
+    tk_json j;
+    tk_json_init(&j, buf, sizeof buf);
+    tk_json_obj_begin(&j);
+    tk_json_kv_cstr(&j, "client_id", id);
+    tk_json_kv_cstr(&j, "delegate_to", strcmp(dt, "-") == 0 ? "" : dt);
+    tk_json_obj_end(&j);
+    return ctl_print_json(c, &j);
 }

@@ -32,6 +32,9 @@ typedef struct ctl {
     const char *pos[TK_CTL_POS_MAX];
     unsigned npos;
     const char *vals[TK_CTL_OPTS_MAX]; /* value per option (flags: "" when set) */
+    /* --redirect-uri, the one repeatable option (client add). */
+    const char *redirects[TK_OAUTH_REDIRECTS_MAX];
+    unsigned nredirects;
 } ctl;
 
 /* Messages: "tokenctl: <cmd>: <text>" on stderr; return CTL_FAIL / CTL_USAGE. */
@@ -71,6 +74,10 @@ tk_op ctl_op(uint8_t type);
 
 /* Print a finished JSON document and a newline on stdout. */
 int ctl_print_json(const ctl *c, const tk_json *j);
+
+int ctl_cmd_client_set(ctl *c);
+int ctl_cmd_grant_list(ctl *c);
+int ctl_cmd_grant_revoke(ctl *c);
 
 /* One command's handler; returns the exit code. */
 typedef int (*ctl_fn)(ctl *c);

@@ -34,9 +34,13 @@ typedef struct ctl_command {
 
 static const ctl_opt opts_none[] = {{NULL, false}};
 static const ctl_opt opts_client_add[] = {
-    {"name", false},     {"role", false},   {"scope", false},
-    {"resource", false}, {"pending", true}, {NULL, false},
+    {"name", false},        {"role", false},         {"scope", false}, {"resource", false},
+    {"pending", true},      {"redirect-uri", false}, {"public", true}, {"native", true},
+    {"delegate-to", false}, {NULL, false},
 };
+static const ctl_opt opts_client_list[] = {{"pending", true}, {NULL, false}};
+static const ctl_opt opts_client_set[] = {{"delegate-to", false}, {NULL, false}};
+static const ctl_opt opts_grant_list[] = {{"sub", false}, {NULL, false}};
 static const ctl_opt opts_session_create[] = {{"sub", false},     {"ttl", false},
                                               {"issuer", false},  {"idp-iss", false},
                                               {"idp-sid", false}, {NULL, false}};
@@ -63,13 +67,20 @@ static const ctl_opt opts_seed[] = {
 static const ctl_command commands[] = {
     {"client", "add", ctl_cmd_client_add, 0, opts_client_add,
      "--name NAME --role agent|resource_server|admin [--scope \"a b\"] [--resource URL] "
-     "[--pending]"},
+     "[--pending] [--redirect-uri URI]... [--public] [--native] [--delegate-to ID|*]"},
+    {"client", "set", ctl_cmd_client_set, 1, opts_client_set,
+     "CLIENT_ID --delegate-to \"ID ID…\"|*|-   (who may receive tokens exchanged from its own; "
+     "- = nobody)"},
     {"client", "disable", ctl_cmd_client_disable, 1, opts_none, "CLIENT_ID"},
     {"client", "approve", ctl_cmd_client_approve, 1, opts_none,
      "CLIENT_ID   (tokens from before a disable stay dead)"},
     {"client", "rotate-secret", ctl_cmd_client_rotate_secret, 1, opts_none,
      "CLIENT_ID   (prints the new secret once; the old one stops working)"},
-    {"client", "list", ctl_cmd_client_list, 0, opts_none, ""},
+    {"client", "list", ctl_cmd_client_list, 0, opts_client_list, "[--pending]"},
+    {"grant", "list", ctl_cmd_grant_list, 0, opts_grant_list,
+     "[--sub SUBJECT]   the users' consents (one per user, client and resource)"},
+    {"grant", "revoke", ctl_cmd_grant_revoke, 1, opts_none,
+     "GRANT_ID   (every token issued under it dies)"},
     {"session", "create", ctl_cmd_session_create, 0, opts_session_create,
      "--sub SUBJECT [--ttl SECONDS (0 = no expiry)] [--idp-iss ISS [--idp-sid SID]]"},
     {"session", "terminate", ctl_cmd_session_terminate, 1, opts_reason, "SID [--reason TEXT]"},
@@ -321,6 +332,14 @@ int ctl_print_json(const ctl *c, const tk_json *j)
 /* Store the value of option i, refusing repeats. */
 static int set_opt(ctl *c, int i, const char *val)
 {
+    if (strcmp(c->opts[i].name, "redirect-uri") == 0) {
+        if (c->nredirects >= TK_OAUTH_REDIRECTS_MAX) {
+            return ctl_usage(c, "at most %d --redirect-uri", TK_OAUTH_REDIRECTS_MAX);
+        }
+        c->redirects[c->nredirects++] = val;
+        c->vals[i] = val;
+        return CTL_OK;
+    }
     if (c->vals[i] != NULL) {
         return ctl_usage(c, "--%s given twice", c->opts[i].name);
     }

@@ -2,10 +2,12 @@
  * libFuzzer target for the request path behind the parser: the router, the
  * form and credential handling, caller authentication with its rate
  * limiter, introspection and revocation planning, metadata, health and
- * metrics, forward-auth (with a protected-resources file), run against a
- * real LMDB store seeded once with clients, a session, a grant and tokens
- * (their ids and secrets are in app.dict).
- * There is no committer, so a revocation that would write answers 503.
+ * metrics, forward-auth (with a protected-resources file), and the
+ * authorization server (/register, /authorize, /login, /consent, /token),
+ * run against a real LMDB store seeded once with clients (one a registered
+ * public agent), a session, a grant, tokens, a signed-in browser, a pending
+ * authorization request and a code (their ids and secrets are in app.dict).
+ * There is no committer, so a revocation (or any AS write) answers 503.
  *
  * Byte 0 picks the application (bit 7: rate limiting on or off), the
  * listener the requests arrive on (bit 3: the API or the metrics listener)
@@ -65,6 +67,53 @@ static void write_resources(const char *dir, char *path, size_t cap)
     EXPECT(fclose(f) == 0);
 }
 
+/* The authorization server's records: a registered public native agent,
+ * a signed-in browser (cookie AS_COOKIE) on tks_s1, a pending request
+ * bound to it, and an unused code. */
+#define AS_COOKIE "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+#define AS_CODE   "CODEAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+
+static void seed_as(tk_txn *t)
+{
+    tk_client_rec c = {.role = TK_ROLE_AGENT,
+                       .status = TK_CLIENT_APPROVED,
+                       .created = 1,
+                       .name = TK_SLICE_LIT("<b>pub</b>"),
+                       .redirect_uris = TK_SLICE_LIT("http://127.0.0.1/cb https://app.test/cb"),
+                       .auth_method = 1,
+                       .grant_types = 7,
+                       .flags = TK_CLIENT_F_PUBLIC | TK_CLIENT_F_NATIVE | TK_CLIENT_F_DYNAMIC,
+                       .delegate_to = TK_SLICE_LIT("tkc_agent")};
+    memset(c.secret_hash, 0x5a, TK_HASH_LEN);
+    SEED_OK(tk_store_put_client(t, TK_SLICE_LIT("tkc_pub"), &c, 0));
+    uint8_t browser[TK_HASH_LEN];
+    tk_sha256(AS_COOKIE, strlen(AS_COOKIE), browser);
+    tk_browser_rec b = {.sid = TK_SLICE_LIT("tks_s1"), .created = 1, .exp = TK_TIME_MAX};
+    SEED_OK(tk_store_put_browser(t, browser, &b, 0));
+    tk_authreq_rec a = {.client_id = TK_SLICE_LIT("tkc_pub"),
+                        .redirect_uri = TK_SLICE_LIT("http://127.0.0.1/cb"),
+                        .state = TK_SLICE_LIT("st"),
+                        .scope = TK_SLICE_LIT("read"),
+                        .resource = TK_SLICE_LIT("https://wiki.test/"),
+                        .has_browser = true,
+                        .exp = TK_TIME_MAX,
+                        .created = 1};
+    memcpy(a.browser, browser, TK_HASH_LEN);
+    SEED_OK(tk_store_put_authreq(t, TK_SLICE_LIT("tka_r1"), &a, 0));
+    tk_code_rec code = {.client_id = TK_SLICE_LIT("tkc_pub"),
+                        .redirect_uri = TK_SLICE_LIT("http://127.0.0.1/cb"),
+                        .resource = TK_SLICE_LIT("https://wiki.test/"),
+                        .scope = TK_SLICE_LIT("read"),
+                        .sid = TK_SLICE_LIT("tks_s1"),
+                        .sub = TK_SLICE_LIT("alice"),
+                        .grant_id = TK_SLICE_LIT("tkg_g1"),
+                        .exp = TK_TIME_MAX,
+                        .created = 1};
+    uint8_t h[TK_HASH_LEN];
+    tk_sha256(AS_CODE, strlen(AS_CODE), h);
+    SEED_OK(tk_store_put_code(t, h, &code, 0));
+}
+
 static void seed_store(void)
 {
     tk_txn *t;
@@ -108,6 +157,7 @@ static void seed_store(void)
         }
         SEED_OK(tk_store_put_token(t, h, &r, 0));
     }
+    seed_as(t);
     SEED_OK(tk_store_commit(t));
 }
 
@@ -135,6 +185,15 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
                          .metrics_token = cfg[i].metrics_token,
                          .max_depth = cfg[i].max_depth,
                          .auth_fail_burst = cfg[i].auth_fail_burst,
+                         .registration = i == 0 ? TK_REGISTRATION_OPEN : TK_REGISTRATION_APPROVAL,
+                         .login = i == 0 ? TK_LOGIN_DEV : TK_LOGIN_OFF,
+                         .access_ttl = cfg[i].access_ttl,
+                         .refresh_ttl = cfg[i].refresh_ttl,
+                         .session_ttl = cfg[i].session_ttl,
+                         .code_ttl = cfg[i].code_ttl,
+                         .authorize_ttl = cfg[i].authorize_ttl,
+                         .refresh_reuse_window = cfg[i].refresh_reuse_window,
+                         .register_burst = 4,
                          .store = store,
                          .committer = NULL,
                          .workers = 1};
@@ -148,7 +207,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 static bool status_ok(int s)
 {
-    static const int ok[] = {200, 202, 400, 401, 403, 404, 405, 409, 429, 500, 503};
+    static const int ok[] = {200, 201, 202, 303, 400, 401, 403, 404, 405, 409, 429, 500, 503};
     for (size_t i = 0; i < TK_ARRAY_LEN(ok); i++) {
         if (s == ok[i]) {
             return true;

@@ -239,6 +239,8 @@ class ProxyFlow(h.TokenAsserts):
             return c.read_response(head_request=(method == "HEAD"))
 
     def challenge(self, error=None, scope=None):
+        if scope is None and error != "insufficient_scope":
+            scope = "wiki:read wiki:write"  # a 401 names the scopes the resource offers
         parts = ['Bearer realm="wiki"']
         if error:
             parts.append('error="%s"' % error)

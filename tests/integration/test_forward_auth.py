@@ -43,7 +43,13 @@ def md_url(resource):
     return m.group(1) + "/.well-known/oauth-protected-resource" + path
 
 
+# The scopes a resource offers: its 401 challenges name them (scope="…").
+OFFERED = {WIKI: "wiki:read wiki:write"}
+
+
 def challenge(resource, realm="tokend", error=None, scope=None):
+    if scope is None and error != "insufficient_scope":
+        scope = OFFERED.get(resource)
     parts = ['Bearer realm="%s"' % realm]
     if error:
         parts.append('error="%s"' % error)

@@ -65,10 +65,12 @@ static void test_load_and_precompute(void)
     CHECK_SLICE(w->metadata_url, "https://wiki.test/.well-known/oauth-protected-resource");
     CHECK_SLICE(w->metadata_path, "/.well-known/oauth-protected-resource");
     CHECK_EQ_STR(w->challenge_missing, "WWW-Authenticate: Bearer realm=\"wiki\", "
+                                       "scope=\"wiki:read wiki:write\", "
                                        "resource_metadata=\"https://wiki.test/.well-known/"
                                        "oauth-protected-resource\"\r\n");
     CHECK_EQ_STR(w->challenge_invalid, "WWW-Authenticate: Bearer realm=\"wiki\", "
-                                       "error=\"invalid_token\", resource_metadata=\"https://"
+                                       "error=\"invalid_token\", scope=\"wiki:read wiki:write\", "
+                                       "resource_metadata=\"https://"
                                        "wiki.test/.well-known/oauth-protected-resource\"\r\n");
     CHECK_EQ_INT(w->nscopes, 2);
     CHECK_SLICE(w->scopes[1], "wiki:write");

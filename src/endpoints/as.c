@@ -1,0 +1,297 @@
+/*
+ * What the authorization server's handlers share: the deferred answer
+ * (submit the ops, keep the answer, send it once the commit is durable and
+ * its outcome is OK), the signed-in browser behind a request's cookie, the
+ * CSRF tokens, and the 303 redirect.
+ *
+ * A deferred answer waits in one of the worker's TK_AS_PENDING_SLOTS slots,
+ * keyed by the request's cookie. A connection that goes away never gets its
+ * completion (server.c drops it), so a slot older than TK_AS_PENDING_STALE
+ * seconds is free again.
+ */
+#include "endpoints_int.h"
+
+#include "tokend/core.h"
+#include "tokend/crypto.h"
+#include "tokend/log.h"
+#include "tokend/oauth_cookie.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static ep_as_slot *take_slot(ep_worker *w, uint64_t cookie)
+{
+    if (w->as_slots == NULL) {
+        w->as_slots = calloc(TK_AS_PENDING_SLOTS, sizeof *w->as_slots);
+        if (w->as_slots == NULL) {
+            return NULL;
+        }
+    }
+    for (unsigned i = 0; i < TK_AS_PENDING_SLOTS; i++) {
+        ep_as_slot *s = &w->as_slots[i];
+        if (s->at == 0 || w->now - s->at > TK_AS_PENDING_STALE) {
+            s->at = w->now > 0 ? w->now : 1;
+            s->cookie = cookie;
+            return s;
+        }
+    }
+    return NULL;
+}
+
+bool ep_as_defer(ep_req *r, tk_commit_req *creq, int status, const char *ctype, tk_slice extra,
+                 tk_slice body, bool html)
+{
+    ep_worker *w = r->w;
+    tk_committer *c = w->app->cfg.committer;
+    ep_as_slot *s = NULL;
+    if (extra.len + body.len <= TK_AS_PENDING_MAX) {
+        s = take_slot(w, r->cookie);
+    }
+    int rc = TK_E_QUEUEFULL;
+    if (s != NULL) {
+        s->status = status;
+        s->ctype = ctype;
+        s->extra_len = (uint16_t)extra.len;
+        s->body_len = (uint16_t)body.len;
+        if (extra.len > 0) {
+            memcpy(s->buf, extra.p, extra.len);
+        }
+        if (body.len > 0) {
+            memcpy(s->buf + extra.len, body.p, body.len);
+        }
+        creq->worker = w->id;
+        creq->cookie = r->cookie;
+        rc = c != NULL ? tk_committer_submit(c, creq) : TK_E_STORE;
+    }
+    if (rc != 0) {
+        tk_commit_req_release(creq);
+        if (s != NULL) {
+            ep_as_free(s);
+        }
+        tk_log_warn("as_unavailable", "endpoint=%s err=%s", r->route->label, tk_strerror(rc));
+        if (html) {
+            ep_reply_error_page(r, 503, "temporarily_unavailable", "Try again in a moment.");
+        } else {
+            ep_reply_unavailable(r);
+        }
+        return false;
+    }
+    r->deferred = true;
+    return true;
+}
+
+ep_as_slot *ep_as_slot_of(ep_req *r)
+{
+    ep_worker *w = r->w;
+    for (unsigned i = 0; w->as_slots != NULL && i < TK_AS_PENDING_SLOTS; i++) {
+        ep_as_slot *s = &w->as_slots[i];
+        if (s->at != 0 && s->cookie == r->cookie) {
+            return s;
+        }
+    }
+    tk_log_error("as_slot_lost", "endpoint=%s", r->route->label);
+    ep_reply_error(r, 500, "server_error", NULL);
+    return NULL;
+}
+
+void ep_as_answer(ep_req *r, ep_as_slot *s)
+{
+    char extra[TK_AS_PENDING_MAX + 1];
+    memcpy(extra, s->buf, s->extra_len);
+    extra[s->extra_len] = '\0';
+    ep_reply(r, s->status, s->ctype, s->extra_len > 0 ? extra : NULL, s->buf + s->extra_len,
+             s->body_len);
+    ep_as_free(s);
+}
+
+void ep_as_free(ep_as_slot *s)
+{
+    tk_cleanse(s->buf, (size_t)s->extra_len + s->body_len); /* tokens, codes */
+    s->at = 0;
+    s->cookie = 0;
+}
+
+int ep_as_browser(ep_req *r, tk_txn *txn, uint8_t cookie_hash[TK_HASH_LEN], tk_browser_rec *browser,
+                  tk_slice *sub)
+{
+    tk_slice hdr = tk_http_header_get(r->http, "Cookie");
+    tk_slice value;
+    if (hdr.p == NULL || tk_oauth_cookie_find(hdr, &value) != 0) {
+        return TK_E_NOTFOUND; /* none, malformed, or planted twice: signed out */
+    }
+    tk_sha256(value.p, value.len, cookie_hash);
+    int rc = tk_store_get_browser(txn, cookie_hash, browser);
+    if (rc == TK_E_NOTFOUND || rc == TK_E_CORRUPT) {
+        return TK_E_NOTFOUND;
+    }
+    if (rc != 0) {
+        return TK_E_STORE;
+    }
+    if (browser->exp <= r->w->now) {
+        return TK_E_NOTFOUND;
+    }
+    tk_session_rec s;
+    rc = tk_store_get_session(txn, browser->sid, &s);
+    if (rc == TK_E_NOTFOUND || rc == TK_E_CORRUPT) {
+        return TK_E_NOTFOUND;
+    }
+    if (rc != 0) {
+        return TK_E_STORE;
+    }
+    bool active =
+        s.state == TK_SESSION_ACTIVE && s.holds == 0 && (s.expires == 0 || r->w->now < s.expires);
+    *sub = s.sub;
+    return active ? 0 : TK_E_NOTFOUND; /* a session that ended signs the browser out */
+}
+
+void ep_as_csrf(const uint8_t key[TK_HASH_LEN], tk_slice request, const char *purpose, char *out)
+{
+    uint8_t buf[TK_HASH_LEN + TK_ID_MAX + 16];
+    size_t plen = strlen(purpose);
+    TK_ASSERT(request.len <= TK_ID_MAX && plen <= 16);
+    memcpy(buf, key, TK_HASH_LEN);
+    memcpy(buf + TK_HASH_LEN, purpose, plen);
+    memcpy(buf + TK_HASH_LEN + plen, request.p, request.len);
+    uint8_t h[TK_HASH_LEN];
+    tk_sha256(buf, TK_HASH_LEN + plen + request.len, h);
+    TK_ASSERT(tk_b64url_encode(h, sizeof h, out, TK_SECRET_B64_LEN + 1) == 0);
+    tk_cleanse(buf, sizeof buf);
+}
+
+bool ep_as_csrf_ok(const uint8_t key[TK_HASH_LEN], tk_slice request, const char *purpose,
+                   tk_slice presented)
+{
+    char want[TK_SECRET_B64_LEN + 1];
+    ep_as_csrf(key, request, purpose, want);
+    bool ok = presented.len == TK_SECRET_B64_LEN && tk_ct_equal(want, presented.p, presented.len);
+    tk_cleanse(want, sizeof want);
+    return ok;
+}
+
+size_t ep_as_location(char *out, size_t cap, tk_slice url, const char *extra)
+{
+    size_t elen = extra != NULL ? strlen(extra) : 0;
+    if (memchr(url.p, '\r', url.len) != NULL || memchr(url.p, '\n', url.len) != NULL ||
+        10 + url.len + 2 + elen + 1 > cap) {
+        return 0;
+    }
+    memcpy(out, "Location: ", 10);
+    memcpy(out + 10, url.p, url.len);
+    memcpy(out + 10 + url.len, "\r\n", 2);
+    if (elen > 0) {
+        memcpy(out + 12 + url.len, extra, elen);
+    }
+    out[12 + url.len + elen] = '\0';
+    return 12 + url.len + elen;
+}
+
+void ep_as_see_other(ep_req *r, tk_slice location, const char *extra)
+{
+    char hdr[TK_AS_PENDING_MAX];
+    size_t n = ep_as_location(hdr, sizeof hdr, location, extra);
+    if (n == 0) {
+        ep_reply_error_page(r, 500, "server_error", "The redirect does not fit.");
+        return;
+    }
+    ep_reply(r, 303, NULL, hdr, "", 0);
+}
+
+int ep_as_secret(char out[TK_SECRET_B64_LEN + 1], uint8_t hash[TK_HASH_LEN])
+{
+    uint8_t raw[32];
+    int rc = tk_random_bytes(raw, sizeof raw);
+    if (rc == 0) {
+        rc = tk_b64url_encode(raw, sizeof raw, out, TK_SECRET_B64_LEN + 1);
+    }
+    tk_cleanse(raw, sizeof raw);
+    if (rc == 0) {
+        tk_sha256(out, TK_SECRET_B64_LEN, hash);
+    }
+    return rc;
+}
+
+const tk_resource *ep_as_resource(const ep_worker *w, tk_slice id)
+{
+    size_t n = tk_resources_count(w->res);
+    for (size_t i = 0; i < n; i++) {
+        const tk_resource *res = tk_resources_at(w->res, i);
+        if (tk_slice_eq(res->id, id)) {
+            return res;
+        }
+    }
+    return NULL;
+}
+
+int ep_as_grant_covers(tk_txn *txn, tk_slice sub, tk_slice client, tk_slice resource,
+                       tk_slice scope, bool *covers)
+{
+    *covers = false;
+    if (sub.len > TK_AUD_MAX || client.len > TK_AUD_MAX || resource.len > TK_AUD_MAX) {
+        return 0;
+    }
+    uint8_t key[TK_HASH_LEN];
+    tk_store_consent_key(sub, client, resource, key);
+    tk_slice gid;
+    int rc = tk_store_get_consent(txn, key, &gid);
+    if (rc == TK_E_NOTFOUND || rc == TK_E_CORRUPT) {
+        return 0;
+    }
+    tk_grant_rec g;
+    rc = rc == 0 ? tk_store_get_grant(txn, gid, &g) : rc;
+    if (rc == TK_E_NOTFOUND || rc == TK_E_CORRUPT) {
+        return 0;
+    }
+    if (rc != 0) {
+        return TK_E_STORE;
+    }
+    *covers = g.state == TK_GRANT_ACTIVE && tk_core_scope_subset(scope, g.scope);
+    return 0;
+}
+
+int ep_as_code_op(tk_commit_req *creq, tk_slice request, const uint8_t browser[TK_HASH_LEN],
+                  uint8_t decision, int64_t now, int64_t code_ttl, char code[TK_SECRET_B64_LEN + 1])
+{
+    TK_ASSERT(creq->nops < TK_OPS_PER_REQ);
+    tk_op *op = &creq->ops[creq->nops];
+    *op = tk_op_make(TK_OP_CODE_ISSUE, now);
+    char gid[TK_ID_MAX + 1];
+    int rc = tk_op_id_set(&op->code_issue.request, request);
+    if (rc == 0) {
+        rc = ep_as_secret(code, op->code_issue.code);
+    }
+    if (rc == 0) {
+        rc = tk_id_new("tkg_", gid, sizeof gid);
+    }
+    if (rc == 0) {
+        rc = tk_op_id_set(&op->code_issue.grant, tk_slice_from_str(gid));
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    memcpy(op->code_issue.browser, browser, TK_HASH_LEN);
+    op->code_issue.decision = decision;
+    op->code_issue.code_exp = now + code_ttl;
+    creq->nops++;
+    return 0;
+}
+
+bool ep_as_is_form(tk_slice ct)
+{
+    size_t n = 0;
+    while (n < ct.len && ct.p[n] != ';' && ct.p[n] != ' ' && ct.p[n] != '\t') {
+        n++;
+    }
+    return tk_slice_eq_nocase((tk_slice){ct.p, n}, "application/x-www-form-urlencoded");
+}
+
+int ep_as_pending(ep_req *r, tk_txn *txn, tk_slice id, tk_authreq_rec *a)
+{
+    int rc = tk_store_get_authreq(txn, id, a);
+    if (rc == TK_E_NOTFOUND || rc == TK_E_CORRUPT) {
+        return TK_E_NOTFOUND;
+    }
+    if (rc != 0) {
+        return TK_E_STORE;
+    }
+    return a->used_at != 0 || a->exp <= r->w->now ? TK_E_NOTFOUND : 0;
+}

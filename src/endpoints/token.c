@@ -1,0 +1,380 @@
+/*
+ * POST /token (RFC 6749 §3.2): authorization_code (with PKCE), refresh_token
+ * (rotation with a reuse window) and token exchange (RFC 8693: a delegated
+ * child for a sub-agent). client_credentials, password and implicit are
+ * refused with the reason (src/oauth: agents act for a person).
+ *
+ * Client authentication: a confidential client by client_secret_basic or
+ * client_secret_post, a public client (registered with
+ * token_endpoint_auth_method none) by client_id alone (core/as.c). The
+ * worker checks what cannot change before the commit (the code's client,
+ * redirect URI, PKCE challenge and resource; the refresh token's client;
+ * the subject token and the delegation permission), mints the new tokens,
+ * and submits one op that decides what can change (a code used twice, a
+ * refresh token rotated meanwhile) in the write txn. The answer goes out
+ * only once the tokens are durable; an op that finds the code or refresh
+ * token already used answers invalid_grant (and has revoked the family).
+ */
+#include "endpoints_int.h"
+
+#include "tokend/clock.h"
+#include "tokend/core.h"
+#include "tokend/crypto.h"
+#include "tokend/log.h"
+#include "tokend/oauth_pkce.h"
+#include "tokend/oauth_request.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static _Thread_local tk_oauth_token_req treq;
+
+static void token_error(ep_req *r, int status, enum tk_oauth_code code, const char *desc)
+{
+    tk_oauth_err e = {code, desc};
+    tk_json j;
+    tk_json_init(&j, r->w->scratch, sizeof r->w->scratch);
+    TK_ASSERT(tk_oauth_error_json(&j, &e) == 0);
+    ep_reply(r, status, "application/json", NULL, j.buf, j.len);
+}
+
+/* The caller: Basic, or client_id (+ client_secret) in the form. */
+static bool authenticate(ep_req *r, tk_txn *txn, tk_client_rec *c, tk_slice *client_id)
+{
+    ep_worker *w = r->w;
+    tk_form_field f[2] = {
+        {.name = "client_id", .buf = w->client_id, .cap = sizeof w->client_id},
+        {.name = "client_secret", .buf = w->secret, .cap = sizeof w->secret},
+    };
+    if (tk_form_parse(r->http->body.p, r->http->body.len, f, 2) != 0) {
+        token_error(r, 400, TK_OAUTH_INVALID_REQUEST, "client credentials malformed or repeated");
+        return false;
+    }
+    tk_slice authz = r->http->authorization;
+    char bid[TK_ID_MAX + 1], bsecret[TK_CLIENT_SECRET_IN_MAX + 1];
+    int brc = authz.len > 0 ? tk_http_basic_auth(authz, bid, sizeof bid, bsecret, sizeof bsecret)
+                            : TK_E_NOTFOUND;
+    tk_slice secret;
+    bool has_secret;
+    if (brc != TK_E_NOTFOUND) {
+        r->auth_via = EP_VIA_HEADER;
+        if (f[1].present || (f[0].present && brc == 0 && strcmp(bid, w->client_id) != 0)) {
+            tk_cleanse(w->secret, sizeof w->secret);
+            token_error(r, 400, TK_OAUTH_INVALID_REQUEST, "one client authentication method");
+            return false;
+        }
+        if (brc != 0) {
+            ep_reply_invalid_client(r);
+            return false;
+        }
+        memcpy(w->client_id, bid, strlen(bid) + 1);
+        memcpy(w->secret, bsecret, strlen(bsecret) + 1);
+        tk_cleanse(bsecret, sizeof bsecret);
+        *client_id = tk_slice_from_str(w->client_id);
+        secret = tk_slice_from_str(w->secret);
+        has_secret = true;
+    } else {
+        r->auth_via = f[0].present ? EP_VIA_FORM : EP_VIA_NONE;
+        *client_id = (tk_slice){w->client_id, f[0].len};
+        secret = (tk_slice){w->secret, f[1].len};
+        has_secret = f[1].present;
+        if (!f[0].present) {
+            ep_reply_invalid_client(r);
+            return false;
+        }
+    }
+    unsigned wait = ep_rl_check(&w->rl, r->http->peer, *client_id, w->now, tk_mono_ms);
+    if (wait > 0) { /* too many failed authentications (ratelimit.c) */
+        tk_cleanse(w->secret, sizeof w->secret);
+        char hdr[40];
+        snprintf(hdr, sizeof hdr, "Retry-After: %u\r\n", wait);
+        ep_reply_error(r, 429, "too_many_requests", hdr);
+        return false;
+    }
+    int rc = tk_core_as_client(txn, *client_id, secret, has_secret, c);
+    tk_cleanse(w->secret, sizeof w->secret);
+    if (rc == TK_E_AUTH) {
+        char safe[65];
+        ep_log_id(*client_id, safe);
+        tk_log_info("auth_failed", "endpoint=token client=%s", safe);
+        ep_rl_fail(&w->rl, r->http->peer, *client_id, w->now, tk_mono_ms);
+        ep_reply_invalid_client(r);
+        return false;
+    }
+    if (rc != 0) {
+        ep_reply_unavailable(r);
+        return false;
+    }
+    return true;
+}
+
+/* The answer once durable: access token, and refresh token / issued type. */
+static void defer_tokens(ep_req *r, tk_commit_req *creq, const char *access, const char *refresh,
+                         int64_t expires_in, tk_slice scope, bool exchanged)
+{
+    char body[1024 + TK_SCOPE_MAX];
+    tk_json j;
+    tk_json_init(&j, body, sizeof body);
+    tk_json_obj_begin(&j);
+    tk_json_kv_cstr(&j, "access_token", access);
+    if (exchanged) {
+        tk_json_kv_cstr(&j, "issued_token_type", TK_OAUTH_TOKEN_TYPE_ACCESS);
+    }
+    tk_json_kv_cstr(&j, "token_type", "Bearer");
+    tk_json_kv_int(&j, "expires_in", expires_in);
+    if (scope.len > 0) {
+        tk_json_kv_str(&j, "scope", scope);
+    }
+    if (refresh != NULL && refresh[0] != '\0') {
+        tk_json_kv_cstr(&j, "refresh_token", refresh);
+    }
+    tk_json_obj_end(&j);
+    if (tk_json_finish(&j) != 0) {
+        tk_commit_req_release(creq);
+        ep_reply_error(r, 500, "server_error", NULL);
+        return;
+    }
+    ep_as_defer(r, creq, 200, "application/json", TK_SLICE_NULL, (tk_slice){j.buf, j.len}, false);
+    tk_cleanse(body, sizeof body);
+}
+
+static bool allows(const tk_client_rec *c, unsigned grant)
+{
+    return c->grant_types == 0 || (c->grant_types & grant) != 0; /* 0: added by tokenctl */
+}
+
+static void grant_code(ep_req *r, tk_txn *txn, const tk_client_rec *c, tk_slice client_id)
+{
+    ep_worker *w = r->w;
+    const tk_app_cfg *cfg = &w->app->cfg;
+    uint8_t hash[TK_HASH_LEN];
+    tk_sha256(treq.code, treq.code_len, hash);
+    tk_code_rec code;
+    int rc = tk_store_get_code(txn, hash, &code);
+    if (rc == TK_E_STORE) {
+        ep_reply_unavailable(r);
+        return;
+    }
+    if (rc != 0 || !tk_slice_eq(code.client_id, client_id) || code.exp <= w->now) {
+        token_error(r, 400, TK_OAUTH_INVALID_GRANT, "the code is unknown, expired or not yours");
+        return;
+    }
+    if (treq.has_redirect_uri &&
+        !tk_slice_eq(tk_slice_from_str(treq.redirect_uri), code.redirect_uri)) {
+        token_error(r, 400, TK_OAUTH_INVALID_GRANT, "redirect_uri differs from the authorization");
+        return;
+    }
+    if (treq.has_resource && !tk_slice_eq(tk_slice_from_str(treq.resource), code.resource)) {
+        token_error(r, 400, TK_OAUTH_INVALID_TARGET, "resource differs from the authorization");
+        return;
+    }
+    tk_oauth_err err;
+    if (tk_oauth_pkce_verify(tk_slice_from_str(treq.code_verifier), code.challenge, &err) != 0) {
+        token_error(r, 400, err.code, err.description);
+        return;
+    }
+    char access[TK_TOKEN_LEN + 1], refresh[TK_TOKEN_LEN + 1] = "";
+    tk_commit_req creq = {.nops = 1};
+    tk_op *op = &creq.ops[0];
+    *op = tk_op_make(TK_OP_CODE_REDEEM, w->now);
+    memcpy(op->code_redeem.code, hash, TK_HASH_LEN);
+    op->code_redeem.has_refresh = allows(c, TK_OAUTH_GRANT_REFRESH_TOKEN) && c->grant_types != 0;
+    op->code_redeem.access_exp = w->now + cfg->access_ttl;
+    op->code_redeem.refresh_exp = w->now + cfg->refresh_ttl;
+    rc = tk_secret_new(TK_SECRET_ACCESS, access, sizeof access, op->code_redeem.access);
+    if (rc == 0 && op->code_redeem.has_refresh) {
+        rc = tk_secret_new(TK_SECRET_REFRESH, refresh, sizeof refresh, op->code_redeem.refresh);
+    }
+    if (rc != 0) {
+        ep_reply_error(r, 500, "server_error", NULL);
+        return;
+    }
+    char scope[TK_SCOPE_MAX];
+    memcpy(scope, code.scope.p, code.scope.len);
+    defer_tokens(r, &creq, access, refresh, cfg->access_ttl, (tk_slice){scope, code.scope.len},
+                 false);
+    tk_cleanse(access, sizeof access);
+    tk_cleanse(refresh, sizeof refresh);
+}
+
+static void grant_refresh(ep_req *r, tk_txn *txn, tk_slice client_id)
+{
+    ep_worker *w = r->w;
+    const tk_app_cfg *cfg = &w->app->cfg;
+    uint8_t hash[TK_HASH_LEN];
+    tk_sha256(treq.refresh_token, treq.refresh_token_len, hash);
+    tk_token_rec t;
+    int rc = tk_core_refresh_check(txn, hash, client_id, w->now, &t);
+    if (rc == TK_E_STORE) {
+        ep_reply_unavailable(r);
+        return;
+    }
+    if (rc != 0) {
+        token_error(r, 400, TK_OAUTH_INVALID_GRANT, "the refresh token is unknown or not yours");
+        return;
+    }
+    uint64_t mask;
+    tk_slice want = treq.has_scope ? tk_slice_from_str(treq.scope) : TK_SLICE_NULL;
+    if (tk_core_scope_mask(want, t.scope, &mask) != 0) {
+        token_error(r, 400, TK_OAUTH_INVALID_SCOPE, "a refresh may narrow the scope, never widen");
+        return;
+    }
+    if (treq.has_resource && !tk_slice_eq(tk_slice_from_str(treq.resource), t.aud)) {
+        token_error(r, 400, TK_OAUTH_INVALID_TARGET, "a refresh keeps the resource");
+        return;
+    }
+    char access[TK_TOKEN_LEN + 1], refresh[TK_TOKEN_LEN + 1];
+    tk_commit_req creq = {.nops = 1};
+    tk_op *op = &creq.ops[0];
+    *op = tk_op_make(TK_OP_REFRESH, w->now);
+    memcpy(op->refresh.old, hash, TK_HASH_LEN);
+    op->refresh.access_exp = w->now + cfg->access_ttl;
+    op->refresh.refresh_exp = w->now + cfg->refresh_ttl;
+    op->refresh.window = cfg->refresh_reuse_window;
+    op->refresh.scope_mask = mask;
+    rc = tk_secret_new(TK_SECRET_ACCESS, access, sizeof access, op->refresh.access);
+    if (rc == 0) {
+        rc = tk_secret_new(TK_SECRET_REFRESH, refresh, sizeof refresh, op->refresh.refresh);
+    }
+    if (rc != 0) {
+        ep_reply_error(r, 500, "server_error", NULL);
+        return;
+    }
+    char scope[TK_SCOPE_MAX];
+    tk_slice s = want.len > 0 ? want : t.scope;
+    memcpy(scope, s.p, s.len);
+    defer_tokens(r, &creq, access, refresh, cfg->access_ttl, (tk_slice){scope, s.len}, false);
+    tk_cleanse(access, sizeof access);
+    tk_cleanse(refresh, sizeof refresh);
+}
+
+static void grant_exchange(ep_req *r, tk_txn *txn, tk_slice client_id)
+{
+    ep_worker *w = r->w;
+    const tk_app_cfg *cfg = &w->app->cfg;
+    if (treq.has_actor_token) {
+        token_error(r, 400, TK_OAUTH_INVALID_REQUEST,
+                    "actor_token is not supported: the caller is the actor");
+        return;
+    }
+    uint8_t hash[TK_HASH_LEN];
+    tk_sha256(treq.subject_token, treq.subject_token_len, hash);
+    tk_introspection in;
+    if (tk_core_introspect(txn, &w->app->core, hash, w->now, NULL, &in) != 0) {
+        ep_reply_unavailable(r);
+        return;
+    }
+    if (!in.active || in.tok.kind != TK_TOKEN_ACCESS) {
+        token_error(r, 400, TK_OAUTH_INVALID_GRANT, "subject_token is not an active access token");
+        return;
+    }
+    tk_client_rec owner;
+    int rc = tk_store_get_client(txn, in.tok.client_id, &owner);
+    if (rc != 0 || !tk_core_may_delegate(owner.delegate_to, client_id)) {
+        token_error(r, 400, TK_OAUTH_UNAUTHORIZED_CLIENT,
+                    "the subject token's client does not permit delegation to this client");
+        return;
+    }
+    unsigned depth = in.nactors > 0 ? in.nactors - 1 : 0;
+    if (depth + 1 > w->app->core.max_depth) {
+        token_error(r, 400, TK_OAUTH_INVALID_GRANT, "delegation depth exceeded");
+        return;
+    }
+    if ((treq.has_resource && !tk_slice_eq(tk_slice_from_str(treq.resource), in.tok.aud)) ||
+        (treq.has_audience && !tk_slice_eq(tk_slice_from_str(treq.audience), in.tok.aud))) {
+        token_error(r, 400, TK_OAUTH_INVALID_TARGET,
+                    "a delegated token stays on the subject token's resource");
+        return;
+    }
+    uint64_t mask;
+    tk_slice want = treq.has_scope ? tk_slice_from_str(treq.scope) : TK_SLICE_NULL;
+    if (tk_core_scope_mask(want, in.tok.scope, &mask) != 0) {
+        token_error(r, 400, TK_OAUTH_INVALID_SCOPE,
+                    "an exchange may narrow the scope, never widen");
+        return;
+    }
+    char access[TK_TOKEN_LEN + 1];
+    tk_commit_req creq = {.nops = 1};
+    tk_op *op = &creq.ops[0];
+    *op = tk_op_make(TK_OP_EXCHANGE, w->now);
+    memcpy(op->exchange.parent, hash, TK_HASH_LEN);
+    TK_ASSERT(tk_op_id_set(&op->exchange.client, client_id) == 0);
+    op->exchange.exp = w->now + cfg->access_ttl;
+    op->exchange.scope_mask = mask;
+    if (tk_secret_new(TK_SECRET_ACCESS, access, sizeof access, op->exchange.child) != 0) {
+        ep_reply_error(r, 500, "server_error", NULL);
+        return;
+    }
+    int64_t exp = op->exchange.exp < in.tok.exp ? op->exchange.exp : in.tok.exp;
+    char scope[TK_SCOPE_MAX];
+    tk_slice s = want.len > 0 ? want : in.tok.scope;
+    memcpy(scope, s.p, s.len);
+    defer_tokens(r, &creq, access, NULL, exp - w->now, (tk_slice){scope, s.len}, true);
+    tk_cleanse(access, sizeof access);
+}
+
+void ep_token(ep_req *r)
+{
+    ep_worker *w = r->w;
+    if (!ep_as_is_form(r->http->content_type)) {
+        token_error(r, 400, TK_OAUTH_INVALID_REQUEST, "expected application/x-www-form-urlencoded");
+        return;
+    }
+    tk_oauth_err err;
+    if (tk_oauth_token_parse(r->http->body.p, r->http->body.len, &treq, &err) != 0) {
+        token_error(r, 400, err.code, err.description);
+        return;
+    }
+    tk_txn *txn = ep_txn(w);
+    if (txn == NULL) {
+        ep_reply_unavailable(r);
+        return;
+    }
+    tk_client_rec c;
+    tk_slice client_id;
+    if (!authenticate(r, txn, &c, &client_id)) {
+        return;
+    }
+    if (c.role != TK_ROLE_AGENT || !allows(&c, treq.grant)) {
+        token_error(r, 400, TK_OAUTH_UNAUTHORIZED_CLIENT,
+                    "the client did not register this grant type");
+        return;
+    }
+    switch (treq.grant) {
+    case TK_OAUTH_GRANT_AUTHORIZATION_CODE:
+        grant_code(r, txn, &c, client_id);
+        break;
+    case TK_OAUTH_GRANT_REFRESH_TOKEN:
+        grant_refresh(r, txn, client_id);
+        break;
+    default:
+        TK_ASSERT(treq.grant == TK_OAUTH_GRANT_TOKEN_EXCHANGE);
+        grant_exchange(r, txn, client_id);
+        break;
+    }
+}
+
+void ep_token_done(ep_req *r, const tk_server_done *done)
+{
+    ep_as_slot *s = ep_as_slot_of(r);
+    if (s == NULL) {
+        return;
+    }
+    if (done->result != 0) {
+        ep_as_free(s);
+        ep_reply_unavailable(r);
+        return;
+    }
+    uint8_t out = ep_as_outcome(done);
+    if (out != TK_OUT_OK) {
+        ep_as_free(s);
+        if (out == TK_OUT_REPLAYED) {
+            tk_log_warn("token_replayed", "worker=%u note=\"grant revoked\"", r->w->id);
+        }
+        token_error(r, 400, TK_OAUTH_INVALID_GRANT,
+                    out == TK_OUT_REPLAYED ? "already used: everything issued from it was revoked"
+                                           : "the grant is no longer valid");
+        return;
+    }
+    ep_as_answer(r, s);
+}

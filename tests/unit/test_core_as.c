@@ -1,0 +1,121 @@
+/*
+ * The authorization server's pure decisions (src/core/as.c): scope
+ * resolution against a resource's scopes_supported, narrowing masks that
+ * never widen, the delegation permission, redirect URI lists, and that a
+ * public client cannot authenticate with a secret nor a confidential one
+ * without it.
+ */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "tokend/core.h"
+#include "tokend/crypto.h"
+
+static void test_scope_resolve(void)
+{
+    const tk_slice sup[2] = {TK_SLICE_LIT("mcp:read"), TK_SLICE_LIT("mcp:write")};
+    char out[64];
+    size_t n = 0;
+    CHECK(tk_core_scope_resolve(TK_SLICE_NULL, sup, 2, out, sizeof out, &n) == 0);
+    CHECK(n == 18 && memcmp(out, "mcp:read mcp:write", n) == 0);
+    CHECK(tk_core_scope_resolve(TK_SLICE_LIT("mcp:write"), sup, 2, out, sizeof out, &n) == 0);
+    CHECK(n == 9 && memcmp(out, "mcp:write", n) == 0);
+    CHECK(tk_core_scope_resolve(TK_SLICE_LIT("mcp:read admin"), sup, 2, out, sizeof out, &n) ==
+          TK_E_INVALID);
+    CHECK(tk_core_scope_resolve(TK_SLICE_LIT("mcp:rea"), sup, 2, out, sizeof out, &n) ==
+          TK_E_INVALID);
+    CHECK(tk_core_scope_resolve(TK_SLICE_NULL, sup, 2, out, 10, &n) == TK_E_INVALID);
+}
+
+static void test_scope_mask(void)
+{
+    uint64_t m = 0;
+    CHECK(tk_core_scope_mask(TK_SLICE_NULL, TK_SLICE_LIT("a b c"), &m) == 0 && m == UINT64_MAX);
+    CHECK(tk_core_scope_mask(TK_SLICE_LIT("c a"), TK_SLICE_LIT("a b c"), &m) == 0 && m == 5u);
+    CHECK(tk_core_scope_mask(TK_SLICE_LIT("d"), TK_SLICE_LIT("a b c"), &m) == TK_E_INVALID);
+    CHECK(tk_core_scope_mask(TK_SLICE_LIT("a"), TK_SLICE_NULL, &m) == TK_E_INVALID);
+    CHECK(tk_core_scope_mask(TK_SLICE_LIT("ab"), TK_SLICE_LIT("a b"), &m) == TK_E_INVALID);
+}
+
+static void test_delegate(void)
+{
+    CHECK(tk_core_may_delegate(TK_SLICE_LIT("*"), TK_SLICE_LIT("tkc_x")));
+    CHECK(tk_core_may_delegate(TK_SLICE_LIT("tkc_a tkc_x"), TK_SLICE_LIT("tkc_x")));
+    CHECK(!tk_core_may_delegate(TK_SLICE_LIT("tkc_a tkc_xy"), TK_SLICE_LIT("tkc_x")));
+    CHECK(!tk_core_may_delegate(TK_SLICE_NULL, TK_SLICE_LIT("tkc_x")));
+    CHECK(!tk_core_may_delegate(TK_SLICE_LIT("*"), TK_SLICE_NULL));
+}
+
+static void test_redirects(void)
+{
+    tk_client_rec c = {.redirect_uris = TK_SLICE_LIT("https://a/cb http://127.0.0.1/cb")};
+    tk_slice r[4];
+    CHECK(tk_core_client_redirects(&c, r, 4) == 2);
+    CHECK(tk_slice_eq(r[1], TK_SLICE_LIT("http://127.0.0.1/cb")));
+    CHECK(tk_core_client_redirects(&c, r, 1) == 1);
+}
+
+static void test_client_auth(void)
+{
+    char dir[64];
+    strcpy(dir, "/tmp/tk_coreas_XXXXXX");
+    TK_ASSERT(mkdtemp(dir) != NULL);
+    tk_store_opts o = {.dir = dir, .map_size = 16 << 20};
+    tk_store *st;
+    TK_ASSERT(tk_store_open(&o, &st) == 0);
+    tk_txn *w;
+    TK_ASSERT(tk_store_write_begin(st, &w) == 0);
+    tk_client_rec conf = {.role = TK_ROLE_AGENT, .status = TK_CLIENT_APPROVED, .created = 1};
+    tk_sha256("s3cret", 6, conf.secret_hash);
+    tk_client_rec pub = conf;
+    pub.flags = TK_CLIENT_F_PUBLIC;
+    tk_client_rec pend = pub;
+    pend.status = TK_CLIENT_PENDING;
+    TK_ASSERT(tk_store_put_client(w, TK_SLICE_LIT("conf"), &conf, 0) == 0);
+    TK_ASSERT(tk_store_put_client(w, TK_SLICE_LIT("pub"), &pub, 0) == 0);
+    TK_ASSERT(tk_store_put_client(w, TK_SLICE_LIT("pend"), &pend, 0) == 0);
+    tk_token_rec t = {.kind = TK_TOKEN_REFRESH,
+                      .client_id = TK_SLICE_LIT("pub"),
+                      .grant_id = TK_SLICE_LIT("tkg_1"),
+                      .iat = 1,
+                      .exp = 100};
+    uint8_t hr[TK_HASH_LEN];
+    memset(hr, 7, sizeof hr);
+    TK_ASSERT(tk_store_put_token(w, hr, &t, 0) == 0);
+    TK_ASSERT(tk_store_commit(w) == 0);
+    tk_txn *r;
+    TK_ASSERT(tk_store_read_begin(st, &r) == 0);
+    tk_client_rec out;
+    CHECK(tk_core_as_client(r, TK_SLICE_LIT("conf"), TK_SLICE_LIT("s3cret"), true, &out) == 0);
+    CHECK(tk_core_as_client(r, TK_SLICE_LIT("conf"), TK_SLICE_LIT("wrong"), true, &out) ==
+          TK_E_AUTH);
+    CHECK(tk_core_as_client(r, TK_SLICE_LIT("conf"), TK_SLICE_NULL, false, &out) == TK_E_AUTH);
+    CHECK(tk_core_as_client(r, TK_SLICE_LIT("pub"), TK_SLICE_NULL, false, &out) == 0);
+    CHECK(tk_core_as_client(r, TK_SLICE_LIT("pub"), TK_SLICE_LIT("s3cret"), true, &out) ==
+          TK_E_AUTH);
+    CHECK(tk_core_as_client(r, TK_SLICE_LIT("pend"), TK_SLICE_NULL, false, &out) == TK_E_AUTH);
+    CHECK(tk_core_as_client(r, TK_SLICE_LIT("nobody"), TK_SLICE_NULL, false, &out) == TK_E_AUTH);
+    tk_token_rec got;
+    CHECK(tk_core_refresh_check(r, hr, TK_SLICE_LIT("pub"), 50, &got) == 0);
+    CHECK(tk_core_refresh_check(r, hr, TK_SLICE_LIT("conf"), 50, &got) == TK_E_NOTFOUND);
+    CHECK(tk_core_refresh_check(r, hr, TK_SLICE_LIT("pub"), 100, &got) == TK_E_NOTFOUND);
+    tk_store_txn_end(r);
+    tk_store_close(st);
+    char p[128];
+    snprintf(p, sizeof p, "%s/data.mdb", dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/lock.mdb", dir);
+    unlink(p);
+    rmdir(dir);
+}
+
+int main(void)
+{
+    RUN(test_scope_resolve);
+    RUN(test_scope_mask);
+    RUN(test_delegate);
+    RUN(test_redirects);
+    RUN(test_client_auth);
+    return check_report();
+}
