@@ -17,6 +17,9 @@ session end) and then checks the store itself over /introspect.
   through nginx auth_request -> /auth -> refresh rotation -> token exchange
   to the sub-agent -> the child's act -> revoking the parent kills the
   child -> replaying the rotated-away refresh token revokes the family.
+  And with refresh-reuse-window 0 ("strict"), a replay right after the
+  rotation (the same second) is refused and revokes the family too; a
+  second authorization covered by the grant skips the consent page.
 - MCP TypeScript SDK (tests/interop/as_mcp.mjs): an SDK MCP server whose
   bearer check is tokend's introspection, an SDK client with an
   OAuthClientProvider: tools/list succeeds; `tokenctl session terminate`
@@ -243,6 +246,22 @@ class AuthorizationServerClients(h.TokenAsserts, unittest.TestCase):
     def test_openid_client_whole_flow(self):
         out = self.library_flow("openid-client")
         self.assertEqual(out["revoker"], "owner")
+
+    def strict_replay(self, lib):
+        spec = {"lib": lib, "mode": "strict-replay", "issuer": self.issuer,
+                "resource": self.app_resource, "scope": " ".join(APP_SCOPES),
+                "subject": "%s-strict@example.com" % lib,
+                "rs": {"id": self.rs.id, "secret": self.rs.secret},
+                "admin": {"id": self.admin.id, "secret": self.admin.secret}}
+        out = self.run_flow("as_flow.mjs", spec, lambda ev: self.fail("unexpected %r" % ev))
+        for t in out["tokens"]:
+            self.assertInactive(t)
+
+    def test_oauth4webapi_strict_rotation_refuses_an_immediate_replay(self):
+        self.strict_replay("oauth4webapi")
+
+    def test_openid_client_strict_rotation_refuses_an_immediate_replay(self):
+        self.strict_replay("openid-client")
 
     # ---- MCP TypeScript SDK --------------------------------------------------------
 

@@ -180,10 +180,74 @@ async function expectInvalidGrant(fn, step) {
   throw new FlowError(step, "the token endpoint accepted it (want invalid_grant)");
 }
 
+// One authorization (PKCE S256, state, resource; the browser plays the user)
+// and the code's redemption by the library. Returns {b, tokens}.
+async function authorizeAndRedeem(lib, spec, browser, listener, c, redirectUri) {
+  const verifier = oauth.generateRandomCodeVerifier();
+  const state = oauth.generateRandomState();
+  const authUrl = lib.authUrl(c, {
+    redirect_uri: redirectUri,
+    scope: spec.scope,
+    resource: spec.resource,
+    state,
+    code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: "S256",
+  });
+  const heard = listener.calls.length;
+  const b = await browser.authorize(authUrl, { subject: spec.subject, redirectUri, clientId: c.client_id });
+  check(browser.cookie !== null, "authorize", "no session cookie after sign-in");
+  const cb = b.callback;
+  eq(listener.calls.slice(heard).map((u) => u.href), [cb.href], "authorize", "what the loopback listener received");
+  eq(cb.searchParams.get("state"), state, "authorize", "state in the redirect");
+  eq(cb.searchParams.get("iss"), spec.issuer, "authorize", "iss in the redirect (RFC 9207)");
+  check(cb.searchParams.get("code"), "authorize", `no code in the redirect ${cb.href}`);
+  check(!cb.searchParams.has("error"), "authorize", `error in the redirect ${cb.href}`);
+  const tokens = await lib.redeem(c, cb, { state, verifier, redirectUri, resource: spec.resource });
+  checkTokens(tokens, "code", { scope: spec.scope, refresh: true });
+  return { b, tokens };
+}
+
+// spec.mode "strict-replay" (refresh-reuse-window 0): a refresh token
+// presented again right after its rotation — the same second — is a replay:
+// invalid_grant, and the family dies. A second authorization by the same
+// signed-in user is covered by the grant: no consent page.
+async function strictReplay(lib, spec) {
+  const listener = await loopbackListener();
+  try {
+    await lib.discover();
+    const redirectUri = `http://127.0.0.1:${listener.port}/callback`;
+    const c = await lib.register({
+      client_name: `interop ${spec.lib} strict`,
+      redirect_uris: [redirectUri],
+      grant_types: ["authorization_code", "refresh_token"],
+      response_types: ["code"],
+      token_endpoint_auth_method: lib.firstAuth,
+      application_type: "native",
+    });
+    const browser = new Browser(new URL(spec.issuer).origin);
+    const first = await authorizeAndRedeem(lib, spec, browser, listener, c, redirectUri);
+    check(first.b.sawConsent, "authorize", "no consent page the first time");
+    const again = await authorizeAndRedeem(lib, spec, browser, listener, c, redirectUri);
+    check(!again.b.sawLogin && !again.b.sawConsent, "covered", `login ${again.b.sawLogin}, consent ${again.b.sawConsent} for a covered request`, browser.trail);
+    const r1 = again.tokens.refresh_token;
+    const t2 = await lib.refresh(c, r1);
+    const rotatedAt = Date.now();
+    await expectInvalidGrant(() => lib.refresh(c, r1), `immediate replay (${Date.now() - rotatedAt} ms after the rotation)`);
+    await expectInvalidGrant(() => lib.refresh(c, t2.refresh_token), "the family after the replay");
+    for (const [name, t] of [["first access token", first.tokens.access_token], ["refreshed access token", t2.access_token]]) {
+      eq((await lib.introspect(t)).active, false, "family", name);
+    }
+    return { client_id: c.client_id, tokens: [first.tokens.access_token, again.tokens.access_token, t2.access_token] };
+  } finally {
+    await listener.close();
+  }
+}
+
 // ---- The flow -------------------------------------------------------------------------------
 
 async function flow(spec) {
   const lib = spec.lib === "openid-client" ? openidClientAdapter(spec) : oauth4webapiAdapter(spec);
+  if (spec.mode === "strict-replay") return await strictReplay(lib, spec);
   const issuer = spec.issuer;
   const out = { lib: spec.lib };
 
@@ -235,31 +299,11 @@ async function flow(spec) {
     out.second = second.client_id;
     await ask({ event: "registered", first: first.client_id, second: second.client_id });
 
-    // Authorization request: PKCE S256, state, resource; the user in the browser.
-    const verifier = oauth.generateRandomCodeVerifier();
-    const state = oauth.generateRandomState();
-    const authUrl = lib.authUrl(first, {
-      redirect_uri: redirectUri,
-      scope: spec.scope,
-      resource: spec.resource,
-      state,
-      code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
-      code_challenge_method: "S256",
-    });
+    // Authorization request: PKCE S256, state, resource; the user in the
+    // browser; the library validates the callback (state, iss) and redeems.
     const browser = new Browser(new URL(issuer).origin);
-    const b = await browser.authorize(authUrl, { subject: spec.subject, redirectUri, clientId: first.client_id });
+    const { b, tokens: t1 } = await authorizeAndRedeem(lib, spec, browser, listener, first, redirectUri);
     check(b.sawLogin && b.sawConsent, "authorize", `login ${b.sawLogin}, consent ${b.sawConsent}`, browser.trail);
-    check(browser.cookie !== null, "authorize", "no session cookie after sign-in");
-    const cb = b.callback;
-    eq(listener.calls.map((u) => u.href), [cb.href], "authorize", "what the loopback listener received");
-    eq(cb.searchParams.get("state"), state, "authorize", "state in the redirect");
-    eq(cb.searchParams.get("iss"), issuer, "authorize", "iss in the redirect (RFC 9207)");
-    check(cb.searchParams.get("code"), "authorize", `no code in the redirect ${cb.href}`);
-    check(!cb.searchParams.has("error"), "authorize", `error in the redirect ${cb.href}`);
-
-    // The library validates the callback (state, iss) and redeems the code.
-    const t1 = await lib.redeem(first, cb, { state, verifier, redirectUri, resource: spec.resource });
-    checkTokens(t1, "code", { scope: spec.scope, refresh: true });
 
     // Introspection by the resource server, and the token through nginx.
     const who = { client_id: first.client_id, sub: spec.subject, resource: spec.resource };
@@ -282,6 +326,7 @@ async function flow(spec) {
 
     // Refresh: rotation.
     const t2 = await lib.refresh(first, t1.refresh_token);
+    const rotatedAt = Date.now();
     checkTokens(t2, "refresh", { refresh: true });
     check(t2.refresh_token !== t1.refresh_token, "refresh", "the refresh token was not rotated");
     check(t2.access_token !== t1.access_token, "refresh", "the same access token again");
@@ -314,6 +359,9 @@ async function flow(spec) {
 
     // The rotated-away refresh token is refused and revokes its family:
     // the current one dies with it (the suite runs refresh-reuse-window 0).
+    // More than a second after the rotation, so that only the window
+    // decides; the same-second replay is the "strict-replay" mode.
+    await new Promise((r) => setTimeout(r, Math.max(0, 1100 - (Date.now() - rotatedAt))));
     await expectInvalidGrant(() => lib.refresh(first, t1.refresh_token), "replay");
     await expectInvalidGrant(() => lib.refresh(first, t2.refresh_token), "replay family");
 
