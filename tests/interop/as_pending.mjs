@@ -16,7 +16,7 @@
 // Lines out: {"event":"pending","client_id"} (the driver answers {"ok":true}
 // once it approved it), then {"event":"done",...} or {"event":"failed",...}.
 import * as oauth from "oauth4webapi";
-import { Browser, FlowError, ask, check, eq, loopbackListener, runFlow } from "./as_browser.mjs";
+import { Browser, ask, check, eq, loopbackListener, runFlow } from "./as_browser.mjs";
 
 async function flow(spec) {
   const issuer = new URL(spec.issuer);
