@@ -230,6 +230,9 @@ async function strictReplay(lib, spec) {
     const again = await authorizeAndRedeem(lib, spec, browser, listener, c, redirectUri);
     check(!again.b.sawLogin && !again.b.sawConsent, "covered", `login ${again.b.sawLogin}, consent ${again.b.sawConsent} for a covered request`, browser.trail);
     const r1 = again.tokens.refresh_token;
+    // tokend counts whole seconds (same clock): start just past a second's
+    // beginning so that the rotation and the replay share it.
+    await new Promise((r) => setTimeout(r, 1020 - (Date.now() % 1000)));
     const t2 = await lib.refresh(c, r1);
     const rotatedAt = Date.now();
     await expectInvalidGrant(() => lib.refresh(c, r1), `immediate replay (${Date.now() - rotatedAt} ms after the rotation)`);
