@@ -264,6 +264,7 @@ int tk_app_create(const tk_app_cfg *cfg, tk_app **out)
     app->nworkers = n;
     app->routes = ep_routes;
     app->nroutes = ep_nroutes;
+    pthread_mutex_init(&app->reg_mu, NULL);
     unsigned depth = cfg->max_depth;
     app->core.max_depth = depth < TK_DEPTH_MAX ? depth : TK_DEPTH_MAX;
     for (unsigned i = 0; i < n; i++) {
@@ -278,6 +279,7 @@ int tk_app_create(const tk_app_cfg *cfg, tk_app **out)
     if (cfg->resources_file[0] != '\0') {
         int rc = load_resources(app, &app->res);
         if (rc != 0) {
+            pthread_mutex_destroy(&app->reg_mu);
             free(app->w);
             free(app);
             return rc;
@@ -335,6 +337,7 @@ void tk_app_destroy(tk_app *app)
         app->retired = next;
     }
     tk_resources_free(app->res);
+    pthread_mutex_destroy(&app->reg_mu);
     free(app->w);
     free(app);
 }

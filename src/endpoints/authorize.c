@@ -162,6 +162,15 @@ static void authorize_verified(ep_req *r, tk_txn *txn, const tk_client_rec *c, t
         error_redirect(r, redirect, state, &e);
         return;
     }
+    /* A client an administrator added with allowed scopes is bounded by them; a registered
+     * client's scope is advisory (the resource and the user's consent bound it). */
+    if ((c->flags & TK_CLIENT_F_DYNAMIC) == 0 && c->scope.len > 0 &&
+        !tk_core_scope_subset((tk_slice){scope, scope_len}, c->scope)) {
+        tk_oauth_err e = {TK_OAUTH_INVALID_SCOPE,
+                          "a requested scope is not allowed for this client"};
+        error_redirect(r, redirect, state, &e);
+        return;
+    }
     uint8_t cookie_hash[TK_HASH_LEN];
     tk_browser_rec b;
     tk_slice sub;

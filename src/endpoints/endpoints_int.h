@@ -7,6 +7,8 @@
 #ifndef TOKEND_ENDPOINTS_INT_H
 #define TOKEND_ENDPOINTS_INT_H
 
+#include <pthread.h>
+
 #include "tokend/endpoints.h"
 #include "tokend/form.h"
 #include "tokend/http.h"
@@ -219,8 +221,7 @@ typedef struct ep_worker {
     ep_audit audit;
     char metrics[TK_METRICS_PAGE_MAX]; /* the /metrics page */
     ep_auth_entry auth_cache[TK_AUTH_CACHE_SLOTS];
-    ep_as_slot *as_slots; /* TK_AS_PENDING_SLOTS, allocated with the worker */
-    ep_reg_entry reg[EP_REG_SLOTS];
+    ep_as_slot *as_slots; /* TK_AS_PENDING_SLOTS, allocated at the first deferred AS answer */
 } __attribute__((aligned(64))) ep_worker;
 
 /* A resources table replaced by a reload: kept until exit, because a worker
@@ -241,6 +242,10 @@ struct tk_app {
      * /metrics handler, itself a row, lists the labels without a cycle. */
     const ep_route *routes;
     unsigned nroutes;
+    /* Registrations per source address (register.c), shared by the workers:
+     * registration is rare, so one mutex is enough. */
+    pthread_mutex_t reg_mu;
+    ep_reg_entry reg[EP_REG_SLOTS];
 };
 
 /* How the caller presented client credentials (RFC 6749 §2.3.1): decides

@@ -34,16 +34,17 @@ static bool over_burst(ep_worker *w, const uint8_t peer[16])
         k = (k ^ peer[i]) * 1099511628211ull;
     }
     k |= 1;
-    ep_reg_entry *e = &w->reg[k % EP_REG_SLOTS];
+    tk_app *app = w->app;
     int64_t minute = w->now / 60;
+    pthread_mutex_lock(&app->reg_mu);
+    ep_reg_entry *e = &app->reg[k % EP_REG_SLOTS];
     if (e->key != k || e->minute != minute) {
         *e = (ep_reg_entry){.key = k, .minute = minute};
     }
-    if (e->count >= burst) {
-        return true;
-    }
-    e->count++;
-    return false;
+    bool over = e->count >= burst;
+    e->count += over ? 0u : 1u;
+    pthread_mutex_unlock(&app->reg_mu);
+    return over;
 }
 
 static int cmp_str(const void *a, const void *b)

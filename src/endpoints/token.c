@@ -134,7 +134,9 @@ static void defer_tokens(ep_req *r, tk_commit_req *creq, const char *access, con
         ep_reply_error(r, 500, "server_error", NULL);
         return;
     }
-    ep_as_defer(r, creq, 200, "application/json", TK_SLICE_NULL, (tk_slice){j.buf, j.len}, false);
+    /* RFC 6749 §5.1: Cache-Control: no-store (every answer has it) and Pragma: no-cache. */
+    ep_as_defer(r, creq, 200, "application/json", TK_SLICE_LIT("Pragma: no-cache\r\n"),
+                (tk_slice){j.buf, j.len}, false);
     tk_cleanse(body, sizeof body);
 }
 

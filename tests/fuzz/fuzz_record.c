@@ -29,7 +29,9 @@ static void token(const uint8_t *d, size_t n)
     EXPECT(tk_record_decode_token(enc1, l1, &b) == 0);
     EXPECT(a.kind == b.kind && a.iat == b.iat && a.nbf == b.nbf && a.exp == b.exp);
     EXPECT(a.revoked_at == b.revoked_at && a.has_parent == b.has_parent);
-    EXPECT(a.client_gen == b.client_gen);
+    EXPECT(a.client_gen == b.client_gen && a.rotated_at == b.rotated_at);
+    EXPECT(a.has_successor == b.has_successor);
+    EXPECT(!a.has_successor || memcmp(a.successor, b.successor, TK_HASH_LEN) == 0);
     EXPECT(!a.has_parent || memcmp(a.parent, b.parent, TK_HASH_LEN) == 0);
     EXPECT(same(a.client_id, b.client_id) && same(a.sub, b.sub) && same(a.sid, b.sid));
     EXPECT(same(a.grant_id, b.grant_id) && same(a.scope, b.scope) && same(a.aud, b.aud));
@@ -68,7 +70,7 @@ static void grant(const uint8_t *d, size_t n)
     EXPECT(tk_record_decode_grant(enc1, l1, &b) == 0);
     EXPECT(same(a.client_id, b.client_id) && same(a.sub, b.sub) && same(a.sid, b.sid));
     EXPECT(same(a.scope, b.scope) && a.state == b.state && a.created == b.created);
-    EXPECT(a.revoked_at == b.revoked_at);
+    EXPECT(a.revoked_at == b.revoked_at && same(a.resource, b.resource));
     EXPECT(tk_record_encode_grant(&b, enc2, sizeof(enc2), &l2) == 0);
     EXPECT(l1 == l2 && memcmp(enc1, enc2, l1) == 0 && l1 <= n);
 }
@@ -85,7 +87,11 @@ static void client(const uint8_t *d, size_t n)
     EXPECT(memcmp(a.secret_hash, b.secret_hash, TK_HASH_LEN) == 0);
     EXPECT(same(a.name, b.name) && same(a.scope, b.scope) && same(a.resource, b.resource));
     EXPECT(a.role == b.role && a.status == b.status && a.created == b.created);
-    EXPECT(a.generation == b.generation);
+    EXPECT(a.generation == b.generation && same(a.redirect_uris, b.redirect_uris));
+    EXPECT(a.auth_method == b.auth_method && a.grant_types == b.grant_types);
+    EXPECT(a.flags == b.flags && same(a.software_id, b.software_id));
+    EXPECT(same(a.delegate_to, b.delegate_to) && a.has_identity == b.has_identity);
+    EXPECT(!a.has_identity || memcmp(a.identity, b.identity, TK_HASH_LEN) == 0);
     EXPECT(tk_record_encode_client(&b, enc2, sizeof(enc2), &l2) == 0);
     EXPECT(l1 == l2 && memcmp(enc1, enc2, l1) == 0 && l1 <= n);
 }
@@ -121,6 +127,60 @@ static void audit(const uint8_t *d, size_t n)
     EXPECT(l1 == l2 && memcmp(enc1, enc2, l1) == 0 && l1 <= n);
 }
 
+/* The authorization server's records. */
+static void code(const uint8_t *d, size_t n)
+{
+    tk_code_rec a, b;
+    size_t l1, l2;
+    if (tk_record_decode_code(d, n, &a) != 0) {
+        return;
+    }
+    EXPECT(tk_record_encode_code(&a, enc1, sizeof(enc1), &l1) == 0);
+    EXPECT(tk_record_decode_code(enc1, l1, &b) == 0);
+    EXPECT(same(a.client_id, b.client_id) && same(a.redirect_uri, b.redirect_uri));
+    EXPECT(same(a.resource, b.resource) && same(a.scope, b.scope) && same(a.sid, b.sid));
+    EXPECT(same(a.sub, b.sub) && same(a.grant_id, b.grant_id));
+    EXPECT(memcmp(a.challenge, b.challenge, TK_HASH_LEN) == 0);
+    EXPECT(a.exp == b.exp && a.created == b.created && a.used_at == b.used_at);
+    EXPECT(tk_record_encode_code(&b, enc2, sizeof(enc2), &l2) == 0);
+    EXPECT(l1 == l2 && memcmp(enc1, enc2, l1) == 0 && l1 <= n);
+}
+
+static void authreq(const uint8_t *d, size_t n)
+{
+    tk_authreq_rec a, b;
+    size_t l1, l2;
+    if (tk_record_decode_authreq(d, n, &a) != 0) {
+        return;
+    }
+    EXPECT(tk_record_encode_authreq(&a, enc1, sizeof(enc1), &l1) == 0);
+    EXPECT(tk_record_decode_authreq(enc1, l1, &b) == 0);
+    EXPECT(same(a.client_id, b.client_id) && same(a.redirect_uri, b.redirect_uri));
+    EXPECT(same(a.state, b.state) && same(a.scope, b.scope) && same(a.resource, b.resource));
+    EXPECT(a.prompt == b.prompt && a.has_browser == b.has_browser);
+    EXPECT(memcmp(a.challenge, b.challenge, TK_HASH_LEN) == 0);
+    EXPECT(memcmp(a.csrf_key, b.csrf_key, TK_HASH_LEN) == 0);
+    EXPECT(!a.has_browser || memcmp(a.browser, b.browser, TK_HASH_LEN) == 0);
+    EXPECT(a.exp == b.exp && a.created == b.created && a.used_at == b.used_at);
+    EXPECT(tk_record_encode_authreq(&b, enc2, sizeof(enc2), &l2) == 0);
+    EXPECT(l1 == l2 && memcmp(enc1, enc2, l1) == 0 && l1 <= n);
+}
+
+static void browser(const uint8_t *d, size_t n)
+{
+    tk_browser_rec a, b;
+    size_t l1, l2;
+    if (tk_record_decode_browser(d, n, &a) != 0) {
+        return;
+    }
+    EXPECT(tk_record_encode_browser(&a, enc1, sizeof(enc1), &l1) == 0);
+    EXPECT(tk_record_decode_browser(enc1, l1, &b) == 0);
+    EXPECT(same(a.sid, b.sid) && memcmp(a.csrf_key, b.csrf_key, TK_HASH_LEN) == 0);
+    EXPECT(a.created == b.created && a.exp == b.exp);
+    EXPECT(tk_record_encode_browser(&b, enc2, sizeof(enc2), &l2) == 0);
+    EXPECT(l1 == l2 && memcmp(enc1, enc2, l1) == 0 && l1 <= n);
+}
+
 static void op(const uint8_t *d, size_t n)
 {
     tk_op a, b;
@@ -146,6 +206,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     client(data, size);
     agent_access(data, size);
     audit(data, size);
+    code(data, size);
+    authreq(data, size);
+    browser(data, size);
     op(data, size);
     return 0;
 }

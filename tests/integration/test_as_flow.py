@@ -79,7 +79,8 @@ class Browser:
         return self.request("POST", path, h.form(pairs), "application/x-www-form-urlencoded")
 
 
-class ASFlow(h.TokenAsserts, unittest.TestCase):
+class ASBase(h.TokenAsserts, unittest.TestCase):
+    """One tokend with a resource, dev login and open registration; the browser helpers."""
 
     @classmethod
     def setUpClass(cls):
@@ -165,7 +166,9 @@ class ASFlow(h.TokenAsserts, unittest.TestCase):
             pairs.append(("scope", scope))
         return self.token(pairs)
 
-    # -- tests --
+
+class ASFlow(ASBase):
+
 
     def test_metadata(self):
         m = self.d.request("GET", "/.well-known/oauth-authorization-server").json()
@@ -190,6 +193,8 @@ class ASFlow(h.TokenAsserts, unittest.TestCase):
         r = self.redeem(cid, code, verifier)
         self.assertEqual(r.status, 200, r)
         t = r.json()
+        self.assertEqual(r.header("Cache-Control"), "no-store")
+        self.assertEqual(r.header("Pragma"), "no-cache")
         self.assertEqual(t["token_type"], "Bearer")
         self.assertEqual(t["scope"], "mcp:read mcp:write")
         j = self.assertActive(t["access_token"])
@@ -318,6 +323,227 @@ class ASFlow(h.TokenAsserts, unittest.TestCase):
         self.assertEqual(r.status, 303, r)
         self.assertIn("error=invalid_request", r.header("Location"))
         self.assertIn("state=s1", r.header("Location"))
+
+
+class Refusals(ASBase):
+    """Each refusal answers the RFC's error and leaves the store unchanged."""
+
+    def stats(self):
+        return self.d.ctl("stats")
+
+    def start(self, cid, browser, scope="mcp:read"):
+        """GET /authorize with a signed-in browser; returns the consent form values."""
+        verifier, challenge = pkce()
+        q = urllib.parse.urlencode({
+            "response_type": "code", "client_id": cid, "redirect_uri": REDIRECT,
+            "code_challenge": challenge, "code_challenge_method": "S256", "state": "s",
+            "scope": scope, "prompt": "consent"})
+        r = browser.request("GET", "/authorize?" + q)
+        self.assertEqual(r.status, 303, r)
+        r = browser.request("GET", r.header("Location"))
+        self.assertEqual(r.status, 200, r)
+        return parse_page(r.body).values
+
+    def signed_in(self, cid, subject):
+        code, verifier, b = self.authorize(cid, subject=subject)
+        self.redeem(cid, code, verifier)
+        return b
+
+    def test_csrf(self):
+        cid = self.register()["client_id"]
+        alice = self.signed_in(cid, "csrf-alice")
+        mallory = self.signed_in(cid, "csrf-mallory")
+        form = self.start(cid, alice)
+        before = self.stats()
+        cases = [
+            (alice, [("request", form["request"]), ("decision", "approve")]),  # no csrf
+            (alice, [("request", form["request"]), ("csrf", "x" * 43), ("decision", "approve")]),
+            (mallory, [("request", form["request"]), ("csrf", form["csrf"]),
+                       ("decision", "approve")]),  # another session
+            (Browser(self.d), [("request", form["request"]), ("csrf", form["csrf"]),
+                               ("decision", "approve")]),  # no session at all
+            (alice, [("request", form["request"]), ("csrf", form["csrf"]),
+                     ("decision", "approve"), ("decision", "approve")]),  # duplicate
+        ]
+        for browser, pairs in cases:
+            r = browser.post_form("/consent", pairs)
+            self.assertEqual(r.status, 400, (pairs, r))
+            self.assertIsNone(r.header("Location"))
+        self.assertEqual(self.stats(), before)
+        r = alice.post_form("/consent", [("request", form["request"]), ("csrf", form["csrf"]),
+                                         ("decision", "deny")])
+        self.assertEqual(r.status, 303, r)
+        self.assertIn("error=access_denied", r.header("Location"))
+        r = alice.post_form("/consent", [("request", form["request"]), ("csrf", form["csrf"]),
+                                         ("decision", "approve")])  # reused
+        self.assertEqual(r.status, 400, r)
+
+    def test_confidential_client(self):
+        reg = self.register(token_endpoint_auth_method="client_secret_basic")
+        cid, secret = reg["client_id"], reg["client_secret"]
+        self.assertEqual(reg["client_secret_expires_at"], 0)
+        code, verifier, _ = self.authorize(cid, subject="conf")
+        pairs = [("grant_type", "authorization_code"), ("code", code),
+                 ("redirect_uri", REDIRECT), ("code_verifier", verifier)]
+        before = self.stats()
+        r = self.d.request("POST", "/token", h.form(pairs),
+                           headers={"Authorization": h.basic(cid, "wrong")},
+                           content_type="application/x-www-form-urlencoded")
+        self.assertEqual((r.status, r.json()["error"]), (401, "invalid_client"), r)
+        self.assertIn("Basic", r.header("WWW-Authenticate"))
+        r = self.token(pairs + [("client_id", cid)])  # a confidential client without its secret
+        self.assertEqual((r.status, r.json()["error"]), (401, "invalid_client"), r)
+        self.assertIsNone(r.header("WWW-Authenticate"))
+        self.assertEqual(self.stats(), before)
+        r = self.d.request("POST", "/token", h.form(pairs),
+                           headers={"Authorization": h.basic(cid, secret)},
+                           content_type="application/x-www-form-urlencoded")
+        self.assertEqual(r.status, 200, r)
+        self.assertActive(r.json()["access_token"])
+
+    def test_code_of_another_client(self):
+        a = self.register()["client_id"]
+        b = self.register()["client_id"]
+        code, verifier, _ = self.authorize(a, subject="other-client")
+        before = self.stats()
+        r = self.redeem(b, code, verifier)
+        self.assertEqual((r.status, r.json()["error"]), (400, "invalid_grant"), r)
+        self.assertEqual(self.stats(), before)
+        self.assertEqual(self.redeem(a, code, verifier).status, 200)
+
+    def test_exchange_never_widens(self):
+        cid = self.register()["client_id"]
+        sub = self.register(grant_types=["urn:ietf:params:oauth:grant-type:token-exchange"],
+                            redirect_uris=[])["client_id"]
+        self.d.ctl("client", "set", cid, "--delegate-to", "*")
+        code, verifier, _ = self.authorize(cid, subject="narrow", scope="mcp:read")
+        t = self.redeem(cid, code, verifier).json()
+        base = [("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
+                ("subject_token", t["access_token"]),
+                ("subject_token_type", "urn:ietf:params:oauth:token-type:access_token"),
+                ("client_id", sub)]
+        before = self.stats()
+        for extra, err in (([("scope", "mcp:read mcp:write")], "invalid_scope"),
+                           ([("resource", "https://other.test/")], "invalid_target"),
+                           ([("audience", "https://other.test/")], "invalid_target")):
+            r = self.token(base + extra)
+            self.assertEqual((r.status, r.json()["error"]), (400, err), r)
+        r = self.token([p if p[0] != "subject_token" else ("subject_token", "tkd_at_nope")
+                        for p in base])
+        self.assertEqual((r.status, r.json()["error"]), (400, "invalid_grant"), r)
+        self.assertEqual(self.stats(), before)
+        self.assertEqual(self.token(base).status, 200)
+
+    def test_prompt_none_and_disabled(self):
+        cid = self.register()["client_id"]
+        _, challenge = pkce()
+        q = urllib.parse.urlencode({
+            "response_type": "code", "client_id": cid, "redirect_uri": REDIRECT,
+            "code_challenge": challenge, "code_challenge_method": "S256", "state": "p",
+            "prompt": "none"})
+        r = self.d.request("GET", "/authorize?" + q)
+        self.assertEqual(r.status, 303, r)
+        self.assertIn("error=login_required", r.header("Location"))
+        self.d.ctl("client", "disable", cid)
+        r = self.d.request("GET", "/authorize?" + q)
+        self.assertEqual(r.status, 400, r)
+        self.assertIsNone(r.header("Location"))
+        r = self.d.request("GET", "/authorize?" + q + "&state=again")
+        self.assertEqual(r.status, 400, r)  # duplicate state, disabled: a page either way
+
+    def test_duplicate_and_unknown(self):
+        _, challenge = pkce()
+        q = ("response_type=code&client_id=nobody&redirect_uri=" + urllib.parse.quote(REDIRECT, "")
+             + "&code_challenge=" + challenge + "&code_challenge_method=S256")
+        r = self.d.request("GET", "/authorize?" + q)
+        self.assertEqual(r.status, 400, r)
+        self.assertIsNone(r.header("Location"))
+        r = self.token([("grant_type", "refresh_token"), ("refresh_token", "a"),
+                        ("refresh_token", "b"), ("client_id", "x")])
+        self.assertEqual((r.status, r.json()["error"]), (400, "invalid_request"), r)
+
+
+class Policies(h.FreshCase):
+
+    def test_closed_and_burst(self):
+        d = self.daemon(("--registration", "closed"))
+        doc = json.dumps({"redirect_uris": [REDIRECT]}).encode()
+        r = d.request("POST", "/register", doc, content_type="application/json")
+        self.assertEqual((r.status, r.json()["error"]), (403, "access_denied"), r)
+        d = self.daemon(("--registration", "open", "--register-burst", "2"))
+        codes = [d.request("POST", "/register", doc, content_type="application/json").status
+                 for _ in range(3)]
+        self.assertEqual(codes, [201, 201, 429])
+
+    def test_dev_login_needs_loopback(self):
+        p = h.ctl_run  # keep flake8 quiet about the helper module
+        del p
+        import subprocess
+        r = subprocess.run([h.TOKEND_BIN, "--login", "dev", "--listen", "0.0.0.0:0",
+                            "--data", self.tmpdir()], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 2, r)
+        self.assertIn("loopback", r.stderr)
+
+    def test_identity_approval(self):
+        d = self.daemon(("--registration", "approval"))
+        doc = json.dumps({"redirect_uris": [REDIRECT], "client_name": "same agent",
+                          "software_id": "sw-1", "token_endpoint_auth_method": "none"}).encode()
+        first = d.request("POST", "/register", doc, content_type="application/json").json()
+        pending = [c["client_id"] for c in d.ctl("client", "list", "--pending")]
+        self.assertIn(first["client_id"], pending)
+        d.ctl("client", "approve", first["client_id"])
+        second = d.request("POST", "/register", doc, content_type="application/json").json()
+        pending = [c["client_id"] for c in d.ctl("client", "list", "--pending")]
+        self.assertNotIn(second["client_id"], pending)
+
+
+class Resources(h.FreshCase):
+    """RFC 8707 at /authorize with two resources, and the RFC 8252 loopback port rule."""
+
+    def test_resource_rules_and_loopback_port(self):
+        d_dir = self.tmpdir()
+        path = os.path.join(d_dir, "resources.json")
+        with open(path, "w") as f:
+            json.dump({"resources": [
+                {"resource": "https://a.test/mcp", "scopes_supported": ["a:read"]},
+                {"resource": "https://b.test/mcp", "scopes_supported": ["b:read"]}]}, f)
+        d = self.daemon(("--resources", path, "--login", "dev", "--registration", "open"))
+        doc = {"redirect_uris": ["http://localhost/cb"], "token_endpoint_auth_method": "none"}
+        r = d.request("POST", "/register", json.dumps(doc).encode(),
+                      content_type="application/json")
+        self.assertEqual(r.status, 201, r)
+        self.assertEqual(r.json()["application_type"], "native")
+        cid = r.json()["client_id"]
+        _, challenge = pkce()
+
+        def go(**extra):
+            q = {"response_type": "code", "client_id": cid, "code_challenge": challenge,
+                 "code_challenge_method": "S256", "state": "s"}
+            q.update(extra)
+            return d.request("GET", "/authorize?" + urllib.parse.urlencode(q))
+
+        # Another port on the registered loopback host: accepted (RFC 8252 §7.3).
+        r = go(redirect_uri="http://localhost:53117/cb")
+        self.assertEqual(r.status, 303, r)
+        loc = r.header("Location")
+        self.assertIn("error=invalid_target", loc)  # two resources, none named
+        self.assertTrue(loc.startswith("http://localhost:53117/cb?"), loc)
+        # Another host or path: never a redirect.
+        for bad in ("http://127.0.0.1:53117/cb", "http://localhost:53117/cb2"):
+            r = go(redirect_uri=bad)
+            self.assertEqual(r.status, 400, r)
+            self.assertIsNone(r.header("Location"))
+        r = go(redirect_uri="http://localhost:1/cb", resource="https://c.test/mcp")
+        self.assertIn("error=invalid_target", r.header("Location"))
+        r = go(redirect_uri="http://localhost:1/cb", resource="https://b.test/mcp",
+               scope="a:read")
+        self.assertIn("error=invalid_scope", r.header("Location"))
+        r = go(redirect_uri="http://localhost:1/cb", resource="https://b.test/mcp")
+        self.assertEqual(r.status, 303, r)
+        self.assertTrue(r.header("Location").startswith("/login?request=tka_"), r)
+        r = go(redirect_uri="http://localhost:1/cb", resource="https://b.test/mcp",
+               code_challenge_method="plain")
+        self.assertIn("error=invalid_request", r.header("Location"))
 
 
 class PendingClient(h.FreshCase):

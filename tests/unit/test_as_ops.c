@@ -10,7 +10,10 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "tokend/committer.h"
 #include "tokend/store.h"
+
+#include <poll.h>
 
 static tk_slice cstr(const char *s)
 {
@@ -290,8 +293,57 @@ static void test_validate(void)
     CHECK(tk_op_encode(&op, buf, sizeof buf, &len) == TK_E_INVALID); /* no wire form yet */
 }
 
+/* Through the committer: two redemptions of one code in the same batch
+ * (two workers racing) — exactly one wins, the other reports REPLAYED and
+ * revokes what the first issued; a PUT_NEW's record is freed by the
+ * committer (ASan would report a leak otherwise). */
+static void test_race_through_committer(void)
+{
+    setup();
+    put_request("tka_5", T0);
+    sign_in("tka_5", 0xb1, T0);
+    tk_op ci = code_issue("tka_5", 0xb1, TK_DECIDE_APPROVE, 0xd5, T0 + 1);
+    CHECK_EQ_INT(apply1(&ci), TK_OUT_OK);
+    tk_committer *c;
+    TK_ASSERT(tk_committer_start(st, 1, 8, &c) == 0);
+    tk_commit_req a = {.worker = 0, .cookie = 1, .nops = 1};
+    tk_commit_req b = {.worker = 0, .cookie = 2, .nops = 2};
+    a.ops[0] = redeem(0xd5, 0xa1, 0xf1, T0 + 2);
+    b.ops[0] = tk_op_make(TK_OP_PUT_NEW, T0 + 2); /* a client, then the second redemption */
+    tk_client_rec cl = {.role = TK_ROLE_AGENT, .status = TK_CLIENT_PENDING, .created = T0};
+    b.ops[0].put_new.db = TK_OP_DB_CLIENT;
+    TK_ASSERT(tk_op_id_set(&b.ops[0].put_new.key, TK_SLICE_LIT("tkc_new")) == 0);
+    b.ops[0].put_new.rec = malloc(TK_RECORD_MAX);
+    size_t len;
+    TK_ASSERT(tk_record_encode_client(&cl, b.ops[0].put_new.rec, TK_RECORD_MAX, &len) == 0);
+    b.ops[0].put_new.len = (uint16_t)len;
+    b.ops[1] = redeem(0xd5, 0xa2, 0xf2, T0 + 2);
+    TK_ASSERT(tk_committer_submit(c, &a) == 0);
+    TK_ASSERT(tk_committer_submit(c, &b) == 0);
+    tk_commit_done d[4];
+    size_t got = 0;
+    for (int i = 0; i < 200 && got < 2; i++) {
+        struct pollfd p = {.fd = tk_committer_event_fd(c, 0), .events = POLLIN};
+        if (poll(&p, 1, 10) == 1) {
+            uint64_t v;
+            TK_ASSERT(read(p.fd, &v, sizeof v) == (ssize_t)sizeof v);
+        }
+        got += tk_committer_drain(c, 0, d + got, 4 - got);
+    }
+    tk_committer_stop(c);
+    CHECK_EQ_INT(got, 2);
+    for (size_t i = 0; i < got; i++) {
+        CHECK_EQ_INT(d[i].result, 0);
+        CHECK_EQ_INT(d[i].outcome, d[i].cookie == 1 ? TK_OUT_OK : TK_OUT_REPLAYED);
+    }
+    CHECK(!token_exists(0xa2, NULL));
+    CHECK_EQ_INT(grant_state("tkg_consent"), TK_GRANT_REVOKED);
+    teardown();
+}
+
 int main(void)
 {
+    RUN(test_race_through_committer);
     RUN(test_code_flow);
     RUN(test_code_replay_revokes);
     RUN(test_validate);

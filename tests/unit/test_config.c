@@ -4,6 +4,7 @@
  */
 #include "check.h"
 #include "tokend/config.h"
+#include "tokend/endpoints.h"
 
 #include <stdlib.h>
 #include <unistd.h>
@@ -209,6 +210,47 @@ static void test_metrics(void)
     unlink(path);
 }
 
+/* The authorization server's keys: defaults, ranges, names, and dev login
+ * refused unless every listen address is loopback. */
+static void test_authorization_server(void)
+{
+    tk_config c;
+    tk_config_defaults(&c);
+    CHECK_EQ_INT(c.registration, TK_REGISTRATION_APPROVAL);
+    CHECK_EQ_INT(c.login, TK_LOGIN_OFF);
+    CHECK_EQ_INT(c.code_ttl, 60);
+    CHECK_EQ_INT(c.authorize_ttl, 600);
+    CHECK_EQ_INT(c.refresh_reuse_window, 5);
+    CHECK_EQ_INT(c.register_burst, 20);
+    static const char *const names[] = {"open", "approval", "closed"};
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ_INT(tk_config_set(&c, "registration", names[i], err, sizeof(err)), 0);
+        CHECK_EQ_INT(c.registration, i + 1);
+    }
+    CHECK(tk_config_set(&c, "registration", "OPEN", err, sizeof(err)) != 0);
+    CHECK(tk_config_set(&c, "login", "oidc", err, sizeof(err)) != 0);
+    CHECK(tk_config_set(&c, "code-ttl", "0", err, sizeof(err)) != 0);
+    CHECK(tk_config_set(&c, "code-ttl", "601", err, sizeof(err)) != 0);
+    CHECK_EQ_INT(tk_config_set(&c, "code-ttl", "600", err, sizeof(err)), 0);
+    CHECK_EQ_INT(tk_config_set(&c, "refresh-reuse-window", "0", err, sizeof(err)), 0);
+    CHECK_EQ_INT(c.refresh_reuse_window, 0);
+    CHECK(tk_config_set(&c, "refresh-reuse-window", "301", err, sizeof(err)) != 0);
+    CHECK_EQ_INT(tk_config_set(&c, "login", "dev", err, sizeof(err)), 0);
+    CHECK_EQ_INT(tk_config_validate(&c, err, sizeof(err)), 0); /* 127.0.0.1 by default */
+    CHECK_EQ_INT(tk_config_set(&c, "listen", "[::1]:7000", err, sizeof(err)), 0);
+    CHECK_EQ_INT(tk_config_validate(&c, err, sizeof(err)), 0);
+    static const char *const open_addrs[] = {"0.0.0.0:7000", "192.168.1.4:7000", "[::]:7000"};
+    for (size_t i = 0; i < TK_ARRAY_LEN(open_addrs); i++) {
+        CHECK_EQ_INT(tk_config_set(&c, "listen", open_addrs[i], err, sizeof(err)), 0);
+        CHECK(tk_config_validate(&c, err, sizeof(err)) != 0);
+    }
+    CHECK_EQ_INT(tk_config_set(&c, "listen", "127.0.0.1:7000", err, sizeof(err)), 0);
+    CHECK_EQ_INT(tk_config_set(&c, "metrics-listen", "0.0.0.0:7001", err, sizeof(err)), 0);
+    CHECK(tk_config_validate(&c, err, sizeof(err)) != 0); /* every listen address */
+    CHECK_EQ_INT(tk_config_set(&c, "login", "off", err, sizeof(err)), 0);
+    CHECK_EQ_INT(tk_config_validate(&c, err, sizeof(err)), 0);
+}
+
 int main(void)
 {
     RUN(test_defaults);
@@ -217,5 +259,6 @@ int main(void)
     RUN(test_issuer);
     RUN(test_file);
     RUN(test_metrics);
+    RUN(test_authorization_server);
     return check_report();
 }
