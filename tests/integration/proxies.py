@@ -11,6 +11,7 @@ http.server thread that answers every request with what it received.
 import http.server
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -151,13 +152,16 @@ def render(text, listen_port, tokend_port, app_port):
     return text.replace("@LISTEN@", str(listen_port))
 
 
-def start_nginx(tokend_port, app_port, tls_ca=None):
-    """tls_ca: tokend_port is a TLS listener; nginx talks https to it and
-    verifies its certificate against tls_ca (proxy_ssl_verify on)."""
+def start_nginx(tokend_port, app_port, port=None, conf_text=None, tls_ca=None):
+    """nginx with the shipped config (or conf_text, a variant of it) on
+    port (default: a free one). tls_ca: tokend_port is a TLS listener; nginx
+    talks https to it and verifies its certificate against tls_ca
+    (proxy_ssl_verify on)."""
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     tmp = tempfile.mkdtemp(prefix="tokend-nginx-")
-    port = free_port()
-    snippet = shipped("nginx.conf").replace("listen 80;", "listen 127.0.0.1:@LISTEN@;")
+    port = port or free_port()
+    snippet = (conf_text or shipped("nginx.conf")).replace("listen 80;",
+                                                          "listen 127.0.0.1:@LISTEN@;")
     snippet = render(snippet, port, tokend_port, app_port)
     if tls_ca is not None:
         snippet = snippet.replace("proxy_pass http://tokend", "proxy_pass https://tokend")
@@ -195,11 +199,13 @@ http {{
                  tmp, port, log, name="nginx")
 
 
-def start_caddy(tokend_port, app_port):
+def start_caddy(tokend_port, app_port, port=None, site_host=SITE):
+    """Caddy with the shipped Caddyfile on port (default: a free one), its
+    site renamed to http://site_host:port."""
     caddy = shutil.which("caddy")
     tmp = tempfile.mkdtemp(prefix="tokend-caddy-")
-    port = free_port()
-    site = shipped("Caddyfile").replace(SITE + " {", "http://%s:@LISTEN@ {" % SITE)
+    port = port or free_port()
+    site = shipped("Caddyfile").replace(SITE + " {", "http://%s:@LISTEN@ {" % site_host)
     site = render(site, port, tokend_port, app_port)
     conf = "{\n\tadmin off\n\tauto_https off\n\tdefault_bind 127.0.0.1\n}\n\n" + site
     path = os.path.join(tmp, "Caddyfile")
@@ -384,3 +390,119 @@ class ProxyFlow(h.TokenAsserts):
             self.assertIn(r.status, (400, 500), "%s %r\n%s" % (uri, r, self.proxy.log()))
         self.assertEqual(len(self.app.seen), before)
         self.assertEqual(self.send("GET", "/page", self.token).status, 200)
+
+
+# ---- A non-default port ------------------------------------------------------------------
+
+WK = "/.well-known/oauth-protected-resource"
+
+
+def challenge_params(value):
+    """The auth-params of one Bearer challenge as a dict (quoted values)."""
+    if not value or not value.startswith("Bearer "):
+        raise AssertionError("not a Bearer challenge: %r" % value)
+    return dict(re.findall(r'([A-Za-z_]+)="([^"]*)"', value))
+
+
+class PortFlow(h.TokenAsserts):
+    """A proxy on a non-default port in front of a resource whose identifier
+    carries that port (issue 11 §7). tokend matches an identifier with a port
+    only on that port, a request without one counting as 443: a proxy that
+    drops the port from X-Forwarded-Host (nginx's $host) makes tokend look up
+    127.0.0.1:443, which here is the decoy resource https://127.0.0.1/ (wrong
+    challenge, wrong metadata, a token for the real resource refused). Mixed
+    into a unittest.TestCase with start_proxy(tokend_port, app_port, port)."""
+
+    start_proxy = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.port = free_port()
+        cls.resource = "https://127.0.0.1:%d/" % cls.port
+        cls.md_url = "https://127.0.0.1:%d%s" % (cls.port, WK)
+        res = {
+            "trusted_headers": ["X-Forwarded-Method", "X-Forwarded-Host", "X-Forwarded-Uri",
+                                "X-Original-URI"],
+            "identity_headers": {"subject": "X-Auth-Subject", "client": "X-Auth-Client",
+                                 "scope": "X-Auth-Scope", "session": "X-Auth-Session",
+                                 "actor": "X-Auth-Actor"},
+            "resources": [
+                {"resource": cls.resource, "name": "App on its own port", "realm": "app",
+                 "scopes_supported": ["app:read", "app:write"],
+                 "required_scopes": {"GET": ["app:read"], "*": ["app:write"]}},
+                # Where a port-less X-Forwarded-Host (nginx's $host) would land.
+                {"resource": "https://127.0.0.1/", "name": "Decoy on 443", "realm": "decoy",
+                 "scopes_supported": ["decoy:read"], "required_scopes": {"*": ["decoy:read"]}},
+            ],
+        }
+        cls.tmp = tempfile.mkdtemp(prefix="tokend-proxy-port-")
+        cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
+        path = os.path.join(cls.tmp, "resources.json")
+        with open(path, "w") as f:
+            json.dump(res, f)
+        cls.d = h.start_daemon(("--resources", path))
+        cls.addClassCleanup(h.destroy_daemon, cls.d)
+        cls.app = Upstream()
+        cls.addClassCleanup(cls.app.stop)
+        cls.proxy = cls.start_proxy(cls.d.port, cls.app.port, cls.port)
+        cls.addClassCleanup(cls.proxy.stop)
+        cls.agent = cls.d.add_client("agent", "port-agent")
+        cls.sid = cls.d.new_session("pat@example.com")
+
+    def send(self, method, path, token=None):
+        hdrs = {"Host": "127.0.0.1:%d" % self.port}
+        if token:
+            hdrs["Authorization"] = "Bearer " + token
+        lines = ["%s %s HTTP/1.1" % (method, path)] + ["%s: %s" % kv for kv in hdrs.items()]
+        with h.Conn(self.port) as c:
+            c.send(("\r\n".join(lines) + "\r\n\r\n").encode())
+            return c.read_response()
+
+    def msg(self, r):
+        return "%r\nproxy log:\n%s\ntokend log:\n%s" % (r, self.proxy.log(), self.d.stderr(4000))
+
+    def test_challenge_points_at_the_port_resource_metadata(self):
+        before = len(self.app.seen)
+        r = self.send("GET", "/page")
+        self.assertEqual(r.status, 401, self.msg(r))
+        chs = r.header_all("www-authenticate")
+        self.assertEqual(len(chs), 1, self.msg(r))
+        p = challenge_params(chs[0])
+        self.assertEqual(p.get("realm"), "app", self.msg(r))
+        self.assertEqual(p.get("resource_metadata"), self.md_url, self.msg(r))
+        self.assertEqual(len(self.app.seen), before, "the app must not be reached")
+
+    def test_metadata_through_nginx_names_the_port_resource(self):
+        r = self.send("GET", WK)
+        self.assertEqual(r.status, 200, self.msg(r))
+        j = r.json()
+        self.assertEqual(j["resource"], self.resource, j)
+        self.assertEqual(j["scopes_supported"], ["app:read", "app:write"], j)
+        self.assertEqual(j["authorization_servers"], ["http://127.0.0.1:%d" % self.d.port], j)
+        self.assertEqual(j["bearer_methods_supported"], ["header"], j)
+
+    def test_token_for_the_port_resource_passes(self):
+        tok = self.d.issue(self.sid, self.agent, "app:read", aud=self.resource)["access_token"]
+        r = self.send("GET", "/page", tok)
+        self.assertEqual(r.status, 200, self.msg(r))
+        hd = headers_of(r.json())
+        self.assertEqual(hd.get("x-auth-subject"), ["pat@example.com"], r.json())
+        self.assertEqual(hd.get("x-auth-client"), [self.agent.id], r.json())
+        # Scope rules are the port resource's: a write needs app:write.
+        r = self.send("POST", "/page", tok)
+        self.assertEqual(r.status, 403, self.msg(r))
+        p = challenge_params(r.header("www-authenticate"))
+        self.assertEqual((p.get("error"), p.get("scope")), ("insufficient_scope", "app:write"))
+        self.assertEqual(p.get("resource_metadata"), self.md_url, self.msg(r))
+
+    def test_token_for_the_default_port_resource_is_refused(self):
+        tok = self.d.issue(self.sid, self.agent, "decoy:read",
+                           aud="https://127.0.0.1/")["access_token"]
+        before = len(self.app.seen)
+        r = self.send("GET", "/page", tok)
+        self.assertEqual(r.status, 401, self.msg(r))
+        p = challenge_params(r.header("www-authenticate"))
+        self.assertEqual(p.get("error"), "invalid_token", self.msg(r))
+        self.assertEqual(p.get("resource_metadata"), self.md_url, self.msg(r))
+        self.assertEqual(len(self.app.seen), before)
+
