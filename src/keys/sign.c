@@ -1,0 +1,106 @@
+/*
+ * ES256 compact JWS (RFC 7515 §7.1, RFC 7518 §3.4) with the current key:
+ * what signs RFC 9701 introspection answers, and any JWT tokend issues.
+ *
+ * The one idea: the key is parsed once, at load, and the JWS is assembled
+ * in the caller's buffer, so a signature costs one ECDSA operation and two
+ * base64url passes. (Debian 12's libjwt 1.10 was the planned signer; it
+ * re-parses the PEM key on every signature, about 420 µs of its 600 µs, and
+ * overwrites the protected header's "typ" with "JWT", which RFC 9701 §5
+ * forbids: docs/ARCHITECTURE.md §9.)
+ *
+ * ECDSA gives a DER SEQUENCE of two INTEGERs; JWS wants r and s as two
+ * 32-byte big-endian numbers, left-padded with zeros (RFC 7518 §3.4): a
+ * shorter r or s (1 signature in 128) must still be 32 bytes.
+ */
+#include "keys_int.h"
+
+#include "tokend/crypto.h"
+
+#include <errno.h>
+#include <openssl/bn.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <string.h>
+
+#define SIG_LEN 64 /* r || s */
+
+static size_t header_json(const tk_key *k, const char *typ, char *out, size_t cap)
+{
+    tk_json j;
+    tk_json_init(&j, out, cap);
+    tk_json_obj_begin(&j);
+    tk_json_kv_cstr(&j, "alg", "ES256");
+    if (k != NULL) {
+        tk_json_kv_cstr(&j, "kid", k->info.kid);
+    } else {
+        tk_json_kv_str(&j, "kid", (tk_slice){"0123456789012345678901234567890123456789012", 43});
+    }
+    tk_json_kv_cstr(&j, "typ", typ);
+    tk_json_obj_end(&j);
+    TK_ASSERT(tk_json_finish(&j) == 0);
+    return j.len;
+}
+
+size_t tk_keys_jws_len(const char *typ, size_t plen)
+{
+    char h[128];
+    TK_ASSERT(strlen(typ) <= 48 && tk_json_is_plain(typ, strlen(typ)));
+    size_t hl = header_json(NULL, typ, h, sizeof h);
+    return tk_b64url_encoded_len(hl) + 1 + tk_b64url_encoded_len(plen) + 1 +
+           tk_b64url_encoded_len(SIG_LEN);
+}
+
+/* ECDSA over in[0..n) into r || s. */
+static int sign_raw(EVP_PKEY *pkey, const char *in, size_t n, uint8_t sig[SIG_LEN])
+{
+    uint8_t der[80];
+    size_t dl = sizeof der;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int rc = -EIO;
+    if (ctx != NULL && EVP_DigestSignInit_ex(ctx, NULL, "SHA256", NULL, NULL, pkey, NULL) == 1 &&
+        EVP_DigestSign(ctx, der, &dl, (const unsigned char *)in, n) == 1) {
+        const unsigned char *p = der;
+        ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)dl);
+        const BIGNUM *r = NULL, *s = NULL;
+        if (es != NULL) {
+            ECDSA_SIG_get0(es, &r, &s);
+        }
+        if (r != NULL && s != NULL && BN_bn2binpad(r, sig, 32) == 32 &&
+            BN_bn2binpad(s, sig + 32, 32) == 32) {
+            rc = 0;
+        }
+        ECDSA_SIG_free(es);
+    }
+    EVP_MD_CTX_free(ctx);
+    return rc;
+}
+
+int tk_keys_sign(const tk_keyset *ks, const char *typ, const char *payload, size_t plen, char *out,
+                 size_t cap, size_t *len)
+{
+    TK_ASSERT(ks != NULL && ks->n > 0 && ks->k[0].pkey != NULL);
+    size_t need = tk_keys_jws_len(typ, plen);
+    if (need >= cap) {
+        return TK_E_TOOBIG;
+    }
+    char h[128];
+    size_t hl = header_json(&ks->k[0], typ, h, sizeof h);
+    size_t n = 0;
+    TK_ASSERT(tk_b64url_encode(h, hl, out, cap) == 0);
+    n += tk_b64url_encoded_len(hl);
+    out[n++] = '.';
+    TK_ASSERT(tk_b64url_encode(payload, plen, out + n, cap - n) == 0);
+    n += tk_b64url_encoded_len(plen);
+    uint8_t sig[SIG_LEN];
+    int rc = sign_raw(ks->k[0].pkey, out, n, sig);
+    if (rc != 0) {
+        return rc;
+    }
+    out[n++] = '.';
+    TK_ASSERT(tk_b64url_encode(sig, sizeof sig, out + n, cap - n) == 0);
+    n += tk_b64url_encoded_len(sizeof sig);
+    TK_ASSERT(n == need);
+    *len = n;
+    return 0;
+}
