@@ -26,6 +26,7 @@ void tk_config_defaults(tk_config *cfg)
     strcpy(cfg->data_dir, "./tokend-data");
     cfg->map_size = TK_MAP_SIZE_DEFAULT;
     cfg->access_ttl = 3600;
+    cfg->signing_key_overlap = 3600;
     cfg->refresh_ttl = 30 * 86400;
     cfg->session_ttl = 12 * 3600;
     cfg->max_depth = TK_DEPTH_DEFAULT;
@@ -191,6 +192,7 @@ static const struct num_key num_keys[] = {
     NUM("commit-queue", commit_queue, 1, TK_COMMIT_QUEUE_MAX),
     NUM("auth-fail-burst", auth_fail_burst, 0, TK_RL_BURST_MAX),
     NUM("map-size-max", map_size_max, 0, TK_MAP_SIZE_MAX),
+    NUM("signing-key-overlap", signing_key_overlap, 0, TK_SIGNING_OVERLAP_MAX),
 };
 
 static int set_num(tk_config *cfg, const struct num_key *k, const char *value, char *err,

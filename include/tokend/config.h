@@ -7,7 +7,11 @@
  * access-ttl, refresh-ttl, session-ttl, max-depth, max-conns, idle-timeout,
  * header-timeout, body-timeout, max-body, commit-queue, log-level, pin-cpus,
  * resources, idp-config, auth-fail-burst, map-size-max, metrics-listen,
- * metrics-token).
+ * metrics-token, signing-key-overlap).
+ *
+ * tokend's signing keys live in DATA/keys (keys.h). A key retired by
+ * `tokenctl keys rotate` stays in /jwks.json for max(access-ttl,
+ * signing-key-overlap) seconds after tokend last signed with it.
  *
  * /metrics is served only on its own listener (metrics-listen ADDR:PORT or
  * "off"), by default 127.0.0.1 on the port after the main one (an ephemeral
@@ -29,6 +33,7 @@ typedef struct tk_config {
     uint64_t map_size;
     char issuer[TK_URL_MAX];
     int64_t access_ttl, refresh_ttl, session_ttl; /* seconds */
+    int64_t signing_key_overlap; /* seconds a retired signing key stays published */
     unsigned max_depth;
     unsigned max_conns;
     unsigned idle_timeout_ms, header_timeout_ms, body_timeout_ms;

@@ -14,6 +14,7 @@
 #include "tokend/core.h"
 #include "tokend/json.h"
 #include "tokend/idp.h"
+#include "tokend/keys.h"
 
 typedef struct tk_app tk_app;
 
@@ -38,6 +39,10 @@ typedef struct tk_app_cfg {
     tk_store *store;
     tk_committer *committer;
     tk_idp_holder *idp; /* trusted IdPs (POST /backchannel-logout, …); NULL = none */
+    /* tokend's signing keys (GET /jwks.json, signed introspection); NULL =
+     * none: no JWKS, every answer plain JSON. */
+    tk_keys_holder *keys;
+    int64_t signing_overlap; /* seconds a retired key stays in the JWKS */
     unsigned workers;
     /* Connection counters for /metrics, or NULL. */
     void (*server_stats)(void *arg, tk_server_stats *out);

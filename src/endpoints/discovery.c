@@ -50,6 +50,13 @@ void ep_metadata(ep_req *r)
     tk_json_kv_str(&j, "revocation_endpoint", join(issuer, "/revoke", url, sizeof url));
     auth_methods(&j, "introspection_endpoint_auth_methods_supported");
     auth_methods(&j, "revocation_endpoint_auth_methods_supported");
+    if (w->app->cfg.keys != NULL) { /* RFC 9701 §6 */
+        tk_json_kv_str(&j, "jwks_uri", join(issuer, "/jwks.json", url, sizeof url));
+        tk_json_key(&j, "introspection_signing_alg_values_supported");
+        tk_json_arr_begin(&j);
+        tk_json_cstr(&j, "ES256");
+        tk_json_arr_end(&j);
+    }
     size_t nres = tk_resources_count(w->res);
     if (nres > 0) { /* RFC 9728 §4 */
         tk_json_key(&j, "protected_resources");

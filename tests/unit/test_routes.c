@@ -25,6 +25,7 @@ static const char *const known_labels[] = {
     "backchannel_logout",
     "ssf_events",
     "webhook",
+    "jwks",
     "other",
 };
 
