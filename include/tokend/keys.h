@@ -83,7 +83,9 @@ void tk_keys_jwks(const tk_keyset *ks, int64_t now, int64_t overlap, tk_json *j)
  * A compact JWS (ES256, the current key) of payload: protected header
  * {"alg":"ES256","kid":"<kid>","typ":"<typ>"}, then
  * base64url(payload), then the 64-byte r || s signature. Writes a NUL-
- * terminated string to out and its length to *len. Returns 0, TK_E_TOOBIG
+ * terminated string to out and its length to *len. typ is a constant of
+ * at most 48 printable characters needing no JSON escape (asserted): the
+ * caller's media type, never input. Returns 0, TK_E_TOOBIG
  * (out too small: see tk_keys_jws_len) or -EIO (OpenSSL failed).
  * Thread-safe: workers sign in parallel with one shared key.
  */

@@ -25,29 +25,33 @@
 
 #define SIG_LEN 64 /* r || s */
 
+/* The protected header around the kid and typ: {"alg":"ES256","kid":"…","typ":"…"}. */
+#define HEADER_FIXED (sizeof "{\"alg\":\"ES256\",\"kid\":\"\",\"typ\":\"\"}" - 1)
+#define TYP_MAX      48
+
+static size_t header_len(const char *typ)
+{
+    size_t tl = strlen(typ);
+    TK_ASSERT(tl <= TYP_MAX && tk_json_is_plain(typ, tl)); /* our own constants */
+    return HEADER_FIXED + TK_KID_LEN + tl;
+}
+
 static size_t header_json(const tk_key *k, const char *typ, char *out, size_t cap)
 {
     tk_json j;
     tk_json_init(&j, out, cap);
     tk_json_obj_begin(&j);
     tk_json_kv_cstr(&j, "alg", "ES256");
-    if (k != NULL) {
-        tk_json_kv_cstr(&j, "kid", k->info.kid);
-    } else {
-        tk_json_kv_str(&j, "kid", (tk_slice){"0123456789012345678901234567890123456789012", 43});
-    }
+    tk_json_kv_cstr(&j, "kid", k->info.kid);
     tk_json_kv_cstr(&j, "typ", typ);
     tk_json_obj_end(&j);
-    TK_ASSERT(tk_json_finish(&j) == 0);
+    TK_ASSERT(tk_json_finish(&j) == 0 && j.len == header_len(typ));
     return j.len;
 }
 
 size_t tk_keys_jws_len(const char *typ, size_t plen)
 {
-    char h[128];
-    TK_ASSERT(strlen(typ) <= 48 && tk_json_is_plain(typ, strlen(typ)));
-    size_t hl = header_json(NULL, typ, h, sizeof h);
-    return tk_b64url_encoded_len(hl) + 1 + tk_b64url_encoded_len(plen) + 1 +
+    return tk_b64url_encoded_len(header_len(typ)) + 1 + tk_b64url_encoded_len(plen) + 1 +
            tk_b64url_encoded_len(SIG_LEN);
 }
 
@@ -84,7 +88,7 @@ int tk_keys_sign(const tk_keyset *ks, const char *typ, const char *payload, size
     if (need >= cap) {
         return TK_E_TOOBIG;
     }
-    char h[128];
+    char h[HEADER_FIXED + TK_KID_LEN + TYP_MAX + 1];
     size_t hl = header_json(&ks->k[0], typ, h, sizeof h);
     size_t n = 0;
     TK_ASSERT(tk_b64url_encode(h, hl, out, cap) == 0);
