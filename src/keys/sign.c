@@ -2,9 +2,10 @@
  * ES256 compact JWS (RFC 7515 §7.1, RFC 7518 §3.4) with the current key:
  * what signs RFC 9701 introspection answers, and any JWT tokend issues.
  *
- * The one idea: the key is parsed once, at load, and the JWS is assembled
- * in the caller's buffer, so a signature costs one ECDSA operation and two
- * base64url passes. (Debian 12's libjwt 1.10 was the planned signer; it
+ * The one idea: the key is parsed once, at load, each thread keeps a
+ * signing context, and the JWS is assembled in the caller's buffer, so a
+ * signature costs one SHA-256, one ECDSA operation and two base64url
+ * passes. (Debian 12's libjwt 1.10 was the planned signer; it
  * re-parses the PEM key on every signature, about 420 µs of its 600 µs, and
  * overwrites the protected header's "typ" with "JWT", which RFC 9701 §5
  * forbids: docs/ARCHITECTURE.md §9.)
@@ -21,6 +22,7 @@
 #include <openssl/bn.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <string.h>
 
 #define SIG_LEN 64 /* r || s */
@@ -55,28 +57,65 @@ size_t tk_keys_jws_len(const char *typ, size_t plen)
            tk_b64url_encoded_len(SIG_LEN);
 }
 
-/* ECDSA over in[0..n) into r || s. */
+/* Each thread keeps one signing context for the key it last signed with,
+ * so a signature costs no provider fetch and no allocation (about 4.5 µs of
+ * 21 µs per signature). The context holds a reference to its key, so the
+ * key's address cannot be reused while the context points at it; the
+ * pthread key's destructor frees the context when the thread exits. */
+static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
+static pthread_key_t ctx_key;
+static __thread EVP_PKEY_CTX *thread_ctx;
+static __thread const EVP_PKEY *thread_pkey;
+
+static void free_thread_ctx(void *ctx)
+{
+    EVP_PKEY_CTX_free(ctx);
+}
+
+static void ctx_init_once(void)
+{
+    TK_ASSERT(pthread_key_create(&ctx_key, free_thread_ctx) == 0);
+}
+
+static EVP_PKEY_CTX *signing_ctx(EVP_PKEY *pkey)
+{
+    if (TK_LIKELY(thread_pkey == pkey)) {
+        return thread_ctx;
+    }
+    TK_ASSERT(pthread_once(&ctx_once, ctx_init_once) == 0);
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+    if (ctx == NULL || EVP_PKEY_sign_init(ctx) != 1) {
+        EVP_PKEY_CTX_free(ctx);
+        return NULL;
+    }
+    EVP_PKEY_CTX_free(thread_ctx);
+    thread_ctx = ctx;
+    thread_pkey = pkey;
+    TK_ASSERT(pthread_setspecific(ctx_key, ctx) == 0);
+    return ctx;
+}
+
+/* ECDSA over SHA-256(in[0..n)) into r || s. */
 static int sign_raw(EVP_PKEY *pkey, const char *in, size_t n, uint8_t sig[SIG_LEN])
 {
-    uint8_t der[80];
+    uint8_t h[TK_HASH_LEN], der[80];
     size_t dl = sizeof der;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    int rc = -EIO;
-    if (ctx != NULL && EVP_DigestSignInit_ex(ctx, NULL, "SHA256", NULL, NULL, pkey, NULL) == 1 &&
-        EVP_DigestSign(ctx, der, &dl, (const unsigned char *)in, n) == 1) {
-        const unsigned char *p = der;
-        ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)dl);
-        const BIGNUM *r = NULL, *s = NULL;
-        if (es != NULL) {
-            ECDSA_SIG_get0(es, &r, &s);
-        }
-        if (r != NULL && s != NULL && BN_bn2binpad(r, sig, 32) == 32 &&
-            BN_bn2binpad(s, sig + 32, 32) == 32) {
-            rc = 0;
-        }
-        ECDSA_SIG_free(es);
+    EVP_PKEY_CTX *ctx = signing_ctx(pkey);
+    tk_sha256(in, n, h);
+    if (ctx == NULL || EVP_PKEY_sign(ctx, der, &dl, h, sizeof h) != 1) {
+        return -EIO;
     }
-    EVP_MD_CTX_free(ctx);
+    const unsigned char *p = der;
+    ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)dl);
+    const BIGNUM *r = NULL, *s = NULL;
+    if (es != NULL) {
+        ECDSA_SIG_get0(es, &r, &s);
+    }
+    int rc = r != NULL && s != NULL && BN_bn2binpad(r, sig, 32) == 32 &&
+                     BN_bn2binpad(s, sig + 32, 32) == 32
+                 ? 0
+                 : -EIO;
+    ECDSA_SIG_free(es);
     return rc;
 }
 
