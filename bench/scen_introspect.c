@@ -355,6 +355,8 @@ int scen_introspect(const bench_opts *o, bench_report *rp)
         report_metric(rp, "signed_rps", series_rps(ss));
         report_metric(rp, "signed_server_us_per_req", series_cpu_us(ss));
         report_metric(rp, "ratio_signed_vs_plain", ratio);
+        /* What bounds the rate when the server's core, not the load, is saturated. */
+        report_metric(rp, "ratio_signed_server_cpu", series_cpu_us(st) / series_cpu_us(ss));
         report_target(rp, "signed_vs_plain", ratio, 0.5, false,
                       "tokend signed / plain introspection req/s");
         free(ms);
