@@ -198,6 +198,7 @@ typedef struct bench_opts {
     unsigned repeat;
     double unknown_share, revoked_share;
     bool no_nginx, progress, keep;
+    bool signed_answers; /* introspect: also load RFC 9701 signed introspection */
 } bench_opts;
 
 #define SERIES_MAX  8

@@ -35,6 +35,8 @@ static const char usage[] =
     "  --tokenctl PATH     default: tokenctl next to this program\n"
     "  --no-nginx          introspect: no nginx baseline\n"
     "  --baseline PATH     introspect: also load this tokend binary in turn (before/after)\n"
+    "  --signed            introspect: also load signed answers (Accept: application/\n"
+    "                      token-introspection+jwt, RFC 9701) in turn, beside plain ones\n"
     "  --json FILE         the report as JSON (schema tokend-bench/1, see README)\n"
     "  --html FILE         the report as a self-contained HTML page\n"
     "  --progress          a progress line on stderr while loading\n"
@@ -62,20 +64,33 @@ enum {
     O_KEEP,
     O_HELP,
     O_BASELINE,
+    O_SIGNED,
 };
 
 static const struct option longopts[] = {
-    {"tokens", 1, 0, O_TOKENS},     {"k", 1, 0, O_K},
-    {"repeat", 1, 0, O_REPEAT},     {"connections", 1, 0, O_CONNS},
-    {"duration", 1, 0, O_DURATION}, {"warmup", 1, 0, O_WARMUP},
-    {"rounds", 1, 0, O_ROUNDS},     {"rate", 1, 0, O_RATE},
-    {"unknown", 1, 0, O_UNKNOWN},   {"revoked", 1, 0, O_REVOKED},
-    {"cpu", 1, 0, O_CPU},           {"server-cpu", 1, 0, O_SERVER_CPU},
-    {"tokend", 1, 0, O_TOKEND},     {"tokenctl", 1, 0, O_TOKENCTL},
-    {"no-nginx", 0, 0, O_NO_NGINX}, {"json", 1, 0, O_JSON},
-    {"html", 1, 0, O_HTML},         {"progress", 0, 0, O_PROGRESS},
-    {"keep", 0, 0, O_KEEP},         {"baseline", 1, 0, O_BASELINE},
-    {"help", 0, 0, O_HELP},         {0, 0, 0, 0},
+    {"tokens", 1, 0, O_TOKENS},
+    {"k", 1, 0, O_K},
+    {"repeat", 1, 0, O_REPEAT},
+    {"connections", 1, 0, O_CONNS},
+    {"duration", 1, 0, O_DURATION},
+    {"warmup", 1, 0, O_WARMUP},
+    {"rounds", 1, 0, O_ROUNDS},
+    {"rate", 1, 0, O_RATE},
+    {"unknown", 1, 0, O_UNKNOWN},
+    {"revoked", 1, 0, O_REVOKED},
+    {"cpu", 1, 0, O_CPU},
+    {"server-cpu", 1, 0, O_SERVER_CPU},
+    {"tokend", 1, 0, O_TOKEND},
+    {"tokenctl", 1, 0, O_TOKENCTL},
+    {"no-nginx", 0, 0, O_NO_NGINX},
+    {"json", 1, 0, O_JSON},
+    {"html", 1, 0, O_HTML},
+    {"progress", 0, 0, O_PROGRESS},
+    {"keep", 0, 0, O_KEEP},
+    {"baseline", 1, 0, O_BASELINE},
+    {"help", 0, 0, O_HELP},
+    {"signed", 0, 0, O_SIGNED},
+    {0, 0, 0, 0},
 };
 
 static int num(const char *s, double min, double max, double *out)
@@ -143,6 +158,9 @@ static int set_opt(bench_opts *o, int c, const char *a)
         return 0;
     case O_BASELINE:
         o->baseline = a;
+        return 0;
+    case O_SIGNED:
+        o->signed_answers = true;
         return 0;
     default:
         return -1;

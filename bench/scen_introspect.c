@@ -14,6 +14,11 @@
  * with keep-alive, tokend's TLS listener against nginx's `ssl` listener with
  * the same certificate and cipher suite; then the handshake rates.
  *
+ * With --signed, the same tokend is also loaded with every request asking for
+ * an RFC 9701 signed answer (Accept: application/token-introspection+jwt), in
+ * turn with the plain load, and the ratio of the two rates is reported (each
+ * signed answer is checked to be a compact ES256 JWS).
+ *
  * scale: one tokend per store size (e.g. 10 k and 10 M tokens), all pinned to
  * the same CPU and loaded alternately; throughput and private memory of each.
  */
@@ -31,7 +36,8 @@ typedef struct mix {
     const seeded *s;
     size_t nrev; /* tokens [0, nrev) of the file were revoked */
     double p_unknown, p_revoked;
-    bool check; /* tokend answers are checked; nginx's are not */
+    bool check;   /* tokend answers are checked; nginx's are not */
+    bool signed_; /* answers are RFC 9701 JWTs: checked for their JWS header */
     uint64_t rng;
     char prefix[PREFIX_CAP]; /* request up to "token=" */
     size_t prefix_len;
@@ -96,6 +102,12 @@ static bool mix_done(void *arg, unsigned conn, uint32_t tag, int status, const c
     mix *m = arg;
     if (status != 200 || !m->check) {
         return true;
+    }
+    if (m->signed_) { /* base64url of {"alg":"ES256", then two more segments */
+        static const char head[] = "eyJhbGciOiJFUzI1NiIs";
+        const char *dot = len > 100 ? memchr(body, '.', len) : NULL;
+        return dot != NULL && memcmp(body, head, sizeof head - 1) == 0 &&
+               memchr(dot + 1, '.', len - (size_t)(dot + 1 - body)) != NULL;
     }
     if (tag == KIND_ACTIVE) {
         m->body_len = len;
@@ -269,6 +281,7 @@ typedef struct ab_target {
     const server_proc *srv;
     bench_series *se;
     bool check;
+    mix *m; /* the requests: NULL for the shared mix */
 } ab_target;
 
 static void ab_rounds(const bench_opts *o, mix *m, const ab_target *t, unsigned n)
@@ -276,8 +289,9 @@ static void ab_rounds(const bench_opts *o, mix *m, const ab_target *t, unsigned 
     for (unsigned r = 0; r < o->rounds; r++) {
         for (unsigned k = 0; k < n; k++) {
             const ab_target *x = &t[(k + r) % n];
-            m->check = x->check;
-            run_one(o, m, x->srv, x->se);
+            mix *xm = x->m != NULL ? x->m : m;
+            xm->check = x->check;
+            run_one(o, xm, x->srv, x->se);
         }
     }
 }
@@ -325,6 +339,23 @@ static void handshake_rounds(const bench_opts *o, bench_report *rp, struct ssl_c
     }
 }
 
+/* --signed: the same mix with every request asking for a signed answer. */
+static mix *signed_mix(const seeded *s, const mix *m)
+{
+    mix *ms = malloc(sizeof *ms);
+    char authz[sizeof s->rs_authz + 64];
+    snprintf(authz, sizeof authz, "%sAccept: application/token-introspection+jwt\r\n", s->rs_authz);
+    if (ms != NULL) {
+        mix_init(ms, s, "/introspect", authz, bench_now_ns() ^ 0x5157);
+        ms->nrev = m->nrev;
+        ms->p_unknown = m->p_unknown;
+        ms->p_revoked = m->p_revoked;
+        ms->signed_ = true;
+        ms->tls = m->tls;
+    }
+    return ms;
+}
+
 int scen_introspect(const bench_opts *o, bench_report *rp)
 {
     return introspect_run(o, rp, NULL);
@@ -358,21 +389,37 @@ int introspect_run(const bench_opts *o, bench_report *rp, struct ssl_ctx_st *tls
     server_proc base = {0};
     bool have_base =
         !tls && o->baseline && tokend_start(o->baseline, s->data, o->server_cpu, &base) == 0;
-    ab_target t[3];
+    ab_target t[4];
     unsigned nt = 0;
+    mix *ms = o->signed_answers ? signed_mix(s, m) : NULL;
     bench_series *st = report_series(rp, "tokend");
+    bench_series *ss = ms != NULL ? report_series(rp, "tokend signed (RFC 9701)") : NULL;
     bench_series *sn = have_ng ? report_series(rp, "nginx return 200") : NULL;
     bench_series *sb = have_base ? report_series(rp, "tokend (baseline)") : NULL;
-    t[nt++] = (ab_target){&s->srv, st, true};
+    t[nt++] = (ab_target){&s->srv, st, true, NULL};
     if (have_ng) {
-        t[nt++] = (ab_target){&ng, sn, false};
+        t[nt++] = (ab_target){&ng, sn, false, NULL};
     }
     if (have_base) {
-        t[nt++] = (ab_target){&base, sb, true};
+        t[nt++] = (ab_target){&base, sb, true, NULL};
+    }
+    if (ms != NULL) {
+        t[nt++] = (ab_target){&s->srv, ss, true, ms};
     }
     ab_rounds(o, m, t, nt);
-    if (tls != NULL) {
-        handshake_rounds(o, rp, tls, t, have_base ? 1 : nt);
+    if (tls != NULL) { /* tokend first, then nginx: the signed series is the same server */
+        handshake_rounds(o, rp, tls, t, have_ng ? 2 : 1);
+    }
+    if (ms != NULL) {
+        double ratio = series_rps(ss) / series_rps(st);
+        report_metric(rp, "signed_rps", series_rps(ss));
+        report_metric(rp, "signed_server_us_per_req", series_cpu_us(ss));
+        report_metric(rp, "ratio_signed_vs_plain", ratio);
+        /* What bounds the rate when the server's core, not the load, is saturated. */
+        report_metric(rp, "ratio_signed_server_cpu", series_cpu_us(st) / series_cpu_us(ss));
+        report_target(rp, "signed_vs_plain", ratio, 0.5, false,
+                      "tokend signed / plain introspection req/s");
+        free(ms);
     }
     if (have_base) {
         report_metric(rp, "baseline_rps", series_rps(sb));

@@ -27,6 +27,7 @@ void tk_config_defaults(tk_config *cfg)
     strcpy(cfg->data_dir, "./tokend-data");
     cfg->map_size = TK_MAP_SIZE_DEFAULT;
     cfg->access_ttl = 3600;
+    cfg->signing_key_overlap = 3600;
     cfg->refresh_ttl = 30 * 86400;
     cfg->session_ttl = 12 * 3600;
     cfg->max_depth = TK_DEPTH_DEFAULT;
@@ -256,6 +257,7 @@ static const struct num_key num_keys[] = {
     NUM("jwks-refresh-min", jwks_refresh_min, 1, TK_JWKS_REFRESH_CEILING),
     NUM("jwks-refresh-max", jwks_refresh_max, 1, TK_JWKS_REFRESH_CEILING),
     NUM("jwks-kid-interval", jwks_kid_interval, 1, TK_JWKS_KID_INTERVAL_MAX),
+    NUM("signing-key-overlap", signing_key_overlap, 0, TK_SIGNING_OVERLAP_MAX),
 };
 
 static int set_num(tk_config *cfg, const struct num_key *k, const char *value, char *err,

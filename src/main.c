@@ -2,7 +2,8 @@
  * tokend: wires the modules together and owns the process. Reads the
  * configuration, opens the store, starts the committer, the application and
  * the server, then waits for a signal; SIGTERM/SIGINT stop it gracefully
- * (stop accepting, finish in-flight requests, exit 0).
+ * (stop accepting, finish in-flight requests, exit 0); SIGHUP reloads the
+ * protected resources, the IdP trust file and the signing keys.
  */
 #include "tokend/clock.h"
 #include "tokend/committer.h"
@@ -10,6 +11,7 @@
 #include "tokend/endpoints.h"
 #include "tokend/idp.h"
 #include "tokend/idp_jwks.h"
+#include "tokend/keys.h"
 #include "tokend/log.h"
 #include "tokend/outbound.h"
 #include "tokend/server.h"
@@ -40,6 +42,7 @@ static const char usage[] =
     "              [--outbound-timeout MS] [--outbound-max-bytes BYTES]\n"
     "              [--outbound-queue N] [--outbound-transfers N]\n"
     "              [--jwks-refresh-min S] [--jwks-refresh-max S] [--jwks-kid-interval S]\n"
+    "              [--signing-key-overlap S]\n"
     "\n"
     "Token introspection (RFC 7662) and revocation (RFC 7009) with cascading\n"
     "revocation. Defaults: listen 127.0.0.1:7662, data ./tokend-data, one worker\n"
@@ -243,11 +246,46 @@ static int load_idp(const tk_config *cfg, tk_idp_trust **out)
     return 0;
 }
 
-/* SIGHUP: reload the TLS certificate and key, the protected resources and
- * the IdP trust file; a bad file keeps the one in use. The key refresher
- * merges its fetched keys into the new trust file's snapshot and swaps it in. */
-static void reload(const tk_config *cfg, tk_idp_jwks *jwks, tk_app *app)
+/* tokend's signing keys (DATA/keys): the first one is made at first start. */
+static int load_keys(const tk_config *cfg, bool create, tk_keyset **out)
 {
+    char err[512];
+    int rc = tk_keys_load(cfg->data_dir, create, tk_now(), out, err, sizeof(err));
+    if (rc != 0) {
+        tk_log_error("signing_keys", "error=\"%s\"", err);
+        return rc;
+    }
+    const tk_key_info *cur = tk_keys_info(*out, 0);
+    tk_log_info("signing_keys", "current=%s keys=%u", cur->kid, tk_keys_count(*out));
+    return 0;
+}
+
+/* SIGHUP: a rotation by tokenctl keys rotate takes effect here; a folder
+ * that does not load keeps the keys in use. */
+static void reload_keys(const tk_config *cfg, tk_keys_holder *keys)
+{
+    const tk_keyset *old = tk_keys_holder_get(keys);
+    char was[TK_KID_LEN + 1];
+    memcpy(was, tk_keys_info(old, 0)->kid, sizeof(was));
+    tk_keyset *fresh = NULL;
+    if (load_keys(cfg, false, &fresh) != 0 || tk_keys_holder_swap(keys, fresh, tk_now()) != 0) {
+        tk_log_warn("sighup", "note=\"signing keys unchanged\" current=%s", was);
+        return;
+    }
+    const char *now_kid = tk_keys_info(tk_keys_holder_get(keys), 0)->kid;
+    if (strcmp(was, now_kid) != 0) {
+        tk_log_info("sighup", "note=\"signing key rotated\" current=%s previous=%s", now_kid, was);
+    } else {
+        tk_log_info("sighup", "note=\"signing keys reloaded\" current=%s", now_kid);
+    }
+}
+
+/* SIGHUP: reload the TLS certificate and key, the protected resources and
+ * the signing keys and the IdP trust file; a bad file keeps the one in use. The key refresher
+ * merges its fetched keys into the new trust file's snapshot and swaps it in. */
+static void reload(const tk_config *cfg, tk_idp_jwks *jwks, tk_keys_holder *keys, tk_app *app)
+{
+    reload_keys(cfg, keys);
     tk_server *srv = __atomic_load_n(&running_server, __ATOMIC_ACQUIRE);
     if (srv != NULL && cfg->tls_cert[0] != '\0') {
         int rc = tk_server_tls_reload(srv); /* a failure was logged with its reason */
@@ -279,7 +317,8 @@ static void reload(const tk_config *cfg, tk_idp_jwks *jwks, tk_app *app)
     tk_log_info("sighup", "note=\"IdP configuration reloaded\"");
 }
 
-static int wait_for_stop(const sigset_t *set, const tk_config *cfg, tk_idp_jwks *jwks, tk_app *app)
+static int wait_for_stop(const sigset_t *set, const tk_config *cfg, tk_idp_jwks *jwks,
+                         tk_keys_holder *keys, tk_app *app)
 {
     for (;;) { /* until a stop signal: SIGHUP alone does not stop */
         int sig = 0;
@@ -287,7 +326,7 @@ static int wait_for_stop(const sigset_t *set, const tk_config *cfg, tk_idp_jwks 
             return -1;
         }
         if (sig == SIGHUP) {
-            reload(cfg, jwks, app);
+            reload(cfg, jwks, keys, app);
             continue;
         }
         return sig;
@@ -365,10 +404,17 @@ static int run(struct options *o)
                      tk_strerror(r));
         return 1;
     }
+    tk_keyset *ks = NULL;
+    tk_keys_holder *keys = NULL;
+    if (load_keys(cfg, true, &ks) != 0 || tk_keys_holder_new(ks, &keys) != 0) {
+        tk_store_close(store);
+        return 1;
+    }
     tk_idp_trust *trust = NULL;
     tk_idp_holder *idp = NULL;
     if (load_idp(cfg, &trust) != 0 || tk_idp_holder_new(trust, &idp) != 0) {
         tk_idp_unref(trust);
+        tk_keys_holder_free(keys);
         tk_store_close(store);
         return 1;
     }
@@ -385,6 +431,7 @@ static int run(struct options *o)
         tk_outbound_stop(outbound);
         tk_idp_jwks_free(jwks);
         tk_idp_holder_free(idp);
+        tk_keys_holder_free(keys);
         tk_store_close(store);
         return 1;
     }
@@ -409,6 +456,10 @@ static int run(struct options *o)
                        .idp = idp,
                        .jwks = jwks,
                        .outbound = outbound,
+                       .keys = keys,
+                       .signing_overlap = cfg->signing_key_overlap > cfg->access_ttl
+                                              ? cfg->signing_key_overlap
+                                              : cfg->access_ttl,
                        .workers = cfg->workers,
                        .server_stats = server_stats,
                        .server_stats_arg = NULL};
@@ -476,7 +527,7 @@ static int run(struct options *o)
     struct prefault pf = {.store = store};
     if (r == 0) {
         pf.started = pthread_create(&pf.thread, NULL, prefault_main, &pf) == 0;
-        int sig = wait_for_stop(&set, cfg, jwks, app);
+        int sig = wait_for_stop(&set, cfg, jwks, keys, app);
         tk_log_info("stopping", "signal=%d", sig);
         tk_server_stop(srv);
     }
@@ -496,6 +547,7 @@ static int run(struct options *o)
         tk_app_destroy(app);
     }
     tk_idp_holder_free(idp); /* after the workers dropped their snapshots */
+    tk_keys_holder_free(keys);
     tk_store_close(store);
     tk_log_info("stopped", "exit=%d", exit_code);
     return exit_code;

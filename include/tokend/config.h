@@ -9,12 +9,16 @@
  * resources, idp-config, auth-fail-burst, map-size-max, metrics-listen,
  * metrics-token, tls-cert, tls-key, outbound-ca-file, outbound-connect-timeout,
  * outbound-timeout, outbound-max-bytes, outbound-queue, outbound-transfers,
- * jwks-refresh-min, jwks-refresh-max, jwks-kid-interval).
+ * jwks-refresh-min, jwks-refresh-max, jwks-kid-interval, signing-key-overlap).
  *
  * listen may be given up to TK_API_LISTEN_MAX times, each "ADDR:PORT" or
  * "ADDR:PORT tls": every address serves the API, the ones marked tls over
  * TLS with tls-cert and tls-key. The first listen of the file, and again the
  * first of the command line, replaces the list; later ones add to it.
+ *
+ * tokend's signing keys live in DATA/keys (keys.h). A key retired by
+ * `tokenctl keys rotate` stays in /jwks.json for max(access-ttl,
+ * signing-key-overlap) seconds after tokend last signed with it.
  *
  * /metrics is served only on its own listener (metrics-listen ADDR:PORT or
  * "off"), by default 127.0.0.1 on the port after the main one (an ephemeral
@@ -49,6 +53,7 @@ typedef struct tk_config {
     uint64_t map_size;
     char issuer[TK_URL_MAX];
     int64_t access_ttl, refresh_ttl, session_ttl; /* seconds */
+    int64_t signing_key_overlap; /* seconds a retired signing key stays published */
     unsigned max_depth;
     unsigned max_conns;
     unsigned idle_timeout_ms, header_timeout_ms, body_timeout_ms;

@@ -16,6 +16,7 @@
 #include "tokend/idp.h"
 #include "tokend/idp_jwks.h"
 #include "tokend/outbound.h"
+#include "tokend/keys.h"
 
 typedef struct tk_app tk_app;
 
@@ -59,6 +60,10 @@ typedef struct tk_app_cfg {
     tk_idp_holder *idp;    /* trusted IdPs (POST /backchannel-logout, …); NULL = none */
     tk_idp_jwks *jwks;     /* fetched IdP keys: unknown kids ask it for a fetch; NULL = none */
     tk_outbound *outbound; /* the outbound thread (its counters reach /metrics); or NULL */
+    /* tokend's signing keys (GET /jwks.json, signed introspection); NULL =
+     * none: no JWKS, every answer plain JSON. */
+    tk_keys_holder *keys;
+    int64_t signing_overlap; /* seconds a retired key stays in the JWKS */
     unsigned workers;
     /* Connection counters for /metrics, or NULL. */
     void (*server_stats)(void *arg, tk_server_stats *out);

@@ -283,6 +283,23 @@
 /* v1 signatures looked at in one webhook-signature header (rotation sends
  * two or three). */
 #define TK_WEBHOOK_SIGS_MAX 8
+/* ---- Signing keys and signed answers (src/keys, RFC 9701) ----------------- */
+/* Keys a manifest keeps (the current one and the newest retired ones):
+ * rotations are rare, and each published key costs every verifier a JWKS
+ * member. */
+#define TK_SIGNING_KEYS_MAX 4
+/* The manifest file (keys.json): TK_SIGNING_KEYS_MAX short entries. */
+#define TK_KEYS_MANIFEST_MAX 4096
+/* One PEM private key file: a P-256 PKCS#8 key is about 240 bytes. */
+#define TK_KEYS_PEM_MAX 4096
+/* The longest overlap a retired key may stay published (signing-key-overlap
+ * and access-ttl are capped by it): a year, as access-ttl. */
+#define TK_SIGNING_OVERLAP_MAX (366LL * 86400)
+/* A signed introspection payload: the JSON answer plus iss, aud and iat. */
+#define TK_SIGNED_PAYLOAD_MAX (TK_RESPONSE_MAX + 2048)
+/* The JWS of it: header, base64url payload, signature. */
+#define TK_SIGNED_RESPONSE_MAX ((TK_SIGNED_PAYLOAD_MAX * 4 + 2) / 3 + 256)
+
 /* ---- Authorization server (src/oauth) ------------------------------------ */
 
 /* A registration document (RFC 7591): every member we keep at its limit is
@@ -380,6 +397,9 @@
 _Static_assert(TK_TOKEN_LEN < TK_TOKEN_IN_MAX, "our own tokens must be accepted");
 _Static_assert(TK_HTTP_LINE_MAX <= TK_HTTP_HEAD_MAX, "the request line is part of the head");
 _Static_assert(TK_RESPONSE_MAX <= TK_CONN_OUT_MAX, "one response must fit the out buffer");
+_Static_assert(TK_SIGNED_RESPONSE_MAX + 512 <= TK_CONN_OUT_MAX, "a signed answer fits too");
+_Static_assert(TK_URL_MAX + 6 * TK_ID_MAX + 128 <= TK_SIGNED_PAYLOAD_MAX - TK_RESPONSE_MAX,
+               "iss, an escaped aud and iat fit around the answer");
 _Static_assert(TK_SUB_MAX + TK_SCOPE_MAX + TK_AUD_MAX + 4 * TK_ID_MAX + 128 <= TK_RECORD_MAX,
                "a token record with every field at its limit must encode");
 _Static_assert(TK_DEPTH_DEFAULT <= TK_DEPTH_MAX, "default depth within the ceiling");

@@ -109,6 +109,13 @@ void ep_metadata(ep_req *r)
     tk_json_cstr(&j, "none");
     tk_json_arr_end(&j);
     tk_json_kv_bool(&j, "authorization_response_iss_parameter_supported", true);
+    if (w->app->cfg.keys != NULL) { /* RFC 9701 §6 */
+        tk_json_kv_str(&j, "jwks_uri", join(issuer, "/jwks.json", url, sizeof url));
+        tk_json_key(&j, "introspection_signing_alg_values_supported");
+        tk_json_arr_begin(&j);
+        tk_json_cstr(&j, "ES256");
+        tk_json_arr_end(&j);
+    }
     size_t nres = tk_resources_count(w->res);
     scopes_union(&j, w->res, nres);
     if (nres > 0) { /* RFC 9728 §4 */

@@ -359,6 +359,15 @@ void ep_healthz(ep_req *r);
 void ep_metrics_serve(ep_req *r);
 void ep_forward_auth(ep_req *r);
 void ep_resource_metadata(ep_req *r);
+/* signed.c: GET /jwks.json, and the RFC 9701 branch of POST /introspect. */
+void ep_jwks(ep_req *r);
+/* When the caller's Accept asks for a signed answer and the app has keys:
+ * sign answer[0..n) (the RFC 7662 JSON) for caller_id, write the reply and
+ * return true. Otherwise false, and nothing is written. */
+bool ep_introspect_signed(ep_req *r, tk_slice caller_id, const char *answer, size_t n);
+/* Whether an Accept value lists the media type (ASCII case-insensitive;
+ * parameters ignored except q=0, which refuses it; no wildcard matches). */
+bool ep_accepts(tk_slice accept, const char *type);
 /* bcl.c, ssf.c, webhook.c: IdP events (shared plumbing in events.c). */
 void ep_backchannel_logout(ep_req *r);
 void ep_backchannel_logout_done(ep_req *r, const tk_server_done *done);

@@ -60,11 +60,15 @@ void ep_introspect(ep_req *r)
     ep_add(res.active ? &w->m.introspect_active : &w->m.introspect_inactive, 1);
     size_t n = tk_introspect_json_fast(&res, issuer_of(w), w->scratch, sizeof w->scratch);
     if (n > 0) {
-        ep_reply(r, 200, "application/json", NULL, w->scratch, n);
+        if (!ep_introspect_signed(r, caller_id, w->scratch, n)) { /* RFC 9701: signed.c */
+            ep_reply(r, 200, "application/json", NULL, w->scratch, n);
+        }
         return;
     }
     tk_json j;
     tk_json_init(&j, w->scratch, sizeof w->scratch);
     tk_introspect_json(&res, issuer_of(w), &j);
-    ep_reply_json(r, 200, &j);
+    if (tk_json_finish(&j) != 0 || !ep_introspect_signed(r, caller_id, j.buf, j.len)) {
+        ep_reply_json(r, 200, &j);
+    }
 }

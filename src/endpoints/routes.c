@@ -103,6 +103,8 @@ const ep_route ep_routes[] = {
      .label = "token",
      .handle = ep_token,
      .complete = ep_token_done},
+    /* tokend's own public keys (RFC 7517), for its signed answers. */
+    {.path = "/jwks.json", .methods = EP_GET, .label = "jwks", .handle = ep_jwks},
     {.path = NULL, .methods = EP_ANY, .label = "other", .handle = not_found}, /* keep last */
 };
 

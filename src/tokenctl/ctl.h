@@ -115,6 +115,10 @@ int ctl_cmd_token_fanout(ctl *c);
 /* seed.c */
 int ctl_cmd_seed(ctl *c);
 
+/* cmd_keys.c: tokend's own signing keys. */
+int ctl_cmd_keys_list(ctl *c);
+int ctl_cmd_keys_rotate(ctl *c);
+
 /* Defaults shared by the commands (seconds). */
 #define CTL_SESSION_TTL_DEFAULT (7 * 86400)
 #define CTL_ACCESS_TTL_DEFAULT  3600

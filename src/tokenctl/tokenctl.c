@@ -99,6 +99,9 @@ static const ctl_command commands[] = {
      "--sid SID --client CLIENT_ID --scope S --children K --out FILE [--ttl S]"},
     {"stats", NULL, ctl_cmd_stats, 0, opts_none, ""},
     {"audit", "agents", ctl_cmd_audit_agents, 0, opts_audit_agents, "[--client ID]"},
+    {"keys", "list", ctl_cmd_keys_list, 0, opts_none, "   tokend's signing keys, current first"},
+    {"keys", "rotate", ctl_cmd_keys_rotate, 0, opts_none,
+     "   a new current signing key; tokend uses it after SIGHUP"},
     {"seed", NULL, ctl_cmd_seed, 0, opts_seed,
      "--sessions N --tokens-per-session M --out FILE [--client ID] [--scope S] [--ttl S]"},
     /* Keep bare "audit" after any "audit VERB" entry: find_command takes the

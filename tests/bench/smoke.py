@@ -17,7 +17,7 @@ import tempfile
 SCHEMA = "tokend-bench/1"
 COMMON = ["--cpu", "-1", "--server-cpu", "-1", "--warmup", "0.1", "--connections", "8"]
 RUNS = {
-    "introspect": ["--tokens", "2000", "--duration", "0.5", "--rounds", "1"],
+    "introspect": ["--tokens", "2000", "--duration", "0.5", "--rounds", "1", "--signed"],
     "introspect-tls": ["--tokens", "2000", "--duration", "0.5", "--rounds", "1"],
     "cascade": ["--k", "1,200", "--repeat", "1", "--duration", "0.6"],
     "revoke": ["--tokens", "2000", "--duration", "0.5"],
@@ -98,6 +98,10 @@ def main():
                 check_cascade(doc)
             if name == "introspect-tls":
                 check_tls(doc)
+            if name == "introspect" and ("ratio_signed_vs_plain" not in doc["metrics"] or
+                                         "tokend signed (RFC 9701)" not in
+                                         [s["name"] for s in doc["series"]]):
+                fail("introspect --signed: no signed series or ratio")
             with open(page) as f:
                 html = f.read()
             if "<svg" not in html or "http://" in html.replace("http://www.w3.org", ""):

@@ -180,6 +180,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
             snprintf(cfg[i].metrics_token, sizeof cfg[i].metrics_token, "fuzz-metrics-token-0123");
         }
         write_resources(dir, cfg[i].resources_file, sizeof cfg[i].resources_file);
+        tk_keys_holder *keys = NULL; /* the second app signs (RFC 9701, /jwks.json) */
+        if (i == 1) {
+            tk_keyset *ks = NULL;
+            char err[256];
+            SEED_OK(tk_keys_load(dir, true, 1000, &ks, err, sizeof err));
+            SEED_OK(tk_keys_holder_new(ks, &keys));
+        }
         tk_app_cfg ac = {.issuer = cfg[i].issuer,
                          .resources_file = cfg[i].resources_file,
                          .metrics_token = cfg[i].metrics_token,
@@ -196,6 +203,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
                          .register_burst = 4,
                          .store = store,
                          .committer = NULL,
+                         .keys = keys,
+                         .signing_overlap = 3600,
                          .workers = 1};
         SEED_OK(tk_app_create(&ac, &app[i]));
         tk_app_hooks(app[i], &hooks[i]);

@@ -105,6 +105,13 @@ static void test_numbers(void)
     CHECK(c.map_size == 1099511627776ULL);
     CHECK_EQ_INT(tk_config_set(&c, "access-ttl", "60", err, sizeof(err)), 0);
     CHECK_EQ_INT(c.access_ttl, 60);
+    CHECK_EQ_INT(c.signing_key_overlap, 3600); /* the default */
+    CHECK_EQ_INT(tk_config_set(&c, "signing-key-overlap", "0", err, sizeof(err)), 0);
+    CHECK_EQ_INT(c.signing_key_overlap, 0);
+    CHECK_EQ_INT(tk_config_set(&c, "signing-key-overlap", "31622400", err, sizeof(err)), 0);
+    CHECK_EQ_INT(c.signing_key_overlap, 31622400);
+    CHECK(tk_config_set(&c, "signing-key-overlap", "31622401", err, sizeof(err)) != 0);
+    CHECK(tk_config_set(&c, "signing-key-overlap", "-1", err, sizeof(err)) != 0);
     CHECK(tk_config_set(&c, "no-such-key", "1", err, sizeof(err)) != 0);
     CHECK(strstr(err, "no-such-key") != NULL);
     CHECK_EQ_INT(tk_config_set(&c, "pin-cpus", "yes", err, sizeof(err)), 0);

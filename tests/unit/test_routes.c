@@ -30,6 +30,7 @@ static const char *const known_labels[] = {
     "login",
     "consent",
     "token",
+    "jwks",
     "other",
 };
 
