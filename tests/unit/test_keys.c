@@ -82,9 +82,9 @@ static void test_first_key_and_reload(void)
     CHECK_EQ_INT(strlen(in->kid), TK_KID_LEN);
     CHECK_EQ_INT(in->created, 1000);
     CHECK_EQ_INT(in->retired, 0);
-    snprintf(path, sizeof path, "%s/keys", dir);
+    CHECK(snprintf(path, sizeof path, "%s/keys", dir) < (int)sizeof path);
     CHECK_EQ_INT(mode_of(path), 0700);
-    snprintf(path, sizeof path, "%s/keys/%s.pem", dir, in->kid);
+    CHECK(snprintf(path, sizeof path, "%s/keys/%s.pem", dir, in->kid) < (int)sizeof path);
     CHECK_EQ_INT(mode_of(path), 0600);
     /* Loading again (with or without create) finds the same key. */
     tk_keyset *again = NULL;
@@ -127,7 +127,7 @@ static void test_rotate_and_cap(void)
     }
     /* The dropped keys' files are gone, the kept ones stay 0600. */
     for (int i = 0; i < 6; i++) {
-        snprintf(path, sizeof path, "%s/keys/%s.pem", dir, kids[i]);
+        CHECK(snprintf(path, sizeof path, "%s/keys/%s.pem", dir, kids[i]) < (int)sizeof path);
         bool kept = i >= 6 - TK_SIGNING_KEYS_MAX;
         CHECK_EQ_INT(access(path, F_OK) == 0, kept);
         if (kept) {
@@ -211,7 +211,7 @@ static void test_publishing(void)
 static void verifier_for(const char *dir, const char *kid, tk_idp_issuer *is)
 {
     char path[256];
-    snprintf(path, sizeof path, "%s/keys/%s.pem", dir, kid);
+    CHECK(snprintf(path, sizeof path, "%s/keys/%s.pem", dir, kid) < (int)sizeof path);
     FILE *f = fopen(path, "r");
     TK_ASSERT(f != NULL);
     memset(is, 0, sizeof *is);
@@ -294,7 +294,7 @@ static void test_refused(void)
     char kid[TK_KID_LEN + 1];
     memcpy(kid, tk_keys_info(ks, 0)->kid, sizeof kid);
     tk_keys_free(ks);
-    snprintf(path, sizeof path, "%s/keys/%s.pem", dir, kid);
+    CHECK(snprintf(path, sizeof path, "%s/keys/%s.pem", dir, kid) < (int)sizeof path);
     snprintf(manifest, sizeof manifest, "%s/keys/keys.json", dir);
 
     CHECK_EQ_INT(chmod(path, 0640), 0); /* readable by the group */
