@@ -331,8 +331,9 @@
 #define TK_CLIENT_REDIRECTS_MAX (TK_OAUTH_REDIRECTS_MAX * (TK_OAUTH_URI_MAX + 1))
 /* A client's delegate_to list: space-separated client ids, or "*". */
 #define TK_DELEGATE_MAX 512
-/* Deferred AS answers a worker holds while their commit runs; full → 503. */
-#define TK_AS_PENDING_SLOTS 64
+/* Deferred AS answers a worker holds while their commit runs; full → 503
+ * (256 x 8 KiB = 2 MiB per worker, allocated at the first deferred answer). */
+#define TK_AS_PENDING_SLOTS 256
 /* One deferred AS answer: headers (a redirect, a Set-Cookie) and a body (a
  * token or registration JSON). */
 #define TK_AS_PENDING_MAX 8192

@@ -52,6 +52,10 @@ typedef struct tk_server_hooks {
     /* Write the response of a finished deferred request. tag is what
      * request() stored; out->close is already set. */
     void (*respond)(void *wctx, uint32_t tag, const tk_server_done *done, tk_outbuf *out);
+    /* A deferred request's completion whose connection went away (closed,
+     * reset, timed out) or is being shut: nothing is sent, but the
+     * application releases what it holds for done->cookie. May be NULL. */
+    void (*dropped)(void *wctx, const tk_server_done *done);
     /* Called once per batch of completions, after they are harvested and
      * before any is handled: the place to renew a read transaction. */
     void (*batch_begin)(void *wctx);

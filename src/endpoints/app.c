@@ -204,6 +204,11 @@ static void app_respond(void *wctx, uint32_t tag, const tk_server_done *done, tk
     ep_metrics_request(w, row, r.status, ep_tag_elapsed_ns(tag, tk_mono_ns()));
 }
 
+static void app_dropped(void *wctx, const tk_server_done *done)
+{
+    ep_as_dropped(wctx, done->cookie);
+}
+
 static int app_request(void *wctx, const tk_http_request *req, tk_outbuf *out, uint64_t cookie,
                        uint32_t *tag)
 {
@@ -316,6 +321,7 @@ void tk_app_hooks(tk_app *app, tk_server_hooks *hooks)
         .wake_fd = app_wake_fd,
         .wake = app_wake,
         .respond = app_respond,
+        .dropped = app_dropped,
         .batch_begin = app_batch_begin,
         .request = app_request,
     };

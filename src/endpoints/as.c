@@ -5,9 +5,10 @@
  * CSRF tokens, and the 303 redirect.
  *
  * A deferred answer waits in one of the worker's TK_AS_PENDING_SLOTS slots,
- * keyed by the request's cookie. A connection that goes away never gets its
- * completion (server.c drops it), so a slot older than TK_AS_PENDING_STALE
- * seconds is free again.
+ * keyed by the request's cookie. A connection that goes away before its
+ * commit completes gets no answer: the server's dropped hook frees the slot
+ * then (ep_as_dropped). A slot older than TK_AS_PENDING_STALE seconds is
+ * free again as well, a backstop that no correct path relies on.
  */
 #include "endpoints_int.h"
 
@@ -102,6 +103,17 @@ void ep_as_answer(ep_req *r, ep_as_slot *s)
     ep_reply(r, s->status, s->ctype, s->extra_len > 0 ? extra : NULL, s->buf + s->extra_len,
              s->body_len);
     ep_as_free(s);
+}
+
+void ep_as_dropped(ep_worker *w, uint64_t cookie)
+{
+    for (unsigned i = 0; w->as_slots != NULL && i < TK_AS_PENDING_SLOTS; i++) {
+        ep_as_slot *s = &w->as_slots[i];
+        if (s->at != 0 && s->cookie == cookie) {
+            ep_as_free(s);
+            return;
+        }
+    }
 }
 
 void ep_as_free(ep_as_slot *s)

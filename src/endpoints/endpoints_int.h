@@ -436,6 +436,9 @@ bool ep_as_defer(ep_req *r, tk_commit_req *creq, int status, const char *ctype, 
 ep_as_slot *ep_as_slot_of(ep_req *r);
 void ep_as_answer(ep_req *r, ep_as_slot *s);
 void ep_as_free(ep_as_slot *s);
+/* The completion of cookie's deferred request will never be answered (its
+ * connection went away): free its parked answer, if it has one. */
+void ep_as_dropped(ep_worker *w, uint64_t cookie);
 /* The signed-in browser of this request: 0 with *cookie_hash, *browser
  * and the session's sub (slices into the txn) when the cookie names a
  * live browser session whose tokend session is active; TK_E_NOTFOUND

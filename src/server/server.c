@@ -611,6 +611,15 @@ static void on_send(tk_worker *w, const struct io_uring_cqe *cqe)
 }
 
 /* The application finished deferred requests: write their answers. */
+/* A completion nobody will answer: the application still frees what it
+ * keeps for it (a parked answer, say), or it would leak until it goes stale. */
+static void completion_dropped(tk_worker *w, const tk_server_done *done)
+{
+    if (w->srv->hooks.dropped != NULL) {
+        w->srv->hooks.dropped(w->wctx, done);
+    }
+}
+
 static void on_wake(tk_worker *w)
 {
     tk_server_done done[64];
@@ -624,10 +633,12 @@ static void on_wake(tk_worker *w)
             }
             struct conn *c = &w->conns[slot];
             if (c->fd < 0 || c->gen != gen || !c->deferred) {
-                continue; /* the connection went away meanwhile */
+                completion_dropped(w, &done[i]); /* the connection went away meanwhile */
+                continue;
             }
             c->deferred = false;
             if (c->shut) {
+                completion_dropped(w, &done[i]);
                 conn_maybe_free(w, slot);
                 continue;
             }
