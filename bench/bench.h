@@ -232,7 +232,7 @@ typedef struct bench_opts {
 
 #define SERIES_MAX  8
 #define ROUNDS_MAX  32
-#define METRICS_MAX 32
+#define METRICS_MAX 64
 #define TARGETS_MAX 8
 #define TABLE_COLS  10
 #define TABLE_ROWS  64

@@ -383,6 +383,9 @@ int scen_token(const bench_opts *o, bench_report *rp)
     const load_result *rv = rc == 0 ? &res[t->ngroups - 1] : NULL;
     if (rc == 0) {
         report_metric(rp, "revocations_per_s", rv->seconds > 0 ? (double)rv->ok / rv->seconds : 0);
+        report_metric(rp, "revoke_p99_us", (double)hist_quantile(&rv->lat, 0.99) / 1e3);
+        report_metric(rp, "revoke_server_us_per_req",
+                      series_cpu_us(report_series(rp, group_names[G_REVOKE])));
         report_metric(rp, "codes_minted", (double)t->codes.n);
         report_metric(rp, "codes_redeemed", (double)t->next_code);
         report_metric(rp, "turn_ms", o->turn_ms);
@@ -396,6 +399,8 @@ int scen_token(const bench_opts *o, bench_report *rp)
         report_metric(rp, name, res[g].seconds > 0 ? (double)res[g].ok / res[g].seconds : 0);
         snprintf(name, sizeof name, "%s_p99_us", w);
         report_metric(rp, name, (double)hist_quantile(&res[g].lat, 0.99) / 1e3);
+        snprintf(name, sizeof name, "%s_server_us_per_req", w);
+        report_metric(rp, name, series_cpu_us(report_series(rp, group_names[t->kind[g]])));
         snprintf(name, sizeof name, "ratio_%s_vs_revoke", w);
         double ratio = turns_ratio(rp, name, &res[g], rv);
         snprintf(note, sizeof note, "durable %s answers/s / durable revocations/s, same run", w);
