@@ -62,6 +62,9 @@ extern const char *const bench_err_names[ERR_KINDS];
 /* Bits of a request tag the loop understands; the rest belong to the scenario. */
 #define TAG_SIDE 0x80000000u /* not counted in requests, latency or errors */
 
+#define LOAD_GROUPS_MAX 4
+#define TURNS_MAX       256 /* per group and run: 128 s of 500 ms turns for two groups */
+
 typedef struct load_cfg load_cfg;
 struct ssl_ctx_st;
 
@@ -73,6 +76,7 @@ struct load_cfg {
     double warmup_s;       /* before the window, not counted */
     double rate;           /* requests/s over all conns; 0 = closed loop */
     uint64_t max_requests; /* stop after this many (0 = no limit) */
+    bool drain;            /* at the end, wait (10 s at most) for every answer */
     const char *label;     /* progress line */
     /* TLS: every connection does a blocking handshake at connect, then runs
      * over memory BIOs in the same ring (the request is encrypted before its
@@ -92,6 +96,20 @@ struct load_cfg {
     bool (*tick)(void *arg, uint64_t now_ns);
     /* The measured window starts (start = true) or ends: sample /proc here. */
     void (*window)(void *arg, bool start);
+    /* Optional: the head of every complete response (status line to the
+     * blank line) before done(); e.g. a Location header. */
+    void (*head)(void *arg, unsigned conn, uint32_t tag, const char *head, size_t len);
+    /* Turns (ngroups >= 2): conns connections per group, group g's to
+     * group_port[g] (port is then unused); the groups take turns of turn_ms,
+     * only the current group's connections send, and an answer counts only
+     * after the first skip_ms of its group's turn (the previous turn's
+     * answers drain meanwhile). res is then an array of ngroups results,
+     * each with its per-turn rates. turn() is called when a group's counted
+     * part of a turn starts and ends (sample /proc there). */
+    unsigned ngroups;
+    uint16_t group_port[LOAD_GROUPS_MAX];
+    double turn_ms, skip_ms;
+    void (*turn)(void *arg, unsigned group, bool start);
 };
 
 typedef struct load_result {
@@ -101,6 +119,9 @@ typedef struct load_result {
     uint64_t errors[ERR_KINDS];
     double seconds;       /* the window's length */
     double client_cpu_ns; /* this process's CPU time in the window */
+    /* Turns: answers/s in each counted part of a turn of this group. */
+    double turn_rps[TURNS_MAX];
+    unsigned nturns;
 } load_result;
 
 typedef struct load_run load_run;
@@ -138,6 +159,11 @@ int bench_run(char *const argv[], char **out);
  * TLS only, both with this certificate and key (PEM files). */
 void bench_tls_servers(const char *cert, const char *key);
 int tokend_start(const char *tokend, const char *data_dir, int cpu, server_proc *sp);
+/* From now on, tokend_start adds these space-separated options and
+ * nginx_start these directives in its location (e.g. add_header lines);
+ * NULL or "" for none. */
+void bench_tokend_extra(const char *args);
+void bench_nginx_extra(const char *conf);
 bool nginx_available(void);
 int nginx_start(const char *body, size_t body_len, int cpu, server_proc *sp);
 void server_stop(server_proc *sp);
@@ -199,11 +225,14 @@ typedef struct bench_opts {
     double unknown_share, revoked_share;
     bool no_nginx, progress, keep;
     bool signed_answers; /* introspect: also load RFC 9701 signed introspection */
+    const char *grant;   /* token: code, refresh, exchange or all */
+    double turn_ms, skip_ms;
+    bool control; /* forward-auth: nginx against an identical nginx */
 } bench_opts;
 
 #define SERIES_MAX  8
 #define ROUNDS_MAX  32
-#define METRICS_MAX 32
+#define METRICS_MAX 64
 #define TARGETS_MAX 8
 #define TABLE_COLS  10
 #define TABLE_ROWS  64
@@ -310,5 +339,71 @@ double median(double *v, unsigned n);
 int revoke_first(const bench_opts *o, const seeded *s, size_t n);
 int check_revoked(const bench_opts *o, const seeded *s, size_t n);
 void bench_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- The authorization server from outside (as_client.c) ------------------------------------ */
+
+#define AS_RESOURCE     "https://mcp.bench/mcp"
+#define AS_RESOURCE_ENC "https%3A%2F%2Fmcp.bench%2Fmcp"
+#define CODE_CAP        64  /* an authorization code: 43 base64url characters */
+#define AS_TOKEN_CAP    128 /* an access or refresh token as /token returns it */
+
+typedef struct http_answer {
+    int status;
+    size_t len, head_len;
+    const char *body; /* into buf, NUL-terminated */
+    char buf[32768];
+} http_answer;
+
+/* One request on a fresh connection, the whole answer read. 0 or -errno. */
+int http_call(uint16_t port, const char *req, size_t req_len, http_answer *a);
+const char *http_header(const http_answer *a, const char *name, size_t *len);
+/* A header's value in a response head, or NULL. */
+const char *head_find(const char *head, size_t head_len, const char *name, size_t *len);
+int param_value(const char *s, size_t len, const char *name, char *out, size_t cap);
+
+typedef struct as_agent {
+    uint16_t port;
+    char client_id[96]; /* a public agent: code + refresh */
+    char sub_id[96];    /* a public sub-agent: token exchange */
+    char cookie[96];    /* the signed-in browser's session cookie */
+    char authorize[768];
+} as_agent;
+
+typedef struct code_list {
+    char (*codes)[CODE_CAP];
+    size_t n;
+} code_list;
+
+typedef struct tok_pair {
+    char at[AS_TOKEN_CAP], rt[AS_TOKEN_CAP];
+} tok_pair;
+
+/* Write DATA/resources.json and make tokend_start run the authorization
+ * server on it (dev login, open registration, codes live 600 s). */
+int as_prepare(const char *data_dir);
+/* Register the agents, sign in as "bench" and approve once. */
+int as_agent_start(as_agent *ag, uint16_t port);
+/* tokenctl client set AGENT --delegate-to SUB. */
+int as_delegate(const bench_opts *o, const char *data, const as_agent *ag);
+/* Codes through GET /authorize for up to seconds, at most cap of them. */
+int as_mint_codes(const bench_opts *o, as_agent *ag, double seconds, size_t cap, code_list *out);
+void code_list_free(code_list *cl);
+/* n codes minted and redeemed: n (access, refresh) pairs. */
+int as_token_pairs(const bench_opts *o, as_agent *ag, size_t n, tok_pair *out);
+/* POST /token redeeming code (the agent's PKCE verifier); its length or 0. */
+size_t redeem_request(char *buf, size_t cap, const as_agent *ag, const char *code);
+
+/* ---- Turns (scen_token.c) ---------------------------------------------------------------------
+ */
+
+/* A turns run's group as a series: its totals, server CPU, and each turn's
+ * rate as a round. */
+void turns_series(bench_series *se, const load_result *r, const proc_cpu *cpu);
+/* Metrics NAME (rate of a / rate of b) and, over the turn pairs (turn k of a
+ * with turn k of b), NAME_turn_median, _turn_sd, _turn_min, _turn_max and
+ * _ci95 (half width of the 95 % interval of the mean); returns the ratio. */
+double turns_ratio(bench_report *rp, const char *name, const load_result *a, const load_result *b);
+int scen_token(const bench_opts *o, bench_report *rp);
+int scen_forward_auth(const bench_opts *o, bench_report *rp);
 
 #endif

@@ -41,6 +41,7 @@ const char *const bench_err_names[ERR_KINDS] = {
 #define IN_CAP    16384
 #define RETRY_NS  100000000ull /* reconnect attempts per connection: 10/s at most */
 #define TICK_NS   1000000ull
+#define DRAIN_NS  10000000000ull /* cfg->drain: answers still awaited at the end, 10 s at most */
 #define CONNS_MAX 65536
 /* Per connection: request, input, and for TLS the request's ciphertext and a
  * receive buffer of ciphertext. */
@@ -53,6 +54,7 @@ typedef struct lconn {
     BIO *rb, *wb;     /* ciphertext in (we write), out (we read) */
     char *creq, *cin; /* TLS: the encrypted request, received ciphertext */
     int fd;
+    unsigned group; /* turns: the group (server) it belongs to */
     uint32_t gen;
     bool side, parked, inflight, waiting_due, dead;
     uint32_t tag;
@@ -72,6 +74,12 @@ struct load_run {
     uint64_t issued;
     uint64_t w_start;
     bool in_window, stopping;
+    /* turns */
+    unsigned ngroups, cur; /* groups (1 without turns), the one whose turn it is */
+    uint64_t turn_start, count_start;
+    uint64_t turn_req0; /* cur's requests when its counted part began */
+    bool counting;      /* in the counted part of a turn */
+    bool handover;      /* the new group waits for the old one's answers */
 };
 
 static load_run *current;
@@ -156,7 +164,8 @@ static int conn_open(load_run *ld, lconn *c)
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(ld->cfg->port)};
+    uint16_t port = ld->ngroups > 1 ? ld->cfg->group_port[c->group] : ld->cfg->port;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
         int e = -errno;
@@ -170,10 +179,20 @@ static int conn_open(load_run *ld, lconn *c)
     return ld->cfg->tls ? tls_open(ld, c) : 0;
 }
 
+/* Whether an answer (or error) on c now is counted: in the window, and with
+ * turns in the counted part of its group's turn. */
+static bool counted(const load_run *ld, const lconn *c)
+{
+    if (!ld->in_window || (c->tag & TAG_SIDE)) {
+        return false;
+    }
+    return ld->ngroups <= 1 || (ld->counting && c->group == ld->cur);
+}
+
 static void count_err(load_run *ld, const lconn *c, enum bench_err e)
 {
-    if (ld->in_window && !(c->tag & TAG_SIDE)) {
-        ld->res->errors[e]++;
+    if (counted(ld, c)) {
+        ld->res[c->group].errors[e]++;
     }
 }
 
@@ -255,7 +274,7 @@ static void start_request(load_run *ld, unsigned i, uint64_t sent_ns)
     lconn *c = &ld->c[i];
     const load_cfg *cfg = ld->cfg;
     c->waiting_due = false;
-    if (c->dead || ld->stopping ||
+    if (c->dead || ld->stopping || (!c->side && ld->ngroups > 1 && c->group != ld->cur) ||
         (!c->side && cfg->max_requests != 0 && ld->issued >= cfg->max_requests)) {
         c->parked = !c->dead;
         return;
@@ -339,10 +358,10 @@ static void on_answer(load_run *ld, unsigned i, int status, const char *body, si
     lconn *c = &ld->c[i];
     const load_cfg *cfg = ld->cfg;
     bool accepted = cfg->done(cfg->arg, i, c->tag, status, body, len, c->sent_ns, now);
-    if (!ld->in_window || (c->tag & TAG_SIDE)) {
+    if (!counted(ld, c)) {
         return;
     }
-    load_result *r = ld->res;
+    load_result *r = &ld->res[c->group];
     r->requests++;
     hist_add(&r->lat, now - c->sent_ns);
     if (status >= 200 && status < 300) {
@@ -391,6 +410,9 @@ static void on_recv(load_run *ld, unsigned i, int res, uint64_t now)
         return;
     }
     c->inflight = false;
+    if (ld->cfg->head != NULL) {
+        ld->cfg->head(ld->cfg->arg, i, c->tag, c->in, off);
+    }
     on_answer(ld, i, status, c->in + off, (size_t)total - off, now);
     if (close_after) {
         conn_reset(c);
@@ -462,7 +484,7 @@ static void release_due(load_run *ld, uint64_t now)
 
 void load_wake(load_run *ld, unsigned side)
 {
-    unsigned i = ld->cfg->conns + side;
+    unsigned i = ld->cfg->conns * ld->ngroups + side;
     if (i < ld->n && ld->c[i].parked && !ld->c[i].dead) {
         start_request(ld, i, bench_now_ns());
     }
@@ -489,7 +511,11 @@ static void progress(load_run *ld, uint64_t now, uint64_t w0, uint64_t *last, ui
 static int setup(load_run *ld)
 {
     const load_cfg *cfg = ld->cfg;
-    ld->n = cfg->conns + cfg->nside;
+    ld->ngroups = cfg->ngroups > 1 ? cfg->ngroups : 1;
+    if (ld->ngroups > LOAD_GROUPS_MAX || (ld->ngroups > 1 && cfg->turn_ms <= cfg->skip_ms)) {
+        return -EINVAL;
+    }
+    ld->n = cfg->conns * ld->ngroups + cfg->nside;
     if (ld->n == 0 || ld->n > CONNS_MAX) {
         return -EINVAL;
     }
@@ -515,7 +541,8 @@ static int setup(load_run *ld)
     for (unsigned i = 0; i < ld->n; i++) {
         lconn *c = &ld->c[i];
         c->fd = -1;
-        c->side = i >= cfg->conns;
+        c->side = i >= cfg->conns * ld->ngroups;
+        c->group = c->side ? 0 : i / cfg->conns;
         c->req = ld->mem + (size_t)i * CONN_MEM;
         c->in = c->req + REQ_CAP;
         c->creq = c->in + IN_CAP;
@@ -560,10 +587,13 @@ static bool all_answered(const load_run *ld)
 
 static void window_begin(load_run *ld, uint64_t now, double *cpu0)
 {
-    load_result *r = ld->res;
-    hist_reset(&r->lat);
-    r->requests = r->ok = 0;
-    memset(r->errors, 0, sizeof r->errors);
+    for (unsigned g = 0; g < ld->ngroups; g++) {
+        load_result *r = &ld->res[g];
+        hist_reset(&r->lat);
+        r->requests = r->ok = 0;
+        r->nturns = 0;
+        memset(r->errors, 0, sizeof r->errors);
+    }
     ld->in_window = true;
     *cpu0 = cpu_self_ns();
     ld->w_start = now;
@@ -587,11 +617,70 @@ static void first_requests(load_run *ld, uint64_t now)
     }
 }
 
+/* Turns: the end of the counted part of cur's turn (its seconds and rate). */
+static void turn_count_end(load_run *ld, uint64_t now)
+{
+    if (!ld->counting) {
+        return;
+    }
+    ld->counting = false;
+    load_result *r = &ld->res[ld->cur];
+    double secs = (double)(now - ld->count_start) / 1e9;
+    r->seconds += secs;
+    if (r->nturns < TURNS_MAX && secs > 0) {
+        r->turn_rps[r->nturns++] = (double)(r->requests - ld->turn_req0) / secs;
+    }
+    if (ld->cfg->turn) {
+        ld->cfg->turn(ld->cfg->arg, ld->cur, false);
+    }
+}
+
+/* Turns: start counting after the skip, hand the turn on at its end. */
+static void turn_step(load_run *ld, uint64_t now)
+{
+    const load_cfg *cfg = ld->cfg;
+    uint64_t skip = (uint64_t)(cfg->skip_ms * 1e6), len = (uint64_t)(cfg->turn_ms * 1e6);
+    if (!ld->counting && ld->in_window && now >= ld->turn_start + skip &&
+        now < ld->turn_start + len && ld->count_start < ld->turn_start) {
+        ld->counting = true;
+        ld->count_start = now;
+        ld->turn_req0 = ld->res[ld->cur].requests;
+        if (cfg->turn) {
+            cfg->turn(cfg->arg, ld->cur, true);
+        }
+    }
+    if (ld->handover) { /* the new group goes once the old one is answered (or the skip is over) */
+        bool busy = false;
+        for (unsigned i = 0; i < ld->n && !busy; i++) {
+            busy = ld->c[i].inflight && !ld->c[i].side && ld->c[i].group != ld->cur;
+        }
+        if (!busy || now >= ld->turn_start + skip) {
+            ld->handover = false;
+            for (unsigned i = 0; i < ld->n; i++) {
+                lconn *c = &ld->c[i];
+                if (!c->side && c->group == ld->cur && c->parked && !c->dead && !c->inflight) {
+                    start_request(ld, i, now);
+                }
+            }
+        }
+    }
+    if (now < ld->turn_start + len) {
+        return;
+    }
+    turn_count_end(ld, now);
+    ld->cur = (ld->cur + 1) % ld->ngroups;
+    ld->turn_start = now;
+    ld->handover = true;
+}
+
 int load_run_once(const load_cfg *cfg, load_result *res)
 {
     load_run ld = {.cfg = cfg, .res = res};
-    memset(res, 0, sizeof *res);
-    hist_reset(&res->lat);
+    unsigned ng = cfg->ngroups > 1 ? cfg->ngroups : 1;
+    memset(res, 0, sizeof *res * ng);
+    for (unsigned g = 0; g < ng; g++) {
+        hist_reset(&res[g].lat);
+    }
     int rc = setup(&ld);
     if (rc != 0) {
         teardown(&ld);
@@ -603,10 +692,14 @@ int load_run_once(const load_cfg *cfg, load_result *res)
     uint64_t end = w0 + (uint64_t)(cfg->duration_s * 1e9);
     uint64_t next_tick = t0, last_prog = w0, last_n = 0, now = t0, w_end = end;
     double cpu0 = 0;
+    ld.turn_start = t0;
     first_requests(&ld, t0);
     for (;;) { /* the event loop: ends at the deadline or when tick() says so */
         if (!ld.in_window && now >= w0) {
             window_begin(&ld, now, &cpu0);
+        }
+        if (ld.ngroups > 1) {
+            turn_step(&ld, now);
         }
         if (now >= end) {
             w_end = now;
@@ -643,7 +736,30 @@ int load_run_once(const load_cfg *cfg, load_result *res)
     if (!ld.in_window) {
         window_begin(&ld, now, &cpu0);
     }
-    res->seconds = w_end > ld.w_start ? (double)(w_end - ld.w_start) / 1e9 : 0.0;
+    if (ld.ngroups > 1) {
+        turn_count_end(&ld, w_end);
+    }
+    if (cfg->drain) { /* no request left unanswered: the server's state stays tidy */
+        ld.stopping = true;
+        ld.in_window = false; /* answers now are not counted */
+        uint64_t limit = bench_now_ns() + DRAIN_NS;
+        for (int k = 0; k < 100000 && !all_answered(&ld) && bench_now_ns() < limit; k++) {
+            struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = (long long)TICK_NS};
+            struct io_uring_cqe *cqe = NULL;
+            io_uring_submit_and_wait_timeout(&ld.ring, &cqe, 1, &ts, NULL);
+            uint64_t t = bench_now_ns();
+            unsigned head, seen = 0;
+            io_uring_for_each_cqe(&ld.ring, head, cqe)
+            {
+                handle(&ld, cqe, t);
+                seen++;
+            }
+            io_uring_cq_advance(&ld.ring, seen);
+        }
+    }
+    if (ld.ngroups == 1) {
+        res->seconds = w_end > ld.w_start ? (double)(w_end - ld.w_start) / 1e9 : 0.0;
+    }
     res->client_cpu_ns = cpu_self_ns() - cpu0;
     if (cfg->window) {
         cfg->window(cfg->arg, false);

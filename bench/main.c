@@ -17,7 +17,8 @@
 #include <unistd.h>
 
 static const char usage[] =
-    "usage: tokend-bench introspect|introspect-tls|cascade|revoke|scale [options]\n"
+    "usage: tokend-bench introspect|introspect-tls|cascade|revoke|scale|token|forward-auth\n"
+    "                    [options]\n"
     "  --tokens N[,N...]   tokens seeded (introspect/revoke: one size, default 10000000 /\n"
     "                      1000000; scale: sizes, default 10000,10000000; suffixes k, M)\n"
     "  --k K[,K...]        cascade: tokens delegated from each root (default 1,1000,100000)\n"
@@ -37,6 +38,13 @@ static const char usage[] =
     "  --baseline PATH     introspect: also load this tokend binary in turn (before/after)\n"
     "  --signed            introspect: also load signed answers (Accept: application/\n"
     "                      token-introspection+jwt, RFC 9701) in turn, beside plain ones\n"
+    "  --grant G           token: code, refresh, exchange or all (default all); each in\n"
+    "                      turns with revoke on the same tokend (--tokens: to revoke,\n"
+    "                      default 200000); --duration is the whole run\n"
+    "  --turn-ms MS        token/forward-auth: each load's turn (default 500)\n"
+    "  --skip-ms MS        the first MS of a turn are not counted (default 150)\n"
+    "  --control           forward-auth: nginx against an identical nginx (the harness's\n"
+    "                      own error; should read 1.00)\n"
     "  --json FILE         the report as JSON (schema tokend-bench/1, see README)\n"
     "  --html FILE         the report as a self-contained HTML page\n"
     "  --progress          a progress line on stderr while loading\n"
@@ -65,6 +73,10 @@ enum {
     O_HELP,
     O_BASELINE,
     O_SIGNED,
+    O_GRANT,
+    O_TURN_MS,
+    O_SKIP_MS,
+    O_CONTROL,
 };
 
 static const struct option longopts[] = {
@@ -90,6 +102,10 @@ static const struct option longopts[] = {
     {"baseline", 1, 0, O_BASELINE},
     {"help", 0, 0, O_HELP},
     {"signed", 0, 0, O_SIGNED},
+    {"grant", 1, 0, O_GRANT},
+    {"turn-ms", 1, 0, O_TURN_MS},
+    {"skip-ms", 1, 0, O_SKIP_MS},
+    {"control", 0, 0, O_CONTROL},
     {0, 0, 0, 0},
 };
 
@@ -162,6 +178,20 @@ static int set_opt(bench_opts *o, int c, const char *a)
     case O_SIGNED:
         o->signed_answers = true;
         return 0;
+    case O_GRANT:
+        if (strcmp(a, "code") && strcmp(a, "refresh") && strcmp(a, "exchange") &&
+            strcmp(a, "all")) {
+            return -1;
+        }
+        o->grant = a;
+        return 0;
+    case O_TURN_MS:
+        return num(a, 10, 60000, &o->turn_ms);
+    case O_SKIP_MS:
+        return num(a, 0, 59000, &o->skip_ms);
+    case O_CONTROL:
+        o->control = true;
+        return 0;
     default:
         return -1;
     }
@@ -192,6 +222,8 @@ static int parse(int argc, char **argv, bench_opts *o)
                       .repeat = 3,
                       .unknown_share = 0.05,
                       .revoked_share = 0.05,
+                      .turn_ms = 500,
+                      .skip_ms = 150,
                       .cpu = ncpu >= 2 ? 1 : -1,
                       .server_cpu = ncpu >= 2 ? 0 : -1};
     if (argc < 2 || argv[1][0] == '-') {
@@ -213,6 +245,10 @@ static int parse(int argc, char **argv, bench_opts *o)
     }
     if (optind != argc) {
         fprintf(stderr, "tokend-bench: unexpected argument \"%s\"\n", argv[optind]);
+        return -1;
+    }
+    if (o->skip_ms >= o->turn_ms) {
+        fprintf(stderr, "tokend-bench: --skip-ms must be shorter than --turn-ms\n");
         return -1;
     }
     if (o->duration_s == 0) {
@@ -250,6 +286,10 @@ int main(int argc, char **argv)
         rc = scen_revoke(&o, &rp);
     } else if (strcmp(o.scenario, "scale") == 0) {
         rc = scen_scale(&o, &rp);
+    } else if (strcmp(o.scenario, "token") == 0) {
+        rc = scen_token(&o, &rp);
+    } else if (strcmp(o.scenario, "forward-auth") == 0) {
+        rc = scen_forward_auth(&o, &rp);
     } else {
         fprintf(stderr, "tokend-bench: unknown scenario \"%s\"\n%s", o.scenario, usage);
         return 2;

@@ -170,6 +170,18 @@ static bool port_open(uint16_t port)
 }
 
 static char tls_cert[256], tls_key[256]; /* bench_tls_servers; "" = plain */
+static char tokend_extra[1024];          /* bench_tokend_extra: more tokend options */
+static char nginx_extra[2048];           /* bench_nginx_extra: more location directives */
+
+void bench_tokend_extra(const char *args)
+{
+    snprintf(tokend_extra, sizeof tokend_extra, "%s", args ? args : "");
+}
+
+void bench_nginx_extra(const char *conf)
+{
+    snprintf(nginx_extra, sizeof nginx_extra, "%s", conf ? conf : "");
+}
 
 void bench_tls_servers(const char *cert, const char *key)
 {
@@ -220,9 +232,9 @@ int tokend_start(const char *tokend, const char *data_dir, int cpu, server_proc 
         argv[n++] = args[k];
     }
     /* TOKEND_BENCH_ARGS: more tokend options (e.g. a smaller --map-size for valgrind). */
-    char extra[512];
+    char extra[1600];
     const char *x = getenv("TOKEND_BENCH_ARGS");
-    snprintf(extra, sizeof extra, "%s", x ? x : "");
+    snprintf(extra, sizeof extra, "%s %s", tokend_extra, x ? x : "");
     for (char *save = NULL, *t = strtok_r(extra, " ", &save); t && n < 38;
          t = strtok_r(NULL, " ", &save)) {
         argv[n++] = t;
@@ -300,8 +312,8 @@ static int nginx_conf(const server_proc *sp, const char *body, size_t body_len, 
     fprintf(f,
             "    location / {\n"
             "      default_type application/json;\n      add_header Cache-Control no-store;\n"
-            "      return 200 '%.*s';\n    }\n  }\n}\n",
-            (int)body_len, body);
+            "%s      return 200 '%.*s';\n    }\n  }\n}\n",
+            nginx_extra, (int)body_len, body);
     return fclose(f) == 0 ? 0 : -EIO;
 }
 

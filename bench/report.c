@@ -229,6 +229,10 @@ static void json_config(jw *w, const bench_opts *o)
     jw_num(w, "repeat", o->repeat);
     jw_num(w, "unknown_share", o->unknown_share);
     jw_num(w, "revoked_share", o->revoked_share);
+    jw_str(w, "grant", o->grant ? o->grant : "");
+    jw_num(w, "turn_ms", o->turn_ms);
+    jw_num(w, "skip_ms", o->skip_ms);
+    jw_num(w, "control", o->control ? 1 : 0);
     jw_close(w, '}');
 }
 

@@ -2,8 +2,12 @@
 second, so the harness cannot rot. Checks that each run exits 0, writes a
 well-formed JSON report (schema tokend-bench/1) and an HTML page with inline
 SVG, that requests were answered without errors, and that the cascade saw no
-stale active:true answer after an end request's 200, and that over TLS both
-full and resumed handshakes were made. Timings are not checked.
+stale active:true answer after an end request's 200, that over TLS both
+full and resumed handshakes were made, that the token scenarios (code
+redemption, refresh rotation, token exchange in turns with revocations) and
+forward-auth (tokend's /auth in turns with nginx, and nginx against nginx)
+answered every request correctly (tokend-bench exits 1 on a wrong answer) and
+report their ratios with per-turn spread. Timings are not checked.
 
 Usage: smoke.py PATH/TO/tokend-bench   (tokend and tokenctl beside it)
 """
@@ -16,13 +20,20 @@ import tempfile
 
 SCHEMA = "tokend-bench/1"
 COMMON = ["--cpu", "-1", "--server-cpu", "-1", "--warmup", "0.1", "--connections", "8"]
-RUNS = {
-    "introspect": ["--tokens", "2000", "--duration", "0.5", "--rounds", "1", "--signed"],
-    "introspect-tls": ["--tokens", "2000", "--duration", "0.5", "--rounds", "1"],
-    "cascade": ["--k", "1,200", "--repeat", "1", "--duration", "0.6"],
-    "revoke": ["--tokens", "2000", "--duration", "0.5"],
-    "scale": ["--tokens", "500,2000", "--duration", "0.4", "--rounds", "1"],
-}
+TURNS = ["--turn-ms", "200", "--skip-ms", "50"]
+RUNS = [
+    ("introspect", ["--tokens", "2000", "--duration", "0.5", "--rounds", "1", "--signed"]),
+    ("introspect-tls", ["--tokens", "2000", "--duration", "0.5", "--rounds", "1"]),
+    ("cascade", ["--k", "1,200", "--repeat", "1", "--duration", "0.6"]),
+    ("revoke", ["--tokens", "2000", "--duration", "0.5"]),
+    ("scale", ["--tokens", "500,2000", "--duration", "0.4", "--rounds", "1"]),
+    ("token", ["--grant", "all", "--tokens", "20000", "--duration", "1.8"] + TURNS),
+    ("token", ["--grant", "refresh", "--tokens", "5000", "--duration", "0.9"] + TURNS),
+    ("forward-auth", ["--duration", "0.9"] + TURNS),
+    ("forward-auth", ["--control", "--duration", "0.9"] + TURNS),
+]
+TOKEN_SERIES = {"code": "tokend token code", "refresh": "tokend token refresh",
+                "exchange": "tokend token exchange"}
 
 
 def fail(msg):
@@ -78,14 +89,60 @@ def check_tls(doc):
                 fail("introspect-tls: %s %s handshakes %r" % (who, kind, v))
 
 
+def check_turns(doc, ratio):
+    """A turns run: the ratio and its per-turn spread, turns in every series."""
+    m = doc["metrics"]
+    for key in (ratio, ratio + "_turn_sd", ratio + "_turn_min", ratio + "_turn_max",
+                ratio + "_ci95", ratio + "_turns"):
+        if key not in m:
+            fail("%s: no metric %r" % (doc["scenario"], key))
+    if not m[ratio] > 0 or m[ratio + "_turns"] < 1:
+        fail("%s: %s %r over %r turns" % (doc["scenario"], ratio, m[ratio], m[ratio + "_turns"]))
+    if not m[ratio + "_turn_min"] <= m[ratio + "_turn_median"] <= m[ratio + "_turn_max"]:
+        fail("%s: %s spread out of order" % (doc["scenario"], ratio))
+    for s in doc["series"]:
+        if not s["rounds"] or any(r["rps"] <= 0 for r in s["rounds"]):
+            fail("%s: series %r per-turn rates %r" % (doc["scenario"], s["name"], s["rounds"]))
+
+
+def check_token(doc, args):
+    grant = args[args.index("--grant") + 1]
+    grants = list(TOKEN_SERIES) if grant == "all" else [grant]
+    names = [s["name"] for s in doc["series"]]
+    if names != [TOKEN_SERIES[g] for g in grants] + ["tokend revoke"]:
+        fail("token: series %r" % names)
+    for g in grants:
+        check_turns(doc, "ratio_%s_vs_revoke" % g)
+        if not doc["metrics"].get("%s_per_s" % g, 0) > 0:
+            fail("token: no %s answers" % g)
+    if not doc["metrics"]["revocations_per_s"] > 0:
+        fail("token: no revocations")
+    if "code" in grants and not 0 < doc["metrics"]["codes_redeemed"] <= \
+            doc["metrics"]["codes_minted"]:
+        fail("token: codes %r" % doc["metrics"])
+
+
+def check_forward_auth(doc, args):
+    names = [s["name"] for s in doc["series"]]
+    if "--control" in args:
+        if names != ["nginx B (control)", "nginx A (control)"]:
+            fail("forward-auth --control: series %r" % names)
+        check_turns(doc, "control_ratio")
+    else:
+        if names != ["tokend forward-auth", "nginx return 200"]:
+            fail("forward-auth: series %r" % names)
+        check_turns(doc, "ratio_throughput")
+
+
 def main():
     if len(sys.argv) != 2 or not os.access(sys.argv[1], os.X_OK):
         sys.stderr.write("skipped: no tokend-bench binary\n")
         sys.exit(77)
     bench = sys.argv[1]
     with tempfile.TemporaryDirectory(prefix="bench-smoke-") as tmp:
-        for name, args in RUNS.items():
-            js, page = os.path.join(tmp, name + ".json"), os.path.join(tmp, name + ".html")
+        for i, (name, args) in enumerate(RUNS):
+            js, page = (os.path.join(tmp, "%d-%s.json" % (i, name)),
+                        os.path.join(tmp, "%d-%s.html" % (i, name)))
             cmd = [bench, name] + COMMON + args + ["--json", js, "--html", page]
             proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   timeout=120, text=True)
@@ -98,6 +155,10 @@ def main():
                 check_cascade(doc)
             if name == "introspect-tls":
                 check_tls(doc)
+            if name == "token":
+                check_token(doc, args)
+            if name == "forward-auth":
+                check_forward_auth(doc, args)
             if name == "introspect" and ("ratio_signed_vs_plain" not in doc["metrics"] or
                                          "tokend signed (RFC 9701)" not in
                                          [s["name"] for s in doc["series"]]):
@@ -108,6 +169,17 @@ def main():
                 fail("%s: HTML page lacks SVG or refers to the network" % name)
             print("ok %s: %s" % (name, ", ".join("%s %.0f req/s" % (s["name"], s["rps"])
                                                 for s in doc["series"])))
+        # The token checks can fail: codes that expire (tokend --code-ttl 1) before they are
+        # redeemed come back 400 invalid_grant, and the run must say so and exit 1.
+        env = dict(os.environ, TOKEND_BENCH_ARGS="--code-ttl 1")
+        cmd = [bench, "token", "--grant", "code", "--tokens", "2000", "--duration", "2.5"] + \
+            COMMON + TURNS
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120,
+                              text=True, env=env)
+        if proc.returncode != 1 or "invalid_grant" not in proc.stderr:
+            fail("expired codes were not reported as wrong answers (exit %d):\n%s" %
+                 (proc.returncode, proc.stderr))
+        print("ok token: expired codes reported as wrong answers")
     print("bench smoke: ok")
 
 

@@ -1,0 +1,573 @@
+/*
+ * Scenarios `token` and `forward-auth`, both run as short alternating turns
+ * within one load (load_cfg.ngroups): the compared loads take turns of
+ * --turn-ms, only the current one's connections send, and the first
+ * --skip-ms of each turn are not counted, so a machine whose speed swings
+ * within seconds hits each load alike; the per-turn ratios give the spread.
+ *
+ * token: tokend runs the authorization server (dev login, open registration,
+ * one resource) on a store seeded with --tokens tokens. A public agent signs
+ * in once and approves once; then, just before the timed run, authorization
+ * codes are minted through GET /authorize (single use, they live 600 s),
+ * refresh tokens made for rotation (one chain per connection, each token
+ * used once: every answer's refresh_token is the connection's next), and a
+ * subject token whose agent may delegate to a sub-agent (RFC 8693). The
+ * chosen grants and `revoke` (the seeded tokens, each revoked once) take
+ * turns on the same tokend; every 200 follows its group commit, so answers/s
+ * are durable answers/s, and each grant's rate is reported against the
+ * revocations' in the same run (target >= 0.5). Every token answer must be a
+ * 200 with an access_token (refresh: and a new refresh_token).
+ *
+ * forward-auth: tokens with the resource as audience (redeemed codes), and
+ * GET /auth with the Bearer token and X-Forwarded-Method/-Proto/-Host/-Uri,
+ * in turns with nginx `return 200` adding the same identity headers
+ * (X-Auth-Subject/Client/Scope/Session/Actor, values of the same lengths).
+ * Every answer must be a 200 carrying X-Auth-Subject. --control replaces
+ * tokend by a second, identical nginx: the ratio should read 1.00.
+ */
+#include "bench.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { G_CODE = 0, G_REFRESH, G_EXCHANGE, G_REVOKE, G_AUTH };
+
+static const char *const group_names[] = {"tokend token code", "tokend token refresh",
+                                          "tokend token exchange", "tokend revoke",
+                                          "tokend forward-auth"};
+
+/* ---- Turns reporting ---------------------------------------------------------------------- */
+
+void turns_series(bench_series *se, const load_result *r, const proc_cpu *cpu)
+{
+    series_add_run(se, r, cpu);
+    double p99 = (double)hist_quantile(&r->lat, 0.99) / 1e3;
+    double us = cpu != NULL && r->requests ? (double)cpu->total_ns / 1e3 / (double)r->requests : -1;
+    se->nrounds = 0;
+    for (unsigned k = 0; k < r->nturns && k < ROUNDS_MAX; k++) {
+        se->rounds[se->nrounds++] = (bench_round){r->turn_rps[k], p99, us};
+    }
+}
+
+double turns_ratio(bench_report *rp, const char *name, const load_result *a, const load_result *b)
+{
+    double ra = a->seconds > 0 ? (double)a->requests / a->seconds : 0;
+    double rb = b->seconds > 0 ? (double)b->requests / b->seconds : 0;
+    double ratio = rb > 0 ? ra / rb : 0;
+    char m[48];
+    snprintf(m, sizeof m, "%s", name);
+    report_metric(rp, m, ratio);
+    static double v[TURNS_MAX];
+    unsigned n = 0;
+    double sum = 0, lo = 1e300, hi = 0;
+    for (unsigned k = 0; k < a->nturns && k < b->nturns; k++) {
+        if (b->turn_rps[k] > 0) {
+            v[n] = a->turn_rps[k] / b->turn_rps[k];
+            sum += v[n];
+            lo = v[n] < lo ? v[n] : lo;
+            hi = v[n] > hi ? v[n] : hi;
+            n++;
+        }
+    }
+    if (n == 0) {
+        return ratio;
+    }
+    double mean = sum / n, ss = 0;
+    for (unsigned k = 0; k < n; k++) {
+        ss += (v[k] - mean) * (v[k] - mean);
+    }
+    double sd = n > 1 ? sqrt(ss / (n - 1)) : 0;
+    snprintf(m, sizeof m, "%s_turn_sd", name);
+    report_metric(rp, m, sd);
+    snprintf(m, sizeof m, "%s_ci95", name);
+    report_metric(rp, m, n > 1 ? 1.96 * sd / sqrt((double)n) : 0);
+    snprintf(m, sizeof m, "%s_turn_min", name);
+    report_metric(rp, m, lo);
+    snprintf(m, sizeof m, "%s_turn_max", name);
+    report_metric(rp, m, hi);
+    snprintf(m, sizeof m, "%s_turns", name);
+    report_metric(rp, m, n);
+    snprintf(m, sizeof m, "%s_turn_median", name);
+    report_metric(rp, m, median(v, n));
+    bench_log("%s %.3f (turn pairs: %u, sd %.3f, 95%% ±%.3f, min %.3f, max %.3f)", name, ratio, n,
+              sd, n > 1 ? 1.96 * sd / sqrt((double)n) : 0, lo, hi);
+    return ratio;
+}
+
+/* ---- The load ------------------------------------------------------------------------------- */
+
+typedef struct tload {
+    const bench_opts *o;
+    as_agent *ag;
+    const seeded *s;
+    unsigned conns, ngroups;
+    int kind[LOAD_GROUPS_MAX];
+    pid_t pid[LOAD_GROUPS_MAX]; /* the server each group loads (CPU sampling) */
+    proc_cpu mark[LOAD_GROUPS_MAX], cpu[LOAD_GROUPS_MAX];
+    bool cpu_ok[LOAD_GROUPS_MAX];
+    /* token */
+    code_list codes;
+    size_t next_code;
+    bool codes_out, revokes_out;
+    char (*rt)[AS_TOKEN_CAP]; /* refresh chain per connection of the refresh group */
+    char subject[AS_TOKEN_CAP];
+    size_t next_revoke;
+    char revoke_prefix[1024];
+    size_t revoke_prefix_len;
+    bool logged[LOAD_GROUPS_MAX];
+    /* forward-auth */
+    tok_pair *fa;
+    size_t nfa;
+    uint64_t rng;
+    bool *ident; /* per connection: the last answer carried X-Auth-Subject */
+} tload;
+
+static size_t token_post(char *buf, size_t cap, const char *body, size_t bl)
+{
+    int n = snprintf(buf, cap,
+                     "POST /token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                     "application/x-www-form-urlencoded\r\nContent-Length: %zu\r\n\r\n",
+                     bl);
+    if (n <= 0 || (size_t)n + bl >= cap) {
+        return 0;
+    }
+    memcpy(buf + n, body, bl);
+    return (size_t)n + bl;
+}
+
+static size_t t_make(void *arg, unsigned conn, char *buf, size_t cap, uint32_t *tag)
+{
+    tload *t = arg;
+    unsigned g = conn / t->conns, slot = conn % t->conns;
+    char body[768];
+    int bl = 0;
+    *tag = g;
+    switch (t->kind[g]) {
+    case G_CODE:
+        if (t->next_code >= t->codes.n) {
+            t->codes_out = true;
+            return 0;
+        }
+        return redeem_request(buf, cap, t->ag, t->codes.codes[t->next_code++]);
+    case G_REFRESH:
+        if (t->rt[slot][0] == '\0') {
+            return 0;
+        }
+        bl = snprintf(body, sizeof body, "grant_type=refresh_token&refresh_token=%s&client_id=%s",
+                      t->rt[slot], t->ag->client_id);
+        break;
+    case G_EXCHANGE:
+        bl = snprintf(body, sizeof body,
+                      "grant_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3Agrant-type%%3Atoken-exchange"
+                      "&subject_token=%s&subject_token_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3A"
+                      "token-type%%3Aaccess_token&scope=mcp%%3Aread&client_id=%s",
+                      t->subject, t->ag->sub_id);
+        break;
+    case G_REVOKE:
+        if (t->next_revoke >= t->s->tf.n || t->revoke_prefix_len + TOKEN_LEN > cap) {
+            t->revokes_out = true;
+            return 0;
+        }
+        memcpy(buf, t->revoke_prefix, t->revoke_prefix_len);
+        memcpy(buf + t->revoke_prefix_len, token_at(&t->s->tf, t->next_revoke++), TOKEN_LEN);
+        return t->revoke_prefix_len + TOKEN_LEN;
+    default: { /* G_AUTH */
+        const tok_pair *p = &t->fa[rng_next(&t->rng) % t->nfa];
+        int n = snprintf(buf, cap,
+                         "GET /auth HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n"
+                         "X-Forwarded-Method: GET\r\nX-Forwarded-Proto: https\r\n"
+                         "X-Forwarded-Host: mcp.bench\r\nX-Forwarded-Uri: /mcp\r\n\r\n",
+                         p->at);
+        return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+    }
+    }
+    return bl > 0 && (size_t)bl < sizeof body ? token_post(buf, cap, body, (size_t)bl) : 0;
+}
+
+static void t_head(void *arg, unsigned conn, uint32_t tag, const char *head, size_t len)
+{
+    (void)tag;
+    tload *t = arg;
+    size_t vl = 0;
+    if (t->ident != NULL) {
+        const char *v = head_find(head, len, "X-Auth-Subject", &vl);
+        t->ident[conn] = v != NULL && vl > 0;
+    }
+}
+
+static bool t_done(void *arg, unsigned conn, uint32_t tag, int status, const char *body, size_t len,
+                   uint64_t sent_ns, uint64_t now_ns)
+{
+    (void)sent_ns, (void)now_ns;
+    tload *t = arg;
+    unsigned g = tag < LOAD_GROUPS_MAX ? tag : 0;
+    int kind = t->kind[g];
+    bool ok = status == 200;
+    if (ok && kind == G_AUTH) {
+        ok = t->ident[conn];
+    } else if (ok && kind != G_REVOKE) {
+        char at[AS_TOKEN_CAP];
+        ok = json_get_str(body, "access_token", at, sizeof at) == 0 && at[0] != '\0';
+    }
+    if (kind == G_REFRESH) { /* the chain goes on with the new refresh token, or ends */
+        char *rt = t->rt[conn % t->conns];
+        if (status == 503) {
+            /* not submitted (no room for the answer): the same token again */
+        } else if (!ok || json_get_str(body, "refresh_token", rt, AS_TOKEN_CAP) != 0) {
+            rt[0] = '\0';
+            ok = false;
+        }
+    }
+    if (!ok && !t->logged[g]) {
+        t->logged[g] = true;
+        bench_log("%s: unexpected answer %d %.*s", group_names[kind], status,
+                  (int)(len < 200 ? len : 200), body);
+    }
+    return ok;
+}
+
+static bool t_tick(void *arg, uint64_t now_ns)
+{
+    (void)now_ns;
+    const tload *t = arg;
+    return !t->codes_out && !t->revokes_out; /* out of material: end the run, turns stay fair */
+}
+
+static void t_turn(void *arg, unsigned group, bool start)
+{
+    tload *t = arg;
+    proc_cpu now;
+    if (proc_cpu_read(t->pid[group], &now) != 0) {
+        t->cpu_ok[group] = false;
+        return;
+    }
+    if (start) {
+        t->mark[group] = now;
+        return;
+    }
+    t->cpu[group].total_ns += now.total_ns - t->mark[group].total_ns;
+    t->cpu[group].user_ticks += now.user_ticks - t->mark[group].user_ticks;
+    t->cpu[group].sys_ticks += now.sys_ticks - t->mark[group].sys_ticks;
+}
+
+static int turns_run(const bench_opts *o, tload *t, const uint16_t port[], load_result *res)
+{
+    load_cfg cfg = {.conns = t->conns,
+                    .duration_s = o->duration_s,
+                    .warmup_s = o->warmup_s,
+                    .drain = true,
+                    .label = "turns",
+                    .progress = o->progress,
+                    .arg = t,
+                    .make = t_make,
+                    .done = t_done,
+                    .head = t_head,
+                    .tick = t_tick,
+                    .ngroups = t->ngroups,
+                    .turn_ms = o->turn_ms,
+                    .skip_ms = o->skip_ms,
+                    .turn = t_turn};
+    for (unsigned g = 0; g < t->ngroups; g++) {
+        cfg.group_port[g] = port[g];
+        t->cpu_ok[g] = true;
+    }
+    return load_run_once(&cfg, res);
+}
+
+static bool has_errors(const load_result *r)
+{
+    for (int e = 0; e < ERR_KINDS; e++) {
+        if (r->errors[e] != 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ---- token ---------------------------------------------------------------------------------- */
+
+static int grant_kinds(const char *grant, int kind[])
+{
+    const char *g = grant ? grant : "all";
+    int n = 0;
+    if (strcmp(g, "code") == 0 || strcmp(g, "all") == 0) {
+        kind[n++] = G_CODE;
+    }
+    if (strcmp(g, "refresh") == 0 || strcmp(g, "all") == 0) {
+        kind[n++] = G_REFRESH;
+    }
+    if (strcmp(g, "exchange") == 0 || strcmp(g, "all") == 0) {
+        kind[n++] = G_EXCHANGE;
+    }
+    return n;
+}
+
+/* Everything a token run needs, made just before it. */
+static int token_material(const bench_opts *o, tload *t, const seeded *s)
+{
+    bool code = false, refresh = false, exchange = false;
+    for (unsigned g = 0; g < t->ngroups; g++) {
+        code |= t->kind[g] == G_CODE;
+        refresh |= t->kind[g] == G_REFRESH;
+        exchange |= t->kind[g] == G_EXCHANGE;
+    }
+    if (exchange && as_delegate(o, s->data, t->ag) != 0) {
+        return -1;
+    }
+    size_t npairs = (refresh ? t->conns : 0) + 1;
+    tok_pair *p = calloc(npairs, sizeof *p);
+    t->rt = calloc(t->conns, AS_TOKEN_CAP);
+    int rc = p && t->rt ? as_token_pairs(o, t->ag, npairs, p) : -1;
+    for (size_t i = 0; rc == 0 && refresh && i < t->conns; i++) {
+        memcpy(t->rt[i], p[i + 1].rt, AS_TOKEN_CAP);
+    }
+    if (rc == 0) {
+        memcpy(t->subject, p[0].at, AS_TOKEN_CAP);
+    }
+    free(p);
+    if (rc == 0 && code) { /* enough for the code group's share of the run, minted last */
+        double secs = (o->duration_s / t->ngroups + o->warmup_s) * 1.5 + 0.5;
+        rc = as_mint_codes(o, t->ag, secs, 2000000, &t->codes);
+    }
+    return rc;
+}
+
+int scen_token(const bench_opts *o, bench_report *rp)
+{
+    tload *t = calloc(1, sizeof *t);
+    seeded *s = calloc(1, sizeof *s);
+    as_agent *ag = calloc(1, sizeof *ag);
+    load_result *res = calloc(LOAD_GROUPS_MAX, sizeof *res);
+    char dir[256] = "";
+    int n = t ? grant_kinds(o->grant, t->kind) : 0;
+    int rc = t && s && ag && res && n > 0 ? bench_mkdtemp("as", dir, sizeof dir) : -1;
+    if (n == 0) {
+        bench_log("token: --grant code|refresh|exchange|all");
+    }
+    rc = rc ? rc : as_prepare(dir);
+    size_t ntok = first_size(o->tokens_list);
+    rc = rc ? rc : seeded_start(o, ntok ? ntok : 200000, s);
+    bench_tokend_extra(NULL);
+    if (rc == 0) {
+        t->o = o;
+        t->ag = ag;
+        t->s = s;
+        t->conns = o->conns;
+        t->kind[n] = G_REVOKE;
+        t->ngroups = (unsigned)n + 1;
+        char dummy[TOKEN_LEN];
+        memset(dummy, 'x', sizeof dummy);
+        t->revoke_prefix_len = form_request(t->revoke_prefix, sizeof t->revoke_prefix, "/revoke",
+                                            s->agent_authz, dummy, TOKEN_LEN) -
+                               TOKEN_LEN;
+        rc = as_agent_start(ag, s->srv.port);
+    }
+    rc = rc ? rc : token_material(o, t, s);
+    uint16_t port[LOAD_GROUPS_MAX];
+    for (unsigned g = 0; rc == 0 && g < t->ngroups; g++) {
+        port[g] = s->srv.port;
+        t->pid[g] = s->srv.pid;
+    }
+    rc = rc ? rc : turns_run(o, t, port, res);
+    if (rc == 0 && (t->codes_out || t->revokes_out)) {
+        bench_log("the run ended early: %s ran out (the turns before count)",
+                  t->codes_out ? "authorization codes" : "tokens to revoke");
+    }
+    bool wrong = false;
+    for (unsigned g = 0; rc == 0 && g < t->ngroups; g++) {
+        bench_series *se = report_series(rp, group_names[t->kind[g]]);
+        turns_series(se, &res[g], t->cpu_ok[g] ? &t->cpu[g] : NULL);
+        wrong |= has_errors(&res[g]) || res[g].ok == 0;
+    }
+    const load_result *rv = rc == 0 ? &res[t->ngroups - 1] : NULL;
+    if (rc == 0) {
+        report_metric(rp, "revocations_per_s", rv->seconds > 0 ? (double)rv->ok / rv->seconds : 0);
+        report_metric(rp, "revoke_p99_us", (double)hist_quantile(&rv->lat, 0.99) / 1e3);
+        report_metric(rp, "revoke_server_us_per_req",
+                      series_cpu_us(report_series(rp, group_names[G_REVOKE])));
+        report_metric(rp, "codes_minted", (double)t->codes.n);
+        report_metric(rp, "codes_redeemed", (double)t->next_code);
+        report_metric(rp, "turn_ms", o->turn_ms);
+        report_metric(rp, "skip_ms", o->skip_ms);
+    }
+    static const char *const what[] = {"code", "refresh", "exchange"};
+    for (unsigned g = 0; rc == 0 && g + 1 < t->ngroups; g++) {
+        const char *w = what[t->kind[g]];
+        char name[48], note[96];
+        snprintf(name, sizeof name, "%s_per_s", w);
+        report_metric(rp, name, res[g].seconds > 0 ? (double)res[g].ok / res[g].seconds : 0);
+        snprintf(name, sizeof name, "%s_p99_us", w);
+        report_metric(rp, name, (double)hist_quantile(&res[g].lat, 0.99) / 1e3);
+        snprintf(name, sizeof name, "%s_server_us_per_req", w);
+        report_metric(rp, name, series_cpu_us(report_series(rp, group_names[t->kind[g]])));
+        snprintf(name, sizeof name, "ratio_%s_vs_revoke", w);
+        double ratio = turns_ratio(rp, name, &res[g], rv);
+        snprintf(note, sizeof note, "durable %s answers/s / durable revocations/s, same run", w);
+        report_target(rp, name, ratio, 0.5, false, note);
+    }
+    if (rc == 0 && t->next_revoke > 0) { /* what was revoked is inactive */
+        size_t sample = t->next_revoke < 1000 ? t->next_revoke : 1000;
+        rc = check_revoked(o, s, sample);
+    }
+    if (rc == 0 && wrong) {
+        bench_log("token: wrong answers (see the errors by kind)");
+        rc = -1;
+    }
+    if (s != NULL && s->data[0] != '\0') {
+        seeded_stop(o, s);
+    }
+    if (dir[0] != '\0') {
+        bench_rmtree(dir);
+    }
+    if (t != NULL) {
+        code_list_free(&t->codes);
+        free(t->rt);
+    }
+    free(t);
+    free(s);
+    free(ag);
+    free(res);
+    return rc;
+}
+
+/* ---- forward-auth --------------------------------------------------------------------------- */
+
+#define FA_TOKENS 256
+
+/* nginx's add_header lines: tokend's identity headers, same names, values as long. */
+static int identity_conf(const tload *t, uint16_t port, char *conf, size_t cap, size_t *body_len)
+{
+    http_answer *a = malloc(sizeof *a);
+    char req[1024];
+    int n = snprintf(req, sizeof req,
+                     "GET /auth HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n"
+                     "X-Forwarded-Method: GET\r\nX-Forwarded-Proto: https\r\n"
+                     "X-Forwarded-Host: mcp.bench\r\nX-Forwarded-Uri: /mcp\r\n\r\n",
+                     t->fa[0].at);
+    int rc = a && n > 0 ? http_call(port, req, (size_t)n, a) : -1;
+    if (rc == 0 && a->status != 200) {
+        bench_log("forward-auth probe: status %d %s", a->status, a->body);
+        rc = -1;
+    }
+    static const char *const names[] = {"X-Auth-Subject", "X-Auth-Client", "X-Auth-Scope",
+                                        "X-Auth-Session", "X-Auth-Actor"};
+    size_t pos = 0;
+    conf[0] = '\0';
+    for (size_t i = 0; rc == 0 && i < sizeof names / sizeof names[0]; i++) {
+        size_t vl = 0;
+        if (http_header(a, names[i], &vl) == NULL || vl == 0) {
+            continue; /* e.g. no actor */
+        }
+        if (pos + vl + 64 >= cap) {
+            rc = -1;
+            break;
+        }
+        pos += (size_t)snprintf(conf + pos, cap - pos, "      add_header %s ", names[i]);
+        memset(conf + pos, 'x', vl);
+        pos += vl;
+        pos += (size_t)snprintf(conf + pos, cap - pos, ";\n");
+    }
+    if (rc == 0) {
+        *body_len = a->len - a->head_len;
+    }
+    free(a);
+    return rc;
+}
+
+int scen_forward_auth(const bench_opts *o, bench_report *rp)
+{
+    tload *t = calloc(1, sizeof *t);
+    seeded *s = calloc(1, sizeof *s);
+    as_agent *ag = calloc(1, sizeof *ag);
+    load_result *res = calloc(2, sizeof *res);
+    char dir[256] = "", conf[2048];
+    size_t body_len = 0;
+    server_proc ng[2] = {{0}, {0}};
+    int rc = t && s && ag && res ? bench_mkdtemp("as", dir, sizeof dir) : -1;
+    rc = rc ? rc : as_prepare(dir);
+    rc = rc ? rc : seeded_start(o, 100, s);
+    bench_tokend_extra(NULL);
+    if (rc == 0 && !nginx_available()) {
+        bench_log("forward-auth: needs nginx");
+        rc = -1;
+    }
+    if (rc == 0) {
+        t->o = o;
+        t->ag = ag;
+        t->s = s;
+        t->conns = o->conns;
+        t->ngroups = 2;
+        t->kind[0] = t->kind[1] = G_AUTH;
+        t->rng = bench_now_ns() | 1;
+        t->nfa = FA_TOKENS;
+        t->fa = calloc(FA_TOKENS, sizeof *t->fa);
+        t->ident = calloc((size_t)o->conns * 2, sizeof *t->ident);
+        rc = t->fa && t->ident ? as_agent_start(ag, s->srv.port) : -1;
+    }
+    rc = rc ? rc : as_token_pairs(o, ag, FA_TOKENS, t->fa);
+    rc = rc ? rc : identity_conf(t, s->srv.port, conf, sizeof conf, &body_len);
+    if (rc == 0) {
+        char body[1024];
+        memset(body, 'x', sizeof body);
+        bench_nginx_extra(conf);
+        body_len = body_len < sizeof body ? body_len : sizeof body;
+        rc = nginx_start(body, body_len, o->server_cpu, &ng[0]);
+        if (rc == 0 && o->control) {
+            rc = nginx_start(body, body_len, o->server_cpu, &ng[1]);
+        }
+        bench_nginx_extra(NULL);
+    }
+    const server_proc *a = o->control ? &ng[1] : &s->srv;
+    uint16_t port[2] = {a->port, ng[0].port};
+    t->pid[0] = a->pid;
+    t->pid[1] = ng[0].pid;
+    if (rc == 0 && o->control) { /* nginx needs no tokend: stop it for a quiet machine */
+        server_stop(&s->srv);
+    }
+    rc = rc ? rc : turns_run(o, t, port, res);
+    if (rc == 0) {
+        const char *an = o->control ? "nginx B (control)" : "tokend forward-auth";
+        bench_series *sa = report_series(rp, an);
+        bench_series *sb = report_series(rp, o->control ? "nginx A (control)" : "nginx return 200");
+        turns_series(sa, &res[0], t->cpu_ok[0] ? &t->cpu[0] : NULL);
+        turns_series(sb, &res[1], t->cpu_ok[1] ? &t->cpu[1] : NULL);
+        report_metric(rp, "auth_tokens", FA_TOKENS);
+        report_metric(rp, "turn_ms", o->turn_ms);
+        report_metric(rp, "skip_ms", o->skip_ms);
+        report_metric(rp, o->control ? "control_rps_b" : "tokend_rps", series_rps(sa));
+        report_metric(rp, o->control ? "control_rps_a" : "nginx_rps", series_rps(sb));
+        report_metric(rp, o->control ? "control_cpu_ratio" : "ratio_server_cpu",
+                      series_cpu_us(sb) / series_cpu_us(sa));
+        if (o->control) {
+            double r = turns_ratio(rp, "control_ratio", &res[0], &res[1]);
+            report_target(rp, "control_ratio_error", fabs(r - 1.0), 0.02, true,
+                          "|nginx B / nginx A - 1|: the harness's own error");
+        } else {
+            double r = turns_ratio(rp, "ratio_throughput", &res[0], &res[1]);
+            report_target(rp, "forward_auth_vs_nginx", r, 1.0, false,
+                          "tokend /auth / nginx return 200 with the same headers, req/s");
+        }
+        if (has_errors(&res[0]) || has_errors(&res[1]) || res[0].ok == 0 || res[1].ok == 0) {
+            bench_log("forward-auth: wrong answers (see the errors by kind)");
+            rc = -1;
+        }
+    }
+    server_stop(&ng[0]);
+    server_stop(&ng[1]);
+    if (s != NULL && s->data[0] != '\0') {
+        seeded_stop(o, s);
+    }
+    if (dir[0] != '\0') {
+        bench_rmtree(dir);
+    }
+    if (t != NULL) {
+        free(t->fa);
+        free(t->ident);
+    }
+    free(t);
+    free(s);
+    free(ag);
+    free(res);
+    return rc;
+}
