@@ -161,12 +161,18 @@ __attribute__((noinline)) void serve_batch(const tk_server_hooks *h, void *wctx,
             status[0]++;
             continue;
         }
+        req.listener = TK_APP_LISTENER_MAIN; /* the server fills it; the parser does not */
         out->len = 0;
         out->close = false;
         uint32_t tag = 0;
         h->request(wctx, &req, out, cookies[i], &tag);
         int code = out->len > 12 ? atoi(out->buf + 9) : 0;
-        status[code == 200 ? 1 : code == 401 ? 2 : 3]++;
+        int kind = code == 200 ? 1 : code == 401 ? 2 : 3;
+        if (kind != 1 && status[2] + status[3] == 0) { /* the first unexpected answer */
+            fprintf(stderr, "tokend-replay: first non-200 answer: %.*s\n",
+                    (int)(out->len < 400 ? out->len : 400), out->buf);
+        }
+        status[kind]++;
     }
 }
 
