@@ -127,6 +127,11 @@
 /* The DER of a certificate a proxy forwards in a header: real client
  * certificates are 0.5-2 KiB; 8 KiB bounds the decode buffer. */
 #define TK_CERT_DER_MAX 8192
+/* Proxies whose forwarded client-certificate header is believed
+ * (client-cert-proxies): a handful of edge proxies. */
+#define TK_CERT_PROXIES_MAX 8
+/* The name of that header (client-cert-header). */
+#define TK_CERT_HEADER_NAME_MAX 64
 /* TLS records decrypted or written per connection per turn (each at most
  * 16 KiB; bounds a loop, the buffers bound the bytes). */
 #define TK_TLS_RECORDS_PER_TURN 64

@@ -91,7 +91,7 @@ static bool authenticate(ep_req *r, tk_txn *txn, tk_client_rec *c, tk_slice *cli
         ep_reply_error(r, 429, "too_many_requests", hdr);
         return false;
     }
-    int rc = tk_core_as_client(txn, *client_id, secret, has_secret, c);
+    int rc = tk_core_as_client(txn, *client_id, secret, has_secret, r->http->cert, c);
     tk_cleanse(w->secret, sizeof w->secret);
     if (rc == TK_E_AUTH) {
         char safe[65];
