@@ -466,6 +466,8 @@ typedef struct tk_op_code_redeem {
     uint8_t refresh[TK_HASH_LEN];
     bool has_refresh;
     int64_t access_exp, refresh_exp;
+    bool has_cnf; /* RFC 8705 §3: bind the access token to this certificate */
+    uint8_t cnf[TK_HASH_LEN];
 } tk_op_code_redeem;
 
 /* Rotate refresh token old: current → rotated (successor = refresh) and a
@@ -481,6 +483,8 @@ typedef struct tk_op_refresh {
     int64_t access_exp, refresh_exp;
     uint32_t window;
     uint64_t scope_mask;
+    bool has_cnf; /* as tk_op_code_redeem: the certificate of this request */
+    uint8_t cnf[TK_HASH_LEN];
 } tk_op_refresh;
 
 /* A delegated child of access token parent for client: parent's sub,
@@ -492,6 +496,8 @@ typedef struct tk_op_exchange {
     tk_op_id client;
     int64_t exp;
     uint64_t scope_mask;
+    bool has_cnf; /* as tk_op_code_redeem */
+    uint8_t cnf[TK_HASH_LEN];
 } tk_op_exchange;
 
 typedef struct tk_op {

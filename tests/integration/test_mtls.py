@@ -240,5 +240,163 @@ class TlsCaConfig(h.FreshCase):
             self.daemon(("--tls-ca", "/nonexistent/ca.pem"), tls=True)
 
 
+
+# ---- Certificate-bound tokens (RFC 8705 §3) ------------------------------------
+
+import as_http as ah  # noqa: E402  (after the skips above)
+import hardening as hd  # noqa: E402
+
+CERT_HEADER = "X-Client-Cert"
+
+
+class BoundTokens(h.FreshCase):
+    """A public agent redeems its code at /token over TLS presenting a
+    certificate: the access token carries cnf.x5t#S256 (introspection shows
+    it), and forward-auth lets it through only with the same certificate in
+    the header nginx fills from $ssl_client_escaped_cert, sent by a trusted
+    proxy address."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.m = mu.material()
+        folder = ah.tmpfolder()
+        cls.addClassCleanup(shutil.rmtree, folder, True)
+        args = ah.as_daemon_args(folder, extra=[
+            "--auth-fail-burst", 0, "--tls-ca", cls.m["ca"][0],
+            "--client-cert-header", CERT_HEADER, "--client-cert-proxies", "127.0.0.1 ::1"])
+        cls.d = h.start_daemon(args, tls=True)
+        cls.addClassCleanup(h.destroy_daemon, cls.d)
+        cls.admin = cls.d.add_client("admin", "admin")
+        cls.d.default_auth = cls.admin
+
+    def tokens(self, cert, subject="alice"):
+        """Authorize (browser over TLS, no certificate), then redeem over TLS
+        presenting cert (None: none)."""
+        cid = ah.public_client(self.d)["client_id"]
+        code, verifier = ah.authorize_code(self.d, ah.Browser(self.d), cid, subject=subject)
+        ctx = cert.context() if cert is not None else h.client_context()
+        with h.Conn(self.d.tls_port, ctx=ctx) as c:
+            r = c.request("POST", "/token", h.form([
+                ("grant_type", "authorization_code"), ("code", code),
+                ("redirect_uri", ah.REDIRECT), ("code_verifier", verifier),
+                ("client_id", cid)]), content_type=h.FORM)
+        self.assertEqual(r.status, 200, r)
+        return cid, r.json()
+
+    def forward(self, token, cert_value=None, source="127.0.0.1", extra=()):
+        hdrs = [("Host", "tokend"), ("X-Forwarded-Host", "mcp.test"),
+                ("X-Forwarded-Uri", "/mcp"), ("Authorization", "Bearer " + token)]
+        if cert_value is not None:
+            hdrs.append((CERT_HEADER, cert_value))
+        hdrs += list(extra)
+        head = "GET /auth HTTP/1.1\r\n" + "".join("%s: %s\r\n" % kv for kv in hdrs) + "\r\n"
+        with hd.conn_from(self.d.port, source) as c:
+            c.send(head.encode())
+            return c.read_response()
+
+    def assertRefused(self, r):
+        self.assertEqual(r.status, 401, r)
+        self.assertIn('error="invalid_token"', r.header("WWW-Authenticate") or "", r)
+
+    def test_bound_token_introspection_and_forward_auth(self):
+        me, other = self.m["self"], self.m["self2"]
+        _, t = self.tokens(me)
+        at = t["access_token"]
+        j = self.assertActive(at)
+        self.assertEqual(j["cnf"], {"x5t#S256": me.x5t})
+        # the refresh token is not bound (only access tokens are presented)
+        self.assertNotIn("cnf", self.assertActive(t["refresh_token"]))
+        self.assertEqual(self.forward(at, me.escaped).status, 200)
+        self.assertEqual(self.forward(at, me.rfc9440).status, 200)
+        self.assertEqual(self.forward(at, me.escaped, source="127.0.0.1").status, 200)
+        self.assertRefused(self.forward(at, other.escaped))
+        self.assertRefused(self.forward(at, self.m["rs"].escaped))
+        self.assertRefused(self.forward(at))
+        self.assertRefused(self.forward(at, ""))
+        self.assertRefused(self.forward(at, me.escaped[:-30]))
+        self.assertRefused(self.forward(at, me.escaped, extra=[(CERT_HEADER, me.escaped)]))
+        self.assertRefused(self.forward(at, "%s" % me.pem.replace("\n", " ")))
+        # the right certificate from an address that is not a trusted proxy
+        self.assertRefused(self.forward(at, me.escaped, source="127.0.0.2"))
+
+    def test_unbound_tokens_unaffected(self):
+        _, t = self.tokens(None)
+        at = t["access_token"]
+        self.assertNotIn("cnf", self.assertActive(at))
+        self.assertEqual(self.forward(at).status, 200)
+        self.assertEqual(self.forward(at, self.m["self2"].escaped).status, 200)
+        self.assertEqual(self.forward(at, source="127.0.0.2").status, 200)
+
+    def test_refresh_over_mtls_binds_the_new_access_token(self):
+        me = self.m["self"]
+        cid, t = self.tokens(None)
+        with h.Conn(self.d.tls_port, ctx=me.context()) as c:
+            r = c.request("POST", "/token", h.form([
+                ("grant_type", "refresh_token"), ("refresh_token", t["refresh_token"]),
+                ("client_id", cid)]), content_type=h.FORM)
+        self.assertEqual(r.status, 200, r)
+        at = r.json()["access_token"]
+        self.assertEqual(self.assertActive(at)["cnf"], {"x5t#S256": me.x5t})
+        self.assertRefused(self.forward(at))
+        self.assertEqual(self.forward(at, me.escaped).status, 200)
+
+    def test_certificate_client_at_the_token_endpoint(self):
+        """A confidential agent registered by thumbprint redeems with its
+        certificate and no secret; another certificate is invalid_client."""
+        me = self.m["self"]
+        a = self.d.ctl("client", "add", "--name", "mtls agent", "--role", "agent",
+                       "--redirect-uri", ah.REDIRECT, "--tls-thumbprint", me.hex)
+        cid = a["client_id"]
+        for cert, want in ((self.m["self2"], 401), (None, 401), (me, 200)):
+            code, verifier = ah.authorize_code(self.d, ah.Browser(self.d), cid)
+            ctx = cert.context() if cert is not None else h.client_context()
+            with h.Conn(self.d.tls_port, ctx=ctx) as c:
+                r = c.request("POST", "/token", h.form([
+                    ("grant_type", "authorization_code"), ("code", code),
+                    ("redirect_uri", ah.REDIRECT), ("code_verifier", verifier),
+                    ("client_id", cid)]), content_type=h.FORM)
+            self.assertEqual(r.status, want, r)
+            if want == 401:
+                self.assertEqual(r.json()["error"], "invalid_client")
+                self.assertIsNone(r.header("WWW-Authenticate"))
+        self.assertEqual(self.assertActive(r.json()["access_token"])["cnf"]["x5t#S256"], me.x5t)
+
+
+class BoundTokensFailClosed(h.FreshCase):
+    """Without client-cert-header/-proxies a bound token is refused at
+    forward-auth whatever the request carries."""
+
+    def test_refused_without_configuration(self):
+        m = mu.material()
+        folder = self.tmpdir()
+        d = self.daemon(ah.as_daemon_args(folder, extra=["--auth-fail-burst", 0]), tls=True)
+        d.default_auth = d.add_client("admin", "admin")
+        cid = ah.public_client(d)["client_id"]
+        code, verifier = ah.authorize_code(d, ah.Browser(d), cid)
+        with h.Conn(d.tls_port, ctx=m["self"].context()) as c:
+            r = c.request("POST", "/token", h.form([
+                ("grant_type", "authorization_code"), ("code", code),
+                ("redirect_uri", ah.REDIRECT), ("code_verifier", verifier),
+                ("client_id", cid)]), content_type=h.FORM)
+        at = r.json()["access_token"]
+        self.assertEqual(d.active(at)["cnf"]["x5t#S256"], m["self"].x5t)
+        r = d.request("GET", "/auth", headers={"X-Forwarded-Host": "mcp.test",
+                                               "X-Forwarded-Uri": "/mcp",
+                                               "Authorization": "Bearer " + at,
+                                               CERT_HEADER: m["self"].escaped})
+        self.assertEqual(r.status, 401, r)
+
+    def test_header_and_proxies_need_each_other(self):
+        import subprocess
+        for extra in (["--client-cert-header", CERT_HEADER],
+                      ["--client-cert-proxies", "127.0.0.1"],
+                      ["--client-cert-header", "bad header", "--client-cert-proxies", "127.0.0.1"],
+                      ["--client-cert-header", CERT_HEADER, "--client-cert-proxies", "localhost"]):
+            r = subprocess.run([h.TOKEND_BIN, "--data", self.tmpdir(), "--listen", "127.0.0.1:0"]
+                               + extra, capture_output=True, timeout=20)
+            self.assertEqual(r.returncode, 2, (extra, r))
+            self.assertIn(b"client-cert", r.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()
