@@ -31,7 +31,8 @@ typedef struct tk_peer_cert {
  * Canonical form of an RFC 4514 DN string: attribute types upper-cased;
  * values unescaped (\c and \XX), leading and trailing spaces dropped, runs of
  * spaces folded to one, ASCII letters lower-cased (caseIgnoreMatch), then
- * written back with ',', '+', '"', '\\', '<', '>', ';', '=' escaped as \c.
+ * written back with ',', '+', '"', '\\', '<', '>', ';', '=' and a leading '#'
+ * escaped as \c.
  * RDN order and multi-valued RDN order are kept as given. Writes at most
  * cap - 1 bytes and a NUL. Returns 0 (*len_out set), TK_E_BADINPUT (empty,
  * a type that is not a name or dotted OID, no '=', a bad escape, a control

@@ -103,6 +103,7 @@ static int dn_value(tk_slice in, size_t *i, struct dn_out *o)
             put(o, lower(s[(*i)++]));
             n++;
         }
+        skip_spaces(in, i);
         return n > 0 && n % 2 == 0 ? 0 : TK_E_BADINPUT;
     }
     while (*i < in.len && s[*i] != ',' && s[*i] != '+') {
@@ -139,8 +140,8 @@ static int dn_value(tk_slice in, size_t *i, struct dn_out *o)
             put(o, ' ');
             space = false;
         }
-        if (strchr(",+\"\\<>;=", c) != NULL) {
-            put(o, '\\');
+        if (strchr(",+\"\\<>;=", c) != NULL || (c == '#' && !any)) {
+            put(o, '\\'); /* a leading '#' would read as a hexstring */
         }
         put(o, lower(c));
         any = true;
@@ -174,7 +175,10 @@ int tk_cert_dn_canon(tk_slice in, char *out, size_t cap, size_t *len_out)
         if (i >= in.len) {
             break;
         }
-        put(&o, in.p[i]); /* ',' or '+': another attribute must follow */
+        if (in.p[i] != ',' && in.p[i] != '+') {
+            return TK_E_BADINPUT; /* after a hexstring: anything else */
+        }
+        put(&o, in.p[i]); /* another attribute must follow */
         i++;
     }
     if (o.full) {
@@ -297,7 +301,7 @@ static int forwarded_pem(tk_slice v, uint8_t out[TK_HASH_LEN])
         b64[n++] = (char)c;
         col++;
     }
-    if (!expect(v, &i, PEM_END + 1)) {
+    if (!expect(v, &i, &PEM_END[1])) { /* its first '-' was read */
         return TK_E_BADINPUT;
     }
     int c = next_byte(v, &i);

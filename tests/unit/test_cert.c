@@ -66,8 +66,11 @@ static void test_dn_canon(void)
     CHECK_EQ_STR(canon("CN=x+UID=Y"), "CN=x+UID=y");
     CHECK_EQ_STR(canon("2.5.4.3=Z"), "2.5.4.3=z");
     CHECK_EQ_STR(canon("CN=#04024869"), "CN=#04024869");
+    CHECK_EQ_STR(canon("CN=#04024869 ,O=x"), "CN=#04024869,O=x");
     CHECK_EQ_STR(canon("CN=\\C3\\A9t\\C3\\A9"), "CN=\xc3\xa9t\xc3\xa9");
     CHECK_EQ_STR(canon("CN="), "CN=");
+    CHECK_EQ_STR(canon("CN=\\#x"), "CN=\\#x"); /* a leading # stays escaped */
+    CHECK_EQ_STR(canon("CN=x#"), "CN=x#");
     /* rejections */
     const char *bad[] = {"",         "CN",      "=x",      "CN=x,",    "CN=x+",
                          ",CN=x",    "CN=a\"b", "CN=a;b",  "CN=a<b",   "CN=a>b",
