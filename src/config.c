@@ -321,6 +321,7 @@ static int set_cert_proxies(tk_config *cfg, const char *value, char *err, size_t
                     TK_CERT_PROXIES_MAX);
     }
     memcpy(buf, value, n + 1);
+    uint8_t got[TK_CERT_PROXIES_MAX][16];
     unsigned count = 0;
     char *save = NULL;
     for (char *a = strtok_r(buf, " \t", &save); a != NULL; a = strtok_r(NULL, " \t", &save)) {
@@ -335,12 +336,13 @@ static int set_cert_proxies(tk_config *cfg, const char *value, char *err, size_t
             return fail(err, errcap, TK_E_BADINPUT,
                         "client-cert-proxies: \"%s\" is not a numeric IPv4 or IPv6 address", a);
         }
-        memcpy(cfg->cert_proxies[count++], ip, 16);
+        memcpy(got[count++], ip, 16);
     }
     if (count == 0) {
         return fail(err, errcap, TK_E_BADINPUT, "client-cert-proxies: 1 to %d addresses",
                     TK_CERT_PROXIES_MAX);
     }
+    memcpy(cfg->cert_proxies, got, sizeof got[0] * count); /* a failure changed nothing */
     cfg->ncert_proxies = count;
     return 0;
 }
