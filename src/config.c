@@ -291,6 +291,62 @@ static int set_string(char *dst, size_t cap, const char *key, const char *value,
     return 0;
 }
 
+/* A header field name (RFC 9110 token), at most TK_CERT_HEADER_NAME_MAX. */
+static int set_cert_header(tk_config *cfg, const char *value, char *err, size_t errcap)
+{
+    size_t n = strlen(value);
+    bool ok = n > 0 && n <= TK_CERT_HEADER_NAME_MAX;
+    for (size_t i = 0; i < n && ok; i++) {
+        unsigned char c = (unsigned char)value[i];
+        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             strchr("!#$%&'*+-.^_`|~", c) != NULL;
+    }
+    if (!ok) {
+        return fail(err, errcap, TK_E_BADINPUT,
+                    "client-cert-header: expected a header name of 1 to %d characters, got "
+                    "\"%s\"",
+                    TK_CERT_HEADER_NAME_MAX, value);
+    }
+    memcpy(cfg->cert_header, value, n + 1);
+    return 0;
+}
+
+/* Numeric addresses, space-separated, each kept as 16 bytes (IPv4 mapped). */
+static int set_cert_proxies(tk_config *cfg, const char *value, char *err, size_t errcap)
+{
+    char buf[TK_CERT_PROXIES_MAX * 48];
+    size_t n = strlen(value);
+    if (n == 0 || n >= sizeof buf) {
+        return fail(err, errcap, TK_E_BADINPUT, "client-cert-proxies: 1 to %d addresses",
+                    TK_CERT_PROXIES_MAX);
+    }
+    memcpy(buf, value, n + 1);
+    uint8_t got[TK_CERT_PROXIES_MAX][16];
+    unsigned count = 0;
+    char *save = NULL;
+    for (char *a = strtok_r(buf, " \t", &save); a != NULL; a = strtok_r(NULL, " \t", &save)) {
+        uint8_t ip[16] = {0};
+        if (count >= TK_CERT_PROXIES_MAX) {
+            return fail(err, errcap, TK_E_BADINPUT, "client-cert-proxies: at most %d addresses",
+                        TK_CERT_PROXIES_MAX);
+        }
+        if (inet_pton(AF_INET, a, ip + 12) == 1) {
+            ip[10] = ip[11] = 0xff;
+        } else if (inet_pton(AF_INET6, a, ip) != 1) {
+            return fail(err, errcap, TK_E_BADINPUT,
+                        "client-cert-proxies: \"%s\" is not a numeric IPv4 or IPv6 address", a);
+        }
+        memcpy(got[count++], ip, 16);
+    }
+    if (count == 0) {
+        return fail(err, errcap, TK_E_BADINPUT, "client-cert-proxies: 1 to %d addresses",
+                    TK_CERT_PROXIES_MAX);
+    }
+    memcpy(cfg->cert_proxies, got, sizeof got[0] * count); /* a failure changed nothing */
+    cfg->ncert_proxies = count;
+    return 0;
+}
+
 int tk_config_set(tk_config *cfg, const char *key, const char *value, char *err, size_t errcap)
 {
     for (size_t i = 0; i < TK_ARRAY_LEN(num_keys); i++) {
@@ -329,6 +385,15 @@ int tk_config_set(tk_config *cfg, const char *key, const char *value, char *err,
     }
     if (!strcmp(key, "tls-key")) {
         return set_string(cfg->tls_key, sizeof(cfg->tls_key), key, value, err, errcap);
+    }
+    if (!strcmp(key, "tls-ca")) {
+        return set_string(cfg->tls_ca, sizeof(cfg->tls_ca), key, value, err, errcap);
+    }
+    if (!strcmp(key, "client-cert-header")) {
+        return set_cert_header(cfg, value, err, errcap);
+    }
+    if (!strcmp(key, "client-cert-proxies")) {
+        return set_cert_proxies(cfg, value, err, errcap);
     }
     if (!strcmp(key, "data")) {
         return set_string(cfg->data_dir, sizeof(cfg->data_dir), key, value, err, errcap);
@@ -458,6 +523,13 @@ static int validate_tls(const tk_config *cfg, char *err, size_t errcap)
     if (!tls && (cfg->tls_cert[0] != '\0' || cfg->tls_key[0] != '\0')) {
         return fail(err, errcap, TK_E_INVALID,
                     "tls-cert/tls-key: set, but no listen address has \" tls\"");
+    }
+    if (!tls && cfg->tls_ca[0] != '\0') {
+        return fail(err, errcap, TK_E_INVALID, "tls-ca: set, but no listen address has \" tls\"");
+    }
+    if ((cfg->cert_header[0] != '\0') != (cfg->ncert_proxies > 0)) {
+        return fail(err, errcap, TK_E_INVALID,
+                    "client-cert-header and client-cert-proxies: each needs the other");
     }
     return 0;
 }

@@ -35,6 +35,7 @@ static const char usage[] =
     "              [--auth-fail-burst N] [--map-size-max BYTES]\n"
     "              [--metrics-listen ADDR:PORT|off] [--metrics-token TOKEN]\n"
     "              [--metrics-port-file FILE] [--tls-cert FILE] [--tls-key FILE]\n"
+    "              [--tls-ca FILE] [--client-cert-header NAME] [--client-cert-proxies 'ADDR...']\n"
     "              [--tls-port-file FILE] [--registration open|approval|closed]\n"
     "              [--login off|dev] [--code-ttl S] [--authorize-ttl S]\n"
     "              [--refresh-reuse-window S] [--register-burst N]\n"
@@ -143,6 +144,16 @@ static int write_port_file(const char *path, uint16_t port)
 }
 
 /* The server listener index of the first TLS address, or 0 if none. */
+/* Some API listener speaks TLS (and so asks for client certificates). */
+static bool any_tls(const tk_config *cfg)
+{
+    bool tls = cfg->tls;
+    for (unsigned i = 0; i < cfg->nmore; i++) {
+        tls = tls || cfg->more[i].tls;
+    }
+    return tls;
+}
+
 static unsigned first_tls_listener(const tk_config *cfg)
 {
     if (cfg->tls) {
@@ -451,6 +462,10 @@ static int run(struct options *o)
                        .authorize_ttl = cfg->authorize_ttl,
                        .refresh_reuse_window = cfg->refresh_reuse_window,
                        .register_burst = cfg->register_burst,
+                       .tls_auth = any_tls(cfg),
+                       .cert_header = cfg->cert_header,
+                       .cert_proxies = cfg->cert_proxies,
+                       .ncert_proxies = cfg->ncert_proxies,
                        .store = store,
                        .committer = committer,
                        .idp = idp,
@@ -481,6 +496,7 @@ static int run(struct options *o)
             .tls = cfg->tls,
             .tls_cert = cfg->tls_cert,
             .tls_key = cfg->tls_key,
+            .tls_ca = cfg->tls_ca,
             .bound = issuer_bound,
             .bound_arg = cfg,
         };

@@ -9,7 +9,16 @@
  * resources, idp-config, auth-fail-burst, map-size-max, metrics-listen,
  * metrics-token, tls-cert, tls-key, outbound-ca-file, outbound-connect-timeout,
  * outbound-timeout, outbound-max-bytes, outbound-queue, outbound-transfers,
- * jwks-refresh-min, jwks-refresh-max, jwks-kid-interval, signing-key-overlap).
+ * jwks-refresh-min, jwks-refresh-max, jwks-kid-interval, signing-key-overlap,
+ * tls-ca, client-cert-header, client-cert-proxies).
+ *
+ * Client certificates (RFC 8705): tls-ca is the CA bundle tls_client_auth
+ * clients' certificates must chain to (it needs a TLS listener). For
+ * certificate-bound tokens at forward-auth, client-cert-header names the
+ * header the edge proxy forwards the client's certificate in (nginx
+ * $ssl_client_escaped_cert, or RFC 9440 Client-Cert), believed only from the
+ * numeric addresses in client-cert-proxies (space-separated); each needs the
+ * other. Without them a bound token is refused at forward-auth.
  *
  * listen may be given up to TK_API_LISTEN_MAX times, each "ADDR:PORT" or
  * "ADDR:PORT tls": every address serves the API, the ones marked tls over
@@ -48,7 +57,11 @@ typedef struct tk_config {
     bool listen_fresh;       /* the next listen replaces the list (a new source begins) */
     char tls_cert[PATH_MAX]; /* PEM chain, leaf first; "" = none */
     char tls_key[PATH_MAX];  /* PEM private key, unencrypted */
-    unsigned workers;        /* 0 = one per online CPU */
+    char tls_ca[PATH_MAX];   /* PEM CAs for tls_client_auth; "" = none */
+    char cert_header[TK_CERT_HEADER_NAME_MAX + 1]; /* client-cert-header; "" = none */
+    uint8_t cert_proxies[TK_CERT_PROXIES_MAX][16]; /* IPv6 / IPv4-mapped */
+    unsigned ncert_proxies;
+    unsigned workers; /* 0 = one per online CPU */
     char data_dir[PATH_MAX];
     uint64_t map_size;
     char issuer[TK_URL_MAX];

@@ -14,6 +14,7 @@
 #ifndef TOKEND_CORE_H
 #define TOKEND_CORE_H
 
+#include "tokend/cert.h"
 #include "tokend/common.h"
 #include "tokend/record.h"
 #include "tokend/store.h"
@@ -63,10 +64,26 @@ int tk_core_introspect_bearer(tk_txn *txn, const tk_core_cfg *cfg, const uint8_t
 /*
  * Authenticate a client by id and secret (constant-time hash comparison).
  * Returns 0 with *out filled (slices into the txn), TK_E_AUTH (unknown id,
- * wrong secret, or client not approved: indistinguishable to the caller),
- * or TK_E_STORE.
+ * wrong secret, client not approved, or a client registered for
+ * certificate authentication: indistinguishable to the caller), or
+ * TK_E_STORE.
  */
 int tk_core_authenticate(tk_txn *txn, tk_slice client_id, tk_slice secret, tk_client_rec *out);
+
+/*
+ * RFC 8705 §2: authenticate a client by the certificate it presented
+ * (NULL: none). The client must be approved and registered with a
+ * tls_subject (the certificate chains to tls-ca and its canonical subject
+ * is the same) or a tls_thumbprint (the certificate's SHA-256 is the same,
+ * compared in constant time); with both, both must hold. Returns 0 with
+ * *out, TK_E_AUTH (unknown id, no or another certificate, not approved, a
+ * client without a certificate registered) or TK_E_STORE.
+ */
+int tk_core_authenticate_cert(tk_txn *txn, tk_slice client_id, const tk_peer_cert *cert,
+                              tk_client_rec *out);
+
+/* The client is registered for certificate authentication. */
+bool tk_core_cert_client(const tk_client_rec *c);
 
 /* May this client call introspection? (role resource_server or admin) */
 bool tk_core_may_introspect(const tk_client_rec *client);
@@ -160,12 +177,15 @@ size_t tk_core_client_redirects(const tk_client_rec *c, tk_slice *out, size_t ma
 /*
  * Client authentication at /token: a confidential client (a secret hash,
  * not TK_CLIENT_F_PUBLIC) must present its secret; a public client
- * (TK_CLIENT_F_PUBLIC) must present none — only its client_id. The client
- * must be approved. Returns 0 with *out, TK_E_AUTH (unknown, wrong or
- * missing secret, a secret for a public client, not approved), TK_E_STORE.
+ * (TK_CLIENT_F_PUBLIC) must present none — only its client_id; a client
+ * registered for certificate authentication presents no secret and cert
+ * must satisfy tk_core_authenticate_cert. The client must be approved.
+ * Returns 0 with *out, TK_E_AUTH (unknown, wrong or missing secret or
+ * certificate, a secret for a public or certificate client, not approved),
+ * TK_E_STORE.
  */
 int tk_core_as_client(tk_txn *txn, tk_slice client_id, tk_slice secret, bool has_secret,
-                      tk_client_rec *out);
+                      const tk_peer_cert *cert, tk_client_rec *out);
 
 /*
  * A refresh token presented at /token: known, a refresh token, issued to

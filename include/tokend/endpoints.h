@@ -55,6 +55,15 @@ typedef struct tk_app_cfg {
     int64_t code_ttl, authorize_ttl;
     unsigned refresh_reuse_window;
     unsigned register_burst; /* registrations per address per minute; 0 = no limit */
+    /* Client certificates (RFC 8705). tls_auth: some listener speaks TLS, so
+     * metadata lists tls_client_auth and self_signed_tls_client_auth.
+     * cert_header ("" = none): the header a proxy in cert_proxies (16-byte
+     * addresses, IPv4 mapped) forwards the client's certificate in, checked
+     * against certificate-bound tokens at forward-auth. */
+    bool tls_auth;
+    const char *cert_header;
+    const uint8_t (*cert_proxies)[16];
+    unsigned ncert_proxies;
     tk_store *store;
     tk_committer *committer;
     tk_idp_holder *idp;    /* trusted IdPs (POST /backchannel-logout, …); NULL = none */

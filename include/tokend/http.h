@@ -6,6 +6,7 @@
 #ifndef TOKEND_HTTP_H
 #define TOKEND_HTTP_H
 
+#include "tokend/cert.h"
 #include "tokend/common.h"
 #include "tokend/limits.h"
 
@@ -49,6 +50,11 @@ typedef struct tk_http_request {
      * connection was accepted on (tk_server_cfg: 0 for host/port, extra[i].label
      * for the others; several listeners may share a label). */
     uint8_t listener;
+    /* Not set by the parser: the certificate the client presented on a TLS
+     * listener (RFC 8705), owned by the connection and valid while the
+     * request is handled; NULL on plain connections and when none was
+     * presented. */
+    const tk_peer_cert *cert;
 } tk_http_request;
 
 /*

@@ -120,6 +120,18 @@
  * and never past its lifetime). */
 #define TK_TLS_TICKET_LIFETIME_S 7200
 #define TK_TLS_TICKET_ROTATE_S   3600
+/* Client certificates (RFC 8705, src/util/cert.c). A canonical subject DN:
+ * far above real DNs (a CN, a few O/OU/C/DC) and small enough to store on a
+ * client record. */
+#define TK_CERT_DN_MAX 256
+/* The DER of a certificate a proxy forwards in a header: real client
+ * certificates are 0.5-2 KiB; 8 KiB bounds the decode buffer. */
+#define TK_CERT_DER_MAX 8192
+/* Proxies whose forwarded client-certificate header is believed
+ * (client-cert-proxies): a handful of edge proxies. */
+#define TK_CERT_PROXIES_MAX 8
+/* The name of that header (client-cert-header). */
+#define TK_CERT_HEADER_NAME_MAX 64
 /* TLS records decrypted or written per connection per turn (each at most
  * 16 KiB; bounds a loop, the buffers bound the bytes). */
 #define TK_TLS_RECORDS_PER_TURN 64

@@ -47,6 +47,11 @@ typedef struct tk_token_rec {
     int64_t rotated_at;
     bool has_successor;
     uint8_t successor[TK_HASH_LEN];
+    /* RFC 8705 §3: the SHA-256 of the client certificate the token was
+     * issued over (cnf.x5t#S256); only the certificate's holder may use
+     * it at forward-auth. Key 16, optional: unbound tokens have none. */
+    bool has_cnf;
+    uint8_t cnf_x5t[TK_HASH_LEN];
 } tk_token_rec;
 
 enum tk_session_state {
@@ -131,6 +136,14 @@ typedef struct tk_client_rec {
     uint8_t identity[TK_HASH_LEN]; /* software_id: approval per client identity */
     tk_slice delegate_to;          /* key 15: client ids (space-separated) or "*" that may
                                       receive a token exchanged from this client's */
+    /* RFC 8705 client authentication by certificate, instead of the
+     * secret: tls_client_auth (key 16: the canonical subject DN, cert.h,
+     * of a certificate chaining to tls-ca) or self_signed_tls_client_auth
+     * (key 17: the certificate's SHA-256). Both optional; a client with
+     * either never authenticates with its secret. */
+    tk_slice tls_subject;
+    bool has_tls_thumbprint;
+    uint8_t tls_thumbprint[TK_HASH_LEN];
 } tk_client_rec;
 
 #define TK_CLIENT_F_PUBLIC  1u /* token_endpoint_auth_method none: no secret */
@@ -453,6 +466,8 @@ typedef struct tk_op_code_redeem {
     uint8_t refresh[TK_HASH_LEN];
     bool has_refresh;
     int64_t access_exp, refresh_exp;
+    bool has_cnf; /* RFC 8705 §3: bind the access token to this certificate */
+    uint8_t cnf[TK_HASH_LEN];
 } tk_op_code_redeem;
 
 /* Rotate refresh token old: current → rotated (successor = refresh) and a
@@ -468,6 +483,8 @@ typedef struct tk_op_refresh {
     int64_t access_exp, refresh_exp;
     uint32_t window;
     uint64_t scope_mask;
+    bool has_cnf; /* as tk_op_code_redeem: the certificate of this request */
+    uint8_t cnf[TK_HASH_LEN];
 } tk_op_refresh;
 
 /* A delegated child of access token parent for client: parent's sub,
@@ -479,6 +496,8 @@ typedef struct tk_op_exchange {
     tk_op_id client;
     int64_t exp;
     uint64_t scope_mask;
+    bool has_cnf; /* as tk_op_code_redeem */
+    uint8_t cnf[TK_HASH_LEN];
 } tk_op_exchange;
 
 typedef struct tk_op {

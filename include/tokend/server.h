@@ -88,6 +88,11 @@ typedef struct tk_server_cfg {
      * listeners; required when any listener has tls. */
     const char *tls_cert;
     const char *tls_key;
+    /* PEM CA certificates client certificates are verified against
+     * (tk_peer_cert.verified, RFC 8705 tls_client_auth); NULL or "" = none.
+     * Every TLS listener asks for a client certificate and never requires
+     * one. Reloaded with the certificate. */
+    const char *tls_ca;
     unsigned workers;
     unsigned max_conns; /* per worker */
     unsigned idle_timeout_ms;

@@ -119,7 +119,7 @@ size_t tk_core_client_redirects(const tk_client_rec *c, tk_slice *out, size_t ma
 }
 
 int tk_core_as_client(tk_txn *txn, tk_slice client_id, tk_slice secret, bool has_secret,
-                      tk_client_rec *out)
+                      const tk_peer_cert *cert, tk_client_rec *out)
 {
     if (has_secret) {
         int rc = tk_core_authenticate(txn, client_id, secret, out);
@@ -134,6 +134,9 @@ int tk_core_as_client(tk_txn *txn, tk_slice client_id, tk_slice secret, bool has
     }
     if (rc != 0 && rc != TK_E_NOTFOUND && rc != TK_E_CORRUPT) {
         return TK_E_STORE;
+    }
+    if (rc == 0 && tk_core_cert_client(out)) {
+        return tk_core_authenticate_cert(txn, client_id, cert, out);
     }
     if (rc != 0 || (out->flags & TK_CLIENT_F_PUBLIC) == 0 || out->status != TK_CLIENT_APPROVED) {
         return TK_E_AUTH;

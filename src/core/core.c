@@ -182,7 +182,46 @@ int tk_core_authenticate(tk_txn *txn, tk_slice client_id, tk_slice secret, tk_cl
     const uint8_t *want = rc == 0 ? out->secret_hash : no_client_hash;
     bool same = tk_ct_equal(h, want, TK_HASH_LEN);
     tk_cleanse(h, sizeof h);
-    if (rc != 0 || !same || out->status != TK_CLIENT_APPROVED) {
+    if (rc != 0 || !same || out->status != TK_CLIENT_APPROVED || tk_core_cert_client(out)) {
+        return TK_E_AUTH;
+    }
+    return 0;
+}
+
+bool tk_core_cert_client(const tk_client_rec *c)
+{
+    return c->has_tls_thumbprint || c->tls_subject.len > 0;
+}
+
+/* The presented certificate satisfies every binding the client has (and
+ * it has at least one). */
+static bool cert_matches(const tk_client_rec *c, const tk_peer_cert *cert)
+{
+    if (cert == NULL || !tk_core_cert_client(c)) {
+        return false;
+    }
+    bool ok = true;
+    if (c->has_tls_thumbprint) {
+        ok = tk_ct_equal(cert->sha256, c->tls_thumbprint, TK_HASH_LEN);
+    }
+    if (c->tls_subject.len > 0) {
+        ok = ok && cert->verified && cert->subject_len == c->tls_subject.len &&
+             memcmp(cert->subject, c->tls_subject.p, c->tls_subject.len) == 0;
+    }
+    return ok;
+}
+
+int tk_core_authenticate_cert(tk_txn *txn, tk_slice client_id, const tk_peer_cert *cert,
+                              tk_client_rec *out)
+{
+    int rc = TK_E_NOTFOUND;
+    if (client_id.len > 0 && client_id.len <= TK_ID_MAX) {
+        rc = tk_store_get_client(txn, client_id, out);
+    }
+    if (rc != 0 && rc != TK_E_NOTFOUND && rc != TK_E_CORRUPT) {
+        return TK_E_STORE;
+    }
+    if (rc != 0 || out->status != TK_CLIENT_APPROVED || !cert_matches(out, cert)) {
         return TK_E_AUTH;
     }
     return 0;

@@ -9,8 +9,15 @@
  * no string needs escaping (the hot path of POST /introspect).
  */
 #include "tokend/introspect_json.h"
+#include "tokend/crypto.h"
 
 #include <string.h>
+
+/* RFC 8705 §3.1: cnf.x5t#S256 of a certificate-bound token, base64url. */
+static void x5t(const tk_token_rec *t, char out[48])
+{
+    TK_ASSERT(tk_b64url_encode(t->cnf_x5t, TK_HASH_LEN, out, 48) == 0);
+}
 
 /* RFC 8693 §4.1: the current actor outermost, prior actors nested inside. */
 static void write_act(const tk_introspection *r, tk_json *j)
@@ -51,6 +58,14 @@ void tk_introspect_json(const tk_introspection *r, tk_slice issuer, tk_json *j)
             tk_json_key(j, "may_act");
             tk_json_obj_begin(j);
             tk_json_kv_str(j, "sub", r->may_act);
+            tk_json_obj_end(j);
+        }
+        if (t->has_cnf) {
+            char b[48];
+            x5t(t, b);
+            tk_json_key(j, "cnf");
+            tk_json_obj_begin(j);
+            tk_json_kv_cstr(j, "x5t#S256", b);
             tk_json_obj_end(j);
         }
     }
@@ -153,6 +168,13 @@ size_t tk_introspect_json_fast(const tk_introspection *r, tk_slice issuer, char 
     if (r->may_act.len > 0) {
         PUT_LIT(&c, ",\"may_act\":{\"sub\":\"");
         put_str(&c, r->may_act);
+        PUT_LIT(&c, "}");
+    }
+    if (t->has_cnf) {
+        char b[48];
+        x5t(t, b);
+        PUT_LIT(&c, ",\"cnf\":{\"x5t#S256\":\"");
+        put_str(&c, tk_slice_from_str(b));
         PUT_LIT(&c, "}");
     }
     PUT_LIT(&c, "}");

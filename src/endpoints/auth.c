@@ -2,11 +2,13 @@
  * Caller authentication for /introspect and /revoke (RFC 6749 §2.3.1):
  * client_secret_basic (Authorization: Basic, id and secret form-encoded
  * before base64) or client_secret_post (client_id + client_secret in the
- * form). Using both at once is a 400 (§2.3: one method per request); an
- * Authorization header of another scheme (a Bearer token, say) is not client
- * authentication and is ignored. Anything missing or wrong is a 401
- * (reply.c: with the Basic challenge unless the client used the form), and
- * the log names the client id, never the secret.
+ * form), or RFC 8705 tls_client_auth / self_signed_tls_client_auth: the
+ * client_id alone in the form, over a TLS connection whose client
+ * certificate the client registered (core.c decides; a client registered
+ * for a certificate never authenticates with a secret). Using both at once is a 400 (§2.3: one
+ * method per request); an Authorization header of another scheme (a Bearer token, say) is not
+ * client authentication and is ignored. Anything missing or wrong is a 401 (reply.c: with the Basic
+ * challenge unless the client used the form), and the log names the client id, never the secret.
  *
  * Failures are charged to the rate limiter (ratelimit.c): to the source
  * address always, and to the client id only when a secret was actually
@@ -92,11 +94,14 @@ static void log_failure(ep_req *r, tk_slice id, const char *why)
 }
 
 /* Where the credentials come from: EP_STEP_ON (id/secret in the worker's
- * buffers, lengths in *id_len and *secret_len), or EP_STEP_ANSWERED. Sets
- * r->auth_via. The form was decoded first; tk_http_basic_auth writes the
- * buffers only for a header of the Basic scheme, and then any form
- * credential makes the request a 400 before either is used. */
-static ep_step credentials(ep_req *r, const ep_form *f, size_t *id_len, size_t *secret_len)
+ * buffers, lengths in *id_len and *secret_len; *by_cert when the form has a
+ * client_id and no secret, so that the certificate must authenticate), or
+ * EP_STEP_ANSWERED. Sets r->auth_via. The form was decoded first;
+ * tk_http_basic_auth writes the buffers only for a header of the Basic
+ * scheme, and then any form credential makes the request a 400 before either
+ * is used. */
+static ep_step credentials(ep_req *r, const ep_form *f, size_t *id_len, size_t *secret_len,
+                           bool *by_cert)
 {
     ep_worker *w = r->w;
     tk_slice authz = r->http->authorization;
@@ -123,6 +128,12 @@ static ep_step credentials(ep_req *r, const ep_form *f, size_t *id_len, size_t *
         log_failure(r, TK_SLICE_NULL, "bad_basic_header");
         ep_reply_invalid_client(r);
         return EP_STEP_ANSWERED;
+    }
+    if (f->id_present && !f->secret_present && !f->creds_oversize && f->id_len > 0) {
+        *id_len = f->id_len;
+        *secret_len = 0;
+        *by_cert = true;
+        return EP_STEP_ON;
     }
     if (!f->id_present || !f->secret_present || f->creds_oversize) {
         bool id_ok = f->id_present && !f->creds_oversize;
@@ -170,10 +181,11 @@ ep_step ep_authenticate(ep_req *r, const ep_form *f, tk_txn *txn, tk_client_rec 
         return EP_STEP_ON;
     }
     size_t id_len = 0, secret_len = 0;
+    bool by_cert = false;
     if (rate_limited(r, TK_SLICE_NULL)) {
         return EP_STEP_ANSWERED;
     }
-    if (credentials(r, f, &id_len, &secret_len) != EP_STEP_ON) {
+    if (credentials(r, f, &id_len, &secret_len, &by_cert) != EP_STEP_ON) {
         tk_cleanse(w->secret, sizeof w->secret);
         if (r->status == 401) { /* no secret was compared: the address pays */
             ep_rl_fail(&w->rl, r->http->peer, TK_SLICE_NULL, w->now, tk_mono_ms);
@@ -186,15 +198,33 @@ ep_step ep_authenticate(ep_req *r, const ep_form *f, tk_txn *txn, tk_client_rec 
         tk_cleanse(w->secret, sizeof w->secret);
         return EP_STEP_ANSWERED;
     }
-    int rc = tk_core_authenticate(txn, *client_id, (tk_slice){w->secret, secret_len}, client);
+    if (by_cert) {
+        memset(client, 0, sizeof *client); /* tk_core_cert_client below: found or not */
+    }
+    int rc = by_cert
+                 ? tk_core_authenticate_cert(txn, *client_id, r->http->cert, client)
+                 : tk_core_authenticate(txn, *client_id, (tk_slice){w->secret, secret_len}, client);
     tk_cleanse(w->secret, secret_len + 1);
     if (rc == 0) {
-        ep_auth_cache_put(r, client, *client_id);
+        if (!by_cert) {
+            ep_auth_cache_put(r, client, *client_id);
+        }
         return EP_STEP_ON;
     }
     ep_auth_cache_forget(r);
+    if (rc == TK_E_AUTH && by_cert && !tk_core_cert_client(client)) {
+        /* an id without a secret, of no certificate client: as before the
+         * certificate methods existed, only the address pays */
+        log_failure(r, *client_id, "no_secret");
+        ep_rl_fail(&w->rl, r->http->peer, TK_SLICE_NULL, w->now, tk_mono_ms);
+        ep_reply_invalid_client(r);
+        return EP_STEP_ANSWERED;
+    }
     if (rc == TK_E_AUTH) {
-        log_failure(r, *client_id, "bad_credentials");
+        log_failure(r, *client_id,
+                    !by_cert                ? "bad_credentials"
+                    : r->http->cert == NULL ? "no_certificate"
+                                            : "bad_certificate");
         ep_rl_fail(&w->rl, r->http->peer, *client_id, w->now, tk_mono_ms);
         ep_reply_invalid_client(r);
         return EP_STEP_ANSWERED;

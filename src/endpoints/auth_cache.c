@@ -24,6 +24,8 @@
  */
 #include "endpoints_int.h"
 
+#include "tokend/core.h"
+
 #include "tokend/crypto.h"
 
 #include <string.h>
@@ -78,7 +80,7 @@ bool ep_auth_cache_get(ep_req *r, const ep_form *f, tk_txn *txn, tk_client_rec *
     TK_ASSERT(e->id_len > 0 && e->id_len <= TK_AUTH_CACHE_ID_MAX);
     tk_slice id = {e->id, e->id_len};
     int rc = tk_store_get_client(txn, id, client);
-    if (rc != 0 || client->status != TK_CLIENT_APPROVED ||
+    if (rc != 0 || client->status != TK_CLIENT_APPROVED || tk_core_cert_client(client) ||
         !same_bytes(client->secret_hash, e->secret_hash, TK_HASH_LEN)) {
         drop(e); /* the full path decides, and logs */
         return false;

@@ -29,12 +29,22 @@ static tk_slice join(tk_slice issuer, const char *path, char *url, size_t cap)
     return (tk_slice){url, n + plen};
 }
 
-static void auth_methods(tk_json *j, const char *key)
+/* RFC 8705 §2: the certificate methods, when some listener speaks TLS. */
+static void tls_methods(tk_json *j, bool tls)
+{
+    if (tls) {
+        tk_json_cstr(j, "tls_client_auth");
+        tk_json_cstr(j, "self_signed_tls_client_auth");
+    }
+}
+
+static void auth_methods(tk_json *j, const char *key, bool tls)
 {
     tk_json_key(j, key);
     tk_json_arr_begin(j);
     tk_json_cstr(j, "client_secret_basic");
     tk_json_cstr(j, "client_secret_post");
+    tls_methods(j, tls);
     tk_json_arr_end(j);
 }
 
@@ -82,8 +92,9 @@ void ep_metadata(ep_req *r)
     tk_json_kv_str(&j, "issuer", issuer);
     tk_json_kv_str(&j, "introspection_endpoint", join(issuer, "/introspect", url, sizeof url));
     tk_json_kv_str(&j, "revocation_endpoint", join(issuer, "/revoke", url, sizeof url));
-    auth_methods(&j, "introspection_endpoint_auth_methods_supported");
-    auth_methods(&j, "revocation_endpoint_auth_methods_supported");
+    bool tls = w->app->cfg.tls_auth;
+    auth_methods(&j, "introspection_endpoint_auth_methods_supported", tls);
+    auth_methods(&j, "revocation_endpoint_auth_methods_supported", tls);
     /* The authorization server (RFC 8414 §2; RFC 9207). */
     tk_json_kv_str(&j, "authorization_endpoint", join(issuer, "/authorize", url, sizeof url));
     tk_json_kv_str(&j, "token_endpoint", join(issuer, "/token", url, sizeof url));
@@ -107,8 +118,12 @@ void ep_metadata(ep_req *r)
     tk_json_cstr(&j, "client_secret_basic");
     tk_json_cstr(&j, "client_secret_post");
     tk_json_cstr(&j, "none");
+    tls_methods(&j, tls);
     tk_json_arr_end(&j);
     tk_json_kv_bool(&j, "authorization_response_iss_parameter_supported", true);
+    if (tls) { /* RFC 8705 §3.3 */
+        tk_json_kv_bool(&j, "tls_client_certificate_bound_access_tokens", true);
+    }
     if (w->app->cfg.keys != NULL) { /* RFC 9701 §6 */
         tk_json_kv_str(&j, "jwks_uri", join(issuer, "/jwks.json", url, sizeof url));
         tk_json_key(&j, "introspection_signing_alg_values_supported");

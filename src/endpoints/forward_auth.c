@@ -16,11 +16,16 @@
  *   400  when the original request cannot be known without ambiguity
  *        (headers that disagree, a host or path servers read differently).
  * A token is only ever taken from the Authorization header (never the query
- * or a body). Like introspection this is a hot path: every string it writes
+ * or a body). A certificate-bound token (RFC 8705 §3, cnf.x5t#S256) is
+ * accepted only with the same certificate in the client-cert-header, from a
+ * proxy in client-cert-proxies (by source address; without that
+ * configuration every bound token is refused: fail closed): otherwise 401
+ * invalid_token. Like introspection this is a hot path: every string it writes
  * was prepared when the resources were loaded; no allocation, no snprintf.
  */
 #include "endpoints_int.h"
 
+#include "tokend/cert.h"
 #include "tokend/crypto.h"
 #include "tokend/log.h"
 
@@ -283,6 +288,38 @@ static int bearer(const tk_http_request *h, tk_slice *tok)
     return rc == 0 && tok->len <= TK_TOKEN_IN_MAX ? 0 : -1;
 }
 
+/* RFC 8705 §3: the proxy that asks is trusted to forward the client's
+ * certificate, sends it exactly once, and its SHA-256 is the token's
+ * cnf.x5t#S256. */
+static bool holder_of(const ep_req *r, const uint8_t want[TK_HASH_LEN])
+{
+    const tk_app_cfg *cfg = &r->w->app->cfg;
+    const tk_http_request *h = r->http;
+    if (cfg->cert_header == NULL || cfg->cert_header[0] == '\0') {
+        return false;
+    }
+    bool trusted = false;
+    for (unsigned i = 0; i < cfg->ncert_proxies && !trusted; i++) {
+        trusted = memcmp(h->peer, cfg->cert_proxies[i], 16) == 0;
+    }
+    if (!trusted) {
+        tk_log_debug("forward_auth_refused", "why=cert_header_from_untrusted_peer");
+        return false;
+    }
+    tk_slice v = TK_SLICE_NULL;
+    TK_ASSERT(h->nheaders <= TK_HTTP_HEADERS_MAX);
+    for (size_t i = 0; i < h->nheaders; i++) {
+        if (tk_slice_eq_nocase(h->headers[i].name, cfg->cert_header)) {
+            if (v.p != NULL) {
+                return false; /* twice: ambiguous */
+            }
+            v = h->headers[i].value;
+        }
+    }
+    uint8_t got[TK_HASH_LEN];
+    return v.p != NULL && tk_cert_forwarded(v, got) == 0 && tk_ct_equal(got, want, TK_HASH_LEN);
+}
+
 static void decide(ep_req *r, const orig *o, const tk_resource *res)
 {
     ep_worker *w = r->w;
@@ -306,6 +343,11 @@ static void decide(ep_req *r, const orig *o, const tk_resource *res)
         return;
     }
     if (!in.active) { /* refresh tokens are never bearer credentials (core) */
+        challenge(r, 401, res->challenge_invalid, EP_FA_INVALID_TOKEN);
+        return;
+    }
+    if (TK_UNLIKELY(in.tok.has_cnf) && !holder_of(r, in.tok.cnf_x5t)) {
+        ep_audit_record(w, in.tok.client_id, res, false);
         challenge(r, 401, res->challenge_invalid, EP_FA_INVALID_TOKEN);
         return;
     }

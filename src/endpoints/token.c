@@ -14,6 +14,10 @@
  * refresh token rotated meanwhile) in the write txn. The answer goes out
  * only once the tokens are durable; an op that finds the code or refresh
  * token already used answers invalid_grant (and has revoked the family).
+ *
+ * RFC 8705: a client registered for a certificate authenticates with it
+ * (core.c), and over a TLS connection with a client certificate every new
+ * access token is bound to that certificate (cnf.x5t#S256).
  */
 #include "endpoints_int.h"
 
@@ -91,7 +95,7 @@ static bool authenticate(ep_req *r, tk_txn *txn, tk_client_rec *c, tk_slice *cli
         ep_reply_error(r, 429, "too_many_requests", hdr);
         return false;
     }
-    int rc = tk_core_as_client(txn, *client_id, secret, has_secret, c);
+    int rc = tk_core_as_client(txn, *client_id, secret, has_secret, r->http->cert, c);
     tk_cleanse(w->secret, sizeof w->secret);
     if (rc == TK_E_AUTH) {
         char safe[65];
@@ -140,6 +144,18 @@ static void defer_tokens(ep_req *r, tk_commit_req *creq, const char *access, con
     tk_cleanse(body, sizeof body);
 }
 
+/* RFC 8705 §3: a request over TLS with a client certificate gets an access
+ * token bound to it (cnf.x5t#S256); any client, whatever it authenticated
+ * with. */
+static void bind_cert(const ep_req *r, bool *has_cnf, uint8_t cnf[TK_HASH_LEN])
+{
+    const tk_peer_cert *pc = r->http->cert;
+    if (pc != NULL) {
+        *has_cnf = true;
+        memcpy(cnf, pc->sha256, TK_HASH_LEN);
+    }
+}
+
 static bool allows(const tk_client_rec *c, unsigned grant)
 {
     return c->grant_types == 0 || (c->grant_types & grant) != 0; /* 0: added by tokenctl */
@@ -183,6 +199,7 @@ static void grant_code(ep_req *r, tk_txn *txn, const tk_client_rec *c, tk_slice 
     op->code_redeem.has_refresh = allows(c, TK_OAUTH_GRANT_REFRESH_TOKEN) && c->grant_types != 0;
     op->code_redeem.access_exp = w->now + cfg->access_ttl;
     op->code_redeem.refresh_exp = w->now + cfg->refresh_ttl;
+    bind_cert(r, &op->code_redeem.has_cnf, op->code_redeem.cnf);
     rc = tk_secret_new(TK_SECRET_ACCESS, access, sizeof access, op->code_redeem.access);
     if (rc == 0 && op->code_redeem.has_refresh) {
         rc = tk_secret_new(TK_SECRET_REFRESH, refresh, sizeof refresh, op->code_redeem.refresh);
@@ -234,6 +251,7 @@ static void grant_refresh(ep_req *r, tk_txn *txn, tk_slice client_id)
     op->refresh.refresh_exp = w->now + cfg->refresh_ttl;
     op->refresh.window = cfg->refresh_reuse_window;
     op->refresh.scope_mask = mask;
+    bind_cert(r, &op->refresh.has_cnf, op->refresh.cnf);
     rc = tk_secret_new(TK_SECRET_ACCESS, access, sizeof access, op->refresh.access);
     if (rc == 0) {
         rc = tk_secret_new(TK_SECRET_REFRESH, refresh, sizeof refresh, op->refresh.refresh);
@@ -303,6 +321,7 @@ static void grant_exchange(ep_req *r, tk_txn *txn, tk_slice client_id)
     TK_ASSERT(tk_op_id_set(&op->exchange.client, client_id) == 0);
     op->exchange.exp = w->now + cfg->access_ttl;
     op->exchange.scope_mask = mask;
+    bind_cert(r, &op->exchange.has_cnf, op->exchange.cnf);
     if (tk_secret_new(TK_SECRET_ACCESS, access, sizeof access, op->exchange.child) != 0) {
         ep_reply_error(r, 500, "server_error", NULL);
         return;

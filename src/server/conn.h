@@ -75,6 +75,7 @@ struct conn {
      * tests nothing else. */
     struct ssl_st *ssl;
     struct bio_st *net; /* our half of the BIO pair: ciphertext in and out */
+    tk_peer_cert *cert; /* the client's certificate (tls.c, heap), or NULL */
 };
 
 struct tk_worker_stats {

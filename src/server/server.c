@@ -336,6 +336,7 @@ static size_t serve_buffered(tk_worker *w, uint32_t slot)
         c->out.close = !req.keep_alive || w->draining;
         memcpy(req.peer, c->peer, sizeof(req.peer));
         req.listener = c->listener;
+        req.cert = c->cert;
         uint64_t cookie = ((uint64_t)c->gen << 32) | slot;
         uint32_t tag = 0;
         int v = w->srv->hooks.request(w->wctx, &req, &c->out, cookie, &tag);
@@ -902,7 +903,7 @@ int tk_server_start(const tk_server_cfg *cfg, const tk_server_hooks *hooks, tk_s
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->cond, NULL);
     if (any_tls) {
-        r = tk_tls_new(cfg->tls_cert, cfg->tls_key, &s->tlsctx);
+        r = tk_tls_new(cfg->tls_cert, cfg->tls_key, cfg->tls_ca, &s->tlsctx);
         if (r != 0) {
             free_server(s, 0);
             return r;

@@ -11,8 +11,17 @@
  * versions under a key shared by all workers and all reloaded contexts,
  * rotated every TK_TLS_TICKET_ROTATE_S with the previous key still accepted
  * (its tickets are renewed).
+ *
+ * Client certificates (RFC 8705): every TLS listener asks for one without
+ * requiring it, and accepts whatever is presented; whether it chains to
+ * tls-ca is recorded (SSL_get_verify_result), not enforced, because a
+ * self_signed_tls_client_auth client is identified by its thumbprint alone.
+ * The application decides per client (src/core); no OpenSSL type leaves
+ * this file: once the handshake is done the certificate is summarised in a
+ * tk_peer_cert (cert.h) that the connection owns.
  */
 #include "tls.h"
+#include "tokend/cert.h"
 #include "tokend/clock.h"
 #include "tokend/log.h"
 
@@ -22,6 +31,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +55,7 @@ struct tk_tls {
     pthread_mutex_t lock; /* ctx and the ticket keys */
     SSL_CTX *ctx;
     char *cert, *key;
+    char *ca;                  /* tls-ca, or NULL: client certificates are then never verified */
     struct ticket_key keys[2]; /* [0] current, [1] previous */
     bool have_prev;
     uint64_t rotated_ms;
@@ -170,6 +181,16 @@ static int no_passphrase(char *buf, int size, int rwflag, void *u)
     return 0;
 }
 
+/* Ask for a client certificate, never require one, and let the handshake
+ * go on whatever the verification says: the result stays in the session
+ * (SSL_get_verify_result) for peer_record. */
+static int accept_any_cert(int ok, X509_STORE_CTX *x)
+{
+    (void)ok;
+    (void)x;
+    return 1;
+}
+
 static SSL_CTX *build_ctx(tk_tls *t)
 {
     ERR_clear_error();
@@ -186,6 +207,8 @@ static SSL_CTX *build_ctx(tk_tls *t)
         what = "tls-key";
     } else if (SSL_CTX_check_private_key(ctx) != 1) {
         what = "tls-key does not match tls-cert";
+    } else if (t->ca != NULL && SSL_CTX_load_verify_locations(ctx, t->ca, NULL) != 1) {
+        what = "tls-ca";
     } else if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
                SSL_CTX_set_cipher_list(ctx, tls12_ciphers) != 1 ||
                SSL_CTX_set_ex_data(ctx, ex_tls, t) != 1 ||
@@ -206,10 +229,21 @@ static SSL_CTX *build_ctx(tk_tls *t)
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF); /* tickets only: stateless */
     SSL_CTX_set_timeout(ctx, TK_TLS_TICKET_LIFETIME_S);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, accept_any_cert);
+    SSL_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT);
+    /* With a peer certificate requested, OpenSSL resumes only sessions of
+     * a named context (a resumed session carries the client certificate
+     * and its verification result along). */
+    static const unsigned char sid_ctx[] = "tokend";
+    if (SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof sid_ctx - 1) != 1) {
+        tk_log_error("tls_context", "failed=\"session id context\"");
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
     return ctx;
 }
 
-int tk_tls_new(const char *cert, const char *key, tk_tls **out)
+int tk_tls_new(const char *cert, const char *key, const char *ca, tk_tls **out)
 {
     if (ex_tls < 0) {
         ex_tls = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
@@ -222,8 +256,10 @@ int tk_tls_new(const char *cert, const char *key, tk_tls **out)
     pthread_mutex_init(&t->lock, NULL);
     t->cert = strdup(cert);
     t->key = strdup(key);
+    t->ca = ca != NULL && ca[0] != '\0' ? strdup(ca) : NULL;
     t->rotated_ms = tk_mono_ms();
-    if (t->cert == NULL || t->key == NULL || new_ticket_key(&t->keys[0]) != 0) {
+    if (t->cert == NULL || t->key == NULL || (ca != NULL && ca[0] != '\0' && t->ca == NULL) ||
+        new_ticket_key(&t->keys[0]) != 0) {
         tk_tls_free(t);
         return -ENOMEM;
     }
@@ -258,6 +294,7 @@ void tk_tls_free(tk_tls *t)
     SSL_CTX_free(t->ctx);
     free(t->cert);
     free(t->key);
+    free(t->ca);
     OPENSSL_cleanse(t->keys, sizeof(t->keys));
     pthread_mutex_destroy(&t->lock);
     free(t);
@@ -300,6 +337,7 @@ int tk_tls_conn_start(tk_tls *t, struct conn *c)
     c->ssl = ssl;
     c->net = net;
     c->tls_flags = 0;
+    c->cert = NULL;
     return 0;
 }
 
@@ -307,8 +345,56 @@ void tk_tls_conn_end(struct conn *c)
 {
     SSL_free(c->ssl);
     BIO_free(c->net);
+    free(c->cert);
     c->ssl = NULL;
     c->net = NULL;
+    c->cert = NULL;
+}
+
+/* The subject as RFC 4514 text, canonical (cert.h); "" when OpenSSL cannot
+ * render it or the canonical form does not fit. */
+static void peer_subject(X509 *x, tk_peer_cert *pc)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    if (b == NULL) {
+        return;
+    }
+    char *p = NULL;
+    if (X509_NAME_print_ex(b, X509_get_subject_name(x), 0, XN_FLAG_RFC2253) > 0) {
+        long n = BIO_get_mem_data(b, &p);
+        size_t len = 0;
+        if (n > 0 && n <= 4 * TK_CERT_DN_MAX &&
+            tk_cert_dn_canon((tk_slice){p, (size_t)n}, pc->subject, sizeof pc->subject, &len) ==
+                0) {
+            pc->subject_len = (uint16_t)len;
+        }
+    }
+    BIO_free(b);
+}
+
+/* Once the handshake is done: summarise the client's certificate, if any,
+ * into c->cert. An allocation failure leaves it NULL, which the
+ * application treats as "no certificate" (fails closed). */
+static void peer_record(struct conn *c)
+{
+    X509 *x = SSL_get0_peer_certificate(c->ssl);
+    if (x == NULL) {
+        return;
+    }
+    tk_peer_cert *pc = calloc(1, sizeof *pc);
+    if (pc == NULL) {
+        return;
+    }
+    unsigned len = 0;
+    if (X509_digest(x, EVP_sha256(), pc->sha256, &len) != 1 || len != TK_HASH_LEN) {
+        ERR_clear_error();
+        free(pc);
+        return;
+    }
+    pc->verified = SSL_get_verify_result(c->ssl) == X509_V_OK;
+    peer_subject(x, pc);
+    ERR_clear_error();
+    c->cert = pc;
 }
 
 size_t tk_tls_room(const struct conn *c)
@@ -353,6 +439,7 @@ enum tk_tls_event tk_tls_pump_in(struct conn *c, size_t in_cap)
             return classify(c, r);
         }
         ev = TK_TLS_HANDSHAKE;
+        peer_record(c);
     }
     for (unsigned i = 0; i < TK_TLS_RECORDS_PER_TURN && c->in_len < in_cap; i++) {
         ERR_clear_error();

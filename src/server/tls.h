@@ -28,9 +28,10 @@ enum tk_tls_event {
 };
 
 /* Load cert (a PEM chain, leaf first) and key (PEM, unencrypted) into a
- * new context. Returns 0, or TK_E_INVALID with the reason logged (never
- * key material). The paths are copied. */
-int tk_tls_new(const char *cert, const char *key, tk_tls **out);
+ * new context; ca (PEM, NULL or "" for none) is what client certificates
+ * are verified against (tk_peer_cert.verified). Returns 0, or TK_E_INVALID
+ * with the reason logged (never key material). The paths are copied. */
+int tk_tls_new(const char *cert, const char *key, const char *ca, tk_tls **out);
 /* A new context from the same paths for connections accepted from now on.
  * On any failure the context in use stays, the reason is logged, and
  * TK_E_INVALID is returned. Thread-safe against accepting workers. */
@@ -47,7 +48,9 @@ void tk_tls_conn_end(struct conn *c);
 size_t tk_tls_room(const struct conn *c);
 /* Queue received ciphertext (n <= tk_tls_room). */
 void tk_tls_feed(struct conn *c, const char *p, size_t n);
-/* Advance the handshake and decrypt into c->in up to in_cap bytes. */
+/* Advance the handshake and decrypt into c->in up to in_cap bytes. When the
+ * handshake finishes, c->cert is set if the client presented a certificate
+ * (freed by tk_tls_conn_end). */
 enum tk_tls_event tk_tls_pump_in(struct conn *c, size_t in_cap);
 /* Encrypt c->out from out_sent on, as far as the outgoing side takes;
  * advances c->out_sent. False on a fatal error. */

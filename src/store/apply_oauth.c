@@ -424,6 +424,7 @@ typedef struct family {
     BUF(aud, TK_AUD_MAX);
     uint32_t gen;
     int64_t session_expires;
+    const uint8_t *cnf; /* the access token's cnf.x5t#S256, or NULL */
 } family;
 
 static int put_tok(tk_txn *txn, const family *f, uint8_t kind, const uint8_t hash[TK_HASH_LEN],
@@ -442,6 +443,10 @@ static int put_tok(tk_txn *txn, const family *f, uint8_t kind, const uint8_t has
     if (parent != NULL) {
         t.has_parent = true;
         memcpy(t.parent, parent, TK_HASH_LEN);
+    }
+    if (kind == TK_TOKEN_ACCESS && f->cnf != NULL) { /* RFC 8705 §3 */
+        t.has_cnf = true;
+        memcpy(t.cnf_x5t, f->cnf, TK_HASH_LEN);
     }
     int rc = tk_store_put_token(txn, hash, &t, TK_PUT_NEW);
     return rc == TK_E_EXISTS ? TK_E_INVALID : rc;
@@ -469,6 +474,7 @@ static int apply_code_redeem(tk_txn *txn, const tk_op *op, bool *changed, uint8_
         return rc == TK_E_NOTFOUND ? 0 : rc;
     }
     family f;
+    f.cnf = x->has_cnf ? x->cnf : NULL;
     if (!CP(f.client, c.client_id) || !CP(f.sub, c.sub) || !CP(f.sid, c.sid) ||
         !CP(f.gid, c.grant_id) || !CP(f.scope, c.scope) || !CP(f.aud, c.resource)) {
         return 0;
@@ -525,6 +531,7 @@ static int apply_refresh(tk_txn *txn, const tk_op *op, bool *changed, uint8_t *o
         return rc == TK_E_NOTFOUND ? 0 : rc;
     }
     family f;
+    f.cnf = x->has_cnf ? x->cnf : NULL;
     char sc[TK_SCOPE_MAX];
     if (t.kind != TK_TOKEN_REFRESH || t.revoked_at != 0 || t.exp <= op->at || t.grant_id.len == 0 ||
         !CP(f.client, t.client_id) || !CP(f.sub, t.sub) || !CP(f.sid, t.sid) ||
@@ -578,6 +585,7 @@ static int apply_exchange(tk_txn *txn, const tk_op *op, bool *changed, uint8_t *
         return rc == TK_E_NOTFOUND ? 0 : rc;
     }
     family f;
+    f.cnf = x->has_cnf ? x->cnf : NULL;
     char sc[TK_SCOPE_MAX];
     if (t.kind != TK_TOKEN_ACCESS || t.revoked_at != 0 || t.exp <= op->at ||
         !CP(f.client, tk_op_id_get(&x->client)) || !CP(f.sub, t.sub) || !CP(f.sid, t.sid) ||

@@ -81,6 +81,7 @@ static const field token_fields[] = {
     GEN(13, tk_token_rec, client_gen),
     TIME(14, false, tk_token_rec, rotated_at),
     HASH(15, false, tk_token_rec, successor, offsetof(tk_token_rec, has_successor)),
+    HASH(16, false, tk_token_rec, cnf_x5t, offsetof(tk_token_rec, has_cnf)),
 };
 
 static const field session_fields[] = {
@@ -122,6 +123,8 @@ static const field client_fields[] = {
     STR(13, false, TK_OAUTH_SOFTWARE_MAX, tk_client_rec, software_id),
     HASH(14, false, tk_client_rec, identity, offsetof(tk_client_rec, has_identity)),
     STR(15, false, TK_DELEGATE_MAX, tk_client_rec, delegate_to),
+    STR(16, false, TK_CERT_DN_MAX, tk_client_rec, tls_subject),
+    HASH(17, false, tk_client_rec, tls_thumbprint, offsetof(tk_client_rec, has_tls_thumbprint)),
 };
 
 static const field code_fields[] = {

@@ -9,9 +9,16 @@
  * starts with no live token and must obtain new ones). rotate-secret is the
  * other half of letting a compromised client back in: the old secret stops
  * working with the commit.
+ *
+ * RFC 8705: add --tls-subject DN registers a tls_client_auth client (its
+ * certificate must chain to tokend's tls-ca and carry that subject; stored
+ * in the canonical form of cert.h), --tls-thumbprint the SHA-256 of a
+ * self-signed certificate (64 hex digits, or base64url as in x5t#S256).
+ * Such a client gets no secret: nobody knows the hash it stores.
  */
 #include "ctl.h"
 
+#include "tokend/cert.h"
 #include "tokend/clock.h"
 #include "tokend/crypto.h"
 #include "tokend/limits.h"
@@ -28,7 +35,63 @@ typedef struct client_args {
     uint8_t role;
     bool pending, public, native;
     char redirects[TK_CLIENT_REDIRECTS_MAX + 1];
+    char tls_subject[TK_CERT_DN_MAX + 1]; /* canonical; "" = none */
+    bool has_thumbprint;
+    uint8_t thumbprint[TK_HASH_LEN];
 } client_args;
+
+static int hexdigit(char ch)
+{
+    if (ch >= '0' && ch <= '9') {
+        return ch - '0';
+    }
+    if (ch >= 'a' && ch <= 'f') {
+        return ch - 'a' + 10;
+    }
+    if (ch >= 'A' && ch <= 'F') {
+        return ch - 'A' + 10;
+    }
+    return -1;
+}
+
+/* --tls-subject / --tls-thumbprint: at most one of them, each well-formed. */
+static int client_cert_args(const ctl *c, client_args *a)
+{
+    const char *dn = ctl_opt_str(c, "tls-subject");
+    const char *tp = ctl_opt_str(c, "tls-thumbprint");
+    if (dn != NULL && tp != NULL) {
+        return ctl_usage(c, "--tls-subject and --tls-thumbprint: one or the other");
+    }
+    if ((dn != NULL || tp != NULL) && a->public) {
+        return ctl_usage(c, "--public clients present no credential; --tls-* is one");
+    }
+    size_t n = 0;
+    if (dn != NULL &&
+        tk_cert_dn_canon(tk_slice_from_str(dn), a->tls_subject, sizeof a->tls_subject, &n) != 0) {
+        return ctl_usage(c,
+                         "--tls-subject: expected an RFC 4514 DN such as \"CN=rs,O=Example\" "
+                         "(at most %d bytes)",
+                         TK_CERT_DN_MAX);
+    }
+    if (tp == NULL) {
+        return CTL_OK;
+    }
+    size_t len = strlen(tp);
+    if (len == 2 * TK_HASH_LEN) {
+        for (size_t i = 0; i < TK_HASH_LEN; i++) {
+            int hi = hexdigit(tp[2 * i]), lo = hexdigit(tp[2 * i + 1]);
+            if (hi < 0 || lo < 0) {
+                return ctl_usage(c, "--tls-thumbprint: 64 hex digits or 43 base64url characters");
+            }
+            a->thumbprint[i] = (uint8_t)(hi * 16 + lo);
+        }
+    } else if (tk_b64url_decode(tp, len, a->thumbprint, sizeof a->thumbprint, &n) != 0 ||
+               n != TK_HASH_LEN) {
+        return ctl_usage(c, "--tls-thumbprint: 64 hex digits or 43 base64url characters");
+    }
+    a->has_thumbprint = true;
+    return CTL_OK;
+}
 
 /* "*", or space-separated client ids. */
 static int check_delegate(const ctl *c, const char *v)
@@ -118,7 +181,24 @@ static int client_add_args(const ctl *c, client_args *a)
     if (rc == CTL_OK) {
         rc = client_oauth_args(c, a);
     }
+    if (rc == CTL_OK) {
+        rc = client_cert_args(c, a);
+    }
     return rc;
+}
+
+/* The RFC 8705 method and what it checks, for a certificate client. */
+static void cert_json(tk_json *j, const tk_client_rec *rec)
+{
+    if (rec->tls_subject.len > 0) {
+        tk_json_kv_cstr(j, "auth_method", "tls_client_auth");
+        tk_json_kv_str(j, "tls_subject", rec->tls_subject);
+    } else if (rec->has_tls_thumbprint) {
+        char b64[48]; /* 43 characters and the NUL */
+        TK_ASSERT(tk_b64url_encode(rec->tls_thumbprint, TK_HASH_LEN, b64, sizeof b64) == 0);
+        tk_json_kv_cstr(j, "auth_method", "self_signed_tls_client_auth");
+        tk_json_kv_cstr(j, "tls_thumbprint", b64);
+    }
 }
 
 static int client_store(ctl *c, const char *id, const tk_client_rec *rec)
@@ -155,7 +235,11 @@ int ctl_cmd_client_add(ctl *c)
                          .status = a.pending ? TK_CLIENT_PENDING : TK_CLIENT_APPROVED,
                          .created = tk_now(),
                          .redirect_uris = tk_slice_from_str(a.redirects),
-                         .delegate_to = tk_slice_from_str(a.delegate_to ? a.delegate_to : "")};
+                         .delegate_to = tk_slice_from_str(a.delegate_to ? a.delegate_to : ""),
+                         .tls_subject = tk_slice_from_str(a.tls_subject),
+                         .has_tls_thumbprint = a.has_thumbprint};
+    memcpy(rec.tls_thumbprint, a.thumbprint, TK_HASH_LEN);
+    bool by_cert = a.has_thumbprint || a.tls_subject[0] != '\0';
     if (c->nredirects > 0 || a.public) { /* an agent of the authorization server */
         rec.grant_types = TK_OAUTH_GRANTS_ALL;
         rec.auth_method =
@@ -164,7 +248,7 @@ int ctl_cmd_client_add(ctl *c)
             (uint8_t)((a.public ? TK_CLIENT_F_PUBLIC : 0) | (a.native ? TK_CLIENT_F_NATIVE : 0));
     }
     rc = tk_id_new("tkc_", id, sizeof id);
-    if (rc == 0 && a.public) {
+    if (rc == 0 && (a.public || by_cert)) {
         rc = tk_random_bytes(rec.secret_hash, TK_HASH_LEN); /* no secret anyone knows */
     } else if (rc == 0) {
         rc = tk_secret_new(TK_SECRET_CLIENT, secret, sizeof secret, rec.secret_hash);
@@ -182,9 +266,10 @@ int ctl_cmd_client_add(ctl *c)
         tk_json_init(&j, buf, sizeof buf);
         tk_json_obj_begin(&j);
         tk_json_kv_cstr(&j, "client_id", id);
-        if (!a.public) {
+        if (!a.public && !by_cert) {
             tk_json_kv_cstr(&j, "client_secret", secret);
         }
+        cert_json(&j, &rec);
         tk_json_kv_cstr(&j, "name", a.name);
         tk_json_kv_cstr(&j, "role", tk_role_name(rec.role));
         tk_json_kv_cstr(&j, "status", tk_client_status_name(rec.status));
@@ -367,6 +452,7 @@ static int list_one(void *arg, tk_slice id, const tk_client_rec *rec)
     if (rec->delegate_to.len > 0) {
         tk_json_kv_str(&j, "delegate_to", rec->delegate_to);
     }
+    cert_json(&j, rec);
     tk_json_obj_end(&j);
     if (tk_json_finish(&j) != 0) {
         return TK_E_TOOBIG;

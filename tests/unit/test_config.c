@@ -88,6 +88,50 @@ static void test_listen_tls(void)
     CHECK(!c.tls);
 }
 
+/* RFC 8705 settings: tls-ca needs a TLS address; the certificate header and
+ * its proxies need each other; addresses are numeric, kept as 16 bytes. */
+static void test_client_certs(void)
+{
+    tk_config c;
+    tk_config_defaults(&c);
+    CHECK_EQ_INT(tk_config_set(&c, "tls-ca", "/x/ca.pem", err, sizeof(err)), 0);
+    CHECK(tk_config_validate(&c, err, sizeof(err)) != 0);
+    CHECK(strstr(err, "tls-ca") != NULL);
+    CHECK_EQ_INT(tk_config_set(&c, "listen", "127.0.0.1:8443 tls", err, sizeof(err)), 0);
+    CHECK_EQ_INT(tk_config_set(&c, "tls-cert", "/x/c.pem", err, sizeof(err)), 0);
+    CHECK_EQ_INT(tk_config_set(&c, "tls-key", "/x/k.pem", err, sizeof(err)), 0);
+    CHECK_EQ_INT(tk_config_validate(&c, err, sizeof(err)), 0);
+
+    CHECK_EQ_INT(tk_config_set(&c, "client-cert-header", "X-Client-Cert", err, sizeof(err)), 0);
+    CHECK(tk_config_validate(&c, err, sizeof(err)) != 0);
+    CHECK(strstr(err, "client-cert-proxies") != NULL);
+    CHECK_EQ_INT(tk_config_set(&c, "client-cert-proxies", "10.0.0.1  ::1", err, sizeof(err)), 0);
+    CHECK_EQ_INT(tk_config_validate(&c, err, sizeof(err)), 0);
+    CHECK_EQ_INT(c.ncert_proxies, 2);
+    static const uint8_t v4[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 1};
+    static const uint8_t v6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    CHECK(memcmp(c.cert_proxies[0], v4, 16) == 0);
+    CHECK(memcmp(c.cert_proxies[1], v6, 16) == 0);
+    const char *bad_proxies[] = {
+        "", "localhost", "10.0.0.1 10.0.0.256",
+        "10.0.0.1 10.0.0.2 10.0.0.3 10.0.0.4 10.0.0.5 10.0.0.6 10.0.0.7 10.0.0.8 10.0.0.9",
+        "::1 ::2 ::3 ::4 ::5 ::6 ::7 ::8 ::9"};
+    for (size_t i = 0; i < sizeof(bad_proxies) / sizeof(bad_proxies[0]); i++) {
+        CHECK(tk_config_set(&c, "client-cert-proxies", bad_proxies[i], err, sizeof(err)) ==
+              TK_E_BADINPUT);
+    }
+    CHECK_EQ_INT(c.ncert_proxies, 2); /* failures change nothing */
+    CHECK(memcmp(c.cert_proxies[0], v4, 16) == 0 && memcmp(c.cert_proxies[1], v6, 16) == 0);
+    const char *bad_names[] = {
+        "", "X Client", "X-Cert:", "X-\xc3\xa9",
+        "X-0123456789012345678901234567890123456789012345678901234567890123"};
+    for (size_t i = 0; i < sizeof(bad_names) / sizeof(bad_names[0]); i++) {
+        CHECK(tk_config_set(&c, "client-cert-header", bad_names[i], err, sizeof(err)) ==
+              TK_E_BADINPUT);
+    }
+    CHECK_EQ_STR(c.cert_header, "X-Client-Cert");
+}
+
 static void test_numbers(void)
 {
     tk_config c;
@@ -356,6 +400,7 @@ int main(void)
     RUN(test_defaults);
     RUN(test_listen);
     RUN(test_listen_tls);
+    RUN(test_client_certs);
     RUN(test_numbers);
     RUN(test_issuer);
     RUN(test_outbound);

@@ -75,6 +75,18 @@ static void test_client_auth(void)
     TK_ASSERT(tk_store_put_client(w, TK_SLICE_LIT("conf"), &conf, 0) == 0);
     TK_ASSERT(tk_store_put_client(w, TK_SLICE_LIT("pub"), &pub, 0) == 0);
     TK_ASSERT(tk_store_put_client(w, TK_SLICE_LIT("pend"), &pend, 0) == 0);
+    /* RFC 8705 clients: by subject (tls_client_auth), by thumbprint
+     * (self_signed_tls_client_auth), and a pending one */
+    tk_client_rec bysub = conf;
+    bysub.tls_subject = TK_SLICE_LIT("CN=rs,O=example");
+    tk_client_rec bythumb = conf;
+    bythumb.has_tls_thumbprint = true;
+    memset(bythumb.tls_thumbprint, 0xab, TK_HASH_LEN);
+    tk_client_rec thumbpend = bythumb;
+    thumbpend.status = TK_CLIENT_PENDING;
+    TK_ASSERT(tk_store_put_client(w, TK_SLICE_LIT("bysub"), &bysub, 0) == 0);
+    TK_ASSERT(tk_store_put_client(w, TK_SLICE_LIT("bythumb"), &bythumb, 0) == 0);
+    TK_ASSERT(tk_store_put_client(w, TK_SLICE_LIT("thumbpend"), &thumbpend, 0) == 0);
     tk_token_rec t = {.kind = TK_TOKEN_REFRESH,
                       .client_id = TK_SLICE_LIT("pub"),
                       .grant_id = TK_SLICE_LIT("tkg_1"),
@@ -87,15 +99,48 @@ static void test_client_auth(void)
     tk_txn *r;
     TK_ASSERT(tk_store_read_begin(st, &r) == 0);
     tk_client_rec out;
-    CHECK(tk_core_as_client(r, TK_SLICE_LIT("conf"), TK_SLICE_LIT("s3cret"), true, &out) == 0);
-    CHECK(tk_core_as_client(r, TK_SLICE_LIT("conf"), TK_SLICE_LIT("wrong"), true, &out) ==
+    CHECK(tk_core_as_client(r, TK_SLICE_LIT("conf"), TK_SLICE_LIT("s3cret"), true, NULL, &out) ==
+          0);
+    CHECK(tk_core_as_client(r, TK_SLICE_LIT("conf"), TK_SLICE_LIT("wrong"), true, NULL, &out) ==
           TK_E_AUTH);
-    CHECK(tk_core_as_client(r, TK_SLICE_LIT("conf"), TK_SLICE_NULL, false, &out) == TK_E_AUTH);
-    CHECK(tk_core_as_client(r, TK_SLICE_LIT("pub"), TK_SLICE_NULL, false, &out) == 0);
-    CHECK(tk_core_as_client(r, TK_SLICE_LIT("pub"), TK_SLICE_LIT("s3cret"), true, &out) ==
+    CHECK(tk_core_as_client(r, TK_SLICE_LIT("conf"), TK_SLICE_NULL, false, NULL, &out) ==
           TK_E_AUTH);
-    CHECK(tk_core_as_client(r, TK_SLICE_LIT("pend"), TK_SLICE_NULL, false, &out) == TK_E_AUTH);
-    CHECK(tk_core_as_client(r, TK_SLICE_LIT("nobody"), TK_SLICE_NULL, false, &out) == TK_E_AUTH);
+    CHECK(tk_core_as_client(r, TK_SLICE_LIT("pub"), TK_SLICE_NULL, false, NULL, &out) == 0);
+    CHECK(tk_core_as_client(r, TK_SLICE_LIT("pub"), TK_SLICE_LIT("s3cret"), true, NULL, &out) ==
+          TK_E_AUTH);
+    CHECK(tk_core_as_client(r, TK_SLICE_LIT("pend"), TK_SLICE_NULL, false, NULL, &out) ==
+          TK_E_AUTH);
+    CHECK(tk_core_as_client(r, TK_SLICE_LIT("nobody"), TK_SLICE_NULL, false, NULL, &out) ==
+          TK_E_AUTH);
+    /* certificate clients: the right certificate and nothing else */
+    tk_peer_cert good = {.verified = true, .subject_len = 15};
+    memcpy(good.subject, "CN=rs,O=example", 16);
+    memset(good.sha256, 0xab, TK_HASH_LEN);
+    tk_peer_cert unverified = good, other_sub = good, other_hash = good;
+    unverified.verified = false;
+    other_sub.subject[3] = 'x';
+    other_hash.sha256[31] = 0xac;
+    tk_slice bs = TK_SLICE_LIT("bysub"), bt = TK_SLICE_LIT("bythumb");
+    CHECK(tk_core_authenticate_cert(r, bs, &good, &out) == 0);
+    CHECK(tk_core_authenticate_cert(r, bs, &other_hash, &out) ==
+          0); /* the subject is what counts */
+    CHECK(tk_core_authenticate_cert(r, bs, &unverified, &out) == TK_E_AUTH);
+    CHECK(tk_core_authenticate_cert(r, bs, &other_sub, &out) == TK_E_AUTH);
+    CHECK(tk_core_authenticate_cert(r, bs, NULL, &out) == TK_E_AUTH);
+    CHECK(tk_core_authenticate_cert(r, bt, &unverified, &out) == 0); /* self-signed: hash only */
+    CHECK(tk_core_authenticate_cert(r, bt, &other_hash, &out) == TK_E_AUTH);
+    CHECK(tk_core_authenticate_cert(r, bt, NULL, &out) == TK_E_AUTH);
+    CHECK(tk_core_authenticate_cert(r, TK_SLICE_LIT("thumbpend"), &good, &out) == TK_E_AUTH);
+    CHECK(tk_core_authenticate_cert(r, TK_SLICE_LIT("conf"), &good, &out) == TK_E_AUTH);
+    CHECK(tk_core_authenticate_cert(r, TK_SLICE_LIT("nobody"), &good, &out) == TK_E_AUTH);
+    /* a certificate client never authenticates with its secret, and at
+     * /token without a secret it needs its certificate */
+    CHECK(tk_core_authenticate(r, bt, TK_SLICE_LIT("s3cret"), &out) == TK_E_AUTH);
+    CHECK(tk_core_as_client(r, bt, TK_SLICE_LIT("s3cret"), true, &good, &out) == TK_E_AUTH);
+    CHECK(tk_core_as_client(r, bt, TK_SLICE_NULL, false, &good, &out) == 0);
+    CHECK(tk_core_as_client(r, bt, TK_SLICE_NULL, false, &other_hash, &out) == TK_E_AUTH);
+    CHECK(tk_core_as_client(r, bt, TK_SLICE_NULL, false, NULL, &out) == TK_E_AUTH);
+    CHECK(tk_core_as_client(r, TK_SLICE_LIT("pub"), TK_SLICE_NULL, false, &good, &out) == 0);
     tk_token_rec got;
     CHECK(tk_core_refresh_check(r, hr, TK_SLICE_LIT("pub"), 50, &got) == 0);
     CHECK(tk_core_refresh_check(r, hr, TK_SLICE_LIT("conf"), 50, &got) == TK_E_NOTFOUND);

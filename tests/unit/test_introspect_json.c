@@ -78,6 +78,24 @@ static void test_shapes(void)
     r.tok.exp = INT64_MIN;
     r.tok.iat = INT64_MAX;
     same(&r, TK_SLICE_NULL);
+    /* RFC 8705 cnf.x5t#S256, with every other member, and its exact text */
+    r = sample(3, false);
+    r.may_act = TK_SLICE_LIT("tkc_next");
+    r.tok.has_cnf = true;
+    for (int i = 0; i < TK_HASH_LEN; i++) {
+        r.tok.cnf_x5t[i] = (uint8_t)(0xf0 + i);
+    }
+    same(&r, TK_SLICE_LIT("https://issuer.example"));
+    char buf[2048];
+    size_t n = tk_introspect_json_fast(&r, TK_SLICE_NULL, buf, sizeof buf);
+    CHECK(n > 0);
+    buf[n] = '\0';
+    CHECK(strstr(buf, ",\"cnf\":{\"x5t#S256\":\"8PHy8_T19vf4-fr7_P3-_wABAgMEBQYHCAkKCwwNDg8\"}}") !=
+          NULL);
+    r.tok.has_cnf = false;
+    n = tk_introspect_json_fast(&r, TK_SLICE_NULL, buf, sizeof buf);
+    buf[n] = '\0';
+    CHECK(strstr(buf, "cnf") == NULL);
 }
 
 static void test_needs_escaping(void)

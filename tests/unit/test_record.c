@@ -255,6 +255,38 @@ static void test_client_roundtrip(void)
     CHECK_EQ_INT(out.role, TK_ROLE_ADMIN);
     CHECK_EQ_INT(out.status, TK_CLIENT_DISABLED);
     CHECK_EQ_INT(out.created, TK_TIME_MAX);
+    CHECK(out.tls_subject.len == 0 && !out.has_tls_thumbprint); /* absent keys */
+
+    /* RFC 8705 keys 16 and 17: optional, kept exactly */
+    in.tls_subject = fill(3, TK_CERT_DN_MAX);
+    in.has_tls_thumbprint = true;
+    memset(in.tls_thumbprint, 0x5a, TK_HASH_LEN);
+    CHECK_EQ_INT(tk_record_encode_client(&in, buf, sizeof(buf), &len), 0);
+    CHECK_EQ_INT(tk_record_decode_client(buf, len, &out), 0);
+    CHECK(slice_eq(in.tls_subject, out.tls_subject));
+    CHECK(out.has_tls_thumbprint &&
+          memcmp(out.tls_thumbprint, in.tls_thumbprint, TK_HASH_LEN) == 0);
+    in.tls_subject = fill(3, TK_CERT_DN_MAX + 1);
+    CHECK(tk_record_encode_client(&in, buf, sizeof(buf), &len) != 0);
+}
+
+static void test_token_cnf(void)
+{
+    uint8_t buf[TK_RECORD_MAX];
+    size_t len = 0, plain_len = 0;
+    tk_token_rec in = typical_token(), out;
+    CHECK_EQ_INT(tk_record_encode_token(&in, buf, sizeof(buf), &plain_len), 0);
+    CHECK_EQ_INT(tk_record_decode_token(buf, plain_len, &out), 0);
+    CHECK(!out.has_cnf);
+    in.has_cnf = true;
+    for (int i = 0; i < TK_HASH_LEN; i++) {
+        in.cnf_x5t[i] = (uint8_t)(255 - i);
+    }
+    CHECK_EQ_INT(tk_record_encode_token(&in, buf, sizeof(buf), &len), 0);
+    CHECK_EQ_INT(len, plain_len + 1 + 2 + TK_HASH_LEN); /* key 16, bin8 header, 32 bytes */
+    CHECK_EQ_INT(tk_record_decode_token(buf, len, &out), 0);
+    CHECK(out.has_cnf && memcmp(out.cnf_x5t, in.cnf_x5t, TK_HASH_LEN) == 0);
+    check_token_eq(&in, &out);
 }
 
 /* ---- Encoder validation ------------------------------------------------------------------ */
@@ -1154,6 +1186,7 @@ int main(void)
     RUN(test_session_roundtrip);
     RUN(test_grant_roundtrip);
     RUN(test_client_roundtrip);
+    RUN(test_token_cnf);
     RUN(test_encode_rejects);
     RUN(test_truncations_and_flips);
     RUN(test_handmade_inputs);
