@@ -47,6 +47,11 @@ typedef struct tk_token_rec {
     int64_t rotated_at;
     bool has_successor;
     uint8_t successor[TK_HASH_LEN];
+    /* DPoP (RFC 9449): the token is bound to the key whose RFC 7638
+     * thumbprint (SHA-256, raw) this is (cnf.jkt). Key 16, optional:
+     * absent for bearer tokens and records written before it. */
+    bool has_jkt;
+    uint8_t jkt[TK_HASH_LEN];
 } tk_token_rec;
 
 enum tk_session_state {
@@ -453,6 +458,10 @@ typedef struct tk_op_code_redeem {
     uint8_t refresh[TK_HASH_LEN];
     bool has_refresh;
     int64_t access_exp, refresh_exp;
+    /* DPoP: bind the access token (has_jkt) and the refresh token too
+     * (bind_refresh: public clients, RFC 9449 §5) to jkt. */
+    bool has_jkt, bind_refresh;
+    uint8_t jkt[TK_HASH_LEN];
 } tk_op_code_redeem;
 
 /* Rotate refresh token old: current → rotated (successor = refresh) and a
@@ -468,6 +477,8 @@ typedef struct tk_op_refresh {
     int64_t access_exp, refresh_exp;
     uint32_t window;
     uint64_t scope_mask;
+    bool has_jkt, bind_refresh; /* DPoP, as in tk_op_code_redeem */
+    uint8_t jkt[TK_HASH_LEN];
 } tk_op_refresh;
 
 /* A delegated child of access token parent for client: parent's sub,
@@ -479,6 +490,8 @@ typedef struct tk_op_exchange {
     tk_op_id client;
     int64_t exp;
     uint64_t scope_mask;
+    bool has_jkt; /* DPoP: the child is bound to jkt */
+    uint8_t jkt[TK_HASH_LEN];
 } tk_op_exchange;
 
 typedef struct tk_op {

@@ -29,8 +29,8 @@ static const int counted_status[EP_STATUSES - 1] = {200, 202, 400, 401, 403, 404
                                                     405, 409, 413, 500, 503};
 
 static const char *const fa_result_name[EP_FA_RESULTS] = {
-    "allowed",          "no_token",    "invalid_token", "wrong_audience", "insufficient_scope",
-    "unknown_resource", "bad_request", "unavailable",
+    "allowed",          "no_token",    "invalid_token", "wrong_audience",     "insufficient_scope",
+    "unknown_resource", "bad_request", "unavailable",   "invalid_dpop_proof",
 };
 
 /* Room one pair's lines may take at most (two lines, labels at their limits,
