@@ -72,7 +72,7 @@ runFlow(async (spec) => {
       resource: spec.resource, state, code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
       code_challenge_method: "S256",
     })) u.searchParams.set(k, v);
-    const browser = new Browser();
+    const browser = new Browser(issuer.origin);
     const b = await browser.authorize(u, { subject: spec.subject, redirectUri, clientId: c.client_id });
     const params = oauth.validateAuthResponse(as, c, b.callback, state);
     const grant = async () => oauth.authorizationCodeGrantRequest(as, c, oauth.None(), params, redirectUri, verifier, {

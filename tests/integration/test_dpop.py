@@ -1,0 +1,83 @@
+"""DPoP (RFC 9449) end to end (issue 16 item 4, "Done means"): oauth4webapi
+obtains a DPoP-bound token through the real authorization flow and calls an
+app behind nginx (tools/proxy/nginx.conf as shipped) auth_request -> tokend
+/auth: accepted. The same token as a plain Bearer, without a proof, with
+another key's proof, a replayed proof, a proof for another URL or method,
+a wrong ath, an old iat, a jwk that did not sign: refused with 401 and a
+`WWW-Authenticate: DPoP error=…, algs="ES256"` challenge
+(tests/interop/as_dpop.mjs). The bound refresh token (a public client)
+refreshes only with the same key. Introspection shows token_type DPoP and
+cnf.jkt equal to the key's RFC 7638 thumbprint. Needs node,
+tests/interop/node_modules and nginx; skipped (exit 77) without them."""
+
+import os
+import shutil
+import sys
+import unittest
+
+import harness as h
+import proxies
+
+h.require_binaries()
+
+INTEROP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "interop")
+NODE = shutil.which("node")
+if NODE is None or not os.path.isdir(os.path.join(INTEROP, "node_modules", "oauth4webapi")):
+    sys.stderr.write("skipped: node or tests/interop/node_modules missing\n")
+    sys.exit(77)
+if not shutil.which("nginx") and not os.access("/usr/sbin/nginx", os.X_OK):
+    sys.stderr.write("skipped: nginx is not installed\n")
+    sys.exit(77)
+
+import test_as_clients as ac  # noqa: E402  (run_node, write_resources)
+
+
+class DPoP(h.TokenAsserts, unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        path = ac.write_resources(cls)
+        cls.d = h.start_daemon(("--resources", path, "--login", "dev", "--registration", "open"))
+        cls.addClassCleanup(h.destroy_daemon, cls.d)
+        cls.issuer = "http://127.0.0.1:%d" % cls.d.port
+        cls.app = proxies.Upstream()
+        cls.addClassCleanup(cls.app.stop)
+        cls.proxy = proxies.start_nginx(cls.d.port, cls.app.port, port=cls.nginx_port)
+        cls.addClassCleanup(cls.proxy.stop)
+        cls.rs = cls.d.add_client("resource_server", "dpop-rs")
+        cls.d.default_auth = cls.rs
+
+    def test_oauth4webapi_dpop_through_nginx(self):
+        spec = {"issuer": self.issuer, "resource": self.app_resource,
+                "scope": " ".join(ac.APP_SCOPES),
+                "nginx_url": "http://127.0.0.1:%d" % self.nginx_port,
+                "subject": "dpop-user@example.com"}
+        try:
+            out = ac.run_node("as_dpop.mjs", spec, lambda ev: self.fail("unexpected %r" % ev))
+        except ac.NodeFailed as e:
+            raise AssertionError("%s\ntokend log:\n%s\nnginx log:\n%s"
+                                 % (e, self.d.stderr(6000), self.proxy.log())) from None
+        for name in ("access_token", "refreshed"):
+            r = self.d.introspect(out[name])
+            self.assertEqual(r.status, 200, r)
+            j = r.json()
+            self.assertTrue(j["active"], j)
+            self.assertEqual(j["token_type"], "DPoP", j)
+            self.assertEqual(j["cnf"], {"jkt": out["jkt"]}, j)
+
+    def test_metadata_lists_es256(self):
+        j = self.d.request("GET", "/.well-known/oauth-authorization-server").json()
+        self.assertEqual(j["dpop_signing_alg_values_supported"], ["ES256"])
+
+    def test_bad_proof_at_the_token_endpoint(self):
+        import as_http
+        c = as_http.public_client(self.d)
+        for proof in ("x", "a.b.c", "e30.e30.e30", "eyJhbGciOiJub25lIn0.e30.", "A" * 5000):
+            r = self.d.raw(h.build_request("POST", "/token", h.form([
+                ("grant_type", "refresh_token"), ("refresh_token", "tkd_rt_x"),
+                ("client_id", c["client_id"])]), {"DPoP": proof}, h.FORM))
+            self.assertEqual(r.status, 400, r)
+            self.assertEqual(r.json()["error"], "invalid_dpop_proof", r)
+
+
+if __name__ == "__main__":
+    unittest.main()
