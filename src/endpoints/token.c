@@ -354,6 +354,11 @@ static void grant_exchange(ep_req *r, tk_txn *txn, tk_slice client_id, const dpo
         token_error(r, 400, TK_OAUTH_INVALID_GRANT, "subject_token is not an active access token");
         return;
     }
+    if (in.tok.has_jkt && !d->present) { /* no downgrade of a bound token to a bearer one */
+        dpop_error(r,
+                   "the subject token is DPoP-bound: send a proof, the delegated token is bound");
+        return;
+    }
     tk_client_rec owner;
     int rc = tk_store_get_client(txn, in.tok.client_id, &owner);
     if (rc != 0 || !tk_core_may_delegate(owner.delegate_to, client_id)) {

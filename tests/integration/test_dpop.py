@@ -63,6 +63,15 @@ class DPoP(h.TokenAsserts, unittest.TestCase):
             self.assertTrue(j["active"], j)
             self.assertEqual(j["token_type"], "DPoP", j)
             self.assertEqual(j["cnf"], {"jkt": out["jkt"]}, j)
+        # Token exchange: a bound subject token is not turned into a bearer
+        # child; without a proof the exchange is refused.
+        import as_http
+        second = as_http.public_client(self.d, grants=("authorization_code", "refresh_token",
+                                                       as_http.TOKEN_EXCHANGE))["client_id"]
+        self.d.ctl("client", "set", out["client"], "--delegate-to", second)
+        r = as_http.exchange(self.d, second, out["access_token"])
+        self.assertEqual(r.status, 400, r)
+        self.assertEqual(r.json()["error"], "invalid_dpop_proof", r)
 
     def test_metadata_lists_es256(self):
         j = self.d.request("GET", "/.well-known/oauth-authorization-server").json()

@@ -110,10 +110,22 @@ runFlow(async (spec) => {
     const refreshed = await oauth.processRefreshTokenResponse(as, c,
       await oauth.refreshTokenGrantRequest(as, c, oauth.None(), tokens.refresh_token, { ...opts, DPoP: dpop }));
     eq(String(refreshed.token_type).toLowerCase(), "dpop", "refresh", "token_type");
+
+    // At the token endpoint too, a proof is good once: the same proof again is refused.
+    const tokenUrl = as.token_endpoint;
+    const tp = await proof(keyPair, { htm: "POST", htu: tokenUrl });
+    const post = (rt) => fetch(tokenUrl, {
+      method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", dpop: tp },
+      body: new URLSearchParams({ grant_type: "refresh_token", refresh_token: rt, client_id: c.client_id }),
+    });
+    const first = await post(refreshed.refresh_token);
+    eq(first.status, 200, "hand-made token proof", "status");
+    const again = await (await post((await first.json()).refresh_token)).json();
+    eq(again.error, "invalid_dpop_proof", "replayed token proof", "error");
     const jwk = await crypto.subtle.exportKey("jwk", keyPair.publicKey);
     const canon = `{"crv":"${jwk.crv}","kty":"${jwk.kty}","x":"${jwk.x}","y":"${jwk.y}"}`;
     const jkt = b64u(await crypto.subtle.digest("SHA-256", Buffer.from(canon)));
-    return { access_token: at, refreshed: refreshed.access_token, jkt };
+    return { access_token: at, refreshed: refreshed.access_token, jkt, client: c.client_id };
   } finally {
     await listener.close();
   }
