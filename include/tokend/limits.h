@@ -250,6 +250,10 @@
  * live jtis the proof is refused (fail closed: it could not be remembered). */
 #define TK_DPOP_REPLAY_SLOTS  16384
 #define TK_DPOP_REPLAY_PROBES 16
+/* Server nonces (RFC 9449 §8, setting dpop-nonce): a nonce names a slot of
+ * this many seconds and is accepted in its slot and the next, so a client
+ * refreshes it every one to two minutes. */
+#define TK_DPOP_NONCE_SLOT 60
 /* base64url of a SHA-256 thumbprint (cnf.jkt). */
 #define TK_JKT_B64_LEN 43
 

@@ -204,6 +204,14 @@ static int claims(json_t *c, const ep_dpop_want *want, ep_dpop_proof *out, const
             return EP_DPOP_BAD_CLAIMS;
         }
     }
+    if (want->nonces != NULL) { /* §8: checked last, so only a good proof learns the nonce */
+        tk_slice nonce;
+        if (ev_claim_str(c, "nonce", 64, &nonce) != EV_OK || nonce.p == NULL ||
+            !ep_dpop_nonce_ok(want->nonces, nonce, want->now)) {
+            *why = "the proof has no current server nonce";
+            return EP_DPOP_USE_NONCE;
+        }
+    }
     tk_sha256(jti.p, jti.len, out->jti);
     out->until = iat + TK_DPOP_IAT_PAST + 1;
     return EP_DPOP_OK;
@@ -277,6 +285,7 @@ typedef struct seen_slot {
 } seen_slot;
 
 struct ep_dpop_seen {
+    uint8_t nonce_key[32]; /* random per process: nonces die with it */
     pthread_mutex_t mu;
     uint64_t full; /* proofs refused because the window was full */
     seen_slot slot[TK_DPOP_REPLAY_SLOTS];
@@ -291,6 +300,10 @@ int ep_dpop_seen_new(ep_dpop_seen **out)
     if (s == NULL) {
         return -ENOMEM;
     }
+    if (tk_random_bytes(s->nonce_key, sizeof s->nonce_key) != 0) {
+        free(s);
+        return -EIO;
+    }
     pthread_mutex_init(&s->mu, NULL);
     *out = s;
     return 0;
@@ -300,6 +313,7 @@ void ep_dpop_seen_free(ep_dpop_seen *s)
 {
     if (s != NULL) {
         pthread_mutex_destroy(&s->mu);
+        tk_cleanse(s->nonce_key, sizeof s->nonce_key);
         free(s);
     }
 }
@@ -341,4 +355,45 @@ uint64_t ep_dpop_seen_full(ep_dpop_seen *s)
     uint64_t n = s->full;
     pthread_mutex_unlock(&s->mu);
     return n;
+}
+
+/* ---- Server nonces (RFC 9449 §8) ------------------------------------------------------- */
+
+static void nonce_raw(const ep_dpop_seen *s, uint64_t slot, uint8_t raw[24])
+{
+    for (int i = 0; i < 8; i++) {
+        raw[i] = (uint8_t)(slot >> (56 - 8 * i));
+    }
+    uint8_t mac[32];
+    size_t n = 0;
+    TK_ASSERT(EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, s->nonce_key, sizeof s->nonce_key, raw,
+                        8, mac, sizeof mac, &n) != NULL &&
+              n == sizeof mac);
+    memcpy(raw + 8, mac, 16);
+}
+
+void ep_dpop_nonce(const ep_dpop_seen *s, int64_t now, char out[EP_DPOP_NONCE_LEN + 1])
+{
+    uint8_t raw[24];
+    nonce_raw(s, (uint64_t)(now / TK_DPOP_NONCE_SLOT), raw);
+    TK_ASSERT(tk_b64url_encode(raw, sizeof raw, out, EP_DPOP_NONCE_LEN + 1) == 0);
+}
+
+bool ep_dpop_nonce_ok(const ep_dpop_seen *s, tk_slice nonce, int64_t now)
+{
+    uint8_t got[24], want[24];
+    size_t n = 0;
+    if (nonce.len != EP_DPOP_NONCE_LEN ||
+        tk_b64url_decode(nonce.p, nonce.len, got, sizeof got, &n) != 0 || n != sizeof got) {
+        return false;
+    }
+    uint64_t slot = 0, cur = (uint64_t)(now / TK_DPOP_NONCE_SLOT);
+    for (int i = 0; i < 8; i++) {
+        slot = slot << 8 | got[i];
+    }
+    if (slot != cur && slot + 1 != cur) {
+        return false;
+    }
+    nonce_raw(s, slot, want);
+    return tk_ct_equal(got, want, sizeof got);
 }

@@ -294,7 +294,11 @@ enum ep_dpop_err {
     EP_DPOP_BAD_CLAIMS, /* htm, htu, iat window, jti, ath */
     EP_DPOP_REPLAY,     /* the jti was seen within the window */
     EP_DPOP_FULL,       /* the replay cache could not remember it: refused */
+    EP_DPOP_USE_NONCE,  /* a good proof without the server's current nonce */
 };
+
+/* A server nonce: base64url of the 8-byte slot and 16 bytes of its MAC. */
+#define EP_DPOP_NONCE_LEN 32
 
 /* An absolute http(s) URL split for comparison: scheme, host normalised
  * (lower case; the scheme's default port as 0), path without query and
@@ -316,6 +320,7 @@ typedef struct ep_dpop_want {
     ep_dpop_url_parts url; /* the URL (ep_dpop_url, or filled by the caller) */
     const uint8_t *ath;    /* SHA-256 of the access token; NULL at the token endpoint */
     int64_t now;
+    const struct ep_dpop_seen *nonces; /* non-NULL: the proof must carry a current nonce */
 } ep_dpop_want;
 
 typedef struct ep_dpop_proof {
@@ -343,6 +348,11 @@ void ep_dpop_seen_free(ep_dpop_seen *s);
 int ep_dpop_remember(ep_dpop_seen *s, const uint8_t jti[TK_HASH_LEN], int64_t until, int64_t now);
 /* Proofs refused because the table was full (tokend_dpop_replay_full_total). */
 uint64_t ep_dpop_seen_full(ep_dpop_seen *s);
+/* The current server nonce (NUL-terminated), and whether a proof's nonce is
+ * current: made by this process (a MAC with its random key) in this slot or
+ * the one before (TK_DPOP_NONCE_SLOT). */
+void ep_dpop_nonce(const ep_dpop_seen *s, int64_t now, char out[EP_DPOP_NONCE_LEN + 1]);
+bool ep_dpop_nonce_ok(const ep_dpop_seen *s, tk_slice nonce, int64_t now);
 
 /* ---- reply.c: responses and the per-request store txn ----------------------------- */
 

@@ -290,6 +290,8 @@ static const char dpop_invalid_token[] =
     "WWW-Authenticate: DPoP error=\"invalid_token\", " DPOP_ALGS "\r\n";
 static const char dpop_invalid_proof[] =
     "WWW-Authenticate: DPoP error=\"invalid_dpop_proof\", " DPOP_ALGS "\r\n";
+static const char dpop_use_nonce[] =
+    "WWW-Authenticate: DPoP error=\"use_dpop_nonce\", " DPOP_ALGS "\r\nDPoP-Nonce: ";
 
 /* The scheme of the original request: X-Forwarded-Proto when the proxy sent
  * exactly one (http or https), else the resource identifier's. */
@@ -318,16 +320,19 @@ static tk_slice original_scheme(const tk_http_request *h, const tk_resource *res
 /* The proof of the request (DPoP header) for this token: the original
  * method and URL, ath the token's hash, the key the token's cnf.jkt, the
  * jti never seen. */
-static bool dpop_ok(ep_req *r, const orig *o, const tk_resource *res, const uint8_t hash[32],
-                    const tk_token_rec *t)
+static int dpop_ok(ep_req *r, const orig *o, const tk_resource *res, const uint8_t hash[32],
+                   const tk_token_rec *t)
 {
     ep_worker *w = r->w;
     tk_slice proof;
-    ep_dpop_want want = {.htm = o->method, .ath = hash, .now = w->now};
+    ep_dpop_want want = {.htm = o->method,
+                         .ath = hash,
+                         .now = w->now,
+                         .nonces = w->app->cfg.dpop_nonce ? w->app->dpop_seen : NULL};
     want.url.scheme = original_scheme(r->http, res);
     if (ep_dpop_header(r->http, &proof) != 0 || want.url.scheme.p == NULL) {
         tk_log_debug("dpop_refused", "endpoint=auth why=no_single_proof_or_scheme");
-        return false;
+        return EP_DPOP_MALFORMED;
     }
     want.url.host = o->vhost;
     if (want.url.host.port == (tk_slice_eq(want.url.scheme, TK_SLICE_LIT("https")) ? 443 : 80)) {
@@ -351,9 +356,19 @@ static bool dpop_ok(ep_req *r, const orig *o, const tk_resource *res, const uint
     }
     if (rc != EP_DPOP_OK) {
         tk_log_debug("dpop_refused", "endpoint=auth why=\"%s\"", why);
-        return false;
     }
-    return true;
+    return rc;
+}
+
+/* 401 use_dpop_nonce with the nonce to use (RFC 9449 §9). */
+static void use_nonce(ep_req *r)
+{
+    char hdr[sizeof dpop_use_nonce + EP_DPOP_NONCE_LEN + 2];
+    size_t n = sizeof dpop_use_nonce - 1;
+    memcpy(hdr, dpop_use_nonce, n);
+    ep_dpop_nonce(r->w->app->dpop_seen, r->w->now, hdr + n);
+    memcpy(hdr + n + EP_DPOP_NONCE_LEN, "\r\n", 3);
+    challenge(r, 401, hdr, EP_FA_INVALID_DPOP_PROOF);
 }
 
 static void decide(ep_req *r, const orig *o, const tk_resource *res)
@@ -392,8 +407,13 @@ static void decide(ep_req *r, const orig *o, const tk_resource *res)
         challenge(r, 401, dpop_invalid_token, EP_FA_INVALID_TOKEN);
         return;
     }
-    if (dpop && !dpop_ok(r, o, res, hash, &in.tok)) {
-        challenge(r, 401, dpop_invalid_proof, EP_FA_INVALID_DPOP_PROOF);
+    int prc = dpop ? dpop_ok(r, o, res, hash, &in.tok) : EP_DPOP_OK;
+    if (prc != EP_DPOP_OK) {
+        if (prc == EP_DPOP_USE_NONCE) {
+            use_nonce(r);
+        } else {
+            challenge(r, 401, dpop_invalid_proof, EP_FA_INVALID_DPOP_PROOF);
+        }
         return;
     }
     if (!tk_core_audience_includes(in.tok.aud, res->id)) {

@@ -117,16 +117,22 @@ typedef struct dpop_in {
     ep_dpop_proof proof;
 } dpop_in;
 
-static void dpop_error(ep_req *r, const char *desc)
+/* 400 invalid_dpop_proof, or use_dpop_nonce with the nonce to use (§8). */
+static void dpop_answer(ep_req *r, const char *code, const char *desc, const char *extra)
 {
     tk_json j;
     tk_json_init(&j, r->w->scratch, sizeof r->w->scratch);
     tk_json_obj_begin(&j);
-    tk_json_kv_cstr(&j, "error", "invalid_dpop_proof");
+    tk_json_kv_cstr(&j, "error", code);
     tk_json_kv_cstr(&j, "error_description", desc);
     tk_json_obj_end(&j);
     TK_ASSERT(tk_json_finish(&j) == 0);
-    ep_reply(r, 400, "application/json", NULL, j.buf, j.len);
+    ep_reply(r, 400, "application/json", extra, j.buf, j.len);
+}
+
+static void dpop_error(ep_req *r, const char *desc)
+{
+    dpop_answer(r, "invalid_dpop_proof", desc, NULL);
 }
 
 /* Check the request's proof, if any: htm POST, htu the token endpoint (the
@@ -150,7 +156,9 @@ static bool dpop_proof(ep_req *r, dpop_in *d)
     char url[TK_URL_MAX + 8];
     size_t n = strlen(issuer);
     n = n > 0 && issuer[n - 1] == '/' ? n - 1 : n;
-    ep_dpop_want want = {.htm = TK_SLICE_LIT("POST"), .now = w->now};
+    ep_dpop_want want = {.htm = TK_SLICE_LIT("POST"),
+                         .now = w->now,
+                         .nonces = w->app->cfg.dpop_nonce ? w->app->dpop_seen : NULL};
     if (n + 6 > sizeof url) {
         dpop_error(r, "the token endpoint URL is unknown");
         return false;
@@ -167,6 +175,13 @@ static bool dpop_proof(ep_req *r, dpop_in *d)
         rc = ep_dpop_remember(w->app->dpop_seen, d->proof.jti, d->proof.until, w->now);
         why = rc == EP_DPOP_REPLAY ? "the proof's jti was used before"
                                    : "too many recent proofs to remember this one: retry";
+    }
+    if (rc == EP_DPOP_USE_NONCE) {
+        char nh[16 + EP_DPOP_NONCE_LEN] = "DPoP-Nonce: ";
+        ep_dpop_nonce(w->app->dpop_seen, w->now, nh + 12);
+        memcpy(nh + 12 + EP_DPOP_NONCE_LEN, "\r\n", 3);
+        dpop_answer(r, "use_dpop_nonce", "send the proof again with the server nonce", nh);
+        return false;
     }
     if (rc != EP_DPOP_OK) {
         tk_log_info("dpop_refused", "endpoint=token why=\"%s\"", why);

@@ -6,8 +6,10 @@ another key's proof, a replayed proof, a proof for another URL or method,
 a wrong ath, an old iat, a jwk that did not sign: refused with 401 and a
 `WWW-Authenticate: DPoP error=…, algs="ES256"` challenge
 (tests/interop/as_dpop.mjs). The bound refresh token (a public client)
-refreshes only with the same key. Introspection shows token_type DPoP and
-cnf.jkt equal to the key's RFC 7638 thumbprint. Needs node,
+refreshes only with the same key; a proof is good once at the token endpoint
+too; a bound token is not exchanged for a bearer child. Introspection shows
+token_type DPoP and cnf.jkt equal to the key's RFC 7638 thumbprint. With
+--dpop-nonce 1 the library meets use_dpop_nonce at both ends and retries. Needs node,
 tests/interop/node_modules and nginx; skipped (exit 77) without them."""
 
 import os
@@ -86,6 +88,38 @@ class DPoP(h.TokenAsserts, unittest.TestCase):
                 ("client_id", c["client_id"])]), {"DPoP": proof}, h.FORM))
             self.assertEqual(r.status, 400, r)
             self.assertEqual(r.json()["error"], "invalid_dpop_proof", r)
+
+
+class DPoPNonce(h.TokenAsserts, unittest.TestCase):
+    """tokend --dpop-nonce 1: proofs must carry the server's nonce (RFC 9449
+    §8, §9); oauth4webapi meets use_dpop_nonce at the token endpoint and at
+    the resource behind nginx, retries with the nonce and succeeds."""
+
+    @classmethod
+    def setUpClass(cls):
+        path = ac.write_resources(cls)
+        cls.d = h.start_daemon(("--resources", path, "--login", "dev", "--registration", "open",
+                                "--dpop-nonce", 1))
+        cls.addClassCleanup(h.destroy_daemon, cls.d)
+        cls.issuer = "http://127.0.0.1:%d" % cls.d.port
+        cls.app = proxies.Upstream()
+        cls.addClassCleanup(cls.app.stop)
+        cls.proxy = proxies.start_nginx(cls.d.port, cls.app.port, port=cls.nginx_port)
+        cls.addClassCleanup(cls.proxy.stop)
+        cls.rs = cls.d.add_client("resource_server", "dpop-nonce-rs")
+        cls.d.default_auth = cls.rs
+
+    def test_oauth4webapi_retries_with_the_nonce(self):
+        spec = {"issuer": self.issuer, "resource": self.app_resource,
+                "scope": " ".join(ac.APP_SCOPES),
+                "nginx_url": "http://127.0.0.1:%d" % self.nginx_port,
+                "subject": "dpop-nonce@example.com", "nonce": True}
+        try:
+            out = ac.run_node("as_dpop.mjs", spec, lambda ev: self.fail("unexpected %r" % ev))
+        except ac.NodeFailed as e:
+            raise AssertionError("%s\ntokend log:\n%s\nnginx log:\n%s"
+                                 % (e, self.d.stderr(6000), self.proxy.log())) from None
+        self.assertEqual(self.d.introspect(out["access_token"]).json()["token_type"], "DPoP")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,12 @@
 // the one property changed. The refresh token (public client: bound too)
 // refreshes with the same key and is refused with another key's proof.
 //
-// spec: {"issuer", "resource", "scope", "nginx_url", "subject"}
+// With "nonce": true (tokend --dpop-nonce 1) the library meets use_dpop_nonce
+// at the token endpoint and at the resource (through nginx, which passes the
+// DPoP-Nonce header on), retries with the nonce it cached, and succeeds; a
+// hand-made proof without the nonce gets 401 use_dpop_nonce, with it 200.
+//
+// spec: {"issuer", "resource", "scope", "nginx_url", "subject", "nonce"}
 import * as oauth from "oauth4webapi";
 import { Browser, FlowError, check, eq, loopbackListener, runFlow } from "./as_browser.mjs";
 import { webcrypto as crypto } from "node:crypto";
@@ -19,11 +24,12 @@ import { webcrypto as crypto } from "node:crypto";
 const b64u = (buf) => Buffer.from(buf).toString("base64url");
 const enc = (o) => b64u(Buffer.from(JSON.stringify(o)));
 
-async function proof(keyPair, { htm, htu, iat, ath, jti, jwkOf }) {
+async function proof(keyPair, { htm, htu, iat, ath, jti, jwkOf, nonce }) {
   const jwk = await crypto.subtle.exportKey("jwk", (jwkOf ?? keyPair).publicKey);
   const header = { typ: "dpop+jwt", alg: "ES256", jwk: { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y } };
   const claims = { jti: jti ?? b64u(crypto.getRandomValues(new Uint8Array(24))), htm, htu, iat: iat ?? Math.floor(Date.now() / 1000) };
   if (ath !== undefined) claims.ath = ath;
+  if (nonce !== undefined) claims.nonce = nonce;
   const input = `${enc(header)}.${enc(claims)}`;
   const sig = await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, keyPair.privateKey, Buffer.from(input));
   return `${input}.${b64u(sig)}`;
@@ -38,7 +44,7 @@ async function call(url, method, auth, dpop) {
   if (dpop !== undefined) headers.dpop = dpop;
   const resp = await fetch(url, { method, headers, redirect: "manual" });
   await resp.text();
-  return { status: resp.status, www: resp.headers.get("www-authenticate") ?? "" };
+  return { status: resp.status, www: resp.headers.get("www-authenticate") ?? "", nonce: resp.headers.get("dpop-nonce") };
 }
 
 function refused(r, step, error) {
@@ -48,6 +54,17 @@ function refused(r, step, error) {
 }
 
 runFlow(async (spec) => {
+  // In nonce mode the first try must meet use_dpop_nonce, the retry pass.
+  const withNonce = async (step, fn) => {
+    if (!spec.nonce) return await fn();
+    try {
+      await fn();
+    } catch (e) {
+      check(oauth.isDPoPNonceError(e), step, `want use_dpop_nonce, got ${e?.message}`);
+      return await fn();
+    }
+    throw new FlowError(step, "no server nonce was demanded");
+  };
   const issuer = new URL(spec.issuer);
   const opts = { [oauth.allowInsecureRequests]: true };
   const as = await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, { ...opts, algorithm: "oauth2" }));
@@ -78,17 +95,26 @@ runFlow(async (spec) => {
     const grant = async () => oauth.authorizationCodeGrantRequest(as, c, oauth.None(), params, redirectUri, verifier, {
       ...opts, DPoP: dpop, additionalParameters: { resource: spec.resource },
     });
-    const tokens = await oauth.processAuthorizationCodeResponse(as, c, await grant());
+    const tokens = await withNonce("token", async () => oauth.processAuthorizationCodeResponse(as, c, await grant()));
     eq(String(tokens.token_type).toLowerCase(), "dpop", "token", "token_type");
     const at = tokens.access_token;
 
     // Accepted: the library's own proof (htm, htu, ath, a fresh jti).
     const url = `${spec.nginx_url}/docs/1?page=2`;
-    const ok = await oauth.protectedResourceRequest(at, "GET", new URL(url), new Headers(), null, { ...opts, DPoP: dpop });
+    const ok = await withNonce("library call", () =>
+      oauth.protectedResourceRequest(at, "GET", new URL(url), new Headers(), null, { ...opts, DPoP: dpop }));
     eq(ok.status, 200, "library call", "status");
 
     const ath = await athOf(at);
     const now = () => Math.floor(Date.now() / 1000);
+    if (spec.nonce) {
+      const bare = await call(url, "GET", `DPoP ${at}`, await proof(keyPair, { htm: "GET", htu: url, ath }));
+      refused(bare, "proof without nonce", "use_dpop_nonce");
+      check(typeof bare.nonce === "string" && bare.nonce.length > 0, "proof without nonce", "no DPoP-Nonce header through nginx");
+      const withIt = await call(url, "GET", `DPoP ${at}`, await proof(keyPair, { htm: "GET", htu: url, ath, nonce: bare.nonce }));
+      eq(withIt.status, 200, "proof with the nonce", "status");
+      return { access_token: at, nonce: true };
+    }
     const good = await proof(keyPair, { htm: "GET", htu: url, ath });
     eq((await call(url, "GET", `DPoP ${at}`, good)).status, 200, "hand-made proof", "status");
 

@@ -251,6 +251,50 @@ static void test_replay_cache(void)
     ep_dpop_seen_free(s);
 }
 
+static void test_nonces(void)
+{
+    ep_dpop_seen *s = NULL, *other = NULL;
+    CHECK_EQ_INT(ep_dpop_seen_new(&s), 0);
+    CHECK_EQ_INT(ep_dpop_seen_new(&other), 0);
+    char n[EP_DPOP_NONCE_LEN + 1], o[EP_DPOP_NONCE_LEN + 1];
+    ep_dpop_nonce(s, NOW, n);
+    ep_dpop_nonce(other, NOW, o);
+    CHECK_EQ_INT(strlen(n), EP_DPOP_NONCE_LEN);
+    tk_slice sn = {n, EP_DPOP_NONCE_LEN};
+    CHECK(ep_dpop_nonce_ok(s, sn, NOW));
+    CHECK(ep_dpop_nonce_ok(s, sn, NOW + TK_DPOP_NONCE_SLOT)); /* the next slot too */
+    CHECK(!ep_dpop_nonce_ok(s, sn, NOW + 2 * TK_DPOP_NONCE_SLOT));
+    CHECK(!ep_dpop_nonce_ok(s, sn, NOW - TK_DPOP_NONCE_SLOT));          /* not before it was made */
+    CHECK(!ep_dpop_nonce_ok(s, (tk_slice){o, EP_DPOP_NONCE_LEN}, NOW)); /* another key */
+    CHECK(!ep_dpop_nonce_ok(s, (tk_slice){n, EP_DPOP_NONCE_LEN - 1}, NOW));
+    for (size_t i = 0; i < EP_DPOP_NONCE_LEN; i++) { /* any one character changed */
+        char t[EP_DPOP_NONCE_LEN + 1];
+        memcpy(t, n, sizeof t);
+        t[i] = t[i] == 'A' ? 'B' : 'A';
+        CHECK(!ep_dpop_nonce_ok(s, (tk_slice){t, EP_DPOP_NONCE_LEN}, NOW));
+    }
+    /* A proof checked with nonces required: none → USE_NONCE, the current one passes. */
+    char c[512], p[4096];
+    ep_dpop_want w;
+    want_for(&w, "POST", "https://as.example/token", NULL);
+    w.nonces = s;
+    ep_dpop_proof out;
+    claims_of(c, sizeof c, "j", "POST", "https://as.example/token", NOW, NULL);
+    proof(key_a, key_a, "dpop+jwt", "ES256", "", c, p, sizeof p);
+    CHECK_EQ_INT(check(p, &w, &out), EP_DPOP_USE_NONCE);
+    size_t cl = strlen(c);
+    snprintf(c + cl - 1, sizeof c - cl + 1, ",\"nonce\":\"%s\"}", o);
+    proof(key_a, key_a, "dpop+jwt", "ES256", "", c, p, sizeof p);
+    CHECK_EQ_INT(check(p, &w, &out), EP_DPOP_USE_NONCE);
+    claims_of(c, sizeof c, "j", "POST", "https://as.example/token", NOW, NULL);
+    cl = strlen(c);
+    snprintf(c + cl - 1, sizeof c - cl + 1, ",\"nonce\":\"%s\"}", n);
+    proof(key_a, key_a, "dpop+jwt", "ES256", "", c, p, sizeof p);
+    CHECK_EQ_INT(check(p, &w, &out), EP_DPOP_OK);
+    ep_dpop_seen_free(s);
+    ep_dpop_seen_free(other);
+}
+
 int main(void)
 {
     key_a = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
@@ -260,6 +304,7 @@ int main(void)
     RUN(test_header_refusals);
     RUN(test_claim_refusals);
     RUN(test_replay_cache);
+    RUN(test_nonces);
     EVP_PKEY_free(key_a);
     EVP_PKEY_free(key_b);
     return check_report();
