@@ -243,12 +243,13 @@
  * window and how long its jti must be remembered. */
 #define TK_DPOP_IAT_PAST   60
 #define TK_DPOP_IAT_FUTURE 5
-/* Remembered jtis, for the whole process (a power of two): 16384 slots of
- * 48 bytes, 768 KiB; each lives at most TK_DPOP_IAT_PAST + TK_DPOP_IAT_FUTURE
- * seconds, so the table holds about 250 proofs a second with room to spare.
- * A jti is looked for in TK_DPOP_REPLAY_PROBES slots; when all of them hold
- * live jtis the proof is refused (fail closed: it could not be remembered). */
-#define TK_DPOP_REPLAY_SLOTS  16384
+/* Remembered jtis, for the whole process (a power of two): 65536 slots of
+ * 40 bytes, 2.5 MiB; a jti lives there about a minute (TK_DPOP_IAT_PAST + 1
+ * seconds past its iat), so about 500 DPoP requests a second sustained fill
+ * half of it. A jti is looked for in TK_DPOP_REPLAY_PROBES slots; when all
+ * of them hold live jtis the proof is refused (fail closed: a proof that
+ * could not be remembered could be replayed). */
+#define TK_DPOP_REPLAY_SLOTS  65536
 #define TK_DPOP_REPLAY_PROBES 16
 /* Server nonces (RFC 9449 §8, setting dpop-nonce): a nonce names a slot of
  * this many seconds and is accepted in its slot and the next, so a client

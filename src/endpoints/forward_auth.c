@@ -11,6 +11,12 @@
  *        byte is not printable ASCII, so nothing can split a header);
  *   401  WWW-Authenticate: Bearer realm, resource_metadata (RFC 9728 §5.1),
  *        with error="invalid_token" unless the token was missing;
+ *   401  WWW-Authenticate: DPoP error="invalid_token" | "invalid_dpop_proof" |
+ *        "use_dpop_nonce" (with DPoP-Nonce), algs="ES256" (RFC 9449 §7): a
+ *        token sent as "Authorization: DPoP" is checked with the request's
+ *        DPoP proof (htm/htu against the original method and URL, ath, iat,
+ *        jti, the key against the token's cnf.jkt); a DPoP-bound token sent
+ *        as Bearer is refused, and so is an unbound one sent as DPoP;
  *   403  error="insufficient_scope", scope="…" (RFC 6750 §3.1);
  *   403  {"error":"unknown_resource"} when no resource covers the request;
  *   400  when the original request cannot be known without ambiguity

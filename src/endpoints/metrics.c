@@ -403,6 +403,9 @@ void ep_metrics_serve(ep_req *r)
     text t = {.buf = w->metrics, .cap = sizeof w->metrics};
     requests_section(&t, app, &tot);
     forward_auth_section(&t, &tot);
+    /* DPoP proofs refused because the replay cache could not remember them. */
+    type(&t, "tokend_dpop_replay_full_total", "counter");
+    line(&t, "tokend_dpop_replay_full_total", ep_dpop_seen_full(app->dpop_seen));
     duration_section(&t, &tot);
     if (app->cfg.committer != NULL) {
         committer_section(&t, app->cfg.committer);

@@ -74,6 +74,11 @@ class DPoP(h.TokenAsserts, unittest.TestCase):
         r = as_http.exchange(self.d, second, out["access_token"])
         self.assertEqual(r.status, 400, r)
         self.assertEqual(r.json()["error"], "invalid_dpop_proof", r)
+        # The refusals were counted; no proof was refused for a full replay cache.
+        text = self.d.metrics_text()
+        self.assertRegex(text, r'tokend_forward_auth_total\{result="invalid_dpop_proof"\} [1-9]')
+        self.assertRegex(text, r'tokend_forward_auth_total\{result="allowed"\} [1-9]')
+        self.assertIn("tokend_dpop_replay_full_total 0\n", text)
 
     def test_metadata_lists_es256(self):
         j = self.d.request("GET", "/.well-known/oauth-authorization-server").json()
