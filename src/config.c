@@ -249,6 +249,7 @@ static const struct num_key num_keys[] = {
     NUM("authorize-ttl", authorize_ttl, 30, 3600),
     NUM("refresh-reuse-window", refresh_reuse_window, 0, TK_REFRESH_REUSE_MAX),
     NUM("register-burst", register_burst, 0, TK_RL_BURST_MAX),
+    NUM("dpop-nonce", dpop_nonce, 0, 1),
     NUM("outbound-connect-timeout", outbound_connect_timeout_ms, 100, TK_OUTBOUND_TIMEOUT_MS_MAX),
     NUM("outbound-timeout", outbound_timeout_ms, 100, TK_OUTBOUND_TIMEOUT_MS_MAX),
     NUM("outbound-max-bytes", outbound_max_bytes, 1024, TK_OUTBOUND_BODY_MAX),

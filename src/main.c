@@ -38,7 +38,7 @@ static const char usage[] =
     "              [--tls-ca FILE] [--client-cert-header NAME] [--client-cert-proxies 'ADDR...']\n"
     "              [--tls-port-file FILE] [--registration open|approval|closed]\n"
     "              [--login off|dev] [--code-ttl S] [--authorize-ttl S]\n"
-    "              [--refresh-reuse-window S] [--register-burst N]\n"
+    "              [--refresh-reuse-window S] [--register-burst N] [--dpop-nonce 0|1]\n"
     "              [--outbound-ca-file FILE] [--outbound-connect-timeout MS]\n"
     "              [--outbound-timeout MS] [--outbound-max-bytes BYTES]\n"
     "              [--outbound-queue N] [--outbound-transfers N]\n"
@@ -461,6 +461,7 @@ static int run(struct options *o)
                        .code_ttl = cfg->code_ttl,
                        .authorize_ttl = cfg->authorize_ttl,
                        .refresh_reuse_window = cfg->refresh_reuse_window,
+                       .dpop_nonce = cfg->dpop_nonce,
                        .register_burst = cfg->register_burst,
                        .tls_auth = any_tls(cfg),
                        .cert_header = cfg->cert_header,

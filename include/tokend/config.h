@@ -87,6 +87,7 @@ typedef struct tk_config {
     int64_t code_ttl;              /* authorization code lifetime, seconds */
     int64_t authorize_ttl;         /* pending authorization request / CSRF lifetime */
     unsigned refresh_reuse_window; /* seconds a rotated refresh token still works; 0 = strict */
+    unsigned dpop_nonce;           /* 1: DPoP proofs must carry a server nonce (RFC 9449 §8) */
     unsigned register_burst;       /* registrations per source address per minute */
     /* The outbound thread (outbound.h). */
     char outbound_ca_file[PATH_MAX]; /* further trusted CAs (PEM); "" = system store only */

@@ -125,6 +125,8 @@ int tk_http_basic_auth(tk_slice value, char *id, size_t id_cap, char *secret, si
  * case-insensitive, exactly one SP). Returns 0, TK_E_NOTFOUND or
  * TK_E_BADINPUT; *token points into value. */
 int tk_http_bearer(tk_slice value, tk_slice *token);
+/* The same for the DPoP scheme (RFC 9449 §7.1: "DPoP <token>"). */
+int tk_http_dpop(tk_slice value, tk_slice *token);
 
 /* ---- Responses ----------------------------------------------------------- */
 

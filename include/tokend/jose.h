@@ -61,6 +61,11 @@ void ev_jws_free(ev_jws *j);
  * pinned to that key. EV_OK, EV_BAD_KEY or EV_BAD_SIGNATURE. */
 ev_err ev_jws_verify(const ev_jws *j, const tk_idp_issuer *is, const char **why);
 
+/* Verify the signature with a key the caller chose (DPoP: the key in the
+ * proof's own header), the alg pinned by the caller: EV_OK, EV_BAD_KEY (alg
+ * is not the token's) or EV_BAD_SIGNATURE. */
+ev_err ev_jws_verify_pkey(const ev_jws *j, struct evp_pkey_st *pkey, uint8_t alg, const char **why);
+
 /* typ equals want, ASCII case-insensitively, with or without the
  * "application/" prefix (RFC 7515 §4.1.9). */
 bool ev_typ_is(tk_slice typ, const char *want);

@@ -245,6 +245,31 @@
 #define TK_JWK_RSA_E_MAX 16
 /* base64url text of one JWK member (holds TK_JWK_RSA_N_MAX bytes). */
 #define TK_JWK_MEMBER_MAX 2048
+/* DPoP (RFC 9449). A proof with an EC P-256 JWK is about 600 bytes; one
+ * with a 4096-bit RSA key about 1.5 KiB, so 4 KiB refuses nothing real. */
+#define TK_DPOP_PROOF_MAX 4096
+/* A proof's jti: a random identifier (oauth4webapi sends 43 characters). */
+#define TK_DPOP_JTI_MAX 256
+/* How old a proof's iat may be (seconds) and how far in the future (clock
+ * skew): a proof is a fresh signature, so a minute bounds both the replay
+ * window and how long its jti must be remembered. */
+#define TK_DPOP_IAT_PAST   60
+#define TK_DPOP_IAT_FUTURE 5
+/* Remembered jtis, for the whole process (a power of two): 65536 slots of
+ * 40 bytes, 2.5 MiB; a jti lives there about a minute (TK_DPOP_IAT_PAST + 1
+ * seconds past its iat), so about 500 DPoP requests a second sustained fill
+ * half of it. A jti is looked for in TK_DPOP_REPLAY_PROBES slots; when all
+ * of them hold live jtis the proof is refused (fail closed: a proof that
+ * could not be remembered could be replayed). */
+#define TK_DPOP_REPLAY_SLOTS  65536
+#define TK_DPOP_REPLAY_PROBES 16
+/* Server nonces (RFC 9449 §8, setting dpop-nonce): a nonce names a slot of
+ * this many seconds and is accepted in its slot and the next, so a client
+ * refreshes it every one to two minutes. */
+#define TK_DPOP_NONCE_SLOT 60
+/* base64url of a SHA-256 thumbprint (cnf.jkt). */
+#define TK_JKT_B64_LEN 43
+
 /* Standard Webhooks timestamp tolerance (seconds). */
 #define TK_WEBHOOK_TOLERANCE 300
 /* Expired replay records dropped per event (keeps the seen_jti DBI bounded

@@ -52,6 +52,11 @@ typedef struct tk_token_rec {
      * it at forward-auth. Key 16, optional: unbound tokens have none. */
     bool has_cnf;
     uint8_t cnf_x5t[TK_HASH_LEN];
+    /* DPoP (RFC 9449): the token is bound to the key whose RFC 7638
+     * thumbprint (SHA-256, raw) this is (cnf.jkt). Key 17, optional:
+     * absent for bearer tokens and records written before it. */
+    bool has_jkt;
+    uint8_t jkt[TK_HASH_LEN];
 } tk_token_rec;
 
 enum tk_session_state {
@@ -468,6 +473,10 @@ typedef struct tk_op_code_redeem {
     int64_t access_exp, refresh_exp;
     bool has_cnf; /* RFC 8705 §3: bind the access token to this certificate */
     uint8_t cnf[TK_HASH_LEN];
+    /* DPoP: bind the access token (has_jkt) and the refresh token too
+     * (bind_refresh: public clients, RFC 9449 §5) to jkt. */
+    bool has_jkt, bind_refresh;
+    uint8_t jkt[TK_HASH_LEN];
 } tk_op_code_redeem;
 
 /* Rotate refresh token old: current → rotated (successor = refresh) and a
@@ -485,6 +494,8 @@ typedef struct tk_op_refresh {
     uint64_t scope_mask;
     bool has_cnf; /* as tk_op_code_redeem: the certificate of this request */
     uint8_t cnf[TK_HASH_LEN];
+    bool has_jkt, bind_refresh; /* DPoP, as in tk_op_code_redeem */
+    uint8_t jkt[TK_HASH_LEN];
 } tk_op_refresh;
 
 /* A delegated child of access token parent for client: parent's sub,
@@ -498,6 +509,8 @@ typedef struct tk_op_exchange {
     uint64_t scope_mask;
     bool has_cnf; /* as tk_op_code_redeem */
     uint8_t cnf[TK_HASH_LEN];
+    bool has_jkt; /* DPoP: the child is bound to jkt */
+    uint8_t jkt[TK_HASH_LEN];
 } tk_op_exchange;
 
 typedef struct tk_op {

@@ -11,6 +11,8 @@
 #include "tokend/introspect_json.h"
 #include "tokend/crypto.h"
 
+#include "tokend/crypto.h"
+
 #include <string.h>
 
 /* RFC 8705 §3.1: cnf.x5t#S256 of a certificate-bound token, base64url. */
@@ -43,7 +45,10 @@ void tk_introspect_json(const tk_introspection *r, tk_slice issuer, tk_json *j)
         tk_json_kv_str(j, "client_id", t->client_id);
         tk_json_kv_str(j, "sub", r->sub);
         tk_json_kv_str(j, "sid", t->sid);
-        tk_json_kv_cstr(j, "token_type", t->kind == TK_TOKEN_REFRESH ? "refresh_token" : "Bearer");
+        tk_json_kv_cstr(j, "token_type",
+                        t->kind == TK_TOKEN_REFRESH ? "refresh_token"
+                        : t->has_jkt                ? "DPoP"
+                                                    : "Bearer");
         tk_json_kv_int(j, "exp", t->exp);
         tk_json_kv_int(j, "iat", t->iat);
         tk_json_kv_int(j, "nbf", t->nbf);
@@ -52,6 +57,14 @@ void tk_introspect_json(const tk_introspection *r, tk_slice issuer, tk_json *j)
         }
         if (t->aud.len > 0) {
             tk_json_kv_str(j, "aud", t->aud);
+        }
+        if (t->has_jkt) { /* RFC 9449 §6.2 */
+            char jkt[TK_JKT_B64_LEN + 1];
+            TK_ASSERT(tk_b64url_encode(t->jkt, TK_HASH_LEN, jkt, sizeof jkt) == 0);
+            tk_json_key(j, "cnf");
+            tk_json_obj_begin(j);
+            tk_json_kv_cstr(j, "jkt", jkt);
+            tk_json_obj_end(j);
         }
         write_act(r, j);
         if (r->may_act.len > 0) {
@@ -142,6 +155,8 @@ size_t tk_introspect_json_fast(const tk_introspection *r, tk_slice issuer, char 
     put_str(&c, t->sid);
     if (t->kind == TK_TOKEN_REFRESH) {
         PUT_LIT(&c, ",\"token_type\":\"refresh_token\",\"exp\":");
+    } else if (t->has_jkt) {
+        PUT_LIT(&c, ",\"token_type\":\"DPoP\",\"exp\":");
     } else {
         PUT_LIT(&c, ",\"token_type\":\"Bearer\",\"exp\":");
     }
@@ -157,6 +172,13 @@ size_t tk_introspect_json_fast(const tk_introspection *r, tk_slice issuer, char 
     if (t->aud.len > 0) {
         PUT_LIT(&c, ",\"aud\":\"");
         put_str(&c, t->aud);
+    }
+    if (t->has_jkt) {
+        char jkt[TK_JKT_B64_LEN + 1];
+        TK_ASSERT(tk_b64url_encode(t->jkt, TK_HASH_LEN, jkt, sizeof jkt) == 0);
+        PUT_LIT(&c, ",\"cnf\":{\"jkt\":\"");
+        put(&c, jkt, TK_JKT_B64_LEN);
+        PUT_LIT(&c, "\"}");
     }
     for (unsigned i = 0; i < r->nactors; i++) {
         PUT_LIT(&c, ",\"act\":{\"sub\":\"");

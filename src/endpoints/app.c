@@ -270,6 +270,12 @@ int tk_app_create(const tk_app_cfg *cfg, tk_app **out)
     app->routes = ep_routes;
     app->nroutes = ep_nroutes;
     pthread_mutex_init(&app->reg_mu, NULL);
+    if (ep_dpop_seen_new(&app->dpop_seen) != 0) {
+        pthread_mutex_destroy(&app->reg_mu);
+        free(app->w);
+        free(app);
+        return -ENOMEM;
+    }
     unsigned depth = cfg->max_depth;
     app->core.max_depth = depth < TK_DEPTH_MAX ? depth : TK_DEPTH_MAX;
     for (unsigned i = 0; i < n; i++) {
@@ -285,6 +291,7 @@ int tk_app_create(const tk_app_cfg *cfg, tk_app **out)
         int rc = load_resources(app, &app->res);
         if (rc != 0) {
             pthread_mutex_destroy(&app->reg_mu);
+            ep_dpop_seen_free(app->dpop_seen);
             free(app->w);
             free(app);
             return rc;
@@ -344,6 +351,7 @@ void tk_app_destroy(tk_app *app)
     }
     tk_resources_free(app->res);
     pthread_mutex_destroy(&app->reg_mu);
+    ep_dpop_seen_free(app->dpop_seen);
     free(app->w);
     free(app);
 }

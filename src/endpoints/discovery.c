@@ -124,6 +124,10 @@ void ep_metadata(ep_req *r)
     if (tls) { /* RFC 8705 §3.3 */
         tk_json_kv_bool(&j, "tls_client_certificate_bound_access_tokens", true);
     }
+    tk_json_key(&j, "dpop_signing_alg_values_supported"); /* RFC 9449 §5.1 */
+    tk_json_arr_begin(&j);
+    tk_json_cstr(&j, "ES256");
+    tk_json_arr_end(&j);
     if (w->app->cfg.keys != NULL) { /* RFC 9701 §6 */
         tk_json_kv_str(&j, "jwks_uri", join(issuer, "/jwks.json", url, sizeof url));
         tk_json_key(&j, "introspection_signing_alg_values_supported");

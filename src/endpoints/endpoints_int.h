@@ -12,6 +12,7 @@
 #include "tokend/endpoints.h"
 #include "tokend/form.h"
 #include "tokend/http.h"
+#include "tokend/http_uri.h"
 #include "tokend/resources.h"
 
 typedef struct ep_req ep_req;
@@ -92,6 +93,7 @@ enum ep_fa_result {
     EP_FA_UNKNOWN_RESOURCE,
     EP_FA_BAD_REQUEST,
     EP_FA_UNAVAILABLE,
+    EP_FA_INVALID_DPOP_PROOF, /* DPoP: a missing, bad, replayed or foreign-key proof */
     EP_FA_RESULTS,
 };
 
@@ -246,6 +248,7 @@ struct tk_app {
      * registration is rare, so one mutex is enough. */
     pthread_mutex_t reg_mu;
     ep_reg_entry reg[EP_REG_SLOTS];
+    struct ep_dpop_seen *dpop_seen; /* DPoP proof jtis (dpop.c) */
 };
 
 /* How the caller presented client credentials (RFC 6749 §2.3.1): decides
@@ -280,6 +283,76 @@ typedef enum ep_step {
     EP_STEP_ANSWERED, /* the request was answered (an error reply) */
     EP_STEP_NO_STORE, /* no read txn: not answered, so the caller can count it, then 503 */
 } ep_step;
+
+/* ---- dpop.c: DPoP proofs (RFC 9449) and the replay cache ---------------------------- */
+
+enum ep_dpop_err {
+    EP_DPOP_OK = 0,
+    EP_DPOP_MALFORMED,  /* not a compact JWS, typ, JSON, members */
+    EP_DPOP_BAD_KEY,    /* alg not ES256, no public P-256 jwk, a private member */
+    EP_DPOP_BAD_SIG,    /* the signature does not verify with the jwk */
+    EP_DPOP_BAD_CLAIMS, /* htm, htu, iat window, jti, ath */
+    EP_DPOP_REPLAY,     /* the jti was seen within the window */
+    EP_DPOP_FULL,       /* the replay cache could not remember it: refused */
+    EP_DPOP_USE_NONCE,  /* a good proof without the server's current nonce */
+};
+
+/* A server nonce: base64url of the 8-byte slot and 16 bytes of its MAC. */
+#define EP_DPOP_NONCE_LEN 32
+
+/* An absolute http(s) URL split for comparison: scheme, host normalised
+ * (lower case; the scheme's default port as 0), path without query and
+ * fragment ("/" when empty). Slices into the URL and hostbuf. */
+typedef struct ep_dpop_url_parts {
+    tk_slice scheme;
+    tk_http_host host;
+    tk_slice path;
+    char hostbuf[TK_HTTP_HOST_MAX + 1];
+} ep_dpop_url_parts;
+
+/* 0, or -1 when url is not an absolute http(s) URL with a valid host. */
+int ep_dpop_url(tk_slice url, ep_dpop_url_parts *u);
+
+/* What the request the proof comes with was. url may point into its own
+ * hostbuf: fill it in place, never copy an ep_dpop_want. */
+typedef struct ep_dpop_want {
+    tk_slice htm;          /* the method, compared byte for byte */
+    ep_dpop_url_parts url; /* the URL (ep_dpop_url, or filled by the caller) */
+    const uint8_t *ath;    /* SHA-256 of the access token; NULL at the token endpoint */
+    int64_t now;
+    const struct ep_dpop_seen *nonces; /* non-NULL: the proof must carry a current nonce */
+} ep_dpop_want;
+
+typedef struct ep_dpop_proof {
+    uint8_t jkt[TK_HASH_LEN]; /* RFC 7638 thumbprint of the proof's key (raw) */
+    uint8_t jti[TK_HASH_LEN]; /* SHA-256 of the jti: the replay cache's key */
+    int64_t until;            /* remember the jti until then */
+} ep_dpop_proof;
+
+/* Check a proof against want: typ dpop+jwt, alg ES256, a public P-256 jwk,
+ * the signature, htm, htu, iat within [now - TK_DPOP_IAT_PAST, now +
+ * TK_DPOP_IAT_FUTURE], jti present, ath when want->ath. Returns EP_DPOP_OK
+ * with *out, or an ep_dpop_err with *why a static explanation (never the
+ * proof's content). The replay check is the caller's (ep_dpop_remember). */
+int ep_dpop_check(tk_slice compact, const ep_dpop_want *want, ep_dpop_proof *out, const char **why);
+
+/* The request's DPoP header: 0 with *out, 1 when absent, -1 when repeated. */
+int ep_dpop_header(const tk_http_request *h, tk_slice *out);
+
+/* The process-wide replay cache (dpop.c says why not one per worker). */
+typedef struct ep_dpop_seen ep_dpop_seen;
+int ep_dpop_seen_new(ep_dpop_seen **out);
+void ep_dpop_seen_free(ep_dpop_seen *s);
+/* Remember jti until `until`: EP_DPOP_OK, EP_DPOP_REPLAY (seen, still live)
+ * or EP_DPOP_FULL (its probe window holds only live jtis: refuse). */
+int ep_dpop_remember(ep_dpop_seen *s, const uint8_t jti[TK_HASH_LEN], int64_t until, int64_t now);
+/* Proofs refused because the table was full (tokend_dpop_replay_full_total). */
+uint64_t ep_dpop_seen_full(ep_dpop_seen *s);
+/* The current server nonce (NUL-terminated), and whether a proof's nonce is
+ * current: made by this process (a MAC with its random key) in this slot or
+ * the one before (TK_DPOP_NONCE_SLOT). */
+void ep_dpop_nonce(const ep_dpop_seen *s, int64_t now, char out[EP_DPOP_NONCE_LEN + 1]);
+bool ep_dpop_nonce_ok(const ep_dpop_seen *s, tk_slice nonce, int64_t now);
 
 /* ---- reply.c: responses and the per-request store txn ----------------------------- */
 

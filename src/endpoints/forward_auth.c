@@ -11,6 +11,12 @@
  *        byte is not printable ASCII, so nothing can split a header);
  *   401  WWW-Authenticate: Bearer realm, resource_metadata (RFC 9728 §5.1),
  *        with error="invalid_token" unless the token was missing;
+ *   401  WWW-Authenticate: DPoP error="invalid_token" | "invalid_dpop_proof" |
+ *        "use_dpop_nonce" (with DPoP-Nonce), algs="ES256" (RFC 9449 §7): a
+ *        token sent as "Authorization: DPoP" is checked with the request's
+ *        DPoP proof (htm/htu against the original method and URL, ath, iat,
+ *        jti, the key against the token's cnf.jkt); a DPoP-bound token sent
+ *        as Bearer is refused, and so is an unbound one sent as DPoP;
  *   403  error="insufficient_scope", scope="…" (RFC 6750 §3.1);
  *   403  {"error":"unknown_resource"} when no resource covers the request;
  *   400  when the original request cannot be known without ambiguity
@@ -320,11 +326,105 @@ static bool holder_of(const ep_req *r, const uint8_t want[TK_HASH_LEN])
     return v.p != NULL && tk_cert_forwarded(v, got) == 0 && tk_ct_equal(got, want, TK_HASH_LEN);
 }
 
+/* ---- DPoP (RFC 9449 §7) ------------------------------------------------------------- */
+
+#define DPOP_ALGS "algs=\"ES256\""
+static const char dpop_invalid_token[] =
+    "WWW-Authenticate: DPoP error=\"invalid_token\", " DPOP_ALGS "\r\n";
+static const char dpop_invalid_proof[] =
+    "WWW-Authenticate: DPoP error=\"invalid_dpop_proof\", " DPOP_ALGS "\r\n";
+static const char dpop_use_nonce[] =
+    "WWW-Authenticate: DPoP error=\"use_dpop_nonce\", " DPOP_ALGS "\r\nDPoP-Nonce: ";
+
+/* The scheme of the original request: X-Forwarded-Proto when the proxy sent
+ * exactly one (http or https), else the resource identifier's. */
+static tk_slice original_scheme(const tk_http_request *h, const tk_resource *res)
+{
+    tk_slice v = TK_SLICE_NULL;
+    for (size_t i = 0; i < h->nheaders; i++) {
+        if (h->headers[i].name.len == 17 &&
+            tk_slice_eq_nocase(h->headers[i].name, "x-forwarded-proto")) {
+            if (v.p != NULL) {
+                return TK_SLICE_NULL; /* repeated: ambiguous */
+            }
+            v = h->headers[i].value;
+        }
+    }
+    if (v.p != NULL) {
+        return tk_slice_eq_nocase(v, "https")  ? TK_SLICE_LIT("https")
+               : tk_slice_eq_nocase(v, "http") ? TK_SLICE_LIT("http")
+                                               : TK_SLICE_NULL;
+    }
+    return res->id.len >= 5 && tk_slice_eq_nocase((tk_slice){res->id.p, 5}, "http:")
+               ? TK_SLICE_LIT("http")
+               : TK_SLICE_LIT("https");
+}
+
+/* The proof of the request (DPoP header) for this token: the original
+ * method and URL, ath the token's hash, the key the token's cnf.jkt, the
+ * jti never seen. */
+static int dpop_ok(ep_req *r, const orig *o, const tk_resource *res, const uint8_t hash[32],
+                   const tk_token_rec *t)
+{
+    ep_worker *w = r->w;
+    tk_slice proof;
+    ep_dpop_want want = {.htm = o->method,
+                         .ath = hash,
+                         .now = w->now,
+                         .nonces = w->app->cfg.dpop_nonce ? w->app->dpop_seen : NULL};
+    want.url.scheme = original_scheme(r->http, res);
+    if (ep_dpop_header(r->http, &proof) != 0 || want.url.scheme.p == NULL) {
+        tk_log_debug("dpop_refused", "endpoint=auth why=no_single_proof_or_scheme");
+        return EP_DPOP_MALFORMED;
+    }
+    want.url.host = o->vhost;
+    if (want.url.host.port == (tk_slice_eq(want.url.scheme, TK_SLICE_LIT("https")) ? 443 : 80)) {
+        want.url.host.port = 0;
+    }
+    size_t q = 0;
+    while (q < o->uri.len && o->uri.p[q] != '?' && o->uri.p[q] != '#') {
+        q++;
+    }
+    want.url.path = q > 0 ? (tk_slice){o->uri.p, q} : TK_SLICE_LIT("/");
+    ep_dpop_proof p;
+    const char *why = NULL;
+    int rc = ep_dpop_check(proof, &want, &p, &why);
+    if (rc == EP_DPOP_OK && !tk_ct_equal(p.jkt, t->jkt, TK_HASH_LEN)) {
+        why = "the proof's key is not the token's (cnf.jkt)";
+        rc = EP_DPOP_BAD_KEY;
+    }
+    if (rc == EP_DPOP_OK) {
+        rc = ep_dpop_remember(w->app->dpop_seen, p.jti, p.until, w->now);
+        why = rc == EP_DPOP_REPLAY ? "jti replayed" : "replay cache full";
+    }
+    if (rc != EP_DPOP_OK) {
+        tk_log_debug("dpop_refused", "endpoint=auth why=\"%s\"", why);
+    }
+    return rc;
+}
+
+/* 401 use_dpop_nonce with the nonce to use (RFC 9449 §9). */
+static void use_nonce(ep_req *r)
+{
+    char hdr[sizeof dpop_use_nonce + EP_DPOP_NONCE_LEN + 2];
+    size_t n = sizeof dpop_use_nonce - 1;
+    memcpy(hdr, dpop_use_nonce, n);
+    ep_dpop_nonce(r->w->app->dpop_seen, r->w->now, hdr + n);
+    memcpy(hdr + n + EP_DPOP_NONCE_LEN, "\r\n", 3);
+    challenge(r, 401, hdr, EP_FA_INVALID_DPOP_PROOF);
+}
+
 static void decide(ep_req *r, const orig *o, const tk_resource *res)
 {
     ep_worker *w = r->w;
     tk_slice tok;
     int b = bearer(r->http, &tok);
+    bool dpop = false;
+    if (b > 0 && r->http->authorization.len > 0) { /* another scheme: DPoP? */
+        int d = tk_http_dpop(r->http->authorization, &tok);
+        dpop = d == 0 && tok.len <= TK_TOKEN_IN_MAX;
+        b = dpop ? 0 : d == TK_E_NOTFOUND ? 1 : -1;
+    }
     if (b != 0) {
         challenge(r, 401, b > 0 ? res->challenge_missing : res->challenge_invalid,
                   b > 0 ? EP_FA_NO_TOKEN : EP_FA_INVALID_TOKEN);
@@ -343,7 +443,20 @@ static void decide(ep_req *r, const orig *o, const tk_resource *res)
         return;
     }
     if (!in.active) { /* refresh tokens are never bearer credentials (core) */
-        challenge(r, 401, res->challenge_invalid, EP_FA_INVALID_TOKEN);
+        challenge(r, 401, dpop ? dpop_invalid_token : res->challenge_invalid, EP_FA_INVALID_TOKEN);
+        return;
+    }
+    if (in.tok.has_jkt != dpop) { /* RFC 9449 §7.1/§7.2: bound ⇔ the DPoP scheme */
+        challenge(r, 401, dpop_invalid_token, EP_FA_INVALID_TOKEN);
+        return;
+    }
+    int prc = dpop ? dpop_ok(r, o, res, hash, &in.tok) : EP_DPOP_OK;
+    if (prc != EP_DPOP_OK) {
+        if (prc == EP_DPOP_USE_NONCE) {
+            use_nonce(r);
+        } else {
+            challenge(r, 401, dpop_invalid_proof, EP_FA_INVALID_DPOP_PROOF);
+        }
         return;
     }
     if (TK_UNLIKELY(in.tok.has_cnf) && !holder_of(r, in.tok.cnf_x5t)) {

@@ -29,8 +29,8 @@ static const int counted_status[EP_STATUSES - 1] = {200, 202, 400, 401, 403, 404
                                                     405, 409, 413, 500, 503};
 
 static const char *const fa_result_name[EP_FA_RESULTS] = {
-    "allowed",          "no_token",    "invalid_token", "wrong_audience", "insufficient_scope",
-    "unknown_resource", "bad_request", "unavailable",
+    "allowed",          "no_token",    "invalid_token", "wrong_audience",     "insufficient_scope",
+    "unknown_resource", "bad_request", "unavailable",   "invalid_dpop_proof",
 };
 
 /* Room one pair's lines may take at most (two lines, labels at their limits,
@@ -403,6 +403,9 @@ void ep_metrics_serve(ep_req *r)
     text t = {.buf = w->metrics, .cap = sizeof w->metrics};
     requests_section(&t, app, &tot);
     forward_auth_section(&t, &tot);
+    /* DPoP proofs refused because the replay cache could not remember them. */
+    type(&t, "tokend_dpop_replay_full_total", "counter");
+    line(&t, "tokend_dpop_replay_full_total", ep_dpop_seen_full(app->dpop_seen));
     duration_section(&t, &tot);
     if (app->cfg.committer != NULL) {
         committer_section(&t, app->cfg.committer);

@@ -112,9 +112,92 @@ static bool authenticate(ep_req *r, tk_txn *txn, tk_client_rec *c, tk_slice *cli
     return true;
 }
 
+/* ---- DPoP (RFC 9449 §5) ------------------------------------------------------------- */
+
+/* What this request's DPoP header said: no header (bearer tokens), or a
+ * checked proof whose key the new tokens are bound to. */
+typedef struct dpop_in {
+    bool present;
+    ep_dpop_proof proof;
+} dpop_in;
+
+/* 400 invalid_dpop_proof, or use_dpop_nonce with the nonce to use (§8). */
+static void dpop_answer(ep_req *r, const char *code, const char *desc, const char *extra)
+{
+    tk_json j;
+    tk_json_init(&j, r->w->scratch, sizeof r->w->scratch);
+    tk_json_obj_begin(&j);
+    tk_json_kv_cstr(&j, "error", code);
+    tk_json_kv_cstr(&j, "error_description", desc);
+    tk_json_obj_end(&j);
+    TK_ASSERT(tk_json_finish(&j) == 0);
+    ep_reply(r, 400, "application/json", extra, j.buf, j.len);
+}
+
+static void dpop_error(ep_req *r, const char *desc)
+{
+    dpop_answer(r, "invalid_dpop_proof", desc, NULL);
+}
+
+/* Check the request's proof, if any: htm POST, htu the token endpoint (the
+ * issuer + "/token", as the metadata says), then remember its jti. False:
+ * answered 400 invalid_dpop_proof. */
+static bool dpop_proof(ep_req *r, dpop_in *d)
+{
+    ep_worker *w = r->w;
+    tk_slice hdr;
+    memset(d, 0, sizeof *d);
+    int h = ep_dpop_header(r->http, &hdr);
+    d->present = h == 0;
+    if (h > 0) {
+        return true;
+    }
+    if (h < 0) {
+        dpop_error(r, "more than one DPoP header");
+        return false;
+    }
+    const char *issuer = w->app->cfg.issuer != NULL ? w->app->cfg.issuer : "";
+    char url[TK_URL_MAX + 8];
+    size_t n = strlen(issuer);
+    n = n > 0 && issuer[n - 1] == '/' ? n - 1 : n;
+    ep_dpop_want want = {.htm = TK_SLICE_LIT("POST"),
+                         .now = w->now,
+                         .nonces = w->app->cfg.dpop_nonce ? w->app->dpop_seen : NULL};
+    if (n + 6 > sizeof url) {
+        dpop_error(r, "the token endpoint URL is unknown");
+        return false;
+    }
+    memcpy(url, issuer, n);
+    memcpy(url + n, "/token", 6);
+    if (ep_dpop_url((tk_slice){url, n + 6}, &want.url) != 0) {
+        dpop_error(r, "the token endpoint URL is unknown");
+        return false;
+    }
+    const char *why = NULL;
+    int rc = ep_dpop_check(hdr, &want, &d->proof, &why);
+    if (rc == EP_DPOP_OK) {
+        rc = ep_dpop_remember(w->app->dpop_seen, d->proof.jti, d->proof.until, w->now);
+        why = rc == EP_DPOP_REPLAY ? "the proof's jti was used before"
+                                   : "too many recent proofs to remember this one: retry";
+    }
+    if (rc == EP_DPOP_USE_NONCE) {
+        char nh[16 + EP_DPOP_NONCE_LEN] = "DPoP-Nonce: ";
+        ep_dpop_nonce(w->app->dpop_seen, w->now, nh + 12);
+        memcpy(nh + 12 + EP_DPOP_NONCE_LEN, "\r\n", 3);
+        dpop_answer(r, "use_dpop_nonce", "send the proof again with the server nonce", nh);
+        return false;
+    }
+    if (rc != EP_DPOP_OK) {
+        tk_log_info("dpop_refused", "endpoint=token why=\"%s\"", why);
+        dpop_error(r, why);
+        return false;
+    }
+    return true;
+}
+
 /* The answer once durable: access token, and refresh token / issued type. */
 static void defer_tokens(ep_req *r, tk_commit_req *creq, const char *access, const char *refresh,
-                         int64_t expires_in, tk_slice scope, bool exchanged)
+                         int64_t expires_in, tk_slice scope, bool exchanged, bool dpop)
 {
     char body[1024 + TK_SCOPE_MAX];
     tk_json j;
@@ -124,7 +207,7 @@ static void defer_tokens(ep_req *r, tk_commit_req *creq, const char *access, con
     if (exchanged) {
         tk_json_kv_cstr(&j, "issued_token_type", TK_OAUTH_TOKEN_TYPE_ACCESS);
     }
-    tk_json_kv_cstr(&j, "token_type", "Bearer");
+    tk_json_kv_cstr(&j, "token_type", dpop ? "DPoP" : "Bearer"); /* RFC 9449 §5 */
     tk_json_kv_int(&j, "expires_in", expires_in);
     if (scope.len > 0) {
         tk_json_kv_str(&j, "scope", scope);
@@ -161,7 +244,8 @@ static bool allows(const tk_client_rec *c, unsigned grant)
     return c->grant_types == 0 || (c->grant_types & grant) != 0; /* 0: added by tokenctl */
 }
 
-static void grant_code(ep_req *r, tk_txn *txn, const tk_client_rec *c, tk_slice client_id)
+static void grant_code(ep_req *r, tk_txn *txn, const tk_client_rec *c, tk_slice client_id,
+                       const dpop_in *d)
 {
     ep_worker *w = r->w;
     const tk_app_cfg *cfg = &w->app->cfg;
@@ -200,6 +284,9 @@ static void grant_code(ep_req *r, tk_txn *txn, const tk_client_rec *c, tk_slice 
     op->code_redeem.access_exp = w->now + cfg->access_ttl;
     op->code_redeem.refresh_exp = w->now + cfg->refresh_ttl;
     bind_cert(r, &op->code_redeem.has_cnf, op->code_redeem.cnf);
+    op->code_redeem.has_jkt = d->present;
+    op->code_redeem.bind_refresh = (c->flags & TK_CLIENT_F_PUBLIC) != 0; /* RFC 9449 §5 */
+    memcpy(op->code_redeem.jkt, d->proof.jkt, TK_HASH_LEN);
     rc = tk_secret_new(TK_SECRET_ACCESS, access, sizeof access, op->code_redeem.access);
     if (rc == 0 && op->code_redeem.has_refresh) {
         rc = tk_secret_new(TK_SECRET_REFRESH, refresh, sizeof refresh, op->code_redeem.refresh);
@@ -211,12 +298,13 @@ static void grant_code(ep_req *r, tk_txn *txn, const tk_client_rec *c, tk_slice 
     char scope[TK_SCOPE_MAX];
     memcpy(scope, code.scope.p, code.scope.len);
     defer_tokens(r, &creq, access, refresh, cfg->access_ttl, (tk_slice){scope, code.scope.len},
-                 false);
+                 false, d->present);
     tk_cleanse(access, sizeof access);
     tk_cleanse(refresh, sizeof refresh);
 }
 
-static void grant_refresh(ep_req *r, tk_txn *txn, tk_slice client_id)
+static void grant_refresh(ep_req *r, tk_txn *txn, const tk_client_rec *c, tk_slice client_id,
+                          const dpop_in *d)
 {
     ep_worker *w = r->w;
     const tk_app_cfg *cfg = &w->app->cfg;
@@ -230,6 +318,13 @@ static void grant_refresh(ep_req *r, tk_txn *txn, tk_slice client_id)
     }
     if (rc != 0) {
         token_error(r, 400, TK_OAUTH_INVALID_GRANT, "the refresh token is unknown or not yours");
+        return;
+    }
+    /* RFC 9449 §5: a bound refresh token is refreshed only with a proof of
+     * the same key (the binding is part of the record: it cannot change). */
+    if (t.has_jkt && (!d->present || !tk_ct_equal(t.jkt, d->proof.jkt, TK_HASH_LEN))) {
+        dpop_error(r, d->present ? "the proof's key is not the refresh token's"
+                                 : "the refresh token is bound to a key: send a DPoP proof");
         return;
     }
     uint64_t mask;
@@ -252,6 +347,9 @@ static void grant_refresh(ep_req *r, tk_txn *txn, tk_slice client_id)
     op->refresh.window = cfg->refresh_reuse_window;
     op->refresh.scope_mask = mask;
     bind_cert(r, &op->refresh.has_cnf, op->refresh.cnf);
+    op->refresh.has_jkt = d->present;
+    op->refresh.bind_refresh = (c->flags & TK_CLIENT_F_PUBLIC) != 0;
+    memcpy(op->refresh.jkt, d->proof.jkt, TK_HASH_LEN);
     rc = tk_secret_new(TK_SECRET_ACCESS, access, sizeof access, op->refresh.access);
     if (rc == 0) {
         rc = tk_secret_new(TK_SECRET_REFRESH, refresh, sizeof refresh, op->refresh.refresh);
@@ -263,12 +361,13 @@ static void grant_refresh(ep_req *r, tk_txn *txn, tk_slice client_id)
     char scope[TK_SCOPE_MAX];
     tk_slice s = want.len > 0 ? want : t.scope;
     memcpy(scope, s.p, s.len);
-    defer_tokens(r, &creq, access, refresh, cfg->access_ttl, (tk_slice){scope, s.len}, false);
+    defer_tokens(r, &creq, access, refresh, cfg->access_ttl, (tk_slice){scope, s.len}, false,
+                 d->present);
     tk_cleanse(access, sizeof access);
     tk_cleanse(refresh, sizeof refresh);
 }
 
-static void grant_exchange(ep_req *r, tk_txn *txn, tk_slice client_id)
+static void grant_exchange(ep_req *r, tk_txn *txn, tk_slice client_id, const dpop_in *d)
 {
     ep_worker *w = r->w;
     const tk_app_cfg *cfg = &w->app->cfg;
@@ -286,6 +385,11 @@ static void grant_exchange(ep_req *r, tk_txn *txn, tk_slice client_id)
     }
     if (!in.active || in.tok.kind != TK_TOKEN_ACCESS) {
         token_error(r, 400, TK_OAUTH_INVALID_GRANT, "subject_token is not an active access token");
+        return;
+    }
+    if (in.tok.has_jkt && !d->present) { /* no downgrade of a bound token to a bearer one */
+        dpop_error(r,
+                   "the subject token is DPoP-bound: send a proof, the delegated token is bound");
         return;
     }
     tk_client_rec owner;
@@ -322,6 +426,8 @@ static void grant_exchange(ep_req *r, tk_txn *txn, tk_slice client_id)
     op->exchange.exp = w->now + cfg->access_ttl;
     op->exchange.scope_mask = mask;
     bind_cert(r, &op->exchange.has_cnf, op->exchange.cnf);
+    op->exchange.has_jkt = d->present;
+    memcpy(op->exchange.jkt, d->proof.jkt, TK_HASH_LEN);
     if (tk_secret_new(TK_SECRET_ACCESS, access, sizeof access, op->exchange.child) != 0) {
         ep_reply_error(r, 500, "server_error", NULL);
         return;
@@ -330,7 +436,7 @@ static void grant_exchange(ep_req *r, tk_txn *txn, tk_slice client_id)
     char scope[TK_SCOPE_MAX];
     tk_slice s = want.len > 0 ? want : in.tok.scope;
     memcpy(scope, s.p, s.len);
-    defer_tokens(r, &creq, access, NULL, exp - w->now, (tk_slice){scope, s.len}, true);
+    defer_tokens(r, &creq, access, NULL, exp - w->now, (tk_slice){scope, s.len}, true, d->present);
     tk_cleanse(access, sizeof access);
 }
 
@@ -361,16 +467,20 @@ void ep_token(ep_req *r)
                     "the client did not register this grant type");
         return;
     }
+    dpop_in d;
+    if (!dpop_proof(r, &d)) {
+        return;
+    }
     switch (treq.grant) {
     case TK_OAUTH_GRANT_AUTHORIZATION_CODE:
-        grant_code(r, txn, &c, client_id);
+        grant_code(r, txn, &c, client_id, &d);
         break;
     case TK_OAUTH_GRANT_REFRESH_TOKEN:
-        grant_refresh(r, txn, client_id);
+        grant_refresh(r, txn, &c, client_id, &d);
         break;
     default:
         TK_ASSERT(treq.grant == TK_OAUTH_GRANT_TOKEN_EXCHANGE);
-        grant_exchange(r, txn, client_id);
+        grant_exchange(r, txn, client_id, &d);
         break;
     }
 }

@@ -131,12 +131,13 @@ static bool is_b64token_char(char c)
            c == '.' || c == '_' || c == '~' || c == '+' || c == '/';
 }
 
-int tk_http_bearer(tk_slice value, tk_slice *token)
+/* "<scheme> <b64token>" with the scheme given in lower case. */
+static int token68(tk_slice value, const char *scheme, tk_slice *token)
 {
     TK_ASSERT(token != NULL);
     *token = TK_SLICE_NULL;
     tk_slice t;
-    int rc = split_scheme(value, "bearer", &t);
+    int rc = split_scheme(value, scheme, &t);
     if (rc != 0) {
         return rc;
     }
@@ -155,4 +156,14 @@ int tk_http_bearer(tk_slice value, tk_slice *token)
     }
     *token = t;
     return 0;
+}
+
+int tk_http_bearer(tk_slice value, tk_slice *token)
+{
+    return token68(value, "bearer", token);
+}
+
+int tk_http_dpop(tk_slice value, tk_slice *token)
+{
+    return token68(value, "dpop", token);
 }

@@ -167,7 +167,7 @@ static int ecdsa_der(const uint8_t *sig, size_t len, size_t half, uint8_t *der, 
     return rc;
 }
 
-static bool verify_evp(const ev_jws *j, const tk_idp_key *k)
+static bool verify_evp(const ev_jws *j, EVP_PKEY *pkey)
 {
     const uint8_t *sig = j->sig;
     size_t sig_len = j->sig_len;
@@ -180,7 +180,7 @@ static bool verify_evp(const ev_jws *j, const tk_idp_key *k)
     sig = es ? der : sig;
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     EVP_PKEY_CTX *pctx = NULL;
-    bool ok = md != NULL && EVP_DigestVerifyInit(md, &pctx, digest_of(j->alg), NULL, k->pkey) == 1;
+    bool ok = md != NULL && EVP_DigestVerifyInit(md, &pctx, digest_of(j->alg), NULL, pkey) == 1;
     bool pss = j->alg == TK_ALG_PS256 || j->alg == TK_ALG_PS384 || j->alg == TK_ALG_PS512;
     if (ok && pss) {
         ok = EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1 &&
@@ -204,7 +204,20 @@ ev_err ev_jws_verify(const ev_jws *j, const tk_idp_issuer *is, const char **why)
         *why = "alg not allowed for this key";
         return EV_BAD_KEY;
     }
-    if (!verify_evp(j, k)) {
+    if (!verify_evp(j, k->pkey)) {
+        *why = "signature does not verify";
+        return EV_BAD_SIGNATURE;
+    }
+    return EV_OK;
+}
+
+ev_err ev_jws_verify_pkey(const ev_jws *j, EVP_PKEY *pkey, uint8_t alg, const char **why)
+{
+    if (j->alg != alg) {
+        *why = "alg is not the key's";
+        return EV_BAD_KEY;
+    }
+    if (!verify_evp(j, pkey)) {
         *why = "signature does not verify";
         return EV_BAD_SIGNATURE;
     }

@@ -428,7 +428,7 @@ typedef struct family {
 } family;
 
 static int put_tok(tk_txn *txn, const family *f, uint8_t kind, const uint8_t hash[TK_HASH_LEN],
-                   int64_t at, int64_t exp, const uint8_t *parent)
+                   int64_t at, int64_t exp, const uint8_t *parent, const uint8_t *jkt)
 {
     tk_token_rec t = {.kind = kind,
                       .client_id = SL(f->client),
@@ -447,6 +447,10 @@ static int put_tok(tk_txn *txn, const family *f, uint8_t kind, const uint8_t has
     if (kind == TK_TOKEN_ACCESS && f->cnf != NULL) { /* RFC 8705 §3 */
         t.has_cnf = true;
         memcpy(t.cnf_x5t, f->cnf, TK_HASH_LEN);
+    }
+    if (jkt != NULL) { /* RFC 9449 */
+        t.has_jkt = true;
+        memcpy(t.jkt, jkt, TK_HASH_LEN);
     }
     int rc = tk_store_put_token(txn, hash, &t, TK_PUT_NEW);
     return rc == TK_E_EXISTS ? TK_E_INVALID : rc;
@@ -510,11 +514,13 @@ static int apply_code_redeem(tk_txn *txn, const tk_op *op, bool *changed, uint8_
     memcpy(used.challenge, challenge, TK_HASH_LEN);
     rc = tk_store_put_code(txn, x->code, &used, 0);
     if (rc == 0) {
-        rc = put_tok(txn, &f, TK_TOKEN_ACCESS, x->access, op->at, x->access_exp, NULL);
+        rc = put_tok(txn, &f, TK_TOKEN_ACCESS, x->access, op->at, x->access_exp, NULL,
+                     x->has_jkt ? x->jkt : NULL);
     }
     if (rc == 0 && x->has_refresh) {
         rc = put_tok(txn, &f, TK_TOKEN_REFRESH, x->refresh, op->at,
-                     min_exp(x->refresh_exp, f.session_expires), NULL);
+                     min_exp(x->refresh_exp, f.session_expires), NULL,
+                     x->has_jkt && x->bind_refresh ? x->jkt : NULL);
     }
     *changed = rc == 0;
     *outcome = rc == 0 ? TK_OUT_OK : TK_OUT_NONE;
@@ -564,11 +570,13 @@ static int apply_refresh(tk_txn *txn, const tk_op *op, bool *changed, uint8_t *o
         rc = tk_store_put_token(txn, x->old, &t, TK_PUT_NO_INDEX);
     }
     if (rc == 0) {
-        rc = put_tok(txn, &f, TK_TOKEN_ACCESS, x->access, op->at, x->access_exp, NULL);
+        rc = put_tok(txn, &f, TK_TOKEN_ACCESS, x->access, op->at, x->access_exp, NULL,
+                     x->has_jkt ? x->jkt : NULL);
     }
     if (rc == 0) {
         rc = put_tok(txn, &f, TK_TOKEN_REFRESH, x->refresh, op->at,
-                     min_exp(x->refresh_exp, f.session_expires), NULL);
+                     min_exp(x->refresh_exp, f.session_expires), NULL,
+                     x->has_jkt && x->bind_refresh ? x->jkt : NULL);
     }
     *changed = rc == 0;
     *outcome = rc == 0 ? TK_OUT_OK : TK_OUT_NONE;
@@ -599,7 +607,8 @@ static int apply_exchange(tk_txn *txn, const tk_op *op, bool *changed, uint8_t *
     if (!client_ok(txn, SL(f.client), &f.gen, &rc)) {
         return rc;
     }
-    rc = put_tok(txn, &f, TK_TOKEN_ACCESS, x->child, op->at, exp, x->parent);
+    rc = put_tok(txn, &f, TK_TOKEN_ACCESS, x->child, op->at, exp, x->parent,
+                 x->has_jkt ? x->jkt : NULL);
     if (rc == TK_E_INVALID) {
         return 0;
     }

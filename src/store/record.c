@@ -82,6 +82,7 @@ static const field token_fields[] = {
     TIME(14, false, tk_token_rec, rotated_at),
     HASH(15, false, tk_token_rec, successor, offsetof(tk_token_rec, has_successor)),
     HASH(16, false, tk_token_rec, cnf_x5t, offsetof(tk_token_rec, has_cnf)),
+    HASH(17, false, tk_token_rec, jkt, offsetof(tk_token_rec, has_jkt)),
 };
 
 static const field session_fields[] = {
@@ -248,8 +249,8 @@ static const field op_fields[] = {
 #define WORST_INT    (1 + 9)
 #define WORST_HASH   (1 + 2 + TK_HASH_LEN)
 _Static_assert(3 + 2 + WORST_INT + 4 * WORST_STR(TK_ID_MAX) + WORST_STR(TK_SUB_MAX) +
-                       WORST_STR(TK_SCOPE_MAX) + WORST_STR(TK_AUD_MAX) + WORST_HASH +
-                       5 * WORST_INT <=
+                       WORST_STR(TK_SCOPE_MAX) + WORST_STR(TK_AUD_MAX) + 3 * WORST_HASH +
+                       7 * WORST_INT <=
                    TK_RECORD_MAX,
                "a token record at its limits fits TK_RECORD_MAX");
 _Static_assert(3 + 2 + WORST_STR(TK_SUB_MAX) + WORST_STR(TK_URL_MAX) + WORST_STR(TK_REASON_MAX) +

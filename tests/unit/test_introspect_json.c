@@ -13,6 +13,7 @@
 #include "tokend/json.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 static size_t generic(const tk_introspection *r, tk_slice iss, char *buf, size_t cap)
 {
@@ -98,6 +99,36 @@ static void test_shapes(void)
     CHECK(strstr(buf, "cnf") == NULL);
 }
 
+/* DPoP-bound tokens (RFC 9449 §6.2): token_type DPoP and cnf.jkt, the same
+ * bytes from both writers; a bound refresh token keeps its token_type. */
+static void test_dpop_bound(void)
+{
+    for (unsigned n = 0; n <= 2; n++) {
+        tk_introspection r = sample(n, false);
+        r.tok.has_jkt = true;
+        memset(r.tok.jkt, 0xfb, TK_HASH_LEN);
+        r.tok.aud = TK_SLICE_LIT("https://wiki.example");
+        same(&r, TK_SLICE_LIT("https://issuer.example"));
+        char a[2048];
+        size_t na = generic(&r, TK_SLICE_NULL, a, sizeof a);
+        TK_ASSERT(na > 0 && na < sizeof a);
+        a[na] = '\0';
+        CHECK(strstr(a, "\"token_type\":\"DPoP\"") != NULL);
+        CHECK(strstr(a, "\"cnf\":{\"jkt\":\"-_v7-_v7-_v7-_v7-_v7-_v7-_v7-_v7-_v7-_v7-_s\"}") !=
+              NULL);
+        r.tok.kind = TK_TOKEN_REFRESH;
+        same(&r, TK_SLICE_NULL);
+        na = generic(&r, TK_SLICE_NULL, a, sizeof a);
+        a[na] = '\0';
+        CHECK(strstr(a, "\"token_type\":\"refresh_token\"") != NULL);
+    }
+    tk_introspection r = sample(0, false);
+    char a[2048];
+    size_t na = generic(&r, TK_SLICE_NULL, a, sizeof a);
+    a[na] = '\0';
+    CHECK(strstr(a, "cnf") == NULL && strstr(a, "\"Bearer\"") != NULL);
+}
+
 static void test_needs_escaping(void)
 {
     const char *bad[] = {"a\"b", "a\\b", "tab\there", "nl\n", "caf\xc3\xa9", "\x01", "\x1f"};
@@ -149,6 +180,7 @@ static void test_is_plain(void)
 int main(void)
 {
     RUN(test_shapes);
+    RUN(test_dpop_bound);
     RUN(test_needs_escaping);
     RUN(test_is_plain);
     return check_report();

@@ -125,8 +125,10 @@ static tk_token_rec limit_token(void)
         .exp = TK_TIME_MAX,
         .revoked_at = TK_TIME_MAX,
         .client_gen = UINT32_MAX,
+        .has_jkt = true,
     };
     memset(t.parent, 0xff, TK_HASH_LEN);
+    memset(t.jkt, 0xee, TK_HASH_LEN);
     return t;
 }
 
@@ -146,6 +148,8 @@ static void check_token_eq(const tk_token_rec *a, const tk_token_rec *b)
     CHECK_EQ_INT(a->exp, b->exp);
     CHECK_EQ_INT(a->revoked_at, b->revoked_at);
     CHECK_EQ_INT(a->client_gen, b->client_gen);
+    CHECK_EQ_INT(a->has_jkt, b->has_jkt);
+    CHECK(!a->has_jkt || memcmp(a->jkt, b->jkt, TK_HASH_LEN) == 0);
 }
 
 /* ---- Round trips -------------------------------------------------------------------- */
@@ -173,6 +177,17 @@ static void test_token_roundtrip(void)
     tk_token_rec m = {.kind = TK_TOKEN_ACCESS, .client_id = TK_SLICE_LIT("c"), .exp = 5};
     CHECK_EQ_INT(tk_record_encode_token(&m, buf, sizeof(buf), &len), 0);
     CHECK_EQ_INT(len, 12); /* map, 0:1, 1:1, 2:"c", 9:0, 11:5 */
+    CHECK_EQ_INT(tk_record_decode_token(buf, len, &out), 0);
+    check_token_eq(&m, &out);
+    CHECK(!out.has_jkt); /* a record without key 17 (every one before DPoP): unbound */
+
+    /* DPoP: key 17 is a 32-byte bin, optional; it round-trips alone. */
+    m.has_jkt = true;
+    for (size_t i = 0; i < TK_HASH_LEN; i++) {
+        m.jkt[i] = (uint8_t)i;
+    }
+    CHECK_EQ_INT(tk_record_encode_token(&m, buf, sizeof(buf), &len), 0);
+    CHECK_EQ_INT(len, 12 + 1 + 2 + TK_HASH_LEN);
     CHECK_EQ_INT(tk_record_decode_token(buf, len, &out), 0);
     check_token_eq(&m, &out);
 }
