@@ -283,6 +283,9 @@ static void reload_keys(const tk_config *cfg, tk_keys_holder *keys)
 /* SIGHUP: reload the TLS certificate and key, the protected resources and
  * the signing keys and the IdP trust file; a bad file keeps the one in use. The key refresher
  * merges its fetched keys into the new trust file's snapshot and swaps it in. */
+/* The outbound thread, for discovery at SIGHUP (main thread only). */
+static tk_outbound *main_outbound;
+
 static void reload(const tk_config *cfg, tk_idp_jwks *jwks, tk_keys_holder *keys, tk_app *app)
 {
     reload_keys(cfg, keys);
@@ -312,6 +315,9 @@ static void reload(const tk_config *cfg, tk_idp_jwks *jwks, tk_keys_holder *keys
     if (load_idp(cfg, &t) != 0) {
         tk_log_warn("sighup", "note=\"IdP configuration unchanged\"");
         return;
+    }
+    if (cfg->login == TK_LOGIN_OIDC) {
+        tk_idp_discover(t, main_outbound); /* discovery again: the documents may have changed */
     }
     tk_idp_jwks_set_base(jwks, t);
     tk_log_info("sighup", "note=\"IdP configuration reloaded\"");
@@ -378,6 +384,19 @@ static int start_outbound(const tk_config *cfg, tk_idp_holder *idp, tk_idp_trust
         tk_idp_unref(trust);
         return r;
     }
+    unsigned signin = 0;
+    for (unsigned i = 0; trust != NULL && i < trust->n; i++) {
+        signin += trust->issuers[i].client_id_len > 0 ? 1 : 0;
+    }
+    if (cfg->login == TK_LOGIN_OIDC && signin == 0) {
+        tk_log_error("oidc_no_idp", "note=\"login = oidc, but no issuer of the IdP trust file "
+                                    "names a client_id\"");
+        tk_idp_unref(trust);
+        return TK_E_INVALID;
+    }
+    if (signin > 0 && cfg->login == TK_LOGIN_OIDC) {
+        tk_idp_discover(trust, *ob_out); /* before publishing: it fills the endpoints */
+    }
     if (trust != NULL) {
         tk_idp_jwks_set_base(*jwks_out, trust);
     }
@@ -423,6 +442,7 @@ static int run(struct options *o)
     tk_idp_jwks *jwks = NULL;
     tk_committer *committer = NULL;
     r = start_outbound(cfg, idp, trust, &outbound, &jwks);
+    main_outbound = outbound;
     if (r == 0 && (r = tk_committer_start(store, cfg->workers, cfg->commit_queue, &committer))) {
         tk_log_error("committer_start_failed", "error=\"%s\"", tk_strerror(r));
     }
