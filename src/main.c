@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char usage[] =
@@ -285,6 +286,9 @@ static void reload_keys(const tk_config *cfg, tk_keys_holder *keys)
  * merges its fetched keys into the new trust file's snapshot and swaps it in. */
 /* The outbound thread, for discovery at SIGHUP (main thread only). */
 static tk_outbound *main_outbound;
+/* login = oidc: whether every sign-in IdP of the trust file was
+ * discovered at the latest (re)load; written by the main thread only. */
+static bool oidc_all_discovered = true;
 
 static void reload(const tk_config *cfg, tk_idp_jwks *jwks, tk_keys_holder *keys, tk_app *app)
 {
@@ -317,10 +321,23 @@ static void reload(const tk_config *cfg, tk_idp_jwks *jwks, tk_keys_holder *keys
         return;
     }
     if (cfg->login == TK_LOGIN_OIDC) {
-        tk_idp_discover(t, main_outbound); /* discovery again: the documents may have changed */
+        /* discovery again: the documents may have changed */
+        oidc_all_discovered = tk_idp_discover(t, main_outbound) == 0;
     }
     tk_idp_jwks_set_base(jwks, t);
     tk_log_info("sighup", "note=\"IdP configuration reloaded\"");
+}
+
+/* Discovery again, off SIGHUP: the trust file is loaded and its IdPs
+ * discovered as at a reload; a file that does not load keeps the one in use. */
+static void rediscover(const tk_config *cfg, tk_idp_jwks *jwks)
+{
+    tk_idp_trust *t = NULL;
+    if (load_idp(cfg, &t) != 0) {
+        return;
+    }
+    oidc_all_discovered = tk_idp_discover(t, main_outbound) == 0;
+    tk_idp_jwks_set_base(jwks, t);
 }
 
 static int wait_for_stop(const sigset_t *set, const tk_config *cfg, tk_idp_jwks *jwks,
@@ -328,7 +345,20 @@ static int wait_for_stop(const sigset_t *set, const tk_config *cfg, tk_idp_jwks 
 {
     for (;;) { /* until a stop signal: SIGHUP alone does not stop */
         int sig = 0;
-        if (sigwait(set, &sig) != 0) {
+        if (cfg->login == TK_LOGIN_OIDC) {
+            /* Discovery documents are refreshed hourly, and every
+             * TK_OIDC_REDISCOVER_S while an IdP could not be discovered. */
+            struct timespec ts = {.tv_sec = oidc_all_discovered ? TK_OIDC_REFRESH_S
+                                                                : TK_OIDC_REDISCOVER_S};
+            sig = sigtimedwait(set, NULL, &ts);
+            if (sig < 0 && errno == EAGAIN) {
+                rediscover(cfg, jwks);
+                continue;
+            }
+            if (sig < 0) {
+                continue; /* EINTR */
+            }
+        } else if (sigwait(set, &sig) != 0) {
             return -1;
         }
         if (sig == SIGHUP) {
@@ -395,7 +425,8 @@ static int start_outbound(const tk_config *cfg, tk_idp_holder *idp, tk_idp_trust
         return TK_E_INVALID;
     }
     if (signin > 0 && cfg->login == TK_LOGIN_OIDC) {
-        tk_idp_discover(trust, *ob_out); /* before publishing: it fills the endpoints */
+        /* before publishing: it fills the endpoints */
+        oidc_all_discovered = tk_idp_discover(trust, *ob_out) == 0;
     }
     if (trust != NULL) {
         tk_idp_jwks_set_base(*jwks_out, trust);

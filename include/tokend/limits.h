@@ -232,6 +232,11 @@
 /* An ID token's iat may be at most this old (seconds): the code was just
  * redeemed, so the token was just minted. */
 #define TK_OIDC_IAT_MAX_AGE 600
+/* Discovery documents are fetched again hourly (an IdP's endpoints rarely
+ * move), and every minute while one could not be fetched (an IdP down at
+ * start must not need a SIGHUP). */
+#define TK_OIDC_REFRESH_S    3600
+#define TK_OIDC_REDISCOVER_S 60
 /* How long discovery may take at start or reload (milliseconds). */
 #define TK_OIDC_DISCOVERY_WAIT_MS 15000
 /* A JWS signature: RSA-4096 (ECDSA P-384 r||s is 96 bytes). */

@@ -499,5 +499,75 @@ class OidcLogin(h.TokenAsserts, unittest.TestCase):
         self.assertIn(b"did not answer in time", out["r"].body)
 
 
+class OidcIdpDown(h.TokenAsserts, unittest.TestCase):
+    """The only sign-in IdP is down when tokend starts: tokend starts and
+    answers introspection; a sign-in is an error page (discovery is retried
+    every minute, without a SIGHUP)."""
+
+    def test_idp_down_at_start(self):
+        folder = tempfile.mkdtemp(prefix="tokend-oidc-down-")
+        self.addCleanup(shutil.rmtree, folder, True)
+        dead = "http://127.0.0.1:%d" % free_port()  # nothing listens there
+        trust = os.path.join(folder, "idp.json")
+        with open(trust, "w") as f:
+            json.dump({"issuers": [{"issuer": dead, "audience": "tokend", "client_id": "tokend",
+                                    "client_secret": "s"}]}, f)
+        res = os.path.join(folder, "resources.json")
+        with open(res, "w") as f:
+            json.dump({"resources": [{"resource": RESOURCE, "name": "MCP",
+                                      "scopes_supported": ["mcp:read"]}]}, f)
+        self.d = h.start_daemon(("--login", "oidc", "--registration", "open", "--resources", res,
+                                 "--idp-config", trust))
+        self.addCleanup(h.destroy_daemon, self.d)
+        self.d.default_auth = self.d.add_client("resource_server", "rs", resource=RESOURCE)
+        self.assertIn("oidc_discovery_failed", self.d.stderr())
+        r = self.d.request("POST", "/register", json.dumps({
+            "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none",
+            "grant_types": ["authorization_code"]}).encode(), content_type="application/json")
+        cid = r.json()["client_id"]
+        tb = TokendBrowser(self.d)
+        q = urllib.parse.urlencode({
+            "response_type": "code", "client_id": cid, "redirect_uri": REDIRECT,
+            "code_challenge": s256(new_verifier()), "code_challenge_method": "S256",
+            "scope": "mcp:read", "resource": RESOURCE})
+        r = tb.request("GET", "/authorize?" + q)
+        self.assertEqual(r.status, 303, r)
+        r = tb.request("GET", r.header("Location"))
+        self.assertEqual(r.status, 503, r)
+        self.assertIn(b"could not be reached", r.body)
+        self.assertNotIn("__Host-tokend", r.header("Set-Cookie") or "")
+        self.assertInactive("tkd_at_" + "B" * 43)
+        # The dev login's form post is not a way around the upstream sign-in.
+        r = tb.request("POST", "/login", h.form([("request", "x"), ("csrf", "y"),
+                                                 ("subject", "root")]), h.FORM)
+        self.assertEqual(r.status, 405, r)
+
+    def test_oidc_needs_a_signin_idp(self):
+        folder = tempfile.mkdtemp(prefix="tokend-oidc-none-")
+        self.addCleanup(shutil.rmtree, folder, True)
+        for doc, why in (
+                (None, "idp-config"),
+                ({"issuers": [{"issuer": "https://idp.test", "audience": "a",
+                               "jwks_uri": "https://idp.test/jwks"}]}, "names a client_id"),
+                ({"issuers": [{"issuer": "https://idp.test", "audience": "a",
+                               "client_id": "c"}]}, "client_secret"),
+                ({"issuers": [{"issuer": "http://idp.test", "audience": "a", "client_id": "c",
+                               "client_secret": "s"}]}, "https"),
+                ({"issuers": [{"issuer": "https://idp.test", "audience": "a", "client_id": "c",
+                               "client_secret": "s",
+                               "token_endpoint_auth_method": "none"}]}, "client_secret_basic")):
+            with self.subTest(why=why):
+                args = ["--data", folder, "--listen", "127.0.0.1:0", "--login", "oidc"]
+                if doc is not None:
+                    trust = os.path.join(folder, "idp.json")
+                    with open(trust, "w") as f:
+                        json.dump(doc, f)
+                    args += ["--idp-config", trust]
+                p = subprocess.run([h.TOKEND_BIN] + args, capture_output=True, text=True,
+                                   timeout=60, env=h._env())
+                self.assertNotEqual(p.returncode, 0)
+                self.assertIn(why, p.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()
