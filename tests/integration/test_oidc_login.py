@@ -263,7 +263,8 @@ class OidcLogin(h.TokenAsserts, unittest.TestCase):
                                       "scopes_supported": ["mcp:read", "mcp:write"]}]}, f)
         cls.d = h.start_daemon(("--listen", "127.0.0.1:%d" % port, "--login", "oidc",
                                 "--registration", "open", "--resources", res,
-                                "--idp-config", trust, "--outbound-timeout", "2500", "--outbound-connect-timeout", "1000"))
+                                "--idp-config", trust, "--outbound-timeout", "2500",
+                                "--outbound-connect-timeout", "1000", "--jwks-kid-interval", "1"))
         cls.addClassCleanup(h.destroy_daemon, cls.d)
         cls.rs = cls.d.add_client("resource_server", "rs", resource=RESOURCE)
         cls.admin = cls.d.add_client("admin", "admin")
@@ -469,6 +470,23 @@ class OidcLogin(h.TokenAsserts, unittest.TestCase):
         self.assertEqual(r.status, 400, r)
         for resp in (r,):
             self.assertNotIn("__Host-tokend-session=", resp.header("Set-Cookie") or "")
+
+    def test_key_rotated_at_the_idp(self):
+        """The IdP rotates to a key with a new kid: the first ID token under
+        it is refused (and makes tokend fetch the JWKS again), the next sign-in
+        works, without a restart."""
+        self.fake.key = iu.Key(self.dir, "fake-idp-2", "rsa", kid="fake-2")
+        r = self.fake_round("good")
+        self.assertEqual(r.status, 403, r)
+        self.assertIn(b"does not publish", r.body)
+        deadline = time.monotonic() + 10
+        while True:
+            time.sleep(0.5)
+            r = self.fake_round("good")
+            if r.status == 303 or time.monotonic() > deadline:
+                break
+        self.assertEqual(r.status, 303, r)
+        self.assertIn("__Host-tokend-session=", r.header("Set-Cookie"))
 
     def test_idp_garbage_or_slow(self):
         agent = self.register()
