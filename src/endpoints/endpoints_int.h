@@ -405,6 +405,9 @@ void ep_token_done(ep_req *r, const tk_server_done *done);
  * through the outbound callback, which queues it for the worker and wakes
  * the worker's ring through the committer's eventfd; app_wake drains both. */
 void ep_oidc_login(ep_req *r);
+/* logout.c: GET shows the sign-out form, POST ends the tokend session. */
+void ep_logout(ep_req *r);
+void ep_logout_done(ep_req *r, const tk_server_done *done);
 void ep_oidc_callback(ep_req *r);
 void ep_oidc_callback_done(ep_req *r, const tk_server_done *done);
 /* Worker life: open (completions may be queued for it and its eventfd

@@ -97,6 +97,13 @@ const ep_route ep_routes[] = {
      .label = "login_callback",
      .handle = ep_oidc_callback,
      .complete = ep_oidc_callback_done},
+    /* Sign-out at tokend (logout.c), and on at the IdP when configured. */
+    {.path = "/logout",
+     .body = true,
+     .methods = EP_GET | EP_POST,
+     .label = "logout",
+     .handle = ep_logout,
+     .complete = ep_logout_done},
     {.path = "/consent",
      .body = true,
      .methods = EP_GET | EP_POST,

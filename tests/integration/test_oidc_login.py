@@ -252,7 +252,7 @@ class OidcLogin(h.TokenAsserts, unittest.TestCase):
         with open(trust, "w") as f:
             json.dump({"issuers": [
                 {"issuer": cls.iss, "audience": "tokend", "client_id": "tokend",
-                 "client_secret": SECRET, "scopes": "openid email"},
+                 "client_secret": SECRET, "scopes": "openid email", "end_session": True},
                 {"issuer": cls.fake.issuer, "audience": "tokend-fake",
                  "client_id": "tokend-fake", "client_secret": "fake-secret",
                  "token_endpoint_auth_method": "client_secret_post"},
@@ -264,7 +264,8 @@ class OidcLogin(h.TokenAsserts, unittest.TestCase):
         cls.d = h.start_daemon(("--listen", "127.0.0.1:%d" % port, "--login", "oidc",
                                 "--registration", "open", "--resources", res,
                                 "--idp-config", trust, "--outbound-timeout", "2500",
-                                "--outbound-connect-timeout", "1000", "--jwks-kid-interval", "1"))
+                                "--outbound-connect-timeout", "1000", "--jwks-kid-interval", "1",
+                                "--register-burst", "0"))
         cls.addClassCleanup(h.destroy_daemon, cls.d)
         cls.rs = cls.d.add_client("resource_server", "rs", resource=RESOURCE)
         cls.admin = cls.d.add_client("admin", "admin")
@@ -415,6 +416,42 @@ class OidcLogin(h.TokenAsserts, unittest.TestCase):
         self.assertInactive(t["refresh_token"])
         self.assertIn("applied=yes", "\n".join(
             l for l in self.d.stderr().splitlines() if "idp_event_done" in l))
+
+    def test_logout_at_tokend_goes_on_to_the_idp(self):
+        agent = self.register()
+        tb, ib = TokendBrowser(self.d), IdpBrowser()
+        verifier, state, auth_url, _ = self.start(tb, agent["client_id"], 0)
+        cb = self.sign_in_at_op(ib, auth_url, "bob")
+        code = self.consent(tb, tb.request("GET", tokend_path(cb, self.d)), state)
+        t = self.redeem(agent["client_id"], code, verifier)
+        self.assertActive(t["access_token"])
+        r = tb.request("GET", "/logout")
+        self.assertEqual(r.status, 200, r)
+        f = Page(r.body).hidden()
+        self.assertIn("csrf", f)
+        # Without the form's CSRF token (a cross-site post): nothing happens.
+        r = tb.request("POST", "/logout", h.form([("csrf", "A" * 43)]), h.FORM)
+        self.assertEqual(r.status, 400, r)
+        self.assertActive(t["access_token"])
+        r = tb.request("POST", "/logout", h.form([("csrf", f["csrf"])]), h.FORM)
+        self.assertEqual(r.status, 303, r)
+        self.assertIn("Max-Age=0", r.header("Set-Cookie"))
+        end = r.header("Location")
+        self.assertEqual(end, self.iss + "/session/end?client_id=tokend")
+        self.assertInactive(t["access_token"])
+        self.assertInactive(t["refresh_token"])
+        r = tb.request("GET", "/logout")  # signed out: the page says so
+        self.assertEqual(r.status, 200, r)
+        self.assertIn(b"signed out", r.body)
+        # At the IdP: its end-session confirmation, then its own back-channel
+        # logout to tokend (the session is already over: still accepted).
+        status, hdrs, body = ib.go(end)
+        self.assertEqual(status, 200, body[:300])
+        action, fields = form_of(body, end)
+        fields["logout"] = "yes"
+        status, _, body = ib.go(action, urllib.parse.urlencode(fields).encode())
+        self.assertIn(status, (200, 302, 303), body[:300])
+        self.assertInactive(t["access_token"])
 
     def fake_round(self, mode, tb=None, mutate=None):
         """One sign-in at the fake IdP in the given mode; returns tokend's
