@@ -15,17 +15,31 @@
 
 /* The metric labels of today's dashboards, in the order /metrics lists them. */
 static const char *const known_labels[] = {
-    "introspect", "revoke",         "metadata",          "healthz",
-    "metrics",    "forward_auth",   "resource_metadata", "backchannel_logout",
-    "ssf_events", "webhook",        "register",          "authorize",
-    "login",      "login_callback", "consent",           "token",
-    "jwks",       "other",
+    "introspect",
+    "revoke",
+    "metadata",
+    "healthz",
+    "metrics",
+    "forward_auth",
+    "resource_metadata",
+    "backchannel_logout",
+    "ssf_events",
+    "webhook",
+    "register",
+    "authorize",
+    "login",
+    "login_callback",
+    "logout",
+    "consent",
+    "token",
+    "jwks",
+    "other",
 };
 
 /* Rows whose handler submits to the committer and defers its answer. */
 static const char *const deferring[] = {"revoke",   "backchannel_logout", "ssf_events", "webhook",
                                         "register", "authorize",          "login",      "consent",
-                                        "token",    "login_callback"};
+                                        "token",    "login_callback",     "logout"};
 
 static const ep_route *by_label(const char *label)
 {
