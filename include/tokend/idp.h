@@ -104,6 +104,7 @@ typedef struct tk_idp_issuer {
     char scopes[TK_IDP_SCOPES_MAX + 1]; /* what /authorize at the IdP asks; has "openid" */
     bool end_session;                   /* /logout goes on to the IdP's end_session_endpoint */
     bool discovered;
+    bool iss_param; /* discovery: authorization_response_iss_parameter_supported (RFC 9207) */
     char authorization_endpoint[TK_URL_MAX + 1];
     char token_endpoint[TK_URL_MAX + 1];
     char end_session_endpoint[TK_URL_MAX + 1];

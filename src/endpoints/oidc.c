@@ -519,6 +519,8 @@ void ep_oidc_callback(ep_req *r)
     } else if (f[2].present &&
                !tk_slice_eq(tk_slice_from_str(iss), (tk_slice){is->issuer, is->issuer_len})) {
         why = "The sign-in answer names another identity provider (RFC 9207 iss).";
+    } else if (!f[2].present && is->iss_param) {
+        why = "The sign-in answer lacks the iss its identity provider always sends (RFC 9207).";
     } else if (f[3].present) {
         why = "The identity provider did not sign you in (it answered with an error).";
     } else if (!f[0].present || f[0].len == 0) {

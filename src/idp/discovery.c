@@ -100,6 +100,9 @@ static const char *apply_doc(tk_idp_issuer *is, const tk_outbound_resp *resp)
             is->jwks_uri_len = strlen(jwks);
             memcpy(is->jwks_uri, jwks, is->jwks_uri_len + 1);
         }
+        /* RFC 9207 §2.4: an IdP that says it sends iss must send it. */
+        is->iss_param =
+            json_is_true(json_object_get(doc, "authorization_response_iss_parameter_supported"));
         is->discovered = true;
     }
     json_decref(doc);

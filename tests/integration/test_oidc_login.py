@@ -453,6 +453,21 @@ class OidcLogin(h.TokenAsserts, unittest.TestCase):
         self.assertIn(status, (200, 302, 303), body[:300])
         self.assertInactive(t["access_token"])
 
+    def test_missing_iss_refused_when_the_op_advertises_it(self):
+        """oidc-provider's discovery says authorization_response_iss_parameter_
+        supported: an answer without iss is refused (RFC 9207 §2.4)."""
+        agent = self.register()
+        tb, ib = TokendBrowser(self.d), IdpBrowser()
+        _, _, auth_url, _ = self.start(tb, agent["client_id"], 0)
+        cb = self.sign_in_at_op(ib, auth_url, "carol")
+        p = urllib.parse.urlsplit(cb)
+        q = [(k, v) for k, v in urllib.parse.parse_qsl(p.query) if k != "iss"]
+        r = tb.request("GET", "/login/callback?" + urllib.parse.urlencode(q))
+        self.assertEqual(r.status, 400, r)
+        self.assertIn(b"lacks the iss", r.body)
+        self.assertNotIn("__Host-tokend-session=", r.header("Set-Cookie") or "")
+        self.no_session_for("carol")
+
     def fake_round(self, mode, tb=None, mutate=None):
         """One sign-in at the fake IdP in the given mode; returns tokend's
         answer to the callback."""
