@@ -329,14 +329,23 @@ static void reload(const tk_config *cfg, tk_idp_jwks *jwks, tk_keys_holder *keys
 }
 
 /* Discovery again, off SIGHUP: the trust file is loaded and its IdPs
- * discovered as at a reload; a file that does not load keeps the one in use. */
+ * discovered as at a reload; a file that does not load, or a refresh that
+ * loses an IdP every earlier discovery found, keeps the snapshot in use. */
 static void rediscover(const tk_config *cfg, tk_idp_jwks *jwks)
 {
     tk_idp_trust *t = NULL;
     if (load_idp(cfg, &t) != 0) {
         return;
     }
-    oidc_all_discovered = tk_idp_discover(t, main_outbound) == 0;
+    unsigned failed = tk_idp_discover(t, main_outbound);
+    if (failed > 0 && oidc_all_discovered) {
+        /* A refresh that failed (the IdP briefly down) must not take away
+         * endpoints that work: the snapshot in use stays until the next try. */
+        tk_log_warn("oidc_discovery_kept", "failed=%u note=\"the endpoints in use stay\"", failed);
+        tk_idp_unref(t);
+        return;
+    }
+    oidc_all_discovered = failed == 0;
     tk_idp_jwks_set_base(jwks, t);
 }
 
