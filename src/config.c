@@ -434,11 +434,14 @@ int tk_config_set(tk_config *cfg, const char *key, const char *value, char *err,
                     "registration: expected open, approval or closed, got \"%s\"", value);
     }
     if (!strcmp(key, "login")) {
-        if (!strcmp(value, "off") || !strcmp(value, "dev")) {
-            cfg->login = value[0] == 'd' ? TK_LOGIN_DEV : TK_LOGIN_OFF;
+        if (!strcmp(value, "off") || !strcmp(value, "dev") || !strcmp(value, "oidc")) {
+            cfg->login = value[0] == 'd'                      ? TK_LOGIN_DEV
+                         : value[0] == 'o' && value[1] == 'i' ? TK_LOGIN_OIDC
+                                                              : TK_LOGIN_OFF;
             return 0;
         }
-        return fail(err, errcap, TK_E_BADINPUT, "login: expected off or dev, got \"%s\"", value);
+        return fail(err, errcap, TK_E_BADINPUT, "login: expected off, dev or oidc, got \"%s\"",
+                    value);
     }
     if (!strcmp(key, "pin-cpus")) {
         if (!parse_bool(value, &cfg->pin_cpus)) {
@@ -576,6 +579,10 @@ int tk_config_validate(const tk_config *cfg, char *err, size_t errcap)
     }
     if (cfg->metrics_host[0] == '\0' && cfg->metrics_token[0] != '\0') {
         return fail(err, errcap, TK_E_INVALID, "metrics-token: set, but metrics-listen is off");
+    }
+    if (cfg->login == TK_LOGIN_OIDC && cfg->idp_config[0] == '\0') {
+        return fail(err, errcap, TK_E_INVALID,
+                    "login = oidc: the IdP trust file (idp-config) must name the sign-in IdPs");
     }
     if (cfg->login == TK_LOGIN_DEV) {
         bool local =

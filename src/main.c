@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char usage[] =
@@ -294,6 +295,12 @@ static void reload_keys(const tk_config *cfg, tk_keys_holder *keys)
 /* SIGHUP: reload the TLS certificate and key, the protected resources and
  * the signing keys and the IdP trust file; a bad file keeps the one in use. The key refresher
  * merges its fetched keys into the new trust file's snapshot and swaps it in. */
+/* The outbound thread, for discovery at SIGHUP (main thread only). */
+static tk_outbound *main_outbound;
+/* login = oidc: whether every sign-in IdP of the trust file was
+ * discovered at the latest (re)load; written by the main thread only. */
+static bool oidc_all_discovered = true;
+
 static void reload(const tk_config *cfg, tk_idp_jwks *jwks, tk_keys_holder *keys, tk_app *app)
 {
     reload_keys(cfg, keys);
@@ -324,8 +331,33 @@ static void reload(const tk_config *cfg, tk_idp_jwks *jwks, tk_keys_holder *keys
         tk_log_warn("sighup", "note=\"IdP configuration unchanged\"");
         return;
     }
+    if (cfg->login == TK_LOGIN_OIDC) {
+        /* discovery again: the documents may have changed */
+        oidc_all_discovered = tk_idp_discover(t, main_outbound) == 0;
+    }
     tk_idp_jwks_set_base(jwks, t);
     tk_log_info("sighup", "note=\"IdP configuration reloaded\"");
+}
+
+/* Discovery again, off SIGHUP: the trust file is loaded and its IdPs
+ * discovered as at a reload; a file that does not load, or a refresh that
+ * loses an IdP every earlier discovery found, keeps the snapshot in use. */
+static void rediscover(const tk_config *cfg, tk_idp_jwks *jwks)
+{
+    tk_idp_trust *t = NULL;
+    if (load_idp(cfg, &t) != 0) {
+        return;
+    }
+    unsigned failed = tk_idp_discover(t, main_outbound);
+    if (failed > 0 && oidc_all_discovered) {
+        /* A refresh that failed (the IdP briefly down) must not take away
+         * endpoints that work: the snapshot in use stays until the next try. */
+        tk_log_warn("oidc_discovery_kept", "failed=%u note=\"the endpoints in use stay\"", failed);
+        tk_idp_unref(t);
+        return;
+    }
+    oidc_all_discovered = failed == 0;
+    tk_idp_jwks_set_base(jwks, t);
 }
 
 static int wait_for_stop(const sigset_t *set, const tk_config *cfg, tk_idp_jwks *jwks,
@@ -333,7 +365,20 @@ static int wait_for_stop(const sigset_t *set, const tk_config *cfg, tk_idp_jwks 
 {
     for (;;) { /* until a stop signal: SIGHUP alone does not stop */
         int sig = 0;
-        if (sigwait(set, &sig) != 0) {
+        if (cfg->login == TK_LOGIN_OIDC) {
+            /* Discovery documents are refreshed hourly, and every
+             * TK_OIDC_REDISCOVER_S while an IdP could not be discovered. */
+            struct timespec ts = {.tv_sec = oidc_all_discovered ? TK_OIDC_REFRESH_S
+                                                                : TK_OIDC_REDISCOVER_S};
+            sig = sigtimedwait(set, NULL, &ts);
+            if (sig < 0 && errno == EAGAIN) {
+                rediscover(cfg, jwks);
+                continue;
+            }
+            if (sig < 0) {
+                continue; /* EINTR */
+            }
+        } else if (sigwait(set, &sig) != 0) {
             return -1;
         }
         if (sig == SIGHUP) {
@@ -389,6 +434,20 @@ static int start_outbound(const tk_config *cfg, tk_idp_holder *idp, tk_idp_trust
         tk_idp_unref(trust);
         return r;
     }
+    unsigned signin = 0;
+    for (unsigned i = 0; trust != NULL && i < trust->n; i++) {
+        signin += trust->issuers[i].client_id_len > 0 ? 1 : 0;
+    }
+    if (cfg->login == TK_LOGIN_OIDC && signin == 0) {
+        tk_log_error("oidc_no_idp", "note=\"login = oidc, but no issuer of the IdP trust file "
+                                    "names a client_id\"");
+        tk_idp_unref(trust);
+        return TK_E_INVALID;
+    }
+    if (signin > 0 && cfg->login == TK_LOGIN_OIDC) {
+        /* before publishing: it fills the endpoints */
+        oidc_all_discovered = tk_idp_discover(trust, *ob_out) == 0;
+    }
     if (trust != NULL) {
         tk_idp_jwks_set_base(*jwks_out, trust);
     }
@@ -434,6 +493,7 @@ static int run(struct options *o)
     tk_idp_jwks *jwks = NULL;
     tk_committer *committer = NULL;
     r = start_outbound(cfg, idp, trust, &outbound, &jwks);
+    main_outbound = outbound;
     if (r == 0 && (r = tk_committer_start(store, cfg->workers, cfg->commit_queue, &committer))) {
         tk_log_error("committer_start_failed", "error=\"%s\"", tk_strerror(r));
     }

@@ -39,8 +39,9 @@ enum tk_registration_policy {
     TK_REGISTRATION_CLOSED = 3,
 };
 
-/* login = off | dev */
-enum tk_login_method { TK_LOGIN_OFF = 0, TK_LOGIN_DEV = 1 };
+/* login = off | dev | oidc (sign-in at an upstream OpenID provider of the
+ * IdP trust file: src/endpoints/oidc.c) */
+enum tk_login_method { TK_LOGIN_OFF = 0, TK_LOGIN_DEV = 1, TK_LOGIN_OIDC = 2 };
 
 typedef struct tk_app_cfg {
     const char *issuer;         /* the RFC 8414 issuer: metadata, realms, iss */

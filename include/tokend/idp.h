@@ -24,8 +24,16 @@
  *      "leeway": 60, "max_age": 86400, "allow_missing_exp": false,
  *      "ssf_bearer": "…",               optional bearer for POST /ssf/events
  *      "webhook_secrets": ["whsec_…"],  Standard Webhooks secrets (rotation)
- *      "credential_change": "terminate" | "suspend" | "ignore"
- *   }]}
+ *      "credential_change": "terminate" | "suspend" | "ignore",
+ *      "client_id": "tokend",           sign-in upstream (login = oidc):
+ *      "client_secret": "…",            tokend's client at this IdP, its
+ *      "token_endpoint_auth_method":    secret (client_secret_basic, the
+ *          "client_secret_basic",       default, or client_secret_post),
+ *      "scopes": "openid email",        the scopes asked ("openid" added
+ *      "end_session": true              when missing) and whether /logout
+ *   }]}                                 goes on to the IdP's end-session
+ * A sign-in IdP's endpoints (and its jwks_uri when none is given) come
+ * from its discovery document (idp_jwks.h, tk_idp_discover).
  * Relative file names are relative to the config file's folder. Unknown
  * members are errors (typos must not silently weaken checks). Keys: RSA
  * (at least 2048 bits) and EC P-256/P-384, from JWKS (n/e, crv/x/y) or PEM
@@ -85,6 +93,21 @@ typedef struct tk_idp_issuer {
      * are only the file's. Fetched keys follow the file's in keys[]. */
     char jwks_uri[TK_URL_MAX + 1];
     size_t jwks_uri_len;
+    /* OpenID Connect sign-in upstream (login = oidc): tokend's client at
+     * this IdP; client_id_len 0 when the issuer is not a sign-in IdP. The
+     * endpoints come from discovery (tk_idp_discover), "" until it worked. */
+    char client_id[TK_IDP_CLIENT_ID_MAX + 1];
+    size_t client_id_len;
+    char client_secret[TK_IDP_CLIENT_SECRET_MAX + 1];
+    size_t client_secret_len;
+    bool secret_post;                   /* client_secret_post, else client_secret_basic */
+    char scopes[TK_IDP_SCOPES_MAX + 1]; /* what /authorize at the IdP asks; has "openid" */
+    bool end_session;                   /* /logout goes on to the IdP's end_session_endpoint */
+    bool discovered;
+    bool iss_param; /* discovery: authorization_response_iss_parameter_supported (RFC 9207) */
+    char authorization_endpoint[TK_URL_MAX + 1];
+    char token_endpoint[TK_URL_MAX + 1];
+    char end_session_endpoint[TK_URL_MAX + 1];
     unsigned nkeys;
     tk_idp_key keys[TK_IDP_KEYS_MAX];
 } tk_idp_issuer;

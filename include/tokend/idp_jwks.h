@@ -59,6 +59,15 @@ void tk_idp_jwks_set_base(tk_idp_jwks *j, tk_idp_trust *base);
  * network (a short mutex); any thread. j may be NULL (false). */
 bool tk_idp_jwks_kid_miss(tk_idp_jwks *j, tk_slice iss);
 
+/* OpenID Connect discovery (src/idp/discovery.c): for every issuer of t
+ * with a client_id (a sign-in IdP, login = oidc), fetch
+ * issuer/.well-known/openid-configuration through ob and fill its
+ * endpoints (and jwks_uri when the file gave none) into the entry. Call
+ * before t is published (tk_idp_jwks_set_base): it writes into t. Waits
+ * for the answers (each bounded by TK_OIDC_DISCOVERY_WAIT_MS); main thread.
+ * Returns how many sign-in IdPs could not be discovered (logged). */
+unsigned tk_idp_discover(tk_idp_trust *t, tk_outbound *ob);
+
 /* Stop the timer thread; later kid misses fetch nothing. Then stop the
  * outbound thread (its callbacks may still arrive until then), then free. */
 void tk_idp_jwks_stop(tk_idp_jwks *j);

@@ -231,6 +231,26 @@
 #define TK_IDP_SECRET_MAX 128
 /* SSF bearer credential an issuer's transmitter sends. */
 #define TK_IDP_BEARER_MAX 512
+/* Sign-in upstream (login = oidc): tokend's client id and secret at an IdP
+ * (Entra and Okta ids are under 64; secrets under 128) and the scopes asked. */
+#define TK_IDP_CLIENT_ID_MAX     255
+#define TK_IDP_CLIENT_SECRET_MAX 255
+#define TK_IDP_SCOPES_MAX        255
+/* Sign-ins waiting for their IdP's answer (state, nonce, PKCE verifier), per
+ * process: a browser spends a few seconds at the IdP; more are refused. */
+#define TK_OIDC_PENDING_MAX 1024
+/* Code redemptions in flight per worker (each a deferred connection). */
+#define TK_OIDC_CALLS_MAX 256
+/* An ID token's iat may be at most this old (seconds): the code was just
+ * redeemed, so the token was just minted. */
+#define TK_OIDC_IAT_MAX_AGE 600
+/* Discovery documents are fetched again hourly (an IdP's endpoints rarely
+ * move), and every minute while one could not be fetched (an IdP down at
+ * start must not need a SIGHUP). */
+#define TK_OIDC_REFRESH_S    3600
+#define TK_OIDC_REDISCOVER_S 60
+/* How long discovery may take at start or reload (milliseconds). */
+#define TK_OIDC_DISCOVERY_WAIT_MS 15000
 /* A JWS signature: RSA-4096 (ECDSA P-384 r||s is 96 bytes). */
 #define TK_JWS_SIG_MAX 512
 /* The same ECDSA signature as DER (SEQUENCE of two INTEGERs: at most 104

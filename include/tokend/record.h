@@ -441,6 +441,12 @@ typedef struct tk_op_sign_in {
     uint8_t csrf_key[TK_HASH_LEN];
     int64_t browser_exp;
     tk_op_id request; /* optional */
+    /* Sign-in upstream (login = oidc): the IdP that signed the user in and
+     * its session id, both optional; a new session is bound to them exactly
+     * like tokenctl session create --idp-iss --idp-sid (so IdP events find
+     * it by (issuer, sid) and by (issuer, sub)). */
+    tk_op_iss idp_iss;
+    tk_op_id idp_sid;
 } tk_op_sign_in;
 
 enum tk_code_decision {

@@ -120,12 +120,14 @@ static void *app_worker_init(void *app_, unsigned worker_id)
     w->res = __atomic_load_n(&app->res, __ATOMIC_ACQUIRE);
     w->audit.folded_at = w->now;
     ep_events_batch_begin(w);
+    ep_oidc_worker_open(w, true);
     return w;
 }
 
 static void app_worker_fini(void *wctx)
 {
     ep_worker *w = wctx;
+    ep_oidc_worker_open(w, false); /* the outbound thread queues nothing more for us */
     ep_auth_cache_clear(w);
     if (w->txn != NULL) {
         ep_audit_fold(w, true); /* on the worker thread, while the committer runs */
@@ -190,6 +192,11 @@ static size_t app_wake(void *wctx, tk_server_done *done, size_t max)
         if (got < want) {
             break;
         }
+    }
+    /* Code redemptions answered on the outbound thread (oidc.c): they wake
+     * us through the same eventfd. */
+    if (n < max) {
+        n += ep_oidc_wake(w, done + n, max - n);
     }
     return n;
 }
@@ -276,6 +283,10 @@ int tk_app_create(const tk_app_cfg *cfg, tk_app **out)
         free(app);
         return -ENOMEM;
     }
+    pthread_mutex_init(&app->oidc_mu, NULL);
+    for (unsigned i = 0; i < TK_WORKERS_MAX; i++) {
+        app->oidc_wake_fd[i] = -1;
+    }
     unsigned depth = cfg->max_depth;
     app->core.max_depth = depth < TK_DEPTH_MAX ? depth : TK_DEPTH_MAX;
     for (unsigned i = 0; i < n; i++) {
@@ -290,6 +301,7 @@ int tk_app_create(const tk_app_cfg *cfg, tk_app **out)
     if (cfg->resources_file[0] != '\0') {
         int rc = load_resources(app, &app->res);
         if (rc != 0) {
+            pthread_mutex_destroy(&app->oidc_mu);
             pthread_mutex_destroy(&app->reg_mu);
             ep_dpop_seen_free(app->dpop_seen);
             free(app->w);
@@ -350,6 +362,8 @@ void tk_app_destroy(tk_app *app)
         app->retired = next;
     }
     tk_resources_free(app->res);
+    ep_oidc_fini(app);
+    pthread_mutex_destroy(&app->oidc_mu);
     pthread_mutex_destroy(&app->reg_mu);
     ep_dpop_seen_free(app->dpop_seen);
     free(app->w);

@@ -39,14 +39,13 @@ static ep_as_slot *take_slot(ep_worker *w, uint64_t cookie)
     return NULL;
 }
 
-bool ep_as_defer(ep_req *r, tk_commit_req *creq, int status, const char *ctype, tk_slice extra,
-                 tk_slice body, bool html)
+int ep_as_park(ep_worker *w, uint64_t cookie, tk_commit_req *creq, int status, const char *ctype,
+               tk_slice extra, tk_slice body)
 {
-    ep_worker *w = r->w;
     tk_committer *c = w->app->cfg.committer;
     ep_as_slot *s = NULL;
     if (extra.len + body.len <= TK_AS_PENDING_MAX) {
-        s = take_slot(w, r->cookie);
+        s = take_slot(w, cookie);
     }
     int rc = TK_E_QUEUEFULL;
     if (s != NULL) {
@@ -61,7 +60,7 @@ bool ep_as_defer(ep_req *r, tk_commit_req *creq, int status, const char *ctype, 
             memcpy(s->buf + extra.len, body.p, body.len);
         }
         creq->worker = w->id;
-        creq->cookie = r->cookie;
+        creq->cookie = cookie;
         rc = c != NULL ? tk_committer_submit(c, creq) : TK_E_STORE;
     }
     if (rc != 0) {
@@ -69,6 +68,15 @@ bool ep_as_defer(ep_req *r, tk_commit_req *creq, int status, const char *ctype, 
         if (s != NULL) {
             ep_as_free(s);
         }
+    }
+    return rc;
+}
+
+bool ep_as_defer(ep_req *r, tk_commit_req *creq, int status, const char *ctype, tk_slice extra,
+                 tk_slice body, bool html)
+{
+    int rc = ep_as_park(r->w, r->cookie, creq, status, ctype, extra, body);
+    if (rc != 0) {
         tk_log_warn("as_unavailable", "endpoint=%s err=%s", r->route->label, tk_strerror(rc));
         if (html) {
             ep_reply_error_page(r, 503, "temporarily_unavailable", "Try again in a moment.");

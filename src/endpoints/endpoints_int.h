@@ -249,6 +249,15 @@ struct tk_app {
     pthread_mutex_t reg_mu;
     ep_reg_entry reg[EP_REG_SLOTS];
     struct ep_dpop_seen *dpop_seen; /* DPoP proof jtis (dpop.c) */
+    /* Sign-in upstream (oidc.c): the sign-ins sent to an IdP (state, nonce,
+     * PKCE verifier; allocated at the first), and per worker the code
+     * redemptions whose answers came back. One mutex: sign-in is rare. */
+    pthread_mutex_t oidc_mu;
+    struct ep_oidc_pending *oidc_pending; /* TK_OIDC_PENDING_MAX */
+    struct ep_oidc_call *oidc_mail[TK_WORKERS_MAX];
+    bool oidc_open[TK_WORKERS_MAX];
+    int oidc_wake_fd[TK_WORKERS_MAX];
+    unsigned oidc_inflight[TK_WORKERS_MAX];
 };
 
 /* How the caller presented client credentials (RFC 6749 §2.3.1): decides
@@ -462,6 +471,29 @@ void ep_consent_done(ep_req *r, const tk_server_done *done);
 void ep_token(ep_req *r);
 void ep_token_done(ep_req *r, const tk_server_done *done);
 
+/* oidc.c: sign-in at an upstream OpenID provider (login = oidc). GET
+ * /login?request=ID sends the browser to the IdP; GET /login/callback
+ * redeems the code on the outbound thread (the request stays deferred),
+ * verifies the ID token and signs in. The redemption's answer comes back
+ * through the outbound callback, which queues it for the worker and wakes
+ * the worker's ring through the committer's eventfd; app_wake drains both. */
+void ep_oidc_login(ep_req *r);
+/* logout.c: GET shows the sign-out form, POST ends the tokend session. */
+void ep_logout(ep_req *r);
+void ep_logout_done(ep_req *r, const tk_server_done *done);
+void ep_oidc_callback(ep_req *r);
+void ep_oidc_callback_done(ep_req *r, const tk_server_done *done);
+/* Worker life: open (completions may be queued for it and its eventfd
+ * written) from worker_init to worker_fini. */
+void ep_oidc_worker_open(ep_worker *w, bool open);
+/* Finish the redemptions whose answers arrived: each either submits its
+ * sign-in to the committer (its completion comes later, the usual way) or
+ * fails at once into done[]. Returns how many were written (<= max); max
+ * means more may be waiting. */
+size_t ep_oidc_wake(ep_worker *w, tk_server_done *done, size_t max);
+/* Free what is left (tk_app_destroy, after the outbound thread stopped). */
+void ep_oidc_fini(tk_app *app);
+
 /* ---- page.c: server-rendered HTML -------------------------------------------------- */
 
 /* A page being built in a caller-owned buffer; overflow is sticky. */
@@ -504,6 +536,11 @@ static inline uint8_t ep_as_outcome(const tk_server_done *d)
  * html) is written; returns false. */
 bool ep_as_defer(ep_req *r, tk_commit_req *creq, int status, const char *ctype, tk_slice extra,
                  tk_slice body, bool html);
+/* ep_as_defer without a request to answer (a completion resuming a deferred
+ * connection: oidc.c): keep the answer for cookie and submit creq. 0, or an
+ * error after releasing creq (nothing kept, nothing written). */
+int ep_as_park(ep_worker *w, uint64_t cookie, tk_commit_req *creq, int status, const char *ctype,
+               tk_slice extra, tk_slice body);
 /* The completion's slot (NULL when none: then 500 was written). The caller
  * answers from it or otherwise, then frees it with ep_as_free. */
 ep_as_slot *ep_as_slot_of(ep_req *r);

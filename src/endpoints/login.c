@@ -136,6 +136,15 @@ static void login_post(ep_req *r)
 
 void ep_login(ep_req *r)
 {
+    if (r->w->app->cfg.login == TK_LOGIN_OIDC) {
+        if (r->http->method == TK_HTTP_POST) {
+            ep_reply_error_page(r, 405, "invalid_request",
+                                "sign-in happens at the identity provider");
+        } else {
+            ep_oidc_login(r);
+        }
+        return;
+    }
     if (!dev_login(r)) {
         return;
     }

@@ -17,6 +17,7 @@
 #include <limits.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -177,6 +178,91 @@ static int get_jwks_uri(tk_jcfg *l, json_t *obj, tk_idp_issuer *is)
     return 0;
 }
 
+/* A string member copied into a fixed buffer; absent leaves it "". */
+static int get_copy(tk_jcfg *l, json_t *obj, const char *name, char *buf, size_t cap,
+                    size_t *len_out)
+{
+    tk_slice s;
+    int rc = tk_jcfg_get_str(l, obj, name, cap - 1, false, &s);
+    if (rc == 0 && s.p != NULL) {
+        memcpy(buf, s.p, s.len + 1);
+        *len_out = s.len;
+    }
+    return rc;
+}
+
+/* The sign-in members (login = oidc): client_id, client_secret, its method,
+ * scopes (space-separated printable tokens; "openid" added when missing),
+ * end_session. The issuer must be an https URL (http only on loopback):
+ * discovery fetches issuer/.well-known/openid-configuration. */
+static int issuer_signin(tk_jcfg *l, json_t *obj, tk_idp_issuer *is)
+{
+    size_t slen = 0, mlen = 0;
+    char scopes[TK_IDP_SCOPES_MAX + 1] = "", method[32] = "";
+    int rc = get_copy(l, obj, "client_id", is->client_id, sizeof is->client_id, &is->client_id_len);
+    rc = rc != 0 ? rc
+                 : get_copy(l, obj, "client_secret", is->client_secret, sizeof is->client_secret,
+                            &is->client_secret_len);
+    rc = rc != 0 ? rc : get_copy(l, obj, "scopes", scopes, sizeof scopes - 7, &slen);
+    rc =
+        rc != 0 ? rc : get_copy(l, obj, "token_endpoint_auth_method", method, sizeof method, &mlen);
+    json_t *es = json_object_get(obj, "end_session");
+    if (rc == 0 && es != NULL && !json_is_boolean(es)) {
+        rc = tk_jcfg_fail(l, TK_E_BADINPUT, "\"end_session\" must be true or false");
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    is->end_session = json_is_true(es);
+    bool any = is->client_secret_len > 0 || slen > 0 || mlen > 0 || es != NULL;
+    if (is->client_id_len == 0) {
+        return any ? tk_jcfg_fail(l, TK_E_BADINPUT, "sign-in members without \"client_id\"") : 0;
+    }
+    if (mlen == 0 || strcmp(method, "client_secret_basic") == 0) {
+        is->secret_post = false;
+    } else if (strcmp(method, "client_secret_post") == 0) {
+        is->secret_post = true;
+    } else {
+        return tk_jcfg_fail(l, TK_E_BADINPUT,
+                            "\"token_endpoint_auth_method\" must be client_secret_basic or "
+                            "client_secret_post");
+    }
+    if (is->client_secret_len == 0) {
+        return tk_jcfg_fail(l, TK_E_BADINPUT, "\"client_id\" needs its \"client_secret\"");
+    }
+    bool has_openid = false;
+    for (size_t i = 0; i < slen; i++) {
+        unsigned char c = (unsigned char)scopes[i];
+        if (c < 0x21 && c != ' ') {
+            return tk_jcfg_fail(l, TK_E_BADINPUT, "\"scopes\": printable tokens and spaces");
+        }
+        if (c == '"' || c == '\\' || c > 0x7e) {
+            return tk_jcfg_fail(l, TK_E_BADINPUT, "\"scopes\": printable tokens and spaces");
+        }
+    }
+    for (const char *p = scopes; *p != '\0';) { /* bounded by slen */
+        size_t n = strcspn(p, " ");
+        has_openid = has_openid || (n == 6 && strncmp(p, "openid", 6) == 0);
+        p += n;
+        p += *p == ' ' ? 1 : 0;
+    }
+    int w = has_openid ? snprintf(is->scopes, sizeof is->scopes, "%s", scopes)
+            : slen > 0 ? snprintf(is->scopes, sizeof is->scopes, "openid %s", scopes)
+                       : snprintf(is->scopes, sizeof is->scopes, "openid");
+    TK_ASSERT(w > 0 && (size_t)w < sizeof is->scopes);
+    bool https = strncmp(is->issuer, "https://", 8) == 0,
+         http = strncmp(is->issuer, "http://", 7) == 0;
+    tk_slice host = url_host(is->issuer + (https ? 8 : 7));
+    bool loopback = tk_slice_eq_str(host, "127.0.0.1") || tk_slice_eq_str(host, "[::1]") ||
+                    tk_slice_eq_str(host, "localhost");
+    if ((!https && !(http && loopback)) || host.len == 0 || strpbrk(is->issuer, "#?@ \\") != NULL) {
+        return tk_jcfg_fail(l, TK_E_BADINPUT,
+                            "a sign-in issuer must be an https URL (plain http only to a loopback "
+                            "host): discovery fetches issuer/.well-known/openid-configuration");
+    }
+    return 0;
+}
+
 static int issuer_keys(tk_jcfg *l, json_t *obj, tk_idp_issuer *is)
 {
     unsigned algs;
@@ -207,7 +293,8 @@ static int issuer_keys(tk_jcfg *l, json_t *obj, tk_idp_issuer *is)
     {
         rc = rc != 0 ? rc : tk_idp_add_pem(l, is, spec, algs);
     }
-    if (rc == 0 && is->nkeys == 0 && is->nsecrets == 0 && is->jwks_uri_len == 0) {
+    if (rc == 0 && is->nkeys == 0 && is->nsecrets == 0 && is->jwks_uri_len == 0 &&
+        is->client_id_len == 0) { /* a sign-in IdP's discovery names its jwks_uri */
         rc = tk_jcfg_fail(l, TK_E_BADINPUT,
                           "no keys, no jwks_uri and no webhook secrets: nothing could be verified");
     }
@@ -227,6 +314,11 @@ static const char *const issuer_members[] = {"issuer",
                                              "ssf_bearer",
                                              "webhook_secrets",
                                              "credential_change",
+                                             "client_id",
+                                             "client_secret",
+                                             "token_endpoint_auth_method",
+                                             "scopes",
+                                             "end_session",
                                              NULL};
 
 static int load_issuer(tk_jcfg *l, json_t *obj, tk_idp_trust *t)
@@ -250,6 +342,7 @@ static int load_issuer(tk_jcfg *l, json_t *obj, tk_idp_trust *t)
     t->n++; /* counted now, so a failure below frees its keys */
     rc = tk_jcfg_only_members(l, obj, issuer_members, "an issuer");
     rc = rc != 0 ? rc : issuer_basics(l, obj, is);
+    rc = rc != 0 ? rc : issuer_signin(l, obj, is);
     return rc != 0 ? rc : issuer_keys(l, obj, is);
 }
 

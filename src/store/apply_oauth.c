@@ -194,6 +194,8 @@ static int apply_sign_in(tk_txn *txn, const tk_op *op, bool *changed, uint8_t *o
     int rc = read_rc(tk_store_get_session(txn, sid, &s));
     if (rc == TK_E_NOTFOUND) {
         s = (tk_session_rec){.sub = tk_op_sub_get(&x->sub),
+                             .issuer = tk_op_iss_get(&x->idp_iss),
+                             .idp_sid = tk_op_id_get(&x->idp_sid),
                              .state = TK_SESSION_ACTIVE,
                              .created = op->at,
                              .expires = x->session_exp};

@@ -794,7 +794,8 @@ int tk_op_validate(const tk_op *op)
         ok = ok && id_ok(tk_op_id_get(&op->sign_in.sid), TK_ID_MAX) &&
              id_ok(tk_op_sub_get(&op->sign_in.sub), TK_SUB_MAX) &&
              op->sign_in.session_exp > op->at && op->sign_in.session_exp <= TK_TIME_MAX &&
-             op->sign_in.browser_exp > op->at && op->sign_in.browser_exp <= TK_TIME_MAX;
+             op->sign_in.browser_exp > op->at && op->sign_in.browser_exp <= TK_TIME_MAX &&
+             (op->sign_in.idp_sid.len == 0 || op->sign_in.idp_iss.len > 0);
         break;
     case TK_OP_CODE_ISSUE:
         ok = ok && id_ok(tk_op_id_get(&op->code_issue.request), TK_ID_MAX) &&

@@ -371,19 +371,30 @@ async function flow(spec) {
 async function parallelRefresh(spec, { client, provider, tokenCalls, mcp }) {
   const step = "mcp parallel";
   const first = provider.tokens();
-  const deadline = Date.now() + (spec.access_ttl + 10) * 1000;
-  while ((await introspect(spec, first.access_token)).active) {
-    check(Date.now() < deadline, step, `the access token is still active after ${spec.access_ttl + 10} s`);
-    await sleep(200);
+  // Whether the SDK's three refreshes overlap depends on scheduling: on a
+  // loaded machine they may run one after another (each then presents the
+  // previous one's fresh token, and nothing is tested). Try the storm again
+  // (a new expiry each time), at most three times.
+  let results, refreshes, presented, reused, summary;
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    const cur = provider.tokens();
+    const deadline = Date.now() + (spec.access_ttl + 10) * 1000;
+    while ((await introspect(spec, cur.access_token)).active) {
+      check(Date.now() < deadline, step, `the access token is still active after ${spec.access_ttl + 10} s`);
+      await sleep(200);
+    }
+    const callsBefore = tokenCalls.length;
+    results = await Promise.allSettled(
+      [1, 2, 3].map((i) => client.callTool({ name: "echo", arguments: { text: `call ${i}` } })),
+    );
+    refreshes = tokenCalls.slice(callsBefore);
+    presented = refreshes.map((c) => c.presented);
+    reused = presented.length - new Set(presented).size;
+    summary = refreshes.map((c) => [c.grant_type, c.status, c.error, presented.indexOf(c.presented)]);
+    if (reused >= 1 || refreshes.some((c) => c.status !== 200)) {
+      break;
+    }
   }
-  const callsBefore = tokenCalls.length;
-  const results = await Promise.allSettled(
-    [1, 2, 3].map((i) => client.callTool({ name: "echo", arguments: { text: `call ${i}` } })),
-  );
-  const refreshes = tokenCalls.slice(callsBefore);
-  const presented = refreshes.map((c) => c.presented);
-  const reused = presented.length - new Set(presented).size;
-  const summary = refreshes.map((c) => [c.grant_type, c.status, c.error, presented.indexOf(c.presented)]);
   eq(refreshes.filter((c) => c.status !== 200).map((c) => c.error), [], step, `refused refreshes ${JSON.stringify(summary)}`);
   results.forEach((r, i) => {
     check(r.status === "fulfilled", step, `call ${i + 1} failed: ${r.reason?.message} (refreshes ${JSON.stringify(summary)})`);

@@ -364,7 +364,10 @@ static void test_authorization_server(void)
         CHECK_EQ_INT(c.registration, i + 1);
     }
     CHECK(tk_config_set(&c, "registration", "OPEN", err, sizeof(err)) != 0);
-    CHECK(tk_config_set(&c, "login", "oidc", err, sizeof(err)) != 0);
+    CHECK(tk_config_set(&c, "login", "OIDC", err, sizeof(err)) != 0);
+    CHECK(tk_config_set(&c, "login", "oid", err, sizeof(err)) != 0);
+    CHECK_EQ_INT(tk_config_set(&c, "login", "oidc", err, sizeof(err)), 0);
+    CHECK_EQ_INT(c.login, TK_LOGIN_OIDC);
     CHECK(tk_config_set(&c, "code-ttl", "0", err, sizeof(err)) != 0);
     CHECK(tk_config_set(&c, "code-ttl", "601", err, sizeof(err)) != 0);
     CHECK_EQ_INT(tk_config_set(&c, "code-ttl", "600", err, sizeof(err)), 0);

@@ -332,6 +332,69 @@ static void test_jwks_uri(void)
     }
 }
 
+/* The sign-in members (login = oidc): what is kept, and every refusal. */
+static void test_signin_members(void)
+{
+    char err[512];
+    tk_idp_trust *t = NULL;
+    int rc = load("{\"issuers\":[{\"issuer\":\"https://sso.example/realms/a\",\"audience\":"
+                  "\"tokend\",\"client_id\":\"tokend\",\"client_secret\":\"s3\","
+                  "\"token_endpoint_auth_method\":\"client_secret_post\",\"scopes\":\"email "
+                  "profile\",\"end_session\":true}]}",
+                  &t, err);
+    CHECK_EQ_INT(rc, 0);
+    if (rc == 0) {
+        const tk_idp_issuer *is = &t->issuers[0];
+        CHECK_EQ_STR(is->client_id, "tokend");
+        CHECK_EQ_STR(is->client_secret, "s3");
+        CHECK(is->secret_post);
+        CHECK(is->end_session);
+        CHECK_EQ_STR(is->scopes, "openid email profile"); /* openid added */
+        CHECK(!is->discovered);
+        CHECK_EQ_INT(is->jwks_uri_len, 0); /* discovery names it */
+        tk_idp_unref(t);
+    }
+    rc = load("{\"issuers\":[{\"issuer\":\"http://127.0.0.1:9\",\"audience\":\"t\","
+              "\"client_id\":\"t\",\"client_secret\":\"s\",\"scopes\":\"x openid\"}]}",
+              &t, err);
+    CHECK_EQ_INT(rc, 0);
+    if (rc == 0) {
+        CHECK(!t->issuers[0].secret_post); /* client_secret_basic by default */
+        CHECK_EQ_STR(t->issuers[0].scopes, "x openid");
+        tk_idp_unref(t);
+    }
+    static const struct {
+        const char *members, *why;
+    } bad[] = {
+        {"\"client_secret\":\"s\"", "without \"client_id\""},
+        {"\"scopes\":\"openid\"", "without \"client_id\""},
+        {"\"client_id\":\"c\"", "client_secret"},
+        {"\"client_id\":\"c\",\"client_secret\":\"s\",\"token_endpoint_auth_method\":"
+         "\"none\"",
+         "client_secret_basic"},
+        {"\"client_id\":\"c\",\"client_secret\":\"s\",\"end_session\":1", "end_session"},
+        {"\"client_id\":\"c\",\"client_secret\":\"s\",\"scopes\":\"a\\tb\"", "scopes"},
+        {"\"client_id\":\"c\",\"client_secret\":\"s\",\"client_typo\":1", "client_typo"},
+    };
+    for (size_t i = 0; i < TK_ARRAY_LEN(bad); i++) {
+        char text[512];
+        snprintf(text, sizeof text,
+                 "{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"x\",%s}]}",
+                 bad[i].members);
+        t = NULL;
+        if (load(text, &t, err) == 0 || strstr(err, bad[i].why) == NULL) {
+            fprintf(stderr, "case %zu: %s\n", i, err);
+            CHECK(0);
+            tk_idp_unref(t);
+        }
+    }
+    /* A sign-in issuer must be https (http only on loopback): discovery. */
+    rc = load("{\"issuers\":[{\"issuer\":\"http://sso.example\",\"audience\":\"t\","
+              "\"client_id\":\"t\",\"client_secret\":\"s\"}]}",
+              &t, err);
+    CHECK(rc != 0 && strstr(err, "https") != NULL);
+}
+
 int main(void)
 {
     strcpy(dir, "/tmp/tk_idp_XXXXXX");
@@ -343,6 +406,7 @@ int main(void)
     RUN(test_messages);
     RUN(test_holder);
     RUN(test_jwks_uri);
+    RUN(test_signin_members);
     EVP_PKEY_free(rsa2048);
     EVP_PKEY_free(rsa1024);
     EVP_PKEY_free(p256);

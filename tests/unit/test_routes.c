@@ -28,6 +28,8 @@ static const char *const known_labels[] = {
     "register",
     "authorize",
     "login",
+    "login_callback",
+    "logout",
     "consent",
     "token",
     "jwks",
@@ -37,7 +39,7 @@ static const char *const known_labels[] = {
 /* Rows whose handler submits to the committer and defers its answer. */
 static const char *const deferring[] = {"revoke",   "backchannel_logout", "ssf_events", "webhook",
                                         "register", "authorize",          "login",      "consent",
-                                        "token"};
+                                        "token",    "login_callback",     "logout"};
 
 static const ep_route *by_label(const char *label)
 {

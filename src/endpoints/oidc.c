@@ -1,0 +1,876 @@
+/*
+ * Sign-in at an upstream OpenID provider (config `login = oidc`; OpenID
+ * Connect Core 1.0 §3.1, the authorization code flow with PKCE S256, state
+ * and nonce; RFC 9207 iss). The sign-in IdPs are the issuers of the IdP
+ * trust file that name a client_id; their endpoints come from discovery
+ * (src/idp/discovery.c), their keys from the fetched JWKS (idp_jwks.h).
+ *
+ * 1. GET /login?request=ID (a pending /authorize request whose browser is
+ *    not signed in): fresh state, nonce and PKCE verifier are kept here, in
+ *    memory, with the request id, the IdP and the hash of a random "binder"
+ *    cookie (__Host-tokend-login) set on this browser; the browser goes to
+ *    the IdP's authorization endpoint. Several IdPs: a chooser page first.
+ * 2. GET /login/callback?code&state[&iss]: the kept sign-in is taken out by
+ *    state (single use; expired after authorize-ttl), must come back in the
+ *    browser holding its binder cookie, from the issuer it was sent to (iss
+ *    when the IdP sends it). The code is redeemed on the outbound thread:
+ *    the request is deferred and the worker never waits.
+ * 3. The token endpoint's answer arrives on the outbound thread (on_token),
+ *    which queues it on the worker's mail list and writes the committer's
+ *    eventfd of that worker: the ring the worker already watches. app_wake
+ *    drains the committer, then this list (ep_oidc_wake): the ID token is
+ *    verified with our own JOSE code (signature by a key of the IdP's
+ *    JWKS, iss, aud holds our client_id, azp, exp, iat, nonce), and a
+ *    TK_OP_SIGN_IN (tokend session bound to the IdP's issuer and sid, as
+ *    tokenctl session create --idp-iss --idp-sid binds them) goes to the
+ *    committer. Its completion answers 303 to /authorize/continue, like the
+ *    dev login; any failure answers an HTML error page and signs no one in.
+ *
+ * Without sid in the ID token the session is bound by (issuer, sub) only:
+ * a logout token for that subject (with or without a sid) ends every tokend
+ * session of that user from that IdP (README "Authorization server").
+ */
+#include "endpoints_int.h"
+
+#include "tokend/crypto.h"
+#include "tokend/idp_jwks.h"
+#include "tokend/jose.h"
+#include "tokend/log.h"
+#include "tokend/oauth.h"
+#include "tokend/oauth_cookie.h"
+#include "tokend/oauth_uri.h"
+#include "tokend/outbound.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define B64_32        TK_SECRET_B64_LEN /* base64url of 32 random bytes */
+#define BINDER_COOKIE "__Host-tokend-login"
+#define CODE_MAX      2048 /* an IdP's authorization code (opaque; Entra's are ~1 KB) */
+#define CALLBACK_PATH "/login/callback"
+
+/* A sign-in sent to an IdP, waiting for the browser to come back. */
+typedef struct ep_oidc_pending {
+    int64_t exp; /* 0 = free */
+    uint8_t state[TK_HASH_LEN];
+    uint8_t binder[TK_HASH_LEN];
+    char issuer[TK_IDP_ISS_MAX + 1];
+    char request[TK_ID_MAX + 1];
+    char nonce[B64_32 + 1];
+    char verifier[B64_32 + 1];
+} ep_oidc_pending;
+
+/* A code redemption in flight (heap): filled by on_token on the outbound
+ * thread, finished by the worker. */
+typedef struct ep_oidc_call {
+    struct ep_oidc_call *next;
+    tk_app *app;
+    unsigned worker;
+    uint64_t cookie;
+    char issuer[TK_IDP_ISS_MAX + 1];
+    char request[TK_ID_MAX + 1];
+    char nonce[B64_32 + 1];
+    uint8_t result; /* enum tk_outbound_result */
+    int status;
+    char *body; /* NUL-terminated copy of the answer, or NULL */
+    size_t body_len;
+    char error[160];
+} ep_oidc_call;
+
+/* Why a sign-in failed: the error page of a completion (done->result is
+ * 1 + the index; commits complete with 0 or a negative error). */
+enum fail {
+    F_UNAVAILABLE = 0,
+    F_UNREACHABLE,
+    F_REFUSED,
+    F_ANSWER,
+    F_MALFORMED,
+    F_KEY,
+    F_SIGNATURE,
+    F_ISSUER,
+    F_AUDIENCE,
+    F_AZP,
+    F_EXPIRED,
+    F_IAT,
+    F_NONCE,
+    F_SUBJECT,
+    F_SID,
+    F_COUNT
+};
+
+static const struct {
+    int status;
+    const char *code, *desc;
+} fails[F_COUNT] = {
+    [F_UNAVAILABLE] = {503, "temporarily_unavailable", "Try again in a moment."},
+    [F_UNREACHABLE] = {502, "temporarily_unavailable",
+                       "The identity provider could not be reached or did not answer in time. "
+                       "Try again later; no one was signed in."},
+    [F_REFUSED] = {502, "access_denied",
+                   "The identity provider refused to redeem the sign-in. No one was signed in."},
+    [F_ANSWER] = {502, "server_error",
+                  "The identity provider's answer was not understood. No one was signed in."},
+    [F_MALFORMED] = {403, "access_denied",
+                     "The identity provider's ID token is malformed. No one was signed in."},
+    [F_KEY] = {403, "access_denied",
+               "The ID token is signed by a key the identity provider does not publish. No one "
+               "was signed in."},
+    [F_SIGNATURE] = {403, "access_denied",
+                     "The ID token's signature does not verify. No one was signed in."},
+    [F_ISSUER] = {403, "access_denied", "The ID token names another issuer. No one was signed in."},
+    [F_AUDIENCE] = {403, "access_denied",
+                    "The ID token was not issued to this server. No one was signed in."},
+    [F_AZP] = {403, "access_denied",
+               "The ID token's authorized party is not this server. No one was signed in."},
+    [F_EXPIRED] = {403, "access_denied", "The ID token has expired. No one was signed in."},
+    [F_IAT] = {403, "access_denied",
+               "The ID token's issue time is missing or not recent. No one was signed in."},
+    [F_NONCE] = {403, "access_denied",
+                 "The ID token does not belong to this sign-in (nonce). No one was signed in."},
+    [F_SUBJECT] = {403, "access_denied",
+                   "The ID token names no usable subject. No one was signed in."},
+    [F_SID] = {403, "access_denied",
+               "The ID token's session id is not usable. No one was signed in."},
+};
+
+static tk_slice issuer_of(const ep_worker *w)
+{
+    const char *i = w->app->cfg.issuer;
+    return (tk_slice){i, strnlen(i, TK_URL_MAX)};
+}
+
+static int random_b64(char out[B64_32 + 1])
+{
+    uint8_t raw[32];
+    int rc = tk_random_bytes(raw, sizeof raw);
+    rc = rc != 0 ? rc : tk_b64url_encode(raw, sizeof raw, out, B64_32 + 1);
+    tk_cleanse(raw, sizeof raw);
+    return rc;
+}
+
+/* ---- Sign-ins waiting for the browser ---------------------------------------- */
+
+/* Keep p; TK_E_QUEUEFULL when every slot holds a live sign-in. */
+static int pending_put(tk_app *app, const ep_oidc_pending *p, int64_t now)
+{
+    int rc = TK_E_QUEUEFULL;
+    pthread_mutex_lock(&app->oidc_mu);
+    if (app->oidc_pending == NULL) {
+        app->oidc_pending = calloc(TK_OIDC_PENDING_MAX, sizeof *app->oidc_pending);
+    }
+    for (unsigned i = 0; app->oidc_pending != NULL && i < TK_OIDC_PENDING_MAX; i++) {
+        ep_oidc_pending *e = &app->oidc_pending[i];
+        if (e->exp <= now) {
+            *e = *p;
+            rc = 0;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&app->oidc_mu);
+    return rc;
+}
+
+/* Take (and forget) the live sign-in whose state hashes to state. */
+static bool pending_take(tk_app *app, const uint8_t state[TK_HASH_LEN], int64_t now,
+                         ep_oidc_pending *out)
+{
+    bool found = false;
+    pthread_mutex_lock(&app->oidc_mu);
+    for (unsigned i = 0; app->oidc_pending != NULL && i < TK_OIDC_PENDING_MAX; i++) {
+        ep_oidc_pending *e = &app->oidc_pending[i];
+        if (e->exp != 0 && tk_ct_equal(e->state, state, TK_HASH_LEN)) {
+            found = e->exp > now;
+            *out = *e;
+            tk_cleanse(e, sizeof *e);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&app->oidc_mu);
+    return found;
+}
+
+/* ---- GET /login?request=ID ----------------------------------------------------- */
+
+static const tk_idp_issuer *signin_idp(const ep_worker *w, unsigned k)
+{
+    const tk_idp_trust *t = w->idp;
+    unsigned seen = 0;
+    for (unsigned i = 0; t != NULL && i < t->n; i++) {
+        if (t->issuers[i].client_id_len > 0 && seen++ == k) {
+            return &t->issuers[i];
+        }
+    }
+    return NULL;
+}
+
+static unsigned signin_count(const ep_worker *w)
+{
+    unsigned n = 0;
+    while (n < TK_IDP_MAX && signin_idp(w, n) != NULL) {
+        n++;
+    }
+    return n;
+}
+
+static void chooser(ep_req *r, tk_slice request, unsigned n)
+{
+    ep_html h;
+    ep_html_begin(&h, r->w->scratch, sizeof r->w->scratch, "Sign in");
+    ep_html_raw(&h, "<h1>Sign in</h1><p>Choose your organisation's sign-in:</p><ul>");
+    for (unsigned k = 0; k < n; k++) {
+        const tk_idp_issuer *is = signin_idp(r->w, k);
+        char idx[16];
+        snprintf(idx, sizeof idx, "%u", k);
+        ep_html_raw(&h, "<li><a class=\"idp\" href=\"/login?request=");
+        ep_html_text(&h, request);
+        ep_html_raw(&h, "&amp;idp=");
+        ep_html_text(&h, tk_slice_from_str(idx));
+        ep_html_raw(&h, "\">");
+        ep_html_text(&h, (tk_slice){is->issuer, is->issuer_len});
+        ep_html_raw(&h, "</a></li>");
+    }
+    ep_html_raw(&h, "</ul>");
+    ep_html_end(&h);
+    ep_reply_page(r, 200, &h, TK_SLICE_NULL, NULL);
+}
+
+void ep_oidc_login(ep_req *r)
+{
+    ep_worker *w = r->w;
+    char id[TK_ID_MAX + 1], k[8];
+    tk_form_field f[2] = {{.name = "request", .buf = id, .cap = sizeof id},
+                          {.name = "idp", .buf = k, .cap = sizeof k}};
+    if (tk_form_parse(r->http->query.p, r->http->query.len, f, 2) != 0 || !f[0].present) {
+        ep_reply_error_page(r, 400, "invalid_request", "no authorization request");
+        return;
+    }
+    tk_slice request = {id, f[0].len};
+    tk_txn *txn = ep_txn(w);
+    tk_authreq_rec a;
+    int rc = txn != NULL ? ep_as_pending(r, txn, request, &a) : TK_E_STORE;
+    if (rc != 0) {
+        ep_reply_error_page(r, rc == TK_E_STORE ? 503 : 400, "invalid_request",
+                            "this authorization request expired or was already used");
+        return;
+    }
+    unsigned n = signin_count(w), which = 0;
+    if (f[1].present) {
+        char *end = NULL;
+        unsigned long v = strtoul(k, &end, 10);
+        if (f[1].len == 0 || end == NULL || *end != '\0' || v >= n) {
+            ep_reply_error_page(r, 400, "invalid_request", "no such sign-in");
+            return;
+        }
+        which = (unsigned)v;
+    } else if (n > 1) {
+        chooser(r, request, n);
+        return;
+    }
+    const tk_idp_issuer *is = signin_idp(w, which);
+    if (is == NULL || !is->discovered) {
+        ep_reply_error_page(r, 503, "temporarily_unavailable",
+                            "The identity provider could not be reached when this server started "
+                            "(discovery failed). Try again later.");
+        return;
+    }
+    ep_oidc_pending p = {.exp = w->now + w->app->cfg.authorize_ttl};
+    char state[B64_32 + 1], binder[B64_32 + 1], challenge[B64_32 + 1];
+    uint8_t ch[TK_HASH_LEN];
+    if (random_b64(state) != 0 || random_b64(binder) != 0 || random_b64(p.nonce) != 0 ||
+        random_b64(p.verifier) != 0) {
+        ep_reply_error_page(r, 500, "server_error", "No randomness.");
+        return;
+    }
+    tk_sha256(state, B64_32, p.state);
+    tk_sha256(binder, B64_32, p.binder);
+    tk_sha256(p.verifier, B64_32, ch);
+    TK_ASSERT(tk_b64url_encode(ch, sizeof ch, challenge, sizeof challenge) == 0);
+    memcpy(p.issuer, is->issuer, is->issuer_len + 1);
+    memcpy(p.request, id, f[0].len + 1);
+    /* The IdP's authorization endpoint with our request (its own query kept). */
+    char url[TK_URL_MAX * 4], redirect[TK_URL_MAX + sizeof CALLBACK_PATH];
+    tk_slice iss = issuer_of(w);
+    snprintf(redirect, sizeof redirect, "%.*s%s", (int)iss.len, iss.p, CALLBACK_PATH);
+    tk_oauth_url u;
+    tk_oauth_url_init(&u, url, sizeof url, tk_slice_from_str(is->authorization_endpoint));
+    tk_oauth_url_param(&u, "response_type", TK_SLICE_LIT("code"));
+    tk_oauth_url_param(&u, "client_id", (tk_slice){is->client_id, is->client_id_len});
+    tk_oauth_url_param(&u, "redirect_uri", tk_slice_from_str(redirect));
+    tk_oauth_url_param(&u, "scope", tk_slice_from_str(is->scopes));
+    tk_oauth_url_param(&u, "state", tk_slice_from_str(state));
+    tk_oauth_url_param(&u, "nonce", tk_slice_from_str(p.nonce));
+    tk_oauth_url_param(&u, "code_challenge", tk_slice_from_str(challenge));
+    tk_oauth_url_param(&u, "code_challenge_method", TK_SLICE_LIT("S256"));
+    if (tk_oauth_url_finish(&u) != 0) {
+        ep_reply_error_page(r, 500, "server_error", "The redirect does not fit.");
+        return;
+    }
+    if (pending_put(w->app, &p, w->now) != 0) {
+        tk_cleanse(&p, sizeof p);
+        tk_log_warn("oidc_pending_full", "max=%d", TK_OIDC_PENDING_MAX);
+        ep_reply_error_page(r, 503, "temporarily_unavailable",
+                            "Too many sign-ins at once. Try again in a moment.");
+        return;
+    }
+    char setc[256];
+    snprintf(setc, sizeof setc,
+             "Set-Cookie: " BINDER_COOKIE "=%s; Path=/; Max-Age=%lld; Secure; HttpOnly; "
+             "SameSite=Lax\r\n",
+             binder, (long long)w->app->cfg.authorize_ttl);
+    char safe[65];
+    ep_log_id(request, safe);
+    tk_log_info("oidc_redirect", "iss=\"%s\" request=%s", is->issuer, safe);
+    ep_as_see_other(r, (tk_slice){url, u.len}, setc);
+    tk_cleanse(setc, sizeof setc);
+    tk_cleanse(&p, sizeof p);
+}
+
+/* ---- GET /login/callback ------------------------------------------------------------ */
+
+/* The value of cookie name in a Cookie header, or TK_SLICE_NULL (also when
+ * it is there twice: planted). */
+static tk_slice cookie_value(tk_slice hdr, const char *name)
+{
+    size_t nl = strlen(name);
+    tk_slice found = TK_SLICE_NULL;
+    size_t i = 0;
+    while (i < hdr.len) { /* each turn moves past one pair */
+        while (i < hdr.len && (hdr.p[i] == ' ' || hdr.p[i] == ';')) {
+            i++;
+        }
+        size_t start = i;
+        while (i < hdr.len && hdr.p[i] != ';') {
+            i++;
+        }
+        tk_slice pair = {hdr.p + start, i - start};
+        if (pair.len > nl && memcmp(pair.p, name, nl) == 0 && pair.p[nl] == '=') {
+            if (found.p != NULL) {
+                return TK_SLICE_NULL;
+            }
+            found = (tk_slice){pair.p + nl + 1, pair.len - nl - 1};
+        }
+    }
+    return found;
+}
+
+static void on_token(void *arg, const tk_outbound_resp *resp);
+
+/* Percent-encoded name=value pairs (the redemption's form body). */
+static size_t form_body(char *buf, size_t cap, const tk_slice *kv, size_t n)
+{
+    char tmp[CODE_MAX * 4];
+    tk_oauth_url u;
+    tk_oauth_url_init(&u, tmp, sizeof tmp, TK_SLICE_LIT("x"));
+    for (size_t i = 0; i < n; i++) {
+        char name[32];
+        TK_ASSERT(kv[2 * i].len < sizeof name);
+        memcpy(name, kv[2 * i].p, kv[2 * i].len);
+        name[kv[2 * i].len] = '\0';
+        tk_oauth_url_param(&u, name, kv[2 * i + 1]);
+    }
+    if (tk_oauth_url_finish(&u) != 0 || u.len - 2 >= cap) {
+        tk_cleanse(tmp, sizeof tmp);
+        return 0;
+    }
+    memcpy(buf, tmp + 2, u.len - 2 + 1); /* past "x?" */
+    tk_cleanse(tmp, sizeof tmp);
+    return u.len - 2;
+}
+
+/* Standard base64 with padding (HTTP Basic). */
+static size_t b64_std(const uint8_t *in, size_t n, char *out, size_t cap)
+{
+    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t o = 0;
+    if ((n + 2) / 3 * 4 + 1 > cap) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16;
+        v |= i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0;
+        v |= i + 2 < n ? in[i + 2] : 0;
+        out[o++] = a[(v >> 18) & 63];
+        out[o++] = a[(v >> 12) & 63];
+        out[o++] = i + 1 < n ? a[(v >> 6) & 63] : '=';
+        out[o++] = i + 2 < n ? a[v & 63] : '=';
+    }
+    out[o] = '\0';
+    return o;
+}
+
+/* Submit the code's redemption; 0 or an error (nothing submitted). */
+static int redeem(ep_req *r, const tk_idp_issuer *is, const ep_oidc_pending *p, tk_slice code)
+{
+    ep_worker *w = r->w;
+    tk_app *app = w->app;
+    char redirect[TK_URL_MAX + sizeof CALLBACK_PATH];
+    tk_slice iss = issuer_of(w);
+    snprintf(redirect, sizeof redirect, "%.*s%s", (int)iss.len, iss.p, CALLBACK_PATH);
+    tk_slice kv[12] = {TK_SLICE_LIT("grant_type"),    TK_SLICE_LIT("authorization_code"),
+                       TK_SLICE_LIT("code"),          code,
+                       TK_SLICE_LIT("redirect_uri"),  tk_slice_from_str(redirect),
+                       TK_SLICE_LIT("code_verifier"), tk_slice_from_str(p->verifier),
+                       TK_SLICE_LIT("client_id"),     {is->client_id, is->client_id_len},
+                       TK_SLICE_LIT("client_secret"), {is->client_secret, is->client_secret_len}};
+    char body[TK_OUTBOUND_REQ_BODY_MAX], auth[1024] = "";
+    size_t blen = form_body(body, sizeof body, kv, is->secret_post ? 6 : 4);
+    if (blen == 0) {
+        return TK_E_TOOBIG;
+    }
+    if (!is->secret_post) { /* RFC 6749 §2.3.1: both parts form-encoded, then base64 */
+        char cred[3 * (TK_IDP_CLIENT_ID_MAX + TK_IDP_CLIENT_SECRET_MAX) + 64];
+        size_t clen = form_body(cred, sizeof cred, kv + 8, 2); /* client_id=…&client_secret=… */
+        char *amp = clen > 0 ? memchr(cred, '&', clen) : NULL;
+        if (amp == NULL) {
+            return TK_E_TOOBIG;
+        }
+        /* "client_id=ID&client_secret=S" → "ID:S" */
+        size_t idl = (size_t)(amp - cred) - 10, sl = clen - (size_t)(amp - cred) - 15;
+        memmove(cred, cred + 10, idl);
+        cred[idl] = ':';
+        memmove(cred + idl + 1, amp + 15, sl);
+        memcpy(auth, "Basic ", 6);
+        size_t alen = b64_std((const uint8_t *)cred, idl + 1 + sl, auth + 6, sizeof auth - 6);
+        tk_cleanse(cred, sizeof cred);
+        if (alen == 0) {
+            return TK_E_TOOBIG;
+        }
+    }
+    ep_oidc_call *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        tk_cleanse(body, sizeof body);
+        tk_cleanse(auth, sizeof auth);
+        return -ENOMEM;
+    }
+    c->app = app;
+    c->worker = w->id;
+    c->cookie = r->cookie;
+    memcpy(c->issuer, p->issuer, sizeof c->issuer);
+    memcpy(c->request, p->request, sizeof c->request);
+    memcpy(c->nonce, p->nonce, sizeof c->nonce);
+    tk_outbound_req req = {.purpose = TK_OB_TOKEN,
+                           .method = TK_OB_POST,
+                           .url = is->token_endpoint,
+                           .body = body,
+                           .body_len = blen,
+                           .content_type = "application/x-www-form-urlencoded",
+                           .accept = "application/json",
+                           .authorization = auth[0] != '\0' ? auth : NULL,
+                           .cb = on_token,
+                           .cb_arg = c};
+    int rc = TK_E_QUEUEFULL;
+    pthread_mutex_lock(&app->oidc_mu);
+    bool room = app->oidc_inflight[w->id] < TK_OIDC_CALLS_MAX;
+    app->oidc_inflight[w->id] += room ? 1 : 0;
+    pthread_mutex_unlock(&app->oidc_mu);
+    if (room) {
+        rc = app->cfg.outbound != NULL ? tk_outbound_submit(app->cfg.outbound, &req) : TK_E_STORE;
+    }
+    tk_cleanse(body, sizeof body);
+    tk_cleanse(auth, sizeof auth);
+    if (rc != 0) {
+        pthread_mutex_lock(&app->oidc_mu);
+        app->oidc_inflight[w->id] -= room ? 1 : 0;
+        pthread_mutex_unlock(&app->oidc_mu);
+        tk_cleanse(c, sizeof *c);
+        free(c);
+    }
+    return rc;
+}
+
+void ep_oidc_callback(ep_req *r)
+{
+    ep_worker *w = r->w;
+    if (w->app->cfg.login != TK_LOGIN_OIDC) {
+        ep_reply_error_page(r, 404, "access_denied",
+                            "no upstream sign-in is configured on this server");
+        return;
+    }
+    static _Thread_local char code[CODE_MAX + 1];
+    char state[B64_32 + 2], iss[TK_IDP_ISS_MAX + 1], err[64];
+    tk_form_field f[4] = {{.name = "code", .buf = code, .cap = sizeof code},
+                          {.name = "state", .buf = state, .cap = sizeof state},
+                          {.name = "iss", .buf = iss, .cap = sizeof iss},
+                          {.name = "error", .buf = err, .cap = sizeof err}};
+    if (tk_form_parse(r->http->query.p, r->http->query.len, f, 4) != 0 || !f[1].present) {
+        ep_reply_error_page(r, 400, "invalid_request", "The sign-in answer is malformed.");
+        return;
+    }
+    uint8_t sh[TK_HASH_LEN];
+    tk_sha256(state, f[1].len, sh);
+    ep_oidc_pending p;
+    if (!pending_take(w->app, sh, w->now, &p)) {
+        ep_reply_error_page(r, 400, "invalid_request",
+                            "This sign-in expired, was already used or was not started here.");
+        return;
+    }
+    tk_slice binder = cookie_value(tk_http_header_get(r->http, "Cookie"), BINDER_COOKIE);
+    uint8_t bh[TK_HASH_LEN];
+    tk_sha256(binder.p != NULL ? binder.p : "", binder.len, bh);
+    const tk_idp_issuer *is = tk_idp_find(w->idp, tk_slice_from_str(p.issuer));
+    const char *why = NULL;
+    if (binder.p == NULL || !tk_ct_equal(bh, p.binder, TK_HASH_LEN)) {
+        why = "This sign-in was started in another browser.";
+    } else if (is == NULL || is->client_id_len == 0 || !is->discovered) {
+        why = "The identity provider of this sign-in is no longer configured.";
+    } else if (f[2].present &&
+               !tk_slice_eq(tk_slice_from_str(iss), (tk_slice){is->issuer, is->issuer_len})) {
+        why = "The sign-in answer names another identity provider (RFC 9207 iss).";
+    } else if (!f[2].present && is->iss_param) {
+        why = "The sign-in answer lacks the iss its identity provider always sends (RFC 9207).";
+    } else if (f[3].present) {
+        why = "The identity provider did not sign you in (it answered with an error).";
+    } else if (!f[0].present || f[0].len == 0) {
+        why = "The sign-in answer carries no code.";
+    }
+    char safe[65];
+    ep_log_id(tk_slice_from_str(p.request), safe);
+    if (why != NULL) {
+        tk_log_info("oidc_callback_refused", "iss=\"%s\" request=%s why=\"%s\"", p.issuer, safe,
+                    why);
+        tk_cleanse(&p, sizeof p);
+        tk_cleanse(code, sizeof code);
+        ep_reply_error_page(r, 400, "access_denied", why);
+        return;
+    }
+    int rc = redeem(r, is, &p, (tk_slice){code, f[0].len});
+    tk_cleanse(&p, sizeof p);
+    tk_cleanse(code, sizeof code);
+    if (rc != 0) {
+        tk_log_warn("oidc_redeem_unavailable", "request=%s err=%s", safe, tk_strerror(rc));
+        ep_reply_error_page(r, 503, "temporarily_unavailable", "Try again in a moment.");
+        return;
+    }
+    r->deferred = true;
+}
+
+/* ---- The redemption's answer ---------------------------------------------------------- */
+
+/* On the outbound thread: copy the answer, queue it for its worker and
+ * wake that worker's ring (the committer's eventfd, which app_wake drains
+ * together with this list). A worker that stopped gets nothing. */
+static void on_token(void *arg, const tk_outbound_resp *resp)
+{
+    ep_oidc_call *c = arg;
+    tk_app *app = c->app;
+    c->result = resp->result;
+    c->status = resp->status;
+    snprintf(c->error, sizeof c->error, "%s", resp->error);
+    if (resp->body_len > 0) {
+        c->body = malloc(resp->body_len + 1);
+        if (c->body != NULL) {
+            memcpy(c->body, resp->body, resp->body_len + 1);
+            c->body_len = resp->body_len;
+        }
+    }
+    pthread_mutex_lock(&app->oidc_mu);
+    bool open = app->oidc_open[c->worker];
+    if (open) {
+        c->next = app->oidc_mail[c->worker];
+        app->oidc_mail[c->worker] = c;
+        uint64_t one = 1;
+        int fd = app->oidc_wake_fd[c->worker];
+        if (fd >= 0 && write(fd, &one, sizeof one) < 0) {
+            tk_log_warn("oidc_wake_failed", "worker=%u errno=%d", c->worker, errno);
+        }
+    } else {
+        app->oidc_inflight[c->worker]--;
+    }
+    pthread_mutex_unlock(&app->oidc_mu);
+    if (!open) {
+        if (c->body != NULL) {
+            tk_cleanse(c->body, c->body_len);
+        }
+        free(c->body);
+        tk_cleanse(c, sizeof *c);
+        free(c);
+    }
+}
+
+typedef struct idt {
+    tk_slice sub, sid, acr;
+    int64_t auth_time;
+    char amr[128];
+} idt;
+
+static bool aud_has(json_t *aud, const tk_idp_issuer *is, size_t *count)
+{
+    tk_slice want = {is->client_id, is->client_id_len};
+    *count = 0;
+    if (json_is_string(aud)) {
+        *count = 1;
+        return tk_slice_eq(want, (tk_slice){json_string_value(aud), json_string_length(aud)});
+    }
+    if (!json_is_array(aud) || json_array_size(aud) > 64) {
+        return false;
+    }
+    bool found = false;
+    size_t i;
+    json_t *v;
+    json_array_foreach(aud, i, v)
+    {
+        if (!json_is_string(v)) {
+            return false;
+        }
+        found = found || tk_slice_eq(want, (tk_slice){json_string_value(v), json_string_length(v)});
+        (*count)++;
+    }
+    return found;
+}
+
+/* OpenID Connect Core 1.0 §3.1.3.7: the ID token's checks, in order. */
+static enum fail check_id_token(ep_worker *w, const tk_idp_issuer *is, const ep_oidc_call *c,
+                                json_t *claims, idt *out)
+{
+    tk_slice iss, azp, nonce;
+    if (ev_claim_str(claims, "iss", TK_IDP_ISS_MAX, &iss) != EV_OK || iss.p == NULL ||
+        !tk_slice_eq(iss, (tk_slice){is->issuer, is->issuer_len})) {
+        return F_ISSUER;
+    }
+    size_t naud = 0;
+    if (!aud_has(json_object_get(claims, "aud"), is, &naud)) {
+        return F_AUDIENCE;
+    }
+    if (ev_claim_str(claims, "azp", TK_URL_MAX, &azp) != EV_OK || (azp.p == NULL && naud > 1) ||
+        (azp.p != NULL && !tk_slice_eq(azp, (tk_slice){is->client_id, is->client_id_len}))) {
+        return F_AZP;
+    }
+    int64_t exp = 0, iat = 0;
+    bool has_exp = false, has_iat = false;
+    if (ev_claim_time(claims, "exp", &exp, &has_exp) != EV_OK || !has_exp ||
+        exp + is->leeway <= w->now) {
+        return F_EXPIRED;
+    }
+    if (ev_claim_time(claims, "iat", &iat, &has_iat) != EV_OK || !has_iat ||
+        iat > w->now + is->leeway || iat < w->now - TK_OIDC_IAT_MAX_AGE - is->leeway) {
+        return F_IAT;
+    }
+    if (ev_claim_str(claims, "nonce", B64_32 + 1, &nonce) != EV_OK || nonce.p == NULL ||
+        nonce.len != B64_32 || !tk_ct_equal(nonce.p, c->nonce, B64_32)) {
+        return F_NONCE;
+    }
+    if (ev_claim_str(claims, "sub", TK_SUB_MAX, &out->sub) != EV_OK || out->sub.p == NULL ||
+        !tk_oauth_vschar_valid(out->sub, TK_SUB_MAX)) {
+        return F_SUBJECT;
+    }
+    if (ev_claim_str(claims, "sid", TK_ID_MAX, &out->sid) != EV_OK ||
+        (out->sid.p != NULL && !tk_oauth_vschar_valid(out->sid, TK_ID_MAX))) {
+        return F_SID;
+    }
+    bool has_at = false;
+    out->auth_time = 0;
+    (void)ev_claim_time(claims, "auth_time", &out->auth_time, &has_at);
+    if (ev_claim_str(claims, "acr", 64, &out->acr) != EV_OK) {
+        out->acr = TK_SLICE_NULL;
+    }
+    json_t *amr = json_object_get(claims, "amr");
+    size_t n = 0, i;
+    json_t *v;
+    out->amr[0] = '\0';
+    json_array_foreach(amr, i, v)
+    {
+        const char *s = json_is_string(v) ? json_string_value(v) : "?";
+        int k = snprintf(out->amr + n, sizeof out->amr - n, "%s%s", n > 0 ? "," : "", s);
+        if (k < 0 || (size_t)k >= sizeof out->amr - n) {
+            break;
+        }
+        n += (size_t)k;
+    }
+    return F_COUNT; /* every check passed */
+}
+
+/* Verify the answer and sign in: F_COUNT when the sign-in was submitted
+ * (its commit completes the request), else why it failed. */
+static enum fail finish(ep_worker *w, ep_oidc_call *c)
+{
+    char safe[65];
+    ep_log_id(tk_slice_from_str(c->request), safe);
+    if (c->result != TK_OB_OK && c->result != TK_OB_HTTP_ERROR) {
+        tk_log_warn("oidc_redeem_failed", "iss=\"%s\" request=%s result=%s error=\"%s\"", c->issuer,
+                    safe, tk_outbound_result_name(c->result), c->error);
+        return F_UNREACHABLE;
+    }
+    json_error_t je;
+    json_t *doc =
+        c->body != NULL ? json_loadb(c->body, c->body_len, JSON_REJECT_DUPLICATES, &je) : NULL;
+    json_t *idtok = json_object_get(doc, "id_token");
+    if (c->status != 200 || !json_is_string(idtok)) {
+        char e[65];
+        json_t *ecode = json_object_get(doc, "error");
+        ep_log_id(
+            json_is_string(ecode) ? tk_slice_from_str(json_string_value(ecode)) : TK_SLICE_NULL, e);
+        tk_log_warn("oidc_redeem_refused", "iss=\"%s\" request=%s status=%d error=%s", c->issuer,
+                    safe, c->status, e[0] != '\0' ? e : "-");
+        json_decref(doc);
+        return c->status == 200 ? F_ANSWER : F_REFUSED;
+    }
+    const tk_idp_issuer *is = tk_idp_find(w->idp, tk_slice_from_str(c->issuer));
+    if (is == NULL) {
+        json_decref(doc);
+        return F_ISSUER;
+    }
+    ev_jws j;
+    const char *why = "";
+    enum fail f = F_COUNT;
+    ev_err er =
+        ev_jws_parse((tk_slice){json_string_value(idtok), json_string_length(idtok)}, &j, &why);
+    bool parsed = er == EV_OK;
+    if (!parsed) {
+        f = F_MALFORMED;
+    } else {
+        er = ev_jws_verify(&j, is, &why);
+        if (er == EV_BAD_KEY && is->jwks_uri_len > 0 &&
+            tk_idp_key_for(is, j.kid, j.kid.p != NULL) == NULL) {
+            (void)tk_idp_jwks_kid_miss(w->app->cfg.jwks, (tk_slice){is->issuer, is->issuer_len});
+        }
+        f = er == EV_BAD_KEY ? F_KEY : er != EV_OK ? F_SIGNATURE : F_COUNT;
+    }
+    idt t = {0};
+    if (f == F_COUNT) {
+        f = check_id_token(w, is, c, j.claims, &t);
+    }
+    if (f != F_COUNT) {
+        tk_log_warn("oidc_id_token_refused", "iss=\"%s\" request=%s why=\"%s\" detail=\"%s\"",
+                    c->issuer, safe, fails[f].desc, why);
+        if (parsed) {
+            ev_jws_free(&j);
+        }
+        json_decref(doc);
+        return f;
+    }
+    /* Sign in: the session bound to the IdP's issuer and sid (or sub). */
+    const tk_app_cfg *cfg = &w->app->cfg;
+    char sid[TK_ID_MAX + 1], cookie[TK_SECRET_B64_LEN + 1];
+    tk_commit_req creq = {.nops = 1};
+    tk_op *op = &creq.ops[0];
+    *op = tk_op_make(TK_OP_SIGN_IN, w->now);
+    int rc = tk_id_new("tks_", sid, sizeof sid);
+    rc = rc != 0 ? rc : ep_as_secret(cookie, op->sign_in.browser);
+    rc = rc != 0 ? rc : tk_random_bytes(op->sign_in.csrf_key, TK_HASH_LEN);
+    rc = rc != 0 ? rc : tk_op_id_set(&op->sign_in.sid, tk_slice_from_str(sid));
+    rc = rc != 0 ? rc : tk_op_sub_set(&op->sign_in.sub, t.sub);
+    rc = rc != 0 ? rc : tk_op_id_set(&op->sign_in.request, tk_slice_from_str(c->request));
+    rc = rc != 0 ? rc : tk_op_iss_set(&op->sign_in.idp_iss, (tk_slice){is->issuer, is->issuer_len});
+    rc = rc != 0 || t.sid.p == NULL ? rc : tk_op_id_set(&op->sign_in.idp_sid, t.sid);
+    op->sign_in.session_exp = w->now + cfg->session_ttl;
+    op->sign_in.browser_exp = w->now + cfg->session_ttl;
+    char setc[TK_OAUTH_SET_COOKIE_MAX + 160];
+    memcpy(setc, "Set-Cookie: ", 12);
+    size_t clen = 0;
+    if (rc == 0) {
+        rc = tk_oauth_cookie_set(tk_slice_from_str(cookie), cfg->session_ttl, setc + 12,
+                                 sizeof setc - 150, &clen);
+    }
+    tk_cleanse(cookie, sizeof cookie);
+    char hdr[1024];
+    size_t n = 0;
+    if (rc == 0) {
+        snprintf(setc + 12 + clen, sizeof setc - 12 - clen,
+                 "\r\nSet-Cookie: " BINDER_COOKIE
+                 "=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax\r\n");
+        char loc[64 + TK_ID_MAX];
+        int l = snprintf(loc, sizeof loc, "/authorize/continue?request=%s", c->request);
+        n = ep_as_location(hdr, sizeof hdr, (tk_slice){loc, (size_t)l}, setc);
+    }
+    tk_cleanse(setc, sizeof setc);
+    char ssub[65], ssid[65], sacr[65];
+    ep_log_id(t.sub, ssub);
+    ep_log_id(t.sid, ssid);
+    ep_log_id(t.acr, sacr);
+    ev_jws_free(&j);
+    json_decref(doc);
+    if (rc != 0 || n == 0) {
+        return F_UNAVAILABLE;
+    }
+    tk_log_info("sign_in",
+                "method=oidc iss=\"%s\" sub=%s sid=%s idp_sid=%s bound_by=%s auth_time=%lld "
+                "acr=%s amr=\"%s\"",
+                is->issuer, ssub, sid, ssid[0] != '\0' ? ssid : "-",
+                ssid[0] != '\0' ? "sid" : "sub", (long long)t.auth_time,
+                sacr[0] != '\0' ? sacr : "-", t.amr);
+    rc = ep_as_park(w, c->cookie, &creq, 303, NULL, (tk_slice){hdr, n}, TK_SLICE_NULL);
+    tk_cleanse(hdr, sizeof hdr);
+    return rc == 0 ? F_COUNT : F_UNAVAILABLE;
+}
+
+size_t ep_oidc_wake(ep_worker *w, tk_server_done *done, size_t max)
+{
+    tk_app *app = w->app;
+    size_t n = 0;
+    /* Bounded by the worker's calls in flight (TK_OIDC_CALLS_MAX). */
+    while (n < max) {
+        pthread_mutex_lock(&app->oidc_mu);
+        ep_oidc_call *c = app->oidc_mail[w->id];
+        if (c != NULL) {
+            app->oidc_mail[w->id] = c->next;
+            app->oidc_inflight[w->id]--;
+        }
+        pthread_mutex_unlock(&app->oidc_mu);
+        if (c == NULL) {
+            break;
+        }
+        enum fail f = finish(w, c);
+        if (f != F_COUNT) {
+            done[n++] = (tk_server_done){.cookie = c->cookie, .result = 1 + (int64_t)f};
+        }
+        if (c->body != NULL) {
+            tk_cleanse(c->body, c->body_len);
+        }
+        free(c->body);
+        tk_cleanse(c, sizeof *c);
+        free(c);
+    }
+    return n;
+}
+
+void ep_oidc_callback_done(ep_req *r, const tk_server_done *done)
+{
+    if (done->result > 0 && done->result <= F_COUNT) {
+        unsigned f = (unsigned)(done->result - 1);
+        ep_reply_error_page(r, fails[f].status, fails[f].code, fails[f].desc);
+        return;
+    }
+    ep_as_slot *s = ep_as_slot_of(r);
+    if (s == NULL) {
+        return;
+    }
+    if (done->result != 0 || ep_as_outcome(done) != TK_OUT_OK) {
+        ep_as_free(s);
+        ep_reply_error_page(r, 503, "temporarily_unavailable", "Try again in a moment.");
+        return;
+    }
+    ep_as_answer(r, s);
+}
+
+void ep_oidc_worker_open(ep_worker *w, bool open)
+{
+    tk_app *app = w->app;
+    tk_committer *c = app->cfg.committer;
+    pthread_mutex_lock(&app->oidc_mu);
+    app->oidc_open[w->id] = open;
+    app->oidc_wake_fd[w->id] = open && c != NULL ? tk_committer_event_fd(c, w->id) : -1;
+    pthread_mutex_unlock(&app->oidc_mu);
+}
+
+void ep_oidc_fini(tk_app *app)
+{
+    for (unsigned i = 0; i < TK_WORKERS_MAX; i++) {
+        ep_oidc_call *c = app->oidc_mail[i];
+        while (c != NULL) { /* bounded by TK_OIDC_CALLS_MAX */
+            ep_oidc_call *next = c->next;
+            free(c->body);
+            tk_cleanse(c, sizeof *c);
+            free(c);
+            c = next;
+        }
+        app->oidc_mail[i] = NULL;
+    }
+    if (app->oidc_pending != NULL) {
+        tk_cleanse(app->oidc_pending, TK_OIDC_PENDING_MAX * sizeof *app->oidc_pending);
+        free(app->oidc_pending);
+        app->oidc_pending = NULL;
+    }
+}
