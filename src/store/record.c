@@ -449,8 +449,21 @@ static int64_t sext(uint64_t v, size_t n)
     return (int64_t)(v ^ sign) - (int64_t)sign;
 }
 
-/* Any msgpack integer that fits int64. */
-static bool rd_int(rd *r, int64_t *out)
+static bool rd_int_wide(rd *r, int64_t *out);
+
+/* Any msgpack integer that fits int64; a positive fixint (every key and most
+ * small values) is read here, inline, the rest by rd_int_wide. */
+static inline bool rd_int(rd *r, int64_t *out)
+{
+    if (TK_LIKELY(r->p < r->end && *r->p <= 0x7f)) {
+        *out = *r->p++;
+        return true;
+    }
+    return rd_int_wide(r, out);
+}
+
+/* The general case: every msgpack integer format, held to int64. */
+static bool rd_int_wide(rd *r, int64_t *out)
 {
     const uint8_t *t;
     if (!rd_take(r, 1, &t)) {

@@ -658,6 +658,31 @@ static void test_key_table(void)
     mw_kv(&w, 10, 2);
     CHECK_EQ_INT(tk_record_decode_token(w.b, w.n, &t), 0);
     CHECK(t.nbf == 2 && t.revoked_at == 0 && t.rotated_at == 0 && t.client_gen == 0);
+    /* Both sides of the one-byte integer: 127 as a fixint, 128 as uint8, -1 refused. */
+    token_plus(&w);
+    mw_kv(&w, 10, 127);
+    CHECK_EQ_INT(tk_record_decode_token(w.b, w.n, &t), 0);
+    CHECK_EQ_INT(t.nbf, 127);
+    token_plus(&w);
+    mw_uint(&w, 10);
+    mw_byte(&w, 0xcc);
+    mw_byte(&w, 128);
+    CHECK_EQ_INT(tk_record_decode_token(w.b, w.n, &t), 0);
+    CHECK_EQ_INT(t.nbf, 128);
+    token_plus(&w);
+    mw_uint(&w, 10);
+    mw_byte(&w, 0xff);
+    CHECK_EQ_INT(tk_record_decode_token(w.b, w.n, &t), TK_E_CORRUPT);
+    token_plus(&w);
+    mw_byte(&w, 0xcc); /* key 10 as uint8 */
+    mw_byte(&w, 10);
+    mw_uint(&w, 4);
+    CHECK_EQ_INT(tk_record_decode_token(w.b, w.n, &t), 0);
+    CHECK_EQ_INT(t.nbf, 4);
+    token_plus(&w);
+    mw_kv(&w, 10, 4);
+    w.n--; /* the last value cut off */
+    CHECK_EQ_INT(tk_record_decode_token(w.b, w.n, &t), TK_E_CORRUPT);
     token_plus(&w);
     mw_kv(&w, 12, 3);
     CHECK_EQ_INT(tk_record_decode_token(w.b, w.n, &t), 0);
