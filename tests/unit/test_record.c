@@ -668,6 +668,103 @@ static void test_handmade_inputs(void)
     CHECK_EQ_INT(tk_record_decode_session(NULL, 0, &s), TK_E_CORRUPT);
 }
 
+/* A minimal token (5 entries: version, kind, client, iat, exp) and one extra entry. */
+static void token_plus(mw *w)
+{
+    w->n = 0;
+    mw_map(w, 6);
+    mw_kv(w, 0, 1);
+    mw_kv(w, 1, TK_TOKEN_ACCESS);
+    mw_ks(w, 2, "c");
+    mw_kv(w, 9, 1);
+    mw_kv(w, 11, 5);
+}
+
+/* The decoder finds each key's field by index: every key lands in its own
+ * member with its own type and bounds, and every key outside the kind (or
+ * repeated) is refused, for the whole key space. */
+static void test_key_table(void)
+{
+    mw w;
+    tk_token_rec t;
+    for (unsigned k = 0; k < 128; k++) {
+        token_plus(&w);
+        mw_kv(&w, k, 7);
+        int rc = tk_record_decode_token(w.b, w.n, &t);
+        bool int_key = k == 10 || k == 12 || k == 13 || k == 14;
+        CHECK_EQ_INT(rc,
+                     int_key ? 0 : TK_E_CORRUPT); /* 0,1,2,9,11 repeat; strings; hashes; beyond */
+    }
+    for (unsigned k = 0; k < 128; k++) {
+        token_plus(&w);
+        mw_ks(&w, k, "x");
+        bool str_key = k >= 3 && k <= 7;
+        CHECK_EQ_INT(tk_record_decode_token(w.b, w.n, &t), str_key ? 0 : TK_E_CORRUPT);
+    }
+    token_plus(&w);
+    mw_kv(&w, 10, 2);
+    CHECK_EQ_INT(tk_record_decode_token(w.b, w.n, &t), 0);
+    CHECK(t.nbf == 2 && t.revoked_at == 0 && t.rotated_at == 0 && t.client_gen == 0);
+    /* Both sides of the one-byte integer: 127 as a fixint, 128 as uint8, -1 refused. */
+    token_plus(&w);
+    mw_kv(&w, 10, 127);
+    CHECK_EQ_INT(tk_record_decode_token(w.b, w.n, &t), 0);
+    CHECK_EQ_INT(t.nbf, 127);
+    token_plus(&w);
+    mw_uint(&w, 10);
+    mw_byte(&w, 0xcc);
+    mw_byte(&w, 128);
+    CHECK_EQ_INT(tk_record_decode_token(w.b, w.n, &t), 0);
+    CHECK_EQ_INT(t.nbf, 128);
+    token_plus(&w);
+    mw_uint(&w, 10);
+    mw_byte(&w, 0xff);
+    CHECK_EQ_INT(tk_record_decode_token(w.b, w.n, &t), TK_E_CORRUPT);
+    token_plus(&w);
+    mw_byte(&w, 0xcc); /* key 10 as uint8 */
+    mw_byte(&w, 10);
+    mw_uint(&w, 4);
+    CHECK_EQ_INT(tk_record_decode_token(w.b, w.n, &t), 0);
+    CHECK_EQ_INT(t.nbf, 4);
+    token_plus(&w);
+    mw_kv(&w, 10, 4);
+    w.n--; /* the last value cut off */
+    CHECK_EQ_INT(tk_record_decode_token(w.b, w.n, &t), TK_E_CORRUPT);
+    token_plus(&w);
+    mw_kv(&w, 12, 3);
+    CHECK_EQ_INT(tk_record_decode_token(w.b, w.n, &t), 0);
+    CHECK(t.revoked_at == 3 && t.nbf == 0 && t.exp == 5 && t.iat == 1);
+    token_plus(&w);
+    mw_ks(&w, 6, "s");
+    CHECK_EQ_INT(tk_record_decode_token(w.b, w.n, &t), 0);
+    CHECK(slice_eq(t.scope, TK_SLICE_LIT("s")) && t.aud.len == 0 && t.sub.len == 0);
+    token_plus(&w);
+    mw_kv(&w, 1, TK_TOKEN_ACCESS); /* a required key twice */
+    CHECK_EQ_INT(tk_record_decode_token(w.b, w.n, &t), TK_E_CORRUPT);
+
+    /* A grant: keys 1..8; 9 and up are refused, 7 (revoked_at) is an int. */
+    tk_grant_rec g;
+    for (unsigned k = 9; k < 40; k++) {
+        w.n = 0;
+        mw_map(&w, 5);
+        mw_kv(&w, 0, 1);
+        mw_ks(&w, 1, "c");
+        mw_kv(&w, 5, TK_GRANT_ACTIVE);
+        mw_kv(&w, 6, 1);
+        mw_kv(&w, k, 7);
+        CHECK_EQ_INT(tk_record_decode_grant(w.b, w.n, &g), TK_E_CORRUPT);
+    }
+    w.n = 0;
+    mw_map(&w, 5);
+    mw_kv(&w, 0, 1);
+    mw_ks(&w, 1, "c");
+    mw_kv(&w, 5, TK_GRANT_ACTIVE);
+    mw_kv(&w, 6, 1);
+    mw_kv(&w, 7, 9);
+    CHECK_EQ_INT(tk_record_decode_grant(w.b, w.n, &g), 0);
+    CHECK(g.revoked_at == 9 && g.created == 1 && g.state == TK_GRANT_ACTIVE);
+}
+
 static void test_handmade_hashes(void)
 {
     mw w;
@@ -1206,6 +1303,7 @@ int main(void)
     RUN(test_truncations_and_flips);
     RUN(test_handmade_inputs);
     RUN(test_handmade_hashes);
+    RUN(test_key_table);
     RUN(test_ops);
     RUN(test_agent_access);
     RUN(test_names);
