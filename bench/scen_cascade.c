@@ -341,6 +341,7 @@ int scen_revoke(const bench_opts *o, bench_report *rp)
                     .label = se->name,
                     .progress = o->progress,
                     .arg = v,
+                    .drain = true, /* every sent revocation answered: none left half-done */
                     .make = rv_make,
                     .done = rv_done};
     load_result *res = malloc(sizeof *res);
@@ -360,7 +361,14 @@ int scen_revoke(const bench_opts *o, bench_report *rp)
             rc = -1;
         }
     }
-    if (rc == 0) { /* every revoked token must now be inactive */
+    uint64_t failed = 0;
+    for (int k = 0; res != NULL && k < ERR_KINDS; k++) {
+        failed += res->errors[k];
+    }
+    if (rc == 0 && failed > 0) { /* reported above; the check needs every token revoked */
+        bench_log("revocations not answered 200: %llu; the inactive check is skipped",
+                  (unsigned long long)failed);
+    } else if (rc == 0) { /* every revoked token must now be inactive */
         size_t sample = v->next < 1000 ? v->next : 1000;
         rc = check_revoked(o, s, sample);
         report_metric(rp, "revoked_checked", (double)sample);

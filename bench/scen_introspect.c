@@ -190,6 +190,7 @@ int revoke_first(const bench_opts *o, const seeded *s, size_t n)
                     .duration_s = 120,
                     .max_requests = n,
                     .label = "revoke (prepare)",
+                    .drain = true,
                     .arg = &p,
                     .make = prep_make,
                     .done = prep_done};
