@@ -135,6 +135,9 @@ static int split_url(tk_slice url, tk_slice *host, tk_slice *path)
     while (e < url.len && url.p[e] != '/' && url.p[e] != '?' && url.p[e] != '#') {
         e++;
     }
+    if (e < url.len && url.p[e] == '#') {
+        return -1; /* a fragment is refused, as in X-Forwarded-Uri */
+    }
     *host = (tk_slice){url.p + a, e - a};
     *path = e < url.len && url.p[e] == '/' ? (tk_slice){url.p + e, url.len - e} : TK_SLICE_LIT("/");
     return host->len > 0 ? 0 : -1;

@@ -64,5 +64,49 @@ class ForwardAuthMethodCase(h.TokenAsserts, unittest.TestCase):
                     self.assertIsNone(r.header("x-auth-subject"))
 
 
+class ForwardAuthOriginalUrlFragment(h.TokenAsserts, unittest.TestCase):
+    """A '#' in X-Forwarded-Uri is refused (400), but X-Original-URL
+    "https://wiki.test#/admin" was read as host wiki.test, path "/", and
+    matched the wiki (200 for a wiki:read token) instead of being refused:
+    a fragment is refused in every header that carries the original URI."""
+
+    resources = {"resources": [
+        {"resource": WIKI, "required_scopes": {"*": ["wiki:read"]}},
+        {"resource": "https://wiki.test/admin", "path_prefix": "/admin",
+         "required_scopes": {"*": ["wiki:admin"]}},
+    ]}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.res_dir, path = write_resources(cls.resources)
+        cls.addClassCleanup(shutil.rmtree, cls.res_dir, True)
+        cls.d = h.start_daemon(("--resources", path, "--issuer", "https://as.test"))
+        cls.addClassCleanup(h.destroy_daemon, cls.d)
+        agent = cls.d.add_client("agent", "wiki-agent", scope="wiki:read")
+        sid = cls.d.new_session("alice")
+        cls.read = cls.d.issue(sid, agent, "wiki:read", aud=WIKI)["access_token"]
+
+    def auth(self, **hdrs):
+        hdrs["Authorization"] = "Bearer " + self.read
+        return self.d.request("GET", "/auth", headers={k.replace("_", "-"): v
+                                                       for k, v in hdrs.items()})
+
+    def test_plain_urls_still_decided(self):
+        self.assertEqual(self.auth(X_Original_URL="https://wiki.test/page").status, 200)
+        self.assertEqual(self.auth(X_Original_URL="https://wiki.test").status, 200)
+        self.assertEqual(self.auth(X_Original_URL="https://wiki.test?/admin").status, 200)
+        self.assertEqual(self.auth(X_Original_URL="https://wiki.test/admin").status, 401)
+
+    def test_fragment_refused_everywhere(self):
+        for url in ("https://wiki.test#/admin", "https://wiki.test#", "https://wiki.test/#x",
+                    "https://wiki.test/page#/../admin"):
+            with self.subTest(url=url):
+                r = self.auth(X_Original_URL=url)
+                self.assertEqual(r.status, 400, r)
+                self.assertIsNone(r.header("x-auth-subject"))
+        r = self.auth(X_Forwarded_Host="wiki.test", X_Forwarded_Uri="/page#/../admin")
+        self.assertEqual(r.status, 400, r)
+
+
 if __name__ == "__main__":
     unittest.main()
