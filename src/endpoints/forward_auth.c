@@ -135,9 +135,30 @@ static int split_url(tk_slice url, tk_slice *host, tk_slice *path)
     while (e < url.len && url.p[e] != '/' && url.p[e] != '?' && url.p[e] != '#') {
         e++;
     }
+    if (e < url.len && url.p[e] == '#') {
+        return -1; /* a fragment is refused, as in X-Forwarded-Uri */
+    }
     *host = (tk_slice){url.p + a, e - a};
     *path = e < url.len && url.p[e] == '/' ? (tk_slice){url.p + e, url.len - e} : TK_SLICE_LIT("/");
     return host->len > 0 ? 0 : -1;
+}
+
+/* A method as every upstream reads it: a token of upper-case letters,
+ * digits and '-' / '_' (every registered method). Methods are case-sensitive
+ * (RFC 9110 §9.1), yet Django and Werkzeug upper-case them while Go does not:
+ * "delete" must not get the "*" rule while the upstream runs DELETE. */
+static bool method_ok(tk_slice m)
+{
+    if (m.len == 0 || m.len > TK_METHOD_MAX) {
+        return false;
+    }
+    for (size_t i = 0; i < m.len; i++) {
+        char c = m.p[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_')) {
+            return false;
+        }
+    }
+    return true;
 }
 
 /* Method, host and URI of the original request; host and path normalised
@@ -173,8 +194,11 @@ static int original(ep_req *r, const tk_resources *rs, orig *o)
         }
         o->uri = (tk_slice){h->target.p + 5, h->target.len - 5};
     }
-    if (o->method.len == 0 ||
-        tk_http_host_normalize(o->host, o->hostbuf, sizeof o->hostbuf, &o->vhost) != 0) {
+    if (!method_ok(o->method)) {
+        tk_log_debug("forward_auth_refused", "why=bad_method");
+        return -1;
+    }
+    if (tk_http_host_normalize(o->host, o->hostbuf, sizeof o->hostbuf, &o->vhost) != 0) {
         tk_log_debug("forward_auth_refused", "why=bad_host");
         return -1;
     }
