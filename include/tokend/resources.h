@@ -139,6 +139,12 @@ enum tk_http_params tk_resources_path_params(const tk_resources *rs);
 /* The resource covering (host, path), or NULL. host normalised
  * (tk_http_host_normalize), path normalised (tk_http_path_normalize with
  * tk_resources_path_params). Pure, no allocation; any thread. */
+/* The same match with ASCII case folded in the path and the prefixes. An
+ * upstream that routes paths case-insensitively (Express by default, IIS,
+ * ASP.NET) serves "/ADMIN/x" as "/admin/x": forward-auth refuses a path
+ * whose folded match differs from its exact one. */
+const tk_resource *tk_resources_match_nocase(const tk_resources *rs, const tk_http_host *host,
+                                             tk_slice path);
 const tk_resource *tk_resources_match(const tk_resources *rs, const tk_http_host *host,
                                       tk_slice path);
 

@@ -514,6 +514,14 @@ void ep_forward_auth(ep_req *r)
         return;
     }
     const tk_resource *res = tk_resources_match(w->res, &o.vhost, o.path);
+    if (res != tk_resources_match_nocase(w->res, &o.vhost, o.path)) {
+        /* "/ADMIN/x" beside a resource at "/admin": a case-insensitive
+         * upstream routes it there, so its exact match cannot decide. */
+        tk_log_debug("forward_auth_refused", "why=path_case_ambiguous");
+        count(w, EP_FA_BAD_REQUEST);
+        ep_reply_error(r, 400, "invalid_request", NULL);
+        return;
+    }
     if (res == NULL) {
         count(w, EP_FA_UNKNOWN_RESOURCE);
         ep_reply_error(r, 403, "unknown_resource", NULL);

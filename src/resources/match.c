@@ -28,6 +28,39 @@ static bool prefix_covers(tk_slice prefix, tk_slice path)
     return path.len == prefix.len || prefix.p[prefix.len - 1] == '/' || path.p[prefix.len] == '/';
 }
 
+/* prefix_covers with the path's and the prefix's ASCII letters folded. */
+static bool prefix_covers_nocase(tk_slice prefix, tk_slice path)
+{
+    if (path.len < prefix.len) {
+        return false;
+    }
+    for (size_t i = 0; i < prefix.len; i++) {
+        char a = path.p[i], b = prefix.p[i];
+        a = a >= 'A' && a <= 'Z' ? (char)(a + 32) : a;
+        b = b >= 'A' && b <= 'Z' ? (char)(b + 32) : b;
+        if (a != b) {
+            return false;
+        }
+    }
+    return path.len == prefix.len || prefix.p[prefix.len - 1] == '/' || path.p[prefix.len] == '/';
+}
+
+const tk_resource *tk_resources_match_nocase(const tk_resources *rs, const tk_http_host *host,
+                                             tk_slice path)
+{
+    if (rs == NULL) {
+        return NULL;
+    }
+    TK_ASSERT(rs->n <= TK_RESOURCES_MAX);
+    for (size_t i = 0; i < rs->n; i++) {
+        const tk_resource *r = &rs->r[rs->order[i]];
+        if (prefix_covers_nocase(r->prefix, path) && host_covers(r, host)) {
+            return r;
+        }
+    }
+    return NULL;
+}
+
 const tk_resource *tk_resources_match(const tk_resources *rs, const tk_http_host *host,
                                       tk_slice path)
 {

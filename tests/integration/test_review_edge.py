@@ -108,5 +108,49 @@ class ForwardAuthOriginalUrlFragment(h.TokenAsserts, unittest.TestCase):
         self.assertEqual(r.status, 400, r)
 
 
+class ForwardAuthPathCase(h.TokenAsserts, unittest.TestCase):
+    """Prefixes were compared byte for byte, so "/ADMIN/x" beside a
+    resource at "/admin" matched the wiki root instead: a wiki:read token
+    got 200, and an upstream that routes case-insensitively (Express by
+    default, IIS, ASP.NET) served /admin/x. A path whose case-folded match
+    differs from its exact one is refused (400); paths that fold to the
+    same resource are decided as before."""
+
+    resources = {"resources": [
+        {"resource": WIKI, "required_scopes": {"*": ["wiki:read"]}},
+        {"resource": "https://wiki.test/admin", "path_prefix": "/admin",
+         "required_scopes": {"*": ["wiki:admin"]}},
+    ]}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.res_dir, path = write_resources(cls.resources)
+        cls.addClassCleanup(shutil.rmtree, cls.res_dir, True)
+        cls.d = h.start_daemon(("--resources", path, "--issuer", "https://as.test"))
+        cls.addClassCleanup(h.destroy_daemon, cls.d)
+        d = cls.d
+        agent = d.add_client("agent", "wiki-agent", scope="wiki:read wiki:admin")
+        sid = d.new_session("alice")
+        cls.read = d.issue(sid, agent, "wiki:read", aud=WIKI)["access_token"]
+
+    def auth(self, uri):
+        return self.d.request("GET", "/auth", headers={
+            "Authorization": "Bearer " + self.read, "X-Forwarded-Host": "wiki.test",
+            "X-Forwarded-Uri": uri, "X-Forwarded-Method": "GET"})
+
+    def test_plain_paths_still_decided(self):
+        self.assertEqual(self.auth("/page").status, 200)
+        self.assertEqual(self.auth("/Page/Other").status, 200)  # folds to the wiki too
+        self.assertEqual(self.auth("/admin/x").status, 401)     # the admin resource's audience
+        self.assertEqual(self.auth("/administrator").status, 200)  # not under /admin
+
+    def test_other_case_of_a_protected_prefix_refused(self):
+        for uri in ("/ADMIN/x", "/Admin", "/aDmIn/users", "/ADMIN"):
+            with self.subTest(uri=uri):
+                r = self.auth(uri)
+                self.assertEqual(r.status, 400, r)
+                self.assertIsNone(r.header("x-auth-subject"))
+
+
 if __name__ == "__main__":
     unittest.main()
