@@ -5,8 +5,15 @@ CertBoundExchange: a certificate-bound access token (RFC 8705 §3) was
 exchanged (RFC 8693) over plain HTTP, or over TLS without a client
 certificate, for an unbound bearer child: whoever stole the bound token and
 knew the id of a public client in its delegate_to list laundered it into a
-bearer token. DPoP-bound tokens were already refused in that case."""
+bearer token. DPoP-bound tokens were already refused in that case.
 
+PendingClientNoRedirect: under registration = approval (the default) a
+client nobody approved was sent a 303 to its unapproved redirect URI by
+every /authorize error found after the redirect URI matched (no
+response_type, no PKCE, ...): tokend was an open redirector for anyone who
+registered. A pending client now always gets the "awaits approval" page."""
+
+import secrets
 import shutil
 import unittest
 
@@ -96,6 +103,72 @@ class CertBoundExchange(h.FreshCase):
         r = a.exchange(self.d, sub["client_id"], at)
         self.assertEqual(r.status, 200, r)
         self.assertNotIn("cnf", self.d.active(r.json()["access_token"]))
+
+
+class PendingClientNoRedirect(h.FreshCase):
+    EVIL = "https://evil.test/cb"
+
+    @classmethod
+    def setUpClass(cls):
+        folder = a.tmpfolder()
+        cls.addClassCleanup(shutil.rmtree, folder, True)
+        cls.d = h.start_daemon(a.as_daemon_args(folder, "approval"))
+        cls.addClassCleanup(h.destroy_daemon, cls.d)
+        cls.d.default_auth = cls.d.add_client("admin", "admin")
+
+    def queries(self, cid):
+        ch = a.s256(a.new_verifier())
+        q = lambda **kw: a.authorize_query(cid, redirect=self.EVIL, **kw)  # noqa: E731
+        return [
+            "/authorize?client_id=" + cid,  # no response_type, no PKCE
+            "/authorize?client_id=%s&redirect_uri=%s" % (cid, self.EVIL),
+            q(challenge=None, state="s"),
+            q(challenge=ch, state="s", method="plain"),
+            q(challenge=ch, state="s").replace("response_type=code", "response_type=token"),
+            q(challenge="short", state="s"),
+            q(challenge=ch, state="s", scope="a\"b"),
+            q(challenge=ch, state="s", resource="not a uri"),
+            q(challenge=ch, state="s", extra=[("prompt", "bogus")]),
+            q(challenge=ch, state="\u00e9"),
+            q(challenge=ch, state="s", scope="nope"),
+            q(challenge=ch, state="s"),
+        ]
+
+    def register(self):
+        r = a.register(self.d, {"client_name": "unapproved-" + secrets.token_hex(4),
+                                "redirect_uris": [self.EVIL],
+                                "token_endpoint_auth_method": "none"})
+        self.assertEqual(r.status, 201, r)
+        return r.json()["client_id"]
+
+    def test_pending_client_never_redirected(self):
+        cid = self.register()
+        for path in self.queries(cid):
+            with self.subTest(path=path):
+                r = self.d.request("GET", path)
+                self.assertEqual(r.status, 200, r)
+                self.assertIsNone(r.header("location"), r)
+                page = a.Page(r.body)
+                self.assertIn("awaits approval", page.text)
+                # only a link the user may follow, carrying access_denied
+                href = page.by_id["return"][1]["href"]
+                self.assertTrue(href.startswith(self.EVIL + "?error=access_denied"), href)
+                # POST /authorize too
+                qs = path.split("?", 1)[1]
+                r = self.d.request("POST", "/authorize", qs.encode(), None, h.FORM)
+                self.assertEqual(r.status, 200, r)
+                self.assertIsNone(r.header("location"), r)
+
+    def test_approved_client_gets_its_error_redirects(self):
+        cid = self.register()
+        self.d.ctl("client", "approve", cid)
+        r = self.d.request("GET", a.authorize_query(cid, redirect=self.EVIL, challenge=None,
+                                                    state="s"))
+        self.assertEqual(r.status, 303, r)
+        base, q = a.location_params(r)
+        self.assertEqual(base, self.EVIL)
+        self.assertEqual(q["error"], ["invalid_request"])
+        self.assertEqual(q["state"], ["s"])
 
 
 if __name__ == "__main__":
