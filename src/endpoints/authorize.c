@@ -140,10 +140,6 @@ static void authorize_verified(ep_req *r, tk_txn *txn, const tk_client_rec *c, t
         error_redirect(r, redirect, state, &e);
         return;
     }
-    if (c->status == TK_CLIENT_PENDING) {
-        pending_page(r, redirect, state, c->name);
-        return;
-    }
     const tk_resource *res = resolve_resource(w, c);
     if (res == NULL) {
         tk_oauth_err e = {TK_OAUTH_INVALID_TARGET,
@@ -279,8 +275,14 @@ static void authorize_new(ep_req *r)
                             "redirect_uri is not one the client registered");
         return;
     }
+    /* A pending client's redirect URI is not yet approved: never an automatic
+     * redirect there, whatever else is wrong with the request (only the page's link). */
+    tk_slice state = areq.has_state ? tk_slice_from_str(areq.state) : TK_SLICE_NULL;
+    if (c.status == TK_CLIENT_PENDING) {
+        pending_page(r, redirect, state, c.name);
+        return;
+    }
     if (prc != 0) {
-        tk_slice state = areq.has_state ? tk_slice_from_str(areq.state) : TK_SLICE_NULL;
         error_redirect(r, redirect, state, &err);
         return;
     }

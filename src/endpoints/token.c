@@ -392,6 +392,14 @@ static void grant_exchange(ep_req *r, tk_txn *txn, tk_slice client_id, const dpo
                    "the subject token is DPoP-bound: send a proof, the delegated token is bound");
         return;
     }
+    /* The same for a certificate-bound one (RFC 8705 §3): only over TLS with a client
+     * certificate, so the delegated token is bound too. */
+    if (in.tok.has_cnf && r->http->cert == NULL) {
+        token_error(r, 400, TK_OAUTH_INVALID_GRANT,
+                    "the subject token is certificate-bound: exchange it over TLS with a client "
+                    "certificate, the delegated token is bound");
+        return;
+    }
     tk_client_rec owner;
     int rc = tk_store_get_client(txn, in.tok.client_id, &owner);
     if (rc != 0 || !tk_core_may_delegate(owner.delegate_to, client_id)) {
