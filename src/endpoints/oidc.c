@@ -153,21 +153,40 @@ static int random_b64(char out[B64_32 + 1])
 
 /* ---- Sign-ins waiting for the browser ---------------------------------------- */
 
-/* Keep p; TK_E_QUEUEFULL when every slot holds a live sign-in. */
+/* Keep p: in the slot of an earlier sign-in for the same authorization
+ * request (one per request: reloading /login must not take a slot each
+ * time), else in a free or expired slot, else in place of the sign-in that
+ * expires first (a flood evicts old sign-ins, whose users start again,
+ * rather than refusing every new one). -ENOMEM when there is no table. */
 static int pending_put(tk_app *app, const ep_oidc_pending *p, int64_t now)
 {
-    int rc = TK_E_QUEUEFULL;
+    int rc = -ENOMEM;
     pthread_mutex_lock(&app->oidc_mu);
     if (app->oidc_pending == NULL) {
         app->oidc_pending = calloc(TK_OIDC_PENDING_MAX, sizeof *app->oidc_pending);
     }
+    ep_oidc_pending *slot = NULL, *oldest = NULL;
     for (unsigned i = 0; app->oidc_pending != NULL && i < TK_OIDC_PENDING_MAX; i++) {
         ep_oidc_pending *e = &app->oidc_pending[i];
-        if (e->exp <= now) {
-            *e = *p;
-            rc = 0;
+        if (e->exp > now && strcmp(e->request, p->request) == 0) {
+            slot = e; /* the same request: replace its sign-in */
             break;
         }
+        if (slot == NULL && e->exp <= now) {
+            slot = e;
+        }
+        if (oldest == NULL || e->exp < oldest->exp) {
+            oldest = e;
+        }
+    }
+    if (slot == NULL && oldest != NULL) {
+        tk_log_warn("oidc_pending_evicted", "max=%d", TK_OIDC_PENDING_MAX);
+        slot = oldest;
+    }
+    if (slot != NULL) {
+        tk_cleanse(slot, sizeof *slot);
+        *slot = *p;
+        rc = 0;
     }
     pthread_mutex_unlock(&app->oidc_mu);
     return rc;
@@ -310,9 +329,9 @@ void ep_oidc_login(ep_req *r)
     }
     if (pending_put(w->app, &p, w->now) != 0) {
         tk_cleanse(&p, sizeof p);
-        tk_log_warn("oidc_pending_full", "max=%d", TK_OIDC_PENDING_MAX);
+        tk_log_error("oidc_pending_alloc", "max=%d", TK_OIDC_PENDING_MAX);
         ep_reply_error_page(r, 503, "temporarily_unavailable",
-                            "Too many sign-ins at once. Try again in a moment.");
+                            "Sign-in is unavailable. Try again in a moment.");
         return;
     }
     char setc[256];

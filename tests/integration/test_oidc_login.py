@@ -504,6 +504,29 @@ class OidcLogin(h.TokenAsserts, unittest.TestCase):
                 self.assertNotIn("__Host-tokend-session=", r.header("Set-Cookie") or "")
                 self.no_session_for("mallory-" + mode)
 
+    def test_reloading_the_sign_in_link_takes_no_more_slots(self):
+        # Review finding: every GET of the IdP link took a new slot of the
+        # 1024 pending sign-ins for authorize-ttl, so ~1,025 reloads of one
+        # authorization request locked every user out (503). One sign-in per
+        # request now, and a full table evicts the oldest instead of refusing.
+        self.fake.mode = "good"
+        agent = self.register()
+        tb = TokendBrowser(self.d)
+        q = urllib.parse.urlencode({
+            "response_type": "code", "client_id": agent["client_id"], "redirect_uri": REDIRECT,
+            "code_challenge": s256(new_verifier()), "code_challenge_method": "S256",
+            "state": "s", "scope": "mcp:read", "resource": RESOURCE})
+        login = tb.request("GET", "/authorize?" + q).header("Location")
+        r = tb.request("GET", login)
+        link = [a["href"] for a in Page(r.body).tags("a") if a.get("class") == "idp"][1]
+        statuses = set()
+        for _ in range(1100):
+            statuses.add(tb.request("GET", link).status)
+        self.assertEqual(statuses, {303})
+        r = self.fake_round("good")  # another user's sign-in still works
+        self.assertEqual(r.status, 303, r)
+        self.assertIn("__Host-tokend-session=", r.header("Set-Cookie"))
+
     def test_callback_refusals(self):
         # RFC 9207: an iss other than the IdP the sign-in was sent to.
         r = self.fake_round("good", mutate=lambda q, tb: q.update(iss=self.iss))
