@@ -20,13 +20,13 @@
 /*
  * Find our cookie's value in a Cookie request header's value (RFC 6265
  * §4.2.1: cookie-pair *( ";" SP cookie-pair )). Strict where it concerns
- * us: the framing ("; " between pairs, a token before each '=', no
- * control characters), our pair's syntax, and its value, which must be
- * exactly TK_OAUTH_COOKIE_VALUE_LEN base64url characters (unquoted). The
- * values of other cookies — set by other applications on the same host,
- * which a browser sends as it stored them (RFC 6265 §5.4) — may hold any
- * visible character or space but ';', so a foreign cookie cannot lock a
- * user out. *value_out points into header.
+ * us: the framing ("; " between pairs), our pair's syntax, and its value,
+ * which must be exactly TK_OAUTH_COOKIE_VALUE_LEN base64url characters
+ * (unquoted). Other cookies — set by other applications on the same host,
+ * which a browser sends as it stored them (RFC 6265 §5.4), UTF-8 values and
+ * pairs without '=' included — are skipped when malformed, so a foreign
+ * cookie cannot lock a user out; a malformed pair that names our cookie,
+ * or a NUL byte, still refuses the header. *value_out points into header.
  * Returns 0, TK_E_NOTFOUND (no such cookie), TK_E_DUPLICATE (our cookie
  * appears twice: someone planted one; treat the browser as signed out),
  * TK_E_BADINPUT (the header or our value is malformed) or TK_E_TOOBIG

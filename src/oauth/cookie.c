@@ -66,6 +66,20 @@ static int pair(tk_slice p, tk_slice *name, tk_slice *value)
     return foreign_value_ok(*value) ? 0 : TK_E_BADINPUT;
 }
 
+/* A pair that names our cookie, however malformed around the name. */
+static bool could_be_ours(tk_slice seg, tk_slice ours)
+{
+    size_t k = 0;
+    while (k < seg.len && seg.p[k] == ' ') {
+        k++;
+    }
+    if (seg.len - k < ours.len || memcmp(seg.p + k, ours.p, ours.len) != 0) {
+        return false;
+    }
+    k += ours.len;
+    return k == seg.len || seg.p[k] == '=' || seg.p[k] == ' ';
+}
+
 static int scan(tk_slice h, tk_slice *found)
 {
     const tk_slice ours = TK_SLICE_LIT(TK_OAUTH_COOKIE_NAME);
@@ -73,11 +87,17 @@ static int scan(tk_slice h, tk_slice *found)
     while (i < h.len) { /* bounded: i grows by at least one pair each turn */
         const char *semi = memchr(h.p + i, ';', h.len - i);
         size_t end = semi != NULL ? (size_t)(semi - h.p) : h.len;
-        tk_slice name, value;
-        if (pair((tk_slice){h.p + i, end - i}, &name, &value) != 0) {
-            return TK_E_BADINPUT;
+        tk_slice name, value, seg = {h.p + i, end - i};
+        if (pair(seg, &name, &value) != 0) {
+            /* Another application's malformed cookie (a UTF-8 value, no '=')
+             * is not ours to judge: refusing the header would sign the user
+             * out of tokend for good. One that could be ours, or a NUL, is. */
+            if (could_be_ours(seg, ours) || memchr(seg.p, '\0', seg.len) != NULL) {
+                return TK_E_BADINPUT;
+            }
+            name = TK_SLICE_NULL;
         }
-        if (tk_slice_eq(name, ours)) {
+        if (name.p != NULL && tk_slice_eq(name, ours)) {
             if (found->p != NULL) {
                 return TK_E_DUPLICATE;
             }

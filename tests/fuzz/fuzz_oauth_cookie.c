@@ -43,21 +43,25 @@ static int ref_find(const char *h, size_t n, size_t *off)
         while (eq < end && h[eq] != '=') {
             eq++;
         }
-        if (eq == end || eq == start) {
-            return TK_E_BADINPUT;
+        bool bad = eq == end || eq == start;
+        for (size_t i = start; i < eq && !bad; i++) {
+            bad = !alnum(h[i]) && !in("!#$%&'*+-.^_`|~", h[i]);
         }
-        for (size_t i = start; i < eq; i++) {
-            if (!alnum(h[i]) && !in("!#$%&'*+-.^_`|~", h[i])) {
-                return TK_E_BADINPUT;
-            }
-        }
-        for (size_t i = eq + 1; i < end; i++) {
-            if ((unsigned char)h[i] < 0x20 || (unsigned char)h[i] > 0x7e) {
-                return TK_E_BADINPUT;
-            }
+        for (size_t i = eq + 1; i < end && !bad; i++) {
+            bad = (unsigned char)h[i] < 0x20 || (unsigned char)h[i] > 0x7e;
         }
         size_t nl = strlen(TK_OAUTH_COOKIE_NAME);
-        if (eq - start == nl && memcmp(h + start, TK_OAUTH_COOKIE_NAME, nl) == 0) {
+        if (bad) { /* someone else's malformed cookie is skipped; ours, or a NUL, refuses */
+            size_t k = start;
+            while (k < end && h[k] == ' ') {
+                k++;
+            }
+            bool ours = end - k >= nl && memcmp(h + k, TK_OAUTH_COOKIE_NAME, nl) == 0 &&
+                        (k + nl == end || h[k + nl] == '=' || h[k + nl] == ' ');
+            if (ours || memchr(h + start, '\0', end - start) != NULL) {
+                return TK_E_BADINPUT;
+            }
+        } else if (eq - start == nl && memcmp(h + start, TK_OAUTH_COOKIE_NAME, nl) == 0) {
             if (found++) {
                 return TK_E_DUPLICATE;
             }
