@@ -113,6 +113,26 @@ void ep_as_answer(ep_req *r, ep_as_slot *s)
     ep_as_free(s);
 }
 
+void ep_as_page_done(ep_req *r, const tk_server_done *done, bool check_outcome, const char *refused)
+{
+    ep_as_slot *s = ep_as_slot_of(r);
+    if (s == NULL) {
+        return;
+    }
+    bool not_ok = check_outcome && ep_as_outcome(done) != TK_OUT_OK;
+    if (done->result != 0 || (not_ok && refused == NULL)) {
+        ep_as_free(s);
+        ep_reply_error_page(r, 503, "temporarily_unavailable", "Try again in a moment.");
+        return;
+    }
+    if (not_ok) {
+        ep_as_free(s);
+        ep_reply_error_page(r, 400, "invalid_request", refused);
+        return;
+    }
+    ep_as_answer(r, s);
+}
+
 void ep_as_dropped(ep_worker *w, uint64_t cookie)
 {
     for (unsigned i = 0; w->as_slots != NULL && i < TK_AS_PENDING_SLOTS; i++) {

@@ -347,20 +347,5 @@ void ep_authorize(ep_req *r)
 
 void ep_authorize_done(ep_req *r, const tk_server_done *done)
 {
-    ep_as_slot *s = ep_as_slot_of(r);
-    if (s == NULL) {
-        return;
-    }
-    if (done->result != 0) {
-        ep_as_free(s);
-        ep_reply_error_page(r, 503, "temporarily_unavailable", "Try again in a moment.");
-        return;
-    }
-    if (ep_as_outcome(done) != TK_OUT_OK) {
-        ep_as_free(s);
-        ep_reply_error_page(r, 400, "invalid_request",
-                            "this authorization request changed meanwhile; start again");
-        return;
-    }
-    ep_as_answer(r, s);
+    ep_as_page_done(r, done, true, "this authorization request changed meanwhile; start again");
 }

@@ -545,6 +545,12 @@ int ep_as_park(ep_worker *w, uint64_t cookie, tk_commit_req *creq, int status, c
  * answers from it or otherwise, then frees it with ep_as_free. */
 ep_as_slot *ep_as_slot_of(ep_req *r);
 void ep_as_answer(ep_req *r, ep_as_slot *s);
+/* The completion of a deferred HTML answer (authorize, consent, login,
+ * logout): the parked answer when the commit is durable (and, with
+ * check_outcome, its outcome OK); a 503 page when the commit failed; a 400
+ * page saying refused when the outcome is not OK (refused NULL: 503). */
+void ep_as_page_done(ep_req *r, const tk_server_done *done, bool check_outcome,
+                     const char *refused);
 void ep_as_free(ep_as_slot *s);
 /* The completion of cookie's deferred request will never be answered (its
  * connection went away): free its parked answer, if it has one. */

@@ -157,14 +157,5 @@ void ep_login(ep_req *r)
 
 void ep_login_done(ep_req *r, const tk_server_done *done)
 {
-    ep_as_slot *s = ep_as_slot_of(r);
-    if (s == NULL) {
-        return;
-    }
-    if (done->result != 0 || ep_as_outcome(done) != TK_OUT_OK) {
-        ep_as_free(s);
-        ep_reply_error_page(r, 503, "temporarily_unavailable", "Try again in a moment.");
-        return;
-    }
-    ep_as_answer(r, s);
+    ep_as_page_done(r, done, true, NULL); /* a refused sign-in op is an operating error */
 }

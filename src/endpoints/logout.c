@@ -123,14 +123,5 @@ void ep_logout(ep_req *r)
 
 void ep_logout_done(ep_req *r, const tk_server_done *done)
 {
-    ep_as_slot *s = ep_as_slot_of(r);
-    if (s == NULL) {
-        return;
-    }
-    if (done->result != 0) {
-        ep_as_free(s);
-        ep_reply_error_page(r, 503, "temporarily_unavailable", "Try again in a moment.");
-        return;
-    }
-    ep_as_answer(r, s);
+    ep_as_page_done(r, done, false, NULL); /* ending a session decides nothing */
 }
