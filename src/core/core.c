@@ -190,7 +190,7 @@ int tk_core_authenticate(tk_txn *txn, tk_slice client_id, tk_slice secret, tk_cl
 
 bool tk_core_cert_client(const tk_client_rec *c)
 {
-    return c->has_tls_thumbprint || c->tls_subject.len > 0;
+    return c->has_tls_thumbprint || c->tls_subject.len > 0 || c->tls_san.len > 0;
 }
 
 /* The presented certificate satisfies every binding the client has (and
@@ -207,6 +207,15 @@ static bool cert_matches(const tk_client_rec *c, const tk_peer_cert *cert)
     if (c->tls_subject.len > 0) {
         ok = ok && cert->verified && cert->subject_len == c->tls_subject.len &&
              memcmp(cert->subject, c->tls_subject.p, c->tls_subject.len) == 0;
+    }
+    if (c->tls_san.len > 0) {
+        uint8_t want[TK_HASH_LEN];
+        bool named = false;
+        tk_sha256(c->tls_san.p, c->tls_san.len, want);
+        for (unsigned i = 0; i < cert->nsans && i < TK_CERT_SANS_MAX; i++) {
+            named = named || memcmp(cert->san[i], want, TK_HASH_LEN) == 0;
+        }
+        ok = ok && cert->verified && named;
     }
     return ok;
 }

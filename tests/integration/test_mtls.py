@@ -131,6 +131,49 @@ class CertificateAuth(h.DaemonCase):
             self.assertEqual(code, 401, body)
             self.assertEqual(json.loads(body)["error"], "invalid_client")
 
+    def test_subject_alternative_names(self):
+        """RFC 8705 §2.1.2: a client registered by one SAN (DNS, URI, IP,
+        e-mail; given in any case / IPv6 spelling) authenticates with a
+        certificate under tls-ca naming it; the same names under another
+        CA, self-signed, past the eighth name, or another client's SAN do
+        not."""
+        t = self.token()
+        names = ["dns:RS.Example.com", "uri:spiffe://example.org/ns/prod/rs", "ip:192.0.2.7",
+                 "ip:2001:DB8:0::7", "email:ops@example.ORG"]
+        for name in names:
+            with self.subTest(name):
+                c = self.d.ctl("client", "add", "--name", "rs-san", "--role", "resource_server",
+                               "--tls-san", name)
+                self.assertEqual(c["auth_method"], "tls_client_auth")
+                self.assertNotIn("client_secret", c)
+                r = self.introspect_with(self.m["named"], c["client_id"], t)
+                self.assertEqual(r.status, 200, r)
+                self.assertIs(r.json()["active"], True)
+                for what in ("named_rogue", "named_self", "rs", "other"):
+                    self.assertInvalidClient(self.introspect_with(self.m[what], c["client_id"], t))
+        c = self.d.ctl("client", "add", "--name", "rs-san", "--role", "resource_server",
+                       "--tls-san", "dns:RS.example.com")
+        self.assertEqual(c["tls_san"], "dns:rs.example.com")
+        self.assertInvalidClient(self.introspect_with(self.m["named_late"], c["client_id"], t))
+        for near in ("dns:rs.example.org", "dns:s.example.com", "uri:spiffe://example.org/ns/prod",
+                     "ip:192.0.2.8", "email:ops@example.com", "dns:*.example.com"):
+            with self.subTest(near):
+                c = self.d.ctl("client", "add", "--name", "rs-near", "--role", "resource_server",
+                               "--tls-san", near)
+                self.assertInvalidClient(self.introspect_with(self.m["named"], c["client_id"], t))
+
+    def test_san_registration_is_strict(self):
+        for args in (("--tls-san", "rs.example.com"), ("--tls-san", "dns:rs..example.com"),
+                     ("--tls-san", "ip:192.0.2.300"), ("--tls-san", "uri:no-scheme"),
+                     ("--tls-san", "dns:rs.example.com", "--tls-subject", "CN=rs"),
+                     ("--tls-san", "dns:rs.example.com", "--tls-thumbprint",
+                      self.m["self"].hex)):
+            with self.subTest(args):
+                r = self.d.ctl_run("client", "add", "--name", "x", "--role", "resource_server",
+                                   *args)
+                self.assertNotEqual(r.returncode, 0, r)
+                self.assertIn("--tls-", r.stderr)
+
     def test_plain_port_has_no_certificate(self):
         with self.d.plain_conn() as c:
             c.send(form_request("/introspect", [("token", self.token()),
