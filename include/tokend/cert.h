@@ -58,6 +58,20 @@ int tk_cert_dn_canon(tk_slice in, char *out, size_t cap, size_t *len_out);
  */
 int tk_cert_san_canon(tk_slice in, char *out, size_t cap, size_t *len_out);
 
+/* What a certificate must show to authenticate someone (a client, an IdP's
+ * event sender): each member set is required, at least one is set. subject
+ * and san are canonical (tk_cert_dn_canon, tk_cert_san_canon) and hold only
+ * for a certificate that chains to tls-ca; thumbprint (NULL = none) for
+ * any, compared in constant time. */
+typedef struct tk_cert_want {
+    tk_slice subject;
+    tk_slice san;
+    const uint8_t *thumbprint;
+} tk_cert_want;
+
+/* pc (NULL: no certificate) satisfies w. Pure. */
+bool tk_cert_satisfies(const tk_peer_cert *pc, const tk_cert_want *w);
+
 /*
  * The SHA-256 thumbprint of a certificate a proxy forwarded in a header,
  * strictly: either URL-encoded PEM (nginx $ssl_client_escaped_cert: one

@@ -197,27 +197,10 @@ bool tk_core_cert_client(const tk_client_rec *c)
  * it has at least one). */
 static bool cert_matches(const tk_client_rec *c, const tk_peer_cert *cert)
 {
-    if (cert == NULL || !tk_core_cert_client(c)) {
-        return false;
-    }
-    bool ok = true;
-    if (c->has_tls_thumbprint) {
-        ok = tk_ct_equal(cert->sha256, c->tls_thumbprint, TK_HASH_LEN);
-    }
-    if (c->tls_subject.len > 0) {
-        ok = ok && cert->verified && cert->subject_len == c->tls_subject.len &&
-             memcmp(cert->subject, c->tls_subject.p, c->tls_subject.len) == 0;
-    }
-    if (c->tls_san.len > 0) {
-        uint8_t want[TK_HASH_LEN];
-        bool named = false;
-        tk_sha256(c->tls_san.p, c->tls_san.len, want);
-        for (unsigned i = 0; i < cert->nsans && i < TK_CERT_SANS_MAX; i++) {
-            named = named || memcmp(cert->san[i], want, TK_HASH_LEN) == 0;
-        }
-        ok = ok && cert->verified && named;
-    }
-    return ok;
+    tk_cert_want w = {.subject = c->tls_subject,
+                      .san = c->tls_san,
+                      .thumbprint = c->has_tls_thumbprint ? c->tls_thumbprint : NULL};
+    return tk_cert_satisfies(cert, &w);
 }
 
 int tk_core_authenticate_cert(tk_txn *txn, tk_slice client_id, const tk_peer_cert *cert,

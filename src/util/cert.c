@@ -315,6 +315,31 @@ int tk_cert_san_canon(tk_slice in, char *out, size_t cap, size_t *len_out)
     return 0;
 }
 
+bool tk_cert_satisfies(const tk_peer_cert *pc, const tk_cert_want *w)
+{
+    if (pc == NULL || (w->subject.len == 0 && w->san.len == 0 && w->thumbprint == NULL)) {
+        return false;
+    }
+    bool ok = true;
+    if (w->thumbprint != NULL) {
+        ok = tk_ct_equal(pc->sha256, w->thumbprint, TK_HASH_LEN);
+    }
+    if (w->subject.len > 0) {
+        ok = ok && pc->verified && pc->subject_len == w->subject.len &&
+             memcmp(pc->subject, w->subject.p, w->subject.len) == 0;
+    }
+    if (w->san.len > 0) {
+        uint8_t want[TK_HASH_LEN];
+        bool named = false;
+        tk_sha256(w->san.p, w->san.len, want);
+        for (unsigned i = 0; i < pc->nsans && i < TK_CERT_SANS_MAX; i++) {
+            named = named || memcmp(pc->san[i], want, TK_HASH_LEN) == 0;
+        }
+        ok = ok && pc->verified && named;
+    }
+    return ok;
+}
+
 /* ---- Forwarded certificate ------------------------------------------------ */
 
 #define B64_CAP   ((TK_CERT_DER_MAX + 2) / 3 * 4)
