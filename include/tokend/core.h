@@ -74,8 +74,10 @@ int tk_core_authenticate(tk_txn *txn, tk_slice client_id, tk_slice secret, tk_cl
  * RFC 8705 §2: authenticate a client by the certificate it presented
  * (NULL: none). The client must be approved and registered with a
  * tls_subject (the certificate chains to tls-ca and its canonical subject
- * is the same) or a tls_thumbprint (the certificate's SHA-256 is the same,
- * compared in constant time); with both, both must hold. Returns 0 with
+ * is the same), a tls_san (the certificate chains to tls-ca and names it
+ * among its first TK_CERT_SANS_MAX subject alternative names) or a
+ * tls_thumbprint (the certificate's SHA-256 is the same, compared in
+ * constant time); with several, all must hold. Returns 0 with
  * *out, TK_E_AUTH (unknown id, no or another certificate, not approved, a
  * client without a certificate registered) or TK_E_STORE.
  */

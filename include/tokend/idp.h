@@ -24,6 +24,15 @@
  *      "leeway": 60, "max_age": 86400, "allow_missing_exp": false,
  *      "ssf_bearer": "…",               optional bearer for POST /ssf/events
  *      "webhook_secrets": ["whsec_…"],  Standard Webhooks secrets (rotation)
+ *      "sender_certificate": {"san": "dns:hooks.idp.example"},  or "subject"
+ *                                       (a DN) or "thumbprint" (SHA-256, hex or
+ *                                       base64url): the client certificate the
+ *                                       IdP's webhooks and SSF pushes must come
+ *                                       with over TLS (RFC 8705 style; subject
+ *                                       and san need a chain to tls-ca); it
+ *                                       authenticates a webhook without a
+ *                                       secret, and is required beside any
+ *                                       secret or ssf_bearer the issuer has
  *      "credential_change": "terminate" | "suspend" | "ignore",
  *      "client_id": "tokend",           sign-in upstream (login = oidc):
  *      "client_secret": "…",            tokend's client at this IdP, its
@@ -42,6 +51,7 @@
 #ifndef TOKEND_IDP_H
 #define TOKEND_IDP_H
 
+#include "tokend/cert.h"
 #include "tokend/common.h"
 #include "tokend/limits.h"
 
@@ -89,6 +99,14 @@ typedef struct tk_idp_issuer {
     uint8_t secret[TK_IDP_SECRETS_MAX][TK_IDP_SECRET_MAX];
     size_t secret_len[TK_IDP_SECRETS_MAX];
     unsigned algs; /* the issuer's "algorithms" (TK_ALG_BIT set); 0 = per key type */
+    /* sender_certificate: canonical subject or SAN, or a thumbprint (one
+     * of the three; all empty when the member is absent). */
+    char sender_subject[TK_CERT_DN_MAX + 1];
+    size_t sender_subject_len;
+    char sender_san[TK_CERT_SAN_MAX + 1];
+    size_t sender_san_len;
+    bool has_sender_thumbprint;
+    uint8_t sender_thumbprint[TK_HASH_LEN];
     /* jwks_uri: where the key set is fetched (idp_jwks.h); "" when the keys
      * are only the file's. Fetched keys follow the file's in keys[]. */
     char jwks_uri[TK_URL_MAX + 1];
@@ -126,6 +144,12 @@ int tk_idp_load(const char *path, tk_idp_trust **out, char *err, size_t errcap);
 /* References: thread-safe. The last unref frees keys and cleanses secrets. */
 void tk_idp_ref(tk_idp_trust *t);
 void tk_idp_unref(tk_idp_trust *t);
+
+/* The issuer names a sender certificate (sender_certificate). */
+bool tk_idp_has_sender_cert(const tk_idp_issuer *is);
+/* pc (NULL: none) is the issuer's sender certificate; false when the
+ * issuer names none. */
+bool tk_idp_sender_cert_ok(const tk_idp_issuer *is, const tk_peer_cert *pc);
 
 /* The issuer whose "issuer" equals iss exactly, or NULL. t may be NULL. */
 const tk_idp_issuer *tk_idp_find(const tk_idp_trust *t, tk_slice iss);

@@ -124,6 +124,13 @@
  * far above real DNs (a CN, a few O/OU/C/DC) and small enough to store on a
  * client record. */
 #define TK_CERT_DN_MAX 256
+/* A canonical subject alternative name with its "dns:"/"uri:"/"ip:"/
+ * "email:" prefix: DNS names stop at 253, real URIs and addresses are far
+ * shorter; small enough to store on a client record. */
+#define TK_CERT_SAN_MAX 256
+/* The names of one presented certificate kept for matching: a service
+ * certificate names a handful; each costs 32 bytes per TLS connection. */
+#define TK_CERT_SANS_MAX 8
 /* The DER of a certificate a proxy forwards in a header: real client
  * certificates are 0.5-2 KiB; 8 KiB bounds the decode buffer. */
 #define TK_CERT_DER_MAX 8192

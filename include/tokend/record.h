@@ -149,6 +149,11 @@ typedef struct tk_client_rec {
     tk_slice tls_subject;
     bool has_tls_thumbprint;
     uint8_t tls_thumbprint[TK_HASH_LEN];
+    /* tls_client_auth by a subject alternative name instead of the DN
+     * (RFC 8705 §2.1.2 tls_client_auth_san_dns/uri/ip/email): its
+     * canonical form, "dns:…", "uri:…", "ip:…" or "email:…" (cert.h). Key
+     * 18, optional; a client has at most one of tls_subject and tls_san. */
+    tk_slice tls_san;
 } tk_client_rec;
 
 #define TK_CLIENT_F_PUBLIC  1u /* token_endpoint_auth_method none: no secret */

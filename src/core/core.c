@@ -190,25 +190,17 @@ int tk_core_authenticate(tk_txn *txn, tk_slice client_id, tk_slice secret, tk_cl
 
 bool tk_core_cert_client(const tk_client_rec *c)
 {
-    return c->has_tls_thumbprint || c->tls_subject.len > 0;
+    return c->has_tls_thumbprint || c->tls_subject.len > 0 || c->tls_san.len > 0;
 }
 
 /* The presented certificate satisfies every binding the client has (and
  * it has at least one). */
 static bool cert_matches(const tk_client_rec *c, const tk_peer_cert *cert)
 {
-    if (cert == NULL || !tk_core_cert_client(c)) {
-        return false;
-    }
-    bool ok = true;
-    if (c->has_tls_thumbprint) {
-        ok = tk_ct_equal(cert->sha256, c->tls_thumbprint, TK_HASH_LEN);
-    }
-    if (c->tls_subject.len > 0) {
-        ok = ok && cert->verified && cert->subject_len == c->tls_subject.len &&
-             memcmp(cert->subject, c->tls_subject.p, c->tls_subject.len) == 0;
-    }
-    return ok;
+    tk_cert_want w = {.subject = c->tls_subject,
+                      .san = c->tls_san,
+                      .thumbprint = c->has_tls_thumbprint ? c->tls_thumbprint : NULL};
+    return tk_cert_satisfies(cert, &w);
 }
 
 int tk_core_authenticate_cert(tk_txn *txn, tk_slice client_id, const tk_peer_cert *cert,

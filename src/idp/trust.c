@@ -111,6 +111,80 @@ static int get_action(tk_jcfg *l, json_t *obj, uint8_t *out)
                         "\"credential_change\" must be terminate, suspend or ignore");
 }
 
+static int hexdigit(char ch)
+{
+    return ch >= '0' && ch <= '9'   ? ch - '0'
+           : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+           : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                    : -1;
+}
+
+/* A SHA-256 thumbprint: 64 hex digits or 43 base64url characters. */
+static bool thumbprint(tk_slice s, uint8_t out[TK_HASH_LEN])
+{
+    size_t n = 0;
+    if (s.len == 2 * TK_HASH_LEN) {
+        for (size_t i = 0; i < TK_HASH_LEN; i++) {
+            int hi = hexdigit(s.p[2 * i]), lo = hexdigit(s.p[2 * i + 1]);
+            if (hi < 0 || lo < 0) {
+                return false;
+            }
+            out[i] = (uint8_t)(hi * 16 + lo);
+        }
+        return true;
+    }
+    return tk_b64url_decode(s.p, s.len, out, TK_HASH_LEN, &n) == 0 && n == TK_HASH_LEN;
+}
+
+/* sender_certificate: an object with exactly one of subject, san,
+ * thumbprint, each well-formed (stored canonical). */
+static int get_sender_cert(tk_jcfg *l, json_t *obj, tk_idp_issuer *is)
+{
+    json_t *sc = json_object_get(obj, "sender_certificate");
+    if (sc == NULL) {
+        return 0;
+    }
+    static const char msg[] = "\"sender_certificate\" must be an object with one of \"subject\" "
+                              "(an RFC 4514 DN), \"san\" (dns:|uri:|ip:|email:…) or "
+                              "\"thumbprint\" (SHA-256: 64 hex digits or base64url)";
+    if (!json_is_object(sc) || json_object_size(sc) != 1) {
+        return tk_jcfg_fail(l, TK_E_BADINPUT, msg);
+    }
+    json_t *v = json_object_get(sc, "subject");
+    v = v != NULL ? v : json_object_get(sc, "san");
+    v = v != NULL ? v : json_object_get(sc, "thumbprint");
+    if (!json_is_string(v)) {
+        return tk_jcfg_fail(l, TK_E_BADINPUT, msg);
+    }
+    tk_slice s = {json_string_value(v), json_string_length(v)};
+    size_t n = 0;
+    int rc = TK_E_BADINPUT;
+    if (json_object_get(sc, "subject") != NULL) {
+        rc = tk_cert_dn_canon(s, is->sender_subject, sizeof is->sender_subject, &n);
+        is->sender_subject_len = rc == 0 ? n : 0;
+    } else if (json_object_get(sc, "san") != NULL) {
+        rc = tk_cert_san_canon(s, is->sender_san, sizeof is->sender_san, &n);
+        is->sender_san_len = rc == 0 ? n : 0;
+    } else {
+        is->has_sender_thumbprint = thumbprint(s, is->sender_thumbprint);
+        rc = is->has_sender_thumbprint ? 0 : TK_E_BADINPUT;
+    }
+    return rc == 0 ? 0 : tk_jcfg_fail(l, TK_E_BADINPUT, msg);
+}
+
+bool tk_idp_has_sender_cert(const tk_idp_issuer *is)
+{
+    return is->sender_subject_len > 0 || is->sender_san_len > 0 || is->has_sender_thumbprint;
+}
+
+bool tk_idp_sender_cert_ok(const tk_idp_issuer *is, const tk_peer_cert *pc)
+{
+    tk_cert_want w = {.subject = {is->sender_subject, is->sender_subject_len},
+                      .san = {is->sender_san, is->sender_san_len},
+                      .thumbprint = is->has_sender_thumbprint ? is->sender_thumbprint : NULL};
+    return tk_cert_satisfies(pc, &w);
+}
+
 static int issuer_basics(tk_jcfg *l, json_t *obj, tk_idp_issuer *is)
 {
     tk_slice s;
@@ -135,6 +209,7 @@ static int issuer_basics(tk_jcfg *l, json_t *obj, tk_idp_issuer *is)
         is->ssf_bearer_len = s.len;
     }
     rc = rc != 0 ? rc : get_action(l, obj, &is->credential_change);
+    rc = rc != 0 ? rc : get_sender_cert(l, obj, is);
     return rc != 0 ? rc : get_secrets(l, obj, is);
 }
 
@@ -294,9 +369,11 @@ static int issuer_keys(tk_jcfg *l, json_t *obj, tk_idp_issuer *is)
         rc = rc != 0 ? rc : tk_idp_add_pem(l, is, spec, algs);
     }
     if (rc == 0 && is->nkeys == 0 && is->nsecrets == 0 && is->jwks_uri_len == 0 &&
-        is->client_id_len == 0) { /* a sign-in IdP's discovery names its jwks_uri */
+        is->client_id_len == 0 &&
+        !tk_idp_has_sender_cert(is)) { /* a sign-in IdP's discovery names its jwks_uri */
         rc = tk_jcfg_fail(l, TK_E_BADINPUT,
-                          "no keys, no jwks_uri and no webhook secrets: nothing could be verified");
+                          "no keys, no jwks_uri, no webhook secrets and no sender certificate: "
+                          "nothing could be verified");
     }
     return rc;
 }
@@ -313,6 +390,7 @@ static const char *const issuer_members[] = {"issuer",
                                              "allow_missing_exp",
                                              "ssf_bearer",
                                              "webhook_secrets",
+                                             "sender_certificate",
                                              "credential_change",
                                              "client_id",
                                              "client_secret",

@@ -126,6 +126,7 @@ static const field client_fields[] = {
     STR(15, false, TK_DELEGATE_MAX, tk_client_rec, delegate_to),
     STR(16, false, TK_CERT_DN_MAX, tk_client_rec, tls_subject),
     HASH(17, false, tk_client_rec, tls_thumbprint, offsetof(tk_client_rec, has_tls_thumbprint)),
+    STR(18, false, TK_CERT_SAN_MAX, tk_client_rec, tls_san),
 };
 
 static const field code_fields[] = {

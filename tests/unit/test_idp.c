@@ -395,6 +395,68 @@ static void test_signin_members(void)
     CHECK(rc != 0 && strstr(err, "https") != NULL);
 }
 
+/* sender_certificate: one of subject, san, thumbprint; canonical; enough on
+ * its own for an issuer; every malformed form refused with the member named. */
+static void test_sender_certificate(void)
+{
+    char err[512], text[600];
+    tk_idp_trust *t = NULL;
+    static const char fmt[] = "{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"x\","
+                              "\"sender_certificate\":%s}]}";
+    snprintf(text, sizeof text, fmt, "{\"san\":\"dns:Hooks.IdP.example\"}");
+    CHECK_EQ_INT(load(text, &t, err), 0);
+    const tk_idp_issuer *is = &t->issuers[0];
+    CHECK(tk_idp_has_sender_cert(is));
+    CHECK_EQ_STR(is->sender_san, "dns:hooks.idp.example");
+    CHECK_EQ_INT(is->sender_subject_len, 0);
+    tk_peer_cert pc = {.verified = true, .nsans = 1};
+    tk_sha256("dns:hooks.idp.example", 21, pc.san[0]);
+    CHECK(tk_idp_sender_cert_ok(is, &pc));
+    pc.verified = false; /* a SAN counts only under tls-ca */
+    CHECK(!tk_idp_sender_cert_ok(is, &pc));
+    CHECK(!tk_idp_sender_cert_ok(is, NULL));
+    tk_idp_unref(t);
+    snprintf(text, sizeof text, fmt, "{\"subject\":\"cn=Hooks, O=IdP\"}");
+    CHECK_EQ_INT(load(text, &t, err), 0);
+    CHECK_EQ_STR(t->issuers[0].sender_subject, "CN=hooks,O=idp");
+    tk_idp_unref(t);
+    snprintf(
+        text, sizeof text, fmt,
+        "{\"thumbprint\":\"b4d87b6aef380fa00013de41308bcea546f70a36105b862fd6d892a4062eb330\"}");
+    CHECK_EQ_INT(load(text, &t, err), 0);
+    CHECK(t->issuers[0].has_sender_thumbprint && t->issuers[0].sender_thumbprint[0] == 0xb4);
+    pc = (tk_peer_cert){.verified = false};
+    memcpy(pc.sha256, t->issuers[0].sender_thumbprint, TK_HASH_LEN);
+    CHECK(tk_idp_sender_cert_ok(&t->issuers[0], &pc)); /* self-signed is fine by thumbprint */
+    pc.sha256[31] ^= 1;
+    CHECK(!tk_idp_sender_cert_ok(&t->issuers[0], &pc));
+    tk_idp_unref(t);
+    /* an issuer with none names no certificate, and no certificate satisfies it */
+    snprintf(text, sizeof text,
+             "{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"x\","
+             "\"webhook_secrets\":[\"whsec_c2VjcmV0c2VjcmV0c2VjcmV0\"]}]}");
+    CHECK_EQ_INT(load(text, &t, err), 0);
+    CHECK(!tk_idp_has_sender_cert(&t->issuers[0]));
+    memset(&pc, 0, sizeof pc);
+    CHECK(!tk_idp_sender_cert_ok(&t->issuers[0], &pc));
+    tk_idp_unref(t);
+    static const char *const bad[] = {
+        "\"dns:x\"",
+        "{}",
+        "{\"san\":\"dns:x\",\"subject\":\"CN=x\"}",
+        "{\"san\":\"x.example\"}",
+        "{\"san\":7}",
+        "{\"subject\":\"not a dn\"}",
+        "{\"thumbprint\":\"abc\"}",
+        "{\"thumbprint\":\"zz87b6aef380fa00013de41308bcea546f70a36105b862fd6d892a4062eb330\"}",
+        "{\"dns\":\"x.example\"}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(text, sizeof text, fmt, bad[i]);
+        CHECK(load(text, &t, err) != 0 && strstr(err, "sender_certificate") != NULL);
+    }
+}
+
 int main(void)
 {
     strcpy(dir, "/tmp/tk_idp_XXXXXX");
@@ -407,6 +469,7 @@ int main(void)
     RUN(test_holder);
     RUN(test_jwks_uri);
     RUN(test_signin_members);
+    RUN(test_sender_certificate);
     EVP_PKEY_free(rsa2048);
     EVP_PKEY_free(rsa1024);
     EVP_PKEY_free(p256);
