@@ -432,6 +432,11 @@ class OidcOrgs(h.TokenAsserts, unittest.TestCase):
                             ("redirect_uri", REDIRECT), ("code_verifier", pver),
                             ("client_id", pcid)])
             self.assertEqual((r.status, r.json()["error"]), (400, "invalid_scope"), r)
+            # The consent page again: no longer offered; its approval: refused.
+            r = ptb.request("GET", "/consent?request=" + form["request"])
+            self.assertEqual(r.status, 303, r)
+            q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(r.header("Location")).query))
+            self.assertDenied(q, "may not grant a requested scope")
             r = ptb.request("POST", "/consent", h.form([
                 ("request", form["request"]), ("csrf", form["csrf"]), ("decision", "approve")]),
                 h.FORM)
