@@ -307,6 +307,24 @@ class OidcOrgs(h.TokenAsserts, unittest.TestCase):
                        "&" + urllib.parse.urlencode({"idp": self.home}))
         self.assertEqual(r.status, 400, r)  # repeated
 
+    def test_each_user_signs_in_through_the_chooser(self):
+        for user, index, iss in (("carol", 0, self.home), ("dave", 1, self.partner)):
+            with self.subTest(user=user):
+                cid = self.register()
+                tb, ib = TokendBrowser(self.d), IdpBrowser()
+                r, verifier, state = self.authorize(tb, cid, SHARED_RES, "mcp:read")
+                r = tb.request("GET", r.header("Location"))
+                self.assertEqual(r.status, 200, r)
+                links = [a["href"] for a in Page(r.body).tags("a") if a.get("class") == "idp"]
+                auth_url, aq = self.to_idp(tb, links[index], iss)
+                self.assertNotIn("login_hint", aq)
+                q = self.approve(tb, self.callback(tb, self.sign_in_at(ib, auth_url, user)))
+                self.assertEqual(q["state"], state)
+                j = self.assertActive(self.redeem(cid, q["code"], verifier)["access_token"])
+                self.assertEqual((j["sub"], j["idp_iss"]), (user, iss))
+                self.assertIn("routed=choice", [l for l in self.d.stderr().splitlines()
+                                                if "oidc_redirect" in l][-1])
+
     def test_bad_login_hint_is_refused_at_authorize(self):
         cid = self.register()
         tb = TokendBrowser(self.d)

@@ -8,7 +8,8 @@
 // Usage: node idp.mjs PORT TOKEND_BASE CLIENT_SECRET [EMAIL_DOMAIN [USERS]]
 // EMAIL_DOMAIN (default example.test) makes each user's email
 // USER@EMAIL_DOMAIN; USERS (comma-separated) are the only accounts this IdP
-// knows (default: any name signs in). tests/integration/test_oidc_orgs.py
+// knows (default: any name signs in; another name gets the provider's error
+// page and never comes back to tokend). tests/integration/test_oidc_orgs.py
 // starts two, "home" and "partner", each with its own users.
 // Prints "ready <issuer>" on stdout once listening.
 import Provider from 'oidc-provider';
