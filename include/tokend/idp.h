@@ -39,8 +39,13 @@
  *      "token_endpoint_auth_method":    secret (client_secret_basic, the
  *          "client_secret_basic",       default, or client_secret_post),
  *      "scopes": "openid email",        the scopes asked ("openid" added
- *      "end_session": true              when missing) and whether /logout
- *   }]}                                 goes on to the IdP's end-session
+ *      "end_session": true,             when missing) and whether /logout
+ *                                       goes on to the IdP's end-session
+ *      "domains": ["example.com"],      login_hint domains routed to this
+ *                                       sign-in IdP (exact, any case)
+ *      "allowed_resources": ["https://…"],  what its users may grant:
+ *      "allowed_scopes": ["read"]       resources and scope names (absent:
+ *   }]}                                 no restriction; [] : nothing)
  * A sign-in IdP's endpoints (and its jwks_uri when none is given) come
  * from its discovery document (idp_jwks.h, tk_idp_discover).
  * Relative file names are relative to the config file's folder. Unknown
@@ -123,6 +128,17 @@ typedef struct tk_idp_issuer {
     bool end_session;                   /* /logout goes on to the IdP's end_session_endpoint */
     bool discovered;
     bool iss_param; /* discovery: authorization_response_iss_parameter_supported (RFC 9207) */
+    /* Several organisations: the login_hint domains that send a sign-in
+     * here (lower case, unique across issuers), and what this issuer's
+     * users may grant. limit_* false: no restriction (the member is
+     * absent); true with an empty list: nothing. Space-separated lists. */
+    unsigned ndomains;
+    char domains[TK_IDP_DOMAINS_MAX][TK_IDP_DOMAIN_MAX + 1];
+    bool limit_resources, limit_scopes;
+    char allowed_resources[TK_IDP_ORG_RESOURCES_LEN + 1];
+    size_t allowed_resources_len;
+    char allowed_scopes[TK_SCOPE_MAX + 1];
+    size_t allowed_scopes_len;
     char authorization_endpoint[TK_URL_MAX + 1];
     char token_endpoint[TK_URL_MAX + 1];
     char end_session_endpoint[TK_URL_MAX + 1];
@@ -153,6 +169,12 @@ bool tk_idp_sender_cert_ok(const tk_idp_issuer *is, const tk_peer_cert *pc);
 
 /* The issuer whose "issuer" equals iss exactly, or NULL. t may be NULL. */
 const tk_idp_issuer *tk_idp_find(const tk_idp_trust *t, tk_slice iss);
+
+/* The sign-in IdP (one with a client_id) that lists the domain of a
+ * login_hint: the part after its last '@', compared whole and without
+ * regard to case (ASCII). NULL when the hint has no '@' or no issuer lists
+ * its domain. t may be NULL. */
+const tk_idp_issuer *tk_idp_for_hint(const tk_idp_trust *t, tk_slice hint);
 
 /* The key for a token's kid (exact match), or the only key when the token
  * has no kid and exactly one is configured; NULL otherwise. */

@@ -243,6 +243,18 @@
 #define TK_IDP_CLIENT_ID_MAX     255
 #define TK_IDP_CLIENT_SECRET_MAX 255
 #define TK_IDP_SCOPES_MAX        255
+/* Several organisations (login = oidc with several sign-in IdPs): the
+ * login_hint domains that route to one IdP (a DNS name is at most 253
+ * characters; a company has a handful of domains), and what its users may
+ * grant: resource identifiers (joined with spaces, each at most TK_AUD_MAX)
+ * and scope names (joined, at most TK_SCOPE_MAX like any scope). */
+#define TK_IDP_DOMAINS_MAX       16
+#define TK_IDP_DOMAIN_MAX        253
+#define TK_IDP_ORG_RESOURCES_MAX 32
+#define TK_IDP_ORG_RESOURCES_LEN 4096
+/* An /authorize login_hint (OpenID Connect Core §3.1.2.1: an e-mail address
+ * or a user name; RFC 5321 caps a mailbox at 254 octets). */
+#define TK_LOGIN_HINT_MAX 256
 /* Sign-ins waiting for their IdP's answer (state, nonce, PKCE verifier), per
  * process: a browser spends a few seconds at the IdP; more are refused. */
 #define TK_OIDC_PENDING_MAX 1024

@@ -192,6 +192,7 @@ typedef struct tk_authreq_rec {
     uint8_t browser[TK_HASH_LEN];   /*   it is bound to, once signed in */
     int64_t exp, created;           /* keys 10, 12 */
     int64_t used_at;                /* key 11: consumed (consent decided, code made) */
+    tk_slice login_hint;            /* key 13, optional: routes the sign-in to an IdP */
 } tk_authreq_rec;
 
 /* browsers DBI: key SHA-256(session cookie value) → this. A signed-in

@@ -338,6 +338,149 @@ static int issuer_signin(tk_jcfg *l, json_t *obj, tk_idp_issuer *is)
     return 0;
 }
 
+/* ---- Several organisations ------------------------------------------------------- */
+
+/* A JSON array of at most max strings, or NULL when absent. */
+static int get_list(tk_jcfg *l, json_t *obj, const char *name, size_t max, json_t **out)
+{
+    json_t *arr = json_object_get(obj, name);
+    *out = arr;
+    if (arr == NULL) {
+        return 0;
+    }
+    if (!json_is_array(arr) || json_array_size(arr) > max) {
+        return tk_jcfg_fail(l, TK_E_BADINPUT, "\"%s\" must be an array of at most %zu strings",
+                            name, max);
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v)
+    {
+        if (!json_is_string(v) || json_string_length(v) == 0) {
+            return tk_jcfg_fail(l, TK_E_BADINPUT, "\"%s\": entry %zu is not a non-empty string",
+                                name, i);
+        }
+    }
+    return 0;
+}
+
+/* A DNS name: labels of letters, digits and '-', separated by single dots. */
+static bool domain_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > TK_IDP_DOMAIN_MAX || s[0] == '.' || s[n - 1] == '.') {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (!alnum && c != '-' && !(c == '.' && s[i + 1] != '.')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Space-separated list entries: printable ASCII without space, '"' or '\\'
+ * (scope tokens, RFC 6749 §3.3, and resource identifiers alike). */
+static bool token_ok(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= 0x20 || c > 0x7e || c == '"' || c == '\\') {
+            return false;
+        }
+    }
+    return n > 0;
+}
+
+/* Join the strings of arr with spaces into buf (cap bytes with the NUL). */
+static int join(tk_jcfg *l, json_t *arr, const char *name, size_t item_max, char *buf, size_t cap,
+                size_t *len_out)
+{
+    size_t n = 0, i;
+    json_t *v;
+    buf[0] = '\0';
+    json_array_foreach(arr, i, v)
+    {
+        const char *s = json_string_value(v);
+        size_t sl = json_string_length(v);
+        if (sl > item_max || !token_ok(s, sl)) {
+            return tk_jcfg_fail(l, TK_E_BADINPUT,
+                                "\"%s\": entry %zu must be 1 to %zu printable characters without "
+                                "spaces or quotes",
+                                name, i, item_max);
+        }
+        if (n + (n > 0) + sl + 1 > cap) {
+            return tk_jcfg_fail(l, TK_E_BADINPUT, "\"%s\" is longer than %zu characters", name,
+                                cap - 1);
+        }
+        if (n > 0) {
+            buf[n++] = ' ';
+        }
+        memcpy(buf + n, s, sl + 1);
+        n += sl;
+    }
+    *len_out = n;
+    return 0;
+}
+
+/* domains (a sign-in IdP's: lower-cased, unique across the file),
+ * allowed_resources, allowed_scopes. */
+static int issuer_org(tk_jcfg *l, json_t *obj, const tk_idp_trust *t, tk_idp_issuer *is)
+{
+    json_t *dom, *res, *sc;
+    int rc = get_list(l, obj, "domains", TK_IDP_DOMAINS_MAX, &dom);
+    rc = rc != 0 ? rc : get_list(l, obj, "allowed_resources", TK_IDP_ORG_RESOURCES_MAX, &res);
+    rc = rc != 0 ? rc : get_list(l, obj, "allowed_scopes", TK_SCOPE_MAX / 2, &sc);
+    if (rc != 0) {
+        return rc;
+    }
+    if (dom != NULL && is->client_id_len == 0) {
+        return tk_jcfg_fail(l, TK_E_BADINPUT,
+                            "\"domains\" without \"client_id\" (only a "
+                            "sign-in IdP is chosen by login_hint)");
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(dom, i, v)
+    {
+        const char *s = json_string_value(v);
+        size_t n = json_string_length(v);
+        if (!domain_ok(s, n)) {
+            return tk_jcfg_fail(l, TK_E_BADINPUT,
+                                "\"domains\": \"%.64s\" is not a domain name (letters, digits, "
+                                "'-', dots between labels)",
+                                s);
+        }
+        char *d = is->domains[is->ndomains];
+        for (size_t k = 0; k <= n; k++) {
+            char c = s[k];
+            d[k] = c >= 'A' && c <= 'Z' ? (char)(c + ('a' - 'A')) : c;
+        }
+        for (unsigned j = 0; j < t->n; j++) { /* this issuer included */
+            const tk_idp_issuer *o = &t->issuers[j];
+            for (unsigned k = 0; k < o->ndomains; k++) {
+                if (strcmp(o->domains[k], d) == 0) {
+                    return tk_jcfg_fail(l, TK_E_BADINPUT,
+                                        "domain \"%.64s\" is listed twice (here or by issuer "
+                                        "\"%.200s\"): a login_hint must route to one IdP",
+                                        d, o->issuer);
+                }
+            }
+        }
+        is->ndomains++;
+    }
+    is->limit_resources = res != NULL;
+    rc = res == NULL ? 0
+                     : join(l, res, "allowed_resources", TK_AUD_MAX, is->allowed_resources,
+                            sizeof is->allowed_resources, &is->allowed_resources_len);
+    is->limit_scopes = sc != NULL;
+    rc = rc != 0 || sc == NULL ? rc
+                               : join(l, sc, "allowed_scopes", TK_SCOPE_MAX, is->allowed_scopes,
+                                      sizeof is->allowed_scopes, &is->allowed_scopes_len);
+    return rc;
+}
+
 static int issuer_keys(tk_jcfg *l, json_t *obj, tk_idp_issuer *is)
 {
     unsigned algs;
@@ -383,6 +526,9 @@ static const char *const issuer_members[] = {"issuer",
                                              "jwks_file",
                                              "jwks",
                                              "jwks_uri",
+                                             "domains",
+                                             "allowed_resources",
+                                             "allowed_scopes",
                                              "keys",
                                              "algorithms",
                                              "leeway",
@@ -421,6 +567,7 @@ static int load_issuer(tk_jcfg *l, json_t *obj, tk_idp_trust *t)
     rc = tk_jcfg_only_members(l, obj, issuer_members, "an issuer");
     rc = rc != 0 ? rc : issuer_basics(l, obj, is);
     rc = rc != 0 ? rc : issuer_signin(l, obj, is);
+    rc = rc != 0 ? rc : issuer_org(l, obj, t, is);
     return rc != 0 ? rc : issuer_keys(l, obj, is);
 }
 
@@ -511,6 +658,27 @@ const tk_idp_issuer *tk_idp_find(const tk_idp_trust *t, tk_slice iss)
         const tk_idp_issuer *is = &t->issuers[i];
         if (is->issuer_len == iss.len && memcmp(is->issuer, iss.p, iss.len) == 0) {
             return is;
+        }
+    }
+    return NULL;
+}
+
+const tk_idp_issuer *tk_idp_for_hint(const tk_idp_trust *t, tk_slice hint)
+{
+    const char *at = NULL;
+    for (size_t i = 0; i < hint.len; i++) {
+        at = hint.p[i] == '@' ? hint.p + i : at;
+    }
+    if (at == NULL) {
+        return NULL;
+    }
+    tk_slice dom = {at + 1, hint.len - (size_t)(at + 1 - hint.p)};
+    for (unsigned i = 0; t != NULL && i < t->n; i++) {
+        const tk_idp_issuer *is = &t->issuers[i];
+        for (unsigned k = 0; is->client_id_len > 0 && k < is->ndomains; k++) {
+            if (dom.len > 0 && tk_slice_eq_nocase(dom, is->domains[k])) {
+                return is;
+            }
         }
     }
     return NULL;

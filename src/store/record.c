@@ -156,6 +156,7 @@ static const field authreq_fields[] = {
     TIME(10, true, tk_authreq_rec, exp),
     TIME(11, false, tk_authreq_rec, used_at),
     TIME(12, true, tk_authreq_rec, created),
+    STR(13, false, TK_LOGIN_HINT_MAX, tk_authreq_rec, login_hint),
 };
 
 static const field browser_fields[] = {

@@ -157,6 +157,7 @@ static void authreq(const uint8_t *d, size_t n)
     EXPECT(tk_record_decode_authreq(enc1, l1, &b) == 0);
     EXPECT(same(a.client_id, b.client_id) && same(a.redirect_uri, b.redirect_uri));
     EXPECT(same(a.state, b.state) && same(a.scope, b.scope) && same(a.resource, b.resource));
+    EXPECT(same(a.login_hint, b.login_hint));
     EXPECT(a.prompt == b.prompt && a.has_browser == b.has_browser);
     EXPECT(memcmp(a.challenge, b.challenge, TK_HASH_LEN) == 0);
     EXPECT(memcmp(a.csrf_key, b.csrf_key, TK_HASH_LEN) == 0);
