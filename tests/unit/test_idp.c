@@ -455,142 +455,141 @@ static void test_sender_certificate(void)
         snprintf(text, sizeof text, fmt, bad[i]);
         CHECK(load(text, &t, err) != 0 && strstr(err, "sender_certificate") != NULL);
     }
-    /* Several organisations: domains (lower-cased, unique across issuers, only
-     * on sign-in IdPs), allowed_resources and allowed_scopes (absent: no limit;
-     * []: nothing), and login_hint routing by the domain after the last '@'. */
-    static void test_org_members(void)
-    {
-        char err[512];
-        tk_idp_trust *t = NULL;
-        int rc =
-            load("{\"issuers\":["
-                 "{\"issuer\":\"https://home.example\",\"audience\":\"t\",\"client_id\":\"t\","
-                 "\"client_secret\":\"s\",\"domains\":[\"Home.Example\",\"corp.home.example\"]},"
-                 "{\"issuer\":\"https://partner.example\",\"audience\":\"t\",\"client_id\":"
-                 "\"t\",\"client_secret\":\"s\",\"domains\":[\"partner.example\"],"
-                 "\"allowed_resources\":[\"https://shared.example/mcp\",\"https://x/y\"],"
-                 "\"allowed_scopes\":[\"mcp:read\"]},"
-                 "{\"issuer\":\"https://closed.example\",\"audience\":\"t\",\"client_id\":"
-                 "\"t\",\"client_secret\":\"s\",\"allowed_resources\":[]},"
-                 "{\"issuer\":\"https://events.example\",\"audience\":\"t\",\"jwks_uri\":"
-                 "\"https://events.example/jwks\",\"allowed_scopes\":[\"a\",\"b\"]}]}",
-                 &t, err);
-        CHECK_EQ_INT(rc, 0);
-        if (rc != 0) {
-            fprintf(stderr, "%s\n", err);
-            return;
-        }
-        const tk_idp_issuer *home = &t->issuers[0], *partner = &t->issuers[1],
-                            *closed = &t->issuers[2], *events = &t->issuers[3];
-        CHECK_EQ_INT(home->ndomains, 2);
-        CHECK_EQ_STR(home->domains[0], "home.example");
-        CHECK(!home->limit_resources && !home->limit_scopes);
-        CHECK(partner->limit_resources && partner->limit_scopes);
-        CHECK_EQ_STR(partner->allowed_resources, "https://shared.example/mcp https://x/y");
-        CHECK_EQ_INT(partner->allowed_resources_len, 38);
-        CHECK_EQ_STR(partner->allowed_scopes, "mcp:read");
-        CHECK(closed->limit_resources && closed->allowed_resources_len == 0 &&
-              !closed->limit_scopes);
-        CHECK(events->limit_scopes && strcmp(events->allowed_scopes, "a b") == 0);
-        /* Routing: exact domain after the last '@', any case. */
-        CHECK(tk_idp_for_hint(t, TK_SLICE_LIT("alice@home.example")) == home);
-        CHECK(tk_idp_for_hint(t, TK_SLICE_LIT("ALICE@HOME.EXAMPLE")) == home);
-        CHECK(tk_idp_for_hint(t, TK_SLICE_LIT("a@b@corp.home.example")) == home);
-        CHECK(tk_idp_for_hint(t, TK_SLICE_LIT("bob@partner.example")) == partner);
-        CHECK(tk_idp_for_hint(t, TK_SLICE_LIT("bob@sub.partner.example")) == NULL);
-        CHECK(tk_idp_for_hint(t, TK_SLICE_LIT("bob@partner.example.evil")) == NULL);
-        CHECK(tk_idp_for_hint(t, TK_SLICE_LIT("bob@partner.exampl")) == NULL);
-        CHECK(tk_idp_for_hint(t, TK_SLICE_LIT("partner.example")) == NULL); /* no '@' */
-        CHECK(tk_idp_for_hint(t, TK_SLICE_LIT("bob@")) == NULL);
-        CHECK(tk_idp_for_hint(t, TK_SLICE_LIT("bob@partner.example@x")) == NULL);
-        CHECK(tk_idp_for_hint(NULL, TK_SLICE_LIT("bob@partner.example")) == NULL);
-        tk_idp_unref(t);
-        static const struct {
-            const char *members, *why;
-        } bad[] = {
-            {"\"client_id\":\"c\",\"client_secret\":\"s\",\"domains\":\"a.example\"", "array"},
-            {"\"client_id\":\"c\",\"client_secret\":\"s\",\"domains\":[1]", "string"},
-            {"\"client_id\":\"c\",\"client_secret\":\"s\",\"domains\":[\"\"]", "string"},
-            {"\"client_id\":\"c\",\"client_secret\":\"s\",\"domains\":[\"a..b\"]", "domain name"},
-            {"\"client_id\":\"c\",\"client_secret\":\"s\",\"domains\":[\".a.b\"]", "domain name"},
-            {"\"client_id\":\"c\",\"client_secret\":\"s\",\"domains\":[\"a.b.\"]", "domain name"},
-            {"\"client_id\":\"c\",\"client_secret\":\"s\",\"domains\":[\"@a.b\"]", "domain name"},
-            {"\"client_id\":\"c\",\"client_secret\":\"s\",\"domains\":[\"a b\"]", "domain name"},
-            {"\"client_id\":\"c\",\"client_secret\":\"s\",\"domains\":[\"a.b\",\"A.B\"]",
-             "listed twice"},
-            {"\"jwks_uri\":\"https://a/j\",\"domains\":[\"a.b\"]", "without \"client_id\""},
-            {"\"jwks_uri\":\"https://a/j\",\"allowed_resources\":[\"a b\"]", "without spaces"},
-            {"\"jwks_uri\":\"https://a/j\",\"allowed_resources\":{}", "array"},
-            {"\"jwks_uri\":\"https://a/j\",\"allowed_scopes\":[\"a\\\"b\"]", "quotes"},
-            {"\"jwks_uri\":\"https://a/j\",\"allowed_scopes\":[null]", "string"},
-        };
-        for (size_t i = 0; i < TK_ARRAY_LEN(bad); i++) {
-            char text[512];
-            snprintf(text, sizeof text,
-                     "{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"x\",%s}]}",
-                     bad[i].members);
-            t = NULL;
-            if (load(text, &t, err) == 0 || strstr(err, bad[i].why) == NULL) {
-                fprintf(stderr, "case %zu: %s\n", i, err);
-                CHECK(0);
-                tk_idp_unref(t);
-            }
-        }
-        /* A domain listed by two issuers: one hint, one IdP. */
-        rc = load("{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"x\",\"client_id\":\"c\","
-                  "\"client_secret\":\"s\",\"domains\":[\"same.example\"]},{\"issuer\":"
-                  "\"https://b\",\"audience\":\"x\",\"client_id\":\"c\",\"client_secret\":\"s\","
-                  "\"domains\":[\"Same.Example\"]}]}",
-                  &t, err);
-        CHECK(rc != 0 && strstr(err, "listed twice") != NULL && strstr(err, "https://a") != NULL);
-        /* Too many entries, and a joined list beyond its length. */
-        char big[TK_IDP_FILE_MAX / 4];
-        int n = snprintf(big, sizeof big,
-                         "{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"x\",\"client_id\":"
-                         "\"c\",\"client_secret\":\"s\",\"domains\":[");
-        for (int i = 0; i <= TK_IDP_DOMAINS_MAX; i++) {
-            n +=
-                snprintf(big + n, sizeof big - (size_t)n, "%s\"d%d.example\"", i > 0 ? "," : "", i);
-        }
-        snprintf(big + n, sizeof big - (size_t)n, "]}]}");
-        rc = load(big, &t, err);
-        CHECK(rc != 0 && strstr(err, "at most 16") != NULL);
-        n = snprintf(big, sizeof big,
-                     "{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"x\",\"jwks_uri\":"
-                     "\"https://a/j\",\"allowed_resources\":[");
-        for (int i = 0; i < TK_IDP_ORG_RESOURCES_MAX; i++) {
-            n += snprintf(big + n, sizeof big - (size_t)n, "%s\"https://r%d.example/%0200d\"",
-                          i > 0 ? "," : "", i, 0);
-        }
-        snprintf(big + n, sizeof big - (size_t)n, "]}]}");
-        rc = load(big, &t, err);
-        CHECK(rc != 0 && strstr(err, "longer than 4096") != NULL);
-    }
+}
 
-    int main(void)
-    {
-        strcpy(dir, "/tmp/tk_idp_XXXXXX");
-        TK_ASSERT(mkdtemp(dir) != NULL);
-        snprintf(path, sizeof path, "%s/idp.json", dir);
-        make_keys();
-        RUN(test_load_keys);
-        RUN(test_refusals);
-        RUN(test_messages);
-        RUN(test_holder);
-        RUN(test_jwks_uri);
-        RUN(test_signin_members);
-        RUN(test_sender_certificate);
-        RUN(test_org_members);
-        EVP_PKEY_free(rsa2048);
-        EVP_PKEY_free(rsa1024);
-        EVP_PKEY_free(p256);
-        EVP_PKEY_free(p384);
-        char p[160];
-        const char *files[] = {"idp.json", "ec.pem", "a.jwks.json", "dup.jwks.json"};
-        for (size_t i = 0; i < TK_ARRAY_LEN(files); i++) {
-            snprintf(p, sizeof p, "%s/%s", dir, files[i]);
-            unlink(p);
-        }
-        rmdir(dir);
-        return check_report();
+/* Several organisations: domains (lower-cased, unique across issuers, only
+ * on sign-in IdPs), allowed_resources and allowed_scopes (absent: no limit;
+ * []: nothing), and login_hint routing by the domain after the last '@'. */
+static void test_org_members(void)
+{
+    char err[512];
+    tk_idp_trust *t = NULL;
+    int rc = load("{\"issuers\":["
+                  "{\"issuer\":\"https://home.example\",\"audience\":\"t\",\"client_id\":\"t\","
+                  "\"client_secret\":\"s\",\"domains\":[\"Home.Example\",\"corp.home.example\"]},"
+                  "{\"issuer\":\"https://partner.example\",\"audience\":\"t\",\"client_id\":"
+                  "\"t\",\"client_secret\":\"s\",\"domains\":[\"partner.example\"],"
+                  "\"allowed_resources\":[\"https://shared.example/mcp\",\"https://x/y\"],"
+                  "\"allowed_scopes\":[\"mcp:read\"]},"
+                  "{\"issuer\":\"https://closed.example\",\"audience\":\"t\",\"client_id\":"
+                  "\"t\",\"client_secret\":\"s\",\"allowed_resources\":[]},"
+                  "{\"issuer\":\"https://events.example\",\"audience\":\"t\",\"jwks_uri\":"
+                  "\"https://events.example/jwks\",\"allowed_scopes\":[\"a\",\"b\"]}]}",
+                  &t, err);
+    CHECK_EQ_INT(rc, 0);
+    if (rc != 0) {
+        fprintf(stderr, "%s\n", err);
+        return;
     }
+    const tk_idp_issuer *home = &t->issuers[0], *partner = &t->issuers[1], *closed = &t->issuers[2],
+                        *events = &t->issuers[3];
+    CHECK_EQ_INT(home->ndomains, 2);
+    CHECK_EQ_STR(home->domains[0], "home.example");
+    CHECK(!home->limit_resources && !home->limit_scopes);
+    CHECK(partner->limit_resources && partner->limit_scopes);
+    CHECK_EQ_STR(partner->allowed_resources, "https://shared.example/mcp https://x/y");
+    CHECK_EQ_INT(partner->allowed_resources_len, 38);
+    CHECK_EQ_STR(partner->allowed_scopes, "mcp:read");
+    CHECK(closed->limit_resources && closed->allowed_resources_len == 0 && !closed->limit_scopes);
+    CHECK(events->limit_scopes && strcmp(events->allowed_scopes, "a b") == 0);
+    /* Routing: exact domain after the last '@', any case. */
+    CHECK(tk_idp_for_hint(t, TK_SLICE_LIT("alice@home.example")) == home);
+    CHECK(tk_idp_for_hint(t, TK_SLICE_LIT("ALICE@HOME.EXAMPLE")) == home);
+    CHECK(tk_idp_for_hint(t, TK_SLICE_LIT("a@b@corp.home.example")) == home);
+    CHECK(tk_idp_for_hint(t, TK_SLICE_LIT("bob@partner.example")) == partner);
+    CHECK(tk_idp_for_hint(t, TK_SLICE_LIT("bob@sub.partner.example")) == NULL);
+    CHECK(tk_idp_for_hint(t, TK_SLICE_LIT("bob@partner.example.evil")) == NULL);
+    CHECK(tk_idp_for_hint(t, TK_SLICE_LIT("bob@partner.exampl")) == NULL);
+    CHECK(tk_idp_for_hint(t, TK_SLICE_LIT("partner.example")) == NULL); /* no '@' */
+    CHECK(tk_idp_for_hint(t, TK_SLICE_LIT("bob@")) == NULL);
+    CHECK(tk_idp_for_hint(t, TK_SLICE_LIT("bob@partner.example@x")) == NULL);
+    CHECK(tk_idp_for_hint(NULL, TK_SLICE_LIT("bob@partner.example")) == NULL);
+    tk_idp_unref(t);
+    static const struct {
+        const char *members, *why;
+    } bad[] = {
+        {"\"client_id\":\"c\",\"client_secret\":\"s\",\"domains\":\"a.example\"", "array"},
+        {"\"client_id\":\"c\",\"client_secret\":\"s\",\"domains\":[1]", "string"},
+        {"\"client_id\":\"c\",\"client_secret\":\"s\",\"domains\":[\"\"]", "string"},
+        {"\"client_id\":\"c\",\"client_secret\":\"s\",\"domains\":[\"a..b\"]", "domain name"},
+        {"\"client_id\":\"c\",\"client_secret\":\"s\",\"domains\":[\".a.b\"]", "domain name"},
+        {"\"client_id\":\"c\",\"client_secret\":\"s\",\"domains\":[\"a.b.\"]", "domain name"},
+        {"\"client_id\":\"c\",\"client_secret\":\"s\",\"domains\":[\"@a.b\"]", "domain name"},
+        {"\"client_id\":\"c\",\"client_secret\":\"s\",\"domains\":[\"a b\"]", "domain name"},
+        {"\"client_id\":\"c\",\"client_secret\":\"s\",\"domains\":[\"a.b\",\"A.B\"]",
+         "listed twice"},
+        {"\"jwks_uri\":\"https://a/j\",\"domains\":[\"a.b\"]", "without \"client_id\""},
+        {"\"jwks_uri\":\"https://a/j\",\"allowed_resources\":[\"a b\"]", "without spaces"},
+        {"\"jwks_uri\":\"https://a/j\",\"allowed_resources\":{}", "array"},
+        {"\"jwks_uri\":\"https://a/j\",\"allowed_scopes\":[\"a\\\"b\"]", "quotes"},
+        {"\"jwks_uri\":\"https://a/j\",\"allowed_scopes\":[null]", "string"},
+    };
+    for (size_t i = 0; i < TK_ARRAY_LEN(bad); i++) {
+        char text[512];
+        snprintf(text, sizeof text,
+                 "{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"x\",%s}]}",
+                 bad[i].members);
+        t = NULL;
+        if (load(text, &t, err) == 0 || strstr(err, bad[i].why) == NULL) {
+            fprintf(stderr, "case %zu: %s\n", i, err);
+            CHECK(0);
+            tk_idp_unref(t);
+        }
+    }
+    /* A domain listed by two issuers: one hint, one IdP. */
+    rc = load("{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"x\",\"client_id\":\"c\","
+              "\"client_secret\":\"s\",\"domains\":[\"same.example\"]},{\"issuer\":"
+              "\"https://b\",\"audience\":\"x\",\"client_id\":\"c\",\"client_secret\":\"s\","
+              "\"domains\":[\"Same.Example\"]}]}",
+              &t, err);
+    CHECK(rc != 0 && strstr(err, "listed twice") != NULL && strstr(err, "https://a") != NULL);
+    /* Too many entries, and a joined list beyond its length. */
+    char big[TK_IDP_FILE_MAX / 4];
+    int n = snprintf(big, sizeof big,
+                     "{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"x\",\"client_id\":"
+                     "\"c\",\"client_secret\":\"s\",\"domains\":[");
+    for (int i = 0; i <= TK_IDP_DOMAINS_MAX; i++) {
+        n += snprintf(big + n, sizeof big - (size_t)n, "%s\"d%d.example\"", i > 0 ? "," : "", i);
+    }
+    snprintf(big + n, sizeof big - (size_t)n, "]}]}");
+    rc = load(big, &t, err);
+    CHECK(rc != 0 && strstr(err, "at most 16") != NULL);
+    n = snprintf(big, sizeof big,
+                 "{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"x\",\"jwks_uri\":"
+                 "\"https://a/j\",\"allowed_resources\":[");
+    for (int i = 0; i < TK_IDP_ORG_RESOURCES_MAX; i++) {
+        n += snprintf(big + n, sizeof big - (size_t)n, "%s\"https://r%d.example/%0200d\"",
+                      i > 0 ? "," : "", i, 0);
+    }
+    snprintf(big + n, sizeof big - (size_t)n, "]}]}");
+    rc = load(big, &t, err);
+    CHECK(rc != 0 && strstr(err, "longer than 4096") != NULL);
+}
+
+int main(void)
+{
+    strcpy(dir, "/tmp/tk_idp_XXXXXX");
+    TK_ASSERT(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/idp.json", dir);
+    make_keys();
+    RUN(test_load_keys);
+    RUN(test_refusals);
+    RUN(test_messages);
+    RUN(test_holder);
+    RUN(test_jwks_uri);
+    RUN(test_signin_members);
+    RUN(test_sender_certificate);
+    RUN(test_org_members);
+    EVP_PKEY_free(rsa2048);
+    EVP_PKEY_free(rsa1024);
+    EVP_PKEY_free(p256);
+    EVP_PKEY_free(p384);
+    char p[160];
+    const char *files[] = {"idp.json", "ec.pem", "a.jwks.json", "dup.jwks.json"};
+    for (size_t i = 0; i < TK_ARRAY_LEN(files); i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        unlink(p);
+    }
+    rmdir(dir);
+    return check_report();
+}
