@@ -44,9 +44,8 @@ enum tk_op_type {
     TK_OP_EXCHANGE = 13,    /* RFC 8693: a delegated child of an access token */
 };
 #define TK_OP_TYPE_LAST TK_OP_EXCHANGE
-/* The last op kind with a wire form (tk_op_encode); the AS ops are not
- * replicated yet (TK_OP_PUT_NEW carries a pointer). */
-#define TK_OP_WIRE_LAST TK_OP_CLIENT_SECRET
+/* The last op kind with a wire form (tk_op_encode): every kind has one. */
+#define TK_OP_WIRE_LAST TK_OP_TYPE_LAST
 
 /* What an AS op found in the write txn (tk_commit_done.outcome). */
 enum tk_op_outcome {
@@ -148,10 +147,16 @@ typedef struct tk_op_idp_event {
 enum tk_op_db { TK_OP_DB_CLIENT = 1, TK_OP_DB_AUTHREQ = 2 };
 
 /* Put an encoded record under a new key; an existing key is a no-op
- * (outcome INVALID), so replaying is safe. rec is not owned by the op: the
+ * (outcome INVALID), so replaying is safe. The record must decode as its
+ * DBI's kind.
+ *
+ * Ownership: rec is a malloc block that whoever holds the op owns. The
  * committer frees it after the batch (tk_committer_submit takes ownership
- * of the rec of every PUT_NEW op it accepts); a direct tk_store_apply
- * caller keeps it. The record must decode as its DBI's kind. */
+ * of the rec of every PUT_NEW op it accepts; tk_commit_req_release frees
+ * the recs of a request whose submit failed); a direct tk_store_apply
+ * caller keeps it and frees it (tk_op_release). tk_op_decode gives a
+ * decoded PUT_NEW a fresh malloc copy of the record bytes, owned by the op
+ * under the same rule, so a decoded op can be submitted as it is. */
 typedef struct tk_op_put_new {
     uint8_t db;   /* enum tk_op_db */
     tk_op_id key; /* client id / request id */
@@ -287,15 +292,80 @@ static inline tk_op tk_op_make(uint8_t type, int64_t at)
  */
 int tk_op_validate(const tk_op *op);
 
-/* Encode / strictly decode one op as msgpack (the replication unit): a map
- * with key 0 the version, 1 type, 6 at, then only the keys of the op's kind
- * (3 token hash / match key, 2 state or status, 4 id, 5 reason, 7 source,
- * 8 filter, 9 until, 10 iss, 11 allowed, 12 denied, 13 resource, 14 hold,
- * 15 secret hash); a key of another kind is refused. encode: 0, TK_E_INVALID
- * (tk_op_validate), TK_E_TOOBIG. decode: 0 or TK_E_CORRUPT (including ops
- * that fail tk_op_validate); *op is zeroed first, so the bytes of members
- * other than the op's kind are zero. */
+/*
+ * The wire form: one op as a msgpack map (the replication unit), written by
+ * tk_op_encode and strictly read by tk_op_decode. Key 0 is the version, 1
+ * the type, 6 at; then only the keys of the op's kind, each with one
+ * meaning whatever the kind:
+ *
+ *  key  type        meaning                                   kinds
+ *    2  int 1..3    session state / client status             SESSION_STATE CLIENT_STATUS IDP_EVENT
+ *    3  bin 32      token hash / IdP match key                REVOKE_TOKEN IDP_EVENT REFRESH(old)
+ *                                                             EXCHANGE(parent)
+ *    4  str id      client, grant or session id; PUT_NEW key  REVOKE_GRANT SESSION_STATE CLIENT_*
+ *                                                             AGENT_ACCESS IDP_EVENT(event id)
+ *                                                             PUT_NEW SIGN_IN(sid) EXCHANGE(client)
+ *    5  str         reason                                    SESSION_STATE IDP_EVENT
+ *    7  int 1..3    event source                              IDP_EVENT
+ *    8  bin 32      (issuer, sub) filter                      IDP_EVENT
+ *    9  int time    replay record kept until                  IDP_EVENT
+ *   10  str         IdP issuer                                IDP_EVENT SIGN_IN(idp_iss)
+ *   11  int         allowed count                             AGENT_ACCESS
+ *   12  int         denied count                              AGENT_ACCESS
+ *   13  str         protected resource                        AGENT_ACCESS
+ *   14  int 1..3    hold owner                                SESSION_STATE IDP_EVENT
+ *   15  bin 32      new client secret hash                    CLIENT_SECRET
+ *   16  int 1..2    DBI (enum tk_op_db)                       PUT_NEW
+ *   17  bin 1..8192 the encoded record                        PUT_NEW
+ *   18  str         subject                                   SIGN_IN
+ *   19  bin 32      browser session (cookie hash)             SIGN_IN CODE_ISSUE
+ *   20  bin 32      CSRF key                                  SIGN_IN
+ *   21  int time    session expiry                            SIGN_IN
+ *   22  int time    browser session expiry                    SIGN_IN
+ *   23  str id      pending authorization request             SIGN_IN CODE_ISSUE
+ *   24  str id      IdP session id                            SIGN_IN
+ *   25  int 1..3    decision (enum tk_code_decision)          CODE_ISSUE
+ *   26  bin 32      authorization code hash                   CODE_ISSUE CODE_REDEEM
+ *   27  int time    code expiry                               CODE_ISSUE
+ *   28  str id      consent grant id                          CODE_ISSUE
+ *   29  bin 32      new access token hash                     CODE_REDEEM REFRESH EXCHANGE(child)
+ *   30  bin 32      new refresh token hash                    CODE_REDEEM REFRESH
+ *   31  int time    access token expiry                       CODE_REDEEM REFRESH EXCHANGE(exp)
+ *   32  int time    refresh token expiry                      CODE_REDEEM REFRESH
+ *   33  bin 32      certificate SHA-256 (cnf)                 CODE_REDEEM REFRESH EXCHANGE
+ *   34  bin 32      DPoP key thumbprint (jkt)                 CODE_REDEEM REFRESH EXCHANGE
+ *   35  int 1       bind the refresh token to jkt             CODE_REDEEM REFRESH
+ *   36  int u32     refresh reuse window (seconds)            REFRESH
+ *   37  uint 64     scope mask                                REFRESH EXCHANGE
+ *
+ * Optional members travel only when set (a string non-empty, an int
+ * non-zero, a hash when its has_ flag is set; booleans as key present = true),
+ * and members apply never reads are left out: a denial's code, expiry and
+ * grant; refresh_exp without has_refresh; bind_refresh unless it binds a
+ * refresh token to a key. So there is exactly one encoding of each op, and
+ * decode(encode(op)) is op with those ignored members zeroed. Keys 1..15
+ * are unchanged since the first wire form: an op stored or replicated
+ * before the AS ops got theirs still decodes to the same op.
+ *
+ * tk_op_encode: 0, TK_E_INVALID (tk_op_validate fails, or a PUT_NEW record
+ * does not decode as its DBI's kind), TK_E_TOOBIG (cap too small;
+ * TK_OP_WIRE_MAX always suffices).
+ *
+ * tk_op_decode: 0, TK_E_CORRUPT (anything unexpected: a wrong type, an
+ * out-of-range value, truncation, trailing bytes, a key of another kind, a
+ * missing key, a key apply would ignore, an op that fails tk_op_validate, a
+ * PUT_NEW record that does not decode as its DBI's kind) or -ENOMEM. *op is
+ * zeroed first, so the bytes of members other than the op's kind are zero;
+ * on failure it stays zeroed and owns nothing. On success a PUT_NEW owns a
+ * malloc copy of its record (see tk_op_put_new): release it with
+ * tk_op_release or hand the op to the committer. Never reads outside
+ * buf[0..len); keeps no pointer into buf. Thread-safe (no shared state).
+ */
 int tk_op_encode(const tk_op *op, uint8_t *buf, size_t cap, size_t *len);
 int tk_op_decode(const uint8_t *buf, size_t len, tk_op *op);
+
+/* Free what op owns (a PUT_NEW's rec) and clear the pointer; any other
+ * kind, or a zeroed op, owns nothing. */
+void tk_op_release(tk_op *op);
 
 #endif

@@ -15,7 +15,9 @@
 
 /* ---- Field tables: one entry per key ---------------------------------------- */
 
-enum ftype { F_STR = 1, F_INT = 2, F_HASH = 3 };
+/* F_BIN: bytes of 1..max (bin8 / bin16), a tk_slice member; F_U64: an
+ * unsigned 64-bit member, optional only (0 = absent), any other value. */
+enum ftype { F_STR = 1, F_INT = 2, F_HASH = 3, F_BIN = 4, F_U64 = 5 };
 
 #define NO_FLAG SIZE_MAX
 
@@ -23,14 +25,14 @@ typedef struct field {
     uint8_t key;    /* 1..31 (0 is the version) */
     uint8_t type;   /* enum ftype */
     bool required;  /* always written; strings must be non-empty */
-    uint16_t max;   /* F_STR: longest length */
+    uint16_t max;   /* F_STR, F_BIN: longest length */
     uint8_t size;   /* F_INT: sizeof the struct member (1, 4 or 8; 4 is unsigned) */
     int64_t lo, hi; /* F_INT: accepted range (optional ints: 0 = absent) */
     size_t off;     /* member offset */
     size_t flag;    /* F_HASH optional: offset of the bool saying it is set */
 } field;
 
-#define KEY_MAX 31
+#define KEY_MAX 63 /* the decoder keeps the keys it saw in a uint64_t */
 
 #define STR(k, req, m, T, mem)                                                                     \
     {                                                                                              \
@@ -52,12 +54,27 @@ typedef struct field {
         .key = (k), .type = F_INT, .required = false, .size = 4, .lo = 1, .hi = UINT32_MAX,        \
         .off = offsetof(T, mem)                                                                    \
     }
+#define BIN(k, m, T, mem)                                                                          \
+    {                                                                                              \
+        .key = (k), .type = F_BIN, .required = false, .max = (m), .off = offsetof(T, mem)          \
+    }
+#define U64(k, T, mem)                                                                             \
+    {                                                                                              \
+        .key = (k), .type = F_U64, .required = false, .size = 8, .off = offsetof(T, mem)           \
+    }
 #define HASH(k, req, T, mem, fl)                                                                   \
     {                                                                                              \
         .key = (k), .type = F_HASH, .required = (req), .off = offsetof(T, mem), .flag = (fl)       \
     }
 
 #define NF(t) TK_ARRAY_LEN(t)
+
+/* Worst case of one encoded map: map16 header, version, and per field a key (1
+ * byte), a str16 or bin16 header and its bytes, a bin8 hash, or an int64.
+ * The static asserts beside each table keep the size limits honest. */
+#define WORST_STR(n) (1 + 3 + (n))
+#define WORST_INT    (1 + 9)
+#define WORST_HASH   (1 + 2 + TK_HASH_LEN)
 
 /* Encode rec as the map the table describes: 0, TK_E_INVALID (a field out of
  * its bounds), TK_E_TOOBIG (cap too small). */

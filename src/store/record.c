@@ -7,7 +7,9 @@
  * goes through msgpack-c's packer writing into the caller's buffer; decoding
  * is our own reader, which accepts only what the encoder emits: a fixmap or
  * map16, integer keys in ascending-free order with no duplicates, ints of any
- * width (range-checked), str up to str16, bin8 of exactly 32 bytes.
+ * width (range-checked), str up to str16, bin8 of exactly 32 bytes (and,
+ * for the op codec in op.c only, bin8/bin16 of a bounded length and
+ * unsigned 64-bit integers).
  *
  * Records stay compact because the hot path touches them among millions:
  * optional strings that are empty and optional ints that are zero are not
@@ -156,11 +158,7 @@ static const field audit_fields[] = {
     ENUM(10, false, TK_HOLD_ADMIN, TK_HOLD_LAST, tk_audit_rec, hold),
 };
 
-/* Worst case of one record: map16 header, version, and per field a key (1
- * byte), a str16 header or bin8 header, or an int64. Keeps TK_RECORD_MAX honest. */
-#define WORST_STR(n) (1 + 3 + (n))
-#define WORST_INT    (1 + 9)
-#define WORST_HASH   (1 + 2 + TK_HASH_LEN)
+/* Keeps TK_RECORD_MAX honest (WORST_*: codec_int.h). */
 _Static_assert(3 + 2 + WORST_INT + 4 * WORST_STR(TK_ID_MAX) + WORST_STR(TK_SUB_MAX) +
                        WORST_STR(TK_SCOPE_MAX) + WORST_STR(TK_AUD_MAX) + 3 * WORST_HASH +
                        7 * WORST_INT <=
@@ -219,6 +217,13 @@ static tk_slice get_str(const field *f, const void *rec)
     return s;
 }
 
+static uint64_t get_u64(const field *f, const void *rec)
+{
+    uint64_t v;
+    memcpy(&v, (const uint8_t *)rec + f->off, sizeof(v));
+    return v;
+}
+
 static bool hash_set(const field *f, const void *rec)
 {
     if (f->flag == NO_FLAG) {
@@ -232,9 +237,12 @@ bool tk_codec_present(const field *f, const void *rec)
 {
     switch (f->type) {
     case F_STR:
+    case F_BIN:
         return get_str(f, rec).len > 0;
     case F_INT:
         return get_int(f, rec) != 0;
+    case F_U64:
+        return get_u64(f, rec) != 0;
     default:
         return hash_set(f, rec);
     }
@@ -246,7 +254,7 @@ static int check_fields(const field *fs, size_t nf, const void *rec)
 {
     for (size_t i = 0; i < nf; i++) {
         const field *f = &fs[i];
-        if (f->type == F_STR) {
+        if (f->type == F_STR || f->type == F_BIN) {
             tk_slice s = get_str(f, rec);
             if (s.len > f->max || (s.len > 0 && s.p == NULL) || (f->required && s.len == 0)) {
                 return TK_E_INVALID;
@@ -289,6 +297,11 @@ static int pack_field(msgpack_packer *pk, const field *f, const void *rec)
         rc = msgpack_pack_str_with_body(pk, s.p, s.len);
     } else if (rc == 0 && f->type == F_INT) {
         rc = msgpack_pack_int64(pk, get_int(f, rec));
+    } else if (rc == 0 && f->type == F_BIN) {
+        tk_slice s = get_str(f, rec);
+        rc = msgpack_pack_bin_with_body(pk, s.p, s.len);
+    } else if (rc == 0 && f->type == F_U64) {
+        rc = msgpack_pack_uint64(pk, get_u64(f, rec));
     } else if (rc == 0) {
         rc = msgpack_pack_bin_with_body(pk, (const uint8_t *)rec + f->off, TK_HASH_LEN);
     }
@@ -448,6 +461,36 @@ static bool rd_hash(rd *r, uint8_t out[TK_HASH_LEN])
     return true;
 }
 
+/* bin8 or bin16 of 1..max bytes. */
+static bool rd_bin(rd *r, size_t max, tk_slice *out)
+{
+    const uint8_t *t;
+    uint64_t n;
+    if (!rd_take(r, 1, &t) || (*t != 0xc4 && *t != 0xc5) || !rd_be(r, *t == 0xc4 ? 1 : 2, &n)) {
+        return false;
+    }
+    const uint8_t *b;
+    if (n == 0 || n > max || !rd_take(r, (size_t)n, &b)) {
+        return false;
+    }
+    *out = (tk_slice){(const char *)b, (size_t)n};
+    return true;
+}
+
+/* A non-negative integer of up to 64 bits: positive fixint or uint 8..64. */
+static bool rd_u64(rd *r, uint64_t *out)
+{
+    const uint8_t *t;
+    if (!rd_take(r, 1, &t)) {
+        return false;
+    }
+    if (*t <= 0x7f) {
+        *out = *t;
+        return true;
+    }
+    return *t >= 0xcc && *t <= 0xcf && rd_be(r, (size_t)1 << (*t - 0xcc), out);
+}
+
 static bool rd_map(rd *r, uint64_t *n)
 {
     const uint8_t *t;
@@ -497,6 +540,22 @@ static bool decode_value(rd *r, const field *f, void *rec)
         set_int(f, rec, v);
         return true;
     }
+    if (f->type == F_BIN) {
+        tk_slice s;
+        if (!rd_bin(r, f->max, &s)) {
+            return false;
+        }
+        memcpy((uint8_t *)rec + f->off, &s, sizeof(s));
+        return true;
+    }
+    if (f->type == F_U64) {
+        uint64_t v;
+        if (!rd_u64(r, &v) || v == 0) {
+            return false;
+        }
+        memcpy((uint8_t *)rec + f->off, &v, sizeof(v));
+        return true;
+    }
     if (!rd_hash(r, (uint8_t *)rec + f->off)) {
         return false;
     }
@@ -521,12 +580,12 @@ int tk_codec_decode(const field *fs, size_t nf, const uint8_t *buf, size_t len, 
     if (!rd_int(&r, &key) || key != 0 || !rd_int(&r, &version) || version != TK_RECORD_VERSION) {
         return TK_E_CORRUPT;
     }
-    uint32_t seen = 1;
+    uint64_t seen = 1;
     for (uint64_t i = 1; i < n; i++) {
-        if (!rd_int(&r, &key) || key < 1 || key > KEY_MAX || (seen & (1u << key))) {
+        if (!rd_int(&r, &key) || key < 1 || key > KEY_MAX || (seen & (1ull << key))) {
             return TK_E_CORRUPT;
         }
-        seen |= 1u << key;
+        seen |= 1ull << key;
         const field *f = find_field(fs, nf, key);
         if (f == NULL || !decode_value(&r, f, rec)) {
             return TK_E_CORRUPT;
@@ -536,7 +595,7 @@ int tk_codec_decode(const field *fs, size_t nf, const uint8_t *buf, size_t len, 
         return TK_E_CORRUPT;
     }
     for (size_t i = 0; i < nf; i++) {
-        if (fs[i].required && !(seen & (1u << fs[i].key))) {
+        if (fs[i].required && !(seen & (1ull << fs[i].key))) {
             return TK_E_CORRUPT;
         }
     }
