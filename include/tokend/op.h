@@ -203,6 +203,12 @@ typedef struct tk_op_code_issue {
     tk_op_id grant;
 } tk_op_code_issue;
 
+/* The three ops that issue tokens (CODE_REDEEM, REFRESH, EXCHANGE) name the
+ * new access token's hash, drawn at random by the worker for that op alone;
+ * finding it in the store means this very op was applied before, so it
+ * changes nothing and reports OK again (idempotent, as a replicated log
+ * needs: a redemption applied twice must not read as a replayed code). */
+
 /* Redeem code: unused, unexpired, its grant and session active, its client
  * approved → mark used, put the access token (and the refresh token when
  * has_refresh) under the code's grant. Used → revoke the grant (REPLAYED). */
