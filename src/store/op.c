@@ -487,7 +487,9 @@ static void from_wire_exchange(const op_wire *w, tk_op_exchange *x)
  * points into w's bytes here; tk_op_decode makes it the op's own. */
 static void from_wire(const op_wire *w, tk_op *op)
 {
-    *op = tk_op_make(w->type, w->at);
+    memset(op, 0, sizeof(*op)); /* padding too: decoded ops compare whole */
+    op->type = w->type;
+    op->at = w->at;
     switch (w->type) {
     case TK_OP_REVOKE_TOKEN:
         memcpy(op->revoke_token.hash, w->hash, TK_HASH_LEN);
