@@ -41,6 +41,9 @@
 #define TK_ACCESS_RESOURCE_MAX 128
 /* Largest encoded record of any kind: bounds every msgpack buffer. */
 #define TK_RECORD_MAX 8192
+/* Largest encoded op (op.h): one embedded record (TK_OP_PUT_NEW) plus the
+ * op's own small fields; bounds every buffer an op is encoded into. */
+#define TK_OP_WIRE_MAX (TK_RECORD_MAX + 1024)
 
 /* Latest time (Unix seconds) in a record or a claim we accept:
  * 9999-12-31T23:59:59Z, the last second RFC 3339 can write. */
