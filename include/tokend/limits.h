@@ -236,6 +236,14 @@
 #define TK_IDP_CLIENT_ID_MAX     255
 #define TK_IDP_CLIENT_SECRET_MAX 255
 #define TK_IDP_SCOPES_MAX        255
+/* private_key_jwt at an IdP's token endpoint (RFC 7523 §2.2): the client
+ * assertion's protected header (alg, kid of at most TK_IDP_KID_MAX, escaped,
+ * typ), the whole assertion (an RSA-4096 signature is 683 base64url
+ * characters; the claims name a client id and an URL), and how long it is
+ * valid (seconds): it is used at once, so a minute covers clock skew. */
+#define TK_CLIENT_ASSERTION_HEADER_MAX 1024
+#define TK_CLIENT_ASSERTION_MAX        4096
+#define TK_CLIENT_ASSERTION_TTL        60
 /* Sign-ins waiting for their IdP's answer (state, nonce, PKCE verifier), per
  * process: a browser spends a few seconds at the IdP; more are refused. */
 #define TK_OIDC_PENDING_MAX 1024
