@@ -803,8 +803,11 @@ static enum fail finish(ep_worker *w, ep_oidc_call *c)
             json_is_string(ecode) ? tk_slice_from_str(json_string_value(ecode)) : TK_SLICE_NULL, e);
         tk_log_warn("oidc_redeem_refused", "iss=\"%s\" request=%s status=%d error=%s", c->issuer,
                     safe, c->status, e[0] != '\0' ? e : "-");
+        /* RFC 6749 §5.2: invalid_client is a 401 (the outbound thread hands
+         * on no body of an error status, so the status is what tells). */
         bool client_auth =
-            json_is_string(ecode) && strcmp(json_string_value(ecode), "invalid_client") == 0;
+            c->status == 401 ||
+            (json_is_string(ecode) && strcmp(json_string_value(ecode), "invalid_client") == 0);
         json_decref(doc);
         return c->status == 200 ? F_ANSWER : client_auth ? F_CLIENT_AUTH : F_REFUSED;
     }

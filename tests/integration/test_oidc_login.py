@@ -24,6 +24,7 @@ import http.server
 import json
 import os
 import secrets
+import signal
 import shutil
 import socket
 import subprocess
@@ -227,51 +228,9 @@ class FakeIdp:
 # ---- The suite ----------------------------------------------------------------------
 
 
-class OidcLogin(h.TokenAsserts, unittest.TestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="tokend-oidc-")
-        cls.addClassCleanup(shutil.rmtree, cls.dir, True)
-        port = free_port()
-        tokend = "http://127.0.0.1:%d" % port
-        idp_port = free_port()
-        cls.idp_log = open(os.path.join(cls.dir, "idp.log"), "w+")
-        cls.idp = subprocess.Popen([NODE, os.path.join(INTEROP, "idp.mjs"), str(idp_port), tokend,
-                                    SECRET], cwd=INTEROP, stdout=subprocess.PIPE,
-                                   stderr=cls.idp_log, text=True, preexec_fn=h._die_with_parent)
-        cls.addClassCleanup(cls.idp.kill)
-        line = cls.idp.stdout.readline()
-        if not line.startswith("ready "):
-            cls.idp_log.seek(0)
-            raise AssertionError("oidc-provider did not start: %r %s" % (line, cls.idp_log.read()))
-        cls.iss = line.split()[1]
-        cls.fake = FakeIdp(cls.dir)
-        cls.addClassCleanup(cls.fake.stop)
-        trust = os.path.join(cls.dir, "idp.json")
-        with open(trust, "w") as f:
-            json.dump({"issuers": [
-                {"issuer": cls.iss, "audience": "tokend", "client_id": "tokend",
-                 "client_secret": SECRET, "scopes": "openid email", "end_session": True},
-                {"issuer": cls.fake.issuer, "audience": "tokend-fake",
-                 "client_id": "tokend-fake", "client_secret": "fake-secret",
-                 "token_endpoint_auth_method": "client_secret_post"},
-            ]}, f)
-        res = os.path.join(cls.dir, "resources.json")
-        with open(res, "w") as f:
-            json.dump({"resources": [{"resource": RESOURCE, "name": "MCP test server",
-                                      "scopes_supported": ["mcp:read", "mcp:write"]}]}, f)
-        cls.d = h.start_daemon(("--listen", "127.0.0.1:%d" % port, "--login", "oidc",
-                                "--registration", "open", "--resources", res,
-                                "--idp-config", trust, "--outbound-timeout", "2500",
-                                "--outbound-connect-timeout", "1000", "--jwks-kid-interval", "1",
-                                "--register-burst", "0"))
-        cls.addClassCleanup(h.destroy_daemon, cls.d)
-        cls.rs = cls.d.add_client("resource_server", "rs", resource=RESOURCE)
-        cls.admin = cls.d.add_client("admin", "admin")
-        cls.d.default_auth = cls.rs
-
-    # -- helpers --
+class Flow:
+    """The browser's and the agent's steps, shared by the suites below
+    (self.d is the tokend under test)."""
 
     def register(self, **extra):
         doc = {"redirect_uris": [REDIRECT], "client_name": "agent",
@@ -296,11 +255,12 @@ class OidcLogin(h.TokenAsserts, unittest.TestCase):
         self.assertEqual(r.status, 303, r)
         login = r.header("Location")
         self.assertTrue(login.startswith("/login?request="), login)
-        r = tb.request("GET", login)  # two IdPs: the chooser
-        self.assertEqual(r.status, 200, r)
-        links = [a["href"] for a in Page(r.body).tags("a") if a.get("class") == "idp"]
-        self.assertEqual(len(links), 2, r.body)
-        r = tb.request("GET", links[idp_index])
+        r = tb.request("GET", login)
+        if idp_index is not None:  # two IdPs: the chooser
+            self.assertEqual(r.status, 200, r)
+            links = [a["href"] for a in Page(r.body).tags("a") if a.get("class") == "idp"]
+            self.assertEqual(len(links), 2, r.body)
+            r = tb.request("GET", links[idp_index])
         self.assertEqual(r.status, 303, r)
         self.assertIn("__Host-tokend-login=", r.header("Set-Cookie"))
         loc = r.header("Location")
@@ -368,6 +328,52 @@ class OidcLogin(h.TokenAsserts, unittest.TestCase):
         log = self.d.stderr()
         self.assertNotIn("sub=%s " % sub, "\n".join(l for l in log.splitlines()
                                                    if "sign_in" in l and "method=oidc" in l))
+
+
+
+class OidcLogin(Flow, h.TokenAsserts, unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="tokend-oidc-")
+        cls.addClassCleanup(shutil.rmtree, cls.dir, True)
+        port = free_port()
+        tokend = "http://127.0.0.1:%d" % port
+        idp_port = free_port()
+        cls.idp_log = open(os.path.join(cls.dir, "idp.log"), "w+")
+        cls.idp = subprocess.Popen([NODE, os.path.join(INTEROP, "idp.mjs"), str(idp_port), tokend,
+                                    SECRET], cwd=INTEROP, stdout=subprocess.PIPE,
+                                   stderr=cls.idp_log, text=True, preexec_fn=h._die_with_parent)
+        cls.addClassCleanup(cls.idp.kill)
+        line = cls.idp.stdout.readline()
+        if not line.startswith("ready "):
+            cls.idp_log.seek(0)
+            raise AssertionError("oidc-provider did not start: %r %s" % (line, cls.idp_log.read()))
+        cls.iss = line.split()[1]
+        cls.fake = FakeIdp(cls.dir)
+        cls.addClassCleanup(cls.fake.stop)
+        trust = os.path.join(cls.dir, "idp.json")
+        with open(trust, "w") as f:
+            json.dump({"issuers": [
+                {"issuer": cls.iss, "audience": "tokend", "client_id": "tokend",
+                 "client_secret": SECRET, "scopes": "openid email", "end_session": True},
+                {"issuer": cls.fake.issuer, "audience": "tokend-fake",
+                 "client_id": "tokend-fake", "client_secret": "fake-secret",
+                 "token_endpoint_auth_method": "client_secret_post"},
+            ]}, f)
+        res = os.path.join(cls.dir, "resources.json")
+        with open(res, "w") as f:
+            json.dump({"resources": [{"resource": RESOURCE, "name": "MCP test server",
+                                      "scopes_supported": ["mcp:read", "mcp:write"]}]}, f)
+        cls.d = h.start_daemon(("--listen", "127.0.0.1:%d" % port, "--login", "oidc",
+                                "--registration", "open", "--resources", res,
+                                "--idp-config", trust, "--outbound-timeout", "2500",
+                                "--outbound-connect-timeout", "1000", "--jwks-kid-interval", "1",
+                                "--register-burst", "0"))
+        cls.addClassCleanup(h.destroy_daemon, cls.d)
+        cls.rs = cls.d.add_client("resource_server", "rs", resource=RESOURCE)
+        cls.admin = cls.d.add_client("admin", "admin")
+        cls.d.default_auth = cls.rs
 
     # -- tests --
 
@@ -590,6 +596,122 @@ class OidcLogin(h.TokenAsserts, unittest.TestCase):
         self.assertLess(worst, 0.5)
         self.assertEqual(out["r"].status, 502, out["r"])
         self.assertIn(b"did not answer in time", out["r"].body)
+
+
+def start_op(cls, folder, tokend, *extra):
+    """oidc-provider (tests/interop/idp.mjs) on a free loopback port for the
+    class cls (killed at its cleanup); returns its issuer."""
+    port = free_port()
+    log = open(os.path.join(folder, "idp-%d.log" % port), "w+")
+    p = subprocess.Popen([NODE, os.path.join(INTEROP, "idp.mjs"), str(port), tokend] +
+                         list(extra), cwd=INTEROP, stdout=subprocess.PIPE, stderr=log, text=True,
+                         preexec_fn=h._die_with_parent)
+    cls.addClassCleanup(log.close)
+    cls.addClassCleanup(p.stdout.close)
+    cls.addClassCleanup(p.wait)
+    cls.addClassCleanup(p.kill)
+    line = p.stdout.readline()
+    if not line.startswith("ready "):
+        log.seek(0)
+        raise AssertionError("oidc-provider did not start: %r %s" % (line, log.read()))
+    return line.split()[1]
+
+
+class OidcPrivateKeyJwt(Flow, h.TokenAsserts, unittest.TestCase):
+    """tokend authenticates at oidc-provider's token endpoint with
+    private_key_jwt (RFC 7523 §2.2): the client is registered there with
+    token_endpoint_auth_method private_key_jwt and tokend's public keys (an
+    EC P-256 and an RSA key). Sign-in works with either key (ES256, RS256;
+    aud the issuer or the token endpoint); a key the IdP does not know is
+    refused by the IdP, and the user gets a clear error page and no session."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="tokend-pkjwt-")
+        cls.addClassCleanup(shutil.rmtree, cls.dir, True)
+        cls.ec = iu.Key(cls.dir, "rp-ec", "p256", kid="rp-ec")
+        cls.rsa = iu.Key(cls.dir, "rp-rsa", "rsa", kid="rp-rsa")
+        cls.rogue = iu.Key(cls.dir, "rogue", "p256", kid="rp-ec")  # the right kid, another key
+        for k in (cls.ec, cls.rsa, cls.rogue):
+            os.chmod(k.path, 0o600)
+        jwks = os.path.join(cls.dir, "client.jwks.json")
+        with open(jwks, "w") as f:
+            json.dump({"keys": [cls.ec.jwk(), cls.rsa.jwk()]}, f)
+        port = free_port()
+        cls.iss = start_op(cls, cls.dir, "http://127.0.0.1:%d" % port, "unused", jwks)
+        cls.trust = os.path.join(cls.dir, "idp.json")
+        cls.write_trust(cls.ec)
+        res = os.path.join(cls.dir, "resources.json")
+        with open(res, "w") as f:
+            json.dump({"resources": [{"resource": RESOURCE, "name": "MCP test server",
+                                      "scopes_supported": ["mcp:read"]}]}, f)
+        cls.d = h.start_daemon(("--listen", "127.0.0.1:%d" % port, "--login", "oidc",
+                                "--registration", "open", "--resources", res,
+                                "--idp-config", cls.trust, "--register-burst", "0"))
+        cls.addClassCleanup(h.destroy_daemon, cls.d)
+        cls.d.default_auth = cls.d.add_client("resource_server", "rs", resource=RESOURCE)
+
+    @classmethod
+    def write_trust(cls, key, aud=None):
+        entry = {"issuer": cls.iss, "audience": "tokend", "client_id": "tokend",
+                 "token_endpoint_auth_method": "private_key_jwt",
+                 "client_key_file": os.path.basename(key.path), "client_key_kid": key.kid}
+        if aud is not None:
+            entry["client_assertion_aud"] = aud
+        with open(cls.trust, "w") as f:
+            json.dump({"issuers": [entry]}, f)
+
+    def reload_with(self, key, aud=None):
+        before = self.d.stderr(10 ** 7).count("IdP configuration reloaded")
+        self.write_trust(key, aud)
+        self.d.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while self.d.stderr(10 ** 7).count("IdP configuration reloaded") == before:
+            self.assertLess(time.monotonic(), deadline, "no reload")
+            time.sleep(0.05)
+
+    def sign_in(self, user):
+        """The whole flow; returns (tokend's answer to the callback, the
+        browser, state, verifier, agent)."""
+        agent = self.register()
+        tb, ib = TokendBrowser(self.d), IdpBrowser()
+        verifier, state, auth_url, aq = self.start(tb, agent["client_id"], None)
+        self.assertTrue(auth_url.startswith(self.iss + "/auth?"), auth_url)
+        cb = self.sign_in_at_op(ib, auth_url, user)
+        return tb.request("GET", tokend_path(cb, self.d)), tb, state, verifier, agent
+
+    def test_keys_in_turn(self):
+        # EC P-256 (ES256), aud the issuer (the default).
+        r, tb, state, verifier, agent = self.sign_in("dora")
+        self.assertIn("__Host-tokend-session=", r.header("Set-Cookie") or "", r)
+        code = self.consent(tb, r, state)
+        t = self.redeem(agent["client_id"], code, verifier)
+        self.assertEqual(self.assertActive(t["access_token"])["sub"], "dora")
+        # RSA (RS256), aud the token endpoint.
+        self.reload_with(self.rsa, "token_endpoint")
+        r, tb, state, verifier, agent = self.sign_in("erin")
+        self.assertIn("__Host-tokend-session=", r.header("Set-Cookie") or "", r)
+        code = self.consent(tb, r, state)
+        t = self.redeem(agent["client_id"], code, verifier)
+        self.assertEqual(self.assertActive(t["access_token"])["sub"], "erin")
+        # A key the IdP does not know under a kid it knows: the IdP refuses
+        # the redemption (invalid_client); the user is told, nobody signed in.
+        self.reload_with(self.rogue)
+        r, tb, _, _, _ = self.sign_in("frank")
+        self.assertEqual(r.status, 502, r)
+        self.assertIn(b"did not accept this server&#39;s client credentials", r.body)
+        self.assertIn(b"No one was signed in", r.body)
+        self.assertNotIn("__Host-tokend-session=", r.header("Set-Cookie") or "")
+        log = self.d.stderr(10 ** 7)
+        self.assertIn("oidc_redeem_refused", log)
+        self.assertIn("status=401", log)
+        self.assertNotIn("sub=frank ", "\n".join(l for l in log.splitlines() if "sign_in" in l))
+        # The assertion never reaches the log (its signature part, in any line).
+        self.assertNotIn("client_assertion=", log)
+        self.assertNotIn("eyJ", log)
+        self.reload_with(self.ec)
+        r, _, _, _, _ = self.sign_in("gina")
+        self.assertIn("__Host-tokend-session=", r.header("Set-Cookie") or "", r)
 
 
 class OidcIdpDown(h.TokenAsserts, unittest.TestCase):
