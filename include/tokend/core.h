@@ -36,6 +36,11 @@ typedef struct tk_introspection {
      * client; empty for "*", several or none). From the client record the
      * cascade reads anyway: no extra lookup. */
     tk_slice may_act;
+    /* How the user signed in at the IdP, from the session record the
+     * cascade reads anyway (login = oidc; 0 / empty otherwise): RFC 9068
+     * §2.2.1's auth_time, acr and amr (space-separated here). */
+    int64_t auth_time;
+    tk_slice acr, amr;
 } tk_introspection;
 
 /*

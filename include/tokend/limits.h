@@ -34,6 +34,12 @@
 #define TK_NAME_MAX 128
 /* Issuer URL and other URLs we print. */
 #define TK_URL_MAX 512
+/* What the IdP said of a sign-in, kept on the session (OIDC Core §2):
+ * acr, one value (a short name or a URI: Okta's urn:okta:loa:… values are
+ * under 40), and amr, its method references space-separated (RFC 8176
+ * values are at most 6 characters; an IdP sends a handful). */
+#define TK_ACR_MAX 96
+#define TK_AMR_MAX 64
 /* Free-text reason stored with a terminated session. */
 #define TK_REASON_MAX 128
 /* A protected resource's identifier as agent-access records and ops keep it

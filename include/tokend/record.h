@@ -94,7 +94,19 @@ typedef struct tk_session_rec {
                                  least one; terminated keeps the holds it had.
                                  A suspended record written before holds
                                  existed (no key 9) decodes as an admin hold. */
+    /* How the user signed in at the IdP (login = oidc: the ID token's
+     * auth_time, acr and amr; OIDC Core §2), for audit and introspection.
+     * Keys 10, 11, 12, all optional: sessions created otherwise and records
+     * written before them have none. acr is one token (no space); amr is
+     * the method references, space-separated (tk_session_claims_ok). */
+    int64_t auth_time;
+    tk_slice acr;
+    tk_slice amr;
 } tk_session_rec;
+
+/* acr: printable ASCII without space, quote or backslash; amr: such tokens
+ * separated by single spaces. Empty slices are fine (absent). */
+bool tk_session_claims_ok(tk_slice acr, tk_slice amr);
 
 enum tk_grant_state { TK_GRANT_ACTIVE = 1, TK_GRANT_REVOKED = 2 };
 
@@ -356,7 +368,11 @@ TK_OP_STR(tk_op_reason, TK_REASON_MAX, uint8_t)
 TK_OP_STR(tk_op_iss, TK_IDP_ISS_MAX, uint16_t)
 TK_OP_STR(tk_op_resource, TK_ACCESS_RESOURCE_MAX, uint16_t)
 TK_OP_STR(tk_op_sub, TK_SUB_MAX, uint16_t)
-_Static_assert(TK_REASON_MAX <= UINT8_MAX && TK_ID_MAX <= UINT16_MAX, "tk_op length fields");
+TK_OP_STR(tk_op_acr, TK_ACR_MAX, uint8_t)
+TK_OP_STR(tk_op_amr, TK_AMR_MAX, uint8_t)
+_Static_assert(TK_REASON_MAX <= UINT8_MAX && TK_ID_MAX <= UINT16_MAX && TK_ACR_MAX <= UINT8_MAX &&
+                   TK_AMR_MAX <= UINT8_MAX,
+               "tk_op length fields");
 
 typedef struct tk_op_revoke_token {
     uint8_t hash[TK_HASH_LEN]; /* SHA-256 of the token */
@@ -447,6 +463,12 @@ typedef struct tk_op_sign_in {
      * it by (issuer, sid) and by (issuer, sub)). */
     tk_op_iss idp_iss;
     tk_op_id idp_sid;
+    /* The ID token's auth_time (0: absent), acr and amr (space-separated),
+     * all optional, kept on a new session (tk_session_rec keys 10..12);
+     * they need idp_iss. */
+    int64_t auth_time;
+    tk_op_acr acr;
+    tk_op_amr amr;
 } tk_op_sign_in;
 
 enum tk_code_decision {

@@ -87,7 +87,7 @@ static bool check_grant(tk_txn *txn, tk_slice grant_id, int *err)
 }
 
 /* Active: not terminated, not past its expiry, and carrying no hold. */
-static bool check_session(tk_txn *txn, tk_slice sid, int64_t now, tk_slice *sub, int *err)
+static bool check_session(tk_txn *txn, tk_slice sid, int64_t now, tk_introspection *out, int *err)
 {
     tk_session_rec s;
     if (!read_ok(tk_store_get_session(txn, sid, &s), err)) {
@@ -97,8 +97,11 @@ static bool check_session(tk_txn *txn, tk_slice sid, int64_t now, tk_slice *sub,
         return false;
     }
     if (s.sub.len > 0) {
-        *sub = s.sub;
+        out->sub = s.sub;
     }
+    out->auth_time = s.auth_time;
+    out->acr = s.acr;
+    out->amr = s.amr;
     return true;
 }
 
@@ -125,7 +128,7 @@ static bool decide(tk_txn *txn, const tk_core_cfg *cfg, const uint8_t hash[TK_HA
         return false;
     }
     out->sub = out->tok.sub;
-    return check_session(txn, out->tok.sid, now, &out->sub, err);
+    return check_session(txn, out->tok.sid, now, out, err);
 }
 
 static int introspect(tk_txn *txn, const tk_core_cfg *cfg, const uint8_t hash[TK_HASH_LEN],
@@ -135,6 +138,9 @@ static int introspect(tk_txn *txn, const tk_core_cfg *cfg, const uint8_t hash[TK
     out->nactors = 0;
     out->sub = TK_SLICE_NULL;
     out->may_act = TK_SLICE_NULL;
+    out->auth_time = 0;
+    out->acr = TK_SLICE_NULL;
+    out->amr = TK_SLICE_NULL;
     int err = 0;
     out->active = decide(txn, cfg, hash, now, caller, bearer, out, &err);
     if (!out->active) {

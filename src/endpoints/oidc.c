@@ -692,8 +692,55 @@ static void on_token(void *arg, const tk_outbound_resp *resp)
 typedef struct idt {
     tk_slice sub, sid, acr;
     int64_t auth_time;
-    char amr[128];
+    char amr[TK_AMR_MAX + 1]; /* space-separated */
+    unsigned dropped;         /* acr / amr values not kept (not tokens, too long) */
 } idt;
+
+/* How the user signed in (OIDC Core §2), kept for audit and introspection:
+ * auth_time when it is a time; acr when it is one printable token of at
+ * most TK_ACR_MAX; the amr values that are such tokens, while they fit
+ * TK_AMR_MAX. What is not kept is counted, never a reason to refuse the
+ * sign-in (the IdP vouched for the user either way). */
+static void sign_in_claims(json_t *claims, idt *out)
+{
+    bool has_at = false;
+    out->auth_time = 0;
+    if (ev_claim_time(claims, "auth_time", &out->auth_time, &has_at) != EV_OK || !has_at ||
+        out->auth_time <= 0 || out->auth_time > TK_TIME_MAX) {
+        out->dropped += json_object_get(claims, "auth_time") != NULL ? 1 : 0;
+        out->auth_time = 0;
+    }
+    json_t *acr = json_object_get(claims, "acr");
+    out->acr = TK_SLICE_NULL;
+    if (json_is_string(acr)) {
+        tk_slice a = {json_string_value(acr), json_string_length(acr)};
+        if (a.len > 0 && a.len <= TK_ACR_MAX && tk_session_claims_ok(a, TK_SLICE_NULL)) {
+            out->acr = a;
+        }
+    }
+    out->dropped += acr != NULL && out->acr.p == NULL ? 1 : 0;
+    json_t *amr = json_object_get(claims, "amr");
+    size_t n = 0, i;
+    json_t *v;
+    out->amr[0] = '\0';
+    out->dropped += amr != NULL && !json_is_array(amr) ? 1 : 0;
+    json_array_foreach(amr, i, v) /* bounded by the ID token's size */
+    {
+        tk_slice m = json_is_string(v) ? (tk_slice){json_string_value(v), json_string_length(v)}
+                                       : TK_SLICE_NULL;
+        size_t need = m.len + (n > 0 ? 1 : 0);
+        if (m.len == 0 || n + need > TK_AMR_MAX || !tk_session_claims_ok(m, TK_SLICE_NULL)) {
+            out->dropped++;
+            continue;
+        }
+        if (n > 0) {
+            out->amr[n++] = ' ';
+        }
+        memcpy(out->amr + n, m.p, m.len);
+        n += m.len;
+        out->amr[n] = '\0';
+    }
+}
 
 static bool aud_has(json_t *aud, const tk_idp_issuer *is, size_t *count)
 {
@@ -759,25 +806,7 @@ static enum fail check_id_token(ep_worker *w, const tk_idp_issuer *is, const ep_
         (out->sid.p != NULL && !tk_oauth_vschar_valid(out->sid, TK_ID_MAX))) {
         return F_SID;
     }
-    bool has_at = false;
-    out->auth_time = 0;
-    (void)ev_claim_time(claims, "auth_time", &out->auth_time, &has_at);
-    if (ev_claim_str(claims, "acr", 64, &out->acr) != EV_OK) {
-        out->acr = TK_SLICE_NULL;
-    }
-    json_t *amr = json_object_get(claims, "amr");
-    size_t n = 0, i;
-    json_t *v;
-    out->amr[0] = '\0';
-    json_array_foreach(amr, i, v)
-    {
-        const char *s = json_is_string(v) ? json_string_value(v) : "?";
-        int k = snprintf(out->amr + n, sizeof out->amr - n, "%s%s", n > 0 ? "," : "", s);
-        if (k < 0 || (size_t)k >= sizeof out->amr - n) {
-            break;
-        }
-        n += (size_t)k;
-    }
+    sign_in_claims(claims, out);
     return F_COUNT; /* every check passed */
 }
 
@@ -861,6 +890,9 @@ static enum fail finish(ep_worker *w, ep_oidc_call *c)
     rc = rc != 0 ? rc : tk_op_id_set(&op->sign_in.request, tk_slice_from_str(c->request));
     rc = rc != 0 ? rc : tk_op_iss_set(&op->sign_in.idp_iss, (tk_slice){is->issuer, is->issuer_len});
     rc = rc != 0 || t.sid.p == NULL ? rc : tk_op_id_set(&op->sign_in.idp_sid, t.sid);
+    rc = rc != 0 ? rc : tk_op_acr_set(&op->sign_in.acr, t.acr);
+    rc = rc != 0 ? rc : tk_op_amr_set(&op->sign_in.amr, tk_slice_from_str(t.amr));
+    op->sign_in.auth_time = t.auth_time;
     op->sign_in.session_exp = w->now + cfg->session_ttl;
     op->sign_in.browser_exp = w->now + cfg->session_ttl;
     char setc[TK_OAUTH_SET_COOKIE_MAX + 160];
@@ -882,10 +914,10 @@ static enum fail finish(ep_worker *w, ep_oidc_call *c)
         n = ep_as_location(hdr, sizeof hdr, (tk_slice){loc, (size_t)l}, setc);
     }
     tk_cleanse(setc, sizeof setc);
-    char ssub[65], ssid[65], sacr[65];
+    char ssub[65], ssid[65], sacr[TK_ACR_MAX + 1];
     ep_log_id(t.sub, ssub);
     ep_log_id(t.sid, ssid);
-    ep_log_id(t.acr, sacr);
+    snprintf(sacr, sizeof sacr, "%.*s", (int)t.acr.len, t.acr.p != NULL ? t.acr.p : "");
     ev_jws_free(&j);
     json_decref(doc);
     if (rc != 0 || n == 0) {
@@ -893,10 +925,9 @@ static enum fail finish(ep_worker *w, ep_oidc_call *c)
     }
     tk_log_info("sign_in",
                 "method=oidc iss=\"%s\" sub=%s sid=%s idp_sid=%s bound_by=%s auth_time=%lld "
-                "acr=%s amr=\"%s\"",
+                "acr=\"%s\" amr=\"%s\" claims_dropped=%u",
                 is->issuer, ssub, sid, ssid[0] != '\0' ? ssid : "-",
-                ssid[0] != '\0' ? "sid" : "sub", (long long)t.auth_time,
-                sacr[0] != '\0' ? sacr : "-", t.amr);
+                ssid[0] != '\0' ? "sid" : "sub", (long long)t.auth_time, sacr, t.amr, t.dropped);
     rc = ep_as_park(w, c->cookie, &creq, 303, NULL, (tk_slice){hdr, n}, TK_SLICE_NULL);
     tk_cleanse(hdr, sizeof hdr);
     return rc == 0 ? F_COUNT : F_UNAVAILABLE;

@@ -144,6 +144,7 @@ class FakeIdp:
         self.rogue = iu.Key(folder, "rogue", "rsa", kid="fake-1")  # same kid, other key
         self.codes = {}
         self.mode = "good"
+        self.extra = {}  # more claims in every ID token
         self.requests = []
         fake = self
 
@@ -200,6 +201,7 @@ class FakeIdp:
         now = int(time.time())
         c = {"iss": self.issuer, "aud": "tokend-fake", "sub": "mallory-%s" % self.mode,
              "iat": now, "exp": now + 300, "nonce": nonce, "sid": "fake-sid"}
+        c.update(self.extra)
         key = self.key
         m = self.mode
         if m == "nonce":
@@ -398,6 +400,16 @@ class OidcLogin(Flow, h.TokenAsserts, unittest.TestCase):
         line = [l for l in self.d.stderr().splitlines() if "method=oidc" in l][-1]
         self.assertIn('iss="%s"' % self.iss, line)
         self.assertIn("bound_by=sid", line)
+        # oidc-provider sends auth_time (the client requires it): kept on the
+        # session, shown by tokenctl, in the audit line and introspection.
+        self.assertIsInstance(j["auth_time"], int)
+        self.assertLessEqual(abs(j["auth_time"] - time.time()), 120)
+        self.assertNotIn("acr", j)  # its development interactions set none
+        self.assertNotIn("amr", j)
+        s = self.d.ctl("session", "show", j["sid"])
+        self.assertEqual(s["auth_time"], j["auth_time"])
+        self.assertEqual(s["issuer"], self.iss)
+        self.assertIn("auth_time=%d " % j["auth_time"], line)
         # The callback is single use: the same answer again signs no one in.
         r = tb.request("GET", tokend_path(cb, self.d))
         self.assertEqual(r.status, 400, r)
@@ -509,6 +521,60 @@ class OidcLogin(Flow, h.TokenAsserts, unittest.TestCase):
                 self.assertIn(text, r.body)
                 self.assertNotIn("__Host-tokend-session=", r.header("Set-Cookie") or "")
                 self.no_session_for("mallory-" + mode)
+
+    def test_auth_time_acr_amr_kept(self):
+        """The ID token's auth_time, acr and amr are kept on the session:
+        tokenctl session show, the sign_in audit line and the introspection
+        answer (RFC 9068 §2.2.1) show them; values that are not tokens are
+        left out (and counted), never a reason to refuse the sign-in."""
+        self.fake.mode = "good"
+        at = int(time.time()) - 42
+        self.fake.extra = {"auth_time": at, "acr": "urn:okta:loa:2fa:any",
+                           "amr": ["pwd", "mfa", "not a token", 7, "hwk"]}
+        self.addCleanup(setattr, self.fake, "extra", {})
+        agent = self.register()
+        tb = TokendBrowser(self.d)
+        verifier, state, auth_url, aq = self.start(tb, agent["client_id"], 1)
+        code = secrets.token_urlsafe(24)
+        self.fake.codes[code] = aq["nonce"]
+        r = tb.request("GET", "/login/callback?" + urllib.parse.urlencode(
+            {"code": code, "state": aq["state"], "iss": self.fake.issuer}))
+        t = self.redeem(agent["client_id"], self.consent(tb, r, state), verifier)
+        j = self.assertActive(t["access_token"])
+        self.assertEqual((j["auth_time"], j["acr"], j["amr"]),
+                         (at, "urn:okta:loa:2fa:any", ["pwd", "mfa", "hwk"]))
+        s = self.d.ctl("session", "show", j["sid"])
+        self.assertEqual((s["auth_time"], s["acr"], s["amr"]),
+                         (at, "urn:okta:loa:2fa:any", ["pwd", "mfa", "hwk"]))
+        line = [l for l in self.d.stderr().splitlines()
+                if "method=oidc" in l and "sid=%s " % j["sid"] in l][-1]
+        self.assertIn('auth_time=%d acr="urn:okta:loa:2fa:any" amr="pwd mfa hwk" '
+                      'claims_dropped=2' % at, line)
+        # A refresh keeps the session, so the new token shows them too.
+        r = self.d.request("POST", "/token", h.form([
+            ("grant_type", "refresh_token"), ("refresh_token", t["refresh_token"]),
+            ("client_id", agent["client_id"])]), content_type=h.FORM)
+        self.assertEqual(r.status, 200, r)
+        j2 = self.assertActive(r.json()["access_token"])
+        self.assertEqual((j2["auth_time"], j2["acr"], j2["amr"]), (j["auth_time"], j["acr"],
+                                                                   j["amr"]))
+        # An acr that is not a token, an amr that is not an array, an
+        # auth_time that is not a number: the sign-in works, nothing is kept.
+        self.fake.extra = {"auth_time": "yesterday", "acr": "two words", "amr": "pwd"}
+        agent = self.register()
+        tb = TokendBrowser(self.d)
+        verifier, state, auth_url, aq = self.start(tb, agent["client_id"], 1)
+        code = secrets.token_urlsafe(24)
+        self.fake.codes[code] = aq["nonce"]
+        r = tb.request("GET", "/login/callback?" + urllib.parse.urlencode(
+            {"code": code, "state": aq["state"], "iss": self.fake.issuer}))
+        t = self.redeem(agent["client_id"], self.consent(tb, r, state), verifier)
+        j = self.assertActive(t["access_token"])
+        for k in ("auth_time", "acr", "amr"):
+            self.assertNotIn(k, j)
+        s = self.d.ctl("session", "show", j["sid"])
+        for k in ("auth_time", "acr", "amr"):
+            self.assertNotIn(k, s)
 
     def test_reloading_the_sign_in_link_takes_no_more_slots(self):
         # Review finding: every GET of the IdP link took a new slot of the
