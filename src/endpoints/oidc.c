@@ -819,7 +819,8 @@ static enum fail finish(ep_worker *w, ep_oidc_call *c)
     if (c->result != TK_OB_OK && c->result != TK_OB_HTTP_ERROR) {
         tk_log_warn("oidc_redeem_failed", "iss=\"%s\" request=%s result=%s error=\"%s\"", c->issuer,
                     safe, tk_outbound_result_name(c->result), c->error);
-        return F_UNREACHABLE;
+        /* It answered, but not HTTP or too much of it: not "unreachable". */
+        return c->result == TK_OB_PROTOCOL || c->result == TK_OB_TOO_BIG ? F_ANSWER : F_UNREACHABLE;
     }
     json_error_t je;
     json_t *doc =

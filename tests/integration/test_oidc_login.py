@@ -640,7 +640,7 @@ class OidcLogin(Flow, h.TokenAsserts, unittest.TestCase):
         _ = agent
         r = self.fake_round("garbage")
         self.assertEqual(r.status, 502, r)
-        self.assertIn(b"could not be reached", r.body)
+        self.assertIn(b"answer was not understood", r.body)
         # Slow beyond the outbound timeout: introspection keeps answering meanwhile.
         t = self.d.add_client("agent", "slow-check")
         _ = t
@@ -650,16 +650,18 @@ class OidcLogin(Flow, h.TokenAsserts, unittest.TestCase):
             out["r"] = self.fake_round("slow")
 
         th = threading.Thread(target=callback)
+        before = len(self.fake.requests)
         th.start()
-        time.sleep(1.0)
-        worst = 0.0
-        for _ in range(20):
-            t0 = time.monotonic()
+        deadline = time.monotonic() + 10
+        while len(self.fake.requests) == before:  # the redemption reached the IdP
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.02)
+        for i in range(20):
             r = self.d.introspect("tkd_at_" + "A" * 43)
-            worst = max(worst, time.monotonic() - t0)
             self.assertEqual(r.status, 200, r)
+            if i == 0:  # answered while the redemption was still pending
+                self.assertTrue(th.is_alive())
         th.join(30)
-        self.assertLess(worst, 0.5)
         self.assertEqual(out["r"].status, 502, out["r"])
         self.assertIn(b"did not answer in time", out["r"].body)
 
