@@ -340,18 +340,7 @@ class OidcLogin(Flow, h.TokenAsserts, unittest.TestCase):
         cls.dir = tempfile.mkdtemp(prefix="tokend-oidc-")
         cls.addClassCleanup(shutil.rmtree, cls.dir, True)
         port = free_port()
-        tokend = "http://127.0.0.1:%d" % port
-        idp_port = free_port()
-        cls.idp_log = open(os.path.join(cls.dir, "idp.log"), "w+")
-        cls.idp = subprocess.Popen([NODE, os.path.join(INTEROP, "idp.mjs"), str(idp_port), tokend,
-                                    SECRET], cwd=INTEROP, stdout=subprocess.PIPE,
-                                   stderr=cls.idp_log, text=True, preexec_fn=h._die_with_parent)
-        cls.addClassCleanup(cls.idp.kill)
-        line = cls.idp.stdout.readline()
-        if not line.startswith("ready "):
-            cls.idp_log.seek(0)
-            raise AssertionError("oidc-provider did not start: %r %s" % (line, cls.idp_log.read()))
-        cls.iss = line.split()[1]
+        cls.iss = start_op(cls, cls.dir, "http://127.0.0.1:%d" % port, SECRET)
         cls.fake = FakeIdp(cls.dir)
         cls.addClassCleanup(cls.fake.stop)
         trust = os.path.join(cls.dir, "idp.json")
