@@ -40,6 +40,11 @@ typedef struct tk_introspection {
      * issuer: where the user signed in; empty for dev-login and unbound
      * sessions). Introspection answers name it as idp_iss. */
     tk_slice idp_iss;
+    /* How the user signed in at the IdP, from the session record the
+     * cascade reads anyway (login = oidc; 0 / empty otherwise): RFC 9068
+     * §2.2.1's auth_time, acr and amr (space-separated here). */
+    int64_t auth_time;
+    tk_slice acr, amr;
 } tk_introspection;
 
 /*

@@ -38,6 +38,11 @@
  *      "client_secret": "…",            tokend's client at this IdP, its
  *      "token_endpoint_auth_method":    secret (client_secret_basic, the
  *          "client_secret_basic",       default, or client_secret_post),
+ *                                       or private_key_jwt with
+ *      "client_key_file": "rp.pem",     a private key (PEM, mode 0600: EC
+ *      "client_key_kid": "rp-1",        P-256 or RSA), its optional kid and
+ *      "client_assertion_aud":          "issuer" (default) or
+ *          "issuer",                    "token_endpoint",
  *      "scopes": "openid email",        the scopes asked ("openid" added
  *      "end_session": true,             when missing) and whether /logout
  *                                       goes on to the IdP's end-session
@@ -123,7 +128,14 @@ typedef struct tk_idp_issuer {
     size_t client_id_len;
     char client_secret[TK_IDP_CLIENT_SECRET_MAX + 1];
     size_t client_secret_len;
-    bool secret_post;                   /* client_secret_post, else client_secret_basic */
+    bool secret_post; /* client_secret_post, else client_secret_basic */
+    /* private_key_jwt (RFC 7523 §2.2, OIDC Core §9) instead of the secret:
+     * tokend's client key at this IdP (EC P-256 signs ES256, RSA RS256), the
+     * kid its header names ("" for none), and the assertion's aud: the
+     * issuer (the default, RFC 7523bis) or the token endpoint's URL. */
+    struct evp_pkey_st *client_key;
+    char client_key_kid[TK_IDP_KID_MAX + 1];
+    bool assertion_aud_token_endpoint;
     char scopes[TK_IDP_SCOPES_MAX + 1]; /* what /authorize at the IdP asks; has "openid" */
     bool end_session;                   /* /logout goes on to the IdP's end_session_endpoint */
     bool discovered;

@@ -30,6 +30,7 @@
 #define TK_KID_LEN 43
 
 typedef struct tk_keyset tk_keyset;
+struct evp_pkey_st; /* OpenSSL's EVP_PKEY */
 
 /* What tokenctl keys list and the JWKS show of one key. */
 typedef struct tk_key_info {
@@ -93,6 +94,19 @@ int tk_keys_sign(const tk_keyset *ks, const char *typ, const char *payload, size
                  size_t cap, size_t *len);
 /* The exact length of a JWS of a payload of plen bytes with this typ. */
 size_t tk_keys_jws_len(const char *typ, size_t plen);
+
+/*
+ * A compact JWS of payload signed with a key that is not one of the set's:
+ * tokend's client key at an upstream IdP (private_key_jwt, RFC 7523 §2.2).
+ * EC P-256 signs ES256, RSA of 2048 to 4096 bits RS256 (RFC 7518 §3.3);
+ * any other key is TK_E_INVALID. Header {"alg","kid" (when kid is neither
+ * NULL nor ""),"typ"}. Returns 0 with a NUL-terminated out and *len,
+ * TK_E_TOOBIG, TK_E_INVALID or -EIO. Thread-safe; a fresh OpenSSL context
+ * per call (cold path). tk_keys_sign_alg names the alg a key would use.
+ */
+int tk_keys_sign_pkey(struct evp_pkey_st *pkey, const char *kid, const char *typ,
+                      const char *payload, size_t plen, char *out, size_t cap, size_t *len);
+int tk_keys_sign_alg(struct evp_pkey_st *pkey, const char **alg);
 
 /* The RFC 7638 thumbprint of a P-256 public key given by its coordinates. */
 void tk_keys_thumbprint(const uint8_t x[32], const uint8_t y[32], char kid[TK_KID_LEN + 1]);

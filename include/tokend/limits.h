@@ -34,6 +34,12 @@
 #define TK_NAME_MAX 128
 /* Issuer URL and other URLs we print. */
 #define TK_URL_MAX 512
+/* What the IdP said of a sign-in, kept on the session (OIDC Core §2):
+ * acr, one value (a short name or a URI: Okta's urn:okta:loa:… values are
+ * under 40), and amr, its method references space-separated (RFC 8176
+ * values are at most 6 characters; an IdP sends a handful). */
+#define TK_ACR_MAX 96
+#define TK_AMR_MAX 64
 /* Free-text reason stored with a terminated session. */
 #define TK_REASON_MAX 128
 /* A protected resource's identifier as agent-access records and ops keep it
@@ -258,6 +264,14 @@
 /* An /authorize login_hint (OpenID Connect Core §3.1.2.1: an e-mail address
  * or a user name; RFC 5321 caps a mailbox at 254 octets). */
 #define TK_LOGIN_HINT_MAX 256
+/* private_key_jwt at an IdP's token endpoint (RFC 7523 §2.2): the client
+ * assertion's protected header (alg, kid of at most TK_IDP_KID_MAX, escaped,
+ * typ), the whole assertion (an RSA-4096 signature is 683 base64url
+ * characters; the claims name a client id and an URL), and how long it is
+ * valid (seconds): it is used at once, so a minute covers clock skew. */
+#define TK_CLIENT_ASSERTION_HEADER_MAX 1024
+#define TK_CLIENT_ASSERTION_MAX        4096
+#define TK_CLIENT_ASSERTION_TTL        60
 /* Sign-ins waiting for their IdP's answer (state, nonce, PKCE verifier), per
  * process: a browser spends a few seconds at the IdP; more are refused. */
 #define TK_OIDC_PENDING_MAX 1024

@@ -85,7 +85,11 @@ TK_OP_STR(tk_op_reason, TK_REASON_MAX, uint8_t)
 TK_OP_STR(tk_op_iss, TK_IDP_ISS_MAX, uint16_t)
 TK_OP_STR(tk_op_resource, TK_ACCESS_RESOURCE_MAX, uint16_t)
 TK_OP_STR(tk_op_sub, TK_SUB_MAX, uint16_t)
-_Static_assert(TK_REASON_MAX <= UINT8_MAX && TK_ID_MAX <= UINT16_MAX, "tk_op length fields");
+TK_OP_STR(tk_op_acr, TK_ACR_MAX, uint8_t)
+TK_OP_STR(tk_op_amr, TK_AMR_MAX, uint8_t)
+_Static_assert(TK_REASON_MAX <= UINT8_MAX && TK_ID_MAX <= UINT16_MAX && TK_ACR_MAX <= UINT8_MAX &&
+                   TK_AMR_MAX <= UINT8_MAX,
+               "tk_op length fields");
 
 typedef struct tk_op_revoke_token {
     uint8_t hash[TK_HASH_LEN]; /* SHA-256 of the token */
@@ -182,6 +186,12 @@ typedef struct tk_op_sign_in {
      * it by (issuer, sid) and by (issuer, sub)). */
     tk_op_iss idp_iss;
     tk_op_id idp_sid;
+    /* The ID token's auth_time (0: absent), acr and amr (space-separated),
+     * all optional, kept on a new session (tk_session_rec keys 10..12);
+     * they need idp_iss. */
+    int64_t auth_time;
+    tk_op_acr acr;
+    tk_op_amr amr;
 } tk_op_sign_in;
 
 enum tk_code_decision {
@@ -343,6 +353,9 @@ int tk_op_validate(const tk_op *op);
  *   35  int 1       bind the refresh token to jkt             CODE_REDEEM REFRESH
  *   36  int u32     refresh reuse window (seconds)            REFRESH
  *   37  uint 64     scope mask                                REFRESH EXCHANGE
+ *   38  int time    the IdP's auth_time                       SIGN_IN
+ *   39  str         the IdP's acr                             SIGN_IN
+ *   40  str         the IdP's amr (space-separated)           SIGN_IN
  *
  * Optional members travel only when set (a string non-empty, an int
  * non-zero, a hash when its has_ flag is set; booleans as key present = true),

@@ -94,7 +94,19 @@ typedef struct tk_session_rec {
                                  least one; terminated keeps the holds it had.
                                  A suspended record written before holds
                                  existed (no key 9) decodes as an admin hold. */
+    /* How the user signed in at the IdP (login = oidc: the ID token's
+     * auth_time, acr and amr; OIDC Core §2), for audit and introspection.
+     * Keys 10, 11, 12, all optional: sessions created otherwise and records
+     * written before them have none. acr is one token (no space); amr is
+     * the method references, space-separated (tk_session_claims_ok). */
+    int64_t auth_time;
+    tk_slice acr;
+    tk_slice amr;
 } tk_session_rec;
+
+/* acr: printable ASCII without space, quote or backslash; amr: such tokens
+ * separated by single spaces. Empty slices are fine (absent). */
+bool tk_session_claims_ok(tk_slice acr, tk_slice amr);
 
 enum tk_grant_state { TK_GRANT_ACTIVE = 1, TK_GRANT_REVOKED = 2 };
 

@@ -100,6 +100,9 @@ static bool check_session(tk_txn *txn, tk_slice sid, int64_t now, tk_introspecti
         out->sub = s.sub;
     }
     out->idp_iss = s.issuer;
+    out->auth_time = s.auth_time;
+    out->acr = s.acr;
+    out->amr = s.amr;
     return true;
 }
 
@@ -137,6 +140,9 @@ static int introspect(tk_txn *txn, const tk_core_cfg *cfg, const uint8_t hash[TK
     out->sub = TK_SLICE_NULL;
     out->may_act = TK_SLICE_NULL;
     out->idp_iss = TK_SLICE_NULL;
+    out->auth_time = 0;
+    out->acr = TK_SLICE_NULL;
+    out->amr = TK_SLICE_NULL;
     int err = 0;
     out->active = decide(txn, cfg, hash, now, caller, bearer, out, &err);
     if (!out->active) {

@@ -35,6 +35,18 @@ static void write_act(const tk_introspection *r, tk_json *j)
     }
 }
 
+/* The next space-separated value of list from *at (bounded by its length). */
+static tk_slice next_word(tk_slice list, size_t *at)
+{
+    size_t i = *at;
+    while (i < list.len && list.p[i] != ' ') {
+        i++;
+    }
+    tk_slice w = {list.p + *at, i - *at};
+    *at = i + 1;
+    return w;
+}
+
 void tk_introspect_json(const tk_introspection *r, tk_slice issuer, tk_json *j)
 {
     tk_json_obj_begin(j);
@@ -83,6 +95,21 @@ void tk_introspect_json(const tk_introspection *r, tk_slice issuer, tk_json *j)
             tk_json_obj_begin(j);
             tk_json_kv_cstr(j, "x5t#S256", b);
             tk_json_obj_end(j);
+        }
+        /* RFC 9068 §2.2.1: how the user signed in at the IdP. */
+        if (r->auth_time != 0) {
+            tk_json_kv_int(j, "auth_time", r->auth_time);
+        }
+        if (r->acr.len > 0) {
+            tk_json_kv_str(j, "acr", r->acr);
+        }
+        if (r->amr.len > 0) {
+            tk_json_key(j, "amr");
+            tk_json_arr_begin(j);
+            for (size_t at = 0; at < r->amr.len;) { /* each turn passes one value */
+                tk_json_str(j, next_word(r->amr, &at));
+            }
+            tk_json_arr_end(j);
         }
     }
     tk_json_obj_end(j);
@@ -134,7 +161,8 @@ static bool all_plain(const tk_introspection *r, tk_slice issuer)
     for (unsigned i = 0; plain && i < r->nactors; i++) {
         plain = tk_json_is_plain(r->actors[i].p, r->actors[i].len);
     }
-    return plain && tk_json_is_plain(r->may_act.p, r->may_act.len);
+    return plain && tk_json_is_plain(r->may_act.p, r->may_act.len) &&
+           tk_json_is_plain(r->acr.p, r->acr.len) && tk_json_is_plain(r->amr.p, r->amr.len);
 }
 
 size_t tk_introspect_json_fast(const tk_introspection *r, tk_slice issuer, char *buf, size_t cap)
@@ -206,6 +234,25 @@ size_t tk_introspect_json_fast(const tk_introspection *r, tk_slice issuer, char 
         PUT_LIT(&c, ",\"cnf\":{\"x5t#S256\":\"");
         put_str(&c, tk_slice_from_str(b));
         PUT_LIT(&c, "}");
+    }
+    if (r->auth_time != 0) {
+        PUT_LIT(&c, ",\"auth_time\":");
+        put_int(&c, r->auth_time);
+    }
+    if (r->acr.len > 0) {
+        PUT_LIT(&c, ",\"acr\":\"");
+        put_str(&c, r->acr);
+    }
+    if (r->amr.len > 0) {
+        PUT_LIT(&c, ",\"amr\":[");
+        for (size_t at = 0; at < r->amr.len;) { /* each turn passes one value */
+            if (at > 0) {
+                PUT_LIT(&c, ",");
+            }
+            PUT_LIT(&c, "\"");
+            put_str(&c, next_word(r->amr, &at));
+        }
+        PUT_LIT(&c, "]");
     }
     PUT_LIT(&c, "}");
     /* tk_json keeps cap - 1 bytes of text; the fast writer promises the same. */

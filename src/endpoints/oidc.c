@@ -37,6 +37,7 @@
 #include "tokend/crypto.h"
 #include "tokend/idp_jwks.h"
 #include "tokend/jose.h"
+#include "tokend/keys.h"
 #include "tokend/log.h"
 #include "tokend/oauth.h"
 #include "tokend/oauth_cookie.h"
@@ -100,6 +101,8 @@ enum fail {
     F_NONCE,
     F_SUBJECT,
     F_SID,
+    F_CLIENT_AUTH,
+    F_NO_KEYS,
     F_COUNT
 };
 
@@ -136,6 +139,13 @@ static const struct {
                    "The ID token names no usable subject. No one was signed in."},
     [F_SID] = {403, "access_denied",
                "The ID token's session id is not usable. No one was signed in."},
+    [F_CLIENT_AUTH] = {502, "server_error",
+                       "The identity provider did not accept this server's client credentials "
+                       "(its secret or signing key): an administrator must correct the IdP "
+                       "configuration. No one was signed in."},
+    [F_NO_KEYS] = {503, "temporarily_unavailable",
+                   "The identity provider's signing keys could not be fetched yet. Try again "
+                   "later; no one was signed in."},
 };
 
 static tk_slice issuer_of(const ep_worker *w)
@@ -445,6 +455,37 @@ static size_t b64_std(const uint8_t *in, size_t n, char *out, size_t cap)
     return o;
 }
 
+/* private_key_jwt (RFC 7523 §2.2, OIDC Core §9): a JWT signed with
+ * tokend's client key at this IdP, iss = sub = our client_id, aud the IdP's
+ * issuer (RFC 7523bis: one audience an IdP cannot redirect elsewhere) or,
+ * when the trust file says so, its token endpoint; a random jti, valid for
+ * TK_CLIENT_ASSERTION_TTL seconds. Never logged. 0 or an error. */
+static int client_assertion(const ep_worker *w, const tk_idp_issuer *is, char *out, size_t cap,
+                            size_t *len)
+{
+    char jti[B64_32 + 1], claims[TK_IDP_CLIENT_ID_MAX * 12 + TK_URL_MAX * 6 + 256];
+    int rc = random_b64(jti);
+    if (rc != 0) {
+        return rc;
+    }
+    tk_slice cid = {is->client_id, is->client_id_len};
+    tk_json j;
+    tk_json_init(&j, claims, sizeof claims);
+    tk_json_obj_begin(&j);
+    tk_json_kv_str(&j, "iss", cid);
+    tk_json_kv_str(&j, "sub", cid);
+    tk_json_kv_cstr(&j, "aud", is->assertion_aud_token_endpoint ? is->token_endpoint : is->issuer);
+    tk_json_kv_cstr(&j, "jti", jti);
+    tk_json_kv_int(&j, "iat", w->now);
+    tk_json_kv_int(&j, "exp", w->now + TK_CLIENT_ASSERTION_TTL);
+    tk_json_obj_end(&j);
+    rc = tk_json_finish(&j) != 0 ? TK_E_TOOBIG
+                                 : tk_keys_sign_pkey(is->client_key, is->client_key_kid, "JWT",
+                                                     claims, j.len, out, cap, len);
+    tk_cleanse(jti, sizeof jti);
+    return rc;
+}
+
 /* Submit the code's redemption; 0 or an error (nothing submitted). */
 static int redeem(ep_req *r, const tk_idp_issuer *is, const ep_oidc_pending *p, tk_slice code)
 {
@@ -453,34 +494,73 @@ static int redeem(ep_req *r, const tk_idp_issuer *is, const ep_oidc_pending *p, 
     char redirect[TK_URL_MAX + sizeof CALLBACK_PATH];
     tk_slice iss = issuer_of(w);
     snprintf(redirect, sizeof redirect, "%.*s%s", (int)iss.len, iss.p, CALLBACK_PATH);
-    tk_slice kv[12] = {TK_SLICE_LIT("grant_type"),    TK_SLICE_LIT("authorization_code"),
-                       TK_SLICE_LIT("code"),          code,
-                       TK_SLICE_LIT("redirect_uri"),  tk_slice_from_str(redirect),
-                       TK_SLICE_LIT("code_verifier"), tk_slice_from_str(p->verifier),
-                       TK_SLICE_LIT("client_id"),     {is->client_id, is->client_id_len},
-                       TK_SLICE_LIT("client_secret"), {is->client_secret, is->client_secret_len}};
     char body[TK_OUTBOUND_REQ_BODY_MAX], auth[1024] = "";
-    size_t blen = form_body(body, sizeof body, kv, is->secret_post ? 6 : 4);
-    if (blen == 0) {
-        return TK_E_TOOBIG;
-    }
-    if (!is->secret_post) { /* RFC 6749 §2.3.1: both parts form-encoded, then base64 */
-        char cred[3 * (TK_IDP_CLIENT_ID_MAX + TK_IDP_CLIENT_SECRET_MAX) + 64];
-        size_t clen = form_body(cred, sizeof cred, kv + 8, 2); /* client_id=…&client_secret=… */
-        char *amp = clen > 0 ? memchr(cred, '&', clen) : NULL;
-        if (amp == NULL) {
+    size_t blen = 0;
+    if (is->client_key != NULL) {
+        static _Thread_local char jwt[TK_CLIENT_ASSERTION_MAX];
+        size_t jl = 0;
+        int rc = client_assertion(w, is, jwt, sizeof jwt, &jl);
+        if (rc != 0) {
+            tk_log_error("oidc_client_assertion", "iss=\"%s\" err=%s", is->issuer, tk_strerror(rc));
+            return rc;
+        }
+        tk_slice kv[12] = {
+            TK_SLICE_LIT("grant_type"),
+            TK_SLICE_LIT("authorization_code"),
+            TK_SLICE_LIT("code"),
+            code,
+            TK_SLICE_LIT("redirect_uri"),
+            tk_slice_from_str(redirect),
+            TK_SLICE_LIT("code_verifier"),
+            tk_slice_from_str(p->verifier),
+            TK_SLICE_LIT("client_id"),
+            {is->client_id, is->client_id_len},
+            TK_SLICE_LIT("client_assertion_type"),
+            TK_SLICE_LIT("urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+        };
+        blen = form_body(body, sizeof body, kv, 6);
+        if (blen > 0 && blen + 18 + jl < sizeof body) { /* base64url needs no escaping */
+            memcpy(body + blen, "&client_assertion=", 18);
+            memcpy(body + blen + 18, jwt, jl + 1);
+            blen += 18 + jl;
+        } else {
+            blen = 0;
+        }
+        tk_cleanse(jwt, sizeof jwt);
+        if (blen == 0) {
+            tk_cleanse(body, sizeof body);
             return TK_E_TOOBIG;
         }
-        /* "client_id=ID&client_secret=S" → "ID:S" */
-        size_t idl = (size_t)(amp - cred) - 10, sl = clen - (size_t)(amp - cred) - 15;
-        memmove(cred, cred + 10, idl);
-        cred[idl] = ':';
-        memmove(cred + idl + 1, amp + 15, sl);
-        memcpy(auth, "Basic ", 6);
-        size_t alen = b64_std((const uint8_t *)cred, idl + 1 + sl, auth + 6, sizeof auth - 6);
-        tk_cleanse(cred, sizeof cred);
-        if (alen == 0) {
+    } else {
+        tk_slice kv[12] = {
+            TK_SLICE_LIT("grant_type"),    TK_SLICE_LIT("authorization_code"),
+            TK_SLICE_LIT("code"),          code,
+            TK_SLICE_LIT("redirect_uri"),  tk_slice_from_str(redirect),
+            TK_SLICE_LIT("code_verifier"), tk_slice_from_str(p->verifier),
+            TK_SLICE_LIT("client_id"),     {is->client_id, is->client_id_len},
+            TK_SLICE_LIT("client_secret"), {is->client_secret, is->client_secret_len}};
+        blen = form_body(body, sizeof body, kv, is->secret_post ? 6 : 4);
+        if (blen == 0) {
             return TK_E_TOOBIG;
+        }
+        if (!is->secret_post) { /* RFC 6749 §2.3.1: both parts form-encoded, then base64 */
+            char cred[3 * (TK_IDP_CLIENT_ID_MAX + TK_IDP_CLIENT_SECRET_MAX) + 64];
+            size_t clen = form_body(cred, sizeof cred, kv + 8, 2); /* client_id=…&client_secret=… */
+            char *amp = clen > 0 ? memchr(cred, '&', clen) : NULL;
+            if (amp == NULL) {
+                return TK_E_TOOBIG;
+            }
+            /* "client_id=ID&client_secret=S" → "ID:S" */
+            size_t idl = (size_t)(amp - cred) - 10, sl = clen - (size_t)(amp - cred) - 15;
+            memmove(cred, cred + 10, idl);
+            cred[idl] = ':';
+            memmove(cred + idl + 1, amp + 15, sl);
+            memcpy(auth, "Basic ", 6);
+            size_t alen = b64_std((const uint8_t *)cred, idl + 1 + sl, auth + 6, sizeof auth - 6);
+            tk_cleanse(cred, sizeof cred);
+            if (alen == 0) {
+                return TK_E_TOOBIG;
+            }
         }
     }
     ep_oidc_call *c = calloc(1, sizeof *c);
@@ -637,8 +717,55 @@ static void on_token(void *arg, const tk_outbound_resp *resp)
 typedef struct idt {
     tk_slice sub, sid, acr;
     int64_t auth_time;
-    char amr[128];
+    char amr[TK_AMR_MAX + 1]; /* space-separated */
+    unsigned dropped;         /* acr / amr values not kept (not tokens, too long) */
 } idt;
+
+/* How the user signed in (OIDC Core §2), kept for audit and introspection:
+ * auth_time when it is a time; acr when it is one printable token of at
+ * most TK_ACR_MAX; the amr values that are such tokens, while they fit
+ * TK_AMR_MAX. What is not kept is counted, never a reason to refuse the
+ * sign-in (the IdP vouched for the user either way). */
+static void sign_in_claims(json_t *claims, idt *out)
+{
+    bool has_at = false;
+    out->auth_time = 0;
+    if (ev_claim_time(claims, "auth_time", &out->auth_time, &has_at) != EV_OK || !has_at ||
+        out->auth_time <= 0 || out->auth_time > TK_TIME_MAX) {
+        out->dropped += json_object_get(claims, "auth_time") != NULL ? 1 : 0;
+        out->auth_time = 0;
+    }
+    json_t *acr = json_object_get(claims, "acr");
+    out->acr = TK_SLICE_NULL;
+    if (json_is_string(acr)) {
+        tk_slice a = {json_string_value(acr), json_string_length(acr)};
+        if (a.len > 0 && a.len <= TK_ACR_MAX && tk_session_claims_ok(a, TK_SLICE_NULL)) {
+            out->acr = a;
+        }
+    }
+    out->dropped += acr != NULL && out->acr.p == NULL ? 1 : 0;
+    json_t *amr = json_object_get(claims, "amr");
+    size_t n = 0, i;
+    json_t *v;
+    out->amr[0] = '\0';
+    out->dropped += amr != NULL && !json_is_array(amr) ? 1 : 0;
+    json_array_foreach(amr, i, v) /* bounded by the ID token's size */
+    {
+        tk_slice m = json_is_string(v) ? (tk_slice){json_string_value(v), json_string_length(v)}
+                                       : TK_SLICE_NULL;
+        size_t need = m.len + (n > 0 ? 1 : 0);
+        if (m.len == 0 || n + need > TK_AMR_MAX || !tk_session_claims_ok(m, TK_SLICE_NULL)) {
+            out->dropped++;
+            continue;
+        }
+        if (n > 0) {
+            out->amr[n++] = ' ';
+        }
+        memcpy(out->amr + n, m.p, m.len);
+        n += m.len;
+        out->amr[n] = '\0';
+    }
+}
 
 static bool aud_has(json_t *aud, const tk_idp_issuer *is, size_t *count)
 {
@@ -704,25 +831,7 @@ static enum fail check_id_token(ep_worker *w, const tk_idp_issuer *is, const ep_
         (out->sid.p != NULL && !tk_oauth_vschar_valid(out->sid, TK_ID_MAX))) {
         return F_SID;
     }
-    bool has_at = false;
-    out->auth_time = 0;
-    (void)ev_claim_time(claims, "auth_time", &out->auth_time, &has_at);
-    if (ev_claim_str(claims, "acr", 64, &out->acr) != EV_OK) {
-        out->acr = TK_SLICE_NULL;
-    }
-    json_t *amr = json_object_get(claims, "amr");
-    size_t n = 0, i;
-    json_t *v;
-    out->amr[0] = '\0';
-    json_array_foreach(amr, i, v)
-    {
-        const char *s = json_is_string(v) ? json_string_value(v) : "?";
-        int k = snprintf(out->amr + n, sizeof out->amr - n, "%s%s", n > 0 ? "," : "", s);
-        if (k < 0 || (size_t)k >= sizeof out->amr - n) {
-            break;
-        }
-        n += (size_t)k;
-    }
+    sign_in_claims(claims, out);
     return F_COUNT; /* every check passed */
 }
 
@@ -735,7 +844,8 @@ static enum fail finish(ep_worker *w, ep_oidc_call *c)
     if (c->result != TK_OB_OK && c->result != TK_OB_HTTP_ERROR) {
         tk_log_warn("oidc_redeem_failed", "iss=\"%s\" request=%s result=%s error=\"%s\"", c->issuer,
                     safe, tk_outbound_result_name(c->result), c->error);
-        return F_UNREACHABLE;
+        /* It answered, but not HTTP or too much of it: not "unreachable". */
+        return c->result == TK_OB_PROTOCOL || c->result == TK_OB_TOO_BIG ? F_ANSWER : F_UNREACHABLE;
     }
     json_error_t je;
     json_t *doc =
@@ -748,8 +858,13 @@ static enum fail finish(ep_worker *w, ep_oidc_call *c)
             json_is_string(ecode) ? tk_slice_from_str(json_string_value(ecode)) : TK_SLICE_NULL, e);
         tk_log_warn("oidc_redeem_refused", "iss=\"%s\" request=%s status=%d error=%s", c->issuer,
                     safe, c->status, e[0] != '\0' ? e : "-");
+        /* RFC 6749 §5.2: invalid_client is a 401 (the outbound thread hands
+         * on no body of an error status, so the status is what tells). */
+        bool client_auth =
+            c->status == 401 ||
+            (json_is_string(ecode) && strcmp(json_string_value(ecode), "invalid_client") == 0);
         json_decref(doc);
-        return c->status == 200 ? F_ANSWER : F_REFUSED;
+        return c->status == 200 ? F_ANSWER : client_auth ? F_CLIENT_AUTH : F_REFUSED;
     }
     const tk_idp_issuer *is = tk_idp_find(w->idp, tk_slice_from_str(c->issuer));
     if (is == NULL) {
@@ -770,7 +885,9 @@ static enum fail finish(ep_worker *w, ep_oidc_call *c)
             tk_idp_key_for(is, j.kid, j.kid.p != NULL) == NULL) {
             (void)tk_idp_jwks_kid_miss(w->app->cfg.jwks, (tk_slice){is->issuer, is->issuer_len});
         }
-        f = er == EV_BAD_KEY ? F_KEY : er != EV_OK ? F_SIGNATURE : F_COUNT;
+        f = er == EV_BAD_KEY ? (is->nkeys == 0 ? F_NO_KEYS : F_KEY)
+            : er != EV_OK    ? F_SIGNATURE
+                             : F_COUNT;
     }
     idt t = {0};
     if (f == F_COUNT) {
@@ -799,6 +916,9 @@ static enum fail finish(ep_worker *w, ep_oidc_call *c)
     rc = rc != 0 ? rc : tk_op_id_set(&op->sign_in.request, tk_slice_from_str(c->request));
     rc = rc != 0 ? rc : tk_op_iss_set(&op->sign_in.idp_iss, (tk_slice){is->issuer, is->issuer_len});
     rc = rc != 0 || t.sid.p == NULL ? rc : tk_op_id_set(&op->sign_in.idp_sid, t.sid);
+    rc = rc != 0 ? rc : tk_op_acr_set(&op->sign_in.acr, t.acr);
+    rc = rc != 0 ? rc : tk_op_amr_set(&op->sign_in.amr, tk_slice_from_str(t.amr));
+    op->sign_in.auth_time = t.auth_time;
     op->sign_in.session_exp = w->now + cfg->session_ttl;
     op->sign_in.browser_exp = w->now + cfg->session_ttl;
     char setc[TK_OAUTH_SET_COOKIE_MAX + 160];
@@ -820,10 +940,10 @@ static enum fail finish(ep_worker *w, ep_oidc_call *c)
         n = ep_as_location(hdr, sizeof hdr, (tk_slice){loc, (size_t)l}, setc);
     }
     tk_cleanse(setc, sizeof setc);
-    char ssub[65], ssid[65], sacr[65];
+    char ssub[65], ssid[65], sacr[TK_ACR_MAX + 1];
     ep_log_id(t.sub, ssub);
     ep_log_id(t.sid, ssid);
-    ep_log_id(t.acr, sacr);
+    snprintf(sacr, sizeof sacr, "%.*s", (int)t.acr.len, t.acr.p != NULL ? t.acr.p : "");
     ev_jws_free(&j);
     json_decref(doc);
     if (rc != 0 || n == 0) {
@@ -831,10 +951,9 @@ static enum fail finish(ep_worker *w, ep_oidc_call *c)
     }
     tk_log_info("sign_in",
                 "method=oidc iss=\"%s\" sub=%s sid=%s idp_sid=%s bound_by=%s auth_time=%lld "
-                "acr=%s amr=\"%s\"",
+                "acr=\"%s\" amr=\"%s\" claims_dropped=%u",
                 is->issuer, ssub, sid, ssid[0] != '\0' ? ssid : "-",
-                ssid[0] != '\0' ? "sid" : "sub", (long long)t.auth_time,
-                sacr[0] != '\0' ? sacr : "-", t.amr);
+                ssid[0] != '\0' ? "sid" : "sub", (long long)t.auth_time, sacr, t.amr, t.dropped);
     rc = ep_as_park(w, c->cookie, &creq, 303, NULL, (tk_slice){hdr, n}, TK_SLICE_NULL);
     tk_cleanse(hdr, sizeof hdr);
     return rc == 0 ? F_COUNT : F_UNAVAILABLE;

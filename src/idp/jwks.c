@@ -106,6 +106,9 @@ static void merge_issuer(tk_idp_issuer *dst, const tk_idp_issuer *is, const src 
     for (unsigned k = 0; k < dst->nkeys; k++) {
         EVP_PKEY_up_ref(dst->keys[k].pkey);
     }
+    if (dst->client_key != NULL) { /* private_key_jwt: freed with either snapshot */
+        EVP_PKEY_up_ref(dst->client_key);
+    }
     unsigned dropped = 0;
     for (unsigned k = 0; s != NULL && k < s->nkeys; k++) {
         if (has_kid(dst, &s->keys[k])) {

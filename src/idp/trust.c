@@ -15,11 +15,16 @@
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
+#include <fcntl.h>
+#include <openssl/bio.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* ---- Small readers ------------------------------------------------------------------ */
 
@@ -266,6 +271,90 @@ static int get_copy(tk_jcfg *l, json_t *obj, const char *name, char *buf, size_t
     return rc;
 }
 
+/* private_key_jwt: the client key (a private key in PEM, not readable by
+ * group or others), its kid and the assertion's audience. */
+static int get_client_key(tk_jcfg *l, json_t *obj, tk_idp_issuer *is, bool want)
+{
+    tk_slice file, aud;
+    size_t kl = 0;
+    int rc = tk_jcfg_get_str(l, obj, "client_key_file", PATH_MAX - 1, false, &file);
+    rc = rc != 0 ? rc
+                 : get_copy(l, obj, "client_key_kid", is->client_key_kid, sizeof is->client_key_kid,
+                            &kl);
+    rc = rc != 0 ? rc : tk_jcfg_get_str(l, obj, "client_assertion_aud", 16, false, &aud);
+    if (rc != 0) {
+        return rc;
+    }
+    if (!want) {
+        return file.p != NULL || kl > 0 || aud.p != NULL
+                   ? tk_jcfg_fail(l, TK_E_BADINPUT,
+                                  "\"client_key_file\", \"client_key_kid\" and "
+                                  "\"client_assertion_aud\" need \"token_endpoint_auth_method\": "
+                                  "\"private_key_jwt\"")
+                   : 0;
+    }
+    if (file.p == NULL) {
+        return tk_jcfg_fail(l, TK_E_BADINPUT, "private_key_jwt needs \"client_key_file\"");
+    }
+    if (aud.p != NULL && strcmp(aud.p, "issuer") != 0 && strcmp(aud.p, "token_endpoint") != 0) {
+        return tk_jcfg_fail(l, TK_E_BADINPUT,
+                            "\"client_assertion_aud\" must be issuer or token_endpoint");
+    }
+    is->assertion_aud_token_endpoint = aud.p != NULL && aud.p[0] == 't';
+    for (size_t i = 0; i < kl; i++) {
+        unsigned char c = (unsigned char)is->client_key_kid[i];
+        if (c < 0x21 || c > 0x7e || c == '"' || c == '\\') {
+            return tk_jcfg_fail(l, TK_E_BADINPUT, "\"client_key_kid\": printable, no quotes");
+        }
+    }
+    char path[PATH_MAX], pem[TK_KEYS_PEM_MAX];
+    rc = tk_jcfg_resolve(l, file.p, path, sizeof path);
+    if (rc != 0) {
+        return rc;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        return tk_jcfg_fail(l, -e, "%s: %s", path, strerror(e));
+    }
+    struct stat st;
+    ssize_t n = -1;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        rc = tk_jcfg_fail(l, TK_E_BADINPUT, "%s: not a regular file", path);
+    } else if (st.st_mode & 077) {
+        rc = tk_jcfg_fail(l, TK_E_BADINPUT,
+                          "%s: mode %03o lets others read a private key; chmod 600 it", path,
+                          (unsigned)(st.st_mode & 0777));
+    } else if ((n = read(fd, pem, sizeof pem)) <= 0 || (size_t)n >= sizeof pem) {
+        rc = tk_jcfg_fail(l, TK_E_BADINPUT, "%s: empty, unreadable or too large", path);
+    }
+    close(fd);
+    if (rc == 0) {
+        BIO *b = BIO_new_mem_buf(pem, (int)n);
+        is->client_key = b != NULL ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+        BIO_free(b);
+        rc = is->client_key != NULL
+                 ? 0
+                 : tk_jcfg_fail(l, TK_E_BADINPUT, "%s: no PEM private key", path);
+    }
+    tk_cleanse(pem, sizeof pem);
+    char group[16] = "";
+    size_t gl = 0;
+    EVP_PKEY *k = is->client_key;
+    bool p256 = k != NULL && EVP_PKEY_is_a(k, "EC") &&
+                EVP_PKEY_get_utf8_string_param(k, "group", group, sizeof group, &gl) == 1 &&
+                strcmp(group, "prime256v1") == 0;
+    bool rsa = k != NULL && EVP_PKEY_is_a(k, "RSA") && EVP_PKEY_get_bits(k) >= TK_RSA_BITS_MIN &&
+               EVP_PKEY_get_bits(k) <= TK_JWS_SIG_MAX * 8;
+    if (rc == 0 && !p256 && !rsa) {
+        rc = tk_jcfg_fail(l, TK_E_BADINPUT,
+                          "%s: the client key must be EC P-256 (ES256) or RSA of %d to %d bits "
+                          "(RS256)",
+                          path, TK_RSA_BITS_MIN, TK_JWS_SIG_MAX * 8);
+    }
+    return rc; /* a key loaded but refused is freed with the issuer */
+}
+
 /* The sign-in members (login = oidc): client_id, client_secret, its method,
  * scopes (space-separated printable tokens; "openid" added when missing),
  * end_session. The issuer must be an https URL (http only on loopback):
@@ -289,21 +378,35 @@ static int issuer_signin(tk_jcfg *l, json_t *obj, tk_idp_issuer *is)
         return rc;
     }
     is->end_session = json_is_true(es);
-    bool any = is->client_secret_len > 0 || slen > 0 || mlen > 0 || es != NULL;
+    bool any = is->client_secret_len > 0 || slen > 0 || mlen > 0 || es != NULL ||
+               json_object_get(obj, "client_key_file") != NULL ||
+               json_object_get(obj, "client_key_kid") != NULL ||
+               json_object_get(obj, "client_assertion_aud") != NULL;
     if (is->client_id_len == 0) {
         return any ? tk_jcfg_fail(l, TK_E_BADINPUT, "sign-in members without \"client_id\"") : 0;
     }
+    bool pkjwt = mlen > 0 && strcmp(method, "private_key_jwt") == 0;
     if (mlen == 0 || strcmp(method, "client_secret_basic") == 0) {
         is->secret_post = false;
     } else if (strcmp(method, "client_secret_post") == 0) {
         is->secret_post = true;
-    } else {
+    } else if (!pkjwt) {
         return tk_jcfg_fail(l, TK_E_BADINPUT,
-                            "\"token_endpoint_auth_method\" must be client_secret_basic or "
-                            "client_secret_post");
+                            "\"token_endpoint_auth_method\" must be client_secret_basic, "
+                            "client_secret_post or private_key_jwt");
     }
-    if (is->client_secret_len == 0) {
-        return tk_jcfg_fail(l, TK_E_BADINPUT, "\"client_id\" needs its \"client_secret\"");
+    rc = get_client_key(l, obj, is, pkjwt);
+    if (rc != 0) {
+        return rc;
+    }
+    if (pkjwt && is->client_secret_len > 0) {
+        return tk_jcfg_fail(l, TK_E_BADINPUT,
+                            "private_key_jwt: no \"client_secret\" (one way to authenticate)");
+    }
+    if (!pkjwt && is->client_secret_len == 0) {
+        return tk_jcfg_fail(l, TK_E_BADINPUT,
+                            "\"client_id\" needs its \"client_secret\" (or private_key_jwt "
+                            "with a \"client_key_file\")");
     }
     bool has_openid = false;
     for (size_t i = 0; i < slen; i++) {
@@ -543,6 +646,9 @@ static const char *const issuer_members[] = {"issuer",
                                              "token_endpoint_auth_method",
                                              "scopes",
                                              "end_session",
+                                             "client_key_file",
+                                             "client_key_kid",
+                                             "client_assertion_aud",
                                              NULL};
 
 static int load_issuer(tk_jcfg *l, json_t *obj, tk_idp_trust *t)
@@ -580,6 +686,7 @@ static void trust_free(tk_idp_trust *t)
         for (unsigned k = 0; k < is->nkeys; k++) {
             EVP_PKEY_free(is->keys[k].pkey);
         }
+        EVP_PKEY_free(is->client_key);
         tk_cleanse(is, sizeof *is);
     }
     free(t->issuers);

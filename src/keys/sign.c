@@ -22,6 +22,7 @@
 #include <openssl/bn.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
+#include <openssl/rsa.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -96,11 +97,10 @@ static EVP_PKEY_CTX *signing_ctx(EVP_PKEY *pkey)
 }
 
 /* ECDSA over SHA-256(in[0..n)) into r || s. */
-static int sign_raw(EVP_PKEY *pkey, const char *in, size_t n, uint8_t sig[SIG_LEN])
+static int sign_raw(EVP_PKEY_CTX *ctx, const char *in, size_t n, uint8_t sig[SIG_LEN])
 {
     uint8_t h[TK_HASH_LEN], der[80];
     size_t dl = sizeof der;
-    EVP_PKEY_CTX *ctx = signing_ctx(pkey);
     tk_sha256(in, n, h);
     if (ctx == NULL || EVP_PKEY_sign(ctx, der, &dl, h, sizeof h) != 1) {
         return -EIO;
@@ -136,13 +136,112 @@ int tk_keys_sign(const tk_keyset *ks, const char *typ, const char *payload, size
     TK_ASSERT(tk_b64url_encode(payload, plen, out + n, cap - n) == 0);
     n += tk_b64url_encoded_len(plen);
     uint8_t sig[SIG_LEN];
-    int rc = sign_raw(ks->k[0].pkey, out, n, sig);
+    int rc = sign_raw(signing_ctx(ks->k[0].pkey), out, n, sig);
     if (rc != 0) {
         return rc;
     }
     out[n++] = '.';
     TK_ASSERT(tk_b64url_encode(sig, sizeof sig, out + n, cap - n) == 0);
     n += tk_b64url_encoded_len(sizeof sig);
+    TK_ASSERT(n == need);
+    *len = n;
+    return 0;
+}
+
+/* ---- Any key of ours: the client assertion (RFC 7523 §2.2) ------------------ */
+
+/* What a key signs with: ES256 for EC P-256, RS256 for RSA of at least
+ * 2048 bits; 0 for anything else. */
+static int pkey_alg(EVP_PKEY *pkey, const char **alg, size_t *sig_len)
+{
+    char group[16] = "";
+    size_t gl = 0;
+    if (EVP_PKEY_is_a(pkey, "EC") &&
+        EVP_PKEY_get_utf8_string_param(pkey, "group", group, sizeof group, &gl) == 1 &&
+        strcmp(group, "prime256v1") == 0) {
+        *alg = "ES256";
+        *sig_len = SIG_LEN;
+        return 0;
+    }
+    if (EVP_PKEY_is_a(pkey, "RSA") && EVP_PKEY_get_bits(pkey) >= TK_RSA_BITS_MIN &&
+        EVP_PKEY_get_bits(pkey) <= TK_JWS_SIG_MAX * 8) {
+        *alg = "RS256";
+        *sig_len = (size_t)EVP_PKEY_get_size(pkey);
+        return 0;
+    }
+    return TK_E_INVALID;
+}
+
+int tk_keys_sign_alg(struct evp_pkey_st *pkey, const char **alg)
+{
+    size_t sl;
+    return pkey_alg(pkey, alg, &sl);
+}
+
+int tk_keys_sign_pkey(struct evp_pkey_st *pkey, const char *kid, const char *typ,
+                      const char *payload, size_t plen, char *out, size_t cap, size_t *len)
+{
+    const char *alg = NULL;
+    size_t sig_len = 0;
+    int rc = pkey_alg(pkey, &alg, &sig_len);
+    if (rc != 0) {
+        return rc;
+    }
+    char h[TK_CLIENT_ASSERTION_HEADER_MAX];
+    tk_json j;
+    tk_json_init(&j, h, sizeof h);
+    tk_json_obj_begin(&j);
+    tk_json_kv_cstr(&j, "alg", alg);
+    if (kid != NULL && kid[0] != '\0') {
+        tk_json_kv_cstr(&j, "kid", kid);
+    }
+    tk_json_kv_cstr(&j, "typ", typ);
+    tk_json_obj_end(&j);
+    if (tk_json_finish(&j) != 0) {
+        return TK_E_TOOBIG;
+    }
+    size_t hl = j.len;
+    size_t need = tk_b64url_encoded_len(hl) + 1 + tk_b64url_encoded_len(plen) + 1 +
+                  tk_b64url_encoded_len(sig_len);
+    if (need >= cap) {
+        return TK_E_TOOBIG;
+    }
+    size_t n = 0;
+    TK_ASSERT(tk_b64url_encode(h, hl, out, cap) == 0);
+    n += tk_b64url_encoded_len(hl);
+    out[n++] = '.';
+    TK_ASSERT(tk_b64url_encode(payload, plen, out + n, cap - n) == 0);
+    n += tk_b64url_encoded_len(plen);
+    /* A context of its own (not the thread's cached one): a client
+     * assertion is made once per sign-in, and must not evict the key
+     * that signs introspection answers on this thread. */
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+    if (ctx == NULL || EVP_PKEY_sign_init(ctx) != 1) {
+        EVP_PKEY_CTX_free(ctx);
+        return -EIO;
+    }
+    uint8_t sig[TK_JWS_SIG_MAX];
+    TK_ASSERT(sig_len <= sizeof sig);
+    if (alg[0] == 'E') {
+        rc = sign_raw(ctx, out, n, sig);
+    } else { /* RSASSA-PKCS1-v1_5 over SHA-256 (RFC 7518 §3.3) */
+        uint8_t hash[TK_HASH_LEN];
+        size_t sl = sizeof sig;
+        tk_sha256(out, n, hash);
+        rc = EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) == 1 &&
+                     EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) == 1 &&
+                     EVP_PKEY_sign(ctx, sig, &sl, hash, sizeof hash) == 1 && sl == sig_len
+                 ? 0
+                 : -EIO;
+    }
+    EVP_PKEY_CTX_free(ctx);
+    if (rc != 0) {
+        tk_cleanse(out, cap);
+        return rc;
+    }
+    out[n++] = '.';
+    TK_ASSERT(tk_b64url_encode(sig, sig_len, out + n, cap - n) == 0);
+    n += tk_b64url_encoded_len(sig_len);
     TK_ASSERT(n == need);
     *len = n;
     return 0;

@@ -211,6 +211,9 @@ static int apply_sign_in(tk_txn *txn, const tk_op *op, bool *changed, uint8_t *o
         s = (tk_session_rec){.sub = tk_op_sub_get(&x->sub),
                              .issuer = tk_op_iss_get(&x->idp_iss),
                              .idp_sid = tk_op_id_get(&x->idp_sid),
+                             .auth_time = x->auth_time,
+                             .acr = tk_op_acr_get(&x->acr),
+                             .amr = tk_op_amr_get(&x->amr),
                              .state = TK_SESSION_ACTIVE,
                              .created = op->at,
                              .expires = x->session_exp};

@@ -27,8 +27,8 @@ typedef struct op_wire {
     uint8_t hash[TK_HASH_LEN], filter[TK_HASH_LEN], secret[TK_HASH_LEN];
     uint8_t browser[TK_HASH_LEN], csrf[TK_HASH_LEN], code[TK_HASH_LEN];
     uint8_t access[TK_HASH_LEN], refresh[TK_HASH_LEN], cnf[TK_HASH_LEN], jkt[TK_HASH_LEN];
-    tk_slice id, reason, iss, resource, rec, sub, request, idp_sid, grant;
-    int64_t at, until;
+    tk_slice id, reason, iss, resource, rec, sub, request, idp_sid, grant, acr, amr;
+    int64_t at, until, auth_time;
     int64_t allowed, denied;
     int64_t session_exp, browser_exp, code_exp, access_exp, refresh_exp;
     uint32_t window;
@@ -92,17 +92,22 @@ static const field op_fields[] = {
     ENUM(35, false, 1, 1, op_wire, bind_refresh),
     GEN(36, op_wire, window),
     U64(37, op_wire, scope_mask),
+    /* How the user signed in upstream (SIGN_IN, login = oidc). */
+    TIME(38, false, op_wire, auth_time),
+    STR(39, false, TK_ACR_MAX, op_wire, acr),
+    STR(40, false, TK_AMR_MAX, op_wire, amr),
 };
-_Static_assert(TK_ARRAY_LEN(op_fields) == 37 && TK_ARRAY_LEN(op_fields) <= KEY_MAX,
-               "op keys 1..37, each a bit of the decoder's key set");
+_Static_assert(TK_ARRAY_LEN(op_fields) == 40 && TK_ARRAY_LEN(op_fields) <= KEY_MAX,
+               "op keys 1..40, each a bit of the decoder's key set");
 
 /* The largest ops at their limits fit TK_OP_WIRE_MAX: PUT_NEW (a record) and
  * SIGN_IN (the most strings). */
 _Static_assert(3 + 2 + 3 * WORST_INT + WORST_STR(TK_ID_MAX) + WORST_STR(TK_RECORD_MAX) <=
                    TK_OP_WIRE_MAX,
                "a PUT_NEW op at its limits fits TK_OP_WIRE_MAX");
-_Static_assert(3 + 2 + 4 * WORST_INT + 2 * WORST_HASH + 3 * WORST_STR(TK_ID_MAX) +
-                       WORST_STR(TK_SUB_MAX) + WORST_STR(TK_IDP_ISS_MAX) <=
+_Static_assert(3 + 2 + 5 * WORST_INT + 2 * WORST_HASH + 3 * WORST_STR(TK_ID_MAX) +
+                       WORST_STR(TK_SUB_MAX) + WORST_STR(TK_IDP_ISS_MAX) + WORST_STR(TK_ACR_MAX) +
+                       WORST_STR(TK_AMR_MAX) <=
                    TK_OP_WIRE_MAX,
                "a SIGN_IN op at its limits fits TK_OP_WIRE_MAX");
 
@@ -175,7 +180,13 @@ int tk_op_validate(const tk_op *op)
              op->sign_in.browser_exp > op->at && op->sign_in.browser_exp <= TK_TIME_MAX &&
              op->sign_in.request.len <= TK_ID_MAX && op->sign_in.idp_iss.len <= TK_IDP_ISS_MAX &&
              op->sign_in.idp_sid.len <= TK_ID_MAX &&
-             (op->sign_in.idp_sid.len == 0 || op->sign_in.idp_iss.len > 0);
+             (op->sign_in.idp_sid.len == 0 || op->sign_in.idp_iss.len > 0) &&
+             op->sign_in.auth_time >= 0 && op->sign_in.auth_time <= TK_TIME_MAX &&
+             op->sign_in.acr.len <= TK_ACR_MAX && op->sign_in.amr.len <= TK_AMR_MAX &&
+             tk_session_claims_ok(tk_op_acr_get(&op->sign_in.acr),
+                                  tk_op_amr_get(&op->sign_in.amr)) &&
+             (op->sign_in.idp_iss.len > 0 ||
+              (op->sign_in.auth_time == 0 && op->sign_in.acr.len == 0 && op->sign_in.amr.len == 0));
         break;
     case TK_OP_CODE_ISSUE:
         ok = ok && id_ok(tk_op_id_get(&op->code_issue.request), TK_ID_MAX) &&
@@ -221,7 +232,8 @@ static const uint64_t op_keys[TK_OP_WIRE_LAST + 1] = {
     [TK_OP_IDP_EVENT] = K(2) | K(3) | K(4) | K(5) | K(7) | K(8) | K(9) | K(10) | K(14),
     [TK_OP_CLIENT_SECRET] = K(4) | K(15),
     [TK_OP_PUT_NEW] = K(4) | K(16) | K(17),
-    [TK_OP_SIGN_IN] = K(4) | K(10) | K(18) | K(19) | K(20) | K(21) | K(22) | K(23) | K(24),
+    [TK_OP_SIGN_IN] = K(4) | K(10) | K(18) | K(19) | K(20) | K(21) | K(22) | K(23) | K(24) | K(38) |
+                      K(39) | K(40),
     [TK_OP_CODE_ISSUE] = K(19) | K(23) | K(25) | K(26) | K(27) | K(28),
     [TK_OP_CODE_REDEEM] = K(26) | K(29) | K(30) | K(31) | K(32) | K(33) | K(34) | K(35),
     [TK_OP_REFRESH] = K(3) | K(29) | K(30) | K(31) | K(32) | K(33) | K(34) | K(35) | K(36) | K(37),
@@ -280,6 +292,9 @@ static void to_wire_sign_in(const tk_op_sign_in *x, op_wire *w)
     w->request = tk_op_id_get(&x->request);
     w->iss = tk_op_iss_get(&x->idp_iss);
     w->idp_sid = tk_op_id_get(&x->idp_sid);
+    w->auth_time = x->auth_time;
+    w->acr = tk_op_acr_get(&x->acr);
+    w->amr = tk_op_amr_get(&x->amr);
 }
 
 /* A denial consumes the request and nothing else: no code, expiry or grant
@@ -426,6 +441,9 @@ static void from_wire_sign_in(const op_wire *w, tk_op_sign_in *x)
     set_checked(tk_op_id_set(&x->request, w->request));
     set_checked(tk_op_iss_set(&x->idp_iss, w->iss));
     set_checked(tk_op_id_set(&x->idp_sid, w->idp_sid));
+    x->auth_time = w->auth_time;
+    set_checked(tk_op_acr_set(&x->acr, w->acr));
+    set_checked(tk_op_amr_set(&x->amr, w->amr));
 }
 
 static void from_wire_code_issue(const op_wire *w, tk_op_code_issue *x)

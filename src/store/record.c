@@ -55,6 +55,9 @@ static const field session_fields[] = {
     TIME(7, false, tk_session_rec, ended_at),
     STR(8, false, TK_ID_MAX, tk_session_rec, idp_sid),
     ENUM(9, false, 1, TK_HOLDS_ALL, tk_session_rec, holds),
+    TIME(10, false, tk_session_rec, auth_time),
+    STR(11, false, TK_ACR_MAX, tk_session_rec, acr),
+    STR(12, false, TK_AMR_MAX, tk_session_rec, amr),
 };
 
 static const field grant_fields[] = {
@@ -167,7 +170,8 @@ _Static_assert(3 + 2 + WORST_INT + 4 * WORST_STR(TK_ID_MAX) + WORST_STR(TK_SUB_M
                    TK_RECORD_MAX,
                "a token record at its limits fits TK_RECORD_MAX");
 _Static_assert(3 + 2 + WORST_STR(TK_SUB_MAX) + WORST_STR(TK_URL_MAX) + WORST_STR(TK_REASON_MAX) +
-                       WORST_STR(TK_ID_MAX) + 5 * WORST_INT <=
+                       WORST_STR(TK_ID_MAX) + WORST_STR(TK_ACR_MAX) + WORST_STR(TK_AMR_MAX) +
+                       6 * WORST_INT <=
                    TK_RECORD_MAX,
                "a session record at its limits fits TK_RECORD_MAX");
 _Static_assert(3 + 2 + WORST_HASH + WORST_STR(TK_NAME_MAX) + WORST_STR(TK_SCOPE_MAX) +
@@ -616,6 +620,24 @@ int tk_record_encode_token(const tk_token_rec *rec, uint8_t *buf, size_t cap, si
     return tk_codec_encode(token_fields, NF(token_fields), rec, buf, cap, len);
 }
 
+bool tk_session_claims_ok(tk_slice acr, tk_slice amr)
+{
+    for (size_t i = 0; i < acr.len; i++) {
+        unsigned char c = (unsigned char)acr.p[i];
+        if (c < 0x21 || c > 0x7e || c == '"' || c == '\\') {
+            return false;
+        }
+    }
+    for (size_t i = 0; i < amr.len; i++) {
+        unsigned char c = (unsigned char)amr.p[i];
+        bool space_ok = c == ' ' && i > 0 && i + 1 < amr.len && amr.p[i - 1] != ' ';
+        if (!space_ok && (c < 0x21 || c > 0x7e || c == '"' || c == '\\')) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* The holds invariant (record.h): active <=> no hold, suspended <=> some. */
 static bool session_holds_ok(const tk_session_rec *rec)
 {
@@ -627,7 +649,7 @@ static bool session_holds_ok(const tk_session_rec *rec)
 
 int tk_record_encode_session(const tk_session_rec *rec, uint8_t *buf, size_t cap, size_t *len)
 {
-    if (!session_holds_ok(rec)) {
+    if (!session_holds_ok(rec) || !tk_session_claims_ok(rec->acr, rec->amr)) {
         return TK_E_INVALID;
     }
     return tk_codec_encode(session_fields, NF(session_fields), rec, buf, cap, len);
@@ -659,7 +681,7 @@ int tk_record_decode_session(const uint8_t *buf, size_t len, tk_session_rec *rec
     if (rc == 0 && rec->state == TK_SESSION_SUSPENDED && rec->holds == 0) {
         rec->holds = TK_HOLD_BIT(TK_HOLD_ADMIN); /* written before holds existed */
     }
-    if (rc == 0 && !session_holds_ok(rec)) {
+    if (rc == 0 && (!session_holds_ok(rec) || !tk_session_claims_ok(rec->acr, rec->amr))) {
         memset(rec, 0, sizeof(*rec));
         return TK_E_CORRUPT;
     }

@@ -300,6 +300,25 @@ static void session_show_json(tk_json *j, tk_slice sid, const tk_session_rec *re
     if (rec->idp_sid.len > 0) {
         tk_json_kv_str(j, "idp_sid", rec->idp_sid);
     }
+    if (rec->auth_time != 0) { /* how the user signed in at the IdP (login = oidc) */
+        tk_json_kv_int(j, "auth_time", rec->auth_time);
+    }
+    if (rec->acr.len > 0) {
+        tk_json_kv_str(j, "acr", rec->acr);
+    }
+    if (rec->amr.len > 0) {
+        tk_json_key(j, "amr");
+        tk_json_arr_begin(j);
+        for (size_t i = 0; i < rec->amr.len;) { /* each turn passes one value */
+            size_t k = i;
+            while (k < rec->amr.len && rec->amr.p[k] != ' ') {
+                k++;
+            }
+            tk_json_str(j, (tk_slice){rec->amr.p + i, k - i});
+            i = k + 1;
+        }
+        tk_json_arr_end(j);
+    }
     if (rec->ended_at != 0) {
         tk_json_kv_int(j, "ended_at", rec->ended_at);
     }

@@ -51,6 +51,8 @@ static void session(const uint8_t *d, size_t n)
     EXPECT(same(a.sub, b.sub) && same(a.issuer, b.issuer) && same(a.reason, b.reason));
     EXPECT(a.state == b.state && a.created == b.created && a.expires == b.expires);
     EXPECT(a.ended_at == b.ended_at && same(a.idp_sid, b.idp_sid));
+    EXPECT(a.auth_time == b.auth_time && same(a.acr, b.acr) && same(a.amr, b.amr));
+    EXPECT(tk_session_claims_ok(a.acr, a.amr));
     /* The holds invariant; a suspended record of before holds (no key 9)
      * decodes as an admin hold and is written back with it (2 bytes more). */
     EXPECT(a.holds == b.holds && (a.state != TK_SESSION_ACTIVE || a.holds == 0));

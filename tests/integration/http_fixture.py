@@ -96,6 +96,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 class _Server(http.server.ThreadingHTTPServer):
+    # Many connections at once (tokend's discovery of a dozen IdPs): the
+    # default backlog of 5 drops SYNs, and a retransmitted SYN comes a second
+    # later, past a short connect timeout.
+    request_queue_size = 64
+
     def handle_error(self, request, client_address):
         pass  # aborted transfers (the cap, timeouts) are what the tests provoke
 

@@ -5,27 +5,35 @@
 // provider's own development interactions (login and consent forms), which
 // the test drives over HTTP.
 //
-// Usage: node idp.mjs PORT TOKEND_BASE CLIENT_SECRET [EMAIL_DOMAIN [USERS]]
+// Usage: node idp.mjs PORT TOKEND_BASE CLIENT_SECRET [EMAIL_DOMAIN [USERS [CLIENT_JWKS_FILE]]]
 // EMAIL_DOMAIN (default example.test) makes each user's email
 // USER@EMAIL_DOMAIN; USERS (comma-separated) are the only accounts this IdP
 // knows (default: any name signs in; another name gets the provider's error
 // page and never comes back to tokend). tests/integration/test_oidc_orgs.py
-// starts two, "home" and "partner", each with its own users.
+// starts two, "home" and "partner", each with its own users (USERS "": any).
+// With CLIENT_JWKS_FILE, tokend's client authenticates with private_key_jwt
+// (RFC 7523 §2.2) under the public keys of that JWKS, and has no secret.
 // Prints "ready <issuer>" on stdout once listening.
+import { readFileSync } from 'node:fs';
 import Provider from 'oidc-provider';
 
-const [port, tokend, secret, domain = 'example.test', users = ''] = process.argv.slice(2);
+const [port, tokend, secret, domain = 'example.test', users = '', jwksFile] =
+  process.argv.slice(2);
 const issuer = `http://127.0.0.1:${port}`;
 const known = users === '' ? null : new Set(users.split(','));
+const auth = jwksFile
+  ? { token_endpoint_auth_method: 'private_key_jwt',
+      jwks: JSON.parse(readFileSync(jwksFile, 'utf8')) }
+  : { client_secret: secret, token_endpoint_auth_method: 'client_secret_basic' };
 
 const provider = new Provider(issuer, {
   clients: [{
     client_id: 'tokend',
-    client_secret: secret,
+    ...auth,
     redirect_uris: [`${tokend}/login/callback`],
     response_types: ['code'],
     grant_types: ['authorization_code'],
-    token_endpoint_auth_method: 'client_secret_basic',
+    require_auth_time: true, // auth_time in every ID token (kept on the tokend session)
     backchannel_logout_uri: `${tokend}/backchannel-logout`,
     backchannel_logout_session_required: true,
   }],

@@ -99,7 +99,7 @@ static void put_request(const char *id, int64_t at)
     free(buf);
 }
 
-static void sign_in(const char *request, uint8_t browser_tag, int64_t at)
+static tk_op sign_in_op(const char *request, uint8_t browser_tag, int64_t at)
 {
     tk_op op = tk_op_make(TK_OP_SIGN_IN, at);
     TK_ASSERT(tk_op_id_set(&op.sign_in.sid, TK_SLICE_LIT("tks_1")) == 0);
@@ -109,7 +109,40 @@ static void sign_in(const char *request, uint8_t browser_tag, int64_t at)
     h(browser_tag, op.sign_in.browser);
     h(0x5e, op.sign_in.csrf_key);
     TK_ASSERT(tk_op_id_set(&op.sign_in.request, cstr(request)) == 0);
+    return op;
+}
+
+static void sign_in(const char *request, uint8_t browser_tag, int64_t at)
+{
+    tk_op op = sign_in_op(request, browser_tag, at);
     CHECK_EQ_INT(apply1(&op), TK_OUT_OK);
+}
+
+/* A sign-in upstream keeps the ID token's auth_time, acr and amr on the
+ * new session; a dev sign-in has none. */
+static void test_sign_in_claims(void)
+{
+    setup();
+    tk_op op = sign_in_op("tka_c", 0xb7, T0);
+    TK_ASSERT(tk_op_id_set(&op.sign_in.sid, TK_SLICE_LIT("tks_idp")) == 0);
+    TK_ASSERT(tk_op_iss_set(&op.sign_in.idp_iss, TK_SLICE_LIT("https://idp.example")) == 0);
+    TK_ASSERT(tk_op_id_set(&op.sign_in.idp_sid, TK_SLICE_LIT("idp-sid-1")) == 0);
+    op.sign_in.auth_time = T0 - 30;
+    TK_ASSERT(tk_op_acr_set(&op.sign_in.acr, TK_SLICE_LIT("gold")) == 0);
+    TK_ASSERT(tk_op_amr_set(&op.sign_in.amr, TK_SLICE_LIT("pwd otp")) == 0);
+    CHECK_EQ_INT(apply1(&op), TK_OUT_OK);
+    sign_in("tka_d", 0xb8, T0); /* tks_1: the dev login's shape */
+    tk_txn *r;
+    TK_ASSERT(tk_store_read_begin(st, &r) == 0);
+    tk_session_rec s;
+    CHECK_EQ_INT(tk_store_get_session(r, TK_SLICE_LIT("tks_idp"), &s), 0);
+    CHECK_EQ_INT(s.auth_time, T0 - 30);
+    CHECK_SLICE(s.acr, "gold");
+    CHECK_SLICE(s.amr, "pwd otp");
+    CHECK_SLICE(s.idp_sid, "idp-sid-1");
+    CHECK_EQ_INT(tk_store_get_session(r, TK_SLICE_LIT("tks_1"), &s), 0);
+    CHECK(s.auth_time == 0 && s.acr.len == 0 && s.amr.len == 0);
+    tk_store_txn_end(r);
 }
 
 static tk_op code_issue(const char *request, uint8_t browser_tag, uint8_t decision, uint8_t code,
@@ -331,12 +364,36 @@ static void test_validate(void)
     CHECK(tk_op_validate(&op) != 0); /* no expiry, empty mask */
     op = tk_op_make(TK_OP_SIGN_IN, T0);
     CHECK(tk_op_validate(&op) != 0);
+    /* The IdP's auth_time, acr and amr: only with the IdP's issuer, acr one
+     * token, amr single-space separated tokens, auth_time in range. */
+    op = sign_in_op("tka_v", 0xb9, T0);
+    CHECK(tk_op_validate(&op) == 0);
+    op.sign_in.auth_time = T0 - 5;
+    CHECK(tk_op_validate(&op) != 0); /* no idp_iss */
+    TK_ASSERT(tk_op_iss_set(&op.sign_in.idp_iss, TK_SLICE_LIT("https://idp.example")) == 0);
+    TK_ASSERT(tk_op_acr_set(&op.sign_in.acr, TK_SLICE_LIT("urn:okta:loa:2fa:any")) == 0);
+    TK_ASSERT(tk_op_amr_set(&op.sign_in.amr, TK_SLICE_LIT("pwd mfa")) == 0);
+    CHECK(tk_op_validate(&op) == 0);
     uint8_t buf[TK_OP_WIRE_MAX];
     size_t len;
+    tk_op back;
+    CHECK(tk_op_encode(&op, buf, sizeof buf, &len) == 0); /* the claims travel (keys 38..40) */
+    CHECK(tk_op_decode(buf, len, &back) == 0);
+    CHECK(memcmp(&back, &op, sizeof op) == 0);
+    TK_ASSERT(tk_op_amr_set(&op.sign_in.amr, TK_SLICE_LIT("pwd  mfa")) == 0);
+    CHECK(tk_op_validate(&op) != 0);
+    TK_ASSERT(tk_op_amr_set(&op.sign_in.amr, TK_SLICE_LIT("pwd")) == 0);
+    TK_ASSERT(tk_op_acr_set(&op.sign_in.acr, TK_SLICE_LIT("a b")) == 0);
+    CHECK(tk_op_validate(&op) != 0);
+    TK_ASSERT(tk_op_acr_set(&op.sign_in.acr, TK_SLICE_LIT("1")) == 0);
+    op.sign_in.auth_time = -1;
+    CHECK(tk_op_validate(&op) != 0);
+    op.sign_in.auth_time = TK_TIME_MAX + 1;
+    CHECK(tk_op_validate(&op) != 0);
+    CHECK(tk_op_acr_set(&op.sign_in.acr, (tk_slice){"x", TK_ACR_MAX + 1}) == TK_E_INVALID);
     op = refresh(1, 2, 3, T0, UINT64_MAX);
     CHECK(tk_op_validate(&op) == 0);
     CHECK(tk_op_encode(&op, buf, sizeof buf, &len) == 0); /* every kind has a wire form */
-    tk_op back;
     CHECK(tk_op_decode(buf, len, &back) == 0);
     CHECK(memcmp(&back, &op, sizeof op) == 0);
 }
@@ -396,5 +453,6 @@ int main(void)
     RUN(test_code_replay_revokes);
     RUN(test_validate);
     RUN(test_reapplied_is_noop);
+    RUN(test_sign_in_claims);
     return check_report();
 }

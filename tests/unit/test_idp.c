@@ -12,6 +12,7 @@
 #include <openssl/pem.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -566,6 +567,104 @@ static void test_org_members(void)
     CHECK(rc != 0 && strstr(err, "longer than 4096") != NULL);
 }
 
+/* A private key in dir/name, with this mode. */
+static void write_private(const char *name, EVP_PKEY *k, mode_t mode)
+{
+    char p[160];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = fopen(p, "w");
+    TK_ASSERT(f != NULL && PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL) == 1);
+    fclose(f);
+    TK_ASSERT(chmod(p, mode) == 0);
+}
+
+/* private_key_jwt: the client key file, its kid, the assertion audience;
+ * every misuse is refused with a message naming it. */
+static void test_client_key(void)
+{
+    char err[512];
+    write_private("c-ec.pem", p256, 0600);
+    write_private("c-rsa.pem", rsa2048, 0400);
+    write_private("c-p384.pem", p384, 0600);
+    write_private("c-small.pem", rsa1024, 0600);
+    write_private("c-open.pem", p256, 0644);
+    char pub[160];
+    snprintf(pub, sizeof pub, "%s/ec.pem", dir);
+    TK_ASSERT(chmod(pub, 0600) == 0); /* a public key, private mode: parsed, refused */
+    tk_idp_trust *t = NULL;
+    int rc = load("{\"issuers\":[{\"issuer\":\"https://sso.example\",\"audience\":\"t\","
+                  "\"client_id\":\"t\",\"token_endpoint_auth_method\":\"private_key_jwt\","
+                  "\"client_key_file\":\"c-ec.pem\",\"client_key_kid\":\"rp-1\","
+                  "\"client_assertion_aud\":\"token_endpoint\"},"
+                  "{\"issuer\":\"https://other.example\",\"audience\":\"t\","
+                  "\"client_id\":\"t\",\"token_endpoint_auth_method\":\"private_key_jwt\","
+                  "\"client_key_file\":\"c-rsa.pem\"},"
+                  "{\"issuer\":\"https://third.example\",\"audience\":\"t\","
+                  "\"client_id\":\"t\",\"client_secret\":\"s\"}]}",
+                  &t, err);
+    CHECK_EQ_INT(rc, 0);
+    if (rc == 0) {
+        const tk_idp_issuer *a = &t->issuers[0], *b = &t->issuers[1], *c = &t->issuers[2];
+        CHECK(a->client_key != NULL && EVP_PKEY_eq(a->client_key, p256) == 1);
+        CHECK_EQ_STR(a->client_key_kid, "rp-1");
+        CHECK(a->assertion_aud_token_endpoint);
+        CHECK_EQ_INT(a->client_secret_len, 0);
+        CHECK(b->client_key != NULL && EVP_PKEY_eq(b->client_key, rsa2048) == 1);
+        CHECK_EQ_STR(b->client_key_kid, "");
+        CHECK(!b->assertion_aud_token_endpoint); /* the issuer by default */
+        CHECK(c->client_key == NULL);
+        tk_idp_unref(t);
+    }
+    static const struct {
+        const char *members, *why;
+    } bad[] = {
+        {"\"token_endpoint_auth_method\":\"private_key_jwt\"", "client_key_file"},
+        {"\"token_endpoint_auth_method\":\"private_key_jwt\",\"client_key_file\":\"c-ec.pem\","
+         "\"client_secret\":\"s\"",
+         "one way"},
+        {"\"client_secret\":\"s\",\"client_key_file\":\"c-ec.pem\"", "private_key_jwt"},
+        {"\"client_secret\":\"s\",\"client_assertion_aud\":\"issuer\"", "private_key_jwt"},
+        {"\"token_endpoint_auth_method\":\"private_key_jwt\",\"client_key_file\":\"c-ec.pem\","
+         "\"client_assertion_aud\":\"everyone\"",
+         "issuer or token_endpoint"},
+        {"\"token_endpoint_auth_method\":\"private_key_jwt\",\"client_key_file\":\"c-ec.pem\","
+         "\"client_key_kid\":\"a b\"",
+         "client_key_kid"},
+        {"\"token_endpoint_auth_method\":\"private_key_jwt\",\"client_key_file\":\"c-p384."
+         "pem\"",
+         "P-256"},
+        {"\"token_endpoint_auth_method\":\"private_key_jwt\",\"client_key_file\":\"c-small."
+         "pem\"",
+         "RSA of 2048"},
+        {"\"token_endpoint_auth_method\":\"private_key_jwt\",\"client_key_file\":\"c-open."
+         "pem\"",
+         "chmod 600"},
+        {"\"token_endpoint_auth_method\":\"private_key_jwt\",\"client_key_file\":\"ec.pem\"",
+         "no PEM private key"}, /* a public key */
+        {"\"token_endpoint_auth_method\":\"private_key_jwt\",\"client_key_file\":\"nope.pem\"",
+         "nope.pem"},
+    };
+    for (size_t i = 0; i < TK_ARRAY_LEN(bad); i++) {
+        char text[512];
+        snprintf(text, sizeof text,
+                 "{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"x\","
+                 "\"client_id\":\"c\",%s}]}",
+                 bad[i].members);
+        t = NULL;
+        if (load(text, &t, err) == 0 || strstr(err, bad[i].why) == NULL) {
+            fprintf(stderr, "client key case %zu: %s\n", i, err);
+            CHECK(0);
+            tk_idp_unref(t);
+        }
+    }
+    const char *files[] = {"c-ec.pem", "c-rsa.pem", "c-p384.pem", "c-small.pem", "c-open.pem"};
+    for (size_t i = 0; i < TK_ARRAY_LEN(files); i++) {
+        char p[160];
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        unlink(p);
+    }
+}
+
 int main(void)
 {
     strcpy(dir, "/tmp/tk_idp_XXXXXX");
@@ -580,6 +679,7 @@ int main(void)
     RUN(test_signin_members);
     RUN(test_sender_certificate);
     RUN(test_org_members);
+    RUN(test_client_key);
     EVP_PKEY_free(rsa2048);
     EVP_PKEY_free(rsa1024);
     EVP_PKEY_free(p256);

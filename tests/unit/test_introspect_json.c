@@ -166,6 +166,59 @@ static void test_dpop_bound(void)
     CHECK(strstr(a, "cnf") == NULL && strstr(a, "\"Bearer\"") != NULL);
 }
 
+/* RFC 9068 §2.2.1 auth_time, acr and amr of an IdP sign-in: the same
+ * bytes from both writers, amr as an array of every space-separated value,
+ * each member only when set; a value needing escaping sends the fast writer
+ * back to the generic one. */
+static void test_sign_in_claims(void)
+{
+    static const char *const amrs[] = {"pwd", "pwd mfa", "pwd mfa otp hwk", "x"};
+    for (size_t i = 0; i < TK_ARRAY_LEN(amrs); i++) {
+        tk_introspection r = sample((unsigned)(i % 3), false);
+        r.auth_time = 1767221000;
+        r.acr = TK_SLICE_LIT("urn:okta:loa:2fa:any");
+        r.amr = tk_slice_from_str(amrs[i]);
+        same(&r, TK_SLICE_LIT("https://issuer.example"));
+        same(&r, TK_SLICE_NULL);
+    }
+    tk_introspection r = sample(1, false);
+    r.auth_time = 1767221000;
+    r.acr = TK_SLICE_LIT("1");
+    r.amr = TK_SLICE_LIT("pwd mfa");
+    char a[2048];
+    size_t na = generic(&r, TK_SLICE_NULL, a, sizeof a);
+    TK_ASSERT(na > 0 && na < sizeof a);
+    a[na] = '\0';
+    CHECK(strstr(a, ",\"auth_time\":1767221000,\"acr\":\"1\",\"amr\":[\"pwd\",\"mfa\"]}") != NULL);
+    /* Each alone. */
+    r.acr = TK_SLICE_NULL;
+    r.amr = TK_SLICE_NULL;
+    same(&r, TK_SLICE_NULL);
+    na = generic(&r, TK_SLICE_NULL, a, sizeof a);
+    a[na] = '\0';
+    CHECK(strstr(a, "\"auth_time\":1767221000}") != NULL && strstr(a, "acr") == NULL &&
+          strstr(a, "amr") == NULL);
+    r.auth_time = 0;
+    r.amr = TK_SLICE_LIT("swk");
+    same(&r, TK_SLICE_NULL);
+    na = generic(&r, TK_SLICE_NULL, a, sizeof a);
+    a[na] = '\0';
+    CHECK(strstr(a, "auth_time") == NULL && strstr(a, ",\"amr\":[\"swk\"]}") != NULL);
+    /* Inactive: none of them. */
+    r.active = false;
+    r.acr = TK_SLICE_LIT("gold");
+    na = generic(&r, TK_SLICE_NULL, a, sizeof a);
+    a[na] = '\0';
+    CHECK_EQ_STR(a, "{\"active\":false}");
+    /* Escaping needed (a record never holds it, but the writers must agree). */
+    r = sample(0, false);
+    r.acr = TK_SLICE_LIT("a\\b");
+    CHECK_EQ_INT(tk_introspect_json_fast(&r, TK_SLICE_NULL, a, sizeof a), 0);
+    r.acr = TK_SLICE_NULL;
+    r.amr = TK_SLICE_LIT("p\"w");
+    CHECK_EQ_INT(tk_introspect_json_fast(&r, TK_SLICE_NULL, a, sizeof a), 0);
+}
+
 static void test_needs_escaping(void)
 {
     const char *bad[] = {"a\"b", "a\\b", "tab\there", "nl\n", "caf\xc3\xa9", "\x01", "\x1f"};
@@ -219,6 +272,7 @@ int main(void)
     RUN(test_shapes);
     RUN(test_dpop_bound);
     RUN(test_idp_iss);
+    RUN(test_sign_in_claims);
     RUN(test_needs_escaping);
     RUN(test_is_plain);
     return check_report();

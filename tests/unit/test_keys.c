@@ -283,6 +283,77 @@ static void test_sign_verifies(void)
     remove_tree(dir);
 }
 
+/* tk_keys_sign_pkey (private_key_jwt): ES256 with a P-256 key, RS256 with
+ * an RSA key, each verified by our own verifier with the public half; the
+ * kid is in the header only when given; other keys and short buffers are
+ * refused. */
+static void test_sign_pkey(void)
+{
+    EVP_PKEY *ec = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    EVP_PKEY *rsa = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+    EVP_PKEY *p384 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
+    EVP_PKEY *small = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)1024);
+    TK_ASSERT(ec && rsa && p384 && small);
+    const char *payload = "{\"iss\":\"c\",\"sub\":\"c\",\"aud\":\"https://idp\"}";
+    size_t pl = strlen(payload);
+    struct {
+        EVP_PKEY *k;
+        const char *kid;
+        uint8_t alg;
+        size_t sig;
+    } ok[] = {{ec, "rp-1", TK_ALG_ES256, 64},
+              {ec, NULL, TK_ALG_ES256, 64},
+              {rsa, "r", TK_ALG_RS256, 256},
+              {rsa, "", TK_ALG_RS256, 256}};
+    for (size_t i = 0; i < TK_ARRAY_LEN(ok); i++) {
+        for (int round = 0; round < 40; round++) { /* short r or s values too */
+            char jws[2048];
+            size_t len = 0;
+            CHECK_EQ_INT(
+                tk_keys_sign_pkey(ok[i].k, ok[i].kid, "JWT", payload, pl, jws, sizeof jws, &len),
+                0);
+            CHECK_EQ_INT(strlen(jws), len);
+            ev_jws j;
+            const char *why = NULL;
+            if (ev_jws_parse((tk_slice){jws, len}, &j, &why) != EV_OK) {
+                CHECK(0);
+                continue;
+            }
+            CHECK(ev_jws_verify_pkey(&j, ok[i].k, ok[i].alg, &why) == EV_OK);
+            CHECK(j.alg == ok[i].alg && j.sig_len == ok[i].sig && ev_typ_is(j.typ, "JWT"));
+            bool has_kid = ok[i].kid != NULL && ok[i].kid[0] != '\0';
+            CHECK(has_kid ? tk_slice_eq_str(j.kid, ok[i].kid) : j.kid.p == NULL);
+            CHECK_EQ_STR(json_string_value(json_object_get(j.claims, "aud")), "https://idp");
+            /* Another key of the same kind does not verify it. */
+            EVP_PKEY *other =
+                ok[i].alg == TK_ALG_ES256 ? EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256") : NULL;
+            if (other != NULL) {
+                CHECK(ev_jws_verify_pkey(&j, other, ok[i].alg, &why) == EV_BAD_SIGNATURE);
+                EVP_PKEY_free(other);
+            }
+            ev_jws_free(&j);
+            const char *alg = NULL;
+            CHECK_EQ_INT(tk_keys_sign_alg(ok[i].k, &alg), 0);
+            CHECK_EQ_STR(alg, ok[i].alg == TK_ALG_ES256 ? "ES256" : "RS256");
+            if (ok[i].alg == TK_ALG_RS256) {
+                break; /* RSA signatures have a fixed length: once is enough */
+            }
+        }
+    }
+    char jws[2048];
+    size_t len = 0;
+    CHECK_EQ_INT(tk_keys_sign_pkey(p384, "k", "JWT", payload, pl, jws, sizeof jws, &len),
+                 TK_E_INVALID);
+    CHECK_EQ_INT(tk_keys_sign_pkey(small, "k", "JWT", payload, pl, jws, sizeof jws, &len),
+                 TK_E_INVALID);
+    CHECK_EQ_INT(tk_keys_sign_pkey(rsa, "k", "JWT", payload, pl, jws, 300, &len), TK_E_TOOBIG);
+    CHECK_EQ_INT(tk_keys_sign_pkey(ec, "k", "JWT", payload, pl, jws, 100, &len), TK_E_TOOBIG);
+    EVP_PKEY_free(ec);
+    EVP_PKEY_free(rsa);
+    EVP_PKEY_free(p384);
+    EVP_PKEY_free(small);
+}
+
 /* Every kind of bad folder content is refused with a message naming it. */
 static void test_refused(void)
 {
@@ -361,6 +432,7 @@ int main(void)
     RUN(test_rotate_and_cap);
     RUN(test_publishing);
     RUN(test_sign_verifies);
+    RUN(test_sign_pkey);
     RUN(test_refused);
     return check_report();
 }

@@ -191,7 +191,7 @@ enum vtype { V_ENUM, V_TIME, V_HASH, V_STR, V_BIN, V_COUNT, V_U32, V_U64 };
 static const struct {
     uint8_t type;
     int64_t lo, hi;
-} key_type[38] = {
+} key_type[41] = {
     [1] = {V_ENUM, TK_OP_REVOKE_TOKEN, TK_OP_TYPE_LAST},
     [2] = {V_ENUM, 1, 3},
     [3] = {V_HASH, 0, 0},
@@ -229,6 +229,9 @@ static const struct {
     [35] = {V_ENUM, 1, 1},
     [36] = {V_U32, 0, 0},
     [37] = {V_U64, 0, 0},
+    [38] = {V_TIME, 0, 0},
+    [39] = {V_STR, 0, TK_ACR_MAX},
+    [40] = {V_STR, 0, TK_AMR_MAX},
 };
 
 #define K(k) (1ull << (k))
@@ -242,7 +245,8 @@ static const uint64_t kind_keys[TK_OP_TYPE_LAST + 1] = {
     [TK_OP_IDP_EVENT] = K(2) | K(3) | K(4) | K(5) | K(7) | K(8) | K(9) | K(10) | K(14),
     [TK_OP_CLIENT_SECRET] = K(4) | K(15),
     [TK_OP_PUT_NEW] = K(4) | K(16) | K(17),
-    [TK_OP_SIGN_IN] = K(4) | K(10) | K(18) | K(19) | K(20) | K(21) | K(22) | K(23) | K(24),
+    [TK_OP_SIGN_IN] = K(4) | K(10) | K(18) | K(19) | K(20) | K(21) | K(22) | K(23) | K(24) | K(38) |
+                      K(39) | K(40),
     [TK_OP_CODE_ISSUE] = K(19) | K(23) | K(25) | K(26) | K(27) | K(28),
     [TK_OP_CODE_REDEEM] = K(26) | K(29) | K(30) | K(31) | K(32) | K(33) | K(34) | K(35),
     [TK_OP_REFRESH] = K(3) | K(29) | K(30) | K(31) | K(32) | K(33) | K(34) | K(35) | K(36) | K(37),
@@ -436,6 +440,11 @@ static size_t as_samples(tk_op *out)
     TK_ASSERT(tk_op_id_set(&out[n++].sign_in.sid, fill(1, TK_ID_MAX)) == 0);
     out[n] = sign_in("tks_3", 0xb3, "tka_3", NULL, AT); /* an IdP issuer without its sid */
     TK_ASSERT(tk_op_iss_set(&out[n++].sign_in.idp_iss, fill(2, TK_IDP_ISS_MAX)) == 0);
+    out[n] = sign_in("tks_4", 0xb4, "", "idp-sid-4", AT); /* how the user signed in upstream */
+    out[n].sign_in.auth_time = AT - 30;
+    TK_ASSERT(tk_op_acr_set(&out[n].sign_in.acr, TK_SLICE_LIT("urn:mace:incommon:iap:silver")) ==
+              0);
+    TK_ASSERT(tk_op_amr_set(&out[n++].sign_in.amr, TK_SLICE_LIT("pwd otp hwk")) == 0);
     out[n++] = code_issue("tka_1", 0xb1, TK_DECIDE_APPROVE, 0xd1, "tkg_1", AT);
     out[n++] = code_issue("tka_1", 0xb1, TK_DECIDE_GRANTED, 0xd1, "tkg_1", AT);
     out[n++] = code_issue("tka_1", 0xb1, TK_DECIDE_DENY, 0, NULL, AT);
@@ -582,7 +591,7 @@ static void check_keys(const tk_op *op)
         }
     }
     uint8_t v[64];
-    for (unsigned key = 2; key <= 37; key++) { /* a foreign or absent key */
+    for (unsigned key = 2; key <= 40; key++) { /* a foreign or absent key */
         if (find(&m, key) >= 0) {
             continue;
         }
@@ -600,7 +609,7 @@ static void check_keys(const tk_op *op)
         }
     }
     static const uint8_t one[] = {1};
-    for (unsigned key = 38; key <= 127; key++) { /* past the last key */
+    for (unsigned key = 41; key <= 127; key++) { /* past the last key */
         x = m;
         x.e[x.n++] = (entry){key, one, 1};
         CHECK_EQ_INT(dec(out, build(&x, out, sizeof out), &got), TK_E_CORRUPT);

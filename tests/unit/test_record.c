@@ -995,6 +995,65 @@ static void test_session_idp_sid(void)
     CHECK_EQ_INT(tk_record_decode_session(empty, sizeof empty, &out), TK_E_CORRUPT);
 }
 
+/* auth_time, acr, amr (keys 10..12): old records decode with none of them;
+ * they round-trip at their limits; acr and amr hold printable tokens only
+ * (amr single-space separated), refused on encode and as corrupt on decode. */
+static void test_session_sign_in_claims(void)
+{
+    uint8_t buf[TK_RECORD_MAX];
+    size_t len = 0;
+    tk_session_rec out;
+    static const uint8_t old[] = {0x84, 0x00, 0x01, 0x01, 0xa3, 'b',
+                                  'o',  'b',  0x04, 0x01, 0x05, 0x07};
+    CHECK_EQ_INT(tk_record_decode_session(old, sizeof old, &out), 0);
+    CHECK(out.auth_time == 0 && out.acr.len == 0 && out.amr.len == 0);
+    char amr[TK_AMR_MAX];
+    for (size_t i = 0; i < sizeof amr; i++) {
+        amr[i] = i % 4 == 3 ? ' ' : (char)('a' + i % 26);
+    }
+    tk_session_rec in = {.sub = TK_SLICE_LIT("bob"),
+                         .issuer = TK_SLICE_LIT("https://idp.example"),
+                         .state = TK_SESSION_ACTIVE,
+                         .created = 7,
+                         .auth_time = TK_TIME_MAX,
+                         .acr = fill(4, TK_ACR_MAX),
+                         .amr = {amr, sizeof amr - 1}}; /* not ending in a space */
+    CHECK_EQ_INT(tk_record_encode_session(&in, buf, sizeof(buf), &len), 0);
+    CHECK_EQ_INT(tk_record_decode_session(buf, len, &out), 0);
+    CHECK(out.auth_time == TK_TIME_MAX && slice_eq(out.acr, in.acr) && slice_eq(out.amr, in.amr));
+    check_truncations(buf, len, dec_session);
+    in.acr = fill(4, TK_ACR_MAX + 1);
+    CHECK_EQ_INT(tk_record_encode_session(&in, buf, sizeof(buf), &len), TK_E_INVALID);
+    in.acr = TK_SLICE_LIT("urn:okta:loa:2fa:any");
+    static const char *const bad_amr[] = {" pwd",  "pwd ",  "pwd  mfa", "pw\"d",
+                                          "pw\\d", "p\twd", "p\x7fwd",  "\xc3\xa9"};
+    for (size_t i = 0; i < TK_ARRAY_LEN(bad_amr); i++) {
+        in.amr = tk_slice_from_str(bad_amr[i]);
+        CHECK_EQ_INT(tk_record_encode_session(&in, buf, sizeof(buf), &len), TK_E_INVALID);
+    }
+    in.amr = TK_SLICE_LIT("pwd mfa");
+    static const char *const bad_acr[] = {"a b", "a\"", "\\", "\x01"};
+    for (size_t i = 0; i < TK_ARRAY_LEN(bad_acr); i++) {
+        in.acr = tk_slice_from_str(bad_acr[i]);
+        CHECK_EQ_INT(tk_record_encode_session(&in, buf, sizeof(buf), &len), TK_E_INVALID);
+    }
+    in.auth_time = -1;
+    in.acr = TK_SLICE_LIT("1");
+    CHECK_EQ_INT(tk_record_encode_session(&in, buf, sizeof(buf), &len), TK_E_INVALID);
+    /* {0:1, 1:"bob", 4:1, 5:7, 11:"a b"}: an acr with a space, made by hand. */
+    static const uint8_t spaced[] = {0x85, 0x00, 0x01, 0x01, 0xa3, 'b', 'o', 'b', 0x04,
+                                     0x01, 0x05, 0x07, 0x0b, 0xa3, 'a', ' ', 'b'};
+    CHECK_EQ_INT(tk_record_decode_session(spaced, sizeof spaced, &out), TK_E_CORRUPT);
+    /* The same with "a-b": fine; and 10: 0 (optional time present as zero) is not. */
+    static const uint8_t fine[] = {0x85, 0x00, 0x01, 0x01, 0xa3, 'b', 'o', 'b', 0x04,
+                                   0x01, 0x05, 0x07, 0x0b, 0xa3, 'a', '-', 'b'};
+    CHECK_EQ_INT(tk_record_decode_session(fine, sizeof fine, &out), 0);
+    CHECK_SLICE(out.acr, "a-b");
+    static const uint8_t zero[] = {0x85, 0x00, 0x01, 0x01, 0xa3, 'b',  'o',
+                                   'b',  0x04, 0x01, 0x05, 0x07, 0x0a, 0x00};
+    CHECK_EQ_INT(tk_record_decode_session(zero, sizeof zero, &out), TK_E_CORRUPT);
+}
+
 static void test_audit(void)
 {
     uint8_t buf[TK_RECORD_MAX];
@@ -1338,6 +1397,7 @@ int main(void)
     RUN(test_agent_access);
     RUN(test_names);
     RUN(test_session_idp_sid);
+    RUN(test_session_sign_in_claims);
     RUN(test_audit);
     RUN(test_idp_op);
     RUN(test_generations);
