@@ -149,6 +149,12 @@ typedef struct tk_client_rec {
     tk_slice tls_subject;
     bool has_tls_thumbprint;
     uint8_t tls_thumbprint[TK_HASH_LEN];
+    /* A client known by its Client ID Metadata Document (oauth_cimd.h):
+     * the client_id URL (key 18; the record's key is derived from it, and
+     * the URL is what is shown as its client_id) and until when its fetched
+     * document is trusted (key 19). Both optional. */
+    tk_slice metadata_url;
+    int64_t metadata_until;
 } tk_client_rec;
 
 #define TK_CLIENT_F_PUBLIC  1u /* token_endpoint_auth_method none: no secret */
@@ -427,6 +433,12 @@ typedef struct tk_op_put_new {
     tk_op_id key; /* client id / request id */
     uint16_t len; /* 1..TK_RECORD_MAX */
     uint8_t *rec; /* heap (malloc) */
+    /* A client of a (re-)fetched Client ID Metadata Document (db client,
+     * rec with a metadata_url): an existing client with the same URL is
+     * replaced, keeping its status (a pending one may become approved),
+     * generation, creation time, secret hash and delegate_to; outcome OK
+     * either way. An existing client with another URL: INVALID. */
+    bool metadata;
 } tk_op_put_new;
 
 /* A user signed in: session sid (sub, active, expires) and the browser
