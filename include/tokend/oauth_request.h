@@ -84,7 +84,8 @@ typedef struct tk_oauth_token_req {
     char redirect_uri[TK_OAUTH_URI_MAX + 1]; /* compared with the code's, if sent */
     bool has_redirect_uri;
     char code_verifier[TK_OAUTH_VERIFIER_MAX + 1];
-    char client_id[TK_ID_MAX + 1]; /* public clients identify themselves here */
+    char client_id[TK_CIMD_URL_MAX + 1]; /* public clients identify themselves here (a
+                                            metadata URL may be longer than an id) */
     bool has_client_id;
     /* refresh_token */
     char refresh_token[TK_TOKEN_IN_MAX + 1];
