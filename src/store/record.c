@@ -818,7 +818,8 @@ int tk_op_validate(const tk_op *op)
     case TK_OP_PUT_NEW:
         ok = ok && (op->put_new.db == TK_OP_DB_CLIENT || op->put_new.db == TK_OP_DB_AUTHREQ) &&
              id_ok(tk_op_id_get(&op->put_new.key), TK_ID_MAX) && op->put_new.rec != NULL &&
-             op->put_new.len > 0 && op->put_new.len <= TK_RECORD_MAX;
+             op->put_new.len > 0 && op->put_new.len <= TK_RECORD_MAX &&
+             (!op->put_new.metadata || op->put_new.db == TK_OP_DB_CLIENT);
         break;
     case TK_OP_SIGN_IN:
         ok = ok && id_ok(tk_op_id_get(&op->sign_in.sid), TK_ID_MAX) &&

@@ -282,6 +282,16 @@ static void test_validate(void)
 {
     tk_op op = tk_op_make(TK_OP_PUT_NEW, T0);
     CHECK(tk_op_validate(&op) != 0); /* no db, key or record */
+    uint8_t rec[1] = {0x80};
+    op.put_new.db = TK_OP_DB_AUTHREQ;
+    op.put_new.rec = rec;
+    op.put_new.len = 1;
+    TK_ASSERT(tk_op_id_set(&op.put_new.key, TK_SLICE_LIT("tka_1")) == 0);
+    CHECK(tk_op_validate(&op) == 0);
+    op.put_new.metadata = true; /* only a client comes from a metadata document */
+    CHECK(tk_op_validate(&op) != 0);
+    op.put_new.db = TK_OP_DB_CLIENT;
+    CHECK(tk_op_validate(&op) == 0);
     op = tk_op_make(TK_OP_REFRESH, T0);
     CHECK(tk_op_validate(&op) != 0); /* no expiry, empty mask */
     op = tk_op_make(TK_OP_SIGN_IN, T0);
