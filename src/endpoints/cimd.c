@@ -257,6 +257,13 @@ ep_step ep_cimd_authorize(ep_req *r, tk_txn *txn, tk_slice query, tk_slice *clie
         ep_reply_error_page(r, 403, "access_denied", "This server accepts no new clients.");
         return EP_STEP_ANSWERED;
     }
+    if (rc != 0 && ep_register_over_burst(w, r->http->peer)) {
+        /* a new client, as a registration: register-burst per address and minute */
+        tk_log_warn("cimd_rate_limited", "burst=%u", cfg->register_burst);
+        ep_reply_error_page(r, 429, "temporarily_unavailable",
+                            "Too many new clients from this address. Try again in a minute.");
+        return EP_STEP_ANSWERED;
+    }
     rc = fetch(r, id, host, query, key);
     if (rc != 0) {
         tk_log_warn("cimd_fetch_unavailable", "err=%s", tk_strerror(rc));

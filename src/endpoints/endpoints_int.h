@@ -467,6 +467,9 @@ void ep_webhook_done(ep_req *r, const tk_server_done *done);
  * consent.c, token.c; shared helpers in as.c, HTML in page.c. */
 void ep_register(ep_req *r);
 void ep_register_done(ep_req *r, const tk_server_done *done);
+/* register.c: counts one new client from peer this minute (register-burst,
+ * shared with Client ID Metadata Documents); true when over the burst. */
+bool ep_register_over_burst(ep_worker *w, const uint8_t peer[16]);
 void ep_authorize(ep_req *r);
 void ep_authorize_done(ep_req *r, const tk_server_done *done);
 void ep_login(ep_req *r);

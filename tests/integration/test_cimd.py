@@ -67,10 +67,11 @@ class CimdCase(h.FreshCase):
         self.srv = fx.FixtureServer(tls_context=self.tls)
         self.addCleanup(self.srv.close)
 
-    def start(self, registration="approval", private=True, approve=False, cache_min=1):
+    def start(self, registration="approval", private=True, approve=False, cache_min=1,
+              extra=()):
         folder = self.tmpdir()
         extra = ["--outbound-ca-file", self.ca.cert, "--cimd-cache-min", cache_min,
-                 "--cimd-cache-max", 3600]
+                 "--cimd-cache-max", 3600] + list(extra)
         if private:
             extra += ["--cimd-private-hosts", "127.0.0.1 localhost"]
         if approve:
@@ -185,7 +186,7 @@ class TestRefusals(CimdCase):
         return text
 
     def test_each_bad_document_is_refused_and_nothing_stored(self):
-        self.start()
+        self.start(extra=["--register-burst", 0])  # more new clients than a minute's burst
         other = self.srv.url("/clients/other.json")
         cases = [
             ("/mismatch.json", dict(body=doc(other)), "must equal the URL"),
@@ -253,6 +254,17 @@ class TestRefusals(CimdCase):
         self.assertEqual(self.metadata_clients(), [])
         self.assertRegex(d.metrics_text(), r'tokend_outbound_requests_total\{purpose='
                          r'"client_metadata",result="refused_address"\} 2')
+
+    def test_new_clients_count_against_register_burst(self):
+        self.start(extra=["--register-burst", 2])
+        urls = [self.serve("/c%d.json" % i) for i in range(3)]
+        for url in urls[:2]:
+            self.assertIn("awaits approval", a.Page(self.authorize(url).body).text)
+        self.assert_error_page(self.authorize(urls[2]), "Too many new clients", 429)
+        self.assertEqual(self.srv.count("/c2.json"), 0)
+        self.assertEqual(len(self.metadata_clients()), 2)
+        # A stored client is not a new one: no limit on its next authorization.
+        self.assertIn("awaits approval", a.Page(self.authorize(urls[0]).body).text)
 
     def test_store_key_is_never_a_client_id(self):
         d = self.start(approve=True)
