@@ -151,6 +151,7 @@ class TestRegistration(CimdCase):
         # Every authorization above fell within max-age: one fetch in all.
         self.assertEqual(self.srv.count(DOC), 1)
         self.assertEqual(d.ctl("token", "show", tokens["access_token"])["client_id"], url)
+        self.assertEqual([g["client_id"] for g in d.ctl("grant", "list")], [url])
 
     def test_allow_listed_host_approved_at_once_and_long_url(self):
         d = self.start(approve=True)
