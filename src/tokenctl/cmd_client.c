@@ -518,9 +518,11 @@ int ctl_cmd_client_list(ctl *c)
 /* Replace the client's delegate_to list ("-" clears it) in one write txn. */
 int ctl_cmd_client_set(ctl *c)
 {
-    const char *id = c->pos[0];
+    const char *shown = c->pos[0];
+    char key[TK_CIMD_KEY_LEN + 1];
     const char *dt = NULL;
-    int rc = ctl_check_str(c, "CLIENT_ID", id, TK_ID_MAX);
+    int rc = ctl_check_str(c, "CLIENT_ID", shown, shown != NULL ? id_max(shown) : TK_ID_MAX);
+    const char *id = rc == CTL_OK ? store_id(shown, key) : shown;
     if (rc == CTL_OK) {
         rc = ctl_need_str(c, "delegate-to", TK_DELEGATE_MAX, &dt);
     }
@@ -546,18 +548,18 @@ int ctl_cmd_client_set(ctl *c)
     }
     if (rc != 0) {
         tk_store_txn_end(txn);
-        return rc == TK_E_NOTFOUND ? ctl_fail(c, "no client %s", id)
+        return rc == TK_E_NOTFOUND ? ctl_fail(c, "no client %s", shown)
                                    : ctl_fail_err(c, "updating the client", rc);
     }
     rc = tk_store_commit(txn);
     if (rc != 0) {
         return ctl_fail_err(c, "commit", rc);
     }
-    char buf[CTL_JSON_MAX];
+    char buf[CTL_JSON_MAX + TK_CIMD_URL_MAX];
     tk_json j;
     tk_json_init(&j, buf, sizeof buf);
     tk_json_obj_begin(&j);
-    tk_json_kv_cstr(&j, "client_id", id);
+    tk_json_kv_cstr(&j, "client_id", shown);
     tk_json_kv_cstr(&j, "delegate_to", strcmp(dt, "-") == 0 ? "" : dt);
     tk_json_obj_end(&j);
     return ctl_print_json(c, &j);

@@ -167,6 +167,11 @@ class TestRegistration(CimdCase):
         self.assertEqual((j["active"], j["client_id"]), (True, url))
         self.assertEqual(self.clients(pending=True), [])
         self.assertEqual(self.metadata_clients()[0]["status"], "approved")
+        # tokenctl names it by its URL (the delegation list itself holds client ids).
+        self.assertEqual(d.ctl("client", "set", url, "--delegate-to", "*")["client_id"], url)
+        self.assertEqual(self.metadata_clients()[0]["delegate_to"], "*")
+        self.assertEqual(d.ctl("client", "disable", url)["status"], "disabled")
+        self.assert_error_page(self.authorize(url), "disabled", 400)
 
     def test_registration_closed_refuses_new_documents_without_fetching(self):
         self.start(registration="closed")
