@@ -42,7 +42,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define AGAIN_MAX 4096 /* "/authorize?" + the original query, for the 303 back */
+#define AGAIN_MAX 6144 /* "/authorize?" + the original query, for the 303 back */
 
 /* A document fetch in flight (heap): filled on the outbound thread by
  * on_doc, finished by the worker. */
@@ -170,7 +170,12 @@ static int fetch(ep_req *r, tk_slice url, tk_slice host, tk_slice query, const c
     ep_worker *w = r->w;
     tk_app *app = w->app;
     static const char path[] = "/authorize";
-    if (query.len + sizeof path + 1 > AGAIN_MAX) {
+    size_t need = sizeof path + 1;
+    for (size_t i = 0; i < query.len; i++) {
+        unsigned char b = (unsigned char)query.p[i];
+        need += b > 0x20 && b < 0x7f ? 1 : 3;
+    }
+    if (need > AGAIN_MAX) {
         return TK_E_TOOBIG;
     }
     ep_cimd_call *c = calloc(1, sizeof *c);
@@ -186,9 +191,19 @@ static int fetch(ep_req *r, tk_slice url, tk_slice host, tk_slice query, const c
     memcpy(c->again, path, sizeof path - 1);
     c->again_len = sizeof path - 1;
     if (query.len > 0) {
+        /* A POSTed form may hold raw bytes a Location must not: %XX decodes the same. */
+        static const char hex[] = "0123456789ABCDEF";
         c->again[c->again_len++] = '?';
-        memcpy(c->again + c->again_len, query.p, query.len);
-        c->again_len += query.len;
+        for (size_t i = 0; i < query.len; i++) {
+            unsigned char b = (unsigned char)query.p[i];
+            if (b > 0x20 && b < 0x7f) {
+                c->again[c->again_len++] = (char)b;
+            } else {
+                c->again[c->again_len++] = '%';
+                c->again[c->again_len++] = hex[b >> 4];
+                c->again[c->again_len++] = hex[b & 15];
+            }
+        }
     }
     tk_outbound_req req = {
         .purpose = TK_OB_CLIENT_METADATA,

@@ -153,6 +153,24 @@ class TestRegistration(CimdCase):
         self.assertEqual(d.ctl("token", "show", tokens["access_token"])["client_id"], url)
         self.assertEqual([g["client_id"] for g in d.ctl("grant", "list")], [url])
 
+    def test_posted_authorization_is_sent_back_as_a_get(self):
+        d = self.start()
+        url = self.serve(DOC)
+        b = a.Browser(d)
+        pairs = [("response_type", "code"), ("client_id", url), ("redirect_uri", a.REDIRECT),
+                 ("code_challenge", a.s256(a.new_verifier())), ("code_challenge_method", "S256"),
+                 ("state", "s1"), ("scope", "mcp:read")]
+        body = h.form(pairs) + "&note=a raw\tvalue"  # raw bytes a Location may not carry
+        r = b.request("POST", "/authorize", body, h.FORM)
+        self.assertEqual(r.status, 303, r)
+        loc = r.header("location")
+        self.assertTrue(loc.startswith("/authorize?"), loc)
+        self.assertNotIn(" ", loc)
+        self.assertIn("note=a%20raw%09value", loc)
+        r = b.follow(r)
+        self.assertIn("awaits approval", a.Page(r.body).text)
+        self.assertEqual(self.srv.count(DOC), 1)
+
     def test_allow_listed_host_approved_at_once_and_long_url(self):
         d = self.start(approve=True)
         path = "/clients/" + "x" * 300 + "/agent.json"  # client_id longer than TK_ID_MAX (128)
