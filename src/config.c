@@ -56,6 +56,8 @@ void tk_config_defaults(tk_config *cfg)
     cfg->outbound_queue = TK_OUTBOUND_QUEUE_DEFAULT;
     cfg->outbound_transfers = TK_OUTBOUND_TRANSFERS_DEFAULT;
     cfg->jwks_refresh_min = TK_JWKS_REFRESH_MIN_DEFAULT;
+    cfg->cimd_cache_min = TK_CIMD_CACHE_MIN_DEFAULT;
+    cfg->cimd_cache_max = TK_CIMD_CACHE_MAX_DEFAULT;
     cfg->jwks_refresh_max = TK_JWKS_REFRESH_MAX_DEFAULT;
     cfg->jwks_kid_interval = TK_JWKS_KID_INTERVAL_DEFAULT;
 }
@@ -258,6 +260,8 @@ static const struct num_key num_keys[] = {
     NUM("jwks-refresh-min", jwks_refresh_min, 1, TK_JWKS_REFRESH_CEILING),
     NUM("jwks-refresh-max", jwks_refresh_max, 1, TK_JWKS_REFRESH_CEILING),
     NUM("jwks-kid-interval", jwks_kid_interval, 1, TK_JWKS_KID_INTERVAL_MAX),
+    NUM("cimd-cache-min", cimd_cache_min, 1, TK_CIMD_CACHE_CEILING),
+    NUM("cimd-cache-max", cimd_cache_max, 1, TK_CIMD_CACHE_CEILING),
     NUM("signing-key-overlap", signing_key_overlap, 0, TK_SIGNING_OVERLAP_MAX),
 };
 
@@ -408,6 +412,14 @@ int tk_config_set(tk_config *cfg, const char *key, const char *value, char *err,
     }
     if (!strcmp(key, "outbound-ca-file")) {
         return set_string(cfg->outbound_ca_file, sizeof(cfg->outbound_ca_file), key, value, err,
+                          errcap);
+    }
+    if (!strcmp(key, "cimd-private-hosts")) {
+        return set_string(cfg->cimd_private_hosts, sizeof(cfg->cimd_private_hosts), key, value, err,
+                          errcap);
+    }
+    if (!strcmp(key, "cimd-approve-hosts")) {
+        return set_string(cfg->cimd_approve_hosts, sizeof(cfg->cimd_approve_hosts), key, value, err,
                           errcap);
     }
     if (!strcmp(key, "issuer")) {
@@ -573,6 +585,9 @@ int tk_config_validate(const tk_config *cfg, char *err, size_t errcap)
     if (cfg->outbound_connect_timeout_ms > cfg->outbound_timeout_ms) {
         return fail(err, errcap, TK_E_INVALID,
                     "outbound-connect-timeout must not exceed outbound-timeout");
+    }
+    if (cfg->cimd_cache_min > cfg->cimd_cache_max) {
+        return fail(err, errcap, TK_E_INVALID, "cimd-cache-min must not exceed cimd-cache-max");
     }
     if (cfg->jwks_refresh_min > cfg->jwks_refresh_max) {
         return fail(err, errcap, TK_E_INVALID, "jwks-refresh-min must not exceed jwks-refresh-max");

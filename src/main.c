@@ -40,6 +40,8 @@ static const char usage[] =
     "              [--tls-port-file FILE] [--registration open|approval|closed]\n"
     "              [--login off|dev] [--code-ttl S] [--authorize-ttl S]\n"
     "              [--refresh-reuse-window S] [--register-burst N] [--dpop-nonce 0|1]\n"
+    "              [--cimd-private-hosts \"H...\"] [--cimd-approve-hosts \"H...\"]\n"
+    "              [--cimd-cache-min S] [--cimd-cache-max S]\n"
     "              [--outbound-ca-file FILE] [--outbound-connect-timeout MS]\n"
     "              [--outbound-timeout MS] [--outbound-max-bytes BYTES]\n"
     "              [--outbound-queue N] [--outbound-transfers N]\n"
@@ -523,6 +525,10 @@ static int run(struct options *o)
                        .refresh_reuse_window = cfg->refresh_reuse_window,
                        .dpop_nonce = cfg->dpop_nonce,
                        .register_burst = cfg->register_burst,
+                       .cimd_private_hosts = cfg->cimd_private_hosts,
+                       .cimd_approve_hosts = cfg->cimd_approve_hosts,
+                       .cimd_cache_min = cfg->cimd_cache_min,
+                       .cimd_cache_max = cfg->cimd_cache_max,
                        .tls_auth = any_tls(cfg),
                        .cert_header = cfg->cert_header,
                        .cert_proxies = cfg->cert_proxies,

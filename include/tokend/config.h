@@ -94,6 +94,13 @@ typedef struct tk_config {
     unsigned outbound_connect_timeout_ms, outbound_timeout_ms;
     uint64_t outbound_max_bytes; /* response body cap */
     unsigned outbound_queue, outbound_transfers;
+    /* Client ID Metadata Documents (src/endpoints/cimd.c): hosts whose
+     * addresses may be private (space-separated; "" = none: public only),
+     * hosts whose clients are approved at once, and the bounds (seconds)
+     * on how long a fetched document is trusted. */
+    char cimd_private_hosts[TK_CIMD_HOSTS_MAX + 1];
+    char cimd_approve_hosts[TK_CIMD_HOSTS_MAX + 1];
+    int64_t cimd_cache_min, cimd_cache_max;
     /* Fetched IdP keys (idp_jwks.h), seconds. */
     int64_t jwks_refresh_min, jwks_refresh_max, jwks_kid_interval;
 } tk_config;

@@ -45,7 +45,17 @@ typedef struct tk_introspection {
      * §2.2.1's auth_time, acr and amr (space-separated here). */
     int64_t auth_time;
     tk_slice acr, amr;
+    /* The token's client's Client ID Metadata Document URL, which is its
+     * client_id to the outside (the record's key is derived from it);
+     * empty for any other client. From the same client record. */
+    tk_slice client_url;
 } tk_introspection;
+
+/* The client_id an answer shows for r's token. */
+static inline tk_slice tk_introspection_client_id(const tk_introspection *r)
+{
+    return r->client_url.len > 0 ? r->client_url : r->tok.client_id;
+}
 
 /*
  * Decide whether the token with this hash is active at now.

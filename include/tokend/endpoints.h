@@ -57,6 +57,11 @@ typedef struct tk_app_cfg {
     unsigned refresh_reuse_window;
     unsigned dpop_nonce;     /* 1: DPoP proofs must carry a current server nonce */
     unsigned register_burst; /* registrations per address per minute; 0 = no limit */
+    /* Client ID Metadata Documents (config.h: cimd-*): space-separated
+     * host lists (NULL or "" = none) and the document cache bounds. */
+    const char *cimd_private_hosts;
+    const char *cimd_approve_hosts;
+    int64_t cimd_cache_min, cimd_cache_max;
     /* Client certificates (RFC 8705). tls_auth: some listener speaks TLS, so
      * metadata lists tls_client_auth and self_signed_tls_client_auth.
      * cert_header ("" = none): the header a proxy in cert_proxies (16-byte

@@ -433,6 +433,25 @@
 /* A deferred AS answer whose connection went away is reclaimed after this
  * long (seconds; no commit takes it). */
 #define TK_AS_PENDING_STALE 120
+/* Client ID Metadata Documents (src/oauth/cimd.c, src/endpoints/cimd.c). */
+/* A client_id URL: the longest URL we keep (it lives in the client record). */
+#define TK_CIMD_URL_MAX TK_URL_MAX
+/* A fetched document: real ones are well under 2 KiB; the cap aborts the transfer. */
+#define TK_CIMD_DOC_MAX 5120
+/* The store key of such a client: "tkm_" + base64url(SHA-256(URL)). */
+#define TK_CIMD_KEY_LEN (4 + TK_SECRET_B64_LEN)
+/* Document fetches in flight per worker (each a deferred connection). */
+#define TK_CIMD_CALLS_MAX 64
+/* A fetch's whole-transfer timeout (ms): a browser is waiting. */
+#define TK_CIMD_TIMEOUT_MS 5000
+/* How long a fetched document is trusted (seconds): Cache-Control max-age
+ * within [cimd-cache-min, cimd-cache-max]; defaults and the ceiling. */
+#define TK_CIMD_CACHE_MIN_DEFAULT 300
+#define TK_CIMD_CACHE_MAX_DEFAULT 86400
+#define TK_CIMD_CACHE_CEILING     (30 * 86400)
+/* cimd-private-hosts, cimd-approve-hosts: space-separated host names. */
+#define TK_CIMD_HOSTS_MAX 1024
+
 /* Registrations per source address per minute before 429 (default). */
 #define TK_REGISTER_BURST_DEFAULT 20
 /* Lifetimes (seconds): authorization codes (default, max), pending
@@ -537,5 +556,10 @@ _Static_assert(TK_JWKS_REFRESH_MIN_DEFAULT <= TK_JWKS_REFRESH_MAX_DEFAULT &&
                "refresh bounds ordered");
 _Static_assert(TK_OAUTH_URI_MAX <= TK_AUD_MAX, "a redirect URI fits where a resource fits");
 _Static_assert(TK_OAUTH_COOKIE_VALUE_LEN + 100 <= TK_OAUTH_SET_COOKIE_MAX, "Set-Cookie fits");
+_Static_assert(TK_CIMD_KEY_LEN <= TK_ID_MAX, "a metadata client's key is an ordinary client id");
+_Static_assert(TK_CIMD_DOC_MAX <= TK_OAUTH_REGISTER_BODY_MAX, "a document is a registration");
+_Static_assert(TK_CIMD_CACHE_MIN_DEFAULT <= TK_CIMD_CACHE_MAX_DEFAULT &&
+                   TK_CIMD_CACHE_MAX_DEFAULT <= TK_CIMD_CACHE_CEILING,
+               "cache bounds ordered");
 
 #endif

@@ -34,7 +34,7 @@
 /* An /authorize request. Strings are NUL-terminated and NUL-free; absent
  * ones are "" with their has_* flag false. */
 typedef struct tk_oauth_authz_req {
-    char client_id[TK_ID_MAX + 1];
+    char client_id[TK_CIMD_URL_MAX + 1]; /* longer than TK_ID_MAX only for a metadata URL */
     char redirect_uri[TK_OAUTH_URI_MAX + 1];
     bool has_redirect_uri;
     char state[TK_OAUTH_STATE_MAX + 1];
@@ -58,7 +58,8 @@ typedef struct tk_oauth_authz_req {
  * Parse and check an /authorize query string (len bytes after the '?', not
  * NUL-terminated; POSTed forms are the same syntax). Order of checks:
  * the form itself (malformed, too long, repeated → invalid_request; a
- * repeated resource → invalid_target), client_id (1..TK_ID_MAX VSCHAR),
+ * repeated resource → invalid_target), client_id (1..TK_ID_MAX VSCHAR, or up to
+ * TK_CIMD_URL_MAX for a URL: a Client ID Metadata Document, oauth_cimd.h),
  * redirect_uri syntax (absolute, no fragment), response_type (missing →
  * invalid_request, not "code" → unsupported_response_type), state
  * (1..TK_OAUTH_STATE_MAX VSCHAR), PKCE (code_challenge required;
@@ -86,7 +87,8 @@ typedef struct tk_oauth_token_req {
     char redirect_uri[TK_OAUTH_URI_MAX + 1]; /* compared with the code's, if sent */
     bool has_redirect_uri;
     char code_verifier[TK_OAUTH_VERIFIER_MAX + 1];
-    char client_id[TK_ID_MAX + 1]; /* public clients identify themselves here */
+    char client_id[TK_CIMD_URL_MAX + 1]; /* public clients identify themselves here (a
+                                            metadata URL may be longer than an id) */
     bool has_client_id;
     /* refresh_token */
     char refresh_token[TK_TOKEN_IN_MAX + 1];

@@ -166,6 +166,12 @@ typedef struct tk_op_put_new {
     tk_op_id key; /* client id / request id */
     uint16_t len; /* 1..TK_RECORD_MAX */
     uint8_t *rec; /* heap (malloc) */
+    /* A client of a (re-)fetched Client ID Metadata Document (db client,
+     * rec with a metadata_url): an existing client with the same URL is
+     * replaced, keeping its status (a pending one may become approved),
+     * generation, creation time, secret hash and delegate_to; outcome OK
+     * either way. An existing client with another URL: INVALID. */
+    bool metadata;
 } tk_op_put_new;
 
 /* A user signed in: session sid (sub, active, expires) and the browser
@@ -356,6 +362,7 @@ int tk_op_validate(const tk_op *op);
  *   38  int time    the IdP's auth_time                       SIGN_IN
  *   39  str         the IdP's acr                             SIGN_IN
  *   40  str         the IdP's amr (space-separated)           SIGN_IN
+ *   41  int 1       a metadata document's client (replace)    PUT_NEW
  *
  * Optional members travel only when set (a string non-empty, an int
  * non-zero, a hash when its has_ flag is set; booleans as key present = true),

@@ -39,17 +39,18 @@ enum tk_outbound_purpose {
 
 /* How a request ended: a /metrics label and the response's result. */
 enum tk_outbound_result {
-    TK_OB_OK = 0,     /* a 2xx response, body complete */
-    TK_OB_HTTP_ERROR, /* a response with a status other than 2xx or 3xx */
-    TK_OB_REDIRECT,   /* a 3xx the request did not ask to follow (or too many) */
-    TK_OB_TIMEOUT,    /* connect or total timeout */
-    TK_OB_CONNECT,    /* name not resolved, connection refused or reset */
-    TK_OB_TLS,        /* handshake or certificate verification failed */
-    TK_OB_TOO_BIG,    /* the body passed the cap: aborted */
-    TK_OB_PROTOCOL,   /* the peer did not speak HTTP (garbage, truncated) */
-    TK_OB_QUEUE_FULL, /* refused at submit (counted only; never completes) */
-    TK_OB_CANCELED,   /* tokend stopped before the request finished */
-    TK_OB_ERROR,      /* anything else (out of memory, a libcurl error) */
+    TK_OB_OK = 0,          /* a 2xx response, body complete */
+    TK_OB_HTTP_ERROR,      /* a response with a status other than 2xx or 3xx */
+    TK_OB_REDIRECT,        /* a 3xx the request did not ask to follow (or too many) */
+    TK_OB_TIMEOUT,         /* connect or total timeout */
+    TK_OB_CONNECT,         /* name not resolved, connection refused or reset */
+    TK_OB_TLS,             /* handshake or certificate verification failed */
+    TK_OB_TOO_BIG,         /* the body passed the cap: aborted */
+    TK_OB_PROTOCOL,        /* the peer did not speak HTTP (garbage, truncated) */
+    TK_OB_QUEUE_FULL,      /* refused at submit (counted only; never completes) */
+    TK_OB_CANCELED,        /* tokend stopped before the request finished */
+    TK_OB_ERROR,           /* anything else (out of memory, a libcurl error) */
+    TK_OB_REFUSED_ADDRESS, /* public_only: the peer's address is not public (SSRF guard) */
     TK_OB_RESULTS
 };
 
@@ -103,9 +104,14 @@ typedef struct tk_outbound_req {
     const char *accept;        /* an Accept value (at most 128 bytes), or NULL */
     const char *authorization; /* an Authorization value, or NULL; copied, cleansed after */
     bool follow_redirects;     /* default: a 3xx completes as TK_OB_REDIRECT */
-    size_t max_bytes;          /* 0: the configured cap; may only lower it */
-    unsigned timeout_ms;       /* 0: the configured timeout; may only lower it */
-    uint64_t cookie;           /* returned in the response */
+    /* Connect only to public addresses (tk_outbound_addr_public), checked on
+     * the very address each connection is opened to, after resolution, so a
+     * name that resolves differently later (DNS rebinding) cannot pass; no
+     * proxy is used. A refused address completes as TK_OB_REFUSED_ADDRESS. */
+    bool public_only;
+    size_t max_bytes;    /* 0: the configured cap; may only lower it */
+    unsigned timeout_ms; /* 0: the configured timeout; may only lower it */
+    uint64_t cookie;     /* returned in the response */
     /* Delivery: with cb, the callback (on the outbound thread); without, the
      * completion list of worker (< cfg.nworkers). */
     tk_outbound_cb cb;
@@ -150,6 +156,17 @@ tk_slice tk_outbound_header(const tk_outbound_resp *resp, const char *name);
  * when present and valid (no-store and no-cache give 0); TK_E_NOTFOUND
  * when there is no usable directive. Pure. */
 int tk_outbound_max_age(tk_slice cache_control, int64_t *out);
+
+/* Whether an address may be reached by a public_only request: family
+ * AF_INET (addr: 4 bytes) or AF_INET6 (16 bytes), network byte order.
+ * Refused: unspecified, "this network" 0/8, loopback, RFC 1918, CGNAT
+ * 100.64/10, link-local, the IETF and documentation ranges, benchmarking
+ * 198.18/15, multicast, reserved 240/4 and broadcast; for IPv6 everything
+ * outside global unicast 2000::/3 (so ::1, ULA fc00::/7, fe80::/10,
+ * multicast), 2001::/23, 2001:db8::/32, 3fff::/20, and the IPv4-mapped,
+ * NAT64 (64:ff9b::/96) and 6to4 (2002::/16) forms of a refused IPv4
+ * address. Pure. */
+bool tk_outbound_addr_public(int family, const uint8_t *addr);
 
 /* Statistics for /metrics (relaxed reads; approximate while running). */
 #define TK_OB_DUR_BUCKETS 10 /* upper bounds 10 ms … 30 s, then +Inf */

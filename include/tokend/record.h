@@ -166,6 +166,12 @@ typedef struct tk_client_rec {
      * canonical form, "dns:…", "uri:…", "ip:…" or "email:…" (cert.h). Key
      * 18, optional; a client has at most one of tls_subject and tls_san. */
     tk_slice tls_san;
+    /* A client known by its Client ID Metadata Document (oauth_cimd.h):
+     * the client_id URL (key 19; the record's key is derived from it, and
+     * the URL is what is shown as its client_id) and until when its fetched
+     * document is trusted (key 20). Both optional. */
+    tk_slice metadata_url;
+    int64_t metadata_until;
 } tk_client_rec;
 
 #define TK_CLIENT_F_PUBLIC  1u /* token_endpoint_auth_method none: no secret */

@@ -35,11 +35,15 @@ static bool token_in_time(const tk_token_rec *t, int64_t now)
  * generation: a client that was ever disabled after the token was issued
  * has moved on, so the token stays dead whatever its status is now. Read
  * from the client record the walk fetches anyway: O(1) per link. */
-static bool client_good(tk_txn *txn, const tk_token_rec *t, tk_slice *may_act, int *err)
+static bool client_good(tk_txn *txn, const tk_token_rec *t, tk_slice *may_act, tk_slice *url,
+                        int *err)
 {
     tk_client_rec c;
     if (!read_ok(tk_store_get_client(txn, t->client_id, &c), err)) {
         return false;
+    }
+    if (url != NULL) {
+        *url = c.metadata_url; /* empty unless a metadata-document client */
     }
     if (may_act != NULL && TK_UNLIKELY(c.delegate_to.len > 0) &&
         memchr(c.delegate_to.p, ' ', c.delegate_to.len) == NULL &&
@@ -61,8 +65,8 @@ static bool check_chain(tk_txn *txn, unsigned max_depth, int64_t now, tk_introsp
     TK_ASSERT(max_depth <= TK_DEPTH_MAX);
     tk_token_rec cur = out->tok;
     for (unsigned i = 0; i <= max_depth; i++) {
-        if (!token_in_time(&cur, now) ||
-            !client_good(txn, &cur, i == 0 ? &out->may_act : NULL, err)) {
+        if (!token_in_time(&cur, now) || !client_good(txn, &cur, i == 0 ? &out->may_act : NULL,
+                                                      i == 0 ? &out->client_url : NULL, err)) {
             return false;
         }
         out->actors[i] = cur.client_id;
@@ -143,6 +147,7 @@ static int introspect(tk_txn *txn, const tk_core_cfg *cfg, const uint8_t hash[TK
     out->auth_time = 0;
     out->acr = TK_SLICE_NULL;
     out->amr = TK_SLICE_NULL;
+    out->client_url = TK_SLICE_NULL;
     int err = 0;
     out->active = decide(txn, cfg, hash, now, caller, bearer, out, &err);
     if (!out->active) {

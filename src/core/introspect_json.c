@@ -54,7 +54,7 @@ void tk_introspect_json(const tk_introspection *r, tk_slice issuer, tk_json *j)
     if (r->active) {
         const tk_token_rec *t = &r->tok;
         tk_json_kv_str(j, "scope", t->scope);
-        tk_json_kv_str(j, "client_id", t->client_id);
+        tk_json_kv_str(j, "client_id", tk_introspection_client_id(r));
         tk_json_kv_str(j, "sub", r->sub);
         tk_json_kv_str(j, "sid", t->sid);
         if (r->idp_iss.len > 0) {
@@ -153,11 +153,12 @@ static void put_int(cursor *c, int64_t v)
 static bool all_plain(const tk_introspection *r, tk_slice issuer)
 {
     const tk_token_rec *t = &r->tok;
-    bool plain = tk_json_is_plain(t->scope.p, t->scope.len) &&
-                 tk_json_is_plain(t->client_id.p, t->client_id.len) &&
-                 tk_json_is_plain(r->sub.p, r->sub.len) && tk_json_is_plain(t->sid.p, t->sid.len) &&
-                 tk_json_is_plain(issuer.p, issuer.len) && tk_json_is_plain(t->aud.p, t->aud.len) &&
-                 tk_json_is_plain(r->idp_iss.p, r->idp_iss.len);
+    bool plain =
+        tk_json_is_plain(t->scope.p, t->scope.len) &&
+        tk_json_is_plain(tk_introspection_client_id(r).p, tk_introspection_client_id(r).len) &&
+        tk_json_is_plain(r->sub.p, r->sub.len) && tk_json_is_plain(t->sid.p, t->sid.len) &&
+        tk_json_is_plain(issuer.p, issuer.len) && tk_json_is_plain(t->aud.p, t->aud.len) &&
+        tk_json_is_plain(r->idp_iss.p, r->idp_iss.len);
     for (unsigned i = 0; plain && i < r->nactors; i++) {
         plain = tk_json_is_plain(r->actors[i].p, r->actors[i].len);
     }
@@ -180,7 +181,7 @@ size_t tk_introspect_json_fast(const tk_introspection *r, tk_slice issuer, char 
     PUT_LIT(&c, "{\"active\":true,\"scope\":\"");
     put_str(&c, t->scope);
     PUT_LIT(&c, ",\"client_id\":\"");
-    put_str(&c, t->client_id);
+    put_str(&c, tk_introspection_client_id(r));
     PUT_LIT(&c, ",\"sub\":\"");
     put_str(&c, r->sub);
     PUT_LIT(&c, ",\"sid\":\"");

@@ -198,6 +198,9 @@ static size_t app_wake(void *wctx, tk_server_done *done, size_t max)
     if (n < max) {
         n += ep_oidc_wake(w, done + n, max - n);
     }
+    if (n < max) { /* and Client ID Metadata Documents fetched (cimd.c) */
+        n += ep_cimd_wake(w, done + n, max - n);
+    }
     return n;
 }
 
@@ -363,6 +366,7 @@ void tk_app_destroy(tk_app *app)
     }
     tk_resources_free(app->res);
     ep_oidc_fini(app);
+    ep_cimd_fini(app);
     pthread_mutex_destroy(&app->oidc_mu);
     pthread_mutex_destroy(&app->reg_mu);
     ep_dpop_seen_free(app->dpop_seen);

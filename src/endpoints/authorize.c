@@ -261,6 +261,10 @@ static void authorize_new(ep_req *r)
         return;
     }
     tk_slice client_id = tk_slice_from_str(areq.client_id);
+    char cimd_key[TK_CIMD_KEY_LEN + 1]; /* a metadata URL's store key (cimd.c) */
+    if (ep_cimd_authorize(r, txn, q, &client_id, cimd_key) != EP_STEP_ON) {
+        return;
+    }
     tk_client_rec c;
     int rc = tk_store_get_client(txn, client_id, &c);
     if (rc != 0 && rc != TK_E_NOTFOUND && rc != TK_E_CORRUPT) {
@@ -368,5 +372,8 @@ void ep_authorize(ep_req *r)
 
 void ep_authorize_done(ep_req *r, const tk_server_done *done)
 {
+    if (ep_cimd_done(r, done)) {
+        return; /* a metadata document refused */
+    }
     ep_as_page_done(r, done, true, "this authorization request changed meanwhile; start again");
 }

@@ -74,7 +74,7 @@ static void consent_page(ep_req *r, tk_txn *txn, tk_slice id, const tk_authreq_r
                         "verified)</span>");
     }
     ep_html_raw(&h, " — client id <code id=\"client_id\">");
-    ep_html_text(&h, a->client_id);
+    ep_html_text(&h, c.metadata_url.len > 0 ? c.metadata_url : a->client_id);
     ep_html_raw(&h, "</code> — asks to act for <strong id=\"user\">");
     ep_html_text(&h, sub);
     ep_html_raw(&h, "</strong> at <strong id=\"resource\">");

@@ -121,6 +121,8 @@ void ep_metadata(ep_req *r)
     tls_methods(&j, tls);
     tk_json_arr_end(&j);
     tk_json_kv_bool(&j, "authorization_response_iss_parameter_supported", true);
+    /* A client_id may be an https URL naming its metadata document (cimd.c). */
+    tk_json_kv_bool(&j, "client_id_metadata_document_supported", w->app->cfg.outbound != NULL);
     if (tls) { /* RFC 8705 §3.3 */
         tk_json_kv_bool(&j, "tls_client_certificate_bound_access_tokens", true);
     }

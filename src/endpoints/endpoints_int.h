@@ -258,6 +258,11 @@ struct tk_app {
     bool oidc_open[TK_WORKERS_MAX];
     int oidc_wake_fd[TK_WORKERS_MAX];
     unsigned oidc_inflight[TK_WORKERS_MAX];
+    /* Client ID Metadata Documents (cimd.c): per worker the fetches whose
+     * answers came back, and how many are in flight. Guarded by oidc_mu and
+     * delivered through oidc_open / oidc_wake_fd, like code redemptions. */
+    struct ep_cimd_call *cimd_mail[TK_WORKERS_MAX];
+    unsigned cimd_inflight[TK_WORKERS_MAX];
 };
 
 /* How the caller presented client credentials (RFC 6749 §2.3.1): decides
@@ -462,6 +467,9 @@ void ep_webhook_done(ep_req *r, const tk_server_done *done);
  * consent.c, token.c; shared helpers in as.c, HTML in page.c. */
 void ep_register(ep_req *r);
 void ep_register_done(ep_req *r, const tk_server_done *done);
+/* register.c: counts one new client from peer this minute (register-burst,
+ * shared with Client ID Metadata Documents); true when over the burst. */
+bool ep_register_over_burst(ep_worker *w, const uint8_t peer[16]);
 void ep_authorize(ep_req *r);
 void ep_authorize_done(ep_req *r, const tk_server_done *done);
 void ep_login(ep_req *r);
@@ -493,6 +501,30 @@ void ep_oidc_worker_open(ep_worker *w, bool open);
 size_t ep_oidc_wake(ep_worker *w, tk_server_done *done, size_t max);
 /* Free what is left (tk_app_destroy, after the outbound thread stopped). */
 void ep_oidc_fini(tk_app *app);
+
+/* cimd.c: clients known by a Client ID Metadata Document (an https URL as
+ * client_id; oauth_cimd.h). At /authorize, after the request parsed: a
+ * client_id that is a URL is checked and replaced by its store key (in
+ * key); a client not stored, or whose document is no longer trusted, is
+ * fetched on the outbound thread and the request deferred — its completion
+ * (ep_authorize_done → ep_cimd_done, or the commit of the client) answers
+ * a 303 back to "/authorize?" + query once the client is stored, or an
+ * error page. A raw "tkm_" key is refused (such a client is named by its
+ * URL). EP_STEP_ON: go on with *client_id; EP_STEP_ANSWERED: answered or
+ * deferred. */
+ep_step ep_cimd_authorize(ep_req *r, tk_txn *txn, tk_slice query, tk_slice *client_id,
+                          char key[TK_CIMD_KEY_LEN + 1]);
+/* The store id of a presented client_id where it authenticates (/token):
+ * the key of a metadata URL (never fetched here), TK_SLICE_NULL for a bad
+ * URL or a raw key, else presented itself. */
+tk_slice ep_cimd_store_id(tk_slice presented, char key[TK_CIMD_KEY_LEN + 1]);
+/* A deferred /authorize whose document was refused: writes the error page
+ * and returns true; false for any other completion. */
+bool ep_cimd_done(ep_req *r, const tk_server_done *done);
+/* Finish the fetches whose answers arrived (as ep_oidc_wake). */
+size_t ep_cimd_wake(ep_worker *w, tk_server_done *done, size_t max);
+/* Free what is left (tk_app_destroy, after the outbound thread stopped). */
+void ep_cimd_fini(tk_app *app);
 
 /* ---- page.c: server-rendered HTML -------------------------------------------------- */
 

@@ -270,7 +270,7 @@ static void identity(ep_req *r, const tk_resource *res, const tk_introspection *
 {
     hbuf b = {.p = r->w->scratch, .cap = sizeof r->w->scratch};
     hb_header(&b, res->ident[TK_IDENT_SUBJECT], in->sub);
-    hb_header(&b, res->ident[TK_IDENT_CLIENT], in->tok.client_id);
+    hb_header(&b, res->ident[TK_IDENT_CLIENT], tk_introspection_client_id(in));
     hb_header(&b, res->ident[TK_IDENT_SCOPE], in->tok.scope);
     hb_header(&b, res->ident[TK_IDENT_SESSION], in->tok.sid);
     hb_put(&b, res->ident[TK_IDENT_ACTOR].p, res->ident[TK_IDENT_ACTOR].len);

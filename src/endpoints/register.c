@@ -23,7 +23,7 @@
 #include <string.h>
 
 /* Per-address registrations this minute: true when over the burst. */
-static bool over_burst(ep_worker *w, const uint8_t peer[16])
+bool ep_register_over_burst(ep_worker *w, const uint8_t peer[16])
 {
     unsigned burst = w->app->cfg.register_burst;
     if (burst == 0) {
@@ -152,7 +152,7 @@ void ep_register(ep_req *r)
         reply_oauth_error(r, 400, &e);
         return;
     }
-    if (over_burst(w, r->http->peer)) {
+    if (ep_register_over_burst(w, r->http->peer)) {
         tk_log_warn("register_rate_limited", "burst=%u", cfg->register_burst);
         ep_reply_error(r, 429, "too_many_requests", "Retry-After: 60\r\n");
         return;

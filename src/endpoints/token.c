@@ -46,11 +46,29 @@ static void token_error(ep_req *r, int status, enum tk_oauth_code code, const ch
 static bool authenticate(ep_req *r, tk_txn *txn, tk_client_rec *c, tk_slice *client_id)
 {
     ep_worker *w = r->w;
+    /* Room for a Client ID Metadata Document URL; any other id keeps the
+     * limit of w->client_id (cimd.c maps a URL to its store key). */
+    static _Thread_local char presented[TK_CIMD_URL_MAX + 1];
     tk_form_field f[2] = {
-        {.name = "client_id", .buf = w->client_id, .cap = sizeof w->client_id},
+        {.name = "client_id", .buf = presented, .cap = sizeof presented},
         {.name = "client_secret", .buf = w->secret, .cap = sizeof w->secret},
     };
-    if (tk_form_parse(r->http->body.p, r->http->body.len, f, 2) != 0) {
+    int frc = tk_form_parse(r->http->body.p, r->http->body.len, f, 2);
+    char key[TK_CIMD_KEY_LEN + 1];
+    tk_slice sid = frc == 0 && f[0].present ? ep_cimd_store_id((tk_slice){presented, f[0].len}, key)
+                                            : TK_SLICE_NULL;
+    if (frc == 0 && f[0].present && f[0].len >= sizeof w->client_id && sid.p != key) {
+        frc = TK_E_TOOBIG; /* not a metadata URL: as long as it was always refused */
+    }
+    if (frc == 0 && f[0].present) {
+        if (sid.p == NULL) {
+            sid = TK_SLICE_LIT(""); /* a bad URL or a raw key: no client (401 below) */
+        }
+        memcpy(w->client_id, sid.p, sid.len);
+        w->client_id[sid.len] = '\0';
+        f[0].len = sid.len;
+    }
+    if (frc != 0) {
         token_error(r, 400, TK_OAUTH_INVALID_REQUEST, "client credentials malformed or repeated");
         return false;
     }

@@ -6,6 +6,7 @@
  */
 #include "tokend/oauth_request.h"
 
+#include "tokend/oauth_cimd.h"
 #include "tokend/oauth_pkce.h"
 #include "tokend/oauth_uri.h"
 
@@ -88,7 +89,15 @@ static int parse_prompt(tk_slice s, unsigned *out, tk_oauth_err *err)
 
 static int check_client(const tk_form_field *f, tk_oauth_authz_req *r, tk_oauth_err *err)
 {
-    if (!tk_oauth_vschar_valid(val(&f[A_CLIENT_ID]), TK_ID_MAX)) {
+    /* A longer client_id is only ever a Client ID Metadata Document URL
+     * (oauth_cimd.h); any other is refused as its length always was. */
+    tk_slice id = val(&f[A_CLIENT_ID]);
+    bool url = tk_oauth_cimd_candidate(id);
+    if (id.len > TK_ID_MAX && !url) {
+        return tk_oauth_refuse(err, TK_OAUTH_INVALID_REQUEST,
+                               "a parameter is longer than its limit");
+    }
+    if (!tk_oauth_vschar_valid(id, url ? TK_CIMD_URL_MAX : TK_ID_MAX)) {
         return tk_oauth_refuse(err, TK_OAUTH_INVALID_REQUEST, "client_id is missing or malformed");
     }
     r->has_redirect_uri = f[A_REDIRECT_URI].present;

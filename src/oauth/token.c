@@ -3,6 +3,7 @@
  * RFC 8707 §2.2): one read of every parameter tokend knows, then the checks
  * of the grant type asked for. Client authentication is the endpoint's.
  */
+#include "tokend/oauth_cimd.h"
 #include "tokend/oauth_request.h"
 
 #include "tokend/oauth_pkce.h"
@@ -164,8 +165,22 @@ static int check_grant(const tk_form_field *f, tk_oauth_token_req *r, tk_oauth_e
     }
     r->grant = g;
     r->has_client_id = f[T_CLIENT_ID].present;
-    if (r->has_client_id && !tk_oauth_vschar_valid(val(&f[T_CLIENT_ID]), TK_ID_MAX)) {
+    tk_slice id = val(&f[T_CLIENT_ID]);
+    bool url = tk_oauth_cimd_candidate(id);
+    if (r->has_client_id && !tk_oauth_vschar_valid(id, url ? TK_CIMD_URL_MAX : TK_ID_MAX)) {
         return missing(err, "client_id is malformed");
+    }
+    return 0;
+}
+
+/* A client_id is longer than an id only as a Client ID Metadata Document
+ * URL; any other is refused as the form reader always refused it. */
+static int check_id_length(const tk_form_field *f, tk_oauth_err *err)
+{
+    tk_slice id = val(&f[T_CLIENT_ID]);
+    if (f[T_CLIENT_ID].present && id.len > TK_ID_MAX && !tk_oauth_cimd_candidate(id)) {
+        return tk_oauth_refuse(err, TK_OAUTH_INVALID_REQUEST,
+                               "a parameter is longer than its limit");
     }
     return 0;
 }
@@ -178,6 +193,7 @@ int tk_oauth_token_parse(const char *body, size_t len, tk_oauth_token_req *req, 
     struct scratch x;
     bool target_repeated;
     int rc = read_form(body, len, req, &x, f, &target_repeated, err);
+    rc = rc != 0 ? rc : check_id_length(f, err);
     rc = rc != 0 ? rc : check_grant(f, req, err);
     if (rc == 0) {
         switch (req->grant) {

@@ -29,6 +29,7 @@ typedef struct slot {
     struct curl_slist *hdrs;
     char errbuf[CURL_ERROR_SIZE];
     bool too_big;
+    bool refused_address; /* public_only: a connection to a non-public address was refused */
     uint64_t t0;
     char *rbody; /* grows by doubling up to cap + 1 */
     size_t rlen, rcap;

@@ -14,7 +14,7 @@ static const char *const purpose_names[TK_OB_PURPOSES] = {"jwks", "discovery", "
                                                           "client_metadata", "other"};
 static const char *const result_names[TK_OB_RESULTS] = {
     "ok",      "http_error", "redirect",   "timeout",  "connect", "tls",
-    "too_big", "protocol",   "queue_full", "canceled", "error"};
+    "too_big", "protocol",   "queue_full", "canceled", "error",   "refused_address"};
 
 const char *const tk_outbound_dur_label[TK_OB_DUR_BUCKETS] = {
     "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "10", "30"};

@@ -11,9 +11,11 @@
 #include "tokend/log.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 /* ---- Transfer callbacks (outbound thread) ------------------------------------------------ */
 
@@ -57,6 +59,26 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
         s->rhdr[s->hlen] = '\0';
     }
     return len; /* headers past the cap are dropped, not an error */
+}
+
+/* public_only: every socket libcurl opens goes through here, with the
+ * address it is about to connect to (after resolution, whatever the name
+ * resolved to last time), so a refused address never sees a byte. */
+static curl_socket_t open_public(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    slot *s = arg;
+    (void)purpose;
+    const uint8_t *bytes = NULL;
+    if (a->family == AF_INET && a->addrlen >= sizeof(struct sockaddr_in)) {
+        bytes = (const uint8_t *)&((const struct sockaddr_in *)(const void *)&a->addr)->sin_addr;
+    } else if (a->family == AF_INET6 && a->addrlen >= sizeof(struct sockaddr_in6)) {
+        bytes = (const uint8_t *)&((const struct sockaddr_in6 *)(const void *)&a->addr)->sin6_addr;
+    }
+    if (bytes == NULL || !tk_outbound_addr_public(a->family, bytes)) {
+        s->refused_address = true;
+        return CURL_SOCKET_BAD;
+    }
+    return socket(a->family, a->socktype, a->protocol);
 }
 
 /* ---- Transfers ----------------------------------------------------------------------------- */
@@ -144,6 +166,11 @@ int ob_setup(tk_outbound *ob, slot *s)
     OPT(CURLOPT_PRIVATE, s);
     OPT(CURLOPT_USERAGENT, "tokend/0.1");
     OPT(CURLOPT_HTTPHEADER, s->hdrs);
+    if (s->req.public_only) {
+        OPT(CURLOPT_OPENSOCKETFUNCTION, open_public);
+        OPT(CURLOPT_OPENSOCKETDATA, s);
+        OPT(CURLOPT_PROXY, ""); /* a proxy's address is not the peer's: never one */
+    }
     if (s->req.method == TK_OB_POST) {
         OPT(CURLOPT_POSTFIELDSIZE, (long)s->req.body_len);
         OPT(CURLOPT_POSTFIELDS, s->body);
@@ -266,6 +293,9 @@ void ob_finish(tk_outbound *ob, slot *s, CURLcode c, uint8_t forced)
     r->purpose = s->req.purpose;
     r->status = (int)status;
     r->result = forced != TK_OB_RESULTS ? forced : classify(s, c, r->status);
+    if (forced == TK_OB_RESULTS && s->refused_address && r->result != TK_OB_OK) {
+        r->result = TK_OB_REFUSED_ADDRESS;
+    }
     r->body = s->rbody != NULL ? s->rbody : "";
     r->body_len = s->rlen;
     r->headers = s->rhdr != NULL ? s->rhdr : "";
@@ -278,6 +308,8 @@ void ob_finish(tk_outbound *ob, slot *s, CURLcode c, uint8_t forced)
         set_error(r, "redirect not followed");
     } else if (r->result == TK_OB_HTTP_ERROR) {
         set_error(r, "HTTP error status");
+    } else if (r->result == TK_OB_REFUSED_ADDRESS) {
+        set_error(r, "the host resolved to an address that is not public (refused)");
     } else if (r->result == TK_OB_CANCELED) {
         set_error(r, "tokend is stopping");
     } else if (r->result != TK_OB_OK) {

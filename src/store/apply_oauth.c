@@ -172,6 +172,34 @@ static bool applied_before(tk_txn *txn, const uint8_t access[TK_HASH_LEN], int *
 
 /* ---- PUT_NEW ------------------------------------------------------------------- */
 
+/* A metadata-document client, new or re-fetched: the document's values,
+ * the existing record's standing (approval, disables, age, delegation). */
+static int put_metadata_client(tk_txn *txn, tk_slice key, tk_client_rec *c, uint8_t *outcome)
+{
+    if (c->metadata_url.len == 0) {
+        return TK_E_INVALID;
+    }
+    tk_client_rec old;
+    int rc = tk_store_get_client(txn, key, &old);
+    if (rc == TK_E_NOTFOUND) {
+        return tk_store_put_client(txn, key, c, TK_PUT_NEW);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    if (!tk_slice_eq(old.metadata_url, c->metadata_url)) {
+        *outcome = TK_OUT_INVALID;
+        return TK_E_EXISTS;
+    }
+    bool upgrade = old.status == TK_CLIENT_PENDING && c->status == TK_CLIENT_APPROVED;
+    c->status = upgrade ? TK_CLIENT_APPROVED : old.status;
+    c->generation = old.generation;
+    c->created = old.created;
+    c->delegate_to = old.delegate_to; /* slices into the map: encoded before the put */
+    memcpy(c->secret_hash, old.secret_hash, TK_HASH_LEN);
+    return tk_store_put_client(txn, key, c, 0);
+}
+
 static int apply_put_new(tk_txn *txn, const tk_op *op, bool *changed, uint8_t *outcome)
 {
     const tk_op_put_new *x = &op->put_new;
@@ -182,7 +210,8 @@ static int apply_put_new(tk_txn *txn, const tk_op *op, bool *changed, uint8_t *o
         if (tk_record_decode_client(x->rec, x->len, &c) != 0) {
             return TK_E_INVALID;
         }
-        rc = tk_store_put_client(txn, key, &c, TK_PUT_NEW);
+        rc = x->metadata ? put_metadata_client(txn, key, &c, outcome)
+                         : tk_store_put_client(txn, key, &c, TK_PUT_NEW);
     } else {
         tk_authreq_rec a;
         if (tk_record_decode_authreq(x->rec, x->len, &a) != 0) {

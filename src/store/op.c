@@ -21,7 +21,7 @@
 /* The wire form of an op: one flat struct, one member per wire key (op.h
  * lists them); each op kind uses its own subset of the keys (op_keys). */
 typedef struct op_wire {
-    uint8_t type, state, source, hold, db, decision, bind_refresh;
+    uint8_t type, state, source, hold, db, decision, bind_refresh, metadata;
     bool has_hash, has_filter, has_secret, has_browser, has_csrf, has_code, has_access;
     bool has_refresh, has_cnf, has_jkt;
     uint8_t hash[TK_HASH_LEN], filter[TK_HASH_LEN], secret[TK_HASH_LEN];
@@ -96,9 +96,10 @@ static const field op_fields[] = {
     TIME(38, false, op_wire, auth_time),
     STR(39, false, TK_ACR_MAX, op_wire, acr),
     STR(40, false, TK_AMR_MAX, op_wire, amr),
+    ENUM(41, false, 1, 1, op_wire, metadata), /* PUT_NEW of a metadata document's client */
 };
-_Static_assert(TK_ARRAY_LEN(op_fields) == 40 && TK_ARRAY_LEN(op_fields) <= KEY_MAX,
-               "op keys 1..40, each a bit of the decoder's key set");
+_Static_assert(TK_ARRAY_LEN(op_fields) == 41 && TK_ARRAY_LEN(op_fields) <= KEY_MAX,
+               "op keys 1..41, each a bit of the decoder's key set");
 
 /* The largest ops at their limits fit TK_OP_WIRE_MAX: PUT_NEW (a record) and
  * SIGN_IN (the most strings). */
@@ -171,7 +172,8 @@ int tk_op_validate(const tk_op *op)
     case TK_OP_PUT_NEW:
         ok = ok && (op->put_new.db == TK_OP_DB_CLIENT || op->put_new.db == TK_OP_DB_AUTHREQ) &&
              id_ok(tk_op_id_get(&op->put_new.key), TK_ID_MAX) && op->put_new.rec != NULL &&
-             op->put_new.len > 0 && op->put_new.len <= TK_RECORD_MAX;
+             op->put_new.len > 0 && op->put_new.len <= TK_RECORD_MAX &&
+             (!op->put_new.metadata || op->put_new.db == TK_OP_DB_CLIENT);
         break;
     case TK_OP_SIGN_IN:
         ok = ok && id_ok(tk_op_id_get(&op->sign_in.sid), TK_ID_MAX) &&
@@ -231,7 +233,7 @@ static const uint64_t op_keys[TK_OP_WIRE_LAST + 1] = {
     [TK_OP_AGENT_ACCESS] = K(4) | K(11) | K(12) | K(13),
     [TK_OP_IDP_EVENT] = K(2) | K(3) | K(4) | K(5) | K(7) | K(8) | K(9) | K(10) | K(14),
     [TK_OP_CLIENT_SECRET] = K(4) | K(15),
-    [TK_OP_PUT_NEW] = K(4) | K(16) | K(17),
+    [TK_OP_PUT_NEW] = K(4) | K(16) | K(17) | K(41),
     [TK_OP_SIGN_IN] = K(4) | K(10) | K(18) | K(19) | K(20) | K(21) | K(22) | K(23) | K(24) | K(38) |
                       K(39) | K(40),
     [TK_OP_CODE_ISSUE] = K(19) | K(23) | K(25) | K(26) | K(27) | K(28),
@@ -372,6 +374,7 @@ static void to_wire(const tk_op *op, op_wire *w)
         w->id = tk_op_id_get(&op->put_new.key);
         w->db = op->put_new.db;
         w->rec = (tk_slice){(const char *)op->put_new.rec, op->put_new.len};
+        w->metadata = op->put_new.metadata ? 1 : 0;
         break;
     case TK_OP_SIGN_IN:
         to_wire_sign_in(&op->sign_in, w);
@@ -541,6 +544,7 @@ static void from_wire(const op_wire *w, tk_op *op)
     case TK_OP_PUT_NEW:
         set_checked(tk_op_id_set(&op->put_new.key, w->id));
         op->put_new.db = w->db;
+        op->put_new.metadata = w->metadata != 0;
         op->put_new.len = (uint16_t)w->rec.len; /* at most TK_RECORD_MAX (field table) */
         op->put_new.rec = (uint8_t *)(uintptr_t)w->rec.p;
         break;

@@ -90,6 +90,8 @@ static const field client_fields[] = {
     STR(16, false, TK_CERT_DN_MAX, tk_client_rec, tls_subject),
     HASH(17, false, tk_client_rec, tls_thumbprint, offsetof(tk_client_rec, has_tls_thumbprint)),
     STR(18, false, TK_CERT_SAN_MAX, tk_client_rec, tls_san),
+    STR(19, false, TK_CIMD_URL_MAX, tk_client_rec, metadata_url),
+    TIME(20, false, tk_client_rec, metadata_until),
 };
 
 static const field code_fields[] = {
@@ -178,6 +180,13 @@ _Static_assert(3 + 2 + WORST_HASH + WORST_STR(TK_NAME_MAX) + WORST_STR(TK_SCOPE_
                        WORST_STR(TK_AUD_MAX) + 4 * WORST_INT <=
                    TK_RECORD_MAX,
                "a client record at its limits fits TK_RECORD_MAX");
+_Static_assert(3 + 2 + 3 * WORST_HASH + WORST_STR(TK_NAME_MAX) + WORST_STR(TK_SCOPE_MAX) +
+                       WORST_STR(TK_AUD_MAX) + WORST_STR(TK_CLIENT_REDIRECTS_MAX) +
+                       WORST_STR(TK_OAUTH_SOFTWARE_MAX) + WORST_STR(TK_DELEGATE_MAX) +
+                       WORST_STR(TK_CERT_DN_MAX) + WORST_STR(TK_CERT_SAN_MAX) +
+                       WORST_STR(TK_CIMD_URL_MAX) + 8 * WORST_INT <=
+                   TK_RECORD_MAX,
+               "a client record with every field at its limit fits TK_RECORD_MAX");
 _Static_assert(3 + 2 + 2 * WORST_INT + WORST_STR(TK_URL_MAX) + WORST_STR(TK_EVENT_ID_MAX) +
                        WORST_STR(TK_REASON_MAX) + WORST_STR(TK_AUDIT_SIDS_BYTES) + 4 * WORST_INT <=
                    TK_RECORD_MAX,

@@ -23,6 +23,7 @@
 #include "tokend/clock.h"
 #include "tokend/crypto.h"
 #include "tokend/limits.h"
+#include "tokend/oauth_cimd.h"
 #include "tokend/oauth_register.h"
 #include "tokend/oauth_uri.h"
 
@@ -328,11 +329,32 @@ static int client_apply(ctl *c, const char *id, const tk_op *op, tk_client_rec *
     return rc == 0 ? CTL_OK : ctl_fail_err(c, "commit", rc);
 }
 
+/* The store id of a CLIENT_ID argument: a client known by its Client ID
+ * Metadata Document is named by its URL, stored under the key derived from
+ * it (oauth_cimd.h). Any other id is itself. */
+static const char *store_id(const char *id, char key[TK_CIMD_KEY_LEN + 1])
+{
+    tk_slice s = tk_slice_from_str(id), host;
+    const char *why;
+    if (tk_oauth_cimd_candidate(s) && tk_oauth_cimd_url_check(s, &host, &why) == 0) {
+        tk_oauth_cimd_key(s, key);
+        return key;
+    }
+    return id;
+}
+
+static size_t id_max(const char *id)
+{
+    return tk_oauth_cimd_candidate(tk_slice_from_str(id)) ? TK_CIMD_URL_MAX : TK_ID_MAX;
+}
+
 static int client_status_cmd(ctl *c, uint8_t status)
 {
-    const char *id = c->pos[0];
+    const char *shown = c->pos[0];
+    char key[TK_CIMD_KEY_LEN + 1];
     uint8_t now_status = 0;
-    int rc = ctl_check_str(c, "CLIENT_ID", id, TK_ID_MAX);
+    int rc = ctl_check_str(c, "CLIENT_ID", shown, shown != NULL ? id_max(shown) : TK_ID_MAX);
+    const char *id = rc == CTL_OK ? store_id(shown, key) : shown;
     if (rc == CTL_OK) {
         rc = ctl_open(c, false);
     }
@@ -350,13 +372,14 @@ static int client_status_cmd(ctl *c, uint8_t status)
         return rc;
     }
     if (now_status != status) {
-        return ctl_fail(c, "client %s is %s and stays so", id, tk_client_status_name(now_status));
+        return ctl_fail(c, "client %s is %s and stays so", shown,
+                        tk_client_status_name(now_status));
     }
-    char buf[CTL_JSON_MAX];
+    char buf[CTL_JSON_MAX + TK_CIMD_URL_MAX];
     tk_json j;
     tk_json_init(&j, buf, sizeof buf);
     tk_json_obj_begin(&j);
-    tk_json_kv_cstr(&j, "client_id", id);
+    tk_json_kv_cstr(&j, "client_id", shown);
     tk_json_kv_cstr(&j, "status", tk_client_status_name(now_status));
     tk_json_obj_end(&j);
     return ctl_print_json(c, &j);
@@ -440,11 +463,17 @@ static int list_one(void *arg, tk_slice id, const tk_client_rec *rec)
     if (ls->pending_only && rec->status != TK_CLIENT_PENDING) {
         return 0;
     }
-    char buf[CTL_JSON_MAX + TK_CLIENT_REDIRECTS_MAX];
+    char buf[CTL_JSON_MAX + TK_CLIENT_REDIRECTS_MAX + TK_CIMD_URL_MAX];
     tk_json j;
     tk_json_init(&j, buf, sizeof buf);
     tk_json_obj_begin(&j);
-    tk_json_kv_str(&j, "client_id", id);
+    if (rec->metadata_url.len > 0) { /* a Client ID Metadata Document client */
+        tk_json_kv_str(&j, "client_id", rec->metadata_url);
+        tk_json_kv_str(&j, "key", id);
+        tk_json_kv_int(&j, "metadata_until", rec->metadata_until);
+    } else {
+        tk_json_kv_str(&j, "client_id", id);
+    }
     tk_json_kv_str(&j, "name", rec->name);
     tk_json_kv_cstr(&j, "role", tk_role_name(rec->role));
     tk_json_kv_cstr(&j, "status", tk_client_status_name(rec->status));
@@ -504,9 +533,11 @@ int ctl_cmd_client_list(ctl *c)
 /* Replace the client's delegate_to list ("-" clears it) in one write txn. */
 int ctl_cmd_client_set(ctl *c)
 {
-    const char *id = c->pos[0];
+    const char *shown = c->pos[0];
+    char key[TK_CIMD_KEY_LEN + 1];
     const char *dt = NULL;
-    int rc = ctl_check_str(c, "CLIENT_ID", id, TK_ID_MAX);
+    int rc = ctl_check_str(c, "CLIENT_ID", shown, shown != NULL ? id_max(shown) : TK_ID_MAX);
+    const char *id = rc == CTL_OK ? store_id(shown, key) : shown;
     if (rc == CTL_OK) {
         rc = ctl_need_str(c, "delegate-to", TK_DELEGATE_MAX, &dt);
     }
@@ -532,18 +563,18 @@ int ctl_cmd_client_set(ctl *c)
     }
     if (rc != 0) {
         tk_store_txn_end(txn);
-        return rc == TK_E_NOTFOUND ? ctl_fail(c, "no client %s", id)
+        return rc == TK_E_NOTFOUND ? ctl_fail(c, "no client %s", shown)
                                    : ctl_fail_err(c, "updating the client", rc);
     }
     rc = tk_store_commit(txn);
     if (rc != 0) {
         return ctl_fail_err(c, "commit", rc);
     }
-    char buf[CTL_JSON_MAX];
+    char buf[CTL_JSON_MAX + TK_CIMD_URL_MAX];
     tk_json j;
     tk_json_init(&j, buf, sizeof buf);
     tk_json_obj_begin(&j);
-    tk_json_kv_cstr(&j, "client_id", id);
+    tk_json_kv_cstr(&j, "client_id", shown);
     tk_json_kv_cstr(&j, "delegate_to", strcmp(dt, "-") == 0 ? "" : dt);
     tk_json_obj_end(&j);
     return ctl_print_json(c, &j);

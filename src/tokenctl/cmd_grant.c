@@ -13,6 +13,7 @@
 typedef struct grant_list_state {
     const char *sub; /* NULL = every user */
     uint64_t n;
+    tk_txn *txn; /* to name a metadata-document client by its URL */
 } grant_list_state;
 
 static int grant_one(void *arg, tk_slice id, const tk_grant_rec *g)
@@ -21,12 +22,14 @@ static int grant_one(void *arg, tk_slice id, const tk_grant_rec *g)
     if (ls->sub != NULL && !tk_slice_eq(g->sub, tk_slice_from_str(ls->sub))) {
         return 0;
     }
-    char buf[CTL_JSON_MAX];
+    char buf[CTL_JSON_MAX + TK_CIMD_URL_MAX];
     tk_json j;
     tk_json_init(&j, buf, sizeof buf);
     tk_json_obj_begin(&j);
     tk_json_kv_str(&j, "grant_id", id);
-    tk_json_kv_str(&j, "client_id", g->client_id);
+    tk_client_rec c;
+    bool url = tk_store_get_client(ls->txn, g->client_id, &c) == 0 && c.metadata_url.len > 0;
+    tk_json_kv_str(&j, "client_id", url ? c.metadata_url : g->client_id);
     tk_json_kv_str(&j, "sub", g->sub);
     if (g->resource.len > 0) {
         tk_json_kv_str(&j, "resource", g->resource);
@@ -61,7 +64,7 @@ int ctl_cmd_grant_list(ctl *c)
     if (rc != 0) {
         return ctl_fail_err(c, "read transaction", rc);
     }
-    grant_list_state ls = {sub, 0};
+    grant_list_state ls = {sub, 0, txn};
     fputc('[', stdout);
     rc = tk_store_each_grant(txn, grant_one, &ls);
     tk_store_txn_end(txn);

@@ -8,11 +8,21 @@
 
 #include "tokend/common.h"
 #include "tokend/form.h"
+#include "tokend/oauth_cimd.h"
 #include "tokend/oauth_request.h"
 #include "tokend/oauth_uri.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+/* An id of at most TK_ID_MAX, or a Client ID Metadata Document URL of at
+ * most TK_CIMD_URL_MAX (oauth_cimd.h): nothing longer passes. */
+static bool client_id_ok(const char *id)
+{
+    tk_slice s = tk_slice_from_str(id);
+    return tk_oauth_vschar_valid(s, TK_ID_MAX) ||
+           (tk_oauth_cimd_candidate(s) && tk_oauth_vschar_valid(s, TK_CIMD_URL_MAX));
+}
 
 static void check_desc(const tk_oauth_err *e)
 {
@@ -25,7 +35,7 @@ static void check_desc(const tk_oauth_err *e)
 static void check_accepted(const tk_oauth_authz_req *r)
 {
     EXPECT(r->redirectable);
-    EXPECT(tk_oauth_vschar_valid(tk_slice_from_str(r->client_id), TK_ID_MAX));
+    EXPECT(client_id_ok(r->client_id));
     tk_slice ru = tk_slice_from_str(r->redirect_uri);
     EXPECT(r->has_redirect_uri || ru.len == 0);
     if (r->has_redirect_uri) {
@@ -96,7 +106,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     EXPECT(e.code == TK_OAUTH_INVALID_REQUEST || e.code == TK_OAUTH_INVALID_SCOPE ||
            e.code == TK_OAUTH_INVALID_TARGET || e.code == TK_OAUTH_UNSUPPORTED_RESPONSE_TYPE);
     if (r.redirectable) {
-        EXPECT(tk_oauth_vschar_valid(tk_slice_from_str(r.client_id), TK_ID_MAX));
+        EXPECT(client_id_ok(r.client_id));
         /* every redirected error carries a valid state */
         EXPECT(r.has_state ==
                tk_oauth_vschar_valid(tk_slice_from_str(r.state), TK_OAUTH_STATE_MAX));

@@ -7,11 +7,21 @@
 
 #include "tokend/common.h"
 #include "tokend/oauth_pkce.h"
+#include "tokend/oauth_cimd.h"
 #include "tokend/oauth_request.h"
 #include "tokend/oauth_uri.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+/* An id of at most TK_ID_MAX, or a Client ID Metadata Document URL of at
+ * most TK_CIMD_URL_MAX (oauth_cimd.h): nothing longer passes. */
+static bool client_id_ok(const char *id)
+{
+    tk_slice s = tk_slice_from_str(id);
+    return tk_oauth_vschar_valid(s, TK_ID_MAX) ||
+           (tk_oauth_cimd_candidate(s) && tk_oauth_vschar_valid(s, TK_CIMD_URL_MAX));
+}
 
 static void check_desc(const tk_oauth_err *e)
 {
@@ -41,7 +51,7 @@ static void check_accepted(const tk_oauth_token_req *t)
     default:
         tk_assert_fail("a known grant", __FILE__, __LINE__);
     }
-    EXPECT(!t->has_client_id || tk_oauth_vschar_valid(tk_slice_from_str(t->client_id), TK_ID_MAX));
+    EXPECT(!t->has_client_id || client_id_ok(t->client_id));
     EXPECT(!t->has_scope || tk_oauth_scope_valid(tk_slice_from_str(t->scope)));
     EXPECT(!t->has_resource || tk_oauth_resource_check(tk_slice_from_str(t->resource), NULL) == 0);
 }

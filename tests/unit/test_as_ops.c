@@ -143,6 +143,7 @@ static void test_sign_in_claims(void)
     CHECK_EQ_INT(tk_store_get_session(r, TK_SLICE_LIT("tks_1"), &s), 0);
     CHECK(s.auth_time == 0 && s.acr.len == 0 && s.amr.len == 0);
     tk_store_txn_end(r);
+    teardown();
 }
 
 static tk_op code_issue(const char *request, uint8_t browser_tag, uint8_t decision, uint8_t code,
@@ -360,6 +361,16 @@ static void test_validate(void)
 {
     tk_op op = tk_op_make(TK_OP_PUT_NEW, T0);
     CHECK(tk_op_validate(&op) != 0); /* no db, key or record */
+    uint8_t rec[1] = {0x80};
+    op.put_new.db = TK_OP_DB_AUTHREQ;
+    op.put_new.rec = rec;
+    op.put_new.len = 1;
+    TK_ASSERT(tk_op_id_set(&op.put_new.key, TK_SLICE_LIT("tka_1")) == 0);
+    CHECK(tk_op_validate(&op) == 0);
+    op.put_new.metadata = true; /* only a client comes from a metadata document */
+    CHECK(tk_op_validate(&op) != 0);
+    op.put_new.db = TK_OP_DB_CLIENT;
+    CHECK(tk_op_validate(&op) == 0);
     op = tk_op_make(TK_OP_REFRESH, T0);
     CHECK(tk_op_validate(&op) != 0); /* no expiry, empty mask */
     op = tk_op_make(TK_OP_SIGN_IN, T0);
@@ -446,6 +457,92 @@ static void test_race_through_committer(void)
     teardown();
 }
 
+/* A metadata-document client (put_new.metadata): new → put; re-fetched →
+ * its metadata replaced, its standing kept (approval, disable generation,
+ * creation, delegation, secret hash); a pending one may become approved,
+ * a disabled one never; another URL under the same key → INVALID. */
+static uint8_t put_metadata(const char *url, const char *redirect, uint8_t status, int64_t at)
+{
+    tk_client_rec c = {.role = TK_ROLE_AGENT,
+                       .status = status,
+                       .created = at,
+                       .redirect_uris = cstr(redirect),
+                       .auth_method = 1,
+                       .grant_types = 1,
+                       .flags = TK_CLIENT_F_PUBLIC | TK_CLIENT_F_DYNAMIC,
+                       .metadata_url = cstr(url),
+                       .metadata_until = at + 60};
+    h((uint8_t)at, c.secret_hash);
+    uint8_t *buf = malloc(TK_RECORD_MAX);
+    size_t len;
+    TK_ASSERT(tk_record_encode_client(&c, buf, TK_RECORD_MAX, &len) == 0);
+    tk_op op = tk_op_make(TK_OP_PUT_NEW, at);
+    op.put_new.db = TK_OP_DB_CLIENT;
+    op.put_new.metadata = true;
+    TK_ASSERT(tk_op_id_set(&op.put_new.key, TK_SLICE_LIT("tkm_x")) == 0);
+    op.put_new.rec = buf;
+    op.put_new.len = (uint16_t)len;
+    uint8_t out = apply1(&op);
+    free(buf);
+    return out;
+}
+
+static tk_client_rec get_metadata(char *redirect, size_t cap)
+{
+    tk_txn *r;
+    TK_ASSERT(tk_store_read_begin(st, &r) == 0);
+    tk_client_rec c;
+    TK_ASSERT(tk_store_get_client(r, TK_SLICE_LIT("tkm_x"), &c) == 0);
+    TK_ASSERT(c.redirect_uris.len < cap);
+    memcpy(redirect, c.redirect_uris.p, c.redirect_uris.len);
+    redirect[c.redirect_uris.len] = '\0';
+    c.name = c.scope = c.resource = c.redirect_uris = c.software_id = TK_SLICE_NULL;
+    c.delegate_to = c.tls_subject = c.metadata_url = TK_SLICE_NULL;
+    tk_store_txn_end(r);
+    return c;
+}
+
+static void test_metadata_client_put(void)
+{
+    setup();
+    const char *url = "https://c.example/meta.json";
+    char redirect[128];
+    CHECK_EQ_INT(put_metadata(url, "https://c.example/cb1", TK_CLIENT_PENDING, T0), TK_OUT_OK);
+    tk_client_rec c = get_metadata(redirect, sizeof redirect);
+    CHECK_EQ_INT(c.status, TK_CLIENT_PENDING);
+    CHECK_EQ_STR(redirect, "https://c.example/cb1");
+    /* Re-fetched: new metadata, same standing (still pending). */
+    CHECK_EQ_INT(put_metadata(url, "https://c.example/cb2", TK_CLIENT_PENDING, T0 + 10), TK_OUT_OK);
+    c = get_metadata(redirect, sizeof redirect);
+    CHECK_EQ_STR(redirect, "https://c.example/cb2");
+    CHECK_EQ_INT(c.status, TK_CLIENT_PENDING);
+    CHECK_EQ_INT(c.created, T0);
+    CHECK_EQ_INT(c.metadata_until, T0 + 70);
+    uint8_t first[TK_HASH_LEN];
+    h((uint8_t)T0, first);
+    CHECK(memcmp(c.secret_hash, first, TK_HASH_LEN) == 0);
+    /* An allow-listed refetch may approve a pending client. */
+    CHECK_EQ_INT(put_metadata(url, "https://c.example/cb2", TK_CLIENT_APPROVED, T0 + 20),
+                 TK_OUT_OK);
+    CHECK_EQ_INT(get_metadata(redirect, sizeof redirect).status, TK_CLIENT_APPROVED);
+    /* Disabled stays disabled, at its generation, whatever a refetch says. */
+    tk_op dis = tk_op_make(TK_OP_CLIENT_STATUS, T0 + 30);
+    TK_ASSERT(tk_op_id_set(&dis.client_status.client, TK_SLICE_LIT("tkm_x")) == 0);
+    dis.client_status.status = TK_CLIENT_DISABLED;
+    apply1(&dis);
+    CHECK_EQ_INT(put_metadata(url, "https://c.example/cb3", TK_CLIENT_APPROVED, T0 + 40),
+                 TK_OUT_OK);
+    c = get_metadata(redirect, sizeof redirect);
+    CHECK_EQ_INT(c.status, TK_CLIENT_DISABLED);
+    CHECK_EQ_INT(c.generation, 1);
+    /* Another URL under the same key writes nothing. */
+    CHECK_EQ_INT(
+        put_metadata("https://other.example/m", "https://o/cb", TK_CLIENT_APPROVED, T0 + 50),
+        TK_OUT_INVALID);
+    CHECK_EQ_STR((get_metadata(redirect, sizeof redirect), redirect), "https://c.example/cb3");
+    teardown();
+}
+
 int main(void)
 {
     RUN(test_race_through_committer);
@@ -454,5 +551,6 @@ int main(void)
     RUN(test_validate);
     RUN(test_reapplied_is_noop);
     RUN(test_sign_in_claims);
+    RUN(test_metadata_client_put);
     return check_report();
 }

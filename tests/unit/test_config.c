@@ -227,6 +227,28 @@ static void test_outbound(void)
     CHECK(tk_config_validate(&c, err, sizeof err) != 0 && strstr(err, "jwks-refresh-min") != NULL);
 }
 
+static void test_cimd(void)
+{
+    tk_config c;
+    tk_config_defaults(&c);
+    CHECK_EQ_INT(c.cimd_cache_min, TK_CIMD_CACHE_MIN_DEFAULT);
+    CHECK_EQ_INT(c.cimd_cache_max, TK_CIMD_CACHE_MAX_DEFAULT);
+    CHECK_EQ_STR(c.cimd_private_hosts, "");
+    CHECK_EQ_STR(c.cimd_approve_hosts, "");
+    CHECK_EQ_INT(tk_config_set(&c, "cimd-private-hosts", "10.0.0.7 mcp.internal", err, sizeof err),
+                 0);
+    CHECK_EQ_STR(c.cimd_private_hosts, "10.0.0.7 mcp.internal");
+    CHECK_EQ_INT(tk_config_set(&c, "cimd-approve-hosts", "agents.example.com", err, sizeof err), 0);
+    CHECK_EQ_STR(c.cimd_approve_hosts, "agents.example.com");
+    CHECK(tk_config_set(&c, "cimd-approve-hosts", "", err, sizeof err) != 0);
+    CHECK(tk_config_set(&c, "cimd-cache-min", "0", err, sizeof err) != 0);
+    CHECK(tk_config_set(&c, "cimd-cache-max", "2592001", err, sizeof err) != 0);
+    CHECK_EQ_INT(tk_config_validate(&c, err, sizeof err), 0);
+    CHECK_EQ_INT(tk_config_set(&c, "cimd-cache-min", "600", err, sizeof err), 0);
+    CHECK_EQ_INT(tk_config_set(&c, "cimd-cache-max", "300", err, sizeof err), 0);
+    CHECK(tk_config_validate(&c, err, sizeof err) != 0 && strstr(err, "cimd-cache-min") != NULL);
+}
+
 static void test_file(void)
 {
     char path[] = "/tmp/tokend-config-XXXXXX";
@@ -407,6 +429,7 @@ int main(void)
     RUN(test_numbers);
     RUN(test_issuer);
     RUN(test_outbound);
+    RUN(test_cimd);
     RUN(test_file);
     RUN(test_metrics);
     RUN(test_authorization_server);

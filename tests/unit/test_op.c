@@ -191,7 +191,7 @@ enum vtype { V_ENUM, V_TIME, V_HASH, V_STR, V_BIN, V_COUNT, V_U32, V_U64 };
 static const struct {
     uint8_t type;
     int64_t lo, hi;
-} key_type[41] = {
+} key_type[42] = {
     [1] = {V_ENUM, TK_OP_REVOKE_TOKEN, TK_OP_TYPE_LAST},
     [2] = {V_ENUM, 1, 3},
     [3] = {V_HASH, 0, 0},
@@ -232,6 +232,7 @@ static const struct {
     [38] = {V_TIME, 0, 0},
     [39] = {V_STR, 0, TK_ACR_MAX},
     [40] = {V_STR, 0, TK_AMR_MAX},
+    [41] = {V_ENUM, 1, 1},
 };
 
 #define K(k) (1ull << (k))
@@ -244,7 +245,7 @@ static const uint64_t kind_keys[TK_OP_TYPE_LAST + 1] = {
     [TK_OP_AGENT_ACCESS] = K(4) | K(11) | K(12) | K(13),
     [TK_OP_IDP_EVENT] = K(2) | K(3) | K(4) | K(5) | K(7) | K(8) | K(9) | K(10) | K(14),
     [TK_OP_CLIENT_SECRET] = K(4) | K(15),
-    [TK_OP_PUT_NEW] = K(4) | K(16) | K(17),
+    [TK_OP_PUT_NEW] = K(4) | K(16) | K(17) | K(41),
     [TK_OP_SIGN_IN] = K(4) | K(10) | K(18) | K(19) | K(20) | K(21) | K(22) | K(23) | K(24) | K(38) |
                       K(39) | K(40),
     [TK_OP_CODE_ISSUE] = K(19) | K(23) | K(25) | K(26) | K(27) | K(28),
@@ -434,6 +435,8 @@ static size_t as_samples(tk_op *out)
     size_t n = 0;
     out[n++] = put_new(TK_OP_DB_CLIENT, "tkc_agent", AT);
     out[n++] = put_new(TK_OP_DB_AUTHREQ, "tka_1", AT);
+    out[n] = put_new(TK_OP_DB_CLIENT, "tkm_doc", AT); /* a metadata document's client */
+    out[n++].put_new.metadata = true;
     out[n++] = sign_in("tks_1", 0xb1, "tka_1", "idp-sid-1", AT);
     out[n] = sign_in("tks_2", 0xb2, "", NULL, AT);
     TK_ASSERT(tk_op_sub_set(&out[n].sign_in.sub, fill(0, TK_SUB_MAX)) == 0);
@@ -591,7 +594,7 @@ static void check_keys(const tk_op *op)
         }
     }
     uint8_t v[64];
-    for (unsigned key = 2; key <= 40; key++) { /* a foreign or absent key */
+    for (unsigned key = 2; key <= 41; key++) { /* a foreign or absent key */
         if (find(&m, key) >= 0) {
             continue;
         }
@@ -609,7 +612,7 @@ static void check_keys(const tk_op *op)
         }
     }
     static const uint8_t one[] = {1};
-    for (unsigned key = 41; key <= 127; key++) { /* past the last key */
+    for (unsigned key = 42; key <= 127; key++) { /* past the last key */
         x = m;
         x.e[x.n++] = (entry){key, one, 1};
         CHECK_EQ_INT(dec(out, build(&x, out, sizeof out), &got), TK_E_CORRUPT);
