@@ -628,6 +628,24 @@ static int parse_params(loader *ld, const json_t *root)
     return bad(ld, "\"path_parameters\" must be \"refuse\" (the default) or \"strip\"");
 }
 
+/* "windows_paths": whether forward-auth refuses a path segment Windows reads
+ * as another name (tk_http_path_windows_alias): "refuse" (the default) or
+ * "allow", for upstreams that are not Windows and serve such names. */
+static int parse_windows(loader *ld, const json_t *root)
+{
+    tk_slice v;
+    int rc = get_string(ld, root, "windows_paths", "file", false, 16, &v);
+    ld->rs->windows_allowed = false;
+    if (rc != 0 || v.len == 0 || tk_slice_eq_str(v, "refuse")) {
+        return rc;
+    }
+    if (tk_slice_eq_str(v, "allow")) {
+        ld->rs->windows_allowed = true;
+        return 0;
+    }
+    return bad(ld, "\"windows_paths\" must be \"refuse\" (the default) or \"allow\"");
+}
+
 static unsigned specificity(const tk_resource *r)
 {
     if (r->host_any) {
@@ -693,12 +711,13 @@ static int check_unique(loader *ld)
 static int parse_root(loader *ld, const json_t *root)
 {
     static const char *const allowed[] = {"trusted_headers", "identity_headers", "path_parameters",
-                                          "resources", NULL};
+                                          "windows_paths",   "resources",        NULL};
     if (!json_is_object(root)) {
         return bad(ld, "the file must hold a JSON object");
     }
     int rc = only_members(ld, root, "file", allowed);
     rc = rc != 0 ? rc : parse_params(ld, root);
+    rc = rc != 0 ? rc : parse_windows(ld, root);
     rc = rc != 0 ? rc : parse_trusted(ld, json_object_get(root, "trusted_headers"));
     for (size_t i = 0; i < TK_IDENT_COUNT; i++) {
         ld->ident[i] = tk_slice_from_str(ident_defaults[i]);

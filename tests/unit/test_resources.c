@@ -228,6 +228,31 @@ static void test_path_parameters_option(void)
     tk_resources_free(rs);
 }
 
+/* "windows_paths": refuse by default (and without a table), "allow" when said. */
+static void test_windows_paths_option(void)
+{
+    CHECK(tk_resources_windows_refused(NULL));
+    tk_resources *rs = load("{\"resources\": []}");
+    CHECK(tk_resources_windows_refused(rs));
+    tk_resources_free(rs);
+    rs = load("{\"windows_paths\": \"refuse\", \"resources\": []}");
+    CHECK(tk_resources_windows_refused(rs));
+    tk_resources_free(rs);
+    rs = load("{\"windows_paths\": \"allow\", \"resources\": []}");
+    CHECK(!tk_resources_windows_refused(rs));
+    tk_resources_free(rs);
+    static const char *const bad[] = {"{\"windows_paths\": \"Allow\", \"resources\": []}",
+                                      "{\"windows_paths\": true, \"resources\": []}",
+                                      "{\"windows_paths\": \"\", \"resources\": []}"};
+    for (size_t i = 0; i < TK_ARRAY_LEN(bad); i++) {
+        char err[256] = "";
+        rs = NULL;
+        CHECK_EQ_INT(tk_resources_parse(bad[i], strlen(bad[i]), &rs, err, sizeof err),
+                     TK_E_INVALID);
+        CHECK(rs == NULL);
+    }
+}
+
 static void test_rejects(void)
 {
     static const char *const bad[] = {
@@ -369,6 +394,7 @@ int main(void)
     RUN(test_hosts_normalised);
     RUN(test_default_prefix);
     RUN(test_path_parameters_option);
+    RUN(test_windows_paths_option);
     RUN(test_method_keys);
     return check_report();
 }
