@@ -199,7 +199,8 @@ static void authorize_verified(ep_req *r, tk_txn *txn, const tk_client_rec *c, t
                         .prompt = (uint8_t)areq.prompt,
                         .has_browser = signed_in,
                         .exp = w->now + cfg->authorize_ttl,
-                        .created = w->now};
+                        .created = w->now,
+                        .redirect_given = areq.has_redirect_uri};
     memcpy(a.challenge, areq.challenge, TK_HASH_LEN);
     memcpy(a.browser, cookie_hash, TK_HASH_LEN);
     uint8_t *rec = malloc(TK_RECORD_MAX);

@@ -261,6 +261,12 @@ static void grant_code(ep_req *r, tk_txn *txn, const tk_client_rec *c, tk_slice 
         token_error(r, 400, TK_OAUTH_INVALID_GRANT, "the code is unknown, expired or not yours");
         return;
     }
+    /* RFC 6749 §4.1.3: required when the authorization request named it, and identical. */
+    if (code.redirect_given != 0 && !treq.has_redirect_uri) {
+        token_error(r, 400, TK_OAUTH_INVALID_GRANT,
+                    "redirect_uri is required: the authorization request named it");
+        return;
+    }
     if (treq.has_redirect_uri &&
         !tk_slice_eq(tk_slice_from_str(treq.redirect_uri), code.redirect_uri)) {
         token_error(r, 400, TK_OAUTH_INVALID_GRANT, "redirect_uri differs from the authorization");
