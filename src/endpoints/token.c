@@ -393,17 +393,26 @@ static void grant_exchange(ep_req *r, tk_txn *txn, tk_slice client_id, const dpo
         token_error(r, 400, TK_OAUTH_INVALID_GRANT, "subject_token is not an active access token");
         return;
     }
-    if (in.tok.has_jkt && !d->present) { /* no downgrade of a bound token to a bearer one */
-        dpop_error(r,
-                   "the subject token is DPoP-bound: send a proof, the delegated token is bound");
+    /* A sender-constrained subject token is exchanged only by its holder: a
+     * proof by its own key (RFC 9449: cnf.jkt), and the delegated token is
+     * bound to that key too. Any proof would let whoever stole the token
+     * re-bind it to a key of theirs through a public delegate. */
+    if (in.tok.has_jkt && (!d->present || !tk_ct_equal(in.tok.jkt, d->proof.jkt, TK_HASH_LEN))) {
+        dpop_error(r, d->present ? "the proof's key is not the subject token's (cnf.jkt)"
+                                 : "the subject token is DPoP-bound: send a proof by its key, "
+                                   "the delegated token is bound");
         return;
     }
-    /* The same for a certificate-bound one (RFC 8705 §3): only over TLS with a client
-     * certificate, so the delegated token is bound too. */
-    if (in.tok.has_cnf && r->http->cert == NULL) {
+    /* The same for a certificate-bound one (RFC 8705 §3): only over TLS with the
+     * subject token's own client certificate (cnf.x5t#S256), so the delegated
+     * token is bound to it too. */
+    const tk_peer_cert *pc = r->http->cert;
+    if (in.tok.has_cnf && (pc == NULL || !tk_ct_equal(in.tok.cnf_x5t, pc->sha256, TK_HASH_LEN))) {
         token_error(r, 400, TK_OAUTH_INVALID_GRANT,
-                    "the subject token is certificate-bound: exchange it over TLS with a client "
-                    "certificate, the delegated token is bound");
+                    pc == NULL ? "the subject token is certificate-bound: exchange it over TLS "
+                                 "with its client certificate, the delegated token is bound"
+                               : "the client certificate is not the subject token's "
+                                 "(cnf.x5t#S256)");
         return;
     }
     tk_client_rec owner;
