@@ -140,8 +140,8 @@ static void dpop_error(ep_req *r, const char *desc)
 }
 
 /* Check the request's proof, if any: htm POST, htu the token endpoint (the
- * issuer + "/token", as the metadata says), then remember its jti. False:
- * answered 400 invalid_dpop_proof. */
+ * issuer + "/token", as the metadata says). Its jti is remembered later, by
+ * dpop_record. False: answered 400 invalid_dpop_proof (or use_dpop_nonce). */
 static bool dpop_proof(ep_req *r, dpop_in *d)
 {
     ep_worker *w = r->w;
@@ -175,11 +175,6 @@ static bool dpop_proof(ep_req *r, dpop_in *d)
     }
     const char *why = NULL;
     int rc = ep_dpop_check(hdr, &want, &d->proof, &why);
-    if (rc == EP_DPOP_OK) {
-        rc = ep_dpop_remember(w->app->dpop_seen, d->proof.jti, d->proof.until, w->now);
-        why = rc == EP_DPOP_REPLAY ? "the proof's jti was used before"
-                                   : "too many recent proofs to remember this one: retry";
-    }
     if (rc == EP_DPOP_USE_NONCE) {
         char nh[16 + EP_DPOP_NONCE_LEN] = "DPoP-Nonce: ";
         ep_dpop_nonce(w->app->dpop_seen, w->now, nh + 12);
@@ -193,6 +188,29 @@ static bool dpop_proof(ep_req *r, dpop_in *d)
         return false;
     }
     return true;
+}
+
+/* Remember the proof's jti (RFC 9449 §11.1), only once the request is
+ * otherwise valid: client authenticated, grant and parameters checked,
+ * just before the op is built. A request that fails anyway never takes a
+ * slot of the process-wide cache, so nobody can fill it (and so make every
+ * DPoP request fail) with requests that cost them nothing: each remembered
+ * jti costs a live grant. False: answered 400 invalid_dpop_proof. */
+static bool dpop_record(ep_req *r, const dpop_in *d)
+{
+    if (!d->present) {
+        return true;
+    }
+    ep_worker *w = r->w;
+    int rc = ep_dpop_remember(w->app->dpop_seen, d->proof.jti, d->proof.until, w->now);
+    if (rc == EP_DPOP_OK) {
+        return true;
+    }
+    const char *why = rc == EP_DPOP_REPLAY ? "the proof's jti was used before"
+                                           : "too many recent proofs to remember this one: retry";
+    tk_log_info("dpop_refused", "endpoint=token why=\"%s\"", why);
+    dpop_error(r, why);
+    return false;
 }
 
 /* The answer once durable: access token, and refresh token / issued type. */
@@ -281,6 +299,9 @@ static void grant_code(ep_req *r, tk_txn *txn, const tk_client_rec *c, tk_slice 
         token_error(r, 400, err.code, err.description);
         return;
     }
+    if (!dpop_record(r, d)) {
+        return;
+    }
     char access[TK_TOKEN_LEN + 1], refresh[TK_TOKEN_LEN + 1] = "";
     tk_commit_req creq = {.nops = 1};
     tk_op *op = &creq.ops[0];
@@ -341,6 +362,9 @@ static void grant_refresh(ep_req *r, tk_txn *txn, const tk_client_rec *c, tk_sli
     }
     if (treq.has_resource && !tk_slice_eq(tk_slice_from_str(treq.resource), t.aud)) {
         token_error(r, 400, TK_OAUTH_INVALID_TARGET, "a refresh keeps the resource");
+        return;
+    }
+    if (!dpop_record(r, d)) {
         return;
     }
     char access[TK_TOKEN_LEN + 1], refresh[TK_TOKEN_LEN + 1];
@@ -438,6 +462,9 @@ static void grant_exchange(ep_req *r, tk_txn *txn, tk_slice client_id, const dpo
     if (tk_core_scope_mask(want, in.tok.scope, &mask) != 0) {
         token_error(r, 400, TK_OAUTH_INVALID_SCOPE,
                     "an exchange may narrow the scope, never widen");
+        return;
+    }
+    if (!dpop_record(r, d)) {
         return;
     }
     char access[TK_TOKEN_LEN + 1];
