@@ -40,6 +40,7 @@ static const char usage[] =
     "              [--tls-port-file FILE] [--registration open|approval|closed]\n"
     "              [--login off|dev] [--code-ttl S] [--authorize-ttl S]\n"
     "              [--refresh-reuse-window S] [--register-burst N] [--dpop-nonce 0|1]\n"
+    "              [--authorize-burst N] [--authorize-pending-max N]\n"
     "              [--outbound-ca-file FILE] [--outbound-connect-timeout MS]\n"
     "              [--outbound-timeout MS] [--outbound-max-bytes BYTES]\n"
     "              [--outbound-queue N] [--outbound-transfers N]\n"
@@ -523,6 +524,8 @@ static int run(struct options *o)
                        .refresh_reuse_window = cfg->refresh_reuse_window,
                        .dpop_nonce = cfg->dpop_nonce,
                        .register_burst = cfg->register_burst,
+                       .authorize_burst = cfg->authorize_burst,
+                       .authorize_pending_max = cfg->authorize_pending_max,
                        .tls_auth = any_tls(cfg),
                        .cert_header = cfg->cert_header,
                        .cert_proxies = cfg->cert_proxies,

@@ -189,6 +189,9 @@ static void authorize_verified(ep_req *r, tk_txn *txn, const tk_client_rec *c, t
         error_redirect(r, redirect, state, &e);
         return;
     }
+    if (!ep_authz_admitted(r)) { /* authorize-burst, authorize-pending-max (ratelimit.c) */
+        return;
+    }
     /* The pending request, resolved. */
     char id[TK_ID_MAX + 1];
     tk_authreq_rec a = {.client_id = client_id,
