@@ -221,8 +221,10 @@ static void window_advance(ep_authz_window *win, int64_t ttl, int64_t now_s)
 int ep_authz_admit(tk_app *app, const uint8_t peer[16], int64_t now_s, uint64_t now_ms)
 {
     const tk_app_cfg *cfg = &app->cfg;
-    int64_t ttl = cfg->authorize_ttl;
-    TK_ASSERT(ttl > 0 && ttl <= TK_AUTHORIZE_TTL_MAX);
+    /* config.c keeps authorize-ttl in 30..TK_AUTHORIZE_TTL_MAX; an embedder's 0 counts 1 s. */
+    int64_t ttl = cfg->authorize_ttl < 1                      ? 1
+                  : cfg->authorize_ttl > TK_AUTHORIZE_TTL_MAX ? TK_AUTHORIZE_TTL_MAX
+                                                              : cfg->authorize_ttl;
     int rc = 0;
     pthread_mutex_lock(&app->authz_mu);
     unsigned wait = ep_rl_take(&app->authz_rl, peer, now_ms);
