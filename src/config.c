@@ -50,6 +50,8 @@ void tk_config_defaults(tk_config *cfg)
     cfg->authorize_ttl = TK_AUTHORIZE_TTL_DEFAULT;
     cfg->refresh_reuse_window = TK_REFRESH_REUSE_DEFAULT;
     cfg->register_burst = TK_REGISTER_BURST_DEFAULT;
+    cfg->authorize_burst = TK_AUTHORIZE_BURST_DEFAULT;
+    cfg->authorize_pending_max = TK_AUTHORIZE_PENDING_DEFAULT;
     cfg->outbound_connect_timeout_ms = TK_OUTBOUND_CONNECT_MS_DEFAULT;
     cfg->outbound_timeout_ms = TK_OUTBOUND_TIMEOUT_MS_DEFAULT;
     cfg->outbound_max_bytes = TK_OUTBOUND_BODY_DEFAULT;
@@ -248,9 +250,11 @@ static const struct num_key num_keys[] = {
     NUM("auth-fail-burst", auth_fail_burst, 0, TK_RL_BURST_MAX),
     NUM("map-size-max", map_size_max, 0, TK_MAP_SIZE_MAX),
     NUM("code-ttl", code_ttl, 1, TK_CODE_TTL_MAX),
-    NUM("authorize-ttl", authorize_ttl, 30, 3600),
+    NUM("authorize-ttl", authorize_ttl, 30, TK_AUTHORIZE_TTL_MAX),
     NUM("refresh-reuse-window", refresh_reuse_window, 0, TK_REFRESH_REUSE_MAX),
     NUM("register-burst", register_burst, 0, TK_RL_BURST_MAX),
+    NUM("authorize-burst", authorize_burst, 0, TK_RL_BURST_MAX),
+    NUM("authorize-pending-max", authorize_pending_max, 1, TK_AUTHORIZE_PENDING_MAX),
     NUM("dpop-nonce", dpop_nonce, 0, 1),
     NUM("outbound-connect-timeout", outbound_connect_timeout_ms, 100, TK_OUTBOUND_TIMEOUT_MS_MAX),
     NUM("outbound-timeout", outbound_timeout_ms, 100, TK_OUTBOUND_TIMEOUT_MS_MAX),

@@ -42,6 +42,7 @@ static const char usage[] =
     "              [--refresh-reuse-window S] [--register-burst N] [--dpop-nonce 0|1]\n"
     "              [--cimd-private-hosts \"H...\"] [--cimd-approve-hosts \"H...\"]\n"
     "              [--cimd-cache-min S] [--cimd-cache-max S]\n"
+    "              [--authorize-burst N] [--authorize-pending-max N]\n"
     "              [--outbound-ca-file FILE] [--outbound-connect-timeout MS]\n"
     "              [--outbound-timeout MS] [--outbound-max-bytes BYTES]\n"
     "              [--outbound-queue N] [--outbound-transfers N]\n"
@@ -529,6 +530,8 @@ static int run(struct options *o)
                        .cimd_approve_hosts = cfg->cimd_approve_hosts,
                        .cimd_cache_min = cfg->cimd_cache_min,
                        .cimd_cache_max = cfg->cimd_cache_max,
+                       .authorize_burst = cfg->authorize_burst,
+                       .authorize_pending_max = cfg->authorize_pending_max,
                        .tls_auth = any_tls(cfg),
                        .cert_header = cfg->cert_header,
                        .cert_proxies = cfg->cert_proxies,

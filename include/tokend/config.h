@@ -82,13 +82,15 @@ typedef struct tk_config {
     int32_t metrics_port;          /* -1: the main port + 1 (see tk_config_metrics_port) */
     char metrics_token[TK_METRICS_TOKEN_MAX + 1]; /* "" = no bearer required */
     /* The authorization server (issue 11). */
-    int registration;              /* enum tk_registration_policy (endpoints.h) */
-    int login;                     /* enum tk_login_method */
-    int64_t code_ttl;              /* authorization code lifetime, seconds */
-    int64_t authorize_ttl;         /* pending authorization request / CSRF lifetime */
-    unsigned refresh_reuse_window; /* seconds a rotated refresh token still works; 0 = strict */
-    unsigned dpop_nonce;           /* 1: DPoP proofs must carry a server nonce (RFC 9449 §8) */
-    unsigned register_burst;       /* registrations per source address per minute */
+    int registration;               /* enum tk_registration_policy (endpoints.h) */
+    int login;                      /* enum tk_login_method */
+    int64_t code_ttl;               /* authorization code lifetime, seconds */
+    int64_t authorize_ttl;          /* pending authorization request / CSRF lifetime */
+    unsigned refresh_reuse_window;  /* seconds a rotated refresh token still works; 0 = strict */
+    unsigned dpop_nonce;            /* 1: DPoP proofs must carry a server nonce (RFC 9449 §8) */
+    unsigned register_burst;        /* registrations per source address per minute */
+    unsigned authorize_burst;       /* stored /authorize requests per source address per minute */
+    unsigned authorize_pending_max; /* stored /authorize requests per authorize-ttl, in all */
     /* The outbound thread (outbound.h). */
     char outbound_ca_file[PATH_MAX]; /* further trusted CAs (PEM); "" = system store only */
     unsigned outbound_connect_timeout_ms, outbound_timeout_ms;

@@ -55,8 +55,11 @@ typedef struct tk_app_cfg {
     int64_t access_ttl, refresh_ttl, session_ttl;
     int64_t code_ttl, authorize_ttl;
     unsigned refresh_reuse_window;
-    unsigned dpop_nonce;     /* 1: DPoP proofs must carry a current server nonce */
-    unsigned register_burst; /* registrations per address per minute; 0 = no limit */
+    unsigned dpop_nonce;      /* 1: DPoP proofs must carry a current server nonce */
+    unsigned register_burst;  /* registrations per address per minute; 0 = no limit */
+    unsigned authorize_burst; /* stored /authorize requests per address per minute; 0 = none */
+    unsigned
+        authorize_pending_max; /* stored /authorize requests per authorize-ttl, all addresses */
     /* Client ID Metadata Documents (config.h: cimd-*): space-separated
      * host lists (NULL or "" = none) and the document cache bounds. */
     const char *cimd_private_hosts;

@@ -38,6 +38,8 @@ enum tk_http_path_flaw {
     TK_HTTP_PATH_BAD_UTF8,       /* decodes to invalid or overlong UTF-8 (%C0%AE) */
     TK_HTTP_PATH_DOUBLE_ENCODED, /* decodes to another escape (%252e → %2e) */
     TK_HTTP_PATH_ABOVE_ROOT,     /* ".." above the root */
+    TK_HTTP_PATH_WINDOWS_ALIAS,  /* a segment Windows reads as another (tk_http_path_windows_alias)
+                                  */
 };
 
 /*
@@ -53,6 +55,16 @@ enum tk_http_path_flaw {
  */
 int tk_http_path_normalize(tk_slice raw, enum tk_http_params params, char *out, size_t cap,
                            size_t *len_out, enum tk_http_path_flaw *flaw_out);
+
+/*
+ * True when a normalised path (tk_http_path_normalize's output) holds a
+ * segment that Windows file systems, and so IIS, read as another name: one
+ * ending in '.' or ' ' ("admin." and "admin " are "admin"; "..." too), or
+ * naming an NTFS stream ("admin::$DATA", "admin:$I30:$INDEX_ALLOCATION": any
+ * ":$"). Forward-auth refuses such a path unless the resources file says
+ * the upstream is not Windows. Pure, no allocation.
+ */
+bool tk_http_path_windows_alias(tk_slice path);
 
 /* A static name for a flaw ("encoded_slash", …), for logs. */
 const char *tk_http_path_flaw_name(enum tk_http_path_flaw f);

@@ -454,6 +454,16 @@
 
 /* Registrations per source address per minute before 429 (default). */
 #define TK_REGISTER_BURST_DEFAULT 20
+/* Stored /authorize requests (~1.2 KB each, kept authorize-ttl) per source
+ * address per minute before 429: a person signs in a few times a minute at
+ * most, an agent retrying a flow a few more (default). */
+#define TK_AUTHORIZE_BURST_DEFAULT 60
+/* Stored /authorize requests per authorize-ttl from all addresses before 503
+ * (default ~24 MB of records per window; max ~1.2 GB), and the seconds of
+ * history the count keeps (authorize-ttl's maximum). */
+#define TK_AUTHORIZE_PENDING_DEFAULT 20000
+#define TK_AUTHORIZE_PENDING_MAX     1000000
+#define TK_AUTHORIZE_TTL_MAX         3600
 /* Lifetimes (seconds): authorization codes (default, max), pending
  * authorization requests, and the refresh-token reuse window. */
 #define TK_CODE_TTL_DEFAULT      60

@@ -192,6 +192,8 @@ typedef struct tk_code_rec {
     tk_slice grant_id;              /* key 8: the consent grant it issues under */
     int64_t exp, created;           /* keys 9, 10 */
     int64_t used_at;                /* key 11: 0 = unused */
+    uint8_t redirect_given;         /* key 12: 1 = /authorize named redirect_uri, so /token must
+                                       name it too (RFC 6749 §4.1.3); 0 = absent */
 } tk_code_rec;
 
 /* authreqs DBI: key request id ("tka_…") → this. A pending /authorize
@@ -211,6 +213,8 @@ typedef struct tk_authreq_rec {
     int64_t exp, created;           /* keys 10, 12 */
     int64_t used_at;                /* key 11: consumed (consent decided, code made) */
     tk_slice login_hint;            /* key 13, optional: routes the sign-in to an IdP */
+    uint8_t redirect_given;         /* key 14: 1 = the request named redirect_uri (its code
+                                       carries it on); 0 = absent */
 } tk_authreq_rec;
 
 /* browsers DBI: key SHA-256(session cookie value) → this. A signed-in

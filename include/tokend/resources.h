@@ -26,6 +26,7 @@
  *   "identity_headers": {"subject": "X-Auth-Subject", "client": ...,
  *                        "scope": ..., "session": ..., "actor": ...},
  *   "path_parameters": "refuse",                 (or "strip": enum tk_http_params)
+ *   "windows_paths": "refuse",                   (or "allow": tk_http_path_windows_alias)
  *   "resources": [{
  *     "resource": "https://wiki.example.com/",   (https, no query/fragment)
  *     "host": "wiki.example.com",                (default: the identifier's)
@@ -135,6 +136,9 @@ unsigned tk_resources_trusted(const tk_resources *rs);
 /* How request paths treat ';' parameters (file member "path_parameters";
  * TK_HTTP_PARAMS_REFUSE by default and without a table). */
 enum tk_http_params tk_resources_path_params(const tk_resources *rs);
+/* Whether paths Windows reads as another (tk_http_path_windows_alias) are
+ * refused (file member "windows_paths"; true by default and without a table). */
+bool tk_resources_windows_refused(const tk_resources *rs);
 
 /* The resource covering (host, path), or NULL. host normalised
  * (tk_http_host_normalize), path normalised (tk_http_path_normalize with

@@ -280,7 +280,15 @@ int tk_app_create(const tk_app_cfg *cfg, tk_app **out)
     app->routes = ep_routes;
     app->nroutes = ep_nroutes;
     pthread_mutex_init(&app->reg_mu, NULL);
+    pthread_mutex_init(&app->authz_mu, NULL);
+    uint64_t app_seed = 0;
+    if (tk_random_bytes(&app_seed, sizeof app_seed) != 0) {
+        app_seed = tk_mono_ns(); /* the CSPRNG failed: still a per-process seed */
+    }
+    ep_rl_init_per_minute(&app->reg_rl, app_seed, cfg->register_burst);
+    ep_rl_init_per_minute(&app->authz_rl, app_seed ^ 0x9e3779b97f4a7c15ull, cfg->authorize_burst);
     if (ep_dpop_seen_new(&app->dpop_seen) != 0) {
+        pthread_mutex_destroy(&app->authz_mu);
         pthread_mutex_destroy(&app->reg_mu);
         free(app->w);
         free(app);
@@ -305,6 +313,7 @@ int tk_app_create(const tk_app_cfg *cfg, tk_app **out)
         int rc = load_resources(app, &app->res);
         if (rc != 0) {
             pthread_mutex_destroy(&app->oidc_mu);
+            pthread_mutex_destroy(&app->authz_mu);
             pthread_mutex_destroy(&app->reg_mu);
             ep_dpop_seen_free(app->dpop_seen);
             free(app->w);
@@ -368,6 +377,7 @@ void tk_app_destroy(tk_app *app)
     ep_oidc_fini(app);
     ep_cimd_fini(app);
     pthread_mutex_destroy(&app->oidc_mu);
+    pthread_mutex_destroy(&app->authz_mu);
     pthread_mutex_destroy(&app->reg_mu);
     ep_dpop_seen_free(app->dpop_seen);
     free(app->w);

@@ -199,6 +199,9 @@ static void authorize_verified(ep_req *r, tk_txn *txn, const tk_client_rec *c, t
         error_redirect(r, redirect, state, &e);
         return;
     }
+    if (!ep_authz_admitted(r)) { /* authorize-burst, authorize-pending-max (ratelimit.c) */
+        return;
+    }
     /* The pending request, resolved. */
     char id[TK_ID_MAX + 1];
     tk_authreq_rec a = {.client_id = client_id,
@@ -211,7 +214,8 @@ static void authorize_verified(ep_req *r, tk_txn *txn, const tk_client_rec *c, t
                                                           : TK_SLICE_NULL,
                         .has_browser = signed_in,
                         .exp = w->now + cfg->authorize_ttl,
-                        .created = w->now};
+                        .created = w->now,
+                        .redirect_given = areq.has_redirect_uri};
     memcpy(a.challenge, areq.challenge, TK_HASH_LEN);
     memcpy(a.browser, cookie_hash, TK_HASH_LEN);
     uint8_t *rec = malloc(TK_RECORD_MAX);

@@ -131,6 +131,7 @@ typedef struct ep_rl_entry {
 typedef struct ep_ratelimit {
     uint64_t seed;
     uint32_t full_mt;    /* a full bucket: burst x 1000 milli-tokens; 0 = no limit */
+    uint32_t refill_ms;  /* milliseconds for one token to come back */
     int64_t quiet_s;     /* seconds after which every bucket is full again */
     int64_t last_fail_s; /* Unix seconds of the latest failure: the fast path */
     ep_rl_entry e[TK_RL_SLOTS];
@@ -145,6 +146,27 @@ unsigned ep_rl_check(ep_ratelimit *rl, const uint8_t peer[16], tk_slice client_i
 /* Record one failed authentication from peer (and client_id, if any). */
 void ep_rl_fail(ep_ratelimit *rl, const uint8_t peer[16], tk_slice client_id, int64_t now_s,
                 uint64_t (*now_ms_fn)(void));
+
+/* The same buckets as an admission limit per source address (/register,
+ * /authorize): burst requests at once, burst per minute after (one token
+ * back every 60 s / burst); 0 = no limit. Not thread-safe: the caller holds
+ * its lock. */
+void ep_rl_init_per_minute(ep_ratelimit *rl, uint64_t seed, unsigned burst);
+/* Take one token from peer's bucket: 0 when taken, otherwise the seconds
+ * until one is back (Retry-After; nothing taken). */
+unsigned ep_rl_take(ep_ratelimit *rl, const uint8_t peer[16], uint64_t now_ms);
+/* Whether /authorize may store one more pending request from peer: 0 yes
+ * (counted), > 0 the per-address limit (authorize-burst) says wait that many
+ * seconds (429), -1 the pending requests of the last authorize-ttl reached
+ * authorize-pending-max (503; a log line at most once a second). */
+int ep_authz_admit(tk_app *app, const uint8_t peer[16], int64_t now_s, uint64_t now_ms);
+/* ep_authz_admit for a request about to store one: false when refused,
+ * answered with an error page (429 with Retry-After, or 503). */
+bool ep_authz_admitted(ep_req *r);
+/* The bucket key of a source address: an IPv4 address (IPv4-mapped IPv6,
+ * ::ffff:a.b.c.d) by itself, an IPv6 address by its /64 (the block one host
+ * or one customer usually holds: 2^64 addresses must not be 2^64 buckets). */
+uint64_t ep_rl_addr_key(uint64_t seed, const uint8_t peer[16]);
 /* ---- Agent access audit (audit.c) ------------------------------------------------ */
 
 _Static_assert(TK_AGENT_AUDIT_ENTRIES < UINT16_MAX, "entry indices fit the index");
@@ -193,14 +215,16 @@ typedef struct ep_as_slot {
     char buf[TK_AS_PENDING_MAX]; /* extra headers, then the body */
 } ep_as_slot;
 
-/* Registrations per source address (register.c): a small direct-mapped
- * table of (address hash, minute, count). */
-typedef struct ep_reg_entry {
-    uint64_t key;
-    int64_t minute;
-    uint32_t count;
-} ep_reg_entry;
-#define EP_REG_SLOTS 256
+/* Stored /authorize requests of the last authorize-ttl seconds, from all
+ * addresses (ratelimit.c: ep_authz_admit): a count per second of creation,
+ * in a ring of TK_AUTHORIZE_TTL_MAX seconds, and their running sum. */
+typedef struct ep_authz_window {
+    int64_t head_s; /* the latest second counted */
+    uint32_t total; /* requests stored in (head_s - ttl, head_s] */
+    uint32_t n[TK_AUTHORIZE_TTL_MAX];
+    int64_t logged_s; /* last authorize_pending_full log line */
+    uint64_t refused; /* refusals since that line */
+} ep_authz_window;
 
 typedef struct ep_worker {
     tk_app *app;
@@ -247,7 +271,13 @@ struct tk_app {
     /* Registrations per source address (register.c), shared by the workers:
      * registration is rare, so one mutex is enough. */
     pthread_mutex_t reg_mu;
-    ep_reg_entry reg[EP_REG_SLOTS];
+    ep_ratelimit reg_rl;
+    /* Stored /authorize requests (ratelimit.c: ep_authz_admit): per source
+     * address, and in all per authorize-ttl. One mutex: the request is about
+     * to be written durably, which costs far more. */
+    pthread_mutex_t authz_mu;
+    ep_ratelimit authz_rl;
+    ep_authz_window authz_win;
     struct ep_dpop_seen *dpop_seen; /* DPoP proof jtis (dpop.c) */
     /* Sign-in upstream (oidc.c): the sign-ins sent to an IdP (state, nonce,
      * PKCE verifier; allocated at the first), and per worker the code

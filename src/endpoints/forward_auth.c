@@ -210,6 +210,12 @@ static int original(ep_req *r, const tk_resources *rs, orig *o)
         return -1;
     }
     o->path = (tk_slice){r->w->path, n};
+    /* "/admin./x", "/admin%20/x", "/admin::$DATA" are "/admin…" to IIS. */
+    if (tk_resources_windows_refused(rs) && tk_http_path_windows_alias(o->path)) {
+        tk_log_debug("forward_auth_refused", "why=%s",
+                     tk_http_path_flaw_name(TK_HTTP_PATH_WINDOWS_ALIAS));
+        return -1;
+    }
     return 0;
 }
 
@@ -385,10 +391,11 @@ static tk_slice original_scheme(const tk_http_request *h, const tk_resource *res
 }
 
 /* The proof of the request (DPoP header) for this token: the original
- * method and URL, ath the token's hash, the key the token's cnf.jkt, the
- * jti never seen. */
+ * method and URL, ath the token's hash, the key the token's cnf.jkt. Its
+ * jti is remembered by dpop_record once everything else allowed the
+ * request. */
 static int dpop_ok(ep_req *r, const orig *o, const tk_resource *res, const uint8_t hash[32],
-                   const tk_token_rec *t)
+                   const tk_token_rec *t, ep_dpop_proof *p)
 {
     ep_worker *w = r->w;
     tk_slice proof;
@@ -410,19 +417,27 @@ static int dpop_ok(ep_req *r, const orig *o, const tk_resource *res, const uint8
         q++;
     }
     want.url.path = q > 0 ? (tk_slice){o->uri.p, q} : TK_SLICE_LIT("/");
-    ep_dpop_proof p;
     const char *why = NULL;
-    int rc = ep_dpop_check(proof, &want, &p, &why);
-    if (rc == EP_DPOP_OK && !tk_ct_equal(p.jkt, t->jkt, TK_HASH_LEN)) {
+    int rc = ep_dpop_check(proof, &want, p, &why);
+    if (rc == EP_DPOP_OK && !tk_ct_equal(p->jkt, t->jkt, TK_HASH_LEN)) {
         why = "the proof's key is not the token's (cnf.jkt)";
         rc = EP_DPOP_BAD_KEY;
     }
-    if (rc == EP_DPOP_OK) {
-        rc = ep_dpop_remember(w->app->dpop_seen, p.jti, p.until, w->now);
-        why = rc == EP_DPOP_REPLAY ? "jti replayed" : "replay cache full";
-    }
     if (rc != EP_DPOP_OK) {
         tk_log_debug("dpop_refused", "endpoint=auth why=\"%s\"", why);
+    }
+    return rc;
+}
+
+/* Remember the proof's jti (RFC 9449 §11.1) only for a request that is
+ * otherwise allowed (token, key, certificate, audience, scope): a request
+ * refused anyway never takes a slot of the process-wide cache. */
+static int dpop_record(ep_worker *w, const ep_dpop_proof *p)
+{
+    int rc = ep_dpop_remember(w->app->dpop_seen, p->jti, p->until, w->now);
+    if (rc != EP_DPOP_OK) {
+        tk_log_debug("dpop_refused", "endpoint=auth why=\"%s\"",
+                     rc == EP_DPOP_REPLAY ? "jti replayed" : "replay cache full");
     }
     return rc;
 }
@@ -474,7 +489,8 @@ static void decide(ep_req *r, const orig *o, const tk_resource *res)
         challenge(r, 401, dpop_invalid_token, EP_FA_INVALID_TOKEN);
         return;
     }
-    int prc = dpop ? dpop_ok(r, o, res, hash, &in.tok) : EP_DPOP_OK;
+    ep_dpop_proof proof;
+    int prc = dpop ? dpop_ok(r, o, res, hash, &in.tok, &proof) : EP_DPOP_OK;
     if (prc != EP_DPOP_OK) {
         if (prc == EP_DPOP_USE_NONCE) {
             use_nonce(r);
@@ -497,6 +513,10 @@ static void decide(ep_req *r, const orig *o, const tk_resource *res)
     if (rule != NULL && !tk_core_scope_subset(rule->scope, in.tok.scope)) {
         ep_audit_record(w, in.tok.client_id, res, false);
         challenge(r, 403, rule->challenge, EP_FA_INSUFFICIENT_SCOPE);
+        return;
+    }
+    if (dpop && dpop_record(w, &proof) != EP_DPOP_OK) {
+        challenge(r, 401, dpop_invalid_proof, EP_FA_INVALID_DPOP_PROOF);
         return;
     }
     ep_audit_record(w, in.tok.client_id, res, true);

@@ -204,16 +204,24 @@ static int pending_put(tk_app *app, const ep_oidc_pending *p, int64_t now)
     return rc;
 }
 
-/* Take (and forget) the live sign-in whose state hashes to state. */
-static bool pending_take(tk_app *app, const uint8_t state[TK_HASH_LEN], int64_t now,
-                         ep_oidc_pending *out)
+/* Take (and forget) the live sign-in whose state hashes to state, but only
+ * for the browser holding its binder (binder: the cookie's hash): anyone
+ * else who learnt the state must not be able to cancel the user's sign-in.
+ * 1: taken; 0: no live sign-in with that state; -1: another browser's
+ * (left in place). */
+static int pending_take(tk_app *app, const uint8_t state[TK_HASH_LEN],
+                        const uint8_t binder[TK_HASH_LEN], int64_t now, ep_oidc_pending *out)
 {
-    bool found = false;
+    int found = 0;
     pthread_mutex_lock(&app->oidc_mu);
     for (unsigned i = 0; app->oidc_pending != NULL && i < TK_OIDC_PENDING_MAX; i++) {
         ep_oidc_pending *e = &app->oidc_pending[i];
         if (e->exp != 0 && tk_ct_equal(e->state, state, TK_HASH_LEN)) {
-            found = e->exp > now;
+            if (e->exp > now && !tk_ct_equal(e->binder, binder, TK_HASH_LEN)) {
+                found = -1;
+                break;
+            }
+            found = e->exp > now ? 1 : 0;
             *out = *e;
             tk_cleanse(e, sizeof *e);
             break;
@@ -625,20 +633,24 @@ void ep_oidc_callback(ep_req *r)
     }
     uint8_t sh[TK_HASH_LEN];
     tk_sha256(state, f[1].len, sh);
-    ep_oidc_pending p;
-    if (!pending_take(w->app, sh, w->now, &p)) {
-        ep_reply_error_page(r, 400, "invalid_request",
-                            "This sign-in expired, was already used or was not started here.");
-        return;
-    }
+    /* The binder first: only the browser that started the sign-in consumes it. */
     tk_slice binder = cookie_value(tk_http_header_get(r->http, "Cookie"), BINDER_COOKIE);
     uint8_t bh[TK_HASH_LEN];
     tk_sha256(binder.p != NULL ? binder.p : "", binder.len, bh);
+    ep_oidc_pending p;
+    int taken = pending_take(w->app, sh, bh, w->now, &p); /* no cookie: the hash of "" */
+    if (taken <= 0) {
+        tk_log_info("oidc_callback_refused", "why=\"%s\"",
+                    taken < 0 ? "no or another binder cookie" : "unknown state");
+        ep_reply_error_page(r, 400, taken < 0 ? "access_denied" : "invalid_request",
+                            taken < 0 ? "This sign-in was started in another browser."
+                                      : "This sign-in expired, was already used or was not "
+                                        "started here.");
+        return;
+    }
     const tk_idp_issuer *is = tk_idp_find(w->idp, tk_slice_from_str(p.issuer));
     const char *why = NULL;
-    if (binder.p == NULL || !tk_ct_equal(bh, p.binder, TK_HASH_LEN)) {
-        why = "This sign-in was started in another browser.";
-    } else if (is == NULL || is->client_id_len == 0 || !is->discovered) {
+    if (is == NULL || is->client_id_len == 0 || !is->discovered) {
         why = "The identity provider of this sign-in is no longer configured.";
     } else if (f[2].present &&
                !tk_slice_eq(tk_slice_from_str(iss), (tk_slice){is->issuer, is->issuer_len})) {

@@ -14,6 +14,7 @@
  */
 #include "endpoints_int.h"
 
+#include "tokend/clock.h"
 #include "tokend/crypto.h"
 #include "tokend/log.h"
 #include "tokend/oauth_register.h"
@@ -22,29 +23,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Per-address registrations this minute: true when over the burst. */
+/* Per-address registrations (a token bucket of register-burst, refilled
+ * register-burst per minute; ratelimit.c keys IPv6 by its /64): true when
+ * over the burst. */
 bool ep_register_over_burst(ep_worker *w, const uint8_t peer[16])
 {
-    unsigned burst = w->app->cfg.register_burst;
-    if (burst == 0) {
-        return false;
-    }
-    uint64_t k = 1469598103934665603ull; /* FNV-1a of the address */
-    for (int i = 0; i < 16; i++) {
-        k = (k ^ peer[i]) * 1099511628211ull;
-    }
-    k |= 1;
     tk_app *app = w->app;
-    int64_t minute = w->now / 60;
     pthread_mutex_lock(&app->reg_mu);
-    ep_reg_entry *e = &app->reg[k % EP_REG_SLOTS];
-    if (e->key != k || e->minute != minute) {
-        *e = (ep_reg_entry){.key = k, .minute = minute};
-    }
-    bool over = e->count >= burst;
-    e->count += over ? 0u : 1u;
+    unsigned wait = ep_rl_take(&app->reg_rl, peer, tk_mono_ms());
     pthread_mutex_unlock(&app->reg_mu);
-    return over;
+    return wait > 0;
 }
 
 static int cmp_str(const void *a, const void *b)

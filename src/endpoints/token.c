@@ -158,8 +158,8 @@ static void dpop_error(ep_req *r, const char *desc)
 }
 
 /* Check the request's proof, if any: htm POST, htu the token endpoint (the
- * issuer + "/token", as the metadata says), then remember its jti. False:
- * answered 400 invalid_dpop_proof. */
+ * issuer + "/token", as the metadata says). Its jti is remembered later, by
+ * dpop_record. False: answered 400 invalid_dpop_proof (or use_dpop_nonce). */
 static bool dpop_proof(ep_req *r, dpop_in *d)
 {
     ep_worker *w = r->w;
@@ -193,11 +193,6 @@ static bool dpop_proof(ep_req *r, dpop_in *d)
     }
     const char *why = NULL;
     int rc = ep_dpop_check(hdr, &want, &d->proof, &why);
-    if (rc == EP_DPOP_OK) {
-        rc = ep_dpop_remember(w->app->dpop_seen, d->proof.jti, d->proof.until, w->now);
-        why = rc == EP_DPOP_REPLAY ? "the proof's jti was used before"
-                                   : "too many recent proofs to remember this one: retry";
-    }
     if (rc == EP_DPOP_USE_NONCE) {
         char nh[16 + EP_DPOP_NONCE_LEN] = "DPoP-Nonce: ";
         ep_dpop_nonce(w->app->dpop_seen, w->now, nh + 12);
@@ -211,6 +206,29 @@ static bool dpop_proof(ep_req *r, dpop_in *d)
         return false;
     }
     return true;
+}
+
+/* Remember the proof's jti (RFC 9449 §11.1), only once the request is
+ * otherwise valid: client authenticated, grant and parameters checked,
+ * just before the op is built. A request that fails anyway never takes a
+ * slot of the process-wide cache, so nobody can fill it (and so make every
+ * DPoP request fail) with requests that cost them nothing: each remembered
+ * jti costs a live grant. False: answered 400 invalid_dpop_proof. */
+static bool dpop_record(ep_req *r, const dpop_in *d)
+{
+    if (!d->present) {
+        return true;
+    }
+    ep_worker *w = r->w;
+    int rc = ep_dpop_remember(w->app->dpop_seen, d->proof.jti, d->proof.until, w->now);
+    if (rc == EP_DPOP_OK) {
+        return true;
+    }
+    const char *why = rc == EP_DPOP_REPLAY ? "the proof's jti was used before"
+                                           : "too many recent proofs to remember this one: retry";
+    tk_log_info("dpop_refused", "endpoint=token why=\"%s\"", why);
+    dpop_error(r, why);
+    return false;
 }
 
 /* The answer once durable: access token, and refresh token / issued type. */
@@ -307,6 +325,12 @@ static void grant_code(ep_req *r, tk_txn *txn, const tk_client_rec *c, tk_slice 
         token_error(r, 400, TK_OAUTH_INVALID_GRANT, "the code is unknown, expired or not yours");
         return;
     }
+    /* RFC 6749 §4.1.3: required when the authorization request named it, and identical. */
+    if (code.redirect_given != 0 && !treq.has_redirect_uri) {
+        token_error(r, 400, TK_OAUTH_INVALID_GRANT,
+                    "redirect_uri is required: the authorization request named it");
+        return;
+    }
     if (treq.has_redirect_uri &&
         !tk_slice_eq(tk_slice_from_str(treq.redirect_uri), code.redirect_uri)) {
         token_error(r, 400, TK_OAUTH_INVALID_GRANT, "redirect_uri differs from the authorization");
@@ -322,6 +346,9 @@ static void grant_code(ep_req *r, tk_txn *txn, const tk_client_rec *c, tk_slice 
         return;
     }
     if (!org_allows(r, txn, client_id, code.sid, code.resource, code.scope, "code")) {
+        return;
+    }
+    if (!dpop_record(r, d)) {
         return;
     }
     char access[TK_TOKEN_LEN + 1], refresh[TK_TOKEN_LEN + 1] = "";
@@ -389,6 +416,9 @@ static void grant_refresh(ep_req *r, tk_txn *txn, const tk_client_rec *c, tk_sli
     if (!org_allows(r, txn, client_id, t.sid, t.aud, want.len > 0 ? want : t.scope, "refresh")) {
         return;
     }
+    if (!dpop_record(r, d)) {
+        return;
+    }
     char access[TK_TOKEN_LEN + 1], refresh[TK_TOKEN_LEN + 1];
     tk_commit_req creq = {.nops = 1};
     tk_op *op = &creq.ops[0];
@@ -439,17 +469,26 @@ static void grant_exchange(ep_req *r, tk_txn *txn, tk_slice client_id, const dpo
         token_error(r, 400, TK_OAUTH_INVALID_GRANT, "subject_token is not an active access token");
         return;
     }
-    if (in.tok.has_jkt && !d->present) { /* no downgrade of a bound token to a bearer one */
-        dpop_error(r,
-                   "the subject token is DPoP-bound: send a proof, the delegated token is bound");
+    /* A sender-constrained subject token is exchanged only by its holder: a
+     * proof by its own key (RFC 9449: cnf.jkt), and the delegated token is
+     * bound to that key too. Any proof would let whoever stole the token
+     * re-bind it to a key of theirs through a public delegate. */
+    if (in.tok.has_jkt && (!d->present || !tk_ct_equal(in.tok.jkt, d->proof.jkt, TK_HASH_LEN))) {
+        dpop_error(r, d->present ? "the proof's key is not the subject token's (cnf.jkt)"
+                                 : "the subject token is DPoP-bound: send a proof by its key, "
+                                   "the delegated token is bound");
         return;
     }
-    /* The same for a certificate-bound one (RFC 8705 §3): only over TLS with a client
-     * certificate, so the delegated token is bound too. */
-    if (in.tok.has_cnf && r->http->cert == NULL) {
+    /* The same for a certificate-bound one (RFC 8705 §3): only over TLS with the
+     * subject token's own client certificate (cnf.x5t#S256), so the delegated
+     * token is bound to it too. */
+    const tk_peer_cert *pc = r->http->cert;
+    if (in.tok.has_cnf && (pc == NULL || !tk_ct_equal(in.tok.cnf_x5t, pc->sha256, TK_HASH_LEN))) {
         token_error(r, 400, TK_OAUTH_INVALID_GRANT,
-                    "the subject token is certificate-bound: exchange it over TLS with a client "
-                    "certificate, the delegated token is bound");
+                    pc == NULL ? "the subject token is certificate-bound: exchange it over TLS "
+                                 "with its client certificate, the delegated token is bound"
+                               : "the client certificate is not the subject token's "
+                                 "(cnf.x5t#S256)");
         return;
     }
     tk_client_rec owner;
@@ -479,6 +518,9 @@ static void grant_exchange(ep_req *r, tk_txn *txn, tk_slice client_id, const dpo
     }
     if (!org_allows(r, txn, client_id, in.tok.sid, in.tok.aud, want.len > 0 ? want : in.tok.scope,
                     "exchange")) {
+        return;
+    }
+    if (!dpop_record(r, d)) {
         return;
     }
     char access[TK_TOKEN_LEN + 1];

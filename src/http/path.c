@@ -229,6 +229,32 @@ int tk_http_path_normalize(tk_slice raw, enum tk_http_params params, char *out, 
     return 0;
 }
 
+bool tk_http_path_windows_alias(tk_slice path)
+{
+    size_t i = 0;
+    while (i < path.len) { /* bounded: i advances by at least one per turn */
+        size_t s = i;
+        while (i < path.len && path.p[i] != '/') {
+            i++;
+        }
+        tk_slice seg = {path.p + s, i - s};
+        i++;
+        if (seg.len == 0 || tk_slice_eq_str(seg, ".") || tk_slice_eq_str(seg, "..")) {
+            continue; /* the dot segments themselves mean the same everywhere */
+        }
+        char last = seg.p[seg.len - 1];
+        if (last == '.' || last == ' ') {
+            return true;
+        }
+        for (size_t k = 0; k + 1 < seg.len; k++) {
+            if (seg.p[k] == ':' && seg.p[k + 1] == '$') {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
 const char *tk_http_path_flaw_name(enum tk_http_path_flaw f)
 {
     switch (f) {
@@ -256,6 +282,8 @@ const char *tk_http_path_flaw_name(enum tk_http_path_flaw f)
         return "double_encoded";
     case TK_HTTP_PATH_ABOVE_ROOT:
         return "above_root";
+    case TK_HTTP_PATH_WINDOWS_ALIAS:
+        return "windows_alias";
     }
     return "unknown";
 }

@@ -129,6 +129,18 @@ static bool is_qtext(char c)
     return c == ' ' || is_scope_char(c);
 }
 
+/* What forward-auth accepts as a request method (forward_auth.c: method_ok). */
+static bool is_method_char(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+}
+
+/* The same, case-blind: a key that is a method written in lower case. */
+static bool is_lower_method_char(char c)
+{
+    return is_method_char(c) || (c >= 'a' && c <= 'z');
+}
+
 static bool all_of(tk_slice s, bool (*ok)(char))
 {
     for (size_t i = 0; i < s.len; i++) {
@@ -425,7 +437,17 @@ static int parse_rules(loader *ld, tk_resource *r, const json_t *o, const char *
         tk_slice method = tk_slice_from_str(m);
         bool any = method.len == 1 && m[0] == '*';
         if (method.len == 0 || method.len > TK_METHOD_MAX || (!any && !all_of(method, is_tchar))) {
-            return bad(ld, "%s: required_scopes: \"%s\" is not a method", where, m);
+            return bad(ld, "%s (%s): required_scopes: \"%s\" is not a method", where, r->id.p, m);
+        }
+        /* Forward-auth takes only upper-case methods ([A-Z0-9_-], every
+         * registered one) and compares them exactly: any other key never
+         * matches, and its requests would silently get the "*" rule. */
+        if (!any && !all_of(method, is_method_char)) {
+            return bad(ld,
+                       "%s (%s): required_scopes: \"%s\" can never match: methods are "
+                       "compared as sent, upper-case letters, digits, '-' and '_' only%s",
+                       where, r->id.p, m,
+                       all_of(method, is_lower_method_char) ? " (write it in upper case)" : "");
         }
         tk_scope_rule *u = &r->rules[r->nrules];
         char w[300];
@@ -606,6 +628,24 @@ static int parse_params(loader *ld, const json_t *root)
     return bad(ld, "\"path_parameters\" must be \"refuse\" (the default) or \"strip\"");
 }
 
+/* "windows_paths": whether forward-auth refuses a path segment Windows reads
+ * as another name (tk_http_path_windows_alias): "refuse" (the default) or
+ * "allow", for upstreams that are not Windows and serve such names. */
+static int parse_windows(loader *ld, const json_t *root)
+{
+    tk_slice v;
+    int rc = get_string(ld, root, "windows_paths", "file", false, 16, &v);
+    ld->rs->windows_allowed = false;
+    if (rc != 0 || v.len == 0 || tk_slice_eq_str(v, "refuse")) {
+        return rc;
+    }
+    if (tk_slice_eq_str(v, "allow")) {
+        ld->rs->windows_allowed = true;
+        return 0;
+    }
+    return bad(ld, "\"windows_paths\" must be \"refuse\" (the default) or \"allow\"");
+}
+
 static unsigned specificity(const tk_resource *r)
 {
     if (r->host_any) {
@@ -671,12 +711,13 @@ static int check_unique(loader *ld)
 static int parse_root(loader *ld, const json_t *root)
 {
     static const char *const allowed[] = {"trusted_headers", "identity_headers", "path_parameters",
-                                          "resources", NULL};
+                                          "windows_paths",   "resources",        NULL};
     if (!json_is_object(root)) {
         return bad(ld, "the file must hold a JSON object");
     }
     int rc = only_members(ld, root, "file", allowed);
     rc = rc != 0 ? rc : parse_params(ld, root);
+    rc = rc != 0 ? rc : parse_windows(ld, root);
     rc = rc != 0 ? rc : parse_trusted(ld, json_object_get(root, "trusted_headers"));
     for (size_t i = 0; i < TK_IDENT_COUNT; i++) {
         ld->ident[i] = tk_slice_from_str(ident_defaults[i]);

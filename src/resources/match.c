@@ -140,3 +140,8 @@ enum tk_http_params tk_resources_path_params(const tk_resources *rs)
 {
     return rs == NULL ? TK_HTTP_PARAMS_REFUSE : rs->params;
 }
+
+bool tk_resources_windows_refused(const tk_resources *rs)
+{
+    return rs == NULL || !rs->windows_allowed;
+}

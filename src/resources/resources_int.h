@@ -19,6 +19,7 @@ struct tk_resources {
     block *arena;
     unsigned trusted;
     enum tk_http_params params;
+    bool windows_allowed; /* "windows_paths": "allow" */
     size_t n;
     tk_resource *r;                   /* file order */
     uint16_t order[TK_RESOURCES_MAX]; /* match order */

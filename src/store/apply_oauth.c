@@ -291,6 +291,7 @@ typedef struct pending {
     BUF(gid, TK_ID_MAX);
     BUF(gscope, TK_SCOPE_MAX);
     uint8_t challenge[TK_HASH_LEN];
+    uint8_t redirect_given;
 } pending;
 
 /* The request, its browser and session, copied; false: INVALID (or *err). */
@@ -309,6 +310,7 @@ static bool load_pending(tk_txn *txn, const tk_op *op, pending *p, int *err)
         return false;
     }
     memcpy(p->challenge, a.challenge, TK_HASH_LEN);
+    p->redirect_given = a.redirect_given;
     tk_browser_rec b;
     rc = read_rc(tk_store_get_browser(txn, x->browser, &b));
     *err = rc == TK_E_NOTFOUND ? 0 : rc;
@@ -451,7 +453,8 @@ static int apply_code_issue(tk_txn *txn, const tk_op *op, bool *changed, uint8_t
                      .sub = SL(p.sub),
                      .grant_id = SL(p.gid),
                      .exp = x->code_exp,
-                     .created = op->at};
+                     .created = op->at,
+                     .redirect_given = p.redirect_given};
     memcpy(c.challenge, p.challenge, TK_HASH_LEN);
     rc = tk_store_put_code(txn, x->code, &c, TK_PUT_NEW);
     if (rc == 0) {
@@ -564,7 +567,8 @@ static int apply_code_redeem(tk_txn *txn, const tk_op *op, bool *changed, uint8_
                         .grant_id = SL(f.gid),
                         .exp = exp,
                         .created = created,
-                        .used_at = op->at};
+                        .used_at = op->at,
+                        .redirect_given = u.redirect_given};
     memcpy(used.challenge, challenge, TK_HASH_LEN);
     rc = tk_store_put_code(txn, x->code, &used, 0);
     if (rc == 0) {

@@ -106,6 +106,7 @@ static const field code_fields[] = {
     TIME(9, true, tk_code_rec, exp),
     TIME(10, true, tk_code_rec, created),
     TIME(11, false, tk_code_rec, used_at),
+    ENUM(12, false, 1, 1, tk_code_rec, redirect_given),
 };
 
 static const field authreq_fields[] = {
@@ -122,6 +123,7 @@ static const field authreq_fields[] = {
     TIME(11, false, tk_authreq_rec, used_at),
     TIME(12, true, tk_authreq_rec, created),
     STR(13, false, TK_LOGIN_HINT_MAX, tk_authreq_rec, login_hint),
+    ENUM(14, false, 1, 1, tk_authreq_rec, redirect_given),
 };
 
 static const field browser_fields[] = {

@@ -201,6 +201,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
                          .authorize_ttl = cfg[i].authorize_ttl,
                          .refresh_reuse_window = cfg[i].refresh_reuse_window,
                          .register_burst = 4,
+                         .authorize_burst = 4,
+                         .authorize_pending_max = 64,
                          .store = store,
                          .committer = NULL,
                          .keys = keys,

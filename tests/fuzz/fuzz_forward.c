@@ -176,6 +176,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             EXPECT(na == n && memcmp(again, out, n) == 0);
         }
         free(again);
+        /* Windows aliases: a segment ending in '.' or ' ', or holding ":$". */
+        bool alias = false;
+        for (size_t i = 0; i < n; i++) {
+            bool end = i + 1 == n || out[i + 1] == '/';
+            alias = alias || (end && (out[i] == '.' || out[i] == ' ')) ||
+                    (out[i] == ':' && i + 1 < n && out[i + 1] == '$');
+        }
+        EXPECT(tk_http_path_windows_alias((tk_slice){out, n}) == alias);
 
         tk_slice path = {out, n};
         check_host(host, path);

@@ -32,7 +32,8 @@ class Abandoned(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.folder = a.tmpfolder()
-        cls.d = h.start_daemon(a.as_daemon_args(cls.folder, extra=("--register-burst", 1000)),
+        cls.d = h.start_daemon(a.as_daemon_args(cls.folder, extra=("--register-burst", 1000,
+                                                                   "--authorize-burst", 0)),
                                workers=1)
 
     @classmethod

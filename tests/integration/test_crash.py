@@ -286,8 +286,10 @@ class CrashTokens(h.FreshCase):
         folder = self.tmpdir()
         data = self.tmpdir()
         # Strict rotation: a rotated-away refresh token is never good again.
+        # Many sign-ins a second from one address: no authorize-burst.
         d = self.daemon(a.as_daemon_args(folder, "open", ("--code-ttl", 600,
-                                                         "--refresh-reuse-window", 0)),
+                                                         "--refresh-reuse-window", 0,
+                                                         "--authorize-burst", 0)),
                         data_dir=data)
         admin = d.add_client("admin", "admin")
         cids = [a.public_client(d, name="crash-agent-%d" % i)["client_id"]

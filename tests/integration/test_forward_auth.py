@@ -338,6 +338,18 @@ AMBIGUOUS = [
     # dot-segments above the root
     "/..", "/../admin", "/public/../../admin", "/%2e%2e/admin", "/./../admin",
 ]
+# Windows (IIS) reads these as /admin…: a segment's trailing dots and spaces are
+# dropped, and "name::$DATA" / "name:$I30:$INDEX_ALLOCATION" are NTFS streams of
+# "name". Refused unless the resources file says "windows_paths": "allow".
+WINDOWS = [
+    "/admin./users", "/admin%2e/users", "/admin%2E/users", "/admin../users", "/admin.../users",
+    "/admin.", "/admin..", "/admin...", "/admin%20/users", "/admin%20", "/admin%20%20/users",
+    "/admin ./", "/admin%20./users", "/admin.%20/users", "/admin.%20.%20/users",
+    "/public/../admin./users", "/public/%2e%2e/admin%2e/users", "/%61dmin./users",
+    "/admin::$DATA", "/admin::$DATA/users", "/admin%3a%3a$DATA/users", "/admin%3A%3A%24DATA",
+    "/admin:$I30:$INDEX_ALLOCATION/users", "/admin%3A$I30%3A$INDEX_ALLOCATION/users",
+    "/page.", "/page%20", "/page::$DATA", "/x/web.config::$DATA", "/x/y./z",
+]
 
 
 class PathAmbiguity(ForwardAuthBase):
@@ -360,21 +372,22 @@ class PathAmbiguity(ForwardAuthBase):
 
     def test_parameters_and_every_ambiguity_class_are_400(self):
         before = self.bad_requests()
-        variants = [v for v, _ in PARAMS] + AMBIGUOUS
+        variants = [v for v, _ in PARAMS] + AMBIGUOUS + WINDOWS
         for uri in variants:
             self.assertRefused(self.auth(self.read, uri=uri), uri)
         # Counted as bad_request in forward-auth's metrics, one per request.
         self.assertEqual(self.bad_requests() - before, len(variants))
 
     def test_every_header_that_carries_the_uri(self):
-        for uri in ("/admin;x/users", "/admin%3bx/secret", "/admin%2Fx", "/admin%5Cx",
-                    "/%252e%252e/admin", "/%C0%AE%C0%AE/admin", "/admin#x"):
+        windows = [u for u in WINDOWS if " " not in u]  # a raw space ends a request line
+        for uri in ["/admin;x/users", "/admin%3bx/secret", "/admin%2Fx", "/admin%5Cx",
+                    "/%252e%252e/admin", "/%C0%AE%C0%AE/admin", "/admin#x"] + WINDOWS:
             self.assertRefused(self.auth(self.read, uri=None, extra={"X-Original-URI": uri}), uri)
             self.assertRefused(self.auth(self.read, host=None, uri=None,
                                          extra={"X-Original-URL": "https://wiki.test" + uri}), uri)
         # Envoy style: the original path after /auth, through the request-line parser.
-        for uri in ("/admin;x/users", "/admin%3bx/secret", "/admin%2Fx", "/admin%5Cx",
-                    "/%252e%252e/admin", "/%C0%AE%C0%AE/admin"):
+        for uri in ["/admin;x/users", "/admin%3bx/secret", "/admin%2Fx", "/admin%5Cx",
+                    "/%252e%252e/admin", "/%C0%AE%C0%AE/admin"] + windows:
             r = self.d.raw(("GET /auth%s HTTP/1.1\r\nHost: wiki.test\r\n"
                             "Authorization: Bearer %s\r\n\r\n" % (uri, self.read)).encode())
             self.assertRefused(r, uri)
@@ -401,9 +414,9 @@ class PathParametersStrip(PathAmbiguity):
 
     def test_parameters_and_every_ambiguity_class_are_400(self):
         before = self.bad_requests()
-        for uri in AMBIGUOUS:
+        for uri in AMBIGUOUS + WINDOWS:
             self.assertRefused(self.auth(self.read, uri=uri), uri)
-        self.assertEqual(self.bad_requests() - before, len(AMBIGUOUS))
+        self.assertEqual(self.bad_requests() - before, len(AMBIGUOUS) + len(WINDOWS))
 
     def test_parameters_are_stripped(self):
         for variant, plain in PARAMS:
@@ -422,6 +435,22 @@ class PathParametersStrip(PathAmbiguity):
         self.assertAdmin(r)
         self.assertRefused(self.auth(self.read, uri=None, extra={"X-Original-URI": "/a%3bx"}),
                            "encoded ;")
+
+
+class WindowsPathsAllowed(ForwardAuthBase):
+    """"windows_paths": "allow" (an upstream that is not Windows and serves
+    names ending in '.' or ' '): the Windows variants are decided as the
+    paths they literally are; every other ambiguity class stays 400."""
+    resources = dict(RESOURCES, windows_paths="allow")
+
+    def test_windows_variants_decided_literally(self):
+        for uri in ("/admin./users", "/admin%20/users", "/admin...", "/admin::$DATA/users",
+                    "/page.", "/x/web.config::$DATA"):
+            # Not /admin (the prefix covers "/admin" on a segment boundary only): the wiki.
+            self.assertEqual(self.auth(self.read, uri=uri).status, 200, uri)
+        self.assertAdmin(self.auth(self.read, uri="/admin/users"))
+        for uri in AMBIGUOUS:
+            self.assertEqual(self.auth(self.read, uri=uri).status, 400, uri)
 
 
 # ---- Hosts (issue 9 item 4) --------------------------------------------------------

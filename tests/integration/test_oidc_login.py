@@ -607,6 +607,41 @@ class OidcLogin(Flow, h.TokenAsserts, unittest.TestCase):
         for resp in (r,):
             self.assertNotIn("__Host-tokend-session=", resp.header("Set-Cookie") or "")
 
+    def test_callback_from_another_browser_leaves_the_sign_in(self):
+        # Review finding: a failed callback consumed the pending sign-in before
+        # the binder cookie was checked, so whoever learnt the state (a log, a
+        # Referer, a shoulder) could cancel the user's sign-in. Only the
+        # browser holding the binder consumes it now; every other answer from
+        # elsewhere (no cookie, a forged one, another sign-in's real one, an
+        # IdP error, another iss, no code) leaves it for the user.
+        self.fake.mode = "good"
+        agent = self.register()
+        user = TokendBrowser(self.d)
+        _, _, _, aq = self.start(user, agent["client_id"], 1)
+        code = secrets.token_urlsafe(24)
+        self.fake.codes[code] = aq["nonce"]
+        good = {"code": code, "state": aq["state"], "iss": self.fake.issuer}
+        other = TokendBrowser(self.d)  # a sign-in of its own: a real binder, not the user's
+        self.start(other, self.register()["client_id"], 1)
+        forged = TokendBrowser(self.d)
+        forged.cookies["__Host-tokend-login"] = secrets.token_urlsafe(32)
+        attempts = [(TokendBrowser(self.d), good), (forged, good), (other, good),
+                    (other, {"state": aq["state"], "error": "access_denied",
+                             "iss": self.fake.issuer}),
+                    (other, dict(good, iss=self.iss)), (other, {"state": aq["state"]})]
+        for tb, q in attempts:
+            r = tb.request("GET", "/login/callback?" + urllib.parse.urlencode(q))
+            self.assertEqual(r.status, 400, r)
+            self.assertIn(b"another browser", r.body)
+            self.assertNotIn("__Host-tokend-session=", r.header("Set-Cookie") or "")
+        # The user's own browser still completes the sign-in, once.
+        r = user.request("GET", "/login/callback?" + urllib.parse.urlencode(good))
+        self.assertEqual(r.status, 303, r)
+        self.assertIn("__Host-tokend-session=", r.header("Set-Cookie"))
+        r = user.request("GET", "/login/callback?" + urllib.parse.urlencode(good))
+        self.assertEqual(r.status, 400, r)
+        self.assertIn(b"already used", r.body)
+
     def test_key_rotated_at_the_idp(self):
         """The IdP rotates to a key with a new kid: the first ID token under
         it is refused (and makes tokend fetch the JWKS again), the next sign-in

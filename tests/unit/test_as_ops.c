@@ -76,14 +76,15 @@ static uint8_t apply1(const tk_op *op)
     return apply(op, NULL);
 }
 
-static void put_request(const char *id, int64_t at)
+static void put_request_given(const char *id, int64_t at, uint8_t redirect_given)
 {
     tk_authreq_rec a = {.client_id = TK_SLICE_LIT("tkc_agent"),
                         .redirect_uri = TK_SLICE_LIT("http://127.0.0.1:9/cb"),
                         .scope = TK_SLICE_LIT("mcp:read mcp:write"),
                         .resource = TK_SLICE_LIT("https://mcp.test/mcp"),
                         .exp = at + 600,
-                        .created = at};
+                        .created = at,
+                        .redirect_given = redirect_given};
     h(0xc5, a.csrf_key);
     h(0xcc, a.challenge);
     uint8_t *buf = malloc(TK_RECORD_MAX);
@@ -97,6 +98,11 @@ static void put_request(const char *id, int64_t at)
     CHECK_EQ_INT(apply1(&op), TK_OUT_OK);
     CHECK_EQ_INT(apply1(&op), TK_OUT_INVALID); /* a second put changes nothing */
     free(buf);
+}
+
+static void put_request(const char *id, int64_t at)
+{
+    put_request_given(id, at, 0);
 }
 
 static tk_op sign_in_op(const char *request, uint8_t browser_tag, int64_t at)
@@ -197,6 +203,52 @@ static bool token_exists(uint8_t tag, tk_token_rec *out)
     }
     tk_store_txn_end(r);
     return rc == 0;
+}
+
+/* The code's redirect_given (0 or 1), or -1 when there is no such code. */
+static int code_redirect_given(uint8_t tag)
+{
+    tk_txn *r;
+    TK_ASSERT(tk_store_read_begin(st, &r) == 0);
+    uint8_t hh[TK_HASH_LEN];
+    h(tag, hh);
+    tk_code_rec c;
+    int rc = tk_store_get_code(r, hh, &c);
+    int given = rc == 0 ? c.redirect_given : -1;
+    tk_store_txn_end(r);
+    return given;
+}
+
+/* RFC 6749 §4.1.3: whether the authorization request named redirect_uri
+ * travels from the pending request to its code and stays on the used code
+ * (the token endpoint requires redirect_uri when it is 1). */
+static void test_redirect_given_travels(void)
+{
+    setup();
+    put_request_given("tka_named", T0, 1);
+    put_request("tka_implied", T0);
+    sign_in("tka_named", 0xb1, T0 + 1);
+    sign_in("tka_implied", 0xb2, T0 + 1);
+    tk_op named = code_issue("tka_named", 0xb1, TK_DECIDE_APPROVE, 0xd1, T0 + 2);
+    tk_op implied = code_issue("tka_implied", 0xb2, TK_DECIDE_APPROVE, 0xd2, T0 + 2);
+    CHECK_EQ_INT(apply1(&named), TK_OUT_OK);
+    CHECK_EQ_INT(apply1(&implied), TK_OUT_OK);
+    CHECK_EQ_INT(code_redirect_given(0xd1), 1);
+    CHECK_EQ_INT(code_redirect_given(0xd2), 0);
+    tk_op r1 = redeem(0xd1, 0xa1, 0xf1, T0 + 10);
+    CHECK_EQ_INT(apply1(&r1), TK_OUT_OK);
+    CHECK_EQ_INT(code_redirect_given(0xd1), 1); /* the used code keeps it */
+    /* Out of range values are refused by the codec. */
+    tk_authreq_rec bad = {.client_id = TK_SLICE_LIT("tkc_agent"),
+                          .redirect_uri = TK_SLICE_LIT("http://127.0.0.1:9/cb"),
+                          .resource = TK_SLICE_LIT("https://mcp.test/mcp"),
+                          .exp = T0 + 600,
+                          .created = T0,
+                          .redirect_given = 2};
+    uint8_t buf[TK_RECORD_MAX];
+    size_t len;
+    CHECK(tk_record_encode_authreq(&bad, buf, sizeof buf, &len) != 0);
+    teardown();
 }
 
 static uint8_t grant_state(const char *id)
@@ -552,5 +604,6 @@ int main(void)
     RUN(test_reapplied_is_noop);
     RUN(test_sign_in_claims);
     RUN(test_metadata_client_put);
+    RUN(test_redirect_given_travels);
     return check_report();
 }

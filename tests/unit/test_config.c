@@ -380,6 +380,15 @@ static void test_authorization_server(void)
     CHECK_EQ_INT(c.authorize_ttl, 600);
     CHECK_EQ_INT(c.refresh_reuse_window, 5);
     CHECK_EQ_INT(c.register_burst, 20);
+    CHECK_EQ_INT(c.authorize_burst, 60);
+    CHECK_EQ_INT(c.authorize_pending_max, 20000);
+    CHECK_EQ_INT(tk_config_set(&c, "authorize-burst", "0", err, sizeof(err)), 0);
+    CHECK_EQ_INT(c.authorize_burst, 0);
+    CHECK_EQ_INT(tk_config_set(&c, "authorize-pending-max", "10", err, sizeof(err)), 0);
+    CHECK_EQ_INT(c.authorize_pending_max, 10);
+    CHECK(tk_config_set(&c, "authorize-pending-max", "0", err, sizeof(err)) != 0);
+    CHECK(tk_config_set(&c, "authorize-pending-max", "1000001", err, sizeof(err)) != 0);
+    CHECK(tk_config_set(&c, "authorize-ttl", "3601", err, sizeof(err)) != 0);
     static const char *const names[] = {"open", "approval", "closed"};
     for (int i = 0; i < 3; i++) {
         CHECK_EQ_INT(tk_config_set(&c, "registration", names[i], err, sizeof(err)), 0);

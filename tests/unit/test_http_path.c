@@ -350,6 +350,71 @@ static void test_hosts(void)
     CHECK(!tk_http_host_eq(&a, &c) && !tk_http_host_eq(&a, &d));
 }
 
+/* Windows path equivalences (IIS): a segment ending in '.' or ' ', in any
+ * number, encoded or raw, wherever it stands, and NTFS streams (":$"), as
+ * forward-auth meets them: normalised first, then tk_http_path_windows_alias.
+ * The dot segments themselves, dots inside a name and ':' without '$' are
+ * not aliases. */
+static bool windows(const char *raw)
+{
+    static char out[512];
+    size_t n = 0;
+    CHECK_EQ_INT(tk_http_path_normalize(tk_slice_from_str(raw), R, out, sizeof out - 1, &n, NULL),
+                 0);
+    return tk_http_path_windows_alias((tk_slice){out, n});
+}
+
+static void test_windows_aliases(void)
+{
+    static const char *const alias[] = {
+        "/admin.",
+        "/admin./x",
+        "/admin../x",
+        "/admin.../x",
+        "/admin%2e/x",
+        "/admin%2E%2e/x",
+        "/admin%20/x",
+        "/admin%20",
+        "/admin%20%20/",
+        "/admin%20./x",
+        "/admin.%20/x",
+        "/a/b/admin./c",
+        "/x/../admin./y",
+        "/...",
+        "/%20",
+        "/%20/admin",
+        "/.%20/admin",
+        "/admin::$DATA",
+        "/admin::$DATA/x",
+        "/admin%3a%3a$DATA",
+        "/admin:$I30:$INDEX_ALLOCATION/x",
+        "/admin%3A$I30%3A$INDEX_ALLOCATION",
+        "/a/web.config::$DATA",
+        "/a/b:$x",
+    };
+    for (size_t i = 0; i < TK_ARRAY_LEN(alias); i++) {
+        if (!windows(alias[i])) {
+            fprintf(stderr, "not an alias: %s\n", alias[i]);
+        }
+        CHECK(windows(alias[i]));
+    }
+    static const char *const plain[] = {
+        "/",        "/admin",  "/admin/",        "/admin/./x", "/a/../admin", "/a/.b",
+        "/a/b.c",   "/a/...b", "/.well-known/x", "/a/b:c",     "/a/$DATA",    "/a/b$:c",
+        "/a%20b/c", "/v1.2/x", "/admin/.",       "/admin/..",
+    };
+    for (size_t i = 0; i < TK_ARRAY_LEN(plain); i++) {
+        if (windows(plain[i])) {
+            fprintf(stderr, "alias: %s\n", plain[i]);
+        }
+        CHECK(!windows(plain[i]));
+    }
+    /* The function on raw segments: the dot segments are never aliases. */
+    CHECK(!tk_http_path_windows_alias(TK_SLICE_LIT("/./../a")));
+    CHECK(tk_http_path_windows_alias(TK_SLICE_LIT("/./.../a")));
+    CHECK_EQ_STR(tk_http_path_flaw_name(TK_HTTP_PATH_WINDOWS_ALIAS), "windows_alias");
+}
+
 int main(void)
 {
     RUN(test_resolves);
@@ -357,5 +422,6 @@ int main(void)
     RUN(test_parameters);
     RUN(test_bounds);
     RUN(test_hosts);
+    RUN(test_windows_aliases);
     return check_report();
 }

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "tokend/resources.h"
@@ -227,6 +228,31 @@ static void test_path_parameters_option(void)
     tk_resources_free(rs);
 }
 
+/* "windows_paths": refuse by default (and without a table), "allow" when said. */
+static void test_windows_paths_option(void)
+{
+    CHECK(tk_resources_windows_refused(NULL));
+    tk_resources *rs = load("{\"resources\": []}");
+    CHECK(tk_resources_windows_refused(rs));
+    tk_resources_free(rs);
+    rs = load("{\"windows_paths\": \"refuse\", \"resources\": []}");
+    CHECK(tk_resources_windows_refused(rs));
+    tk_resources_free(rs);
+    rs = load("{\"windows_paths\": \"allow\", \"resources\": []}");
+    CHECK(!tk_resources_windows_refused(rs));
+    tk_resources_free(rs);
+    static const char *const bad[] = {"{\"windows_paths\": \"Allow\", \"resources\": []}",
+                                      "{\"windows_paths\": true, \"resources\": []}",
+                                      "{\"windows_paths\": \"\", \"resources\": []}"};
+    for (size_t i = 0; i < TK_ARRAY_LEN(bad); i++) {
+        char err[256] = "";
+        rs = NULL;
+        CHECK_EQ_INT(tk_resources_parse(bad[i], strlen(bad[i]), &rs, err, sizeof err),
+                     TK_E_INVALID);
+        CHECK(rs == NULL);
+    }
+}
+
 static void test_rejects(void)
 {
     static const char *const bad[] = {
@@ -307,6 +333,59 @@ static void test_rejects(void)
     CHECK(tk_resources_load("/nonexistent/res.json", &rs, err, sizeof err) == -ENOENT);
 }
 
+/* Method keys of required_scopes: forward-auth compares the request's method
+ * exactly and takes only [A-Z0-9_-], so a key in lower case ("get") or with
+ * any other token character could never match, and its requests would get
+ * the "*" rule instead. Each is refused at load, naming the file, the
+ * resource and the key; the methods that can match still load. */
+static void test_method_keys(void)
+{
+    static const char *const never[] = {"get", "Get", "gET",  "delete", "post",   "G.T",   "GET!",
+                                        "M~",  "a",   "PUT|", "GE'T",   "PATCH+", "x-get", "Ü"};
+    char path[] = "/tmp/tokend-res-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    for (size_t i = 0; i < TK_ARRAY_LEN(never); i++) {
+        FILE *f = fopen(path, "w");
+        CHECK(f != NULL);
+        fprintf(f,
+                "{\"resources\": [{\"resource\": \"https://w.test/\"}, {\"resource\": "
+                "\"https://m.test/\", \"required_scopes\": {\"GET\": [\"r\"], \"%s\": [\"w\"]}}]}",
+                never[i]);
+        fclose(f);
+        tk_resources *rs = NULL;
+        char err[512] = "";
+        int rc = tk_resources_load(path, &rs, err, sizeof err);
+        if (rc != TK_E_INVALID) {
+            fprintf(stderr, "accepted method key \"%s\"\n", never[i]);
+        }
+        CHECK_EQ_INT(rc, TK_E_INVALID);
+        CHECK(rs == NULL);
+        tk_resources_free(rs);
+        char key[32];
+        snprintf(key, sizeof key, "\"%s\"", never[i]);
+        CHECK(strstr(err, path) != NULL);              /* the file */
+        CHECK(strstr(err, "resources[1]") != NULL);    /* the resource, by index */
+        CHECK(strstr(err, "https://m.test/") != NULL); /* and by identifier */
+        CHECK(strstr(err, key) != NULL);               /* the key */
+    }
+    /* A lower-case method is told how to write it. */
+    char err[512] = "";
+    tk_resources *rs = NULL;
+    const char *lower = "{\"resources\": [{\"resource\": \"https://m.test/\", \"required_scopes\": "
+                        "{\"get\": [\"r\"]}}]}";
+    CHECK_EQ_INT(tk_resources_parse(lower, strlen(lower), &rs, err, sizeof err), TK_E_INVALID);
+    CHECK(strstr(err, "upper case") != NULL);
+    /* What can match loads: registered methods, extension methods, "*". */
+    rs = load("{\"resources\": [{\"resource\": \"https://m.test/\", \"required_scopes\": "
+              "{\"GET\": [\"r\"], \"PROPFIND\": [\"r\"], \"M-SEARCH\": [\"r\"], \"X_1\": [\"r\"], "
+              "\"*\": [\"w\"]}}]}");
+    CHECK(rs != NULL);
+    tk_resources_free(rs);
+    unlink(path);
+}
+
 int main(void)
 {
     RUN(test_load_and_precompute);
@@ -315,5 +394,7 @@ int main(void)
     RUN(test_hosts_normalised);
     RUN(test_default_prefix);
     RUN(test_path_parameters_option);
+    RUN(test_windows_paths_option);
+    RUN(test_method_keys);
     return check_report();
 }
