@@ -88,6 +88,12 @@ bool tk_store_growable(tk_store *st, uint64_t max);
 /* ---- Point reads: 0, TK_E_NOTFOUND, TK_E_CORRUPT (logged), TK_E_STORE ---- */
 
 int tk_store_get_token(tk_txn *txn, const uint8_t hash[TK_HASH_LEN], tk_token_rec *out);
+/* When the token was revoked (*at_out, 0 when it is not): the record's
+ * revoked_at, or for a token revoked in the bitmap the time in the
+ * revocation log, found by a walk from the newest entry (bounded by the
+ * log's size: for views, not the hot path; TK_REVOKED_UNTIMED if the log
+ * lacks it). 0, TK_E_NOTFOUND, TK_E_CORRUPT, TK_E_STORE. */
+int tk_store_token_revoked_at(tk_txn *txn, const uint8_t hash[TK_HASH_LEN], int64_t *at_out);
 int tk_store_get_session(tk_txn *txn, tk_slice sid, tk_session_rec *out);
 int tk_store_get_grant(tk_txn *txn, tk_slice grant_id, tk_grant_rec *out);
 int tk_store_get_client(tk_txn *txn, tk_slice client_id, tk_client_rec *out);
