@@ -48,6 +48,9 @@
 /* Bytes of one revocation bitmap value: an LMDB page (4096) minus its 16-byte
  * header, so a value is exactly one overflow page; 32640 token ids each. */
 #define TK_REVOKED_VALUE_BYTES 4080
+/* Bitmap values a reader remembers per snapshot (power of two): 1024 x 32640
+ * ids = 33 M tokens before two values share a slot; 24 KiB per reader. */
+#define TK_REVCACHE_SLOTS 1024
 
 /* Latest time (Unix seconds) in a record or a claim we accept:
  * 9999-12-31T23:59:59Z, the last second RFC 3339 can write. */

@@ -119,13 +119,47 @@ static int bits_get(tk_txn *t, uint64_t tid, size_t *key, const uint8_t **bits)
     return rc;
 }
 
+/* No value yet: nothing revoked in its range. */
+static const uint8_t no_bits[TK_REVOKED_VALUE_BYTES];
+
+/* bits_get through the read txn's cache (tk_revcache): one LMDB lookup per
+ * value and snapshot instead of one per token read. */
+static int bits_cached(tk_txn *t, uint64_t tid, const uint8_t **bits)
+{
+    tk_revcache *c = t->rcache;
+    size_t key, snap = 0;
+    if (c != NULL && !t->reset) {
+        if (TK_UNLIKELY(c->map_gen != t->st->map_gen)) {
+            memset(c, 0, sizeof(*c));
+            c->map_gen = t->st->map_gen;
+        }
+        key = (size_t)(tid / BITS);
+        snap = mdb_txn_id(t->txn);
+        size_t i = key % TK_REVCACHE_SLOTS;
+        if (c->e[i].snap == snap && c->e[i].key == key) {
+            *bits = c->e[i].bits;
+            return 0;
+        }
+    }
+    int rc = bits_get(t, tid, &key, bits);
+    if (rc == 0 && *bits == NULL) {
+        *bits = no_bits;
+    }
+    if (rc == 0 && snap != 0) {
+        size_t i = key % TK_REVCACHE_SLOTS;
+        c->e[i].key = key;
+        c->e[i].snap = snap;
+        c->e[i].bits = *bits;
+    }
+    return rc;
+}
+
 int tk_store_revoked_test(tk_txn *t, uint64_t tid, bool *revoked)
 {
-    size_t key;
-    const uint8_t *bits;
-    int rc = bits_get(t, tid, &key, &bits);
+    const uint8_t *bits = no_bits;
+    int rc = bits_cached(t, tid, &bits);
     uint64_t bit = tid % BITS;
-    *revoked = rc == 0 && bits != NULL && (bits[bit / 8] >> (bit % 8) & 1u) != 0;
+    *revoked = rc == 0 && (bits[bit / 8] >> (bit % 8) & 1u) != 0;
     return rc;
 }
 

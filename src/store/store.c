@@ -325,14 +325,18 @@ void tk_store_close(tk_store *st)
 int tk_store_read_begin(tk_store *st, tk_txn **out)
 {
     tk_txn *t = calloc(1, sizeof(*t));
-    if (t == NULL) {
+    tk_revcache *rcache = t != NULL ? calloc(1, sizeof(*rcache)) : NULL;
+    if (rcache == NULL) {
+        free(t);
         return -ENOMEM;
     }
     int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &t->txn);
     if (rc != 0) {
+        free(rcache);
         free(t);
         return tk_store_err(rc, "read_begin");
     }
+    t->rcache = rcache;
     t->st = st;
     *out = t;
     return 0;
@@ -360,12 +364,14 @@ void tk_store_read_reset(tk_txn *txn)
         mdb_txn_reset(txn->txn);
         txn->reset = true;
     }
+    memset(txn->rcache, 0, sizeof(*txn->rcache)); /* e.g. the map is grown next */
 }
 
 void tk_store_txn_end(tk_txn *txn)
 {
     if (txn != NULL) {
         mdb_txn_abort(txn->txn);
+        free(txn->rcache);
         free(txn);
     }
 }
@@ -447,6 +453,7 @@ int tk_store_grow(tk_store *st, uint64_t max)
         want -= want % es.ms_psize;
     }
     rc = mdb_env_set_mapsize(st->env, (size_t)want);
+    st->map_gen++; /* the map may have moved: cached addresses die (tk_revcache) */
     if (rc != 0) {
         return tk_store_err(rc, "grow");
     }

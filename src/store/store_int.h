@@ -33,6 +33,19 @@ enum db_index {
     DB_COUNT
 };
 
+/* A read txn's memory of the revocation bitmap values it looked up
+ * (revoked.c): slot key % TK_REVCACHE_SLOTS holds the value's address in the
+ * map for the snapshot it was read in. Valid while the txn reads that same
+ * snapshot (no commit since: its pages cannot have been reused) and the map
+ * was not remapped (map_gen); cleared by an explicit read reset. */
+typedef struct tk_revcache {
+    uint64_t map_gen;
+    struct {
+        size_t key, snap; /* snap 0: empty */
+        const uint8_t *bits;
+    } e[TK_REVCACHE_SLOTS];
+} tk_revcache;
+
 struct tk_store {
     MDB_env *env;
     MDB_dbi dbi[DB_COUNT];
@@ -40,15 +53,17 @@ struct tk_store {
     bool read_only;
     bool threaded_readers;
     uintptr_t map_base; /* where the data file was mapped at open (0: unknown) */
+    uint64_t map_gen;   /* bumped by every remap (tk_store_grow): see tk_revcache */
 };
 
 struct tk_txn {
     tk_store *st;
     MDB_txn *txn;
     bool write;
-    bool reset;        /* read txn: reset, not yet renewed */
-    int failed;        /* write txn: first error that made it unusable */
-    uint64_t next_tid; /* write txn: next token id to assign; 0 = not read yet (revoked.c) */
+    bool reset;          /* read txn: reset, not yet renewed */
+    int failed;          /* write txn: first error that made it unusable */
+    uint64_t next_tid;   /* write txn: next token id to assign; 0 = not read yet (revoked.c) */
+    tk_revcache *rcache; /* read txn: bitmap values seen (revoked.c); NULL in write txns */
 };
 
 static inline bool id_ok(tk_slice id)

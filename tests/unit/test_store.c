@@ -1149,6 +1149,21 @@ static void test_token_ids(void)
     int64_t at = 0;
     hash_of(99, h);
     CHECK_EQ_INT(tk_store_token_revoked_at(r, h, &at), TK_E_NOTFOUND);
+
+    /* The reader's cache of bitmap values: a renew with no commit between
+     * keeps the answers, a commit shows at the next renew, and a grown (maybe
+     * moved) map is read afresh. */
+    CHECK_EQ_INT(tk_store_read_renew(r), 0);
+    CHECK(revoked(r, 21) && !revoked(r, 22) && !revoked(r, 2));
+    CHECK(revoke_at(st, 22, 7005));
+    CHECK(revoke_at(st, 2, 7006));
+    CHECK(!revoked(r, 22) && !revoked(r, 2)); /* the snapshot of before */
+    CHECK_EQ_INT(tk_store_read_renew(r), 0);
+    CHECK(revoked(r, 22) && revoked(r, 2) && !revoked(r, 3));
+    tk_store_read_reset(r);
+    CHECK_EQ_INT(tk_store_grow(st, 64 << 20), 0);
+    CHECK_EQ_INT(tk_store_read_renew(r), 0);
+    CHECK(revoked(r, 20) && revoked(r, 22) && revoked(r, 2) && !revoked(r, 3));
     tk_store_txn_end(r);
     tk_store_close(st);
     remove_dir();
