@@ -8,9 +8,12 @@
  * hash), token_children (parent hash → child hash), client_grants (client id →
  * grant id); idp_index (DUPSORT: match key → sid, for IdP events), seen_jti
  * (replay records of IdP events), audit (time-ordered event records),
- * agent_access ((agent, resource) → audit counts, see record.h); meta (schema
- * version). A read-only open of a store written before idp_index,
- * seen_jti, audit and agent_access existed sees them empty.
+ * agent_access ((agent, resource) → audit counts, see record.h); revoked
+ * (token id / bits per value → the revocation bitmap) and revocations
+ * (sequence → token id, time), see tk_token_rec.tid; meta (schema version,
+ * the next token id). A read-only open of a store written before idp_index,
+ * seen_jti, audit, agent_access, revoked and revocations existed sees them
+ * empty.
  *
  * Transactions: a read txn belongs to one thread; workers keep one each and
  * renew it once per batch (tk_store_read_renew). One write txn at a time per
