@@ -97,7 +97,7 @@ class Store(h.FreshCase):
               "all applied after a restart with a larger map" % (len(acked), len(refused)))
 
     def test_map_grows_while_serving(self):
-        d = self.prepare(("--map-size", MIB))
+        d = self.prepare(("--map-size", MIB), sessions=40)  # must outgrow 1 MiB (above)
         stop = threading.Event()
         probes = {"n": 0, "bad": []}
         keep = self.tokens[:50]
