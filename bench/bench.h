@@ -213,7 +213,8 @@ size_t form_request(char *buf, size_t cap, const char *path, const char *authz, 
 typedef struct bench_opts {
     const char *scenario;
     const char *tokend, *tokenctl;
-    const char *baseline; /* introspect: a second tokend binary loaded in turn */
+    const char *baseline;          /* introspect, revoke: a second tokend binary loaded in turn */
+    const char *baseline_tokenctl; /* seeds the baseline's own store */
     const char *json_path, *html_path;
     unsigned conns;
     double duration_s, warmup_s, rate;
@@ -321,6 +322,10 @@ typedef struct seeded {
 /* A fresh data folder seeded with n tokens (sessions of 100), a resource
  * server client, and tokend started on it. */
 int seeded_start(const bench_opts *o, size_t n, seeded *s);
+/* The same with the given binaries (--baseline: its own store, seeded by its
+ * own tokenctl). */
+int seeded_start_bins(const bench_opts *o, size_t n, const char *tokend, const char *tokenctl,
+                      seeded *s);
 void seeded_stop(const bench_opts *o, seeded *s);
 int ctl_client_add(const bench_opts *o, const char *data, const char *role, char *id, size_t id_cap,
                    char *secret, size_t secret_cap);

@@ -35,7 +35,9 @@ static const char usage[] =
     "  --tokend PATH       default: tokend next to this program\n"
     "  --tokenctl PATH     default: tokenctl next to this program\n"
     "  --no-nginx          introspect: no nginx baseline\n"
-    "  --baseline PATH     introspect: also load this tokend binary in turn (before/after)\n"
+    "  --baseline PATH     introspect, revoke: also load this tokend binary in turn\n"
+    "                      (before/after), on its own store seeded by its own tokenctl\n"
+    "  --baseline-tokenctl PATH  default: the tokenctl beside the --baseline binary\n"
     "  --signed            introspect: also load signed answers (Accept: application/\n"
     "                      token-introspection+jwt, RFC 9701) in turn, beside plain ones\n"
     "  --grant G           token: code, refresh, exchange or all (default all); each in\n"
@@ -72,6 +74,7 @@ enum {
     O_KEEP,
     O_HELP,
     O_BASELINE,
+    O_BASELINE_CTL,
     O_SIGNED,
     O_GRANT,
     O_TURN_MS,
@@ -100,6 +103,7 @@ static const struct option longopts[] = {
     {"progress", 0, 0, O_PROGRESS},
     {"keep", 0, 0, O_KEEP},
     {"baseline", 1, 0, O_BASELINE},
+    {"baseline-tokenctl", 1, 0, O_BASELINE_CTL},
     {"help", 0, 0, O_HELP},
     {"signed", 0, 0, O_SIGNED},
     {"grant", 1, 0, O_GRANT},
@@ -174,6 +178,9 @@ static int set_opt(bench_opts *o, int c, const char *a)
         return 0;
     case O_BASELINE:
         o->baseline = a;
+        return 0;
+    case O_BASELINE_CTL:
+        o->baseline_tokenctl = a;
         return 0;
     case O_SIGNED:
         o->signed_answers = true;
@@ -256,6 +263,15 @@ static int parse(int argc, char **argv, bench_opts *o)
     }
     o->tokend = o->tokend ? o->tokend : sibling("tokend");
     o->tokenctl = o->tokenctl ? o->tokenctl : sibling("tokenctl");
+    if (o->baseline != NULL && o->baseline_tokenctl == NULL) {
+        /* The baseline's own tokenctl: a store it seeds is one its tokend reads
+         * (a newer tokenctl may write a store schema an older tokend refuses). */
+        static char ctl[PATH_MAX];
+        char tmp[PATH_MAX];
+        snprintf(tmp, sizeof tmp, "%s", o->baseline);
+        snprintf(ctl, sizeof ctl, "%s/tokenctl", dirname(tmp));
+        o->baseline_tokenctl = ctl;
+    }
     return 0;
 }
 

@@ -290,7 +290,7 @@ int scen_cascade(const bench_opts *o, bench_report *rp)
 typedef struct rv {
     const seeded *s;
     char prefix[1024];
-    size_t prefix_len, next;
+    size_t prefix_len, next, end; /* this turn revokes tokens [next, end) */
 } rv;
 
 static size_t rv_make(void *arg, unsigned conn, char *buf, size_t cap, uint32_t *tag)
@@ -299,7 +299,7 @@ static size_t rv_make(void *arg, unsigned conn, char *buf, size_t cap, uint32_t 
     (void)cap;
     rv *v = arg;
     *tag = 0;
-    if (v->next >= v->s->tf.n) {
+    if (v->next >= v->end) {
         return 0;
     }
     memcpy(buf, v->prefix, v->prefix_len);
@@ -314,30 +314,30 @@ static bool rv_done(void *arg, unsigned conn, uint32_t tag, int status, const ch
     return status != 200 || len == 0;
 }
 
-int scen_revoke(const bench_opts *o, bench_report *rp)
+static void rv_init(rv *v, const seeded *s)
 {
-    size_t n = first_size(o->tokens_list);
-    seeded *s = calloc(1, sizeof *s);
-    rv *v = calloc(1, sizeof *v);
-    int rc = s && v ? seeded_start(o, n ? n : 1000000, s) : -1;
-    if (rc != 0) {
-        free(s);
-        free(v);
-        return -1;
-    }
     v->s = s;
     char dummy[TOKEN_LEN];
     memset(dummy, 'x', sizeof dummy);
     v->prefix_len =
         form_request(v->prefix, sizeof v->prefix, "/revoke", s->agent_authz, dummy, TOKEN_LEN) -
         TOKEN_LEN;
-    bench_series *se = report_series(rp, "tokend revoke");
+}
+
+/* One turn: revoke the store's tokens up to end (each once), at most
+ * --duration seconds; adds to *failed the requests not answered 200. */
+static int rv_turn(const bench_opts *o, rv *v, size_t end, bench_series *se, uint64_t *failed)
+{
+    v->end = end;
+    if (v->next >= end) {
+        return 0;
+    }
     proc_cpu mark;
-    series_window(se, s->srv.pid, true, &mark);
-    load_cfg cfg = {.port = s->srv.port,
+    series_window(se, v->s->srv.pid, true, &mark);
+    load_cfg cfg = {.port = v->s->srv.port,
                     .conns = o->conns,
                     .duration_s = o->duration_s,
-                    .max_requests = s->tf.n,
+                    .max_requests = end - v->next,
                     .label = se->name,
                     .progress = o->progress,
                     .arg = v,
@@ -345,36 +345,106 @@ int scen_revoke(const bench_opts *o, bench_report *rp)
                     .make = rv_make,
                     .done = rv_done};
     load_result *res = malloc(sizeof *res);
-    rc = res ? load_run_once(&cfg, res) : -1;
+    int rc = res ? load_run_once(&cfg, res) : -1;
     if (rc == 0) {
-        series_window(se, s->srv.pid, false, &mark);
+        series_window(se, v->s->srv.pid, false, &mark);
         series_add_run(se, res, &mark);
-        double per_s = res->seconds > 0 ? (double)res->ok / res->seconds : 0;
-        report_metric(rp, "tokens", (double)s->tf.n);
-        report_metric(rp, "revocations", (double)res->ok);
+        for (int k = 0; k < ERR_KINDS; k++) {
+            *failed += res->errors[k];
+        }
+        bench_log("%-26s %9.0f revocations/s  server %6.2f us each", se->name,
+                  res->seconds > 0 ? (double)res->ok / res->seconds : 0,
+                  se->rounds[se->nrounds - 1].cpu_us_per_req);
+    }
+    free(res);
+    return rc;
+}
+
+static double ok_per_s(const bench_series *se)
+{
+    return se->r.seconds > 0 ? (double)se->r.ok / se->r.seconds : 0;
+}
+
+/* Every revoked token must now be inactive (skipped when some were refused). */
+static int rv_check(const bench_opts *o, const rv *v, uint64_t failed, bench_report *rp,
+                    const char *metric)
+{
+    if (failed > 0) { /* reported above; the check needs every token revoked */
+        bench_log("revocations not answered 200: %llu; the inactive check is skipped",
+                  (unsigned long long)failed);
+        return 0;
+    }
+    size_t sample = v->next < 1000 ? v->next : 1000;
+    report_metric(rp, metric, (double)sample);
+    return check_revoked(o, v->s, sample);
+}
+
+/* Without --baseline: one run over every token (at most --duration). With
+ * it: the baseline binary gets its own store (seeded by its own tokenctl),
+ * and the two revoke their tokens in --rounds alternating turns, a share of
+ * the tokens each, the order rotated every round. */
+int scen_revoke(const bench_opts *o, bench_report *rp)
+{
+    size_t n = first_size(o->tokens_list);
+    seeded *s = calloc(2, sizeof *s);
+    rv *v = calloc(2, sizeof *v);
+    int rc = s && v ? seeded_start(o, n ? n : 1000000, &s[0]) : -1;
+    if (rc != 0) {
+        free(s);
+        free(v);
+        return -1;
+    }
+    bool have_base = o->baseline != NULL &&
+                     seeded_start_bins(o, s[0].tf.n, o->baseline, o->baseline_tokenctl, &s[1]) == 0;
+    if (o->baseline != NULL && !have_base) {
+        bench_log("baseline %s (tokenctl %s) did not start: no baseline series", o->baseline,
+                  o->baseline_tokenctl);
+    }
+    unsigned nt = have_base ? 2 : 1, rounds = have_base ? (o->rounds ? o->rounds : 1) : 1;
+    bench_series *se[2] = {report_series(rp, "tokend revoke"),
+                           have_base ? report_series(rp, "tokend (baseline) revoke") : NULL};
+    uint64_t failed[2] = {0, 0};
+    for (unsigned i = 0; i < nt; i++) {
+        rv_init(&v[i], &s[i]);
+    }
+    for (unsigned r = 0; rc == 0 && r < rounds; r++) {
+        for (unsigned k = 0; rc == 0 && k < nt; k++) {
+            unsigned i = (k + r) % nt;
+            size_t end = s[i].tf.n * (r + 1) / rounds;
+            rc = rv_turn(o, &v[i], end, se[i], &failed[i]);
+        }
+    }
+    if (rc == 0) {
+        double per_s = ok_per_s(se[0]);
+        report_metric(rp, "tokens", (double)s[0].tf.n);
+        report_metric(rp, "revocations", (double)se[0]->r.ok);
         report_metric(rp, "revocations_per_s", per_s);
-        report_metric(rp, "ack_p50_us", (double)hist_quantile(&res->lat, 0.5) / 1e3);
-        report_metric(rp, "ack_p99_us", (double)hist_quantile(&res->lat, 0.99) / 1e3);
+        report_metric(rp, "ack_p50_us", (double)hist_quantile(&se[0]->r.lat, 0.5) / 1e3);
+        report_metric(rp, "ack_p99_us", (double)hist_quantile(&se[0]->r.lat, 0.99) / 1e3);
+        report_metric(rp, "server_us_per_revocation", series_cpu_us(se[0]));
         report_target(rp, "durable_revocations_per_s", per_s, 100000, false,
                       "200s per second, each after its group commit's fsync");
-        if (res->ok == 0) {
+        if (have_base) {
+            report_metric(rp, "baseline_revocations_per_s", ok_per_s(se[1]));
+            report_metric(rp, "baseline_server_us_per_revocation", series_cpu_us(se[1]));
+            report_metric(rp, "ratio_throughput_vs_baseline", per_s / ok_per_s(se[1]));
+            report_metric(rp, "ratio_server_cpu_vs_baseline",
+                          series_cpu_us(se[1]) / series_cpu_us(se[0]));
+        }
+        if (se[0]->r.ok == 0 || (have_base && se[1]->r.ok == 0)) {
             rc = -1;
         }
     }
-    uint64_t failed = 0;
-    for (int k = 0; res != NULL && k < ERR_KINDS; k++) {
-        failed += res->errors[k];
+    if (rc == 0) {
+        rc = rv_check(o, &v[0], failed[0], rp, "revoked_checked");
     }
-    if (rc == 0 && failed > 0) { /* reported above; the check needs every token revoked */
-        bench_log("revocations not answered 200: %llu; the inactive check is skipped",
-                  (unsigned long long)failed);
-    } else if (rc == 0) { /* every revoked token must now be inactive */
-        size_t sample = v->next < 1000 ? v->next : 1000;
-        rc = check_revoked(o, s, sample);
-        report_metric(rp, "revoked_checked", (double)sample);
+    if (rc == 0 && have_base) {
+        rc = rv_check(o, &v[1], failed[1], rp, "baseline_revoked_checked");
     }
-    free(res);
-    seeded_stop(o, s);
+    if (have_base) {
+        seeded_stop(o, &s[1]);
+    }
+    seeded_stop(o, &s[0]);
     free(s);
     free(v);
     return rc;

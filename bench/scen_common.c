@@ -96,15 +96,23 @@ size_t form_request(char *buf, size_t cap, const char *path, const char *authz, 
 
 /* ---- tokenctl ------------------------------------------------------------------------------- */
 
+static int client_add_with(const char *tokenctl, const char *data, const char *role, char *id,
+                           size_t id_cap, char *secret, size_t secret_cap);
+
 int ctl_client_add(const bench_opts *o, const char *data, const char *role, char *id, size_t id_cap,
                    char *secret, size_t secret_cap)
+{
+    return client_add_with(o->tokenctl, data, role, id, id_cap, secret, secret_cap);
+}
+
+static int client_add_with(const char *tokenctl, const char *data, const char *role, char *id,
+                           size_t id_cap, char *secret, size_t secret_cap)
 {
     char *out = NULL;
     char name[64];
     snprintf(name, sizeof name, "bench-%s", role);
-    char *argv[] = {
-        (char *)o->tokenctl, "--data", (char *)data, "client", "add", "--name", name, "--role",
-        (char *)role,        NULL};
+    char *argv[] = {(char *)tokenctl, "--data", (char *)data, "client",     "add",
+                    "--name",         name,     "--role",     (char *)role, NULL};
     int rc = bench_run(argv, &out);
     if (rc == 0 && (json_get_str(out, "client_id", id, id_cap) != 0 ||
                     json_get_str(out, "client_secret", secret, secret_cap) != 0)) {
@@ -117,14 +125,14 @@ int ctl_client_add(const bench_opts *o, const char *data, const char *role, char
     return rc == 0 ? 0 : -1;
 }
 
-static int seed_tokens(const bench_opts *o, size_t n, seeded *s)
+static int seed_tokens(const char *tokenctl, size_t n, seeded *s)
 {
     size_t per = n < 100 ? n : 100;
     char sessions[32], per_s[32];
     snprintf(sessions, sizeof sessions, "%zu", n / per);
     snprintf(per_s, sizeof per_s, "%zu", per);
     char *argv[] = {
-        (char *)o->tokenctl,    "--data", s->data, "seed",        "--sessions", sessions,
+        (char *)tokenctl,       "--data", s->data, "seed",        "--sessions", sessions,
         "--tokens-per-session", per_s,    "--out", s->token_path, NULL};
     char *out = NULL;
     uint64_t t0 = bench_now_ns();
@@ -145,15 +153,21 @@ static int seed_tokens(const bench_opts *o, size_t n, seeded *s)
 
 int seeded_start(const bench_opts *o, size_t n, seeded *s)
 {
+    return seeded_start_bins(o, n, o->tokend, o->tokenctl, s);
+}
+
+int seeded_start_bins(const bench_opts *o, size_t n, const char *tokend, const char *tokenctl,
+                      seeded *s)
+{
     memset(s, 0, sizeof *s);
     if (n == 0 || bench_mkdtemp("data", s->data, sizeof s->data) != 0) {
         return -1;
     }
     snprintf(s->token_path, sizeof s->token_path, "%s/tokens.txt", s->data);
-    int rc = seed_tokens(o, n, s);
+    int rc = seed_tokens(tokenctl, n, s);
     if (rc == 0) {
-        rc = ctl_client_add(o, s->data, "resource_server", s->rs_id, sizeof s->rs_id, s->rs_secret,
-                            sizeof s->rs_secret);
+        rc = client_add_with(tokenctl, s->data, "resource_server", s->rs_id, sizeof s->rs_id,
+                             s->rs_secret, sizeof s->rs_secret);
     }
     if (rc == 0) {
         rc = basic_header(s->agent_id, s->agent_secret, s->agent_authz, sizeof s->agent_authz);
@@ -165,7 +179,7 @@ int seeded_start(const bench_opts *o, size_t n, seeded *s)
         rc = token_file_open(s->token_path, &s->tf);
     }
     if (rc == 0) {
-        rc = tokend_start(o->tokend, s->data, o->server_cpu, &s->srv);
+        rc = tokend_start(tokend, s->data, o->server_cpu, &s->srv);
     }
     if (rc != 0) {
         seeded_stop(o, s);

@@ -384,12 +384,26 @@ int introspect_run(const bench_opts *o, bench_report *rp, struct ssl_ctx_st *tls
     }
     size_t len = answer_len(m, s->srv.port);
     m->tls = tls;
+    /* --baseline: its own store, seeded by its own tokenctl with the same
+     * shape and the same share revoked over HTTP, and its own mix. */
+    seeded *sbase = !tls && o->baseline ? calloc(1, sizeof *sbase) : NULL;
+    mix *mb = sbase != NULL ? calloc(1, sizeof *mb) : NULL;
+    bool have_base =
+        mb != NULL && seeded_start_bins(o, s->tf.n, o->baseline, o->baseline_tokenctl, sbase) == 0;
+    if (have_base) {
+        mix_init(mb, sbase, "/introspect", sbase->rs_authz, bench_now_ns() ^ 0xba5e);
+        mb->p_unknown = m->p_unknown;
+        mb->p_revoked = m->p_revoked;
+        if (m->nrev > 0 && revoke_first(o, sbase, m->nrev) == 0) {
+            mb->nrev = m->nrev;
+        }
+    } else if (o->baseline != NULL) {
+        bench_log("baseline %s (tokenctl %s) did not start: no baseline series", o->baseline,
+                  o->baseline_tokenctl);
+    }
     server_proc ng = {0};
     bool have_ng =
         !o->no_nginx && nginx_available() && nginx_same_body(len, o->server_cpu, &ng) == 0;
-    server_proc base = {0};
-    bool have_base =
-        !tls && o->baseline && tokend_start(o->baseline, s->data, o->server_cpu, &base) == 0;
     ab_target t[4];
     unsigned nt = 0;
     mix *ms = o->signed_answers ? signed_mix(s, m) : NULL;
@@ -402,7 +416,7 @@ int introspect_run(const bench_opts *o, bench_report *rp, struct ssl_ctx_st *tls
         t[nt++] = (ab_target){&ng, sn, false, NULL};
     }
     if (have_base) {
-        t[nt++] = (ab_target){&base, sb, true, NULL};
+        t[nt++] = (ab_target){&sbase->srv, sb, true, mb};
     }
     if (ms != NULL) {
         t[nt++] = (ab_target){&s->srv, ss, true, ms};
@@ -428,7 +442,11 @@ int introspect_run(const bench_opts *o, bench_report *rp, struct ssl_ctx_st *tls
         report_metric(rp, "ratio_throughput_vs_baseline", series_rps(st) / series_rps(sb));
         report_metric(rp, "ratio_server_cpu_vs_baseline", series_cpu_us(sb) / series_cpu_us(st));
     }
-    server_stop(&base);
+    if (have_base) {
+        seeded_stop(o, sbase);
+    }
+    free(sbase);
+    free(mb);
     report_metric(rp, "tokens", (double)s->tf.n);
     report_metric(rp, "revoked_tokens", (double)m->nrev);
     report_metric(rp, "answer_bytes", (double)len);

@@ -51,6 +51,16 @@
  * op's own small fields; bounds every buffer an op is encoded into. */
 #define TK_OP_WIRE_MAX (TK_RECORD_MAX + 1024)
 
+/* Largest token id (tk_token_rec.tid): 2^48 tokens, far beyond any store; a
+ * bitmap page key stays well inside 64 bits. */
+#define TK_TOKEN_ID_MAX ((int64_t)1 << 48)
+/* Bytes of one revocation bitmap value: an LMDB page (4096) minus its 16-byte
+ * header, so a value is exactly one overflow page; 32640 token ids each. */
+#define TK_REVOKED_VALUE_BYTES 4080
+/* Bitmap values a reader remembers per snapshot (power of two): 1024 x 32640
+ * ids = 33 M tokens before two values share a slot; 24 KiB per reader. */
+#define TK_REVCACHE_SLOTS 1024
+
 /* Latest time (Unix seconds) in a record or a claim we accept:
  * 9999-12-31T23:59:59Z, the last second RFC 3339 can write. */
 #define TK_TIME_MAX 253402300799LL
@@ -190,8 +200,8 @@
 #define TK_MAP_SIZE_MAX     (1ULL << 40) /* 1 TiB of address space */
 /* Reader slots: one per worker, plus tokenctl processes and slack. */
 #define TK_MAX_READERS 126
-/* Named DBIs the environment may hold: today's dozen plus room to grow. */
-#define TK_STORE_MAX_DBS 16
+/* Named DBIs the environment may hold: today's eighteen plus room to grow. */
+#define TK_STORE_MAX_DBS 24
 /* Bytes touched per step of the start-up prefault: large enough to be
  * cheap, small enough that a stop request is seen within milliseconds. */
 #define TK_PREFAULT_CHUNK (64u << 20)

@@ -35,7 +35,7 @@ typedef struct tk_token_rec {
     bool has_parent;    /* delegated (RFC 8693): parent token hash below */
     uint8_t parent[TK_HASH_LEN];
     int64_t iat, nbf, exp; /* Unix seconds */
-    int64_t revoked_at;    /* 0 = not revoked */
+    int64_t revoked_at;    /* 0 = not revoked; TK_REVOKED_UNTIMED: see tid */
     uint32_t client_gen;   /* the generation of client_id when this token was
                               issued (tk_client_rec.generation); the token is
                               live only while the client still has it. Key 13,
@@ -57,7 +57,21 @@ typedef struct tk_token_rec {
      * absent for bearer tokens and records written before it. */
     bool has_jkt;
     uint8_t jkt[TK_HASH_LEN];
+    /* The token's id (key 18, optional, 1..TK_TOKEN_ID_MAX): a sequential
+     * number the store gives every token record it creates (docs/ARCHITECTURE.md
+     * §2, "Revocations"). A token with an id is revoked by a bit in the
+     * revocation bitmap, not by rewriting this record: tk_store_get_token
+     * then reports revoked_at = TK_REVOKED_UNTIMED and the time is in the
+     * revocation log (tk_store_token_revoked_at). Records written before ids
+     * existed have 0 and keep revoked_at in the record. Callers never set it:
+     * tk_store_put_token assigns it (new key) or keeps the stored one. */
+    uint64_t tid;
 } tk_token_rec;
+
+/* revoked_at as tk_store_get_token reports a revocation recorded in the
+ * bitmap: "revoked", the time being in the revocation log. Non-zero, so every
+ * "revoked_at != 0" test holds; not a time anything compares against. */
+#define TK_REVOKED_UNTIMED 1
 
 enum tk_session_state {
     TK_SESSION_ACTIVE = 1,

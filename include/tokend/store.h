@@ -8,9 +8,12 @@
  * hash), token_children (parent hash → child hash), client_grants (client id →
  * grant id); idp_index (DUPSORT: match key → sid, for IdP events), seen_jti
  * (replay records of IdP events), audit (time-ordered event records),
- * agent_access ((agent, resource) → audit counts, see record.h); meta (schema
- * version). A read-only open of a store written before idp_index,
- * seen_jti, audit and agent_access existed sees them empty.
+ * agent_access ((agent, resource) → audit counts, see record.h); revoked
+ * (token id / bits per value → the revocation bitmap) and revocations
+ * (sequence → token id, time), see tk_token_rec.tid; meta (schema version,
+ * the next token id). A read-only open of a store written before idp_index,
+ * seen_jti, audit, agent_access, revoked and revocations existed sees them
+ * empty.
  *
  * Transactions: a read txn belongs to one thread; workers keep one each and
  * renew it once per batch (tk_store_read_renew). One write txn at a time per
@@ -88,6 +91,12 @@ bool tk_store_growable(tk_store *st, uint64_t max);
 /* ---- Point reads: 0, TK_E_NOTFOUND, TK_E_CORRUPT (logged), TK_E_STORE ---- */
 
 int tk_store_get_token(tk_txn *txn, const uint8_t hash[TK_HASH_LEN], tk_token_rec *out);
+/* When the token was revoked (*at_out, 0 when it is not): the record's
+ * revoked_at, or for a token revoked in the bitmap the time in the
+ * revocation log, found by a walk from the newest entry (bounded by the
+ * log's size: for views, not the hot path; TK_REVOKED_UNTIMED if the log
+ * lacks it). 0, TK_E_NOTFOUND, TK_E_CORRUPT, TK_E_STORE. */
+int tk_store_token_revoked_at(tk_txn *txn, const uint8_t hash[TK_HASH_LEN], int64_t *at_out);
 int tk_store_get_session(tk_txn *txn, tk_slice sid, tk_session_rec *out);
 int tk_store_get_grant(tk_txn *txn, tk_slice grant_id, tk_grant_rec *out);
 int tk_store_get_client(tk_txn *txn, tk_slice client_id, tk_client_rec *out);

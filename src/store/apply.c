@@ -25,6 +25,11 @@ static int apply_revoke_token(tk_txn *txn, const tk_op *op, bool *changed)
     if (rc != 0 || t.revoked_at != 0) {
         return rc == TK_E_NOTFOUND ? 0 : rc;
     }
+    if (t.tid != 0) { /* one bit and one log entry, not the record (revoked.c) */
+        rc = tk_store_revoke_id(txn, t.tid, op->at);
+        *changed = rc == 0;
+        return rc;
+    }
     t.revoked_at = op->at;
     rc = tk_store_put_token(txn, hash, &t, TK_PUT_NO_INDEX);
     *changed = rc == 0;

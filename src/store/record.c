@@ -43,6 +43,13 @@ static const field token_fields[] = {
     HASH(15, false, tk_token_rec, successor, offsetof(tk_token_rec, has_successor)),
     HASH(16, false, tk_token_rec, cnf_x5t, offsetof(tk_token_rec, has_cnf)),
     HASH(17, false, tk_token_rec, jkt, offsetof(tk_token_rec, has_jkt)),
+    {.key = 18,
+     .type = F_INT,
+     .required = false,
+     .size = 8,
+     .lo = 1,
+     .hi = TK_TOKEN_ID_MAX,
+     .off = offsetof(tk_token_rec, tid)},
 };
 
 static const field session_fields[] = {
@@ -169,8 +176,8 @@ static const field audit_fields[] = {
 
 /* Keeps TK_RECORD_MAX honest (WORST_*: codec_int.h). */
 _Static_assert(3 + 2 + WORST_INT + 4 * WORST_STR(TK_ID_MAX) + WORST_STR(TK_SUB_MAX) +
-                       WORST_STR(TK_SCOPE_MAX) + WORST_STR(TK_AUD_MAX) + 3 * WORST_HASH +
-                       7 * WORST_INT <=
+                       WORST_STR(TK_SCOPE_MAX) + WORST_STR(TK_AUD_MAX) + 4 * WORST_HASH +
+                       8 * WORST_INT <=
                    TK_RECORD_MAX,
                "a token record at its limits fits TK_RECORD_MAX");
 _Static_assert(3 + 2 + WORST_STR(TK_SUB_MAX) + WORST_STR(TK_URL_MAX) + WORST_STR(TK_REASON_MAX) +
@@ -582,9 +589,11 @@ static bool decode_value(rd *r, const field *f, void *rec)
     return true;
 }
 
-/* Decode into rec (zeroed first, size bytes). */
-int tk_codec_decode(const field *fs, size_t nf, const uint8_t *buf, size_t len, void *rec,
-                    size_t size)
+/* Decode into rec (zeroed first, size bytes). Inlined into each kind's
+ * decoder so the table, its length and the size are constants there (the
+ * hot path decodes a token, a grant, a session and a client per request). */
+static inline __attribute__((always_inline)) int
+decode_fields(const field *fs, size_t nf, const uint8_t *buf, size_t len, void *rec, size_t size)
 {
     memset(rec, 0, size);
     rd r = {buf, buf + len};
@@ -622,6 +631,13 @@ int tk_codec_decode(const field *fs, size_t nf, const uint8_t *buf, size_t len, 
      * was seen; so no second pass over the record here (fuzz_record encodes
      * every record it decodes and fails if that is refused). */
     return 0;
+}
+
+/* The same, out of line, for the op codec (codec_int.h). */
+int tk_codec_decode(const field *fs, size_t nf, const uint8_t *buf, size_t len, void *rec,
+                    size_t size)
+{
+    return decode_fields(fs, nf, buf, len, rec, size);
 }
 
 /* ---- Records ---------------------------------------------------------------- */
@@ -683,12 +699,12 @@ int tk_record_encode_audit(const tk_audit_rec *rec, uint8_t *buf, size_t cap, si
 
 int tk_record_decode_token(const uint8_t *buf, size_t len, tk_token_rec *rec)
 {
-    return tk_codec_decode(token_fields, NF(token_fields), buf, len, rec, sizeof(*rec));
+    return decode_fields(token_fields, NF(token_fields), buf, len, rec, sizeof(*rec));
 }
 
 int tk_record_decode_session(const uint8_t *buf, size_t len, tk_session_rec *rec)
 {
-    int rc = tk_codec_decode(session_fields, NF(session_fields), buf, len, rec, sizeof(*rec));
+    int rc = decode_fields(session_fields, NF(session_fields), buf, len, rec, sizeof(*rec));
     if (rc == 0 && rec->state == TK_SESSION_SUSPENDED && rec->holds == 0) {
         rec->holds = TK_HOLD_BIT(TK_HOLD_ADMIN); /* written before holds existed */
     }
@@ -701,12 +717,12 @@ int tk_record_decode_session(const uint8_t *buf, size_t len, tk_session_rec *rec
 
 int tk_record_decode_grant(const uint8_t *buf, size_t len, tk_grant_rec *rec)
 {
-    return tk_codec_decode(grant_fields, NF(grant_fields), buf, len, rec, sizeof(*rec));
+    return decode_fields(grant_fields, NF(grant_fields), buf, len, rec, sizeof(*rec));
 }
 
 int tk_record_decode_client(const uint8_t *buf, size_t len, tk_client_rec *rec)
 {
-    return tk_codec_decode(client_fields, NF(client_fields), buf, len, rec, sizeof(*rec));
+    return decode_fields(client_fields, NF(client_fields), buf, len, rec, sizeof(*rec));
 }
 
 int tk_record_encode_agent_access(const tk_agent_access_rec *rec, uint8_t *buf, size_t cap,
@@ -717,13 +733,12 @@ int tk_record_encode_agent_access(const tk_agent_access_rec *rec, uint8_t *buf, 
 
 int tk_record_decode_agent_access(const uint8_t *buf, size_t len, tk_agent_access_rec *rec)
 {
-    return tk_codec_decode(agent_access_fields, NF(agent_access_fields), buf, len, rec,
-                           sizeof(*rec));
+    return decode_fields(agent_access_fields, NF(agent_access_fields), buf, len, rec, sizeof(*rec));
 }
 
 int tk_record_decode_audit(const uint8_t *buf, size_t len, tk_audit_rec *rec)
 {
-    return tk_codec_decode(audit_fields, NF(audit_fields), buf, len, rec, sizeof(*rec));
+    return decode_fields(audit_fields, NF(audit_fields), buf, len, rec, sizeof(*rec));
 }
 
 int tk_record_encode_code(const tk_code_rec *rec, uint8_t *buf, size_t cap, size_t *len)
@@ -733,7 +748,7 @@ int tk_record_encode_code(const tk_code_rec *rec, uint8_t *buf, size_t cap, size
 
 int tk_record_decode_code(const uint8_t *buf, size_t len, tk_code_rec *rec)
 {
-    return tk_codec_decode(code_fields, NF(code_fields), buf, len, rec, sizeof(*rec));
+    return decode_fields(code_fields, NF(code_fields), buf, len, rec, sizeof(*rec));
 }
 
 int tk_record_encode_authreq(const tk_authreq_rec *rec, uint8_t *buf, size_t cap, size_t *len)
@@ -743,7 +758,7 @@ int tk_record_encode_authreq(const tk_authreq_rec *rec, uint8_t *buf, size_t cap
 
 int tk_record_decode_authreq(const uint8_t *buf, size_t len, tk_authreq_rec *rec)
 {
-    return tk_codec_decode(authreq_fields, NF(authreq_fields), buf, len, rec, sizeof(*rec));
+    return decode_fields(authreq_fields, NF(authreq_fields), buf, len, rec, sizeof(*rec));
 }
 
 int tk_record_encode_browser(const tk_browser_rec *rec, uint8_t *buf, size_t cap, size_t *len)
@@ -753,7 +768,7 @@ int tk_record_encode_browser(const tk_browser_rec *rec, uint8_t *buf, size_t cap
 
 int tk_record_decode_browser(const uint8_t *buf, size_t len, tk_browser_rec *rec)
 {
-    return tk_codec_decode(browser_fields, NF(browser_fields), buf, len, rec, sizeof(*rec));
+    return decode_fields(browser_fields, NF(browser_fields), buf, len, rec, sizeof(*rec));
 }
 
 /* ---- Enum names ------------------------------------------------------------- */

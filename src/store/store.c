@@ -46,6 +46,8 @@ static const struct {
     [DB_AUTHREQS] = {"authreqs", 0, "put_authreq"},
     [DB_BROWSERS] = {"browsers", 0, "put_browser"},
     [DB_CONSENTS] = {"consents", 0, "put_consent"},
+    [DB_REVOKED] = {"revoked", MDB_INTEGERKEY, "put_revoked"},
+    [DB_REVLOG] = {"revocations", MDB_INTEGERKEY, "put_revocation"},
 };
 
 /* DBIs added after schema 1: a read-only open of an older store (tokenctl
@@ -53,13 +55,20 @@ static const struct {
 static const bool db_late[DB_COUNT] = {
     [DB_IDP_INDEX] = true, [DB_SEEN_JTI] = true, [DB_AUDIT] = true,    [DB_AGENT_ACCESS] = true,
     [DB_CODES] = true,     [DB_AUTHREQS] = true, [DB_BROWSERS] = true, [DB_CONSENTS] = true,
+    [DB_REVOKED] = true,   [DB_REVLOG] = true,
 };
 
 _Static_assert(DB_COUNT <= TK_STORE_MAX_DBS, "maxdbs covers our DBIs");
 
-/* meta DBI: "schema" → this, as 4 bytes little-endian. */
+/* meta DBI: "schema" → this, as 4 bytes little-endian. Schema 2 added token
+ * ids and the revocation bitmap (revoked.c): a tokend of schema 1 would take
+ * a token revoked in the bitmap for a live one, so it must refuse a schema 2
+ * store. A schema 1 store is read as it is (its records have no ids, its
+ * revocations are in the records) and upgraded in place by the first
+ * read-write open: nothing in it is rewritten. */
 #define SCHEMA_KEY     "schema"
-#define SCHEMA_VERSION 1u
+#define SCHEMA_VERSION 2u
+#define SCHEMA_OLDEST  1u
 
 /* LMDB's default maximum key size; our ids and hashes stay far below it. */
 _Static_assert(TK_ID_MAX <= 511 && TK_HASH_LEN <= 511, "keys fit LMDB's key size");
@@ -138,10 +147,23 @@ static int check_schema(tk_store *st, MDB_txn *txn)
     uint32_t ver = v.mv_size == 4 ? (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
                                         (uint32_t)b[3] << 24
                                   : 0;
-    if (ver != SCHEMA_VERSION) {
+    if (ver < SCHEMA_OLDEST || ver > SCHEMA_VERSION) {
         tk_log_error("store_schema", "found=%u want=%u", ver, SCHEMA_VERSION);
         return TK_E_CORRUPT;
     }
+    if (ver == SCHEMA_VERSION || st->read_only) {
+        return 0;
+    }
+    uint8_t nb[4] = {SCHEMA_VERSION & 0xff, 0, 0, 0};
+    v = val_of(nb, sizeof(nb));
+    rc = mdb_put(txn, st->dbi[DB_META], &k, &v, 0);
+    if (rc != 0) {
+        return tk_store_err(rc, "meta_put");
+    }
+    tk_log_info("store_migrated",
+                "from=%u to=%u note=\"token ids and revocation bitmap; records "
+                "unchanged; tokend and tokenctl older than this refuse the store now\"",
+                ver, SCHEMA_VERSION);
     return 0;
 }
 
@@ -303,14 +325,18 @@ void tk_store_close(tk_store *st)
 int tk_store_read_begin(tk_store *st, tk_txn **out)
 {
     tk_txn *t = calloc(1, sizeof(*t));
-    if (t == NULL) {
+    tk_revcache *rcache = t != NULL ? calloc(1, sizeof(*rcache)) : NULL;
+    if (rcache == NULL) {
+        free(t);
         return -ENOMEM;
     }
     int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &t->txn);
     if (rc != 0) {
+        free(rcache);
         free(t);
         return tk_store_err(rc, "read_begin");
     }
+    t->rcache = rcache;
     t->st = st;
     *out = t;
     return 0;
@@ -338,12 +364,14 @@ void tk_store_read_reset(tk_txn *txn)
         mdb_txn_reset(txn->txn);
         txn->reset = true;
     }
+    memset(txn->rcache, 0, sizeof(*txn->rcache)); /* e.g. the map is grown next */
 }
 
 void tk_store_txn_end(tk_txn *txn)
 {
     if (txn != NULL) {
         mdb_txn_abort(txn->txn);
+        free(txn->rcache);
         free(txn);
     }
 }
@@ -425,6 +453,7 @@ int tk_store_grow(tk_store *st, uint64_t max)
         want -= want % es.ms_psize;
     }
     rc = mdb_env_set_mapsize(st->env, (size_t)want);
+    st->map_gen++; /* the map may have moved: cached addresses die (tk_revcache) */
     if (rc != 0) {
         return tk_store_err(rc, "grow");
     }
@@ -462,6 +491,11 @@ int tk_store_get_token(tk_txn *txn, const uint8_t hash[TK_HASH_LEN], tk_token_re
         return TK_E_CORRUPT;
     }
     TK_ASSERT(rc != 0 || out->kind == TK_TOKEN_ACCESS || out->kind == TK_TOKEN_REFRESH);
+    if (rc == 0 && out->tid != 0 && out->revoked_at == 0) {
+        bool revoked = false;
+        rc = tk_store_revoked_test(txn, out->tid, &revoked);
+        out->revoked_at = revoked ? TK_REVOKED_UNTIMED : 0;
+    }
     return rc;
 }
 
@@ -551,7 +585,12 @@ int tk_store_put_token(tk_txn *txn, const uint8_t hash[TK_HASH_LEN], const tk_to
 {
     uint8_t buf[TK_RECORD_MAX];
     size_t len;
-    int rc = tk_record_encode_token(rec, buf, sizeof(buf), &len);
+    tk_token_rec r = *rec;
+    int rc = tk_store_token_id(txn, hash, rec->tid, flags, &r.tid);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = tk_record_encode_token(&r, buf, sizeof(buf), &len);
     if (rc != 0) {
         return rc == TK_E_TOOBIG ? TK_E_INVALID : rc;
     }

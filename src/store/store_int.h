@@ -28,8 +28,23 @@ enum db_index {
     DB_AUTHREQS,
     DB_BROWSERS,
     DB_CONSENTS,
+    DB_REVOKED, /* revocation bitmap: tid / bits per value → bits (revoked.c) */
+    DB_REVLOG,  /* revocation log: sequence → (tid, at), appended (revoked.c) */
     DB_COUNT
 };
+
+/* A read txn's memory of the revocation bitmap values it looked up
+ * (revoked.c): slot key % TK_REVCACHE_SLOTS holds the value's address in the
+ * map for the snapshot it was read in. Valid while the txn reads that same
+ * snapshot (no commit since: its pages cannot have been reused) and the map
+ * was not remapped (map_gen); cleared by an explicit read reset. */
+typedef struct tk_revcache {
+    uint64_t map_gen;
+    struct {
+        size_t key, snap; /* snap 0: empty */
+        const uint8_t *bits;
+    } e[TK_REVCACHE_SLOTS];
+} tk_revcache;
 
 struct tk_store {
     MDB_env *env;
@@ -38,14 +53,17 @@ struct tk_store {
     bool read_only;
     bool threaded_readers;
     uintptr_t map_base; /* where the data file was mapped at open (0: unknown) */
+    uint64_t map_gen;   /* bumped by every remap (tk_store_grow): see tk_revcache */
 };
 
 struct tk_txn {
     tk_store *st;
     MDB_txn *txn;
     bool write;
-    bool reset; /* read txn: reset, not yet renewed */
-    int failed; /* write txn: first error that made it unusable */
+    bool reset;          /* read txn: reset, not yet renewed */
+    int failed;          /* write txn: first error that made it unusable */
+    uint64_t next_tid;   /* write txn: next token id to assign; 0 = not read yet (revoked.c) */
+    tk_revcache *rcache; /* read txn: bitmap values seen (revoked.c); NULL in write txns */
 };
 
 static inline bool id_ok(tk_slice id)
@@ -113,6 +131,21 @@ typedef struct tk_session_change {
  * *changed says whether the record was written. Returns 0, TK_E_CORRUPT,
  * TK_E_FULL, TK_E_STORE. */
 int tk_store_session_change(tk_txn *txn, tk_slice sid, const tk_session_change *ch, bool *changed);
+
+/* Token ids and the revocation bitmap (revoked.c; docs/ARCHITECTURE.md §2).
+ *
+ * token_id: the id tk_store_put_token writes for hash: rec_tid when set, else
+ * the stored record's (a rewrite keeps its id; an old record has none: 0),
+ * else, for a new key, the next one from the meta counter (written in this
+ * txn, so ids follow the order ops are applied in). 0, TK_E_CORRUPT, or a
+ * write error.
+ * revoked_test: whether tid's bit is set (0 and *revoked), TK_E_CORRUPT, TK_E_STORE.
+ * revoke_id: set tid's bit and append (tid, at) to the revocation log; the
+ * caller checked that the bit was clear. 0 or a write error. */
+int tk_store_token_id(tk_txn *t, const uint8_t hash[TK_HASH_LEN], uint64_t rec_tid, unsigned flags,
+                      uint64_t *tid_out);
+int tk_store_revoked_test(tk_txn *t, uint64_t tid, bool *revoked);
+int tk_store_revoke_id(tk_txn *t, uint64_t tid, int64_t at);
 
 /* The match key hash of store.c (tk_store_idp_key), also used for the
  * replay keys of store_events.c: SHA-256 over kind, a 2-byte length of a,

@@ -26,6 +26,10 @@ RUNS = [
     ("introspect-tls", ["--tokens", "2000", "--duration", "0.5", "--rounds", "1"]),
     ("cascade", ["--k", "1,200", "--repeat", "1", "--duration", "0.6"]),
     ("revoke", ["--tokens", "2000", "--duration", "0.5"]),
+    # --baseline: the tokend beside the bench again, on its own store, in turns
+    ("revoke", ["--tokens", "2000", "--duration", "0.5", "--rounds", "2", "--baseline", None]),
+    ("introspect", ["--tokens", "2000", "--duration", "0.4", "--rounds", "1", "--no-nginx",
+                    "--baseline", None]),
     ("scale", ["--tokens", "500,2000", "--duration", "0.4", "--rounds", "1"]),
     ("token", ["--grant", "all", "--tokens", "20000", "--duration", "1.8"] + TURNS),
     ("token", ["--grant", "refresh", "--tokens", "5000", "--duration", "0.9"] + TURNS),
@@ -134,6 +138,16 @@ def check_forward_auth(doc, args):
         check_turns(doc, "ratio_throughput")
 
 
+def check_baseline(name, doc):
+    names = [s["name"] for s in doc["series"]]
+    want = "tokend (baseline) revoke" if name == "revoke" else "tokend (baseline)"
+    if want not in names or "ratio_throughput_vs_baseline" not in doc["metrics"]:
+        fail("%s --baseline: no baseline series or ratio (series %r)" % (name, names))
+    if name == "revoke" and (doc["metrics"].get("baseline_revoked_checked", 0) <= 0 or
+                             len(doc["series"][1]["rounds"]) != 2):
+        fail("revoke --baseline: baseline not checked or not in 2 turns")
+
+
 def main():
     if len(sys.argv) != 2 or not os.access(sys.argv[1], os.X_OK):
         sys.stderr.write("skipped: no tokend-bench binary\n")
@@ -143,6 +157,8 @@ def main():
         for i, (name, args) in enumerate(RUNS):
             js, page = (os.path.join(tmp, "%d-%s.json" % (i, name)),
                         os.path.join(tmp, "%d-%s.html" % (i, name)))
+            tokend = os.path.join(os.path.dirname(os.path.abspath(bench)), "tokend")
+            args = [tokend if a is None else a for a in args]
             cmd = [bench, name] + COMMON + args + ["--json", js, "--html", page]
             proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   timeout=120, text=True)
@@ -159,7 +175,10 @@ def main():
                 check_token(doc, args)
             if name == "forward-auth":
                 check_forward_auth(doc, args)
-            if name == "introspect" and ("ratio_signed_vs_plain" not in doc["metrics"] or
+            if "--baseline" in args:
+                check_baseline(name, doc)
+            if name == "introspect" and "--signed" in args and (
+                    "ratio_signed_vs_plain" not in doc["metrics"] or
                                          "tokend signed (RFC 9701)" not in
                                          [s["name"] for s in doc["series"]]):
                 fail("introspect --signed: no signed series or ratio")

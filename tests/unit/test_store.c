@@ -334,7 +334,11 @@ static void test_apply_ops(void)
     tk_token_rec t;
     hash_of(2, op.revoke_token.hash);
     CHECK_EQ_INT(tk_store_get_token(r, op.revoke_token.hash, &t), 0);
-    CHECK_EQ_INT(t.revoked_at, 2000);
+    CHECK_EQ_INT(t.revoked_at, TK_REVOKED_UNTIMED); /* revoked in the bitmap */
+    CHECK(t.tid != 0);
+    int64_t at = 0;
+    CHECK_EQ_INT(tk_store_token_revoked_at(r, op.revoke_token.hash, &at), 0);
+    CHECK_EQ_INT(at, 2000);
     CHECK_SLICE(t.scope, "read write"); /* the rest of the record is intact */
     tk_grant_rec gr;
     CHECK_EQ_INT(tk_store_get_grant(r, TK_SLICE_LIT("tkg_1"), &gr), 0);
@@ -476,7 +480,10 @@ static void test_renew_visibility(void)
     CHECK_EQ_INT(t.revoked_at, 0);
     CHECK_EQ_INT(tk_store_read_renew(r), 0);
     CHECK_EQ_INT(tk_store_get_token(r, h, &t), 0);
-    CHECK_EQ_INT(t.revoked_at, 4242);
+    CHECK(t.revoked_at != 0);
+    int64_t at = 0;
+    CHECK_EQ_INT(tk_store_token_revoked_at(r, h, &at), 0);
+    CHECK_EQ_INT(at, 4242);
 
     /* A write txn that is ended without commit leaves nothing behind. */
     hash_of(2, h);
@@ -588,8 +595,8 @@ static void test_reopen_read_only(void)
     CHECK_EQ_INT(mdb_env_open(env, dir, 0, 0600), 0);
     CHECK_EQ_INT(mdb_txn_begin(env, NULL, 0, &txn), 0);
     CHECK_EQ_INT(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
-    uint8_t two[4] = {2, 0, 0, 0};
-    MDB_val k = {6, "schema"}, v = {4, two};
+    uint8_t three[4] = {3, 0, 0, 0};
+    MDB_val k = {6, "schema"}, v = {4, three};
     CHECK_EQ_INT(mdb_put(txn, dbi, &k, &v, 0), 0);
     CHECK_EQ_INT(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
@@ -1022,6 +1029,252 @@ static void test_legacy_suspended_session(void)
     remove_dir();
 }
 
+/* ---- Token ids and the revocation bitmap (revoked.c) ------------------------------------- */
+
+static uint64_t tid_of(tk_txn *r, unsigned n)
+{
+    uint8_t h[TK_HASH_LEN];
+    tk_token_rec t;
+    hash_of(n, h);
+    CHECK_EQ_INT(tk_store_get_token(r, h, &t), 0);
+    return t.tid;
+}
+
+static bool revoked(tk_txn *r, unsigned n)
+{
+    uint8_t h[TK_HASH_LEN];
+    tk_token_rec t;
+    hash_of(n, h);
+    CHECK_EQ_INT(tk_store_get_token(r, h, &t), 0);
+    return t.revoked_at != 0;
+}
+
+static int64_t revoked_at(tk_txn *r, unsigned n)
+{
+    uint8_t h[TK_HASH_LEN];
+    int64_t at = -1;
+    hash_of(n, h);
+    CHECK_EQ_INT(tk_store_token_revoked_at(r, h, &at), 0);
+    return at;
+}
+
+static size_t dbi_entries(tk_store *st, enum db_index db)
+{
+    tk_txn *r;
+    MDB_stat ms = {0};
+    CHECK_EQ_INT(tk_store_read_begin(st, &r), 0);
+    CHECK_EQ_INT(mdb_stat(r->txn, st->dbi[db], &ms), 0);
+    tk_store_txn_end(r);
+    return ms.ms_entries;
+}
+
+static void put_new(tk_store *st, unsigned n, unsigned flags, int want)
+{
+    tk_txn *w;
+    uint8_t h[TK_HASH_LEN];
+    tk_token_rec t = token("tks_1");
+    hash_of(n, h);
+    CHECK_EQ_INT(tk_store_write_begin(st, &w), 0);
+    CHECK_EQ_INT(tk_store_put_token(w, h, &t, flags), want);
+    CHECK_EQ_INT(tk_store_commit(w), 0);
+}
+
+static bool revoke_at(tk_store *st, unsigned n, int64_t at)
+{
+    tk_op op = op_of(TK_OP_REVOKE_TOKEN, 0, NULL, at);
+    hash_of(n, op.revoke_token.hash);
+    return apply1(st, &op);
+}
+
+/* Every new token record gets the next id, in put order; a rewrite keeps the
+ * stored id whatever the caller passes; ids on both sides of a bitmap value's
+ * edge land in their own bits; a revocation sets one bit and appends one log
+ * entry, once; the time comes back from the log. */
+static void test_token_ids(void)
+{
+    make_dir();
+    tk_store *st = open_store(4 << 20);
+    put_new(st, 1, TK_PUT_NEW, 0);
+    put_new(st, 2, TK_PUT_NEW, 0);
+    put_new(st, 3, 0, 0); /* a new key without TK_PUT_NEW: an id too */
+    put_new(st, 2, 0, 0); /* a rewrite with tid 0 keeps id 2 */
+    put_new(st, 1, TK_PUT_NEW, TK_E_EXISTS);
+    tk_txn *r;
+    CHECK_EQ_INT(tk_store_read_begin(st, &r), 0);
+    CHECK_EQ_INT(tid_of(r, 1), 1);
+    CHECK_EQ_INT(tid_of(r, 2), 2);
+    CHECK_EQ_INT(tid_of(r, 3), 3);
+    tk_store_txn_end(r);
+
+    /* Next ids: the last bit of value 0, the first two of value 1. */
+    const uint64_t bits = (uint64_t)TK_REVOKED_VALUE_BYTES * 8;
+    tk_txn *w;
+    uint8_t next[8];
+    for (int i = 0; i < 8; i++) {
+        next[i] = (uint8_t)((bits - 1) >> (8 * i));
+    }
+    CHECK_EQ_INT(tk_store_write_begin(st, &w), 0);
+    CHECK_EQ_INT(tk_store_raw_put(w, DB_META, TK_SLICE_LIT("token_id"), next, 8, 0), 0);
+    CHECK_EQ_INT(tk_store_commit(w), 0);
+    put_new(st, 20, TK_PUT_NEW, 0);
+    put_new(st, 21, TK_PUT_NEW, 0);
+    put_new(st, 22, TK_PUT_NEW, 0);
+    CHECK_EQ_INT(tk_store_read_begin(st, &r), 0);
+    CHECK_EQ_INT(tid_of(r, 20), bits - 1);
+    CHECK_EQ_INT(tid_of(r, 21), bits);
+    CHECK_EQ_INT(tid_of(r, 22), bits + 1);
+    tk_store_txn_end(r);
+
+    CHECK(revoke_at(st, 21, 7001));
+    CHECK(!revoke_at(st, 21, 7002)); /* idempotent: no second bit, no second entry */
+    CHECK_EQ_INT(tk_store_read_begin(st, &r), 0);
+    CHECK(!revoked(r, 20) && revoked(r, 21) && !revoked(r, 22) && !revoked(r, 1));
+    tk_store_txn_end(r);
+    CHECK(revoke_at(st, 20, 7003));
+    CHECK(revoke_at(st, 1, 7004));
+    CHECK_EQ_INT(dbi_entries(st, DB_REVOKED), 2); /* values 0 and 1 */
+    CHECK_EQ_INT(dbi_entries(st, DB_REVLOG), 3);
+
+    /* Durable: the same answers after a reopen. */
+    tk_store_close(st);
+    st = open_store(4 << 20);
+    CHECK_EQ_INT(tk_store_read_begin(st, &r), 0);
+    CHECK(revoked(r, 20) && revoked(r, 21) && !revoked(r, 22) && revoked(r, 1));
+    CHECK(!revoked(r, 2) && !revoked(r, 3));
+    CHECK_EQ_INT(revoked_at(r, 21), 7001);
+    CHECK_EQ_INT(revoked_at(r, 20), 7003);
+    CHECK_EQ_INT(revoked_at(r, 1), 7004);
+    CHECK_EQ_INT(revoked_at(r, 22), 0);
+    uint8_t h[TK_HASH_LEN];
+    int64_t at = 0;
+    hash_of(99, h);
+    CHECK_EQ_INT(tk_store_token_revoked_at(r, h, &at), TK_E_NOTFOUND);
+
+    /* The reader's cache of bitmap values: a renew with no commit between
+     * keeps the answers, a commit shows at the next renew, and a grown (maybe
+     * moved) map is read afresh. */
+    CHECK_EQ_INT(tk_store_read_renew(r), 0);
+    CHECK(revoked(r, 21) && !revoked(r, 22) && !revoked(r, 2));
+    CHECK(revoke_at(st, 22, 7005));
+    CHECK(revoke_at(st, 2, 7006));
+    CHECK(!revoked(r, 22) && !revoked(r, 2)); /* the snapshot of before */
+    CHECK_EQ_INT(tk_store_read_renew(r), 0);
+    CHECK(revoked(r, 22) && revoked(r, 2) && !revoked(r, 3));
+    tk_store_read_reset(r);
+    CHECK_EQ_INT(tk_store_grow(st, 64 << 20), 0);
+    CHECK_EQ_INT(tk_store_read_renew(r), 0);
+    CHECK(revoked(r, 20) && revoked(r, 22) && revoked(r, 2) && !revoked(r, 3));
+    tk_store_txn_end(r);
+    tk_store_close(st);
+    remove_dir();
+}
+
+/* A record written before ids (no key 18) is revoked the old way: its own
+ * revoked_at, no bit, no log entry; and a bitmap value of the wrong size is
+ * corruption, never "not revoked". */
+static void test_token_ids_old_records(void)
+{
+    make_dir();
+    tk_store *st = open_store(4 << 20);
+    tk_token_rec t = token("tks_1");
+    uint8_t buf[TK_RECORD_MAX], h[TK_HASH_LEN];
+    size_t len;
+    CHECK_EQ_INT(tk_record_encode_token(&t, buf, sizeof buf, &len), 0);
+    hash_of(30, h);
+    tk_txn *w;
+    CHECK_EQ_INT(tk_store_write_begin(st, &w), 0);
+    CHECK_EQ_INT(tk_store_raw_put(w, DB_TOKENS, (tk_slice){(const char *)h, TK_HASH_LEN}, buf, len,
+                                  TK_PUT_NEW),
+                 0);
+    CHECK_EQ_INT(tk_store_commit(w), 0);
+    put_new(st, 30, 0, 0); /* a rewrite of an old record does not give it an id */
+    CHECK(revoke_at(st, 30, 8001));
+    CHECK(!revoke_at(st, 30, 8002));
+    CHECK_EQ_INT(dbi_entries(st, DB_REVOKED), 0);
+    CHECK_EQ_INT(dbi_entries(st, DB_REVLOG), 0);
+    tk_txn *r;
+    CHECK_EQ_INT(tk_store_read_begin(st, &r), 0);
+    CHECK_EQ_INT(tid_of(r, 30), 0);
+    CHECK_EQ_INT(tk_store_get_token(r, h, &t), 0);
+    CHECK_EQ_INT(t.revoked_at, 8001);
+    CHECK_EQ_INT(revoked_at(r, 30), 8001);
+    tk_store_txn_end(r);
+
+    /* A bitmap value of the wrong size: the token reads as corrupt. */
+    put_new(st, 31, TK_PUT_NEW, 0);
+    size_t key = 0;
+    CHECK_EQ_INT(tk_store_write_begin(st, &w), 0);
+    CHECK_EQ_INT(
+        tk_store_raw_put(w, DB_REVOKED, (tk_slice){(const char *)&key, sizeof key}, buf, 16, 0), 0);
+    CHECK_EQ_INT(tk_store_commit(w), 0);
+    CHECK_EQ_INT(tk_store_read_begin(st, &r), 0);
+    hash_of(31, h);
+    CHECK_EQ_INT(tk_store_get_token(r, h, &t), TK_E_CORRUPT);
+    tk_store_txn_end(r);
+    tk_store_close(st);
+    remove_dir();
+}
+
+static uint32_t schema_of(void)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_val k = {6, "schema"}, v;
+    uint32_t ver = 0;
+    CHECK_EQ_INT(mdb_env_create(&env), 0);
+    CHECK_EQ_INT(mdb_env_set_maxdbs(env, TK_STORE_MAX_DBS), 0);
+    CHECK_EQ_INT(mdb_env_open(env, dir, MDB_RDONLY, 0600), 0);
+    CHECK_EQ_INT(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    CHECK_EQ_INT(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+    if (mdb_get(txn, dbi, &k, &v) == 0 && v.mv_size == 4) {
+        ver = ((const uint8_t *)v.mv_data)[0];
+    }
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return ver;
+}
+
+/* A schema 1 store (written before token ids: no revoked/revocations DBIs)
+ * is read as it is read-only, and upgraded to 2 by a read-write open, its
+ * records untouched; a tokend of schema 1 refuses schema 2 (test above: an
+ * unknown version is refused). */
+static void test_schema_upgrade(void)
+{
+    make_dir();
+    tk_store *st = open_store(1 << 20);
+    put_fixtures(st);
+    CHECK(revoke_at(st, 2, 2000));
+    tk_store_close(st);
+    CHECK_EQ_INT(schema_of(), 2);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    CHECK_EQ_INT(mdb_env_create(&env), 0);
+    CHECK_EQ_INT(mdb_env_set_maxdbs(env, TK_STORE_MAX_DBS), 0);
+    CHECK_EQ_INT(mdb_env_open(env, dir, 0, 0600), 0);
+    CHECK_EQ_INT(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    CHECK_EQ_INT(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+    uint8_t one[4] = {1, 0, 0, 0};
+    MDB_val k = {6, "schema"}, v = {4, one};
+    CHECK_EQ_INT(mdb_put(txn, dbi, &k, &v, 0), 0);
+    CHECK_EQ_INT(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    tk_store_opts o = {.dir = dir, .map_size = 1 << 20, .read_only = true};
+    CHECK_EQ_INT(tk_store_open(&o, &st), 0);
+    tk_txn *r;
+    CHECK_EQ_INT(tk_store_read_begin(st, &r), 0);
+    CHECK(revoked(r, 2) && !revoked(r, 1));
+    tk_store_txn_end(r);
+    tk_store_close(st);
+    CHECK_EQ_INT(schema_of(), 1); /* read-only: nothing written */
+    st = open_store(1 << 20);
+    tk_store_close(st);
+    CHECK_EQ_INT(schema_of(), 2);
+    remove_dir();
+}
+
 int main(void)
 {
     RUN(test_records_and_indices);
@@ -1038,5 +1291,8 @@ int main(void)
     RUN(test_idp_holds);
     RUN(test_client_secret_op);
     RUN(test_legacy_suspended_session);
+    RUN(test_token_ids);
+    RUN(test_token_ids_old_records);
+    RUN(test_schema_upgrade);
     return check_report();
 }
