@@ -268,6 +268,65 @@ typedef struct tk_audit_rec {
 int tk_record_encode_audit(const tk_audit_rec *rec, uint8_t *buf, size_t cap, size_t *len);
 int tk_record_decode_audit(const uint8_t *buf, size_t len, tk_audit_rec *rec);
 
+/* ---- SSF transmitter (ssf DBI, src/store/ssf_queue.c) ----------------------
+ * What tokend pushes to edge caches (RFC 8935): one event per change, queued
+ * per receiver in the write txn of the change itself. */
+
+/* Kinds of event; a receiver wants a set of them (bit TK_SSF_BIT(kind)).
+ * OVERFLOW is not wanted, it is owed: see tk_ssf_receiver_rec. */
+enum tk_ssf_kind {
+    TK_SSF_SESSION_REVOKED = 1,   /* a session ended (CAEP session-revoked) */
+    TK_SSF_SESSION_SUSPENDED = 2, /* a hold was set on a session */
+    TK_SSF_SESSION_RESUMED = 3,   /* a session's last hold was lifted */
+    TK_SSF_TOKEN_REVOKED = 4,     /* a token was revoked (identified by its hash) */
+    TK_SSF_GRANT_REVOKED = 5,     /* a grant (a token family) was revoked */
+    TK_SSF_OVERFLOW = 6,          /* the queue was full: events were not queued */
+};
+#define TK_SSF_KIND_LAST TK_SSF_OVERFLOW
+#define TK_SSF_BIT(k)    ((uint8_t)(1u << ((k)-1)))
+#define TK_SSF_WANT_ALL                                                                            \
+    ((uint8_t)((1u << TK_SSF_GRANT_REVOKED) - 1)) /* every kind but OVERFLOW                       \
+                                                   */
+
+/* ssf DBI: key 'R' + receiver id → this. A receiver of pushed events. */
+typedef struct tk_ssf_receiver_rec {
+    tk_slice url;       /* key 1: the push endpoint (http or https) */
+    tk_slice audience;  /* key 2: the SETs' aud */
+    tk_slice bearer;    /* key 3, optional: sent as Authorization: Bearer; never logged */
+    uint8_t want;       /* key 4: TK_SSF_BIT set of the kinds it receives (not OVERFLOW) */
+    int64_t created;    /* key 5 */
+    int64_t queue_max;  /* key 6: events queued at most (1..TK_SSF_QUEUE_MAX) */
+    int64_t depth;      /* key 7, optional: events queued now */
+    int64_t dropped;    /* key 8, optional: events never queued because it was full */
+    uint8_t overflowed; /* key 9, optional: 1 while an OVERFLOW event is queued; nothing
+                           else is queued until it is delivered (then depth is 0) */
+} tk_ssf_receiver_rec;
+
+/* ssf DBI: key 'Q' + id length (1 byte) + receiver id + sequence (8 bytes,
+ * big-endian) → this. The sequence is global (key 'S': the last one used),
+ * so it never repeats for a receiver, even one removed and added again. */
+typedef struct tk_ssf_event_rec {
+    uint8_t kind;  /* key 1: enum tk_ssf_kind */
+    int64_t at;    /* key 2: when the change was applied */
+    tk_slice id;   /* key 3: the session id or grant id; optional */
+    bool has_hash; /* key 4: token events: SHA-256 of the token */
+    uint8_t hash[TK_HASH_LEN];
+    tk_slice sub;    /* key 5, optional: the grant's (or session's) subject */
+    tk_slice client; /* key 6, optional: the grant's client */
+    tk_slice reason; /* key 7, optional */
+    uint8_t hold;    /* key 8, optional: suspension / resumption: which hold */
+} tk_ssf_event_rec;
+
+int tk_record_encode_ssf_receiver(const tk_ssf_receiver_rec *rec, uint8_t *buf, size_t cap,
+                                  size_t *len);
+int tk_record_decode_ssf_receiver(const uint8_t *buf, size_t len, tk_ssf_receiver_rec *rec);
+int tk_record_encode_ssf_event(const tk_ssf_event_rec *rec, uint8_t *buf, size_t cap, size_t *len);
+int tk_record_decode_ssf_event(const uint8_t *buf, size_t len, tk_ssf_event_rec *rec);
+/* "session-revoked", "session-suspended", "session-resumed", "token-revoked",
+ * "grant-revoked", "overflow" (enum tk_ssf_kind); parse: 0 or TK_E_BADINPUT. */
+const char *tk_ssf_kind_name(uint8_t kind);
+int tk_ssf_kind_parse(tk_slice s, uint8_t *out);
+
 /* Names ↔ enums, for the CLI and JSON ("agent", "resource_server", "admin";
  * "pending", "approved", "disabled"; "active", "suspended", "terminated";
  * "access_token", "refresh_token"). Parsers return 0 or TK_E_BADINPUT. */
@@ -312,8 +371,9 @@ enum tk_op_type {
     TK_OP_CODE_REDEEM = 11, /* authorization code → tokens; a used code revokes its grant */
     TK_OP_REFRESH = 12,     /* rotate a refresh token (reuse window, family revocation) */
     TK_OP_EXCHANGE = 13,    /* RFC 8693: a delegated child of an access token */
+    TK_OP_SSF_ACK = 14,     /* a pushed event was delivered: drop it from its queue */
 };
-#define TK_OP_TYPE_LAST TK_OP_EXCHANGE
+#define TK_OP_TYPE_LAST TK_OP_SSF_ACK
 /* The last op kind with a wire form (tk_op_encode); the AS ops are not
  * replicated yet (TK_OP_PUT_NEW carries a pointer). */
 #define TK_OP_WIRE_LAST TK_OP_CLIENT_SECRET
@@ -519,6 +579,16 @@ typedef struct tk_op_exchange {
     uint8_t jkt[TK_HASH_LEN];
 } tk_op_exchange;
 
+/* A receiver acknowledged (2xx) the event queued under (receiver, seq):
+ * delete it, lower the receiver's depth, and end its overflow when it was
+ * the OVERFLOW event. A missing entry is a no-op (sequences never repeat,
+ * so a late or replayed ack never hits another event). Wire form: key 4
+ * the receiver id, key 16 the sequence (record.c, its own small table). */
+typedef struct tk_op_ssf_ack {
+    tk_op_id receiver; /* required: 1..TK_SSF_ID_MAX bytes */
+    uint64_t seq;      /* 1..INT64_MAX */
+} tk_op_ssf_ack;
+
 typedef struct tk_op {
     uint8_t type; /* enum tk_op_type: names the member below */
     int64_t at;   /* when the op was decided (Unix seconds), in [1, TK_TIME_MAX] */
@@ -536,6 +606,7 @@ typedef struct tk_op {
         tk_op_code_redeem code_redeem;
         tk_op_refresh refresh;
         tk_op_exchange exchange;
+        tk_op_ssf_ack ssf_ack;
     };
 } tk_op;
 

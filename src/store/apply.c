@@ -27,6 +27,11 @@ static int apply_revoke_token(tk_txn *txn, const tk_op *op, bool *changed)
     }
     t.revoked_at = op->at;
     rc = tk_store_put_token(txn, hash, &t, TK_PUT_NO_INDEX);
+    if (rc == 0) {
+        tk_ssf_event_rec ev = {.kind = TK_SSF_TOKEN_REVOKED, .at = op->at, .has_hash = true};
+        memcpy(ev.hash, hash, TK_HASH_LEN);
+        rc = tk_store_ssf_note(txn, &ev);
+    }
     *changed = rc == 0;
     return rc;
 }
@@ -41,7 +46,11 @@ static int apply_revoke_grant(tk_txn *txn, const tk_op *op, bool *changed)
     }
     g.state = TK_GRANT_REVOKED;
     g.revoked_at = op->at;
-    rc = tk_store_put_grant(txn, id, &g, TK_PUT_NO_INDEX);
+    /* Queued before the put, which may rewrite the page g's slices are in. */
+    tk_ssf_event_rec ev = {
+        .kind = TK_SSF_GRANT_REVOKED, .at = op->at, .id = id, .sub = g.sub, .client = g.client_id};
+    rc = tk_store_ssf_note(txn, &ev);
+    rc = rc != 0 ? rc : tk_store_put_grant(txn, id, &g, TK_PUT_NO_INDEX);
     *changed = rc == 0;
     return rc;
 }
@@ -152,6 +161,9 @@ int tk_store_apply_outcome(tk_txn *txn, const tk_op *op, bool *changed, uint8_t 
             break;
         case TK_OP_IDP_EVENT:
             rc = tk_store_apply_idp(txn, op, &ch);
+            break;
+        case TK_OP_SSF_ACK:
+            rc = tk_store_ssf_ack(txn, tk_op_id_get(&op->ssf_ack.receiver), op->ssf_ack.seq, &ch);
             break;
         default:
             rc = tk_store_apply_oauth(txn, op, &ch, &out);

@@ -111,7 +111,11 @@ static int revoke_grant(tk_txn *txn, tk_slice id, int64_t at, bool *changed)
     }
     g.state = TK_GRANT_REVOKED;
     g.revoked_at = at;
-    rc = tk_store_put_grant(txn, id, &g, TK_PUT_NO_INDEX);
+    /* The SSF hook first: the put may rewrite the page g's slices are in. */
+    tk_ssf_event_rec ev = {
+        .kind = TK_SSF_GRANT_REVOKED, .at = at, .id = id, .sub = g.sub, .client = g.client_id};
+    rc = tk_store_ssf_note(txn, &ev);
+    rc = rc != 0 ? rc : tk_store_put_grant(txn, id, &g, TK_PUT_NO_INDEX);
     *changed = rc == 0;
     return rc;
 }

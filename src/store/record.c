@@ -838,6 +838,10 @@ int tk_op_validate(const tk_op *op)
              op->refresh.refresh_exp > op->at && op->refresh.refresh_exp <= TK_TIME_MAX &&
              op->refresh.scope_mask != 0;
         break;
+    case TK_OP_SSF_ACK:
+        ok = ok && id_ok(tk_op_id_get(&op->ssf_ack.receiver), TK_SSF_ID_MAX) &&
+             op->ssf_ack.seq >= 1 && op->ssf_ack.seq <= INT64_MAX;
+        break;
     case TK_OP_EXCHANGE:
         ok = ok && id_ok(tk_op_id_get(&op->exchange.client), TK_ID_MAX) &&
              op->exchange.exp > op->at && op->exchange.exp <= TK_TIME_MAX &&
@@ -987,9 +991,66 @@ static void from_wire(const op_wire *w, tk_op *op)
     }
 }
 
+/* TK_OP_SSF_ACK's wire form: a table of its own (keys 0, 1, 4, 6 as every
+ * op, 16 the sequence), tried by the decoder only when the shared table
+ * refuses the bytes (its type range ends before TK_OP_SSF_ACK). */
+typedef struct ssf_ack_wire {
+    uint8_t type;
+    tk_slice receiver;
+    int64_t at, seq;
+} ssf_ack_wire;
+
+static const field ssf_ack_fields[] = {
+    ENUM(1, true, TK_OP_SSF_ACK, TK_OP_SSF_ACK, ssf_ack_wire, type),
+    STR(4, true, TK_SSF_ID_MAX, ssf_ack_wire, receiver),
+    {.key = 6,
+     .type = F_INT,
+     .required = true,
+     .size = 8,
+     .lo = 1,
+     .hi = TK_TIME_MAX,
+     .off = offsetof(ssf_ack_wire, at)},
+    {.key = 16,
+     .type = F_INT,
+     .required = true,
+     .size = 8,
+     .lo = 1,
+     .hi = INT64_MAX,
+     .off = offsetof(ssf_ack_wire, seq)},
+};
+
+static int ssf_ack_encode(const tk_op *op, uint8_t *buf, size_t cap, size_t *len)
+{
+    ssf_ack_wire w = {.type = op->type,
+                      .receiver = tk_op_id_get(&op->ssf_ack.receiver),
+                      .at = op->at,
+                      .seq = (int64_t)op->ssf_ack.seq};
+    return encode_fields(ssf_ack_fields, NF(ssf_ack_fields), &w, buf, cap, len);
+}
+
+static int ssf_ack_decode(const uint8_t *buf, size_t len, tk_op *op)
+{
+    ssf_ack_wire w;
+    int rc = decode_fields(ssf_ack_fields, NF(ssf_ack_fields), buf, len, &w, sizeof(w));
+    if (rc != 0) {
+        return rc;
+    }
+    *op = tk_op_make(TK_OP_SSF_ACK, w.at);
+    set_checked(tk_op_id_set(&op->ssf_ack.receiver, w.receiver));
+    op->ssf_ack.seq = (uint64_t)w.seq;
+    if (tk_op_validate(op) != 0) {
+        memset(op, 0, sizeof(*op));
+        return TK_E_CORRUPT;
+    }
+    return 0;
+}
+
 int tk_op_encode(const tk_op *op, uint8_t *buf, size_t cap, size_t *len)
 {
     int rc = tk_op_validate(op);
+    if (rc == 0 && op->type == TK_OP_SSF_ACK) {
+        return ssf_ack_encode(op, buf, cap, len);
+    }
     if (rc != 0 || op->type > TK_OP_WIRE_LAST) {
         return TK_E_INVALID; /* the AS ops have no wire form yet */
     }
@@ -1005,7 +1066,7 @@ int tk_op_decode(const uint8_t *buf, size_t len, tk_op *op)
     memset(op, 0, sizeof(*op));
     int rc = decode_fields(op_fields, NF(op_fields), buf, len, &w, sizeof(w));
     if (rc != 0) {
-        return rc;
+        return ssf_ack_decode(buf, len, op);
     }
     uint32_t keys = wire_keys(&w), allowed = op_keys[w.type].allowed | OP_COMMON_KEYS;
     uint32_t hashes = op_keys[w.type].hashes;
@@ -1089,4 +1150,91 @@ const char *tk_hold_name(uint8_t hold)
 int tk_hold_parse(const char *s, uint8_t *out)
 {
     return parse_name(hold_names, NF(hold_names), s, out);
+}
+
+/* ---- SSF transmitter records (ssf DBI) ---------------------------------------- */
+
+static const field ssf_receiver_fields[] = {
+    STR(1, true, TK_URL_MAX, tk_ssf_receiver_rec, url),
+    STR(2, true, TK_AUD_MAX, tk_ssf_receiver_rec, audience),
+    STR(3, false, TK_SSF_BEARER_MAX, tk_ssf_receiver_rec, bearer),
+    ENUM(4, true, 1, TK_SSF_WANT_ALL, tk_ssf_receiver_rec, want),
+    TIME(5, true, tk_ssf_receiver_rec, created),
+    {.key = 6,
+     .type = F_INT,
+     .required = true,
+     .size = 8,
+     .lo = 1,
+     .hi = TK_SSF_QUEUE_MAX,
+     .off = offsetof(tk_ssf_receiver_rec, queue_max)},
+    {.key = 7,
+     .type = F_INT,
+     .size = 8,
+     .lo = 1,
+     .hi = TK_SSF_QUEUE_MAX + 1, /* the OVERFLOW event past a full queue */
+     .off = offsetof(tk_ssf_receiver_rec, depth)},
+    {.key = 8,
+     .type = F_INT,
+     .size = 8,
+     .lo = 1,
+     .hi = INT64_MAX,
+     .off = offsetof(tk_ssf_receiver_rec, dropped)},
+    ENUM(9, false, 1, 1, tk_ssf_receiver_rec, overflowed),
+};
+
+static const field ssf_event_fields[] = {
+    ENUM(1, true, TK_SSF_SESSION_REVOKED, TK_SSF_KIND_LAST, tk_ssf_event_rec, kind),
+    TIME(2, true, tk_ssf_event_rec, at),
+    STR(3, false, TK_ID_MAX, tk_ssf_event_rec, id),
+    HASH(4, false, tk_ssf_event_rec, hash, offsetof(tk_ssf_event_rec, has_hash)),
+    STR(5, false, TK_SUB_MAX, tk_ssf_event_rec, sub),
+    STR(6, false, TK_ID_MAX, tk_ssf_event_rec, client),
+    STR(7, false, TK_REASON_MAX, tk_ssf_event_rec, reason),
+    ENUM(8, false, TK_HOLD_ADMIN, TK_HOLD_LAST, tk_ssf_event_rec, hold),
+};
+
+int tk_record_encode_ssf_receiver(const tk_ssf_receiver_rec *rec, uint8_t *buf, size_t cap,
+                                  size_t *len)
+{
+    return encode_fields(ssf_receiver_fields, NF(ssf_receiver_fields), rec, buf, cap, len);
+}
+
+int tk_record_decode_ssf_receiver(const uint8_t *buf, size_t len, tk_ssf_receiver_rec *rec)
+{
+    return decode_fields(ssf_receiver_fields, NF(ssf_receiver_fields), buf, len, rec, sizeof(*rec));
+}
+
+int tk_record_encode_ssf_event(const tk_ssf_event_rec *rec, uint8_t *buf, size_t cap, size_t *len)
+{
+    return encode_fields(ssf_event_fields, NF(ssf_event_fields), rec, buf, cap, len);
+}
+
+int tk_record_decode_ssf_event(const uint8_t *buf, size_t len, tk_ssf_event_rec *rec)
+{
+    return decode_fields(ssf_event_fields, NF(ssf_event_fields), buf, len, rec, sizeof(*rec));
+}
+
+static const char *const ssf_kind_names[] = {NULL,
+                                             "session-revoked",
+                                             "session-suspended",
+                                             "session-resumed",
+                                             "token-revoked",
+                                             "grant-revoked",
+                                             "overflow"};
+_Static_assert(TK_ARRAY_LEN(ssf_kind_names) == TK_SSF_KIND_LAST + 1, "a name for every kind");
+
+const char *tk_ssf_kind_name(uint8_t kind)
+{
+    return name_of(ssf_kind_names, NF(ssf_kind_names), kind);
+}
+
+int tk_ssf_kind_parse(tk_slice s, uint8_t *out)
+{
+    for (size_t i = 1; s.p != NULL && i < NF(ssf_kind_names); i++) {
+        if (tk_slice_eq_str(s, ssf_kind_names[i])) {
+            *out = (uint8_t)i;
+            return 0;
+        }
+    }
+    return TK_E_BADINPUT;
 }

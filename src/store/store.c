@@ -46,13 +46,15 @@ static const struct {
     [DB_AUTHREQS] = {"authreqs", 0, "put_authreq"},
     [DB_BROWSERS] = {"browsers", 0, "put_browser"},
     [DB_CONSENTS] = {"consents", 0, "put_consent"},
+    [DB_SSF] = {"ssf", 0, "put_ssf"},
 };
 
 /* DBIs added after schema 1: a read-only open of an older store (tokenctl
  * beside an older tokend) finds them missing and sees them empty. */
 static const bool db_late[DB_COUNT] = {
-    [DB_IDP_INDEX] = true, [DB_SEEN_JTI] = true, [DB_AUDIT] = true,    [DB_AGENT_ACCESS] = true,
-    [DB_CODES] = true,     [DB_AUTHREQS] = true, [DB_BROWSERS] = true, [DB_CONSENTS] = true,
+    [DB_IDP_INDEX] = true,    [DB_SEEN_JTI] = true, [DB_AUDIT] = true,
+    [DB_AGENT_ACCESS] = true, [DB_CODES] = true,    [DB_AUTHREQS] = true,
+    [DB_BROWSERS] = true,     [DB_CONSENTS] = true, [DB_SSF] = true,
 };
 
 _Static_assert(DB_COUNT <= TK_STORE_MAX_DBS, "maxdbs covers our DBIs");

@@ -28,6 +28,7 @@ enum db_index {
     DB_AUTHREQS,
     DB_BROWSERS,
     DB_CONSENTS,
+    DB_SSF,
     DB_COUNT
 };
 
@@ -97,6 +98,16 @@ int tk_store_apply_idp(tk_txn *txn, const tk_op *op, bool *changed);
 /* The authorization server's ops (apply_oauth.c): same contract, plus the
  * op's outcome (enum tk_op_outcome) in *outcome. */
 int tk_store_apply_oauth(tk_txn *txn, const tk_op *op, bool *changed, uint8_t *outcome);
+
+/* The SSF transmitter's hook (ssf_queue.c): queue ev for every receiver
+ * that wants its kind, in this write txn; called by the appliers when a
+ * session ends, is suspended or resumed, a token or a grant is revoked.
+ * ev's slices may point into the map (they are copied before anything is
+ * written). One lookup when no receiver is registered. Returns 0,
+ * TK_E_CORRUPT, TK_E_FULL, TK_E_STORE. */
+int tk_store_ssf_note(tk_txn *txn, const tk_ssf_event_rec *ev);
+/* TK_OP_SSF_ACK: delete the event (receiver id, seq) if queued. */
+int tk_store_ssf_ack(tk_txn *txn, tk_slice id, uint64_t seq, bool *changed);
 
 /* One session change: terminate (hold 0), or set (SUSPENDED) / lift (ACTIVE)
  * one owner's hold. reason is kept on the session (terminate, suspend) when
