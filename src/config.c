@@ -58,6 +58,9 @@ void tk_config_defaults(tk_config *cfg)
     cfg->jwks_refresh_min = TK_JWKS_REFRESH_MIN_DEFAULT;
     cfg->jwks_refresh_max = TK_JWKS_REFRESH_MAX_DEFAULT;
     cfg->jwks_kid_interval = TK_JWKS_KID_INTERVAL_DEFAULT;
+    cfg->ssf_retry_min_ms = TK_SSF_RETRY_MIN_DEFAULT;
+    cfg->ssf_retry_max_ms = TK_SSF_RETRY_MAX_DEFAULT;
+    cfg->ssf_poll_ms = TK_SSF_POLL_MS_DEFAULT;
 }
 
 static int fail(char *err, size_t errcap, int code, const char *fmt, ...)
@@ -259,6 +262,9 @@ static const struct num_key num_keys[] = {
     NUM("jwks-refresh-max", jwks_refresh_max, 1, TK_JWKS_REFRESH_CEILING),
     NUM("jwks-kid-interval", jwks_kid_interval, 1, TK_JWKS_KID_INTERVAL_MAX),
     NUM("signing-key-overlap", signing_key_overlap, 0, TK_SIGNING_OVERLAP_MAX),
+    NUM("ssf-retry-min", ssf_retry_min_ms, 10, TK_SSF_RETRY_CEILING),
+    NUM("ssf-retry-max", ssf_retry_max_ms, 10, TK_SSF_RETRY_CEILING),
+    NUM("ssf-poll", ssf_poll_ms, 10, TK_SSF_POLL_MS_MAX),
 };
 
 static int set_num(tk_config *cfg, const struct num_key *k, const char *value, char *err,
@@ -573,6 +579,9 @@ int tk_config_validate(const tk_config *cfg, char *err, size_t errcap)
     if (cfg->outbound_connect_timeout_ms > cfg->outbound_timeout_ms) {
         return fail(err, errcap, TK_E_INVALID,
                     "outbound-connect-timeout must not exceed outbound-timeout");
+    }
+    if (cfg->ssf_retry_min_ms > cfg->ssf_retry_max_ms) {
+        return fail(err, errcap, TK_E_INVALID, "ssf-retry-min must not exceed ssf-retry-max");
     }
     if (cfg->jwks_refresh_min > cfg->jwks_refresh_max) {
         return fail(err, errcap, TK_E_INVALID, "jwks-refresh-min must not exceed jwks-refresh-max");

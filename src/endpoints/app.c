@@ -183,6 +183,9 @@ static size_t app_wake(void *wctx, tk_server_done *done, size_t max)
                 ep_audit_done(w, w->done[i].result); /* no connection waits for it */
                 continue;
             }
+            if (w->done[i].cookie == EP_SSF_COOKIE) {
+                continue; /* an SSF ack (ssf_push.c): the pusher re-acks what stays queued */
+            }
             done[n++] = (tk_server_done){
                 .cookie = w->done[i].cookie,
                 .result = w->done[i].result,
@@ -368,4 +371,9 @@ void tk_app_destroy(tk_app *app)
     ep_dpop_seen_free(app->dpop_seen);
     free(app->w);
     free(app);
+}
+
+void tk_app_set_ssf(tk_app *app, struct tk_ssf *ssf)
+{
+    __atomic_store_n(&app->ssf, ssf, __ATOMIC_RELEASE);
 }

@@ -167,6 +167,8 @@ typedef struct ep_audit {
 
 /* The cookie of a fold request: no connection waits for it. */
 #define EP_AUDIT_COOKIE UINT64_MAX
+/* The SSF pusher's acks complete on worker 0 under this cookie: nobody waits. */
+#define EP_SSF_COOKIE (UINT64_MAX - 1)
 
 /* ---- Contexts ------------------------------------------------------------------ */
 
@@ -258,6 +260,7 @@ struct tk_app {
     bool oidc_open[TK_WORKERS_MAX];
     int oidc_wake_fd[TK_WORKERS_MAX];
     unsigned oidc_inflight[TK_WORKERS_MAX];
+    struct tk_ssf *ssf; /* atomic: the SSF pusher (tk_app_set_ssf), or NULL */
 };
 
 /* How the caller presented client credentials (RFC 6749 §2.3.1): decides
