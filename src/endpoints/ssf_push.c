@@ -20,10 +20,10 @@
 
 #include "endpoints_int.h"
 #include "tokend/clock.h"
+#include "tokend/crypto.h"
 #include "tokend/log.h"
 
 #include <errno.h>
-#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -400,7 +400,7 @@ void tk_ssf_free(tk_ssf *p)
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
     for (unsigned i = 0; i < TK_SSF_RECEIVERS_MAX; i++) {
-        OPENSSL_cleanse(p->slots[i].auth, sizeof p->slots[i].auth);
+        tk_cleanse(p->slots[i].auth, sizeof p->slots[i].auth);
     }
     free(p);
 }
