@@ -280,13 +280,13 @@ enum tk_ssf_kind {
     TK_SSF_SESSION_RESUMED = 3,   /* a session's last hold was lifted */
     TK_SSF_TOKEN_REVOKED = 4,     /* a token was revoked (identified by its hash) */
     TK_SSF_GRANT_REVOKED = 5,     /* a grant (a token family) was revoked */
-    TK_SSF_OVERFLOW = 6,          /* the queue was full: events were not queued */
+    TK_SSF_CLIENT_DISABLED = 6,   /* a client was disabled (final for its tokens) */
+    TK_SSF_OVERFLOW = 7,          /* the queue was full: events were not queued */
 };
 #define TK_SSF_KIND_LAST TK_SSF_OVERFLOW
 #define TK_SSF_BIT(k)    ((uint8_t)(1u << ((k)-1)))
-#define TK_SSF_WANT_ALL                                                                            \
-    ((uint8_t)((1u << TK_SSF_GRANT_REVOKED) - 1)) /* every kind but OVERFLOW                       \
-                                                   */
+/* Every kind a receiver may want: all but OVERFLOW, which is always sent. */
+#define TK_SSF_WANT_ALL ((uint8_t)((1u << TK_SSF_CLIENT_DISABLED) - 1))
 
 /* ssf DBI: key 'R' + receiver id → this. A receiver of pushed events. */
 typedef struct tk_ssf_receiver_rec {
@@ -308,7 +308,7 @@ typedef struct tk_ssf_receiver_rec {
 typedef struct tk_ssf_event_rec {
     uint8_t kind;  /* key 1: enum tk_ssf_kind */
     int64_t at;    /* key 2: when the change was applied */
-    tk_slice id;   /* key 3: the session id or grant id; optional */
+    tk_slice id;   /* key 3, optional: the session, grant id; a token's session */
     bool has_hash; /* key 4: token events: SHA-256 of the token */
     uint8_t hash[TK_HASH_LEN];
     tk_slice sub;    /* key 5, optional: the grant's (or session's) subject */
@@ -323,7 +323,8 @@ int tk_record_decode_ssf_receiver(const uint8_t *buf, size_t len, tk_ssf_receive
 int tk_record_encode_ssf_event(const tk_ssf_event_rec *rec, uint8_t *buf, size_t cap, size_t *len);
 int tk_record_decode_ssf_event(const uint8_t *buf, size_t len, tk_ssf_event_rec *rec);
 /* "session-revoked", "session-suspended", "session-resumed", "token-revoked",
- * "grant-revoked", "overflow" (enum tk_ssf_kind); parse: 0 or TK_E_BADINPUT. */
+ * "grant-revoked", "client-disabled", "overflow" (enum tk_ssf_kind); parse: 0 or
+ * TK_E_BADINPUT. */
 const char *tk_ssf_kind_name(uint8_t kind);
 int tk_ssf_kind_parse(tk_slice s, uint8_t *out);
 

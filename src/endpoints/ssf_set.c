@@ -19,6 +19,7 @@ static const char *const types[] = {
     TK_SSF_TYPE_PREFIX "session-resumed",
     TK_SSF_TYPE_PREFIX "token-revoked",
     TK_SSF_TYPE_PREFIX "grant-revoked",
+    TK_SSF_TYPE_PREFIX "client-disabled",
     TK_SSF_TYPE_PREFIX "overflow",
 };
 _Static_assert(TK_ARRAY_LEN(types) == TK_SSF_KIND_LAST + 1, "a type for every kind");
@@ -64,6 +65,9 @@ static void subject(tk_json *j, tk_slice issuer, const tk_ssf_event_rec *ev)
         opaque(j, ev->client);
         tk_json_obj_end(j);
         break;
+    case TK_SSF_CLIENT_DISABLED:
+        opaque(j, ev->client);
+        break;
     case TK_SSF_OVERFLOW:
         tk_json_obj_begin(j);
         tk_json_kv_cstr(j, "format", "uri");
@@ -91,6 +95,10 @@ static void payload(tk_json *j, const tk_ssf_event_rec *ev)
     }
     if (ev->kind == TK_SSF_GRANT_REVOKED && ev->id.len > 0) {
         tk_json_kv_str(j, "grant_id", ev->id);
+    }
+    if (ev->kind == TK_SSF_TOKEN_REVOKED && ev->id.len > 0) {
+        /* Tokens delegated from this one die with it and share its session. */
+        tk_json_kv_str(j, "sid", ev->id);
     }
     tk_json_obj_end(j);
 }

@@ -26,12 +26,14 @@ static int apply_revoke_token(tk_txn *txn, const tk_op *op, bool *changed)
         return rc == TK_E_NOTFOUND ? 0 : rc;
     }
     t.revoked_at = op->at;
+    char sid[TK_ID_MAX]; /* the put may rewrite the page t's slices are in */
+    tk_ssf_event_rec ev = {.kind = TK_SSF_TOKEN_REVOKED,
+                           .at = op->at,
+                           .id = tk_store_keep(t.sid, sid, sizeof sid),
+                           .has_hash = true};
+    memcpy(ev.hash, hash, TK_HASH_LEN);
     rc = tk_store_put_token(txn, hash, &t, TK_PUT_NO_INDEX);
-    if (rc == 0) {
-        tk_ssf_event_rec ev = {.kind = TK_SSF_TOKEN_REVOKED, .at = op->at, .has_hash = true};
-        memcpy(ev.hash, hash, TK_HASH_LEN);
-        rc = tk_store_ssf_note(txn, &ev);
-    }
+    rc = rc != 0 ? rc : tk_store_ssf_note(txn, &ev);
     *changed = rc == 0;
     return rc;
 }
@@ -46,11 +48,14 @@ static int apply_revoke_grant(tk_txn *txn, const tk_op *op, bool *changed)
     }
     g.state = TK_GRANT_REVOKED;
     g.revoked_at = op->at;
-    /* Queued before the put, which may rewrite the page g's slices are in. */
-    tk_ssf_event_rec ev = {
-        .kind = TK_SSF_GRANT_REVOKED, .at = op->at, .id = id, .sub = g.sub, .client = g.client_id};
-    rc = tk_store_ssf_note(txn, &ev);
-    rc = rc != 0 ? rc : tk_store_put_grant(txn, id, &g, TK_PUT_NO_INDEX);
+    char sub[TK_SUB_MAX], client[TK_ID_MAX]; /* the put may rewrite g's page */
+    tk_ssf_event_rec ev = {.kind = TK_SSF_GRANT_REVOKED,
+                           .at = op->at,
+                           .id = id,
+                           .sub = tk_store_keep(g.sub, sub, sizeof sub),
+                           .client = tk_store_keep(g.client_id, client, sizeof client)};
+    rc = tk_store_put_grant(txn, id, &g, TK_PUT_NO_INDEX);
+    rc = rc != 0 ? rc : tk_store_ssf_note(txn, &ev);
     *changed = rc == 0;
     return rc;
 }
@@ -90,6 +95,10 @@ static int apply_client_status(tk_txn *txn, const tk_op *op, bool *changed)
         return rc == TK_E_NOTFOUND ? 0 : rc;
     }
     rc = tk_store_put_client(txn, id, &c, 0);
+    if (rc == 0 && op->client_status.status == TK_CLIENT_DISABLED) {
+        tk_ssf_event_rec ev = {.kind = TK_SSF_CLIENT_DISABLED, .at = op->at, .client = id};
+        rc = tk_store_ssf_note(txn, &ev);
+    }
     *changed = rc == 0;
     return rc;
 }

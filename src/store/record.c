@@ -1220,6 +1220,7 @@ static const char *const ssf_kind_names[] = {NULL,
                                              "session-resumed",
                                              "token-revoked",
                                              "grant-revoked",
+                                             "client-disabled",
                                              "overflow"};
 _Static_assert(TK_ARRAY_LEN(ssf_kind_names) == TK_SSF_KIND_LAST + 1, "a name for every kind");
 

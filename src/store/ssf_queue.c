@@ -361,16 +361,6 @@ static int collect(void *arg, tk_slice id, const tk_ssf_receiver_rec *rec)
     return 0;
 }
 
-/* Copy s into buf (cap bytes) and return the copy. */
-static tk_slice keep(tk_slice s, char *buf, size_t cap)
-{
-    TK_ASSERT(s.len <= cap);
-    if (s.len > 0) {
-        memcpy(buf, s.p, s.len);
-    }
-    return (tk_slice){s.len > 0 ? buf : NULL, s.len};
-}
-
 int tk_store_ssf_note(tk_txn *txn, const tk_ssf_event_rec *ev)
 {
     TK_ASSERT(txn->write);
@@ -380,14 +370,13 @@ int tk_store_ssf_note(tk_txn *txn, const tk_ssf_event_rec *ev)
     if (rc != 0 || in.n == 0) {
         return rc; /* the common case: nobody listens, one lookup */
     }
-    /* ev's slices may point into the map (a grant's subject): copy them
-     * before anything is written. */
+    /* ev's slices may point into the map: copied before anything is written. */
     char id[TK_ID_MAX], sub[TK_SUB_MAX], client[TK_ID_MAX], reason[TK_REASON_MAX];
     tk_ssf_event_rec e = *ev;
-    e.id = keep(ev->id, id, sizeof id);
-    e.sub = keep(ev->sub, sub, sizeof sub);
-    e.client = keep(ev->client, client, sizeof client);
-    e.reason = keep(ev->reason, reason, sizeof reason);
+    e.id = tk_store_keep(ev->id, id, sizeof id);
+    e.sub = tk_store_keep(ev->sub, sub, sizeof sub);
+    e.client = tk_store_keep(ev->client, client, sizeof client);
+    e.reason = tk_store_keep(ev->reason, reason, sizeof reason);
     uint64_t seq;
     rc = next_seq(txn, &seq);
     for (unsigned i = 0; i < in.n && rc == 0; i++) {

@@ -8,6 +8,7 @@
 #define TOKEND_STORE_INT_H
 
 #include <lmdb.h>
+#include <string.h>
 
 #include "tokend/store.h"
 
@@ -106,6 +107,16 @@ int tk_store_apply_oauth(tk_txn *txn, const tk_op *op, bool *changed, uint8_t *o
  * written). One lookup when no receiver is registered. Returns 0,
  * TK_E_CORRUPT, TK_E_FULL, TK_E_STORE. */
 int tk_store_ssf_note(tk_txn *txn, const tk_ssf_event_rec *ev);
+/* Copy s (at most cap bytes) into buf: what an applier keeps of a record
+ * for tk_store_ssf_note across the put that may rewrite the record's page. */
+static inline tk_slice tk_store_keep(tk_slice s, char *buf, size_t cap)
+{
+    TK_ASSERT(s.len <= cap);
+    if (s.len > 0) {
+        memcpy(buf, s.p, s.len);
+    }
+    return (tk_slice){s.len > 0 ? buf : NULL, s.len};
+}
 /* TK_OP_SSF_ACK: delete the event (receiver id, seq) if queued. */
 int tk_store_ssf_ack(tk_txn *txn, tk_slice id, uint64_t seq, bool *changed);
 

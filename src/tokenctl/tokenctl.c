@@ -108,8 +108,8 @@ static const ctl_command commands[] = {
      "   a new current signing key; tokend uses it after SIGHUP"},
     {"ssf receiver", "add", ctl_cmd_ssf_add, 1, opts_ssf_add,
      "ID --url URL --audience AUD [--bearer-file FILE] [--events KIND,…] [--queue-max N]   "
-     "(kinds: session-revoked session-suspended session-resumed token-revoked grant-revoked; "
-     "default all)"},
+     "(kinds: session-revoked session-suspended session-resumed token-revoked grant-revoked "
+     "client-disabled; default all)"},
     {"ssf receiver", "list", ctl_cmd_ssf_list, 0, opts_none,
      "   receivers with their queue depth and drops (never the bearer)"},
     {"ssf receiver", "remove", ctl_cmd_ssf_remove, 1, opts_none,

@@ -271,6 +271,24 @@ class Transmitter(h.FreshCase):
         self.assertEqual(g["sub_id"]["user"], {"format": "iss_sub", "iss": ISSUER, "sub": "carol"})
         self.assertEqual(g["sub_id"]["application"], {"format": "opaque", "id": self.agent.id})
 
+    def test_client_disable_and_delegated_token(self):
+        self.start()
+        self.rcv.start(self.jwks_url())
+        self.add_receiver()
+        self.setup_world()
+        sid = self.d.new_session("ivy")
+        tok = self.d.issue(sid, self.agent, "read")["access_token"]
+        self.d.ctl("token", "revoke", tok)
+        self.d.ctl("client", "disable", self.agent.id)
+        self.d.ctl("client", "disable", self.agent.id)  # no change, no event
+        got = self.rcv.wait_for(2)
+        time.sleep(0.8)
+        got = self.rcv.sets()
+        self.assertEqual([event_of(p)[0] for p in got],
+                         [TOKEN_REVOKED, "urn:tokend:secevent:client-disabled"])
+        self.assertEqual(event_of(got[0])[1]["sid"], sid)  # its delegated tokens share it
+        self.assertEqual(got[1]["sub_id"], {"format": "opaque", "id": self.agent.id})
+
     def test_receiver_gets_only_the_kinds_it_wants(self):
         self.start()
         self.rcv.start(self.jwks_url())

@@ -207,8 +207,9 @@ static void test_fanout_filter_and_order(void)
     close_remove();
 }
 
-static void test_grant_event_and_idp_event(void)
+static void test_grant_client_and_token_events(void)
 {
+    tk_txn *w;
     open_fresh();
     seed();
     CHECK_EQ_INT(add_receiver("edge", TK_SSF_WANT_ALL, 100), 0);
@@ -228,6 +229,34 @@ static void test_grant_event_and_idp_event(void)
     CHECK_EQ_INT(tk_store_ssf_next(r, TK_SLICE_LIT("edge"), seq, &seq, &ev), TK_E_NOTFOUND);
     tk_store_txn_end(r);
     CHECK_EQ_INT(receiver("edge").depth, 1);
+    /* A client disabled: one event naming it; approving and disabling again
+     * is another (each disable kills every token that exists then). */
+    tk_op cs = tk_op_make(TK_OP_CLIENT_STATUS, 300);
+    TK_ASSERT(tk_op_id_set(&cs.client_status.client, TK_SLICE_LIT("tkc_agent")) == 0);
+    tk_client_rec c = {.role = TK_ROLE_AGENT, .status = TK_CLIENT_APPROVED, .created = 1};
+    TK_ASSERT(tk_store_write_begin(st, &w) == 0);
+    TK_ASSERT(tk_store_put_client(w, TK_SLICE_LIT("tkc_agent"), &c, 0) == 0);
+    TK_ASSERT(tk_store_commit(w) == 0);
+    cs.client_status.status = TK_CLIENT_DISABLED;
+    CHECK(apply(&cs));
+    CHECK(!apply(&cs));
+    cs.client_status.status = TK_CLIENT_APPROVED;
+    CHECK(apply(&cs));
+    uint64_t s[4];
+    uint8_t k[4];
+    CHECK_EQ_INT(queue("edge", s, k, 4), 2);
+    CHECK_EQ_INT(k[1], TK_SSF_CLIENT_DISABLED);
+    TK_ASSERT(tk_store_read_begin(st, &r) == 0);
+    CHECK_EQ_INT(tk_store_ssf_next(r, TK_SLICE_LIT("edge"), s[0], &seq, &ev), 0);
+    CHECK_SLICE(ev.client, "tkc_agent");
+    tk_store_txn_end(r);
+    /* A revoked token names its session (its delegated tokens share it). */
+    revoke_token(3, 301);
+    TK_ASSERT(tk_store_read_begin(st, &r) == 0);
+    CHECK_EQ_INT(tk_store_ssf_next(r, TK_SLICE_LIT("edge"), s[1], &seq, &ev), 0);
+    CHECK_EQ_INT(ev.kind, TK_SSF_TOKEN_REVOKED);
+    CHECK_SLICE(ev.id, "tks_1");
+    tk_store_txn_end(r);
     close_remove();
 }
 
@@ -463,6 +492,17 @@ static void test_set_claims(void)
                "\"jti\":\"JTI\",\"sub_id\":{\"format\":\"opaque\",\"id\":\"tks_1\"},\"events\":{"
                "\"urn:tokend:secevent:session-suspended\":{\"event_timestamp\":903,\"hold\":"
                "\"device\"}}}");
+    tk_ssf_event_rec cd = {
+        .kind = TK_SSF_CLIENT_DISABLED, .at = 905, .client = TK_SLICE_LIT("tkc_a")};
+    claims(&cd, "{\"iss\":\"https://tokend.test\",\"aud\":\"https://edge.example\",\"iat\":1000,"
+                "\"jti\":\"JTI\",\"sub_id\":{\"format\":\"opaque\",\"id\":\"tkc_a\"},\"events\":{"
+                "\"urn:tokend:secevent:client-disabled\":{\"event_timestamp\":905}}}");
+    t.id = TK_SLICE_LIT("tks_9");
+    claims(&t,
+           "{\"iss\":\"https://tokend.test\",\"aud\":\"https://edge.example\",\"iat\":1000,"
+           "\"jti\":\"JTI\",\"sub_id\":{\"format\":\"opaque\",\"id\":"
+           "\"__________________________________________8\"},\"events\":{"
+           "\"urn:tokend:secevent:token-revoked\":{\"event_timestamp\":901,\"sid\":\"tks_9\"}}}");
     tk_ssf_event_rec o = {.kind = TK_SSF_OVERFLOW, .at = 904};
     claims(&o, "{\"iss\":\"https://tokend.test\",\"aud\":\"https://edge.example\",\"iat\":1000,"
                "\"jti\":\"JTI\",\"sub_id\":{\"format\":\"uri\",\"uri\":\"https://tokend.test\"},"
@@ -488,7 +528,7 @@ int main(void)
 {
     RUN(test_nobody_listens);
     RUN(test_fanout_filter_and_order);
-    RUN(test_grant_event_and_idp_event);
+    RUN(test_grant_client_and_token_events);
     RUN(test_ack);
     RUN(test_overflow);
     RUN(test_receivers);
