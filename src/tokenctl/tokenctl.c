@@ -57,6 +57,7 @@ static const ctl_opt opts_token_fanout[] = {
     {"sid", false}, {"client", false}, {"scope", false}, {"children", false},
     {"out", false}, {"ttl", false},    {NULL, false},
 };
+static const ctl_opt opts_now[] = {{"now", true}, {NULL, false}};
 static const ctl_opt opts_ssf_add[] = {{"url", false},         {"audience", false},
                                        {"bearer-file", false}, {"events", false},
                                        {"queue-max", false},   {NULL, false}};
@@ -106,6 +107,9 @@ static const ctl_command commands[] = {
     {"keys", "list", ctl_cmd_keys_list, 0, opts_none, "   tokend's signing keys, current first"},
     {"keys", "rotate", ctl_cmd_keys_rotate, 0, opts_none,
      "   a new current signing key; tokend uses it after SIGHUP"},
+    {"keys", "retire", ctl_cmd_keys_retire, 0, opts_now,
+     "--now   drop every retired key at once (a leaked key); tokend stops publishing them "
+     "after SIGHUP"},
     {"ssf receiver", "add", ctl_cmd_ssf_add, 1, opts_ssf_add,
      "ID --url URL --audience AUD [--bearer-file FILE] [--events KIND,…] [--queue-max N]   "
      "(kinds: session-revoked session-suspended session-resumed token-revoked grant-revoked "
