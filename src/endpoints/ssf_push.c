@@ -7,8 +7,10 @@
  * has in flight. Per receiver, a slot remembers the sequence delivered last
  * in this process (`done_seq`: the ack may not be committed yet, so the next
  * head is read after it) and, while a POST is out, the sequence it carries.
- * A POST's callback (outbound thread) only records the answer and wakes the
- * thread; the thread then submits the ack (TK_OP_SSF_ACK) or schedules the
+ * Each scan brackets its read txn with tk_committer_read_enter/exit, so
+ * the committer never grows the map under it. A POST's callback (outbound
+ * thread) only records the answer and wakes the thread; the thread then
+ * submits the ack (TK_OP_SSF_ACK) or schedules the
  * retry. An ack that did not reach the store (committer queue full, a
  * failed batch) is submitted again from the queue itself: an event still
  * queued at or below done_seq a while later gets a fresh ack. After a
@@ -264,10 +266,13 @@ static void serve(tk_ssf *p, slot *s, uint64_t now_ms)
 
 static void scan(tk_ssf *p)
 {
-    if (tk_committer_pause_wanted(p->cfg.committer)) {
+    if (!tk_committer_read_enter(p->cfg.committer)) {
         return; /* the map is about to grow: hold no read txn (next turn) */
     }
     int rc = tk_store_read_renew(p->txn);
+    if (rc == TK_E_FULL) {
+        tk_committer_ask_grow(p->cfg.committer); /* another process grew the map */
+    }
     for (unsigned i = 0; i < TK_SSF_RECEIVERS_MAX; i++) {
         p->slots[i].seen = false;
     }
@@ -275,8 +280,11 @@ static void scan(tk_ssf *p)
         rc = tk_store_ssf_each_receiver(p->txn, refresh_one, p);
     }
     if (rc != 0) {
-        tk_log_error("ssf_scan_failed", "error=\"%s\"", tk_strerror(rc));
+        if (rc != TK_E_FULL) { /* a grown map is adopted by the committer: no noise */
+            tk_log_error("ssf_scan_failed", "error=\"%s\"", tk_strerror(rc));
+        }
         tk_store_read_reset(p->txn);
+        tk_committer_read_exit(p->cfg.committer);
         return;
     }
     uint64_t now_ms = tk_mono_ms();
@@ -297,6 +305,7 @@ static void scan(tk_ssf *p)
         serve(p, s, now_ms);
     }
     tk_store_read_reset(p->txn);
+    tk_committer_read_exit(p->cfg.committer);
 }
 
 static void *pusher_main(void *arg)
