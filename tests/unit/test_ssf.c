@@ -260,6 +260,56 @@ static void test_grant_client_and_token_events(void)
     close_remove();
 }
 
+/* An IdP event ends every session its key matches: one event per session
+ * it changed, none when it is replayed. */
+static void test_idp_event(void)
+{
+    open_fresh();
+    CHECK_EQ_INT(add_receiver("edge", TK_SSF_WANT_ALL, 100), 0);
+    tk_txn *w;
+    TK_ASSERT(tk_store_write_begin(st, &w) == 0);
+    const char *sids[] = {"tks_a", "tks_b", "tks_c"};
+    for (int i = 0; i < 3; i++) {
+        tk_session_rec s = {.sub = TK_SLICE_LIT("alice"),
+                            .issuer = TK_SLICE_LIT("https://idp.example"),
+                            .idp_sid = i < 2 ? TK_SLICE_LIT("idp-s1") : TK_SLICE_LIT("idp-s2"),
+                            .state = TK_SESSION_ACTIVE,
+                            .created = 1};
+        TK_ASSERT(tk_store_put_session(w, tk_slice_from_str(sids[i]), &s, 0) == 0);
+    }
+    TK_ASSERT(tk_store_commit(w) == 0);
+    tk_op op = tk_op_make(TK_OP_IDP_EVENT, 500);
+    tk_op_idp_event *e = &op.idp_event;
+    tk_store_idp_key(TK_IDP_KEY_SID, TK_SLICE_LIT("https://idp.example"), TK_SLICE_LIT("idp-s1"),
+                     e->match);
+    e->state = TK_SESSION_TERMINATED;
+    e->source = TK_SOURCE_BACKCHANNEL;
+    e->until = 600;
+    TK_ASSERT(tk_op_id_set(&e->event_id, TK_SLICE_LIT("jti-1")) == 0);
+    TK_ASSERT(tk_op_iss_set(&e->iss, TK_SLICE_LIT("https://idp.example")) == 0);
+    TK_ASSERT(tk_op_reason_set(&e->reason, TK_SLICE_LIT("backchannel_logout")) == 0);
+    CHECK(apply(&op));
+    CHECK(!apply(&op)); /* the replay changes nothing and queues nothing */
+    uint64_t s[8];
+    uint8_t k[8];
+    CHECK_EQ_INT(queue("edge", s, k, 8), 2);
+    tk_txn *r;
+    TK_ASSERT(tk_store_read_begin(st, &r) == 0);
+    uint64_t seq = 0;
+    tk_ssf_event_rec ev;
+    bool seen[2] = {false, false};
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ_INT(tk_store_ssf_next(r, TK_SLICE_LIT("edge"), seq, &seq, &ev), 0);
+        CHECK_EQ_INT(ev.kind, TK_SSF_SESSION_REVOKED);
+        CHECK_SLICE(ev.reason, "backchannel_logout");
+        seen[0] = seen[0] || tk_slice_eq_str(ev.id, "tks_a");
+        seen[1] = seen[1] || tk_slice_eq_str(ev.id, "tks_b");
+    }
+    CHECK(seen[0] && seen[1]);
+    tk_store_txn_end(r);
+    close_remove();
+}
+
 static void test_ack(void)
 {
     open_fresh();
@@ -529,6 +579,7 @@ int main(void)
     RUN(test_nobody_listens);
     RUN(test_fanout_filter_and_order);
     RUN(test_grant_client_and_token_events);
+    RUN(test_idp_event);
     RUN(test_ack);
     RUN(test_overflow);
     RUN(test_receivers);
