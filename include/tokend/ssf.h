@@ -64,8 +64,6 @@ int tk_ssf_start(const tk_ssf_cfg *cfg, tk_ssf **out);
 void tk_ssf_stop(tk_ssf *p);
 /* Free, after tk_outbound_stop (a cancelled POST's callback still runs). */
 void tk_ssf_free(tk_ssf *p);
-/* Wake the thread now (a change was committed). Any thread. */
-void tk_ssf_wake(tk_ssf *p);
 
 /* What /metrics shows of each receiver (the pusher's last scan). */
 typedef struct tk_ssf_stats {

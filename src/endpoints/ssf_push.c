@@ -373,17 +373,6 @@ int tk_ssf_start(const tk_ssf_cfg *cfg, tk_ssf **out)
     return 0;
 }
 
-void tk_ssf_wake(tk_ssf *p)
-{
-    if (p == NULL) {
-        return;
-    }
-    pthread_mutex_lock(&p->mu);
-    p->woken = true;
-    pthread_cond_signal(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-}
-
 void tk_ssf_stop(tk_ssf *p)
 {
     if (p == NULL || !p->started) {

@@ -336,8 +336,12 @@ class Transmitter(h.FreshCase):
         want.append({"format": "opaque", "id": sid})
         self.assertEqual([p["sub_id"] for p in got], want)
         self.wait_depth(0)
+        # The gauge is the pusher's last scan (every ssf-poll ms): wait for it.
+        deadline = time.monotonic() + 5
+        while 'tokend_ssf_queue_depth{receiver="edge1"} 0' not in self.d.metrics_text():
+            self.assertLess(time.monotonic(), deadline, self.d.metrics_text())
+            time.sleep(0.05)
         m = self.d.metrics_text()
-        self.assertIn('tokend_ssf_queue_depth{receiver="edge1"} 0', m)
         self.assertIn('tokend_ssf_deliveries_total{receiver="edge1",result="delivered"} 13', m)
 
     def test_kill_9_with_events_queued_loses_none(self):
