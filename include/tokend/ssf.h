@@ -65,6 +65,11 @@ void tk_ssf_stop(tk_ssf *p);
 /* Free, after tk_outbound_stop (a cancelled POST's callback still runs). */
 void tk_ssf_free(tk_ssf *p);
 
+/* A change was committed (it may have queued events): scan now rather than
+ * at the next poll. One atomic exchange when a scan is already due; NULL is
+ * a no-op. Any thread (workers call it after a write's completion). */
+void tk_ssf_kick(tk_ssf *p);
+
 /* What /metrics shows of each receiver (the pusher's last scan). */
 typedef struct tk_ssf_stats {
     char id[TK_SSF_ID_MAX + 1];

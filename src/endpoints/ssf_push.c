@@ -68,6 +68,7 @@ struct tk_ssf {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool stop, woken;
+    bool kicked; /* atomic: a kick is pending (tk_ssf_kick) */
     tk_txn *txn;
     slot slots[TK_SSF_RECEIVERS_MAX];
 };
@@ -327,6 +328,7 @@ static void *pusher_main(void *arg)
             break;
         }
         pthread_mutex_unlock(&p->mu);
+        __atomic_store_n(&p->kicked, false, __ATOMIC_RELEASE); /* kicks from now on wake us */
         scan(p);
         pthread_mutex_lock(&p->mu);
     }
@@ -371,6 +373,17 @@ int tk_ssf_start(const tk_ssf_cfg *cfg, tk_ssf **out)
     p->started = true;
     *out = p;
     return 0;
+}
+
+void tk_ssf_kick(tk_ssf *p)
+{
+    if (p == NULL || __atomic_exchange_n(&p->kicked, true, __ATOMIC_ACQ_REL)) {
+        return; /* already due: the thread will scan */
+    }
+    pthread_mutex_lock(&p->mu);
+    p->woken = true;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
 }
 
 void tk_ssf_stop(tk_ssf *p)

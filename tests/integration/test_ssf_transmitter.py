@@ -157,7 +157,7 @@ class Transmitter(h.FreshCase):
         self.addCleanup(self.rcv.stop)
 
     def start(self, extra=()):
-        self.d = self.daemon(FAST + tuple(extra), data_dir=self.data)
+        self.d = self.daemon(FAST + tuple(extra), data_dir=self.data)  # later flags win
         return self.d
 
     def jwks_url(self):
@@ -288,6 +288,20 @@ class Transmitter(h.FreshCase):
                          [TOKEN_REVOKED, "urn:tokend:secevent:client-disabled"])
         self.assertEqual(event_of(got[0])[1]["sid"], sid)  # its delegated tokens share it
         self.assertEqual(got[1]["sub_id"], {"format": "opaque", "id": self.agent.id})
+
+    def test_revocation_at_tokend_is_pushed_at_once_not_at_the_next_poll(self):
+        self.start(("--ssf-poll", "8000"))
+        self.rcv.start(self.jwks_url())
+        self.add_receiver()
+        self.setup_world()
+        sid = self.d.new_session("jill")
+        tok = self.d.issue(sid, self.agent, "read")["access_token"]
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        self.assertEqual(self.d.revoke(tok, auth=self.agent).status, 200)
+        got = self.rcv.wait_for(1, timeout=5.0)  # the poll alone would take up to 8 s
+        self.assertLess(time.monotonic() - t0, 3.0)
+        self.assertEqual(got[0]["sub_id"]["id"], token_hash(tok))
 
     def test_receiver_gets_only_the_kinds_it_wants(self):
         self.start()
