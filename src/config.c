@@ -62,6 +62,9 @@ void tk_config_defaults(tk_config *cfg)
     cfg->cimd_cache_max = TK_CIMD_CACHE_MAX_DEFAULT;
     cfg->jwks_refresh_max = TK_JWKS_REFRESH_MAX_DEFAULT;
     cfg->jwks_kid_interval = TK_JWKS_KID_INTERVAL_DEFAULT;
+    cfg->ssf_retry_min_ms = TK_SSF_RETRY_MIN_DEFAULT;
+    cfg->ssf_retry_max_ms = TK_SSF_RETRY_MAX_DEFAULT;
+    cfg->ssf_poll_ms = TK_SSF_POLL_MS_DEFAULT;
 }
 
 static int fail(char *err, size_t errcap, int code, const char *fmt, ...)
@@ -267,6 +270,9 @@ static const struct num_key num_keys[] = {
     NUM("cimd-cache-min", cimd_cache_min, 1, TK_CIMD_CACHE_CEILING),
     NUM("cimd-cache-max", cimd_cache_max, 1, TK_CIMD_CACHE_CEILING),
     NUM("signing-key-overlap", signing_key_overlap, 0, TK_SIGNING_OVERLAP_MAX),
+    NUM("ssf-retry-min", ssf_retry_min_ms, 10, TK_SSF_RETRY_CEILING),
+    NUM("ssf-retry-max", ssf_retry_max_ms, 10, TK_SSF_RETRY_CEILING),
+    NUM("ssf-poll", ssf_poll_ms, 10, TK_SSF_POLL_MS_MAX),
 };
 
 static int set_num(tk_config *cfg, const struct num_key *k, const char *value, char *err,
@@ -592,6 +598,9 @@ int tk_config_validate(const tk_config *cfg, char *err, size_t errcap)
     }
     if (cfg->cimd_cache_min > cfg->cimd_cache_max) {
         return fail(err, errcap, TK_E_INVALID, "cimd-cache-min must not exceed cimd-cache-max");
+    }
+    if (cfg->ssf_retry_min_ms > cfg->ssf_retry_max_ms) {
+        return fail(err, errcap, TK_E_INVALID, "ssf-retry-min must not exceed ssf-retry-max");
     }
     if (cfg->jwks_refresh_min > cfg->jwks_refresh_max) {
         return fail(err, errcap, TK_E_INVALID, "jwks-refresh-min must not exceed jwks-refresh-max");

@@ -14,6 +14,7 @@
 #include "tokend/keys.h"
 #include "tokend/log.h"
 #include "tokend/outbound.h"
+#include "tokend/ssf.h"
 #include "tokend/server.h"
 #include "tokend/store.h"
 
@@ -47,7 +48,8 @@ static const char usage[] =
     "              [--outbound-timeout MS] [--outbound-max-bytes BYTES]\n"
     "              [--outbound-queue N] [--outbound-transfers N]\n"
     "              [--jwks-refresh-min S] [--jwks-refresh-max S] [--jwks-kid-interval S]\n"
-    "              [--signing-key-overlap S]\n"
+    "              [--signing-key-overlap S] [--ssf-retry-min MS] [--ssf-retry-max MS]\n"
+    "              [--ssf-poll MS]\n"
     "\n"
     "Token introspection (RFC 7662) and revocation (RFC 7009) with cascading\n"
     "revocation. Defaults: listen 127.0.0.1:7662, data ./tokend-data, one worker\n"
@@ -457,6 +459,28 @@ static int start_outbound(const tk_config *cfg, tk_idp_holder *idp, tk_idp_trust
     return 0;
 }
 
+/* The SSF pusher, once the server is bound: the issuer (every SET's iss)
+ * is derived from the bound port. */
+static int start_ssf(const tk_config *cfg, tk_store *store, tk_committer *committer,
+                     tk_outbound *outbound, tk_keys_holder *keys, tk_app *app, tk_ssf **out)
+{
+    tk_ssf_cfg c = {.issuer = cfg->issuer,
+                    .retry_min_ms = cfg->ssf_retry_min_ms,
+                    .retry_max_ms = cfg->ssf_retry_max_ms,
+                    .poll_ms = cfg->ssf_poll_ms,
+                    .store = store,
+                    .committer = committer,
+                    .outbound = outbound,
+                    .keys = keys};
+    int r = tk_ssf_start(&c, out);
+    if (r != 0) {
+        tk_log_error("ssf_start_failed", "error=\"%s\"", tk_strerror(r));
+        return r;
+    }
+    tk_app_set_ssf(app, *out);
+    return 0;
+}
+
 static int run(struct options *o)
 {
     tk_config *cfg = &o->cfg;
@@ -550,6 +574,7 @@ static int run(struct options *o)
                        .server_stats_arg = NULL};
     r = tk_app_create(&acfg, &app);
     tk_server *srv = NULL;
+    tk_ssf *ssf = NULL;
     tk_server_hooks hooks;
     if (r == 0) {
         tk_app_hooks(app, &hooks);
@@ -607,7 +632,8 @@ static int run(struct options *o)
                         "any user: development only\"",
                         cfg->host);
         }
-        r = write_port_files(o, srv);
+        r = r == 0 ? start_ssf(cfg, store, committer, outbound, keys, app, &ssf) : r;
+        r = r == 0 ? write_port_files(o, srv) : r;
     }
     int exit_code = r == 0 ? 0 : 1;
     struct prefault pf = {.store = store};
@@ -625,9 +651,11 @@ static int run(struct options *o)
         tk_server_join(srv);
         __atomic_store_n(&running_server, NULL, __ATOMIC_RELEASE);
     }
+    tk_ssf_stop(ssf);             /* no new push, no new ack */
     tk_committer_stop(committer); /* applies and commits anything still queued */
     tk_idp_jwks_stop(jwks);       /* no new fetch */
     tk_outbound_stop(outbound);   /* cancels what is in flight */
+    tk_ssf_free(ssf);             /* after its cancelled pushes called back */
     tk_idp_jwks_free(jwks);
     if (app) {
         tk_app_destroy(app);

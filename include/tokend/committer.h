@@ -80,6 +80,12 @@ bool tk_committer_pause_wanted(const tk_committer *c);
 /* Called by a worker between batches with its read txn reset: if a pause is
  * wanted, wait until the committer resumes (bounded by its timeout). */
 void tk_committer_pause_point(tk_committer *c);
+/* A thread that reads the store but is no worker (the SSF pusher) brackets
+ * each use of its read txn: enter returns false while a pause is wanted
+ * (then do not read now), and the map is not grown while any such thread
+ * is inside. Keep the bracket short (no network I/O in it). Thread-safe. */
+bool tk_committer_read_enter(tk_committer *c);
+void tk_committer_read_exit(tk_committer *c);
 /* A worker's read txn saw MDB_MAP_RESIZED (TK_E_FULL): grow (adopt the
  * other process's size) even if no write is queued. Thread-safe. */
 void tk_committer_ask_grow(tk_committer *c);

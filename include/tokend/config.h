@@ -10,7 +10,8 @@
  * metrics-token, tls-cert, tls-key, outbound-ca-file, outbound-connect-timeout,
  * outbound-timeout, outbound-max-bytes, outbound-queue, outbound-transfers,
  * jwks-refresh-min, jwks-refresh-max, jwks-kid-interval, signing-key-overlap,
- * tls-ca, client-cert-header, client-cert-proxies).
+ * tls-ca, client-cert-header, client-cert-proxies, ssf-retry-min, ssf-retry-max,
+ * ssf-poll).
  *
  * Client certificates (RFC 8705): tls-ca is the CA bundle tls_client_auth
  * clients' certificates must chain to (it needs a TLS listener). For
@@ -105,6 +106,9 @@ typedef struct tk_config {
     int64_t cimd_cache_min, cimd_cache_max;
     /* Fetched IdP keys (idp_jwks.h), seconds. */
     int64_t jwks_refresh_min, jwks_refresh_max, jwks_kid_interval;
+    /* The SSF transmitter (ssf.h), milliseconds: retry back-off bounds and
+     * the queue scan when nothing woke the pusher. */
+    unsigned ssf_retry_min_ms, ssf_retry_max_ms, ssf_poll_ms;
 } tk_config;
 
 void tk_config_defaults(tk_config *cfg);

@@ -102,5 +102,9 @@ int tk_app_reload_resources(tk_app *app);
 /* Fill the hooks the server calls (hooks->app = app). */
 void tk_app_hooks(tk_app *app, tk_server_hooks *hooks);
 void tk_app_destroy(tk_app *app);
+/* The SSF pusher whose statistics /metrics shows (started after the
+ * server: it needs the bound issuer); NULL = none. Any thread. */
+struct tk_ssf;
+void tk_app_set_ssf(tk_app *app, struct tk_ssf *ssf);
 
 #endif

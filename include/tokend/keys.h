@@ -63,6 +63,17 @@ void tk_keys_free(tk_keyset *ks);
 int tk_keys_rotate(const char *data_dir, int64_t now, char new_kid[TK_KID_LEN + 1],
                    unsigned *dropped, char *err, size_t errcap);
 
+/*
+ * Drop every retired key at once (tokenctl keys retire --now: a key that
+ * leaked must not verify anything any more), under the lock: the manifest
+ * keeps the current key alone, the other key files are removed. Writes the
+ * dropped kids to dropped_kids (up to TK_SIGNING_KEYS_MAX - 1) and their
+ * count to *dropped. A running tokend stops publishing them at its next
+ * SIGHUP. Returns 0 or as tk_keys_load (TK_E_NOTFOUND: no keys).
+ */
+int tk_keys_retire_now(const char *data_dir, char dropped_kids[][TK_KID_LEN + 1], unsigned *dropped,
+                       char *err, size_t errcap);
+
 /* Keys of the set, current first (i < tk_keys_count). */
 unsigned tk_keys_count(const tk_keyset *ks);
 const tk_key_info *tk_keys_info(const tk_keyset *ks, unsigned i);

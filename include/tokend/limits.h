@@ -200,7 +200,7 @@
 #define TK_MAP_SIZE_MAX     (1ULL << 40) /* 1 TiB of address space */
 /* Reader slots: one per worker, plus tokenctl processes and slack. */
 #define TK_MAX_READERS 126
-/* Named DBIs the environment may hold: today's eighteen plus room to grow. */
+/* Named DBIs the environment may hold: today's nineteen plus room to grow. */
 #define TK_STORE_MAX_DBS 24
 /* Bytes touched per step of the start-up prefault: large enough to be
  * cheap, small enough that a stop request is seen within milliseconds. */
@@ -581,5 +581,40 @@ _Static_assert(TK_CIMD_DOC_MAX <= TK_OAUTH_REGISTER_BODY_MAX, "a document is a r
 _Static_assert(TK_CIMD_CACHE_MIN_DEFAULT <= TK_CIMD_CACHE_MAX_DEFAULT &&
                    TK_CIMD_CACHE_MAX_DEFAULT <= TK_CIMD_CACHE_CEILING,
                "cache bounds ordered");
+
+/* ---- SSF transmitter (push of SETs to edge caches, RFC 8935) -------------- */
+
+/* Receivers registered at once: each is scanned in the write txn of every
+ * change that makes an event, so the set stays small. */
+#define TK_SSF_RECEIVERS_MAX 16
+/* A receiver id: [A-Za-z0-9._-], short (a /metrics label and a key prefix). */
+#define TK_SSF_ID_MAX 64
+/* A receiver's bearer credential (sent as Authorization: Bearer …). */
+#define TK_SSF_BEARER_MAX 512
+/* Events queued per receiver: the default and the ceiling (a receiver down
+ * for an hour at 25 revocations a second fits the default). */
+#define TK_SSF_QUEUE_DEFAULT 100000
+#define TK_SSF_QUEUE_MAX     10000000
+/* Retry back-off bounds (milliseconds): the default first and last wait,
+ * and the ceiling a setting may ask for. */
+#define TK_SSF_RETRY_MIN_DEFAULT 1000
+#define TK_SSF_RETRY_MAX_DEFAULT 300000
+#define TK_SSF_RETRY_CEILING     3600000
+/* How often the pusher looks at the queues when nothing woke it (tokenctl
+ * changes are seen this late at most). */
+#define TK_SSF_POLL_MS_DEFAULT 100
+#define TK_SSF_POLL_MS_MAX     10000
+/* One SET: the claims (subject, reason, ids) and its JWS (base64url + 1/3). */
+#define TK_SSF_PAYLOAD_MAX 3072
+#define TK_SSF_JWS_MAX     4608
+_Static_assert(TK_SSF_QUEUE_DEFAULT <= TK_SSF_QUEUE_MAX, "default within the ceiling");
+_Static_assert(TK_SSF_RETRY_MIN_DEFAULT <= TK_SSF_RETRY_MAX_DEFAULT &&
+                   TK_SSF_RETRY_MAX_DEFAULT <= TK_SSF_RETRY_CEILING,
+               "back-off bounds ordered");
+_Static_assert(TK_SSF_ID_MAX <= TK_ID_MAX, "a receiver id fits an op id");
+_Static_assert(2 * TK_URL_MAX + TK_SUB_MAX + 3 * TK_ID_MAX + TK_REASON_MAX + 512 <=
+                   TK_SSF_PAYLOAD_MAX,
+               "a SET's claims fit at their limits");
+_Static_assert(TK_SSF_JWS_MAX <= TK_OUTBOUND_REQ_BODY_MAX, "a SET fits an outbound body");
 
 #endif

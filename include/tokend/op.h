@@ -42,8 +42,9 @@ enum tk_op_type {
     TK_OP_CODE_REDEEM = 11, /* authorization code → tokens; a used code revokes its grant */
     TK_OP_REFRESH = 12,     /* rotate a refresh token (reuse window, family revocation) */
     TK_OP_EXCHANGE = 13,    /* RFC 8693: a delegated child of an access token */
+    TK_OP_SSF_ACK = 14,     /* a pushed event was delivered: drop it from its queue */
 };
-#define TK_OP_TYPE_LAST TK_OP_EXCHANGE
+#define TK_OP_TYPE_LAST TK_OP_SSF_ACK
 /* The last op kind with a wire form (tk_op_encode): every kind has one. */
 #define TK_OP_WIRE_LAST TK_OP_TYPE_LAST
 
@@ -276,6 +277,15 @@ typedef struct tk_op_exchange {
     uint8_t jkt[TK_HASH_LEN];
 } tk_op_exchange;
 
+/* A receiver acknowledged (2xx) the event queued under (receiver, seq):
+ * delete it, lower the receiver's depth, and end its overflow when it was
+ * the OVERFLOW event. A missing entry is a no-op (sequences never repeat,
+ * so a late or replayed ack never hits another event). */
+typedef struct tk_op_ssf_ack {
+    tk_op_id receiver; /* required: 1..TK_SSF_ID_MAX bytes */
+    uint64_t seq;      /* 1..INT64_MAX */
+} tk_op_ssf_ack;
+
 typedef struct tk_op {
     uint8_t type; /* enum tk_op_type: names the member below */
     int64_t at;   /* when the op was decided (Unix seconds), in [1, TK_TIME_MAX] */
@@ -293,6 +303,7 @@ typedef struct tk_op {
         tk_op_code_redeem code_redeem;
         tk_op_refresh refresh;
         tk_op_exchange exchange;
+        tk_op_ssf_ack ssf_ack;
     };
 } tk_op;
 
@@ -363,6 +374,7 @@ int tk_op_validate(const tk_op *op);
  *   39  str         the IdP's acr                             SIGN_IN
  *   40  str         the IdP's amr (space-separated)           SIGN_IN
  *   41  int 1       a metadata document's client (replace)    PUT_NEW
+ *   42  uint 64     SSF event sequence (key 4: the receiver)  SSF_ACK
  *
  * Optional members travel only when set (a string non-empty, an int
  * non-zero, a hash when its has_ flag is set; booleans as key present = true),

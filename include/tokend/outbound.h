@@ -34,6 +34,7 @@ enum tk_outbound_purpose {
     TK_OB_TOKEN,           /* redeeming an authorization code upstream */
     TK_OB_CLIENT_METADATA, /* a Client ID Metadata Document */
     TK_OB_OTHER,
+    TK_OB_SSF, /* a SET pushed to an SSF receiver (RFC 8935) */
     TK_OB_PURPOSES
 };
 

@@ -310,6 +310,66 @@ typedef struct tk_audit_rec {
 int tk_record_encode_audit(const tk_audit_rec *rec, uint8_t *buf, size_t cap, size_t *len);
 int tk_record_decode_audit(const uint8_t *buf, size_t len, tk_audit_rec *rec);
 
+/* ---- SSF transmitter (ssf DBI, src/store/ssf_queue.c) ----------------------
+ * What tokend pushes to edge caches (RFC 8935): one event per change, queued
+ * per receiver in the write txn of the change itself. */
+
+/* Kinds of event; a receiver wants a set of them (bit TK_SSF_BIT(kind)).
+ * OVERFLOW is not wanted, it is owed: see tk_ssf_receiver_rec. */
+enum tk_ssf_kind {
+    TK_SSF_SESSION_REVOKED = 1,   /* a session ended (CAEP session-revoked) */
+    TK_SSF_SESSION_SUSPENDED = 2, /* a hold was set on a session */
+    TK_SSF_SESSION_RESUMED = 3,   /* a session's last hold was lifted */
+    TK_SSF_TOKEN_REVOKED = 4,     /* a token was revoked (identified by its hash) */
+    TK_SSF_GRANT_REVOKED = 5,     /* a grant (a token family) was revoked */
+    TK_SSF_CLIENT_DISABLED = 6,   /* a client was disabled (final for its tokens) */
+    TK_SSF_OVERFLOW = 7,          /* the queue was full: events were not queued */
+};
+#define TK_SSF_KIND_LAST TK_SSF_OVERFLOW
+#define TK_SSF_BIT(k)    ((uint8_t)(1u << ((k)-1)))
+/* Every kind a receiver may want: all but OVERFLOW, which is always sent. */
+#define TK_SSF_WANT_ALL ((uint8_t)((1u << TK_SSF_CLIENT_DISABLED) - 1))
+
+/* ssf DBI: key 'R' + receiver id → this. A receiver of pushed events. */
+typedef struct tk_ssf_receiver_rec {
+    tk_slice url;       /* key 1: the push endpoint (http or https) */
+    tk_slice audience;  /* key 2: the SETs' aud */
+    tk_slice bearer;    /* key 3, optional: sent as Authorization: Bearer; never logged */
+    uint8_t want;       /* key 4: TK_SSF_BIT set of the kinds it receives (not OVERFLOW) */
+    int64_t created;    /* key 5 */
+    int64_t queue_max;  /* key 6: events queued at most (1..TK_SSF_QUEUE_MAX) */
+    int64_t depth;      /* key 7, optional: events queued now */
+    int64_t dropped;    /* key 8, optional: events never queued because it was full */
+    uint8_t overflowed; /* key 9, optional: 1 while an OVERFLOW event is queued; nothing
+                           else is queued until it is delivered (then depth is 0) */
+} tk_ssf_receiver_rec;
+
+/* ssf DBI: key 'Q' + id length (1 byte) + receiver id + sequence (8 bytes,
+ * big-endian) → this. The sequence is global (key 'S': the last one used),
+ * so it never repeats for a receiver, even one removed and added again. */
+typedef struct tk_ssf_event_rec {
+    uint8_t kind;  /* key 1: enum tk_ssf_kind */
+    int64_t at;    /* key 2: when the change was applied */
+    tk_slice id;   /* key 3, optional: the session, grant id; a token's session */
+    bool has_hash; /* key 4: token events: SHA-256 of the token */
+    uint8_t hash[TK_HASH_LEN];
+    tk_slice sub;    /* key 5, optional: the grant's (or session's) subject */
+    tk_slice client; /* key 6, optional: the grant's client */
+    tk_slice reason; /* key 7, optional */
+    uint8_t hold;    /* key 8, optional: suspension / resumption: which hold */
+} tk_ssf_event_rec;
+
+int tk_record_encode_ssf_receiver(const tk_ssf_receiver_rec *rec, uint8_t *buf, size_t cap,
+                                  size_t *len);
+int tk_record_decode_ssf_receiver(const uint8_t *buf, size_t len, tk_ssf_receiver_rec *rec);
+int tk_record_encode_ssf_event(const tk_ssf_event_rec *rec, uint8_t *buf, size_t cap, size_t *len);
+int tk_record_decode_ssf_event(const uint8_t *buf, size_t len, tk_ssf_event_rec *rec);
+/* "session-revoked", "session-suspended", "session-resumed", "token-revoked",
+ * "grant-revoked", "client-disabled", "overflow" (enum tk_ssf_kind); parse: 0 or
+ * TK_E_BADINPUT. */
+const char *tk_ssf_kind_name(uint8_t kind);
+int tk_ssf_kind_parse(tk_slice s, uint8_t *out);
+
 /* Names ↔ enums, for the CLI and JSON ("agent", "resource_server", "admin";
  * "pending", "approved", "disabled"; "active", "suspended", "terminated";
  * "access_token", "refresh_token"). Parsers return 0 or TK_E_BADINPUT. */

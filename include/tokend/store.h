@@ -224,6 +224,34 @@ int tk_store_audit_put(tk_txn *txn, const tk_audit_rec *rec);
 typedef int (*tk_audit_fn)(void *arg, const tk_audit_rec *rec);
 int tk_store_each_audit(tk_txn *txn, tk_audit_fn fn, void *arg);
 
+/* ---- SSF transmitter (ssf_queue.c) ----------------------------------------------
+ * The receivers tokend pushes SETs to and, per receiver, the durable queue
+ * of events not yet delivered (record.h: tk_ssf_receiver_rec,
+ * tk_ssf_event_rec). The op appliers queue events in the write txn of the
+ * change (a committed change always has its events queued); TK_OP_SSF_ACK
+ * removes one once its receiver answered 2xx. */
+
+/* A receiver id: 1..TK_SSF_ID_MAX bytes of [A-Za-z0-9._-]. Pure. */
+bool tk_store_ssf_id_ok(tk_slice id);
+/* get: 0, TK_E_NOTFOUND, TK_E_INVALID (bad id), TK_E_CORRUPT, TK_E_STORE. */
+int tk_store_ssf_receiver_get(tk_txn *txn, tk_slice id, tk_ssf_receiver_rec *out);
+/* Add, or replace the settings of, a receiver (write txn). rec's depth,
+ * dropped and overflowed must be 0: a replaced receiver keeps its queue and
+ * counters. 0, TK_E_INVALID, TK_E_TOOBIG (TK_SSF_RECEIVERS_MAX registered),
+ * TK_E_FULL, TK_E_STORE. */
+int tk_store_ssf_receiver_put(tk_txn *txn, tk_slice id, const tk_ssf_receiver_rec *rec);
+/* Remove a receiver and its whole queue (write txn); *events_out counts the
+ * events dropped. 0, TK_E_NOTFOUND, TK_E_INVALID, TK_E_FULL, TK_E_STORE. */
+int tk_store_ssf_receiver_remove(tk_txn *txn, tk_slice id, uint64_t *events_out);
+/* Every receiver, in id order (at most TK_SSF_RECEIVERS_MAX). */
+typedef int (*tk_ssf_receiver_fn)(void *arg, tk_slice id, const tk_ssf_receiver_rec *rec);
+int tk_store_ssf_each_receiver(tk_txn *txn, tk_ssf_receiver_fn fn, void *arg);
+/* The first event queued for receiver id with a sequence above after: 0
+ * with *seq_out and *out (slices into the map), TK_E_NOTFOUND (nothing
+ * queued past after), TK_E_INVALID, TK_E_CORRUPT, TK_E_STORE. */
+int tk_store_ssf_next(tk_txn *txn, tk_slice id, uint64_t after, uint64_t *seq_out,
+                      tk_ssf_event_rec *out);
+
 typedef struct tk_store_stats {
     uint64_t tokens, sessions, grants, clients, session_tokens, token_children;
     uint64_t map_size, map_used; /* bytes */

@@ -17,6 +17,7 @@
  * Content-Length of the GET answer is kept, as RFC 9110 §9.3.2 allows).
  */
 #include "endpoints_int.h"
+#include "tokend/ssf.h"
 
 #include "tokend/clock.h"
 #include "tokend/crypto.h"
@@ -172,6 +173,7 @@ static size_t app_wake(void *wctx, tk_server_done *done, size_t max)
     ep_worker *w = wctx;
     tk_committer *c = w->app->cfg.committer;
     size_t n = 0;
+    bool changed = false;
     /* Bounded: each turn drains a full chunk or ends the loop, and the
      * committer holds at most queue_cap completions for us. */
     while (c != NULL && n < max) {
@@ -183,6 +185,10 @@ static size_t app_wake(void *wctx, tk_server_done *done, size_t max)
                 ep_audit_done(w, w->done[i].result); /* no connection waits for it */
                 continue;
             }
+            if (w->done[i].cookie == EP_SSF_COOKIE) {
+                continue; /* an SSF ack (ssf_push.c): the pusher re-acks what stays queued */
+            }
+            changed = changed || w->done[i].changed > 0;
             done[n++] = (tk_server_done){
                 .cookie = w->done[i].cookie,
                 .result = w->done[i].result,
@@ -192,6 +198,9 @@ static size_t app_wake(void *wctx, tk_server_done *done, size_t max)
         if (got < want) {
             break;
         }
+    }
+    if (changed) { /* it may have queued SSF events: push them now, not at the next poll */
+        tk_ssf_kick(__atomic_load_n(&w->app->ssf, __ATOMIC_ACQUIRE));
     }
     /* Code redemptions answered on the outbound thread (oidc.c): they wake
      * us through the same eventfd. */
@@ -382,4 +391,9 @@ void tk_app_destroy(tk_app *app)
     ep_dpop_seen_free(app->dpop_seen);
     free(app->w);
     free(app);
+}
+
+void tk_app_set_ssf(tk_app *app, struct tk_ssf *ssf)
+{
+    __atomic_store_n(&app->ssf, ssf, __ATOMIC_RELEASE);
 }

@@ -189,6 +189,8 @@ typedef struct ep_audit {
 
 /* The cookie of a fold request: no connection waits for it. */
 #define EP_AUDIT_COOKIE UINT64_MAX
+/* The SSF pusher's acks complete on worker 0 under this cookie: nobody waits. */
+#define EP_SSF_COOKIE (UINT64_MAX - 1)
 
 /* ---- Contexts ------------------------------------------------------------------ */
 
@@ -293,6 +295,7 @@ struct tk_app {
      * delivered through oidc_open / oidc_wake_fd, like code redemptions. */
     struct ep_cimd_call *cimd_mail[TK_WORKERS_MAX];
     unsigned cimd_inflight[TK_WORKERS_MAX];
+    struct tk_ssf *ssf; /* atomic: the SSF pusher (tk_app_set_ssf), or NULL */
 };
 
 /* How the caller presented client credentials (RFC 6749 §2.3.1): decides

@@ -18,6 +18,7 @@
  * for; tokend_agent_pairs says how many pairs exist in all.
  */
 #include "endpoints_int.h"
+#include "tokend/ssf.h"
 
 #include "tokend/crypto.h"
 #include "tokend/http.h"
@@ -351,6 +352,45 @@ static void outbound_section(text *t, const tk_outbound *ob)
     }
 }
 
+/* tokend_ssf_queue_depth{receiver}, tokend_ssf_dropped_total{receiver} and
+ * tokend_ssf_deliveries_total{receiver,result}: the pusher's last scan. */
+static void ssf_gauge(text *t, const char *name, const tk_ssf_stats *s, const char *result,
+                      uint64_t v)
+{
+    put(t, name);
+    put(t, "{receiver=\"");
+    put(t, s->id); /* [A-Za-z0-9._-]: nothing to escape */
+    if (result != NULL) {
+        put(t, "\",result=\"");
+        put(t, result);
+    }
+    put(t, "\"} ");
+    put_u64(t, v);
+    put(t, "\n");
+}
+
+static void ssf_section(text *t, tk_ssf *p)
+{
+    tk_ssf_stats st[TK_SSF_RECEIVERS_MAX];
+    size_t n = tk_ssf_stats_get(p, st, TK_SSF_RECEIVERS_MAX);
+    if (p == NULL) {
+        return;
+    }
+    type(t, "tokend_ssf_queue_depth", "gauge");
+    for (size_t i = 0; i < n; i++) {
+        ssf_gauge(t, "tokend_ssf_queue_depth", &st[i], NULL, (uint64_t)st[i].depth);
+    }
+    type(t, "tokend_ssf_dropped_total", "counter");
+    for (size_t i = 0; i < n; i++) {
+        ssf_gauge(t, "tokend_ssf_dropped_total", &st[i], NULL, (uint64_t)st[i].dropped);
+    }
+    type(t, "tokend_ssf_deliveries_total", "counter");
+    for (size_t i = 0; i < n; i++) {
+        ssf_gauge(t, "tokend_ssf_deliveries_total", &st[i], "delivered", st[i].delivered);
+        ssf_gauge(t, "tokend_ssf_deliveries_total", &st[i], "failed", st[i].failed);
+    }
+}
+
 static void server_section(text *t, const tk_app_cfg *cfg)
 {
     tk_server_stats s;
@@ -416,6 +456,7 @@ void ep_metrics_serve(ep_req *r)
     if (app->cfg.server_stats != NULL) {
         server_section(&t, &app->cfg);
     }
+    ssf_section(&t, __atomic_load_n(&app->ssf, __ATOMIC_ACQUIRE));
     agent_section(&t, w);
     if (t.overflow) {
         tk_log_error("response_too_big", "endpoint=metrics");

@@ -450,3 +450,36 @@ int tk_keys_rotate(const char *data_dir, int64_t now, char new_kid[TK_KID_LEN + 
     tk_keys_free(ks); /* frees fresh's key too: it sits in k[0] */
     return rc;
 }
+
+int tk_keys_retire_now(const char *data_dir, char dropped_kids[][TK_KID_LEN + 1], unsigned *dropped,
+                       char *err, size_t errcap)
+{
+    *dropped = 0;
+    folder f;
+    tk_keyset *ks = calloc(1, sizeof *ks);
+    if (ks == NULL) {
+        return -ENOMEM;
+    }
+    int rc = folder_open(&f, data_dir, false, true, err, errcap);
+    rc = rc != 0 ? rc : manifest_read(&f, ks, err, errcap);
+    if (rc == 0 && ks->n > 1) {
+        unsigned n = ks->n;
+        for (unsigned i = 1; i < n; i++) {
+            memcpy(dropped_kids[i - 1], ks->k[i].info.kid, TK_KID_LEN + 1);
+        }
+        ks->n = 1;
+        /* The manifest first: a crash between the two leaves stray files
+         * (harmless), never a manifest naming a missing file. */
+        rc = manifest_write(&f, ks);
+        if (rc != 0) {
+            keys_fail(err, errcap, rc, "%s: cannot write keys.json: %s", f.dir, tk_strerror(rc));
+        }
+        for (unsigned i = 1; rc == 0 && i < n; i++) {
+            pem_remove(&f, dropped_kids[i - 1]);
+        }
+        *dropped = rc == 0 ? n - 1 : 0;
+    }
+    folder_close(&f);
+    tk_keys_free(ks);
+    return rc;
+}

@@ -10,8 +10,8 @@
 
 /* ---- Names ---------------------------------------------------------------------------- */
 
-static const char *const purpose_names[TK_OB_PURPOSES] = {"jwks", "discovery", "token",
-                                                          "client_metadata", "other"};
+static const char *const purpose_names[TK_OB_PURPOSES] = {
+    "jwks", "discovery", "token", "client_metadata", "other", "ssf_push"};
 static const char *const result_names[TK_OB_RESULTS] = {
     "ok",      "http_error", "redirect",   "timeout",  "connect", "tls",
     "too_big", "protocol",   "queue_full", "canceled", "error",   "refused_address"};

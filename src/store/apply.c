@@ -25,13 +25,19 @@ static int apply_revoke_token(tk_txn *txn, const tk_op *op, bool *changed)
     if (rc != 0 || t.revoked_at != 0) {
         return rc == TK_E_NOTFOUND ? 0 : rc;
     }
+    char sid[TK_ID_MAX]; /* the writes below may move the page t's slices are in */
+    tk_ssf_event_rec ev = {.kind = TK_SSF_TOKEN_REVOKED,
+                           .at = op->at,
+                           .id = tk_store_keep(t.sid, sid, sizeof sid),
+                           .has_hash = true};
+    memcpy(ev.hash, hash, TK_HASH_LEN);
     if (t.tid != 0) { /* one bit and one log entry, not the record (revoked.c) */
         rc = tk_store_revoke_id(txn, t.tid, op->at);
-        *changed = rc == 0;
-        return rc;
+    } else {
+        t.revoked_at = op->at;
+        rc = tk_store_put_token(txn, hash, &t, TK_PUT_NO_INDEX);
     }
-    t.revoked_at = op->at;
-    rc = tk_store_put_token(txn, hash, &t, TK_PUT_NO_INDEX);
+    rc = rc != 0 ? rc : tk_store_ssf_note(txn, &ev);
     *changed = rc == 0;
     return rc;
 }
@@ -46,7 +52,14 @@ static int apply_revoke_grant(tk_txn *txn, const tk_op *op, bool *changed)
     }
     g.state = TK_GRANT_REVOKED;
     g.revoked_at = op->at;
+    char sub[TK_SUB_MAX], client[TK_ID_MAX]; /* the put may rewrite g's page */
+    tk_ssf_event_rec ev = {.kind = TK_SSF_GRANT_REVOKED,
+                           .at = op->at,
+                           .id = id,
+                           .sub = tk_store_keep(g.sub, sub, sizeof sub),
+                           .client = tk_store_keep(g.client_id, client, sizeof client)};
     rc = tk_store_put_grant(txn, id, &g, TK_PUT_NO_INDEX);
+    rc = rc != 0 ? rc : tk_store_ssf_note(txn, &ev);
     *changed = rc == 0;
     return rc;
 }
@@ -86,6 +99,10 @@ static int apply_client_status(tk_txn *txn, const tk_op *op, bool *changed)
         return rc == TK_E_NOTFOUND ? 0 : rc;
     }
     rc = tk_store_put_client(txn, id, &c, 0);
+    if (rc == 0 && op->client_status.status == TK_CLIENT_DISABLED) {
+        tk_ssf_event_rec ev = {.kind = TK_SSF_CLIENT_DISABLED, .at = op->at, .client = id};
+        rc = tk_store_ssf_note(txn, &ev);
+    }
     *changed = rc == 0;
     return rc;
 }
@@ -157,6 +174,9 @@ int tk_store_apply_outcome(tk_txn *txn, const tk_op *op, bool *changed, uint8_t 
             break;
         case TK_OP_IDP_EVENT:
             rc = tk_store_apply_idp(txn, op, &ch);
+            break;
+        case TK_OP_SSF_ACK:
+            rc = tk_store_ssf_ack(txn, tk_op_id_get(&op->ssf_ack.receiver), op->ssf_ack.seq, &ch);
             break;
         default:
             rc = tk_store_apply_oauth(txn, op, &ch, &out);

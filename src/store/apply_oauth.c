@@ -111,7 +111,14 @@ static int revoke_grant(tk_txn *txn, tk_slice id, int64_t at, bool *changed)
     }
     g.state = TK_GRANT_REVOKED;
     g.revoked_at = at;
+    char sub[TK_SUB_MAX], client[TK_ID_MAX]; /* the put may rewrite g's page */
+    tk_ssf_event_rec ev = {.kind = TK_SSF_GRANT_REVOKED,
+                           .at = at,
+                           .id = id,
+                           .sub = tk_store_keep(g.sub, sub, sizeof sub),
+                           .client = tk_store_keep(g.client_id, client, sizeof client)};
     rc = tk_store_put_grant(txn, id, &g, TK_PUT_NO_INDEX);
+    rc = rc != 0 ? rc : tk_store_ssf_note(txn, &ev);
     *changed = rc == 0;
     return rc;
 }

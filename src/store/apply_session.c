@@ -59,6 +59,20 @@ int tk_store_session_change(tk_txn *txn, tk_slice sid, const tk_session_change *
     /* s's slices point into the map; the put re-encodes them into a stack
      * buffer before mdb_put touches any page. Match keys never change. */
     rc = tk_store_put_session(txn, sid, &s, TK_PUT_NO_INDEX);
+    /* Edge caches hear of an end, a suspension and a return to active; a
+     * hold lifted while another stays changes nothing they cache. */
+    uint8_t kind = ch->state == TK_SESSION_TERMINATED  ? TK_SSF_SESSION_REVOKED
+                   : ch->state == TK_SESSION_SUSPENDED ? TK_SSF_SESSION_SUSPENDED
+                   : s.state == TK_SESSION_ACTIVE      ? TK_SSF_SESSION_RESUMED
+                                                       : 0;
+    if (rc == 0 && kind != 0) {
+        tk_ssf_event_rec ev = {.kind = kind,
+                               .at = ch->at,
+                               .id = sid,
+                               .reason = ch->reason,
+                               .hold = ch->state == TK_SESSION_TERMINATED ? 0 : ch->hold};
+        rc = tk_store_ssf_note(txn, &ev);
+    }
     *changed = rc == 0;
     return rc;
 }

@@ -60,6 +60,7 @@ struct tk_committer {
     pthread_cond_t pcv;   /* both directions: "one more paused", "resumed" */
     bool pause_wanted;    /* atomic: workers poll it once per batch */
     unsigned paused;      /* workers waiting at the pause point */
+    unsigned readers;     /* other threads inside a read (tk_committer_read_enter) */
     uint64_t pause_epoch; /* bumped at every resume */
 };
 
@@ -147,10 +148,10 @@ static bool grow_map(tk_committer *c)
     uint64_t t0 = tk_mono_ns();
     pthread_mutex_lock(&c->pmu);
     int wr = 0;
-    while (c->paused < c->nworkers && wr != ETIMEDOUT) { /* bounded by the deadline */
+    while ((c->paused < c->nworkers || c->readers > 0) && wr != ETIMEDOUT) { /* deadline */
         wr = pthread_cond_timedwait(&c->pcv, &c->pmu, &until);
     }
-    bool all = c->paused == c->nworkers;
+    bool all = c->paused == c->nworkers && c->readers == 0;
     int rc = all ? tk_store_grow(c->st, c->map_max) : TK_E_FULL;
     __atomic_store_n(&c->pause_wanted, false, __ATOMIC_RELEASE);
     c->pause_epoch++;
@@ -187,6 +188,24 @@ void tk_committer_pause_point(tk_committer *c)
             pthread_cond_wait(&c->pcv, &c->pmu);
         }
     }
+    pthread_mutex_unlock(&c->pmu);
+}
+
+bool tk_committer_read_enter(tk_committer *c)
+{
+    pthread_mutex_lock(&c->pmu);
+    bool ok = !__atomic_load_n(&c->pause_wanted, __ATOMIC_RELAXED);
+    c->readers += ok ? 1 : 0;
+    pthread_mutex_unlock(&c->pmu);
+    return ok;
+}
+
+void tk_committer_read_exit(tk_committer *c)
+{
+    pthread_mutex_lock(&c->pmu);
+    TK_ASSERT(c->readers > 0);
+    c->readers--;
+    pthread_cond_broadcast(&c->pcv);
     pthread_mutex_unlock(&c->pmu);
 }
 

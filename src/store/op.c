@@ -32,7 +32,7 @@ typedef struct op_wire {
     int64_t allowed, denied;
     int64_t session_exp, browser_exp, code_exp, access_exp, refresh_exp;
     uint32_t window;
-    uint64_t scope_mask;
+    uint64_t scope_mask, seq;
 } op_wire;
 
 #define OPT_HASH(k, mem) HASH(k, false, op_wire, mem, offsetof(op_wire, has_##mem))
@@ -97,9 +97,10 @@ static const field op_fields[] = {
     STR(39, false, TK_ACR_MAX, op_wire, acr),
     STR(40, false, TK_AMR_MAX, op_wire, amr),
     ENUM(41, false, 1, 1, op_wire, metadata), /* PUT_NEW of a metadata document's client */
+    U64(42, op_wire, seq),                    /* SSF_ACK: the delivered event's sequence */
 };
-_Static_assert(TK_ARRAY_LEN(op_fields) == 41 && TK_ARRAY_LEN(op_fields) <= KEY_MAX,
-               "op keys 1..41, each a bit of the decoder's key set");
+_Static_assert(TK_ARRAY_LEN(op_fields) == 42 && TK_ARRAY_LEN(op_fields) <= KEY_MAX,
+               "op keys 1..42, each a bit of the decoder's key set");
 
 /* The largest ops at their limits fit TK_OP_WIRE_MAX: PUT_NEW (a record) and
  * SIGN_IN (the most strings). */
@@ -214,6 +215,10 @@ int tk_op_validate(const tk_op *op)
              op->exchange.exp > op->at && op->exchange.exp <= TK_TIME_MAX &&
              op->exchange.scope_mask != 0;
         break;
+    case TK_OP_SSF_ACK:
+        ok = ok && id_ok(tk_op_id_get(&op->ssf_ack.receiver), TK_SSF_ID_MAX) &&
+             op->ssf_ack.seq >= 1 && op->ssf_ack.seq <= INT64_MAX;
+        break;
     default:
         ok = false;
         break;
@@ -240,6 +245,7 @@ static const uint64_t op_keys[TK_OP_WIRE_LAST + 1] = {
     [TK_OP_CODE_REDEEM] = K(26) | K(29) | K(30) | K(31) | K(32) | K(33) | K(34) | K(35),
     [TK_OP_REFRESH] = K(3) | K(29) | K(30) | K(31) | K(32) | K(33) | K(34) | K(35) | K(36) | K(37),
     [TK_OP_EXCHANGE] = K(3) | K(4) | K(29) | K(31) | K(33) | K(34) | K(37),
+    [TK_OP_SSF_ACK] = K(4) | K(42),
 };
 #define OP_COMMON_KEYS (K(0) | K(1) | K(6))
 
@@ -398,6 +404,10 @@ static void to_wire(const tk_op *op, op_wire *w)
         w->scope_mask = x->scope_mask;
         break;
     }
+    case TK_OP_SSF_ACK:
+        w->id = tk_op_id_get(&op->ssf_ack.receiver);
+        w->seq = op->ssf_ack.seq;
+        break;
     default: {
         TK_ASSERT(op->type == TK_OP_EXCHANGE);
         const tk_op_exchange *x = &op->exchange;
@@ -559,6 +569,10 @@ static void from_wire(const op_wire *w, tk_op *op)
         break;
     case TK_OP_REFRESH:
         from_wire_refresh(w, &op->refresh);
+        break;
+    case TK_OP_SSF_ACK:
+        set_checked(tk_op_id_set(&op->ssf_ack.receiver, w->id));
+        op->ssf_ack.seq = w->seq;
         break;
     default:
         TK_ASSERT(w->type == TK_OP_EXCHANGE);

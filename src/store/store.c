@@ -48,6 +48,7 @@ static const struct {
     [DB_CONSENTS] = {"consents", 0, "put_consent"},
     [DB_REVOKED] = {"revoked", MDB_INTEGERKEY, "put_revoked"},
     [DB_REVLOG] = {"revocations", MDB_INTEGERKEY, "put_revocation"},
+    [DB_SSF] = {"ssf", 0, "put_ssf"},
 };
 
 /* DBIs added after schema 1: a read-only open of an older store (tokenctl
@@ -55,7 +56,7 @@ static const struct {
 static const bool db_late[DB_COUNT] = {
     [DB_IDP_INDEX] = true, [DB_SEEN_JTI] = true, [DB_AUDIT] = true,    [DB_AGENT_ACCESS] = true,
     [DB_CODES] = true,     [DB_AUTHREQS] = true, [DB_BROWSERS] = true, [DB_CONSENTS] = true,
-    [DB_REVOKED] = true,   [DB_REVLOG] = true,
+    [DB_REVOKED] = true,   [DB_REVLOG] = true,   [DB_SSF] = true,
 };
 
 _Static_assert(DB_COUNT <= TK_STORE_MAX_DBS, "maxdbs covers our DBIs");

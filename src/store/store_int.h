@@ -8,6 +8,7 @@
 #define TOKEND_STORE_INT_H
 
 #include <lmdb.h>
+#include <string.h>
 
 #include "tokend/store.h"
 
@@ -30,6 +31,7 @@ enum db_index {
     DB_CONSENTS,
     DB_REVOKED, /* revocation bitmap: tid / bits per value → bits (revoked.c) */
     DB_REVLOG,  /* revocation log: sequence → (tid, at), appended (revoked.c) */
+    DB_SSF,     /* SSF transmitter: receivers and their event queues (ssf_queue.c) */
     DB_COUNT
 };
 
@@ -115,6 +117,26 @@ int tk_store_apply_idp(tk_txn *txn, const tk_op *op, bool *changed);
 /* The authorization server's ops (apply_oauth.c): same contract, plus the
  * op's outcome (enum tk_op_outcome) in *outcome. */
 int tk_store_apply_oauth(tk_txn *txn, const tk_op *op, bool *changed, uint8_t *outcome);
+
+/* The SSF transmitter's hook (ssf_queue.c): queue ev for every receiver
+ * that wants its kind, in this write txn; called by the appliers when a
+ * session ends, is suspended or resumed, a token or a grant is revoked.
+ * ev's slices may point into the map (they are copied before anything is
+ * written). One lookup when no receiver is registered. Returns 0,
+ * TK_E_CORRUPT, TK_E_FULL, TK_E_STORE. */
+int tk_store_ssf_note(tk_txn *txn, const tk_ssf_event_rec *ev);
+/* Copy s (at most cap bytes) into buf: what an applier keeps of a record
+ * for tk_store_ssf_note across the put that may rewrite the record's page. */
+static inline tk_slice tk_store_keep(tk_slice s, char *buf, size_t cap)
+{
+    TK_ASSERT(s.len <= cap);
+    if (s.len > 0) {
+        memcpy(buf, s.p, s.len);
+    }
+    return (tk_slice){s.len > 0 ? buf : NULL, s.len};
+}
+/* TK_OP_SSF_ACK: delete the event (receiver id, seq) if queued. */
+int tk_store_ssf_ack(tk_txn *txn, tk_slice id, uint64_t seq, bool *changed);
 
 /* One session change: terminate (hold 0), or set (SUSPENDED) / lift (ACTIVE)
  * one owner's hold. reason is kept on the session (terminate, suspend) when

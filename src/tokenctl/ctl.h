@@ -118,6 +118,10 @@ int ctl_cmd_seed(ctl *c);
 /* cmd_keys.c: tokend's own signing keys. */
 int ctl_cmd_keys_list(ctl *c);
 int ctl_cmd_keys_rotate(ctl *c);
+int ctl_cmd_keys_retire(ctl *c);
+int ctl_cmd_ssf_add(ctl *c);
+int ctl_cmd_ssf_list(ctl *c);
+int ctl_cmd_ssf_remove(ctl *c);
 
 /* Defaults shared by the commands (seconds). */
 #define CTL_SESSION_TTL_DEFAULT (7 * 86400)

@@ -58,6 +58,10 @@ static const ctl_opt opts_token_fanout[] = {
     {"sid", false}, {"client", false}, {"scope", false}, {"children", false},
     {"out", false}, {"ttl", false},    {NULL, false},
 };
+static const ctl_opt opts_now[] = {{"now", true}, {NULL, false}};
+static const ctl_opt opts_ssf_add[] = {{"url", false},         {"audience", false},
+                                       {"bearer-file", false}, {"events", false},
+                                       {"queue-max", false},   {NULL, false}};
 static const ctl_opt opts_seed[] = {
     {"sessions", false}, {"tokens-per-session", false},
     {"out", false},      {"client", false},
@@ -105,6 +109,17 @@ static const ctl_command commands[] = {
     {"keys", "list", ctl_cmd_keys_list, 0, opts_none, "   tokend's signing keys, current first"},
     {"keys", "rotate", ctl_cmd_keys_rotate, 0, opts_none,
      "   a new current signing key; tokend uses it after SIGHUP"},
+    {"keys", "retire", ctl_cmd_keys_retire, 0, opts_now,
+     "--now   drop every retired key at once (a leaked key); tokend stops publishing them "
+     "after SIGHUP"},
+    {"ssf receiver", "add", ctl_cmd_ssf_add, 1, opts_ssf_add,
+     "ID --url URL --audience AUD [--bearer-file FILE] [--events KIND,…] [--queue-max N]   "
+     "(kinds: session-revoked session-suspended session-resumed token-revoked grant-revoked "
+     "client-disabled; default all)"},
+    {"ssf receiver", "list", ctl_cmd_ssf_list, 0, opts_none,
+     "   receivers with their queue depth and drops (never the bearer)"},
+    {"ssf receiver", "remove", ctl_cmd_ssf_remove, 1, opts_none,
+     "ID   (its undelivered events are dropped with it)"},
     {"seed", NULL, ctl_cmd_seed, 0, opts_seed,
      "--sessions N --tokens-per-session M --out FILE [--client ID] [--scope S] [--ttl S]"},
     /* Keep bare "audit" after any "audit VERB" entry: find_command takes the
@@ -484,6 +499,15 @@ static int resolve(ctl *c, int argc, char **argv, int i, const ctl_command **out
 {
     const char *group = argv[i];
     const char *verb = i + 1 < argc ? argv[i + 1] : NULL;
+    /* A two-word group ("ssf receiver add"): join the words. */
+    char two[64];
+    int extra = 0;
+    if (verb != NULL && (size_t)snprintf(two, sizeof two, "%s %s", group, verb) < sizeof two &&
+        is_group(two)) {
+        group = two;
+        verb = i + 2 < argc ? argv[i + 2] : NULL;
+        extra = 1;
+    }
     if (!is_group(group)) {
         return ctl_usage(c, "unknown command \"%s\" (see tokenctl --help)", group);
     }
@@ -494,7 +518,7 @@ static int resolve(ctl *c, int argc, char **argv, int i, const ctl_command **out
     }
     snprintf(c->cmd, sizeof c->cmd, "%s%s%s", k->group, k->verb ? " " : "", k->verb ? k->verb : "");
     *out = k;
-    *next = k->verb ? i + 2 : i + 1;
+    *next = (k->verb ? i + 2 : i + 1) + extra;
     return CTL_OK;
 }
 

@@ -184,6 +184,39 @@ static void browser(const uint8_t *d, size_t n)
     EXPECT(l1 == l2 && memcmp(enc1, enc2, l1) == 0 && l1 <= n);
 }
 
+static void ssf_receiver(const uint8_t *d, size_t n)
+{
+    tk_ssf_receiver_rec a, b;
+    size_t l1, l2;
+    if (tk_record_decode_ssf_receiver(d, n, &a) != 0) {
+        return;
+    }
+    EXPECT(tk_record_encode_ssf_receiver(&a, enc1, sizeof(enc1), &l1) == 0);
+    EXPECT(tk_record_decode_ssf_receiver(enc1, l1, &b) == 0);
+    EXPECT(same(a.url, b.url) && same(a.audience, b.audience) && same(a.bearer, b.bearer));
+    EXPECT(a.want == b.want && a.created == b.created && a.queue_max == b.queue_max);
+    EXPECT(a.depth == b.depth && a.dropped == b.dropped && a.overflowed == b.overflowed);
+    EXPECT(tk_record_encode_ssf_receiver(&b, enc2, sizeof(enc2), &l2) == 0);
+    EXPECT(l1 == l2 && memcmp(enc1, enc2, l1) == 0 && l1 <= n);
+}
+
+static void ssf_event(const uint8_t *d, size_t n)
+{
+    tk_ssf_event_rec a, b;
+    size_t l1, l2;
+    if (tk_record_decode_ssf_event(d, n, &a) != 0) {
+        return;
+    }
+    EXPECT(tk_record_encode_ssf_event(&a, enc1, sizeof(enc1), &l1) == 0);
+    EXPECT(tk_record_decode_ssf_event(enc1, l1, &b) == 0);
+    EXPECT(a.kind == b.kind && a.at == b.at && a.hold == b.hold && a.has_hash == b.has_hash);
+    EXPECT(same(a.id, b.id) && same(a.sub, b.sub) && same(a.client, b.client));
+    EXPECT(same(a.reason, b.reason));
+    EXPECT(!a.has_hash || memcmp(a.hash, b.hash, TK_HASH_LEN) == 0);
+    EXPECT(tk_record_encode_ssf_event(&b, enc2, sizeof(enc2), &l2) == 0);
+    EXPECT(l1 == l2 && memcmp(enc1, enc2, l1) == 0 && l1 <= n);
+}
+
 /* Every op kind, the authorization server's included. A decoded PUT_NEW
  * owns a copy of its record (op.h): the bytes compare, the pointers differ,
  * and both copies are released (a leak fails the run). */
@@ -229,6 +262,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     code(data, size);
     authreq(data, size);
     browser(data, size);
+    ssf_receiver(data, size);
+    ssf_event(data, size);
     op(data, size);
     return 0;
 }

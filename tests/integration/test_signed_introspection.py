@@ -211,6 +211,23 @@ class Overlap(h.FreshCase):
         self.assertTrue(wait_for(lambda: s.kids(d) == [new], timeout=8.0), s.kids(d))
         self.assertEqual(d.ctl("keys", "list")["keys"][1]["kid"], old[0])  # still on disk
 
+    def test_retire_now_drops_a_leaked_key_at_once(self):
+        d = self.daemon(["--signing-key-overlap", "3600"])
+        old = s.kids(d)
+        new = d.ctl("keys", "rotate")["kid"]
+        d.send_signal(signal.SIGHUP)
+        self.assertTrue(wait_for(lambda: "signing key rotated" in d.stderr()))
+        self.assertEqual(s.kids(d), [new] + old)  # published for the hour
+        r = d.ctl_run("keys", "retire")
+        self.assertEqual(r.returncode, 2, r)  # --now is required
+        out = d.ctl("keys", "retire", "--now")
+        self.assertEqual(out["dropped"], old)
+        self.assertEqual([k["kid"] for k in d.ctl("keys", "list")["keys"]], [new])
+        self.assertFalse(os.path.exists(os.path.join(d.data_dir, "keys", old[0] + ".pem")))
+        d.send_signal(signal.SIGHUP)
+        self.assertTrue(wait_for(lambda: s.kids(d) == [new], timeout=8.0), s.kids(d))
+        self.assertEqual(d.ctl("keys", "retire", "--now")["dropped"], [])
+
     def test_restart_keeps_the_keys(self):
         d = self.daemon()
         first = s.kids(d)

@@ -138,6 +138,35 @@ static void test_rotate_and_cap(void)
     remove_tree(dir);
 }
 
+static void test_retire_now(void)
+{
+    char dir[64], path[256], kids[3][TK_KID_LEN + 1], gone[TK_SIGNING_KEYS_MAX][TK_KID_LEN + 1];
+    make_dir(dir);
+    unsigned dropped = 9;
+    CHECK_EQ_INT(tk_keys_retire_now(dir, gone, &dropped, err, sizeof err), TK_E_NOTFOUND);
+    CHECK_EQ_INT(dropped, 0);
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ_INT(tk_keys_rotate(dir, 100 + i, kids[i], &dropped, err, sizeof err), 0);
+    }
+    CHECK_EQ_INT(tk_keys_retire_now(dir, gone, &dropped, err, sizeof err), 0);
+    CHECK_EQ_INT(dropped, 2);
+    CHECK_EQ_STR(gone[0], kids[1]);
+    CHECK_EQ_STR(gone[1], kids[0]);
+    tk_keyset *ks = NULL;
+    CHECK_EQ_INT(tk_keys_load(dir, false, 200, &ks, err, sizeof err), 0);
+    TK_ASSERT(ks != NULL);
+    CHECK_EQ_INT(tk_keys_count(ks), 1);
+    CHECK_EQ_STR(tk_keys_info(ks, 0)->kid, kids[2]); /* the current key stays */
+    for (int i = 0; i < 3; i++) {
+        CHECK(snprintf(path, sizeof path, "%s/keys/%s.pem", dir, kids[i]) < (int)sizeof path);
+        CHECK_EQ_INT(access(path, F_OK) == 0, i == 2);
+    }
+    tk_keys_free(ks);
+    CHECK_EQ_INT(tk_keys_retire_now(dir, gone, &dropped, err, sizeof err), 0);
+    CHECK_EQ_INT(dropped, 0); /* nothing left to drop */
+    remove_tree(dir);
+}
+
 static void test_publishing(void)
 {
     char dir[64];
@@ -430,6 +459,7 @@ int main(void)
     RUN(test_thumbprint);
     RUN(test_first_key_and_reload);
     RUN(test_rotate_and_cap);
+    RUN(test_retire_now);
     RUN(test_publishing);
     RUN(test_sign_verifies);
     RUN(test_sign_pkey);

@@ -191,7 +191,7 @@ enum vtype { V_ENUM, V_TIME, V_HASH, V_STR, V_BIN, V_COUNT, V_U32, V_U64 };
 static const struct {
     uint8_t type;
     int64_t lo, hi;
-} key_type[42] = {
+} key_type[43] = {
     [1] = {V_ENUM, TK_OP_REVOKE_TOKEN, TK_OP_TYPE_LAST},
     [2] = {V_ENUM, 1, 3},
     [3] = {V_HASH, 0, 0},
@@ -233,6 +233,7 @@ static const struct {
     [39] = {V_STR, 0, TK_ACR_MAX},
     [40] = {V_STR, 0, TK_AMR_MAX},
     [41] = {V_ENUM, 1, 1},
+    [42] = {V_U64, 0, 0},
 };
 
 #define K(k) (1ull << (k))
@@ -252,6 +253,7 @@ static const uint64_t kind_keys[TK_OP_TYPE_LAST + 1] = {
     [TK_OP_CODE_REDEEM] = K(26) | K(29) | K(30) | K(31) | K(32) | K(33) | K(34) | K(35),
     [TK_OP_REFRESH] = K(3) | K(29) | K(30) | K(31) | K(32) | K(33) | K(34) | K(35) | K(36) | K(37),
     [TK_OP_EXCHANGE] = K(3) | K(4) | K(29) | K(31) | K(33) | K(34) | K(37),
+    [TK_OP_SSF_ACK] = K(4) | K(42),
 };
 /* Keys whose loss must be refused (the others are optional members). */
 static const uint64_t kind_required[TK_OP_TYPE_LAST + 1] = {
@@ -462,6 +464,9 @@ static size_t as_samples(tk_op *out)
     out[n++].refresh.refresh_exp = TK_TIME_MAX;
     out[n++] = exchange(0xa2, 0xe1, "tkc_other", UINT64_MAX, true, AT);
     out[n++] = exchange(0xa2, 0xe1, "tkc_other", (uint64_t)1 << 63, false, AT);
+    out[n] = tk_op_make(TK_OP_SSF_ACK, AT); /* not the AS's, but the newest kind */
+    TK_ASSERT(tk_op_id_set(&out[n].ssf_ack.receiver, TK_SLICE_LIT("edge-1")) == 0);
+    out[n++].ssf_ack.seq = (uint64_t)INT64_MAX;
     return n;
 }
 
@@ -594,7 +599,7 @@ static void check_keys(const tk_op *op)
         }
     }
     uint8_t v[64];
-    for (unsigned key = 2; key <= 41; key++) { /* a foreign or absent key */
+    for (unsigned key = 2; key <= 42; key++) { /* a foreign or absent key */
         if (find(&m, key) >= 0) {
             continue;
         }
@@ -612,7 +617,7 @@ static void check_keys(const tk_op *op)
         }
     }
     static const uint8_t one[] = {1};
-    for (unsigned key = 42; key <= 127; key++) { /* past the last key */
+    for (unsigned key = 43; key <= 127; key++) { /* past the last key */
         x = m;
         x.e[x.n++] = (entry){key, one, 1};
         CHECK_EQ_INT(dec(out, build(&x, out, sizeof out), &got), TK_E_CORRUPT);
@@ -974,6 +979,10 @@ static size_t sequence(tk_op *s)
     TK_ASSERT(tk_op_iss_set(&op.idp_event.iss, TK_SLICE_LIT("https://idp.example")) == 0);
     op.idp_event.until = t + 700;
     s[n++] = op;
+    op = tk_op_make(TK_OP_SSF_ACK, t + 103); /* no such receiver: changes nothing */
+    TK_ASSERT(tk_op_id_set(&op.ssf_ack.receiver, TK_SLICE_LIT("edge-1")) == 0);
+    op.ssf_ack.seq = 7;
+    s[n++] = op;
     bool kinds[TK_OP_TYPE_LAST + 1] = {false};
     for (size_t i = 0; i < n; i++) {
         kinds[s[i].type] = true;
@@ -1183,7 +1192,7 @@ static void test_determinism(void)
     CHECK_EQ_INT(out_a[12], TK_OUT_OK);     /* denied */
     CHECK_EQ_INT(out_a[16], TK_OUT_OK);     /* granted by the consent */
     CHECK_EQ_INT(out_a[17], TK_OUT_REPLAYED);
-    CHECK_EQ_INT(out_a[n - 3], TK_OUT_REPLAYED); /* reuse after the window */
+    CHECK_EQ_INT(out_a[n - 4], TK_OUT_REPLAYED); /* reuse after the window */
     tk_store_close(a.st);
     tk_store_close(b.st);
     unsigned filled = 0;
