@@ -384,7 +384,10 @@ static int set_cluster_nats(tk_config *cfg, const char *value, char *err, size_t
     for (const char *u = value; ok && *u != '\0'; count++) {
         const char *end = strchr(u, ',');
         size_t len = end != NULL ? (size_t)(end - u) : strlen(u);
-        const char *colon = memchr(u + 7, ':', len > 7 ? len - 7 : 0);
+        const char *colon = NULL; /* the last ':' (an IPv6 host has its own) */
+        for (size_t i = 7; i < len; i++) {
+            colon = u[i] == ':' ? u + i : colon;
+        }
         ok = count < TK_CLUSTER_SERVERS_MAX && len > 7 && !strncmp(u, "nats://", 7) &&
              colon != NULL && colon > u + 7 && colon + 1 < u + len && memchr(u, ' ', len) == NULL;
         for (const char *d = colon != NULL ? colon + 1 : u; ok && d < u + len; d++) {
