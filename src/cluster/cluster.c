@@ -88,6 +88,8 @@ struct tk_cluster {
     uint64_t target_t0; /* a poll not yet caught up with: its time and head */
     uint64_t target_seq;
     uint64_t progress_seq, progress_at; /* cluster thread only */
+    bool behind;                        /* atomic: the stream holds less than the store applied */
+    uint64_t behind_head; /* cluster thread: the head of the last poll that ended below it */
     tk_cluster_stats stats;
 };
 
@@ -148,7 +150,8 @@ static bool connected(const tk_cluster *cl)
 static int forward(void *ctx, const tk_commit_req *req)
 {
     tk_cluster *cl = ctx;
-    if (!__atomic_load_n(&cl->stream_ready, __ATOMIC_ACQUIRE) || !connected(cl)) {
+    if (!__atomic_load_n(&cl->stream_ready, __ATOMIC_ACQUIRE) ||
+        __atomic_load_n(&cl->behind, __ATOMIC_ACQUIRE) || !connected(cl)) {
         CL_ADD(cl, refused, 1);
         return TK_E_UNAVAILABLE;
     }
@@ -398,10 +401,38 @@ static void poll_head(tk_cluster *cl, uint64_t now)
         }
         return; /* nothing heard: the state ages */
     }
+    /* A replicated stream without a leader is answered by any replica, with
+     * its own (maybe old) state: only a leader's answer says what is stored. */
+    bool leaderless =
+        si->Cluster != NULL && (si->Cluster->Leader == NULL || si->Cluster->Leader[0] == '\0');
     uint64_t head = si->State.LastSeq;
     jsStreamInfo_Destroy(si);
+    if (leaderless) {
+        return; /* nothing heard: the state ages */
+    }
     __atomic_store_n(&cl->head, head, __ATOMIC_RELAXED);
     uint64_t done = __atomic_load_n(&cl->applied, __ATOMIC_ACQUIRE);
+    pthread_mutex_lock(&cl->sub_mu);
+    bool none = cl->sub == NULL;
+    pthread_mutex_unlock(&cl->sub_mu);
+    bool below = head < done; /* a moment after a poll, when entries just arrived */
+    bool twice = below && cl->behind_head == head;
+    cl->behind_head = below ? head : UINT64_MAX;
+    if ((none && below) || twice) {
+        /* The stream ends before what the store applied, before any consumer
+         * or at two polls with no new entry: another stream under this name
+         * (deleted and made again, say). Its entries would all be skipped as
+         * old: stay stale (fail closed) and consume nothing. */
+        if (!__atomic_load_n(&cl->behind, __ATOMIC_RELAXED)) {
+            tk_log_error("cluster_stream_behind_store",
+                         "stream=%s head=%" PRIu64 " applied=%" PRIu64
+                         " note=\"start this node from a snapshot of a current node\"",
+                         cl->stream, head, done);
+        }
+        __atomic_store_n(&cl->behind, true, __ATOMIC_RELEASE);
+        return;
+    }
+    __atomic_store_n(&cl->behind, false, __ATOMIC_RELEASE);
     if (done >= head) {
         __atomic_store_n(&cl->fresh_at, t0, __ATOMIC_RELEASE);
         __atomic_store_n(&cl->target_t0, 0, __ATOMIC_RELEASE);
@@ -417,9 +448,6 @@ static void poll_head(tk_cluster *cl, uint64_t now)
         cl->progress_seq = done;
         cl->progress_at = now;
     }
-    pthread_mutex_lock(&cl->sub_mu);
-    bool none = cl->sub == NULL;
-    pthread_mutex_unlock(&cl->sub_mu);
     if (none || now - cl->progress_at > STALL_NS) {
         if (!none) {
             tk_log_warn("cluster_consumer_stalled", "applied=%" PRIu64 " head=%" PRIu64, done,
@@ -495,6 +523,21 @@ static bool name_ok(const char *s)
     return ok;
 }
 
+static void on_connected(natsConnection *nc, void *closure)
+{
+    char url[256] = "";
+    (void)closure;
+    natsConnection_GetConnectedUrl(nc, url, sizeof url);
+    tk_log_info("cluster_connected", "url=%s", url);
+}
+
+static void on_disconnected(natsConnection *nc, void *closure)
+{
+    (void)nc;
+    (void)closure;
+    tk_log_warn("cluster_disconnected", "note=\"writes answer 503 until reconnected\"");
+}
+
 static int connect_nats(tk_cluster *cl)
 {
     const char *servers[TK_CLUSTER_SERVERS_MAX];
@@ -524,10 +567,18 @@ static int connect_nats(tk_cluster *cl)
         s = natsOptions_SetPingInterval(cl->opts, 1000); /* a silent server is noticed */
     }
     if (s == NATS_OK) {
+        s = natsOptions_SetDisconnectedCB(cl->opts, on_disconnected, cl);
+    }
+    if (s == NATS_OK) {
+        s = natsOptions_SetReconnectedCB(cl->opts, on_connected, cl);
+    }
+    if (s == NATS_OK) {
         s = natsOptions_SetMaxPingsOut(cl->opts, 2);
     }
     if (s == NATS_OK) {
-        s = natsOptions_SetRetryOnFailedConnect(cl->opts, true, NULL, NULL);
+        /* With a callback the first connect retries in the background (without
+         * one libnats retries in this call): tokend serves, stale, meanwhile. */
+        s = natsOptions_SetRetryOnFailedConnect(cl->opts, true, on_connected, cl);
     }
     if (s == NATS_OK) {
         s = natsConnection_Connect(&cl->nc, cl->opts);
