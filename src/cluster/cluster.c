@@ -458,18 +458,24 @@ static void poll_head(tk_cluster *cl, uint64_t now)
     }
 }
 
-/* Fail every write whose wait ran out (no ack, or acked but not applied). */
+/* Fail every write whose wait ran out (no ack, or acked but not applied):
+ * collected under one lock, a chunk at a time, answered outside it. */
 static void sweep(tk_cluster *cl, uint64_t now)
 {
-    for (unsigned i = 0; i < cl->cap; i++) {
+    uint64_t late[64];
+    for (unsigned from = 0; from < cl->cap;) {
+        unsigned n = 0;
         pthread_mutex_lock(&cl->mu);
-        pend *p = &cl->pending[i];
-        bool late = p->waiting && now > p->due;
-        uint64_t tag = p->tag;
+        for (; from < cl->cap && n < TK_ARRAY_LEN(late); from++) {
+            const pend *p = &cl->pending[from];
+            if (p->waiting && now > p->due) {
+                late[n++] = p->tag;
+            }
+        }
         pthread_mutex_unlock(&cl->mu);
-        if (late) {
-            tk_log_warn("cluster_write_timeout", "msg=%s%" PRIu64, cl->prefix, tag);
-            fail_pending(cl, tag);
+        for (unsigned i = 0; i < n; i++) {
+            tk_log_warn("cluster_write_timeout", "msg=%s%" PRIu64, cl->prefix, late[i]);
+            fail_pending(cl, late[i]);
         }
     }
 }
