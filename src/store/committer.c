@@ -696,13 +696,11 @@ int tk_commit_req_decode(const uint8_t *buf, size_t len, tk_commit_req *out)
     unsigned nops = buf[1];
     size_t at = 2;
     for (unsigned i = 0; i < nops; i++) {
-        if (len - at < 2) {
+        bool room = len - at >= 2; /* at <= len: the length field fits */
+        size_t n = room ? (size_t)buf[at] | (size_t)buf[at + 1] << 8 : 0;
+        if (!room || n > len - at - 2 || tk_op_decode(buf + at + 2, n, &out->ops[i]) != 0) {
             tk_commit_req_release(out);
-            return TK_E_CORRUPT;
-        }
-        size_t n = (size_t)buf[at] | (size_t)buf[at + 1] << 8;
-        if (n > len - at - 2 || tk_op_decode(buf + at + 2, n, &out->ops[i]) != 0) {
-            tk_commit_req_release(out);
+            out->nops = 0;
             return TK_E_CORRUPT;
         }
         out->nops = i + 1;
