@@ -30,6 +30,7 @@ import threading
 import time
 import unittest
 
+import as_http as ah
 import harness as h
 import idp_util as u
 
@@ -42,7 +43,7 @@ if NATS is None:
 STALENESS_MS = 1500
 RESOURCE = "https://wiki.test/"
 RESOURCES = {"resources": [{"resource": RESOURCE, "name": "Wiki",
-                            "required_scopes": {"*": ["read"]}}]}
+                            "required_scopes": {"*": ["read"]}}] + ah.RESOURCES["resources"]}
 SEEDED_SESSIONS = 6
 TOKENS_PER_SESSION = 30
 
@@ -194,7 +195,8 @@ class Cluster(h.TokenAsserts, unittest.TestCase):
         d = h.Tokend(data_dir, ["--cluster-nats", cls.urls, "--cluster-node", name,
                                 "--cluster-replicas", "3",
                                 "--cluster-max-staleness", str(STALENESS_MS),
-                                "--idp-config", cls.idp_config, "--resources", cls.res_path])
+                                "--idp-config", cls.idp_config, "--resources", cls.res_path,
+                                "--login", "dev", "--registration", "open"])
         d.default_auth = cls.rs
         d.start()
         cls.addClassCleanup(d.cleanup)
@@ -454,6 +456,15 @@ class Cluster(h.TokenAsserts, unittest.TestCase):
         self.assertEqual(E.revoke(self.take(), auth=self.agent).status, 503)
         self.assertLess(time.monotonic() - t0, 0.5)
         E.stop()
+
+    def test_10_authorization_server_writes_without_wire_form_refused(self):
+        # Until the AS ops have a wire form: 503 and a log line, never a
+        # client registered on one node only.
+        r = ah.register(self.A, {"client_name": "x", "token_endpoint_auth_method": "none",
+                                 "grant_types": ["authorization_code"],
+                                 "redirect_uris": [ah.REDIRECT]})
+        self.assertEqual(r.status, 503, r)
+        self.assertIn("cluster_op_unreplicable", self.A.stderr())
 
 
 class SingleNodeUnchanged(h.DaemonCase):
