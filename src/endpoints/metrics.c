@@ -327,8 +327,11 @@ static void cluster_section(text *t, const tk_cluster *cl, const ep_metrics *m)
     type(t, "tokend_cluster_connected", "gauge");
     line(t, "tokend_cluster_connected", s.connected ? 1 : 0);
     type(t, "tokend_cluster_staleness_seconds", "gauge");
-    seconds_line(t, "tokend_cluster_staleness_seconds",
-                 s.staleness_ms < 0 ? 0 : (uint64_t)s.staleness_ms * 1000000u);
+    if (s.staleness_ms < 0) {
+        put(t, "tokend_cluster_staleness_seconds +Inf\n"); /* never current yet */
+    } else {
+        seconds_line(t, "tokend_cluster_staleness_seconds", (uint64_t)s.staleness_ms * 1000000u);
+    }
     type(t, "tokend_cluster_publish_seconds", "summary");
     seconds_line(t, "tokend_cluster_publish_seconds_sum", s.publish_ns_total);
     line(t, "tokend_cluster_publish_seconds_count", s.publish_n);
