@@ -7,12 +7,14 @@
  * inactive answer on each node, p50 / p99 / max over --tokens revocations.
  *
  * The nodes start from copies of one seeded store (the bootstrap of a
- * snapshot at sequence 0). Without other load on the nodes; the issue's full
- * measurement also loads every node with introspections meanwhile.
+ * snapshot at sequence 0). Meanwhile one thread per node keeps introspecting
+ * a token that is never revoked on one keep-alive connection (closed loop):
+ * introspection load on every node, reported as introspections per second.
  */
 #include "bench.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -116,6 +118,37 @@ static int healthy(uint16_t port)
         close(k.fd);
     }
     return st == 200;
+}
+
+typedef struct loader {
+    pthread_t thread;
+    uint16_t port;
+    const char *req;
+    size_t len;
+    int stop; /* atomic */
+    uint64_t answers, bad;
+} loader;
+
+static void *loader_main(void *arg)
+{
+    loader *l = arg;
+    static _Thread_local kconn k;
+    const char *body;
+    if (kconn_open(&k, l->port) != 0) {
+        return NULL;
+    }
+    while (!__atomic_load_n(&l->stop, __ATOMIC_RELAXED)) { /* until the scenario ends */
+        int st = kconn_call(&k, l->req, l->len, &body);
+        if (st != 200 || strstr(body, "\"active\":true") == NULL) {
+            l->bad++;
+            if (st < 0) {
+                break;
+            }
+        }
+        l->answers++;
+    }
+    close(k.fd);
+    return NULL;
 }
 
 typedef struct cluster_run {
@@ -236,7 +269,7 @@ int scen_cluster(const bench_opts *o, bench_report *rp)
     cr.nnats = o->nats != 0 ? o->nats : 3;
     size_t n = first_size(o->tokens_list);
     n = n != 0 ? n : 10000;
-    int rc = start_all(o, &cr, n);
+    int rc = start_all(o, &cr, n + 1); /* + the one the load introspects */
     kconn k[NODES] = {{.fd = -1}, {.fd = -1}, {.fd = -1}};
     for (unsigned i = 0; rc == 0 && i < NODES; i++) {
         rc = kconn_open(&k[i], cr.node[i].port);
@@ -247,6 +280,15 @@ int scen_cluster(const bench_opts *o, bench_report *rp)
     hist_reset(&sb->r.lat);
     hist_reset(&sc->r.lat);
     hist_reset(&sa->r.lat);
+    /* Introspection load: the last token of the file is never revoked. */
+    static loader ld[NODES];
+    char lreq[1024];
+    size_t llen = form_request(lreq, sizeof lreq, "/introspect", cr.s.rs_authz,
+                               token_at(&cr.s.tf, cr.s.tf.n - 1), TOKEN_LEN);
+    for (unsigned i = 0; rc == 0 && i < NODES; i++) {
+        ld[i] = (loader){.port = cr.node[i].port, .req = lreq, .len = llen};
+        rc = pthread_create(&ld[i].thread, NULL, loader_main, &ld[i]) == 0 ? 0 : -1;
+    }
     uint64_t t_start = bench_now_ns();
     size_t done = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
@@ -257,6 +299,15 @@ int scen_cluster(const bench_opts *o, bench_report *rp)
         }
     }
     double secs = (double)(bench_now_ns() - t_start) / 1e9;
+    uint64_t answers = 0, bad = 0;
+    for (unsigned i = 0; i < NODES; i++) {
+        if (ld[i].port != 0) {
+            __atomic_store_n(&ld[i].stop, 1, __ATOMIC_RELAXED);
+            pthread_join(ld[i].thread, NULL);
+            answers += ld[i].answers;
+            bad += ld[i].bad;
+        }
+    }
     for (unsigned i = 0; i < NODES; i++) {
         if (k[i].fd >= 0) {
             close(k[i].fd);
@@ -273,10 +324,12 @@ int scen_cluster(const bench_opts *o, bench_report *rp)
     hist_merge(&both, &sc->r.lat);
     report_metric(rp, "revocations", (double)done);
     report_metric(rp, "nats_servers", cr.nnats);
+    report_metric(rp, "background_introspections_per_s", secs > 0 ? (double)answers / secs : 0);
+    report_metric(rp, "background_wrong_answers", (double)bad);
     report_metric(rp, "window_p50_us", (double)hist_quantile(&both, 0.5) / 1e3);
     report_metric(rp, "window_p99_us", (double)hist_quantile(&both, 0.99) / 1e3);
     report_metric(rp, "window_max_us", (double)both.max / 1e3);
     report_target(rp, "replication window p99 (ms)", (double)hist_quantile(&both, 0.99) / 1e6, 10,
                   true, "A's 2xx to the first inactive answer on B and C");
-    return rc == 0 && done == n ? 0 : 1;
+    return rc == 0 && done == n && bad == 0 ? 0 : 1;
 }
