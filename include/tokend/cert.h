@@ -25,6 +25,11 @@ typedef struct tk_peer_cert {
     uint8_t sha256[TK_HASH_LEN]; /* SHA-256 of the DER: x5t#S256 */
     uint16_t subject_len;
     char subject[TK_CERT_DN_MAX + 1];
+    /* Its subject alternative names (DNS, URI, IP, e-mail) as SHA-256 of
+     * their canonical form (tk_cert_san_canon), at most TK_CERT_SANS_MAX:
+     * a certificate with more has the rest ignored (never matched). */
+    uint8_t nsans;
+    uint8_t san[TK_CERT_SANS_MAX][TK_HASH_LEN];
 } tk_peer_cert;
 
 /*
@@ -39,6 +44,33 @@ typedef struct tk_peer_cert {
  * byte, an empty RDN) or TK_E_TOOBIG.
  */
 int tk_cert_dn_canon(tk_slice in, char *out, size_t cap, size_t *len_out);
+
+/*
+ * Canonical form of a subject alternative name as tokend names one (RFC 8705
+ * §2.1.2 tls_client_auth_san_*): "dns:" a DNS name (LDH labels, an optional
+ * leading "*." label, lower-cased), "uri:" a URI (printable ASCII with a
+ * scheme, exact), "ip:" an IPv4 or IPv6 address (rewritten as inet_ntop
+ * writes it), "email:" an address (printable ASCII, one '@', the domain
+ * lower-cased). The registered value and each name of a presented
+ * certificate go through it, so they compare as strings. Writes at most
+ * cap - 1 bytes and a NUL. Returns 0 (*len_out set), TK_E_BADINPUT or
+ * TK_E_TOOBIG (longer than TK_CERT_SAN_MAX).
+ */
+int tk_cert_san_canon(tk_slice in, char *out, size_t cap, size_t *len_out);
+
+/* What a certificate must show to authenticate someone (a client, an IdP's
+ * event sender): each member set is required, at least one is set. subject
+ * and san are canonical (tk_cert_dn_canon, tk_cert_san_canon) and hold only
+ * for a certificate that chains to tls-ca; thumbprint (NULL = none) for
+ * any, compared in constant time. */
+typedef struct tk_cert_want {
+    tk_slice subject;
+    tk_slice san;
+    const uint8_t *thumbprint;
+} tk_cert_want;
+
+/* pc (NULL: no certificate) satisfies w. Pure. */
+bool tk_cert_satisfies(const tk_peer_cert *pc, const tk_cert_want *w);
 
 /*
  * The SHA-256 thumbprint of a certificate a proxy forwarded in a header,

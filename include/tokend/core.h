@@ -36,6 +36,10 @@ typedef struct tk_introspection {
      * client; empty for "*", several or none). From the client record the
      * cascade reads anyway: no extra lookup. */
     tk_slice may_act;
+    /* The IdP issuer the token's session is bound to (the session record's
+     * issuer: where the user signed in; empty for dev-login and unbound
+     * sessions). Introspection answers name it as idp_iss. */
+    tk_slice idp_iss;
 } tk_introspection;
 
 /*
@@ -74,8 +78,10 @@ int tk_core_authenticate(tk_txn *txn, tk_slice client_id, tk_slice secret, tk_cl
  * RFC 8705 §2: authenticate a client by the certificate it presented
  * (NULL: none). The client must be approved and registered with a
  * tls_subject (the certificate chains to tls-ca and its canonical subject
- * is the same) or a tls_thumbprint (the certificate's SHA-256 is the same,
- * compared in constant time); with both, both must hold. Returns 0 with
+ * is the same), a tls_san (the certificate chains to tls-ca and names it
+ * among its first TK_CERT_SANS_MAX subject alternative names) or a
+ * tls_thumbprint (the certificate's SHA-256 is the same, compared in
+ * constant time); with several, all must hold. Returns 0 with
  * *out, TK_E_AUTH (unknown id, no or another certificate, not approved, a
  * client without a certificate registered) or TK_E_STORE.
  */
@@ -164,6 +170,33 @@ int tk_core_scope_resolve(tk_slice requested, const tk_slice *supported, unsigne
  * tokens and want narrows it).
  */
 int tk_core_scope_mask(tk_slice want, tk_slice have, uint64_t *mask);
+
+/*
+ * Several organisations: what the IdP a user signed in at lets its users
+ * grant (the trust file's allowed_resources and allowed_scopes of the
+ * session's issuer; the endpoints fill this in from idp.h, which the core
+ * does not see). limit_* false: no restriction; true with an empty list:
+ * nothing. Lists are space-separated, resources at most
+ * TK_IDP_ORG_RESOURCES_LEN bytes, scopes at most TK_SCOPE_MAX.
+ */
+typedef struct tk_core_org {
+    bool limit_resources, limit_scopes;
+    tk_slice resources; /* resource identifiers (RFC 8707), compared whole */
+    tk_slice scopes;    /* scope names, compared whole */
+} tk_core_org;
+
+enum tk_core_org_verdict { TK_ORG_OK = 0, TK_ORG_RESOURCE, TK_ORG_SCOPE };
+
+/*
+ * May a user of org hold a token for resource with scope? Asked wherever a
+ * grant becomes durable or a token is minted from one (consent, code,
+ * refresh, exchange), so that a token never reaches past its session
+ * issuer's limits even after they were tightened. A limited resource list
+ * never allows a token without a resource; an empty scope is always within
+ * the limits. org NULL: no restriction.
+ */
+enum tk_core_org_verdict tk_core_org_check(const tk_core_org *org, tk_slice resource,
+                                           tk_slice scope);
 
 /* True when a token of client from (its client record's delegate_to list:
  * client ids separated by spaces, or "*") may be exchanged for a token of

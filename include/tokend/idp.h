@@ -24,14 +24,28 @@
  *      "leeway": 60, "max_age": 86400, "allow_missing_exp": false,
  *      "ssf_bearer": "…",               optional bearer for POST /ssf/events
  *      "webhook_secrets": ["whsec_…"],  Standard Webhooks secrets (rotation)
+ *      "sender_certificate": {"san": "dns:hooks.idp.example"},  or "subject"
+ *                                       (a DN) or "thumbprint" (SHA-256, hex or
+ *                                       base64url): the client certificate the
+ *                                       IdP's webhooks and SSF pushes must come
+ *                                       with over TLS (RFC 8705 style; subject
+ *                                       and san need a chain to tls-ca); it
+ *                                       authenticates a webhook without a
+ *                                       secret, and is required beside any
+ *                                       secret or ssf_bearer the issuer has
  *      "credential_change": "terminate" | "suspend" | "ignore",
  *      "client_id": "tokend",           sign-in upstream (login = oidc):
  *      "client_secret": "…",            tokend's client at this IdP, its
  *      "token_endpoint_auth_method":    secret (client_secret_basic, the
  *          "client_secret_basic",       default, or client_secret_post),
  *      "scopes": "openid email",        the scopes asked ("openid" added
- *      "end_session": true              when missing) and whether /logout
- *   }]}                                 goes on to the IdP's end-session
+ *      "end_session": true,             when missing) and whether /logout
+ *                                       goes on to the IdP's end-session
+ *      "domains": ["example.com"],      login_hint domains routed to this
+ *                                       sign-in IdP (exact, any case)
+ *      "allowed_resources": ["https://…"],  what its users may grant:
+ *      "allowed_scopes": ["read"]       resources and scope names (absent:
+ *   }]}                                 no restriction; [] : nothing)
  * A sign-in IdP's endpoints (and its jwks_uri when none is given) come
  * from its discovery document (idp_jwks.h, tk_idp_discover).
  * Relative file names are relative to the config file's folder. Unknown
@@ -42,6 +56,7 @@
 #ifndef TOKEND_IDP_H
 #define TOKEND_IDP_H
 
+#include "tokend/cert.h"
 #include "tokend/common.h"
 #include "tokend/limits.h"
 
@@ -89,6 +104,14 @@ typedef struct tk_idp_issuer {
     uint8_t secret[TK_IDP_SECRETS_MAX][TK_IDP_SECRET_MAX];
     size_t secret_len[TK_IDP_SECRETS_MAX];
     unsigned algs; /* the issuer's "algorithms" (TK_ALG_BIT set); 0 = per key type */
+    /* sender_certificate: canonical subject or SAN, or a thumbprint (one
+     * of the three; all empty when the member is absent). */
+    char sender_subject[TK_CERT_DN_MAX + 1];
+    size_t sender_subject_len;
+    char sender_san[TK_CERT_SAN_MAX + 1];
+    size_t sender_san_len;
+    bool has_sender_thumbprint;
+    uint8_t sender_thumbprint[TK_HASH_LEN];
     /* jwks_uri: where the key set is fetched (idp_jwks.h); "" when the keys
      * are only the file's. Fetched keys follow the file's in keys[]. */
     char jwks_uri[TK_URL_MAX + 1];
@@ -105,6 +128,17 @@ typedef struct tk_idp_issuer {
     bool end_session;                   /* /logout goes on to the IdP's end_session_endpoint */
     bool discovered;
     bool iss_param; /* discovery: authorization_response_iss_parameter_supported (RFC 9207) */
+    /* Several organisations: the login_hint domains that send a sign-in
+     * here (lower case, unique across issuers), and what this issuer's
+     * users may grant. limit_* false: no restriction (the member is
+     * absent); true with an empty list: nothing. Space-separated lists. */
+    unsigned ndomains;
+    char domains[TK_IDP_DOMAINS_MAX][TK_IDP_DOMAIN_MAX + 1];
+    bool limit_resources, limit_scopes;
+    char allowed_resources[TK_IDP_ORG_RESOURCES_LEN + 1];
+    size_t allowed_resources_len;
+    char allowed_scopes[TK_SCOPE_MAX + 1];
+    size_t allowed_scopes_len;
     char authorization_endpoint[TK_URL_MAX + 1];
     char token_endpoint[TK_URL_MAX + 1];
     char end_session_endpoint[TK_URL_MAX + 1];
@@ -127,8 +161,20 @@ int tk_idp_load(const char *path, tk_idp_trust **out, char *err, size_t errcap);
 void tk_idp_ref(tk_idp_trust *t);
 void tk_idp_unref(tk_idp_trust *t);
 
+/* The issuer names a sender certificate (sender_certificate). */
+bool tk_idp_has_sender_cert(const tk_idp_issuer *is);
+/* pc (NULL: none) is the issuer's sender certificate; false when the
+ * issuer names none. */
+bool tk_idp_sender_cert_ok(const tk_idp_issuer *is, const tk_peer_cert *pc);
+
 /* The issuer whose "issuer" equals iss exactly, or NULL. t may be NULL. */
 const tk_idp_issuer *tk_idp_find(const tk_idp_trust *t, tk_slice iss);
+
+/* The sign-in IdP (one with a client_id) that lists the domain of a
+ * login_hint: the part after its last '@', compared whole and without
+ * regard to case (ASCII). NULL when the hint has no '@' or no issuer lists
+ * its domain. t may be NULL. */
+const tk_idp_issuer *tk_idp_for_hint(const tk_idp_trust *t, tk_slice hint);
 
 /* The key for a token's kid (exact match), or the only key when the token
  * has no kid and exactly one is configured; NULL otherwise. */

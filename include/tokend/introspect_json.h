@@ -13,7 +13,8 @@
 
 /*
  * Render an RFC 7662 introspection answer into j: exactly {"active":false}
- * when inactive; otherwise active, scope, client_id, sub, sid, token_type
+ * when inactive; otherwise active, scope, client_id, sub, sid, idp_iss (the
+ * IdP issuer the session is bound to, when it has one), token_type
  * ("Bearer" for access tokens, "refresh_token" for refresh tokens), exp, iat,
  * nbf, iss (when issuer is non-empty), aud (when set), and for delegated
  * tokens act (RFC 8693 §4.1: {"sub":current actor,"act":{"sub":prior,…}}).

@@ -41,6 +41,9 @@
 #define TK_ACCESS_RESOURCE_MAX 128
 /* Largest encoded record of any kind: bounds every msgpack buffer. */
 #define TK_RECORD_MAX 8192
+/* Largest encoded op (op.h): one embedded record (TK_OP_PUT_NEW) plus the
+ * op's own small fields; bounds every buffer an op is encoded into. */
+#define TK_OP_WIRE_MAX (TK_RECORD_MAX + 1024)
 
 /* Latest time (Unix seconds) in a record or a claim we accept:
  * 9999-12-31T23:59:59Z, the last second RFC 3339 can write. */
@@ -124,6 +127,13 @@
  * far above real DNs (a CN, a few O/OU/C/DC) and small enough to store on a
  * client record. */
 #define TK_CERT_DN_MAX 256
+/* A canonical subject alternative name with its "dns:"/"uri:"/"ip:"/
+ * "email:" prefix: DNS names stop at 253, real URIs and addresses are far
+ * shorter; small enough to store on a client record. */
+#define TK_CERT_SAN_MAX 256
+/* The names of one presented certificate kept for matching: a service
+ * certificate names a handful; each costs 32 bytes per TLS connection. */
+#define TK_CERT_SANS_MAX 8
 /* The DER of a certificate a proxy forwards in a header: real client
  * certificates are 0.5-2 KiB; 8 KiB bounds the decode buffer. */
 #define TK_CERT_DER_MAX 8192
@@ -257,6 +267,18 @@ _Static_assert(TK_OP_WIRE_MAX <= UINT16_MAX, "an op's length fits the entry's 2-
 #define TK_IDP_CLIENT_ID_MAX     255
 #define TK_IDP_CLIENT_SECRET_MAX 255
 #define TK_IDP_SCOPES_MAX        255
+/* Several organisations (login = oidc with several sign-in IdPs): the
+ * login_hint domains that route to one IdP (a DNS name is at most 253
+ * characters; a company has a handful of domains), and what its users may
+ * grant: resource identifiers (joined with spaces, each at most TK_AUD_MAX)
+ * and scope names (joined, at most TK_SCOPE_MAX like any scope). */
+#define TK_IDP_DOMAINS_MAX       16
+#define TK_IDP_DOMAIN_MAX        253
+#define TK_IDP_ORG_RESOURCES_MAX 32
+#define TK_IDP_ORG_RESOURCES_LEN 4096
+/* An /authorize login_hint (OpenID Connect Core §3.1.2.1: an e-mail address
+ * or a user name; RFC 5321 caps a mailbox at 254 octets). */
+#define TK_LOGIN_HINT_MAX 256
 /* Sign-ins waiting for their IdP's answer (state, nonce, PKCE verifier), per
  * process: a browser spends a few seconds at the IdP; more are refused. */
 #define TK_OIDC_PENDING_MAX 1024

@@ -45,6 +45,8 @@ typedef struct tk_oauth_authz_req {
     bool has_resource;
     uint8_t challenge[TK_HASH_LEN]; /* the S256 code_challenge, decoded */
     unsigned prompt;                /* TK_OAUTH_PROMPT_* bits, 0 when absent */
+    char login_hint[TK_LOGIN_HINT_MAX + 1];
+    bool has_login_hint; /* OpenID Connect Core §3.1.2.1: routes the sign-in */
     /* True when client_id (and redirect_uri, when given) are well-formed,
      * so the endpoint may look the client up, select the redirect URI with
      * tk_oauth_redirect_select and, once both are verified, send an error
@@ -64,8 +66,9 @@ typedef struct tk_oauth_authz_req {
  * invalid_request; a challenge that is not 43 base64url characters →
  * invalid_request), scope syntax (invalid_scope), resource (absolute URI
  * without fragment → else invalid_target), prompt (space-separated none,
- * login, consent; none alone → else invalid_request). nonce and other
- * parameters are ignored.
+ * login, consent; none alone → else invalid_request), login_hint (1 to
+ * TK_LOGIN_HINT_MAX printable ASCII characters, spaces included → else
+ * invalid_request). nonce and other parameters are ignored.
  * Returns 0, or TK_E_INVALID with *err set; in both cases req->redirectable
  * says where an error may go, and the fields parsed so far are kept.
  */

@@ -87,7 +87,7 @@ static bool check_grant(tk_txn *txn, tk_slice grant_id, int *err)
 }
 
 /* Active: not terminated, not past its expiry, and carrying no hold. */
-static bool check_session(tk_txn *txn, tk_slice sid, int64_t now, tk_slice *sub, int *err)
+static bool check_session(tk_txn *txn, tk_slice sid, int64_t now, tk_introspection *out, int *err)
 {
     tk_session_rec s;
     if (!read_ok(tk_store_get_session(txn, sid, &s), err)) {
@@ -97,8 +97,9 @@ static bool check_session(tk_txn *txn, tk_slice sid, int64_t now, tk_slice *sub,
         return false;
     }
     if (s.sub.len > 0) {
-        *sub = s.sub;
+        out->sub = s.sub;
     }
+    out->idp_iss = s.issuer;
     return true;
 }
 
@@ -125,7 +126,7 @@ static bool decide(tk_txn *txn, const tk_core_cfg *cfg, const uint8_t hash[TK_HA
         return false;
     }
     out->sub = out->tok.sub;
-    return check_session(txn, out->tok.sid, now, &out->sub, err);
+    return check_session(txn, out->tok.sid, now, out, err);
 }
 
 static int introspect(tk_txn *txn, const tk_core_cfg *cfg, const uint8_t hash[TK_HASH_LEN],
@@ -135,6 +136,7 @@ static int introspect(tk_txn *txn, const tk_core_cfg *cfg, const uint8_t hash[TK
     out->nactors = 0;
     out->sub = TK_SLICE_NULL;
     out->may_act = TK_SLICE_NULL;
+    out->idp_iss = TK_SLICE_NULL;
     int err = 0;
     out->active = decide(txn, cfg, hash, now, caller, bearer, out, &err);
     if (!out->active) {
@@ -190,25 +192,17 @@ int tk_core_authenticate(tk_txn *txn, tk_slice client_id, tk_slice secret, tk_cl
 
 bool tk_core_cert_client(const tk_client_rec *c)
 {
-    return c->has_tls_thumbprint || c->tls_subject.len > 0;
+    return c->has_tls_thumbprint || c->tls_subject.len > 0 || c->tls_san.len > 0;
 }
 
 /* The presented certificate satisfies every binding the client has (and
  * it has at least one). */
 static bool cert_matches(const tk_client_rec *c, const tk_peer_cert *cert)
 {
-    if (cert == NULL || !tk_core_cert_client(c)) {
-        return false;
-    }
-    bool ok = true;
-    if (c->has_tls_thumbprint) {
-        ok = tk_ct_equal(cert->sha256, c->tls_thumbprint, TK_HASH_LEN);
-    }
-    if (c->tls_subject.len > 0) {
-        ok = ok && cert->verified && cert->subject_len == c->tls_subject.len &&
-             memcmp(cert->subject, c->tls_subject.p, c->tls_subject.len) == 0;
-    }
-    return ok;
+    tk_cert_want w = {.subject = c->tls_subject,
+                      .san = c->tls_san,
+                      .thumbprint = c->has_tls_thumbprint ? c->tls_thumbprint : NULL};
+    return tk_cert_satisfies(cert, &w);
 }
 
 int tk_core_authenticate_cert(tk_txn *txn, tk_slice client_id, const tk_peer_cert *cert,

@@ -45,6 +45,9 @@ void tk_introspect_json(const tk_introspection *r, tk_slice issuer, tk_json *j)
         tk_json_kv_str(j, "client_id", t->client_id);
         tk_json_kv_str(j, "sub", r->sub);
         tk_json_kv_str(j, "sid", t->sid);
+        if (r->idp_iss.len > 0) {
+            tk_json_kv_str(j, "idp_iss", r->idp_iss);
+        }
         tk_json_kv_cstr(j, "token_type",
                         t->kind == TK_TOKEN_REFRESH ? "refresh_token"
                         : t->has_jkt                ? "DPoP"
@@ -126,7 +129,8 @@ static bool all_plain(const tk_introspection *r, tk_slice issuer)
     bool plain = tk_json_is_plain(t->scope.p, t->scope.len) &&
                  tk_json_is_plain(t->client_id.p, t->client_id.len) &&
                  tk_json_is_plain(r->sub.p, r->sub.len) && tk_json_is_plain(t->sid.p, t->sid.len) &&
-                 tk_json_is_plain(issuer.p, issuer.len) && tk_json_is_plain(t->aud.p, t->aud.len);
+                 tk_json_is_plain(issuer.p, issuer.len) && tk_json_is_plain(t->aud.p, t->aud.len) &&
+                 tk_json_is_plain(r->idp_iss.p, r->idp_iss.len);
     for (unsigned i = 0; plain && i < r->nactors; i++) {
         plain = tk_json_is_plain(r->actors[i].p, r->actors[i].len);
     }
@@ -153,6 +157,10 @@ size_t tk_introspect_json_fast(const tk_introspection *r, tk_slice issuer, char 
     put_str(&c, r->sub);
     PUT_LIT(&c, ",\"sid\":\"");
     put_str(&c, t->sid);
+    if (r->idp_iss.len > 0) {
+        PUT_LIT(&c, ",\"idp_iss\":\"");
+        put_str(&c, r->idp_iss);
+    }
     if (t->kind == TK_TOKEN_REFRESH) {
         PUT_LIT(&c, ",\"token_type\":\"refresh_token\",\"exp\":");
     } else if (t->has_jkt) {

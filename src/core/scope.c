@@ -63,3 +63,20 @@ bool tk_core_audience_includes(tk_slice aud, tk_slice resource)
     }
     return contains_name(aud, resource);
 }
+
+enum tk_core_org_verdict tk_core_org_check(const tk_core_org *org, tk_slice resource,
+                                           tk_slice scope)
+{
+    if (org == NULL) {
+        return TK_ORG_OK;
+    }
+    if (org->limit_resources && (resource.len == 0 || resource.len > TK_AUD_MAX ||
+                                 org->resources.len > TK_IDP_ORG_RESOURCES_LEN ||
+                                 !contains_name(org->resources, resource))) {
+        return TK_ORG_RESOURCE;
+    }
+    if (org->limit_scopes && !tk_core_scope_subset(scope, org->scopes)) {
+        return TK_ORG_SCOPE;
+    }
+    return TK_ORG_OK;
+}

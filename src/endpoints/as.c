@@ -14,8 +14,10 @@
 
 #include "tokend/core.h"
 #include "tokend/crypto.h"
+#include "tokend/idp.h"
 #include "tokend/log.h"
 #include "tokend/oauth_cookie.h"
+#include "tokend/oauth_uri.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -334,4 +336,72 @@ int ep_as_pending(ep_req *r, tk_txn *txn, tk_slice id, tk_authreq_rec *a)
         return TK_E_STORE;
     }
     return a->used_at != 0 || a->exp <= r->w->now ? TK_E_NOTFOUND : 0;
+}
+
+/* ---- Several organisations ---------------------------------------------------------------- */
+
+int ep_as_org_check(ep_worker *w, tk_txn *txn, tk_slice sid, tk_slice resource, tk_slice scope,
+                    ep_as_org *out)
+{
+    out->verdict = TK_ORG_OK;
+    memcpy(out->iss, "-", 2);
+    if (sid.len == 0) {
+        return 0;
+    }
+    tk_session_rec s;
+    int rc = tk_store_get_session(txn, sid, &s);
+    if (rc == TK_E_NOTFOUND || rc == TK_E_CORRUPT) {
+        return 0;
+    }
+    if (rc != 0) {
+        return TK_E_STORE;
+    }
+    if (s.issuer.len == 0) {
+        return 0;
+    }
+    size_t n = s.issuer.len < TK_IDP_ISS_MAX ? s.issuer.len : TK_IDP_ISS_MAX;
+    for (size_t i = 0; i < n; i++) { /* printable, no quote: safe inside iss="…" */
+        char c = s.issuer.p[i];
+        out->iss[i] = c > ' ' && c < 0x7f && c != '"' && c != '\\' ? c : '?';
+    }
+    out->iss[n] = '\0';
+    const tk_idp_issuer *is = tk_idp_find(w->idp, s.issuer);
+    if (is == NULL) {
+        return 0;
+    }
+    tk_core_org org = {.limit_resources = is->limit_resources,
+                       .limit_scopes = is->limit_scopes,
+                       .resources = {is->allowed_resources, is->allowed_resources_len},
+                       .scopes = {is->allowed_scopes, is->allowed_scopes_len}};
+    out->verdict = (int)tk_core_org_check(&org, resource, scope);
+    return 0;
+}
+
+const char *ep_as_org_why(int verdict)
+{
+    return verdict == TK_ORG_RESOURCE
+               ? "users of the organisation you signed in with may not grant access to this "
+                 "resource"
+               : "users of the organisation you signed in with may not grant a requested scope";
+}
+
+void ep_as_org_refuse(ep_req *r, const ep_as_org *o, tk_slice client, tk_slice resource,
+                      tk_slice redirect, tk_slice state)
+{
+    char sc[65], sr[65];
+    ep_log_id(client, sc);
+    ep_log_id(resource, sr);
+    tk_log_info("org_refused", "endpoint=%s iss=\"%s\" client=%s resource=%s why=%s",
+                r->route->label, o->iss, sc, sr,
+                o->verdict == TK_ORG_RESOURCE ? "resource" : "scope");
+    const char *i = r->w->app->cfg.issuer;
+    tk_oauth_err e = {TK_OAUTH_ACCESS_DENIED, ep_as_org_why(o->verdict)};
+    char url[TK_AS_PENDING_MAX];
+    size_t n;
+    if (tk_oauth_authz_error_url(url, sizeof url, redirect, &e, state,
+                                 (tk_slice){i, strnlen(i, TK_URL_MAX)}, &n) != 0) {
+        ep_reply_error_page(r, 403, "access_denied", e.description);
+        return;
+    }
+    ep_as_see_other(r, (tk_slice){url, n}, NULL);
 }

@@ -176,6 +176,16 @@ static void authorize_verified(ep_req *r, tk_txn *txn, const tk_client_rec *c, t
         return;
     }
     bool signed_in = rc == 0 && (areq.prompt & TK_OAUTH_PROMPT_LOGIN) == 0;
+    ep_as_org org;
+    if (signed_in &&
+        ep_as_org_check(w, txn, b.sid, res->id, (tk_slice){scope, scope_len}, &org) != 0) {
+        ep_reply_error_page(r, 503, "temporarily_unavailable", "Try again in a moment.");
+        return;
+    }
+    if (signed_in && org.verdict != TK_ORG_OK) { /* the signed-in user's organisation */
+        ep_as_org_refuse(r, &org, client_id, res->id, redirect, state);
+        return;
+    }
     bool covers = false;
     if (signed_in && ep_as_grant_covers(txn, sub, client_id, res->id, (tk_slice){scope, scope_len},
                                         &covers) != 0) {
@@ -197,6 +207,8 @@ static void authorize_verified(ep_req *r, tk_txn *txn, const tk_client_rec *c, t
                         .scope = {scope, scope_len},
                         .resource = res->id,
                         .prompt = (uint8_t)areq.prompt,
+                        .login_hint = areq.has_login_hint ? tk_slice_from_str(areq.login_hint)
+                                                          : TK_SLICE_NULL,
                         .has_browser = signed_in,
                         .exp = w->now + cfg->authorize_ttl,
                         .created = w->now};
@@ -317,6 +329,15 @@ static void authorize_continue(ep_req *r)
     rc = ep_as_browser(r, txn, cookie_hash, &b, &sub);
     if (rc != 0 || !a.has_browser || !tk_ct_equal(a.browser, cookie_hash, TK_HASH_LEN)) {
         ep_as_see_other(r, local_url("/login", id), NULL);
+        return;
+    }
+    ep_as_org org;
+    if (ep_as_org_check(w, txn, b.sid, a.resource, a.scope, &org) != 0) {
+        ep_reply_error_page(r, 503, "temporarily_unavailable", "Try again in a moment.");
+        return;
+    }
+    if (org.verdict != TK_ORG_OK) { /* signed in at an IdP whose users may not grant this */
+        ep_as_org_refuse(r, &org, a.client_id, a.resource, a.redirect_uri, a.state);
         return;
     }
     bool covers = false;

@@ -13,6 +13,7 @@
  */
 #include "endpoints_int.h"
 
+#include "tokend/core.h"
 #include "tokend/crypto.h"
 #include "tokend/log.h"
 #include "tokend/oauth_uri.h"
@@ -125,6 +126,15 @@ static void consent_get(ep_req *r)
         ep_as_see_other(r, (tk_slice){loc, 15 + f.len}, NULL);
         return;
     }
+    ep_as_org org; /* never ask for what the user's organisation may not grant */
+    if (ep_as_org_check(w, txn, b.sid, a.resource, a.scope, &org) != 0) {
+        ep_reply_error_page(r, 503, "temporarily_unavailable", "Try again in a moment.");
+        return;
+    }
+    if (org.verdict != TK_ORG_OK) {
+        ep_as_org_refuse(r, &org, a.client_id, a.resource, a.redirect_uri, a.state);
+        return;
+    }
     consent_page(r, txn, request, &a, &b, sub);
 }
 
@@ -165,6 +175,16 @@ static void consent_post(ep_req *r)
                             "another sign-in");
         return;
     }
+    /* The durable decision: the session's issuer may forbid what is asked. */
+    ep_as_org org;
+    if (ep_as_org_check(w, txn, b.sid, a.resource, a.scope, &org) != 0) {
+        ep_reply_error_page(r, 503, "temporarily_unavailable", "Try again in a moment.");
+        return;
+    }
+    if (approve && org.verdict != TK_ORG_OK) {
+        ep_as_org_refuse(r, &org, a.client_id, a.resource, a.redirect_uri, a.state);
+        return;
+    }
     tk_commit_req creq = {.nops = 0};
     char code[TK_SECRET_B64_LEN + 1] = "";
     if (ep_as_code_op(&creq, request, cookie_hash, approve ? TK_DECIDE_APPROVE : TK_DECIDE_DENY,
@@ -190,7 +210,8 @@ static void consent_post(ep_req *r)
     }
     char safe[65];
     ep_log_id(a.client_id, safe);
-    tk_log_info("consent", "client=%s decision=%s", safe, approve ? "approve" : "deny");
+    tk_log_info("consent", "client=%s decision=%s iss=\"%s\"", safe, approve ? "approve" : "deny",
+                org.iss);
     ep_as_defer(r, &creq, 303, NULL, (tk_slice){hdr, hn}, TK_SLICE_NULL, true);
     tk_cleanse(hdr, hn);
 }

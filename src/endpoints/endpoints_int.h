@@ -596,6 +596,26 @@ int ep_as_code_op(tk_commit_req *creq, tk_slice request, const uint8_t browser[T
                   uint8_t decision, int64_t now, int64_t code_ttl,
                   char code[TK_SECRET_B64_LEN + 1]);
 
+/* Several organisations (README "Several organisations"): what the IdP a
+ * session signed in at lets its users grant, for one resource and scope. */
+typedef struct ep_as_org {
+    int verdict;                  /* enum tk_core_org_verdict: TK_ORG_OK (0) or why not */
+    char iss[TK_IDP_ISS_MAX + 1]; /* the session's issuer for log lines, "-" when none */
+} ep_as_org;
+/* Read session sid and decide with tk_core_org_check under its issuer's
+ * limits in the worker's trust snapshot. A session without an issuer (dev
+ * login, tokenctl), one whose issuer the trust file does not list, or no
+ * session at all (the cascade refuses such tokens anyway) restricts nothing.
+ * 0 with *out, or TK_E_STORE. */
+int ep_as_org_check(ep_worker *w, tk_txn *txn, tk_slice sid, tk_slice resource, tk_slice scope,
+                    ep_as_org *out);
+/* The user-facing reason for a verdict other than TK_ORG_OK. */
+const char *ep_as_org_why(int verdict);
+/* Log the refusal and answer it: a 303 to the verified redirect URI with
+ * access_denied, the reason, state and iss (RFC 9207). */
+void ep_as_org_refuse(ep_req *r, const ep_as_org *o, tk_slice client, tk_slice resource,
+                      tk_slice redirect, tk_slice state);
+
 /* The media type is application/x-www-form-urlencoded (parameters ignored). */
 bool ep_as_is_form(tk_slice ct);
 /* A pending authorization request that is unused and unexpired: 0,

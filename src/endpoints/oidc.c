@@ -9,7 +9,9 @@
  *    not signed in): fresh state, nonce and PKCE verifier are kept here, in
  *    memory, with the request id, the IdP and the hash of a random "binder"
  *    cookie (__Host-tokend-login) set on this browser; the browser goes to
- *    the IdP's authorization endpoint. Several IdPs: a chooser page first.
+ *    the IdP's authorization endpoint. Several IdPs: the one whose
+ *    "domains" hold the request's login_hint domain (the hint is forwarded
+ *    to that IdP only), else a chooser page (&idp=ISSUER, exact).
  * 2. GET /login/callback?code&state[&iss]: the kept sign-in is taken out by
  *    state (single use; expired after authorize-ttl), must come back in the
  *    browser holding its binder cookie, from the issuer it was sent to (iss
@@ -234,6 +236,15 @@ static unsigned signin_count(const ep_worker *w)
     return n;
 }
 
+/* The sign-in IdP whose issuer is exactly iss (the chooser's choice), or NULL. */
+static const tk_idp_issuer *signin_by_issuer(const ep_worker *w, tk_slice iss)
+{
+    const tk_idp_issuer *is = tk_idp_find(w->idp, iss);
+    return is != NULL && is->client_id_len > 0 ? is : NULL;
+}
+
+/* One link per sign-in IdP, naming it by its issuer (not by its place in
+ * the trust file, which a reload may change while the page is open). */
 static void chooser(ep_req *r, tk_slice request, unsigned n)
 {
     ep_html h;
@@ -241,12 +252,14 @@ static void chooser(ep_req *r, tk_slice request, unsigned n)
     ep_html_raw(&h, "<h1>Sign in</h1><p>Choose your organisation's sign-in:</p><ul>");
     for (unsigned k = 0; k < n; k++) {
         const tk_idp_issuer *is = signin_idp(r->w, k);
-        char idx[16];
-        snprintf(idx, sizeof idx, "%u", k);
-        ep_html_raw(&h, "<li><a class=\"idp\" href=\"/login?request=");
-        ep_html_text(&h, request);
-        ep_html_raw(&h, "&amp;idp=");
-        ep_html_text(&h, tk_slice_from_str(idx));
+        char link[TK_URL_MAX * 4];
+        tk_oauth_url u;
+        tk_oauth_url_init(&u, link, sizeof link, TK_SLICE_LIT("/login"));
+        tk_oauth_url_param(&u, "request", request);
+        tk_oauth_url_param(&u, "idp", (tk_slice){is->issuer, is->issuer_len});
+        TK_ASSERT(tk_oauth_url_finish(&u) == 0); /* ids and issuers are bounded far below */
+        ep_html_raw(&h, "<li><a class=\"idp\" href=\"");
+        ep_html_text(&h, (tk_slice){link, u.len});
         ep_html_raw(&h, "\">");
         ep_html_text(&h, (tk_slice){is->issuer, is->issuer_len});
         ep_html_raw(&h, "</a></li>");
@@ -259,7 +272,7 @@ static void chooser(ep_req *r, tk_slice request, unsigned n)
 void ep_oidc_login(ep_req *r)
 {
     ep_worker *w = r->w;
-    char id[TK_ID_MAX + 1], k[8];
+    char id[TK_ID_MAX + 1], k[TK_IDP_ISS_MAX + 1];
     tk_form_field f[2] = {{.name = "request", .buf = id, .cap = sizeof id},
                           {.name = "idp", .buf = k, .cap = sizeof k}};
     if (tk_form_parse(r->http->query.p, r->http->query.len, f, 2) != 0 || !f[0].present) {
@@ -275,20 +288,29 @@ void ep_oidc_login(ep_req *r)
                             "this authorization request expired or was already used");
         return;
     }
-    unsigned n = signin_count(w), which = 0;
+    /* Which IdP: the one chosen (an exact sign-in issuer), else the one the
+     * request's login_hint domain names, else the only one, else the chooser. */
+    unsigned n = signin_count(w);
+    const tk_idp_issuer *hinted =
+        a.login_hint.len > 0 ? tk_idp_for_hint(w->idp, a.login_hint) : NULL;
+    const tk_idp_issuer *is = NULL;
+    const char *routed = "only";
     if (f[1].present) {
-        char *end = NULL;
-        unsigned long v = strtoul(k, &end, 10);
-        if (f[1].len == 0 || end == NULL || *end != '\0' || v >= n) {
+        is = signin_by_issuer(w, (tk_slice){k, f[1].len});
+        routed = "choice";
+        if (is == NULL) {
             ep_reply_error_page(r, 400, "invalid_request", "no such sign-in");
             return;
         }
-        which = (unsigned)v;
+    } else if (hinted != NULL) {
+        is = hinted;
+        routed = "login_hint";
     } else if (n > 1) {
         chooser(r, request, n);
         return;
+    } else {
+        is = signin_idp(w, 0);
     }
-    const tk_idp_issuer *is = signin_idp(w, which);
     if (is == NULL || !is->discovered) {
         ep_reply_error_page(r, 503, "temporarily_unavailable",
                             "The identity provider could not be reached when this server started "
@@ -323,6 +345,9 @@ void ep_oidc_login(ep_req *r)
     tk_oauth_url_param(&u, "nonce", tk_slice_from_str(p.nonce));
     tk_oauth_url_param(&u, "code_challenge", tk_slice_from_str(challenge));
     tk_oauth_url_param(&u, "code_challenge_method", TK_SLICE_LIT("S256"));
+    if (hinted != NULL && hinted == is) { /* only to the IdP the hint names */
+        tk_oauth_url_param(&u, "login_hint", a.login_hint);
+    }
     if (tk_oauth_url_finish(&u) != 0) {
         ep_reply_error_page(r, 500, "server_error", "The redirect does not fit.");
         return;
@@ -341,7 +366,7 @@ void ep_oidc_login(ep_req *r)
              binder, (long long)w->app->cfg.authorize_ttl);
     char safe[65];
     ep_log_id(request, safe);
-    tk_log_info("oidc_redirect", "iss=\"%s\" request=%s", is->issuer, safe);
+    tk_log_info("oidc_redirect", "iss=\"%s\" request=%s routed=%s", is->issuer, safe, routed);
     ep_as_see_other(r, (tk_slice){url, u.len}, setc);
     tk_cleanse(setc, sizeof setc);
     tk_cleanse(&p, sizeof p);

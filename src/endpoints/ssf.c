@@ -198,9 +198,14 @@ static ev_err check_set(ep_req *r, ev_jws *j, ev_action *a, const char **why)
     return EV_OK;
 }
 
-/* Bearer check when the issuer has one: constant time, length included. */
+/* Bearer check when the issuer has one: constant time, length included;
+ * and the issuer's sender certificate on this connection when it names one. */
 static ev_err check_bearer(ep_req *r, const tk_idp_issuer *is, const char **why)
 {
+    if (tk_idp_has_sender_cert(is) && !tk_idp_sender_cert_ok(is, r->http->cert)) {
+        *why = "the issuer's sender certificate was not presented";
+        return EV_AUTH;
+    }
     if (is->ssf_bearer_len == 0) {
         return EV_OK;
     }

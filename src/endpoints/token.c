@@ -239,6 +239,34 @@ static void bind_cert(const ep_req *r, bool *has_cnf, uint8_t cnf[TK_HASH_LEN])
     }
 }
 
+/* Several organisations: the session's issuer still lets its users hold
+ * resource with scope (its limits may have been tightened since the grant;
+ * a token never reaches past them). Logs the token's issuer either way;
+ * false when answered. */
+static bool org_allows(ep_req *r, tk_txn *txn, tk_slice client_id, tk_slice sid, tk_slice resource,
+                       tk_slice scope, const char *grant)
+{
+    ep_as_org org;
+    if (ep_as_org_check(r->w, txn, sid, resource, scope, &org) != 0) {
+        ep_reply_unavailable(r);
+        return false;
+    }
+    char sc[65], ss[65];
+    ep_log_id(client_id, sc);
+    ep_log_id(sid, ss);
+    if (org.verdict != TK_ORG_OK) {
+        tk_log_info("org_refused", "endpoint=token grant=%s iss=\"%s\" client=%s sid=%s why=%s",
+                    grant, org.iss, sc, ss, org.verdict == TK_ORG_RESOURCE ? "resource" : "scope");
+        token_error(r, 400,
+                    org.verdict == TK_ORG_RESOURCE ? TK_OAUTH_INVALID_TARGET
+                                                   : TK_OAUTH_INVALID_SCOPE,
+                    ep_as_org_why(org.verdict));
+        return false;
+    }
+    tk_log_info("token", "grant=%s client=%s sid=%s iss=\"%s\"", grant, sc, ss, org.iss);
+    return true;
+}
+
 static bool allows(const tk_client_rec *c, unsigned grant)
 {
     return c->grant_types == 0 || (c->grant_types & grant) != 0; /* 0: added by tokenctl */
@@ -273,6 +301,9 @@ static void grant_code(ep_req *r, tk_txn *txn, const tk_client_rec *c, tk_slice 
     tk_oauth_err err;
     if (tk_oauth_pkce_verify(tk_slice_from_str(treq.code_verifier), code.challenge, &err) != 0) {
         token_error(r, 400, err.code, err.description);
+        return;
+    }
+    if (!org_allows(r, txn, client_id, code.sid, code.resource, code.scope, "code")) {
         return;
     }
     char access[TK_TOKEN_LEN + 1], refresh[TK_TOKEN_LEN + 1] = "";
@@ -335,6 +366,9 @@ static void grant_refresh(ep_req *r, tk_txn *txn, const tk_client_rec *c, tk_sli
     }
     if (treq.has_resource && !tk_slice_eq(tk_slice_from_str(treq.resource), t.aud)) {
         token_error(r, 400, TK_OAUTH_INVALID_TARGET, "a refresh keeps the resource");
+        return;
+    }
+    if (!org_allows(r, txn, client_id, t.sid, t.aud, want.len > 0 ? want : t.scope, "refresh")) {
         return;
     }
     char access[TK_TOKEN_LEN + 1], refresh[TK_TOKEN_LEN + 1];
@@ -423,6 +457,10 @@ static void grant_exchange(ep_req *r, tk_txn *txn, tk_slice client_id, const dpo
     if (tk_core_scope_mask(want, in.tok.scope, &mask) != 0) {
         token_error(r, 400, TK_OAUTH_INVALID_SCOPE,
                     "an exchange may narrow the scope, never widen");
+        return;
+    }
+    if (!org_allows(r, txn, client_id, in.tok.sid, in.tok.aud, want.len > 0 ? want : in.tok.scope,
+                    "exchange")) {
         return;
     }
     char access[TK_TOKEN_LEN + 1];

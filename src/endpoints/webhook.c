@@ -10,10 +10,12 @@
  * The MAC is checked before the body is parsed: each configured secret of
  * each issuer is tried (several signatures are allowed, for rotation), and
  * the secrets that verify say which issuers may have sent it; the body's iss
- * must be one of them. sid ends that IdP session's sessions, sub alone all
- * of the subject's. 200 once durable; 400 malformed or stale, 401 no
- * signature verifies, 409 the webhook-id was already applied; other types
- * are acknowledged (200) and ignored.
+ * must be one of them. An issuer with a sender_certificate (idp.h) is a
+ * possible sender only when the request came over TLS with that client
+ * certificate: then its signature is needed only if it also has secrets,
+ * and the webhook-signature header may be absent. sid ends that IdP session's sessions, sub alone
+ * all of the subject's. 200 once durable; 400 malformed or stale, 401 no signature verifies, 409
+ * the webhook-id was already applied; other types are acknowledged (200) and ignored.
  */
 #include "events_int.h"
 
@@ -72,15 +74,25 @@ static bool mac(const uint8_t *key, size_t keylen, tk_slice id, tk_slice ts, tk_
     return ok;
 }
 
-/* Which issuers have a secret that made one of the signatures (bit i =
- * issuer i). Every secret is tried, so timing does not tell which matched. */
-static uint64_t signers(const tk_idp_trust *t, tk_slice id, tk_slice ts, tk_slice body,
-                        uint8_t sigs[][32], unsigned nsigs)
+/* Which issuers may have sent it (bit i = issuer i): each credential the
+ * issuer has holds — a secret that made one of the signatures, the sender
+ * certificate on this connection — and it has at least one. Every secret
+ * is tried, so timing does not tell which matched. */
+static uint64_t signers(const tk_idp_trust *t, const tk_peer_cert *pc, tk_slice id, tk_slice ts,
+                        tk_slice body, uint8_t sigs[][32], unsigned nsigs)
 {
     _Static_assert(TK_IDP_MAX <= 64, "issuer bit set");
     uint64_t set = 0;
     for (unsigned i = 0; t != NULL && i < t->n; i++) {
         const tk_idp_issuer *is = &t->issuers[i];
+        bool cert = tk_idp_has_sender_cert(is);
+        if (cert && !tk_idp_sender_cert_ok(is, pc)) {
+            continue;
+        }
+        if (cert && is->nsecrets == 0) {
+            set |= 1ULL << i;
+            continue;
+        }
         for (unsigned k = 0; k < is->nsecrets; k++) {
             uint8_t m[32];
             if (!mac(is->secret[k], is->secret_len[k], id, ts, body, m)) {
@@ -178,15 +190,19 @@ static ev_err authenticate(ep_req *r, hook *h, const char **why)
         *why = "not application/json";
         return EV_MALFORMED;
     }
-    if (!printable(h->id, TK_EVENT_ID_MAX) || !parse_ts(h->ts, &h->when) || sig.p == NULL) {
+    const tk_peer_cert *pc = q->cert;
+    if (!printable(h->id, TK_EVENT_ID_MAX) || !parse_ts(h->ts, &h->when) ||
+        (sig.p == NULL && pc == NULL)) {
         *why = "webhook-id, webhook-timestamp or webhook-signature missing or malformed";
         return EV_MALFORMED;
     }
     uint8_t sigs[TK_WEBHOOK_SIGS_MAX][32];
-    unsigned n = ev_webhook_sigs(sig, sigs, TK_WEBHOOK_SIGS_MAX);
-    h->signers = n > 0 ? signers(ev_trust(r->w), h->id, h->ts, h->body, sigs, n) : 0;
+    unsigned n = sig.p != NULL ? ev_webhook_sigs(sig, sigs, TK_WEBHOOK_SIGS_MAX) : 0;
+    h->signers = signers(ev_trust(r->w), pc, h->id, h->ts, h->body, sigs, n);
     if (h->signers == 0) {
-        *why = n > 0 ? "no signature verifies" : "no v1 signature";
+        *why = n > 0        ? "no signature verifies"
+               : pc != NULL ? "no issuer's sender certificate or v1 signature"
+                            : "no v1 signature";
         return EV_BAD_SIGNATURE;
     }
     int64_t now = r->w->now, d = h->when > now ? h->when - now : now - h->when;
@@ -227,7 +243,7 @@ static ev_err act(ep_req *r, const hook *h, json_t *body, ev_action *a, const ch
     }
     a->is = issuer_of(ev_trust(r->w), h, iss);
     if (a->is == NULL) {
-        *why = "iss is not an issuer whose secret signed the webhook";
+        *why = "iss is not an issuer whose secret or certificate authenticated the webhook";
         return EV_UNKNOWN_ISSUER;
     }
     if (!tk_slice_eq_str(type, WEBHOOK_TYPE)) {

@@ -111,6 +111,80 @@ static int get_action(tk_jcfg *l, json_t *obj, uint8_t *out)
                         "\"credential_change\" must be terminate, suspend or ignore");
 }
 
+static int hexdigit(char ch)
+{
+    return ch >= '0' && ch <= '9'   ? ch - '0'
+           : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+           : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                    : -1;
+}
+
+/* A SHA-256 thumbprint: 64 hex digits or 43 base64url characters. */
+static bool thumbprint(tk_slice s, uint8_t out[TK_HASH_LEN])
+{
+    size_t n = 0;
+    if (s.len == 2 * TK_HASH_LEN) {
+        for (size_t i = 0; i < TK_HASH_LEN; i++) {
+            int hi = hexdigit(s.p[2 * i]), lo = hexdigit(s.p[2 * i + 1]);
+            if (hi < 0 || lo < 0) {
+                return false;
+            }
+            out[i] = (uint8_t)(hi * 16 + lo);
+        }
+        return true;
+    }
+    return tk_b64url_decode(s.p, s.len, out, TK_HASH_LEN, &n) == 0 && n == TK_HASH_LEN;
+}
+
+/* sender_certificate: an object with exactly one of subject, san,
+ * thumbprint, each well-formed (stored canonical). */
+static int get_sender_cert(tk_jcfg *l, json_t *obj, tk_idp_issuer *is)
+{
+    json_t *sc = json_object_get(obj, "sender_certificate");
+    if (sc == NULL) {
+        return 0;
+    }
+    static const char msg[] = "\"sender_certificate\" must be an object with one of \"subject\" "
+                              "(an RFC 4514 DN), \"san\" (dns:|uri:|ip:|email:…) or "
+                              "\"thumbprint\" (SHA-256: 64 hex digits or base64url)";
+    if (!json_is_object(sc) || json_object_size(sc) != 1) {
+        return tk_jcfg_fail(l, TK_E_BADINPUT, msg);
+    }
+    json_t *v = json_object_get(sc, "subject");
+    v = v != NULL ? v : json_object_get(sc, "san");
+    v = v != NULL ? v : json_object_get(sc, "thumbprint");
+    if (!json_is_string(v)) {
+        return tk_jcfg_fail(l, TK_E_BADINPUT, msg);
+    }
+    tk_slice s = {json_string_value(v), json_string_length(v)};
+    size_t n = 0;
+    int rc = TK_E_BADINPUT;
+    if (json_object_get(sc, "subject") != NULL) {
+        rc = tk_cert_dn_canon(s, is->sender_subject, sizeof is->sender_subject, &n);
+        is->sender_subject_len = rc == 0 ? n : 0;
+    } else if (json_object_get(sc, "san") != NULL) {
+        rc = tk_cert_san_canon(s, is->sender_san, sizeof is->sender_san, &n);
+        is->sender_san_len = rc == 0 ? n : 0;
+    } else {
+        is->has_sender_thumbprint = thumbprint(s, is->sender_thumbprint);
+        rc = is->has_sender_thumbprint ? 0 : TK_E_BADINPUT;
+    }
+    return rc == 0 ? 0 : tk_jcfg_fail(l, TK_E_BADINPUT, msg);
+}
+
+bool tk_idp_has_sender_cert(const tk_idp_issuer *is)
+{
+    return is->sender_subject_len > 0 || is->sender_san_len > 0 || is->has_sender_thumbprint;
+}
+
+bool tk_idp_sender_cert_ok(const tk_idp_issuer *is, const tk_peer_cert *pc)
+{
+    tk_cert_want w = {.subject = {is->sender_subject, is->sender_subject_len},
+                      .san = {is->sender_san, is->sender_san_len},
+                      .thumbprint = is->has_sender_thumbprint ? is->sender_thumbprint : NULL};
+    return tk_cert_satisfies(pc, &w);
+}
+
 static int issuer_basics(tk_jcfg *l, json_t *obj, tk_idp_issuer *is)
 {
     tk_slice s;
@@ -135,6 +209,7 @@ static int issuer_basics(tk_jcfg *l, json_t *obj, tk_idp_issuer *is)
         is->ssf_bearer_len = s.len;
     }
     rc = rc != 0 ? rc : get_action(l, obj, &is->credential_change);
+    rc = rc != 0 ? rc : get_sender_cert(l, obj, is);
     return rc != 0 ? rc : get_secrets(l, obj, is);
 }
 
@@ -263,6 +338,149 @@ static int issuer_signin(tk_jcfg *l, json_t *obj, tk_idp_issuer *is)
     return 0;
 }
 
+/* ---- Several organisations ------------------------------------------------------- */
+
+/* A JSON array of at most max strings, or NULL when absent. */
+static int get_list(tk_jcfg *l, json_t *obj, const char *name, size_t max, json_t **out)
+{
+    json_t *arr = json_object_get(obj, name);
+    *out = arr;
+    if (arr == NULL) {
+        return 0;
+    }
+    if (!json_is_array(arr) || json_array_size(arr) > max) {
+        return tk_jcfg_fail(l, TK_E_BADINPUT, "\"%s\" must be an array of at most %zu strings",
+                            name, max);
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v)
+    {
+        if (!json_is_string(v) || json_string_length(v) == 0) {
+            return tk_jcfg_fail(l, TK_E_BADINPUT, "\"%s\": entry %zu is not a non-empty string",
+                                name, i);
+        }
+    }
+    return 0;
+}
+
+/* A DNS name: labels of letters, digits and '-', separated by single dots. */
+static bool domain_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > TK_IDP_DOMAIN_MAX || s[0] == '.' || s[n - 1] == '.') {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (!alnum && c != '-' && !(c == '.' && s[i + 1] != '.')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Space-separated list entries: printable ASCII without space, '"' or '\\'
+ * (scope tokens, RFC 6749 §3.3, and resource identifiers alike). */
+static bool token_ok(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= 0x20 || c > 0x7e || c == '"' || c == '\\') {
+            return false;
+        }
+    }
+    return n > 0;
+}
+
+/* Join the strings of arr with spaces into buf (cap bytes with the NUL). */
+static int join(tk_jcfg *l, json_t *arr, const char *name, size_t item_max, char *buf, size_t cap,
+                size_t *len_out)
+{
+    size_t n = 0, i;
+    json_t *v;
+    buf[0] = '\0';
+    json_array_foreach(arr, i, v)
+    {
+        const char *s = json_string_value(v);
+        size_t sl = json_string_length(v);
+        if (sl > item_max || !token_ok(s, sl)) {
+            return tk_jcfg_fail(l, TK_E_BADINPUT,
+                                "\"%s\": entry %zu must be 1 to %zu printable characters without "
+                                "spaces or quotes",
+                                name, i, item_max);
+        }
+        if (n + (n > 0) + sl + 1 > cap) {
+            return tk_jcfg_fail(l, TK_E_BADINPUT, "\"%s\" is longer than %zu characters", name,
+                                cap - 1);
+        }
+        if (n > 0) {
+            buf[n++] = ' ';
+        }
+        memcpy(buf + n, s, sl + 1);
+        n += sl;
+    }
+    *len_out = n;
+    return 0;
+}
+
+/* domains (a sign-in IdP's: lower-cased, unique across the file),
+ * allowed_resources, allowed_scopes. */
+static int issuer_org(tk_jcfg *l, json_t *obj, const tk_idp_trust *t, tk_idp_issuer *is)
+{
+    json_t *dom, *res, *sc;
+    int rc = get_list(l, obj, "domains", TK_IDP_DOMAINS_MAX, &dom);
+    rc = rc != 0 ? rc : get_list(l, obj, "allowed_resources", TK_IDP_ORG_RESOURCES_MAX, &res);
+    rc = rc != 0 ? rc : get_list(l, obj, "allowed_scopes", TK_SCOPE_MAX / 2, &sc);
+    if (rc != 0) {
+        return rc;
+    }
+    if (dom != NULL && is->client_id_len == 0) {
+        return tk_jcfg_fail(l, TK_E_BADINPUT,
+                            "\"domains\" without \"client_id\" (only a "
+                            "sign-in IdP is chosen by login_hint)");
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(dom, i, v)
+    {
+        const char *s = json_string_value(v);
+        size_t n = json_string_length(v);
+        if (!domain_ok(s, n)) {
+            return tk_jcfg_fail(l, TK_E_BADINPUT,
+                                "\"domains\": \"%.64s\" is not a domain name (letters, digits, "
+                                "'-', dots between labels)",
+                                s);
+        }
+        char *d = is->domains[is->ndomains];
+        for (size_t k = 0; k <= n; k++) {
+            char c = s[k];
+            d[k] = c >= 'A' && c <= 'Z' ? (char)(c + ('a' - 'A')) : c;
+        }
+        for (unsigned j = 0; j < t->n; j++) { /* this issuer included */
+            const tk_idp_issuer *o = &t->issuers[j];
+            for (unsigned k = 0; k < o->ndomains; k++) {
+                if (strcmp(o->domains[k], d) == 0) {
+                    return tk_jcfg_fail(l, TK_E_BADINPUT,
+                                        "domain \"%.64s\" is listed twice (here or by issuer "
+                                        "\"%.200s\"): a login_hint must route to one IdP",
+                                        d, o->issuer);
+                }
+            }
+        }
+        is->ndomains++;
+    }
+    is->limit_resources = res != NULL;
+    rc = res == NULL ? 0
+                     : join(l, res, "allowed_resources", TK_AUD_MAX, is->allowed_resources,
+                            sizeof is->allowed_resources, &is->allowed_resources_len);
+    is->limit_scopes = sc != NULL;
+    rc = rc != 0 || sc == NULL ? rc
+                               : join(l, sc, "allowed_scopes", TK_SCOPE_MAX, is->allowed_scopes,
+                                      sizeof is->allowed_scopes, &is->allowed_scopes_len);
+    return rc;
+}
+
 static int issuer_keys(tk_jcfg *l, json_t *obj, tk_idp_issuer *is)
 {
     unsigned algs;
@@ -294,9 +512,11 @@ static int issuer_keys(tk_jcfg *l, json_t *obj, tk_idp_issuer *is)
         rc = rc != 0 ? rc : tk_idp_add_pem(l, is, spec, algs);
     }
     if (rc == 0 && is->nkeys == 0 && is->nsecrets == 0 && is->jwks_uri_len == 0 &&
-        is->client_id_len == 0) { /* a sign-in IdP's discovery names its jwks_uri */
+        is->client_id_len == 0 &&
+        !tk_idp_has_sender_cert(is)) { /* a sign-in IdP's discovery names its jwks_uri */
         rc = tk_jcfg_fail(l, TK_E_BADINPUT,
-                          "no keys, no jwks_uri and no webhook secrets: nothing could be verified");
+                          "no keys, no jwks_uri, no webhook secrets and no sender certificate: "
+                          "nothing could be verified");
     }
     return rc;
 }
@@ -306,6 +526,9 @@ static const char *const issuer_members[] = {"issuer",
                                              "jwks_file",
                                              "jwks",
                                              "jwks_uri",
+                                             "domains",
+                                             "allowed_resources",
+                                             "allowed_scopes",
                                              "keys",
                                              "algorithms",
                                              "leeway",
@@ -313,6 +536,7 @@ static const char *const issuer_members[] = {"issuer",
                                              "allow_missing_exp",
                                              "ssf_bearer",
                                              "webhook_secrets",
+                                             "sender_certificate",
                                              "credential_change",
                                              "client_id",
                                              "client_secret",
@@ -343,6 +567,7 @@ static int load_issuer(tk_jcfg *l, json_t *obj, tk_idp_trust *t)
     rc = tk_jcfg_only_members(l, obj, issuer_members, "an issuer");
     rc = rc != 0 ? rc : issuer_basics(l, obj, is);
     rc = rc != 0 ? rc : issuer_signin(l, obj, is);
+    rc = rc != 0 ? rc : issuer_org(l, obj, t, is);
     return rc != 0 ? rc : issuer_keys(l, obj, is);
 }
 
@@ -433,6 +658,27 @@ const tk_idp_issuer *tk_idp_find(const tk_idp_trust *t, tk_slice iss)
         const tk_idp_issuer *is = &t->issuers[i];
         if (is->issuer_len == iss.len && memcmp(is->issuer, iss.p, iss.len) == 0) {
             return is;
+        }
+    }
+    return NULL;
+}
+
+const tk_idp_issuer *tk_idp_for_hint(const tk_idp_trust *t, tk_slice hint)
+{
+    const char *at = NULL;
+    for (size_t i = 0; i < hint.len; i++) {
+        at = hint.p[i] == '@' ? hint.p + i : at;
+    }
+    if (at == NULL) {
+        return NULL;
+    }
+    tk_slice dom = {at + 1, hint.len - (size_t)(at + 1 - hint.p)};
+    for (unsigned i = 0; t != NULL && i < t->n; i++) {
+        const tk_idp_issuer *is = &t->issuers[i];
+        for (unsigned k = 0; is->client_id_len > 0 && k < is->ndomains; k++) {
+            if (dom.len > 0 && tk_slice_eq_nocase(dom, is->domains[k])) {
+                return is;
+            }
         }
     }
     return NULL;

@@ -23,6 +23,7 @@ enum {
     A_CHALLENGE,
     A_METHOD,
     A_PROMPT,
+    A_LOGIN_HINT,
     A_COUNT
 };
 
@@ -48,6 +49,7 @@ static int read_query(const char *q, size_t len, tk_oauth_authz_req *r, struct s
     f[A_CHALLENGE] = FIELD("code_challenge", x->code_challenge);
     f[A_METHOD] = FIELD("code_challenge_method", x->code_challenge_method);
     f[A_PROMPT] = FIELD("prompt", x->prompt);
+    f[A_LOGIN_HINT] = FIELD("login_hint", r->login_hint);
     const bool target[A_COUNT] = {[A_RESOURCE] = true};
     return oauth_form_read(q, len, f, A_COUNT, target, resource_repeated, err);
 }
@@ -151,7 +153,23 @@ static int check_rest(const tk_form_field *f, bool resource_repeated, tk_oauth_a
     if (rc != 0) {
         return rc;
     }
-    return f[A_PROMPT].present ? parse_prompt(val(&f[A_PROMPT]), &r->prompt, err) : 0;
+    rc = f[A_PROMPT].present ? parse_prompt(val(&f[A_PROMPT]), &r->prompt, err) : 0;
+    if (rc != 0) {
+        return rc;
+    }
+    /* A hint is matched against the trust file's domains and forwarded to
+     * one IdP: printable ASCII only, so it needs no further care there. */
+    r->has_login_hint = f[A_LOGIN_HINT].present;
+    for (size_t i = 0; r->has_login_hint && i < f[A_LOGIN_HINT].len; i++) {
+        unsigned char c = (unsigned char)r->login_hint[i];
+        r->has_login_hint = c >= 0x20 && c <= 0x7e;
+    }
+    if (f[A_LOGIN_HINT].present && (!r->has_login_hint || f[A_LOGIN_HINT].len == 0)) {
+        r->has_login_hint = false;
+        return tk_oauth_refuse(err, TK_OAUTH_INVALID_REQUEST,
+                               "login_hint must be 1 to 256 printable ASCII characters");
+    }
+    return 0;
 }
 
 int tk_oauth_authz_parse(const char *query, size_t len, tk_oauth_authz_req *req, tk_oauth_err *err)
@@ -169,3 +187,4 @@ int tk_oauth_authz_parse(const char *query, size_t len, tk_oauth_authz_req *req,
 }
 
 _Static_assert(TK_OAUTH_STATE_MAX == 512, "the description above says 512");
+_Static_assert(TK_LOGIN_HINT_MAX == 256, "the description above says 256");

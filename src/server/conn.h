@@ -119,6 +119,26 @@ typedef struct tk_worker {
     int init_result;
 } tk_worker;
 
+/* The server: its listeners, TLS context and workers (server.c runs them,
+ * setup.c makes them). */
+struct tk_server {
+    tk_server_cfg cfg;
+    tk_server_hooks hooks;
+    uint16_t port;                    /* listener 0's */
+    unsigned nlisteners;              /* 1 + cfg.nextra */
+    uint16_t ports[TK_LISTENERS_MAX]; /* bound port of each listener */
+    const char *hosts[TK_LISTENERS_MAX];
+    bool tls[TK_LISTENERS_MAX];       /* listener i speaks TLS */
+    uint8_t labels[TK_LISTENERS_MAX]; /* tk_http_request.listener of listener i */
+    struct tk_tls *tlsctx;            /* NULL when no listener speaks TLS */
+    unsigned nworkers;                /* threads started */
+    unsigned nalloc;                  /* workers with memory and a listener */
+    tk_worker *workers;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    unsigned started;
+};
+
 /* ---- setup.c: resources of a worker, made once before it serves ---- */
 
 #define RING_ENTRIES 4096
@@ -132,5 +152,16 @@ int tk_worker_setup_ring(tk_worker *w);
 /* A SO_REUSEPORT listener on host:port; *bound gets the port. */
 int tk_worker_listen(const char *host, uint16_t port, int *fd_out, uint16_t *bound);
 void tk_worker_pin(unsigned id);
+
+/* ---- setup.c: the server without its threads ---- */
+
+/* Check the configuration and make the server: the listener table, the TLS
+ * context when a listener speaks TLS, every worker's memory and listening
+ * sockets (the first binds the configured ports, 0 = ephemeral; the others
+ * the same), s->port and s->nalloc. 0 with *out, or an error with
+ * everything freed. */
+int tk_server_setup(const tk_server_cfg *cfg, const tk_server_hooks *hooks, tk_server **out);
+/* Free workers [0, nalloc), the TLS context and s. */
+void tk_server_free(tk_server *s, unsigned nalloc);
 
 #endif

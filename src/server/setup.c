@@ -1,10 +1,13 @@
 /*
- * Worker set-up for the server: listening sockets, the io_uring ring with its
- * provided-buffer ring, and the connection table. Everything a worker needs
- * is mapped here once, before the first accept; the pages are touched only as
- * connections use them.
+ * Set-up for the server: the server itself without its threads (the checked
+ * configuration, the listener table, the TLS context when a listener speaks
+ * TLS, each worker's listening sockets), and each worker's io_uring ring
+ * with its provided-buffer ring and its connection table. Everything a
+ * worker needs is mapped here once, before the first accept; the pages are
+ * touched only as connections use them. server.c runs what this makes.
  */
 #include "conn.h"
+#include "tls.h"
 #include "tokend/log.h"
 
 #include <arpa/inet.h>
@@ -172,4 +175,122 @@ void tk_worker_free(tk_worker *w, const tk_server_cfg *cfg)
     if (w->br) {
         munmap(w->br, w->br_bytes);
     }
+}
+
+/* ---- The server without its threads ---------------------------------------- */
+
+static int check_cfg(const tk_server_cfg *cfg, const tk_server_hooks *h)
+{
+    if (cfg->workers == 0 || cfg->workers > TK_WORKERS_MAX || cfg->max_conns == 0 ||
+        cfg->max_conns > TK_CONNS_MAX || cfg->max_body > TK_HTTP_BODY_MAX || !cfg->host ||
+        cfg->nextra > TK_LISTENERS_MAX - 1 || !h->request || !h->worker_init || !h->worker_fini ||
+        !h->wake_fd || !h->wake || !h->respond || !h->batch_begin) {
+        return TK_E_INVALID;
+    }
+    bool tls = cfg->tls;
+    for (unsigned i = 0; i < cfg->nextra; i++) {
+        if (cfg->extra[i].host == NULL) {
+            return TK_E_INVALID;
+        }
+        tls = tls || cfg->extra[i].tls;
+    }
+    if (tls && (cfg->tls_cert == NULL || cfg->tls_key == NULL)) {
+        return TK_E_INVALID;
+    }
+    return 0;
+}
+
+void tk_server_free(tk_server *s, unsigned nalloc)
+{
+    for (unsigned i = 0; i < nalloc; i++) {
+        tk_worker_free(&s->workers[i], &s->cfg);
+    }
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->cond);
+    tk_tls_free(s->tlsctx);
+    free(s->workers);
+    free(s);
+}
+
+/* Open every listener of one worker. The first worker binds the configured
+ * ports (0: ephemeral) and records what it got; the others bind the same. */
+static int listen_all(tk_server *s, tk_worker *w, bool first)
+{
+    for (unsigned i = 0; i < s->nlisteners; i++) {
+        uint16_t bound = 0;
+        int r = tk_worker_listen(s->hosts[i], s->ports[i], &w->listen_fd[i], &bound);
+        if (r != 0) {
+            tk_log_error("listen_failed", "host=%s port=%u error=\"%s\"", s->hosts[i],
+                         (unsigned)s->ports[i], tk_strerror(r));
+            return r;
+        }
+        if (first) {
+            s->ports[i] = bound;
+        }
+    }
+    return 0;
+}
+
+int tk_server_setup(const tk_server_cfg *cfg, const tk_server_hooks *hooks, tk_server **out)
+{
+    int r = check_cfg(cfg, hooks);
+    if (r != 0) {
+        return r;
+    }
+    tk_server *s = calloc(1, sizeof(*s));
+    if (!s) {
+        return -ENOMEM;
+    }
+    s->cfg = *cfg;
+    s->hooks = *hooks;
+    s->nworkers = cfg->workers;
+    s->nlisteners = 1 + cfg->nextra;
+    s->hosts[0] = cfg->host;
+    s->ports[0] = cfg->port;
+    s->tls[0] = cfg->tls;
+    bool any_tls = cfg->tls;
+    for (unsigned i = 0; i < cfg->nextra; i++) {
+        s->hosts[i + 1] = cfg->extra[i].host;
+        s->ports[i + 1] = cfg->extra[i].port;
+        s->tls[i + 1] = cfg->extra[i].tls;
+        s->labels[i + 1] = cfg->extra[i].label;
+        any_tls = any_tls || cfg->extra[i].tls;
+    }
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->cond, NULL);
+    if (any_tls) {
+        r = tk_tls_new(cfg->tls_cert, cfg->tls_key, cfg->tls_ca, &s->tlsctx);
+        if (r != 0) {
+            tk_server_free(s, 0);
+            return r;
+        }
+    }
+    s->workers = calloc(cfg->workers, sizeof(*s->workers));
+    if (!s->workers) {
+        tk_server_free(s, 0);
+        return -ENOMEM;
+    }
+    unsigned n = 0;
+    for (; n < cfg->workers; n++) {
+        tk_worker *w = &s->workers[n];
+        w->srv = s;
+        w->id = n;
+        w->stop_fd = w->wake_fd = -1;
+        w->nlisteners = s->nlisteners;
+        for (unsigned i = 0; i < TK_LISTENERS_MAX; i++) {
+            w->listen_fd[i] = -1;
+            w->listen_tls[i] = s->tls[i];
+            w->listen_label[i] = s->labels[i];
+        }
+        r = tk_worker_alloc(w, cfg);
+        r = r != 0 ? r : listen_all(s, w, n == 0);
+        if (r != 0) {
+            tk_server_free(s, n + 1);
+            return r;
+        }
+        s->port = s->ports[0];
+        s->nalloc = n + 1;
+    }
+    *out = s;
+    return 0;
 }

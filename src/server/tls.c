@@ -23,8 +23,10 @@
 #include "tls.h"
 #include "tokend/cert.h"
 #include "tokend/clock.h"
+#include "tokend/crypto.h"
 #include "tokend/log.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
@@ -372,6 +374,73 @@ static void peer_subject(X509 *x, tk_peer_cert *pc)
     BIO_free(b);
 }
 
+/* One name of the certificate, if it is of a kind tokend matches and its
+ * canonical form fits: its hash joins pc->san. */
+static void peer_san(const GENERAL_NAME *g, tk_peer_cert *pc)
+{
+    char text[TK_CERT_SAN_MAX + 1], canon[TK_CERT_SAN_MAX + 1];
+    const char *prefix = NULL;
+    const ASN1_STRING *v = NULL;
+    switch (g->type) {
+    case GEN_DNS:
+        prefix = "dns:", v = g->d.dNSName;
+        break;
+    case GEN_URI:
+        prefix = "uri:", v = g->d.uniformResourceIdentifier;
+        break;
+    case GEN_EMAIL:
+        prefix = "email:", v = g->d.rfc822Name;
+        break;
+    case GEN_IPADD:
+        prefix = "ip:", v = g->d.iPAddress;
+        break;
+    default:
+        return;
+    }
+    const unsigned char *d = ASN1_STRING_get0_data(v);
+    int n = ASN1_STRING_length(v);
+    size_t plen = strlen(prefix), len = 0;
+    if (d == NULL || n <= 0) {
+        return;
+    }
+    memcpy(text, prefix, plen);
+    if (g->type == GEN_IPADD) {
+        char ip[INET6_ADDRSTRLEN];
+        int af = n == 4 ? AF_INET : AF_INET6;
+        if ((n != 4 && n != 16) || inet_ntop(af, d, ip, sizeof ip) == NULL) {
+            return;
+        }
+        len = plen + strlen(ip);
+        memcpy(text + plen, ip, len - plen);
+    } else {
+        /* An IA5String: a NUL inside it would hide the rest; refused by
+         * the canonical form like any byte outside printable ASCII. */
+        if ((size_t)n > TK_CERT_SAN_MAX - plen) {
+            return;
+        }
+        memcpy(text + plen, d, (size_t)n);
+        len = plen + (size_t)n;
+    }
+    size_t clen = 0;
+    if (tk_cert_san_canon((tk_slice){text, len}, canon, sizeof canon, &clen) == 0) {
+        tk_sha256(canon, clen, pc->san[pc->nsans++]);
+    }
+}
+
+/* The subject alternative names, up to TK_CERT_SANS_MAX. */
+static void peer_sans(X509 *x, tk_peer_cert *pc)
+{
+    GENERAL_NAMES *names = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    if (names == NULL) {
+        return;
+    }
+    int n = sk_GENERAL_NAME_num(names);
+    for (int i = 0; i < n && pc->nsans < TK_CERT_SANS_MAX; i++) {
+        peer_san(sk_GENERAL_NAME_value(names, i), pc);
+    }
+    GENERAL_NAMES_free(names);
+}
+
 /* Once the handshake is done: summarise the client's certificate, if any,
  * into c->cert. An allocation failure leaves it NULL, which the
  * application treats as "no certificate" (fails closed). */
@@ -393,6 +462,7 @@ static void peer_record(struct conn *c)
     }
     pc->verified = SSL_get_verify_result(c->ssl) == X509_V_OK;
     peer_subject(x, pc);
+    peer_sans(x, pc);
     ERR_clear_error();
     c->cert = pc;
 }

@@ -155,6 +155,21 @@ static int64_t min_exp(int64_t a, int64_t session_expires)
     return session_expires != 0 && session_expires < a ? session_expires : a;
 }
 
+/* An op that issues tokens names the new access token's hash, which the
+ * worker drew at random for this op alone: finding that token means this
+ * very op was applied before (a log replayed, a publish delivered twice).
+ * It then changes nothing and reports OK, as it did the first time;
+ * without this, a second CODE_REDEEM would find its code used and revoke
+ * the grant it had just issued under (REPLAYED), and a second REFRESH with
+ * a zero reuse window would revoke the family. */
+static bool applied_before(tk_txn *txn, const uint8_t access[TK_HASH_LEN], int *err)
+{
+    tk_token_rec t;
+    int rc = read_rc(tk_store_get_token(txn, access, &t));
+    *err = rc == TK_E_NOTFOUND ? 0 : rc;
+    return rc == 0;
+}
+
 /* ---- PUT_NEW ------------------------------------------------------------------- */
 
 static int apply_put_new(tk_txn *txn, const tk_op *op, bool *changed, uint8_t *outcome)
@@ -474,8 +489,13 @@ static int apply_code_redeem(tk_txn *txn, const tk_op *op, bool *changed, uint8_
 {
     const tk_op_code_redeem *x = &op->code_redeem;
     *outcome = TK_OUT_INVALID;
+    int rc;
+    if (applied_before(txn, x->access, &rc) || rc != 0) {
+        *outcome = rc == 0 ? TK_OUT_OK : TK_OUT_NONE;
+        return rc;
+    }
     tk_code_rec c;
-    int rc = read_rc(tk_store_get_code(txn, x->code, &c));
+    rc = read_rc(tk_store_get_code(txn, x->code, &c));
     if (rc != 0) {
         return rc == TK_E_NOTFOUND ? 0 : rc;
     }
@@ -533,8 +553,13 @@ static int apply_refresh(tk_txn *txn, const tk_op *op, bool *changed, uint8_t *o
 {
     const tk_op_refresh *x = &op->refresh;
     *outcome = TK_OUT_INVALID;
+    int rc;
+    if (applied_before(txn, x->access, &rc) || rc != 0) {
+        *outcome = rc == 0 ? TK_OUT_OK : TK_OUT_NONE;
+        return rc;
+    }
     tk_token_rec t;
-    int rc = read_rc(tk_store_get_token(txn, x->old, &t));
+    rc = read_rc(tk_store_get_token(txn, x->old, &t));
     if (rc != 0) {
         return rc == TK_E_NOTFOUND ? 0 : rc;
     }
@@ -589,8 +614,13 @@ static int apply_exchange(tk_txn *txn, const tk_op *op, bool *changed, uint8_t *
 {
     const tk_op_exchange *x = &op->exchange;
     *outcome = TK_OUT_INVALID;
+    int rc;
+    if (applied_before(txn, x->child, &rc) || rc != 0) {
+        *outcome = rc == 0 ? TK_OUT_OK : TK_OUT_NONE;
+        return rc;
+    }
     tk_token_rec t;
-    int rc = read_rc(tk_store_get_token(txn, x->parent, &t));
+    rc = read_rc(tk_store_get_token(txn, x->parent, &t));
     if (rc != 0) {
         return rc == TK_E_NOTFOUND ? 0 : rc;
     }

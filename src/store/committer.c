@@ -469,10 +469,7 @@ static void *committer_main(void *arg)
 void tk_commit_req_release(tk_commit_req *req)
 {
     for (unsigned i = 0; i < req->nops && i < TK_OPS_PER_REQ; i++) {
-        if (req->ops[i].type == TK_OP_PUT_NEW) {
-            free(req->ops[i].put_new.rec);
-            req->ops[i].put_new.rec = NULL;
-        }
+        tk_op_release(&req->ops[i]);
     }
 }
 

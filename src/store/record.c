@@ -7,7 +7,9 @@
  * goes through msgpack-c's packer writing into the caller's buffer; decoding
  * is our own reader, which accepts only what the encoder emits: a fixmap or
  * map16, integer keys in ascending-free order with no duplicates, ints of any
- * width (range-checked), str up to str16, bin8 of exactly 32 bytes.
+ * width (range-checked), str up to str16, bin8 of exactly 32 bytes (and,
+ * for the op codec in op.c only, bin8/bin16 of a bounded length and
+ * unsigned 64-bit integers).
  *
  * Records stay compact because the hot path touches them among millions:
  * optional strings that are empty and optional ints that are zero are not
@@ -19,51 +21,9 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "tokend/record.h"
+#include "codec_int.h"
 
 /* ---- Field tables -------------------------------------------------------- */
-
-enum ftype { F_STR = 1, F_INT = 2, F_HASH = 3 };
-
-#define NO_FLAG SIZE_MAX
-
-typedef struct field {
-    uint8_t key;    /* 1..31 (0 is the version) */
-    uint8_t type;   /* enum ftype */
-    bool required;  /* always written; strings must be non-empty */
-    uint16_t max;   /* F_STR: longest length */
-    uint8_t size;   /* F_INT: sizeof the struct member (1, 4 or 8; 4 is unsigned) */
-    int64_t lo, hi; /* F_INT: accepted range (optional ints: 0 = absent) */
-    size_t off;     /* member offset */
-    size_t flag;    /* F_HASH optional: offset of the bool saying it is set */
-} field;
-
-#define KEY_MAX 31
-
-#define STR(k, req, m, T, mem)                                                                     \
-    {                                                                                              \
-        .key = (k), .type = F_STR, .required = (req), .max = (m), .off = offsetof(T, mem)          \
-    }
-#define TIME(k, req, T, mem)                                                                       \
-    {                                                                                              \
-        .key = (k), .type = F_INT, .required = (req), .size = 8, .lo = (req) ? 0 : 1,              \
-        .hi = TK_TIME_MAX, .off = offsetof(T, mem)                                                 \
-    }
-#define ENUM(k, req, l, h, T, mem)                                                                 \
-    {                                                                                              \
-        .key = (k), .type = F_INT, .required = (req), .size = 1, .lo = (l), .hi = (h),             \
-        .off = offsetof(T, mem)                                                                    \
-    }
-/* A counter that starts absent (0): optional, 1..UINT32_MAX, a uint32_t member. */
-#define GEN(k, T, mem)                                                                             \
-    {                                                                                              \
-        .key = (k), .type = F_INT, .required = false, .size = 4, .lo = 1, .hi = UINT32_MAX,        \
-        .off = offsetof(T, mem)                                                                    \
-    }
-#define HASH(k, req, T, mem, fl)                                                                   \
-    {                                                                                              \
-        .key = (k), .type = F_HASH, .required = (req), .off = offsetof(T, mem), .flag = (fl)       \
-    }
 
 static const field token_fields[] = {
     ENUM(1, true, TK_TOKEN_ACCESS, TK_TOKEN_REFRESH, tk_token_rec, kind),
@@ -126,6 +86,7 @@ static const field client_fields[] = {
     STR(15, false, TK_DELEGATE_MAX, tk_client_rec, delegate_to),
     STR(16, false, TK_CERT_DN_MAX, tk_client_rec, tls_subject),
     HASH(17, false, tk_client_rec, tls_thumbprint, offsetof(tk_client_rec, has_tls_thumbprint)),
+    STR(18, false, TK_CERT_SAN_MAX, tk_client_rec, tls_san),
 };
 
 static const field code_fields[] = {
@@ -155,6 +116,7 @@ static const field authreq_fields[] = {
     TIME(10, true, tk_authreq_rec, exp),
     TIME(11, false, tk_authreq_rec, used_at),
     TIME(12, true, tk_authreq_rec, created),
+    STR(13, false, TK_LOGIN_HINT_MAX, tk_authreq_rec, login_hint),
 };
 
 static const field browser_fields[] = {
@@ -198,56 +160,7 @@ static const field audit_fields[] = {
     ENUM(10, false, TK_HOLD_ADMIN, TK_HOLD_LAST, tk_audit_rec, hold),
 };
 
-/* The wire form of an op: one flat struct of slices, one key per field; each
- * op kind uses its own subset of the keys (op_keys below). */
-typedef struct op_wire {
-    uint8_t type, state, source, hold;
-    bool has_hash, has_filter, has_secret;
-    uint8_t hash[TK_HASH_LEN], filter[TK_HASH_LEN], secret[TK_HASH_LEN];
-    tk_slice id, reason, iss, resource;
-    int64_t at, until;
-    int64_t allowed, denied;
-} op_wire;
-
-static const field op_fields[] = {
-    ENUM(1, true, TK_OP_REVOKE_TOKEN, TK_OP_WIRE_LAST, op_wire, type),
-    ENUM(2, false, 1, 3, op_wire, state),
-    HASH(3, false, op_wire, hash, offsetof(op_wire, has_hash)),
-    STR(4, false, TK_ID_MAX, op_wire, id),
-    STR(5, false, TK_REASON_MAX, op_wire, reason),
-    {.key = 6,
-     .type = F_INT,
-     .required = true,
-     .size = 8,
-     .lo = 1,
-     .hi = TK_TIME_MAX,
-     .off = offsetof(op_wire, at)},
-    ENUM(7, false, TK_SOURCE_BACKCHANNEL, TK_SOURCE_WEBHOOK, op_wire, source),
-    HASH(8, false, op_wire, filter, offsetof(op_wire, has_filter)),
-    TIME(9, false, op_wire, until),
-    STR(10, false, TK_IDP_ISS_MAX, op_wire, iss),
-    {.key = 11,
-     .type = F_INT,
-     .size = 8,
-     .lo = 1,
-     .hi = UINT32_MAX,
-     .off = offsetof(op_wire, allowed)},
-    {.key = 12,
-     .type = F_INT,
-     .size = 8,
-     .lo = 1,
-     .hi = UINT32_MAX,
-     .off = offsetof(op_wire, denied)},
-    STR(13, false, TK_ACCESS_RESOURCE_MAX, op_wire, resource),
-    ENUM(14, false, TK_HOLD_ADMIN, TK_HOLD_LAST, op_wire, hold),
-    HASH(15, false, op_wire, secret, offsetof(op_wire, has_secret)),
-};
-
-/* Worst case of one record: map16 header, version, and per field a key (1
- * byte), a str16 header or bin8 header, or an int64. Keeps TK_RECORD_MAX honest. */
-#define WORST_STR(n) (1 + 3 + (n))
-#define WORST_INT    (1 + 9)
-#define WORST_HASH   (1 + 2 + TK_HASH_LEN)
+/* Keeps TK_RECORD_MAX honest (WORST_*: codec_int.h). */
 _Static_assert(3 + 2 + WORST_INT + 4 * WORST_STR(TK_ID_MAX) + WORST_STR(TK_SUB_MAX) +
                        WORST_STR(TK_SCOPE_MAX) + WORST_STR(TK_AUD_MAX) + 3 * WORST_HASH +
                        7 * WORST_INT <=
@@ -306,6 +219,13 @@ static tk_slice get_str(const field *f, const void *rec)
     return s;
 }
 
+static uint64_t get_u64(const field *f, const void *rec)
+{
+    uint64_t v;
+    memcpy(&v, (const uint8_t *)rec + f->off, sizeof(v));
+    return v;
+}
+
 static bool hash_set(const field *f, const void *rec)
 {
     if (f->flag == NO_FLAG) {
@@ -315,13 +235,16 @@ static bool hash_set(const field *f, const void *rec)
 }
 
 /* Whether an optional field carries a value (required fields always do). */
-static bool present(const field *f, const void *rec)
+bool tk_codec_present(const field *f, const void *rec)
 {
     switch (f->type) {
     case F_STR:
+    case F_BIN:
         return get_str(f, rec).len > 0;
     case F_INT:
         return get_int(f, rec) != 0;
+    case F_U64:
+        return get_u64(f, rec) != 0;
     default:
         return hash_set(f, rec);
     }
@@ -333,7 +256,7 @@ static int check_fields(const field *fs, size_t nf, const void *rec)
 {
     for (size_t i = 0; i < nf; i++) {
         const field *f = &fs[i];
-        if (f->type == F_STR) {
+        if (f->type == F_STR || f->type == F_BIN) {
             tk_slice s = get_str(f, rec);
             if (s.len > f->max || (s.len > 0 && s.p == NULL) || (f->required && s.len == 0)) {
                 return TK_E_INVALID;
@@ -376,14 +299,19 @@ static int pack_field(msgpack_packer *pk, const field *f, const void *rec)
         rc = msgpack_pack_str_with_body(pk, s.p, s.len);
     } else if (rc == 0 && f->type == F_INT) {
         rc = msgpack_pack_int64(pk, get_int(f, rec));
+    } else if (rc == 0 && f->type == F_BIN) {
+        tk_slice s = get_str(f, rec);
+        rc = msgpack_pack_bin_with_body(pk, s.p, s.len);
+    } else if (rc == 0 && f->type == F_U64) {
+        rc = msgpack_pack_uint64(pk, get_u64(f, rec));
     } else if (rc == 0) {
         rc = msgpack_pack_bin_with_body(pk, (const uint8_t *)rec + f->off, TK_HASH_LEN);
     }
     return rc;
 }
 
-static int encode_fields(const field *fs, size_t nf, const void *rec, uint8_t *buf, size_t cap,
-                         size_t *len)
+int tk_codec_encode(const field *fs, size_t nf, const void *rec, uint8_t *buf, size_t cap,
+                    size_t *len)
 {
     TK_ASSERT(buf != NULL || cap == 0);
     int rc = check_fields(fs, nf, rec);
@@ -392,7 +320,7 @@ static int encode_fields(const field *fs, size_t nf, const void *rec, uint8_t *b
     }
     size_t n = 1;
     for (size_t i = 0; i < nf; i++) {
-        n += (fs[i].required || present(&fs[i], rec)) ? 1 : 0;
+        n += (fs[i].required || tk_codec_present(&fs[i], rec)) ? 1 : 0;
     }
     wbuf w = {.p = buf, .cap = cap, .len = 0};
     msgpack_packer pk;
@@ -401,7 +329,7 @@ static int encode_fields(const field *fs, size_t nf, const void *rec, uint8_t *b
     rc = rc != 0 ? rc : msgpack_pack_uint8(&pk, 0);
     rc = rc != 0 ? rc : msgpack_pack_uint8(&pk, TK_RECORD_VERSION);
     for (size_t i = 0; i < nf && rc == 0; i++) {
-        if (fs[i].required || present(&fs[i], rec)) {
+        if (fs[i].required || tk_codec_present(&fs[i], rec)) {
             rc = pack_field(&pk, &fs[i], rec);
         }
     }
@@ -535,6 +463,36 @@ static bool rd_hash(rd *r, uint8_t out[TK_HASH_LEN])
     return true;
 }
 
+/* bin8 or bin16 of 1..max bytes. */
+static bool rd_bin(rd *r, size_t max, tk_slice *out)
+{
+    const uint8_t *t;
+    uint64_t n;
+    if (!rd_take(r, 1, &t) || (*t != 0xc4 && *t != 0xc5) || !rd_be(r, *t == 0xc4 ? 1 : 2, &n)) {
+        return false;
+    }
+    const uint8_t *b;
+    if (n == 0 || n > max || !rd_take(r, (size_t)n, &b)) {
+        return false;
+    }
+    *out = (tk_slice){(const char *)b, (size_t)n};
+    return true;
+}
+
+/* A non-negative integer of up to 64 bits: positive fixint or uint 8..64. */
+static bool rd_u64(rd *r, uint64_t *out)
+{
+    const uint8_t *t;
+    if (!rd_take(r, 1, &t)) {
+        return false;
+    }
+    if (*t <= 0x7f) {
+        *out = *t;
+        return true;
+    }
+    return *t >= 0xcc && *t <= 0xcf && rd_be(r, (size_t)1 << (*t - 0xcc), out);
+}
+
 static bool rd_map(rd *r, uint64_t *n)
 {
     const uint8_t *t;
@@ -584,6 +542,22 @@ static bool decode_value(rd *r, const field *f, void *rec)
         set_int(f, rec, v);
         return true;
     }
+    if (f->type == F_BIN) {
+        tk_slice s;
+        if (!rd_bin(r, f->max, &s)) {
+            return false;
+        }
+        memcpy((uint8_t *)rec + f->off, &s, sizeof(s));
+        return true;
+    }
+    if (f->type == F_U64) {
+        uint64_t v;
+        if (!rd_u64(r, &v) || v == 0) {
+            return false;
+        }
+        memcpy((uint8_t *)rec + f->off, &v, sizeof(v));
+        return true;
+    }
     if (!rd_hash(r, (uint8_t *)rec + f->off)) {
         return false;
     }
@@ -594,8 +568,8 @@ static bool decode_value(rd *r, const field *f, void *rec)
 }
 
 /* Decode into rec (zeroed first, size bytes). */
-static int decode_fields(const field *fs, size_t nf, const uint8_t *buf, size_t len, void *rec,
-                         size_t size)
+int tk_codec_decode(const field *fs, size_t nf, const uint8_t *buf, size_t len, void *rec,
+                    size_t size)
 {
     memset(rec, 0, size);
     rd r = {buf, buf + len};
@@ -608,12 +582,12 @@ static int decode_fields(const field *fs, size_t nf, const uint8_t *buf, size_t 
     if (!rd_int(&r, &key) || key != 0 || !rd_int(&r, &version) || version != TK_RECORD_VERSION) {
         return TK_E_CORRUPT;
     }
-    uint32_t seen = 1;
+    uint64_t seen = 1;
     for (uint64_t i = 1; i < n; i++) {
-        if (!rd_int(&r, &key) || key < 1 || key > KEY_MAX || (seen & (1u << key))) {
+        if (!rd_int(&r, &key) || key < 1 || key > KEY_MAX || (seen & (1ull << key))) {
             return TK_E_CORRUPT;
         }
-        seen |= 1u << key;
+        seen |= 1ull << key;
         const field *f = find_field(fs, nf, key);
         if (f == NULL || !decode_value(&r, f, rec)) {
             return TK_E_CORRUPT;
@@ -623,7 +597,7 @@ static int decode_fields(const field *fs, size_t nf, const uint8_t *buf, size_t 
         return TK_E_CORRUPT;
     }
     for (size_t i = 0; i < nf; i++) {
-        if (fs[i].required && !(seen & (1u << fs[i].key))) {
+        if (fs[i].required && !(seen & (1ull << fs[i].key))) {
             return TK_E_CORRUPT;
         }
     }
@@ -637,11 +611,9 @@ static int decode_fields(const field *fs, size_t nf, const uint8_t *buf, size_t 
 
 /* ---- Records ---------------------------------------------------------------- */
 
-#define NF(t) TK_ARRAY_LEN(t)
-
 int tk_record_encode_token(const tk_token_rec *rec, uint8_t *buf, size_t cap, size_t *len)
 {
-    return encode_fields(token_fields, NF(token_fields), rec, buf, cap, len);
+    return tk_codec_encode(token_fields, NF(token_fields), rec, buf, cap, len);
 }
 
 /* The holds invariant (record.h): active <=> no hold, suspended <=> some. */
@@ -658,32 +630,32 @@ int tk_record_encode_session(const tk_session_rec *rec, uint8_t *buf, size_t cap
     if (!session_holds_ok(rec)) {
         return TK_E_INVALID;
     }
-    return encode_fields(session_fields, NF(session_fields), rec, buf, cap, len);
+    return tk_codec_encode(session_fields, NF(session_fields), rec, buf, cap, len);
 }
 
 int tk_record_encode_grant(const tk_grant_rec *rec, uint8_t *buf, size_t cap, size_t *len)
 {
-    return encode_fields(grant_fields, NF(grant_fields), rec, buf, cap, len);
+    return tk_codec_encode(grant_fields, NF(grant_fields), rec, buf, cap, len);
 }
 
 int tk_record_encode_client(const tk_client_rec *rec, uint8_t *buf, size_t cap, size_t *len)
 {
-    return encode_fields(client_fields, NF(client_fields), rec, buf, cap, len);
+    return tk_codec_encode(client_fields, NF(client_fields), rec, buf, cap, len);
 }
 
 int tk_record_encode_audit(const tk_audit_rec *rec, uint8_t *buf, size_t cap, size_t *len)
 {
-    return encode_fields(audit_fields, NF(audit_fields), rec, buf, cap, len);
+    return tk_codec_encode(audit_fields, NF(audit_fields), rec, buf, cap, len);
 }
 
 int tk_record_decode_token(const uint8_t *buf, size_t len, tk_token_rec *rec)
 {
-    return decode_fields(token_fields, NF(token_fields), buf, len, rec, sizeof(*rec));
+    return tk_codec_decode(token_fields, NF(token_fields), buf, len, rec, sizeof(*rec));
 }
 
 int tk_record_decode_session(const uint8_t *buf, size_t len, tk_session_rec *rec)
 {
-    int rc = decode_fields(session_fields, NF(session_fields), buf, len, rec, sizeof(*rec));
+    int rc = tk_codec_decode(session_fields, NF(session_fields), buf, len, rec, sizeof(*rec));
     if (rc == 0 && rec->state == TK_SESSION_SUSPENDED && rec->holds == 0) {
         rec->holds = TK_HOLD_BIT(TK_HOLD_ADMIN); /* written before holds existed */
     }
@@ -696,328 +668,59 @@ int tk_record_decode_session(const uint8_t *buf, size_t len, tk_session_rec *rec
 
 int tk_record_decode_grant(const uint8_t *buf, size_t len, tk_grant_rec *rec)
 {
-    return decode_fields(grant_fields, NF(grant_fields), buf, len, rec, sizeof(*rec));
+    return tk_codec_decode(grant_fields, NF(grant_fields), buf, len, rec, sizeof(*rec));
 }
 
 int tk_record_decode_client(const uint8_t *buf, size_t len, tk_client_rec *rec)
 {
-    return decode_fields(client_fields, NF(client_fields), buf, len, rec, sizeof(*rec));
+    return tk_codec_decode(client_fields, NF(client_fields), buf, len, rec, sizeof(*rec));
 }
 
 int tk_record_encode_agent_access(const tk_agent_access_rec *rec, uint8_t *buf, size_t cap,
                                   size_t *len)
 {
-    return encode_fields(agent_access_fields, NF(agent_access_fields), rec, buf, cap, len);
+    return tk_codec_encode(agent_access_fields, NF(agent_access_fields), rec, buf, cap, len);
 }
 
 int tk_record_decode_agent_access(const uint8_t *buf, size_t len, tk_agent_access_rec *rec)
 {
-    return decode_fields(agent_access_fields, NF(agent_access_fields), buf, len, rec, sizeof(*rec));
+    return tk_codec_decode(agent_access_fields, NF(agent_access_fields), buf, len, rec,
+                           sizeof(*rec));
 }
 
 int tk_record_decode_audit(const uint8_t *buf, size_t len, tk_audit_rec *rec)
 {
-    return decode_fields(audit_fields, NF(audit_fields), buf, len, rec, sizeof(*rec));
+    return tk_codec_decode(audit_fields, NF(audit_fields), buf, len, rec, sizeof(*rec));
 }
 
 int tk_record_encode_code(const tk_code_rec *rec, uint8_t *buf, size_t cap, size_t *len)
 {
-    return encode_fields(code_fields, NF(code_fields), rec, buf, cap, len);
+    return tk_codec_encode(code_fields, NF(code_fields), rec, buf, cap, len);
 }
 
 int tk_record_decode_code(const uint8_t *buf, size_t len, tk_code_rec *rec)
 {
-    return decode_fields(code_fields, NF(code_fields), buf, len, rec, sizeof(*rec));
+    return tk_codec_decode(code_fields, NF(code_fields), buf, len, rec, sizeof(*rec));
 }
 
 int tk_record_encode_authreq(const tk_authreq_rec *rec, uint8_t *buf, size_t cap, size_t *len)
 {
-    return encode_fields(authreq_fields, NF(authreq_fields), rec, buf, cap, len);
+    return tk_codec_encode(authreq_fields, NF(authreq_fields), rec, buf, cap, len);
 }
 
 int tk_record_decode_authreq(const uint8_t *buf, size_t len, tk_authreq_rec *rec)
 {
-    return decode_fields(authreq_fields, NF(authreq_fields), buf, len, rec, sizeof(*rec));
+    return tk_codec_decode(authreq_fields, NF(authreq_fields), buf, len, rec, sizeof(*rec));
 }
 
 int tk_record_encode_browser(const tk_browser_rec *rec, uint8_t *buf, size_t cap, size_t *len)
 {
-    return encode_fields(browser_fields, NF(browser_fields), rec, buf, cap, len);
+    return tk_codec_encode(browser_fields, NF(browser_fields), rec, buf, cap, len);
 }
 
 int tk_record_decode_browser(const uint8_t *buf, size_t len, tk_browser_rec *rec)
 {
-    return decode_fields(browser_fields, NF(browser_fields), buf, len, rec, sizeof(*rec));
-}
-
-/* ---- Ops --------------------------------------------------------------------- */
-
-static bool id_ok(tk_slice s, size_t max)
-{
-    return s.len > 0 && s.len <= max;
-}
-
-/* A session change {state, hold}: terminate carries no hold, suspend and
- * resume name the owner whose hold they set or lift. */
-static bool state_hold_ok(uint8_t state, uint8_t hold)
-{
-    if (state == TK_SESSION_TERMINATED) {
-        return hold == 0;
-    }
-    return (state == TK_SESSION_ACTIVE || state == TK_SESSION_SUSPENDED) && hold >= TK_HOLD_ADMIN &&
-           hold <= TK_HOLD_LAST;
-}
-
-static bool idp_event_ok(const tk_op *op)
-{
-    const tk_op_idp_event *e = &op->idp_event;
-    return state_hold_ok(e->state, e->hold) && e->source >= TK_SOURCE_BACKCHANNEL &&
-           e->source <= TK_SOURCE_WEBHOOK && id_ok(tk_op_id_get(&e->event_id), TK_EVENT_ID_MAX) &&
-           id_ok(tk_op_iss_get(&e->iss), TK_IDP_ISS_MAX) && e->reason.len <= TK_REASON_MAX &&
-           e->until >= op->at && e->until <= TK_TIME_MAX;
-}
-
-int tk_op_validate(const tk_op *op)
-{
-    bool ok = op->at >= 1 && op->at <= TK_TIME_MAX;
-    switch (op->type) {
-    case TK_OP_REVOKE_TOKEN:
-        break;
-    case TK_OP_REVOKE_GRANT:
-        ok = ok && id_ok(tk_op_id_get(&op->revoke_grant.grant), TK_ID_MAX);
-        break;
-    case TK_OP_SESSION_STATE:
-        ok = ok && id_ok(tk_op_id_get(&op->session.sid), TK_ID_MAX) &&
-             state_hold_ok(op->session.state, op->session.hold) &&
-             op->session.reason.len <= TK_REASON_MAX;
-        break;
-    case TK_OP_CLIENT_STATUS:
-        ok = ok && id_ok(tk_op_id_get(&op->client_status.client), TK_ID_MAX) &&
-             (op->client_status.status == TK_CLIENT_APPROVED ||
-              op->client_status.status == TK_CLIENT_DISABLED);
-        break;
-    case TK_OP_CLIENT_SECRET:
-        ok = ok && id_ok(tk_op_id_get(&op->client_secret.client), TK_ID_MAX);
-        break;
-    case TK_OP_AGENT_ACCESS:
-        ok = ok && id_ok(tk_op_id_get(&op->agent_access.client), TK_ID_MAX) &&
-             id_ok(tk_op_resource_get(&op->agent_access.resource), TK_ACCESS_RESOURCE_MAX) &&
-             (op->agent_access.allowed > 0 || op->agent_access.denied > 0);
-        break;
-    case TK_OP_IDP_EVENT:
-        ok = ok && idp_event_ok(op);
-        break;
-    case TK_OP_PUT_NEW:
-        ok = ok && (op->put_new.db == TK_OP_DB_CLIENT || op->put_new.db == TK_OP_DB_AUTHREQ) &&
-             id_ok(tk_op_id_get(&op->put_new.key), TK_ID_MAX) && op->put_new.rec != NULL &&
-             op->put_new.len > 0 && op->put_new.len <= TK_RECORD_MAX;
-        break;
-    case TK_OP_SIGN_IN:
-        ok = ok && id_ok(tk_op_id_get(&op->sign_in.sid), TK_ID_MAX) &&
-             id_ok(tk_op_sub_get(&op->sign_in.sub), TK_SUB_MAX) &&
-             op->sign_in.session_exp > op->at && op->sign_in.session_exp <= TK_TIME_MAX &&
-             op->sign_in.browser_exp > op->at && op->sign_in.browser_exp <= TK_TIME_MAX &&
-             (op->sign_in.idp_sid.len == 0 || op->sign_in.idp_iss.len > 0);
-        break;
-    case TK_OP_CODE_ISSUE:
-        ok = ok && id_ok(tk_op_id_get(&op->code_issue.request), TK_ID_MAX) &&
-             op->code_issue.decision >= TK_DECIDE_APPROVE &&
-             op->code_issue.decision <= TK_DECIDE_DENY &&
-             (op->code_issue.decision == TK_DECIDE_DENY ||
-              (id_ok(tk_op_id_get(&op->code_issue.grant), TK_ID_MAX) &&
-               op->code_issue.code_exp > op->at && op->code_issue.code_exp <= TK_TIME_MAX));
-        break;
-    case TK_OP_CODE_REDEEM:
-        ok = ok && op->code_redeem.access_exp > op->at &&
-             op->code_redeem.access_exp <= TK_TIME_MAX &&
-             (!op->code_redeem.has_refresh ||
-              (op->code_redeem.refresh_exp > op->at && op->code_redeem.refresh_exp <= TK_TIME_MAX));
-        break;
-    case TK_OP_REFRESH:
-        ok = ok && op->refresh.access_exp > op->at && op->refresh.access_exp <= TK_TIME_MAX &&
-             op->refresh.refresh_exp > op->at && op->refresh.refresh_exp <= TK_TIME_MAX &&
-             op->refresh.scope_mask != 0;
-        break;
-    case TK_OP_EXCHANGE:
-        ok = ok && id_ok(tk_op_id_get(&op->exchange.client), TK_ID_MAX) &&
-             op->exchange.exp > op->at && op->exchange.exp <= TK_TIME_MAX &&
-             op->exchange.scope_mask != 0;
-        break;
-    default:
-        ok = false;
-        break;
-    }
-    return ok ? 0 : TK_E_INVALID;
-}
-
-/* Wire keys each op kind may carry (bit k = key k), beside 0, 1 and 6; and
- * the hash keys it must carry (the encoder always writes them). */
-#define K(k) (1u << (k))
-static const struct {
-    uint32_t allowed, hashes;
-} op_keys[TK_OP_WIRE_LAST + 1] = {
-    [TK_OP_REVOKE_TOKEN] = {K(3), K(3)},
-    [TK_OP_REVOKE_GRANT] = {K(4), 0},
-    [TK_OP_SESSION_STATE] = {K(2) | K(4) | K(5) | K(14), 0},
-    [TK_OP_CLIENT_STATUS] = {K(2) | K(4), 0},
-    [TK_OP_AGENT_ACCESS] = {K(4) | K(11) | K(12) | K(13), 0},
-    [TK_OP_IDP_EVENT] = {K(2) | K(3) | K(4) | K(5) | K(7) | K(8) | K(9) | K(10) | K(14), K(3)},
-    [TK_OP_CLIENT_SECRET] = {K(4) | K(15), K(15)},
-};
-#define OP_COMMON_KEYS (K(0) | K(1) | K(6))
-
-/* The keys present in w (what the encoder writes: required ones, and
- * optional ones that are set). */
-static uint32_t wire_keys(const op_wire *w)
-{
-    uint32_t m = 0;
-    for (size_t i = 0; i < NF(op_fields); i++) {
-        if (op_fields[i].required || present(&op_fields[i], w)) {
-            m |= K(op_fields[i].key);
-        }
-    }
-    return m | K(0);
-}
-
-static void to_wire(const tk_op *op, op_wire *w)
-{
-    memset(w, 0, sizeof(*w));
-    w->type = op->type;
-    w->at = op->at;
-    switch (op->type) {
-    case TK_OP_REVOKE_TOKEN:
-        w->has_hash = true;
-        memcpy(w->hash, op->revoke_token.hash, TK_HASH_LEN);
-        break;
-    case TK_OP_REVOKE_GRANT:
-        w->id = tk_op_id_get(&op->revoke_grant.grant);
-        break;
-    case TK_OP_SESSION_STATE:
-        w->id = tk_op_id_get(&op->session.sid);
-        w->state = op->session.state;
-        w->hold = op->session.hold;
-        w->reason = tk_op_reason_get(&op->session.reason);
-        break;
-    case TK_OP_CLIENT_STATUS:
-        w->id = tk_op_id_get(&op->client_status.client);
-        w->state = op->client_status.status;
-        break;
-    case TK_OP_CLIENT_SECRET:
-        w->id = tk_op_id_get(&op->client_secret.client);
-        w->has_secret = true;
-        memcpy(w->secret, op->client_secret.secret_hash, TK_HASH_LEN);
-        break;
-    case TK_OP_AGENT_ACCESS:
-        w->id = tk_op_id_get(&op->agent_access.client);
-        w->resource = tk_op_resource_get(&op->agent_access.resource);
-        w->allowed = op->agent_access.allowed;
-        w->denied = op->agent_access.denied;
-        break;
-    default: {
-        TK_ASSERT(op->type == TK_OP_IDP_EVENT);
-        const tk_op_idp_event *e = &op->idp_event;
-        w->has_hash = true;
-        memcpy(w->hash, e->match, TK_HASH_LEN);
-        w->state = e->state;
-        w->hold = e->hold;
-        w->source = e->source;
-        w->has_filter = e->has_filter;
-        memcpy(w->filter, e->filter, TK_HASH_LEN);
-        w->id = tk_op_id_get(&e->event_id);
-        w->iss = tk_op_iss_get(&e->iss);
-        w->reason = tk_op_reason_get(&e->reason);
-        w->until = e->until;
-        break;
-    }
-    }
-}
-
-/* Slices in w were checked against the field limits, which equal the op
- * members' capacities, so the set calls cannot fail. */
-static void set_checked(int rc)
-{
-    TK_ASSERT(rc == 0);
-}
-
-static void from_wire(const op_wire *w, tk_op *op)
-{
-    *op = tk_op_make(w->type, w->at);
-    switch (w->type) {
-    case TK_OP_REVOKE_TOKEN:
-        memcpy(op->revoke_token.hash, w->hash, TK_HASH_LEN);
-        break;
-    case TK_OP_REVOKE_GRANT:
-        set_checked(tk_op_id_set(&op->revoke_grant.grant, w->id));
-        break;
-    case TK_OP_SESSION_STATE:
-        set_checked(tk_op_id_set(&op->session.sid, w->id));
-        op->session.state = w->state;
-        op->session.hold = w->hold;
-        set_checked(tk_op_reason_set(&op->session.reason, w->reason));
-        break;
-    case TK_OP_CLIENT_STATUS:
-        set_checked(tk_op_id_set(&op->client_status.client, w->id));
-        op->client_status.status = w->state;
-        break;
-    case TK_OP_CLIENT_SECRET:
-        set_checked(tk_op_id_set(&op->client_secret.client, w->id));
-        memcpy(op->client_secret.secret_hash, w->secret, TK_HASH_LEN);
-        break;
-    case TK_OP_AGENT_ACCESS:
-        set_checked(tk_op_id_set(&op->agent_access.client, w->id));
-        set_checked(tk_op_resource_set(&op->agent_access.resource, w->resource));
-        op->agent_access.allowed = (uint32_t)w->allowed; /* range-checked by the field table */
-        op->agent_access.denied = (uint32_t)w->denied;
-        break;
-    default: {
-        TK_ASSERT(w->type == TK_OP_IDP_EVENT);
-        tk_op_idp_event *e = &op->idp_event;
-        memcpy(e->match, w->hash, TK_HASH_LEN);
-        e->state = w->state;
-        e->hold = w->hold;
-        e->source = w->source;
-        e->has_filter = w->has_filter;
-        memcpy(e->filter, w->filter, TK_HASH_LEN);
-        set_checked(tk_op_id_set(&e->event_id, w->id));
-        set_checked(tk_op_iss_set(&e->iss, w->iss));
-        set_checked(tk_op_reason_set(&e->reason, w->reason));
-        e->until = w->until;
-        break;
-    }
-    }
-}
-
-int tk_op_encode(const tk_op *op, uint8_t *buf, size_t cap, size_t *len)
-{
-    int rc = tk_op_validate(op);
-    if (rc != 0 || op->type > TK_OP_WIRE_LAST) {
-        return TK_E_INVALID; /* the AS ops have no wire form yet */
-    }
-    op_wire w;
-    to_wire(op, &w);
-    TK_ASSERT((wire_keys(&w) & ~(op_keys[op->type].allowed | OP_COMMON_KEYS)) == 0);
-    return encode_fields(op_fields, NF(op_fields), &w, buf, cap, len);
-}
-
-int tk_op_decode(const uint8_t *buf, size_t len, tk_op *op)
-{
-    op_wire w;
-    memset(op, 0, sizeof(*op));
-    int rc = decode_fields(op_fields, NF(op_fields), buf, len, &w, sizeof(w));
-    if (rc != 0) {
-        return rc;
-    }
-    uint32_t keys = wire_keys(&w), allowed = op_keys[w.type].allowed | OP_COMMON_KEYS;
-    uint32_t hashes = op_keys[w.type].hashes;
-    if ((keys & ~allowed) != 0 || (keys & hashes) != hashes) {
-        return TK_E_CORRUPT; /* a key of another kind, or a missing hash */
-    }
-    from_wire(&w, op);
-    if (tk_op_validate(op) != 0) {
-        memset(op, 0, sizeof(*op));
-        return TK_E_CORRUPT;
-    }
-    return 0;
+    return tk_codec_decode(browser_fields, NF(browser_fields), buf, len, rec, sizeof(*rec));
 }
 
 /* ---- Enum names ------------------------------------------------------------- */

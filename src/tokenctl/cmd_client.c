@@ -12,7 +12,8 @@
  *
  * RFC 8705: add --tls-subject DN registers a tls_client_auth client (its
  * certificate must chain to tokend's tls-ca and carry that subject; stored
- * in the canonical form of cert.h), --tls-thumbprint the SHA-256 of a
+ * in the canonical form of cert.h), --tls-san the same with a subject
+ * alternative name (dns:, uri:, ip:, email:), --tls-thumbprint the SHA-256 of a
  * self-signed certificate (64 hex digits, or base64url as in x5t#S256).
  * Such a client gets no secret: nobody knows the hash it stores.
  */
@@ -36,6 +37,7 @@ typedef struct client_args {
     bool pending, public, native;
     char redirects[TK_CLIENT_REDIRECTS_MAX + 1];
     char tls_subject[TK_CERT_DN_MAX + 1]; /* canonical; "" = none */
+    char tls_san[TK_CERT_SAN_MAX + 1];    /* canonical; "" = none */
     bool has_thumbprint;
     uint8_t thumbprint[TK_HASH_LEN];
 } client_args;
@@ -54,15 +56,17 @@ static int hexdigit(char ch)
     return -1;
 }
 
-/* --tls-subject / --tls-thumbprint: at most one of them, each well-formed. */
+/* --tls-subject / --tls-san / --tls-thumbprint: at most one of them, each
+ * well-formed. */
 static int client_cert_args(const ctl *c, client_args *a)
 {
     const char *dn = ctl_opt_str(c, "tls-subject");
+    const char *san = ctl_opt_str(c, "tls-san");
     const char *tp = ctl_opt_str(c, "tls-thumbprint");
-    if (dn != NULL && tp != NULL) {
-        return ctl_usage(c, "--tls-subject and --tls-thumbprint: one or the other");
+    if ((dn != NULL) + (san != NULL) + (tp != NULL) > 1) {
+        return ctl_usage(c, "--tls-subject, --tls-san and --tls-thumbprint: one of them");
     }
-    if ((dn != NULL || tp != NULL) && a->public) {
+    if ((dn != NULL || san != NULL || tp != NULL) && a->public) {
         return ctl_usage(c, "--public clients present no credential; --tls-* is one");
     }
     size_t n = 0;
@@ -72,6 +76,13 @@ static int client_cert_args(const ctl *c, client_args *a)
                          "--tls-subject: expected an RFC 4514 DN such as \"CN=rs,O=Example\" "
                          "(at most %d bytes)",
                          TK_CERT_DN_MAX);
+    }
+    if (san != NULL &&
+        tk_cert_san_canon(tk_slice_from_str(san), a->tls_san, sizeof a->tls_san, &n) != 0) {
+        return ctl_usage(c,
+                         "--tls-san: expected dns:NAME, uri:URI, ip:ADDRESS or email:ADDRESS "
+                         "(at most %d bytes)",
+                         TK_CERT_SAN_MAX);
     }
     if (tp == NULL) {
         return CTL_OK;
@@ -193,6 +204,9 @@ static void cert_json(tk_json *j, const tk_client_rec *rec)
     if (rec->tls_subject.len > 0) {
         tk_json_kv_cstr(j, "auth_method", "tls_client_auth");
         tk_json_kv_str(j, "tls_subject", rec->tls_subject);
+    } else if (rec->tls_san.len > 0) {
+        tk_json_kv_cstr(j, "auth_method", "tls_client_auth");
+        tk_json_kv_str(j, "tls_san", rec->tls_san);
     } else if (rec->has_tls_thumbprint) {
         char b64[48]; /* 43 characters and the NUL */
         TK_ASSERT(tk_b64url_encode(rec->tls_thumbprint, TK_HASH_LEN, b64, sizeof b64) == 0);
@@ -237,9 +251,10 @@ int ctl_cmd_client_add(ctl *c)
                          .redirect_uris = tk_slice_from_str(a.redirects),
                          .delegate_to = tk_slice_from_str(a.delegate_to ? a.delegate_to : ""),
                          .tls_subject = tk_slice_from_str(a.tls_subject),
+                         .tls_san = tk_slice_from_str(a.tls_san),
                          .has_tls_thumbprint = a.has_thumbprint};
     memcpy(rec.tls_thumbprint, a.thumbprint, TK_HASH_LEN);
-    bool by_cert = a.has_thumbprint || a.tls_subject[0] != '\0';
+    bool by_cert = a.has_thumbprint || a.tls_subject[0] != '\0' || a.tls_san[0] != '\0';
     if (c->nredirects > 0 || a.public) { /* an agent of the authorization server */
         rec.grant_types = TK_OAUTH_GRANTS_ALL;
         rec.auth_method =

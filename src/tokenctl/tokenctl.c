@@ -34,9 +34,10 @@ typedef struct ctl_command {
 
 static const ctl_opt opts_none[] = {{NULL, false}};
 static const ctl_opt opts_client_add[] = {
-    {"name", false},        {"role", false},         {"scope", false},          {"resource", false},
-    {"pending", true},      {"redirect-uri", false}, {"public", true},          {"native", true},
-    {"delegate-to", false}, {"tls-subject", false},  {"tls-thumbprint", false}, {NULL, false},
+    {"name", false},        {"role", false},         {"scope", false},   {"resource", false},
+    {"pending", true},      {"redirect-uri", false}, {"public", true},   {"native", true},
+    {"delegate-to", false}, {"tls-subject", false},  {"tls-san", false}, {"tls-thumbprint", false},
+    {NULL, false},
 };
 static const ctl_opt opts_client_list[] = {{"pending", true}, {NULL, false}};
 static const ctl_opt opts_client_set[] = {{"delegate-to", false}, {NULL, false}};
@@ -69,7 +70,8 @@ static const ctl_command commands[] = {
     {"client", "add", ctl_cmd_client_add, 0, opts_client_add,
      "--name NAME --role agent|resource_server|admin [--scope \"a b\"] [--resource URL] "
      "[--pending] [--redirect-uri URI]... [--public] [--native] [--delegate-to ID|*] "
-     "[--tls-subject DN | --tls-thumbprint SHA256]"},
+     "[--tls-subject DN | --tls-san dns:NAME|uri:URI|ip:ADDR|email:ADDR | --tls-thumbprint "
+     "SHA256]"},
     {"client", "set", ctl_cmd_client_set, 1, opts_client_set,
      "CLIENT_ID --delegate-to \"ID ID…\"|*|-   (who may receive tokens exchanged from its own; "
      "- = nobody)"},

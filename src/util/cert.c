@@ -1,13 +1,15 @@
 /*
  * Client-certificate helpers (cert.h): the canonical subject DN both sides of
  * a tls_client_auth comparison go through, and the strict parser of a
- * certificate forwarded by a proxy in a header. Both read untrusted bytes
+ * certificate forwarded by a proxy in a header, and the canonical form of a
+ * subject alternative name. Both read untrusted bytes
  * (a registration argument, a request header) in one bounded forward scan
  * and write into fixed buffers; neither allocates.
  */
 #include "tokend/cert.h"
 #include "tokend/crypto.h"
 
+#include <arpa/inet.h>
 #include <string.h>
 
 /* ---- Subject DN ---------------------------------------------------------- */
@@ -188,6 +190,154 @@ int tk_cert_dn_canon(tk_slice in, char *out, size_t cap, size_t *len_out)
     out[o.len] = '\0';
     *len_out = o.len;
     return 0;
+}
+
+/* ---- Subject alternative names -------------------------------------------- */
+
+/* A DNS name: LDH labels of 1..63 bytes separated by single dots, an
+ * optional leading "*." label, no trailing dot, lower-cased. */
+static int san_dns(tk_slice v, struct dn_out *o)
+{
+    size_t label = 0;
+    for (size_t i = 0; i < v.len; i++) {
+        unsigned char c = (unsigned char)v.p[i];
+        if (c == '.') {
+            if (label == 0 || i + 1 == v.len) {
+                return TK_E_BADINPUT;
+            }
+            label = 0;
+        } else if (c == '*') {
+            if (i != 0 || v.len < 3 || v.p[1] != '.') {
+                return TK_E_BADINPUT;
+            }
+            label = 1;
+        } else if (is_alpha(c) || is_digit(c) || c == '-') {
+            if (++label > 63) {
+                return TK_E_BADINPUT;
+            }
+        } else {
+            return TK_E_BADINPUT;
+        }
+        put(o, lower(c));
+    }
+    return v.len == 0 || v.len > 253 ? TK_E_BADINPUT : 0;
+}
+
+/* A URI or an e-mail address: printable ASCII without spaces, kept as
+ * given (RFC 8705 §2.1.2 compares the string), except an e-mail's domain
+ * (after the one '@'), which is case-insensitive. */
+static int san_text(tk_slice v, bool email, struct dn_out *o)
+{
+    size_t at = 0, ats = 0;
+    bool colon = false;
+    for (size_t i = 0; i < v.len; i++) {
+        unsigned char c = (unsigned char)v.p[i];
+        if (c < 0x21 || c > 0x7e) {
+            return TK_E_BADINPUT;
+        }
+        if (c == '@') {
+            at = i;
+            ats++;
+        }
+        colon = colon || (c == ':' && i > 0);
+    }
+    if (v.len == 0 || (email && (ats != 1 || at == 0 || at + 1 == v.len)) || (!email && !colon)) {
+        return TK_E_BADINPUT; /* a URI has a scheme */
+    }
+    for (size_t i = 0; i < v.len; i++) {
+        put(o, email && i > at ? lower((unsigned char)v.p[i]) : v.p[i]);
+    }
+    return 0;
+}
+
+/* An IPv4 or IPv6 address in the text form inet_ntop writes (RFC 5952). */
+static int san_ip(tk_slice v, struct dn_out *o)
+{
+    char in[INET6_ADDRSTRLEN + 1], text[INET6_ADDRSTRLEN];
+    uint8_t raw[16];
+    if (v.len == 0 || v.len >= sizeof in) {
+        return TK_E_BADINPUT;
+    }
+    memcpy(in, v.p, v.len);
+    in[v.len] = '\0';
+    int af = memchr(v.p, ':', v.len) != NULL ? AF_INET6 : AF_INET;
+    if (inet_pton(af, in, raw) != 1 || inet_ntop(af, raw, text, sizeof text) == NULL) {
+        return TK_E_BADINPUT;
+    }
+    for (size_t i = 0; text[i] != '\0'; i++) {
+        put(o, text[i]);
+    }
+    return 0;
+}
+
+static const struct {
+    const char *prefix;
+    unsigned char kind;
+} san_kinds[] = {{"dns:", 'd'}, {"uri:", 'u'}, {"ip:", 'i'}, {"email:", 'e'}};
+
+int tk_cert_san_canon(tk_slice in, char *out, size_t cap, size_t *len_out)
+{
+    TK_ASSERT(cap > 0);
+    struct dn_out o = {out, cap, 0, false};
+    out[0] = '\0';
+    if (in.p == NULL || in.len > TK_CERT_SAN_MAX) {
+        return in.p == NULL ? TK_E_BADINPUT : TK_E_TOOBIG;
+    }
+    int rc = TK_E_BADINPUT;
+    for (size_t k = 0; k < sizeof san_kinds / sizeof san_kinds[0]; k++) {
+        size_t n = strlen(san_kinds[k].prefix);
+        if (in.len < n || memcmp(in.p, san_kinds[k].prefix, n) != 0) {
+            continue;
+        }
+        for (size_t i = 0; i < n; i++) {
+            put(&o, san_kinds[k].prefix[i]);
+        }
+        tk_slice v = {in.p + n, in.len - n};
+        switch (san_kinds[k].kind) {
+        case 'd':
+            rc = san_dns(v, &o);
+            break;
+        case 'i':
+            rc = san_ip(v, &o);
+            break;
+        default:
+            rc = san_text(v, san_kinds[k].kind == 'e', &o);
+            break;
+        }
+        break;
+    }
+    if (rc != 0 || o.full) {
+        out[0] = '\0';
+        return rc != 0 ? rc : TK_E_TOOBIG;
+    }
+    out[o.len] = '\0';
+    *len_out = o.len;
+    return 0;
+}
+
+bool tk_cert_satisfies(const tk_peer_cert *pc, const tk_cert_want *w)
+{
+    if (pc == NULL || (w->subject.len == 0 && w->san.len == 0 && w->thumbprint == NULL)) {
+        return false;
+    }
+    bool ok = true;
+    if (w->thumbprint != NULL) {
+        ok = tk_ct_equal(pc->sha256, w->thumbprint, TK_HASH_LEN);
+    }
+    if (w->subject.len > 0) {
+        ok = ok && pc->verified && pc->subject_len == w->subject.len &&
+             memcmp(pc->subject, w->subject.p, w->subject.len) == 0;
+    }
+    if (w->san.len > 0) {
+        uint8_t want[TK_HASH_LEN];
+        bool named = false;
+        tk_sha256(w->san.p, w->san.len, want);
+        for (unsigned i = 0; i < pc->nsans && i < TK_CERT_SANS_MAX; i++) {
+            named = named || memcmp(pc->san[i], want, TK_HASH_LEN) == 0;
+        }
+        ok = ok && pc->verified && named;
+    }
+    return ok;
 }
 
 /* ---- Forwarded certificate ------------------------------------------------ */

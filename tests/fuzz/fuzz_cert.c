@@ -1,8 +1,10 @@
 /*
  * libFuzzer target for src/util/cert.c. The input (an exact-size heap copy)
  * goes to tk_cert_forwarded as a header value and to tk_cert_dn_canon as a
- * DN. Checks: only documented results; the same answer twice; a canonical
- * DN is its own canonical form (idempotence) and fits its buffer. Then, so
+ * DN and to tk_cert_san_canon as a subject alternative name (a hostile
+ * client's self-signed certificate names anything). Checks: only
+ * documented results; the same answer twice; a canonical DN or SAN is its
+ * own canonical form (idempotence) and fits its buffer. Then, so
  * that the fuzzer reaches the DER checks, the input is taken as a DER
  * certificate and wrapped both ways a proxy sends one (URL-encoded PEM with
  * 64-column lines, RFC 9440 ":base64:"): both must be accepted exactly when
@@ -120,6 +122,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         EXPECT(n1 < sizeof c1 && c1[n1] == '\0' && strlen(c1) == n1);
         int d2 = tk_cert_dn_canon((tk_slice){c1, n1}, c2, sizeof c2, &n2);
         EXPECT(d2 == 0 && n2 == n1 && memcmp(c1, c2, n1) == 0);
+    }
+    char s1[TK_CERT_SAN_MAX + 1], s2[TK_CERT_SAN_MAX + 1];
+    int a1 = tk_cert_san_canon(v, s1, sizeof s1, &n1);
+    EXPECT(a1 == 0 || a1 == TK_E_BADINPUT || a1 == TK_E_TOOBIG);
+    if (a1 == 0) {
+        EXPECT(n1 < sizeof s1 && s1[n1] == '\0' && strlen(s1) == n1 && n1 <= TK_CERT_SAN_MAX);
+        int a2 = tk_cert_san_canon((tk_slice){s1, n1}, s2, sizeof s2, &n2);
+        EXPECT(a2 == 0 && n2 == n1 && memcmp(s1, s2, n1) == 0);
     }
     check_wrapped(data, size);
     free(p);

@@ -41,6 +41,12 @@ static void check_accepted(const tk_oauth_authz_req *r)
     EXPECT(!r->has_resource || tk_oauth_resource_check(tk_slice_from_str(r->resource), NULL) == 0);
     EXPECT((r->prompt & ~7u) == 0);
     EXPECT((r->prompt & TK_OAUTH_PROMPT_NONE) == 0 || r->prompt == TK_OAUTH_PROMPT_NONE);
+    /* login_hint: forwarded to an IdP as it is, so printable ASCII only */
+    size_t hl = strlen(r->login_hint);
+    EXPECT(r->has_login_hint == (hl > 0) && hl <= TK_LOGIN_HINT_MAX);
+    for (size_t i = 0; i < hl; i++) {
+        EXPECT(r->login_hint[i] >= 0x20 && r->login_hint[i] <= 0x7e);
+    }
 }
 
 /* The redirect we would send carries state back exactly as it came. */

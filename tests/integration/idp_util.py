@@ -210,7 +210,10 @@ SSF_ISS = "https://ssf.test"  # SET transmitter with a bearer token
 class IdpCase(h.DaemonCase):
     """A daemon with an IdP trust file: ISS (RSA kid rsa-1, EC P-256 ec-1, EC
     P-384 ec-384; RS256/PS256/ES256/ES384; two webhook secrets), HYDRA and
-    SSF_ISS. Keys are generated once per class."""
+    SSF_ISS. Keys are generated once per class. extra_args: more tokend
+    arguments."""
+
+    extra_args = ()
 
     @classmethod
     def setUpClass(cls):
@@ -227,7 +230,7 @@ class IdpCase(h.DaemonCase):
         cls.config = os.path.join(cls.keydir, "idp.json")
         cls.issuers = cls.default_issuers()
         write_config(cls.config, cls.issuers)
-        cls.daemon_args = ("--idp-config", cls.config)
+        cls.daemon_args = ("--idp-config", cls.config) + tuple(cls.extra_args)
         super().setUpClass()
 
     @classmethod

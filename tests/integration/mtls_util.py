@@ -42,16 +42,21 @@ def _ext(folder, name, text):
     return p
 
 
-def client_cert(folder, name, subj, ca=None):
+def client_cert(folder, name, subj, ca=None, san=None):
     """A P-256 client certificate (clientAuth) for subj ("/O=…/CN=…"), signed
-    by ca (make_ca paths) or self-signed when ca is None."""
+    by ca (make_ca paths) or self-signed when ca is None; san: an openssl
+    subjectAltName value ("DNS:a,URI:b,IP:c,email:d") or None."""
     key = os.path.join(folder, name + ".key")
     crt = os.path.join(folder, name + ".pem")
-    ext = _ext(folder, name, "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
+    text = "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n"
+    if san:
+        text += "subjectAltName=%s\n" % san
+    ext = _ext(folder, name, text)
     if ca is None:
+        extra = ("-addext", "subjectAltName=%s" % san) if san else ()
         h.openssl_run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
                       "-nodes", "-keyout", key, "-out", crt, "-days", "2", "-subj", subj,
-                      "-addext", "extendedKeyUsage=clientAuth")
+                      "-addext", "extendedKeyUsage=clientAuth", *extra)
         return Cert(crt, key)
     csr = os.path.join(folder, name + ".csr")
     h.openssl_run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
@@ -62,6 +67,8 @@ def client_cert(folder, name, subj, ca=None):
 
 
 _M = {}
+NAMED_SAN = ("DNS:rs.example.com,URI:spiffe://example.org/ns/prod/rs,IP:192.0.2.7,"
+             "IP:2001:db8::7,email:ops@Example.org")
 
 
 def material():
@@ -82,6 +89,15 @@ def material():
             rogue=client_cert(folder, "rogue", "/O=Example Org/CN=rs mtls", rogue_ca),
             self=client_cert(folder, "self", "/CN=self signed one"),
             self2=client_cert(folder, "self2", "/CN=self signed two"),
+            # RFC 8705 §2.1.2: one certificate naming a service four ways
+            named=client_cert(folder, "named", "/O=Example Org/CN=named", ca, NAMED_SAN),
+            named_rogue=client_cert(folder, "named-rogue", "/O=Example Org/CN=named",
+                                    rogue_ca, NAMED_SAN),
+            named_self=client_cert(folder, "named-self", "/CN=named", None, NAMED_SAN),
+            # the same name past the eighth: not kept, never matched
+            named_late=client_cert(folder, "named-late", "/O=Example Org/CN=late", ca,
+                                   ",".join("DNS:filler%d.example.com" % i for i in range(8))
+                                   + ",DNS:rs.example.com"),
         )
     return _M
 

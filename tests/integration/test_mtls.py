@@ -131,6 +131,49 @@ class CertificateAuth(h.DaemonCase):
             self.assertEqual(code, 401, body)
             self.assertEqual(json.loads(body)["error"], "invalid_client")
 
+    def test_subject_alternative_names(self):
+        """RFC 8705 §2.1.2: a client registered by one SAN (DNS, URI, IP,
+        e-mail; given in any case / IPv6 spelling) authenticates with a
+        certificate under tls-ca naming it; the same names under another
+        CA, self-signed, past the eighth name, or another client's SAN do
+        not."""
+        t = self.token()
+        names = ["dns:RS.Example.com", "uri:spiffe://example.org/ns/prod/rs", "ip:192.0.2.7",
+                 "ip:2001:DB8:0::7", "email:ops@example.ORG"]
+        for name in names:
+            with self.subTest(name):
+                c = self.d.ctl("client", "add", "--name", "rs-san", "--role", "resource_server",
+                               "--tls-san", name)
+                self.assertEqual(c["auth_method"], "tls_client_auth")
+                self.assertNotIn("client_secret", c)
+                r = self.introspect_with(self.m["named"], c["client_id"], t)
+                self.assertEqual(r.status, 200, r)
+                self.assertIs(r.json()["active"], True)
+                for what in ("named_rogue", "named_self", "rs", "other"):
+                    self.assertInvalidClient(self.introspect_with(self.m[what], c["client_id"], t))
+        c = self.d.ctl("client", "add", "--name", "rs-san", "--role", "resource_server",
+                       "--tls-san", "dns:RS.example.com")
+        self.assertEqual(c["tls_san"], "dns:rs.example.com")
+        self.assertInvalidClient(self.introspect_with(self.m["named_late"], c["client_id"], t))
+        for near in ("dns:rs.example.org", "dns:s.example.com", "uri:spiffe://example.org/ns/prod",
+                     "ip:192.0.2.8", "email:ops@example.com", "dns:*.example.com"):
+            with self.subTest(near):
+                c = self.d.ctl("client", "add", "--name", "rs-near", "--role", "resource_server",
+                               "--tls-san", near)
+                self.assertInvalidClient(self.introspect_with(self.m["named"], c["client_id"], t))
+
+    def test_san_registration_is_strict(self):
+        for args in (("--tls-san", "rs.example.com"), ("--tls-san", "dns:rs..example.com"),
+                     ("--tls-san", "ip:192.0.2.300"), ("--tls-san", "uri:no-scheme"),
+                     ("--tls-san", "dns:rs.example.com", "--tls-subject", "CN=rs"),
+                     ("--tls-san", "dns:rs.example.com", "--tls-thumbprint",
+                      self.m["self"].hex)):
+            with self.subTest(args):
+                r = self.d.ctl_run("client", "add", "--name", "x", "--role", "resource_server",
+                                   *args)
+                self.assertNotEqual(r.returncode, 0, r)
+                self.assertIn("--tls-", r.stderr)
+
     def test_plain_port_has_no_certificate(self):
         with self.d.plain_conn() as c:
             c.send(form_request("/introspect", [("token", self.token()),
@@ -239,6 +282,132 @@ class TlsCaConfig(h.FreshCase):
         with self.assertRaises(Exception):
             self.daemon(("--tls-ca", "/nonexistent/ca.pem"), tls=True)
 
+
+
+# ---- IdP event senders by certificate ------------------------------------------
+
+import idp_util as u  # noqa: E402
+
+HOOKS_CERT = "https://hooks-cert.test"  # webhooks authenticated by a SAN alone
+HOOKS_BOTH = "https://hooks-both.test"  # a subject and a webhook secret: both required
+SSF_CERT = "https://ssf-cert.test"  # SSF pushes: a bearer and a thumbprint, both required
+
+
+class SenderCertificate(u.IdpCase):
+    """An IdP's webhook sender or SSF transmitter authenticated by its client
+    certificate (trust-file sender_certificate): a certificate alone
+    authenticates a webhook of an issuer without secrets; with secrets or an
+    ssf_bearer both are required; another certificate, none, or the right
+    one claiming another issuer change nothing."""
+
+    tls = True
+
+    @classmethod
+    def setUpClass(cls):
+        cls.m = mu.material()
+        cls.extra_args = ("--tls-ca", cls.m["ca"][0])
+        super().setUpClass()
+
+    @classmethod
+    def default_issuers(cls):
+        cls.hook_secret = u.new_secret()
+        cls.ssf_bearer = "ssf-" + u.uuid.uuid4().hex
+        return super().default_issuers() + [
+            {"issuer": HOOKS_CERT, "audience": u.AUD,
+             "sender_certificate": {"san": "dns:RS.example.com"}},
+            {"issuer": HOOKS_BOTH, "audience": u.AUD, "webhook_secrets": [cls.hook_secret],
+             "sender_certificate": {"subject": "CN=rs mtls,O=Example Org"}},
+            {"issuer": SSF_CERT, "audience": u.AUD, "ssf_bearer": cls.ssf_bearer,
+             "jwks": {"keys": [cls.ec.jwk()]},
+             "sender_certificate": {"thumbprint": cls.m["self"].x5t}},
+        ]
+
+    def send(self, cert, data):
+        ctx = cert.context() if cert is not None else h.client_context()
+        with h.Conn(self.d.tls_port, ctx=ctx) as c:
+            c.send(data)
+            return c.read_response()
+
+    def hook(self, iss, sid, secrets=(), sigs=None):
+        return u.webhook_request(list(secrets),
+                                 {"type": "session.terminated", "iss": iss, "sid": sid},
+                                 sigs=sigs)
+
+    def test_webhook_by_san_alone(self):
+        sid = u.session(self.d, "alice", iss=HOOKS_CERT, idp_sid="hc-1")
+        toks = self.chain(sid)
+        refused = [("no certificate", None, ""),
+                   ("the name under another CA", self.m["named_rogue"], ""),
+                   ("the name self-signed", self.m["named_self"], ""),
+                   ("another certificate under tls-ca", self.m["rs"], ""),
+                   ("a signature by another issuer's secret", self.m["rs"], None)]
+        for what, cert, sigs in refused:
+            with self.subTest(what):
+                data = self.hook(HOOKS_CERT, "hc-1", secrets=self.secrets[:1],
+                                 sigs=sigs if sigs == "" else None)
+                r = self.send(cert, data)
+                self.assertIn(r.status, (400, 401), r)
+                for t in toks:
+                    self.assertActive(t)
+        r = self.send(self.m["named"], self.hook(HOOKS_CERT, "hc-1", sigs=""))
+        self.assertEqual(r.status, 200, r)
+        for t in toks:
+            self.assertInactive(t)
+        self.assertEqual(u.audit(self.d)[-1]["source"], "webhook")
+
+    def test_certificate_does_not_speak_for_another_issuer(self):
+        sid = u.session(self.d, "bob", idp_sid="wh-cert")  # an ISS session (secrets only)
+        toks = self.chain(sid)
+        r = self.send(self.m["named"], self.hook(u.ISS, "wh-cert", sigs=""))
+        self.assertEqual(r.status, 400, r)  # authenticated as HOOKS_CERT, claiming ISS
+        self.assertIn("iss is not an issuer", r.json()["error_description"])
+        for t in toks:
+            self.assertActive(t)
+        # the ISS secret still works over TLS, with or without a certificate
+        r = self.send(self.m["named"], self.hook(u.ISS, "wh-cert", secrets=self.secrets[:1]))
+        self.assertEqual(r.status, 200, r)
+        self.assertInactive(toks[0])
+
+    def test_certificate_and_secret_both_required(self):
+        sid = u.session(self.d, "carol", iss=HOOKS_BOTH, idp_sid="hb-1")
+        toks = self.chain(sid)
+        for what, cert, secrets in (("secret without certificate", None, [self.hook_secret]),
+                                    ("certificate without secret", self.m["rs"], []),
+                                    ("secret, other certificate", self.m["other"],
+                                     [self.hook_secret])):
+            with self.subTest(what):
+                sigs = "" if not secrets else None
+                r = self.send(cert, self.hook(HOOKS_BOTH, "hb-1", secrets, sigs=sigs))
+                self.assertIn(r.status, (400, 401), r)
+                self.assertActive(toks[0])
+        r = self.send(self.m["rs"], self.hook(HOOKS_BOTH, "hb-1", [self.hook_secret]))
+        self.assertEqual(r.status, 200, r)
+        for t in toks:
+            self.assertInactive(t)
+
+    def test_ssf_push_needs_bearer_and_certificate(self):
+        sid = u.session(self.d, "dave", iss=SSF_CERT, idp_sid="sc-1")
+        toks = self.chain(sid)
+
+        def push(cert, bearer):
+            claims = u.set_claims("session-revoked", {},
+                                  {"format": "opaque", "id": "dave"}, iss=SSF_CERT)
+            headers = {"Authorization": "Bearer " + bearer} if bearer else None
+            return self.send(cert, h.build_request("POST", "/ssf/events", self.set_token(claims),
+                                                   headers, "application/secevent+jwt"))
+        for what, cert, bearer in (("bearer, no certificate", None, self.ssf_bearer),
+                                   ("bearer, another certificate", self.m["self2"],
+                                    self.ssf_bearer),
+                                   ("certificate, no bearer", self.m["self"], None)):
+            with self.subTest(what):
+                r = push(cert, bearer)  # RFC 8935 §2.4: 400 with an "err" code
+                self.assertEqual(r.status, 400, r)
+                self.assertEqual(r.json()["err"], "authentication_failed", r)
+                self.assertActive(toks[0])
+        r = push(self.m["self"], self.ssf_bearer)
+        self.assertEqual(r.status, 202, r)
+        for t in toks:
+            self.assertInactive(t)
 
 
 # ---- Certificate-bound tokens (RFC 8705 §3) ------------------------------------

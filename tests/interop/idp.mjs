@@ -5,12 +5,18 @@
 // provider's own development interactions (login and consent forms), which
 // the test drives over HTTP.
 //
-// Usage: node idp.mjs PORT TOKEND_BASE CLIENT_SECRET
+// Usage: node idp.mjs PORT TOKEND_BASE CLIENT_SECRET [EMAIL_DOMAIN [USERS]]
+// EMAIL_DOMAIN (default example.test) makes each user's email
+// USER@EMAIL_DOMAIN; USERS (comma-separated) are the only accounts this IdP
+// knows (default: any name signs in; another name gets the provider's error
+// page and never comes back to tokend). tests/integration/test_oidc_orgs.py
+// starts two, "home" and "partner", each with its own users.
 // Prints "ready <issuer>" on stdout once listening.
 import Provider from 'oidc-provider';
 
-const [port, tokend, secret] = process.argv.slice(2);
+const [port, tokend, secret, domain = 'example.test', users = ''] = process.argv.slice(2);
 const issuer = `http://127.0.0.1:${port}`;
+const known = users === '' ? null : new Set(users.split(','));
 
 const provider = new Provider(issuer, {
   clients: [{
@@ -31,9 +37,9 @@ const provider = new Provider(issuer, {
   pkce: { required: () => true },
   cookies: { keys: ['tokend-test-cookie-key-not-secret'] },
   claims: { openid: ['sub'], email: ['email'] },
-  findAccount: async (ctx, id) => ({
+  findAccount: async (ctx, id) => (known !== null && !known.has(id) ? undefined : {
     accountId: id,
-    claims: async () => ({ sub: id, email: `${id}@example.test` }),
+    claims: async () => ({ sub: id, email: `${id}@${domain}` }),
   }),
   // A stock oidc-provider refuses to post logout tokens to loopback or
   // private addresses (its SSRF guard, a dispatcher it passes to fetch). The

@@ -278,6 +278,51 @@ static void test_code_replay_revokes(void)
     teardown();
 }
 
+/* The same op applied again (a replicated log delivered twice) changes
+ * nothing and answers as the first time: a redemption does not find "its"
+ * code used and revoke the grant it issued under, a rotation with a zero
+ * reuse window does not revoke the family, an exchange stays OK. A second
+ * op with other token hashes is still a replay. */
+static void test_reapplied_is_noop(void)
+{
+    setup();
+    put_request("tka_6", T0);
+    sign_in("tka_6", 0xb1, T0);
+    tk_op ci = code_issue("tka_6", 0xb1, TK_DECIDE_APPROVE, 0xd6, T0 + 1);
+    CHECK_EQ_INT(apply1(&ci), TK_OUT_OK);
+    tk_op r1 = redeem(0xd6, 0xa1, 0xf1, T0 + 2);
+    CHECK_EQ_INT(apply1(&r1), TK_OUT_OK);
+    bool ch = true;
+    CHECK_EQ_INT(apply(&r1, &ch), TK_OUT_OK);
+    CHECK(!ch);
+    CHECK_EQ_INT(grant_state("tkg_consent"), TK_GRANT_ACTIVE);
+    tk_op f = refresh(0xf1, 0xa2, 0xf2, T0 + 3, UINT64_MAX);
+    f.refresh.window = 0;
+    CHECK_EQ_INT(apply1(&f), TK_OUT_OK);
+    CHECK_EQ_INT(apply(&f, &ch), TK_OUT_OK);
+    CHECK(!ch);
+    CHECK_EQ_INT(grant_state("tkg_consent"), TK_GRANT_ACTIVE);
+    tk_op ex = tk_op_make(TK_OP_EXCHANGE, T0 + 4);
+    h(0xa2, ex.exchange.parent);
+    h(0xe1, ex.exchange.child);
+    TK_ASSERT(tk_op_id_set(&ex.exchange.client, TK_SLICE_LIT("tkc_sub")) == 0);
+    ex.exchange.exp = T0 + 100;
+    ex.exchange.scope_mask = UINT64_MAX;
+    CHECK_EQ_INT(apply1(&ex), TK_OUT_OK);
+    CHECK_EQ_INT(apply(&ex, &ch), TK_OUT_OK);
+    CHECK(!ch);
+    /* Another rotation of the rotated token, window 0: theft. */
+    tk_op f2 = refresh(0xf1, 0xa3, 0xf3, T0 + 5, UINT64_MAX);
+    f2.refresh.window = 0;
+    CHECK_EQ_INT(apply1(&f2), TK_OUT_REPLAYED);
+    CHECK_EQ_INT(grant_state("tkg_consent"), TK_GRANT_REVOKED);
+    /* Another redemption of the used code: a replay too. */
+    tk_op r2 = redeem(0xd6, 0xa4, 0xf4, T0 + 6);
+    CHECK_EQ_INT(apply1(&r2), TK_OUT_REPLAYED);
+    CHECK(!token_exists(0xa4, NULL));
+    teardown();
+}
+
 static void test_validate(void)
 {
     tk_op op = tk_op_make(TK_OP_PUT_NEW, T0);
@@ -286,11 +331,14 @@ static void test_validate(void)
     CHECK(tk_op_validate(&op) != 0); /* no expiry, empty mask */
     op = tk_op_make(TK_OP_SIGN_IN, T0);
     CHECK(tk_op_validate(&op) != 0);
-    uint8_t buf[64];
+    uint8_t buf[TK_OP_WIRE_MAX];
     size_t len;
     op = refresh(1, 2, 3, T0, UINT64_MAX);
     CHECK(tk_op_validate(&op) == 0);
-    CHECK(tk_op_encode(&op, buf, sizeof buf, &len) == TK_E_INVALID); /* no wire form yet */
+    CHECK(tk_op_encode(&op, buf, sizeof buf, &len) == 0); /* every kind has a wire form */
+    tk_op back;
+    CHECK(tk_op_decode(buf, len, &back) == 0);
+    CHECK(memcmp(&back, &op, sizeof op) == 0);
 }
 
 /* Through the committer: two redemptions of one code in the same batch
@@ -347,5 +395,6 @@ int main(void)
     RUN(test_code_flow);
     RUN(test_code_replay_revokes);
     RUN(test_validate);
+    RUN(test_reapplied_is_noop);
     return check_report();
 }

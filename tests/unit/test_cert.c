@@ -225,9 +225,99 @@ static void test_forwarded(void)
     CHECK_EQ_INT(fwd(huge, h), TK_E_BADINPUT);
 }
 
+static char san_buf[TK_CERT_SAN_MAX + 1];
+
+static const char *san(const char *in)
+{
+    size_t n = 0;
+    int rc = tk_cert_san_canon(tk_slice_from_str(in), san_buf, sizeof san_buf, &n);
+    if (rc != 0) {
+        return rc == TK_E_TOOBIG ? "<toobig>" : "<bad>";
+    }
+    CHECK_EQ_INT(n, strlen(san_buf));
+    return san_buf;
+}
+
+/* Every kind, its canonical form, and the refusals of each rule. */
+static void test_san_canon(void)
+{
+    CHECK_EQ_STR(san("dns:RS.Example.COM"), "dns:rs.example.com");
+    CHECK_EQ_STR(san("dns:*.example.com"), "dns:*.example.com");
+    CHECK_EQ_STR(san("dns:a-1.b"), "dns:a-1.b");
+    CHECK_EQ_STR(san("uri:spiffe://Example.org/ns/RS"), "uri:spiffe://Example.org/ns/RS");
+    CHECK_EQ_STR(san("email:Ops+rs@Example.ORG"), "email:Ops+rs@example.org");
+    CHECK_EQ_STR(san("ip:192.0.2.7"), "ip:192.0.2.7");
+    CHECK_EQ_STR(san("ip:2001:DB8:0:0:0:0:0:1"), "ip:2001:db8::1");
+    CHECK_EQ_STR(san("ip:::ffff:192.0.2.7"), "ip:::ffff:192.0.2.7");
+    static const char *const bad[] = {
+        "",
+        "dns:",
+        "DNS:rs.example.com",
+        "rs.example.com",
+        "dns:rs..example.com",
+        "dns:.example.com",
+        "dns:example.com.",
+        "dns:a*.example.com",
+        "dns:*example.com",
+        "dns:rs.*.com",
+        "dns:rs_example.com",
+        "dns:r s.com",
+        "dns:\xc3\xa9.com",
+        "uri:",
+        "uri:noscheme",
+        "uri::x",
+        "uri:https://a b",
+        "uri:https://a\tb",
+        "email:",
+        "email:rs",
+        "email:@x",
+        "email:rs@",
+        "email:a@b@c",
+        "email:r s@x",
+        "ip:",
+        "ip:192.0.2",
+        "ip:192.0.2.256",
+        "ip:example.com",
+        "ip:1::2::3",
+        "ip: 192.0.2.7",
+        "x509:CN=rs",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK_EQ_STR(san(bad[i]), "<bad>");
+    }
+    /* label and name lengths: 63 per label, 253 in all */
+    char name[300] = "dns:";
+    memset(name + 4, 'a', 63);
+    name[67] = '\0';
+    CHECK(strcmp(san(name), "<bad>") != 0);
+    name[67] = 'a';
+    name[68] = '\0';
+    CHECK_EQ_STR(san(name), "<bad>");
+    size_t len = 4;
+    for (int l = 0; l < 4; l++) { /* 4 x 63 + 3 dots = 255 > 253: past TK_CERT_SAN_MAX too */
+        memset(name + len, 'b', 63);
+        len += 63;
+        name[len++] = '.';
+    }
+    name[len - 1] = '\0';
+    CHECK_EQ_STR(san(name), "<toobig>");
+    char big[TK_CERT_SAN_MAX + 8] = "uri:x:";
+    memset(big + 6, 'y', sizeof big - 7);
+    big[sizeof big - 1] = '\0';
+    CHECK_EQ_STR(san(big), "<toobig>");
+    /* the output buffer too small: refused, never truncated */
+    char small[8];
+    size_t n = 0;
+    CHECK_EQ_INT(
+        tk_cert_san_canon(tk_slice_from_str("dns:rs.example.com"), small, sizeof small, &n),
+        TK_E_TOOBIG);
+    CHECK_EQ_STR(small, "");
+}
+
 int main(void)
 {
     RUN(test_dn_canon);
+    RUN(test_san_canon);
     RUN(test_forwarded);
     return check_report();
 }

@@ -38,6 +38,46 @@ static void test_scope_mask(void)
     CHECK(tk_core_scope_mask(TK_SLICE_LIT("ab"), TK_SLICE_LIT("a b"), &m) == TK_E_INVALID);
 }
 
+/* Several organisations: a partner issuer's limits, whole-name matching,
+ * and absent limits restricting nothing. */
+static void test_org_check(void)
+{
+    const tk_slice home = TK_SLICE_LIT("https://home.example/mcp"),
+                   shared = TK_SLICE_LIT("https://shared.example/mcp");
+    tk_core_org partner = {.limit_resources = true,
+                           .limit_scopes = true,
+                           .resources = TK_SLICE_LIT("https://shared.example/mcp https://x/y"),
+                           .scopes = TK_SLICE_LIT("mcp:read tickets:read")};
+    CHECK_EQ_INT(tk_core_org_check(NULL, home, TK_SLICE_LIT("mcp:write")), TK_ORG_OK);
+    tk_core_org none = {0};
+    CHECK_EQ_INT(tk_core_org_check(&none, home, TK_SLICE_LIT("mcp:write")), TK_ORG_OK);
+    CHECK_EQ_INT(tk_core_org_check(&partner, shared, TK_SLICE_LIT("mcp:read")), TK_ORG_OK);
+    CHECK_EQ_INT(tk_core_org_check(&partner, shared, TK_SLICE_NULL), TK_ORG_OK);
+    CHECK_EQ_INT(tk_core_org_check(&partner, TK_SLICE_LIT("https://x/y"),
+                                   TK_SLICE_LIT("tickets:read mcp:read")),
+                 TK_ORG_OK);
+    CHECK_EQ_INT(tk_core_org_check(&partner, home, TK_SLICE_LIT("mcp:read")), TK_ORG_RESOURCE);
+    CHECK_EQ_INT(tk_core_org_check(&partner, TK_SLICE_LIT("https://shared.example"),
+                                   TK_SLICE_LIT("mcp:read")),
+                 TK_ORG_RESOURCE); /* a prefix is another resource */
+    CHECK_EQ_INT(tk_core_org_check(&partner, TK_SLICE_LIT("https://shared.example/mcp/x"),
+                                   TK_SLICE_LIT("mcp:read")),
+                 TK_ORG_RESOURCE);
+    CHECK_EQ_INT(tk_core_org_check(&partner, TK_SLICE_NULL, TK_SLICE_NULL), TK_ORG_RESOURCE);
+    CHECK_EQ_INT(tk_core_org_check(&partner, shared, TK_SLICE_LIT("mcp:read mcp:write")),
+                 TK_ORG_SCOPE);
+    CHECK_EQ_INT(tk_core_org_check(&partner, shared, TK_SLICE_LIT("mcp")), TK_ORG_SCOPE);
+    /* Empty lists: nothing may be granted (but an empty scope is no scope). */
+    tk_core_org nothing = {.limit_resources = true, .limit_scopes = true};
+    CHECK_EQ_INT(tk_core_org_check(&nothing, shared, TK_SLICE_NULL), TK_ORG_RESOURCE);
+    nothing.limit_resources = false;
+    CHECK_EQ_INT(tk_core_org_check(&nothing, shared, TK_SLICE_LIT("mcp:read")), TK_ORG_SCOPE);
+    CHECK_EQ_INT(tk_core_org_check(&nothing, shared, TK_SLICE_NULL), TK_ORG_OK);
+    /* Only scopes limited: every resource. */
+    tk_core_org scopes_only = {.limit_scopes = true, .scopes = TK_SLICE_LIT("mcp:read")};
+    CHECK_EQ_INT(tk_core_org_check(&scopes_only, home, TK_SLICE_LIT("mcp:read")), TK_ORG_OK);
+}
+
 static void test_delegate(void)
 {
     CHECK(tk_core_may_delegate(TK_SLICE_LIT("*"), TK_SLICE_LIT("tkc_x")));
@@ -159,6 +199,7 @@ int main(void)
 {
     RUN(test_scope_resolve);
     RUN(test_scope_mask);
+    RUN(test_org_check);
     RUN(test_delegate);
     RUN(test_redirects);
     RUN(test_client_auth);

@@ -395,6 +395,177 @@ static void test_signin_members(void)
     CHECK(rc != 0 && strstr(err, "https") != NULL);
 }
 
+/* sender_certificate: one of subject, san, thumbprint; canonical; enough on
+ * its own for an issuer; every malformed form refused with the member named. */
+static void test_sender_certificate(void)
+{
+    char err[512], text[600];
+    tk_idp_trust *t = NULL;
+    static const char fmt[] = "{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"x\","
+                              "\"sender_certificate\":%s}]}";
+    snprintf(text, sizeof text, fmt, "{\"san\":\"dns:Hooks.IdP.example\"}");
+    CHECK_EQ_INT(load(text, &t, err), 0);
+    const tk_idp_issuer *is = &t->issuers[0];
+    CHECK(tk_idp_has_sender_cert(is));
+    CHECK_EQ_STR(is->sender_san, "dns:hooks.idp.example");
+    CHECK_EQ_INT(is->sender_subject_len, 0);
+    tk_peer_cert pc = {.verified = true, .nsans = 1};
+    tk_sha256("dns:hooks.idp.example", 21, pc.san[0]);
+    CHECK(tk_idp_sender_cert_ok(is, &pc));
+    pc.verified = false; /* a SAN counts only under tls-ca */
+    CHECK(!tk_idp_sender_cert_ok(is, &pc));
+    CHECK(!tk_idp_sender_cert_ok(is, NULL));
+    tk_idp_unref(t);
+    snprintf(text, sizeof text, fmt, "{\"subject\":\"cn=Hooks, O=IdP\"}");
+    CHECK_EQ_INT(load(text, &t, err), 0);
+    CHECK_EQ_STR(t->issuers[0].sender_subject, "CN=hooks,O=idp");
+    tk_idp_unref(t);
+    snprintf(
+        text, sizeof text, fmt,
+        "{\"thumbprint\":\"b4d87b6aef380fa00013de41308bcea546f70a36105b862fd6d892a4062eb330\"}");
+    CHECK_EQ_INT(load(text, &t, err), 0);
+    CHECK(t->issuers[0].has_sender_thumbprint && t->issuers[0].sender_thumbprint[0] == 0xb4);
+    pc = (tk_peer_cert){.verified = false};
+    memcpy(pc.sha256, t->issuers[0].sender_thumbprint, TK_HASH_LEN);
+    CHECK(tk_idp_sender_cert_ok(&t->issuers[0], &pc)); /* self-signed is fine by thumbprint */
+    pc.sha256[31] ^= 1;
+    CHECK(!tk_idp_sender_cert_ok(&t->issuers[0], &pc));
+    tk_idp_unref(t);
+    /* an issuer with none names no certificate, and no certificate satisfies it */
+    snprintf(text, sizeof text,
+             "{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"x\","
+             "\"webhook_secrets\":[\"whsec_c2VjcmV0c2VjcmV0c2VjcmV0\"]}]}");
+    CHECK_EQ_INT(load(text, &t, err), 0);
+    CHECK(!tk_idp_has_sender_cert(&t->issuers[0]));
+    memset(&pc, 0, sizeof pc);
+    CHECK(!tk_idp_sender_cert_ok(&t->issuers[0], &pc));
+    tk_idp_unref(t);
+    static const char *const bad[] = {
+        "\"dns:x\"",
+        "{}",
+        "{\"san\":\"dns:x\",\"subject\":\"CN=x\"}",
+        "{\"san\":\"x.example\"}",
+        "{\"san\":7}",
+        "{\"subject\":\"not a dn\"}",
+        "{\"thumbprint\":\"abc\"}",
+        "{\"thumbprint\":\"zz87b6aef380fa00013de41308bcea546f70a36105b862fd6d892a4062eb330\"}",
+        "{\"dns\":\"x.example\"}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(text, sizeof text, fmt, bad[i]);
+        CHECK(load(text, &t, err) != 0 && strstr(err, "sender_certificate") != NULL);
+    }
+}
+
+/* Several organisations: domains (lower-cased, unique across issuers, only
+ * on sign-in IdPs), allowed_resources and allowed_scopes (absent: no limit;
+ * []: nothing), and login_hint routing by the domain after the last '@'. */
+static void test_org_members(void)
+{
+    char err[512];
+    tk_idp_trust *t = NULL;
+    int rc = load("{\"issuers\":["
+                  "{\"issuer\":\"https://home.example\",\"audience\":\"t\",\"client_id\":\"t\","
+                  "\"client_secret\":\"s\",\"domains\":[\"Home.Example\",\"corp.home.example\"]},"
+                  "{\"issuer\":\"https://partner.example\",\"audience\":\"t\",\"client_id\":"
+                  "\"t\",\"client_secret\":\"s\",\"domains\":[\"partner.example\"],"
+                  "\"allowed_resources\":[\"https://shared.example/mcp\",\"https://x/y\"],"
+                  "\"allowed_scopes\":[\"mcp:read\"]},"
+                  "{\"issuer\":\"https://closed.example\",\"audience\":\"t\",\"client_id\":"
+                  "\"t\",\"client_secret\":\"s\",\"allowed_resources\":[]},"
+                  "{\"issuer\":\"https://events.example\",\"audience\":\"t\",\"jwks_uri\":"
+                  "\"https://events.example/jwks\",\"allowed_scopes\":[\"a\",\"b\"]}]}",
+                  &t, err);
+    CHECK_EQ_INT(rc, 0);
+    if (rc != 0) {
+        fprintf(stderr, "%s\n", err);
+        return;
+    }
+    const tk_idp_issuer *home = &t->issuers[0], *partner = &t->issuers[1], *closed = &t->issuers[2],
+                        *events = &t->issuers[3];
+    CHECK_EQ_INT(home->ndomains, 2);
+    CHECK_EQ_STR(home->domains[0], "home.example");
+    CHECK(!home->limit_resources && !home->limit_scopes);
+    CHECK(partner->limit_resources && partner->limit_scopes);
+    CHECK_EQ_STR(partner->allowed_resources, "https://shared.example/mcp https://x/y");
+    CHECK_EQ_INT(partner->allowed_resources_len, 38);
+    CHECK_EQ_STR(partner->allowed_scopes, "mcp:read");
+    CHECK(closed->limit_resources && closed->allowed_resources_len == 0 && !closed->limit_scopes);
+    CHECK(events->limit_scopes && strcmp(events->allowed_scopes, "a b") == 0);
+    /* Routing: exact domain after the last '@', any case. */
+    CHECK(tk_idp_for_hint(t, TK_SLICE_LIT("alice@home.example")) == home);
+    CHECK(tk_idp_for_hint(t, TK_SLICE_LIT("ALICE@HOME.EXAMPLE")) == home);
+    CHECK(tk_idp_for_hint(t, TK_SLICE_LIT("a@b@corp.home.example")) == home);
+    CHECK(tk_idp_for_hint(t, TK_SLICE_LIT("bob@partner.example")) == partner);
+    CHECK(tk_idp_for_hint(t, TK_SLICE_LIT("bob@sub.partner.example")) == NULL);
+    CHECK(tk_idp_for_hint(t, TK_SLICE_LIT("bob@partner.example.evil")) == NULL);
+    CHECK(tk_idp_for_hint(t, TK_SLICE_LIT("bob@partner.exampl")) == NULL);
+    CHECK(tk_idp_for_hint(t, TK_SLICE_LIT("partner.example")) == NULL); /* no '@' */
+    CHECK(tk_idp_for_hint(t, TK_SLICE_LIT("bob@")) == NULL);
+    CHECK(tk_idp_for_hint(t, TK_SLICE_LIT("bob@partner.example@x")) == NULL);
+    CHECK(tk_idp_for_hint(NULL, TK_SLICE_LIT("bob@partner.example")) == NULL);
+    tk_idp_unref(t);
+    static const struct {
+        const char *members, *why;
+    } bad[] = {
+        {"\"client_id\":\"c\",\"client_secret\":\"s\",\"domains\":\"a.example\"", "array"},
+        {"\"client_id\":\"c\",\"client_secret\":\"s\",\"domains\":[1]", "string"},
+        {"\"client_id\":\"c\",\"client_secret\":\"s\",\"domains\":[\"\"]", "string"},
+        {"\"client_id\":\"c\",\"client_secret\":\"s\",\"domains\":[\"a..b\"]", "domain name"},
+        {"\"client_id\":\"c\",\"client_secret\":\"s\",\"domains\":[\".a.b\"]", "domain name"},
+        {"\"client_id\":\"c\",\"client_secret\":\"s\",\"domains\":[\"a.b.\"]", "domain name"},
+        {"\"client_id\":\"c\",\"client_secret\":\"s\",\"domains\":[\"@a.b\"]", "domain name"},
+        {"\"client_id\":\"c\",\"client_secret\":\"s\",\"domains\":[\"a b\"]", "domain name"},
+        {"\"client_id\":\"c\",\"client_secret\":\"s\",\"domains\":[\"a.b\",\"A.B\"]",
+         "listed twice"},
+        {"\"jwks_uri\":\"https://a/j\",\"domains\":[\"a.b\"]", "without \"client_id\""},
+        {"\"jwks_uri\":\"https://a/j\",\"allowed_resources\":[\"a b\"]", "without spaces"},
+        {"\"jwks_uri\":\"https://a/j\",\"allowed_resources\":{}", "array"},
+        {"\"jwks_uri\":\"https://a/j\",\"allowed_scopes\":[\"a\\\"b\"]", "quotes"},
+        {"\"jwks_uri\":\"https://a/j\",\"allowed_scopes\":[null]", "string"},
+    };
+    for (size_t i = 0; i < TK_ARRAY_LEN(bad); i++) {
+        char text[512];
+        snprintf(text, sizeof text,
+                 "{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"x\",%s}]}",
+                 bad[i].members);
+        t = NULL;
+        if (load(text, &t, err) == 0 || strstr(err, bad[i].why) == NULL) {
+            fprintf(stderr, "case %zu: %s\n", i, err);
+            CHECK(0);
+            tk_idp_unref(t);
+        }
+    }
+    /* A domain listed by two issuers: one hint, one IdP. */
+    rc = load("{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"x\",\"client_id\":\"c\","
+              "\"client_secret\":\"s\",\"domains\":[\"same.example\"]},{\"issuer\":"
+              "\"https://b\",\"audience\":\"x\",\"client_id\":\"c\",\"client_secret\":\"s\","
+              "\"domains\":[\"Same.Example\"]}]}",
+              &t, err);
+    CHECK(rc != 0 && strstr(err, "listed twice") != NULL && strstr(err, "https://a") != NULL);
+    /* Too many entries, and a joined list beyond its length. */
+    char big[TK_IDP_FILE_MAX / 4];
+    int n = snprintf(big, sizeof big,
+                     "{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"x\",\"client_id\":"
+                     "\"c\",\"client_secret\":\"s\",\"domains\":[");
+    for (int i = 0; i <= TK_IDP_DOMAINS_MAX; i++) {
+        n += snprintf(big + n, sizeof big - (size_t)n, "%s\"d%d.example\"", i > 0 ? "," : "", i);
+    }
+    snprintf(big + n, sizeof big - (size_t)n, "]}]}");
+    rc = load(big, &t, err);
+    CHECK(rc != 0 && strstr(err, "at most 16") != NULL);
+    n = snprintf(big, sizeof big,
+                 "{\"issuers\":[{\"issuer\":\"https://a\",\"audience\":\"x\",\"jwks_uri\":"
+                 "\"https://a/j\",\"allowed_resources\":[");
+    for (int i = 0; i < TK_IDP_ORG_RESOURCES_MAX; i++) {
+        n += snprintf(big + n, sizeof big - (size_t)n, "%s\"https://r%d.example/%0200d\"",
+                      i > 0 ? "," : "", i, 0);
+    }
+    snprintf(big + n, sizeof big - (size_t)n, "]}]}");
+    rc = load(big, &t, err);
+    CHECK(rc != 0 && strstr(err, "longer than 4096") != NULL);
+}
+
 int main(void)
 {
     strcpy(dir, "/tmp/tk_idp_XXXXXX");
@@ -407,6 +578,8 @@ int main(void)
     RUN(test_holder);
     RUN(test_jwks_uri);
     RUN(test_signin_members);
+    RUN(test_sender_certificate);
+    RUN(test_org_members);
     EVP_PKEY_free(rsa2048);
     EVP_PKEY_free(rsa1024);
     EVP_PKEY_free(p256);

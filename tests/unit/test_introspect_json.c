@@ -99,6 +99,43 @@ static void test_shapes(void)
     CHECK(strstr(buf, "cnf") == NULL);
 }
 
+/* The session's IdP issuer (idp_iss): the same bytes from both writers,
+ * right after sid, absent when the session has none; escaping gives up the
+ * fast path. */
+static void test_idp_iss(void)
+{
+    for (unsigned n = 0; n <= 2; n++) {
+        tk_introspection r = sample(n, n == 1);
+        r.idp_iss = TK_SLICE_LIT("http://127.0.0.1:4001");
+        r.tok.aud = TK_SLICE_LIT("https://wiki.example");
+        same(&r, TK_SLICE_LIT("https://issuer.example"));
+        same(&r, TK_SLICE_NULL);
+        char a[2048];
+        size_t na = generic(&r, TK_SLICE_NULL, a, sizeof a);
+        TK_ASSERT(na > 0 && na < sizeof a);
+        a[na] = '\0';
+        CHECK(strstr(a, "\"sid\":\"tks_0123456789abcdefABCDEF\",\"idp_iss\":\"http://"
+                        "127.0.0.1:4001\",\"token_type\"") != NULL);
+        r.idp_iss = TK_SLICE_NULL;
+        na = generic(&r, TK_SLICE_NULL, a, sizeof a);
+        a[na] = '\0';
+        CHECK(strstr(a, "idp_iss") == NULL);
+        r.idp_iss = TK_SLICE_LIT("https://x/\"");
+        char b[1024];
+        CHECK_EQ_INT(tk_introspect_json_fast(&r, TK_SLICE_NULL, b, sizeof b), 0);
+        na = generic(&r, TK_SLICE_NULL, a, sizeof a);
+        a[na] = '\0';
+        CHECK(strstr(a, "\"idp_iss\":\"https://x/\\\"\"") != NULL);
+    }
+    tk_introspection in;
+    memset(&in, 0, sizeof in);
+    in.idp_iss = TK_SLICE_LIT("https://idp"); /* inactive: never more than active:false */
+    same(&in, TK_SLICE_NULL);
+    char a[64];
+    size_t na = generic(&in, TK_SLICE_NULL, a, sizeof a);
+    CHECK(na == 16 && memcmp(a, "{\"active\":false}", 16) == 0);
+}
+
 /* DPoP-bound tokens (RFC 9449 §6.2): token_type DPoP and cnf.jkt, the same
  * bytes from both writers; a bound refresh token keeps its token_type. */
 static void test_dpop_bound(void)
@@ -181,6 +218,7 @@ int main(void)
 {
     RUN(test_shapes);
     RUN(test_dpop_bound);
+    RUN(test_idp_iss);
     RUN(test_needs_escaping);
     RUN(test_is_plain);
     return check_report();

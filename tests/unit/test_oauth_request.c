@@ -105,6 +105,38 @@ static void test_authz_ok(void)
     CHECK_EQ_INT(a.prompt, TK_OAUTH_PROMPT_LOGIN | TK_OAUTH_PROMPT_CONSENT);
     CHECK_EQ_INT(authz(BASE PKCE "&prompt=none"), 0);
     CHECK_EQ_INT(a.prompt, TK_OAUTH_PROMPT_NONE);
+    /* login_hint: kept as given (routes the sign-in to an IdP) */
+    CHECK_EQ_INT(authz(BASE PKCE), 0);
+    CHECK(!a.has_login_hint && a.login_hint[0] == '\0');
+    CHECK_EQ_INT(authz(BASE PKCE "&login_hint=Bob%40Partner.Example"), 0);
+    CHECK(a.has_login_hint);
+    CHECK_EQ_STR(a.login_hint, "Bob@Partner.Example");
+    CHECK_EQ_INT(authz(BASE PKCE "&login_hint=J.+Doe"), 0); /* spaces are printable */
+    CHECK_EQ_STR(a.login_hint, "J. Doe");
+}
+
+/* A login_hint is refused when empty, repeated, too long, or carrying a
+ * control or non-ASCII byte: it is forwarded to an IdP as it is. */
+static void test_authz_login_hint(void)
+{
+    static const char *const bad[] = {"", "a%0Ab", "a%09b", "caf%C3%A9@x.example", "%7F", "a%00b"};
+    for (size_t i = 0; i < TK_ARRAY_LEN(bad); i++) {
+        char q[512];
+        snprintf(q, sizeof q, "%s%s&login_hint=%s", BASE, PKCE, bad[i]);
+        CHECK_EQ_INT(authz(q), TK_E_INVALID);
+        CHECK(a.redirectable || i == 5); /* a NUL byte spoils the whole form */
+        CHECK(!a.has_login_hint);
+    }
+    CHECK_EQ_INT(authz(BASE PKCE "&login_hint=a%40b&login_hint=a%40b"), TK_E_INVALID);
+    char q[1024];
+    int n = snprintf(q, sizeof q, "%s%s&login_hint=", BASE, PKCE);
+    memset(q + n, 'x', TK_LOGIN_HINT_MAX);
+    q[n + TK_LOGIN_HINT_MAX] = '\0';
+    CHECK_EQ_INT(authz(q), 0);
+    CHECK_EQ_INT(strlen(a.login_hint), TK_LOGIN_HINT_MAX);
+    q[n + TK_LOGIN_HINT_MAX] = 'x';
+    q[n + TK_LOGIN_HINT_MAX + 1] = '\0';
+    CHECK_EQ_INT(authz(q), TK_E_INVALID);
 }
 
 static void test_authz_page_errors(void)
@@ -401,6 +433,7 @@ int main(void)
     RUN(test_authz_ok);
     RUN(test_authz_page_errors);
     RUN(test_authz_redirect_errors);
+    RUN(test_authz_login_hint);
     RUN(test_token_code);
     RUN(test_token_refresh);
     RUN(test_token_exchange);

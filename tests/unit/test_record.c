@@ -1292,6 +1292,35 @@ static void test_holds(void)
     CHECK_EQ_INT(tk_hold_parse("", &v), TK_E_BADINPUT);
 }
 
+/* An authorization request's login_hint (key 13, optional): round trip,
+ * absent when empty, bounded by TK_LOGIN_HINT_MAX. */
+static void test_authreq_login_hint(void)
+{
+    tk_authreq_rec a = {.client_id = TK_SLICE_LIT("tkc_a"),
+                        .redirect_uri = TK_SLICE_LIT("http://127.0.0.1/cb"),
+                        .resource = TK_SLICE_LIT("https://mcp.example"),
+                        .login_hint = TK_SLICE_LIT("bob@partner.example"),
+                        .exp = 100,
+                        .created = 1};
+    uint8_t buf[TK_RECORD_MAX], buf2[TK_RECORD_MAX];
+    size_t len = 0, len2 = 0;
+    CHECK_EQ_INT(tk_record_encode_authreq(&a, buf, sizeof buf, &len), 0);
+    tk_authreq_rec b;
+    CHECK_EQ_INT(tk_record_decode_authreq(buf, len, &b), 0);
+    CHECK(tk_slice_eq(b.login_hint, a.login_hint));
+    a.login_hint = TK_SLICE_NULL;
+    CHECK_EQ_INT(tk_record_encode_authreq(&a, buf2, sizeof buf2, &len2), 0);
+    CHECK(len2 + 2 + 19 == len); /* key, str header, the hint: nothing else */
+    CHECK_EQ_INT(tk_record_decode_authreq(buf2, len2, &b), 0);
+    CHECK_EQ_INT(b.login_hint.len, 0);
+    char hint[TK_LOGIN_HINT_MAX + 1];
+    memset(hint, 'h', sizeof hint);
+    a.login_hint = (tk_slice){hint, TK_LOGIN_HINT_MAX};
+    CHECK_EQ_INT(tk_record_encode_authreq(&a, buf, sizeof buf, &len), 0);
+    a.login_hint = (tk_slice){hint, TK_LOGIN_HINT_MAX + 1};
+    CHECK_EQ_INT(tk_record_encode_authreq(&a, buf, sizeof buf, &len), TK_E_INVALID);
+}
+
 int main(void)
 {
     RUN(test_token_roundtrip);
@@ -1304,6 +1333,7 @@ int main(void)
     RUN(test_handmade_inputs);
     RUN(test_handmade_hashes);
     RUN(test_key_table);
+    RUN(test_authreq_login_hint);
     RUN(test_ops);
     RUN(test_agent_access);
     RUN(test_names);
