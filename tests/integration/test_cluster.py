@@ -253,6 +253,18 @@ class Cluster(h.TokenAsserts, unittest.TestCase):
             out.append("%s:\n  %s" % (name, "\n  ".join(lines[-12:])))
         return "\n".join(out)
 
+    def applied(self, d):
+        for line in d.metrics_text().splitlines():
+            if line.startswith("tokend_cluster_applied_sequence "):
+                return int(line.split()[1])
+        return -1
+
+    def caught_up(self, d, ref):
+        """Wait until d applied everything ref has (a client that switches
+        nodes sees the other's writes only after that: the window)."""
+        want = self.applied(ref)
+        self.assertIsNotNone(wait_until(lambda: self.applied(d) >= want, 5, 0.01))
+
     def audit_agents(self, d):
         return json.dumps(h.ctl(d.data_dir, "audit", "agents"), sort_keys=True)
 
@@ -457,14 +469,40 @@ class Cluster(h.TokenAsserts, unittest.TestCase):
         self.assertLess(time.monotonic() - t0, 0.5)
         E.stop()
 
-    def test_10_authorization_server_writes_without_wire_form_refused(self):
-        # Until the AS ops have a wire form: 503 and a log line, never a
-        # client registered on one node only.
-        r = ah.register(self.A, {"client_name": "x", "token_endpoint_auth_method": "none",
-                                 "grant_types": ["authorization_code"],
-                                 "redirect_uris": [ah.REDIRECT]})
-        self.assertEqual(r.status, 503, r)
-        self.assertIn("cluster_op_unreplicable", self.A.stderr())
+    def test_10_authorization_server_across_nodes(self):
+        # Every AS write is an op on the log: register on A, sign in and
+        # consent on B with A's cookie, redeem the code on C, refresh on A;
+        # the tokens are active everywhere; a replayed code (on B) revokes
+        # the grant on every node.
+        client = ah.public_client(self.A)["client_id"]
+        self.caught_up(self.B, self.A)
+        browser = ah.Browser(self.B)
+        code, verifier = ah.authorize_code(self.B, browser, client, subject="carol")
+        self.caught_up(self.C, self.B)
+        r = ah.redeem(self.C, client, code, verifier)
+        self.assertEqual(r.status, 200, r)
+        pair = r.json()
+        self.assertIs(self.C.active(pair["access_token"])["active"], True)  # at once on C
+        for d in (self.A, self.B):  # within the replication window elsewhere
+            self.assertIsNotNone(wait_until(
+                lambda: d.active(pair["access_token"])["active"] is True, 2))
+            self.assertEqual(d.active(pair["access_token"])["sub"], "carol")
+        self.caught_up(self.A, self.C)
+        r = ah.refresh(self.A, client, pair["refresh_token"])
+        self.assertEqual(r.status, 200, r)
+        fresh = r.json()["access_token"]
+        self.assertIsNotNone(wait_until(lambda: self.C.active(fresh)["active"] is True, 2))
+        self.caught_up(self.B, self.A)
+        r = ah.redeem(self.B, client, code, verifier)  # the code again: the family dies
+        self.assertEqual(r.status, 400, r)
+        for d in (self.A, self.B, self.C):
+            self.assertTrue(wait_until(lambda: self.inactive_on(d, fresh), 2) is not None)
+            self.assertTrue(self.inactive_on(d, pair["access_token"]))
+        # The same registration, client and grant records on every node.
+        lists = {json.dumps(h.ctl(d.data_dir, "grant", "list", "--sub", "carol"),
+                            sort_keys=True) for d in (self.A, self.B, self.C)}
+        self.assertEqual(len(lists), 1, lists)
+        self.assertNotIn("cluster_op_unreplicable", self.A.stderr() + self.B.stderr())
 
 
 class SingleNodeUnchanged(h.DaemonCase):
