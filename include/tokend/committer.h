@@ -94,8 +94,11 @@ void tk_committer_ask_grow(tk_committer *c);
  * one; an entry at or below the stored sequence is skipped. After the
  * commit, log->claim says whether this node waits for an entry it published
  * (tag != 0); the waiting request gets the apply's result exactly as a local
- * commit's. A batch that fails is retried, never dropped (only stop drops
- * it: nothing of it is durable, so the next start reads it again). */
+ * commit's. An entry above the stored sequence + 1 (a gap: entries lost to
+ * the stream's retention, or a consumer that skipped) is never applied, nor
+ * anything after it, until the missing entries come: log->gap is told. A
+ * batch that fails is retried, never dropped (only stop drops it: nothing
+ * of it is durable, so the next start reads it again). */
 typedef struct tk_committer_log {
     void *ctx;
     /* Worker thread, must not block: take the request (0), or refuse it
@@ -107,6 +110,9 @@ typedef struct tk_committer_log {
     /* Committer thread, after each durable batch: the last sequence applied
      * and how long the batch took (ns). */
     void (*applied)(void *ctx, uint64_t seq, uint64_t apply_ns);
+    /* Committer thread, optional: entries after `want` arrived first (the
+     * first of them is `got`); none of them was applied. */
+    void (*gap)(void *ctx, uint64_t want, uint64_t got);
 } tk_committer_log;
 
 /* Switch to cluster mode. Call once, before the first submit. */

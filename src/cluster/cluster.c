@@ -90,6 +90,7 @@ struct tk_cluster {
     uint64_t progress_seq, progress_at; /* cluster thread only */
     bool behind;                        /* atomic: the stream holds less than the store applied */
     uint64_t behind_head; /* cluster thread: the head of the last poll that ended below it */
+    bool want_resub;      /* atomic: the committer met a gap; the consumer is replaced */
     tk_cluster_stats stats;
 };
 
@@ -263,6 +264,14 @@ static void applied(void *ctx, uint64_t seq, uint64_t apply_ns)
     }
 }
 
+static void gap(void *ctx, uint64_t want, uint64_t got)
+{
+    tk_cluster *cl = ctx;
+    tk_log_warn("cluster_gap",
+                "want=%" PRIu64 " got=%" PRIu64 " note=\"not applied: resubscribing\"", want, got);
+    __atomic_store_n(&cl->want_resub, true, __ATOMIC_RELEASE);
+}
+
 /* ---- Consumer (libnats' delivery thread, in stream order) ------------------------------ */
 
 static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
@@ -405,7 +414,7 @@ static void poll_head(tk_cluster *cl, uint64_t now)
      * its own (maybe old) state: only a leader's answer says what is stored. */
     bool leaderless =
         si->Cluster != NULL && (si->Cluster->Leader == NULL || si->Cluster->Leader[0] == '\0');
-    uint64_t head = si->State.LastSeq;
+    uint64_t head = si->State.LastSeq, first = si->State.FirstSeq;
     jsStreamInfo_Destroy(si);
     if (leaderless) {
         return; /* nothing heard: the state ages */
@@ -418,16 +427,21 @@ static void poll_head(tk_cluster *cl, uint64_t now)
     bool below = head < done; /* a moment after a poll, when entries just arrived */
     bool twice = below && cl->behind_head == head;
     cl->behind_head = below ? head : UINT64_MAX;
-    if ((none && below) || twice) {
+    /* Entries this node never applied are gone (retention limits): it can
+     * never catch up. The same cure: a snapshot of a current node. */
+    bool lost = first > done + 1;
+    if ((none && below) || twice || lost) {
         /* The stream ends before what the store applied, before any consumer
          * or at two polls with no new entry: another stream under this name
-         * (deleted and made again, say). Its entries would all be skipped as
-         * old: stay stale (fail closed) and consume nothing. */
+         * (deleted and made again, say), whose entries would all be skipped
+         * as old; or it starts after the next entry this node needs (the
+         * committer never applies across that gap). Stay stale (fail closed)
+         * and consume nothing. */
         if (!__atomic_load_n(&cl->behind, __ATOMIC_RELAXED)) {
-            tk_log_error("cluster_stream_behind_store",
-                         "stream=%s head=%" PRIu64 " applied=%" PRIu64
+            tk_log_error(lost ? "cluster_entries_lost" : "cluster_stream_behind_store",
+                         "stream=%s first=%" PRIu64 " head=%" PRIu64 " applied=%" PRIu64
                          " note=\"start this node from a snapshot of a current node\"",
-                         cl->stream, head, done);
+                         cl->stream, first, head, done);
         }
         __atomic_store_n(&cl->behind, true, __ATOMIC_RELEASE);
         return;
@@ -448,7 +462,8 @@ static void poll_head(tk_cluster *cl, uint64_t now)
         cl->progress_seq = done;
         cl->progress_at = now;
     }
-    if (none || now - cl->progress_at > STALL_NS) {
+    bool resub = __atomic_exchange_n(&cl->want_resub, false, __ATOMIC_ACQ_REL);
+    if (none || resub || now - cl->progress_at > STALL_NS) {
         if (!none) {
             tk_log_warn("cluster_consumer_stalled", "applied=%" PRIu64 " head=%" PRIu64, done,
                         head);
@@ -691,7 +706,8 @@ int tk_cluster_start(const tk_cluster_cfg *cfg, tk_store *st, tk_committer *com,
         rc = connect_nats(cl);
     }
     if (rc == 0) {
-        tk_committer_log log = {.ctx = cl, .forward = forward, .claim = claim, .applied = applied};
+        tk_committer_log log = {
+            .ctx = cl, .forward = forward, .claim = claim, .applied = applied, .gap = gap};
         tk_committer_set_log(com, &log);
         rc = -pthread_create(&cl->thread, NULL, cluster_main, cl);
         cl->thread_started = rc == 0;

@@ -79,9 +79,10 @@ struct tk_committer {
     unsigned paused;      /* workers waiting at the pause point */
     uint64_t pause_epoch; /* bumped at every resume */
 
-    tk_committer_log log; /* cluster mode when log.forward != NULL */
-    bool *skipped;        /* per batch slot: an entry at or below the stored sequence */
-    uint64_t log_seq;     /* committer thread: the sequence the last durable batch stored */
+    tk_committer_log log;       /* cluster mode when log.forward != NULL */
+    bool *skipped;              /* per batch slot: an entry at or below the stored sequence */
+    uint64_t log_seq;           /* committer thread: the sequence the last durable batch stored */
+    uint64_t gap_want, gap_got; /* committer thread: the batch's first gap (0: none) */
 };
 
 #define STAT_ADD(c, field, n) __atomic_fetch_add(&(c)->stats.field, (n), __ATOMIC_RELAXED)
@@ -253,6 +254,15 @@ static int apply_slot(tk_committer *c, tk_txn *txn, size_t i, slot *s, uint64_t 
             d->result = 0;
             return 0;
         }
+        if (s->seq != *last + 1) {
+            /* Entries missing before this one: applying it would skip them
+             * for good on this node. Not applied; the log is told. */
+            c->skipped[i] = true;
+            d->result = TK_E_UNAVAILABLE;
+            c->gap_want = c->gap_want == 0 ? *last + 1 : c->gap_want;
+            c->gap_got = c->gap_got == 0 ? s->seq : c->gap_got;
+            return 0;
+        }
         *last = s->seq;
         if (s->decoded < 0) {
             d->result = s->decoded;
@@ -267,6 +277,7 @@ static int apply_batch(tk_committer *c, size_t head, size_t n)
 {
     tk_txn *txn = NULL;
     uint64_t first = 0, last = 0;
+    c->gap_want = c->gap_got = 0;
     int rc = tk_store_write_begin(c->st, &txn);
     if (rc == 0 && c->log.forward != NULL) {
         rc = tk_store_log_seq_get(txn, &first);
@@ -460,6 +471,9 @@ static void *committer_main(void *arg)
         post_results(c, n);
         if (log && rc == 0 && c->log.applied != NULL) {
             c->log.applied(c->log.ctx, c->log_seq, tk_mono_ns() - t0);
+        }
+        if (log && rc == 0 && c->gap_want != 0 && c->log.gap != NULL) {
+            c->log.gap(c->log.ctx, c->gap_want, c->gap_got);
         }
     }
 }

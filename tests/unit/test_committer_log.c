@@ -207,7 +207,7 @@ static void test_forward_then_apply_in_order(void)
     tk_committer *c;
     CHECK_EQ_INT(tk_committer_start(st, 2, 8, &c), 0);
     fake_log f = {0};
-    tk_committer_log log = {&f, fake_forward, fake_claim, fake_applied};
+    tk_committer_log log = {&f, fake_forward, fake_claim, fake_applied, NULL};
     tk_committer_set_log(c, &log);
 
     /* Worker requests are forwarded, not applied. */
@@ -268,7 +268,7 @@ static void test_exactly_once_across_restart(void)
     make_dir();
     tk_store *st = open_store();
     fake_log f = {0};
-    tk_committer_log log = {&f, fake_forward, fake_claim, fake_applied};
+    tk_committer_log log = {&f, fake_forward, fake_claim, fake_applied, NULL};
     tk_commit_req a1 = access_req(1), a5 = access_req(5), a7 = access_req(7);
     tk_committer *c;
     CHECK_EQ_INT(tk_committer_start(st, 1, 4, &c), 0);
@@ -305,7 +305,7 @@ static void test_backpressure(void)
     make_dir();
     tk_store *st = open_store();
     fake_log f = {0};
-    tk_committer_log log = {&f, fake_forward, fake_claim, fake_applied};
+    tk_committer_log log = {&f, fake_forward, fake_claim, fake_applied, NULL};
     tk_committer *c;
     CHECK_EQ_INT(tk_committer_start(st, 1, 2, &c), 0);
     tk_committer_set_log(c, &log);
@@ -365,11 +365,52 @@ static void test_entry_format(void)
     CHECK_EQ_INT(tk_commit_req_encode(&r, buf, 1, &len), TK_E_TOOBIG);
 }
 
+/* Entries after a gap are never applied (they would skip the missing ones
+ * for good); the log is told; once the missing entries come, all apply. */
+static uint64_t gap_want, gap_got;
+static void fake_gap(void *ctx, uint64_t want, uint64_t got)
+{
+    (void)ctx;
+    gap_want = want;
+    __atomic_store_n(&gap_got, got, __ATOMIC_RELEASE);
+}
+
+static void test_gap(void)
+{
+    make_dir();
+    tk_store *st = open_store();
+    fake_log f = {0};
+    tk_committer_log log = {&f, fake_forward, fake_claim, fake_applied, fake_gap};
+    tk_committer *c;
+    CHECK_EQ_INT(tk_committer_start(st, 1, 8, &c), 0);
+    tk_committer_set_log(c, &log);
+    tk_commit_req a = access_req(1);
+    CHECK_EQ_INT(entry(c, 1, 0, &a), 0);
+    CHECK_EQ_INT(entry(c, 3, 0, &a), 0); /* 2 is missing */
+    CHECK_EQ_INT(entry(c, 4, 0, &a), 0);
+    for (int i = 0; i < 5000 && __atomic_load_n(&gap_got, __ATOMIC_ACQUIRE) == 0; i++) {
+        usleep(1000);
+    }
+    CHECK_EQ_INT(gap_want, 2);
+    CHECK_EQ_INT(gap_got, 3);
+    CHECK_EQ_INT(stored_seq(st), 1);
+    CHECK_EQ_INT(allowed_count(st), 1);
+    for (uint64_t s = 2; s <= 4; s++) { /* a new consumer from 2 */
+        CHECK_EQ_INT(entry(c, s, 0, &a), 0);
+    }
+    wait_applied(&f, 4);
+    tk_committer_stop(c);
+    CHECK_EQ_INT(allowed_count(st), 4);
+    tk_store_close(st);
+    remove_dir();
+}
+
 int main(void)
 {
     RUN(test_entry_format);
     RUN(test_forward_then_apply_in_order);
     RUN(test_exactly_once_across_restart);
     RUN(test_backpressure);
+    RUN(test_gap);
     return check_report();
 }
