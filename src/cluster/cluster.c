@@ -296,7 +296,9 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
         natsMsg_Destroy(msg); /* not applied, not stored: the stall check resubscribes */
         return;
     }
-    memcpy(payload, natsMsg_GetData(msg), (size_t)len);
+    if (len > 0) {
+        memcpy(payload, natsMsg_GetData(msg), (size_t)len);
+    }
     natsMsg_Destroy(msg);
     pthread_mutex_lock(&cl->sub_mu);
     if (sc->gen == cl->gen) {
