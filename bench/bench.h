@@ -167,6 +167,11 @@ void bench_nginx_extra(const char *conf);
 bool nginx_available(void);
 int nginx_start(const char *body, size_t body_len, int cpu, server_proc *sp);
 void server_stop(server_proc *sp);
+/* A free loopback port (bound and released: free when it was asked for). */
+uint16_t bench_free_port(void);
+/* Start argv (stderr into sp->dir/server.log; sp->dir and sp->port set by the
+ * caller) and wait until sp->port accepts. 0 or -1 (stopped, log shown). */
+int bench_spawn_server(char *const argv[], server_proc *sp);
 int proc_cpu_read(pid_t pid, proc_cpu *out);
 int proc_mem_read(pid_t pid, proc_mem *out);
 int bench_pin(int cpu);
@@ -228,7 +233,8 @@ typedef struct bench_opts {
     bool signed_answers; /* introspect: also load RFC 9701 signed introspection */
     const char *grant;   /* token: code, refresh, exchange or all */
     double turn_ms, skip_ms;
-    bool control; /* forward-auth: nginx against an identical nginx */
+    bool control;  /* forward-auth: nginx against an identical nginx */
+    unsigned nats; /* cluster: nats-servers (and stream replicas); 0 = 3 */
 } bench_opts;
 
 #define SERIES_MAX  8
@@ -410,5 +416,7 @@ void turns_series(bench_series *se, const load_result *r, const proc_cpu *cpu);
 double turns_ratio(bench_report *rp, const char *name, const load_result *a, const load_result *b);
 int scen_token(const bench_opts *o, bench_report *rp);
 int scen_forward_auth(const bench_opts *o, bench_report *rp);
+/* scen_cluster.c: the replication window of cluster mode (issue 14). */
+int scen_cluster(const bench_opts *o, bench_report *rp);
 
 #endif

@@ -17,7 +17,8 @@
 #include <unistd.h>
 
 static const char usage[] =
-    "usage: tokend-bench introspect|introspect-tls|cascade|revoke|scale|token|forward-auth\n"
+    "usage: tokend-bench introspect|introspect-tls|cascade|revoke|scale|token|forward-auth|\n"
+    "                    cluster\n"
     "                    [options]\n"
     "  --tokens N[,N...]   tokens seeded (introspect/revoke: one size, default 10000000 /\n"
     "                      1000000; scale: sizes, default 10000,10000000; suffixes k, M)\n"
@@ -47,6 +48,8 @@ static const char usage[] =
     "  --skip-ms MS        the first MS of a turn are not counted (default 150)\n"
     "  --control           forward-auth: nginx against an identical nginx (the harness's\n"
     "                      own error; should read 1.00)\n"
+    "  --nats N            cluster: 1 or 3 nats-servers (stream replicas), default 3;\n"
+    "                      --tokens: revocations measured (default 10000)\n"
     "  --json FILE         the report as JSON (schema tokend-bench/1, see README)\n"
     "  --html FILE         the report as a self-contained HTML page\n"
     "  --progress          a progress line on stderr while loading\n"
@@ -80,6 +83,7 @@ enum {
     O_TURN_MS,
     O_SKIP_MS,
     O_CONTROL,
+    O_NATS,
 };
 
 static const struct option longopts[] = {
@@ -110,6 +114,7 @@ static const struct option longopts[] = {
     {"turn-ms", 1, 0, O_TURN_MS},
     {"skip-ms", 1, 0, O_SKIP_MS},
     {"control", 0, 0, O_CONTROL},
+    {"nats", 1, 0, O_NATS},
     {0, 0, 0, 0},
 };
 
@@ -199,6 +204,8 @@ static int set_opt(bench_opts *o, int c, const char *a)
     case O_CONTROL:
         o->control = true;
         return 0;
+    case O_NATS:
+        return num(a, 1, 3, &v) || v == 2 ? -1 : (o->nats = (unsigned)v, 0);
     default:
         return -1;
     }
@@ -306,6 +313,8 @@ int main(int argc, char **argv)
         rc = scen_token(&o, &rp);
     } else if (strcmp(o.scenario, "forward-auth") == 0) {
         rc = scen_forward_auth(&o, &rp);
+    } else if (strcmp(o.scenario, "cluster") == 0) {
+        rc = scen_cluster(&o, &rp);
     } else {
         fprintf(stderr, "tokend-bench: unknown scenario \"%s\"\n%s", o.scenario, usage);
         return 2;

@@ -355,6 +355,32 @@ int nginx_start(const char *body, size_t body_len, int cpu, server_proc *sp)
     return -1;
 }
 
+uint16_t bench_free_port(void)
+{
+    return free_port();
+}
+
+int bench_spawn_server(char *const argv[], server_proc *sp)
+{
+    char log[300];
+    snprintf(log, sizeof log, "%s/server.log", sp->dir);
+    sp->pid = spawn(argv, -1, log, -1);
+    for (int i = 0; sp->pid > 0 && i < 150; i++) { /* 15 s */
+        if (port_open(sp->port)) {
+            return 0;
+        }
+        if (waitpid(sp->pid, NULL, WNOHANG) == sp->pid) {
+            sp->pid = 0;
+            break;
+        }
+        sleep_ms(100);
+    }
+    bench_log("%s did not listen on %u; its log:", argv[0], (unsigned)sp->port);
+    dump_file(log);
+    server_stop(sp);
+    return -1;
+}
+
 void server_stop(server_proc *sp)
 {
     if (sp->pid > 0) {

@@ -65,6 +65,9 @@ void tk_config_defaults(tk_config *cfg)
     cfg->ssf_retry_min_ms = TK_SSF_RETRY_MIN_DEFAULT;
     cfg->ssf_retry_max_ms = TK_SSF_RETRY_MAX_DEFAULT;
     cfg->ssf_poll_ms = TK_SSF_POLL_MS_DEFAULT;
+    strcpy(cfg->cluster_stream, "TOKEND");
+    cfg->cluster_max_staleness = TK_CLUSTER_STALENESS_DEFAULT;
+    cfg->cluster_replicas = 1;
 }
 
 static int fail(char *err, size_t errcap, int code, const char *fmt, ...)
@@ -273,6 +276,9 @@ static const struct num_key num_keys[] = {
     NUM("ssf-retry-min", ssf_retry_min_ms, 10, TK_SSF_RETRY_CEILING),
     NUM("ssf-retry-max", ssf_retry_max_ms, 10, TK_SSF_RETRY_CEILING),
     NUM("ssf-poll", ssf_poll_ms, 10, TK_SSF_POLL_MS_MAX),
+    NUM("cluster-max-staleness", cluster_max_staleness, TK_CLUSTER_STALENESS_MIN,
+        TK_CLUSTER_STALENESS_MAX),
+    NUM("cluster-replicas", cluster_replicas, 1, 5),
 };
 
 static int set_num(tk_config *cfg, const struct num_key *k, const char *value, char *err,
@@ -362,12 +368,81 @@ static int set_cert_proxies(tk_config *cfg, const char *value, char *err, size_t
     return 0;
 }
 
+/* A stream or node name: 1 to TK_CLUSTER_NAME_MAX of [A-Za-z0-9_-] (a part of
+ * every message id and of the stream's subject). */
+static int set_cluster_name(char *dst, const char *key, const char *value, char *err, size_t errcap)
+{
+    size_t n = strlen(value);
+    bool ok = n > 0 && n <= TK_CLUSTER_NAME_MAX;
+    for (size_t i = 0; i < n && ok; i++) {
+        char c = value[i];
+        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             c == '_' || c == '-';
+    }
+    if (!ok) {
+        return fail(err, errcap, TK_E_BADINPUT,
+                    "%s: expected 1 to %d letters, digits, '-' or '_', got \"%s\"", key,
+                    TK_CLUSTER_NAME_MAX, value);
+    }
+    memcpy(dst, value, n + 1);
+    return 0;
+}
+
+/* nats://HOST:PORT[,nats://HOST:PORT…]: at most TK_CLUSTER_SERVERS_MAX, no
+ * spaces, each with a host and a port. */
+static int set_cluster_nats(tk_config *cfg, const char *value, char *err, size_t errcap)
+{
+    size_t n = strlen(value);
+    bool ok = n > 0 && n < sizeof cfg->cluster_nats;
+    unsigned count = 0;
+    for (const char *u = value; ok && *u != '\0'; count++) {
+        const char *end = strchr(u, ',');
+        size_t len = end != NULL ? (size_t)(end - u) : strlen(u);
+        const char *colon = NULL; /* the last ':' (an IPv6 host has its own) */
+        for (size_t i = 7; i < len; i++) {
+            colon = u[i] == ':' ? u + i : colon;
+        }
+        ok = count < TK_CLUSTER_SERVERS_MAX && len > 7 && !strncmp(u, "nats://", 7) &&
+             colon != NULL && colon > u + 7 && colon + 1 < u + len && memchr(u, ' ', len) == NULL;
+        for (const char *d = colon != NULL ? colon + 1 : u; ok && d < u + len; d++) {
+            ok = *d >= '0' && *d <= '9';
+        }
+        u = end != NULL ? end + 1 : u + len;
+        ok = ok && !(end != NULL && *u == '\0');
+    }
+    if (!ok) {
+        return fail(err, errcap, TK_E_BADINPUT,
+                    "cluster-nats: expected 1 to %d nats://HOST:PORT URLs, comma-separated, got "
+                    "\"%s\"",
+                    TK_CLUSTER_SERVERS_MAX, value);
+    }
+    memcpy(cfg->cluster_nats, value, n + 1);
+    return 0;
+}
+
+static int set_cluster(tk_config *cfg, const char *key, const char *value, char *err, size_t errcap)
+{
+    if (!strcmp(key, "cluster-nats")) {
+        return set_cluster_nats(cfg, value, err, errcap);
+    }
+    cfg->cluster_keys_set = true;
+    if (!strcmp(key, "cluster-stream")) {
+        return set_cluster_name(cfg->cluster_stream, key, value, err, errcap);
+    }
+    return set_cluster_name(cfg->cluster_node, key, value, err, errcap);
+}
+
 int tk_config_set(tk_config *cfg, const char *key, const char *value, char *err, size_t errcap)
 {
     for (size_t i = 0; i < TK_ARRAY_LEN(num_keys); i++) {
         if (!strcmp(key, num_keys[i].key)) {
+            cfg->cluster_keys_set = cfg->cluster_keys_set || !strncmp(key, "cluster-", 8);
             return set_num(cfg, &num_keys[i], value, err, errcap);
         }
+    }
+    if (!strcmp(key, "cluster-nats") || !strcmp(key, "cluster-stream") ||
+        !strcmp(key, "cluster-node")) {
+        return set_cluster(cfg, key, value, err, errcap);
     }
     if (!strcmp(key, "listen")) {
         int r = parse_listen(cfg, value);
@@ -624,6 +699,14 @@ int tk_config_validate(const tk_config *cfg, char *err, size_t errcap)
                 "login = dev: anyone reaching tokend could sign in as anyone; refused unless "
                 "every listen address is loopback (127.0.0.0/8 or ::1)");
         }
+    }
+    if (cfg->cluster_nats[0] == '\0' && cfg->cluster_keys_set) {
+        return fail(err, errcap, TK_E_INVALID,
+                    "cluster-*: set, but cluster-nats (the NATS servers) is not");
+    }
+    if (cfg->cluster_nats[0] != '\0' && cfg->cluster_node[0] == '\0') {
+        return fail(err, errcap, TK_E_INVALID,
+                    "cluster-nats: needs cluster-node (this node's id, unique in the cluster)");
     }
     return validate_tls(cfg, err, errcap);
 }

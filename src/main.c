@@ -6,6 +6,7 @@
  * protected resources, the IdP trust file and the signing keys.
  */
 #include "tokend/clock.h"
+#include "tokend/cluster.h"
 #include "tokend/committer.h"
 #include "tokend/config.h"
 #include "tokend/endpoints.h"
@@ -534,6 +535,27 @@ static int run(struct options *o)
         return 1;
     }
     tk_committer_set_map_max(committer, cfg->map_size_max);
+    tk_cluster *cluster = NULL;
+    if (cfg->cluster_nats[0] != '\0') {
+        tk_cluster_cfg ccfg = {.urls = cfg->cluster_nats,
+                               .stream = cfg->cluster_stream,
+                               .node = cfg->cluster_node,
+                               .max_staleness_ms = cfg->cluster_max_staleness,
+                               .replicas = cfg->cluster_replicas,
+                               .pending = cfg->commit_queue};
+        r = tk_cluster_start(&ccfg, store, committer, &cluster);
+        if (r != 0) {
+            tk_log_error("cluster_start_failed", "error=\"%s\"", tk_strerror(r));
+            tk_committer_stop(committer);
+            tk_idp_jwks_stop(jwks);
+            tk_outbound_stop(outbound);
+            tk_idp_jwks_free(jwks);
+            tk_idp_holder_free(idp);
+            tk_keys_holder_free(keys);
+            tk_store_close(store);
+            return 1;
+        }
+    }
     tk_app *app = NULL;
     tk_app_cfg acfg = {.issuer = cfg->issuer,
                        .resources_file = cfg->resources_file,
@@ -562,6 +584,7 @@ static int run(struct options *o)
                        .ncert_proxies = cfg->ncert_proxies,
                        .store = store,
                        .committer = committer,
+                       .cluster = cluster,
                        .idp = idp,
                        .jwks = jwks,
                        .outbound = outbound,
@@ -652,6 +675,7 @@ static int run(struct options *o)
         __atomic_store_n(&running_server, NULL, __ATOMIC_RELEASE);
     }
     tk_ssf_stop(ssf);             /* no new push, no new ack */
+    tk_cluster_stop(cluster);     /* no more entries; NULL in single-node mode */
     tk_committer_stop(committer); /* applies and commits anything still queued */
     tk_idp_jwks_stop(jwks);       /* no new fetch */
     tk_outbound_stop(outbound);   /* cancels what is in flight */

@@ -90,6 +90,61 @@ void tk_committer_read_exit(tk_committer *c);
  * other process's size) even if no write is queued. Thread-safe. */
 void tk_committer_ask_grow(tk_committer *c);
 
+/* ---- Cluster mode (src/cluster, docs/ARCHITECTURE.md §10) --------------------
+ * With a log set, the committer applies only op-log entries, in stream order:
+ * tk_committer_submit hands each worker request to log->forward (which
+ * publishes it and remembers who waits), every node's consumer feeds the
+ * stream back with tk_committer_submit_entry, and each batch of entries is
+ * one write txn that also stores the last entry's sequence
+ * (tk_store_log_seq_put), so a crash never applies an entry twice or skips
+ * one; an entry at or below the stored sequence is skipped. After the
+ * commit, log->claim says whether this node waits for an entry it published
+ * (tag != 0); the waiting request gets the apply's result exactly as a local
+ * commit's. An entry above the stored sequence + 1 (a gap: entries lost to
+ * the stream's retention, or a consumer that skipped) is never applied, nor
+ * anything after it, until the missing entries come: log->gap is told. A
+ * batch that fails is retried, never dropped (only stop drops it: nothing
+ * of it is durable, so the next start reads it again). */
+typedef struct tk_committer_log {
+    void *ctx;
+    /* Worker thread, must not block: take the request (0), or refuse it
+     * (TK_E_UNAVAILABLE, TK_E_QUEUEFULL): the worker answers 503. */
+    int (*forward)(void *ctx, const tk_commit_req *req);
+    /* Committer thread, after the entry's commit: true (with whom to tell)
+     * when a request of this node waits for entry `tag`; the wait ends. */
+    bool (*claim)(void *ctx, uint64_t tag, unsigned *worker, uint64_t *cookie);
+    /* Committer thread, after each durable batch: the last sequence applied
+     * and how long the batch took (ns). */
+    void (*applied)(void *ctx, uint64_t seq, uint64_t apply_ns);
+    /* Committer thread, optional: entries after `want` arrived first (the
+     * first of them is `got`); none of them was applied. */
+    void (*gap)(void *ctx, uint64_t want, uint64_t got);
+} tk_committer_log;
+
+/* Switch to cluster mode. Call once, before the first submit. */
+void tk_committer_set_log(tk_committer *c, const tk_committer_log *log);
+
+/* Queue one op-log entry: stream sequence seq (> 0), tag (this node's
+ * publish counter, or 0 for another node's entry), the encoded request
+ * (tk_commit_req_encode's bytes; the committer takes payload, a malloc'd
+ * buffer, and frees it). Blocks while the queue is full (back-pressure on
+ * the consumer). 0, or TK_E_QUEUEFULL when stopping (payload freed). */
+int tk_committer_submit_entry(tk_committer *c, uint64_t seq, uint64_t tag, uint8_t *payload,
+                              size_t len);
+
+/* Post a completion to worker w for a forwarded request whose wait ended
+ * without an apply (publish failed or timed out). Any thread. */
+void tk_committer_post(tk_committer *c, unsigned worker, const tk_commit_done *d);
+
+/* The op-log entry format: byte 0 the version (1), byte 1 the op count (1 to
+ * TK_OPS_PER_REQ), then per op a 2-byte little-endian length and tk_op_encode's
+ * bytes. encode: 0, TK_E_INVALID (an op without a wire form, or invalid),
+ * TK_E_TOOBIG. decode (strict: every byte accounted for): 0 or TK_E_CORRUPT;
+ * out->worker and out->cookie are 0. A decoded TK_OP_PUT_NEW owns a heap
+ * record: release it with tk_commit_req_release. */
+int tk_commit_req_encode(const tk_commit_req *req, uint8_t *buf, size_t cap, size_t *len);
+int tk_commit_req_decode(const uint8_t *buf, size_t len, tk_commit_req *out);
+
 /* Apply everything queued, stop the thread, free. Completions not yet
  * drained are dropped (their connections are gone by then). */
 void tk_committer_stop(tk_committer *c);

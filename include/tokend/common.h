@@ -34,19 +34,20 @@ tk_slice tk_slice_from_str(const char *s);
  * tk_strerror() names both kinds.
  */
 enum tk_error {
-    TK_E_NOTFOUND = -20001,  /* no such record / parameter */
-    TK_E_CORRUPT = -20002,   /* a stored record or input failed strict decoding */
-    TK_E_FULL = -20003,      /* the LMDB map is full (MDB_MAP_FULL) */
-    TK_E_STORE = -20004,     /* any other LMDB failure; details were logged */
-    TK_E_TOOBIG = -20005,    /* a value exceeds its limit (see limits.h) */
-    TK_E_BADINPUT = -20006,  /* malformed input */
-    TK_E_DUPLICATE = -20007, /* a parameter that may appear once appeared twice */
-    TK_E_QUEUEFULL = -20008, /* the committer queue is full: answer 503 */
-    TK_E_AUTH = -20009,      /* caller authentication failed */
-    TK_E_FORBIDDEN = -20010, /* authenticated, but not allowed */
-    TK_E_EXISTS = -20011,    /* a record that must be new already exists */
-    TK_E_INVALID = -20012,   /* a request that is well-formed but not acceptable */
-    TK_E_READERS = -20013,   /* LMDB reader table full (MDB_READERS_FULL) */
+    TK_E_NOTFOUND = -20001,    /* no such record / parameter */
+    TK_E_CORRUPT = -20002,     /* a stored record or input failed strict decoding */
+    TK_E_FULL = -20003,        /* the LMDB map is full (MDB_MAP_FULL) */
+    TK_E_STORE = -20004,       /* any other LMDB failure; details were logged */
+    TK_E_TOOBIG = -20005,      /* a value exceeds its limit (see limits.h) */
+    TK_E_BADINPUT = -20006,    /* malformed input */
+    TK_E_DUPLICATE = -20007,   /* a parameter that may appear once appeared twice */
+    TK_E_QUEUEFULL = -20008,   /* the committer queue is full: answer 503 */
+    TK_E_AUTH = -20009,        /* caller authentication failed */
+    TK_E_FORBIDDEN = -20010,   /* authenticated, but not allowed */
+    TK_E_EXISTS = -20011,      /* a record that must be new already exists */
+    TK_E_INVALID = -20012,     /* a request that is well-formed but not acceptable */
+    TK_E_READERS = -20013,     /* LMDB reader table full (MDB_READERS_FULL) */
+    TK_E_UNAVAILABLE = -20014, /* cluster mode: the op log did not take the write: answer 503 */
 };
 
 /* A static, human-readable name for any error value (never NULL). */

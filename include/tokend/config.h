@@ -11,7 +11,15 @@
  * outbound-timeout, outbound-max-bytes, outbound-queue, outbound-transfers,
  * jwks-refresh-min, jwks-refresh-max, jwks-kid-interval, signing-key-overlap,
  * tls-ca, client-cert-header, client-cert-proxies, ssf-retry-min, ssf-retry-max,
- * ssf-poll).
+ * ssf-poll, cluster-nats, cluster-stream, cluster-node, cluster-max-staleness,
+ * cluster-replicas).
+ *
+ * Cluster mode (cluster.h) is on when cluster-nats names the NATS servers
+ * (nats://HOST:PORT, comma-separated); cluster-node is then required (this
+ * node's id: letters, digits, '-', '_'), cluster-stream defaults to TOKEND,
+ * cluster-max-staleness (ms) to 3000, cluster-replicas (used only when
+ * tokend creates the stream) to 1. Without cluster-nats tokend is one node
+ * and the other cluster keys are refused.
  *
  * Client certificates (RFC 8705): tls-ca is the CA bundle tls_client_auth
  * clients' certificates must chain to (it needs a TLS listener). For
@@ -109,6 +117,13 @@ typedef struct tk_config {
     /* The SSF transmitter (ssf.h), milliseconds: retry back-off bounds and
      * the queue scan when nothing woke the pusher. */
     unsigned ssf_retry_min_ms, ssf_retry_max_ms, ssf_poll_ms;
+    /* Cluster mode (cluster.h); cluster_nats "" = one node. */
+    char cluster_nats[TK_CLUSTER_URLS_MAX];
+    char cluster_stream[TK_CLUSTER_NAME_MAX + 1];
+    char cluster_node[TK_CLUSTER_NAME_MAX + 1];
+    unsigned cluster_max_staleness; /* ms */
+    unsigned cluster_replicas;
+    bool cluster_keys_set; /* some cluster-* key other than cluster-nats was given */
 } tk_config;
 
 void tk_config_defaults(tk_config *cfg);

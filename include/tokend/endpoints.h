@@ -76,6 +76,10 @@ typedef struct tk_app_cfg {
     unsigned ncert_proxies;
     tk_store *store;
     tk_committer *committer;
+    /* Cluster mode (cluster.h), or NULL: introspection and forward-auth
+     * answer 503 while this node's state is not known current, /healthz
+     * says not ready, /metrics shows the op log. */
+    struct tk_cluster *cluster;
     tk_idp_holder *idp;    /* trusted IdPs (POST /backchannel-logout, …); NULL = none */
     tk_idp_jwks *jwks;     /* fetched IdP keys: unknown kids ask it for a fetch; NULL = none */
     tk_outbound *outbound; /* the outbound thread (its counters reach /metrics); or NULL */

@@ -192,6 +192,27 @@
 #define TK_PAUSE_TIMEOUT_MS 2000
 #define TK_GROW_TRIES       8
 
+/* ---- Cluster mode (src/cluster, docs/ARCHITECTURE.md §10) ---------------- */
+
+/* One encoded op: a PUT_NEW carries a whole record, the rest are far smaller. */
+#define TK_OP_WIRE_MAX (TK_RECORD_MAX + 1024)
+/* One op-log entry: version, op count, then a 2-byte length before each op. */
+#define TK_COMMIT_WIRE_MAX (2 + TK_OPS_PER_REQ * (2 + TK_OP_WIRE_MAX))
+/* Names in the op log (node id, stream): short, and part of every msg id. */
+#define TK_CLUSTER_NAME_MAX 32
+/* Comma-separated nats:// URLs of cluster-nats, and how many of them. */
+#define TK_CLUSTER_URLS_MAX    1024
+#define TK_CLUSTER_SERVERS_MAX 16
+/* cluster-max-staleness bounds, ms: below 100 a poll cannot keep up. */
+#define TK_CLUSTER_STALENESS_MIN     100
+#define TK_CLUSTER_STALENESS_MAX     600000
+#define TK_CLUSTER_STALENESS_DEFAULT 3000
+/* How long a write waits for the stream's ack and its own apply before 503. */
+#define TK_CLUSTER_PUBLISH_TIMEOUT_MS 2000
+/* The committer retries a failed batch of log entries after this (never drops one). */
+#define TK_CLUSTER_RETRY_MS 100
+_Static_assert(TK_OP_WIRE_MAX <= UINT16_MAX, "an op's length fits the entry's 2-byte field");
+
 /* ---- Store -------------------------------------------------------------- */
 
 /* Address space only: the data file grows as records are written. 64 GiB

@@ -260,4 +260,25 @@ typedef struct tk_store_stats {
 
 int tk_store_stats_get(tk_txn *txn, tk_store_stats *out);
 
+/* ---- Cluster mode (store_cluster.c, docs/ARCHITECTURE.md §10) ----------------
+ * meta "log_seq": the last op-log (JetStream stream) sequence this store
+ * applied, 8 bytes little-endian, written in the same write txn as the
+ * changes of that entry, so a crash never applies an entry twice or skips
+ * one. get: 0 (*seq = 0 when never written), TK_E_CORRUPT, TK_E_STORE.
+ * put (write txn): 0, TK_E_FULL, TK_E_STORE. */
+int tk_store_log_seq_get(tk_txn *txn, uint64_t *seq);
+int tk_store_log_seq_put(tk_txn *txn, uint64_t seq);
+/* meta "cluster": the stream name of the cluster this store belongs to
+ * (written when tokend starts in cluster mode). tokenctl refuses to write
+ * into such a store: its writes would reach this node only. get: 0 with the
+ * name copied into name (cap bytes, NUL-terminated), TK_E_NOTFOUND,
+ * TK_E_CORRUPT, TK_E_STORE. put: a write txn of its own; 0 or an error. */
+int tk_store_cluster_get(tk_txn *txn, char *name, size_t cap);
+int tk_store_cluster_put(tk_store *st, const char *name);
+/* A consistent copy of the whole environment (mdb_env_copy2, compacted) into
+ * the existing empty folder dir: the snapshot a new node starts from; its
+ * log_seq says where to resume. Safe while tokend runs. 0, -errno,
+ * TK_E_STORE. */
+int tk_store_copy(tk_store *st, const char *dir);
+
 #endif

@@ -209,5 +209,12 @@ void ep_resource_metadata(ep_req *r)
 void ep_healthz(ep_req *r)
 {
     static const char body[] = "{\"status\":\"ok\"}";
+    const struct tk_cluster *cl = r->w->app->cfg.cluster;
+    if (cl != NULL && !tk_cluster_fresh(cl, tk_mono_ns())) {
+        /* Catching up, or nothing heard from the op log within max-staleness. */
+        static const char stale[] = "{\"status\":\"not_ready\",\"reason\":\"cluster_stale\"}";
+        ep_reply(r, 503, "application/json", "Retry-After: 1\r\n", stale, sizeof stale - 1);
+        return;
+    }
     ep_reply(r, 200, "application/json", NULL, body, sizeof body - 1);
 }

@@ -9,6 +9,8 @@
 
 #include <pthread.h>
 
+#include "tokend/clock.h"
+#include "tokend/cluster.h"
 #include "tokend/endpoints.h"
 #include "tokend/form.h"
 #include "tokend/http.h"
@@ -107,6 +109,8 @@ typedef struct ep_metrics {
     /* Agent access audit: decisions not recorded (table full), fold requests
      * queued, fold requests whose commit failed, folds put off (queue full). */
     uint64_t audit_overflow, audit_submitted, audit_lost, audit_deferred;
+    /* Cluster mode: answers refused (503) because the state was stale. */
+    uint64_t cluster_stale_introspect, cluster_stale_forward_auth;
 } ep_metrics;
 
 /* Written only by the owning worker: a relaxed load and store, no locked
@@ -413,6 +417,10 @@ void ep_reply_error(ep_req *r, int status, const char *code, const char *extra);
 void ep_reply_json(ep_req *r, int status, const tk_json *j);
 /* 503 temporarily_unavailable + Retry-After, for store and queue failures. */
 void ep_reply_unavailable(ep_req *r);
+/* Cluster mode only (the caller checks w->app->cfg.cluster != NULL): true
+ * when this node's state is known current; else a 503 is sent, *stale is
+ * counted, and false. Fail closed: a stale node never says "active". */
+bool ep_cluster_fresh(ep_req *r, uint64_t *stale);
 /* 401 {"error":"invalid_client"} (RFC 6749 §5.2). The Basic challenge
  * (realm = the issuer, error="invalid_client") goes with it unless the
  * caller authenticated in the form (r->auth_via == EP_VIA_FORM): form-based

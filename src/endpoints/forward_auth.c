@@ -469,6 +469,11 @@ static void decide(ep_req *r, const orig *o, const tk_resource *res)
                   b > 0 ? EP_FA_NO_TOKEN : EP_FA_INVALID_TOKEN);
         return;
     }
+    if (TK_UNLIKELY(w->app->cfg.cluster != NULL) &&
+        !ep_cluster_fresh(r, &w->m.cluster_stale_forward_auth)) {
+        count(w, EP_FA_UNAVAILABLE);
+        return;
+    }
     tk_txn *txn = ep_txn(w);
     tk_introspection in;
     uint8_t hash[TK_HASH_LEN];

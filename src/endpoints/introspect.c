@@ -44,6 +44,10 @@ void ep_introspect(ep_req *r)
         ep_reply_error(r, 400, "invalid_request", NULL);
         return;
     }
+    if (TK_UNLIKELY(w->app->cfg.cluster != NULL) &&
+        !ep_cluster_fresh(r, &w->m.cluster_stale_introspect)) {
+        return;
+    }
     tk_introspection res;
     res.active = false;
     res.nactors = 0;

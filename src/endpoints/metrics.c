@@ -303,6 +303,60 @@ static void committer_section(text *t, const tk_committer *c)
     put(t, "\n");
 }
 
+static void seconds_line(text *t, const char *name, uint64_t ns)
+{
+    put(t, name);
+    put(t, " ");
+    put_seconds(t, ns);
+    put(t, "\n");
+}
+
+/* Cluster mode: the op log's sequences, latencies (sum/count pairs) and
+ * refusals (docs/ARCHITECTURE.md §10). */
+static void cluster_section(text *t, const tk_cluster *cl, const ep_metrics *m)
+{
+    tk_cluster_stats s;
+    tk_cluster_stats_get(cl, &s);
+    type(t, "tokend_cluster_applied_sequence", "gauge");
+    line(t, "tokend_cluster_applied_sequence", s.applied_seq);
+    type(t, "tokend_cluster_stream_sequence", "gauge");
+    line(t, "tokend_cluster_stream_sequence", s.stream_seq);
+    type(t, "tokend_cluster_lag", "gauge");
+    line(t, "tokend_cluster_lag", s.stream_seq > s.applied_seq ? s.stream_seq - s.applied_seq : 0);
+    type(t, "tokend_cluster_ready", "gauge");
+    line(t, "tokend_cluster_ready", s.ready ? 1 : 0);
+    type(t, "tokend_cluster_connected", "gauge");
+    line(t, "tokend_cluster_connected", s.connected ? 1 : 0);
+    type(t, "tokend_cluster_staleness_seconds", "gauge");
+    if (s.staleness_ms < 0) {
+        put(t, "tokend_cluster_staleness_seconds +Inf\n"); /* never current yet */
+    } else {
+        seconds_line(t, "tokend_cluster_staleness_seconds", (uint64_t)s.staleness_ms * 1000000u);
+    }
+    type(t, "tokend_cluster_publish_seconds", "summary");
+    seconds_line(t, "tokend_cluster_publish_seconds_sum", s.publish_ns_total);
+    line(t, "tokend_cluster_publish_seconds_count", s.publish_n);
+    type(t, "tokend_cluster_write_seconds", "summary");
+    seconds_line(t, "tokend_cluster_write_seconds_sum", s.write_ns_total);
+    line(t, "tokend_cluster_write_seconds_count", s.write_n);
+    type(t, "tokend_cluster_apply_seconds", "summary");
+    seconds_line(t, "tokend_cluster_apply_seconds_sum", s.apply_ns_total);
+    line(t, "tokend_cluster_apply_seconds_count", s.apply_n);
+    type(t, "tokend_cluster_published_total", "counter");
+    line(t, "tokend_cluster_published_total", s.published);
+    type(t, "tokend_cluster_writes_failed_total", "counter");
+    line(t, "tokend_cluster_writes_failed_total{reason=\"unacked\"}", s.publish_failed);
+    line(t, "tokend_cluster_writes_failed_total{reason=\"unreachable\"}", s.refused);
+    line(t, "tokend_cluster_writes_failed_total{reason=\"unreplicable\"}", s.unreplicable);
+    type(t, "tokend_cluster_resubscribes_total", "counter");
+    line(t, "tokend_cluster_resubscribes_total", s.resubscribes);
+    type(t, "tokend_cluster_stale_refusals_total", "counter");
+    line(t, "tokend_cluster_stale_refusals_total{endpoint=\"introspect\"}",
+         m->cluster_stale_introspect);
+    line(t, "tokend_cluster_stale_refusals_total{endpoint=\"forward_auth\"}",
+         m->cluster_stale_forward_auth);
+}
+
 /* tokend_outbound_requests_total{purpose,result} and the latency histogram
  * per purpose; purposes and results that never happened are left out. */
 static void outbound_section(text *t, const tk_outbound *ob)
@@ -452,6 +506,9 @@ void ep_metrics_serve(ep_req *r)
     }
     if (app->cfg.outbound != NULL) {
         outbound_section(&t, app->cfg.outbound);
+    }
+    if (app->cfg.cluster != NULL) {
+        cluster_section(&t, app->cfg.cluster, &tot);
     }
     if (app->cfg.server_stats != NULL) {
         server_section(&t, &app->cfg);

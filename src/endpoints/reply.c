@@ -60,6 +60,16 @@ void ep_reply_unavailable(ep_req *r)
     ep_reply_error(r, 503, "temporarily_unavailable", "Retry-After: 1\r\n");
 }
 
+bool ep_cluster_fresh(ep_req *r, uint64_t *stale)
+{
+    if (TK_LIKELY(tk_cluster_fresh(r->w->app->cfg.cluster, tk_mono_ns()))) {
+        return true;
+    }
+    ep_add(stale, 1);
+    ep_reply_unavailable(r);
+    return false;
+}
+
 /* WWW-Authenticate: Basic realm="<issuer>", error="invalid_client" (RFC
  * 7617 §2; the error parameter as RFC 6750 §3 and other authorization
  * servers put it). The issuer is a checked URL; '"' and '\' are escaped

@@ -103,6 +103,7 @@ int ctl_cmd_token_show(ctl *c);
 int ctl_cmd_stats(ctl *c);
 /* cmd_audit.c */
 int ctl_cmd_audit_agents(ctl *c);
+int ctl_cmd_cluster_snapshot(ctl *c);
 
 /* cmd_audit.c */
 int ctl_cmd_audit(ctl *c);

@@ -54,6 +54,7 @@ static const ctl_opt opts_token_issue[] = {
 };
 static const ctl_opt opts_token_show[] = {{"issuer", false}, {NULL, false}};
 static const ctl_opt opts_audit_agents[] = {{"client", false}, {NULL, false}};
+static const ctl_opt opts_out[] = {{"out", false}, {NULL, false}};
 static const ctl_opt opts_token_fanout[] = {
     {"sid", false}, {"client", false}, {"scope", false}, {"children", false},
     {"out", false}, {"ttl", false},    {NULL, false},
@@ -106,6 +107,8 @@ static const ctl_command commands[] = {
      "--sid SID --client CLIENT_ID --scope S --children K --out FILE [--ttl S]"},
     {"stats", NULL, ctl_cmd_stats, 0, opts_none, ""},
     {"audit", "agents", ctl_cmd_audit_agents, 0, opts_audit_agents, "[--client ID]"},
+    {"cluster", "snapshot", ctl_cmd_cluster_snapshot, 0, opts_out,
+     "--out DIR   a consistent copy of the store to start a new cluster node from"},
     {"keys", "list", ctl_cmd_keys_list, 0, opts_none, "   tokend's signing keys, current first"},
     {"keys", "rotate", ctl_cmd_keys_rotate, 0, opts_none,
      "   a new current signing key; tokend uses it after SIGHUP"},
@@ -316,6 +319,32 @@ int ctl_want_i64(const ctl *c, const char *name, int64_t min, int64_t max, int64
 
 /* ==== Store and output =================================================== */
 
+/* A cluster node's store takes writes only from its op log: a write made
+ * here would reach this node alone and fork it from the others. */
+static int refuse_cluster(ctl *c)
+{
+    char stream[TK_CLUSTER_NAME_MAX + 1];
+    tk_txn *txn = NULL;
+    int rc = tk_store_read_begin(c->store, &txn);
+    if (rc == 0) {
+        rc = tk_store_cluster_get(txn, stream, sizeof stream);
+        tk_store_txn_end(txn);
+    }
+    if (rc == TK_E_NOTFOUND) {
+        return CTL_OK;
+    }
+    tk_store_close(c->store);
+    c->store = NULL;
+    if (rc != 0) {
+        return ctl_fail(c, "cannot read the store's cluster mark: %s", tk_strerror(rc));
+    }
+    return ctl_fail(c,
+                    "%s is a node of cluster stream %s: a write here would reach this node "
+                    "only. Write through the API of any node (POST /revoke, /token, the IdP "
+                    "endpoints); read-only commands still work",
+                    c->data_dir, stream);
+}
+
 int ctl_open(ctl *c, bool read_only)
 {
     if (c->store != NULL) {
@@ -327,7 +356,7 @@ int ctl_open(ctl *c, bool read_only)
         c->store = NULL;
         return ctl_fail(c, "cannot open the store in %s: %s", c->data_dir, tk_strerror(rc));
     }
-    return CTL_OK;
+    return read_only ? CTL_OK : refuse_cluster(c);
 }
 
 tk_op ctl_op(uint8_t type)

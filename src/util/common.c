@@ -79,6 +79,8 @@ static const char *project_error(int err)
         return "invalid request";
     case TK_E_READERS:
         return "store reader table full";
+    case TK_E_UNAVAILABLE:
+        return "cluster op log unavailable";
     default:
         return NULL;
     }

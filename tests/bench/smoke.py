@@ -7,13 +7,16 @@ full and resumed handshakes were made, that the token scenarios (code
 redemption, refresh rotation, token exchange in turns with revocations) and
 forward-auth (tokend's /auth in turns with nginx, and nginx against nginx)
 answered every request correctly (tokend-bench exits 1 on a wrong answer) and
-report their ratios with per-turn spread. Timings are not checked.
+report their ratios with per-turn spread, and that cluster mode (three nodes on
+one nats-server, when installed) saw every revocation on the other nodes.
+Timings are not checked.
 
 Usage: smoke.py PATH/TO/tokend-bench   (tokend and tokenctl beside it)
 """
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,6 +39,8 @@ RUNS = [
     ("forward-auth", ["--duration", "0.9"] + TURNS),
     ("forward-auth", ["--control", "--duration", "0.9"] + TURNS),
 ]
+if shutil.which("nats-server"):  # cluster mode: three nodes on one nats-server
+    RUNS.append(("cluster", ["--tokens", "50", "--nats", "1"]))
 TOKEN_SERIES = {"code": "tokend token code", "refresh": "tokend token refresh",
                 "exchange": "tokend token exchange"}
 
@@ -175,6 +180,10 @@ def main():
                 check_token(doc, args)
             if name == "forward-auth":
                 check_forward_auth(doc, args)
+            if name == "cluster" and (doc["metrics"].get("revocations") != 50 or
+                                      not 0 < doc["metrics"]["window_p50_us"] <=
+                                      doc["metrics"]["window_max_us"]):
+                fail("cluster: metrics %r" % doc["metrics"])
             if "--baseline" in args:
                 check_baseline(name, doc)
             if name == "introspect" and "--signed" in args and (

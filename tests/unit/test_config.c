@@ -249,6 +249,67 @@ static void test_cimd(void)
     CHECK(tk_config_validate(&c, err, sizeof err) != 0 && strstr(err, "cimd-cache-min") != NULL);
 }
 
+/* Cluster mode: cluster-nats (nats://HOST:PORT list) turns it on and needs
+ * cluster-node; the names are strict; no other cluster key without it. */
+static void test_cluster(void)
+{
+    tk_config c;
+    tk_config_defaults(&c);
+    CHECK_EQ_STR(c.cluster_nats, "");
+    CHECK_EQ_STR(c.cluster_stream, "TOKEND");
+    CHECK_EQ_INT(c.cluster_max_staleness, TK_CLUSTER_STALENESS_DEFAULT);
+    CHECK_EQ_INT(c.cluster_replicas, 1);
+    CHECK_EQ_INT(tk_config_validate(&c, err, sizeof err), 0);
+    static const char *const bad_urls[] = {
+        "",
+        "127.0.0.1:4222",
+        "nats://",
+        "nats://h",
+        "nats://h:",
+        "nats://:4222",
+        "nats://h:42x2",
+        "nats://h:4222,",
+        "nats://h:4222,,nats://g:4222",
+        "nats://h:4222, nats://g:4222",
+        "tls://h:4222",
+        "nats://a:1,nats://a:1,nats://a:1,nats://a:1,nats://a:1,nats://a:1,nats://a:1,nats://a:1,"
+        "nats://a:1,nats://a:1,nats://a:1,nats://a:1,nats://a:1,nats://a:1,nats://a:1,nats://a:1,"
+        "nats://a:1",
+    };
+    for (size_t i = 0; i < TK_ARRAY_LEN(bad_urls); i++) {
+        CHECK(tk_config_set(&c, "cluster-nats", bad_urls[i], err, sizeof err) == TK_E_BADINPUT);
+        CHECK_EQ_STR(c.cluster_nats, "");
+    }
+    static const char *const bad_names[] = {
+        "", "a.b", "a b", "nöde", "a*", ">", "123456789012345678901234567890123"};
+    for (size_t i = 0; i < TK_ARRAY_LEN(bad_names); i++) {
+        CHECK(tk_config_set(&c, "cluster-node", bad_names[i], err, sizeof err) != 0);
+        CHECK(tk_config_set(&c, "cluster-stream", bad_names[i], err, sizeof err) != 0);
+    }
+    CHECK(tk_config_set(&c, "cluster-max-staleness", "99", err, sizeof err) != 0);
+    CHECK(tk_config_set(&c, "cluster-replicas", "0", err, sizeof err) != 0);
+    CHECK(tk_config_set(&c, "cluster-replicas", "6", err, sizeof err) != 0);
+    /* A cluster key without cluster-nats is a mistake, not single-node mode. */
+    tk_config_defaults(&c);
+    CHECK_EQ_INT(tk_config_set(&c, "cluster-max-staleness", "5000", err, sizeof err), 0);
+    CHECK(tk_config_validate(&c, err, sizeof err) != 0 && strstr(err, "cluster-nats") != NULL);
+    tk_config_defaults(&c);
+    CHECK_EQ_INT(tk_config_set(&c, "cluster-nats", "nats://127.0.0.1:4222,nats://[::1]:4223", err,
+                               sizeof err),
+                 0);
+    CHECK(tk_config_validate(&c, err, sizeof err) != 0 && strstr(err, "cluster-node") != NULL);
+    CHECK_EQ_INT(tk_config_set(&c, "cluster-node", "node-a_1", err, sizeof err), 0);
+    CHECK_EQ_INT(tk_config_set(&c, "cluster-stream", "TOKEND_PROD", err, sizeof err), 0);
+    CHECK_EQ_INT(tk_config_set(&c, "cluster-replicas", "3", err, sizeof err), 0);
+    CHECK_EQ_INT(tk_config_set(&c, "cluster-max-staleness", "1500", err, sizeof err), 0);
+    CHECK_EQ_INT(tk_config_validate(&c, err, sizeof err), 0);
+    CHECK_EQ_STR(c.cluster_nats, "nats://127.0.0.1:4222,nats://[::1]:4223");
+    CHECK_EQ_STR(c.cluster_node, "node-a_1");
+    CHECK_EQ_STR(c.cluster_stream, "TOKEND_PROD");
+    CHECK_EQ_INT(c.cluster_replicas, 3);
+    CHECK_EQ_INT(c.cluster_max_staleness, 1500);
+}
+
 static void test_file(void)
 {
     char path[] = "/tmp/tokend-config-XXXXXX";
@@ -439,6 +500,7 @@ int main(void)
     RUN(test_issuer);
     RUN(test_outbound);
     RUN(test_cimd);
+    RUN(test_cluster);
     RUN(test_file);
     RUN(test_metrics);
     RUN(test_authorization_server);

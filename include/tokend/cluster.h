@@ -1,0 +1,70 @@
+/*
+ * Cluster mode: several tokend nodes on one NATS JetStream op log
+ * (docs/ARCHITECTURE.md §10). Only src/cluster includes nats.h.
+ *
+ * Every write a node accepts is published as one stream message (the
+ * committer's request, tk_commit_req_encode) with Nats-Msg-Id
+ * "<node>-<boot>-<counter>", so a retried publish is stored once. Every node,
+ * the publisher included, reads the stream in order with an ordered consumer
+ * starting after the sequence its store applied, and feeds it to its
+ * committer (tk_committer_submit_entry), which applies batches with the
+ * sequence in the same write txn. The worker that submitted the write is
+ * answered when its own node has applied the entry (so the caller's next
+ * request to this node sees it), or with TK_E_UNAVAILABLE (503) when the
+ * publish fails, is not acknowledged in time or the stream is unreachable.
+ *
+ * Freshness: a poll of the stream's last sequence every tick; a node is fresh
+ * while it has applied, less than max-staleness ago, everything the stream
+ * held at some poll. Introspection and forward-auth answer 503 when it is not
+ * (fail closed); /healthz says not ready.
+ */
+#ifndef TOKEND_CLUSTER_H
+#define TOKEND_CLUSTER_H
+
+#include "tokend/committer.h"
+#include "tokend/common.h"
+#include "tokend/store.h"
+
+typedef struct tk_cluster tk_cluster;
+
+typedef struct tk_cluster_cfg {
+    const char *urls;   /* cluster-nats: nats:// URLs, comma-separated */
+    const char *stream; /* cluster-stream: the JetStream stream (created if missing) */
+    const char *node;   /* cluster-node: this node's id, unique in the cluster */
+    unsigned max_staleness_ms;
+    unsigned replicas;           /* stream replicas when tokend creates the stream */
+    unsigned publish_timeout_ms; /* 0 = TK_CLUSTER_PUBLISH_TIMEOUT_MS */
+    unsigned pending;            /* writes waiting at once: the committer's queue_cap */
+} tk_cluster_cfg;
+
+/* Mark the store as this stream's (tokenctl then refuses local writes),
+ * switch the committer to log mode and start the cluster thread, which
+ * connects (retrying while NATS is down), creates the stream if missing and
+ * subscribes after the store's applied sequence. Call before any worker
+ * submits. Returns 0, TK_E_INVALID (cfg), -ENOMEM, TK_E_STORE, or
+ * TK_E_UNAVAILABLE (the NATS library failed to start; logged). */
+int tk_cluster_start(const tk_cluster_cfg *cfg, tk_store *st, tk_committer *com, tk_cluster **out);
+
+/* Stop consuming and close the connection; writes still waiting are failed
+ * by tk_committer_stop's drop. Call after the workers stopped and before
+ * tk_committer_stop. NULL is a no-op. */
+void tk_cluster_stop(tk_cluster *cl);
+
+/* True while this node's state is known current within max-staleness (the
+ * hot-path check of introspection and forward-auth). Any thread, lock-free. */
+bool tk_cluster_fresh(const tk_cluster *cl, uint64_t now_mono_ns);
+
+typedef struct tk_cluster_stats {
+    uint64_t applied_seq, stream_seq;     /* stored sequence; the stream's last, as last polled */
+    uint64_t published, publish_failed;   /* publishes sent; failed, not acked or timed out */
+    uint64_t refused, unreplicable;       /* refused at once: stream down; op without wire form */
+    uint64_t publish_ns_total, publish_n; /* publish → stream ack */
+    uint64_t write_ns_total, write_n;     /* publish → applied here (what the caller waits) */
+    uint64_t apply_ns_total, apply_n;     /* one batch of entries: decode, apply, commit */
+    uint64_t resubscribes;                /* consumer (re)created */
+    int64_t staleness_ms;                 /* since the state was last known current; -1 never */
+    bool connected, ready;
+} tk_cluster_stats;
+void tk_cluster_stats_get(const tk_cluster *cl, tk_cluster_stats *out);
+
+#endif

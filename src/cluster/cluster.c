@@ -1,0 +1,777 @@
+/*
+ * Cluster mode on NATS JetStream (include/tokend/cluster.h,
+ * docs/ARCHITECTURE.md §10): the publisher side (the committer's forward
+ * hook, run by workers), the consumer side (libnats' delivery thread feeding
+ * the committer in stream order) and one thread of our own that keeps the
+ * stream, the consumer and the freshness clock up to date and fails writes
+ * whose wait has run out.
+ *
+ * The one idea: a write is answered only by whichever of these comes first
+ * for its pending slot, under one mutex: its own entry applied here (claim,
+ * on the committer thread), a failed or unacknowledged publish (the ack
+ * handler), or the slot's deadline (the sweep). The slot is taken by the
+ * first and the others find it gone, so a request gets exactly one answer.
+ */
+#include "tokend/cluster.h"
+
+#include "tokend/clock.h"
+#include "tokend/crypto.h"
+#include "tokend/limits.h"
+#include "tokend/log.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <inttypes.h>
+#include <nats/nats.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MSG_ID_HEADER "Nats-Msg-Id"
+#define MSG_ID_MAX    (2 * TK_CLUSTER_NAME_MAX + 48)
+/* A consumer whose stream moved on while nothing was applied for this long
+ * is replaced (a consumer lost with its server, say). */
+#define STALL_NS (2000ull * 1000000ull)
+
+typedef struct pend {
+    uint64_t tag; /* publish counter this slot holds (0: never used) */
+    bool waiting; /* a worker waits for it */
+    unsigned worker;
+    uint64_t cookie;
+    uint64_t t0;  /* publish time (mono ns) */
+    uint64_t due; /* give up (503) after this */
+} pend;
+
+/* One consumer generation: its messages count only while it is current. */
+typedef struct sub_ctx {
+    tk_cluster *cl;
+    uint64_t gen;
+} sub_ctx;
+
+struct tk_cluster {
+    tk_store *st;
+    tk_committer *com;
+    char urls[TK_CLUSTER_URLS_MAX];
+    char stream[TK_CLUSTER_NAME_MAX + 1];
+    char subject[TK_CLUSTER_NAME_MAX + 8];
+    char prefix[2 * TK_CLUSTER_NAME_MAX + 4]; /* "<node>-<boot>-" */
+    size_t prefix_len;
+    uint64_t staleness_ns, publish_timeout_ns, tick_ns;
+    unsigned replicas;
+
+    natsOptions *opts;
+    natsConnection *nc;
+    jsCtx *js;
+
+    pthread_mutex_t mu; /* counter, pending */
+    uint64_t counter;
+    pend *pending;
+    unsigned cap;
+
+    pthread_mutex_t sub_mu; /* sub, gen: a stale consumer's message is dropped under it */
+    natsSubscription *sub;
+    uint64_t gen;
+
+    pthread_t thread;
+    pthread_mutex_t stop_mu;
+    pthread_cond_t stop_cv;
+    bool stop;
+    bool thread_started;
+
+    /* Atomic, relaxed unless said. */
+    bool stream_ready;
+    uint64_t applied;   /* last durable sequence (committer's applied hook) */
+    uint64_t head;      /* the stream's last sequence, as last polled */
+    uint64_t fresh_at;  /* mono ns at which the state was last known current; 0 never */
+    uint64_t target_t0; /* a poll not yet caught up with: its time and head */
+    uint64_t target_seq;
+    uint64_t progress_seq, progress_at; /* cluster thread only */
+    bool behind;                        /* atomic: the stream holds less than the store applied */
+    uint64_t behind_head; /* cluster thread: the head of the last poll that ended below it */
+    bool want_resub;      /* atomic: the committer met a gap; the consumer is replaced */
+    tk_cluster_stats stats;
+};
+
+#define CL_ADD(cl, f, n) __atomic_fetch_add(&(cl)->stats.f, (n), __ATOMIC_RELAXED)
+
+/* ---- Pending writes -------------------------------------------------------------- */
+
+/* End the wait of publish `tag` if it still waits: true with whom to tell. */
+static bool take_pending(tk_cluster *cl, uint64_t tag, unsigned *worker, uint64_t *cookie,
+                         uint64_t *t0)
+{
+    bool found = false;
+    pthread_mutex_lock(&cl->mu);
+    pend *p = &cl->pending[tag % cl->cap];
+    if (p->tag == tag && p->waiting) {
+        p->waiting = false;
+        *worker = p->worker;
+        *cookie = p->cookie;
+        *t0 = p->t0;
+        found = true;
+    }
+    pthread_mutex_unlock(&cl->mu);
+    return found;
+}
+
+static void fail_pending(tk_cluster *cl, uint64_t tag)
+{
+    unsigned w;
+    uint64_t cookie, t0;
+    if (take_pending(cl, tag, &w, &cookie, &t0)) {
+        CL_ADD(cl, publish_failed, 1);
+        tk_commit_done d = {.cookie = cookie, .result = TK_E_UNAVAILABLE};
+        tk_committer_post(cl->com, w, &d);
+    }
+}
+
+/* The counter of one of our msg ids; 0 for another node's (or another boot's). */
+static uint64_t our_tag(const tk_cluster *cl, const char *id)
+{
+    if (id == NULL || strncmp(id, cl->prefix, cl->prefix_len) != 0) {
+        return 0;
+    }
+    const char *p = id + cl->prefix_len;
+    uint64_t v = 0;
+    for (unsigned i = 0; i < 20 && *p >= '0' && *p <= '9'; i++, p++) {
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    return *p == '\0' ? v : 0;
+}
+
+static bool connected(const tk_cluster *cl)
+{
+    return natsConnection_Status(cl->nc) == NATS_CONN_STATUS_CONNECTED;
+}
+
+/* The committer's forward hook (a worker thread): encode, remember who
+ * waits, publish without waiting for the ack. */
+static int forward(void *ctx, const tk_commit_req *req)
+{
+    tk_cluster *cl = ctx;
+    if (!__atomic_load_n(&cl->stream_ready, __ATOMIC_ACQUIRE) ||
+        __atomic_load_n(&cl->behind, __ATOMIC_ACQUIRE) || !connected(cl)) {
+        CL_ADD(cl, refused, 1);
+        return TK_E_UNAVAILABLE;
+    }
+    static _Thread_local uint8_t buf[TK_COMMIT_WIRE_MAX];
+    size_t len = 0;
+    int rc = tk_commit_req_encode(req, buf, sizeof buf, &len);
+    if (rc != 0) {
+        /* Applying it here only would fork this node from the others. */
+        tk_log_warn("cluster_op_unreplicable", "op=%u err=%s note=\"no wire form: refused\"",
+                    (unsigned)req->ops[0].type, tk_strerror(rc));
+        CL_ADD(cl, unreplicable, 1);
+        return TK_E_UNAVAILABLE;
+    }
+    uint64_t now = tk_mono_ns();
+    pthread_mutex_lock(&cl->mu);
+    uint64_t tag = ++cl->counter;
+    pend *p = &cl->pending[tag % cl->cap];
+    bool busy = p->waiting;
+    if (!busy) {
+        *p = (pend){.tag = tag,
+                    .waiting = true,
+                    .worker = req->worker,
+                    .cookie = req->cookie,
+                    .t0 = now,
+                    .due = now + 2 * cl->publish_timeout_ns};
+    }
+    pthread_mutex_unlock(&cl->mu);
+    if (busy) {
+        return TK_E_QUEUEFULL;
+    }
+    char id[MSG_ID_MAX];
+    snprintf(id, sizeof id, "%s%" PRIu64, cl->prefix, tag);
+    natsMsg *m = NULL;
+    natsStatus s = natsMsg_Create(&m, cl->subject, NULL, (const char *)buf, (int)len);
+    if (s == NATS_OK) {
+        jsPubOptions po;
+        jsPubOptions_Init(&po);
+        po.MsgId = id;
+        po.MaxWait = (int64_t)(cl->publish_timeout_ns / 1000000u);
+        s = js_PublishMsgAsync(cl->js, &m, &po);
+    }
+    if (s != NATS_OK) {
+        natsMsg_Destroy(m); /* NULL when the library took it */
+        unsigned w;
+        uint64_t cookie, t0;
+        (void)take_pending(cl, tag, &w, &cookie, &t0); /* nobody else can have it */
+        tk_log_warn("cluster_publish_failed", "error=\"%s\"", natsStatus_GetText(s));
+        CL_ADD(cl, refused, 1);
+        return TK_E_UNAVAILABLE;
+    }
+    CL_ADD(cl, published, 1);
+    return 0;
+}
+
+/* libnats' ack thread: a failed publish answers 503 now; a good one only
+ * measures (the answer waits for the apply). */
+static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+{
+    (void)js;
+    tk_cluster *cl = closure;
+    const char *id = NULL;
+    uint64_t tag = natsMsgHeader_Get(msg, MSG_ID_HEADER, &id) == NATS_OK ? our_tag(cl, id) : 0;
+    if (pae != NULL || pa == NULL) {
+        tk_log_warn("cluster_publish_unacked", "msg=%s error=\"%s\"", id != NULL ? id : "-",
+                    pae != NULL && pae->ErrText != NULL ? pae->ErrText
+                    : pae != NULL                       ? natsStatus_GetText(pae->Err)
+                                                        : "no ack");
+        if (tag != 0) {
+            fail_pending(cl, tag);
+        }
+    } else if (tag != 0) {
+        pthread_mutex_lock(&cl->mu);
+        const pend *p = &cl->pending[tag % cl->cap];
+        uint64_t t0 = p->tag == tag ? p->t0 : 0;
+        pthread_mutex_unlock(&cl->mu);
+        if (t0 != 0) {
+            CL_ADD(cl, publish_ns_total, tk_mono_ns() - t0);
+            CL_ADD(cl, publish_n, 1);
+        }
+    }
+    natsMsg_Destroy(msg);
+}
+
+/* ---- Committer hooks (committer thread) ------------------------------------------------ */
+
+static bool claim(void *ctx, uint64_t tag, unsigned *worker, uint64_t *cookie)
+{
+    tk_cluster *cl = ctx;
+    uint64_t t0;
+    if (!take_pending(cl, tag, worker, cookie, &t0)) {
+        return false;
+    }
+    CL_ADD(cl, write_ns_total, tk_mono_ns() - t0);
+    CL_ADD(cl, write_n, 1);
+    return true;
+}
+
+static void applied(void *ctx, uint64_t seq, uint64_t apply_ns)
+{
+    tk_cluster *cl = ctx;
+    __atomic_store_n(&cl->applied, seq, __ATOMIC_RELEASE);
+    CL_ADD(cl, apply_ns_total, apply_ns);
+    CL_ADD(cl, apply_n, 1);
+    /* Caught up with the last poll's head: current as of that poll. */
+    uint64_t want = __atomic_load_n(&cl->target_seq, __ATOMIC_ACQUIRE);
+    uint64_t t0 = __atomic_load_n(&cl->target_t0, __ATOMIC_ACQUIRE);
+    if (t0 != 0 && seq >= want && t0 > __atomic_load_n(&cl->fresh_at, __ATOMIC_RELAXED)) {
+        __atomic_store_n(&cl->fresh_at, t0, __ATOMIC_RELEASE);
+    }
+}
+
+static void gap(void *ctx, uint64_t want, uint64_t got)
+{
+    tk_cluster *cl = ctx;
+    tk_log_warn("cluster_gap",
+                "want=%" PRIu64 " got=%" PRIu64 " note=\"not applied: resubscribing\"", want, got);
+    __atomic_store_n(&cl->want_resub, true, __ATOMIC_RELEASE);
+}
+
+/* ---- Consumer (libnats' delivery thread, in stream order) ------------------------------ */
+
+static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    (void)nc;
+    (void)sub;
+    sub_ctx *sc = closure;
+    tk_cluster *cl = sc->cl;
+    jsMsgMetaData *meta = NULL;
+    uint64_t seq = 0;
+    if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
+        seq = meta->Sequence.Stream;
+        jsMsgMetaData_Destroy(meta);
+    }
+    const char *id = NULL;
+    uint64_t tag = natsMsgHeader_Get(msg, MSG_ID_HEADER, &id) == NATS_OK ? our_tag(cl, id) : 0;
+    int len = natsMsg_GetDataLength(msg);
+    uint8_t *payload = seq > 0 && len >= 0 ? malloc((size_t)len + 1) : NULL;
+    if (payload == NULL) {
+        tk_log_error("cluster_entry_dropped", "seq=%" PRIu64 " note=\"%s\"", seq,
+                     seq == 0 ? "no metadata" : "out of memory");
+        natsMsg_Destroy(msg); /* not applied, not stored: the stall check resubscribes */
+        return;
+    }
+    if (len > 0) {
+        memcpy(payload, natsMsg_GetData(msg), (size_t)len);
+    }
+    natsMsg_Destroy(msg);
+    pthread_mutex_lock(&cl->sub_mu);
+    if (sc->gen == cl->gen) {
+        (void)tk_committer_submit_entry(cl->com, seq, tag, payload, (size_t)len);
+    } else {
+        free(payload); /* a replaced consumer: its successor delivers this again */
+    }
+    pthread_mutex_unlock(&cl->sub_mu);
+}
+
+static void free_sub_ctx(void *closure)
+{
+    free(closure);
+}
+
+/* Replace the consumer by one that starts after the stored sequence. Entries
+ * the old one queued and the new one delivers again are skipped by the
+ * committer (at or below the stored sequence). */
+static void resubscribe(tk_cluster *cl)
+{
+    pthread_mutex_lock(&cl->sub_mu);
+    natsSubscription *old = cl->sub;
+    cl->sub = NULL;
+    uint64_t gen = ++cl->gen;
+    pthread_mutex_unlock(&cl->sub_mu);
+    if (old != NULL) {
+        natsSubscription_Unsubscribe(old);
+        natsSubscription_Destroy(old);
+    }
+    uint64_t from = __atomic_load_n(&cl->applied, __ATOMIC_ACQUIRE) + 1;
+    sub_ctx *sc = malloc(sizeof *sc);
+    if (sc == NULL) {
+        return;
+    }
+    *sc = (sub_ctx){.cl = cl, .gen = gen};
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = cl->stream;
+    so.Ordered = true;
+    so.Config.DeliverPolicy = js_DeliverByStartSequence;
+    so.Config.OptStartSeq = from;
+    so.Config.Heartbeat = (int64_t)cl->tick_ns * 4; /* the library replaces a silent consumer */
+    natsSubscription *sub = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_Subscribe(&sub, cl->js, cl->subject, on_msg, sc, NULL, &so, &jerr);
+    if (s != NATS_OK) {
+        tk_log_warn("cluster_subscribe_failed", "from=%" PRIu64 " error=\"%s\" code=%d", from,
+                    natsStatus_GetText(s), (int)jerr);
+        free(sc);
+        return;
+    }
+    if (natsSubscription_SetOnCompleteCB(sub, free_sub_ctx, sc) != NATS_OK) {
+        tk_log_warn("cluster_subscribe", "note=\"context kept: no completion callback\"");
+    }
+    pthread_mutex_lock(&cl->sub_mu);
+    cl->sub = sub;
+    pthread_mutex_unlock(&cl->sub_mu);
+    CL_ADD(cl, resubscribes, 1);
+    tk_log_info("cluster_subscribed", "stream=%s from=%" PRIu64, cl->stream, from);
+}
+
+/* ---- The cluster thread ----------------------------------------------------------------- */
+
+static bool ensure_stream(tk_cluster *cl)
+{
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetStreamInfo(&si, cl->js, cl->stream, NULL, &jerr);
+    if (s == NATS_OK) {
+        jsStreamInfo_Destroy(si);
+        return true;
+    }
+    if (jerr != JSStreamNotFoundErr) {
+        tk_log_warn("cluster_stream_unreachable", "stream=%s error=\"%s\" code=%d", cl->stream,
+                    natsStatus_GetText(s), (int)jerr);
+        return false;
+    }
+    jsStreamConfig sc;
+    jsStreamConfig_Init(&sc);
+    const char *subjects[1] = {cl->subject};
+    sc.Name = cl->stream;
+    sc.Subjects = subjects;
+    sc.SubjectsLen = 1;
+    sc.Storage = js_FileStorage;
+    sc.Replicas = (int64_t)cl->replicas;
+    s = js_AddStream(&si, cl->js, &sc, NULL, &jerr);
+    if (s != NATS_OK) {
+        tk_log_warn("cluster_stream_create_failed", "stream=%s error=\"%s\" code=%d", cl->stream,
+                    natsStatus_GetText(s), (int)jerr);
+        return false;
+    }
+    jsStreamInfo_Destroy(si);
+    tk_log_info("cluster_stream_created", "stream=%s subject=%s replicas=%u", cl->stream,
+                cl->subject, cl->replicas);
+    return true;
+}
+
+/* Poll the stream's last sequence; move the freshness clock. */
+static void poll_head(tk_cluster *cl, uint64_t now)
+{
+    jsOptions o;
+    jsOptions_Init(&o);
+    o.Wait = (int64_t)(cl->tick_ns / 1000000u) * 2 + 100;
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    uint64_t t0 = tk_mono_ns();
+    natsStatus s = js_GetStreamInfo(&si, cl->js, cl->stream, &o, &jerr);
+    if (s != NATS_OK) {
+        if (jerr == JSStreamNotFoundErr) {
+            __atomic_store_n(&cl->stream_ready, false, __ATOMIC_RELEASE);
+        }
+        return; /* nothing heard: the state ages */
+    }
+    /* A replicated stream without a leader is answered by any replica, with
+     * its own (maybe old) state: only a leader's answer says what is stored. */
+    bool leaderless =
+        si->Cluster != NULL && (si->Cluster->Leader == NULL || si->Cluster->Leader[0] == '\0');
+    uint64_t head = si->State.LastSeq, first = si->State.FirstSeq;
+    jsStreamInfo_Destroy(si);
+    if (leaderless) {
+        return; /* nothing heard: the state ages */
+    }
+    __atomic_store_n(&cl->head, head, __ATOMIC_RELAXED);
+    uint64_t done = __atomic_load_n(&cl->applied, __ATOMIC_ACQUIRE);
+    pthread_mutex_lock(&cl->sub_mu);
+    bool none = cl->sub == NULL;
+    pthread_mutex_unlock(&cl->sub_mu);
+    bool below = head < done; /* a moment after a poll, when entries just arrived */
+    bool twice = below && cl->behind_head == head;
+    cl->behind_head = below ? head : UINT64_MAX;
+    /* Entries this node never applied are gone (retention limits): it can
+     * never catch up. The same cure: a snapshot of a current node. */
+    bool lost = first > done + 1;
+    if ((none && below) || twice || lost) {
+        /* The stream ends before what the store applied, before any consumer
+         * or at two polls with no new entry: another stream under this name
+         * (deleted and made again, say), whose entries would all be skipped
+         * as old; or it starts after the next entry this node needs (the
+         * committer never applies across that gap). Stay stale (fail closed)
+         * and consume nothing. */
+        if (!__atomic_load_n(&cl->behind, __ATOMIC_RELAXED)) {
+            tk_log_error(lost ? "cluster_entries_lost" : "cluster_stream_behind_store",
+                         "stream=%s first=%" PRIu64 " head=%" PRIu64 " applied=%" PRIu64
+                         " note=\"start this node from a snapshot of a current node\"",
+                         cl->stream, first, head, done);
+        }
+        __atomic_store_n(&cl->behind, true, __ATOMIC_RELEASE);
+        return;
+    }
+    __atomic_store_n(&cl->behind, false, __ATOMIC_RELEASE);
+    if (done >= head) {
+        __atomic_store_n(&cl->fresh_at, t0, __ATOMIC_RELEASE);
+        __atomic_store_n(&cl->target_t0, 0, __ATOMIC_RELEASE);
+    } else if (__atomic_load_n(&cl->target_t0, __ATOMIC_ACQUIRE) == 0 ||
+               __atomic_load_n(&cl->target_seq, __ATOMIC_ACQUIRE) <= done) {
+        /* A new target once the previous one is reached (applied() moves fresh_at). */
+        __atomic_store_n(&cl->target_t0, 0, __ATOMIC_RELEASE);
+        __atomic_store_n(&cl->target_seq, head, __ATOMIC_RELEASE);
+        __atomic_store_n(&cl->target_t0, t0, __ATOMIC_RELEASE);
+    }
+    /* A consumer that makes no progress while the stream moved on is replaced. */
+    if (done != cl->progress_seq || done >= head) {
+        cl->progress_seq = done;
+        cl->progress_at = now;
+    }
+    bool resub = __atomic_exchange_n(&cl->want_resub, false, __ATOMIC_ACQ_REL);
+    if (none || resub || now - cl->progress_at > STALL_NS) {
+        if (!none) {
+            tk_log_warn("cluster_consumer_stalled", "applied=%" PRIu64 " head=%" PRIu64, done,
+                        head);
+        }
+        resubscribe(cl);
+        cl->progress_at = now;
+    }
+}
+
+/* Fail every write whose wait ran out (no ack, or acked but not applied):
+ * collected under one lock, a chunk at a time, answered outside it. */
+static void sweep(tk_cluster *cl, uint64_t now)
+{
+    uint64_t late[64];
+    for (unsigned from = 0; from < cl->cap;) {
+        unsigned n = 0;
+        pthread_mutex_lock(&cl->mu);
+        for (; from < cl->cap && n < TK_ARRAY_LEN(late); from++) {
+            const pend *p = &cl->pending[from];
+            if (p->waiting && now > p->due) {
+                late[n++] = p->tag;
+            }
+        }
+        pthread_mutex_unlock(&cl->mu);
+        for (unsigned i = 0; i < n; i++) {
+            tk_log_warn("cluster_write_timeout", "msg=%s%" PRIu64, cl->prefix, late[i]);
+            fail_pending(cl, late[i]);
+        }
+    }
+}
+
+static bool wait_tick(tk_cluster *cl)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    uint64_t ns = (uint64_t)until.tv_nsec + cl->tick_ns;
+    until.tv_sec += (time_t)(ns / 1000000000u);
+    until.tv_nsec = (long)(ns % 1000000000u);
+    pthread_mutex_lock(&cl->stop_mu);
+    if (!cl->stop) {
+        pthread_cond_timedwait(&cl->stop_cv, &cl->stop_mu, &until);
+    }
+    bool stop = cl->stop;
+    pthread_mutex_unlock(&cl->stop_mu);
+    return stop;
+}
+
+static void *cluster_main(void *arg)
+{
+    tk_cluster *cl = arg;
+    /* Event loop: one tick at a time until stop. */
+    for (bool stop = false; !stop; stop = wait_tick(cl)) {
+        uint64_t now = tk_mono_ns();
+        if (connected(cl)) {
+            if (!__atomic_load_n(&cl->stream_ready, __ATOMIC_ACQUIRE)) {
+                __atomic_store_n(&cl->stream_ready, ensure_stream(cl), __ATOMIC_RELEASE);
+            }
+            if (__atomic_load_n(&cl->stream_ready, __ATOMIC_ACQUIRE)) {
+                poll_head(cl, now);
+            }
+        }
+        sweep(cl, tk_mono_ns());
+    }
+    return NULL;
+}
+
+/* ---- Start / stop -------------------------------------------------------------------------- */
+
+static bool name_ok(const char *s)
+{
+    size_t n = s != NULL ? strlen(s) : 0;
+    bool ok = n > 0 && n <= TK_CLUSTER_NAME_MAX;
+    for (size_t i = 0; i < n && ok; i++) {
+        char c = s[i];
+        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             c == '_' || c == '-';
+    }
+    return ok;
+}
+
+static void on_connected(natsConnection *nc, void *closure)
+{
+    char url[256] = "";
+    (void)closure;
+    natsConnection_GetConnectedUrl(nc, url, sizeof url);
+    tk_log_info("cluster_connected", "url=%s", url);
+}
+
+static void on_disconnected(natsConnection *nc, void *closure)
+{
+    (void)nc;
+    (void)closure;
+    tk_log_warn("cluster_disconnected", "note=\"writes answer 503 until reconnected\"");
+}
+
+static int connect_nats(tk_cluster *cl)
+{
+    const char *servers[TK_CLUSTER_SERVERS_MAX];
+    int n = 0;
+    char *save = NULL;
+    for (char *u = strtok_r(cl->urls, ",", &save); u != NULL && n < TK_CLUSTER_SERVERS_MAX;
+         u = strtok_r(NULL, ",", &save)) {
+        servers[n++] = u;
+    }
+    natsStatus s = natsOptions_Create(&cl->opts);
+    if (s == NATS_OK) {
+        s = natsOptions_SetServers(cl->opts, servers, n);
+    }
+    if (s == NATS_OK) {
+        s = natsOptions_SetName(cl->opts, cl->prefix);
+    }
+    if (s == NATS_OK) {
+        s = natsOptions_SetMaxReconnect(cl->opts, -1); /* forever: the node stays stale */
+    }
+    if (s == NATS_OK) {
+        s = natsOptions_SetReconnectWait(cl->opts, 100);
+    }
+    if (s == NATS_OK) {
+        s = natsOptions_SetTimeout(cl->opts, 1000);
+    }
+    if (s == NATS_OK) {
+        s = natsOptions_SetPingInterval(cl->opts, 1000); /* a silent server is noticed */
+    }
+    if (s == NATS_OK) {
+        s = natsOptions_SetDisconnectedCB(cl->opts, on_disconnected, cl);
+    }
+    if (s == NATS_OK) {
+        s = natsOptions_SetReconnectedCB(cl->opts, on_connected, cl);
+    }
+    if (s == NATS_OK) {
+        s = natsOptions_SetMaxPingsOut(cl->opts, 2);
+    }
+    if (s == NATS_OK) {
+        /* With a callback the first connect retries in the background (without
+         * one libnats retries in this call): tokend serves, stale, meanwhile. */
+        s = natsOptions_SetRetryOnFailedConnect(cl->opts, true, on_connected, cl);
+    }
+    if (s == NATS_OK) {
+        s = natsConnection_Connect(&cl->nc, cl->opts);
+        s = s == NATS_NOT_YET_CONNECTED ? NATS_OK : s; /* retried in the background */
+    }
+    if (s == NATS_OK) {
+        jsOptions jo;
+        jsOptions_Init(&jo);
+        jo.Wait = 2000;
+        jo.PublishAsync.AckHandler = on_ack;
+        jo.PublishAsync.AckHandlerClosure = cl;
+        jo.PublishAsync.MaxPending = (int64_t)cl->cap + 1024; /* ours bounds it: never stalls */
+        jo.PublishAsync.StallWait = 10;
+        s = natsConnection_JetStream(&cl->js, cl->nc, &jo);
+    }
+    if (s != NATS_OK) {
+        tk_log_error("cluster_connect_failed", "error=\"%s\"", natsStatus_GetText(s));
+        return TK_E_UNAVAILABLE;
+    }
+    return 0;
+}
+
+static void free_cluster(tk_cluster *cl)
+{
+    if (cl->js != NULL) {
+        jsCtx_Destroy(cl->js);
+    }
+    if (cl->nc != NULL) {
+        natsConnection_Close(cl->nc);
+        natsConnection_Destroy(cl->nc);
+    }
+    natsOptions_Destroy(cl->opts);
+    pthread_mutex_destroy(&cl->mu);
+    pthread_mutex_destroy(&cl->sub_mu);
+    pthread_mutex_destroy(&cl->stop_mu);
+    pthread_cond_destroy(&cl->stop_cv);
+    free(cl->pending);
+    free(cl);
+}
+
+static int init_names(tk_cluster *cl, const tk_cluster_cfg *cfg)
+{
+    if (cfg->urls == NULL || strlen(cfg->urls) == 0 || strlen(cfg->urls) >= sizeof cl->urls ||
+        !name_ok(cfg->stream) || !name_ok(cfg->node) || cfg->pending == 0 ||
+        cfg->max_staleness_ms < TK_CLUSTER_STALENESS_MIN || cfg->replicas == 0) {
+        return TK_E_INVALID;
+    }
+    strcpy(cl->urls, cfg->urls);
+    strcpy(cl->stream, cfg->stream);
+    snprintf(cl->subject, sizeof cl->subject, "%s.ops", cfg->stream);
+    uint8_t boot[8];
+    if (tk_random_bytes(boot, sizeof boot) != 0) {
+        return TK_E_UNAVAILABLE;
+    }
+    char hex[17];
+    tk_hex(boot, sizeof boot, hex);
+    hex[16] = '\0';
+    int n = snprintf(cl->prefix, sizeof cl->prefix, "%s-%s-", cfg->node, hex);
+    TK_ASSERT(n > 0 && (size_t)n < sizeof cl->prefix);
+    cl->prefix_len = (size_t)n;
+    cl->staleness_ns = (uint64_t)cfg->max_staleness_ms * 1000000u;
+    unsigned pt =
+        cfg->publish_timeout_ms != 0 ? cfg->publish_timeout_ms : TK_CLUSTER_PUBLISH_TIMEOUT_MS;
+    cl->publish_timeout_ns = (uint64_t)pt * 1000000u;
+    /* A few polls per staleness window, never busier than 20 ms. */
+    uint64_t tick = cl->staleness_ns / 5;
+    cl->tick_ns = tick < 20000000u ? 20000000u : tick > 500000000u ? 500000000u : tick;
+    cl->replicas = cfg->replicas;
+    cl->cap = cfg->pending;
+    return 0;
+}
+
+int tk_cluster_start(const tk_cluster_cfg *cfg, tk_store *st, tk_committer *com, tk_cluster **out)
+{
+    tk_cluster *cl = calloc(1, sizeof *cl);
+    if (cl == NULL) {
+        return -ENOMEM;
+    }
+    cl->st = st;
+    cl->com = com;
+    pthread_mutex_init(&cl->mu, NULL);
+    pthread_mutex_init(&cl->sub_mu, NULL);
+    pthread_mutex_init(&cl->stop_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&cl->stop_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    int rc = init_names(cl, cfg);
+    if (rc == 0) {
+        cl->pending = calloc(cl->cap, sizeof *cl->pending);
+        rc = cl->pending == NULL ? -ENOMEM : 0;
+    }
+    tk_txn *txn = NULL;
+    if (rc == 0 && (rc = tk_store_cluster_put(st, cl->stream)) == 0 &&
+        (rc = tk_store_read_begin(st, &txn)) == 0) {
+        uint64_t seq = 0;
+        rc = tk_store_log_seq_get(txn, &seq);
+        tk_store_txn_end(txn);
+        cl->applied = seq;
+        cl->progress_seq = seq;
+    }
+    if (rc == 0) {
+        rc = connect_nats(cl);
+    }
+    if (rc == 0) {
+        tk_committer_log log = {
+            .ctx = cl, .forward = forward, .claim = claim, .applied = applied, .gap = gap};
+        tk_committer_set_log(com, &log);
+        rc = -pthread_create(&cl->thread, NULL, cluster_main, cl);
+        cl->thread_started = rc == 0;
+    }
+    if (rc != 0) {
+        free_cluster(cl);
+        return rc;
+    }
+    tk_log_info("cluster_started", "stream=%s node=%.*s applied=%" PRIu64 " staleness_ms=%u",
+                cl->stream, (int)(cl->prefix_len - 1), cl->prefix, cl->applied,
+                cfg->max_staleness_ms);
+    *out = cl;
+    return 0;
+}
+
+void tk_cluster_stop(tk_cluster *cl)
+{
+    if (cl == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&cl->stop_mu);
+    cl->stop = true;
+    pthread_cond_signal(&cl->stop_cv);
+    pthread_mutex_unlock(&cl->stop_mu);
+    if (cl->thread_started) {
+        pthread_join(cl->thread, NULL);
+    }
+    pthread_mutex_lock(&cl->sub_mu);
+    natsSubscription *sub = cl->sub;
+    cl->sub = NULL;
+    cl->gen++;
+    pthread_mutex_unlock(&cl->sub_mu);
+    if (sub != NULL) {
+        natsSubscription_Unsubscribe(sub);
+        natsSubscription_Destroy(sub);
+    }
+    free_cluster(cl);
+    nats_CloseAndWait(2000); /* the library's threads and memory: nothing else uses it */
+}
+
+/* ---- Freshness and statistics ------------------------------------------------------------ */
+
+bool tk_cluster_fresh(const tk_cluster *cl, uint64_t now_mono_ns)
+{
+    uint64_t at = __atomic_load_n(&cl->fresh_at, __ATOMIC_ACQUIRE);
+    return at != 0 && (now_mono_ns < at || now_mono_ns - at <= cl->staleness_ns);
+}
+
+_Static_assert(offsetof(tk_cluster_stats, staleness_ms) % sizeof(uint64_t) == 0,
+               "the counters are a run of u64");
+
+void tk_cluster_stats_get(const tk_cluster *cl, tk_cluster_stats *out)
+{
+    const uint64_t *src = (const uint64_t *)&cl->stats;
+    uint64_t *dst = (uint64_t *)out;
+    for (size_t i = 0; i < offsetof(tk_cluster_stats, staleness_ms) / sizeof(uint64_t); i++) {
+        dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+    }
+    out->applied_seq = __atomic_load_n(&cl->applied, __ATOMIC_RELAXED);
+    out->stream_seq = __atomic_load_n(&cl->head, __ATOMIC_RELAXED);
+    uint64_t now = tk_mono_ns(), at = __atomic_load_n(&cl->fresh_at, __ATOMIC_ACQUIRE);
+    out->staleness_ms = at == 0 ? -1 : now > at ? (int64_t)((now - at) / 1000000u) : 0;
+    out->connected = connected(cl);
+    out->ready = tk_cluster_fresh(cl, now);
+}

@@ -1,0 +1,526 @@
+"""Cluster mode (issue 14) against real processes: three nats-server processes
+forming a JetStream cluster (stream replicas R=3) and three tokend nodes on
+loopback ports, started once for the module.
+
+Seeding: tokenctl writes clients, sessions and tokens into one store BEFORE
+cluster mode, and that folder is copied to the three nodes (the same thing as
+bootstrapping every node from one snapshot at sequence 0). From then on every
+write goes through the API of some node and the op log: tokenctl refuses to
+write into a cluster node's store.
+
+What is checked: seeded tokens are active everywhere; a revocation, an IdP
+back-channel logout acknowledged on A is in force on B and C within a short
+window (measured and printed); kill -9 of a node during a revocation burst,
+restart: it catches up, every acknowledged revocation is in force, and the
+non-idempotent forward-auth audit counts agree on every node (nothing applied
+twice); one nats-server of three killed: writes continue; all stopped: writes
+503 at once, introspection 503 after max-staleness, /healthz not ready;
+restarted: everything converges; a fourth node started from `tokenctl cluster
+snapshot` answers like the others."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+import as_http as ah
+import harness as h
+import idp_util as u
+
+h.require_binaries()
+NATS = shutil.which("nats-server")
+if NATS is None:
+    sys.stderr.write("skipped: nats-server is not installed (Debian package nats-server)\n")
+    sys.exit(77)
+
+STALENESS_MS = 1500
+RESOURCE = "https://wiki.test/"
+RESOURCES = {"resources": [{"resource": RESOURCE, "name": "Wiki",
+                            "required_scopes": {"*": ["read"]}}] + ah.RESOURCES["resources"]}
+SEEDED_SESSIONS = 6
+TOKENS_PER_SESSION = 30
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(pred, timeout, step=0.002):
+    """Seconds until pred() held, or None after timeout."""
+    t0 = time.monotonic()
+    while True:
+        if pred():
+            return time.monotonic() - t0
+        if time.monotonic() - t0 > timeout:
+            return None
+        time.sleep(step)
+
+
+def log(msg):
+    sys.stderr.write("test_cluster: %s\n" % msg)
+
+
+class Nats:
+    """One nats-server of the JetStream cluster; same ports and store on restart."""
+
+    def __init__(self, root, name, port, cport, routes):
+        self.name, self.port = name, port
+        self.dir = os.path.join(root, name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.conf = os.path.join(self.dir, "nats.conf")
+        self.log_path = os.path.join(self.dir, "nats.log")
+        with open(self.conf, "w") as f:
+            f.write("server_name: %s\nlisten: 127.0.0.1:%d\n" % (name, port))
+            f.write('jetstream { store_dir: "%s" }\n' % os.path.join(self.dir, "js"))
+            f.write("cluster { name: tokendtest, listen: 127.0.0.1:%d, routes: [%s] }\n"
+                    % (cport, ", ".join("nats-route://127.0.0.1:%d" % r for r in routes)))
+        self.proc = None
+
+    def start(self):
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([NATS, "-c", self.conf], stdin=subprocess.DEVNULL,
+                                     stdout=self._log, stderr=self._log,
+                                     preexec_fn=h._die_with_parent)
+        ok = wait_until(self._listening, 15, 0.02)
+        if ok is None:
+            raise AssertionError("nats-server %s did not listen:\n%s" % (self.name, self.text()))
+
+    def _listening(self):
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+            return True
+        except OSError:
+            return False
+
+    def text(self):
+        with open(self.log_path, "rb") as f:
+            return f.read()[-4000:].decode("utf-8", "replace")
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc is None:
+            return
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.proc = None
+        self._log.close()
+
+
+def healthy(d):
+    try:
+        return d.request("GET", "/healthz").status == 200
+    except OSError:
+        return False
+
+
+class Cluster(h.TokenAsserts, unittest.TestCase):
+    """Three nats-servers (R=3) and three tokend nodes A, B, C, shared by the
+    tests of the class, which run in name order and leave the cluster whole."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.root = tempfile.mkdtemp(prefix="tokend-cluster-")
+        cls.addClassCleanup(shutil.rmtree, cls.root, True)
+        ports = [(free_port(), free_port()) for _ in range(3)]
+        cls.nats = [Nats(cls.root, "n%d" % i, p, c, [cp for _, cp in ports])
+                    for i, (p, c) in enumerate(ports)]
+        for n in cls.nats:
+            cls.addClassCleanup(n.stop, signal.SIGKILL)
+            n.start()
+        cls.urls = ",".join("nats://127.0.0.1:%d" % n.port for n in cls.nats)
+        cls.seed()
+        cls.nodes = {}
+        for name in ("a", "b", "c"):
+            cls.nodes[name] = cls.start_node(name, cls.copy_seed(name))
+        for name, d in cls.nodes.items():
+            if wait_until(lambda: healthy(d), 60, 0.05) is None:
+                raise AssertionError("node %s never ready:\n%s\n%s" % (
+                    name, d.stderr(), "\n".join(n.text() for n in cls.nats)))
+        cls.A, cls.B, cls.C = cls.nodes["a"], cls.nodes["b"], cls.nodes["c"]
+
+    @classmethod
+    def seed(cls):
+        """Clients, sessions (bound to IdP sessions) and tokens, before cluster mode."""
+        cls.seed_dir = os.path.join(cls.root, "seed")
+        cls.keydir = os.path.join(cls.root, "idp")
+        os.makedirs(cls.keydir)
+        cls.ec = u.Key(cls.keydir, "ec", "p256", "ec-1")
+        cls.idp_config = os.path.join(cls.keydir, "idp.json")
+        u.write_config(cls.idp_config, [{"issuer": u.ISS, "audience": u.AUD,
+                                         "jwks": {"keys": [cls.ec.jwk()]},
+                                         "algorithms": ["ES256"]}])
+        cls.res_path = os.path.join(cls.root, "resources.json")
+        with open(cls.res_path, "w") as f:
+            json.dump(RESOURCES, f)
+
+        def ctl(*args):
+            return h.ctl(cls.seed_dir, *args)
+
+        cls.rs = h.Client(ctl("client", "add", "--name", "rs", "--role", "resource_server"))
+        cls.agent = h.Client(ctl("client", "add", "--name", "agent", "--role", "agent",
+                                 "--scope", "read write"))
+        cls.sessions = {}  # idp sid -> (tokend sid, [tokens])
+        for i in range(SEEDED_SESSIONS):
+            idp_sid = "kc-%d" % i
+            sid = ctl("session", "create", "--sub", "user%d" % i, "--idp-iss", u.ISS,
+                      "--idp-sid", idp_sid)["sid"]
+            toks = [ctl("token", "issue", "--sid", sid, "--client", cls.agent.id, "--scope",
+                        "read", "--aud", RESOURCE)["access_token"]
+                    for _ in range(TOKENS_PER_SESSION)]
+            cls.sessions[idp_sid] = (sid, toks)
+        every = [t for _, toks in cls.sessions.values() for t in toks]
+        cls.keep = every[TOKENS_PER_SESSION:TOKENS_PER_SESSION + 10]  # session kc-1: never revoked
+        cls.free = every[TOKENS_PER_SESSION + 10:]  # take() hands these out
+
+    @classmethod
+    def copy_seed(cls, name):
+        d = os.path.join(cls.root, "node-" + name)
+        shutil.copytree(cls.seed_dir, d)
+        return d
+
+    @classmethod
+    def start_node(cls, name, data_dir):
+        d = h.Tokend(data_dir, ["--cluster-nats", cls.urls, "--cluster-node", name,
+                                "--cluster-replicas", "3",
+                                "--cluster-max-staleness", str(STALENESS_MS),
+                                "--idp-config", cls.idp_config, "--resources", cls.res_path,
+                                "--login", "dev", "--registration", "open"])
+        d.default_auth = cls.rs
+        d.start()
+        cls.addClassCleanup(d.cleanup)
+        return d
+
+    def take(self, n=1):
+        """Seeded tokens no test has touched yet (of the last sessions: the first
+        sessions are ended by the back-channel logout test)."""
+        out = [self.free.pop() for _ in range(n)]
+        return out[0] if n == 1 else out
+
+    def revoke_acked(self, d, token, deadline=10.0):
+        """Revoke on d, retrying 503 until a 200 or the deadline; the 503 count."""
+        t0, n503 = time.monotonic(), 0
+        while True:
+            r = d.revoke(token, auth=self.agent)
+            if r.status == 200:
+                return n503
+            self.assertEqual(r.status, 503, r)
+            n503 += 1
+            if time.monotonic() - t0 > deadline:
+                self.fail("no 200 for a revocation within %.0f s" % deadline)
+            time.sleep(0.05)
+
+    def inactive_on(self, d, token):
+        r = d.introspect(token)
+        return r.status == 200 and r.json() == h.INACTIVE
+
+    def window(self, token, nodes, timeout=5.0):
+        """Seconds from now until token is inactive on each node (polled in
+        turn). The contract meanwhile: a node may still say active only
+        within max-staleness of the write's 2xx; after that it says inactive
+        or 503 (fail closed)."""
+        t0, seen = time.monotonic(), {}
+        while len(seen) < len(nodes) and time.monotonic() - t0 < timeout:
+            for name, d in nodes.items():
+                if name in seen:
+                    continue
+                r = d.introspect(token)
+                now = time.monotonic() - t0
+                if r.status == 200 and r.json() == h.INACTIVE:
+                    seen[name] = now
+                elif r.status == 200:
+                    self.assertLess(now, STALENESS_MS / 1000, "%s: active past max-staleness"
+                                    % name)
+                else:
+                    self.assertEqual(r.status, 503, r)
+        return seen
+
+    def cluster_logs(self):
+        out = []
+        for name, d in (("A", self.A), ("B", self.B), ("C", self.C)):
+            lines = [l for l in d.stderr().splitlines() if "cluster_" in l]
+            out.append("%s:\n  %s" % (name, "\n  ".join(lines[-12:])))
+        return "\n".join(out)
+
+    def applied(self, d):
+        for line in d.metrics_text().splitlines():
+            if line.startswith("tokend_cluster_applied_sequence "):
+                return int(line.split()[1])
+        return -1
+
+    def caught_up(self, d, ref):
+        """Wait until d applied everything ref has (a client that switches
+        nodes sees the other's writes only after that: the window)."""
+        want = self.applied(ref)
+        self.assertIsNotNone(wait_until(lambda: self.applied(d) >= want, 5, 0.01))
+
+    def audit_agents(self, d):
+        return json.dumps(h.ctl(d.data_dir, "audit", "agents"), sort_keys=True)
+
+    def forward_auth(self, d, token):
+        r = d.request("GET", "/auth", headers={"X-Forwarded-Host": "wiki.test",
+                                               "X-Forwarded-Uri": "/x",
+                                               "Authorization": "Bearer " + token})
+        return r.status
+
+    # ---- tests, in order ---------------------------------------------------------------------
+
+    def test_1_seeded_tokens_active_on_every_node(self):
+        for t in self.keep + self.free[-10:] + self.sessions["kc-0"][1][:5]:
+            for d in (self.A, self.B, self.C):
+                self.assertIs(d.active(t)["active"], True)
+
+    def test_2_revocation_on_a_reaches_b_and_c(self):
+        windows = []
+        for _ in range(20):
+            t = self.take()
+            self.assertEqual(self.revoke_acked(self.A, t), 0)
+            self.assertTrue(self.inactive_on(self.A, t), "A answered before applying")
+            seen = self.window(t, {"b": self.B, "c": self.C})
+            self.assertEqual(set(seen), {"b", "c"}, "not inactive everywhere within 5 s")
+            windows += seen.values()
+        windows.sort()
+        log("revocation window A 2xx -> inactive on B/C over %d: p50 %.1f ms, max %.1f ms" % (
+            len(windows), 1000 * windows[len(windows) // 2], 1000 * windows[-1]))
+        self.assertLess(windows[-1], 2.0)
+
+    def test_3_backchannel_logout_on_a_reaches_b_and_c(self):
+        sid, toks = self.sessions["kc-0"]
+        claims = u.logout_claims(sid="kc-0", sub="user0")
+        token = u.jws({"alg": "ES256", "typ": "logout+jwt", "kid": "ec-1"}, claims, self.ec)
+        r = u.post_logout(self.A, token)
+        self.assertEqual(r.status, 200, r)
+        for t in (toks[0], toks[-1]):
+            self.assertTrue(self.inactive_on(self.A, t))
+        seen = self.window(toks[-1], {"b": self.B, "c": self.C})
+        self.assertEqual(set(seen), {"b", "c"})
+        log("back-channel logout window: %s" % {k: "%.1f ms" % (1000 * v) for k, v in
+                                                 seen.items()})
+        for d in (self.B, self.C):
+            for t in toks:
+                self.assertTrue(self.inactive_on(d, t))
+            self.assertEqual(h.ctl(d.data_dir, "session", "show", sid)["state"], "terminated")
+        # The same event again (another node): a replay everywhere, no second audit record.
+        r = u.post_logout(self.B, token)
+        self.assertEqual(r.status, 400, r)
+
+    def test_4_kill9_during_burst_catches_up_without_double_apply(self):
+        toks = self.take(90)
+        acked, errors = [], []
+        fa_ok = [0]
+
+        def burst():
+            for i, t in enumerate(toks):
+                r = self.A.revoke(t, auth=self.agent)
+                if r.status == 200:
+                    acked.append(t)
+                elif r.status != 503:
+                    errors.append(r)
+                # Forward-auth on A: folded counts are AGENT_ACCESS ops, the one
+                # op kind that is not idempotent (a second apply would show).
+                if self.forward_auth(self.A, self.keep[i % 10]) == 200:
+                    fa_ok[0] += 1
+
+        th = threading.Thread(target=burst)
+        th.start()
+        wait_until(lambda: len(acked) >= 30, 30)
+        self.C.kill()  # SIGKILL
+        th.join()
+        self.assertEqual(errors, [])
+        self.assertEqual(len(acked), len(toks), "A refused writes while C was down")
+        time.sleep(1.5)  # a fold of the workers' audit counts
+        self.C.start()
+        ready = wait_until(lambda: healthy(self.C), 30, 0.02)
+        self.assertIsNotNone(ready, self.C.stderr())
+        log("C ready %.2f s after restart; log: %s" % (
+            ready, [l for l in self.C.stderr().splitlines() if "cluster_" in l][-2:]))
+        for t in acked:
+            self.assertTrue(self.inactive_on(self.C, t), "an acknowledged revocation lost")
+        # Nothing applied twice: every node folded the same audit counts, and
+        # they hold every forward-auth answer A gave (A's workers fold about
+        # once a second while they have requests: poke them).
+        def folded():
+            for _ in range(8):
+                healthy(self.A)
+            allowed = sum(r["allowed"] for r in h.ctl(self.C.data_dir, "audit", "agents"))
+            return allowed >= fa_ok[0] and len(
+                {self.audit_agents(d) for d in (self.A, self.B, self.C)}) == 1
+        folded_in = wait_until(folded, 15, 0.2)
+        self.assertIsNotNone(folded_in, [self.audit_agents(d) for d in (self.A, self.B, self.C)])
+        allowed = sum(r["allowed"] for r in h.ctl(self.C.data_dir, "audit", "agents"))
+        self.assertEqual(allowed, fa_ok[0], "an entry applied twice (or lost) on C")
+        self.assertGreater(allowed, 0)
+        m = self.C.metrics_text()
+        self.assertIn("tokend_cluster_lag 0", m)
+
+    def test_5_one_nats_server_down_writes_continue(self):
+        # Each server in turn, so one of them is the one A is connected to.
+        for n in self.nats:
+            n.stop(signal.SIGKILL)
+            try:
+                n503, worst = 0, 0.0
+                for _ in range(3):
+                    t = self.take()
+                    n503 += self.revoke_acked(self.A, t, deadline=30)
+                    # JetStream may elect a new stream or meta leader: seconds.
+                    seen = self.window(t, {"b": self.B, "c": self.C}, timeout=30)
+                    self.assertEqual(set(seen), {"b", "c"}, self.cluster_logs())
+                    worst = max(worst, *seen.values())
+                log("nats-server %s down: %d 503s over 3 writes on A, slowest B/C %.2f s"
+                    % (n.name, n503, worst))
+            finally:
+                n.start()
+            for d in (self.A, self.B, self.C):
+                self.assertIsNotNone(wait_until(lambda: healthy(d), 30, 0.05))
+
+    def test_6_all_nats_down_fail_closed_then_converge(self):
+        t_write, t_read = self.take(), self.take()
+        for n in self.nats:
+            n.stop()
+        t0 = time.monotonic()
+        r = self.A.revoke(t_write, auth=self.agent)
+        self.assertEqual(r.status, 503, r)
+        self.assertLess(time.monotonic() - t0, 0.5, "a write must fail at once")
+        stale = wait_until(lambda: self.B.introspect(t_read).status == 503, 10, 0.02)
+        self.assertIsNotNone(stale)
+        since = time.monotonic() - t0
+        log("all nats down: introspection 503 after %.2f s (max-staleness %.1f s)"
+            % (since, STALENESS_MS / 1000))
+        self.assertGreater(since, STALENESS_MS / 1000 / 2)
+        self.assertLess(since, STALENESS_MS / 1000 + 2)
+        self.assertEqual(self.B.request("GET", "/healthz").status, 503)
+        m = [l for l in self.B.metrics_text().splitlines()
+             if l.startswith('tokend_cluster_stale_refusals_total{endpoint="introspect"}')]
+        self.assertGreater(int(m[0].split()[1]), 0, m)
+        self.assertIn("tokend_cluster_ready 0", self.B.metrics_text())
+        for n in self.nats:
+            n.start()
+        for d in (self.A, self.B, self.C):
+            self.assertIsNotNone(wait_until(lambda: healthy(d), 60, 0.05), d.stderr())
+        self.revoke_acked(self.A, t_write, deadline=30)
+        seen = self.window(t_write, {"b": self.B, "c": self.C})
+        self.assertEqual(set(seen), {"b", "c"})
+        self.assertIs(self.B.active(t_read)["active"], True)
+
+    def test_7_tokenctl_refuses_writes_into_a_node(self):
+        r = h.ctl_run(self.A.data_dir, "session", "create", "--sub", "mallory")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("cluster stream TOKEND", r.stderr)
+        self.assertIn("API", r.stderr)
+        self.assertEqual(h.ctl_run(self.A.data_dir, "session", "list").returncode, 0)
+
+    def test_8_node_from_snapshot_answers_like_the_others(self):
+        first = self.take()
+        self.revoke_acked(self.A, first)
+        self.assertIn("b", self.window(first, {"b": self.B}))
+        snap = os.path.join(self.root, "snap-d")
+        out = h.ctl(self.B.data_dir, "cluster", "snapshot", "--out", snap)
+        self.assertEqual(out["stream"], "TOKEND")
+        self.assertGreater(out["log_seq"], 0)
+        t = self.take()
+        self.revoke_acked(self.A, t)  # written after the snapshot: the tail
+        D = self.start_node("d", snap)
+        self.assertIsNotNone(wait_until(lambda: healthy(D), 30, 0.02), D.stderr())
+        # Ready means current: the tail written before D started is in force now.
+        self.assertTrue(self.inactive_on(D, t), D.metrics_text())
+        self.assertIsNotNone(wait_until(
+            lambda: "from=%d" % (out["log_seq"] + 1) in D.stderr(), 5), D.stderr())
+        every = [t for _, toks in self.sessions.values() for t in toks]
+        for tok in every:
+            answers = []
+            for d in (self.A, D):
+                j = d.introspect(tok).json()
+                j.pop("iss", None)
+                answers.append(j)
+            self.assertEqual(answers[0], answers[1], tok[:12])
+        self.assertTrue(self.inactive_on(D, t))
+        self.assertEqual(self.audit_agents(D), self.audit_agents(self.A))
+        D.stop()
+
+    def test_9_store_ahead_of_its_stream_stays_stale(self):
+        # A store that applied entries of TOKEND, pointed at another (new)
+        # stream: its entries would all look old. Never ready, writes refused.
+        snap = os.path.join(self.root, "snap-e")
+        out = h.ctl(self.A.data_dir, "cluster", "snapshot", "--out", snap)
+        self.assertGreater(out["log_seq"], 0)
+        E = h.Tokend(snap, ["--cluster-nats", self.urls, "--cluster-node", "e",
+                            "--cluster-stream", "OTHER", "--cluster-max-staleness",
+                            str(STALENESS_MS)])
+        E.default_auth = self.rs
+        E.start()
+        self.addCleanup(E.cleanup)
+        seen = wait_until(lambda: "cluster_stream_behind_store" in E.stderr(), 10, 0.05)
+        self.assertIsNotNone(seen, E.stderr())
+        self.assertEqual(E.request("GET", "/healthz").status, 503)
+        self.assertEqual(E.introspect(self.keep[0]).status, 503)
+        t0 = time.monotonic()
+        self.assertEqual(E.revoke(self.take(), auth=self.agent).status, 503)
+        self.assertLess(time.monotonic() - t0, 0.5)
+        E.stop()
+
+    def test_10_authorization_server_across_nodes(self):
+        # Every AS write is an op on the log: register on A, sign in and
+        # consent on B with A's cookie, redeem the code on C, refresh on A;
+        # the tokens are active everywhere; a replayed code (on B) revokes
+        # the grant on every node.
+        client = ah.public_client(self.A)["client_id"]
+        self.caught_up(self.B, self.A)
+        browser = ah.Browser(self.B)
+        code, verifier = ah.authorize_code(self.B, browser, client, subject="carol")
+        self.caught_up(self.C, self.B)
+        r = ah.redeem(self.C, client, code, verifier)
+        self.assertEqual(r.status, 200, r)
+        pair = r.json()
+        self.assertIs(self.C.active(pair["access_token"])["active"], True)  # at once on C
+        for d in (self.A, self.B):  # within the replication window elsewhere
+            self.assertIsNotNone(wait_until(
+                lambda: d.active(pair["access_token"])["active"] is True, 2))
+            self.assertEqual(d.active(pair["access_token"])["sub"], "carol")
+        self.caught_up(self.A, self.C)
+        r = ah.refresh(self.A, client, pair["refresh_token"])
+        self.assertEqual(r.status, 200, r)
+        fresh = r.json()["access_token"]
+        self.assertIsNotNone(wait_until(lambda: self.C.active(fresh)["active"] is True, 2))
+        self.caught_up(self.B, self.A)
+        r = ah.redeem(self.B, client, code, verifier)  # the code again: the family dies
+        self.assertEqual(r.status, 400, r)
+        for d in (self.A, self.B, self.C):
+            self.assertTrue(wait_until(lambda: self.inactive_on(d, fresh), 2) is not None)
+            self.assertTrue(self.inactive_on(d, pair["access_token"]))
+        # The same registration, client and grant records on every node.
+        lists = {json.dumps(h.ctl(d.data_dir, "grant", "list", "--sub", "carol"),
+                            sort_keys=True) for d in (self.A, self.B, self.C)}
+        self.assertEqual(len(lists), 1, lists)
+        self.assertNotIn("cluster_op_unreplicable", self.A.stderr() + self.B.stderr())
+
+
+class SingleNodeUnchanged(h.DaemonCase):
+    """Without cluster-nats: no cluster metrics, /healthz as before, tokenctl writes."""
+
+    def test_no_cluster(self):
+        r = self.d.request("GET", "/healthz")
+        self.assertEqual((r.status, r.body), (200, b'{"status":"ok"}'))
+        self.assertNotIn("tokend_cluster_", self.d.metrics_text())
+        self.assertTrue(self.d.new_session("bob").startswith("tks_"))
+
+    def test_cluster_keys_need_cluster_nats(self):
+        d = h.Tokend(tempfile.mkdtemp(prefix="tokend-itest-"), ["--cluster-node", "x"])
+        self.addCleanup(shutil.rmtree, d.data_dir, True)
+        with self.assertRaises(AssertionError) as e:
+            d.start()
+        self.assertIn("cluster-nats", str(e.exception))
+
+
+if __name__ == "__main__":
+    unittest.main()
