@@ -20,6 +20,7 @@
 #include <openssl/ecdsa.h>
 #include <openssl/evp.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,8 +258,12 @@ static void test_replay_cache(void)
     CHECK_EQ_INT(ep_dpop_remember(s, j, UNTIL(NOW) + 1, NOW), EP_DPOP_FULL);
     CHECK_EQ_INT(ep_dpop_remember(s, j, UNTIL(NOW), NOW), EP_DPOP_OK);
     CHECK_EQ_INT(ep_dpop_remember(s, j, UNTIL(NOW), UNTIL(NOW) - 1), EP_DPOP_REPLAY);
-    /* A clock step back changes nothing. */
-    CHECK_EQ_INT(ep_dpop_remember(s, j, UNTIL(NOW) - 600, NOW - 600), EP_DPOP_REPLAY);
+    /* A clock step back (to the same generation slot, or any other)
+     * forgets nothing. */
+    for (int64_t back = 1; back <= 2 * TK_DPOP_REPLAY_GENS * TK_DPOP_REPLAY_GEN_SECONDS; back++) {
+        CHECK_EQ_INT(ep_dpop_remember(s, j, UNTIL(NOW) - back, NOW - back), EP_DPOP_REPLAY);
+    }
+    CHECK_EQ_INT(ep_dpop_remember(s, j, UNTIL(NOW), NOW + 1), EP_DPOP_REPLAY);
     ep_dpop_seen_free(s);
 }
 
@@ -340,6 +345,52 @@ static void test_replay_capacity(void)
     ep_dpop_seen_free(s);
 }
 
+/* Workers race: four threads present the same 20 000 jtis at the same
+ * time (a replay arriving on another worker); each jti is accepted exactly
+ * once. */
+enum { RACE_JTIS = 20000, RACE_THREADS = 4 };
+typedef struct race {
+    ep_dpop_seen *s;
+    uint8_t *ok; /* RACE_JTIS counters, one per thread */
+} race;
+
+static void *race_run(void *arg)
+{
+    race *r = arg;
+    for (uint64_t i = 0; i < RACE_JTIS; i++) {
+        uint8_t j[TK_HASH_LEN];
+        jti_of(5, i, j);
+        r->ok[i] = ep_dpop_remember(r->s, j, UNTIL(NOW), NOW) == EP_DPOP_OK;
+    }
+    return NULL;
+}
+
+static void test_replay_threads(void)
+{
+    ep_dpop_seen *s = NULL;
+    CHECK_EQ_INT(ep_dpop_seen_new(TK_DPOP_RATE_DEFAULT, &s), 0);
+    static uint8_t ok[RACE_THREADS][RACE_JTIS];
+    race r[RACE_THREADS];
+    pthread_t th[RACE_THREADS];
+    for (int i = 0; i < RACE_THREADS; i++) {
+        r[i] = (race){s, ok[i]};
+        TK_ASSERT(pthread_create(&th[i], NULL, race_run, &r[i]) == 0);
+    }
+    for (int i = 0; i < RACE_THREADS; i++) {
+        pthread_join(th[i], NULL);
+    }
+    int wrong = 0;
+    for (size_t i = 0; i < RACE_JTIS; i++) {
+        int n = 0;
+        for (int t = 0; t < RACE_THREADS; t++) {
+            n += ok[t][i];
+        }
+        wrong += n != 1;
+    }
+    CHECK_EQ_INT(wrong, 0);
+    ep_dpop_seen_free(s);
+}
+
 /* Memory: fixed at start from the rate, the same after any load, and
  * about 1.4 KiB per proof/s as documented. Rates outside the setting's
  * range are refused. */
@@ -416,6 +467,7 @@ int main(void)
     RUN(test_replay_cache);
     RUN(test_replay_expiry);
     RUN(test_replay_capacity);
+    RUN(test_replay_threads);
     RUN(test_replay_memory);
     RUN(test_nonces);
     EVP_PKEY_free(key_a);
