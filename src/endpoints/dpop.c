@@ -301,9 +301,9 @@ typedef struct gen {
 } gen;
 
 typedef struct shard {
-    pthread_mutex_t mu;
-    int64_t cur;   /* the newest epoch seen (a clock step back keeps it) */
-    uint64_t full; /* proofs refused because the current generation was full */
+    _Alignas(64) pthread_mutex_t mu; /* a cache line of its own: no false sharing */
+    int64_t cur;                     /* the newest epoch seen (a clock step back keeps it) */
+    uint64_t full;                   /* proofs refused because the current generation was full */
     gen g[TK_DPOP_REPLAY_GENS];
     uint64_t *slot; /* TK_DPOP_REPLAY_GENS tables of cap slots */
 } shard;
@@ -331,10 +331,11 @@ int ep_dpop_seen_new(unsigned rate, ep_dpop_seen **out)
     if (rate < TK_DPOP_RATE_MIN || rate > TK_DPOP_RATE_MAX) {
         return -EINVAL;
     }
-    ep_dpop_seen *s = calloc(1, sizeof *s);
+    ep_dpop_seen *s = aligned_alloc(_Alignof(ep_dpop_seen), sizeof *s); /* the shards' lines */
     if (s == NULL) {
         return -ENOMEM;
     }
+    memset(s, 0, sizeof *s);
     if (tk_random_bytes(s->nonce_key, sizeof s->nonce_key) != 0) {
         free(s);
         return -EIO;
