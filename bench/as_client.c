@@ -21,6 +21,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #define AS_REDIRECT_ENC "http%3A%2F%2F127.0.0.1%3A8765%2Fcb"
@@ -31,6 +32,11 @@ static const char resources_doc[] =
     "\"scopes_supported\":[\"mcp:read\",\"mcp:write\"]}]}\n";
 
 int as_prepare(const char *data_dir)
+{
+    return as_prepare_with(data_dir, "");
+}
+
+int as_prepare_with(const char *data_dir, const char *more)
 {
     char path[400], args[600];
     snprintf(path, sizeof path, "%s/resources.json", data_dir);
@@ -47,8 +53,8 @@ int as_prepare(const char *data_dir)
     /* Codes are minted through /authorize from one address, thousands a second. */
     snprintf(args, sizeof args,
              "--login dev --registration open --code-ttl 600 --authorize-burst 0 "
-             "--authorize-pending-max 1000000 --resources %s",
-             path);
+             "--authorize-pending-max 1000000 --resources %s %s",
+             path, more);
     bench_tokend_extra(args);
     return 0;
 }
@@ -358,6 +364,7 @@ typedef struct mint {
     tok_pair *pairs;
     size_t npairs, pairs_cap;
     bool logged;
+    const dpop_key *dk; /* redeem with DPoP proofs by it */
 } mint;
 
 static size_t mint_make(void *arg, unsigned conn, char *buf, size_t cap, uint32_t *tag)
@@ -431,17 +438,27 @@ int as_mint_codes(const bench_opts *o, as_agent *ag, double seconds, size_t cap,
     return 0;
 }
 
-size_t redeem_request(char *buf, size_t cap, const as_agent *ag, const char *code)
+size_t redeem_request(char *buf, size_t cap, const as_agent *ag, const char *code,
+                      const dpop_key *dk)
 {
-    char body[512];
+    char body[512], proof[DPOP_PROOF_CAP] = "", htu[64];
     int bl = snprintf(body, sizeof body,
                       "grant_type=authorization_code&code=%s&redirect_uri=%s"
                       "&code_verifier=%s&client_id=%s",
                       code, AS_REDIRECT_ENC, AS_VERIFIER, ag->client_id);
+    if (dk != NULL) { /* htu: the derived issuer + /token */
+        static uint64_t seq;
+        snprintf(htu, sizeof htu, "http://127.0.0.1:%u/token", ag->port);
+        size_t pl = dpop_proof(dk, "POST", htu, NULL, ++seq | 1ull << 63, (int64_t)time(NULL),
+                               proof, sizeof proof);
+        if (pl == 0) {
+            return 0;
+        }
+    }
     int n = snprintf(buf, cap,
-                     "POST /token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                     "POST /token HTTP/1.1\r\nHost: 127.0.0.1\r\n%s%s%sContent-Type: "
                      "application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s",
-                     bl, body);
+                     dk != NULL ? "DPoP: " : "", proof, dk != NULL ? "\r\n" : "", bl, body);
     return n > 0 && (size_t)n < cap && bl > 0 && (size_t)bl < sizeof body ? (size_t)n : 0;
 }
 
@@ -453,7 +470,7 @@ static size_t redeem_make(void *arg, unsigned conn, char *buf, size_t cap, uint3
     if (m->next >= m->n) {
         return 0;
     }
-    return redeem_request(buf, cap, m->ag, m->codes[m->next++]);
+    return redeem_request(buf, cap, m->ag, m->codes[m->next++], m->dk);
 }
 
 static bool redeem_done(void *arg, unsigned conn, uint32_t tag, int status, const char *body,
@@ -479,12 +496,18 @@ static bool redeem_done(void *arg, unsigned conn, uint32_t tag, int status, cons
 
 int as_token_pairs(const bench_opts *o, as_agent *ag, size_t n, tok_pair *out)
 {
+    return as_token_pairs_dpop(o, ag, n, out, NULL);
+}
+
+int as_token_pairs_dpop(const bench_opts *o, as_agent *ag, size_t n, tok_pair *out,
+                        const dpop_key *dk)
+{
     code_list cl;
     if (as_mint_codes(o, ag, 60, n, &cl) != 0 || cl.n < n) {
         code_list_free(&cl);
         return -1;
     }
-    mint m = {.ag = ag, .codes = cl.codes, .n = cl.n, .pairs = out, .pairs_cap = n};
+    mint m = {.ag = ag, .codes = cl.codes, .n = cl.n, .pairs = out, .pairs_cap = n, .dk = dk};
     load_result *res = malloc(sizeof *res);
     load_cfg cfg = {.port = ag->port,
                     .conns = n < 16 ? (unsigned)n : 16,

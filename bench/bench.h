@@ -267,7 +267,7 @@ typedef struct bench_target {
 
 typedef struct bench_report {
     const bench_opts *o;
-    char scenario[16];
+    char scenario[32];
     long started;
     double load_before[3];
     bench_series series[SERIES_MAX];
@@ -351,6 +351,24 @@ int revoke_first(const bench_opts *o, const seeded *s, size_t n);
 int check_revoked(const bench_opts *o, const seeded *s, size_t n);
 void bench_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* ---- DPoP proofs (dpop.c) ---------------------------------------------------------------- */
+
+typedef struct dpop_key {
+    struct evp_pkey_st *pk; /* a P-256 key pair */
+    uint64_t jti_prefix;    /* random: jtis differ between runs */
+    char hdr[256];          /* base64url of the proof header (its public jwk) */
+    size_t hdr_len;
+} dpop_key;
+
+#define DPOP_PROOF_CAP 1024
+
+int dpop_key_new(dpop_key *k);
+void dpop_key_free(dpop_key *k);
+/* A proof for htm htu (ath of at when at is not NULL) with jti number seq and
+ * iat into out (NUL-terminated); its length or 0. */
+size_t dpop_proof(const dpop_key *k, const char *htm, const char *htu, const char *at, uint64_t seq,
+                  int64_t iat, char *out, size_t cap);
+
 /* ---- The authorization server from outside (as_client.c) ------------------------------------ */
 
 #define AS_RESOURCE     "https://mcp.bench/mcp"
@@ -392,6 +410,8 @@ typedef struct tok_pair {
 /* Write DATA/resources.json and make tokend_start run the authorization
  * server on it (dev login, open registration, codes live 600 s). */
 int as_prepare(const char *data_dir);
+/* The same with more tokend options. */
+int as_prepare_with(const char *data_dir, const char *more);
 /* Register the agents, sign in as "bench" and approve once. */
 int as_agent_start(as_agent *ag, uint16_t port);
 /* tokenctl client set AGENT --delegate-to SUB. */
@@ -401,8 +421,13 @@ int as_mint_codes(const bench_opts *o, as_agent *ag, double seconds, size_t cap,
 void code_list_free(code_list *cl);
 /* n codes minted and redeemed: n (access, refresh) pairs. */
 int as_token_pairs(const bench_opts *o, as_agent *ag, size_t n, tok_pair *out);
-/* POST /token redeeming code (the agent's PKCE verifier); its length or 0. */
-size_t redeem_request(char *buf, size_t cap, const as_agent *ag, const char *code);
+/* The same, each code redeemed with a DPoP proof by dk: DPoP-bound tokens. */
+int as_token_pairs_dpop(const bench_opts *o, as_agent *ag, size_t n, tok_pair *out,
+                        const dpop_key *dk);
+/* POST /token redeeming code (the agent's PKCE verifier), with a DPoP
+ * proof by dk when not NULL; its length or 0. */
+size_t redeem_request(char *buf, size_t cap, const as_agent *ag, const char *code,
+                      const dpop_key *dk);
 
 /* ---- Turns (scen_token.c) ---------------------------------------------------------------------
  */
@@ -416,6 +441,8 @@ void turns_series(bench_series *se, const load_result *r, const proc_cpu *cpu);
 double turns_ratio(bench_report *rp, const char *name, const load_result *a, const load_result *b);
 int scen_token(const bench_opts *o, bench_report *rp);
 int scen_forward_auth(const bench_opts *o, bench_report *rp);
+/* forward-auth with DPoP-bound tokens and a fresh proof per request. */
+int scen_forward_auth_dpop(const bench_opts *o, bench_report *rp);
 /* scen_cluster.c: the replication window of cluster mode (issue 14). */
 int scen_cluster(const bench_opts *o, bench_report *rp);
 

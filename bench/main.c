@@ -18,7 +18,7 @@
 
 static const char usage[] =
     "usage: tokend-bench introspect|introspect-tls|cascade|revoke|scale|token|forward-auth|\n"
-    "                    cluster\n"
+    "                    forward-auth-dpop|cluster\n"
     "                    [options]\n"
     "  --tokens N[,N...]   tokens seeded (introspect/revoke: one size, default 10000000 /\n"
     "                      1000000; scale: sizes, default 10000,10000000; suffixes k, M)\n"
@@ -46,6 +46,8 @@ static const char usage[] =
     "                      default 200000); --duration is the whole run\n"
     "  --turn-ms MS        token/forward-auth: each load's turn (default 500)\n"
     "  --skip-ms MS        the first MS of a turn are not counted (default 150)\n"
+    "                      forward-auth-dpop: DPoP-bound tokens, each request with a\n"
+    "                      fresh ES256 proof (signed ahead), in turns with nginx\n"
     "  --control           forward-auth: nginx against an identical nginx (the harness's\n"
     "                      own error; should read 1.00)\n"
     "  --nats N            cluster: 1 or 3 nats-servers (stream replicas), default 3;\n"
@@ -313,6 +315,8 @@ int main(int argc, char **argv)
         rc = scen_token(&o, &rp);
     } else if (strcmp(o.scenario, "forward-auth") == 0) {
         rc = scen_forward_auth(&o, &rp);
+    } else if (strcmp(o.scenario, "forward-auth-dpop") == 0) {
+        rc = scen_forward_auth_dpop(&o, &rp);
     } else if (strcmp(o.scenario, "cluster") == 0) {
         rc = scen_cluster(&o, &rp);
     } else {

@@ -52,6 +52,7 @@ void tk_config_defaults(tk_config *cfg)
     cfg->register_burst = TK_REGISTER_BURST_DEFAULT;
     cfg->authorize_burst = TK_AUTHORIZE_BURST_DEFAULT;
     cfg->authorize_pending_max = TK_AUTHORIZE_PENDING_DEFAULT;
+    cfg->dpop_rate = TK_DPOP_RATE_DEFAULT;
     cfg->outbound_connect_timeout_ms = TK_OUTBOUND_CONNECT_MS_DEFAULT;
     cfg->outbound_timeout_ms = TK_OUTBOUND_TIMEOUT_MS_DEFAULT;
     cfg->outbound_max_bytes = TK_OUTBOUND_BODY_DEFAULT;
@@ -262,6 +263,7 @@ static const struct num_key num_keys[] = {
     NUM("authorize-burst", authorize_burst, 0, TK_RL_BURST_MAX),
     NUM("authorize-pending-max", authorize_pending_max, 1, TK_AUTHORIZE_PENDING_MAX),
     NUM("dpop-nonce", dpop_nonce, 0, 1),
+    NUM("dpop-rate", dpop_rate, TK_DPOP_RATE_MIN, TK_DPOP_RATE_MAX),
     NUM("outbound-connect-timeout", outbound_connect_timeout_ms, 100, TK_OUTBOUND_TIMEOUT_MS_MAX),
     NUM("outbound-timeout", outbound_timeout_ms, 100, TK_OUTBOUND_TIMEOUT_MS_MAX),
     NUM("outbound-max-bytes", outbound_max_bytes, 1024, TK_OUTBOUND_BODY_MAX),

@@ -42,6 +42,7 @@ static const char usage[] =
     "              [--tls-port-file FILE] [--registration open|approval|closed]\n"
     "              [--login off|dev] [--code-ttl S] [--authorize-ttl S]\n"
     "              [--refresh-reuse-window S] [--register-burst N] [--dpop-nonce 0|1]\n"
+    "              [--dpop-rate N]\n"
     "              [--cimd-private-hosts \"H...\"] [--cimd-approve-hosts \"H...\"]\n"
     "              [--cimd-cache-min S] [--cimd-cache-max S]\n"
     "              [--authorize-burst N] [--authorize-pending-max N]\n"
@@ -571,6 +572,7 @@ static int run(struct options *o)
                        .authorize_ttl = cfg->authorize_ttl,
                        .refresh_reuse_window = cfg->refresh_reuse_window,
                        .dpop_nonce = cfg->dpop_nonce,
+                       .dpop_rate = cfg->dpop_rate,
                        .register_burst = cfg->register_burst,
                        .cimd_private_hosts = cfg->cimd_private_hosts,
                        .cimd_approve_hosts = cfg->cimd_approve_hosts,

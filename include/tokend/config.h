@@ -97,6 +97,7 @@ typedef struct tk_config {
     int64_t authorize_ttl;          /* pending authorization request / CSRF lifetime */
     unsigned refresh_reuse_window;  /* seconds a rotated refresh token still works; 0 = strict */
     unsigned dpop_nonce;            /* 1: DPoP proofs must carry a server nonce (RFC 9449 §8) */
+    unsigned dpop_rate;             /* DPoP proofs per second the jti replay cache holds */
     unsigned register_burst;        /* registrations per source address per minute */
     unsigned authorize_burst;       /* stored /authorize requests per source address per minute */
     unsigned authorize_pending_max; /* stored /authorize requests per authorize-ttl, in all */

@@ -56,6 +56,7 @@ typedef struct tk_app_cfg {
     int64_t code_ttl, authorize_ttl;
     unsigned refresh_reuse_window;
     unsigned dpop_nonce;      /* 1: DPoP proofs must carry a current server nonce */
+    unsigned dpop_rate;       /* DPoP proofs/s the replay cache holds; 0 = the default */
     unsigned register_burst;  /* registrations per address per minute; 0 = no limit */
     unsigned authorize_burst; /* stored /authorize requests per address per minute; 0 = none */
     unsigned

@@ -342,14 +342,26 @@ _Static_assert(TK_OP_WIRE_MAX <= UINT16_MAX, "an op's length fits the entry's 2-
  * window and how long its jti must be remembered. */
 #define TK_DPOP_IAT_PAST   60
 #define TK_DPOP_IAT_FUTURE 5
-/* Remembered jtis, for the whole process (a power of two): 65536 slots of
- * 40 bytes, 2.5 MiB; a jti lives there about a minute (TK_DPOP_IAT_PAST + 1
- * seconds past its iat), so about 500 DPoP requests a second sustained fill
- * half of it. A jti is looked for in TK_DPOP_REPLAY_PROBES slots; when all
- * of them hold live jtis the proof is refused (fail closed: a proof that
- * could not be remembered could be replayed). */
-#define TK_DPOP_REPLAY_SLOTS  65536
-#define TK_DPOP_REPLAY_PROBES 16
+/* The jti replay cache (src/endpoints/dpop.c): generations of
+ * TK_DPOP_REPLAY_GEN_SECONDS seconds of arrival time, a jti stored in the
+ * generation of its arrival and dropped with it, whole. A proof accepted at
+ * t has iat <= t + FUTURE, so it can be replayed until t + FUTURE + PAST at
+ * most: GENS generations cover that from the end of t's own (asserted in
+ * dpop.c). 8 s generations: 10 tables to look in, 20% more memory than
+ * one-second ones. */
+#define TK_DPOP_REPLAY_GEN_SECONDS 8
+#define TK_DPOP_REPLAY_GENS                                                                        \
+    (1 + (TK_DPOP_IAT_PAST + TK_DPOP_IAT_FUTURE + TK_DPOP_REPLAY_GEN_SECONDS) /                    \
+             TK_DPOP_REPLAY_GEN_SECONDS)
+/* Shards by jti hash, one lock each: a replay may come to any worker, so
+ * the cache is process-wide; shards keep workers off each other's lock. */
+#define TK_DPOP_REPLAY_SHARDS 16
+/* Setting dpop-rate: DPoP proofs per second (averaged over a generation)
+ * the cache remembers; beyond it proofs are refused (fail closed). Memory
+ * is about 1.4 KiB per proof/s (dpop.c), 28 MiB at the default. */
+#define TK_DPOP_RATE_DEFAULT 20000
+#define TK_DPOP_RATE_MIN     100
+#define TK_DPOP_RATE_MAX     1000000
 /* Server nonces (RFC 9449 §8, setting dpop-nonce): a nonce names a slot of
  * this many seconds and is accepted in its slot and the next, so a client
  * refreshes it every one to two minutes. */

@@ -296,7 +296,8 @@ int tk_app_create(const tk_app_cfg *cfg, tk_app **out)
     }
     ep_rl_init_per_minute(&app->reg_rl, app_seed, cfg->register_burst);
     ep_rl_init_per_minute(&app->authz_rl, app_seed ^ 0x9e3779b97f4a7c15ull, cfg->authorize_burst);
-    if (ep_dpop_seen_new(&app->dpop_seen) != 0) {
+    if (ep_dpop_seen_new(cfg->dpop_rate != 0 ? cfg->dpop_rate : TK_DPOP_RATE_DEFAULT,
+                         &app->dpop_seen) != 0) {
         pthread_mutex_destroy(&app->authz_mu);
         pthread_mutex_destroy(&app->reg_mu);
         free(app->w);

@@ -10,14 +10,21 @@
  * by one (htm, htu, iat window, jti, ath). The result is the key's RFC 7638
  * thumbprint (the token's cnf.jkt) and the jti to remember.
  *
- * The replay cache is one table for the whole process, not one per worker:
- * a replayed proof arrives on another connection, and the kernel may hand
- * that connection to any worker, so per-worker tables would miss it. A
- * proof costs an ECDSA verification (tens of microseconds); the mutex held
- * for a handful of slot reads is noise next to it. The table is fixed
- * (limits.h: TK_DPOP_REPLAY_SLOTS) and never grows: a jti that finds its
- * probe window full of live jtis is refused (EP_DPOP_FULL, fail closed),
- * because accepting it would accept its replays too.
+ * The replay cache is process-wide, not one per worker: a replayed proof
+ * arrives on another connection, and the kernel may hand that connection
+ * to any worker, so per-worker tables would miss it. It is sharded by the
+ * jti's hash, one mutex per shard, held for a few slot reads next to an
+ * ECDSA verification of tens of microseconds. A jti needs remembering only
+ * while its proof could still be accepted (iat within the window), so each
+ * shard keeps TK_DPOP_REPLAY_GENS generations of TK_DPOP_REPLAY_GEN_SECONDS
+ * of arrival time: a jti goes into the generation of its arrival, is looked
+ * for in all live ones, and leaves when its generation is restarted, whole
+ * and in O(1). Each generation holds a fixed number of jtis sized from the
+ * setting dpop-rate, so memory is fixed at start:
+ *   16 shards x 10 generations x 2 x (rate x 8 / 16 x 9/8 + 64) x 8 bytes
+ *   = about 1.4 KiB per proof/s (28 MiB at the default 20 000/s).
+ * Beyond the rate a jti finds its generation full and is refused
+ * (EP_DPOP_FULL, fail closed): accepting it would accept its replays too.
  */
 #include "endpoints_int.h"
 
@@ -279,81 +286,205 @@ int ep_dpop_header(const tk_http_request *h, tk_slice *out)
 
 /* ---- The replay cache ------------------------------------------------------------------ */
 
-typedef struct seen_slot {
-    uint8_t jti[TK_HASH_LEN];
-    int64_t until; /* 0: empty */
-} seen_slot;
+/* A slot: 48 bits of the jti's hash, then the 16-bit tag of the generation
+ * that wrote it. A slot is live only when its tag is its generation's
+ * current tag, so dropping a generation is a tag increment (O(1)); the
+ * slots are cleared only when the tag wraps (every 65535 reuses, about 60
+ * days). Tag 0 is never current: a zeroed slot is never live. */
+#define TAG_BITS 16
+#define TAG_MASK ((uint64_t)0xffff)
+
+typedef struct gen {
+    int64_t epoch; /* now / TK_DPOP_REPLAY_GEN_SECONDS when it was (re)started */
+    uint32_t n;    /* jtis stored in this epoch */
+    uint16_t tag;  /* 0: never started */
+} gen;
+
+typedef struct shard {
+    _Alignas(64) pthread_mutex_t mu; /* a cache line of its own: no false sharing */
+    int64_t cur;                     /* the newest epoch seen (a clock step back keeps it) */
+    uint64_t full;                   /* proofs refused because the current generation was full */
+    gen g[TK_DPOP_REPLAY_GENS];
+    uint64_t *slot; /* TK_DPOP_REPLAY_GENS tables of cap slots */
+} shard;
 
 struct ep_dpop_seen {
     uint8_t nonce_key[32]; /* random per process: nonces die with it */
-    pthread_mutex_t mu;
-    uint64_t full; /* proofs refused because the window was full */
-    seen_slot slot[TK_DPOP_REPLAY_SLOTS];
+    uint32_t quota;        /* jtis a shard's generation takes */
+    uint32_t cap;          /* slots of a shard's generation: 2 * quota (load <= 1/2) */
+    size_t bytes;          /* slot memory, all of it allocated at start */
+    shard sh[TK_DPOP_REPLAY_SHARDS];
 };
 
-_Static_assert((TK_DPOP_REPLAY_SLOTS & (TK_DPOP_REPLAY_SLOTS - 1)) == 0, "a power of two");
-_Static_assert(TK_DPOP_REPLAY_PROBES <= TK_DPOP_REPLAY_SLOTS, "probes within the table");
+/* A jti accepted in the last second of epoch e may be replayed until
+ * TK_DPOP_IAT_PAST + TK_DPOP_IAT_FUTURE seconds later; generation e stays
+ * live through epoch e + GENS - 1. */
+_Static_assert((TK_DPOP_REPLAY_GENS - 1) * TK_DPOP_REPLAY_GEN_SECONDS >=
+                   TK_DPOP_IAT_PAST + TK_DPOP_IAT_FUTURE + 1,
+               "generations cover the acceptance window");
+_Static_assert((TK_DPOP_REPLAY_SHARDS & (TK_DPOP_REPLAY_SHARDS - 1)) == 0, "a power of two");
+_Static_assert((uint64_t)TK_DPOP_RATE_MAX *TK_DPOP_REPLAY_GEN_SECONDS * 3 < UINT32_MAX,
+               "a shard's generation counts in 32 bits");
 
-int ep_dpop_seen_new(ep_dpop_seen **out)
+int ep_dpop_seen_new(unsigned rate, ep_dpop_seen **out)
 {
-    ep_dpop_seen *s = calloc(1, sizeof *s);
+    if (rate < TK_DPOP_RATE_MIN || rate > TK_DPOP_RATE_MAX) {
+        return -EINVAL;
+    }
+    ep_dpop_seen *s = aligned_alloc(_Alignof(ep_dpop_seen), sizeof *s); /* the shards' lines */
     if (s == NULL) {
         return -ENOMEM;
     }
+    memset(s, 0, sizeof *s);
     if (tk_random_bytes(s->nonce_key, sizeof s->nonce_key) != 0) {
         free(s);
         return -EIO;
     }
-    pthread_mutex_init(&s->mu, NULL);
+    /* A shard's share of a generation, with 1/8 + 64 of headroom for the
+     * uneven spread of hashes over shards. */
+    uint64_t share = (uint64_t)rate * TK_DPOP_REPLAY_GEN_SECONDS / TK_DPOP_REPLAY_SHARDS;
+    s->quota = (uint32_t)(share + share / 8 + 64);
+    s->cap = 2 * s->quota;
+    size_t per = (size_t)TK_DPOP_REPLAY_GENS * s->cap;
+    for (size_t i = 0; i < TK_DPOP_REPLAY_SHARDS; i++) {
+        shard *h = &s->sh[i];
+        h->slot = calloc(per, sizeof *h->slot);
+        if (h->slot == NULL) {
+            ep_dpop_seen_free(s);
+            return -ENOMEM;
+        }
+        pthread_mutex_init(&h->mu, NULL);
+        s->bytes += per * sizeof *h->slot;
+    }
     *out = s;
     return 0;
 }
 
 void ep_dpop_seen_free(ep_dpop_seen *s)
 {
-    if (s != NULL) {
-        pthread_mutex_destroy(&s->mu);
-        tk_cleanse(s->nonce_key, sizeof s->nonce_key);
-        free(s);
+    if (s == NULL) {
+        return;
     }
+    for (size_t i = 0; i < TK_DPOP_REPLAY_SHARDS; i++) {
+        if (s->sh[i].slot != NULL) {
+            pthread_mutex_destroy(&s->sh[i].mu);
+            free(s->sh[i].slot);
+        }
+    }
+    tk_cleanse(s->nonce_key, sizeof s->nonce_key);
+    free(s);
+}
+
+size_t ep_dpop_seen_bytes(const ep_dpop_seen *s)
+{
+    return s->bytes;
+}
+
+uint64_t ep_dpop_seen_capacity(const ep_dpop_seen *s)
+{
+    return (uint64_t)s->quota * TK_DPOP_REPLAY_SHARDS;
+}
+
+/* Look for fp in generation k from its home slot: true when a live slot
+ * holds it. Load <= 1/2, so a free (not live) slot ends the run soon. */
+static bool gen_has(const ep_dpop_seen *s, const shard *h, size_t k, uint64_t home, uint64_t fp)
+{
+    const gen *g = &h->g[k];
+    const uint64_t *t = h->slot + k * s->cap;
+    size_t i = (size_t)(home % s->cap);
+    for (uint32_t probes = 0; probes < s->cap; probes++) {
+        uint64_t v = t[i];
+        if ((v & TAG_MASK) != g->tag) {
+            return false;
+        }
+        if ((v >> TAG_BITS) == fp) {
+            return true;
+        }
+        i = i + 1 == s->cap ? 0 : i + 1;
+    }
+    return false; /* unreachable at load <= 1/2 */
+}
+
+static void gen_put(const ep_dpop_seen *s, shard *h, size_t k, uint64_t home, uint64_t fp)
+{
+    gen *g = &h->g[k];
+    uint64_t *t = h->slot + k * s->cap;
+    size_t i = (size_t)(home % s->cap);
+    for (uint32_t probes = 0; probes < s->cap; probes++) {
+        if ((t[i] & TAG_MASK) != g->tag) {
+            t[i] = fp << TAG_BITS | g->tag;
+            g->n++;
+            return;
+        }
+        i = i + 1 == s->cap ? 0 : i + 1;
+    }
+    TK_ASSERT(!"a generation at load <= 1/2 has a free slot");
+}
+
+/* Start generation k afresh for epoch e: everything it held is dropped. */
+static void gen_restart(const ep_dpop_seen *s, shard *h, size_t k, int64_t e)
+{
+    gen *g = &h->g[k];
+    g->tag++;
+    if (g->tag == 0) { /* wrapped: old tags would read as current */
+        memset(h->slot + k * s->cap, 0, (size_t)s->cap * sizeof *h->slot);
+        g->tag = 1;
+    }
+    g->epoch = e;
+    g->n = 0;
 }
 
 int ep_dpop_remember(ep_dpop_seen *s, const uint8_t jti[TK_HASH_LEN], int64_t until, int64_t now)
 {
-    uint64_t h;
-    memcpy(&h, jti, sizeof h); /* SHA-256 output: any 8 bytes are uniform */
-    size_t start = (size_t)(h & (TK_DPOP_REPLAY_SLOTS - 1));
-    seen_slot *free_slot = NULL;
-    int rc = EP_DPOP_FULL;
-    pthread_mutex_lock(&s->mu);
-    for (size_t i = 0; i < TK_DPOP_REPLAY_PROBES; i++) {
-        seen_slot *e = &s->slot[(start + i) & (TK_DPOP_REPLAY_SLOTS - 1)];
-        bool live = e->until > now;
-        if (live && memcmp(e->jti, jti, TK_HASH_LEN) == 0) {
+    /* SHA-256 output: any bytes are uniform. Bytes 0-7 place the jti in a
+     * table, byte 8 picks the shard, bytes 16-21 are the fingerprint (a
+     * 48-bit collision refuses a good proof, never accepts a replay). */
+    uint64_t home = 0, fp = 0;
+    memcpy(&home, jti, sizeof home);
+    for (size_t i = 16; i < 22; i++) {
+        fp = fp << 8 | jti[i];
+    }
+    if (until > now + TK_DPOP_IAT_PAST + TK_DPOP_IAT_FUTURE + 1) {
+        return EP_DPOP_FULL; /* longer than the generations cover: fail closed */
+    }
+    shard *h = &s->sh[jti[8] & (TK_DPOP_REPLAY_SHARDS - 1)];
+    int64_t e = (now < 0 ? 0 : now) / TK_DPOP_REPLAY_GEN_SECONDS;
+    int rc = EP_DPOP_OK;
+    pthread_mutex_lock(&h->mu);
+    if (e > h->cur) {
+        h->cur = e;
+    }
+    e = h->cur; /* a clock step back stores into the newest generation */
+    size_t k = (size_t)(e % TK_DPOP_REPLAY_GENS);
+    if (h->g[k].tag == 0 || h->g[k].epoch != e) {
+        gen_restart(s, h, k, e);
+    }
+    for (size_t j = 0; j < TK_DPOP_REPLAY_GENS; j++) {
+        const gen *g = &h->g[j];
+        if (g->tag != 0 && g->epoch > e - TK_DPOP_REPLAY_GENS && gen_has(s, h, j, home, fp)) {
             rc = EP_DPOP_REPLAY;
-            free_slot = NULL;
             break;
         }
-        if (!live && free_slot == NULL) {
-            free_slot = e;
-        }
     }
-    if (free_slot != NULL) {
-        memcpy(free_slot->jti, jti, TK_HASH_LEN);
-        free_slot->until = until;
-        rc = EP_DPOP_OK;
-    } else if (rc == EP_DPOP_FULL) {
-        s->full++;
+    if (rc == EP_DPOP_OK && h->g[k].n >= s->quota) {
+        rc = EP_DPOP_FULL;
+        h->full++;
     }
-    pthread_mutex_unlock(&s->mu);
+    if (rc == EP_DPOP_OK) {
+        gen_put(s, h, k, home, fp);
+    }
+    pthread_mutex_unlock(&h->mu);
     return rc;
 }
 
 uint64_t ep_dpop_seen_full(ep_dpop_seen *s)
 {
-    pthread_mutex_lock(&s->mu);
-    uint64_t n = s->full;
-    pthread_mutex_unlock(&s->mu);
+    uint64_t n = 0;
+    for (size_t i = 0; i < TK_DPOP_REPLAY_SHARDS; i++) {
+        pthread_mutex_lock(&s->sh[i].mu);
+        n += s->sh[i].full;
+        pthread_mutex_unlock(&s->sh[i].mu);
+    }
     return n;
 }
 

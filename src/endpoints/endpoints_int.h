@@ -392,13 +392,19 @@ int ep_dpop_header(const tk_http_request *h, tk_slice *out);
 
 /* The process-wide replay cache (dpop.c says why not one per worker). */
 typedef struct ep_dpop_seen ep_dpop_seen;
-int ep_dpop_seen_new(ep_dpop_seen **out);
+/* Sized for rate proofs a second (setting dpop-rate, TK_DPOP_RATE_MIN ..
+ * TK_DPOP_RATE_MAX, else -EINVAL); all its memory is allocated here. */
+int ep_dpop_seen_new(unsigned rate, ep_dpop_seen **out);
 void ep_dpop_seen_free(ep_dpop_seen *s);
-/* Remember jti until `until`: EP_DPOP_OK, EP_DPOP_REPLAY (seen, still live)
- * or EP_DPOP_FULL (its probe window holds only live jtis: refuse). */
+/* Remember jti (until `until`, at most now + TK_DPOP_IAT_PAST +
+ * TK_DPOP_IAT_FUTURE + 1): EP_DPOP_OK, EP_DPOP_REPLAY (seen within the
+ * window) or EP_DPOP_FULL (more than dpop-rate recent proofs: refuse). */
 int ep_dpop_remember(ep_dpop_seen *s, const uint8_t jti[TK_HASH_LEN], int64_t until, int64_t now);
 /* Proofs refused because the table was full (tokend_dpop_replay_full_total). */
 uint64_t ep_dpop_seen_full(ep_dpop_seen *s);
+/* The slot memory allocated at start, and the jtis one generation takes. */
+size_t ep_dpop_seen_bytes(const ep_dpop_seen *s);
+uint64_t ep_dpop_seen_capacity(const ep_dpop_seen *s);
 /* The current server nonce (NUL-terminated), and whether a proof's nonce is
  * current: made by this process (a MAC with its random key) in this slot or
  * the one before (TK_DPOP_NONCE_SLOT). */

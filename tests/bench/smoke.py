@@ -5,7 +5,8 @@ SVG, that requests were answered without errors, and that the cascade saw no
 stale active:true answer after an end request's 200, that over TLS both
 full and resumed handshakes were made, that the token scenarios (code
 redemption, refresh rotation, token exchange in turns with revocations) and
-forward-auth (tokend's /auth in turns with nginx, and nginx against nginx)
+forward-auth (tokend's /auth in turns with nginx, and nginx against nginx;
+and with DPoP-bound tokens and a fresh proof per request, none refused)
 answered every request correctly (tokend-bench exits 1 on a wrong answer) and
 report their ratios with per-turn spread, and that cluster mode (three nodes on
 one nats-server, when installed) saw every revocation on the other nodes.
@@ -38,6 +39,7 @@ RUNS = [
     ("token", ["--grant", "refresh", "--tokens", "5000", "--duration", "0.9"] + TURNS),
     ("forward-auth", ["--duration", "0.9"] + TURNS),
     ("forward-auth", ["--control", "--duration", "0.9"] + TURNS),
+    ("forward-auth-dpop", ["--duration", "0.9"] + TURNS),
 ]
 if shutil.which("nats-server"):  # cluster mode: three nodes on one nats-server
     RUNS.append(("cluster", ["--tokens", "50", "--nats", "1"]))
@@ -143,6 +145,16 @@ def check_forward_auth(doc, args):
         check_turns(doc, "ratio_throughput")
 
 
+def check_forward_auth_dpop(doc):
+    names = [s["name"] for s in doc["series"]]
+    if names != ["tokend forward-auth DPoP", "nginx return 200"]:
+        fail("forward-auth-dpop: series %r" % names)
+    check_turns(doc, "ratio_throughput")
+    m = doc["metrics"]
+    if not m.get("dpop_proofs_signed_ahead", 0) > 0 or "dpop_proofs_signed_inline" not in m:
+        fail("forward-auth-dpop: proof counts %r" % m)
+
+
 def check_baseline(name, doc):
     names = [s["name"] for s in doc["series"]]
     want = "tokend (baseline) revoke" if name == "revoke" else "tokend (baseline)"
@@ -180,6 +192,8 @@ def main():
                 check_token(doc, args)
             if name == "forward-auth":
                 check_forward_auth(doc, args)
+            if name == "forward-auth-dpop":
+                check_forward_auth_dpop(doc)
             if name == "cluster" and (doc["metrics"].get("revocations") != 50 or
                                       not 0 < doc["metrics"]["window_p50_us"] <=
                                       doc["metrics"]["window_max_us"]):

@@ -450,6 +450,12 @@ static void test_authorization_server(void)
     CHECK(tk_config_set(&c, "authorize-pending-max", "0", err, sizeof(err)) != 0);
     CHECK(tk_config_set(&c, "authorize-pending-max", "1000001", err, sizeof(err)) != 0);
     CHECK(tk_config_set(&c, "authorize-ttl", "3601", err, sizeof(err)) != 0);
+    CHECK_EQ_INT(c.dpop_rate, TK_DPOP_RATE_DEFAULT);
+    CHECK_EQ_INT(tk_config_set(&c, "dpop-rate", "50000", err, sizeof(err)), 0);
+    CHECK_EQ_INT(c.dpop_rate, 50000);
+    CHECK(tk_config_set(&c, "dpop-rate", "99", err, sizeof(err)) != 0);
+    CHECK(tk_config_set(&c, "dpop-rate", "1000001", err, sizeof(err)) != 0);
+    CHECK_EQ_INT(c.dpop_rate, 50000);
     static const char *const names[] = {"open", "approval", "closed"};
     for (int i = 0; i < 3; i++) {
         CHECK_EQ_INT(tk_config_set(&c, "registration", names[i], err, sizeof(err)), 0);

@@ -5,8 +5,9 @@
  * tk_keys_thumbprint); each broken property (typ, alg, private member in the
  * jwk, another key's signature, htm, htu, iat too old or in the future, ath
  * missing or wrong, jti missing) is refused on its own. The replay cache
- * refuses a jti seen within its window, forgets it afterwards, and refuses
- * (fail closed) a jti whose probe window is full of live ones.
+ * refuses a jti seen within its window at any load, forgets it once its
+ * proof could no longer be accepted, holds dpop-rate proofs a second across
+ * the whole window, refuses (fail closed) beyond that, and never grows.
  */
 #include "check.h"
 
@@ -18,6 +19,8 @@
 #include <openssl/core_names.h>
 #include <openssl/ecdsa.h>
 #include <openssl/evp.h>
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,37 +228,195 @@ static void test_claim_refusals(void)
     CHECK_EQ_INT(check(p, &w, &out), EP_DPOP_OK);
 }
 
+/* The jti of proof number i of a test (distinct per i and per salt). */
+static void jti_of(uint32_t salt, uint64_t i, uint8_t j[TK_HASH_LEN])
+{
+    uint8_t in[12];
+    memcpy(in, &salt, 4);
+    memcpy(in + 4, &i, 8);
+    tk_sha256(in, sizeof in, j);
+}
+
+/* How long a proof accepted at now may be remembered (its iat at the far
+ * end of the window). */
+#define UNTIL(now) ((now) + TK_DPOP_IAT_PAST + TK_DPOP_IAT_FUTURE + 1)
+#define WINDOW     (TK_DPOP_IAT_PAST + TK_DPOP_IAT_FUTURE + 1)
+
 static void test_replay_cache(void)
 {
     ep_dpop_seen *s = NULL;
-    CHECK_EQ_INT(ep_dpop_seen_new(&s), 0);
+    CHECK_EQ_INT(ep_dpop_seen_new(TK_DPOP_RATE_MIN, &s), 0);
     uint8_t j[TK_HASH_LEN];
     tk_sha256("a", 1, j);
     CHECK_EQ_INT(ep_dpop_remember(s, j, NOW + 61, NOW), EP_DPOP_OK);
-    CHECK_EQ_INT(ep_dpop_remember(s, j, NOW + 61, NOW + 60), EP_DPOP_REPLAY);
-    CHECK_EQ_INT(ep_dpop_remember(s, j, NOW + 200, NOW + 61), EP_DPOP_OK); /* forgotten */
-    /* Fill one probe window (same first 8 bytes, different rest). */
-    uint8_t k[TK_HASH_LEN] = {0};
-    for (unsigned i = 0; i < TK_DPOP_REPLAY_PROBES; i++) {
-        k[31] = (uint8_t)(i + 1);
-        CHECK_EQ_INT(ep_dpop_remember(s, k, NOW + 61, NOW), EP_DPOP_OK);
+    /* Refused at every second of the window after it. */
+    for (int64_t t = NOW; t <= NOW + TK_DPOP_IAT_PAST + TK_DPOP_IAT_FUTURE; t++) {
+        CHECK_EQ_INT(ep_dpop_remember(s, j, NOW + 61, t), EP_DPOP_REPLAY);
     }
-    k[31] = 0xff;
-    CHECK_EQ_INT(ep_dpop_remember(s, k, NOW + 61, NOW), EP_DPOP_FULL); /* fail closed */
-    CHECK_EQ_INT((int)ep_dpop_seen_full(s), 1);
-    k[31] = 1;
-    CHECK_EQ_INT(ep_dpop_remember(s, k, NOW + 61, NOW), EP_DPOP_REPLAY);
-    /* Once they expire the slots are reused. */
-    k[31] = 0xff;
-    CHECK_EQ_INT(ep_dpop_remember(s, k, NOW + 200, NOW + 61), EP_DPOP_OK);
+    /* A proof whose acceptance would outlast the generations: refused. */
+    tk_sha256("b", 1, j);
+    CHECK_EQ_INT(ep_dpop_remember(s, j, UNTIL(NOW) + 1, NOW), EP_DPOP_FULL);
+    CHECK_EQ_INT(ep_dpop_remember(s, j, UNTIL(NOW), NOW), EP_DPOP_OK);
+    CHECK_EQ_INT(ep_dpop_remember(s, j, UNTIL(NOW), UNTIL(NOW) - 1), EP_DPOP_REPLAY);
+    /* A clock step back (to the same generation slot, or any other)
+     * forgets nothing. */
+    for (int64_t back = 1; back <= 2 * TK_DPOP_REPLAY_GENS * TK_DPOP_REPLAY_GEN_SECONDS; back++) {
+        CHECK_EQ_INT(ep_dpop_remember(s, j, UNTIL(NOW) - back, NOW - back), EP_DPOP_REPLAY);
+    }
+    CHECK_EQ_INT(ep_dpop_remember(s, j, UNTIL(NOW), NOW + 1), EP_DPOP_REPLAY);
+    ep_dpop_seen_free(s);
+}
+
+/* Expiry: a jti is forgotten once a proof carrying it can no longer be
+ * accepted (its generation restarts), not before. Every arrival second of a
+ * generation is tried, each with its own cache. */
+static void test_replay_expiry(void)
+{
+    for (int64_t off = 0; off < TK_DPOP_REPLAY_GEN_SECONDS; off++) {
+        ep_dpop_seen *s = NULL;
+        CHECK_EQ_INT(ep_dpop_seen_new(TK_DPOP_RATE_MIN, &s), 0);
+        int64_t at = NOW - NOW % TK_DPOP_REPLAY_GEN_SECONDS + off;
+        uint8_t j[TK_HASH_LEN];
+        jti_of(7, (uint64_t)off, j);
+        CHECK_EQ_INT(ep_dpop_remember(s, j, UNTIL(at), at), EP_DPOP_OK);
+        CHECK_EQ_INT(ep_dpop_remember(s, j, UNTIL(at), UNTIL(at) - 1), EP_DPOP_REPLAY);
+        int64_t gone =
+            (at / TK_DPOP_REPLAY_GEN_SECONDS + TK_DPOP_REPLAY_GENS) * TK_DPOP_REPLAY_GEN_SECONDS;
+        CHECK(gone >= UNTIL(at));
+        CHECK(gone - UNTIL(at) < 2 * TK_DPOP_REPLAY_GEN_SECONDS); /* not kept much longer */
+        CHECK_EQ_INT(ep_dpop_remember(s, j, UNTIL(gone - 1), gone - 1), EP_DPOP_REPLAY);
+        CHECK_EQ_INT(ep_dpop_remember(s, j, UNTIL(gone), gone), EP_DPOP_OK);
+        ep_dpop_seen_free(s);
+    }
+}
+
+/* Capacity: at the configured rate, proofs arriving every second for longer
+ * than the window (here 4 000/s for 70 s: 280 000 distinct jtis) are all
+ * accepted, and a replay of any of them inside its window is refused
+ * however full the cache is. Beyond the rate: refused, never forgotten. */
+static void test_replay_capacity(void)
+{
+    enum { RATE = 4000, SECONDS = WINDOW + 4 };
+    ep_dpop_seen *s = NULL;
+    CHECK_EQ_INT(ep_dpop_seen_new(RATE, &s), 0);
+    CHECK(ep_dpop_seen_capacity(s) >= (uint64_t)RATE * TK_DPOP_REPLAY_GEN_SECONDS);
+    int refused = 0, replay_missed = 0;
+    for (int64_t t = 0; t < SECONDS; t++) {
+        for (uint64_t i = 0; i < RATE; i++) {
+            uint8_t j[TK_HASH_LEN];
+            jti_of(1, (uint64_t)t * RATE + i, j);
+            refused += ep_dpop_remember(s, j, UNTIL(NOW + t), NOW + t) != EP_DPOP_OK;
+        }
+        /* Replays of proofs accepted up to a window ago. */
+        for (int64_t back = 0; back <= t && back < WINDOW; back += 7) {
+            uint8_t j[TK_HASH_LEN];
+            jti_of(1, (uint64_t)(t - back) * RATE + (uint64_t)back, j);
+            replay_missed += ep_dpop_remember(s, j, UNTIL(NOW + t), NOW + t) != EP_DPOP_REPLAY;
+        }
+    }
+    CHECK_EQ_INT(refused, 0);
+    CHECK_EQ_INT(replay_missed, 0);
+    CHECK_EQ_INT((int)ep_dpop_seen_full(s), 0);
+    /* Twice the rate within one generation: the excess is refused (fail
+     * closed), and every accepted jti still reads as a replay. */
+    int64_t t0 = NOW + 1000 - (NOW + 1000) % TK_DPOP_REPLAY_GEN_SECONDS;
+    uint64_t n = 2ull * RATE * TK_DPOP_REPLAY_GEN_SECONDS, ok = 0;
+    bool *took = calloc(n, sizeof *took);
+    TK_ASSERT(took != NULL);
+    for (uint64_t i = 0; i < n; i++) {
+        uint8_t j[TK_HASH_LEN];
+        jti_of(2, i, j);
+        took[i] = ep_dpop_remember(s, j, UNTIL(t0), t0) == EP_DPOP_OK;
+        ok += took[i];
+    }
+    CHECK(ok >= (uint64_t)RATE * TK_DPOP_REPLAY_GEN_SECONDS);
+    CHECK(ok <= ep_dpop_seen_capacity(s) && ok < n);
+    CHECK(ep_dpop_seen_full(s) == n - ok);
+    replay_missed = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        uint8_t j[TK_HASH_LEN];
+        jti_of(2, i, j);
+        if (took[i]) { /* a minute later, in the last live second of its generation */
+            replay_missed += ep_dpop_remember(s, j, UNTIL(t0 + 60), t0 + 60) != EP_DPOP_REPLAY;
+        }
+    }
+    CHECK_EQ_INT(replay_missed, 0);
+    free(took);
+    ep_dpop_seen_free(s);
+}
+
+/* Workers race: four threads present the same 20 000 jtis at the same
+ * time (a replay arriving on another worker); each jti is accepted exactly
+ * once. */
+enum { RACE_JTIS = 20000, RACE_THREADS = 4 };
+typedef struct race {
+    ep_dpop_seen *s;
+    uint8_t *ok; /* RACE_JTIS counters, one per thread */
+} race;
+
+static void *race_run(void *arg)
+{
+    race *r = arg;
+    for (uint64_t i = 0; i < RACE_JTIS; i++) {
+        uint8_t j[TK_HASH_LEN];
+        jti_of(5, i, j);
+        r->ok[i] = ep_dpop_remember(r->s, j, UNTIL(NOW), NOW) == EP_DPOP_OK;
+    }
+    return NULL;
+}
+
+static void test_replay_threads(void)
+{
+    ep_dpop_seen *s = NULL;
+    CHECK_EQ_INT(ep_dpop_seen_new(TK_DPOP_RATE_DEFAULT, &s), 0);
+    static uint8_t ok[RACE_THREADS][RACE_JTIS];
+    race r[RACE_THREADS];
+    pthread_t th[RACE_THREADS];
+    for (int i = 0; i < RACE_THREADS; i++) {
+        r[i] = (race){s, ok[i]};
+        TK_ASSERT(pthread_create(&th[i], NULL, race_run, &r[i]) == 0);
+    }
+    for (int i = 0; i < RACE_THREADS; i++) {
+        pthread_join(th[i], NULL);
+    }
+    int wrong = 0;
+    for (size_t i = 0; i < RACE_JTIS; i++) {
+        int n = 0;
+        for (int t = 0; t < RACE_THREADS; t++) {
+            n += ok[t][i];
+        }
+        wrong += n != 1;
+    }
+    CHECK_EQ_INT(wrong, 0);
+    ep_dpop_seen_free(s);
+}
+
+/* Memory: fixed at start from the rate, the same after any load, and
+ * about 1.4 KiB per proof/s as documented. Rates outside the setting's
+ * range are refused. */
+static void test_replay_memory(void)
+{
+    ep_dpop_seen *s = NULL;
+    CHECK_EQ_INT(ep_dpop_seen_new(TK_DPOP_RATE_MIN - 1, &s), -EINVAL);
+    CHECK_EQ_INT(ep_dpop_seen_new(TK_DPOP_RATE_MAX + 1, &s), -EINVAL);
+    CHECK_EQ_INT(ep_dpop_seen_new(TK_DPOP_RATE_DEFAULT, &s), 0);
+    size_t b = ep_dpop_seen_bytes(s);
+    CHECK(b >= (size_t)TK_DPOP_RATE_DEFAULT * 1300 && b <= (size_t)TK_DPOP_RATE_DEFAULT * 1500);
+    for (uint64_t i = 0; i < 400000; i++) {
+        uint8_t j[TK_HASH_LEN];
+        jti_of(3, i, j);
+        int64_t t = NOW + (int64_t)(i / 1000);
+        (void)ep_dpop_remember(s, j, UNTIL(t), t);
+    }
+    CHECK(ep_dpop_seen_bytes(s) == b);
     ep_dpop_seen_free(s);
 }
 
 static void test_nonces(void)
 {
     ep_dpop_seen *s = NULL, *other = NULL;
-    CHECK_EQ_INT(ep_dpop_seen_new(&s), 0);
-    CHECK_EQ_INT(ep_dpop_seen_new(&other), 0);
+    CHECK_EQ_INT(ep_dpop_seen_new(TK_DPOP_RATE_MIN, &s), 0);
+    CHECK_EQ_INT(ep_dpop_seen_new(TK_DPOP_RATE_MIN, &other), 0);
     char n[EP_DPOP_NONCE_LEN + 1], o[EP_DPOP_NONCE_LEN + 1];
     ep_dpop_nonce(s, NOW, n);
     ep_dpop_nonce(other, NOW, o);
@@ -304,6 +465,10 @@ int main(void)
     RUN(test_header_refusals);
     RUN(test_claim_refusals);
     RUN(test_replay_cache);
+    RUN(test_replay_expiry);
+    RUN(test_replay_capacity);
+    RUN(test_replay_threads);
+    RUN(test_replay_memory);
     RUN(test_nonces);
     EVP_PKEY_free(key_a);
     EVP_PKEY_free(key_b);
