@@ -120,14 +120,38 @@ static int healthy(uint16_t port)
     return st == 200;
 }
 
+#define SAMPLES 4 /* wrong answers kept, with their body, per node */
+
 typedef struct loader {
     pthread_t thread;
+    unsigned node;
     uint16_t port;
     const char *req;
     size_t len;
+    uint64_t t_start;
     int stop; /* atomic */
-    uint64_t answers, bad;
+    /* bad: anything but a 200 {"active":true}; stale: a 503 (the node not
+     * known current: fail closed by design, counted apart). */
+    uint64_t answers, bad, stale;
+    unsigned nsamples;
+    struct {
+        int status;
+        double at_s;
+        char body[160];
+    } samples[SAMPLES];
 } loader;
+
+/* Keep the first few wrong answers to say what they were. */
+static void loader_sample(loader *l, int st, const char *body)
+{
+    if (l->nsamples >= SAMPLES) {
+        return;
+    }
+    unsigned i = l->nsamples++;
+    l->samples[i].status = st;
+    l->samples[i].at_s = (double)(bench_now_ns() - l->t_start) / 1e9;
+    snprintf(l->samples[i].body, sizeof l->samples[i].body, "%s", st >= 0 ? body : "(closed)");
+}
 
 static void *loader_main(void *arg)
 {
@@ -139,8 +163,12 @@ static void *loader_main(void *arg)
     }
     while (!__atomic_load_n(&l->stop, __ATOMIC_RELAXED)) { /* until the scenario ends */
         int st = kconn_call(&k, l->req, l->len, &body);
-        if (st != 200 || strstr(body, "\"active\":true") == NULL) {
+        if (st == 503) {
+            l->stale++;
+            loader_sample(l, st, body);
+        } else if (st != 200 || strstr(body, "\"active\":true") == NULL) {
             l->bad++;
+            loader_sample(l, st, body);
             if (st < 0) {
                 break;
             }
@@ -280,13 +308,23 @@ int scen_cluster(const bench_opts *o, bench_report *rp)
     hist_reset(&sb->r.lat);
     hist_reset(&sc->r.lat);
     hist_reset(&sa->r.lat);
-    /* Introspection load: the last token of the file is never revoked. */
+    /* Introspection load: the last token of the file is never revoked (the
+     * seed holds more than the n revoked: a revoked one would answer
+     * {"active":false}, rightly, and count as a wrong answer). */
+    if (rc == 0 && cr.s.tf.n <= n) {
+        bench_log("seeded %zu tokens, not more than the %zu to revoke", cr.s.tf.n, n);
+        rc = -1;
+    }
     static loader ld[NODES];
     char lreq[1024];
     size_t llen = form_request(lreq, sizeof lreq, "/introspect", cr.s.rs_authz,
                                token_at(&cr.s.tf, cr.s.tf.n - 1), TOKEN_LEN);
     for (unsigned i = 0; rc == 0 && i < NODES; i++) {
-        ld[i] = (loader){.port = cr.node[i].port, .req = lreq, .len = llen};
+        ld[i] = (loader){.node = i,
+                         .port = cr.node[i].port,
+                         .req = lreq,
+                         .len = llen,
+                         .t_start = bench_now_ns()};
         rc = pthread_create(&ld[i].thread, NULL, loader_main, &ld[i]) == 0 ? 0 : -1;
     }
     uint64_t t_start = bench_now_ns();
@@ -299,13 +337,18 @@ int scen_cluster(const bench_opts *o, bench_report *rp)
         }
     }
     double secs = (double)(bench_now_ns() - t_start) / 1e9;
-    uint64_t answers = 0, bad = 0;
+    uint64_t answers = 0, bad = 0, stale = 0;
     for (unsigned i = 0; i < NODES; i++) {
         if (ld[i].port != 0) {
             __atomic_store_n(&ld[i].stop, 1, __ATOMIC_RELAXED);
             pthread_join(ld[i].thread, NULL);
             answers += ld[i].answers;
             bad += ld[i].bad;
+            stale += ld[i].stale;
+            for (unsigned j = 0; j < ld[i].nsamples; j++) {
+                bench_log("node %u background answer at %.3f s: status %d %s", i,
+                          ld[i].samples[j].at_s, ld[i].samples[j].status, ld[i].samples[j].body);
+            }
         }
     }
     for (unsigned i = 0; i < NODES; i++) {
@@ -326,6 +369,7 @@ int scen_cluster(const bench_opts *o, bench_report *rp)
     report_metric(rp, "nats_servers", cr.nnats);
     report_metric(rp, "background_introspections_per_s", secs > 0 ? (double)answers / secs : 0);
     report_metric(rp, "background_wrong_answers", (double)bad);
+    report_metric(rp, "background_stale_503", (double)stale);
     report_metric(rp, "window_p50_us", (double)hist_quantile(&both, 0.5) / 1e3);
     report_metric(rp, "window_p99_us", (double)hist_quantile(&both, 0.99) / 1e3);
     report_metric(rp, "window_max_us", (double)both.max / 1e3);

@@ -66,6 +66,7 @@ void tk_config_defaults(tk_config *cfg)
     cfg->ssf_retry_min_ms = TK_SSF_RETRY_MIN_DEFAULT;
     cfg->ssf_retry_max_ms = TK_SSF_RETRY_MAX_DEFAULT;
     cfg->ssf_poll_ms = TK_SSF_POLL_MS_DEFAULT;
+    cfg->ssf_push = true;
     strcpy(cfg->cluster_stream, "TOKEND");
     cfg->cluster_max_staleness = TK_CLUSTER_STALENESS_DEFAULT;
     cfg->cluster_replicas = 1;
@@ -541,6 +542,13 @@ int tk_config_set(tk_config *cfg, const char *key, const char *value, char *err,
         }
         return fail(err, errcap, TK_E_BADINPUT, "login: expected off, dev or oidc, got \"%s\"",
                     value);
+    }
+    if (!strcmp(key, "ssf-push")) {
+        if (!parse_bool(value, &cfg->ssf_push)) {
+            return fail(err, errcap, TK_E_BADINPUT, "ssf-push: expected on or off, got \"%s\"",
+                        value);
+        }
+        return 0;
     }
     if (!strcmp(key, "pin-cpus")) {
         if (!parse_bool(value, &cfg->pin_cpus)) {

@@ -51,7 +51,7 @@ static const char usage[] =
     "              [--outbound-queue N] [--outbound-transfers N]\n"
     "              [--jwks-refresh-min S] [--jwks-refresh-max S] [--jwks-kid-interval S]\n"
     "              [--signing-key-overlap S] [--ssf-retry-min MS] [--ssf-retry-max MS]\n"
-    "              [--ssf-poll MS]\n"
+    "              [--ssf-poll MS] [--ssf-push on|off]\n"
     "\n"
     "Token introspection (RFC 7662) and revocation (RFC 7009) with cascading\n"
     "revocation. Defaults: listen 127.0.0.1:7662, data ./tokend-data, one worker\n"
@@ -466,6 +466,12 @@ static int start_outbound(const tk_config *cfg, tk_idp_holder *idp, tk_idp_trust
 static int start_ssf(const tk_config *cfg, tk_store *store, tk_committer *committer,
                      tk_outbound *outbound, tk_keys_holder *keys, tk_app *app, tk_ssf **out)
 {
+    if (!cfg->ssf_push) {
+        /* Events still queue here (apply appends them on every node); the
+         * pushing node's acks, replicated, drain them. */
+        tk_log_info("ssf_push_off", "note=\"events queue here; another node pushes them\"");
+        return 0;
+    }
     tk_ssf_cfg c = {.issuer = cfg->issuer,
                     .retry_min_ms = cfg->ssf_retry_min_ms,
                     .retry_max_ms = cfg->ssf_retry_max_ms,

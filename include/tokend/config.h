@@ -11,7 +11,7 @@
  * outbound-timeout, outbound-max-bytes, outbound-queue, outbound-transfers,
  * jwks-refresh-min, jwks-refresh-max, jwks-kid-interval, signing-key-overlap,
  * tls-ca, client-cert-header, client-cert-proxies, ssf-retry-min, ssf-retry-max,
- * ssf-poll, cluster-nats, cluster-stream, cluster-node, cluster-max-staleness,
+ * ssf-poll, ssf-push, cluster-nats, cluster-stream, cluster-node, cluster-max-staleness,
  * cluster-replicas).
  *
  * Cluster mode (cluster.h) is on when cluster-nats names the NATS servers
@@ -118,6 +118,10 @@ typedef struct tk_config {
     /* The SSF transmitter (ssf.h), milliseconds: retry back-off bounds and
      * the queue scan when nothing woke the pusher. */
     unsigned ssf_retry_min_ms, ssf_retry_max_ms, ssf_poll_ms;
+    /* Whether this node runs the pusher (default on). In cluster mode every
+     * node queues every event; on exactly one node, or every receiver gets
+     * each event once per pushing node (README "Cluster"). */
+    bool ssf_push;
     /* Cluster mode (cluster.h); cluster_nats "" = one node. */
     char cluster_nats[TK_CLUSTER_URLS_MAX];
     char cluster_stream[TK_CLUSTER_NAME_MAX + 1];

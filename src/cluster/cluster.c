@@ -82,10 +82,14 @@ struct tk_cluster {
 
     /* Atomic, relaxed unless said. */
     bool stream_ready;
-    uint64_t applied;   /* last durable sequence (committer's applied hook) */
-    uint64_t head;      /* the stream's last sequence, as last polled */
-    uint64_t fresh_at;  /* mono ns at which the state was last known current; 0 never */
-    uint64_t target_t0; /* a poll not yet caught up with: its time and head */
+    uint64_t applied;  /* last durable sequence (committer's applied hook) */
+    uint64_t head;     /* the stream's last sequence, as last polled */
+    uint64_t fresh_at; /* mono ns at which the state was last known current; 0 never */
+    /* A poll not yet caught up with: its time (0: none) and head, one pair
+     * under target_mu (read apart, a new poll's time could pair with the
+     * previous poll's head and claim freshness too early). */
+    pthread_mutex_t target_mu;
+    uint64_t target_t0;
     uint64_t target_seq;
     uint64_t progress_seq, progress_at; /* cluster thread only */
     bool behind;                        /* atomic: the stream holds less than the store applied */
@@ -257,9 +261,10 @@ static void applied(void *ctx, uint64_t seq, uint64_t apply_ns)
     CL_ADD(cl, apply_ns_total, apply_ns);
     CL_ADD(cl, apply_n, 1);
     /* Caught up with the last poll's head: current as of that poll. */
-    uint64_t want = __atomic_load_n(&cl->target_seq, __ATOMIC_ACQUIRE);
-    uint64_t t0 = __atomic_load_n(&cl->target_t0, __ATOMIC_ACQUIRE);
-    if (t0 != 0 && seq >= want && t0 > __atomic_load_n(&cl->fresh_at, __ATOMIC_RELAXED)) {
+    pthread_mutex_lock(&cl->target_mu);
+    uint64_t t0 = cl->target_seq <= seq ? cl->target_t0 : 0;
+    pthread_mutex_unlock(&cl->target_mu);
+    if (t0 != 0 && t0 > __atomic_load_n(&cl->fresh_at, __ATOMIC_RELAXED)) {
         __atomic_store_n(&cl->fresh_at, t0, __ATOMIC_RELEASE);
     }
 }
@@ -451,13 +456,17 @@ static void poll_head(tk_cluster *cl, uint64_t now)
     __atomic_store_n(&cl->behind, false, __ATOMIC_RELEASE);
     if (done >= head) {
         __atomic_store_n(&cl->fresh_at, t0, __ATOMIC_RELEASE);
-        __atomic_store_n(&cl->target_t0, 0, __ATOMIC_RELEASE);
-    } else if (__atomic_load_n(&cl->target_t0, __ATOMIC_ACQUIRE) == 0 ||
-               __atomic_load_n(&cl->target_seq, __ATOMIC_ACQUIRE) <= done) {
+        pthread_mutex_lock(&cl->target_mu);
+        cl->target_t0 = 0;
+        pthread_mutex_unlock(&cl->target_mu);
+    } else {
         /* A new target once the previous one is reached (applied() moves fresh_at). */
-        __atomic_store_n(&cl->target_t0, 0, __ATOMIC_RELEASE);
-        __atomic_store_n(&cl->target_seq, head, __ATOMIC_RELEASE);
-        __atomic_store_n(&cl->target_t0, t0, __ATOMIC_RELEASE);
+        pthread_mutex_lock(&cl->target_mu);
+        if (cl->target_t0 == 0 || cl->target_seq <= done) {
+            cl->target_seq = head;
+            cl->target_t0 = t0;
+        }
+        pthread_mutex_unlock(&cl->target_mu);
     }
     /* A consumer that makes no progress while the stream moved on is replaced. */
     if (done != cl->progress_seq || done >= head) {
@@ -636,6 +645,7 @@ static void free_cluster(tk_cluster *cl)
     natsOptions_Destroy(cl->opts);
     pthread_mutex_destroy(&cl->mu);
     pthread_mutex_destroy(&cl->sub_mu);
+    pthread_mutex_destroy(&cl->target_mu);
     pthread_mutex_destroy(&cl->stop_mu);
     pthread_cond_destroy(&cl->stop_cv);
     free(cl->pending);
@@ -684,6 +694,7 @@ int tk_cluster_start(const tk_cluster_cfg *cfg, tk_store *st, tk_committer *com,
     cl->com = com;
     pthread_mutex_init(&cl->mu, NULL);
     pthread_mutex_init(&cl->sub_mu, NULL);
+    pthread_mutex_init(&cl->target_mu, NULL);
     pthread_mutex_init(&cl->stop_mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

@@ -18,6 +18,8 @@ twice); one nats-server of three killed: writes continue; all stopped: writes
 restarted: everything converges; a fourth node started from `tokenctl cluster
 snapshot` answers like the others."""
 
+import base64
+import http.server
 import json
 import os
 import shutil
@@ -503,6 +505,94 @@ class Cluster(h.TokenAsserts, unittest.TestCase):
                             sort_keys=True) for d in (self.A, self.B, self.C)}
         self.assertEqual(len(lists), 1, lists)
         self.assertNotIn("cluster_op_unreplicable", self.A.stderr() + self.B.stderr())
+
+
+class _SetSink(http.server.BaseHTTPRequestHandler):
+    """An RFC 8935 push receiver that records each POSTed SET's jti and
+    answers 202 (signatures are test_ssf_transmitter's business)."""
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode()
+        seg = body.split(".")[1]
+        payload = json.loads(base64.urlsafe_b64decode(seg + "=" * (-len(seg) % 4)))
+        with self.server.lock:
+            self.server.jtis.append(payload["jti"])
+        self.send_response(202)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+class SsfOnePusher(unittest.TestCase):
+    """SSF in cluster mode: apply queues every event on every node, so every
+    node that runs the pusher pushes it. With ssf-push = off on all nodes but
+    one, a receiver gets each event once, whichever node took the write, and
+    the pushing node's acks, replicated, drain the queues of the others."""
+
+    def setUp(self):
+        root = tempfile.mkdtemp(prefix="tokend-cluster-ssf-")
+        self.addCleanup(shutil.rmtree, root, True)
+        self.sink = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SetSink)
+        self.sink.jtis, self.sink.lock = [], threading.Lock()
+        threading.Thread(target=self.sink.serve_forever, daemon=True).start()
+        self.addCleanup(self.sink.server_close)
+        self.addCleanup(self.sink.shutdown)
+        nats = Nats(root, "s0", free_port(), free_port(), [])
+        with open(nats.conf, "w") as f:  # one server: no cluster block
+            f.write("server_name: s0\nlisten: 127.0.0.1:%d\njetstream { store_dir: \"%s\" }\n"
+                    % (nats.port, os.path.join(nats.dir, "js")))
+        self.addCleanup(nats.stop, signal.SIGKILL)
+        nats.start()
+        seed = os.path.join(root, "seed")
+        bearer = os.path.join(root, "bearer")
+        with open(bearer, "w") as f:
+            f.write("edge-push-credential-0123456789\n")
+        rs = h.Client(h.ctl(seed, "client", "add", "--name", "rs", "--role", "resource_server"))
+        self.agent = h.Client(h.ctl(seed, "client", "add", "--name", "agent", "--role", "agent",
+                                    "--scope", "read"))
+        sid = h.ctl(seed, "session", "create", "--sub", "u")["sid"]
+        self.tokens = [h.ctl(seed, "token", "issue", "--sid", sid, "--client", self.agent.id,
+                             "--scope", "read")["access_token"] for _ in range(6)]
+        h.ctl(seed, "ssf", "receiver", "add", "edge1", "--url",
+              "http://127.0.0.1:%d/events" % self.sink.server_port, "--audience",
+              "https://edge.example.com", "--bearer-file", bearer)
+        self.nodes = []
+        for name, push in (("a", "on"), ("b", "off"), ("c", "off")):
+            d = h.Tokend(os.path.join(root, name), [
+                "--cluster-nats", "nats://127.0.0.1:%d" % nats.port, "--cluster-node", name,
+                "--cluster-max-staleness", str(STALENESS_MS), "--ssf-poll", "50",
+                "--ssf-push", push])
+            shutil.copytree(seed, d.data_dir)
+            d.default_auth = rs
+            d.start()
+            self.addCleanup(d.cleanup)
+            self.nodes.append(d)
+        for d in self.nodes:
+            self.assertIsNotNone(wait_until(lambda: healthy(d), 60, 0.05), d.stderr())
+
+    def depth(self, d):
+        (r,) = h.ctl(d.data_dir, "ssf", "receiver", "list")
+        return r["depth"]
+
+    def test_each_event_pushed_once_and_every_queue_drained(self):
+        a, b, c = self.nodes
+        self.assertIn("ssf_push_off", b.stderr())
+        self.assertNotIn("ssf_push_off", a.stderr())
+        for i, t in enumerate(self.tokens):  # writes on every node, the pushing one included
+            r = self.nodes[i % 3].revoke(t, auth=self.agent)
+            self.assertEqual(r.status, 200, r)
+        got = wait_until(lambda: len(set(self.sink.jtis)) >= len(self.tokens), 20, 0.02)
+        self.assertIsNotNone(got, "SETs: %r\n%s" % (self.sink.jtis, a.stderr()))
+        for d in self.nodes:  # A's acks reach every node through the stream
+            self.assertIsNotNone(wait_until(lambda: self.depth(d) == 0, 10, 0.05),
+                                 "depth %d on %s" % (self.depth(d), d.data_dir))
+        time.sleep(0.5)  # a second pusher, were there one, had ten polls to push again
+        with self.sink.lock:
+            jtis = list(self.sink.jtis)
+        self.assertEqual(len(jtis), len(self.tokens), "each event once: %r" % jtis)
+        self.assertEqual(len(set(jtis)), len(jtis))
 
 
 class SingleNodeUnchanged(h.DaemonCase):

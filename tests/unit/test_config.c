@@ -162,6 +162,21 @@ static void test_numbers(void)
     CHECK(c.pin_cpus);
     CHECK(tk_config_set(&c, "pin-cpus", "maybe", err, sizeof(err)) != 0);
     CHECK(tk_config_set(&c, "log-level", "loud", err, sizeof(err)) != 0);
+    /* ssf-push: on by default; every spelling of on and off; nothing else. */
+    CHECK(c.ssf_push);
+    const char *off[] = {"off", "false", "no", "0"}, *on[] = {"on", "true", "yes", "1"};
+    for (size_t i = 0; i < TK_ARRAY_LEN(off); i++) {
+        CHECK_EQ_INT(tk_config_set(&c, "ssf-push", off[i], err, sizeof(err)), 0);
+        CHECK(!c.ssf_push);
+        CHECK_EQ_INT(tk_config_set(&c, "ssf-push", on[i], err, sizeof(err)), 0);
+        CHECK(c.ssf_push);
+    }
+    const char *bad[] = {"", "On", "2", "offf", "of"};
+    for (size_t i = 0; i < TK_ARRAY_LEN(bad); i++) {
+        CHECK(tk_config_set(&c, "ssf-push", bad[i], err, sizeof(err)) != 0);
+        CHECK(strstr(err, "ssf-push") != NULL);
+        CHECK(c.ssf_push);
+    }
 }
 
 static void test_issuer(void)
