@@ -139,5 +139,95 @@ class TestCimdConnectionReuse(h.FreshCase):
                 d.stop()
 
 
+INTEROP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "interop")
+HAVE_OIDC = shutil.which("node") is not None and os.path.isdir(
+    os.path.join(INTEROP, "node_modules", "oidc-provider"))
+
+
+@unittest.skipUnless(HAVE_OIDC, "node or tests/interop/node_modules/oidc-provider missing")
+class TestConsentAcrossOrganisations(h.TokenAsserts, unittest.TestCase):
+    """Two sign-in IdPs that both have a user "alice" (the sub each asserts)."""
+
+    @classmethod
+    def setUpClass(cls):
+        import secrets
+        import test_oidc_orgs as orgs
+        cls.orgs = orgs
+        for name in ("register", "authorize", "to_idp", "sign_in_at", "callback", "approve",
+                     "redeem", "sign_in"):
+            setattr(cls, name, orgs.OidcOrgs.__dict__[name])
+        cls.dir = tempfile.mkdtemp(prefix="tokend-review2-orgs-")
+        cls.addClassCleanup(shutil.rmtree, cls.dir, True)
+        port = orgs.free_port()
+        tokend = "http://127.0.0.1:%d" % port
+        cls.secret = {"home": "home-" + secrets.token_hex(8),
+                      "partner": "partner-" + secrets.token_hex(8)}
+        cls.home_idp, cls.home_log, cls.home = orgs.start_idp(
+            cls.dir, "home", tokend, cls.secret["home"], "home.test", ["alice"])
+        cls.addClassCleanup(cls.home_idp.kill)
+        cls.partner_idp, cls.partner_log, cls.partner = orgs.start_idp(
+            cls.dir, "partner", tokend, cls.secret["partner"], "partner.test", ["alice"])
+        cls.addClassCleanup(cls.partner_idp.kill)
+        trust = os.path.join(cls.dir, "idp.json")
+        with open(trust, "w") as f:
+            json.dump({"issuers": [
+                {"issuer": cls.home, "audience": "tokend", "client_id": "tokend",
+                 "client_secret": cls.secret["home"], "domains": ["home.test"]},
+                {"issuer": cls.partner, "audience": "tokend", "client_id": "tokend",
+                 "client_secret": cls.secret["partner"], "domains": ["partner.test"],
+                 "allowed_resources": [orgs.SHARED_RES], "allowed_scopes": ["mcp:read"]},
+            ]}, f)
+        res = os.path.join(cls.dir, "resources.json")
+        with open(res, "w") as f:
+            json.dump({"resources": [
+                {"resource": orgs.HOME_RES, "name": "Home MCP", "path_prefix": "/home",
+                 "scopes_supported": ["mcp:read", "mcp:write"]},
+                {"resource": orgs.SHARED_RES, "name": "Shared MCP", "path_prefix": "/shared",
+                 "scopes_supported": ["mcp:read", "mcp:write"]}]}, f)
+        cls.d = h.start_daemon(("--listen", "127.0.0.1:%d" % port, "--login", "oidc",
+                                "--registration", "open", "--resources", res,
+                                "--idp-config", trust, "--register-burst", "0"))
+        cls.addClassCleanup(h.destroy_daemon, cls.d)
+        cls.d.default_auth = cls.d.add_client("admin", "admin")
+
+    def authorize_signed_in(self, tb, cid, prompt=None):
+        import urllib.parse
+        verifier = a.new_verifier()
+        q = {"response_type": "code", "client_id": cid, "redirect_uri": self.orgs.REDIRECT,
+             "code_challenge": a.s256(verifier), "code_challenge_method": "S256",
+             "state": "st", "scope": "mcp:read", "resource": self.orgs.SHARED_RES}
+        if prompt is not None:
+            q["prompt"] = prompt
+        return tb.request("GET", "/authorize?" + urllib.parse.urlencode(q))
+
+    def test_a_partner_users_consent_never_covers_a_home_user_of_the_same_sub(self):
+        import urllib.parse
+        orgs = self.orgs
+        # The partner's "alice" approves the agent for the shared resource.
+        agent = self.register()
+        _, _, _, q, verifier = self.sign_in("alice", self.partner, cid=agent)
+        t = self.redeem(agent, q["code"], verifier)
+        self.assertEqual(self.assertActive(t["access_token"])["idp_iss"], self.partner)
+        # The home "alice" signs in (for another client), never approving the agent.
+        tb, _, _, q, _ = self.sign_in("alice", self.home)
+        self.assertIn("code", q)
+        # Her browser is sent to the agent's authorization: she must be asked.
+        r = self.authorize_signed_in(tb, agent, prompt="none")
+        self.assertEqual(r.status, 303, r)
+        loc = r.header("Location")
+        self.assertTrue(loc.startswith(orgs.REDIRECT + "?"), loc)
+        got = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(loc).query))
+        self.assertNotIn("code", got)
+        self.assertEqual(got.get("error"), "consent_required", got)
+        r = self.authorize_signed_in(tb, agent)
+        self.assertEqual(r.status, 303, r)
+        self.assertTrue(r.header("Location").startswith("/consent"), r.header("Location"))
+        # The partner's own consent still holds for the partner's alice.
+        tb2, _, _, q, verifier = self.sign_in("alice", self.partner, cid=agent)
+        r = self.authorize_signed_in(tb2, agent, prompt="none")
+        got = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(r.header("Location")).query))
+        self.assertIn("code", got)
+
+
 if __name__ == "__main__":
     unittest.main()
