@@ -139,6 +139,50 @@ class TestCimdConnectionReuse(h.FreshCase):
                 d.stop()
 
 
+class TestWebhookSenderCertificate(h.FreshCase):
+    """IdP event senders by certificate (trust-file sender_certificate), over
+    a real TLS connection: only a certificate under tls-ca naming the SAN
+    authenticates the IdP; a self-signed or another CA's certificate with the
+    very same names, a certificate of another name, and no certificate are
+    401, and nothing is ended."""
+
+    def test_only_a_verified_certificate_with_the_name_sends(self):
+        import mtls_util as mu
+        m = mu.material()
+        folder = self.tmpdir()
+        config = os.path.join(folder, "idp.json")
+        u.write_config(config, [{"issuer": u.ISS, "audience": u.AUD,
+                                 "sender_certificate": {"san": "dns:RS.example.com"}}])
+        d = self.daemon(("--idp-config", config, "--tls-ca", m["ca"][0]), tls=True)
+        self.addCleanup(d.stop)
+        d.default_auth = d.add_client("admin", "admin")
+        self.d = d
+
+        def post(cert, sid):
+            body = json.dumps({"type": "session.terminated", "iss": u.ISS, "sid": sid}).encode()
+            data = h.build_request("POST", "/webhooks/session-terminated", body,
+                                   {"webhook-id": "msg_" + sid,
+                                    "webhook-timestamp": str(int(time.time()))},
+                                   "application/json")
+            ctx = cert.context() if cert is not None else None
+            with d.tls_conn(ctx=ctx) as c:
+                c.send_tolerant(data)
+                return c.read_response()
+
+        for name in ("named_self", "named_rogue", "other", None):
+            with self.subTest(cert=name):
+                sid = u.session(d, "alice", idp_sid="cert-" + str(name))
+                t = d.issue(sid, d.add_client("agent", "agent-%s" % name))["access_token"]
+                r = post(m[name] if name else None, "cert-" + str(name))
+                self.assertEqual(r.status, 400 if name is None else 401, r)
+                self.assertActive(t)
+        sid = u.session(d, "alice", idp_sid="cert-ok")
+        t = d.issue(sid, d.add_client("agent", "agent-ok"))["access_token"]
+        r = post(m["named"], "cert-ok")
+        self.assertEqual(r.status, 200, r)
+        self.assertInactive(t)
+
+
 INTEROP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "interop")
 HAVE_OIDC = shutil.which("node") is not None and os.path.isdir(
     os.path.join(INTEROP, "node_modules", "oidc-provider"))
