@@ -6,7 +6,18 @@
   fetch of a Client ID Metadata Document naming the same host and port: no
   socket was opened, so the public-address guard never ran and the private
   server got the request. A public_only transfer now always opens its own
-  connections (and never leaves one behind for another transfer)."""
+  connections (and never leaves one behind for another transfer).
+- A remembered consent crossing organisations: consents were keyed by
+  (sub, client, resource) alone, and each IdP chooses its own subs, so a
+  partner IdP's user with a home user's sub ("alice" at both) who approved
+  an agent left a consent that covered the home user: her browser got a
+  code for that agent with no consent page, prompt=none included. A consent
+  is now keyed by the session's IdP issuer too (unchanged for sessions
+  without one).
+- IdP event senders by certificate (no flaw found; kept as the class's
+  black-box test): only a certificate under tls-ca naming the configured SAN
+  authenticates a webhook; the same names self-signed or under another CA,
+  another name, or no certificate are refused and end nothing."""
 
 import json
 import os
