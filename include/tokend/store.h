@@ -154,8 +154,9 @@ int tk_store_get_browser(tk_txn *txn, const uint8_t hash[TK_HASH_LEN], tk_browse
 int tk_store_put_browser(tk_txn *txn, const uint8_t hash[TK_HASH_LEN], const tk_browser_rec *rec,
                          unsigned flags);
 /* Pure: the consent key of (sub, client, resource), each at most
- * TK_AUD_MAX bytes. */
-void tk_store_consent_key(tk_slice sub, tk_slice client, tk_slice resource,
+ * TK_AUD_MAX bytes, for a user of IdP issuer iss (the session's; at most
+ * TK_URL_MAX bytes, empty for a session without one). */
+void tk_store_consent_key(tk_slice iss, tk_slice sub, tk_slice client, tk_slice resource,
                           uint8_t out[TK_HASH_LEN]);
 /* *grant_id points into the map. */
 int tk_store_get_consent(tk_txn *txn, const uint8_t key[TK_HASH_LEN], tk_slice *grant_id);

@@ -264,15 +264,26 @@ const tk_resource *ep_as_resource(const ep_worker *w, tk_slice id)
     return NULL;
 }
 
-int ep_as_grant_covers(tk_txn *txn, tk_slice sub, tk_slice client, tk_slice resource,
+int ep_as_grant_covers(tk_txn *txn, tk_slice sid, tk_slice sub, tk_slice client, tk_slice resource,
                        tk_slice scope, bool *covers)
 {
     *covers = false;
     if (sub.len > TK_AUD_MAX || client.len > TK_AUD_MAX || resource.len > TK_AUD_MAX) {
         return 0;
     }
+    /* The consent of this user at this IdP (the store keys it by the
+     * session's issuer too: another IdP's user of the same sub is someone
+     * else). No session: nothing is covered. */
+    tk_session_rec s;
+    int src = tk_store_get_session(txn, sid, &s);
+    if (src == TK_E_NOTFOUND || src == TK_E_CORRUPT || s.issuer.len > TK_URL_MAX) {
+        return 0;
+    }
+    if (src != 0) {
+        return TK_E_STORE;
+    }
     uint8_t key[TK_HASH_LEN];
-    tk_store_consent_key(sub, client, resource, key);
+    tk_store_consent_key(s.issuer, sub, client, resource, key);
     tk_slice gid;
     int rc = tk_store_get_consent(txn, key, &gid);
     if (rc == TK_E_NOTFOUND || rc == TK_E_CORRUPT) {

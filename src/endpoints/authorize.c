@@ -187,8 +187,8 @@ static void authorize_verified(ep_req *r, tk_txn *txn, const tk_client_rec *c, t
         return;
     }
     bool covers = false;
-    if (signed_in && ep_as_grant_covers(txn, sub, client_id, res->id, (tk_slice){scope, scope_len},
-                                        &covers) != 0) {
+    if (signed_in && ep_as_grant_covers(txn, b.sid, sub, client_id, res->id,
+                                        (tk_slice){scope, scope_len}, &covers) != 0) {
         ep_reply_error_page(r, 503, "temporarily_unavailable", "Try again in a moment.");
         return;
     }
@@ -349,7 +349,7 @@ static void authorize_continue(ep_req *r)
         return;
     }
     bool covers = false;
-    if (ep_as_grant_covers(txn, sub, a.client_id, a.resource, a.scope, &covers) != 0) {
+    if (ep_as_grant_covers(txn, b.sid, sub, a.client_id, a.resource, a.scope, &covers) != 0) {
         ep_reply_error_page(r, 503, "temporarily_unavailable", "Try again in a moment.");
         return;
     }

@@ -657,9 +657,10 @@ size_t ep_as_location(char *out, size_t cap, tk_slice url, const char *extra);
 int ep_as_secret(char out[TK_SECRET_B64_LEN + 1], uint8_t hash[TK_HASH_LEN]);
 /* The configured protected resource with exactly this identifier, or NULL. */
 const tk_resource *ep_as_resource(const ep_worker *w, tk_slice id);
-/* Whether the user's active consent grant for (client, resource) covers
- * scope: 0 with *covers, or TK_E_STORE. */
-int ep_as_grant_covers(tk_txn *txn, tk_slice sub, tk_slice client, tk_slice resource,
+/* Whether the active consent grant of user sub, signed in as session sid
+ * (whose IdP issuer is part of the consent's key), for (client, resource)
+ * covers scope: 0 with *covers, or TK_E_STORE. */
+int ep_as_grant_covers(tk_txn *txn, tk_slice sid, tk_slice sub, tk_slice client, tk_slice resource,
                        tk_slice scope, bool *covers);
 /* Append a TK_OP_CODE_ISSUE for request (its code into code, a fresh grant
  * id for a new consent). 0 or a CSPRNG / size error. */

@@ -170,6 +170,13 @@ int ob_setup(tk_outbound *ob, slot *s)
         OPT(CURLOPT_OPENSOCKETFUNCTION, open_public);
         OPT(CURLOPT_OPENSOCKETDATA, s);
         OPT(CURLOPT_PROXY, ""); /* a proxy's address is not the peer's: never one */
+        /* All transfers share one multi handle and its connection pool: a
+         * kept-alive connection another transfer opened to a private host
+         * (an IdP's jwks_uri) would be reused without a socket being opened,
+         * so without open_public ever judging its address. Always our own
+         * connections, and none left behind for another transfer. */
+        OPT(CURLOPT_FRESH_CONNECT, 1L);
+        OPT(CURLOPT_FORBID_REUSE, 1L);
     }
     if (s->req.method == TK_OB_POST) {
         OPT(CURLOPT_POSTFIELDSIZE, (long)s->req.body_len);

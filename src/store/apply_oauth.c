@@ -295,6 +295,7 @@ typedef struct pending {
     BUF(resource, TK_AUD_MAX);
     BUF(sid, TK_ID_MAX);
     BUF(sub, TK_SUB_MAX);
+    BUF(iss, TK_URL_MAX); /* the session's IdP issuer: part of the consent key */
     BUF(gid, TK_ID_MAX);
     BUF(gscope, TK_SCOPE_MAX);
     uint8_t challenge[TK_HASH_LEN];
@@ -327,7 +328,7 @@ static bool load_pending(tk_txn *txn, const tk_op *op, pending *p, int *err)
     tk_session_rec s;
     rc = read_rc(tk_store_get_session(txn, SL(p->sid), &s));
     *err = rc == TK_E_NOTFOUND ? 0 : rc;
-    return rc == 0 && session_active(&s, op->at) && CP(p->sub, s.sub);
+    return rc == 0 && session_active(&s, op->at) && CP(p->sub, s.sub) && CP(p->iss, s.issuer);
 }
 
 static int consume(tk_txn *txn, const tk_op *op)
@@ -433,7 +434,7 @@ static int apply_code_issue(tk_txn *txn, const tk_op *op, bool *changed, uint8_t
         return rc;
     }
     uint8_t key[TK_HASH_LEN];
-    tk_store_consent_key(SL(p.sub), SL(p.client), SL(p.resource), key);
+    tk_store_consent_key(SL(p.iss), SL(p.sub), SL(p.client), SL(p.resource), key);
     bool found;
     rc = find_grant(txn, key, &p, &found);
     if (rc != 0) {

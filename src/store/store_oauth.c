@@ -85,16 +85,21 @@ int tk_store_put_browser(tk_txn *txn, const uint8_t hash[TK_HASH_LEN], const tk_
     return tk_store_raw_put(txn, DB_BROWSERS, hash_key(hash), buf, len, flags & TK_PUT_NEW);
 }
 
-/* Three length-prefixed fields: unambiguous whatever bytes they hold. */
-void tk_store_consent_key(tk_slice sub, tk_slice client, tk_slice resource,
+/* Length-prefixed fields: unambiguous whatever bytes they hold. Without an
+ * issuer the three of (sub, client, resource) after 'c', the key consents
+ * always had; with one ('C'), the issuer first: each IdP chooses its own
+ * subs, so one organisation's "alice" never shares a consent with
+ * another's. */
+void tk_store_consent_key(tk_slice iss, tk_slice sub, tk_slice client, tk_slice resource,
                           uint8_t out[TK_HASH_LEN])
 {
-    uint8_t buf[1 + 3 * (2 + TK_AUD_MAX)];
-    const tk_slice parts[3] = {sub, client, resource};
+    uint8_t buf[1 + 2 + TK_URL_MAX + 3 * (2 + TK_AUD_MAX)];
+    const tk_slice parts[4] = {iss, sub, client, resource};
     size_t n = 0;
-    buf[n++] = 'c';
-    for (size_t i = 0; i < 3; i++) {
-        TK_ASSERT(parts[i].len <= TK_AUD_MAX);
+    buf[n++] = iss.len > 0 ? 'C' : 'c';
+    TK_ASSERT(iss.len <= TK_URL_MAX);
+    for (size_t i = iss.len > 0 ? 0 : 1; i < 4; i++) {
+        TK_ASSERT(i == 0 || parts[i].len <= TK_AUD_MAX);
         buf[n++] = (uint8_t)(parts[i].len >> 8);
         buf[n++] = (uint8_t)parts[i].len;
         if (parts[i].len > 0) {

@@ -11,6 +11,7 @@
 
 #include "check.h"
 #include "tokend/committer.h"
+#include "tokend/crypto.h"
 #include "tokend/store.h"
 
 #include <poll.h>
@@ -595,6 +596,55 @@ static void test_metadata_client_put(void)
     teardown();
 }
 
+/* A sign-in at an IdP: session sid for "alice" bound to issuer iss. */
+static void sign_in_at(const char *request, uint8_t browser_tag, const char *sid, const char *iss,
+                       int64_t at)
+{
+    tk_op op = sign_in_op(request, browser_tag, at);
+    TK_ASSERT(tk_op_id_set(&op.sign_in.sid, cstr(sid)) == 0);
+    TK_ASSERT(tk_op_iss_set(&op.sign_in.idp_iss, cstr(iss)) == 0);
+    CHECK_EQ_INT(apply1(&op), TK_OUT_OK);
+}
+
+/* Consents are per IdP: each chooses its own subs, so the same sub at two
+ * issuers is two users. The key of a session without an issuer is the one
+ * consents always had (length-prefixed sub, client, resource after 'c');
+ * with an issuer it differs per issuer. Applied: a consent given by
+ * "alice" at one IdP never lets a GRANTED code through for "alice" at
+ * another, and still does for the first. */
+static void test_consent_key_per_issuer(void)
+{
+    static const uint8_t legacy[] = {'c', 0, 5, 'a', 'l', 'i', 'c', 'e', 0, 1, 'c', 0, 1, 'r'};
+    uint8_t want[TK_HASH_LEN], k0[TK_HASH_LEN], ka[TK_HASH_LEN], kb[TK_HASH_LEN];
+    tk_sha256(legacy, sizeof legacy, want);
+    tk_store_consent_key(TK_SLICE_NULL, cstr("alice"), cstr("c"), cstr("r"), k0);
+    CHECK(memcmp(k0, want, TK_HASH_LEN) == 0);
+    tk_store_consent_key(cstr("https://a.example"), cstr("alice"), cstr("c"), cstr("r"), ka);
+    tk_store_consent_key(cstr("https://b.example"), cstr("alice"), cstr("c"), cstr("r"), kb);
+    CHECK(memcmp(ka, k0, TK_HASH_LEN) != 0 && memcmp(kb, k0, TK_HASH_LEN) != 0 &&
+          memcmp(ka, kb, TK_HASH_LEN) != 0);
+    /* No shifting of bytes between the issuer and the sub. */
+    tk_store_consent_key(cstr("https://a.examplea"), cstr("lice"), cstr("c"), cstr("r"), kb);
+    CHECK(memcmp(ka, kb, TK_HASH_LEN) != 0);
+
+    setup();
+    put_request("tka_p", T0);
+    sign_in_at("tka_p", 0xb1, "tks_p", "https://partner.example", T0);
+    tk_op approve = code_issue("tka_p", 0xb1, TK_DECIDE_APPROVE, 0xd1, T0 + 1);
+    CHECK_EQ_INT(apply1(&approve), TK_OUT_OK);
+    put_request("tka_h", T0 + 2);
+    sign_in_at("tka_h", 0xb2, "tks_h", "https://home.example", T0 + 2);
+    tk_op granted = code_issue("tka_h", 0xb2, TK_DECIDE_GRANTED, 0xd2, T0 + 3);
+    bool ch = true;
+    CHECK_EQ_INT(apply(&granted, &ch), TK_OUT_INVALID);
+    CHECK(!ch);
+    put_request("tka_p2", T0 + 4);
+    sign_in_at("tka_p2", 0xb3, "tks_p2", "https://partner.example", T0 + 4);
+    tk_op again = code_issue("tka_p2", 0xb3, TK_DECIDE_GRANTED, 0xd3, T0 + 5);
+    CHECK_EQ_INT(apply1(&again), TK_OUT_OK);
+    teardown();
+}
+
 int main(void)
 {
     RUN(test_race_through_committer);
@@ -605,5 +655,6 @@ int main(void)
     RUN(test_sign_in_claims);
     RUN(test_metadata_client_put);
     RUN(test_redirect_given_travels);
+    RUN(test_consent_key_per_issuer);
     return check_report();
 }
