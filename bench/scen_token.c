@@ -21,7 +21,7 @@
  * forward-auth: tokens with the resource as audience (redeemed codes), and
  * GET /auth with the Bearer token and X-Forwarded-Method/-Proto/-Host/-Uri,
  * in turns with nginx `return 200` adding the same identity headers
- * (X-Auth-Subject/Client/Scope/Session/Actor, values of the same lengths).
+ * (X-Auth-Subject/Client/Scope/Session/Actor/Issuer, values of the same lengths).
  * Every answer must be a 200 carrying X-Auth-Subject. --control replaces
  * tokend by a second, identical nginx: the ratio should read 1.00.
  */
@@ -541,13 +541,13 @@ static int identity_conf(const tload *t, uint16_t port, char *conf, size_t cap, 
         free(b);
     }
     static const char *const names[] = {"X-Auth-Subject", "X-Auth-Client", "X-Auth-Scope",
-                                        "X-Auth-Session", "X-Auth-Actor"};
+                                        "X-Auth-Session", "X-Auth-Actor",  "X-Auth-Issuer"};
     size_t pos = 0;
     conf[0] = '\0';
     for (size_t i = 0; rc == 0 && i < sizeof names / sizeof names[0]; i++) {
         size_t vl = 0;
         if (http_header(a, names[i], &vl) == NULL || vl == 0) {
-            continue; /* e.g. no actor */
+            continue; /* e.g. no actor, a session without an IdP issuer */
         }
         if (pos + vl + 64 >= cap) {
             rc = -1;

@@ -24,7 +24,8 @@
  * {
  *   "trusted_headers": ["X-Forwarded-Method", "X-Forwarded-Host", ...],
  *   "identity_headers": {"subject": "X-Auth-Subject", "client": ...,
- *                        "scope": ..., "session": ..., "actor": ...},
+ *                        "scope": ..., "session": ..., "actor": ...,
+ *                        "issuer": ...},
  *   "path_parameters": "refuse",                 (or "strip": enum tk_http_params)
  *   "windows_paths": "refuse",                   (or "allow": tk_http_path_windows_alias)
  *   "resources": [{
@@ -72,6 +73,7 @@ enum tk_ident {
     TK_IDENT_SCOPE,
     TK_IDENT_SESSION,
     TK_IDENT_ACTOR,
+    TK_IDENT_ISSUER, /* the session's IdP issuer: a sub is unique only with it */
     TK_IDENT_COUNT
 };
 

@@ -247,6 +247,9 @@ static bool escape(unsigned char c, bool edge)
 static void hb_value(hbuf *b, tk_slice v)
 {
     static const char hex[] = "0123456789ABCDEF";
+    if (v.len == 0) {
+        return; /* an absent value may be a NULL slice */
+    }
     size_t run = 0; /* bytes copied as they are, pending */
     for (size_t i = 0; i < v.len; i++) {
         unsigned char c = (unsigned char)v.p[i];
@@ -270,8 +273,11 @@ static void hb_header(hbuf *b, tk_slice prefix, tk_slice v)
 }
 
 /* Subject, agent client, scope, session, actor chain (current actor first,
- * space-separated; empty unless delegated, and always sent so a proxy that
- * copies it overwrites whatever the agent sent). */
+ * space-separated; empty unless delegated), and the session's IdP issuer
+ * (empty for a session without one: dev login, tokenctl). Each IdP chooses its
+ * own subs, so only issuer and subject together name a user. Actor and issuer
+ * are always sent, even empty, so a proxy that copies them overwrites
+ * whatever the agent sent. */
 static void identity(ep_req *r, const tk_resource *res, const tk_introspection *in)
 {
     hbuf b = {.p = r->w->scratch, .cap = sizeof r->w->scratch};
@@ -288,6 +294,7 @@ static void identity(ep_req *r, const tk_resource *res, const tk_introspection *
         hb_value(&b, in->actors[i]);
     }
     hb_put(&b, "\r\n", 2);
+    hb_header(&b, res->ident[TK_IDENT_ISSUER], in->idp_iss);
     if (b.overflow) {
         tk_log_error("response_too_big", "endpoint=auth what=identity_headers");
         ep_reply_error(r, 500, "server_error", NULL);

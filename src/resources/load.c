@@ -466,10 +466,11 @@ static int parse_rules(loader *ld, tk_resource *r, const json_t *o, const char *
     return 0;
 }
 
-static const char *const ident_keys[TK_IDENT_COUNT] = {"subject", "client", "scope", "session",
-                                                       "actor"};
-static const char *const ident_defaults[TK_IDENT_COUNT] = {
-    "X-Auth-Subject", "X-Auth-Client", "X-Auth-Scope", "X-Auth-Session", "X-Auth-Actor"};
+static const char *const ident_keys[TK_IDENT_COUNT] = {"subject", "client", "scope",
+                                                       "session", "actor",  "issuer"};
+static const char *const ident_defaults[TK_IDENT_COUNT] = {"X-Auth-Subject", "X-Auth-Client",
+                                                           "X-Auth-Scope",   "X-Auth-Session",
+                                                           "X-Auth-Actor",   "X-Auth-Issuer"};
 
 /* An identity_headers object onto names (missing keys keep their value). */
 static int parse_ident(loader *ld, const json_t *o, const char *where, tk_slice names[])
@@ -477,7 +478,8 @@ static int parse_ident(loader *ld, const json_t *o, const char *where, tk_slice 
     if (o == NULL) {
         return 0;
     }
-    static const char *const allowed[] = {"subject", "client", "scope", "session", "actor", NULL};
+    static const char *const allowed[] = {"subject", "client", "scope", "session",
+                                          "actor",   "issuer", NULL};
     if (!json_is_object(o)) {
         return bad(ld, "%s: \"identity_headers\" must be an object", where);
     }

@@ -28,6 +28,8 @@ RESOURCES = os.path.join(PROXY_DIR, "resources.example.json")
 SITE = "wiki.example.com"
 RESOURCE = "https://wiki.example.com/"
 MD_URL = "https://wiki.example.com/.well-known/oauth-protected-resource"
+# The IdP the test user signed in at (tokenctl session create --idp-iss).
+IDP_ISS = "https://sso.example.com/realms/staff"
 
 
 def free_port():
@@ -240,7 +242,9 @@ class ProxyFlow(h.TokenAsserts):
         cls.addClassCleanup(cls.proxy.stop)
         d = cls.d
         cls.agent = d.add_client("agent", "interop-agent", scope="wiki:read wiki:write")
-        cls.sid = d.new_session("alice@example.com")
+        # alice signed in at an IdP: the app learns which one (X-Auth-Issuer).
+        cls.sid = d.ctl("session", "create", "--sub", "alice@example.com", "--idp-iss",
+                        IDP_ISS)["sid"]
         cls.token = d.issue(cls.sid, cls.agent, "wiki:read", aud=RESOURCE)["access_token"]
 
     def send(self, method, path, token=None, headers=None):
@@ -280,7 +284,8 @@ class ProxyFlow(h.TokenAsserts):
 
     def test_2_good_token_reaches_upstream_with_identity(self):
         r = self.send("GET", "/page?x=1", self.token,
-                      headers={"X-Auth-Subject": "mallory", "X-Auth-Actor": "tkc_evil"})
+                      headers={"X-Auth-Subject": "mallory", "X-Auth-Actor": "tkc_evil",
+                               "X-Auth-Issuer": "https://evil.test"})
         self.assertEqual(r.status, 200, "%r\n%s" % (r, self.proxy.log()))
         self.assertIsNone(r.header("www-authenticate"))
         rec = r.json()
@@ -290,6 +295,7 @@ class ProxyFlow(h.TokenAsserts):
         self.assertEqual(hd.get("x-auth-client"), [self.agent.id], rec)
         self.assertEqual(hd.get("x-auth-scope"), ["wiki:read"], rec)
         self.assertEqual(hd.get("x-auth-session"), [self.sid], rec)
+        self.assertEqual(hd.get("x-auth-issuer"), [IDP_ISS], rec)
         # Not delegated: no actor, and the agent's forged one never arrives.
         self.assertIn(hd.get("x-auth-actor"), (None, [""]), rec)
         self.assertNotIn("authorization", hd.get("x-auth-subject", [""])[0])
@@ -311,7 +317,10 @@ class ProxyFlow(h.TokenAsserts):
     def test_5_session_end_denies_the_very_next_request(self):
         sid = self.d.new_session("bob@example.com")
         t = self.d.issue(sid, self.agent, "wiki:read", aud=RESOURCE)["access_token"]
-        self.assertEqual(self.send("GET", "/", t).status, 200)
+        r = self.send("GET", "/", t, headers={"X-Auth-Issuer": IDP_ISS})
+        self.assertEqual(r.status, 200)
+        # A session without an IdP: no issuer reaches the app, not even a forged one.
+        self.assertIn(headers_of(r.json()).get("x-auth-issuer"), (None, [""]), r.json())
         self.d.ctl("session", "terminate", sid, "--reason", "idp logout")
         self.assertDenied(self.send("GET", "/", t), 401, error="invalid_token")
         self.assertEqual(self.send("GET", "/", self.token).status, 200)  # alice is untouched
@@ -355,7 +364,7 @@ class ProxyFlow(h.TokenAsserts):
         # Every spelling an app may read as an identity header: case, and '_'
         # for '-' (CGI/PHP/WSGI/Rack map both to HTTP_X_AUTH_SUBJECT).
         forged = {}
-        for name in ("Subject", "Client", "Scope", "Session", "Actor"):
+        for name in ("Subject", "Client", "Scope", "Session", "Actor", "Issuer"):
             for spelling in ("X_Auth_%s", "x-auth-%s", "X-AUTH-%s", "X_Auth-%s", "X-Auth_%s",
                              "x_auth_%s"):
                 forged[spelling % (name.lower() if spelling[0] == "x" else name)] = "mallory"
@@ -373,8 +382,10 @@ class ProxyFlow(h.TokenAsserts):
         self.assertEqual(seen.get("x-auth-scope"), ["wiki:read"], rec)
         self.assertEqual(seen.get("x-auth-session"), [self.sid], rec)
         self.assertIn(seen.get("x-auth-actor"), (None, [""]), rec)
+        self.assertEqual(seen.get("x-auth-issuer"), [IDP_ISS], rec)
         self.assertEqual(set(seen) - {"x-auth-subject", "x-auth-client", "x-auth-scope",
-                                      "x-auth-session", "x-auth-actor"}, set(), rec)
+                                      "x-auth-session", "x-auth-actor", "x-auth-issuer"}, set(),
+                         rec)
         # Without a token nothing reaches the app at all.
         before = len(self.app.seen)
         self.assertDenied(self.send("GET", "/forged", headers=forged), 401)
@@ -425,7 +436,7 @@ class PortFlow(h.TokenAsserts):
                                 "X-Original-URI"],
             "identity_headers": {"subject": "X-Auth-Subject", "client": "X-Auth-Client",
                                  "scope": "X-Auth-Scope", "session": "X-Auth-Session",
-                                 "actor": "X-Auth-Actor"},
+                                 "actor": "X-Auth-Actor", "issuer": "X-Auth-Issuer"},
             "resources": [
                 {"resource": cls.resource, "name": "App on its own port", "realm": "app",
                  "scopes_supported": ["app:read", "app:write"],

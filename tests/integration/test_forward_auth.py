@@ -28,7 +28,7 @@ RESOURCES = {
         {"resource": ADMIN, "path_prefix": "/admin",
          "required_scopes": {"*": ["wiki:admin"]}},
         {"resource": MCP, "path_prefix": "/mcp", "name": "MCP server",
-         "identity_headers": {"subject": "X-User"}},
+         "identity_headers": {"subject": "X-User", "issuer": "X-Idp"}},
         {"resource": ANY, "host": "*", "path_prefix": "/shared"},
     ]
 }
@@ -140,6 +140,9 @@ class Decisions(ForwardAuthBase):
         self.assertEqual(r.header("x-auth-scope"), "wiki:read")
         self.assertEqual(r.header("x-auth-session"), self.sid)
         self.assertEqual(r.header_all("x-auth-actor"), [""])  # sent empty: overwrites a forged one
+        # A session without an IdP (tokenctl, dev login): the issuer is sent
+        # empty, so a proxy that copies it overwrites a forged one too.
+        self.assertEqual(r.header_all("x-auth-issuer"), [""])
 
     def test_insufficient_scope(self):
         r = self.auth(self.read, method="POST")
@@ -219,6 +222,43 @@ class Decisions(ForwardAuthBase):
         self.assertEqual(r.header("x-user"), "alice")
         self.assertIsNone(r.header("x-auth-subject"))
         self.assertEqual(r.header("x-auth-client"), self.agent.id)
+
+    def test_issuer_names_the_users_idp(self):
+        # Each IdP chooses its own subs: the same "alice" at two IdPs is two
+        # users, and only the issuer header tells the app which one.
+        home, partner = "https://sso.home.test", "https://login.partner.test/t/1"
+        seen = {}
+        for iss in (home, partner):
+            sid = self.d.ctl("session", "create", "--sub", "alice", "--idp-iss", iss)["sid"]
+            t = self.d.issue(sid, self.agent, "wiki:read", aud=WIKI)["access_token"]
+            r = self.auth(t)
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.header("x-auth-subject"), "alice")
+            self.assertEqual(r.header_all("x-auth-issuer"), [iss], r)
+            # The same value introspection answers as idp_iss.
+            self.assertEqual(self.d.introspect(t, self.w.rs).json()["idp_iss"], iss)
+            # A delegated token carries its session's issuer; a resource that
+            # renames the header gets it under its own name only.
+            helper = self.d.add_client("agent", "helper-" + str(len(seen)), scope="wiki:read read")
+            child = self.d.issue(sid, helper, "wiki:read", parent=t)["access_token"]
+            self.assertEqual(self.auth(child).header_all("x-auth-issuer"), [iss])
+            m = self.d.issue(sid, self.agent, "read", aud=MCP)["access_token"]
+            r = self.auth(m, host="api.test", uri="/mcp/tools")
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.header_all("x-idp"), [iss], r)
+            self.assertIsNone(r.header("x-auth-issuer"))
+            seen[iss] = r.header("x-auth-session")
+        self.assertNotEqual(seen[home], seen[partner])
+
+    def test_issuer_value_is_percent_encoded(self):
+        # Written exactly like the subject: '%' and anything not printable
+        # ASCII is escaped, so no issuer can split a header.
+        iss = "https://idp.test/a%41b"
+        sid = self.d.ctl("session", "create", "--sub", "bob", "--idp-iss", iss)["sid"]
+        t = self.d.issue(sid, self.agent, "wiki:read", aud=WIKI)["access_token"]
+        r = self.auth(t)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.header_all("x-auth-issuer"), ["https://idp.test/a%2541b"], r)
 
     def test_token_only_from_the_authorization_header(self):
         r = self.auth(uri="/page?access_token=" + self.read)

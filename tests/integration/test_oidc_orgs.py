@@ -213,6 +213,14 @@ class OidcOrgs(h.TokenAsserts, unittest.TestCase):
         self.assertEqual(q["state"], state)
         return tb, ib, cid, q, verifier
 
+    def forward_auth_identity(self, token):
+        """(X-Auth-Subject, every X-Auth-Issuer) of /auth for the shared resource."""
+        r = self.d.request("GET", "/auth", headers={
+            "Authorization": "Bearer " + token, "X-Forwarded-Host": "shared.test",
+            "X-Forwarded-Uri": "/shared/tools", "X-Forwarded-Method": "GET"})
+        self.assertEqual(r.status, 200, r)
+        return r.header("x-auth-subject"), r.header_all("x-auth-issuer")
+
     def assertDenied(self, q, why):
         self.assertEqual(q.get("error"), "access_denied", q)
         self.assertNotIn("code", q)
@@ -252,6 +260,9 @@ class OidcOrgs(h.TokenAsserts, unittest.TestCase):
                 self.assertEqual(j["aud"], SHARED_RES)
                 j = self.assertActive(t["refresh_token"])
                 self.assertEqual(j["idp_iss"], iss)
+                # The app behind forward-auth learns the IdP too: a sub alone
+                # does not tell one organisation's user from another's.
+                self.assertEqual(self.forward_auth_identity(t["access_token"]), (user, [iss]))
                 log = self.d.stderr().splitlines()
                 self.assertIn('routed=login_hint', [l for l in log if "oidc_redirect" in l][-1])
                 sign_in = [l for l in log if "method=oidc" in l and "sub=%s " % user in l]
@@ -265,6 +276,7 @@ class OidcOrgs(h.TokenAsserts, unittest.TestCase):
         c = self.d.add_client("agent", "plain")
         t = self.d.issue(sid, c, aud=SHARED_RES)["access_token"]
         self.assertNotIn("idp_iss", self.assertActive(t))
+        self.assertEqual(self.forward_auth_identity(t), ("nobody", [""]))  # sent empty
 
     def test_chooser_when_no_hint_routes(self):
         cid = self.register()

@@ -19,7 +19,7 @@ static const char good[] =
     "   \"scopes_supported\": [\"wiki:read\", \"wiki:write\"],"
     "   \"required_scopes\": {\"GET\": [\"wiki:read\"], \"*\": [\"wiki:write\", \"wiki:read\"]}},"
     "  {\"resource\": \"https://wiki.test/admin\", \"path_prefix\": \"/admin\","
-    "   \"identity_headers\": {\"client\": \"X-Agent\"}},"
+    "   \"identity_headers\": {\"client\": \"X-Agent\", \"issuer\": \"X-Idp\"}},"
     "  {\"resource\": \"https://wiki.test:8443/\", \"host\": \"WIKI.test:8443\"},"
     "  {\"resource\": \"https://any.test/api/v1\", \"host\": \"*\", \"path_prefix\": \"/api\"},"
     "  {\"resource\": \"https://other.test/api/v1\", \"host\": \"other.test\", \"path_prefix\": "
@@ -77,6 +77,7 @@ static void test_load_and_precompute(void)
     CHECK_SLICE(w->scopes[1], "wiki:write");
     CHECK_SLICE(w->ident[TK_IDENT_SUBJECT], "X-User: ");
     CHECK_SLICE(w->ident[TK_IDENT_CLIENT], "X-Auth-Client: ");
+    CHECK_SLICE(w->ident[TK_IDENT_ISSUER], "X-Auth-Issuer: "); /* the default name */
     const tk_scope_rule *u = tk_resource_rule(w, TK_SLICE_LIT("GET"));
     TK_ASSERT(u != NULL);
     CHECK_SLICE(u->scope, "wiki:read");
@@ -93,6 +94,7 @@ static void test_load_and_precompute(void)
     CHECK_SLICE(a->realm, "tokend");
     CHECK_SLICE(a->ident[TK_IDENT_CLIENT], "X-Agent: ");
     CHECK_SLICE(a->ident[TK_IDENT_SUBJECT], "X-User: "); /* the global name stays */
+    CHECK_SLICE(a->ident[TK_IDENT_ISSUER], "X-Idp: ");
     CHECK(tk_resource_rule(a, TK_SLICE_LIT("GET")) == NULL);
     CHECK_SLICE(tk_resources_at(rs, 2)->host, "wiki.test:8443");
     tk_resources_free(rs);
@@ -281,6 +283,8 @@ static void test_rejects(void)
         "\"X: Y\"}}]}",
         "{\"resources\": [{\"resource\": \"https://w.test/\", \"identity_headers\": {\"who\": "
         "\"X\"}}]}",
+        "{\"resources\": [{\"resource\": \"https://w.test/\", \"identity_headers\": {\"issuer\": "
+        "\"X\\r\\nY\"}}]}",
         "{\"trusted_headers\": [\"Host\"], \"resources\": []}",
         "{\"resources\": [{\"resource\": \"https://w.test/\"}, {\"resource\": "
         "\"https://w.test/\"}]}",
