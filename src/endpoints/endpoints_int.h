@@ -514,6 +514,10 @@ bool ep_register_over_burst(ep_worker *w, const uint8_t peer[16]);
 void ep_authorize(ep_req *r);
 void ep_authorize_done(ep_req *r, const tk_server_done *done);
 void ep_login(ep_req *r);
+/* The answer to a sign-in for a pending request from another browser
+ * than the one that made it (no or another pre-login cookie): logged, a
+ * 403 page. */
+void ep_login_elsewhere(ep_req *r, tk_slice request);
 void ep_login_done(ep_req *r, const tk_server_done *done);
 void ep_consent(ep_req *r);
 void ep_consent_done(ep_req *r, const tk_server_done *done);
@@ -686,6 +690,24 @@ bool ep_as_is_form(tk_slice ct);
 /* A pending authorization request that is unused and unexpired: 0,
  * TK_E_NOTFOUND, TK_E_STORE. */
 int ep_as_pending(ep_req *r, tk_txn *txn, tk_slice id, tk_authreq_rec *a);
+
+/* The pre-login cookie (README "Authorization server"): a random value set
+ * at /authorize on a browser sent to sign in, its SHA-256 kept on the
+ * pending request (authreq key 15). Only the browser holding it may start,
+ * replace or finish the sign-in of that request (/login, /login/callback):
+ * whoever learns a request id cannot bind it to their own browser. */
+#define EP_PRELOGIN_COOKIE "__Host-tokend-authz"
+/* The value of cookie name in a Cookie header, or TK_SLICE_NULL (also when
+ * it is there twice: planted). */
+tk_slice ep_as_cookie(tk_slice hdr, const char *name);
+/* The browser's pre-login cookie (its own when it holds a well-formed one,
+ * so several tabs' requests share it; else a fresh one): its hash into
+ * hash, and the Set-Cookie line (refreshing Max-Age to authorize-ttl) into
+ * setc. 0, a CSPRNG error or TK_E_TOOBIG. */
+int ep_as_prelogin(ep_req *r, uint8_t hash[TK_HASH_LEN], char *setc, size_t cap);
+/* Whether this request comes from the browser that made the pending
+ * request a (its pre-login cookie, constant-time); false when a has none. */
+bool ep_as_prelogin_ok(ep_req *r, const tk_authreq_rec *a);
 
 /* ---- audit.c --------------------------------------------------------------------------- */
 

@@ -6,7 +6,9 @@
  * (src/idp/discovery.c), their keys from the fetched JWKS (idp_jwks.h).
  *
  * 1. GET /login?request=ID (a pending /authorize request whose browser is
- *    not signed in): fresh state, nonce and PKCE verifier are kept here, in
+ *    not signed in), only from the browser that made that request (its
+ *    pre-login cookie, ep_as_prelogin_ok; reloading from it replaces its
+ *    sign-in): fresh state, nonce and PKCE verifier are kept here, in
  *    memory, with the request id, the IdP and the hash of a random "binder"
  *    cookie (__Host-tokend-login) set on this browser; the browser goes to
  *    the IdP's authorization endpoint. Several IdPs: the one whose
@@ -14,7 +16,8 @@
  *    to that IdP only), else a chooser page (&idp=ISSUER, exact).
  * 2. GET /login/callback?code&state[&iss]: the kept sign-in is taken out by
  *    state (single use; expired after authorize-ttl), must come back in the
- *    browser holding its binder cookie, from the issuer it was sent to (iss
+ *    browser holding its binder cookie (and the request's pre-login cookie
+ *    while the request is pending), from the issuer it was sent to (iss
  *    when the IdP sends it). The code is redeemed on the outbound thread:
  *    the request is deferred and the worker never waits.
  * 3. The token endpoint's answer arrives on the outbound thread (on_token),
@@ -306,6 +309,10 @@ void ep_oidc_login(ep_req *r)
                             "this authorization request expired or was already used");
         return;
     }
+    if (!ep_as_prelogin_ok(r, &a)) { /* only its browser starts or replaces its sign-in */
+        ep_login_elsewhere(r, request);
+        return;
+    }
     /* Which IdP: the one chosen (an exact sign-in issuer), else the one the
      * request's login_hint domain names, else the only one, else the chooser. */
     unsigned n = signin_count(w);
@@ -391,32 +398,6 @@ void ep_oidc_login(ep_req *r)
 }
 
 /* ---- GET /login/callback ------------------------------------------------------------ */
-
-/* The value of cookie name in a Cookie header, or TK_SLICE_NULL (also when
- * it is there twice: planted). */
-static tk_slice cookie_value(tk_slice hdr, const char *name)
-{
-    size_t nl = strlen(name);
-    tk_slice found = TK_SLICE_NULL;
-    size_t i = 0;
-    while (i < hdr.len) { /* each turn moves past one pair */
-        while (i < hdr.len && (hdr.p[i] == ' ' || hdr.p[i] == ';')) {
-            i++;
-        }
-        size_t start = i;
-        while (i < hdr.len && hdr.p[i] != ';') {
-            i++;
-        }
-        tk_slice pair = {hdr.p + start, i - start};
-        if (pair.len > nl && memcmp(pair.p, name, nl) == 0 && pair.p[nl] == '=') {
-            if (found.p != NULL) {
-                return TK_SLICE_NULL;
-            }
-            found = (tk_slice){pair.p + nl + 1, pair.len - nl - 1};
-        }
-    }
-    return found;
-}
 
 static void on_token(void *arg, const tk_outbound_resp *resp);
 
@@ -634,7 +615,7 @@ void ep_oidc_callback(ep_req *r)
     uint8_t sh[TK_HASH_LEN];
     tk_sha256(state, f[1].len, sh);
     /* The binder first: only the browser that started the sign-in consumes it. */
-    tk_slice binder = cookie_value(tk_http_header_get(r->http, "Cookie"), BINDER_COOKIE);
+    tk_slice binder = ep_as_cookie(tk_http_header_get(r->http, "Cookie"), BINDER_COOKIE);
     uint8_t bh[TK_HASH_LEN];
     tk_sha256(binder.p != NULL ? binder.p : "", binder.len, bh);
     ep_oidc_pending p;
@@ -648,9 +629,21 @@ void ep_oidc_callback(ep_req *r)
                                         "started here.");
         return;
     }
+    /* And still in the browser that made the authorization request (its
+     * pre-login cookie), when that request is still pending. */
+    tk_txn *txn = ep_txn(w);
+    tk_authreq_rec a;
+    int prc = txn != NULL ? ep_as_pending(r, txn, tk_slice_from_str(p.request), &a) : TK_E_STORE;
     const tk_idp_issuer *is = tk_idp_find(w->idp, tk_slice_from_str(p.issuer));
     const char *why = NULL;
-    if (is == NULL || is->client_id_len == 0 || !is->discovered) {
+    if (prc == TK_E_STORE) {
+        tk_cleanse(&p, sizeof p);
+        tk_cleanse(code, sizeof code);
+        ep_reply_error_page(r, 503, "temporarily_unavailable", "Try again in a moment.");
+        return;
+    } else if (prc == 0 && !ep_as_prelogin_ok(r, &a)) {
+        why = "This sign-in's authorization request was started in another browser.";
+    } else if (is == NULL || is->client_id_len == 0 || !is->discovered) {
         why = "The identity provider of this sign-in is no longer configured.";
     } else if (f[2].present &&
                !tk_slice_eq(tk_slice_from_str(iss), (tk_slice){is->issuer, is->issuer_len})) {
