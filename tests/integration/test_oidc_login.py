@@ -660,7 +660,7 @@ class OidcLogin(Flow, h.TokenAsserts, unittest.TestCase):
             "state": state, "scope": "mcp:read", "resource": RESOURCE})
         r = user.request("GET", "/authorize?" + q)
         self.assertEqual(r.status, 303, r)
-        self.assertIn("__Host-tokend-authz=", r.header("Set-Cookie") or "", r)
+        prelogin = r.header("Set-Cookie") or ""
         login = r.header("Location")
         r = user.request("GET", login)
         self.assertEqual(r.status, 200, r)  # the chooser
@@ -679,7 +679,6 @@ class OidcLogin(Flow, h.TokenAsserts, unittest.TestCase):
         forged.cookies["__Host-tokend-authz"] = secrets.token_urlsafe(32)
         other = TokendBrowser(self.d)
         self.start(other, self.register()["client_id"], 0)
-        self.assertIn("__Host-tokend-authz", other.cookies)
         for tb in (TokendBrowser(self.d), forged, other):
             for path in (login, link):
                 r = tb.request("GET", path)
@@ -695,12 +694,16 @@ class OidcLogin(Flow, h.TokenAsserts, unittest.TestCase):
         code = self.consent(user, r, state)
         t = self.redeem(agent["client_id"], code, verifier)
         self.assertEqual(self.assertActive(t["access_token"])["sub"], "erin")
+        # What bound the request to the user's browser: its pre-login cookie.
+        self.assertIn("__Host-tokend-authz=", prelogin)
+        self.assertIn("HttpOnly", prelogin)
+        self.assertIn("__Host-tokend-authz", other.cookies)
 
     def test_callback_needs_the_requests_browser(self):
         # The callback checks the pre-login cookie too (while the request is
         # pending): the binder cookie alone does not finish the sign-in.
         def drop(q, tb):
-            tb.cookies.pop("__Host-tokend-authz")
+            tb.cookies.pop("__Host-tokend-authz", None)
         r = self.fake_round("good", mutate=drop)
         self.assertEqual(r.status, 400, r)
         self.assertIn(b"another browser", r.body)
