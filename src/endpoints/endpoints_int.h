@@ -526,10 +526,11 @@ void ep_token_done(ep_req *r, const tk_server_done *done);
 
 /* oidc.c: sign-in at an upstream OpenID provider (login = oidc). GET
  * /login?request=ID sends the browser to the IdP; GET /login/callback
- * redeems the code on the outbound thread (the request stays deferred),
- * verifies the ID token and signs in. The redemption's answer comes back
- * through the outbound callback, which queues it for the worker and wakes
- * the worker's ring through the committer's eventfd; app_wake drains both. */
+ * redeems the code on the outbound thread (the request stays deferred).
+ * oidc_idtoken.c: the redemption's answer comes back through the outbound
+ * callback (ep_oidc_on_token), which queues it for the worker and wakes the
+ * worker's ring through the committer's eventfd; app_wake drains both, and
+ * ep_oidc_wake verifies the ID token and signs in. */
 void ep_oidc_login(ep_req *r);
 /* logout.c: GET shows the sign-out form, POST ends the tokend session. */
 void ep_logout(ep_req *r);
@@ -544,6 +545,30 @@ void ep_oidc_worker_open(ep_worker *w, bool open);
  * fails at once into done[]. Returns how many were written (<= max); max
  * means more may be waiting. */
 size_t ep_oidc_wake(ep_worker *w, tk_server_done *done, size_t max);
+/* The sign-in binder cookie (oidc.c sets it at /login, checks it at the
+ * callback; oidc_idtoken.c clears it once signed in). */
+#define EP_OIDC_BINDER_COOKIE "__Host-tokend-login"
+/* A code redemption in flight (heap): made by the callback (oidc.c), filled
+ * by ep_oidc_on_token on the outbound thread, finished by the worker
+ * (ep_oidc_wake). */
+typedef struct ep_oidc_call {
+    struct ep_oidc_call *next;
+    tk_app *app;
+    unsigned worker;
+    uint64_t cookie;
+    char issuer[TK_IDP_ISS_MAX + 1];
+    char request[TK_ID_MAX + 1];
+    char nonce[TK_SECRET_B64_LEN + 1];
+    uint8_t result; /* enum tk_outbound_result */
+    int status;
+    char *body; /* NUL-terminated copy of the answer, or NULL */
+    size_t body_len;
+    char error[160];
+} ep_oidc_call;
+struct tk_outbound_resp;
+/* The outbound callback of a redemption (arg: its ep_oidc_call): queue the
+ * answer for its worker and wake it; a worker that stopped gets nothing. */
+void ep_oidc_on_token(void *arg, const struct tk_outbound_resp *resp);
 /* Free what is left (tk_app_destroy, after the outbound thread stopped). */
 void ep_oidc_fini(tk_app *app);
 
