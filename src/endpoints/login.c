@@ -33,10 +33,17 @@ static bool dev_login(ep_req *r)
     return false;
 }
 
-void ep_login_elsewhere(ep_req *r, tk_slice request)
+void ep_login_elsewhere(ep_req *r, const tk_authreq_rec *a, tk_slice request)
 {
     char safe[65];
     ep_log_id(request, safe);
+    if (!a->has_prelogin) { /* made signed in: bound to that browser session for good */
+        tk_log_info("login_refused", "request=%s why=\"made by a signed-in browser\"", safe);
+        ep_reply_error_page(r, 400, "invalid_request",
+                            "This authorization request was made by a browser that was signed in "
+                            "then; start again from the application.");
+        return;
+    }
     tk_log_info("login_refused", "request=%s why=\"no or another pre-login cookie\"", safe);
     ep_reply_error_page(r, 403, "access_denied",
                         "This authorization request was started in another browser. Start "
@@ -61,7 +68,7 @@ static void login_form(ep_req *r)
         return;
     }
     if (!ep_as_prelogin_ok(r, &a)) {
-        ep_login_elsewhere(r, (tk_slice){id, f.len});
+        ep_login_elsewhere(r, &a, (tk_slice){id, f.len});
         return;
     }
     char csrf[TK_SECRET_B64_LEN + 1];
@@ -108,7 +115,7 @@ static void login_post(ep_req *r)
     tk_authreq_rec a;
     int rc = txn != NULL ? ep_as_pending(r, txn, request, &a) : TK_E_STORE;
     if (rc == 0 && !ep_as_prelogin_ok(r, &a)) {
-        ep_login_elsewhere(r, request);
+        ep_login_elsewhere(r, &a, request);
         return;
     }
     if (rc != 0 || a.has_browser ||

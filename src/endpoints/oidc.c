@@ -214,7 +214,7 @@ void ep_oidc_login(ep_req *r)
         return;
     }
     if (!ep_as_prelogin_ok(r, &a)) { /* only its browser starts or replaces its sign-in */
-        ep_login_elsewhere(r, request);
+        ep_login_elsewhere(r, &a, request);
         return;
     }
     /* Which IdP: the one chosen (an exact sign-in issuer), else the one the

@@ -823,6 +823,26 @@ class LoginBrowser(ASCase):
         self.assertEqual(r.status, 200, r)
         self.assertEqual(self.assertActive(r.json()["access_token"])["sub"], ALICE)
 
+    def test_signed_out_at_consent_starts_again(self):
+        # A request made while signed in is bound to that browser session (a
+        # sign-in never rebinds it): when the session ends before the user
+        # decides, /login says to start again, in any browser.
+        b = self.browser()
+        cid, cid2 = self.client(), self.client()
+        a.authorize_code(self.d, b, cid, subject=MALLORY)  # signed in, a grant for cid
+        f = a.Flow(b, cid2, subject=MALLORY)
+        r = f.start()
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(b.last_path.startswith("/consent"), b.last_path)
+        request = f.consent_fields()["request"]
+        for s in self.d.ctl("session", "list"):
+            if s.get("sub") == MALLORY and s.get("state", "active") == "active":
+                self.d.ctl("session", "terminate", s["sid"])
+        login = "/login?" + h.form([("request", request)])
+        for who in (b, self.browser()):
+            self.assertHtmlPage(who.request("GET", login), 400, "start again")
+        self.assertEqual(a.Flow(b, cid2, subject=MALLORY).start().status, 200)  # a new one
+
     def test_parallel_requests_share_the_browsers_cookie(self):
         cid = self.client()
         b = self.browser()
