@@ -12,8 +12,8 @@
  * that is not signed in goes to /login, holding a pre-login cookie whose
  * hash the request keeps (only that browser may sign in for it); one whose
  * user already granted what is asked gets its code at once, any other goes
- * to /consent. Every answer
- * that writes is sent only once the write is durable.
+ * to /consent. Every answer that writes is sent only once the write is
+ * durable.
  */
 #include "endpoints_int.h"
 

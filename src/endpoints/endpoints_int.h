@@ -516,8 +516,8 @@ void ep_authorize_done(ep_req *r, const tk_server_done *done);
 void ep_login(ep_req *r);
 /* The answer to a sign-in for a pending request a from another browser
  * than the one that made it (no or another pre-login cookie): logged, a
- * 403 page; a 400 "start again" when a was made by a signed-in browser
- * (no pre-login cookie: bound to that browser session for good). */
+ * 403 page; a 400 "start again" when a has no pre-login binding (made by
+ * a signed-in browser: bound to that browser session for good). */
 void ep_login_elsewhere(ep_req *r, const tk_authreq_rec *a, tk_slice request);
 void ep_login_done(ep_req *r, const tk_server_done *done);
 void ep_consent(ep_req *r);

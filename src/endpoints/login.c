@@ -38,10 +38,10 @@ void ep_login_elsewhere(ep_req *r, const tk_authreq_rec *a, tk_slice request)
     char safe[65];
     ep_log_id(request, safe);
     if (!a->has_prelogin) { /* made signed in: bound to that browser session for good */
-        tk_log_info("login_refused", "request=%s why=\"made by a signed-in browser\"", safe);
+        tk_log_info("login_refused", "request=%s why=\"no pre-login binding\"", safe);
         ep_reply_error_page(r, 400, "invalid_request",
-                            "This authorization request was made by a browser that was signed in "
-                            "then; start again from the application.");
+                            "This authorization request cannot be signed in for any more; start "
+                            "again from the application.");
         return;
     }
     tk_log_info("login_refused", "request=%s why=\"no or another pre-login cookie\"", safe);
