@@ -176,42 +176,60 @@ int param_value(const char *s, size_t len, const char *name, char *out, size_t c
     return -1;
 }
 
+/* The Cookie header line of the agent's browser ("" when it holds none). */
+static void cookie_line(const as_agent *ag, char *out, size_t cap)
+{
+    out[0] = '\0';
+    if (ag->cookie[0] || ag->prelogin[0]) {
+        snprintf(out, cap, "Cookie: %s%s%s%s%s\r\n", ag->cookie[0] ? "__Host-tokend-session=" : "",
+                 ag->cookie, ag->cookie[0] && ag->prelogin[0] ? "; " : "",
+                 ag->prelogin[0] ? "__Host-tokend-authz=" : "", ag->prelogin);
+    }
+}
+
 static int as_get(as_agent *ag, const char *path, http_answer *a)
 {
-    char req[2048];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s%s%s\r\n", path,
-                     ag->cookie[0] ? "Cookie: __Host-tokend-session=" : "", ag->cookie,
-                     ag->cookie[0] ? "\r\n" : "");
+    char req[2048], cookies[256];
+    cookie_line(ag, cookies, sizeof cookies);
+    int n =
+        snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n", path, cookies);
     return n > 0 && (size_t)n < sizeof req ? http_call(ag->port, req, (size_t)n, a) : -1;
 }
 
 static int as_post(as_agent *ag, const char *path, const char *ctype, const char *body,
                    http_answer *a)
 {
-    char req[4096];
+    char req[4096], cookies[256];
+    cookie_line(ag, cookies, sizeof cookies);
     int n = snprintf(req, sizeof req,
-                     "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s%s%sContent-Type: %s\r\n"
+                     "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%sContent-Type: %s\r\n"
                      "Content-Length: %zu\r\n\r\n%s",
-                     path, ag->cookie[0] ? "Cookie: __Host-tokend-session=" : "", ag->cookie,
-                     ag->cookie[0] ? "\r\n" : "", ctype, strlen(body), body);
+                     path, cookies, ctype, strlen(body), body);
     return n > 0 && (size_t)n < sizeof req ? http_call(ag->port, req, (size_t)n, a) : -1;
 }
 
-/* Keep the session cookie a response sets. */
+/* Keep the session or pre-login cookie a response sets (its first Set-Cookie). */
 static void take_cookie(as_agent *ag, const http_answer *a)
 {
     size_t len = 0;
     const char *v = http_header(a, "Set-Cookie", &len);
-    static const char name[] = "__Host-tokend-session=";
-    if (v != NULL && len > sizeof name - 1 && memcmp(v, name, sizeof name - 1) == 0) {
-        const char *val = v + sizeof name - 1;
+    static const char session[] = "__Host-tokend-session=", pre[] = "__Host-tokend-authz=";
+    char *dst = NULL;
+    size_t nl = 0;
+    if (v != NULL && len > sizeof session - 1 && memcmp(v, session, sizeof session - 1) == 0) {
+        dst = ag->cookie, nl = sizeof session - 1;
+    } else if (v != NULL && len > sizeof pre - 1 && memcmp(v, pre, sizeof pre - 1) == 0) {
+        dst = ag->prelogin, nl = sizeof pre - 1;
+    }
+    if (dst != NULL) {
+        const char *val = v + nl;
         size_t vl = 0;
         while (val + vl < v + len && val[vl] != ';') {
             vl++;
         }
         if (vl < sizeof ag->cookie) {
-            memcpy(ag->cookie, val, vl);
-            ag->cookie[vl] = '\0';
+            memcpy(dst, val, vl);
+            dst[vl] = '\0';
         }
     }
 }
@@ -293,6 +311,9 @@ int as_agent_start(as_agent *ag, uint16_t port)
     char loc[1024], req_id[128], csrf[128], body[512];
     const char *step = "authorize";
     int rc = a ? as_get(ag, ag->authorize, a) : -1;
+    if (rc == 0) {
+        take_cookie(ag, a); /* the pre-login cookie, when sent to sign in */
+    }
     rc = rc ? rc : location(a, loc, sizeof loc);
     if (rc == 0 && strncmp(loc, "/login", 6) == 0) {
         step = "login page";

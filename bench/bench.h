@@ -395,6 +395,7 @@ typedef struct as_agent {
     char client_id[96]; /* a public agent: code + refresh */
     char sub_id[96];    /* a public sub-agent: token exchange */
     char cookie[96];    /* the signed-in browser's session cookie */
+    char prelogin[96];  /* its pre-login cookie (/authorize sets it; /login requires it) */
     char authorize[768];
 } as_agent;
 

@@ -229,6 +229,9 @@ typedef struct tk_authreq_rec {
     tk_slice login_hint;            /* key 13, optional: routes the sign-in to an IdP */
     uint8_t redirect_given;         /* key 14: 1 = the request named redirect_uri (its code
                                        carries it on); 0 = absent */
+    bool has_prelogin;              /* key 15, optional: the hash of the pre-login cookie */
+    uint8_t prelogin[TK_HASH_LEN];  /*   of the browser that made the request (only it may
+                                       sign in for it: /login, /login/callback) */
 } tk_authreq_rec;
 
 /* browsers DBI: key SHA-256(session cookie value) → this. A signed-in

@@ -19,6 +19,7 @@
 #include "tokend/oauth_cookie.h"
 #include "tokend/oauth_uri.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -347,6 +348,76 @@ int ep_as_pending(ep_req *r, tk_txn *txn, tk_slice id, tk_authreq_rec *a)
         return TK_E_STORE;
     }
     return a->used_at != 0 || a->exp <= r->w->now ? TK_E_NOTFOUND : 0;
+}
+
+/* ---- The pre-login cookie ---------------------------------------------------------------- */
+
+tk_slice ep_as_cookie(tk_slice hdr, const char *name)
+{
+    size_t nl = strlen(name);
+    tk_slice found = TK_SLICE_NULL;
+    size_t i = 0;
+    while (i < hdr.len) { /* each turn moves past one pair */
+        while (i < hdr.len && (hdr.p[i] == ' ' || hdr.p[i] == ';')) {
+            i++;
+        }
+        size_t start = i;
+        while (i < hdr.len && hdr.p[i] != ';') {
+            i++;
+        }
+        tk_slice pair = {hdr.p + start, i - start};
+        if (pair.len > nl && memcmp(pair.p, name, nl) == 0 && pair.p[nl] == '=') {
+            if (found.p != NULL) {
+                return TK_SLICE_NULL;
+            }
+            found = (tk_slice){pair.p + nl + 1, pair.len - nl - 1};
+        }
+    }
+    return found;
+}
+
+/* The browser's pre-login cookie when it is one we could have set (43
+ * base64url characters), else TK_SLICE_NULL. */
+static tk_slice prelogin_cookie(ep_req *r)
+{
+    tk_slice v = ep_as_cookie(tk_http_header_get(r->http, "Cookie"), EP_PRELOGIN_COOKIE);
+    bool ok = v.len == TK_SECRET_B64_LEN;
+    for (size_t i = 0; ok && i < v.len; i++) {
+        char c = v.p[i];
+        ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+             c == '-' || c == '_';
+    }
+    return ok ? v : TK_SLICE_NULL;
+}
+
+int ep_as_prelogin(ep_req *r, uint8_t hash[TK_HASH_LEN], char *setc, size_t cap)
+{
+    char value[TK_SECRET_B64_LEN + 1];
+    tk_slice v = prelogin_cookie(r);
+    if (v.p != NULL) {
+        memcpy(value, v.p, v.len);
+        value[v.len] = '\0';
+        tk_sha256(value, v.len, hash);
+    } else {
+        int rc = ep_as_secret(value, hash);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    int n = snprintf(setc, cap,
+                     "Set-Cookie: " EP_PRELOGIN_COOKIE "=%s; Path=/; Max-Age=%lld; Secure; "
+                     "HttpOnly; SameSite=Lax\r\n",
+                     value, (long long)r->w->app->cfg.authorize_ttl);
+    tk_cleanse(value, sizeof value);
+    return n > 0 && (size_t)n < cap ? 0 : TK_E_TOOBIG;
+}
+
+bool ep_as_prelogin_ok(ep_req *r, const tk_authreq_rec *a)
+{
+    tk_slice v = prelogin_cookie(r);
+    uint8_t h[TK_HASH_LEN];
+    tk_sha256(v.p != NULL ? v.p : "", v.len, h); /* no cookie: the hash of "", never kept */
+    return a->has_prelogin && v.p != NULL && tk_ct_equal(h, a->prelogin, TK_HASH_LEN);
 }
 
 /* ---- Several organisations ---------------------------------------------------------------- */

@@ -9,9 +9,11 @@
  * error_description, state and iss. A pending client gets a page with a link
  * back (access_denied, "awaits approval"). Then the request is resolved
  * (resource, scope) and stored as a pending request (tka_…): a browser
- * that is not signed in goes to /login, one whose user already granted
- * what is asked gets its code at once, any other to /consent. Every answer
- * that writes is sent only once the write is durable.
+ * that is not signed in goes to /login, holding a pre-login cookie whose
+ * hash the request keeps (only that browser may sign in for it); one whose
+ * user already granted what is asked gets its code at once, any other goes
+ * to /consent. Every answer that writes is sent only once the write is
+ * durable.
  */
 #include "endpoints_int.h"
 
@@ -79,11 +81,12 @@ static const tk_resource *resolve_resource(const ep_worker *w, const tk_client_r
     return tk_resources_count(w->res) == 1 ? tk_resources_at(w->res, 0) : NULL;
 }
 
-/* The answers a stored request leads to, once durable. */
-static void defer_redirect(ep_req *r, tk_commit_req *creq, tk_slice location)
+/* The answers a stored request leads to, once durable (extra: header lines
+ * or NULL). */
+static void defer_redirect(ep_req *r, tk_commit_req *creq, tk_slice location, const char *extra)
 {
     char hdr[TK_AS_PENDING_MAX];
-    size_t n = ep_as_location(hdr, sizeof hdr, location, NULL);
+    size_t n = ep_as_location(hdr, sizeof hdr, location, extra);
     if (n == 0) {
         tk_commit_req_release(creq);
         ep_reply_error_page(r, 500, "server_error", "The redirect does not fit.");
@@ -123,7 +126,7 @@ static void code_redirect(ep_req *r, tk_commit_req *creq, tk_slice request,
         ep_reply_error_page(r, 500, "server_error", "The redirect does not fit.");
         return;
     }
-    defer_redirect(r, creq, (tk_slice){url, n});
+    defer_redirect(r, creq, (tk_slice){url, n}, NULL);
     tk_cleanse(url, n);
 }
 
@@ -218,6 +221,14 @@ static void authorize_verified(ep_req *r, tk_txn *txn, const tk_client_rec *c, t
                         .redirect_given = areq.has_redirect_uri};
     memcpy(a.challenge, areq.challenge, TK_HASH_LEN);
     memcpy(a.browser, cookie_hash, TK_HASH_LEN);
+    /* A browser sent to sign in is bound to the request by its pre-login
+     * cookie: only it may sign in for it (/login, /login/callback). */
+    char setc[160] = "";
+    a.has_prelogin = !signed_in;
+    if (a.has_prelogin && ep_as_prelogin(r, a.prelogin, setc, sizeof setc) != 0) {
+        ep_reply_error_page(r, 500, "server_error", "No randomness.");
+        return;
+    }
     uint8_t *rec = malloc(TK_RECORD_MAX);
     size_t len = 0;
     if (rec == NULL || tk_id_new("tka_", id, sizeof id) != 0 ||
@@ -234,11 +245,11 @@ static void authorize_verified(ep_req *r, tk_txn *txn, const tk_client_rec *c, t
     creq.ops[0].put_new.rec = rec;
     creq.ops[0].put_new.len = (uint16_t)len;
     if (!signed_in) {
-        defer_redirect(r, &creq, local_url("/login", id));
+        defer_redirect(r, &creq, local_url("/login", id), setc);
     } else if (covers) {
         code_redirect(r, &creq, tk_slice_from_str(id), cookie_hash, redirect, state);
     } else {
-        defer_redirect(r, &creq, local_url("/consent", id));
+        defer_redirect(r, &creq, local_url("/consent", id), NULL);
     }
 }
 

@@ -520,6 +520,11 @@ bool ep_register_over_burst(ep_worker *w, const uint8_t peer[16]);
 void ep_authorize(ep_req *r);
 void ep_authorize_done(ep_req *r, const tk_server_done *done);
 void ep_login(ep_req *r);
+/* The answer to a sign-in for a pending request a from another browser
+ * than the one that made it (no or another pre-login cookie): logged, a
+ * 403 page; a 400 "start again" when a has no pre-login binding (made by
+ * a signed-in browser: bound to that browser session for good). */
+void ep_login_elsewhere(ep_req *r, const tk_authreq_rec *a, tk_slice request);
 void ep_login_done(ep_req *r, const tk_server_done *done);
 void ep_consent(ep_req *r);
 void ep_consent_done(ep_req *r, const tk_server_done *done);
@@ -528,10 +533,11 @@ void ep_token_done(ep_req *r, const tk_server_done *done);
 
 /* oidc.c: sign-in at an upstream OpenID provider (login = oidc). GET
  * /login?request=ID sends the browser to the IdP; GET /login/callback
- * redeems the code on the outbound thread (the request stays deferred),
- * verifies the ID token and signs in. The redemption's answer comes back
- * through the outbound callback, which queues it for the worker and wakes
- * the worker's ring through the committer's eventfd; app_wake drains both. */
+ * redeems the code on the outbound thread (the request stays deferred).
+ * oidc_idtoken.c: the redemption's answer comes back through the outbound
+ * callback (ep_oidc_on_token), which queues it for the worker and wakes the
+ * worker's ring through the committer's eventfd; app_wake drains both, and
+ * ep_oidc_wake verifies the ID token and signs in. */
 void ep_oidc_login(ep_req *r);
 /* logout.c: GET shows the sign-out form, POST ends the tokend session. */
 void ep_logout(ep_req *r);
@@ -546,6 +552,30 @@ void ep_oidc_worker_open(ep_worker *w, bool open);
  * fails at once into done[]. Returns how many were written (<= max); max
  * means more may be waiting. */
 size_t ep_oidc_wake(ep_worker *w, tk_server_done *done, size_t max);
+/* The sign-in binder cookie (oidc.c sets it at /login, checks it at the
+ * callback; oidc_idtoken.c clears it once signed in). */
+#define EP_OIDC_BINDER_COOKIE "__Host-tokend-login"
+/* A code redemption in flight (heap): made by the callback (oidc.c), filled
+ * by ep_oidc_on_token on the outbound thread, finished by the worker
+ * (ep_oidc_wake). */
+typedef struct ep_oidc_call {
+    struct ep_oidc_call *next;
+    tk_app *app;
+    unsigned worker;
+    uint64_t cookie;
+    char issuer[TK_IDP_ISS_MAX + 1];
+    char request[TK_ID_MAX + 1];
+    char nonce[TK_SECRET_B64_LEN + 1];
+    uint8_t result; /* enum tk_outbound_result */
+    int status;
+    char *body; /* NUL-terminated copy of the answer, or NULL */
+    size_t body_len;
+    char error[160];
+} ep_oidc_call;
+struct tk_outbound_resp;
+/* The outbound callback of a redemption (arg: its ep_oidc_call): queue the
+ * answer for its worker and wake it; a worker that stopped gets nothing. */
+void ep_oidc_on_token(void *arg, const struct tk_outbound_resp *resp);
 /* Free what is left (tk_app_destroy, after the outbound thread stopped). */
 void ep_oidc_fini(tk_app *app);
 
@@ -693,6 +723,24 @@ bool ep_as_is_form(tk_slice ct);
 /* A pending authorization request that is unused and unexpired: 0,
  * TK_E_NOTFOUND, TK_E_STORE. */
 int ep_as_pending(ep_req *r, tk_txn *txn, tk_slice id, tk_authreq_rec *a);
+
+/* The pre-login cookie (README "Authorization server"): a random value set
+ * at /authorize on a browser sent to sign in, its SHA-256 kept on the
+ * pending request (authreq key 15). Only the browser holding it may start,
+ * replace or finish the sign-in of that request (/login, /login/callback):
+ * whoever learns a request id cannot bind it to their own browser. */
+#define EP_PRELOGIN_COOKIE "__Host-tokend-authz"
+/* The value of cookie name in a Cookie header, or TK_SLICE_NULL (also when
+ * it is there twice: planted). */
+tk_slice ep_as_cookie(tk_slice hdr, const char *name);
+/* The browser's pre-login cookie (its own when it holds a well-formed one,
+ * so several tabs' requests share it; else a fresh one): its hash into
+ * hash, and the Set-Cookie line (refreshing Max-Age to authorize-ttl) into
+ * setc. 0, a CSPRNG error or TK_E_TOOBIG. */
+int ep_as_prelogin(ep_req *r, uint8_t hash[TK_HASH_LEN], char *setc, size_t cap);
+/* Whether this request comes from the browser that made the pending
+ * request a (its pre-login cookie, constant-time); false when a has none. */
+bool ep_as_prelogin_ok(ep_req *r, const tk_authreq_rec *a);
 
 /* ---- audit.c --------------------------------------------------------------------------- */
 

@@ -8,8 +8,12 @@
  * in a TK_OP_SIGN_IN (a tokend session tks_… and a browser session bound
  * to it) and a 303 back to /authorize/continue.
  *
- * The form's CSRF token derives from the pending request's random key, so
- * only a browser that was shown this request's form can sign in for it.
+ * Only the browser that made the pending request may sign in for it: both
+ * the form and its post require that request's pre-login cookie
+ * (ep_as_prelogin_ok), so whoever learns a request id cannot bind it to
+ * their own sign-in. The form's CSRF token derives from the pending
+ * request's random key, so only a browser that was shown this request's
+ * form can post it.
  */
 #include "endpoints_int.h"
 
@@ -29,6 +33,23 @@ static bool dev_login(ep_req *r)
     return false;
 }
 
+void ep_login_elsewhere(ep_req *r, const tk_authreq_rec *a, tk_slice request)
+{
+    char safe[65];
+    ep_log_id(request, safe);
+    if (!a->has_prelogin) { /* made signed in: bound to that browser session for good */
+        tk_log_info("login_refused", "request=%s why=\"no pre-login binding\"", safe);
+        ep_reply_error_page(r, 400, "invalid_request",
+                            "This authorization request cannot be signed in for any more; start "
+                            "again from the application.");
+        return;
+    }
+    tk_log_info("login_refused", "request=%s why=\"no or another pre-login cookie\"", safe);
+    ep_reply_error_page(r, 403, "access_denied",
+                        "This authorization request was started in another browser. Start "
+                        "again from the application in this browser.");
+}
+
 static void login_form(ep_req *r)
 {
     ep_worker *w = r->w;
@@ -44,6 +65,10 @@ static void login_form(ep_req *r)
     if (rc != 0) {
         ep_reply_error_page(r, rc == TK_E_STORE ? 503 : 400, "invalid_request",
                             "this authorization request expired or was already used");
+        return;
+    }
+    if (!ep_as_prelogin_ok(r, &a)) {
+        ep_login_elsewhere(r, &a, (tk_slice){id, f.len});
         return;
     }
     char csrf[TK_SECRET_B64_LEN + 1];
@@ -89,6 +114,10 @@ static void login_post(ep_req *r)
     tk_txn *txn = ep_txn(w);
     tk_authreq_rec a;
     int rc = txn != NULL ? ep_as_pending(r, txn, request, &a) : TK_E_STORE;
+    if (rc == 0 && !ep_as_prelogin_ok(r, &a)) {
+        ep_login_elsewhere(r, &a, request);
+        return;
+    }
     if (rc != 0 || a.has_browser ||
         !ep_as_csrf_ok(a.csrf_key, request, "login", (tk_slice){csrf, f[1].len})) {
         ep_reply_error_page(r, rc == TK_E_STORE ? 503 : 400, "invalid_request",

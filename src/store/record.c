@@ -131,6 +131,7 @@ static const field authreq_fields[] = {
     TIME(12, true, tk_authreq_rec, created),
     STR(13, false, TK_LOGIN_HINT_MAX, tk_authreq_rec, login_hint),
     ENUM(14, false, 1, 1, tk_authreq_rec, redirect_given),
+    HASH(15, false, tk_authreq_rec, prelogin, offsetof(tk_authreq_rec, has_prelogin)),
 };
 
 static const field browser_fields[] = {

@@ -119,26 +119,39 @@ class Page(html.parser.HTMLParser):
 
 
 class Browser:
-    """Keeps the __Host-tokend-session cookie like a browser and follows
-    same-origin 303s; stops at the first redirect leaving tokend."""
+    """Keeps tokend's cookies like a browser (the __Host-tokend-session one
+    in self.cookie, the others, such as the pre-login cookie, in
+    self.others) and follows same-origin 303s; stops at the first redirect
+    leaving tokend."""
 
     def __init__(self, d):
         self.d = d
         self.cookie = None
+        self.others = {}
         self.last = None
         self.last_path = ""
 
     def request(self, method, path, body=b"", content_type=None, cookie=True):
         hdrs = {}
         self.last_path = path
+        pairs = []
         if cookie and self.cookie:
-            hdrs["Cookie"] = "__Host-tokend-session=" + self.cookie
+            pairs.append("__Host-tokend-session=" + self.cookie)
+        if cookie:
+            pairs += ["%s=%s" % kv for kv in self.others.items()]
+        if pairs:
+            hdrs["Cookie"] = "; ".join(pairs)
         r = self.d.request(method, path, body, hdrs, content_type)
         for v in r.header_all("set-cookie"):
             name, _, rest = v.partition("=")
-            if name.strip() == "__Host-tokend-session":
-                val = rest.split(";", 1)[0]
+            name = name.strip()
+            val = rest.split(";", 1)[0]
+            if name == "__Host-tokend-session":
                 self.cookie = val or None
+            elif val and "Max-Age=0" not in v:
+                self.others[name] = val
+            else:
+                self.others.pop(name, None)
         self.last = r
         return r
 

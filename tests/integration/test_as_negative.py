@@ -13,6 +13,7 @@ clients, registration rate limit), Registration (refused metadata), Closed
 client authentication)."""
 
 import json
+import secrets
 import shutil
 import time
 import unittest
@@ -769,6 +770,97 @@ class Consent(ASCase):
                         follow=False)
         self.assertIn(r.status, (400, 303), r)
         self.assertNotIn("code=", r.header("location") or "")
+
+
+class LoginBrowser(ASCase):
+    """Review finding: a pending authorization request could be signed in
+    for from any browser that learnt its id (GET /login?request=ID gave the
+    form and its CSRF token to anyone), binding the user's request to the
+    other browser's session. Only the browser that made the request (its
+    pre-login cookie, set at /authorize) may sign in for it now."""
+
+    def at_login(self, browser, cid):
+        f = a.Flow(browser, cid)
+        r = browser.request("GET", f.query)
+        self.assertEqual(r.status, 303, r)
+        login = r.header("location")
+        self.assertTrue(login.startswith("/login?request="), login)
+        return f, login
+
+    def test_another_browser_neither_gets_the_form_nor_signs_in(self):
+        cid = self.client()
+        alice = self.browser()
+        f, login = self.at_login(alice, cid)
+        r = alice.request("GET", login)
+        self.assertEqual(r.status, 200, r)
+        fields = a.Page(r.body).hidden()
+        nobody = self.browser()  # no pre-login cookie at all
+        forged = self.browser()  # a well-formed one that is no request's
+        forged.others["__Host-tokend-authz"] = secrets.token_urlsafe(32)
+        other = self.browser()  # one of its own, from a request of its own
+        self.at_login(other, cid)
+        before = self.snapshot()
+        for who, b in (("nobody", nobody), ("forged", forged), ("other", other)):
+            with self.subTest(who):
+                self.assertHtmlPage(b.request("GET", login), 403, "another browser")
+                post = dict(fields, subject=MALLORY)
+                r = b.post_form("/login", list(post.items()), follow=False)
+                self.assertHtmlPage(r, 403, "another browser")
+                self.assertNotIn("__Host-tokend-session=", r.header("set-cookie") or "")
+        self.assertUnchanged(before)
+        self.assertEqual([x for x in self.d.ctl("session", "list") if x.get("sub") == MALLORY],
+                         [])
+        # Alice's own browser: the form again (a reload), then her sign-in.
+        r = alice.request("GET", login)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(a.Page(r.body).hidden(), fields)
+        r = alice.post_form("/login", list(dict(fields, subject=ALICE).items()))
+        self.assertEqual(r.status, 200, r)  # the consent page
+        f.resp = r
+        q = a.code_from(f.decide("approve"))
+        self.assertEqual(q.get("state"), [f.state])
+        r = a.redeem(self.d, cid, q["code"][0], f.verifier)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(self.assertActive(r.json()["access_token"])["sub"], ALICE)
+
+    def test_signed_out_at_consent_starts_again(self):
+        # A request made while signed in is bound to that browser session (a
+        # sign-in never rebinds it): when the session ends before the user
+        # decides, /login says to start again, in any browser.
+        b = self.browser()
+        cid, cid2 = self.client(), self.client()
+        a.authorize_code(self.d, b, cid, subject=MALLORY)  # signed in, a grant for cid
+        f = a.Flow(b, cid2, subject=MALLORY)
+        r = f.start()
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(b.last_path.startswith("/consent"), b.last_path)
+        request = f.consent_fields()["request"]
+        for s in self.d.ctl("session", "list"):
+            if s.get("sub") == MALLORY and s.get("state", "active") == "active":
+                self.d.ctl("session", "terminate", s["sid"])
+        login = "/login?" + h.form([("request", request)])
+        for who in (b, self.browser()):
+            self.assertHtmlPage(who.request("GET", login), 400, "start again")
+        self.assertEqual(a.Flow(b, cid2, subject=MALLORY).start().status, 200)  # a new one
+
+    def test_parallel_requests_share_the_browsers_cookie(self):
+        cid = self.client()
+        b = self.browser()
+        f1, login1 = self.at_login(b, cid)
+        self.assertIn("__Host-tokend-authz=", b.last.header("set-cookie") or "")
+        self.assertIn("Secure; HttpOnly; SameSite=Lax", b.last.header("set-cookie"))
+        first = b.others["__Host-tokend-authz"]
+        f2, login2 = self.at_login(b, cid)
+        self.assertEqual(b.others["__Host-tokend-authz"], first)  # kept, not replaced
+        pages = []
+        for login in (login1, login2):
+            r = b.request("GET", login)
+            self.assertEqual(r.status, 200, r)
+            pages.append(a.Page(r.body).hidden())
+        r = b.post_form("/login", list(dict(pages[0], subject=ALICE).items()))
+        self.assertEqual(r.status, 200, r)  # signed in for the first: its consent page
+        f1.resp = r
+        self.assertEqual(a.code_from(f1.decide("approve")).get("state"), [f1.state])
 
 
 class Approval(ASCase):

@@ -642,6 +642,75 @@ class OidcLogin(Flow, h.TokenAsserts, unittest.TestCase):
         self.assertEqual(r.status, 400, r)
         self.assertIn(b"already used", r.body)
 
+    def test_another_browser_cannot_start_or_replace_the_sign_in(self):
+        # Review finding: the pending sign-in was kept per authorization
+        # request and any browser could (re)start it with /login?request=ID:
+        # whoever learnt the id replaced the user's sign-in (the user's
+        # callback then failed, "unknown state") and could finish it at the
+        # IdP as themselves, binding the user's request (its client, state and
+        # PKCE challenge) to their own browser and account. Only the browser
+        # that made the request (its pre-login cookie, set at /authorize)
+        # starts or replaces its sign-in now; reloading from it still works.
+        agent = self.register()
+        user, ib = TokendBrowser(self.d), IdpBrowser()
+        verifier, state = new_verifier(), secrets.token_urlsafe(8)
+        q = urllib.parse.urlencode({
+            "response_type": "code", "client_id": agent["client_id"], "redirect_uri": REDIRECT,
+            "code_challenge": s256(verifier), "code_challenge_method": "S256",
+            "state": state, "scope": "mcp:read", "resource": RESOURCE})
+        r = user.request("GET", "/authorize?" + q)
+        self.assertEqual(r.status, 303, r)
+        prelogin = r.header("Set-Cookie") or ""
+        login = r.header("Location")
+        r = user.request("GET", login)
+        self.assertEqual(r.status, 200, r)  # the chooser
+        link = [a["href"] for a in Page(r.body).tags("a") if a.get("class") == "idp"][0]
+        self.assertIn("idp=", link)
+        r = user.request("GET", link)
+        self.assertEqual(r.status, 303, r)
+        first = r.header("Location")
+        r = user.request("GET", link)  # a reload in the user's browser: a fresh sign-in
+        self.assertEqual(r.status, 303, r)
+        auth_url = r.header("Location")
+        self.assertTrue(auth_url.startswith(self.iss + "/auth?"), auth_url)
+        self.assertNotEqual(first, auth_url)
+        # Other browsers: none, a forged pre-login cookie, their own real one.
+        forged = TokendBrowser(self.d)
+        forged.cookies["__Host-tokend-authz"] = secrets.token_urlsafe(32)
+        other = TokendBrowser(self.d)
+        self.start(other, self.register()["client_id"], 0)
+        for tb in (TokendBrowser(self.d), forged, other):
+            for path in (login, link):
+                r = tb.request("GET", path)
+                self.assertEqual(r.status, 403, r)
+                self.assertIn(b"another browser", r.body)
+                self.assertIsNone(r.header("Location"), r)
+                self.assertNotIn("__Host-tokend-login=", r.header("Set-Cookie") or "")
+        # The user's own (latest) sign-in is intact and completes.
+        cb = self.sign_in_at_op(ib, auth_url, "erin")
+        r = user.request("GET", tokend_path(cb, self.d))
+        self.assertEqual(r.status, 303, r)
+        self.assertIn("__Host-tokend-session=", r.header("Set-Cookie") or "", r)
+        code = self.consent(user, r, state)
+        t = self.redeem(agent["client_id"], code, verifier)
+        self.assertEqual(self.assertActive(t["access_token"])["sub"], "erin")
+        # What bound the request to the user's browser: its pre-login cookie.
+        self.assertIn("__Host-tokend-authz=", prelogin)
+        self.assertIn("HttpOnly", prelogin)
+        self.assertIn("__Host-tokend-authz", other.cookies)
+
+    def test_callback_needs_the_requests_browser(self):
+        # The callback checks the pre-login cookie too (while the request is
+        # pending): the binder cookie alone does not finish the sign-in.
+        def drop(q, tb):
+            tb.cookies.pop("__Host-tokend-authz", None)
+        r = self.fake_round("good", mutate=drop)
+        self.assertEqual(r.status, 400, r)
+        self.assertIn(b"another browser", r.body)
+        self.assertNotIn("__Host-tokend-session=", r.header("Set-Cookie") or "")
+        r = self.fake_round("good")  # the control
+        self.assertEqual(r.status, 303, r)
+
     def test_key_rotated_at_the_idp(self):
         """The IdP rotates to a key with a new kid: the first ID token under
         it is refused (and makes tokend fetch the JWKS again), the next sign-in

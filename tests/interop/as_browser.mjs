@@ -4,9 +4,11 @@
 // protocol with the Python driver.
 //
 // The browser follows redirects itself (fetch with redirect: "manual") and
-// keeps tokend's one cookie by hand: node's fetch has no cookie jar, and a
+// keeps tokend's cookies by hand: node's fetch has no cookie jar, and a
 // real browser accepts a `__Host-` cookie from http://127.0.0.1 (a
-// potentially trustworthy origin) although it is `Secure`. It signs in with
+// potentially trustworthy origin) although it is `Secure`. Besides the
+// session cookie it keeps the pre-login cookie /authorize sets (only the
+// browser holding it may sign in for the request). It signs in with
 // the development login and approves the consent page, reading the hidden
 // `request` and `csrf` inputs the way a form post would send them. Every
 // step checks what the contract (AS_CONTRACT.md) says and throws a
@@ -147,6 +149,7 @@ export class Browser {
     this.origin = origin; // tokend's origin: the only one that gets the cookie
     this.cookie = null; // value of __Host-tokend-session
     this.cookieAttrs = null;
+    this.others = new Map(); // tokend's other __Host- cookies (the pre-login one)
     this.trail = []; // "METHOD url -> status location"
   }
 
@@ -157,8 +160,11 @@ export class Browser {
   async request(url, init = {}) {
     const u = new URL(url);
     const headers = new Headers(init.headers ?? {});
-    if (this.cookie !== null && u.origin === this.origin) {
-      headers.set("cookie", `${COOKIE}=${this.cookie}`);
+    const pairs = [];
+    if (this.cookie !== null) pairs.push(`${COOKIE}=${this.cookie}`);
+    for (const [k, v] of this.others) pairs.push(`${k}=${v}`);
+    if (pairs.length > 0 && u.origin === this.origin) {
+      headers.set("cookie", pairs.join("; "));
     }
     const resp = await fetch(u, { ...init, headers, redirect: "manual" });
     this.trail.push(`${init.method ?? "GET"} ${u.pathname} -> ${resp.status} ${resp.headers.get("location") ?? ""}`);
@@ -171,7 +177,7 @@ export class Browser {
       const [pair, ...rest] = sc.split(";");
       const eqAt = pair.indexOf("=");
       const name = pair.slice(0, eqAt).trim();
-      if (name !== COOKIE) continue;
+      if (!name.startsWith("__Host-")) continue;
       const a = {};
       for (const r of rest) {
         const [k, ...v] = r.split("=");
@@ -179,13 +185,18 @@ export class Browser {
       }
       // What a browser requires of a __Host- cookie, and what the contract adds.
       const step = "cookie";
-      check("secure" in a, step, `${COOKIE} without Secure: ${sc}`);
-      check(a.path === "/", step, `${COOKIE} without Path=/: ${sc}`);
-      check(!("domain" in a), step, `${COOKIE} with a Domain: ${sc}`);
-      check("httponly" in a, step, `${COOKIE} without HttpOnly: ${sc}`);
-      check((a.samesite ?? "").toLowerCase() === "lax", step, `${COOKIE} not SameSite=Lax: ${sc}`);
+      check("secure" in a, step, `${name} without Secure: ${sc}`);
+      check(a.path === "/", step, `${name} without Path=/: ${sc}`);
+      check(!("domain" in a), step, `${name} with a Domain: ${sc}`);
+      check("httponly" in a, step, `${name} without HttpOnly: ${sc}`);
+      check((a.samesite ?? "").toLowerCase() === "lax", step, `${name} not SameSite=Lax: ${sc}`);
       const value = pair.slice(eqAt + 1).trim();
       const expired = a["max-age"] !== undefined && Number(a["max-age"]) <= 0;
+      if (name !== COOKIE) {
+        if (expired || value === "") this.others.delete(name);
+        else this.others.set(name, value);
+        continue;
+      }
       this.cookie = expired || value === "" ? null : value;
       this.cookieAttrs = a;
     }

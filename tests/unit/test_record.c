@@ -1380,6 +1380,31 @@ static void test_authreq_login_hint(void)
     CHECK_EQ_INT(tk_record_encode_authreq(&a, buf, sizeof buf, &len), TK_E_INVALID);
 }
 
+/* An authorization request's pre-login cookie hash (key 15, optional):
+ * round trip, absent when not set. */
+static void test_authreq_prelogin(void)
+{
+    tk_authreq_rec a = {.client_id = TK_SLICE_LIT("tkc_a"),
+                        .redirect_uri = TK_SLICE_LIT("http://127.0.0.1/cb"),
+                        .resource = TK_SLICE_LIT("https://mcp.example"),
+                        .has_prelogin = true,
+                        .exp = 100,
+                        .created = 1};
+    memset(a.prelogin, 0xa5, TK_HASH_LEN);
+    uint8_t buf[TK_RECORD_MAX], buf2[TK_RECORD_MAX];
+    size_t len = 0, len2 = 0;
+    CHECK_EQ_INT(tk_record_encode_authreq(&a, buf, sizeof buf, &len), 0);
+    tk_authreq_rec b;
+    CHECK_EQ_INT(tk_record_decode_authreq(buf, len, &b), 0);
+    CHECK(b.has_prelogin);
+    CHECK(memcmp(b.prelogin, a.prelogin, TK_HASH_LEN) == 0);
+    a.has_prelogin = false;
+    CHECK_EQ_INT(tk_record_encode_authreq(&a, buf2, sizeof buf2, &len2), 0);
+    CHECK(len2 + 1 + 2 + TK_HASH_LEN == len); /* key, bin header, the hash: nothing else */
+    CHECK_EQ_INT(tk_record_decode_authreq(buf2, len2, &b), 0);
+    CHECK(!b.has_prelogin);
+}
+
 int main(void)
 {
     RUN(test_token_roundtrip);
@@ -1393,6 +1418,7 @@ int main(void)
     RUN(test_handmade_hashes);
     RUN(test_key_table);
     RUN(test_authreq_login_hint);
+    RUN(test_authreq_prelogin);
     RUN(test_ops);
     RUN(test_agent_access);
     RUN(test_names);
