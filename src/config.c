@@ -429,6 +429,10 @@ static int set_cluster(tk_config *cfg, const char *key, const char *value, char 
         return set_cluster_nats(cfg, value, err, errcap);
     }
     cfg->cluster_keys_set = true;
+    if (!strcmp(key, "cluster-key-file")) {
+        return set_string(cfg->cluster_key_file, sizeof cfg->cluster_key_file, key, value, err,
+                          errcap);
+    }
     if (!strcmp(key, "cluster-stream")) {
         return set_cluster_name(cfg->cluster_stream, key, value, err, errcap);
     }
@@ -444,7 +448,7 @@ int tk_config_set(tk_config *cfg, const char *key, const char *value, char *err,
         }
     }
     if (!strcmp(key, "cluster-nats") || !strcmp(key, "cluster-stream") ||
-        !strcmp(key, "cluster-node")) {
+        !strcmp(key, "cluster-node") || !strcmp(key, "cluster-key-file")) {
         return set_cluster(cfg, key, value, err, errcap);
     }
     if (!strcmp(key, "listen")) {
@@ -717,6 +721,11 @@ int tk_config_validate(const tk_config *cfg, char *err, size_t errcap)
     if (cfg->cluster_nats[0] != '\0' && cfg->cluster_node[0] == '\0') {
         return fail(err, errcap, TK_E_INVALID,
                     "cluster-nats: needs cluster-node (this node's id, unique in the cluster)");
+    }
+    if (cfg->cluster_nats[0] != '\0' && cfg->cluster_key_file[0] == '\0') {
+        return fail(err, errcap, TK_E_INVALID,
+                    "cluster-nats: needs cluster-key-file (the op log's HMAC key, the same on "
+                    "every node)");
     }
     return validate_tls(cfg, err, errcap);
 }
