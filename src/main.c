@@ -560,6 +560,16 @@ static int run(struct options *o)
             tk_log_error("cluster_key_refused", "error=\"%s\"", kerr);
         }
         ccfg.key_len = cluster_key_len;
+        static char nats_password[TK_CLUSTER_PASSWORD_MAX + 1];
+        if (r == 0 && cfg->cluster_nats_user[0] != '\0') {
+            r = tk_cluster_password_load(cfg->cluster_nats_password_file, nats_password,
+                                         sizeof nats_password, kerr, sizeof kerr);
+            if (r != 0) {
+                tk_log_error("cluster_key_refused", "error=\"%s\"", kerr);
+            }
+            ccfg.nats_user = cfg->cluster_nats_user;
+            ccfg.nats_password = nats_password;
+        }
         r = r != 0 ? r : tk_cluster_start(&ccfg, store, committer, &cluster);
         if (r != 0) {
             tk_log_error("cluster_start_failed", "error=\"%s\"", tk_strerror(r));

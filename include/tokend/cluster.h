@@ -37,6 +37,8 @@ typedef struct tk_cluster_cfg {
     unsigned pending;            /* writes waiting at once: the committer's queue_cap */
     const uint8_t *key;          /* cluster-key-file's contents: the entries' HMAC key */
     size_t key_len;              /* TK_CLUSTER_KEY_MIN..TK_CLUSTER_KEY_MAX */
+    const char *nats_user;       /* NULL/"": no user/password (cluster-nats-user) */
+    const char *nats_password;   /* its password (cluster-nats-password-file's contents) */
 } tk_cluster_cfg;
 
 /* Entry authentication: every published entry carries, in the header
@@ -61,6 +63,10 @@ bool tk_cluster_mac_ok(const uint8_t *key, size_t key_len, const char *subject, 
  * with a reason in err. */
 int tk_cluster_key_load(const char *path, uint8_t *key, size_t cap, size_t *len_out, char *err,
                         size_t errcap);
+
+/* Read cluster-nats-password-file the same way (private; at least 1 byte,
+ * shorter than cap, no NUL) into a C string. 0, or an error with err. */
+int tk_cluster_password_load(const char *path, char *out, size_t cap, char *err, size_t errcap);
 
 /* Mark the store as this stream's (tokenctl then refuses local writes),
  * switch the committer to log mode and start the cluster thread, which

@@ -36,23 +36,25 @@ bool tk_cluster_mac_ok(const uint8_t *key, size_t key_len, const char *subject, 
     return tk_ct_equal(want, hex, 2 * TK_CLUSTER_MAC_LEN);
 }
 
-int tk_cluster_key_load(const char *path, uint8_t *key, size_t cap, size_t *len_out, char *err,
-                        size_t errcap)
+/* A secret file named by config key `what`: regular, private, at least min
+ * bytes once trailing whitespace is dropped, shorter than cap. */
+static int load_private(const char *what, size_t min, const char *path, uint8_t *key, size_t cap,
+                        size_t *len_out, char *err, size_t errcap)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
-        snprintf(err, errcap, "cluster-key-file %s: %s", path, strerror(e));
+        snprintf(err, errcap, "%s %s: %s", what, path, strerror(e));
         return -e;
     }
     struct stat st;
     int rc = 0;
     size_t n = 0;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(err, errcap, "cluster-key-file %s: not a regular file", path);
+        snprintf(err, errcap, "%s %s: not a regular file", what, path);
         rc = TK_E_INVALID;
     } else if (st.st_mode & 077) {
-        snprintf(err, errcap, "cluster-key-file %s: readable by group or others (mode %03o)", path,
+        snprintf(err, errcap, "%s %s: readable by group or others (mode %03o)", what, path,
                  (unsigned)(st.st_mode & 0777));
         rc = TK_E_INVALID;
     } else {
@@ -68,7 +70,7 @@ int tk_cluster_key_load(const char *path, uint8_t *key, size_t cap, size_t *len_
             n += (size_t)r;
         }
         if (rc == 0 && n == cap) {
-            snprintf(err, errcap, "cluster-key-file %s: longer than %zu bytes", path, cap - 1);
+            snprintf(err, errcap, "%s %s: longer than %zu bytes", what, path, cap - 1);
             rc = TK_E_INVALID;
         }
     }
@@ -77,13 +79,33 @@ int tk_cluster_key_load(const char *path, uint8_t *key, size_t cap, size_t *len_
            (key[n - 1] == '\n' || key[n - 1] == '\r' || key[n - 1] == ' ' || key[n - 1] == '\t')) {
         n--;
     }
-    if (rc == 0 && n < TK_CLUSTER_KEY_MIN) {
-        snprintf(err, errcap, "cluster-key-file %s: at least %d bytes (e.g. openssl rand -hex 32)",
-                 path, TK_CLUSTER_KEY_MIN);
+    if (rc == 0 && n < min) {
+        snprintf(err, errcap, "%s %s: at least %zu bytes%s", what, path, min,
+                 min > 1 ? " (e.g. openssl rand -hex 32)" : "");
         rc = TK_E_INVALID;
     } else if (rc < 0 && rc != TK_E_INVALID) {
-        snprintf(err, errcap, "cluster-key-file %s: %s", path, strerror(-rc));
+        snprintf(err, errcap, "%s %s: %s", what, path, strerror(-rc));
     }
     *len_out = rc == 0 ? n : 0;
+    return rc;
+}
+
+int tk_cluster_key_load(const char *path, uint8_t *key, size_t cap, size_t *len_out, char *err,
+                        size_t errcap)
+{
+    return load_private("cluster-key-file", TK_CLUSTER_KEY_MIN, path, key, cap, len_out, err,
+                        errcap);
+}
+
+int tk_cluster_password_load(const char *path, char *out, size_t cap, char *err, size_t errcap)
+{
+    size_t n = 0;
+    int rc =
+        load_private("cluster-nats-password-file", 1, path, (uint8_t *)out, cap, &n, err, errcap);
+    if (rc == 0 && memchr(out, '\0', n) != NULL) {
+        snprintf(err, errcap, "cluster-nats-password-file %s: holds a NUL byte", path);
+        rc = TK_E_INVALID;
+    }
+    out[rc == 0 ? n : 0] = '\0';
     return rc;
 }

@@ -62,6 +62,8 @@ struct tk_cluster {
     unsigned replicas;
     uint8_t key[TK_CLUSTER_KEY_MAX]; /* the entries' HMAC key (clmac.c) */
     size_t key_len;
+    char nats_user[TK_CLUSTER_USER_MAX + 1];         /* "": none */
+    char nats_password[TK_CLUSTER_PASSWORD_MAX + 1]; /* with nats_user */
 
     natsOptions *opts;
     natsConnection *nc;
@@ -631,6 +633,9 @@ static int connect_nats(tk_cluster *cl)
     if (s == NATS_OK) {
         s = natsOptions_SetMaxReconnect(cl->opts, -1); /* forever: the node stays stale */
     }
+    if (s == NATS_OK && cl->nats_user[0] != '\0') {
+        s = natsOptions_SetUserInfo(cl->opts, cl->nats_user, cl->nats_password);
+    }
     if (s == NATS_OK) {
         s = natsOptions_SetReconnectWait(cl->opts, 100);
     }
@@ -728,6 +733,14 @@ static int init_names(tk_cluster *cl, const tk_cluster_cfg *cfg)
     }
     memcpy(cl->key, cfg->key, cfg->key_len);
     cl->key_len = cfg->key_len;
+    if (cfg->nats_user != NULL && cfg->nats_user[0] != '\0') {
+        if (strlen(cfg->nats_user) >= sizeof cl->nats_user || cfg->nats_password == NULL ||
+            strlen(cfg->nats_password) >= sizeof cl->nats_password) {
+            return TK_E_INVALID;
+        }
+        strcpy(cl->nats_user, cfg->nats_user);
+        strcpy(cl->nats_password, cfg->nats_password);
+    }
     return 0;
 }
 

@@ -766,6 +766,50 @@ class ForgedEntries(unittest.TestCase):
         self.assertEqual(self.metric(donor, "tokend_cluster_unauthenticated_entries_total"), 0)
 
 
+class NatsCredentials(unittest.TestCase):
+    """cluster-nats-user / cluster-nats-password-file: a nats-server that
+    requires a user and password takes a node with them; a node with a wrong
+    password (or none) is never connected, never ready."""
+
+    def test_user_password(self):
+        root = tempfile.mkdtemp(prefix="tokend-cluster-auth-")
+        self.addCleanup(shutil.rmtree, root, True)
+        nats = Nats(root, "u0", free_port(), free_port(), [])
+        with open(nats.conf, "w") as f:
+            f.write("server_name: u0\nlisten: 127.0.0.1:%d\njetstream { store_dir: \"%s\" }\n"
+                    "authorization { user: tokend, password: \"pw-0123456789\" }\n"
+                    % (nats.port, os.path.join(nats.dir, "js")))
+        self.addCleanup(nats.stop, signal.SIGKILL)
+        nats.start()
+        key = key_file(root)
+        good, bad = os.path.join(root, "good.pw"), os.path.join(root, "bad.pw")
+        for path, pw in ((good, "pw-0123456789\n"), (bad, "pw-0123456788\n")):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(pw)
+        nodes = {}
+        for name, extra in (("good", ["--cluster-nats-user", "tokend",
+                                      "--cluster-nats-password-file", good]),
+                            ("bad", ["--cluster-nats-user", "tokend",
+                                     "--cluster-nats-password-file", bad]),
+                            ("none", [])):
+            d = h.Tokend(os.path.join(root, name), [
+                "--cluster-nats", "nats://127.0.0.1:%d" % nats.port, "--cluster-node", name,
+                "--cluster-stream", "AUTH", "--cluster-key-file", key,
+                "--cluster-max-staleness", str(STALENESS_MS)] + extra)
+            os.makedirs(d.data_dir)
+            d.start()
+            self.addCleanup(d.cleanup)
+            nodes[name] = d
+        self.assertIsNotNone(wait_until(lambda: healthy(nodes["good"]), 30, 0.05),
+                             nodes["good"].stderr())
+        self.assertIn("tokend_cluster_connected 1", nodes["good"].metrics_text())
+        time.sleep(1.0)
+        for name in ("bad", "none"):
+            self.assertFalse(healthy(nodes[name]), nodes[name].stderr())
+            self.assertIn("tokend_cluster_connected 0", nodes[name].metrics_text())
+
+
 class SingleNodeUnchanged(h.DaemonCase):
     """Without cluster-nats: no cluster metrics, /healthz as before, tokenctl writes."""
 

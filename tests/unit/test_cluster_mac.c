@@ -156,10 +156,40 @@ static void test_key_file(void)
     rmdir(dir);
 }
 
+static void test_password_file(void)
+{
+    char dir[] = "/tmp/tokend-clpw-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char path[64], pw[16], err[256];
+    snprintf(path, sizeof path, "%s/p", dir);
+    CHECK_EQ_INT(write_key(path, "s3cret\n", 0600), 0);
+    CHECK_EQ_INT(tk_cluster_password_load(path, pw, sizeof pw, err, sizeof err), 0);
+    CHECK_EQ_STR(pw, "s3cret");
+    CHECK_EQ_INT(write_key(path, "s3cret\n", 0640), 0);
+    CHECK(tk_cluster_password_load(path, pw, sizeof pw, err, sizeof err) != 0);
+    CHECK(strstr(err, "cluster-nats-password-file") != NULL);
+    CHECK_EQ_STR(pw, "");
+    CHECK_EQ_INT(write_key(path, "\n", 0600), 0);
+    CHECK(tk_cluster_password_load(path, pw, sizeof pw, err, sizeof err) != 0);
+    CHECK_EQ_INT(write_key(path, "0123456789abcdef", 0600), 0); /* 16 bytes: no room for NUL */
+    CHECK(tk_cluster_password_load(path, pw, sizeof pw, err, sizeof err) != 0);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (f != NULL) {
+        fwrite("ab\0cd", 1, 5, f);
+        fclose(f);
+    }
+    CHECK(tk_cluster_password_load(path, pw, sizeof pw, err, sizeof err) != 0);
+    CHECK(strstr(err, "NUL") != NULL);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     RUN(test_vector);
     RUN(test_forgeries);
     RUN(test_key_file);
+    RUN(test_password_file);
     return check_report();
 }
