@@ -14,9 +14,11 @@
 #include "bench.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -76,6 +78,28 @@ static int kconn_call(kconn *k, const char *req, size_t len, const char **body)
         }
     }
     return -1;
+}
+
+static int write_key(const char *path)
+{
+    uint8_t raw[32];
+    FILE *r = fopen("/dev/urandom", "rb");
+    bool ok = r != NULL && fread(raw, 1, sizeof raw, r) == sizeof raw;
+    if (r != NULL) {
+        fclose(r);
+    }
+    int fd = ok ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -1;
+    if (fd < 0) {
+        return -1;
+    }
+    char hex[2 * sizeof raw + 2];
+    for (size_t i = 0; i < sizeof raw; i++) {
+        snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+    }
+    hex[2 * sizeof raw] = '\n';
+    ok = write(fd, hex, 2 * sizeof raw + 1) == (ssize_t)(2 * sizeof raw + 1);
+    close(fd);
+    return ok ? 0 : -1;
 }
 
 static int nats_start(const char *nats, unsigned i, unsigned n, const uint16_t *ports,
@@ -207,6 +231,13 @@ static int start_all(const bench_opts *o, cluster_run *cr, size_t n)
             return -1;
         }
     }
+    /* The op log's HMAC key (cluster-key-file): 32 random bytes in hex, 0600. */
+    char key[320];
+    snprintf(key, sizeof key, "%s/cluster.key", cr->nats[0].dir);
+    if (write_key(key) != 0) {
+        bench_log("cannot write %s", key);
+        return -1;
+    }
     for (unsigned i = 0; i < NODES; i++) {
         snprintf(cr->dirs[i], sizeof cr->dirs[i], "%s-node%u", cr->s.data, i);
         char *cp[] = {"cp", "-r", cr->s.data, cr->dirs[i], NULL};
@@ -216,8 +247,8 @@ static int start_all(const bench_opts *o, cluster_run *cr, size_t n)
         char extra[600];
         snprintf(extra, sizeof extra,
                  "--cluster-nats %s --cluster-node n%u --cluster-replicas %u "
-                 "--cluster-max-staleness " STALENESS,
-                 urls, i, cr->nnats);
+                 "--cluster-key-file %s --cluster-max-staleness " STALENESS,
+                 urls, i, cr->nnats, key);
         bench_tokend_extra(extra);
         int rc = tokend_start(o->tokend, cr->dirs[i], -1, &cr->node[i]);
         bench_tokend_extra(NULL);

@@ -429,6 +429,23 @@ static int set_cluster(tk_config *cfg, const char *key, const char *value, char 
         return set_cluster_nats(cfg, value, err, errcap);
     }
     cfg->cluster_keys_set = true;
+    if (!strcmp(key, "cluster-key-file")) {
+        return set_string(cfg->cluster_key_file, sizeof cfg->cluster_key_file, key, value, err,
+                          errcap);
+    }
+    if (!strcmp(key, "cluster-nats-password-file")) {
+        return set_string(cfg->cluster_nats_password_file, sizeof cfg->cluster_nats_password_file,
+                          key, value, err, errcap);
+    }
+    if (!strcmp(key, "cluster-nats-user")) {
+        for (const char *c = value; *c != '\0'; c++) {
+            if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f) {
+                return fail(err, errcap, TK_E_BADINPUT, "cluster-nats-user: printable, no spaces");
+            }
+        }
+        return set_string(cfg->cluster_nats_user, sizeof cfg->cluster_nats_user, key, value, err,
+                          errcap);
+    }
     if (!strcmp(key, "cluster-stream")) {
         return set_cluster_name(cfg->cluster_stream, key, value, err, errcap);
     }
@@ -444,7 +461,8 @@ int tk_config_set(tk_config *cfg, const char *key, const char *value, char *err,
         }
     }
     if (!strcmp(key, "cluster-nats") || !strcmp(key, "cluster-stream") ||
-        !strcmp(key, "cluster-node")) {
+        !strcmp(key, "cluster-node") || !strcmp(key, "cluster-key-file") ||
+        !strcmp(key, "cluster-nats-user") || !strcmp(key, "cluster-nats-password-file")) {
         return set_cluster(cfg, key, value, err, errcap);
     }
     if (!strcmp(key, "listen")) {
@@ -717,6 +735,15 @@ int tk_config_validate(const tk_config *cfg, char *err, size_t errcap)
     if (cfg->cluster_nats[0] != '\0' && cfg->cluster_node[0] == '\0') {
         return fail(err, errcap, TK_E_INVALID,
                     "cluster-nats: needs cluster-node (this node's id, unique in the cluster)");
+    }
+    if (cfg->cluster_nats[0] != '\0' && cfg->cluster_key_file[0] == '\0') {
+        return fail(err, errcap, TK_E_INVALID,
+                    "cluster-nats: needs cluster-key-file (the op log's HMAC key, the same on "
+                    "every node)");
+    }
+    if ((cfg->cluster_nats_user[0] == '\0') != (cfg->cluster_nats_password_file[0] == '\0')) {
+        return fail(err, errcap, TK_E_INVALID,
+                    "cluster-nats-user and cluster-nats-password-file: both or neither");
     }
     return validate_tls(cfg, err, errcap);
 }

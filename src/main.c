@@ -543,14 +543,34 @@ static int run(struct options *o)
     }
     tk_committer_set_map_max(committer, cfg->map_size_max);
     tk_cluster *cluster = NULL;
+    static uint8_t cluster_key[TK_CLUSTER_KEY_MAX + 1];
+    size_t cluster_key_len = 0;
     if (cfg->cluster_nats[0] != '\0') {
         tk_cluster_cfg ccfg = {.urls = cfg->cluster_nats,
+                               .key = cluster_key,
                                .stream = cfg->cluster_stream,
                                .node = cfg->cluster_node,
                                .max_staleness_ms = cfg->cluster_max_staleness,
                                .replicas = cfg->cluster_replicas,
                                .pending = cfg->commit_queue};
-        r = tk_cluster_start(&ccfg, store, committer, &cluster);
+        char kerr[PATH_MAX + 128];
+        r = tk_cluster_key_load(cfg->cluster_key_file, cluster_key, sizeof cluster_key,
+                                &cluster_key_len, kerr, sizeof kerr);
+        if (r != 0) {
+            tk_log_error("cluster_key_refused", "error=\"%s\"", kerr);
+        }
+        ccfg.key_len = cluster_key_len;
+        static char nats_password[TK_CLUSTER_PASSWORD_MAX + 1];
+        if (r == 0 && cfg->cluster_nats_user[0] != '\0') {
+            r = tk_cluster_password_load(cfg->cluster_nats_password_file, nats_password,
+                                         sizeof nats_password, kerr, sizeof kerr);
+            if (r != 0) {
+                tk_log_error("cluster_key_refused", "error=\"%s\"", kerr);
+            }
+            ccfg.nats_user = cfg->cluster_nats_user;
+            ccfg.nats_password = nats_password;
+        }
+        r = r != 0 ? r : tk_cluster_start(&ccfg, store, committer, &cluster);
         if (r != 0) {
             tk_log_error("cluster_start_failed", "error=\"%s\"", tk_strerror(r));
             tk_committer_stop(committer);

@@ -35,7 +35,38 @@ typedef struct tk_cluster_cfg {
     unsigned replicas;           /* stream replicas when tokend creates the stream */
     unsigned publish_timeout_ms; /* 0 = TK_CLUSTER_PUBLISH_TIMEOUT_MS */
     unsigned pending;            /* writes waiting at once: the committer's queue_cap */
+    const uint8_t *key;          /* cluster-key-file's contents: the entries' HMAC key */
+    size_t key_len;              /* TK_CLUSTER_KEY_MIN..TK_CLUSTER_KEY_MAX */
+    const char *nats_user;       /* NULL/"": no user/password (cluster-nats-user) */
+    const char *nats_password;   /* its password (cluster-nats-password-file's contents) */
 } tk_cluster_cfg;
+
+/* Entry authentication: every published entry carries, in the header
+ * TK_CLUSTER_MAC_HEADER, hex HMAC-SHA256(key, subject "\0" entry bytes); a
+ * node applies no entry whose MAC is missing or wrong (it stops advancing
+ * and goes stale: fail closed, never a silent skip). */
+#define TK_CLUSTER_MAC_HEADER "Tokend-Mac"
+#define TK_CLUSTER_MAC_LEN    32
+
+/* The MAC of `data` published on `subject`. 0 or -EIO (OpenSSL failed). */
+int tk_cluster_mac(const uint8_t *key, size_t key_len, const char *subject, const uint8_t *data,
+                   size_t len, uint8_t out[TK_CLUSTER_MAC_LEN]);
+
+/* True when `hex` (NUL-terminated, may be NULL) is the lowercase hex MAC of
+ * `data` on `subject`; compared in constant time. */
+bool tk_cluster_mac_ok(const uint8_t *key, size_t key_len, const char *subject, const uint8_t *data,
+                       size_t len, const char *hex);
+
+/* Read cluster-key-file: a regular file not readable by group or others,
+ * whose contents (trailing whitespace dropped) are the key, at least
+ * TK_CLUSTER_KEY_MIN bytes (e.g. `openssl rand -hex 32`). 0, or an error
+ * with a reason in err. */
+int tk_cluster_key_load(const char *path, uint8_t *key, size_t cap, size_t *len_out, char *err,
+                        size_t errcap);
+
+/* Read cluster-nats-password-file the same way (private; at least 1 byte,
+ * shorter than cap, no NUL) into a C string. 0, or an error with err. */
+int tk_cluster_password_load(const char *path, char *out, size_t cap, char *err, size_t errcap);
 
 /* Mark the store as this stream's (tokenctl then refuses local writes),
  * switch the committer to log mode and start the cluster thread, which
@@ -62,6 +93,7 @@ typedef struct tk_cluster_stats {
     uint64_t write_ns_total, write_n;     /* publish → applied here (what the caller waits) */
     uint64_t apply_ns_total, apply_n;     /* one batch of entries: decode, apply, commit */
     uint64_t resubscribes;                /* consumer (re)created */
+    uint64_t rejected;                    /* entries with no or a wrong MAC (each seq once) */
     int64_t staleness_ms;                 /* since the state was last known current; -1 never */
     bool connected, ready;
 } tk_cluster_stats;

@@ -126,7 +126,10 @@ typedef struct tk_config {
     char cluster_nats[TK_CLUSTER_URLS_MAX];
     char cluster_stream[TK_CLUSTER_NAME_MAX + 1];
     char cluster_node[TK_CLUSTER_NAME_MAX + 1];
-    unsigned cluster_max_staleness; /* ms */
+    char cluster_key_file[PATH_MAX]; /* the op log's HMAC key; required with cluster_nats */
+    char cluster_nats_user[TK_CLUSTER_USER_MAX + 1]; /* "" = no NATS user/password */
+    char cluster_nats_password_file[PATH_MAX];       /* set with cluster_nats_user */
+    unsigned cluster_max_staleness;                  /* ms */
     unsigned cluster_replicas;
     bool cluster_keys_set; /* some cluster-* key other than cluster-nats was given */
 } tk_config;

@@ -20,6 +20,10 @@ int tk_random_bytes(void *buf, size_t len);
  * OpenSSL internal error (a broken invariant, not an operating error). */
 void tk_sha256(const void *data, size_t len, uint8_t out[TK_HASH_LEN]);
 
+/* HMAC-SHA256(key, a || b) (OpenSSL EVP_MAC). 0, or -EIO if OpenSSL failed. */
+int tk_hmac_sha256(const void *key, size_t key_len, const void *a, size_t alen, const void *b,
+                   size_t blen, uint8_t out[TK_HASH_LEN]);
+
 /* Constant-time equality of two equal-length byte strings (CRYPTO_memcmp). */
 bool tk_ct_equal(const void *a, const void *b, size_t len);
 

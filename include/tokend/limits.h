@@ -211,6 +211,13 @@
 #define TK_CLUSTER_PUBLISH_TIMEOUT_MS 2000
 /* The committer retries a failed batch of log entries after this (never drops one). */
 #define TK_CLUSTER_RETRY_MS 100
+/* cluster-key-file: at least 32 bytes (an HMAC-SHA256 key as long as its
+ * output); at most 1 KiB (a key, not a file of anything). */
+#define TK_CLUSTER_KEY_MIN 32
+#define TK_CLUSTER_KEY_MAX 1024
+/* cluster-nats-user and its password file: NATS credentials, short strings. */
+#define TK_CLUSTER_USER_MAX     128
+#define TK_CLUSTER_PASSWORD_MAX 256
 _Static_assert(TK_OP_WIRE_MAX <= UINT16_MAX, "an op's length fits the entry's 2-byte field");
 
 /* ---- Store -------------------------------------------------------------- */

@@ -60,6 +60,10 @@ struct tk_cluster {
     size_t prefix_len;
     uint64_t staleness_ns, publish_timeout_ns, tick_ns;
     unsigned replicas;
+    uint8_t key[TK_CLUSTER_KEY_MAX]; /* the entries' HMAC key (clmac.c) */
+    size_t key_len;
+    char nats_user[TK_CLUSTER_USER_MAX + 1];         /* "": none */
+    char nats_password[TK_CLUSTER_PASSWORD_MAX + 1]; /* with nats_user */
 
     natsOptions *opts;
     natsConnection *nc;
@@ -95,6 +99,9 @@ struct tk_cluster {
     bool behind;                        /* atomic: the stream holds less than the store applied */
     uint64_t behind_head; /* cluster thread: the head of the last poll that ended below it */
     bool want_resub;      /* atomic: the committer met a gap; the consumer is replaced */
+    /* Atomic: the sequence of an entry whose MAC failed (0: none). Nothing
+     * from it on is applied: this node stops there and goes stale. */
+    uint64_t blocked_seq;
     tk_cluster_stats stats;
 };
 
@@ -156,7 +163,8 @@ static int forward(void *ctx, const tk_commit_req *req)
 {
     tk_cluster *cl = ctx;
     if (!__atomic_load_n(&cl->stream_ready, __ATOMIC_ACQUIRE) ||
-        __atomic_load_n(&cl->behind, __ATOMIC_ACQUIRE) || !connected(cl)) {
+        __atomic_load_n(&cl->behind, __ATOMIC_ACQUIRE) ||
+        __atomic_load_n(&cl->blocked_seq, __ATOMIC_ACQUIRE) != 0 || !connected(cl)) {
         CL_ADD(cl, refused, 1);
         return TK_E_UNAVAILABLE;
     }
@@ -190,7 +198,20 @@ static int forward(void *ctx, const tk_commit_req *req)
     char id[MSG_ID_MAX];
     snprintf(id, sizeof id, "%s%" PRIu64, cl->prefix, tag);
     natsMsg *m = NULL;
+    uint8_t mac[TK_CLUSTER_MAC_LEN];
+    char mac_hex[2 * TK_CLUSTER_MAC_LEN + 1];
+    if (tk_cluster_mac(cl->key, cl->key_len, cl->subject, buf, len, mac) != 0) {
+        unsigned w;
+        uint64_t cookie, t0;
+        (void)take_pending(cl, tag, &w, &cookie, &t0); /* nobody else can have it */
+        CL_ADD(cl, refused, 1);
+        return TK_E_UNAVAILABLE;
+    }
+    tk_hex(mac, sizeof mac, mac_hex);
     natsStatus s = natsMsg_Create(&m, cl->subject, NULL, (const char *)buf, (int)len);
+    if (s == NATS_OK) {
+        s = natsMsgHeader_Set(m, TK_CLUSTER_MAC_HEADER, mac_hex);
+    }
     if (s == NATS_OK) {
         jsPubOptions po;
         jsPubOptions_Init(&po);
@@ -303,6 +324,28 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
     }
     if (len > 0) {
         memcpy(payload, natsMsg_GetData(msg), (size_t)len);
+    }
+    /* Authenticated before anything decodes it. An entry that fails is never
+     * applied, nor anything after it (skipping it would let a forger desync
+     * nodes silently): the node stops advancing and goes stale. */
+    uint64_t blocked = __atomic_load_n(&cl->blocked_seq, __ATOMIC_ACQUIRE);
+    const char *mac = NULL;
+    if (blocked != 0 && seq >= blocked) {
+        free(payload);
+        natsMsg_Destroy(msg);
+        return;
+    }
+    if (natsMsgHeader_Get(msg, TK_CLUSTER_MAC_HEADER, &mac) != NATS_OK ||
+        !tk_cluster_mac_ok(cl->key, cl->key_len, cl->subject, payload, (size_t)len, mac)) {
+        __atomic_store_n(&cl->blocked_seq, seq, __ATOMIC_RELEASE);
+        CL_ADD(cl, rejected, 1);
+        tk_log_error("cluster_entry_unauthenticated",
+                     "seq=%" PRIu64 " mac=%s msg=%s note=\"not applied: this node stops here "
+                     "and stays stale; remove the publisher, then restart from a snapshot\"",
+                     seq, mac == NULL ? "none" : "wrong", id != NULL ? "set" : "none");
+        free(payload);
+        natsMsg_Destroy(msg);
+        return;
     }
     natsMsg_Destroy(msg);
     pthread_mutex_lock(&cl->sub_mu);
@@ -474,7 +517,8 @@ static void poll_head(tk_cluster *cl, uint64_t now)
         cl->progress_at = now;
     }
     bool resub = __atomic_exchange_n(&cl->want_resub, false, __ATOMIC_ACQ_REL);
-    if (none || resub || now - cl->progress_at > STALL_NS) {
+    bool blocked = __atomic_load_n(&cl->blocked_seq, __ATOMIC_ACQUIRE) != 0;
+    if (none || resub || (!blocked && now - cl->progress_at > STALL_NS)) {
         if (!none) {
             tk_log_warn("cluster_consumer_stalled", "applied=%" PRIu64 " head=%" PRIu64, done,
                         head);
@@ -589,6 +633,9 @@ static int connect_nats(tk_cluster *cl)
     if (s == NATS_OK) {
         s = natsOptions_SetMaxReconnect(cl->opts, -1); /* forever: the node stays stale */
     }
+    if (s == NATS_OK && cl->nats_user[0] != '\0') {
+        s = natsOptions_SetUserInfo(cl->opts, cl->nats_user, cl->nats_password);
+    }
     if (s == NATS_OK) {
         s = natsOptions_SetReconnectWait(cl->opts, 100);
     }
@@ -681,6 +728,19 @@ static int init_names(tk_cluster *cl, const tk_cluster_cfg *cfg)
     cl->tick_ns = tick < 20000000u ? 20000000u : tick > 500000000u ? 500000000u : tick;
     cl->replicas = cfg->replicas;
     cl->cap = cfg->pending;
+    if (cfg->key == NULL || cfg->key_len < TK_CLUSTER_KEY_MIN || cfg->key_len > sizeof cl->key) {
+        return TK_E_INVALID;
+    }
+    memcpy(cl->key, cfg->key, cfg->key_len);
+    cl->key_len = cfg->key_len;
+    if (cfg->nats_user != NULL && cfg->nats_user[0] != '\0') {
+        if (strlen(cfg->nats_user) >= sizeof cl->nats_user || cfg->nats_password == NULL ||
+            strlen(cfg->nats_password) >= sizeof cl->nats_password) {
+            return TK_E_INVALID;
+        }
+        strcpy(cl->nats_user, cfg->nats_user);
+        strcpy(cl->nats_password, cfg->nats_password);
+    }
     return 0;
 }
 

@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -272,4 +273,21 @@ void tk_hash_ref(const uint8_t hash[TK_HASH_LEN], char out[16])
 {
     memcpy(out, "sha256:", 7);
     tk_hex(hash, 4, out + 7);
+}
+
+int tk_hmac_sha256(const void *key, size_t key_len, const void *a, size_t alen, const void *b,
+                   size_t blen, uint8_t out[TK_HASH_LEN])
+{
+    EVP_MAC *m = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *ctx = m != NULL ? EVP_MAC_CTX_new(m) : NULL;
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
+                           OSSL_PARAM_construct_end()};
+    size_t outl = 0;
+    bool ok = ctx != NULL && EVP_MAC_init(ctx, key, key_len, params) == 1 &&
+              (alen == 0 || EVP_MAC_update(ctx, a, alen) == 1) &&
+              (blen == 0 || EVP_MAC_update(ctx, b, blen) == 1) &&
+              EVP_MAC_final(ctx, out, &outl, TK_HASH_LEN) == 1 && outl == TK_HASH_LEN;
+    EVP_MAC_CTX_free(ctx);
+    EVP_MAC_free(m);
+    return ok ? 0 : -EIO;
 }

@@ -67,6 +67,15 @@ def wait_until(pred, timeout, step=0.002):
         time.sleep(step)
 
 
+def key_file(root, name="cluster.key"):
+    """A cluster-key-file (32 random bytes in hex, mode 0600); its path."""
+    path = os.path.join(root, name)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(os.urandom(32).hex() + "\n")
+    return path
+
+
 def log(msg):
     sys.stderr.write("test_cluster: %s\n" % msg)
 
@@ -142,6 +151,7 @@ class Cluster(h.TokenAsserts, unittest.TestCase):
             cls.addClassCleanup(n.stop, signal.SIGKILL)
             n.start()
         cls.urls = ",".join("nats://127.0.0.1:%d" % n.port for n in cls.nats)
+        cls.key = key_file(cls.root)
         cls.seed()
         cls.nodes = {}
         for name in ("a", "b", "c"):
@@ -195,6 +205,7 @@ class Cluster(h.TokenAsserts, unittest.TestCase):
     @classmethod
     def start_node(cls, name, data_dir):
         d = h.Tokend(data_dir, ["--cluster-nats", cls.urls, "--cluster-node", name,
+                                "--cluster-key-file", cls.key,
                                 "--cluster-replicas", "3",
                                 "--cluster-max-staleness", str(STALENESS_MS),
                                 "--idp-config", cls.idp_config, "--resources", cls.res_path,
@@ -457,6 +468,7 @@ class Cluster(h.TokenAsserts, unittest.TestCase):
         out = h.ctl(self.A.data_dir, "cluster", "snapshot", "--out", snap)
         self.assertGreater(out["log_seq"], 0)
         E = h.Tokend(snap, ["--cluster-nats", self.urls, "--cluster-node", "e",
+                            "--cluster-key-file", self.key,
                             "--cluster-stream", "OTHER", "--cluster-max-staleness",
                             str(STALENESS_MS)])
         E.default_auth = self.rs
@@ -545,6 +557,7 @@ class SsfOnePusher(unittest.TestCase):
                     % (nats.port, os.path.join(nats.dir, "js")))
         self.addCleanup(nats.stop, signal.SIGKILL)
         nats.start()
+        key = key_file(root)
         seed = os.path.join(root, "seed")
         bearer = os.path.join(root, "bearer")
         with open(bearer, "w") as f:
@@ -562,7 +575,8 @@ class SsfOnePusher(unittest.TestCase):
         for name, push in (("a", "on"), ("b", "off"), ("c", "off")):
             d = h.Tokend(os.path.join(root, name), [
                 "--cluster-nats", "nats://127.0.0.1:%d" % nats.port, "--cluster-node", name,
-                "--cluster-max-staleness", str(STALENESS_MS), "--ssf-poll", "50",
+                "--cluster-key-file", key, "--cluster-max-staleness", str(STALENESS_MS),
+                "--ssf-poll", "50",
                 "--ssf-push", push])
             shutil.copytree(seed, d.data_dir)
             d.default_auth = rs
@@ -595,6 +609,207 @@ class SsfOnePusher(unittest.TestCase):
         self.assertEqual(len(set(jtis)), len(jtis))
 
 
+class RawNats:
+    """A bare NATS client over TCP (the protocol's text form): what anyone
+    who reaches the NATS servers can do, no library, no credentials."""
+
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.buf = b""
+        self.line()  # INFO
+        self.s.sendall(b'CONNECT {"verbose":false,"headers":true}\r\nPING\r\n')
+        self.expect(b"PONG")
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.s.recv(65536)
+            if not chunk:
+                raise AssertionError("NATS closed the connection")
+            self.buf += chunk
+        out, self.buf = self.buf.split(b"\r\n", 1)
+        return out
+
+    def exact(self, n):
+        while len(self.buf) < n:
+            self.buf += self.s.recv(65536)
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def expect(self, word):
+        while True:
+            l = self.line()
+            if l == b"PING":
+                self.s.sendall(b"PONG\r\n")
+            elif l.startswith(word):
+                return l
+            elif l.startswith(b"-ERR"):
+                raise AssertionError(l)
+
+    def sub(self, subject):
+        self.s.sendall(b"SUB %s 1\r\nPING\r\n" % subject.encode())
+        self.expect(b"PONG")
+
+    def next_msg(self):
+        """(headers bytes, payload) of the next HMSG/MSG."""
+        l = self.expect(b"HMSG")
+        parts = l.split()
+        hlen, total = int(parts[-2]), int(parts[-1])
+        data = self.exact(total + 2)[:total]
+        return data[:hlen], data[hlen:]
+
+    def pub(self, subject, payload, headers=None):
+        if headers is None:
+            self.s.sendall(b"PUB %s %d\r\n%s\r\nPING\r\n" % (subject.encode(), len(payload),
+                                                           payload))
+        else:
+            hdr = b"NATS/1.0\r\n" + b"".join(b"%s: %s\r\n" % (k.encode(), v.encode())
+                                            for k, v in headers) + b"\r\n"
+            self.s.sendall(b"HPUB %s %d %d\r\n%s%s\r\nPING\r\n" % (
+                subject.encode(), len(hdr), len(hdr) + len(payload), hdr, payload))
+        self.expect(b"PONG")
+
+    def close(self):
+        self.s.close()
+
+
+class ForgedEntries(unittest.TestCase):
+    """The op log is authenticated: an entry published straight to a stream's
+    subject by someone without the cluster key (a genuine entry's bytes with
+    no MAC, with a wrong MAC, or replayed with its real MAC from another
+    stream) is never applied. The node stops at it (fail closed): the token
+    the entry would revoke stays active in its store, the node goes not
+    ready, refuses writes, and counts the entry in /metrics."""
+
+    def setUp(self):
+        root = tempfile.mkdtemp(prefix="tokend-cluster-forge-")
+        self.addCleanup(shutil.rmtree, root, True)
+        nats = Nats(root, "f0", free_port(), free_port(), [])
+        with open(nats.conf, "w") as f:
+            f.write("server_name: f0\nlisten: 127.0.0.1:%d\njetstream { store_dir: \"%s\" }\n"
+                    % (nats.port, os.path.join(nats.dir, "js")))
+        self.addCleanup(nats.stop, signal.SIGKILL)
+        nats.start()
+        self.port = nats.port
+        key = key_file(root)
+        seed = os.path.join(root, "seed")
+        self.rs = h.Client(h.ctl(seed, "client", "add", "--name", "rs", "--role",
+                                 "resource_server"))
+        self.agent = h.Client(h.ctl(seed, "client", "add", "--name", "agent", "--role", "agent",
+                                    "--scope", "read"))
+        sid = h.ctl(seed, "session", "create", "--sub", "u")["sid"]
+        self.tokens = [h.ctl(seed, "token", "issue", "--sid", sid, "--client", self.agent.id,
+                             "--scope", "read")["access_token"] for _ in range(3)]
+        # Every node has the same key, each on its own stream: the donor's
+        # entries are genuine, for DONOR.ops.
+        self.nodes = {}
+        for name in ("DONOR", "L1", "L2", "L3"):
+            d = h.Tokend(os.path.join(root, name), [
+                "--cluster-nats", "nats://127.0.0.1:%d" % nats.port, "--cluster-node",
+                name.lower(), "--cluster-stream", name, "--cluster-key-file", key,
+                "--cluster-max-staleness", str(STALENESS_MS)])
+            shutil.copytree(seed, d.data_dir)
+            d.default_auth = self.rs
+            d.start()
+            self.addCleanup(d.cleanup)
+            self.nodes[name] = d
+        for d in self.nodes.values():
+            self.assertIsNotNone(wait_until(lambda: healthy(d), 60, 0.05), d.stderr())
+
+    def metric(self, d, name):
+        for line in d.metrics_text().splitlines():
+            if line.startswith(name + " "):
+                return int(line.split()[1])
+        self.fail("no %s in /metrics" % name)
+
+    def test_forged_entries_never_applied(self):
+        t = self.tokens[0]
+        raw = RawNats(self.port)
+        self.addCleanup(raw.close)
+        raw.sub("DONOR.ops")
+        donor = self.nodes["DONOR"]
+        self.assertEqual(donor.revoke(t, auth=self.agent).status, 200)
+        hdr, entry = raw.next_msg()
+        mac = [l.split(b":", 1)[1].strip().decode() for l in hdr.split(b"\r\n")
+               if l.lower().startswith(b"tokend-mac:")]
+        self.assertEqual(len(mac), 1, hdr)
+        self.assertEqual(donor.introspect(t).json(), h.INACTIVE)
+        wrong = ("0" if mac[0][0] != "0" else "1") + mac[0][1:]
+        forgeries = {"L1": None,                           # no MAC
+                     "L2": [("Tokend-Mac", wrong)],        # one hex digit off
+                     "L3": [("Tokend-Mac", mac[0])]}       # genuine, for DONOR.ops
+        for stream, headers in forgeries.items():
+            d = self.nodes[stream]
+            self.assertEqual(self.metric(d, "tokend_cluster_unauthenticated_entries_total"), 0)
+            self.assertEqual(d.introspect(t).json()["active"], True)
+            before = self.metric(d, "tokend_cluster_applied_sequence")
+            raw.pub(stream + ".ops", entry, headers)
+            seen = wait_until(lambda: self.metric(
+                d, "tokend_cluster_unauthenticated_entries_total") == 1, 10, 0.05)
+            self.assertIsNotNone(seen, d.stderr())
+            self.assertIn("cluster_entry_unauthenticated", d.stderr())
+            # Not applied: the token is active in the store, the sequence did
+            # not move; the node is not current any more (fail closed).
+            self.assertEqual(self.metric(d, "tokend_cluster_applied_sequence"), before)
+            self.assertIsNotNone(wait_until(lambda: not healthy(d), 10, 0.05))
+            r = d.introspect(t)
+            self.assertIn(r.status, (200, 503), r)
+            if r.status == 200:
+                self.assertEqual(r.json()["active"], True)
+            shown = h.ctl(d.data_dir, "token", "show", t)
+            self.assertIs(shown["active"], True, shown)
+            # Nothing after it is applied either, and writes are refused.
+            self.assertEqual(d.revoke(self.tokens[1], auth=self.agent).status, 503)
+            time.sleep(0.3)
+            self.assertEqual(self.metric(d, "tokend_cluster_applied_sequence"), before)
+            self.assertEqual(self.metric(d, "tokend_cluster_unauthenticated_entries_total"), 1)
+        # The donor, which got only genuine entries, counted none.
+        self.assertEqual(self.metric(donor, "tokend_cluster_unauthenticated_entries_total"), 0)
+
+
+class NatsCredentials(unittest.TestCase):
+    """cluster-nats-user / cluster-nats-password-file: a nats-server that
+    requires a user and password takes a node with them; a node with a wrong
+    password (or none) is never connected, never ready."""
+
+    def test_user_password(self):
+        root = tempfile.mkdtemp(prefix="tokend-cluster-auth-")
+        self.addCleanup(shutil.rmtree, root, True)
+        nats = Nats(root, "u0", free_port(), free_port(), [])
+        with open(nats.conf, "w") as f:
+            f.write("server_name: u0\nlisten: 127.0.0.1:%d\njetstream { store_dir: \"%s\" }\n"
+                    "authorization { user: tokend, password: \"pw-0123456789\" }\n"
+                    % (nats.port, os.path.join(nats.dir, "js")))
+        self.addCleanup(nats.stop, signal.SIGKILL)
+        nats.start()
+        key = key_file(root)
+        good, bad = os.path.join(root, "good.pw"), os.path.join(root, "bad.pw")
+        for path, pw in ((good, "pw-0123456789\n"), (bad, "pw-0123456788\n")):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(pw)
+        nodes = {}
+        for name, extra in (("good", ["--cluster-nats-user", "tokend",
+                                      "--cluster-nats-password-file", good]),
+                            ("bad", ["--cluster-nats-user", "tokend",
+                                     "--cluster-nats-password-file", bad]),
+                            ("none", [])):
+            d = h.Tokend(os.path.join(root, name), [
+                "--cluster-nats", "nats://127.0.0.1:%d" % nats.port, "--cluster-node", name,
+                "--cluster-stream", "AUTH", "--cluster-key-file", key,
+                "--cluster-max-staleness", str(STALENESS_MS)] + extra)
+            os.makedirs(d.data_dir)
+            d.start()
+            self.addCleanup(d.cleanup)
+            nodes[name] = d
+        self.assertIsNotNone(wait_until(lambda: healthy(nodes["good"]), 30, 0.05),
+                             nodes["good"].stderr())
+        self.assertIn("tokend_cluster_connected 1", nodes["good"].metrics_text())
+        time.sleep(1.0)
+        for name in ("bad", "none"):
+            self.assertFalse(healthy(nodes[name]), nodes[name].stderr())
+            self.assertIn("tokend_cluster_connected 0", nodes[name].metrics_text())
+
+
 class SingleNodeUnchanged(h.DaemonCase):
     """Without cluster-nats: no cluster metrics, /healthz as before, tokenctl writes."""
 
@@ -610,6 +825,24 @@ class SingleNodeUnchanged(h.DaemonCase):
         with self.assertRaises(AssertionError) as e:
             d.start()
         self.assertIn("cluster-nats", str(e.exception))
+
+    def test_cluster_needs_a_private_key_file(self):
+        root = tempfile.mkdtemp(prefix="tokend-itest-")
+        self.addCleanup(shutil.rmtree, root, True)
+        base = ["--cluster-nats", "nats://127.0.0.1:1", "--cluster-node", "x"]
+        loose = key_file(root, "loose.key")
+        os.chmod(loose, 0o640)
+        short = key_file(root, "short.key")
+        with open(short, "w") as f:
+            f.write("0123456789abcdef0123456789abcde\n")
+        for extra, why in (([], "cluster-key-file"), (["--cluster-key-file", loose],
+                                                       "group or others"),
+                           (["--cluster-key-file", short], "at least 32"),
+                           (["--cluster-key-file", os.path.join(root, "none")], "none")):
+            d = h.Tokend(os.path.join(root, "d%d" % len(why)), base + extra)
+            with self.assertRaises(AssertionError) as e:
+                d.start()
+            self.assertIn(why, str(e.exception))
 
 
 if __name__ == "__main__":

@@ -314,6 +314,23 @@ static void test_cluster(void)
                  0);
     CHECK(tk_config_validate(&c, err, sizeof err) != 0 && strstr(err, "cluster-node") != NULL);
     CHECK_EQ_INT(tk_config_set(&c, "cluster-node", "node-a_1", err, sizeof err), 0);
+    /* The op log's HMAC key is required: an unauthenticated log is refused. */
+    CHECK(tk_config_validate(&c, err, sizeof err) != 0 && strstr(err, "cluster-key-file") != NULL);
+    CHECK(tk_config_set(&c, "cluster-key-file", "", err, sizeof err) != 0);
+    CHECK_EQ_INT(tk_config_set(&c, "cluster-key-file", "/etc/tokend/cluster.key", err, sizeof err),
+                 0);
+    /* NATS credentials: a printable user name, with a password file, or neither. */
+    CHECK(tk_config_set(&c, "cluster-nats-user", "a b", err, sizeof err) != 0);
+    CHECK(tk_config_set(&c, "cluster-nats-user", "a\x01", err, sizeof err) != 0);
+    CHECK_EQ_INT(tk_config_set(&c, "cluster-nats-user", "tokend", err, sizeof err), 0);
+    CHECK(tk_config_validate(&c, err, sizeof err) != 0 && strstr(err, "both or neither") != NULL);
+    CHECK_EQ_INT(
+        tk_config_set(&c, "cluster-nats-password-file", "/etc/tokend/nats.pw", err, sizeof err), 0);
+    CHECK_EQ_INT(tk_config_validate(&c, err, sizeof err), 0);
+    CHECK_EQ_STR(c.cluster_nats_user, "tokend");
+    c.cluster_nats_user[0] = '\0';
+    CHECK(tk_config_validate(&c, err, sizeof err) != 0 && strstr(err, "both or neither") != NULL);
+    c.cluster_nats_password_file[0] = '\0';
     CHECK_EQ_INT(tk_config_set(&c, "cluster-stream", "TOKEND_PROD", err, sizeof err), 0);
     CHECK_EQ_INT(tk_config_set(&c, "cluster-replicas", "3", err, sizeof err), 0);
     CHECK_EQ_INT(tk_config_set(&c, "cluster-max-staleness", "1500", err, sizeof err), 0);
