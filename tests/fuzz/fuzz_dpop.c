@@ -18,7 +18,7 @@ static ep_dpop_seen *seen;
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (seen == NULL) {
-        EXPECT(ep_dpop_seen_new(&seen) == 0);
+        EXPECT(ep_dpop_seen_new(TK_DPOP_RATE_MIN, &seen) == 0);
     }
     ep_dpop_want want;
     memset(&want, 0, sizeof want);

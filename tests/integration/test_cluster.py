@@ -85,12 +85,14 @@ class Nats:
 
     def __init__(self, root, name, port, cport, routes):
         self.name, self.port = name, port
+        self.mport = free_port()  # monitoring: /healthz says when its JetStream caught up
         self.dir = os.path.join(root, name)
         os.makedirs(self.dir, exist_ok=True)
         self.conf = os.path.join(self.dir, "nats.conf")
         self.log_path = os.path.join(self.dir, "nats.log")
         with open(self.conf, "w") as f:
             f.write("server_name: %s\nlisten: 127.0.0.1:%d\n" % (name, port))
+            f.write("http: 127.0.0.1:%d\n" % self.mport)
             f.write('jetstream { store_dir: "%s" }\n' % os.path.join(self.dir, "js"))
             f.write("cluster { name: tokendtest, listen: 127.0.0.1:%d, routes: [%s] }\n"
                     % (cport, ", ".join("nats-route://127.0.0.1:%d" % r for r in routes)))
@@ -104,6 +106,17 @@ class Nats:
         ok = wait_until(self._listening, 15, 0.02)
         if ok is None:
             raise AssertionError("nats-server %s did not listen:\n%s" % (self.name, self.text()))
+
+    def current(self):
+        """nats-server's own /healthz: 200 once its JetStream (streams and
+        consumers it holds a replica of) has caught up with the cluster."""
+        import urllib.request
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % self.mport,
+                                        timeout=1) as r:
+                return r.status == 200
+        except OSError:
+            return False
 
     def _listening(self):
         try:
@@ -385,7 +398,7 @@ class Cluster(h.TokenAsserts, unittest.TestCase):
                 n503, worst = 0, 0.0
                 for _ in range(3):
                     t = self.take()
-                    n503 += self.revoke_acked(self.A, t, deadline=30)
+                    n503 += self.revoke_acked(self.A, t, deadline=60)
                     # JetStream may elect a new stream or meta leader: seconds.
                     seen = self.window(t, {"b": self.B, "c": self.C}, timeout=30)
                     self.assertEqual(set(seen), {"b", "c"}, self.cluster_logs())
@@ -394,6 +407,9 @@ class Cluster(h.TokenAsserts, unittest.TestCase):
                     % (n.name, n503, worst))
             finally:
                 n.start()
+            # The next kill must leave a quorum: wait until the restarted server's
+            # replica has caught up (on a loaded host that takes seconds).
+            self.assertIsNotNone(wait_until(n.current, 60, 0.1), n.text())
             for d in (self.A, self.B, self.C):
                 self.assertIsNotNone(wait_until(lambda: healthy(d), 30, 0.05))
 
