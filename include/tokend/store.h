@@ -56,6 +56,7 @@ typedef struct tk_prefault_result {
     uint64_t huge_bytes;
     uint64_t reloaded_bytes;
     bool huge_unavailable; /* huge pages asked for, but this kernel or file system gives none */
+    bool huge_too_large;   /* not asked for: the map's used part exceeds half the memory */
 } tk_prefault_result;
 
 /*
@@ -72,7 +73,9 @@ typedef struct tk_prefault_result {
  * the page cache, populate again. Dirty pages and pages another process maps
  * stay as they are. A reload holds the store's map lock, which a remap waits for,
  * and stops for good once the map has moved; if the first 16 MiB reloaded gain no
- * 2 MiB mapping, it stops there (huge_unavailable).
+ * 2 MiB mapping, it stops there (huge_unavailable). Not done at all when the used
+ * part of the map exceeds half the physical memory (huge_too_large): read-ahead
+ * of 2 MiB per missing page would then multiply the reads from disk.
  *
  * Advisory: correctness never depends on it. Run it on its own thread while
  * serving; *stop (may be NULL) is polled between chunks. *out (may be NULL)
