@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "tokend/log.h"
 #include "store_int.h"
@@ -160,6 +161,12 @@ int tk_store_prefault(tk_store *st, const int *stop, bool huge, tk_prefault_resu
     tk_prefault_result res = {0};
     map_span m = {0};
     int rc = span_of(st, &m);
+    long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+    if (rc == 0 && huge && pages > 0 && psize > 0 &&
+        m.used > (uint64_t)pages * (uint64_t)psize / 2) {
+        huge = false; /* a miss would read 2 MiB from disk: not for a map this large */
+        res.huge_too_large = true;
+    }
     if (rc == 0 && huge &&
         (m.base % HUGE_SIZE != 0 || madvise((void *)m.base, m.size, MADV_HUGEPAGE) != 0)) {
         huge = false; /* unaligned map, or a kernel without transparent huge pages */
