@@ -418,6 +418,7 @@ static void *prefault_main(void *arg)
                     (unsigned long long)res.bytes, (unsigned long long)res.huge_bytes,
                     (unsigned long long)res.reloaded_bytes, (unsigned long long)(tk_mono_ms() - t0),
                     !p->huge               ? "off"
+                    : res.huge_too_large   ? "too_large"
                     : res.huge_unavailable ? "unavailable"
                                            : "on");
     } else {
