@@ -67,7 +67,6 @@ void tk_config_defaults(tk_config *cfg)
     cfg->ssf_retry_max_ms = TK_SSF_RETRY_MAX_DEFAULT;
     cfg->ssf_poll_ms = TK_SSF_POLL_MS_DEFAULT;
     cfg->ssf_push = true;
-    cfg->map_huge_pages = true;
     strcpy(cfg->cluster_stream, "TOKEND");
     cfg->cluster_max_staleness = TK_CLUSTER_STALENESS_DEFAULT;
     cfg->cluster_replicas = 1;
@@ -566,13 +565,6 @@ int tk_config_set(tk_config *cfg, const char *key, const char *value, char *err,
         if (!parse_bool(value, &cfg->ssf_push)) {
             return fail(err, errcap, TK_E_BADINPUT, "ssf-push: expected on or off, got \"%s\"",
                         value);
-        }
-        return 0;
-    }
-    if (!strcmp(key, "map-huge-pages")) {
-        if (!parse_bool(value, &cfg->map_huge_pages)) {
-            return fail(err, errcap, TK_E_BADINPUT,
-                        "map-huge-pages: expected on or off, got \"%s\"", value);
         }
         return 0;
     }

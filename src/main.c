@@ -51,7 +51,7 @@ static const char usage[] =
     "              [--outbound-queue N] [--outbound-transfers N]\n"
     "              [--jwks-refresh-min S] [--jwks-refresh-max S] [--jwks-kid-interval S]\n"
     "              [--signing-key-overlap S] [--ssf-retry-min MS] [--ssf-retry-max MS]\n"
-    "              [--ssf-poll MS] [--ssf-push on|off] [--map-huge-pages on|off]\n"
+    "              [--ssf-poll MS] [--ssf-push on|off]\n"
     "\n"
     "Token introspection (RFC 7662) and revocation (RFC 7009) with cascading\n"
     "revocation. Defaults: listen 127.0.0.1:7662, data ./tokend-data, one worker\n"
@@ -396,31 +396,22 @@ static int wait_for_stop(const sigset_t *set, const tk_config *cfg, tk_idp_jwks 
     }
 }
 
-/* Warming the map runs beside the workers: it only saves them page faults
- * (and, with map-huge-pages, TLB misses). */
+/* Warming the map runs beside the workers: it only saves them page faults. */
 struct prefault {
     tk_store *store;
     pthread_t thread;
     int stop;
     bool started;
-    bool huge;
 };
 
 static void *prefault_main(void *arg)
 {
     struct prefault *p = arg;
-    uint64_t t0 = tk_mono_ms();
-    tk_prefault_result res;
-    int r = tk_store_prefault(p->store, &p->stop, p->huge, &res);
+    uint64_t t0 = tk_mono_ms(), bytes = 0;
+    int r = tk_store_prefault(p->store, &p->stop, &bytes);
     if (r == 0) {
-        tk_log_info("map_prefaulted",
-                    "bytes=%llu huge_bytes=%llu reloaded_bytes=%llu ms=%llu huge=%s",
-                    (unsigned long long)res.bytes, (unsigned long long)res.huge_bytes,
-                    (unsigned long long)res.reloaded_bytes, (unsigned long long)(tk_mono_ms() - t0),
-                    !p->huge               ? "off"
-                    : res.huge_too_large   ? "too_large"
-                    : res.huge_unavailable ? "unavailable"
-                                           : "on");
+        tk_log_info("map_prefaulted", "bytes=%llu ms=%llu", (unsigned long long)bytes,
+                    (unsigned long long)(tk_mono_ms() - t0));
     } else {
         tk_log_info("map_prefault_stopped", "error=\"%s\"", tk_strerror(r));
     }
@@ -696,7 +687,7 @@ static int run(struct options *o)
         r = r == 0 ? write_port_files(o, srv) : r;
     }
     int exit_code = r == 0 ? 0 : 1;
-    struct prefault pf = {.store = store, .huge = cfg->map_huge_pages};
+    struct prefault pf = {.store = store};
     if (r == 0) {
         pf.started = pthread_create(&pf.thread, NULL, prefault_main, &pf) == 0;
         int sig = wait_for_stop(&set, cfg, jwks, keys, app);

@@ -11,8 +11,8 @@
  * outbound-timeout, outbound-max-bytes, outbound-queue, outbound-transfers,
  * jwks-refresh-min, jwks-refresh-max, jwks-kid-interval, signing-key-overlap,
  * tls-ca, client-cert-header, client-cert-proxies, ssf-retry-min, ssf-retry-max,
- * ssf-poll, ssf-push, map-huge-pages, cluster-nats, cluster-stream, cluster-node,
- * cluster-max-staleness, cluster-replicas).
+ * ssf-poll, ssf-push, cluster-nats, cluster-stream, cluster-node, cluster-max-staleness,
+ * cluster-replicas).
  *
  * Cluster mode (cluster.h) is on when cluster-nats names the NATS servers
  * (nats://HOST:PORT, comma-separated); cluster-node is then required (this
@@ -122,7 +122,6 @@ typedef struct tk_config {
      * node queues every event; on exactly one node, or every receiver gets
      * each event once per pushing node (README "Cluster"). */
     bool ssf_push;
-    bool map_huge_pages; /* start-up prefault backs the map with 2 MiB pages where it can */
     /* Cluster mode (cluster.h); cluster_nats "" = one node. */
     char cluster_nats[TK_CLUSTER_URLS_MAX];
     char cluster_stream[TK_CLUSTER_NAME_MAX + 1];

@@ -48,43 +48,18 @@ typedef struct tk_store_opts {
 int tk_store_open(const tk_store_opts *opts, tk_store **out);
 void tk_store_close(tk_store *st);
 
-/* What a prefault did: bytes of the map populated; of the map, bytes mapped
- * with 2 MiB pages when it ended (the kernel's FilePmdMapped); bytes dropped
- * from the page cache and read again so that they could be. */
-typedef struct tk_prefault_result {
-    uint64_t bytes;
-    uint64_t huge_bytes;
-    uint64_t reloaded_bytes;
-    bool huge_unavailable; /* huge pages asked for, but this kernel or file system gives none */
-    bool huge_too_large;   /* not asked for: the map's used part exceeds half the memory */
-} tk_prefault_result;
-
 /*
  * Map the used part of the data file into this process's page tables
  * (MADV_POPULATE_READ, or read-ahead on kernels without it), 64 MiB at a
  * time, so the first lookups after start-up do not each take a page fault
  * (measured at 10 M tokens: the fault per first-touched page dominates).
- *
- * With huge: first ask for 2 MiB pages on the map (MADV_HUGEPAGE: read-ahead
- * then fills the page cache with 2 MiB folios, which the kernel maps with one
- * TLB entry each); if, once populated, most of the map is still mapped with
- * 4 KiB pages (pages cached before start, e.g. just written by tokenctl), reload it 2 MiB
- * at a time: drop this process's mappings of the range, drop its clean pages from
- * the page cache, populate again. Dirty pages and pages another process maps
- * stay as they are. A reload holds the store's map lock, which a remap waits for,
- * and stops for good once the map has moved; if the first 16 MiB reloaded gain no
- * 2 MiB mapping, it stops there (huge_unavailable). Not done at all when the used
- * part of the map exceeds half the physical memory (huge_too_large): read-ahead
- * of 2 MiB per missing page would then multiply the reads from disk.
- *
  * Advisory: correctness never depends on it. Run it on its own thread while
- * serving; *stop (may be NULL) is polled between chunks. *out (may be NULL)
- * gets what was done. Uses the map address found at open; opens only
- * /proc/self/smaps (to read FilePmdMapped) when huge. Returns 0, -ENOENT
- * (address unknown), -errno (e.g. the map moved while growing: harmless) or
- * TK_E_STORE.
+ * serving; *stop (may be NULL) is polled between chunks. *bytes_out (may be
+ * NULL) gets the bytes populated. Uses the map address found at open (it
+ * opens no file itself). Returns 0, -ENOENT (address unknown), -errno (e.g.
+ * the map moved while growing: harmless) or TK_E_STORE.
  */
-int tk_store_prefault(tk_store *st, const int *stop, bool huge, tk_prefault_result *out);
+int tk_store_prefault(tk_store *st, const int *stop, uint64_t *bytes_out);
 
 /* Read transactions. begin: 0, TK_E_READERS, TK_E_STORE. renew = reset +
  * renew, so the next reads see every commit made before the call. */

@@ -11,7 +11,6 @@
  */
 #include <errno.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <lmdb.h>
 #include <stdlib.h>
@@ -214,7 +213,6 @@ int tk_store_open(const tk_store_opts *opts, tk_store **out)
     if (st == NULL) {
         return -ENOMEM;
     }
-    pthread_mutex_init(&st->map_mu, NULL);
     st->read_only = opts->read_only;
     st->threaded_readers = opts->threaded_readers;
     int rc = mdb_env_create(&st->env);
@@ -273,11 +271,52 @@ static int find_map(tk_store *st, uintptr_t *base)
     return rc;
 }
 
+int tk_store_prefault(tk_store *st, const int *stop, uint64_t *bytes_out)
+{
+    MDB_envinfo info;
+    MDB_stat es;
+    int rc = mdb_env_info(st->env, &info);
+    if (rc == 0) {
+        rc = mdb_env_stat(st->env, &es);
+    }
+    if (rc != 0) {
+        return tk_store_err(rc, "prefault_info");
+    }
+    uintptr_t base = st->map_base;
+    if (base == 0) {
+        return -ENOENT;
+    }
+    uint64_t used = ((uint64_t)info.me_last_pgno + 1) * es.ms_psize;
+    if (used > info.me_mapsize) {
+        used = info.me_mapsize;
+    }
+    int advice = MADV_POPULATE_READ;
+    uint64_t done = 0;
+    for (uint64_t off = 0; off < used; off += TK_PREFAULT_CHUNK) { /* bounded by the map */
+        if (stop != NULL && __atomic_load_n(stop, __ATOMIC_RELAXED)) {
+            break;
+        }
+        size_t n = (size_t)(used - off < TK_PREFAULT_CHUNK ? used - off : TK_PREFAULT_CHUNK);
+        int r = madvise((void *)(base + off), n, advice);
+        if (r != 0 && errno == EINVAL && advice == MADV_POPULATE_READ) {
+            advice = MADV_WILLNEED; /* kernel older than 5.14: read-ahead only */
+            r = madvise((void *)(base + off), n, advice);
+        }
+        if (r != 0) {
+            return -errno; /* e.g. the map was grown and moved: stop, harmlessly */
+        }
+        done += n;
+    }
+    if (bytes_out != NULL) {
+        *bytes_out = done;
+    }
+    return 0;
+}
+
 void tk_store_close(tk_store *st)
 {
     if (st != NULL) {
         mdb_env_close(st->env);
-        pthread_mutex_destroy(&st->map_mu);
         free(st);
     }
 }
@@ -414,10 +453,8 @@ int tk_store_grow(tk_store *st, uint64_t max)
         want = cur < max / 2 ? cur * 2 : max;
         want -= want % es.ms_psize;
     }
-    pthread_mutex_lock(&st->map_mu); /* the prefault thread never works on a moving map */
     rc = mdb_env_set_mapsize(st->env, (size_t)want);
     st->map_gen++; /* the map may have moved: cached addresses die (tk_revcache) */
-    pthread_mutex_unlock(&st->map_mu);
     if (rc != 0) {
         return tk_store_err(rc, "grow");
     }

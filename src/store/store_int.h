@@ -8,7 +8,6 @@
 #define TOKEND_STORE_INT_H
 
 #include <lmdb.h>
-#include <pthread.h>
 #include <string.h>
 
 #include "tokend/store.h"
@@ -55,10 +54,8 @@ struct tk_store {
     bool absent[DB_COUNT]; /* a late DBI missing from a read-only store */
     bool read_only;
     bool threaded_readers;
-    uintptr_t map_base;     /* where the data file was mapped at open (0: unknown) */
-    uint64_t map_gen;       /* bumped by every remap (tk_store_grow): see tk_revcache */
-    pthread_mutex_t map_mu; /* held across a remap, and by the prefault thread while it reloads a
-                               range of the map (prefault.c): never both at once */
+    uintptr_t map_base; /* where the data file was mapped at open (0: unknown) */
+    uint64_t map_gen;   /* bumped by every remap (tk_store_grow): see tk_revcache */
 };
 
 struct tk_txn {
