@@ -407,6 +407,7 @@ struct prefault {
 static void *prefault_main(void *arg)
 {
     struct prefault *p = arg;
+    (void)pthread_setname_np(pthread_self(), TK_PREFAULT_THREAD); /* ps -L, top -H, tokend-bench */
     uint64_t t0 = tk_mono_ms(), bytes = 0;
     int r = tk_store_prefault(p->store, &p->stop, &bytes);
     if (r == 0) {

@@ -10,6 +10,7 @@
  *
  * tokend-replay --data DIR --tokens FILE --client ID --secret S
  *               [--requests N] [--conns N] [--unknown F] [--map-size BYTES]
+ *               [--prefault off|on]
  * Prints requests, answers by status and wall time per request.
  */
 #include "tokend/config.h"
@@ -35,6 +36,7 @@ typedef struct replay {
     long requests, conns;
     double unknown;
     uint64_t map_size;
+    const char *prefault; /* off, or on: populate the map first, as tokend does at start */
     char *map;
     size_t ntok;
     char authz[640];
@@ -75,7 +77,8 @@ static int args(int argc, char **argv, replay *r)
                   .conns = 64,
                   .unknown = 0.05,
                   .map_size = 1ull << 30,
-                  .rng = 0x9e3779b97f4a7c15ull};
+                  .rng = 0x9e3779b97f4a7c15ull,
+                  .prefault = "off"};
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
         if (strcmp(k, "--data") == 0) {
@@ -94,6 +97,11 @@ static int args(int argc, char **argv, replay *r)
             r->unknown = atof(v);
         } else if (strcmp(k, "--map-size") == 0) {
             r->map_size = strtoull(v, NULL, 10);
+        } else if (strcmp(k, "--prefault") == 0) {
+            if (strcmp(v, "off") && strcmp(v, "on")) {
+                return -1;
+            }
+            r->prefault = v;
         } else {
             return -1;
         }
@@ -181,7 +189,8 @@ int main(int argc, char **argv)
     static replay r;
     if (args(argc, argv, &r) != 0 || map_tokens(&r) != 0) {
         fprintf(stderr, "usage: tokend-replay --data DIR --tokens FILE --client ID --secret S "
-                        "[--requests N] [--conns N] [--unknown F] [--map-size BYTES]\n");
+                        "[--requests N] [--conns N] [--unknown F] [--map-size BYTES]\n"
+                        "                     [--prefault off|on]\n");
         return 2;
     }
     static tk_config cfg;
@@ -199,6 +208,12 @@ int main(int argc, char **argv)
     if (tk_store_open(&so, &store) != 0 || (acfg.store = store, tk_app_create(&acfg, &app)) != 0) {
         fprintf(stderr, "tokend-replay: cannot open %s\n", r.data);
         return 1;
+    }
+    if (strcmp(r.prefault, "off") != 0) { /* as tokend does at start, but before timing */
+        uint64_t bytes = 0;
+        int prc = tk_store_prefault(store, NULL, &bytes);
+        fprintf(stderr, "tokend-replay: prefault rc=%d bytes=%llu\n", prc,
+                (unsigned long long)bytes);
     }
     tk_server_hooks h;
     tk_app_hooks(app, &h);

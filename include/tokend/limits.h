@@ -233,6 +233,9 @@ _Static_assert(TK_OP_WIRE_MAX <= UINT16_MAX, "an op's length fits the entry's 2-
 /* Bytes touched per step of the start-up prefault: large enough to be
  * cheap, small enough that a stop request is seen within milliseconds. */
 #define TK_PREFAULT_CHUNK (64u << 20)
+/* The start-up prefault thread's name (at most 15 bytes): it exits when done,
+ * which is how a load generator knows the map is warm. */
+#define TK_PREFAULT_THREAD "tokend-prefault"
 
 /* ---- tokenctl ------------------------------------------------------------ */
 
