@@ -369,9 +369,9 @@ int as_agent_start(as_agent *ag, uint16_t port)
     return rc;
 }
 
-int as_delegate(const bench_opts *o, const char *data, const as_agent *ag)
+int as_delegate(const char *tokenctl, const char *data, const as_agent *ag)
 {
-    char *argv[] = {(char *)o->tokenctl,   "--data",        (char *)data,       "client", "set",
+    char *argv[] = {(char *)tokenctl,      "--data",        (char *)data,       "client", "set",
                     (char *)ag->client_id, "--delegate-to", (char *)ag->sub_id, NULL};
     char *out = NULL;
     int rc = bench_run(argv, &out);
