@@ -71,6 +71,12 @@ static void target_bars(FILE *f, const bench_report *rp)
     fputs("</svg>\n<p class=\"note\">Dashed line: the target. Green: met.</p>\n", f);
 }
 
+/* Decimals to print v with: none from 100 up, two below. */
+static int digits(double v)
+{
+    return fabs(v) >= 100 ? 0 : 2;
+}
+
 /* One measure of every before/after pair as two bars a row (each row
  * scaled to its larger value: the steps' rates differ by orders of
  * magnitude), the ratio after them. */
@@ -90,12 +96,12 @@ static void pair_bars(FILE *f, const bench_report *rp, bool cpu)
         esc(f, rp->pairs[i].name);
         fprintf(f,
                 "</text>\n<rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"14\" fill=\"#999\"/>"
-                "<text x=\"%.1f\" y=\"%d\" class=\"tick\">before %.4g</text>\n"
+                "<text x=\"%.1f\" y=\"%d\" class=\"tick\">before %.*f</text>\n"
                 "<rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"14\" fill=\"%s\"/>"
-                "<text x=\"%.1f\" y=\"%d\" class=\"tick\">after %.4g</text>\n",
-                x0, y + 4, bw * fmax(vb, 0) / top, x0 + bw * fmax(vb, 0) / top + 4, y + 15, vb, x0,
-                y + 20, bw * fmax(va, 0) / top, palette[0], x0 + bw * fmax(va, 0) / top + 4, y + 31,
-                va);
+                "<text x=\"%.1f\" y=\"%d\" class=\"tick\">after %.*f</text>\n",
+                x0, y + 4, bw * fmax(vb, 0) / top, x0 + bw * fmax(vb, 0) / top + 4, y + 15,
+                digits(vb), vb, x0, y + 20, bw * fmax(va, 0) / top, palette[0],
+                x0 + bw * fmax(va, 0) / top + 4, y + 31, digits(va), va);
         /* above 1: better (more req/s, or less CPU per request) */
         double ratio = cpu ? vb / va : va / vb;
         fprintf(f, "<text x=\"%d\" y=\"%d\" class=\"lbl\" fill=\"%s\">×%.3f", x0 + bw + 110, y + 24,
@@ -298,7 +304,9 @@ int report_html(const bench_report *rp, const char *path)
             "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<title>tokend-bench %s</title>\n<style>body{font:14px sans-serif;margin:2em;"
             "max-width:820px}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
-            "padding:2px 8px;text-align:right;white-space:nowrap}td:first-child{text-align:left}"
+            "padding:2px "
+            "8px;text-align:right;white-space:nowrap}th{white-space:normal}td:first-child{text-"
+            "align:left}"
             ".grid{stroke:#ddd}.tick{font-size:11px;fill:#555}.lbl{font-size:13px}"
             ".note{color:#555;font-size:12px}</style></head><body>\n"
             "<h1>tokend-bench: %s</h1>\n<p>%s · kernel %s · load average before "
