@@ -75,6 +75,9 @@ int http_call(uint16_t port, const char *req, size_t req_len, http_answer *a)
     int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 ? 0 : -errno;
     for (size_t off = 0; rc == 0 && off < req_len;) { /* bounded by req_len */
         ssize_t n = send(fd, req + off, req_len - off, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
         if (n <= 0) {
             rc = -EIO;
             break;
@@ -84,6 +87,9 @@ int http_call(uint16_t port, const char *req, size_t req_len, http_answer *a)
     size_t cl = 0;
     for (int k = 0; rc == 0 && k < 1024; k++) { /* receives per answer */
         ssize_t n = recv(fd, a->buf + a->len, sizeof a->buf - 1 - a->len, 0);
+        if (n < 0 && errno == EINTR) {
+            continue; /* a stop and continue interrupts a receive with a timeout */
+        }
         if (n <= 0) {
             rc = -EIO;
             break;
@@ -355,15 +361,17 @@ int as_agent_start(as_agent *ag, uint16_t port)
         rc = -1;
     }
     if (rc != 0) {
-        bench_log("authorization flow failed at %s (status %d)", step, a ? a->status : 0);
+        int status = a ? a->status : 0;
+        bench_log("authorization flow failed at %s (status %d%s)", step, status,
+                  status == 0 ? ": no answer" : "");
     }
     free(a);
     return rc;
 }
 
-int as_delegate(const bench_opts *o, const char *data, const as_agent *ag)
+int as_delegate(const char *tokenctl, const char *data, const as_agent *ag)
 {
-    char *argv[] = {(char *)o->tokenctl,   "--data",        (char *)data,       "client", "set",
+    char *argv[] = {(char *)tokenctl,      "--data",        (char *)data,       "client", "set",
                     (char *)ag->client_id, "--delegate-to", (char *)ag->sub_id, NULL};
     char *out = NULL;
     int rc = bench_run(argv, &out);

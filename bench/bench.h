@@ -62,7 +62,7 @@ extern const char *const bench_err_names[ERR_KINDS];
 /* Bits of a request tag the loop understands; the rest belong to the scenario. */
 #define TAG_SIDE 0x80000000u /* not counted in requests, latency or errors */
 
-#define LOAD_GROUPS_MAX 4
+#define LOAD_GROUPS_MAX 8
 #define TURNS_MAX       256 /* per group and run: 128 s of 500 ms turns for two groups */
 
 typedef struct load_cfg load_cfg;
@@ -133,8 +133,12 @@ uint64_t bench_now_ns(void);
 
 /* ---- Processes and /proc (proc.c) ---------------------------------------------------------- */
 
+#define SERVER_KIDS_MAX 16 /* worker processes of one server (nginx) */
+
 typedef struct server_proc {
     pid_t pid;
+    pid_t kids[SERVER_KIDS_MAX]; /* nginx's worker processes when it has a master */
+    unsigned nkids;
     uint16_t port;
     uint16_t tls_port; /* its TLS listener after bench_tls_servers (0: none) */
     char dir[256];     /* its temporary folder (data, logs) */
@@ -163,6 +167,10 @@ int tokend_start(const char *tokend, const char *data_dir, int cpu, server_proc 
  * nginx_start these directives in its location (e.g. add_header lines);
  * NULL or "" for none. */
 void bench_tokend_extra(const char *args);
+/* From now on, tokend_start runs tokend with --workers n and nginx_start runs
+ * a master with n worker processes (reuseport), each pinned to n CPUs from
+ * the CPU given (1: one worker, one process, the default). */
+void bench_server_workers(unsigned n);
 void bench_nginx_extra(const char *conf);
 bool nginx_available(void);
 int nginx_start(const char *body, size_t body_len, int cpu, server_proc *sp);
@@ -173,8 +181,12 @@ uint16_t bench_free_port(void);
  * caller) and wait until sp->port accepts. 0 or -1 (stopped, log shown). */
 int bench_spawn_server(char *const argv[], server_proc *sp);
 int proc_cpu_read(pid_t pid, proc_cpu *out);
+/* The server's CPU: its process and its worker processes. */
+int server_cpu_read(const server_proc *sp, proc_cpu *out);
 int proc_mem_read(pid_t pid, proc_mem *out);
 int bench_pin(int cpu);
+/* Pin to CPUs cpu … cpu + n - 1 (cpu < 0: no pin). */
+int bench_pin_n(int cpu, unsigned n);
 /* A string member "key":"…" of a flat JSON document; 0 or -1. */
 int json_get_str(const char *doc, const char *key, char *out, size_t cap);
 
@@ -218,7 +230,7 @@ size_t form_request(char *buf, size_t cap, const char *path, const char *authz, 
 typedef struct bench_opts {
     const char *scenario;
     const char *tokend, *tokenctl;
-    const char *baseline;          /* introspect, revoke: a second tokend binary loaded in turn */
+    const char *baseline;          /* a second tokend binary loaded in turn (before/after) */
     const char *baseline_tokenctl; /* seeds the baseline's own store */
     const char *json_path, *html_path;
     unsigned conns;
@@ -233,13 +245,15 @@ typedef struct bench_opts {
     bool signed_answers; /* introspect: also load RFC 9701 signed introspection */
     const char *grant;   /* token: code, refresh, exchange or all */
     double turn_ms, skip_ms;
-    bool control;  /* forward-auth: nginx against an identical nginx */
-    unsigned nats; /* cluster: nats-servers (and stream replicas); 0 = 3 */
+    bool control;     /* forward-auth: nginx against an identical nginx */
+    unsigned nats;    /* cluster: nats-servers (and stream replicas); 0 = 3 */
+    unsigned workers; /* scale-workers: the server's workers (and CPUs), default 2 */
 } bench_opts;
 
 #define SERIES_MAX  8
 #define ROUNDS_MAX  32
-#define METRICS_MAX 64
+#define METRICS_MAX 192
+#define PAIRS_MAX   8
 #define TARGETS_MAX 8
 #define TABLE_COLS  10
 #define TABLE_ROWS  64
@@ -279,6 +293,15 @@ typedef struct bench_report {
     unsigned nmetrics;
     bench_target targets[TARGETS_MAX];
     unsigned ntargets;
+    /* Before/after (--baseline): series after[i] against series before[i],
+     * indices into series; ratio names the turns_ratio metrics (NAME,
+     * NAME_turn_median, …), "" when the loads ran as rounds. */
+    struct {
+        char name[32];
+        unsigned after, before;
+        char ratio[40];
+    } pairs[PAIRS_MAX];
+    unsigned npairs;
     /* One scenario-specific table (cascade trials, scale sizes). */
     char table_name[32];
     char cols[TABLE_COLS][32];
@@ -291,6 +314,11 @@ bench_series *report_series(bench_report *rp, const char *name);
 void report_metric(bench_report *rp, const char *name, double v);
 void report_target(bench_report *rp, const char *name, double v, double threshold, bool at_most,
                    const char *note);
+/* A before/after pair for the table, JSON and HTML (ratio: see pairs). */
+void report_pair(bench_report *rp, const char *name, const bench_series *after,
+                 const bench_series *before, const char *ratio);
+/* The value of metric name, or NAN. */
+double report_metric_get(const bench_report *rp, const char *name);
 double series_rps(const bench_series *s);
 double series_cpu_us(const bench_series *s); /* server CPU µs per request, or -1 */
 void report_table(const bench_report *rp, FILE *f);
@@ -301,6 +329,7 @@ int report_html(const bench_report *rp, const char *path);
 
 int scen_introspect(const bench_opts *o, bench_report *rp);
 int scen_scale(const bench_opts *o, bench_report *rp);
+int scen_scale_workers(const bench_opts *o, bench_report *rp);
 int scen_cascade(const bench_opts *o, bench_report *rp);
 int scen_revoke(const bench_opts *o, bench_report *rp);
 int scen_introspect_tls(const bench_opts *o, bench_report *rp);
@@ -336,7 +365,7 @@ void seeded_stop(const bench_opts *o, seeded *s);
 int ctl_client_add(const bench_opts *o, const char *data, const char *role, char *id, size_t id_cap,
                    char *secret, size_t secret_cap);
 /* Sample the server's CPU (window hook helper). */
-void series_window(bench_series *s, pid_t pid, bool start, proc_cpu *mark);
+void series_window(bench_series *s, const server_proc *sp, bool start, proc_cpu *mark);
 /* Fold one run into a series (and a round entry). */
 void series_add_run(bench_series *s, const load_result *r, const proc_cpu *cpu);
 /* "10000,10k,10M" into out; returns the count or -1. */
@@ -416,7 +445,7 @@ int as_prepare_with(const char *data_dir, const char *more);
 /* Register the agents, sign in as "bench" and approve once. */
 int as_agent_start(as_agent *ag, uint16_t port);
 /* tokenctl client set AGENT --delegate-to SUB. */
-int as_delegate(const bench_opts *o, const char *data, const as_agent *ag);
+int as_delegate(const char *tokenctl, const char *data, const as_agent *ag);
 /* Codes through GET /authorize for up to seconds, at most cap of them. */
 int as_mint_codes(const bench_opts *o, as_agent *ag, double seconds, size_t cap, code_list *out);
 void code_list_free(code_list *cl);

@@ -17,18 +17,24 @@
 #include <unistd.h>
 
 static const char usage[] =
-    "usage: tokend-bench introspect|introspect-tls|cascade|revoke|scale|token|forward-auth|\n"
-    "                    forward-auth-dpop|cluster\n"
+    "usage: tokend-bench introspect|introspect-tls|cascade|revoke|scale|scale-workers|token|\n"
+    "                    forward-auth|forward-auth-dpop|cluster\n"
     "                    [options]\n"
     "  --tokens N[,N...]   tokens seeded (introspect/revoke: one size, default 10000000 /\n"
-    "                      1000000; scale: sizes, default 10000,10000000; suffixes k, M)\n"
+    "                      1000000; scale: sizes, default 10000,10000000; scale-workers:\n"
+    "                      1000000; suffixes k, M)\n"
     "  --k K[,K...]        cascade: tokens delegated from each root (default 1,1000,100000)\n"
     "  --repeat N          cascade: trials per K (default 3)\n"
     "  --connections N     keep-alive connections (default 64)\n"
     "  --duration S        measured seconds per run (default 5; cascade: per trial, 2)\n"
     "  --warmup S          unmeasured seconds before each run (default 0.5)\n"
-    "  --rounds N          introspect/scale: alternating A/B rounds (default 3)\n"
-    "  --rate R            open loop at R requests/s in total (default: closed loop)\n"
+    "  --rounds N          introspect/scale/scale-workers: alternating A/B rounds\n"
+    "                      (default 3)\n"
+    "  --rate R            open loop at R requests/s in total (default: closed loop;\n"
+    "                      scale-workers: 20000)\n"
+    "  --workers N         scale-workers: tokend --workers N and nginx with N worker\n"
+    "                      processes, against 1 worker of each (default 2); the\n"
+    "                      servers are pinned to N CPUs from --server-cpu\n"
     "  --unknown F         introspect: share of unknown tokens (default 0.05)\n"
     "  --revoked F         introspect: share of revoked tokens (default 0.05)\n"
     "  --cpu N             pin the load generator to CPU N (default 1 on 2+ CPUs)\n"
@@ -36,7 +42,8 @@ static const char usage[] =
     "  --tokend PATH       default: tokend next to this program\n"
     "  --tokenctl PATH     default: tokenctl next to this program\n"
     "  --no-nginx          introspect: no nginx baseline\n"
-    "  --baseline PATH     introspect, revoke: also load this tokend binary in turn\n"
+    "  --baseline PATH     introspect, revoke, token, forward-auth(-dpop): also load this\n"
+    "                      tokend binary in turn\n"
     "                      (before/after), on its own store seeded by its own tokenctl\n"
     "  --baseline-tokenctl PATH  default: the tokenctl beside the --baseline binary\n"
     "  --signed            introspect: also load signed answers (Accept: application/\n"
@@ -86,6 +93,7 @@ enum {
     O_SKIP_MS,
     O_CONTROL,
     O_NATS,
+    O_WORKERS,
 };
 
 static const struct option longopts[] = {
@@ -117,6 +125,7 @@ static const struct option longopts[] = {
     {"skip-ms", 1, 0, O_SKIP_MS},
     {"control", 0, 0, O_CONTROL},
     {"nats", 1, 0, O_NATS},
+    {"workers", 1, 0, O_WORKERS},
     {0, 0, 0, 0},
 };
 
@@ -208,6 +217,8 @@ static int set_opt(bench_opts *o, int c, const char *a)
         return 0;
     case O_NATS:
         return num(a, 1, 3, &v) || v == 2 ? -1 : (o->nats = (unsigned)v, 0);
+    case O_WORKERS:
+        return num(a, 1, SERVER_KIDS_MAX, &v) ? -1 : (o->workers = (unsigned)v, 0);
     default:
         return -1;
     }
@@ -240,6 +251,7 @@ static int parse(int argc, char **argv, bench_opts *o)
                       .revoked_share = 0.05,
                       .turn_ms = 500,
                       .skip_ms = 150,
+                      .workers = 2,
                       .cpu = ncpu >= 2 ? 1 : -1,
                       .server_cpu = ncpu >= 2 ? 0 : -1};
     if (argc < 2 || argv[1][0] == '-') {
@@ -311,6 +323,8 @@ int main(int argc, char **argv)
         rc = scen_revoke(&o, &rp);
     } else if (strcmp(o.scenario, "scale") == 0) {
         rc = scen_scale(&o, &rp);
+    } else if (strcmp(o.scenario, "scale-workers") == 0) {
+        rc = scen_scale_workers(&o, &rp);
     } else if (strcmp(o.scenario, "token") == 0) {
         rc = scen_token(&o, &rp);
     } else if (strcmp(o.scenario, "forward-auth") == 0) {

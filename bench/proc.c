@@ -1,11 +1,14 @@
 /*
  * The processes the harness starts and what it reads about them: tokend on a
  * temporary data folder, nginx with a generated configuration (one process,
- * master_process off, so its CPU time is one /proc entry), tokenctl runs
- * with their stdout captured, and the /proc files that give a server's CPU
- * time (schedstat: nanoseconds, summed over threads) and its memory
- * (smaps_rollup). Every child is pinned before exec when a CPU is given and
- * dies with the harness (PR_SET_PDEATHSIG).
+ * master_process off, so its CPU time is one /proc entry; with
+ * bench_server_workers(N > 1) a master and N worker processes, each with its
+ * own SO_REUSEPORT listener as tokend's workers have), tokenctl runs with
+ * their stdout captured, and the /proc files that give a server's CPU time
+ * (schedstat: nanoseconds, summed over threads and worker processes) and its
+ * memory (smaps_rollup). Every server is pinned before exec when a CPU is
+ * given (to N CPUs from it with N workers) and dies with the harness
+ * (PR_SET_PDEATHSIG).
  */
 #include "bench.h"
 
@@ -39,13 +42,27 @@ void bench_log(const char *fmt, ...)
 
 int bench_pin(int cpu)
 {
+    return bench_pin_n(cpu, 1);
+}
+
+int bench_pin_n(int cpu, unsigned n)
+{
     if (cpu < 0) {
         return 0;
     }
     cpu_set_t set;
     CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
+    for (unsigned k = 0; k < n && k < CPU_SETSIZE; k++) {
+        CPU_SET((unsigned)cpu + k, &set);
+    }
     return sched_setaffinity(0, sizeof set, &set) == 0 ? 0 : -errno;
+}
+
+static unsigned server_workers = 1; /* bench_server_workers */
+
+void bench_server_workers(unsigned n)
+{
+    server_workers = n >= 1 && n <= SERVER_KIDS_MAX ? n : 1;
 }
 
 int bench_mkdtemp(const char *what, char *out, size_t cap)
@@ -72,8 +89,8 @@ void bench_rmtree(const char *dir)
 }
 
 /* fork + exec with stdout to out_fd (-1: inherit) and stderr to err_path
- * (NULL: inherit), pinned to cpu. */
-static pid_t spawn(char *const argv[], int out_fd, const char *err_path, int cpu)
+ * (NULL: inherit), pinned to ncpu CPUs from cpu. */
+static pid_t spawn(char *const argv[], int out_fd, const char *err_path, int cpu, unsigned ncpu)
 {
     pid_t pid = fork();
     if (pid != 0) {
@@ -89,7 +106,7 @@ static pid_t spawn(char *const argv[], int out_fd, const char *err_path, int cpu
             dup2(fd, 2);
         }
     }
-    bench_pin(cpu);
+    bench_pin_n(cpu, ncpu);
     execvp(argv[0], argv);
     fprintf(stderr, "tokend-bench: cannot run %s: %s\n", argv[0], strerror(errno));
     _exit(127);
@@ -101,7 +118,7 @@ int bench_run(char *const argv[], char **out)
     if (out != NULL && pipe2(p, O_CLOEXEC) != 0) {
         return -1;
     }
-    pid_t pid = spawn(argv, p[1], NULL, -1);
+    pid_t pid = spawn(argv, p[1], NULL, -1, 1);
     if (p[1] >= 0) {
         close(p[1]);
     }
@@ -256,8 +273,10 @@ int tokend_start(const char *tokend, const char *data_dir, int cpu, server_proc 
     snprintf(port_file, sizeof port_file, "%s/port", sp->dir);
     snprintf(tls_port_file, sizeof tls_port_file, "%s/tls-port", sp->dir);
     snprintf(log, sizeof log, "%s/tokend.log", sp->dir);
+    char workers[16];
+    snprintf(workers, sizeof workers, "%u", server_workers);
     char *args[] = {(char *)tokend, "--listen", "127.0.0.1:0", "--port-file", port_file, "--data",
-                    (char *)data_dir, "--workers", "1", "--log-level", "warn",
+                    (char *)data_dir, "--workers", workers, "--log-level", "warn",
                     /* with bench_tls_servers: a TLS listener beside the plain one */
                     tls_cert[0] ? "--listen" : NULL, "127.0.0.1:0 tls", "--tls-cert", tls_cert,
                     "--tls-key", tls_key, "--tls-port-file", tls_port_file, NULL};
@@ -282,7 +301,7 @@ int tokend_start(const char *tokend, const char *data_dir, int cpu, server_proc 
         argv[n++] = t;
     }
     argv[n] = NULL;
-    sp->pid = spawn(argv, -1, log, cpu);
+    sp->pid = spawn(argv, -1, log, cpu, server_workers);
     for (int i = 0; sp->pid > 0 && i < 600; i++) { /* 60 s */
         FILE *f = fopen(port_file, "r");
         unsigned port = 0;
@@ -336,16 +355,18 @@ static int nginx_conf(const server_proc *sp, const char *body, size_t body_len, 
     if (f == NULL) {
         return -errno;
     }
+    /* One process, or a master and N workers with a listener each (reuseport). */
+    bool multi = server_workers > 1;
     fprintf(f,
-            "daemon off;\nmaster_process off;\nworker_processes 1;\npid %s/nginx.pid;\n"
+            "daemon off;\nmaster_process %s;\nworker_processes %u;\npid %s/nginx.pid;\n"
             "error_log %s/error.log warn;\nevents { worker_connections 8192; }\n"
             "http {\n  access_log off;\n  keepalive_requests 1000000000;\n"
             "  client_body_temp_path %s/body;\n  proxy_temp_path %s/proxy;\n"
             "  fastcgi_temp_path %s/fcgi;\n  uwsgi_temp_path %s/uwsgi;\n"
             "  scgi_temp_path %s/scgi;\n"
-            "  server {\n    listen 127.0.0.1:%u%s;\n",
-            sp->dir, sp->dir, sp->dir, sp->dir, sp->dir, sp->dir, sp->dir, sp->port,
-            tls_cert[0] ? " ssl" : "");
+            "  server {\n    listen 127.0.0.1:%u%s%s;\n",
+            multi ? "on" : "off", server_workers, sp->dir, sp->dir, sp->dir, sp->dir, sp->dir,
+            sp->dir, sp->dir, sp->port, tls_cert[0] ? " ssl" : "", multi ? " reuseport" : "");
     if (tls_cert[0]) { /* nginx's defaults otherwise: tickets on, TLS 1.2 and 1.3 */
         fprintf(f,
                 "    ssl_certificate %s;\n    ssl_certificate_key %s;\n"
@@ -358,6 +379,36 @@ static int nginx_conf(const server_proc *sp, const char *body, size_t body_len, 
             "%s      return 200 '%.*s';\n    }\n  }\n}\n",
             nginx_extra, (int)body_len, body);
     return fclose(f) == 0 ? 0 : -EIO;
+}
+
+/* sp->pid's child processes (nginx's workers): 0 when there are want of them. */
+static int find_kids(server_proc *sp, unsigned want)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    sp->nkids = 0;
+    for (int n = 0; d != NULL && n < 1000000 && (e = readdir(d)) != NULL; n++) {
+        char path[300], line[512];
+        if (e->d_name[0] < '1' || e->d_name[0] > '9') {
+            continue;
+        }
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        bool got = f != NULL && fgets(line, sizeof line, f) != NULL;
+        if (f != NULL) {
+            fclose(f);
+        }
+        const char *p = got ? strrchr(line, ')') : NULL;
+        int ppid = 0;
+        if (p != NULL && sscanf(p + 2, "%*c %d", &ppid) == 1 && ppid == (int)sp->pid &&
+            sp->nkids < SERVER_KIDS_MAX) {
+            sp->kids[sp->nkids++] = (pid_t)atoi(e->d_name);
+        }
+    }
+    if (d != NULL) {
+        closedir(d);
+    }
+    return sp->nkids >= want ? 0 : -1;
 }
 
 int nginx_start(const char *body, size_t body_len, int cpu, server_proc *sp)
@@ -381,9 +432,9 @@ int nginx_start(const char *body, size_t body_len, int cpu, server_proc *sp)
         return rc ? rc : -EADDRNOTAVAIL;
     }
     char *argv[] = {"/usr/sbin/nginx", "-p", sp->dir, "-c", conf, "-e", log, NULL};
-    sp->pid = spawn(argv, -1, log, cpu);
+    sp->pid = spawn(argv, -1, log, cpu, server_workers);
     for (int i = 0; sp->pid > 0 && i < 100; i++) { /* 10 s */
-        if (port_open(sp->port)) {
+        if ((server_workers == 1 || find_kids(sp, server_workers) == 0) && port_open(sp->port)) {
             return 0;
         }
         if (waitpid(sp->pid, NULL, WNOHANG) == sp->pid) {
@@ -407,7 +458,7 @@ int bench_spawn_server(char *const argv[], server_proc *sp)
 {
     char log[300];
     snprintf(log, sizeof log, "%s/server.log", sp->dir);
-    sp->pid = spawn(argv, -1, log, -1);
+    sp->pid = spawn(argv, -1, log, -1, 1);
     for (int i = 0; sp->pid > 0 && i < 150; i++) { /* 15 s */
         if (port_open(sp->port)) {
             return 0;
@@ -491,6 +542,19 @@ int proc_cpu_read(pid_t pid, proc_cpu *out)
         closedir(d);
     }
     return 0;
+}
+
+int server_cpu_read(const server_proc *sp, proc_cpu *out)
+{
+    int rc = proc_cpu_read(sp->pid, out);
+    for (unsigned k = 0; rc == 0 && k < sp->nkids; k++) {
+        proc_cpu kid;
+        rc = proc_cpu_read(sp->kids[k], &kid);
+        out->total_ns += kid.total_ns;
+        out->user_ticks += kid.user_ticks;
+        out->sys_ticks += kid.sys_ticks;
+    }
+    return rc;
 }
 
 int proc_mem_read(pid_t pid, proc_mem *out)

@@ -54,6 +54,29 @@ void report_target(bench_report *rp, const char *name, double v, double threshol
     t->met = isfinite(v) && (at_most ? v <= threshold : v >= threshold);
 }
 
+void report_pair(bench_report *rp, const char *name, const bench_series *after,
+                 const bench_series *before, const char *ratio)
+{
+    if (rp->npairs >= PAIRS_MAX || after == NULL || before == NULL) {
+        return;
+    }
+    snprintf(rp->pairs[rp->npairs].name, sizeof rp->pairs[0].name, "%s", name);
+    rp->pairs[rp->npairs].after = (unsigned)(after - rp->series);
+    rp->pairs[rp->npairs].before = (unsigned)(before - rp->series);
+    snprintf(rp->pairs[rp->npairs].ratio, sizeof rp->pairs[0].ratio, "%s", ratio ? ratio : "");
+    rp->npairs++;
+}
+
+double report_metric_get(const bench_report *rp, const char *name)
+{
+    for (unsigned i = 0; i < rp->nmetrics; i++) {
+        if (strcmp(rp->metrics[i].name, name) == 0) {
+            return rp->metrics[i].value;
+        }
+    }
+    return NAN;
+}
+
 double series_rps(const bench_series *s)
 {
     return s->r.seconds > 0 ? (double)s->r.requests / s->r.seconds : 0;
@@ -80,16 +103,28 @@ void report_table(const bench_report *rp, FILE *f)
 {
     fprintf(f, "\n%s  (load average before: %.2f %.2f %.2f)\n\n", rp->scenario, rp->load_before[0],
             rp->load_before[1], rp->load_before[2]);
-    fprintf(f, "%-24s %10s %10s %9s %9s %9s %9s %9s %8s %9s\n", "series", "requests", "req/s",
+    fprintf(f, "%-34s %10s %10s %9s %9s %9s %9s %9s %8s %9s\n", "series", "requests", "req/s",
             "p50 us", "p90 us", "p99 us", "p99.9 us", "max us", "errors", "srv us/req");
     for (unsigned i = 0; i < rp->nseries; i++) {
         const bench_series *s = &rp->series[i];
         const hist *h = &s->r.lat;
-        fprintf(f, "%-24s %10llu %10.0f %9.1f %9.1f %9.1f %9.1f %9.1f %8llu %9.2f\n", s->name,
+        fprintf(f, "%-34s %10llu %10.0f %9.1f %9.1f %9.1f %9.1f %9.1f %8llu %9.2f\n", s->name,
                 (unsigned long long)s->r.requests, series_rps(s),
                 (double)hist_quantile(h, 0.5) / 1e3, (double)hist_quantile(h, 0.9) / 1e3,
                 (double)hist_quantile(h, 0.99) / 1e3, (double)hist_quantile(h, 0.999) / 1e3,
                 (double)h->max / 1e3, (unsigned long long)errors_total(&s->r), series_cpu_us(s));
+    }
+    if (rp->npairs > 0) {
+        fprintf(f, "\nbefore (baseline) / after:\n%-12s %12s %12s %8s %14s %14s %9s\n", "step",
+                "req/s before", "req/s after", "ratio", "us/req before", "us/req after",
+                "cpu ratio");
+        for (unsigned i = 0; i < rp->npairs; i++) {
+            const bench_series *a = &rp->series[rp->pairs[i].after];
+            const bench_series *b = &rp->series[rp->pairs[i].before];
+            fprintf(f, "%-12s %12.0f %12.0f %8.3f %14.2f %14.2f %9.3f\n", rp->pairs[i].name,
+                    series_rps(b), series_rps(a), series_rps(a) / series_rps(b), series_cpu_us(b),
+                    series_cpu_us(a), series_cpu_us(b) / series_cpu_us(a));
+        }
     }
     if (rp->nrows > 0) {
         fprintf(f, "\n%s:\n", rp->table_name);
@@ -233,6 +268,8 @@ static void json_config(jw *w, const bench_opts *o)
     jw_num(w, "turn_ms", o->turn_ms);
     jw_num(w, "skip_ms", o->skip_ms);
     jw_num(w, "control", o->control ? 1 : 0);
+    jw_num(w, "workers", o->workers);
+    jw_str(w, "baseline", o->baseline ? o->baseline : "");
     jw_close(w, '}');
 }
 
@@ -285,6 +322,38 @@ static void json_series(jw *w, const bench_series *s)
     jw_close(w, '}');
 }
 
+/* before_after: [{name, after, before (series names), rps_after, rps_before,
+ * ratio_throughput, server_us_after, server_us_before, ratio_server_cpu
+ * (before / after: above 1 when the new one spends less), and with turns
+ * ratio_turn_median, ratio_ci95}]. */
+static void json_pairs(jw *w, const bench_report *rp)
+{
+    jw_open(w, "before_after", '[');
+    for (unsigned i = 0; i < rp->npairs; i++) {
+        const bench_series *a = &rp->series[rp->pairs[i].after];
+        const bench_series *b = &rp->series[rp->pairs[i].before];
+        jw_open(w, NULL, '{');
+        jw_str(w, "name", rp->pairs[i].name);
+        jw_str(w, "after", a->name);
+        jw_str(w, "before", b->name);
+        jw_num(w, "rps_after", series_rps(a));
+        jw_num(w, "rps_before", series_rps(b));
+        jw_num(w, "ratio_throughput", series_rps(a) / series_rps(b));
+        jw_num(w, "server_us_after", series_cpu_us(a));
+        jw_num(w, "server_us_before", series_cpu_us(b));
+        jw_num(w, "ratio_server_cpu", series_cpu_us(b) / series_cpu_us(a));
+        if (rp->pairs[i].ratio[0] != '\0') {
+            char m[64];
+            snprintf(m, sizeof m, "%s_turn_median", rp->pairs[i].ratio);
+            jw_num(w, "ratio_turn_median", report_metric_get(rp, m));
+            snprintf(m, sizeof m, "%s_ci95", rp->pairs[i].ratio);
+            jw_num(w, "ratio_ci95", report_metric_get(rp, m));
+        }
+        jw_close(w, '}');
+    }
+    jw_close(w, ']');
+}
+
 int report_json(const bench_report *rp, const char *path)
 {
     jw w = {.f = fopen(path, "w")};
@@ -323,6 +392,7 @@ int report_json(const bench_report *rp, const char *path)
         jw_close(&w, '}');
     }
     jw_close(&w, ']');
+    json_pairs(&w, rp);
     jw_open(&w, "table", '{');
     jw_str(&w, "name", rp->table_name);
     jw_open(&w, "columns", '[');

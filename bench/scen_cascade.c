@@ -333,7 +333,7 @@ static int rv_turn(const bench_opts *o, rv *v, size_t end, bench_series *se, uin
         return 0;
     }
     proc_cpu mark;
-    series_window(se, v->s->srv.pid, true, &mark);
+    series_window(se, &v->s->srv, true, &mark);
     load_cfg cfg = {.port = v->s->srv.port,
                     .conns = o->conns,
                     .duration_s = o->duration_s,
@@ -347,7 +347,7 @@ static int rv_turn(const bench_opts *o, rv *v, size_t end, bench_series *se, uin
     load_result *res = malloc(sizeof *res);
     int rc = res ? load_run_once(&cfg, res) : -1;
     if (rc == 0) {
-        series_window(se, v->s->srv.pid, false, &mark);
+        series_window(se, &v->s->srv, false, &mark);
         series_add_run(se, res, &mark);
         for (int k = 0; k < ERR_KINDS; k++) {
             *failed += res->errors[k];
@@ -430,6 +430,7 @@ int scen_revoke(const bench_opts *o, bench_report *rp)
             report_metric(rp, "ratio_throughput_vs_baseline", per_s / ok_per_s(se[1]));
             report_metric(rp, "ratio_server_cpu_vs_baseline",
                           series_cpu_us(se[1]) / series_cpu_us(se[0]));
+            report_pair(rp, "revoke", se[0], se[1], "");
         }
         if (se[0]->r.ok == 0 || (have_base && se[1]->r.ok == 0)) {
             rc = -1;

@@ -202,10 +202,10 @@ void seeded_stop(const bench_opts *o, seeded *s)
 
 /* ---- Series ------------------------------------------------------------------------------- */
 
-void series_window(bench_series *s, pid_t pid, bool start, proc_cpu *mark)
+void series_window(bench_series *s, const server_proc *sp, bool start, proc_cpu *mark)
 {
     proc_cpu now;
-    if (pid <= 0 || proc_cpu_read(pid, &now) != 0) {
+    if (sp->pid <= 0 || server_cpu_read(sp, &now) != 0) {
         s->have_cpu = false;
         return;
     }

@@ -46,7 +46,7 @@ typedef struct mix {
     struct ssl_ctx_st *tls; /* load over TLS (the servers' tls_port) */
     /* the run in progress */
     bench_series *cur;
-    pid_t pid;
+    const server_proc *srv;
     proc_cpu mark;
 } mix;
 
@@ -119,7 +119,7 @@ static bool mix_done(void *arg, unsigned conn, uint32_t tag, int status, const c
 static void mix_window(void *arg, bool start)
 {
     mix *m = arg;
-    series_window(m->cur, m->pid, start, &m->mark);
+    series_window(m->cur, m->srv, start, &m->mark);
 }
 
 static int run_one(const bench_opts *o, mix *m, const server_proc *sp, bench_series *se)
@@ -139,7 +139,7 @@ static int run_one(const bench_opts *o, mix *m, const server_proc *sp, bench_ser
         .window = mix_window,
     };
     m->cur = se;
-    m->pid = sp->pid;
+    m->srv = sp;
     se->have_cpu = true;
     bool had_cpu = se->nrounds == 0 || se->have_cpu;
     load_result *res = malloc(sizeof *res);
@@ -441,6 +441,7 @@ int introspect_run(const bench_opts *o, bench_report *rp, struct ssl_ctx_st *tls
         report_metric(rp, "baseline_server_us_per_req", series_cpu_us(sb));
         report_metric(rp, "ratio_throughput_vs_baseline", series_rps(st) / series_rps(sb));
         report_metric(rp, "ratio_server_cpu_vs_baseline", series_cpu_us(sb) / series_cpu_us(st));
+        report_pair(rp, "introspect", st, sb, "");
     }
     if (have_base) {
         seeded_stop(o, sbase);
@@ -541,6 +542,130 @@ int scen_scale(const bench_opts *o, bench_report *rp)
     }
     for (int i = 0; i < started; i++) {
         seeded_stop(o, &s[i]);
+    }
+    free(s);
+    free(m);
+    return rc;
+}
+
+/* ---- scale-workers -------------------------------------------------------------------------- */
+
+/* Metrics KEY_rps, _achieved_share (of the offered rate), _p99_us,
+ * _server_us_per_req and _cores (server CPU seconds per second). */
+static void workers_metrics(bench_report *rp, const char *key, const bench_series *se,
+                            double offered)
+{
+    char name[128];
+    double rps = series_rps(se), us = series_cpu_us(se);
+    snprintf(name, sizeof name, "%s_rps", key);
+    report_metric(rp, name, rps);
+    snprintf(name, sizeof name, "%s_achieved_share", key);
+    report_metric(rp, name, rps / offered);
+    snprintf(name, sizeof name, "%s_p99_us", key);
+    report_metric(rp, name, (double)hist_quantile(&se->r.lat, 0.99) / 1e3);
+    snprintf(name, sizeof name, "%s_server_us_per_req", key);
+    report_metric(rp, name, us);
+    snprintf(name, sizeof name, "%s_cores", key);
+    report_metric(rp, name, us > 0 ? us * rps / 1e6 : -1);
+}
+
+/* tokend with 1 and N workers (each on its own store of the same size) and
+ * nginx with 1 and N worker processes, loaded in turn at the same open-loop
+ * rate: what a second core buys, and what it costs per request. */
+int scen_scale_workers(const bench_opts *o, bench_report *rp)
+{
+    bench_opts ow = *o; /* paced: the load generator shares the servers' cores */
+    ow.rate = o->rate > 0 ? o->rate : 20000;
+    unsigned nw = o->workers;
+    size_t n = first_size(o->tokens_list);
+    if (nw < 2) {
+        bench_log("scale-workers: --workers must be 2 or more (compared with 1)");
+        return -1;
+    }
+    seeded *s = calloc(2, sizeof *s);
+    mix *m = calloc(2, sizeof *m);
+    server_proc ng[2] = {{0}, {0}};
+    int rc = s && m ? 0 : -1, started = 0;
+    for (; rc == 0 && started < 2; started++) {
+        bench_server_workers(started ? nw : 1);
+        rc = seeded_start(o, n ? n : 1000000, &s[started]);
+        if (rc != 0) {
+            break;
+        }
+        mix *mk = &m[started];
+        mix_init(mk, &s[started], "/introspect", s[started].rs_authz,
+                 bench_now_ns() ^ (uint64_t)started);
+        mk->p_unknown = o->unknown_share;
+        mk->p_revoked = o->revoked_share;
+        size_t nrev = (size_t)(o->revoked_share * (double)s[started].tf.n);
+        nrev = nrev > 100000 ? 100000 : nrev;
+        nrev = nrev >= s[started].tf.n ? s[started].tf.n - 1 : nrev;
+        if (nrev > 0 && revoke_first(o, &s[started], nrev) == 0) {
+            mk->nrev = nrev;
+        }
+    }
+    size_t len = rc == 0 ? answer_len(&m[0], s[0].srv.port) : 0;
+    bool have_ng = rc == 0 && !o->no_nginx && nginx_available();
+    for (unsigned k = 0; have_ng && k < 2; k++) {
+        bench_server_workers(k ? nw : 1);
+        have_ng = nginx_same_body(len, o->server_cpu, &ng[k]) == 0;
+    }
+    bench_server_workers(1);
+    char name[4][48], key[4][24];
+    for (unsigned k = 0; k < 4; k++) {
+        unsigned w = k % 2 ? nw : 1;
+        const char *who = k < 2 ? "tokend" : "nginx";
+        snprintf(name[k], sizeof name[k], "%s %u worker%s", who, w, w > 1 ? "s" : "");
+        snprintf(key[k], sizeof key[k], "%s_%uw", who, w);
+    }
+    bench_series *se[4] = {NULL, NULL, NULL, NULL};
+    ab_target t[4];
+    unsigned nt = 0;
+    for (unsigned k = 0; rc == 0 && k < (have_ng ? 4u : 2u); k++) {
+        se[k] = report_series(rp, name[k]);
+        t[nt++] = (ab_target){k < 2 ? &s[k].srv : &ng[k - 2], se[k], k < 2, &m[k < 2 ? k : 0]};
+    }
+    if (rc == 0) {
+        bench_log("scale-workers: %u vs 1 worker, open loop at %.0f req/s", nw, ow.rate);
+        ab_rounds(&ow, &m[0], t, nt);
+        report_metric(rp, "workers", nw);
+        report_metric(rp, "offered_rps", ow.rate);
+        report_metric(rp, "tokens", (double)s[0].tf.n);
+        for (unsigned k = 0; k < nt; k++) {
+            workers_metrics(rp, key[k], se[k], ow.rate);
+        }
+        report_metric(rp, "tokend_cpu_ratio_workers", series_cpu_us(se[1]) / series_cpu_us(se[0]));
+        report_metric(rp, "tokend_throughput_ratio_workers", series_rps(se[1]) / series_rps(se[0]));
+    }
+    if (rc == 0 && have_ng) {
+        report_metric(rp, "nginx_cpu_ratio_workers", series_cpu_us(se[3]) / series_cpu_us(se[2]));
+        report_metric(rp, "nginx_throughput_ratio_workers", series_rps(se[3]) / series_rps(se[2]));
+        report_metric(rp, "ratio_throughput", series_rps(se[1]) / series_rps(se[3]));
+        report_metric(rp, "ratio_server_cpu", series_cpu_us(se[3]) / series_cpu_us(se[1]));
+    }
+    snprintf(rp->table_name, sizeof rp->table_name, "workers");
+    const char *cols[] = {"workers",           "offered_rps", "tokend_rps",   "tokend_p99_us",
+                          "tokend_us_per_req", "nginx_rps",   "nginx_p99_us", "nginx_us_per_req"};
+    for (size_t c = 0; rc == 0 && c < sizeof cols / sizeof cols[0]; c++) {
+        snprintf(rp->cols[c], sizeof rp->cols[c], "%s", cols[c]);
+        rp->ncols = (unsigned)c + 1;
+    }
+    for (unsigned k = 0; rc == 0 && k < 2; k++) {
+        double *row = rp->rows[rp->nrows++];
+        const bench_series *a = se[k], *b = se[k + 2];
+        row[0] = k ? nw : 1;
+        row[1] = ow.rate;
+        row[2] = series_rps(a);
+        row[3] = (double)hist_quantile(&a->r.lat, 0.99) / 1e3;
+        row[4] = series_cpu_us(a);
+        row[5] = b ? series_rps(b) : -1;
+        row[6] = b ? (double)hist_quantile(&b->r.lat, 0.99) / 1e3 : -1;
+        row[7] = b ? series_cpu_us(b) : -1;
+    }
+    server_stop(&ng[0]);
+    server_stop(&ng[1]);
+    for (int k = 0; k < started && k < 2; k++) {
+        seeded_stop(o, &s[k]);
     }
     free(s);
     free(m);

@@ -98,36 +98,46 @@ double turns_ratio(bench_report *rp, const char *name, const load_result *a, con
 
 /* ---- The load ------------------------------------------------------------------------------- */
 
-typedef struct tload {
-    const bench_opts *o;
-    as_agent *ag;
+/* One tokend and what its loads use: the new one (side 0) and, with
+ * --baseline, the baseline binary on its own store (side 1). */
+typedef struct tside {
     const seeded *s;
-    unsigned conns, ngroups;
-    int kind[LOAD_GROUPS_MAX];
-    pid_t pid[LOAD_GROUPS_MAX]; /* the server each group loads (CPU sampling) */
-    proc_cpu mark[LOAD_GROUPS_MAX], cpu[LOAD_GROUPS_MAX];
-    bool cpu_ok[LOAD_GROUPS_MAX];
+    as_agent *ag;
+    const char *tokenctl;
     /* token */
     code_list codes;
     size_t next_code;
-    bool codes_out, revokes_out;
     char (*rt)[AS_TOKEN_CAP]; /* refresh chain per connection of the refresh group */
     char subject[AS_TOKEN_CAP];
     size_t next_revoke;
     char revoke_prefix[1024];
     size_t revoke_prefix_len;
-    bool logged[LOAD_GROUPS_MAX];
     /* forward-auth */
     tok_pair *fa;
     size_t nfa;
-    uint64_t rng;
-    bool *ident; /* per connection: the last answer carried X-Auth-Subject */
     /* forward-auth-dpop: proofs signed before the run (request i: token
      * fa[i % nfa], proof i), signed inline once used up or stale */
-    const dpop_key *dk;
     char *pool; /* npool proofs of POOL_STRIDE bytes */
     size_t npool, next_proof, inline_signed;
     int64_t pool_iat;
+} tside;
+
+typedef struct tload {
+    const bench_opts *o;
+    tside side[2];
+    unsigned nsides;
+    unsigned conns, ngroups;
+    int kind[LOAD_GROUPS_MAX];
+    unsigned gside[LOAD_GROUPS_MAX];         /* the side whose material a group uses */
+    bool nginx[LOAD_GROUPS_MAX];             /* the group loads nginx (forward-auth) */
+    const server_proc *srv[LOAD_GROUPS_MAX]; /* the server each group loads (CPU) */
+    proc_cpu mark[LOAD_GROUPS_MAX], cpu[LOAD_GROUPS_MAX];
+    bool cpu_ok[LOAD_GROUPS_MAX];
+    bool codes_out, revokes_out;
+    bool logged[LOAD_GROUPS_MAX];
+    uint64_t rng;
+    bool *ident; /* per connection: the last answer carried X-Auth-Subject */
+    const dpop_key *dk;
 } tload;
 
 #define POOL_STRIDE 640
@@ -148,24 +158,24 @@ static size_t token_post(char *buf, size_t cap, const char *body, size_t bl)
 }
 
 /* GET /auth with Authorization: DPoP and a proof: the next one signed
- * ahead while fresh (iat at most 50 s old), else one signed now. The other
- * group (nginx, which checks nothing) sends the first proof again: the same
- * bytes on the wire. */
-static size_t dpop_auth_request(tload *t, bool fresh, char *buf, size_t cap)
+ * ahead while fresh (iat at most 50 s old), else one signed now. nginx,
+ * which checks nothing, is sent the first proof again: the same bytes on
+ * the wire. */
+static size_t dpop_auth_request(const tload *t, tside *sd, bool fresh, char *buf, size_t cap)
 {
     char own[DPOP_PROOF_CAP];
-    const char *proof = t->pool;
-    size_t i = fresh ? t->next_proof++ : 0;
-    const tok_pair *p = &t->fa[i % t->nfa];
+    const char *proof = sd->pool;
+    size_t i = fresh ? sd->next_proof++ : 0;
+    const tok_pair *p = &sd->fa[i % sd->nfa];
     int64_t now = (int64_t)time(NULL);
-    if (fresh && (i >= t->npool || now - t->pool_iat > 50)) {
+    if (fresh && (i >= sd->npool || now - sd->pool_iat > 50)) {
         if (dpop_proof(t->dk, "GET", FA_HTU, p->at, i, now, own, sizeof own) == 0) {
             return 0;
         }
         proof = own;
-        t->inline_signed++;
+        sd->inline_signed++;
     } else {
-        proof = t->pool + i * POOL_STRIDE;
+        proof = sd->pool + i * POOL_STRIDE;
     }
     int n = snprintf(buf, cap,
                      "GET /auth HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: DPoP %s\r\n"
@@ -175,27 +185,27 @@ static size_t dpop_auth_request(tload *t, bool fresh, char *buf, size_t cap)
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
-/* Sign the proofs of the DPoP turns ahead: about 20 000/s of tokend's turns
- * (more than one worker verifies), at most POOL_MAX. */
-static int dpop_pool(const bench_opts *o, tload *t)
+/* Sign the proofs of one tokend's DPoP turns ahead: about 20 000/s of its
+ * turns (more than one worker verifies), at most POOL_MAX. */
+static int dpop_pool(const bench_opts *o, const tload *t, tside *sd)
 {
     double secs = o->duration_s / t->ngroups + o->warmup_s;
     double want = 20000.0 * secs * 1.3 + 1000;
-    t->npool = want < POOL_MAX ? (size_t)want : POOL_MAX;
-    t->pool = malloc(t->npool * POOL_STRIDE);
-    if (t->pool == NULL) {
+    sd->npool = want < POOL_MAX ? (size_t)want : POOL_MAX;
+    sd->pool = malloc(sd->npool * POOL_STRIDE);
+    if (sd->pool == NULL) {
         return -1;
     }
-    t->pool_iat = (int64_t)time(NULL);
+    sd->pool_iat = (int64_t)time(NULL);
     uint64_t t0 = bench_now_ns();
-    for (size_t i = 0; i < t->npool; i++) {
-        if (dpop_proof(t->dk, "GET", FA_HTU, t->fa[i % t->nfa].at, i, t->pool_iat,
-                       t->pool + i * POOL_STRIDE, POOL_STRIDE) == 0) {
+    for (size_t i = 0; i < sd->npool; i++) {
+        if (dpop_proof(t->dk, "GET", FA_HTU, sd->fa[i % sd->nfa].at, i, sd->pool_iat,
+                       sd->pool + i * POOL_STRIDE, POOL_STRIDE) == 0) {
             bench_log("forward-auth-dpop: signing a proof failed");
             return -1;
         }
     }
-    bench_log("signed %zu DPoP proofs ahead in %.1f s", t->npool,
+    bench_log("signed %zu DPoP proofs ahead in %.1f s", sd->npool,
               (double)(bench_now_ns() - t0) / 1e9);
     return 0;
 }
@@ -204,43 +214,44 @@ static size_t t_make(void *arg, unsigned conn, char *buf, size_t cap, uint32_t *
 {
     tload *t = arg;
     unsigned g = conn / t->conns, slot = conn % t->conns;
+    tside *sd = &t->side[t->gside[g]];
     char body[768];
     int bl = 0;
     *tag = g;
     switch (t->kind[g]) {
     case G_CODE:
-        if (t->next_code >= t->codes.n) {
+        if (sd->next_code >= sd->codes.n) {
             t->codes_out = true;
             return 0;
         }
-        return redeem_request(buf, cap, t->ag, t->codes.codes[t->next_code++], NULL);
+        return redeem_request(buf, cap, sd->ag, sd->codes.codes[sd->next_code++], NULL);
     case G_REFRESH:
-        if (t->rt[slot][0] == '\0') {
+        if (sd->rt[slot][0] == '\0') {
             return 0;
         }
         bl = snprintf(body, sizeof body, "grant_type=refresh_token&refresh_token=%s&client_id=%s",
-                      t->rt[slot], t->ag->client_id);
+                      sd->rt[slot], sd->ag->client_id);
         break;
     case G_EXCHANGE:
         bl = snprintf(body, sizeof body,
                       "grant_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3Agrant-type%%3Atoken-exchange"
                       "&subject_token=%s&subject_token_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3A"
                       "token-type%%3Aaccess_token&scope=mcp%%3Aread&client_id=%s",
-                      t->subject, t->ag->sub_id);
+                      sd->subject, sd->ag->sub_id);
         break;
     case G_REVOKE:
-        if (t->next_revoke >= t->s->tf.n || t->revoke_prefix_len + TOKEN_LEN > cap) {
+        if (sd->next_revoke >= sd->s->tf.n || sd->revoke_prefix_len + TOKEN_LEN > cap) {
             t->revokes_out = true;
             return 0;
         }
-        memcpy(buf, t->revoke_prefix, t->revoke_prefix_len);
-        memcpy(buf + t->revoke_prefix_len, token_at(&t->s->tf, t->next_revoke++), TOKEN_LEN);
-        return t->revoke_prefix_len + TOKEN_LEN;
+        memcpy(buf, sd->revoke_prefix, sd->revoke_prefix_len);
+        memcpy(buf + sd->revoke_prefix_len, token_at(&sd->s->tf, sd->next_revoke++), TOKEN_LEN);
+        return sd->revoke_prefix_len + TOKEN_LEN;
     default: { /* G_AUTH */
         if (t->dk != NULL) {
-            return dpop_auth_request(t, g == 0, buf, cap);
+            return dpop_auth_request(t, sd, !t->nginx[g], buf, cap);
         }
-        const tok_pair *p = &t->fa[rng_next(&t->rng) % t->nfa];
+        const tok_pair *p = &sd->fa[rng_next(&t->rng) % sd->nfa];
         int n = snprintf(buf, cap,
                          "GET /auth HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n"
                          "X-Forwarded-Method: GET\r\nX-Forwarded-Proto: https\r\n"
@@ -278,7 +289,7 @@ static bool t_done(void *arg, unsigned conn, uint32_t tag, int status, const cha
         ok = json_get_str(body, "access_token", at, sizeof at) == 0 && at[0] != '\0';
     }
     if (kind == G_REFRESH) { /* the chain goes on with the new refresh token, or ends */
-        char *rt = t->rt[conn % t->conns];
+        char *rt = t->side[t->gside[g]].rt[conn % t->conns];
         if (status == 503) {
             /* not submitted (no room for the answer): the same token again */
         } else if (!ok || json_get_str(body, "refresh_token", rt, AS_TOKEN_CAP) != 0) {
@@ -288,8 +299,8 @@ static bool t_done(void *arg, unsigned conn, uint32_t tag, int status, const cha
     }
     if (!ok && !t->logged[g]) {
         t->logged[g] = true;
-        bench_log("%s: unexpected answer %d %.*s", group_names[kind], status,
-                  (int)(len < 200 ? len : 200), body);
+        bench_log("%s%s: unexpected answer %d %.*s", group_names[kind],
+                  t->gside[g] ? " (baseline)" : "", status, (int)(len < 200 ? len : 200), body);
     }
     return ok;
 }
@@ -305,7 +316,7 @@ static void t_turn(void *arg, unsigned group, bool start)
 {
     tload *t = arg;
     proc_cpu now;
-    if (proc_cpu_read(t->pid[group], &now) != 0) {
+    if (server_cpu_read(t->srv[group], &now) != 0) {
         t->cpu_ok[group] = false;
         return;
     }
@@ -318,7 +329,7 @@ static void t_turn(void *arg, unsigned group, bool start)
     t->cpu[group].sys_ticks += now.sys_ticks - t->mark[group].sys_ticks;
 }
 
-static int turns_run(const bench_opts *o, tload *t, const uint16_t port[], load_result *res)
+static int turns_run(const bench_opts *o, tload *t, load_result *res)
 {
     load_cfg cfg = {.conns = t->conns,
                     .duration_s = o->duration_s,
@@ -336,7 +347,7 @@ static int turns_run(const bench_opts *o, tload *t, const uint16_t port[], load_
                     .skip_ms = o->skip_ms,
                     .turn = t_turn};
     for (unsigned g = 0; g < t->ngroups; g++) {
-        cfg.group_port[g] = port[g];
+        cfg.group_port[g] = t->srv[g]->port;
         t->cpu_ok[g] = true;
     }
     return load_run_once(&cfg, res);
@@ -350,6 +361,45 @@ static bool has_errors(const load_result *r)
         }
     }
     return false;
+}
+
+/* The group's series: its kind's name, "(baseline)" after it for side 1. */
+static bench_series *group_series(bench_report *rp, const tload *t, unsigned g, const char *name)
+{
+    char full[48];
+    snprintf(full, sizeof full, "%s%s", name, t->gside[g] ? " (baseline)" : "");
+    return report_series(rp, full);
+}
+
+/* Start the baseline binary on a store of its own (seeded by its own
+ * tokenctl) with the options bench_tokend_extra holds; false when there is
+ * no --baseline or it did not start (logged: the run goes on without). */
+static bool baseline_start(const bench_opts *o, size_t n, seeded *sb)
+{
+    if (o->baseline == NULL) {
+        return false;
+    }
+    if (seeded_start_bins(o, n, o->baseline, o->baseline_tokenctl, sb) == 0) {
+        return true;
+    }
+    bench_log("baseline %s (tokenctl %s) did not start: no baseline series", o->baseline,
+              o->baseline_tokenctl);
+    return false;
+}
+
+/* Before/after metrics of two groups that took turns: NAME_vs_baseline with
+ * its per-turn spread (after / before answers/s) and
+ * NAME_server_cpu_vs_baseline (before / after server µs per request). */
+static void vs_baseline(bench_report *rp, const char *name, const load_result *ra,
+                        const load_result *rb, bench_series *sa, bench_series *sb)
+{
+    char m[48], pair[32];
+    snprintf(m, sizeof m, "ratio_%s_vs_baseline", name);
+    turns_ratio(rp, m, ra, rb);
+    snprintf(pair, sizeof pair, "%s", name);
+    report_pair(rp, pair, sa, sb, m);
+    snprintf(m, sizeof m, "ratio_%s_server_cpu_vs_baseline", name);
+    report_metric(rp, m, series_cpu_us(sb) / series_cpu_us(sa));
 }
 
 /* ---- token ---------------------------------------------------------------------------------- */
@@ -370,8 +420,8 @@ static int grant_kinds(const char *grant, int kind[])
     return n;
 }
 
-/* Everything a token run needs, made just before it. */
-static int token_material(const bench_opts *o, tload *t, const seeded *s)
+/* Everything one tokend's token loads need, made just before the run. */
+static int token_material(const bench_opts *o, const tload *t, tside *sd)
 {
     bool code = false, refresh = false, exchange = false;
     for (unsigned g = 0; g < t->ngroups; g++) {
@@ -379,117 +429,156 @@ static int token_material(const bench_opts *o, tload *t, const seeded *s)
         refresh |= t->kind[g] == G_REFRESH;
         exchange |= t->kind[g] == G_EXCHANGE;
     }
-    if (exchange && as_delegate(o, s->data, t->ag) != 0) {
+    if (exchange && as_delegate(sd->tokenctl, sd->s->data, sd->ag) != 0) {
         return -1;
     }
     size_t npairs = (refresh ? t->conns : 0) + 1;
     tok_pair *p = calloc(npairs, sizeof *p);
-    t->rt = calloc(t->conns, AS_TOKEN_CAP);
-    int rc = p && t->rt ? as_token_pairs(o, t->ag, npairs, p) : -1;
+    sd->rt = calloc(t->conns, AS_TOKEN_CAP);
+    int rc = p && sd->rt ? as_token_pairs(o, sd->ag, npairs, p) : -1;
     for (size_t i = 0; rc == 0 && refresh && i < t->conns; i++) {
-        memcpy(t->rt[i], p[i + 1].rt, AS_TOKEN_CAP);
+        memcpy(sd->rt[i], p[i + 1].rt, AS_TOKEN_CAP);
     }
     if (rc == 0) {
-        memcpy(t->subject, p[0].at, AS_TOKEN_CAP);
+        memcpy(sd->subject, p[0].at, AS_TOKEN_CAP);
     }
     free(p);
     if (rc == 0 && code) { /* enough for the code group's share of the run, minted last */
         double secs = (o->duration_s / t->ngroups + o->warmup_s) * 1.5 + 0.5;
-        rc = as_mint_codes(o, t->ag, secs, 2000000, &t->codes);
+        rc = as_mint_codes(o, sd->ag, secs, 2000000, &sd->codes);
     }
     return rc;
+}
+
+/* A side ready for token loads: its agent signed in, the revoke request's head. */
+static int token_side(tside *sd, const seeded *s, as_agent *ag, const char *tokenctl)
+{
+    sd->s = s;
+    sd->ag = ag;
+    sd->tokenctl = tokenctl;
+    char dummy[TOKEN_LEN];
+    memset(dummy, 'x', sizeof dummy);
+    sd->revoke_prefix_len = form_request(sd->revoke_prefix, sizeof sd->revoke_prefix, "/revoke",
+                                         s->agent_authz, dummy, TOKEN_LEN) -
+                            TOKEN_LEN;
+    return as_agent_start(ag, s->srv.port);
+}
+
+static const char *const grant_what[] = {"code", "refresh", "exchange", "revoke"};
+
+/* Per grant group g of one side: NAME_per_s, _p99_us, _server_us_per_req and
+ * ratio_NAME_vs_revoke (prefix "baseline_" for the baseline's). */
+static void token_grant_metrics(bench_report *rp, const tload *t, unsigned g, unsigned rv,
+                                const load_result *res, bool target)
+{
+    const char *w = grant_what[t->kind[g]], *pre = t->gside[g] ? "baseline_" : "";
+    char name[48], note[96];
+    snprintf(name, sizeof name, "%s%s_per_s", pre, w);
+    report_metric(rp, name, res[g].seconds > 0 ? (double)res[g].ok / res[g].seconds : 0);
+    snprintf(name, sizeof name, "%s%s_p99_us", pre, w);
+    report_metric(rp, name, (double)hist_quantile(&res[g].lat, 0.99) / 1e3);
+    snprintf(name, sizeof name, "%s%s_server_us_per_req", pre, w);
+    report_metric(rp, name, series_cpu_us(group_series(rp, t, g, group_names[t->kind[g]])));
+    snprintf(name, sizeof name, "%sratio_%s_vs_revoke", pre, w);
+    double ratio = turns_ratio(rp, name, &res[g], &res[rv]);
+    if (target) {
+        snprintf(note, sizeof note, "durable %s answers/s / durable revocations/s, same run", w);
+        report_target(rp, name, ratio, 0.5, false, note);
+    }
 }
 
 int scen_token(const bench_opts *o, bench_report *rp)
 {
     tload *t = calloc(1, sizeof *t);
-    seeded *s = calloc(1, sizeof *s);
-    as_agent *ag = calloc(1, sizeof *ag);
+    seeded *s = calloc(2, sizeof *s);
+    as_agent *ag = calloc(2, sizeof *ag);
     load_result *res = calloc(LOAD_GROUPS_MAX, sizeof *res);
     char dir[256] = "";
-    int n = t ? grant_kinds(o->grant, t->kind) : 0;
+    int kinds[4];
+    int n = grant_kinds(o->grant, kinds);
     int rc = t && s && ag && res && n > 0 ? bench_mkdtemp("as", dir, sizeof dir) : -1;
     if (n == 0) {
         bench_log("token: --grant code|refresh|exchange|all");
     }
     rc = rc ? rc : as_prepare(dir);
     size_t ntok = first_size(o->tokens_list);
-    rc = rc ? rc : seeded_start(o, ntok ? ntok : 200000, s);
+    rc = rc ? rc : seeded_start(o, ntok ? ntok : 200000, &s[0]);
+    bool base = rc == 0 && baseline_start(o, s[0].tf.n, &s[1]);
     bench_tokend_extra(NULL);
     if (rc == 0) {
+        /* Each grant, then revoke; with a baseline each load of the new
+         * tokend is followed by the same load of the baseline. */
         t->o = o;
-        t->ag = ag;
-        t->s = s;
         t->conns = o->conns;
-        t->kind[n] = G_REVOKE;
-        t->ngroups = (unsigned)n + 1;
-        char dummy[TOKEN_LEN];
-        memset(dummy, 'x', sizeof dummy);
-        t->revoke_prefix_len = form_request(t->revoke_prefix, sizeof t->revoke_prefix, "/revoke",
-                                            s->agent_authz, dummy, TOKEN_LEN) -
-                               TOKEN_LEN;
-        rc = as_agent_start(ag, s->srv.port);
+        t->nsides = base ? 2 : 1;
+        kinds[n] = G_REVOKE;
+        for (int k = 0; k <= n; k++) {
+            for (unsigned sd = 0; sd < t->nsides; sd++) {
+                unsigned g = t->ngroups++;
+                t->kind[g] = kinds[k];
+                t->gside[g] = sd;
+                t->srv[g] = &s[sd].srv;
+            }
+        }
+        rc = token_side(&t->side[0], &s[0], &ag[0], o->tokenctl);
     }
-    rc = rc ? rc : token_material(o, t, s);
-    uint16_t port[LOAD_GROUPS_MAX];
-    for (unsigned g = 0; rc == 0 && g < t->ngroups; g++) {
-        port[g] = s->srv.port;
-        t->pid[g] = s->srv.pid;
+    if (rc == 0 && base) {
+        rc = token_side(&t->side[1], &s[1], &ag[1], o->baseline_tokenctl);
     }
-    rc = rc ? rc : turns_run(o, t, port, res);
+    for (unsigned sd = 0; rc == 0 && sd < t->nsides; sd++) {
+        rc = token_material(o, t, &t->side[sd]);
+    }
+    rc = rc ? rc : turns_run(o, t, res);
     if (rc == 0 && (t->codes_out || t->revokes_out)) {
         bench_log("the run ended early: %s ran out (the turns before count)",
                   t->codes_out ? "authorization codes" : "tokens to revoke");
     }
     bool wrong = false;
     for (unsigned g = 0; rc == 0 && g < t->ngroups; g++) {
-        bench_series *se = report_series(rp, group_names[t->kind[g]]);
+        bench_series *se = group_series(rp, t, g, group_names[t->kind[g]]);
         turns_series(se, &res[g], t->cpu_ok[g] ? &t->cpu[g] : NULL);
         wrong |= has_errors(&res[g]) || res[g].ok == 0;
     }
-    const load_result *rv = rc == 0 ? &res[t->ngroups - 1] : NULL;
+    /* the revoke groups are the last one (or two: new, baseline) */
+    unsigned rv = t->ngroups - t->nsides;
     if (rc == 0) {
-        report_metric(rp, "revocations_per_s", rv->seconds > 0 ? (double)rv->ok / rv->seconds : 0);
-        report_metric(rp, "revoke_p99_us", (double)hist_quantile(&rv->lat, 0.99) / 1e3);
+        const load_result *r = &res[rv];
+        report_metric(rp, "revocations_per_s", r->seconds > 0 ? (double)r->ok / r->seconds : 0);
+        report_metric(rp, "revoke_p99_us", (double)hist_quantile(&r->lat, 0.99) / 1e3);
         report_metric(rp, "revoke_server_us_per_req",
                       series_cpu_us(report_series(rp, group_names[G_REVOKE])));
-        report_metric(rp, "codes_minted", (double)t->codes.n);
-        report_metric(rp, "codes_redeemed", (double)t->next_code);
+        report_metric(rp, "codes_minted", (double)t->side[0].codes.n);
+        report_metric(rp, "codes_redeemed", (double)t->side[0].next_code);
         report_metric(rp, "turn_ms", o->turn_ms);
         report_metric(rp, "skip_ms", o->skip_ms);
     }
-    static const char *const what[] = {"code", "refresh", "exchange"};
-    for (unsigned g = 0; rc == 0 && g + 1 < t->ngroups; g++) {
-        const char *w = what[t->kind[g]];
-        char name[48], note[96];
-        snprintf(name, sizeof name, "%s_per_s", w);
-        report_metric(rp, name, res[g].seconds > 0 ? (double)res[g].ok / res[g].seconds : 0);
-        snprintf(name, sizeof name, "%s_p99_us", w);
-        report_metric(rp, name, (double)hist_quantile(&res[g].lat, 0.99) / 1e3);
-        snprintf(name, sizeof name, "%s_server_us_per_req", w);
-        report_metric(rp, name, series_cpu_us(report_series(rp, group_names[t->kind[g]])));
-        snprintf(name, sizeof name, "ratio_%s_vs_revoke", w);
-        double ratio = turns_ratio(rp, name, &res[g], rv);
-        snprintf(note, sizeof note, "durable %s answers/s / durable revocations/s, same run", w);
-        report_target(rp, name, ratio, 0.5, false, note);
+    for (unsigned g = 0; rc == 0 && g < rv; g++) {
+        token_grant_metrics(rp, t, g, rv + t->gside[g], res, t->gside[g] == 0);
     }
-    if (rc == 0 && t->next_revoke > 0) { /* what was revoked is inactive */
-        size_t sample = t->next_revoke < 1000 ? t->next_revoke : 1000;
-        rc = check_revoked(o, s, sample);
+    for (unsigned g = 0; rc == 0 && base && g < t->ngroups; g += 2) { /* new, then baseline */
+        const char *gn = group_names[t->kind[g]];
+        vs_baseline(rp, grant_what[t->kind[g]], &res[g], &res[g + 1], group_series(rp, t, g, gn),
+                    group_series(rp, t, g + 1, gn));
+    }
+    for (unsigned sd = 0; rc == 0 && sd < t->nsides; sd++) { /* what was revoked is inactive */
+        size_t done = t->side[sd].next_revoke;
+        rc = done > 0 ? check_revoked(o, &s[sd], done < 1000 ? done : 1000) : 0;
     }
     if (rc == 0 && wrong) {
         bench_log("token: wrong answers (see the errors by kind)");
         rc = -1;
     }
-    if (s != NULL && s->data[0] != '\0') {
-        seeded_stop(o, s);
+    for (unsigned sd = 0; s != NULL && sd < 2; sd++) {
+        if (s[sd].data[0] != '\0') {
+            seeded_stop(o, &s[sd]);
+        }
     }
     if (dir[0] != '\0') {
         bench_rmtree(dir);
     }
-    if (t != NULL) {
-        code_list_free(&t->codes);
-        free(t->rt);
+    for (unsigned sd = 0; t != NULL && sd < 2; sd++) {
+        code_list_free(&t->side[sd].codes);
+        free(t->side[sd].rt);
     }
     free(t);
     free(s);
@@ -505,12 +594,13 @@ int scen_token(const bench_opts *o, bench_report *rp)
 /* nginx's add_header lines: tokend's identity headers, same names, values as long. */
 static int identity_conf(const tload *t, uint16_t port, char *conf, size_t cap, size_t *body_len)
 {
+    const tside *sd = &t->side[0];
     http_answer *a = malloc(sizeof *a);
     char req[2048];
     int n = 0;
     if (t->dk != NULL) { /* a proof of its own: the pool's are for the run */
         char proof[DPOP_PROOF_CAP];
-        size_t pl = dpop_proof(t->dk, "GET", FA_HTU, t->fa[0].at, UINT64_MAX, (int64_t)time(NULL),
+        size_t pl = dpop_proof(t->dk, "GET", FA_HTU, sd->fa[0].at, UINT64_MAX, (int64_t)time(NULL),
                                proof, sizeof proof);
         n = pl == 0 ? -1
                     : snprintf(req, sizeof req,
@@ -518,13 +608,13 @@ static int identity_conf(const tload *t, uint16_t port, char *conf, size_t cap, 
                                "%s\r\nDPoP: %s\r\nX-Forwarded-Method: GET\r\n"
                                "X-Forwarded-Proto: https\r\nX-Forwarded-Host: mcp.bench\r\n"
                                "X-Forwarded-Uri: /mcp\r\n\r\n",
-                               t->fa[0].at, proof);
+                               sd->fa[0].at, proof);
     } else {
         n = snprintf(req, sizeof req,
                      "GET /auth HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n"
                      "X-Forwarded-Method: GET\r\nX-Forwarded-Proto: https\r\n"
                      "X-Forwarded-Host: mcp.bench\r\nX-Forwarded-Uri: /mcp\r\n\r\n",
-                     t->fa[0].at);
+                     sd->fa[0].at);
     }
     int rc = a && n > 0 && (size_t)n < sizeof req ? http_call(port, req, (size_t)n, a) : -1;
     if (rc == 0 && a->status != 200) {
@@ -565,13 +655,30 @@ static int identity_conf(const tload *t, uint16_t port, char *conf, size_t cap, 
     return rc;
 }
 
+/* One tokend's forward-auth material: a signed-in agent and FA_TOKENS
+ * tokens (DPoP-bound to dk when given). */
+static int fa_side(const bench_opts *o, tside *sd, const seeded *s, as_agent *ag,
+                   const dpop_key *dk)
+{
+    sd->s = s;
+    sd->ag = ag;
+    sd->nfa = FA_TOKENS;
+    sd->fa = calloc(FA_TOKENS, sizeof *sd->fa);
+    int rc = sd->fa ? as_agent_start(ag, s->srv.port) : -1;
+    if (rc == 0) {
+        rc = dk ? as_token_pairs_dpop(o, ag, FA_TOKENS, sd->fa, dk)
+                : as_token_pairs(o, ag, FA_TOKENS, sd->fa);
+    }
+    return rc;
+}
+
 static int fa_run(const bench_opts *o, bench_report *rp, bool dpop)
 {
     dpop_key dk = {0};
     tload *t = calloc(1, sizeof *t);
-    seeded *s = calloc(1, sizeof *s);
-    as_agent *ag = calloc(1, sizeof *ag);
-    load_result *res = calloc(2, sizeof *res);
+    seeded *s = calloc(2, sizeof *s);
+    as_agent *ag = calloc(2, sizeof *ag);
+    load_result *res = calloc(3, sizeof *res);
     char dir[256] = "", conf[2048];
     size_t body_len = 0;
     server_proc ng[2] = {{0}, {0}};
@@ -579,7 +686,11 @@ static int fa_run(const bench_opts *o, bench_report *rp, bool dpop)
     /* DPoP: the replay cache sized for the run's rate (README "DPoP"). */
     rc = rc ? rc : as_prepare_with(dir, dpop ? "--dpop-rate 50000" : "");
     rc = rc ? rc : (dpop ? dpop_key_new(&dk) : 0);
-    rc = rc ? rc : seeded_start(o, 100, s);
+    rc = rc ? rc : seeded_start(o, 100, &s[0]);
+    if (rc == 0 && o->control && o->baseline != NULL) {
+        bench_log("forward-auth --control: --baseline ignored (nginx against nginx)");
+    }
+    bool base = rc == 0 && !o->control && baseline_start(o, 100, &s[1]);
     bench_tokend_extra(NULL);
     if (rc == 0 && !nginx_available()) {
         bench_log("forward-auth: needs nginx");
@@ -587,24 +698,23 @@ static int fa_run(const bench_opts *o, bench_report *rp, bool dpop)
     }
     if (rc == 0) {
         t->o = o;
-        t->ag = ag;
-        t->s = s;
         t->conns = o->conns;
-        t->ngroups = 2;
-        t->kind[0] = t->kind[1] = G_AUTH;
+        t->nsides = base ? 2 : 1;
+        t->ngroups = base ? 3 : 2; /* tokend, nginx, and the baseline tokend */
+        for (unsigned g = 0; g < t->ngroups; g++) {
+            t->kind[g] = G_AUTH;
+            t->gside[g] = g == 2 ? 1 : 0;
+            t->nginx[g] = g == 1;
+        }
         t->rng = bench_now_ns() | 1;
-        t->nfa = FA_TOKENS;
-        t->fa = calloc(FA_TOKENS, sizeof *t->fa);
-        t->ident = calloc((size_t)o->conns * 2, sizeof *t->ident);
-        rc = t->fa && t->ident ? as_agent_start(ag, s->srv.port) : -1;
+        t->dk = dpop ? &dk : NULL;
+        t->ident = calloc((size_t)o->conns * t->ngroups, sizeof *t->ident);
+        rc = t->ident ? fa_side(o, &t->side[0], &s[0], &ag[0], t->dk) : -1;
     }
-    if (rc == 0 && dpop) {
-        t->dk = &dk;
-        rc = as_token_pairs_dpop(o, ag, FA_TOKENS, t->fa, &dk);
-    } else {
-        rc = rc ? rc : as_token_pairs(o, ag, FA_TOKENS, t->fa);
+    if (rc == 0 && base) {
+        rc = fa_side(o, &t->side[1], &s[1], &ag[1], t->dk);
     }
-    rc = rc ? rc : identity_conf(t, s->srv.port, conf, sizeof conf, &body_len);
+    rc = rc ? rc : identity_conf(t, s[0].srv.port, conf, sizeof conf, &body_len);
     if (rc == 0) {
         char body[1024];
         memset(body, 'x', sizeof body);
@@ -616,27 +726,32 @@ static int fa_run(const bench_opts *o, bench_report *rp, bool dpop)
         }
         bench_nginx_extra(NULL);
     }
-    const server_proc *a = o->control ? &ng[1] : &s->srv;
-    uint16_t port[2] = {a->port, ng[0].port};
-    t->pid[0] = a->pid;
-    t->pid[1] = ng[0].pid;
+    t->srv[0] = o->control ? &ng[1] : &s[0].srv;
+    t->srv[1] = &ng[0];
+    t->srv[2] = &s[1].srv;
     if (rc == 0 && o->control) { /* nginx needs no tokend: stop it for a quiet machine */
-        server_stop(&s->srv);
+        server_stop(&s[0].srv);
     }
-    rc = rc ? rc : (dpop ? dpop_pool(o, t) : 0);
-    rc = rc ? rc : turns_run(o, t, port, res);
+    for (unsigned sd = 0; rc == 0 && dpop && sd < t->nsides; sd++) {
+        rc = dpop_pool(o, t, &t->side[sd]);
+    }
+    rc = rc ? rc : turns_run(o, t, res);
     if (rc == 0) {
         const char *an = o->control ? "nginx B (control)"
                          : dpop     ? "tokend forward-auth DPoP"
                                     : "tokend forward-auth";
         bench_series *sa = report_series(rp, an);
         bench_series *sb = report_series(rp, o->control ? "nginx A (control)" : "nginx return 200");
+        bench_series *sc = base ? group_series(rp, t, 2, an) : NULL;
         turns_series(sa, &res[0], t->cpu_ok[0] ? &t->cpu[0] : NULL);
         turns_series(sb, &res[1], t->cpu_ok[1] ? &t->cpu[1] : NULL);
+        if (sc != NULL) {
+            turns_series(sc, &res[2], t->cpu_ok[2] ? &t->cpu[2] : NULL);
+        }
         report_metric(rp, "auth_tokens", FA_TOKENS);
         if (dpop) {
-            report_metric(rp, "dpop_proofs_signed_ahead", (double)t->npool);
-            report_metric(rp, "dpop_proofs_signed_inline", (double)t->inline_signed);
+            report_metric(rp, "dpop_proofs_signed_ahead", (double)t->side[0].npool);
+            report_metric(rp, "dpop_proofs_signed_inline", (double)t->side[0].inline_signed);
         }
         report_metric(rp, "turn_ms", o->turn_ms);
         report_metric(rp, "skip_ms", o->skip_ms);
@@ -652,29 +767,42 @@ static int fa_run(const bench_opts *o, bench_report *rp, bool dpop)
             double r = turns_ratio(rp, "ratio_throughput", &res[0], &res[1]);
             if (dpop) { /* an ECDSA verification per request: reported, no target yet */
                 bench_log("forward-auth-dpop: %zu proofs signed inline (the rest ahead)",
-                          t->inline_signed);
+                          t->side[0].inline_signed);
             } else {
                 report_target(rp, "forward_auth_vs_nginx", r, 1.0, false,
                               "tokend /auth / nginx return 200 with the same headers, req/s");
             }
         }
-        if (has_errors(&res[0]) || has_errors(&res[1]) || res[0].ok == 0 || res[1].ok == 0) {
-            bench_log("forward-auth: wrong answers (see the errors by kind)");
-            rc = -1;
+        if (sc != NULL) {
+            report_metric(rp, "baseline_rps", series_rps(sc));
+            report_metric(rp, "baseline_server_us_per_req", series_cpu_us(sc));
+            turns_ratio(rp, "baseline_ratio_throughput", &res[2], &res[1]);
+            vs_baseline(rp, "auth", &res[0], &res[2], sa, sc);
+        }
+        for (unsigned g = 0; g < t->ngroups; g++) {
+            if (has_errors(&res[g]) || res[g].ok == 0) {
+                bench_log("forward-auth: wrong answers (see the errors by kind)");
+                rc = -1;
+                break;
+            }
         }
     }
     server_stop(&ng[0]);
     server_stop(&ng[1]);
-    if (s != NULL && s->data[0] != '\0') {
-        seeded_stop(o, s);
+    for (unsigned sd = 0; s != NULL && sd < 2; sd++) {
+        if (s[sd].data[0] != '\0') {
+            seeded_stop(o, &s[sd]);
+        }
     }
     if (dir[0] != '\0') {
         bench_rmtree(dir);
     }
+    for (unsigned sd = 0; t != NULL && sd < 2; sd++) {
+        free(t->side[sd].fa);
+        free(t->side[sd].pool);
+    }
     if (t != NULL) {
-        free(t->fa);
         free(t->ident);
-        free(t->pool);
     }
     dpop_key_free(&dk);
     free(t);

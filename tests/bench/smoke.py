@@ -8,9 +8,13 @@ redemption, refresh rotation, token exchange in turns with revocations) and
 forward-auth (tokend's /auth in turns with nginx, and nginx against nginx;
 and with DPoP-bound tokens and a fresh proof per request, none refused)
 answered every request correctly (tokend-bench exits 1 on a wrong answer) and
-report their ratios with per-turn spread, and that cluster mode (three nodes on
-one nats-server, when installed) saw every revocation on the other nodes.
-Timings are not checked.
+report their ratios with per-turn spread, and with --baseline (the tokend
+beside the bench again, on its own store) a baseline series per load, the
+before/after ratios with their spread in the JSON and the before/after section
+in the HTML page; that scale-workers loaded tokend and nginx with 1 and 2
+workers at the offered open-loop rate and measured the CPU of nginx's worker
+processes; and that cluster mode (three nodes on one nats-server, when
+installed) saw every revocation on the other nodes. Timings are not checked.
 
 Usage: smoke.py PATH/TO/tokend-bench   (tokend and tokenctl beside it)
 """
@@ -35,10 +39,15 @@ RUNS = [
     ("introspect", ["--tokens", "2000", "--duration", "0.4", "--rounds", "1", "--no-nginx",
                     "--baseline", None]),
     ("scale", ["--tokens", "500,2000", "--duration", "0.4", "--rounds", "1"]),
+    ("scale-workers", ["--tokens", "2000", "--duration", "0.4", "--rounds", "1", "--rate", "2000",
+                       "--workers", "2"]),
     ("token", ["--grant", "all", "--tokens", "20000", "--duration", "1.8"] + TURNS),
     ("token", ["--grant", "refresh", "--tokens", "5000", "--duration", "0.9"] + TURNS),
+    ("token", ["--grant", "all", "--tokens", "20000", "--duration", "3.2", "--baseline", None] +
+     TURNS),
     ("forward-auth", ["--duration", "0.9"] + TURNS),
     ("forward-auth", ["--control", "--duration", "0.9"] + TURNS),
+    ("forward-auth", ["--duration", "1.2", "--baseline", None] + TURNS),
     ("forward-auth-dpop", ["--duration", "0.9"] + TURNS),
 ]
 if shutil.which("nats-server"):  # cluster mode: three nodes on one nats-server
@@ -123,7 +132,10 @@ def check_token(doc, args):
     grant = args[args.index("--grant") + 1]
     grants = list(TOKEN_SERIES) if grant == "all" else [grant]
     names = [s["name"] for s in doc["series"]]
-    if names != [TOKEN_SERIES[g] for g in grants] + ["tokend revoke"]:
+    want = [TOKEN_SERIES[g] for g in grants] + ["tokend revoke"]
+    if "--baseline" in args:  # each load of the new tokend, then the baseline's
+        want = [n for w in want for n in (w, w + " (baseline)")]
+    if names != want:
         fail("token: series %r" % names)
     for g in grants:
         check_turns(doc, "ratio_%s_vs_revoke" % g)
@@ -143,7 +155,10 @@ def check_forward_auth(doc, args):
             fail("forward-auth --control: series %r" % names)
         check_turns(doc, "control_ratio")
     else:
-        if names != ["tokend forward-auth", "nginx return 200"]:
+        want = ["tokend forward-auth", "nginx return 200"]
+        if "--baseline" in args:
+            want.append("tokend forward-auth (baseline)")
+        if names != want:
             fail("forward-auth: series %r" % names)
         check_turns(doc, "ratio_throughput")
 
@@ -158,14 +173,72 @@ def check_forward_auth_dpop(doc):
         fail("forward-auth-dpop: proof counts %r" % m)
 
 
-def check_baseline(name, doc):
+def check_before_after(name, doc, steps, turns):
+    """The before/after pairs: one per step, each after/before series named,
+    with the ratios; with turns, their per-turn spread."""
+    pairs = doc.get("before_after", [])
     names = [s["name"] for s in doc["series"]]
+    if [p["name"] for p in pairs] != steps:
+        fail("%s --baseline: before/after steps %r" % (name, [p["name"] for p in pairs]))
+    for p in pairs:
+        if p["after"] not in names or p["before"] not in names or p["after"] == p["before"]:
+            fail("%s --baseline: pair %r names no series" % (name, p))
+        if not (p["rps_after"] > 0 and p["rps_before"] > 0 and p["ratio_throughput"] > 0 and
+                p["ratio_server_cpu"] > 0):
+            fail("%s --baseline: pair %r" % (name, p))
+        if turns:
+            check_turns(doc, "ratio_%s_vs_baseline" % p["name"])
+            if "ratio_%s_server_cpu_vs_baseline" % p["name"] not in doc["metrics"]:
+                fail("%s --baseline: no CPU ratio for %s" % (name, p["name"]))
+
+
+def check_baseline(name, doc, args):
+    names = [s["name"] for s in doc["series"]]
+    if name == "token":
+        grant = args[args.index("--grant") + 1]
+        steps = (list(TOKEN_SERIES) if grant == "all" else [grant]) + ["revoke"]
+        check_before_after(name, doc, steps, True)
+        for g in steps[:-1]:  # the baseline's own grants against its own revocations
+            check_turns(doc, "baseline_ratio_%s_vs_revoke" % g)
+        if doc["config"]["baseline"] != args[args.index("--baseline") + 1]:
+            fail("token --baseline: config %r" % doc["config"])
+        return
+    if name == "forward-auth":
+        check_before_after(name, doc, ["auth"], True)
+        check_turns(doc, "baseline_ratio_throughput")
+        return
     want = "tokend (baseline) revoke" if name == "revoke" else "tokend (baseline)"
     if want not in names or "ratio_throughput_vs_baseline" not in doc["metrics"]:
         fail("%s --baseline: no baseline series or ratio (series %r)" % (name, names))
+    check_before_after(name, doc, [name], False)
     if name == "revoke" and (doc["metrics"].get("baseline_revoked_checked", 0) <= 0 or
                              len(doc["series"][1]["rounds"]) != 2):
         fail("revoke --baseline: baseline not checked or not in 2 turns")
+
+
+def check_scale_workers(doc, args):
+    """tokend and nginx with 1 and N workers at the offered rate; nginx's CPU
+    includes its worker processes (a master alone would read near 0)."""
+    n = int(args[args.index("--workers") + 1])
+    names = [s["name"] for s in doc["series"]]
+    want = ["tokend 1 worker", "tokend %d workers" % n]
+    if os.access("/usr/sbin/nginx", os.X_OK):  # where tokend-bench looks for it
+        want += ["nginx 1 worker", "nginx %d workers" % n]
+    if names != want:
+        fail("scale-workers: series %r" % names)
+    m = doc["metrics"]
+    if m.get("offered_rps") != float(args[args.index("--rate") + 1]) or m.get("workers") != n:
+        fail("scale-workers: offered rate or workers %r" % m)
+    for key in ["tokend_1w", "tokend_%dw" % n] + (["nginx_1w", "nginx_%dw" % n]
+                                                  if len(want) == 4 else []):
+        if not m.get(key + "_achieved_share", 0) > 0 or not m.get(key + "_server_us_per_req",
+                                                                     0) > 0:
+            fail("scale-workers: %s metrics %r" % (key, m))
+    if not m.get("tokend_cpu_ratio_workers", 0) > 0:
+        fail("scale-workers: no CPU ratio of %d workers to 1" % n)
+    rows = doc["table"]["rows"]
+    if doc["table"]["name"] != "workers" or [r[0] for r in rows] != [1, n]:
+        fail("scale-workers: table %r" % doc["table"])
 
 
 def main():
@@ -204,7 +277,9 @@ def main():
                                       doc["metrics"]["window_max_us"]):
                 fail("cluster: metrics %r" % doc["metrics"])
             if "--baseline" in args:
-                check_baseline(name, doc)
+                check_baseline(name, doc, args)
+            if name == "scale-workers":
+                check_scale_workers(doc, args)
             if name == "introspect" and "--signed" in args and (
                     "ratio_signed_vs_plain" not in doc["metrics"] or
                                          "tokend signed (RFC 9701)" not in
@@ -214,6 +289,9 @@ def main():
                 html = f.read()
             if "<svg" not in html or "http://" in html.replace("http://www.w3.org", ""):
                 fail("%s: HTML page lacks SVG or refers to the network" % name)
+            if ("--baseline" in args) != ("<h2>Before / after</h2>" in html):
+                fail("%s: HTML before/after section present without --baseline or missing" %
+                     name)
             print("ok %s: %s" % (name, ", ".join("%s %.0f req/s" % (s["name"], s["rps"])
                                                 for s in doc["series"])))
         # The token checks can fail: codes that expire (tokend --code-ttl 1) before they are
