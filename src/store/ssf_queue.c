@@ -380,9 +380,10 @@ static int grant_issuer(tk_txn *txn, tk_slice grant, char *buf, size_t cap, tk_s
         *iss = rc == 0 ? tk_store_keep(s.issuer, buf, cap) : TK_SLICE_NULL;
         return rc;
     }
-    if (rc != 0 || g.sub.len > TK_AUD_MAX) {
-        return rc != 0 ? rc : TK_E_NOTFOUND;
+    if (rc != 0) {
+        return rc;
     }
+    _Static_assert(TK_SUB_MAX <= TK_AUD_MAX && TK_ID_MAX <= TK_AUD_MAX, "a consent key's parts");
     uint8_t key[TK_HASH_LEN];
     tk_slice found;
     tk_store_consent_key(TK_SLICE_NULL, g.sub, g.client_id, g.resource, key);
@@ -414,7 +415,7 @@ int tk_store_ssf_note(tk_txn *txn, const tk_ssf_event_rec *ev)
         if (rc == TK_E_NOTFOUND || rc == TK_E_CORRUPT) {
             /* Whose sub it is cannot be told: the subject names the client
              * alone, which covers every answer the grant's tokens can have
-             * (never a wrong issuer, and never a refused revocation). */
+             * (rather than a guessed issuer, or a refused revocation). */
             e.sub = TK_SLICE_NULL;
             rc = 0;
         }
