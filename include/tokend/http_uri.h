@@ -59,10 +59,14 @@ int tk_http_path_normalize(tk_slice raw, enum tk_http_params params, char *out, 
 /*
  * True when a normalised path (tk_http_path_normalize's output) holds a
  * segment that Windows file systems, and so IIS, read as another name: one
- * ending in '.' or ' ' ("admin." and "admin " are "admin"; "..." too), or
+ * ending in '.' or ' ' ("admin." and "admin " are "admin"; "..." too),
  * naming an NTFS stream ("admin::$DATA", "admin:$I30:$INDEX_ALLOCATION": any
- * ":$"). Forward-auth refuses such a path unless the resources file says
- * the upstream is not Windows. Pure, no allocation.
+ * ":$"), or one that can be an 8.3 short name, which NTFS generates for a
+ * longer name and resolves to it ("ADMINI~1" may be "administrator"): a
+ * base of at most 8 characters ending in '~' and digits, with at most a
+ * 3-character extension, in any case ("admini~1.htm"). Forward-auth refuses
+ * such a path unless the resources file says the upstream is not Windows.
+ * Pure, no allocation.
  */
 bool tk_http_path_windows_alias(tk_slice path);
 

@@ -655,7 +655,7 @@ _Static_assert(TK_SSF_RETRY_MIN_DEFAULT <= TK_SSF_RETRY_MAX_DEFAULT &&
                    TK_SSF_RETRY_MAX_DEFAULT <= TK_SSF_RETRY_CEILING,
                "back-off bounds ordered");
 _Static_assert(TK_SSF_ID_MAX <= TK_ID_MAX, "a receiver id fits an op id");
-_Static_assert(2 * TK_URL_MAX + TK_SUB_MAX + 3 * TK_ID_MAX + TK_REASON_MAX + 512 <=
+_Static_assert(3 * TK_URL_MAX + TK_SUB_MAX + 3 * TK_ID_MAX + TK_REASON_MAX + 512 <=
                    TK_SSF_PAYLOAD_MAX,
                "a SET's claims fit at their limits");
 _Static_assert(TK_SSF_JWS_MAX <= TK_OUTBOUND_REQ_BODY_MAX, "a SET fits an outbound body");

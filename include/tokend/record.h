@@ -360,6 +360,9 @@ typedef struct tk_ssf_event_rec {
     tk_slice client; /* key 6, optional: the grant's client */
     tk_slice reason; /* key 7, optional */
     uint8_t hold;    /* key 8, optional: suspension / resumption: which hold */
+    tk_slice iss;    /* key 9, optional: grant events: the issuer sub belongs to
+                        (the IdP of the grant's session, read when the event
+                        was queued); empty: tokend's own */
 } tk_ssf_event_rec;
 
 int tk_record_encode_ssf_receiver(const tk_ssf_receiver_rec *rec, uint8_t *buf, size_t cap,

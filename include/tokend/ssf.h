@@ -37,7 +37,8 @@ const char *tk_ssf_event_type(uint8_t kind);
  * whitespace): iss, aud, iat (now), jti (deterministic per receiver and
  * event, so a redelivery has the same jti), sub_id (an opaque session id,
  * the base64url SHA-256 of a token, a complex user + application subject
- * for a grant, the issuer's URI for an overflow) and events {type:
+ * for a grant (the user as iss_sub: ev->iss, or issuer when empty; no user
+ * when ev->sub is empty), the issuer's URI for an overflow) and events {type:
  * {event_timestamp, …}}. Pure. Returns 0 or TK_E_TOOBIG.
  */
 int tk_ssf_set_claims(tk_slice issuer, tk_slice id, tk_slice audience, uint64_t seq,

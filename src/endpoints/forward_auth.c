@@ -210,7 +210,8 @@ static int original(ep_req *r, const tk_resources *rs, orig *o)
         return -1;
     }
     o->path = (tk_slice){r->w->path, n};
-    /* "/admin./x", "/admin%20/x", "/admin::$DATA" are "/admin…" to IIS. */
+    /* "/admin./x", "/admin%20/x", "/admin::$DATA" are "/admin…" to IIS, and
+     * "/ADMINI~1/x" may be "/administrator/x". */
     if (tk_resources_windows_refused(rs) && tk_http_path_windows_alias(o->path)) {
         tk_log_debug("forward_auth_refused", "why=%s",
                      tk_http_path_flaw_name(TK_HTTP_PATH_WINDOWS_ALIAS));

@@ -50,14 +50,16 @@ static void subject(tk_json *j, tk_slice issuer, const tk_ssf_event_rec *ev)
     }
     case TK_SSF_GRANT_REVOKED:
         /* A grant is the family of (user, client): a cache drops every
-         * answer whose sub and client_id are these. */
+         * answer whose sub and client_id are these. The user's issuer is
+         * the IdP the session was bound to (introspection's idp_iss), or
+         * tokend for a session without one. */
         tk_json_obj_begin(j);
         tk_json_kv_cstr(j, "format", "complex");
         if (ev->sub.len > 0) {
             tk_json_key(j, "user");
             tk_json_obj_begin(j);
             tk_json_kv_cstr(j, "format", "iss_sub");
-            tk_json_kv_str(j, "iss", issuer);
+            tk_json_kv_str(j, "iss", ev->iss.len > 0 ? ev->iss : issuer);
             tk_json_kv_str(j, "sub", ev->sub);
             tk_json_obj_end(j);
         }

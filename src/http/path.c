@@ -229,6 +229,43 @@ int tk_http_path_normalize(tk_slice raw, enum tk_http_params params, char *out, 
     return 0;
 }
 
+/* Characters (code points) in s[0..n), valid UTF-8: the bytes that do not
+ * continue another. An 8.3 name counts characters of the disk's OEM code
+ * page, one per code point. */
+static size_t chars(const char *s, size_t n)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++) {
+        c += ((unsigned char)s[i] & 0xc0) != 0x80;
+    }
+    return c;
+}
+
+/* A name NTFS may have generated as the 8.3 alias of a longer one, whatever
+ * the case: a base of at most 8 characters ending in '~' and digits
+ * ("ADMINI~1", "AD1F2~12": at most 6 before the '~'), then at most one '.'
+ * and an extension of at most 3 characters ("ADMINI~1.HTM"). What follows a
+ * ':' names a stream of that file ("ADMINI~1:x"), so it is not looked at.
+ * "~user" and "v~2.0.1" cannot be such a name. */
+static bool short_name(tk_slice seg)
+{
+    const char *colon = memchr(seg.p, ':', seg.len);
+    size_t n = colon != NULL ? (size_t)(colon - seg.p) : seg.len;
+    const char *dot = memchr(seg.p, '.', n);
+    size_t base = dot != NULL ? (size_t)(dot - seg.p) : n;
+    if (dot != NULL) {
+        size_t ext = n - base - 1;
+        if (memchr(dot + 1, '.', ext) != NULL || chars(dot + 1, ext) > 3) {
+            return false;
+        }
+    }
+    size_t d = base; /* the digits run back from the base's end to the '~' */
+    while (d > 0 && seg.p[d - 1] >= '0' && seg.p[d - 1] <= '9') {
+        d--;
+    }
+    return d < base && d > 0 && seg.p[d - 1] == '~' && chars(seg.p, base) <= 8;
+}
+
 bool tk_http_path_windows_alias(tk_slice path)
 {
     size_t i = 0;
@@ -250,6 +287,9 @@ bool tk_http_path_windows_alias(tk_slice path)
             if (seg.p[k] == ':' && seg.p[k + 1] == '$') {
                 return true;
             }
+        }
+        if (short_name(seg)) {
+            return true;
         }
     }
     return false;

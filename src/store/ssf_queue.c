@@ -361,6 +361,37 @@ static int collect(void *arg, tk_slice id, const tk_ssf_receiver_rec *rec)
     return 0;
 }
 
+/* Whose sub a revoked grant names, read in the txn of the revocation: the
+ * session may be gone by the time the event is pushed. A grant made for a
+ * session (tokenctl token issue) has its sid: the issuer is that session's
+ * (the IdP's; empty for a session without one, which the SET names as
+ * tokend's own). A consent grant (the authorization server's) spans the
+ * user's sessions and keeps none: it is the grant of a user without an IdP
+ * when the consent key without an issuer leads to it. *iss is copied into
+ * buf. TK_E_NOTFOUND when the issuer cannot be told (the session is
+ * missing, or a consent made at an IdP). */
+static int grant_issuer(tk_txn *txn, tk_slice grant, char *buf, size_t cap, tk_slice *iss)
+{
+    tk_grant_rec g;
+    int rc = tk_store_get_grant(txn, grant, &g);
+    if (rc == 0 && g.sid.len > 0) {
+        tk_session_rec s;
+        rc = tk_store_get_session(txn, g.sid, &s);
+        *iss = rc == 0 ? tk_store_keep(s.issuer, buf, cap) : TK_SLICE_NULL;
+        return rc;
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    _Static_assert(TK_SUB_MAX <= TK_AUD_MAX && TK_ID_MAX <= TK_AUD_MAX, "a consent key's parts");
+    uint8_t key[TK_HASH_LEN];
+    tk_slice found;
+    tk_store_consent_key(TK_SLICE_NULL, g.sub, g.client_id, g.resource, key);
+    rc = tk_store_get_consent(txn, key, &found);
+    *iss = TK_SLICE_NULL;
+    return rc == 0 && !tk_slice_eq(found, grant) ? TK_E_NOTFOUND : rc;
+}
+
 int tk_store_ssf_note(tk_txn *txn, const tk_ssf_event_rec *ev)
 {
     TK_ASSERT(txn->write);
@@ -372,13 +403,25 @@ int tk_store_ssf_note(tk_txn *txn, const tk_ssf_event_rec *ev)
     }
     /* ev's slices may point into the map: copied before anything is written. */
     char id[TK_ID_MAX], sub[TK_SUB_MAX], client[TK_ID_MAX], reason[TK_REASON_MAX];
+    char iss[TK_URL_MAX];
     tk_ssf_event_rec e = *ev;
     e.id = tk_store_keep(ev->id, id, sizeof id);
     e.sub = tk_store_keep(ev->sub, sub, sizeof sub);
     e.client = tk_store_keep(ev->client, client, sizeof client);
     e.reason = tk_store_keep(ev->reason, reason, sizeof reason);
-    uint64_t seq;
-    rc = next_seq(txn, &seq);
+    e.iss = tk_store_keep(ev->iss, iss, sizeof iss);
+    if (e.kind == TK_SSF_GRANT_REVOKED && e.iss.len == 0 && e.sub.len > 0) {
+        rc = grant_issuer(txn, e.id, iss, sizeof iss, &e.iss);
+        if (rc == TK_E_NOTFOUND || rc == TK_E_CORRUPT) {
+            /* Whose sub it is cannot be told: the subject names the client
+             * alone, which covers every answer the grant's tokens can have
+             * (rather than a guessed issuer, or a refused revocation). */
+            e.sub = TK_SLICE_NULL;
+            rc = 0;
+        }
+    }
+    uint64_t seq = 0;
+    rc = rc != 0 ? rc : next_seq(txn, &seq);
     for (unsigned i = 0; i < in.n && rc == 0; i++) {
         rc = append_one(txn, (tk_slice){in.ids[i], in.lens[i]}, seq, &e);
     }

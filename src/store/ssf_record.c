@@ -47,6 +47,7 @@ static const field ssf_event_fields[] = {
     STR(6, false, TK_ID_MAX, tk_ssf_event_rec, client),
     STR(7, false, TK_REASON_MAX, tk_ssf_event_rec, reason),
     ENUM(8, false, TK_HOLD_ADMIN, TK_HOLD_LAST, tk_ssf_event_rec, hold),
+    STR(9, false, TK_URL_MAX, tk_ssf_event_rec, iss),
 };
 
 int tk_record_encode_ssf_receiver(const tk_ssf_receiver_rec *rec, uint8_t *buf, size_t cap,

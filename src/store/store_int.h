@@ -122,7 +122,9 @@ int tk_store_apply_oauth(tk_txn *txn, const tk_op *op, bool *changed, uint8_t *o
  * that wants its kind, in this write txn; called by the appliers when a
  * session ends, is suspended or resumed, a token or a grant is revoked.
  * ev's slices may point into the map (they are copied before anything is
- * written). One lookup when no receiver is registered. Returns 0,
+ * written). A grant event gets the issuer of its sub here, from the
+ * grant's session or consent (none, and no sub, when it cannot be told).
+ * One lookup when no receiver is registered. Returns 0,
  * TK_E_CORRUPT, TK_E_FULL, TK_E_STORE. */
 int tk_store_ssf_note(tk_txn *txn, const tk_ssf_event_rec *ev);
 /* Copy s (at most cap bytes) into buf: what an applier keeps of a record

@@ -12,9 +12,10 @@
  * gives the same answer in both parameter modes, and refuse mode accepts
  * nothing strip mode refuses; normalising an output again gives it back
  * unchanged when it holds no '%', '?', '#' or space (decoding is done
- * once, as servers do; a raw space is refused); an accepted host is lower case without a trailing
- * dot and normalises to itself; the match is stable under host case changes and a trailing dot, and
- * whatever matches covers the path on a segment boundary.
+ * once, as servers do; a raw space is refused); Windows aliases (trailing '.' or
+ * ' ', ":$", 8.3 short names) are told by an oracle of their own; an accepted host is lower case
+ * without a trailing dot and normalises to itself; the match is stable under host case changes and
+ * a trailing dot, and whatever matches covers the path on a segment boundary.
  */
 #include "fuzz_common.h"
 
@@ -91,6 +92,36 @@ static void check_normal(const char *p, size_t n)
         EXPECT(!(p[i] == '%' && hex(p[i + 1]) && hex(p[i + 2])));
     }
     EXPECT(valid_utf8_no_c1((const unsigned char *)p, n));
+}
+
+/* Whether the segment at s (up to the next '/') can be an 8.3 short name,
+ * told another way than path.c: some '~' in the base (before the first '.',
+ * within the name before any ':') is followed by digits only to the base's
+ * end, the base has at most 8 characters, and what follows the '.' at most
+ * 3 and no other '.'. */
+static bool short_name(const char *s, size_t n)
+{
+    size_t end = 0;
+    while (end < n && s[end] != '/' && s[end] != ':') {
+        end++;
+    }
+    size_t base_chars = 0, ext_chars = 0, dots = 0;
+    bool tail = false; /* a '~' seen in the base and only digits since */
+    bool digits = false;
+    for (size_t i = 0; i < end; i++) {
+        bool lead = ((unsigned char)s[i] & 0xc0) != 0x80;
+        if (s[i] == '.') {
+            dots++;
+        } else if (dots == 0) {
+            base_chars += lead;
+            bool digit = s[i] >= '0' && s[i] <= '9';
+            digits = s[i] == '~' ? false : tail && digit ? true : digits;
+            tail = s[i] == '~' || (tail && digit);
+        } else {
+            ext_chars += lead;
+        }
+    }
+    return tail && digits && base_chars <= 8 && dots <= 1 && ext_chars <= 3;
 }
 
 /* Host: normalised once, the result is a fixed point; the match does not
@@ -176,12 +207,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             EXPECT(na == n && memcmp(again, out, n) == 0);
         }
         free(again);
-        /* Windows aliases: a segment ending in '.' or ' ', or holding ":$". */
+        /* Windows aliases: a segment ending in '.' or ' ', holding ":$", or
+         * that can be an 8.3 short name. */
         bool alias = false;
         for (size_t i = 0; i < n; i++) {
             bool end = i + 1 == n || out[i + 1] == '/';
             alias = alias || (end && (out[i] == '.' || out[i] == ' ')) ||
-                    (out[i] == ':' && i + 1 < n && out[i + 1] == '$');
+                    (out[i] == ':' && i + 1 < n && out[i + 1] == '$') ||
+                    (out[i] == '/' && short_name(out + i + 1, n - i - 1));
         }
         EXPECT(tk_http_path_windows_alias((tk_slice){out, n}) == alias);
 

@@ -390,6 +390,24 @@ WINDOWS = [
     "/admin:$I30:$INDEX_ALLOCATION/users", "/admin%3A$I30%3A$INDEX_ALLOCATION/users",
     "/page.", "/page%20", "/page::$DATA", "/x/web.config::$DATA", "/x/y./z",
 ]
+# 8.3 short names: NTFS gives "administrator" the alias "ADMINI~1", so on IIS
+# /ADMINI~1/users may be /administrator/users, whatever resource covers that.
+# Any segment that can be one (a base of at most 8 characters ending in '~'
+# and digits, an extension of at most 3), in any case and encoding.
+SHORT_NAMES = [
+    "/ADMINI~1/users", "/admini~1/users", "/AdMiNi~1/users", "/ADMINI%7E1/users",
+    "/ADMINI%7e1/users", "/ADMINI~%31/users", "/%41DMINI~1/users", "/ADMINI~1",
+    "/x/ADMINI~1/users", "/public/../ADMINI~1/users", "/ADMIN~12/users", "/ADM~1234/users",
+    "/AD1F2~1/users", "/A~B~1/users", "/~1/users", "/WEB~1.CON", "/x/DEFAUL~1.ASP",
+    "/x/file~1.h", "/ADMINI~1:stream/users", "/%C3%89COLE~1/users",
+]
+WINDOWS += SHORT_NAMES
+# A '~' that cannot make a short name: user directories and ordinary names.
+TILDES = [
+    "/~alice", "/~alice/public_html/x", "/~user1/x", "/%7Ebob/x", "/x/~", "/a~/x", "/a~b/x",
+    "/ADMINI~1X/users", "/ADMINI~12/users", "/ADMINIS~1/users", "/A~1234567/users",
+    "/ADMINI~1.HTML", "/ADMINI~1.tar.gz", "/v~2.0.1/x", "/.~1/x", "/a.b~1/x",
+]
 
 
 class PathAmbiguity(ForwardAuthBase):
@@ -431,6 +449,12 @@ class PathAmbiguity(ForwardAuthBase):
             r = self.d.raw(("GET /auth%s HTTP/1.1\r\nHost: wiki.test\r\n"
                             "Authorization: Bearer %s\r\n\r\n" % (uri, self.read)).encode())
             self.assertRefused(r, uri)
+
+    def test_tildes_that_cannot_be_short_names_are_paths(self):
+        before = self.bad_requests()
+        for uri in TILDES:
+            self.assertEqual(self.auth(self.read, uri=uri).status, 200, uri)
+        self.assertEqual(self.bad_requests(), before)
 
     def test_query_is_not_the_path(self):
         # Only the path is routed on: a query may hold any of these.
@@ -479,13 +503,13 @@ class PathParametersStrip(PathAmbiguity):
 
 class WindowsPathsAllowed(ForwardAuthBase):
     """"windows_paths": "allow" (an upstream that is not Windows and serves
-    names ending in '.' or ' '): the Windows variants are decided as the
+    names ending in '.' or ' ' or like "ADMINI~1"): the Windows variants are decided as the
     paths they literally are; every other ambiguity class stays 400."""
     resources = dict(RESOURCES, windows_paths="allow")
 
     def test_windows_variants_decided_literally(self):
-        for uri in ("/admin./users", "/admin%20/users", "/admin...", "/admin::$DATA/users",
-                    "/page.", "/x/web.config::$DATA"):
+        for uri in ["/admin./users", "/admin%20/users", "/admin...", "/admin::$DATA/users",
+                    "/page.", "/x/web.config::$DATA"] + SHORT_NAMES + TILDES:
             # Not /admin (the prefix covers "/admin" on a segment boundary only): the wiki.
             self.assertEqual(self.auth(self.read, uri=uri).status, 200, uri)
         self.assertAdmin(self.auth(self.read, uri="/admin/users"))

@@ -24,6 +24,7 @@ import sys
 import time
 import unittest
 
+import as_http as a
 import harness as h
 
 h.require_binaries()
@@ -67,14 +68,14 @@ class Receiver:
         self.port = free_port()  # known before the receiver first runs
         self.proc = None
 
-    def start(self, jwks_url):
+    def start(self, jwks_url, issuer=ISSUER):
         pf = os.path.join(self.folder, "receiver-port")
         if os.path.exists(pf):
             os.unlink(pf)
         self.err = open(os.path.join(self.folder, "receiver.err"), "ab")
         self.proc = subprocess.Popen(
             [NODE, os.path.join(INTEROP, "ssf_receiver.mjs"), str(self.port), pf, self.log,
-             jwks_url, ISSUER, AUDIENCE, BEARER],
+             jwks_url, issuer, AUDIENCE, BEARER],
             cwd=INTEROP, stdin=subprocess.DEVNULL, stdout=self.err, stderr=self.err)
         deadline = time.monotonic() + 20
         while not os.path.exists(pf):
@@ -270,6 +271,57 @@ class Transmitter(h.FreshCase):
         self.assertEqual(g["sub_id"]["format"], "complex")
         self.assertEqual(g["sub_id"]["user"], {"format": "iss_sub", "iss": ISSUER, "sub": "carol"})
         self.assertEqual(g["sub_id"]["application"], {"format": "opaque", "id": self.agent.id})
+
+    def test_grant_revoked_names_the_issuer_of_the_users_sub(self):
+        # The user of a grant is (issuer, sub): the IdP's issuer for a user
+        # who signed in there (introspection's idp_iss), tokend's own for a
+        # session without one. Read when the event is queued: the receiver
+        # is down, and the sessions end before it comes back.
+        self.start()
+        self.add_receiver("edge1", "--events", "grant-revoked")
+        self.setup_world()
+        idp = "https://idp.example.org/tenant-7"
+        at_idp = self.d.ctl("session", "create", "--sub", "carol", "--issuer", idp)["sid"]
+        local = self.d.new_session("carol")
+        t1 = self.d.issue(at_idp, self.agent, "read", refresh=True)
+        t2 = self.d.issue(local, self.agent, "read", refresh=True)
+        self.assertEqual(self.d.introspect(t1["access_token"]).json()["idp_iss"], idp)
+        for t, sid in ((t1, at_idp), (t2, local)):
+            self.assertEqual(self.d.revoke(t["refresh_token"], auth=self.agent).status, 200)
+            self.d.ctl("session", "terminate", sid)
+        self.wait_depth(2)
+        self.rcv.start(self.jwks_url())
+        got = self.rcv.wait_for(2)
+        users = [(event_of(p)[1]["grant_id"], p["sub_id"]["user"]) for p in got]
+        self.assertEqual(users, [
+            (t1["grant_id"], {"format": "iss_sub", "iss": idp, "sub": "carol"}),
+            (t2["grant_id"], {"format": "iss_sub", "iss": ISSUER, "sub": "carol"})])
+        for p in got:
+            self.assertEqual(p["iss"], ISSUER)  # the SET is tokend's whoever the user is
+            self.assertEqual(p["sub_id"]["application"], {"format": "opaque", "id": self.agent.id})
+
+    def test_grant_revoked_by_a_replay_at_the_authorization_server(self):
+        # A consent grant (no session of its own) revoked by a refresh-token
+        # replay: a user of the dev login is named under tokend's issuer.
+        self.d = self.daemon(a.as_daemon_args(self.folder, extra=(
+            "--refresh-reuse-window", 0, "--ssf-poll", 50, "--ssf-retry-min", 100)),
+            data_dir=self.data)
+        self.rcv.start(self.jwks_url(), issuer=a.issuer(self.d))
+        self.add_receiver("edge1", "--events", "grant-revoked")
+        self.d.default_auth = self.d.add_client("resource_server", "rs")
+        cid = a.public_client(self.d)["client_id"]
+        code, verifier = a.authorize_code(self.d, a.Browser(self.d), cid, subject="dana")
+        t0 = a.redeem(self.d, cid, code, verifier).json()
+        self.assertEqual(a.refresh(self.d, cid, t0["refresh_token"]).status, 200)
+        r = a.refresh(self.d, cid, t0["refresh_token"])  # the replay
+        self.assertEqual(r.status, 400, r)
+        got = self.rcv.wait_for(1)
+        self.assertEqual(len(got), 1, got)
+        self.assertEqual(event_of(got[0])[0], "urn:tokend:secevent:grant-revoked")
+        self.assertEqual(got[0]["sub_id"], {
+            "format": "complex",
+            "user": {"format": "iss_sub", "iss": a.issuer(self.d), "sub": "dana"},
+            "application": {"format": "opaque", "id": cid}})
 
     def test_client_disable_and_delegated_token(self):
         self.start()

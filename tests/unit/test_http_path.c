@@ -415,6 +415,82 @@ static void test_windows_aliases(void)
     CHECK_EQ_STR(tk_http_path_flaw_name(TK_HTTP_PATH_WINDOWS_ALIAS), "windows_alias");
 }
 
+/* 8.3 short names: what NTFS may have generated for a longer name (a base
+ * of at most 8 characters ending in '~' and digits, at most 6 before the
+ * '~', an extension of at most 3), whatever the case or the encoding of
+ * '~' and the digits, and whatever stream follows a ':'. Names that cannot
+ * be one ("~user", a tail that is not all digits, a base or extension too
+ * long, two dots) stay plain. */
+static void test_short_names(void)
+{
+    static const char *const alias[] = {
+        "/ADMINI~1",
+        "/ADMINI~1/x",
+        "/admini~1/x",
+        "/AdMiNi~1/x",
+        "/ADMINI%7E1/x",
+        "/ADMINI%7e1/x",
+        "/ADMINI~%31/x",
+        "/%41DMINI~1/x",
+        "/a/b/ADMINI~1",
+        "/x/../ADMINI~1/y",
+        "/WEB~1.CON",
+        "/web~1.con/x",
+        "/DEFAUL~1.ASP",
+        "/a/FILE~1.H",
+        "/ADMIN~12/x",
+        "/ADM~1234/x",
+        "/A~123456",
+        "/AD1F2~1/x",
+        "/A~1",
+        "/~1",
+        "/~12345~1",
+        "/A~B~1/x",
+        "/A~1~2/x",
+        "/~~1",
+        "/ADMINI~1:x",
+        "/ADMINI~1.TXT:stream",
+        "/%C3%89COLE~1/x", /* "ÉCOLE~1": 7 characters, 8 bytes */
+        "/%C3%89%C3%89%C3%89%C3%89%C3%89%C3%89~1",
+        "/ADMINI~0",
+    };
+    for (size_t i = 0; i < TK_ARRAY_LEN(alias); i++) {
+        if (!windows(alias[i])) {
+            fprintf(stderr, "not a short name: %s\n", alias[i]);
+        }
+        CHECK(windows(alias[i]));
+    }
+    static const char *const plain[] = {
+        "/~user",
+        "/~user/x",
+        "/~alice/public_html",
+        "/~user1",
+        "/home/~bob~/x",
+        "/a~",
+        "/a~/x",
+        "/~",
+        "/~.txt",
+        "/ADMINI~1X/x",
+        "/ADMINI~12/x",
+        "/ADMINIS~1/x",
+        "/A~1234567",
+        "/ADMINI~1.HTML",
+        "/ADMINI~1.tar.gz",
+        "/v~2.0.1",
+        "/.~1",
+        "/a.b~1",
+        "/x~a1",
+        "/%C3%89%C3%89%C3%89%C3%89%C3%89%C3%89%C3%89~1",
+        "/ADMINI~1.%C3%A9%C3%A9%C3%A9%C3%A9",
+    };
+    for (size_t i = 0; i < TK_ARRAY_LEN(plain); i++) {
+        if (windows(plain[i])) {
+            fprintf(stderr, "short name: %s\n", plain[i]);
+        }
+        CHECK(!windows(plain[i]));
+    }
+}
+
 int main(void)
 {
     RUN(test_resolves);
@@ -423,5 +499,6 @@ int main(void)
     RUN(test_bounds);
     RUN(test_hosts);
     RUN(test_windows_aliases);
+    RUN(test_short_names);
     return check_report();
 }

@@ -260,6 +260,86 @@ static void test_grant_client_and_token_events(void)
     close_remove();
 }
 
+/* A revoked grant's event names whose sub it is, read when it is queued:
+ * the issuer of the grant's session (an IdP's, or none: tokend's own); a
+ * consent grant without an issuer is found by its consent key. When that
+ * cannot be told (the session is missing, a consent made at an IdP) the
+ * event names no user, only the client: never a wrong issuer. */
+static void revoke_grant(const char *id, int64_t at)
+{
+    tk_op op = tk_op_make(TK_OP_REVOKE_GRANT, at);
+    TK_ASSERT(tk_op_id_set(&op.revoke_grant.grant, tk_slice_from_str(id)) == 0);
+    CHECK(apply(&op));
+}
+
+static void put_grant(tk_txn *w, const char *id, const char *sub, const char *sid)
+{
+    tk_grant_rec g = {.client_id = TK_SLICE_LIT("tkc_agent"),
+                      .sub = tk_slice_from_str(sub),
+                      .sid = tk_slice_from_str(sid),
+                      .resource =
+                          *sid == '\0' ? TK_SLICE_LIT("https://api.example") : TK_SLICE_NULL,
+                      .state = TK_GRANT_ACTIVE,
+                      .created = 1};
+    TK_ASSERT(tk_store_put_grant(w, tk_slice_from_str(id), &g, 0) == 0);
+}
+
+static void put_consent(tk_txn *w, const char *iss, const char *sub, const char *grant)
+{
+    uint8_t key[TK_HASH_LEN];
+    tk_store_consent_key(tk_slice_from_str(iss), tk_slice_from_str(sub), TK_SLICE_LIT("tkc_agent"),
+                         TK_SLICE_LIT("https://api.example"), key);
+    TK_ASSERT(tk_store_put_consent(w, key, tk_slice_from_str(grant)) == 0);
+}
+
+static void test_grant_issuer(void)
+{
+    open_fresh();
+    seed(); /* tks_1: alice, no issuer; tkg_1 its grant */
+    CHECK_EQ_INT(add_receiver("edge", TK_SSF_WANT_ALL, 100), 0);
+    tk_txn *w;
+    TK_ASSERT(tk_store_write_begin(st, &w) == 0);
+    tk_session_rec s = {.sub = TK_SLICE_LIT("bob"),
+                        .issuer = TK_SLICE_LIT("https://idp.example"),
+                        .state = TK_SESSION_ACTIVE,
+                        .created = 1};
+    TK_ASSERT(tk_store_put_session(w, TK_SLICE_LIT("tks_idp"), &s, 0) == 0);
+    put_grant(w, "tkg_idp", "bob", "tks_idp");
+    put_grant(w, "tkg_gone", "carol", "tks_gone"); /* its session is not there */
+    put_grant(w, "tkg_dev", "dave", "");           /* consents, without an IdP / at one */
+    put_consent(w, "", "dave", "tkg_dev");
+    put_grant(w, "tkg_org", "erin", "");
+    put_consent(w, "https://idp.example", "erin", "tkg_org");
+    TK_ASSERT(tk_store_commit(w) == 0);
+    const char *order[] = {"tkg_idp", "tkg_1", "tkg_gone", "tkg_dev", "tkg_org"};
+    const char *iss[] = {"https://idp.example", "", "", "", ""};
+    const char *sub[] = {"bob", "alice", "", "dave", ""};
+    for (int i = 0; i < 5; i++) {
+        revoke_grant(order[i], 700 + i);
+    }
+    /* A session that ends after the revocation changes nothing queued. */
+    tk_op end = tk_op_make(TK_OP_SESSION_STATE, 800);
+    TK_ASSERT(tk_op_id_set(&end.session.sid, TK_SLICE_LIT("tks_idp")) == 0);
+    end.session.state = TK_SESSION_TERMINATED;
+    CHECK(apply(&end));
+    tk_txn *r;
+    TK_ASSERT(tk_store_read_begin(st, &r) == 0);
+    uint64_t seq = 0;
+    tk_ssf_event_rec ev;
+    for (int i = 0; i < 5; i++) {
+        CHECK_EQ_INT(tk_store_ssf_next(r, TK_SLICE_LIT("edge"), seq, &seq, &ev), 0);
+        CHECK_EQ_INT(ev.kind, TK_SSF_GRANT_REVOKED);
+        CHECK_SLICE(ev.id, order[i]);
+        CHECK_EQ_INT(ev.iss.len, strlen(iss[i]));
+        CHECK_EQ_INT(ev.sub.len, strlen(sub[i]));
+        CHECK(ev.iss.len == 0 || memcmp(ev.iss.p, iss[i], ev.iss.len) == 0);
+        CHECK(ev.sub.len == 0 || memcmp(ev.sub.p, sub[i], ev.sub.len) == 0);
+        CHECK_SLICE(ev.client, "tkc_agent");
+    }
+    tk_store_txn_end(r);
+    close_remove();
+}
+
 /* An IdP event ends every session its key matches: one event per session
  * it changed, none when it is replayed. */
 static void test_idp_event(void)
@@ -473,6 +553,11 @@ static void test_records(void)
     CHECK_EQ_INT(tk_record_decode_ssf_event(buf, len, &d), 0);
     CHECK_EQ_INT(d.kind, TK_SSF_GRANT_REVOKED);
     CHECK_SLICE(d.client, "tkc_a");
+    CHECK_EQ_INT(d.iss.len, 0); /* absent: events queued before key 9 decode unchanged */
+    e.iss = TK_SLICE_LIT("https://idp.example");
+    CHECK_EQ_INT(tk_record_encode_ssf_event(&e, buf, sizeof buf, &len), 0);
+    CHECK_EQ_INT(tk_record_decode_ssf_event(buf, len, &d), 0);
+    CHECK_SLICE(d.iss, "https://idp.example");
     e.kind = 0;
     CHECK_EQ_INT(tk_record_encode_ssf_event(&e, buf, sizeof buf, &len), TK_E_INVALID);
     e.kind = TK_SSF_KIND_LAST + 1;
@@ -534,6 +619,21 @@ static void test_set_claims(void)
                "\"format\":\"opaque\",\"id\":\"tkc_a\"}},\"events\":{"
                "\"urn:tokend:secevent:grant-revoked\":{\"event_timestamp\":902,\"grant_id\":"
                "\"tkg_1\"}}}");
+    /* The user's issuer: the IdP's when the event names one; no user when
+     * whose sub it is could not be told. */
+    g.iss = TK_SLICE_LIT("https://idp.example");
+    claims(&g, "{\"iss\":\"https://tokend.test\",\"aud\":\"https://edge.example\",\"iat\":1000,"
+               "\"jti\":\"JTI\",\"sub_id\":{\"format\":\"complex\",\"user\":{\"format\":"
+               "\"iss_sub\",\"iss\":\"https://idp.example\",\"sub\":\"alice\"},\"application\":{"
+               "\"format\":\"opaque\",\"id\":\"tkc_a\"}},\"events\":{"
+               "\"urn:tokend:secevent:grant-revoked\":{\"event_timestamp\":902,\"grant_id\":"
+               "\"tkg_1\"}}}");
+    g.sub = TK_SLICE_NULL;
+    claims(&g, "{\"iss\":\"https://tokend.test\",\"aud\":\"https://edge.example\",\"iat\":1000,"
+               "\"jti\":\"JTI\",\"sub_id\":{\"format\":\"complex\",\"application\":{"
+               "\"format\":\"opaque\",\"id\":\"tkc_a\"}},\"events\":{"
+               "\"urn:tokend:secevent:grant-revoked\":{\"event_timestamp\":902,\"grant_id\":"
+               "\"tkg_1\"}}}");
     tk_ssf_event_rec h = {.kind = TK_SSF_SESSION_SUSPENDED,
                           .at = 903,
                           .id = TK_SLICE_LIT("tks_1"),
@@ -579,6 +679,7 @@ int main(void)
     RUN(test_nobody_listens);
     RUN(test_fanout_filter_and_order);
     RUN(test_grant_client_and_token_events);
+    RUN(test_grant_issuer);
     RUN(test_idp_event);
     RUN(test_ack);
     RUN(test_overflow);
