@@ -552,7 +552,10 @@ static int run(struct options *o)
                                .node = cfg->cluster_node,
                                .max_staleness_ms = cfg->cluster_max_staleness,
                                .replicas = cfg->cluster_replicas,
-                               .pending = cfg->commit_queue};
+                               .pending = cfg->commit_queue,
+                               .nats_ca = cfg->cluster_nats_ca,
+                               .nats_cert = cfg->cluster_nats_cert,
+                               .nats_key = cfg->cluster_nats_key};
         char kerr[PATH_MAX + 128];
         r = tk_cluster_key_load(cfg->cluster_key_file, cluster_key, sizeof cluster_key,
                                 &cluster_key_len, kerr, sizeof kerr);

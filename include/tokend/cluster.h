@@ -39,6 +39,11 @@ typedef struct tk_cluster_cfg {
     size_t key_len;              /* TK_CLUSTER_KEY_MIN..TK_CLUSTER_KEY_MAX */
     const char *nats_user;       /* NULL/"": no user/password (cluster-nats-user) */
     const char *nats_password;   /* its password (cluster-nats-password-file's contents) */
+    /* TLS (urls all tls://): the CA file the servers' certificates must chain
+     * to, each checked against the host of the URL it was reached by;
+     * optionally a client certificate chain and its private key (mutual TLS).
+     * NULL/"": none (nats:// URLs). */
+    const char *nats_ca, *nats_cert, *nats_key;
 } tk_cluster_cfg;
 
 /* Entry authentication: every published entry carries, in the header
@@ -67,6 +72,12 @@ int tk_cluster_key_load(const char *path, uint8_t *key, size_t cap, size_t *len_
 /* Read cluster-nats-password-file the same way (private; at least 1 byte,
  * shorter than cap, no NUL) into a C string. 0, or an error with err. */
 int tk_cluster_password_load(const char *path, char *out, size_t cap, char *err, size_t errcap);
+
+/* A file named by config key `what` that tokend hands to the NATS library:
+ * it opens, is a regular file and, when `private`, is not readable by group
+ * or others. 0, or an error with a reason in err. */
+int tk_cluster_file_check(const char *what, const char *path, bool private, char *err,
+                          size_t errcap);
 
 /* Mark the store as this stream's (tokenctl then refuses local writes),
  * switch the committer to log mode and start the cluster thread, which

@@ -36,6 +36,29 @@ bool tk_cluster_mac_ok(const uint8_t *key, size_t key_len, const char *subject, 
     return tk_ct_equal(want, hex, 2 * TK_CLUSTER_MAC_LEN);
 }
 
+int tk_cluster_file_check(const char *what, const char *path, bool private, char *err,
+                          size_t errcap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        snprintf(err, errcap, "%s %s: %s", what, path, strerror(e));
+        return -e;
+    }
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errcap, "%s %s: not a regular file", what, path);
+        rc = TK_E_INVALID;
+    } else if (private && (st.st_mode & 077)) {
+        snprintf(err, errcap, "%s %s: readable by group or others (mode %03o)", what, path,
+                 (unsigned)(st.st_mode & 0777));
+        rc = TK_E_INVALID;
+    }
+    close(fd);
+    return rc;
+}
+
 /* A secret file named by config key `what`: regular, private, at least min
  * bytes once trailing whitespace is dropped, shorter than cap. */
 static int load_private(const char *what, size_t min, const char *path, uint8_t *key, size_t cap,

@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <nats/nats.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -62,8 +63,12 @@ struct tk_cluster {
     unsigned replicas;
     uint8_t key[TK_CLUSTER_KEY_MAX]; /* the entries' HMAC key (clmac.c) */
     size_t key_len;
-    char nats_user[TK_CLUSTER_USER_MAX + 1];         /* "": none */
-    char nats_password[TK_CLUSTER_PASSWORD_MAX + 1]; /* with nats_user */
+    char nats_user[TK_CLUSTER_USER_MAX + 1];                         /* "": none */
+    char nats_password[TK_CLUSTER_PASSWORD_MAX + 1];                 /* with nats_user */
+    bool tls;                                                        /* tls:// URLs */
+    char nats_ca[PATH_MAX], nats_cert[PATH_MAX], nats_key[PATH_MAX]; /* "": none */
+    const char *servers[TK_CLUSTER_SERVERS_MAX];                     /* into urls */
+    int nservers;
 
     natsOptions *opts;
     natsConnection *nc;
@@ -96,6 +101,7 @@ struct tk_cluster {
     uint64_t target_t0;
     uint64_t target_seq;
     uint64_t progress_seq, progress_at; /* cluster thread only */
+    uint64_t down_since, probe_at;      /* cluster thread: not connected since; next probe */
     bool behind;                        /* atomic: the stream holds less than the store applied */
     uint64_t behind_head; /* cluster thread: the head of the last poll that ended below it */
     bool want_resub;      /* atomic: the committer met a gap; the consumer is replaced */
@@ -566,12 +572,19 @@ static bool wait_tick(tk_cluster *cl)
     return stop;
 }
 
+static void probe(tk_cluster *cl, uint64_t now); /* with the connection's set-up, below */
+
 static void *cluster_main(void *arg)
 {
     tk_cluster *cl = arg;
     /* Event loop: one tick at a time until stop. */
     for (bool stop = false; !stop; stop = wait_tick(cl)) {
         uint64_t now = tk_mono_ns();
+        if (!connected(cl)) {
+            probe(cl, now);
+        } else {
+            cl->down_since = 0;
+        }
         if (connected(cl)) {
             if (!__atomic_load_n(&cl->stream_ready, __ATOMIC_ACQUIRE)) {
                 __atomic_store_n(&cl->stream_ready, ensure_stream(cl), __ATOMIC_RELEASE);
@@ -614,50 +627,131 @@ static void on_disconnected(natsConnection *nc, void *closure)
     tk_log_warn("cluster_disconnected", "note=\"writes answer 503 until reconnected\"");
 }
 
-static int connect_nats(tk_cluster *cl)
+/* TLS to the servers: the CA their certificates must chain to (libnats
+ * checks each against the host of the URL it dialled), and our own
+ * certificate when the servers ask for one. The files were checked at start. */
+static natsStatus set_tls(tk_cluster *cl, natsOptions *o)
 {
-    const char *servers[TK_CLUSTER_SERVERS_MAX];
-    int n = 0;
-    char *save = NULL;
-    for (char *u = strtok_r(cl->urls, ",", &save); u != NULL && n < TK_CLUSTER_SERVERS_MAX;
-         u = strtok_r(NULL, ",", &save)) {
-        servers[n++] = u;
-    }
-    natsStatus s = natsOptions_Create(&cl->opts);
+    natsStatus s = natsOptions_SetSecure(o, true);
     if (s == NATS_OK) {
-        s = natsOptions_SetServers(cl->opts, servers, n);
+        s = natsOptions_LoadCATrustedCertificates(o, cl->nats_ca);
+    }
+    if (s == NATS_OK && cl->nats_cert[0] != '\0') {
+        s = natsOptions_LoadCertificatesChain(o, cl->nats_cert, cl->nats_key);
+    }
+    return s;
+}
+
+/* The connection's options; `retry`: reconnect forever, first connect in the
+ * background (the real connection), or one try (a probe). */
+static natsStatus make_opts(tk_cluster *cl, bool retry, natsOptions **out)
+{
+    natsOptions *o = NULL;
+    natsStatus s = natsOptions_Create(&o);
+    if (s == NATS_OK) {
+        s = natsOptions_SetServers(o, cl->servers, cl->nservers);
     }
     if (s == NATS_OK) {
-        s = natsOptions_SetName(cl->opts, cl->prefix);
+        s = natsOptions_SetName(o, cl->prefix);
     }
-    if (s == NATS_OK) {
-        s = natsOptions_SetMaxReconnect(cl->opts, -1); /* forever: the node stays stale */
+    if (s == NATS_OK && cl->tls) {
+        s = set_tls(cl, o);
     }
     if (s == NATS_OK && cl->nats_user[0] != '\0') {
-        s = natsOptions_SetUserInfo(cl->opts, cl->nats_user, cl->nats_password);
+        s = natsOptions_SetUserInfo(o, cl->nats_user, cl->nats_password);
     }
     if (s == NATS_OK) {
-        s = natsOptions_SetReconnectWait(cl->opts, 100);
+        s = natsOptions_SetTimeout(o, 1000);
     }
-    if (s == NATS_OK) {
-        s = natsOptions_SetTimeout(cl->opts, 1000);
+    if (s == NATS_OK && !retry) {
+        s = natsOptions_SetAllowReconnect(o, false);
     }
-    if (s == NATS_OK) {
-        s = natsOptions_SetPingInterval(cl->opts, 1000); /* a silent server is noticed */
+    if (s == NATS_OK && retry) {
+        s = natsOptions_SetMaxReconnect(o, -1); /* forever: the node stays stale */
     }
-    if (s == NATS_OK) {
-        s = natsOptions_SetDisconnectedCB(cl->opts, on_disconnected, cl);
+    if (s == NATS_OK && retry) {
+        s = natsOptions_SetReconnectWait(o, 100);
     }
-    if (s == NATS_OK) {
-        s = natsOptions_SetReconnectedCB(cl->opts, on_connected, cl);
+    if (s == NATS_OK && retry) {
+        s = natsOptions_SetPingInterval(o, 1000); /* a silent server is noticed */
     }
-    if (s == NATS_OK) {
-        s = natsOptions_SetMaxPingsOut(cl->opts, 2);
+    if (s == NATS_OK && retry) {
+        s = natsOptions_SetDisconnectedCB(o, on_disconnected, cl);
     }
-    if (s == NATS_OK) {
+    if (s == NATS_OK && retry) {
+        s = natsOptions_SetReconnectedCB(o, on_connected, cl);
+    }
+    if (s == NATS_OK && retry) {
+        s = natsOptions_SetMaxPingsOut(o, 2);
+    }
+    if (s == NATS_OK && retry) {
         /* With a callback the first connect retries in the background (without
          * one libnats retries in this call): tokend serves, stale, meanwhile. */
-        s = natsOptions_SetRetryOnFailedConnect(cl->opts, true, on_connected, cl);
+        s = natsOptions_SetRetryOnFailedConnect(o, true, on_connected, cl);
+    }
+    if (s != NATS_OK) {
+        natsOptions_Destroy(o);
+        o = NULL;
+    }
+    *out = o;
+    return s;
+}
+
+/* The library's reconnect loop keeps no reason: while the connection is
+ * down, one plain connect a while says why (refused, a certificate that does
+ * not verify, a server that wants TLS, credentials) in the log. */
+static void probe(tk_cluster *cl, uint64_t now)
+{
+    if (cl->down_since == 0) {
+        cl->down_since = now;
+        cl->probe_at = now + 1000000000ull; /* a restart's usual gap goes unexplained */
+    }
+    if (now < cl->probe_at) {
+        return;
+    }
+    cl->probe_at = now + 30ull * 1000000000ull;
+    natsOptions *o = NULL;
+    natsConnection *nc = NULL;
+    natsStatus s = make_opts(cl, false, &o);
+    if (s == NATS_OK) {
+        s = natsConnection_Connect(&nc, o);
+    }
+    const char *why = s != NATS_OK ? nats_GetLastError(NULL) : NULL;
+    if (s != NATS_OK) {
+        bool ssl = s == NATS_SSL_ERROR || (why != NULL && strstr(why, "SSL") != NULL);
+        const char *note = !cl->tls && ssl ? "the server requires TLS: use tls:// URLs and "
+                                             "cluster-nats-ca"
+                           : cl->tls && !ssl && s != NATS_NO_SERVER && cl->nats_cert[0] == '\0'
+                               ? "a server that verifies clients needs cluster-nats-cert and "
+                                 "cluster-nats-key"
+                               : "not connected: retrying; writes 503, reads 503 once stale";
+        tk_log_warn("cluster_connect_error", "status=\"%s\" error=\"%s\" note=\"%s\"",
+                    natsStatus_GetText(s), why != NULL && why[0] != '\0' ? why : "-", note);
+    }
+    if (nc != NULL) {
+        natsConnection_Destroy(nc);
+    }
+    natsOptions_Destroy(o);
+}
+
+static int connect_nats(tk_cluster *cl)
+{
+    char *save = NULL;
+    for (char *u = strtok_r(cl->urls, ",", &save);
+         u != NULL && cl->nservers < TK_CLUSTER_SERVERS_MAX; u = strtok_r(NULL, ",", &save)) {
+        cl->servers[cl->nservers++] = u;
+    }
+    natsStatus s = make_opts(cl, true, &cl->opts);
+    if (s != NATS_OK && cl->tls) {
+        /* The files opened (tk_cluster_start checked them): their contents are wrong. */
+        const char *why = nats_GetLastError(NULL);
+        tk_log_error("cluster_tls_refused",
+                     "ca=%s cert=%s key=%s error=\"%s\" note=\"PEM CA certificates; a PEM "
+                     "certificate chain and its PEM private key\"",
+                     cl->nats_ca, cl->nats_cert[0] != '\0' ? cl->nats_cert : "-",
+                     cl->nats_key[0] != '\0' ? cl->nats_key : "-",
+                     why != NULL && why[0] != '\0' ? why : natsStatus_GetText(s));
+        return TK_E_INVALID;
     }
     if (s == NATS_OK) {
         s = natsConnection_Connect(&cl->nc, cl->opts);
@@ -733,6 +827,24 @@ static int init_names(tk_cluster *cl, const tk_cluster_cfg *cfg)
     }
     memcpy(cl->key, cfg->key, cfg->key_len);
     cl->key_len = cfg->key_len;
+    cl->tls = !strncmp(cfg->urls, "tls://", 6);
+    if (cl->tls != (cfg->nats_ca != NULL && cfg->nats_ca[0] != '\0')) {
+        return TK_E_INVALID; /* tls:// and a CA go together */
+    }
+    bool cert = cfg->nats_cert != NULL && cfg->nats_cert[0] != '\0';
+    if (cl->tls && (cert != (cfg->nats_key != NULL && cfg->nats_key[0] != '\0') ||
+                    strlen(cfg->nats_ca) >= sizeof cl->nats_ca ||
+                    (cert && (strlen(cfg->nats_cert) >= sizeof cl->nats_cert ||
+                              strlen(cfg->nats_key) >= sizeof cl->nats_key)))) {
+        return TK_E_INVALID;
+    }
+    if (cl->tls) {
+        strcpy(cl->nats_ca, cfg->nats_ca);
+        if (cert) {
+            strcpy(cl->nats_cert, cfg->nats_cert);
+            strcpy(cl->nats_key, cfg->nats_key);
+        }
+    }
     if (cfg->nats_user != NULL && cfg->nats_user[0] != '\0') {
         if (strlen(cfg->nats_user) >= sizeof cl->nats_user || cfg->nats_password == NULL ||
             strlen(cfg->nats_password) >= sizeof cl->nats_password) {
@@ -740,6 +852,24 @@ static int init_names(tk_cluster *cl, const tk_cluster_cfg *cfg)
         }
         strcpy(cl->nats_user, cfg->nats_user);
         strcpy(cl->nats_password, cfg->nats_password);
+    }
+    return 0;
+}
+
+/* The TLS files exist and are files; the private key is private. */
+static int check_tls_files(const tk_cluster *cl)
+{
+    char err[PATH_MAX + 128];
+    int rc = tk_cluster_file_check("cluster-nats-ca", cl->nats_ca, false, err, sizeof err);
+    if (rc == 0 && cl->nats_cert[0] != '\0') {
+        rc = tk_cluster_file_check("cluster-nats-cert", cl->nats_cert, false, err, sizeof err);
+    }
+    if (rc == 0 && cl->nats_key[0] != '\0') {
+        rc = tk_cluster_file_check("cluster-nats-key", cl->nats_key, true, err, sizeof err);
+    }
+    if (rc != 0) {
+        tk_log_error("cluster_tls_refused", "error=\"%s\"", err);
+        return TK_E_INVALID;
     }
     return 0;
 }
@@ -774,6 +904,9 @@ int tk_cluster_start(const tk_cluster_cfg *cfg, tk_store *st, tk_committer *com,
         tk_store_txn_end(txn);
         cl->applied = seq;
         cl->progress_seq = seq;
+    }
+    if (rc == 0 && cl->tls) {
+        rc = check_tls_files(cl);
     }
     if (rc == 0) {
         rc = connect_nats(cl);

@@ -34,7 +34,9 @@ import unittest
 
 import as_http as ah
 import harness as h
+import http_fixture as hf
 import idp_util as u
+import mtls_util as mu
 
 h.require_binaries()
 NATS = shutil.which("nats-server")
@@ -826,6 +828,75 @@ class NatsCredentials(unittest.TestCase):
             self.assertIn("tokend_cluster_connected 0", nodes[name].metrics_text())
 
 
+class NatsTls(unittest.TestCase):
+    """tls:// to a nats-server that requires TLS and a client certificate
+    (certificates made now with openssl; one server, R=1): two nodes with
+    the CA, a certificate and its key connect and replicate; a node that
+    trusts another CA, one that reaches the server by a name its certificate
+    does not carry, one without a client certificate and one with plain
+    nats:// never connect, stay not ready, and say why in the log."""
+
+    def test_tls(self):
+        root = tempfile.mkdtemp(prefix="tokend-cluster-tls-")
+        self.addCleanup(shutil.rmtree, root, True)
+        ca, other = hf.TestCA(root, "ca"), hf.TestCA(root, "other")
+        srv_cert, srv_key = ca.server_cert("nats", san="IP:127.0.0.1")
+        client = mu.client_cert(root, "node", "/CN=tokend-node", ca=(ca.cert, ca.key))
+        os.chmod(client.key, 0o600)
+        nats = Nats(root, "t0", free_port(), free_port(), [])
+        with open(nats.conf, "w") as f:
+            f.write("server_name: t0\nlisten: 127.0.0.1:%d\njetstream { store_dir: \"%s\" }\n"
+                    "tls { cert_file: \"%s\", key_file: \"%s\", ca_file: \"%s\", verify: true }\n"
+                    % (nats.port, os.path.join(nats.dir, "js"), srv_cert, srv_key, ca.cert))
+        self.addCleanup(nats.stop, signal.SIGKILL)
+        nats.start()
+        key = key_file(root)
+        seed = os.path.join(root, "seed")
+        rs = h.Client(h.ctl(seed, "client", "add", "--name", "rs", "--role", "resource_server"))
+        agent = h.Client(h.ctl(seed, "client", "add", "--name", "agent", "--role", "agent",
+                               "--scope", "read"))
+        sid = h.ctl(seed, "session", "create", "--sub", "u")["sid"]
+        token = h.ctl(seed, "token", "issue", "--sid", sid, "--client", agent.id, "--scope",
+                      "read")["access_token"]
+        tls = "tls://127.0.0.1:%d" % nats.port
+        mutual = ["--cluster-nats-cert", client.cert, "--cluster-nats-key", client.key]
+        nodes = {}
+        for name, extra, why in (
+                ("a", [tls, "--cluster-nats-ca", ca.cert] + mutual, None),
+                ("b", [tls, "--cluster-nats-ca", ca.cert] + mutual, None),
+                ("wrongca", [tls, "--cluster-nats-ca", other.cert] + mutual,
+                 "unable to get local issuer certificate"),
+                ("wronghost", ["tls://localhost:%d" % nats.port, "--cluster-nats-ca", ca.cert]
+                 + mutual, "mismatch"),
+                ("nocert", [tls, "--cluster-nats-ca", ca.cert], "needs cluster-nats-cert"),
+                ("plain", ["nats://127.0.0.1:%d" % nats.port], "the server requires TLS")):
+            d = h.Tokend(os.path.join(root, name), [
+                "--cluster-nats"] + extra + ["--cluster-node", name, "--cluster-stream", "TLS",
+                                             "--cluster-key-file", key,
+                                             "--cluster-max-staleness", str(STALENESS_MS)])
+            shutil.copytree(seed, d.data_dir)
+            d.default_auth = rs
+            d.start()
+            self.addCleanup(d.cleanup)
+            nodes[name] = (d, why)
+        a, b = nodes["a"][0], nodes["b"][0]
+        for d in (a, b):
+            self.assertIsNotNone(wait_until(lambda: healthy(d), 60, 0.05), d.stderr())
+            self.assertIn("tokend_cluster_connected 1", d.metrics_text())
+        self.assertEqual(a.revoke(token, auth=agent).status, 200)
+        self.assertIsNotNone(wait_until(
+            lambda: b.introspect(token).json() == h.INACTIVE, 5, 0.02), b.stderr())
+        for name, (d, why) in nodes.items():
+            if why is None:
+                continue
+            self.assertIsNotNone(wait_until(lambda: why in d.stderr(), 15, 0.1),
+                                 "%s: %s" % (name, d.stderr()))
+            self.assertFalse(healthy(d), name)
+            self.assertIn("tokend_cluster_connected 0", d.metrics_text())
+            self.assertEqual(d.introspect(token).status, 503, name)
+            self.assertEqual(d.revoke(token, auth=agent).status, 503, name)
+
+
 class SingleNodeUnchanged(h.DaemonCase):
     """Without cluster-nats: no cluster metrics, /healthz as before, tokenctl writes."""
 
@@ -859,6 +930,37 @@ class SingleNodeUnchanged(h.DaemonCase):
             with self.assertRaises(AssertionError) as e:
                 d.start()
             self.assertIn(why, str(e.exception))
+
+    def test_cluster_tls_files_checked_at_start(self):
+        root = tempfile.mkdtemp(prefix="tokend-itest-")
+        self.addCleanup(shutil.rmtree, root, True)
+        ca = hf.TestCA(root, "ca")
+        client = mu.client_cert(root, "node", "/CN=n", ca=(ca.cert, ca.key))
+        os.chmod(client.key, 0o644)
+        garbage = os.path.join(root, "garbage.pem")
+        with open(garbage, "w") as f:
+            f.write("not a certificate\n")
+        base = ["--cluster-nats", "tls://127.0.0.1:1", "--cluster-node", "x",
+                "--cluster-key-file", key_file(root)]
+        for i, (extra, why) in enumerate((
+                ([], "cluster-nats-ca"),
+                (["--cluster-nats-ca", os.path.join(root, "none.pem")], "none.pem"),
+                (["--cluster-nats-ca", garbage], "cluster_tls_refused"),
+                (["--cluster-nats-ca", ca.cert, "--cluster-nats-cert", client.cert,
+                  "--cluster-nats-key", client.key], "group or others"),
+                (["--cluster-nats-ca", ca.cert, "--cluster-nats-cert", client.cert],
+                 "both or neither"))):
+            d = h.Tokend(os.path.join(root, "d%d" % i), base + extra)
+            with self.assertRaises(AssertionError) as e:
+                d.start()
+            self.assertIn(why, str(e.exception))
+        d = h.Tokend(os.path.join(root, "plain"), ["--cluster-nats", "nats://127.0.0.1:1",
+                                                   "--cluster-node", "x", "--cluster-key-file",
+                                                   key_file(root, "k2"), "--cluster-nats-ca",
+                                                   ca.cert])
+        with self.assertRaises(AssertionError) as e:
+            d.start()
+        self.assertIn("need tls://", str(e.exception))
 
 
 if __name__ == "__main__":
