@@ -61,9 +61,8 @@ struct tk_cluster {
     size_t prefix_len;
     uint64_t staleness_ns, publish_timeout_ns, tick_ns;
     unsigned replicas;
-    uint8_t key[TK_CLUSTER_KEY_MAX]; /* the entries' HMAC key (clmac.c) */
-    size_t key_len;
-    char nats_user[TK_CLUSTER_USER_MAX + 1];                         /* "": none */
+    tk_cluster_keys keys;                    /* the entries' HMAC keys (clmac.c): k[0] signs */
+    char nats_user[TK_CLUSTER_USER_MAX + 1]; /* "": none */
     char nats_password[TK_CLUSTER_PASSWORD_MAX + 1];                 /* with nats_user */
     bool tls;                                                        /* tls:// URLs */
     char nats_ca[PATH_MAX], nats_cert[PATH_MAX], nats_key[PATH_MAX]; /* "": none */
@@ -204,19 +203,20 @@ static int forward(void *ctx, const tk_commit_req *req)
     char id[MSG_ID_MAX];
     snprintf(id, sizeof id, "%s%" PRIu64, cl->prefix, tag);
     natsMsg *m = NULL;
-    uint8_t mac[TK_CLUSTER_MAC_LEN];
-    char mac_hex[2 * TK_CLUSTER_MAC_LEN + 1];
-    if (tk_cluster_mac(cl->key, cl->key_len, cl->subject, buf, len, mac) != 0) {
+    char mac_hdr[TK_CLUSTER_MAC_HDR_MAX];
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    uint64_t now_ms = (uint64_t)wall.tv_sec * 1000u + (uint64_t)wall.tv_nsec / 1000000u;
+    if (tk_cluster_sign(&cl->keys.k[0], cl->subject, id, now_ms, buf, len, mac_hdr) != 0) {
         unsigned w;
         uint64_t cookie, t0;
         (void)take_pending(cl, tag, &w, &cookie, &t0); /* nobody else can have it */
         CL_ADD(cl, refused, 1);
         return TK_E_UNAVAILABLE;
     }
-    tk_hex(mac, sizeof mac, mac_hex);
     natsStatus s = natsMsg_Create(&m, cl->subject, NULL, (const char *)buf, (int)len);
     if (s == NATS_OK) {
-        s = natsMsgHeader_Set(m, TK_CLUSTER_MAC_HEADER, mac_hex);
+        s = natsMsgHeader_Set(m, TK_CLUSTER_MAC_HEADER, mac_hdr);
     }
     if (s == NATS_OK) {
         jsPubOptions po;
@@ -341,14 +341,28 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
         natsMsg_Destroy(msg);
         return;
     }
-    if (natsMsgHeader_Get(msg, TK_CLUSTER_MAC_HEADER, &mac) != NATS_OK ||
-        !tk_cluster_mac_ok(cl->key, cl->key_len, cl->subject, payload, (size_t)len, mac)) {
+    if (natsMsgHeader_Get(msg, TK_CLUSTER_MAC_HEADER, &mac) != NATS_OK) {
+        mac = NULL;
+    }
+    uint64_t signed_ms = 0;
+    tk_cluster_verdict v =
+        tk_cluster_verify(&cl->keys, cl->subject, id, mac, payload, (size_t)len, &signed_ms);
+    if (v != TK_CLUSTER_MAC_OK) {
+        static const char *const why[] = {
+            [TK_CLUSTER_MAC_MISSING] = "none",
+            [TK_CLUSTER_MAC_UNKNOWN_KEY] = "unknown_key",
+            [TK_CLUSTER_MAC_WRONG] = "wrong",
+        };
         __atomic_store_n(&cl->blocked_seq, seq, __ATOMIC_RELEASE);
         CL_ADD(cl, rejected, 1);
         tk_log_error("cluster_entry_unauthenticated",
                      "seq=%" PRIu64 " mac=%s msg=%s note=\"not applied: this node stops here "
-                     "and stays stale; remove the publisher, then restart from a snapshot\"",
-                     seq, mac == NULL ? "none" : "wrong", id != NULL ? "set" : "none");
+                     "and stays stale; %s\"",
+                     seq, why[v], id != NULL ? "set" : "none",
+                     v == TK_CLUSTER_MAC_UNKNOWN_KEY
+                         ? "a key another node signs with is missing from cluster-key-file: add "
+                           "it and restart this node"
+                         : "remove the publisher, then restart from a snapshot");
         free(payload);
         natsMsg_Destroy(msg);
         return;
@@ -790,6 +804,8 @@ static void free_cluster(tk_cluster *cl)
     pthread_mutex_destroy(&cl->stop_mu);
     pthread_cond_destroy(&cl->stop_cv);
     free(cl->pending);
+    tk_cleanse(&cl->keys, sizeof cl->keys);
+    tk_cleanse(cl->nats_password, sizeof cl->nats_password);
     free(cl);
 }
 
@@ -822,11 +838,10 @@ static int init_names(tk_cluster *cl, const tk_cluster_cfg *cfg)
     cl->tick_ns = tick < 20000000u ? 20000000u : tick > 500000000u ? 500000000u : tick;
     cl->replicas = cfg->replicas;
     cl->cap = cfg->pending;
-    if (cfg->key == NULL || cfg->key_len < TK_CLUSTER_KEY_MIN || cfg->key_len > sizeof cl->key) {
+    if (cfg->keys == NULL || cfg->keys->n == 0 || cfg->keys->n > TK_CLUSTER_KEYS_MAX) {
         return TK_E_INVALID;
     }
-    memcpy(cl->key, cfg->key, cfg->key_len);
-    cl->key_len = cfg->key_len;
+    cl->keys = *cfg->keys;
     cl->tls = !strncmp(cfg->urls, "tls://", 6);
     if (cl->tls != (cfg->nats_ca != NULL && cfg->nats_ca[0] != '\0')) {
         return TK_E_INVALID; /* tls:// and a CA go together */
@@ -922,9 +937,12 @@ int tk_cluster_start(const tk_cluster_cfg *cfg, tk_store *st, tk_committer *com,
         free_cluster(cl);
         return rc;
     }
-    tk_log_info("cluster_started", "stream=%s node=%.*s applied=%" PRIu64 " staleness_ms=%u",
+    char kid[2 * TK_CLUSTER_KID_LEN + 1];
+    tk_hex(cl->keys.k[0].kid, sizeof cl->keys.k[0].kid, kid);
+    tk_log_info("cluster_started",
+                "stream=%s node=%.*s applied=%" PRIu64 " staleness_ms=%u key=%s keys=%u tls=%s",
                 cl->stream, (int)(cl->prefix_len - 1), cl->prefix, cl->applied,
-                cfg->max_staleness_ms);
+                cfg->max_staleness_ms, kid, cl->keys.n, cl->tls ? "on" : "off");
     *out = cl;
     return 0;
 }

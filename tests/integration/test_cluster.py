@@ -751,7 +751,7 @@ class ForgedEntries(unittest.TestCase):
                if l.lower().startswith(b"tokend-mac:")]
         self.assertEqual(len(mac), 1, hdr)
         self.assertEqual(donor.introspect(t).json(), h.INACTIVE)
-        wrong = ("0" if mac[0][0] != "0" else "1") + mac[0][1:]
+        wrong = mac[0][:-1] + ("0" if mac[0][-1] != "0" else "1")  # in the MAC itself
         forgeries = {"L1": None,                           # no MAC
                      "L2": [("Tokend-Mac", wrong)],        # one hex digit off
                      "L3": [("Tokend-Mac", mac[0])]}       # genuine, for DONOR.ops
@@ -826,6 +826,106 @@ class NatsCredentials(unittest.TestCase):
         for name in ("bad", "none"):
             self.assertFalse(healthy(nodes[name]), nodes[name].stderr())
             self.assertIn("tokend_cluster_connected 0", nodes[name].metrics_text())
+
+
+def write_private(path, text):
+    """(Re)write a mode-0600 file."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def one_nats(test, root, name, extra=""):
+    """One nats-server with JetStream (no cluster block), stopped at cleanup."""
+    nats = Nats(root, name, free_port(), free_port(), [])
+    with open(nats.conf, "w") as f:
+        f.write("server_name: %s\nlisten: 127.0.0.1:%d\njetstream { store_dir: \"%s\" }\n%s"
+                % (name, nats.port, os.path.join(nats.dir, "js"), extra))
+    test.addCleanup(nats.stop, signal.SIGKILL)
+    nats.start()
+    return nats
+
+
+class KeyRotation(unittest.TestCase):
+    """cluster-key-file holds the signing key first and the keys still
+    accepted after it. The documented rotation, one node restarted at a
+    time, never stops the cluster: (1) the new key added as accepted on
+    every node, (2) made the signing key on every node, (3) the old key
+    dropped. A node left on the old key alone stops at the first entry
+    signed with the new one (not applied, counted, not ready)."""
+
+    def metric(self, d, name):
+        for line in d.metrics_text().splitlines():
+            if line.startswith(name + " "):
+                return int(line.split()[1])
+        self.fail("no %s in /metrics" % name)
+
+    def test_rotation(self):
+        root = tempfile.mkdtemp(prefix="tokend-cluster-rot-")
+        self.addCleanup(shutil.rmtree, root, True)
+        nats = one_nats(self, root, "r0")
+        old, new = os.urandom(32).hex(), os.urandom(32).hex()
+        seed = os.path.join(root, "seed")
+        rs = h.Client(h.ctl(seed, "client", "add", "--name", "rs", "--role", "resource_server"))
+        agent = h.Client(h.ctl(seed, "client", "add", "--name", "agent", "--role", "agent",
+                               "--scope", "read"))
+        sid = h.ctl(seed, "session", "create", "--sub", "u")["sid"]
+        tokens = [h.ctl(seed, "token", "issue", "--sid", sid, "--client", agent.id, "--scope",
+                        "read")["access_token"] for _ in range(6)]
+        nodes, keys = {}, {}
+        for name in ("a", "b", "c"):
+            keys[name] = os.path.join(root, name + ".key")
+            write_private(keys[name], old + "\n")
+            d = h.Tokend(os.path.join(root, name), [
+                "--cluster-nats", "nats://127.0.0.1:%d" % nats.port, "--cluster-node", name,
+                "--cluster-stream", "ROT", "--cluster-key-file", keys[name],
+                "--cluster-max-staleness", str(STALENESS_MS)])
+            shutil.copytree(seed, d.data_dir)
+            d.default_auth = rs
+            d.start()
+            self.addCleanup(d.cleanup)
+            nodes[name] = d
+        a, b, c = nodes["a"], nodes["b"], nodes["c"]
+
+        def restart(d, name, text):
+            d.stop()
+            write_private(keys[name], text)
+            d.start()
+            self.assertIsNotNone(wait_until(lambda: healthy(d), 30, 0.05), d.stderr())
+
+        def revoke_everywhere(writer, token, readers):
+            self.assertEqual(writer.revoke(token, auth=agent).status, 200, writer.stderr())
+            for d in readers:
+                self.assertIsNotNone(wait_until(
+                    lambda: d.introspect(token).json() == h.INACTIVE, 5, 0.02), d.stderr())
+
+        for d in nodes.values():
+            self.assertIsNotNone(wait_until(lambda: healthy(d), 60, 0.05), d.stderr())
+        revoke_everywhere(a, tokens[0], (b, c))
+        # (1) The new key accepted everywhere (c stays on the old key alone).
+        restart(b, "b", "%s\n# next\n%s\n" % (old, new))
+        revoke_everywhere(b, tokens[1], (a, c))  # b still signs with the old key
+        restart(a, "a", "%s\n%s\n" % (old, new))
+        # (2) The new key signs: a first, while b (not restarted yet) signs
+        # with the old one; both apply each other's entries.
+        restart(a, "a", "%s\n%s\n" % (new, old))
+        revoke_everywhere(a, tokens[2], (b,))
+        revoke_everywhere(b, tokens[3], (a,))
+        restart(b, "b", "%s\n%s\n" % (new, old))
+        # (3) The old key dropped.
+        restart(a, "a", new + "\n")
+        restart(b, "b", new + "\n")
+        revoke_everywhere(b, tokens[4], (a,))
+        self.assertEqual(self.metric(a, "tokend_cluster_unauthenticated_entries_total"), 0)
+        self.assertEqual(self.metric(b, "tokend_cluster_unauthenticated_entries_total"), 0)
+        # c, never given the new key, applied what the old key signed and
+        # stopped at a's first entry signed with the new key.
+        self.assertIsNotNone(wait_until(lambda: self.metric(
+            c, "tokend_cluster_unauthenticated_entries_total") == 1, 10, 0.05), c.stderr())
+        self.assertIn("mac=unknown_key", c.stderr())
+        self.assertIsNotNone(wait_until(lambda: not healthy(c), 10, 0.05))
+        self.assertIs(h.ctl(c.data_dir, "token", "show", tokens[1])["active"], False)
+        self.assertIs(h.ctl(c.data_dir, "token", "show", tokens[2])["active"], True)
 
 
 class NatsTls(unittest.TestCase):
