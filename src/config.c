@@ -70,6 +70,7 @@ void tk_config_defaults(tk_config *cfg)
     strcpy(cfg->cluster_stream, "TOKEND");
     cfg->cluster_max_staleness = TK_CLUSTER_STALENESS_DEFAULT;
     cfg->cluster_replicas = 1;
+    cfg->cluster_replay_window = TK_CLUSTER_REPLAY_WINDOW_DEFAULT;
 }
 
 static int fail(char *err, size_t errcap, int code, const char *fmt, ...)
@@ -282,6 +283,8 @@ static const struct num_key num_keys[] = {
     NUM("cluster-max-staleness", cluster_max_staleness, TK_CLUSTER_STALENESS_MIN,
         TK_CLUSTER_STALENESS_MAX),
     NUM("cluster-replicas", cluster_replicas, 1, 5),
+    NUM("cluster-replay-window", cluster_replay_window, TK_CLUSTER_REPLAY_WINDOW_MIN,
+        TK_CLUSTER_REPLAY_WINDOW_MAX),
 };
 
 static int set_num(tk_config *cfg, const struct num_key *k, const char *value, char *err,

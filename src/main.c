@@ -552,6 +552,7 @@ static int run(struct options *o)
                                .node = cfg->cluster_node,
                                .max_staleness_ms = cfg->cluster_max_staleness,
                                .replicas = cfg->cluster_replicas,
+                               .replay_window_ms = cfg->cluster_replay_window,
                                .pending = cfg->commit_queue,
                                .nats_ca = cfg->cluster_nats_ca,
                                .nats_cert = cfg->cluster_nats_cert,

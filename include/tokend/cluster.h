@@ -34,7 +34,8 @@ typedef struct tk_cluster_cfg {
     const char *stream; /* cluster-stream: the JetStream stream (created if missing) */
     const char *node;   /* cluster-node: this node's id, unique in the cluster */
     unsigned max_staleness_ms;
-    unsigned replicas;           /* stream replicas when tokend creates the stream */
+    unsigned replicas;         /* stream replicas when tokend creates the stream */
+    unsigned replay_window_ms; /* 0 = TK_CLUSTER_REPLAY_WINDOW_DEFAULT (tk_cluster_entry_timely) */
     unsigned publish_timeout_ms; /* 0 = TK_CLUSTER_PUBLISH_TIMEOUT_MS */
     unsigned pending;            /* writes waiting at once: the committer's queue_cap */
     const tk_cluster_keys *keys; /* cluster-key-file's keys (tk_cluster_keys_load) */
@@ -104,6 +105,21 @@ tk_cluster_verdict tk_cluster_verify(const tk_cluster_keys *ks, const char *subj
                                      const char *msg_id, const char *hdr, const uint8_t *data,
                                      size_t len, uint64_t *time_ms);
 
+/* Whether an entry whose MAC verified is on time: its signed time at most
+ * window_ms before the stream's timestamp of the message (server_ms, set by
+ * the stream when it stored it), and at most window_ms / 2 after it. An
+ * entry replayed after the stream's duplicate window (which catches a replay
+ * under the same Nats-Msg-Id; the id cannot change without breaking the
+ * MAC) is older than that: refused like a forgery. */
+bool tk_cluster_entry_timely(uint64_t signed_ms, uint64_t server_ms, uint64_t window_ms);
+
+/* Whether this node, which signed one of its own entries at signed_ms and
+ * saw the stream store it at server_ms, may keep writing: its clock at most
+ * window_ms / 4 ahead and window_ms / 2 behind (half of what the others
+ * accept, so a drifting clock stops this node's writes before its entries
+ * would stop every node). */
+bool tk_cluster_own_clock_ok(uint64_t signed_ms, uint64_t server_ms, uint64_t window_ms);
+
 /* Parse a key file's text: one key per line (printable ASCII, surrounding
  * blanks dropped, TK_CLUSTER_KEY_MIN..TK_CLUSTER_KEY_MAX bytes), blank lines
  * and '#' comments skipped, at most TK_CLUSTER_KEYS_MAX keys, no key twice;
@@ -152,6 +168,8 @@ typedef struct tk_cluster_stats {
     uint64_t apply_ns_total, apply_n;     /* one batch of entries: decode, apply, commit */
     uint64_t resubscribes;                /* consumer (re)created */
     uint64_t rejected;                    /* entries with no or a wrong MAC (each seq once) */
+    uint64_t replayed;                    /* entries with a good MAC, signed out of time */
+    uint64_t skew_refused;                /* writes refused: this node's clock drifted */
     int64_t staleness_ms;                 /* since the state was last known current; -1 never */
     bool connected, ready;
 } tk_cluster_stats;

@@ -12,7 +12,8 @@
  * jwks-refresh-min, jwks-refresh-max, jwks-kid-interval, signing-key-overlap,
  * tls-ca, client-cert-header, client-cert-proxies, ssf-retry-min, ssf-retry-max,
  * ssf-poll, ssf-push, cluster-nats, cluster-stream, cluster-node, cluster-max-staleness,
- * cluster-replicas).
+ * cluster-replicas, cluster-replay-window, cluster-key-file, cluster-nats-user,
+ * cluster-nats-password-file, cluster-nats-ca, cluster-nats-cert, cluster-nats-key).
  *
  * Cluster mode (cluster.h) is on when cluster-nats names the NATS servers
  * (nats://HOST:PORT, comma-separated; tls://HOST:PORT for TLS, which needs
@@ -136,7 +137,8 @@ typedef struct tk_config {
     char cluster_nats_key[PATH_MAX];  /* its private key, with cluster_nats_cert */
     unsigned cluster_max_staleness;   /* ms */
     unsigned cluster_replicas;
-    bool cluster_keys_set; /* some cluster-* key other than cluster-nats was given */
+    unsigned cluster_replay_window; /* ms */
+    bool cluster_keys_set;          /* some cluster-* key other than cluster-nats was given */
 } tk_config;
 
 void tk_config_defaults(tk_config *cfg);

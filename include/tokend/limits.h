@@ -222,6 +222,13 @@
 /* An entry's signed time: Unix ms, at most 15 digits (year 33658). */
 #define TK_CLUSTER_TIME_DIGITS_MAX 15
 #define TK_CLUSTER_TIME_MAX        999999999999999ull
+/* cluster-replay-window, ms: how much older than the stream's timestamp of
+ * its message an entry's signed time may be (a replay, or a publisher's clock
+ * behind); half of it the other way (a clock ahead). The stream's duplicate
+ * window must cover 1.5 times it (tokend creates it with twice). */
+#define TK_CLUSTER_REPLAY_WINDOW_MIN     1000
+#define TK_CLUSTER_REPLAY_WINDOW_MAX     600000
+#define TK_CLUSTER_REPLAY_WINDOW_DEFAULT 60000
 /* cluster-nats-user and its password file: NATS credentials, short strings. */
 #define TK_CLUSTER_USER_MAX     128
 #define TK_CLUSTER_PASSWORD_MAX 256

@@ -134,6 +134,16 @@ tk_cluster_verdict tk_cluster_verify(const tk_cluster_keys *ks, const char *subj
     return TK_CLUSTER_MAC_OK;
 }
 
+bool tk_cluster_entry_timely(uint64_t signed_ms, uint64_t server_ms, uint64_t window_ms)
+{
+    return signed_ms + window_ms >= server_ms && signed_ms <= server_ms + window_ms / 2;
+}
+
+bool tk_cluster_own_clock_ok(uint64_t signed_ms, uint64_t server_ms, uint64_t window_ms)
+{
+    return signed_ms <= server_ms + window_ms / 4 && signed_ms + window_ms / 2 >= server_ms;
+}
+
 static bool blank(char c)
 {
     return c == ' ' || c == '\t' || c == '\r';

@@ -61,8 +61,10 @@ struct tk_cluster {
     size_t prefix_len;
     uint64_t staleness_ns, publish_timeout_ns, tick_ns;
     unsigned replicas;
-    tk_cluster_keys keys;                    /* the entries' HMAC keys (clmac.c): k[0] signs */
-    char nats_user[TK_CLUSTER_USER_MAX + 1]; /* "": none */
+    uint64_t replay_window_ms;
+    bool dup_window_short; /* cluster thread: the stream's duplicate window was logged short */
+    tk_cluster_keys keys;  /* the entries' HMAC keys (clmac.c): k[0] signs */
+    char nats_user[TK_CLUSTER_USER_MAX + 1];                         /* "": none */
     char nats_password[TK_CLUSTER_PASSWORD_MAX + 1];                 /* with nats_user */
     bool tls;                                                        /* tls:// URLs */
     char nats_ca[PATH_MAX], nats_cert[PATH_MAX], nats_key[PATH_MAX]; /* "": none */
@@ -107,6 +109,9 @@ struct tk_cluster {
     /* Atomic: the sequence of an entry whose MAC failed (0: none). Nothing
      * from it on is applied: this node stops there and goes stale. */
     uint64_t blocked_seq;
+    /* Atomic: mono ns until which writes are refused, this node's clock having
+     * drifted far from the stream's (0: none). */
+    uint64_t skewed_until;
     tk_cluster_stats stats;
 };
 
@@ -171,6 +176,11 @@ static int forward(void *ctx, const tk_commit_req *req)
         __atomic_load_n(&cl->behind, __ATOMIC_ACQUIRE) ||
         __atomic_load_n(&cl->blocked_seq, __ATOMIC_ACQUIRE) != 0 || !connected(cl)) {
         CL_ADD(cl, refused, 1);
+        return TK_E_UNAVAILABLE;
+    }
+    uint64_t skewed = __atomic_load_n(&cl->skewed_until, __ATOMIC_RELAXED);
+    if (skewed != 0 && tk_mono_ns() < skewed) {
+        CL_ADD(cl, skew_refused, 1);
         return TK_E_UNAVAILABLE;
     }
     static _Thread_local uint8_t buf[TK_COMMIT_WIRE_MAX];
@@ -306,6 +316,26 @@ static void gap(void *ctx, uint64_t want, uint64_t got)
 
 /* ---- Consumer (libnats' delivery thread, in stream order) ------------------------------ */
 
+/* One of our own entries says how far this node's clock is from the stream's
+ * (plus the publish's own few ms). Past half of what the others accept, this
+ * node stops writing for a minute rather than publish an entry every node
+ * would refuse, which would stop the cluster. */
+static void check_own_clock(tk_cluster *cl, uint64_t signed_ms, uint64_t server_ms)
+{
+    if (tk_cluster_own_clock_ok(signed_ms, server_ms, cl->replay_window_ms)) {
+        return;
+    }
+    int64_t off = (int64_t)signed_ms - (int64_t)server_ms;
+    int64_t w = (int64_t)cl->replay_window_ms;
+    __atomic_store_n(&cl->skewed_until, tk_mono_ns() + 60ull * 1000000000ull, __ATOMIC_RELAXED);
+    tk_log_error("cluster_clock_skew",
+                 "offset_ms=%" PRId64 " window_ms=%" PRId64
+                 " note=\"this node's clock is that far from the NATS servers': writes refused "
+                 "(503) for a minute; fix the clock (NTP). Entries off by more than the window "
+                 "stop every node\"",
+                 off, w);
+}
+
 static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
     (void)nc;
@@ -313,9 +343,10 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
     sub_ctx *sc = closure;
     tk_cluster *cl = sc->cl;
     jsMsgMetaData *meta = NULL;
-    uint64_t seq = 0;
+    uint64_t seq = 0, server_ms = 0;
     if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
         seq = meta->Sequence.Stream;
+        server_ms = meta->Timestamp > 0 ? (uint64_t)meta->Timestamp / 1000000u : 0;
         jsMsgMetaData_Destroy(meta);
     }
     const char *id = NULL;
@@ -366,6 +397,26 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
         free(payload);
         natsMsg_Destroy(msg);
         return;
+    }
+    /* Genuine, but when? A copy republished after the stream's duplicate
+     * window carries its old signed time: refused the same way. The stream's
+     * timestamp is the same on every node, so every node decides alike. */
+    if (!tk_cluster_entry_timely(signed_ms, server_ms, cl->replay_window_ms)) {
+        __atomic_store_n(&cl->blocked_seq, seq, __ATOMIC_RELEASE);
+        CL_ADD(cl, replayed, 1);
+        tk_log_error("cluster_entry_replayed",
+                     "seq=%" PRIu64 " signed_ms=%" PRIu64 " stream_ms=%" PRIu64
+                     " window_ms=%" PRIu64 " note=\"not applied: this node stops here and stays "
+                     "stale; a genuine entry published again (remove the publisher, then restart "
+                     "from a snapshot) or a publisher whose clock is off (fix it, then restart "
+                     "from a snapshot)\"",
+                     seq, signed_ms, server_ms, cl->replay_window_ms);
+        free(payload);
+        natsMsg_Destroy(msg);
+        return;
+    }
+    if (tag != 0) {
+        check_own_clock(cl, signed_ms, server_ms);
     }
     natsMsg_Destroy(msg);
     pthread_mutex_lock(&cl->sub_mu);
@@ -430,14 +481,41 @@ static void resubscribe(tk_cluster *cl)
 
 /* ---- The cluster thread ----------------------------------------------------------------- */
 
+/* A replay inside the stream's duplicate window is dropped by JetStream (same
+ * Nats-Msg-Id); one after it must be older than the replay window. So the
+ * duplicate window covers the replay window and the skew allowed ahead
+ * (1.5 times it). A stream made elsewhere with less is not used: the node
+ * stays stale (fail closed) and says so once. */
+static bool dup_window_ok(tk_cluster *cl, const jsStreamInfo *si)
+{
+    uint64_t want_ms = cl->replay_window_ms + cl->replay_window_ms / 2;
+    int64_t have = si->Config != NULL ? si->Config->Duplicates : 0;
+    uint64_t have_ms = have > 0 ? (uint64_t)have / 1000000u : 0;
+    if (have_ms >= want_ms) {
+        cl->dup_window_short = false;
+        return true;
+    }
+    if (!cl->dup_window_short) {
+        tk_log_error("cluster_stream_duplicate_window",
+                     "stream=%s duplicate_window_ms=%" PRIu64 " need_ms=%" PRIu64
+                     " note=\"a replayed entry could pass: not used; raise the stream's "
+                     "duplicate window (nats stream edit %s --dupe-window) or lower "
+                     "cluster-replay-window\"",
+                     cl->stream, have_ms, want_ms, cl->stream);
+        cl->dup_window_short = true;
+    }
+    return false;
+}
+
 static bool ensure_stream(tk_cluster *cl)
 {
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
     natsStatus s = js_GetStreamInfo(&si, cl->js, cl->stream, NULL, &jerr);
     if (s == NATS_OK) {
+        bool ok = dup_window_ok(cl, si);
         jsStreamInfo_Destroy(si);
-        return true;
+        return ok;
     }
     if (jerr != JSStreamNotFoundErr) {
         tk_log_warn("cluster_stream_unreachable", "stream=%s error=\"%s\" code=%d", cl->stream,
@@ -452,6 +530,7 @@ static bool ensure_stream(tk_cluster *cl)
     sc.SubjectsLen = 1;
     sc.Storage = js_FileStorage;
     sc.Replicas = (int64_t)cl->replicas;
+    sc.Duplicates = (int64_t)(2 * cl->replay_window_ms * 1000000u); /* ns */
     s = js_AddStream(&si, cl->js, &sc, NULL, &jerr);
     if (s != NATS_OK) {
         tk_log_warn("cluster_stream_create_failed", "stream=%s error=\"%s\" code=%d", cl->stream,
@@ -459,8 +538,9 @@ static bool ensure_stream(tk_cluster *cl)
         return false;
     }
     jsStreamInfo_Destroy(si);
-    tk_log_info("cluster_stream_created", "stream=%s subject=%s replicas=%u", cl->stream,
-                cl->subject, cl->replicas);
+    tk_log_info("cluster_stream_created",
+                "stream=%s subject=%s replicas=%u duplicate_window_ms=%" PRIu64, cl->stream,
+                cl->subject, cl->replicas, 2 * cl->replay_window_ms);
     return true;
 }
 
@@ -837,6 +917,8 @@ static int init_names(tk_cluster *cl, const tk_cluster_cfg *cfg)
     uint64_t tick = cl->staleness_ns / 5;
     cl->tick_ns = tick < 20000000u ? 20000000u : tick > 500000000u ? 500000000u : tick;
     cl->replicas = cfg->replicas;
+    cl->replay_window_ms =
+        cfg->replay_window_ms != 0 ? cfg->replay_window_ms : TK_CLUSTER_REPLAY_WINDOW_DEFAULT;
     cl->cap = cfg->pending;
     if (cfg->keys == NULL || cfg->keys->n == 0 || cfg->keys->n > TK_CLUSTER_KEYS_MAX) {
         return TK_E_INVALID;

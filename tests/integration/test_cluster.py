@@ -686,8 +686,40 @@ class RawNats:
                 subject.encode(), len(hdr), len(hdr) + len(payload), hdr, payload))
         self.expect(b"PONG")
 
+    def request(self, subject, payload, headers=None):
+        """Publish with a reply subject; the JSON of the one answer (a
+        JetStream PubAck or API response)."""
+        if not getattr(self, "inbox", None):
+            self.inbox = "_INBOX.tokendtest%d" % os.getpid()
+            self.s.sendall(b"SUB %s 9\r\n" % self.inbox.encode())
+        if headers is None:
+            self.s.sendall(b"PUB %s %s %d\r\n%s\r\n" % (
+                subject.encode(), self.inbox.encode(), len(payload), payload))
+        else:
+            hdr = b"NATS/1.0\r\n" + b"".join(b"%s: %s\r\n" % (k.encode(), v.encode())
+                                            for k, v in headers) + b"\r\n"
+            self.s.sendall(b"HPUB %s %s %d %d\r\n%s%s\r\n" % (
+                subject.encode(), self.inbox.encode(), len(hdr), len(hdr) + len(payload), hdr,
+                payload))
+        while True:
+            l = self.expect(b"MSG")
+            parts = l.split()
+            data = self.exact(int(parts[-1]) + 2)[:-2]
+            if parts[1].decode() == self.inbox:
+                return json.loads(data)
+
     def close(self):
         self.s.close()
+
+
+def header_pairs(hdr):
+    """[(name, value)] of a raw NATS header block."""
+    out = []
+    for l in hdr.split(b"\r\n")[1:]:
+        if b":" in l:
+            k, v = l.split(b":", 1)
+            out.append((k.decode(), v.strip().decode()))
+    return out
 
 
 class ForgedEntries(unittest.TestCase):
@@ -782,6 +814,105 @@ class ForgedEntries(unittest.TestCase):
             self.assertEqual(self.metric(d, "tokend_cluster_unauthenticated_entries_total"), 1)
         # The donor, which got only genuine entries, counted none.
         self.assertEqual(self.metric(donor, "tokend_cluster_unauthenticated_entries_total"), 0)
+
+
+class ReplayedEntries(unittest.TestCase):
+    """A genuine entry captured off the stream's subject and published again
+    over raw NATS, as anyone who can publish there could: with its own
+    Nats-Msg-Id inside the stream's duplicate window JetStream drops it (it
+    cannot take another id: the MAC covers it); after the window it is
+    stored, and the node refuses it, its signed time being older than the
+    stream's timestamp by more than cluster-replay-window: not applied, the
+    node stops there (not ready, writes refused) and counts it. Normal
+    writes meanwhile are unaffected. A stream made elsewhere with a
+    duplicate window too short for the replay window is not used."""
+
+    WINDOW_MS = 2000  # the stream tokend creates gets twice that as its duplicate window
+
+    def metric(self, d, name):
+        for line in d.metrics_text().splitlines():
+            if line.startswith(name + " "):
+                return int(line.split()[1])
+        self.fail("no %s in /metrics" % name)
+
+    def test_replay(self):
+        root = tempfile.mkdtemp(prefix="tokend-cluster-replay-")
+        self.addCleanup(shutil.rmtree, root, True)
+        nats = one_nats(self, root, "p0")
+        key = key_file(root)
+        seed = os.path.join(root, "seed")
+        rs = h.Client(h.ctl(seed, "client", "add", "--name", "rs", "--role", "resource_server"))
+        agent = h.Client(h.ctl(seed, "client", "add", "--name", "agent", "--role", "agent",
+                               "--scope", "read"))
+        sid = h.ctl(seed, "session", "create", "--sub", "u")["sid"]
+        tokens = [h.ctl(seed, "token", "issue", "--sid", sid, "--client", agent.id, "--scope",
+                        "read")["access_token"] for _ in range(3)]
+        raw = RawNats(nats.port)
+        self.addCleanup(raw.close)
+        # A stream made by hand with a 10 s duplicate window: too short for
+        # the default 60 s replay window.
+        made = raw.request("$JS.API.STREAM.CREATE.SHORT", json.dumps({
+            "name": "SHORT", "subjects": ["SHORT.ops"], "storage": "file",
+            "duplicate_window": 10 * 10**9}).encode())
+        self.assertNotIn("error", made, made)
+        nodes = {}
+        for name, stream, extra in (("a", "REPLAY", ["--cluster-replay-window",
+                                                     str(self.WINDOW_MS)]),
+                                    ("b", "REPLAY", ["--cluster-replay-window",
+                                                     str(self.WINDOW_MS)]),
+                                    ("short", "SHORT", [])):
+            d = h.Tokend(os.path.join(root, name), [
+                "--cluster-nats", "nats://127.0.0.1:%d" % nats.port, "--cluster-node", name,
+                "--cluster-stream", stream, "--cluster-key-file", key,
+                "--cluster-max-staleness", str(STALENESS_MS)] + extra)
+            shutil.copytree(seed, d.data_dir)
+            d.default_auth = rs
+            d.start()
+            self.addCleanup(d.cleanup)
+            nodes[name] = d
+        a, b, short = nodes["a"], nodes["b"], nodes["short"]
+        for d in (a, b):
+            self.assertIsNotNone(wait_until(lambda: healthy(d), 60, 0.05), d.stderr())
+        self.assertIsNotNone(wait_until(
+            lambda: "cluster_stream_duplicate_window" in short.stderr(), 15, 0.05),
+            short.stderr())
+        self.assertIn("need_ms=90000", short.stderr())
+        self.assertFalse(healthy(short))
+        self.assertEqual(short.revoke(tokens[2], auth=agent).status, 503)
+        self.assertIn("duplicate_window_ms=%d" % (2 * self.WINDOW_MS), a.stderr() + b.stderr())
+
+        raw.sub("REPLAY.ops")
+        self.assertEqual(a.revoke(tokens[0], auth=agent).status, 200)
+        t_stored = time.monotonic()
+        hdr, entry = raw.next_msg()
+        headers = header_pairs(hdr)
+        self.assertEqual(sorted(k.lower() for k, _ in headers), ["nats-msg-id", "tokend-mac"])
+        self.assertIsNotNone(wait_until(
+            lambda: b.introspect(tokens[0]).json() == h.INACTIVE, 5, 0.02))
+        seq = self.metric(b, "tokend_cluster_applied_sequence")
+        # Inside the duplicate window: dropped by JetStream, nothing happens.
+        ack = raw.request("REPLAY.ops", entry, headers)
+        self.assertIs(ack.get("duplicate"), True, ack)
+        self.assertEqual(ack["seq"], seq)
+        # Normal writes go on (from either node).
+        self.assertEqual(b.revoke(tokens[1], auth=agent).status, 200)
+        self.assertIsNotNone(wait_until(
+            lambda: a.introspect(tokens[1]).json() == h.INACTIVE, 5, 0.02))
+        seq = self.metric(a, "tokend_cluster_applied_sequence")
+        self.assertEqual(self.metric(b, "tokend_cluster_applied_sequence"), seq)
+        # After the duplicate window: stored, and refused by every node.
+        time.sleep(max(0.0, 2 * self.WINDOW_MS / 1000 + 0.5 - (time.monotonic() - t_stored)))
+        ack = raw.request("REPLAY.ops", entry, headers)
+        self.assertNotIn("duplicate", ack)
+        self.assertEqual(ack["seq"], seq + 1)
+        for d in (a, b):
+            self.assertIsNotNone(wait_until(lambda: self.metric(
+                d, "tokend_cluster_replayed_entries_total") == 1, 10, 0.05), d.stderr())
+            self.assertIn("cluster_entry_replayed", d.stderr())
+            self.assertEqual(self.metric(d, "tokend_cluster_unauthenticated_entries_total"), 0)
+            self.assertEqual(self.metric(d, "tokend_cluster_applied_sequence"), seq)
+            self.assertIsNotNone(wait_until(lambda: not healthy(d), 10, 0.05))
+            self.assertEqual(d.revoke(tokens[2], auth=agent).status, 503)
 
 
 class NatsCredentials(unittest.TestCase):

@@ -193,6 +193,38 @@ static void test_rotation(void)
                  TK_CLUSTER_MAC_UNKNOWN_KEY);
 }
 
+/* The replay window: at most W older than the stream's timestamp, at most
+ * W/2 newer (a publisher's clock ahead); the bounds included. */
+static void test_timely(void)
+{
+    const uint64_t w = 60000, s = T;
+    CHECK(tk_cluster_entry_timely(s, s, w));
+    CHECK(tk_cluster_entry_timely(s - 5, s, w)); /* the usual: signed just before it was stored */
+    CHECK(tk_cluster_entry_timely(s - w, s, w));
+    CHECK(!tk_cluster_entry_timely(s - w - 1, s, w));
+    CHECK(!tk_cluster_entry_timely(s - 2 * w, s, w)); /* replayed after the duplicate window */
+    CHECK(tk_cluster_entry_timely(s + w / 2, s, w));
+    CHECK(!tk_cluster_entry_timely(s + w / 2 + 1, s, w));
+    CHECK(!tk_cluster_entry_timely(1, s, w));
+    CHECK(!tk_cluster_entry_timely(TK_CLUSTER_TIME_MAX, s, w));
+    CHECK(!tk_cluster_entry_timely(s, 0, w)); /* no stream time: refused */
+}
+
+/* A node's own clock: it stops writing at half the drift the others refuse. */
+static void test_own_clock(void)
+{
+    const uint64_t w = 60000, s = T;
+    CHECK(tk_cluster_own_clock_ok(s - 3, s, w));
+    CHECK(tk_cluster_own_clock_ok(s + w / 4, s, w));
+    CHECK(!tk_cluster_own_clock_ok(s + w / 4 + 1, s, w));
+    CHECK(tk_cluster_own_clock_ok(s - w / 2, s, w));
+    CHECK(!tk_cluster_own_clock_ok(s - w / 2 - 1, s, w));
+    /* Whatever this node still writes, every node accepts. */
+    for (uint64_t t = s - w; t <= s + w; t += 250) {
+        CHECK(!tk_cluster_own_clock_ok(t, s, w) || tk_cluster_entry_timely(t, s, w));
+    }
+}
+
 static void test_key_text(void)
 {
     tk_cluster_keys ks;
@@ -334,6 +366,8 @@ int main(void)
     RUN(test_forgeries);
     RUN(test_rotation);
     RUN(test_key_text);
+    RUN(test_timely);
+    RUN(test_own_clock);
     RUN(test_key_file);
     RUN(test_password_file);
     return check_report();

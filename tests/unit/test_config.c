@@ -308,6 +308,11 @@ static void test_cluster(void)
     CHECK(tk_config_set(&c, "cluster-max-staleness", "99", err, sizeof err) != 0);
     CHECK(tk_config_set(&c, "cluster-replicas", "0", err, sizeof err) != 0);
     CHECK(tk_config_set(&c, "cluster-replicas", "6", err, sizeof err) != 0);
+    CHECK_EQ_INT(c.cluster_replay_window, TK_CLUSTER_REPLAY_WINDOW_DEFAULT);
+    CHECK(tk_config_set(&c, "cluster-replay-window", "999", err, sizeof err) != 0);
+    CHECK(tk_config_set(&c, "cluster-replay-window", "600001", err, sizeof err) != 0);
+    CHECK_EQ_INT(tk_config_set(&c, "cluster-replay-window", "2000", err, sizeof err), 0);
+    CHECK_EQ_INT(c.cluster_replay_window, 2000);
     /* A cluster key without cluster-nats is a mistake, not single-node mode. */
     tk_config_defaults(&c);
     CHECK_EQ_INT(tk_config_set(&c, "cluster-max-staleness", "5000", err, sizeof err), 0);
