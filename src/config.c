@@ -70,6 +70,7 @@ void tk_config_defaults(tk_config *cfg)
     strcpy(cfg->cluster_stream, "TOKEND");
     cfg->cluster_max_staleness = TK_CLUSTER_STALENESS_DEFAULT;
     cfg->cluster_replicas = 1;
+    cfg->cluster_replay_window = TK_CLUSTER_REPLAY_WINDOW_DEFAULT;
 }
 
 static int fail(char *err, size_t errcap, int code, const char *fmt, ...)
@@ -282,6 +283,8 @@ static const struct num_key num_keys[] = {
     NUM("cluster-max-staleness", cluster_max_staleness, TK_CLUSTER_STALENESS_MIN,
         TK_CLUSTER_STALENESS_MAX),
     NUM("cluster-replicas", cluster_replicas, 1, 5),
+    NUM("cluster-replay-window", cluster_replay_window, TK_CLUSTER_REPLAY_WINDOW_MIN,
+        TK_CLUSTER_REPLAY_WINDOW_MAX),
 };
 
 static int set_num(tk_config *cfg, const struct num_key *k, const char *value, char *err,
@@ -391,22 +394,25 @@ static int set_cluster_name(char *dst, const char *key, const char *value, char 
     return 0;
 }
 
-/* nats://HOST:PORT[,nats://HOST:PORT…]: at most TK_CLUSTER_SERVERS_MAX, no
- * spaces, each with a host and a port. */
+/* nats://HOST:PORT[,nats://HOST:PORT…], or the same with tls:// (TLS, every
+ * URL alike): at most TK_CLUSTER_SERVERS_MAX, no spaces, each with a host and
+ * a port. */
 static int set_cluster_nats(tk_config *cfg, const char *value, char *err, size_t errcap)
 {
     size_t n = strlen(value);
     bool ok = n > 0 && n < sizeof cfg->cluster_nats;
+    const char *scheme = !strncmp(value, "tls://", 6) ? "tls://" : "nats://";
+    size_t sl = strlen(scheme);
     unsigned count = 0;
     for (const char *u = value; ok && *u != '\0'; count++) {
         const char *end = strchr(u, ',');
         size_t len = end != NULL ? (size_t)(end - u) : strlen(u);
         const char *colon = NULL; /* the last ':' (an IPv6 host has its own) */
-        for (size_t i = 7; i < len; i++) {
+        for (size_t i = sl; i < len; i++) {
             colon = u[i] == ':' ? u + i : colon;
         }
-        ok = count < TK_CLUSTER_SERVERS_MAX && len > 7 && !strncmp(u, "nats://", 7) &&
-             colon != NULL && colon > u + 7 && colon + 1 < u + len && memchr(u, ' ', len) == NULL;
+        ok = count < TK_CLUSTER_SERVERS_MAX && len > sl && !strncmp(u, scheme, sl) &&
+             colon != NULL && colon > u + sl && colon + 1 < u + len && memchr(u, ' ', len) == NULL;
         for (const char *d = colon != NULL ? colon + 1 : u; ok && d < u + len; d++) {
             ok = *d >= '0' && *d <= '9';
         }
@@ -415,8 +421,8 @@ static int set_cluster_nats(tk_config *cfg, const char *value, char *err, size_t
     }
     if (!ok) {
         return fail(err, errcap, TK_E_BADINPUT,
-                    "cluster-nats: expected 1 to %d nats://HOST:PORT URLs, comma-separated, got "
-                    "\"%s\"",
+                    "cluster-nats: expected 1 to %d nats://HOST:PORT (or, all of them, "
+                    "tls://HOST:PORT) URLs, comma-separated, got \"%s\"",
                     TK_CLUSTER_SERVERS_MAX, value);
     }
     memcpy(cfg->cluster_nats, value, n + 1);
@@ -431,6 +437,18 @@ static int set_cluster(tk_config *cfg, const char *key, const char *value, char 
     cfg->cluster_keys_set = true;
     if (!strcmp(key, "cluster-key-file")) {
         return set_string(cfg->cluster_key_file, sizeof cfg->cluster_key_file, key, value, err,
+                          errcap);
+    }
+    if (!strcmp(key, "cluster-nats-ca")) {
+        return set_string(cfg->cluster_nats_ca, sizeof cfg->cluster_nats_ca, key, value, err,
+                          errcap);
+    }
+    if (!strcmp(key, "cluster-nats-cert")) {
+        return set_string(cfg->cluster_nats_cert, sizeof cfg->cluster_nats_cert, key, value, err,
+                          errcap);
+    }
+    if (!strcmp(key, "cluster-nats-key")) {
+        return set_string(cfg->cluster_nats_key, sizeof cfg->cluster_nats_key, key, value, err,
                           errcap);
     }
     if (!strcmp(key, "cluster-nats-password-file")) {
@@ -462,7 +480,9 @@ int tk_config_set(tk_config *cfg, const char *key, const char *value, char *err,
     }
     if (!strcmp(key, "cluster-nats") || !strcmp(key, "cluster-stream") ||
         !strcmp(key, "cluster-node") || !strcmp(key, "cluster-key-file") ||
-        !strcmp(key, "cluster-nats-user") || !strcmp(key, "cluster-nats-password-file")) {
+        !strcmp(key, "cluster-nats-user") || !strcmp(key, "cluster-nats-password-file") ||
+        !strcmp(key, "cluster-nats-ca") || !strcmp(key, "cluster-nats-cert") ||
+        !strcmp(key, "cluster-nats-key")) {
         return set_cluster(cfg, key, value, err, errcap);
     }
     if (!strcmp(key, "listen")) {
@@ -669,6 +689,30 @@ static bool loopback(const char *host)
     return !strncmp(host, "127.", 4) || !strcmp(host, "::1") || !strcmp(host, "[::1]");
 }
 
+/* tls:// URLs need the CA the NATS servers' certificates chain to; the CA
+ * and a client certificate mean nothing on nats://; certificate and key go
+ * together. */
+static int validate_cluster_tls(const tk_config *cfg, char *err, size_t errcap)
+{
+    bool tls = !strncmp(cfg->cluster_nats, "tls://", 6);
+    if (tls && cfg->cluster_nats_ca[0] == '\0') {
+        return fail(err, errcap, TK_E_INVALID,
+                    "cluster-nats: tls:// needs cluster-nats-ca (the CA file the NATS servers' "
+                    "certificates chain to)");
+    }
+    if (!tls && (cfg->cluster_nats_ca[0] != '\0' || cfg->cluster_nats_cert[0] != '\0' ||
+                 cfg->cluster_nats_key[0] != '\0')) {
+        return fail(err, errcap, TK_E_INVALID,
+                    "cluster-nats-ca, cluster-nats-cert, cluster-nats-key: need tls:// URLs in "
+                    "cluster-nats");
+    }
+    if ((cfg->cluster_nats_cert[0] == '\0') != (cfg->cluster_nats_key[0] == '\0')) {
+        return fail(err, errcap, TK_E_INVALID,
+                    "cluster-nats-cert and cluster-nats-key: both or neither");
+    }
+    return 0;
+}
+
 int tk_config_validate(const tk_config *cfg, char *err, size_t errcap)
 {
     if (cfg->issuer[0] != '\0') {
@@ -745,5 +789,6 @@ int tk_config_validate(const tk_config *cfg, char *err, size_t errcap)
         return fail(err, errcap, TK_E_INVALID,
                     "cluster-nats-user and cluster-nats-password-file: both or neither");
     }
-    return validate_tls(cfg, err, errcap);
+    return validate_cluster_tls(cfg, err, errcap) != 0 ? TK_E_INVALID
+                                                       : validate_tls(cfg, err, errcap);
 }

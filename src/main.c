@@ -9,6 +9,7 @@
 #include "tokend/cluster.h"
 #include "tokend/committer.h"
 #include "tokend/config.h"
+#include "tokend/crypto.h"
 #include "tokend/endpoints.h"
 #include "tokend/idp.h"
 #include "tokend/idp_jwks.h"
@@ -544,23 +545,24 @@ static int run(struct options *o)
     }
     tk_committer_set_map_max(committer, cfg->map_size_max);
     tk_cluster *cluster = NULL;
-    static uint8_t cluster_key[TK_CLUSTER_KEY_MAX + 1];
-    size_t cluster_key_len = 0;
+    static tk_cluster_keys cluster_keys;
     if (cfg->cluster_nats[0] != '\0') {
         tk_cluster_cfg ccfg = {.urls = cfg->cluster_nats,
-                               .key = cluster_key,
+                               .keys = &cluster_keys,
                                .stream = cfg->cluster_stream,
                                .node = cfg->cluster_node,
                                .max_staleness_ms = cfg->cluster_max_staleness,
                                .replicas = cfg->cluster_replicas,
-                               .pending = cfg->commit_queue};
+                               .replay_window_ms = cfg->cluster_replay_window,
+                               .pending = cfg->commit_queue,
+                               .nats_ca = cfg->cluster_nats_ca,
+                               .nats_cert = cfg->cluster_nats_cert,
+                               .nats_key = cfg->cluster_nats_key};
         char kerr[PATH_MAX + 128];
-        r = tk_cluster_key_load(cfg->cluster_key_file, cluster_key, sizeof cluster_key,
-                                &cluster_key_len, kerr, sizeof kerr);
+        r = tk_cluster_keys_load(cfg->cluster_key_file, &cluster_keys, kerr, sizeof kerr);
         if (r != 0) {
             tk_log_error("cluster_key_refused", "error=\"%s\"", kerr);
         }
-        ccfg.key_len = cluster_key_len;
         static char nats_password[TK_CLUSTER_PASSWORD_MAX + 1];
         if (r == 0 && cfg->cluster_nats_user[0] != '\0') {
             r = tk_cluster_password_load(cfg->cluster_nats_password_file, nats_password,
@@ -572,6 +574,7 @@ static int run(struct options *o)
             ccfg.nats_password = nats_password;
         }
         r = r != 0 ? r : tk_cluster_start(&ccfg, store, committer, &cluster);
+        tk_cleanse(&cluster_keys, sizeof cluster_keys); /* the cluster holds its copy */
         if (r != 0) {
             tk_log_error("cluster_start_failed", "error=\"%s\"", tk_strerror(r));
             tk_committer_stop(committer);

@@ -12,10 +12,13 @@
  * jwks-refresh-min, jwks-refresh-max, jwks-kid-interval, signing-key-overlap,
  * tls-ca, client-cert-header, client-cert-proxies, ssf-retry-min, ssf-retry-max,
  * ssf-poll, ssf-push, cluster-nats, cluster-stream, cluster-node, cluster-max-staleness,
- * cluster-replicas).
+ * cluster-replicas, cluster-replay-window, cluster-key-file, cluster-nats-user,
+ * cluster-nats-password-file, cluster-nats-ca, cluster-nats-cert, cluster-nats-key).
  *
  * Cluster mode (cluster.h) is on when cluster-nats names the NATS servers
- * (nats://HOST:PORT, comma-separated); cluster-node is then required (this
+ * (nats://HOST:PORT, comma-separated; tls://HOST:PORT for TLS, which needs
+ * cluster-nats-ca and takes cluster-nats-cert / cluster-nats-key for mutual
+ * TLS); cluster-node is then required (this
  * node's id: letters, digits, '-', '_'), cluster-stream defaults to TOKEND,
  * cluster-max-staleness (ms) to 3000, cluster-replicas (used only when
  * tokend creates the stream) to 1. Without cluster-nats tokend is one node
@@ -129,9 +132,13 @@ typedef struct tk_config {
     char cluster_key_file[PATH_MAX]; /* the op log's HMAC key; required with cluster_nats */
     char cluster_nats_user[TK_CLUSTER_USER_MAX + 1]; /* "" = no NATS user/password */
     char cluster_nats_password_file[PATH_MAX];       /* set with cluster_nats_user */
-    unsigned cluster_max_staleness;                  /* ms */
+    char cluster_nats_ca[PATH_MAX];   /* tls:// only, then required: the servers' CA */
+    char cluster_nats_cert[PATH_MAX]; /* optional client certificate (mutual TLS) */
+    char cluster_nats_key[PATH_MAX];  /* its private key, with cluster_nats_cert */
+    unsigned cluster_max_staleness;   /* ms */
     unsigned cluster_replicas;
-    bool cluster_keys_set; /* some cluster-* key other than cluster-nats was given */
+    unsigned cluster_replay_window; /* ms */
+    bool cluster_keys_set;          /* some cluster-* key other than cluster-nats was given */
 } tk_config;
 
 void tk_config_defaults(tk_config *cfg);

@@ -215,6 +215,20 @@
  * output); at most 1 KiB (a key, not a file of anything). */
 #define TK_CLUSTER_KEY_MIN 32
 #define TK_CLUSTER_KEY_MAX 1024
+/* cluster-key-file holds the signing key and the keys still accepted (key
+ * rotation): a few keys, one a line, comments allowed. */
+#define TK_CLUSTER_KEYS_MAX     4
+#define TK_CLUSTER_KEY_FILE_MAX 8192
+/* An entry's signed time: Unix ms, at most 15 digits (year 33658). */
+#define TK_CLUSTER_TIME_DIGITS_MAX 15
+#define TK_CLUSTER_TIME_MAX        999999999999999ull
+/* cluster-replay-window, ms: how much older than the stream's timestamp of
+ * its message an entry's signed time may be (a replay, or a publisher's clock
+ * behind); half of it the other way (a clock ahead). The stream's duplicate
+ * window must cover 1.5 times it (tokend creates it with twice). */
+#define TK_CLUSTER_REPLAY_WINDOW_MIN     1000
+#define TK_CLUSTER_REPLAY_WINDOW_MAX     600000
+#define TK_CLUSTER_REPLAY_WINDOW_DEFAULT 60000
 /* cluster-nats-user and its password file: NATS credentials, short strings. */
 #define TK_CLUSTER_USER_MAX     128
 #define TK_CLUSTER_PASSWORD_MAX 256

@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <nats/nats.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -60,10 +61,15 @@ struct tk_cluster {
     size_t prefix_len;
     uint64_t staleness_ns, publish_timeout_ns, tick_ns;
     unsigned replicas;
-    uint8_t key[TK_CLUSTER_KEY_MAX]; /* the entries' HMAC key (clmac.c) */
-    size_t key_len;
-    char nats_user[TK_CLUSTER_USER_MAX + 1];         /* "": none */
-    char nats_password[TK_CLUSTER_PASSWORD_MAX + 1]; /* with nats_user */
+    uint64_t replay_window_ms;
+    bool dup_window_short; /* cluster thread: the stream's duplicate window was logged short */
+    tk_cluster_keys keys;  /* the entries' HMAC keys (clmac.c): k[0] signs */
+    char nats_user[TK_CLUSTER_USER_MAX + 1];                         /* "": none */
+    char nats_password[TK_CLUSTER_PASSWORD_MAX + 1];                 /* with nats_user */
+    bool tls;                                                        /* tls:// URLs */
+    char nats_ca[PATH_MAX], nats_cert[PATH_MAX], nats_key[PATH_MAX]; /* "": none */
+    const char *servers[TK_CLUSTER_SERVERS_MAX];                     /* into urls */
+    int nservers;
 
     natsOptions *opts;
     natsConnection *nc;
@@ -96,12 +102,16 @@ struct tk_cluster {
     uint64_t target_t0;
     uint64_t target_seq;
     uint64_t progress_seq, progress_at; /* cluster thread only */
+    uint64_t down_since, probe_at;      /* cluster thread: not connected since; next probe */
     bool behind;                        /* atomic: the stream holds less than the store applied */
     uint64_t behind_head; /* cluster thread: the head of the last poll that ended below it */
     bool want_resub;      /* atomic: the committer met a gap; the consumer is replaced */
     /* Atomic: the sequence of an entry whose MAC failed (0: none). Nothing
      * from it on is applied: this node stops there and goes stale. */
     uint64_t blocked_seq;
+    /* Atomic: mono ns until which writes are refused, this node's clock having
+     * drifted far from the stream's (0: none). */
+    uint64_t skewed_until;
     tk_cluster_stats stats;
 };
 
@@ -168,6 +178,11 @@ static int forward(void *ctx, const tk_commit_req *req)
         CL_ADD(cl, refused, 1);
         return TK_E_UNAVAILABLE;
     }
+    uint64_t skewed = __atomic_load_n(&cl->skewed_until, __ATOMIC_RELAXED);
+    if (skewed != 0 && tk_mono_ns() < skewed) {
+        CL_ADD(cl, skew_refused, 1);
+        return TK_E_UNAVAILABLE;
+    }
     static _Thread_local uint8_t buf[TK_COMMIT_WIRE_MAX];
     size_t len = 0;
     int rc = tk_commit_req_encode(req, buf, sizeof buf, &len);
@@ -198,19 +213,20 @@ static int forward(void *ctx, const tk_commit_req *req)
     char id[MSG_ID_MAX];
     snprintf(id, sizeof id, "%s%" PRIu64, cl->prefix, tag);
     natsMsg *m = NULL;
-    uint8_t mac[TK_CLUSTER_MAC_LEN];
-    char mac_hex[2 * TK_CLUSTER_MAC_LEN + 1];
-    if (tk_cluster_mac(cl->key, cl->key_len, cl->subject, buf, len, mac) != 0) {
+    char mac_hdr[TK_CLUSTER_MAC_HDR_MAX];
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    uint64_t now_ms = (uint64_t)wall.tv_sec * 1000u + (uint64_t)wall.tv_nsec / 1000000u;
+    if (tk_cluster_sign(&cl->keys.k[0], cl->subject, id, now_ms, buf, len, mac_hdr) != 0) {
         unsigned w;
         uint64_t cookie, t0;
         (void)take_pending(cl, tag, &w, &cookie, &t0); /* nobody else can have it */
         CL_ADD(cl, refused, 1);
         return TK_E_UNAVAILABLE;
     }
-    tk_hex(mac, sizeof mac, mac_hex);
     natsStatus s = natsMsg_Create(&m, cl->subject, NULL, (const char *)buf, (int)len);
     if (s == NATS_OK) {
-        s = natsMsgHeader_Set(m, TK_CLUSTER_MAC_HEADER, mac_hex);
+        s = natsMsgHeader_Set(m, TK_CLUSTER_MAC_HEADER, mac_hdr);
     }
     if (s == NATS_OK) {
         jsPubOptions po;
@@ -300,6 +316,26 @@ static void gap(void *ctx, uint64_t want, uint64_t got)
 
 /* ---- Consumer (libnats' delivery thread, in stream order) ------------------------------ */
 
+/* One of our own entries says how far this node's clock is from the stream's
+ * (plus the publish's own few ms). Past half of what the others accept, this
+ * node stops writing for a minute rather than publish an entry every node
+ * would refuse, which would stop the cluster. */
+static void check_own_clock(tk_cluster *cl, uint64_t signed_ms, uint64_t server_ms)
+{
+    if (tk_cluster_own_clock_ok(signed_ms, server_ms, cl->replay_window_ms)) {
+        return;
+    }
+    int64_t off = (int64_t)signed_ms - (int64_t)server_ms;
+    int64_t w = (int64_t)cl->replay_window_ms;
+    __atomic_store_n(&cl->skewed_until, tk_mono_ns() + 60ull * 1000000000ull, __ATOMIC_RELAXED);
+    tk_log_error("cluster_clock_skew",
+                 "offset_ms=%" PRId64 " window_ms=%" PRId64
+                 " note=\"this node's clock is that far from the NATS servers': writes refused "
+                 "(503) for a minute; fix the clock (NTP). Entries off by more than the window "
+                 "stop every node\"",
+                 off, w);
+}
+
 static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
     (void)nc;
@@ -307,9 +343,10 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
     sub_ctx *sc = closure;
     tk_cluster *cl = sc->cl;
     jsMsgMetaData *meta = NULL;
-    uint64_t seq = 0;
+    uint64_t seq = 0, server_ms = 0;
     if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
         seq = meta->Sequence.Stream;
+        server_ms = meta->Timestamp > 0 ? (uint64_t)meta->Timestamp / 1000000u : 0;
         jsMsgMetaData_Destroy(meta);
     }
     const char *id = NULL;
@@ -335,17 +372,51 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
         natsMsg_Destroy(msg);
         return;
     }
-    if (natsMsgHeader_Get(msg, TK_CLUSTER_MAC_HEADER, &mac) != NATS_OK ||
-        !tk_cluster_mac_ok(cl->key, cl->key_len, cl->subject, payload, (size_t)len, mac)) {
+    if (natsMsgHeader_Get(msg, TK_CLUSTER_MAC_HEADER, &mac) != NATS_OK) {
+        mac = NULL;
+    }
+    uint64_t signed_ms = 0;
+    tk_cluster_verdict v =
+        tk_cluster_verify(&cl->keys, cl->subject, id, mac, payload, (size_t)len, &signed_ms);
+    if (v != TK_CLUSTER_MAC_OK) {
+        static const char *const why[] = {
+            [TK_CLUSTER_MAC_MISSING] = "none",
+            [TK_CLUSTER_MAC_UNKNOWN_KEY] = "unknown_key",
+            [TK_CLUSTER_MAC_WRONG] = "wrong",
+        };
         __atomic_store_n(&cl->blocked_seq, seq, __ATOMIC_RELEASE);
         CL_ADD(cl, rejected, 1);
         tk_log_error("cluster_entry_unauthenticated",
                      "seq=%" PRIu64 " mac=%s msg=%s note=\"not applied: this node stops here "
-                     "and stays stale; remove the publisher, then restart from a snapshot\"",
-                     seq, mac == NULL ? "none" : "wrong", id != NULL ? "set" : "none");
+                     "and stays stale; %s\"",
+                     seq, why[v], id != NULL ? "set" : "none",
+                     v == TK_CLUSTER_MAC_UNKNOWN_KEY
+                         ? "a key another node signs with is missing from cluster-key-file: add "
+                           "it and restart this node"
+                         : "remove the publisher, then restart from a snapshot");
         free(payload);
         natsMsg_Destroy(msg);
         return;
+    }
+    /* Genuine, but when? A copy republished after the stream's duplicate
+     * window carries its old signed time: refused the same way. The stream's
+     * timestamp is the same on every node, so every node decides alike. */
+    if (!tk_cluster_entry_timely(signed_ms, server_ms, cl->replay_window_ms)) {
+        __atomic_store_n(&cl->blocked_seq, seq, __ATOMIC_RELEASE);
+        CL_ADD(cl, replayed, 1);
+        tk_log_error("cluster_entry_replayed",
+                     "seq=%" PRIu64 " signed_ms=%" PRIu64 " stream_ms=%" PRIu64
+                     " window_ms=%" PRIu64 " note=\"not applied: this node stops here and stays "
+                     "stale; a genuine entry published again (remove the publisher, then restart "
+                     "from a snapshot) or a publisher whose clock is off (fix it, then restart "
+                     "from a snapshot)\"",
+                     seq, signed_ms, server_ms, cl->replay_window_ms);
+        free(payload);
+        natsMsg_Destroy(msg);
+        return;
+    }
+    if (tag != 0) {
+        check_own_clock(cl, signed_ms, server_ms);
     }
     natsMsg_Destroy(msg);
     pthread_mutex_lock(&cl->sub_mu);
@@ -410,14 +481,41 @@ static void resubscribe(tk_cluster *cl)
 
 /* ---- The cluster thread ----------------------------------------------------------------- */
 
+/* A replay inside the stream's duplicate window is dropped by JetStream (same
+ * Nats-Msg-Id); one after it must be older than the replay window. So the
+ * duplicate window covers the replay window and the skew allowed ahead
+ * (1.5 times it). A stream made elsewhere with less is not used: the node
+ * stays stale (fail closed) and says so once. */
+static bool dup_window_ok(tk_cluster *cl, const jsStreamInfo *si)
+{
+    uint64_t want_ms = cl->replay_window_ms + cl->replay_window_ms / 2;
+    int64_t have = si->Config != NULL ? si->Config->Duplicates : 0;
+    uint64_t have_ms = have > 0 ? (uint64_t)have / 1000000u : 0;
+    if (have_ms >= want_ms) {
+        cl->dup_window_short = false;
+        return true;
+    }
+    if (!cl->dup_window_short) {
+        tk_log_error("cluster_stream_duplicate_window",
+                     "stream=%s duplicate_window_ms=%" PRIu64 " need_ms=%" PRIu64
+                     " note=\"a replayed entry could pass: not used; raise the stream's "
+                     "duplicate window (nats stream edit %s --dupe-window) or lower "
+                     "cluster-replay-window\"",
+                     cl->stream, have_ms, want_ms, cl->stream);
+        cl->dup_window_short = true;
+    }
+    return false;
+}
+
 static bool ensure_stream(tk_cluster *cl)
 {
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
     natsStatus s = js_GetStreamInfo(&si, cl->js, cl->stream, NULL, &jerr);
     if (s == NATS_OK) {
+        bool ok = dup_window_ok(cl, si);
         jsStreamInfo_Destroy(si);
-        return true;
+        return ok;
     }
     if (jerr != JSStreamNotFoundErr) {
         tk_log_warn("cluster_stream_unreachable", "stream=%s error=\"%s\" code=%d", cl->stream,
@@ -432,6 +530,7 @@ static bool ensure_stream(tk_cluster *cl)
     sc.SubjectsLen = 1;
     sc.Storage = js_FileStorage;
     sc.Replicas = (int64_t)cl->replicas;
+    sc.Duplicates = (int64_t)(2 * cl->replay_window_ms * 1000000u); /* ns */
     s = js_AddStream(&si, cl->js, &sc, NULL, &jerr);
     if (s != NATS_OK) {
         tk_log_warn("cluster_stream_create_failed", "stream=%s error=\"%s\" code=%d", cl->stream,
@@ -439,8 +538,9 @@ static bool ensure_stream(tk_cluster *cl)
         return false;
     }
     jsStreamInfo_Destroy(si);
-    tk_log_info("cluster_stream_created", "stream=%s subject=%s replicas=%u", cl->stream,
-                cl->subject, cl->replicas);
+    tk_log_info("cluster_stream_created",
+                "stream=%s subject=%s replicas=%u duplicate_window_ms=%" PRIu64, cl->stream,
+                cl->subject, cl->replicas, 2 * cl->replay_window_ms);
     return true;
 }
 
@@ -566,12 +666,19 @@ static bool wait_tick(tk_cluster *cl)
     return stop;
 }
 
+static void probe(tk_cluster *cl, uint64_t now); /* with the connection's set-up, below */
+
 static void *cluster_main(void *arg)
 {
     tk_cluster *cl = arg;
     /* Event loop: one tick at a time until stop. */
     for (bool stop = false; !stop; stop = wait_tick(cl)) {
         uint64_t now = tk_mono_ns();
+        if (!connected(cl)) {
+            probe(cl, now);
+        } else {
+            cl->down_since = 0;
+        }
         if (connected(cl)) {
             if (!__atomic_load_n(&cl->stream_ready, __ATOMIC_ACQUIRE)) {
                 __atomic_store_n(&cl->stream_ready, ensure_stream(cl), __ATOMIC_RELEASE);
@@ -614,50 +721,131 @@ static void on_disconnected(natsConnection *nc, void *closure)
     tk_log_warn("cluster_disconnected", "note=\"writes answer 503 until reconnected\"");
 }
 
-static int connect_nats(tk_cluster *cl)
+/* TLS to the servers: the CA their certificates must chain to (libnats
+ * checks each against the host of the URL it dialled), and our own
+ * certificate when the servers ask for one. The files were checked at start. */
+static natsStatus set_tls(tk_cluster *cl, natsOptions *o)
 {
-    const char *servers[TK_CLUSTER_SERVERS_MAX];
-    int n = 0;
-    char *save = NULL;
-    for (char *u = strtok_r(cl->urls, ",", &save); u != NULL && n < TK_CLUSTER_SERVERS_MAX;
-         u = strtok_r(NULL, ",", &save)) {
-        servers[n++] = u;
-    }
-    natsStatus s = natsOptions_Create(&cl->opts);
+    natsStatus s = natsOptions_SetSecure(o, true);
     if (s == NATS_OK) {
-        s = natsOptions_SetServers(cl->opts, servers, n);
+        s = natsOptions_LoadCATrustedCertificates(o, cl->nats_ca);
+    }
+    if (s == NATS_OK && cl->nats_cert[0] != '\0') {
+        s = natsOptions_LoadCertificatesChain(o, cl->nats_cert, cl->nats_key);
+    }
+    return s;
+}
+
+/* The connection's options; `retry`: reconnect forever, first connect in the
+ * background (the real connection), or one try (a probe). */
+static natsStatus make_opts(tk_cluster *cl, bool retry, natsOptions **out)
+{
+    natsOptions *o = NULL;
+    natsStatus s = natsOptions_Create(&o);
+    if (s == NATS_OK) {
+        s = natsOptions_SetServers(o, cl->servers, cl->nservers);
     }
     if (s == NATS_OK) {
-        s = natsOptions_SetName(cl->opts, cl->prefix);
+        s = natsOptions_SetName(o, cl->prefix);
     }
-    if (s == NATS_OK) {
-        s = natsOptions_SetMaxReconnect(cl->opts, -1); /* forever: the node stays stale */
+    if (s == NATS_OK && cl->tls) {
+        s = set_tls(cl, o);
     }
     if (s == NATS_OK && cl->nats_user[0] != '\0') {
-        s = natsOptions_SetUserInfo(cl->opts, cl->nats_user, cl->nats_password);
+        s = natsOptions_SetUserInfo(o, cl->nats_user, cl->nats_password);
     }
     if (s == NATS_OK) {
-        s = natsOptions_SetReconnectWait(cl->opts, 100);
+        s = natsOptions_SetTimeout(o, 1000);
     }
-    if (s == NATS_OK) {
-        s = natsOptions_SetTimeout(cl->opts, 1000);
+    if (s == NATS_OK && !retry) {
+        s = natsOptions_SetAllowReconnect(o, false);
     }
-    if (s == NATS_OK) {
-        s = natsOptions_SetPingInterval(cl->opts, 1000); /* a silent server is noticed */
+    if (s == NATS_OK && retry) {
+        s = natsOptions_SetMaxReconnect(o, -1); /* forever: the node stays stale */
     }
-    if (s == NATS_OK) {
-        s = natsOptions_SetDisconnectedCB(cl->opts, on_disconnected, cl);
+    if (s == NATS_OK && retry) {
+        s = natsOptions_SetReconnectWait(o, 100);
     }
-    if (s == NATS_OK) {
-        s = natsOptions_SetReconnectedCB(cl->opts, on_connected, cl);
+    if (s == NATS_OK && retry) {
+        s = natsOptions_SetPingInterval(o, 1000); /* a silent server is noticed */
     }
-    if (s == NATS_OK) {
-        s = natsOptions_SetMaxPingsOut(cl->opts, 2);
+    if (s == NATS_OK && retry) {
+        s = natsOptions_SetDisconnectedCB(o, on_disconnected, cl);
     }
-    if (s == NATS_OK) {
+    if (s == NATS_OK && retry) {
+        s = natsOptions_SetReconnectedCB(o, on_connected, cl);
+    }
+    if (s == NATS_OK && retry) {
+        s = natsOptions_SetMaxPingsOut(o, 2);
+    }
+    if (s == NATS_OK && retry) {
         /* With a callback the first connect retries in the background (without
          * one libnats retries in this call): tokend serves, stale, meanwhile. */
-        s = natsOptions_SetRetryOnFailedConnect(cl->opts, true, on_connected, cl);
+        s = natsOptions_SetRetryOnFailedConnect(o, true, on_connected, cl);
+    }
+    if (s != NATS_OK) {
+        natsOptions_Destroy(o);
+        o = NULL;
+    }
+    *out = o;
+    return s;
+}
+
+/* The library's reconnect loop keeps no reason: while the connection is
+ * down, one plain connect a while says why (refused, a certificate that does
+ * not verify, a server that wants TLS, credentials) in the log. */
+static void probe(tk_cluster *cl, uint64_t now)
+{
+    if (cl->down_since == 0) {
+        cl->down_since = now;
+        cl->probe_at = now + 1000000000ull; /* a restart's usual gap goes unexplained */
+    }
+    if (now < cl->probe_at) {
+        return;
+    }
+    cl->probe_at = now + 30ull * 1000000000ull;
+    natsOptions *o = NULL;
+    natsConnection *nc = NULL;
+    natsStatus s = make_opts(cl, false, &o);
+    if (s == NATS_OK) {
+        s = natsConnection_Connect(&nc, o);
+    }
+    const char *why = s != NATS_OK ? nats_GetLastError(NULL) : NULL;
+    if (s != NATS_OK) {
+        bool ssl = s == NATS_SSL_ERROR || (why != NULL && strstr(why, "SSL") != NULL);
+        const char *note = !cl->tls && ssl ? "the server requires TLS: use tls:// URLs and "
+                                             "cluster-nats-ca"
+                           : cl->tls && !ssl && s != NATS_NO_SERVER && cl->nats_cert[0] == '\0'
+                               ? "a server that verifies clients needs cluster-nats-cert and "
+                                 "cluster-nats-key"
+                               : "not connected: retrying; writes 503, reads 503 once stale";
+        tk_log_warn("cluster_connect_error", "status=\"%s\" error=\"%s\" note=\"%s\"",
+                    natsStatus_GetText(s), why != NULL && why[0] != '\0' ? why : "-", note);
+    }
+    if (nc != NULL) {
+        natsConnection_Destroy(nc);
+    }
+    natsOptions_Destroy(o);
+}
+
+static int connect_nats(tk_cluster *cl)
+{
+    char *save = NULL;
+    for (char *u = strtok_r(cl->urls, ",", &save);
+         u != NULL && cl->nservers < TK_CLUSTER_SERVERS_MAX; u = strtok_r(NULL, ",", &save)) {
+        cl->servers[cl->nservers++] = u;
+    }
+    natsStatus s = make_opts(cl, true, &cl->opts);
+    if (s != NATS_OK && cl->tls) {
+        /* The files opened (tk_cluster_start checked them): their contents are wrong. */
+        const char *why = nats_GetLastError(NULL);
+        tk_log_error("cluster_tls_refused",
+                     "ca=%s cert=%s key=%s error=\"%s\" note=\"PEM CA certificates; a PEM "
+                     "certificate chain and its PEM private key\"",
+                     cl->nats_ca, cl->nats_cert[0] != '\0' ? cl->nats_cert : "-",
+                     cl->nats_key[0] != '\0' ? cl->nats_key : "-",
+                     why != NULL && why[0] != '\0' ? why : natsStatus_GetText(s));
+        return TK_E_INVALID;
     }
     if (s == NATS_OK) {
         s = natsConnection_Connect(&cl->nc, cl->opts);
@@ -696,6 +884,8 @@ static void free_cluster(tk_cluster *cl)
     pthread_mutex_destroy(&cl->stop_mu);
     pthread_cond_destroy(&cl->stop_cv);
     free(cl->pending);
+    tk_cleanse(&cl->keys, sizeof cl->keys);
+    tk_cleanse(cl->nats_password, sizeof cl->nats_password);
     free(cl);
 }
 
@@ -727,12 +917,31 @@ static int init_names(tk_cluster *cl, const tk_cluster_cfg *cfg)
     uint64_t tick = cl->staleness_ns / 5;
     cl->tick_ns = tick < 20000000u ? 20000000u : tick > 500000000u ? 500000000u : tick;
     cl->replicas = cfg->replicas;
+    cl->replay_window_ms =
+        cfg->replay_window_ms != 0 ? cfg->replay_window_ms : TK_CLUSTER_REPLAY_WINDOW_DEFAULT;
     cl->cap = cfg->pending;
-    if (cfg->key == NULL || cfg->key_len < TK_CLUSTER_KEY_MIN || cfg->key_len > sizeof cl->key) {
+    if (cfg->keys == NULL || cfg->keys->n == 0 || cfg->keys->n > TK_CLUSTER_KEYS_MAX) {
         return TK_E_INVALID;
     }
-    memcpy(cl->key, cfg->key, cfg->key_len);
-    cl->key_len = cfg->key_len;
+    cl->keys = *cfg->keys;
+    cl->tls = !strncmp(cfg->urls, "tls://", 6);
+    if (cl->tls != (cfg->nats_ca != NULL && cfg->nats_ca[0] != '\0')) {
+        return TK_E_INVALID; /* tls:// and a CA go together */
+    }
+    bool cert = cfg->nats_cert != NULL && cfg->nats_cert[0] != '\0';
+    if (cl->tls && (cert != (cfg->nats_key != NULL && cfg->nats_key[0] != '\0') ||
+                    strlen(cfg->nats_ca) >= sizeof cl->nats_ca ||
+                    (cert && (strlen(cfg->nats_cert) >= sizeof cl->nats_cert ||
+                              strlen(cfg->nats_key) >= sizeof cl->nats_key)))) {
+        return TK_E_INVALID;
+    }
+    if (cl->tls) {
+        strcpy(cl->nats_ca, cfg->nats_ca);
+        if (cert) {
+            strcpy(cl->nats_cert, cfg->nats_cert);
+            strcpy(cl->nats_key, cfg->nats_key);
+        }
+    }
     if (cfg->nats_user != NULL && cfg->nats_user[0] != '\0') {
         if (strlen(cfg->nats_user) >= sizeof cl->nats_user || cfg->nats_password == NULL ||
             strlen(cfg->nats_password) >= sizeof cl->nats_password) {
@@ -740,6 +949,24 @@ static int init_names(tk_cluster *cl, const tk_cluster_cfg *cfg)
         }
         strcpy(cl->nats_user, cfg->nats_user);
         strcpy(cl->nats_password, cfg->nats_password);
+    }
+    return 0;
+}
+
+/* The TLS files exist and are files; the private key is private. */
+static int check_tls_files(const tk_cluster *cl)
+{
+    char err[PATH_MAX + 128];
+    int rc = tk_cluster_file_check("cluster-nats-ca", cl->nats_ca, false, err, sizeof err);
+    if (rc == 0 && cl->nats_cert[0] != '\0') {
+        rc = tk_cluster_file_check("cluster-nats-cert", cl->nats_cert, false, err, sizeof err);
+    }
+    if (rc == 0 && cl->nats_key[0] != '\0') {
+        rc = tk_cluster_file_check("cluster-nats-key", cl->nats_key, true, err, sizeof err);
+    }
+    if (rc != 0) {
+        tk_log_error("cluster_tls_refused", "error=\"%s\"", err);
+        return TK_E_INVALID;
     }
     return 0;
 }
@@ -775,6 +1002,9 @@ int tk_cluster_start(const tk_cluster_cfg *cfg, tk_store *st, tk_committer *com,
         cl->applied = seq;
         cl->progress_seq = seq;
     }
+    if (rc == 0 && cl->tls) {
+        rc = check_tls_files(cl);
+    }
     if (rc == 0) {
         rc = connect_nats(cl);
     }
@@ -789,9 +1019,12 @@ int tk_cluster_start(const tk_cluster_cfg *cfg, tk_store *st, tk_committer *com,
         free_cluster(cl);
         return rc;
     }
-    tk_log_info("cluster_started", "stream=%s node=%.*s applied=%" PRIu64 " staleness_ms=%u",
+    char kid[2 * TK_CLUSTER_KID_LEN + 1];
+    tk_hex(cl->keys.k[0].kid, sizeof cl->keys.k[0].kid, kid);
+    tk_log_info("cluster_started",
+                "stream=%s node=%.*s applied=%" PRIu64 " staleness_ms=%u key=%s keys=%u tls=%s",
                 cl->stream, (int)(cl->prefix_len - 1), cl->prefix, cl->applied,
-                cfg->max_staleness_ms);
+                cfg->max_staleness_ms, kid, cl->keys.n, cl->tls ? "on" : "off");
     *out = cl;
     return 0;
 }

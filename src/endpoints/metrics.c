@@ -348,10 +348,13 @@ static void cluster_section(text *t, const tk_cluster *cl, const ep_metrics *m)
     line(t, "tokend_cluster_writes_failed_total{reason=\"unacked\"}", s.publish_failed);
     line(t, "tokend_cluster_writes_failed_total{reason=\"unreachable\"}", s.refused);
     line(t, "tokend_cluster_writes_failed_total{reason=\"unreplicable\"}", s.unreplicable);
+    line(t, "tokend_cluster_writes_failed_total{reason=\"clock_skew\"}", s.skew_refused);
     type(t, "tokend_cluster_resubscribes_total", "counter");
     line(t, "tokend_cluster_resubscribes_total", s.resubscribes);
     type(t, "tokend_cluster_unauthenticated_entries_total", "counter");
     line(t, "tokend_cluster_unauthenticated_entries_total", s.rejected);
+    type(t, "tokend_cluster_replayed_entries_total", "counter");
+    line(t, "tokend_cluster_replayed_entries_total", s.replayed);
     type(t, "tokend_cluster_stale_refusals_total", "counter");
     line(t, "tokend_cluster_stale_refusals_total{endpoint=\"introspect\"}",
          m->cluster_stale_introspect);

@@ -34,7 +34,9 @@ import unittest
 
 import as_http as ah
 import harness as h
+import http_fixture as hf
 import idp_util as u
+import mtls_util as mu
 
 h.require_binaries()
 NATS = shutil.which("nats-server")
@@ -684,8 +686,40 @@ class RawNats:
                 subject.encode(), len(hdr), len(hdr) + len(payload), hdr, payload))
         self.expect(b"PONG")
 
+    def request(self, subject, payload, headers=None):
+        """Publish with a reply subject; the JSON of the one answer (a
+        JetStream PubAck or API response)."""
+        if not getattr(self, "inbox", None):
+            self.inbox = "_INBOX.tokendtest%d" % os.getpid()
+            self.s.sendall(b"SUB %s 9\r\n" % self.inbox.encode())
+        if headers is None:
+            self.s.sendall(b"PUB %s %s %d\r\n%s\r\n" % (
+                subject.encode(), self.inbox.encode(), len(payload), payload))
+        else:
+            hdr = b"NATS/1.0\r\n" + b"".join(b"%s: %s\r\n" % (k.encode(), v.encode())
+                                            for k, v in headers) + b"\r\n"
+            self.s.sendall(b"HPUB %s %s %d %d\r\n%s%s\r\n" % (
+                subject.encode(), self.inbox.encode(), len(hdr), len(hdr) + len(payload), hdr,
+                payload))
+        while True:
+            l = self.expect(b"MSG")
+            parts = l.split()
+            data = self.exact(int(parts[-1]) + 2)[:-2]
+            if parts[1].decode() == self.inbox:
+                return json.loads(data)
+
     def close(self):
         self.s.close()
+
+
+def header_pairs(hdr):
+    """[(name, value)] of a raw NATS header block."""
+    out = []
+    for l in hdr.split(b"\r\n")[1:]:
+        if b":" in l:
+            k, v = l.split(b":", 1)
+            out.append((k.decode(), v.strip().decode()))
+    return out
 
 
 class ForgedEntries(unittest.TestCase):
@@ -749,7 +783,7 @@ class ForgedEntries(unittest.TestCase):
                if l.lower().startswith(b"tokend-mac:")]
         self.assertEqual(len(mac), 1, hdr)
         self.assertEqual(donor.introspect(t).json(), h.INACTIVE)
-        wrong = ("0" if mac[0][0] != "0" else "1") + mac[0][1:]
+        wrong = mac[0][:-1] + ("0" if mac[0][-1] != "0" else "1")  # in the MAC itself
         forgeries = {"L1": None,                           # no MAC
                      "L2": [("Tokend-Mac", wrong)],        # one hex digit off
                      "L3": [("Tokend-Mac", mac[0])]}       # genuine, for DONOR.ops
@@ -780,6 +814,105 @@ class ForgedEntries(unittest.TestCase):
             self.assertEqual(self.metric(d, "tokend_cluster_unauthenticated_entries_total"), 1)
         # The donor, which got only genuine entries, counted none.
         self.assertEqual(self.metric(donor, "tokend_cluster_unauthenticated_entries_total"), 0)
+
+
+class ReplayedEntries(unittest.TestCase):
+    """A genuine entry captured off the stream's subject and published again
+    over raw NATS, as anyone who can publish there could: with its own
+    Nats-Msg-Id inside the stream's duplicate window JetStream drops it (it
+    cannot take another id: the MAC covers it); after the window it is
+    stored, and the node refuses it, its signed time being older than the
+    stream's timestamp by more than cluster-replay-window: not applied, the
+    node stops there (not ready, writes refused) and counts it. Normal
+    writes meanwhile are unaffected. A stream made elsewhere with a
+    duplicate window too short for the replay window is not used."""
+
+    WINDOW_MS = 2000  # the stream tokend creates gets twice that as its duplicate window
+
+    def metric(self, d, name):
+        for line in d.metrics_text().splitlines():
+            if line.startswith(name + " "):
+                return int(line.split()[1])
+        self.fail("no %s in /metrics" % name)
+
+    def test_replay(self):
+        root = tempfile.mkdtemp(prefix="tokend-cluster-replay-")
+        self.addCleanup(shutil.rmtree, root, True)
+        nats = one_nats(self, root, "p0")
+        key = key_file(root)
+        seed = os.path.join(root, "seed")
+        rs = h.Client(h.ctl(seed, "client", "add", "--name", "rs", "--role", "resource_server"))
+        agent = h.Client(h.ctl(seed, "client", "add", "--name", "agent", "--role", "agent",
+                               "--scope", "read"))
+        sid = h.ctl(seed, "session", "create", "--sub", "u")["sid"]
+        tokens = [h.ctl(seed, "token", "issue", "--sid", sid, "--client", agent.id, "--scope",
+                        "read")["access_token"] for _ in range(3)]
+        raw = RawNats(nats.port)
+        self.addCleanup(raw.close)
+        # A stream made by hand with a 10 s duplicate window: too short for
+        # the default 60 s replay window.
+        made = raw.request("$JS.API.STREAM.CREATE.SHORT", json.dumps({
+            "name": "SHORT", "subjects": ["SHORT.ops"], "storage": "file",
+            "duplicate_window": 10 * 10**9}).encode())
+        self.assertNotIn("error", made, made)
+        nodes = {}
+        for name, stream, extra in (("a", "REPLAY", ["--cluster-replay-window",
+                                                     str(self.WINDOW_MS)]),
+                                    ("b", "REPLAY", ["--cluster-replay-window",
+                                                     str(self.WINDOW_MS)]),
+                                    ("short", "SHORT", [])):
+            d = h.Tokend(os.path.join(root, name), [
+                "--cluster-nats", "nats://127.0.0.1:%d" % nats.port, "--cluster-node", name,
+                "--cluster-stream", stream, "--cluster-key-file", key,
+                "--cluster-max-staleness", str(STALENESS_MS)] + extra)
+            shutil.copytree(seed, d.data_dir)
+            d.default_auth = rs
+            d.start()
+            self.addCleanup(d.cleanup)
+            nodes[name] = d
+        a, b, short = nodes["a"], nodes["b"], nodes["short"]
+        for d in (a, b):
+            self.assertIsNotNone(wait_until(lambda: healthy(d), 60, 0.05), d.stderr())
+        self.assertIsNotNone(wait_until(
+            lambda: "cluster_stream_duplicate_window" in short.stderr(), 15, 0.05),
+            short.stderr())
+        self.assertIn("need_ms=90000", short.stderr())
+        self.assertFalse(healthy(short))
+        self.assertEqual(short.revoke(tokens[2], auth=agent).status, 503)
+        self.assertIn("duplicate_window_ms=%d" % (2 * self.WINDOW_MS), a.stderr() + b.stderr())
+
+        raw.sub("REPLAY.ops")
+        self.assertEqual(a.revoke(tokens[0], auth=agent).status, 200)
+        t_stored = time.monotonic()
+        hdr, entry = raw.next_msg()
+        headers = header_pairs(hdr)
+        self.assertEqual(sorted(k.lower() for k, _ in headers), ["nats-msg-id", "tokend-mac"])
+        self.assertIsNotNone(wait_until(
+            lambda: b.introspect(tokens[0]).json() == h.INACTIVE, 5, 0.02))
+        seq = self.metric(b, "tokend_cluster_applied_sequence")
+        # Inside the duplicate window: dropped by JetStream, nothing happens.
+        ack = raw.request("REPLAY.ops", entry, headers)
+        self.assertIs(ack.get("duplicate"), True, ack)
+        self.assertEqual(ack["seq"], seq)
+        # Normal writes go on (from either node).
+        self.assertEqual(b.revoke(tokens[1], auth=agent).status, 200)
+        self.assertIsNotNone(wait_until(
+            lambda: a.introspect(tokens[1]).json() == h.INACTIVE, 5, 0.02))
+        seq = self.metric(a, "tokend_cluster_applied_sequence")
+        self.assertEqual(self.metric(b, "tokend_cluster_applied_sequence"), seq)
+        # After the duplicate window: stored, and refused by every node.
+        time.sleep(max(0.0, 2 * self.WINDOW_MS / 1000 + 0.5 - (time.monotonic() - t_stored)))
+        ack = raw.request("REPLAY.ops", entry, headers)
+        self.assertNotIn("duplicate", ack)
+        self.assertEqual(ack["seq"], seq + 1)
+        for d in (a, b):
+            self.assertIsNotNone(wait_until(lambda: self.metric(
+                d, "tokend_cluster_replayed_entries_total") == 1, 10, 0.05), d.stderr())
+            self.assertIn("cluster_entry_replayed", d.stderr())
+            self.assertEqual(self.metric(d, "tokend_cluster_unauthenticated_entries_total"), 0)
+            self.assertEqual(self.metric(d, "tokend_cluster_applied_sequence"), seq)
+            self.assertIsNotNone(wait_until(lambda: not healthy(d), 10, 0.05))
+            self.assertEqual(d.revoke(tokens[2], auth=agent).status, 503)
 
 
 class NatsCredentials(unittest.TestCase):
@@ -826,6 +959,175 @@ class NatsCredentials(unittest.TestCase):
             self.assertIn("tokend_cluster_connected 0", nodes[name].metrics_text())
 
 
+def write_private(path, text):
+    """(Re)write a mode-0600 file."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def one_nats(test, root, name, extra=""):
+    """One nats-server with JetStream (no cluster block), stopped at cleanup."""
+    nats = Nats(root, name, free_port(), free_port(), [])
+    with open(nats.conf, "w") as f:
+        f.write("server_name: %s\nlisten: 127.0.0.1:%d\njetstream { store_dir: \"%s\" }\n%s"
+                % (name, nats.port, os.path.join(nats.dir, "js"), extra))
+    test.addCleanup(nats.stop, signal.SIGKILL)
+    nats.start()
+    return nats
+
+
+class KeyRotation(unittest.TestCase):
+    """cluster-key-file holds the signing key first and the keys still
+    accepted after it. The documented rotation, one node restarted at a
+    time, never stops the cluster: (1) the new key added as accepted on
+    every node, (2) made the signing key on every node, (3) the old key
+    dropped. A node left on the old key alone stops at the first entry
+    signed with the new one (not applied, counted, not ready)."""
+
+    def metric(self, d, name):
+        for line in d.metrics_text().splitlines():
+            if line.startswith(name + " "):
+                return int(line.split()[1])
+        self.fail("no %s in /metrics" % name)
+
+    def test_rotation(self):
+        root = tempfile.mkdtemp(prefix="tokend-cluster-rot-")
+        self.addCleanup(shutil.rmtree, root, True)
+        nats = one_nats(self, root, "r0")
+        old, new = os.urandom(32).hex(), os.urandom(32).hex()
+        seed = os.path.join(root, "seed")
+        rs = h.Client(h.ctl(seed, "client", "add", "--name", "rs", "--role", "resource_server"))
+        agent = h.Client(h.ctl(seed, "client", "add", "--name", "agent", "--role", "agent",
+                               "--scope", "read"))
+        sid = h.ctl(seed, "session", "create", "--sub", "u")["sid"]
+        tokens = [h.ctl(seed, "token", "issue", "--sid", sid, "--client", agent.id, "--scope",
+                        "read")["access_token"] for _ in range(6)]
+        nodes, keys = {}, {}
+        for name in ("a", "b", "c"):
+            keys[name] = os.path.join(root, name + ".key")
+            write_private(keys[name], old + "\n")
+            d = h.Tokend(os.path.join(root, name), [
+                "--cluster-nats", "nats://127.0.0.1:%d" % nats.port, "--cluster-node", name,
+                "--cluster-stream", "ROT", "--cluster-key-file", keys[name],
+                "--cluster-max-staleness", str(STALENESS_MS)])
+            shutil.copytree(seed, d.data_dir)
+            d.default_auth = rs
+            d.start()
+            self.addCleanup(d.cleanup)
+            nodes[name] = d
+        a, b, c = nodes["a"], nodes["b"], nodes["c"]
+
+        def restart(d, name, text):
+            d.stop()
+            write_private(keys[name], text)
+            d.start()
+            self.assertIsNotNone(wait_until(lambda: healthy(d), 30, 0.05), d.stderr())
+
+        def revoke_everywhere(writer, token, readers):
+            self.assertEqual(writer.revoke(token, auth=agent).status, 200, writer.stderr())
+            for d in readers:
+                self.assertIsNotNone(wait_until(
+                    lambda: d.introspect(token).json() == h.INACTIVE, 5, 0.02), d.stderr())
+
+        for d in nodes.values():
+            self.assertIsNotNone(wait_until(lambda: healthy(d), 60, 0.05), d.stderr())
+        revoke_everywhere(a, tokens[0], (b, c))
+        # (1) The new key accepted everywhere (c stays on the old key alone).
+        restart(b, "b", "%s\n# next\n%s\n" % (old, new))
+        revoke_everywhere(b, tokens[1], (a, c))  # b still signs with the old key
+        restart(a, "a", "%s\n%s\n" % (old, new))
+        # (2) The new key signs: a first, while b (not restarted yet) signs
+        # with the old one; both apply each other's entries.
+        restart(a, "a", "%s\n%s\n" % (new, old))
+        revoke_everywhere(a, tokens[2], (b,))
+        revoke_everywhere(b, tokens[3], (a,))
+        restart(b, "b", "%s\n%s\n" % (new, old))
+        # (3) The old key dropped.
+        restart(a, "a", new + "\n")
+        restart(b, "b", new + "\n")
+        revoke_everywhere(b, tokens[4], (a,))
+        self.assertEqual(self.metric(a, "tokend_cluster_unauthenticated_entries_total"), 0)
+        self.assertEqual(self.metric(b, "tokend_cluster_unauthenticated_entries_total"), 0)
+        # c, never given the new key, applied what the old key signed and
+        # stopped at a's first entry signed with the new key.
+        self.assertIsNotNone(wait_until(lambda: self.metric(
+            c, "tokend_cluster_unauthenticated_entries_total") == 1, 10, 0.05), c.stderr())
+        self.assertIn("mac=unknown_key", c.stderr())
+        self.assertIsNotNone(wait_until(lambda: not healthy(c), 10, 0.05))
+        self.assertIs(h.ctl(c.data_dir, "token", "show", tokens[1])["active"], False)
+        self.assertIs(h.ctl(c.data_dir, "token", "show", tokens[2])["active"], True)
+
+
+class NatsTls(unittest.TestCase):
+    """tls:// to a nats-server that requires TLS and a client certificate
+    (certificates made now with openssl; one server, R=1): two nodes with
+    the CA, a certificate and its key connect and replicate; a node that
+    trusts another CA, one that reaches the server by a name its certificate
+    does not carry, one without a client certificate and one with plain
+    nats:// never connect, stay not ready, and say why in the log."""
+
+    def test_tls(self):
+        root = tempfile.mkdtemp(prefix="tokend-cluster-tls-")
+        self.addCleanup(shutil.rmtree, root, True)
+        ca, other = hf.TestCA(root, "ca"), hf.TestCA(root, "other")
+        srv_cert, srv_key = ca.server_cert("nats", san="IP:127.0.0.1")
+        client = mu.client_cert(root, "node", "/CN=tokend-node", ca=(ca.cert, ca.key))
+        os.chmod(client.key, 0o600)
+        nats = Nats(root, "t0", free_port(), free_port(), [])
+        with open(nats.conf, "w") as f:
+            f.write("server_name: t0\nlisten: 127.0.0.1:%d\njetstream { store_dir: \"%s\" }\n"
+                    "tls { cert_file: \"%s\", key_file: \"%s\", ca_file: \"%s\", verify: true }\n"
+                    % (nats.port, os.path.join(nats.dir, "js"), srv_cert, srv_key, ca.cert))
+        self.addCleanup(nats.stop, signal.SIGKILL)
+        nats.start()
+        key = key_file(root)
+        seed = os.path.join(root, "seed")
+        rs = h.Client(h.ctl(seed, "client", "add", "--name", "rs", "--role", "resource_server"))
+        agent = h.Client(h.ctl(seed, "client", "add", "--name", "agent", "--role", "agent",
+                               "--scope", "read"))
+        sid = h.ctl(seed, "session", "create", "--sub", "u")["sid"]
+        token = h.ctl(seed, "token", "issue", "--sid", sid, "--client", agent.id, "--scope",
+                      "read")["access_token"]
+        tls = "tls://127.0.0.1:%d" % nats.port
+        mutual = ["--cluster-nats-cert", client.cert, "--cluster-nats-key", client.key]
+        nodes = {}
+        for name, extra, why in (
+                ("a", [tls, "--cluster-nats-ca", ca.cert] + mutual, None),
+                ("b", [tls, "--cluster-nats-ca", ca.cert] + mutual, None),
+                ("wrongca", [tls, "--cluster-nats-ca", other.cert] + mutual,
+                 "unable to get local issuer certificate"),
+                ("wronghost", ["tls://localhost:%d" % nats.port, "--cluster-nats-ca", ca.cert]
+                 + mutual, "mismatch"),
+                ("nocert", [tls, "--cluster-nats-ca", ca.cert], "needs cluster-nats-cert"),
+                ("plain", ["nats://127.0.0.1:%d" % nats.port], "the server requires TLS")):
+            d = h.Tokend(os.path.join(root, name), [
+                "--cluster-nats"] + extra + ["--cluster-node", name, "--cluster-stream", "TLS",
+                                             "--cluster-key-file", key,
+                                             "--cluster-max-staleness", str(STALENESS_MS)])
+            shutil.copytree(seed, d.data_dir)
+            d.default_auth = rs
+            d.start()
+            self.addCleanup(d.cleanup)
+            nodes[name] = (d, why)
+        a, b = nodes["a"][0], nodes["b"][0]
+        for d in (a, b):
+            self.assertIsNotNone(wait_until(lambda: healthy(d), 60, 0.05), d.stderr())
+            self.assertIn("tokend_cluster_connected 1", d.metrics_text())
+        self.assertEqual(a.revoke(token, auth=agent).status, 200)
+        self.assertIsNotNone(wait_until(
+            lambda: b.introspect(token).json() == h.INACTIVE, 5, 0.02), b.stderr())
+        for name, (d, why) in nodes.items():
+            if why is None:
+                continue
+            self.assertIsNotNone(wait_until(lambda: why in d.stderr(), 15, 0.1),
+                                 "%s: %s" % (name, d.stderr()))
+            self.assertFalse(healthy(d), name)
+            self.assertIn("tokend_cluster_connected 0", d.metrics_text())
+            self.assertEqual(d.introspect(token).status, 503, name)
+            self.assertEqual(d.revoke(token, auth=agent).status, 503, name)
+
+
 class SingleNodeUnchanged(h.DaemonCase):
     """Without cluster-nats: no cluster metrics, /healthz as before, tokenctl writes."""
 
@@ -859,6 +1161,37 @@ class SingleNodeUnchanged(h.DaemonCase):
             with self.assertRaises(AssertionError) as e:
                 d.start()
             self.assertIn(why, str(e.exception))
+
+    def test_cluster_tls_files_checked_at_start(self):
+        root = tempfile.mkdtemp(prefix="tokend-itest-")
+        self.addCleanup(shutil.rmtree, root, True)
+        ca = hf.TestCA(root, "ca")
+        client = mu.client_cert(root, "node", "/CN=n", ca=(ca.cert, ca.key))
+        os.chmod(client.key, 0o644)
+        garbage = os.path.join(root, "garbage.pem")
+        with open(garbage, "w") as f:
+            f.write("not a certificate\n")
+        base = ["--cluster-nats", "tls://127.0.0.1:1", "--cluster-node", "x",
+                "--cluster-key-file", key_file(root)]
+        for i, (extra, why) in enumerate((
+                ([], "cluster-nats-ca"),
+                (["--cluster-nats-ca", os.path.join(root, "none.pem")], "none.pem"),
+                (["--cluster-nats-ca", garbage], "cluster_tls_refused"),
+                (["--cluster-nats-ca", ca.cert, "--cluster-nats-cert", client.cert,
+                  "--cluster-nats-key", client.key], "group or others"),
+                (["--cluster-nats-ca", ca.cert, "--cluster-nats-cert", client.cert],
+                 "both or neither"))):
+            d = h.Tokend(os.path.join(root, "d%d" % i), base + extra)
+            with self.assertRaises(AssertionError) as e:
+                d.start()
+            self.assertIn(why, str(e.exception))
+        d = h.Tokend(os.path.join(root, "plain"), ["--cluster-nats", "nats://127.0.0.1:1",
+                                                   "--cluster-node", "x", "--cluster-key-file",
+                                                   key_file(root, "k2"), "--cluster-nats-ca",
+                                                   ca.cert])
+        with self.assertRaises(AssertionError) as e:
+            d.start()
+        self.assertIn("need tls://", str(e.exception))
 
 
 if __name__ == "__main__":

@@ -286,7 +286,11 @@ static void test_cluster(void)
         "nats://h:4222,",
         "nats://h:4222,,nats://g:4222",
         "nats://h:4222, nats://g:4222",
-        "tls://h:4222",
+        "tls://h:4222,nats://g:4222",
+        "nats://h:4222,tls://g:4222",
+        "tls://",
+        "tls://h:",
+        "https://h:4222",
         "nats://a:1,nats://a:1,nats://a:1,nats://a:1,nats://a:1,nats://a:1,nats://a:1,nats://a:1,"
         "nats://a:1,nats://a:1,nats://a:1,nats://a:1,nats://a:1,nats://a:1,nats://a:1,nats://a:1,"
         "nats://a:1",
@@ -304,6 +308,11 @@ static void test_cluster(void)
     CHECK(tk_config_set(&c, "cluster-max-staleness", "99", err, sizeof err) != 0);
     CHECK(tk_config_set(&c, "cluster-replicas", "0", err, sizeof err) != 0);
     CHECK(tk_config_set(&c, "cluster-replicas", "6", err, sizeof err) != 0);
+    CHECK_EQ_INT(c.cluster_replay_window, TK_CLUSTER_REPLAY_WINDOW_DEFAULT);
+    CHECK(tk_config_set(&c, "cluster-replay-window", "999", err, sizeof err) != 0);
+    CHECK(tk_config_set(&c, "cluster-replay-window", "600001", err, sizeof err) != 0);
+    CHECK_EQ_INT(tk_config_set(&c, "cluster-replay-window", "2000", err, sizeof err), 0);
+    CHECK_EQ_INT(c.cluster_replay_window, 2000);
     /* A cluster key without cluster-nats is a mistake, not single-node mode. */
     tk_config_defaults(&c);
     CHECK_EQ_INT(tk_config_set(&c, "cluster-max-staleness", "5000", err, sizeof err), 0);
@@ -340,6 +349,22 @@ static void test_cluster(void)
     CHECK_EQ_STR(c.cluster_stream, "TOKEND_PROD");
     CHECK_EQ_INT(c.cluster_replicas, 3);
     CHECK_EQ_INT(c.cluster_max_staleness, 1500);
+    /* TLS: tls:// URLs need the servers' CA; the TLS files need tls://; a
+     * client certificate goes with its key. */
+    CHECK_EQ_INT(tk_config_set(&c, "cluster-nats-ca", "/etc/tokend/nats-ca.pem", err, sizeof err),
+                 0);
+    CHECK(tk_config_validate(&c, err, sizeof err) != 0 && strstr(err, "tls://") != NULL);
+    CHECK_EQ_INT(tk_config_set(&c, "cluster-nats", "tls://n1.internal:4222,tls://[::1]:4223", err,
+                               sizeof err),
+                 0);
+    CHECK_EQ_INT(tk_config_validate(&c, err, sizeof err), 0);
+    CHECK_EQ_INT(tk_config_set(&c, "cluster-nats-cert", "/etc/tokend/nats.pem", err, sizeof err),
+                 0);
+    CHECK(tk_config_validate(&c, err, sizeof err) != 0 && strstr(err, "both or neither") != NULL);
+    CHECK_EQ_INT(tk_config_set(&c, "cluster-nats-key", "/etc/tokend/nats.key", err, sizeof err), 0);
+    CHECK_EQ_INT(tk_config_validate(&c, err, sizeof err), 0);
+    c.cluster_nats_ca[0] = '\0';
+    CHECK(tk_config_validate(&c, err, sizeof err) != 0 && strstr(err, "cluster-nats-ca") != NULL);
 }
 
 static void test_file(void)
