@@ -121,14 +121,14 @@ static void *app_worker_init(void *app_, unsigned worker_id)
     w->res = __atomic_load_n(&app->res, __ATOMIC_ACQUIRE);
     w->audit.folded_at = w->now;
     ep_events_batch_begin(w);
-    ep_oidc_worker_open(w, true);
+    ep_mail_worker_open(w, true);
     return w;
 }
 
 static void app_worker_fini(void *wctx)
 {
     ep_worker *w = wctx;
-    ep_oidc_worker_open(w, false); /* the outbound thread queues nothing more for us */
+    ep_mail_worker_open(w, false); /* the outbound thread queues nothing more for us */
     ep_auth_cache_clear(w);
     if (w->txn != NULL) {
         ep_audit_fold(w, true); /* on the worker thread, while the committer runs */
@@ -202,8 +202,8 @@ static size_t app_wake(void *wctx, tk_server_done *done, size_t max)
     if (changed) { /* it may have queued SSF events: push them now, not at the next poll */
         tk_ssf_kick(__atomic_load_n(&w->app->ssf, __ATOMIC_ACQUIRE));
     }
-    /* Code redemptions answered on the outbound thread (oidc.c): they wake
-     * us through the same eventfd. */
+    /* Code redemptions answered on the outbound thread (oidc.c, mail.c):
+     * they wake us through the same eventfd. */
     if (n < max) {
         n += ep_oidc_wake(w, done + n, max - n);
     }
@@ -305,9 +305,14 @@ int tk_app_create(const tk_app_cfg *cfg, tk_app **out)
         return -ENOMEM;
     }
     pthread_mutex_init(&app->oidc_mu, NULL);
+    pthread_mutex_init(&app->mail_mu, NULL);
     for (unsigned i = 0; i < TK_WORKERS_MAX; i++) {
-        app->oidc_wake_fd[i] = -1;
+        app->mail_wake_fd[i] = -1;
     }
+    app->oidc_mail =
+        (ep_mailbox){.app = app, .wake_failed = "oidc_wake_failed", .max = TK_OIDC_CALLS_MAX};
+    app->cimd_mail =
+        (ep_mailbox){.app = app, .wake_failed = "cimd_wake_failed", .max = TK_CIMD_CALLS_MAX};
     unsigned depth = cfg->max_depth;
     app->core.max_depth = depth < TK_DEPTH_MAX ? depth : TK_DEPTH_MAX;
     for (unsigned i = 0; i < n; i++) {
@@ -322,6 +327,7 @@ int tk_app_create(const tk_app_cfg *cfg, tk_app **out)
     if (cfg->resources_file[0] != '\0') {
         int rc = load_resources(app, &app->res);
         if (rc != 0) {
+            pthread_mutex_destroy(&app->mail_mu);
             pthread_mutex_destroy(&app->oidc_mu);
             pthread_mutex_destroy(&app->authz_mu);
             pthread_mutex_destroy(&app->reg_mu);
@@ -385,7 +391,8 @@ void tk_app_destroy(tk_app *app)
     }
     tk_resources_free(app->res);
     ep_oidc_fini(app);
-    ep_cimd_fini(app);
+    ep_mailbox_fini(&app->cimd_mail);
+    pthread_mutex_destroy(&app->mail_mu);
     pthread_mutex_destroy(&app->oidc_mu);
     pthread_mutex_destroy(&app->authz_mu);
     pthread_mutex_destroy(&app->reg_mu);
