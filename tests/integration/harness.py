@@ -42,6 +42,14 @@ def require_binaries():
             sys.exit(77)
 
 
+def free_port():
+    """A loopback TCP port free at this moment (for a server the test starts
+    next, or a URL nothing answers at)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _die_with_parent():
     """In the child before exec: SIGKILL it when the test process dies, so a
     test killed by ctest's timeout leaves no daemon behind (Linux only)."""

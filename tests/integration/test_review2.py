@@ -194,13 +194,8 @@ class TestWebhookSenderCertificate(h.FreshCase):
         self.assertInactive(t)
 
 
-INTEROP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "interop")
-HAVE_OIDC = shutil.which("node") is not None and os.path.isdir(
-    os.path.join(INTEROP, "node_modules", "oidc-provider"))
-
-
-@unittest.skipUnless(HAVE_OIDC, "node or tests/interop/node_modules/oidc-provider missing")
-class TestConsentAcrossOrganisations(h.TokenAsserts, unittest.TestCase):
+@unittest.skipUnless(u.HAVE_OP, "node or tests/interop/node_modules/oidc-provider missing")
+class TestConsentAcrossOrganisations(u.OpSteps, h.TokenAsserts, unittest.TestCase):
     """Two sign-in IdPs that both have a user "alice" (the sub each asserts)."""
 
     @classmethod
@@ -208,21 +203,19 @@ class TestConsentAcrossOrganisations(h.TokenAsserts, unittest.TestCase):
         import secrets
         import test_oidc_orgs as orgs
         cls.orgs = orgs
-        for name in ("register", "authorize", "to_idp", "sign_in_at", "callback", "approve",
-                     "redeem", "sign_in"):
+        for name in ("register", "authorize", "to_idp", "callback", "approve", "redeem",
+                     "sign_in"):
             setattr(cls, name, orgs.OidcOrgs.__dict__[name])
         cls.dir = tempfile.mkdtemp(prefix="tokend-review2-orgs-")
         cls.addClassCleanup(shutil.rmtree, cls.dir, True)
-        port = orgs.free_port()
+        port = h.free_port()
         tokend = "http://127.0.0.1:%d" % port
         cls.secret = {"home": "home-" + secrets.token_hex(8),
                       "partner": "partner-" + secrets.token_hex(8)}
-        cls.home_idp, cls.home_log, cls.home = orgs.start_idp(
-            cls.dir, "home", tokend, cls.secret["home"], "home.test", ["alice"])
-        cls.addClassCleanup(cls.home_idp.kill)
-        cls.partner_idp, cls.partner_log, cls.partner = orgs.start_idp(
-            cls.dir, "partner", tokend, cls.secret["partner"], "partner.test", ["alice"])
-        cls.addClassCleanup(cls.partner_idp.kill)
+        cls.home = u.start_op(cls, cls.dir, tokend, cls.secret["home"], "home.test", "alice",
+                              name="home")
+        cls.partner = u.start_op(cls, cls.dir, tokend, cls.secret["partner"], "partner.test",
+                                 "alice", name="partner")
         trust = os.path.join(cls.dir, "idp.json")
         with open(trust, "w") as f:
             json.dump({"issuers": [
