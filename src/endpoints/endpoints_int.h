@@ -765,6 +765,11 @@ bool ep_as_is_form(tk_slice ct);
 /* A pending authorization request that is unused and unexpired: 0,
  * TK_E_NOTFOUND, TK_E_STORE. */
 int ep_as_pending(ep_req *r, tk_txn *txn, tk_slice id, tk_authreq_rec *a);
+/* The pending request a page's query names: parse the query into f[0..n)
+ * (f[0] is "request"), then read it as ep_as_pending does, in the worker's
+ * read txn (*txn). False when the page was answered instead: 400 without a
+ * request or for one expired, used or unknown, 503 when the store fails. */
+bool ep_as_query_pending(ep_req *r, tk_form_field *f, size_t n, tk_txn **txn, tk_authreq_rec *a);
 
 /* The pre-login cookie (README "Authorization server"): a random value set
  * at /authorize on a browser sent to sign in, its SHA-256 kept on the

@@ -200,19 +200,12 @@ void ep_oidc_login(ep_req *r)
     char id[TK_ID_MAX + 1], k[TK_IDP_ISS_MAX + 1];
     tk_form_field f[2] = {{.name = "request", .buf = id, .cap = sizeof id},
                           {.name = "idp", .buf = k, .cap = sizeof k}};
-    if (tk_form_parse(r->http->query.p, r->http->query.len, f, 2) != 0 || !f[0].present) {
-        ep_reply_error_page(r, 400, "invalid_request", "no authorization request");
+    tk_txn *txn;
+    tk_authreq_rec a;
+    if (!ep_as_query_pending(r, f, 2, &txn, &a)) {
         return;
     }
     tk_slice request = {id, f[0].len};
-    tk_txn *txn = ep_txn(w);
-    tk_authreq_rec a;
-    int rc = txn != NULL ? ep_as_pending(r, txn, request, &a) : TK_E_STORE;
-    if (rc != 0) {
-        ep_reply_error_page(r, rc == TK_E_STORE ? 503 : 400, "invalid_request",
-                            "this authorization request expired or was already used");
-        return;
-    }
     if (!ep_as_prelogin_ok(r, &a)) { /* only its browser starts or replaces its sign-in */
         ep_login_elsewhere(r, &a, request);
         return;
