@@ -234,21 +234,6 @@ ep_step ep_cimd_authorize(ep_req *r, tk_txn *txn, tk_slice query, tk_slice *clie
 
 /* ---- The answer ----------------------------------------------------------------------- */
 
-static size_t join_redirects(const tk_oauth_client_meta *m, char *out, size_t cap)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < m->redirect_count; i++) {
-        size_t l = strlen(m->redirect_uris[i]);
-        TK_ASSERT(n + l + 1 <= cap);
-        if (i > 0) {
-            out[n++] = ' ';
-        }
-        memcpy(out + n, m->redirect_uris[i], l);
-        n += l;
-    }
-    return n;
-}
-
 static enum fail transfer_fail(const ep_cimd_call *c)
 {
     switch (c->mail.result) {
@@ -290,7 +275,8 @@ static enum fail store_client(ep_worker *w, const ep_cimd_call *c)
         .created = w->now,
         .name = tk_slice_from_str(m->client_name),
         .scope = tk_slice_from_str(m->scope),
-        .redirect_uris = {cs.redirects, join_redirects(m, cs.redirects, sizeof cs.redirects)},
+        .redirect_uris = {cs.redirects,
+                          tk_oauth_redirects_join(m, cs.redirects, sizeof cs.redirects)},
         .auth_method = TK_OAUTH_AUTH_NONE + 1,
         .grant_types = (uint8_t)m->grant_types,
         .flags = (uint8_t)(TK_CLIENT_F_DYNAMIC | TK_CLIENT_F_PUBLIC |
