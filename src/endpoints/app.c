@@ -265,6 +265,18 @@ static int load_resources(const tk_app *app, tk_resources **out)
     return 0;
 }
 
+/* What tk_app_create sets up before anything can fail, freed. */
+static void app_free(tk_app *app)
+{
+    pthread_mutex_destroy(&app->mail_mu);
+    pthread_mutex_destroy(&app->oidc_mu);
+    pthread_mutex_destroy(&app->authz_mu);
+    pthread_mutex_destroy(&app->reg_mu);
+    ep_dpop_seen_free(app->dpop_seen);
+    free(app->w);
+    free(app);
+}
+
 int tk_app_create(const tk_app_cfg *cfg, tk_app **out)
 {
     TK_ASSERT(cfg->issuer != NULL && cfg->resources_file != NULL && cfg->metrics_token != NULL);
@@ -290,6 +302,8 @@ int tk_app_create(const tk_app_cfg *cfg, tk_app **out)
     app->nroutes = ep_nroutes;
     pthread_mutex_init(&app->reg_mu, NULL);
     pthread_mutex_init(&app->authz_mu, NULL);
+    pthread_mutex_init(&app->oidc_mu, NULL);
+    pthread_mutex_init(&app->mail_mu, NULL);
     uint64_t app_seed = 0;
     if (tk_random_bytes(&app_seed, sizeof app_seed) != 0) {
         app_seed = tk_mono_ns(); /* the CSPRNG failed: still a per-process seed */
@@ -298,14 +312,9 @@ int tk_app_create(const tk_app_cfg *cfg, tk_app **out)
     ep_rl_init_per_minute(&app->authz_rl, app_seed ^ 0x9e3779b97f4a7c15ull, cfg->authorize_burst);
     if (ep_dpop_seen_new(cfg->dpop_rate != 0 ? cfg->dpop_rate : TK_DPOP_RATE_DEFAULT,
                          &app->dpop_seen) != 0) {
-        pthread_mutex_destroy(&app->authz_mu);
-        pthread_mutex_destroy(&app->reg_mu);
-        free(app->w);
-        free(app);
+        app_free(app);
         return -ENOMEM;
     }
-    pthread_mutex_init(&app->oidc_mu, NULL);
-    pthread_mutex_init(&app->mail_mu, NULL);
     for (unsigned i = 0; i < TK_WORKERS_MAX; i++) {
         app->mail_wake_fd[i] = -1;
     }
@@ -327,13 +336,7 @@ int tk_app_create(const tk_app_cfg *cfg, tk_app **out)
     if (cfg->resources_file[0] != '\0') {
         int rc = load_resources(app, &app->res);
         if (rc != 0) {
-            pthread_mutex_destroy(&app->mail_mu);
-            pthread_mutex_destroy(&app->oidc_mu);
-            pthread_mutex_destroy(&app->authz_mu);
-            pthread_mutex_destroy(&app->reg_mu);
-            ep_dpop_seen_free(app->dpop_seen);
-            free(app->w);
-            free(app);
+            app_free(app);
             return rc;
         }
     }
@@ -392,13 +395,7 @@ void tk_app_destroy(tk_app *app)
     tk_resources_free(app->res);
     ep_oidc_fini(app);
     ep_mailbox_fini(&app->cimd_mail);
-    pthread_mutex_destroy(&app->mail_mu);
-    pthread_mutex_destroy(&app->oidc_mu);
-    pthread_mutex_destroy(&app->authz_mu);
-    pthread_mutex_destroy(&app->reg_mu);
-    ep_dpop_seen_free(app->dpop_seen);
-    free(app->w);
-    free(app);
+    app_free(app);
 }
 
 void tk_app_set_ssf(tk_app *app, struct tk_ssf *ssf)
