@@ -370,20 +370,26 @@ class OidcLogin(Flow, h.TokenAsserts, unittest.TestCase):
         self.assertNotIn("__Host-tokend-session=", r.header("Set-Cookie") or "")
         self.no_session_for("carol")
 
-    def fake_round(self, mode, tb=None, mutate=None):
-        """One sign-in at the fake IdP in the given mode; returns tokend's
-        answer to the callback."""
-        self.fake.mode = mode
-        agent = self.register()
-        tb = tb or CookieBrowser(self.d)
-        _, _, auth_url, aq = self.start(tb, agent["client_id"], 1)
+    def fake_callback(self, tb, cid, mutate=None):
+        """/authorize for client cid, sent to the fake IdP, then the
+        callback it would answer with (a code registered with the sign-in's
+        nonce; mutate(query, tb) may change it first). Returns (tokend's
+        answer to the callback, verifier, state)."""
+        verifier, state, auth_url, aq = self.start(tb, cid, 1)
         self.assertTrue(auth_url.startswith(self.fake.issuer + "/auth?"), auth_url)
         code = secrets.token_urlsafe(24)
         self.fake.codes[code] = aq["nonce"]
         q = {"code": code, "state": aq["state"], "iss": self.fake.issuer}
         if mutate:
             mutate(q, tb)
-        return tb.request("GET", "/login/callback?" + urllib.parse.urlencode(q))
+        return tb.request("GET", "/login/callback?" + urllib.parse.urlencode(q)), verifier, state
+
+    def fake_round(self, mode, tb=None, mutate=None):
+        """One sign-in at the fake IdP in the given mode; returns tokend's
+        answer to the callback."""
+        self.fake.mode = mode
+        agent = self.register()
+        return self.fake_callback(tb or CookieBrowser(self.d), agent["client_id"], mutate)[0]
 
     def test_fake_idp_good_then_every_refusal(self):
         r = self.fake_round("good")
@@ -418,11 +424,7 @@ class OidcLogin(Flow, h.TokenAsserts, unittest.TestCase):
         self.addCleanup(setattr, self.fake, "extra", {})
         agent = self.register()
         tb = CookieBrowser(self.d)
-        verifier, state, auth_url, aq = self.start(tb, agent["client_id"], 1)
-        code = secrets.token_urlsafe(24)
-        self.fake.codes[code] = aq["nonce"]
-        r = tb.request("GET", "/login/callback?" + urllib.parse.urlencode(
-            {"code": code, "state": aq["state"], "iss": self.fake.issuer}))
+        r, verifier, state = self.fake_callback(tb, agent["client_id"])
         t = self.redeem(agent["client_id"], self.consent(tb, r, state), verifier)
         j = self.assertActive(t["access_token"])
         self.assertEqual((j["auth_time"], j["acr"], j["amr"]),
@@ -447,11 +449,7 @@ class OidcLogin(Flow, h.TokenAsserts, unittest.TestCase):
         self.fake.extra = {"auth_time": "yesterday", "acr": "two words", "amr": "pwd"}
         agent = self.register()
         tb = CookieBrowser(self.d)
-        verifier, state, auth_url, aq = self.start(tb, agent["client_id"], 1)
-        code = secrets.token_urlsafe(24)
-        self.fake.codes[code] = aq["nonce"]
-        r = tb.request("GET", "/login/callback?" + urllib.parse.urlencode(
-            {"code": code, "state": aq["state"], "iss": self.fake.issuer}))
+        r, verifier, state = self.fake_callback(tb, agent["client_id"])
         t = self.redeem(agent["client_id"], self.consent(tb, r, state), verifier)
         j = self.assertActive(t["access_token"])
         for k in ("auth_time", "acr", "amr"):
