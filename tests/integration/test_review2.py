@@ -87,16 +87,6 @@ class KeepAliveServer:
         self.httpd.server_close()
 
 
-def wait_until(fn, timeout=15.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
-
-
 class TestCimdConnectionReuse(h.FreshCase):
     @classmethod
     def setUpClass(cls):
@@ -120,9 +110,9 @@ class TestCimdConnectionReuse(h.FreshCase):
                  "--cimd-approve-hosts", "127.0.0.1 localhost"]
         d = self.daemon(a.as_daemon_args(folder, "approval", extra))
         self.addCleanup(d.stop)
-        wait_until(lambda: srv.count(JWKS) >= 1 and
-                   re.search(r"event=jwks_fetched ", d.stderr()),
-                   what="the jwks fetch\n" + d.stderr()[-2000:])
+        h.wait_until(lambda: srv.count(JWKS) >= 1 and
+                     re.search(r"event=jwks_fetched ", d.stderr()),
+                     timeout=15.0, what="the jwks fetch\n" + d.stderr()[-2000:])
         return d
 
     def authorize(self, d, url):
