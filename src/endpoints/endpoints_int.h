@@ -258,17 +258,10 @@ typedef struct ep_worker {
 
 /* ---- mail.c: outbound answers on their way to a worker ------------------------ */
 
-/*
- * A worker's request that needs an HTTP call (a code redemption, a metadata
- * document) allocates its call with ep_mail_new and submits it with
- * ep_mail_submit; the answer arrives on the outbound thread, where
- * ep_mail_post copies it, queues the call on its box's list for that worker
- * and writes the worker's wake fd (the committer's eventfd, which its ring
- * already watches); app_wake takes the calls back with ep_mail_take. One
- * mutex (tk_app.mail_mu) guards every box and the workers' open flags and
- * wake fds: a worker that stopped is closed, and an answer that arrives
- * later is freed instead of queued.
- */
+/* A worker's HTTP call (a code redemption, a metadata document): made by
+ * ep_mail_new, sent by ep_mail_submit, its answer posted back by
+ * ep_mail_post on the outbound thread and taken by the worker with
+ * ep_mail_take (mail.c says how). */
 typedef struct ep_mailbox ep_mailbox;
 /* The head of every call (its first member): who waits for it, and the
  * answer as the outbound thread copied it. */
