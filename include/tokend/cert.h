@@ -83,4 +83,9 @@ bool tk_cert_satisfies(const tk_peer_cert *pc, const tk_cert_want *w);
  */
 int tk_cert_forwarded(tk_slice value, uint8_t sha256_out[TK_HASH_LEN]);
 
+/* A SHA-256 thumbprint as configured (a client's, an IdP sender's): 64 hex
+ * digits (either case) or 43 base64url characters. Returns 0 (out filled)
+ * or TK_E_BADINPUT. Pure. */
+int tk_cert_thumbprint_parse(tk_slice s, uint8_t out[TK_HASH_LEN]);
+
 #endif

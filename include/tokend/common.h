@@ -28,6 +28,15 @@ tk_slice tk_slice_from_str(const char *s);
 
 #define TK_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+/* The value of an ASCII hexadecimal digit (either case), or -1. */
+static inline int tk_hex_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
 /*
  * Project error codes. Functions that can fail return 0 on success or a
  * negative value: either -errno (as io_uring's cqe->res does) or one of these.

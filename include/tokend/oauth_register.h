@@ -69,6 +69,11 @@ typedef struct tk_oauth_client_meta {
 int tk_oauth_register_parse(const char *body, size_t len, tk_oauth_client_meta *out,
                             tk_oauth_err *err);
 
+/* The redirect URIs joined by single spaces (a client record's form) into
+ * out, which must hold them (TK_CLIENT_REDIRECTS_MAX does); returns the
+ * length, no NUL written. */
+size_t tk_oauth_redirects_join(const tk_oauth_client_meta *m, char *out, size_t cap);
+
 /* The wire name of an auth method ("none", "client_secret_basic", ...). */
 const char *tk_oauth_auth_method_name(enum tk_oauth_auth_method m);
 

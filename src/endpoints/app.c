@@ -121,14 +121,14 @@ static void *app_worker_init(void *app_, unsigned worker_id)
     w->res = __atomic_load_n(&app->res, __ATOMIC_ACQUIRE);
     w->audit.folded_at = w->now;
     ep_events_batch_begin(w);
-    ep_oidc_worker_open(w, true);
+    ep_mail_worker_open(w, true);
     return w;
 }
 
 static void app_worker_fini(void *wctx)
 {
     ep_worker *w = wctx;
-    ep_oidc_worker_open(w, false); /* the outbound thread queues nothing more for us */
+    ep_mail_worker_open(w, false); /* the outbound thread queues nothing more for us */
     ep_auth_cache_clear(w);
     if (w->txn != NULL) {
         ep_audit_fold(w, true); /* on the worker thread, while the committer runs */
@@ -202,8 +202,8 @@ static size_t app_wake(void *wctx, tk_server_done *done, size_t max)
     if (changed) { /* it may have queued SSF events: push them now, not at the next poll */
         tk_ssf_kick(__atomic_load_n(&w->app->ssf, __ATOMIC_ACQUIRE));
     }
-    /* Code redemptions answered on the outbound thread (oidc.c): they wake
-     * us through the same eventfd. */
+    /* Code redemptions answered on the outbound thread (oidc.c, mail.c):
+     * they wake us through the same eventfd. */
     if (n < max) {
         n += ep_oidc_wake(w, done + n, max - n);
     }
@@ -265,6 +265,18 @@ static int load_resources(const tk_app *app, tk_resources **out)
     return 0;
 }
 
+/* What tk_app_create sets up before anything can fail, freed. */
+static void app_free(tk_app *app)
+{
+    pthread_mutex_destroy(&app->mail_mu);
+    pthread_mutex_destroy(&app->oidc_mu);
+    pthread_mutex_destroy(&app->authz_mu);
+    pthread_mutex_destroy(&app->reg_mu);
+    ep_dpop_seen_free(app->dpop_seen);
+    free(app->w);
+    free(app);
+}
+
 int tk_app_create(const tk_app_cfg *cfg, tk_app **out)
 {
     TK_ASSERT(cfg->issuer != NULL && cfg->resources_file != NULL && cfg->metrics_token != NULL);
@@ -290,6 +302,8 @@ int tk_app_create(const tk_app_cfg *cfg, tk_app **out)
     app->nroutes = ep_nroutes;
     pthread_mutex_init(&app->reg_mu, NULL);
     pthread_mutex_init(&app->authz_mu, NULL);
+    pthread_mutex_init(&app->oidc_mu, NULL);
+    pthread_mutex_init(&app->mail_mu, NULL);
     uint64_t app_seed = 0;
     if (tk_random_bytes(&app_seed, sizeof app_seed) != 0) {
         app_seed = tk_mono_ns(); /* the CSPRNG failed: still a per-process seed */
@@ -298,16 +312,16 @@ int tk_app_create(const tk_app_cfg *cfg, tk_app **out)
     ep_rl_init_per_minute(&app->authz_rl, app_seed ^ 0x9e3779b97f4a7c15ull, cfg->authorize_burst);
     if (ep_dpop_seen_new(cfg->dpop_rate != 0 ? cfg->dpop_rate : TK_DPOP_RATE_DEFAULT,
                          &app->dpop_seen) != 0) {
-        pthread_mutex_destroy(&app->authz_mu);
-        pthread_mutex_destroy(&app->reg_mu);
-        free(app->w);
-        free(app);
+        app_free(app);
         return -ENOMEM;
     }
-    pthread_mutex_init(&app->oidc_mu, NULL);
     for (unsigned i = 0; i < TK_WORKERS_MAX; i++) {
-        app->oidc_wake_fd[i] = -1;
+        app->mail_wake_fd[i] = -1;
     }
+    app->oidc_mail =
+        (ep_mailbox){.app = app, .wake_failed = "oidc_wake_failed", .max = TK_OIDC_CALLS_MAX};
+    app->cimd_mail =
+        (ep_mailbox){.app = app, .wake_failed = "cimd_wake_failed", .max = TK_CIMD_CALLS_MAX};
     unsigned depth = cfg->max_depth;
     app->core.max_depth = depth < TK_DEPTH_MAX ? depth : TK_DEPTH_MAX;
     for (unsigned i = 0; i < n; i++) {
@@ -322,12 +336,7 @@ int tk_app_create(const tk_app_cfg *cfg, tk_app **out)
     if (cfg->resources_file[0] != '\0') {
         int rc = load_resources(app, &app->res);
         if (rc != 0) {
-            pthread_mutex_destroy(&app->oidc_mu);
-            pthread_mutex_destroy(&app->authz_mu);
-            pthread_mutex_destroy(&app->reg_mu);
-            ep_dpop_seen_free(app->dpop_seen);
-            free(app->w);
-            free(app);
+            app_free(app);
             return rc;
         }
     }
@@ -385,13 +394,8 @@ void tk_app_destroy(tk_app *app)
     }
     tk_resources_free(app->res);
     ep_oidc_fini(app);
-    ep_cimd_fini(app);
-    pthread_mutex_destroy(&app->oidc_mu);
-    pthread_mutex_destroy(&app->authz_mu);
-    pthread_mutex_destroy(&app->reg_mu);
-    ep_dpop_seen_free(app->dpop_seen);
-    free(app->w);
-    free(app);
+    ep_mailbox_fini(&app->cimd_mail);
+    app_free(app);
 }
 
 void tk_app_set_ssf(tk_app *app, struct tk_ssf *ssf)

@@ -350,6 +350,22 @@ int ep_as_pending(ep_req *r, tk_txn *txn, tk_slice id, tk_authreq_rec *a)
     return a->used_at != 0 || a->exp <= r->w->now ? TK_E_NOTFOUND : 0;
 }
 
+bool ep_as_query_pending(ep_req *r, tk_form_field *f, size_t n, tk_txn **txn, tk_authreq_rec *a)
+{
+    if (tk_form_parse(r->http->query.p, r->http->query.len, f, n) != 0 || !f[0].present) {
+        ep_reply_error_page(r, 400, "invalid_request", "no authorization request");
+        return false;
+    }
+    *txn = ep_txn(r->w);
+    int rc = *txn != NULL ? ep_as_pending(r, *txn, (tk_slice){f[0].buf, f[0].len}, a) : TK_E_STORE;
+    if (rc != 0) {
+        ep_reply_error_page(r, rc == TK_E_STORE ? 503 : 400, "invalid_request",
+                            "this authorization request expired or was already used");
+        return false;
+    }
+    return true;
+}
+
 /* ---- The pre-login cookie ---------------------------------------------------------------- */
 
 tk_slice ep_as_cookie(tk_slice hdr, const char *name)

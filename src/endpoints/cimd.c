@@ -12,9 +12,10 @@
  *    only unless its host is in cimd-private-hosts; no redirects; at most
  *    TK_CIMD_DOC_MAX bytes) and the request is deferred: the worker never
  *    waits.
- * 2. The answer comes back the way a code redemption's does (oidc.c): the
- *    outbound callback queues it on the worker's mail list and writes the
- *    worker's committer eventfd; app_wake drains it here (ep_cimd_wake).
+ * 2. The answer comes back the way a code redemption's does (oidc.c), as
+ *    the worker's mail (mail.c, tk_app.cimd_mail): the outbound callback
+ *    queues it and writes the worker's committer eventfd; app_wake drains
+ *    it here (ep_cimd_wake).
  *    A refused document completes the request at once with an error page
  *    (a positive result naming the reason: never a redirect, the redirect
  *    URIs are not verified). A good one becomes a client record (pending,
@@ -25,9 +26,6 @@
  *    (303), which now finds the client in the store.
  * 3. /token names the client by the same URL (ep_cimd_store_id): never a
  *    fetch there, since a client with codes or tokens was fetched first.
- *
- * The mail list shares the code redemptions' mutex, open flags and wake fds
- * (tk_app.oidc_*): both are "an outbound answer for worker w".
  */
 #include "endpoints_int.h"
 
@@ -40,30 +38,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define AGAIN_MAX 6144 /* "/authorize?" + the original query, for the 303 back */
 
 /* A document fetch in flight (heap): filled on the outbound thread by
  * on_doc, finished by the worker. */
 typedef struct ep_cimd_call {
-    struct ep_cimd_call *next;
-    tk_app *app;
-    unsigned worker;
-    uint64_t cookie;
+    ep_mail mail; /* first: the worker and the answer */
     bool approve; /* the host is in cimd-approve-hosts */
     char url[TK_CIMD_URL_MAX + 1];
     char key[TK_CIMD_KEY_LEN + 1];
-    char again[AGAIN_MAX];
+    char again[AGAIN_MAX]; /* carries the request's state and challenge: cleansed */
     size_t again_len;
-    uint8_t result; /* enum tk_outbound_result */
-    int status;
     bool json;        /* Content-Type is JSON */
     bool has_max_age; /* Cache-Control max-age (no-store, no-cache: 0) */
     int64_t max_age;
-    char *body; /* NUL-terminated copy, or NULL */
-    size_t body_len;
-    char error[160];
 } ep_cimd_call;
 
 /* Why a document was refused: the error page of the completion (result is
@@ -118,49 +107,17 @@ tk_slice ep_cimd_store_id(tk_slice presented, char key[TK_CIMD_KEY_LEN + 1])
 
 /* ---- The fetch ------------------------------------------------------------------ */
 
-static void free_call(ep_cimd_call *c)
-{
-    free(c->body);
-    tk_cleanse(c->again, sizeof c->again); /* carries the request's state and challenge */
-    free(c);
-}
+_Static_assert(offsetof(ep_cimd_call, mail) == 0, "a call starts with its mail");
 
-/* On the outbound thread: copy what the worker needs, queue it for its
- * worker and wake that worker's ring. A worker that stopped gets nothing. */
+/* On the outbound thread: take what the worker needs of the headers (they
+ * die with the response), then post the answer to the worker. */
 static void on_doc(void *arg, const tk_outbound_resp *resp)
 {
     ep_cimd_call *c = arg;
-    tk_app *app = c->app;
-    c->result = resp->result;
-    c->status = resp->status;
-    snprintf(c->error, sizeof c->error, "%s", resp->error);
     c->json = tk_oauth_cimd_json_type(tk_outbound_header(resp, "Content-Type"));
     c->has_max_age =
         tk_outbound_max_age(tk_outbound_header(resp, "Cache-Control"), &c->max_age) == 0;
-    if (resp->body_len > 0) {
-        c->body = malloc(resp->body_len + 1);
-        if (c->body != NULL) {
-            memcpy(c->body, resp->body, resp->body_len + 1);
-            c->body_len = resp->body_len;
-        }
-    }
-    pthread_mutex_lock(&app->oidc_mu);
-    bool open = app->oidc_open[c->worker];
-    if (open) {
-        c->next = app->cimd_mail[c->worker];
-        app->cimd_mail[c->worker] = c;
-        uint64_t one = 1;
-        int fd = app->oidc_wake_fd[c->worker];
-        if (fd >= 0 && write(fd, &one, sizeof one) < 0) {
-            tk_log_warn("cimd_wake_failed", "worker=%u errno=%d", c->worker, errno);
-        }
-    } else {
-        app->cimd_inflight[c->worker]--;
-    }
-    pthread_mutex_unlock(&app->oidc_mu);
-    if (!open) {
-        free_call(c);
-    }
+    ep_mail_post(&c->mail, resp);
 }
 
 /* Submit the fetch of url for this request; 0 (the request is deferred)
@@ -178,13 +135,10 @@ static int fetch(ep_req *r, tk_slice url, tk_slice host, tk_slice query, const c
     if (need > AGAIN_MAX) {
         return TK_E_TOOBIG;
     }
-    ep_cimd_call *c = calloc(1, sizeof *c);
+    ep_cimd_call *c = ep_mail_new(&app->cimd_mail, sizeof *c, w, r->cookie);
     if (c == NULL) {
         return -ENOMEM;
     }
-    c->app = app;
-    c->worker = w->id;
-    c->cookie = r->cookie;
     c->approve = tk_oauth_cimd_host_listed(host, app->cfg.cimd_approve_hosts);
     memcpy(c->url, url.p, url.len);
     memcpy(c->key, key, TK_CIMD_KEY_LEN + 1);
@@ -216,19 +170,8 @@ static int fetch(ep_req *r, tk_slice url, tk_slice host, tk_slice query, const c
         .cb = on_doc,
         .cb_arg = c,
     };
-    int rc = TK_E_QUEUEFULL;
-    pthread_mutex_lock(&app->oidc_mu);
-    bool room = app->cimd_inflight[w->id] < TK_CIMD_CALLS_MAX;
-    app->cimd_inflight[w->id] += room ? 1 : 0;
-    pthread_mutex_unlock(&app->oidc_mu);
-    if (room) {
-        rc = app->cfg.outbound != NULL ? tk_outbound_submit(app->cfg.outbound, &req) : TK_E_STORE;
-    }
+    int rc = ep_mail_submit(&c->mail, &req); /* c is freed on failure */
     if (rc != 0) {
-        pthread_mutex_lock(&app->oidc_mu);
-        app->cimd_inflight[w->id] -= room ? 1 : 0;
-        pthread_mutex_unlock(&app->oidc_mu);
-        free_call(c);
         return rc;
     }
     char safe[65];
@@ -291,26 +234,11 @@ ep_step ep_cimd_authorize(ep_req *r, tk_txn *txn, tk_slice query, tk_slice *clie
 
 /* ---- The answer ----------------------------------------------------------------------- */
 
-static size_t join_redirects(const tk_oauth_client_meta *m, char *out, size_t cap)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < m->redirect_count; i++) {
-        size_t l = strlen(m->redirect_uris[i]);
-        TK_ASSERT(n + l + 1 <= cap);
-        if (i > 0) {
-            out[n++] = ' ';
-        }
-        memcpy(out + n, m->redirect_uris[i], l);
-        n += l;
-    }
-    return n;
-}
-
 static enum fail transfer_fail(const ep_cimd_call *c)
 {
-    switch (c->result) {
+    switch (c->mail.result) {
     case TK_OB_OK:
-        return c->status != 200 ? F_STATUS : !c->json ? F_TYPE : F_COUNT;
+        return c->mail.status != 200 ? F_STATUS : !c->json ? F_TYPE : F_COUNT;
     case TK_OB_REFUSED_ADDRESS:
         return F_PRIVATE;
     case TK_OB_REDIRECT:
@@ -347,7 +275,8 @@ static enum fail store_client(ep_worker *w, const ep_cimd_call *c)
         .created = w->now,
         .name = tk_slice_from_str(m->client_name),
         .scope = tk_slice_from_str(m->scope),
-        .redirect_uris = {cs.redirects, join_redirects(m, cs.redirects, sizeof cs.redirects)},
+        .redirect_uris = {cs.redirects,
+                          tk_oauth_redirects_join(m, cs.redirects, sizeof cs.redirects)},
         .auth_method = TK_OAUTH_AUTH_NONE + 1,
         .grant_types = (uint8_t)m->grant_types,
         .flags = (uint8_t)(TK_CLIENT_F_DYNAMIC | TK_CLIENT_F_PUBLIC |
@@ -376,7 +305,7 @@ static enum fail store_client(ep_worker *w, const ep_cimd_call *c)
         tk_commit_req_release(&creq);
         return F_UNAVAILABLE;
     }
-    int rc = ep_as_park(w, c->cookie, &creq, 303, NULL, (tk_slice){hdr, n}, TK_SLICE_NULL);
+    int rc = ep_as_park(w, c->mail.cookie, &creq, 303, NULL, (tk_slice){hdr, n}, TK_SLICE_NULL);
     tk_cleanse(hdr, sizeof hdr);
     char safe[65];
     ep_log_id(tk_slice_from_str(c->url), safe);
@@ -392,12 +321,12 @@ static enum fail finish(ep_worker *w, const ep_cimd_call *c, const char **why)
     char safe[65];
     ep_log_id(tk_slice_from_str(c->url), safe);
     enum fail f = transfer_fail(c);
-    if (f == F_COUNT && c->body == NULL) {
-        f = c->body_len == 0 && c->result == TK_OB_OK ? F_DOCUMENT : F_UNAVAILABLE;
+    if (f == F_COUNT && c->mail.body == NULL) {
+        f = c->mail.body_len == 0 && c->mail.result == TK_OB_OK ? F_DOCUMENT : F_UNAVAILABLE;
     }
     tk_oauth_err err = {TK_OAUTH_OK, ""};
-    if (f == F_COUNT &&
-        tk_oauth_cimd_parse(c->body, c->body_len, tk_slice_from_str(c->url), &cs.meta, &err) != 0) {
+    if (f == F_COUNT && tk_oauth_cimd_parse(c->mail.body, c->mail.body_len,
+                                            tk_slice_from_str(c->url), &cs.meta, &err) != 0) {
         f = F_DOCUMENT;
         *why = err.description;
     } else if (f == F_DOCUMENT) {
@@ -405,8 +334,8 @@ static enum fail finish(ep_worker *w, const ep_cimd_call *c, const char **why)
     }
     if (f != F_COUNT) {
         tk_log_warn("cimd_refused", "url=%s result=%s status=%d why=\"%s\" detail=\"%s\"", safe,
-                    tk_outbound_result_name(c->result), c->status, fails[f].desc,
-                    *why != NULL ? *why : c->error);
+                    tk_outbound_result_name(c->mail.result), c->mail.status, fails[f].desc,
+                    *why != NULL ? *why : c->mail.error);
         return f;
     }
     return store_client(w, c);
@@ -418,23 +347,18 @@ size_t ep_cimd_wake(ep_worker *w, tk_server_done *done, size_t max)
     size_t n = 0;
     /* Bounded by the worker's fetches in flight (TK_CIMD_CALLS_MAX). */
     while (n < max) {
-        pthread_mutex_lock(&app->oidc_mu);
-        ep_cimd_call *c = app->cimd_mail[w->id];
-        if (c != NULL) {
-            app->cimd_mail[w->id] = c->next;
-            app->cimd_inflight[w->id]--;
-        }
-        pthread_mutex_unlock(&app->oidc_mu);
+        ep_cimd_call *c = (ep_cimd_call *)ep_mail_take(&app->cimd_mail, w->id);
         if (c == NULL) {
             break;
         }
         const char *why = NULL;
         enum fail f = finish(w, c, &why);
         if (f != F_COUNT) {
-            done[n++] = (tk_server_done){
-                .cookie = c->cookie, .result = 1 + (int64_t)f, .aux = (uint64_t)(uintptr_t)why};
+            done[n++] = (tk_server_done){.cookie = c->mail.cookie,
+                                         .result = 1 + (int64_t)f,
+                                         .aux = (uint64_t)(uintptr_t)why};
         }
-        free_call(c);
+        ep_mail_free(&c->mail);
     }
     return n;
 }
@@ -456,17 +380,4 @@ bool ep_cimd_done(ep_req *r, const tk_server_done *done)
                         f == F_UNAVAILABLE ? "temporarily_unavailable" : "invalid_client",
                         fails[f].desc);
     return true;
-}
-
-void ep_cimd_fini(tk_app *app)
-{
-    for (unsigned i = 0; i < TK_WORKERS_MAX; i++) {
-        ep_cimd_call *c = app->cimd_mail[i];
-        while (c != NULL) { /* bounded by TK_CIMD_CALLS_MAX */
-            ep_cimd_call *next = c->next;
-            free_call(c);
-            c = next;
-        }
-        app->cimd_mail[i] = NULL;
-    }
 }

@@ -102,23 +102,16 @@ static void consent_get(ep_req *r)
     ep_worker *w = r->w;
     char id[TK_ID_MAX + 1];
     tk_form_field f = {.name = "request", .buf = id, .cap = sizeof id};
-    if (tk_form_parse(r->http->query.p, r->http->query.len, &f, 1) != 0 || !f.present) {
-        ep_reply_error_page(r, 400, "invalid_request", "no authorization request");
+    tk_txn *txn;
+    tk_authreq_rec a;
+    if (!ep_as_query_pending(r, &f, 1, &txn, &a)) {
         return;
     }
     tk_slice request = {id, f.len};
-    tk_txn *txn = ep_txn(w);
-    tk_authreq_rec a;
-    int rc = txn != NULL ? ep_as_pending(r, txn, request, &a) : TK_E_STORE;
-    if (rc != 0) {
-        ep_reply_error_page(r, rc == TK_E_STORE ? 503 : 400, "invalid_request",
-                            "this authorization request expired or was already used");
-        return;
-    }
     uint8_t cookie_hash[TK_HASH_LEN];
     tk_browser_rec b;
     tk_slice sub;
-    rc = ep_as_browser(r, txn, cookie_hash, &b, &sub);
+    int rc = ep_as_browser(r, txn, cookie_hash, &b, &sub);
     if (rc != 0 || !a.has_browser || !tk_ct_equal(a.browser, cookie_hash, TK_HASH_LEN)) {
         char loc[32 + TK_ID_MAX];
         memcpy(loc, "/login?request=", 15);

@@ -256,6 +256,62 @@ typedef struct ep_worker {
     ep_as_slot *as_slots; /* TK_AS_PENDING_SLOTS, allocated at the first deferred AS answer */
 } __attribute__((aligned(64))) ep_worker;
 
+/* ---- mail.c: outbound answers on their way to a worker ------------------------ */
+
+/* A worker's HTTP call (a code redemption, a metadata document): made by
+ * ep_mail_new, sent by ep_mail_submit, its answer posted back by
+ * ep_mail_post on the outbound thread and taken by the worker with
+ * ep_mail_take (mail.c says how). */
+typedef struct ep_mailbox ep_mailbox;
+/* The head of every call (its first member): who waits for it, and the
+ * answer as the outbound thread copied it. */
+typedef struct ep_mail {
+    struct ep_mail *next;
+    ep_mailbox *box;
+    size_t size; /* of the whole call: cleansed when freed */
+    unsigned worker;
+    uint64_t cookie;
+    uint8_t result; /* enum tk_outbound_result */
+    int status;
+    char *body; /* NUL-terminated copy of the answer, or NULL */
+    size_t body_len;
+    char error[160];
+} ep_mail;
+/* One kind of call: per worker the answers that came back, and how many
+ * are in flight (at most max). */
+struct ep_mailbox {
+    tk_app *app;
+    const char *wake_failed; /* the log event of a failed wake */
+    unsigned max;
+    ep_mail *list[TK_WORKERS_MAX];
+    unsigned inflight[TK_WORKERS_MAX];
+};
+struct tk_outbound_req;
+struct tk_outbound_resp;
+/* A zeroed call of size bytes (a type whose first member is an ep_mail) in
+ * box, for worker w's request with this cookie; NULL when out of memory. */
+void *ep_mail_new(ep_mailbox *box, size_t size, const ep_worker *w, uint64_t cookie);
+/* Submit req, whose cb is ep_mail_post (or a callback that ends in it) with
+ * m as its argument: 0 (exactly one answer will be posted), TK_E_QUEUEFULL
+ * (max calls in flight, or the outbound pool is full) or another error;
+ * on error m is freed. */
+int ep_mail_submit(ep_mail *m, const struct tk_outbound_req *req);
+/* The outbound callback (arg: the call's ep_mail): copy the answer, queue
+ * it for its worker and wake that worker; a worker that stopped gets
+ * nothing (the call is freed). Runs on the outbound thread. */
+void ep_mail_post(void *arg, const struct tk_outbound_resp *resp);
+/* The next answer that came back for worker w, or NULL; the caller frees
+ * it with ep_mail_free. */
+ep_mail *ep_mail_take(ep_mailbox *box, unsigned worker);
+/* Cleanse and free a call and its body copy. */
+void ep_mail_free(ep_mail *m);
+/* Worker life: open (answers may be queued for it and its wake fd written)
+ * from worker_init to worker_fini. */
+void ep_mail_worker_open(ep_worker *w, bool open);
+/* Free the answers never taken (tk_app_destroy, after the outbound thread
+ * stopped). */
+void ep_mailbox_fini(ep_mailbox *box);
+
 /* A resources table replaced by a reload: kept until exit, because a worker
  * may still be using it and audit entries point into it. */
 typedef struct ep_retired {
@@ -286,20 +342,17 @@ struct tk_app {
     ep_authz_window authz_win;
     struct ep_dpop_seen *dpop_seen; /* DPoP proof jtis (dpop.c) */
     /* Sign-in upstream (oidc.c): the sign-ins sent to an IdP (state, nonce,
-     * PKCE verifier; allocated at the first), and per worker the code
-     * redemptions whose answers came back. One mutex: sign-in is rare. */
+     * PKCE verifier; allocated at the first). One mutex: sign-in is rare. */
     pthread_mutex_t oidc_mu;
     struct ep_oidc_pending *oidc_pending; /* TK_OIDC_PENDING_MAX */
-    struct ep_oidc_call *oidc_mail[TK_WORKERS_MAX];
-    bool oidc_open[TK_WORKERS_MAX];
-    int oidc_wake_fd[TK_WORKERS_MAX];
-    unsigned oidc_inflight[TK_WORKERS_MAX];
-    /* Client ID Metadata Documents (cimd.c): per worker the fetches whose
-     * answers came back, and how many are in flight. Guarded by oidc_mu and
-     * delivered through oidc_open / oidc_wake_fd, like code redemptions. */
-    struct ep_cimd_call *cimd_mail[TK_WORKERS_MAX];
-    unsigned cimd_inflight[TK_WORKERS_MAX];
-    struct tk_ssf *ssf; /* atomic: the SSF pusher (tk_app_set_ssf), or NULL */
+    /* Outbound answers on their way to the workers (mail.c): one mutex for
+     * every box, and per worker whether it takes mail and its wake fd. */
+    pthread_mutex_t mail_mu;
+    bool mail_open[TK_WORKERS_MAX];
+    int mail_wake_fd[TK_WORKERS_MAX];
+    ep_mailbox oidc_mail; /* code redemptions (oidc.c) */
+    ep_mailbox cimd_mail; /* Client ID Metadata Documents (cimd.c) */
+    struct tk_ssf *ssf;   /* atomic: the SSF pusher (tk_app_set_ssf), or NULL */
 };
 
 /* How the caller presented client credentials (RFC 6749 §2.3.1): decides
@@ -534,19 +587,15 @@ void ep_token_done(ep_req *r, const tk_server_done *done);
 /* oidc.c: sign-in at an upstream OpenID provider (login = oidc). GET
  * /login?request=ID sends the browser to the IdP; GET /login/callback
  * redeems the code on the outbound thread (the request stays deferred).
- * oidc_idtoken.c: the redemption's answer comes back through the outbound
- * callback (ep_oidc_on_token), which queues it for the worker and wakes the
- * worker's ring through the committer's eventfd; app_wake drains both, and
- * ep_oidc_wake verifies the ID token and signs in. */
+ * oidc_idtoken.c: the redemption's answer comes back as the worker's mail
+ * (mail.c, tk_app.oidc_mail); app_wake drains the committer, then the mail,
+ * and ep_oidc_wake verifies the ID token and signs in. */
 void ep_oidc_login(ep_req *r);
 /* logout.c: GET shows the sign-out form, POST ends the tokend session. */
 void ep_logout(ep_req *r);
 void ep_logout_done(ep_req *r, const tk_server_done *done);
 void ep_oidc_callback(ep_req *r);
 void ep_oidc_callback_done(ep_req *r, const tk_server_done *done);
-/* Worker life: open (completions may be queued for it and its eventfd
- * written) from worker_init to worker_fini. */
-void ep_oidc_worker_open(ep_worker *w, bool open);
 /* Finish the redemptions whose answers arrived: each either submits its
  * sign-in to the committer (its completion comes later, the usual way) or
  * fails at once into done[]. Returns how many were written (<= max); max
@@ -556,26 +605,14 @@ size_t ep_oidc_wake(ep_worker *w, tk_server_done *done, size_t max);
  * callback; oidc_idtoken.c clears it once signed in). */
 #define EP_OIDC_BINDER_COOKIE "__Host-tokend-login"
 /* A code redemption in flight (heap): made by the callback (oidc.c), filled
- * by ep_oidc_on_token on the outbound thread, finished by the worker
+ * by ep_mail_post on the outbound thread, finished by the worker
  * (ep_oidc_wake). */
 typedef struct ep_oidc_call {
-    struct ep_oidc_call *next;
-    tk_app *app;
-    unsigned worker;
-    uint64_t cookie;
+    ep_mail mail; /* first: the worker and the answer */
     char issuer[TK_IDP_ISS_MAX + 1];
     char request[TK_ID_MAX + 1];
     char nonce[TK_SECRET_B64_LEN + 1];
-    uint8_t result; /* enum tk_outbound_result */
-    int status;
-    char *body; /* NUL-terminated copy of the answer, or NULL */
-    size_t body_len;
-    char error[160];
 } ep_oidc_call;
-struct tk_outbound_resp;
-/* The outbound callback of a redemption (arg: its ep_oidc_call): queue the
- * answer for its worker and wake it; a worker that stopped gets nothing. */
-void ep_oidc_on_token(void *arg, const struct tk_outbound_resp *resp);
 /* Free what is left (tk_app_destroy, after the outbound thread stopped). */
 void ep_oidc_fini(tk_app *app);
 
@@ -600,8 +637,6 @@ tk_slice ep_cimd_store_id(tk_slice presented, char key[TK_CIMD_KEY_LEN + 1]);
 bool ep_cimd_done(ep_req *r, const tk_server_done *done);
 /* Finish the fetches whose answers arrived (as ep_oidc_wake). */
 size_t ep_cimd_wake(ep_worker *w, tk_server_done *done, size_t max);
-/* Free what is left (tk_app_destroy, after the outbound thread stopped). */
-void ep_cimd_fini(tk_app *app);
 
 /* ---- page.c: server-rendered HTML -------------------------------------------------- */
 
@@ -723,6 +758,11 @@ bool ep_as_is_form(tk_slice ct);
 /* A pending authorization request that is unused and unexpired: 0,
  * TK_E_NOTFOUND, TK_E_STORE. */
 int ep_as_pending(ep_req *r, tk_txn *txn, tk_slice id, tk_authreq_rec *a);
+/* The pending request a page's query names: parse the query into f[0..n)
+ * (f[0] is "request"), then read it as ep_as_pending does, in the worker's
+ * read txn (*txn). False when the page was answered instead: 400 without a
+ * request or for one expired, used or unknown, 503 when the store fails. */
+bool ep_as_query_pending(ep_req *r, tk_form_field *f, size_t n, tk_txn **txn, tk_authreq_rec *a);
 
 /* The pre-login cookie (README "Authorization server"): a random value set
  * at /authorize on a browser sent to sign in, its SHA-256 kept on the

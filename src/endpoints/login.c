@@ -55,16 +55,9 @@ static void login_form(ep_req *r)
     ep_worker *w = r->w;
     char id[TK_ID_MAX + 1];
     tk_form_field f = {.name = "request", .buf = id, .cap = sizeof id};
-    if (tk_form_parse(r->http->query.p, r->http->query.len, &f, 1) != 0 || !f.present) {
-        ep_reply_error_page(r, 400, "invalid_request", "no authorization request");
-        return;
-    }
-    tk_txn *txn = ep_txn(w);
+    tk_txn *txn;
     tk_authreq_rec a;
-    int rc = txn != NULL ? ep_as_pending(r, txn, (tk_slice){id, f.len}, &a) : TK_E_STORE;
-    if (rc != 0) {
-        ep_reply_error_page(r, rc == TK_E_STORE ? 503 : 400, "invalid_request",
-                            "this authorization request expired or was already used");
+    if (!ep_as_query_pending(r, &f, 1, &txn, &a)) {
         return;
     }
     if (!ep_as_prelogin_ok(r, &a)) {

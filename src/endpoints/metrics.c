@@ -120,6 +120,13 @@ static void type(text *t, const char *name, const char *kind)
     put(t, "\n");
 }
 
+/* A metric without labels: its TYPE line, then its value. */
+static void metric(text *t, const char *name, const char *kind, uint64_t v)
+{
+    type(t, name, kind);
+    line(t, name, v);
+}
+
 /* Nanoseconds as decimal seconds with nine fractional digits. */
 static void put_seconds(text *t, uint64_t ns)
 {
@@ -131,6 +138,15 @@ static void put_seconds(text *t, uint64_t ns)
         put(t, "0");
     }
     put_n(t, frac, n);
+}
+
+/* name + " " + ns as seconds + "\n" */
+static void seconds_line(text *t, const char *name, uint64_t ns)
+{
+    put(t, name);
+    put(t, " ");
+    put_seconds(t, ns);
+    put(t, "\n");
 }
 
 /* ---- Sections ------------------------------------------------------------------- */
@@ -186,14 +202,10 @@ static void forward_auth_section(text *t, const ep_metrics *m)
         put(t, fa_result_name[i]);
         line(t, "\"}", m->forward_auth[i]);
     }
-    type(t, "tokend_agent_audit_overflow_total", "counter");
-    line(t, "tokend_agent_audit_overflow_total", m->audit_overflow);
-    type(t, "tokend_agent_audit_folds_total", "counter");
-    line(t, "tokend_agent_audit_folds_total", m->audit_submitted);
-    type(t, "tokend_agent_audit_deferred_total", "counter");
-    line(t, "tokend_agent_audit_deferred_total", m->audit_deferred);
-    type(t, "tokend_agent_audit_lost_total", "counter");
-    line(t, "tokend_agent_audit_lost_total", m->audit_lost);
+    metric(t, "tokend_agent_audit_overflow_total", "counter", m->audit_overflow);
+    metric(t, "tokend_agent_audit_folds_total", "counter", m->audit_submitted);
+    metric(t, "tokend_agent_audit_deferred_total", "counter", m->audit_deferred);
+    metric(t, "tokend_agent_audit_lost_total", "counter", m->audit_lost);
 }
 
 /* A label value: '\\', '"' and newlines escaped (Prometheus text format). */
@@ -250,8 +262,7 @@ static void agent_section(text *t, ep_worker *w)
     if (rc != 0) {
         tk_log_warn("metrics_agents", "err=%s", tk_strerror(rc));
     }
-    type(t, "tokend_agent_pairs", "gauge");
-    line(t, "tokend_agent_pairs", a.pairs);
+    metric(t, "tokend_agent_pairs", "gauge", a.pairs);
 }
 
 static void duration_section(text *t, const ep_metrics *m)
@@ -266,9 +277,7 @@ static void duration_section(text *t, const ep_metrics *m)
     }
     cum += m->dur[EP_DUR_BUCKETS];
     line(t, "tokend_request_duration_seconds_bucket{le=\"+Inf\"}", cum);
-    put(t, "tokend_request_duration_seconds_sum ");
-    put_seconds(t, m->dur_sum_ns);
-    put(t, "\n");
+    seconds_line(t, "tokend_request_duration_seconds_sum", m->dur_sum_ns);
     line(t, "tokend_request_duration_seconds_count", m->dur_count);
 }
 
@@ -277,10 +286,8 @@ static void committer_section(text *t, const tk_committer *c)
     static const char *const le[8] = {"1", "3", "7", "15", "63", "255", "1023", "+Inf"};
     tk_committer_stats s;
     tk_committer_stats_get(c, &s);
-    type(t, "tokend_commit_batches_total", "counter");
-    line(t, "tokend_commit_batches_total", s.batches);
-    type(t, "tokend_commit_requests_total", "counter");
-    line(t, "tokend_commit_requests_total", s.requests);
+    metric(t, "tokend_commit_batches_total", "counter", s.batches);
+    metric(t, "tokend_commit_requests_total", "counter", s.requests);
     type(t, "tokend_commit_batch_size", "histogram");
     uint64_t cum = 0;
     for (size_t b = 0; b < 8; b++) {
@@ -291,24 +298,11 @@ static void committer_section(text *t, const tk_committer *c)
     }
     line(t, "tokend_commit_batch_size_sum", s.requests); /* each request is one batch slot */
     line(t, "tokend_commit_batch_size_count", s.batches);
-    type(t, "tokend_commit_ops_changed_total", "counter");
-    line(t, "tokend_commit_ops_changed_total", s.ops_changed);
-    type(t, "tokend_commit_failures_total", "counter");
-    line(t, "tokend_commit_failures_total", s.failures);
-    type(t, "tokend_commit_queue_full_total", "counter");
-    line(t, "tokend_commit_queue_full_total", s.queue_full);
+    metric(t, "tokend_commit_ops_changed_total", "counter", s.ops_changed);
+    metric(t, "tokend_commit_failures_total", "counter", s.failures);
+    metric(t, "tokend_commit_queue_full_total", "counter", s.queue_full);
     type(t, "tokend_commit_seconds_total", "counter");
-    put(t, "tokend_commit_seconds_total ");
-    put_seconds(t, s.commit_ns_total);
-    put(t, "\n");
-}
-
-static void seconds_line(text *t, const char *name, uint64_t ns)
-{
-    put(t, name);
-    put(t, " ");
-    put_seconds(t, ns);
-    put(t, "\n");
+    seconds_line(t, "tokend_commit_seconds_total", s.commit_ns_total);
 }
 
 /* Cluster mode: the op log's sequences, latencies (sum/count pairs) and
@@ -317,16 +311,12 @@ static void cluster_section(text *t, const tk_cluster *cl, const ep_metrics *m)
 {
     tk_cluster_stats s;
     tk_cluster_stats_get(cl, &s);
-    type(t, "tokend_cluster_applied_sequence", "gauge");
-    line(t, "tokend_cluster_applied_sequence", s.applied_seq);
-    type(t, "tokend_cluster_stream_sequence", "gauge");
-    line(t, "tokend_cluster_stream_sequence", s.stream_seq);
-    type(t, "tokend_cluster_lag", "gauge");
-    line(t, "tokend_cluster_lag", s.stream_seq > s.applied_seq ? s.stream_seq - s.applied_seq : 0);
-    type(t, "tokend_cluster_ready", "gauge");
-    line(t, "tokend_cluster_ready", s.ready ? 1 : 0);
-    type(t, "tokend_cluster_connected", "gauge");
-    line(t, "tokend_cluster_connected", s.connected ? 1 : 0);
+    metric(t, "tokend_cluster_applied_sequence", "gauge", s.applied_seq);
+    metric(t, "tokend_cluster_stream_sequence", "gauge", s.stream_seq);
+    metric(t, "tokend_cluster_lag", "gauge",
+           s.stream_seq > s.applied_seq ? s.stream_seq - s.applied_seq : 0);
+    metric(t, "tokend_cluster_ready", "gauge", s.ready ? 1 : 0);
+    metric(t, "tokend_cluster_connected", "gauge", s.connected ? 1 : 0);
     type(t, "tokend_cluster_staleness_seconds", "gauge");
     if (s.staleness_ms < 0) {
         put(t, "tokend_cluster_staleness_seconds +Inf\n"); /* never current yet */
@@ -342,19 +332,15 @@ static void cluster_section(text *t, const tk_cluster *cl, const ep_metrics *m)
     type(t, "tokend_cluster_apply_seconds", "summary");
     seconds_line(t, "tokend_cluster_apply_seconds_sum", s.apply_ns_total);
     line(t, "tokend_cluster_apply_seconds_count", s.apply_n);
-    type(t, "tokend_cluster_published_total", "counter");
-    line(t, "tokend_cluster_published_total", s.published);
+    metric(t, "tokend_cluster_published_total", "counter", s.published);
     type(t, "tokend_cluster_writes_failed_total", "counter");
     line(t, "tokend_cluster_writes_failed_total{reason=\"unacked\"}", s.publish_failed);
     line(t, "tokend_cluster_writes_failed_total{reason=\"unreachable\"}", s.refused);
     line(t, "tokend_cluster_writes_failed_total{reason=\"unreplicable\"}", s.unreplicable);
     line(t, "tokend_cluster_writes_failed_total{reason=\"clock_skew\"}", s.skew_refused);
-    type(t, "tokend_cluster_resubscribes_total", "counter");
-    line(t, "tokend_cluster_resubscribes_total", s.resubscribes);
-    type(t, "tokend_cluster_unauthenticated_entries_total", "counter");
-    line(t, "tokend_cluster_unauthenticated_entries_total", s.rejected);
-    type(t, "tokend_cluster_replayed_entries_total", "counter");
-    line(t, "tokend_cluster_replayed_entries_total", s.replayed);
+    metric(t, "tokend_cluster_resubscribes_total", "counter", s.resubscribes);
+    metric(t, "tokend_cluster_unauthenticated_entries_total", "counter", s.rejected);
+    metric(t, "tokend_cluster_replayed_entries_total", "counter", s.replayed);
     type(t, "tokend_cluster_stale_refusals_total", "counter");
     line(t, "tokend_cluster_stale_refusals_total{endpoint=\"introspect\"}",
          m->cluster_stale_introspect);
@@ -455,18 +441,12 @@ static void server_section(text *t, const tk_app_cfg *cfg)
     tk_server_stats s;
     memset(&s, 0, sizeof s);
     cfg->server_stats(cfg->server_stats_arg, &s);
-    type(t, "tokend_connections_accepted_total", "counter");
-    line(t, "tokend_connections_accepted_total", s.accepted);
-    type(t, "tokend_connections_closed_total", "counter");
-    line(t, "tokend_connections_closed_total", s.closed);
-    type(t, "tokend_connections_active", "gauge");
-    line(t, "tokend_connections_active", s.active);
-    type(t, "tokend_connections_refused_total", "counter");
-    line(t, "tokend_connections_refused_total", s.refused);
-    type(t, "tokend_connection_timeouts_total", "counter");
-    line(t, "tokend_connection_timeouts_total", s.timeouts);
-    type(t, "tokend_bad_requests_total", "counter");
-    line(t, "tokend_bad_requests_total", s.bad_requests);
+    metric(t, "tokend_connections_accepted_total", "counter", s.accepted);
+    metric(t, "tokend_connections_closed_total", "counter", s.closed);
+    metric(t, "tokend_connections_active", "gauge", s.active);
+    metric(t, "tokend_connections_refused_total", "counter", s.refused);
+    metric(t, "tokend_connection_timeouts_total", "counter", s.timeouts);
+    metric(t, "tokend_bad_requests_total", "counter", s.bad_requests);
 }
 
 /* The scrape carries "Authorization: Bearer <metrics-token>", or none is

@@ -200,19 +200,12 @@ void ep_oidc_login(ep_req *r)
     char id[TK_ID_MAX + 1], k[TK_IDP_ISS_MAX + 1];
     tk_form_field f[2] = {{.name = "request", .buf = id, .cap = sizeof id},
                           {.name = "idp", .buf = k, .cap = sizeof k}};
-    if (tk_form_parse(r->http->query.p, r->http->query.len, f, 2) != 0 || !f[0].present) {
-        ep_reply_error_page(r, 400, "invalid_request", "no authorization request");
+    tk_txn *txn;
+    tk_authreq_rec a;
+    if (!ep_as_query_pending(r, f, 2, &txn, &a)) {
         return;
     }
     tk_slice request = {id, f[0].len};
-    tk_txn *txn = ep_txn(w);
-    tk_authreq_rec a;
-    int rc = txn != NULL ? ep_as_pending(r, txn, request, &a) : TK_E_STORE;
-    if (rc != 0) {
-        ep_reply_error_page(r, rc == TK_E_STORE ? 503 : 400, "invalid_request",
-                            "this authorization request expired or was already used");
-        return;
-    }
     if (!ep_as_prelogin_ok(r, &a)) { /* only its browser starts or replaces its sign-in */
         ep_login_elsewhere(r, &a, request);
         return;
@@ -454,15 +447,12 @@ static int redeem(ep_req *r, const tk_idp_issuer *is, const ep_oidc_pending *p, 
             }
         }
     }
-    ep_oidc_call *c = calloc(1, sizeof *c);
+    ep_oidc_call *c = ep_mail_new(&app->oidc_mail, sizeof *c, w, r->cookie);
     if (c == NULL) {
         tk_cleanse(body, sizeof body);
         tk_cleanse(auth, sizeof auth);
         return -ENOMEM;
     }
-    c->app = app;
-    c->worker = w->id;
-    c->cookie = r->cookie;
     memcpy(c->issuer, p->issuer, sizeof c->issuer);
     memcpy(c->request, p->request, sizeof c->request);
     memcpy(c->nonce, p->nonce, sizeof c->nonce);
@@ -474,25 +464,11 @@ static int redeem(ep_req *r, const tk_idp_issuer *is, const ep_oidc_pending *p, 
                            .content_type = "application/x-www-form-urlencoded",
                            .accept = "application/json",
                            .authorization = auth[0] != '\0' ? auth : NULL,
-                           .cb = ep_oidc_on_token,
-                           .cb_arg = c};
-    int rc = TK_E_QUEUEFULL;
-    pthread_mutex_lock(&app->oidc_mu);
-    bool room = app->oidc_inflight[w->id] < TK_OIDC_CALLS_MAX;
-    app->oidc_inflight[w->id] += room ? 1 : 0;
-    pthread_mutex_unlock(&app->oidc_mu);
-    if (room) {
-        rc = app->cfg.outbound != NULL ? tk_outbound_submit(app->cfg.outbound, &req) : TK_E_STORE;
-    }
+                           .cb = ep_mail_post,
+                           .cb_arg = &c->mail};
+    int rc = ep_mail_submit(&c->mail, &req); /* c is freed on failure */
     tk_cleanse(body, sizeof body);
     tk_cleanse(auth, sizeof auth);
-    if (rc != 0) {
-        pthread_mutex_lock(&app->oidc_mu);
-        app->oidc_inflight[w->id] -= room ? 1 : 0;
-        pthread_mutex_unlock(&app->oidc_mu);
-        tk_cleanse(c, sizeof *c);
-        free(c);
-    }
     return rc;
 }
 
@@ -580,17 +556,7 @@ void ep_oidc_callback(ep_req *r)
 
 void ep_oidc_fini(tk_app *app)
 {
-    for (unsigned i = 0; i < TK_WORKERS_MAX; i++) {
-        ep_oidc_call *c = app->oidc_mail[i];
-        while (c != NULL) { /* bounded by TK_OIDC_CALLS_MAX */
-            ep_oidc_call *next = c->next;
-            free(c->body);
-            tk_cleanse(c, sizeof *c);
-            free(c);
-            c = next;
-        }
-        app->oidc_mail[i] = NULL;
-    }
+    ep_mailbox_fini(&app->oidc_mail);
     if (app->oidc_pending != NULL) {
         tk_cleanse(app->oidc_pending, TK_OIDC_PENDING_MAX * sizeof *app->oidc_pending);
         free(app->oidc_pending);

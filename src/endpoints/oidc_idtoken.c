@@ -3,10 +3,10 @@
  * Connect Core 1.0 §3.1.3): step 3 of the sign-in oidc.c starts (GET /login)
  * and whose callback (GET /login/callback) submits the redemption.
  *
- * The token endpoint's answer arrives on the outbound thread
- * (ep_oidc_on_token), which queues it on the worker's mail list and writes
- * the committer's eventfd of that worker: the ring the worker already
- * watches. app_wake drains the committer, then this list (ep_oidc_wake):
+ * The token endpoint's answer arrives on the outbound thread, which posts
+ * it to the worker (mail.c: queued on the worker's list, the committer's
+ * eventfd of that worker written: the ring the worker already watches).
+ * app_wake drains the committer, then this list (ep_oidc_wake):
  * the ID token is verified with our own JOSE code (signature by a key of
  * the IdP's JWKS, iss, aud holds our client_id, azp, exp, iat, nonce), and
  * a TK_OP_SIGN_IN (tokend session bound to the IdP's issuer and sid, as
@@ -28,11 +28,8 @@
 #include "tokend/oauth_cookie.h"
 #include "tokend/outbound.h"
 
-#include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define B64_32 TK_SECRET_B64_LEN /* base64url of 32 random bytes: the nonce */
 
@@ -103,46 +100,7 @@ static const struct {
 
 /* ---- The redemption's answer ---------------------------------------------------------- */
 
-/* On the outbound thread: copy the answer, queue it for its worker and
- * wake that worker's ring (the committer's eventfd, which app_wake drains
- * together with this list). A worker that stopped gets nothing. */
-void ep_oidc_on_token(void *arg, const tk_outbound_resp *resp)
-{
-    ep_oidc_call *c = arg;
-    tk_app *app = c->app;
-    c->result = resp->result;
-    c->status = resp->status;
-    snprintf(c->error, sizeof c->error, "%s", resp->error);
-    if (resp->body_len > 0) {
-        c->body = malloc(resp->body_len + 1);
-        if (c->body != NULL) {
-            memcpy(c->body, resp->body, resp->body_len + 1);
-            c->body_len = resp->body_len;
-        }
-    }
-    pthread_mutex_lock(&app->oidc_mu);
-    bool open = app->oidc_open[c->worker];
-    if (open) {
-        c->next = app->oidc_mail[c->worker];
-        app->oidc_mail[c->worker] = c;
-        uint64_t one = 1;
-        int fd = app->oidc_wake_fd[c->worker];
-        if (fd >= 0 && write(fd, &one, sizeof one) < 0) {
-            tk_log_warn("oidc_wake_failed", "worker=%u errno=%d", c->worker, errno);
-        }
-    } else {
-        app->oidc_inflight[c->worker]--;
-    }
-    pthread_mutex_unlock(&app->oidc_mu);
-    if (!open) {
-        if (c->body != NULL) {
-            tk_cleanse(c->body, c->body_len);
-        }
-        free(c->body);
-        tk_cleanse(c, sizeof *c);
-        free(c);
-    }
-}
+_Static_assert(offsetof(ep_oidc_call, mail) == 0, "a call starts with its mail");
 
 typedef struct idt {
     tk_slice sub, sid, acr;
@@ -271,30 +229,32 @@ static enum fail finish(ep_worker *w, ep_oidc_call *c)
 {
     char safe[65];
     ep_log_id(tk_slice_from_str(c->request), safe);
-    if (c->result != TK_OB_OK && c->result != TK_OB_HTTP_ERROR) {
+    if (c->mail.result != TK_OB_OK && c->mail.result != TK_OB_HTTP_ERROR) {
         tk_log_warn("oidc_redeem_failed", "iss=\"%s\" request=%s result=%s error=\"%s\"", c->issuer,
-                    safe, tk_outbound_result_name(c->result), c->error);
+                    safe, tk_outbound_result_name(c->mail.result), c->mail.error);
         /* It answered, but not HTTP or too much of it: not "unreachable". */
-        return c->result == TK_OB_PROTOCOL || c->result == TK_OB_TOO_BIG ? F_ANSWER : F_UNREACHABLE;
+        return c->mail.result == TK_OB_PROTOCOL || c->mail.result == TK_OB_TOO_BIG ? F_ANSWER
+                                                                                   : F_UNREACHABLE;
     }
     json_error_t je;
-    json_t *doc =
-        c->body != NULL ? json_loadb(c->body, c->body_len, JSON_REJECT_DUPLICATES, &je) : NULL;
+    json_t *doc = c->mail.body != NULL
+                      ? json_loadb(c->mail.body, c->mail.body_len, JSON_REJECT_DUPLICATES, &je)
+                      : NULL;
     json_t *idtok = json_object_get(doc, "id_token");
-    if (c->status != 200 || !json_is_string(idtok)) {
+    if (c->mail.status != 200 || !json_is_string(idtok)) {
         char e[65];
         json_t *ecode = json_object_get(doc, "error");
         ep_log_id(
             json_is_string(ecode) ? tk_slice_from_str(json_string_value(ecode)) : TK_SLICE_NULL, e);
         tk_log_warn("oidc_redeem_refused", "iss=\"%s\" request=%s status=%d error=%s", c->issuer,
-                    safe, c->status, e[0] != '\0' ? e : "-");
+                    safe, c->mail.status, e[0] != '\0' ? e : "-");
         /* RFC 6749 §5.2: invalid_client is a 401 (the outbound thread hands
          * on no body of an error status, so the status is what tells). */
         bool client_auth =
-            c->status == 401 ||
+            c->mail.status == 401 ||
             (json_is_string(ecode) && strcmp(json_string_value(ecode), "invalid_client") == 0);
         json_decref(doc);
-        return c->status == 200 ? F_ANSWER : client_auth ? F_CLIENT_AUTH : F_REFUSED;
+        return c->mail.status == 200 ? F_ANSWER : client_auth ? F_CLIENT_AUTH : F_REFUSED;
     }
     const tk_idp_issuer *is = tk_idp_find(w->idp, tk_slice_from_str(c->issuer));
     if (is == NULL) {
@@ -384,7 +344,7 @@ static enum fail finish(ep_worker *w, ep_oidc_call *c)
                 "acr=\"%s\" amr=\"%s\" claims_dropped=%u",
                 is->issuer, ssub, sid, ssid[0] != '\0' ? ssid : "-",
                 ssid[0] != '\0' ? "sid" : "sub", (long long)t.auth_time, sacr, t.amr, t.dropped);
-    rc = ep_as_park(w, c->cookie, &creq, 303, NULL, (tk_slice){hdr, n}, TK_SLICE_NULL);
+    rc = ep_as_park(w, c->mail.cookie, &creq, 303, NULL, (tk_slice){hdr, n}, TK_SLICE_NULL);
     tk_cleanse(hdr, sizeof hdr);
     return rc == 0 ? F_COUNT : F_UNAVAILABLE;
 }
@@ -395,26 +355,15 @@ size_t ep_oidc_wake(ep_worker *w, tk_server_done *done, size_t max)
     size_t n = 0;
     /* Bounded by the worker's calls in flight (TK_OIDC_CALLS_MAX). */
     while (n < max) {
-        pthread_mutex_lock(&app->oidc_mu);
-        ep_oidc_call *c = app->oidc_mail[w->id];
-        if (c != NULL) {
-            app->oidc_mail[w->id] = c->next;
-            app->oidc_inflight[w->id]--;
-        }
-        pthread_mutex_unlock(&app->oidc_mu);
+        ep_oidc_call *c = (ep_oidc_call *)ep_mail_take(&app->oidc_mail, w->id);
         if (c == NULL) {
             break;
         }
         enum fail f = finish(w, c);
         if (f != F_COUNT) {
-            done[n++] = (tk_server_done){.cookie = c->cookie, .result = 1 + (int64_t)f};
+            done[n++] = (tk_server_done){.cookie = c->mail.cookie, .result = 1 + (int64_t)f};
         }
-        if (c->body != NULL) {
-            tk_cleanse(c->body, c->body_len);
-        }
-        free(c->body);
-        tk_cleanse(c, sizeof *c);
-        free(c);
+        ep_mail_free(&c->mail);
     }
     return n;
 }
@@ -436,14 +385,4 @@ void ep_oidc_callback_done(ep_req *r, const tk_server_done *done)
         return;
     }
     ep_as_answer(r, s);
-}
-
-void ep_oidc_worker_open(ep_worker *w, bool open)
-{
-    tk_app *app = w->app;
-    tk_committer *c = app->cfg.committer;
-    pthread_mutex_lock(&app->oidc_mu);
-    app->oidc_open[w->id] = open;
-    app->oidc_wake_fd[w->id] = open && c != NULL ? tk_committer_event_fd(c, w->id) : -1;
-    pthread_mutex_unlock(&app->oidc_mu);
 }

@@ -82,22 +82,6 @@ static int find_identity(void *arg, tk_slice id, const tk_client_rec *c)
     return 0;
 }
 
-/* Space-joined redirect URIs into out. */
-static size_t join_redirects(const tk_oauth_client_meta *m, char *out, size_t cap)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < m->redirect_count; i++) {
-        size_t l = strlen(m->redirect_uris[i]);
-        TK_ASSERT(n + l + 1 <= cap);
-        if (i > 0) {
-            out[n++] = ' ';
-        }
-        memcpy(out + n, m->redirect_uris[i], l);
-        n += l;
-    }
-    return n;
-}
-
 static void reply_oauth_error(ep_req *r, int status, const tk_oauth_err *err)
 {
     tk_json j;
@@ -185,7 +169,7 @@ void ep_register(ep_req *r)
     c.name = (tk_slice){m->client_name, strlen(m->client_name)};
     c.scope = (tk_slice){m->scope, strlen(m->scope)};
     c.redirect_uris =
-        (tk_slice){rs.redirects, join_redirects(m, rs.redirects, sizeof rs.redirects)};
+        (tk_slice){rs.redirects, tk_oauth_redirects_join(m, rs.redirects, sizeof rs.redirects)};
     c.auth_method = (uint8_t)(m->auth_method + 1);
     c.grant_types = (uint8_t)m->grant_types;
     c.flags = (uint8_t)(TK_CLIENT_F_DYNAMIC | (public ? TK_CLIENT_F_PUBLIC : 0) |

@@ -116,31 +116,6 @@ static int get_action(tk_jcfg *l, json_t *obj, uint8_t *out)
                         "\"credential_change\" must be terminate, suspend or ignore");
 }
 
-static int hexdigit(char ch)
-{
-    return ch >= '0' && ch <= '9'   ? ch - '0'
-           : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-           : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
-                                    : -1;
-}
-
-/* A SHA-256 thumbprint: 64 hex digits or 43 base64url characters. */
-static bool thumbprint(tk_slice s, uint8_t out[TK_HASH_LEN])
-{
-    size_t n = 0;
-    if (s.len == 2 * TK_HASH_LEN) {
-        for (size_t i = 0; i < TK_HASH_LEN; i++) {
-            int hi = hexdigit(s.p[2 * i]), lo = hexdigit(s.p[2 * i + 1]);
-            if (hi < 0 || lo < 0) {
-                return false;
-            }
-            out[i] = (uint8_t)(hi * 16 + lo);
-        }
-        return true;
-    }
-    return tk_b64url_decode(s.p, s.len, out, TK_HASH_LEN, &n) == 0 && n == TK_HASH_LEN;
-}
-
 /* sender_certificate: an object with exactly one of subject, san,
  * thumbprint, each well-formed (stored canonical). */
 static int get_sender_cert(tk_jcfg *l, json_t *obj, tk_idp_issuer *is)
@@ -171,8 +146,8 @@ static int get_sender_cert(tk_jcfg *l, json_t *obj, tk_idp_issuer *is)
         rc = tk_cert_san_canon(s, is->sender_san, sizeof is->sender_san, &n);
         is->sender_san_len = rc == 0 ? n : 0;
     } else {
-        is->has_sender_thumbprint = thumbprint(s, is->sender_thumbprint);
-        rc = is->has_sender_thumbprint ? 0 : TK_E_BADINPUT;
+        rc = tk_cert_thumbprint_parse(s, is->sender_thumbprint);
+        is->has_sender_thumbprint = rc == 0;
     }
     return rc == 0 ? 0 : tk_jcfg_fail(l, TK_E_BADINPUT, msg);
 }

@@ -119,6 +119,24 @@ static int sign_raw(EVP_PKEY_CTX *ctx, const char *in, size_t n, uint8_t sig[SIG
     return rc;
 }
 
+/* Append the base64url of in[0..len) to out at n (cap: out's size, known
+ * to be enough); returns the new length. */
+static size_t b64_append(const void *in, size_t len, char *out, size_t n, size_t cap)
+{
+    TK_ASSERT(tk_b64url_encode(in, len, out + n, cap - n) == 0);
+    return n + tk_b64url_encoded_len(len);
+}
+
+/* The JWS signing input (RFC 7515 §5.1): base64url(header) "."
+ * base64url(payload), into out (known to hold it); returns its length. */
+static size_t signing_input(const char *h, size_t hl, const char *payload, size_t plen, char *out,
+                            size_t cap)
+{
+    size_t n = b64_append(h, hl, out, 0, cap);
+    out[n++] = '.';
+    return b64_append(payload, plen, out, n, cap);
+}
+
 int tk_keys_sign(const tk_keyset *ks, const char *typ, const char *payload, size_t plen, char *out,
                  size_t cap, size_t *len)
 {
@@ -129,20 +147,14 @@ int tk_keys_sign(const tk_keyset *ks, const char *typ, const char *payload, size
     }
     char h[HEADER_FIXED + TK_KID_LEN + TYP_MAX + 1];
     size_t hl = header_json(&ks->k[0], typ, h, sizeof h);
-    size_t n = 0;
-    TK_ASSERT(tk_b64url_encode(h, hl, out, cap) == 0);
-    n += tk_b64url_encoded_len(hl);
-    out[n++] = '.';
-    TK_ASSERT(tk_b64url_encode(payload, plen, out + n, cap - n) == 0);
-    n += tk_b64url_encoded_len(plen);
+    size_t n = signing_input(h, hl, payload, plen, out, cap);
     uint8_t sig[SIG_LEN];
     int rc = sign_raw(signing_ctx(ks->k[0].pkey), out, n, sig);
     if (rc != 0) {
         return rc;
     }
     out[n++] = '.';
-    TK_ASSERT(tk_b64url_encode(sig, sizeof sig, out + n, cap - n) == 0);
-    n += tk_b64url_encoded_len(sizeof sig);
+    n = b64_append(sig, sizeof sig, out, n, cap);
     TK_ASSERT(n == need);
     *len = n;
     return 0;
@@ -206,12 +218,7 @@ int tk_keys_sign_pkey(struct evp_pkey_st *pkey, const char *kid, const char *typ
     if (need >= cap) {
         return TK_E_TOOBIG;
     }
-    size_t n = 0;
-    TK_ASSERT(tk_b64url_encode(h, hl, out, cap) == 0);
-    n += tk_b64url_encoded_len(hl);
-    out[n++] = '.';
-    TK_ASSERT(tk_b64url_encode(payload, plen, out + n, cap - n) == 0);
-    n += tk_b64url_encoded_len(plen);
+    size_t n = signing_input(h, hl, payload, plen, out, cap);
     /* A context of its own (not the thread's cached one): a client
      * assertion is made once per sign-in, and must not evict the key
      * that signs introspection answers on this thread. */
@@ -240,8 +247,7 @@ int tk_keys_sign_pkey(struct evp_pkey_st *pkey, const char *kid, const char *typ
         return rc;
     }
     out[n++] = '.';
-    TK_ASSERT(tk_b64url_encode(sig, sig_len, out + n, cap - n) == 0);
-    n += tk_b64url_encoded_len(sig_len);
+    n = b64_append(sig, sig_len, out, n, cap);
     TK_ASSERT(n == need);
     *len = n;
     return 0;

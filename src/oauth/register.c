@@ -377,6 +377,21 @@ static void kv_opt(tk_json *j, const char *key, const char *v)
     }
 }
 
+size_t tk_oauth_redirects_join(const tk_oauth_client_meta *m, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < m->redirect_count; i++) { /* at most TK_OAUTH_REDIRECTS_MAX */
+        size_t l = strlen(m->redirect_uris[i]);
+        TK_ASSERT(n + l + 1 <= cap);
+        if (i > 0) {
+            out[n++] = ' ';
+        }
+        memcpy(out + n, m->redirect_uris[i], l);
+        n += l;
+    }
+    return n;
+}
+
 void tk_oauth_register_write_members(tk_json *j, const tk_oauth_client_meta *m)
 {
     TK_ASSERT(m->redirect_count <= TK_OAUTH_REDIRECTS_MAX);

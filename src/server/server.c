@@ -176,6 +176,21 @@ static uint32_t conn_alloc(tk_worker *w, int fd)
     return slot;
 }
 
+/* Forget the output buffer's consumed prefix (sent, or encrypted into the
+ * TLS pair): all of it at once when everything went, else by moving the
+ * rest down once more than half of the buffer is consumed (so a slow
+ * reader costs few moves). */
+static void out_consumed(struct conn *c)
+{
+    if (c->out_sent == c->out.len) {
+        c->out.len = c->out_sent = 0;
+    } else if (c->out_sent > c->out.cap / 2) {
+        memmove(c->out.buf, c->out.buf + c->out_sent, c->out.len - c->out_sent);
+        c->out.len -= c->out_sent;
+        c->out_sent = 0;
+    }
+}
+
 /* The client's address as 16 bytes (IPv4 mapped into IPv6), for the
  * application's per-address decisions. One getpeername per connection. */
 static void conn_peer(struct conn *c)
@@ -407,13 +422,7 @@ static void conn_advance_tls(tk_worker *w, uint32_t slot)
             c->in_len -= used;
         }
         failed = !tk_tls_pump_out(c);
-        if (c->out_sent == c->out.len) {
-            c->out.len = c->out_sent = 0;
-        } else if (c->out_sent > c->out.cap / 2) {
-            memmove(c->out.buf, c->out.buf + c->out_sent, c->out.len - c->out_sent);
-            c->out.len -= c->out_sent;
-            c->out_sent = 0;
-        }
+        out_consumed(c);
         if (failed) {
             c->closing = true;
             c->out.len = c->out_sent = 0;
@@ -580,13 +589,7 @@ static void on_send(tk_worker *w, const struct io_uring_cqe *cqe)
     }
     c->out_sent += (size_t)cqe->res;
     TK_ASSERT(c->out_sent <= c->out.len);
-    if (c->out_sent == c->out.len) {
-        c->out.len = c->out_sent = 0;
-    } else if (c->out_sent > c->out.cap / 2) {
-        memmove(c->out.buf, c->out.buf + c->out_sent, c->out.len - c->out_sent);
-        c->out.len -= c->out_sent;
-        c->out_sent = 0;
-    }
+    out_consumed(c);
     if (c->out.len == 0 && c->phase == PH_IDLE) {
         c->deadline_ms = w->now_ms + w->srv->cfg.idle_timeout_ms;
     }

@@ -43,20 +43,6 @@ typedef struct client_args {
     uint8_t thumbprint[TK_HASH_LEN];
 } client_args;
 
-static int hexdigit(char ch)
-{
-    if (ch >= '0' && ch <= '9') {
-        return ch - '0';
-    }
-    if (ch >= 'a' && ch <= 'f') {
-        return ch - 'a' + 10;
-    }
-    if (ch >= 'A' && ch <= 'F') {
-        return ch - 'A' + 10;
-    }
-    return -1;
-}
-
 /* --tls-subject / --tls-san / --tls-thumbprint: at most one of them, each
  * well-formed. */
 static int client_cert_args(const ctl *c, client_args *a)
@@ -88,17 +74,7 @@ static int client_cert_args(const ctl *c, client_args *a)
     if (tp == NULL) {
         return CTL_OK;
     }
-    size_t len = strlen(tp);
-    if (len == 2 * TK_HASH_LEN) {
-        for (size_t i = 0; i < TK_HASH_LEN; i++) {
-            int hi = hexdigit(tp[2 * i]), lo = hexdigit(tp[2 * i + 1]);
-            if (hi < 0 || lo < 0) {
-                return ctl_usage(c, "--tls-thumbprint: 64 hex digits or 43 base64url characters");
-            }
-            a->thumbprint[i] = (uint8_t)(hi * 16 + lo);
-        }
-    } else if (tk_b64url_decode(tp, len, a->thumbprint, sizeof a->thumbprint, &n) != 0 ||
-               n != TK_HASH_LEN) {
+    if (tk_cert_thumbprint_parse(tk_slice_from_str(tp), a->thumbprint) != 0) {
         return ctl_usage(c, "--tls-thumbprint: 64 hex digits or 43 base64url characters");
     }
     a->has_thumbprint = true;

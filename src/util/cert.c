@@ -39,20 +39,6 @@ static bool is_digit(unsigned char c)
     return c >= '0' && c <= '9';
 }
 
-static int hexval(unsigned char c)
-{
-    if (is_digit(c)) {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 static char lower(unsigned char c)
 {
     return (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
@@ -101,7 +87,7 @@ static int dn_value(tk_slice in, size_t *i, struct dn_out *o)
         put(o, '#');
         (*i)++;
         size_t n = 0;
-        while (*i < in.len && hexval(s[*i]) >= 0) {
+        while (*i < in.len && tk_hex_digit(s[*i]) >= 0) {
             put(o, lower(s[(*i)++]));
             n++;
         }
@@ -115,9 +101,9 @@ static int dn_value(tk_slice in, size_t *i, struct dn_out *o)
                 return TK_E_BADINPUT;
             }
             unsigned char e = s[(*i)++];
-            int hi = hexval(e);
+            int hi = tk_hex_digit(e);
             if (hi >= 0) {
-                int lo = *i < in.len ? hexval(s[*i]) : -1;
+                int lo = *i < in.len ? tk_hex_digit(s[*i]) : -1;
                 if (lo < 0) {
                     return TK_E_BADINPUT;
                 }
@@ -389,8 +375,8 @@ static int next_byte(tk_slice v, size_t *i)
     }
     unsigned char c = (unsigned char)v.p[(*i)++];
     if (c == '%') {
-        int hi = *i + 1 < v.len ? hexval((unsigned char)v.p[*i]) : -1;
-        int lo = hi >= 0 ? hexval((unsigned char)v.p[*i + 1]) : -1;
+        int hi = *i + 1 < v.len ? tk_hex_digit((unsigned char)v.p[*i]) : -1;
+        int lo = hi >= 0 ? tk_hex_digit((unsigned char)v.p[*i + 1]) : -1;
         if (lo < 0) {
             return -2;
         }
@@ -473,4 +459,23 @@ int tk_cert_forwarded(tk_slice value, uint8_t sha256_out[TK_HASH_LEN])
         return thumbprint(value.p + 1, value.len - 2, sha256_out);
     }
     return forwarded_pem(value, sha256_out);
+}
+
+int tk_cert_thumbprint_parse(tk_slice s, uint8_t out[TK_HASH_LEN])
+{
+    if (s.len == 2 * TK_HASH_LEN) {
+        for (size_t i = 0; i < TK_HASH_LEN; i++) {
+            int hi = tk_hex_digit((unsigned char)s.p[2 * i]);
+            int lo = tk_hex_digit((unsigned char)s.p[2 * i + 1]);
+            if (hi < 0 || lo < 0) {
+                return TK_E_BADINPUT;
+            }
+            out[i] = (uint8_t)(hi * 16 + lo);
+        }
+        return 0;
+    }
+    size_t n = 0;
+    return tk_b64url_decode(s.p, s.len, out, TK_HASH_LEN, &n) == 0 && n == TK_HASH_LEN
+               ? 0
+               : TK_E_BADINPUT;
 }

@@ -28,20 +28,6 @@
 
 enum { STOP_AMP = 1, STOP_EQ = 2, STOP_NUL_OK = 4 };
 
-static int hex_digit(unsigned char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 /* Decode from p up to end or a stop byte. Keeps the first cap - 1 decoded
  * bytes in out (out may be NULL: validate only) and counts all of them in
  * *len. Returns where it stopped; *err is set on a bad escape, or on a NUL
@@ -56,8 +42,8 @@ static const char *decode_run(const char *p, const char *end, int stops, char *o
             break;
         }
         if (c == '%') {
-            int hi = end - p >= 3 ? hex_digit((unsigned char)p[1]) : -1;
-            int lo = hi >= 0 ? hex_digit((unsigned char)p[2]) : -1;
+            int hi = end - p >= 3 ? tk_hex_digit((unsigned char)p[1]) : -1;
+            int lo = hi >= 0 ? tk_hex_digit((unsigned char)p[2]) : -1;
             if (lo < 0) {
                 *err = TK_E_BADINPUT;
                 return p;

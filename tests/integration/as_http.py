@@ -181,6 +181,30 @@ class Browser:
         return self.follow(r) if follow else r
 
 
+class CookieBrowser:
+    """A browser at tokend that keeps every cookie tokend sets (session,
+    pre-login, sign-in binder; Secure ones too: loopback http in tests) in
+    self.cookies and follows nothing."""
+
+    def __init__(self, d):
+        self.d = d
+        self.cookies = {}
+
+    def request(self, method, path, body=b"", ctype=None):
+        hdrs = {}
+        if self.cookies:
+            hdrs["Cookie"] = "; ".join("%s=%s" % kv for kv in self.cookies.items())
+        r = self.d.request(method, path, body, hdrs, ctype)
+        for v in r.header_all("set-cookie"):
+            name, _, rest = v.partition("=")
+            val = rest.split(";", 1)[0]
+            if val and "Max-Age=0" not in v:
+                self.cookies[name.strip()] = val
+            else:
+                self.cookies.pop(name.strip(), None)
+        return r
+
+
 def issuer(d):
     return "http://127.0.0.1:%d" % d.port
 

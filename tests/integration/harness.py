@@ -42,6 +42,33 @@ def require_binaries():
             sys.exit(77)
 
 
+def free_port():
+    """A loopback TCP port free at this moment (for a server the test starts
+    next, or a URL nothing answers at)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout=10.0, step=0.05):
+    """Poll pred() until it is true or timeout seconds have passed; returns
+    its last value (for assertTrue)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v or time.monotonic() > deadline:
+            return v
+        time.sleep(step)
+
+
+def wait_until(pred, timeout=10.0, what="condition"):
+    """wait_for, failing with "timed out waiting for <what>" instead."""
+    v = wait_for(pred, timeout)
+    if not v:
+        raise AssertionError("timed out waiting for " + what)
+    return v
+
+
 def _die_with_parent():
     """In the child before exec: SIGKILL it when the test process dies, so a
     test killed by ctest's timeout leaves no daemon behind (Linux only)."""

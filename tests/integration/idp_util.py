@@ -1,19 +1,30 @@
 """IdP side of the event tests: keys made at test time with the openssl CLI,
 JWS (RS256, PS256, ES256, ES384) signed with `openssl dgst`, JWKS built from
 the public keys, Standard Webhooks signatures with hmac, and the IdP trust
-file tokend reads. Python standard library plus the openssl binary only."""
+file tokend reads. For the upstream sign-in (login = oidc): the certified
+Node OpenID provider (npm oidc-provider, tests/interop/idp.mjs) started per
+suite, the user's browser at it, and the steps that drive its interaction
+pages. Python standard library plus the openssl binary only (and node for
+the OpenID provider)."""
 
 import base64
 import hashlib
 import hmac
+import http.cookiejar
 import json
 import os
 import re
+import shutil
 import subprocess
+import sys
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 import uuid
 
 import harness as h
+from as_http import Page
 
 ISS = "https://idp.test/realms/acme"
 AUD = "tokend-rp"
@@ -267,3 +278,114 @@ class IdpCase(h.DaemonCase):
     def set_token(self, claims, key=None, alg="ES256"):
         key = key or self.ec
         return jws({"alg": alg, "typ": "secevent+jwt", "kid": key.kid}, claims, key)
+
+
+# ---- The upstream OpenID provider (npm oidc-provider) ---------------------------------
+
+INTEROP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "interop")
+NODE = shutil.which("node")
+HAVE_OP = NODE is not None and os.path.isdir(os.path.join(INTEROP, "node_modules",
+                                                          "oidc-provider"))
+
+
+def require_op():
+    """Exit 77 (ctest: skipped) unless node and oidc-provider are installed."""
+    if not HAVE_OP:
+        sys.stderr.write("skipped: node or tests/interop/node_modules/oidc-provider missing "
+                         "(run `npm ci` in tests/interop)\n")
+        sys.exit(77)
+
+
+def start_op(cls, folder, tokend, *args, name=None):
+    """oidc-provider (tests/interop/idp.mjs) on a free loopback port for the
+    class cls (killed at its cleanup), its client being the tokend at base
+    URL tokend; args follow (CLIENT_SECRET [EMAIL_DOMAIN [USERS
+    [CLIENT_JWKS_FILE]]], see idp.mjs). Returns its issuer."""
+    port = h.free_port()
+    log = open(os.path.join(folder, "%s.log" % (name or "idp-%d" % port)), "w+")
+    p = subprocess.Popen([NODE, os.path.join(INTEROP, "idp.mjs"), str(port), tokend] +
+                         list(args), cwd=INTEROP, stdout=subprocess.PIPE, stderr=log, text=True,
+                         preexec_fn=h._die_with_parent)
+    cls.addClassCleanup(log.close)
+    cls.addClassCleanup(p.stdout.close)
+    cls.addClassCleanup(p.wait)
+    cls.addClassCleanup(p.kill)
+    line = p.stdout.readline()
+    if not line.startswith("ready "):
+        log.seek(0)
+        raise AssertionError("oidc-provider %s did not start: %r %s" % (name or "", line,
+                                                                         log.read()))
+    return line.split()[1]
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+class IdpBrowser:
+    """The user's browser at the IdP: a cookie jar, redirects by hand."""
+
+    def __init__(self):
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar),
+                                                  _NoRedirect())
+
+    def go(self, url, data=None):
+        """(status, headers, body) of one request."""
+        req = urllib.request.Request(url, data=data)
+        if data is not None:
+            req.add_header("Content-Type", "application/x-www-form-urlencoded")
+        try:
+            with self.opener.open(req, timeout=30) as r:
+                return r.status, r.headers, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers, e.read()
+
+
+def form_of(body, base):
+    """(absolute action, {hidden inputs}) of the first form of a page."""
+    p = Page(body)
+    forms = p.tags("form")
+    if not forms:
+        raise AssertionError("no form in %r" % body[:400])
+    action = urllib.parse.urljoin(base, forms[0].get("action", ""))
+    return action, p.hidden()
+
+
+class OpSteps:
+    """The user's steps at oidc-provider, for a TestCase whose self.d is the
+    tokend the provider sends the browser back to."""
+
+    def sign_in_at_op(self, ib, auth_url, user):
+        """Drive oidc-provider's interaction pages until it sends the
+        browser back to tokend; returns that callback URL."""
+        url = auth_url
+        for _ in range(12):
+            status, hdrs, body = ib.go(url)
+            if status in (302, 303):
+                url = urllib.parse.urljoin(url, hdrs["Location"])
+                if url.startswith("http://127.0.0.1:%d/" % self.d.port):
+                    return url
+                continue
+            self.assertEqual(status, 200, body[:500])
+            action, fields = form_of(body, url)
+            if fields.get("prompt") == "login":
+                fields.update(login=user, password="any")
+            status, hdrs, body = ib.go(action, urllib.parse.urlencode(fields).encode())
+            self.assertIn(status, (302, 303), body[:500])
+            url = urllib.parse.urljoin(action, hdrs["Location"])
+            if url.startswith("http://127.0.0.1:%d/" % self.d.port):
+                return url
+        raise AssertionError("oidc-provider never sent the browser back")
+
+    def log_out_at_op(self, ib, end_url):
+        """Confirm the sign-out on oidc-provider's end-session page at
+        end_url (the provider posts its logout token to tokend before it
+        answers)."""
+        status, hdrs, body = ib.go(end_url)
+        self.assertEqual(status, 200, body[:300])
+        action, fields = form_of(body, end_url)
+        fields["logout"] = "yes"
+        status, hdrs, body = ib.go(action, urllib.parse.urlencode(fields).encode())
+        self.assertIn(status, (200, 302, 303), body[:300])

@@ -32,12 +32,6 @@ MD_URL = "https://wiki.example.com/.well-known/oauth-protected-resource"
 IDP_ISS = "https://sso.example.com/realms/staff"
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_port(port, proc, what, log_path, timeout=15.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -161,7 +155,7 @@ def start_nginx(tokend_port, app_port, port=None, conf_text=None, tls_ca=None):
     (proxy_ssl_verify on)."""
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     tmp = tempfile.mkdtemp(prefix="tokend-nginx-")
-    port = port or free_port()
+    port = port or h.free_port()
     snippet = (conf_text or shipped("nginx.conf")).replace("listen 80;",
                                                           "listen 127.0.0.1:@LISTEN@;")
     snippet = render(snippet, port, tokend_port, app_port)
@@ -206,7 +200,7 @@ def start_caddy(tokend_port, app_port, port=None, site_host=SITE):
     site renamed to http://site_host:port."""
     caddy = shutil.which("caddy")
     tmp = tempfile.mkdtemp(prefix="tokend-caddy-")
-    port = port or free_port()
+    port = port or h.free_port()
     site = shipped("Caddyfile").replace(SITE + " {", "http://%s:@LISTEN@ {" % site_host)
     site = render(site, port, tokend_port, app_port)
     conf = "{\n\tadmin off\n\tauto_https off\n\tdefault_bind 127.0.0.1\n}\n\n" + site
@@ -428,7 +422,7 @@ class PortFlow(h.TokenAsserts):
 
     @classmethod
     def setUpClass(cls):
-        cls.port = free_port()
+        cls.port = h.free_port()
         cls.resource = "https://127.0.0.1:%d/" % cls.port
         cls.md_url = "https://127.0.0.1:%d%s" % (cls.port, WK)
         res = {

@@ -145,10 +145,10 @@ def run_node(script, spec, on_event, timeout=FLOW_TIMEOUT):
 def write_resources(cls):
     """Pick the nginx and MCP ports, write the resources file naming them,
     return its path (in cls.tmp, removed by the class cleanup)."""
-    cls.nginx_port = proxies.free_port()
-    cls.mcp_port = proxies.free_port()
+    cls.nginx_port = h.free_port()
+    cls.mcp_port = h.free_port()
     while cls.mcp_port == cls.nginx_port:
-        cls.mcp_port = proxies.free_port()
+        cls.mcp_port = h.free_port()
     cls.app_resource = "https://127.0.0.1:%d/" % cls.nginx_port
     cls.mcp_resource = "https://127.0.0.1:%d/mcp" % cls.mcp_port
     res = {

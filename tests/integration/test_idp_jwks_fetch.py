@@ -25,16 +25,6 @@ import idp_util as u  # noqa: E402
 JWKS = "/realms/acme/protocol/openid-connect/certs"
 
 
-def wait_until(fn, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
-
-
 def jwks_route(*keys, headers=None):
     hdrs = {"Content-Type": "application/jwk-set+json"}
     hdrs.update(headers or {})
@@ -75,20 +65,20 @@ class JwksCase(h.FreshCase):
 
     def fetched(self, n=1):
         """Wait for the n-th good fetch (its log line)."""
-        wait_until(lambda: len(re.findall(r"event=jwks_fetched ", self.d.stderr())) >= n,
-                   what="jwks_fetched x%d\n%s" % (n, self.d.stderr()[-3000:]))
+        h.wait_until(lambda: len(re.findall(r"event=jwks_fetched ", self.d.stderr())) >= n,
+                     what="jwks_fetched x%d\n%s" % (n, self.d.stderr()[-3000:]))
 
     def failed(self, n=1):
-        wait_until(lambda: len(re.findall(r"event=jwks_fetch_failed ", self.d.stderr())) >= n,
-                   what="jwks_fetch_failed x%d\n%s" % (n, self.d.stderr()[-3000:]))
+        h.wait_until(lambda: len(re.findall(r"event=jwks_fetch_failed ", self.d.stderr())) >= n,
+                     what="jwks_fetch_failed x%d\n%s" % (n, self.d.stderr()[-3000:]))
 
     def fail_lines(self, pattern):
         return len(re.findall(r"event=jwks_fetch_failed iss=\"%s\" " % re.escape(u.ISS) + pattern,
                               self.d.stderr()))
 
     def fails_again(self, pattern, before):
-        wait_until(lambda: self.fail_lines(pattern) > before,
-                   what="a new jwks_fetch_failed %s\n%s" % (pattern, self.d.stderr()[-3000:]))
+        h.wait_until(lambda: self.fail_lines(pattern) > before,
+                     what="a new jwks_fetch_failed %s\n%s" % (pattern, self.d.stderr()[-3000:]))
         return True
 
     def logout(self, key, sid, alg=None, kid=None):

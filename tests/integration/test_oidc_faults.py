@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 import http_fixture as fx  # noqa: E402
 import idp_util as iu  # noqa: E402
-from as_http import Page, new_verifier, s256  # noqa: E402
+from as_http import CookieBrowser, Page, new_verifier, s256  # noqa: E402
 
 h.require_binaries()
 
@@ -72,28 +72,6 @@ def broken(mode, ok_route):
     if mode == "notjson":
         return fx.Route(200, b"<html>maintenance</html>", {"Content-Type": "text/html"})
     raise AssertionError(mode)
-
-
-class TokendBrowser:
-    """A browser at tokend: keeps its cookies (Secure ones too: loopback)."""
-
-    def __init__(self, d):
-        self.d = d
-        self.cookies = {}
-
-    def request(self, method, path, body=b"", ctype=None):
-        hdrs = {}
-        if self.cookies:
-            hdrs["Cookie"] = "; ".join("%s=%s" % kv for kv in self.cookies.items())
-        r = self.d.request(method, path, body, hdrs, ctype)
-        for v in r.header_all("set-cookie"):
-            name, _, rest = v.partition("=")
-            val = rest.split(";", 1)[0]
-            if val and "Max-Age=0" not in v:
-                self.cookies[name.strip()] = val
-            else:
-                self.cookies.pop(name.strip(), None)
-        return r
 
 
 class UpstreamFaults(h.TokenAsserts, unittest.TestCase):
@@ -218,7 +196,7 @@ class UpstreamFaults(h.TokenAsserts, unittest.TestCase):
 
     def test_control_idp_signs_in(self):
         n = self.sessions()
-        tb = TokendBrowser(self.d)
+        tb = CookieBrowser(self.d)
         r = self.callback(tb, "ok", self.login_page(tb, "ok"))
         self.assertEqual(r.status, 303, r)
         self.assertIn("__Host-tokend-session=", r.header("Set-Cookie"))
@@ -230,7 +208,7 @@ class UpstreamFaults(h.TokenAsserts, unittest.TestCase):
             with self.subTest(idp=name):
                 n = self.sessions()
                 self.assertIn('oidc_discovery_failed iss="%s"' % self.iss[name], log)
-                tb = TokendBrowser(self.d)
+                tb = CookieBrowser(self.d)
                 r = self.login_page(tb, name)
                 self.refused(r, 503, b"discovery failed")
                 self.assertNotIn("__Host-tokend-login=", r.header("Set-Cookie") or "")
@@ -244,7 +222,7 @@ class UpstreamFaults(h.TokenAsserts, unittest.TestCase):
         for name in ("jwks-down", "jwks-garbage", "jwks-huge", "jwks-slow"):
             with self.subTest(idp=name):
                 n = self.sessions()
-                tb = TokendBrowser(self.d)
+                tb = CookieBrowser(self.d)
                 r = self.callback(tb, name, self.login_page(tb, name))
                 self.refused(r, 503, b"signing keys could not be fetched")
                 self.assertIn(b"no one was signed in", r.body.lower())
@@ -263,7 +241,7 @@ class UpstreamFaults(h.TokenAsserts, unittest.TestCase):
         for name, status, text in cases:
             with self.subTest(idp=name):
                 n = self.sessions()
-                tb = TokendBrowser(self.d)
+                tb = CookieBrowser(self.d)
                 r = self.callback(tb, name, self.login_page(tb, name))
                 self.refused(r, status, text)
                 self.assertIn(b"no one was signed in", r.body.lower())
@@ -277,7 +255,7 @@ class UpstreamFaults(h.TokenAsserts, unittest.TestCase):
         """One worker parks the sign-in whose code redemption hangs at a slow
         IdP; introspection on that worker is answered while the redemption
         is still pending (no timing bound: only "before the IdP answered")."""
-        tb = TokendBrowser(self.d)
+        tb = CookieBrowser(self.d)
         r = self.login_page(tb, "tok-slow")
         before = self.srv.count("/tok-slow/token")
         out = {}

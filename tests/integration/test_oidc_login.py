@@ -26,100 +26,27 @@ import os
 import secrets
 import signal
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 import unittest
-import urllib.error
 import urllib.parse
-import urllib.request
-import http.cookiejar
 
 import harness as h
 import idp_util as iu
-from as_http import Page, new_verifier, s256
+from as_http import CookieBrowser, Page, new_verifier, s256
+from harness import free_port
+from idp_util import IdpBrowser, start_op
 
 h.require_binaries()
-
-INTEROP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "interop")
-NODE = shutil.which("node")
-if NODE is None or not os.path.isdir(os.path.join(INTEROP, "node_modules", "oidc-provider")):
-    sys.stderr.write("skipped: node or tests/interop/node_modules/oidc-provider missing "
-                     "(run `npm ci` in tests/interop)\n")
-    sys.exit(77)
+iu.require_op()
 
 RESOURCE = "https://mcp.test/mcp"
 REDIRECT = "http://127.0.0.1:8765/cb"
 SECRET = "tokend-at-the-company-idp-" + secrets.token_hex(8)
 TE = "urn:ietf:params:oauth:grant-type:token-exchange"
 AT = "urn:ietf:params:oauth:token-type:access_token"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None
-
-
-class IdpBrowser:
-    """The user's browser at the IdP: a cookie jar, redirects by hand."""
-
-    def __init__(self):
-        self.jar = http.cookiejar.CookieJar()
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar),
-                                                  NoRedirect())
-
-    def go(self, url, data=None):
-        """(status, headers, body) of one request."""
-        req = urllib.request.Request(url, data=data)
-        if data is not None:
-            req.add_header("Content-Type", "application/x-www-form-urlencoded")
-        try:
-            with self.opener.open(req, timeout=30) as r:
-                return r.status, r.headers, r.read()
-        except urllib.error.HTTPError as e:
-            return e.code, e.headers, e.read()
-
-
-def form_of(body, base):
-    """(absolute action, {hidden inputs}) of the first form of a page."""
-    p = Page(body)
-    forms = p.tags("form")
-    if not forms:
-        raise AssertionError("no form in %r" % body[:400])
-    action = urllib.parse.urljoin(base, forms[0].get("action", ""))
-    return action, p.hidden()
-
-
-class TokendBrowser:
-    """The same browser at tokend: keeps tokend's cookies (session and the
-    sign-in binder), Secure ones included (loopback http in tests)."""
-
-    def __init__(self, d):
-        self.d = d
-        self.cookies = {}
-
-    def request(self, method, path, body=b"", ctype=None):
-        hdrs = {}
-        if self.cookies:
-            hdrs["Cookie"] = "; ".join("%s=%s" % kv for kv in self.cookies.items())
-        r = self.d.request(method, path, body, hdrs, ctype)
-        for v in r.header_all("set-cookie"):
-            name, _, rest = v.partition("=")
-            val = rest.split(";", 1)[0]
-            if val and "Max-Age=0" not in v:
-                self.cookies[name.strip()] = val
-            else:
-                self.cookies.pop(name.strip(), None)
-        return r
 
 
 def tokend_path(url, d):
@@ -230,7 +157,7 @@ class FakeIdp:
 # ---- The suite ----------------------------------------------------------------------
 
 
-class Flow:
+class Flow(iu.OpSteps):
     """The browser's and the agent's steps, shared by the suites below
     (self.d is the tokend under test)."""
 
@@ -304,28 +231,6 @@ class Flow:
         self.assertEqual(r.status, 200, r)
         return r.json()
 
-    def sign_in_at_op(self, ib, auth_url, user):
-        """Drive oidc-provider's interaction pages until it sends the
-        browser back to tokend; returns that callback URL."""
-        url = auth_url
-        for _ in range(12):
-            status, hdrs, body = ib.go(url)
-            if status in (302, 303):
-                url = urllib.parse.urljoin(url, hdrs["Location"])
-                if url.startswith("http://127.0.0.1:%d/" % self.d.port):
-                    return url
-                continue
-            self.assertEqual(status, 200, body[:500])
-            action, fields = form_of(body, url)
-            if fields.get("prompt") == "login":
-                fields.update(login=user, password="any")
-            status, hdrs, body = ib.go(action, urllib.parse.urlencode(fields).encode())
-            self.assertIn(status, (302, 303), body[:500])
-            url = urllib.parse.urljoin(action, hdrs["Location"])
-            if url.startswith("http://127.0.0.1:%d/" % self.d.port):
-                return url
-        raise AssertionError("oidc-provider never sent the browser back")
-
     def no_session_for(self, sub):
         log = self.d.stderr()
         self.assertNotIn("sub=%s " % sub, "\n".join(l for l in log.splitlines()
@@ -372,7 +277,7 @@ class OidcLogin(Flow, h.TokenAsserts, unittest.TestCase):
         agent = self.register()
         sub_agent = self.register(grant_types=[TE], redirect_uris=[])
         self.d.ctl("client", "set", agent["client_id"], "--delegate-to", sub_agent["client_id"])
-        tb, ib = TokendBrowser(self.d), IdpBrowser()
+        tb, ib = CookieBrowser(self.d), IdpBrowser()
         verifier, state, auth_url, aq = self.start(tb, agent["client_id"], 0)
         self.assertTrue(auth_url.startswith(self.iss + "/auth?"), auth_url)
         self.assertEqual(aq["client_id"], "tokend")
@@ -412,12 +317,7 @@ class OidcLogin(Flow, h.TokenAsserts, unittest.TestCase):
         self.assertActive(child)
         # The user logs out at oidc-provider, which posts a logout token to
         # tokend's /backchannel-logout before it answers.
-        status, hdrs, body = ib.go(self.iss + "/session/end")
-        self.assertEqual(status, 200, body[:300])
-        action, fields = form_of(body, self.iss + "/session/end")
-        fields["logout"] = "yes"
-        status, hdrs, body = ib.go(action, urllib.parse.urlencode(fields).encode())
-        self.assertIn(status, (200, 302, 303), body[:300])
+        self.log_out_at_op(ib, self.iss + "/session/end")
         self.assertInactive(t["access_token"])
         self.assertInactive(child)
         self.assertInactive(t["refresh_token"])
@@ -426,7 +326,7 @@ class OidcLogin(Flow, h.TokenAsserts, unittest.TestCase):
 
     def test_logout_at_tokend_goes_on_to_the_idp(self):
         agent = self.register()
-        tb, ib = TokendBrowser(self.d), IdpBrowser()
+        tb, ib = CookieBrowser(self.d), IdpBrowser()
         verifier, state, auth_url, _ = self.start(tb, agent["client_id"], 0)
         cb = self.sign_in_at_op(ib, auth_url, "bob")
         code = self.consent(tb, tb.request("GET", tokend_path(cb, self.d)), state)
@@ -452,19 +352,14 @@ class OidcLogin(Flow, h.TokenAsserts, unittest.TestCase):
         self.assertIn(b"signed out", r.body)
         # At the IdP: its end-session confirmation, then its own back-channel
         # logout to tokend (the session is already over: still accepted).
-        status, hdrs, body = ib.go(end)
-        self.assertEqual(status, 200, body[:300])
-        action, fields = form_of(body, end)
-        fields["logout"] = "yes"
-        status, _, body = ib.go(action, urllib.parse.urlencode(fields).encode())
-        self.assertIn(status, (200, 302, 303), body[:300])
+        self.log_out_at_op(ib, end)
         self.assertInactive(t["access_token"])
 
     def test_missing_iss_refused_when_the_op_advertises_it(self):
         """oidc-provider's discovery says authorization_response_iss_parameter_
         supported: an answer without iss is refused (RFC 9207 §2.4)."""
         agent = self.register()
-        tb, ib = TokendBrowser(self.d), IdpBrowser()
+        tb, ib = CookieBrowser(self.d), IdpBrowser()
         _, _, auth_url, _ = self.start(tb, agent["client_id"], 0)
         cb = self.sign_in_at_op(ib, auth_url, "carol")
         p = urllib.parse.urlsplit(cb)
@@ -475,20 +370,26 @@ class OidcLogin(Flow, h.TokenAsserts, unittest.TestCase):
         self.assertNotIn("__Host-tokend-session=", r.header("Set-Cookie") or "")
         self.no_session_for("carol")
 
-    def fake_round(self, mode, tb=None, mutate=None):
-        """One sign-in at the fake IdP in the given mode; returns tokend's
-        answer to the callback."""
-        self.fake.mode = mode
-        agent = self.register()
-        tb = tb or TokendBrowser(self.d)
-        _, _, auth_url, aq = self.start(tb, agent["client_id"], 1)
+    def fake_callback(self, tb, cid, mutate=None):
+        """/authorize for client cid, sent to the fake IdP, then the
+        callback it would answer with (a code registered with the sign-in's
+        nonce; mutate(query, tb) may change it first). Returns (tokend's
+        answer to the callback, verifier, state)."""
+        verifier, state, auth_url, aq = self.start(tb, cid, 1)
         self.assertTrue(auth_url.startswith(self.fake.issuer + "/auth?"), auth_url)
         code = secrets.token_urlsafe(24)
         self.fake.codes[code] = aq["nonce"]
         q = {"code": code, "state": aq["state"], "iss": self.fake.issuer}
         if mutate:
             mutate(q, tb)
-        return tb.request("GET", "/login/callback?" + urllib.parse.urlencode(q))
+        return tb.request("GET", "/login/callback?" + urllib.parse.urlencode(q)), verifier, state
+
+    def fake_round(self, mode, tb=None, mutate=None):
+        """One sign-in at the fake IdP in the given mode; returns tokend's
+        answer to the callback."""
+        self.fake.mode = mode
+        agent = self.register()
+        return self.fake_callback(tb or CookieBrowser(self.d), agent["client_id"], mutate)[0]
 
     def test_fake_idp_good_then_every_refusal(self):
         r = self.fake_round("good")
@@ -522,12 +423,8 @@ class OidcLogin(Flow, h.TokenAsserts, unittest.TestCase):
                            "amr": ["pwd", "mfa", "not a token", 7, "hwk"]}
         self.addCleanup(setattr, self.fake, "extra", {})
         agent = self.register()
-        tb = TokendBrowser(self.d)
-        verifier, state, auth_url, aq = self.start(tb, agent["client_id"], 1)
-        code = secrets.token_urlsafe(24)
-        self.fake.codes[code] = aq["nonce"]
-        r = tb.request("GET", "/login/callback?" + urllib.parse.urlencode(
-            {"code": code, "state": aq["state"], "iss": self.fake.issuer}))
+        tb = CookieBrowser(self.d)
+        r, verifier, state = self.fake_callback(tb, agent["client_id"])
         t = self.redeem(agent["client_id"], self.consent(tb, r, state), verifier)
         j = self.assertActive(t["access_token"])
         self.assertEqual((j["auth_time"], j["acr"], j["amr"]),
@@ -551,12 +448,8 @@ class OidcLogin(Flow, h.TokenAsserts, unittest.TestCase):
         # auth_time that is not a number: the sign-in works, nothing is kept.
         self.fake.extra = {"auth_time": "yesterday", "acr": "two words", "amr": "pwd"}
         agent = self.register()
-        tb = TokendBrowser(self.d)
-        verifier, state, auth_url, aq = self.start(tb, agent["client_id"], 1)
-        code = secrets.token_urlsafe(24)
-        self.fake.codes[code] = aq["nonce"]
-        r = tb.request("GET", "/login/callback?" + urllib.parse.urlencode(
-            {"code": code, "state": aq["state"], "iss": self.fake.issuer}))
+        tb = CookieBrowser(self.d)
+        r, verifier, state = self.fake_callback(tb, agent["client_id"])
         t = self.redeem(agent["client_id"], self.consent(tb, r, state), verifier)
         j = self.assertActive(t["access_token"])
         for k in ("auth_time", "acr", "amr"):
@@ -572,7 +465,7 @@ class OidcLogin(Flow, h.TokenAsserts, unittest.TestCase):
         # request now, and a full table evicts the oldest instead of refusing.
         self.fake.mode = "good"
         agent = self.register()
-        tb = TokendBrowser(self.d)
+        tb = CookieBrowser(self.d)
         q = urllib.parse.urlencode({
             "response_type": "code", "client_id": agent["client_id"], "redirect_uri": REDIRECT,
             "code_challenge": s256(new_verifier()), "code_challenge_method": "S256",
@@ -616,16 +509,16 @@ class OidcLogin(Flow, h.TokenAsserts, unittest.TestCase):
         # IdP error, another iss, no code) leaves it for the user.
         self.fake.mode = "good"
         agent = self.register()
-        user = TokendBrowser(self.d)
+        user = CookieBrowser(self.d)
         _, _, _, aq = self.start(user, agent["client_id"], 1)
         code = secrets.token_urlsafe(24)
         self.fake.codes[code] = aq["nonce"]
         good = {"code": code, "state": aq["state"], "iss": self.fake.issuer}
-        other = TokendBrowser(self.d)  # a sign-in of its own: a real binder, not the user's
+        other = CookieBrowser(self.d)  # a sign-in of its own: a real binder, not the user's
         self.start(other, self.register()["client_id"], 1)
-        forged = TokendBrowser(self.d)
+        forged = CookieBrowser(self.d)
         forged.cookies["__Host-tokend-login"] = secrets.token_urlsafe(32)
-        attempts = [(TokendBrowser(self.d), good), (forged, good), (other, good),
+        attempts = [(CookieBrowser(self.d), good), (forged, good), (other, good),
                     (other, {"state": aq["state"], "error": "access_denied",
                              "iss": self.fake.issuer}),
                     (other, dict(good, iss=self.iss)), (other, {"state": aq["state"]})]
@@ -652,7 +545,7 @@ class OidcLogin(Flow, h.TokenAsserts, unittest.TestCase):
         # that made the request (its pre-login cookie, set at /authorize)
         # starts or replaces its sign-in now; reloading from it still works.
         agent = self.register()
-        user, ib = TokendBrowser(self.d), IdpBrowser()
+        user, ib = CookieBrowser(self.d), IdpBrowser()
         verifier, state = new_verifier(), secrets.token_urlsafe(8)
         q = urllib.parse.urlencode({
             "response_type": "code", "client_id": agent["client_id"], "redirect_uri": REDIRECT,
@@ -675,11 +568,11 @@ class OidcLogin(Flow, h.TokenAsserts, unittest.TestCase):
         self.assertTrue(auth_url.startswith(self.iss + "/auth?"), auth_url)
         self.assertNotEqual(first, auth_url)
         # Other browsers: none, a forged pre-login cookie, their own real one.
-        forged = TokendBrowser(self.d)
+        forged = CookieBrowser(self.d)
         forged.cookies["__Host-tokend-authz"] = secrets.token_urlsafe(32)
-        other = TokendBrowser(self.d)
+        other = CookieBrowser(self.d)
         self.start(other, self.register()["client_id"], 0)
-        for tb in (TokendBrowser(self.d), forged, other):
+        for tb in (CookieBrowser(self.d), forged, other):
             for path in (login, link):
                 r = tb.request("GET", path)
                 self.assertEqual(r.status, 403, r)
@@ -759,25 +652,6 @@ class OidcLogin(Flow, h.TokenAsserts, unittest.TestCase):
         self.assertIn(b"did not answer in time", out["r"].body)
 
 
-def start_op(cls, folder, tokend, *extra):
-    """oidc-provider (tests/interop/idp.mjs) on a free loopback port for the
-    class cls (killed at its cleanup); returns its issuer."""
-    port = free_port()
-    log = open(os.path.join(folder, "idp-%d.log" % port), "w+")
-    p = subprocess.Popen([NODE, os.path.join(INTEROP, "idp.mjs"), str(port), tokend] +
-                         list(extra), cwd=INTEROP, stdout=subprocess.PIPE, stderr=log, text=True,
-                         preexec_fn=h._die_with_parent)
-    cls.addClassCleanup(log.close)
-    cls.addClassCleanup(p.stdout.close)
-    cls.addClassCleanup(p.wait)
-    cls.addClassCleanup(p.kill)
-    line = p.stdout.readline()
-    if not line.startswith("ready "):
-        log.seek(0)
-        raise AssertionError("oidc-provider did not start: %r %s" % (line, log.read()))
-    return line.split()[1]
-
-
 class OidcPrivateKeyJwt(Flow, h.TokenAsserts, unittest.TestCase):
     """tokend authenticates at oidc-provider's token endpoint with
     private_key_jwt (RFC 7523 §2.2): the client is registered there with
@@ -836,7 +710,7 @@ class OidcPrivateKeyJwt(Flow, h.TokenAsserts, unittest.TestCase):
         """The whole flow; returns (tokend's answer to the callback, the
         browser, state, verifier, agent)."""
         agent = self.register()
-        tb, ib = TokendBrowser(self.d), IdpBrowser()
+        tb, ib = CookieBrowser(self.d), IdpBrowser()
         verifier, state, auth_url, aq = self.start(tb, agent["client_id"], None)
         self.assertTrue(auth_url.startswith(self.iss + "/auth?"), auth_url)
         cb = self.sign_in_at_op(ib, auth_url, user)
@@ -902,7 +776,7 @@ class OidcIdpDown(h.TokenAsserts, unittest.TestCase):
             "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none",
             "grant_types": ["authorization_code"]}).encode(), content_type="application/json")
         cid = r.json()["client_id"]
-        tb = TokendBrowser(self.d)
+        tb = CookieBrowser(self.d)
         q = urllib.parse.urlencode({
             "response_type": "code", "client_id": cid, "redirect_uri": REDIRECT,
             "code_challenge": s256(new_verifier()), "code_challenge_method": "S256",

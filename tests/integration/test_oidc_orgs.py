@@ -31,15 +31,19 @@ import os
 import secrets
 import shutil
 import signal
-import subprocess
 import tempfile
 import time
 import unittest
 import urllib.parse
 
 import harness as h
-from as_http import Page, new_verifier, s256
-from test_oidc_login import INTEROP, NODE, IdpBrowser, TokendBrowser, form_of, free_port
+import idp_util as iu
+from as_http import CookieBrowser, Page, new_verifier, s256
+from harness import free_port
+from idp_util import IdpBrowser, start_op
+
+h.require_binaries()
+iu.require_op()
 
 HOME_RES = "https://home.test/mcp"
 SHARED_RES = "https://shared.test/mcp"
@@ -48,20 +52,7 @@ TE = "urn:ietf:params:oauth:grant-type:token-exchange"
 AT = "urn:ietf:params:oauth:token-type:access_token"
 
 
-def start_idp(test_dir, name, tokend, secret, domain, users):
-    log = open(os.path.join(test_dir, name + ".log"), "w+")
-    p = subprocess.Popen([NODE, os.path.join(INTEROP, "idp.mjs"), str(free_port()), tokend,
-                          secret, domain, ",".join(users)], cwd=INTEROP, stdout=subprocess.PIPE,
-                         stderr=log, text=True, preexec_fn=h._die_with_parent)
-    line = p.stdout.readline()
-    if not line.startswith("ready "):
-        p.kill()
-        log.seek(0)
-        raise AssertionError("oidc-provider %s did not start: %r %s" % (name, line, log.read()))
-    return p, log, line.split()[1]
-
-
-class OidcOrgs(h.TokenAsserts, unittest.TestCase):
+class OidcOrgs(iu.OpSteps, h.TokenAsserts, unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
@@ -71,12 +62,10 @@ class OidcOrgs(h.TokenAsserts, unittest.TestCase):
         tokend = "http://127.0.0.1:%d" % port
         cls.secret = {"home": "home-secret-" + secrets.token_hex(8),
                       "partner": "partner-secret-" + secrets.token_hex(8)}
-        cls.home_idp, cls.home_log, cls.home = start_idp(
-            cls.dir, "home", tokend, cls.secret["home"], "home.test", ["alice", "carol"])
-        cls.addClassCleanup(cls.home_idp.kill)
-        cls.partner_idp, cls.partner_log, cls.partner = start_idp(
-            cls.dir, "partner", tokend, cls.secret["partner"], "partner.test", ["bob", "dave"])
-        cls.addClassCleanup(cls.partner_idp.kill)
+        cls.home = start_op(cls, cls.dir, tokend, cls.secret["home"], "home.test", "alice,carol",
+                            name="home")
+        cls.partner = start_op(cls, cls.dir, tokend, cls.secret["partner"], "partner.test",
+                               "bob,dave", name="partner")
         cls.trust = os.path.join(cls.dir, "idp.json")
         cls.write_trust()
         res = os.path.join(cls.dir, "resources.json")
@@ -145,27 +134,6 @@ class OidcOrgs(h.TokenAsserts, unittest.TestCase):
         self.assertTrue(loc.startswith(iss + "/auth?"), (iss, loc))
         return loc, dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(loc).query))
 
-    def sign_in_at(self, ib, auth_url, user):
-        """Drive oidc-provider's interaction pages; returns tokend's callback URL."""
-        url = auth_url
-        for _ in range(12):
-            status, hdrs, body = ib.go(url)
-            if status in (302, 303):
-                url = urllib.parse.urljoin(url, hdrs["Location"])
-                if url.startswith("http://127.0.0.1:%d/" % self.d.port):
-                    return url
-                continue
-            self.assertEqual(status, 200, body[:500])
-            action, fields = form_of(body, url)
-            if fields.get("prompt") == "login":
-                fields.update(login=user, password="any")
-            status, hdrs, body = ib.go(action, urllib.parse.urlencode(fields).encode())
-            self.assertIn(status, (302, 303), body[:500])
-            url = urllib.parse.urljoin(action, hdrs["Location"])
-            if url.startswith("http://127.0.0.1:%d/" % self.d.port):
-                return url
-        raise AssertionError("oidc-provider never sent the browser back")
-
     def callback(self, tb, cb):
         p = urllib.parse.urlsplit(cb)
         r = tb.request("GET", p.path + "?" + p.query)
@@ -206,10 +174,10 @@ class OidcOrgs(h.TokenAsserts, unittest.TestCase):
         browser at the IdP, client id, the final redirect's query, verifier)."""
         cid = cid or self.register()
         domain = "home.test" if iss == self.home else "partner.test"
-        tb, ib = TokendBrowser(self.d), IdpBrowser()
+        tb, ib = CookieBrowser(self.d), IdpBrowser()
         r, verifier, state = self.authorize(tb, cid, resource, scope, "%s@%s" % (user, domain))
         auth_url, _ = self.to_idp(tb, r.header("Location"), iss)
-        q = self.approve(tb, self.callback(tb, self.sign_in_at(ib, auth_url, user)))
+        q = self.approve(tb, self.callback(tb, self.sign_in_at_op(ib, auth_url, user)))
         self.assertEqual(q["state"], state)
         return tb, ib, cid, q, verifier
 
@@ -227,14 +195,6 @@ class OidcOrgs(h.TokenAsserts, unittest.TestCase):
         self.assertIn(why, q["error_description"])
         self.assertEqual(q["iss"], "http://127.0.0.1:%d" % self.d.port)
 
-    def logout_at(self, ib, iss):
-        status, hdrs, body = ib.go(iss + "/session/end")
-        self.assertEqual(status, 200, body[:300])
-        action, fields = form_of(body, iss + "/session/end")
-        fields["logout"] = "yes"
-        status, hdrs, body = ib.go(action, urllib.parse.urlencode(fields).encode())
-        self.assertIn(status, (200, 302, 303), body[:300])
-
     # -- routing --
 
     def test_login_hint_routes_each_user_to_their_idp(self):
@@ -242,13 +202,13 @@ class OidcOrgs(h.TokenAsserts, unittest.TestCase):
                                        ("bob", "Bob@PARTNER.test", self.partner, self.home)):
             with self.subTest(user=user):
                 cid = self.register()
-                tb, ib = TokendBrowser(self.d), IdpBrowser()
+                tb, ib = CookieBrowser(self.d), IdpBrowser()
                 r, verifier, state = self.authorize(tb, cid, SHARED_RES, "mcp:read", hint)
                 auth_url, aq = self.to_idp(tb, r.header("Location"), iss)
                 self.assertFalse(auth_url.startswith(other), auth_url)
                 self.assertEqual(aq["login_hint"], hint)  # forwarded as given, to this IdP
                 self.assertEqual(aq["client_id"], "tokend")
-                cb = self.sign_in_at(ib, auth_url, user)
+                cb = self.sign_in_at_op(ib, auth_url, user)
                 self.assertEqual(dict(urllib.parse.parse_qsl(
                     urllib.parse.urlsplit(cb).query))["iss"], iss)
                 q = self.approve(tb, self.callback(tb, cb))
@@ -283,7 +243,7 @@ class OidcOrgs(h.TokenAsserts, unittest.TestCase):
         for hint in (None, "carol@elsewhere.test", "home.test", "carol@home.test.evil",
                      "carol@sub.home.test"):
             with self.subTest(hint=hint):
-                tb = TokendBrowser(self.d)
+                tb = CookieBrowser(self.d)
                 r, _, _ = self.authorize(tb, cid, SHARED_RES, "mcp:read", hint)
                 login = r.header("Location")
                 r = tb.request("GET", login)
@@ -297,7 +257,7 @@ class OidcOrgs(h.TokenAsserts, unittest.TestCase):
                     self.assertNotIn("login_hint", aq)  # it names neither IdP
         # A hint routes; the chooser's explicit choice still wins, and the hint
         # goes only to the IdP it names.
-        tb = TokendBrowser(self.d)
+        tb = CookieBrowser(self.d)
         r, _, _ = self.authorize(tb, cid, SHARED_RES, "mcp:read", "alice@home.test")
         request = dict(urllib.parse.parse_qsl(
             urllib.parse.urlsplit(r.header("Location")).query))["request"]
@@ -323,14 +283,14 @@ class OidcOrgs(h.TokenAsserts, unittest.TestCase):
         for user, index, iss in (("carol", 0, self.home), ("dave", 1, self.partner)):
             with self.subTest(user=user):
                 cid = self.register()
-                tb, ib = TokendBrowser(self.d), IdpBrowser()
+                tb, ib = CookieBrowser(self.d), IdpBrowser()
                 r, verifier, state = self.authorize(tb, cid, SHARED_RES, "mcp:read")
                 r = tb.request("GET", r.header("Location"))
                 self.assertEqual(r.status, 200, r)
                 links = [a["href"] for a in Page(r.body).tags("a") if a.get("class") == "idp"]
                 auth_url, aq = self.to_idp(tb, links[index], iss)
                 self.assertNotIn("login_hint", aq)
-                q = self.approve(tb, self.callback(tb, self.sign_in_at(ib, auth_url, user)))
+                q = self.approve(tb, self.callback(tb, self.sign_in_at_op(ib, auth_url, user)))
                 self.assertEqual(q["state"], state)
                 j = self.assertActive(self.redeem(cid, q["code"], verifier)["access_token"])
                 self.assertEqual((j["sub"], j["idp_iss"]), (user, iss))
@@ -339,7 +299,7 @@ class OidcOrgs(h.TokenAsserts, unittest.TestCase):
 
     def test_bad_login_hint_is_refused_at_authorize(self):
         cid = self.register()
-        tb = TokendBrowser(self.d)
+        tb = CookieBrowser(self.d)
         q = {"response_type": "code", "client_id": cid, "redirect_uri": REDIRECT,
              "code_challenge": s256(new_verifier()), "code_challenge_method": "S256",
              "state": "s1", "scope": "mcp:read", "resource": SHARED_RES,
@@ -355,10 +315,10 @@ class OidcOrgs(h.TokenAsserts, unittest.TestCase):
     def test_partner_user_cannot_reach_the_home_resource(self):
         cid = self.register()
         # After sign-in: /authorize/continue refuses before any consent page.
-        tb, ib = TokendBrowser(self.d), IdpBrowser()
+        tb, ib = CookieBrowser(self.d), IdpBrowser()
         r, verifier, state = self.authorize(tb, cid, HOME_RES, "mcp:read", "bob@partner.test")
         auth_url, _ = self.to_idp(tb, r.header("Location"), self.partner)
-        cont = self.callback(tb, self.sign_in_at(ib, auth_url, "bob"))
+        cont = self.callback(tb, self.sign_in_at_op(ib, auth_url, "bob"))
         r = tb.request("GET", cont)
         self.assertEqual(r.status, 303, r)
         q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(r.header("Location")).query))
@@ -439,11 +399,11 @@ class OidcOrgs(h.TokenAsserts, unittest.TestCase):
         _, _, hcid, hq, hver = self.sign_in("carol", self.home, SHARED_RES, "mcp:read")
         ht = self.redeem(hcid, hq["code"], hver)
         # A consent page shown before the change, approved after it.
-        ptb, pib = TokendBrowser(self.d), IdpBrowser()
+        ptb, pib = CookieBrowser(self.d), IdpBrowser()
         pcid2 = self.register()
         r, _, pstate = self.authorize(ptb, pcid2, SHARED_RES, "mcp:read", "bob@partner.test")
         auth_url, _ = self.to_idp(ptb, r.header("Location"), self.partner)
-        cont = self.callback(ptb, self.sign_in_at(pib, auth_url, "bob"))
+        cont = self.callback(ptb, self.sign_in_at_op(pib, auth_url, "bob"))
         r = ptb.request("GET", cont)
         self.assertTrue(r.header("Location").startswith("/consent?"), r)
         page = ptb.request("GET", r.header("Location"))
@@ -500,14 +460,14 @@ class OidcOrgs(h.TokenAsserts, unittest.TestCase):
         partner_t = self.redeem(pcid, pq["code"], pver)
         self.assertActive(home_t["access_token"])
         self.assertActive(partner_t["access_token"])
-        self.logout_at(pib, self.partner)  # the partner IdP posts its logout token
+        self.log_out_at_op(pib, self.partner + "/session/end")  # the partner IdP posts its logout token
         self.assertInactive(partner_t["access_token"])
         self.assertInactive(partner_t["refresh_token"])
         self.assertEqual(self.assertActive(home_t["access_token"])["idp_iss"], self.home)
         self.assertActive(home_t["refresh_token"])
         event = [l for l in self.d.stderr().splitlines() if "event=idp_event " in l]
         self.assertIn("iss=%s " % self.partner, event[-1])
-        self.logout_at(hib, self.home)
+        self.log_out_at_op(hib, self.home + "/session/end")
         self.assertInactive(home_t["access_token"])
 
 

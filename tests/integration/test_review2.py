@@ -87,16 +87,6 @@ class KeepAliveServer:
         self.httpd.server_close()
 
 
-def wait_until(fn, timeout=15.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
-
-
 class TestCimdConnectionReuse(h.FreshCase):
     @classmethod
     def setUpClass(cls):
@@ -120,9 +110,9 @@ class TestCimdConnectionReuse(h.FreshCase):
                  "--cimd-approve-hosts", "127.0.0.1 localhost"]
         d = self.daemon(a.as_daemon_args(folder, "approval", extra))
         self.addCleanup(d.stop)
-        wait_until(lambda: srv.count(JWKS) >= 1 and
-                   re.search(r"event=jwks_fetched ", d.stderr()),
-                   what="the jwks fetch\n" + d.stderr()[-2000:])
+        h.wait_until(lambda: srv.count(JWKS) >= 1 and
+                     re.search(r"event=jwks_fetched ", d.stderr()),
+                     timeout=15.0, what="the jwks fetch\n" + d.stderr()[-2000:])
         return d
 
     def authorize(self, d, url):
@@ -194,13 +184,8 @@ class TestWebhookSenderCertificate(h.FreshCase):
         self.assertInactive(t)
 
 
-INTEROP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "interop")
-HAVE_OIDC = shutil.which("node") is not None and os.path.isdir(
-    os.path.join(INTEROP, "node_modules", "oidc-provider"))
-
-
-@unittest.skipUnless(HAVE_OIDC, "node or tests/interop/node_modules/oidc-provider missing")
-class TestConsentAcrossOrganisations(h.TokenAsserts, unittest.TestCase):
+@unittest.skipUnless(u.HAVE_OP, "node or tests/interop/node_modules/oidc-provider missing")
+class TestConsentAcrossOrganisations(u.OpSteps, h.TokenAsserts, unittest.TestCase):
     """Two sign-in IdPs that both have a user "alice" (the sub each asserts)."""
 
     @classmethod
@@ -208,21 +193,19 @@ class TestConsentAcrossOrganisations(h.TokenAsserts, unittest.TestCase):
         import secrets
         import test_oidc_orgs as orgs
         cls.orgs = orgs
-        for name in ("register", "authorize", "to_idp", "sign_in_at", "callback", "approve",
-                     "redeem", "sign_in"):
+        for name in ("register", "authorize", "to_idp", "callback", "approve", "redeem",
+                     "sign_in"):
             setattr(cls, name, orgs.OidcOrgs.__dict__[name])
         cls.dir = tempfile.mkdtemp(prefix="tokend-review2-orgs-")
         cls.addClassCleanup(shutil.rmtree, cls.dir, True)
-        port = orgs.free_port()
+        port = h.free_port()
         tokend = "http://127.0.0.1:%d" % port
         cls.secret = {"home": "home-" + secrets.token_hex(8),
                       "partner": "partner-" + secrets.token_hex(8)}
-        cls.home_idp, cls.home_log, cls.home = orgs.start_idp(
-            cls.dir, "home", tokend, cls.secret["home"], "home.test", ["alice"])
-        cls.addClassCleanup(cls.home_idp.kill)
-        cls.partner_idp, cls.partner_log, cls.partner = orgs.start_idp(
-            cls.dir, "partner", tokend, cls.secret["partner"], "partner.test", ["alice"])
-        cls.addClassCleanup(cls.partner_idp.kill)
+        cls.home = u.start_op(cls, cls.dir, tokend, cls.secret["home"], "home.test", "alice",
+                              name="home")
+        cls.partner = u.start_op(cls, cls.dir, tokend, cls.secret["partner"], "partner.test",
+                                 "alice", name="partner")
         trust = os.path.join(cls.dir, "idp.json")
         with open(trust, "w") as f:
             json.dump({"issuers": [

@@ -15,7 +15,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import unittest
 
 import harness as h
@@ -38,15 +37,6 @@ def verify(spec):
     if p.returncode != 0:
         raise AssertionError("verify_introspection.mjs failed: %s" % p.stderr)
     return json.loads(p.stdout)
-
-
-def wait_for(pred, timeout=10.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return pred()
 
 
 class Interop(h.FreshCase):
@@ -110,7 +100,7 @@ class Interop(h.FreshCase):
         before = self.signed(self.token)
         new_kid = self.d.ctl("keys", "rotate")["kid"]
         self.d.send_signal(signal.SIGHUP)
-        self.assertTrue(wait_for(lambda: "signing key rotated" in self.d.stderr()))
+        self.assertTrue(h.wait_for(lambda: "signing key rotated" in self.d.stderr()))
         after = self.signed(self.token)
         out = verify(self.spec([before, after], self.token))
         self.assertEqual(out["jwks"], [new_kid, old_kid])
@@ -119,7 +109,7 @@ class Interop(h.FreshCase):
         self.assertTrue(out["oauth4webapi"]["ok"], out["oauth4webapi"])
         self.assertEqual(out["oauth4webapi"]["kid"], new_kid)
         # After the overlap the old key is gone: its answers no longer verify.
-        self.assertTrue(wait_for(lambda: s.kids(self.d) == [new_kid], timeout=10.0))
+        self.assertTrue(h.wait_for(lambda: s.kids(self.d) == [new_kid], timeout=10.0))
         out = verify(self.spec([before, after]))
         self.assertEqual(out["jwks"], [new_kid])
         self.assertFalse(out["jose"][0]["ok"])

@@ -44,15 +44,6 @@ JWT_ACCEPTS = [
 ]
 
 
-def wait_for(pred, timeout=10.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return pred()
-
-
 class Signed(h.FreshCase):
     def setUp(self):
         self.d = self.daemon()
@@ -178,7 +169,7 @@ class Signed(h.FreshCase):
         self.assertEqual(s.kids(self.d), old)
         self.assertEqual(s.decode(self.signed(self.token).body.decode())[0]["kid"], old[0])
         self.d.send_signal(signal.SIGHUP)
-        self.assertTrue(wait_for(lambda: "signing key rotated" in self.d.stderr()),
+        self.assertTrue(h.wait_for(lambda: "signing key rotated" in self.d.stderr()),
                         self.d.stderr())
         self.assertIn("current=%s previous=%s" % (new, old[0]), self.d.stderr())
         self.assertEqual(s.kids(self.d), [new, old[0]])  # the old key stays published
@@ -192,7 +183,7 @@ class Signed(h.FreshCase):
         with open(manifest, "w") as f:
             f.write("{")
         self.d.send_signal(signal.SIGHUP)
-        self.assertTrue(wait_for(lambda: "signing keys unchanged" in self.d.stderr()))
+        self.assertTrue(h.wait_for(lambda: "signing keys unchanged" in self.d.stderr()))
         self.assertEqual(s.decode(self.signed(self.token).body.decode())[0]["kid"], new)
         with open(manifest, "w") as f:
             f.write(good)
@@ -206,9 +197,9 @@ class Overlap(h.FreshCase):
         old = s.kids(d)
         new = d.ctl("keys", "rotate")["kid"]
         d.send_signal(signal.SIGHUP)
-        self.assertTrue(wait_for(lambda: "signing key rotated" in d.stderr()))
+        self.assertTrue(h.wait_for(lambda: "signing key rotated" in d.stderr()))
         self.assertEqual(s.kids(d), [new] + old)
-        self.assertTrue(wait_for(lambda: s.kids(d) == [new], timeout=8.0), s.kids(d))
+        self.assertTrue(h.wait_for(lambda: s.kids(d) == [new], timeout=8.0), s.kids(d))
         self.assertEqual(d.ctl("keys", "list")["keys"][1]["kid"], old[0])  # still on disk
 
     def test_retire_now_drops_a_leaked_key_at_once(self):
@@ -216,7 +207,7 @@ class Overlap(h.FreshCase):
         old = s.kids(d)
         new = d.ctl("keys", "rotate")["kid"]
         d.send_signal(signal.SIGHUP)
-        self.assertTrue(wait_for(lambda: "signing key rotated" in d.stderr()))
+        self.assertTrue(h.wait_for(lambda: "signing key rotated" in d.stderr()))
         self.assertEqual(s.kids(d), [new] + old)  # published for the hour
         r = d.ctl_run("keys", "retire")
         self.assertEqual(r.returncode, 2, r)  # --now is required
@@ -225,7 +216,7 @@ class Overlap(h.FreshCase):
         self.assertEqual([k["kid"] for k in d.ctl("keys", "list")["keys"]], [new])
         self.assertFalse(os.path.exists(os.path.join(d.data_dir, "keys", old[0] + ".pem")))
         d.send_signal(signal.SIGHUP)
-        self.assertTrue(wait_for(lambda: s.kids(d) == [new], timeout=8.0), s.kids(d))
+        self.assertTrue(h.wait_for(lambda: s.kids(d) == [new], timeout=8.0), s.kids(d))
         self.assertEqual(d.ctl("keys", "retire", "--now")["dropped"], [])
 
     def test_restart_keeps_the_keys(self):

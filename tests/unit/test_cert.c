@@ -2,7 +2,8 @@
  * Unit tests for src/util/cert.c: the canonical subject DN (every rule of
  * cert.h, and every rejection) and the forwarded-certificate parser (nginx's
  * URL-encoded PEM and RFC 9440's sf-binary, with one certificate made by the
- * openssl CLI and its SHA-256 from `openssl x509 -outform DER | sha256sum`).
+ * openssl CLI and its SHA-256 from `openssl x509 -outform DER | sha256sum`),
+ * and configured thumbprints (hex or base64url).
  */
 #include "check.h"
 
@@ -314,10 +315,36 @@ static void test_san_canon(void)
     CHECK_EQ_STR(small, "");
 }
 
+static void test_thumbprint_parse(void)
+{
+    static const char hex[] = "000102030405060708090A0B0C0D0E0F"
+                              "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
+    uint8_t want[TK_HASH_LEN], got[TK_HASH_LEN];
+    for (int i = 0; i < 16; i++) {
+        want[i] = (uint8_t)i;
+        want[16 + i] = (uint8_t)(0xf0 + i);
+    }
+    CHECK_EQ_INT(tk_cert_thumbprint_parse(TK_SLICE_LIT(hex), got), 0);
+    CHECK(memcmp(got, want, TK_HASH_LEN) == 0);
+    char b64[TK_SECRET_B64_LEN + 1];
+    CHECK_EQ_INT(tk_b64url_encode(want, TK_HASH_LEN, b64, sizeof b64), 0);
+    memset(got, 0, sizeof got);
+    CHECK_EQ_INT(tk_cert_thumbprint_parse(tk_slice_from_str(b64), got), 0);
+    CHECK(memcmp(got, want, TK_HASH_LEN) == 0);
+    char bad[sizeof hex];
+    memcpy(bad, hex, sizeof hex);
+    bad[63] = 'g'; /* not a hex digit, and 64 characters are never base64url here */
+    CHECK_EQ_INT(tk_cert_thumbprint_parse(TK_SLICE_LIT(bad), got), TK_E_BADINPUT);
+    CHECK_EQ_INT(tk_cert_thumbprint_parse((tk_slice){hex, 62}, got), TK_E_BADINPUT);
+    CHECK_EQ_INT(tk_cert_thumbprint_parse((tk_slice){b64, 42}, got), TK_E_BADINPUT);
+    CHECK_EQ_INT(tk_cert_thumbprint_parse(TK_SLICE_NULL, got), TK_E_BADINPUT);
+}
+
 int main(void)
 {
     RUN(test_dn_canon);
     RUN(test_san_canon);
     RUN(test_forwarded);
+    RUN(test_thumbprint_parse);
     return check_report();
 }

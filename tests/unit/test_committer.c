@@ -12,76 +12,10 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "tokend/committer.h"
+#include "store_fixture.h"
 
 #define THREADS    4
 #define PER_THREAD 2000
-
-static char dir[64];
-
-static void make_dir(void)
-{
-    strcpy(dir, "/tmp/tk_commit_XXXXXX");
-    TK_ASSERT(mkdtemp(dir) != NULL);
-}
-
-static void remove_dir(void)
-{
-    char p[128];
-    snprintf(p, sizeof(p), "%s/data.mdb", dir);
-    unlink(p);
-    snprintf(p, sizeof(p), "%s/lock.mdb", dir);
-    unlink(p);
-    rmdir(dir);
-}
-
-static tk_store *open_store(void)
-{
-    tk_store_opts o = {.dir = dir, .map_size = 64 << 20};
-    tk_store *st = NULL;
-    int rc = tk_store_open(&o, &st);
-    TK_ASSERT(rc == 0);
-    return st;
-}
-
-static void hash_of(unsigned n, uint8_t h[TK_HASH_LEN])
-{
-    memset(h, 0x11, TK_HASH_LEN);
-    for (int i = 0; i < 4; i++) {
-        h[i] = (uint8_t)(n >> (24 - 8 * i));
-    }
-}
-
-/* n tokens, bulk-loaded in ascending key order. */
-static void load_tokens(tk_store *st, unsigned n)
-{
-    tk_txn *w;
-    tk_token_rec t = {.kind = TK_TOKEN_ACCESS,
-                      .client_id = TK_SLICE_LIT("tkc_a"),
-                      .sid = TK_SLICE_LIT("tks_a"),
-                      .scope = TK_SLICE_LIT("read"),
-                      .iat = 1,
-                      .exp = 100000};
-    uint8_t h[TK_HASH_LEN];
-    TK_ASSERT(tk_store_write_begin(st, &w) == 0);
-    for (unsigned i = 0; i < n; i++) {
-        hash_of(i, h);
-        TK_ASSERT(tk_store_put_token(w, h, &t, TK_PUT_APPEND | TK_PUT_NO_INDEX) == 0);
-    }
-    TK_ASSERT(tk_store_commit(w) == 0);
-}
-
-static tk_commit_req revoke_req(unsigned worker, unsigned token, uint64_t cookie)
-{
-    tk_commit_req r;
-    memset(&r, 0, sizeof(r));
-    r.worker = worker;
-    r.cookie = cookie;
-    r.nops = 1;
-    r.ops[0] = tk_op_make(TK_OP_REVOKE_TOKEN, 1000 + token);
-    hash_of(token, r.ops[0].revoke_token.hash);
-    return r;
-}
 
 /* ---- Concurrency ------------------------------------------------------------------- */
 
@@ -150,8 +84,8 @@ static void *worker_main(void *arg)
 
 static void test_concurrent_revocations(void)
 {
-    make_dir();
-    tk_store *st = open_store();
+    make_dir("tk_commit_");
+    tk_store *st = open_store(64 << 20);
     load_tokens(st, THREADS * PER_THREAD);
     tk_committer *c;
     CHECK_EQ_INT(tk_committer_start(st, THREADS, 1024, &c), 0);
@@ -196,7 +130,7 @@ static void test_concurrent_revocations(void)
     tk_store_close(st);
 
     /* Durable: a fresh environment sees every revocation. */
-    st = open_store();
+    st = open_store(64 << 20);
     tk_txn *r;
     CHECK_EQ_INT(tk_store_read_begin(st, &r), 0);
     unsigned revoked = 0;
@@ -222,8 +156,8 @@ static void test_concurrent_revocations(void)
 
 static void test_queue_full_and_stop(void)
 {
-    make_dir();
-    tk_store *st = open_store();
+    make_dir("tk_commit_");
+    tk_store *st = open_store(64 << 20);
     load_tokens(st, 8);
     tk_committer *c;
     CHECK_EQ_INT(tk_committer_start(st, 1, 2, &c), 0);
@@ -259,7 +193,7 @@ static void test_queue_full_and_stop(void)
     tk_committer_stop(c);
     tk_store_close(st);
 
-    st = open_store();
+    st = open_store(64 << 20);
     tk_txn *r;
     tk_token_rec t;
     uint8_t h[TK_HASH_LEN];
@@ -278,8 +212,8 @@ static void test_queue_full_and_stop(void)
 
 static void test_bad_request_alone(void)
 {
-    make_dir();
-    tk_store *st = open_store();
+    make_dir("tk_commit_");
+    tk_store *st = open_store(64 << 20);
     load_tokens(st, 4);
     tk_committer *c;
     CHECK_EQ_INT(tk_committer_start(st, 2, 16, &c), 0);

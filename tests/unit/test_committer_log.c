@@ -13,69 +13,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "tokend/committer.h"
-
-static char dir[64];
-
-static void make_dir(void)
-{
-    strcpy(dir, "/tmp/tk_clog_XXXXXX");
-    TK_ASSERT(mkdtemp(dir) != NULL);
-}
-
-static void remove_dir(void)
-{
-    char p[128];
-    snprintf(p, sizeof(p), "%s/data.mdb", dir);
-    unlink(p);
-    snprintf(p, sizeof(p), "%s/lock.mdb", dir);
-    unlink(p);
-    rmdir(dir);
-}
-
-static tk_store *open_store(void)
-{
-    tk_store_opts o = {.dir = dir, .map_size = 16 << 20};
-    tk_store *st = NULL;
-    TK_ASSERT(tk_store_open(&o, &st) == 0);
-    return st;
-}
-
-static void hash_of(unsigned n, uint8_t h[TK_HASH_LEN])
-{
-    memset(h, 0x22, TK_HASH_LEN);
-    h[0] = (uint8_t)n;
-}
-
-static void load_tokens(tk_store *st, unsigned n)
-{
-    tk_txn *w;
-    tk_token_rec t = {.kind = TK_TOKEN_ACCESS,
-                      .client_id = TK_SLICE_LIT("tkc_a"),
-                      .sid = TK_SLICE_LIT("tks_a"),
-                      .scope = TK_SLICE_LIT("read"),
-                      .iat = 1,
-                      .exp = 100000};
-    uint8_t h[TK_HASH_LEN];
-    TK_ASSERT(tk_store_write_begin(st, &w) == 0);
-    for (unsigned i = 0; i < n; i++) {
-        hash_of(i, h);
-        TK_ASSERT(tk_store_put_token(w, h, &t, TK_PUT_NO_INDEX) == 0);
-    }
-    TK_ASSERT(tk_store_commit(w) == 0);
-}
-
-static tk_commit_req revoke_req(unsigned worker, unsigned token, uint64_t cookie)
-{
-    tk_commit_req r;
-    memset(&r, 0, sizeof(r));
-    r.worker = worker;
-    r.cookie = cookie;
-    r.nops = 1;
-    r.ops[0] = tk_op_make(TK_OP_REVOKE_TOKEN, 1000 + token);
-    hash_of(token, r.ops[0].revoke_token.hash);
-    return r;
-}
+#include "store_fixture.h"
 
 static tk_commit_req access_req(uint32_t allowed)
 {
@@ -200,8 +138,8 @@ static int64_t allowed_count(tk_store *st)
 
 static void test_forward_then_apply_in_order(void)
 {
-    make_dir();
-    tk_store *st = open_store();
+    make_dir("tk_clog_");
+    tk_store *st = open_store(16 << 20);
     load_tokens(st, 8);
     CHECK_EQ_INT(stored_seq(st), 0);
     tk_committer *c;
@@ -265,8 +203,8 @@ static void test_forward_then_apply_in_order(void)
 
 static void test_exactly_once_across_restart(void)
 {
-    make_dir();
-    tk_store *st = open_store();
+    make_dir("tk_clog_");
+    tk_store *st = open_store(16 << 20);
     fake_log f = {0};
     tk_committer_log log = {&f, fake_forward, fake_claim, fake_applied, NULL};
     tk_commit_req a1 = access_req(1), a5 = access_req(5), a7 = access_req(7);
@@ -282,7 +220,7 @@ static void test_exactly_once_across_restart(void)
 
     /* A restarted node's consumer starts a little early: 1 and 2 again. */
     tk_store_close(st);
-    st = open_store();
+    st = open_store(16 << 20);
     CHECK_EQ_INT(stored_seq(st), 2);
     f.applied_seq = 0;
     CHECK_EQ_INT(tk_committer_start(st, 1, 4, &c), 0);
@@ -302,8 +240,8 @@ static void test_exactly_once_across_restart(void)
 /* More entries than the queue holds: the producer waits, nothing is lost. */
 static void test_backpressure(void)
 {
-    make_dir();
-    tk_store *st = open_store();
+    make_dir("tk_clog_");
+    tk_store *st = open_store(16 << 20);
     fake_log f = {0};
     tk_committer_log log = {&f, fake_forward, fake_claim, fake_applied, NULL};
     tk_committer *c;
@@ -377,8 +315,8 @@ static void fake_gap(void *ctx, uint64_t want, uint64_t got)
 
 static void test_gap(void)
 {
-    make_dir();
-    tk_store *st = open_store();
+    make_dir("tk_clog_");
+    tk_store *st = open_store(16 << 20);
     fake_log f = {0};
     tk_committer_log log = {&f, fake_forward, fake_claim, fake_applied, fake_gap};
     tk_committer *c;

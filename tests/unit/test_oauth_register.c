@@ -3,7 +3,8 @@
  * inference, every refusal (type errors, grant and response types,
  * client_credentials, redirect URI classes, sizes, duplicate members), and
  * the 201 answer — read back with jansson and parsed again as a
- * registration, which must give the same struct.
+ * registration, which must give the same struct; and the redirect URIs
+ * joined as a client record keeps them.
  */
 #include "check.h"
 
@@ -464,6 +465,26 @@ static void test_answer_at_every_limit(void)
     /* and a buffer too small is reported, not overrun */
     tk_json_init(&j, buf, 2000);
     CHECK_EQ_INT(tk_oauth_register_answer(&j, &m, &iss), TK_E_TOOBIG);
+    /* every redirect URI at its limit fits a client record's joined form */
+    static char joined[TK_CLIENT_REDIRECTS_MAX];
+    CHECK_EQ_INT(tk_oauth_redirects_join(&m, joined, sizeof joined),
+                 TK_OAUTH_REDIRECTS_MAX * (TK_OAUTH_URI_MAX + 1) - 1);
+}
+
+static void test_redirects_join(void)
+{
+    char out[64];
+    CHECK_EQ_INT(reg("{\"redirect_uris\":[\"https://a.test/cb\",\"https://b.test/cb\"]}"), 0);
+    size_t n = tk_oauth_redirects_join(&m, out, sizeof out);
+    CHECK_EQ_INT(n, 35);
+    CHECK(memcmp(out, "https://a.test/cb https://b.test/cb", 35) == 0);
+    CHECK_EQ_INT(reg("{\"redirect_uris\":[\"https://a.test/cb\"]}"), 0);
+    CHECK_EQ_INT(tk_oauth_redirects_join(&m, out, sizeof out), 17);
+    CHECK(memcmp(out, "https://a.test/cb", 17) == 0);
+    CHECK_EQ_INT(reg("{\"grant_types\":[\"urn:ietf:params:oauth:grant-type:token-exchange\"],"
+                     "\"token_endpoint_auth_method\":\"none\"}"),
+                 0);
+    CHECK_EQ_INT(tk_oauth_redirects_join(&m, out, sizeof out), 0);
 }
 
 static void test_answer_exchange_only_round_trip(void)
@@ -518,6 +539,7 @@ int main(void)
     RUN(test_answer_public);
     RUN(test_answer_confidential_round_trip);
     RUN(test_answer_at_every_limit);
+    RUN(test_redirects_join);
     RUN(test_answer_exchange_only_round_trip);
     RUN(test_members_writer);
     return check_report();
