@@ -1,4 +1,6 @@
-"""Store schema 1 → 2 (token ids and the revocation bitmap, issue 13): a store
+"""Store schema 1 → 3 (token ids and the revocation bitmap, issue 13; schema 3
+added code ids and spent codes and refresh tokens, nothing a schema 1 store
+holds): a store
 written by the tokend and tokenctl of schema 1 (fixtures/store-schema1.*,
 made by fixtures/make_store_schema1.py with the binaries of commit eb9dcb4)
 is read unchanged by today's tokenctl, upgraded in place by today's tokend,
@@ -66,7 +68,7 @@ class StoreMigration(h.FreshCase):
 
         d = self.daemon(data_dir=self.data)
         self.assertIn("store_migrated", d.stderr())
-        self.assertIn("from=1 to=2", d.stderr())
+        self.assertIn("from=1 to=3", d.stderr())
         self.check_all(d)
         d.stop()
         d.start()  # upgraded once: no second migration, same answers
