@@ -42,8 +42,8 @@ static void put_le64(uint8_t *b, uint64_t v)
     }
 }
 
-/* The next id: read from meta once per txn, written back at every
- * assignment (an in-place overwrite of one already dirty page). */
+/* The next id: read from meta once per txn, written back once, just before
+ * the txn commits (tk_store_id_flush), however many ids it gave. */
 int tk_store_next_id(tk_txn *t, uint64_t *tid_out)
 {
     if (t->next_tid == 0) {
@@ -64,12 +64,20 @@ int tk_store_next_id(tk_txn *t, uint64_t *tid_out)
         tk_log_error("store_token_ids", "error=\"token ids exhausted\"");
         return TK_E_FULL;
     }
-    uint8_t b[8];
-    put_le64(b, t->next_tid + 1);
-    int rc = tk_store_raw_put(t, DB_META, TK_SLICE_LIT(TID_KEY), b, sizeof b, 0);
-    if (rc == 0) {
-        *tid_out = t->next_tid++;
+    *tid_out = t->next_tid++;
+    t->tid_dirty = true;
+    return 0;
+}
+
+int tk_store_id_flush(tk_txn *t)
+{
+    if (!t->tid_dirty) {
+        return 0;
     }
+    uint8_t b[8];
+    put_le64(b, t->next_tid);
+    int rc = tk_store_raw_put(t, DB_META, TK_SLICE_LIT(TID_KEY), b, sizeof b, 0);
+    t->tid_dirty = rc != 0;
     return rc;
 }
 

@@ -413,7 +413,7 @@ int tk_store_write_begin(tk_store *st, tk_txn **out)
 int tk_store_commit(tk_txn *txn)
 {
     TK_ASSERT(txn->write);
-    int rc = txn->failed;
+    int rc = txn->failed != 0 ? txn->failed : tk_store_id_flush(txn);
     if (rc != 0) {
         mdb_txn_abort(txn->txn);
     } else {
