@@ -59,6 +59,15 @@ enum tk_secret_kind {
  * Returns 0 or the error of tk_random_bytes. */
 int tk_secret_new(enum tk_secret_kind kind, char *out, size_t cap, uint8_t hash[TK_HASH_LEN]);
 
+/* Mint n (1..TK_SECRETS_MAX) secrets at once, kinds[i] into out[i] (room
+ * for TK_TOKEN_LEN + 1 each) with its SHA-256 in hash[i]: one draw from the
+ * CSPRNG for all of them (a draw costs about the same for 32 bytes as for
+ * 64: the token endpoint mints an access and a refresh token together).
+ * Returns 0 or the error of tk_random_bytes. */
+#define TK_SECRETS_MAX 2
+int tk_secrets_new(size_t n, const enum tk_secret_kind *kinds, char *const *out,
+                   uint8_t *const *hash);
+
 /* A random identifier: prefix + base64url(16 random bytes) + NUL (e.g.
  * "tkc_…" for clients, "tks_…" for sessions, "tkg_…" for grants).
  * Returns 0, TK_E_TOOBIG or a CSPRNG error. */

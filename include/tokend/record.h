@@ -43,7 +43,12 @@ typedef struct tk_token_rec {
     /* Refresh tokens (/token rotation): when this token was rotated away
      * (key 14, optional, 0 = current) and its successor (key 15, optional).
      * A rotated token presented again within the reuse window gets a
-     * sibling pair; after it, its grant (the family) is revoked. */
+     * sibling pair; after it, its grant (the family) is revoked. A token
+     * with an id (tid) is rotated by an entry in the spent DBI instead of
+     * a rewrite of this record (schema 3, docs/ARCHITECTURE.md §2, "Spent
+     * codes and refresh tokens"): tk_store_get_token reports that entry's
+     * time here, and no successor is written any more (nothing reads it);
+     * keys 14 and 15 stay for records rotated the old way. */
     int64_t rotated_at;
     bool has_successor;
     uint8_t successor[TK_HASH_LEN];
@@ -208,6 +213,12 @@ typedef struct tk_code_rec {
     int64_t used_at;                /* key 11: 0 = unused */
     uint8_t redirect_given;         /* key 12: 1 = /authorize named redirect_uri, so /token must
                                        name it too (RFC 6749 §4.1.3); 0 = absent */
+    /* key 13, optional (1..TK_TOKEN_ID_MAX): the code's id, from the token id
+     * counter (tk_store_put_code assigns it to a new code; callers never set
+     * it). A code with an id is redeemed by an entry in the spent DBI, not by
+     * rewriting this record: tk_store_get_code reports that entry's time as
+     * used_at. Codes written before schema 3 have 0 and keep used_at here. */
+    uint64_t id;
 } tk_code_rec;
 
 /* authreqs DBI: key request id ("tka_…") → this. A pending /authorize

@@ -144,7 +144,9 @@ int tk_store_apply_outcome(tk_txn *txn, const tk_op *op, bool *changed, uint8_t 
  * codes: SHA-256(code) → tk_code_rec; authreqs: request id → tk_authreq_rec;
  * browsers: SHA-256(cookie) → tk_browser_rec; consents: consent key →
  * grant id. Getters as the others (0, TK_E_NOTFOUND, TK_E_CORRUPT,
- * TK_E_STORE); puts as the other writes. */
+ * TK_E_STORE); puts as the other writes. A new code (TK_PUT_NEW) gets the
+ * next id (tk_code_rec.id); get_code reports a code redeemed through the
+ * spent DBI (schema 3) with that entry's time as used_at. */
 int tk_store_get_code(tk_txn *txn, const uint8_t hash[TK_HASH_LEN], tk_code_rec *out);
 int tk_store_put_code(tk_txn *txn, const uint8_t hash[TK_HASH_LEN], const tk_code_rec *rec,
                       unsigned flags);

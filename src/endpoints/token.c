@@ -303,6 +303,17 @@ static bool org_allows(ep_req *r, tk_txn *txn, tk_slice client_id, tk_slice sid,
     return true;
 }
 
+/* A new access token, and a refresh token with it unless refresh is NULL:
+ * one draw from the CSPRNG for both. */
+static int mint(char access[TK_TOKEN_LEN + 1], uint8_t access_hash[TK_HASH_LEN],
+                char refresh[TK_TOKEN_LEN + 1], uint8_t refresh_hash[TK_HASH_LEN])
+{
+    static const enum tk_secret_kind kinds[] = {TK_SECRET_ACCESS, TK_SECRET_REFRESH};
+    char *const out[] = {access, refresh};
+    uint8_t *const hash[] = {access_hash, refresh_hash};
+    return tk_secrets_new(refresh != NULL ? 2 : 1, kinds, out, hash);
+}
+
 static bool allows(const tk_client_rec *c, unsigned grant)
 {
     return c->grant_types == 0 || (c->grant_types & grant) != 0; /* 0: added by tokenctl */
@@ -363,10 +374,8 @@ static void grant_code(ep_req *r, tk_txn *txn, const tk_client_rec *c, tk_slice 
     op->code_redeem.has_jkt = d->present;
     op->code_redeem.bind_refresh = (c->flags & TK_CLIENT_F_PUBLIC) != 0; /* RFC 9449 §5 */
     memcpy(op->code_redeem.jkt, d->proof.jkt, TK_HASH_LEN);
-    rc = tk_secret_new(TK_SECRET_ACCESS, access, sizeof access, op->code_redeem.access);
-    if (rc == 0 && op->code_redeem.has_refresh) {
-        rc = tk_secret_new(TK_SECRET_REFRESH, refresh, sizeof refresh, op->code_redeem.refresh);
-    }
+    rc = mint(access, op->code_redeem.access, op->code_redeem.has_refresh ? refresh : NULL,
+              op->code_redeem.refresh);
     if (rc != 0) {
         ep_reply_error(r, 500, "server_error", NULL);
         return;
@@ -432,10 +441,7 @@ static void grant_refresh(ep_req *r, tk_txn *txn, const tk_client_rec *c, tk_sli
     op->refresh.has_jkt = d->present;
     op->refresh.bind_refresh = (c->flags & TK_CLIENT_F_PUBLIC) != 0;
     memcpy(op->refresh.jkt, d->proof.jkt, TK_HASH_LEN);
-    rc = tk_secret_new(TK_SECRET_ACCESS, access, sizeof access, op->refresh.access);
-    if (rc == 0) {
-        rc = tk_secret_new(TK_SECRET_REFRESH, refresh, sizeof refresh, op->refresh.refresh);
-    }
+    rc = mint(access, op->refresh.access, refresh, op->refresh.refresh);
     if (rc != 0) {
         ep_reply_error(r, 500, "server_error", NULL);
         return;

@@ -528,6 +528,19 @@ static bool family_live(tk_txn *txn, family *f, int64_t at, int *err)
     return client_ok(txn, SL(f->client), &f->gen, err);
 }
 
+/* A code written before code ids (schema 2 and older): used_at goes into
+ * its record, as it always did. */
+static int mark_used_in_record(tk_txn *txn, const uint8_t code[TK_HASH_LEN], int64_t at)
+{
+    tk_code_rec c;
+    int rc = tk_store_get_code(txn, code, &c);
+    if (rc != 0) {
+        return rc;
+    }
+    c.used_at = at; /* put_code encodes c (slices into the map) before it writes */
+    return tk_store_put_code(txn, code, &c, 0);
+}
+
 static int apply_code_redeem(tk_txn *txn, const tk_op *op, bool *changed, uint8_t *outcome)
 {
     const tk_op_code_redeem *x = &op->code_redeem;
@@ -555,30 +568,11 @@ static int apply_code_redeem(tk_txn *txn, const tk_op *op, bool *changed, uint8_
     if (c.exp <= op->at) {
         return 0;
     }
-    int64_t exp = c.exp, created = c.created;
+    uint64_t id = c.id;
     if (!family_live(txn, &f, op->at, &rc)) {
         return rc;
     }
-    uint8_t challenge[TK_HASH_LEN];
-    tk_code_rec u;
-    rc = tk_store_get_code(txn, x->code, &u);
-    if (rc != 0) {
-        return rc;
-    }
-    memcpy(challenge, u.challenge, TK_HASH_LEN);
-    tk_code_rec used = {.client_id = SL(f.client),
-                        .redirect_uri = u.redirect_uri,
-                        .resource = SL(f.aud),
-                        .scope = SL(f.scope),
-                        .sid = SL(f.sid),
-                        .sub = SL(f.sub),
-                        .grant_id = SL(f.gid),
-                        .exp = exp,
-                        .created = created,
-                        .used_at = op->at,
-                        .redirect_given = u.redirect_given};
-    memcpy(used.challenge, challenge, TK_HASH_LEN);
-    rc = tk_store_put_code(txn, x->code, &used, 0);
+    rc = id != 0 ? tk_store_spend(txn, id, op->at) : mark_used_in_record(txn, x->code, op->at);
     if (rc == 0) {
         rc = put_tok(txn, &f, TK_TOKEN_ACCESS, x->access, op->at, x->access_exp, NULL,
                      x->has_jkt ? x->jkt : NULL);
@@ -634,7 +628,9 @@ static int apply_refresh(tk_txn *txn, const tk_op *op, bool *changed, uint8_t *o
     if (f.gen != tok_gen) {
         return 0;
     }
-    if (rotated == 0) {
+    if (rotated == 0 && t.tid != 0) {
+        rc = tk_store_spend(txn, t.tid, op->at);
+    } else if (rotated == 0) { /* a record older than token ids: the old way */
         t.rotated_at = op->at;
         t.has_successor = true;
         memcpy(t.successor, x->refresh, TK_HASH_LEN);

@@ -114,6 +114,13 @@ static const field code_fields[] = {
     TIME(10, true, tk_code_rec, created),
     TIME(11, false, tk_code_rec, used_at),
     ENUM(12, false, 1, 1, tk_code_rec, redirect_given),
+    {.key = 13,
+     .type = F_INT,
+     .required = false,
+     .size = 8,
+     .lo = 1,
+     .hi = TK_TOKEN_ID_MAX,
+     .off = offsetof(tk_code_rec, id)},
 };
 
 static const field authreq_fields[] = {

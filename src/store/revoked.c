@@ -42,9 +42,9 @@ static void put_le64(uint8_t *b, uint64_t v)
     }
 }
 
-/* The next id: read from meta once per txn, written back at every
- * assignment (an in-place overwrite of one already dirty page). */
-static int next_id(tk_txn *t, uint64_t *tid_out)
+/* The next id: read from meta once per txn, written back once, just before
+ * the txn commits (tk_store_id_flush), however many ids it gave. */
+int tk_store_next_id(tk_txn *t, uint64_t *tid_out)
 {
     if (t->next_tid == 0) {
         MDB_val k = val_of(TID_KEY, strlen(TID_KEY)), v;
@@ -64,12 +64,20 @@ static int next_id(tk_txn *t, uint64_t *tid_out)
         tk_log_error("store_token_ids", "error=\"token ids exhausted\"");
         return TK_E_FULL;
     }
-    uint8_t b[8];
-    put_le64(b, t->next_tid + 1);
-    int rc = tk_store_raw_put(t, DB_META, TK_SLICE_LIT(TID_KEY), b, sizeof b, 0);
-    if (rc == 0) {
-        *tid_out = t->next_tid++;
+    *tid_out = t->next_tid++;
+    t->tid_dirty = true;
+    return 0;
+}
+
+int tk_store_id_flush(tk_txn *t)
+{
+    if (!t->tid_dirty) {
+        return 0;
     }
+    uint8_t b[8];
+    put_le64(b, t->next_tid);
+    int rc = tk_store_raw_put(t, DB_META, TK_SLICE_LIT(TID_KEY), b, sizeof b, 0);
+    t->tid_dirty = rc != 0;
     return rc;
 }
 
@@ -97,7 +105,7 @@ int tk_store_token_id(tk_txn *t, const uint8_t hash[TK_HASH_LEN], uint64_t rec_t
             return rc;
         }
     }
-    return next_id(t, tid_out);
+    return tk_store_next_id(t, tid_out);
 }
 
 /* The bitmap value holding tid, as a pointer into the map (NULL: none yet). */
@@ -209,6 +217,50 @@ int tk_store_revoke_id(tk_txn *t, uint64_t tid, int64_t at)
     rc = tk_store_raw_put(t, DB_REVOKED, (tk_slice){(const char *)&key, sizeof key}, buf,
                           sizeof buf, 0);
     return rc != 0 ? rc : log_append(t, tid, at);
+}
+
+/* ---- Spent ids ---------------------------------------------------------------
+ *
+ * The same idea for the token endpoint's writes: redeeming a code and
+ * rotating a refresh token rewrote the whole record (a code's ~250 bytes at
+ * a random place of `codes`, a refresh token's ~200 at a random place of
+ * the big `tokens` tree) only to set one time in it. Both now append
+ * (id → time) to `spent` (MDB_INTEGERKEY): the ids were given in apply
+ * order and the codes and refresh tokens spent in one group commit were
+ * mostly made shortly before, so their entries land together at the
+ * tree's right edge, a page or two per commit. The entry is written in
+ * the same txn as the rest of the op, which decides from it (the getters
+ * report it as used_at / rotated_at), so a code is still redeemed once and
+ * a refresh token rotated once. */
+
+int tk_store_spend(tk_txn *t, uint64_t id, int64_t at)
+{
+    TK_ASSERT(id != 0 && at > 0);
+    size_t key = (size_t)id;
+    uint8_t val[8];
+    put_le64(val, (uint64_t)at);
+    return tk_store_raw_put(t, DB_SPENT, (tk_slice){(const char *)&key, sizeof key}, val,
+                            sizeof val, TK_PUT_NEW);
+}
+
+int tk_store_spent_at(tk_txn *t, uint64_t id, int64_t *at_out)
+{
+    size_t key = (size_t)id;
+    MDB_val k = val_of(&key, sizeof key), v;
+    int rc = tk_store_raw_get(t, DB_SPENT, &k, &v);
+    *at_out = 0;
+    if (rc == TK_E_NOTFOUND) {
+        return 0;
+    }
+    if (rc == 0) {
+        int64_t at = v.mv_size == 8 ? (int64_t)get_le64(v.mv_data) : 0;
+        if (at <= 0 || at > TK_TIME_MAX) {
+            tk_log_error("store_corrupt", "dbi=spent key=%zu size=%zu", key, v.mv_size);
+            return TK_E_CORRUPT;
+        }
+        *at_out = at;
+    }
+    return rc;
 }
 
 /* Newest first: a view asks mostly about recent revocations. Bounded by the

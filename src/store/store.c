@@ -49,6 +49,7 @@ static const struct {
     [DB_REVOKED] = {"revoked", MDB_INTEGERKEY, "put_revoked"},
     [DB_REVLOG] = {"revocations", MDB_INTEGERKEY, "put_revocation"},
     [DB_SSF] = {"ssf", 0, "put_ssf"},
+    [DB_SPENT] = {"spent", MDB_INTEGERKEY, "put_spent"},
 };
 
 /* DBIs added after schema 1: a read-only open of an older store (tokenctl
@@ -56,7 +57,7 @@ static const struct {
 static const bool db_late[DB_COUNT] = {
     [DB_IDP_INDEX] = true, [DB_SEEN_JTI] = true, [DB_AUDIT] = true,    [DB_AGENT_ACCESS] = true,
     [DB_CODES] = true,     [DB_AUTHREQS] = true, [DB_BROWSERS] = true, [DB_CONSENTS] = true,
-    [DB_REVOKED] = true,   [DB_REVLOG] = true,   [DB_SSF] = true,
+    [DB_REVOKED] = true,   [DB_REVLOG] = true,   [DB_SSF] = true,      [DB_SPENT] = true,
 };
 
 _Static_assert(DB_COUNT <= TK_STORE_MAX_DBS, "maxdbs covers our DBIs");
@@ -64,11 +65,14 @@ _Static_assert(DB_COUNT <= TK_STORE_MAX_DBS, "maxdbs covers our DBIs");
 /* meta DBI: "schema" → this, as 4 bytes little-endian. Schema 2 added token
  * ids and the revocation bitmap (revoked.c): a tokend of schema 1 would take
  * a token revoked in the bitmap for a live one, so it must refuse a schema 2
- * store. A schema 1 store is read as it is (its records have no ids, its
- * revocations are in the records) and upgraded in place by the first
- * read-write open: nothing in it is rewritten. */
+ * store. Schema 3 added code ids and the spent DBI (a redeemed code, a
+ * rotated refresh token): a tokend of schema 2 would take a spent code for
+ * an unused one, so it must refuse a schema 3 store. An older store is read
+ * as it is (records without ids keep their state in the record) and
+ * upgraded in place by the first read-write open: nothing in it is
+ * rewritten. */
 #define SCHEMA_KEY     "schema"
-#define SCHEMA_VERSION 2u
+#define SCHEMA_VERSION 3u
 #define SCHEMA_OLDEST  1u
 
 /* LMDB's default maximum key size; our ids and hashes stay far below it. */
@@ -162,9 +166,12 @@ static int check_schema(tk_store *st, MDB_txn *txn)
         return tk_store_err(rc, "meta_put");
     }
     tk_log_info("store_migrated",
-                "from=%u to=%u note=\"token ids and revocation bitmap; records "
-                "unchanged; tokend and tokenctl older than this refuse the store now\"",
-                ver, SCHEMA_VERSION);
+                "from=%u to=%u note=\"%srecords unchanged; tokend and tokenctl older "
+                "than this refuse the store now\"",
+                ver, SCHEMA_VERSION,
+                ver < 2 ? "token ids and revocation bitmap; code ids and spent codes and "
+                          "refresh tokens; "
+                        : "code ids and spent codes and refresh tokens; ");
     return 0;
 }
 
@@ -406,7 +413,7 @@ int tk_store_write_begin(tk_store *st, tk_txn **out)
 int tk_store_commit(tk_txn *txn)
 {
     TK_ASSERT(txn->write);
-    int rc = txn->failed;
+    int rc = txn->failed != 0 ? txn->failed : tk_store_id_flush(txn);
     if (rc != 0) {
         mdb_txn_abort(txn->txn);
     } else {
@@ -496,6 +503,9 @@ int tk_store_get_token(tk_txn *txn, const uint8_t hash[TK_HASH_LEN], tk_token_re
         bool revoked = false;
         rc = tk_store_revoked_test(txn, out->tid, &revoked);
         out->revoked_at = revoked ? TK_REVOKED_UNTIMED : 0;
+    }
+    if (rc == 0 && out->kind == TK_TOKEN_REFRESH && out->tid != 0 && out->rotated_at == 0) {
+        rc = tk_store_spent_at(txn, out->tid, &out->rotated_at); /* schema 3 rotation */
     }
     return rc;
 }

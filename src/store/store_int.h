@@ -32,6 +32,7 @@ enum db_index {
     DB_REVOKED, /* revocation bitmap: tid / bits per value → bits (revoked.c) */
     DB_REVLOG,  /* revocation log: sequence → (tid, at), appended (revoked.c) */
     DB_SSF,     /* SSF transmitter: receivers and their event queues (ssf_queue.c) */
+    DB_SPENT,   /* spent codes and rotated refresh tokens: id → time (revoked.c) */
     DB_COUNT
 };
 
@@ -65,6 +66,7 @@ struct tk_txn {
     bool reset;          /* read txn: reset, not yet renewed */
     int failed;          /* write txn: first error that made it unusable */
     uint64_t next_tid;   /* write txn: next token id to assign; 0 = not read yet (revoked.c) */
+    bool tid_dirty;      /* write txn: next_tid not yet written back to meta */
     tk_revcache *rcache; /* read txn: bitmap values seen (revoked.c); NULL in write txns */
 };
 
@@ -168,6 +170,22 @@ int tk_store_session_change(tk_txn *txn, tk_slice sid, const tk_session_change *
  * caller checked that the bit was clear. 0 or a write error. */
 int tk_store_token_id(tk_txn *t, const uint8_t hash[TK_HASH_LEN], uint64_t rec_tid, unsigned flags,
                       uint64_t *tid_out);
+/* The next id from the meta counter: new codes take theirs from it too.
+ * The counter is written back once per txn, by id_flush, which
+ * tk_store_commit calls before it commits. next_id: 0, TK_E_CORRUPT,
+ * TK_E_FULL, TK_E_STORE; id_flush: 0 or a write error. */
+int tk_store_next_id(tk_txn *t, uint64_t *id_out);
+int tk_store_id_flush(tk_txn *t);
+
+/* Spent ids (schema 3): a code redeemed or a refresh token rotated is
+ * recorded as (id → time) in the spent DBI instead of by a rewrite of its
+ * record; ids are given in apply order, so the ones spent together sit
+ * together at the tree's right edge.
+ * spend: record id spent at `at` (the caller found it unspent).
+ * spent_at: *at_out the time id was spent, 0 when it was not (or the DBI
+ * is absent: a read-only open of an older store). 0, TK_E_CORRUPT, TK_E_STORE. */
+int tk_store_spend(tk_txn *t, uint64_t id, int64_t at);
+int tk_store_spent_at(tk_txn *t, uint64_t id, int64_t *at_out);
 int tk_store_revoked_test(tk_txn *t, uint64_t tid, bool *revoked);
 int tk_store_revoke_id(tk_txn *t, uint64_t tid, int64_t at);
 

@@ -25,6 +25,9 @@ int tk_store_get_code(tk_txn *txn, const uint8_t hash[TK_HASH_LEN], tk_code_rec 
         log_corrupt("codes", hash);
         return TK_E_CORRUPT;
     }
+    if (rc == 0 && out->id != 0 && out->used_at == 0) {
+        rc = tk_store_spent_at(txn, out->id, &out->used_at); /* schema 3 redemption */
+    }
     return rc;
 }
 
@@ -33,7 +36,14 @@ int tk_store_put_code(tk_txn *txn, const uint8_t hash[TK_HASH_LEN], const tk_cod
 {
     uint8_t buf[TK_RECORD_MAX];
     size_t len;
-    if (tk_record_encode_code(rec, buf, sizeof buf, &len) != 0) {
+    tk_code_rec r = *rec;
+    if ((flags & TK_PUT_NEW) && r.id == 0) {
+        int rc = tk_store_next_id(txn, &r.id);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    if (tk_record_encode_code(&r, buf, sizeof buf, &len) != 0) {
         return TK_E_INVALID;
     }
     return tk_store_raw_put(txn, DB_CODES, hash_key(hash), buf, len, flags & TK_PUT_NEW);

@@ -230,23 +230,37 @@ void tk_hex(const void *in, size_t n, char *out)
 
 static const char *const secret_prefixes[] = {"tkd_at_", "tkd_rt_", "tkd_cs_"};
 
-int tk_secret_new(enum tk_secret_kind kind, char *out, size_t cap, uint8_t hash[TK_HASH_LEN])
+/* One secret from raw: prefix, base64url, NUL, and its hash. */
+static void secret_from(enum tk_secret_kind kind, const uint8_t raw[TK_SECRET_BYTES], char *out,
+                        uint8_t hash[TK_HASH_LEN])
 {
     TK_ASSERT((size_t)kind < TK_ARRAY_LEN(secret_prefixes));
-    TK_ASSERT(cap >= TK_TOKEN_LEN + 1);
-    _Static_assert(sizeof("tkd_at_") - 1 == TK_TOKEN_PREFIX_LEN, "prefix length");
-    uint8_t raw[TK_SECRET_BYTES];
-    int rc = tk_random_bytes(raw, sizeof(raw));
-    if (rc != 0) {
-        return rc;
-    }
     memcpy(out, secret_prefixes[kind], TK_TOKEN_PREFIX_LEN);
-    rc = tk_b64url_encode(raw, sizeof(raw), out + TK_TOKEN_PREFIX_LEN, cap - TK_TOKEN_PREFIX_LEN);
-    tk_cleanse(raw, sizeof(raw));
+    int rc = tk_b64url_encode(raw, TK_SECRET_BYTES, out + TK_TOKEN_PREFIX_LEN,
+                              TK_TOKEN_LEN + 1 - TK_TOKEN_PREFIX_LEN);
     TK_ASSERT(rc == 0);
     TK_ASSERT(strlen(out) == TK_TOKEN_LEN);
     tk_sha256(out, TK_TOKEN_LEN, hash);
-    return 0;
+}
+
+int tk_secret_new(enum tk_secret_kind kind, char *out, size_t cap, uint8_t hash[TK_HASH_LEN])
+{
+    TK_ASSERT(cap >= TK_TOKEN_LEN + 1);
+    return tk_secrets_new(1, &kind, &out, &hash);
+}
+
+int tk_secrets_new(size_t n, const enum tk_secret_kind *kinds, char *const *out,
+                   uint8_t *const *hash)
+{
+    _Static_assert(sizeof("tkd_at_") - 1 == TK_TOKEN_PREFIX_LEN, "prefix length");
+    TK_ASSERT(n >= 1 && n <= TK_SECRETS_MAX);
+    uint8_t raw[TK_SECRETS_MAX][TK_SECRET_BYTES];
+    int rc = tk_random_bytes(raw, n * TK_SECRET_BYTES);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        secret_from(kinds[i], raw[i], out[i], hash[i]);
+    }
+    tk_cleanse(raw, sizeof(raw));
+    return rc;
 }
 
 #define ID_RANDOM_BYTES 16

@@ -28,15 +28,37 @@
 
 enum { STOP_AMP = 1, STOP_EQ = 2, STOP_NUL_OK = 4 };
 
+/* A byte that decodes to itself and stops nothing: not '%', '+', '&', '='
+ * or NUL (every special byte is below '>'). */
+static inline bool plain(unsigned char c)
+{
+    return c > '=' || (c != '\0' && c != '%' && c != '&' && c != '+' && c != '=');
+}
+
 /* Decode from p up to end or a stop byte. Keeps the first cap - 1 decoded
  * bytes in out (out may be NULL: validate only) and counts all of them in
  * *len. Returns where it stopped; *err is set on a bad escape, or on a NUL
- * unless STOP_NUL_OK is among the flags. */
+ * unless STOP_NUL_OK is among the flags. Runs of plain bytes (tokens, ids,
+ * URLs: nearly every byte of a form) are copied whole. */
 static const char *decode_run(const char *p, const char *end, int stops, char *out, size_t cap,
                               size_t *len, int *err)
 {
     size_t n = 0;
     while (p < end) { /* advances at least one byte per turn */
+        const char *q = p;
+        while (q < end && plain((unsigned char)*q)) {
+            q++;
+        }
+        if (q > p) {
+            size_t k = (size_t)(q - p);
+            size_t room = out != NULL && n + 1 < cap ? cap - 1 - n : 0;
+            if (room > 0) {
+                memcpy(out + n, p, k < room ? k : room);
+            }
+            n += k;
+            p = q;
+            continue;
+        }
         unsigned char c = (unsigned char)*p;
         if (((stops & STOP_AMP) && c == '&') || ((stops & STOP_EQ) && c == '=')) {
             break;

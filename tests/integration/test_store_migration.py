@@ -1,4 +1,6 @@
-"""Store schema 1 → 2 (token ids and the revocation bitmap, issue 13): a store
+"""Store schema 1 → 3 (token ids and the revocation bitmap, issue 13; schema 3
+added code ids and spent codes and refresh tokens, nothing a schema 1 store
+holds): a store
 written by the tokend and tokenctl of schema 1 (fixtures/store-schema1.*,
 made by fixtures/make_store_schema1.py with the binaries of commit eb9dcb4)
 is read unchanged by today's tokenctl, upgraded in place by today's tokend,
@@ -66,7 +68,7 @@ class StoreMigration(h.FreshCase):
 
         d = self.daemon(data_dir=self.data)
         self.assertIn("store_migrated", d.stderr())
-        self.assertIn("from=1 to=2", d.stderr())
+        self.assertIn("from=1 to=3", d.stderr())
         self.check_all(d)
         d.stop()
         d.start()  # upgraded once: no second migration, same answers
@@ -107,6 +109,70 @@ class StoreMigration(h.FreshCase):
         for t in (new, new_child, new2):
             self.assertInactive(t)
         self.assertActive(alone)
+
+
+WINDOW = 20  # refresh-reuse-window (seconds) for the schema 2 store
+
+
+class StoreMigrationSchema2(h.FreshCase):
+    """Store schema 2 → 3 (code ids, spent codes and refresh tokens): a store
+    written by the tokend of schema 2 (fixtures/store-schema2.*, made by
+    fixtures/make_store_schema2.py with the binaries of commit 2c36f83) holds
+    a refresh token rt0 rotated the old way (its record says when) and its
+    successor rt1. After the upgrade rt1 rotates through the spent DBI, may
+    be reused within the reuse window, and rt0, reused long after its
+    window, still revokes the whole family."""
+
+    def setUp(self):
+        with open(os.path.join(HERE, "store-schema2.json")) as f:
+            self.fx = json.load(f)
+        if time.time() >= self.fx["valid_until"]:
+            self.skipTest("fixture tokens expired: regenerate with make_store_schema2.py")
+        import as_http as ah
+        self.ah = ah
+        self.data = self.tmpdir()
+        with tarfile.open(os.path.join(HERE, "store-schema2.tar.gz")) as tf:
+            tf.extractall(self.data)
+        self.args = ah.as_daemon_args(self.tmpdir(), extra=("--refresh-reuse-window", WINDOW))
+        # rt0 was rotated when the fixture was made: only a fixture made a
+        # moment ago is still inside the window.
+        time.sleep(max(0.0, self.fx["made_at"] + WINDOW + 2 - time.time()))
+
+    def refresh(self, d, rt):
+        return self.ah.refresh(d, self.fx["client_id"], rt)
+
+    def test_rotations_before_and_after_upgrade(self):
+        d = self.daemon(self.args, data_dir=self.data)
+        self.assertIn("store_migrated", d.stderr())
+        self.assertIn("from=2 to=3", d.stderr())
+        r = self.refresh(d, self.fx["rt1"])  # old record, rotated now: the spent DBI
+        self.assertEqual(r.status, 200, r)
+        rt2 = r.json()["refresh_token"]
+        d.stop()
+        d.start()  # durable, upgraded once
+        self.assertNotIn("store_migrated", d.stderr())
+        r = self.refresh(d, self.fx["rt1"])  # reuse within the window: a sibling pair
+        self.assertEqual(r.status, 200, r)
+        sibling = r.json()["refresh_token"]
+        r = self.refresh(d, rt2)
+        self.assertEqual(r.status, 200, r)
+        rt3 = r.json()["refresh_token"]
+        # rt0 was rotated before the upgrade, far longer ago than the window:
+        # theft, the family goes.
+        r = self.refresh(d, self.fx["rt0"])
+        self.assertEqual(r.status, 400, r)
+        self.assertEqual(r.json()["error"], "invalid_grant")
+        for rt in (rt3, sibling, self.fx["rt1"]):
+            r = self.refresh(d, rt)
+            self.assertEqual(r.status, 400, r)
+            self.assertEqual(r.json()["error"], "invalid_grant")
+
+    def test_old_rotation_reused_first(self):
+        d = self.daemon(self.args, data_dir=self.data)
+        r = self.refresh(d, self.fx["rt0"])
+        self.assertEqual(r.status, 400, r)
+        r = self.refresh(d, self.fx["rt1"])  # its family was revoked with it
+        self.assertEqual(r.status, 400, r)
 
 
 if __name__ == "__main__":

@@ -220,6 +220,28 @@ static int code_redirect_given(uint8_t tag)
     return given;
 }
 
+/* The code's used_at as the store reports it (-1: no such code); *id its id. */
+static int64_t code_used_at_id(uint8_t tag, uint64_t *id)
+{
+    tk_txn *r;
+    TK_ASSERT(tk_store_read_begin(st, &r) == 0);
+    uint8_t hh[TK_HASH_LEN];
+    h(tag, hh);
+    tk_code_rec c;
+    int rc = tk_store_get_code(r, hh, &c);
+    int64_t at = rc == 0 ? c.used_at : -1;
+    if (id != NULL) {
+        *id = rc == 0 ? c.id : 0;
+    }
+    tk_store_txn_end(r);
+    return at;
+}
+
+static int64_t code_used_at(uint8_t tag)
+{
+    return code_used_at_id(tag, NULL);
+}
+
 /* RFC 6749 §4.1.3: whether the authorization request named redirect_uri
  * travels from the pending request to its code and stays on the used code
  * (the token endpoint requires redirect_uri when it is 1). */
@@ -289,8 +311,10 @@ static void test_code_flow(void)
     tk_op late = redeem(0xd1, 0xa1, 0xf1, T0 + 100);
     CHECK_EQ_INT(apply(&late, &ch), TK_OUT_INVALID);
     CHECK(!ch && !token_exists(0xa1, NULL));
+    CHECK_EQ_INT(code_used_at(0xd1), 0);
     tk_op r1 = redeem(0xd1, 0xa1, 0xf1, T0 + 10);
     CHECK_EQ_INT(apply1(&r1), TK_OUT_OK);
+    CHECK_EQ_INT(code_used_at(0xd1), T0 + 10);
     tk_token_rec t;
     CHECK(token_exists(0xa1, &t) && t.kind == TK_TOKEN_ACCESS && t.exp == T0 + 310);
     CHECK(token_exists(0xf1, &t) && t.kind == TK_TOKEN_REFRESH);
@@ -301,7 +325,9 @@ static void test_code_flow(void)
     /* Refresh: rotate, then a reuse inside the window is a sibling. */
     tk_op f1 = refresh(0xf1, 0xa2, 0xf2, T0 + 20, UINT64_MAX);
     CHECK_EQ_INT(apply1(&f1), TK_OUT_OK);
-    CHECK(token_exists(0xf1, &t) && t.rotated_at == T0 + 20 && t.has_successor);
+    /* Rotated through the spent DBI (schema 3): the record is not rewritten,
+     * so it names no successor; the getter reports the rotation's time. */
+    CHECK(token_exists(0xf1, &t) && t.rotated_at == T0 + 20 && !t.has_successor && t.tid != 0);
     tk_op f1b = refresh(0xf1, 0xa3, 0xf3, T0 + 24, 1u); /* narrowed to mcp:read */
     CHECK_EQ_INT(apply1(&f1b), TK_OUT_OK);
     CHECK(token_exists(0xf3, NULL));
@@ -460,6 +486,104 @@ static void test_validate(void)
     CHECK(tk_op_encode(&op, buf, sizeof buf, &len) == 0); /* every kind has a wire form */
     CHECK(tk_op_decode(buf, len, &back) == 0);
     CHECK(memcmp(&back, &op, sizeof op) == 0);
+}
+
+/* Copy code `from` (an unused one) to `to` written as a store of schema 2
+ * wrote codes: no id, so its redemption is recorded in the record. */
+static void put_code_without_id(uint8_t from, uint8_t to)
+{
+    tk_txn *w;
+    TK_ASSERT(tk_store_write_begin(st, &w) == 0);
+    uint8_t hf[TK_HASH_LEN], ht[TK_HASH_LEN];
+    h(from, hf);
+    h(to, ht);
+    tk_code_rec c;
+    TK_ASSERT(tk_store_get_code(w, hf, &c) == 0 && c.id != 0 && c.used_at == 0);
+    c.id = 0;
+    TK_ASSERT(tk_store_put_code(w, ht, &c, 0) == 0); /* not TK_PUT_NEW: no id given */
+    TK_ASSERT(tk_store_commit(w) == 0);
+}
+
+/* Copy refresh token `from` to `to` as a store of schema 2 left a token it
+ * had rotated: rotated_at in the record itself. */
+static void put_rotated_in_record(uint8_t from, uint8_t to, int64_t rotated_at)
+{
+    tk_txn *w;
+    TK_ASSERT(tk_store_write_begin(st, &w) == 0);
+    uint8_t hf[TK_HASH_LEN], ht[TK_HASH_LEN];
+    h(from, hf);
+    h(to, ht);
+    tk_token_rec t;
+    TK_ASSERT(tk_store_get_token(w, hf, &t) == 0 && t.rotated_at == 0);
+    t.tid = 0;
+    t.rotated_at = rotated_at;
+    t.has_successor = true;
+    h(0x77, t.successor);
+    TK_ASSERT(tk_store_put_token(w, ht, &t, TK_PUT_NEW) == 0);
+    TK_ASSERT(tk_store_commit(w) == 0);
+}
+
+/* Schema 3 records a redemption and a rotation in the spent DBI; codes and
+ * rotations an older store wrote keep theirs in the record, and mean the
+ * same: an old unused code is redeemed once (the second time revokes the
+ * grant), an old rotated refresh token gets a sibling pair inside the reuse
+ * window and revokes the family after it. */
+static void test_records_spent_before_ids(void)
+{
+    setup();
+    put_request("tka_7", T0);
+    sign_in("tka_7", 0xb1, T0);
+    tk_op ci = code_issue("tka_7", 0xb1, TK_DECIDE_APPROVE, 0xd7, T0 + 1);
+    CHECK_EQ_INT(apply1(&ci), TK_OUT_OK);
+    uint64_t id = 0;
+    CHECK_EQ_INT(code_used_at_id(0xd7, &id), 0);
+    CHECK(id != 0);
+    put_code_without_id(0xd7, 0xd8);
+    CHECK_EQ_INT(code_used_at_id(0xd8, &id), 0);
+    CHECK_EQ_INT(id, 0);
+
+    /* The old code: redeemed the old way, once. */
+    tk_op r1 = redeem(0xd8, 0xa1, 0xf1, T0 + 2);
+    CHECK_EQ_INT(apply1(&r1), TK_OUT_OK);
+    CHECK_EQ_INT(code_used_at_id(0xd8, &id), T0 + 2);
+    CHECK_EQ_INT(id, 0);
+    CHECK_EQ_INT(code_used_at(0xd7), 0); /* its copy with an id is untouched */
+
+    /* An old rotated token (rotated at T0 + 3): a sibling inside the window. */
+    put_rotated_in_record(0xf1, 0xf8, T0 + 3);
+    tk_token_rec t;
+    CHECK(token_exists(0xf8, &t) && t.rotated_at == T0 + 3 && t.has_successor);
+    tk_op f1 = refresh(0xf8, 0xa2, 0xf2, T0 + 6, UINT64_MAX); /* window 5 */
+    CHECK_EQ_INT(apply1(&f1), TK_OUT_OK);
+    CHECK(token_exists(0xf2, NULL));
+    CHECK(token_exists(0xf8, &t) && t.rotated_at == T0 + 3); /* the first rotation's time */
+    /* The new token rotates through the spent DBI. */
+    tk_op f2 = refresh(0xf2, 0xa3, 0xf3, T0 + 7, UINT64_MAX);
+    CHECK_EQ_INT(apply1(&f2), TK_OUT_OK);
+    CHECK(token_exists(0xf2, &t) && t.rotated_at == T0 + 7 && !t.has_successor);
+    CHECK_EQ_INT(grant_state("tkg_consent"), TK_GRANT_ACTIVE);
+
+    /* The old code again: a replay, the family goes. */
+    tk_op r2 = redeem(0xd8, 0xa4, 0xf4, T0 + 8);
+    CHECK_EQ_INT(apply1(&r2), TK_OUT_REPLAYED);
+    CHECK(!token_exists(0xa4, NULL));
+    CHECK_EQ_INT(grant_state("tkg_consent"), TK_GRANT_REVOKED);
+    teardown();
+
+    /* After the window, the old rotated token revokes its family. */
+    setup();
+    put_request("tka_8", T0);
+    sign_in("tka_8", 0xb1, T0);
+    tk_op c8 = code_issue("tka_8", 0xb1, TK_DECIDE_APPROVE, 0xd9, T0 + 1);
+    CHECK_EQ_INT(apply1(&c8), TK_OUT_OK);
+    tk_op r8 = redeem(0xd9, 0xa1, 0xf1, T0 + 2);
+    CHECK_EQ_INT(apply1(&r8), TK_OUT_OK);
+    put_rotated_in_record(0xf1, 0xf8, T0 + 3);
+    tk_op late = refresh(0xf8, 0xa5, 0xf5, T0 + 8, UINT64_MAX); /* 5 s after: not < 5 */
+    CHECK_EQ_INT(apply1(&late), TK_OUT_REPLAYED);
+    CHECK(!token_exists(0xf5, NULL));
+    CHECK_EQ_INT(grant_state("tkg_consent"), TK_GRANT_REVOKED);
+    teardown();
 }
 
 /* Through the committer: two redemptions of one code in the same batch
@@ -656,5 +780,6 @@ int main(void)
     RUN(test_metadata_client_put);
     RUN(test_redirect_given_travels);
     RUN(test_consent_key_per_issuer);
+    RUN(test_records_spent_before_ids);
     return check_report();
 }

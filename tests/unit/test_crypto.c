@@ -450,6 +450,20 @@ static void test_secret_new(void)
     check_secret(TK_SECRET_ACCESS, "tkd_at_");
     check_secret(TK_SECRET_REFRESH, "tkd_rt_");
     check_secret(TK_SECRET_CLIENT, "tkd_cs_");
+    /* Two at once (one draw): each of its kind, hashed, and distinct. */
+    char a[TK_TOKEN_LEN + 1], r[TK_TOKEN_LEN + 1];
+    uint8_t ha[TK_HASH_LEN], hr[TK_HASH_LEN], expect[TK_HASH_LEN];
+    static const enum tk_secret_kind kinds[] = {TK_SECRET_ACCESS, TK_SECRET_REFRESH};
+    char *const out[] = {a, r};
+    uint8_t *const hash[] = {ha, hr};
+    CHECK_EQ_INT(tk_secrets_new(2, kinds, out, hash), 0);
+    CHECK(strlen(a) == TK_TOKEN_LEN && strncmp(a, "tkd_at_", TK_TOKEN_PREFIX_LEN) == 0);
+    CHECK(strlen(r) == TK_TOKEN_LEN && strncmp(r, "tkd_rt_", TK_TOKEN_PREFIX_LEN) == 0);
+    CHECK(strcmp(a + TK_TOKEN_PREFIX_LEN, r + TK_TOKEN_PREFIX_LEN) != 0);
+    tk_sha256(a, TK_TOKEN_LEN, expect);
+    CHECK(memcmp(ha, expect, TK_HASH_LEN) == 0);
+    tk_sha256(r, TK_TOKEN_LEN, expect);
+    CHECK(memcmp(hr, expect, TK_HASH_LEN) == 0);
 }
 
 static void test_id_new(void)

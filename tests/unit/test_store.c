@@ -595,8 +595,8 @@ static void test_reopen_read_only(void)
     CHECK_EQ_INT(mdb_env_open(env, dir, 0, 0600), 0);
     CHECK_EQ_INT(mdb_txn_begin(env, NULL, 0, &txn), 0);
     CHECK_EQ_INT(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
-    uint8_t three[4] = {3, 0, 0, 0};
-    MDB_val k = {6, "schema"}, v = {4, three};
+    uint8_t four[4] = {4, 0, 0, 0};
+    MDB_val k = {6, "schema"}, v = {4, four};
     CHECK_EQ_INT(mdb_put(txn, dbi, &k, &v, 0), 0);
     CHECK_EQ_INT(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
@@ -1235,18 +1235,8 @@ static uint32_t schema_of(void)
     return ver;
 }
 
-/* A schema 1 store (written before token ids: no revoked/revocations DBIs)
- * is read as it is read-only, and upgraded to 2 by a read-write open, its
- * records untouched; a tokend of schema 1 refuses schema 2 (test above: an
- * unknown version is refused). */
-static void test_schema_upgrade(void)
+static void set_schema(uint8_t ver)
 {
-    make_dir();
-    tk_store *st = open_store(1 << 20);
-    put_fixtures(st);
-    CHECK(revoke_at(st, 2, 2000));
-    tk_store_close(st);
-    CHECK_EQ_INT(schema_of(), 2);
     MDB_env *env;
     MDB_txn *txn;
     MDB_dbi dbi;
@@ -1255,24 +1245,43 @@ static void test_schema_upgrade(void)
     CHECK_EQ_INT(mdb_env_open(env, dir, 0, 0600), 0);
     CHECK_EQ_INT(mdb_txn_begin(env, NULL, 0, &txn), 0);
     CHECK_EQ_INT(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
-    uint8_t one[4] = {1, 0, 0, 0};
-    MDB_val k = {6, "schema"}, v = {4, one};
+    uint8_t b[4] = {ver, 0, 0, 0};
+    MDB_val k = {6, "schema"}, v = {4, b};
     CHECK_EQ_INT(mdb_put(txn, dbi, &k, &v, 0), 0);
     CHECK_EQ_INT(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
+}
 
-    tk_store_opts o = {.dir = dir, .map_size = 1 << 20, .read_only = true};
-    CHECK_EQ_INT(tk_store_open(&o, &st), 0);
-    tk_txn *r;
-    CHECK_EQ_INT(tk_store_read_begin(st, &r), 0);
-    CHECK(revoked(r, 2) && !revoked(r, 1));
-    tk_store_txn_end(r);
-    tk_store_close(st);
-    CHECK_EQ_INT(schema_of(), 1); /* read-only: nothing written */
-    st = open_store(1 << 20);
-    tk_store_close(st);
-    CHECK_EQ_INT(schema_of(), 2);
-    remove_dir();
+/* A schema 1 store (written before token ids: no revoked/revocations DBIs)
+ * or 2 (before code ids and the spent DBI) is read as it is read-only, and
+ * upgraded to 3 by a read-write open, its records untouched; a tokend of an
+ * older schema refuses a newer one (test above: an unknown version is
+ * refused). What old records mean after the upgrade: test_as_ops.c
+ * (test_records_spent_before_ids). */
+static void test_schema_upgrade(void)
+{
+    for (uint8_t from = 1; from <= 2; from++) {
+        make_dir();
+        tk_store *st = open_store(1 << 20);
+        put_fixtures(st);
+        CHECK(revoke_at(st, 2, 2000));
+        tk_store_close(st);
+        CHECK_EQ_INT(schema_of(), 3);
+        set_schema(from);
+
+        tk_store_opts o = {.dir = dir, .map_size = 1 << 20, .read_only = true};
+        CHECK_EQ_INT(tk_store_open(&o, &st), 0);
+        tk_txn *r;
+        CHECK_EQ_INT(tk_store_read_begin(st, &r), 0);
+        CHECK(revoked(r, 2) && !revoked(r, 1));
+        tk_store_txn_end(r);
+        tk_store_close(st);
+        CHECK_EQ_INT(schema_of(), from); /* read-only: nothing written */
+        st = open_store(1 << 20);
+        tk_store_close(st);
+        CHECK_EQ_INT(schema_of(), 3);
+        remove_dir();
+    }
 }
 
 int main(void)
