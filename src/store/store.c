@@ -327,17 +327,21 @@ int tk_store_read_begin(tk_store *st, tk_txn **out)
 {
     tk_txn *t = calloc(1, sizeof(*t));
     tk_revcache *rcache = t != NULL ? calloc(1, sizeof(*rcache)) : NULL;
-    if (rcache == NULL) {
+    tk_clientmemo *cmemo = rcache != NULL ? calloc(1, sizeof(*cmemo)) : NULL;
+    if (cmemo == NULL) {
+        free(rcache);
         free(t);
         return -ENOMEM;
     }
     int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &t->txn);
     if (rc != 0) {
+        free(cmemo);
         free(rcache);
         free(t);
         return tk_store_err(rc, "read_begin");
     }
     t->rcache = rcache;
+    t->cmemo = cmemo;
     t->st = st;
     *out = t;
     return 0;
@@ -366,6 +370,7 @@ void tk_store_read_reset(tk_txn *txn)
         txn->reset = true;
     }
     memset(txn->rcache, 0, sizeof(*txn->rcache)); /* e.g. the map is grown next */
+    memset(txn->cmemo, 0, sizeof(*txn->cmemo));
 }
 
 void tk_store_txn_end(tk_txn *txn)
@@ -373,6 +378,7 @@ void tk_store_txn_end(tk_txn *txn)
     if (txn != NULL) {
         mdb_txn_abort(txn->txn);
         free(txn->rcache);
+        free(txn->cmemo);
         free(txn);
     }
 }
@@ -391,6 +397,7 @@ int tk_store_write_begin(tk_store *st, tk_txn **out)
         /* Another process grew the map: adopt its size, then try once more. */
         tk_log_info("store_map_resized", "action=adopt");
         rc = mdb_env_set_mapsize(st->env, 0);
+        st->map_gen++; /* remapped: see tk_revcache */
         rc = rc != 0 ? rc : mdb_txn_begin(st->env, NULL, 0, &t->txn);
     }
     if (rc != 0) {
@@ -535,6 +542,9 @@ int tk_store_get_client(tk_txn *txn, tk_slice client_id, tk_client_rec *out)
     if (!id_ok(client_id)) {
         return TK_E_NOTFOUND;
     }
+    if (tk_store_client_memo_find(txn, client_id, out)) {
+        return 0; /* decoded before in this very snapshot (client_memo.c) */
+    }
     MDB_val k = val_of(client_id.p, client_id.len), v;
     int rc = tk_store_raw_get(txn, DB_CLIENTS, &k, &v);
     if (rc == 0 && tk_record_decode_client(v.mv_data, v.mv_size, out) != 0) {
@@ -542,6 +552,9 @@ int tk_store_get_client(tk_txn *txn, tk_slice client_id, tk_client_rec *out)
         return TK_E_CORRUPT;
     }
     TK_ASSERT(rc != 0 || (out->role >= TK_ROLE_AGENT && out->role <= TK_ROLE_ADMIN));
+    if (rc == 0) {
+        tk_store_client_memo_keep(txn, client_id, out);
+    }
     return rc;
 }
 

@@ -1275,6 +1275,111 @@ static void test_schema_upgrade(void)
     remove_dir();
 }
 
+/* ---- The read txn's client memo (client_memo.c) ---------------------------------------- */
+
+static void put_client_named(tk_store *st, const char *id, const char *name, uint8_t status,
+                             uint8_t secret)
+{
+    tk_txn *w;
+    tk_client_rec c = {.name = tk_slice_from_str(name),
+                       .role = TK_ROLE_RESOURCE_SERVER,
+                       .status = status,
+                       .created = 100};
+    memset(c.secret_hash, secret, TK_HASH_LEN);
+    CHECK_EQ_INT(tk_store_write_begin(st, &w), 0);
+    CHECK_EQ_INT(tk_store_put_client(w, tk_slice_from_str(id), &c, 0), 0);
+    CHECK_EQ_INT(tk_store_commit(w), 0);
+}
+
+/* The record read through r is the one named name, status, secret byte. */
+static bool client_is(tk_txn *r, const char *id, const char *name, uint8_t status, uint8_t secret)
+{
+    tk_client_rec c;
+    uint8_t want[TK_HASH_LEN];
+    memset(want, secret, TK_HASH_LEN);
+    return tk_store_get_client(r, tk_slice_from_str(id), &c) == 0 &&
+           tk_slice_eq(c.name, tk_slice_from_str(name)) && c.status == status &&
+           memcmp(c.secret_hash, want, TK_HASH_LEN) == 0;
+}
+
+static void test_client_memo(void)
+{
+    make_dir();
+    tk_store *st = open_store(4 << 20);
+    put_client_named(st, "tkc_memo", "one", TK_CLIENT_APPROVED, 1);
+    tk_txn *r;
+    CHECK_EQ_INT(tk_store_read_begin(st, &r), 0);
+    CHECK(client_is(r, "tkc_memo", "one", TK_CLIENT_APPROVED, 1));
+    CHECK(client_is(r, "tkc_memo", "one", TK_CLIENT_APPROVED, 1)); /* from the memo */
+
+    /* Disabled (the op, which also bumps the generation): the snapshot read
+     * before still says approved, the next renew says disabled. */
+    tk_client_rec before;
+    CHECK_EQ_INT(tk_store_get_client(r, TK_SLICE_LIT("tkc_memo"), &before), 0);
+    tk_op op = op_of(TK_OP_CLIENT_STATUS, TK_CLIENT_DISABLED, "tkc_memo", 600);
+    CHECK(apply1(st, &op));
+    CHECK(client_is(r, "tkc_memo", "one", TK_CLIENT_APPROVED, 1));
+    CHECK_EQ_INT(tk_store_read_renew(r), 0);
+    tk_client_rec after;
+    CHECK_EQ_INT(tk_store_get_client(r, TK_SLICE_LIT("tkc_memo"), &after), 0);
+    CHECK_EQ_INT(after.status, TK_CLIENT_DISABLED);
+    CHECK(after.generation != before.generation);
+
+    /* A new secret written by another handle shows at the next renew, even
+     * though nothing else about the record changed. */
+    put_client_named(st, "tkc_memo", "one", TK_CLIENT_APPROVED, 2);
+    CHECK(client_is(r, "tkc_memo", "one", TK_CLIENT_DISABLED, 1));
+    CHECK_EQ_INT(tk_store_read_renew(r), 0);
+    CHECK(client_is(r, "tkc_memo", "one", TK_CLIENT_APPROVED, 2));
+
+    /* Many clients, more than slots, read twice each in one snapshot: each
+     * answer is its own record (ids sharing a slot never mix). */
+    enum { N = 3 * TK_CLIENTMEMO_SLOTS };
+    char id[N][32], name[N][16];
+    tk_txn *w;
+    CHECK_EQ_INT(tk_store_write_begin(st, &w), 0);
+    for (int i = 0; i < N; i++) {
+        snprintf(id[i], sizeof id[i], i % 2 ? "tkc_m%d" : "tkc_memo_client_%04d", i);
+        snprintf(name[i], sizeof name[i], "n%d", i);
+        tk_client_rec c = {.name = tk_slice_from_str(name[i]),
+                           .role = TK_ROLE_AGENT,
+                           .status = TK_CLIENT_APPROVED,
+                           .created = 100};
+        memset(c.secret_hash, (uint8_t)i, TK_HASH_LEN);
+        CHECK_EQ_INT(tk_store_put_client(w, tk_slice_from_str(id[i]), &c, TK_PUT_NEW), 0);
+    }
+    CHECK_EQ_INT(tk_store_commit(w), 0);
+    CHECK_EQ_INT(tk_store_get_client(r, TK_SLICE_LIT("tkc_m1"), &after), TK_E_NOTFOUND);
+    CHECK_EQ_INT(tk_store_read_renew(r), 0);
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < N; i++) {
+            CHECK(client_is(r, id[i], name[i], TK_CLIENT_APPROVED, (uint8_t)i));
+        }
+    }
+    CHECK(!client_is(r, "tkc_memo_client_999", "n0", TK_CLIENT_APPROVED, 0));
+
+    /* A write txn reads its own change, never a reader's memo of before. */
+    CHECK_EQ_INT(tk_store_write_begin(st, &w), 0);
+    tk_client_rec c;
+    CHECK_EQ_INT(tk_store_get_client(w, tk_slice_from_str(id[3]), &c), 0);
+    c.name = TK_SLICE_LIT("renamed");
+    CHECK_EQ_INT(tk_store_put_client(w, tk_slice_from_str(id[3]), &c, 0), 0);
+    CHECK_EQ_INT(tk_store_get_client(w, tk_slice_from_str(id[3]), &c), 0);
+    CHECK(tk_slice_eq(c.name, TK_SLICE_LIT("renamed")));
+    CHECK_EQ_INT(tk_store_commit(w), 0);
+    CHECK(client_is(r, id[3], name[3], TK_CLIENT_APPROVED, 3));
+
+    /* After a reset and a grown (maybe moved) map, read afresh. */
+    tk_store_read_reset(r);
+    CHECK_EQ_INT(tk_store_grow(st, 64 << 20), 0);
+    CHECK_EQ_INT(tk_store_read_renew(r), 0);
+    CHECK(client_is(r, id[3], "renamed", TK_CLIENT_APPROVED, 3));
+    CHECK(client_is(r, "tkc_memo", "one", TK_CLIENT_APPROVED, 2));
+    tk_store_txn_end(r);
+    tk_store_close(st);
+    remove_dir();
+}
+
 int main(void)
 {
     RUN(test_records_and_indices);
@@ -1294,5 +1399,6 @@ int main(void)
     RUN(test_token_ids);
     RUN(test_token_ids_old_records);
     RUN(test_schema_upgrade);
+    RUN(test_client_memo);
     return check_report();
 }
