@@ -1,5 +1,5 @@
 /*
- * The read txn's memo of client records (docs/ARCHITECTURE.md §2, "Reads").
+ * The read txn's memo of client records (docs/ARCHITECTURE.md §4, "What a reader remembers").
  *
  * The idea: clients are few and hot. Every introspection reads two client
  * records (the caller's, to authenticate it, and the token's client, for the

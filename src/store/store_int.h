@@ -101,6 +101,10 @@ static inline tk_slice hash_key(const uint8_t hash[TK_HASH_LEN])
     return (tk_slice){(const char *)hash, TK_HASH_LEN};
 }
 
+/* The key comparison of every DBI without integer keys: exactly LMDB's
+ * default order (byte-wise, shorter first on a tie), faster (store.c). */
+int tk_store_key_cmp(const MDB_val *a, const MDB_val *b);
+
 /* Map an LMDB error to our error space, logging what went wrong (op names it). */
 int tk_store_err(int rc, const char *op);
 void tk_store_log_corrupt_id(const char *db, tk_slice id);
