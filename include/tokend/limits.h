@@ -62,7 +62,7 @@
 #define TK_REVCACHE_SLOTS 1024
 /* Client records a reader remembers per snapshot (power of two): every
  * introspection reads two (the caller, the token's client), and a deployment
- * has few that matter at a time; about 16 KiB per reader. */
+ * has few that matter at a time; about 14 KiB per reader. */
 #define TK_CLIENTMEMO_SLOTS 32
 
 /* Latest time (Unix seconds) in a record or a claim we accept:

@@ -121,13 +121,6 @@ static uint64_t load_be64(const void *p)
     return v;
 }
 
-/* LMDB's default order for our keys, byte-wise and shorter first on a tie
- * (mdb_cmp_memn), decided from the first eight bytes when they differ,
- * which they almost always do (hashes; ids are a 4-byte prefix and random
- * characters): no call to memcmp, which was half of every probe of every
- * B-tree search. The same order, so the files are the same: other
- * programs (older tokend and tokenctl, mdb_dump) read them with the
- * default comparison. */
 /* The rest of the comparison: keys shorter than eight bytes, or the same
  * first eight (the key found at the end of every search). */
 static __attribute__((noinline)) int key_cmp_rest(const MDB_val *a, const MDB_val *b)
@@ -140,6 +133,13 @@ static __attribute__((noinline)) int key_cmp_rest(const MDB_val *a, const MDB_va
     return a->mv_size < b->mv_size ? -1 : a->mv_size > b->mv_size;
 }
 
+/* LMDB's default order for our keys, byte-wise and shorter first on a tie
+ * (mdb_cmp_memn), decided from the first eight bytes when they differ,
+ * which they almost always do (hashes; ids are a 4-byte prefix and random
+ * characters): no call to memcmp, which was half of every probe of every
+ * B-tree search. The same order, so the files are the same: other
+ * programs (older tokend and tokenctl, mdb_dump) read them with the
+ * default comparison. */
 int tk_store_key_cmp(const MDB_val *a, const MDB_val *b)
 {
     if (TK_LIKELY(a->mv_size >= 8 && b->mv_size >= 8)) {
