@@ -60,6 +60,10 @@
 /* Bitmap values a reader remembers per snapshot (power of two): 1024 x 32640
  * ids = 33 M tokens before two values share a slot; 24 KiB per reader. */
 #define TK_REVCACHE_SLOTS 1024
+/* Client records a reader remembers per snapshot (power of two): every
+ * introspection reads two (the caller, the token's client), and a deployment
+ * has few that matter at a time; about 14 KiB per reader. */
+#define TK_CLIENTMEMO_SLOTS 32
 
 /* Latest time (Unix seconds) in a record or a claim we accept:
  * 9999-12-31T23:59:59Z, the last second RFC 3339 can write. */

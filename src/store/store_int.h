@@ -49,6 +49,23 @@ typedef struct tk_revcache {
     } e[TK_REVCACHE_SLOTS];
 } tk_revcache;
 
+/* A read txn's memory of the client records it decoded (client_memo.c):
+ * slot by a hash of the id, holding the id and the decoded record (whose
+ * slices point into the map) for the snapshot it was read in. Valid under
+ * the same rule as tk_revcache: the same snapshot (mdb_txn_id) and no remap
+ * since (map_gen); cleared by an explicit read reset. */
+typedef struct tk_clientmemo_entry {
+    size_t snap; /* 0: empty */
+    size_t id_len;
+    char id[TK_ID_MAX];
+    tk_client_rec rec;
+} tk_clientmemo_entry;
+
+typedef struct tk_clientmemo {
+    uint64_t map_gen;
+    tk_clientmemo_entry e[TK_CLIENTMEMO_SLOTS];
+} tk_clientmemo;
+
 struct tk_store {
     MDB_env *env;
     MDB_dbi dbi[DB_COUNT];
@@ -63,11 +80,12 @@ struct tk_txn {
     tk_store *st;
     MDB_txn *txn;
     bool write;
-    bool reset;          /* read txn: reset, not yet renewed */
-    int failed;          /* write txn: first error that made it unusable */
-    uint64_t next_tid;   /* write txn: next token id to assign; 0 = not read yet (revoked.c) */
-    bool tid_dirty;      /* write txn: next_tid not yet written back to meta */
-    tk_revcache *rcache; /* read txn: bitmap values seen (revoked.c); NULL in write txns */
+    bool reset;           /* read txn: reset, not yet renewed */
+    int failed;           /* write txn: first error that made it unusable */
+    uint64_t next_tid;    /* write txn: next token id to assign; 0 = not read yet (revoked.c) */
+    bool tid_dirty;       /* write txn: next_tid not yet written back to meta */
+    tk_revcache *rcache;  /* read txn: bitmap values seen (revoked.c); NULL in write txns */
+    tk_clientmemo *cmemo; /* read txn: client records decoded (client_memo.c); NULL in write txns */
 };
 
 static inline bool id_ok(tk_slice id)
@@ -84,6 +102,10 @@ static inline tk_slice hash_key(const uint8_t hash[TK_HASH_LEN])
 {
     return (tk_slice){(const char *)hash, TK_HASH_LEN};
 }
+
+/* The key comparison of every DBI without integer keys: exactly LMDB's
+ * default order (byte-wise, shorter first on a tie), faster (store.c). */
+int tk_store_key_cmp(const MDB_val *a, const MDB_val *b);
 
 /* Map an LMDB error to our error space, logging what went wrong (op names it). */
 int tk_store_err(int rc, const char *op);
@@ -188,6 +210,13 @@ int tk_store_spend(tk_txn *t, uint64_t id, int64_t at);
 int tk_store_spent_at(tk_txn *t, uint64_t id, int64_t *at_out);
 int tk_store_revoked_test(tk_txn *t, uint64_t tid, bool *revoked);
 int tk_store_revoke_id(tk_txn *t, uint64_t tid, int64_t at);
+
+/* The read txn's client memo (client_memo.c). find: whether id was decoded
+ * in this txn's snapshot (then *out is that record); keep: remember rec,
+ * just decoded from this snapshot, for id. Both do nothing in a write txn,
+ * a reset one, or one without a memo. */
+bool tk_store_client_memo_find(tk_txn *t, tk_slice id, tk_client_rec *out);
+void tk_store_client_memo_keep(tk_txn *t, tk_slice id, const tk_client_rec *rec);
 
 /* The match key hash of store.c (tk_store_idp_key), also used for the
  * replay keys of store_events.c: SHA-256 over kind, a 2-byte length of a,

@@ -7,6 +7,10 @@ round, another session is terminated with tokenctl). No request sent after
 the revocation's 200 arrived (or after tokenctl exited) may answer active.
 Then tokend is stopped with SIGTERM and restarted on the same folder: every
 revoked or terminated token stays inactive, an untouched one stays active.
+The same holds for the client records each worker remembers per snapshot
+(src/store/client_memo.c): a token's client disabled, or the caller's secret
+rotated, by tokenctl while the threads run is seen by every request sent
+after tokenctl exited.
 """
 
 import threading
@@ -25,9 +29,10 @@ AFTER = 0.8  # seconds of introspection after it
 class Hammer:
     """THREADS connections introspecting tokens round-robin until stopped."""
 
-    def __init__(self, d, tokens):
+    def __init__(self, d, tokens, auth=None):
         self.d = d
         self.tokens = tokens
+        self.auth = auth or d.default_auth
         self.stop = threading.Event()
         self.records = [[] for _ in range(THREADS)]  # (t_sent, token index, active)
         self.errors = []
@@ -37,7 +42,7 @@ class Hammer:
     def run(self, k):
         out = self.records[k]
         n = len(self.tokens)
-        reqs = [h.auth_request("/introspect", t, self.d.default_auth) for t in self.tokens]
+        reqs = [h.auth_request("/introspect", t, self.auth) for t in self.tokens]
         try:
             with self.d.conn() as c:
                 i = k
@@ -47,6 +52,10 @@ class Hammer:
                     t_sent = time.monotonic()
                     c.send(reqs[idx])
                     r = c.read_response()
+                    if r.status in (401, 429) and self.auth is not self.d.default_auth:
+                        # refused: the caller's own secret changed (then rate-limited)
+                        out.append((t_sent, idx, False))
+                        continue
                     if r.status != 200:
                         raise AssertionError("introspect -> %r" % r)
                     out.append((t_sent, idx, r.json().get("active") is True))
@@ -148,6 +157,45 @@ class Concurrency(h.FreshCase):
         self.assertActive(keep_child)
         s = d.ctl("session", "show", sid2)
         self.assertEqual(s["state"], "terminated")
+
+    def test_client_changes_visible_under_load(self):
+        """A token's client disabled, then the caller's secret rotated, each by
+        tokenctl while eight connections introspect: every request sent after
+        tokenctl exited sees the change, although each worker had read both
+        client records thousands of times in the snapshot before."""
+        d, w = self.d, self.w
+        agent = d.add_client("agent", "agent-doomed", scope=h.AGENT_SCOPE)
+        sid = d.new_session("frank")
+        root = d.issue(sid, w.a, "read write")["access_token"]
+        toks = [d.issue(sid, agent, "read")["access_token"] for _ in range(8)]
+        toks += [d.issue(sid, agent, "read", parent=root)["access_token"] for _ in range(8)]
+        with Hammer(d, toks) as ham:
+            time.sleep(WARMUP)
+            t_before = time.monotonic()
+            out = d.ctl("client", "disable", agent.id)
+            t_ack = time.monotonic()
+            self.assertEqual(out["status"], "disabled")
+            time.sleep(AFTER)
+        self.check_round(ham, t_before, t_ack, "tokenctl client disable")
+        self.assertActive(root)
+
+        rs = d.add_client("resource_server", "rs-rotated")
+        with Hammer(d, [root], auth=rs) as ham:
+            time.sleep(WARMUP)
+            t_before = time.monotonic()
+            out = d.ctl("client", "rotate-secret", rs.id)
+            t_ack = time.monotonic()
+            time.sleep(AFTER)
+        self.check_round(ham, t_before, t_ack, "tokenctl client rotate-secret")
+        new = h.Client({"client_id": rs.id, "client_secret": out["client_secret"]})
+        r = d.introspect(root, auth=new)
+        for _ in range(10):  # the refused old secret got this address rate-limited
+            if r.status != 429:
+                break
+            time.sleep(0.5)
+            r = d.introspect(root, auth=new)
+        self.assertEqual(r.status, 200, r)
+        self.assertIs(r.json()["active"], True)
 
     def test_revoke_then_check_on_other_connections(self):
         """After each 200, open keep-alive connections (spread over the workers

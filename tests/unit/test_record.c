@@ -1405,6 +1405,87 @@ static void test_authreq_prelogin(void)
     CHECK(!b.has_prelogin);
 }
 
+/* ---- Integer widths: the decoder's inline uint32 path and the general one ---------------- */
+
+/* A token {0:1, 1:1, 2:"c", 9:0, 11:<tag, bytes>}: exp written with the
+ * given msgpack tag and big-endian width. */
+static int decode_exp(uint8_t tag, uint64_t v, size_t bytes, int64_t *exp)
+{
+    mw w = {.n = 0};
+    mw_map(&w, 5);
+    mw_kv(&w, 0, 1);
+    mw_kv(&w, 1, 1);
+    mw_ks(&w, 2, "c");
+    mw_kv(&w, 9, 0);
+    mw_uint(&w, 11);
+    mw_byte(&w, tag);
+    mw_be(&w, v, bytes);
+    tk_token_rec t;
+    int rc = tk_record_decode_token(w.b, w.n, &t);
+    *exp = rc == 0 ? t.exp : -1;
+    return rc;
+}
+
+static void test_int_widths(void)
+{
+    /* Every width the encoder picks round-trips, times included. */
+    int64_t vals[] = {1,     127,        128,        255,        256,         65535,
+                      65536, 0x7fffffff, 0x80000000, 0xffffffff, 0x100000000, TK_TIME_MAX};
+    uint8_t buf[TK_RECORD_MAX];
+    size_t len;
+    for (size_t i = 0; i < TK_ARRAY_LEN(vals); i++) {
+        tk_token_rec t = {.kind = TK_TOKEN_ACCESS,
+                          .client_id = TK_SLICE_LIT("c"),
+                          .iat = vals[i],
+                          .exp = vals[i],
+                          .nbf = vals[i]};
+        tk_token_rec back;
+        CHECK_EQ_INT(tk_record_encode_token(&t, buf, sizeof buf, &len), 0);
+        CHECK_EQ_INT(tk_record_decode_token(buf, len, &back), 0);
+        CHECK_EQ_INT(back.iat, vals[i]);
+        CHECK_EQ_INT(back.exp, vals[i]);
+        CHECK_EQ_INT(back.nbf, vals[i]);
+        check_truncations(buf, len, dec_token);
+    }
+    /* Any width reads the same value: uint32 (inline), uint8/16/64, int8..64. */
+    int64_t exp;
+    CHECK_EQ_INT(decode_exp(0xce, 5, 4, &exp), 0);
+    CHECK_EQ_INT(exp, 5);
+    CHECK_EQ_INT(decode_exp(0xce, 0xfedcba98, 4, &exp), 0);
+    CHECK_EQ_INT(exp, 0xfedcba98);
+    CHECK_EQ_INT(decode_exp(0xcc, 200, 1, &exp), 0);
+    CHECK_EQ_INT(exp, 200);
+    CHECK_EQ_INT(decode_exp(0xcd, 0x1234, 2, &exp), 0);
+    CHECK_EQ_INT(exp, 0x1234);
+    CHECK_EQ_INT(decode_exp(0xcf, 0x123456789, 8, &exp), 0);
+    CHECK_EQ_INT(exp, 0x123456789);
+    CHECK_EQ_INT(decode_exp(0xd2, 0x01020304, 4, &exp), 0);
+    CHECK_EQ_INT(exp, 0x01020304);
+    CHECK_EQ_INT(decode_exp(0xd3, 0x0102030405, 8, &exp), 0);
+    CHECK_EQ_INT(exp, 0x0102030405);
+    /* Out of the field's range in any width: refused. */
+    CHECK_EQ_INT(decode_exp(0xd2, 0xffffffff, 4, &exp), TK_E_CORRUPT); /* -1 */
+    CHECK_EQ_INT(decode_exp(0xcf, TK_TIME_MAX + 1, 8, &exp), TK_E_CORRUPT);
+    CHECK_EQ_INT(decode_exp(0xcf, UINT64_MAX, 8, &exp), TK_E_CORRUPT);
+    /* A uint32 cut short at the end of the record: refused, never read past. */
+    mw w = {.n = 0};
+    mw_map(&w, 5);
+    mw_kv(&w, 0, 1);
+    mw_kv(&w, 1, 1);
+    mw_ks(&w, 2, "c");
+    mw_kv(&w, 9, 0);
+    mw_uint(&w, 11);
+    mw_byte(&w, 0xce);
+    mw_be(&w, 0x01020304, 4);
+    for (size_t cut = 1; cut <= 4; cut++) {
+        uint8_t *copy = malloc(w.n - cut);
+        memcpy(copy, w.b, w.n - cut);
+        tk_token_rec t;
+        CHECK_EQ_INT(tk_record_decode_token(copy, w.n - cut, &t), TK_E_CORRUPT);
+        free(copy);
+    }
+}
+
 int main(void)
 {
     RUN(test_token_roundtrip);
@@ -1428,5 +1509,6 @@ int main(void)
     RUN(test_idp_op);
     RUN(test_generations);
     RUN(test_holds);
+    RUN(test_int_widths);
     return check_report();
 }

@@ -1284,6 +1284,228 @@ static void test_schema_upgrade(void)
     }
 }
 
+/* ---- The read txn's client memo (client_memo.c) ---------------------------------------- */
+
+static void put_client_named(tk_store *st, const char *id, const char *name, uint8_t status,
+                             uint8_t secret)
+{
+    tk_txn *w;
+    tk_client_rec c = {.name = tk_slice_from_str(name),
+                       .role = TK_ROLE_RESOURCE_SERVER,
+                       .status = status,
+                       .created = 100};
+    memset(c.secret_hash, secret, TK_HASH_LEN);
+    CHECK_EQ_INT(tk_store_write_begin(st, &w), 0);
+    CHECK_EQ_INT(tk_store_put_client(w, tk_slice_from_str(id), &c, 0), 0);
+    CHECK_EQ_INT(tk_store_commit(w), 0);
+}
+
+/* The record read through r is the one named name, status, secret byte. */
+static bool client_is(tk_txn *r, const char *id, const char *name, uint8_t status, uint8_t secret)
+{
+    tk_client_rec c;
+    uint8_t want[TK_HASH_LEN];
+    memset(want, secret, TK_HASH_LEN);
+    return tk_store_get_client(r, tk_slice_from_str(id), &c) == 0 &&
+           tk_slice_eq(c.name, tk_slice_from_str(name)) && c.status == status &&
+           memcmp(c.secret_hash, want, TK_HASH_LEN) == 0;
+}
+
+static void test_client_memo(void)
+{
+    make_dir();
+    tk_store *st = open_store(4 << 20);
+    put_client_named(st, "tkc_memo", "one", TK_CLIENT_APPROVED, 1);
+    tk_txn *r;
+    CHECK_EQ_INT(tk_store_read_begin(st, &r), 0);
+    CHECK(client_is(r, "tkc_memo", "one", TK_CLIENT_APPROVED, 1));
+    CHECK(client_is(r, "tkc_memo", "one", TK_CLIENT_APPROVED, 1)); /* from the memo */
+
+    /* Disabled (the op, which also bumps the generation): the snapshot read
+     * before still says approved, the next renew says disabled. */
+    tk_client_rec before;
+    CHECK_EQ_INT(tk_store_get_client(r, TK_SLICE_LIT("tkc_memo"), &before), 0);
+    tk_op op = op_of(TK_OP_CLIENT_STATUS, TK_CLIENT_DISABLED, "tkc_memo", 600);
+    CHECK(apply1(st, &op));
+    CHECK(client_is(r, "tkc_memo", "one", TK_CLIENT_APPROVED, 1));
+    CHECK_EQ_INT(tk_store_read_renew(r), 0);
+    tk_client_rec after;
+    CHECK_EQ_INT(tk_store_get_client(r, TK_SLICE_LIT("tkc_memo"), &after), 0);
+    CHECK_EQ_INT(after.status, TK_CLIENT_DISABLED);
+    CHECK(after.generation != before.generation);
+
+    /* A new secret written by another handle shows at the next renew, even
+     * though nothing else about the record changed. */
+    put_client_named(st, "tkc_memo", "one", TK_CLIENT_APPROVED, 2);
+    CHECK(client_is(r, "tkc_memo", "one", TK_CLIENT_DISABLED, 1));
+    CHECK_EQ_INT(tk_store_read_renew(r), 0);
+    CHECK(client_is(r, "tkc_memo", "one", TK_CLIENT_APPROVED, 2));
+
+    /* Many clients, more than slots, read twice each in one snapshot: each
+     * answer is its own record (ids sharing a slot never mix). */
+    enum { N = 3 * TK_CLIENTMEMO_SLOTS };
+    char id[N][32], name[N][16];
+    tk_txn *w;
+    CHECK_EQ_INT(tk_store_write_begin(st, &w), 0);
+    for (int i = 0; i < N; i++) {
+        snprintf(id[i], sizeof id[i], i % 2 ? "tkc_m%d" : "tkc_memo_client_%04d", i);
+        snprintf(name[i], sizeof name[i], "n%d", i);
+        tk_client_rec c = {.name = tk_slice_from_str(name[i]),
+                           .role = TK_ROLE_AGENT,
+                           .status = TK_CLIENT_APPROVED,
+                           .created = 100};
+        memset(c.secret_hash, (uint8_t)i, TK_HASH_LEN);
+        CHECK_EQ_INT(tk_store_put_client(w, tk_slice_from_str(id[i]), &c, TK_PUT_NEW), 0);
+    }
+    CHECK_EQ_INT(tk_store_commit(w), 0);
+    CHECK_EQ_INT(tk_store_get_client(r, TK_SLICE_LIT("tkc_m1"), &after), TK_E_NOTFOUND);
+    CHECK_EQ_INT(tk_store_read_renew(r), 0);
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < N; i++) {
+            CHECK(client_is(r, id[i], name[i], TK_CLIENT_APPROVED, (uint8_t)i));
+        }
+    }
+    CHECK(!client_is(r, "tkc_memo_client_999", "n0", TK_CLIENT_APPROVED, 0));
+
+    /* A write txn reads its own change, never a reader's memo of before. */
+    CHECK_EQ_INT(tk_store_write_begin(st, &w), 0);
+    tk_client_rec c;
+    CHECK_EQ_INT(tk_store_get_client(w, tk_slice_from_str(id[3]), &c), 0);
+    c.name = TK_SLICE_LIT("renamed");
+    CHECK_EQ_INT(tk_store_put_client(w, tk_slice_from_str(id[3]), &c, 0), 0);
+    CHECK_EQ_INT(tk_store_get_client(w, tk_slice_from_str(id[3]), &c), 0);
+    CHECK(tk_slice_eq(c.name, TK_SLICE_LIT("renamed")));
+    CHECK_EQ_INT(tk_store_commit(w), 0);
+    CHECK(client_is(r, id[3], name[3], TK_CLIENT_APPROVED, 3));
+
+    /* After a reset and a grown (maybe moved) map, read afresh. */
+    tk_store_read_reset(r);
+    CHECK_EQ_INT(tk_store_grow(st, 64 << 20), 0);
+    CHECK_EQ_INT(tk_store_read_renew(r), 0);
+    CHECK(client_is(r, id[3], "renamed", TK_CLIENT_APPROVED, 3));
+    CHECK(client_is(r, "tkc_memo", "one", TK_CLIENT_APPROVED, 2));
+    tk_store_txn_end(r);
+    tk_store_close(st);
+    remove_dir();
+}
+
+/* ---- Key order (tk_store_key_cmp) ------------------------------------------------------- */
+
+/* LMDB's default comparison (mdb_cmp_memn), written plainly: byte-wise over
+ * the common length, then the shorter key first. */
+static int ref_cmp(const MDB_val *a, const MDB_val *b)
+{
+    size_t n = a->mv_size < b->mv_size ? a->mv_size : b->mv_size;
+    int d = n > 0 ? memcmp(a->mv_data, b->mv_data, n) : 0;
+    if (d != 0) {
+        return d < 0 ? -1 : 1;
+    }
+    return a->mv_size < b->mv_size ? -1 : a->mv_size > b->mv_size;
+}
+
+static int sign(int v)
+{
+    return (v > 0) - (v < 0);
+}
+
+static bool same_order(const void *a, size_t al, const void *b, size_t bl)
+{
+    MDB_val x = {.mv_size = al, .mv_data = (void *)a}, y = {.mv_size = bl, .mv_data = (void *)b};
+    return sign(tk_store_key_cmp(&x, &y)) == ref_cmp(&x, &y) &&
+           sign(tk_store_key_cmp(&y, &x)) == ref_cmp(&y, &x);
+}
+
+static int check_ascending(void *arg, tk_slice id, const tk_client_rec *rec)
+{
+    (void)rec;
+    char *prev = arg; /* length byte, then the bytes */
+    CHECK(ref_cmp(&(MDB_val){.mv_size = (uint8_t)prev[0], .mv_data = prev + 1},
+                  &(MDB_val){.mv_size = id.len, .mv_data = (void *)id.p}) < 0);
+    prev[0] = (char)id.len;
+    memcpy(prev + 1, id.p, id.len);
+    return 0;
+}
+
+static void test_key_order(void)
+{
+    /* Ties in the first eight bytes, prefixes, lengths around eight, and
+     * bytes on both sides of 0x80 (the order is unsigned). */
+    static const char *const keys[] = {"",
+                                       "a",
+                                       "ab",
+                                       "abcdefg",
+                                       "abcdefgh",
+                                       "abcdefgi",
+                                       "abcdefgh\x01",
+                                       "abcdefgh\xff",
+                                       "abcdefghij",
+                                       "\x80"
+                                       "bcdefgh",
+                                       "\x7f"
+                                       "bcdefgh",
+                                       "\xff",
+                                       "tks_AAAAAAAA",
+                                       "tks_AAAAAAAB",
+                                       "tks_AAAA"};
+    for (size_t i = 0; i < TK_ARRAY_LEN(keys); i++) {
+        for (size_t j = 0; j < TK_ARRAY_LEN(keys); j++) {
+            CHECK(same_order(keys[i], strlen(keys[i]), keys[j], strlen(keys[j])));
+        }
+    }
+    uint8_t z[12] = {0}, zz[13] = {0};
+    CHECK(same_order(z, sizeof z, zz, sizeof zz)); /* zero bytes: the length decides */
+    CHECK(same_order(z, sizeof z, z, sizeof z));
+
+    /* Random pairs over a two-letter alphabet (many long ties), 0..40 bytes. */
+    uint64_t rng = 0x2545f4914f6cdd1dull;
+    uint8_t a[40], b[40];
+    for (int n = 0; n < 200000; n++) {
+        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+        size_t al = rng % 41, bl = (rng >> 8) % 41;
+        for (size_t i = 0; i < 40; i++) {
+            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+            a[i] = (rng & 1) ? 0x80 : 0x7f;
+            b[i] = (rng & 2) ? 0x80 : 0x7f;
+            if (n % 3 == 0) {
+                b[i] = a[i]; /* equal up to a late byte, or a prefix */
+            }
+        }
+        if (n % 3 == 0 && bl > 0) {
+            b[(rng >> 16) % bl] ^= (rng >> 24) & 1 ? 0xff : 0;
+        }
+        CHECK(same_order(a, al, b, bl));
+    }
+
+    /* In a store: ids of every length from 1 to 40 walk in LMDB's order and
+     * are each found again. */
+    make_dir();
+    tk_store *st = open_store(4 << 20);
+    tk_txn *w, *r;
+    char ids[400][41];
+    CHECK_EQ_INT(tk_store_write_begin(st, &w), 0);
+    for (int i = 0; i < 400; i++) {
+        size_t len = 1 + (size_t)i % 40;
+        for (size_t k = 0; k < len; k++) {
+            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+            ids[i][k] = "ab\x7f\x80"[rng % 4];
+        }
+        ids[i][len] = '\0';
+        tk_client_rec c = {.role = TK_ROLE_AGENT, .status = TK_CLIENT_APPROVED, .created = 1};
+        CHECK_EQ_INT(tk_store_put_client(w, (tk_slice){ids[i], len}, &c, 0), 0);
+    }
+    CHECK_EQ_INT(tk_store_commit(w), 0);
+    CHECK_EQ_INT(tk_store_read_begin(st, &r), 0);
+    char prev[42] = {0};
+    CHECK_EQ_INT(tk_store_each_client(r, check_ascending, prev), 0);
+    for (int i = 0; i < 400; i++) {
+        tk_client_rec c;
+        CHECK_EQ_INT(tk_store_get_client(r, tk_slice_from_str(ids[i]), &c), 0);
+    }
+    tk_store_txn_end(r);
+    tk_store_close(st);
+    remove_dir();
+}
+
 int main(void)
 {
     RUN(test_records_and_indices);
@@ -1303,5 +1525,7 @@ int main(void)
     RUN(test_token_ids);
     RUN(test_token_ids_old_records);
     RUN(test_schema_upgrade);
+    RUN(test_client_memo);
+    RUN(test_key_order);
     return check_report();
 }
