@@ -121,6 +121,9 @@
 #define TK_RECV_BUF_SIZE 4096
 /* Completions harvested per loop turn (one read txn renewal per batch). */
 #define TK_CQE_BATCH 256
+/* Within a batch, queued submissions (answers, mostly) go to the kernel after
+ * every this many completions handled. */
+#define TK_SEND_FLUSH 16
 /* Timeouts (milliseconds), defaults. */
 #define TK_IDLE_TIMEOUT_MS   60000
 #define TK_HEADER_TIMEOUT_MS 10000
