@@ -65,6 +65,12 @@ ev_err ev_jws_verify(const ev_jws *j, const tk_idp_issuer *is, const char **why)
  * proof's own header), the alg pinned by the caller: EV_OK, EV_BAD_KEY (alg
  * is not the token's) or EV_BAD_SIGNATURE. */
 ev_err ev_jws_verify_pkey(const ev_jws *j, struct evp_pkey_st *pkey, uint8_t alg, const char **why);
+struct evp_pkey_ctx_st; /* OpenSSL's EVP_PKEY_CTX */
+
+/* The same check for ES256 with a verification context already set up for
+ * the key (EVP_PKEY_verify_init done; the caller keeps it): the signing
+ * input hashed here, the signature checked against that digest. */
+ev_err ev_jws_verify_es256_ctx(const ev_jws *j, struct evp_pkey_ctx_st *vctx, const char **why);
 
 /* typ equals want, ASCII case-insensitively, with or without the
  * "application/" prefix (RFC 7515 §4.1.9). */

@@ -366,6 +366,8 @@ _Static_assert(TK_OP_WIRE_MAX <= UINT16_MAX, "an op's length fits the entry's 2-
 /* DPoP (RFC 9449). A proof with an EC P-256 JWK is about 600 bytes; one
  * with a 4096-bit RSA key about 1.5 KiB, so 4 KiB refuses nothing real. */
 #define TK_DPOP_PROOF_MAX 4096
+/* Proof keys whose verification context a thread keeps (dpop.c). */
+#define TK_DPOP_KEY_CACHE 64
 /* A proof's jti: a random identifier (oauth4webapi sends 43 characters). */
 #define TK_DPOP_JTI_MAX 256
 /* How old a proof's iat may be (seconds) and how far in the future (clock

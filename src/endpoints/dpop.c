@@ -57,7 +57,102 @@ static bool b64_member(json_t *jwk, const char *name, uint8_t out[32])
 }
 
 /* The header's jwk: EC P-256, public only → the point and the key. */
-static int header_key(json_t *header, uint8_t x[32], uint8_t y[32], EVP_PKEY **out,
+/* A verification context for the P-256 public key (x, y): NULL when the
+ * coordinates are not a point on the curve. */
+static EVP_PKEY_CTX *new_verify_ctx(const uint8_t x[32], const uint8_t y[32])
+{
+    uint8_t pt[65] = {0x04};
+    memcpy(pt + 1, x, 32);
+    memcpy(pt + 33, y, 32);
+    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+    OSSL_PARAM *params = NULL;
+    EVP_PKEY_CTX *ctx = NULL, *vctx = NULL;
+    EVP_PKEY *pkey = NULL;
+    if (bld != NULL &&
+        OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) &&
+        OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof pt)) {
+        params = OSSL_PARAM_BLD_to_param(bld);
+        ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+    }
+    if (params != NULL && ctx != NULL && EVP_PKEY_fromdata_init(ctx) > 0 &&
+        EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) > 0) {
+        vctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL); /* holds its own reference */
+        if (vctx != NULL && EVP_PKEY_verify_init(vctx) != 1) {
+            EVP_PKEY_CTX_free(vctx);
+            vctx = NULL;
+        }
+    }
+    EVP_PKEY_free(pkey);
+    EVP_PKEY_CTX_free(ctx);
+    OSSL_PARAM_free(params);
+    OSSL_PARAM_BLD_free(bld);
+    return vctx;
+}
+
+/*
+ * Each thread remembers the verification contexts of the last proof keys it
+ * met (TK_DPOP_KEY_CACHE, by the key's bytes): an agent signs every proof
+ * with one key, and building the key from its coordinates (point check,
+ * provider fetches) cost more than the signature check itself. Only an
+ * exact match of both coordinates hits; a miss builds the context as before.
+ * Public keys only: nothing here is secret. The pthread key's destructor
+ * frees a thread's contexts when it exits.
+ */
+typedef struct key_cache {
+    struct {
+        uint8_t xy[64];
+        EVP_PKEY_CTX *vctx; /* NULL: empty */
+    } e[TK_DPOP_KEY_CACHE];
+} key_cache;
+
+static pthread_once_t kc_once = PTHREAD_ONCE_INIT;
+static pthread_key_t kc_key;
+static __thread key_cache *thread_kc;
+
+static void free_key_cache(void *p)
+{
+    key_cache *kc = p;
+    for (size_t i = 0; i < TK_DPOP_KEY_CACHE; i++) {
+        EVP_PKEY_CTX_free(kc->e[i].vctx);
+    }
+    free(kc);
+}
+
+static void kc_init_once(void)
+{
+    TK_ASSERT(pthread_key_create(&kc_key, free_key_cache) == 0);
+}
+
+/* The context for (x, y), from this thread's cache or new (then kept, the
+ * slot's previous one freed). NULL: not a point on P-256, or no memory. */
+static EVP_PKEY_CTX *verify_ctx(const uint8_t x[32], const uint8_t y[32])
+{
+    if (TK_UNLIKELY(thread_kc == NULL)) {
+        TK_ASSERT(pthread_once(&kc_once, kc_init_once) == 0);
+        thread_kc = calloc(1, sizeof *thread_kc);
+        if (thread_kc == NULL) {
+            return NULL;
+        }
+        TK_ASSERT(pthread_setspecific(kc_key, thread_kc) == 0);
+    }
+    uint8_t xy[64];
+    memcpy(xy, x, 32);
+    memcpy(xy + 32, y, 32);
+    /* Random coordinates: their low bytes pick the slot. */
+    size_t slot = ((size_t)x[31] ^ ((size_t)y[31] << 8)) % TK_DPOP_KEY_CACHE;
+    if (thread_kc->e[slot].vctx != NULL && memcmp(thread_kc->e[slot].xy, xy, sizeof xy) == 0) {
+        return thread_kc->e[slot].vctx;
+    }
+    EVP_PKEY_CTX *vctx = new_verify_ctx(x, y);
+    if (vctx != NULL) {
+        EVP_PKEY_CTX_free(thread_kc->e[slot].vctx);
+        thread_kc->e[slot].vctx = vctx;
+        memcpy(thread_kc->e[slot].xy, xy, sizeof xy);
+    }
+    return vctx;
+}
+
+static int header_key(json_t *header, uint8_t x[32], uint8_t y[32], EVP_PKEY_CTX **out,
                       const char **why)
 {
     *out = NULL;
@@ -82,25 +177,7 @@ static int header_key(json_t *header, uint8_t x[32], uint8_t y[32], EVP_PKEY **o
         *why = "the jwk's x or y is not 32 bytes of base64url";
         return EP_DPOP_BAD_KEY;
     }
-    uint8_t pt[65] = {0x04};
-    memcpy(pt + 1, x, 32);
-    memcpy(pt + 33, y, 32);
-    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
-    OSSL_PARAM *params = NULL;
-    EVP_PKEY_CTX *ctx = NULL;
-    if (bld != NULL &&
-        OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) &&
-        OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof pt)) {
-        params = OSSL_PARAM_BLD_to_param(bld);
-        ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
-    }
-    if (params == NULL || ctx == NULL || EVP_PKEY_fromdata_init(ctx) <= 0 ||
-        EVP_PKEY_fromdata(ctx, out, EVP_PKEY_PUBLIC_KEY, params) <= 0) {
-        *out = NULL;
-    }
-    EVP_PKEY_CTX_free(ctx);
-    OSSL_PARAM_free(params);
-    OSSL_PARAM_BLD_free(bld);
+    *out = verify_ctx(x, y);
     if (*out == NULL) {
         *why = "the jwk is not a point on P-256";
         return EP_DPOP_BAD_KEY;
@@ -246,14 +323,13 @@ int ep_dpop_check(tk_slice compact, const ep_dpop_want *want, ep_dpop_proof *out
         rc = EP_DPOP_BAD_KEY;
     }
     uint8_t x[32], y[32];
-    EVP_PKEY *pkey = NULL;
+    EVP_PKEY_CTX *vctx = NULL; /* this thread's, cached: not freed here */
     if (rc == EP_DPOP_OK) {
-        rc = header_key(j.header, x, y, &pkey, why);
+        rc = header_key(j.header, x, y, &vctx, why);
     }
-    if (rc == EP_DPOP_OK && ev_jws_verify_pkey(&j, pkey, TK_ALG_ES256, why) != EV_OK) {
+    if (rc == EP_DPOP_OK && ev_jws_verify_es256_ctx(&j, vctx, why) != EV_OK) {
         rc = EP_DPOP_BAD_SIG;
     }
-    EVP_PKEY_free(pkey);
     if (rc == EP_DPOP_OK) {
         rc = claims(j.claims, want, out, why);
     }

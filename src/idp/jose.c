@@ -211,6 +211,23 @@ ev_err ev_jws_verify(const ev_jws *j, const tk_idp_issuer *is, const char **why)
     return EV_OK;
 }
 
+ev_err ev_jws_verify_es256_ctx(const ev_jws *j, EVP_PKEY_CTX *vctx, const char **why)
+{
+    if (j->alg != TK_ALG_ES256) {
+        *why = "alg is not the key's";
+        return EV_BAD_KEY;
+    }
+    uint8_t der[TK_ECDSA_DER_MAX], h[TK_HASH_LEN];
+    size_t der_len = 0;
+    tk_sha256(j->signing_input.p, j->signing_input.len, h);
+    if (ecdsa_der(j->sig, j->sig_len, 32, der, sizeof der, &der_len) != 0 ||
+        EVP_PKEY_verify(vctx, der, der_len, h, sizeof h) != 1) {
+        *why = "signature does not verify";
+        return EV_BAD_SIGNATURE;
+    }
+    return EV_OK;
+}
+
 ev_err ev_jws_verify_pkey(const ev_jws *j, EVP_PKEY *pkey, uint8_t alg, const char **why)
 {
     if (j->alg != alg) {

@@ -149,6 +149,47 @@ static void test_good_proof(void)
     CHECK_EQ_INT(check(p, &w, &out), EP_DPOP_OK);
 }
 
+/* Each thread keeps the verification contexts of recent proof keys: more
+ * keys than it keeps, met in turn and again, each verifies its own proofs
+ * (and yields its own thumbprint), never another key's signature under its
+ * jwk, whether its context was kept or had been replaced. */
+static void test_key_cache(void)
+{
+    enum { KEYS = TK_DPOP_KEY_CACHE * 2 + 3 };
+    EVP_PKEY **keys = calloc(KEYS, sizeof *keys);
+    TK_ASSERT(keys != NULL);
+    for (size_t i = 0; i < KEYS; i++) {
+        keys[i] = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+        TK_ASSERT(keys[i] != NULL);
+    }
+    char c[512], p[4096];
+    ep_dpop_want w;
+    want_for(&w, "POST", "https://as.example/token", NULL);
+    for (int round = 0; round < 3; round++) {
+        for (size_t k = 0; k < KEYS; k++) {
+            size_t i = round == 1 ? KEYS - 1 - k : k; /* the second round backwards */
+            ep_dpop_proof out;
+            claims_of(c, sizeof c, "jc", "POST", "https://as.example/token", NOW, NULL);
+            proof(keys[i], keys[(i + 1) % KEYS], "dpop+jwt", "ES256", "", c, p, sizeof p);
+            CHECK_EQ_INT(check(p, &w, &out), EP_DPOP_BAD_SIG);
+            proof(keys[i], keys[i], "dpop+jwt", "ES256", "", c, p, sizeof p);
+            CHECK_EQ_INT(check(p, &w, &out), EP_DPOP_OK);
+            uint8_t x[32], y[32];
+            coords(keys[i], x, y);
+            char kid[TK_KID_LEN + 1], got[TK_KID_LEN + 1];
+            tk_keys_thumbprint(x, y, kid);
+            b64(out.jkt, 32, got, sizeof got);
+            CHECK_EQ_STR(got, kid);
+            proof(keys[i], keys[(i + 1) % KEYS], "dpop+jwt", "ES256", "", c, p, sizeof p);
+            CHECK_EQ_INT(check(p, &w, &out), EP_DPOP_BAD_SIG); /* its context kept now */
+        }
+    }
+    for (size_t i = 0; i < KEYS; i++) {
+        EVP_PKEY_free(keys[i]);
+    }
+    free(keys);
+}
+
 static void test_header_refusals(void)
 {
     char c[512], p[4096];
@@ -462,6 +503,7 @@ int main(void)
     key_b = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
     TK_ASSERT(key_a != NULL && key_b != NULL);
     RUN(test_good_proof);
+    RUN(test_key_cache);
     RUN(test_header_refusals);
     RUN(test_claim_refusals);
     RUN(test_replay_cache);
