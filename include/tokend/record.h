@@ -144,6 +144,9 @@ typedef struct tk_grant_rec {
                           client, resource): one per triple, found through
                           tk_store_consent_key, and the family every token
                           issued under it belongs to. */
+    tk_slice iss;      /* the IdP issuer of sub when the user signed in at an IdP before
+                          consenting (key 9, optional; empty: tokend's own users, tokenctl
+                          grants, and grants recorded before the key existed) */
 } tk_grant_rec;
 
 enum tk_client_role { TK_ROLE_AGENT = 1, TK_ROLE_RESOURCE_SERVER = 2, TK_ROLE_ADMIN = 3 };

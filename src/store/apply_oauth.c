@@ -412,6 +412,7 @@ static int record_consent(tk_txn *txn, const tk_op *op, const uint8_t key[TK_HAS
                       .sub = SL(p->sub),
                       .scope = SL(p->scope),
                       .resource = SL(p->resource),
+                      .iss = SL(p->iss),
                       .state = TK_GRANT_ACTIVE,
                       .created = op->at};
     int rc = tk_store_put_grant(txn, gid, &g, TK_PUT_NEW);

@@ -76,6 +76,7 @@ static const field grant_fields[] = {
     TIME(6, true, tk_grant_rec, created),
     TIME(7, false, tk_grant_rec, revoked_at),
     STR(8, false, TK_AUD_MAX, tk_grant_rec, resource),
+    STR(9, false, TK_URL_MAX, tk_grant_rec, iss),
 };
 
 static const field client_fields[] = {

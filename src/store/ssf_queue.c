@@ -374,6 +374,10 @@ static int grant_issuer(tk_txn *txn, tk_slice grant, char *buf, size_t cap, tk_s
 {
     tk_grant_rec g;
     int rc = tk_store_get_grant(txn, grant, &g);
+    if (rc == 0 && g.iss.len > 0) { /* recorded at consent (grant key 9) */
+        *iss = tk_store_keep(g.iss, buf, cap);
+        return 0;
+    }
     if (rc == 0 && g.sid.len > 0) {
         tk_session_rec s;
         rc = tk_store_get_session(txn, g.sid, &s);

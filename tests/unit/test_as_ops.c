@@ -756,6 +756,14 @@ static void test_consent_key_per_issuer(void)
     sign_in_at("tka_p", 0xb1, "tks_p", "https://partner.example", T0);
     tk_op approve = code_issue("tka_p", 0xb1, TK_DECIDE_APPROVE, 0xd1, T0 + 1);
     CHECK_EQ_INT(apply1(&approve), TK_OUT_OK);
+    { /* the grant keeps whose sub it is (SSF names it so) */
+        tk_txn *r;
+        TK_ASSERT(tk_store_read_begin(st, &r) == 0);
+        tk_grant_rec g;
+        CHECK_EQ_INT(tk_store_get_grant(r, tk_op_id_get(&approve.code_issue.grant), &g), 0);
+        CHECK(tk_slice_eq_str(g.iss, "https://partner.example") && tk_slice_eq_str(g.sub, "alice"));
+        tk_store_txn_end(r);
+    }
     put_request("tka_h", T0 + 2);
     sign_in_at("tka_h", 0xb2, "tks_h", "https://home.example", T0 + 2);
     tk_op granted = code_issue("tka_h", 0xb2, TK_DECIDE_GRANTED, 0xd2, T0 + 3);

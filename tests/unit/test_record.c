@@ -232,6 +232,8 @@ static void test_grant_roundtrip(void)
         .sub = fill(1, TK_SUB_MAX),
         .sid = fill(2, TK_ID_MAX),
         .scope = fill(3, TK_SCOPE_MAX),
+        .resource = fill(4, TK_AUD_MAX),
+        .iss = fill(5, TK_URL_MAX),
         .state = TK_GRANT_REVOKED,
         .created = TK_TIME_MAX,
         .revoked_at = TK_TIME_MAX,
@@ -241,6 +243,7 @@ static void test_grant_roundtrip(void)
     CHECK_EQ_INT(tk_record_decode_grant(buf, len, &out), 0);
     CHECK(slice_eq(in.client_id, out.client_id) && slice_eq(in.sub, out.sub));
     CHECK(slice_eq(in.sid, out.sid) && slice_eq(in.scope, out.scope));
+    CHECK(slice_eq(in.resource, out.resource) && slice_eq(in.iss, out.iss));
     CHECK_EQ_INT(out.state, TK_GRANT_REVOKED);
     CHECK_EQ_INT(out.created, TK_TIME_MAX);
     CHECK_EQ_INT(out.revoked_at, TK_TIME_MAX);
@@ -742,7 +745,8 @@ static void test_key_table(void)
     mw_kv(&w, 1, TK_TOKEN_ACCESS); /* a required key twice */
     CHECK_EQ_INT(tk_record_decode_token(w.b, w.n, &t), TK_E_CORRUPT);
 
-    /* A grant: keys 1..8; 9 and up are refused, 7 (revoked_at) is an int. */
+    /* A grant: keys 1..9; 10 and up are refused, and so is an int under 9 (iss,
+     * a string); 7 (revoked_at) is an int. */
     tk_grant_rec g;
     for (unsigned k = 9; k < 40; k++) {
         w.n = 0;

@@ -308,13 +308,21 @@ static void test_grant_issuer(void)
     put_grant(w, "tkg_gone", "carol", "tks_gone"); /* its session is not there */
     put_grant(w, "tkg_dev", "dave", "");           /* consents, without an IdP / at one */
     put_consent(w, "", "dave", "tkg_dev");
-    put_grant(w, "tkg_org", "erin", "");
+    put_grant(w, "tkg_org", "erin", ""); /* recorded before grants kept the issuer */
     put_consent(w, "https://idp.example", "erin", "tkg_org");
+    tk_grant_rec gi = {.client_id = TK_SLICE_LIT("tkc_agent"), /* consented after an IdP sign-in */
+                       .sub = TK_SLICE_LIT("frank"),
+                       .resource = TK_SLICE_LIT("https://api.example"),
+                       .iss = TK_SLICE_LIT("https://partner.example"),
+                       .state = TK_GRANT_ACTIVE,
+                       .created = 1};
+    TK_ASSERT(tk_store_put_grant(w, TK_SLICE_LIT("tkg_iss"), &gi, 0) == 0);
+    put_consent(w, "https://partner.example", "frank", "tkg_iss");
     TK_ASSERT(tk_store_commit(w) == 0);
-    const char *order[] = {"tkg_idp", "tkg_1", "tkg_gone", "tkg_dev", "tkg_org"};
-    const char *iss[] = {"https://idp.example", "", "", "", ""};
-    const char *sub[] = {"bob", "alice", "", "dave", ""};
-    for (int i = 0; i < 5; i++) {
+    const char *order[] = {"tkg_idp", "tkg_1", "tkg_gone", "tkg_dev", "tkg_org", "tkg_iss"};
+    const char *iss[] = {"https://idp.example", "", "", "", "", "https://partner.example"};
+    const char *sub[] = {"bob", "alice", "", "dave", "", "frank"};
+    for (int i = 0; i < 6; i++) {
         revoke_grant(order[i], 700 + i);
     }
     /* A session that ends after the revocation changes nothing queued. */
@@ -326,7 +334,7 @@ static void test_grant_issuer(void)
     TK_ASSERT(tk_store_read_begin(st, &r) == 0);
     uint64_t seq = 0;
     tk_ssf_event_rec ev;
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 6; i++) {
         CHECK_EQ_INT(tk_store_ssf_next(r, TK_SLICE_LIT("edge"), seq, &seq, &ev), 0);
         CHECK_EQ_INT(ev.kind, TK_SSF_GRANT_REVOKED);
         CHECK_SLICE(ev.id, order[i]);
