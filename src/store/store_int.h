@@ -110,6 +110,8 @@ int tk_store_key_cmp(const MDB_val *a, const MDB_val *b);
 /* Map an LMDB error to our error space, logging what went wrong (op names it). */
 int tk_store_err(int rc, const char *op);
 void tk_store_log_corrupt_id(const char *db, tk_slice id);
+/* The DBI's name, for logs. */
+const char *tk_store_db_name(enum db_index db);
 
 /* mdb_get / mdb_put / a cursor over one DBI, with the txn's sticky failure and
  * the absent-late-DBI rule applied (get: TK_E_NOTFOUND; cursor: TK_E_NOTFOUND,
