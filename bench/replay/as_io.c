@@ -40,6 +40,7 @@
  *   --toggle-collect=tk_store_commit
  *   tokend-as-io ... --worker   (each function's inclusive Ir / (group x groups))
  */
+#include "proc_io.h"
 #include "tokend/committer.h"
 #include "tokend/crypto.h"
 #include "tokend/endpoints.h"
@@ -68,27 +69,6 @@ static int64_t AT0; /* now: the worker stamps its ops with the real clock */
 #define GRANT    "tkg_as_io"
 #define SCOPE    "files:read files:write"
 #define AUD      "https://mcp.example/mcp"
-
-typedef struct io_counts {
-    unsigned long long wchar, write_bytes, syscw;
-} io_counts;
-
-static int read_io(io_counts *c)
-{
-    FILE *f = fopen("/proc/self/io", "r");
-    char line[128];
-    if (f == NULL) {
-        return -1;
-    }
-    *c = (io_counts){0};
-    while (fgets(line, sizeof line, f) != NULL) {
-        sscanf(line, "wchar: %llu", &c->wchar);
-        sscanf(line, "syscw: %llu", &c->syscw);
-        sscanf(line, "write_bytes: %llu", &c->write_bytes);
-    }
-    fclose(f);
-    return 0;
-}
 
 /* A deterministic stream of distinct 32-byte hashes. */
 static void hash_of(uint64_t *ctr, uint8_t out[TK_HASH_LEN])

@@ -11,6 +11,7 @@
  *
  * tokend-revoke-io --data DIR --tokens FILE [--group N] [--groups N] [--seed N]
  */
+#include "proc_io.h"
 #include "tokend/crypto.h"
 #include "tokend/record.h"
 #include "tokend/store.h"
@@ -24,27 +25,6 @@
 #include <unistd.h>
 
 #define TOKEN_LEN 50
-
-typedef struct io_counts {
-    unsigned long long wchar, write_bytes, syscw;
-} io_counts;
-
-static int read_io(io_counts *c)
-{
-    FILE *f = fopen("/proc/self/io", "r");
-    char line[128];
-    if (f == NULL) {
-        return -1;
-    }
-    *c = (io_counts){0};
-    while (fgets(line, sizeof line, f) != NULL) {
-        sscanf(line, "wchar: %llu", &c->wchar);
-        sscanf(line, "syscw: %llu", &c->syscw);
-        sscanf(line, "write_bytes: %llu", &c->write_bytes);
-    }
-    fclose(f);
-    return 0;
-}
 
 static uint64_t rnd(uint64_t *s)
 {
