@@ -66,11 +66,6 @@ static inline bool is_hex(char c)
     return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
 }
 
-static inline char lower(char c)
-{
-    return (c >= 'A' && c <= 'Z') ? (char)(c | 0x20) : c;
-}
-
 #define ONES  0x0101010101010101ull
 #define HIGHS 0x8080808080808080ull
 
@@ -629,11 +624,7 @@ tk_slice tk_http_header_get(const tk_http_request *req, const char *name)
     size_t n = strlen(name);
     for (size_t i = 0; i < req->nheaders && i < TK_HTTP_HEADERS_MAX; i++) {
         tk_slice h = req->headers[i].name;
-        size_t k = 0;
-        while (k < n && k < h.len && lower(h.p[k]) == lower(name[k])) {
-            k++;
-        }
-        if (k == n && k == h.len) {
+        if (h.len == n && tk_mem_eq_nocase(h.p, name, n)) { /* length first */
             return req->headers[i].value;
         }
     }
