@@ -299,6 +299,27 @@ static void test_fmt(void)
     CHECK_EQ_STR(buf, "[-9223372036854775808,9223372036854775807,0]");
 }
 
+/* tk_json_is_plain against its definition (printable ASCII or DEL, no '"'
+ * and no '\\'): every byte value at every position of strings of 0 to 24
+ * bytes (the byte loop, the words, the overlapping last word). */
+static void test_is_plain(void)
+{
+    char s[24];
+    long wrong = 0;
+    CHECK(tk_json_is_plain(NULL, 0));
+    for (size_t n = 1; n <= sizeof s; n++) {
+        for (size_t pos = 0; pos < n; pos++) {
+            for (int b = 0; b < 256; b++) {
+                memset(s, 'k', n);
+                s[pos] = (char)b;
+                bool want = b >= 0x20 && b < 0x80 && b != '"' && b != '\\';
+                wrong += tk_json_is_plain(s, n) != want;
+            }
+        }
+    }
+    CHECK_EQ_INT(wrong, 0);
+}
+
 int main(void)
 {
     RUN(test_object);
@@ -309,5 +330,6 @@ int main(void)
     RUN(test_utf8_invalid);
     RUN(test_overflow);
     RUN(test_fmt);
+    RUN(test_is_plain);
     return check_report();
 }
