@@ -228,6 +228,11 @@ static void app_dropped(void *wctx, const tk_server_done *done)
     ep_as_dropped(wctx, done->cookie);
 }
 
+static void app_closed(void *wctx, uint64_t cookie)
+{
+    ep_auth_cache_closed(wctx, cookie);
+}
+
 static int app_request(void *wctx, const tk_http_request *req, tk_outbuf *out, uint64_t cookie,
                        uint32_t *tag)
 {
@@ -372,6 +377,7 @@ void tk_app_hooks(tk_app *app, tk_server_hooks *hooks)
         .wake = app_wake,
         .respond = app_respond,
         .dropped = app_dropped,
+        .closed = app_closed,
         .batch_begin = app_batch_begin,
         .request = app_request,
     };

@@ -533,6 +533,8 @@ bool ep_auth_cache_get(ep_req *r, const ep_form *f, tk_txn *txn, tk_client_rec *
 void ep_auth_cache_put(ep_req *r, const tk_client_rec *client, tk_slice client_id);
 /* Drop this connection's entry (after a failed authentication). */
 void ep_auth_cache_forget(ep_req *r);
+/* The connection of cookie closed: cleanse its entry, if it has one. */
+void ep_auth_cache_closed(ep_worker *w, uint64_t cookie);
 /* Cleanse every entry (worker stop). */
 void ep_auth_cache_clear(ep_worker *w);
 
