@@ -547,6 +547,16 @@ void ep_metadata(ep_req *r);
 void ep_healthz(ep_req *r);
 void ep_metrics_serve(ep_req *r);
 void ep_forward_auth(ep_req *r);
+/* forward_auth.c: the identity headers are written into a fixed buffer; a
+ * write that does not fit (one byte is kept for a NUL) sets overflow. */
+typedef struct ep_hbuf {
+    char *p;
+    size_t cap, len;
+    bool overflow;
+} ep_hbuf;
+/* Append v as a header value: controls, DEL, non-ASCII, '%' and a space at
+ * either end percent-encoded (%XX), so no value can split a header. */
+void ep_hb_value(ep_hbuf *b, tk_slice v);
 void ep_resource_metadata(ep_req *r);
 /* signed.c: GET /jwks.json, and the RFC 9701 branch of POST /introspect. */
 void ep_jwks(ep_req *r);
