@@ -658,6 +658,32 @@ static void test_bearer(void)
     CHECK_EQ_INT(tk_http_bearer(TK_SLICE_NULL, &t), TK_E_NOTFOUND);
 }
 
+/* Every byte value at every position of tokens of 1 to 20 bytes (the scan
+ * takes four at a time, then one by one), against RFC 6750's b64token:
+ * letters, digits, "-._~+/", then only '=' to the end. */
+static void test_bearer_every_byte(void)
+{
+    long wrong = 0;
+    for (size_t n = 1; n <= 20; n++) {
+        for (size_t pos = 0; pos < n; pos++) {
+            for (int c = 0; c < 256; c++) {
+                char v[40] = "Bearer ";
+                memset(v + 7, 'Q', n);
+                v[7 + pos] = (char)c;
+                bool tchar = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                             (c >= '0' && c <= '9') || (c != 0 && strchr("-._~+/", c) != NULL);
+                /* '=' only as padding: here, at the end */
+                bool want = tchar || (c == '=' && pos == n - 1 && pos > 0);
+                tk_slice t;
+                int rc = tk_http_bearer((tk_slice){v, 7 + n}, &t);
+                bool ok = want ? rc == 0 && t.len == n && t.p == v + 7 : rc == TK_E_BADINPUT;
+                wrong += !ok;
+            }
+        }
+    }
+    CHECK_EQ_INT(wrong, 0);
+}
+
 /* ---- Responses ------------------------------------------------------------------------------- */
 
 static void test_reason(void)
@@ -780,6 +806,7 @@ int main(void)
     RUN(test_body_limit);
     RUN(test_basic_auth);
     RUN(test_bearer);
+    RUN(test_bearer_every_byte);
     RUN(test_reason);
     RUN(test_respond);
     RUN(test_respond_toobig);
