@@ -1,8 +1,8 @@
 /*
  * Cryptographic helpers on OpenSSL 3. The one idea: tk_sha256 runs once per
  * introspection, so it calls OpenSSL's SHA-256 directly (no EVP dispatch, no
- * allocation) with its context on the stack. The base64
- * decoders are strict: exactly one encoding is accepted for any byte string.
+ * allocation) with its context on the stack. The base64 decoders are strict:
+ * exactly one encoding is accepted for any byte string.
  */
 /* SHA256_Init/Update/Final are marked deprecated in OpenSSL 3 (in favour of
  * EVP) but remain; see tk_sha256 for why they are used. */
@@ -45,7 +45,8 @@ int tk_random_bytes(void *buf, size_t len)
  * allocation and free of the provider's context at every EVP_DigestInit_ex2,
  * engine look-ups), a fifth of what hashing a token costs. tokend never runs
  * under the FIPS provider, the one case that needs EVP. The context lives on
- * the stack and SHA256_Final cleanses it. */
+ * the stack; SHA256_Final wipes its data block (the input's last bytes) and
+ * leaves only the digest and the length. */
 void tk_sha256(const void *data, size_t len, uint8_t out[TK_HASH_LEN])
 {
     SHA256_CTX c;
