@@ -11,7 +11,13 @@
  * tokend-replay --data DIR --tokens FILE --client ID --secret S
  *               [--requests N] [--conns N] [--unknown F] [--map-size BYTES]
  *               [--prefault off|on]
+ * tokend-replay --mode auth --data DIR --tokens FILE --resources FILE [...]
  * Prints requests, answers by status and wall time per request.
+ *
+ * --mode auth feeds forward-auth instead: GET /auth with the token as
+ * Bearer and the original request in X-Forwarded-Method/-Proto/-Host/-Uri
+ * (GET https://mcp.bench/mcp, as tokend-bench forward-auth sends), with
+ * --resources naming that resource; the tokens must have it as audience.
  */
 #include "tokend/config.h"
 #include "tokend/endpoints.h"
@@ -33,6 +39,8 @@
 
 typedef struct replay {
     const char *data, *tokens, *client, *secret;
+    const char *mode;      /* introspect, or auth (forward-auth) */
+    const char *resources; /* the resources file (auth) */
     long requests, conns;
     double unknown;
     uint64_t map_size;
@@ -78,7 +86,9 @@ static int args(int argc, char **argv, replay *r)
                   .unknown = 0.05,
                   .map_size = 1ull << 30,
                   .rng = 0x9e3779b97f4a7c15ull,
-                  .prefault = "off"};
+                  .prefault = "off",
+                  .mode = "introspect",
+                  .resources = ""};
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
         if (strcmp(k, "--data") == 0) {
@@ -97,6 +107,13 @@ static int args(int argc, char **argv, replay *r)
             r->unknown = atof(v);
         } else if (strcmp(k, "--map-size") == 0) {
             r->map_size = strtoull(v, NULL, 10);
+        } else if (strcmp(k, "--mode") == 0) {
+            if (strcmp(v, "introspect") && strcmp(v, "auth")) {
+                return -1;
+            }
+            r->mode = v;
+        } else if (strcmp(k, "--resources") == 0) {
+            r->resources = v;
         } else if (strcmp(k, "--prefault") == 0) {
             if (strcmp(v, "off") && strcmp(v, "on")) {
                 return -1;
@@ -106,7 +123,14 @@ static int args(int argc, char **argv, replay *r)
             return -1;
         }
     }
-    if (!r->data || !r->tokens || !r->client || !r->secret || r->requests <= 0 || r->conns <= 0) {
+    bool auth = strcmp(r->mode, "auth") == 0;
+    if (!r->data || !r->tokens || r->requests <= 0 || r->conns <= 0) {
+        return -1;
+    }
+    if (auth) {
+        return r->resources[0] != '\0' ? 0 : -1;
+    }
+    if (!r->client || !r->secret) {
         return -1;
     }
     char raw[400], enc[560];
@@ -144,6 +168,13 @@ static size_t make_request(replay *r, char *buf)
         memcpy(tok, r->map + (rnd(r) % r->ntok) * (TOKEN_LEN + 1), TOKEN_LEN);
     }
     tok[TOKEN_LEN] = '\0';
+    if (strcmp(r->mode, "auth") == 0) {
+        return (size_t)snprintf(buf, REQ_CAP,
+                                "GET /auth HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
+                                "%s\r\nX-Forwarded-Method: GET\r\nX-Forwarded-Proto: https\r\n"
+                                "X-Forwarded-Host: mcp.bench\r\nX-Forwarded-Uri: /mcp\r\n\r\n",
+                                tok);
+    }
     return (size_t)snprintf(buf, REQ_CAP,
                             "POST /introspect HTTP/1.1\r\nHost: 127.0.0.1\r\n%sContent-Type: "
                             "application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n"
@@ -190,7 +221,9 @@ int main(int argc, char **argv)
     if (args(argc, argv, &r) != 0 || map_tokens(&r) != 0) {
         fprintf(stderr, "usage: tokend-replay --data DIR --tokens FILE --client ID --secret S "
                         "[--requests N] [--conns N] [--unknown F] [--map-size BYTES]\n"
-                        "                     [--prefault off|on]\n");
+                        "                     [--prefault off|on]\n"
+                        "       tokend-replay --mode auth --data DIR --tokens FILE --resources "
+                        "FILE [same options]\n");
         return 2;
     }
     static tk_config cfg;
@@ -200,7 +233,7 @@ int main(int argc, char **argv)
     tk_store_opts so = {.dir = r.data, .map_size = r.map_size};
     tk_app *app = NULL;
     tk_app_cfg acfg = {.issuer = cfg.issuer,
-                       .resources_file = cfg.resources_file,
+                       .resources_file = r.resources[0] ? r.resources : cfg.resources_file,
                        .metrics_token = cfg.metrics_token,
                        .max_depth = cfg.max_depth,
                        .auth_fail_burst = cfg.auth_fail_burst,
@@ -241,5 +274,7 @@ int main(int argc, char **argv)
     h.worker_fini(wctx);
     tk_app_destroy(app);
     tk_store_close(store);
-    return status[1] == r.requests ? 0 : 1;
+    /* forward-auth answers an unknown token 401 */
+    long good = status[1] + (strcmp(r.mode, "auth") == 0 ? status[2] : 0);
+    return good == r.requests ? 0 : 1;
 }

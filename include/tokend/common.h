@@ -21,9 +21,24 @@ typedef struct tk_slice {
 #define TK_SLICE_NULL   ((tk_slice){NULL, 0})
 
 bool tk_slice_eq(tk_slice a, tk_slice b);
-bool tk_slice_eq_str(tk_slice a, const char *s);
+/* n bytes at a and b equal, ignoring the case of ASCII letters (exactly:
+ * no other byte folds); it stops at the first differing word. */
+bool tk_mem_eq_nocase(const char *a, const char *b, size_t n);
+
+/* The lengths are compared first, inline: for a literal s its length is a
+ * constant, so most mismatches cost one compare and no call. */
+static inline bool tk_slice_eq_str(tk_slice a, const char *s)
+{
+    size_t n = __builtin_strlen(s);
+    return a.len == n && (n == 0 || __builtin_memcmp(a.p, s, n) == 0);
+}
+
 /* ASCII case-insensitive comparison (HTTP header names, schemes). */
-bool tk_slice_eq_nocase(tk_slice a, const char *s);
+static inline bool tk_slice_eq_nocase(tk_slice a, const char *s)
+{
+    size_t n = __builtin_strlen(s);
+    return a.len == n && tk_mem_eq_nocase(a.p, s, n);
+}
 tk_slice tk_slice_from_str(const char *s);
 
 #define TK_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))

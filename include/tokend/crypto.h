@@ -1,10 +1,9 @@
 /*
- * Cryptographic helpers on top of OpenSSL 3: the OS CSPRNG, SHA-256 with a
- * reusable per-thread context, base64url, constant-time comparison, and the
+ * Cryptographic helpers on top of OpenSSL 3: the OS CSPRNG, SHA-256 (its
+ * context on the caller's stack), base64url, constant-time comparison, and the
  * token/secret format ("tkd_at_" + base64url(32 random bytes)).
  *
- * Thread-safety: every function is safe to call from any thread; tk_sha256()
- * keeps one digest context per thread, created on first use.
+ * Thread-safety: every function is safe to call from any thread.
  */
 #ifndef TOKEND_CRYPTO_H
 #define TOKEND_CRYPTO_H

@@ -56,6 +56,11 @@ typedef struct tk_server_hooks {
      * reset, timed out) or is being shut: nothing is sent, but the
      * application releases what it holds for done->cookie. May be NULL. */
     void (*dropped)(void *wctx, const tk_server_done *done);
+    /* The connection of cookie is closed and its slot about to take another
+     * (its generation changes next): the application wipes what it keeps
+     * for that connection. Called on the worker, before worker_fini. May be
+     * NULL. */
+    void (*closed)(void *wctx, uint64_t cookie);
     /* Called once per batch of completions, after they are harvested and
      * before any is handled: the place to renew a read transaction. */
     void (*batch_begin)(void *wctx);

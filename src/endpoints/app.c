@@ -38,6 +38,17 @@ static bool under(tk_slice path, const char *prefix)
     return path.len == n || path.p[n] == '/';
 }
 
+/* True when path can be neither a row's path nor under it, told from the
+ * first two bytes: a path and every path under it share them. Most rows
+ * fail here, without measuring their path. */
+static bool differ_early(tk_slice path, const char *row)
+{
+    if (row[0] == '\0' || row[1] == '\0') {
+        return false; /* a row path of fewer than two bytes: decide in full */
+    }
+    return path.len < 2 || path.p[0] != row[0] || path.p[1] != row[1];
+}
+
 /* The row for a path on a listener: an exact row, else the first prefix row
  * covering it, else the last row (every other path). Rows of another
  * listener do not exist here: their paths answer 404 like any unknown one. */
@@ -46,7 +57,7 @@ static unsigned route_of(tk_slice path, uint8_t listener)
     unsigned prefix = ep_nroutes - 1;
     for (unsigned i = 0; i + 1 < ep_nroutes; i++) {
         const ep_route *rt = &ep_routes[i];
-        if (rt->listener != listener) {
+        if (rt->listener != listener || differ_early(path, rt->path)) {
             continue;
         }
         if (!rt->prefix && tk_slice_eq_str(path, rt->path)) {
@@ -228,6 +239,11 @@ static void app_dropped(void *wctx, const tk_server_done *done)
     ep_as_dropped(wctx, done->cookie);
 }
 
+static void app_closed(void *wctx, uint64_t cookie)
+{
+    ep_auth_cache_closed(wctx, cookie);
+}
+
 static int app_request(void *wctx, const tk_http_request *req, tk_outbuf *out, uint64_t cookie,
                        uint32_t *tag)
 {
@@ -372,6 +388,7 @@ void tk_app_hooks(tk_app *app, tk_server_hooks *hooks)
         .wake = app_wake,
         .respond = app_respond,
         .dropped = app_dropped,
+        .closed = app_closed,
         .batch_begin = app_batch_begin,
         .request = app_request,
     };

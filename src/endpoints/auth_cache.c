@@ -19,8 +19,9 @@
  *     fails there, with its log line);
  *   - only successes are cached; requests that also carry form credentials
  *     never hit (the full path answers them 400).
- * The cached header holds a secret: it is cleansed when replaced, dropped and
- * when the worker stops.
+ * The cached header holds a secret: it is cleansed when replaced or dropped,
+ * when its connection closes (the server's closed hook) and when the worker
+ * stops, and it is never logged.
  */
 #include "endpoints_int.h"
 
@@ -113,8 +114,13 @@ void ep_auth_cache_put(ep_req *r, const tk_client_rec *client, tk_slice client_i
 
 void ep_auth_cache_forget(ep_req *r)
 {
-    ep_auth_entry *e = entry_of(r->w, r->cookie);
-    if (e->used && e->cookie == r->cookie) {
+    ep_auth_cache_closed(r->w, r->cookie);
+}
+
+void ep_auth_cache_closed(ep_worker *w, uint64_t cookie)
+{
+    ep_auth_entry *e = entry_of(w, cookie);
+    if (e->used && e->cookie == cookie) {
         drop(e);
     }
 }

@@ -533,6 +533,8 @@ bool ep_auth_cache_get(ep_req *r, const ep_form *f, tk_txn *txn, tk_client_rec *
 void ep_auth_cache_put(ep_req *r, const tk_client_rec *client, tk_slice client_id);
 /* Drop this connection's entry (after a failed authentication). */
 void ep_auth_cache_forget(ep_req *r);
+/* The connection of cookie closed: cleanse its entry, if it has one. */
+void ep_auth_cache_closed(ep_worker *w, uint64_t cookie);
 /* Cleanse every entry (worker stop). */
 void ep_auth_cache_clear(ep_worker *w);
 
@@ -545,6 +547,16 @@ void ep_metadata(ep_req *r);
 void ep_healthz(ep_req *r);
 void ep_metrics_serve(ep_req *r);
 void ep_forward_auth(ep_req *r);
+/* forward_auth.c: the identity headers are written into a fixed buffer; a
+ * write that does not fit (one byte is kept for a NUL) sets overflow. */
+typedef struct ep_hbuf {
+    char *p;
+    size_t cap, len;
+    bool overflow;
+} ep_hbuf;
+/* Append v as a header value: controls, DEL, non-ASCII, '%' and a space at
+ * either end percent-encoded (%XX), so no value can split a header. */
+void ep_hb_value(ep_hbuf *b, tk_slice v);
 void ep_resource_metadata(ep_req *r);
 /* signed.c: GET /jwks.json, and the RFC 9701 branch of POST /introspect. */
 void ep_jwks(ep_req *r);

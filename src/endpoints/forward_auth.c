@@ -222,13 +222,7 @@ static int original(ep_req *r, const tk_resources *rs, orig *o)
 
 /* ---- Identity headers ----------------------------------------------------------- */
 
-typedef struct hbuf {
-    char *p;
-    size_t cap, len;
-    bool overflow;
-} hbuf;
-
-static void hb_put(hbuf *b, const char *s, size_t n)
+static void hb_put(ep_hbuf *b, const char *s, size_t n)
 {
     if (b->overflow || n > b->cap - 1 - b->len) {
         b->overflow = true;
@@ -245,31 +239,65 @@ static bool escape(unsigned char c, bool edge)
     return c < 0x20 || c >= 0x7f || c == '%' || (c == ' ' && edge);
 }
 
-static void hb_value(hbuf *b, tk_slice v)
+/* Length of the run at p[0..n) of bytes that go out as they are inside a
+ * value (escape(c, false) is false), eight at a time: a byte below 0x20
+ * ((x - 0x20..) & ~x), with bit 7 set (DEL is 0x7f + 1 = 0x80 then), or '%'
+ * (x ^ '%' is zero) flags its word, exactly as a yes/no; the flagged word is
+ * then walked byte by byte. */
+static size_t middle_run(const unsigned char *p, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x;
+        memcpy(&x, p + i, 8);
+        uint64_t pct = x ^ (ones * '%');
+        uint64_t low = (x - ones * 0x20) & ~x;
+        uint64_t del = (x & ~high) + ones; /* bit 7 set for 0x7f (and none below) */
+        if (((low | ((pct - ones) & ~pct) | x | del) & high) != 0) {
+            break;
+        }
+    }
+    while (i < n && !escape(p[i], false)) {
+        i++;
+    }
+    return i;
+}
+
+void ep_hb_value(ep_hbuf *b, tk_slice v)
 {
     static const char hex[] = "0123456789ABCDEF";
     if (v.len == 0) {
         return; /* an absent value may be a NULL slice */
     }
-    size_t run = 0; /* bytes copied as they are, pending */
-    for (size_t i = 0; i < v.len; i++) {
-        unsigned char c = (unsigned char)v.p[i];
-        if (!escape(c, i == 0 || i + 1 == v.len)) {
-            run++;
+    const unsigned char *p = (const unsigned char *)v.p;
+    size_t last = v.len - 1;
+    for (size_t i = 0; i < v.len;) { /* every turn writes at least one byte of v */
+        size_t j = i;
+        if (j == 0 && !escape(p[0], true)) {
+            j = 1;
+        }
+        if (j > 0 && j < last) {
+            j += middle_run(p + j, last - j);
+        }
+        if (j == last && !escape(p[last], true)) {
+            j = v.len;
+        }
+        if (j > i) {
+            hb_put(b, v.p + i, j - i);
+            i = j;
             continue;
         }
-        hb_put(b, v.p + i - run, run);
-        run = 0;
-        char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+        char e[3] = {'%', hex[p[i] >> 4], hex[p[i] & 15]};
         hb_put(b, e, 3);
+        i++;
     }
-    hb_put(b, v.p + v.len - run, run);
 }
 
-static void hb_header(hbuf *b, tk_slice prefix, tk_slice v)
+static void hb_header(ep_hbuf *b, tk_slice prefix, tk_slice v)
 {
     hb_put(b, prefix.p, prefix.len);
-    hb_value(b, v);
+    ep_hb_value(b, v);
     hb_put(b, "\r\n", 2);
 }
 
@@ -281,7 +309,7 @@ static void hb_header(hbuf *b, tk_slice prefix, tk_slice v)
  * whatever the agent sent. */
 static void identity(ep_req *r, const tk_resource *res, const tk_introspection *in)
 {
-    hbuf b = {.p = r->w->scratch, .cap = sizeof r->w->scratch};
+    ep_hbuf b = {.p = r->w->scratch, .cap = sizeof r->w->scratch};
     hb_header(&b, res->ident[TK_IDENT_SUBJECT], in->sub);
     hb_header(&b, res->ident[TK_IDENT_CLIENT], tk_introspection_client_id(in));
     hb_header(&b, res->ident[TK_IDENT_SCOPE], in->tok.scope);
@@ -292,7 +320,7 @@ static void identity(ep_req *r, const tk_resource *res, const tk_introspection *
         if (i > 0) {
             hb_put(&b, " ", 1);
         }
-        hb_value(&b, in->actors[i]);
+        ep_hb_value(&b, in->actors[i]);
     }
     hb_put(&b, "\r\n", 2);
     hb_header(&b, res->ident[TK_IDENT_ISSUER], in->idp_iss);

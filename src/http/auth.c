@@ -125,10 +125,29 @@ int tk_http_basic_auth(tk_slice value, char *id, size_t id_cap, char *secret, si
 }
 
 /* b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=" */
-static bool is_b64token_char(char c)
+static const bool b64token_char[256] = {
+    ['A' ... 'Z'] = true, ['a' ... 'z'] = true, ['0' ... '9'] = true, ['-'] = true, ['.'] = true,
+    ['_'] = true,         ['~'] = true,         ['+'] = true,         ['/'] = true,
+};
+
+static inline bool is_b64token_char(char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '.' || c == '_' || c == '~' || c == '+' || c == '/';
+    return b64token_char[(unsigned char)c];
+}
+
+/* Length of the run of b64token characters at p[0..n); four at a time
+ * first, so the bound is checked once per four bytes (a token is ~50). */
+static size_t b64token_span(const char *p, size_t n)
+{
+    size_t i = 0;
+    while (i + 4 <= n && is_b64token_char(p[i]) && is_b64token_char(p[i + 1]) &&
+           is_b64token_char(p[i + 2]) && is_b64token_char(p[i + 3])) {
+        i += 4;
+    }
+    while (i < n && is_b64token_char(p[i])) {
+        i++;
+    }
+    return i;
 }
 
 /* "<scheme> <b64token>" with the scheme given in lower case. */
@@ -141,10 +160,7 @@ static int token68(tk_slice value, const char *scheme, tk_slice *token)
     if (rc != 0) {
         return rc;
     }
-    size_t i = 0;
-    while (i < t.len && is_b64token_char(t.p[i])) {
-        i++;
-    }
+    size_t i = b64token_span(t.p, t.len);
     if (i == 0) {
         return TK_E_BADINPUT;
     }

@@ -66,11 +66,6 @@ static inline bool is_hex(char c)
     return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
 }
 
-static inline char lower(char c)
-{
-    return (c >= 'A' && c <= 'Z') ? (char)(c | 0x20) : c;
-}
-
 #define ONES  0x0101010101010101ull
 #define HIGHS 0x8080808080808080ull
 
@@ -451,55 +446,35 @@ static inline bool word_suspect(uint64_t x)
     return (low | del) != 0;
 }
 
-static inline bool word_ok(const char *p)
-{
-    if (TK_LIKELY(!word_suspect(load8(p)))) {
-        return true;
-    }
-    for (size_t k = 0; k < 8; k++) {
-        if (!value_byte_ok((unsigned char)p[k])) {
-            return false;
-        }
-    }
-    return true;
-}
-
-/* True when p[0..n) holds only field-value bytes. Eight bytes at a time:
- * values (credentials) are most of a head; a suspect word (often just a
- * HTAB) is checked byte by byte. */
-static bool value_clean(const char *p, size_t n)
-{
-    if (n < 8) {
-        for (size_t i = 0; i < n; i++) {
-            if (!value_byte_ok((unsigned char)p[i])) {
-                return false;
-            }
-        }
-        return true;
-    }
-    size_t i = 0;
-    for (; i + 8 < n; i += 8) {
-        if (!word_ok(p + i)) {
-            return false;
-        }
-    }
-    return word_ok(p + n - 8); /* the last word, overlapping the previous one */
-}
-
-/* Advance to the CR ending a field value. memchr finds it; the bytes before
- * it are then validated, which gives the same verdict as checking byte by
- * byte: an invalid byte before the CR is -400 with or without the CR. */
+/* Advance to the CR ending a field value, validating on the way: one pass,
+ * eight bytes at a time. A CR is a control byte, so a word without a suspect
+ * byte holds neither the end nor an error; a suspect word (the CR, often just
+ * a HTAB) is walked byte by byte. The verdict is the byte-by-byte one: the
+ * first CR ends the value, an invalid byte before it is -400 whether or not
+ * the CR has arrived, and bytes after it are not looked at here. */
 static int scan_value(scan *s)
 {
     const char *p = s->buf + s->pos;
     size_t n = s->end - s->pos;
-    const char *cr = memchr(p, '\r', n);
-    size_t upto = cr ? (size_t)(cr - p) : n;
-    if (!value_clean(p, upto)) {
-        return -400;
+    size_t i = 0;
+    while (i < n) { /* every turn moves i forward */
+        while (i + 8 <= n && !word_suspect(load8(p + i))) {
+            i += 8;
+        }
+        size_t stop = i + 8 <= n ? i + 8 : n; /* the suspect word, or the tail */
+        for (; i < stop; i++) {
+            unsigned char c = (unsigned char)p[i];
+            if (c == '\r') {
+                s->pos += i;
+                return 0;
+            }
+            if (!value_byte_ok(c)) {
+                return -400;
+            }
+        }
     }
-    s->pos += upto;
-    return cr ? 0 : NEED;
+    s->pos += n;
+    return NEED;
 }
 
 /* field-line = field-name ":" OWS field-value OWS CRLF */
@@ -629,11 +604,7 @@ tk_slice tk_http_header_get(const tk_http_request *req, const char *name)
     size_t n = strlen(name);
     for (size_t i = 0; i < req->nheaders && i < TK_HTTP_HEADERS_MAX; i++) {
         tk_slice h = req->headers[i].name;
-        size_t k = 0;
-        while (k < n && k < h.len && lower(h.p[k]) == lower(name[k])) {
-            k++;
-        }
-        if (k == n && k == h.len) {
+        if (h.len == n && tk_mem_eq_nocase(h.p, name, n)) { /* length first */
             return req->headers[i].value;
         }
     }

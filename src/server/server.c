@@ -223,6 +223,9 @@ static void conn_maybe_free(tk_worker *w, uint32_t slot)
     }
     close(c->fd);
     c->fd = -1;
+    if (w->srv->hooks.closed != NULL) {
+        w->srv->hooks.closed(w->wctx, ((uint64_t)c->gen << 32) | slot);
+    }
     c->gen = (c->gen + 1) & 0x0fffffffu;
     c->next_free = w->free_head;
     w->free_head = slot;

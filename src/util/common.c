@@ -18,28 +18,49 @@ bool tk_slice_eq(tk_slice a, tk_slice b)
     return a.len == 0 || memcmp(a.p, b.p, a.len) == 0;
 }
 
-bool tk_slice_eq_str(tk_slice a, const char *s)
-{
-    return tk_slice_eq(a, tk_slice_from_str(s));
-}
-
 static char ascii_lower(char c)
 {
     return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
 }
 
-bool tk_slice_eq_nocase(tk_slice a, const char *s)
+/* x with every ASCII upper-case letter made lower-case, eight lanes at once:
+ * in each lane's low seven bits, adding 0x3f sets bit 7 from 'A' up and adding
+ * 0x25 from 'Z' + 1 up (neither carries out of the lane); their difference,
+ * outside bytes with bit 7 already set, marks exactly 'A'..'Z'. */
+static uint64_t fold_word(uint64_t x)
 {
-    size_t n = strlen(s);
-    if (a.len != n) {
-        return false;
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    uint64_t low7 = x & ~high;
+    uint64_t from_a = low7 + ones * (0x80 - 'A');
+    uint64_t past_z = low7 + ones * (0x80 - 'Z' - 1);
+    uint64_t upper = (from_a ^ past_z) & ~x & high;
+    return x | (upper >> 2); /* bit 7 of the lane -> bit 5 (0x20) */
+}
+
+static uint64_t word_at(const char *p)
+{
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return w;
+}
+
+bool tk_mem_eq_nocase(const char *a, const char *b, size_t n)
+{
+    if (n < 8) {
+        for (size_t i = 0; i < n; i++) {
+            if (ascii_lower(a[i]) != ascii_lower(b[i])) {
+                return false;
+            }
+        }
+        return true;
     }
-    for (size_t i = 0; i < n; i++) {
-        if (ascii_lower(a.p[i]) != ascii_lower(s[i])) {
+    for (size_t i = 0; i + 8 < n; i += 8) {
+        if (fold_word(word_at(a + i)) != fold_word(word_at(b + i))) {
             return false;
         }
     }
-    return true;
+    /* the last eight bytes, overlapping the previous word when n % 8 != 0 */
+    return fold_word(word_at(a + n - 8)) == fold_word(word_at(b + n - 8));
 }
 
 tk_slice tk_slice_from_str(const char *s)

@@ -29,10 +29,32 @@
 enum { STOP_AMP = 1, STOP_EQ = 2, STOP_NUL_OK = 4 };
 
 /* A byte that decodes to itself and stops nothing: not '%', '+', '&', '='
- * or NUL (every special byte is below '>'). */
+ * or NUL. */
+static const bool plain_tab[256] = {
+    [0x01 ... '%' - 1] = true,
+    ['&' + 1 ... '+' - 1] = true,
+    ['+' + 1 ... '=' - 1] = true,
+    ['=' + 1 ... 0xff] = true,
+};
+
 static inline bool plain(unsigned char c)
 {
-    return c > '=' || (c != '\0' && c != '%' && c != '&' && c != '+' && c != '=');
+    return plain_tab[c];
+}
+
+/* Length of the run of plain bytes at p[0..n); four at a time first, so the
+ * bound is checked once per four bytes. */
+static inline size_t plain_span(const char *p, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    size_t i = 0;
+    while (i + 4 <= n && plain(u[i]) && plain(u[i + 1]) && plain(u[i + 2]) && plain(u[i + 3])) {
+        i += 4;
+    }
+    while (i < n && plain(u[i])) {
+        i++;
+    }
+    return i;
 }
 
 /* Decode from p up to end or a stop byte. Keeps the first cap - 1 decoded
@@ -45,10 +67,7 @@ static const char *decode_run(const char *p, const char *end, int stops, char *o
 {
     size_t n = 0;
     while (p < end) { /* advances at least one byte per turn */
-        const char *q = p;
-        while (q < end && plain((unsigned char)*q)) {
-            q++;
-        }
+        const char *q = p + plain_span(p, (size_t)(end - p));
         if (q > p) {
             size_t k = (size_t)(q - p);
             size_t room = out != NULL && n + 1 < cap ? cap - 1 - n : 0;
@@ -99,19 +118,34 @@ static void reset_fields(tk_form_field *fields, size_t nfields)
     }
 }
 
-static tk_form_field *find_field(tk_form_field *fields, size_t nfields, const char *name,
-                                 size_t len)
+/* How many wanted names have their length measured once per body; a
+ * caller with more (none today) has the rest measured at each pair. */
+#define KNOWN_LENS 32
+
+/* The wanted fields and their names' lengths. */
+typedef struct wanted {
+    tk_form_field *fields;
+    size_t n;
+    uint8_t name_len[KNOWN_LENS];
+} wanted;
+
+static size_t name_len(const wanted *wf, size_t i)
 {
-    for (size_t i = 0; i < nfields; i++) {
-        if (strlen(fields[i].name) == len && memcmp(fields[i].name, name, len) == 0) {
-            return &fields[i];
+    return i < KNOWN_LENS ? wf->name_len[i] : strlen(wf->fields[i].name);
+}
+
+static tk_form_field *find_field(const wanted *wf, const char *name, size_t len)
+{
+    for (size_t i = 0; i < wf->n; i++) {
+        if (name_len(wf, i) == len && memcmp(wf->fields[i].name, name, len) == 0) {
+            return &wf->fields[i];
         }
     }
     return NULL;
 }
 
 /* One name[=value] pair starting at *pp; advances *pp to the '&' or end. */
-static int parse_pair(const char **pp, const char *end, tk_form_field *fields, size_t nfields)
+static int parse_pair(const char **pp, const char *end, const wanted *wf)
 {
     char name[NAME_BUF];
     size_t nlen = 0;
@@ -121,7 +155,7 @@ static int parse_pair(const char **pp, const char *end, tk_form_field *fields, s
     if (err != 0) {
         return err;
     }
-    tk_form_field *f = nlen < sizeof(name) ? find_field(fields, nfields, name, nlen) : NULL;
+    tk_form_field *f = nlen < sizeof(name) ? find_field(wf, name, nlen) : NULL;
     if (f != NULL && f->present) {
         return TK_E_DUPLICATE;
     }
@@ -148,8 +182,13 @@ static int parse_pair(const char **pp, const char *end, tk_form_field *fields, s
 int tk_form_parse(const char *body, size_t len, tk_form_field *fields, size_t nfields)
 {
     reset_fields(fields, nfields);
+    wanted wf = {.fields = fields, .n = nfields};
     for (size_t i = 0; i < nfields; i++) {
-        TK_ASSERT(strlen(fields[i].name) < NAME_BUF);
+        size_t n = strlen(fields[i].name);
+        TK_ASSERT(n < NAME_BUF);
+        if (i < KNOWN_LENS) {
+            wf.name_len[i] = (uint8_t)n;
+        }
     }
     if (len == 0) {
         return 0; /* body may be NULL */
@@ -162,7 +201,7 @@ int tk_form_parse(const char *body, size_t len, tk_form_field *fields, size_t nf
             p++;
             continue;
         }
-        int rc = ++pairs > TK_FORM_PAIRS_MAX ? TK_E_BADINPUT : parse_pair(&p, end, fields, nfields);
+        int rc = ++pairs > TK_FORM_PAIRS_MAX ? TK_E_BADINPUT : parse_pair(&p, end, &wf);
         if (rc != 0) {
             reset_fields(fields, nfields);
             return rc;

@@ -212,9 +212,29 @@ static size_t plain_run(const unsigned char *p, size_t n)
     return i;
 }
 
+/* One pass without an early exit: the strings checked are short ids,
+ * URLs and scopes, and most are plain. Words at 0, 8, … and the last eight
+ * bytes (overlapping: a byte checked twice changes no verdict), or byte by
+ * byte below eight. special_bytes is exact as a yes/no for each word. */
 bool tk_json_is_plain(const char *s, size_t n)
 {
-    return n == 0 || plain_run((const unsigned char *)s, n) == n;
+    const unsigned char *p = (const unsigned char *)s;
+    if (n < 8) {
+        bool plain = true;
+        for (size_t i = 0; i < n; i++) {
+            plain &= plain_byte(p[i]);
+        }
+        return plain;
+    }
+    uint64_t special = 0;
+    for (size_t i = 0; i + 8 < n; i += 8) {
+        uint64_t v;
+        memcpy(&v, p + i, 8);
+        special |= special_bytes(v);
+    }
+    uint64_t last;
+    memcpy(&last, p + n - 8, 8);
+    return (special | special_bytes(last)) == 0;
 }
 
 static void append_string(tk_json *j, const char *s, size_t n)
@@ -331,31 +351,72 @@ int tk_json_finish(const tk_json *j)
 
 /* ---- Integers ------------------------------------------------------------- */
 
-size_t tk_fmt_u64(uint64_t v, char *out)
+static const char digit_pairs[] = "00010203040506070809101112131415161718192021222324"
+                                  "25262728293031323334353637383940414243444546474849"
+                                  "50515253545556575859606162636465666768697071727374"
+                                  "75767778798081828384858687888990919293949596979899";
+
+/* Decimal digits of v, without a loop: 1233 / 4096 is just above log10(2),
+ * so t below is floor(log10) of v or one more; one compare settles it. */
+static size_t digit_count(uint64_t v)
 {
-    static const char pairs[] = "00010203040506070809101112131415161718192021222324"
-                                "25262728293031323334353637383940414243444546474849"
-                                "50515253545556575859606162636465666768697071727374"
-                                "75767778798081828384858687888990919293949596979899";
-    size_t n = 1;
-    for (uint64_t t = v; t >= 10 && n < 20; t /= 10) {
-        n++;
-    }
-    /* Two digits per division, from the end. */
+    static const uint64_t pow10[20] = {1ull,
+                                       10ull,
+                                       100ull,
+                                       1000ull,
+                                       10000ull,
+                                       100000ull,
+                                       1000000ull,
+                                       10000000ull,
+                                       100000000ull,
+                                       1000000000ull,
+                                       10000000000ull,
+                                       100000000000ull,
+                                       1000000000000ull,
+                                       10000000000000ull,
+                                       100000000000000ull,
+                                       1000000000000000ull,
+                                       10000000000000000ull,
+                                       100000000000000000ull,
+                                       1000000000000000000ull,
+                                       10000000000000000000ull};
+    uint64_t x = v | 1; /* 0 has one digit, like 1 */
+    unsigned bits = 64u - (unsigned)__builtin_clzll(x);
+    unsigned t = (bits * 1233u) >> 12; /* <= 19 */
+    return (size_t)t + (x >= pow10[t] ? 1u : 0u);
+}
+
+/* Writes the n digits of v ending at out + n, two per step. Values below
+ * 2^32 (every time tokend writes) take 32-bit divisions. */
+static void put_digits(uint64_t v, char *out, size_t n)
+{
     size_t i = n;
-    while (v >= 100) { /* at most 10 turns */
+    while (v > UINT32_MAX) { /* at most 5 turns */
         unsigned d = (unsigned)(v % 100) * 2;
         v /= 100;
-        out[--i] = pairs[d + 1];
-        out[--i] = pairs[d];
+        out[--i] = digit_pairs[d + 1];
+        out[--i] = digit_pairs[d];
     }
-    if (v >= 10) {
-        out[--i] = pairs[v * 2 + 1];
-        out[--i] = pairs[v * 2];
+    uint32_t w = (uint32_t)v;
+    while (w >= 100) { /* at most 4 turns */
+        unsigned d = (w % 100) * 2;
+        w /= 100;
+        out[--i] = digit_pairs[d + 1];
+        out[--i] = digit_pairs[d];
+    }
+    if (w >= 10) {
+        out[--i] = digit_pairs[w * 2 + 1];
+        out[--i] = digit_pairs[w * 2];
     } else {
-        out[--i] = (char)('0' + v);
+        out[--i] = (char)('0' + w);
     }
     TK_ASSERT(i == 0);
+}
+
+size_t tk_fmt_u64(uint64_t v, char *out)
+{
+    size_t n = digit_count(v);
+    put_digits(v, out, n);
     return n;
 }
 

@@ -51,6 +51,38 @@ class AuthCache(h.DaemonCase):
             self.assertEqual(r.status, 401, r)
             self.assertEqual(self.answer(c, rs).status, 200)
 
+    def test_rotation_then_new_secret_on_same_connection(self):
+        """The remembered header dies with the secret it verified: after a
+        rotation the old header is refused on the connection that had it
+        cached, the new one authenticates there, and the old one never comes
+        back (each time the same connection)."""
+        rs = self.d.add_client("resource_server")
+        with self.d.conn() as c:
+            for _ in range(2):
+                self.assertEqual(self.answer(c, rs).status, 200)
+            out = self.d.ctl("client", "rotate-secret", rs.id)
+            new = h.Client({"client_id": rs.id, "client_secret": out["client_secret"]})
+            self.assertEqual(self.answer(c, rs).status, 401)
+            for _ in range(2):
+                self.assertEqual(self.answer(c, new).status, 200)
+            self.assertEqual(self.answer(c, rs).status, 401)
+            self.assertEqual(self.answer(c, new).status, 200)
+
+    def test_disable_then_approve_on_same_connection(self):
+        """Disabled between two requests of one connection: refused at once;
+        approved again, the same header authenticates again through the full
+        path (authentication reads status and secret, never the disable
+        generation, which only decides the client's tokens)."""
+        rs = self.d.add_client("resource_server")
+        with self.d.conn() as c:
+            for _ in range(2):
+                self.assertEqual(self.answer(c, rs).status, 200)
+            self.d.ctl("client", "disable", rs.id)
+            self.assertEqual(self.answer(c, rs).status, 401)
+            self.d.ctl("client", "approve", rs.id)
+            for _ in range(2):
+                self.assertEqual(self.answer(c, rs).status, 200)
+
     def test_form_credentials_with_cached_header_is_400(self):
         rs = self.d.add_client("resource_server")
         with self.d.conn() as c:

@@ -209,10 +209,80 @@ static void test_cache_keeps_the_rules(void)
     CHECK_EQ_STR(fx_header("WWW-Authenticate"), CHALLENGE);
 }
 
+/* The media type must be the form type exactly (either case), alone or
+ * followed by a parameter, SP or HTAB; a longer or shorter type, or one
+ * followed by any other byte, is a 400. */
+static void test_content_type(void)
+{
+    static const struct {
+        const char *type;
+        int status;
+    } cases[] = {
+        {"application/x-www-form-urlencoded", 200},
+        {"APPLICATION/X-WWW-FORM-URLENCODED", 200},
+        {"application/x-www-form-urlencoded; charset=utf-8", 200},
+        {"application/x-www-form-urlencoded ;charset=utf-8", 200},
+        {"application/x-www-form-urlencoded\t", 200},
+        {"application/x-www-form-urlencoded;", 200},
+        {"application/x-www-form-urlencodedx", 400},
+        {"application/x-www-form-urlencode", 400},
+        {"application/x-www-form-urlencode;", 400},
+        {"application/x-www-form-urlencoded,", 400},
+        {"application/x-www-form_urlencoded", 400},
+        {"application/x-www-form-urlencodeD", 200},
+        {"application/x-www-form-urlencodedd; x", 400},
+        {"text/plain", 400},
+        {"", 400},
+    };
+    static char raw[1024];
+    for (size_t i = 0; i < TK_ARRAY_LEN(cases); i++) {
+        snprintf(raw, sizeof raw,
+                 "POST /introspect HTTP/1.1\r\nHost: t\r\nAuthorization: " BASIC_GOOD
+                 "\r\nContent-Type: %s\r\nContent-Length: 9\r\n\r\ntoken=abc",
+                 cases[i].type);
+        int status = fx_request(raw, PEER, 500 + i);
+        if (status != cases[i].status) {
+            fprintf(stderr, "Content-Type [%s]: got %d\n", cases[i].type, status);
+        }
+        CHECK_EQ_INT(status, cases[i].status);
+    }
+}
+
+/* The server's closed hook wipes the connection's remembered header (it
+ * holds the secret), and only that connection's: a later connection in the
+ * same slot has another generation. */
+static void test_cache_wiped_when_connection_closes(void)
+{
+    static char raw[1024];
+    const uint32_t slot = 91;
+    const uint64_t cookie = (5ull << 32) | slot;
+    snprintf(raw, sizeof raw,
+             "POST /introspect HTTP/1.1\r\nHost: t\r\nAuthorization: " BASIC_GOOD
+             "\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 9\r\n\r\n"
+             "token=abc");
+    CHECK_EQ_INT(fx_request(raw, PEER, cookie), 200);
+    const ep_auth_entry *e = &fx_w->auth_cache[slot % TK_AUTH_CACHE_SLOTS];
+    CHECK(e->used && e->cookie == cookie && e->hdr_len == strlen(BASIC_GOOD));
+    fx_hooks.closed(fx_w, (6ull << 32) | slot); /* another connection */
+    CHECK(e->used);
+    fx_hooks.closed(fx_w, cookie);
+    CHECK(!e->used);
+    unsigned char any = 0;
+    for (size_t i = 0; i < sizeof e->hdr; i++) {
+        any |= (unsigned char)e->hdr[i];
+    }
+    CHECK_EQ_INT(any, 0);
+    CHECK_EQ_INT(e->hdr_len, 0);
+    CHECK_EQ_INT(fx_request(raw, PEER, cookie), 200); /* the full path again */
+    CHECK(e->used);
+}
+
 int main(void)
 {
     fx_open(100, false);
     RUN(test_matrix);
+    RUN(test_content_type);
+    RUN(test_cache_wiped_when_connection_closes);
     RUN(test_cache_keeps_the_rules);
     fx_close();
     return check_report();

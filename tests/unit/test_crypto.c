@@ -36,6 +36,43 @@ static void test_slices(void)
     CHECK_EQ_INT(tk_slice_from_str("abc").len, 3);
 }
 
+static char ref_lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c + ('a' - 'A')) : c;
+}
+
+/* tk_mem_eq_nocase against a byte-wise reference: every pair of byte values
+ * at every position of strings of every length up to 24 (the short loop, the
+ * words, the overlapping last word), so no byte folds onto another but a
+ * letter's two cases. */
+static void test_mem_eq_nocase(void)
+{
+    char a[24], b[24];
+    long mismatches = 0;
+    for (size_t n = 1; n <= sizeof a; n++) {
+        for (size_t pos = 0; pos < n; pos += (n > 9 ? 3 : 1)) {
+            for (int x = 0; x < 256; x++) {
+                for (int y = 0; y < 256; y++) {
+                    memset(a, 'q', n);
+                    memset(b, 'Q', n);
+                    a[pos] = (char)x;
+                    b[pos] = (char)y;
+                    bool want = ref_lower((char)x) == ref_lower((char)y);
+                    if (tk_mem_eq_nocase(a, b, n) != want) {
+                        mismatches++;
+                    }
+                }
+            }
+        }
+    }
+    CHECK_EQ_INT(mismatches, 0);
+    CHECK(tk_mem_eq_nocase("application/x-www-form-urlencoded", "APPLICATION/X-WWW-FORM-URLENCODED",
+                           33));
+    CHECK(!tk_mem_eq_nocase("application/x-www-form-urlencodeD",
+                            "application/x-www-form-urlencodex", 33));
+    CHECK(tk_mem_eq_nocase("", "x", 0));
+}
+
 static void test_strerror(void)
 {
     static const int codes[] = {TK_E_NOTFOUND, TK_E_CORRUPT,   TK_E_FULL,      TK_E_STORE,
@@ -500,6 +537,7 @@ static void test_hash_ref(void)
 int main(void)
 {
     RUN(test_slices);
+    RUN(test_mem_eq_nocase);
     RUN(test_strerror);
     RUN(test_assert_aborts);
     RUN(test_clock);

@@ -309,6 +309,56 @@ static void test_unescape(void)
     CHECK_EQ_INT(tk_form_unescape("a\0b", 3, out, sizeof(out), &len), TK_E_BADINPUT);
 }
 
+/* Every byte value at every position of plain runs of 1 to 19 bytes (of
+ * letters that are no hex digit; the decoder scans runs four bytes at a
+ * time, then one by one), in a value and in a name, against the rules: NUL and a '%' not starting
+ * an escape fail the body, '+' is a space, '&' ends the pair, '=' ends a name and is a plain byte
+ * in a value, anything else is itself. */
+static void test_every_byte_in_runs(void)
+{
+    tk_form_field f[F_NFIELDS];
+    long wrong = 0;
+    for (size_t n = 1; n < 20; n++) {
+        for (size_t pos = 0; pos < n; pos++) {
+            for (int b = 0; b < 256; b++) {
+                char body[64] = "token=", want[32];
+                size_t len = 6;
+                for (size_t k = 0; k < n; k++) {
+                    body[len++] = k == pos ? (char)b : (char)('g' + k);
+                    want[k] = k == pos ? (char)(b == '+' ? ' ' : b) : (char)('g' + k);
+                }
+                setup(f);
+                int rc = tk_form_parse(body, len, f, F_NFIELDS);
+                bool ok;
+                if (b == 0 || b == '%') {
+                    ok = rc == TK_E_BADINPUT && !f[F_TOKEN].present;
+                } else if (b == '&') {
+                    ok = rc == 0 && f[F_TOKEN].len == pos && memcmp(f[F_TOKEN].buf, want, pos) == 0;
+                } else {
+                    ok = rc == 0 && f[F_TOKEN].len == n && memcmp(f[F_TOKEN].buf, want, n) == 0 &&
+                         f[F_TOKEN].buf[n] == '\0';
+                }
+                /* the same byte inside the name "token" + run: never a match,
+                 * only the errors and the pair's end may change the outcome */
+                char nbody[64] = "token";
+                size_t nlen = 5;
+                nbody[nlen++] = (char)b;
+                nbody[nlen++] = '=';
+                nbody[nlen++] = 'v';
+                setup(f);
+                int nrc = tk_form_parse(nbody, nlen, f, F_NFIELDS);
+                bool nok = b == 0 || b == '%'     ? nrc == TK_E_BADINPUT
+                           : b == '&' || b == '=' ? nrc == 0 && f[F_TOKEN].present
+                                                  : nrc == 0 && !f[F_TOKEN].present;
+                if (!ok || !nok) {
+                    wrong++;
+                }
+            }
+        }
+    }
+    CHECK_EQ_INT(wrong, 0);
+}
+
 int main(void)
 {
     RUN(test_basic);
@@ -321,5 +371,6 @@ int main(void)
     RUN(test_binary_field);
     RUN(test_pair_limit);
     RUN(test_unescape);
+    RUN(test_every_byte_in_runs);
     return check_report();
 }

@@ -439,6 +439,57 @@ static size_t build(size_t line_len, size_t head_len)
     return n + 2;
 }
 
+/* Every byte value at every position of field values of 1 to 20 bytes (the
+ * value is scanned eight bytes at a time, a suspect word byte by byte), each
+ * request placed against a guard page: a control byte other than HTAB, or
+ * DEL, is a 400 (a CR inside the value too: no LF follows it); anything else
+ * is the value, trimmed of SP and HTAB at its ends. Every prefix gives 0
+ * until the verdict is known, then the verdict. */
+static void test_value_every_byte(void)
+{
+    long wrong = 0;
+    for (size_t n = 1; n <= 20; n++) {
+        for (size_t pos = 0; pos < n; pos++) {
+            for (int c = 0; c < 256; c++) {
+                char r[96];
+                size_t len = 0;
+                static const char head[] = "GET / HTTP/1.1\r\nHost: a\r\nX-A: ";
+                memcpy(r, head, sizeof head - 1);
+                len = sizeof head - 1;
+                size_t vstart = len;
+                for (size_t k = 0; k < n; k++) {
+                    r[len++] = k == pos ? (char)c : 'u';
+                }
+                memcpy(r + len, "\r\n\r\n", 4);
+                len += 4;
+                bool bad = (c < 0x20 && c != '\t') || c == 0x7f;
+                int rc = parse_n(r, len, TK_HTTP_BODY_MAX);
+                bool ok = bad ? rc == -400 : rc == (int)len;
+                if (ok && !bad) {
+                    size_t a = 0, b = n; /* the value as trimmed */
+                    while (a < b && (r[vstart + a] == ' ' || r[vstart + a] == '\t')) {
+                        a++;
+                    }
+                    while (b > a && (r[vstart + b - 1] == ' ' || r[vstart + b - 1] == '\t')) {
+                        b--;
+                    }
+                    tk_slice v = tk_http_header_get(&req, "x-a");
+                    ok = v.len == b - a && memcmp(v.p, r + vstart + a, b - a) == 0;
+                }
+                for (size_t cut = 0; ok && cut < len; cut++) {
+                    int prc = parse_n(r, cut, TK_HTTP_BODY_MAX);
+                    ok = prc == 0 || (prc == rc && rc < 0 && cut > vstart + pos);
+                }
+                if (!ok) {
+                    fprintf(stderr, "value of %zu bytes, byte 0x%02x at %zu: %d\n", n, c, pos, rc);
+                }
+                wrong += !ok;
+            }
+        }
+    }
+    CHECK_EQ_INT(wrong, 0);
+}
+
 static void test_line_limit(void)
 {
     size_t n = build(TK_HTTP_LINE_MAX, 0);
@@ -658,6 +709,32 @@ static void test_bearer(void)
     CHECK_EQ_INT(tk_http_bearer(TK_SLICE_NULL, &t), TK_E_NOTFOUND);
 }
 
+/* Every byte value at every position of tokens of 1 to 20 bytes (the scan
+ * takes four at a time, then one by one), against RFC 6750's b64token:
+ * letters, digits, "-._~+/", then only '=' to the end. */
+static void test_bearer_every_byte(void)
+{
+    long wrong = 0;
+    for (size_t n = 1; n <= 20; n++) {
+        for (size_t pos = 0; pos < n; pos++) {
+            for (int c = 0; c < 256; c++) {
+                char v[40] = "Bearer ";
+                memset(v + 7, 'Q', n);
+                v[7 + pos] = (char)c;
+                bool tchar = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                             (c >= '0' && c <= '9') || (c != 0 && strchr("-._~+/", c) != NULL);
+                /* '=' only as padding: here, at the end */
+                bool want = tchar || (c == '=' && pos == n - 1 && pos > 0);
+                tk_slice t;
+                int rc = tk_http_bearer((tk_slice){v, 7 + n}, &t);
+                bool ok = want ? rc == 0 && t.len == n && t.p == v + 7 : rc == TK_E_BADINPUT;
+                wrong += !ok;
+            }
+        }
+    }
+    CHECK_EQ_INT(wrong, 0);
+}
+
 /* ---- Responses ------------------------------------------------------------------------------- */
 
 static void test_reason(void)
@@ -780,6 +857,8 @@ int main(void)
     RUN(test_body_limit);
     RUN(test_basic_auth);
     RUN(test_bearer);
+    RUN(test_value_every_byte);
+    RUN(test_bearer_every_byte);
     RUN(test_reason);
     RUN(test_respond);
     RUN(test_respond_toobig);

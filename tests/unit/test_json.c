@@ -254,6 +254,39 @@ static void test_fmt(void)
     CHECK_EQ_STR(fmt_i(INT64_MAX), "9223372036854775807");
     CHECK_EQ_STR(fmt_i(INT64_MIN), "-9223372036854775808");
     CHECK_EQ_INT(tk_fmt_i64(INT64_MIN, (char[24]){0}), 20);
+    /* Every digit count and both sides of each power of ten and of two
+     * (where the count's estimate changes), against snprintf. */
+    uint64_t p10 = 1;
+    for (int k = 0; k < 20; k++, p10 *= 10) {
+        for (int64_t dv = -1; dv <= 1; dv++) {
+            uint64_t v = p10 + (uint64_t)dv;
+            char want[32];
+            snprintf(want, sizeof want, "%llu", (unsigned long long)v);
+            CHECK_EQ_STR(fmt_u(v), want);
+            if (v <= INT64_MAX) {
+                snprintf(want, sizeof want, "-%llu", (unsigned long long)v);
+                CHECK_EQ_STR(fmt_i(-(int64_t)v), v == 0 ? "0" : want);
+            }
+        }
+    }
+    for (int b = 0; b < 64; b++) {
+        for (int64_t dv = -1; dv <= 1; dv++) {
+            uint64_t v = (1ull << b) + (uint64_t)dv;
+            char want[32];
+            snprintf(want, sizeof want, "%llu", (unsigned long long)v);
+            CHECK_EQ_STR(fmt_u(v), want);
+        }
+    }
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (int k = 0; k < 100000; k++) {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        uint64_t v = (x * 0x2545F4914F6CDD1Dull) >> (k % 64);
+        char want[32];
+        snprintf(want, sizeof want, "%llu", (unsigned long long)v);
+        CHECK_EQ_STR(fmt_u(v), want);
+    }
     char buf[64];
     tk_json j;
     tk_json_init(&j, buf, sizeof(buf));
@@ -266,6 +299,27 @@ static void test_fmt(void)
     CHECK_EQ_STR(buf, "[-9223372036854775808,9223372036854775807,0]");
 }
 
+/* tk_json_is_plain against its definition (printable ASCII or DEL, no '"'
+ * and no '\\'): every byte value at every position of strings of 0 to 24
+ * bytes (the byte loop, the words, the overlapping last word). */
+static void test_is_plain(void)
+{
+    char s[24];
+    long wrong = 0;
+    CHECK(tk_json_is_plain(NULL, 0));
+    for (size_t n = 1; n <= sizeof s; n++) {
+        for (size_t pos = 0; pos < n; pos++) {
+            for (int b = 0; b < 256; b++) {
+                memset(s, 'k', n);
+                s[pos] = (char)b;
+                bool want = b >= 0x20 && b < 0x80 && b != '"' && b != '\\';
+                wrong += tk_json_is_plain(s, n) != want;
+            }
+        }
+    }
+    CHECK_EQ_INT(wrong, 0);
+}
+
 int main(void)
 {
     RUN(test_object);
@@ -276,5 +330,6 @@ int main(void)
     RUN(test_utf8_invalid);
     RUN(test_overflow);
     RUN(test_fmt);
+    RUN(test_is_plain);
     return check_report();
 }
