@@ -671,6 +671,9 @@ int tk_store_put_token(tk_txn *txn, const uint8_t hash[TK_HASH_LEN], const tk_to
         return rc == TK_E_TOOBIG ? TK_E_INVALID : rc;
     }
     rc = tk_store_raw_put(txn, DB_TOKENS, hash_key(hash), buf, len, flags);
+    if (rc == TK_E_EXISTS && rec->tid == 0) {
+        tk_store_id_unget(txn, r.tid); /* a taken key takes no id: a replay changes nothing */
+    }
     if (rc != 0 || (flags & TK_PUT_NO_INDEX)) {
         return rc;
     }

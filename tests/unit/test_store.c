@@ -1086,24 +1086,26 @@ static bool revoke_at(tk_store *st, unsigned n, int64_t at)
     return apply1(st, &op);
 }
 
-/* Every new token record gets the next id, in put order; a rewrite keeps the
- * stored id whatever the caller passes; ids on both sides of a bitmap value's
- * edge land in their own bits; a revocation sets one bit and appends one log
- * entry, once; the time comes back from the log. */
+/* Every new token record gets the next id, in put order (a new key found
+ * taken gives its id back); a rewrite keeps the stored id whatever the caller passes; ids on both
+ * sides of a bitmap value's edge land in their own bits; a revocation sets one bit and appends one
+ * log entry, once; the time comes back from the log. */
 static void test_token_ids(void)
 {
     make_dir();
     tk_store *st = open_store(4 << 20);
     put_new(st, 1, TK_PUT_NEW, 0);
     put_new(st, 2, TK_PUT_NEW, 0);
-    put_new(st, 3, 0, 0); /* a new key without TK_PUT_NEW: an id too */
-    put_new(st, 2, 0, 0); /* a rewrite with tid 0 keeps id 2 */
-    put_new(st, 1, TK_PUT_NEW, TK_E_EXISTS);
+    put_new(st, 3, 0, 0);                    /* a new key without TK_PUT_NEW: an id too */
+    put_new(st, 2, 0, 0);                    /* a rewrite with tid 0 keeps id 2 */
+    put_new(st, 1, TK_PUT_NEW, TK_E_EXISTS); /* takes no id */
+    put_new(st, 4, TK_PUT_NEW, 0);
     tk_txn *r;
     CHECK_EQ_INT(tk_store_read_begin(st, &r), 0);
     CHECK_EQ_INT(tid_of(r, 1), 1);
     CHECK_EQ_INT(tid_of(r, 2), 2);
     CHECK_EQ_INT(tid_of(r, 3), 3);
+    CHECK_EQ_INT(tid_of(r, 4), 4);
     tk_store_txn_end(r);
 
     /* Next ids: the last bit of value 0, the first two of value 1. */
