@@ -29,10 +29,11 @@ enum db_index {
     DB_AUTHREQS,
     DB_BROWSERS,
     DB_CONSENTS,
-    DB_REVOKED, /* revocation bitmap: tid / bits per value → bits (revoked.c) */
-    DB_REVLOG,  /* revocation log: sequence → (tid, at), appended (revoked.c) */
-    DB_SSF,     /* SSF transmitter: receivers and their event queues (ssf_queue.c) */
-    DB_SPENT,   /* spent codes and rotated refresh tokens: id → time (revoked.c) */
+    DB_REVOKED,     /* revocation bitmap: tid / bits per value → bits (revoked.c) */
+    DB_REVLOG,      /* revocation log: sequence → (tid, at), appended (revoked.c) */
+    DB_SSF,         /* SSF transmitter: receivers and their event queues (ssf_queue.c) */
+    DB_SPENT,       /* spent codes and rotated refresh tokens: id → time (revoked.c) */
+    DB_SESSION_IDS, /* session id → the ids of its tokens (DUPSORT, 8-byte integer duplicates) */
     DB_COUNT
 };
 
