@@ -1,7 +1,6 @@
 /*
  * The LMDB store: one environment, named DBIs (docs/ARCHITECTURE.md §2), records encoded
- * by record.h. This module (with record.c) is the only code that includes
- * lmdb.h or msgpack.h.
+ * by record.h. This module is the only code that includes lmdb.h.
  *
  * DBIs: tokens (hash → token), sessions (sid → session), grants (id → grant),
  * clients (id → client), and DUPSORT indices session_ids (sid → token id;
