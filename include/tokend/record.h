@@ -2,7 +2,8 @@
  * The records tokend keeps, as plain structs, and their strict codec.
  *
  * On disk every record is a msgpack map with small integer keys; key 0 is the
- * record version. Encoding uses msgpack-c's packer; decoding is our own strict
+ * record version. Encoding is our own writer (the bytes msgpack-c's packer
+ * writes, with no call per item); decoding is our own strict
  * reader (types, sizes and ranges checked, unknown keys skipped only when the
  * version is newer, nothing allocated). Decoded slices point into the encoded
  * bytes: when those live in the LMDB map, they die with the read transaction,

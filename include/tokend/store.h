@@ -1,13 +1,12 @@
 /*
  * The LMDB store: one environment, named DBIs (docs/ARCHITECTURE.md §2), records encoded
- * by record.h. This module (with record.c) is the only code that includes
- * lmdb.h or msgpack.h.
+ * by record.h. This module is the only code that includes lmdb.h.
  *
  * DBIs: tokens (hash → token), sessions (sid → session), grants (id → grant),
- * clients (id → client), and DUPSORT indices session_tokens (sid → token
- * hash), token_children (parent hash → child hash), client_grants (client id →
- * grant id); idp_index (DUPSORT: match key → sid, for IdP events), seen_jti
- * (replay records of IdP events), audit (time-ordered event records),
+ * clients (id → client), and DUPSORT indices session_ids (sid → token id;
+ * session_tokens, sid → token hash, for tokens older than ids), token_children (parent hash → child
+ * hash), client_grants (client id → grant id); idp_index (DUPSORT: match key → sid, for IdP
+ * events), seen_jti (replay records of IdP events), audit (time-ordered event records),
  * agent_access ((agent, resource) → audit counts, see record.h); revoked
  * (token id / bits per value → the revocation bitmap) and revocations
  * (sequence → token id, time), see tk_token_rec.tid; meta (schema version,
@@ -112,16 +111,20 @@ enum tk_put_flags {
     TK_PUT_NO_INDEX = 4, /* tokens: skip the session/children indices */
 };
 
-/* Put a token and (unless TK_PUT_NO_INDEX) its index entries: session_tokens
- * sid → hash when sid is set, token_children parent → hash when delegated.
+/* Put a token and (unless TK_PUT_NO_INDEX) its index entries: session_ids
+ * sid → token id when sid is set (session_tokens sid → hash for a record
+ * older than ids), token_children parent → hash when delegated.
  * TK_PUT_APPEND applies to the tokens DBI only (index entries of tokens sorted
  * by hash are not sorted by sid: bulk loads use TK_PUT_NO_INDEX and then
- * tk_store_index_session_token in sid order). */
+ * tk_store_index_session_token in sid order). _tid: *tid_out gets the
+ * token's id (when NULL, not). */
 int tk_store_put_token(tk_txn *txn, const uint8_t hash[TK_HASH_LEN], const tk_token_rec *rec,
                        unsigned flags);
-/* Index entry session_tokens sid → hash; TK_PUT_APPEND for sorted bulk load. */
-int tk_store_index_session_token(tk_txn *txn, tk_slice sid, const uint8_t hash[TK_HASH_LEN],
-                                 unsigned flags);
+int tk_store_put_token_tid(tk_txn *txn, const uint8_t hash[TK_HASH_LEN], const tk_token_rec *rec,
+                           unsigned flags, uint64_t *tid_out);
+/* Index entry session_ids sid → token id (not 0); TK_PUT_APPEND for a bulk
+ * load in (sid, id) order. */
+int tk_store_index_session_token(tk_txn *txn, tk_slice sid, uint64_t tid, unsigned flags);
 int tk_store_put_session(tk_txn *txn, tk_slice sid, const tk_session_rec *rec, unsigned flags);
 /* Also indexes client_grants client_id → grant id (unless TK_PUT_NO_INDEX). */
 int tk_store_put_grant(tk_txn *txn, tk_slice grant_id, const tk_grant_rec *rec, unsigned flags);
@@ -176,7 +179,9 @@ typedef int (*tk_hash_fn)(void *arg, const uint8_t hash[TK_HASH_LEN]);
 
 int tk_store_each_session(tk_txn *txn, tk_session_fn fn, void *arg);
 int tk_store_each_client(tk_txn *txn, tk_client_fn fn, void *arg);
-int tk_store_each_session_token(tk_txn *txn, tk_slice sid, tk_hash_fn fn, void *arg);
+/* How many tokens were issued under sid: its entries in session_ids (token
+ * ids) and, for tokens older than ids, in session_tokens (hashes). */
+int tk_store_session_token_count(tk_txn *txn, tk_slice sid, uint64_t *n);
 
 /* ---- Agent access audit: key (agent client id, resource identifier); the
  * resource is at most TK_ACCESS_RESOURCE_MAX bytes.

@@ -255,12 +255,12 @@ static void defer_tokens(ep_req *r, tk_commit_req *creq, const char *access, con
     if (tk_json_finish(&j) != 0) {
         tk_commit_req_release(creq);
         ep_reply_error(r, 500, "server_error", NULL);
-        return;
+    } else {
+        /* RFC 6749 §5.1: Cache-Control: no-store (every answer has it) and Pragma: no-cache. */
+        ep_as_defer(r, creq, 200, "application/json", TK_SLICE_LIT("Pragma: no-cache\r\n"),
+                    (tk_slice){j.buf, j.len}, false);
     }
-    /* RFC 6749 §5.1: Cache-Control: no-store (every answer has it) and Pragma: no-cache. */
-    ep_as_defer(r, creq, 200, "application/json", TK_SLICE_LIT("Pragma: no-cache\r\n"),
-                (tk_slice){j.buf, j.len}, false);
-    tk_cleanse(body, sizeof body);
+    tk_cleanse(body, j.len + 1); /* what the writer wrote: the text and its NUL, never more */
 }
 
 /* RFC 8705 §3: a request over TLS with a client certificate gets an access

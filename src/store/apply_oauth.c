@@ -168,13 +168,30 @@ static int64_t min_exp(int64_t a, int64_t session_expires)
  * It then changes nothing and reports OK, as it did the first time;
  * without this, a second CODE_REDEEM would find its code used and revoke
  * the grant it had just issued under (REPLAYED), and a second REFRESH with
- * a zero reuse window would revoke the family. */
+ * a zero reuse window would revoke the family.
+ *
+ * Looked up only where the op would not issue: applying it spends its code
+ * or rotates its refresh token in the same txn, so an unspent code or an
+ * unrotated token means it was never applied (and an exchange finds its
+ * child's key taken). The usual answer then costs no search of the tokens
+ * tree for a key that is not there. */
 static bool applied_before(tk_txn *txn, const uint8_t access[TK_HASH_LEN], int *err)
 {
     tk_token_rec t;
     int rc = read_rc(tk_store_get_token(txn, access, &t));
     *err = rc == TK_E_NOTFOUND ? 0 : rc;
     return rc == 0;
+}
+
+/* The outcome of an op that will not issue (INVALID, or what the caller
+ * decides next) unless it was applied before: then OK and true. */
+static bool again(tk_txn *txn, const uint8_t access[TK_HASH_LEN], uint8_t *outcome, int *rc)
+{
+    if (applied_before(txn, access, rc) || *rc != 0) {
+        *outcome = *rc == 0 ? TK_OUT_OK : TK_OUT_NONE;
+        return true;
+    }
+    return false;
 }
 
 /* ---- PUT_NEW ------------------------------------------------------------------- */
@@ -488,8 +505,9 @@ typedef struct family {
     const uint8_t *cnf; /* the access token's cnf.x5t#S256, or NULL */
 } family;
 
-static int put_tok(tk_txn *txn, const family *f, uint8_t kind, const uint8_t hash[TK_HASH_LEN],
-                   int64_t at, int64_t exp, const uint8_t *parent, const uint8_t *jkt)
+/* A new token record of f; TK_E_EXISTS when hash is taken (nothing written). */
+static int put_tok_new(tk_txn *txn, const family *f, uint8_t kind, const uint8_t hash[TK_HASH_LEN],
+                       int64_t at, int64_t exp, const uint8_t *parent, const uint8_t *jkt)
 {
     tk_token_rec t = {.kind = kind,
                       .client_id = SL(f->client),
@@ -513,7 +531,13 @@ static int put_tok(tk_txn *txn, const family *f, uint8_t kind, const uint8_t has
         t.has_jkt = true;
         memcpy(t.jkt, jkt, TK_HASH_LEN);
     }
-    int rc = tk_store_put_token(txn, hash, &t, TK_PUT_NEW);
+    return tk_store_put_token(txn, hash, &t, TK_PUT_NEW);
+}
+
+static int put_tok(tk_txn *txn, const family *f, uint8_t kind, const uint8_t hash[TK_HASH_LEN],
+                   int64_t at, int64_t exp, const uint8_t *parent, const uint8_t *jkt)
+{
+    int rc = put_tok_new(txn, f, kind, hash, at, exp, parent, jkt);
     return rc == TK_E_EXISTS ? TK_E_INVALID : rc;
 }
 
@@ -546,15 +570,17 @@ static int apply_code_redeem(tk_txn *txn, const tk_op *op, bool *changed, uint8_
 {
     const tk_op_code_redeem *x = &op->code_redeem;
     *outcome = TK_OUT_INVALID;
-    int rc;
-    if (applied_before(txn, x->access, &rc) || rc != 0) {
-        *outcome = rc == 0 ? TK_OUT_OK : TK_OUT_NONE;
+    tk_code_rec c;
+    int rc = read_rc(tk_store_get_code(txn, x->code, &c));
+    if (rc != 0 && rc != TK_E_NOTFOUND) {
         return rc;
     }
-    tk_code_rec c;
-    rc = read_rc(tk_store_get_code(txn, x->code, &c));
+    int err = 0;
+    if ((rc != 0 || c.used_at != 0) && again(txn, x->access, outcome, &err)) {
+        return err;
+    }
     if (rc != 0) {
-        return rc == TK_E_NOTFOUND ? 0 : rc;
+        return 0;
     }
     family f;
     f.cnf = x->has_cnf ? x->cnf : NULL;
@@ -592,15 +618,17 @@ static int apply_refresh(tk_txn *txn, const tk_op *op, bool *changed, uint8_t *o
 {
     const tk_op_refresh *x = &op->refresh;
     *outcome = TK_OUT_INVALID;
-    int rc;
-    if (applied_before(txn, x->access, &rc) || rc != 0) {
-        *outcome = rc == 0 ? TK_OUT_OK : TK_OUT_NONE;
+    tk_token_rec t;
+    int rc = read_rc(tk_store_get_token(txn, x->old, &t));
+    if (rc != 0 && rc != TK_E_NOTFOUND) {
         return rc;
     }
-    tk_token_rec t;
-    rc = read_rc(tk_store_get_token(txn, x->old, &t));
+    int err = 0;
+    if ((rc != 0 || t.rotated_at != 0) && again(txn, x->access, outcome, &err)) {
+        return err;
+    }
     if (rc != 0) {
-        return rc == TK_E_NOTFOUND ? 0 : rc;
+        return 0;
     }
     family f;
     f.cnf = x->has_cnf ? x->cnf : NULL;
@@ -651,37 +679,47 @@ static int apply_refresh(tk_txn *txn, const tk_op *op, bool *changed, uint8_t *o
     return rc;
 }
 
+/* The exchange's family from the subject token (read into t): false when
+ * it may not be exchanged (INVALID, or *err). */
+static bool exchange_family(tk_txn *txn, const tk_op *op, const tk_token_rec *t, family *f,
+                            char sc[TK_SCOPE_MAX], int *err)
+{
+    const tk_op_exchange *x = &op->exchange;
+    f->cnf = x->has_cnf ? x->cnf : NULL;
+    if (t->kind != TK_TOKEN_ACCESS || t->revoked_at != 0 || t->exp <= op->at ||
+        !CP(f->client, tk_op_id_get(&x->client)) || !CP(f->sub, t->sub) || !CP(f->sid, t->sid) ||
+        !CP(f->gid, t->grant_id) || !CP(f->aud, t->aud) ||
+        !CP(f->scope, masked(t->scope, x->scope_mask, sc))) {
+        return false;
+    }
+    return client_ok(txn, SL(f->client), &f->gen, err);
+}
+
 static int apply_exchange(tk_txn *txn, const tk_op *op, bool *changed, uint8_t *outcome)
 {
     const tk_op_exchange *x = &op->exchange;
     *outcome = TK_OUT_INVALID;
-    int rc;
-    if (applied_before(txn, x->child, &rc) || rc != 0) {
-        *outcome = rc == 0 ? TK_OUT_OK : TK_OUT_NONE;
-        return rc;
-    }
     tk_token_rec t;
-    rc = read_rc(tk_store_get_token(txn, x->parent, &t));
-    if (rc != 0) {
-        return rc == TK_E_NOTFOUND ? 0 : rc;
+    int rc = read_rc(tk_store_get_token(txn, x->parent, &t));
+    if (rc != 0 && rc != TK_E_NOTFOUND) {
+        return rc;
     }
     family f;
-    f.cnf = x->has_cnf ? x->cnf : NULL;
     char sc[TK_SCOPE_MAX];
-    if (t.kind != TK_TOKEN_ACCESS || t.revoked_at != 0 || t.exp <= op->at ||
-        !CP(f.client, tk_op_id_get(&x->client)) || !CP(f.sub, t.sub) || !CP(f.sid, t.sid) ||
-        !CP(f.gid, t.grant_id) || !CP(f.aud, t.aud)) {
-        return 0;
-    }
-    if (!CP(f.scope, masked(t.scope, x->scope_mask, sc))) {
-        return 0;
+    int err = 0;
+    if (rc != 0 || !exchange_family(txn, op, &t, &f, sc, &err)) {
+        if (err == 0) {
+            (void)again(txn, x->child, outcome, &err);
+        }
+        return err;
     }
     int64_t exp = x->exp < t.exp ? x->exp : t.exp;
-    if (!client_ok(txn, SL(f.client), &f.gen, &rc)) {
-        return rc;
+    rc = put_tok_new(txn, &f, TK_TOKEN_ACCESS, x->child, op->at, exp, x->parent,
+                     x->has_jkt ? x->jkt : NULL);
+    if (rc == TK_E_EXISTS) { /* this very op, applied before: its child is there */
+        *outcome = TK_OUT_OK;
+        return 0;
     }
-    rc = put_tok(txn, &f, TK_TOKEN_ACCESS, x->child, op->at, exp, x->parent,
-                 x->has_jkt ? x->jkt : NULL);
     if (rc == TK_E_INVALID) {
         return 0;
     }

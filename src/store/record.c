@@ -4,9 +4,9 @@
  * Each record kind is described once, by a table of fields (key, type,
  * whether required, size or range limits, where it lives in the struct); one
  * generic encoder and one generic strict decoder walk that table. Encoding
- * goes through msgpack-c's packer writing into the caller's buffer; decoding
- * is our own reader, which accepts only what the encoder emits: a fixmap or
- * map16, integer keys in ascending-free order with no duplicates, ints of any
+ * is a small writer into the caller's buffer that emits exactly what
+ * msgpack-c's packer would (below); decoding is our own reader, which accepts only what the encoder
+ * emits: a fixmap or map16, integer keys in ascending-free order with no duplicates, ints of any
  * width (range-checked), str up to str16, bin8 of exactly 32 bytes (and,
  * for the op codec in op.c only, bin8/bin16 of a bounded length and
  * unsigned 64-bit integers).
@@ -17,7 +17,6 @@
  * but empty or zero (there is exactly one encoding of each record).
  * Versions other than TK_RECORD_VERSION are rejected until a newer one exists.
  */
-#include <msgpack.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -283,89 +282,162 @@ bool tk_codec_present(const field *f, const void *rec)
 
 /* ---- Encoding ------------------------------------------------------------- */
 
-static int check_fields(const field *fs, size_t nf, const void *rec)
-{
-    for (size_t i = 0; i < nf; i++) {
-        const field *f = &fs[i];
-        if (f->type == F_STR || f->type == F_BIN) {
-            tk_slice s = get_str(f, rec);
-            if (s.len > f->max || (s.len > 0 && s.p == NULL) || (f->required && s.len == 0)) {
-                return TK_E_INVALID;
-            }
-        } else if (f->type == F_INT) {
-            int64_t v = get_int(f, rec);
-            bool absent_ok = !f->required && v == 0;
-            if (!absent_ok && (v < f->lo || v > f->hi)) {
-                return TK_E_INVALID;
-            }
-        }
-    }
-    return 0;
-}
-
+/* The writer: msgpack in the smallest form of each value, byte for byte
+ * what msgpack-c's packer writes (fixint / uint8..64 / int8..64, fixstr /
+ * str8 / str16 / str32, bin8 / bin16 / bin32, fixmap / map16;
+ * test_record holds it to the packer), with one bounds check per item
+ * instead of a call through a write callback per header and body. */
 typedef struct wbuf {
     uint8_t *p;
     size_t cap, len;
+    bool full;
 } wbuf;
 
-/* The packer's write callback: append to the fixed buffer or fail. */
-static int wbuf_write(void *data, const char *b, size_t n)
+/* n more bytes at the end of w, or NULL (and w full) when they do not fit. */
+static uint8_t *w_take(wbuf *w, size_t n)
 {
-    wbuf *w = data;
-    if (n > w->cap - w->len) {
-        return -1;
+    if (w->full || n > w->cap - w->len) {
+        w->full = true;
+        return NULL;
     }
-    if (n > 0) {
-        memcpy(w->p + w->len, b, n);
-    }
+    uint8_t *q = w->p + w->len;
     w->len += n;
-    return 0;
+    return q;
 }
 
-static int pack_field(msgpack_packer *pk, const field *f, const void *rec)
+/* A tag byte followed by v as an n-byte big-endian number (n 0, 1, 2, 4, 8). */
+static void w_tagged(wbuf *w, uint8_t tag, uint64_t v, unsigned n)
 {
-    int rc = msgpack_pack_uint8(pk, f->key);
-    if (rc == 0 && f->type == F_STR) {
-        tk_slice s = get_str(f, rec);
-        rc = msgpack_pack_str_with_body(pk, s.p, s.len);
-    } else if (rc == 0 && f->type == F_INT) {
-        rc = msgpack_pack_int64(pk, get_int(f, rec));
-    } else if (rc == 0 && f->type == F_BIN) {
-        tk_slice s = get_str(f, rec);
-        rc = msgpack_pack_bin_with_body(pk, s.p, s.len);
-    } else if (rc == 0 && f->type == F_U64) {
-        rc = msgpack_pack_uint64(pk, get_u64(f, rec));
-    } else if (rc == 0) {
-        rc = msgpack_pack_bin_with_body(pk, (const uint8_t *)rec + f->off, TK_HASH_LEN);
+    uint8_t *q = w_take(w, 1 + n);
+    if (q != NULL) {
+        q[0] = tag;
+        for (unsigned i = 0; i < n; i++) {
+            q[1 + i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+        }
     }
-    return rc;
 }
 
+static void w_uint(wbuf *w, uint64_t v)
+{
+    if (v < 0x80) {
+        w_tagged(w, (uint8_t)v, 0, 0);
+    } else if (v <= UINT8_MAX) {
+        w_tagged(w, 0xcc, v, 1);
+    } else if (v <= UINT16_MAX) {
+        w_tagged(w, 0xcd, v, 2);
+    } else if (v <= UINT32_MAX) {
+        w_tagged(w, 0xce, v, 4);
+    } else {
+        w_tagged(w, 0xcf, v, 8);
+    }
+}
+
+static void w_int(wbuf *w, int64_t v)
+{
+    if (v >= 0) {
+        w_uint(w, (uint64_t)v);
+    } else if (v >= -32) {
+        w_tagged(w, (uint8_t)v, 0, 0); /* negative fixint */
+    } else if (v >= INT8_MIN) {
+        w_tagged(w, 0xd0, (uint64_t)v, 1);
+    } else if (v >= INT16_MIN) {
+        w_tagged(w, 0xd1, (uint64_t)v, 2);
+    } else if (v >= INT32_MIN) {
+        w_tagged(w, 0xd2, (uint64_t)v, 4);
+    } else {
+        w_tagged(w, 0xd3, (uint64_t)v, 8);
+    }
+}
+
+/* A str (bin false) or bin header for n bytes, then the bytes. */
+static void w_bytes(wbuf *w, bool bin, const void *p, size_t n)
+{
+    if (!bin && n < 32) {
+        w_tagged(w, (uint8_t)(0xa0 | n), 0, 0);
+    } else if (n <= UINT8_MAX) {
+        w_tagged(w, bin ? 0xc4 : 0xd9, n, 1);
+    } else if (n <= UINT16_MAX) {
+        w_tagged(w, bin ? 0xc5 : 0xda, n, 2);
+    } else {
+        w_tagged(w, bin ? 0xc6 : 0xdb, n, 4);
+    }
+    uint8_t *q = n > 0 ? w_take(w, n) : NULL;
+    if (q != NULL) {
+        memcpy(q, p, n);
+    }
+}
+
+/* Whether f is written, after checking its value (*bad: refused). */
+static bool field_written(const field *f, const void *rec, bool *bad)
+{
+    if (f->type == F_STR || f->type == F_BIN) {
+        tk_slice s = get_str(f, rec);
+        *bad = s.len > f->max || (s.len > 0 && s.p == NULL) || (f->required && s.len == 0);
+        return s.len > 0 || f->required;
+    }
+    if (f->type == F_INT) {
+        int64_t v = get_int(f, rec);
+        bool absent_ok = !f->required && v == 0;
+        *bad = !absent_ok && (v < f->lo || v > f->hi);
+        return !absent_ok;
+    }
+    *bad = false;
+    return f->required || tk_codec_present(f, rec);
+}
+
+static void pack_field(wbuf *w, const field *f, const void *rec)
+{
+    w_uint(w, f->key);
+    if (f->type == F_STR || f->type == F_BIN) {
+        tk_slice s = get_str(f, rec);
+        w_bytes(w, f->type == F_BIN, s.p, s.len);
+    } else if (f->type == F_INT) {
+        w_int(w, get_int(f, rec));
+    } else if (f->type == F_U64) {
+        w_uint(w, get_u64(f, rec));
+    } else {
+        w_bytes(w, true, (const uint8_t *)rec + f->off, TK_HASH_LEN);
+    }
+}
+
+/* One pass: each field checked and written; the map's header is written
+ * last, into the byte kept for it (a fixmap), or as a map16 with the body
+ * moved up by two bytes when the record has 16 entries or more. A bad
+ * field refuses the record whatever the buffer's size. */
 int tk_codec_encode(const field *fs, size_t nf, const void *rec, uint8_t *buf, size_t cap,
                     size_t *len)
 {
     TK_ASSERT(buf != NULL || cap == 0);
-    int rc = check_fields(fs, nf, rec);
-    if (rc != 0) {
-        return rc;
-    }
+    TK_ASSERT(nf < UINT16_MAX);
+    wbuf w = {.p = buf, .cap = cap, .len = 0, .full = false};
+    (void)w_take(&w, 1);
+    w_uint(&w, 0);
+    w_uint(&w, TK_RECORD_VERSION);
     size_t n = 1;
     for (size_t i = 0; i < nf; i++) {
-        n += (fs[i].required || tk_codec_present(&fs[i], rec)) ? 1 : 0;
-    }
-    wbuf w = {.p = buf, .cap = cap, .len = 0};
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &w, wbuf_write);
-    rc = msgpack_pack_map(&pk, n);
-    rc = rc != 0 ? rc : msgpack_pack_uint8(&pk, 0);
-    rc = rc != 0 ? rc : msgpack_pack_uint8(&pk, TK_RECORD_VERSION);
-    for (size_t i = 0; i < nf && rc == 0; i++) {
-        if (fs[i].required || tk_codec_present(&fs[i], rec)) {
-            rc = pack_field(&pk, &fs[i], rec);
+        bool bad;
+        if (!field_written(&fs[i], rec, &bad)) {
+            continue;
+        }
+        if (bad) {
+            return TK_E_INVALID;
+        }
+        n++;
+        if (!w.full) {
+            pack_field(&w, &fs[i], rec);
         }
     }
-    if (rc != 0) {
+    if (w.full || (n >= 16 && cap - w.len < 2)) {
         return TK_E_TOOBIG;
+    }
+    if (n < 16) {
+        buf[0] = (uint8_t)(0x80 | n);
+    } else {
+        memmove(buf + 3, buf + 1, w.len - 1);
+        buf[0] = 0xde;
+        buf[1] = (uint8_t)(n >> 8);
+        buf[2] = (uint8_t)n;
+        w.len += 2;
     }
     *len = w.len;
     return 0;
@@ -658,7 +730,7 @@ decode_fields(const field *fs, size_t nf, const uint8_t *buf, size_t len, void *
         }
     }
     /* What we accept we can write back: decode_value held each present value
-     * to the bounds check_fields applies (length, range, non-empty, non-zero
+     * to the bounds field_written applies (length, range, non-empty, non-zero
      * when optional), absent optional ones stay zero, and every required key
      * was seen; so no second pass over the record here (fuzz_record encodes
      * every record it decodes and fails if that is refused). */

@@ -69,6 +69,13 @@ int tk_store_next_id(tk_txn *t, uint64_t *tid_out)
     return 0;
 }
 
+void tk_store_id_unget(tk_txn *t, uint64_t id)
+{
+    if (id != 0 && t->next_tid == id + 1) {
+        t->next_tid = id;
+    }
+}
+
 int tk_store_id_flush(tk_txn *t)
 {
     if (!t->tid_dirty) {

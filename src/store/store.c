@@ -50,15 +50,21 @@ static const struct {
     [DB_REVLOG] = {"revocations", MDB_INTEGERKEY, "put_revocation"},
     [DB_SSF] = {"ssf", 0, "put_ssf"},
     [DB_SPENT] = {"spent", MDB_INTEGERKEY, "put_spent"},
+    [DB_SESSION_IDS] = {"session_ids", MDB_DUPSORT | MDB_DUPFIXED | MDB_INTEGERDUP,
+                        "index_session_id"},
 };
 
 /* DBIs added after schema 1: a read-only open of an older store (tokenctl
  * beside an older tokend) finds them missing and sees them empty. */
 static const bool db_late[DB_COUNT] = {
-    [DB_IDP_INDEX] = true, [DB_SEEN_JTI] = true, [DB_AUDIT] = true,    [DB_AGENT_ACCESS] = true,
-    [DB_CODES] = true,     [DB_AUTHREQS] = true, [DB_BROWSERS] = true, [DB_CONSENTS] = true,
-    [DB_REVOKED] = true,   [DB_REVLOG] = true,   [DB_SSF] = true,      [DB_SPENT] = true,
+    [DB_IDP_INDEX] = true,   [DB_SEEN_JTI] = true, [DB_AUDIT] = true,    [DB_AGENT_ACCESS] = true,
+    [DB_CODES] = true,       [DB_AUTHREQS] = true, [DB_BROWSERS] = true, [DB_CONSENTS] = true,
+    [DB_REVOKED] = true,     [DB_REVLOG] = true,   [DB_SSF] = true,      [DB_SPENT] = true,
+    [DB_SESSION_IDS] = true,
 };
+
+/* session_ids holds each token id as one native 8-byte integer (MDB_INTEGERDUP). */
+_Static_assert(sizeof(size_t) == sizeof(uint64_t), "token ids are size_t duplicates");
 
 _Static_assert(DB_COUNT <= TK_STORE_MAX_DBS, "maxdbs covers our DBIs");
 
@@ -656,8 +662,28 @@ int tk_store_raw_put(tk_txn *t, enum db_index db, tk_slice key, const void *val,
     return t->failed;
 }
 
+/* sid → the token: its id in session_ids (ids grow, so a session's tokens
+ * are appended to its run), or for a record older than ids its hash in
+ * session_tokens, as before. */
+static int index_session(tk_txn *txn, tk_slice sid, uint64_t tid, const uint8_t hash[TK_HASH_LEN],
+                         unsigned flags)
+{
+    if (tid == 0) {
+        return tk_store_raw_put(txn, DB_SESSION_TOKENS, sid, hash, TK_HASH_LEN,
+                                flags & TK_PUT_APPEND);
+    }
+    size_t v = (size_t)tid;
+    return tk_store_raw_put(txn, DB_SESSION_IDS, sid, &v, sizeof v, flags & TK_PUT_APPEND);
+}
+
 int tk_store_put_token(tk_txn *txn, const uint8_t hash[TK_HASH_LEN], const tk_token_rec *rec,
                        unsigned flags)
+{
+    return tk_store_put_token_tid(txn, hash, rec, flags, NULL);
+}
+
+int tk_store_put_token_tid(tk_txn *txn, const uint8_t hash[TK_HASH_LEN], const tk_token_rec *rec,
+                           unsigned flags, uint64_t *tid_out)
 {
     uint8_t buf[TK_RECORD_MAX];
     size_t len;
@@ -671,11 +697,17 @@ int tk_store_put_token(tk_txn *txn, const uint8_t hash[TK_HASH_LEN], const tk_to
         return rc == TK_E_TOOBIG ? TK_E_INVALID : rc;
     }
     rc = tk_store_raw_put(txn, DB_TOKENS, hash_key(hash), buf, len, flags);
+    if (rc == TK_E_EXISTS && rec->tid == 0) {
+        tk_store_id_unget(txn, r.tid); /* a taken key takes no id: a replay changes nothing */
+    }
+    if (rc == 0 && tid_out != NULL) {
+        *tid_out = r.tid;
+    }
     if (rc != 0 || (flags & TK_PUT_NO_INDEX)) {
         return rc;
     }
     if (rec->sid.len > 0) {
-        rc = tk_store_raw_put(txn, DB_SESSION_TOKENS, rec->sid, hash, TK_HASH_LEN, 0);
+        rc = index_session(txn, rec->sid, r.tid, hash, 0);
     }
     if (rc == 0 && rec->has_parent) {
         rc = tk_store_raw_put(txn, DB_TOKEN_CHILDREN, hash_key(rec->parent), hash, TK_HASH_LEN, 0);
@@ -683,13 +715,12 @@ int tk_store_put_token(tk_txn *txn, const uint8_t hash[TK_HASH_LEN], const tk_to
     return rc;
 }
 
-int tk_store_index_session_token(tk_txn *txn, tk_slice sid, const uint8_t hash[TK_HASH_LEN],
-                                 unsigned flags)
+int tk_store_index_session_token(tk_txn *txn, tk_slice sid, uint64_t tid, unsigned flags)
 {
-    if (!id_ok(sid)) {
+    if (!id_ok(sid) || tid == 0) {
         return TK_E_INVALID;
     }
-    return tk_store_raw_put(txn, DB_SESSION_TOKENS, sid, hash, TK_HASH_LEN, flags & TK_PUT_APPEND);
+    return index_session(txn, sid, tid, NULL, flags);
 }
 
 /* ---- IdP match keys ---------------------------------------------------------- */
@@ -788,6 +819,8 @@ int tk_store_stats_get(tk_txn *txn, tk_store_stats *out)
     out->grants = entries_of(txn, DB_GRANTS, &rc);
     out->clients = entries_of(txn, DB_CLIENTS, &rc);
     out->session_tokens = entries_of(txn, DB_SESSION_TOKENS, &rc);
+    out->session_tokens +=
+        txn->st->absent[DB_SESSION_IDS] ? 0 : entries_of(txn, DB_SESSION_IDS, &rc);
     out->token_children = entries_of(txn, DB_TOKEN_CHILDREN, &rc);
     MDB_envinfo info;
     MDB_stat es;

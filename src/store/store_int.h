@@ -29,10 +29,11 @@ enum db_index {
     DB_AUTHREQS,
     DB_BROWSERS,
     DB_CONSENTS,
-    DB_REVOKED, /* revocation bitmap: tid / bits per value → bits (revoked.c) */
-    DB_REVLOG,  /* revocation log: sequence → (tid, at), appended (revoked.c) */
-    DB_SSF,     /* SSF transmitter: receivers and their event queues (ssf_queue.c) */
-    DB_SPENT,   /* spent codes and rotated refresh tokens: id → time (revoked.c) */
+    DB_REVOKED,     /* revocation bitmap: tid / bits per value → bits (revoked.c) */
+    DB_REVLOG,      /* revocation log: sequence → (tid, at), appended (revoked.c) */
+    DB_SSF,         /* SSF transmitter: receivers and their event queues (ssf_queue.c) */
+    DB_SPENT,       /* spent codes and rotated refresh tokens: id → time (revoked.c) */
+    DB_SESSION_IDS, /* session id → the ids of its tokens (DUPSORT, 8-byte integer duplicates) */
     DB_COUNT
 };
 
@@ -200,6 +201,8 @@ int tk_store_token_id(tk_txn *t, const uint8_t hash[TK_HASH_LEN], uint64_t rec_t
  * TK_E_FULL, TK_E_STORE; id_flush: 0 or a write error. */
 int tk_store_next_id(tk_txn *t, uint64_t *id_out);
 int tk_store_id_flush(tk_txn *t);
+/* Give back id when it is the last next_id gave (a new key found taken). */
+void tk_store_id_unget(tk_txn *t, uint64_t id);
 
 /* Spent ids (schema 3): a code redeemed or a refresh token rotated is
  * recorded as (id → time) in the spent DBI instead of by a rewrite of its

@@ -134,12 +134,38 @@ static int each_dup_hash(tk_txn *t, enum db_index db, tk_slice key, tk_hash_fn f
     return tk_store_raw_each_dup(t, db, key, TK_HASH_LEN, TK_HASH_LEN, visit_hash, &w);
 }
 
-int tk_store_each_session_token(tk_txn *txn, tk_slice sid, tk_hash_fn fn, void *arg)
+/* The duplicates under key in a DUPSORT index (0 when none, or the DBI is
+ * absent: a read-only open of an older store). */
+static int dup_count(tk_txn *t, enum db_index db, tk_slice key, uint64_t *n)
 {
+    MDB_cursor *cur;
+    size_t entries;
+    int rc = tk_store_raw_cursor(t, db, &cur, &entries);
+    if (rc != 0) {
+        return rc == TK_E_NOTFOUND ? 0 : rc;
+    }
+    MDB_val k = val_of(key.p, key.len), v;
+    int mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
+    size_t count = 0;
+    if (mrc == 0) {
+        mrc = mdb_cursor_count(cur, &count);
+    }
+    mdb_cursor_close(cur);
+    if (mrc != 0 && mrc != MDB_NOTFOUND) {
+        return tk_store_err(mrc, "index_count");
+    }
+    *n += count;
+    return 0;
+}
+
+int tk_store_session_token_count(tk_txn *txn, tk_slice sid, uint64_t *n)
+{
+    *n = 0;
     if (!id_ok(sid)) {
         return 0;
     }
-    return each_dup_hash(txn, DB_SESSION_TOKENS, sid, fn, arg);
+    int rc = dup_count(txn, DB_SESSION_IDS, sid, n);
+    return rc != 0 ? rc : dup_count(txn, DB_SESSION_TOKENS, sid, n);
 }
 
 int tk_store_each_child(tk_txn *txn, const uint8_t parent[TK_HASH_LEN], tk_hash_fn fn, void *arg)

@@ -283,13 +283,6 @@ int ctl_cmd_session_list(ctl *c)
     return fflush(stdout) == 0 ? CTL_OK : ctl_fail(c, "writing stdout failed");
 }
 
-static int count_one(void *arg, const uint8_t hash[TK_HASH_LEN])
-{
-    (void)hash;
-    (*(uint64_t *)arg)++;
-    return 0;
-}
-
 static void session_show_json(tk_json *j, tk_slice sid, const tk_session_rec *rec, uint64_t tokens)
 {
     tk_json_obj_begin(j);
@@ -348,7 +341,7 @@ int ctl_cmd_session_show(ctl *c)
     uint64_t tokens = 0;
     rc = tk_store_get_session(txn, tk_slice_from_str(sid), &rec);
     if (rc == 0) {
-        rc = tk_store_each_session_token(txn, tk_slice_from_str(sid), count_one, &tokens);
+        rc = tk_store_session_token_count(txn, tk_slice_from_str(sid), &tokens);
     }
     char buf[CTL_JSON_MAX];
     tk_json j;

@@ -7,8 +7,8 @@
  * SHA-256 and index stay in memory), the (hash, index) pairs are sorted by
  * hash, and the records are written in that order, ~100 k puts per write
  * txn to stay well inside LMDB's dirty-page limit. Session and grant ids are
- * sorted the same way, and the session_tokens index is written last in
- * (sid, hash) order. Append mode is used only for DBIs that start empty, so
+ * sorted the same way, and the session index is written last in
+ * (sid, token id) order. Append mode is used only for DBIs that start empty, so
  * seeding into a store that already holds data is slower but still correct.
  */
 #include "seed.h"
@@ -283,18 +283,31 @@ static int put_tokens(seed *s)
         rec.sid = sid_of(s, k);
         rec.grant_id = gid_of(s, k);
         rc = chunk_tick(&ch);
+        uint64_t tid = 0;
         if (rc == 0) {
-            rc = tk_store_put_token(ch.txn, e->hash, &rec, flags);
+            rc = tk_store_put_token_tid(ch.txn, e->hash, &rec, flags, &tid);
         }
+        if (rc == 0 && i % SEED_TXN_PUTS == 0) {
+            s->tid_base[i / SEED_TXN_PUTS] = tid;
+        }
+        /* One write txn per SEED_TXN_PUTS puts takes consecutive ids. */
+        TK_ASSERT(rc != 0 || tid == s->tid_base[i / SEED_TXN_PUTS] + (uint64_t)(i % SEED_TXN_PUTS));
         ctl_seed_progress_tick(s, "tokens written", i + 1, s->ntokens);
     }
     return chunk_done(&ch, rc);
 }
 
+/* The id put_tokens gave the i-th entry (in hash order). */
+static uint64_t tid_of(const seed *s, int64_t i)
+{
+    return s->tid_base[i / SEED_TXN_PUTS] + (uint64_t)(i % SEED_TXN_PUTS);
+}
+
 /*
- * session_tokens in (sid, hash) order: a stable counting sort of the
- * hash-sorted entries by session (every session has per_session tokens, so
- * session k's run starts at k * per_session), then one pass.
+ * session_ids in (sid, token id) order: a stable counting sort of the
+ * hash-sorted entries (whose ids grow with their place) by session (every
+ * session has per_session tokens, so session k's run starts at
+ * k * per_session), then one pass.
  */
 static int put_index(seed *s)
 {
@@ -318,7 +331,7 @@ static int put_index(seed *s)
         rc = chunk_tick(&ch);
         if (rc == 0) {
             tk_slice sid = sid_of(s, i / s->per_session);
-            rc = tk_store_index_session_token(ch.txn, sid, s->entries[pos[i]].hash, flags);
+            rc = tk_store_index_session_token(ch.txn, sid, tid_of(s, pos[i]), flags);
         }
         ctl_seed_progress_tick(s, "index entries written", i + 1, s->ntokens);
     }
@@ -414,9 +427,10 @@ int ctl_cmd_seed(ctl *c)
     s.sids = calloc((size_t)s.nsessions, SEED_ID_SLOT);
     s.gids = calloc((size_t)s.nsessions, SEED_ID_SLOT);
     s.entries = malloc((size_t)s.ntokens * sizeof *s.entries);
+    s.tid_base = calloc((size_t)(s.ntokens / SEED_TXN_PUTS + 1), sizeof *s.tid_base);
     if (rc != 0) {
         rc = ctl_fail_err(c, "reading statistics", rc);
-    } else if (s.sids == NULL || s.gids == NULL || s.entries == NULL) {
+    } else if (s.sids == NULL || s.gids == NULL || s.entries == NULL || s.tid_base == NULL) {
         rc = ctl_fail(c, "out of memory for %lld tokens", (long long)s.ntokens);
     } else {
         rc = seed_run(&s);
@@ -424,6 +438,7 @@ int ctl_cmd_seed(ctl *c)
     free(s.sids);
     free(s.gids);
     free(s.entries);
+    free(s.tid_base);
     if (s.out_fd >= 0) {
         close(s.out_fd);
     }

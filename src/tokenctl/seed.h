@@ -41,6 +41,7 @@ typedef struct seed {
     char (*gids)[SEED_ID_SLOT];           /* sorted; grant k belongs to session k */
     size_t sid_len, gid_len;              /* every generated id has the same length */
     seed_entry *entries;                  /* sorted by hash after phase "sort" */
+    uint64_t *tid_base; /* the id of entry k * SEED_TXN_PUTS (the first of its write txn) */
     bool append_tokens, append_sessions, append_grants, append_index;
     uint64_t t0, last_progress;
 } seed;

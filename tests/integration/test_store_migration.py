@@ -8,7 +8,9 @@ and then answers every introspection exactly as the old tokend did, for a
 resource server and for an admin. Revocations after the upgrade work on both
 kinds of token: old records (no id: revoked_at in the record) and new ones
 (an id: a bit in the bitmap), including the cascade below each, and survive
-a restart."""
+a restart. A session's token count holds the index entries the old binaries
+wrote (session_tokens, by hash: the layout every binary before session_ids
+wrote) and the new ones (session_ids, by token id)."""
 
 import json
 import os
@@ -86,11 +88,15 @@ class StoreMigration(h.FreshCase):
         self.check_all(d, changed)
         # New tokens (ids, the bitmap) under an old live token and on their own.
         sid = self.fx["sessions"]["s1"]
+        old_count = h.ctl(self.data, "session", "show", sid)["tokens"]
+        self.assertGreater(old_count, 0)  # the old binaries' index entries (hashes)
         new = d.issue(sid, a, "read", parent=self.tok["active"])["access_token"]
         new_child = d.issue(sid, self.c["b"], "read", parent=new)["access_token"]
         alone = d.issue(sid, a, "read")["access_token"]
         for t in (new, new_child, alone):
             self.assertActive(t)
+        # The session's count holds both: old entries by hash, new ones by id.
+        self.assertEqual(h.ctl(self.data, "session", "show", sid)["tokens"], old_count + 3)
         self.assertEqual(d.revoke(new, auth=a).status, 200)
         self.assertEqual(d.revoke(new, auth=a).status, 200)  # again: a no-op
         self.assertInactive(new)

@@ -433,6 +433,17 @@ static void test_reapplied_is_noop(void)
     tk_op r2 = redeem(0xd6, 0xa4, 0xf4, T0 + 6);
     CHECK_EQ_INT(apply1(&r2), TK_OUT_REPLAYED);
     CHECK(!token_exists(0xa4, NULL));
+    /* Applied again once the family is revoked and the subject token
+     * too: each still answers as the first time and writes nothing. */
+    tk_op rv = tk_op_make(TK_OP_REVOKE_TOKEN, T0 + 7);
+    h(0xa2, rv.revoke_token.hash);
+    CHECK_EQ_INT(apply1(&rv), TK_OUT_NONE);
+    const tk_op *again[] = {&r1, &f, &ex};
+    for (size_t i = 0; i < 3; i++) {
+        ch = true;
+        CHECK_EQ_INT(apply(again[i], &ch), TK_OUT_OK);
+        CHECK(!ch);
+    }
     teardown();
 }
 

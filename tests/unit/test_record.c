@@ -9,6 +9,10 @@
 #include "check.h"
 #include "tokend/record.h"
 
+#include "../../src/store/codec_int.h"
+
+#include <msgpack.h>
+
 /* ---- A minimal msgpack writer for hand-made inputs ---------------------------- */
 
 typedef struct mw {
@@ -1490,8 +1494,140 @@ static void test_int_widths(void)
     }
 }
 
+/* ---- The writer against msgpack-c's packer ------------------------------------------------ */
+
+typedef struct every {
+    tk_slice s, b;
+    int64_t i;
+    uint64_t u;
+    uint8_t h[TK_HASH_LEN];
+} every;
+
+static const field every_fields[] = {
+    {.key = 1, .type = F_STR, .required = false, .max = UINT16_MAX, .off = offsetof(every, s)},
+    {.key = 2,
+     .type = F_INT,
+     .required = true,
+     .size = 8,
+     .lo = INT64_MIN,
+     .hi = INT64_MAX,
+     .off = offsetof(every, i)},
+    {.key = 3, .type = F_BIN, .required = false, .max = UINT16_MAX, .off = offsetof(every, b)},
+    {.key = 4, .type = F_U64, .required = false, .size = 8, .off = offsetof(every, u)},
+    {.key = 63, .type = F_HASH, .required = true, .off = offsetof(every, h), .flag = NO_FLAG},
+};
+
+/* What msgpack-c's packer writes for e (the encoder before our own writer). */
+static void packer_bytes(const every *e, msgpack_sbuffer *sb)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    size_t n = 3 + (e->s.len > 0) + (e->b.len > 0) + (e->u != 0);
+    msgpack_pack_map(&pk, n);
+    msgpack_pack_uint8(&pk, 0);
+    msgpack_pack_uint8(&pk, TK_RECORD_VERSION);
+    if (e->s.len > 0) {
+        msgpack_pack_uint8(&pk, 1);
+        msgpack_pack_str_with_body(&pk, e->s.p, e->s.len);
+    }
+    msgpack_pack_uint8(&pk, 2);
+    msgpack_pack_int64(&pk, e->i);
+    if (e->b.len > 0) {
+        msgpack_pack_uint8(&pk, 3);
+        msgpack_pack_bin_with_body(&pk, e->b.p, e->b.len);
+    }
+    if (e->u != 0) {
+        msgpack_pack_uint8(&pk, 4);
+        msgpack_pack_uint64(&pk, e->u);
+    }
+    msgpack_pack_uint8(&pk, 63);
+    msgpack_pack_bin_with_body(&pk, e->h, TK_HASH_LEN);
+}
+
+/* Every width of every kind of value, and every length class of str and
+ * bin, encodes to exactly the packer's bytes (so stores and op logs written
+ * before are written the same way now); a buffer one byte short is refused. */
+static void test_writer_is_packer(void)
+{
+    static const int64_t ints[] = {
+        0,         1,  127, 128, 255,  256,  65535,  65536,  0xffffffffll, 0x100000000ll,
+        INT64_MAX, -1, -32, -33, -128, -129, -32768, -32769, INT32_MIN,    (int64_t)INT32_MIN - 1,
+        INT64_MIN};
+    static const uint64_t u64s[] = {
+        0, 1, 127, 128, 255, 256, 65535, 65536, 0xffffffffull, 0x100000000ull, UINT64_MAX};
+    static const size_t lens[] = {0, 1, 31, 32, 255, 256, 65535};
+    static char bytes[65535];
+    memset(bytes, 'x', sizeof bytes);
+    static uint8_t out[2 * 65535 + 256];
+    size_t cases = 0;
+    for (size_t a = 0; a < TK_ARRAY_LEN(ints); a++) {
+        for (size_t k = 0; k < TK_ARRAY_LEN(lens); k++) {
+            every e = {.s = {bytes, lens[k]},
+                       .b = {bytes, lens[(k + a) % TK_ARRAY_LEN(lens)]},
+                       .i = ints[a],
+                       .u = u64s[(a + k) % TK_ARRAY_LEN(u64s)]};
+            memset(e.h, (int)(a * 7 + k), sizeof e.h);
+            msgpack_sbuffer sb;
+            msgpack_sbuffer_init(&sb);
+            packer_bytes(&e, &sb);
+            size_t len = 0;
+            CHECK_EQ_INT(tk_codec_encode(every_fields, TK_ARRAY_LEN(every_fields), &e, out,
+                                         sizeof out, &len),
+                         0);
+            CHECK_EQ_INT(len, sb.size);
+            CHECK(len == sb.size && memcmp(out, sb.data, len) == 0);
+            CHECK_EQ_INT(tk_codec_encode(every_fields, TK_ARRAY_LEN(every_fields), &e, out,
+                                         sb.size - 1, &len),
+                         TK_E_TOOBIG);
+            msgpack_sbuffer_destroy(&sb);
+            cases++;
+        }
+    }
+    CHECK_EQ_INT(cases, TK_ARRAY_LEN(ints) * TK_ARRAY_LEN(lens));
+
+    /* 16 entries and more (the version and 15 or 16 fields): a map16. */
+    int64_t v[16];
+    field many[16];
+    for (unsigned i = 0; i < 16; i++) {
+        v[i] = (int64_t)i * 1000;
+        many[i] = (field){.key = (uint8_t)(i + 1),
+                          .type = F_INT,
+                          .required = i > 0,
+                          .size = 8,
+                          .lo = 0,
+                          .hi = INT64_MAX,
+                          .off = i * sizeof v[0]};
+    }
+    for (size_t nf = 15; nf <= 16; nf++) {
+        for (int64_t first = 0; first <= 1; first++) { /* field 1 absent (0) or present */
+            v[0] = first;
+            msgpack_sbuffer sb;
+            msgpack_sbuffer_init(&sb);
+            msgpack_packer pk;
+            msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+            msgpack_pack_map(&pk, nf + (size_t)first);
+            msgpack_pack_uint8(&pk, 0);
+            msgpack_pack_uint8(&pk, TK_RECORD_VERSION);
+            for (unsigned i = first ? 0 : 1; i < nf; i++) {
+                msgpack_pack_uint8(&pk, (uint8_t)(i + 1));
+                msgpack_pack_int64(&pk, v[i]);
+            }
+            size_t len = 0;
+            CHECK_EQ_INT(tk_codec_encode(many, nf, v, out, sizeof out, &len), 0);
+            CHECK(len == sb.size && memcmp(out, sb.data, len) == 0);
+            CHECK_EQ_INT(tk_codec_encode(many, nf, v, out, sb.size - 1, &len), TK_E_TOOBIG);
+            msgpack_sbuffer_destroy(&sb);
+        }
+    }
+    /* A bad field is refused before the buffer's size matters. */
+    v[3] = -1;
+    size_t len = 0;
+    CHECK_EQ_INT(tk_codec_encode(many, 16, v, out, 1, &len), TK_E_INVALID);
+}
+
 int main(void)
 {
+    RUN(test_writer_is_packer);
     RUN(test_token_roundtrip);
     RUN(test_session_roundtrip);
     RUN(test_grant_roundtrip);

@@ -212,15 +212,16 @@ static void test_records_and_indices(void)
     CHECK_SLICE(c.name, "agent");
     CHECK_EQ_INT(c.secret_hash[31], 7);
 
+    uint64_t count = 99;
+    CHECK_EQ_INT(tk_store_session_token_count(r, TK_SLICE_LIT("tks_1"), &count), 0);
+    CHECK_EQ_INT(count, 7);
+    CHECK_EQ_INT(tk_store_session_token_count(r, TK_SLICE_LIT("tks_2"), &count), 0);
+    CHECK_EQ_INT(count, 6);
+    CHECK_EQ_INT(tk_store_session_token_count(r, TK_SLICE_LIT("tks_none"), &count), 0);
+    CHECK_EQ_INT(count, 0);
+    CHECK_EQ_INT(tk_store_session_token_count(r, TK_SLICE_NULL, &count), 0);
+    CHECK_EQ_INT(count, 0);
     unsigned n = 0;
-    CHECK_EQ_INT(tk_store_each_session_token(r, TK_SLICE_LIT("tks_1"), collect_hash, &n), 0);
-    CHECK_EQ_INT(n, 7);
-    n = 0;
-    CHECK_EQ_INT(tk_store_each_session_token(r, TK_SLICE_LIT("tks_2"), collect_hash, &n), 0);
-    CHECK_EQ_INT(n, 6);
-    n = 0;
-    CHECK_EQ_INT(tk_store_each_session_token(r, TK_SLICE_LIT("tks_none"), collect_hash, &n), 0);
-    CHECK_EQ_INT(n, 0);
     hash_of(0, h);
     CHECK_EQ_INT(tk_store_each_child(r, h, collect_hash, &n), 0);
     CHECK_EQ_INT(n, 3);
@@ -272,20 +273,20 @@ static void test_put_flags(void)
     CHECK_EQ_INT(tk_store_put_token(w, h, &t, TK_PUT_APPEND | TK_PUT_NO_INDEX), 0);
     hash_of(50, h);
     CHECK_EQ_INT(tk_store_put_token(w, h, &t, TK_PUT_APPEND | TK_PUT_NO_INDEX), TK_E_INVALID);
-    /* Sorted index load for a new session. */
-    for (unsigned i = 200; i < 205; i++) {
-        hash_of(i, h);
-        CHECK_EQ_INT(tk_store_index_session_token(w, TK_SLICE_LIT("tks_bulk"), h, TK_PUT_APPEND),
+    /* Sorted index load for a new session: ids in integer order (256
+     * after 255: not byte-wise order). */
+    for (uint64_t id = 254; id < 259; id++) {
+        CHECK_EQ_INT(tk_store_index_session_token(w, TK_SLICE_LIT("tks_bulk"), id, TK_PUT_APPEND),
                      0);
     }
-    hash_of(201, h);
-    CHECK_EQ_INT(tk_store_index_session_token(w, TK_SLICE_LIT("tks_bulk"), h, TK_PUT_APPEND),
+    CHECK_EQ_INT(tk_store_index_session_token(w, TK_SLICE_LIT("tks_bulk"), 255, TK_PUT_APPEND),
                  TK_E_INVALID);
+    CHECK_EQ_INT(tk_store_index_session_token(w, TK_SLICE_LIT("tks_bulk"), 0, 0), TK_E_INVALID);
     /* Invalid records and ids never reach LMDB. */
     t.kind = 7;
     CHECK_EQ_INT(tk_store_put_token(w, h, &t, 0), TK_E_INVALID);
     CHECK_EQ_INT(tk_store_put_session(w, TK_SLICE_NULL, &s, 0), TK_E_INVALID);
-    CHECK_EQ_INT(tk_store_index_session_token(w, TK_SLICE_NULL, h, 0), TK_E_INVALID);
+    CHECK_EQ_INT(tk_store_index_session_token(w, TK_SLICE_NULL, 7, 0), TK_E_INVALID);
     CHECK_EQ_INT(tk_store_commit(w), 0);
 
     tk_txn *r;
@@ -293,8 +294,8 @@ static void test_put_flags(void)
     hash_of(3, h);
     CHECK_EQ_INT(tk_store_get_token(r, h, &t), 0);
     CHECK_SLICE(t.scope, "other");
-    unsigned n = 0;
-    CHECK_EQ_INT(tk_store_each_session_token(r, TK_SLICE_LIT("tks_bulk"), collect_hash, &n), 0);
+    uint64_t n = 0;
+    CHECK_EQ_INT(tk_store_session_token_count(r, TK_SLICE_LIT("tks_bulk"), &n), 0);
     CHECK_EQ_INT(n, 5);
     tk_store_txn_end(r);
     tk_store_close(st);
@@ -735,6 +736,12 @@ static void test_agent_access_old_store(void)
     tk_agent_access_rec rec;
     CHECK_EQ_INT(tk_store_get_agent_access(r, TK_SLICE_LIT("a"), TK_SLICE_LIT("b"), &rec),
                  TK_E_NOTFOUND);
+    uint64_t count = 9; /* no session_ids yet: none there */
+    CHECK_EQ_INT(tk_store_session_token_count(r, TK_SLICE_LIT("tks_1"), &count), 0);
+    CHECK_EQ_INT(count, 0);
+    tk_store_stats stats;
+    CHECK_EQ_INT(tk_store_stats_get(r, &stats), 0);
+    CHECK_EQ_INT(stats.session_tokens, 0);
     tk_store_txn_end(r);
     tk_store_close(st);
     /* A writable open creates it. */
@@ -1086,24 +1093,26 @@ static bool revoke_at(tk_store *st, unsigned n, int64_t at)
     return apply1(st, &op);
 }
 
-/* Every new token record gets the next id, in put order; a rewrite keeps the
- * stored id whatever the caller passes; ids on both sides of a bitmap value's
- * edge land in their own bits; a revocation sets one bit and appends one log
- * entry, once; the time comes back from the log. */
+/* Every new token record gets the next id, in put order (a new key found
+ * taken gives its id back); a rewrite keeps the stored id whatever the caller passes; ids on both
+ * sides of a bitmap value's edge land in their own bits; a revocation sets one bit and appends one
+ * log entry, once; the time comes back from the log. */
 static void test_token_ids(void)
 {
     make_dir();
     tk_store *st = open_store(4 << 20);
     put_new(st, 1, TK_PUT_NEW, 0);
     put_new(st, 2, TK_PUT_NEW, 0);
-    put_new(st, 3, 0, 0); /* a new key without TK_PUT_NEW: an id too */
-    put_new(st, 2, 0, 0); /* a rewrite with tid 0 keeps id 2 */
-    put_new(st, 1, TK_PUT_NEW, TK_E_EXISTS);
+    put_new(st, 3, 0, 0);                    /* a new key without TK_PUT_NEW: an id too */
+    put_new(st, 2, 0, 0);                    /* a rewrite with tid 0 keeps id 2 */
+    put_new(st, 1, TK_PUT_NEW, TK_E_EXISTS); /* takes no id */
+    put_new(st, 4, TK_PUT_NEW, 0);
     tk_txn *r;
     CHECK_EQ_INT(tk_store_read_begin(st, &r), 0);
     CHECK_EQ_INT(tid_of(r, 1), 1);
     CHECK_EQ_INT(tid_of(r, 2), 2);
     CHECK_EQ_INT(tid_of(r, 3), 3);
+    CHECK_EQ_INT(tid_of(r, 4), 4);
     tk_store_txn_end(r);
 
     /* Next ids: the last bit of value 0, the first two of value 1. */
@@ -1200,8 +1209,18 @@ static void test_token_ids_old_records(void)
     CHECK_EQ_INT(revoked_at(r, 30), 8001);
     tk_store_txn_end(r);
 
-    /* A bitmap value of the wrong size: the token reads as corrupt. */
+    /* The session index: the old record by its hash in session_tokens, a
+     * new one by its id in session_ids; a session's count holds both. */
     put_new(st, 31, TK_PUT_NEW, 0);
+    CHECK_EQ_INT(dbi_entries(st, DB_SESSION_TOKENS), 1);
+    CHECK_EQ_INT(dbi_entries(st, DB_SESSION_IDS), 1);
+    uint64_t count = 0;
+    CHECK_EQ_INT(tk_store_read_begin(st, &r), 0);
+    CHECK_EQ_INT(tk_store_session_token_count(r, TK_SLICE_LIT("tks_1"), &count), 0);
+    CHECK_EQ_INT(count, 2);
+    tk_store_txn_end(r);
+
+    /* A bitmap value of the wrong size: the token reads as corrupt. */
     size_t key = 0;
     CHECK_EQ_INT(tk_store_write_begin(st, &w), 0);
     CHECK_EQ_INT(
