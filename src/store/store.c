@@ -430,6 +430,7 @@ void tk_store_read_reset(tk_txn *txn)
     }
     memset(txn->rcache, 0, sizeof(*txn->rcache)); /* e.g. the map is grown next */
     memset(txn->cmemo, 0, sizeof(*txn->cmemo));
+    txn->pf.snap = 0;
 }
 
 void tk_store_txn_end(tk_txn *txn)

@@ -10,6 +10,7 @@
 #include <lmdb.h>
 #include <string.h>
 
+#include "tokend/prefetch.h"
 #include "tokend/store.h"
 
 enum db_index {
@@ -66,6 +67,17 @@ typedef struct tk_clientmemo {
     tk_clientmemo_entry e[TK_CLIENTMEMO_SLOTS];
 } tk_clientmemo;
 
+/* A read txn's walker roots (prefetch.c): the map and the trees the read
+ * path descends, as the snapshot it was computed for (mdb_txn_id) sees
+ * them; recomputed for another snapshot or after a remap (map_gen). */
+typedef struct tk_pfroot {
+    size_t snap; /* 0: none */
+    uint64_t map_gen;
+    bool ok; /* false: the walker is not used for this snapshot */
+    tk_pf_map map;
+    tk_pf_tree tree[TK_PF_TREES];
+} tk_pfroot;
+
 struct tk_store {
     MDB_env *env;
     MDB_dbi dbi[DB_COUNT];
@@ -86,6 +98,7 @@ struct tk_txn {
     bool tid_dirty;       /* write txn: next_tid not yet written back to meta */
     tk_revcache *rcache;  /* read txn: bitmap values seen (revoked.c); NULL in write txns */
     tk_clientmemo *cmemo; /* read txn: client records decoded (client_memo.c); NULL in write txns */
+    tk_pfroot pf;         /* read txn: the prefetch walker's roots (prefetch.c) */
 };
 
 static inline bool id_ok(tk_slice id)
