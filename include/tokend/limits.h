@@ -69,6 +69,13 @@
  * their grants' and sessions') should still be in L2/L3 when the batch's
  * real reads reach them: 64 x 3 x 4 KiB = 768 KiB. */
 #define TK_PREFETCH_MAX 64
+/* prefetch = auto walks only while the tokens tree's leaf pages exceed
+ * this (about a large last-level cache; ~150 k tokens): below it the pages
+ * a lookup touches are mostly cached already. */
+#define TK_PREFETCH_AUTO_BYTES (32ull << 20)
+/* A tree level's pages are prefetched only when the level is larger than
+ * this (about an L2 cache): smaller levels stay cached by use. */
+#define TK_PREFETCH_LEVEL_BYTES (1ull << 20)
 
 /* Latest time (Unix seconds) in a record or a claim we accept:
  * 9999-12-31T23:59:59Z, the last second RFC 3339 can write. */

@@ -24,10 +24,13 @@ typedef struct tk_pf_map {
     uint32_t psize; /* a power of two, 512 .. 65536 */
 } tk_pf_map;
 
-/* A tree of the map: its root page and depth (0: empty). */
+/* A tree of the map: its root page and depth (0: empty), and how many of
+ * its lowest levels a descent prefetches (0: none, 1: the leaves, 2: the
+ * leaves and their parents; the levels above stay cached by use). */
 typedef struct tk_pf_tree {
     uint64_t root;
     unsigned depth;
+    unsigned prefetch_levels;
 } tk_pf_tree;
 
 /* One key to descend towards. The walk fills page/pgno; page is NULL once
@@ -43,10 +46,10 @@ typedef struct tk_pf_target {
 /* Descend all n targets level by level: one step searches each target's
  * current branch page (asked for one step before) and asks for its child,
  * so the loads of the n walks overlap instead of following one another.
- * With prefetch, the pages of the last two levels (where a large tree
- * misses the caches) are prefetched whole. Returns how many reached a page
- * at leaf level (not yet checked: tk_pf_leaf_find does). */
-size_t tk_pf_descend(const tk_pf_map *m, tk_pf_target *t, size_t n, bool prefetch);
+ * A child in one of its tree's prefetch_levels is prefetched whole.
+ * Returns how many reached a page at leaf level (not yet checked:
+ * tk_pf_leaf_find does). */
+size_t tk_pf_descend(const tk_pf_map *m, tk_pf_target *t, size_t n);
 
 /* Search the leaf page a target reached for its key: 1 and *val (the
  * node's value, inside the page) on an exact match with a value stored in
@@ -54,7 +57,7 @@ size_t tk_pf_descend(const tk_pf_map *m, tk_pf_target *t, size_t n, bool prefetc
  * -1 when the page is not a well-formed leaf. */
 int tk_pf_leaf_find(const tk_pf_map *m, const tk_pf_target *t, tk_slice *val);
 
-/* One key from root to leaf, without prefetching: tk_pf_leaf_find's result. */
+/* One key from root to leaf, prefetching nothing: tk_pf_leaf_find's result. */
 int tk_pf_find(const tk_pf_map *m, tk_pf_tree tree, const void *key, size_t klen, tk_slice *val);
 
 #endif

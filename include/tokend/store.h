@@ -103,6 +103,9 @@ enum tk_pf_db { TK_PF_TOKENS, TK_PF_GRANTS, TK_PF_SESSIONS, TK_PF_TREES };
  * (a measure for tests: the real reads decide). Read txn of this thread;
  * no allocation. */
 size_t tk_store_prefetch_tokens(tk_txn *txn, const uint8_t (*hashes)[TK_HASH_LEN], size_t n);
+/* Whether the walk is worth its cost in this snapshot: the walker is
+ * usable and the tokens tree's leaves exceed TK_PREFETCH_AUTO_BYTES. */
+bool tk_store_prefetch_wanted(tk_txn *txn);
 /* The walker's own lookup of key in db, for tests: 1 and *val (the value
  * bytes in the map) when its walk ends at key's node, 0 when it ends
  * without it, -1 when the walker is not usable here or met a bad page. */

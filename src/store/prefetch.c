@@ -103,6 +103,12 @@ static int key_cmp(const uint8_t *node, const uint8_t *key, size_t klen)
         return 2;
     }
     size_t nlen = u16_at(node + 6);
+    if (klen >= 8 && nlen >= 8) { /* most keys differ in their first eight bytes */
+        uint64_t a = __builtin_bswap64(u64_at(key)), b = __builtin_bswap64(u64_at(node + NODE_HDR));
+        if (a != b) {
+            return a < b ? -1 : 1;
+        }
+    }
     int c = memcmp(key, node + NODE_HDR, klen < nlen ? klen : nlen);
     if (c != 0) {
         return c < 0 ? -1 : 1;
@@ -172,7 +178,7 @@ static const uint8_t *step(const tk_pf_map *m, tk_pf_target *t)
     return page_at(m, child);
 }
 
-size_t tk_pf_descend(const tk_pf_map *m, tk_pf_target *t, size_t n, bool prefetch)
+size_t tk_pf_descend(const tk_pf_map *m, tk_pf_target *t, size_t n)
 {
     unsigned levels = 0;
     for (size_t i = 0; i < n; i++) {
@@ -181,15 +187,15 @@ size_t tk_pf_descend(const tk_pf_map *m, tk_pf_target *t, size_t n, bool prefetc
         }
     }
     /* Level l (1 = the root) is searched at step l; its child is level
-     * l + 1, prefetched when it is one of the last two levels. The upper
-     * levels hold a hundredth of the pages and stay cached by use. */
+     * l + 1, prefetched when it is one of the tree's prefetch_levels lowest
+     * (level depth is the leaves). */
     for (unsigned l = 1; l < levels; l++) { /* bounded by DEPTH_MAX */
         for (size_t i = 0; i < n; i++) {
             if (t[i].page == NULL || l >= t[i].tree.depth) {
                 continue;
             }
             t[i].page = step(m, &t[i]);
-            if (prefetch && t[i].page != NULL && l + 2 >= t[i].tree.depth) {
+            if (t[i].page != NULL && l + t[i].tree.prefetch_levels >= t[i].tree.depth) {
                 prefetch_page(t[i].page, m->psize);
             }
         }
@@ -238,8 +244,9 @@ int tk_pf_leaf_find(const tk_pf_map *m, const tk_pf_target *t, tk_slice *val)
 
 int tk_pf_find(const tk_pf_map *m, tk_pf_tree tree, const void *key, size_t klen, tk_slice *val)
 {
+    tree.prefetch_levels = 0;
     tk_pf_target t = {.key = key, .klen = klen, .tree = tree};
-    return tk_pf_descend(m, &t, 1, false) == 1 ? tk_pf_leaf_find(m, &t, val) : 0;
+    return tk_pf_descend(m, &t, 1) == 1 ? tk_pf_leaf_find(m, &t, val) : 0;
 }
 
 /* ---- The store's use: roots per snapshot, tokens and what they point at ---- */
@@ -250,7 +257,7 @@ static const enum db_index pf_dbs[TK_PF_TREES] = {DB_TOKENS, DB_GRANTS, DB_SESSI
 /* A DBI's tree from its MDB_db record in the main DBI, checked against what
  * LMDB itself reports for the same snapshot (mdb_stat). Also gives the
  * address of the record, which lies in a leaf page of the map. */
-static bool tree_of(tk_txn *t, MDB_dbi main, enum db_index db, tk_pf_tree *out,
+static bool tree_of(tk_txn *t, MDB_dbi main, enum db_index db, tk_pf_tree *out, uint64_t pages[2],
                     const uint8_t **rec_out)
 {
     const char *name = tk_store_db_name(db);
@@ -262,12 +269,15 @@ static bool tree_of(tk_txn *t, MDB_dbi main, enum db_index db, tk_pf_tree *out,
     }
     const uint8_t *r = v.mv_data;
     unsigned flags = u16_at(r + 4), depth = u16_at(r + 6);
-    uint64_t leaves = u64_at(r + 16), entries = u64_at(r + 32), root = u64_at(r + 40);
+    uint64_t branches = u64_at(r + 8), leaves = u64_at(r + 16), entries = u64_at(r + 32);
+    uint64_t root = u64_at(r + 40);
     if ((flags & 0x7eu) != 0 || depth != ms.ms_depth || leaves != ms.ms_leaf_pages ||
         entries != ms.ms_entries || depth > DEPTH_MAX) {
         return false; /* integer keys, duplicates, or a format we do not know */
     }
     *out = (tk_pf_tree){.root = root, .depth = root == UINT64_MAX ? 0 : depth};
+    pages[0] = leaves;
+    pages[1] = branches; /* nearly all of them the leaves' parents */
     *rec_out = r;
     return true;
 }
@@ -304,7 +314,8 @@ static bool map_of(tk_txn *t, const uint8_t *rec, tk_pf_map *out)
  * again after a remap); NULL when the walker cannot be used. */
 static const tk_pfroot *roots(tk_txn *t)
 {
-    if (t->write || t->reset) {
+    if (t->write || t->reset || t->pfmemo == NULL ||
+        __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__) { /* the page fields as LMDB writes them here */
         return NULL;
     }
     tk_pfroot *r = &t->pf;
@@ -318,13 +329,48 @@ static const tk_pfroot *roots(tk_txn *t)
     if (mdb_dbi_open(t->txn, NULL, 0, &main) != 0) {
         return NULL;
     }
+    uint64_t pages[TK_PF_TREES][2];
     for (unsigned i = 0; i < TK_PF_TREES; i++) {
-        if (!tree_of(t, main, pf_dbs[i], &r->tree[i], &rec)) {
+        if (!tree_of(t, main, pf_dbs[i], &r->tree[i], pages[i], &rec)) {
             return NULL;
         }
     }
     r->ok = map_of(t, rec, &r->map);
+    uint64_t min = TK_PREFETCH_LEVEL_BYTES / r->map.psize;
+    for (unsigned i = 0; r->ok && i < TK_PF_TREES; i++) {
+        unsigned k = pages[i][0] > min ? 1 + (pages[i][1] > min) : 0;
+        r->tree[i].prefetch_levels = k;
+    }
+    r->big = r->ok && pages[TK_PF_TOKENS][0] > TK_PREFETCH_AUTO_BYTES / r->map.psize;
     return r->ok ? r : NULL;
+}
+
+/* The memo's index slot for a value's address in the map. */
+static unsigned memo_slot(const char *at)
+{
+    uint64_t x = (uint64_t)(uintptr_t)at * 0x9e3779b97f4a7c15ull;
+    return (unsigned)(x >> 56) % TK_PFMEMO_INDEX;
+}
+
+bool tk_store_prefetch_decoded(tk_txn *t, const MDB_val *v, tk_token_rec *out)
+{
+    const tk_pfmemo *m = t->pfmemo;
+    if (m == NULL || m->snap == 0 || t->reset || m->snap != mdb_txn_id(t->txn) ||
+        m->map_gen != t->st->map_gen) {
+        return false;
+    }
+    unsigned i = m->idx[memo_slot(v->mv_data)];
+    if (i == 0 || m->e[i - 1].at != v->mv_data || m->e[i - 1].len != v->mv_size) {
+        return false;
+    }
+    *out = m->e[i - 1].rec;
+    return true;
+}
+
+bool tk_store_prefetch_wanted(tk_txn *txn)
+{
+    const tk_pfroot *r = roots(txn);
+    return r != NULL && r->big;
 }
 
 int tk_store_prefetch_find(tk_txn *txn, enum tk_pf_db db, tk_slice key, tk_slice *val)
@@ -349,28 +395,37 @@ size_t tk_store_prefetch_tokens(tk_txn *txn, const uint8_t (*hashes)[TK_HASH_LEN
         tok[i] =
             (tk_pf_target){.key = hashes[i], .klen = TK_HASH_LEN, .tree = r->tree[TK_PF_TOKENS]};
     }
-    tk_pf_descend(&r->map, tok, n, true);
+    tk_pf_descend(&r->map, tok, n);
     /* Second round: the grant and the session of each token found. Its leaf
-     * was asked for a whole round ago; decoding it is the strict,
-     * fuzzed record reader, on bytes that do not have to be right. */
-    size_t m = 0, found = 0;
+     * was asked for a whole round ago. The record is decoded by the strict,
+     * fuzzed reader and kept in the memo under the value's address: the
+     * real read, whose mdb_get returns that same address for that key in
+     * this snapshot, takes it instead of decoding the same bytes again. */
+    tk_pfmemo *memo = txn->pfmemo;
+    memset(memo->idx, 0, sizeof memo->idx);
+    memo->snap = r->snap;
+    memo->map_gen = r->map_gen;
+    size_t m = 0, found = 0, kept = 0;
     for (size_t i = 0; i < n; i++) {
         tk_slice v;
-        tk_token_rec rec;
         if (tk_pf_leaf_find(&r->map, &tok[i], &v) != 1) {
             continue;
         }
         found++;
-        if (tk_record_decode_token((const uint8_t *)v.p, v.len, &rec) != 0) {
+        tk_token_rec *rec = &memo->e[kept].rec;
+        if (tk_record_decode_token((const uint8_t *)v.p, v.len, rec) != 0) {
             continue;
         }
-        next[m++] = (tk_pf_target){.key = (const uint8_t *)rec.grant_id.p,
-                                   .klen = rec.grant_id.len,
+        memo->e[kept].at = v.p;
+        memo->e[kept].len = v.len;
+        memo->idx[memo_slot(v.p)] = (uint8_t)(++kept);
+        next[m++] = (tk_pf_target){.key = (const uint8_t *)rec->grant_id.p,
+                                   .klen = rec->grant_id.len,
                                    .tree = r->tree[TK_PF_GRANTS]};
-        next[m++] = (tk_pf_target){.key = (const uint8_t *)rec.sid.p,
-                                   .klen = rec.sid.len,
+        next[m++] = (tk_pf_target){.key = (const uint8_t *)rec->sid.p,
+                                   .klen = rec->sid.len,
                                    .tree = r->tree[TK_PF_SESSIONS]};
     }
-    tk_pf_descend(&r->map, next, m, true);
+    tk_pf_descend(&r->map, next, m);
     return found;
 }

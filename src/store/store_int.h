@@ -73,10 +73,30 @@ typedef struct tk_clientmemo {
 typedef struct tk_pfroot {
     size_t snap; /* 0: none */
     uint64_t map_gen;
-    bool ok; /* false: the walker is not used for this snapshot */
+    bool ok;  /* false: the walker is not used for this snapshot */
+    bool big; /* the tokens tree is worth walking (tk_store_prefetch_wanted) */
     tk_pf_map map;
     tk_pf_tree tree[TK_PF_TREES];
 } tk_pfroot;
+
+/* A read txn's memory of the token records the walker decoded for this
+ * batch (prefetch.c): by the address and length of the value in the map,
+ * which mdb_get returns for the same key in the same snapshot. The decode
+ * is a pure function of those immutable bytes, so tk_store_get_token takes
+ * it instead of decoding again. idx maps a hash of the address to entry + 1
+ * (0: none); emptied by every tk_store_prefetch_tokens call. */
+#define TK_PFMEMO_INDEX 256
+typedef struct tk_pfmemo {
+    size_t snap; /* the snapshot the entries were read in; 0: none */
+    uint64_t map_gen;
+    uint8_t idx[TK_PFMEMO_INDEX];
+    struct {
+        const char *at;
+        size_t len;
+        tk_token_rec rec;
+    } e[TK_PREFETCH_MAX];
+} tk_pfmemo;
+_Static_assert(TK_PREFETCH_MAX < 256, "an entry index + 1 fits idx");
 
 struct tk_store {
     MDB_env *env;
@@ -99,6 +119,7 @@ struct tk_txn {
     tk_revcache *rcache;  /* read txn: bitmap values seen (revoked.c); NULL in write txns */
     tk_clientmemo *cmemo; /* read txn: client records decoded (client_memo.c); NULL in write txns */
     tk_pfroot pf;         /* read txn: the prefetch walker's roots (prefetch.c) */
+    tk_pfmemo *pfmemo;    /* read txn: token records it decoded (prefetch.c); NULL in write txns */
 };
 
 static inline bool id_ok(tk_slice id)
@@ -119,6 +140,10 @@ static inline tk_slice hash_key(const uint8_t hash[TK_HASH_LEN])
 /* The key comparison of every DBI without integer keys: exactly LMDB's
  * default order (byte-wise, shorter first on a tie), faster (store.c). */
 int tk_store_key_cmp(const MDB_val *a, const MDB_val *b);
+
+/* The token record the walker decoded from the value v that mdb_get just
+ * returned in t (prefetch.c): true and *out when it has it. */
+bool tk_store_prefetch_decoded(tk_txn *t, const MDB_val *v, tk_token_rec *out);
 
 /* Map an LMDB error to our error space, logging what went wrong (op names it). */
 int tk_store_err(int rc, const char *op);

@@ -313,6 +313,57 @@ static void test_grant_and_session(void)
     close_and_remove(st);
 }
 
+static bool same_slice(tk_slice a, tk_slice b)
+{
+    return a.p == b.p && a.len == b.len;
+}
+
+/* The records the batch walk decoded are what tk_store_get_token decodes
+ * from what mdb_get returns (the same bytes at the same address); a token
+ * rewritten by a later commit is read afresh after the renewal. */
+static void test_decoded_memo(void)
+{
+    tk_store *st = open_fresh();
+    put_tokens(st, 0, 2000, 100);
+    tk_txn *r;
+    TK_ASSERT(tk_store_read_begin(st, &r) == 0);
+    CHECK(!tk_store_prefetch_wanted(r)); /* far below TK_PREFETCH_AUTO_BYTES */
+    uint8_t h[16][TK_HASH_LEN];
+    for (unsigned i = 0; i < 16; i++) {
+        hash_of(i * 3, h[i]);
+    }
+    CHECK_EQ_INT(tk_store_prefetch_tokens(r, h, 16), 16);
+    unsigned kept = 0;
+    for (unsigned i = 0; i < 16; i++) {
+        MDB_val k = {.mv_size = TK_HASH_LEN, .mv_data = h[i]}, v;
+        tk_token_rec a, b;
+        TK_ASSERT(tk_store_raw_get(r, DB_TOKENS, &k, &v) == 0);
+        TK_ASSERT(tk_record_decode_token(v.mv_data, v.mv_size, &b) == 0);
+        if (tk_store_prefetch_decoded(r, &v, &a)) {
+            kept++;
+            CHECK(a.kind == b.kind && a.exp == b.exp && a.tid == b.tid);
+            CHECK(same_slice(a.scope, b.scope) && same_slice(a.sid, b.sid) &&
+                  same_slice(a.grant_id, b.grant_id) && same_slice(a.client_id, b.client_id));
+        }
+    }
+    CHECK(kept >= 12); /* an index slot shared by two values keeps one */
+    MDB_val k1 = {.mv_size = TK_HASH_LEN, .mv_data = h[0]}, v1;
+    uint8_t other[TK_HASH_LEN];
+    hash_of(1, other);
+    MDB_val k2 = {.mv_size = TK_HASH_LEN, .mv_data = other}, v2;
+    tk_token_rec c;
+    TK_ASSERT(tk_store_raw_get(r, DB_TOKENS, &k2, &v2) == 0);
+    CHECK(!tk_store_prefetch_decoded(r, &v2, &c)); /* not in the batch */
+    put_tokens(st, 0, 1, 20);                      /* token 0 rewritten, scope 20 bytes */
+    TK_ASSERT(tk_store_read_renew(r) == 0);
+    TK_ASSERT(tk_store_raw_get(r, DB_TOKENS, &k1, &v1) == 0);
+    CHECK(!tk_store_prefetch_decoded(r, &v1, &c));
+    CHECK_EQ_INT(tk_store_get_token(r, h[0], &c), 0);
+    CHECK_EQ_INT(c.scope.len, 20);
+    tk_store_txn_end(r);
+    close_and_remove(st);
+}
+
 int main(void)
 {
     RUN(test_empty_tree);
@@ -322,5 +373,6 @@ int main(void)
     RUN(test_deletes_and_rewrites);
     RUN(test_stale_snapshot);
     RUN(test_grant_and_session);
+    RUN(test_decoded_memo);
     return check_report();
 }

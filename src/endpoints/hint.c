@@ -1,0 +1,185 @@
+/*
+ * The batch hint (docs/ARCHITECTURE.md §4, "Prefetching a batch"): before
+ * a worker handles any completion of a batch, the server shows it the bytes
+ * of the batch's receives that begin requests (server.h, hint hook). Each
+ * introspection found there, complete and with a plain token, has its
+ * token hashed, and the store's walker starts loading the B-tree pages that
+ * every one of them will need, all at once (tk_store_prefetch_tokens).
+ *
+ * The one idea: this is a hint and nothing more. The scan below is not the
+ * request parser and needs not agree with it: anything it does not expect
+ * (another method or path, a request split across receives, a percent- or
+ * plus-encoded token, a chunked body, TLS, which never reaches here) just
+ * gives no hint, and whatever it hints, the request is then parsed,
+ * authenticated and answered by the normal path exactly as without it. A
+ * wrong hint costs a prefetch. No allocation; bounded by the batch.
+ *
+ * The hashes are kept for the batch (ep_hint_memo), so that introspection
+ * does not hash the same token twice: ep_token_hash takes a kept hash only
+ * when the token it is given has exactly the bytes that were hashed
+ * (compared in constant time), so what it returns is always the SHA-256
+ * of its input, whatever the scan made of the request.
+ */
+#include "endpoints_int.h"
+
+#include "tokend/crypto.h"
+
+#define HINT_LINE     "POST /introspect HTTP/1.1\r\n"
+#define HINT_LINE_LEN (sizeof(HINT_LINE) - 1)
+/* Requests looked at per receive: the pipelining a client may do. */
+#define HINT_PER_RECV 8
+/* Kept hashes tried per introspection from the first unused one: requests
+ * are handled in the order they were hinted, but a hinted request may stop
+ * before it hashes (a failed client authentication). */
+#define HINT_LOOKAHEAD 3
+
+/* Whether the n bytes at p start with lit (lower case), ignoring case. */
+static bool starts_ci(const char *p, size_t n, const char *lit, size_t len)
+{
+    if (n < len) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        char c = p[i];
+        if (c >= 'A' && c <= 'Z') {
+            c = (char)(c - 'A' + 'a');
+        }
+        if (c != lit[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A Content-Length value (the line after the colon): digits between
+ * optional blanks, at most TK_HTTP_BODY_MAX. SIZE_MAX when not that. */
+static size_t length_of(const char *p, size_t n)
+{
+    size_t i = 0, v = 0, digits = 0;
+    while (i < n && (p[i] == ' ' || p[i] == '\t')) {
+        i++;
+    }
+    for (; i < n && p[i] >= '0' && p[i] <= '9' && digits < 6; i++, digits++) {
+        v = v * 10 + (size_t)(p[i] - '0');
+    }
+    while (i < n && (p[i] == ' ' || p[i] == '\t')) {
+        i++;
+    }
+    return i == n && digits > 0 && v <= TK_HTTP_BODY_MAX ? v : SIZE_MAX;
+}
+
+/* The form's first token= value, when plain (no %, no +) and 1 to
+ * TK_TOKEN_IN_MAX bytes; else an empty slice. */
+static tk_slice token_of(const char *body, size_t n)
+{
+    size_t i = 0;
+    while (i < n) { /* bounded: each turn moves past one parameter */
+        const char *amp = memchr(body + i, '&', n - i);
+        size_t end = amp != NULL ? (size_t)(amp - body) : n;
+        if (end - i > 6 && memcmp(body + i, "token=", 6) == 0) {
+            tk_slice v = {body + i + 6, end - i - 6};
+            if (v.len > TK_TOKEN_IN_MAX || memchr(v.p, '%', v.len) != NULL ||
+                memchr(v.p, '+', v.len) != NULL) {
+                break;
+            }
+            return v;
+        }
+        i = end + 1;
+    }
+    return (tk_slice){NULL, 0};
+}
+
+size_t ep_hint_scan(const char *p, size_t n, tk_slice *tok)
+{
+    *tok = (tk_slice){NULL, 0};
+    if (n < HINT_LINE_LEN || memcmp(p, HINT_LINE, HINT_LINE_LEN) != 0) {
+        return 0;
+    }
+    size_t i = HINT_LINE_LEN, clen = SIZE_MAX;
+    bool ended = false, length_seen = false;
+    for (unsigned lines = 0; lines <= TK_HTTP_HEADERS_MAX && !ended; lines++) {
+        const char *nl = memchr(p + i, '\n', n - i);
+        if (nl == NULL || nl == p + i || nl[-1] != '\r') {
+            return 0;
+        }
+        size_t end = (size_t)(nl - p) - 1; /* at the \r */
+        if (end == i) {
+            ended = true;
+        } else if (starts_ci(p + i, end - i, "content-length:", 15)) {
+            if (length_seen) {
+                return 0;
+            }
+            length_seen = true;
+            clen = length_of(p + i + 15, end - i - 15);
+        } else if (starts_ci(p + i, end - i, "transfer-encoding:", 18)) {
+            return 0;
+        }
+        i = end + 2;
+    }
+    if (!ended || clen == SIZE_MAX || clen > n - i) {
+        return 0;
+    }
+    *tok = token_of(p + i, clen);
+    return i + clen;
+}
+
+void ep_hint_clear(ep_worker *w)
+{
+    ep_hint_memo *m = &w->hint;
+    for (unsigned i = 0; i < m->n; i++) {
+        tk_cleanse(m->e[i].tok, m->e[i].len);
+    }
+    m->n = m->next = 0;
+}
+
+void ep_token_hash(ep_worker *w, const char *tok, size_t len, uint8_t out[TK_HASH_LEN])
+{
+    ep_hint_memo *m = &w->hint;
+    for (unsigned i = m->next; i < m->n && i < m->next + HINT_LOOKAHEAD; i++) {
+        if (m->e[i].len == len && tk_ct_equal(m->e[i].tok, tok, len)) {
+            memcpy(out, m->e[i].hash, TK_HASH_LEN);
+            m->next = i + 1;
+            return;
+        }
+    }
+    tk_sha256(tok, len, out);
+}
+
+void ep_hint(ep_worker *w, const tk_server_hint *h, size_t n)
+{
+    ep_hint_clear(w);
+    int mode = w->app->cfg.prefetch;
+    if (!w->txn_ok || mode == TK_PREFETCH_OFF ||
+        (mode == TK_PREFETCH_AUTO && !tk_store_prefetch_wanted(w->txn))) {
+        return;
+    }
+    ep_hint_memo *m = &w->hint;
+    uint8_t hashes[TK_PREFETCH_MAX][TK_HASH_LEN];
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < TK_PREFETCH_MAX; i++) {
+        const char *p = h[i].data;
+        size_t left = h[i].len;
+        for (unsigned r = 0; r < HINT_PER_RECV && k < TK_PREFETCH_MAX; r++) {
+            tk_slice tok;
+            size_t used = ep_hint_scan(p, left, &tok);
+            if (used == 0) {
+                break;
+            }
+            if (tok.len > 0) {
+                tk_sha256(tok.p, tok.len, hashes[k]);
+                if (tok.len <= EP_HINT_TOKEN_MAX) {
+                    memcpy(m->e[m->n].tok, tok.p, tok.len);
+                    memcpy(m->e[m->n].hash, hashes[k], TK_HASH_LEN);
+                    m->e[m->n++].len = tok.len;
+                }
+                k++;
+            }
+            p += used;
+            left -= used;
+        }
+    }
+    if (k > 0) {
+        ep_add(&w->m.prefetch_hinted, k);
+        ep_add(&w->m.prefetch_found, tk_store_prefetch_tokens(w->txn, hashes, k));
+    }
+}
