@@ -74,8 +74,9 @@
  * a lookup touches are mostly cached already. */
 #define TK_PREFETCH_AUTO_BYTES (32ull << 20)
 /* A tree level's pages are prefetched only when the level is larger than
- * this (about an L2 cache): smaller levels stay cached by use. */
-#define TK_PREFETCH_LEVEL_BYTES (1ull << 20)
+ * this: a smaller one stays in the last-level cache by use, where a miss
+ * costs less than walking to it. A tree with no such level is not walked. */
+#define TK_PREFETCH_LEVEL_BYTES (4ull << 20)
 
 /* Latest time (Unix seconds) in a record or a claim we accept:
  * 9999-12-31T23:59:59Z, the last second RFC 3339 can write. */

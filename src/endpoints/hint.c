@@ -33,18 +33,27 @@
  * before it hashes (a failed client authentication). */
 #define HINT_LOOKAHEAD 3
 
-/* Whether the n bytes at p start with lit (lower case), ignoring case. */
+/* Whether the n bytes at p start with lit (lower case letters, '-' and
+ * ':'), ignoring case: eight bytes at a time, each byte ORed with 0x20
+ * (which maps only upper-case letters, among the bytes lit can match, to
+ * lit's bytes; a byte that maps to ':' or '-' from elsewhere is a control
+ * byte, whose line the request parser refuses anyway: a hint only). */
 static bool starts_ci(const char *p, size_t n, const char *lit, size_t len)
 {
     if (n < len) {
         return false;
     }
-    for (size_t i = 0; i < len; i++) {
-        char c = p[i];
-        if (c >= 'A' && c <= 'Z') {
-            c = (char)(c - 'A' + 'a');
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t a, b;
+        memcpy(&a, p + i, 8);
+        memcpy(&b, lit + i, 8);
+        if ((a | 0x2020202020202020ull) != b) {
+            return false;
         }
-        if (c != lit[i]) {
+    }
+    for (; i < len; i++) {
+        if ((char)(p[i] | 0x20) != lit[i]) {
             return false;
         }
     }

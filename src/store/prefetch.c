@@ -396,7 +396,8 @@ size_t tk_store_prefetch_tokens(tk_txn *txn, const uint8_t (*hashes)[TK_HASH_LEN
             (tk_pf_target){.key = hashes[i], .klen = TK_HASH_LEN, .tree = r->tree[TK_PF_TOKENS]};
     }
     tk_pf_descend(&r->map, tok, n);
-    /* Second round: the grant and the session of each token found. Its leaf
+    /* Second round: the grant and the session of each token found (in a
+     * tree large enough to miss the caches). Its leaf
      * was asked for a whole round ago. The record is decoded by the strict,
      * fuzzed reader and kept in the memo under the value's address: the
      * real read, whose mdb_get returns that same address for that key in
@@ -419,12 +420,16 @@ size_t tk_store_prefetch_tokens(tk_txn *txn, const uint8_t (*hashes)[TK_HASH_LEN
         memo->e[kept].at = v.p;
         memo->e[kept].len = v.len;
         memo->idx[memo_slot(v.p)] = (uint8_t)(++kept);
-        next[m++] = (tk_pf_target){.key = (const uint8_t *)rec->grant_id.p,
-                                   .klen = rec->grant_id.len,
-                                   .tree = r->tree[TK_PF_GRANTS]};
-        next[m++] = (tk_pf_target){.key = (const uint8_t *)rec->sid.p,
-                                   .klen = rec->sid.len,
-                                   .tree = r->tree[TK_PF_SESSIONS]};
+        if (r->tree[TK_PF_GRANTS].prefetch_levels > 0) {
+            next[m++] = (tk_pf_target){.key = (const uint8_t *)rec->grant_id.p,
+                                       .klen = rec->grant_id.len,
+                                       .tree = r->tree[TK_PF_GRANTS]};
+        }
+        if (r->tree[TK_PF_SESSIONS].prefetch_levels > 0) {
+            next[m++] = (tk_pf_target){.key = (const uint8_t *)rec->sid.p,
+                                       .klen = rec->sid.len,
+                                       .tree = r->tree[TK_PF_SESSIONS]};
+        }
     }
     tk_pf_descend(&r->map, next, m);
     return found;
