@@ -823,9 +823,11 @@ void ep_metrics_request(ep_worker *w, unsigned row, int status, uint64_t dur_ns)
 /* ---- hint.c: the batch hint (docs/ARCHITECTURE.md §4, "Prefetching a batch") ---- */
 
 /* One request at p (n bytes): its length when it is a complete
- * `POST /introspect HTTP/1.1` request with a Content-Length body, else 0;
- * *tok the body's first token= value when plain (no % or +), else empty.
- * Pure and bounded; a hint only, never the request parser. */
+ * `POST /introspect HTTP/1.1` request with a Content-Length body or a
+ * `GET /auth…` forward-auth request, else 0; *tok the token: the body's
+ * first token= value when plain (no % or +), the Authorization header's
+ * Bearer or DPoP credential; else empty. Pure and bounded; a hint only,
+ * never the request parser. */
 size_t ep_hint_scan(const char *p, size_t n, tk_slice *tok);
 /* The server's hint hook: hash the plain tokens of the batch's
  * introspections and start the walker on them (tk_store_prefetch_tokens). */

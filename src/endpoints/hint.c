@@ -2,9 +2,10 @@
  * The batch hint (docs/ARCHITECTURE.md §4, "Prefetching a batch"): before
  * a worker handles any completion of a batch, the server shows it the bytes
  * of the batch's receives that begin requests (server.h, hint hook). Each
- * introspection found there, complete and with a plain token, has its
- * token hashed, and the store's walker starts loading the B-tree pages that
- * every one of them will need, all at once (tk_store_prefetch_tokens).
+ * introspection (a form's plain token) and forward-auth request (a Bearer
+ * or DPoP credential) found there complete has its token hashed, and the store's walker starts
+ * loading the B-tree pages that every one of them will need, all at once
+ * (tk_store_prefetch_tokens).
  *
  * The one idea: this is a hint and nothing more. The scan below is not the
  * request parser and needs not agree with it: anything it does not expect
@@ -98,14 +99,59 @@ static tk_slice token_of(const char *body, size_t n)
     return (tk_slice){NULL, 0};
 }
 
+/* The token of an Authorization value "Bearer T" or "DPoP T" (scheme in
+ * any case, blanks around T), or an empty slice. */
+static tk_slice credential_of(const char *v, size_t n)
+{
+    size_t i = 0;
+    while (i < n && (v[i] == ' ' || v[i] == '\t')) {
+        i++;
+    }
+    if (starts_ci(v + i, n - i, "bearer ", 7)) {
+        i += 7;
+    } else if (starts_ci(v + i, n - i, "dpop ", 5)) {
+        i += 5;
+    } else {
+        return (tk_slice){NULL, 0};
+    }
+    while (i < n && v[i] == ' ') {
+        i++;
+    }
+    while (n > i && (v[n - 1] == ' ' || v[n - 1] == '\t')) {
+        n--;
+    }
+    if (n == i || n - i > TK_TOKEN_IN_MAX) {
+        return (tk_slice){NULL, 0};
+    }
+    return (tk_slice){v + i, n - i};
+}
+
+/* The length of the request line when p starts one the hint knows (the
+ * introspection POST, a forward-auth GET), else 0; *post says which. */
+static size_t request_line(const char *p, size_t n, bool *post)
+{
+    if (n >= HINT_LINE_LEN && memcmp(p, HINT_LINE, HINT_LINE_LEN) == 0) {
+        *post = true;
+        return HINT_LINE_LEN;
+    }
+    if (n > 10 && memcmp(p, "GET /auth", 9) == 0 && (p[9] == ' ' || p[9] == '/')) {
+        const char *nl = memchr(p, '\n', n);
+        *post = false;
+        return nl != NULL ? (size_t)(nl - p) + 1 : 0;
+    }
+    return 0;
+}
+
 size_t ep_hint_scan(const char *p, size_t n, tk_slice *tok)
 {
     *tok = (tk_slice){NULL, 0};
-    if (n < HINT_LINE_LEN || memcmp(p, HINT_LINE, HINT_LINE_LEN) != 0) {
+    bool post = false;
+    size_t i = request_line(p, n, &post), clen = 0;
+    if (i == 0) {
         return 0;
     }
-    size_t i = HINT_LINE_LEN, clen = SIZE_MAX;
     bool ended = false, length_seen = false;
+    tk_slice auth = {NULL, 0};
     for (unsigned lines = 0; lines <= TK_HTTP_HEADERS_MAX && !ended; lines++) {
         const char *nl = memchr(p + i, '\n', n - i);
         if (nl == NULL || nl == p + i || nl[-1] != '\r') {
@@ -122,13 +168,18 @@ size_t ep_hint_scan(const char *p, size_t n, tk_slice *tok)
             clen = length_of(p + i + 15, end - i - 15);
         } else if (starts_ci(p + i, end - i, "transfer-encoding:", 18)) {
             return 0;
+        } else if (!post && starts_ci(p + i, end - i, "authorization:", 14)) {
+            if (auth.p != NULL) {
+                return 0;
+            }
+            auth = (tk_slice){p + i + 14, end - i - 14};
         }
         i = end + 2;
     }
-    if (!ended || clen == SIZE_MAX || clen > n - i) {
+    if (!ended || (post && !length_seen) || clen > n - i) { /* clen SIZE_MAX: a bad length */
         return 0;
     }
-    *tok = token_of(p + i, clen);
+    *tok = post ? token_of(p + i, clen) : auth.p != NULL ? credential_of(auth.p, auth.len) : *tok;
     return i + clen;
 }
 

@@ -4,11 +4,14 @@ no answer. The same store is introspected by tokend with `prefetch = on`
 `prefetch = off`, with the same requests: pipelined in one send,
 split across sends (inside the token), percent- and plus-encoded tokens,
 client_secret_post, unknown, revoked, session-ended, duplicated and empty
-token parameters, a chunked body. Every answer must be byte-identical
+token parameters, a chunked body; and forward-auth requests (Bearer, the
+DPoP scheme with a bearer token, Basic, a wrong audience), pipelined. Every answer must be byte-identical
 between the two (and right), and /metrics must show that the walker really
 ran on the `on` daemon (it found the hinted tokens), and not on the `off`
 one nor, for so small a store, on an `auto` one."""
 
+import json
+import os
 import re
 import time
 import unittest
@@ -24,19 +27,31 @@ def found_total(d, result):
     return int(m.group(1)) if m else -1
 
 
+WIKI = "https://wiki.test/"
+
+
 class PrefetchSameAnswers(h.FreshCase):
+    def args(self, mode):
+        return ("--prefetch", mode, "--resources", self.resources, "--issuer", "https://as.test")
+
     def setUp(self):
         self.dir = self.tmpdir()
-        d = self.daemon(("--prefetch", "auto"), data_dir=self.dir)
+        self.resources = os.path.join(self.tmpdir(), "resources.json")
+        with open(self.resources, "w") as f:
+            json.dump({"resources": [{"resource": WIKI,
+                                      "required_scopes": {"GET": ["wiki:read"]}}]}, f)
+        d = self.daemon(self.args("auto"), data_dir=self.dir)
         self.rs = d.add_client("resource_server", "rs")
-        agent = d.add_client("agent", "agent", scope=h.AGENT_SCOPE)
+        agent = d.add_client("agent", "agent", scope=h.AGENT_SCOPE + " wiki:read")
         sid = d.new_session("alice")
         ended = d.new_session("bob")
         self.active = [d.issue(sid, agent, "read")["access_token"] for _ in range(6)]
         self.revoked = d.issue(sid, agent, "read")["access_token"]
         self.ended = d.issue(ended, agent, "read")["access_token"]
-        r = d.revoke(self.revoked, auth=agent)
-        self.assertEqual(r.status, 200, r)
+        self.wiki = [d.issue(sid, agent, "wiki:read", aud=WIKI)["access_token"] for _ in range(4)]
+        for t in (self.revoked, self.wiki[3]):
+            r = d.revoke(t, auth=agent)
+            self.assertEqual(r.status, 200, r)
         d.ctl("session", "terminate", ended)
         self.unknown = "tkd_at_" + "A" * 43
         with d.conn() as c:  # auto: a small store is not walked
@@ -99,15 +114,25 @@ class PrefetchSameAnswers(h.FreshCase):
                          self.rs.basic().encode() + b"\r\nContent-Type: " + h.FORM.encode() +
                          b"\r\nTransfer-Encoding: chunked\r\n\r\n" +
                          b"%x\r\ntoken=%s\r\n0\r\n\r\n" % (56, self.active[4].encode())))
-        # the issuer names the daemon's port, which differs between the two
-        return [(r.status, re.sub(rb'"iss":"[^"]*"', b'"iss":""', r.body)) for r in out]
+        # forward-auth, pipelined: Bearer (active, revoked, unknown, another
+        # audience's), the DPoP scheme with a bearer token, Basic
+        auths = ["Bearer " + t for t in self.wiki + [self.unknown, self.active[5]]]
+        auths += ["DPoP " + self.wiki[0], self.rs.basic()]
+        fwd = b"".join(h.build_request("GET", "/auth", headers={
+            "X-Forwarded-Host": "wiki.test", "X-Forwarded-Uri": "/page",
+            "Authorization": a}) for a in auths)
+        with d.conn() as c:
+            c.send(fwd)
+            out += [c.read_response() for _ in auths]
+        return [(r.status, r.header("x-auth-subject"), r.header("www-authenticate"), r.body)
+                for r in out]
 
     def test_answers_identical_on_and_off(self):
-        on = self.daemon(("--prefetch", "on"), data_dir=self.dir)
+        on = self.daemon(self.args("on"), data_dir=self.dir)
         got_on = self.exchange(on)
         hinted, found = found_total(on, "hinted"), found_total(on, "found")
         on.stop()
-        off = self.daemon(("--prefetch", "off"), data_dir=self.dir)
+        off = self.daemon(self.args("off"), data_dir=self.dir)
         got_off = self.exchange(off)
         self.assertEqual(found_total(off, "hinted"), 0)
         self.assertEqual(len(got_on), len(got_off))
@@ -115,11 +140,13 @@ class PrefetchSameAnswers(h.FreshCase):
             self.assertEqual(a, b, "answer %d differs with the hint on" % i)
         # and they are the right answers: the first pipelined round
         n = len(self.active)
-        for status, body in got_on[:n]:
+        for status, _, _, body in got_on[:n]:
             self.assertEqual(status, 200)
             self.assertIn(b'"active":true', body)
-        for status, body in got_on[n:n + 3]:
+        for status, _, _, body in got_on[n:n + 3]:
             self.assertEqual((status, body), (200, b'{"active":false}'))
+        fwd = [(s, sub) for s, sub, _, _ in got_on[-8:]]
+        self.assertEqual(fwd, [(200, "alice")] * 3 + [(401, None)] * 5)
         # the walker ran and found (nearly) every plain token it was shown:
         # unknown tokens are hinted but not found
         self.assertGreaterEqual(hinted, 3 * len(self.active))
