@@ -324,14 +324,10 @@ static const tk_pfroot *roots(tk_txn *t)
         return r->ok ? r : NULL;
     }
     *r = (tk_pfroot){.snap = snap, .map_gen = t->st->map_gen};
-    MDB_dbi main;
     const uint8_t *rec = NULL;
-    if (mdb_dbi_open(t->txn, NULL, 0, &main) != 0) {
-        return NULL;
-    }
     uint64_t pages[TK_PF_TREES][2];
     for (unsigned i = 0; i < TK_PF_TREES; i++) {
-        if (!tree_of(t, main, pf_dbs[i], &r->tree[i], pages[i], &rec)) {
+        if (!tree_of(t, t->st->main_dbi, pf_dbs[i], &r->tree[i], pages[i], &rec)) {
             return NULL;
         }
     }

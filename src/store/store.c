@@ -248,6 +248,12 @@ static int open_dbis(tk_store *st)
         }
     }
     rc = rc != 0 ? rc : check_schema(st, txn);
+    /* The main DBI, whose values are the named DBIs' records (prefetch.c):
+     * opened here, once, since its open writes the environment's shared
+     * comparison slot. */
+    if (rc == 0 && (rc = mdb_dbi_open(txn, NULL, 0, &st->main_dbi)) != 0) {
+        rc = tk_store_err(rc, "dbi_open");
+    }
     if (rc != 0) {
         mdb_txn_abort(txn);
         return rc;

@@ -101,6 +101,7 @@ _Static_assert(TK_PREFETCH_MAX < 256, "an entry index + 1 fits idx");
 struct tk_store {
     MDB_env *env;
     MDB_dbi dbi[DB_COUNT];
+    MDB_dbi main_dbi;      /* the main DBI: the named DBIs' records (prefetch.c) */
     bool absent[DB_COUNT]; /* a late DBI missing from a read-only store */
     bool read_only;
     bool threaded_readers;
