@@ -209,37 +209,42 @@ void ep_hint(ep_worker *w, const tk_server_hint *h, size_t n)
 {
     ep_hint_clear(w);
     int mode = w->app->cfg.prefetch;
+    /* tk_store_prefetch_wanted reads the trees' roots once per snapshot
+     * (three reads of the main DBI, per batch when commits are frequent)
+     * and answers from them after: cheaper than scanning every request of
+     * a store too small to walk. */
     if (!w->txn_ok || mode == TK_PREFETCH_OFF ||
         (mode == TK_PREFETCH_AUTO && !tk_store_prefetch_wanted(w->txn))) {
         return;
     }
-    ep_hint_memo *m = &w->hint;
-    uint8_t hashes[TK_PREFETCH_MAX][TK_HASH_LEN];
+    tk_slice toks[TK_PREFETCH_MAX]; /* into the receive buffers, valid during the call */
     size_t k = 0;
     for (size_t i = 0; i < n && k < TK_PREFETCH_MAX; i++) {
         const char *p = h[i].data;
         size_t left = h[i].len;
         for (unsigned r = 0; r < HINT_PER_RECV && k < TK_PREFETCH_MAX; r++) {
-            tk_slice tok;
-            size_t used = ep_hint_scan(p, left, &tok);
+            size_t used = ep_hint_scan(p, left, &toks[k]);
             if (used == 0) {
                 break;
             }
-            if (tok.len > 0) {
-                tk_sha256(tok.p, tok.len, hashes[k]);
-                if (tok.len <= EP_HINT_TOKEN_MAX) {
-                    memcpy(m->e[m->n].tok, tok.p, tok.len);
-                    memcpy(m->e[m->n].hash, hashes[k], TK_HASH_LEN);
-                    m->e[m->n++].len = tok.len;
-                }
-                k++;
-            }
+            k += toks[k].len > 0;
             p += used;
             left -= used;
         }
     }
-    if (k > 0) {
-        ep_add(&w->m.prefetch_hinted, k);
-        ep_add(&w->m.prefetch_found, tk_store_prefetch_tokens(w->txn, hashes, k));
+    if (k == 0) {
+        return;
     }
+    ep_hint_memo *m = &w->hint;
+    uint8_t hashes[TK_PREFETCH_MAX][TK_HASH_LEN];
+    for (size_t i = 0; i < k; i++) {
+        tk_sha256(toks[i].p, toks[i].len, hashes[i]);
+        if (toks[i].len <= EP_HINT_TOKEN_MAX) {
+            memcpy(m->e[m->n].tok, toks[i].p, toks[i].len);
+            memcpy(m->e[m->n].hash, hashes[i], TK_HASH_LEN);
+            m->e[m->n++].len = toks[i].len;
+        }
+    }
+    ep_add(&w->m.prefetch_hinted, k);
+    ep_add(&w->m.prefetch_found, tk_store_prefetch_tokens(w->txn, hashes, k));
 }
