@@ -304,7 +304,11 @@ static bool map_of(tk_txn *t, const uint8_t *rec, tk_pf_map *out)
         pgno > page / es.ms_psize) {
         return false;
     }
-    *out = (tk_pf_map){.base = (const uint8_t *)(page - pgno * es.ms_psize),
+    uintptr_t base = page - pgno * es.ms_psize;
+    if (t->st->map_base != 0 && t->st->map_gen == 0 && base != t->st->map_base) {
+        return false; /* not where the store found the file mapped at open: do not guess */
+    }
+    *out = (tk_pf_map){.base = (const uint8_t *)base,
                        .npages = npages < mapped ? npages : mapped,
                        .psize = es.ms_psize};
     return true;
