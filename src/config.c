@@ -67,6 +67,7 @@ void tk_config_defaults(tk_config *cfg)
     cfg->ssf_retry_max_ms = TK_SSF_RETRY_MAX_DEFAULT;
     cfg->ssf_poll_ms = TK_SSF_POLL_MS_DEFAULT;
     cfg->ssf_push = true;
+    cfg->prefetch = TK_PREFETCH_AUTO;
     strcpy(cfg->cluster_stream, "TOKEND");
     cfg->cluster_max_staleness = TK_CLUSTER_STALENESS_DEFAULT;
     cfg->cluster_replicas = 1;
@@ -587,6 +588,17 @@ int tk_config_set(tk_config *cfg, const char *key, const char *value, char *err,
                         value);
         }
         return 0;
+    }
+    if (!strcmp(key, "prefetch")) {
+        static const char *const names[] = {"auto", "on", "off"};
+        for (int i = TK_PREFETCH_AUTO; i <= TK_PREFETCH_OFF; i++) {
+            if (!strcmp(value, names[i])) {
+                cfg->prefetch = i;
+                return 0;
+            }
+        }
+        return fail(err, errcap, TK_E_BADINPUT, "prefetch: expected auto, on or off, got \"%s\"",
+                    value);
     }
     if (!strcmp(key, "pin-cpus")) {
         if (!parse_bool(value, &cfg->pin_cpus)) {

@@ -52,7 +52,7 @@ static const char usage[] =
     "              [--outbound-queue N] [--outbound-transfers N]\n"
     "              [--jwks-refresh-min S] [--jwks-refresh-max S] [--jwks-kid-interval S]\n"
     "              [--signing-key-overlap S] [--ssf-retry-min MS] [--ssf-retry-max MS]\n"
-    "              [--ssf-poll MS] [--ssf-push on|off]\n"
+    "              [--ssf-poll MS] [--ssf-push on|off] [--prefetch auto|on|off]\n"
     "\n"
     "Token introspection (RFC 7662) and revocation (RFC 7009) with cascading\n"
     "revocation. Defaults: listen 127.0.0.1:7662, data ./tokend-data, one worker\n"
@@ -593,6 +593,7 @@ static int run(struct options *o)
                        .metrics_token = cfg->metrics_token,
                        .max_depth = cfg->max_depth,
                        .auth_fail_burst = cfg->auth_fail_burst,
+                       .prefetch = cfg->prefetch,
                        .registration = cfg->registration,
                        .login = cfg->login,
                        .access_ttl = cfg->access_ttl,

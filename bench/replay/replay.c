@@ -2,15 +2,16 @@
  * tokend-replay: the user-space work of an introspection, without sockets.
  * It opens a seeded store, creates the same application (endpoints) tokend
  * runs, and feeds it introspection requests exactly as the server does:
- * tk_http_parse on the request bytes, the batch hook once per batch of 16,
- * the request hook with a cookie of (generation << 32 | slot) cycling over
- * --conns connections. Under `valgrind --tool=callgrind` it gives stable
- * instruction counts per request on a shared, noisy machine (tokend itself
- * cannot run under valgrind: its io_uring waits block valgrind's scheduler).
+ * the batch hook once per batch of 16, then the hint hook with every
+ * request's bytes (as the server hands it a batch's receives), then
+ * tk_http_parse on each request and the request hook with a cookie of
+ * (generation << 32 | slot) cycling over --conns connections. Under `valgrind --tool=callgrind` it
+ * gives stable instruction counts per request on a shared, noisy machine (tokend itself cannot run
+ * under valgrind: its io_uring waits block valgrind's scheduler).
  *
  * tokend-replay --data DIR --tokens FILE --client ID --secret S
  *               [--requests N] [--conns N] [--unknown F] [--map-size BYTES]
- *               [--prefault off|on]
+ *               [--prefault off|on] [--prefetch auto|on|off]
  * tokend-replay --mode auth --data DIR --tokens FILE --resources FILE [...]
  * Prints requests, answers by status and wall time per request.
  *
@@ -45,6 +46,7 @@ typedef struct replay {
     double unknown;
     uint64_t map_size;
     const char *prefault; /* off, or on: populate the map first, as tokend does at start */
+    int prefetch;         /* --prefetch: enum tk_prefetch_mode, as tokend's config prefetch */
     char *map;
     size_t ntok;
     char authz[640];
@@ -119,6 +121,14 @@ static int args(int argc, char **argv, replay *r)
                 return -1;
             }
             r->prefault = v;
+        } else if (strcmp(k, "--prefetch") == 0) {
+            r->prefetch = !strcmp(v, "auto")  ? TK_PREFETCH_AUTO
+                          : !strcmp(v, "on")  ? TK_PREFETCH_ON
+                          : !strcmp(v, "off") ? TK_PREFETCH_OFF
+                                              : -1;
+            if (r->prefetch < 0) {
+                return -1;
+            }
         } else {
             return -1;
         }
@@ -193,6 +203,11 @@ __attribute__((noinline)) void serve_batch(const tk_server_hooks *h, void *wctx,
                                            uint64_t *cookies, tk_outbuf *out, long *status)
 {
     h->batch_begin(wctx);
+    tk_server_hint hints[BATCH];
+    for (size_t i = 0; i < n; i++) {
+        hints[i] = (tk_server_hint){reqs[i], lens[i]};
+    }
+    h->hint(wctx, hints, n);
     for (size_t i = 0; i < n; i++) {
         tk_http_request req;
         int rc = tk_http_parse(reqs[i], lens[i], TK_HTTP_BODY_MAX, &req);
@@ -221,7 +236,7 @@ int main(int argc, char **argv)
     if (args(argc, argv, &r) != 0 || map_tokens(&r) != 0) {
         fprintf(stderr, "usage: tokend-replay --data DIR --tokens FILE --client ID --secret S "
                         "[--requests N] [--conns N] [--unknown F] [--map-size BYTES]\n"
-                        "                     [--prefault off|on]\n"
+                        "                     [--prefault off|on] [--prefetch auto|on|off]\n"
                         "       tokend-replay --mode auth --data DIR --tokens FILE --resources "
                         "FILE [same options]\n");
         return 2;
@@ -237,7 +252,8 @@ int main(int argc, char **argv)
                        .metrics_token = cfg.metrics_token,
                        .max_depth = cfg.max_depth,
                        .auth_fail_burst = cfg.auth_fail_burst,
-                       .workers = 1};
+                       .workers = 1,
+                       .prefetch = r.prefetch};
     if (tk_store_open(&so, &store) != 0 || (acfg.store = store, tk_app_create(&acfg, &app)) != 0) {
         fprintf(stderr, "tokend-replay: cannot open %s\n", r.data);
         return 1;

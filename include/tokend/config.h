@@ -11,7 +11,7 @@
  * outbound-timeout, outbound-max-bytes, outbound-queue, outbound-transfers,
  * jwks-refresh-min, jwks-refresh-max, jwks-kid-interval, signing-key-overlap,
  * tls-ca, client-cert-header, client-cert-proxies, ssf-retry-min, ssf-retry-max,
- * ssf-poll, ssf-push, cluster-nats, cluster-stream, cluster-node, cluster-max-staleness,
+ * ssf-poll, ssf-push, prefetch, cluster-nats, cluster-stream, cluster-node, cluster-max-staleness,
  * cluster-replicas, cluster-replay-window, cluster-key-file, cluster-nats-user,
  * cluster-nats-password-file, cluster-nats-ca, cluster-nats-cert, cluster-nats-key).
  *
@@ -125,6 +125,9 @@ typedef struct tk_config {
      * node queues every event; on exactly one node, or every receiver gets
      * each event once per pushing node (README "Cluster"). */
     bool ssf_push;
+    /* Prefetch each batch's introspection lookups together: enum
+     * tk_prefetch_mode (endpoints.h), default auto; a speed switch only. */
+    int prefetch;
     /* Cluster mode (cluster.h); cluster_nats "" = one node. */
     char cluster_nats[TK_CLUSTER_URLS_MAX];
     char cluster_stream[TK_CLUSTER_NAME_MAX + 1];

@@ -39,6 +39,12 @@ enum tk_registration_policy {
     TK_REGISTRATION_CLOSED = 3,
 };
 
+/* prefetch = auto | on | off: the batch hint (docs/ARCHITECTURE.md §4,
+ * "Prefetching a batch"). auto: only while the tokens tree is larger than
+ * TK_PREFETCH_AUTO_BYTES (below that its pages stay cached and the walk
+ * would be pure cost); on: always; off: never. Answers are the same. */
+enum tk_prefetch_mode { TK_PREFETCH_AUTO = 0, TK_PREFETCH_ON = 1, TK_PREFETCH_OFF = 2 };
+
 /* login = off | dev | oidc (sign-in at an upstream OpenID provider of the
  * IdP trust file: src/endpoints/oidc.c) */
 enum tk_login_method { TK_LOGIN_OFF = 0, TK_LOGIN_DEV = 1, TK_LOGIN_OIDC = 2 };
@@ -89,6 +95,7 @@ typedef struct tk_app_cfg {
     tk_keys_holder *keys;
     int64_t signing_overlap; /* seconds a retired key stays in the JWKS */
     unsigned workers;
+    int prefetch; /* enum tk_prefetch_mode (0 = auto) */
     /* Connection counters for /metrics, or NULL. */
     void (*server_stats)(void *arg, tk_server_stats *out);
     void *server_stats_arg;

@@ -64,6 +64,19 @@
  * introspection reads two (the caller, the token's client), and a deployment
  * has few that matter at a time; about 14 KiB per reader. */
 #define TK_CLIENTMEMO_SLOTS 32
+/* Tokens a worker prefetches together per batch (tk_store_prefetch_tokens):
+ * each walk ends by prefetching a 4 KiB leaf, and a batch's leaves (with
+ * their grants' and sessions') should still be in L2/L3 when the batch's
+ * real reads reach them: 64 x 3 x 4 KiB = 768 KiB. */
+#define TK_PREFETCH_MAX 64
+/* prefetch = auto walks only while the tokens tree's leaf pages exceed
+ * this (about a large last-level cache; ~150 k tokens): below it the pages
+ * a lookup touches are mostly cached already. */
+#define TK_PREFETCH_AUTO_BYTES (32ull << 20)
+/* A tree level's pages are prefetched only when the level is larger than
+ * this: a smaller one stays in the last-level cache by use, where a miss
+ * costs less than walking to it. A tree with no such level is not walked. */
+#define TK_PREFETCH_LEVEL_BYTES (4ull << 20)
 
 /* Latest time (Unix seconds) in a record or a claim we accept:
  * 9999-12-31T23:59:59Z, the last second RFC 3339 can write. */

@@ -38,6 +38,13 @@ typedef struct tk_server_done {
     uint64_t aux;
 } tk_server_done;
 
+/* Bytes a plain-text receive of this batch brought into a connection that
+ * had nothing buffered (so they begin a request), for the hint hook. */
+typedef struct tk_server_hint {
+    const char *data;
+    size_t len;
+} tk_server_hint;
+
 typedef struct tk_server_hooks {
     void *app; /* passed to worker_init */
     /* Per-worker state, created on the worker thread before it serves.
@@ -64,6 +71,12 @@ typedef struct tk_server_hooks {
     /* Called once per batch of completions, after they are harvested and
      * before any is handled: the place to renew a read transaction. */
     void (*batch_begin)(void *wctx);
+    /* May be NULL. Called once per batch, after batch_begin and before any
+     * completion is handled, with the receives that begin requests: a
+     * chance to start memory loads for all of them at once. A hint only:
+     * the bytes are parsed and handled as usual afterwards, whatever it did
+     * (it must not keep the pointers: the buffers go back to the kernel). */
+    void (*hint)(void *wctx, const tk_server_hint *h, size_t n);
     /* A complete request. out->close is already set. Returns a verdict; with
      * TK_SERVER_DEFERRED, *tag is kept for respond(). */
     int (*request)(void *wctx, const tk_http_request *req, tk_outbuf *out, uint64_t cookie,

@@ -87,6 +87,29 @@ int tk_store_grow(tk_store *st, uint64_t max);
  * the map past ours, or ours is below max. Safe with txns active. */
 bool tk_store_growable(tk_store *st, uint64_t max);
 
+/* ---- Prefetching a batch (prefetch.c, docs/ARCHITECTURE.md §4) -------------------
+ * Hints only: nothing any read returns depends on them. A read txn that is
+ * reset, a write txn, or a store whose format the walker does not recognise
+ * makes them do nothing. */
+
+/* The trees the walker descends. */
+enum tk_pf_db { TK_PF_TOKENS, TK_PF_GRANTS, TK_PF_SESSIONS, TK_PF_TREES };
+
+/* Start loading the pages that reading these tokens (at most
+ * TK_PREFETCH_MAX; more are ignored), and then their grants and sessions,
+ * will touch, all walks level by level together so that their cache misses
+ * overlap. Returns how many of the tokens the walker found in their leaf
+ * (a measure for tests: the real reads decide). Read txn of this thread;
+ * no allocation. */
+size_t tk_store_prefetch_tokens(tk_txn *txn, const uint8_t (*hashes)[TK_HASH_LEN], size_t n);
+/* Whether the walk is worth its cost in this snapshot: the walker is
+ * usable and the tokens tree's leaves exceed TK_PREFETCH_AUTO_BYTES. */
+bool tk_store_prefetch_wanted(tk_txn *txn);
+/* The walker's own lookup of key in db, for tests: 1 and *val (the value
+ * bytes in the map) when its walk ends at key's node, 0 when it ends
+ * without it, -1 when the walker is not usable here or met a bad page. */
+int tk_store_prefetch_find(tk_txn *txn, enum tk_pf_db db, tk_slice key, tk_slice *val);
+
 /* ---- Point reads: 0, TK_E_NOTFOUND, TK_E_CORRUPT (logged), TK_E_STORE ---- */
 
 int tk_store_get_token(tk_txn *txn, const uint8_t hash[TK_HASH_LEN], tk_token_rec *out);

@@ -170,6 +170,14 @@ static void app_batch_begin(void *wctx)
     w->res = __atomic_load_n(&w->app->res, __ATOMIC_ACQUIRE);
     ep_audit_fold(w, false);
     ep_events_batch_begin(w);
+    if (w->hint.n > 0) {
+        ep_hint_clear(w); /* a batch the server shows no receive (hint.c) */
+    }
+}
+
+static void app_hint(void *wctx, const tk_server_hint *h, size_t n)
+{
+    ep_hint(wctx, h, n);
 }
 
 static int app_wake_fd(void *wctx)
@@ -390,6 +398,7 @@ void tk_app_hooks(tk_app *app, tk_server_hooks *hooks)
         .dropped = app_dropped,
         .closed = app_closed,
         .batch_begin = app_batch_begin,
+        .hint = app_hint,
         .request = app_request,
     };
 }

@@ -111,6 +111,9 @@ typedef struct ep_metrics {
     uint64_t audit_overflow, audit_submitted, audit_lost, audit_deferred;
     /* Cluster mode: answers refused (503) because the state was stale. */
     uint64_t cluster_stale_introspect, cluster_stale_forward_auth;
+    /* The batch hint (hint.c): tokens handed to the walker, and those it
+     * found in their leaf page. */
+    uint64_t prefetch_hinted, prefetch_found;
 } ep_metrics;
 
 /* Written only by the owning worker: a relaxed load and store, no locked
@@ -232,6 +235,19 @@ typedef struct ep_authz_window {
     uint64_t refused; /* refusals since that line */
 } ep_authz_window;
 
+/* The batch hint's tokens (hint.c), in the order hinted: each with the
+ * SHA-256 computed for the walker, so that introspection hashes a token
+ * once. Copies of tokens: cleansed when the next batch starts. */
+#define EP_HINT_TOKEN_MAX 64
+typedef struct ep_hint_memo {
+    unsigned n, next; /* entries; the first not yet used */
+    struct {
+        size_t len;
+        char tok[EP_HINT_TOKEN_MAX];
+        uint8_t hash[TK_HASH_LEN];
+    } e[TK_PREFETCH_MAX];
+} ep_hint_memo;
+
 typedef struct ep_worker {
     tk_app *app;
     unsigned id;
@@ -254,6 +270,7 @@ typedef struct ep_worker {
     char metrics[TK_METRICS_PAGE_MAX]; /* the /metrics page */
     ep_auth_entry auth_cache[TK_AUTH_CACHE_SLOTS];
     ep_as_slot *as_slots; /* TK_AS_PENDING_SLOTS, allocated at the first deferred AS answer */
+    ep_hint_memo hint;    /* the batch hint's tokens and hashes (hint.c) */
 } __attribute__((aligned(64))) ep_worker;
 
 /* ---- mail.c: outbound answers on their way to a worker ------------------------ */
@@ -814,5 +831,23 @@ void ep_events_fini(ep_worker *w);
 
 /* Count one finished request: its table row, status and duration. */
 void ep_metrics_request(ep_worker *w, unsigned row, int status, uint64_t dur_ns);
+
+/* ---- hint.c: the batch hint (docs/ARCHITECTURE.md §4, "Prefetching a batch") ---- */
+
+/* One request at p (n bytes): its length when it is a complete
+ * `POST /introspect HTTP/1.1` request with a Content-Length body or a
+ * `GET /auth…` forward-auth request, else 0; *tok the token: the body's
+ * first token= value when plain (no % or +), the Authorization header's
+ * Bearer or DPoP credential; else empty. Pure and bounded; a hint only,
+ * never the request parser. */
+size_t ep_hint_scan(const char *p, size_t n, tk_slice *tok);
+/* The server's hint hook: hash the plain tokens of the batch's
+ * introspections and start the walker on them (tk_store_prefetch_tokens). */
+void ep_hint(ep_worker *w, const tk_server_hint *h, size_t n);
+/* Forget the last batch's hinted tokens (cleansed). */
+void ep_hint_clear(ep_worker *w);
+/* SHA-256 of a token to introspect: the hint's, when it hashed the very
+ * same bytes for this batch (compared in constant time), else computed. */
+void ep_token_hash(ep_worker *w, const char *tok, size_t len, uint8_t out[TK_HASH_LEN]);
 
 #endif

@@ -513,7 +513,7 @@ static void decide(ep_req *r, const orig *o, const tk_resource *res)
     tk_txn *txn = ep_txn(w);
     tk_introspection in;
     uint8_t hash[TK_HASH_LEN];
-    tk_sha256(tok.p, tok.len, hash);
+    ep_token_hash(w, tok.p, tok.len, hash); /* hashed once per batch hint */
     int rc =
         txn == NULL ? TK_E_STORE : tk_core_introspect_bearer(txn, &w->app->core, hash, w->now, &in);
     if (rc != 0) {

@@ -53,7 +53,7 @@ void ep_introspect(ep_req *r)
     res.nactors = 0;
     if (!f.token_oversize) {
         uint8_t hash[TK_HASH_LEN];
-        tk_sha256(w->token, f.token_len, hash);
+        ep_token_hash(w, w->token, f.token_len, hash); /* hashed once per batch hint */
         int rc = tk_core_introspect(txn, &w->app->core, hash, w->now, &caller, &res);
         if (rc != 0) {
             tk_log_error("store_read", "endpoint=introspect err=%s", tk_strerror(rc));

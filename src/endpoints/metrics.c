@@ -187,6 +187,9 @@ static void requests_section(text *t, const tk_app *app, const ep_metrics *m)
     type(t, "tokend_introspections_total", "counter");
     line(t, "tokend_introspections_total{result=\"active\"}", m->introspect_active);
     line(t, "tokend_introspections_total{result=\"inactive\"}", m->introspect_inactive);
+    type(t, "tokend_prefetch_tokens_total", "counter");
+    line(t, "tokend_prefetch_tokens_total{result=\"hinted\"}", m->prefetch_hinted);
+    line(t, "tokend_prefetch_tokens_total{result=\"found\"}", m->prefetch_found);
     type(t, "tokend_revocations_total", "counter");
     line(t, "tokend_revocations_total{result=\"revoked\"}", m->revoke_revoked);
     line(t, "tokend_revocations_total{result=\"noop\"}", m->revoke_noop);

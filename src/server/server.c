@@ -736,6 +736,32 @@ static bool worker_done(const tk_worker *w)
     return w->draining && w->active == 0;
 }
 
+/* The batch's plain-text receives that begin requests, to the hint hook.
+ * Only reads: the completions are dispatched afterwards as always. */
+static void hint_batch(tk_worker *w, const struct io_uring_cqe *batch, unsigned n)
+{
+    tk_server_hint h[TK_CQE_BATCH];
+    size_t k = 0;
+    for (unsigned i = 0; i < n; i++) {
+        const struct io_uring_cqe *cqe = &batch[i];
+        uint32_t slot = ud_slot(cqe->user_data);
+        if (ud_op(cqe->user_data) != OP_RECV || cqe->res <= 0 ||
+            (cqe->flags & IORING_CQE_F_BUFFER) == 0 || slot >= w->nconns) {
+            continue;
+        }
+        const struct conn *c = &w->conns[slot];
+        if (c->gen != ud_gen(cqe->user_data) || c->ssl != NULL || c->lingering || c->shut ||
+            c->in_len != 0) {
+            continue;
+        }
+        unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+        h[k++] = (tk_server_hint){w->recv_bufs + (size_t)bid * TK_RECV_BUF_SIZE, (size_t)cqe->res};
+    }
+    if (k > 0) {
+        w->srv->hooks.hint(w->wctx, h, k);
+    }
+}
+
 static void worker_loop(tk_worker *w)
 {
     struct io_uring_cqe *cqes[TK_CQE_BATCH];
@@ -758,6 +784,9 @@ static void worker_loop(tk_worker *w)
         }
         w->now_ms = tk_mono_ms();
         w->srv->hooks.batch_begin(w->wctx);
+        if (w->srv->hooks.hint != NULL) {
+            hint_batch(w, batch, n);
+        }
         for (unsigned i = 0; i < n; i++) {
             dispatch(w, &batch[i]);
             /* Hand the answers so far to the kernel now rather than at the end

@@ -254,6 +254,12 @@ static int open_dbis(tk_store *st)
         }
     }
     rc = rc != 0 ? rc : check_schema(st, txn);
+    /* The main DBI, whose values are the named DBIs' records (prefetch.c):
+     * opened here, once, since its open writes the environment's shared
+     * comparison slot. */
+    if (rc == 0 && (rc = mdb_dbi_open(txn, NULL, 0, &st->main_dbi)) != 0) {
+        rc = tk_store_err(rc, "dbi_open");
+    }
     if (rc != 0) {
         mdb_txn_abort(txn);
         return rc;
@@ -393,13 +399,16 @@ int tk_store_read_begin(tk_store *st, tk_txn **out)
     tk_txn *t = calloc(1, sizeof(*t));
     tk_revcache *rcache = t != NULL ? calloc(1, sizeof(*rcache)) : NULL;
     tk_clientmemo *cmemo = rcache != NULL ? calloc(1, sizeof(*cmemo)) : NULL;
-    if (cmemo == NULL) {
+    tk_pfmemo *pfmemo = cmemo != NULL ? calloc(1, sizeof(*pfmemo)) : NULL;
+    if (pfmemo == NULL) {
+        free(cmemo);
         free(rcache);
         free(t);
         return -ENOMEM;
     }
     int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &t->txn);
     if (rc != 0) {
+        free(pfmemo);
         free(cmemo);
         free(rcache);
         free(t);
@@ -407,6 +416,7 @@ int tk_store_read_begin(tk_store *st, tk_txn **out)
     }
     t->rcache = rcache;
     t->cmemo = cmemo;
+    t->pfmemo = pfmemo;
     t->st = st;
     *out = t;
     return 0;
@@ -436,6 +446,8 @@ void tk_store_read_reset(tk_txn *txn)
     }
     memset(txn->rcache, 0, sizeof(*txn->rcache)); /* e.g. the map is grown next */
     memset(txn->cmemo, 0, sizeof(*txn->cmemo));
+    txn->pf.snap = 0;
+    txn->pfmemo->snap = 0;
 }
 
 void tk_store_txn_end(tk_txn *txn)
@@ -444,6 +456,7 @@ void tk_store_txn_end(tk_txn *txn)
         mdb_txn_abort(txn->txn);
         free(txn->rcache);
         free(txn->cmemo);
+        free(txn->pfmemo);
         free(txn);
     }
 }
@@ -559,7 +572,8 @@ int tk_store_get_token(tk_txn *txn, const uint8_t hash[TK_HASH_LEN], tk_token_re
 {
     MDB_val k = val_of(hash, TK_HASH_LEN), v;
     int rc = tk_store_raw_get(txn, DB_TOKENS, &k, &v);
-    if (rc == 0 && tk_record_decode_token(v.mv_data, v.mv_size, out) != 0) {
+    if (rc == 0 && !tk_store_prefetch_decoded(txn, &v, out) &&
+        tk_record_decode_token(v.mv_data, v.mv_size, out) != 0) {
         log_corrupt_hash("tokens", hash);
         return TK_E_CORRUPT;
     }

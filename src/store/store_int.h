@@ -10,6 +10,7 @@
 #include <lmdb.h>
 #include <string.h>
 
+#include "tokend/prefetch.h"
 #include "tokend/store.h"
 
 enum db_index {
@@ -67,9 +68,41 @@ typedef struct tk_clientmemo {
     tk_clientmemo_entry e[TK_CLIENTMEMO_SLOTS];
 } tk_clientmemo;
 
+/* A read txn's walker roots (prefetch.c): the map and the trees the read
+ * path descends, as the snapshot it was computed for (mdb_txn_id) sees
+ * them; recomputed for another snapshot or after a remap (map_gen). */
+typedef struct tk_pfroot {
+    size_t snap; /* 0: none */
+    uint64_t map_gen;
+    bool ok;  /* false: the walker is not used for this snapshot */
+    bool big; /* the tokens tree is worth walking (tk_store_prefetch_wanted) */
+    tk_pf_map map;
+    tk_pf_tree tree[TK_PF_TREES];
+} tk_pfroot;
+
+/* A read txn's memory of the token records the walker decoded for this
+ * batch (prefetch.c): by the address and length of the value in the map,
+ * which mdb_get returns for the same key in the same snapshot. The decode
+ * is a pure function of those immutable bytes, so tk_store_get_token takes
+ * it instead of decoding again. idx maps a hash of the address to entry + 1
+ * (0: none); emptied by every tk_store_prefetch_tokens call. */
+#define TK_PFMEMO_INDEX 256
+typedef struct tk_pfmemo {
+    size_t snap; /* the snapshot the entries were read in; 0: none */
+    uint64_t map_gen;
+    uint8_t idx[TK_PFMEMO_INDEX];
+    struct {
+        const char *at;
+        size_t len;
+        tk_token_rec rec;
+    } e[TK_PREFETCH_MAX];
+} tk_pfmemo;
+_Static_assert(TK_PREFETCH_MAX < 256, "an entry index + 1 fits idx");
+
 struct tk_store {
     MDB_env *env;
     MDB_dbi dbi[DB_COUNT];
+    MDB_dbi main_dbi;      /* the main DBI: the named DBIs' records (prefetch.c) */
     bool absent[DB_COUNT]; /* a late DBI missing from a read-only store */
     bool read_only;
     bool threaded_readers;
@@ -87,6 +120,8 @@ struct tk_txn {
     bool tid_dirty;       /* write txn: next_tid not yet written back to meta */
     tk_revcache *rcache;  /* read txn: bitmap values seen (revoked.c); NULL in write txns */
     tk_clientmemo *cmemo; /* read txn: client records decoded (client_memo.c); NULL in write txns */
+    tk_pfroot pf;         /* read txn: the prefetch walker's roots (prefetch.c) */
+    tk_pfmemo *pfmemo;    /* read txn: token records it decoded (prefetch.c); NULL in write txns */
 };
 
 static inline bool id_ok(tk_slice id)
@@ -107,6 +142,10 @@ static inline tk_slice hash_key(const uint8_t hash[TK_HASH_LEN])
 /* The key comparison of every DBI without integer keys: exactly LMDB's
  * default order (byte-wise, shorter first on a tie), faster (store.c). */
 int tk_store_key_cmp(const MDB_val *a, const MDB_val *b);
+
+/* The token record the walker decoded from the value v that mdb_get just
+ * returned in t (prefetch.c): true and *out when it has it. */
+bool tk_store_prefetch_decoded(tk_txn *t, const MDB_val *v, tk_token_rec *out);
 
 /* Map an LMDB error to our error space, logging what went wrong (op names it). */
 int tk_store_err(int rc, const char *op);
