@@ -494,7 +494,7 @@ static void gen_put(const ep_dpop_seen *s, shard *h, size_t k, uint64_t home, ui
         }
         i = i + 1 == s->cap ? 0 : i + 1;
     }
-    TK_ASSERT(!"a generation at load <= 1/2 has a free slot");
+    tk_assert_fail("a generation at load <= 1/2 has a free slot", __FILE__, __LINE__);
 }
 
 /* Start generation k afresh for epoch e: everything it held is dropped. */

@@ -58,8 +58,8 @@ static void test_no_hint(void)
     req[n - 3] = '\0'; /* split inside the body: not complete */
     CHECK_EQ_INT(scan(req, tok, sizeof tok), 0);
     const char *odd[] = {
-        "POST /introspect HTTP/1.1\r\nContent-Length: 9\r\nTransfer-Encoding: chunked\r\n\r\n"
-        "token=abc",
+        ("POST /introspect HTTP/1.1\r\nContent-Length: 9\r\nTransfer-Encoding: chunked\r\n\r\n"
+         "token=abc"),
         "POST /introspect HTTP/1.1\r\nContent-Length: 9\r\nContent-Length: 9\r\n\r\ntoken=abc",
         "POST /introspect HTTP/1.1\r\n\r\ntoken=abc", /* no length */
         "POST /introspect HTTP/1.1\r\nContent-Length: 9x\r\n\r\ntoken=abc",

@@ -90,7 +90,7 @@ static size_t obj_size(const uint8_t *b)
     if (c == 0xda || c == 0xc5) {
         return 3 + be(b + 1, 2);
     }
-    TK_ASSERT(!"unexpected msgpack tag");
+    tk_assert_fail("unexpected msgpack tag", __FILE__, __LINE__);
     return 0;
 }
 
