@@ -18,32 +18,12 @@
 #include "tokend/store.h"
 
 #include "../../src/store/store_int.h"
-
-static char dir[64];
-
-static void make_dir(void)
-{
-    strcpy(dir, "/tmp/tk_prefetch_XXXXXX");
-    TK_ASSERT(mkdtemp(dir) != NULL);
-}
-
-static void remove_dir(void)
-{
-    char p[128];
-    snprintf(p, sizeof(p), "%s/data.mdb", dir);
-    unlink(p);
-    snprintf(p, sizeof(p), "%s/lock.mdb", dir);
-    unlink(p);
-    rmdir(dir);
-}
+#include "store_fixture.h"
 
 static tk_store *open_fresh(void)
 {
-    make_dir();
-    tk_store_opts o = {.dir = dir, .map_size = 1ull << 30};
-    tk_store *st = NULL;
-    TK_ASSERT(tk_store_open(&o, &st) == 0);
-    return st;
+    make_dir("tk_prefetch_");
+    return open_store(1ull << 30);
 }
 
 static void close_and_remove(tk_store *st)
@@ -53,7 +33,7 @@ static void close_and_remove(tk_store *st)
 }
 
 /* Token n's hash: spread over the key space like a SHA-256. */
-static void hash_of(unsigned n, uint8_t h[TK_HASH_LEN])
+static void spread_hash_of(unsigned n, uint8_t h[TK_HASH_LEN])
 {
     uint64_t x = n * 0x9e3779b97f4a7c15ull + 1;
     for (unsigned i = 0; i < TK_HASH_LEN; i++) {
@@ -92,7 +72,7 @@ static void put_tokens(tk_store *st, unsigned from, unsigned to, size_t scope_le
     uint8_t h[TK_HASH_LEN];
     TK_ASSERT(tk_store_write_begin(st, &w) == 0);
     for (unsigned i = from; i < to; i++) {
-        hash_of(i, h);
+        spread_hash_of(i, h);
         TK_ASSERT(tk_store_put_token(w, h, &t, TK_PUT_NO_INDEX) == 0);
     }
     TK_ASSERT(tk_store_commit(w) == 0);
@@ -115,7 +95,7 @@ static bool agree(tk_txn *r, enum tk_pf_db db, enum db_index raw, tk_slice key)
 static bool token_agrees(tk_txn *r, unsigned n)
 {
     uint8_t h[TK_HASH_LEN];
-    hash_of(n, h);
+    spread_hash_of(n, h);
     return agree(r, TK_PF_TOKENS, DB_TOKENS, (tk_slice){(const char *)h, TK_HASH_LEN});
 }
 
@@ -136,7 +116,7 @@ static void test_empty_tree(void)
     TK_ASSERT(tk_store_read_begin(st, &r) == 0);
     tk_slice v;
     uint8_t h[1][TK_HASH_LEN];
-    hash_of(1, h[0]);
+    spread_hash_of(1, h[0]);
     CHECK_EQ_INT(tk_store_prefetch_find(r, TK_PF_TOKENS, (tk_slice){(char *)h[0], TK_HASH_LEN}, &v),
                  0);
     CHECK_EQ_INT(r->pf.tree[TK_PF_TOKENS].depth, 0);
@@ -159,7 +139,7 @@ static void test_one_leaf(void)
     CHECK(r->pf.ok && (uintptr_t)r->pf.map.base == st->map_base);
     uint8_t h[8][TK_HASH_LEN];
     for (unsigned i = 0; i < 8; i++) {
-        hash_of(i, h[i]);
+        spread_hash_of(i, h[i]);
     }
     CHECK_EQ_INT(tk_store_prefetch_tokens(r, h, 8), 5);
     tk_store_txn_end(r);
@@ -181,7 +161,7 @@ static void test_four_levels(void)
     CHECK_EQ_INT(r->pf.tree[TK_PF_TOKENS].depth, 4);
     static uint8_t h[TK_PREFETCH_MAX + 8][TK_HASH_LEN];
     for (unsigned i = 0; i < TK_PREFETCH_MAX + 8; i++) {
-        hash_of(i * 7, h[i]);
+        spread_hash_of(i * 7, h[i]);
     }
     CHECK_EQ_INT(tk_store_prefetch_tokens(r, h, TK_PREFETCH_MAX + 8), TK_PREFETCH_MAX);
     tk_store_txn_end(r);
@@ -233,7 +213,7 @@ static void test_deletes_and_rewrites(void)
         TK_ASSERT(tk_store_write_begin(st, &w) == 0);
         for (unsigned i = round; i < n; i += 3 + round) {
             uint8_t h[TK_HASH_LEN];
-            hash_of(i, h);
+            spread_hash_of(i, h);
             MDB_val k = {.mv_size = TK_HASH_LEN, .mv_data = h};
             int rc = mdb_del(w->txn, st->dbi[DB_TOKENS], &k, NULL);
             TK_ASSERT(rc == 0 || rc == MDB_NOTFOUND);
@@ -262,7 +242,7 @@ static void test_stale_snapshot(void)
     CHECK_EQ_INT(r->pf.snap, snap);
     tk_slice v;
     uint8_t h[TK_HASH_LEN];
-    hash_of(4000, h);
+    spread_hash_of(4000, h);
     CHECK_EQ_INT(tk_store_prefetch_find(r, TK_PF_TOKENS, (tk_slice){(char *)h, TK_HASH_LEN}, &v),
                  0);
     TK_ASSERT(tk_store_read_renew(r) == 0);
@@ -330,7 +310,7 @@ static void test_decoded_memo(void)
     CHECK(!tk_store_prefetch_wanted(r)); /* far below TK_PREFETCH_AUTO_BYTES */
     uint8_t h[16][TK_HASH_LEN];
     for (unsigned i = 0; i < 16; i++) {
-        hash_of(i * 3, h[i]);
+        spread_hash_of(i * 3, h[i]);
     }
     CHECK_EQ_INT(tk_store_prefetch_tokens(r, h, 16), 16);
     unsigned kept = 0;
@@ -349,7 +329,7 @@ static void test_decoded_memo(void)
     CHECK(kept >= 12); /* an index slot shared by two values keeps one */
     MDB_val k1 = {.mv_size = TK_HASH_LEN, .mv_data = h[0]}, v1;
     uint8_t other[TK_HASH_LEN];
-    hash_of(1, other);
+    spread_hash_of(1, other);
     MDB_val k2 = {.mv_size = TK_HASH_LEN, .mv_data = other}, v2;
     tk_token_rec c;
     TK_ASSERT(tk_store_raw_get(r, DB_TOKENS, &k2, &v2) == 0);
