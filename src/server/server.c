@@ -31,30 +31,6 @@
     __atomic_store_n(&(w)->stats.f, __atomic_load_n(&(w)->stats.f, __ATOMIC_RELAXED) + 1,          \
                      __ATOMIC_RELAXED)
 
-void tk_server_stats_get(const tk_server *s, tk_server_stats *out)
-{
-    memset(out, 0, sizeof(*out));
-    for (unsigned i = 0; i < s->nworkers; i++) {
-        const struct tk_worker_stats *ws = &s->workers[i].stats;
-        out->accepted += __atomic_load_n(&ws->accepted, __ATOMIC_RELAXED);
-        out->closed += __atomic_load_n(&ws->closed, __ATOMIC_RELAXED);
-        out->refused += __atomic_load_n(&ws->refused, __ATOMIC_RELAXED);
-        out->timeouts += __atomic_load_n(&ws->timeouts, __ATOMIC_RELAXED);
-        out->bad_requests += __atomic_load_n(&ws->bad_requests, __ATOMIC_RELAXED);
-    }
-    out->active = out->accepted >= out->closed ? out->accepted - out->closed : 0;
-}
-
-uint16_t tk_server_port(const tk_server *s)
-{
-    return s->port;
-}
-
-uint16_t tk_server_listener_port(const tk_server *s, unsigned i)
-{
-    return i < s->nlisteners ? s->ports[i] : 0;
-}
-
 /* ---- Submission helpers -------------------------------------------------- */
 
 /* A submission entry, flushing the queue when it is full. The ring has room

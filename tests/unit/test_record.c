@@ -1456,21 +1456,19 @@ static void test_int_widths(void)
         check_truncations(buf, len, dec_token);
     }
     /* Any width reads the same value: uint32 (inline), uint8/16/64, int8..64. */
+    static const struct {
+        uint8_t tag;
+        uint64_t raw;
+        unsigned width;
+    } widths[] = {{0xce, 5, 4},           {0xce, 0xfedcba98, 4},  {0xcc, 200, 1},
+                  {0xcd, 0x1234, 2},      {0xcf, 0x123456789, 8}, {0xd2, 0x01020304, 4},
+                  {0xd3, 0x0102030405, 8}};
     int64_t exp;
-    CHECK_EQ_INT(decode_exp(0xce, 5, 4, &exp), 0);
-    CHECK_EQ_INT(exp, 5);
-    CHECK_EQ_INT(decode_exp(0xce, 0xfedcba98, 4, &exp), 0);
-    CHECK_EQ_INT(exp, 0xfedcba98);
-    CHECK_EQ_INT(decode_exp(0xcc, 200, 1, &exp), 0);
-    CHECK_EQ_INT(exp, 200);
-    CHECK_EQ_INT(decode_exp(0xcd, 0x1234, 2, &exp), 0);
-    CHECK_EQ_INT(exp, 0x1234);
-    CHECK_EQ_INT(decode_exp(0xcf, 0x123456789, 8, &exp), 0);
-    CHECK_EQ_INT(exp, 0x123456789);
-    CHECK_EQ_INT(decode_exp(0xd2, 0x01020304, 4, &exp), 0);
-    CHECK_EQ_INT(exp, 0x01020304);
-    CHECK_EQ_INT(decode_exp(0xd3, 0x0102030405, 8, &exp), 0);
-    CHECK_EQ_INT(exp, 0x0102030405);
+    for (size_t i = 0; i < TK_ARRAY_LEN(widths); i++) {
+        exp = -1;
+        CHECK_EQ_INT(decode_exp(widths[i].tag, widths[i].raw, widths[i].width, &exp), 0);
+        CHECK_EQ_INT(exp, (int64_t)widths[i].raw);
+    }
     /* Out of the field's range in any width: refused. */
     CHECK_EQ_INT(decode_exp(0xd2, 0xffffffff, 4, &exp), TK_E_CORRUPT); /* -1 */
     CHECK_EQ_INT(decode_exp(0xcf, TK_TIME_MAX + 1, 8, &exp), TK_E_CORRUPT);
