@@ -210,8 +210,10 @@ int tk_cluster_keys_parse(const char *text, size_t len, tk_cluster_keys *out, ch
     return 0;
 }
 
-int tk_cluster_file_check(const char *what, const char *path, bool private, char *err,
-                          size_t errcap)
+/* Open the file named by config key `what` and check it is a regular file
+ * and, when private, not readable by group or others: its fd, or a
+ * negative error with err set. */
+static int open_checked(const char *what, const char *path, bool private, char *err, size_t errcap)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -220,7 +222,7 @@ int tk_cluster_file_check(const char *what, const char *path, bool private, char
         return -e;
     }
     struct stat st;
-    int rc = 0;
+    int rc = fd;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         snprintf(err, errcap, "%s %s: not a regular file", what, path);
         rc = TK_E_INVALID;
@@ -229,8 +231,21 @@ int tk_cluster_file_check(const char *what, const char *path, bool private, char
                  (unsigned)(st.st_mode & 0777));
         rc = TK_E_INVALID;
     }
-    close(fd);
+    if (rc < 0) {
+        close(fd);
+    }
     return rc;
+}
+
+int tk_cluster_file_check(const char *what, const char *path, bool private, char *err,
+                          size_t errcap)
+{
+    int fd = open_checked(what, path, private, err, errcap);
+    if (fd < 0) {
+        return fd;
+    }
+    close(fd);
+    return 0;
 }
 
 /* A secret file named by config key `what`: regular, private, at least min
@@ -238,38 +253,27 @@ int tk_cluster_file_check(const char *what, const char *path, bool private, char
 static int load_private(const char *what, size_t min, const char *path, uint8_t *key, size_t cap,
                         size_t *len_out, char *err, size_t errcap)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    *len_out = 0;
+    int fd = open_checked(what, path, true, err, errcap);
     if (fd < 0) {
-        int e = errno;
-        snprintf(err, errcap, "%s %s: %s", what, path, strerror(e));
-        return -e;
+        return fd;
     }
-    struct stat st;
     int rc = 0;
     size_t n = 0;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(err, errcap, "%s %s: not a regular file", what, path);
-        rc = TK_E_INVALID;
-    } else if (st.st_mode & 077) {
-        snprintf(err, errcap, "%s %s: readable by group or others (mode %03o)", what, path,
-                 (unsigned)(st.st_mode & 0777));
-        rc = TK_E_INVALID;
-    } else {
-        for (unsigned i = 0; i < 64 && n < cap; i++) { /* bounded: a regular file ends */
-            ssize_t r = read(fd, key + n, cap - n);
-            if (r < 0 && errno == EINTR) {
-                continue;
-            }
-            if (r <= 0) {
-                rc = r < 0 ? -errno : 0;
-                break;
-            }
-            n += (size_t)r;
+    for (unsigned i = 0; i < 64 && n < cap; i++) { /* bounded: a regular file ends */
+        ssize_t r = read(fd, key + n, cap - n);
+        if (r < 0 && errno == EINTR) {
+            continue;
         }
-        if (rc == 0 && n == cap) {
-            snprintf(err, errcap, "%s %s: longer than %zu bytes", what, path, cap - 1);
-            rc = TK_E_INVALID;
+        if (r <= 0) {
+            rc = r < 0 ? -errno : 0;
+            break;
         }
+        n += (size_t)r;
+    }
+    if (rc == 0 && n == cap) {
+        snprintf(err, errcap, "%s %s: longer than %zu bytes", what, path, cap - 1);
+        rc = TK_E_INVALID;
     }
     close(fd);
     while (rc == 0 && n > 0 &&

@@ -1,5 +1,5 @@
 /*
- * A store in a temporary folder for the committer's unit tests: made fresh,
+ * A store in a temporary folder for the store's unit tests: made fresh,
  * opened, removed; tokens numbered 0..n-1 bulk-loaded (their hashes sort
  * in that order); and the request that revokes one of them.
  */

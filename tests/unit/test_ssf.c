@@ -8,29 +8,22 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "store_fixture.h"
 #include "tokend/ssf.h"
 #include "tokend/store.h"
 
-static char dir[64];
 static tk_store *st;
 
 static void open_fresh(void)
 {
-    strcpy(dir, "/tmp/tk_ssf_XXXXXX");
-    TK_ASSERT(mkdtemp(dir) != NULL);
-    tk_store_opts o = {.dir = dir, .map_size = 64 << 20};
-    TK_ASSERT(tk_store_open(&o, &st) == 0);
+    make_dir("tk_ssf_");
+    st = open_store(64 << 20);
 }
 
 static void close_remove(void)
 {
     tk_store_close(st);
-    char p[128];
-    snprintf(p, sizeof(p), "%s/data.mdb", dir);
-    unlink(p);
-    snprintf(p, sizeof(p), "%s/lock.mdb", dir);
-    unlink(p);
-    rmdir(dir);
+    remove_dir();
 }
 
 static int add_receiver(const char *id, uint8_t want, int64_t qmax)
