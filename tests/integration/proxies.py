@@ -224,7 +224,9 @@ class ProxyFlow(h.TokenAsserts):
 
     @classmethod
     def setUpClass(cls):
-        cls.d = h.start_daemon(("--resources", RESOURCES), tls=cls.tls)
+        # The batch prefetch on (auto walks only large stores), so the real
+        # proxy's subrequests go through the hint and the walker too.
+        cls.d = h.start_daemon(("--resources", RESOURCES, "--prefetch", "on"), tls=cls.tls)
         cls.addClassCleanup(h.destroy_daemon, cls.d)
         cls.app = Upstream()
         cls.addClassCleanup(cls.app.stop)
@@ -331,6 +333,20 @@ class ProxyFlow(h.TokenAsserts):
         self.assertEqual([r["resource"] for r in rows], [RESOURCE], rows)
         self.assertGreaterEqual(rows[0]["allowed"], 1)
 
+
+    def test_6b_prefetch_walked_the_proxys_requests(self):
+        """The proxy's own auth subrequests (its header order, its
+        X-Forwarded-* set) are recognised by the batch hint over plain HTTP:
+        their tokens are found in their leaves by the walker, and the
+        answers are the ones the flows above assert."""
+        self.assertEqual(self.send("GET", "/", self.token).status, 200)
+        m = re.search(r'^tokend_prefetch_tokens_total\{result="found"\} (\d+)$',
+                      self.d.metrics_text(), re.M)
+        self.assertIsNotNone(m)
+        if self.tls:
+            self.assertEqual(int(m.group(1)), 0)  # TLS receives are never hinted
+        else:
+            self.assertGreater(int(m.group(1)), 0)
 
     def test_7_agent_cannot_choose_the_original_request(self):
         # A token for another resource, and headers naming that resource: the
